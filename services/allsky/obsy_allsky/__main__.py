@@ -1,0 +1,5 @@
+import sys
+
+from obsy_allsky.service import main
+
+sys.exit(main())

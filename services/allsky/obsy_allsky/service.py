@@ -1,0 +1,17 @@
+"""The allsky service process.
+
+So far it runs under the common runner (availability, health, discovery of its
+standard entities); its own work is added by the allsky issue.
+"""
+
+from __future__ import annotations
+
+from obsy.runner import Service, run_service
+
+
+class AllskyService(Service):
+    name = "allsky"
+
+
+def main() -> int:
+    return run_service(AllskyService)

@@ -1,0 +1,5 @@
+import sys
+
+from obsy_mcp.service import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""OBSY scheduler service: plans the night from targets and exposure plans and writes Ekos schedule files."""

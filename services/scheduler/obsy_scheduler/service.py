@@ -1,0 +1,17 @@
+"""The scheduler service process.
+
+So far it runs under the common runner (availability, health, discovery of its
+standard entities); its own work is added by the scheduler issue.
+"""
+
+from __future__ import annotations
+
+from obsy.runner import Service, run_service
+
+
+class SchedulerService(Service):
+    name = "scheduler"
+
+
+def main() -> int:
+    return run_service(SchedulerService)

@@ -1,0 +1,17 @@
+"""The weather service process.
+
+So far it runs under the common runner (availability, health, discovery of its
+standard entities); its own work is added by the weather issue.
+"""
+
+from __future__ import annotations
+
+from obsy.runner import Service, run_service
+
+
+class WeatherService(Service):
+    name = "weather"
+
+
+def main() -> int:
+    return run_service(WeatherService)

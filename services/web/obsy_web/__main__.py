@@ -1,0 +1,5 @@
+import sys
+
+from obsy_web.service import main
+
+sys.exit(main())

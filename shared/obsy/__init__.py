@@ -1,0 +1,1 @@
+"""OBSY common library: configuration, the MQTT bus contract, Home Assistant discovery, astronomy and INDI helpers."""

@@ -1,0 +1,348 @@
+"""The MQTT bus every service uses (paho-mqtt 2.x).
+
+What it guarantees, so services need not:
+
+- A Last Will sets ``<prefix>/<service>/availability`` to ``offline`` (QoS 1, retained)
+  if the process dies or the network drops; :meth:`Bus.set_online` is called by the
+  runner only after the service's initial state is out; :meth:`Bus.stop` publishes
+  ``stopped`` on a clean exit.
+- Reconnects on its own with exponential backoff; on every (re)connect it subscribes
+  again, republishes the latest retained message of each topic it owns (a broker
+  restarted without persistence has forgotten them) and calls the ``on_connect`` hooks
+  (Home Assistant discovery uses one).
+- QoS 1 messages published while disconnected are queued (bounded) and sent on reconnect.
+- Incoming payloads are validated against the subscriber's pydantic model. A payload
+  that is not valid is logged with its topic, counted in :attr:`Bus.invalid_messages`
+  and dropped: it never reaches the handler and never raises into the network loop.
+- Handlers run on one dispatch thread, in arrival order, so a slow handler never
+  stalls keep-alives; an exception in a handler is logged and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import socket
+import ssl
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from pydantic import BaseModel, ValidationError
+
+from obsy.config import BrokerConfig
+from obsy.topics import OFFLINE, ONLINE, STOPPED, Topics
+
+log = logging.getLogger("obsy.bus")
+
+Handler = Callable[[str, Any], None]
+Payload = BaseModel | str | bytes | dict | list | int | float | None
+
+_MAX_LOGGED_PAYLOAD = 120
+
+
+@dataclass
+class Subscription:
+    topic_filter: str
+    handler: Handler
+    model: type[BaseModel] | None
+    qos: int
+    decode: str  # "model", "json", "text" or "bytes"
+
+
+def encode_payload(payload: Payload) -> bytes:
+    """Bytes for the wire: models and JSON-able values as JSON, text as UTF-8."""
+    if isinstance(payload, BaseModel):
+        return payload.model_dump_json().encode("utf-8")
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, str):
+        return payload.encode("utf-8")
+    if payload is None:
+        return b""
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def _preview(payload: bytes) -> str:
+    text = payload[:_MAX_LOGGED_PAYLOAD].decode("utf-8", errors="replace")
+    more = f"... ({len(payload)} bytes)" if len(payload) > _MAX_LOGGED_PAYLOAD else ""
+    return text + more
+
+
+class InvalidPayloadError(ValueError):
+    """A payload that does not match what the subscriber expects."""
+
+
+class Bus:
+    """One service's connection to the broker."""
+
+    def __init__(
+        self,
+        broker: BrokerConfig,
+        service: str,
+        *,
+        client_id: str | None = None,
+        clean_session: bool = True,
+        max_queued_messages: int = 10_000,
+    ) -> None:
+        self.broker = broker
+        self.service = service
+        self.topics = Topics(broker.prefix)
+        self.availability_topic = self.topics.availability(service)
+        self.connected = threading.Event()
+        self.invalid_messages = 0
+        self.invalid_by_topic: Counter[str] = Counter()
+        self.handler_errors = 0
+        self.connect_count = 0
+        self._subscriptions: list[Subscription] = []
+        self._retained: dict[str, tuple[bytes, int]] = {}
+        self._availability: str | None = None
+        self._hooks: list[Callable[[], None]] = []
+        self._lock = threading.RLock()
+        self._dispatch_queue: queue.Queue[tuple[str, bytes, threading.Event | None] | None] = queue.Queue()
+        self._dispatcher: threading.Thread | None = None
+        self._stopping = False
+
+        cid = client_id or f"obsy-{service}-{socket.gethostname()}-{os.getpid()}"
+        self._client = mqtt.Client(
+            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+            client_id=cid,
+            clean_session=clean_session,
+            protocol=mqtt.MQTTv311,
+            reconnect_on_failure=True,
+        )
+        self._client.max_queued_messages_set(max_queued_messages)
+        self._client.reconnect_delay_set(
+            min_delay=max(1, round(broker.reconnect_min_delay)), max_delay=max(1, round(broker.reconnect_max_delay))
+        )
+        if broker.username:
+            password = broker.password.get_secret_value() if broker.password else None
+            self._client.username_pw_set(broker.username, password)
+        if broker.tls.enabled:
+            self._client.tls_set(
+                ca_certs=str(broker.tls.ca_certs) if broker.tls.ca_certs else None,
+                certfile=str(broker.tls.certfile) if broker.tls.certfile else None,
+                keyfile=str(broker.tls.keyfile) if broker.tls.keyfile else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+            self._client.tls_insecure_set(broker.tls.insecure)
+        self._client.will_set(self.availability_topic, OFFLINE, qos=1, retain=True)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+
+    # --- lifecycle ---------------------------------------------------------------
+    def start(self, wait: float | None = None) -> bool:
+        """Connect in the background (retrying forever); optionally wait for the first connection."""
+        self._stopping = False
+        if self._dispatcher is None:
+            self._dispatcher = threading.Thread(
+                target=self._dispatch_loop, name=f"bus-dispatch-{self.service}", daemon=True
+            )
+            self._dispatcher.start()
+        self._client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive)
+        self._client.loop_start()
+        if wait is not None:
+            return self.connected.wait(wait)
+        return self.connected.is_set()
+
+    def set_online(self) -> None:
+        """Announce the service as available; call after its initial state is published."""
+        self._set_availability(ONLINE)
+
+    def stop(self, availability: str = STOPPED, timeout: float = 5.0) -> None:
+        """Publish the final availability, flush, disconnect cleanly (no Last Will) and stop threads."""
+        self._stopping = True
+        if self.connected.is_set():
+            info = self._set_availability(availability)
+            try:
+                info.wait_for_publish(timeout)
+            except (RuntimeError, ValueError):
+                log.warning("could not confirm the final availability message before disconnecting")
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.connected.clear()
+        self._dispatch_queue.put(None)
+        if self._dispatcher is not None:
+            self._dispatcher.join(timeout)
+            self._dispatcher = None
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Wait until every message received so far has been handled (for tests and shutdown)."""
+        done = threading.Event()
+        self._dispatch_queue.put(("", b"", done))
+        return done.wait(timeout)
+
+    # --- publishing --------------------------------------------------------------
+    def publish(self, topic: str, payload: Payload, *, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
+        """Publish now, or queue (QoS > 0) until the connection is back.
+
+        Retained messages are also remembered and republished after every reconnect.
+        """
+        data = encode_payload(payload)
+        if retain:
+            with self._lock:
+                if data:
+                    self._retained[topic] = (data, qos)
+                else:
+                    self._retained.pop(topic, None)
+                if not self.connected.is_set():
+                    # Not queued: the connect handler publishes the latest retained value of each topic.
+                    return mqtt.MQTTMessageInfo(0)
+        return self._client.publish(topic, data, qos=qos, retain=retain)
+
+    def publish_event(self, payload: Payload) -> mqtt.MQTTMessageInfo:
+        return self.publish(self.topics.events(self.service), payload, qos=1, retain=False)
+
+    def forget_retained(self, topic: str) -> mqtt.MQTTMessageInfo:
+        """Clear a retained topic on the broker (an empty retained payload) and stop republishing it."""
+        return self.publish(topic, b"", qos=1, retain=True)
+
+    def _set_availability(self, value: str) -> mqtt.MQTTMessageInfo:
+        with self._lock:
+            self._availability = value
+            if not self.connected.is_set():
+                return mqtt.MQTTMessageInfo(0)  # the connect handler publishes it after the retained state
+        return self._client.publish(self.availability_topic, value, qos=1, retain=True)
+
+    # --- subscribing -------------------------------------------------------------
+    def subscribe(
+        self,
+        topic_filter: str,
+        handler: Handler,
+        model: type[BaseModel] | None = None,
+        *,
+        qos: int = 1,
+        decode: str | None = None,
+    ) -> None:
+        """Call ``handler(topic, value)`` for every valid message matching ``topic_filter``.
+
+        ``value`` is an instance of ``model`` when one is given; otherwise it depends on
+        ``decode``: ``"json"`` (any JSON value), ``"text"`` (UTF-8 string) or ``"bytes"``.
+        """
+        mode = "model" if model is not None else (decode or "bytes")
+        if mode not in ("model", "json", "text", "bytes"):
+            raise ValueError(f"unknown decode mode {decode!r}")
+        sub = Subscription(topic_filter, handler, model, qos, mode)
+        with self._lock:
+            self._subscriptions.append(sub)
+        if self.connected.is_set():
+            self._client.subscribe(topic_filter, qos=qos)
+
+    def on_connect(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` after every (re)connection, once subscriptions and retained state are restored."""
+        self._hooks.append(hook)
+        if self.connected.is_set():
+            self._run_hook(hook)
+
+    # --- paho callbacks (network thread) ------------------------------------------
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if reason.is_failure:
+            log.error("broker %s:%s refused the connection: %s", self.broker.host, self.broker.port, reason)
+            return
+        self.connect_count += 1
+        log.info(
+            "connected to broker %s:%s (connection #%d)",
+            self.broker.host,
+            self.broker.port,
+            self.connect_count,
+            extra={"event": "bus_connected", "session_present": bool(getattr(flags, "session_present", False))},
+        )
+        # Under the lock so that a publish racing with the reconnect is either in the replay or sent after it.
+        with self._lock:
+            subs = list(self._subscriptions)
+            if subs:
+                client.subscribe([(s.topic_filter, s.qos) for s in subs])
+            for topic, (data, qos) in self._retained.items():
+                client.publish(topic, data, qos=qos, retain=True)
+            if self._availability is not None and not self._stopping:
+                client.publish(self.availability_topic, self._availability, qos=1, retain=True)
+            self.connected.set()
+        for hook in list(self._hooks):
+            self._run_hook(hook)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        self.connected.clear()
+        if not self._stopping:
+            log.warning(
+                "lost the broker %s:%s (%s); reconnecting",
+                self.broker.host,
+                self.broker.port,
+                reason,
+                extra={"event": "bus_disconnected"},
+            )
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self._dispatch_queue.put((message.topic, bytes(message.payload), None))
+
+    def _run_hook(self, hook: Callable[[], None]) -> None:
+        try:
+            hook()
+        except Exception:
+            log.exception("on_connect hook %r failed", hook)
+
+    # --- dispatch thread ------------------------------------------------------------
+    def _dispatch_loop(self) -> None:
+        while True:
+            item = self._dispatch_queue.get()
+            if item is None:
+                return
+            topic, payload, marker = item
+            if marker is not None:
+                marker.set()
+                continue
+            with self._lock:
+                subs = [s for s in self._subscriptions if mqtt.topic_matches_sub(s.topic_filter, topic)]
+            for sub in subs:
+                self._deliver(sub, topic, payload)
+
+    def _deliver(self, sub: Subscription, topic: str, payload: bytes) -> None:
+        try:
+            value = self._decode(sub, payload)
+        except InvalidPayloadError as exc:
+            self.invalid_messages += 1
+            self.invalid_by_topic[topic] += 1
+            log.warning(
+                "dropped invalid payload on %s: %s [payload: %s]",
+                topic,
+                exc,
+                _preview(payload),
+                extra={"event": "invalid_payload", "topic": topic},
+            )
+            return
+        try:
+            sub.handler(topic, value)
+        except Exception:
+            self.handler_errors += 1
+            log.exception("handler for %s failed", topic, extra={"event": "handler_error", "topic": topic})
+
+    @staticmethod
+    def _decode(sub: Subscription, payload: bytes) -> Any:
+        if sub.decode == "bytes":
+            return payload
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidPayloadError(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        if sub.decode == "text":
+            return text
+        if sub.decode == "json":
+            try:
+                return json.loads(text)
+            except (json.JSONDecodeError, RecursionError) as exc:
+                raise InvalidPayloadError(f"not JSON: {exc}") from None
+        assert sub.model is not None
+        try:
+            return sub.model.model_validate_json(text)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(payload)'}: {err['msg']}" for err in exc.errors()[:5]
+            )
+            raise InvalidPayloadError(f"does not match {sub.model.__name__}: {problems}") from None
+        except (ValueError, RecursionError) as exc:
+            raise InvalidPayloadError(f"does not match {sub.model.__name__}: {exc}") from None

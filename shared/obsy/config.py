@@ -1,0 +1,329 @@
+"""One YAML file plus ``OBSY_*`` environment overrides, validated with pydantic.
+
+Precedence, lowest first: model defaults, the YAML file, environment variables.
+
+Environment variables address nested keys with a double underscore:
+``OBSY_BROKER__HOST=mqtt.local`` sets ``broker.host``. A variable ending in
+``_FILE`` reads the value from that file instead (the Docker secrets convention):
+``OBSY_BROKER__PASSWORD_FILE=/run/secrets/mqtt_password`` sets ``broker.password``.
+
+Every mistake (an unknown key, a wrong type, a missing required value, bad YAML)
+raises :class:`ConfigError`, whose message has one line per problem naming the key
+and where it came from (the file, or the environment variable).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tempfile
+import zoneinfo
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+ENV_PREFIX = "OBSY_"
+CONFIG_PATH_ENV = "OBSY_CONFIG"
+SERVICE_NAMES = ("weather", "clouddetect", "allsky", "scheduler", "mcp", "web")
+
+DEFAULT_SIMULATOR_DRIVERS = (
+    "indi_simulator_telescope",
+    "indi_simulator_ccd",
+    "indi_rolloff_dome",
+    "indi_simulator_weather",
+)
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; ``str(error)`` is meant for the operator."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class Section(BaseModel):
+    """Base for every config section: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class SiteConfig(Section):
+    name: str = "My observatory"
+    latitude: float = Field(ge=-90, le=90, description="degrees, north positive")
+    longitude: float = Field(ge=-180, le=180, description="degrees, east positive")
+    elevation: float = Field(default=0.0, ge=-500, le=9000, description="metres above sea level")
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as 'Europe/Berlin')") from None
+        return value
+
+
+class TlsConfig(Section):
+    enabled: bool = False
+    ca_certs: Path | None = None
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    insecure: bool = Field(default=False, description="skip hostname verification (self-signed test setups only)")
+
+
+class BrokerConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: TlsConfig = TlsConfig()
+    keepalive: int = Field(default=30, ge=5, le=3600, description="seconds")
+    prefix: str = Field(default="obsy", pattern=r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")
+    reconnect_min_delay: float = Field(default=0.5, gt=0)
+    reconnect_max_delay: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _password_needs_user(self) -> BrokerConfig:
+        if self.password is not None and not self.username:
+            raise ValueError("broker.password is set but broker.username is not")
+        return self
+
+
+class DatabaseConfig(Section):
+    url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://obsy:secret@db/obsy; empty = SQLite under data_dir",
+    )
+
+
+class IndiServerConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=7624, ge=1, le=65535)
+    connect_timeout: float = Field(default=10.0, gt=0)
+    local_drivers: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SIMULATOR_DRIVERS),
+        description="drivers the local run starts when no indiserver answers on host:port",
+    )
+
+
+class HomeAssistantConfig(Section):
+    enabled: bool = True
+    discovery_prefix: str = "homeassistant"
+
+
+class ServiceSection(Section):
+    """Settings every service has; each service's own section extends this."""
+
+    enabled: bool = True
+    log_level: LogLevel = "INFO"
+    heartbeat_interval: float = Field(default=15.0, gt=0, description="seconds between health messages")
+
+
+class WeatherConfig(ServiceSection):
+    pass
+
+
+class CloudDetectConfig(ServiceSection):
+    pass
+
+
+class AllskyConfig(ServiceSection):
+    pass
+
+
+class SchedulerConfig(ServiceSection):
+    pass
+
+
+class McpConfig(ServiceSection):
+    pass
+
+
+class WebConfig(ServiceSection):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+
+
+class ObsyConfig(Section):
+    site: SiteConfig
+    broker: BrokerConfig = BrokerConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    indi: IndiServerConfig = IndiServerConfig()
+    homeassistant: HomeAssistantConfig = HomeAssistantConfig()
+    data_dir: Path = Path("var/data")
+    #: Where services keep heartbeat files for container healthchecks.
+    run_dir: Path = Field(default_factory=lambda: Path(tempfile.gettempdir()))
+    #: ``json`` (one JSON object per line, for log collectors) or ``text`` (for people).
+    log_format: Literal["json", "text"] = "json"
+    weather: WeatherConfig = WeatherConfig()
+    clouddetect: CloudDetectConfig = CloudDetectConfig()
+    allsky: AllskyConfig = AllskyConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    mcp: McpConfig = McpConfig()
+    web: WebConfig = WebConfig()
+    #: Sections of services that are not part of OBSY itself (add-ons), by service name.
+    plugins: dict[str, ServiceSection] = Field(default_factory=dict)
+
+    # Where the values came from, for messages; not part of the schema.
+    source_file: Path | None = Field(default=None, exclude=True)
+
+    def service(self, name: str) -> ServiceSection:
+        """The section of a service; a plugin service without its own section gets the defaults."""
+        if name in SERVICE_NAMES:
+            return getattr(self, name)
+        return self.plugins.get(name, ServiceSection())
+
+    def database_url(self) -> str:
+        """The configured database URL, or the embedded SQLite default under data_dir."""
+        if self.database.url is not None and self.database.url.get_secret_value():
+            return self.database.url.get_secret_value()
+        return f"sqlite:///{(self.data_dir / 'obsy.sqlite3').resolve()}"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"config file {path} does not exist"]) from None
+    except OSError as exc:
+        raise ConfigError([f"config file {path} cannot be read: {exc.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"config file {path} is not valid YAML{where}: {problem}"]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"config file {path} must hold a mapping of sections at the top, not {type(data).__name__}"])
+    return data
+
+
+def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """Nested overrides from OBSY_* variables, and which variable set each key."""
+    overrides: dict[str, Any] = {}
+    origin: dict[tuple[str, ...], str] = {}
+    for name, raw in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_PATH_ENV:
+            continue
+        key = name[len(ENV_PREFIX) :]
+        value: Any = raw
+        if key.endswith("_FILE"):
+            key = key[: -len("_FILE")]
+            try:
+                value = Path(raw).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    [f"environment variable {name}: cannot read secret file {raw}: {exc.strerror}"]
+                ) from None
+        path = tuple(part.lower() for part in key.split("__") if part)
+        if not path:
+            continue
+        # Let YAML parsing turn "8883" into an int and "true" into a bool, as it would in the file.
+        if isinstance(value, str) and not name.endswith("_FILE"):
+            try:
+                parsed = yaml.safe_load(value)
+            except yaml.YAMLError:
+                parsed = value
+            value = parsed if isinstance(parsed, (int, float, bool)) or parsed is None else value
+        node = overrides
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError([f"environment variable {name} conflicts with another OBSY_ variable"])
+        node[path[-1]] = value
+        origin[path] = name
+    return overrides, origin
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _known_keys(model: type[BaseModel], path: tuple[str, ...]) -> list[str]:
+    """Field names accepted at ``path`` (for 'did you mean' hints)."""
+    current: Any = model
+    for part in path:
+        field = current.model_fields.get(part) if isinstance(current, type) and issubclass(current, BaseModel) else None
+        if field is None:
+            return []
+        current = field.annotation
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [name for name in current.model_fields if name != "source_file"]
+    return []
+
+
+def _describe(error: dict[str, Any], source: str, origin: dict[tuple[str, ...], str]) -> str:
+    loc = tuple(str(part) for part in error["loc"])
+    key = ".".join(loc) if loc else "(top level)"
+    where = f"environment variable {origin[loc]}" if loc in origin else source
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        hint = ""
+        close = difflib.get_close_matches(loc[-1], _known_keys(ObsyConfig, loc[:-1]), n=1)
+        if close:
+            hint = f" (did you mean '{'.'.join((*loc[:-1], close[0]))}'?)"
+        return f"unknown key '{key}' in {where}{hint}"
+    if kind == "missing":
+        return f"missing required key '{key}' in {where}"
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    given = error.get("input")
+    shown = "" if isinstance(given, (dict, list)) or kind.startswith("value_error") else f" (got {given!r})"
+    return f"invalid value for '{key}' in {where}: {message}{shown}"
+
+
+def find_config_path(
+    explicit: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Path | None:
+    """The config file to use: the argument, else $OBSY_CONFIG, else ./config/obsy.yaml if present."""
+    env = os.environ if env is None else env
+    if explicit:
+        return Path(explicit)
+    if env.get(CONFIG_PATH_ENV):
+        return Path(env[CONFIG_PATH_ENV])
+    default = Path("config/obsy.yaml")
+    return default if default.exists() else None
+
+
+def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> ObsyConfig:
+    """Load and validate the configuration; raises ConfigError with one line per problem."""
+    env = os.environ if env is None else env
+    config_path = find_config_path(path, env)
+    data: dict[str, Any] = _read_yaml(config_path) if config_path is not None else {}
+    overrides, origin = _env_overrides(env)
+    merged = _merge(data, overrides)
+    merged.pop("source_file", None)
+    source = f"config file {config_path}" if config_path is not None else "the configuration (no config file given)"
+    try:
+        config = ObsyConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError([_describe(err, source, origin) for err in exc.errors()]) from None
+    config.source_file = config_path
+    return config

@@ -1,0 +1,256 @@
+"""Pydantic models for every JSON payload on the bus.
+
+Every message carries ``schema_version`` and a timezone-aware UTC ``timestamp``.
+A consumer validates what it receives against these models; what fails is logged,
+counted and dropped by :mod:`obsy.bus` (it never reaches a handler).
+
+Compatibility rule: adding an optional field keeps ``schema_version``; renaming,
+removing or changing the meaning of a field bumps it. Unknown extra fields are
+ignored so that an older consumer can read a newer producer's additive changes;
+a message whose ``schema_version`` is newer than the model's is rejected.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Message(BaseModel):
+    """Base of every bus payload."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    model_config = ConfigDict(extra="ignore", frozen=False, ser_json_inf_nan="null")
+
+    schema_version: int = 1
+    timestamp: datetime = Field(default_factory=utc_now)
+
+    @field_validator("schema_version")
+    @classmethod
+    def _supported_version(cls, value: int) -> int:
+        if value < 1 or value > cls.SCHEMA_VERSION:
+            raise ValueError(f"schema_version {value} is not supported (this build reads up to {cls.SCHEMA_VERSION})")
+        return value
+
+    @field_validator("timestamp")
+    @classmethod
+    def _aware_utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("timestamp must carry a time zone (UTC, ISO 8601 with 'Z' or '+00:00')")
+        return value.astimezone(UTC)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode("utf-8")
+
+
+# --- every service -------------------------------------------------------------
+
+
+class ServiceHealth(Message):
+    """Retained heartbeat each service publishes on ``<prefix>/<service>/health``."""
+
+    service: str
+    status: Literal["ok", "degraded", "failing"] = "ok"
+    version: str = ""
+    host: str = ""
+    pid: int = 0
+    uptime_s: float = 0.0
+    heartbeat_interval_s: float
+    invalid_messages: int = 0
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Event(Message):
+    """A non-retained event on ``<prefix>/<service>/events``."""
+
+    service: str
+    kind: str = Field(description="machine-readable event type, e.g. 'transition', 'alarm', 'command_rejected'")
+    level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    message: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- weather -------------------------------------------------------------------
+
+
+class Reading(BaseModel):
+    """One normalised quantity with where it came from and how old it is."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    value: float | bool | None
+    unit: str = ""
+    source: str = ""
+    measured_at: datetime | None = None
+
+
+class WeatherState(Message):
+    """All readings, keyed by quantity name (ambient_temperature, humidity, ...)."""
+
+    readings: dict[str, Reading] = Field(default_factory=dict)
+
+
+class SafetyReason(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    quantity: str
+    message: str
+    value: float | bool | None = None
+    limit: float | bool | None = None
+
+
+class SafetyVerdict(Message):
+    """``<prefix>/weather/safety``: safe or not, with every reason that failed."""
+
+    safe: bool
+    reasons: list[SafetyReason] = Field(default_factory=list)
+    since: datetime = Field(default_factory=utc_now)
+
+
+# --- clouddetect ---------------------------------------------------------------
+
+
+class CloudState(Message):
+    cloud_cover: float | None = Field(default=None, ge=0, le=100, description="percent; None = unknown")
+    label: str = "unknown"
+    confidence: float | None = Field(default=None, ge=0, le=1)
+    clear: bool | None = Field(default=None, description="debounced verdict; None = unknown (never clear)")
+    methods: list[str] = Field(default_factory=list)
+    frame_id: str | None = None
+    frame_time: datetime | None = None
+    cloud_map_url: str | None = None
+
+
+# --- allsky --------------------------------------------------------------------
+
+
+class AllskyFrame(Message):
+    """Metadata of one processed frame; the image itself is reached through ``url``."""
+
+    frame_id: str
+    night: str = Field(description="observing night, YYYY-MM-DD of the evening")
+    exposure_s: float = Field(ge=0)
+    gain: float | None = None
+    stars: int | None = Field(default=None, ge=0)
+    sqm: float | None = None
+    sun_altitude: float | None = None
+    moon_altitude: float | None = None
+    moon_phase: float | None = Field(default=None, ge=0, le=1)
+    url: str
+    fits_url: str | None = None
+    width: int | None = Field(default=None, gt=0)
+    height: int | None = Field(default=None, gt=0)
+
+
+# --- scheduler -----------------------------------------------------------------
+
+
+class FrameType(StrEnum):
+    LIGHT = "Light"
+    DARK = "Dark"
+    BIAS = "Bias"
+    FLAT = "Flat"
+
+
+class ExposurePlan(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    filter: str | None = None
+    exposure_s: float = Field(gt=0)
+    count: int = Field(ge=1)
+    acquired: int = Field(default=0, ge=0)
+    binning: int = Field(default=1, ge=1, le=8)
+    gain: int | None = None
+    offset: int | None = None
+    frame_type: FrameType = FrameType.LIGHT
+
+
+class Target(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    name: str
+    ra_deg: float = Field(ge=0, lt=360, description="J2000 right ascension in degrees")
+    dec_deg: float = Field(ge=-90, le=90, description="J2000 declination in degrees")
+    priority: int = Field(default=5, ge=0, le=10)
+    enabled: bool = True
+    exposure_plans: list[ExposurePlan] = Field(default_factory=list)
+    constraints: dict[str, Any] = Field(default_factory=dict)
+
+
+class TargetList(Message):
+    """``<prefix>/web/targets``: every target, retained, for the scheduler."""
+
+    targets: list[Target] = Field(default_factory=list)
+
+
+class PlannedBlock(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    target_id: str
+    target_name: str
+    start: datetime
+    end: datetime
+    exposures: int = Field(default=0, ge=0)
+    expected_altitude: float | None = None
+
+
+class SchedulerPlan(Message):
+    """``<prefix>/scheduler/plan``: tonight's timeline and the Ekos files for the MCP."""
+
+    night: str
+    dark_start: datetime | None = None
+    dark_end: datetime | None = None
+    blocks: list[PlannedBlock] = Field(default_factory=list)
+    excluded: dict[str, str] = Field(default_factory=dict, description="target id -> why it was excluded")
+    ekos_schedule_path: str | None = None
+    sequence_paths: list[str] = Field(default_factory=list)
+
+
+# --- mcp -----------------------------------------------------------------------
+
+
+class RoofAction(StrEnum):
+    OPEN = "OPEN"
+    CLOSE = "CLOSE"
+    STOP = "STOP"
+
+
+class Mode(StrEnum):
+    AUTO = "auto"
+    MANUAL = "manual"
+    OFF = "off"
+
+
+class NightAction(StrEnum):
+    START = "START"
+    ABORT = "ABORT"
+
+
+class McpTransition(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    at: datetime
+    from_state: str
+    to_state: str
+    reason: str
+
+
+class McpState(Message):
+    state: str
+    reason: str = ""
+    mode: Mode = Mode.AUTO
+    roof: Literal["open", "closed", "opening", "closing", "stopped", "unknown"] = "unknown"
+    mount_parked: bool | None = None
+    safe: bool = False
+    alarm: bool = False
+    unsafe_reasons: list[str] = Field(default_factory=list)
+    recent_transitions: list[McpTransition] = Field(default_factory=list)

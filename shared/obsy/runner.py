@@ -1,0 +1,266 @@
+"""One way every OBSY service starts, runs, reports health and stops.
+
+A service subclasses :class:`Service` and its console script calls
+:func:`run_service`. The runner:
+
+1. parses the command line (``run`` — the default —, ``healthcheck``, ``check-config``);
+2. loads the configuration, and on any mistake prints one line per problem and exits 2;
+3. sets up structured logging and the bus (Last Will ``offline``);
+4. calls :meth:`Service.start` (subscribe, publish the initial state), announces Home
+   Assistant discovery, and only then publishes ``online``;
+5. calls :meth:`Service.poll` every ``poll_interval`` seconds and publishes a retained
+   :class:`~obsy.messages.ServiceHealth` heartbeat every ``heartbeat_interval`` seconds,
+   also touching a heartbeat file that ``healthcheck`` (the container healthcheck) reads;
+6. on SIGTERM or SIGINT calls :meth:`Service.stop`, publishes ``stopped`` and exits 0.
+
+An exception in ``poll`` is logged and counted (the health turns ``degraded``); it does
+not end the service. An exception in ``start`` ends it with exit status 1 and ``offline``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from obsy.bus import Bus
+from obsy.config import ConfigError, ObsyConfig, load_config
+from obsy.logs import setup_logging
+from obsy.messages import ServiceHealth
+from obsy.topics import OFFLINE, STOPPED
+
+if TYPE_CHECKING:
+    from obsy.homeassistant import Entity
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+
+class Service:
+    """Base class of every service. Override what you need; every method has a safe default."""
+
+    name: ClassVar[str] = ""
+    #: Seconds between calls of :meth:`poll`.
+    poll_interval: ClassVar[float] = 1.0
+
+    def __init__(self, config: ObsyConfig, bus: Bus) -> None:
+        self.config = config
+        self.bus = bus
+        self.topics = bus.topics
+        self.log = logging.getLogger(f"obsy.{self.name}")
+
+    @property
+    def settings(self) -> Any:
+        """This service's own config section."""
+        return self.config.service(self.name)
+
+    def start(self) -> None:
+        """Subscribe and publish the initial state; ``online`` follows when this returns."""
+
+    def poll(self) -> None:
+        """Periodic work on the runner's thread."""
+
+    def stop(self) -> None:
+        """Release devices and threads; the runner publishes ``stopped`` afterwards."""
+
+    def ha_entities(self) -> list[Entity]:
+        """Home Assistant entities this service offers beyond the standard ones."""
+        return []
+
+    def health_details(self) -> dict[str, Any]:
+        """Extra fields for the health message (counters, device status)."""
+        return {}
+
+
+def heartbeat_file(config: ObsyConfig, service: str) -> Path:
+    """Where the runner records its last heartbeat, for ``healthcheck``."""
+    base = config.run_dir
+    prefix = config.broker.prefix.replace("/", "_")
+    return base / f"obsy-{prefix}-{service}.heartbeat"
+
+
+def _version(service: str) -> str:
+    try:
+        return metadata.version(f"obsy-{service}")
+    except metadata.PackageNotFoundError:
+        try:
+            return metadata.version("obsy-core")
+        except metadata.PackageNotFoundError:
+            return "unknown"
+
+
+class ServiceRunner:
+    """Runs one :class:`Service` until told to stop. Usable from tests without a subprocess."""
+
+    def __init__(self, service_cls: type[Service], config: ObsyConfig, *, bus: Bus | None = None) -> None:
+        self.config = config
+        self.name = service_cls.name
+        self.bus = bus or Bus(config.broker, self.name)
+        self.topics = self.bus.topics
+        self.service = service_cls(config, self.bus)
+        self.stop_event = threading.Event()
+        self.started_at = time.monotonic()
+        self.poll_errors = 0
+        self.heartbeat_path = heartbeat_file(config, self.name)
+        self._version = _version(self.name)
+        self._discovery: Any = None
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return self.config.service(self.name).heartbeat_interval
+
+    def run(self) -> int:
+        log = logging.getLogger("obsy.runner")
+        log.info("starting %s %s", self.name, self._version, extra={"event": "service_starting"})
+        # Give the broker a moment so that the initial state goes out with the first connection;
+        # a service must still start without a broker (the mcp closes the roof without one).
+        self.bus.start(wait=5.0)
+        self.bus.on_connect(self._write_heartbeat_file)
+        try:
+            self.service.start()
+            self._attach_discovery()
+        except Exception:
+            log.exception("%s failed to start", self.name, extra={"event": "service_start_failed"})
+            self.bus.stop(availability=OFFLINE)
+            return EXIT_FAILED
+        self.publish_health()
+        self.bus.set_online()
+        log.info("%s is running", self.name, extra={"event": "service_started"})
+        next_heartbeat = time.monotonic() + self.heartbeat_interval
+        next_poll = time.monotonic()
+        while not self.stop_event.is_set():
+            now = time.monotonic()
+            if now >= next_poll:
+                self._poll_once(log)
+                next_poll = now + self.service.poll_interval
+            if now >= next_heartbeat:
+                self.publish_health()
+                next_heartbeat = now + self.heartbeat_interval
+            self.stop_event.wait(max(0.0, min(next_poll, next_heartbeat) - time.monotonic()))
+        log.info("stopping %s", self.name, extra={"event": "service_stopping"})
+        try:
+            self.service.stop()
+        except Exception:
+            log.exception("%s did not stop cleanly", self.name)
+        self.bus.stop(availability=STOPPED)
+        self._remove_heartbeat_file()
+        log.info("%s stopped", self.name, extra={"event": "service_stopped"})
+        return EXIT_OK
+
+    def request_stop(self, *_: object) -> None:
+        self.stop_event.set()
+
+    def _poll_once(self, log: logging.Logger) -> None:
+        try:
+            self.service.poll()
+        except Exception:
+            self.poll_errors += 1
+            log.exception("%s poll failed (%d so far)", self.name, self.poll_errors, extra={"event": "poll_failed"})
+
+    def _attach_discovery(self) -> None:
+        if not self.config.homeassistant.enabled:
+            return
+        from obsy.homeassistant import DiscoveryPublisher, standard_entities
+
+        entities = standard_entities(self.name, self.topics) + self.service.ha_entities()
+        self._discovery = DiscoveryPublisher(
+            self.bus, self.config.homeassistant, self.config.site.name, self.name, entities
+        )
+        self._discovery.attach()
+
+    def health(self) -> ServiceHealth:
+        status = "degraded" if self.poll_errors or self.bus.handler_errors else "ok"
+        details = {"poll_errors": self.poll_errors, "handler_errors": self.bus.handler_errors}
+        details.update(self.service.health_details())
+        return ServiceHealth(
+            service=self.name,
+            status=status,
+            version=self._version,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            uptime_s=round(time.monotonic() - self.started_at, 1),
+            heartbeat_interval_s=self.heartbeat_interval,
+            invalid_messages=self.bus.invalid_messages,
+            details=details,
+        )
+
+    def publish_health(self) -> None:
+        health = self.health()
+        self.bus.publish(self.topics.health(self.name), health, qos=1, retain=True)
+        self._write_heartbeat_file(health.status)
+
+    def _write_heartbeat_file(self, status: str = "ok") -> None:
+        record = {"time": time.time(), "connected": self.bus.connected.is_set(), "status": status}
+        try:
+            tmp = self.heartbeat_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(record))
+            tmp.replace(self.heartbeat_path)
+        except OSError as exc:
+            logging.getLogger("obsy.runner").warning("cannot write heartbeat file %s: %s", self.heartbeat_path, exc)
+
+    def _remove_heartbeat_file(self) -> None:
+        self.heartbeat_path.unlink(missing_ok=True)
+
+
+def check_health(config: ObsyConfig, service: str, *, now: float | None = None) -> tuple[bool, str]:
+    """Healthy when the heartbeat is fresh (the loop is alive) and the bus is connected."""
+    path = heartbeat_file(config, service)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False, f"no heartbeat file at {path}: {service} is not running"
+    interval = config.service(service).heartbeat_interval
+    age = (now if now is not None else time.time()) - float(record.get("time", 0))
+    if age > 3 * interval:
+        return False, f"last heartbeat {age:.0f} s ago (limit {3 * interval:.0f} s): {service} is hung"
+    if not record.get("connected"):
+        return False, f"{service} is not connected to the broker"
+    return True, f"{service} healthy: heartbeat {age:.0f} s ago, status {record.get('status')}"
+
+
+def _parse_args(name: str, argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=f"obsy-{name}", description=f"OBSY {name} service")
+    parser.add_argument("command", nargs="?", default="run", choices=["run", "healthcheck", "check-config"])
+    parser.add_argument("-c", "--config", help="YAML config file (default: $OBSY_CONFIG, then ./config/obsy.yaml)")
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="overrides the config")
+    parser.add_argument("--log-format", choices=["json", "text"], help="log line format (overrides the config)")
+    return parser.parse_args(argv)
+
+
+def run_service(service_cls: type[Service], argv: Sequence[str] | None = None) -> int:
+    """Entry point of every service's console script; returns the exit status."""
+    args = _parse_args(service_cls.name, argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"obsy-{service_cls.name}: configuration error:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.command == "check-config":
+        print(f"obsy-{service_cls.name}: configuration OK ({config.source_file or 'defaults and environment'})")
+        return EXIT_OK
+    if args.command == "healthcheck":
+        healthy, message = check_health(config, service_cls.name)
+        print(message)
+        return EXIT_OK if healthy else EXIT_FAILED
+    setup_logging(
+        service_cls.name,
+        args.log_level or config.service(service_cls.name).log_level,
+        args.log_format or config.log_format,
+    )
+    runner = ServiceRunner(service_cls, config)
+    signal.signal(signal.SIGTERM, runner.request_stop)
+    signal.signal(signal.SIGINT, runner.request_stop)
+    return runner.run()

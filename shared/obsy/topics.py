@@ -1,0 +1,131 @@
+"""The whole OBSY topic tree, in one place.
+
+Every topic is ``<prefix>/<service>/...``; the prefix is configurable (``broker.prefix``)
+so that two observatories can share one broker. docs/topics.md lists the tree.
+
+Conventions (the bus contract):
+
+- ``<prefix>/<service>/availability``: ``online`` / ``offline`` (Last Will) / ``stopped``; retained.
+- ``<prefix>/<service>/health``: retained heartbeat with counters; its age tells a hung service.
+- ``<prefix>/<service>/state`` and sub-states: retained JSON.
+- ``<prefix>/<service>/<thing>/set``: commands; the result is echoed on the matching state topic.
+- ``<prefix>/<service>/events``: JSON events, not retained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from obsy.config import SERVICE_NAMES
+
+ONLINE = "online"
+OFFLINE = "offline"
+STOPPED = "stopped"
+AVAILABILITY_VALUES = (ONLINE, OFFLINE, STOPPED)
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Builds topic names under one prefix. All services use the same instance shape."""
+
+    prefix: str = "obsy"
+
+    def _join(self, *parts: str) -> str:
+        return "/".join((self.prefix, *parts))
+
+    # --- per-service conventions -------------------------------------------------
+    def availability(self, service: str) -> str:
+        return self._join(service, "availability")
+
+    def health(self, service: str) -> str:
+        return self._join(service, "health")
+
+    def state(self, service: str, sub: str | None = None) -> str:
+        return self._join(service, "state") if sub is None else self._join(service, sub, "state")
+
+    def command(self, service: str, thing: str) -> str:
+        return self._join(service, thing, "set")
+
+    def events(self, service: str) -> str:
+        return self._join(service, "events")
+
+    def everything(self) -> str:
+        """Filter matching the whole OBSY tree (the web ingestor subscribes to it)."""
+        return self._join("#")
+
+    def all_availability(self) -> str:
+        return self._join("+", "availability")
+
+    def all_health(self) -> str:
+        return self._join("+", "health")
+
+    # --- weather -----------------------------------------------------------------
+    @property
+    def weather_state(self) -> str:
+        return self.state("weather")
+
+    @property
+    def weather_safety(self) -> str:
+        return self._join("weather", "safety")
+
+    # --- clouddetect -------------------------------------------------------------
+    @property
+    def clouddetect_state(self) -> str:
+        return self.state("clouddetect")
+
+    # --- allsky ------------------------------------------------------------------
+    @property
+    def allsky_state(self) -> str:
+        return self.state("allsky")
+
+    @property
+    def allsky_frames(self) -> str:
+        """Events, one per processed frame, with metadata and the file URL."""
+        return self._join("allsky", "frames")
+
+    @property
+    def allsky_image(self) -> str:
+        """A small retained JPEG (raw bytes) for Home Assistant's image entity."""
+        return self._join("allsky", "image")
+
+    @property
+    def allsky_progress(self) -> str:
+        return self._join("allsky", "progress")
+
+    # --- scheduler ---------------------------------------------------------------
+    @property
+    def scheduler_plan(self) -> str:
+        return self._join("scheduler", "plan")
+
+    @property
+    def web_targets(self) -> str:
+        """Targets and exposure plans, owned by the web service, retained for the scheduler."""
+        return self._join("web", "targets")
+
+    # --- mcp ---------------------------------------------------------------------
+    @property
+    def mcp_state(self) -> str:
+        return self.state("mcp")
+
+    @property
+    def mcp_roof_command(self) -> str:
+        return self.command("mcp", "roof")
+
+    @property
+    def mcp_mode_command(self) -> str:
+        return self.command("mcp", "mode")
+
+    @property
+    def mcp_night_command(self) -> str:
+        return self.command("mcp", "night")
+
+    def service_of(self, topic: str) -> str | None:
+        """The service a topic belongs to, or None when it is outside this prefix."""
+        head = self.prefix + "/"
+        if not topic.startswith(head):
+            return None
+        service = topic[len(head) :].split("/", 1)[0]
+        return service if service in SERVICE_NAMES else None
+
+
+HOMEASSISTANT_STATUS = "homeassistant/status"

@@ -1,0 +1,237 @@
+"""The bus contract against a real Mosquitto: availability, reconnect, retained state, bad payloads."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from obsy.config import load_config
+from obsy.runner import ServiceRunner
+from tests.support.configs import write_config
+from tests.support.echo_service import EchoService
+from tests.support.mosquitto import MosquittoBroker
+from tests.support.watcher import Watcher
+
+pytestmark = pytest.mark.integration
+
+AVAILABILITY = "obsy/echo/availability"
+STATE = "obsy/echo/state"
+HEALTH = "obsy/echo/health"
+COMMAND = "obsy/echo/text/set"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def start_echo_process(config_path: Path, run_dir: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "OBSY_RUN_DIR": str(run_dir), "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.support.echo_service", "run", "--config", str(config_path)],
+        cwd=REPO,
+        env=env,
+        stdout=(run_dir / "echo.log").open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+@pytest.fixture
+def watcher(mosquitto: MosquittoBroker) -> Iterator[Watcher]:
+    w = Watcher(mosquitto.port, ["obsy/#"])
+    yield w
+    w.close()
+
+
+def test_online_only_after_initial_state_and_offline_on_sigkill(mosquitto, watcher, tmp_path):
+    config = write_config(tmp_path, mosquitto)
+    proc = start_echo_process(config, tmp_path)
+    try:
+        online = watcher.wait_payload(AVAILABILITY, b"online", timeout=20)
+        states = watcher.on(STATE)
+        assert states, "the initial state must be published"
+        assert states[0].at <= online.at, "online must follow the initial state"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        watcher.wait_payload(AVAILABILITY, b"offline", timeout=10)
+    finally:
+        proc.kill()
+        proc.wait()
+    # A late joiner sees the retained offline.
+    late = Watcher(mosquitto.port, [AVAILABILITY])
+    try:
+        late.wait_payload(AVAILABILITY, b"offline")
+    finally:
+        late.close()
+
+
+def test_clean_stop_shows_stopped_and_exits_zero(mosquitto, watcher, tmp_path):
+    config = write_config(tmp_path, mosquitto)
+    proc = start_echo_process(config, tmp_path)
+    try:
+        watcher.wait_payload(AVAILABILITY, b"online", timeout=20)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        proc.kill()
+    watcher.wait_payload(AVAILABILITY, b"stopped")
+    assert b"offline" not in [m.payload for m in watcher.on(AVAILABILITY)]
+
+
+def test_healthcheck_reports_a_running_service_and_a_stopped_one(mosquitto, watcher, tmp_path):
+    config = write_config(tmp_path, mosquitto)
+    env = {**os.environ, "OBSY_RUN_DIR": str(tmp_path), "PYTHONPATH": str(REPO)}
+    check = [sys.executable, "-m", "tests.support.echo_service", "healthcheck", "--config", str(config)]
+    proc = start_echo_process(config, tmp_path)
+    try:
+        watcher.wait_payload(AVAILABILITY, b"online", timeout=20)
+        healthy = subprocess.run(check, env=env, cwd=REPO, capture_output=True, text=True, timeout=30, check=False)
+        assert healthy.returncode == 0, healthy.stdout
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+    finally:
+        proc.kill()
+    stopped = subprocess.run(check, env=env, cwd=REPO, capture_output=True, text=True, timeout=30, check=False)
+    assert stopped.returncode == 1
+    assert "not running" in stopped.stdout
+
+
+class InProcessService:
+    """The echo service under the real runner, on a thread of the test process."""
+
+    def __init__(self, config_path: Path, run_dir: Path) -> None:
+        os.environ["OBSY_RUN_DIR"] = str(run_dir)
+        self.runner = ServiceRunner(EchoService, load_config(config_path))
+        self.thread = threading.Thread(target=self.runner.run, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.runner.request_stop()
+        self.thread.join(15)
+
+
+def test_reconnect_restores_subscriptions_and_retained_state(tmp_path):
+    # No persistence: the restarted broker has forgotten every retained message.
+    broker = MosquittoBroker(tmp_path, persistence=False)
+    broker.start()
+    service = InProcessService(write_config(tmp_path, broker), tmp_path)
+    try:
+        first = Watcher(broker.port, ["obsy/#"])
+        first.wait_payload(AVAILABILITY, b"online", timeout=20)
+        first.publish(COMMAND, json.dumps({"text": "before"}))
+        first.wait_for(lambda ms: any(m.topic == STATE and b'"before"' in m.payload for m in ms))
+        first.close()
+
+        broker.stop()
+        broker.start()
+        bus = service.runner.bus
+        deadline = time.monotonic() + 20
+        while bus.connect_count < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert bus.connect_count >= 2, "the service did not reconnect"
+        bus.wait_idle()
+
+        # A client joining after the restart finds the state retained again.
+        late = Watcher(broker.port, ["obsy/#"])
+        late.wait_payload(AVAILABILITY, b"online", timeout=20)
+        late.wait_for(lambda ms: any(m.topic == STATE and m.retain and b'"before"' in m.payload for m in ms))
+        # The service subscribed again: a command after the restart is handled.
+        late.publish(COMMAND, json.dumps({"text": "after"}))
+        late.wait_for(lambda ms: any(m.topic == STATE and b'"after"' in m.payload for m in ms))
+        late.close()
+    finally:
+        service.stop()
+        broker.stop()
+
+
+def test_qos1_messages_published_while_the_broker_is_down_are_delivered(tmp_path):
+    broker = MosquittoBroker(tmp_path, persistence=True)
+    broker.start()
+    service = InProcessService(write_config(tmp_path, broker), tmp_path)
+    events = "obsy/echo/events"
+    # A persistent subscriber: its session and queue survive the broker restart.
+    subscriber = Watcher(broker.port, [events], client_id="qos1-subscriber", clean_session=False)
+    try:
+        assert service.runner.bus.connected.wait(20)
+        subscriber.close()
+        broker.stop()
+        service.runner.bus.connected.clear()
+        for number in range(50):
+            service.runner.bus.publish_event({"number": number})
+        broker.start()
+        subscriber = Watcher(broker.port, [events], client_id="qos1-subscriber", clean_session=False)
+        subscriber.wait_for(lambda ms: len({m.payload for m in ms if m.topic == events}) == 50, timeout=30)
+        numbers = {json.loads(m.payload)["number"] for m in subscriber.on(events)}
+        assert numbers == set(range(50))
+    finally:
+        subscriber.close()
+        service.stop()
+        broker.stop()
+
+
+def malformed_payloads(rng: random.Random, count: int) -> list[bytes]:
+    """Payloads that must all be rejected by EchoCommand validation."""
+    fixed = [
+        b"",
+        b"{",
+        b"null",
+        b"[]",
+        b'"text"',
+        b"\xff\xfe\x00binary",
+        b'{"text": 5}',
+        b'{"text": "x", "repeat": "many"}',
+        b'{"repeat": 2}',
+        b'{"text": "x", "schema_version": 99}',
+        b'{"text": "x", "timestamp": "2026-01-01T00:00:00"}',
+        b'{"text": "x", "timestamp": "not a time"}',
+        b'{"text": "x", "repeat": NaN}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"text": ' + b'"' + b"A" * 2_000_000,
+    ]
+    payloads = list(fixed)
+    while len(payloads) < count:
+        kind = rng.randrange(4)
+        if kind == 0:
+            payloads.append(rng.randbytes(rng.randrange(1, 300)))
+        elif kind == 1:
+            text = json.dumps({"text": rng.random()}) if rng.random() < 0.5 else json.dumps({"txt": "a"})
+            payloads.append(text.encode())
+        elif kind == 2:
+            valid = json.dumps({"text": "ok"})
+            cut = rng.randrange(1, len(valid) - 1)
+            payloads.append(valid[:cut].encode())
+        else:
+            payloads.append(json.dumps({"text": "x", "repeat": rng.choice(["1.5x", None, [1], {"a": 1}])}).encode())
+    return payloads
+
+
+def test_fuzzed_payloads_are_counted_and_dropped_and_the_service_keeps_running(mosquitto, watcher, tmp_path):
+    config = write_config(tmp_path, mosquitto, plugins={"echo": {"heartbeat_interval": 0.5}})
+    proc = start_echo_process(config, tmp_path)
+    try:
+        watcher.wait_payload(AVAILABILITY, b"online", timeout=20)
+        payloads = malformed_payloads(random.Random(20261121), 3000)
+        for payload in payloads:
+            watcher.client.publish(COMMAND, payload, qos=1)
+        watcher.publish(COMMAND, json.dumps({"text": "still alive", "repeat": 2}))
+        watcher.wait_for(lambda ms: any(m.topic == STATE and b"still alivestill alive" in m.payload for m in ms), 60)
+
+        def counted(ms):
+            healths = [json.loads(m.payload) for m in ms if m.topic == HEALTH]
+            return bool(healths) and healths[-1]["invalid_messages"] == len(payloads)
+
+        watcher.wait_for(counted, timeout=30)
+        assert proc.poll() is None, "the service must survive malformed payloads"
+        last_state = json.loads([m for m in watcher.on(STATE)][-1].payload)
+        assert last_state["commands"] == 1, "no malformed payload may change the state"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+    output = (tmp_path / "echo.log").read_text()
+    assert "dropped invalid payload on obsy/echo/text/set" in output
