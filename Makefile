@@ -1,0 +1,25 @@
+# OBSY: the commands a developer or user needs. See README.md.
+.PHONY: run test lint format dev bench clean
+
+run:            ## start the whole system locally (Mosquitto, indiserver simulators, SQLite, every service)
+	scripts/run-local.sh
+
+test:           ## lint, then every test (starts its own broker and indiserver)
+	scripts/test.sh
+
+dev:            ## install Debian packages and the editable virtual environment
+	scripts/bootstrap.sh
+
+lint:
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+format:
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
+
+bench:          ## run every benchmark and print its figures
+	.venv/bin/python -m bench
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache

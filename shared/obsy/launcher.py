@@ -1,0 +1,290 @@
+"""``obsy-local``: the whole system on one machine, for trying OBSY out and for development.
+
+It starts what is missing and supervises the rest:
+
+- Mosquitto on the configured loopback port, if nothing listens there (anonymous access
+  is acceptable only because it listens on loopback alone);
+- ``indiserver`` with ``indi.local_drivers`` (the simulators by default), if the INDI
+  server is configured on loopback and nothing listens there;
+- every enabled service as its own process (``python -m obsy_<name> run``), restarted
+  with a growing delay when it dies, at most ``MAX_RESTARTS`` times in ten minutes.
+  A configuration error (exit status 2) stops everything: restarting cannot fix it.
+
+Each service's log goes to ``<data_dir>/logs/<name>.log`` and, prefixed, to the terminal.
+Ctrl-C or SIGTERM stops the services (they publish ``stopped``), then what was started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from obsy.config import SERVICE_NAMES, ConfigError, ObsyConfig, load_config
+from obsy.runner import EXIT_CONFIG
+
+log = logging.getLogger("obsy.launcher")
+
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 600.0
+STOP_GRACE_S = 15.0
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_port(host: str, port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open(host, port):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@dataclass
+class Child:
+    """One supervised process."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    restartable: bool = True
+    process: subprocess.Popen[bytes] | None = None
+    restarts: deque[float] = field(default_factory=deque)
+    next_start: float = 0.0
+    gave_up: bool = False
+
+
+class Launcher:
+    def __init__(self, config: ObsyConfig, config_path: Path | None, *, only: Sequence[str] | None = None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.log_dir = (config.data_dir / "logs").resolve()
+        self.run_dir = (config.data_dir / "run").resolve()
+        self.services = [name for name in SERVICE_NAMES if config.service(name).enabled and (not only or name in only)]
+        self.infrastructure: list[Child] = []
+        self.children: list[Child] = []
+        self.stopping = threading.Event()
+        self.fatal: str | None = None
+        self._echo_lock = threading.Lock()
+
+    # --- infrastructure ----------------------------------------------------------
+    def ensure_broker(self) -> None:
+        broker = self.config.broker
+        if port_open(broker.host, broker.port):
+            log.info("using the MQTT broker at %s:%s", broker.host, broker.port)
+            return
+        if not is_loopback(broker.host):
+            raise RuntimeError(f"no MQTT broker answers at {broker.host}:{broker.port}; start it or fix broker.host")
+        mosquitto = shutil.which("mosquitto") or (
+            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+        )
+        if mosquitto is None:
+            raise RuntimeError(
+                "Mosquitto is not installed; run scripts/bootstrap.sh (it installs it) or start a broker"
+            )
+        conf = self.run_dir / "mosquitto.conf"
+        conf.write_text(
+            f"listener {broker.port} {broker.host}\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {self.run_dir}/\n"
+        )
+        child = Child("mosquitto", [mosquitto, "-c", str(conf)], self.log_dir / "mosquitto.log")
+        self._spawn(child)
+        self.infrastructure.append(child)
+        if not wait_port(broker.host, broker.port, 10):
+            raise RuntimeError(f"Mosquitto did not start on {broker.host}:{broker.port}; see {child.log_path}")
+        log.info("started Mosquitto on %s:%s", broker.host, broker.port)
+
+    def ensure_indiserver(self) -> None:
+        indi = self.config.indi
+        if port_open(indi.host, indi.port):
+            log.info("using the INDI server at %s:%s", indi.host, indi.port)
+            return
+        if not is_loopback(indi.host) or not indi.local_drivers:
+            log.warning(
+                "no INDI server answers at %s:%s; services that need it will keep retrying", indi.host, indi.port
+            )
+            return
+        indiserver = shutil.which("indiserver")
+        if indiserver is None:
+            log.warning("indiserver is not installed (Debian package indi-bin); running without INDI devices")
+            return
+        argv = [indiserver, "-v", "-p", str(indi.port), *indi.local_drivers]
+        child = Child("indiserver", argv, self.log_dir / "indiserver.log")
+        self._spawn(child)
+        self.infrastructure.append(child)
+        if not wait_port(indi.host, indi.port, 10):
+            raise RuntimeError(f"indiserver did not start on port {indi.port}; see {child.log_path}")
+        log.info("started indiserver on port %s with %s", indi.port, ", ".join(indi.local_drivers))
+
+    # --- services ----------------------------------------------------------------
+    def service_argv(self, name: str) -> list[str]:
+        argv = [sys.executable, "-m", f"obsy_{name}", "run", "--log-format", "text"]
+        if self.config_path is not None:
+            argv += ["--config", str(self.config_path)]
+        return argv
+
+    def start_services(self) -> None:
+        for name in self.services:
+            child = Child(name, self.service_argv(name), self.log_dir / f"{name}.log")
+            self._spawn(child)
+            self.children.append(child)
+
+    def _spawn(self, child: Child) -> None:
+        child.log_path.parent.mkdir(parents=True, exist_ok=True)
+        child.process = subprocess.Popen(
+            child.argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        threading.Thread(target=self._pump, args=(child, child.process.stdout), daemon=True).start()
+
+    def _pump(self, child: Child, stream: IO[bytes] | None) -> None:
+        """Copy a child's output to its log file and, prefixed with its name, to the terminal."""
+        if stream is None:
+            return
+        with child.log_path.open("ab") as logfile:
+            for line in iter(stream.readline, b""):
+                logfile.write(line)
+                logfile.flush()
+                if child in self.children:
+                    with self._echo_lock:
+                        sys.stdout.write(f"{child.name:>11} | {line.decode(errors='replace')}")
+                        sys.stdout.flush()
+
+    def supervise_once(self) -> None:
+        now = time.monotonic()
+        for child in self.infrastructure + self.children:
+            proc = child.process
+            if proc is None:
+                if not child.gave_up and now >= child.next_start:
+                    log.info("restarting %s", child.name)
+                    self._spawn(child)
+                continue
+            code = proc.poll()
+            if code is None:
+                continue
+            child.process = None
+            if code == EXIT_CONFIG:
+                self.fatal = f"{child.name} rejected the configuration (see above); stopping"
+                return
+            while child.restarts and now - child.restarts[0] > RESTART_WINDOW_S:
+                child.restarts.popleft()
+            if len(child.restarts) >= MAX_RESTARTS:
+                child.gave_up = True
+                log.error(
+                    "%s exited with status %s and was restarted %d times in 10 min; giving up",
+                    child.name,
+                    code,
+                    MAX_RESTARTS,
+                )
+                continue
+            delay = 2.0 ** len(child.restarts)
+            child.restarts.append(now)
+            child.next_start = now + delay
+            log.warning("%s exited with status %s; restarting in %.0f s", child.name, code, delay)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for group in (self.children, self.infrastructure):
+            for child in group:
+                if child.process is not None and child.process.poll() is None:
+                    child.process.terminate()
+            deadline = time.monotonic() + STOP_GRACE_S
+            for child in group:
+                if child.process is None:
+                    continue
+                try:
+                    child.process.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    log.warning("%s did not stop in %.0f s; killing it", child.name, STOP_GRACE_S)
+                    child.process.kill()
+                    child.process.wait(5)
+
+    def run(self) -> int:
+        for directory in (self.log_dir, self.run_dir, self.config.data_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.ensure_broker()
+            self.ensure_indiserver()
+        except RuntimeError as exc:
+            log.error("%s", exc)
+            self.stop()
+            return 1
+        self.start_services()
+        web = self.config.web
+        if "web" in self.services:
+            host = "127.0.0.1" if web.host in ("0.0.0.0", "::") else web.host
+            print(f"\nOBSY is starting. Dashboard: http://{host}:{web.port}/   Logs: {self.log_dir}/\n", flush=True)
+        print(f"Services: {', '.join(self.services)}. Press Ctrl-C to stop.\n", flush=True)
+        while not self.stopping.wait(0.5):
+            self.supervise_once()
+            if self.fatal:
+                log.error("%s", self.fatal)
+                self.stop()
+                return EXIT_CONFIG
+        self.stop()
+        return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="obsy-local", description="Run every OBSY service on this machine.")
+    parser.add_argument("-c", "--config", help="YAML config file (default: $OBSY_CONFIG, then ./config/obsy.yaml)")
+    parser.add_argument("--only", help="comma-separated services to start (default: every enabled one)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)-7s  obsy-local: %(message)s", datefmt="%H:%M:%S"
+    )
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print("obsy-local: configuration error:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    only = [name.strip() for name in args.only.split(",")] if args.only else None
+    unknown = sorted(set(only or ()) - set(SERVICE_NAMES))
+    if unknown:
+        print(
+            f"obsy-local: unknown service(s) {', '.join(unknown)}; known: {', '.join(SERVICE_NAMES)}", file=sys.stderr
+        )
+        return EXIT_CONFIG
+    launcher = Launcher(config, config.source_file, only=only)
+    signal.signal(signal.SIGTERM, lambda *_: launcher.stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: launcher.stopping.set())
+    return launcher.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
