@@ -12,7 +12,8 @@ What it guarantees, so services need not:
   (Home Assistant discovery uses one).
 - QoS 1 messages published while disconnected are queued (bounded) and sent on reconnect.
 - Incoming payloads are validated against the subscriber's pydantic model. A payload
-  that is not valid is logged with its topic, counted in :attr:`Bus.invalid_messages`
+  that is not valid is logged with its topic (at most ten lines per topic a minute, then a
+  summary), counted in :attr:`Bus.invalid_messages`
   and dropped: it never reaches the handler and never raises into the network loop.
 - Handlers run on one dispatch thread, in arrival order, so a slow handler never
   stalls keep-alives; an exception in a handler is logged and counted.
@@ -27,6 +28,7 @@ import queue
 import socket
 import ssl
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +46,9 @@ Handler = Callable[[str, Any], None]
 Payload = BaseModel | str | bytes | dict | list | int | float | None
 
 _MAX_LOGGED_PAYLOAD = 120
+#: At most this many invalid-payload log lines per topic per window; the rest are summarised.
+_INVALID_LOG_BURST = 10
+_INVALID_LOG_WINDOW_S = 60.0
 
 
 @dataclass
@@ -99,6 +104,7 @@ class Bus:
         self.invalid_by_topic: Counter[str] = Counter()
         self.handler_errors = 0
         self.connect_count = 0
+        self._invalid_log_windows: dict[str, tuple[float, int, int]] = {}
         self._subscriptions: list[Subscription] = []
         self._retained: dict[str, tuple[bytes, int]] = {}
         self._availability: str | None = None
@@ -307,19 +313,39 @@ class Bus:
         except InvalidPayloadError as exc:
             self.invalid_messages += 1
             self.invalid_by_topic[topic] += 1
-            log.warning(
-                "dropped invalid payload on %s: %s [payload: %s]",
-                topic,
-                exc,
-                _preview(payload),
-                extra={"event": "invalid_payload", "topic": topic},
-            )
+            self._log_invalid(topic, exc, payload)
             return
         try:
             sub.handler(topic, value)
         except Exception:
             self.handler_errors += 1
             log.exception("handler for %s failed", topic, extra={"event": "handler_error", "topic": topic})
+
+    def _log_invalid(self, topic: str, error: Exception, payload: bytes) -> None:
+        """Log an invalid payload, but not thousands a minute when a publisher floods a topic."""
+        now = time.monotonic()
+        start, logged, suppressed = self._invalid_log_windows.get(topic, (now, 0, 0))
+        if now - start > _INVALID_LOG_WINDOW_S:
+            if suppressed:
+                log.warning(
+                    "dropped %d more invalid payloads on %s without logging each",
+                    suppressed,
+                    topic,
+                    extra={"event": "invalid_payload_suppressed", "topic": topic, "count": suppressed},
+                )
+            start, logged, suppressed = now, 0, 0
+        if logged < _INVALID_LOG_BURST:
+            log.warning(
+                "dropped invalid payload on %s: %s [payload: %s]",
+                topic,
+                error,
+                _preview(payload),
+                extra={"event": "invalid_payload", "topic": topic},
+            )
+            logged += 1
+        else:
+            suppressed += 1
+        self._invalid_log_windows[topic] = (start, logged, suppressed)
 
     @staticmethod
     def _decode(sub: Subscription, payload: bytes) -> Any:
