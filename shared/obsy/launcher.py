@@ -17,6 +17,7 @@ Ctrl-C or SIGTERM stops the services (they publish ``stopped``), then what was s
 from __future__ import annotations
 
 import argparse
+import getpass
 import ipaddress
 import logging
 import shutil
@@ -112,6 +113,8 @@ class Launcher:
             )
         conf = self.run_dir / "mosquitto.conf"
         conf.write_text(
+            # Keep the user: started as root, mosquitto would switch to 'mosquitto' and lose its files.
+            f"user {getpass.getuser()}\n"
             f"listener {broker.port} {broker.host}\n"
             "allow_anonymous true\n"
             "persistence true\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,6 +24,8 @@ class MosquittoBroker:
         self.log_path = workdir / "mosquitto.log"
         self.config_path = workdir / "mosquitto.conf"
         lines = [
+            # Started as root, mosquitto drops to the user 'mosquitto', which cannot read the test's files.
+            f"user {getpass.getuser()}",
             f"listener {self.port} 127.0.0.1",
             "allow_anonymous true",
             f"persistence {'true' if persistence else 'false'}",
