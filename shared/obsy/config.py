@@ -154,9 +154,26 @@ class McpConfig(ServiceSection):
     pass
 
 
+class WebRetentionConfig(Section):
+    """How long the web service keeps its time series; 0 keeps them for ever."""
+
+    weather_days: int = Field(default=90, ge=0, description="weather readings")
+    states_days: int = Field(default=90, ge=0, description="safety verdicts, cloud results, MCP states, availability")
+    events_days: int = Field(default=365, ge=0, description="the event audit log")
+    allsky_days: int = Field(default=365, ge=0, description="allsky frame records (not the files)")
+    plans_days: int = Field(default=365, ge=0, description="scheduler plans")
+
+
 class WebConfig(ServiceSection):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    anonymous_read: bool = Field(default=False, description="let visitors who are not logged in see (never act)")
+    secure_cookies: bool = Field(default=False, description="mark session cookies Secure (set when served over HTTPS)")
+    session_hours: float = Field(default=24 * 7, gt=0, description="how long a login lasts")
+    login_attempts_per_minute: int = Field(default=5, ge=1, description="failed logins allowed per client and minute")
+    command_timeout: float = Field(default=10.0, gt=0, description="seconds to wait for the MCP's answer to a command")
+    ingest_batch_size: int = Field(default=500, ge=1, le=10_000, description="messages written per transaction")
+    retention: WebRetentionConfig = WebRetentionConfig()
 
 
 class ObsyConfig(Section):

@@ -1,0 +1,233 @@
+"""Every table of the web service.
+
+Time series (weather readings, safety verdicts, cloud results, MCP states, availability,
+events, allsky frames, scheduler plans) are written by the ingestor from the bus. Targets,
+users, sessions and API tokens are owned here and changed through the API.
+
+The schema is created and changed only by the Alembic migrations in
+``obsy_web/db/migrations``; a test checks that these models and the migrations agree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from obsy_web.db.types import UTCDateTime
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+# BIGINT identity on Postgres, INTEGER PRIMARY KEY (rowid) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: Json, list[Any]: Json}
+
+
+# --- time series from the bus ---------------------------------------------------------
+
+
+class WeatherReading(Base):
+    """One quantity at one time; a reading repeated in later states is stored once."""
+
+    __tablename__ = "weather_readings"
+    __table_args__ = (
+        UniqueConstraint("quantity", "source", "time", name="uq_weather_readings_quantity_source_time"),
+        Index("ix_weather_readings_time", "time"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    time: Mapped[datetime]
+    quantity: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float | None] = mapped_column(Float)
+    unit: Mapped[str] = mapped_column(String(32), default="")
+    source: Mapped[str] = mapped_column(String(64), default="")
+
+
+class SafetyVerdictRecord(Base):
+    """A change of the weather safety verdict (repeats of the same verdict are not stored)."""
+
+    __tablename__ = "safety_verdicts"
+    __table_args__ = (UniqueConstraint("time", name="uq_safety_verdicts_time"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    time: Mapped[datetime]
+    safe: Mapped[bool] = mapped_column(Boolean)
+    since: Mapped[datetime | None]
+    reasons: Mapped[list[Any]]
+
+
+class CloudResult(Base):
+    __tablename__ = "cloud_results"
+    __table_args__ = (UniqueConstraint("time", name="uq_cloud_results_time"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    time: Mapped[datetime]
+    cloud_cover: Mapped[float | None] = mapped_column(Float)
+    label: Mapped[str] = mapped_column(String(64), default="unknown")
+    confidence: Mapped[float | None] = mapped_column(Float)
+    clear: Mapped[bool | None] = mapped_column(Boolean)
+    methods: Mapped[list[Any]]
+    frame_id: Mapped[str | None] = mapped_column(String(128))
+
+
+class AllskyFrameRecord(Base):
+    __tablename__ = "allsky_frames"
+    __table_args__ = (Index("ix_allsky_frames_night_time", "night", "time"), Index("ix_allsky_frames_time", "time"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    frame_id: Mapped[str] = mapped_column(String(128), unique=True)
+    time: Mapped[datetime]
+    night: Mapped[str] = mapped_column(String(10))
+    exposure_s: Mapped[float] = mapped_column(Float)
+    gain: Mapped[float | None] = mapped_column(Float)
+    stars: Mapped[int | None] = mapped_column(Integer)
+    sqm: Mapped[float | None] = mapped_column(Float)
+    sun_altitude: Mapped[float | None] = mapped_column(Float)
+    moon_altitude: Mapped[float | None] = mapped_column(Float)
+    moon_phase: Mapped[float | None] = mapped_column(Float)
+    url: Mapped[str] = mapped_column(Text)
+    fits_url: Mapped[str | None] = mapped_column(Text)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+
+
+class McpStateRecord(Base):
+    __tablename__ = "mcp_states"
+    __table_args__ = (UniqueConstraint("time", name="uq_mcp_states_time"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    time: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    mode: Mapped[str] = mapped_column(String(16))
+    roof: Mapped[str] = mapped_column(String(16))
+    safe: Mapped[bool] = mapped_column(Boolean)
+    alarm: Mapped[bool] = mapped_column(Boolean)
+    unsafe_reasons: Mapped[list[Any]]
+
+
+class EventRecord(Base):
+    """The audit log: every event any service published (MCP actions, alarms, ...)."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_time", "time"),
+        Index("ix_events_service_time", "service", "time"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: SHA-256 of the payload: a message the broker delivers twice (QoS 1) is stored once.
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    time: Mapped[datetime]
+    service: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(64))
+    level: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]]
+
+
+class SchedulerPlanRecord(Base):
+    __tablename__ = "scheduler_plans"
+    __table_args__ = (
+        UniqueConstraint("time", name="uq_scheduler_plans_time"),
+        Index("ix_scheduler_plans_night", "night"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    time: Mapped[datetime]
+    night: Mapped[str] = mapped_column(String(10))
+    plan: Mapped[dict[str, Any]]
+
+
+class AvailabilityChange(Base):
+    """A change of a service's availability (online/offline/stopped), as the web service saw it."""
+
+    __tablename__ = "availability_changes"
+    __table_args__ = (Index("ix_availability_changes_service_time", "service", "time"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    time: Mapped[datetime]
+    service: Mapped[str] = mapped_column(String(64))
+    availability: Mapped[str] = mapped_column(String(16))
+
+
+# --- owned here -----------------------------------------------------------------------
+
+
+class TargetRecord(Base):
+    __tablename__ = "targets"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    catalogue_id: Mapped[str | None] = mapped_column(String(64))
+    ra_deg: Mapped[float] = mapped_column(Float)
+    dec_deg: Mapped[float] = mapped_column(Float)
+    priority: Mapped[int] = mapped_column(Integer, default=5)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    constraints: Mapped[dict[str, Any]]
+    notes: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    exposure_plans: Mapped[list[ExposurePlanRecord]] = relationship(
+        back_populates="target", cascade="all, delete-orphan", order_by="ExposurePlanRecord.position"
+    )
+
+
+class ExposurePlanRecord(Base):
+    __tablename__ = "exposure_plans"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    target_id: Mapped[str] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    filter: Mapped[str | None] = mapped_column(String(32))
+    exposure_s: Mapped[float] = mapped_column(Float)
+    count: Mapped[int] = mapped_column(Integer)
+    acquired: Mapped[int] = mapped_column(Integer, default=0)
+    binning: Mapped[int] = mapped_column(Integer, default=1)
+    gain: Mapped[int | None] = mapped_column(Integer)
+    offset: Mapped[int | None] = mapped_column(Integer)
+    frame_type: Mapped[str] = mapped_column(String(8), default="Light")
+    target: Mapped[TargetRecord] = relationship(back_populates="exposure_plans")
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+
+
+class SessionRecord(Base):
+    """A login. The cookie holds a random token; only its SHA-256 is stored."""
+
+    __tablename__ = "sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    user: Mapped[User] = relationship()
+
+
+class ApiToken(Base):
+    """A token for scripts (``Authorization: Bearer ...``); only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    user: Mapped[User] = relationship()

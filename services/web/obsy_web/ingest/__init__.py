@@ -1,0 +1,1 @@
+"""The ingestor: everything on the bus, stored in the database."""

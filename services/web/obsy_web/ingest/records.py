@@ -1,0 +1,162 @@
+"""Which bus messages are stored, and as what rows.
+
+:func:`rows_for` turns one message into rows for the time-series tables. A payload that
+does not match its model raises :class:`InvalidMessageError` naming the topic and the problem;
+topics that are not stored (health, commands, the allsky JPEG, ...) give no rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Table
+
+from obsy.messages import AllskyFrame, CloudState, Event, McpState, SafetyVerdict, SchedulerPlan, WeatherState
+from obsy.topics import AVAILABILITY_VALUES, Topics
+from obsy_web.db import models
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class InvalidMessageError(ValueError):
+    """A message on a stored topic whose payload cannot be stored."""
+
+
+@dataclass(frozen=True)
+class Incoming:
+    topic: str
+    payload: bytes
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class Row:
+    table: Table
+    values: dict[str, Any]
+    #: Rows with a change key are stored only when their value differs from the last one stored.
+    change_key: tuple[str, ...] | None = None
+    change_value: Any = None
+
+
+def _parse(model: type[M], message: Incoming) -> M:
+    try:
+        return model.model_validate_json(message.payload)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(payload)'}: {err['msg']}" for err in exc.errors()[:5]
+        )
+        raise InvalidMessageError(f"{message.topic}: does not match {model.__name__}: {problems}") from None
+    except (ValueError, RecursionError) as exc:
+        raise InvalidMessageError(f"{message.topic}: does not match {model.__name__}: {exc}") from None
+
+
+def _number(value: float | bool | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _weather(message: Incoming) -> list[Row]:
+    state = _parse(WeatherState, message)
+    table = models.WeatherReading.__table__
+    return [
+        Row(
+            table,
+            {
+                "time": reading.measured_at or state.timestamp,
+                "quantity": quantity[:64],
+                "value": _number(reading.value),
+                "unit": reading.unit[:32],
+                "source": reading.source[:64],
+            },
+        )
+        for quantity, reading in state.readings.items()
+    ]
+
+
+def _safety(message: Incoming) -> list[Row]:
+    verdict = _parse(SafetyVerdict, message)
+    reasons = [reason.model_dump(mode="json") for reason in verdict.reasons]
+    values = {"time": verdict.timestamp, "safe": verdict.safe, "since": verdict.since, "reasons": reasons}
+    return [Row(models.SafetyVerdictRecord.__table__, values, ("safety",), (verdict.safe, json.dumps(reasons)))]
+
+
+def _clouds(message: Incoming) -> list[Row]:
+    state = _parse(CloudState, message)
+    values = state.model_dump(include={"cloud_cover", "label", "confidence", "clear", "methods", "frame_id"})
+    values["time"] = state.timestamp
+    return [Row(models.CloudResult.__table__, values)]
+
+
+def _allsky_frame(message: Incoming) -> list[Row]:
+    frame = _parse(AllskyFrame, message)
+    values = frame.model_dump(exclude={"schema_version", "timestamp"})
+    values["time"] = frame.timestamp
+    return [Row(models.AllskyFrameRecord.__table__, values)]
+
+
+def _mcp_state(message: Incoming) -> list[Row]:
+    state = _parse(McpState, message)
+    values = state.model_dump(
+        mode="json", include={"state", "reason", "mode", "roof", "safe", "alarm", "unsafe_reasons"}
+    )
+    values["time"] = state.timestamp
+    return [Row(models.McpStateRecord.__table__, values)]
+
+
+def _event(message: Incoming) -> list[Row]:
+    event = _parse(Event, message)
+    values = event.model_dump(mode="json", include={"service", "kind", "level", "message", "data"})
+    values["service"] = values["service"][:64]
+    values["kind"] = values["kind"][:64]
+    values["time"] = event.timestamp
+    values["fingerprint"] = hashlib.sha256(message.topic.encode() + b"\0" + message.payload).hexdigest()
+    return [Row(models.EventRecord.__table__, values)]
+
+
+def _plan(message: Incoming) -> list[Row]:
+    plan = _parse(SchedulerPlan, message)
+    values = {"time": plan.timestamp, "night": plan.night[:10], "plan": plan.model_dump(mode="json")}
+    return [Row(models.SchedulerPlanRecord.__table__, values)]
+
+
+def _availability(message: Incoming, service: str) -> list[Row]:
+    value = message.payload.decode("utf-8", errors="replace").strip()
+    if value not in AVAILABILITY_VALUES:
+        raise InvalidMessageError(f"{message.topic}: availability must be one of {', '.join(AVAILABILITY_VALUES)}")
+    values = {"time": message.received_at, "service": service[:64], "availability": value}
+    return [Row(models.AvailabilityChange.__table__, values, ("availability", service), value)]
+
+
+class Router:
+    """Maps the topics of one prefix to the functions that store them."""
+
+    def __init__(self, topics: Topics) -> None:
+        self.topics = topics
+        self._exact = {
+            topics.weather_state: _weather,
+            topics.weather_safety: _safety,
+            topics.clouddetect_state: _clouds,
+            topics.allsky_frames: _allsky_frame,
+            topics.mcp_state: _mcp_state,
+            topics.scheduler_plan: _plan,
+        }
+
+    def rows_for(self, message: Incoming) -> list[Row]:
+        if not message.payload:
+            return []  # a cleared retained topic
+        handler = self._exact.get(message.topic)
+        if handler is not None:
+            return handler(message)
+        head = self.topics.prefix + "/"
+        if not message.topic.startswith(head):
+            return []
+        parts = message.topic[len(head) :].split("/")
+        if len(parts) == 2 and parts[1] == "events":
+            return _event(message)
+        if len(parts) == 2 and parts[1] == "availability":
+            return _availability(message, parts[0])
+        return []

@@ -1,0 +1,138 @@
+"""Thousands of messages through the real broker land in Postgres, none lost, across restarts."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import paho.mqtt.client as mqtt
+import pytest
+from sqlalchemy import func, select
+
+from obsy.messages import Event, Reading, WeatherState
+from obsy.topics import Topics
+from obsy_web.db import make_engine, models
+from obsy_web.db.migrate import upgrade
+from obsy_web.ingest.ingestor import Ingestor
+from obsy_web.ingest.subscriber import start_ingest_bus
+from tests.support.pgcluster import PrivateCluster
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+class Publisher:
+    """A plain MQTT client publishing QoS 1 messages and waiting for the broker's acknowledgements."""
+
+    def __init__(self, port: int) -> None:
+        self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id="test-publisher")
+        self.client.max_inflight_messages_set(100)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self.pending: list[mqtt.MQTTMessageInfo] = []
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        self.pending.append(self.client.publish(topic, payload, qos=1, retain=retain))
+
+    def flush(self) -> None:
+        for info in self.pending:
+            info.wait_for_publish(30)
+        self.pending.clear()
+
+    def close(self) -> None:
+        self.flush()
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def count(engine, model) -> int:
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+def publish_batch(publisher: Publisher, start: int, stop: int, t0: datetime) -> None:
+    for n in range(start, stop):
+        event = Event(service="mcp", kind="test", message=f"event {n}", timestamp=t0 + timedelta(milliseconds=n))
+        publisher.publish("obsy/mcp/events", event.to_json())
+        if n % 4 == 0:
+            when = t0 + timedelta(seconds=n)
+            state = WeatherState(
+                timestamp=when, readings={"sky_temperature": Reading(value=-20 + n / 1000, measured_at=when)}
+            )
+            publisher.publish("obsy/weather/state", state.to_json(), retain=True)
+    publisher.flush()
+
+
+def wait_for_count(engine, model, expected: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    found = -1
+    while time.monotonic() < deadline:
+        try:
+            found = count(engine, model)
+        except Exception:  # the server may still be starting
+            found = -1
+        if found >= expected:
+            return found
+        time.sleep(0.2)
+    return found
+
+
+def test_thousands_of_messages_survive_a_postgres_restart(mosquitto, tmp_path):
+    cluster = PrivateCluster(tmp_path / "pg")
+    cluster.init()
+    cluster.start()
+    engine = make_engine(cluster.url)
+    upgrade(engine)
+    ingestor = Ingestor(engine, Topics("obsy"), batch_size=200)
+    ingestor.start()
+    bus = start_ingest_bus(mosquitto.broker_config(), ingestor.submit)
+    publisher = Publisher(mosquitto.port)
+    t0 = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
+    total = 4000
+    try:
+        publish_batch(publisher, 0, 1500, t0)
+        assert wait_for_count(engine, models.EventRecord, 1, 20) >= 1
+        cluster.stop()  # Postgres goes away in the middle of the stream
+        publish_batch(publisher, 1500, 3000, t0)
+        time.sleep(2)  # the ingestor keeps failing to write meanwhile
+        assert not ingestor.database_ok
+        cluster.start()
+        publish_batch(publisher, 3000, total, t0)
+        assert wait_for_count(engine, models.EventRecord, total, 60) == total, ingestor.health()
+        assert ingestor.wait_idle(30)
+        assert count(engine, models.EventRecord) == total
+        assert count(engine, models.WeatherReading) == total // 4
+        assert ingestor.retries >= 1
+        assert ingestor.database_ok
+        with engine.connect() as connection:
+            messages = set(connection.execute(select(models.EventRecord.message)).scalars())
+        assert messages == {f"event {n}" for n in range(total)}
+    finally:
+        publisher.close()
+        bus.stop()
+        ingestor.stop()
+        engine.dispose()
+        cluster.stop()
+
+
+def test_messages_sent_while_the_ingestor_is_away_arrive_when_it_returns(mosquitto, tmp_path):
+    """The persistent session: the broker keeps QoS 1 messages for the fixed client id."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'obsy.sqlite3'}")
+    upgrade(engine)
+    ingestor = Ingestor(engine, Topics("obsy"))
+    ingestor.start()
+    config = mosquitto.broker_config()
+    bus = start_ingest_bus(config, ingestor.submit)
+    publisher = Publisher(mosquitto.port)
+    t0 = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
+    try:
+        publish_batch(publisher, 0, 100, t0)
+        assert wait_for_count(engine, models.EventRecord, 100, 20) == 100
+        bus.stop()
+        publish_batch(publisher, 100, 600, t0)  # nobody is connected to take these
+        bus = start_ingest_bus(config, ingestor.submit)
+        assert wait_for_count(engine, models.EventRecord, 600, 30) == 600
+    finally:
+        publisher.close()
+        bus.stop()
+        ingestor.stop()
+        engine.dispose()

@@ -1,0 +1,157 @@
+"""The web service's storage on real Postgres and SQLite: migrations, ingest rows, retention."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import func, inspect, select
+
+from obsy.config import WebRetentionConfig
+from obsy.messages import Event, Reading, SafetyReason, SafetyVerdict, WeatherState
+from obsy.topics import Topics
+from obsy_web.db import make_engine, models
+from obsy_web.db.migrate import current_revision, downgrade, head_revision, upgrade
+from obsy_web.ingest.ingestor import Ingestor
+from obsy_web.ingest.retention import apply_retention
+from tests.support.web_databases import database_url, migrated_engine  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.integration
+TOPICS = Topics("obsy")
+
+
+def test_migrations_from_empty_match_the_models_and_go_back_down(database_url):  # noqa: F811
+    engine = make_engine(database_url)
+    assert current_revision(engine) is None
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    tables = set(inspect(engine).get_table_names())
+    assert {"weather_readings", "events", "targets", "users", "sessions", "api_tokens"} <= tables
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), models.Base.metadata)
+    assert differences == [], f"models and migrations differ: {differences}"
+    upgrade(engine)  # a second start finds nothing to do
+    downgrade(engine, "base")
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    engine.dispose()
+
+
+def count(engine, model) -> int:
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+def test_ingestor_stores_each_kind_once_and_skips_bad_payloads(migrated_engine):  # noqa: F811
+    engine = migrated_engine
+    ingestor = Ingestor(engine, TOPICS, batch_size=50)
+    ingestor.start()
+    t0 = datetime(2026, 11, 20, 22, 0, tzinfo=UTC)
+    for minute in range(3):
+        state = WeatherState(
+            timestamp=t0 + timedelta(minutes=minute),
+            readings={
+                "humidity": Reading(
+                    value=80 + minute, unit="%", source="sim", measured_at=t0 + timedelta(minutes=minute)
+                ),
+                "rain": Reading(value=False, source="sim", measured_at=t0 + timedelta(minutes=minute)),
+            },
+        )
+        ingestor.submit(TOPICS.weather_state, state.to_json())
+        ingestor.submit(TOPICS.weather_state, state.to_json())  # a retained replay: stored once
+    unsafe = SafetyVerdict(safe=False, reasons=[SafetyReason(quantity="rain", message="rain detected")])
+    ingestor.submit(TOPICS.weather_safety, unsafe.to_json())
+    repeat = unsafe.model_copy(update={"timestamp": unsafe.timestamp + timedelta(seconds=5)})
+    ingestor.submit(TOPICS.weather_safety, repeat.to_json())  # same verdict: not a change
+    ingestor.submit(TOPICS.weather_safety, SafetyVerdict(safe=True).to_json())
+    event = Event(service="mcp", kind="transition", message="closing: rain", data={"to": "closing"})
+    ingestor.submit(TOPICS.events("mcp"), event.to_json())
+    ingestor.submit(TOPICS.events("mcp"), event.to_json())  # a QoS 1 duplicate
+    ingestor.submit(TOPICS.availability("mcp"), b"online")
+    ingestor.submit(TOPICS.availability("mcp"), b"online")
+    ingestor.submit(TOPICS.availability("mcp"), b"offline")
+    # Bad input: counted and skipped, the rest of the batch is stored.
+    ingestor.submit(TOPICS.weather_state, b"{not json")
+    ingestor.submit(TOPICS.events("mcp"), json.dumps({"service": "mcp"}).encode())  # no kind
+    ingestor.submit(TOPICS.availability("weather"), b"sideways")
+    ingestor.submit(TOPICS.health("mcp"), b"anything")  # not a stored topic
+    assert ingestor.wait_idle(20)
+    ingestor.stop()
+
+    assert count(engine, models.WeatherReading) == 6
+    assert count(engine, models.SafetyVerdictRecord) == 2
+    assert count(engine, models.EventRecord) == 1
+    assert count(engine, models.AvailabilityChange) == 2
+    assert ingestor.invalid == 3
+    with engine.connect() as connection:
+        humidity = connection.execute(
+            select(models.WeatherReading.value, models.WeatherReading.time)
+            .where(models.WeatherReading.quantity == "humidity")
+            .order_by(models.WeatherReading.time)
+        ).all()
+        reasons = connection.execute(
+            select(models.SafetyVerdictRecord.reasons).where(models.SafetyVerdictRecord.safe.is_(False))
+        ).scalar_one()
+    assert [value for value, _ in humidity] == [80, 81, 82]
+    assert humidity[0][1] == t0
+    assert reasons[0]["message"] == "rain detected"
+
+    # A restarted ingestor remembers the last verdict and availability: no repeated rows.
+    again = Ingestor(engine, TOPICS)
+    again.start()
+    again.submit(TOPICS.weather_safety, SafetyVerdict(safe=True).to_json())
+    again.submit(TOPICS.availability("mcp"), b"offline")
+    assert again.wait_idle(20)
+    again.stop()
+    assert count(engine, models.SafetyVerdictRecord) == 2
+    assert count(engine, models.AvailabilityChange) == 2
+
+
+def test_a_row_the_database_refuses_is_dropped_alone(migrated_engine):  # noqa: F811
+    engine = migrated_engine
+    ingestor = Ingestor(engine, TOPICS)
+    ingestor.start()
+    good = Event(service="mcp", kind="alarm", message="roof did not close")
+    # A NUL character is valid JSON text but Postgres cannot store it; SQLite can.
+    odd = Event(service="mcp", kind="note", message="nul \x00 inside")
+    ingestor.submit(TOPICS.events("mcp"), good.to_json())
+    ingestor.submit(TOPICS.events("mcp"), odd.to_json())
+    assert ingestor.wait_idle(20)
+    ingestor.stop()
+    with engine.connect() as connection:
+        kinds = set(connection.execute(select(models.EventRecord.kind)).scalars())
+    assert "alarm" in kinds
+    if engine.dialect.name == "postgresql":
+        assert kinds == {"alarm"}
+        assert ingestor.rejected_rows == 1
+    else:
+        assert kinds == {"alarm", "note"}
+
+
+def test_retention_deletes_only_old_rows(migrated_engine):  # noqa: F811
+    engine = migrated_engine
+    now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    with engine.begin() as connection:
+        for days in (1, 10, 40):
+            connection.execute(
+                models.WeatherReading.__table__.insert(),
+                {"time": now - timedelta(days=days), "quantity": "humidity", "value": 50.0, "unit": "%", "source": "s"},
+            )
+            connection.execute(
+                models.EventRecord.__table__.insert(),
+                {
+                    "time": now - timedelta(days=days),
+                    "fingerprint": f"f{days}",
+                    "service": "mcp",
+                    "kind": "k",
+                    "level": "info",
+                    "message": "",
+                    "data": {},
+                },
+            )
+    deleted = apply_retention(engine, WebRetentionConfig(weather_days=7, events_days=0), now=now)
+    assert deleted["weather_readings"] == 2
+    assert count(engine, models.WeatherReading) == 1
+    assert count(engine, models.EventRecord) == 3  # 0 days: kept for ever
