@@ -33,6 +33,8 @@ from pydantic import (
     model_validator,
 )
 
+from obsy.messages import TargetConstraints
+
 ENV_PREFIX = "OBSY_"
 CONFIG_PATH_ENV = "OBSY_CONFIG"
 SERVICE_NAMES = ("weather", "clouddetect", "allsky", "scheduler", "mcp", "web")
@@ -146,8 +148,50 @@ class AllskyConfig(ServiceSection):
     pass
 
 
+class SchedulerWeightsConfig(Section):
+    """Weights of the planner's scoring rules (each rule scores 0..1; 0 turns a rule off)."""
+
+    priority: float = Field(default=50, ge=0, description="the target's priority (0..10)")
+    setting_soonest: float = Field(default=50, ge=0, description="targets with less visible time left tonight first")
+    percent_complete: float = Field(default=50, ge=0, description="finish what is nearly complete")
+    meridian_window: float = Field(default=75, ge=0, description="targets near the meridian (least airmass)")
+    target_switch: float = Field(default=67, ge=0, description="stay on the current target (saves slews)")
+    moon_avoidance: float = Field(default=50, ge=0, description="targets far from the Moon, beyond what is required")
+
+
+class SchedulerEkosConfig(Section):
+    """How the plan is written as KStars/Ekos schedule (.esl) and sequence (.esq) files."""
+
+    output_dir: Path | None = Field(default=None, description="where the files go; empty = <data_dir>/ekos")
+    fits_dir: Path | None = Field(default=None, description="Ekos FITSDirectory for frames; empty = <data_dir>/frames")
+    profile: str = Field(default="Simulators", description="the Ekos equipment profile the schedule names")
+    camera: str = "CCD Simulator"
+    filter_wheel: str | None = Field(default="CCD Simulator", description="empty when the camera has no filter wheel")
+    default_filter: str = Field(default="Luminance", description="filter for exposure plans that name none")
+    startup: Literal["at", "asap"] = Field(default="at", description="start each job at its planned time, or ASAP")
+    completion: Literal["at", "sequence"] = Field(default="at", description="end at the planned end, or when done")
+    steps: list[Literal["Track", "Focus", "Align", "Guide"]] = Field(default_factory=lambda: ["Track"])
+    startup_procedure: list[Literal["UnparkDome", "UnparkMount", "UnparkCap"]] = Field(
+        default_factory=lambda: ["UnparkMount"]
+    )
+    shutdown_procedure: list[Literal["WarmCCD", "ParkCap", "ParkMount", "ParkDome"]] = Field(
+        default_factory=lambda: ["ParkMount"]
+    )
+    enforce_weather: bool = Field(default=True, description="Ekos waits for its own weather device to say OK")
+
+
 class SchedulerConfig(ServiceSection):
-    pass
+    constraints: TargetConstraints = Field(
+        default_factory=lambda: TargetConstraints(min_altitude=30, twilight="astronomical", min_time_on_target_min=15),
+        description="defaults for every target; a target's own constraints override them key by key",
+    )
+    weights: SchedulerWeightsConfig = SchedulerWeightsConfig()
+    ekos: SchedulerEkosConfig = SchedulerEkosConfig()
+    grid_step_s: float = Field(default=120, ge=10, le=900, description="time step of the night grid")
+    exposure_overhead_s: float = Field(default=5, ge=0, description="download and dither time per exposure")
+    switch_overhead_s: float = Field(default=120, ge=0, description="slew, plate solve and guider start per target")
+    max_block_min: float = Field(default=120, gt=0, description="longest block before the planner re-decides")
+    replan_at: str = Field(default="12:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="daily, site time")
 
 
 class McpConfig(ServiceSection):

@@ -173,6 +173,40 @@ class ExposurePlan(BaseModel):
     frame_type: FrameType = FrameType.LIGHT
 
 
+class TargetConstraints(BaseModel):
+    """What a target's ``constraints`` dict may hold; every key is optional.
+
+    A key that is left out takes the observatory's default (the scheduler's config
+    section); an unknown key or a bad value excludes the target with a reason naming it.
+    Altitudes are geometric degrees (no refraction), azimuths from north through east.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_altitude: float | None = Field(default=None, ge=-5, le=89)
+    horizon: list[tuple[float, float]] | None = Field(
+        default=None, description="custom horizon: (azimuth, altitude) points, interpolated linearly around the sky"
+    )
+    max_airmass: float | None = Field(default=None, ge=1)
+    moon_separation: float | None = Field(default=None, ge=0, le=180, description="fixed minimum distance, degrees")
+    moon_avoidance_distance: float | None = Field(
+        default=None, ge=0, le=180, description="Lorentzian avoidance: required distance at full Moon, degrees"
+    )
+    moon_avoidance_width: float | None = Field(
+        default=None, gt=0, le=15, description="Lorentzian avoidance: days from full Moon where it is halved"
+    )
+    moon_avoidance_when_down: bool | None = Field(
+        default=None, description="apply the separation also while the Moon is below the horizon"
+    )
+    max_moon_altitude: float | None = Field(default=None, ge=-90, le=90)
+    moon_down: bool | None = Field(default=None, description="only while the Moon is below the horizon")
+    twilight: Literal["astronomical", "nautical", "civil"] | None = None
+    meridian_window_min: float | None = Field(
+        default=None, gt=0, le=720, description="only this many minutes either side of the meridian transit"
+    )
+    min_time_on_target_min: float | None = Field(default=None, ge=0, le=720)
+
+
 class Target(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -183,7 +217,7 @@ class Target(BaseModel):
     priority: int = Field(default=5, ge=0, le=10)
     enabled: bool = True
     exposure_plans: list[ExposurePlan] = Field(default_factory=list)
-    constraints: dict[str, Any] = Field(default_factory=dict)
+    constraints: dict[str, Any] = Field(default_factory=dict, description="keys of TargetConstraints")
 
 
 class TargetList(Message):
@@ -201,6 +235,9 @@ class PlannedBlock(BaseModel):
     end: datetime
     exposures: int = Field(default=0, ge=0)
     expected_altitude: float | None = None
+    min_altitude: float | None = Field(default=None, description="lowest altitude during the block")
+    score: float | None = Field(default=None, description="the planner's score when it chose the block")
+    sequence_path: str | None = Field(default=None, description="the Ekos sequence (.esq) the block runs")
 
 
 class SchedulerPlan(Message):
@@ -213,6 +250,10 @@ class SchedulerPlan(Message):
     excluded: dict[str, str] = Field(default_factory=dict, description="target id -> why it was excluded")
     ekos_schedule_path: str | None = None
     sequence_paths: list[str] = Field(default_factory=list)
+    dark_hours: float | None = Field(default=None, ge=0, description="hours the Sun is below the darkest level used")
+    filled_fraction: float | None = Field(default=None, ge=0, le=1, description="planned time / dark time")
+    moon_illumination: float | None = Field(default=None, ge=0, le=1)
+    trigger: str = Field(default="", description="why this plan was made: targets, daily, start")
 
 
 # --- mcp -----------------------------------------------------------------------

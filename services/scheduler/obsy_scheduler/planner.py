@@ -1,0 +1,354 @@
+"""The night planner: visibility for every target at once, then a greedy, scored timeline.
+
+1. :mod:`obsy_scheduler.sky` puts the Sun, the Moon and every target on one time grid
+   (the Sun/Moon part is cached per night).
+2. :mod:`obsy_scheduler.constraints` turns the constraints into one (targets x times)
+   mask and a reason for every target left without any time.
+3. The dispatcher walks through the night. At each decision time it scores every target
+   that may start now and can stay at least its minimum time on target, with the rules
+   of :mod:`obsy_scheduler.scoring` (N.I.N.A. Target Scheduler style), takes the best,
+   gives it a block (until it sets or violates a constraint, is complete, or the block
+   reaches ``max_block_min``), and decides again at the block's end. Every decision is a
+   numpy operation over all candidates, so 1,000 targets cost little more than 10.
+
+A block's exposures come from the target's exposure plans in their order, each plan
+taking as many of its remaining frames as fit; ``exposure_overhead_s`` is added to every
+exposure and ``switch_overhead_s`` to every change of target.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+import numpy as np
+
+from obsy import astro
+from obsy.config import SchedulerConfig
+from obsy.messages import ExposurePlan, PlannedBlock, SchedulerPlan, Target, TargetConstraints
+from obsy_scheduler import scoring
+from obsy_scheduler.constraints import TWILIGHT_SUN_ALTITUDE, Evaluation, evaluate, resolve
+from obsy_scheduler.sky import NightSky, TargetTracks, night_sky
+
+
+@dataclass
+class Block:
+    """One stretch of the night on one target."""
+
+    target: Target
+    constraints: TargetConstraints
+    start: datetime
+    end: datetime
+    exposures: list[tuple[ExposurePlan, int]]  # (plan, frames to take in this block)
+    expected_altitude: float
+    min_altitude: float
+    required_moon_separation: float  # the largest separation the constraints ask for during the block
+    score: float
+
+    @property
+    def exposure_count(self) -> int:
+        return sum(count for _, count in self.exposures)
+
+
+@dataclass
+class Plan:
+    """A planned night: the timeline, why others were left out, and the numbers behind it."""
+
+    night: date
+    blocks: list[Block]
+    excluded: dict[str, str]
+    dark_start: datetime | None
+    dark_end: datetime | None
+    dark_hours: float
+    filled_fraction: float
+    moon_illumination: float
+    windows: dict[str, list[tuple[datetime, datetime]]] = field(default_factory=dict)
+
+    def to_message(self, trigger: str = "", schedule_path: str | None = None) -> SchedulerPlan:
+        """The plan as the bus payload (``<prefix>/scheduler/plan``)."""
+        return SchedulerPlan(
+            night=self.night.isoformat(),
+            dark_start=self.dark_start,
+            dark_end=self.dark_end,
+            blocks=[
+                PlannedBlock(
+                    target_id=b.target.id,
+                    target_name=b.target.name,
+                    start=b.start,
+                    end=b.end,
+                    exposures=b.exposure_count,
+                    expected_altitude=round(b.expected_altitude, 2),
+                    min_altitude=round(b.min_altitude, 2),
+                    score=round(b.score, 4),
+                )
+                for b in self.blocks
+            ],
+            excluded=self.excluded,
+            dark_hours=round(self.dark_hours, 3),
+            filled_fraction=round(min(max(self.filled_fraction, 0.0), 1.0), 4),
+            moon_illumination=round(self.moon_illumination, 3),
+            trigger=trigger,
+            ekos_schedule_path=schedule_path,
+        )
+
+
+@dataclass
+class _Candidates:
+    """The targets that take part in the dispatch, as parallel arrays."""
+
+    targets: list[Target]
+    constraints: list[TargetConstraints]
+    remaining: list[list[list]]  # per target: [plan, frames still wanted] in plan order
+    ra: np.ndarray
+    dec: np.ndarray
+
+    def remaining_seconds(self, overhead_s: float) -> np.ndarray:
+        return np.array([sum(n * (p.exposure_s + overhead_s) for p, n in plans) for plans in self.remaining])
+
+
+@dataclass
+class _NightState:
+    """Everything the dispatcher and the summary share for one planning run."""
+
+    night: date
+    sky: NightSky
+    tracks: TargetTracks
+    evaluation: Evaluation
+    ok: np.ndarray
+    candidates: _Candidates
+    excluded: dict[str, str]
+    exposure_overhead_s: float
+
+
+class Planner:
+    """Plans nights for one site with one scheduler configuration."""
+
+    def __init__(self, site: astro.SiteLike, settings: SchedulerConfig) -> None:
+        self.site = site
+        self.settings = settings
+
+    def sky(self, night: date) -> NightSky:
+        return night_sky(self.site, night, self.settings.grid_step_s)
+
+    def plan(self, targets: Sequence[Target], night: date | None = None, now: datetime | None = None) -> Plan:
+        """Plan ``night`` (default: the current one). With ``now``, nothing starts before it."""
+        if night is None:
+            night = astro.night_of(self.site, now or datetime.now(UTC))
+        sky = self.sky(night)
+        excluded: dict[str, str] = {}
+        candidates = self._candidates(targets, excluded)
+        tracks = sky.targets(candidates.ra, candidates.dec)
+        evaluation = evaluate(sky, tracks, candidates.constraints)
+        for target, reason in zip(candidates.targets, evaluation.reasons, strict=True):
+            if reason is not None:
+                excluded[target.id] = reason
+        ok = evaluation.ok
+        if now is not None and sky.size:
+            ok = ok & (sky.unix >= now.timestamp())[None, :]
+        state = _NightState(night, sky, tracks, evaluation, ok, candidates, excluded, self.settings.exposure_overhead_s)
+        blocks = self._dispatch(state)
+        return self._summary(state, blocks)
+
+    # ----------------------------------------------------------------- preparation
+
+    def _candidates(self, targets: Sequence[Target], excluded: dict[str, str]) -> _Candidates:
+        chosen: list[Target] = []
+        resolved: list[TargetConstraints] = []
+        remaining: list[list[list]] = []
+        for target in targets:
+            if not target.enabled:
+                excluded[target.id] = "disabled"
+                continue
+            if not target.exposure_plans:
+                excluded[target.id] = "no exposure plans"
+                continue
+            wanted = [
+                [plan, plan.count - plan.acquired] for plan in target.exposure_plans if plan.count > plan.acquired
+            ]
+            if not wanted:
+                excluded[target.id] = "complete: every exposure plan has all its frames"
+                continue
+            try:
+                constraints = resolve(self.settings.constraints, target.constraints)
+            except ValueError as exc:
+                excluded[target.id] = str(exc)
+                continue
+            chosen.append(target)
+            resolved.append(constraints)
+            remaining.append(wanted)
+        return _Candidates(
+            chosen,
+            resolved,
+            remaining,
+            np.array([t.ra_deg for t in chosen], dtype=float),
+            np.array([t.dec_deg for t in chosen], dtype=float),
+        )
+
+    # ----------------------------------------------------------------- dispatch
+
+    def _dispatch(self, state: _NightState) -> list[Block]:
+        sky, tracks, evaluation, candidates = state.sky, state.tracks, state.evaluation, state.candidates
+        ok = state.ok
+        n, size = ok.shape
+        if n == 0 or size == 0:
+            return []
+        step = sky.step_s
+        s = self.settings
+        overhead, switch = s.exposure_overhead_s, s.switch_overhead_s
+        ok = ok.copy()
+        remaining_s = candidates.remaining_seconds(overhead)
+        wanted_total = np.array([sum(p.count for p in t.exposure_plans) for t in candidates.targets], dtype=float)
+        done = np.array([sum(p.acquired for p in t.exposure_plans if p.count) for t in candidates.targets], dtype=float)
+        min_time_s = np.array([(c.min_time_on_target_min or 0.0) * 60.0 for c in candidates.constraints])
+        priority = np.array([t.priority for t in candidates.targets], dtype=float)
+        shortest_exposure = np.array([min(p.exposure_s for p, _ in plans) for plans in candidates.remaining])
+        run_end = _run_ends(ok)
+        visible_left = np.cumsum(ok[:, ::-1], axis=1)[:, ::-1]
+        rules = scoring.Rules.from_config(s.weights)
+
+        blocks: list[Block] = []
+        current = -1
+        t = 0
+        while t < size:
+            column = ok[:, t]
+            if not column.any():
+                t += 1
+                continue
+            idx = np.flatnonzero(column & (remaining_s > 0))
+            switch_cost = np.where(idx == current, 0.0, switch)
+            available = (run_end[idx, t] - t) * step - switch_cost
+            needed = np.maximum(np.minimum(min_time_s[idx], remaining_s[idx]), shortest_exposure[idx] + overhead)
+            idx = idx[available >= needed]
+            if idx.size == 0:
+                t += 1
+                continue
+            scores = rules.score(
+                priority=priority[idx],
+                visible_fraction_left=visible_left[idx, t] / (size - t),
+                complete_fraction=np.minimum(done[idx] / np.maximum(wanted_total[idx], 1.0), 1.0),
+                hour_angle=tracks.hour_angle[idx, t],
+                is_current=idx == current,
+                moon_up=bool(sky.moon_alt[t] >= 0),
+                moon_separation=evaluation.moon_separation[idx, t],
+                required_separation=evaluation.required_moon_separation[idx, t],
+            )
+            best = int(idx[int(np.argmax(scores))])
+            start_cost = 0.0 if best == current else switch
+            budget = min((run_end[best, t] - t) * step - start_cost, s.max_block_min * 60.0 - start_cost)
+            taken = _take_exposures(candidates.remaining[best], budget, overhead)
+            if not taken:
+                ok[best, t] = False  # not even one exposure fits from here
+                continue
+            block = _make_block(state, best, t, start_cost=start_cost, taken=taken, score=float(scores.max()))
+            blocks.append(block)
+            frames = sum(count for _, count in taken)
+            done[best] += frames
+            remaining_s[best] = candidates.remaining_seconds(overhead)[best]
+            current = best
+            t = max(t + 1, int(np.searchsorted(sky.unix, block.end.timestamp() - 1e-6)))
+        return blocks
+
+    # ----------------------------------------------------------------- summary
+
+    def _summary(self, state: _NightState, blocks: list[Block]) -> Plan:
+        sky, candidates, ok, excluded = state.sky, state.candidates, state.ok, state.excluded
+        step = sky.step_s
+        planned_ids = {b.target.id for b in blocks}
+        windows: dict[str, list[tuple[datetime, datetime]]] = {}
+        for i, target in enumerate(candidates.targets):
+            runs = _runs(ok[i])
+            windows[target.id] = [
+                (sky.datetime_at(sky.unix[a]), sky.datetime_at(sky.unix[b - 1] + step)) for a, b in runs
+            ]
+            if target.id in planned_ids or target.id in excluded:
+                continue
+            longest = max(((b - a) * step for a, b in runs), default=0.0)
+            minimum = candidates.constraints[i].min_time_on_target_min or 0.0
+            if longest == 0:
+                excluded[target.id] = "no usable time left tonight"
+            elif longest < minimum * 60.0 + self.settings.switch_overhead_s:
+                excluded[target.id] = (
+                    f"usable for at most {longest / 60:.0f} min at a time, less than the minimum time on target "
+                    f"({minimum:g} min) plus the target switch"
+                )
+            else:
+                total = sum((b - a) * step for a, b in runs) / 3600.0
+                excluded[target.id] = f"usable {total:.1f} h, but that time went to higher-scoring targets"
+
+        darkest = min(
+            (TWILIGHT_SUN_ALTITUDE[c.twilight or "astronomical"] for c in candidates.constraints),
+            default=TWILIGHT_SUN_ALTITUDE[self.settings.constraints.twilight or "astronomical"],
+        )
+        dark = sky.sun_alt < darkest
+        dark_runs = _runs(dark)
+        dark_start = sky.datetime_at(sky.unix[dark_runs[0][0]]) if dark_runs else None
+        dark_end = sky.datetime_at(sky.unix[dark_runs[-1][1] - 1] + step) if dark_runs else None
+        dark_hours = float(dark.sum()) * step / 3600.0
+        planned_hours = sum((b.end - b.start).total_seconds() for b in blocks) / 3600.0
+        return Plan(
+            night=state.night,
+            blocks=blocks,
+            excluded=excluded,
+            dark_start=dark_start,
+            dark_end=dark_end,
+            dark_hours=dark_hours,
+            filled_fraction=planned_hours / dark_hours if dark_hours else 0.0,
+            moon_illumination=sky.moon_illumination,
+            windows=windows,
+        )
+
+
+def _make_block(
+    state: _NightState, best: int, t: int, *, start_cost: float, taken: list[tuple[ExposurePlan, int]], score: float
+) -> Block:
+    """The block for target ``best`` starting at grid index ``t`` with the frames ``taken``."""
+    sky, alt = state.sky, state.tracks.alt[best]
+    per_frame = state.exposure_overhead_s
+    start = float(sky.unix[t])
+    end = start + start_cost + sum(count * (plan.exposure_s + per_frame) for plan, count in taken)
+    span = (sky.unix >= start) & (sky.unix <= end)
+    return Block(
+        target=state.candidates.targets[best],
+        constraints=state.candidates.constraints[best],
+        start=sky.datetime_at(start),
+        end=sky.datetime_at(end),
+        exposures=list(taken),
+        expected_altitude=float(np.interp((start + end) / 2, sky.unix, alt)),
+        min_altitude=float(alt[span].min() if span.any() else alt[t]),
+        required_moon_separation=float(state.evaluation.required_moon_separation[best][span].max(initial=0.0)),
+        score=score,
+    )
+
+
+def _run_ends(ok: np.ndarray) -> np.ndarray:
+    """For every (target, time): the index one past the end of the usable run containing it."""
+    n, size = ok.shape
+    index = np.broadcast_to(np.arange(size), (n, size))
+    first_bad = np.where(ok, size, index)
+    return np.minimum.accumulate(first_bad[:, ::-1], axis=1)[:, ::-1]
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) index pairs (end exclusive) of the True runs of a 1-D mask."""
+    padded = np.concatenate([[False], mask, [False]])
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def _take_exposures(remaining: list[list], budget_s: float, overhead_s: float) -> list[tuple[ExposurePlan, int]]:
+    """Frames that fit into ``budget_s``, from the plans in order; updates ``remaining``."""
+    taken: list[tuple[ExposurePlan, int]] = []
+    for entry in remaining:
+        plan, left = entry
+        if left <= 0 or budget_s <= 0:
+            continue
+        per = plan.exposure_s + overhead_s
+        count = min(left, math.floor(budget_s / per + 1e-9))
+        if count <= 0:
+            continue
+        taken.append((plan, count))
+        entry[1] -= count
+        budget_s -= count * per
+    return taken
