@@ -1,0 +1,158 @@
+"""The star-transmission method on synthetic skies rendered from the catalogue with known truth."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from obsy.skymodel import PROJECTIONS, SkyModel, StarCatalogue, fit_sky_model
+from obsy_clouddetect.catalogue import load_catalogue
+from obsy_clouddetect.transmission.analyser import (
+    CLEAR,
+    OVERCAST,
+    THIN,
+    TransmissionAnalyser,
+    TransmissionSettings,
+)
+from obsy_clouddetect.transmission.stars import detect_stars, remove_background, to_gray
+from obsy_clouddetect.transmission.synthetic import CloudPatches, SyntheticSky, UniformCloud
+
+SITE = (50.0, 8.0, 200.0)
+WHEN = datetime(2026, 1, 15, 22, 0, tzinfo=UTC)
+TRUE_MODEL = SkyModel(655.0, 470.0, 300.0, 37.0, False, "equisolid")
+THRESHOLD = TransmissionSettings().clear_transmission
+MIN_ALT = TransmissionSettings().min_altitude
+
+
+def angle_difference(a: float, b: float) -> float:
+    return abs((a - b + 180.0) % 360.0 - 180.0)
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> StarCatalogue:
+    return load_catalogue()
+
+
+@pytest.mark.parametrize("projection", PROJECTIONS)
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_pixel_and_sky_positions_round_trip(projection, mirrored):
+    model = SkyModel(500.0, 400.0, 320.0, 123.0, mirrored, projection)
+    alt = np.array([89.0, 60.0, 30.0, 10.0, 45.0])
+    az = np.array([0.0, 90.0, 181.0, 300.0, 359.5])
+    x, y = model.altaz_to_pixel(alt, az)
+    back_alt, back_az = model.pixel_to_altaz(x, y)
+    assert np.allclose(back_alt, alt, atol=1e-9)
+    assert np.allclose(np.cos(np.radians(back_az - az)), 1.0, atol=1e-12)
+
+
+def test_cardinal_points_follow_the_view_from_below():
+    model = SkyModel(100.0, 100.0, 50.0)
+    points = model.cardinal_points()
+    assert points["N"][1] < 100 and abs(points["N"][0] - 100) < 1e-9  # north up
+    assert points["E"][0] < 100  # east to the left, as seen looking up
+    assert points["W"][0] > 100 and points["S"][1] > 100
+    mirrored = SkyModel(100.0, 100.0, 50.0, mirrored=True).cardinal_points()
+    assert mirrored["E"][0] > 100
+
+
+def test_model_rejects_bad_values():
+    with pytest.raises(ValueError, match="projection"):
+        SkyModel(1, 1, 1, projection="fisheye")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="scale"):
+        SkyModel(1, 1, 0)
+
+
+def test_catalogue_holds_the_naked_eye_sky(catalogue):
+    assert 7000 < len(catalogue) < 9000
+    assert catalogue.mag.max() <= 6.5
+    assert np.all(np.diff(catalogue.mag) >= 0), "brightest first"
+    sirius = list(catalogue.names).index("Sirius")
+    assert abs(catalogue.ra[sirius] - 101.287) < 0.01 and abs(catalogue.dec[sirius] + 16.716) < 0.01
+
+
+def test_broken_catalogue_gives_a_clear_error(tmp_path):
+    path = tmp_path / "stars.csv"
+    path.write_text("hip,ra_deg,dec_deg,mag,bv,name\n1,abc,2,3,0,\n")
+    with pytest.raises(ValueError, match="malformed"):
+        StarCatalogue.from_csv(path)
+
+
+@pytest.mark.parametrize(
+    "truth",
+    [
+        TRUE_MODEL,
+        SkyModel(612.0, 501.0, 285.0, 212.5, True, "equidistant"),
+        SkyModel(640.0, 470.0, 250.0, 301.0, False, "stereographic"),
+    ],
+    ids=["equisolid", "equidistant-mirrored", "stereographic"],
+)
+def test_fit_finds_zenith_rotation_and_projection(catalogue, truth):
+    frame = SyntheticSky(truth, 1280, 960).render(catalogue, *SITE, WHEN)
+    detections = detect_stars(remove_background(to_gray(frame)))
+    stars = catalogue.brighter_than(6.0)
+    alt, az = stars.altaz(*SITE, WHEN)
+    fit = fit_sky_model(detections.xy, alt, az, (1280, 960))
+    assert fit.model.zenith_offset_deg(truth) < 0.5
+    assert angle_difference(fit.model.rotation, truth.rotation) < 0.5
+    assert fit.model.mirrored == truth.mirrored
+    assert fit.model.projection == truth.projection
+    assert abs(fit.model.scale / truth.scale - 1) < 0.01
+    assert fit.rms_px < 1.0
+
+
+@pytest.fixture(scope="module")
+def judged(catalogue):
+    """Two clear frames teach the clear-sky zero point; then each cloud case is judged."""
+    sky = SyntheticSky(TRUE_MODEL, 1280, 960)
+    analyser = TransmissionAnalyser(catalogue, *SITE)
+    results = {}
+    cases = {
+        "clear": UniformCloud(1.0),
+        "clear again": UniformCloud(1.0),
+        "two patches": CloudPatches(((50, 120, 30), (35, 300, 25))),
+        "big bank": CloudPatches(((10, 200, 70),)),
+        "thin veil": UniformCloud(0.4),
+        "overcast": UniformCloud(0.02),
+    }
+    for seed, (name, clouds) in enumerate(cases.items()):
+        frame = sky.render(catalogue, *SITE, WHEN, clouds=clouds, seed=seed)
+        results[name] = (clouds.cover(MIN_ALT, THRESHOLD), analyser.analyse(frame, WHEN, sky.exposure_s))
+    return results
+
+
+@pytest.mark.parametrize("case", ["clear", "clear again", "two patches", "big bank", "thin veil", "overcast"])
+def test_cloud_cover_is_within_ten_points_of_truth(judged, case):
+    truth, result = judged[case]
+    assert result.cover is not None, result.reason
+    assert abs(result.cover - truth) <= 10, f"{case}: measured {result.cover:.1f} %, truth {truth:.1f} %"
+    assert result.model is not None and result.model.zenith_offset_deg(TRUE_MODEL) < 0.5
+
+
+def test_labels_tell_clear_from_thin_from_overcast(judged):
+    assert judged["clear"][1].label == CLEAR
+    assert judged["thin veil"][1].label == THIN
+    assert judged["overcast"][1].label == OVERCAST
+    assert 0.2 < judged["thin veil"][1].transmission < 0.6
+    for case in ("two patches", "big bank", "thin veil", "overcast"):
+        assert judged[case][1].label != CLEAR
+
+
+def test_overcast_without_a_known_model_is_unknown_never_clear(catalogue):
+    sky = SyntheticSky(TRUE_MODEL, 1280, 960)
+    frame = sky.render(catalogue, *SITE, WHEN, clouds=UniformCloud(0.0))
+    result = TransmissionAnalyser(catalogue, *SITE).analyse(frame, WHEN, sky.exposure_s)
+    assert result.label == "unknown" and result.cover is None
+    assert "sky model" in result.reason
+
+
+def test_stars_near_the_moon_are_left_out(catalogue):
+    sky = SyntheticSky(TRUE_MODEL, 1280, 960)
+    analyser = TransmissionAnalyser(catalogue, *SITE, model=TRUE_MODEL, fixed_model=True)
+    frame = sky.render(catalogue, *SITE, WHEN)
+    without = analyser.analyse(frame, WHEN, sky.exposure_s)
+    with_moon = analyser.analyse(frame, WHEN, sky.exposure_s, moon=(60.0, 100.0))
+    assert with_moon.stars_expected < without.stars_expected
+    assert math.isclose(without.cover or 0.0, 0.0, abs_tol=5)
