@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -26,7 +27,9 @@ def get_json(url: str) -> dict:
 
 def test_status_api_reflects_availability_and_health(mosquitto, tmp_path):
     port = free_port()
-    config = load_config(write_config(tmp_path, mosquitto, web={"port": port}, run_dir=str(tmp_path)))
+    # Anonymous read-only access (off by default) lets a plain HTTP client see the status.
+    web = {"port": port, "anonymous_read": True}
+    config = load_config(write_config(tmp_path, mosquitto, web=web, run_dir=str(tmp_path)))
     runner = ServiceRunner(WebService, config)
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
@@ -54,6 +57,14 @@ def test_status_api_reflects_availability_and_health(mosquitto, tmp_path):
 
         page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
         assert "Test site" in page
+        # Anonymous visitors may look, never act.
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/commands/roof", data=b'{"action": "CLOSE"}', method="POST"
+        )
+        request.add_header("Content-Type", "application/json")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5)
+        assert refused.value.code == 401
     finally:
         watcher.close()
         runner.request_stop()

@@ -5,26 +5,37 @@ from __future__ import annotations
 from importlib import resources
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
-from obsy_web.status import StatusBoard
+from obsy_web import pages
+from obsy_web.api import auth, commands, files, history, live, plan, status, targets
+from obsy_web.api.errors import install_error_handlers
+from obsy_web.api.security import PrincipalCache
+from obsy_web.context import WebContext
+
+API_PREFIX = "/api/v1"
 
 
-def create_app(board: StatusBoard, site_name: str) -> FastAPI:
-    app = FastAPI(title="OBSY", version="1", docs_url="/api/docs", openapi_url="/api/v1/openapi.json")
-    page = resources.files("obsy_web").joinpath("static/index.html").read_text(encoding="utf-8")
-    page = page.replace("{{site_name}}", site_name.replace("<", "&lt;"))
-
-    @app.get("/api/v1/status", summary="Availability and health of every service")
-    def status() -> dict:
-        return board.snapshot()
+def create_app(context: WebContext) -> FastAPI:
+    app = FastAPI(
+        title="OBSY",
+        version="1",
+        description="The observatory's REST API: status, history, allsky images, events, targets, plan, commands.",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+    )
+    app.state.context = context
+    app.state.principals = PrincipalCache()
+    install_error_handlers(app)
+    for module in (status, history, files, targets, plan, commands, auth, live):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(pages.router)
+    static = resources.files("obsy_web").joinpath("static")
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:
         return {"ok": True}
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def dashboard() -> str:
-        return page
 
     return app

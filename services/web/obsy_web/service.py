@@ -1,31 +1,94 @@
-"""The web service process: the status board fed from the bus, served over HTTP.
+"""The web service process: ingestor, REST API and dashboard in one.
 
-The database, the ingestor and the full dashboard are added by the web issue; this
-serves the live status of every service at ``/`` and ``/api/v1/status``.
+On start it brings the database schema up to date (Alembic), starts the ingestor on its
+own persistent MQTT session, publishes the target list (retained) and serves HTTP.
 """
 
 from __future__ import annotations
 
 import socket
+import sys
 import threading
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import uvicorn
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
+from obsy.bus import Bus
+from obsy.messages import TargetList
 from obsy.runner import Service, run_service
 from obsy_web.app import create_app
+from obsy_web.auth.ratelimit import LoginLimiter
+from obsy_web.commands import CommandGateway
+from obsy_web.context import WebContext
+from obsy_web.db import make_engine, session_factory
+from obsy_web.db.migrate import upgrade
+from obsy_web.ingest.ingestor import Ingestor
+from obsy_web.ingest.retention import apply_retention
+from obsy_web.ingest.subscriber import start_ingest_bus
+from obsy_web.live import LatestStates, LiveHub
+from obsy_web.sky import SkyNow
 from obsy_web.status import StatusBoard
+from obsy_web.targets import TargetStore
+
+RETENTION_INTERVAL_S = 3600.0
 
 
 class WebService(Service):
     name = "web"
 
     def start(self) -> None:
-        self.board = StatusBoard(self.bus)
-        app = create_app(self.board, self.config.site.name)
+        settings = self.config.web
+        url = self.config.database_url()
+        self.engine = make_engine(url)
+        try:
+            upgrade(self.engine)
+        except OperationalError as exc:
+            shown = make_url(url).render_as_string(hide_password=True)
+            raise RuntimeError(f"cannot reach the database {shown}: {str(exc.orig).strip()}") from None
+        sessions = session_factory(self.engine)
+        self.ingestor = Ingestor(self.engine, self.topics, batch_size=settings.ingest_batch_size)
+        self.context = WebContext(
+            config=self.config,
+            topics=self.topics,
+            engine=self.engine,
+            sessions=sessions,
+            board=StatusBoard(self.bus),
+            latest=LatestStates(self.topics),
+            hub=LiveHub(self.topics),
+            targets=TargetStore(sessions, self._publish_targets),
+            commands=CommandGateway(self.bus, settings.command_timeout),
+            sky=SkyNow(self.config.site),
+            ingestor=self.ingestor,
+            limiter=LoginLimiter(settings.login_attempts_per_minute),
+        )
+        self.context.sky.current()  # first computation in the background
+        self.context.targets.publish_all()
+        self.ingestor.start()
+        self.ingest_bus: Bus = start_ingest_bus(self.config.broker, self._on_bus_message, wait=5.0)
+        self._next_retention = time.monotonic() + 60.0
+        self._serve(create_app(self.context))
+
+    def _publish_targets(self, targets: TargetList) -> None:
+        self.bus.publish(self.topics.web_targets, targets, qos=1, retain=True)
+
+    def _on_bus_message(self, topic: str, payload: bytes) -> None:
+        self.context.latest.update(topic, payload)
+        self.context.hub.publish(topic, payload)
+        self.ingestor.submit(topic, payload)
+
+    def _serve(self, app: Any) -> None:
         settings = self.config.web
         server_config = uvicorn.Config(
-            app, host=settings.host, port=settings.port, log_level="warning", access_log=False
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=3,
         )
         self.server = uvicorn.Server(server_config)
         # Bind here, not in uvicorn's thread, so that a busy port is a clear start failure.
@@ -44,14 +107,29 @@ class WebService(Service):
     def poll(self) -> None:
         if not self.thread.is_alive():
             raise RuntimeError("the HTTP server thread stopped")
+        if time.monotonic() >= self._next_retention:
+            self._next_retention = time.monotonic() + RETENTION_INTERVAL_S
+            apply_retention(self.engine, self.config.web.retention)
 
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+        self.ingest_bus.stop()
+        self.ingestor.stop()
+        self.engine.dispose()
 
     def health_details(self) -> dict[str, Any]:
-        return {"http": self.thread.is_alive()}
+        return {
+            "http": self.thread.is_alive(),
+            "ingest": self.ingestor.health(),
+            "live_clients": self.context.hub.listeners,
+        }
 
 
-def main() -> int:
-    return run_service(WebService)
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("create-admin", "create-user", "migrate"):
+        from obsy_web.cli import admin_command
+
+        return admin_command(args)
+    return run_service(WebService, args)

@@ -1,0 +1,138 @@
+"""Allsky frames and the files of the data directory.
+
+Only files under ``data_dir`` are served, only media types (images, videos, FITS), never
+hidden files, and never through a path that leaves the directory (``..``, absolute paths,
+symbolic links pointing out): the database and logs live there too.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from pydantic import BaseModel
+from sqlalchemy import func, select
+
+from obsy_web.api.common import Page, Paging
+from obsy_web.api.security import get_context, viewer
+from obsy_web.context import WebContext
+from obsy_web.db.models import AllskyFrameRecord
+
+router = APIRouter(dependencies=[Depends(viewer)])
+
+SERVED_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".mp4", ".webm", ".mkv", ".fits", ".fit", ".fts", ".fz"}
+)
+FILES_PREFIX = "/files/"
+
+
+class AllskyImage(BaseModel):
+    frame_id: str
+    time: datetime
+    night: str
+    exposure_s: float
+    gain: float | None
+    stars: int | None
+    sqm: float | None
+    sun_altitude: float | None
+    moon_altitude: float | None
+    moon_phase: float | None
+    url: str
+    fits_url: str | None
+    width: int | None
+    height: int | None
+
+
+class Night(BaseModel):
+    night: str
+    frames: int
+    first: datetime
+    last: datetime
+
+
+def resolve_data_file(data_dir: Path, relative: str) -> Path:
+    """The file ``relative`` names inside ``data_dir``; 404 for anything else."""
+    parts = PurePosixPath(relative.replace("\\", "/")).parts
+    if not parts or any(p in ("..", "") or p.startswith(".") or "\x00" in p for p in parts) or relative.startswith("/"):
+        raise HTTPException(404, "no such file in the data directory")
+    root = data_dir.resolve()
+    path = root.joinpath(*parts)
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise HTTPException(404, "no such file in the data directory") from None
+    if not real.is_relative_to(root) or not real.is_file():
+        raise HTTPException(404, "no such file in the data directory")
+    if real.suffix.lower() not in SERVED_SUFFIXES:
+        raise HTTPException(404, f"files of type {real.suffix or '(none)'} are not served")
+    return real
+
+
+def _image(record: AllskyFrameRecord) -> AllskyImage:
+    return AllskyImage.model_validate(record, from_attributes=True)
+
+
+@router.get("/files/{path:path}", tags=["allsky"], summary="A media file from the data directory")
+def data_file(path: str, context: WebContext = Depends(get_context)) -> FileResponse:
+    return FileResponse(resolve_data_file(context.data_dir, path))
+
+
+@router.get("/allsky/nights", tags=["allsky"], response_model=list[Night], summary="Nights with allsky frames")
+def allsky_nights(limit: int = Query(60, ge=1, le=1000), context: WebContext = Depends(get_context)) -> list[Night]:
+    f = AllskyFrameRecord
+    with context.sessions() as db:
+        rows = db.execute(
+            select(f.night, func.count(), func.min(f.time), func.max(f.time))
+            .group_by(f.night)
+            .order_by(f.night.desc())
+            .limit(limit)
+        ).all()
+    return [Night(night=n, frames=c, first=a, last=b) for n, c, a, b in rows]
+
+
+@router.get("/allsky/images", tags=["allsky"], response_model=Page[AllskyImage], summary="Allsky frames, newest first")
+def allsky_images(
+    night: str | None = Query(None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="observing night, YYYY-MM-DD"),
+    paging: Paging = Depends(),
+    context: WebContext = Depends(get_context),
+) -> Page[AllskyImage]:
+    f = AllskyFrameRecord
+    where = [f.night == night] if night else []
+    with context.sessions() as db:
+        total = db.scalar(select(func.count()).select_from(f).where(*where)) or 0
+        rows = db.scalars(select(f).where(*where).order_by(f.time.desc()).limit(paging.limit).offset(paging.offset))
+        items = [_image(r) for r in rows]
+    return Page(items=items, total=total, limit=paging.limit, offset=paging.offset)
+
+
+@router.get("/allsky/images/latest", tags=["allsky"], response_model=AllskyImage, summary="The newest allsky frame")
+def allsky_latest(context: WebContext = Depends(get_context)) -> AllskyImage:
+    with context.sessions() as db:
+        record = db.scalar(select(AllskyFrameRecord).order_by(AllskyFrameRecord.time.desc()).limit(1))
+        if record is None:
+            raise HTTPException(404, "no allsky frame has been recorded yet")
+        return _image(record)
+
+
+@router.get("/allsky/images/{frame_id}", tags=["allsky"], response_model=AllskyImage, summary="One allsky frame")
+def allsky_image(frame_id: str, context: WebContext = Depends(get_context)) -> AllskyImage:
+    with context.sessions() as db:
+        record = db.scalar(select(AllskyFrameRecord).where(AllskyFrameRecord.frame_id == frame_id))
+        if record is None:
+            raise HTTPException(404, f"no allsky frame {frame_id!r}")
+        return _image(record)
+
+
+@router.get("/allsky/images/{frame_id}/file", tags=["allsky"], summary="The image file of one allsky frame")
+def allsky_image_file(frame_id: str, context: WebContext = Depends(get_context)) -> Response:
+    image = allsky_image(frame_id, context)
+    url = urlparse(image.url)
+    if url.scheme in ("http", "https"):
+        return RedirectResponse(image.url, status_code=307)
+    if url.scheme or url.netloc:
+        raise HTTPException(404, f"the frame's URL {image.url!r} is not a file this service serves")
+    relative = url.path.removeprefix(FILES_PREFIX) if url.path.startswith(FILES_PREFIX) else url.path
+    return FileResponse(resolve_data_file(context.data_dir, relative))

@@ -1,0 +1,148 @@
+"""Users with argon2 password hashes, login sessions and API tokens, in the database.
+
+Session cookies and API tokens are random secrets shown once; the database keeps only
+their SHA-256, so a copy of the database does not let anyone log in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from obsy_web.db.models import ApiToken, SessionRecord, User
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return {"viewer": 1, "operator": 2, "admin": 3}[self.value]
+
+
+MIN_PASSWORD_LENGTH = 10
+USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+_hasher = PasswordHasher()
+# Verifying against this when the user does not exist takes as long as a real check,
+# so response times do not tell which usernames exist.
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+class AccountError(ValueError):
+    """A request about accounts that cannot be done; the message says why."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: a user (through a session or a token) or an anonymous visitor."""
+
+    user_id: int | None
+    username: str
+    role: Role
+    via: str  # "session", "token" or "anonymous"
+    csrf_token: str | None = None
+
+    def can(self, role: Role) -> bool:
+        return self.role.rank >= role.rank
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def check_password_rules(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+
+
+def create_user(db: Session, username: str, password: str, role: Role) -> User:
+    if not USERNAME_PATTERN.match(username):
+        raise AccountError("a username has 1 to 64 letters, digits or . _ @ -")
+    check_password_rules(password)
+    if db.scalar(select(User).where(User.username == username)) is not None:
+        raise AccountError(f"a user named {username!r} exists already")
+    user = User(
+        username=username, password_hash=_hasher.hash(password), role=Role(role).value, created_at=datetime.now(UTC)
+    )
+    db.add(user)
+    db.flush()
+    return user
+
+
+def set_password(db: Session, user: User, password: str) -> None:
+    check_password_rules(password)
+    user.password_hash = _hasher.hash(password)
+    db.execute(delete(SessionRecord).where(SessionRecord.user_id == user.id))  # log out everywhere
+
+
+def authenticate(db: Session, username: str, password: str) -> User | None:
+    """The user when the password is right and the account enabled, else None."""
+    user = db.scalar(select(User).where(User.username == username))
+    try:
+        if user is None:
+            _hasher.verify(_DUMMY_HASH, password)
+            return None
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if user.disabled:
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    return user
+
+
+def start_session(db: Session, user: User, lifetime: timedelta) -> tuple[str, SessionRecord]:
+    """A new login; returns the cookie value (shown once) and the stored record."""
+    token = secrets.token_urlsafe(32)
+    now = datetime.now(UTC)
+    record = SessionRecord(
+        token_hash=digest(token),
+        user_id=user.id,
+        csrf_token=secrets.token_urlsafe(24),
+        created_at=now,
+        expires_at=now + lifetime,
+    )
+    db.add(record)
+    db.execute(delete(SessionRecord).where(SessionRecord.expires_at < now))
+    return token, record
+
+
+def end_session(db: Session, token: str) -> None:
+    db.execute(delete(SessionRecord).where(SessionRecord.token_hash == digest(token)))
+
+
+def principal_for_session(db: Session, token: str) -> Principal | None:
+    record = db.get(SessionRecord, digest(token))
+    if record is None or record.expires_at < datetime.now(UTC) or record.user.disabled:
+        return None
+    user = record.user
+    return Principal(user.id, user.username, Role(user.role), "session", record.csrf_token)
+
+
+def create_token(db: Session, user: User, name: str) -> tuple[str, ApiToken]:
+    secret = "obsy_" + secrets.token_urlsafe(32)
+    token = ApiToken(token_hash=digest(secret), user_id=user.id, name=name, created_at=datetime.now(UTC))
+    db.add(token)
+    db.flush()
+    return secret, token
+
+
+def principal_for_token(db: Session, secret: str) -> Principal | None:
+    token = db.scalar(select(ApiToken).where(ApiToken.token_hash == digest(secret)))
+    if token is None or token.user.disabled:
+        return None
+    token.last_used_at = datetime.now(UTC)
+    user = token.user
+    return Principal(user.id, user.username, Role(user.role), "token")

@@ -1,0 +1,39 @@
+"""Everything the HTTP layer needs, built once by the service (or by a test)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from obsy.config import ObsyConfig
+from obsy.topics import Topics
+from obsy_web.auth.ratelimit import LoginLimiter
+from obsy_web.commands import CommandGateway
+from obsy_web.ingest.ingestor import Ingestor
+from obsy_web.live import LatestStates, LiveHub
+from obsy_web.sky import SkyNow
+from obsy_web.status import StatusBoard
+from obsy_web.targets import TargetStore
+
+
+@dataclass
+class WebContext:
+    config: ObsyConfig
+    topics: Topics
+    engine: Engine
+    sessions: sessionmaker[Session]
+    board: StatusBoard
+    latest: LatestStates
+    hub: LiveHub
+    targets: TargetStore
+    commands: CommandGateway
+    sky: SkyNow
+    ingestor: Ingestor | None = None
+    limiter: LoginLimiter = field(default_factory=lambda: LoginLimiter(5))
+
+    @property
+    def data_dir(self) -> Path:
+        return self.config.data_dir.resolve()

@@ -1,0 +1,114 @@
+"""What the bus says right now, and the live feed of changes to the dashboards.
+
+:class:`LatestStates` keeps the last payload of every topic (decoded JSON or text) for
+the status API. :class:`LiveHub` forwards each message to every connected browser
+(Server-Sent Events); it is fed on the bus's dispatch thread and hands over to the
+event loop of each listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from obsy.topics import Topics
+
+#: Topics that are not forwarded to browsers: binary or of no use there.
+_NOT_LIVE_SUFFIXES = ("/allsky/image", "/set")
+
+
+def decode(payload: bytes) -> Any:
+    """JSON when it parses, text when it is UTF-8, otherwise None (binary)."""
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return text
+
+
+class LatestStates:
+    def __init__(self, topics: Topics) -> None:
+        self.topics = topics
+        self._raw: dict[str, bytes] = {}
+        self._decoded: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def update(self, topic: str, payload: bytes) -> None:
+        key = topic[len(self.topics.prefix) + 1 :]
+        with self._lock:
+            if payload:
+                self._raw[key] = payload
+            else:
+                self._raw.pop(key, None)
+            self._decoded.pop(key, None)
+
+    def get(self, key: str) -> Any:
+        """The latest value on ``<prefix>/<key>``, decoded, or None."""
+        with self._lock:
+            if key in self._decoded:
+                return self._decoded[key]
+            raw = self._raw.get(key)
+        value = decode(raw) if raw is not None else None
+        with self._lock:
+            if self._raw.get(key) is raw:
+                self._decoded[key] = value
+        return value
+
+
+@dataclass
+class _Listener:
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[dict[str, Any] | None]
+
+
+class LiveHub:
+    def __init__(self, topics: Topics, max_backlog: int = 1000) -> None:
+        self.topics = topics
+        self.max_backlog = max_backlog
+        self._listeners: set[_Listener] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def listeners(self) -> int:
+        return len(self._listeners)
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        if not self._listeners or topic.endswith(_NOT_LIVE_SUFFIXES):
+            return
+        value = decode(payload)
+        if value is None and payload:
+            return
+        message = {"topic": topic[len(self.topics.prefix) + 1 :], "payload": value}
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            with contextlib.suppress(RuntimeError):  # its loop has closed
+                listener.loop.call_soon_threadsafe(self._offer, listener, message)
+
+    def _offer(self, listener: _Listener, message: dict[str, Any]) -> None:
+        if listener.queue.qsize() < self.max_backlog:  # a stalled browser loses updates, not memory
+            listener.queue.put_nowait(message)
+
+    async def listen(self, keepalive_s: float = 15.0) -> AsyncIterator[dict[str, Any] | None]:
+        """Messages as they come; None every ``keepalive_s`` seconds of silence."""
+        listener = _Listener(asyncio.get_running_loop(), asyncio.Queue())
+        with self._lock:
+            self._listeners.add(listener)
+        try:
+            while True:
+                try:
+                    message = await asyncio.wait_for(listener.queue.get(), keepalive_s)
+                except TimeoutError:
+                    message = None
+                yield message
+        finally:
+            with self._lock:
+                self._listeners.discard(listener)

@@ -1,0 +1,68 @@
+"""The dashboard: server-rendered pages (Jinja2) with a little JavaScript each.
+
+Pages need a login unless ``web.anonymous_read`` is on; they read the same REST API as
+scripts do, and the overview listens to ``/api/v1/live`` for changes.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from obsy_web.api.security import current_principal, get_context
+from obsy_web.auth.accounts import Principal, Role
+from obsy_web.context import WebContext
+
+templates = Jinja2Templates(directory=str(resources.files("obsy_web").joinpath("templates")))
+router = APIRouter(include_in_schema=False)
+
+PAGES = {
+    "overview": ("/", "Overview"),
+    "weather": ("/weather", "Weather"),
+    "allsky": ("/allsky", "Allsky"),
+    "targets": ("/targets", "Targets"),
+    "plan": ("/plan", "Plan"),
+    "events": ("/events", "Events"),
+}
+
+
+def _render(page: str, request: Request, who: Principal | None, context: WebContext) -> Response:
+    if who is None:
+        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+    return templates.TemplateResponse(
+        request,
+        f"{page}.html",
+        {
+            "page": page,
+            "pages": PAGES,
+            "site_name": context.config.site.name,
+            "who": who,
+            "can_operate": who.can(Role.OPERATOR) and who.via != "anonymous",
+        },
+    )
+
+
+def _page(page: str):
+    async def show(
+        request: Request,
+        who: Principal | None = Depends(current_principal),
+        context: WebContext = Depends(get_context),
+    ) -> Response:
+        return _render(page, request, who, context)
+
+    return show
+
+
+for _name, (_path, _title) in PAGES.items():
+    router.add_api_route(_path, _page(_name), methods=["GET"], response_class=HTMLResponse, name=f"page_{_name}")
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request, context: WebContext = Depends(get_context)) -> Response:
+    return templates.TemplateResponse(
+        request, "login.html", {"page": "login", "pages": PAGES, "site_name": context.config.site.name, "who": None}
+    )

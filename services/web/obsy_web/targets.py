@@ -1,0 +1,200 @@
+"""Targets and exposure plans: stored here, published retained for the scheduler.
+
+Every change is followed by a :class:`~obsy.messages.TargetList` of all targets on
+``<prefix>/web/targets`` (retained); the bus republishes it after every reconnect.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from obsy import messages
+from obsy.messages import ExposurePlan, Target, TargetList
+from obsy_web import catalogue
+from obsy_web.db.models import ExposurePlanRecord, TargetRecord
+
+
+class TargetInput(BaseModel):
+    """A target as the API and the dashboard accept it.
+
+    Give ``ra_deg``/``dec_deg``, or a ``catalogue_name`` to look them up ("M 31", "NGC 7000",
+    "Vega"); ``name`` defaults to the catalogue name.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=128)
+    catalogue_name: str | None = Field(default=None, min_length=1, max_length=100)
+    ra_deg: float | None = Field(default=None, ge=0, lt=360)
+    dec_deg: float | None = Field(default=None, ge=-90, le=90)
+    priority: int = Field(default=5, ge=0, le=10)
+    enabled: bool = True
+    exposure_plans: list[ExposurePlan] = Field(default_factory=list, max_length=50)
+    constraints: dict[str, Any] = Field(default_factory=dict)
+    notes: str = Field(default="", max_length=2000)
+
+    @field_validator("constraints")
+    @classmethod
+    def _known_constraints(cls, value: dict[str, Any]) -> dict[str, Any]:
+        model = getattr(messages, "TargetConstraints", None)  # the scheduler's schema, when present
+        if model is not None and value:
+            return model.model_validate(value).model_dump(exclude_none=True)
+        return value
+
+    @model_validator(mode="after")
+    def _position_given(self) -> TargetInput:
+        if (self.ra_deg is None) != (self.dec_deg is None):
+            raise ValueError("give both ra_deg and dec_deg, or neither (to look the catalogue_name up)")
+        if self.ra_deg is None and not self.catalogue_name:
+            raise ValueError("give ra_deg and dec_deg, or a catalogue_name to look them up")
+        if not self.name and not self.catalogue_name:
+            raise ValueError("give a name or a catalogue_name")
+        return self
+
+
+class TargetView(Target):
+    """A target as the API returns it: the scheduler's fields and the web's own."""
+
+    catalogue_id: str | None = None
+    notes: str = ""
+    created_at: datetime
+    updated_at: datetime
+
+
+class TargetError(ValueError):
+    """The request cannot be done; ``status`` is the HTTP status it maps to."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def view(record: TargetRecord) -> TargetView:
+    return TargetView(
+        id=record.id,
+        name=record.name,
+        ra_deg=record.ra_deg,
+        dec_deg=record.dec_deg,
+        priority=record.priority,
+        enabled=record.enabled,
+        constraints=record.constraints,
+        exposure_plans=[
+            ExposurePlan(
+                filter=p.filter,
+                exposure_s=p.exposure_s,
+                count=p.count,
+                acquired=p.acquired,
+                binning=p.binning,
+                gain=p.gain,
+                offset=p.offset,
+                frame_type=p.frame_type,
+            )
+            for p in record.exposure_plans
+        ],
+        catalogue_id=record.catalogue_id,
+        notes=record.notes,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )
+
+
+class TargetStore:
+    def __init__(self, sessions: sessionmaker[Session], publish: Callable[[TargetList], None]) -> None:
+        self.sessions = sessions
+        self.publish = publish
+
+    def list(self) -> list[TargetView]:
+        with self.sessions() as db:
+            query = (
+                select(TargetRecord)
+                .options(selectinload(TargetRecord.exposure_plans))
+                .order_by(TargetRecord.priority.desc(), TargetRecord.name)
+            )
+            return [view(record) for record in db.scalars(query)]
+
+    def get(self, target_id: str) -> TargetView:
+        with self.sessions() as db:
+            return view(self._record(db, target_id))
+
+    def create(self, data: TargetInput) -> TargetView:
+        now = datetime.now(UTC)
+        with self.sessions.begin() as db:
+            record = TargetRecord(id=uuid.uuid4().hex[:12], created_at=now)
+            self._fill(db, record, data, now)
+            db.add(record)
+            db.flush()
+            result = view(record)
+        self.publish_all()
+        return result
+
+    def update(self, target_id: str, data: TargetInput) -> TargetView:
+        now = datetime.now(UTC)
+        with self.sessions.begin() as db:
+            record = self._record(db, target_id)
+            self._fill(db, record, data, now)
+            db.flush()
+            result = view(record)
+        self.publish_all()
+        return result
+
+    def delete(self, target_id: str) -> None:
+        with self.sessions.begin() as db:
+            db.delete(self._record(db, target_id))
+        self.publish_all()
+
+    def publish_all(self) -> None:
+        targets = [Target.model_validate(t.model_dump()) for t in self.list()]
+        self.publish(TargetList(targets=targets))
+
+    @staticmethod
+    def _record(db: Session, target_id: str) -> TargetRecord:
+        record = db.get(TargetRecord, target_id, options=[selectinload(TargetRecord.exposure_plans)])
+        if record is None:
+            raise TargetError(f"no target with id {target_id!r}", status=404)
+        return record
+
+    @staticmethod
+    def _fill(db: Session, record: TargetRecord, data: TargetInput, now: datetime) -> None:
+        catalogue_id = None
+        ra, dec = data.ra_deg, data.dec_deg
+        if data.catalogue_name:
+            entry = catalogue.lookup(data.catalogue_name)
+            if entry is None:
+                raise TargetError(f"{data.catalogue_name!r} is not in the catalogues (OpenNGC, bright stars)")
+            catalogue_id = entry.catalogue_id
+            if ra is None:
+                ra, dec = entry.ra_deg, entry.dec_deg
+        name = (data.name or data.catalogue_name or "").strip()
+        clash = db.scalar(select(TargetRecord.id).where(TargetRecord.name == name, TargetRecord.id != record.id))
+        if clash is not None:
+            raise TargetError(f"a target named {name!r} exists already (id {clash})", status=409)
+        record.name = name
+        record.catalogue_id = catalogue_id
+        record.ra_deg = float(ra)  # type: ignore[arg-type]
+        record.dec_deg = float(dec)  # type: ignore[arg-type]
+        record.priority = data.priority
+        record.enabled = data.enabled
+        record.constraints = data.constraints
+        record.notes = data.notes
+        record.updated_at = now
+        record.exposure_plans = [
+            ExposurePlanRecord(
+                position=i,
+                filter=p.filter,
+                exposure_s=p.exposure_s,
+                count=p.count,
+                acquired=p.acquired,
+                binning=p.binning,
+                gain=p.gain,
+                offset=p.offset,
+                frame_type=p.frame_type.value,
+            )
+            for i, p in enumerate(data.exposure_plans)
+        ]

@@ -1,0 +1,393 @@
+"""The REST API of the running web service, on real Postgres and on the SQLite default.
+
+One service per database kind serves every test of this module (fresh broker, fresh
+database, schema made by the migrations from empty); the tests use distinct names so
+they do not depend on each other's order.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from obsy.messages import AllskyFrame, Event, McpState, Reading, SafetyReason, SafetyVerdict, WeatherState
+from tests.support.mosquitto import MosquittoBroker
+from tests.support.pgcluster import fresh_database
+from tests.support.watcher import Watcher
+from tests.support.web_server import PASSWORD, RunningWeb
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def web(request, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp(f"web-{request.param}")
+    broker = MosquittoBroker(workdir)
+    broker.start()
+    try:
+        if request.param == "postgres":
+            with fresh_database("obsy_web_api") as url:
+                yield from _serve(workdir, broker, url)
+        else:
+            yield from _serve(workdir, broker, f"sqlite:///{workdir / 'obsy.sqlite3'}")
+    finally:
+        broker.stop()
+
+
+def _serve(workdir, broker, url):
+    server = RunningWeb(workdir, broker, url, command_timeout=1.5, login_attempts_per_minute=3).start()
+    server.broker = broker
+    server.add_user("vera", "viewer")
+    server.add_user("otto", "operator")
+    server.add_user("ada", "admin")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def bus(web):
+    watcher = Watcher(web.broker.port, ["obsy/#"])
+    yield watcher
+    watcher.close()
+
+
+def test_nothing_is_shown_without_a_login(web):
+    with web.client() as anonymous:
+        for path in ("/api/v1/status", "/api/v1/events", "/api/v1/targets", "/api/v1/live"):
+            reply = anonymous.get(path)
+            assert reply.status_code == 401, path
+            assert "log in" in reply.json()["detail"]
+        assert anonymous.get("/", follow_redirects=False).headers["location"].startswith("/login")
+        assert anonymous.get("/api/v1/status", headers={"Authorization": "Bearer nonsense"}).status_code == 401
+
+
+def test_status_aggregates_services_and_the_observatory(web, bus):
+    state = McpState(state="observing", reason="all safe", roof="open", safe=True)
+    bus.publish("obsy/mcp/state", state.to_json(), retain=True)
+    bus.publish("obsy/mcp/availability", "online", retain=True)
+    with web.login("vera") as viewer:
+
+        def observed():
+            status = viewer.get("/api/v1/status").json()
+            mcp = status["observatory"]["mcp"]
+            return (
+                status
+                if mcp and mcp["state"] == "observing" and status["services"]["mcp"]["availability"] == "online"
+                else None
+            )
+
+        status = web.wait_until(observed)
+    assert status["services"]["web"]["availability"] == "online"
+    assert status["observatory"]["mcp"]["roof"] == "open"
+    assert set(status["ingest"]) >= {"database_ok", "received", "stored_messages"}
+
+
+def test_wrong_password_then_rate_limit(web):
+    web.add_user("ratty", "viewer")
+    with web.client() as client:
+        for _ in range(3):
+            reply = client.post("/api/v1/auth/login", json={"username": "ratty", "password": "wrong password"})
+            assert reply.status_code == 401
+            assert reply.json()["detail"] == "wrong username or password"
+        blocked = client.post("/api/v1/auth/login", json={"username": "ratty", "password": PASSWORD})
+        assert blocked.status_code == 429
+        assert int(blocked.headers["Retry-After"]) > 0
+        assert "too many failed logins" in blocked.json()["detail"]
+
+
+def test_roles_and_csrf_guard_changes(web):
+    target = {"name": "Guarded", "ra_deg": 10.0, "dec_deg": 20.0}
+    with web.login("vera") as viewer:
+        reply = viewer.post("/api/v1/targets", json=target)
+        assert reply.status_code == 403
+        assert "operator" in reply.json()["detail"]
+        assert viewer.post("/api/v1/commands/roof", json={"action": "OPEN"}).status_code == 403
+        assert viewer.get("/api/v1/users").status_code == 403
+    with web.login("otto") as operator:
+        del operator.headers["X-CSRF-Token"]
+        reply = operator.post("/api/v1/targets", json=target)
+        assert reply.status_code == 403
+        assert "CSRF" in reply.json()["detail"]
+        operator.headers["X-CSRF-Token"] = "forged"
+        assert operator.post("/api/v1/targets", json=target).status_code == 403
+    with web.token_client("otto") as script:  # API tokens need no CSRF token
+        assert script.post("/api/v1/targets", json=target).status_code == 201
+
+
+def test_targets_crud_with_catalogue_lookup_published_for_the_scheduler(web, bus):
+    with web.login("otto") as operator:
+        found = operator.get("/api/v1/catalogue/lookup", params={"name": "NGC 7000"}).json()
+        assert found["catalogue_id"] == "NGC7000"
+        assert found["ra_deg"] == pytest.approx(314.82, abs=0.05)
+        assert operator.get("/api/v1/catalogue/lookup", params={"name": "Vega"}).json()["kind"] == "Star"
+        missing = operator.get("/api/v1/catalogue/lookup", params={"name": "NGC 99999"})
+        assert missing.status_code == 404 and "not in the catalogues" in missing.json()["detail"]
+
+        created = operator.post(
+            "/api/v1/targets",
+            json={
+                "catalogue_name": "M 31",
+                "priority": 8,
+                "exposure_plans": [{"filter": "L", "exposure_s": 300, "count": 20}],
+                "constraints": {"min_altitude": 35},
+            },
+        )
+        assert created.status_code == 201, created.text
+        m31 = created.json()
+        assert m31["name"] == "M 31" and m31["catalogue_id"] == "NGC0224"
+        assert m31["ra_deg"] == pytest.approx(10.685, abs=0.01) and m31["dec_deg"] == pytest.approx(41.27, abs=0.01)
+
+        def published(expected_names):
+            def check(messages):
+                retained = [m for m in messages if m.topic == "obsy/web/targets"]
+                return retained and expected_names <= {t["name"] for t in json.loads(retained[-1].payload)["targets"]}
+
+            return check
+
+        bus.wait_for(published({"M 31"}))
+        latest = json.loads(bus.on("obsy/web/targets")[-1].payload)
+        scheduled = next(t for t in latest["targets"] if t["id"] == m31["id"])
+        assert scheduled["exposure_plans"][0]["exposure_s"] == 300 and scheduled["priority"] == 8
+
+        clash = operator.post("/api/v1/targets", json={"name": "M 31", "ra_deg": 1, "dec_deg": 1})
+        assert clash.status_code == 409
+        bad = operator.post("/api/v1/targets", json={"name": "No position"})
+        assert bad.status_code == 422 and "catalogue_name" in bad.json()["detail"]
+        unknown = operator.post("/api/v1/targets", json={"catalogue_name": "Nowhere Nebula"})
+        assert unknown.status_code == 422
+
+        changed = operator.put(
+            f"/api/v1/targets/{m31['id']}",
+            json={"name": "Andromeda", "ra_deg": 10.68, "dec_deg": 41.27, "priority": 3, "enabled": False},
+        )
+        assert changed.status_code == 200
+        assert changed.json()["exposure_plans"] == [] and changed.json()["enabled"] is False
+        bus.wait_for(published({"Andromeda"}))
+        assert operator.delete(f"/api/v1/targets/{m31['id']}").status_code == 204
+        assert operator.get(f"/api/v1/targets/{m31['id']}").status_code == 404
+        bus.wait_for(
+            lambda msgs: (
+                m31["id"]
+                not in {
+                    t["id"]
+                    for t in json.loads([m for m in msgs if m.topic == "obsy/web/targets"][-1].payload)["targets"]
+                }
+            )
+        )
+
+
+def test_weather_history_is_downsampled_and_safety_history_lists_changes(web, bus):
+    t0 = datetime(2026, 1, 10, 20, 0, tzinfo=UTC)
+    for minute in range(120):
+        when = t0 + timedelta(minutes=minute)
+        state = WeatherState(timestamp=when, readings={"dew_margin": Reading(value=minute, unit="K", measured_at=when)})
+        bus.publish("obsy/weather/state", state.to_json(), retain=True)
+    verdicts = [
+        SafetyVerdict(timestamp=t0 + timedelta(minutes=5), safe=True),
+        SafetyVerdict(
+            timestamp=t0 + timedelta(minutes=50),
+            safe=False,
+            reasons=[SafetyReason(quantity="dew_margin", message="too humid", value=1, limit=2)],
+        ),
+    ]
+    for verdict in verdicts:
+        bus.publish("obsy/weather/safety", verdict.to_json(), retain=True)
+    params = {
+        "quantity": "dew_margin",
+        "start": t0.isoformat(),
+        "end": (t0 + timedelta(hours=2)).isoformat(),
+        "points": 4,
+    }
+    with web.login("vera") as viewer:
+        history = web.wait_until(
+            lambda: (
+                (h := viewer.get("/api/v1/weather/history", params=params).json())["series"]
+                and sum(p["count"] for p in h["series"][0]["points"]) == 120
+                and h
+            )
+        )
+        assert history["bucket_s"] == 1800
+        points = history["series"][0]["points"]
+        assert [p["count"] for p in points] == [30, 30, 30, 30]
+        assert [p["mean"] for p in points] == [14.5, 44.5, 74.5, 104.5]
+        assert points[1]["min"] == 30 and points[1]["max"] == 59
+        assert points[0]["time"].startswith("2026-01-10T20:00:00")
+        assert "dew_margin" in viewer.get("/api/v1/weather/quantities").json()
+
+        window = {"start": t0.isoformat(), "end": (t0 + timedelta(hours=2)).isoformat()}
+        safety = web.wait_until(
+            lambda: (s := viewer.get("/api/v1/safety/history", params=window).json())["total"] == 2 and s
+        )
+        assert [item["safe"] for item in safety["items"]] == [False, True]
+        assert safety["items"][0]["reasons"][0]["limit"] == 2
+
+        bad = viewer.get("/api/v1/weather/history", params={"start": "2026-01-10T20:00:00"})
+        assert bad.status_code == 422 and "time zone" in bad.json()["detail"]
+        reversed_range = viewer.get("/api/v1/safety/history", params={"start": window["end"], "end": window["start"]})
+        assert reversed_range.status_code == 422 and "before" in reversed_range.json()["detail"]
+        too_many = viewer.get("/api/v1/events", params={"limit": 5000})
+        assert too_many.status_code == 422 and "limit" in too_many.json()["detail"]
+
+
+def test_events_filter_and_paginate(web, bus):
+    t0 = datetime.now(UTC) - timedelta(minutes=10)
+    for n in range(12):
+        level = "error" if n % 4 == 0 else "info"
+        event = Event(
+            service="mcp",
+            kind="alarm" if level == "error" else "transition",
+            level=level,
+            message=f"paging test {n}",
+            timestamp=t0 + timedelta(seconds=n),
+        )
+        bus.publish("obsy/mcp/events", event.to_json())
+    with web.login("vera") as viewer:
+        web.wait_until(lambda: viewer.get("/api/v1/events", params={"text": "paging test"}).json()["total"] == 12)
+        errors = viewer.get("/api/v1/events", params={"text": "paging test", "level": "warning"}).json()
+        assert errors["total"] == 3 and {e["kind"] for e in errors["items"]} == {"alarm"}
+        page = viewer.get("/api/v1/events", params={"text": "paging test", "limit": 5, "offset": 5}).json()
+        assert [e["message"] for e in page["items"]] == [f"paging test {n}" for n in range(6, 1, -1)]
+        assert viewer.get("/api/v1/events", params={"service": "weather", "text": "paging test"}).json()["total"] == 0
+
+
+def test_allsky_images_and_files_only_from_the_data_directory(web, bus):
+    night_dir = web.data_dir / "allsky" / "2026-01-11"
+    night_dir.mkdir(parents=True, exist_ok=True)
+    (night_dir / "frame-001.jpg").write_bytes(b"\xff\xd8\xff\xe0fake jpeg")
+    (web.data_dir / "secret.txt").write_text("not for the web")
+    frame = AllskyFrame(
+        frame_id="frame-001", night="2026-01-11", exposure_s=30, stars=812, url="/files/allsky/2026-01-11/frame-001.jpg"
+    )
+    bus.publish("obsy/allsky/frames", frame.to_json())
+    with web.login("vera") as viewer:
+        web.wait_until(lambda: viewer.get("/api/v1/allsky/images", params={"night": "2026-01-11"}).json()["total"] == 1)
+        assert viewer.get("/api/v1/allsky/images/latest").json()["frame_id"] == "frame-001"
+        assert "2026-01-11" in [n["night"] for n in viewer.get("/api/v1/allsky/nights").json()]
+        image = viewer.get("/api/v1/allsky/images/frame-001/file")
+        assert image.status_code == 200 and image.content.startswith(b"\xff\xd8")
+        assert viewer.get("/api/v1/files/allsky/2026-01-11/frame-001.jpg").status_code == 200
+        for sneaky in (
+            "/api/v1/files/secret.txt",
+            "/api/v1/files/obsy.sqlite3",
+            "/api/v1/files/../obsy.yaml",
+            "/api/v1/files/allsky/%2e%2e/%2e%2e/obsy.yaml",
+            "/api/v1/files/%2Fetc%2Fpasswd",
+            "/api/v1/files/allsky/2026-01-11/missing.jpg",
+        ):
+            assert viewer.get(sneaky).status_code == 404, sneaky
+        assert viewer.get("/api/v1/allsky/images/nope/file").status_code == 404
+
+
+def test_a_command_without_an_mcp_is_a_clear_timeout(web):
+    with web.login("otto") as operator:
+        reply = operator.post("/api/v1/commands/roof", json={"action": "CLOSE"})
+    assert reply.status_code == 504
+    assert "MCP did not answer" in reply.json()["detail"]
+
+
+class PretendMcp:
+    """Plays the MCP's part on the bus: answers roof commands with its new state."""
+
+    def __init__(self, port: int) -> None:
+        self.commands: list[str] = []
+        self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id="pretend-mcp")
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *a: subscribed.set()
+        self.client.on_message = self._on_command
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe("obsy/mcp/+/set", qos=1)
+        self.client.loop_start()
+        subscribed.wait(10)
+
+    def _on_command(self, client, userdata, message) -> None:
+        command = message.payload.decode()
+        self.commands.append(command)
+        if command == "OPEN":
+            event = Event(
+                service="mcp", kind="command_rejected", level="warning", message="OPEN refused: unsafe (rain)"
+            )
+            client.publish("obsy/mcp/events", event.to_json(), qos=1)
+        else:
+            state = McpState(state="closing", reason=f"operator asked: {command}", roof="closing")
+            client.publish("obsy/mcp/state", state.to_json(), qos=1, retain=True)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_an_operator_command_returns_the_mcps_answer(web, bus):
+    mcp = PretendMcp(web.broker.port)
+    try:
+        with web.login("otto") as operator:
+            reply = operator.post("/api/v1/commands/roof", json={"action": "CLOSE"})
+            assert reply.status_code == 200, reply.text
+            answer = reply.json()
+            assert answer["answer_topic"] == "mcp/state"
+            assert answer["answer"]["reason"] == "operator asked: CLOSE"
+            refused = operator.post("/api/v1/commands/roof", json={"action": "OPEN"}).json()
+            assert refused["answer_topic"] == "mcp/events" and "refused" in refused["answer"]["message"]
+            assert operator.post("/api/v1/commands/roof", json={"action": "WIDER"}).status_code == 422
+        assert mcp.commands == ["CLOSE", "OPEN"]
+        audit = bus.wait_for(lambda msgs: sum(m.topic == "obsy/web/events" for m in msgs) >= 2)
+        said = [json.loads(m.payload)["message"] for m in audit if m.topic == "obsy/web/events"]
+        assert "otto sent roof CLOSE" in said
+    finally:
+        mcp.close()
+
+
+def test_api_tokens_and_user_administration(web):
+    with web.login("ada") as admin:
+        created = admin.post(
+            "/api/v1/users", json={"username": "newbie", "password": "a fine long password", "role": "viewer"}
+        )
+        assert created.status_code == 201
+        short = admin.post("/api/v1/users", json={"username": "shorty", "password": "short"})
+        assert short.status_code == 422 and "at least" in short.json()["detail"]
+        assert (
+            admin.post("/api/v1/users", json={"username": "newbie", "password": "another long one"}).status_code == 409
+        )
+        user_id = created.json()["id"]
+    script = web.token_client("vera")
+    assert script.get("/api/v1/auth/me").json()["username"] == "vera"
+    with web.login("vera") as vera:
+        token_id = vera.get("/api/v1/auth/tokens").json()[-1]["id"]
+        assert vera.delete(f"/api/v1/auth/tokens/{token_id}").status_code == 204
+    assert script.get("/api/v1/status").status_code == 401
+    script.close()
+    with web.login("newbie", "a fine long password") as newbie:
+        assert newbie.get("/api/v1/status").status_code == 200
+        with web.login("ada") as admin:
+            assert admin.patch(f"/api/v1/users/{user_id}", json={"disabled": True}).status_code == 200
+        web.wait_until(lambda: newbie.get("/api/v1/status").status_code == 401, timeout=10)
+
+
+def test_create_admin_command_never_uses_a_default_password(web, tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "obsy_web",
+        "create-admin",
+        "root2",
+        "-c",
+        str(web.config_path),
+        "--password-stdin",
+    ]
+    short = subprocess.run(command, input="short\n", capture_output=True, text=True, timeout=60, check=False)
+    assert short.returncode == 1 and "at least" in short.stderr
+    empty = subprocess.run(command, input="", capture_output=True, text=True, timeout=60, check=False)
+    assert empty.returncode == 1
+    done = subprocess.run(
+        command, input="a proper admin password\n", capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    with web.login("root2", "a proper admin password") as admin:
+        assert admin.get("/api/v1/auth/me").json()["role"] == "admin"

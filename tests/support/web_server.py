@@ -1,0 +1,100 @@
+"""The whole web service running in the test process against a real broker and database."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from obsy.config import load_config
+from obsy.runner import ServiceRunner
+from obsy_web.auth import accounts
+from obsy_web.auth.accounts import Role
+from obsy_web.db import make_engine, session_factory
+from obsy_web.service import WebService
+from tests.support.configs import write_config
+from tests.support.mosquitto import MosquittoBroker
+from tests.support.ports import free_port
+
+PASSWORD = "correct horse battery"
+
+
+class Client(httpx.Client):
+    """An httpx client that may be used in a ``with`` block after its first request."""
+
+    def __enter__(self) -> Client:
+        return self
+
+
+class RunningWeb:
+    def __init__(self, workdir: Path, broker: MosquittoBroker, database_url: str, **web: Any) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.database_url = database_url
+        web_settings = {"port": self.port, "heartbeat_interval": 2, **web}
+        path = write_config(workdir, broker, web=web_settings, database={"url": database_url}, run_dir=str(workdir))
+        self.config = load_config(path)
+        self.config_path = path
+        self.data_dir = self.config.data_dir.resolve()
+        self.runner = ServiceRunner(WebService, self.config)
+        self.thread = threading.Thread(target=self.runner.run, name="web-under-test", daemon=True)
+
+    def start(self, timeout: float = 30.0) -> RunningWeb:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the web service did not start")
+            time.sleep(0.1)
+        return self
+
+    def stop(self) -> None:
+        self.runner.request_stop()
+        self.thread.join(30)
+
+    @property
+    def service(self) -> WebService:
+        return self.runner.service  # type: ignore[return-value]
+
+    def add_user(self, username: str, role: Role | str, password: str = PASSWORD) -> None:
+        engine = make_engine(self.database_url)
+        try:
+            with session_factory(engine).begin() as db:
+                accounts.create_user(db, username, password, Role(role))
+        finally:
+            engine.dispose()
+
+    def client(self) -> Client:
+        return Client(base_url=self.url, timeout=30)
+
+    def login(self, username: str, password: str = PASSWORD) -> Client:
+        """A client with the session cookie and the CSRF header a dashboard page would send."""
+        client = self.client()
+        reply = client.post("/api/v1/auth/login", json={"username": username, "password": password})
+        reply.raise_for_status()
+        client.headers["X-CSRF-Token"] = reply.json()["csrf_token"]
+        return client
+
+    def token_client(self, username: str) -> Client:
+        with self.login(username) as session:
+            secret = session.post("/api/v1/auth/tokens", json={"name": "tests"}).json()["token"]
+        return Client(base_url=self.url, timeout=30, headers={"Authorization": f"Bearer {secret}"})
+
+    def wait_until(self, check, timeout: float = 10.0, interval: float = 0.1):
+        deadline = time.monotonic() + timeout
+        while True:
+            result = check()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise TimeoutError("condition not met in time")
+            time.sleep(interval)
