@@ -1,0 +1,286 @@
+"""A real KStars/Ekos (Debian package ``kstars``, 3.6), headless, driven over its own D-Bus session.
+
+KStars runs with ``QT_QPA_PLATFORM=offscreen`` inside ``dbus-run-session`` (a private
+session bus that ends with it), with HOME and the XDG directories inside a work
+directory, so it starts from a clean configuration and never touches the user's.
+The D-Bus client is jeepney (pure Python).
+
+API::
+
+    ks = KStars(tmp_path)                 # nothing runs yet
+    ks.start()                            # KStars up, /KStars on the bus (first run creates its user DB)
+    ks.set_location("Vienna", "", "Austria")
+    ks.start_ekos(drivers=("Telescope Simulator", "CCD Simulator"))
+                                          # adds an "OBSY test" Ekos profile with those drivers
+                                          # to the user DB, opens Ekos, starts INDI and
+                                          # waits until Ekos reports the devices connected
+    ks.load_schedule(path)                # Scheduler.loadScheduler over D-Bus -> bool
+    ks.wait_for_log(r"regex", timeout)    # a line of KStars' log (stderr) matching regex
+    ks.log_text()                         # the whole log so far
+    ks.start_scheduler(); ks.scheduler_status()
+    ks.call(path, interface, method, signature, *args)   # any D-Bus method
+    ks.get_property(path, interface, name)
+    ks.stop()                             # ends KStars, its indiserver and the session bus
+
+Why the extra profile: KStars creates one Ekos profile, "Simulators", on first run; with
+exactly one profile Ekos opens a modal profile wizard (which blocks headless); with two
+it does not. The profile is written to the user DB (SQLite) before Ekos is opened, which
+is when Ekos reads its profiles. (KStars 3.6 starts the local indiserver of a profile on
+its server port setting, 7624 by default, not on the profile's port: do not run another
+indiserver on 7624 alongside this harness.)
+
+KStars' scheduler debug output is switched on
+(``QT_LOGGING_RULES=org.kde.kstars.ekos.*.debug=true``): loadScheduler returns true
+even for a file it could not use, so tests read the log to see what Ekos really did.
+Ekos' own messages ("Job 'X' is loaded...") come through the ``logText`` properties of
+the modules, available with :meth:`module_log`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from jeepney import DBusAddress, new_method_call
+from jeepney.io.blocking import DBusConnection, open_dbus_connection
+
+SERVICE = "org.kde.kstars"
+EKOS_PATH = "/KStars/Ekos"
+EKOS = "org.kde.kstars.Ekos"
+SCHEDULER_PATH = "/KStars/Ekos/Scheduler"
+SCHEDULER = "org.kde.kstars.Ekos.Scheduler"
+PROFILE = "OBSY test"
+# Ekos' CommunicationStatus: 0 idle, 1 pending, 2 success, 3 error
+EKOS_SUCCESS = 2
+EKOS_ERROR = 3
+
+
+class KStarsError(RuntimeError):
+    pass
+
+
+def kstars_available() -> bool:
+    return shutil.which("kstars") is not None and shutil.which("dbus-run-session") is not None
+
+
+class KStars:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = Path(workdir)
+        self.home = self.workdir / "home"
+        self.log_path = self.workdir / "kstars.log"
+        self.bus_file = self.workdir / "bus-address"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._connection: DBusConnection | None = None
+
+    # ----------------------------------------------------------------- life cycle
+
+    @property
+    def user_db(self) -> Path:
+        return self.home / ".local" / "share" / "kstars" / "userdb.sqlite"
+
+    def start(self, timeout: float = 120.0) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.bus_file.unlink(missing_ok=True)
+        env = {
+            **os.environ,
+            "HOME": str(self.home),
+            "XDG_CONFIG_HOME": str(self.home / ".config"),
+            "XDG_DATA_HOME": str(self.home / ".local" / "share"),
+            "XDG_CACHE_HOME": str(self.home / ".cache"),
+            "XDG_RUNTIME_DIR": str(self.workdir),
+            "QT_QPA_PLATFORM": "offscreen",
+            "QT_LOGGING_RULES": "org.kde.kstars.ekos.*.debug=true;org.kde.kstars.indi.debug=true",
+            "LC_ALL": "C.UTF-8",
+        }
+        env.pop("DBUS_SESSION_BUS_ADDRESS", None)
+        script = f'echo "$DBUS_SESSION_BUS_ADDRESS" > "{self.bus_file}"; exec kstars'
+        self.process = subprocess.Popen(
+            ["dbus-run-session", "--", "sh", "-c", script],
+            cwd=self.workdir,
+            env=env,
+            stdout=self.log_path.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            if self.bus_file.exists() and self.bus_file.read_text().strip():
+                try:
+                    self._connection = open_dbus_connection(bus=self.bus_file.read_text().strip())
+                    if 'node name="KStars"' in self.introspect("/"):
+                        break
+                except (OSError, KStarsError):
+                    pass
+            time.sleep(0.5)
+        else:
+            raise KStarsError(f"KStars did not come up on D-Bus within {timeout:.0f} s; log: {self.log_path}")
+        # /KStars is on the bus long before the data is loaded, and some calls made before
+        # that crash KStars; its main window lists the "ekos" action once it is built.
+        self._wait(self._ready, max(deadline - time.monotonic(), 1.0), "KStars did not finish loading")
+        self._wait(self.user_db.exists, 30.0, f"KStars did not create its user DB {self.user_db}")
+
+    def _ready(self) -> bool:
+        try:
+            return "ekos" in self.call("/KStars", "org.kde.KMainWindow", "actions")
+        except KStarsError:
+            return False
+
+    def stop(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(OSError):
+                self._connection.close()
+            self._connection = None
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)  # kstars, its indiserver and drivers, the bus
+                self.process.wait(timeout=20)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        self.process = None
+
+    def _check_alive(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            raise KStarsError(f"KStars exited with status {self.process.returncode}; log tail:\n{self.log_tail()}")
+
+    # ----------------------------------------------------------------- D-Bus
+
+    def call(self, path: str, interface: str, method: str, signature: str = "", *args: Any, timeout: float = 30) -> Any:
+        """Call a method; returns the reply's single value (or the tuple, or None)."""
+        if self._connection is None:
+            raise KStarsError("KStars is not running")
+        address = DBusAddress(path, bus_name=SERVICE, interface=interface)
+        message = new_method_call(address, method, signature or None, args if signature else None)
+        reply = self._connection.send_and_get_reply(message, timeout=timeout)
+        if reply.header.message_type.name == "error":
+            raise KStarsError(f"{interface}.{method} on {path} failed: {reply.body}")
+        body = reply.body
+        return body[0] if len(body) == 1 else (body or None)
+
+    def get_property(self, path: str, interface: str, name: str) -> Any:
+        value = self.call(path, "org.freedesktop.DBus.Properties", "Get", "ss", interface, name)
+        return value[1] if isinstance(value, tuple) else value
+
+    def introspect(self, path: str) -> str:
+        return self.call(path, "org.freedesktop.DBus.Introspectable", "Introspect")
+
+    def has_object(self, path: str) -> bool:
+        parent, _, child = path.rpartition("/")
+        try:
+            return f'node name="{child}"' in self.introspect(parent or "/")
+        except KStarsError:
+            return False
+
+    # ----------------------------------------------------------------- KStars and Ekos
+
+    def set_location(self, city: str, province: str, country: str) -> None:
+        if not self.call("/KStars", "org.kde.kstars", "setGeoLocation", "sss", city, province, country):
+            raise KStarsError(f"KStars does not know the city {city!r}, {province!r}, {country!r}")
+
+    def add_profile(self, drivers: tuple[str, ...]) -> None:
+        """An Ekos profile (local INDI server) with the given driver labels, e.g. "CCD Simulator"."""
+        with sqlite3.connect(self.user_db, timeout=10) as db:
+            if db.execute("SELECT id FROM profile WHERE name = ?", (PROFILE,)).fetchone():
+                return
+            cursor = db.execute("INSERT INTO profile (name, autoconnect, portselector) VALUES (?, 1, 0)", (PROFILE,))
+            roles = {"Telescope": "Mount", "CCD": "CCD", "Focuser": "Focuser", "Filter": "Filter"}
+            for label in drivers:
+                role = next((r for key, r in roles.items() if key in label), "Aux1")
+                db.execute(
+                    "INSERT INTO driver (label, role, profile) VALUES (?, ?, ?)", (label, role, cursor.lastrowid)
+                )
+
+    def start_ekos(
+        self, drivers: tuple[str, ...] = ("Telescope Simulator", "CCD Simulator"), timeout: float = 120.0
+    ) -> None:
+        """Open Ekos on the test profile, start INDI and wait until the devices are connected."""
+        self.add_profile(drivers)
+        self.call("/KStars", "org.kde.KMainWindow", "activateAction", "s", "ekos")
+        self._wait(lambda: self.has_object(EKOS_PATH), timeout, "Ekos did not appear on D-Bus")
+        profiles = self.call(EKOS_PATH, EKOS, "getProfiles")
+        if PROFILE not in profiles:
+            raise KStarsError(f"Ekos did not read the test profile (profiles: {profiles})")
+        if not self.call(EKOS_PATH, EKOS, "setProfile", "s", PROFILE):
+            raise KStarsError(f"Ekos refused profile {PROFILE!r}")
+        self.call(EKOS_PATH, EKOS, "start")
+        self._wait(lambda: self._status("ekosStatus") == EKOS_SUCCESS, timeout, "Ekos did not start INDI")
+        if self._status("indiStatus") != EKOS_SUCCESS:
+            self.call(EKOS_PATH, EKOS, "connectDevices")
+        self._wait(lambda: self._status("indiStatus") == EKOS_SUCCESS, timeout, "Ekos did not connect the devices")
+        self._wait(lambda: self.has_object(SCHEDULER_PATH), timeout, "the Ekos scheduler did not appear")
+
+    def _status(self, name: str) -> int:
+        status = int(self.get_property(EKOS_PATH, EKOS, name))
+        if status == EKOS_ERROR:
+            raise KStarsError(f"Ekos reports {name} = error; log tail:\n{self.log_tail()}")
+        return status
+
+    def module_log(self, path: str, interface: str) -> list[str]:
+        """The messages an Ekos module shows its user (its ``logText`` property), newest first."""
+        return list(self.get_property(path, interface, "logText"))
+
+    # ----------------------------------------------------------------- scheduler
+
+    def load_schedule(self, path: Path) -> bool:
+        return bool(self.call(SCHEDULER_PATH, SCHEDULER, "loadScheduler", "s", str(path)))
+
+    def start_scheduler(self) -> None:
+        self.call(SCHEDULER_PATH, SCHEDULER, "start")
+
+    def stop_scheduler(self) -> None:
+        self.call(SCHEDULER_PATH, SCHEDULER, "stop")
+
+    def scheduler_status(self) -> int:
+        return int(self.get_property(SCHEDULER_PATH, SCHEDULER, "status"))
+
+    # ----------------------------------------------------------------- the log
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def wait_for_log(self, pattern: str, timeout: float = 30.0, after: int = 0) -> re.Match[str]:
+        """The first match of ``pattern`` in the log (from character ``after``), waiting for it."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            found = regex.search(self.log_text(), after)
+            if found:
+                return found
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise KStarsError(f"no log line matching {pattern!r} within {timeout:.0f} s; tail:\n{self.log_tail()}")
+            time.sleep(0.5)
+
+    def _wait(self, condition: Any, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            if condition():
+                return
+            time.sleep(0.5)
+        raise KStarsError(f"{what} within {timeout:.0f} s; log tail:\n{self.log_tail()}")
+
+    def __enter__(self) -> KStars:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

@@ -1,0 +1,168 @@
+"""The Ekos .esl/.esq writer: structure, units, paths and the rules KStars 3.6 needs (see also the KStars test)."""
+
+from __future__ import annotations
+
+import locale
+import re
+import xml.etree.ElementTree as ET
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from obsy.config import SchedulerConfig, SchedulerEkosConfig, SiteConfig
+from obsy.messages import ExposurePlan, Target
+from obsy_scheduler.ekos import ESQ_VERSION, job_name, merge_consecutive, number, write_plan
+from obsy_scheduler.planner import Planner
+
+VIENNA = SiteConfig(name="Vienna", latitude=48.2, longitude=16.4, timezone="Europe/Vienna")
+KNOWN_ESQ_TOP_LEVEL = {"CCD", "FilterWheel", "GuideDeviation", "Autofocus", "RefocusEveryN", "MeridianFlip", "Job"}
+
+
+@pytest.fixture
+def written(tmp_path):
+    targets = [
+        Target(
+            id="m31",
+            name="M 31",
+            ra_deg=10.6848,
+            dec_deg=41.2691,
+            exposure_plans=[
+                ExposurePlan(filter="Red", exposure_s=120.5, count=10, gain=100, offset=12),
+                ExposurePlan(exposure_s=60, count=5, binning=2),
+            ],
+        ),
+        Target(
+            id="m42",
+            name="M42 / Orion",
+            ra_deg=83.8221,
+            dec_deg=-5.3911,
+            constraints={"moon_avoidance_distance": 60, "moon_avoidance_width": 7},
+            exposure_plans=[ExposurePlan(filter="Green", exposure_s=300, count=30)],
+        ),
+    ]
+    settings = SchedulerConfig(max_block_min=60)
+    plan = Planner(VIENNA, settings).plan(targets, date(2026, 11, 21))
+    files = write_plan(plan, settings.ekos, tmp_path / "out", tmp_path / "frames", VIENNA.timezone)
+    return plan, files, settings
+
+
+def test_schedule_lists_jobs_in_plan_order_with_hours_and_degrees(written):
+    plan, files, _ = written
+    root = ET.fromstring(files.schedule.read_bytes())
+    assert root.tag == "SchedulerList" and root.get("version") == "1.6"
+    assert root.findtext("Profile") == "Simulators"
+    jobs = root.findall("Job")
+    merged = merge_consecutive(plan.blocks)
+    assert [j.findtext("Name") for j in jobs] == [job_name(b.target.name) for b, _ in merged]
+    m31 = next(j for j in jobs if j.findtext("Name") == "M_31")
+    assert float(m31.findtext("Coordinates/J2000RA")) == pytest.approx(10.6848 / 15)
+    assert float(m31.findtext("Coordinates/J2000DE")) == pytest.approx(41.2691)
+    sequence = m31.findtext("Sequence")
+    assert sequence.startswith("/") and sequence.endswith("M_31.esq")
+    assert (files.schedule.parent / "M_31.esq").exists()
+    constraints = {c.text: c.get("value") for c in m31.findall("Constraints/Constraint")}
+    assert constraints["MinimumAltitude"] == "30"
+    assert "EnforceTwilight" in constraints and "EnforceWeather" in constraints
+    steps = [s.text for s in m31.findall("Steps/Step")]
+    assert steps == ["Track"]
+    assert [p.text for p in root.findall("StartupProcedure/Procedure")] == ["UnparkMount"]
+    assert [p.text for p in root.findall("ShutdownProcedure/Procedure")] == ["ParkMount"]
+
+
+def test_at_conditions_carry_the_planned_times_with_their_offset(written):
+    plan, files, _ = written
+    root = ET.fromstring(files.schedule.read_bytes())
+    (first_block, first_end), *_ = merge_consecutive(plan.blocks)
+    job = root.find("Job")
+    start = job.find("StartupCondition/Condition")
+    end = job.find("CompletionCondition/Condition")
+    assert start.text == "At" and end.text == "At"
+    assert datetime.fromisoformat(start.get("value")) == first_block.start.replace(microsecond=0)
+    assert datetime.fromisoformat(end.get("value")) == first_end.replace(microsecond=0)
+    assert start.get("value").endswith("+01:00")  # site time, November in Vienna
+    assert datetime.fromisoformat(start.get("value")).tzinfo.utcoffset(None) == ZoneInfo("Europe/Vienna").utcoffset(
+        first_block.start.replace(tzinfo=None)
+    )
+
+
+def test_lorentzian_target_gets_its_moon_separation(written):
+    _, files, _ = written
+    root = ET.fromstring(files.schedule.read_bytes())
+    orion = [j for j in root.findall("Job") if j.findtext("Name") == "M42_Orion"]
+    assert orion
+    for job in orion:
+        values = {c.text: c.get("value") for c in job.findall("Constraints/Constraint")}
+        assert 30 < float(values["MoonSeparation"]) <= 60  # ~58° two days before full Moon, width 7 days
+
+
+def test_sequence_has_every_plan_with_filter_binning_gain_and_absolute_directory(written):
+    plan, files, settings = written
+    root = ET.fromstring(files.sequences["m31"].read_bytes())
+    assert root.tag == "SequenceQueue" and root.get("version") == ESQ_VERSION
+    assert {child.tag for child in root} <= KNOWN_ESQ_TOP_LEVEL
+    assert root.findtext("CCD") == "CCD Simulator" and root.findtext("FilterWheel") == "CCD Simulator"
+    jobs = root.findall("Job")
+    planned = {}
+    for block in plan.blocks:
+        if block.target.id == "m31":
+            for p, n in block.exposures:
+                planned[p.exposure_s] = planned.get(p.exposure_s, 0) + n
+    assert [float(j.findtext("Exposure")) for j in jobs] == list(planned)
+    assert [int(j.findtext("Count")) for j in jobs] == list(planned.values())
+    red, lum = jobs
+    assert red.findtext("Filter") == "Red" and red.findtext("Gain") == "100" and red.findtext("Offset") == "12"
+    assert red.findtext("Exposure") == "120.5"
+    # a plan without a filter gets the default filter: with a wheel, a filterless job never completes
+    assert lum.findtext("Filter") == settings.ekos.default_filter
+    assert lum.findtext("Binning/X") == "2" and lum.findtext("Binning/Y") == "2"
+    assert red.findtext("Type") == "Light"
+    assert red.findtext("Prefix/RawPrefix") == "M_31"
+    directory = red.findtext("FITSDirectory")
+    assert directory == str(files.fits_dir) and directory.startswith("/") and directory.endswith("2026-11-21")
+
+
+def test_files_are_compact_xml(written):
+    _, files, _ = written
+    for path in [files.schedule, *files.sequences.values()]:
+        text = path.read_text()
+        header, body = text.split("\n", 1)
+        assert header == '<?xml version="1.0" encoding="UTF-8"?>'
+        assert not re.search(r">\s+<", body), path
+
+
+def test_numbers_use_a_decimal_point_whatever_the_locale():
+    for name in ("de_DE.UTF-8", "fr_FR.UTF-8", "C.UTF-8"):
+        try:
+            locale.setlocale(locale.LC_NUMERIC, name)
+        except locale.Error:
+            continue
+        try:
+            assert number(12.5) == "12.5"
+            assert number(0.71232) == "0.71232"
+            assert number(-5.3911) == "-5.3911"
+            assert number(-0.0000001) == "0"
+            assert number(300) == "300"
+        finally:
+            locale.setlocale(locale.LC_NUMERIC, "C")
+
+
+def test_camera_without_filter_wheel_writes_no_filter(tmp_path):
+    target = Target(
+        id="a", name="A", ra_deg=10.68, dec_deg=41.27, exposure_plans=[ExposurePlan(exposure_s=60, count=3)]
+    )
+    settings = SchedulerConfig(ekos=SchedulerEkosConfig(filter_wheel=None, startup="asap", completion="sequence"))
+    plan = Planner(VIENNA, settings).plan([target], date(2026, 11, 21))
+    files = write_plan(plan, settings.ekos, tmp_path, tmp_path / "frames", VIENNA.timezone)
+    sequence = ET.fromstring(files.sequences["a"].read_bytes())
+    assert sequence.find("FilterWheel") is None and sequence.find("Job/Filter") is None
+    job = ET.fromstring(files.schedule.read_bytes()).find("Job")
+    assert job.findtext("StartupCondition/Condition") == "ASAP"
+    assert job.findtext("CompletionCondition/Condition") == "Sequence"
+
+
+def test_job_names_are_safe_directory_names():
+    assert job_name("M 31") == "M_31"
+    assert job_name("  NGC 7000 / North America ") == "NGC_7000_North_America"
+    assert job_name("../../etc") == "etc"
+    assert job_name("???") == "target"
