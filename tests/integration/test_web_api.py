@@ -10,15 +10,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from datetime import UTC, datetime, timedelta
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from obsy.messages import AllskyFrame, Event, McpState, Reading, SafetyReason, SafetyVerdict, WeatherState
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.pgcluster import fresh_database
+from tests.support.pretend_mcp import PretendMcp
 from tests.support.watcher import Watcher
 from tests.support.web_server import PASSWORD, RunningWeb
 
@@ -291,37 +290,6 @@ def test_a_command_without_an_mcp_is_a_clear_timeout(web):
         reply = operator.post("/api/v1/commands/roof", json={"action": "CLOSE"})
     assert reply.status_code == 504
     assert "MCP did not answer" in reply.json()["detail"]
-
-
-class PretendMcp:
-    """Plays the MCP's part on the bus: answers roof commands with its new state."""
-
-    def __init__(self, port: int) -> None:
-        self.commands: list[str] = []
-        self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id="pretend-mcp")
-        subscribed = threading.Event()
-        self.client.on_subscribe = lambda *a: subscribed.set()
-        self.client.on_message = self._on_command
-        self.client.connect("127.0.0.1", port)
-        self.client.subscribe("obsy/mcp/+/set", qos=1)
-        self.client.loop_start()
-        subscribed.wait(10)
-
-    def _on_command(self, client, userdata, message) -> None:
-        command = message.payload.decode()
-        self.commands.append(command)
-        if command == "OPEN":
-            event = Event(
-                service="mcp", kind="command_rejected", level="warning", message="OPEN refused: unsafe (rain)"
-            )
-            client.publish("obsy/mcp/events", event.to_json(), qos=1)
-        else:
-            state = McpState(state="closing", reason=f"operator asked: {command}", roof="closing")
-            client.publish("obsy/mcp/state", state.to_json(), qos=1, retain=True)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 def test_an_operator_command_returns_the_mcps_answer(web, bus):

@@ -63,7 +63,7 @@ class LatestStates:
         return value
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity: kept in a set
 class _Listener:
     loop: asyncio.AbstractEventLoop
     queue: asyncio.Queue[dict[str, Any] | None]

@@ -1,0 +1,149 @@
+"""The dashboard in a real browser: Playwright driving Debian's Chromium.
+
+Screenshots of each step go to the test's temporary directory (never into the repository).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from obsy.messages import McpState
+from tests.support.mosquitto import MosquittoBroker
+from tests.support.pretend_mcp import PretendMcp
+from tests.support.watcher import Watcher
+from tests.support.web_server import PASSWORD, RunningWeb
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+playwright_api = pytest.importorskip("playwright.sync_api")
+if CHROMIUM is None:
+    pytest.skip("Chromium is not installed (Debian package chromium)", allow_module_level=True)
+
+LIVE_DEADLINE_MS = 2000  # the issue's promise: a change on the bus shows within 2 s
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory) -> Iterator[RunningWeb]:
+    workdir = tmp_path_factory.mktemp("web-browser")
+    broker = MosquittoBroker(workdir)
+    broker.start()
+    server = RunningWeb(workdir, broker, f"sqlite:///{workdir / 'obsy.sqlite3'}", command_timeout=5).start()
+    server.broker = broker
+    server.add_user("vera", "viewer")
+    server.add_user("otto", "operator")
+    try:
+        yield server
+    finally:
+        server.stop()
+        broker.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+def log_in(browser, web: RunningWeb, username: str, **context_options):
+    context = browser.new_context(**context_options)
+    page = context.new_page()
+    page.goto(f"{web.url}/")
+    assert "/login" in page.url
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{web.url}/")
+    return page
+
+
+def test_overview_loads_and_follows_the_bus_without_reloading(browser, web, tmp_path):
+    expect = playwright_api.expect
+    page = log_in(browser, web, "vera")
+    expect(page.locator("#services")).to_contain_text("web")
+    expect(page.locator("#live-status")).to_have_text("live")
+    page.evaluate("window.stillTheSamePage = true")
+    page.screenshot(path=tmp_path / "overview-before.png", full_page=True)
+
+    watcher = Watcher(web.broker.port, ["obsy/mcp/state"])
+    try:
+        state = McpState(state="observing", reason="browser test: all conditions safe", roof="open", safe=True)
+        watcher.publish("obsy/mcp/state", state.to_json(), retain=True)
+        expect(page.locator("#mcp-state")).to_have_text("observing", timeout=LIVE_DEADLINE_MS)
+        expect(page.locator("#mcp-reason")).to_have_text("browser test: all conditions safe", timeout=LIVE_DEADLINE_MS)
+        expect(page.locator("#mcp-roof")).to_have_text("open", timeout=LIVE_DEADLINE_MS)
+        verdict = '{"safe": false, "reasons": [{"quantity": "rain", "message": "rain detected"}]}'
+        watcher.publish("obsy/weather/safety", verdict, retain=True)
+        expect(page.locator("#safety-verdict")).to_have_text("unsafe", timeout=LIVE_DEADLINE_MS)
+        expect(page.locator("#safety-reasons")).to_contain_text("rain detected", timeout=LIVE_DEADLINE_MS)
+    finally:
+        watcher.close()
+    assert page.evaluate("window.stillTheSamePage") is True  # updated in place, not reloaded
+    page.screenshot(path=tmp_path / "overview-after.png", full_page=True)
+    page.context.close()
+
+
+def test_a_viewer_cannot_send_a_roof_command(browser, web):
+    page = log_in(browser, web, "vera")
+    assert page.locator("#commands button").count() == 0
+    playwright_api.expect(page.locator("#commands-hidden")).to_contain_text("operator")
+    # Not even by calling the API from the page with the session's own CSRF token.
+    status = page.evaluate(
+        """async () => {
+            try { await obsy.api("POST", "/api/v1/commands/roof", {action: "OPEN"}); return 200; }
+            catch (error) { return error.status; }
+        }"""
+    )
+    assert status == 403
+    page.context.close()
+
+
+def test_an_operator_sends_a_roof_command_and_sees_the_mcps_answer(browser, web, tmp_path):
+    expect = playwright_api.expect
+    mcp = PretendMcp(web.broker.port)
+    try:
+        page = log_in(browser, web, "otto")
+        page.click("button[data-command=roof][data-value=CLOSE]")
+        expect(page.locator("#command-result")).to_have_text(
+            "MCP answered: closing: operator asked: CLOSE", timeout=10_000
+        )
+        expect(page.locator("#mcp-state")).to_have_text("closing", timeout=LIVE_DEADLINE_MS)
+        page.click("button[data-command=roof][data-value=OPEN]")
+        expect(page.locator("#command-result")).to_contain_text("OPEN refused: unsafe", timeout=10_000)
+        page.screenshot(path=tmp_path / "operator.png", full_page=True)
+        assert mcp.commands == ["CLOSE", "OPEN"]
+        page.context.close()
+    finally:
+        mcp.close()
+
+
+def test_the_pages_fit_a_phone_screen(browser, web, tmp_path):
+    width = 390
+    page = log_in(browser, web, "otto", viewport={"width": width, "height": 844}, is_mobile=True, has_touch=True)
+    for path in ("/", "/weather", "/allsky", "/targets", "/plan", "/events"):
+        page.goto(f"{web.url}{path}")
+        page.wait_for_load_state("networkidle")
+        overflow = page.evaluate("document.scrollingElement.scrollWidth") - width
+        assert overflow <= 0, f"{path} is {overflow} px wider than a phone screen"
+        page.screenshot(path=tmp_path / f"phone{path.replace('/', '-') or '-overview'}.png", full_page=True)
+    page.context.close()
+
+
+def test_an_operator_adds_a_target_by_catalogue_name(browser, web):
+    expect = playwright_api.expect
+    page = log_in(browser, web, "otto")
+    page.goto(f"{web.url}/targets")
+    page.fill("input[name=catalogue_name]", "M 42")
+    page.click("#lookup")
+    expect(page.locator("#lookup-result")).to_contain_text("NGC1976")
+    page.fill("textarea[name=plans]", "Ha 600 10")
+    page.click("#target-form button[type=submit]")
+    expect(page.locator("#form-result")).to_have_text("saved")
+    expect(page.locator("#targets")).to_contain_text("M 42")
+    expect(page.locator("#targets")).to_contain_text("Ha 600s×10")
+    page.context.close()
