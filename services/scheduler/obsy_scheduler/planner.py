@@ -157,7 +157,12 @@ class Planner:
         chosen: list[Target] = []
         resolved: list[TargetConstraints] = []
         remaining: list[list[list]] = []
+        seen: set[str] = set()
         for target in targets:
+            if target.id in seen:
+                excluded[target.id] = f"duplicate target id {target.id!r}: only the first is planned"
+                continue
+            seen.add(target.id)
             if not target.enabled:
                 excluded[target.id] = "disabled"
                 continue

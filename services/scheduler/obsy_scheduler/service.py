@@ -1,16 +1,160 @@
-"""The scheduler service process.
+"""The scheduler service: targets in, tonight's plan and Ekos files out.
 
-So far it runs under the common runner (availability, health, discovery of its
-standard entities); its own work is added by the scheduler issue.
+- Subscribes to ``<p>/web/targets`` (retained :class:`~obsy.messages.TargetList`; an
+  invalid payload is dropped and counted by the bus, the last good list stays).
+- Plans on the runner's thread (``poll``), never on the bus thread: when the targets
+  change (progress included: the web sends the acquired counts with the targets), once a
+  day at ``scheduler.replan_at`` (site time), and when the observing night changes.
+  Changes that arrive together are planned once (``DEBOUNCE_S``).
+- Writes the Ekos schedule (.esl) and sequences (.esq) under ``scheduler.ekos.output_dir``
+  and publishes the plan retained on ``<p>/scheduler/plan`` with their paths. If the files
+  cannot be written, the plan still goes out (without paths) and the health says why.
+- Until targets have arrived, it publishes an empty plan for the night after
+  ``STARTUP_GRACE_S``, so that the dashboard shows the night's dark hours.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from obsy import astro
+from obsy.messages import Event, SchedulerPlan, Target, TargetList
 from obsy.runner import Service, run_service
+from obsy_scheduler.ekos import write_plan
+from obsy_scheduler.planner import Planner
+
+DEBOUNCE_S = 1.0
+STARTUP_GRACE_S = 5.0
 
 
 class SchedulerService(Service):
     name = "scheduler"
+    poll_interval = 0.5
+
+    def start(self) -> None:
+        self.planner = Planner(self.config.site, self.settings)
+        self._lock = threading.Lock()
+        self._targets: list[Target] | None = None
+        self._changed_at: float | None = None
+        self._started = time.monotonic()
+        self._planned_night: date | None = None
+        self._last_daily: date | None = None
+        self._last_plan: SchedulerPlan | None = None
+        self._last_error = ""
+        self._planning_s = 0.0
+        self.bus.subscribe(self.topics.web_targets, self._on_targets, TargetList)
+
+    # ----------------------------------------------------------------- inputs
+
+    def _on_targets(self, _topic: str, message: TargetList) -> None:
+        with self._lock:
+            self._targets = list(message.targets)
+            self._changed_at = time.monotonic()
+        self.log.info("received %d targets", len(message.targets), extra={"event": "targets_received"})
+
+    # ----------------------------------------------------------------- planning
+
+    def poll(self) -> None:
+        now = datetime.now(UTC)
+        trigger = self._trigger(now)
+        if trigger:
+            self.replan(trigger, now)
+
+    def _trigger(self, now: datetime) -> str | None:
+        with self._lock:
+            changed_at = self._changed_at
+            have_targets = self._targets is not None
+        monotonic = time.monotonic()
+        if changed_at is not None and monotonic - changed_at >= DEBOUNCE_S:
+            return "targets"
+        if not have_targets:
+            if self._last_plan is None and monotonic - self._started >= STARTUP_GRACE_S:
+                return "start"
+            return None
+        if self._planned_night is not None and astro.night_of(self.config.site, now) != self._planned_night:
+            return "night"
+        local = now.astimezone(ZoneInfo(self.config.site.timezone))
+        hour, minute = (int(part) for part in self.settings.replan_at.split(":"))
+        if local.date() != self._last_daily and (local.hour, local.minute) >= (hour, minute):
+            self._last_daily = local.date()
+            if self._last_plan is not None:
+                return "daily"
+        return None
+
+    def replan(self, trigger: str, now: datetime | None = None) -> SchedulerPlan:
+        """Plan the current night from the latest targets, write the Ekos files, publish."""
+        now = now or datetime.now(UTC)
+        with self._lock:
+            targets = list(self._targets or [])
+            self._changed_at = None
+        started = time.perf_counter()
+        plan = self.planner.plan(targets, now=now)
+        self._planning_s = time.perf_counter() - started
+        schedule_path: str | None = None
+        sequences: dict[str, str] = {}
+        self._last_error = ""
+        if plan.blocks:
+            try:
+                files = write_plan(
+                    plan, self.settings.ekos, self._output_dir(), self._fits_dir(), self.config.site.timezone
+                )
+                schedule_path = str(files.schedule)
+                sequences = {target_id: str(path) for target_id, path in files.sequences.items()}
+            except OSError as exc:
+                self._last_error = f"cannot write the Ekos files: {exc}"
+                self.log.error(self._last_error, extra={"event": "ekos_write_failed"})
+        message = plan.to_message(trigger=trigger, schedule_path=schedule_path)
+        message.sequence_paths = sorted(set(sequences.values()))
+        for block in message.blocks:
+            block.sequence_path = sequences.get(block.target_id)
+        self.bus.publish(self.topics.scheduler_plan, message, qos=1, retain=True)
+        self._planned_night = plan.night
+        self._last_plan = message
+        self.log.info(
+            "planned night %s (%s): %d blocks, %d excluded, %.0f%% of %.1f dark hours, %.0f ms",
+            message.night,
+            trigger,
+            len(message.blocks),
+            len(message.excluded),
+            100 * (message.filled_fraction or 0),
+            message.dark_hours or 0,
+            1000 * self._planning_s,
+            extra={"event": "planned"},
+        )
+        self.bus.publish_event(
+            Event(
+                service=self.name,
+                kind="plan",
+                message=f"planned {len(message.blocks)} blocks for the night of {message.night} ({trigger})",
+                data={"night": message.night, "blocks": len(message.blocks), "trigger": trigger},
+            )
+        )
+        return message
+
+    def _output_dir(self) -> Path:
+        return self.settings.ekos.output_dir or (self.config.data_dir / "ekos")
+
+    def _fits_dir(self) -> Path:
+        return self.settings.ekos.fits_dir or (self.config.data_dir / "frames")
+
+    # ----------------------------------------------------------------- health
+
+    def health_details(self) -> dict[str, Any]:
+        plan = self._last_plan
+        details: dict[str, Any] = {
+            "targets": len(self._targets) if self._targets is not None else None,
+            "planning_ms": round(1000 * self._planning_s, 1),
+        }
+        if plan is not None:
+            details.update(night=plan.night, blocks=len(plan.blocks), excluded=len(plan.excluded), trigger=plan.trigger)
+        if self._last_error:
+            details["error"] = self._last_error
+        return details
 
 
 def main() -> int:

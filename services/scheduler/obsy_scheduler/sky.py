@@ -65,7 +65,7 @@ class NightSky:
     sun_alt: np.ndarray
     moon_alt: np.ndarray
     moon_az: np.ndarray
-    moon_age_days: np.ndarray
+    moon_age_days: np.ndarray  # days from new Moon, folded: 0 (new) .. 14.77 (full) for waxing and waning
     moon_illumination: float  # at the middle of the grid
     lst_deg: np.ndarray  # local apparent sidereal time
 
@@ -160,7 +160,8 @@ def _night_sky(site: _Site, night: date, step_s: float) -> NightSky:
     # altitude, which keeps the error below 0.01°); the sidereal time is exact on the grid.
     coarse = start + np.arange(int((end - start) // _COARSE_STEP_S) + 2) * _COARSE_STEP_S
     coarse_times = Time(coarse, format="unix", scale="utc")
-    sun_coarse = np.asarray(astro.sun_altaz(site, coarse_times).alt)
+    sun_position = astro.sun_altaz(site, coarse_times)
+    sun_coarse = np.asarray(sun_position.alt)
     full = start + np.arange(int((end - start) // step_s) + 1) * step_s
     sun_full = _interpolate(coarse, sun_coarse, full)
     below = np.flatnonzero(sun_full < GRID_SUN_LIMIT)
@@ -175,14 +176,19 @@ def _night_sky(site: _Site, night: date, step_s: float) -> NightSky:
         moon = astro.moon_altaz(site, moon_times)
         moon_alt = _interpolate(coarse[inside], np.asarray(moon.alt), unix)
         moon_az = np.degrees(_interpolate(coarse[inside], np.unwrap(np.radians(moon.az)), unix)) % 360.0
-        phase = astro.moon_phase(moon_times)
-        moon_age = (
-            _interpolate(
-                coarse[inside], np.degrees(np.unwrap(np.radians(phase.elongation))) / 360.0 * SYNODIC_MONTH_DAYS, unix
-            )
-            % SYNODIC_MONTH_DAYS
+        # The Moon's age from its elongation (the Sun-Moon angle, topocentric: within a
+        # degree of the geocentric one), folded onto 0..half a month: the Lorentzian
+        # avoidance is symmetric about full Moon, so waxing or waning does not matter.
+        elongation = angular_distance(
+            np.asarray(moon.alt),
+            np.asarray(moon.az),
+            sun_coarse[inside],
+            np.asarray(sun_position.az)[inside],
         )
-        illumination = float(np.interp(unix[unix.size // 2], coarse[inside], phase.illumination))
+        moon_age = _interpolate(coarse[inside], elongation / 360.0 * SYNODIC_MONTH_DAYS, unix)
+        illumination = float(
+            (1.0 - np.cos(np.radians(np.interp(unix[unix.size // 2], coarse[inside], elongation)))) / 2
+        )
         with _quiet():
             grid = Time(unix, format="unix", scale="utc")
             lst = grid.sidereal_time("apparent", longitude=site.longitude * u.deg).to_value(u.deg)
