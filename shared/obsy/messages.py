@@ -127,6 +127,11 @@ class CloudState(Message):
     frame_id: str | None = None
     frame_time: datetime | None = None
     cloud_map_url: str | None = None
+    frame_age_s: float | None = Field(default=None, description="age of the judged frame when published")
+    transmission: float | None = Field(default=None, ge=0, description="mean sky transmission, 1 = clear")
+    stars_expected: int | None = None
+    stars_seen: int | None = None
+    reason: str = Field(default="", description="why the state is unknown, when it is")
 
 
 # --- allsky --------------------------------------------------------------------

@@ -97,12 +97,14 @@ class SyntheticSky:
         *,
         clouds: CloudMask | None = None,
         seed: int = 0,
+        positions: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray:
-        """A uint16 frame (one channel)."""
+        """A uint16 frame (one channel). ``positions`` (alt, az of the catalogue's stars to
+        ``catalogue_limit``, as :meth:`StarCatalogue.altaz` gives them) saves recomputing them."""
         clouds = clouds or UniformCloud(1.0)
         rng = np.random.default_rng(seed)
         stars = catalogue.brighter_than(self.catalogue_limit)
-        alt, az = stars.altaz(latitude, longitude, elevation, when)
+        alt, az = positions if positions is not None else stars.altaz(latitude, longitude, elevation, when)
         up = alt > 0
         alt, az, mag = alt[up], az[up], stars.mag[up]
 
