@@ -118,7 +118,8 @@ def test_a_job_runs_against_the_simulators_and_writes_frames_under_fits_director
         name="Zenith Field",
         ra_deg=ra,
         dec_deg=dec,
-        exposure_plans=[ExposurePlan(filter="Red", exposure_s=1, count=2)],
+        # the second plan names no filter: it gets the default one (the wheel has "Luminance")
+        exposure_plans=[ExposurePlan(filter="Red", exposure_s=1, count=2), ExposurePlan(exposure_s=1, count=1)],
     )
     now = datetime.now(UTC)
     block = Block(
@@ -126,7 +127,7 @@ def test_a_job_runs_against_the_simulators_and_writes_frames_under_fits_director
         constraints=TargetConstraints(min_altitude=20, twilight="civil"),  # it is daytime: no twilight rule
         start=now,
         end=now + timedelta(minutes=5),
-        exposures=[(target.exposure_plans[0], 2)],
+        exposures=[(target.exposure_plans[0], 2), (target.exposure_plans[1], 1)],
         expected_altitude=90.0,
         min_altitude=85.0,
         required_moon_separation=0.0,
@@ -155,18 +156,18 @@ def test_a_job_runs_against_the_simulators_and_writes_frames_under_fits_director
     assert kstars.load_schedule(files.schedule)
     assert [name for name, _ in wait_for_saved(kstars, mark, 1)] == ["Zenith_Field"]
     kstars.start_scheduler()
-    light_dir = files.fits_dir / "Zenith_Field" / "Light" / "Red"
+    light = files.fits_dir / "Zenith_Field" / "Light"
     deadline = time.monotonic() + 180
-    frames: list[Path] = []
-    while time.monotonic() < deadline and len(frames) < 2:
-        frames = sorted(light_dir.glob("*.fits")) if light_dir.exists() else []
+    frames: dict[str, list[Path]] = {}
+    while time.monotonic() < deadline and (len(frames.get("Red", [])), len(frames.get("Luminance", []))) != (2, 1):
+        frames = {f: sorted((light / f).glob("*.fits")) for f in ("Red", "Luminance")}
         time.sleep(1)
     try:
-        assert len(frames) == 2, (
-            f"no frames under {light_dir}: {sorted(p.relative_to(tmp_path) for p in tmp_path.rglob('*'))}\n"
+        assert {f: len(found) for f, found in frames.items()} == {"Red": 2, "Luminance": 1}, (
+            f"frames under {light}: {sorted(p.relative_to(tmp_path) for p in tmp_path.rglob('*'))}\n"
             f"{kstars.module_log(SCHEDULER_PATH, SCHEDULER)[:15]}"
         )
-        assert all(f.stat().st_size > 2880 for f in frames)  # at least a FITS header block and data
+        assert all(f.stat().st_size > 2880 for found in frames.values() for f in found)  # FITS header and data
         kstars.wait_for_log(r"Job 'Zenith_Field' is complete", timeout=60, after=mark)
     finally:
         kstars.stop_scheduler()
