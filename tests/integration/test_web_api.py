@@ -359,3 +359,17 @@ def test_create_admin_command_never_uses_a_default_password(web, tmp_path):
     assert done.returncode == 0, done.stderr
     with web.login("root2", "a proper admin password") as admin:
         assert admin.get("/api/v1/auth/me").json()["role"] == "admin"
+
+
+def test_nul_characters_are_refused_not_internal_errors(web):
+    """Postgres cannot store NUL in text: such input is a 4xx with a reason, never a 500."""
+    with web.login("otto") as operator:
+        assert operator.get("/api/v1/events", params={"text": "a\x00b"}).status_code == 400
+        assert operator.get("/api/v1/targets/abc%00def").status_code == 400
+        assert operator.get("/api/v1/weather/history", params={"quantity": "x\x00"}).status_code == 400
+        reply = operator.post("/api/v1/targets", json={"name": "bad\x00name", "ra_deg": 1, "dec_deg": 1})
+        assert reply.status_code == 422 and "name" in reply.json()["detail"]
+        assert operator.post("/api/v1/auth/tokens", json={"name": "\x00"}).status_code == 422
+    with web.client() as anonymous:
+        login = anonymous.post("/api/v1/auth/login", json={"username": "x\x00", "password": "whatever"})
+        assert login.status_code == 422

@@ -9,7 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from obsy_web import pages
 from obsy_web.api import auth, commands, files, history, live, plan, status, targets
-from obsy_web.api.errors import install_error_handlers
+from obsy_web.api.errors import RejectNulCharacters, install_error_handlers
 from obsy_web.api.security import PrincipalCache
 from obsy_web.context import WebContext
 
@@ -28,6 +28,7 @@ def create_app(context: WebContext) -> FastAPI:
     app.state.context = context
     app.state.principals = PrincipalCache()
     install_error_handlers(app)
+    app.add_middleware(RejectNulCharacters)
     for module in (status, history, files, targets, plan, commands, auth, live):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(pages.router)

@@ -20,6 +20,10 @@ from obsy.messages import ExposurePlan, Target, TargetList
 from obsy_web import catalogue
 from obsy_web.db.models import ExposurePlanRecord, TargetRecord
 
+#: Text the databases store as given (Postgres refuses NUL characters in text).
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
+NO_NUL = r"^[^\x00]*$"
+
 
 class TargetInput(BaseModel):
     """A target as the API and the dashboard accept it.
@@ -30,15 +34,15 @@ class TargetInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=128)
-    catalogue_name: str | None = Field(default=None, min_length=1, max_length=100)
+    name: str | None = Field(default=None, min_length=1, max_length=128, pattern=NO_CONTROL_CHARACTERS)
+    catalogue_name: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_CONTROL_CHARACTERS)
     ra_deg: float | None = Field(default=None, ge=0, lt=360)
     dec_deg: float | None = Field(default=None, ge=-90, le=90)
     priority: int = Field(default=5, ge=0, le=10)
     enabled: bool = True
     exposure_plans: list[ExposurePlan] = Field(default_factory=list, max_length=50)
     constraints: dict[str, Any] = Field(default_factory=dict)
-    notes: str = Field(default="", max_length=2000)
+    notes: str = Field(default="", max_length=2000, pattern=NO_NUL)
 
     @field_validator("constraints")
     @classmethod

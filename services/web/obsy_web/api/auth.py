@@ -14,13 +14,14 @@ from obsy_web.auth import accounts
 from obsy_web.auth.accounts import AccountError, Principal, Role
 from obsy_web.context import WebContext
 from obsy_web.db.models import ApiToken, SessionRecord, User
+from obsy_web.targets import NO_CONTROL_CHARACTERS
 
 router = APIRouter(tags=["accounts"])
 
 
 class Credentials(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    username: str = Field(min_length=1, max_length=64)
+    username: str = Field(min_length=1, max_length=64, pattern=NO_CONTROL_CHARACTERS)
     password: str = Field(min_length=1, max_length=1024)
 
 
@@ -33,7 +34,7 @@ class Me(BaseModel):
 
 class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=64, pattern=NO_CONTROL_CHARACTERS)
 
 
 class TokenInfo(BaseModel):
@@ -57,7 +58,7 @@ class UserInfo(BaseModel):
 
 class NewUser(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    username: str = Field(min_length=1, max_length=64)
+    username: str = Field(min_length=1, max_length=64, pattern=NO_CONTROL_CHARACTERS)
     password: str = Field(min_length=1, max_length=1024)
     role: Role = Role.VIEWER
 

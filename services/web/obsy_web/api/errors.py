@@ -44,3 +44,23 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TargetError)
     async def _target(request: Request, exc: TargetError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+
+class RejectNulCharacters:
+    """Answers 400 to a URL with a NUL character (``%00``) before any route sees it.
+
+    Postgres cannot store or compare text containing NUL; rejecting it here keeps such a
+    request from reaching a query as an internal error, whatever the parameter.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"").lower()
+        ):
+            reply = JSONResponse({"detail": "the request URL contains a NUL character (%00)"}, status_code=400)
+            await reply(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

@@ -15,6 +15,7 @@ from obsy_web.api.common import Page, Paging, TimeRange
 from obsy_web.api.security import get_context, viewer
 from obsy_web.context import WebContext
 from obsy_web.db.models import EventRecord, SafetyVerdictRecord, WeatherReading
+from obsy_web.targets import NO_CONTROL_CHARACTERS
 
 router = APIRouter(dependencies=[Depends(viewer)])
 
@@ -140,12 +141,12 @@ def events(
     *,
     window: TimeRange = Depends(),
     paging: Paging = Depends(),
-    service: str | None = Query(None, max_length=64),
-    kind: str | None = Query(None, max_length=64),
+    service: str | None = Query(None, max_length=64, pattern=NO_CONTROL_CHARACTERS),
+    kind: str | None = Query(None, max_length=64, pattern=NO_CONTROL_CHARACTERS),
     level: Literal["debug", "info", "warning", "error", "critical"] | None = Query(
         None, description="this level and above"
     ),
-    text: str | None = Query(None, max_length=200, description="words the message contains"),
+    text: str | None = Query(None, max_length=200, pattern=NO_CONTROL_CHARACTERS, description="words in the message"),
     context: WebContext = Depends(get_context),
 ) -> Page[EventItem]:
     where: list[Any] = [EventRecord.time >= window.start, EventRecord.time < window.end]
