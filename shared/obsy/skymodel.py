@@ -367,13 +367,15 @@ def fit_sky_model(
     initial: SkyModel | None = None,
     projections: Iterable[str] = PROJECTIONS,
     min_altitude: float = 15.0,
+    search: bool = True,
 ) -> SkyFit:
     """Find the sky model that puts catalogue stars on detected stars.
 
     ``det_xy`` are detected star positions, brightest first (the 60 brightest vote);
     ``alt``/``az`` the catalogue's apparent positions, brightest first.
     ``image_size`` is (width, height). With ``initial`` the vote is skipped and the
-    given model refined (the per-frame path once a model is known). Raises
+    given model refined (the per-frame path once a model is known); when that fails, the
+    full search follows only if ``search`` is true (it costs seconds, not milliseconds). Raises
     ``ValueError`` when no model matches enough stars (cloudy, daytime, wrong site or time).
     """
     det_xy = np.asarray(det_xy, dtype=float).reshape(-1, 2)
@@ -385,6 +387,10 @@ def fit_sky_model(
         fit = _refine(initial, det_xy, alt, az, _TRACKING_STAGES)
         if fit.matched >= 15 and fit.bright_share >= MIN_BRIGHT_SHARE:
             return fit
+        if not search:
+            raise ValueError(
+                f"the sky model no longer matches the stars ({fit.bright_share:.0%} of the brightest found)"
+            )
     width, height = image_size
     centre = ((width - 1) / 2.0, (height - 1) / 2.0)
     vote = (alt >= 30.0).nonzero()[0][:80]

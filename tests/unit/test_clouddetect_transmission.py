@@ -17,7 +17,7 @@ from obsy_clouddetect.transmission.analyser import (
     TransmissionAnalyser,
     TransmissionSettings,
 )
-from obsy_clouddetect.transmission.stars import detect_stars, remove_background, to_gray
+from obsy_clouddetect.transmission.stars import PreparedFrame, detect_stars
 from obsy_clouddetect.transmission.synthetic import CloudPatches, SyntheticSky, UniformCloud
 
 SITE = (50.0, 8.0, 200.0)
@@ -91,7 +91,7 @@ def test_broken_catalogue_gives_a_clear_error(tmp_path):
 )
 def test_fit_finds_zenith_rotation_and_projection(catalogue, truth):
     frame = SyntheticSky(truth, 1280, 960).render(catalogue, *SITE, WHEN)
-    detections = detect_stars(remove_background(to_gray(frame)))
+    detections = detect_stars(PreparedFrame(frame))
     stars = catalogue.brighter_than(6.0)
     alt, az = stars.altaz(*SITE, WHEN)
     fit = fit_sky_model(detections.xy, alt, az, (1280, 960))

@@ -23,15 +23,18 @@ from __future__ import annotations
 import json
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from obsy.skymodel import SkyFit, SkyModel, StarCatalogue, fit_sky_model
-from obsy_clouddetect.transmission.stars import ApertureMeter, detect_stars, remove_background, to_gray
+from obsy_clouddetect.transmission.stars import PreparedFrame, detect_stars
 from obsy_clouddetect.transmission.synthetic import airmass
+
+#: With a known model, every this many frames that fail to refine try a full search.
+SEARCH_EVERY = 20
 
 CLEAR, PARTLY, CLOUDY, THIN, OVERCAST = "Clear", "Partly Cloudy", "Cloudy", "Thin Cloud", "Overcast"
 
@@ -42,7 +45,7 @@ class TransmissionSettings:
     limiting_magnitude: float = 6.0
     min_snr: float = 5.0
     extinction: float = 0.25
-    clear_transmission: float = 0.5
+    clear_transmission: float = 0.6
     map_step: float = 3.0
     smoothing: float = 6.0
     moon_avoid: float = 15.0
@@ -140,13 +143,14 @@ class TransmissionAnalyser:
         self.site = (latitude, longitude, elevation)
         self.model = model
         self.fixed_model = fixed_model
+        self.failed_fits = 0
         self.zero_point = zero_point or ZeroPointReference()
         s = self.settings
         grid_alt, grid_az = np.meshgrid(
             np.arange(s.min_altitude + s.map_step / 2, 90.0, s.map_step), np.arange(0.0, 360.0, s.map_step)
         )
         self.grid_alt, self.grid_az = grid_alt, grid_az
-        self.grid_vectors = _unit_vectors(grid_alt, grid_az).reshape(-1, 3)
+        self.grid_vectors = _unit_vectors(grid_alt, grid_az).reshape(-1, 3).astype(np.float32)
         self.grid_weight = np.cos(np.radians(grid_alt)).ravel()
 
     def analyse(
@@ -159,54 +163,27 @@ class TransmissionAnalyser:
     ) -> TransmissionResult:
         """Judge one frame. ``moon`` is its (altitude, azimuth) when above the horizon."""
         s = self.settings
-        residual = remove_background(to_gray(image))
-        detections = detect_stars(residual)
+        frame = PreparedFrame(image)
         alt, az = self.catalogue.altaz(*self.site, when)
         mag = self.catalogue.mag
-        height, width = residual.shape
-
-        fit: SkyFit | None = None
-        if not self.fixed_model:
-            try:
-                fit = fit_sky_model(detections.xy, alt, az, (width, height), initial=self.model)
-            except ValueError as exc:
-                reason = str(exc)
-            else:
-                if self.model is not None and fit.model.zenith_offset_deg(self.model) > s.max_model_jump:
-                    fit = None
-                    reason = "the refitted sky model jumped; kept the previous one"
-                else:
-                    self.model = fit.model
+        fit, detected, reason = self._update_model(frame, alt, az)
+        unknown = TransmissionResult(None, None, "unknown", 0.0, fit, self.model, detected, 0, 0, None, None)
         if self.model is None:
-            return TransmissionResult(
-                None,
-                None,
-                "unknown",
-                0.0,
-                None,
-                None,
-                len(detections),
-                0,
-                0,
-                None,
-                None,
-                reason=f"no sky model yet: {reason}",
-            )
-        model = self.model
+            return replace(unknown, reason=f"no sky model yet: {reason}")
 
         judged = (alt >= s.min_altitude) & (mag <= s.limiting_magnitude)
         if moon is not None and moon[0] > -1.0:
             moon_vec = _unit_vectors(np.array(moon[0]), np.array(moon[1]))
             judged &= _unit_vectors(alt, az) @ moon_vec < math.cos(math.radians(s.moon_avoid))
         alt, az, mag = alt[judged], az[judged], mag[judged]
-        x, y = model.altaz_to_pixel(alt, az)
-        meter = ApertureMeter(residual)
-        flux = meter.flux(x, y)
+        x, y = self.model.altaz_to_pixel(alt, az)
+        flux = frame.aperture_flux(x, y)
+        noise = frame.aperture_noise()
         inside = np.isfinite(flux)
         alt, az, mag, flux = alt[inside], az[inside], mag[inside], flux[inside]
         corrected = mag + s.extinction * (airmass(alt) - 1.0)
 
-        bright = flux > 10 * meter.noise
+        bright = flux > 10 * noise
         frame_zp = None
         if bright.sum() >= 10:
             frame_zp = float(np.median(corrected[bright] + 2.5 * np.log10(flux[bright] / exposure_s)))
@@ -214,61 +191,59 @@ class TransmissionAnalyser:
                 self.zero_point.add(gain, frame_zp)
         reference = self.zero_point.reference(gain)
         if reference is None:
-            return TransmissionResult(
-                None,
-                None,
-                "unknown",
-                0.0,
-                fit,
-                model,
-                len(detections),
-                0,
-                0,
-                frame_zp,
-                None,
-                reason="no clear-sky zero point yet",
-            )
+            return replace(unknown, zero_point=frame_zp, reason="no clear-sky zero point yet")
         expected = exposure_s * 10 ** (-0.4 * (corrected - reference))
-        usable = expected >= s.min_snr * meter.noise
+        usable = expected >= s.min_snr * noise
         if usable.sum() < 10:
-            return TransmissionResult(
-                None,
-                None,
-                "unknown",
-                0.0,
-                fit,
-                model,
-                len(detections),
-                int(usable.sum()),
-                0,
-                frame_zp,
-                None,
+            return replace(
+                unknown,
+                zero_point=frame_zp,
+                stars_expected=int(usable.sum()),
                 reason="too few catalogue stars bright enough to judge in this frame",
             )
         star_t = np.clip(flux[usable] / expected[usable], 0.0, 1.5)
-        seen = int((flux[usable] > 3 * meter.noise).sum())
         cloud_map, cover, mean_t, known = self._map(alt[usable], az[usable], star_t)
-        label = self._label(cover, mean_t)
-        confidence = round(min(1.0, known) * min(1.0, usable.sum() / 50.0), 3)
-        return TransmissionResult(
-            cover,
-            mean_t,
-            label,
-            confidence,
-            fit,
-            model,
-            len(detections),
-            int(usable.sum()),
-            seen,
-            frame_zp,
-            cloud_map,
+        return replace(
+            unknown,
+            cover=cover,
+            transmission=mean_t,
+            label=self._label(cover, mean_t),
+            confidence=round(min(1.0, known) * min(1.0, usable.sum() / 50.0), 3),
+            stars_expected=int(usable.sum()),
+            stars_seen=int((flux[usable] > 3 * noise).sum()),
+            zero_point=frame_zp,
+            cloud_map=cloud_map,
         )
+
+    def _update_model(self, frame: PreparedFrame, alt: np.ndarray, az: np.ndarray) -> tuple[SkyFit | None, int, str]:
+        """Refine (or first find) the sky model on this frame's stars: (fit, stars detected, why not)."""
+        if self.fixed_model:
+            return None, 0, ""
+        detections = detect_stars(frame)
+        height, width = frame.shape
+        try:
+            # With a model in hand a failed refinement (clouds) searches afresh only now and
+            # then, in case the camera was moved: the search costs seconds.
+            search = self.model is None or self.failed_fits % SEARCH_EVERY == SEARCH_EVERY - 1
+            fit = fit_sky_model(detections.xy, alt, az, (width, height), initial=self.model, search=search)
+        except ValueError as exc:
+            self.failed_fits += 1
+            return None, len(detections), str(exc)
+        if self.model is not None and fit.model.zenith_offset_deg(self.model) > self.settings.max_model_jump:
+            return None, len(detections), "the refitted sky model jumped; kept the previous one"
+        self.model = fit.model
+        self.failed_fits = 0
+        return fit, len(detections), ""
 
     def _map(self, alt: np.ndarray, az: np.ndarray, t: np.ndarray) -> tuple[CloudMap, float, float, float]:
         s = self.settings
-        stars = _unit_vectors(alt, az)
+        stars = _unit_vectors(alt, az).astype(np.float32)
         sigma = math.radians(s.smoothing)
-        weights = np.exp((self.grid_vectors @ stars.T - 1.0) / sigma**2).astype(np.float32)
+        # Gaussian of the angle d: exp(-d^2 / 2 sigma^2) ~ exp((cos d - 1) / sigma^2); float32, in place.
+        weights = self.grid_vectors @ stars.T
+        weights -= 1.0
+        weights *= 1.0 / sigma**2
+        np.exp(weights, out=weights)
         total = weights.sum(axis=1)
         smoothed = (weights @ t.astype(np.float32)) / np.maximum(total, 1e-12)
         known = total >= 0.5  # about one star within the smoothing radius
