@@ -81,6 +81,25 @@ class Event(Message):
 # --- weather -------------------------------------------------------------------
 
 
+#: Every quantity the weather service may publish (units and meaning: docs/weather.md).
+WEATHER_QUANTITIES = (
+    "ambient_temperature",
+    "humidity",
+    "dew_point",
+    "dew_point_margin",
+    "pressure",
+    "wind_speed",
+    "wind_gust",
+    "wind_direction",
+    "rain",
+    "rain_rate",
+    "sky_temperature",
+    "sky_minus_ambient",
+    "sky_brightness",
+    "cloud_cover",
+)
+
+
 class Reading(BaseModel):
     """One normalised quantity with where it came from and how old it is."""
 
@@ -90,6 +109,8 @@ class Reading(BaseModel):
     unit: str = ""
     source: str = ""
     measured_at: datetime | None = None
+    age_s: float | None = Field(default=None, description="seconds between measured_at and the message's timestamp")
+    stale: bool = Field(default=False, description="older than its source's max_age: not trusted for safety")
 
 
 class WeatherState(Message):

@@ -1,16 +1,164 @@
-"""The weather service process.
+"""The weather service: sources in, normalised readings and a safety verdict out.
 
-So far it runs under the common runner (availability, health, discovery of its
-standard entities); its own work is added by the weather issue.
+Every delivery from a source updates the :class:`~obsy_weather.readings.ReadingStore` and
+re-evaluates at once; the runner's poll (every second) re-evaluates too, so staleness and
+the end of the safe delay are noticed without new data. ``<p>/weather/state`` and
+``<p>/weather/safety`` are retained and published as soon as they change, and both are
+republished every ``publish_interval`` seconds so a consumer can tell a quiet service from
+a dead one. The clock is an attribute (``service.clock``): tests set it to drive time.
 """
 
 from __future__ import annotations
 
+import threading
+from datetime import datetime
+from typing import Any
+
+from obsy.bus import Bus
+from obsy.config import ObsyConfig, WeatherConfig
+from obsy.homeassistant import Entity, safety_binary_sensor
+from obsy.messages import SafetyVerdict, WeatherState, utc_now
 from obsy.runner import Service, run_service
+from obsy_weather.quantities import QUANTITIES
+from obsy_weather.readings import ReadingStore, Sample
+from obsy_weather.safety import SafetyEvaluator
+from obsy_weather.sources import WeatherSource, build_source
+
+
+def _state_key(state: WeatherState) -> tuple[Any, ...]:
+    """What makes a state "changed": values, their sources and staleness (not their ages)."""
+    return tuple((name, r.value, r.source, r.stale) for name, r in sorted(state.readings.items()))
+
+
+def _verdict_key(verdict: SafetyVerdict) -> tuple[Any, ...]:
+    """Changes of the verdict: safe, since, and the reasons (the safe-delay countdown excluded)."""
+    reasons = tuple((r.quantity, r.message if r.quantity != "safe_delay" else "") for r in verdict.reasons)
+    return (verdict.safe, verdict.since, reasons)
 
 
 class WeatherService(Service):
     name = "weather"
+    poll_interval = 1.0
+
+    def __init__(self, config: ObsyConfig, bus: Bus) -> None:
+        super().__init__(config, bus)
+        settings: WeatherConfig = self.settings
+        self.clock = utc_now
+        self.store = ReadingStore()
+        self.evaluator = SafetyEvaluator(settings.limits, settings.safe_delay)
+        self.publish_interval = settings.publish_interval
+        self.sources: list[WeatherSource] = [
+            build_source(source, self.on_samples, self.now, obsy=config, bus=bus)
+            for source in settings.sources
+            if source.enabled
+        ]
+        self._lock = threading.RLock()
+        self._state_key: tuple[Any, ...] | None = None
+        self._verdict_key: tuple[Any, ...] | None = None
+        self._last_publish: datetime | None = None
+        self.state: WeatherState | None = None
+        self.verdict: SafetyVerdict | None = None
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    # --- runner hooks --------------------------------------------------------------
+    def start(self) -> None:
+        self.refresh(force=True)  # the initial state: nothing known yet, so unsafe with reasons
+        for source in self.sources:
+            source.start()
+
+    def poll(self) -> None:
+        self.refresh()
+
+    def stop(self) -> None:
+        for source in self.sources:
+            try:
+                source.stop()
+            except Exception:
+                self.log.exception("weather source %s did not stop cleanly", source.name)
+
+    def health_details(self) -> dict[str, Any]:
+        verdict = self.verdict
+        return {
+            "safe": verdict.safe if verdict else None,
+            "sources": {source.name: source.status() for source in self.sources},
+        }
+
+    # --- readings and verdict ------------------------------------------------------
+    def on_samples(self, samples: list[Sample]) -> None:
+        for sample in samples:
+            self.store.put(sample)
+        self.refresh()
+
+    def refresh(self, *, force: bool = False) -> SafetyVerdict:
+        """Re-evaluate now; publish what changed, or everything when the republish interval is up."""
+        with self._lock:
+            now = self.now()
+            current = self.store.current(now)
+            verdict = self.evaluator.evaluate(current, now)
+            state = WeatherState(readings={name: c.to_reading() for name, c in current.items()}, timestamp=now)
+            due = (
+                force
+                or self._last_publish is None
+                or (now - self._last_publish).total_seconds() >= self.publish_interval
+            )
+            verdict_key, state_key = _verdict_key(verdict), _state_key(state)
+            if due or verdict_key != self._verdict_key:
+                self.bus.publish(self.topics.weather_safety, verdict, qos=1, retain=True)
+                self._verdict_key = verdict_key
+            if due or state_key != self._state_key:
+                self.bus.publish(self.topics.weather_state, state, qos=1, retain=True)
+                self._state_key = state_key
+            if due:
+                self._last_publish = now
+            self.state, self.verdict = state, verdict
+            return verdict
+
+    # --- Home Assistant --------------------------------------------------------------
+    def ha_entities(self) -> list[Entity]:
+        state_topic = self.topics.weather_state
+        safety_topic = self.topics.weather_safety
+        entities = [
+            safety_binary_sensor("safety", "Weather unsafe", safety_topic, json_attributes_topic=safety_topic),
+            Entity(
+                component="binary_sensor",
+                object_id="rain",
+                name="Rain",
+                state_topic=state_topic,
+                value_template=(
+                    "{% set r = value_json.readings.rain %}"
+                    "{{ 'None' if r is not defined or r.stale else ('ON' if r.value else 'OFF') }}"
+                ),
+                device_class="moisture",
+            ),
+        ]
+        for q in QUANTITIES.values():
+            if q.is_flag:
+                continue
+            entities.append(
+                Entity(
+                    component="sensor",
+                    object_id=q.name,
+                    name=q.label,
+                    state_topic=state_topic,
+                    value_template=(
+                        f"{{% set r = value_json.readings.{q.name} %}}"
+                        "{{ 'None' if r is not defined or r.stale else r.value }}"
+                    ),
+                    device_class=q.ha_device_class,
+                    unit_of_measurement=q.unit or None,
+                    state_class="measurement_angle" if q.kind == "angle" else "measurement",
+                    icon=q.ha_icon,
+                    json_attributes_topic=state_topic,
+                    json_attributes_template=(
+                        f"{{% set r = value_json.readings.{q.name} %}}"
+                        "{{ {'source': r.source, 'measured_at': r.measured_at, 'age_s': r.age_s} | tojson"
+                        " if r is defined else '{}' }}"
+                    ),
+                )
+            )
+        return entities
 
 
 def main() -> int:
