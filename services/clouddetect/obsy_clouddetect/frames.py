@@ -72,15 +72,18 @@ def decode(data: bytes, name: str) -> np.ndarray:
 
 def _decode_fits(data: bytes, name: str) -> np.ndarray:
     import io
+    import warnings
 
     from astropy.io import fits
 
     try:
-        with fits.open(io.BytesIO(data), memmap=False) as hdus:
-            hdu = next((h for h in hdus if getattr(h, "data", None) is not None and h.data.ndim >= 2), None)
-            if hdu is None:
-                raise FrameError(f"FITS frame {name} holds no image")
-            image = np.asarray(hdu.data, dtype=np.float32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a broken header is reported below, once
+            with fits.open(io.BytesIO(data), memmap=False) as hdus:
+                hdu = next((h for h in hdus if getattr(h, "data", None) is not None and h.data.ndim >= 2), None)
+                if hdu is None:
+                    raise FrameError(f"FITS frame {name} holds no image")
+                image = np.asarray(hdu.data, dtype=np.float32)
     except FrameError:
         raise
     except Exception as exc:  # astropy raises many kinds for broken files
