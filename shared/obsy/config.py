@@ -352,7 +352,10 @@ class SchedulerEkosConfig(Section):
     filter_wheel: str | None = Field(default="CCD Simulator", description="empty when the camera has no filter wheel")
     default_filter: str = Field(default="Luminance", description="filter for exposure plans that name none")
     startup: Literal["at", "asap"] = Field(default="at", description="start each job at its planned time, or ASAP")
-    completion: Literal["at", "sequence"] = Field(default="at", description="end at the planned end, or when done")
+    completion: Literal["at", "sequence", "repeat"] = Field(
+        default="at", description="end at the planned end, when the sequence is done, or after `repeats` sequences"
+    )
+    repeats: int = Field(default=1, ge=1, le=1000, description="sequences per job with completion 'repeat'")
     steps: list[Literal["Track", "Focus", "Align", "Guide"]] = Field(default_factory=lambda: ["Track"])
     startup_procedure: list[Literal["UnparkDome", "UnparkMount", "UnparkCap"]] = Field(
         default_factory=lambda: ["UnparkMount"]

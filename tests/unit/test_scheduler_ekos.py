@@ -166,3 +166,14 @@ def test_job_names_are_safe_directory_names():
     assert job_name("  NGC 7000 / North America ") == "NGC_7000_North_America"
     assert job_name("../../etc") == "etc"
     assert job_name("???") == "target"
+
+
+def test_repeat_completion_carries_the_count(tmp_path):
+    target = Target(
+        id="a", name="A", ra_deg=10.68, dec_deg=41.27, exposure_plans=[ExposurePlan(exposure_s=60, count=3)]
+    )
+    settings = SchedulerConfig(ekos=SchedulerEkosConfig(completion="repeat", repeats=4))
+    plan = Planner(VIENNA, settings).plan([target], date(2026, 11, 21))
+    files = write_plan(plan, settings.ekos, tmp_path, tmp_path / "frames", VIENNA.timezone)
+    condition = ET.fromstring(files.schedule.read_bytes()).find("Job/CompletionCondition/Condition")
+    assert (condition.text, condition.get("value")) == ("Repeat", "4")

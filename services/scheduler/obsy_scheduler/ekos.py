@@ -154,6 +154,19 @@ def merge_consecutive(blocks: list[Block], gap: timedelta = MERGE_GAP) -> list[t
     return jobs
 
 
+def _constraints(parent: ET.Element, block: Block, ekos: SchedulerEkosConfig) -> None:
+    """The constraints Ekos itself checks while a job runs (a safety net behind the plan)."""
+    floor = block.constraints.min_altitude or 0.0
+    if floor > 0:
+        _element(parent, "Constraint", "MinimumAltitude", value=number(floor))
+    if block.required_moon_separation > 0:
+        _element(parent, "Constraint", "MoonSeparation", value=number(round(block.required_moon_separation, 1)))
+    if (block.constraints.twilight or "astronomical") == "astronomical":
+        _element(parent, "Constraint", "EnforceTwilight")  # Ekos' twilight is astronomical
+    if ekos.enforce_weather:
+        _element(parent, "Constraint", "EnforceWeather")
+
+
 def schedule_xml(blocks: list[Block], sequences: dict[str, Path], ekos: SchedulerEkosConfig, zone: ZoneInfo) -> bytes:
     """A SchedulerList with one job per planned block, in plan order."""
     root = ET.Element("SchedulerList", version=ESL_VERSION)
@@ -171,21 +184,12 @@ def schedule_xml(blocks: list[Block], sequences: dict[str, Path], ekos: Schedule
             _element(startup, "Condition", "At", value=_when(block.start, zone))
         else:
             _element(startup, "Condition", "ASAP")
-        constraints = _element(job, "Constraints")
-        floor = block.constraints.min_altitude or 0.0
-        if floor > 0:
-            _element(constraints, "Constraint", "MinimumAltitude", value=number(floor))
-        if block.required_moon_separation > 0:
-            _element(
-                constraints, "Constraint", "MoonSeparation", value=number(round(block.required_moon_separation, 1))
-            )
-        if (block.constraints.twilight or "astronomical") == "astronomical":
-            _element(constraints, "Constraint", "EnforceTwilight")
-        if ekos.enforce_weather:
-            _element(constraints, "Constraint", "EnforceWeather")
+        _constraints(_element(job, "Constraints"), block, ekos)
         completion = _element(job, "CompletionCondition")
         if ekos.completion == "at":
             _element(completion, "Condition", "At", value=_when(end, zone))
+        elif ekos.completion == "repeat":
+            _element(completion, "Condition", "Repeat", value=str(ekos.repeats))
         else:
             _element(completion, "Condition", "Sequence")
         steps = _element(job, "Steps")

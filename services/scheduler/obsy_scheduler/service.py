@@ -75,6 +75,17 @@ class SchedulerService(Service):
             self.replan(trigger, now)
 
     def _trigger(self, now: datetime) -> str | None:
+        """Why to plan now, or None. Any plan made after today's ``replan_at`` counts as the daily one."""
+        trigger = self._why(now)
+        local = now.astimezone(ZoneInfo(self.config.site.timezone))
+        hour, minute = (int(part) for part in self.settings.replan_at.split(":"))
+        daily_due = local.date() != self._last_daily and (local.hour, local.minute) >= (hour, minute)
+        if daily_due and (trigger or self._last_plan is not None):
+            self._last_daily = local.date()
+            trigger = trigger or "daily"
+        return trigger
+
+    def _why(self, now: datetime) -> str | None:
         with self._lock:
             changed_at = self._changed_at
             have_targets = self._targets is not None
@@ -87,12 +98,6 @@ class SchedulerService(Service):
             return None
         if self._planned_night is not None and astro.night_of(self.config.site, now) != self._planned_night:
             return "night"
-        local = now.astimezone(ZoneInfo(self.config.site.timezone))
-        hour, minute = (int(part) for part in self.settings.replan_at.split(":"))
-        if local.date() != self._last_daily and (local.hour, local.minute) >= (hour, minute):
-            self._last_daily = local.date()
-            if self._last_plan is not None:
-                return "daily"
         return None
 
     def replan(self, trigger: str, now: datetime | None = None) -> SchedulerPlan:
