@@ -156,3 +156,10 @@ def test_stars_near_the_moon_are_left_out(catalogue):
     with_moon = analyser.analyse(frame, WHEN, sky.exposure_s, moon=(60.0, 100.0))
     assert with_moon.stars_expected < without.stars_expected
     assert math.isclose(without.cover or 0.0, 0.0, abs_tol=5)
+
+
+def test_a_frame_without_exposure_time_is_unknown(catalogue):
+    sky = SyntheticSky(TRUE_MODEL, 1280, 960)
+    frame = sky.render(catalogue, *SITE, WHEN)
+    result = TransmissionAnalyser(catalogue, *SITE, model=TRUE_MODEL).analyse(frame, WHEN, 0.0)
+    assert result.label == "unknown" and result.cover is None and "exposure" in result.reason

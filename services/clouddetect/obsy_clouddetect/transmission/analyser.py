@@ -163,6 +163,21 @@ class TransmissionAnalyser:
     ) -> TransmissionResult:
         """Judge one frame. ``moon`` is its (altitude, azimuth) when above the horizon."""
         s = self.settings
+        if not exposure_s > 0:
+            return TransmissionResult(
+                None,
+                None,
+                "unknown",
+                0.0,
+                None,
+                self.model,
+                0,
+                0,
+                0,
+                None,
+                None,
+                reason=f"the frame gives no exposure time ({exposure_s}); star brightness cannot be judged",
+            )
         frame = PreparedFrame(image)
         alt, az = self.catalogue.altaz(*self.site, when)
         mag = self.catalogue.mag
