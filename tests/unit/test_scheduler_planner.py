@@ -16,7 +16,6 @@ import pytest
 
 from obsy.config import SchedulerConfig, SiteConfig
 from obsy.messages import ExposurePlan, Target, TargetConstraints
-from obsy_scheduler.catalogue import UnknownObjectError, lookup
 from obsy_scheduler.constraints import horizon_altitude, lorentzian_separation, resolve
 from obsy_scheduler.planner import Planner
 from obsy_scheduler.sky import night_sky
@@ -333,18 +332,3 @@ def test_plan_message_round_trips():
     assert again.blocks[0].target_id == "m31"
     assert again.night == "2026-11-21"
     assert 0 < again.filled_fraction <= 1
-
-
-# --------------------------------------------------------------------------- catalogue
-
-
-def test_catalogue_lookup_openngc_and_bright_stars():
-    m31 = lookup("M 31")
-    assert m31.name == "NGC0224" and m31.source == "OpenNGC"
-    assert m31.ra_deg == pytest.approx(10.6848, abs=1e-3) and m31.dec_deg == pytest.approx(41.2691, abs=1e-3)
-    assert lookup("messier 42").dec_deg == pytest.approx(-5.39, abs=0.01)
-    assert lookup("IC 434").dec_deg < 0
-    vega = lookup("vega")
-    assert vega.source == "PyEphem bright stars" and vega.ra_deg == pytest.approx(279.2347, abs=1e-3)
-    with pytest.raises(UnknownObjectError, match="Nowhere"):
-        lookup("Nowhere 1")
