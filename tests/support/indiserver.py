@@ -1,0 +1,170 @@
+"""A real indiserver with simulator drivers on a free loopback port, for the tests.
+
+Each server gets its own working directory as ``HOME`` (INDI drivers keep their config and
+park data in ``~/.indi``), its own control FIFO and its own local socket name: indiserver
+1.9 also listens on an abstract unix socket, ``/tmp/indiserver`` unless told otherwise, and
+a second server with the default name exits at once with "bind: Address already in use".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+from obsy.config import IndiServerConfig
+from tests.support.ports import free_port, wait_for_port, wait_port_closed
+
+# Device names the simulator drivers of INDI 1.9 define.
+TELESCOPE = "Telescope Simulator"  # indi_simulator_telescope
+CCD = "CCD Simulator"  # indi_simulator_ccd
+ROOF = "RollOff Simulator"  # indi_rolloff_dome
+DOME = "Dome Simulator"  # indi_simulator_dome
+WEATHER = "Weather Simulator"  # indi_simulator_weather
+
+
+def find_executable(name: str) -> str | None:
+    """Full path of an INDI executable: on PATH, or where distributions install them."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for directory in ("/usr/bin", "/usr/local/bin"):
+        candidate = Path(directory) / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
+def missing_executables(drivers: Iterable[str]) -> list[str]:
+    return [name for name in ("indiserver", *drivers) if find_executable(name) is None]
+
+
+def require_indi(drivers: Iterable[str] = ()) -> None:
+    """Skip the calling test (or module, at import time) when indiserver or a driver is missing."""
+    missing = missing_executables(drivers)
+    if missing:
+        pytest.skip(
+            f"INDI not installed: {', '.join(missing)} not found (install the indi-bin package)",
+            allow_module_level=True,
+        )
+
+
+def pyindi_available() -> bool:
+    try:
+        import PyIndi  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class IndiServer:
+    """One indiserver process; ``stop()``/``start()``/``restart()`` keep the port and the workdir."""
+
+    def __init__(self, workdir: Path, drivers: list[str], port: int | None = None) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.drivers = list(drivers)
+        self.host = "127.0.0.1"
+        self.port = port if port is not None else free_port()
+        self.log_path = self.workdir / "indiserver.log"
+        self.fifo_path = self.workdir / "indiserver.fifo"
+        # Abstract socket name (no file is created); unique per server, see the module docstring.
+        self.local_socket = f"obsy-test-indiserver-{os.getpid()}-{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def config(self, **overrides: object) -> IndiServerConfig:
+        values: dict[str, object] = {"host": self.host, "port": self.port, "connect_timeout": 5.0}
+        values.update(overrides)
+        return IndiServerConfig.model_validate(values)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, timeout: float = 10.0) -> None:
+        if self.running:
+            return
+        require_indi(self.drivers)
+        indiserver = find_executable("indiserver")
+        assert indiserver is not None
+        if not self.fifo_path.exists():
+            os.mkfifo(self.fifo_path)
+        drivers = [find_executable(d) or d for d in self.drivers]
+        command = [indiserver, "-v", "-u", self.local_socket, "-p", str(self.port), "-f", str(self.fifo_path), *drivers]
+        env = {**os.environ, "HOME": str(self.workdir)}
+        with self.log_path.open("ab") as log:
+            log.write(f"--- {' '.join(command)}\n".encode())
+            log.flush()
+            # Own session: stop() signals the whole group, drivers included.
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                env=env,
+                start_new_session=True,
+            )
+        try:
+            wait_for_port(self.port, self.host, timeout)
+        except TimeoutError as error:
+            code = self.process.poll()
+            self.stop()
+            raise RuntimeError(
+                f"indiserver did not start (exit code {code}); see {self.log_path}:\n{self.log()}"
+            ) from error
+
+    def stop(self, timeout: float = 10.0) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            with_group(process, signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with_group(process, signal.SIGKILL)
+                process.wait(5)
+        # Drivers see EOF on stdin when indiserver exits; make sure none outlives it.
+        with_group(process, signal.SIGKILL)
+        wait_port_closed(self.port, self.host, timeout)
+
+    def restart(self) -> None:
+        """Stop and start again on the same port (drivers restart with fresh state)."""
+        self.stop()
+        self.start()
+
+    def start_driver(self, driver: str) -> None:
+        """Load another driver into the running server through its FIFO."""
+        self._fifo(f"start {driver}")
+
+    def stop_driver(self, driver: str) -> None:
+        self._fifo(f"stop {driver}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def _fifo(self, line: str) -> None:
+        if not self.running:
+            raise RuntimeError("indiserver is not running")
+        with self.fifo_path.open("w") as fifo:
+            fifo.write(line + "\n")
+
+    def __enter__(self) -> IndiServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def with_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """Send ``sig`` to the process group led by ``process`` (it was started in its own session)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
