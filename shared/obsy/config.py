@@ -403,18 +403,6 @@ class McpEkosConfig(Section):
     stop_timeout: float = Field(default=30.0, gt=0, description="seconds for the scheduler to report stopped")
 
 
-class McpSupervisionConfig(Section):
-    """Restarting services that stay offline or hung (needs the Docker socket)."""
-
-    enabled: bool = True
-    docker_socket: Path = Field(default=Path("/var/run/docker.sock"), description="absent = report and alarm only")
-    container_names: dict[str, str] = Field(
-        default_factory=dict, description="service -> container name; default obsy-<service>"
-    )
-    restart_after: float = Field(default=120.0, gt=0, description="seconds offline or hung before a restart")
-    max_restarts_per_hour: int = Field(default=3, ge=0, description="per service; beyond it only alarms")
-
-
 class McpConfig(ServiceSection):
     sun_altitude_limit: float = Field(default=-12.0, ge=-18, le=0, description="open only with the Sun below this")
     required_services: list[str] = Field(
@@ -437,7 +425,6 @@ class McpConfig(ServiceSection):
     evaluate_interval: float = Field(default=1.0, gt=0, description="seconds between re-evaluations without input")
     devices: McpDevicesConfig = McpDevicesConfig()
     ekos: McpEkosConfig = McpEkosConfig()
-    supervision: McpSupervisionConfig = McpSupervisionConfig()
 
     @field_validator("required_services")
     @classmethod

@@ -321,3 +321,7 @@ class McpState(Message):
     alarm: bool = False
     unsafe_reasons: list[str] = Field(default_factory=list)
     recent_transitions: list[McpTransition] = Field(default_factory=list)
+    alarm_reason: str = Field(default="", description="what failed, while alarm is true")
+    sun_altitude: float | None = None
+    ekos_scheduler: str | None = Field(default=None, description="Ekos scheduler status; None = not used/unknown")
+    night_aborted: bool = Field(default=False, description="the operator ended tonight's observing")

@@ -1,16 +1,172 @@
-"""The mcp service process.
+"""The mcp service process: wires the bus, INDI and Ekos to the :class:`Controller`.
 
-So far it runs under the common runner (availability, health, discovery of its
-standard entities); its own work is added by the mcp issue.
+The controller runs on its own thread, not in ``poll``: a closing sequence takes minutes
+and must not stop heartbeats. The INDI connection is the MCP's own (not through the
+broker), so the roof can be closed while the broker is gone.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from obsy.bus import Bus
+from obsy.config import ObsyConfig
+from obsy.homeassistant import Entity, safety_binary_sensor
+from obsy.indi import IndiClient, IndiError
+from obsy.messages import CloudState, Event, McpState, Mode, SafetyVerdict, SchedulerPlan, ServiceHealth
 from obsy.runner import Service, run_service
+from obsy_mcp.controller import Controller
+from obsy_mcp.ekos import Ekos
+
+
+class BusOutbox:
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+
+    def state(self, state: McpState) -> None:
+        self.bus.publish(self.bus.topics.mcp_state, state, qos=1, retain=True)
+
+    def event(self, event: Event) -> None:
+        self.bus.publish_event(event)
 
 
 class McpService(Service):
     name = "mcp"
+
+    def __init__(self, config: ObsyConfig, bus: Bus, **controller_options: Any) -> None:
+        super().__init__(config, bus)
+        self.indi = IndiClient.from_config(config.indi, timeout=config.mcp.devices.connect_timeout)
+        self.ekos = Ekos(config.mcp.ekos) if config.mcp.ekos.enabled else None
+        self.controller = Controller(
+            config,
+            self.indi,
+            BusOutbox(bus),
+            ekos=self.ekos,
+            broker_connected=bus.connected.is_set,
+            **controller_options,
+        )
+
+    def start(self) -> None:
+        try:
+            self.indi.connect(timeout=min(5.0, self.config.indi.connect_timeout))
+        except IndiError as error:  # the controller keeps trying; an unknown roof is never moved blind
+            self.log.warning("indiserver not reachable yet: %s", error)
+        topics = self.topics
+        inputs = self.controller.inputs
+        self.bus.subscribe(topics.weather_safety, lambda _t, v: self._input(inputs.set_verdict, v), SafetyVerdict)
+        self.bus.subscribe(topics.clouddetect_state, lambda _t, v: self._input(inputs.set_cloud, v), CloudState)
+        self.bus.subscribe(topics.scheduler_plan, lambda _t, v: self._input(inputs.set_plan, v), SchedulerPlan)
+        self.bus.subscribe(topics.all_availability(), self._on_availability, decode="text")
+        self.bus.subscribe(topics.all_health(), self._on_health, ServiceHealth)
+        for thing, topic in (
+            ("roof", topics.mcp_roof_command),
+            ("mode", topics.mcp_mode_command),
+            ("night", topics.mcp_night_command),
+        ):
+            self.bus.subscribe(
+                topic, lambda _t, value, thing=thing: self.controller.command(thing, value), decode="text"
+            )
+        self.bus.on_connect(lambda: self.controller.broker_changed(True))
+        self.controller.publish_state()  # the initial state goes out before "online"
+        self.controller.start()
+
+    def _input(self, update: Any, value: Any) -> None:
+        update(value)
+        self.controller.wake()
+
+    def _on_availability(self, topic: str, value: str) -> None:
+        service = self.topics.service_of(topic)
+        if service is not None and service != self.name:
+            self._input(lambda v: self.controller.inputs.set_availability(service, v), value.strip())
+
+    def _on_health(self, topic: str, health: ServiceHealth) -> None:
+        service = self.topics.service_of(topic)
+        if service is not None and service != self.name:
+            self._input(lambda h: self.controller.inputs.set_health(service, h), health)
+
+    def stop(self) -> None:
+        self.controller.stop()
+        self.indi.disconnect()
+        if self.ekos is not None:
+            self.ekos.close()
+
+    def health_details(self) -> dict[str, Any]:
+        return {"state": str(self.controller.state), "alarm": self.controller.alarm, "indi": self.indi.connected}
+
+    def ha_entities(self) -> list[Entity]:
+        topics = self.topics
+        state = topics.mcp_state
+        return [
+            Entity(
+                component="cover",
+                object_id="roof",
+                name="Roof",
+                device_class="garage",
+                state_topic=state,
+                value_template=(
+                    "{{ {'open': 'open', 'closed': 'closed', 'opening': 'opening', 'closing': 'closing',"
+                    " 'stopped': 'stopped'}.get(value_json.roof, 'None') }}"
+                ),
+                command_topic=topics.mcp_roof_command,
+                payload_open="OPEN",
+                payload_close="CLOSE",
+                payload_stop="STOP",
+                extra={
+                    "state_open": "open",
+                    "state_closed": "closed",
+                    "state_opening": "opening",
+                    "state_closing": "closing",
+                    "state_stopped": "stopped",
+                },
+            ),
+            Entity(
+                component="select",
+                object_id="mode",
+                name="Mode",
+                state_topic=state,
+                value_template="{{ value_json.mode }}",
+                command_topic=topics.mcp_mode_command,
+                options=tuple(m.value for m in Mode),
+                icon="mdi:robot",
+            ),
+            Entity(
+                component="sensor",
+                object_id="state",
+                name="State",
+                state_topic=state,
+                value_template="{{ value_json.state }}",
+                json_attributes_topic=state,
+                json_attributes_template="{{ {'reason': value_json.reason} | tojson }}",
+                icon="mdi:state-machine",
+            ),
+            safety_binary_sensor("safety", "Observatory safety", state, json_attributes_topic=None),
+            Entity(
+                component="binary_sensor",
+                object_id="alarm",
+                name="Alarm",
+                state_topic=state,
+                value_template="{{ 'ON' if value_json.alarm else 'OFF' }}",
+                device_class="problem",
+                json_attributes_topic=state,
+                json_attributes_template="{{ {'alarm_reason': value_json.alarm_reason} | tojson }}",
+            ),
+            Entity(
+                component="button",
+                object_id="start_night",
+                name="Start night",
+                command_topic=topics.mcp_night_command,
+                payload_press="START",
+                icon="mdi:telescope",
+            ),
+            Entity(
+                component="button",
+                object_id="abort_night",
+                name="Abort night",
+                command_topic=topics.mcp_night_command,
+                payload_press="ABORT",
+                icon="mdi:stop-circle",
+            ),
+        ]
 
 
 def main() -> int:

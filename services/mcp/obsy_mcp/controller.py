@@ -1,0 +1,574 @@
+"""The MCP's controller thread: decides, runs the opening and closing sequences, answers commands.
+
+One thread owns the devices. Bus handlers only update :class:`Inputs`, answer commands
+(at once, with an event) and wake the thread; STOP and a hazard during opening are seen
+by a running sequence between its checks (every 50 ms).
+
+Closing order: stop the Ekos scheduler, abort mount motion, park the mount, confirm it is
+parked, close the roof, confirm it is closed. Opening order: confirm the mount is parked,
+open the roof, confirm it is open, then load and start tonight's Ekos schedule. Each step
+is an event; a step that fails is retried ``devices.retries`` times and then raises an
+alarm. If the mount cannot be parked the roof is not closed onto it unless
+``park_failure_policy`` is ``close_anyway``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from obsy import astro
+from obsy.config import ObsyConfig
+from obsy.indi import IndiClient, IndiError
+from obsy.messages import Event, McpState, McpTransition, Mode, NightAction, RoofAction
+from obsy_mcp.devices import DeviceError, Mount, Roof, RoofPosition, SendHook, StepInterrupted
+from obsy_mcp.ekos import Ekos, EkosError
+from obsy_mcp.inputs import Clock, Inputs
+from obsy_mcp.statemachine import AFTER_CLOSING, Decision, RoofGoal, State, decide, transition_allowed
+
+log = logging.getLogger("obsy.mcp")
+
+RECENT_TRANSITIONS = 10
+SUN_CACHE_S = 30.0
+
+
+class Outbox(Protocol):
+    """Where the controller's state and events go (the bus, in the service)."""
+
+    def state(self, state: McpState) -> None: ...
+
+    def event(self, event: Event) -> None: ...
+
+
+class Answer:
+    """The answer to one command: accepted, or rejected with reasons."""
+
+    def __init__(self, thing: str, value: str, accepted: bool, reasons: list[str], note: str = "") -> None:
+        self.thing, self.value, self.accepted, self.reasons, self.note = thing, value, accepted, reasons, note
+
+    def event(self) -> Event:
+        verb = "accepted" if self.accepted else "rejected"
+        message = f"{self.thing} {self.value} {verb}"
+        if self.reasons:
+            message += ": " + "; ".join(self.reasons)
+        elif self.note:
+            message += ": " + self.note
+        return Event(
+            service="mcp",
+            kind=f"command_{verb}",
+            level="info" if self.accepted else "warning",
+            message=message,
+            data={"command": {"thing": self.thing, "value": self.value}, "reasons": self.reasons, "note": self.note},
+        )
+
+
+class Controller:
+    def __init__(
+        self,
+        config: ObsyConfig,
+        indi: IndiClient,
+        outbox: Outbox,
+        *,
+        ekos: Ekos | None = None,
+        clock: Clock = time.monotonic,
+        sun_altitude: Callable[[], float] | None = None,
+        on_indi_send: SendHook | None = None,
+        broker_connected: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.config = config
+        self.settings = config.mcp
+        self.indi = indi
+        self.outbox = outbox
+        self.ekos = ekos
+        self.clock = clock
+        self._broker_connected = broker_connected
+        self.inputs = Inputs(self.settings, clock)
+        devices = self.settings.devices
+        self.roof = Roof(indi, devices.roof, devices, on_indi_send)
+        self.mount = Mount(indi, devices.mount, devices, on_indi_send) if devices.mount else None
+        self._sun_altitude = sun_altitude or self._sun_from_astro
+        self._sun_cache: tuple[float, float] | None = None
+
+        self.state = State.STARTING
+        self.reason = "starting: reading the devices back"
+        self.alarm = ""
+        self.ekos_status: str | None = None
+        self.transitions: deque[McpTransition] = deque(maxlen=RECENT_TRANSITIONS)
+        self._last_published: dict[str, Any] | None = None
+        self._alarm_attempt_at: float | None = None
+        self._devices_unknown_since: float | None = None
+        self._devices_reported = False
+        self._devices_connected = False
+
+        self._wake = threading.Event()
+        self._stop_thread = threading.Event()
+        self._lock = threading.RLock()
+        self._requests: deque[str] = deque()  # "open", "close", "stop" from commands
+        self._stop_requested = threading.Event()  # STOP: halts a running sequence
+        self._close_requested = threading.Event()  # CLOSE during opening
+        self._thread: threading.Thread | None = None
+        self._while_broker_lost: list[str] = []
+        indi.on_reconnect(self._on_indi_reconnect)
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="mcp-controller", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        # A running sequence is not interrupted: a roof half-way is worse than a slow exit.
+        self._stop_thread.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop_thread.is_set():
+            try:
+                self.step()
+            except Exception:
+                log.exception("controller step failed")
+                self._raise_alarm("internal error in the controller (see the log)")
+            self._wake.wait(self.settings.evaluate_interval)
+            self._wake.clear()
+
+    # ------------------------------------------------------------------ inputs
+
+    def broker_changed(self, connected: bool) -> None:
+        if not connected and self.inputs.broker_connected:
+            self._event("broker_lost", f"lost the broker; closing after {self.settings.broker_grace:g} s without it")
+        self.inputs.set_broker(connected)
+        if connected and self._while_broker_lost:
+            done, self._while_broker_lost = self._while_broker_lost, []
+            self._event(
+                "broker_returned",
+                "the broker is back; while it was gone: " + "; ".join(done),
+                level="warning",
+                data={"while_lost": done},
+            )
+        self.wake()
+
+    def _on_indi_reconnect(self) -> None:
+        self._devices_connected = False  # the drivers restarted: connect them and read them back
+        self._event("indi_reconnected", "indiserver is back: reading the devices back", level="warning")
+        self.wake()
+
+    # ------------------------------------------------------------------ one evaluation
+
+    def conditions(self) -> Any:
+        return self.inputs.conditions(sun_altitude=self.sun_altitude(), tonight=self.tonight(), alarm=self.alarm)
+
+    def step(self) -> None:
+        """Look at everything once and act: the heart of the MCP."""
+        connected = self._broker_connected()
+        if connected != self.inputs.broker_connected:
+            self.broker_changed(connected)
+        self._handle_requests()
+        self._ensure_devices()
+        conditions = self.conditions()
+        decision = decide(conditions)
+        if decision.state is State.DAY and self.inputs.night_aborted:
+            self.inputs.night_aborted = False  # a new day clears the operator's "night ended"
+        position = self.roof.position()
+        if position is RoofPosition.UNKNOWN:
+            self._devices_unknown(decision)
+            return
+        self._devices_unknown_since = None
+        self._devices_reported = False
+        if decision.roof is RoofGoal.CLOSED and position is not RoofPosition.CLOSED:
+            if self.state is State.ALARM and not self._alarm_retry_due():
+                self.publish_state()
+                return
+            self._close(decision)
+        elif decision.roof is RoofGoal.OPEN and position is not RoofPosition.OPEN:
+            if self.state is State.ALARM:
+                return
+            self._open(decision)
+        else:
+            if self.state is State.ALARM and position is RoofPosition.CLOSED and self.alarm:
+                self._clear_alarm("the roof is closed")
+                decision = decide(self.conditions())
+            self._transition(decision.state, decision.reason)
+        self.publish_state()
+
+    def _devices_unknown(self, decision: Decision) -> None:
+        """No report from the roof: never act blind. Close only if a close is needed and possible."""
+        now = self.clock()
+        if self._devices_unknown_since is None:
+            self._devices_unknown_since = now
+        waited = now - self._devices_unknown_since
+        if waited >= self.settings.devices.connect_timeout and not self._devices_reported:
+            self._devices_reported = True
+            self._raise_alarm(f"no report from the roof {self.roof.name} for {waited:.0f} s (indiserver down?)")
+        self.reason = f"roof state unknown ({self.roof.name}): waiting for indiserver"
+        self.publish_state()
+
+    def _ensure_devices(self) -> None:
+        if self._devices_connected:
+            return
+        if not self.indi.connected:
+            try:
+                self.indi.connect(timeout=2.0)
+            except IndiError as error:
+                log.warning("indiserver not reachable: %s", error)
+                return
+        try:
+            for device in (self.roof, self.mount):
+                if device is not None:
+                    device.connect()
+            self._devices_connected = True
+            position = self.roof.position()
+            self._event(
+                "devices_read_back",
+                f"roof {position}, mount parked: {self.mount.parked() if self.mount else 'no mount'}",
+                data={"roof": str(position), "mount_parked": self.mount.parked() if self.mount else None},
+            )
+        except DeviceError as error:
+            log.warning("devices not ready: %s", error)
+
+    # ------------------------------------------------------------------ commands
+
+    def command(self, thing: str, value: str) -> Answer:
+        """Answer a command at once (and publish the answer); the work happens on the controller thread."""
+        answer = self._answer(thing, value.strip())
+        self.outbox.event(answer.event())
+        if answer.accepted:
+            self.wake()
+        return answer
+
+    def _answer(self, thing: str, value: str) -> Answer:  # noqa: PLR0911 - one answer per case
+        if thing == "roof":
+            return self._roof_command(value)
+        if thing == "mode":
+            try:
+                mode = Mode(value.lower())
+            except ValueError:
+                return Answer(thing, value, False, [f"unknown mode {value!r} (expected auto, manual or off)"])
+            with self.inputs.lock:
+                self.inputs.mode = mode
+            return Answer(thing, mode.value, True, [])
+        if thing == "night":
+            try:
+                action = NightAction(value.upper())
+            except ValueError:
+                return Answer(thing, value, False, [f"unknown night command {value!r} (expected START or ABORT)"])
+            if action is NightAction.ABORT:
+                with self.inputs.lock:
+                    self.inputs.night_aborted = True
+                self._close_requested.set()
+                return Answer(thing, action.value, True, [], "closing for the night")
+            if self.inputs.mode is not Mode.AUTO:
+                return Answer(thing, action.value, False, [f"mode is {self.inputs.mode.value}: switch to auto first"])
+            with self.inputs.lock:
+                self.inputs.night_aborted = False
+            decision = decide(self.conditions())
+            note = "opening" if decision.roof is RoofGoal.OPEN else f"waiting: {decision.reason}"
+            return Answer(thing, action.value, True, [], note)
+        return Answer(thing, value, False, [f"unknown command topic {thing!r}"])
+
+    def _roof_command(self, value: str) -> Answer:
+        try:
+            action = RoofAction(value.upper())
+        except ValueError:
+            return Answer("roof", value, False, [f"unknown roof command {value!r} (expected OPEN, CLOSE or STOP)"])
+        if action is RoofAction.CLOSE:  # always accepted
+            with self.inputs.lock:
+                if self.inputs.mode is Mode.AUTO:
+                    self.inputs.night_aborted = True  # stay closed until OPEN or START
+                self._requests.append("close")
+            self._close_requested.set()
+            return Answer("roof", action.value, True, [])
+        if action is RoofAction.STOP:
+            with self.inputs.lock:
+                if self.inputs.mode is Mode.AUTO:
+                    self.inputs.mode = Mode.MANUAL  # the operator takes over where the roof stands
+                self._requests.append("stop")
+            self._stop_requested.set()
+            return Answer("roof", action.value, True, [], "roof halted; mode manual")
+        reasons = self._open_refusals()
+        if reasons:
+            return Answer("roof", action.value, False, reasons)
+        with self.inputs.lock:
+            self.inputs.night_aborted = False
+            if self.inputs.mode is Mode.MANUAL:
+                self._requests.append("open")
+        return Answer("roof", action.value, True, [])
+
+    def _open_refusals(self) -> list[str]:
+        """Why OPEN cannot be done now; empty when it can."""
+        mode = self.inputs.mode
+        if mode is Mode.OFF:
+            return ["mode is off"]
+        conditions = self.conditions()
+        reasons = list(conditions.hazards) + [f"not yet known: {p}" for p in conditions.pending]
+        if self.alarm:
+            reasons.append(f"alarm: {self.alarm}")
+        if self.roof.position() is RoofPosition.UNKNOWN:
+            reasons.append("roof state unknown")
+        if mode is Mode.AUTO and not reasons:
+            with self.inputs.lock:
+                aborted, self.inputs.night_aborted = self.inputs.night_aborted, False
+                decision = decide(self.conditions())
+                self.inputs.night_aborted = aborted
+            if decision.roof is not RoofGoal.OPEN:
+                reasons.append(decision.reason)
+        return reasons
+
+    def _handle_requests(self) -> None:
+        while True:
+            with self.inputs.lock:
+                if not self._requests:
+                    return
+                request = self._requests.popleft()
+            if request == "stop":
+                self._stop_requested.clear()
+                self._halt()
+            elif request == "close":
+                self._close_requested.clear()
+                decision = decide(self.conditions())
+                if decision.roof is not RoofGoal.CLOSED:  # manual or off: close once, as asked
+                    decision = Decision(decision.state, RoofGoal.CLOSED, "CLOSE command")
+                self._close(decision)
+            elif request == "open" and self.inputs.mode is Mode.MANUAL and not self._open_refusals():
+                self._open(Decision(State.MANUAL, RoofGoal.OPEN, "OPEN command"))
+
+    def _halt(self) -> None:
+        for name, action in (("roof", self.roof.abort), ("mount", self.mount.abort if self.mount else None)):
+            if action is None:
+                continue
+            try:
+                action()
+                self._event("device_action", f"{name} motion aborted (STOP)", data={"step": f"abort_{name}"})
+            except DeviceError as error:
+                self._raise_alarm(f"STOP: {error}")
+
+    # ------------------------------------------------------------------ sequences
+
+    def _close(self, decision: Decision) -> None:
+        self._transition(State.CLOSING, decision.reason)
+        self._alarm_attempt_at = self.clock()
+        if self.ekos is not None:
+            self._step("stop_ekos_scheduler", self._stop_ekos, critical=False)
+        if self.mount is not None:
+            self._step("abort_mount", self.mount.abort, critical=False)
+            parked = self._step("park_mount", self.mount.park) and self.mount.parked() is True
+            if not parked:
+                if self.settings.park_failure_policy == "keep_open_and_alarm":
+                    self._raise_alarm(
+                        f"the mount {self.mount.name} did not park: the roof stays open "
+                        "(park_failure_policy keep_open_and_alarm)"
+                    )
+                    self._transition(State.ALARM, self.alarm)
+                    return
+                self._event(
+                    "closing_unparked",
+                    "closing the roof over an unparked mount (park_failure_policy close_anyway)",
+                    level="critical",
+                )
+        interrupted = self._stop_requested.is_set
+        closed = self._step("close_roof", lambda: self.roof.close(interrupted), interruptible=True)
+        if self._stop_requested.is_set():
+            self._after_stop()
+            return
+        if not closed or self.roof.position() is not RoofPosition.CLOSED:
+            self._raise_alarm(f"the roof {self.roof.name} did not close ({self.roof.position()})")
+            self._transition(State.ALARM, self.alarm)
+            return
+        if self.alarm:
+            self._clear_alarm("the roof is closed")
+        after = decide(self.conditions())
+        target, reason = after.state, after.reason
+        if after.roof is RoofGoal.OPEN or target not in AFTER_CLOSING:
+            # conditions allow opening again (or are not known yet): rest closed first
+            target, reason = (
+                (decision.state, decision.reason)
+                if decision.state in AFTER_CLOSING
+                else (
+                    State.STANDBY,
+                    "roof closed",
+                )
+            )
+        self._transition(target, reason)
+
+    def _open(self, decision: Decision) -> None:
+        self._transition(State.OPENING, decision.reason)
+        self._close_requested.clear()
+        if self.mount is not None:
+            if self.mount.parked() is not True:
+                self._event("device_action", "the mount is not parked: parking before opening", level="warning")
+                if not self._step("park_mount", self.mount.park) or self.mount.parked() is not True:
+                    self._raise_alarm(f"the mount {self.mount.name} is not parked: not opening")
+                    self._transition(State.ALARM, self.alarm)
+                    return
+            self._event("device_action", "mount confirmed parked", data={"step": "confirm_parked"})
+
+        def interrupted() -> bool:
+            if self._stop_requested.is_set() or self._close_requested.is_set():
+                return True
+            now = decide(self.conditions())
+            return now.roof is RoofGoal.CLOSED or (decision.state is State.OBSERVING and now.roof is not RoofGoal.OPEN)
+
+        opened = self._step("open_roof", lambda: self.roof.open(interrupted), interruptible=True)
+        if self._stop_requested.is_set():
+            self._after_stop()
+            return
+        if not opened:
+            if self.roof.position() is RoofPosition.OPEN or interrupted():
+                return  # the next step decides (closing, most likely)
+            self._raise_alarm(f"the roof {self.roof.name} did not open ({self.roof.position()})")
+            self._transition(State.ALARM, self.alarm)
+            return
+        if decision.state is State.OBSERVING and self.ekos is not None:
+            schedule = self.inputs.schedule_path()
+            if schedule and not self._step("start_ekos_schedule", lambda: self._start_ekos(schedule), critical=False):
+                self._raise_alarm("the Ekos schedule did not start")
+                self._transition(State.ALARM, self.alarm)
+                return
+        target = decision.state if decision.state in (State.OBSERVING, State.MANUAL) else State.MANUAL
+        if self.inputs.mode is Mode.OFF:
+            target = State.OFF
+        self._transition(target, decision.reason)
+
+    def _after_stop(self) -> None:
+        self._stop_requested.clear()
+        with self.inputs.lock:
+            self._requests = deque(r for r in self._requests if r != "stop")
+        self._halt()
+        self._transition(State.MANUAL, "STOP: roof halted by the operator")
+
+    def _step(
+        self, name: str, action: Callable[[], None], *, critical: bool = True, interruptible: bool = False
+    ) -> bool:
+        """Run one device step with retries; an event for each attempt; True when it succeeded."""
+        attempts = 1 + self.settings.devices.retries
+        for attempt in range(1, attempts + 1):
+            data = {"step": name, "attempt": attempt}
+            self._event("device_action", f"{name}: started (attempt {attempt})", data=data)
+            self.publish_state()
+            try:
+                action()
+            except StepInterrupted as error:
+                self._event("device_action", f"{name}: interrupted ({error})", level="warning", data={"step": name})
+                return False
+            except (DeviceError, EkosError) as error:
+                level = "error" if attempt == attempts and critical else "warning"
+                self._event(
+                    "step_failed",
+                    f"{name} failed (attempt {attempt} of {attempts}): {error}",
+                    level=level,
+                    data={"step": name, "attempt": attempt, "error": str(error)},
+                )
+                if attempt < attempts and not (interruptible and self._stop_requested.is_set()):
+                    self._stop_thread.wait(self.settings.devices.retry_delay)
+                    continue
+                return False
+            self._event("device_action", f"{name}: done", data={"step": name, "attempt": attempt})
+            return True
+        return False
+
+    def _stop_ekos(self) -> None:
+        assert self.ekos is not None
+        self.ekos.stop_scheduler()
+        self.ekos_status = self.ekos.scheduler_status().name.lower()
+
+    def _start_ekos(self, schedule: str) -> None:
+        assert self.ekos is not None
+        self.ekos.start_night(schedule)
+        self.ekos_status = self.ekos.scheduler_status().name.lower()
+
+    # ------------------------------------------------------------------ alarms, transitions, state
+
+    def _alarm_retry_due(self) -> bool:
+        return (
+            self._alarm_attempt_at is None
+            or self.clock() - self._alarm_attempt_at >= self.settings.alarm_retry_interval
+            or bool(self._requests)
+        )
+
+    def _raise_alarm(self, reason: str) -> None:
+        self.alarm = reason
+        self._event("alarm", reason, level="critical", data={"alarm": reason})
+        self.publish_state()
+
+    def _clear_alarm(self, why: str) -> None:
+        self._event("alarm_cleared", f"alarm cleared: {why} (was: {self.alarm})", data={"was": self.alarm})
+        self.alarm = ""
+
+    def _transition(self, target: State, reason: str) -> None:
+        if target is self.state:
+            if reason != self.reason:
+                self.reason = reason
+                self.publish_state()
+            return
+        if not transition_allowed(self.state, target):
+            message = f"transition {self.state} -> {target} is not in the transition table"
+            log.error(message)
+            self.alarm = self.alarm or message
+            target, reason = State.ALARM, message
+            if not transition_allowed(self.state, target):
+                return
+        record = McpTransition(at=datetime.now(UTC), from_state=self.state, to_state=target, reason=reason)
+        self.transitions.append(record)
+        previous, self.state, self.reason = self.state, target, reason
+        self._event(
+            "transition",
+            f"{previous} -> {target}: {reason}",
+            data={"from": str(previous), "to": str(target), "reason": reason},
+        )
+        if not self.inputs.broker_connected:
+            self._while_broker_lost.append(f"{previous} -> {target} ({reason})")
+        self.publish_state()
+
+    def snapshot(self) -> McpState:
+        conditions = self.conditions()
+        return McpState(
+            state=self.state,
+            reason=self.reason,
+            mode=conditions.mode,
+            roof=self.roof.position().value,
+            mount_parked=self.mount.parked() if self.mount else None,
+            safe=not conditions.unsafe_reasons and not conditions.pending,
+            alarm=bool(self.alarm),
+            alarm_reason=self.alarm,
+            unsafe_reasons=list(conditions.unsafe_reasons),
+            recent_transitions=list(self.transitions),
+            sun_altitude=None if conditions.sun_altitude is None else round(conditions.sun_altitude, 2),
+            ekos_scheduler=self.ekos_status,
+            night_aborted=conditions.night_aborted,
+        )
+
+    def publish_state(self) -> None:
+        with self._lock:
+            state = self.snapshot()
+            content = state.model_dump(exclude={"timestamp", "sun_altitude"})
+            if content == self._last_published:
+                return
+            self._last_published = content
+        self.outbox.state(state)
+
+    def _event(self, kind: str, message: str, *, level: str = "info", data: dict[str, Any] | None = None) -> None:
+        log.log(logging.getLevelName(level.upper()) if level != "critical" else logging.CRITICAL, message)
+        self.outbox.event(Event(service="mcp", kind=kind, level=level, message=message, data=data or {}))  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ time and sky
+
+    def sun_altitude(self) -> float:
+        return float(self._sun_altitude())
+
+    def _sun_from_astro(self) -> float:
+        now = time.monotonic()  # astropy is not free: once every SUN_CACHE_S is plenty
+        if self._sun_cache is None or now - self._sun_cache[0] > SUN_CACHE_S:
+            self._sun_cache = (now, astro.sun_altitude_now(self.config.site))
+        return self._sun_cache[1]
+
+    def tonight(self) -> str:
+        return astro.night_of(self.config.site, datetime.now(UTC)).isoformat()

@@ -1,0 +1,171 @@
+"""What the MCP knows about the world, and how it turns that into :class:`Conditions`.
+
+Every input carries the time it arrived on the MCP's own clock (injected, so tests can
+move time on without sleeping). "Unknown is unsafe": after the start-up grace period a
+missing verdict, a service that is not ``online``, a heartbeat older than its limit, or
+the broker gone for longer than its grace period is a hazard.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from obsy.config import McpConfig
+from obsy.messages import CloudState, Mode, SafetyVerdict, SchedulerPlan, ServiceHealth
+from obsy.topics import ONLINE
+from obsy_mcp.statemachine import Conditions
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class Seen:
+    value: Any
+    at: float  # MCP clock
+
+
+@dataclass
+class Inputs:
+    """The latest value of every input, guarded by one lock (written by the bus thread)."""
+
+    config: McpConfig
+    clock: Clock
+    started_at: float = 0.0
+    verdict: Seen | None = None
+    cloud: Seen | None = None
+    plan: Seen | None = None
+    availability: dict[str, Seen] = field(default_factory=dict)
+    health: dict[str, Seen] = field(default_factory=dict)
+    broker_connected: bool = True
+    broker_lost_at: float | None = None
+    mode: Mode = Mode.AUTO
+    night_aborted: bool = False
+    last_unsafe_at: float | None = None
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def __post_init__(self) -> None:
+        self.started_at = self.clock()
+
+    # --- updates (bus thread) --------------------------------------------------------
+    def set_verdict(self, verdict: SafetyVerdict) -> None:
+        with self.lock:
+            self.verdict = Seen(verdict, self.clock())
+
+    def set_cloud(self, cloud: CloudState) -> None:
+        with self.lock:
+            self.cloud = Seen(cloud, self.clock())
+
+    def set_plan(self, plan: SchedulerPlan) -> None:
+        with self.lock:
+            self.plan = Seen(plan, self.clock())
+
+    def set_availability(self, service: str, value: str) -> None:
+        with self.lock:
+            self.availability[service] = Seen(value, self.clock())
+
+    def set_health(self, service: str, health: ServiceHealth) -> None:
+        # A retained heartbeat may be old already: count its age from when it was sent.
+        age = max(0.0, (datetime.now(UTC) - health.timestamp).total_seconds())
+        with self.lock:
+            self.health[service] = Seen(health, self.clock() - age)
+
+    def set_broker(self, connected: bool) -> None:
+        with self.lock:
+            if connected:
+                self.broker_lost_at = None
+            elif self.broker_connected:
+                self.broker_lost_at = self.clock()
+            self.broker_connected = connected
+
+    # --- assessment ---------------------------------------------------------------------
+    def conditions(
+        self, *, sun_altitude: float | None, tonight: str | None, alarm: str = "", now: float | None = None
+    ) -> Conditions:
+        """The conditions now; also remembers when they were last unsafe (for the hysteresis)."""
+        now = self.clock() if now is None else now
+        with self.lock:
+            hazards: list[str] = []
+            pending: list[str] = []
+            in_grace = now - self.started_at < self.config.startup_grace
+
+            def missing(what: str) -> None:
+                (pending if in_grace else hazards).append(what)
+
+            if self.verdict is None:
+                missing("no weather verdict")
+            elif not self.verdict.value.safe:
+                reasons = [r.message or r.quantity for r in self.verdict.value.reasons]
+                hazards.append("weather unsafe: " + (", ".join(reasons) or "no reason given"))
+            for service in self.config.required_services:
+                hazards.extend(self._service_problems(service, now, missing))
+            if not self.broker_connected and self.broker_lost_at is not None:
+                lost_for = now - self.broker_lost_at
+                if lost_for >= self.config.broker_grace:
+                    hazards.append(f"broker lost for {lost_for:.0f} s")
+            sky: list[str] = []
+            if self.config.require_clear_sky:
+                if self.cloud is None:
+                    if in_grace:
+                        pending.append("no cloud verdict")
+                    else:
+                        sky.append("no cloud verdict")
+                elif self.cloud.value.clear is not True:
+                    state = self.cloud.value
+                    why = "unknown" if state.clear is None else state.label
+                    sky.append(f"sky not clear ({why}{': ' + state.reason if state.reason else ''})")
+            has_plan, plan_reason = self._plan(tonight)
+            if hazards or sky:
+                self.last_unsafe_at = now
+            safe_for = None if self.last_unsafe_at is None else now - self.last_unsafe_at
+            return Conditions(
+                mode=self.mode,
+                hazards=tuple(hazards),
+                sky=tuple(sky),
+                pending=tuple(pending),
+                sun_altitude=sun_altitude,
+                sun_limit=self.config.sun_altitude_limit,
+                has_plan=has_plan,
+                plan_reason=plan_reason,
+                night_aborted=self.night_aborted,
+                safe_for=safe_for,
+                safe_delay=self.config.safe_delay,
+                alarm=alarm,
+                manual_closes_on_unsafe=self.config.manual_closes_on_unsafe,
+            )
+
+    def _service_problems(self, service: str, now: float, missing: Callable[[str], None]) -> list[str]:
+        problems: list[str] = []
+        available = self.availability.get(service)
+        if available is None:
+            missing(f"no availability from {service}")
+        elif available.value != ONLINE:
+            problems.append(f"{service} is {available.value}")
+        health = self.health.get(service)
+        if health is None:
+            missing(f"no heartbeat from {service}")
+        elif self.broker_connected:  # without the broker no heartbeat can come: broker_grace rules then
+            limit = self.config.heartbeat_limit_factor * health.value.heartbeat_interval_s
+            age = now - health.at
+            if age > limit:
+                problems.append(f"{service} silent for {age:.0f} s (limit {limit:.0f} s)")
+        return problems
+
+    def _plan(self, tonight: str | None) -> tuple[bool, str]:
+        if not self.config.require_plan:
+            return True, ""
+        if self.plan is None:
+            return False, "no plan from the scheduler"
+        plan: SchedulerPlan = self.plan.value
+        if tonight is not None and plan.night != tonight:
+            return False, f"the plan is for {plan.night}, not tonight ({tonight})"
+        if not plan.blocks:
+            return False, "tonight's plan has no targets"
+        return True, ""
+
+    def schedule_path(self) -> str | None:
+        with self.lock:
+            return None if self.plan is None else self.plan.value.ekos_schedule_path

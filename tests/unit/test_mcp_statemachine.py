@@ -1,0 +1,181 @@
+"""The MCP's rules, transition table and input assessment, without bus or devices (injected clock)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from obsy.config import McpConfig
+from obsy.indi import PropertySnapshot
+from obsy.messages import CloudState, Mode, PlannedBlock, SafetyReason, SafetyVerdict, SchedulerPlan, ServiceHealth
+from obsy_mcp.devices import RoofPosition, roof_position
+from obsy_mcp.inputs import Inputs
+from obsy_mcp.statemachine import (
+    RESTING,
+    RULES,
+    Conditions,
+    RoofGoal,
+    State,
+    decide,
+    transition_allowed,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+NIGHT = dict(mode=Mode.AUTO, sun_altitude=-25.0, has_plan=True)
+
+
+def test_a_safe_dark_night_with_a_plan_opens() -> None:
+    decision = decide(Conditions(**NIGHT))
+    assert (decision.state, decision.roof) == (State.OBSERVING, RoofGoal.OPEN)
+
+
+@pytest.mark.parametrize(
+    ("changes", "state", "roof"),
+    [
+        ({"hazards": ("weather unsafe: rain",)}, State.CLOSED_UNSAFE, RoofGoal.CLOSED),
+        ({"sky": ("sky not clear (cloudy)",)}, State.CLOSED_UNSAFE, RoofGoal.CLOSED),
+        ({"sun_altitude": 5.0}, State.DAY, RoofGoal.CLOSED),
+        ({"sun_altitude": None}, State.DAY, RoofGoal.CLOSED),  # unknown Sun: not dark
+        ({"sun_altitude": -8.0}, State.WAITING_FOR_DARK, RoofGoal.CLOSED),
+        ({"has_plan": False}, State.STANDBY, RoofGoal.CLOSED),
+        ({"night_aborted": True}, State.STANDBY, RoofGoal.CLOSED),
+        ({"safe_for": 10.0, "safe_delay": 600.0}, State.WAITING_FOR_SAFE, RoofGoal.CLOSED),
+        ({"pending": ("no weather verdict",)}, State.STARTING, RoofGoal.ANY),
+        ({"alarm": "park failed"}, State.ALARM, RoofGoal.CLOSED),
+        ({"mode": Mode.OFF, "hazards": ("rain",)}, State.OFF, RoofGoal.ANY),
+        ({"mode": Mode.MANUAL}, State.MANUAL, RoofGoal.ANY),
+        ({"mode": Mode.MANUAL, "hazards": ("rain",)}, State.MANUAL, RoofGoal.CLOSED),
+        ({"mode": Mode.MANUAL, "hazards": ("rain",), "manual_closes_on_unsafe": False}, State.MANUAL, RoofGoal.ANY),
+        ({"mode": Mode.MANUAL, "sky": ("cloudy",)}, State.MANUAL, RoofGoal.ANY),  # clouds do not hurt the roof
+    ],
+)
+def test_rules(changes: dict, state: State, roof: RoofGoal) -> None:
+    decision = decide(Conditions(**{**NIGHT, **changes}))
+    assert (decision.state, decision.roof) == (state, roof)
+    assert decision.reason
+
+
+def test_a_hazard_outranks_everything_but_off_and_alarm() -> None:
+    for changes in ({"sun_altitude": 10.0}, {"has_plan": False}, {"pending": ("x",)}, {"night_aborted": True}):
+        decision = decide(Conditions(**{**NIGHT, **changes, "hazards": ("rain",)}))
+        assert decision.state is State.CLOSED_UNSAFE
+
+
+def test_transition_table() -> None:
+    assert transition_allowed(State.OBSERVING, State.CLOSING)
+    assert transition_allowed(State.CLOSING, State.CLOSED_UNSAFE)
+    assert transition_allowed(State.OPENING, State.CLOSING)
+    assert transition_allowed(State.CLOSING, State.ALARM)
+    assert transition_allowed(State.STARTING, State.OBSERVING)  # read back: the roof was open already
+    assert not transition_allowed(State.OBSERVING, State.OPENING)
+    assert not transition_allowed(State.CLOSING, State.OBSERVING)  # never from closing straight to observing
+    assert not transition_allowed(State.DAY, State.STARTING)
+    assert not transition_allowed(State.CLOSING, State.OPENING)
+    # every state a rule picks can be reached by closing and left again
+    for rule in RULES:
+        assert rule.state in RESTING
+        assert transition_allowed(rule.state, State.CLOSING)
+
+
+def healthy(inputs: Inputs) -> None:
+    inputs.set_verdict(SafetyVerdict(safe=True))
+    inputs.set_cloud(CloudState(clear=True, label="clear"))
+    inputs.set_availability("weather", "online")
+    inputs.set_health("weather", ServiceHealth(service="weather", heartbeat_interval_s=10))
+    start = datetime.now(UTC)
+    block = PlannedBlock(target_id="a", target_name="A", start=start, end=start + timedelta(hours=1))
+    inputs.set_plan(SchedulerPlan(night="2026-11-21", blocks=[block]))
+
+
+def test_inputs_unknown_is_pending_then_unsafe() -> None:
+    clock = Clock()
+    inputs = Inputs(McpConfig(startup_grace=10), clock)
+    first = inputs.conditions(sun_altitude=-20, tonight="2026-11-21")
+    assert "no weather verdict" in first.pending
+    assert not first.hazards
+    assert decide(first).state is State.STARTING
+    clock.advance(11)
+    later = inputs.conditions(sun_altitude=-20, tonight="2026-11-21")
+    assert "no weather verdict" in later.hazards
+    assert "no availability from weather" in later.hazards
+    assert "no cloud verdict" in later.sky
+    assert decide(later).state is State.CLOSED_UNSAFE
+
+
+def test_inputs_heartbeat_age_broker_grace_and_hysteresis() -> None:
+    clock = Clock()
+    inputs = Inputs(McpConfig(startup_grace=0, broker_grace=60, safe_delay=300), clock)
+    healthy(inputs)
+    ok = inputs.conditions(sun_altitude=-20, tonight="2026-11-21")
+    assert ok.unsafe_reasons == ()
+    assert decide(ok).state is State.OBSERVING
+
+    clock.advance(31)  # 3 x 10 s heartbeat interval
+    silent = inputs.conditions(sun_altitude=-20, tonight="2026-11-21")
+    assert silent.hazards == ("weather silent for 31 s (limit 30 s)",)
+    inputs.set_health("weather", ServiceHealth(service="weather", heartbeat_interval_s=10))
+    # safe again, but only for 0 s of the 300 s required
+    assert decide(inputs.conditions(sun_altitude=-20, tonight="2026-11-21")).state is State.WAITING_FOR_SAFE
+    clock.advance(301)
+    inputs.set_health("weather", ServiceHealth(service="weather", heartbeat_interval_s=10))
+    assert decide(inputs.conditions(sun_altitude=-20, tonight="2026-11-21")).state is State.OBSERVING
+
+    inputs.set_broker(False)
+    clock.advance(59)
+    assert inputs.conditions(sun_altitude=-20, tonight="2026-11-21").hazards == ()
+    clock.advance(2)
+    assert inputs.conditions(sun_altitude=-20, tonight="2026-11-21").hazards == ("broker lost for 61 s",)
+    inputs.set_broker(True)
+
+
+def test_inputs_an_old_retained_heartbeat_counts_as_old() -> None:
+    clock = Clock()
+    inputs = Inputs(McpConfig(startup_grace=0), clock)
+    healthy(inputs)
+    old = ServiceHealth(service="weather", heartbeat_interval_s=10, timestamp=datetime.now(UTC) - timedelta(hours=1))
+    inputs.set_health("weather", old)
+    assert any("weather silent" in h for h in inputs.conditions(sun_altitude=-20, tonight=None).hazards)
+
+
+def test_inputs_weather_reasons_and_plan_for_another_night() -> None:
+    clock = Clock()
+    inputs = Inputs(McpConfig(startup_grace=0), clock)
+    healthy(inputs)
+    reasons = [SafetyReason(quantity="rain", message="rain detected"), SafetyReason(quantity="wind", message="")]
+    inputs.set_verdict(SafetyVerdict(safe=False, reasons=reasons))
+    conditions = inputs.conditions(sun_altitude=-20, tonight="2026-11-22")
+    assert conditions.hazards == ("weather unsafe: rain detected, wind",)
+    assert not conditions.has_plan
+    assert "not tonight" in conditions.plan_reason
+
+
+def snapshot(state: str, park: bool, unpark: bool) -> PropertySnapshot:
+    return PropertySnapshot("Roof", "DOME_PARK", "switch", state, {"PARK": park, "UNPARK": unpark})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("state", "park", "unpark", "position"),
+    [
+        ("Ok", True, False, RoofPosition.CLOSED),
+        ("Ok", False, True, RoofPosition.OPEN),
+        ("Busy", True, False, RoofPosition.CLOSING),
+        ("Busy", False, True, RoofPosition.OPENING),
+        ("Alert", False, True, RoofPosition.STOPPED),  # indi_rolloff_dome after an abort half-way
+        ("Ok", False, False, RoofPosition.UNKNOWN),  # while the driver loads its park data
+    ],
+)
+def test_roof_position_from_dome_park(state: str, park: bool, unpark: bool, position: RoofPosition) -> None:
+    assert roof_position(snapshot(state, park, unpark)) is position
+    assert roof_position(None) is RoofPosition.UNKNOWN
