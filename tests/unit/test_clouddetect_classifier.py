@@ -102,3 +102,16 @@ def test_train_command_needs_two_classes(tmp_path):
     cv2.imwrite(str(tmp_path / "Clear" / "a.png"), np.zeros((10, 10, 3), np.uint8))
     with pytest.raises(SystemExit, match="at least two class folders"):
         cli_main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "m")])
+
+
+def test_keras_commands_say_what_is_missing_without_tensorflow(tmp_path):
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("TensorFlow is installed here")
+    from obsy_clouddetect.service import main as service_main
+
+    with pytest.raises(SystemExit, match=r"needs TensorFlow: pip install 'obsy-clouddetect\[train\]'"):
+        service_main(["convert", str(tmp_path / "model.h5"), "--out", str(tmp_path / "out")])

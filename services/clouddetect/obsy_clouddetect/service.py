@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     args = sys.argv[1:] if argv is None else argv
-    if args and args[0] in ("collect", "train"):
+    if args and args[0] in ("collect", "train", "convert"):
         from obsy_clouddetect.cli import main as cli_main
 
         return cli_main(args)
