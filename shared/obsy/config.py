@@ -376,6 +376,9 @@ class SchedulerConfig(ServiceSection):
     grid_step_s: float = Field(default=120, ge=10, le=900, description="time step of the night grid")
     exposure_overhead_s: float = Field(default=5, ge=0, description="download and dither time per exposure")
     switch_overhead_s: float = Field(default=120, ge=0, description="slew, plate solve and guider start per target")
+    switch_gap_s: float = Field(
+        default=300, ge=0, description="free time before a block of another target: at least Ekos' lead time (5 min)"
+    )
     max_block_min: float = Field(default=120, gt=0, description="longest block before the planner re-decides")
     replan_at: str = Field(default="12:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="daily, site time")
 

@@ -11,14 +11,16 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import astropy.units as u
 import pytest
 from astropy.time import Time
 
+from obsy import astro
 from obsy.config import SchedulerConfig, SchedulerEkosConfig, SiteConfig
 from obsy.messages import ExposurePlan, Target, TargetConstraints
-from obsy_scheduler.ekos import job_name, write_plan
+from obsy_scheduler.ekos import write_plan
 from obsy_scheduler.planner import Block, Plan, Planner
 from tests.support.kstars import SCHEDULER, SCHEDULER_PATH, KStars, kstars_available
 
@@ -83,9 +85,7 @@ def test_ekos_loads_every_job_of_a_planned_night(kstars, tmp_path):
     settings = SchedulerConfig(max_block_min=60)
     plan = Planner(VIENNA, settings).plan(targets, date(2026, 11, 21))
     files = write_plan(plan, settings.ekos, tmp_path / "ekos", tmp_path / "frames", VIENNA.timezone)
-    from obsy_scheduler.ekos import merge_consecutive
-
-    expected = [job_name(block.target.name) for block, _ in merge_consecutive(plan.blocks)]
+    expected = [job.name for job in files.jobs]
     assert len(expected) >= 4, "the test wants a night with several jobs"
 
     mark = len(kstars.log_text())
@@ -94,6 +94,41 @@ def test_ekos_loads_every_job_of_a_planned_night(kstars, tmp_path):
     assert [name for name, _ in jobs] == expected
     assert [row for _, row in jobs] == list(range(1, len(expected) + 1))
     assert "Unable to" not in " ".join(kstars.module_log(SCHEDULER_PATH, SCHEDULER)[:5])
+
+
+def test_ekos_schedules_every_job_at_its_planned_local_time(kstars, tmp_path):
+    """Started on tonight's plan, Ekos puts each job at the time the plan says (site time, KStars in Vienna)."""
+    now = datetime.now(UTC)
+    night = astro.night_of(VIENNA, now + timedelta(hours=12))  # the night ahead, or the one going on
+    targets = [
+        Target(
+            id=f"c{i}",
+            name=f"Circumpolar {i}",
+            ra_deg=ra,
+            dec_deg=78.0,
+            priority=5,
+            exposure_plans=[ExposurePlan(filter="Red", exposure_s=300, count=8)],
+            constraints={"twilight": "nautical", "min_altitude": 30},
+        )
+        for i, ra in enumerate((0.0, 90.0, 180.0, 270.0))
+    ]
+    settings = SchedulerConfig(ekos=SchedulerEkosConfig(enforce_weather=False))
+    plan = Planner(VIENNA, settings).plan(targets, night, now=now + timedelta(minutes=10))
+    assert plan.blocks, plan.excluded
+    files = write_plan(plan, settings.ekos, tmp_path / "ekos", tmp_path / "frames", VIENNA.timezone)
+    jobs = files.jobs
+    mark = len(kstars.log_text())
+    assert kstars.load_schedule(files.schedule)
+    assert len(wait_for_saved(kstars, mark, len(jobs))) == len(jobs)
+    kstars.start_scheduler()
+    try:
+        zone = ZoneInfo(VIENNA.timezone)
+        for job in jobs:
+            local = job.start.astimezone(zone).strftime("%d/%m %H:%M")
+            kstars.wait_for_log(rf"Job '{job.name}' is scheduled to start at {local}", timeout=60, after=mark)
+        assert "marking invalid" not in kstars.log_text()[mark:]
+    finally:
+        kstars.stop_scheduler()
 
 
 def test_garbage_is_accepted_by_loadscheduler_but_loads_no_job(kstars, tmp_path):

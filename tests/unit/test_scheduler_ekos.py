@@ -5,15 +5,14 @@ from __future__ import annotations
 import locale
 import re
 import xml.etree.ElementTree as ET
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from obsy.config import SchedulerConfig, SchedulerEkosConfig, SiteConfig
-from obsy.messages import ExposurePlan, Target
-from obsy_scheduler.ekos import ESQ_VERSION, job_name, merge_consecutive, number, write_plan
-from obsy_scheduler.planner import Planner
+from obsy.messages import ExposurePlan, Target, TargetConstraints
+from obsy_scheduler.ekos import ESQ_VERSION, job_name, number, write_plan
+from obsy_scheduler.planner import Block, Plan, Planner
 
 VIENNA = SiteConfig(name="Vienna", latitude=48.2, longitude=16.4, timezone="Europe/Vienna")
 KNOWN_ESQ_TOP_LEVEL = {"CCD", "FilterWheel", "GuideDeviation", "Autofocus", "RefocusEveryN", "MeridianFlip", "Job"}
@@ -53,8 +52,8 @@ def test_schedule_lists_jobs_in_plan_order_with_hours_and_degrees(written):
     assert root.tag == "SchedulerList" and root.get("version") == "1.6"
     assert root.findtext("Profile") == "Simulators"
     jobs = root.findall("Job")
-    merged = merge_consecutive(plan.blocks)
-    assert [j.findtext("Name") for j in jobs] == [job_name(b.target.name) for b, _ in merged]
+    assert [j.findtext("Name") for j in jobs] == [job.name for job in files.jobs]
+    assert sum(len(job.blocks) for job in files.jobs) == len(plan.blocks)
     m31 = next(j for j in jobs if j.findtext("Name") == "M_31")
     assert float(m31.findtext("Coordinates/J2000RA")) == pytest.approx(10.6848 / 15)
     assert float(m31.findtext("Coordinates/J2000DE")) == pytest.approx(41.2691)
@@ -71,19 +70,15 @@ def test_schedule_lists_jobs_in_plan_order_with_hours_and_degrees(written):
 
 
 def test_at_conditions_carry_the_planned_times_with_their_offset(written):
-    plan, files, _ = written
+    _, files, _ = written
     root = ET.fromstring(files.schedule.read_bytes())
-    (first_block, first_end), *_ = merge_consecutive(plan.blocks)
-    job = root.find("Job")
-    start = job.find("StartupCondition/Condition")
-    end = job.find("CompletionCondition/Condition")
-    assert start.text == "At" and end.text == "At"
-    assert datetime.fromisoformat(start.get("value")) == first_block.start.replace(microsecond=0)
-    assert datetime.fromisoformat(end.get("value")) == first_end.replace(microsecond=0)
-    assert start.get("value").endswith("+01:00")  # site time, November in Vienna
-    assert datetime.fromisoformat(start.get("value")).tzinfo.utcoffset(None) == ZoneInfo("Europe/Vienna").utcoffset(
-        first_block.start.replace(tzinfo=None)
-    )
+    for job, element in zip(files.jobs, root.findall("Job"), strict=True):
+        start = element.find("StartupCondition/Condition")
+        end = element.find("CompletionCondition/Condition")
+        assert start.text == "At" and end.text == "At"
+        assert datetime.fromisoformat(start.get("value")) == job.blocks[0].start.replace(microsecond=0)
+        assert datetime.fromisoformat(end.get("value")) == job.blocks[-1].end.replace(microsecond=0)
+        assert start.get("value").endswith("+01:00")  # site time, November in Vienna
 
 
 def test_lorentzian_target_gets_its_moon_separation(written):
@@ -98,7 +93,8 @@ def test_lorentzian_target_gets_its_moon_separation(written):
 
 def test_sequence_has_every_plan_with_filter_binning_gain_and_absolute_directory(written):
     plan, files, settings = written
-    root = ET.fromstring(files.sequences["m31"].read_bytes())
+    (job,) = [j for j in files.jobs if j.target.id == "m31"]  # M31 gets one stretch of the night
+    root = ET.fromstring(job.sequence.read_bytes())
     assert root.tag == "SequenceQueue" and root.get("version") == ESQ_VERSION
     assert {child.tag for child in root} <= KNOWN_ESQ_TOP_LEVEL
     assert root.findtext("CCD") == "CCD Simulator" and root.findtext("FilterWheel") == "CCD Simulator"
@@ -124,7 +120,7 @@ def test_sequence_has_every_plan_with_filter_binning_gain_and_absolute_directory
 
 def test_files_are_compact_xml(written):
     _, files, _ = written
-    for path in [files.schedule, *files.sequences.values()]:
+    for path in [files.schedule, *files.sequence_paths()]:
         text = path.read_text()
         header, body = text.split("\n", 1)
         assert header == '<?xml version="1.0" encoding="UTF-8"?>'
@@ -154,7 +150,7 @@ def test_camera_without_filter_wheel_writes_no_filter(tmp_path):
     settings = SchedulerConfig(ekos=SchedulerEkosConfig(filter_wheel=None, startup="asap", completion="sequence"))
     plan = Planner(VIENNA, settings).plan([target], date(2026, 11, 21))
     files = write_plan(plan, settings.ekos, tmp_path, tmp_path / "frames", VIENNA.timezone)
-    sequence = ET.fromstring(files.sequences["a"].read_bytes())
+    sequence = ET.fromstring(files.jobs[0].sequence.read_bytes())
     assert sequence.find("FilterWheel") is None and sequence.find("Job/Filter") is None
     job = ET.fromstring(files.schedule.read_bytes()).find("Job")
     assert job.findtext("StartupCondition/Condition") == "ASAP"
@@ -177,3 +173,33 @@ def test_repeat_completion_carries_the_count(tmp_path):
     files = write_plan(plan, settings.ekos, tmp_path, tmp_path / "frames", VIENNA.timezone)
     condition = ET.fromstring(files.schedule.read_bytes()).find("Job/CompletionCondition/Condition")
     assert (condition.text, condition.get("value")) == ("Repeat", "4")
+
+
+def test_a_target_coming_back_gets_its_own_job_and_sequence(tmp_path):
+    """Ekos estimates a job from its sequence: each job holds only its own frames."""
+    red = ExposurePlan(filter="Red", exposure_s=300, count=40)
+    green = ExposurePlan(filter="Green", exposure_s=300, count=40)
+    alpha = Target(id="a", name="Alpha", ra_deg=40.0, dec_deg=80.0, exposure_plans=[red])
+    beta = Target(id="b", name="Beta", ra_deg=42.0, dec_deg=80.0, exposure_plans=[green])
+    start = datetime(2026, 11, 21, 18, 0, tzinfo=UTC)
+
+    def block(target, plan, begin_min, frames):
+        begin = start + timedelta(minutes=begin_min)
+        return Block(target, TargetConstraints(min_altitude=30), begin, begin + timedelta(minutes=5 * frames + 2),
+                     [(plan, frames)], 50.0, 45.0, 0.0, 0.5)  # fmt: skip
+
+    blocks = [
+        block(alpha, red, 0, 6),
+        block(alpha, red, 33, 4),  # back to back with the first: the same job
+        block(beta, green, 60, 5),
+        block(alpha, red, 95, 3),  # Alpha again later: a job of its own
+    ]
+    plan = Plan(date(2026, 11, 21), blocks, {}, None, None, 10.0, 0.5, 0.9)
+    files = write_plan(plan, SchedulerEkosConfig(), tmp_path, tmp_path / "frames", VIENNA.timezone)
+    assert [(job.name, len(job.blocks)) for job in files.jobs] == [("Alpha", 2), ("Beta", 1), ("Alpha_2", 1)]
+    counts = [sum(int(c.text) for c in ET.fromstring(job.sequence.read_bytes()).iter("Count")) for job in files.jobs]
+    assert counts == [10, 5, 3]
+    assert [ET.fromstring(j.sequence.read_bytes()).findtext("Job/Prefix/RawPrefix") for j in files.jobs] == [
+        "Alpha", "Beta", "Alpha_2"
+    ]  # fmt: skip
+    assert files.block_sequences() == [files.jobs[0].sequence] * 2 + [files.jobs[1].sequence, files.jobs[2].sequence]

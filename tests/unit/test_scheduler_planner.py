@@ -271,8 +271,13 @@ def test_higher_priority_wins_the_same_sky():
 def test_blocks_do_not_overlap_and_count_frames():
     targets = [target(f"t{i}", ra, 30.0, frames=8) for i, ra in enumerate(range(0, 360, 30))]
     plan = Planner(VIENNA, settings()).plan(targets, NIGHT)
+    switches = 0
     for a, b in zip(plan.blocks, plan.blocks[1:], strict=False):
         assert a.end <= b.start
+        if a.target.id != b.target.id:  # Ekos' lead time between jobs of different targets
+            switches += 1
+            assert (b.start - a.end).total_seconds() >= settings().switch_gap_s
+    assert switches >= 3
     per_target: dict[str, int] = {}
     for block in plan.blocks:
         per_target[block.target.id] = per_target.get(block.target.id, 0) + block.exposure_count

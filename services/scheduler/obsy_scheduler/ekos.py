@@ -27,13 +27,13 @@ import os
 import re
 import xml.etree.ElementTree as ET
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from obsy.config import SchedulerEkosConfig
-from obsy.messages import ExposurePlan, FrameType
+from obsy.messages import ExposurePlan, Target
 from obsy_scheduler.planner import Block, Plan
 
 ESL_VERSION = "1.6"
@@ -43,10 +43,50 @@ MERGE_GAP = timedelta(minutes=5)
 
 
 @dataclass
+class EkosJob:
+    """One Ekos scheduler job: back-to-back blocks of one target, with its own sequence."""
+
+    name: str  # unique in the night; Ekos' directory name for its frames
+    blocks: list[Block]
+    sequence: Path
+
+    @property
+    def target(self) -> Target:
+        return self.blocks[0].target
+
+    @property
+    def start(self) -> datetime:
+        return self.blocks[0].start
+
+    @property
+    def end(self) -> datetime:
+        return self.blocks[-1].end
+
+    @property
+    def required_moon_separation(self) -> float:
+        return max(b.required_moon_separation for b in self.blocks)
+
+    def exposures(self) -> list[tuple[ExposurePlan, int]]:
+        """Frames per exposure plan over the job's blocks, in plan order."""
+        totals: dict[int, list] = {}
+        for block in self.blocks:
+            for plan, count in block.exposures:
+                totals.setdefault(id(plan), [plan, 0])[1] += count
+        return [(plan, count) for plan, count in totals.values()]
+
+
+@dataclass
 class EkosFiles:
     schedule: Path
-    sequences: dict[str, Path] = field(default_factory=dict)  # target id -> .esq
+    jobs: list[EkosJob] = field(default_factory=list)
     fits_dir: Path | None = None
+
+    def sequence_paths(self) -> list[Path]:
+        return [job.sequence for job in self.jobs]
+
+    def block_sequences(self) -> list[Path]:
+        """The sequence of every block of the plan, in plan order."""
+        return [job.sequence for job in self.jobs for _ in job.blocks]
 
 
 def job_name(name: str) -> str:
@@ -84,7 +124,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 def sequence_xml(
-    target_name: str, exposures: list[tuple[ExposurePlan, int]], fits_dir: Path, ekos: SchedulerEkosConfig
+    name: str, exposures: list[tuple[ExposurePlan, int]], fits_dir: Path, ekos: SchedulerEkosConfig
 ) -> bytes:
     """A SequenceQueue: one capture job per exposure plan, ``count`` frames each."""
     root = ET.Element("SequenceQueue", version=ESQ_VERSION)
@@ -95,7 +135,7 @@ def sequence_xml(
     _element(root, "Autofocus", "0", enabled="false")
     _element(root, "RefocusEveryN", "60", enabled="false")
     _element(root, "MeridianFlip", "0", enabled="false")
-    prefix = job_name(target_name)
+    prefix = job_name(name)
     for plan, count in exposures:
         job = _element(root, "Job")
         _element(job, "Exposure", number(plan.exposure_s))
@@ -137,62 +177,75 @@ def _when(moment: datetime, zone: ZoneInfo) -> str:
     return moment.astimezone(zone).replace(microsecond=0).isoformat()
 
 
-def merge_consecutive(blocks: list[Block], gap: timedelta = MERGE_GAP) -> list[tuple[Block, datetime]]:
-    """Blocks as Ekos jobs: back-to-back blocks of one target become one job (first block, last end).
+def plan_jobs(blocks: list[Block], directory: Path, gap: timedelta = MERGE_GAP) -> list[EkosJob]:
+    """The plan's blocks as Ekos jobs, each with its own sequence file in ``directory``.
 
-    The planner re-decides every ``max_block_min``; when it keeps the same target, one
-    Ekos job is what people expect to see (and Ekos warns about duplicate jobs otherwise).
+    Back-to-back blocks of one target become one job (the planner re-decides every
+    ``max_block_min``). A target that comes back later in the night gets a new job named
+    ``<name>_2``, ``_3``...: Ekos estimates a job's duration from its sequence and counts
+    its frames in a directory named after the job, so every job must hold only its own
+    frames, or Ekos overestimates it and rejects the job after it as unachievable.
     """
-    jobs: list[tuple[Block, datetime]] = []
+    groups: list[list[Block]] = []
     for block in blocks:
-        if jobs and jobs[-1][0].target.id == block.target.id and block.start - jobs[-1][1] <= gap:
-            first = jobs[-1][0]
-            first_sep = max(first.required_moon_separation, block.required_moon_separation)
-            jobs[-1] = (replace(first, required_moon_separation=first_sep), block.end)
+        if groups and groups[-1][-1].target.id == block.target.id and block.start - groups[-1][-1].end <= gap:
+            groups[-1].append(block)
         else:
-            jobs.append((block, block.end))
+            groups.append([block])
+    used: set[str] = set()
+    occurrences: dict[str, int] = defaultdict(int)
+    jobs = []
+    for group in groups:
+        target = group[0].target
+        occurrences[target.id] += 1
+        base = job_name(target.name)
+        name = base if occurrences[target.id] == 1 else f"{base}_{occurrences[target.id]}"
+        while name in used:  # another target whose name cleans to the same
+            name += "_"
+        used.add(name)
+        jobs.append(EkosJob(name, group, directory / f"{name}.esq"))
     return jobs
 
 
-def _constraints(parent: ET.Element, block: Block, ekos: SchedulerEkosConfig) -> None:
+def _constraints(parent: ET.Element, job: EkosJob, ekos: SchedulerEkosConfig) -> None:
     """The constraints Ekos itself checks while a job runs (a safety net behind the plan)."""
-    floor = block.constraints.min_altitude or 0.0
+    constraints = job.blocks[0].constraints
+    floor = constraints.min_altitude or 0.0
     if floor > 0:
         _element(parent, "Constraint", "MinimumAltitude", value=number(floor))
-    if block.required_moon_separation > 0:
-        _element(parent, "Constraint", "MoonSeparation", value=number(round(block.required_moon_separation, 1)))
-    if (block.constraints.twilight or "astronomical") == "astronomical":
+    if job.required_moon_separation > 0:
+        _element(parent, "Constraint", "MoonSeparation", value=number(round(job.required_moon_separation, 1)))
+    if (constraints.twilight or "astronomical") == "astronomical":
         _element(parent, "Constraint", "EnforceTwilight")  # Ekos' twilight is astronomical
     if ekos.enforce_weather:
         _element(parent, "Constraint", "EnforceWeather")
 
 
-def schedule_xml(blocks: list[Block], sequences: dict[str, Path], ekos: SchedulerEkosConfig, zone: ZoneInfo) -> bytes:
-    """A SchedulerList with one job per planned block, in plan order."""
+def schedule_xml(jobs: list[EkosJob], ekos: SchedulerEkosConfig, zone: ZoneInfo) -> bytes:
+    """A SchedulerList with the jobs in plan order."""
     root = ET.Element("SchedulerList", version=ESL_VERSION)
     _element(root, "Profile", ekos.profile)
-    for block, end in merge_consecutive(blocks):
-        target = block.target
-        job = _element(root, "Job")
-        _element(job, "Name", job_name(target.name))
-        coordinates = _element(job, "Coordinates")
-        _element(coordinates, "J2000RA", number(target.ra_deg / 15.0))
-        _element(coordinates, "J2000DE", number(target.dec_deg))
-        _element(job, "Sequence", str(sequences[target.id]))
-        startup = _element(job, "StartupCondition")
+    for job in jobs:
+        element = _element(root, "Job")
+        _element(element, "Name", job.name)
+        coordinates = _element(element, "Coordinates")
+        _element(coordinates, "J2000RA", number(job.target.ra_deg / 15.0))
+        _element(coordinates, "J2000DE", number(job.target.dec_deg))
+        _element(element, "Sequence", str(job.sequence))
+        startup = _element(element, "StartupCondition")
         if ekos.startup == "at":
-            _element(startup, "Condition", "At", value=_when(block.start, zone))
+            _element(startup, "Condition", "At", value=_when(job.start, zone))
         else:
             _element(startup, "Condition", "ASAP")
-        _constraints(_element(job, "Constraints"), block, ekos)
-        completion = _element(job, "CompletionCondition")
+        _constraints(_element(element, "Constraints"), job, ekos)
+        completion = _element(element, "CompletionCondition")
         if ekos.completion == "at":
-            _element(completion, "Condition", "At", value=_when(end, zone))
+            _element(completion, "Condition", "At", value=_when(job.end, zone))
         elif ekos.completion == "repeat":
             _element(completion, "Condition", "Repeat", value=str(ekos.repeats))
         else:
             _element(completion, "Condition", "Sequence")
-        steps = _element(job, "Steps")
+        steps = _element(element, "Steps")
         for step in ekos.steps:
             _element(steps, "Step", step)
     startup_procedure = _element(root, "StartupProcedure")
@@ -205,7 +258,7 @@ def schedule_xml(blocks: list[Block], sequences: dict[str, Path], ekos: Schedule
 
 
 def write_plan(plan: Plan, ekos: SchedulerEkosConfig, output_dir: Path, fits_root: Path, timezone: str) -> EkosFiles:
-    """Write tonight's .esq files (one per target) and the .esl into ``output_dir``/<night>/.
+    """Write tonight's .esq files (one per job) and the .esl into ``output_dir``/<night>/.
 
     Paths are made absolute. Files are replaced atomically, so Ekos never reads half a file.
     """
@@ -213,24 +266,10 @@ def write_plan(plan: Plan, ekos: SchedulerEkosConfig, output_dir: Path, fits_roo
     directory = output_dir.expanduser().absolute() / night
     directory.mkdir(parents=True, exist_ok=True)
     fits_dir = fits_root.expanduser().absolute() / night
-    frames: dict[str, dict[int, list]] = defaultdict(dict)  # target id -> plan index -> [plan, frames]
-    names: dict[str, str] = {}
-    for block in plan.blocks:
-        names[block.target.id] = block.target.name
-        for plan_entry, count in block.exposures:
-            key = id(plan_entry)
-            frames[block.target.id].setdefault(key, [plan_entry, 0])[1] += count
-    sequences: dict[str, Path] = {}
-    used_names: set[str] = set()
-    for target_id, by_plan in frames.items():
-        stem = job_name(names[target_id])
-        while stem in used_names:  # two targets whose names clean to the same file name
-            stem += "_"
-        used_names.add(stem)
-        path = directory / f"{stem}.esq"
-        exposures = [(p, n) for p, n in by_plan.values() if p.frame_type == FrameType.LIGHT or n]
-        _write_atomically(path, sequence_xml(names[target_id], exposures, fits_dir, ekos))
-        sequences[target_id] = path
+    jobs = plan_jobs(plan.blocks, directory)
+    for job in jobs:
+        exposures = [(p, n) for p, n in job.exposures() if n]
+        _write_atomically(job.sequence, sequence_xml(job.name, exposures, fits_dir, ekos))
     schedule = directory / f"obsy-{night}.esl"
-    _write_atomically(schedule, schedule_xml(plan.blocks, sequences, ekos, ZoneInfo(timezone)))
-    return EkosFiles(schedule, sequences, fits_dir)
+    _write_atomically(schedule, schedule_xml(jobs, ekos, ZoneInfo(timezone)))
+    return EkosFiles(schedule, jobs, fits_dir)

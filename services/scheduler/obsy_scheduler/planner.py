@@ -13,7 +13,9 @@
 
 A block's exposures come from the target's exposure plans in their order, each plan
 taking as many of its remaining frames as fit; ``exposure_overhead_s`` is added to every
-exposure and ``switch_overhead_s`` to every change of target.
+exposure and ``switch_overhead_s`` to every change of target. A block of another target
+starts no earlier than ``switch_gap_s`` after the previous block: Ekos rejects a job that
+starts less than its "lead time" (5 minutes by default) after the previous one ends.
 """
 
 from __future__ import annotations
@@ -103,6 +105,15 @@ class _Candidates:
     remaining: list[list[list]]  # per target: [plan, frames still wanted] in plan order
     ra: np.ndarray
     dec: np.ndarray
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per target: frames wanted, frames acquired, minimum time (s), priority, shortest exposure (s)."""
+        wanted = np.array([sum(p.count for p in t.exposure_plans) for t in self.targets], dtype=float)
+        done = np.array([sum(p.acquired for p in t.exposure_plans) for t in self.targets], dtype=float)
+        min_time_s = np.array([(c.min_time_on_target_min or 0.0) * 60.0 for c in self.constraints])
+        priority = np.array([t.priority for t in self.targets], dtype=float)
+        shortest = np.array([min(p.exposure_s for p, _ in plans) for plans in self.remaining])
+        return wanted, done, min_time_s, priority, shortest
 
     def remaining_seconds(self, overhead_s: float) -> np.ndarray:
         return np.array([sum(n * (p.exposure_s + overhead_s) for p, n in plans) for plans in self.remaining])
@@ -204,17 +215,14 @@ class Planner:
         overhead, switch = s.exposure_overhead_s, s.switch_overhead_s
         ok = ok.copy()
         remaining_s = candidates.remaining_seconds(overhead)
-        wanted_total = np.array([sum(p.count for p in t.exposure_plans) for t in candidates.targets], dtype=float)
-        done = np.array([sum(p.acquired for p in t.exposure_plans if p.count) for t in candidates.targets], dtype=float)
-        min_time_s = np.array([(c.min_time_on_target_min or 0.0) * 60.0 for c in candidates.constraints])
-        priority = np.array([t.priority for t in candidates.targets], dtype=float)
-        shortest_exposure = np.array([min(p.exposure_s for p, _ in plans) for plans in candidates.remaining])
+        wanted_total, done, min_time_s, priority, shortest_exposure = candidates.arrays()
         run_end = _run_ends(ok)
         visible_left = np.cumsum(ok[:, ::-1], axis=1)[:, ::-1]
         rules = scoring.Rules.from_config(s.weights)
 
         blocks: list[Block] = []
         current = -1
+        others_from = -np.inf  # when a block of another target may start
         t = 0
         while t < size:
             column = ok[:, t]
@@ -222,6 +230,8 @@ class Planner:
                 t += 1
                 continue
             idx = np.flatnonzero(column & (remaining_s > 0))
+            if sky.unix[t] < others_from:  # Ekos needs its lead time before a job of another target
+                idx = idx[idx == current]
             switch_cost = np.where(idx == current, 0.0, switch)
             available = (run_end[idx, t] - t) * step - switch_cost
             needed = np.maximum(np.minimum(min_time_s[idx], remaining_s[idx]), shortest_exposure[idx] + overhead)
@@ -252,6 +262,7 @@ class Planner:
             done[best] += frames
             remaining_s[best] = candidates.remaining_seconds(overhead)[best]
             current = best
+            others_from = block.end.timestamp() + s.switch_gap_s
             t = max(t + 1, int(np.searchsorted(sky.unix, block.end.timestamp() - 1e-6)))
         return blocks
 

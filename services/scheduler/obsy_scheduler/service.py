@@ -110,7 +110,8 @@ class SchedulerService(Service):
         plan = self.planner.plan(targets, now=now)
         self._planning_s = time.perf_counter() - started
         schedule_path: str | None = None
-        sequences: dict[str, str] = {}
+        sequences: list[str] = []
+        block_sequences: list[str | None] = [None] * len(plan.blocks)
         self._last_error = ""
         if plan.blocks:
             try:
@@ -118,14 +119,15 @@ class SchedulerService(Service):
                     plan, self.settings.ekos, self._output_dir(), self._fits_dir(), self.config.site.timezone
                 )
                 schedule_path = str(files.schedule)
-                sequences = {target_id: str(path) for target_id, path in files.sequences.items()}
+                sequences = [str(path) for path in files.sequence_paths()]
+                block_sequences = [str(path) for path in files.block_sequences()]
             except OSError as exc:
                 self._last_error = f"cannot write the Ekos files: {exc}"
                 self.log.error(self._last_error, extra={"event": "ekos_write_failed"})
         message = plan.to_message(trigger=trigger, schedule_path=schedule_path)
-        message.sequence_paths = sorted(set(sequences.values()))
-        for block in message.blocks:
-            block.sequence_path = sequences.get(block.target_id)
+        message.sequence_paths = sequences
+        for block, sequence in zip(message.blocks, block_sequences, strict=True):
+            block.sequence_path = sequence
         self.bus.publish(self.topics.scheduler_plan, message, qos=1, retain=True)
         self._planned_night = plan.night
         self._last_plan = message
