@@ -65,6 +65,19 @@ def test_model_rejects_bad_values():
         SkyModel(1, 1, 0)
 
 
+def test_hot_pixels_are_not_stars(catalogue):
+    sky = SyntheticSky(TRUE_MODEL, 1280, 960, hot_pixels=300)
+    frame = sky.render(catalogue, *SITE, WHEN)
+    hot = np.argwhere(frame == 65535)[:, ::-1]  # (x, y)
+    isolated = [p for p in hot if np.all(np.hypot(*(hot - p).T)[np.any(hot != p, axis=1)] > 6)]
+    detections = detect_stars(PreparedFrame(frame), max_stars=10_000)
+    distance = np.hypot(detections.x[:, None] - hot[None, :, 0], detections.y[:, None] - hot[None, :, 1])
+    fooled = (distance.min(axis=0) < 1.5).sum()
+    assert len(isolated) > 200
+    # A hot pixel may sit on a star (then the star is still found); nearly all must go unseen.
+    assert fooled < 0.05 * len(hot), f"{fooled} of {len(hot)} hot pixels detected as stars"
+
+
 def test_catalogue_holds_the_naked_eye_sky(catalogue):
     assert 7000 < len(catalogue) < 9000
     assert catalogue.mag.max() <= 6.5
@@ -90,7 +103,8 @@ def test_broken_catalogue_gives_a_clear_error(tmp_path):
     ids=["equisolid", "equidistant-mirrored", "stereographic"],
 )
 def test_fit_finds_zenith_rotation_and_projection(catalogue, truth):
-    frame = SyntheticSky(truth, 1280, 960).render(catalogue, *SITE, WHEN)
+    # 400 hot pixels, brighter than any star: they must not lead the fit astray.
+    frame = SyntheticSky(truth, 1280, 960, hot_pixels=400).render(catalogue, *SITE, WHEN)
     detections = detect_stars(PreparedFrame(frame))
     stars = catalogue.brighter_than(6.0)
     alt, az = stars.altaz(*SITE, WHEN)

@@ -139,4 +139,19 @@ def detect_stars(frame: PreparedFrame, threshold_sigma: float = 5.0, max_stars: 
     cx = xs + (positive.sum(axis=1) * offsets).sum(axis=1) / safe
     cy = ys + (positive.sum(axis=2) * offsets).sum(axis=1) / safe
     # Half-resolution pixel (i) covers full-resolution pixels 2i and 2i + 1: centre at 2i + 0.5.
-    return Detections(2 * cx + 0.5, 2 * cy + 0.5, 4 * window.sum(axis=(1, 2)))
+    x, y, flux = 2 * cx + 0.5, 2 * cy + 0.5, 4 * window.sum(axis=(1, 2))
+    keep = ~_single_pixel(frame, xs, ys)
+    return Detections(x[keep], y[keep], flux[keep])
+
+
+def _single_pixel(frame: PreparedFrame, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Hot pixels and cosmic-ray hits: nearly all the light of the 4 x 4 full-resolution block
+    around the peak in one pixel, which no star imaged through a lens does."""
+    height, width = frame.shape
+    offsets = np.arange(-1, 3)
+    rows = np.clip(2 * ys[:, None, None] + offsets[None, :, None], 0, height - 1)
+    cols = np.clip(2 * xs[:, None, None] + offsets[None, None, :], 0, width - 1)
+    block = frame.gray[rows, cols].astype(np.float32) - frame.background_at(2 * xs + 0.5, 2 * ys + 0.5)[:, None, None]
+    block = np.clip(block, 0, None)
+    total = block.sum(axis=(1, 2))
+    return block.max(axis=(1, 2)) > 0.8 * np.where(total > 0, total, np.inf)

@@ -86,6 +86,7 @@ class SyntheticSky:
     read_noise: float = 6.0
     gain: float = 1.0  # electrons per ADU, for shot noise
     catalogue_limit: float = 6.5
+    hot_pixels: int = 0  # single saturated pixels, as a real sensor has
 
     def render(
         self,
@@ -142,4 +143,7 @@ class SyntheticSky:
 
         noise = np.sqrt(np.clip(frame, 0, None) / self.gain + self.read_noise**2).astype(np.float32)
         frame += noise * rng.standard_normal(frame.shape, dtype=np.float32)
+        if self.hot_pixels:
+            hot = rng.integers(0, [self.height, self.width], size=(self.hot_pixels, 2))
+            frame[hot[:, 0], hot[:, 1]] = 65535.0
         return np.clip(frame + 100.0, 0, 65535).astype(np.uint16)
