@@ -90,6 +90,15 @@ def test_frames_in_debounced_verdict_out(mosquitto, watcher, tmp_path):
         overcast2 = send_and_wait(watcher, frames.frame(UniformCloud(0.02)))
         assert overcast2.clear is False
 
+        def judged_four(messages) -> bool:
+            return any(m.topic == HEALTH and json.loads(m.payload)["details"]["judged"] == 4 for m in messages)
+
+        watcher.wait_for(judged_four, timeout=10)
+        health = json.loads(
+            next(m for m in watcher.on(HEALTH) if json.loads(m.payload)["details"]["judged"] == 4).payload
+        )
+        assert health["details"]["sky_model"]["projection"] == "equisolid" and health["details"]["zero_point"]
+
         # The fitted sky model and clear-sky zero point were kept for the next start.
         saved = json.loads((tmp_path / "data" / "clouddetect" / "sky_model.json").read_text())
         assert abs(saved["rotation"] - 37.0) < 0.5

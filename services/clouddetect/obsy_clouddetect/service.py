@@ -148,7 +148,17 @@ class CloudDetectService(Service):
             self.publish(CloudState(reason=f"no allsky frame for more than {limit:.0f} s"))
 
     def health_details(self) -> dict[str, Any]:
-        return dict(self.counts)
+        """Frame counters, and whether the star method has what it needs (a sky model, a zero point)."""
+        analyser = self.judge.analyser
+        model = analyser.model
+        return {
+            **self.counts,
+            "sky_model": None
+            if model is None
+            else {k: round(float(v), 3) if isinstance(v, float) else v for k, v in model.to_dict().items()},
+            "zero_point": analyser.zero_point.reference(None),
+            "classifier": self.judge.classifier is not None,
+        }
 
     # --- Home Assistant ----------------------------------------------------------------
 

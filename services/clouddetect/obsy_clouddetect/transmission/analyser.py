@@ -21,6 +21,7 @@ test coarser, never wrongly cloudy. Stars near the Moon are left out.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections import deque
 from dataclasses import dataclass, replace
@@ -95,7 +96,10 @@ class ZeroPointReference:
             try:
                 data = json.loads(path.read_text())
                 self.history = {k: deque(map(float, v), maxlen=memory) for k, v in data.items()}
-            except (OSError, ValueError, TypeError, AttributeError):
+            except (OSError, ValueError, TypeError, AttributeError) as exc:
+                logging.getLogger("obsy.clouddetect").warning(
+                    "ignoring the saved zero points in %s (%s); learning them afresh", path, exc
+                )
                 self.history = {}
 
     def reference(self, gain: float | None) -> float | None:
