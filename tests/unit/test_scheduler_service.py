@@ -89,3 +89,32 @@ def test_replan_publishes_and_writes_files(service, tmp_path):
     assert payload.ekos_schedule_path.startswith(str(tmp_path / "ekos" / "2026-11-21"))
     assert payload.blocks[0].sequence_path in payload.sequence_paths
     assert sent[1][0] == "event"
+
+
+def test_unwritable_output_still_publishes_the_plan_and_reports_the_error(tmp_path):
+    from obsy.messages import ExposurePlan, Target
+
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the output directory should be")
+    config = ObsyConfig.model_validate(
+        {
+            "site": {"latitude": 48.2, "longitude": 16.4, "timezone": "Europe/Vienna"},
+            "data_dir": str(tmp_path),
+            "scheduler": {"ekos": {"output_dir": str(blocker)}},
+            "homeassistant": {"enabled": False},
+        }
+    )
+    svc = SchedulerService(config, Bus(config.broker, "scheduler"))
+    svc.start()
+    svc._targets = [
+        Target(id="n", name="North", ra_deg=40.0, dec_deg=80.0, exposure_plans=[ExposurePlan(exposure_s=60, count=5)])
+    ]
+    sent = []
+    svc.bus.publish = lambda topic, payload, **kw: sent.append(payload)  # type: ignore[method-assign]
+    svc.bus.publish_event = lambda payload: None  # type: ignore[method-assign]
+    plan = svc.replan("targets", now=vienna(14))
+    assert plan.blocks and plan.ekos_schedule_path is None and plan.sequence_paths == []
+    assert all(b.sequence_path is None for b in plan.blocks)
+    assert sent == [plan]
+    assert "cannot write the Ekos files" in svc.health_details()["error"]
+    assert blocker.read_text().startswith("a file")  # nothing of the user's was touched
