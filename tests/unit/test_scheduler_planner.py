@@ -313,6 +313,15 @@ def test_bad_constraints_exclude_only_that_target_with_the_key_named():
     assert plan.blocks and plan.blocks[0].target.id == "good"
 
 
+def test_duplicate_ids_plan_the_first_and_name_the_second():
+    first = target("m31", 10.6848, 41.2691)
+    second = target("m31", 200.0, -80.0)
+    plan = Planner(VIENNA, settings()).plan([first, second], NIGHT)
+    assert plan.blocks and all(b.target is first for b in plan.blocks)
+    assert "m31" not in plan.excluded
+    assert plan.excluded == {"m31 (duplicate 2)": "duplicate target id: only the first is planned"}
+
+
 def test_disabled_and_planless_targets_are_excluded():
     off = target("off", 10.68, 41.27)
     off.enabled = False

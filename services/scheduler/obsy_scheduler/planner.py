@@ -168,12 +168,15 @@ class Planner:
         chosen: list[Target] = []
         resolved: list[TargetConstraints] = []
         remaining: list[list[list]] = []
-        seen: set[str] = set()
+        seen: dict[str, int] = {}
         for target in targets:
-            if target.id in seen:
-                excluded[target.id] = f"duplicate target id {target.id!r}: only the first is planned"
+            if target.id in seen:  # keyed apart, so that the first one's entry stays true
+                seen[target.id] += 1
+                excluded[f"{target.id} (duplicate {seen[target.id]})"] = (
+                    "duplicate target id: only the first is planned"
+                )
                 continue
-            seen.add(target.id)
+            seen[target.id] = 1
             if not target.enabled:
                 excluded[target.id] = "disabled"
                 continue
