@@ -16,7 +16,7 @@ import pytest
 
 from obsy.config import SchedulerConfig, SiteConfig
 from obsy.messages import ExposurePlan, Target, TargetConstraints
-from obsy_scheduler.constraints import horizon_altitude, lorentzian_separation, resolve
+from obsy_scheduler.constraints import evaluate, horizon_altitude, lorentzian_separation, resolve
 from obsy_scheduler.planner import Planner
 from obsy_scheduler.sky import night_sky
 
@@ -168,8 +168,6 @@ def test_the_moon_crossing_a_target_blocks_it_only_while_close():
     near = target("near", ra, dec, min_altitude=0, moon_separation=10)
     plan = Planner(VIENNA, settings()).plan([near], NIGHT)
     tracks = sky.targets(np.array([ra]), np.array([dec]))
-    from obsy_scheduler.constraints import evaluate
-
     evaluation = evaluate(sky, tracks, [resolve(settings().constraints, near.constraints)])
     k = sky.size // 2
     # ephem's topocentric separation agrees with the planner's at the crossing
