@@ -36,7 +36,7 @@ def create_app(context: WebContext) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict:
+    async def healthz() -> dict:
         return {"ok": True}
 
     return app

@@ -28,7 +28,12 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _CACHE_TTL_S = 5.0
 
 
-def get_context(request: Request) -> WebContext:
+def context_of(request: Request) -> WebContext:
+    return request.app.state.context
+
+
+async def get_context(request: Request) -> WebContext:
+    """The dependency form of :func:`context_of` (async: FastAPI runs plain functions in a thread)."""
     return request.app.state.context
 
 
@@ -61,7 +66,7 @@ async def _lookup(request: Request, kind: str, secret: str) -> Principal | None:
     hit, principal = cache.get(key)
     if hit:
         return principal
-    context = get_context(request)
+    context = context_of(request)
 
     def find() -> Principal | None:
         with context.sessions.begin() as db:
@@ -90,7 +95,7 @@ async def current_principal(request: Request) -> Principal | None:
         principal = await _lookup(request, "session", cookie)
         if principal is not None:
             return principal
-    if get_context(request).config.web.anonymous_read:
+    if context_of(request).config.web.anonymous_read:
         return Principal(None, "anonymous", Role.VIEWER, "anonymous")
     return None
 
