@@ -115,7 +115,7 @@ _add("pressure", ("inHg", "in Hg"), lambda p: p * 33.8638866667)
 _add("pressure", ("mmHg", "Torr"), lambda p: p * 1.33322387415)
 _add("speed", ("km/h", "kph", "kmh", "km/hr"), _same)
 _add("speed", ("m/s", "mps"), lambda v: v * 3.6)
-_add("speed", ("mph", "mi/h"), lambda v: v * 1.609344)
+_add("speed", ("mph", "mi/h", "mp/h"), lambda v: v * 1.609344)  # mp/h: Open-Meteo
 _add("speed", ("kn", "kt", "knots", "knot"), lambda v: v * 1.852)
 _add("speed", ("ft/s",), lambda v: v * 1.09728)
 _add("angle", ("°", "deg", "degrees"), _same)
