@@ -81,6 +81,13 @@ class _Device:
         except IndiError as error:
             raise DeviceError(f"{self.name}: cannot connect: {error}") from error
 
+    def read_back(self, prop: str, known: Callable[[PropertySnapshot], bool]) -> None:
+        """Wait until the driver has reported ``prop`` in a known state (after a (re)connect)."""
+        try:
+            self.indi.wait_for(self.name, prop, known, timeout=self.config.connect_timeout, what="state known")
+        except IndiError as error:
+            raise DeviceError(f"{self.name}: cannot read the state back: {error}") from error
+
     def _send(self, prop: str, element: str) -> None:
         if self.on_send is not None:
             self.on_send(self.name, prop, element)
@@ -134,6 +141,10 @@ class Roof(_Device):
     def position(self) -> RoofPosition:
         return roof_position(self._prop("DOME_PARK"))
 
+    def connect(self) -> None:
+        super().connect()
+        self.read_back("DOME_PARK", lambda p: roof_position(p) is not RoofPosition.UNKNOWN)
+
     def close(self, interrupted: Interrupted | None = None) -> None:
         self._move("PARK", RoofPosition.CLOSED, "closing", interrupted)
 
@@ -180,6 +191,10 @@ class Roof(_Device):
 
 
 class Mount(_Device):
+    def connect(self) -> None:
+        super().connect()
+        self.read_back("TELESCOPE_PARK", lambda p: p.state != "Busy" and any(p.values.values()))
+
     def parked(self) -> bool | None:
         """True/False as the driver reports; None when unknown (no report, Busy or Alert)."""
         park = self._prop("TELESCOPE_PARK")

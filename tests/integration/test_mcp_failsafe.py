@@ -1,0 +1,267 @@
+"""The MCP fails safe: real Mosquitto, real indiserver with the roll-off roof and telescope simulators."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from obsy.topics import Topics
+from tests.support.indiserver import ROOF, TELESCOPE, IndiServer, require_indi
+from tests.support.mcp_harness import (
+    DRIVERS,
+    Heartbeats,
+    IndiRecorder,
+    Inputs,
+    McpProcess,
+    Sky,
+    events,
+    mcp_config,
+    prepare_devices,
+    states,
+    wait_state,
+)
+from tests.support.mosquitto import MosquittoBroker
+from tests.support.watcher import Watcher
+
+pytestmark = pytest.mark.integration
+pytest.importorskip("PyIndi", reason="pyindi-client is not installed (pip install 'obsy-core[indi]')")
+require_indi(DRIVERS)
+
+TOPICS = Topics()
+
+
+@pytest.fixture
+def indi(tmp_path: Path) -> Iterator[IndiServer]:
+    server = IndiServer(tmp_path / "indi", DRIVERS)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def watcher(mosquitto: MosquittoBroker) -> Iterator[Watcher]:
+    w = Watcher(mosquitto.port, ["obsy/#"])
+    try:
+        yield w
+    finally:
+        w.close()
+
+
+@pytest.fixture
+def recorder(indi: IndiServer) -> Iterator[IndiRecorder]:
+    rec = IndiRecorder(indi)
+    try:
+        yield rec
+    finally:
+        rec.close()
+
+
+def observing_mcp(tmp_path, mosquitto, indi, watcher, **mcp) -> tuple[McpProcess, Inputs]:
+    """Roof open, mount unparked, everything safe: the MCP reads that back and observes."""
+    prepare_devices(indi, roof_open=True, mount_parked=False)
+    config = mcp_config(tmp_path, mosquitto, indi, **mcp)
+    inputs = Inputs(watcher, TOPICS, config)
+    inputs.all_safe()
+    process = McpProcess(config, Sky(-25.0)).start()
+    state = wait_state(watcher, TOPICS, lambda s: s["state"] == "observing")
+    assert state["roof"] == "open"
+    assert state["safe"] is True
+    return process, inputs
+
+
+def test_rain_while_observing_runs_the_full_closing_order(
+    tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
+) -> None:
+    process, inputs = observing_mcp(tmp_path, mosquitto, indi, watcher)
+    beats = Heartbeats(inputs).start()
+    try:
+        # No blind action on start: the roof was open and stays so, nothing was sent to it.
+        assert recorder.first(lambda r: r.name == "DOME_PARK" and r.state == "Busy") == -1
+        recorder.clear()
+        inputs.weather(False, "rain detected")
+        closed = wait_state(watcher, TOPICS, lambda s: s["state"] == "closed_unsafe" and s["roof"] == "closed")
+        assert closed["mount_parked"] is True
+        assert any("rain detected" in r for r in closed["unsafe_reasons"])
+
+        # The order, as the drivers reported it.
+        abort = recorder.first(lambda r: r.name == "TELESCOPE_ABORT_MOTION" and r.state == "Ok")
+        parking = recorder.first(lambda r: r.name == "TELESCOPE_PARK" and r.state == "Busy")
+        parked = recorder.first(lambda r: r.name == "TELESCOPE_PARK" and r.state == "Ok" and r.values["PARK"])
+        roof_moving = recorder.first(lambda r: r.name == "DOME_PARK" and r.state == "Busy" and r.values["PARK"])
+        roof_closed = recorder.first(lambda r: r.name == "DOME_PARK" and r.state == "Ok" and r.values["PARK"])
+        assert -1 < abort < parked < roof_moving < roof_closed, recorder.records
+        assert parking == -1 or abort < parking < parked  # an instant park may skip Busy
+
+        # ... and as the MCP told it on the bus.
+        steps = [e["data"]["step"] for e in events(watcher, TOPICS) if e["kind"] == "device_action"]
+        done = [s for s, e in zip(steps, events(watcher, TOPICS), strict=False) if "done" in e.get("message", "")]
+        assert steps.index("abort_mount") < steps.index("park_mount") < steps.index("close_roof"), steps
+        assert done  # each step is reported
+        transitions = [(t["from_state"], t["to_state"]) for t in closed["recent_transitions"]]
+        assert ("observing", "closing") in transitions
+        assert ("closing", "closed_unsafe") in transitions
+    finally:
+        beats.stop()
+        process.stop()
+
+
+def test_weather_service_last_will_closes(
+    tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
+) -> None:
+    process, inputs = observing_mcp(tmp_path, mosquitto, indi, watcher)
+    beats = Heartbeats(inputs).start()
+    try:
+        inputs.publish(TOPICS.availability("weather"), "offline")  # what the broker sends as the Last Will
+        closed = wait_state(watcher, TOPICS, lambda s: s["state"] == "closed_unsafe" and s["roof"] == "closed")
+        assert "weather is offline" in closed["unsafe_reasons"]
+        assert recorder.first(lambda r: r.name == "DOME_PARK" and r.state == "Ok" and r.values["PARK"]) >= 0
+    finally:
+        beats.stop()
+        process.stop()
+
+
+def test_silent_weather_service_closes(
+    tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher
+) -> None:
+    process, _inputs = observing_mcp(tmp_path, mosquitto, indi, watcher)
+    try:
+        # No more heartbeats: after 3 x 2 s the weather service counts as silent.
+        closed = wait_state(watcher, TOPICS, lambda s: s["state"] == "closed_unsafe" and s["roof"] == "closed", 60)
+        assert any(r.startswith("weather silent for") for r in closed["unsafe_reasons"]), closed["unsafe_reasons"]
+    finally:
+        process.stop()
+
+
+def test_open_while_unsafe_is_rejected_with_reasons(
+    tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
+) -> None:
+    prepare_devices(indi, roof_open=False, mount_parked=True)
+    config = mcp_config(tmp_path, mosquitto, indi)
+    inputs = Inputs(watcher, TOPICS, config)
+    inputs.all_safe()
+    inputs.weather(False, "wind gusts 20 m/s")
+    inputs.publish(TOPICS.mcp_mode_command, "manual", retain=False)
+    process = McpProcess(config, Sky(-25.0)).start()
+    beats = Heartbeats(inputs).start()
+    try:
+        wait_state(watcher, TOPICS, lambda s: s["state"] == "closed_unsafe" or s["state"] == "manual")
+        recorder.clear()
+        for value in ("OPEN", "banana"):
+            inputs.publish(TOPICS.mcp_roof_command, value, retain=False)
+        watcher.wait_for(lambda _m: len([e for e in events(watcher, TOPICS) if e["kind"] == "command_rejected"]) >= 2)
+        rejected = [e for e in events(watcher, TOPICS) if e["kind"] == "command_rejected"]
+        assert rejected[0]["data"]["command"] == {"thing": "roof", "value": "OPEN"}
+        assert any("wind gusts 20 m/s" in r for r in rejected[0]["data"]["reasons"])
+        assert "unknown roof command 'banana'" in rejected[1]["data"]["reasons"][0]
+        # CLOSE is always accepted.
+        inputs.publish(TOPICS.mcp_roof_command, "CLOSE", retain=False)
+        watcher.wait_for(lambda _m: any(e["kind"] == "command_accepted" for e in events(watcher, TOPICS)))
+        time.sleep(1.0)
+        assert recorder.first(lambda r: r.name == "DOME_PARK" and r.values["UNPARK"] and r.state == "Busy") == -1
+        assert states(watcher, TOPICS)[-1]["roof"] == "closed"
+    finally:
+        beats.stop()
+        process.stop()
+
+
+def test_manual_mode_still_closes_on_rain(
+    tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher
+) -> None:
+    prepare_devices(indi, roof_open=False, mount_parked=True)
+    config = mcp_config(tmp_path, mosquitto, indi)
+    inputs = Inputs(watcher, TOPICS, config)
+    inputs.all_safe()
+    process = McpProcess(config, Sky(10.0)).start()  # daytime: only an operator opens now
+    beats = Heartbeats(inputs).start()
+    try:
+        wait_state(watcher, TOPICS, lambda s: s["state"] == "day")
+        inputs.publish(TOPICS.mcp_mode_command, "manual", retain=False)
+        wait_state(watcher, TOPICS, lambda s: s["state"] == "manual")
+        inputs.publish(TOPICS.mcp_roof_command, "OPEN", retain=False)
+        wait_state(watcher, TOPICS, lambda s: s["state"] == "manual" and s["roof"] == "open", 40)
+        inputs.weather(False, "rain detected")
+        closed = wait_state(
+            watcher, TOPICS, lambda s: s["roof"] == "closed" and any("rain" in r for r in s["unsafe_reasons"]), 40
+        )
+        assert closed["mode"] == "manual"
+        assert closed["state"] == "manual"
+    finally:
+        beats.stop()
+        process.stop()
+
+
+def test_broker_lost_while_open_closes_after_the_grace_period_and_reports(
+    tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
+) -> None:
+    process, _inputs = observing_mcp(tmp_path, mosquitto, indi, watcher)
+    # A persistent session: what the MCP says right after the broker returns is queued for this
+    # watcher even if the MCP reconnects first.
+    persistent = Watcher(mosquitto.port, [TOPICS.events("mcp")], client_id="mcp-broker-test", clean_session=False)
+    try:
+        recorder.clear()
+        mosquitto.stop()
+        lost_at = time.monotonic()
+        recorder.client.wait_for(
+            ROOF, "DOME_PARK", lambda p: p.state == "Ok" and p.values["PARK"], timeout=60, what="roof closed"
+        )
+        closing_sent = recorder.records[recorder.first(lambda r: r.name == "TELESCOPE_ABORT_MOTION")].at
+        assert closing_sent - lost_at >= 3.0  # not before the grace period
+        assert recorder.client.get_switch(TELESCOPE, "TELESCOPE_PARK")["PARK"]
+        mosquitto.start()
+        persistent.wait_for(lambda _m: any(e["kind"] == "broker_returned" for e in events(persistent, TOPICS)), 30)
+        returned = next(e for e in events(persistent, TOPICS) if e["kind"] == "broker_returned")
+        assert any("closing" in line for line in returned["data"]["while_lost"]), returned
+        final = wait_state(watcher, TOPICS, lambda s: s["roof"] == "closed")
+        assert final["state"] in ("closed_unsafe", "waiting_for_safe", "observing", "opening", "closing")
+    finally:
+        persistent.close()
+        process.stop()
+
+
+def test_mcp_restarted_while_open_and_unsafe_closes(
+    tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher
+) -> None:
+    process, inputs = observing_mcp(tmp_path, mosquitto, indi, watcher)
+    process.stop()
+    inputs.weather(False, "rain detected")  # retained: what the new MCP finds
+    restarted = McpProcess(mcp_config(tmp_path, mosquitto, indi), Sky(-25.0)).start()
+    beats = Heartbeats(inputs).start()
+    try:
+        closed = wait_state(watcher, TOPICS, lambda s: s["state"] == "closed_unsafe" and s["roof"] == "closed", 60)
+        assert closed["mount_parked"] is True
+        read_back = [e for e in events(watcher, TOPICS) if e["kind"] == "devices_read_back"]
+        assert read_back[-1]["data"]["roof"] == "open"  # it read the roof back before acting
+    finally:
+        beats.stop()
+        restarted.stop()
+
+
+def test_indiserver_restart_mid_night_reads_back_and_acts_not_blind(
+    tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher
+) -> None:
+    process, inputs = observing_mcp(tmp_path, mosquitto, indi, watcher)
+    beats = Heartbeats(inputs).start()
+    try:
+        count = len(events(watcher, TOPICS))
+        indi.restart()
+        recorder = IndiRecorder(indi)
+        try:
+            watcher.wait_for(
+                lambda _m: any(e["kind"] == "devices_read_back" for e in events(watcher, TOPICS)[count:]), 30
+            )
+            time.sleep(2.0)
+            later = events(watcher, TOPICS)[count:]
+            assert not [e for e in later if e["kind"] == "device_action"], later  # nothing was moved
+            assert recorder.first(lambda r: r.name == "DOME_PARK" and r.state == "Busy") == -1
+            assert states(watcher, TOPICS)[-1]["state"] == "observing"
+            assert states(watcher, TOPICS)[-1]["roof"] == "open"
+        finally:
+            recorder.close()
+    finally:
+        beats.stop()
+        process.stop()

@@ -1,0 +1,222 @@
+"""Helpers for the MCP tests: the service in-process, its inputs on the bus, INDI recorded from outside."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from obsy import astro
+from obsy.config import ObsyConfig, load_config
+from obsy.indi import IndiClient
+from obsy.messages import CloudState, PlannedBlock, SafetyReason, SafetyVerdict, SchedulerPlan, ServiceHealth
+from obsy.runner import ServiceRunner
+from obsy.topics import Topics
+from obsy_mcp.service import McpService
+from tests.support.configs import write_config
+from tests.support.indiserver import ROOF, TELESCOPE, IndiServer
+from tests.support.mosquitto import MosquittoBroker
+from tests.support.watcher import Watcher
+
+DRIVERS = ["indi_rolloff_dome", "indi_simulator_telescope"]
+
+
+class Sky:
+    """The Sun's altitude as the MCP sees it in a test (the real one depends on when the test runs)."""
+
+    def __init__(self, altitude: float = -25.0) -> None:
+        self.altitude = altitude
+
+    def __call__(self) -> float:
+        return self.altitude
+
+
+def mcp_config(tmp_path: Path, broker: MosquittoBroker, indi: IndiServer, **mcp: Any) -> ObsyConfig:
+    settings: dict[str, Any] = {
+        "startup_grace": 3.0,
+        "safe_delay": 0.0,
+        "broker_grace": 3.0,
+        "evaluate_interval": 0.2,
+        "heartbeat_interval": 2.0,
+        "required_services": ["weather"],
+        "devices": {"roof": ROOF, "mount": TELESCOPE, "retries": 1, "retry_delay": 0.5, "roof_timeout": 30},
+    }
+    for key, value in mcp.items():
+        if isinstance(value, dict) and isinstance(settings.get(key), dict):
+            settings[key] = {**settings[key], **value}
+        else:
+            settings[key] = value
+    path = write_config(
+        tmp_path, broker, indi={"host": indi.host, "port": indi.port, "connect_timeout": 5}, mcp=settings
+    )
+    return load_config(path)
+
+
+class McpProcess:
+    """The MCP service run by the common runner on a thread, with an injected Sun."""
+
+    def __init__(self, config: ObsyConfig, sky: Sky, **options: Any) -> None:
+        class TestMcp(McpService):
+            def __init__(self, config: ObsyConfig, bus: Any) -> None:
+                super().__init__(config, bus, sun_altitude=sky, **options)
+
+        self.runner = ServiceRunner(TestMcp, config)
+        self.thread = threading.Thread(target=self.runner.run, name="mcp-under-test", daemon=True)
+
+    @property
+    def service(self) -> McpService:
+        return self.runner.service  # type: ignore[return-value]
+
+    def start(self) -> McpProcess:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.runner.request_stop()
+        self.thread.join(30)
+
+
+class Inputs:
+    """Publishes what the other services would: weather verdict, sky, plan, availability, heartbeats."""
+
+    def __init__(self, watcher: Watcher, topics: Topics, config: ObsyConfig) -> None:
+        self.watcher = watcher
+        self.topics = topics
+        self.config = config
+
+    def publish(self, topic: str, payload: Any, retain: bool = True) -> None:
+        data = payload.model_dump_json() if hasattr(payload, "model_dump_json") else payload
+        self.watcher.publish(topic, data, retain=retain)
+
+    def weather(self, safe: bool, why: str = "rain detected") -> None:
+        reasons = [] if safe else [SafetyReason(quantity="rain", message=why, value=True, limit=False)]
+        self.publish(self.topics.weather_safety, SafetyVerdict(safe=safe, reasons=reasons))
+
+    def weather_alive(self, interval: float = 2.0) -> None:
+        self.publish(self.topics.availability("weather"), "online")
+        self.heartbeat("weather", interval)
+
+    def heartbeat(self, service: str, interval: float = 2.0) -> None:
+        self.publish(self.topics.health(service), ServiceHealth(service=service, heartbeat_interval_s=interval))
+
+    def sky(self, clear: bool) -> None:
+        self.publish(self.topics.clouddetect_state, CloudState(clear=clear, label="clear" if clear else "cloudy"))
+
+    def plan(self) -> None:
+        now = datetime.now(UTC)
+        night = astro.night_of(self.config.site, now).isoformat()
+        block = PlannedBlock(target_id="m31", target_name="M 31", start=now, end=now + timedelta(hours=2))
+        self.publish(self.topics.scheduler_plan, SchedulerPlan(night=night, blocks=[block]))
+
+    def all_safe(self) -> None:
+        self.weather_alive()
+        self.weather(True)
+        self.sky(True)
+        self.plan()
+
+
+class Heartbeats:
+    """Keeps a service's heartbeat going from a thread, like the runner does, until stopped."""
+
+    def __init__(self, inputs: Inputs, service: str = "weather", interval: float = 1.0) -> None:
+        self.inputs, self.service, self.interval = inputs, service, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(Exception):  # the broker may be down in a test; try again on the next beat
+                self.inputs.heartbeat(self.service, self.interval)
+            self._stop.wait(self.interval)
+
+    def start(self) -> Heartbeats:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+@dataclass
+class IndiRecord:
+    at: float
+    device: str
+    name: str
+    state: str
+    values: dict[str, Any]
+
+
+class IndiRecorder:
+    """An independent INDI client that records every report of the roof and the mount."""
+
+    WATCHED = ("DOME_PARK", "DOME_ABORT_MOTION", "TELESCOPE_PARK", "TELESCOPE_ABORT_MOTION")
+
+    def __init__(self, server: IndiServer) -> None:
+        self.client = IndiClient.from_config(server.config(), timeout=10.0)
+        self.records: list[IndiRecord] = []
+        self._lock = threading.Lock()
+        self.client.connect()
+        self.client.add_listener(self._record)
+
+    def _record(self, device: str, name: str, state: str, values: Any) -> None:
+        if name in self.WATCHED:
+            with self._lock:
+                self.records.append(IndiRecord(time.monotonic(), device, name, state, dict(values)))
+
+    def clear(self) -> None:
+        with self._lock:
+            self.records.clear()
+
+    def first(self, predicate: Callable[[IndiRecord], bool]) -> int:
+        """Index of the first record matching ``predicate``; -1 when none does."""
+        with self._lock:
+            return next((i for i, r in enumerate(self.records) if predicate(r)), -1)
+
+    def close(self) -> None:
+        self.client.disconnect()
+
+
+def prepare_devices(server: IndiServer, *, roof_open: bool, mount_parked: bool) -> None:
+    """Put the simulators where a test starts: park position = where the mount is (fast parks)."""
+    with IndiClient.from_config(server.config(), timeout=30.0) as client:
+        for device in (ROOF, TELESCOPE):
+            client.connect_device(device)
+        client.wait_for(TELESCOPE, "TELESCOPE_PARK", lambda p: any(p.values.values()), what="park state known")
+        client.wait_for(ROOF, "DOME_PARK", lambda p: any(p.values.values()), what="park state known")
+        client.set_switch(TELESCOPE, "TELESCOPE_PARK_OPTION", "PARK_CURRENT")
+        client.set_switch(TELESCOPE, "TELESCOPE_PARK", "PARK" if mount_parked else "UNPARK", wait=False)
+        client.wait_for(
+            TELESCOPE,
+            "TELESCOPE_PARK",
+            lambda p: p.state == "Ok" and p.values["PARK" if mount_parked else "UNPARK"],
+            timeout=30,
+        )
+        element = "UNPARK" if roof_open else "PARK"
+        if not client.get_switch(ROOF, "DOME_PARK")[element]:
+            client.set_switch(ROOF, "DOME_PARK", element, wait=False)
+        client.wait_for(ROOF, "DOME_PARK", lambda p: p.state == "Ok" and p.values[element], timeout=30)
+
+
+def states(watcher: Watcher, topics: Topics) -> list[dict[str, Any]]:
+    return [json.loads(m.payload) for m in watcher.on(topics.mcp_state) if m.payload]
+
+
+def events(watcher: Watcher, topics: Topics) -> list[dict[str, Any]]:
+    return [json.loads(m.payload) for m in watcher.on(topics.events("mcp"))]
+
+
+def wait_state(watcher: Watcher, topics: Topics, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30):
+    """The first MCP state that matches, waiting for it."""
+
+    def found(_messages: Any) -> bool:
+        return any(predicate(s) for s in states(watcher, topics))
+
+    watcher.wait_for(found, timeout)
+    return next(s for s in states(watcher, topics) if predicate(s))

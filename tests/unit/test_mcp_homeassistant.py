@@ -1,0 +1,61 @@
+"""The MCP's Home Assistant entities: valid discovery, and templates that read McpState right."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jinja2
+import pytest
+
+from obsy.bus import Bus
+from obsy.config import ObsyConfig
+from obsy.homeassistant import Node, discovery_payload, lint_entities
+from obsy.messages import McpState, Mode
+from obsy_mcp.service import McpService
+
+
+@pytest.fixture(scope="module")
+def entities() -> dict[str, Any]:
+    config = ObsyConfig.model_validate({"site": {"latitude": 48.2, "longitude": 16.4}})
+    service = McpService(config, Bus(config.broker, "mcp"))
+    found = service.ha_entities()
+    node = Node(prefix="obsy", service="mcp", site_name="Test site", sw_version="1")
+    assert lint_entities(found, node) == []
+    return {e.object_id: discovery_payload(e, node) for e in found}
+
+
+def render(template: str, state: McpState) -> str:
+    payload = state.model_dump_json()
+    return jinja2.Environment().from_string(template).render(value=payload, value_json=json.loads(payload)).strip()
+
+
+def test_the_entities_home_assistant_needs(entities: dict[str, Any]) -> None:
+    assert entities["roof"]["command_topic"] == "obsy/mcp/roof/set"
+    assert (entities["roof"]["payload_open"], entities["roof"]["payload_close"]) == ("OPEN", "CLOSE")
+    assert entities["mode"]["options"] == ["auto", "manual", "off"]
+    assert entities["mode"]["command_topic"] == "obsy/mcp/mode/set"
+    assert entities["start_night"]["payload_press"] == "START"
+    assert entities["abort_night"]["payload_press"] == "ABORT"
+    assert entities["safety"]["device_class"] == "safety"
+    assert entities["alarm"]["device_class"] == "problem"
+
+
+@pytest.mark.parametrize("roof", ["open", "closed", "opening", "closing", "stopped"])
+def test_roof_cover_state(entities: dict[str, Any], roof: str) -> None:
+    assert render(entities["roof"]["value_template"], McpState(state="observing", roof=roof)) == roof
+
+
+def test_unknown_roof_is_unknown_to_home_assistant(entities: dict[str, Any]) -> None:
+    assert render(entities["roof"]["value_template"], McpState(state="starting", roof="unknown")) == "None"
+
+
+def test_safety_alarm_mode_and_state(entities: dict[str, Any]) -> None:
+    unsafe = McpState(state="closed_unsafe", safe=False, alarm=True, mode=Mode.MANUAL)
+    assert render(entities["safety"]["value_template"], unsafe) == "ON"  # HA: ON means unsafe
+    assert render(entities["alarm"]["value_template"], unsafe) == "ON"
+    assert render(entities["mode"]["value_template"], unsafe) == "manual"
+    assert render(entities["state"]["value_template"], unsafe) == "closed_unsafe"
+    safe = McpState(state="observing", safe=True)
+    assert render(entities["safety"]["value_template"], safe) == "OFF"
+    assert render(entities["alarm"]["value_template"], safe) == "OFF"
