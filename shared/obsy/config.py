@@ -288,6 +288,7 @@ class SkyModelConfig(Section):
     rotation: float = Field(default=0.0, description="degrees added to the azimuth; 0 = north up")
     mirrored: bool = Field(default=False, description="true when east is to the right of north")
     projection: Literal["equidistant", "equisolid", "stereographic", "orthographic"] = "equidistant"
+    distortion: float = Field(default=0.0, ge=-0.2, le=0.2, description="radial term k: r * (1 + k theta^2)")
 
 
 class TransmissionMethodConfig(Section):

@@ -7,9 +7,11 @@ A :class:`SkyModel` maps the sky onto the image of an upward-looking fisheye cam
 * ``rotation``: degrees added to the azimuth before projecting (0 puts north at the top);
 * ``mirrored``: False for the view from below, east to the left of north as on the sky;
   True for a mirrored image (east to the right);
-* ``projection``: the lens's radial law ``r = scale * R(theta)`` of the zenith distance
-  theta: ``equidistant`` (theta), ``equisolid`` (2 sin(theta/2)), ``stereographic``
-  (2 tan(theta/2)) or ``orthographic`` (sin theta).
+* ``projection``: the lens's radial law ``r = scale * R(theta) * (1 + distortion * theta^2)``
+  of the zenith distance theta (radians): ``equidistant`` (theta), ``equisolid``
+  (2 sin(theta/2)), ``stereographic`` (2 tan(theta/2)) or ``orthographic`` (sin theta);
+* ``distortion``: how far a real lens strays from that law towards the horizon (0 = none;
+  0.02 moves the horizon by 5 %).
 
 :func:`fit_sky_model` finds that model from one night frame by matching detected stars
 to a star catalogue (:class:`StarCatalogue`), with no prior beyond the image size: a
@@ -82,6 +84,7 @@ class SkyModel:
     rotation: float = 0.0
     mirrored: bool = False
     projection: Projection = "equidistant"
+    distortion: float = 0.0
 
     def __post_init__(self) -> None:
         if self.scale <= 0:
@@ -96,7 +99,7 @@ class SkyModel:
     def altaz_to_pixel(self, alt: Any, az: Any) -> tuple[np.ndarray, np.ndarray]:
         """Pixel (x, y) of each altitude/azimuth (degrees); works on arrays."""
         theta = np.radians(90.0 - np.asarray(alt, dtype=float))
-        r = self.scale * radial(self.projection, theta)
+        r = self.scale * self._rho(theta)
         phi = np.radians(np.asarray(az, dtype=float) + self.rotation)
         sign = 1.0 if self.mirrored else -1.0
         return self.zenith_x + sign * r * np.sin(phi), self.zenith_y - r * np.cos(phi)
@@ -106,13 +109,27 @@ class SkyModel:
         dx = np.asarray(x, dtype=float) - self.zenith_x
         dy = np.asarray(y, dtype=float) - self.zenith_y
         sign = 1.0 if self.mirrored else -1.0
-        theta = radial_inverse(self.projection, np.hypot(dx, dy) / self.scale)
+        theta = self._theta(np.hypot(dx, dy) / self.scale)
         phi = np.degrees(np.arctan2(sign * dx, -dy))
         return 90.0 - np.degrees(theta), np.mod(phi - self.rotation, 360.0)
 
     def horizon_radius(self, altitude: float = 0.0) -> float:
         """Radius in pixels of the circle of the given altitude around the zenith."""
-        return float(self.scale * radial(self.projection, np.radians(90.0 - altitude)))
+        return float(self.scale * self._rho(np.radians(90.0 - altitude)))
+
+    def _rho(self, theta: np.ndarray) -> np.ndarray:
+        return radial(self.projection, theta) * (1.0 + self.distortion * theta**2)
+
+    def _theta(self, rho: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`_rho`: the ideal law's inverse, or Newton steps when distorted."""
+        if self.distortion == 0.0:
+            return radial_inverse(self.projection, rho)
+        theta = np.clip(np.asarray(rho, dtype=float), 0.0, math.pi)  # within ~10 % for every law
+        for _ in range(8):
+            h = 1e-6
+            slope = (self._rho(theta + h) - self._rho(theta - h)) / (2 * h)
+            theta = np.clip(theta - (self._rho(theta) - rho) / slope, 0.0, math.pi)
+        return np.where(np.abs(self._rho(theta) - rho) < 1e-9, theta, np.nan)
 
     def cardinal_points(self, altitude: float = 0.0) -> dict[str, tuple[float, float]]:
         """Pixel positions of N, E, S and W at ``altitude``, for labels on an allsky image."""
@@ -300,6 +317,8 @@ def _refine(
     alt: np.ndarray,
     az: np.ndarray,
     stages: Iterable[tuple[float, int, int]],
+    *,
+    distortion: bool = True,
 ) -> SkyFit:
     """Match and solve by least squares, stage by stage: (tolerance in degrees, how many of the
     brightest catalogue stars and of the brightest detections take part). Wide and few first,
@@ -318,15 +337,28 @@ def _refine(
         a, z, target = alt[cat_idx], az[cat_idx], det_xy[det_idx]
         base = model
 
+        # The distortion is solved for only once the match is tight and reaches the horizon.
+        free_distortion = distortion and tolerance <= 1.2 and len(cat_idx) >= 30
+
         def residuals(p: np.ndarray, a=a, z=z, target=target, base=base) -> np.ndarray:
-            m = replace(base, zenith_x=p[0], zenith_y=p[1], scale=p[2], rotation=p[3])
+            k = p[4] if len(p) > 4 else base.distortion
+            m = replace(base, zenith_x=p[0], zenith_y=p[1], scale=p[2], rotation=p[3], distortion=k)
             x, y = m.altaz_to_pixel(a, z)
             return np.concatenate([x - target[:, 0], y - target[:, 1]])
 
-        x0 = np.array([model.zenith_x, model.zenith_y, model.scale, model.rotation])
-        solution = least_squares(residuals, x0, loss="soft_l1", f_scale=2.0)
+        x0 = [model.zenith_x, model.zenith_y, model.scale, model.rotation]
+        if free_distortion:
+            x0.append(model.distortion)
+        solution = least_squares(residuals, np.array(x0), loss="soft_l1", f_scale=2.0)
         p = solution.x
-        model = replace(model, zenith_x=p[0], zenith_y=p[1], scale=abs(p[2]), rotation=float(p[3] % 360.0))
+        model = replace(
+            model,
+            zenith_x=float(p[0]),
+            zenith_y=float(p[1]),
+            scale=float(abs(p[2])),
+            rotation=float(p[3] % 360.0),
+            distortion=float(np.clip(p[4], -0.2, 0.2)) if len(p) > 4 else model.distortion,
+        )
     tree = cKDTree(det_xy)
     cat_idx, det_idx = _match(model, tree, alt, az, model.pixels_per_degree * stages[-1][0])
     if len(cat_idx):
@@ -409,10 +441,16 @@ def fit_sky_model(
             continue
         rough = _refine(start, det_xy, alt, az, _SEARCH_STAGES[:3])
         # The vote tells projections apart poorly; the faint, low stars do, once the rest is right.
+        # The distortion stays at zero meanwhile: free, it would blur the projections' differences.
         for projection in projections:
-            fit = _refine(_same_radius(rough.model, projection, 45.0), det_xy, alt, az, _SEARCH_STAGES[2:])
+            trial = _same_radius(rough.model, projection, 45.0)
+            fit = _refine(trial, det_xy, alt, az, _SEARCH_STAGES[2:], distortion=False)
             if best is None or (fit.matched, -fit.rms_px) > (best.matched, -best.rms_px):
                 best = fit
+    if best is not None and best.matched >= 15:
+        final = _refine(best.model, det_xy, alt, az, _SEARCH_STAGES[3:])
+        if (final.matched, -final.rms_px) >= (best.matched, -best.rms_px):
+            best = final
     if best is None or best.matched < 15 or best.bright_share < MIN_BRIGHT_SHARE:
         found = "none" if best is None else f"{best.bright_share:.0%} of the brightest, {best.matched} in all"
         raise ValueError(f"no sky model matches the stars (best matched {found})")
