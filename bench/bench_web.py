@@ -87,6 +87,33 @@ def publish_all(port: int, messages: list[tuple[str, bytes]]) -> None:
     publisher.loop_stop()
 
 
+def bench_bus_ceiling(workdir: Path) -> float:
+    """The same stream into a handler that only counts: what the MQTT client layer itself allows."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    broker = MosquittoBroker(workdir)
+    broker.start()
+    received = [0]
+
+    def count(topic: str, payload: bytes) -> None:
+        received[0] += 1
+
+    bus = start_ingest_bus(broker.broker_config(), count)
+    publisher = multiprocessing.get_context("fork").Process(
+        target=publish_all, args=(broker.port, make_messages(MESSAGES))
+    )
+    try:
+        start = time.perf_counter()
+        publisher.start()
+        while received[0] < MESSAGES and time.perf_counter() - start < 120:
+            time.sleep(0.005)
+        elapsed = time.perf_counter() - start
+        publisher.join(30)
+    finally:
+        bus.stop()
+        broker.stop()
+    return received[0] / elapsed
+
+
 def bench_ingest_through_broker(workdir: Path, url: str) -> float:
     engine = make_engine(url)
     upgrade(engine)
@@ -263,11 +290,14 @@ def main(ingest: bool = True) -> None:
             print(f"no Postgres for the benchmark: {exc}")
             return
         try:
+            ceiling = bench_bus_ceiling(workdir / "ceiling")
             through_broker = bench_ingest_through_broker(workdir / "ingest", url)
             direct = bench_ingest_direct(url)
             reference = bench_one_per_transaction(url)
             print(f"ingest into Postgres ({MESSAGES} messages: 1/3 weather states, 2/3 events):")
             print(f"  through Mosquitto, end to end {through_broker:8.0f} msg/s   (target: 2,000 msg/s)")
+            ratio = through_broker / ceiling
+            print(f"  bus ceiling (handler counts)  {ceiling:8.0f} msg/s   ingest / ceiling: {ratio:.2f}")
             print(f"  ingestor alone (batches)      {direct:8.0f} msg/s")
             print(
                 f"  reference, one per commit     {reference:8.0f} msg/s   batch / reference: {direct / reference:.1f}x"

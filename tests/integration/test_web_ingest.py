@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
@@ -76,10 +77,19 @@ def wait_for_count(engine, model, expected: int, timeout: float) -> int:
     return found
 
 
-def test_thousands_of_messages_survive_a_postgres_restart(mosquitto, tmp_path):
-    cluster = PrivateCluster(tmp_path / "pg")
-    cluster.init()
-    cluster.start()
+@pytest.fixture
+def cluster() -> Iterator[PrivateCluster]:
+    """A Postgres server of the test's own, which it may stop and start (never the shared one)."""
+    server = PrivateCluster()
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+def test_thousands_of_messages_survive_a_postgres_restart(mosquitto, cluster):
     engine = make_engine(cluster.url)
     upgrade(engine)
     ingestor = Ingestor(engine, Topics("obsy"), batch_size=200)
@@ -111,7 +121,6 @@ def test_thousands_of_messages_survive_a_postgres_restart(mosquitto, tmp_path):
         bus.stop()
         ingestor.stop()
         engine.dispose()
-        cluster.stop()
 
 
 def test_messages_sent_while_the_ingestor_is_away_arrive_when_it_returns(mosquitto, tmp_path):

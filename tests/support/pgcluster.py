@@ -16,6 +16,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,13 +68,16 @@ def _pg_binary(name: str) -> str | None:
 class PrivateCluster:
     """One postgres server of our own; ``stop()``/``start()`` keep its data and port."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self) -> None:
         self.initdb = _pg_binary("initdb")
         self.pg_ctl = _pg_binary("pg_ctl")
         if not self.initdb or not self.pg_ctl:
             pytest.skip("Postgres server binaries (initdb, pg_ctl) are not installed (Debian package postgresql)")
-        self.workdir = workdir
-        self.datadir = workdir / "pgdata"
+        # Its own directory right under the system's temporary directory, not pytest's: the
+        # postgres user must reach it, and pytest makes its base directory private (0700) at
+        # the start of every run, which would lock a running server out.
+        self.workdir = Path(tempfile.mkdtemp(prefix="obsy-test-pg-"))
+        self.datadir = self.workdir / "pgdata"
         self.port = free_port()
         self.user = "postgres" if os.geteuid() == 0 else None
 
@@ -89,13 +93,8 @@ class PrivateCluster:
             raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
 
     def init(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
         if self.user:
             entry = pwd.getpwnam(self.user)
-            for path in (self.workdir, *self.workdir.parents):
-                if path == Path("/"):
-                    break
-                os.chmod(path, os.stat(path).st_mode | 0o711)  # let postgres reach its directory
             os.chown(self.workdir, entry.pw_uid, entry.pw_gid)
         self._run(self.initdb, "-D", str(self.datadir), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8")
 
@@ -108,6 +107,12 @@ class PrivateCluster:
 
     def stop(self, mode: str = "fast") -> None:
         self._run(self.pg_ctl, "-D", str(self.datadir), "-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        """Stop the server if it runs and delete its files."""
+        with contextlib.suppress(RuntimeError):
+            self.stop("immediate")
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def log(self) -> str:
         path = self.workdir / "postgres.log"

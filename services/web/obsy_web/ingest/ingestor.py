@@ -66,7 +66,7 @@ class Ingestor:
         self._thread: threading.Thread | None = None
         self._last_change: dict[tuple[str, ...], Any] = {}
         self._idle = threading.Condition()
-        self._in_flight = 0
+        self._handled = 0
         # Counters for health and tests.
         self.received = 0
         self.stored_messages = 0
@@ -79,9 +79,7 @@ class Ingestor:
     # --- called from the bus ---------------------------------------------------------
     def submit(self, topic: str, payload: bytes) -> None:
         """Queue one message for storage (blocks only when the bounded queue is full)."""
-        with self._idle:
-            self._in_flight += 1
-        self.received += 1
+        self.received += 1  # only the bus's dispatch thread submits: no lock needed
         self._queue.put(Incoming(topic, payload, datetime.now(UTC)))
 
     # --- lifecycle -------------------------------------------------------------------
@@ -103,11 +101,11 @@ class Ingestor:
         """Wait until every submitted message has been written (or judged invalid)."""
         deadline = time.monotonic() + timeout
         with self._idle:
-            while self._in_flight:
+            while self._handled < self.received:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._idle.wait(remaining)
+                self._idle.wait(min(remaining, 0.05))
         return True
 
     @property
@@ -136,7 +134,7 @@ class Ingestor:
             self._write_until_stored(rows)
             self.stored_messages += len(batch)
             with self._idle:
-                self._in_flight -= len(batch)
+                self._handled += len(batch)
                 self._idle.notify_all()
 
     def _take_batch(self) -> list[Incoming]:
