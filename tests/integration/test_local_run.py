@@ -26,6 +26,7 @@ def local_config(tmp_path: Path, broker_port: int, indi_port: int, web_port: int
     data["broker"]["port"] = broker_port
     data["indi"]["port"] = indi_port
     data["web"]["port"] = web_port
+    data["web"]["anonymous_read"] = True  # the status check below reads without an account
     data["data_dir"] = str(tmp_path / "data")
     data["run_dir"] = str(tmp_path / "run")
     (tmp_path / "run").mkdir()

@@ -283,6 +283,15 @@ def test_allsky_images_and_files_only_from_the_data_directory(web, bus):
         ):
             assert viewer.get(sneaky).status_code == 404, sneaky
         assert viewer.get("/api/v1/allsky/images/nope/file").status_code == 404
+        (night_dir / "keogram.jpg").write_bytes(b"\xff\xd8keogram")
+        (night_dir / "timelapse.mp4").write_bytes(b"not really a video")
+        products = viewer.get("/api/v1/allsky/nights/2026-01-11/products").json()
+        assert {(p["kind"], p["name"]) for p in products} == {
+            ("keogram", "keogram.jpg"),
+            ("timelapse", "timelapse.mp4"),
+        }
+        assert viewer.get(products[0]["url"]).status_code == 200
+        assert viewer.get("/api/v1/allsky/nights/..%2F..%2Fetc/products").status_code in (404, 422)
 
 
 def test_a_command_without_an_mcp_is_a_clear_timeout(web):

@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
 from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import Path as FastApiPath
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import func, select
@@ -27,6 +28,8 @@ SERVED_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".gif", ".mp4", ".webm", ".mkv", ".fits", ".fit", ".fts", ".fz"}
 )
 FILES_PREFIX = "/files/"
+#: Night products the allsky service leaves in ``<data_dir>/allsky/<night>/``, by file name start.
+PRODUCT_KINDS = ("keogram", "startrails", "timelapse", "panorama")
 
 
 class AllskyImage(BaseModel):
@@ -44,6 +47,12 @@ class AllskyImage(BaseModel):
     fits_url: str | None
     width: int | None
     height: int | None
+
+
+class NightProduct(BaseModel):
+    kind: str
+    name: str
+    url: str
 
 
 class Night(BaseModel):
@@ -136,3 +145,24 @@ def allsky_image_file(frame_id: str, context: WebContext = Depends(get_context))
         raise HTTPException(404, f"the frame's URL {image.url!r} is not a file this service serves")
     relative = url.path.removeprefix(FILES_PREFIX) if url.path.startswith(FILES_PREFIX) else url.path
     return FileResponse(resolve_data_file(context.data_dir, relative))
+
+
+@router.get(
+    "/allsky/nights/{night}/products",
+    tags=["allsky"],
+    response_model=list[NightProduct],
+    summary="Keograms, star trails, timelapses of one night",
+)
+def allsky_products(
+    night: str = FastApiPath(..., pattern=r"^\d{4}-\d{2}-\d{2}$"), context: WebContext = Depends(get_context)
+) -> list[NightProduct]:
+    """Files in ``<data_dir>/allsky/<night>/`` whose names start with a product kind."""
+    folder = context.data_dir / "allsky" / night
+    if not folder.is_dir():
+        return []
+    products = []
+    for path in sorted(folder.iterdir()):
+        kind = next((k for k in PRODUCT_KINDS if path.name.lower().startswith(k)), None)
+        if kind and path.is_file() and path.suffix.lower() in SERVED_SUFFIXES:
+            products.append(NightProduct(kind=kind, name=path.name, url=f"/api/v1/files/allsky/{night}/{path.name}"))
+    return products
