@@ -29,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from obsy.skymodel import SkyFit, SkyModel, StarCatalogue, fit_sky_model
 from obsy_clouddetect.transmission.stars import PreparedFrame, detect_stars
@@ -154,7 +155,7 @@ class TransmissionAnalyser:
             np.arange(s.min_altitude + s.map_step / 2, 90.0, s.map_step), np.arange(0.0, 360.0, s.map_step)
         )
         self.grid_alt, self.grid_az = grid_alt, grid_az
-        self.grid_vectors = _unit_vectors(grid_alt, grid_az).reshape(-1, 3).astype(np.float32)
+        self.grid_tree = cKDTree(_unit_vectors(grid_alt, grid_az).reshape(-1, 3))
         self.grid_weight = np.cos(np.radians(grid_alt)).ravel()
 
     def analyse(
@@ -256,15 +257,17 @@ class TransmissionAnalyser:
 
     def _map(self, alt: np.ndarray, az: np.ndarray, t: np.ndarray) -> tuple[CloudMap, float, float, float]:
         s = self.settings
-        stars = _unit_vectors(alt, az).astype(np.float32)
+        stars = _unit_vectors(alt, az)
         sigma = math.radians(s.smoothing)
-        # Gaussian of the angle d: exp(-d^2 / 2 sigma^2) ~ exp((cos d - 1) / sigma^2); float32, in place.
-        weights = self.grid_vectors @ stars.T
-        weights -= 1.0
-        weights *= 1.0 / sigma**2
-        np.exp(weights, out=weights)
-        total = weights.sum(axis=1)
-        smoothed = (weights @ t.astype(np.float32)) / np.maximum(total, 1e-12)
+        # Gaussian smoothing on the sphere, cut at 3 sigma: only the (cell, star) pairs that
+        # near each other count, found by a KD-tree on unit vectors (chord = 2 sin(angle / 2)).
+        reach = 2 * math.sin(1.5 * sigma)
+        pairs = self.grid_tree.sparse_distance_matrix(cKDTree(stars), reach, output_type="ndarray")
+        angle = 2 * np.arcsin(np.clip(pairs["v"] / 2, 0, 1))
+        weight = np.exp(-(angle**2) / (2 * sigma**2))
+        cells = len(self.grid_weight)
+        total = np.bincount(pairs["i"], weights=weight, minlength=cells)
+        smoothed = np.bincount(pairs["i"], weights=weight * t[pairs["j"]], minlength=cells) / np.maximum(total, 1e-12)
         known = total >= 0.5  # about one star within the smoothing radius
         grid_t = np.where(known, smoothed, np.nan)
         area = self.grid_weight[known]
