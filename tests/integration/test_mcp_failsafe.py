@@ -54,7 +54,7 @@ def watcher(mosquitto: MosquittoBroker) -> Iterator[Watcher]:
 
 @pytest.fixture
 def recorder(indi: IndiServer) -> Iterator[IndiRecorder]:
-    rec = IndiRecorder(indi)
+    rec = IndiRecorder(indi.config())
     try:
         yield rec
     finally:
@@ -63,8 +63,8 @@ def recorder(indi: IndiServer) -> Iterator[IndiRecorder]:
 
 def observing_mcp(tmp_path, mosquitto, indi, watcher, **mcp) -> tuple[McpProcess, Inputs]:
     """Roof open, mount unparked, everything safe: the MCP reads that back and observes."""
-    prepare_devices(indi, roof_open=True, mount_parked=False)
-    config = mcp_config(tmp_path, mosquitto, indi, **mcp)
+    prepare_devices(indi.config(), roof_open=True, mount_parked=False)
+    config = mcp_config(tmp_path, mosquitto, indi.config(), **mcp)
     inputs = Inputs(watcher, TOPICS, config)
     inputs.all_safe()
     process = McpProcess(config, Sky(-25.0)).start()
@@ -140,8 +140,8 @@ def test_silent_weather_service_closes(
 def test_open_while_unsafe_is_rejected_with_reasons(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
 ) -> None:
-    prepare_devices(indi, roof_open=False, mount_parked=True)
-    config = mcp_config(tmp_path, mosquitto, indi)
+    prepare_devices(indi.config(), roof_open=False, mount_parked=True)
+    config = mcp_config(tmp_path, mosquitto, indi.config())
     inputs = Inputs(watcher, TOPICS, config)
     inputs.all_safe()
     inputs.weather(False, "wind gusts 20 m/s")
@@ -172,8 +172,8 @@ def test_open_while_unsafe_is_rejected_with_reasons(
 def test_manual_mode_still_closes_on_rain(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher
 ) -> None:
-    prepare_devices(indi, roof_open=False, mount_parked=True)
-    config = mcp_config(tmp_path, mosquitto, indi)
+    prepare_devices(indi.config(), roof_open=False, mount_parked=True)
+    config = mcp_config(tmp_path, mosquitto, indi.config())
     inputs = Inputs(watcher, TOPICS, config)
     inputs.all_safe()
     process = McpProcess(config, Sky(10.0)).start()  # daytime: only an operator opens now
@@ -229,7 +229,7 @@ def test_mcp_restarted_while_open_and_unsafe_closes(
     process, inputs = observing_mcp(tmp_path, mosquitto, indi, watcher)
     process.stop()
     inputs.weather(False, "rain detected")  # retained: what the new MCP finds
-    restarted = McpProcess(mcp_config(tmp_path, mosquitto, indi), Sky(-25.0)).start()
+    restarted = McpProcess(mcp_config(tmp_path, mosquitto, indi.config()), Sky(-25.0)).start()
     beats = Heartbeats(inputs).start()
     try:
         closed = wait_state(watcher, TOPICS, lambda s: s["state"] == "closed_unsafe" and s["roof"] == "closed", 60)
@@ -249,7 +249,7 @@ def test_indiserver_restart_mid_night_reads_back_and_acts_not_blind(
     try:
         count = len(events(watcher, TOPICS))
         indi.restart()
-        recorder = IndiRecorder(indi)
+        recorder = IndiRecorder(indi.config())
         try:
             watcher.wait_for(
                 lambda _m: any(e["kind"] == "devices_read_back" for e in events(watcher, TOPICS)[count:]), 30

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from obsy import astro
-from obsy.config import ObsyConfig, load_config
+from obsy.config import IndiServerConfig, ObsyConfig, load_config
 from obsy.indi import IndiClient
 from obsy.messages import CloudState, PlannedBlock, SafetyReason, SafetyVerdict, SchedulerPlan, ServiceHealth
 from obsy.runner import ServiceRunner
 from obsy.topics import Topics
 from obsy_mcp.service import McpService
 from tests.support.configs import write_config
-from tests.support.indiserver import ROOF, TELESCOPE, IndiServer
+from tests.support.indiserver import ROOF, TELESCOPE
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.watcher import Watcher
 
@@ -37,7 +37,7 @@ class Sky:
         return self.altitude
 
 
-def mcp_config(tmp_path: Path, broker: MosquittoBroker, indi: IndiServer, **mcp: Any) -> ObsyConfig:
+def mcp_config(tmp_path: Path, broker: MosquittoBroker, indi: IndiServerConfig, **mcp: Any) -> ObsyConfig:
     settings: dict[str, Any] = {
         "startup_grace": 3.0,
         "safe_delay": 0.0,
@@ -108,17 +108,18 @@ class Inputs:
     def sky(self, clear: bool) -> None:
         self.publish(self.topics.clouddetect_state, CloudState(clear=clear, label="clear" if clear else "cloudy"))
 
-    def plan(self) -> None:
+    def plan(self, schedule: str | None = None) -> None:
         now = datetime.now(UTC)
         night = astro.night_of(self.config.site, now).isoformat()
         block = PlannedBlock(target_id="m31", target_name="M 31", start=now, end=now + timedelta(hours=2))
-        self.publish(self.topics.scheduler_plan, SchedulerPlan(night=night, blocks=[block]))
+        plan = SchedulerPlan(night=night, blocks=[block], ekos_schedule_path=schedule)
+        self.publish(self.topics.scheduler_plan, plan)
 
-    def all_safe(self) -> None:
+    def all_safe(self, schedule: str | None = None) -> None:
         self.weather_alive()
         self.weather(True)
         self.sky(True)
-        self.plan()
+        self.plan(schedule)
 
 
 class Heartbeats:
@@ -158,8 +159,8 @@ class IndiRecorder:
 
     WATCHED = ("DOME_PARK", "DOME_ABORT_MOTION", "TELESCOPE_PARK", "TELESCOPE_ABORT_MOTION")
 
-    def __init__(self, server: IndiServer) -> None:
-        self.client = IndiClient.from_config(server.config(), timeout=10.0)
+    def __init__(self, server: IndiServerConfig) -> None:
+        self.client = IndiClient.from_config(server, timeout=10.0)
         self.records: list[IndiRecord] = []
         self._lock = threading.Lock()
         self.client.connect()
@@ -183,9 +184,9 @@ class IndiRecorder:
         self.client.disconnect()
 
 
-def prepare_devices(server: IndiServer, *, roof_open: bool, mount_parked: bool) -> None:
+def prepare_devices(server: IndiServerConfig, *, roof_open: bool, mount_parked: bool) -> None:
     """Put the simulators where a test starts: park position = where the mount is (fast parks)."""
-    with IndiClient.from_config(server.config(), timeout=30.0) as client:
+    with IndiClient.from_config(server, timeout=30.0) as client:
         for device in (ROOF, TELESCOPE):
             client.connect_device(device)
         client.wait_for(TELESCOPE, "TELESCOPE_PARK", lambda p: any(p.values.values()), what="park state known")

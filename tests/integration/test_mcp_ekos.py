@@ -1,0 +1,160 @@
+"""The MCP's Ekos control against the real KStars 3.6 (headless, private D-Bus, INDI simulators)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import astropy.units as u
+import pytest
+from astropy.time import Time
+
+from obsy import astro
+from obsy.config import IndiServerConfig, McpEkosConfig, SchedulerEkosConfig, SiteConfig
+from obsy.messages import ExposurePlan, Target, TargetConstraints
+from obsy.topics import Topics
+from obsy_mcp.ekos import STOPPED, Ekos, EkosError, SchedulerStatus
+from obsy_scheduler.ekos import write_plan
+from obsy_scheduler.planner import Block, Plan
+from tests.support.kstars import PROFILE, KStars, kstars_available
+from tests.support.mcp_harness import (
+    Heartbeats,
+    Inputs,
+    McpProcess,
+    Sky,
+    events,
+    mcp_config,
+    prepare_devices,
+    wait_state,
+)
+from tests.support.mosquitto import MosquittoBroker
+from tests.support.watcher import Watcher
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
+]
+
+TOPICS = Topics()
+KSTARS_INDI_PORT = 7624  # KStars 3.6 starts its profile's indiserver here
+
+VIENNA = SiteConfig(name="Vienna", latitude=48.2, longitude=16.37, elevation=170, timezone="Europe/Vienna")
+
+
+@pytest.fixture(scope="module")
+def kstars(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KStars]:
+    ks = KStars(tmp_path_factory.mktemp("kstars"))
+    try:
+        ks.start()
+        ks.set_location("Vienna", "", "Austria")
+        # KStars runs the indiserver (port 7624) with the roof too: the MCP drives the same devices.
+        ks.start_ekos(drivers=("Telescope Simulator", "CCD Simulator", "RollOff Simulator"))
+        yield ks
+    finally:
+        ks.stop()
+
+
+@pytest.fixture
+def ekos(kstars: KStars) -> Iterator[Ekos]:
+    client = Ekos(McpEkosConfig(enabled=True, bus_address=kstars.bus_file.read_text().strip(), profile=PROFILE))
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def long_schedule(tmp_path: Path, startup: tuple[str, ...] = ()) -> Path:
+    """One job near the zenith with long exposures, starting at once: the scheduler keeps running."""
+    now = datetime.now(UTC)
+    sidereal = Time(now).sidereal_time("apparent", longitude=astro.location(VIENNA).lon)
+    target = Target(
+        id="zenith",
+        name="Zenith Field",
+        ra_deg=float(sidereal.to(u.deg).value),
+        dec_deg=VIENNA.latitude,
+        exposure_plans=[ExposurePlan(filter="Red", exposure_s=60, count=30)],
+    )
+    block = Block(
+        target=target,
+        constraints=TargetConstraints(min_altitude=20, twilight="civil"),
+        start=now,
+        end=now + timedelta(hours=1),
+        exposures=[(target.exposure_plans[0], 30)],
+        expected_altitude=90.0,
+        min_altitude=85.0,
+        required_moon_separation=0.0,
+        score=1.0,
+    )
+    plan = Plan(
+        night=now.date(),
+        blocks=[block],
+        excluded={},
+        dark_start=None,
+        dark_end=None,
+        dark_hours=0.0,
+        filled_fraction=0.0,
+        moon_illumination=0.0,
+    )
+    settings = SchedulerEkosConfig(
+        startup="asap",
+        completion="sequence",
+        enforce_weather=False,
+        startup_procedure=list(startup),
+        shutdown_procedure=[],
+    )
+    return write_plan(plan, settings, tmp_path / "ekos", tmp_path / "frames", VIENNA.timezone).schedule
+
+
+def test_start_the_night_then_stop_the_scheduler(kstars: KStars, ekos: Ekos, tmp_path: Path) -> None:
+    assert ekos.scheduler_status() in STOPPED
+    ekos.start_ekos()  # already started with its devices: nothing to do, no error
+    ekos.start_night(str(long_schedule(tmp_path)))
+    assert ekos.scheduler_status() in (SchedulerStatus.STARTUP, SchedulerStatus.RUNNING)
+    time.sleep(2)
+    assert ekos.scheduler_status() not in STOPPED
+    ekos.stop_scheduler()
+    assert ekos.scheduler_status() in STOPPED
+    ekos.stop_scheduler()  # stopping a stopped scheduler is harmless
+
+
+def test_a_bus_without_kstars_is_an_ekos_error(tmp_path: Path) -> None:
+    gone = Ekos(McpEkosConfig(enabled=True, bus_address=f"unix:path={tmp_path / 'no-bus'}", call_timeout=2))
+    with pytest.raises(EkosError, match=r"D-Bus call .*failed"):
+        gone.scheduler_status()
+
+
+def test_the_mcp_opens_starts_ekos_and_stops_it_first_when_it_rains(
+    kstars: KStars, mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    pytest.importorskip("PyIndi", reason="pyindi-client is not installed (pip install 'obsy-core[indi]')")
+    indi = IndiServerConfig(port=KSTARS_INDI_PORT, connect_timeout=5)
+    prepare_devices(indi, roof_open=False, mount_parked=True)
+    ekos_settings = {"enabled": True, "bus_address": kstars.bus_file.read_text().strip(), "profile": PROFILE}
+    config = mcp_config(tmp_path, mosquitto, indi, ekos=ekos_settings)
+    watcher = Watcher(mosquitto.port, ["obsy/#"])
+    inputs = Inputs(watcher, TOPICS, config)
+    inputs.all_safe(schedule=str(long_schedule(tmp_path, startup=("UnparkMount",))))
+    process = McpProcess(config, Sky(-25.0)).start()
+    beats = Heartbeats(inputs).start()
+    try:
+        observing = wait_state(watcher, TOPICS, lambda s: s["state"] == "observing", timeout=90)
+        assert observing["roof"] == "open"
+        assert observing["ekos_scheduler"] in ("startup", "running")
+        assert kstars.scheduler_status() not in STOPPED
+        opening = [e["data"]["step"] for e in events(watcher, TOPICS) if e["kind"] == "device_action"]
+        assert opening.index("confirm_parked") < opening.index("open_roof") < opening.index("start_ekos_schedule")
+
+        mark = len(events(watcher, TOPICS))
+        inputs.weather(False, "rain detected")
+        closed = wait_state(watcher, TOPICS, lambda s: s["state"] == "closed_unsafe" and s["roof"] == "closed", 120)
+        assert closed["mount_parked"] is True
+        assert SchedulerStatus(kstars.scheduler_status()) in STOPPED
+        steps = [e["data"]["step"] for e in events(watcher, TOPICS)[mark:] if e["kind"] == "device_action"]
+        order = ["stop_ekos_scheduler", "abort_mount", "park_mount", "close_roof"]
+        assert [steps.index(s) for s in order] == sorted(steps.index(s) for s in order), steps
+    finally:
+        beats.stop()
+        process.stop()
+        watcher.close()
