@@ -15,11 +15,13 @@ from obsy.config import ObsyConfig
 from obsy.homeassistant import Node, lint_entities
 from obsy.messages import AllskyFrame
 from obsy.topics import Topics
+from obsy_clouddetect.classifier.runtime import Classification
 from obsy_clouddetect.cloudmap import render_cloud_map
 from obsy_clouddetect.collect import Collector
 from obsy_clouddetect.frames import FrameError, load_frame, resolve_path
+from obsy_clouddetect.judge import FrameJudge, Judgement
 from obsy_clouddetect.service import CloudDetectService
-from obsy_clouddetect.transmission.analyser import CloudMap
+from obsy_clouddetect.transmission.analyser import CloudMap, TransmissionResult
 from obsy_clouddetect.verdict import Debouncer
 
 
@@ -160,3 +162,37 @@ def test_config_rejects_bad_clouddetect_keys():
         )
     with pytest.raises(ValueError, match="debounce"):
         ObsyConfig(**base, clouddetect={"debounce": 3})
+
+
+def _judge(**classifier) -> FrameJudge:
+    config = ObsyConfig(site={"latitude": 48.2, "longitude": 16.4}, clouddetect={"classifier": classifier})
+    return FrameJudge(config)
+
+
+def _stars(label: str, cover: float | None) -> TransmissionResult:
+    reason = "no sky model yet" if cover is None else ""
+    return TransmissionResult(cover, 0.9, label, 0.9, None, None, 100, 80, 70, 11.0, None, reason=reason)
+
+
+@pytest.mark.parametrize(
+    ("stars", "classified", "label", "clear"),
+    [
+        (_stars("Clear", 3.0), None, "Clear", True),
+        (_stars("Clear", 3.0), Classification("Clear", 0.9, {}), "Clear", True),
+        (_stars("Clear", 3.0), Classification("Overcast", 0.9, {}), "Clear", False),  # either seeing cloud
+        (_stars("Clear", 3.0), Classification("Overcast", 0.3, {}), "Clear", True),  # an unsure classifier
+        (_stars("Overcast", 100.0), Classification("Clear", 0.99, {}), "Overcast", False),
+        (_stars("unknown", None), Classification("Cloudy", 0.8, {}), "Cloudy", False),
+        (_stars("unknown", None), Classification("Clear", 0.8, {}), "Clear", True),
+        (_stars("unknown", None), Classification("Clear", 0.4, {}), "unknown", None),
+        (_stars("unknown", None), None, "unknown", None),
+        (None, None, "unknown", None),
+    ],
+)
+def test_methods_combine_cautiously(stars, classified, label, clear):
+    judgement = Judgement(transmission=stars, classification=classified)
+    judgement.methods = [m for m, x in (("classifier", classified), ("transmission", stars)) if x is not None]
+    result = _judge()._combine(judgement)
+    assert (result.label, result.clear) == (label, clear)
+    if clear is None:
+        assert result.reason

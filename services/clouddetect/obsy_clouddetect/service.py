@@ -141,6 +141,8 @@ class CloudDetectService(Service):
 
     def poll(self) -> None:
         """No frame for max_frame_age seconds: the sky is unknown, and never still clear."""
+        if not self.worker.is_alive():
+            raise RuntimeError("the frame-judging thread stopped")
         limit = self.settings.max_frame_age
         since = self.last_frame_at if self.last_frame_at is not None else self.started_at
         if time.monotonic() - since > limit and (self.state.label != UNKNOWN or self.state.clear is not None):
