@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
+import cv2
 import numpy as np
 import pytest
 
@@ -187,3 +188,23 @@ def test_a_frame_without_exposure_time_is_unknown(catalogue):
     frame = sky.render(catalogue, *SITE, WHEN)
     result = TransmissionAnalyser(catalogue, *SITE, model=TRUE_MODEL).analyse(frame, WHEN, 0.0)
     assert result.label == "unknown" and result.cover is None and "exposure" in result.reason
+
+
+def test_eight_bit_gamma_jpeg_frames_still_give_the_cover(catalogue):
+    """Most allsky cameras save stretched, gamma-encoded JPEGs: not linear, yet usable."""
+    sky = SyntheticSky(TRUE_MODEL, 1280, 960)
+    analyser = TransmissionAnalyser(catalogue, *SITE)
+
+    def as_jpeg(frame: np.ndarray) -> np.ndarray:
+        scaled = np.clip((frame.astype(np.float32) - 600) / 4000.0, 0, 1) ** (1 / 2.2)
+        _, data = cv2.imencode(".jpg", (255 * scaled).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+
+    cases = [UniformCloud(1.0), UniformCloud(1.0), CloudPatches(((50, 120, 30), (35, 300, 25))), UniformCloud(0.02)]
+    results = [
+        analyser.analyse(as_jpeg(sky.render(catalogue, *SITE, WHEN, clouds=c, seed=i)), WHEN, 10.0)
+        for i, c in enumerate(cases)
+    ]
+    for clouds, result in zip(cases, results, strict=True):
+        assert abs(result.cover - clouds.cover(MIN_ALT, THRESHOLD)) <= 10
+    assert results[0].label == CLEAR and results[-1].label == OVERCAST
