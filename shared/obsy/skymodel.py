@@ -44,6 +44,7 @@ __all__ = [
     "SkyModel",
     "StarCatalogue",
     "fit_sky_model",
+    "named_star_positions",
     "radial",
     "radial_inverse",
 ]
@@ -455,3 +456,19 @@ def fit_sky_model(
         found = "none" if best is None else f"{best.bright_share:.0%} of the brightest, {best.matched} in all"
         raise ValueError(f"no sky model matches the stars (best matched {found})")
     return best
+
+
+def named_star_positions(
+    model: SkyModel, catalogue: StarCatalogue, site: Any, when: datetime, *, min_altitude: float = 10.0
+) -> list[tuple[str, float, float]]:
+    """(name, x, y) of every named catalogue star above ``min_altitude`` at ``when``, brightest
+    first: what an allsky overlay labels. ``site`` has ``latitude``, ``longitude`` and
+    (optionally) ``elevation``, as :class:`obsy.config.SiteConfig` does."""
+    named = np.array([bool(n) for n in catalogue.names])
+    if not named.any():
+        return []
+    subset = StarCatalogue(*(getattr(catalogue, f)[named] for f in ("ra", "dec", "mag", "bv", "ids", "names")))
+    alt, az = subset.altaz(site.latitude, site.longitude, getattr(site, "elevation", 0.0), when)
+    up = alt >= min_altitude
+    x, y = model.altaz_to_pixel(alt[up], az[up])
+    return [(str(n), float(px), float(py)) for n, px, py in zip(subset.names[up], x, y, strict=True)]

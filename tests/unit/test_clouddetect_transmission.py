@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from obsy.skymodel import PROJECTIONS, SkyModel, StarCatalogue, fit_sky_model
+from obsy.config import SiteConfig
+from obsy.skymodel import PROJECTIONS, SkyModel, StarCatalogue, fit_sky_model, named_star_positions
 from obsy_clouddetect.catalogue import load_catalogue
 from obsy_clouddetect.transmission.analyser import (
     CLEAR,
@@ -208,3 +209,15 @@ def test_eight_bit_gamma_jpeg_frames_still_give_the_cover(catalogue):
     for clouds, result in zip(cases, results, strict=True):
         assert abs(result.cover - clouds.cover(MIN_ALT, THRESHOLD)) <= 10
     assert results[0].label == CLEAR and results[-1].label == OVERCAST
+
+
+def test_named_stars_for_an_overlay_land_on_their_stars(catalogue):
+    frame = SyntheticSky(TRUE_MODEL, 1280, 960).render(catalogue, *SITE, WHEN)
+    site = SiteConfig(latitude=SITE[0], longitude=SITE[1], elevation=SITE[2])
+    labels = named_star_positions(TRUE_MODEL, catalogue, site, WHEN)
+    names = [name for name, _, _ in labels]
+    assert "Sirius" in names and "Vega" not in names  # a January evening from 50 degrees north
+    assert "Polaris" in names
+    for name, x, y in labels[:10]:
+        patch = frame[round(y) - 2 : round(y) + 3, round(x) - 2 : round(x) + 3]
+        assert patch.max() > 5000, f"{name} at ({x:.0f}, {y:.0f}) is not on a star"
