@@ -14,7 +14,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from obsy.messages import AllskyFrame, Event, McpState, Reading, SafetyReason, SafetyVerdict, WeatherState
+from obsy.messages import (
+    AllskyFrame,
+    Event,
+    McpState,
+    PlannedBlock,
+    Reading,
+    SafetyReason,
+    SafetyVerdict,
+    SchedulerPlan,
+    WeatherState,
+)
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.pgcluster import fresh_database
 from tests.support.pretend_mcp import PretendMcp
@@ -382,3 +392,36 @@ def test_nul_characters_are_refused_not_internal_errors(web):
     with web.client() as anonymous:
         login = anonymous.post("/api/v1/auth/login", json={"username": "x\x00", "password": "whatever"})
         assert login.status_code == 422
+
+
+def test_tonights_plan_and_altitude_curves(web, bus):
+    with web.login("otto") as operator:
+        target = operator.post("/api/v1/targets", json={"catalogue_name": "NGC 7000", "name": "Plan target"}).json()
+        dusk = datetime(2026, 8, 10, 20, 30, tzinfo=UTC)
+        plan = SchedulerPlan(
+            night="2026-08-10",
+            dark_start=dusk,
+            dark_end=dusk + timedelta(hours=6),
+            blocks=[
+                PlannedBlock(
+                    target_id=target["id"], target_name="Plan target", start=dusk, end=dusk + timedelta(hours=2)
+                )
+            ],
+            excluded={"x1": "below 30° all night"},
+        )
+        bus.publish("obsy/scheduler/plan", plan.to_json(), retain=True)
+        tonight = web.wait_until(
+            lambda: (
+                (r := operator.get("/api/v1/plan/tonight")).status_code == 200
+                and r.json()["night"] == "2026-08-10"
+                and r.json()
+            )
+        )
+        assert tonight["excluded"] == {"x1": "below 30° all night"}
+        curves = operator.get("/api/v1/plan/tonight/altitudes").json()
+        assert len(curves["times"]) == 37  # six hours every ten minutes
+        (curve,) = curves["targets"]
+        assert curve["name"] == "Plan target"
+        # NGC 7000 (dec +44.5) seen from latitude 48.2 N on an August night: high, culminating near 86°.
+        assert 60 < max(curve["altitudes"]) <= 87
+        assert all(-90 <= a <= 90 for a in curve["altitudes"])
