@@ -150,3 +150,23 @@ def test_simulator_weather_unsafe_at_once_safe_after_the_delay(server, mosquitto
         stale = wait_verdict(watcher, lambda v: not v.safe)
         messages = {r.quantity: r.message for r in stale.reasons}
         assert "stale" in messages["wind_speed"] and "stale" in messages["rain"]
+
+
+def test_sqm_simulator_sky_brightness(tmp_path) -> None:
+    """indi_simulator_sqm keeps its reading in SKY_QUALITY, not WEATHER_PARAMETERS: the default map covers it."""
+    require_indi(["indi_simulator_sqm"])
+    from obsy.config import IndiWeatherSourceConfig
+    from obsy_weather.sources.indi import IndiWeatherSource
+
+    with IndiServer(tmp_path / "sqm", ["indi_simulator_sqm"]) as sqm:
+        delivered = []
+        config = IndiWeatherSourceConfig(type="indi", name="sqm", device="SQM Simulator", set_update_period=False)
+        source = IndiWeatherSource(config, delivered.extend, FakeClock(), indi=sqm.config())
+        source.start()
+        try:
+            wait_until(lambda: any(s.quantity == "sky_brightness" for s in delivered))
+        finally:
+            source.stop()
+        brightness = next(s for s in delivered if s.quantity == "sky_brightness")
+        assert 10 < brightness.value < 25 and brightness.source == "sqm"
+        assert {s.quantity for s in delivered} == {"sky_brightness"}  # its sensor temperature is not the sky's

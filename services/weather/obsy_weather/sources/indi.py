@@ -149,10 +149,10 @@ class IndiWeatherSource(WeatherSource):
 
     def _set_update_period(self) -> None:
         try:
-            self.client.wait_property(self.device, "WEATHER_UPDATE", timeout=5.0)
+            self.client.wait_property(self.device, "WEATHER_UPDATE", timeout=3.0)
             self.client.set_number(self.device, "WEATHER_UPDATE", {"PERIOD": self.settings.poll_interval}, timeout=5.0)
-        except IndiError as error:
-            self.report(f"cannot set WEATHER_UPDATE: {error}", key="update_period")
+        except IndiError as error:  # not every driver has one (SQM meters poll on their own)
+            self.log.info("%s: driver update period not set: %s", self.name, error)
 
     def _snapshot_values(self) -> list[RawValue]:
         values: list[RawValue] = []
