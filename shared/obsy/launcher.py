@@ -141,7 +141,9 @@ class Launcher:
         if indiserver is None:
             log.warning("indiserver is not installed (Debian package indi-bin); running without INDI devices")
             return
-        argv = [indiserver, "-v", "-p", str(indi.port), *indi.local_drivers]
+        # Our own local socket: the default (/tmp/indiserver) may belong to another indiserver.
+        local_socket = self.run_dir / "indiserver.sock"
+        argv = [indiserver, "-v", "-u", str(local_socket), "-p", str(indi.port), *indi.local_drivers]
         child = Child("indiserver", argv, self.log_dir / "indiserver.log")
         self._spawn(child)
         self.infrastructure.append(child)
