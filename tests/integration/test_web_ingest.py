@@ -17,6 +17,7 @@ from obsy_web.db.migrate import upgrade
 from obsy_web.ingest.ingestor import Ingestor
 from obsy_web.ingest.subscriber import start_ingest_bus
 from tests.support.pgcluster import PrivateCluster
+from tests.support.web_server import RunningWeb
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -145,3 +146,18 @@ def test_messages_sent_while_the_ingestor_is_away_arrive_when_it_returns(mosquit
         bus.stop()
         ingestor.stop()
         engine.dispose()
+
+
+def test_the_service_waits_for_a_database_that_starts_after_it(mosquitto, cluster, tmp_path):
+    """Compose starts Postgres and the web service together: the web service waits, then runs."""
+    cluster.stop()
+    web = RunningWeb(tmp_path, mosquitto, cluster.url)
+    web.thread.start()
+    time.sleep(2)
+    assert web.thread.is_alive()  # still waiting, not failed
+    cluster.start()
+    try:
+        web.start(timeout=60)  # the thread runs already: this waits for HTTP
+        assert web.service.ingestor.database_ok
+    finally:
+        web.stop()

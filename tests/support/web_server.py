@@ -44,7 +44,9 @@ class RunningWeb:
         self.thread = threading.Thread(target=self.runner.run, name="web-under-test", daemon=True)
 
     def start(self, timeout: float = 30.0) -> RunningWeb:
-        self.thread.start()
+        """Start the service (unless its thread runs already) and wait until HTTP answers."""
+        if not self.thread.is_alive():
+            self.thread.start()
         deadline = time.monotonic() + timeout
         while True:
             try:

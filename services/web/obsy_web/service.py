@@ -35,6 +35,8 @@ from obsy_web.status import StatusBoard
 from obsy_web.targets import TargetStore
 
 RETENTION_INTERVAL_S = 3600.0
+#: How long a start waits for a database that does not answer yet (compose starts them together).
+DATABASE_WAIT_S = 60.0
 
 
 class WebService(Service):
@@ -44,11 +46,7 @@ class WebService(Service):
         settings = self.config.web
         url = self.config.database_url()
         self.engine = make_engine(url)
-        try:
-            upgrade(self.engine)
-        except OperationalError as exc:
-            shown = make_url(url).render_as_string(hide_password=True)
-            raise RuntimeError(f"cannot reach the database {shown}: {str(exc.orig).strip()}") from None
+        self._migrate_when_reachable(url)
         sessions = session_factory(self.engine)
         self.ingestor = Ingestor(self.engine, self.topics, batch_size=settings.ingest_batch_size)
         self.context = WebContext(
@@ -71,6 +69,23 @@ class WebService(Service):
         self.ingest_bus: Bus = start_ingest_bus(self.config.broker, self._on_bus_message, wait=5.0)
         self._next_retention = time.monotonic() + 60.0
         self._serve(create_app(self.context))
+
+    def _migrate_when_reachable(self, url: str) -> None:
+        """Apply the migrations, waiting up to DATABASE_WAIT_S for a database that is still starting."""
+        shown = make_url(url).render_as_string(hide_password=True)
+        deadline = time.monotonic() + DATABASE_WAIT_S
+        delay = 0.5
+        while True:
+            try:
+                upgrade(self.engine)
+                return
+            except OperationalError as exc:
+                reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+                if time.monotonic() + delay > deadline:
+                    raise RuntimeError(f"cannot reach the database {shown}: {reason}") from None
+                self.log.warning("waiting for the database %s: %s", shown, reason, extra={"event": "database_wait"})
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def _publish_targets(self, targets: TargetList) -> None:
         self.bus.publish(self.topics.web_targets, targets, qos=1, retain=True)
