@@ -163,3 +163,49 @@ def test_home_assistant_templates_render_the_published_state(mosquitto, tmp_path
     verdict = '{"safe": false, "reasons": [{"quantity": "rain", "message": "rain true is unsafe"}]}'
     assert render("safety", verdict) == "ON"  # ON means unsafe
     assert render("safety", '{"safe": true, "reasons": []}') == "OFF"
+
+
+def test_several_sources_at_once_and_the_heartbeat(mosquitto, watcher, tmp_path) -> None:
+    """MQTT, an HTTP API and an RG-15 together; each reading names its source; unchanged state is republished."""
+    from tests.support.rg15 import FakeRG15
+    from tests.support.weather_http import FakeWeatherApi
+
+    open_meteo = {
+        "current_units": {"temperature_2m": "°C", "wind_speed_10m": "km/h", "cloud_cover": "%"},
+        "current": {
+            "time": "2026-01-15T22:00",
+            "interval": 900,
+            "temperature_2m": 4.0,
+            "wind_speed_10m": 12.0,
+            "cloud_cover": 20,
+        },
+    }
+    with FakeWeatherApi() as api, FakeRG15() as gauge:
+        api.body = json.dumps(open_meteo).encode()
+        gauge.set_reading(0, 0, 0, 0)
+        sources = [
+            SENSORS,
+            {"type": "open_meteo", "name": "model", "url": api.url, "poll_interval": 60, "max_age": 10**9},
+            {"type": "rg15", "name": "gauge", "port": gauge.port, "poll_interval": 0.5},
+        ]
+        with RunningWeather(tmp_path, mosquitto, sources=sources, limits=LIMITS, safe_delay=0, publish_interval=1):
+            watcher.wait_payload("obsy/weather/availability", b"online")  # subscribed by then
+            watcher.publish(ZIGBEE, json.dumps({"temperature": 41.0, "humidity": 70}))
+
+            def all_in(s) -> bool:
+                wanted = {"cloud_cover", "rain_rate", "ambient_temperature", "wind_speed", "humidity"}
+                return wanted <= set(s.readings)
+
+            state = wait_state(watcher, all_in)
+            assert state.readings["cloud_cover"].source == "model"
+            assert state.readings["rain_rate"].source == "gauge" and state.readings["rain"].value is False
+            assert state.readings["wind_speed"].source == "model"  # the only wind source so far
+            # the freshest reading wins: the MQTT one (now) beats the model's (22:00 on a January night)
+            assert state.readings["ambient_temperature"].source == "broker"
+            assert state.readings["ambient_temperature"].value == pytest.approx(5.0)
+            verdict = wait_verdict(watcher, lambda v: v.safe)
+            count = len([m for m in watcher.on("obsy/weather/safety") if m.payload])
+            watcher.wait_for(lambda _: len(watcher.on("obsy/weather/safety")) >= count + 2, timeout=5)
+            republished = [m for m in watcher.on("obsy/weather/safety")][-1]
+            assert json.loads(republished.payload)["since"].startswith(verdict.since.isoformat()[:19])
+            assert republished.retain is False  # live delivery; the broker keeps it retained for late joiners
