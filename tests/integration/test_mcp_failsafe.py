@@ -61,9 +61,9 @@ def recorder(indi: IndiServer) -> Iterator[IndiRecorder]:
         rec.close()
 
 
-def observing_mcp(tmp_path, mosquitto, indi, watcher, **mcp) -> tuple[McpProcess, Inputs]:
+def observing_mcp(tmp_path, mosquitto, indi, watcher, fast_park=True, **mcp) -> tuple[McpProcess, Inputs]:
     """Roof open, mount unparked, everything safe: the MCP reads that back and observes."""
-    prepare_devices(indi.config(), roof_open=True, mount_parked=False)
+    prepare_devices(indi.config(), roof_open=True, mount_parked=False, fast_park=fast_park)
     config = mcp_config(tmp_path, mosquitto, indi.config(), **mcp)
     inputs = Inputs(watcher, TOPICS, config)
     inputs.all_safe()
@@ -89,11 +89,11 @@ def test_rain_while_observing_runs_the_full_closing_order(
         assert any("rain detected" in r for r in closed["unsafe_reasons"])
 
         # The order, as the drivers reported it.
+        roof_closed = recorder.wait(lambda r: r.name == "DOME_PARK" and r.state == "Ok" and r.values["PARK"])
         abort = recorder.first(lambda r: r.name == "TELESCOPE_ABORT_MOTION" and r.state == "Ok")
         parking = recorder.first(lambda r: r.name == "TELESCOPE_PARK" and r.state == "Busy")
         parked = recorder.first(lambda r: r.name == "TELESCOPE_PARK" and r.state == "Ok" and r.values["PARK"])
         roof_moving = recorder.first(lambda r: r.name == "DOME_PARK" and r.state == "Busy" and r.values["PARK"])
-        roof_closed = recorder.first(lambda r: r.name == "DOME_PARK" and r.state == "Ok" and r.values["PARK"])
         assert -1 < abort < parked < roof_moving < roof_closed, recorder.records
         assert parking == -1 or abort < parking < parked  # an instant park may skip Busy
 
@@ -119,7 +119,7 @@ def test_weather_service_last_will_closes(
         inputs.publish(TOPICS.availability("weather"), "offline")  # what the broker sends as the Last Will
         closed = wait_state(watcher, TOPICS, lambda s: s["state"] == "closed_unsafe" and s["roof"] == "closed")
         assert "weather is offline" in closed["unsafe_reasons"]
-        assert recorder.first(lambda r: r.name == "DOME_PARK" and r.state == "Ok" and r.values["PARK"]) >= 0
+        assert recorder.wait(lambda r: r.name == "DOME_PARK" and r.state == "Ok" and r.values["PARK"]) >= 0
     finally:
         beats.stop()
         process.stop()
@@ -262,6 +262,114 @@ def test_indiserver_restart_mid_night_reads_back_and_acts_not_blind(
             assert states(watcher, TOPICS)[-1]["roof"] == "open"
         finally:
             recorder.close()
+    finally:
+        beats.stop()
+        process.stop()
+
+
+def alarms(watcher: Watcher) -> list[dict]:
+    return [e for e in events(watcher, TOPICS) if e["kind"] == "alarm"]
+
+
+def test_a_mount_that_does_not_park_keeps_the_roof_open_and_alarms(
+    tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
+) -> None:
+    # Parking takes the simulator some 15 s; the MCP allows 1 s: the park fails (twice).
+    process, inputs = observing_mcp(tmp_path, mosquitto, indi, watcher, fast_park=False, devices={"park_timeout": 1})
+    beats = Heartbeats(inputs).start()
+    try:
+        recorder.clear()
+        inputs.weather(False, "rain detected")
+        alarm = wait_state(watcher, TOPICS, lambda s: s["state"] == "alarm")
+        assert alarm["alarm"] is True
+        assert "did not park" in alarm["alarm_reason"]
+        assert alarm["roof"] == "open"
+        assert recorder.first(lambda r: r.name == "DOME_PARK" and r.state == "Busy") == -1  # roof never moved
+        failures = [e for e in events(watcher, TOPICS) if e["kind"] == "step_failed"]
+        assert [e["data"]["attempt"] for e in failures if e["data"]["step"] == "park_mount"] == [1, 2]
+        assert any("did not park" in a["message"] for a in alarms(watcher))
+        # CLOSE retries at once; by now the slow park has finished: the closing completes.
+        recorder.client.wait_for(
+            TELESCOPE, "TELESCOPE_PARK", lambda p: p.state == "Ok" and p.values["PARK"], timeout=40, what="parked"
+        )
+        inputs.publish(TOPICS.mcp_roof_command, "CLOSE", retain=False)
+        closed = wait_state(watcher, TOPICS, lambda s: s["roof"] == "closed" and not s["alarm"], 40)
+        assert closed["state"] == "closed_unsafe"
+        assert any(e["kind"] == "alarm_cleared" for e in events(watcher, TOPICS))
+    finally:
+        beats.stop()
+        process.stop()
+
+
+def test_close_anyway_policy_closes_over_an_unparked_mount(
+    tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher
+) -> None:
+    process, inputs = observing_mcp(
+        tmp_path,
+        mosquitto,
+        indi,
+        watcher,
+        fast_park=False,
+        devices={"park_timeout": 1, "retries": 0},
+        park_failure_policy="close_anyway",
+    )
+    beats = Heartbeats(inputs).start()
+    try:
+        inputs.weather(False, "rain detected")
+        closed = wait_state(watcher, TOPICS, lambda s: s["roof"] == "closed", 40)
+        assert closed["state"] == "closed_unsafe"
+        assert any(e["kind"] == "closing_unparked" for e in events(watcher, TOPICS))
+    finally:
+        beats.stop()
+        process.stop()
+
+
+def test_a_roof_stopped_half_way_is_detected_and_closed_again(
+    tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
+) -> None:
+    process, inputs = observing_mcp(tmp_path, mosquitto, indi, watcher, devices={"retry_delay": 1})
+    beats = Heartbeats(inputs).start()
+    try:
+        inputs.weather(False, "rain detected")
+        recorder.client.wait_for(ROOF, "DOME_PARK", lambda p: p.state == "Busy", timeout=30, what="roof closing")
+        time.sleep(2)
+        recorder.client.set_switch(ROOF, "DOME_ABORT_MOTION", "ABORT")  # something stops the roof half-way
+        closed = wait_state(watcher, TOPICS, lambda s: s["state"] == "closed_unsafe" and s["roof"] == "closed", 60)
+        assert closed["alarm"] is False
+        failed = [
+            e for e in events(watcher, TOPICS) if e["kind"] == "step_failed" and e["data"]["step"] == "close_roof"
+        ]
+        assert failed, events(watcher, TOPICS)
+        assert "half-way" in failed[0]["message"]
+        attempts = [
+            e["data"]["attempt"]
+            for e in events(watcher, TOPICS)
+            if e["kind"] == "device_action" and e["data"].get("step") == "close_roof" and "done" in e["message"]
+        ]
+        assert attempts == [2]
+    finally:
+        beats.stop()
+        process.stop()
+
+
+def test_stop_halts_the_roof_and_hands_over_to_the_operator(
+    tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
+) -> None:
+    process, inputs = observing_mcp(tmp_path, mosquitto, indi, watcher)
+    beats = Heartbeats(inputs).start()
+    try:
+        inputs.publish(TOPICS.mcp_night_command, "ABORT", retain=False)  # the night ends: closing starts
+        recorder.client.wait_for(ROOF, "DOME_PARK", lambda p: p.state == "Busy", timeout=30, what="roof closing")
+        inputs.publish(TOPICS.mcp_roof_command, "STOP", retain=False)
+        stopped = wait_state(watcher, TOPICS, lambda s: s["state"] == "manual" and s["roof"] == "stopped", 20)
+        assert stopped["mode"] == "manual"
+        accepted = [e for e in events(watcher, TOPICS) if e["kind"] == "command_accepted"]
+        assert [e["data"]["command"] for e in accepted] == [
+            {"thing": "night", "value": "ABORT"},
+            {"thing": "roof", "value": "STOP"},
+        ]
+        time.sleep(1.5)
+        assert states(watcher, TOPICS)[-1]["roof"] == "stopped"  # and it stays where it is
     finally:
         beats.stop()
         process.stop()

@@ -162,7 +162,7 @@ class IndiRecorder:
     def __init__(self, server: IndiServerConfig) -> None:
         self.client = IndiClient.from_config(server, timeout=10.0)
         self.records: list[IndiRecord] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self.client.connect()
         self.client.add_listener(self._record)
 
@@ -170,6 +170,7 @@ class IndiRecorder:
         if name in self.WATCHED:
             with self._lock:
                 self.records.append(IndiRecord(time.monotonic(), device, name, state, dict(values)))
+                self._lock.notify_all()
 
     def clear(self) -> None:
         with self._lock:
@@ -180,18 +181,29 @@ class IndiRecorder:
         with self._lock:
             return next((i for i, r in enumerate(self.records) if predicate(r)), -1)
 
+    def wait(self, predicate: Callable[[IndiRecord], bool], timeout: float = 10.0) -> int:
+        """Index of the first record matching ``predicate``, waiting for it (the listener runs behind)."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: any(predicate(r) for r in self.records), timeout):
+                raise TimeoutError(f"no matching INDI report within {timeout} s; records: {self.records[-10:]}")
+        return self.first(predicate)
+
     def close(self) -> None:
         self.client.disconnect()
 
 
-def prepare_devices(server: IndiServerConfig, *, roof_open: bool, mount_parked: bool) -> None:
-    """Put the simulators where a test starts: park position = where the mount is (fast parks)."""
+def prepare_devices(server: IndiServerConfig, *, roof_open: bool, mount_parked: bool, fast_park: bool = True) -> None:
+    """Put the simulators where a test starts; ``fast_park``: the park position is where the mount is.
+
+    Without it the telescope simulator parks at HA -6 h, Dec 0, a slew of some 15 s.
+    """
     with IndiClient.from_config(server, timeout=30.0) as client:
         for device in (ROOF, TELESCOPE):
             client.connect_device(device)
         client.wait_for(TELESCOPE, "TELESCOPE_PARK", lambda p: any(p.values.values()), what="park state known")
         client.wait_for(ROOF, "DOME_PARK", lambda p: any(p.values.values()), what="park state known")
-        client.set_switch(TELESCOPE, "TELESCOPE_PARK_OPTION", "PARK_CURRENT")
+        if fast_park:
+            client.set_switch(TELESCOPE, "TELESCOPE_PARK_OPTION", "PARK_CURRENT")
         client.set_switch(TELESCOPE, "TELESCOPE_PARK", "PARK" if mount_parked else "UNPARK", wait=False)
         client.wait_for(
             TELESCOPE,

@@ -174,6 +174,7 @@ def snapshot(state: str, park: bool, unpark: bool) -> PropertySnapshot:
         ("Busy", False, True, RoofPosition.OPENING),
         ("Alert", False, True, RoofPosition.STOPPED),  # indi_rolloff_dome after an abort half-way
         ("Ok", False, False, RoofPosition.UNKNOWN),  # while the driver loads its park data
+        ("Idle", False, False, RoofPosition.STOPPED),  # indi_rolloff_dome after a second abort
     ],
 )
 def test_roof_position_from_dome_park(state: str, park: bool, unpark: bool, position: RoofPosition) -> None:

@@ -213,6 +213,8 @@ class Controller:
         self.publish_state()
 
     def _ensure_devices(self) -> None:
+        if not self.indi.connected:
+            self._devices_connected = False  # whatever comes back must be read back first
         if self._devices_connected:
             return
         if not self.indi.connected:

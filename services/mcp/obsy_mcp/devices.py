@@ -54,11 +54,11 @@ def roof_position(park: PropertySnapshot | None) -> RoofPosition:
         return RoofPosition.CLOSING if parked else RoofPosition.OPENING if unparked else RoofPosition.STOPPED
     if park.state == "Alert":
         return RoofPosition.STOPPED
-    if parked:
-        return RoofPosition.CLOSED
-    if unparked:
-        return RoofPosition.OPEN
-    return RoofPosition.UNKNOWN  # drivers report neither for a moment while they load their park data
+    if parked or unparked:
+        return RoofPosition.CLOSED if parked else RoofPosition.OPEN
+    # Neither: Idle is indi_rolloff_dome after an abort with the roof at rest; Ok is a driver
+    # still loading its park data.
+    return RoofPosition.STOPPED if park.state == "Idle" else RoofPosition.UNKNOWN
 
 
 class _Device:
