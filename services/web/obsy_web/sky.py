@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterable
@@ -12,6 +13,8 @@ import numpy as np
 
 from obsy import astro
 from obsy.config import SiteConfig
+
+log = logging.getLogger("obsy.web.sky")
 
 
 class SkyNow:
@@ -62,9 +65,7 @@ class SkyNow:
         try:
             self._value = self.compute()
         except Exception:  # astronomy must never break the status page
-            import logging
-
-            logging.getLogger("obsy.web").exception("cannot compute the sun and moon positions")
+            log.exception("cannot compute the sun and moon positions")
         finally:
             self._lock.release()
 
