@@ -62,3 +62,32 @@ def test_source_config_mistakes_are_named() -> None:
         ValueError, match="tag 'davis' found using 'type' does not match any of the expected tags: 'indi'"
     ):
         WeatherConfig.model_validate({"sources": [{"type": "davis", "name": "d"}]})
+
+
+def test_a_polling_source_survives_a_failing_sink() -> None:
+    import threading
+    from datetime import UTC, datetime
+
+    from obsy.config import WeatherSourceBase
+    from obsy_weather.sources.base import PollingSource
+
+    calls: list[int] = []
+    done = threading.Event()
+
+    def sink(samples) -> None:
+        calls.append(len(samples))
+        if len(calls) == 1:
+            raise RuntimeError("publishing failed")
+        done.set()
+
+    class Steady(PollingSource):
+        def read(self):
+            return [("humidity", 50, "%")], None
+
+    source = Steady(WeatherSourceBase(name="steady", poll_interval=0.01), sink, lambda: datetime.now(UTC))
+    source.start()
+    try:
+        assert done.wait(5), "the source stopped polling after the sink failed"
+    finally:
+        source.stop()
+    assert "RuntimeError while handing over readings: publishing failed" in source.last_error

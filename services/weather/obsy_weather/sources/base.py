@@ -134,5 +134,8 @@ class PollingSource(WeatherSource):
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.poll_once()
+            try:
+                self.poll_once()
+            except Exception as error:  # raised past the source (the sink): keep polling, say so
+                self.report(f"{type(error).__name__} while handing over readings: {error}", key="sink")
             self._stop.wait(self.config.poll_interval)
