@@ -145,3 +145,14 @@ def test_openweathermap_without_key_and_with_a_refusal(api) -> None:
     weather, delivered = source(api, "openweathermap", api_key="wrong")
     weather.poll_once()
     assert delivered == [] and "OpenWeatherMap at" in weather.last_error and "HTTP 401" in weather.last_error
+
+
+def test_a_measurement_time_in_the_future_is_not_trusted(api) -> None:
+    """A provider clock far ahead must not keep a reading fresh for ever: it is dated when received."""
+    future = json.loads(json.dumps(OPEN_METEO))
+    future["current"]["time"] = "2031-01-01T00:00"
+    api.body = json.dumps(future).encode()
+    weather, delivered = source(api)
+    weather.poll_once()
+    assert delivered and all(s.measured_at == NOW for s in delivered)
+    assert "is in the future" in weather.last_error

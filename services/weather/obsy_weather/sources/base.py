@@ -58,7 +58,11 @@ class WeatherSource:
 
     def deliver(self, values: Iterable[RawValue], measured_at: datetime | None = None) -> list[Sample]:
         """Normalise and hand over ``values``; bad ones are reported and skipped."""
-        when = measured_at or self.clock()
+        now = self.clock()
+        when = now if measured_at is None else min(measured_at, now)
+        if measured_at is not None and (measured_at - now).total_seconds() > 300:
+            # Taken as received: a timestamp in the future would otherwise never grow stale.
+            self.report(f"measurement time {measured_at.isoformat()} is in the future; using now", key="future")
         samples: list[Sample] = []
         for quantity, raw, unit in values:
             try:
