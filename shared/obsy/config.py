@@ -407,6 +407,23 @@ class McpEkosConfig(Section):
     stop_timeout: float = Field(default=30.0, gt=0, description="seconds for the scheduler to report stopped")
 
 
+class McpSupervisionConfig(Section):
+    """Restarting services that stay offline or hung, through the Docker socket when it is mounted."""
+
+    enabled: bool = True
+    docker_socket: Path = Field(default=Path("/var/run/docker.sock"), description="absent: report and alarm only")
+    services: list[str] = Field(
+        default_factory=lambda: ["weather", "clouddetect", "allsky", "scheduler", "web"],
+        description="services watched (once seen on the bus)",
+    )
+    container_names: dict[str, str] = Field(
+        default_factory=dict, description="service -> container name; default obsy-<service>"
+    )
+    restart_after: float = Field(default=120.0, gt=0, description="seconds offline or hung before a restart")
+    max_restarts_per_hour: int = Field(default=3, ge=0, description="per service; beyond it only alarms")
+    docker_timeout: float = Field(default=60.0, gt=0, description="seconds for one Docker API call")
+
+
 class McpConfig(ServiceSection):
     sun_altitude_limit: float = Field(default=-12.0, ge=-18, le=0, description="open only with the Sun below this")
     required_services: list[str] = Field(
@@ -429,6 +446,7 @@ class McpConfig(ServiceSection):
     evaluate_interval: float = Field(default=1.0, gt=0, description="seconds between re-evaluations without input")
     devices: McpDevicesConfig = McpDevicesConfig()
     ekos: McpEkosConfig = McpEkosConfig()
+    supervision: McpSupervisionConfig = McpSupervisionConfig()
 
     @field_validator("required_services")
     @classmethod

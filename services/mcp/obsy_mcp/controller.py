@@ -30,6 +30,7 @@ from obsy_mcp.devices import DeviceError, Mount, Roof, RoofPosition, SendHook, S
 from obsy_mcp.ekos import Ekos, EkosError
 from obsy_mcp.inputs import Clock, Inputs
 from obsy_mcp.statemachine import AFTER_CLOSING, Decision, RoofGoal, State, decide, transition_allowed
+from obsy_mcp.supervision import Supervisor
 
 log = logging.getLogger("obsy.mcp")
 
@@ -79,6 +80,7 @@ class Controller:
         sun_altitude: Callable[[], float] | None = None,
         on_indi_send: SendHook | None = None,
         broker_connected: Callable[[], bool] = lambda: True,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.config = config
         self.settings = config.mcp
@@ -92,6 +94,7 @@ class Controller:
         self.roof = Roof(indi, devices.roof, devices, on_indi_send)
         self.mount = Mount(indi, devices.mount, devices, on_indi_send) if devices.mount else None
         self._sun_altitude = sun_altitude or self._sun_from_astro
+        self.supervisor = supervisor or Supervisor(self.settings.supervision, clock, self._event)
         self._sun_cache: tuple[float, float] | None = None
 
         self.state = State.STARTING
@@ -127,6 +130,7 @@ class Controller:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self.supervisor.close()
 
     def wake(self) -> None:
         self._wake.set()
@@ -173,6 +177,7 @@ class Controller:
         if connected != self.inputs.broker_connected:
             self.broker_changed(connected)
         self._handle_requests()
+        self.supervisor.check(self.inputs.service_problems(self.settings.supervision.services))
         self._ensure_devices()
         conditions = self.conditions()
         decision = decide(conditions)

@@ -154,6 +154,15 @@ class Inputs:
                 problems.append(f"{service} silent for {age:.0f} s (limit {limit:.0f} s)")
         return problems
 
+    def service_problems(self, services: list[str], now: float | None = None) -> dict[str, str | None]:
+        """For supervision: each service seen on the bus so far -> its problem now, or None."""
+        now = self.clock() if now is None else now
+        with self.lock:
+            if not self.broker_connected:
+                return {}  # nothing can be judged without the broker
+            seen = [s for s in services if s in self.availability or s in self.health]
+            return {s: "; ".join(self._service_problems(s, now, lambda _what: None)) or None for s in seen}
+
     def _plan(self, tonight: str | None) -> tuple[bool, str]:
         if not self.config.require_plan:
             return True, ""

@@ -1,0 +1,137 @@
+"""Supervision: restart a service that stays offline or hung, through the Docker socket.
+
+Called by the controller on every evaluation with each watched service's problem (not
+``online``, heartbeat too old) or None. A problem that lasts ``restart_after`` seconds
+leads to a container restart with the Docker SDK, at most ``max_restarts_per_hour`` per
+service; every restart, refusal and failure is an event. Without the Docker socket (the
+MCP not under compose, or the socket not mounted) it reports and alarms only.
+
+Restarts run on a worker thread: a container restart can take tens of seconds, and the
+controller must keep watching the weather meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from obsy.config import McpSupervisionConfig
+from obsy_mcp.inputs import Clock
+
+log = logging.getLogger("obsy.mcp.supervision")
+
+HOUR = 3600.0
+Report = Callable[..., None]  # (kind, message, *, level, data)
+
+
+class Supervisor:
+    def __init__(
+        self,
+        config: McpSupervisionConfig,
+        clock: Clock,
+        report: Report,
+        *,
+        docker_client: Callable[[], Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.report = report
+        self._docker_client = docker_client or self._connect_docker
+        self._docker: Any = None
+        self._bad_since: dict[str, float] = {}
+        self._reported: set[str] = set()  # one report per episode, not one per evaluation
+        self._restarts: dict[str, deque[float]] = {}
+        self._pending: dict[str, Future[None]] = {}
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcp-supervision")
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=False, cancel_futures=True)
+
+    def container(self, service: str) -> str:
+        return self.config.container_names.get(service, f"obsy-{service}")
+
+    @property
+    def can_restart(self) -> bool:
+        return self.config.docker_socket.exists()
+
+    def check(self, problems: dict[str, str | None]) -> None:
+        """Look at each watched service's problem now; act on those that lasted long enough."""
+        if not self.config.enabled:
+            return
+        now = self.clock()
+        for service, problem in problems.items():
+            if problem is None:
+                self._bad_since.pop(service, None)
+                self._reported.discard(service)
+                continue
+            since = self._bad_since.setdefault(service, now)
+            if now - since >= self.config.restart_after and service not in self._pending:
+                self._act(service, problem, now)
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Wait for restarts in flight (tests, shutdown)."""
+        for future in list(self._pending.values()):
+            future.exception(timeout)
+
+    def _act(self, service: str, problem: str, now: float) -> None:
+        if not self.can_restart:
+            if service not in self._reported:
+                self._reported.add(service)
+                self.report(
+                    "supervision_alarm",
+                    f"{service}: {problem}; no Docker socket at {self.config.docker_socket}: cannot restart it",
+                    level="error",
+                    data={"service": service, "problem": problem},
+                )
+            return
+        recent = self._restarts.setdefault(service, deque())
+        while recent and now - recent[0] >= HOUR:
+            recent.popleft()
+        if len(recent) >= self.config.max_restarts_per_hour:
+            if service not in self._reported:
+                self._reported.add(service)
+                self.report(
+                    "supervision_alarm",
+                    f"{service}: {problem}; restarted {len(recent)} times in the last hour "
+                    f"(limit {self.config.max_restarts_per_hour}): not restarting again",
+                    level="critical",
+                    data={"service": service, "problem": problem, "restarts_last_hour": len(recent)},
+                )
+            return
+        recent.append(now)
+        self._bad_since[service] = now  # give the restarted service restart_after to come back
+        self._pending[service] = self._worker.submit(self._restart, service, problem, len(recent))
+
+    def _restart(self, service: str, problem: str, count: int) -> None:
+        name = self.container(service)
+        try:
+            if self._docker is None:
+                self._docker = self._docker_client()
+            self._docker.containers.get(name).restart(timeout=10)
+        except Exception as error:  # the Docker SDK raises many kinds; every one is reported
+            self._docker = None
+            self.report(
+                "supervision_failed",
+                f"{service}: restarting container {name} failed: {error}",
+                level="error",
+                data={"service": service, "container": name, "error": str(error)},
+            )
+        else:
+            self.report(
+                "service_restarted",
+                f"{service}: {problem}; restarted container {name} ({count} in the last hour)",
+                level="warning",
+                data={"service": service, "container": name, "problem": problem, "restarts_last_hour": count},
+            )
+        finally:
+            self._pending.pop(service, None)
+
+    def _connect_docker(self) -> Any:
+        import docker
+
+        return docker.DockerClient(
+            base_url=f"unix://{self.config.docker_socket}", version="1.41", timeout=int(self.config.docker_timeout)
+        )

@@ -1,0 +1,142 @@
+"""Supervision policy with the real Docker SDK against a stand-in Docker Engine on a unix socket.
+
+(No Docker engine runs on the test machines: the stand-in answers the two Engine API
+calls a restart needs, see tests/support/docker_standin.py.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from obsy.config import McpConfig, McpSupervisionConfig
+from obsy.messages import ServiceHealth
+from obsy_mcp.inputs import Inputs
+from obsy_mcp.supervision import Supervisor
+from tests.support.docker_standin import DockerStandIn
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 10_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Reports(list):
+    def __call__(self, kind: str, message: str, *, level: str = "info", data: dict[str, Any] | None = None) -> None:
+        self.append((kind, message, level, data or {}))
+
+    def kinds(self) -> list[str]:
+        return [r[0] for r in self]
+
+
+@pytest.fixture
+def short_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # unix socket paths are limited to ~100 bytes: keep it short
+    return tmp_path_factory.mktemp("sv", numbered=True)
+
+
+@pytest.fixture
+def docker(short_tmp: Path) -> Iterator[DockerStandIn]:
+    with DockerStandIn(short_tmp / "docker.sock", ["obsy-weather", "obsy-allsky"]) as standin:
+        yield standin
+
+
+def setup(socket: Path, **settings: Any) -> tuple[Clock, Inputs, Supervisor, Reports]:
+    clock = Clock()
+    config = McpSupervisionConfig(docker_socket=socket, restart_after=60, max_restarts_per_hour=2, **settings)
+    inputs = Inputs(McpConfig(startup_grace=0), clock)
+    reports = Reports()
+    return clock, inputs, Supervisor(config, clock, reports), reports
+
+
+def test_an_offline_service_is_restarted_after_the_delay_then_limited_per_hour(docker: DockerStandIn) -> None:
+    clock, inputs, supervisor, reports = setup(docker.socket_path)
+    inputs.set_availability("weather", "offline")
+    inputs.set_availability("clouddetect", "online")  # healthy: never touched
+    inputs.set_health("clouddetect", ServiceHealth(service="clouddetect", heartbeat_interval_s=1e6))
+    services = ["weather", "clouddetect", "allsky"]  # allsky never seen: not supervised
+
+    def check() -> None:
+        supervisor.check(inputs.service_problems(services))
+        supervisor.wait_idle()
+
+    check()
+    clock.now += 59
+    check()
+    assert docker.restarted == []
+    clock.now += 1
+    check()
+    assert docker.restarted == ["obsy-weather"]
+    assert reports.kinds() == ["service_restarted"]
+    assert reports[0][3]["problem"].startswith("weather is offline")
+
+    for _ in range(3):  # still offline: one more restart each restart_after, up to the limit
+        clock.now += 60
+        check()
+    assert docker.restarted == ["obsy-weather", "obsy-weather"]
+    assert reports.kinds() == ["service_restarted", "service_restarted", "supervision_alarm"]  # reported once
+    assert "limit 2" in reports[-1][1]
+
+    clock.now += 3600  # an hour later the budget is back
+    check()
+    assert docker.restarted == ["obsy-weather"] * 3
+
+
+def test_a_hung_service_silent_past_its_heartbeat_limit_is_restarted(docker: DockerStandIn) -> None:
+    clock, inputs, supervisor, reports = setup(docker.socket_path)
+    inputs.set_availability("allsky", "online")
+    inputs.set_health("allsky", ServiceHealth(service="allsky", heartbeat_interval_s=10))
+    clock.now += 31  # silent: 3 x 10 s
+    supervisor.check(inputs.service_problems(["allsky"]))
+    clock.now += 60
+    supervisor.check(inputs.service_problems(["allsky"]))
+    supervisor.wait_idle()
+    assert docker.restarted == ["obsy-allsky"]
+    assert "silent" in reports[0][1]
+
+
+def test_a_container_the_engine_does_not_know_is_reported(docker: DockerStandIn) -> None:
+    clock, inputs, supervisor, reports = setup(docker.socket_path, container_names={"weather": "my-weather"})
+    inputs.set_availability("weather", "offline")
+    supervisor.check(inputs.service_problems(["weather"]))
+    clock.now += 60
+    supervisor.check(inputs.service_problems(["weather"]))
+    supervisor.wait_idle()
+    assert docker.restarted == []
+    assert reports.kinds() == ["supervision_failed"]
+    assert "my-weather" in reports[0][1]
+
+
+def test_without_the_docker_socket_it_reports_and_alarms_only(short_tmp: Path) -> None:
+    clock, inputs, supervisor, reports = setup(short_tmp / "absent.sock")
+    inputs.set_availability("weather", "stopped")
+    for _ in range(3):
+        supervisor.check(inputs.service_problems(["weather"]))
+        clock.now += 60
+    assert reports.kinds() == ["supervision_alarm"]  # once per episode
+    assert "no Docker socket" in reports[0][1]
+    inputs.set_availability("weather", "online")
+    inputs.set_health("weather", ServiceHealth(service="weather", heartbeat_interval_s=10))
+    supervisor.check(inputs.service_problems(["weather"]))  # recovered: a new episode may be reported again
+    inputs.set_availability("weather", "offline")
+    supervisor.check(inputs.service_problems(["weather"]))
+    clock.now += 60
+    supervisor.check(inputs.service_problems(["weather"]))
+    assert reports.kinds() == ["supervision_alarm", "supervision_alarm"]
+
+
+def test_nothing_is_judged_without_the_broker(docker: DockerStandIn) -> None:
+    clock, inputs, supervisor, _reports = setup(docker.socket_path)
+    inputs.set_availability("weather", "offline")
+    inputs.set_broker(False)
+    supervisor.check(inputs.service_problems(["weather"]))
+    clock.now += 120
+    supervisor.check(inputs.service_problems(["weather"]))
+    supervisor.wait_idle()
+    assert docker.restarted == []
