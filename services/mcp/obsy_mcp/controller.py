@@ -181,8 +181,9 @@ class Controller:
         self._ensure_devices()
         conditions = self.conditions()
         decision = decide(conditions)
-        if decision.state is State.DAY and self.inputs.night_aborted:
-            self.inputs.night_aborted = False  # a new day clears the operator's "night ended"
+        if conditions.sun_altitude is not None and conditions.sun_altitude > 0 and self.inputs.night_aborted:
+            with self.inputs.lock:
+                self.inputs.night_aborted = False  # a new day clears the operator's "night ended"
         position = self.roof.position()
         if position is RoofPosition.UNKNOWN:
             self._devices_unknown(decision)
@@ -206,7 +207,11 @@ class Controller:
         self.publish_state()
 
     def _devices_unknown(self, decision: Decision) -> None:
-        """No report from the roof: never act blind. Close only if a close is needed and possible."""
+        """No report from the roof: never act blind; wait for the read-back and alarm if it does not come.
+
+        Nothing can be moved anyway while indiserver does not answer; when it does, the
+        devices are read back and the next evaluation acts on what they report.
+        """
         now = self.clock()
         if self._devices_unknown_since is None:
             self._devices_unknown_since = now
