@@ -141,10 +141,11 @@ def test_openweathermap_without_key_and_with_a_refusal(api) -> None:
     weather, delivered = source(api, "openweathermap")
     weather.poll_once()
     assert "api_key is not set" in (weather.last_error or "")
-    api.status, api.body = 401, b'{"cod":401, "message": "Invalid API key"}'
-    weather, delivered = source(api, "openweathermap", api_key="wrong")
+    api.status, api.body = 401, b'{"cod":401, "message": "Invalid API key wrong-key-123"}'
+    weather, delivered = source(api, "openweathermap", api_key="wrong-key-123")
     weather.poll_once()
     assert delivered == [] and "OpenWeatherMap at" in weather.last_error and "HTTP 401" in weather.last_error
+    assert "wrong-key-123" not in weather.last_error and "Invalid API key ***" in weather.last_error
 
 
 def test_a_measurement_time_in_the_future_is_not_trusted(api) -> None:

@@ -48,6 +48,11 @@ class HttpWeatherSource(PollingSource):
     def close(self) -> None:
         self.client.close()
 
+    def report(self, message: str, *, key: str = "error") -> None:
+        """As the base, with the API key blanked out: error texts end up in logs and on the bus."""
+        secret = self.settings.api_key.get_secret_value() if self.settings.api_key else ""
+        super().report(message.replace(secret, "***") if secret else message, key=key)
+
     def fetch(self, params: dict[str, Any]) -> Any:
         """GET the URL and decode its JSON; every failure becomes a SourceError naming the provider."""
         try:
