@@ -121,6 +121,8 @@ def test_simulator_weather_unsafe_at_once_safe_after_the_delay(server, mosquitto
         unsafe = wait_verdict(watcher, lambda v: not v.safe)
         assert [(r.quantity, r.value, r.limit) for r in unsafe.reasons] == [("wind_speed", 55.0, 40.0)]
         assert unsafe.since == clock()
+        source_status = weather.service.sources[0].status  # the driver's own lights, shown in the health
+        wait_until(lambda: source_status()["driver_status"].get("WEATHER_WIND_SPEED") == "Alert")
 
         # Back between the thresholds (30..40): still unsafe (hysteresis), even long after.
         set_weather(indi, Wind=35)

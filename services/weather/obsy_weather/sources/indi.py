@@ -23,6 +23,7 @@ from obsy.indi import IndiClient, IndiError
 from obsy_weather.sources.base import Clock, RawValue, SampleSink, WeatherSource
 
 PARAMETERS = "WEATHER_PARAMETERS"
+STATUS = "WEATHER_STATUS"
 
 #: INDI element -> (quantity, unit the drivers send). INDI's weather drivers use metric units.
 DEFAULT_PARAMETERS: dict[str, tuple[str, str]] = {
@@ -92,6 +93,7 @@ class IndiWeatherSource(WeatherSource):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.device_ready = threading.Event()
+        self.driver_status: dict[str, str] = {}
 
     def start(self) -> None:
         self._stop.clear()
@@ -112,6 +114,7 @@ class IndiWeatherSource(WeatherSource):
             "device": self.device,
             "connected": self.client.connected,
             "device_ready": self.device_ready.is_set(),
+            "driver_status": self.driver_status,
         }
 
     def _connect_loop(self) -> None:
@@ -174,7 +177,12 @@ class IndiWeatherSource(WeatherSource):
         return found
 
     def _on_property(self, device: str, prop: str, state: str, values: Mapping[str, Any]) -> None:
-        if device != self.device or prop not in self.properties:
+        if device != self.device:
+            return
+        if prop == STATUS:  # the driver's own judgement by its own limits: shown, not used for the verdict
+            self.driver_status = dict(values)
+            return
+        if prop not in self.properties:
             return
         mapped = self._mapped(prop, values)
         if not mapped:
