@@ -10,7 +10,11 @@ from obsy.messages import Event, McpState
 
 
 class PretendMcp:
-    """Plays the MCP's part on the bus: answers roof commands with its new state."""
+    """Plays the MCP's part on the bus.
+
+    OPEN is refused with a ``command_rejected`` event (as obsy-mcp does); other commands are
+    answered only by the new state, the bare echo the bus contract promises.
+    """
 
     def __init__(self, port: int) -> None:
         self.commands: list[str] = []
@@ -28,8 +32,14 @@ class PretendMcp:
         self.commands.append(command)
         if command == "OPEN":
             event = Event(
-                service="mcp", kind="command_rejected", level="warning", message="OPEN refused: unsafe (rain)"
+                service="mcp",
+                kind="command_rejected",
+                level="warning",
+                message="OPEN refused: unsafe (rain)",
+                data={"command": {"thing": message.topic.split("/")[-2], "value": command}, "reasons": ["rain"]},
             )
+            # A state first, as a periodic republish might come: the command event must still win.
+            client.publish("obsy/mcp/state", McpState(state="closed", reason="raining").to_json(), qos=1, retain=True)
             client.publish("obsy/mcp/events", event.to_json(), qos=1)
         else:
             state = McpState(state="closing", reason=f"operator asked: {command}", roof="closing")

@@ -1,15 +1,23 @@
-"""Commands to the MCP over the bus, answered by what the MCP says next.
+"""Commands to the MCP over the bus, and the MCP's answer.
 
-The bus contract: a command goes to ``<prefix>/mcp/<thing>/set`` and its result is
-echoed on the MCP's state topic; a refusal comes as an event. :meth:`CommandGateway.send`
-publishes the command and waits for the first MCP state or event that arrives after it,
-up to ``timeout`` seconds. No answer in time raises :class:`NoAnswerError`. The sender is
-recorded as a ``command`` event of the web service, so the audit log shows who did what.
+A command goes to ``<prefix>/mcp/<thing>/set``. The MCP answers each one with an event
+of kind ``command_accepted`` or ``command_rejected`` whose ``data.command`` names the
+command (with the reasons of a refusal), and echoes the result on its state topic.
+:meth:`CommandGateway.send` publishes the command and returns:
+
+- the MCP's command event for this command (``thing`` matches), as soon as it comes;
+- otherwise the first MCP state after the command, once ``STATE_GRACE_S`` has passed
+  without a command event (an MCP that only echoes its state);
+- nothing in ``timeout`` seconds raises :class:`NoAnswerError`.
+
+Commands go one at a time, so that an answer belongs to the command before it. The
+sender is recorded as a ``command`` event of the web service (the audit log).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +25,8 @@ from obsy.bus import Bus
 from obsy.messages import Event
 
 COMMAND_THINGS = ("roof", "mode", "night")
+#: How long a state echo waits for the command event that may follow it.
+STATE_GRACE_S = 1.0
 
 
 class NoAnswerError(TimeoutError):
@@ -29,48 +39,82 @@ class Answer:
     payload: Any
 
 
+@dataclass
+class _Pending:
+    thing: str
+    done: threading.Event
+    event: Answer | None = None
+    state: Answer | None = None
+    state_at: float = 0.0
+
+
 class CommandGateway:
     def __init__(self, bus: Bus, timeout: float) -> None:
         self.bus = bus
         self.topics = bus.topics
         self.timeout = timeout
-        self._waiters: list[tuple[threading.Event, list[Answer]]] = []
+        self._pending: _Pending | None = None
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
-        bus.subscribe(self.topics.mcp_state, self._on_answer, decode="json")
-        bus.subscribe(self.topics.events("mcp"), self._on_answer, decode="json")
+        bus.subscribe(self.topics.mcp_state, self._on_state, decode="json")
+        bus.subscribe(self.topics.events("mcp"), self._on_event, decode="json")
 
-    def _on_answer(self, topic: str, payload: Any) -> None:
+    def _short(self, topic: str) -> str:
+        return topic[len(self.topics.prefix) + 1 :]
+
+    def _on_state(self, topic: str, payload: Any) -> None:
         with self._lock:
-            waiters, self._waiters = self._waiters, []
-        for done, box in waiters:
-            box.append(Answer(topic[len(self.topics.prefix) + 1 :], payload))
-            done.set()
+            pending = self._pending
+            if pending is not None and pending.state is None:
+                pending.state = Answer(self._short(topic), payload)
+                pending.state_at = time.monotonic()
+
+    def _on_event(self, topic: str, payload: Any) -> None:
+        if not isinstance(payload, dict) or not str(payload.get("kind", "")).startswith("command_"):
+            return
+        command = (payload.get("data") or {}).get("command") or {}
+        with self._lock:
+            pending = self._pending
+            if pending is not None and command.get("thing", pending.thing) == pending.thing:
+                pending.event = Answer(self._short(topic), payload)
+                pending.done.set()
 
     def send(self, thing: str, value: str, sender: str) -> Answer:
         if thing not in COMMAND_THINGS:
             raise ValueError(f"unknown command {thing!r}")
-        done, box = threading.Event(), []
-        # One command at a time, so that an answer belongs to the command before it.
         with self._send_lock:
+            pending = _Pending(thing, threading.Event())
             with self._lock:
-                self._waiters.append((done, box))
-            self.bus.publish(self.topics.command("mcp", thing), value, qos=1)
-            self.bus.publish_event(
-                Event(
-                    service="web",
-                    kind="command",
-                    message=f"{sender} sent {thing} {value}",
-                    data={"thing": thing, "value": value, "user": sender},
+                self._pending = pending
+            try:
+                self.bus.publish(self.topics.command("mcp", thing), value, qos=1)
+                self.bus.publish_event(
+                    Event(
+                        service="web",
+                        kind="command",
+                        message=f"{sender} sent {thing} {value}",
+                        data={"thing": thing, "value": value, "user": sender},
+                    )
                 )
-            )
-            answered = done.wait(self.timeout)
-            if not answered:
+                return self._wait(pending, thing)
+            finally:
                 with self._lock:
-                    self._waiters = [w for w in self._waiters if w[0] is not done]
-        if not answered:
-            raise NoAnswerError(
-                f"the MCP did not answer the {thing} command within {self.timeout:g} s "
-                "(is obsy-mcp running and connected to the broker?)"
-            )
-        return box[0]
+                    self._pending = None
+
+    def _wait(self, pending: _Pending, thing: str) -> Answer:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            now = time.monotonic()
+            if pending.event is not None:
+                return pending.event
+            if pending.state is not None and now >= pending.state_at + STATE_GRACE_S:
+                return pending.state
+            if now >= deadline:
+                if pending.state is not None:
+                    return pending.state
+                raise NoAnswerError(
+                    f"the MCP did not answer the {thing} command within {self.timeout:g} s "
+                    "(is obsy-mcp running and connected to the broker?)"
+                )
+            wake = min(deadline, pending.state_at + STATE_GRACE_S if pending.state else deadline)
+            pending.done.wait(max(0.0, min(wake - now, 0.1)))
