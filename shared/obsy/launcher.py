@@ -117,6 +117,7 @@ class Launcher:
             f"user {getpass.getuser()}\n"
             f"listener {broker.port} {broker.host}\n"
             "allow_anonymous true\n"
+            "set_tcp_nodelay true\n"
             "persistence true\n"
             f"persistence_location {self.run_dir}/\n"
         )

@@ -36,6 +36,7 @@ class MosquittoBroker:
             "log_type warning",
             "log_type notice",
             "max_queued_messages 100000",
+            "set_tcp_nodelay true",
             extra_config,
         ]
         self.config_path.write_text("\n".join(lines) + "\n")
