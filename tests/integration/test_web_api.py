@@ -318,10 +318,11 @@ def test_an_operator_command_returns_the_mcps_answer(web, bus):
             reply = operator.post("/api/v1/commands/roof", json={"action": "CLOSE"})
             assert reply.status_code == 200, reply.text
             answer = reply.json()
-            assert answer["answer_topic"] == "mcp/state"
+            assert answer["answer_topic"] == "mcp/state" and answer["accepted"] is None
             assert answer["answer"]["reason"] == "operator asked: CLOSE"
             refused = operator.post("/api/v1/commands/roof", json={"action": "OPEN"}).json()
             assert refused["answer_topic"] == "mcp/events" and "refused" in refused["answer"]["message"]
+            assert refused["accepted"] is False
             assert operator.post("/api/v1/commands/roof", json={"action": "WIDER"}).status_code == 422
         assert mcp.commands == ["CLOSE", "OPEN"]
         audit = bus.wait_for(lambda msgs: sum(m.topic == "obsy/web/events" for m in msgs) >= 2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from obsy.messages import Mode, NightAction, RoofAction
 from obsy_web.api.security import get_context, operator
@@ -34,6 +34,7 @@ class NightCommand(BaseModel):
 class CommandReply(BaseModel):
     command: str
     value: str
+    accepted: bool | None = Field(description="the MCP's verdict; null when it only echoed its state")
     answer_topic: str
     answer: Any
 
@@ -43,7 +44,9 @@ def _send(context: WebContext, thing: str, value: str, who: Principal) -> Comman
         answer = context.commands.send(thing, value, who.username)
     except NoAnswerError as exc:
         raise HTTPException(504, str(exc)) from None
-    return CommandReply(command=thing, value=value, answer_topic=answer.topic, answer=answer.payload)
+    kind = answer.payload.get("kind") if isinstance(answer.payload, dict) else None
+    accepted = {"command_accepted": True, "command_rejected": False}.get(kind or "")
+    return CommandReply(command=thing, value=value, accepted=accepted, answer_topic=answer.topic, answer=answer.payload)
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {504: {"description": "the MCP did not answer in time"}}

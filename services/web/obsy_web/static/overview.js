@@ -89,8 +89,8 @@ async function sendCommand(button) {
     const reply = await obsy.api("POST", `/api/v1/commands/${thing}`, body);
     const answer = reply.answer || {};
     const said = answer.state ? `${answer.state}${answer.reason ? ": " + answer.reason : ""}` : (answer.message || JSON.stringify(answer));
-    result.className = "good";
-    result.textContent = `MCP answered: ${said}`;
+    result.className = reply.accepted === false ? "bad" : "good";
+    result.textContent = `${reply.accepted === false ? "MCP refused" : "MCP answered"}: ${said}`;
   } catch (error) {
     result.className = "bad";
     result.textContent = error.message;
