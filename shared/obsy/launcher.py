@@ -252,7 +252,10 @@ class Launcher:
         web = self.config.web
         if "web" in self.services:
             host = "127.0.0.1" if web.host in ("0.0.0.0", "::") else web.host
-            print(f"\nOBSY is starting. Dashboard: http://{host}:{web.port}/   Logs: {self.log_dir}/\n", flush=True)
+            print(f"\nOBSY is starting. Dashboard: http://{host}:{web.port}/   Logs: {self.log_dir}/", flush=True)
+            config_arg = f" --config {self.config_path}" if self.config_path else ""
+            obsy_web = Path(sys.executable).parent / "obsy-web"
+            print(f"First time? Create your account: {obsy_web} create-admin YOURNAME{config_arg}\n", flush=True)
         print(f"Services: {', '.join(self.services)}. Press Ctrl-C to stop.\n", flush=True)
         while not self.stopping.wait(0.5):
             self.supervise_once()

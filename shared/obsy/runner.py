@@ -28,7 +28,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -41,6 +41,8 @@ from obsy.topics import OFFLINE, STOPPED
 
 if TYPE_CHECKING:
     from obsy.homeassistant import Entity
+
+ExtraCommand = Callable[[list[str]], int]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -229,8 +231,13 @@ def check_health(config: ObsyConfig, service: str, *, now: float | None = None) 
     return True, f"{service} healthy: heartbeat {age:.0f} s ago, status {record.get('status')}"
 
 
-def _parse_args(name: str, argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=f"obsy-{name}", description=f"OBSY {name} service")
+def _parse_args(name: str, argv: Sequence[str] | None, extra: Mapping[str, ExtraCommand]) -> argparse.Namespace:
+    epilog = f"more commands: {', '.join(extra)} (each has its own --help)" if extra else None
+    parser = argparse.ArgumentParser(
+        prog=f"obsy-{name}",
+        description=f"OBSY {name} service",
+        epilog=epilog,
+    )
     parser.add_argument("command", nargs="?", default="run", choices=["run", "healthcheck", "check-config"])
     parser.add_argument("-c", "--config", help="YAML config file (default: $OBSY_CONFIG, then ./config/obsy.yaml)")
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="overrides the config")
@@ -238,9 +245,21 @@ def _parse_args(name: str, argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run_service(service_cls: type[Service], argv: Sequence[str] | None = None) -> int:
-    """Entry point of every service's console script; returns the exit status."""
-    args = _parse_args(service_cls.name, argv)
+def run_service(
+    service_cls: type[Service],
+    argv: Sequence[str] | None = None,
+    extra_commands: Mapping[str, ExtraCommand] | None = None,
+) -> int:
+    """Entry point of every service's console script; returns the exit status.
+
+    ``extra_commands`` maps further sub-commands (``create-admin``...) to functions that
+    take the remaining arguments, parse them themselves and return an exit status.
+    """
+    extra = dict(extra_commands or {})
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in extra:
+        return extra[args_list[0]](args_list)
+    args = _parse_args(service_cls.name, args_list, extra)
     try:
         config = load_config(args.config)
     except ConfigError as exc:

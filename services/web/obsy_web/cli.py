@@ -53,6 +53,7 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def admin_command(argv: list[str]) -> int:
+    """Accounts and database: create-admin NAME, create-user NAME --role ROLE, migrate."""
     args = _parser().parse_args(argv)
     try:
         config = load_config(args.config)

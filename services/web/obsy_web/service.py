@@ -7,7 +7,6 @@ own persistent MQTT session, publishes the target list (retained) and serves HTT
 from __future__ import annotations
 
 import socket
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -142,9 +141,7 @@ class WebService(Service):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in ("create-admin", "create-user", "migrate"):
-        from obsy_web.cli import admin_command
+    from obsy_web.cli import admin_command
 
-        return admin_command(args)
-    return run_service(WebService, args)
+    commands = dict.fromkeys(("create-admin", "create-user", "migrate"), admin_command)
+    return run_service(WebService, argv, extra_commands=commands)
