@@ -328,8 +328,88 @@ class CloudDetectConfig(ServiceSection):
     classifier: ClassifierMethodConfig = ClassifierMethodConfig()
 
 
+class AllskyFusionConfig(Section):
+    """Mertens exposure fusion of an HDR bracket (the weights of OpenCV's createMergeMertens)."""
+
+    contrast_weight: float = Field(default=1.0, ge=0)
+    saturation_weight: float = Field(default=1.0, ge=0)
+    exposure_weight: float = Field(default=0.0, ge=0, description="well-exposedness (OpenCV's default is 0)")
+    domain: Literal["bayer", "rgb"] = Field(
+        default="bayer", description="bayer: fuse the raw mosaics, debayer once (fast); rgb: OpenCV's way"
+    )
+
+
+class AllskyStarsConfig(Section):
+    """Star detection and the sky-brightness (SQM) estimate, on the longest exposure binned 2×2."""
+
+    threshold_sigma: float = Field(default=5.0, gt=0, description="detection threshold in background noise sigmas")
+    min_separation_px: int = Field(
+        default=10, ge=4, le=64, description="peaks closer than this (full-size px) count once"
+    )
+    sqm_zero_point: float = Field(default=21.0, description="magnitude of 1 ADU/s/arcsec²; calibrate against an SQM")
+    pixel_scale_arcsec: float = Field(default=300.0, gt=0, description="arcseconds per pixel at the zenith")
+
+
+class AllskyWhiteBalanceStage(Section):
+    stage: Literal["white_balance"]
+    method: Literal["manual", "gray_world"] = "gray_world"
+    gains: tuple[float, float, float] = Field(default=(1.0, 1.0, 1.0), description="R, G, B multipliers (manual)")
+
+
+class AllskyStretchStage(Section):
+    stage: Literal["stretch"]
+    method: Literal["auto", "mtf"] = "auto"
+    target_background: float = Field(default=0.2, gt=0, lt=1, description="auto: where the sky median lands")
+    shadows_sigma: float = Field(default=2.8, ge=0, description="auto: clip this many MADs below the median")
+    shadows: float = Field(default=0.0, ge=0, lt=1, description="mtf: black point")
+    midtones: float = Field(default=0.5, gt=0, lt=1, description="mtf: midtones balance")
+
+
+class AllskyMedianStage(Section):
+    stage: Literal["median"]
+    size: Literal[3, 5] = 3
+
+
+class AllskySaturationStage(Section):
+    stage: Literal["saturation"]
+    factor: float = Field(default=1.3, ge=0, le=4)
+
+
+class AllskyMaskStage(Section):
+    stage: Literal["mask"]
+
+
+AllskyFinishStage = Annotated[
+    AllskyWhiteBalanceStage | AllskyStretchStage | AllskyMedianStage | AllskySaturationStage | AllskyMaskStage,
+    Field(discriminator="stage"),
+]
+
+
+def _default_allsky_finish() -> list[Any]:
+    return [
+        AllskyWhiteBalanceStage(stage="white_balance"),
+        AllskyStretchStage(stage="stretch"),
+        AllskySaturationStage(stage="saturation"),
+        AllskyMaskStage(stage="mask"),
+    ]
+
+
+class AllskyPipelineConfig(Section):
+    """How a frame is developed: fixed front (dark, debayer, fusion, stars), then the ``finish`` chain in order."""
+
+    backend: Literal["auto", "numpy", "cupy"] = Field(default="auto", description="auto: CuPy when a GPU is there")
+    bayer_pattern: Literal["RGGB", "BGGR", "GRBG", "GBRG", "MONO"] = "RGGB"
+    debayer: Literal["bilinear", "malvar"] = Field(default="malvar", description="malvar: Malvar-He-Cutler 5x5")
+    full_scale: float = Field(default=65535.0, gt=0, description="ADU of a saturated pixel")
+    circle_center: tuple[float, float] = Field(default=(0.5, 0.5), description="image-circle centre, fraction of W, H")
+    circle_radius: float = Field(default=0.5, gt=0, le=1.5, description="image-circle radius, fraction of min(W, H)")
+    fusion: AllskyFusionConfig = AllskyFusionConfig()
+    stars: AllskyStarsConfig = AllskyStarsConfig()
+    finish: list[AllskyFinishStage] = Field(default_factory=_default_allsky_finish)
+
+
 class AllskyConfig(ServiceSection):
-    pass
+    pipeline: AllskyPipelineConfig = AllskyPipelineConfig()
 
 
 class SchedulerWeightsConfig(Section):

@@ -1,0 +1,182 @@
+"""The array module the pipeline runs on: CuPy on an NVIDIA GPU, NumPy (with OpenCV kernels) on the CPU.
+
+Every pipeline stage is written once against a :class:`Backend`: element-wise work goes
+through ``backend.xp`` (``numpy`` or ``cupy``), and the few neighbourhood operations that
+NumPy lacks (2-D correlation, separable filters, median and maximum filters, image
+pyramids) go through the backend's methods. The CPU backend implements those with OpenCV
+(fast, multi-threaded C++), the GPU backend with ``cupyx.scipy.ndimage``; both use the same
+kernels and the same border rule (reflect-101: ``BORDER_REFLECT_101`` in OpenCV, ``mirror``
+in SciPy/CuPy), so the two give the same numbers up to float32 rounding.
+
+Arrays are float32, images channels-last (H, W) or (H, W, 3).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+
+log = logging.getLogger("obsy.allsky.backend")
+
+BackendName = Literal["auto", "numpy", "cupy"]
+
+#: The 5-tap binomial kernel of Burt & Adelson's pyramid (what cv2.pyrDown/pyrUp use).
+PYRAMID_KERNEL = np.array([1.0, 4.0, 6.0, 4.0, 1.0], dtype=np.float32) / 16.0
+
+
+class BackendUnavailableError(RuntimeError):
+    """The requested backend cannot run here (no CuPy, or no GPU)."""
+
+
+@dataclass
+class Backend:
+    """An array module plus the neighbourhood operations the pipeline needs."""
+
+    name: str
+    xp: Any
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    # --- moving data -------------------------------------------------------------
+    def asarray(self, array: Any, dtype: Any = np.float32) -> Any:
+        """Bring a host (NumPy) array onto this backend."""
+        return self.xp.asarray(array, dtype=dtype)
+
+    def to_host(self, array: Any) -> np.ndarray:
+        return np.asarray(array)
+
+    def synchronize(self) -> None:
+        """Wait until queued work is done (for timing); a no-op on the CPU."""
+
+    # --- neighbourhood operations (implemented per backend) ------------------------
+    def correlate2d(self, image: Any, kernel: np.ndarray) -> Any:
+        """2-D correlation of each channel with ``kernel`` (reflect-101 borders)."""
+        raise NotImplementedError
+
+    def sep_filter(self, image: Any, kernel: np.ndarray) -> Any:
+        """The same 1-D kernel along rows and columns (reflect-101 borders)."""
+        raise NotImplementedError
+
+    def median3(self, image: Any, size: int) -> Any:
+        """Median over a size×size window of each channel (size 3 or 5; replicated borders)."""
+        raise NotImplementedError
+
+    def maximum_filter(self, image: Any, size: int) -> Any:
+        """Maximum over a size×size window of a single-channel image (replicated borders)."""
+        raise NotImplementedError
+
+    # --- pyramids, shared -----------------------------------------------------------
+    def pyr_down(self, image: Any) -> Any:
+        """Blur with the binomial kernel and keep every second row and column (as cv2.pyrDown)."""
+        return self.sep_filter(image, PYRAMID_KERNEL)[::2, ::2]
+
+    def pyr_up(self, image: Any, height: int, width: int) -> Any:
+        """Spread onto a height×width grid of zeros and blur with twice the binomial kernel (as cv2.pyrUp)."""
+        up = self.xp.zeros((height, width, *image.shape[2:]), dtype=image.dtype)
+        up[::2, ::2] = image[: (height + 1) // 2, : (width + 1) // 2]
+        return self.sep_filter(up, PYRAMID_KERNEL * 2)
+
+
+class NumpyBackend(Backend):
+    """NumPy arrays; neighbourhood operations in OpenCV."""
+
+    def __init__(self) -> None:
+        super().__init__(name="numpy", xp=np)
+
+    def correlate2d(self, image, kernel):
+        return cv2.filter2D(image, cv2.CV_32F, kernel.astype(np.float32), borderType=cv2.BORDER_REFLECT_101)
+
+    def sep_filter(self, image, kernel):
+        k = kernel.astype(np.float32)
+        return cv2.sepFilter2D(image, cv2.CV_32F, k, k, borderType=cv2.BORDER_REFLECT_101)
+
+    def median3(self, image, size):
+        if size not in (3, 5):
+            raise ValueError(f"median filter size must be 3 or 5, not {size}")
+        return cv2.medianBlur(np.ascontiguousarray(image, dtype=np.float32), size)
+
+    def maximum_filter(self, image, size):
+        element = np.ones((size, size), np.uint8)
+        return cv2.dilate(image, element, borderType=cv2.BORDER_REPLICATE)
+
+    def pyr_down(self, image):
+        return cv2.pyrDown(image, borderType=cv2.BORDER_REFLECT_101)
+
+    def pyr_up(self, image, height, width):
+        return cv2.pyrUp(image, dstsize=(width, height), borderType=cv2.BORDER_REFLECT_101)
+
+
+class CupyBackend(Backend):
+    """CuPy arrays on the current GPU; neighbourhood operations in cupyx.scipy.ndimage."""
+
+    def __init__(self, cupy: Any) -> None:
+        super().__init__(name="cupy", xp=cupy)
+        from cupyx.scipy import ndimage
+
+        self._ndi = ndimage
+
+    def to_host(self, array):
+        return self.xp.asnumpy(array)
+
+    def synchronize(self):
+        self.xp.cuda.Stream.null.synchronize()
+
+    def _per_channel(self, image: Any, kernel2d: np.ndarray) -> Any:
+        k = self.xp.asarray(kernel2d, dtype=self.xp.float32)
+        if image.ndim == 3:
+            k = k[:, :, None]
+        return k
+
+    def correlate2d(self, image, kernel):
+        return self._ndi.correlate(image, self._per_channel(image, kernel), mode="mirror")
+
+    def sep_filter(self, image, kernel):
+        k = self.xp.asarray(kernel, dtype=self.xp.float32)
+        out = self._ndi.correlate1d(image, k, axis=0, mode="mirror")
+        return self._ndi.correlate1d(out, k, axis=1, mode="mirror")
+
+    def median3(self, image, size):
+        if size not in (3, 5):
+            raise ValueError(f"median filter size must be 3 or 5, not {size}")
+        footprint = (size, size, 1) if image.ndim == 3 else (size, size)
+        return self._ndi.median_filter(image, size=footprint, mode="nearest")
+
+    def maximum_filter(self, image, size):
+        return self._ndi.maximum_filter(image, size=size, mode="nearest")
+
+
+def cupy_status() -> tuple[Any | None, str]:
+    """CuPy if it imports and sees a GPU, with the reason when it does not."""
+    try:
+        import cupy
+    except ImportError as exc:
+        return None, f"cupy is not installed ({exc}); install obsy-allsky[gpu]"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError without a driver, among others
+        return None, f"cupy finds no usable GPU ({exc})"
+    if count < 1:
+        return None, "cupy finds no GPU"
+    return cupy, "ok"
+
+
+def select_backend(requested: BackendName = "auto") -> Backend:
+    """The backend to run on: ``cupy`` when asked for (or ``auto`` and a GPU is there), else ``numpy``.
+
+    Asking for ``cupy`` explicitly where it cannot run raises :class:`BackendUnavailableError`;
+    ``auto`` falls back to the CPU and logs why.
+    """
+    if requested == "numpy":
+        return NumpyBackend()
+    if requested not in ("auto", "cupy"):
+        raise ValueError(f"unknown backend {requested!r}; use auto, numpy or cupy")
+    cupy, reason = cupy_status()
+    if cupy is not None:
+        return CupyBackend(cupy)
+    if requested == "cupy":
+        raise BackendUnavailableError(reason)
+    log.info("allsky pipeline on the CPU: %s", reason, extra={"event": "backend_cpu"})
+    return NumpyBackend()

@@ -1,0 +1,137 @@
+"""Star detection (count and positions) and a sky-brightness (SQM) estimate on linear data."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from obsy_allsky.backend import Backend
+
+#: Matched filter for a star image of about 1.5 px sigma.
+_SMOOTH = np.exp(-0.5 * (np.arange(-3, 4) / 1.2) ** 2).astype(np.float32)
+_SMOOTH /= _SMOOTH.sum()
+#: Halvings of the image before the background median (a 2^4 = 16 px scale).
+_BACKGROUND_LEVELS = 4
+#: Growing the reduced background map beyond the horizon: kernel and steps (one pixel each).
+_GROW = np.array([1.0, 1.0, 1.0], np.float32)
+_GROW_STEPS = 4
+
+
+@dataclass(frozen=True)
+class StarField:
+    """What star detection found: positions in pixels (x, y, sub-pixel), peak heights and the sky."""
+
+    positions: np.ndarray
+    peaks: np.ndarray
+    background: float
+    noise: float
+
+    @property
+    def count(self) -> int:
+        return len(self.positions)
+
+    def scaled(self, factor: float) -> StarField:
+        """The same stars in the coordinates of an image ``factor`` times larger (pixel centres kept)."""
+        positions = (self.positions + 0.5) * factor - 0.5
+        return StarField(positions=positions, peaks=self.peaks, background=self.background, noise=self.noise)
+
+
+def background_map(be: Backend, image: Any, mask: Any | None = None) -> Any:
+    """Smooth sky background: a 5×5 median on a 16× reduced copy (stars vanish), brought back up.
+
+    With a mask, the reduction is a normalised convolution (only pixels inside the image
+    circle count) and the reduced map is grown outwards before it is brought back up, so the
+    black beyond the horizon does not pull the background down near the edge (which would
+    leave a ridge of false stars along it).
+    """
+    xp = be.xp
+    weight = xp.ones(image.shape, dtype=xp.float32) if mask is None else mask.astype(xp.float32)
+    signal, coverage = image * weight, weight
+    for _ in range(_BACKGROUND_LEVELS):
+        signal, coverage = be.pyr_down(signal), be.pyr_down(coverage)
+    inside = coverage > np.float32(0.5)
+    small = xp.where(inside, signal / xp.maximum(coverage, np.float32(1e-6)), np.float32(0))
+    known = inside.astype(xp.float32)
+    for _ in range(_GROW_STEPS):
+        spread = be.sep_filter(small * known, _GROW) / xp.maximum(be.sep_filter(known, _GROW), np.float32(1e-6))
+        grown = be.sep_filter(known, _GROW) > 0
+        small = xp.where(known > 0, small, xp.where(grown, spread, small))
+        known = xp.maximum(known, grown.astype(xp.float32))
+    small = be.median3(small, 5)
+    shapes = [image.shape]
+    for _ in range(_BACKGROUND_LEVELS):
+        shapes.append(((shapes[-1][0] + 1) // 2, (shapes[-1][1] + 1) // 2))
+    for shape in reversed(shapes[:-1]):
+        small = be.pyr_up(small, shape[0], shape[1])
+    return small
+
+
+def detect_stars(
+    be: Backend,
+    image: Any,
+    *,
+    threshold_sigma: float = 5.0,
+    min_separation_px: int = 5,
+    mask: Any | None = None,
+) -> StarField:
+    """Local maxima of the matched-filtered, background-subtracted (H, W) image above the noise threshold."""
+    xp = be.xp
+    background = background_map(be, image, mask)
+    residual = image - background
+    smoothed = be.sep_filter(residual, _SMOOTH)
+    sample = smoothed[::3, ::3]
+    if mask is not None:
+        sample = sample[mask[::3, ::3]]
+    centre = xp.median(sample)
+    noise = xp.median(xp.abs(sample - centre)) * np.float32(1.4826)
+    threshold = centre + np.float32(threshold_sigma) * xp.maximum(noise, np.float32(1e-9))
+    size = min_separation_px | 1
+    peaks = (smoothed >= be.maximum_filter(smoothed, size)) & (smoothed > threshold)
+    if mask is not None:
+        peaks &= mask
+    edge = 2
+    peaks[:edge, :] = False
+    peaks[-edge:, :] = False
+    peaks[:, :edge] = False
+    peaks[:, -edge:] = False
+    ys, xs = xp.nonzero(peaks)
+    # Sub-pixel position: intensity-weighted centroid of the 3×3 neighbourhood above the sky.
+    total = xp.zeros(ys.shape, dtype=xp.float32)
+    sum_x = xp.zeros_like(total)
+    sum_y = xp.zeros_like(total)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            value = xp.maximum(smoothed[ys + dy, xs + dx] - centre, 0)
+            total += value
+            sum_x += value * dx
+            sum_y += value * dy
+    total = xp.maximum(total, np.float32(1e-12))
+    positions = xp.stack([xs + sum_x / total, ys + sum_y / total], axis=1)
+    return StarField(
+        positions=be.to_host(positions).astype(np.float64).reshape(-1, 2),
+        peaks=be.to_host(smoothed[ys, xs] - centre),
+        background=float(xp.median(_masked_sample(image, mask))),  # robust: stars are few pixels
+        noise=float(noise),
+    )
+
+
+def _masked_sample(values: Any, mask: Any | None) -> Any:
+    sub = values[::8, ::8]
+    return sub[mask[::8, ::8]] if mask is not None else sub.ravel()
+
+
+def sqm_estimate(
+    background_adu: float, exposure_s: float, zero_point: float, pixel_scale_arcsec: float
+) -> float | None:
+    """Sky brightness in mag/arcsec² from the background level: zp − 2.5·log10(ADU / s / arcsec²).
+
+    Only as good as ``zero_point``, which is calibrated once against a real SQM meter.
+    ``None`` when there is no light to measure.
+    """
+    if background_adu <= 0 or exposure_s <= 0:
+        return None
+    flux = background_adu / exposure_s / (pixel_scale_arcsec**2)
+    return round(zero_point - 2.5 * math.log10(flux), 2)

@@ -1,0 +1,108 @@
+"""Colour and tone stages of the finishing chain: white balance, stretch, median, saturation, mask."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from obsy_allsky.backend import Backend
+
+#: Rec. 709 luminance weights (linear RGB).
+LUMA = (0.2126, 0.7152, 0.0722)
+
+
+def luminance(image: Any) -> Any:
+    return LUMA[0] * image[:, :, 0] + LUMA[1] * image[:, :, 1] + LUMA[2] * image[:, :, 2]
+
+
+def circle_mask(be: Backend, height: int, width: int, center: tuple[float, float], radius: float) -> Any:
+    """Boolean (H, W) mask of the image circle; centre in fractions of W, H, radius in fractions of min(W, H)."""
+    key = f"circle:{height}:{width}:{center}:{radius}"
+    cached = be._cache.get(key)
+    if cached is None:
+        xp = be.xp
+        cx, cy = center[0] * width, center[1] * height
+        r = radius * min(width, height)
+        ys = (xp.arange(height, dtype=xp.float32) + 0.5 - cy)[:, None]
+        xs = (xp.arange(width, dtype=xp.float32) + 0.5 - cx)[None, :]
+        cached = be._cache[key] = ys * ys + xs * xs <= r * r
+    return cached
+
+
+def _sample(be: Backend, values: Any, mask: Any | None, step: int = 4) -> Any:
+    """Every ``step``-th pixel in both directions (inside the mask): cheap, unbiased statistics."""
+    sub = values[::step, ::step]
+    if mask is not None:
+        sub = sub[mask[::step, ::step]]
+    return sub.ravel()
+
+
+def white_balance(be: Backend, image: Any, method: str, gains=(1.0, 1.0, 1.0), mask: Any | None = None) -> Any:
+    """Multiply the channels: by ``gains`` (manual) or so that their medians inside the mask match green (gray world).
+
+    Gray world uses medians, not means, so that stars, the Moon and lit clouds do not tint the sky.
+    """
+    xp = be.xp
+    if method == "manual":
+        factors = xp.asarray(gains, dtype=xp.float32)
+    elif method == "gray_world":
+        medians = [xp.median(_sample(be, image[:, :, c], mask)) for c in range(3)]
+        factors = xp.stack([medians[1] / xp.maximum(m, np.float32(1e-6)) for m in medians]).astype(xp.float32)
+    else:
+        raise ValueError(f"unknown white balance method {method!r}; use manual or gray_world")
+    return image * factors[None, None, :]
+
+
+def mtf(midtones: float | Any, x: Any) -> Any:
+    """PixInsight's midtones transfer function: 0→0, midtones→0.5, 1→1."""
+    return (midtones - 1) * x / ((2 * midtones - 1) * x - midtones)
+
+
+def stretch(
+    be: Backend,
+    image: Any,
+    method: str,
+    *,
+    target_background: float = 0.2,
+    shadows_sigma: float = 2.8,
+    shadows: float = 0.0,
+    midtones: float = 0.5,
+    mask: Any | None = None,
+) -> Any:
+    """Non-linear stretch of linear data into [0, 1], the same curve on all three channels.
+
+    ``auto`` (PixInsight's screen transfer function): black point ``shadows_sigma`` MADs below
+    the luminance median, midtones chosen so that the median lands on ``target_background``.
+    ``mtf``: the given black point and midtones balance.
+    """
+    xp = be.xp
+    if method == "auto":
+        sample = _sample(be, luminance(image), mask)
+        median = xp.median(sample)
+        mad = xp.median(xp.abs(sample - median)) * np.float32(1.4826)
+        black = xp.clip(median - np.float32(shadows_sigma) * mad, 0.0, 0.999)
+        x = xp.clip((median - black) / (1 - black), 1e-6, 1.0)
+        b = np.float32(target_background)
+        mid = x * (1 - b) / (x + b - 2 * b * x)  # solves mtf(mid, x) == b
+    elif method == "mtf":
+        black, mid = np.float32(shadows), np.float32(midtones)
+    else:
+        raise ValueError(f"unknown stretch method {method!r}; use auto or mtf")
+    scaled = xp.clip((image - black) / (1 - black), 0.0, 1.0)
+    return mtf(mid, scaled).astype(xp.float32)
+
+
+def median_filter(be: Backend, image: Any, size: int) -> Any:
+    return be.median3(image, size)
+
+
+def saturate(be: Backend, image: Any, factor: float) -> Any:
+    """Scale the colour about each pixel's luminance (1 = unchanged, 0 = grey)."""
+    lum = luminance(image)[:, :, None]
+    return be.xp.clip(lum + np.float32(factor) * (image - lum), 0.0, 1.0)
+
+
+def apply_mask(be: Backend, image: Any, mask: Any) -> Any:
+    """Black outside the image circle."""
+    return image * mask[:, :, None]
