@@ -408,7 +408,57 @@ class AllskyPipelineConfig(Section):
     finish: list[AllskyFinishStage] = Field(default_factory=_default_allsky_finish)
 
 
+class AllskyExposureProfile(Section):
+    """Exposure limits, gain and target brightness for day or for night."""
+
+    min_exposure_s: float = Field(gt=0, le=3600)
+    max_exposure_s: float = Field(gt=0, le=3600)
+    gain: float = Field(default=0.0, ge=0)
+    target_brightness: float = Field(default=0.25, gt=0, lt=1, description="median inside the circle, of full scale")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AllskyExposureProfile:
+        if self.min_exposure_s > self.max_exposure_s:
+            raise ValueError(f"min_exposure_s {self.min_exposure_s} is above max_exposure_s {self.max_exposure_s}")
+        return self
+
+
+class AllskyExposureConfig(Section):
+    """Auto-exposure (damped) with day and night profiles blended by sun altitude."""
+
+    auto: bool = True
+    fixed_exposure_s: float = Field(default=10.0, gt=0, le=3600, description="when auto is off")
+    damping: float = Field(default=0.5, gt=0, le=1, description="share of the way to the ideal exposure per frame")
+    max_step: float = Field(default=4.0, gt=1, description="most the exposure changes from one frame to the next")
+    night_altitude: float = Field(default=-12.0, description="sun altitude (deg) below which night settings apply")
+    day_altitude: float = Field(default=-3.0, description="sun altitude (deg) above which day settings apply")
+    night: AllskyExposureProfile = AllskyExposureProfile(
+        min_exposure_s=0.001, max_exposure_s=30.0, gain=200.0, target_brightness=0.2
+    )
+    day: AllskyExposureProfile = AllskyExposureProfile(
+        min_exposure_s=0.0001, max_exposure_s=1.0, gain=0.0, target_brightness=0.35
+    )
+
+    @model_validator(mode="after")
+    def _altitudes(self) -> AllskyExposureConfig:
+        if self.night_altitude >= self.day_altitude:
+            raise ValueError(f"night_altitude {self.night_altitude} must be below day_altitude {self.day_altitude}")
+        return self
+
+
+class AllskyCameraConfig(Section):
+    """The INDI camera the allsky service drives."""
+
+    device: str = Field(default="CCD Simulator", description="INDI device name")
+    binning: int = Field(default=1, ge=1, le=4)
+    cooling_c: float | None = Field(default=None, description="cooler set point; empty = leave the cooler alone")
+    readout_margin_s: float = Field(default=30.0, gt=0, description="image must arrive this long after the exposure")
+    interval_s: float = Field(default=60.0, ge=0, description="start of one frame to the start of the next")
+
+
 class AllskyConfig(ServiceSection):
+    camera: AllskyCameraConfig = AllskyCameraConfig()
+    exposure: AllskyExposureConfig = AllskyExposureConfig()
     pipeline: AllskyPipelineConfig = AllskyPipelineConfig()
 
 

@@ -94,9 +94,13 @@ class FramePipeline:
         )
         bracket = [linear[i] for i in np.argsort(exposures_s)]
         if len(bracket) > 1 and cfg.fusion.domain == "bayer" and cfg.bayer_pattern != "MONO":
-            planes = [bayer_planes(be, mosaic, cfg.bayer_pattern) for mosaic in bracket]
-            fused = timed("hdr", lambda: self._fuse(planes, bayer_cell_colour))
-            mosaic = bayer_mosaic(be, fused, cfg.bayer_pattern)
+            pattern = cfg.bayer_pattern
+
+            def fuse_mosaics() -> Any:
+                planes = [bayer_planes(be, mosaic, pattern) for mosaic in bracket]
+                return bayer_mosaic(be, self._fuse(planes, bayer_cell_colour), pattern)
+
+            mosaic = timed("hdr", fuse_mosaics)
             image = timed("debayer", lambda: debayer(be, mosaic, cfg.bayer_pattern, cfg.debayer))
         else:
             developed = [timed("debayer", lambda m=m: debayer(be, m, cfg.bayer_pattern, cfg.debayer)) for m in bracket]

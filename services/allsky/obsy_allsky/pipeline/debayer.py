@@ -43,12 +43,13 @@ _MHC_DIAG = (
 
 
 def normalize(be: Backend, raw: Any, full_scale: float, dark: Any | None = None) -> Any:
-    """Raw ADU → float32 in [0, 1], minus the dark frame (negative results clip to 0)."""
+    """Raw ADU → float32 in [0, 1], minus the dark frame (negative results clip to 0). In place: one buffer."""
     xp = be.xp
-    image = be.asarray(raw)
+    image = xp.array(raw, dtype=xp.float32)  # a copy: the caller's frame stays as it was
     if dark is not None:
-        image = image - dark
-    return xp.clip(image * np.float32(1.0 / full_scale), 0.0, None)
+        xp.subtract(image, dark, out=image)
+    xp.multiply(image, np.float32(1.0 / full_scale), out=image)
+    return xp.maximum(image, np.float32(0), out=image)
 
 
 def bin2x2(mosaic: Any) -> Any:

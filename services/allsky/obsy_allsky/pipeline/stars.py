@@ -76,22 +76,35 @@ def detect_stars(
     threshold_sigma: float = 5.0,
     min_separation_px: int = 5,
     mask: Any | None = None,
+    saturation: float = 0.95,
 ) -> StarField:
-    """Local maxima of the matched-filtered, background-subtracted (H, W) image above the noise threshold."""
+    """Local maxima of the matched-filtered, background-subtracted (H, W) image above the local noise.
+
+    The noise is measured locally (a map, like the background), so the shot noise of a
+    moonlit halo or a light dome does not turn into stars. Saturated areas larger than a star
+    (the Moon, lit clouds), with a margin, are left out. ``saturation`` is the clipping level
+    in the image's units.
+    """
     xp = be.xp
     background = background_map(be, image, mask)
-    residual = image - background
-    smoothed = be.sep_filter(residual, _SMOOTH)
+    smoothed = be.sep_filter(image - background, _SMOOTH)
     sample = smoothed[::3, ::3]
     if mask is not None:
         sample = sample[mask[::3, ::3]]
     centre = xp.median(sample)
     noise = xp.median(xp.abs(sample - centre)) * np.float32(1.4826)
-    threshold = centre + np.float32(threshold_sigma) * xp.maximum(noise, np.float32(1e-9))
+    # Mean absolute deviation → sigma for Gaussian noise; deviations are capped so that stars
+    # hardly count, and the local noise is never below the frame's own.
+    deviation = xp.minimum(xp.abs(smoothed - centre), np.float32(4) * noise)
+    local_noise = xp.maximum(background_map(be, deviation, mask) * np.float32(1.2533), noise)
+    threshold = centre + np.float32(threshold_sigma) * xp.maximum(local_noise, np.float32(1e-9))
     size = min_separation_px | 1
     peaks = (smoothed >= be.maximum_filter(smoothed, size)) & (smoothed > threshold)
     if mask is not None:
         peaks &= mask
+    blown = _large_saturated_areas(be, image, saturation)
+    if blown is not None:
+        peaks &= ~blown
     edge = 2
     peaks[:edge, :] = False
     peaks[-edge:, :] = False
@@ -109,13 +122,45 @@ def detect_stars(
             sum_x += value * dx
             sum_y += value * dy
     total = xp.maximum(total, np.float32(1e-12))
-    positions = xp.stack([xs + sum_x / total, ys + sum_y / total], axis=1)
+    positions = be.to_host(xp.stack([xs + sum_x / total, ys + sum_y / total], axis=1)).astype(np.float64)
+    heights = be.to_host(smoothed[ys, xs] - centre)
+    keep = _one_per_star(positions.reshape(-1, 2), heights, min_separation_px)
     return StarField(
-        positions=be.to_host(positions).astype(np.float64).reshape(-1, 2),
-        peaks=be.to_host(smoothed[ys, xs] - centre),
+        positions=positions.reshape(-1, 2)[keep],
+        peaks=heights[keep],
         background=float(xp.median(_masked_sample(image, mask))),  # robust: stars are few pixels
         noise=float(noise),
     )
+
+
+def _large_saturated_areas(be: Backend, image: Any, saturation: float) -> Any | None:
+    """Pixels in or near a clipped area wider than a star (5×5 px or more); None when nothing clips."""
+    xp = be.xp
+    clipped = (image >= np.float32(saturation)).astype(xp.float32)
+    if not bool(clipped.any()):
+        return None
+    # Erosion (a clipped 5×5 core) as the complement of a dilation, then a generous dilation back.
+    core = 1 - be.maximum_filter(1 - clipped, 5)
+    return be.maximum_filter(core, 31) > 0
+
+
+def _one_per_star(positions: np.ndarray, heights: np.ndarray, min_separation: float) -> np.ndarray:
+    """Indices of the highest peak in each group closer than ``min_separation`` (a flat-topped star has several)."""
+    order = np.argsort(-heights)
+    cell = max(float(min_separation), 1.0)
+    taken: dict[tuple[int, int], list[int]] = {}
+    keep = []
+    for index in order:
+        x, y = positions[index]
+        gx, gy = int(x // cell), int(y // cell)
+        near = (
+            other for cx in (gx - 1, gx, gx + 1) for cy in (gy - 1, gy, gy + 1) for other in taken.get((cx, cy), ())
+        )
+        if any(np.hypot(*(positions[other] - positions[index])) < min_separation for other in near):
+            continue
+        taken.setdefault((gx, gy), []).append(index)
+        keep.append(index)
+    return np.asarray(sorted(keep), dtype=np.int64)
 
 
 def _masked_sample(values: Any, mask: Any | None) -> Any:

@@ -1,0 +1,1 @@
+"""Getting raw frames: the INDI camera, FITS decoding and the exposure control."""
