@@ -454,12 +454,18 @@ class AllskyCameraConfig(Section):
     cooling_c: float | None = Field(default=None, description="cooler set point; empty = leave the cooler alone")
     readout_margin_s: float = Field(default=30.0, gt=0, description="image must arrive this long after the exposure")
     interval_s: float = Field(default=60.0, ge=0, description="start of one frame to the start of the next")
+    bracket: int = Field(default=1, ge=1, le=5, description="exposures per frame (HDR); 1 = no bracket")
+    bracket_step: float = Field(default=4.0, gt=1, description="each next exposure of a bracket is this much shorter")
+    clip_level: float = Field(default=0.98, gt=0, le=1, description="of full scale: pixels above it count as clipped")
 
 
 class AllskyConfig(ServiceSection):
     camera: AllskyCameraConfig = AllskyCameraConfig()
     exposure: AllskyExposureConfig = AllskyExposureConfig()
     pipeline: AllskyPipelineConfig = AllskyPipelineConfig()
+    keep_fits: bool = Field(default=False, description="store each frame's longest raw exposure as FITS too")
+    image_width: int = Field(default=640, ge=64, le=4096, description="width of the retained JPEG for Home Assistant")
+    jpeg_quality: int = Field(default=90, ge=10, le=100)
 
 
 class SchedulerWeightsConfig(Section):

@@ -176,6 +176,23 @@ class AllskyFrame(Message):
     height: int | None = Field(default=None, gt=0)
 
 
+class AllskyState(Message):
+    """The allsky service's retained state: the camera's health and the last frame's figures."""
+
+    camera: Literal["starting", "ok", "failing", "lost"] = "starting"
+    camera_error: str | None = None
+    camera_failures: int = Field(default=0, ge=0)
+    backend: str = ""
+    mode: str | None = Field(default=None, description="exposure profile: day, night or twilight")
+    frame_id: str | None = None
+    exposure_s: float | None = Field(default=None, ge=0)
+    gain: float | None = None
+    stars: int | None = Field(default=None, ge=0)
+    sqm: float | None = None
+    url: str | None = None
+    storage_error: str | None = None
+
+
 # --- scheduler -----------------------------------------------------------------
 
 

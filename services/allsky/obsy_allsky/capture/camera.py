@@ -40,6 +40,7 @@ class RawFrame:
     temperature_c: float | None
     received_at: float
     header: dict = field(default_factory=dict)
+    fits: bytes = b""  # the FITS file as the camera sent it (kept when configured)
 
 
 class IndiCamera:
@@ -57,8 +58,10 @@ class IndiCamera:
 
     # --- set-up ------------------------------------------------------------------
     def prepare(self, timeout: float = 20.0) -> None:
-        """Connect the device, wait for its exposure and image properties, ask for its images."""
+        """Connect to indiserver and the device, wait for its exposure and image properties, ask for its images."""
         try:
+            if not self.client.connected:
+                self.client.connect(timeout=timeout)
             self.client.connect_device(self.device, timeout=timeout)
             self.client.wait_property(self.device, "CCD_EXPOSURE", timeout=timeout)
             self.client.wait_property(self.device, "CCD1", timeout=timeout)
@@ -132,6 +135,7 @@ class IndiCamera:
             temperature_c=image.number("CCD-TEMP"),
             received_at=blob.received_at,
             header=image.header,
+            fits=blob.data,
         )
 
     def recover(self, timeout: float = 20.0) -> bool:

@@ -1,0 +1,139 @@
+"""The allsky service under the runner: CCD simulator in, frames, retained image, state and HA entities out."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import cv2
+import numpy as np
+import pytest
+
+from obsy.config import load_config
+from obsy.messages import AllskyFrame, AllskyState, Event
+from obsy.runner import ServiceRunner
+from obsy_allsky.service import AllskyService
+from tests.support.configs import write_config
+from tests.support.indiserver import IndiServer, find_executable, require_indi
+from tests.support.watcher import Watcher
+
+pytestmark = pytest.mark.integration
+
+DRIVER = "indi_simulator_ccd"
+pytest.importorskip("PyIndi", reason="pyindi-client is not installed (pip install 'obsy-core[indi]')")
+require_indi([DRIVER])
+
+FRAMES = "obsy/allsky/frames"
+IMAGE = "obsy/allsky/image"
+STATE = "obsy/allsky/state"
+EVENTS = "obsy/allsky/events"
+PROFILE = {"min_exposure_s": 0.01, "max_exposure_s": 0.5, "gain": 10}
+
+
+@pytest.fixture
+def indiserver(tmp_path) -> Iterator[IndiServer]:
+    server = IndiServer(tmp_path / "indi", [DRIVER])
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def watcher(mosquitto) -> Iterator[Watcher]:
+    w = Watcher(mosquitto.port, ["obsy/#", "homeassistant/#"])
+    yield w
+    w.close()
+
+
+class Running:
+    def __init__(self, tmp_path: Path, mosquitto, indiserver: IndiServer) -> None:
+        allsky = {
+            "heartbeat_interval": 1,
+            "camera": {"binning": 2, "interval_s": 0, "bracket": 3, "readout_margin_s": 3},
+            # The same limits by day and night: the test runs at any hour.
+            "exposure": {"night": PROFILE, "day": PROFILE},
+            "pipeline": {"bayer_pattern": "MONO", "backend": "numpy", "fusion": {"saturation_weight": 0}},
+            "keep_fits": True,
+            "image_width": 320,
+        }
+        indi = {"host": "127.0.0.1", "port": indiserver.port}
+        path = write_config(
+            tmp_path, mosquitto, allsky=allsky, indi=indi, run_dir=str(tmp_path), homeassistant={"enabled": True}
+        )
+        self.config = load_config(path)
+        self.runner = ServiceRunner(AllskyService, self.config)
+        self.thread = threading.Thread(target=self.runner.run, daemon=True)
+
+    def __enter__(self) -> Running:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.runner.request_stop()
+        self.thread.join(30)
+
+
+def frames(watcher: Watcher) -> list[AllskyFrame]:
+    return [AllskyFrame.model_validate_json(m.payload) for m in watcher.on(FRAMES)]
+
+
+def events(watcher: Watcher) -> list[Event]:
+    return [Event.model_validate_json(m.payload) for m in watcher.on(EVENTS)]
+
+
+def test_frames_from_the_ccd_simulator_are_stored_and_published(tmp_path, mosquitto, indiserver, watcher):
+    with Running(tmp_path, mosquitto, indiserver) as running:
+        watcher.wait_for(lambda _: len(frames(watcher)) >= 2, timeout=60)
+        frame = frames(watcher)[0]
+        path = Path(urlparse(frame.url).path)
+        data_dir = running.config.data_dir.resolve()
+        assert path.is_relative_to(data_dir / "allsky" / frame.night)
+        stored = cv2.imread(str(path))
+        assert stored.shape[:2] == (frame.height, frame.width)
+        assert Path(urlparse(frame.fits_url).path).read_bytes().startswith(b"SIMPLE")
+        assert frame.stars is not None and frame.sqm is not None
+        assert frame.sun_altitude is not None and 0 <= frame.moon_phase <= 1
+        assert 0.01 <= frame.exposure_s <= 0.5 and frame.gain == 10
+
+        image = watcher.on(IMAGE)[-1]
+        preview = cv2.imdecode(np.frombuffer(image.payload, np.uint8), cv2.IMREAD_COLOR)
+        assert preview.shape[1] == 320
+        assert len(image.payload) < 100_000  # a small JPEG, never the full frame
+
+        state = AllskyState.model_validate_json(watcher.on(STATE)[-1].payload)
+        assert state.camera == "ok" and state.backend == "numpy" and state.frame_id is not None
+
+        watcher.wait_for(lambda m: any(x.topic.startswith("homeassistant/image/") for x in m), timeout=10)
+        configs = {m.topic: json.loads(m.payload) for m in watcher.messages if m.topic.startswith("homeassistant/")}
+        image_config = next(c for t, c in configs.items() if t.startswith("homeassistant/image/"))
+        assert image_config["image_topic"] == IMAGE
+        sensors = {c["unique_id"].rsplit("_", 1)[-1] for t, c in configs.items() if "allsky" in c.get("unique_id", "")}
+        assert {"stars", "sqm", "exposure", "gain"} <= sensors
+
+
+def test_a_camera_that_disappears_is_reported_and_comes_back(tmp_path, mosquitto, indiserver, watcher):
+    with Running(tmp_path, mosquitto, indiserver):
+        watcher.wait_for(lambda _: len(frames(watcher)) >= 1, timeout=60)
+        driver = find_executable(DRIVER)
+        indiserver.stop_driver(driver)
+        watcher.wait_for(lambda _: any(e.kind == "camera_failed" for e in events(watcher)), timeout=30)
+        watcher.wait_for(
+            lambda _: any(
+                AllskyState.model_validate_json(m.payload).camera in ("failing", "lost") for m in watcher.on(STATE)
+            ),
+            timeout=10,
+        )
+        before = len(frames(watcher))
+        indiserver.start_driver(driver)
+        watcher.wait_for(lambda _: any(e.kind == "camera_recovered" for e in events(watcher)), timeout=60)
+        watcher.wait_for(lambda _: len(frames(watcher)) > before, timeout=60)
+        assert running_state(watcher).camera == "ok"
+
+
+def running_state(watcher: Watcher) -> AllskyState:
+    return AllskyState.model_validate_json(watcher.on(STATE)[-1].payload)
