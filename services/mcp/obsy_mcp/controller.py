@@ -96,6 +96,7 @@ class Controller:
         self._sun_altitude = sun_altitude or self._sun_from_astro
         self.supervisor = supervisor or Supervisor(self.settings.supervision, clock, self._event)
         self._sun_cache: tuple[float, float] | None = None
+        self._night_cache: tuple[float, str] | None = None
 
         self.state = State.STARTING
         self.reason = "starting: reading the devices back"
@@ -583,4 +584,8 @@ class Controller:
         return self._sun_cache[1]
 
     def tonight(self) -> str:
-        return astro.night_of(self.config.site, datetime.now(UTC)).isoformat()
+        """The observing night's date (the plan's ``night``); cached: it is asked on every evaluation."""
+        now = time.monotonic()
+        if self._night_cache is None or now - self._night_cache[0] > SUN_CACHE_S:
+            self._night_cache = (now, astro.night_of(self.config.site, datetime.now(UTC)).isoformat())
+        return self._night_cache[1]
