@@ -539,8 +539,10 @@ class McpEkosConfig(Section):
     enabled: bool = False
     bus_address: str | None = Field(default=None, description="D-Bus address; empty = $DBUS_SESSION_BUS_ADDRESS")
     profile: str = Field(default="Simulators", description="Ekos profile started before the schedule")
-    call_timeout: float = Field(default=20.0, gt=0, description="seconds for one D-Bus call")
-    stop_timeout: float = Field(default=30.0, gt=0, description="seconds for the scheduler to report stopped")
+    call_timeout: float = Field(default=10.0, gt=0, description="seconds for one D-Bus call")
+    stop_timeout: float = Field(
+        default=15.0, gt=0, description="seconds for the scheduler to report stopped (closing waits this long at most)"
+    )
 
 
 class McpSupervisionConfig(Section):

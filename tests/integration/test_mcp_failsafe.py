@@ -373,3 +373,21 @@ def test_stop_halts_the_roof_and_hands_over_to_the_operator(
     finally:
         beats.stop()
         process.stop()
+
+
+def test_an_unreachable_ekos_does_not_hold_the_roof_open(
+    tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher
+) -> None:
+    gone = {"enabled": True, "bus_address": f"unix:path={tmp_path / 'no-session-bus'}", "call_timeout": 2}
+    process, inputs = observing_mcp(tmp_path, mosquitto, indi, watcher, ekos=gone)
+    beats = Heartbeats(inputs).start()
+    try:
+        inputs.weather(False, "rain detected")
+        closed = wait_state(watcher, TOPICS, lambda s: s["state"] == "closed_unsafe" and s["roof"] == "closed", 40)
+        assert closed["mount_parked"] is True
+        failed = [e for e in events(watcher, TOPICS) if e["kind"] == "step_failed"]
+        assert [e["data"]["step"] for e in failed] == ["stop_ekos_scheduler"]  # one attempt, then on
+        assert "D-Bus call" in failed[0]["message"]
+    finally:
+        beats.stop()
+        process.stop()

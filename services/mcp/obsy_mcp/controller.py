@@ -370,7 +370,8 @@ class Controller:
         self._transition(State.CLOSING, decision.reason)
         self._alarm_attempt_at = self.clock()
         if self.ekos is not None:
-            self._step("stop_ekos_scheduler", self._stop_ekos, critical=False)
+            # One attempt only: a hung KStars must not hold the roof open (the mount is aborted next).
+            self._step("stop_ekos_scheduler", self._stop_ekos, critical=False, retry=False)
         if self.mount is not None:
             self._step("abort_mount", self.mount.abort, critical=False)
             parked = self._step("park_mount", self.mount.park) and self.mount.parked() is True
@@ -459,10 +460,16 @@ class Controller:
         self._transition(State.MANUAL, "STOP: roof halted by the operator")
 
     def _step(
-        self, name: str, action: Callable[[], None], *, critical: bool = True, interruptible: bool = False
+        self,
+        name: str,
+        action: Callable[[], None],
+        *,
+        critical: bool = True,
+        interruptible: bool = False,
+        retry: bool = True,
     ) -> bool:
         """Run one device step with retries; an event for each attempt; True when it succeeded."""
-        attempts = 1 + self.settings.devices.retries
+        attempts = 1 + (self.settings.devices.retries if retry else 0)
         for attempt in range(1, attempts + 1):
             data = {"step": name, "attempt": attempt}
             self._event("device_action", f"{name}: started (attempt {attempt})", data=data)
