@@ -40,17 +40,27 @@ def quality_weights(be: Backend, rgb: tuple[Any, Any, Any], contrast: float, sat
     weight = xp.ones(r.shape, dtype=xp.float32)
     if contrast:
         grey = _GREY[0] * r + _GREY[1] * g + _GREY[2] * b
-        weight *= xp.abs(be.correlate2d(grey, _LAPLACIAN)) ** np.float32(contrast)
+        weight *= _power(xp, xp.abs(be.correlate2d(grey, _LAPLACIAN)), contrast)
     if saturation:
         mean = (r + g + b) / np.float32(3)
-        spread = xp.sqrt((r - mean) ** 2 + (g - mean) ** 2 + (b - mean) ** 2)
-        weight *= spread ** np.float32(saturation)
+        spread = xp.square(r - mean)
+        spread += xp.square(g - mean)
+        spread += xp.square(b - mean)
+        weight *= _power(xp, xp.sqrt(spread, out=spread), saturation)
     if exposure:
         well = xp.ones_like(weight)
         for channel in (r, g, b):
-            well *= xp.exp(-((channel - np.float32(0.5)) ** 2) / np.float32(0.08))
-        weight *= well ** np.float32(exposure)
-    return weight + np.float32(1e-12)
+            well *= xp.exp(-xp.square(channel - np.float32(0.5)) / np.float32(0.08))
+        weight *= _power(xp, well, exposure)
+    weight += np.float32(1e-12)
+    return weight
+
+
+def _power(xp: Any, values: Any, exponent: float) -> Any:
+    """``values ** exponent`` in place, skipping the (slow) power for the usual exponent 1."""
+    if exponent == 1:
+        return values
+    return xp.power(values, np.float32(exponent), out=values)
 
 
 def rgb_channels(image: Any) -> tuple[Any, Any, Any]:
@@ -94,7 +104,8 @@ def fuse(
     levels = pyramid_levels(shape[0], shape[1])
     result: list[Any] = []
     for image, weight in zip(images, weights, strict=True):
-        contribution = _weighted_laplacian_pyramid(be, image, weight / total, levels)
+        be.xp.divide(weight, total, out=weight)
+        contribution = _weighted_laplacian_pyramid(be, image, weight, levels)
         if not result:
             result = contribution
         else:
@@ -115,8 +126,13 @@ def _weighted_laplacian_pyramid(be: Backend, image: Any, weight: Any, levels: in
         band = gaussian[level]
         if level < levels:
             height, width = band.shape[:2]
-            band = band - be.pyr_up(gaussian[level + 1], height, width)
-        out.append(band * weights[level][:, :, None])
+            # The up-sampled copy is a fresh array: subtract into it rather than allocate again.
+            up = be.pyr_up(gaussian[level + 1], height, width)
+            band = be.xp.subtract(band, up, out=up)
+        else:
+            band = band.copy()
+        band *= weights[level][:, :, None]
+        out.append(band)
     return out
 
 
