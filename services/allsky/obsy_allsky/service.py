@@ -57,8 +57,9 @@ class AllskyService(Service):
 
     def stop(self) -> None:
         self._stopping.set()
-        self._thread.join(timeout=self.settings.camera.readout_margin_s + 10)
+        # Disconnecting ends a wait for an image at once; the capture thread then sees the stop.
         self.client.disconnect()
+        self._thread.join(timeout=10)
 
     def health_details(self) -> dict[str, Any]:
         return {
@@ -81,6 +82,8 @@ class AllskyService(Service):
                     ready = True
                 self.capture_frame()
             except CameraError as exc:
+                if self._stopping.is_set():
+                    break  # the exposure was cut short by stop()
                 ready = self._camera_failed(exc)
                 pause = 0.0 if ready else RETRY_S
             except StorageError as exc:
