@@ -1,0 +1,1 @@
+"""Night products made from the stored frames: keogram, star trails."""

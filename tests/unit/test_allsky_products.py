@@ -1,0 +1,54 @@
+"""Keogram and star trails from a night of stored frames."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import cv2
+import numpy as np
+
+from obsy_allsky.products.night import keogram, night_frames, star_trails
+from obsy_allsky.storage import FrameStore, encode_jpeg
+
+NIGHT = date(2026, 11, 21)
+
+
+def store_night(tmp_path, frames: list[np.ndarray]):
+    store = FrameStore(tmp_path)
+    start = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
+    for i, image in enumerate(frames):
+        store.save(NIGHT, start + timedelta(minutes=i), encode_jpeg(image, quality=95))
+    return store.night_dir(NIGHT)
+
+
+def star_frame(x: int, y: int, sky: int = 10) -> np.ndarray:
+    image = np.full((120, 160, 3), sky, np.uint8)
+    cv2.circle(image, (x, y), 2, (255, 255, 255), -1)
+    return image
+
+
+def test_star_trails_draw_the_path_and_leave_out_bright_frames(tmp_path):
+    frames = [star_frame(20 + 3 * i, 60) for i in range(37)]  # a star moving 3 px a frame
+    frames.insert(5, np.full((120, 160, 3), 230, np.uint8))  # dawn, or the lights of a car
+    night = store_night(tmp_path, frames)
+    product = star_trails(night_frames(night))
+    assert product.used == 37 and product.skipped == {"too bright": 1}
+    row = product.image[60, :, 1]
+    assert (row[20:129] > 150).all()  # one unbroken line from the first position to the last
+    assert product.image[20, 80].max() < 40  # the sky stays dark
+
+
+def test_keogram_has_one_column_per_frame_in_time_order(tmp_path):
+    frames = [np.full((120, 160, 3), 20 * i, np.uint8) for i in range(10)]  # the night brightening
+    night = store_night(tmp_path, frames)
+    (night / "20261121T230000000Z.jpg").write_bytes(b"broken")  # a damaged file among them
+    seen = []
+    product = keogram(night_frames(night), progress=lambda done, total: seen.append((done, total)))
+    assert product.image.shape == (120, 10, 3)
+    assert product.used == 10 and product.skipped == {"unreadable": 1}
+    assert np.all(np.diff(product.image[60, :, 0].astype(int)) > 10)
+    assert seen[0] == (0, 11) and seen[-1] == (10, 11)
+
+
+def test_products_of_an_empty_night_are_empty(tmp_path):
+    assert keogram([]).image is None and star_trails([]).image is None
