@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,3 +139,39 @@ def test_a_camera_that_disappears_is_reported_and_comes_back(tmp_path, mosquitto
 
 def running_state(watcher: Watcher) -> AllskyState:
     return AllskyState.model_validate_json(watcher.on(STATE)[-1].payload)
+
+
+@pytest.fixture
+def full_data_dir(tmp_path) -> Iterator[Path]:
+    """The data dir on a real 1 MiB tmpfs: room for about one frame with its FITS."""
+    data = tmp_path / "data"
+    data.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mount = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(data)], check=False, capture_output=True, text=True
+    )
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.strip()}")
+    try:
+        yield data
+    finally:
+        subprocess.run(["umount", "-l", str(data)], check=False)
+
+
+def test_a_full_disk_is_reported_and_capture_goes_on(tmp_path, mosquitto, indiserver, watcher, full_data_dir):
+    with Running(tmp_path, mosquitto, indiserver):
+        watcher.wait_for(lambda _: any(e.kind == "storage_failed" for e in events(watcher)), timeout=60)
+        failure = next(e for e in events(watcher) if e.kind == "storage_failed")
+        assert "No space left on device" in failure.message
+        watcher.wait_for(lambda _: running_state(watcher).storage_error is not None, timeout=10)
+        stored = sorted((full_data_dir / "allsky").rglob("*.*"))
+        for path in stored:  # whatever was stored before is whole
+            assert not path.name.startswith(".")
+            if path.suffix == ".jpg":
+                assert cv2.imread(str(path)) is not None
+        before = len(frames(watcher))
+        for path in stored:  # room again: the operator (or retention) deleted old frames
+            path.unlink()
+        watcher.wait_for(lambda _: len(frames(watcher)) > before, timeout=60)
+        watcher.wait_for(lambda _: running_state(watcher).storage_error is None, timeout=10)
