@@ -95,9 +95,9 @@ def detect_stars(
     noise = xp.median(xp.abs(sample - centre)) * np.float32(1.4826)
     # Mean absolute deviation → sigma for Gaussian noise; deviations are capped so that stars
     # hardly count, and the local noise is never below the frame's own.
-    deviation = xp.minimum(xp.abs(smoothed - centre), np.float32(4) * noise)
+    deviation = xp.minimum(xp.abs(smoothed - centre), noise * np.float32(4))
     local_noise = xp.maximum(background_map(be, deviation, mask) * np.float32(1.2533), noise)
-    threshold = centre + np.float32(threshold_sigma) * xp.maximum(local_noise, np.float32(1e-9))
+    threshold = centre + xp.maximum(local_noise, np.float32(1e-9)) * np.float32(threshold_sigma)
     size = min_separation_px | 1
     peaks = (smoothed >= be.maximum_filter(smoothed, size)) & (smoothed > threshold)
     if mask is not None:

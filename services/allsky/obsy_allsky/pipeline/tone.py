@@ -84,21 +84,22 @@ def stretch(
     """
     xp = be.xp
     if method == "auto":
+        # Two numbers from the statistics, as Python floats (a CuPy 0-d array would not mix with NumPy scalars).
         sample = _sample(be, luminance(image), mask)
-        median = xp.median(sample)
-        mad = xp.median(xp.abs(sample - median)) * np.float32(1.4826)
-        black = xp.clip(median - np.float32(shadows_sigma) * mad, 0.0, 0.999)
-        x = xp.clip((median - black) / (1 - black), 1e-6, 1.0)
-        b = np.float32(target_background)
+        median = float(xp.median(sample))
+        mad = float(xp.median(xp.abs(sample - median))) * 1.4826
+        black = min(max(median - shadows_sigma * mad, 0.0), 0.999)
+        x = min(max((median - black) / (1 - black), 1e-6), 1.0)
+        b = target_background
         mid = x * (1 - b) / (x + b - 2 * b * x)  # solves mtf(mid, x) == b
     elif method == "mtf":
-        black, mid = np.float32(shadows), np.float32(midtones)
+        black, mid = shadows, midtones
     else:
         raise ValueError(f"unknown stretch method {method!r}; use auto or mtf")
-    scaled = xp.subtract(image, xp.float32(black), out=image)
-    xp.multiply(scaled, xp.float32(1 / (1 - black)), out=scaled)
+    scaled = xp.subtract(image, np.float32(black), out=image)
+    xp.multiply(scaled, np.float32(1 / (1 - black)), out=scaled)
     xp.clip(scaled, 0.0, 1.0, out=scaled)
-    mid = xp.float32(mid)
+    mid = np.float32(mid)
     denominator = scaled * (2 * mid - 1)
     denominator -= mid
     scaled *= mid - 1
