@@ -457,6 +457,9 @@ class AllskyCameraConfig(Section):
     bracket: int = Field(default=1, ge=1, le=5, description="exposures per frame (HDR); 1 = no bracket")
     bracket_step: float = Field(default=4.0, gt=1, description="each next exposure of a bracket is this much shorter")
     clip_level: float = Field(default=0.98, gt=0, le=1, description="of full scale: pixels above it count as clipped")
+    dark_tolerance_c: float = Field(
+        default=2.0, ge=0, description="a master dark counts within this many degrees of the sensor temperature"
+    )
 
 
 class AllskyConfig(ServiceSection):

@@ -189,6 +189,7 @@ class AllskyState(Message):
     gain: float | None = None
     stars: int | None = Field(default=None, ge=0)
     sqm: float | None = None
+    dark: bool | None = Field(default=None, description="a master dark was subtracted from the last frame")
     url: str | None = None
     storage_error: str | None = None
 

@@ -11,6 +11,7 @@ import pytest
 
 from obsy.indi import IndiClient
 from obsy_allsky.capture.camera import CameraError, IndiCamera
+from obsy_allsky.capture.darks import DarkLibrary, capture_master
 from obsy_allsky.capture.fits import FitsError, decode_fits
 from tests.support.indiserver import CCD, IndiServer, find_executable, require_indi
 
@@ -102,3 +103,16 @@ def test_truncated_and_garbled_fits_from_the_camera_are_named(camera: IndiCamera
     header_only = data[:2880]
     with pytest.raises(FitsError):
         decode_fits(header_only)
+
+
+def test_master_dark_from_the_simulator_is_stored_and_found_again(camera: IndiCamera, tmp_path) -> None:
+    light = camera.expose(0.5).data
+    master = capture_master(camera, 0.5, count=3)
+    assert master.shape == light.shape
+    assert camera.client.get_switch(CCD, "CCD_FRAME_TYPE")["FRAME_LIGHT"] is True  # back to lights
+    assert master.max() < light.max()  # no stars in a dark
+    library = DarkLibrary(tmp_path / "darks")
+    temperature = camera.temperature()
+    library.save(master, gain=0, binning=4, temperature_c=temperature, exposure_s=0.5)
+    found = library.dark_for(0.5, gain=0, binning=4, temperature_c=temperature, shape=light.shape)
+    assert np.array_equal(found, master)

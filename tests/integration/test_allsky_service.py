@@ -17,6 +17,7 @@ import pytest
 from obsy.config import load_config
 from obsy.messages import AllskyFrame, AllskyState, Event
 from obsy.runner import ServiceRunner
+from obsy_allsky.capture.darks import DarkLibrary
 from obsy_allsky.service import AllskyService
 from tests.support.configs import write_config
 from tests.support.indiserver import IndiServer, find_executable, require_indi
@@ -109,6 +110,14 @@ def test_frames_from_the_ccd_simulator_are_stored_and_published(tmp_path, mosqui
 
         state = AllskyState.model_validate_json(watcher.on(STATE)[-1].payload)
         assert state.camera == "ok" and state.backend == "numpy" and state.frame_id is not None
+        assert state.dark is False  # the dark library is empty
+
+        # A bias master for this camera's gain, binning and temperature: from now on it is subtracted.
+        library = DarkLibrary(running.config.data_dir / "allsky" / "darks")
+        library.save(
+            np.zeros((frame.height, frame.width), np.float32), gain=10, binning=2, temperature_c=0.0, exposure_s=0.0001
+        )
+        watcher.wait_for(lambda _: running_state(watcher).dark is True, timeout=30)
 
         watcher.wait_for(lambda m: any(x.topic.startswith("homeassistant/image/") for x in m), timeout=10)
         configs = {m.topic: json.loads(m.payload) for m in watcher.messages if m.topic.startswith("homeassistant/")}

@@ -26,6 +26,7 @@ from obsy.messages import AllskyFrame, AllskyState, Event
 from obsy.runner import Service, run_service
 from obsy_allsky.backend import NumpyBackend
 from obsy_allsky.capture.camera import CameraError, IndiCamera, RawFrame
+from obsy_allsky.capture.darks import DarkLibrary
 from obsy_allsky.capture.exposure import AutoExposure, measure_brightness
 from obsy_allsky.pipeline import tone
 from obsy_allsky.pipeline.chain import FramePipeline, ProcessedFrame
@@ -42,6 +43,7 @@ class AllskyService(Service):
         s = self.settings
         self.pipeline = FramePipeline(s.pipeline)
         self.store = FrameStore(self.config.data_dir)
+        self.darks = DarkLibrary(self.store.root / "darks", tolerance_c=s.camera.dark_tolerance_c)
         self.auto = AutoExposure(s.exposure)
         self.client = IndiClient.from_config(self.config.indi, timeout=10.0, reconnect_interval=1.0)
         self.camera = IndiCamera(self.client, s.camera.device, readout_margin_s=s.camera.readout_margin_s)
@@ -128,7 +130,8 @@ class AllskyService(Service):
         mask = self._circle(longest.data.shape)
         self._last = (measure_brightness(longest.data, s.pipeline.full_scale, mask), longest.exposure_s)
 
-        result = self.pipeline.process([r.data for r in raws], [r.exposure_s for r in raws])
+        darks = [self._dark_for(r) for r in raws]
+        result = self.pipeline.process([r.data for r in raws], [r.exposure_s for r in raws], darks)
         night = astro.night_of(self.config.site, now)
         stored = self.store.save(
             night,
@@ -165,6 +168,7 @@ class AllskyService(Service):
             gain=frame.gain,
             stars=frame.stars,
             sqm=frame.sqm,
+            dark=all(d is not None for d in darks),
             url=frame.url,
             storage_error=None,
         )
@@ -182,6 +186,15 @@ class AllskyService(Service):
             frames.append(self.camera.expose(frames[-1].exposure_s / cam.bracket_step))
         self.log.debug("bracket of %d in %s mode", len(frames), mode)
         return frames
+
+    def _dark_for(self, raw: RawFrame) -> np.ndarray | None:
+        return self.darks.dark_for(
+            raw.exposure_s,
+            gain=raw.gain or 0.0,
+            binning=raw.binning,
+            temperature_c=raw.temperature_c,
+            shape=raw.data.shape,
+        )
 
     def _circle(self, shape: tuple[int, ...]) -> np.ndarray:
         p = self.settings.pipeline

@@ -64,10 +64,10 @@ class FrameStore:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create {folder}: {exc.strerror or exc}") from exc
-        _write_atomic(jpeg_path, jpeg)
+        write_atomic(jpeg_path, jpeg)
         if fits_path is not None:
             try:
-                _write_atomic(fits_path, fits_bytes)
+                write_atomic(fits_path, fits_bytes)
             except StorageError:
                 with contextlib.suppress(OSError):
                     jpeg_path.unlink()  # a frame is stored whole or not at all
@@ -75,7 +75,8 @@ class FrameStore:
         return StoredFrame(frame_id=frame_id, night=night.isoformat(), jpeg_path=jpeg_path, fits_path=fits_path)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write through a temporary file in the same folder and rename: readers see all of it or nothing."""
     temporary = None
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
