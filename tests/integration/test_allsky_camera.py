@@ -13,6 +13,7 @@ from obsy.indi import IndiClient
 from obsy_allsky.capture.camera import CameraError, IndiCamera
 from obsy_allsky.capture.darks import DarkLibrary, capture_master
 from obsy_allsky.capture.fits import FitsError, decode_fits
+from obsy_allsky.service import main
 from tests.support.indiserver import CCD, IndiServer, find_executable, require_indi
 
 pytestmark = pytest.mark.integration
@@ -107,7 +108,8 @@ def test_truncated_and_garbled_fits_from_the_camera_are_named(camera: IndiCamera
 
 def test_master_dark_from_the_simulator_is_stored_and_found_again(camera: IndiCamera, tmp_path) -> None:
     light = camera.expose(0.5).data
-    master = capture_master(camera, 0.5, count=3)
+    master, used = capture_master(camera, 0.5, count=3)
+    assert used == 0.5
     assert master.shape == light.shape
     assert camera.client.get_switch(CCD, "CCD_FRAME_TYPE")["FRAME_LIGHT"] is True  # back to lights
     assert master.max() < light.max()  # no stars in a dark
@@ -116,3 +118,20 @@ def test_master_dark_from_the_simulator_is_stored_and_found_again(camera: IndiCa
     library.save(master, gain=0, binning=4, temperature_c=temperature, exposure_s=0.5)
     found = library.dark_for(0.5, gain=0, binning=4, temperature_c=temperature, shape=light.shape)
     assert np.array_equal(found, master)
+
+
+def test_darks_command_fills_the_library(server: IndiServer, tmp_path) -> None:
+    config = tmp_path / "obsy.yaml"
+    config.write_text(
+        "site: {latitude: 48.2, longitude: 16.4}\n"
+        f"data_dir: {tmp_path / 'data'}\n"
+        f"indi: {{host: 127.0.0.1, port: {server.port}}}\n"
+        "allsky: {camera: {binning: 4}}\n"
+    )
+    assert main(["darks", "--config", str(config), "--exposures", "0.0001", "0.3", "--count", "2", "--gain", "0"]) == 0
+    library = DarkLibrary(tmp_path / "data" / "allsky" / "darks")
+    # The simulator's shortest exposure is 0.01 s: the bias is taken at that.
+    assert sorted(m.exposure_s for m in library.masters()) == [0.01, 0.3]
+    (master,) = [m for m in library.masters() if m.exposure_s == 0.3]
+    dark = library.dark_for(0.6, gain=0, binning=4, temperature_c=master.temperature_c, shape=master.load().shape)
+    assert dark is not None  # scaled from the 0.3 s master with the bias

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import cv2
 import numpy as np
 
+from obsy_allsky.cli import output_path
 from obsy_allsky.products.night import keogram, night_frames, star_trails
+from obsy_allsky.service import main
 from obsy_allsky.storage import FrameStore, encode_jpeg
 
 NIGHT = date(2026, 11, 21)
@@ -52,3 +55,25 @@ def test_keogram_has_one_column_per_frame_in_time_order(tmp_path):
 
 def test_products_of_an_empty_night_are_empty(tmp_path):
     assert keogram([]).image is None and star_trails([]).image is None
+
+
+def write_minimal_config(tmp_path) -> Path:
+    path = tmp_path / "obsy.yaml"
+    path.write_text(f"site:\n  latitude: 48.2\n  longitude: 16.4\ndata_dir: {tmp_path}\n")
+    return path
+
+
+def test_cli_builds_products_with_a_progress_bar(tmp_path, capsys):
+    store_night(tmp_path, [star_frame(20 + 3 * i, 60) for i in range(8)])
+    config = write_minimal_config(tmp_path)
+    assert main(["star-trails", "2026-11-21", "--config", str(config)]) == 0
+    assert main(["keogram", "2026-11-21", "--config", str(config)]) == 0
+    captured = capsys.readouterr()
+    assert "star-trails [" in captured.err and "8/8" in captured.err
+    keogram_image = cv2.imread(str(output_path(tmp_path, "2026-11-21", "keogram")))
+    assert keogram_image.shape == (120, 8, 3)
+    assert cv2.imread(str(output_path(tmp_path, "2026-11-21", "star-trails"))) is not None
+    # Products are not taken for frames the next time round.
+    assert len(night_frames(tmp_path / "allsky" / "2026-11-21")) == 8
+    assert main(["keogram", "2026-11-22", "--config", str(config)]) == 1
+    assert "no frames in" in capsys.readouterr().err

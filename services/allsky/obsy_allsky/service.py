@@ -242,5 +242,7 @@ class AllskyService(Service):
         ]
 
 
-def main() -> int:
-    return run_service(AllskyService)
+def main(argv: list[str] | None = None) -> int:
+    from obsy_allsky.cli import COMMANDS
+
+    return run_service(AllskyService, argv, COMMANDS)

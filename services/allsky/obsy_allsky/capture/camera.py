@@ -108,6 +108,7 @@ class IndiCamera:
         The image must arrive within the exposure time plus ``readout_margin_s``; otherwise the
         exposure is aborted (where the camera still listens) and :class:`CameraTimeoutError` raised.
         """
+        exposure_s = self.clamp_exposure(exposure_s)
         self.client.clear_blobs()
         self._wrap(
             lambda: self.client.set_number(self.device, "CCD_EXPOSURE", {"CCD_EXPOSURE_VALUE": exposure_s}, wait=False)
@@ -137,6 +138,17 @@ class IndiCamera:
             header=image.header,
             fits=blob.data,
         )
+
+    def clamp_exposure(self, exposure_s: float) -> float:
+        """The exposure within the camera's own limits (a driver refuses others and never sends an image)."""
+        try:
+            limits = self.client.get_property(self.device, "CCD_EXPOSURE").limits.get("CCD_EXPOSURE_VALUE")
+        except IndiError:
+            return exposure_s
+        if not limits:
+            return exposure_s
+        low, high = limits[0], limits[1]
+        return min(max(exposure_s, low), high) if high > low else exposure_s
 
     def recover(self, timeout: float = 20.0) -> bool:
         """After a failure: reconnect the device and restore its settings. True when it answers again."""

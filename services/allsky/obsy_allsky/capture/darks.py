@@ -25,6 +25,9 @@ from obsy_allsky.storage import write_atomic
 
 log = logging.getLogger("obsy.allsky.darks")
 
+#: A master this short holds (practically) no thermal signal: it serves as the bias.
+BIAS_MAX_EXPOSURE_S = 0.02
+
 _NAME = re.compile(r"^dark_g(?P<gain>[-\d.]+)_b(?P<binning>\d+)_t(?P<temp>[-\d.]+)_e(?P<exposure>[\d.]+)\.fits$")
 
 
@@ -103,7 +106,7 @@ class DarkLibrary:
         target = temperature_c if temperature_c is not None else candidates[0].temperature_c
         nearest_temp = min({m.temperature_c for m in candidates}, key=lambda t: abs(t - target))
         same_temp = sorted((m for m in candidates if m.temperature_c == nearest_temp), key=lambda m: m.exposure_s)
-        bias = same_temp[0] if same_temp[0].exposure_s <= 0.001 else None
+        bias = same_temp[0] if same_temp[0].exposure_s <= BIAS_MAX_EXPOSURE_S else None
         darks = [m for m in same_temp if m is not bias]
         if not darks:  # a bias alone: better than nothing
             frame = bias.load()
@@ -123,14 +126,18 @@ def _fits(frame: np.ndarray, shape: tuple[int, ...]) -> bool:
     return frame.shape == tuple(shape)
 
 
-def capture_master(camera: IndiCamera, exposure_s: float, count: int) -> np.ndarray:
-    """Expose ``count`` dark frames (INDI frame type DARK: the camera's shutter, or a capped lens) and combine them."""
+def capture_master(camera: IndiCamera, exposure_s: float, count: int) -> tuple[np.ndarray, float]:
+    """Expose ``count`` dark frames (INDI frame type DARK: the camera's shutter, or a capped lens), combine them.
+
+    Returns the master and the exposure the camera actually used (it raises a too short one to
+    its minimum).
+    """
     client, device = camera.client, camera.device
     if camera.has("CCD_FRAME_TYPE"):
         client.set_switch(device, "CCD_FRAME_TYPE", "FRAME_DARK")
     try:
-        frames = [camera.expose(exposure_s).data for _ in range(count)]
+        frames = [camera.expose(exposure_s) for _ in range(count)]
     finally:
         if camera.has("CCD_FRAME_TYPE"):
             client.set_switch(device, "CCD_FRAME_TYPE", "FRAME_LIGHT")
-    return combine(frames)
+    return combine([f.data for f in frames]), frames[0].exposure_s
