@@ -418,14 +418,13 @@ class IndiClient:
         """Send new values; elements not named keep their current values.
 
         With ``wait=True`` block until the server answers with the property not Busy and
-        return that snapshot; :class:`IndiError` if the answer is Alert, also when the
-        connection is lost meanwhile. INDI has no request ids, so "the answer" is the first
-        update after sending that is not Busy; if its state is the one from before sending,
-        it only counts when no Busy update follows within ``answer_settle`` seconds (a
-        periodic update sent just before the driver took the request would otherwise pass
-        for it). Drivers may answer more than once (the
-        telescope simulator's sync sends Idle, then Ok); to wait for a particular end state
-        (slew done, parked) use :meth:`wait_for`.
+        return that snapshot; :class:`IndiError` if the answer is Alert or the connection
+        is lost meanwhile. INDI has no request ids, so "the answer" is the first update
+        after sending that is not Busy; if its state is the one from before sending, it
+        only counts when no Busy update follows within ``answer_settle`` seconds (else a
+        periodic update sent just before the driver took the request would pass for it).
+        Drivers may answer more than once (the telescope simulator's sync sends Idle, then
+        Ok); to wait for a particular end state (slew done, parked) use :meth:`wait_for`.
         """
         current = self._typed(device, name, "number")
         merged = {**current.values, **{k: float(v) for k, v in values.items()}}
@@ -501,6 +500,7 @@ class IndiClient:
             self._send_blob_mode(device, prop, only)
 
     def disable_blobs(self, device: str, prop: str | None = None) -> None:
+        """Stop receiving the device's BLOBs (B_NEVER), now and after reconnects."""
         with self._cond:
             self._blob_modes.pop((device, prop), None)
         if self._connected:
@@ -529,6 +529,7 @@ class IndiClient:
         return self._wait(take, timeout, describe)
 
     def clear_blobs(self) -> None:
+        """Drop every queued BLOB (e.g. before starting an exposure)."""
         with self._cond:
             self._blobs.clear()
 
@@ -692,10 +693,8 @@ class IndiClient:
             # refuses connectServer() until disconnectServer() has reset it. Let the old
             # listener thread finish first (see _Client.close).
             try:
-                gone = self._client.wait_listener_gone(3.0)
-                log.debug("old listener threads gone: %s (%s)", gone, self._client.listener_tids)
+                self._client.wait_listener_gone(3.0)
                 self._client.close()
-                log.debug("closed; listener threads left: %s", self._client.listener_tids)
             except Exception:
                 log.exception("resetting the connection to %s failed", self.address)
             delay = self.reconnect_interval

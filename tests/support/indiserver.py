@@ -4,6 +4,10 @@ Each server gets its own working directory as ``HOME`` (INDI drivers keep their 
 park data in ``~/.indi``), its own control FIFO and its own local socket name: indiserver
 1.9 also listens on an abstract unix socket, ``/tmp/indiserver`` unless told otherwise, and
 a second server with the default name exits at once with "bind: Address already in use".
+
+The server runs under another process name (a symlink, see ``PROCESS_NAME``): KStars runs
+``pkill indiserver`` when it exits, which would take down every test server on the machine
+while a KStars test runs beside these.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import pytest
 
 from obsy.config import IndiServerConfig
 from tests.support.ports import free_port, wait_for_port, wait_port_closed
+
+PROCESS_NAME = "obsy-indi-server"  # must not contain "indiserver", see the module docstring
 
 # Device names the simulator drivers of INDI 1.9 define.
 TELESCOPE = "Telescope Simulator"  # indi_simulator_telescope
@@ -73,9 +79,9 @@ class IndiServer:
         self.host = "127.0.0.1"
         self.port = port if port is not None else free_port()
         self.log_path = self.workdir / "indiserver.log"
-        self.fifo_path = self.workdir / "indiserver.fifo"
+        self.fifo_path = self.workdir / "indi.fifo"
         # Abstract socket name (no file is created); unique per server, see the module docstring.
-        self.local_socket = f"obsy-test-indiserver-{os.getpid()}-{self.port}"
+        self.local_socket = f"obsy-test-indi-{os.getpid()}-{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
     def config(self, **overrides: object) -> IndiServerConfig:
@@ -95,8 +101,11 @@ class IndiServer:
         assert indiserver is not None
         if not self.fifo_path.exists():
             os.mkfifo(self.fifo_path)
+        alias = self.workdir / PROCESS_NAME
+        if not alias.is_symlink():
+            alias.symlink_to(indiserver)
         drivers = [find_executable(d) or d for d in self.drivers]
-        command = [indiserver, "-v", "-u", self.local_socket, "-p", str(self.port), "-f", str(self.fifo_path), *drivers]
+        command = [str(alias), "-v", "-u", self.local_socket, "-p", str(self.port), "-f", str(self.fifo_path), *drivers]
         env = {**os.environ, "HOME": str(self.workdir)}
         with self.log_path.open("ab") as log:
             log.write(f"--- {' '.join(command)}\n".encode())
