@@ -56,6 +56,10 @@ class ConfigError(Exception):
         self.problems = problems
         super().__init__("\n".join(problems))
 
+    def report(self, program: str) -> str:
+        """The text a command prints: a heading naming the program, then one problem per line."""
+        return f"{program}: configuration error:\n" + "\n".join(f"  {problem}" for problem in self.problems)
+
 
 class Section(BaseModel):
     """Base for every config section: unknown keys are errors, not silently ignored."""

@@ -278,9 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print("obsy-local: configuration error:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        print(exc.report("obsy-local"), file=sys.stderr)
         return EXIT_CONFIG
     only = [name.strip() for name in args.only.split(",")] if args.only else None
     unknown = sorted(set(only or ()) - set(SERVICE_NAMES))

@@ -263,9 +263,7 @@ def run_service(
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(f"obsy-{service_cls.name}: configuration error:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        print(exc.report(f"obsy-{service_cls.name}"), file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "check-config":
         print(f"obsy-{service_cls.name}: configuration OK ({config.source_file or 'defaults and environment'})")

@@ -23,7 +23,7 @@ def _config(path: str | None) -> ObsyConfig:
     try:
         return load_config(path)
     except ConfigError as exc:
-        raise SystemExit(f"obsy-allsky: configuration error:\n{exc}") from exc
+        raise SystemExit(exc.report("obsy-allsky")) from exc
 
 
 def progress_bar(label: str, width: int = 40):

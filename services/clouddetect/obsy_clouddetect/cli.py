@@ -93,7 +93,7 @@ def collect_command(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print("obsy-clouddetect collect: configuration error:\n  " + "\n  ".join(exc.problems), file=sys.stderr)
+        print(exc.report("obsy-clouddetect collect"), file=sys.stderr)
         return 2
     out = args.out or config.data_dir / "clouddetect" / "collect"
     collector = Collector(out, args.every)

@@ -58,9 +58,7 @@ def admin_command(argv: list[str]) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print("obsy-web: configuration error:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        print(exc.report("obsy-web"), file=sys.stderr)
         return 2
     engine = make_engine(config.database_url())
     try:
