@@ -203,6 +203,8 @@ def prepare_devices(server: IndiServerConfig, *, roof_open: bool, mount_parked: 
         client.wait_for(TELESCOPE, "TELESCOPE_PARK", lambda p: any(p.values.values()), what="park state known")
         client.wait_for(ROOF, "DOME_PARK", lambda p: any(p.values.values()), what="park state known")
         if fast_park:
+            # Drivers define their properties in stages: the park option may come after the park state.
+            client.wait_property(TELESCOPE, "TELESCOPE_PARK_OPTION")
             client.set_switch(TELESCOPE, "TELESCOPE_PARK_OPTION", "PARK_CURRENT")
         client.set_switch(TELESCOPE, "TELESCOPE_PARK", "PARK" if mount_parked else "UNPARK", wait=False)
         client.wait_for(
