@@ -89,13 +89,15 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return compose["services"]
 
 
+SERVICE_DOCKERFILE = "services/Dockerfile"
+
+
 def obsy_service_of(definition: dict[str, Any]) -> str | None:
-    """The OBSY service a compose service runs, from the Dockerfile it is built from."""
+    """The OBSY service a compose service runs: the SERVICE build argument of the shared Dockerfile."""
     build = definition.get("build")
-    if not isinstance(build, dict):
+    if not isinstance(build, dict) or build.get("dockerfile") != SERVICE_DOCKERFILE:
         return None
-    match = re.fullmatch(r"services/([a-z]+)/Dockerfile", str(build.get("dockerfile", "")))
-    return match.group(1) if match else None
+    return (build.get("args") or {}).get("SERVICE")
 
 
 @pytest.fixture(scope="module")
@@ -667,10 +669,11 @@ def test_gpu_profile_replaces_the_cpu_allsky(raw_compose: dict[str, Any], servic
     assert any(d["driver"] == "nvidia" and d["count"] in (1, "all") and "gpu" in d["capabilities"] for d in devices)
     assert "resources" not in (cpu.get("deploy") or {})
     # Same image recipe, built with CuPy.
-    assert gpu["build"]["dockerfile"] == cpu["build"]["dockerfile"] == "services/allsky/Dockerfile"
+    assert gpu["build"]["dockerfile"] == cpu["build"]["dockerfile"] == SERVICE_DOCKERFILE
+    assert {k: v for k, v in gpu["build"]["args"].items() if k != "CUPY_PACKAGE"} == cpu["build"]["args"]
     assert gpu["build"]["args"]["CUPY_PACKAGE"].startswith("cupy-cuda")
     assert not cpu["build"].get("args", {}).get("CUPY_PACKAGE")
-    dockerfile = (ROOT / "services" / "allsky" / "Dockerfile").read_text()
+    dockerfile = (ROOT / SERVICE_DOCKERFILE).read_text()
     assert re.search(r"^ARG CUPY_PACKAGE", dockerfile, re.MULTILINE)
     assert '"$CUPY_PACKAGE"' in dockerfile
     # It stands in for allsky: same user, password, data and healthcheck.
@@ -714,51 +717,58 @@ def pyproject(service: str) -> dict[str, Any]:
     return tomllib.loads((ROOT / "services" / service / "pyproject.toml").read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("service", SERVICE_NAMES)
-def test_dockerfile_installs_obsy_core_and_only_its_own_service(service: str):
-    path = ROOT / "services" / service / "Dockerfile"
-    instructions = dockerfile_instructions(path)
+def test_service_dockerfile_installs_obsy_core_and_the_one_service_it_is_given():
+    instructions = dockerfile_instructions(ROOT / SERVICE_DOCKERFILE)
     args = dict(rest.split("=", 1) for keyword, rest in instructions if keyword == "ARG" and "=" in rest)
     bases = [
         re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], rest.split()[0]) for k, rest in instructions if k == "FROM"
     ]
     assert bases, "no FROM"
-    assert set(bases) == {"python:3.11-slim-bookworm"}, f"{service} is built on {bases}"
+    assert set(bases) == {"python:3.11-slim-bookworm"}, f"built on {bases}"
+    assert ("ARG", "SERVICE") in instructions, "SERVICE must have no default: a build without it fails"
 
     copied = set()
     for keyword, rest in instructions:
         if keyword == "COPY" and not rest.startswith("--from"):
             *sources, _dest = rest.split()
             copied.update(source.rstrip("/") for source in sources)
-    assert copied == {"shared", f"services/{service}"}, f"{service} image copies {copied}"
+    assert copied == {"shared", "services/${SERVICE}"}, f"the image copies {copied}"
 
     installs = [rest for keyword, rest in instructions if keyword == "RUN" and "pip install" in rest]
-    main_install = [rest for rest in installs if f"./services/{service}" in rest]
-    assert len(main_install) == 1, f"{service}: no pip install of ./services/{service}"
+    main_install = [rest for rest in installs if "./services/${SERVICE}" in rest]
+    assert len(main_install) == 1, "no pip install of ./services/${SERVICE}"
     words = main_install[0].replace('"', "").split()
     assert "--no-cache-dir" in words
-    extra = "./shared[indi]" if service in INDI_SERVICES else "./shared"
-    assert extra in words, f"{service} must install {extra}"
-    # The Dockerfile's choice matches what the service's own package declares.
+    assert "./shared${CORE_EXTRAS}" in words
+
+    assert ("USER", "obsy") in instructions, "services must not run as root"
+    assert any(k == "RUN" and 'ln -s "obsy-${SERVICE}" /opt/obsy/bin/obsy-service' in rest for k, rest in instructions)
+    assert ("ENTRYPOINT", '["obsy-service"]') in instructions
+    assert ("CMD", '["run"]') in instructions
+    for packages in ("BUILD_PACKAGES", "RUNTIME_PACKAGES"):
+        assert any(
+            k == "RUN" and f"apt-get install -y --no-install-recommends ${packages}" in rest for k, rest in instructions
+        )
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_each_service_image_gets_only_what_it_needs(service: str, services: dict[str, dict[str, Any]]):
+    [args] = [d["build"]["args"] for d in services.values() if obsy_service_of(d) == service and "profiles" not in d]
+    assert f"obsy-{service}" in pyproject(service)["project"]["scripts"]
+    # The core's INDI extra exactly where the service's own package declares it.
     needs_indi = any(
         dep.replace(" ", "").startswith("obsy-core[indi]") for dep in pyproject(service)["project"]["dependencies"]
     )
     assert needs_indi == (service in INDI_SERVICES)
-
-    text = "\n".join(f"{keyword} {rest}" for keyword, rest in instructions)
-    for other in SERVICE_NAMES:
-        if other != service:
-            assert f"services/{other}" not in text, f"{service} image touches services/{other}"
-
-    assert ("USER", "obsy") in instructions, f"{service} must not run as root"
-    assert ("ENTRYPOINT", f'["obsy-{service}"]') in instructions
-    assert ("CMD", '["run"]') in instructions
-    assert f"obsy-{service}" in pyproject(service)["project"]["scripts"]
-    # System packages only where needed: the D-Bus/GLib build of dbus-python (INDI), ffmpeg (allsky).
-    apt_packages = " ".join(rest for keyword, rest in instructions if keyword == "RUN" and "apt-get install" in rest)
-    assert ("ffmpeg" in apt_packages) == (service == "allsky")
-    assert ("libdbus-1-dev" in apt_packages) == (service in INDI_SERVICES)
-    assert ("libdbus-1-3" in apt_packages) == (service in INDI_SERVICES)
+    assert args.get("CORE_EXTRAS", "") == ("[indi]" if needs_indi else "")
+    # System packages only where needed: the D-Bus/GLib build of dbus-python (INDI), ffmpeg
+    # (allsky's timelapses), libpq (the web service's PostgreSQL driver).
+    build_packages = args.get("BUILD_PACKAGES", "").split()
+    runtime_packages = args.get("RUNTIME_PACKAGES", "").split()
+    assert ("libdbus-1-dev" in build_packages) == needs_indi
+    assert ("libdbus-1-3" in runtime_packages) == needs_indi
+    assert ("ffmpeg" in runtime_packages) == (service == "allsky")
+    assert ("libpq5" in runtime_packages) == (service == "web")
 
 
 def test_indiserver_dockerfile():
