@@ -324,8 +324,11 @@ def _refine(
     """Match and solve by least squares, stage by stage: (tolerance in degrees, how many of the
     brightest catalogue stars and of the brightest detections take part). Wide and few first,
     then narrow and many, so that a rough start does not lock onto chance neighbours."""
-    from scipy.optimize import least_squares
-    from scipy.spatial import cKDTree
+    try:
+        from scipy.optimize import least_squares
+        from scipy.spatial import cKDTree
+    except ImportError as exc:  # the rest of the module works without it
+        raise ImportError("fitting a sky model needs SciPy: install obsy-core[skyfit]") from exc
 
     model = start
     rms = math.inf
