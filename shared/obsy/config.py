@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tempfile
 import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -117,14 +118,71 @@ class DatabaseConfig(Section):
     )
 
 
+class IndiLocalDriver(Section):
+    """A driver the local run starts; ``name`` gives its device another name (a second camera of one kind)."""
+
+    driver: str = Field(description="driver executable, e.g. indi_simulator_ccd")
+    name: str | None = Field(default=None, description="device name (indiserver's -n); empty = the driver's own")
+
+    @field_validator("driver")
+    @classmethod
+    def _executable_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]+", value):
+            raise ValueError(f"{value!r} is not a driver executable name (letters, digits, _ . - only)")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _device_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r'[^"\n]{1,100}', value):
+            raise ValueError(f"device name {value!r} must be 1 to 100 characters without double quotes or newlines")
+        return value
+
+    @property
+    def label(self) -> str:
+        return self.driver if self.name is None else f"{self.driver} as {self.name!r}"
+
+
 class IndiServerConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=7624, ge=1, le=65535)
     connect_timeout: float = Field(default=10.0, gt=0)
-    local_drivers: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_SIMULATOR_DRIVERS),
-        description="drivers the local run starts when no indiserver answers on host:port",
+    local_drivers: list[IndiLocalDriver] = Field(
+        default_factory=lambda: [IndiLocalDriver(driver=name) for name in DEFAULT_SIMULATOR_DRIVERS],
+        description="drivers the local run starts when no indiserver answers on host:port: "
+        "an executable name, or {driver: ..., name: ...} for a device under a name of its own",
     )
+
+    @field_validator("local_drivers", mode="before")
+    @classmethod
+    def _driver_entries(cls, value: Any) -> Any:
+        """A plain string is a driver with its own device name; anything but a string or mapping is named."""
+        if not isinstance(value, list):
+            return value
+        entries = []
+        for index, entry in enumerate(value):
+            if isinstance(entry, str):
+                entries.append({"driver": entry})
+            elif isinstance(entry, (Mapping, IndiLocalDriver)):
+                entries.append(entry)
+            else:
+                raise ValueError(
+                    f"entry {index} ({entry!r}) must be a driver name such as indi_simulator_ccd, "
+                    "or a mapping {driver: indi_simulator_ccd, name: Allsky Simulator}"
+                )
+        return entries
+
+    @field_validator("local_drivers")
+    @classmethod
+    def _distinct_devices(cls, value: list[IndiLocalDriver]) -> list[IndiLocalDriver]:
+        seen = [(entry.driver, entry.name) for entry in value]
+        twice = sorted({entry.label for entry in value if seen.count((entry.driver, entry.name)) > 1})
+        if twice:
+            raise ValueError(
+                f"{', '.join(twice)} listed more than once: give each copy of a driver its own name "
+                "({driver: ..., name: ...}), or two devices would share one name"
+            )
+        return value
 
 
 class HomeAssistantConfig(Section):
@@ -266,6 +324,11 @@ class WeatherConfig(ServiceSection):
     limits: dict[str, WeatherLimitConfig] = Field(default_factory=_default_weather_limits)
     safe_delay: float = Field(default=600.0, ge=0, description="seconds conditions must stay safe before 'safe'")
     publish_interval: float = Field(default=30.0, gt=0, description="seconds between republishing state and verdict")
+    allow_simulation: bool = Field(
+        default=False,
+        description="obey 'simulate' commands from the bus (the dashboard's make-it-rain) on INDI weather "
+        "simulators; for demonstrations, never on an observatory with real sensors",
+    )
 
     @field_validator("limits")
     @classmethod
@@ -332,6 +395,49 @@ class CloudDetectConfig(ServiceSection):
     classifier: ClassifierMethodConfig = ClassifierMethodConfig()
 
 
+PRODUCT_KINDS = ("keogram", "startrails", "timelapse", "panorama", "summary")
+
+
+class AllskyTimelapseConfig(Section):
+    """The night's timelapse video, encoded by ffmpeg."""
+
+    fps: float = Field(default=25.0, gt=0, le=120, description="frames per second of the video")
+    encoder: Literal["auto", "libx264", "h264_nvenc", "h264_vaapi", "h264_v4l2m2m"] = Field(
+        default="auto", description="auto: the first hardware H.264 encoder that works here, else libx264"
+    )
+    width: int = Field(default=1920, ge=0, le=8192, description="video width in px (height follows); 0 = the frames'")
+    quality: int = Field(default=23, ge=0, le=51, description="constant quality (CRF, CQ or QP; lower is better)")
+    bitrate_kbps: int = Field(default=8000, ge=100, description="for encoders without constant quality (v4l2m2m)")
+
+
+class AllskyPanoramaConfig(Section):
+    """The 360° panorama: the fisheye (equidistant) unrolled over altitude 0–90° and azimuth 0–360°."""
+
+    width: int = Field(default=2048, ge=64, le=16384, description="px for 360° of azimuth; the height is a quarter")
+    center: tuple[float, float] | None = Field(
+        default=None, description="zenith, fraction of W, H; empty = pipeline.circle_center"
+    )
+    radius: float | None = Field(
+        default=None, gt=0, le=1.5, description="horizon radius, fraction of min(W, H); empty = pipeline.circle_radius"
+    )
+    rotation: float = Field(default=0.0, description="degrees added to the azimuth, as in the sky model; 0 = north up")
+    mirrored: bool = Field(default=False, description="true when east is to the right of north in the frames")
+
+
+class AllskyProductsConfig(Section):
+    """Night products: what the service builds when a night ends, and how."""
+
+    nightly: list[Literal["keogram", "startrails", "timelapse", "panorama", "summary"]] = Field(
+        default_factory=lambda: list(PRODUCT_KINDS), description="built when a night ends; empty = none"
+    )
+    thumbnail_width: int = Field(default=320, ge=32, le=1024, description="px, for each frame and product")
+    startrails_max_brightness: float = Field(
+        default=0.35, gt=0, le=1, description="star trails leave out frames brighter than this (mean, 0-1)"
+    )
+    timelapse: AllskyTimelapseConfig = AllskyTimelapseConfig()
+    panorama: AllskyPanoramaConfig = AllskyPanoramaConfig()
+
+
 class AllskyFusionConfig(Section):
     """Mertens exposure fusion of an HDR bracket (the weights of OpenCV's createMergeMertens)."""
 
@@ -356,8 +462,11 @@ class AllskyStarsConfig(Section):
 
 class AllskyWhiteBalanceStage(Section):
     stage: Literal["white_balance"]
-    method: Literal["manual", "gray_world"] = "gray_world"
+    method: Literal["manual", "gray_world", "stars"] = Field(
+        default="gray_world", description="stars: the detected stars average to white (gray world when too few)"
+    )
     gains: tuple[float, float, float] = Field(default=(1.0, 1.0, 1.0), description="R, G, B multipliers (manual)")
+    min_stars: int = Field(default=20, ge=3, description="stars: fewer measured stars fall back to gray world")
 
 
 class AllskyStretchStage(Section):
@@ -383,10 +492,88 @@ class AllskyMaskStage(Section):
     stage: Literal["mask"]
 
 
+class AllskyDenoiseStage(Section):
+    """ACDNR-style noise reduction: brightness and colour separately, edges above the noise kept."""
+
+    stage: Literal["denoise"]
+    luminance: float = Field(default=0.5, ge=0, le=1, description="share of the smoothing applied to brightness")
+    chrominance: float = Field(default=1.0, ge=0, le=1, description="share of the smoothing applied to colour")
+    luminance_radius: int = Field(default=2, ge=1, le=16, description="px")
+    chrominance_radius: int = Field(default=4, ge=1, le=32, description="px")
+    edge_sigma: float = Field(default=3.0, gt=0, description="detail stronger than this many noise sigmas is kept")
+
+
+class AllskyDehazeStage(Section):
+    """Dark-channel-prior dehaze: removes a veil (sky glow, thin haze) of the veil's own colour."""
+
+    stage: Literal["dehaze"]
+    strength: float = Field(default=0.8, ge=0, le=1, description="share of the veil removed")
+    patch_px: int = Field(default=15, ge=3, le=101, description="dark-channel window (px at full size)")
+    min_transmission: float = Field(default=0.2, gt=0, le=1, description="limit on the amplification")
+
+
+class AllskyClarityStage(Section):
+    """Local contrast: detail on a scale of ``2**levels`` px boosted, most in the midtones."""
+
+    stage: Literal["clarity"]
+    amount: float = Field(default=0.4, ge=-1, le=2, description="0 = off, negative softens")
+    levels: int = Field(default=5, ge=1, le=8, description="scale of the local contrast: 2**levels px")
+
+
+class AllskyToneMapStage(Section):
+    """A global tone curve on luminance, colour ratios kept (after or instead of the stretch)."""
+
+    stage: Literal["tone_map"]
+    method: Literal["asinh", "reinhard", "gamma"] = "reinhard"
+    strength: float = Field(default=4.0, gt=0, description="asinh: softening; reinhard: exposure; gamma: 1/gamma")
+    white: float = Field(default=1.0, gt=0, description="reinhard: the input that maps to white")
+
+
+class AllskyOverlayLabel(Section):
+    text: str = Field(min_length=1)
+    x: float = Field(ge=0, le=1, description="left edge, fraction of the width")
+    y: float = Field(ge=0, le=1, description="baseline, fraction of the height")
+
+
+class AllskyOverlayStage(Section):
+    """Text on the image: time, exposure, sun/moon altitude, stars and SQM, N/E/S/W, free labels."""
+
+    stage: Literal["overlay"]
+    show: list[Literal["time", "exposure", "sun_moon", "stars"]] = Field(
+        default_factory=lambda: ["time", "exposure", "sun_moon", "stars"], description="info lines, top left"
+    )
+    time_format: str = Field(default="%Y-%m-%d %H:%M:%S %Z", description="strftime format of the frame time")
+    cardinals: bool = Field(default=True, description="N, E, S, W at the horizon")
+    rotation: float = Field(default=0.0, description="degrees added to the azimuth; 0 = north up (as sky_model)")
+    mirrored: bool = Field(default=False, description="true when east is to the right of north")
+    labels: list[AllskyOverlayLabel] = Field(default_factory=list)
+    text_height: float = Field(default=0.025, gt=0, le=0.2, description="fraction of the image height")
+    colour: tuple[float, float, float] = Field(default=(1.0, 1.0, 1.0), description="R, G, B in 0..1")
+
+
 AllskyFinishStage = Annotated[
-    AllskyWhiteBalanceStage | AllskyStretchStage | AllskyMedianStage | AllskySaturationStage | AllskyMaskStage,
+    AllskyWhiteBalanceStage
+    | AllskyStretchStage
+    | AllskyMedianStage
+    | AllskySaturationStage
+    | AllskyMaskStage
+    | AllskyDenoiseStage
+    | AllskyDehazeStage
+    | AllskyClarityStage
+    | AllskyToneMapStage
+    | AllskyOverlayStage,
     Field(discriminator="stage"),
 ]
+
+
+class AllskyOutputConfig(Section):
+    """The stored picture: JPEG (on the GPU where nvImageCodec is installed) or lossless PNG."""
+
+    format: Literal["jpeg", "png"] = Field(default="jpeg", description="JPEG quality: the service's jpeg_quality")
+    png_bit_depth: Literal[8, 16] = Field(default=8, description="16: the finished image before 8-bit rounding")
+    png_compression: int = Field(default=3, ge=0, le=9, description="zlib level: higher is smaller and slower")
+    gpu_jpeg: bool = Field(default=True, description="encode JPEG with nvImageCodec on the GPU backend when installed")
+    keep_linear: bool = Field(default=False, description="keep the fused linear RGB (before finishing) for FITS")
 
 
 def _default_allsky_finish() -> list[Any]:
@@ -410,6 +597,7 @@ class AllskyPipelineConfig(Section):
     fusion: AllskyFusionConfig = AllskyFusionConfig()
     stars: AllskyStarsConfig = AllskyStarsConfig()
     finish: list[AllskyFinishStage] = Field(default_factory=_default_allsky_finish)
+    output: AllskyOutputConfig = AllskyOutputConfig()
 
 
 class AllskyExposureProfile(Section):
@@ -427,8 +615,22 @@ class AllskyExposureProfile(Section):
         return self
 
 
+class AllskyMoonConfig(Section):
+    """Moon mode: while a bright Moon is up, its profile takes the night profile's place."""
+
+    enabled: bool = True
+    min_altitude: float = Field(default=5.0, ge=-10, le=90, description="moon altitude (deg) above which it counts")
+    min_illumination: float = Field(default=0.4, ge=0, le=1, description="illuminated fraction from which it counts")
+    hysteresis_deg: float = Field(
+        default=1.0, ge=0, le=10, description="leave moon mode only this far below min_altitude (no flapping)"
+    )
+    profile: AllskyExposureProfile = AllskyExposureProfile(
+        min_exposure_s=0.001, max_exposure_s=5.0, gain=50.0, target_brightness=0.2
+    )
+
+
 class AllskyExposureConfig(Section):
-    """Auto-exposure (damped) with day and night profiles blended by sun altitude."""
+    """Auto-exposure (damped) with day and night profiles blended by sun altitude; a moon mode."""
 
     auto: bool = True
     fixed_exposure_s: float = Field(default=10.0, gt=0, le=3600, description="when auto is off")
@@ -442,12 +644,22 @@ class AllskyExposureConfig(Section):
     day: AllskyExposureProfile = AllskyExposureProfile(
         min_exposure_s=0.0001, max_exposure_s=1.0, gain=0.0, target_brightness=0.35
     )
+    moon: AllskyMoonConfig = AllskyMoonConfig()
 
     @model_validator(mode="after")
     def _altitudes(self) -> AllskyExposureConfig:
         if self.night_altitude >= self.day_altitude:
             raise ValueError(f"night_altitude {self.night_altitude} must be below day_altitude {self.day_altitude}")
         return self
+
+
+class AllskyBadPixelsConfig(Section):
+    """The bad-pixel map: hot pixels found in the master darks, replaced before debayering."""
+
+    enabled: bool = True
+    threshold_mad: float = Field(
+        default=10.0, gt=0, description="a pixel this many robust sigmas (1.4826 MAD) above the dark's median is hot"
+    )
 
 
 class AllskyCameraConfig(Section):
@@ -464,6 +676,8 @@ class AllskyCameraConfig(Section):
     dark_tolerance_c: float = Field(
         default=2.0, ge=0, description="a master dark counts within this many degrees of the sensor temperature"
     )
+    dark_count: int = Field(default=10, ge=1, le=200, description="frames per master dark (the darks command)")
+    bad_pixels: AllskyBadPixelsConfig = AllskyBadPixelsConfig()
 
 
 class AllskyConfig(ServiceSection):
@@ -473,6 +687,7 @@ class AllskyConfig(ServiceSection):
     keep_fits: bool = Field(default=False, description="store each frame's longest raw exposure as FITS too")
     image_width: int = Field(default=640, ge=64, le=4096, description="width of the retained JPEG for Home Assistant")
     jpeg_quality: int = Field(default=90, ge=10, le=100)
+    products: AllskyProductsConfig = AllskyProductsConfig()
 
 
 class SchedulerWeightsConfig(Section):
@@ -550,6 +765,28 @@ class McpEkosConfig(Section):
     stop_timeout: float = Field(
         default=15.0, gt=0, description="seconds for the scheduler to report stopped (closing waits this long at most)"
     )
+    poll_interval: float = Field(
+        default=10.0, gt=0, description="seconds between reads of the scheduler's status while observing"
+    )
+    on_abort: Literal["retry_then_close", "close", "keep_open"] = Field(
+        default="retry_then_close",
+        description="the scheduler aborted while observing: start it once more then close; close; or only report",
+    )
+
+
+class McpIndiWatchConfig(Section):
+    """Which INDI devices must answer, and which container serves them (restarted when one does not)."""
+
+    enabled: bool = True
+    container: str = Field(
+        default="indiserver",
+        description="compose service that runs indiserver (a container by its name: supervision.container_names.indi)",
+    )
+    devices: list[str] | None = Field(
+        default=None, description="INDI devices that must answer; empty = the MCP's roof and mount"
+    )
+    probe_interval: float = Field(default=30.0, gt=0, description="seconds between probes of each device")
+    probe_timeout: float = Field(default=10.0, gt=0, description="seconds a driver has to answer a probe")
 
 
 class McpSupervisionConfig(Section):
@@ -562,11 +799,14 @@ class McpSupervisionConfig(Section):
         description="services watched (once seen on the bus)",
     )
     container_names: dict[str, str] = Field(
-        default_factory=dict, description="service -> container name; default obsy-<service>"
+        default_factory=dict,
+        description="service -> container name; default: the container of that compose service in compose_project",
     )
+    compose_project: str = Field(default="obsy", description="compose project whose containers are restarted")
     restart_after: float = Field(default=120.0, gt=0, description="seconds offline or hung before a restart")
     max_restarts_per_hour: int = Field(default=3, ge=0, description="per service; beyond it only alarms")
     docker_timeout: float = Field(default=60.0, gt=0, description="seconds for one Docker API call")
+    indi: McpIndiWatchConfig = McpIndiWatchConfig()
 
 
 class McpConfig(ServiceSection):
@@ -624,6 +864,19 @@ class WebConfig(ServiceSection):
     retention: WebRetentionConfig = WebRetentionConfig()
 
 
+class DemoConfig(Section):
+    """What ``obsy-local --demo`` (``make demo``) changes; read by nothing else."""
+
+    site: Literal["night", "config"] = Field(
+        default="night",
+        description="night: a longitude (and, where needed, latitude) where it is astronomical night now; "
+        "config: the site section as it is",
+    )
+    safe_delay: float = Field(default=30.0, ge=0, description="seconds of good weather before reopening (weather, MCP)")
+    allsky_interval: float = Field(default=20.0, gt=0, description="seconds between allsky frames")
+    username: str = Field(default="demo", pattern=r"^[A-Za-z0-9_.\-]{1,64}$", description="the operator account made")
+
+
 class ObsyConfig(Section):
     site: SiteConfig
     broker: BrokerConfig = BrokerConfig()
@@ -641,6 +894,7 @@ class ObsyConfig(Section):
     scheduler: SchedulerConfig = SchedulerConfig()
     mcp: McpConfig = McpConfig()
     web: WebConfig = WebConfig()
+    demo: DemoConfig = DemoConfig()
     #: Sections of services that are not part of OBSY itself (add-ons), by service name.
     plugins: dict[str, ServiceSection] = Field(default_factory=dict)
 
@@ -734,6 +988,9 @@ def _known_keys(model: type[BaseModel], path: tuple[str, ...]) -> list[str]:
     """Field names accepted at ``path`` (for 'did you mean' hints)."""
     current: Any = model
     for part in path:
+        if part.isdigit() and get_origin(current) is list:  # an entry of a list of sections
+            current = get_args(current)[0]
+            continue
         field = current.model_fields.get(part) if isinstance(current, type) and issubclass(current, BaseModel) else None
         if field is None:
             return []

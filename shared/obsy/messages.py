@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 def utc_now() -> datetime:
@@ -136,6 +136,32 @@ class SafetyVerdict(Message):
     since: datetime = Field(default_factory=utc_now)
 
 
+class WeatherSimulationAction(StrEnum):
+    RAIN = "rain"
+    CLEAR = "clear"
+    WIND = "wind"
+
+
+class WeatherSimulationCommand(Message):
+    """``<prefix>/weather/simulate/set``: change an INDI weather simulator's weather (demonstrations).
+
+    The weather service obeys only with ``weather.allow_simulation`` on and a simulator as
+    its INDI source; either way it answers with an event of kind ``simulation_applied`` or
+    ``simulation_refused`` whose ``data.request_id`` repeats this one's.
+    """
+
+    action: WeatherSimulationAction
+    wind_speed: float | None = Field(default=None, ge=0, le=300, description="km/h; required for wind")
+    request_id: str | None = Field(default=None, max_length=64)
+    user: str | None = Field(default=None, max_length=64, description="who asked (the web service's account)")
+
+    @model_validator(mode="after")
+    def _wind_needs_speed(self) -> WeatherSimulationCommand:
+        if self.action is WeatherSimulationAction.WIND and self.wind_speed is None:
+            raise ValueError("the wind action needs wind_speed (km/h)")
+        return self
+
+
 # --- clouddetect ---------------------------------------------------------------
 
 
@@ -158,6 +184,20 @@ class CloudState(Message):
 # --- allsky --------------------------------------------------------------------
 
 
+class AllskyProgress(Message):
+    """Progress of a long allsky job (a night's product), retained on ``<p>/allsky/progress``."""
+
+    job: str = Field(description="keogram, startrails, timelapse, panorama, summary, thumbnails")
+    night: str = Field(description="observing night, YYYY-MM-DD of the evening")
+    status: Literal["running", "done", "failed"] = "running"
+    done: int = Field(default=0, ge=0, description="frames handled so far")
+    total: int = Field(default=0, ge=0)
+    percent: float = Field(default=0.0, ge=0, le=100)
+    eta_s: float | None = Field(default=None, ge=0, description="seconds left at the pace so far")
+    message: str = Field(default="", description="why it failed, or what was skipped")
+    output: str | None = Field(default=None, description="the file written, relative to the data directory")
+
+
 class AllskyFrame(Message):
     """Metadata of one processed frame; the image itself is reached through ``url``."""
 
@@ -174,6 +214,7 @@ class AllskyFrame(Message):
     fits_url: str | None = None
     width: int | None = Field(default=None, gt=0)
     height: int | None = Field(default=None, gt=0)
+    mode: str | None = Field(default=None, description="exposure profile: day, night, twilight or moon")
 
 
 class AllskyState(Message):
@@ -183,7 +224,7 @@ class AllskyState(Message):
     camera_error: str | None = None
     camera_failures: int = Field(default=0, ge=0)
     backend: str = ""
-    mode: str | None = Field(default=None, description="exposure profile: day, night or twilight")
+    mode: str | None = Field(default=None, description="exposure profile: day, night, twilight or moon")
     frame_id: str | None = None
     exposure_s: float | None = Field(default=None, ge=0)
     gain: float | None = None
@@ -192,6 +233,45 @@ class AllskyState(Message):
     dark: bool | None = Field(default=None, description="a master dark was subtracted from the last frame")
     url: str | None = None
     storage_error: str | None = None
+    corrupt_frames: int = Field(default=0, ge=0, description="images from the camera that could not be decoded")
+    bad_pixels: int | None = Field(
+        default=None, ge=0, description="pixels the bad-pixel map replaced in the last frame"
+    )
+
+
+class AllskyDarksCommand(Message):
+    """Capture master darks now, with the lens capped (``<p>/allsky/darks/set``).
+
+    Empty ``exposures`` means the exposures of the last frame's bracket; empty ``gain`` the
+    last frame's gain. Masters are taken at the sensor's current temperature.
+    """
+
+    exposures: list[float] = Field(default_factory=list, max_length=20)
+    count: int | None = Field(default=None, ge=1, le=200, description="frames per master; empty: camera.dark_count")
+    gain: float | None = Field(default=None, ge=0)
+
+    @field_validator("exposures")
+    @classmethod
+    def _positive(cls, values: list[float]) -> list[float]:
+        bad = [v for v in values if not 0 < v <= 3600]
+        if bad:
+            raise ValueError(f"exposures must be in (0, 3600] s, got {bad}")
+        return values
+
+
+class AllskyDarksState(Message):
+    """Progress and result of the last darks command (retained on ``<p>/allsky/darks/state``)."""
+
+    status: Literal["idle", "running", "done", "failed"] = "idle"
+    exposures: list[float] = Field(default_factory=list)
+    count: int = Field(default=0, ge=0)
+    gain: float | None = None
+    temperature_c: float | None = None
+    done: int = Field(default=0, ge=0, description="dark frames taken so far")
+    total: int = Field(default=0, ge=0)
+    masters: list[str] = Field(default_factory=list, description="files written to the dark library")
+    hot_pixels: int | None = Field(default=None, ge=0, description="pixels in the rebuilt bad-pixel map")
+    error: str | None = None
 
 
 # --- scheduler -----------------------------------------------------------------

@@ -68,6 +68,11 @@ class Topics:
     def weather_safety(self) -> str:
         return self._join("weather", "safety")
 
+    @property
+    def weather_simulate_command(self) -> str:
+        """Change an INDI weather simulator's weather (a :class:`~obsy.messages.WeatherSimulationCommand`)."""
+        return self.command("weather", "simulate")
+
     # --- clouddetect -------------------------------------------------------------
     @property
     def clouddetect_state(self) -> str:
@@ -90,7 +95,18 @@ class Topics:
 
     @property
     def allsky_progress(self) -> str:
+        """Progress of a long job (a night's product), an :class:`~obsy.messages.AllskyProgress`, retained."""
         return self._join("allsky", "progress")
+
+    @property
+    def allsky_darks_command(self) -> str:
+        """Capture master darks now (an :class:`~obsy.messages.AllskyDarksCommand`)."""
+        return self.command("allsky", "darks")
+
+    @property
+    def allsky_darks_state(self) -> str:
+        """Progress and result of the darks command, retained."""
+        return self.state("allsky", "darks")
 
     # --- scheduler ---------------------------------------------------------------
     @property

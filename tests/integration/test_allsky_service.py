@@ -58,8 +58,8 @@ class Running:
         allsky = {
             "heartbeat_interval": 1,
             "camera": {"binning": 2, "interval_s": 0, "bracket": 3, "readout_margin_s": 3},
-            # The same limits by day and night: the test runs at any hour.
-            "exposure": {"night": PROFILE, "day": PROFILE},
+            # The same limits by day, night and moon: the test runs at any hour.
+            "exposure": {"night": PROFILE, "day": PROFILE, "moon": {"profile": PROFILE}},
             "pipeline": {"bayer_pattern": "MONO", "backend": "numpy", "fusion": {"saturation_weight": 0}},
             "keep_fits": True,
             "image_width": 320,

@@ -1,4 +1,4 @@
-"""Exposure control and frame storage of the allsky service (a full disk on a real, tiny tmpfs)."""
+"""Exposure control (moon mode included) and frame storage of the allsky service (a full disk on a real, tiny tmpfs)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from obsy.config import AllskyConfig, AllskyExposureConfig
-from obsy_allsky.capture.exposure import AutoExposure, measure_brightness
+from obsy.config import AllskyConfig, AllskyExposureConfig, AllskyMoonConfig, SiteConfig
+from obsy_allsky.capture.exposure import AutoExposure, Sky, measure_brightness
 from obsy_allsky.storage import FrameStore, StorageError, encode_jpeg
 
 NIGHT = date(2026, 11, 21)
@@ -64,6 +64,59 @@ def test_day_night_and_twilight_settings_follow_the_sun():
     assert twilight.mode == "twilight"
     assert config.day.gain < twilight.gain < config.night.gain  # the gain ramps through twilight
     assert twilight.gain == pytest.approx((config.day.gain + config.night.gain) / 2)
+
+
+# Moon mode at a fixed site (Vienna) and fixed times, positions from obsy.astro.
+VIENNA = SiteConfig(latitude=48.2, longitude=16.4)
+FULL_MOON = datetime(2026, 11, 24, 23, 0, tzinfo=UTC)  # 100 % lit, 68 deg up
+
+
+def setting_at(auto: AutoExposure, when: datetime):
+    return auto.next(None, 1.0, Sky.at(VIENNA, when))
+
+
+def test_moon_mode_under_a_bright_moon_only():
+    config = AllskyExposureConfig()
+    moon = config.moon.profile
+    full = setting_at(AutoExposure(config), FULL_MOON)
+    assert (full.mode, full.gain) == ("moon", moon.gain)
+    assert moon.min_exposure_s <= full.exposure_s <= moon.max_exposure_s
+    new = setting_at(AutoExposure(config), datetime(2026, 11, 9, 23, 0, tzinfo=UTC))  # new moon, below
+    assert (new.mode, new.gain) == ("night", config.night.gain)
+    crescent = setting_at(AutoExposure(config), datetime(2026, 11, 14, 17, 30, tzinfo=UTC))  # 9 deg up, 25 % lit
+    assert Sky.at(VIENNA, datetime(2026, 11, 14, 17, 30, tzinfo=UTC)).moon_altitude > config.moon.min_altitude
+    assert crescent.mode == "night"  # up, but too thin to matter
+    off = setting_at(AutoExposure(config.model_copy(update={"moon": AllskyMoonConfig(enabled=False)})), FULL_MOON)
+    assert off.mode == "night"
+
+
+def test_the_moon_blends_with_day_in_twilight():
+    config = AllskyExposureConfig()
+    dusk = datetime(2026, 11, 24, 16, 0, tzinfo=UTC)  # sun -8.7 deg, full moon 12 deg up in the east
+    setting = setting_at(AutoExposure(config), dusk)
+    assert setting.mode == "twilight"
+    assert config.day.gain < setting.gain < config.moon.profile.gain  # the ramp goes towards the moon gain
+
+
+def test_moon_mode_switches_at_the_altitude_limit_with_hysteresis():
+    """A setting Moon (65 % lit) on 2026-11-18: on above 5 deg, off only below 4 deg."""
+    config = AllskyExposureConfig()
+    auto = AutoExposure(config)
+    start = datetime(2026, 11, 18, 22, 0, tzinfo=UTC)
+    times = [start + timedelta(minutes=m) for m in range(0, 100, 2)]
+    modes = [setting_at(auto, t).mode for t in times]
+    altitudes = [Sky.at(VIENNA, t).moon_altitude for t in times]
+    assert modes[0] == "moon" and modes[-1] == "night"
+    switch = modes.index("night")
+    assert "moon" not in modes[switch:]  # one switch, no flapping
+    assert altitudes[switch] < config.moon.min_altitude - config.moon.hysteresis_deg <= altitudes[switch - 1]
+    kept = [a for a, m in zip(altitudes, modes, strict=True) if m == "moon" and a < config.moon.min_altitude]
+    assert kept  # below the entry limit, still in moon mode: the hysteresis
+
+    rising = AutoExposure(config)  # the same altitudes backwards: a rising Moon enters at 5 deg, not 4
+    back = [setting_at(rising, t).mode for t in reversed(times)]
+    enter = back.index("moon")
+    assert altitudes[::-1][enter] >= config.moon.min_altitude > altitudes[::-1][enter - 1]
 
 
 def test_fixed_exposure_when_auto_is_off():

@@ -6,8 +6,17 @@ and gain (auto-exposure, day/night by sun altitude), expose a bracket of up to
 run the pipeline, store the JPEG under ``<data_dir>/allsky/<night>/``, then publish an
 :class:`~obsy.messages.AllskyFrame` event with the file URL on ``allsky/frames``, a small
 retained JPEG on ``allsky/image`` (Home Assistant's image entity) and the retained
-:class:`~obsy.messages.AllskyState`. A camera that fails is reported (state, event) and
-reconnected; a full disk is reported and the next frame tried; neither ends the service.
+:class:`~obsy.messages.AllskyState`. Hot pixels of the bad-pixel map (built from the master
+darks) are repaired in every raw frame before the pipeline sees it.
+
+Failures never end the service: a camera that stops answering is reported (state, event,
+health) and reconnected; an image that arrives corrupt is counted and skipped without a
+reconnect; a full disk is reported once, frames are not stored while it lasts, the preview
+and the state go on, and storing resumes when there is room.
+
+Master darks are captured on command (``allsky/darks/set``, see
+:class:`~obsy.messages.AllskyDarksCommand`) by the capture thread between two frames, with
+progress and result on the retained ``allsky/darks/state``.
 """
 
 from __future__ import annotations
@@ -22,15 +31,16 @@ import numpy as np
 from obsy import astro
 from obsy.homeassistant import Entity
 from obsy.indi import IndiClient
-from obsy.messages import AllskyFrame, AllskyState, Event
+from obsy.messages import AllskyDarksCommand, AllskyDarksState, AllskyFrame, AllskyState, Event
 from obsy.runner import Service, run_service
 from obsy_allsky.backend import NumpyBackend
-from obsy_allsky.capture.camera import CameraError, IndiCamera, RawFrame
-from obsy_allsky.capture.darks import DarkLibrary
-from obsy_allsky.capture.exposure import AutoExposure, measure_brightness
+from obsy_allsky.capture.badpixels import colour_step
+from obsy_allsky.capture.camera import CameraError, CorruptFrameError, IndiCamera, RawFrame
+from obsy_allsky.capture.darks import DarkLibrary, capture_masters
+from obsy_allsky.capture.exposure import AutoExposure, ExposureSetting, Sky, measure_brightness
 from obsy_allsky.pipeline import tone
 from obsy_allsky.pipeline.chain import FramePipeline, ProcessedFrame
-from obsy_allsky.storage import FrameStore, StorageError, encode_jpeg
+from obsy_allsky.storage import FrameStore, StorageError, StoredFrame, encode_jpeg
 
 #: Seconds to wait before trying a camera again after it failed to come back.
 RETRY_S = 5.0
@@ -48,17 +58,26 @@ class AllskyService(Service):
         self.client = IndiClient.from_config(self.config.indi, timeout=10.0, reconnect_interval=1.0)
         self.camera = IndiCamera(self.client, s.camera.device, readout_margin_s=s.camera.readout_margin_s)
         self.state = AllskyState(backend=self.pipeline.backend.name)
+        self.darks_state = AllskyDarksState()
         self.frames_done = 0
+        self.storage_failures = 0
         self._cpu = NumpyBackend()
         self._last: tuple[float, float] | None = None  # (brightness, exposure) of the last frame
+        self._last_setting: ExposureSetting | None = None
+        self._last_bracket: list[float] = []  # exposures of the last frame's bracket
+        self._darks_request: AllskyDarksCommand | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._wake = threading.Event()  # ends the pause between frames early (a command, stop)
         self._publish_state()
+        self.bus.publish(self.topics.allsky_darks_state, self.darks_state, qos=1, retain=True)
+        self.bus.subscribe(self.topics.allsky_darks_command, self._on_darks_command, AllskyDarksCommand)
         self._thread = threading.Thread(target=self._capture_loop, name="allsky-capture", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stopping.set()
+        self._wake.set()
         # Disconnecting ends a wait for an image at once; the capture thread then sees the stop.
         self.client.disconnect()
         self._thread.join(timeout=10)
@@ -68,6 +87,10 @@ class AllskyService(Service):
             "camera": self.state.camera,
             "camera_failures": self.camera.failures,
             "camera_recoveries": self.camera.recoveries,
+            "corrupt_frames": self.camera.corrupt_frames,
+            "storage_failures": self.storage_failures,
+            "storage_error": self.state.storage_error,
+            "darks": self.darks_state.status,
             "frames": self.frames_done,
             "backend": self.pipeline.backend.name,
         }
@@ -82,19 +105,28 @@ class AllskyService(Service):
                 if not ready:
                     self._prepare_camera()
                     ready = True
-                self.capture_frame()
+                with self._lock:
+                    request, self._darks_request = self._darks_request, None
+                if request is not None:
+                    self._capture_darks(request)
+                    pause = 0.0
+                else:
+                    self.capture_frame()
+            except CorruptFrameError as exc:
+                # The camera answered with a broken image: skip it, no reconnect.
+                self._report("frame_corrupt", "warning", str(exc))
+                self._update(corrupt_frames=self.camera.corrupt_frames)
+                pause = 0.0
             except CameraError as exc:
                 if self._stopping.is_set():
                     break  # the exposure was cut short by stop()
                 ready = self._camera_failed(exc)
                 pause = 0.0 if ready else RETRY_S
-            except StorageError as exc:
-                self._report("storage_failed", "error", str(exc))
-                self._update(storage_error=str(exc))
             except Exception as exc:  # a bad frame must not end the capture
                 self.log.exception("frame failed", extra={"event": "frame_failed"})
                 self._report("frame_failed", "error", f"{type(exc).__name__}: {exc}")
-            self._stopping.wait(max(0.0, pause - (time.monotonic() - started)))
+            if self._wake.wait(max(0.0, pause - (time.monotonic() - started))):
+                self._wake.clear()
 
     def _prepare_camera(self) -> None:
         cam = self.settings.camera
@@ -121,58 +153,152 @@ class AllskyService(Service):
         """One frame: expose the bracket, process, store, publish."""
         s = self.settings
         now = datetime.now(UTC)
-        sun_altitude = astro.sun_altitude_now(self.config.site)
+        sky = Sky.at(self.config.site, now)
         brightness, last_exposure = self._last if self._last else (None, None)
-        setting = self.auto.next(brightness, last_exposure, sun_altitude)
+        setting = self.auto.next(brightness, last_exposure, sky)
+        self._last_setting = setting
         self.camera.set_gain(setting.gain)
         raws = self._bracket(setting.exposure_s, setting.mode)
+        self._last_bracket = [r.exposure_s for r in raws]
         longest = raws[0]
         mask = self._circle(longest.data.shape)
         self._last = (measure_brightness(longest.data, s.pipeline.full_scale, mask), longest.exposure_s)
 
         darks = [self._dark_for(r) for r in raws]
-        result = self.pipeline.process([r.data for r in raws], [r.exposure_s for r in raws], darks)
-        night = astro.night_of(self.config.site, now)
-        stored = self.store.save(
-            night,
-            now,
-            encode_jpeg(result.image, s.jpeg_quality),
-            longest.fits if s.keep_fits and longest.fits else None,
-        )
-        moon = astro.moon_altaz(self.config.site, now)
-        frame = AllskyFrame(
-            frame_id=stored.frame_id,
-            night=stored.night,
-            exposure_s=longest.exposure_s,
-            gain=longest.gain,
-            stars=result.stars.count,
-            sqm=result.sqm,
-            sun_altitude=round(sun_altitude, 2),
-            moon_altitude=round(float(moon.alt), 2),
-            moon_phase=round(float(astro.moon_illumination(now)), 3),
-            url=stored.url,
-            fits_url=stored.fits_path.resolve().as_uri() if stored.fits_path else None,
-            width=result.width,
-            height=result.height,
-        )
-        self.bus.publish(self.topics.allsky_frames, frame, qos=1)
+        images, darks, bad_pixels = self._repair_bad_pixels(raws, darks)
+        result = self.pipeline.process(images, [r.exposure_s for r in raws], darks)
+        stored = self._store(now, result, longest)
         preview = encode_jpeg(result.image, s.jpeg_quality, max_width=s.image_width)
         self.bus.publish(self.topics.allsky_image, preview, qos=1, retain=True)
-        self.frames_done += 1
+        if stored is not None:
+            frame = AllskyFrame(
+                frame_id=stored.frame_id,
+                night=stored.night,
+                exposure_s=longest.exposure_s,
+                gain=longest.gain,
+                stars=result.stars.count,
+                sqm=result.sqm,
+                sun_altitude=round(sky.sun_altitude, 2),
+                moon_altitude=round(sky.moon_altitude, 2),
+                moon_phase=round(sky.moon_illumination, 3),
+                url=stored.url,
+                fits_url=stored.fits_path.resolve().as_uri() if stored.fits_path else None,
+                width=result.width,
+                height=result.height,
+                mode=setting.mode,
+            )
+            self.bus.publish(self.topics.allsky_frames, frame, qos=1)
+            self.frames_done += 1
         self._update(
             camera="ok",
             camera_error=None,
             mode=setting.mode,
-            frame_id=frame.frame_id,
-            exposure_s=frame.exposure_s,
-            gain=frame.gain,
-            stars=frame.stars,
-            sqm=frame.sqm,
+            frame_id=stored.frame_id if stored else self.state.frame_id,
+            exposure_s=longest.exposure_s,
+            gain=longest.gain,
+            stars=result.stars.count,
+            sqm=result.sqm,
             dark=all(d is not None for d in darks),
-            url=frame.url,
-            storage_error=None,
+            bad_pixels=bad_pixels,
+            url=stored.url if stored else self.state.url,
         )
         return result
+
+    def _store(self, now: datetime, result: ProcessedFrame, longest: RawFrame) -> StoredFrame | None:
+        """Store the frame; on a full disk report it (once, not every frame) and return None."""
+        s = self.settings
+        try:
+            stored = self.store.save(
+                astro.night_of(self.config.site, now),
+                now,
+                encode_jpeg(result.image, s.jpeg_quality),
+                longest.fits if s.keep_fits and longest.fits else None,
+            )
+        except StorageError as exc:
+            self.storage_failures += 1
+            if self.state.storage_error is None:
+                self._report("storage_failed", "error", f"{exc}; frames are not stored until there is room")
+            self._update(storage_error=str(exc))
+            return None
+        if self.state.storage_error is not None:
+            self._report("storage_recovered", "info", f"frames are stored again in {self.store.root}")
+            self._update(storage_error=None)
+        return stored
+
+    def _repair_bad_pixels(
+        self, raws: list[RawFrame], darks: list[np.ndarray | None]
+    ) -> tuple[list[np.ndarray], list[np.ndarray | None], int | None]:
+        """Raw frames and darks with the bad-pixel map's pixels repaired, and how many it has (None: no map)."""
+        images = [r.data for r in raws]
+        settings = self.settings.camera.bad_pixels
+        if not settings.enabled:
+            return images, darks, None
+        bad = self.darks.bad_pixel_map(
+            binning=raws[0].binning,
+            shape=images[0].shape,
+            k=settings.threshold_mad,
+            step=colour_step(self.settings.pipeline.bayer_pattern),
+        )
+        if bad is None:
+            return images, darks, None
+        return [bad.apply(i) for i in images], [None if d is None else bad.apply(d) for d in darks], len(bad)
+
+    # --- master darks on command ---------------------------------------------------------
+    def _on_darks_command(self, _topic: str, command: AllskyDarksCommand) -> None:
+        with self._lock:
+            busy = self._darks_request is not None or self.darks_state.status == "running"
+            if not busy:
+                self._darks_request = command
+        if busy:
+            self._report("command_rejected", "warning", "darks: a capture of master darks is already under way")
+            return
+        self._wake.set()
+
+    def _capture_darks(self, command: AllskyDarksCommand) -> None:
+        """Capture the masters a darks command asks for; a camera failure is re-raised for recovery."""
+        cam = self.settings.camera
+        exposures = command.exposures or self._last_bracket or [self.auto.exposure_s]
+        gain = command.gain
+        if gain is None:
+            gain = self._last_setting.gain if self._last_setting else self.settings.exposure.night.gain
+        count = command.count or cam.dark_count
+        self._update_darks(
+            AllskyDarksState(
+                status="running",
+                exposures=exposures,
+                count=count,
+                gain=gain,
+                temperature_c=self.camera.temperature(),
+                total=count * len(exposures),
+            )
+        )
+        self._report("darks_started", "info", f"{count} darks each of {exposures} s at gain {gain:g}")
+
+        def one_more() -> None:
+            self._update_darks(self.darks_state.model_copy(update={"done": self.darks_state.done + 1}))
+
+        try:
+            paths = capture_masters(
+                self.camera, self.darks, exposures, count=count, gain=gain, binning=cam.binning, progress=one_more
+            )
+        except (CameraError, StorageError, ValueError) as exc:
+            self._update_darks(self.darks_state.model_copy(update={"status": "failed", "error": str(exc)}))
+            self._report("darks_failed", "error", f"master darks not captured: {exc}")
+            if isinstance(exc, CameraError):
+                raise
+            return
+        hot = None
+        if cam.bad_pixels.enabled:
+            found = self.darks.bad_pixel_map(
+                binning=cam.binning,
+                shape=None,
+                k=cam.bad_pixels.threshold_mad,
+                step=colour_step(self.settings.pipeline.bayer_pattern),
+            )
+            hot = len(found) if found is not None else None
+        update = {"status": "done", "masters": [p.name for p in paths], "hot_pixels": hot}
+        self._update_darks(self.darks_state.model_copy(update=update))
+        self._report("darks_done", "info", f"master darks {', '.join(p.name for p in paths)}; {hot} hot pixels")
 
     def _bracket(self, exposure_s: float, mode: str) -> list[RawFrame]:
         """Longest exposure first, then shorter ones while the last still clips (up to ``bracket``)."""
@@ -208,6 +334,11 @@ class AllskyService(Service):
 
     def _publish_state(self) -> None:
         self.bus.publish(self.topics.allsky_state, self.state, qos=1, retain=True)
+
+    def _update_darks(self, state: AllskyDarksState) -> None:
+        with self._lock:
+            self.darks_state = state.model_copy(update={"timestamp": datetime.now(UTC)})
+        self.bus.publish(self.topics.allsky_darks_state, self.darks_state, qos=1, retain=True)
 
     def _report(self, kind: str, level: str, message: str) -> None:
         self.log.warning("%s: %s", kind, message, extra={"event": kind})

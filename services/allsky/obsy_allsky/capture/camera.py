@@ -28,7 +28,7 @@ class CameraTimeoutError(CameraError):
 
 
 class CorruptFrameError(CameraError):
-    """An image arrived but cannot be decoded."""
+    """An image arrived but cannot be decoded: the frame is lost, the camera still answers."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class IndiCamera:
         self.readout_margin_s = readout_margin_s
         self.failures = 0
         self.recoveries = 0
+        self.corrupt_frames = 0
         self.last_error: str | None = None
         self._gain: float | None = None
         self._binning = 1
@@ -125,7 +126,9 @@ class IndiCamera:
         try:
             image = decode_fits(blob.data, source=f"{self.device} image")
         except FitsError as exc:
-            self._failed(str(exc))
+            # The camera answered: this image is lost, the camera is not (no reconnect for it).
+            self.corrupt_frames += 1
+            log.warning("camera %s: %s", self.device, exc, extra={"event": "frame_corrupt"})
             raise CorruptFrameError(str(exc)) from exc
         self.last_error = None
         return RawFrame(

@@ -14,12 +14,14 @@ from __future__ import annotations
 import io
 import logging
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 
+from obsy_allsky.capture.badpixels import BadPixelMap
 from obsy_allsky.capture.camera import IndiCamera
 from obsy_allsky.storage import write_atomic
 
@@ -57,6 +59,26 @@ class DarkLibrary:
     def __init__(self, folder: Path, tolerance_c: float = 2.0) -> None:
         self.folder = Path(folder)
         self.tolerance_c = tolerance_c
+        self._maps: dict[tuple, BadPixelMap | None] = {}
+
+    def bad_pixel_map(self, *, binning: int, shape: tuple[int, ...] | None, k: float, step: int) -> BadPixelMap | None:
+        """The hot pixels of every master of this binning and size (None without one).
+
+        ``shape`` None: the size of the newest master of that binning. Built once and kept
+        until the library's masters change (a new master, one deleted).
+        """
+        masters = [m for m in self.masters() if m.binning == binning]
+        stamps = tuple((m.path.name, _mtime(m.path)) for m in masters)
+        if shape is None and masters:
+            shape = max(masters, key=lambda m: _mtime(m.path)).load().shape
+        key = (binning, tuple(shape or ()), k, step, stamps)
+        if key not in self._maps:
+            darks = [d for d in (m.load() for m in masters) if _fits(d, shape)]
+            found = BadPixelMap.from_darks(darks, k, step) if darks else None
+            self._maps = {key: found}  # only the current one is worth keeping
+            if found is not None:
+                log.info("bad-pixel map: %d hot pixels from %d masters", len(found), len(darks))
+        return self._maps[key]
 
     def masters(self) -> list[MasterDark]:
         found = []
@@ -126,18 +148,61 @@ def _fits(frame: np.ndarray, shape: tuple[int, ...]) -> bool:
     return frame.shape == tuple(shape)
 
 
-def capture_master(camera: IndiCamera, exposure_s: float, count: int) -> tuple[np.ndarray, float]:
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def capture_master(
+    camera: IndiCamera, exposure_s: float, count: int, progress: Callable[[], None] | None = None
+) -> tuple[np.ndarray, float]:
     """Expose ``count`` dark frames (INDI frame type DARK: the camera's shutter, or a capped lens), combine them.
 
     Returns the master and the exposure the camera actually used (it raises a too short one to
-    its minimum).
+    its minimum). ``progress`` is called after each frame.
     """
     client, device = camera.client, camera.device
     if camera.has("CCD_FRAME_TYPE"):
         client.set_switch(device, "CCD_FRAME_TYPE", "FRAME_DARK")
+    frames = []
     try:
-        frames = [camera.expose(exposure_s) for _ in range(count)]
+        for _ in range(count):
+            frames.append(camera.expose(exposure_s))
+            if progress is not None:
+                progress()
     finally:
         if camera.has("CCD_FRAME_TYPE"):
             client.set_switch(device, "CCD_FRAME_TYPE", "FRAME_LIGHT")
     return combine([f.data for f in frames]), frames[0].exposure_s
+
+
+def capture_masters(
+    camera: IndiCamera,
+    library: DarkLibrary,
+    exposures: Iterable[float],
+    *,
+    count: int,
+    gain: float,
+    binning: int,
+    progress: Callable[[], None] | None = None,
+) -> list[Path]:
+    """A master per exposure at the camera's current temperature, saved in the library; their paths."""
+    camera.set_binning(binning)
+    camera.set_gain(gain)
+    paths = []
+    for exposure in exposures:
+        master, used = capture_master(camera, exposure, count, progress)
+        temperature = camera.temperature()
+        paths.append(
+            library.save(
+                master,
+                gain=gain,
+                binning=binning,
+                temperature_c=temperature if temperature is not None else 0.0,
+                exposure_s=used,
+            )
+        )
+        log.info("master dark %s (%d x %g s)", paths[-1].name, count, used, extra={"event": "master_dark"})
+    return paths
