@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from obsy_allsky.cli import output_path
+from obsy_allsky.products.jobs import product_path
 from obsy_allsky.products.night import keogram, night_frames, star_trails
 from obsy_allsky.service import main
 from obsy_allsky.storage import FrameStore, encode_jpeg
@@ -50,7 +50,7 @@ def test_keogram_has_one_column_per_frame_in_time_order(tmp_path):
     assert product.image.shape == (120, 10, 3)
     assert product.used == 10 and product.skipped == {"unreadable": 1}
     assert np.all(np.diff(product.image[60, :, 0].astype(int)) > 10)
-    assert seen[0] == (0, 11) and seen[-1] == (10, 11)
+    assert seen[0] == (1, 11) and seen[-1] == (11, 11)  # after each file, used or skipped
 
 
 def test_products_of_an_empty_night_are_empty(tmp_path):
@@ -66,14 +66,14 @@ def write_minimal_config(tmp_path) -> Path:
 def test_cli_builds_products_with_a_progress_bar(tmp_path, capsys):
     store_night(tmp_path, [star_frame(20 + 3 * i, 60) for i in range(8)])
     config = write_minimal_config(tmp_path)
-    assert main(["star-trails", "2026-11-21", "--config", str(config)]) == 0
-    assert main(["keogram", "2026-11-21", "--config", str(config)]) == 0
+    assert main(["star-trails", "2026-11-21", "--config", str(config), "--no-bus"]) == 0
+    assert main(["keogram", "2026-11-21", "--config", str(config), "--no-bus"]) == 0
     captured = capsys.readouterr()
-    assert "star-trails [" in captured.err and "8/8" in captured.err
-    keogram_image = cv2.imread(str(output_path(tmp_path, "2026-11-21", "keogram")))
+    assert "startrails [" in captured.err and "8/8 100%" in captured.err
+    keogram_image = cv2.imread(str(product_path(tmp_path, "2026-11-21", "keogram")))
     assert keogram_image.shape == (120, 8, 3)
-    assert cv2.imread(str(output_path(tmp_path, "2026-11-21", "star-trails"))) is not None
+    assert cv2.imread(str(product_path(tmp_path, "2026-11-21", "startrails"))) is not None
     # Products are not taken for frames the next time round.
     assert len(night_frames(tmp_path / "allsky" / "2026-11-21")) == 8
-    assert main(["keogram", "2026-11-22", "--config", str(config)]) == 1
+    assert main(["keogram", "2026-11-22", "--config", str(config), "--no-bus"]) == 1
     assert "no frames in" in capsys.readouterr().err

@@ -1,20 +1,20 @@
-"""``obsy-allsky darks``, ``obsy-allsky keogram`` and ``obsy-allsky star-trails``.
+"""The ``obsy-allsky`` commands besides running the service.
 
-darks        captures master darks (INDI frame type DARK: cap the lens of a camera without a
-             shutter) for the given exposures into the dark library, at the current temperature;
-keogram      builds the keogram of a stored night;
-star-trails  builds the star trails of a stored night.
+darks                  captures master darks (INDI frame type DARK: cap the lens of a camera without
+                       a shutter) for the given exposures into the dark library, at the current temperature;
+keogram, startrails (star-trails), timelapse, panorama, summary
+                       build that product of a stored night into ``<data_dir>/allsky/<night>/products/``;
+thumbnails             writes the missing frame thumbnails of a stored night;
+products               builds every product of ``allsky.products.nightly`` for a stored night.
 
-Products go to ``<data_dir>/allsky/<night>/products/``; long jobs show a progress bar.
+Product jobs draw a progress bar on stderr and publish their progress on ``allsky/progress``
+when a broker answers (``--no-bus`` to skip it).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-
-import cv2
 
 from obsy.config import ConfigError, ObsyConfig, load_config
 
@@ -24,19 +24,6 @@ def _config(path: str | None) -> ObsyConfig:
         return load_config(path)
     except ConfigError as exc:
         raise SystemExit(exc.report("obsy-allsky")) from exc
-
-
-def progress_bar(label: str, width: int = 40):
-    """A callback (done, total) that draws a text progress bar on stderr."""
-
-    def show(done: int, total: int) -> None:
-        filled = width * (done + 1) // max(total, 1)
-        sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done + 1}/{total}")
-        if done + 1 >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-    return show
 
 
 def darks_command(argv: list[str]) -> int:
@@ -82,43 +69,75 @@ def darks_command(argv: list[str]) -> int:
     return 0
 
 
-def product_command(argv: list[str]) -> int:
-    from obsy_allsky.products.night import keogram, night_frames, star_trails
-    from obsy_allsky.storage import FrameStore
+def _progress_bus(config: ObsyConfig, wanted: bool):
+    """A connected bus for the progress topic, or None (asked not to, or no broker answers)."""
+    if not wanted:
+        return None
+    from obsy.bus import Bus
 
-    kind = argv[0]
-    parser = argparse.ArgumentParser(prog=f"obsy-allsky {kind}", description=f"build the {kind} of a stored night")
+    bus = Bus(config.broker, "allsky-products")
+    if bus.start(wait=3.0):
+        return bus
+    print(
+        f"obsy-allsky: no broker at {config.broker.host}:{config.broker.port}; progress is not published",
+        file=sys.stderr,
+    )
+    bus.stop()
+    return None
+
+
+def product_command(argv: list[str]) -> int:
+    from datetime import date
+
+    from obsy_allsky.products.jobs import JOBS, run_job
+    from obsy_allsky.products.progress import JobProgress, terminal_bar
+
+    kind = ALIASES.get(argv[0], argv[0])
+    parser = argparse.ArgumentParser(prog=f"obsy-allsky {argv[0]}", description=PRODUCT_HELP[kind])
     parser.add_argument("night", help="YYYY-MM-DD (the evening the night began)")
     parser.add_argument("--config", help="configuration file (default: $OBSY_CONFIG)")
-    parser.add_argument("--max-brightness", type=float, default=0.35, help="star-trails: skip brighter frames (0-1)")
+    parser.add_argument("--no-bus", action="store_true", help="do not publish progress on the broker")
+    if kind == "panorama":
+        parser.add_argument("--frame", help="frame id (default: the frame with the most stars)")
     args = parser.parse_args(argv[1:])
+    try:
+        night = date.fromisoformat(args.night)
+    except ValueError:
+        parser.error(f"night {args.night!r} is not a date YYYY-MM-DD")
     config = _config(args.config)
-    night_dir = FrameStore(config.data_dir).root / args.night
-    paths = night_frames(night_dir)
-    if not paths:
-        print(f"obsy-allsky {kind}: no frames in {night_dir}", file=sys.stderr)
-        return 1
-    bar = progress_bar(kind)
-    if kind == "keogram":
-        product = keogram(paths, config.allsky.pipeline.circle_center[0], progress=bar)
-    else:
-        product = star_trails(paths, args.max_brightness, progress=bar)
-    if product.image is None:
-        print(f"obsy-allsky {kind}: no usable frame in {night_dir} (skipped: {product.skipped})", file=sys.stderr)
-        return 1
-    out = output_path(config.data_dir, args.night, kind)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out), cv2.cvtColor(product.image, cv2.COLOR_RGB2BGR)):
-        print(f"obsy-allsky {kind}: cannot write {out}", file=sys.stderr)
-        return 1
-    skipped = ", ".join(f"{n} {why}" for why, n in product.skipped.items()) or "none"
-    print(f"{out} ({product.used} frames; skipped: {skipped})")
-    return 0
+    kinds = list(config.allsky.products.nightly) if kind == "products" else [kind]
+    kinds.sort(key=lambda k: k == "summary")  # the summary lists the products made before it
+    bus = _progress_bus(config, not args.no_bus)
+    failed = 0
+    try:
+        for job in kinds:
+            assert job in JOBS
+            progress = JobProgress(
+                job,
+                args.night,
+                publish=(lambda m: bus.publish(bus.topics.allsky_progress, m, qos=1, retain=True)) if bus else None,
+                draw=terminal_bar(job),
+            )
+            path = run_job(job, night, config, progress, frame_id=getattr(args, "frame", None))
+            if path is None:
+                failed += 1
+                print(f"obsy-allsky {job}: {progress.note}", file=sys.stderr)
+            else:
+                print(f"{path} ({progress.note})")
+    finally:
+        if bus is not None:
+            bus.stop()
+    return 1 if failed else 0
 
 
-COMMANDS = {"darks": darks_command, "keogram": product_command, "star-trails": product_command}
-
-
-def output_path(data_dir: Path, night: str, kind: str) -> Path:
-    """Where a night's product goes: beside the frames, in a folder the frame listing does not read."""
-    return Path(data_dir) / "allsky" / night / "products" / f"{kind}.jpg"
+PRODUCT_HELP = {
+    "keogram": "build the keogram of a stored night (one column per frame)",
+    "startrails": "build the star trails of a stored night (brightest value per pixel, bright frames left out)",
+    "timelapse": "encode the timelapse video of a stored night (ffmpeg; hardware encoder when one works)",
+    "panorama": "unroll one frame of a stored night into a 360-degree panorama",
+    "summary": "write the summary of a stored night (JSON and a small image)",
+    "thumbnails": "write the missing frame thumbnails of a stored night",
+    "products": "build every product of allsky.products.nightly for a stored night",
+}
+ALIASES = {"star-trails": "startrails"}
+COMMANDS = {"darks": darks_command, **dict.fromkeys([*PRODUCT_HELP, *ALIASES], product_command)}

@@ -8,16 +8,16 @@ skipped too (a camera change mid-night).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-log = logging.getLogger("obsy.allsky.products")
+from obsy_allsky.products.progress import Progress
 
-Progress = Callable[[int, int], None]
+log = logging.getLogger("obsy.allsky.products")
 
 
 @dataclass
@@ -35,35 +35,41 @@ def night_frames(night_dir: Path) -> list[Path]:
     return sorted(p for p in night_dir.glob("*.jpg") if not p.name.startswith("."))
 
 
-def _read(path: Path) -> np.ndarray | None:
+def read_frame(path: Path, color: str = "rgb") -> np.ndarray | None:
+    """An 8-bit frame as RGB (or BGR, as OpenCV keeps it); None when the file cannot be decoded."""
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if image is None or color == "bgr":
+        return image
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def _frames(paths: Iterable[Path], product: Product, progress: Progress | None):
+def decoded_frames(paths: Iterable[Path], product: Product, progress: Progress | None = None, color: str = "rgb"):
+    """Yield the frames one at a time, skipping (and counting in ``product``) what cannot be used.
+
+    ``progress(done, total)`` is called after each file, used or skipped, once the consumer
+    has finished with the frame (so a slow consumer's time counts in the estimate).
+    """
     paths = list(paths)
     shape = None
-    for index, path in enumerate(paths):
-        if progress is not None:
-            progress(index, len(paths))
-        image = _read(path)
+    for index, path in enumerate(paths, start=1):
+        image = read_frame(path, color)
         if image is None:
             log.warning("skipping unreadable frame %s", path, extra={"event": "product_frame_unreadable"})
             product.skip("unreadable")
-            continue
-        if shape is None:
-            shape = image.shape
-        elif image.shape != shape:
+        elif shape is not None and image.shape != shape:
             product.skip("other size")
-            continue
-        yield image
+        else:
+            shape = image.shape
+            yield image
+        if progress is not None:
+            progress(index, len(paths))
 
 
 def keogram(paths: Iterable[Path], center_x: float = 0.5, progress: Progress | None = None) -> Product:
     """One column per frame: the vertical line through the image-circle centre (north-south when aligned)."""
     product = Product(image=None)
     columns = []
-    for image in _frames(paths, product, progress):
+    for image in decoded_frames(paths, product, progress):
         x = min(image.shape[1] - 1, round(center_x * image.shape[1]))
         columns.append(image[:, x].copy())
         product.used += 1
@@ -76,7 +82,7 @@ def star_trails(paths: Iterable[Path], max_brightness: float = 0.35, progress: P
     """Per-pixel maximum of the dark frames; frames brighter than ``max_brightness`` (mean, 0–1) are left out."""
     product = Product(image=None)
     stack = None
-    for image in _frames(paths, product, progress):
+    for image in decoded_frames(paths, product, progress):
         if float(image.mean()) / 255 > max_brightness:
             product.skip("too bright")
             continue
