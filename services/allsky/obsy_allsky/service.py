@@ -40,6 +40,7 @@ from obsy_allsky.capture.darks import DarkLibrary, capture_masters
 from obsy_allsky.capture.exposure import AutoExposure, ExposureSetting, Sky, measure_brightness
 from obsy_allsky.pipeline import tone
 from obsy_allsky.pipeline.chain import FramePipeline, ProcessedFrame
+from obsy_allsky.products.nightly import NightlyProducts
 from obsy_allsky.storage import FrameStore, StorageError, StoredFrame, encode_jpeg
 
 #: Seconds to wait before trying a camera again after it failed to come back.
@@ -72,6 +73,9 @@ class AllskyService(Service):
         self._publish_state()
         self.bus.publish(self.topics.allsky_darks_state, self.darks_state, qos=1, retain=True)
         self.bus.subscribe(self.topics.allsky_darks_command, self._on_darks_command, AllskyDarksCommand)
+        # Night products: each frame's thumbnail and log line; the night's products when it ends.
+        self.products = NightlyProducts(self.config, self.bus)
+        self.products.start(astro.night_of(self.config.site, datetime.now(UTC)))
         self._thread = threading.Thread(target=self._capture_loop, name="allsky-capture", daemon=True)
         self._thread.start()
 
@@ -81,6 +85,7 @@ class AllskyService(Service):
         # Disconnecting ends a wait for an image at once; the capture thread then sees the stop.
         self.client.disconnect()
         self._thread.join(timeout=10)
+        self.products.stop()
 
     def health_details(self) -> dict[str, Any]:
         return {
@@ -189,6 +194,7 @@ class AllskyService(Service):
             )
             self.bus.publish(self.topics.allsky_frames, frame, qos=1)
             self.frames_done += 1
+            self.products.frame_stored(frame, result.image)
         self._update(
             camera="ok",
             camera_error=None,

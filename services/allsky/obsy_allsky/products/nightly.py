@@ -80,8 +80,9 @@ class NightlyProducts:
         return None
 
     # --- per frame ------------------------------------------------------------------
-    def frame_stored(self, night: date, frame: AllskyFrame, image: np.ndarray) -> None:
+    def frame_stored(self, frame: AllskyFrame, image: np.ndarray) -> None:
         """Thumbnail and log line of a stored frame; a new night schedules the previous night's products."""
+        night = date.fromisoformat(frame.night)
         folder = night_dir(self.config.data_dir, night)
         try:
             write_thumbnail(image, thumbnail_path(folder, f"{frame.frame_id}.jpg"), self.settings.thumbnail_width)
@@ -90,6 +91,8 @@ class NightlyProducts:
             log.warning(
                 "no thumbnail or log line for %s: %s", frame.frame_id, exc, extra={"event": "frame_extras_failed"}
             )
+        except Exception:  # never let the extras stop the capture
+            log.exception("thumbnail or log line for %s failed", frame.frame_id, extra={"event": "frame_extras_failed"})
         previous, self.current_night = self.current_night, night
         if previous is not None and night > previous:
             self.schedule(previous)
