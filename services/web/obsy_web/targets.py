@@ -81,32 +81,7 @@ class TargetError(ValueError):
 
 
 def view(record: TargetRecord) -> TargetView:
-    return TargetView(
-        id=record.id,
-        name=record.name,
-        ra_deg=record.ra_deg,
-        dec_deg=record.dec_deg,
-        priority=record.priority,
-        enabled=record.enabled,
-        constraints=record.constraints,
-        exposure_plans=[
-            ExposurePlan(
-                filter=p.filter,
-                exposure_s=p.exposure_s,
-                count=p.count,
-                acquired=p.acquired,
-                binning=p.binning,
-                gain=p.gain,
-                offset=p.offset,
-                frame_type=p.frame_type,
-            )
-            for p in record.exposure_plans
-        ],
-        catalogue_id=record.catalogue_id,
-        notes=record.notes,
-        created_at=record.created_at,
-        updated_at=record.updated_at,
-    )
+    return TargetView.model_validate(record, from_attributes=True)
 
 
 class TargetStore:
@@ -189,16 +164,5 @@ class TargetStore:
         record.notes = data.notes
         record.updated_at = now
         record.exposure_plans = [
-            ExposurePlanRecord(
-                position=i,
-                filter=p.filter,
-                exposure_s=p.exposure_s,
-                count=p.count,
-                acquired=p.acquired,
-                binning=p.binning,
-                gain=p.gain,
-                offset=p.offset,
-                frame_type=p.frame_type.value,
-            )
-            for i, p in enumerate(data.exposure_plans)
+            ExposurePlanRecord(position=i, **p.model_dump(mode="json")) for i, p in enumerate(data.exposure_plans)
         ]
