@@ -1,0 +1,143 @@
+"""The timelapse video, encoded by the real ffmpeg and checked with ffprobe."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import cv2
+import numpy as np
+import pytest
+
+from obsy.config import AllskyTimelapseConfig
+from obsy_allsky.products.night import night_frames
+from obsy_allsky.products.timelapse import (
+    HARDWARE_ENCODERS,
+    SOFTWARE_ENCODER,
+    choose_encoder,
+    make_timelapse,
+    probe_video,
+    try_encoder,
+    video_size,
+)
+from tests.unit.test_allsky_products import star_frame, store_night
+
+pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+
+
+def test_video_has_one_frame_per_usable_image_and_the_duration_of_its_fps(tmp_path):
+    frames = [star_frame(20 + 3 * i, 60) for i in range(24)]
+    frames.insert(7, np.zeros((60, 80, 3), np.uint8))  # a frame of another size (camera changed)
+    night = store_night(tmp_path, frames)
+    (night / "20261121T235959000Z.jpg").write_bytes(b"\xff\xd8 not really")  # a damaged file
+    seen = []
+    out = tmp_path / "products" / "timelapse.mp4"
+    settings = AllskyTimelapseConfig(fps=12, encoder="libx264")
+    video = make_timelapse(night_frames(night), out, settings, progress=lambda d, t: seen.append((d, t)))
+    assert video.path == out and video.used == 24
+    assert video.skipped == {"other size": 1, "unreadable": 1}
+    assert seen[-1] == (26, 26) and len(seen) == 26
+    info = probe_video(out)
+    assert info["frames"] == 24 and info["codec"] == "h264"
+    assert info["duration_s"] == pytest.approx(24 / 12, abs=0.01)
+    assert (info["width"], info["height"]) == (160, 120)
+    assert [p.name for p in out.parent.iterdir()] == ["timelapse.mp4"]  # no temporary file left
+
+
+def test_the_video_shows_the_frames_in_time_order(tmp_path):
+    frames = [np.full((64, 64, 3), 10 + 20 * i, np.uint8) for i in range(10)]  # the sky brightening
+    night = store_night(tmp_path, frames)
+    out = tmp_path / "t.mp4"
+    make_timelapse(night_frames(night), out, AllskyTimelapseConfig(fps=5, encoder="libx264"))
+    decoded = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(out), "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    means = np.frombuffer(decoded, np.uint8).reshape(-1, 64 * 64).mean(axis=1)
+    assert len(means) == 10
+    assert np.all(np.diff(means) > 10)
+
+
+def test_wide_frames_are_scaled_to_the_configured_even_width(tmp_path):
+    night = store_night(tmp_path, [np.full((101, 301, 3), 60, np.uint8) for _ in range(3)])
+    video = make_timelapse(night_frames(night), tmp_path / "t.mp4", AllskyTimelapseConfig(width=151, encoder="libx264"))
+    info = probe_video(video.path)
+    assert (info["width"], info["height"]) == video.size == (150, 50)
+    assert video_size(4144, 2822, 1920) == (1920, 1306) and video_size(641, 481, 0) == (640, 480)
+
+
+def test_auto_takes_the_first_hardware_encoder_that_works_here_else_libx264():
+    settings = AllskyTimelapseConfig()
+    chosen, passed_over = choose_encoder(settings)
+    assert chosen in (*HARDWARE_ENCODERS, SOFTWARE_ENCODER)
+    assert try_encoder(chosen, settings) is None  # it really encodes on this machine
+    order = HARDWARE_ENCODERS if chosen == SOFTWARE_ENCODER else HARDWARE_ENCODERS[: HARDWARE_ENCODERS.index(chosen)]
+    assert list(passed_over) == list(order)  # every encoder before it was tried, with the reason it failed
+    assert all(reason for reason in passed_over.values())
+
+
+def test_a_hardware_encoder_that_fails_falls_back_to_libx264(tmp_path):
+    settings = AllskyTimelapseConfig(encoder="h264_nvenc")
+    if try_encoder("h264_nvenc", settings) is None:
+        pytest.skip("NVENC works on this machine, so it cannot be seen failing")
+    night = store_night(tmp_path, [star_frame(20 + 3 * i, 60) for i in range(5)])
+    video = make_timelapse(night_frames(night), tmp_path / "t.mp4", settings)
+    assert video.encoder == SOFTWARE_ENCODER and "h264_nvenc" in video.tried
+    assert probe_video(video.path)["frames"] == 5
+
+
+def test_no_usable_frame_writes_no_video(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"broken")
+    video = make_timelapse([tmp_path / "a.jpg"], tmp_path / "t.mp4", AllskyTimelapseConfig(encoder="libx264"))
+    assert video.path is None and video.skipped == {"unreadable": 1}
+    assert not (tmp_path / "t.mp4").exists()
+
+
+MEMORY_PROBE = textwrap.dedent(
+    """
+    import json, resource, sys
+    from pathlib import Path
+    from obsy.config import AllskyTimelapseConfig
+    from obsy_allsky.products.timelapse import make_timelapse, probe_video
+
+    frames = sorted(Path(sys.argv[1]).glob("*.jpg"))
+    settings = AllskyTimelapseConfig(fps=25, width=640, encoder="libx264")
+    video = make_timelapse(frames, Path(sys.argv[2]), settings)
+    print(json.dumps({
+        "used": video.used,
+        "self_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "ffmpeg_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    }))
+    """
+)
+
+
+def test_memory_stays_bounded_for_many_12_megapixel_frames(tmp_path):
+    """120 frames of 4144x2822 (4.2 GB decoded) through a process that may peak at 500 MiB."""
+    count, width, height = 120, 4144, 2822
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    sky = np.zeros((height, width, 3), np.uint8)
+    cv2.circle(sky, (width // 2, height // 2), height // 2, (30, 25, 20), -1)
+    rng = np.random.default_rng(1)
+    for x, y in rng.integers((0, 0), (width, height), size=(300, 2)):
+        cv2.circle(sky, (int(x), int(y)), 2, (255, 255, 255), -1)
+    first = frames / "frame-0000.jpg"
+    cv2.imwrite(str(first), sky, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    for i in range(1, count):
+        os.link(first, frames / f"frame-{i:04d}.jpg")  # the same bytes, decoded anew each time
+    out = tmp_path / "night.mp4"
+    result = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(frames), str(out)], capture_output=True, text=True, check=True
+    )
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    decoded_total_mib = count * width * height * 3 / 2**20
+    assert figures["used"] == count
+    assert figures["self_kib"] / 1024 < 500 < decoded_total_mib / 8
+    assert figures["ffmpeg_kib"] / 1024 < 500
+    assert probe_video(out)["frames"] == count
