@@ -1,15 +1,20 @@
-"""Keogram and star trails from a night of stored frames."""
+"""Keogram and star trails from a night of stored frames; progress of product jobs."""
 
 from __future__ import annotations
 
+import io
+import logging
+import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from obsy_allsky.products.jobs import product_path
 from obsy_allsky.products.night import keogram, night_frames, star_trails
+from obsy_allsky.products.progress import JobCancelledError, JobProgress, terminal_bar
 from obsy_allsky.service import main
 from obsy_allsky.storage import FrameStore, encode_jpeg
 
@@ -77,3 +82,66 @@ def test_cli_builds_products_with_a_progress_bar(tmp_path, capsys):
     assert len(night_frames(tmp_path / "allsky" / "2026-11-21")) == 8
     assert main(["keogram", "2026-11-22", "--config", str(config), "--no-bus"]) == 1
     assert "no frames in" in capsys.readouterr().err
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_job_progress_reports_percent_and_time_left_throttled(caplog):
+    clock, sent, drawn = FakeClock(), [], []
+    progress = JobProgress(
+        "timelapse",
+        "2026-11-21",
+        publish=sent.append,
+        draw=lambda d, t, eta: drawn.append((d, t, eta)),
+        log_interval_s=10,
+        publish_interval_s=1,
+        clock=clock,
+    )
+    with caplog.at_level(logging.INFO, logger="obsy.allsky.products"):
+        progress.start(100)
+        for done in range(1, 101):
+            clock.now += 0.25  # 4 frames a second
+            progress(done, 100)
+        progress.finish("allsky/2026-11-21/products/timelapse.mp4", "100 frames")
+    assert len(drawn) == 100 and drawn[49] == (50, 100, pytest.approx(12.5))  # every frame drawn
+    assert sent[0].status == "running" and sent[0].done == 0 and sent[0].total == 100 and sent[0].eta_s is None
+    running = sent[1:-1]
+    assert 20 <= len(running) <= 26  # about one a second over 25 s, not one per frame
+    assert all(m.eta_s == pytest.approx(0.25 * (100 - m.done), abs=0.1) for m in running)
+    assert [m.done for m in running] == sorted(m.done for m in running)
+    assert sent[-1].status == "done" and sent[-1].percent == 100 and sent[-1].eta_s is None
+    assert sent[-1].output == "allsky/2026-11-21/products/timelapse.mp4"
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == "timelapse of 2026-11-21: 100 frames"
+    assert "timelapse of 2026-11-21: 40/100 frames (40 %), about 0:15 left" in lines
+    assert lines[-1].startswith("timelapse of 2026-11-21 done in 25.0 s")
+
+
+def test_job_progress_stops_the_job_and_survives_a_failing_publisher():
+    stop = threading.Event()
+
+    def broken(_message):
+        raise ConnectionError("broker gone")
+
+    progress = JobProgress("keogram", "2026-11-21", publish=broken, stop=stop)
+    progress.start(3)
+    progress(1, 3)
+    stop.set()
+    with pytest.raises(JobCancelledError):
+        progress(2, 3)
+    progress.finish(None, "cancelled")
+    assert progress.message("failed").status == "failed" and progress.note == "cancelled"
+
+
+def test_terminal_bar_draws_percent_and_time_left():
+    stream = io.StringIO()
+    draw = terminal_bar("keogram", width=10, stream=stream)
+    draw(3, 12, 75.0)
+    draw(12, 12, 0.0)
+    assert stream.getvalue() == "\rkeogram [##........] 3/12  25%  ETA 1:15  \rkeogram [##########] 12/12 100%  \n"
