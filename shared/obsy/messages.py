@@ -151,7 +151,9 @@ class WeatherSimulationCommand(Message):
     """
 
     action: WeatherSimulationAction
-    wind_speed: float | None = Field(default=None, ge=0, le=300, description="km/h; required for wind")
+    wind_speed: float | None = Field(
+        default=None, ge=0, le=100, description="km/h (the simulator allows 0-100); for wind"
+    )
     request_id: str | None = Field(default=None, max_length=64)
     user: str | None = Field(default=None, max_length=64, description="who asked (the web service's account)")
 

@@ -14,15 +14,19 @@ import threading
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from obsy.bus import Bus
 from obsy.config import ObsyConfig, WeatherConfig
 from obsy.homeassistant import Entity, safety_binary_sensor
-from obsy.messages import SafetyVerdict, WeatherState, utc_now
+from obsy.messages import Event, SafetyVerdict, WeatherSimulationCommand, WeatherState, utc_now
 from obsy.runner import Service, run_service
+from obsy_weather import simulator
 from obsy_weather.quantities import QUANTITIES
 from obsy_weather.readings import ReadingStore, Sample
 from obsy_weather.safety import SafetyEvaluator
 from obsy_weather.sources import WeatherSource, build_source
+from obsy_weather.sources.indi import IndiWeatherSource
 
 
 def _state_key(state: WeatherState) -> tuple[Any, ...]:
@@ -58,6 +62,7 @@ class WeatherService(Service):
         self._last_publish: datetime | None = None
         self.state: WeatherState | None = None
         self.verdict: SafetyVerdict | None = None
+        self._simulation_lock = threading.Lock()
 
     def now(self) -> datetime:
         return self.clock()
@@ -67,6 +72,7 @@ class WeatherService(Service):
         self.refresh(force=True)  # the initial state: nothing known yet, so unsafe with reasons
         for source in self.sources:
             source.start()
+        self.bus.subscribe(self.topics.weather_simulate_command, self.on_simulate, decode="json")
 
     def poll(self) -> None:
         self.refresh()
@@ -83,6 +89,7 @@ class WeatherService(Service):
         return {
             "safe": verdict.safe if verdict else None,
             "sources": {source.name: source.status() for source in self.sources},
+            "simulation_allowed": self.settings.allow_simulation,
         }
 
     # --- readings and verdict ------------------------------------------------------
@@ -114,6 +121,75 @@ class WeatherService(Service):
                 self._last_publish = now
             self.state, self.verdict = state, verdict
             return verdict
+
+    # --- simulated weather (demonstrations) -------------------------------------------
+    def on_simulate(self, topic: str, payload: Any) -> None:
+        """A simulate command: checked here, carried out on its own thread (INDI waits take seconds)."""
+        request_id = payload.get("request_id") if isinstance(payload, dict) else None
+        try:
+            command = WeatherSimulationCommand.model_validate(payload)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in error.errors()
+            )
+            self._simulation_refused(f"invalid simulate command on {topic}: {problems}", request_id, None)
+            return
+        if not self.settings.allow_simulation:
+            self._simulation_refused(
+                "simulated weather is not allowed here (weather.allow_simulation is off; "
+                "it is for demonstrations with INDI's weather simulator)",
+                command.request_id,
+                command,
+            )
+            return
+        source = next((s for s in self.sources if isinstance(s, IndiWeatherSource)), None)
+        if source is None:
+            self._simulation_refused("no INDI weather source is configured: nothing to simulate", request_id, command)
+            return
+        threading.Thread(target=self._simulate, args=(source, command), name="weather-simulate", daemon=True).start()
+
+    def _simulate(self, source: IndiWeatherSource, command: WeatherSimulationCommand) -> None:
+        with self._simulation_lock:
+            try:
+                values = simulator.apply(source.client, source.device, command.action, command.wind_speed)
+            except simulator.SimulationError as error:
+                self._simulation_refused(str(error), command.request_id, command)
+                return
+        who = f", asked by {command.user}" if command.user else ""
+        self.bus.publish_event(
+            Event(
+                service=self.name,
+                kind="simulation_applied",
+                level="warning",
+                message=f"simulated weather on {source.device}: {simulator.describe(command.action, values)}{who}",
+                data={
+                    "request_id": command.request_id,
+                    "action": command.action.value,
+                    "values": values,
+                    "source": source.name,
+                    "user": command.user,
+                },
+            )
+        )
+
+    def _simulation_refused(
+        self, reason: str, request_id: str | None, command: WeatherSimulationCommand | None
+    ) -> None:
+        self.log.warning("simulate command refused: %s", reason, extra={"event": "simulation_refused"})
+        self.bus.publish_event(
+            Event(
+                service=self.name,
+                kind="simulation_refused",
+                level="warning",
+                message=f"simulate command refused: {reason}",
+                data={
+                    "request_id": request_id if isinstance(request_id, str) else None,
+                    "action": command.action.value if command else None,
+                    "user": command.user if command else None,
+                    "reason": reason,
+                },
+            )
+        )
 
     # --- Home Assistant --------------------------------------------------------------
     def ha_entities(self) -> list[Entity]:
@@ -161,5 +237,7 @@ class WeatherService(Service):
         return entities
 
 
-def main() -> int:
-    return run_service(WeatherService)
+def main(argv: list[str] | None = None) -> int:
+    from obsy_weather.cli import COMMANDS
+
+    return run_service(WeatherService, argv, COMMANDS)

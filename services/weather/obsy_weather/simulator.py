@@ -1,0 +1,154 @@
+"""Changing the weather of INDI's weather simulator: ``obsy-weather simulate`` and the bus command.
+
+``indi_simulator_weather`` (device "Weather Simulator") has a number property
+``WEATHER_CONTROL`` that sets what it reports: ``Weather`` (forecast), ``Temperature``
+(°C), ``Wind`` and ``Gust`` (km/h) and ``Precip`` (mm/h, reported as WEATHER_RAIN_HOUR,
+which the weather service turns into ``rain``). The driver applies the values on its next
+update; pressing ``WEATHER_REFRESH`` makes that happen now.
+
+Only the simulator is ever changed: a device whose driver is not ``indi_simulator_weather``,
+or that has no ``WEATHER_CONTROL``, is refused with :class:`SimulationError`, so a command
+meant for a demonstration can never write to a real weather station.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from obsy.config import IndiServerConfig, IndiWeatherSourceConfig, ObsyConfig
+from obsy.indi import IndiClient, IndiError
+from obsy.messages import WeatherSimulationAction
+
+SIMULATOR_DRIVER = "indi_simulator_weather"
+CONTROL = "WEATHER_CONTROL"
+REFRESH = "WEATHER_REFRESH"
+#: Rain rate set by "rain": clearly wet for any rain_rate-based verdict (a rate above 0 is rain).
+RAIN_RATE_MM_H = 10.0
+#: Gusts set by "wind", relative to the mean wind, up to the simulator's maximum.
+GUST_FACTOR = 1.3
+#: The ranges of the simulator's WEATHER_CONTROL (km/h); a value outside is answered with Alert.
+MAX_WIND_KMH = 100.0
+MAX_GUST_KMH = 50.0
+
+
+class SimulationError(Exception):
+    """The weather cannot be simulated here; the message says why, for the operator."""
+
+
+@dataclass(frozen=True)
+class SimulatorTarget:
+    """Where the simulator is: the INDI server and the device name of one weather source."""
+
+    source: str
+    host: str
+    port: int
+    device: str
+
+
+def controls_for(action: WeatherSimulationAction, wind_speed: float | None = None) -> dict[str, float]:
+    """The WEATHER_CONTROL values an action sets; values not named stay as they are."""
+    if action is WeatherSimulationAction.RAIN:
+        return {"Precip": RAIN_RATE_MM_H}
+    if action is WeatherSimulationAction.CLEAR:
+        return {"Precip": 0.0, "Wind": 0.0, "Gust": 0.0, "Weather": 0.0}
+    if wind_speed is None or not 0 <= wind_speed <= MAX_WIND_KMH:
+        raise SimulationError(
+            f"the wind action needs a wind speed from 0 to {MAX_WIND_KMH:g} km/h (the simulator's range)"
+        )
+    return {"Wind": float(wind_speed), "Gust": min(round(float(wind_speed) * GUST_FACTOR, 1), MAX_GUST_KMH)}
+
+
+def describe(action: WeatherSimulationAction, values: dict[str, float]) -> str:
+    if action is WeatherSimulationAction.RAIN:
+        return f"rain ({values['Precip']:g} mm/h)"
+    if action is WeatherSimulationAction.CLEAR:
+        return "clear (no rain, no wind)"
+    return f"wind {values['Wind']:g} km/h (gusts {values['Gust']:g} km/h)"
+
+
+def find_target(config: ObsyConfig, source_name: str | None = None) -> SimulatorTarget:
+    """The INDI weather source to act on: the one named, else the first enabled INDI source."""
+    indi_sources = [s for s in config.weather.sources if isinstance(s, IndiWeatherSourceConfig)]
+    if source_name is not None:
+        chosen = [s for s in indi_sources if s.name == source_name]
+        if not chosen:
+            names = ", ".join(s.name for s in indi_sources) or "none"
+            raise SimulationError(f"no INDI weather source named {source_name!r} (INDI sources: {names})")
+        source = chosen[0]
+    else:
+        enabled = [s for s in indi_sources if s.enabled]
+        if not enabled:
+            raise SimulationError("no enabled INDI weather source in weather.sources: nothing to simulate")
+        source = enabled[0]
+    return target_of(source, config.indi)
+
+
+def target_of(source: IndiWeatherSourceConfig, indi: IndiServerConfig) -> SimulatorTarget:
+    return SimulatorTarget(source.name, source.host or indi.host, source.port or indi.port, source.device)
+
+
+def check_simulator(client: IndiClient, device: str, timeout: float) -> None:
+    """Raise SimulationError unless ``device`` (connected) is the INDI weather simulator."""
+    try:
+        driver = client.wait_property(device, "DRIVER_INFO", timeout=min(timeout, 3.0)).values.get("DRIVER_EXEC")
+    except IndiError:
+        driver = None  # a driver without DRIVER_INFO: WEATHER_CONTROL decides
+    if driver is not None and driver != SIMULATOR_DRIVER:
+        raise SimulationError(
+            f"{device!r} is driven by {driver}, not {SIMULATOR_DRIVER}: only the simulator's weather can be changed"
+        )
+    try:
+        client.wait_property(device, CONTROL, timeout=timeout)
+    except IndiError:
+        raise SimulationError(
+            f"{device!r} has no {CONTROL} property: it is not INDI's weather simulator ({SIMULATOR_DRIVER})"
+        ) from None
+
+
+def apply(
+    client: IndiClient,
+    device: str,
+    action: WeatherSimulationAction,
+    wind_speed: float | None = None,
+    *,
+    timeout: float = 10.0,
+) -> dict[str, float]:
+    """Set the simulator's weather through ``client`` (connected); returns the values set."""
+    values = controls_for(action, wind_speed)
+    try:
+        client.wait_device(device, timeout=timeout)
+    except IndiError:
+        found = ", ".join(client.devices()) or "none"
+        raise SimulationError(
+            f"no device {device!r} on the INDI server at {client.address} (devices: {found})"
+        ) from None
+    try:
+        if not client.is_device_connected(device):
+            client.connect_device(device, timeout=timeout)
+        check_simulator(client, device, timeout)
+        client.set_number(device, CONTROL, values, timeout=timeout)
+        if REFRESH in client.properties(device):
+            client.set_switch(device, REFRESH, "REFRESH", timeout=timeout)
+    except IndiError as error:
+        raise SimulationError(f"{device!r} at {client.address}: {error}") from None
+    return values
+
+
+def apply_at(
+    target: SimulatorTarget,
+    action: WeatherSimulationAction,
+    wind_speed: float | None = None,
+    *,
+    connect_timeout: float = 10.0,
+    timeout: float = 10.0,
+) -> dict[str, float]:
+    """Connect to the target's INDI server, set the weather, disconnect."""
+    client = IndiClient(target.host, target.port, connect_timeout=connect_timeout, timeout=timeout, reconnect=False)
+    try:
+        client.connect()
+    except IndiError as error:
+        raise SimulationError(f"cannot reach the INDI server of source {target.source!r}: {error}") from None
+    try:
+        return apply(client, target.device, action, wind_speed, timeout=timeout)
+    finally:
+        client.disconnect()
