@@ -223,24 +223,29 @@ class Planner:
         visible_left = np.cumsum(ok[:, ::-1], axis=1)[:, ::-1]
         rules = scoring.Rules.from_config(s.weights)
 
+        # Between blocks, a target that cannot start at t cannot start later in the same usable
+        # run either (less time is left in it), so the next decision worth making is at the
+        # start of some target's next run, or when the lead time after the last block is over.
+        run_starts = np.flatnonzero((ok & ~np.pad(ok, ((0, 0), (1, 0)))[:, :-1]).any(axis=0))
+
         blocks: list[Block] = []
         current = -1
         others_from = -np.inf  # when a block of another target may start
-        t = 0
+        t = int(run_starts[0]) if run_starts.size else size
         while t < size:
-            column = ok[:, t]
-            if not column.any():
-                t += 1
-                continue
-            idx = np.flatnonzero(column & (remaining_s > 0))
-            if sky.unix[t] < others_from:  # Ekos needs its lead time before a job of another target
+            idx = np.flatnonzero(ok[:, t] & (remaining_s > 0))
+            waiting = sky.unix[t] < others_from
+            if waiting:  # Ekos needs its lead time before a job of another target
                 idx = idx[idx == current]
             switch_cost = np.where(idx == current, 0.0, switch)
             available = (run_end[idx, t] - t) * step - switch_cost
             needed = np.maximum(np.minimum(min_time_s[idx], remaining_s[idx]), shortest_exposure[idx] + overhead)
             idx = idx[available >= needed]
             if idx.size == 0:
-                t += 1
+                later = run_starts[np.searchsorted(run_starts, t, side="right") :]
+                t = int(later[0]) if later.size else size
+                if waiting:
+                    t = min(t, int(np.searchsorted(sky.unix, others_from)))
                 continue
             scores = rules.score(
                 priority=priority[idx],

@@ -48,8 +48,8 @@ class SchedulerService(Service):
         self._last_error = ""
         self._planning_s = 0.0
         self.bus.subscribe(self.topics.web_targets, self._on_targets, TargetList)
-        # The first astropy computation of a process loads ephemerides and tables (~2 s):
-        # do it now, in the background, so that the first plan is as quick as the next.
+        # Compute tonight's sky now, in the background (a few milliseconds, cached per
+        # night), so that the first plan is as quick as the next.
         threading.Thread(target=self._warm_up, name="scheduler-warm-up", daemon=True).start()
 
     def _warm_up(self) -> None:

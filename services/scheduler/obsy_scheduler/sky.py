@@ -2,40 +2,31 @@
 
 :class:`NightSky` holds what does not depend on the targets (the grid, the Sun's and the
 Moon's altitude and azimuth, the Moon's age, the local apparent sidereal time); it costs
-a few astropy calls and is cached per (site, night, step). :meth:`NightSky.targets` then
-places any number of targets on that grid in one go: astropy converts their J2000
-(ICRS) coordinates to the true equator and equinox of the night (precession, nutation,
-annual aberration) once, and numpy turns hour angles into altitudes and azimuths for
-the whole (targets x times) array. Over one night the apparent place of a star moves by
-well under an arcsecond, so one conversion per night is exact enough; polar motion and
-diurnal aberration (< 0.5") are left out. Altitudes are geometric (no refraction), like
-everywhere in :mod:`obsy.astro`.
+about a millisecond of ERFA calls (:mod:`obsy_scheduler.ephemeris`) and is cached per
+(site, night, step). :meth:`NightSky.targets` then places any number of targets on that
+grid in one go: their J2000 (ICRS) coordinates become apparent places of the night
+(precession, nutation, annual aberration) in one vectorised ERFA call, and numpy turns
+hour angles into altitudes and azimuths for the whole (targets x times) array. Over one
+night the apparent place of a star moves by well under an arcsecond, so one conversion
+per night is exact enough. Altitudes are geometric (no refraction), like everywhere in
+:mod:`obsy.astro`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import astropy.units as u
-import erfa
 import numpy as np
-from astropy.coordinates import TETE, SkyCoord
-from astropy.time import Time
-from astropy.utils import iers
-from scipy.interpolate import CubicSpline
 
 from obsy import astro
+from obsy_scheduler.ephemeris import Epoch, sun_and_moon
 
 SYNODIC_MONTH_DAYS = 29.530588853
 #: The loosest darkness anyone plans for: the grid spans the time the Sun is below it.
 GRID_SUN_LIMIT = astro.CIVIL
-_COARSE_STEP_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -66,8 +57,9 @@ class NightSky:
     moon_alt: np.ndarray
     moon_az: np.ndarray
     moon_age_days: np.ndarray  # days from new Moon, folded: 0 (new) .. 14.77 (full) for waxing and waning
-    moon_illumination: float  # at the middle of the grid
+    moon_illumination: float  # at the middle of the night (local noon to noon)
     lst_deg: np.ndarray  # local apparent sidereal time
+    epoch: Epoch = field(compare=False, repr=False)  # the night's precession-nutation and aberration
 
     @property
     def size(self) -> int:
@@ -84,7 +76,7 @@ class NightSky:
         if ra_deg.size == 0 or self.size == 0:
             empty = np.zeros((ra_deg.size, self.size))
             return TargetTracks(empty, empty, empty, dec_deg)
-        ra_app, dec_app = _apparent_places(ra_deg, dec_deg, float(np.median(self.unix)))
+        ra_app, dec_app = self.epoch.apparent_places(ra_deg, dec_deg)
         hour_angle = (self.lst_deg[None, :] - ra_app[:, None] + 180.0) % 360.0 - 180.0
         alt, az = equatorial_to_horizontal(hour_angle, dec_app[:, None], self.latitude)
         return TargetTracks(alt, az, hour_angle, dec_app)
@@ -111,23 +103,6 @@ def angular_distance(alt1: np.ndarray, az1: np.ndarray, alt2: np.ndarray, az2: n
     return np.degrees(np.arccos(np.clip(cos_d, -1.0, 1.0)))
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence astropy's degraded-accuracy warnings past the bundled IERS tables (see obsy.astro)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=iers.IERSDegradedAccuracyWarning)
-        warnings.filterwarnings("ignore", category=iers.IERSStaleWarning)
-        warnings.filterwarnings("ignore", category=erfa.ErfaWarning)
-        yield
-
-
-def _apparent_places(ra_deg: np.ndarray, dec_deg: np.ndarray, unix: float) -> tuple[np.ndarray, np.ndarray]:
-    with _quiet():
-        when = Time(unix, format="unix", scale="utc")
-        apparent = SkyCoord(ra=ra_deg * u.deg, dec=dec_deg * u.deg, frame="icrs").transform_to(TETE(obstime=when))
-        return apparent.ra.to_value(u.deg), apparent.dec.to_value(u.deg)
-
-
 def night_sky(site: astro.SiteLike, night: date, step_s: float = 120.0) -> NightSky:
     """The (cached) :class:`NightSky` of the night that begins on the local evening ``night``."""
     key = _Site(
@@ -137,10 +112,6 @@ def night_sky(site: astro.SiteLike, night: date, step_s: float = 120.0) -> Night
         getattr(site, "timezone", None) or "UTC",
     )
     return _night_sky(key, night, float(step_s))
-
-
-def _interpolate(x: np.ndarray, y: np.ndarray, at: np.ndarray) -> np.ndarray:
-    return CubicSpline(x, y)(at)
 
 
 @dataclass(frozen=True)
@@ -156,42 +127,25 @@ def _night_sky(site: _Site, night: date, step_s: float) -> NightSky:
     zone = ZoneInfo(site.timezone)
     start = datetime.combine(night, time(12), tzinfo=zone).timestamp()
     end = datetime.combine(night + timedelta(days=1), time(12), tzinfo=zone).timestamp()
-    # The Sun and the Moon are computed every _COARSE_STEP_S and interpolated (cubic for
-    # altitude, which keeps the error below 0.01°); the sidereal time is exact on the grid.
-    coarse = start + np.arange(int((end - start) // _COARSE_STEP_S) + 2) * _COARSE_STEP_S
-    coarse_times = Time(coarse, format="unix", scale="utc")
-    sun_position = astro.sun_altaz(site, coarse_times)
-    sun_coarse = np.asarray(sun_position.alt)
     full = start + np.arange(int((end - start) // step_s) + 1) * step_s
-    sun_full = _interpolate(coarse, sun_coarse, full)
-    below = np.flatnonzero(sun_full < GRID_SUN_LIMIT)
-    if below.size == 0:
-        unix = sun_alt = moon_alt = moon_az = moon_age = lst = np.zeros(0)
-        illumination = float(astro.moon_illumination(Time(start + 43200.0, format="unix", scale="utc")))
-    else:
-        first, last = max(below[0] - 1, 0), min(below[-1] + 1, full.size - 1)
-        unix, sun_alt = full[first : last + 1], sun_full[first : last + 1]
-        inside = (coarse >= unix[0] - 2 * _COARSE_STEP_S) & (coarse <= unix[-1] + 2 * _COARSE_STEP_S)
-        moon_times = coarse_times[inside]
-        moon = astro.moon_altaz(site, moon_times)
-        moon_alt = _interpolate(coarse[inside], np.asarray(moon.alt), unix)
-        moon_az = np.degrees(_interpolate(coarse[inside], np.unwrap(np.radians(moon.az)), unix)) % 360.0
-        # The Moon's age from its elongation (the Sun-Moon angle, topocentric: within a
-        # degree of the geocentric one), folded onto 0..half a month: the Lorentzian
-        # avoidance is symmetric about full Moon, so waxing or waning does not matter.
-        elongation = angular_distance(
-            np.asarray(moon.alt),
-            np.asarray(moon.az),
-            sun_coarse[inside],
-            np.asarray(sun_position.az)[inside],
-        )
-        moon_age = _interpolate(coarse[inside], elongation / 360.0 * SYNODIC_MONTH_DAYS, unix)
-        illumination = float(
-            (1.0 - np.cos(np.radians(np.interp(unix[unix.size // 2], coarse[inside], elongation)))) / 2
-        )
-        with _quiet():
-            grid = Time(unix, format="unix", scale="utc")
-            lst = grid.sidereal_time("apparent", longitude=site.longitude * u.deg).to_value(u.deg)
+    epoch = Epoch.at((start + end) / 2)
+    bodies = sun_and_moon(full, site.latitude, site.longitude, site.elevation, epoch)
+    sun_alt, _ = equatorial_to_horizontal(bodies.sun_hour_angle, bodies.sun_dec, site.latitude)
+    # Illumination from the geocentric Sun-Moon angle at local midnight.
+    illumination = float((1.0 - np.cos(np.radians(bodies.elongation[full.size // 2]))) / 2)
+    # The grid: the Sun below GRID_SUN_LIMIT, one step more on each side (none in polar summer).
+    below = np.flatnonzero(sun_alt < GRID_SUN_LIMIT)
+    first, last = (max(below[0] - 1, 0), min(below[-1] + 1, full.size - 1)) if below.size else (0, -1)
+    night_part = slice(first, last + 1)
+    unix = full[night_part]
+    moon_alt, moon_az = equatorial_to_horizontal(
+        bodies.moon_hour_angle[night_part], bodies.moon_dec[night_part], site.latitude
+    )
+    # The Moon's age from its elongation, folded onto 0..half a month: the Lorentzian
+    # avoidance is symmetric about full Moon, so waxing or waning does not matter.
+    moon_age = bodies.elongation[night_part] / 360.0 * SYNODIC_MONTH_DAYS
+    sun_alt = sun_alt[night_part]
+    lst = epoch.local_sidereal_time(unix, site.longitude)
     for array in (unix, sun_alt, moon_alt, moon_az, moon_age, lst):
         array.setflags(write=False)
     return NightSky(
@@ -205,5 +159,6 @@ def _night_sky(site: _Site, night: date, step_s: float) -> NightSky:
         moon_az=moon_az,
         moon_age_days=moon_age,
         moon_illumination=illumination,
-        lst_deg=np.asarray(lst, dtype=float),
+        lst_deg=lst,
+        epoch=epoch,
     )
