@@ -11,10 +11,12 @@ import pytest
 from obsy.config import AllskyPipelineConfig
 from obsy_allsky.backend import CupyBackend, NumpyBackend, cupy_status
 from obsy_allsky.pipeline import tone
-from obsy_allsky.pipeline.chain import FramePipeline
+from obsy_allsky.pipeline.chain import FINISHING_STAGES, FramePipeline
+from obsy_allsky.pipeline.contrast import clarity, dehaze
 from obsy_allsky.pipeline.debayer import debayer, normalize
+from obsy_allsky.pipeline.denoise import denoise
 from obsy_allsky.pipeline.fusion import fuse
-from obsy_allsky.pipeline.stars import detect_stars
+from obsy_allsky.pipeline.stars import detect_stars, star_colour_gains
 from tests.support.allsky_frames import FULL_SCALE, bracket, make_scene, match_stars
 
 _cupy, _reason = cupy_status()
@@ -99,3 +101,65 @@ def test_whole_chain_agrees(backends, raws):
     assert np.percentile(difference, 99.9) <= 2  # 8-bit levels
     assert gpu_result.stars.count == pytest.approx(cpu_result.stars.count, abs=2)
     assert gpu_result.sqm == pytest.approx(cpu_result.sqm, abs=0.01)
+
+
+def _stretched(be, frames):
+    rgb = debayer(be, normalize(be, frames[3], FULL_SCALE), "RGGB", "malvar")
+    mask = tone.circle_mask(be, rgb.shape[0], rgb.shape[1], (0.5, 0.5), 0.5)
+    return tone.stretch(be, rgb, "auto", mask=mask), mask
+
+
+@pytest.mark.parametrize(
+    "stage",
+    [
+        lambda be, img, mask: denoise(be, img, mask=mask),
+        lambda be, img, mask: dehaze(be, img, mask=mask),
+        lambda be, img, mask: clarity(be, img),
+        lambda be, img, mask: tone.tone_map(be, img, "asinh", 3.0),
+        lambda be, img, mask: tone.tone_map(be, img, "reinhard", 2.0),
+    ],
+    ids=["denoise", "dehaze", "clarity", "tone_map_asinh", "tone_map_reinhard"],
+)
+def test_finishing_stages_agree(backends, raws, stage):
+    _, frames = raws
+
+    def run(be):
+        image, mask = _stretched(be, frames)
+        return stage(be, image, mask)
+
+    ref, out = _both(backends, run)
+    inner = (slice(8, -8), slice(8, -8))
+    np.testing.assert_allclose(out[inner], ref[inner], atol=3e-3)
+
+
+def test_star_colour_gains_agree(backends, raws):
+    scene, frames = raws
+    cpu, gpu = (
+        star_colour_gains(be, debayer(be, normalize(be, frames[3], FULL_SCALE), "RGGB"), scene.stars, min_stars=10)
+        for be in backends
+    )
+    assert cpu is not None and gpu == pytest.approx(cpu, rel=1e-4)
+
+
+def test_every_stage_chain_agrees_with_overlay_and_16_bit_output(backends, raws):
+    _, frames = raws
+    finish = [{"stage": name} for name in FINISHING_STAGES if name != "white_balance"]
+    finish.insert(0, {"stage": "white_balance", "method": "stars", "min_stars": 10})
+    config = AllskyPipelineConfig(backend="numpy", finish=finish, output={"format": "png", "png_bit_depth": 16})
+    cpu_result = FramePipeline(config, backends[0]).process(frames, EXPOSURES)
+    gpu_result = FramePipeline(config, backends[1]).process(frames, EXPOSURES)
+    difference = np.abs(cpu_result.image16.astype(int) - gpu_result.image16.astype(int))
+    assert np.percentile(difference, 99.5) <= 3 * 257
+
+
+def test_gpu_jpeg_encoding(backends, raws):
+    pytest.importorskip("nvidia.nvimgcodec", reason="nvImageCodec not installed (obsy-allsky[gpu])")
+    _, frames = raws
+    pipeline = FramePipeline(AllskyPipelineConfig(backend="numpy"), backends[1])
+    frame = pipeline.process(frames, EXPOSURES)
+    encoded = pipeline.encode(frame, jpeg_quality=95)
+    assert encoded.encoder == "nvimgcodec"
+    import cv2
+
+    back = cv2.cvtColor(cv2.imdecode(np.frombuffer(encoded.data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    assert np.abs(back.astype(int) - frame.image.astype(int)).mean() < 2

@@ -2,8 +2,8 @@
 
 Every pipeline stage is written once against a :class:`Backend`: element-wise work goes
 through ``backend.xp`` (``numpy`` or ``cupy``), and the few neighbourhood operations that
-NumPy lacks (2-D correlation, separable filters, median and maximum filters, image
-pyramids) go through the backend's methods. The CPU backend implements those with OpenCV
+NumPy lacks (2-D correlation, separable and box filters, median, maximum and minimum
+filters, image pyramids) go through the backend's methods. The CPU backend implements those with OpenCV
 (fast, multi-threaded C++), the GPU backend with ``cupyx.scipy.ndimage``; both use the same
 kernels and the same border rule (reflect-101: ``BORDER_REFLECT_101`` in OpenCV, ``mirror``
 in SciPy/CuPy), so the two give the same numbers up to float32 rounding.
@@ -68,6 +68,14 @@ class Backend:
         """Maximum over a size×size window of a single-channel image (replicated borders)."""
         raise NotImplementedError
 
+    def box_filter(self, image: Any, size: int) -> Any:
+        """Mean over a size×size window of each channel (reflect-101 borders)."""
+        raise NotImplementedError
+
+    def minimum_filter(self, image: Any, size: int) -> Any:
+        """Minimum over a size×size window of a single-channel image (replicated borders)."""
+        return -self.maximum_filter(-image, size)
+
     # --- pyramids, shared -----------------------------------------------------------
     def pyr_down(self, image: Any) -> Any:
         """Blur with the binomial kernel and keep every second row and column (as cv2.pyrDown)."""
@@ -101,6 +109,13 @@ class NumpyBackend(Backend):
     def maximum_filter(self, image, size):
         element = np.ones((size, size), np.uint8)
         return cv2.dilate(image, element, borderType=cv2.BORDER_REPLICATE)
+
+    def minimum_filter(self, image, size):
+        element = np.ones((size, size), np.uint8)
+        return cv2.erode(image, element, borderType=cv2.BORDER_REPLICATE)
+
+    def box_filter(self, image, size):
+        return cv2.boxFilter(image, cv2.CV_32F, (size, size), borderType=cv2.BORDER_REFLECT_101)
 
     def pyr_down(self, image):
         return cv2.pyrDown(image, borderType=cv2.BORDER_REFLECT_101)
@@ -146,6 +161,13 @@ class CupyBackend(Backend):
 
     def maximum_filter(self, image, size):
         return self._ndi.maximum_filter(image, size=size, mode="nearest")
+
+    def minimum_filter(self, image, size):
+        return self._ndi.minimum_filter(image, size=size, mode="nearest")
+
+    def box_filter(self, image, size):
+        footprint = (size, size, 1) if image.ndim == 3 else (size, size)
+        return self._ndi.uniform_filter(image, size=footprint, mode="mirror")
 
 
 def cupy_status() -> tuple[Any | None, str]:

@@ -17,19 +17,30 @@ import numpy as np
 from obsy.config import AllskyPipelineConfig
 from obsy_allsky.backend import Backend, select_backend
 from obsy_allsky.pipeline import tone
+from obsy_allsky.pipeline.contrast import clarity, dehaze
 from obsy_allsky.pipeline.debayer import bayer_mosaic, bayer_planes, bin2x2, debayer, normalize
+from obsy_allsky.pipeline.denoise import denoise
 from obsy_allsky.pipeline.fusion import bayer_cell_colour, fuse, rgb_channels
+from obsy_allsky.pipeline.output import EncodedImage, ImageEncoder
+from obsy_allsky.pipeline.overlay import FrameInfo, overlay
 from obsy_allsky.pipeline.stars import StarField, detect_stars, sqm_estimate
 
 
 @dataclass
 class ProcessedFrame:
-    """The finished picture (8-bit RGB on the host) and what was measured on the way."""
+    """The finished picture (8-bit RGB on the host) and what was measured on the way.
+
+    ``image16`` is the finished picture at 16 bits (only for 16-bit PNG output), ``linear``
+    the fused linear RGB before the finish (only with ``output.keep_linear``, for FITS).
+    """
 
     image: np.ndarray
     stars: StarField
     sqm: float | None
     timings: dict[str, float] = field(default_factory=dict)
+    image16: np.ndarray | None = None
+    linear: np.ndarray | None = None
+    device_image: Any = field(default=None, repr=False)  # what the encoder reads (GPU JPEG: no host copy)
 
     @property
     def height(self) -> int:
@@ -46,6 +57,7 @@ class FramePipeline:
     def __init__(self, config: AllskyPipelineConfig, backend: Backend | None = None) -> None:
         self.config = config
         self.backend = backend or select_backend(config.backend)
+        self.encoder = ImageEncoder(self.backend, config.output)
 
     def process(
         self,
@@ -53,11 +65,13 @@ class FramePipeline:
         exposures_s: Sequence[float],
         darks: Sequence[np.ndarray | None] | None = None,
         *,
+        info: FrameInfo | None = None,
         keep_timings: bool = False,
     ) -> ProcessedFrame:
         """Process an HDR bracket (1–5 raw frames with their exposure times) into a finished frame.
 
         ``darks``, where given, are master darks matching each raw (same exposure and temperature).
+        ``info`` is what the overlay stage writes (time, exposure, sun and moon).
         ``keep_timings`` waits for the device after each stage so that the times are true (bench).
         """
         if len(raws) != len(exposures_s) or not raws:
@@ -106,11 +120,45 @@ class FramePipeline:
             developed = [timed("debayer", lambda m=m: debayer(be, m, cfg.bayer_pattern, cfg.debayer)) for m in bracket]
             image = timed("hdr", lambda: self._fuse(developed, rgb_channels))
         height, width = image.shape[:2]
-        mask = tone.circle_mask(be, height, width, cfg.circle_center, cfg.circle_radius)
+        fused_linear = be.to_host(image).copy() if cfg.output.keep_linear else None
+        context = _FinishContext(
+            mask=tone.circle_mask(be, height, width, cfg.circle_center, cfg.circle_radius),
+            config=cfg,
+            stars=stars,
+            sqm=sqm,
+            info=info,
+        )
         for stage in cfg.finish:
-            image = timed(stage.stage, lambda stage=stage, image=image: self._finish(stage, image, mask))
-        out = timed("output", lambda: be.to_host((be.xp.clip(image, 0.0, 1.0) * 255 + 0.5).astype(be.xp.uint8)))
-        return ProcessedFrame(image=out, stars=stars, sqm=sqm, timings=timings)
+            run = FINISHING_STAGES[stage.stage]
+            image = timed(stage.stage, lambda run=run, stage=stage, image=image: run(be, image, stage, context))
+        frame = timed("output", lambda: self._output(image))
+        frame.stars, frame.sqm, frame.timings, frame.linear = stars, sqm, timings, fused_linear
+        return frame
+
+    def encode(self, frame: ProcessedFrame, jpeg_quality: int = 90) -> EncodedImage:
+        """The file to store, per ``output`` in the configuration (JPEG on the GPU where it can)."""
+        if frame.image16 is not None:
+            return self.encoder.encode(frame.image16)
+        source = frame.device_image if frame.device_image is not None else frame.image
+        return self.encoder.encode(source, jpeg_quality)
+
+    def _output(self, image: Any) -> ProcessedFrame:
+        """8-bit RGB on the host (and on the device for a GPU JPEG encoder; 16-bit for 16-bit PNG)."""
+        xp, out = self.backend.xp, self.config.output
+        xp.clip(image, 0.0, 1.0, out=image)
+        image16 = None
+        if out.format == "png" and out.png_bit_depth == 16:
+            image16 = self.backend.to_host((image * np.float32(65535) + np.float32(0.5)).astype(xp.uint16))
+        image *= np.float32(255)
+        image += np.float32(0.5)
+        device = image.astype(xp.uint8)
+        return ProcessedFrame(
+            image=self.backend.to_host(device),
+            stars=None,  # filled in by process()
+            sqm=None,
+            image16=image16,
+            device_image=device if self.encoder.jpeg_on_gpu else None,
+        )
 
     def _fuse(self, images: list[Any], colour: Callable[[Any], Any]) -> Any:
         f = self.config.fusion
@@ -137,26 +185,66 @@ class FramePipeline:
         )
         return found.scaled(2.0)
 
-    def _finish(self, stage: Any, image: Any, mask: Any) -> Any:
-        be = self.backend
-        match stage.stage:
-            case "white_balance":
-                return tone.white_balance(be, image, stage.method, stage.gains, mask)
-            case "stretch":
-                return tone.stretch(
-                    be,
-                    image,
-                    stage.method,
-                    target_background=stage.target_background,
-                    shadows_sigma=stage.shadows_sigma,
-                    shadows=stage.shadows,
-                    midtones=stage.midtones,
-                    mask=mask,
-                )
-            case "median":
-                return tone.median_filter(be, image, stage.size)
-            case "saturation":
-                return tone.saturate(be, image, stage.factor)
-            case "mask":
-                return tone.apply_mask(be, image, mask)
-        raise ValueError(f"unknown finishing stage {stage.stage!r}")
+
+@dataclass
+class _FinishContext:
+    """What the finishing stages may use besides the image."""
+
+    mask: Any
+    config: AllskyPipelineConfig
+    stars: StarField
+    sqm: float | None
+    info: FrameInfo | None
+
+
+#: Each finishing stage: (backend, image, its configuration, context) → image. In place where it can.
+FinishingStage = Callable[[Backend, Any, Any, _FinishContext], Any]
+
+FINISHING_STAGES: dict[str, FinishingStage] = {
+    "white_balance": lambda be, image, stage, ctx: tone.white_balance(
+        be, image, stage.method, stage.gains, ctx.mask, stars=ctx.stars.positions, min_stars=stage.min_stars
+    ),
+    "stretch": lambda be, image, stage, ctx: tone.stretch(
+        be,
+        image,
+        stage.method,
+        target_background=stage.target_background,
+        shadows_sigma=stage.shadows_sigma,
+        shadows=stage.shadows,
+        midtones=stage.midtones,
+        mask=ctx.mask,
+    ),
+    "median": lambda be, image, stage, ctx: tone.median_filter(be, image, stage.size),
+    "saturation": lambda be, image, stage, ctx: tone.saturate(be, image, stage.factor),
+    "mask": lambda be, image, stage, ctx: tone.apply_mask(be, image, ctx.mask),
+    "denoise": lambda be, image, stage, ctx: denoise(
+        be,
+        image,
+        luminance_amount=stage.luminance,
+        chrominance_amount=stage.chrominance,
+        luminance_radius=stage.luminance_radius,
+        chrominance_radius=stage.chrominance_radius,
+        edge_sigma=stage.edge_sigma,
+        mask=ctx.mask,
+    ),
+    "dehaze": lambda be, image, stage, ctx: dehaze(
+        be,
+        image,
+        strength=stage.strength,
+        patch_px=stage.patch_px,
+        min_transmission=stage.min_transmission,
+        mask=ctx.mask,
+    ),
+    "clarity": lambda be, image, stage, ctx: clarity(be, image, amount=stage.amount, levels=stage.levels),
+    "tone_map": lambda be, image, stage, ctx: tone.tone_map(be, image, stage.method, stage.strength, stage.white),
+    "overlay": lambda be, image, stage, ctx: overlay(
+        be,
+        image,
+        stage,
+        ctx.info,
+        stars=ctx.stars.count,
+        sqm=ctx.sqm,
+        circle_center=ctx.config.circle_center,
+        circle_radius=ctx.config.circle_radius,
+    ),
+}

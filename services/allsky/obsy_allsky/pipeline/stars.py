@@ -168,6 +168,61 @@ def _masked_sample(values: Any, mask: Any | None) -> Any:
     return sub[mask[::8, ::8]] if mask is not None else sub.ravel()
 
 
+#: Star photometry: aperture radius and sky annulus (inner, outer), px at full size.
+_APERTURE_PX = 5.0
+_ANNULUS_PX = (7.0, 10.0)
+
+
+def star_colour_gains(
+    be: Backend, image: Any, positions: Any, *, min_stars: int = 20, saturation: float = 0.9
+) -> tuple[float, float, float] | None:
+    """Channel gains that make the stars white on average, from aperture photometry of each star.
+
+    Each star's R, G, B flux: the sum inside a 3 px aperture minus the median of a 5–7 px sky
+    annulus (the sky glow's own colour cancels). Stars that clip, lie too close to the edge or
+    are not clearly above the sky in every channel are left out; the gains are the medians of
+    G/R and G/B over the rest, so a few red or blue stars do not tint the result. ``None`` when
+    fewer than ``min_stars`` stars could be measured.
+    """
+    xp = be.xp
+    if positions is None or len(positions) < min_stars:
+        return None
+    reach = int(_ANNULUS_PX[1])
+    dy, dx = np.mgrid[-reach : reach + 1, -reach : reach + 1]
+    radius = np.hypot(dx, dy).ravel()
+    aperture = np.flatnonzero(radius <= _APERTURE_PX)
+    annulus = np.flatnonzero((radius >= _ANNULUS_PX[0]) & (radius <= _ANNULUS_PX[1]))
+    centres = np.rint(np.asarray(positions, dtype=np.float64)).astype(np.int64)
+    height, width = image.shape[:2]
+    inside = (
+        (centres[:, 0] >= reach)
+        & (centres[:, 0] < width - reach)
+        & (centres[:, 1] >= reach)
+        & (centres[:, 1] < height - reach)
+    )
+    centres = centres[inside]
+    if len(centres) < min_stars:
+        return None
+    rows = be.asarray(centres[:, 1:2] + dy.ravel()[None, :], dtype=xp.int64)
+    cols = be.asarray(centres[:, 0:1] + dx.ravel()[None, :], dtype=xp.int64)
+    patches = image[rows, cols]  # (stars, window pixels, 3)
+    ring = patches[:, annulus, :]
+    sky = xp.median(ring, axis=1)
+    core = patches[:, aperture, :]
+    flux = (core - sky[:, None, :]).sum(axis=1)
+    sky_noise = xp.median(xp.abs(ring - sky[:, None, :]), axis=1) * np.float32(1.4826)
+    clear = flux > np.float32(5 * np.sqrt(len(aperture))) * xp.maximum(sky_noise, np.float32(1e-9))
+    good = clear.all(axis=1) & (core.max(axis=(1, 2)) < np.float32(saturation))
+    flux = be.to_host(flux[good])
+    if len(flux) < min_stars:
+        return None
+    return (
+        float(np.median(flux[:, 1] / flux[:, 0])),
+        1.0,
+        float(np.median(flux[:, 1] / flux[:, 2])),
+    )
+
+
 def sqm_estimate(
     background_adu: float, exposure_s: float, zero_point: float, pixel_scale_arcsec: float
 ) -> float | None:

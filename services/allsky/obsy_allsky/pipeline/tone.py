@@ -1,4 +1,4 @@
-"""Colour and tone stages of the finishing chain: white balance, stretch, median, saturation, mask.
+"""Colour and tone stages of the finishing chain: white balance, stretch, tone curve, median, saturation, mask.
 
 White balance, stretch, saturation and mask work **in place** on the (H, W, 3) float32 image
 they are given and return it: at 8–12 MP each full-size temporary costs tens of milliseconds
@@ -7,11 +7,15 @@ on the CPU. The chain owns the image it passes; callers who need the input after
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 
 from obsy_allsky.backend import Backend
+from obsy_allsky.pipeline.stars import star_colour_gains
+
+log = logging.getLogger("obsy.allsky.pipeline")
 
 #: Rec. 709 luminance weights (linear RGB).
 LUMA = (0.2126, 0.7152, 0.0722)
@@ -35,7 +39,7 @@ def circle_mask(be: Backend, height: int, width: int, center: tuple[float, float
     return cached
 
 
-def _sample(be: Backend, values: Any, mask: Any | None, step: int = 4) -> Any:
+def sample(values: Any, mask: Any | None, step: int = 4) -> Any:
     """Every ``step``-th pixel in both directions (inside the mask): cheap, unbiased statistics."""
     sub = values[::step, ::step]
     if mask is not None:
@@ -43,19 +47,39 @@ def _sample(be: Backend, values: Any, mask: Any | None, step: int = 4) -> Any:
     return sub.ravel()
 
 
-def white_balance(be: Backend, image: Any, method: str, gains=(1.0, 1.0, 1.0), mask: Any | None = None) -> Any:
-    """Multiply the channels: by ``gains`` (manual) or so that their medians inside the mask match green (gray world).
+def white_balance(
+    be: Backend,
+    image: Any,
+    method: str,
+    gains=(1.0, 1.0, 1.0),
+    mask: Any | None = None,
+    *,
+    stars: Any | None = None,
+    min_stars: int = 20,
+) -> Any:
+    """Multiply the channels by ``gains`` (manual), by gray-world gains, or by star-colour gains.
 
-    Gray world uses medians, not means, so that stars, the Moon and lit clouds do not tint the sky.
+    Gray world makes the channels' medians inside the mask match green; medians, not means, so
+    that stars, the Moon and lit clouds do not tint the sky. ``stars`` (star positions, x and y
+    in pixels) makes the stars white on average (:func:`~obsy_allsky.pipeline.stars.star_colour_gains`),
+    which keeps the colour of the sky glow; with fewer than ``min_stars`` measurable stars
+    (twilight, clouds) it falls back to gray world and logs why.
     """
     xp = be.xp
     if method == "manual":
         factors = xp.asarray(gains, dtype=xp.float32)
+    elif method == "stars":
+        found = star_colour_gains(be, image, stars, min_stars=min_stars)
+        if found is None:
+            count = 0 if stars is None else len(stars)
+            log.info("star white balance: too few measurable stars of %d; gray world instead", count)
+            return white_balance(be, image, "gray_world", mask=mask)
+        factors = xp.asarray(found, dtype=xp.float32)
     elif method == "gray_world":
-        medians = [xp.median(_sample(be, image[:, :, c], mask)) for c in range(3)]
+        medians = [xp.median(sample(image[:, :, c], mask)) for c in range(3)]
         factors = xp.stack([medians[1] / xp.maximum(m, np.float32(1e-6)) for m in medians]).astype(xp.float32)
     else:
-        raise ValueError(f"unknown white balance method {method!r}; use manual or gray_world")
+        raise ValueError(f"unknown white balance method {method!r}; use manual, gray_world or stars")
     image *= factors[None, None, :]
     return image
 
@@ -85,9 +109,9 @@ def stretch(
     xp = be.xp
     if method == "auto":
         # Two numbers from the statistics, as Python floats (a CuPy 0-d array would not mix with NumPy scalars).
-        sample = _sample(be, luminance(image), mask)
-        median = float(xp.median(sample))
-        mad = float(xp.median(xp.abs(sample - median))) * 1.4826
+        values = sample(luminance(image), mask)
+        median = float(xp.median(values))
+        mad = float(xp.median(xp.abs(values - median))) * 1.4826
         black = min(max(median - shadows_sigma * mad, 0.0), 0.999)
         x = min(max((median - black) / (1 - black), 1e-6), 1.0)
         b = target_background
@@ -105,6 +129,33 @@ def stretch(
     scaled *= mid - 1
     scaled /= denominator
     return scaled
+
+
+def tone_map(be: Backend, image: Any, method: str, strength: float = 2.0, white: float = 1.0) -> Any:
+    """A global tone curve on luminance, every pixel's colour ratios kept; in place.
+
+    ``asinh``: asinh(k·L)/asinh(k), the astronomers' stretch (faint light lifted, star colours
+    kept); ``reinhard``: Reinhard's extended operator on k·L with ``white`` mapped to 1 (bright
+    areas compressed); ``gamma``: L^(1/k). All map 0 to 0 and are monotonic.
+    """
+    xp = be.xp
+    lum = luminance(image)
+    xp.maximum(lum, np.float32(0), out=lum)
+    k = np.float32(strength)
+    if method == "asinh":
+        curve = xp.arcsinh(lum * k) * np.float32(1 / np.arcsinh(strength))
+    elif method == "reinhard":
+        x = lum * k
+        w2 = np.float32((strength * white) ** 2)
+        curve = x * (1 + x / w2) / (1 + x)
+    elif method == "gamma":
+        curve = xp.power(lum, np.float32(1 / strength))
+    else:
+        raise ValueError(f"unknown tone mapping {method!r}; use asinh, reinhard or gamma")
+    # Each pixel scaled by curve(L)/L: hue and saturation stay, brightness follows the curve.
+    ratio = xp.divide(curve, xp.maximum(lum, np.float32(1e-9)), out=curve)
+    image *= ratio[:, :, None]
+    return xp.clip(image, 0.0, 1.0, out=image)
 
 
 def median_filter(be: Backend, image: Any, size: int) -> Any:
