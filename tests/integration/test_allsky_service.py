@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -15,12 +17,14 @@ import numpy as np
 import pytest
 
 from obsy.config import load_config
-from obsy.messages import AllskyFrame, AllskyState, Event
+from obsy.indi import IndiClient
+from obsy.messages import AllskyDarksState, AllskyFrame, AllskyState, Event, ServiceHealth
 from obsy.runner import ServiceRunner
 from obsy_allsky.capture.darks import DarkLibrary
 from obsy_allsky.service import AllskyService
 from tests.support.configs import write_config
-from tests.support.indiserver import IndiServer, find_executable, require_indi
+from tests.support.indi_proxy import BlobDamagingProxy
+from tests.support.indiserver import CCD, IndiServer, find_executable, require_indi
 from tests.support.watcher import Watcher
 
 pytestmark = pytest.mark.integration
@@ -33,6 +37,9 @@ FRAMES = "obsy/allsky/frames"
 IMAGE = "obsy/allsky/image"
 STATE = "obsy/allsky/state"
 EVENTS = "obsy/allsky/events"
+HEALTH = "obsy/allsky/health"
+DARKS_SET = "obsy/allsky/darks/set"
+DARKS_STATE = "obsy/allsky/darks/state"
 PROFILE = {"min_exposure_s": 0.01, "max_exposure_s": 0.5, "gain": 10}
 
 
@@ -54,17 +61,20 @@ def watcher(mosquitto) -> Iterator[Watcher]:
 
 
 class Running:
-    def __init__(self, tmp_path: Path, mosquitto, indiserver: IndiServer) -> None:
+    def __init__(
+        self, tmp_path: Path, mosquitto, indiserver: IndiServer, *, indi_port: int | None = None, **overrides
+    ) -> None:
         allsky = {
             "heartbeat_interval": 1,
-            "camera": {"binning": 2, "interval_s": 0, "bracket": 3, "readout_margin_s": 3},
+            "camera": {"binning": 2, "interval_s": 0, "bracket": 3, "readout_margin_s": 3, "dark_count": 2},
             # The same limits by day, night and moon: the test runs at any hour.
             "exposure": {"night": PROFILE, "day": PROFILE, "moon": {"profile": PROFILE}},
             "pipeline": {"bayer_pattern": "MONO", "backend": "numpy", "fusion": {"saturation_weight": 0}},
             "keep_fits": True,
             "image_width": 320,
+            **overrides,
         }
-        indi = {"host": "127.0.0.1", "port": indiserver.port}
+        indi = {"host": "127.0.0.1", "port": indi_port or indiserver.port}
         path = write_config(
             tmp_path, mosquitto, allsky=allsky, indi=indi, run_dir=str(tmp_path), homeassistant={"enabled": True}
         )
@@ -184,3 +194,110 @@ def test_a_full_disk_is_reported_and_capture_goes_on(tmp_path, mosquitto, indise
             path.unlink()
         watcher.wait_for(lambda _: len(frames(watcher)) > before, timeout=60)
         watcher.wait_for(lambda _: running_state(watcher).storage_error is None, timeout=10)
+
+
+def health(watcher: Watcher) -> ServiceHealth:
+    return ServiceHealth.model_validate_json(watcher.on(HEALTH)[-1].payload)
+
+
+def kinds(watcher: Watcher) -> list[str]:
+    return [e.kind for e in events(watcher)]
+
+
+def test_a_corrupt_image_is_skipped_and_the_camera_not_reconnected(tmp_path, mosquitto, indiserver, watcher):
+    """Truncated and garbled FITS files on their way from the real simulator: two frames lost, nothing else."""
+    with (
+        BlobDamagingProxy(indiserver.host, indiserver.port) as proxy,
+        Running(tmp_path, mosquitto, indiserver, indi_port=proxy.port),
+    ):
+        watcher.wait_for(lambda _: len(frames(watcher)) >= 1, timeout=60)
+        proxy.damage_next("truncate", "garbage")
+        watcher.wait_for(lambda _: kinds(watcher).count("frame_corrupt") >= 2, timeout=60)
+        before = len(frames(watcher))
+        watcher.wait_for(lambda _: len(frames(watcher)) > before, timeout=60)  # the next exposures go on
+        assert proxy.damaged == ["truncate", "garbage"]
+        corrupt = [e for e in events(watcher) if e.kind == "frame_corrupt"]
+        assert "corrupt FITS" in corrupt[0].message and "not FITS" in corrupt[1].message
+        assert "camera_failed" not in kinds(watcher) and "camera_recovered" not in kinds(watcher)
+        watcher.wait_for(lambda _: health(watcher).details.get("corrupt_frames") == 2, timeout=10)
+        details = health(watcher).details
+        assert details["camera_recoveries"] == 0 and details["camera_failures"] == 0
+        assert running_state(watcher).corrupt_frames == 2 and running_state(watcher).camera == "ok"
+
+
+def driver_pid(server: IndiServer, driver: str) -> int:
+    """The process id of a driver the test's indiserver started (its child running that executable)."""
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            ppid = int(next(line for line in status.read_text().splitlines() if line.startswith("PPid:")).split()[1])
+            cmdline = (status.parent / "cmdline").read_bytes().split(b"\0")[0].decode()
+        except (OSError, StopIteration, ValueError):
+            continue
+        if ppid == server.process.pid and Path(cmdline).name == driver:
+            return int(status.parent.name)
+    raise LookupError(f"{driver} is not running under indiserver {server.process.pid}")
+
+
+def test_a_camera_that_hangs_mid_exposure_is_found_by_timeout_and_resumes(tmp_path, mosquitto, indiserver, watcher):
+    """The driver frozen (SIGSTOP) during an exposure: no image, no error from INDI, only the clock tells."""
+    fixed = {"auto": False, "fixed_exposure_s": 2.0, "night": PROFILE | {"max_exposure_s": 2.0}}
+    exposure = {**fixed, "day": fixed["night"], "moon": {"profile": fixed["night"]}}
+    with (
+        Running(tmp_path, mosquitto, indiserver, exposure=exposure),
+        IndiClient.from_config(indiserver.config()) as ccd,
+    ):
+        watcher.wait_for(lambda _: len(frames(watcher)) >= 1, timeout=60)
+        # Another INDI client sees the service's next exposure start; the driver freezes half a second in.
+        ccd.wait_for(CCD, "CCD_EXPOSURE", lambda p: p.state == "Busy", timeout=30, what="an exposure under way")
+        time.sleep(0.5)
+        pid = driver_pid(indiserver, DRIVER)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            frozen_at = time.monotonic()
+            watcher.wait_for(lambda _: "camera_failed" in kinds(watcher), timeout=30)
+            failure = next(e for e in events(watcher) if e.kind == "camera_failed")
+            assert "no image" in failure.message  # found by the clock: exposure (2 s) + readout margin (3 s)
+            assert time.monotonic() - frozen_at < 2 + 3 + 3
+            watcher.wait_for(lambda _: health(watcher).details.get("camera") in ("failing", "lost"), timeout=20)
+            assert health(watcher).details["camera_failures"] >= 1
+            assert running_state(watcher).camera in ("failing", "lost")
+            before = len(frames(watcher))
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        watcher.wait_for(lambda _: "camera_recovered" in kinds(watcher), timeout=60)
+        watcher.wait_for(lambda _: len(frames(watcher)) > before, timeout=60)
+        watcher.wait_for(lambda _: health(watcher).details.get("camera") == "ok", timeout=10)
+        assert health(watcher).details["camera_recoveries"] >= 1
+
+
+def darks_state(watcher: Watcher) -> AllskyDarksState:
+    return AllskyDarksState.model_validate_json(watcher.on(DARKS_STATE)[-1].payload)
+
+
+def test_master_darks_on_command_fill_the_library_and_are_used(tmp_path, mosquitto, indiserver, watcher):
+    with Running(tmp_path, mosquitto, indiserver) as running:
+        watcher.wait_for(lambda _: len(frames(watcher)) >= 1, timeout=60)
+        assert darks_state(watcher).status == "idle"
+        watcher.wait_for(lambda _: running_state(watcher).dark is False, timeout=10)  # no masters yet
+        # A command the service cannot read: dropped, counted, nothing captured.
+        watcher.client.publish(DARKS_SET, b'{"exposures": [-1]}', qos=1)
+        watcher.wait_for(lambda _: health(watcher).invalid_messages >= 1, timeout=10)
+        assert darks_state(watcher).status == "idle"
+
+        # Empty exposures: those of the current bracket, at the current gain; two frames each (camera.dark_count).
+        watcher.client.publish(DARKS_SET, b"{}", qos=1)
+        watcher.wait_for(lambda _: darks_state(watcher).status in ("done", "failed"), timeout=90)
+        progress = [AllskyDarksState.model_validate_json(m.payload) for m in watcher.on(DARKS_STATE)]
+        done = darks_state(watcher)
+        assert done.status == "done", done.error
+        assert done.count == 2 and done.gain == 10 and done.total == 2 * len(done.exposures)
+        assert [p.done for p in progress if p.status == "running"] == list(range(done.total + 1))
+        assert done.done == done.total and done.hot_pixels is not None
+        library = DarkLibrary(running.config.data_dir / "allsky" / "darks")
+        assert sorted(m.path.name for m in library.masters()) == sorted(done.masters)
+        assert {m.gain for m in library.masters()} == {10} and {m.binning for m in library.masters()} == {2}
+        assert [k for k in kinds(watcher) if k.startswith("darks_")] == ["darks_started", "darks_done"]
+
+        # Frames after it use the new masters, and the bad-pixel map built from them.
+        watcher.wait_for(lambda _: running_state(watcher).dark is True, timeout=60)
+        assert running_state(watcher).bad_pixels == done.hot_pixels

@@ -118,8 +118,9 @@ class IndiCamera:
             blob = self.client.wait_blob(self.device, timeout=exposure_s + self.readout_margin_s, prop="CCD1")
         except IndiTimeout as exc:
             self._abort()
-            self._failed(f"no image {exposure_s + self.readout_margin_s:.0f} s after a {exposure_s} s exposure")
-            raise CameraTimeoutError(f"camera {self.device!r}: {exc}") from exc
+            message = f"no image {exposure_s + self.readout_margin_s:.0f} s after a {exposure_s:g} s exposure"
+            self._failed(message)
+            raise CameraTimeoutError(f"camera {self.device!r}: {message} (it stopped answering)") from exc
         except IndiError as exc:  # the server went away mid-exposure
             self._failed(str(exc))
             raise CameraError(f"camera {self.device!r} lost during the exposure: {exc}") from exc
