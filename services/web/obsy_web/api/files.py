@@ -7,8 +7,10 @@ symbolic links pointing out): the database and logs live there too.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.parse import urlparse
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -28,8 +30,11 @@ SERVED_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".gif", ".mp4", ".webm", ".mkv", ".fits", ".fit", ".fts", ".fz"}
 )
 FILES_PREFIX = "/files/"
-#: Night products the allsky service leaves in ``<data_dir>/allsky/<night>/``, by file name start.
-PRODUCT_KINDS = ("keogram", "startrails", "timelapse", "panorama")
+#: Night products the allsky service leaves in ``<data_dir>/allsky/<night>/products/`` (older
+#: versions: in the night folder itself), by file name start ("star-trails" counts as "startrails").
+PRODUCT_KINDS = ("keogram", "startrails", "timelapse", "panorama", "summary")
+PRODUCTS_FOLDER = "products"
+THUMBS_FOLDER = "thumbs"
 
 
 class AllskyImage(BaseModel):
@@ -53,6 +58,7 @@ class NightProduct(BaseModel):
     kind: str
     name: str
     url: str
+    thumbnail: str | None = None
 
 
 class Night(BaseModel):
@@ -151,18 +157,50 @@ def allsky_image_file(frame_id: str, context: WebContext = Depends(get_context))
     "/allsky/nights/{night}/products",
     tags=["allsky"],
     response_model=list[NightProduct],
-    summary="Keograms, star trails, timelapses of one night",
+    summary="Keograms, star trails, timelapses, panoramas and the summary card of one night",
 )
 def allsky_products(
     night: str = FastApiPath(..., pattern=r"^\d{4}-\d{2}-\d{2}$"), context: WebContext = Depends(get_context)
 ) -> list[NightProduct]:
-    """Files in ``<data_dir>/allsky/<night>/`` whose names start with a product kind."""
-    folder = context.data_dir / "allsky" / night
-    if not folder.is_dir():
-        return []
+    """Media files in ``<data_dir>/allsky/<night>/products/`` (and the night folder) named after a product kind,
+    each with its thumbnail (``products/thumbs/<name>.jpg``) when there is one."""
+    night_dir = context.data_dir / "allsky" / night
     products = []
-    for path in sorted(folder.iterdir()):
-        kind = next((k for k in PRODUCT_KINDS if path.name.lower().startswith(k)), None)
-        if kind and path.is_file() and path.suffix.lower() in SERVED_SUFFIXES:
-            products.append(NightProduct(kind=kind, name=path.name, url=f"/api/v1/files/allsky/{night}/{path.name}"))
+    for folder in (night_dir / PRODUCTS_FOLDER, night_dir):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            plain = path.name.lower().replace("-", "")
+            kind = next((k for k in PRODUCT_KINDS if plain.startswith(k)), None)
+            if kind and path.is_file() and path.suffix.lower() in SERVED_SUFFIXES:
+                thumb = folder / THUMBS_FOLDER / f"{path.stem}.jpg"
+                products.append(
+                    NightProduct(
+                        kind=kind,
+                        name=path.name,
+                        url=_file_url(context.data_dir, path),
+                        thumbnail=_file_url(context.data_dir, thumb) if thumb.is_file() else None,
+                    )
+                )
     return products
+
+
+def _file_url(data_dir: Path, path: Path) -> str:
+    return f"/api/v1/files/{path.relative_to(data_dir).as_posix()}"
+
+
+@router.get("/allsky/nights/{night}/summary", tags=["allsky"], summary="The summary of one night (allsky products)")
+def allsky_night_summary(
+    night: str = FastApiPath(..., pattern=r"^\d{4}-\d{2}-\d{2}$"), context: WebContext = Depends(get_context)
+) -> dict[str, Any]:
+    """``products/summary.json`` as the allsky service wrote it: frames, stars, SQM, clear fraction, sun, moon."""
+    path = context.data_dir / "allsky" / night / PRODUCTS_FOLDER / "summary.json"
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise HTTPException(404, f"no summary for the night {night} (yet)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HTTPException(500, f"the summary of {night} cannot be read: {exc}") from None
+    if not isinstance(summary, dict):
+        raise HTTPException(500, f"the summary of {night} is not a JSON object")
+    return summary
