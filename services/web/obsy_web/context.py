@@ -14,6 +14,7 @@ from obsy_web.auth.ratelimit import LoginLimiter
 from obsy_web.commands import CommandGateway
 from obsy_web.ingest.ingestor import Ingestor
 from obsy_web.live import LatestStates, LiveHub
+from obsy_web.simulation import WeatherSimulationGateway
 from obsy_web.sky import SkyNow
 from obsy_web.status import StatusBoard
 from obsy_web.targets import TargetStore
@@ -33,6 +34,7 @@ class WebContext:
     sky: SkyNow
     ingestor: Ingestor | None = None
     limiter: LoginLimiter = field(default_factory=lambda: LoginLimiter(5))
+    simulation: WeatherSimulationGateway | None = None
 
     @property
     def data_dir(self) -> Path:

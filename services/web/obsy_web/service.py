@@ -29,6 +29,7 @@ from obsy_web.ingest.ingestor import Ingestor
 from obsy_web.ingest.retention import apply_retention
 from obsy_web.ingest.subscriber import start_ingest_bus
 from obsy_web.live import LatestStates, LiveHub
+from obsy_web.simulation import WeatherSimulationGateway
 from obsy_web.sky import SkyNow
 from obsy_web.status import StatusBoard
 from obsy_web.targets import TargetStore
@@ -61,6 +62,7 @@ class WebService(Service):
             sky=SkyNow(self.config.site),
             ingestor=self.ingestor,
             limiter=LoginLimiter(settings.login_attempts_per_minute),
+            simulation=WeatherSimulationGateway(self.bus, settings.command_timeout),
         )
         self.context.sky.current()  # first computation in the background
         self.context.targets.publish_all()

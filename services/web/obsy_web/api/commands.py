@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from obsy.messages import Mode, NightAction, RoofAction
+from obsy.messages import Mode, NightAction, RoofAction, WeatherSimulationAction, WeatherSimulationCommand
 from obsy_web.api.security import get_context, operator
 from obsy_web.auth.accounts import Principal
 from obsy_web.commands import NoAnswerError
@@ -71,3 +71,53 @@ def night(
     command: NightCommand, who: Principal = Depends(operator), context: WebContext = Depends(get_context)
 ) -> CommandReply:
     return _send(context, "night", command.action.value, who)
+
+
+class WeatherSimulationRequest(BaseModel):
+    """Change the weather of INDI's weather simulator (demonstrations); checked as the bus command is."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: WeatherSimulationAction
+    wind_speed: float | None = Field(default=None, description="km/h, 0-100; only for wind")
+
+    @model_validator(mode="after")
+    def _valid_command(self) -> WeatherSimulationRequest:
+        if self.action is not WeatherSimulationAction.WIND and self.wind_speed is not None:
+            raise ValueError(f"wind_speed belongs to the wind action, not {self.action.value}")
+        try:
+            WeatherSimulationCommand(action=self.action, wind_speed=self.wind_speed)
+        except ValidationError as error:
+            raise ValueError("; ".join(e["msg"].removeprefix("Value error, ") for e in error.errors())) from None
+        return self
+
+
+class WeatherSimulationReply(BaseModel):
+    applied: bool
+    message: str
+    values: dict[str, float] = Field(default_factory=dict, description="the simulator's WEATHER_CONTROL values set")
+
+
+@router.post(
+    "/weather/simulate",
+    response_model=WeatherSimulationReply,
+    responses={
+        409: {"description": "the weather service refused (simulation not allowed, or no simulator)"},
+        504: {"description": "the weather service did not answer in time"},
+    },
+    summary="Make it rain, clear or blow on the weather simulator",
+)
+def simulate_weather(
+    request: WeatherSimulationRequest, who: Principal = Depends(operator), context: WebContext = Depends(get_context)
+) -> WeatherSimulationReply:
+    if context.simulation is None:
+        raise HTTPException(503, "this web service sends no weather simulation commands")
+    command = WeatherSimulationCommand(action=request.action, wind_speed=request.wind_speed)
+    try:
+        answer = context.simulation.send(command, who.username)
+    except NoAnswerError as exc:
+        raise HTTPException(504, str(exc)) from None
+    message = str(answer.get("message", ""))
+    if answer.get("kind") != "simulation_applied":
+        raise HTTPException(409, message or "the weather service refused the simulate command")
+    values = (answer.get("data") or {}).get("values") or {}
+    return WeatherSimulationReply(applied=True, message=message, values=values)

@@ -99,6 +99,25 @@ async function sendCommand(button) {
   }
 }
 
+// "Make it rain" / "Stop the rain": the weather service changes the INDI weather simulator.
+async function simulateWeather(button) {
+  const result = document.getElementById("simulation-result");
+  const buttons = document.querySelectorAll("#simulation button");
+  result.className = "muted";
+  result.textContent = `asking the weather service: ${button.dataset.simulate}…`;
+  buttons.forEach((b) => { b.disabled = true; });
+  try {
+    const reply = await obsy.api("POST", "/api/v1/commands/weather/simulate", {action: button.dataset.simulate});
+    result.className = "good";
+    result.textContent = reply.message;
+  } catch (error) {
+    result.className = "bad";
+    result.textContent = error.message;
+  } finally {
+    buttons.forEach((b) => { b.disabled = false; });
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   refreshStatus();
   setInterval(refreshStatus, 30000);  // sky and heartbeat ages; everything else arrives live
@@ -109,4 +128,6 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   document.querySelectorAll("#commands button[data-command]").forEach((button) =>
     button.addEventListener("click", () => sendCommand(button)));
+  document.querySelectorAll("#simulation button[data-simulate]").forEach((button) =>
+    button.addEventListener("click", () => simulateWeather(button)));
 });

@@ -1,0 +1,123 @@
+"""The dashboard's "make it rain": button → web API → bus → the weather service → INDI's weather simulator.
+
+Everything is real: Mosquitto, indiserver with indi_simulator_weather, the weather service
+(simulation allowed) and the web service (SQLite), and Chromium for the button.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.indiserver import WEATHER, IndiServer, require_indi
+from tests.support.mosquitto import MosquittoBroker
+from tests.support.watcher import Watcher
+from tests.support.weather import RunningWeather, wait_verdict
+from tests.support.web_server import PASSWORD, RunningWeb
+
+pytestmark = pytest.mark.integration
+
+DRIVER = "indi_simulator_weather"
+pytest.importorskip("PyIndi", reason="pyindi-client is not installed (pip install 'obsy-core[indi]')")
+require_indi([DRIVER])
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+URL = "/api/v1/commands/weather/simulate"
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory) -> Iterator[tuple[RunningWeb, MosquittoBroker]]:
+    workdir = tmp_path_factory.mktemp("web-simulation")
+    broker = MosquittoBroker(workdir)
+    broker.start()
+    indi = IndiServer(workdir / "indi", [DRIVER])
+    indi.start()
+    source = {"type": "indi", "name": "sim", "device": WEATHER, "host": indi.host, "port": indi.port,
+              "poll_interval": 1, "max_age": 60}  # fmt: skip
+    weather_dir = workdir / "weather"
+    weather_dir.mkdir()
+    weather = RunningWeather(weather_dir, broker, sources=[source], safe_delay=0, allow_simulation=True)
+    web = RunningWeb(workdir, broker, f"sqlite:///{workdir / 'obsy.sqlite3'}", command_timeout=10)
+    web.config.weather.allow_simulation = True  # the shared config of a demo: the dashboard shows the buttons
+    try:
+        with weather:
+            web.start()
+            web.add_user("vera", "viewer")
+            web.add_user("otto", "operator")
+            yield web, broker
+    finally:
+        web.stop()
+        indi.stop()
+        broker.stop()
+
+
+@pytest.fixture
+def verdicts(system) -> Iterator[Watcher]:
+    watcher = Watcher(system[1].port, ["obsy/weather/safety"])
+    yield watcher
+    watcher.close()
+
+
+def test_only_operators_may_simulate_and_bad_requests_are_named(system) -> None:
+    web, _ = system
+    with web.client() as anonymous:
+        assert anonymous.post(URL, json={"action": "rain"}).status_code == 401
+    with web.login("vera") as viewer:
+        reply = viewer.post(URL, json={"action": "rain"})
+        assert reply.status_code == 403 and "operator" in reply.json()["detail"]
+    with web.login("otto") as operator:
+        for body, expected in (
+            ({"action": "hail"}, "action: Input should be 'rain', 'clear' or 'wind'"),
+            ({"action": "wind"}, "the wind action needs wind_speed"),
+            ({"action": "wind", "wind_speed": 500}, "less than or equal to 100"),
+            ({"action": "rain", "wind_speed": 5}, "wind_speed belongs to the wind action, not rain"),
+            ({"action": "rain", "when": "now"}, "when: Extra inputs are not permitted"),
+        ):
+            reply = operator.post(URL, json=body)
+            assert reply.status_code == 422, body
+            assert expected in reply.json()["detail"], reply.json()
+
+
+def test_make_it_rain_and_stop_it_through_the_api(system, verdicts) -> None:
+    web, _ = system
+    with web.login("otto") as operator:
+        reply = operator.post(URL, json={"action": "clear"})
+        assert reply.status_code == 200, reply.text
+        wait_verdict(verdicts, lambda v: v.safe, timeout=30)
+
+        reply = operator.post(URL, json={"action": "rain"})
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["values"] == {"Precip": 10.0} and "asked by otto" in reply.json()["message"]
+        unsafe = wait_verdict(verdicts, lambda v: not v.safe, timeout=30)
+        assert "rain" in {r.quantity for r in unsafe.reasons}
+
+        assert operator.post(URL, json={"action": "clear"}).status_code == 200
+        wait_verdict(verdicts, lambda v: v.safe, timeout=30)
+        events = operator.get("/api/v1/events", params={"service": "web"}).json()
+        assert any("otto sent weather simulate rain" in e["message"] for e in events["items"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package chromium)")
+def test_the_dashboard_buttons_make_it_rain(system, verdicts, tmp_path) -> None:
+    web, _ = system
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(f"{web.url}/login")
+            page.fill("input[name=username]", "otto")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{web.url}/")
+            page.click("text=Make it rain")
+            playwright_api.expect(page.locator("#simulation-result")).to_contain_text("rain (10 mm/h)", timeout=15000)
+            playwright_api.expect(page.locator("#safety-verdict")).to_have_text("unsafe", timeout=15000)
+            page.screenshot(path=tmp_path / "make-it-rain.png", full_page=True)
+            page.click("text=Stop the rain")
+            playwright_api.expect(page.locator("#simulation-result")).to_contain_text("clear", timeout=15000)
+            playwright_api.expect(page.locator("#safety-verdict")).to_have_text("safe", timeout=15000)
+        finally:
+            browser.close()
