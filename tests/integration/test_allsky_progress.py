@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import time
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +23,7 @@ from obsy_allsky.products.thumbnails import thumbnail_path
 from obsy_allsky.service import main
 from obsy_allsky.storage import FrameStore, encode_jpeg
 from tests.support.configs import write_config
+from tests.support.mosquitto import MosquittoBroker
 from tests.support.watcher import Watcher
 from tests.unit.test_allsky_products import star_frame
 
@@ -164,3 +168,43 @@ def test_stopping_the_service_side_ends_a_running_job_without_a_product(mosquitt
         products.stop()
         bus.stop()
         watcher.close()
+
+
+def test_a_cli_job_without_a_broker_still_builds_and_says_so(tmp_path, capsys):
+    broker = MosquittoBroker(tmp_path)  # configured, never started: nothing listens on its port
+    config_path = write_config(tmp_path, broker)
+    store_frames(load_config(config_path).data_dir, date(2026, 11, 21), 3)
+    assert main(["keogram", "2026-11-21", "--config", str(config_path)]) == 0
+    err = capsys.readouterr().err
+    assert f"no broker at 127.0.0.1:{broker.port}; progress is not published" in err
+    assert product_path(load_config(config_path).data_dir, "2026-11-21", "keogram").exists()
+
+
+def test_progress_passes_the_deployed_acl_as_the_allsky_user(tmp_path, monkeypatch):
+    """With the project's ACL, the allsky user may connect for the CLI (its Last Will included) and publish progress."""
+    acl = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "acl"
+    passwords = tmp_path / "passwords"
+    passwords.touch()
+    subprocess.run(["mosquitto_passwd", "-b", str(passwords), "allsky", "pw"], check=True)
+    broker = MosquittoBroker(tmp_path, persistence=False)
+    settings = broker.config_path.read_text().replace("allow_anonymous true", "allow_anonymous false")
+    broker.config_path.write_text(settings + f"password_file {passwords}\nacl_file {acl}\n")
+    broker.start()
+    received: list[AllskyProgress] = []
+    config_path = write_config(tmp_path, broker)
+    monkeypatch.setenv("OBSY_BROKER__USERNAME", "allsky")  # as the compose service sets it
+    monkeypatch.setenv("OBSY_BROKER__PASSWORD", "pw")
+    config = load_config(config_path)
+    listener = Bus(config.broker, "allsky")
+    listener.subscribe(listener.topics.allsky_progress, lambda _t, m: received.append(m), AllskyProgress)
+    try:
+        assert listener.start(wait=10)
+        store_frames(config.data_dir, date(2026, 11, 21), 3)
+        assert main(["keogram", "2026-11-21", "--config", str(config_path)]) == 0
+        deadline = time.monotonic() + 10
+        while not any(m.status == "done" for m in received) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [m.status for m in received][-1] == "done" and received[0].total == 3
+    finally:
+        listener.stop()
+        broker.stop()

@@ -75,7 +75,9 @@ def _progress_bus(config: ObsyConfig, wanted: bool):
         return None
     from obsy.bus import Bus
 
-    bus = Bus(config.broker, "allsky-products")
+    # Named inside allsky's topic tree, so that the broker's ACL for the allsky user also
+    # covers this connection's Last Will (<p>/allsky/products/availability).
+    bus = Bus(config.broker, "allsky/products")
     if bus.start(wait=3.0):
         return bus
     print(
