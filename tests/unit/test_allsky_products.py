@@ -82,6 +82,10 @@ def test_cli_builds_products_with_a_progress_bar(tmp_path, capsys):
     assert len(night_frames(tmp_path / "allsky" / "2026-11-21")) == 8
     assert main(["keogram", "2026-11-22", "--config", str(config), "--no-bus"]) == 1
     assert "no frames in" in capsys.readouterr().err
+    # Every frame brighter than a threshold this low: no star trails, and the reason.
+    assert main(["star-trails", "2026-11-21", "--max-brightness", "0.001", "--config", str(config), "--no-bus"]) == 1
+    err = capsys.readouterr().err
+    assert "no usable frame" in err and "8 too bright" in err
 
 
 class FakeClock:

@@ -88,44 +88,60 @@ def _progress_bus(config: ObsyConfig, wanted: bool):
     return None
 
 
-def product_command(argv: list[str]) -> int:
+def _product_arguments(name: str, kind: str, argv: list[str]) -> tuple[argparse.Namespace, ObsyConfig]:
+    """The parsed arguments of a product command and the configuration with its overrides applied."""
     from datetime import date
 
-    from obsy_allsky.products.jobs import JOBS, run_job
-    from obsy_allsky.products.progress import JobProgress, terminal_bar
-
-    kind = ALIASES.get(argv[0], argv[0])
-    parser = argparse.ArgumentParser(prog=f"obsy-allsky {argv[0]}", description=PRODUCT_HELP[kind])
+    parser = argparse.ArgumentParser(prog=f"obsy-allsky {name}", description=PRODUCT_HELP[kind])
     parser.add_argument("night", help="YYYY-MM-DD (the evening the night began)")
     parser.add_argument("--config", help="configuration file (default: $OBSY_CONFIG)")
     parser.add_argument("--no-bus", action="store_true", help="do not publish progress on the broker")
     if kind == "panorama":
         parser.add_argument("--frame", help="frame id (default: the frame with the most stars)")
-    args = parser.parse_args(argv[1:])
+    if kind == "startrails":
+        parser.add_argument("--max-brightness", type=float, help="skip brighter frames (0-1; default from config)")
+    args = parser.parse_args(argv)
     try:
-        night = date.fromisoformat(args.night)
+        args.night_date = date.fromisoformat(args.night)
     except ValueError:
         parser.error(f"night {args.night!r} is not a date YYYY-MM-DD")
     config = _config(args.config)
+    if getattr(args, "max_brightness", None) is not None:
+        if not 0 < args.max_brightness <= 1:
+            parser.error(f"--max-brightness {args.max_brightness} is not in (0, 1]")
+        config.allsky.products.startrails_max_brightness = args.max_brightness
+    return args, config
+
+
+def product_command(argv: list[str]) -> int:
+    from obsy_allsky.products.jobs import run_job
+    from obsy_allsky.products.progress import JobProgress, terminal_bar
+
+    kind = ALIASES.get(argv[0], argv[0])
+    args, config = _product_arguments(argv[0], kind, argv[1:])
     kinds = list(config.allsky.products.nightly) if kind == "products" else [kind]
+    if not kinds:
+        print("obsy-allsky products: allsky.products.nightly is empty, nothing to build", file=sys.stderr)
+        return 1
     kinds.sort(key=lambda k: k == "summary")  # the summary lists the products made before it
     bus = _progress_bus(config, not args.no_bus)
+    publish = (lambda m: bus.publish(bus.topics.allsky_progress, m, qos=1, retain=True)) if bus else None
     failed = 0
+    progress = None
     try:
         for job in kinds:
-            assert job in JOBS
-            progress = JobProgress(
-                job,
-                args.night,
-                publish=(lambda m: bus.publish(bus.topics.allsky_progress, m, qos=1, retain=True)) if bus else None,
-                draw=terminal_bar(job),
-            )
-            path = run_job(job, night, config, progress, frame_id=getattr(args, "frame", None))
+            progress = JobProgress(job, args.night, publish=publish, draw=terminal_bar(job))
+            path = run_job(job, args.night_date, config, progress, frame_id=getattr(args, "frame", None))
             if path is None:
                 failed += 1
                 print(f"obsy-allsky {job}: {progress.note}", file=sys.stderr)
             else:
                 print(f"{path} ({progress.note})")
+    except KeyboardInterrupt:
+        if progress is not None:
+            progress.finish(None, "interrupted")  # the retained progress must not stay "running"
+        print(f"\nobsy-allsky {kind}: interrupted; nothing half-written is left", file=sys.stderr)
+        return 130
     finally:
         if bus is not None:
             bus.stop()
