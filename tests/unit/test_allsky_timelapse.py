@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 
 from obsy.config import AllskyTimelapseConfig
-from obsy_allsky.products.night import night_frames
+from obsy_allsky.products.night import night_frames, read_frame
 from obsy_allsky.products.timelapse import (
     HARDWARE_ENCODERS,
     SOFTWARE_ENCODER,
     choose_encoder,
+    decode_reduction,
     make_timelapse,
     probe_video,
     try_encoder,
@@ -141,3 +142,18 @@ def test_memory_stays_bounded_for_many_12_megapixel_frames(tmp_path):
     assert figures["self_kib"] / 1024 < 500 < decoded_total_mib / 8
     assert figures["ffmpeg_kib"] / 1024 < 500
     assert probe_video(out)["frames"] == count
+
+
+def test_jpegs_are_decoded_reduced_when_the_video_is_much_smaller(tmp_path):
+    sky = np.zeros((2822, 4144, 3), np.uint8)
+    cv2.circle(sky, (2072, 1411), 1400, (60, 50, 40), -1)
+    for x in range(100, 4000, 300):
+        cv2.circle(sky, (x, 1411), 6, (255, 255, 255), -1)
+    path = tmp_path / "frame.jpg"
+    cv2.imwrite(str(path), sky)
+    assert [decode_reduction([path], w) for w in (0, 4144, 1920, 640, 500)] == [1, 1, 2, 4, 8]
+    assert decode_reduction([tmp_path / "missing.jpg"], 640) == 1
+    # What the video gets: the reduced decoding shrunk the rest of the way looks like the full one shrunk.
+    reduced = cv2.resize(read_frame(path, reduce=4), (640, 436), interpolation=cv2.INTER_AREA)
+    full = cv2.resize(read_frame(path), (640, 436), interpolation=cv2.INTER_AREA)
+    assert np.abs(reduced.astype(int) - full).mean() < 1.5

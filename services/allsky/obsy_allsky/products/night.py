@@ -35,15 +35,26 @@ def night_frames(night_dir: Path) -> list[Path]:
     return sorted(p for p in night_dir.glob("*.jpg") if not p.name.startswith("."))
 
 
-def read_frame(path: Path, color: str = "rgb") -> np.ndarray | None:
-    """An 8-bit frame as RGB (or BGR, as OpenCV keeps it); None when the file cannot be decoded."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+#: ``cv2.imread`` flags that decode a JPEG at 1/2, 1/4 or 1/8 size directly (libjpeg's DCT scaling).
+REDUCED_READ = {
+    1: cv2.IMREAD_COLOR,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
+
+
+def read_frame(path: Path, color: str = "rgb", reduce: int = 1) -> np.ndarray | None:
+    """An 8-bit frame as RGB (or BGR, as OpenCV keeps it), ``reduce`` times smaller; None when undecodable."""
+    image = cv2.imread(str(path), REDUCED_READ[reduce])
     if image is None or color == "bgr":
         return image
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def decoded_frames(paths: Iterable[Path], product: Product, progress: Progress | None = None, color: str = "rgb"):
+def decoded_frames(
+    paths: Iterable[Path], product: Product, progress: Progress | None = None, color: str = "rgb", reduce: int = 1
+):
     """Yield the frames one at a time, skipping (and counting in ``product``) what cannot be used.
 
     ``progress(done, total)`` is called after each file, used or skipped, once the consumer
@@ -52,7 +63,7 @@ def decoded_frames(paths: Iterable[Path], product: Product, progress: Progress |
     paths = list(paths)
     shape = None
     for index, path in enumerate(paths, start=1):
-        image = read_frame(path, color)
+        image = read_frame(path, color, reduce)
         if image is None:
             log.warning("skipping unreadable frame %s", path, extra={"event": "product_frame_unreadable"})
             product.skip("unreadable")
