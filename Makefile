@@ -1,8 +1,11 @@
 # OBSY: the commands a developer or user needs. See README.md.
-.PHONY: run test lint format dev bench clean
+.PHONY: run demo test lint format dev bench clean
 
 run:            ## start the whole system locally (Mosquitto, indiserver simulators, SQLite, every service)
 	scripts/run-local.sh
+
+demo:           ## the demonstration: simulators at a site where it is night now, demo targets, "make it rain"
+	scripts/run-local.sh --demo
 
 test:           ## lint, then every test (starts its own broker and indiserver)
 	scripts/test.sh

@@ -12,6 +12,14 @@ It starts what is missing and supervises the rest:
 
 Each service's log goes to ``<data_dir>/logs/<name>.log`` and, prefixed, to the terminal.
 Ctrl-C or SIGTERM stops the services (they publish ``stopped``), then what was started.
+
+indiserver runs under another process name (``obsy-indi-server``, a link in the run
+directory): KStars runs ``pkill indiserver`` when it exits, which would stop ours too.
+Drivers with a device name of their own (``{driver: ..., name: ...}``) are started through
+indiserver's control FIFO (``start <driver> -n "<name>"``), again after every restart.
+
+``--demo`` runs the demonstration (:mod:`obsy.demo`): the same, with the demo's
+configuration, an operator account, demo targets and a script for the user.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import argparse
 import getpass
 import ipaddress
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -28,17 +37,23 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from obsy.config import SERVICE_NAMES, ConfigError, ObsyConfig, load_config
+from obsy.config import SERVICE_NAMES, ConfigError, IndiLocalDriver, ObsyConfig, load_config
 from obsy.runner import EXIT_CONFIG
+
+if TYPE_CHECKING:
+    from obsy.demo.setup import DemoPlan
 
 log = logging.getLogger("obsy.launcher")
 
 MAX_RESTARTS = 5
+#: Not containing "indiserver": KStars' 'pkill indiserver' on exit must not stop ours.
+INDISERVER_PROCESS_NAME = "obsy-indi-server"
 RESTART_WINDOW_S = 600.0
 STOP_GRACE_S = 15.0
 
@@ -81,11 +96,23 @@ class Child:
     restarts: deque[float] = field(default_factory=deque)
     next_start: float = 0.0
     gave_up: bool = False
+    #: Run after every start, once the process is up (e.g. drivers loaded through a FIFO).
+    after_start: Callable[[], None] | None = None
+    #: Environment variables set for this process over the launcher's own.
+    env: dict[str, str] = field(default_factory=dict)
 
 
 class Launcher:
-    def __init__(self, config: ObsyConfig, config_path: Path | None, *, only: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        config: ObsyConfig,
+        config_path: Path | None,
+        *,
+        only: Sequence[str] | None = None,
+        demo: DemoPlan | None = None,
+    ) -> None:
         self.config = config
+        self.demo = demo
         self.config_path = config_path
         self.log_dir = (config.data_dir / "logs").resolve()
         self.run_dir = (config.data_dir / "run").resolve()
@@ -144,13 +171,50 @@ class Launcher:
             return
         # Our own local socket: the default (/tmp/indiserver) may belong to another indiserver.
         local_socket = self.run_dir / "indiserver.sock"
-        argv = [indiserver, "-v", "-u", str(local_socket), "-p", str(indi.port), *indi.local_drivers]
+        fifo = self.run_dir / "indiserver.fifo"
+        if not fifo.exists():
+            os.mkfifo(fifo)
+        alias = self.run_dir / INDISERVER_PROCESS_NAME
+        alias.unlink(missing_ok=True)
+        alias.symlink_to(indiserver)
+        plain = [entry.driver for entry in indi.local_drivers if entry.name is None]
+        named = [entry for entry in indi.local_drivers if entry.name is not None]
+        argv = [str(alias), "-v", "-u", str(local_socket), "-p", str(indi.port), "-f", str(fifo), *plain]
         child = Child("indiserver", argv, self.log_dir / "indiserver.log")
+        if self.demo is not None:  # drivers keep settings and park data in ~/.indi: not the user's for a demo
+            home = self.run_dir / "indi-home"
+            home.mkdir(parents=True, exist_ok=True)
+            child.env["HOME"] = str(home)
+        child.after_start = lambda: self._start_named_drivers(fifo, named)
         self._spawn(child)
         self.infrastructure.append(child)
         if not wait_port(indi.host, indi.port, 10):
             raise RuntimeError(f"indiserver did not start on port {indi.port}; see {child.log_path}")
-        log.info("started indiserver on port %s with %s", indi.port, ", ".join(indi.local_drivers))
+        log.info("started indiserver on port %s with %s", indi.port, ", ".join(e.label for e in indi.local_drivers))
+
+    def _start_named_drivers(self, fifo: Path, drivers: list[IndiLocalDriver]) -> None:
+        """Load drivers under their own device names through indiserver's control FIFO."""
+        if not drivers:
+            return
+        if not wait_port(self.config.indi.host, self.config.indi.port, 10):
+            log.error("indiserver is not listening; drivers %s not started", ", ".join(d.label for d in drivers))
+            return
+        lines = "".join(f'start {entry.driver} -n "{entry.name}"\n' for entry in drivers)
+        deadline = time.monotonic() + 10
+        while True:
+            try:  # non-blocking: fails (ENXIO) while indiserver has not opened its end
+                descriptor = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError as error:
+                if time.monotonic() > deadline:
+                    log.error("cannot start %s through %s: %s", ", ".join(d.label for d in drivers), fifo, error)
+                    return
+                time.sleep(0.2)
+        try:
+            os.write(descriptor, lines.encode())
+        finally:
+            os.close(descriptor)
+        log.info("started %s", ", ".join(d.label for d in drivers))
 
     # --- services ----------------------------------------------------------------
     def service_argv(self, name: str) -> list[str]:
@@ -173,8 +237,11 @@ class Launcher:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            env={**os.environ, **child.env} if child.env else None,
         )
         threading.Thread(target=self._pump, args=(child, child.process.stdout), daemon=True).start()
+        if child.after_start is not None:
+            threading.Thread(target=child.after_start, name=f"{child.name}-after-start", daemon=True).start()
 
     def _pump(self, child: Child, stream: IO[bytes] | None) -> None:
         """Copy a child's output to its log file and, prefixed with its name, to the terminal."""
@@ -248,15 +315,21 @@ class Launcher:
             log.error("%s", exc)
             self.stop()
             return 1
+        if self.demo is not None and not self._create_demo_account():
+            self.stop()
+            return 1
         self.start_services()
         web = self.config.web
-        if "web" in self.services:
-            host = "127.0.0.1" if web.host in ("0.0.0.0", "::") else web.host
-            print(f"\nOBSY is starting. Dashboard: http://{host}:{web.port}/   Logs: {self.log_dir}/", flush=True)
+        host = "127.0.0.1" if web.host in ("0.0.0.0", "::") else web.host
+        dashboard = f"http://{host}:{web.port}/"
+        if self.demo is not None:
+            threading.Thread(target=self._demo_ready, args=(dashboard,), name="demo-setup", daemon=True).start()
+        elif "web" in self.services:
+            print(f"\nOBSY is starting. Dashboard: {dashboard}   Logs: {self.log_dir}/", flush=True)
             config_arg = f" --config {self.config_path}" if self.config_path else ""
             obsy_web = Path(sys.executable).parent / "obsy-web"
             print(f"First time? Create your account: {obsy_web} create-admin YOURNAME{config_arg}\n", flush=True)
-        print(f"Services: {', '.join(self.services)}. Press Ctrl-C to stop.\n", flush=True)
+        print(f"Services: {', '.join(self.services)}. Logs: {self.log_dir}/. Press Ctrl-C to stop.\n", flush=True)
         while not self.stopping.wait(0.5):
             self.supervise_once()
             if self.fatal:
@@ -266,17 +339,67 @@ class Launcher:
         self.stop()
         return 0
 
+    # --- demo ----------------------------------------------------------------------
+    def _create_demo_account(self) -> bool:
+        """The demo's operator account, in the demo's fresh database (``obsy-web create-user``)."""
+        assert self.demo is not None
+        argv = [sys.executable, "-m", "obsy_web", "create-user", self.demo.username, "--role", "operator"]
+        argv += ["--password-stdin", "--config", str(self.config_path)]
+        result = subprocess.run(
+            argv, input=self.demo.password + "\n", capture_output=True, text=True, timeout=120, check=False
+        )
+        if result.returncode != 0:
+            log.error("cannot create the demo account: %s", (result.stderr or result.stdout).strip())
+            return False
+        return True
+
+    def _demo_ready(self, dashboard: str) -> None:
+        """Once the web service answers: demo targets through its API, then the script for the user."""
+        from obsy.demo.script import demo_script
+        from obsy.demo.targets import DemoSetupError, WebSession, create_targets, high_targets, wait_for_web
+
+        assert self.demo is not None
+        site = self.config.site
+        base = dashboard.rstrip("/")
+        created: list[str] = []
+        try:
+            wait_for_web(base, 180)
+            session = WebSession(base)
+            session.login(self.demo.username, self.demo.password)
+            created = create_targets(session, high_targets(site.latitude, site.longitude, datetime.now(UTC)))
+            log.info("demo targets created through the web API: %s", ", ".join(created) or "none")
+        except DemoSetupError as error:
+            log.error("demo setup: %s", error)
+        for note in self.demo.notes:
+            log.warning("%s", note)
+        weather = f"{Path(sys.executable).parent / 'obsy-weather'} simulate --config {self.config_path}"
+        with self._echo_lock:
+            print(demo_script(self.demo, dashboard, weather, created), flush=True)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="obsy-local", description="Run every OBSY service on this machine.")
     parser.add_argument("-c", "--config", help="YAML config file (default: $OBSY_CONFIG, then ./config/obsy.yaml)")
     parser.add_argument("--only", help="comma-separated services to start (default: every enabled one)")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="the demonstration: simulators at a site where it is night now, demo targets and account, "
+        "'make it rain' (the demo: section of the config adjusts it)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)-7s  obsy-local: %(message)s", datefmt="%H:%M:%S"
     )
+    demo = None
     try:
-        config = load_config(args.config)
+        if args.demo:
+            from obsy.demo.setup import prepare_demo
+
+            demo = prepare_demo(args.config)
+            config = demo.config
+        else:
+            config = load_config(args.config)
     except ConfigError as exc:
         print(exc.report("obsy-local"), file=sys.stderr)
         return EXIT_CONFIG
@@ -287,7 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"obsy-local: unknown service(s) {', '.join(unknown)}; known: {', '.join(SERVICE_NAMES)}", file=sys.stderr
         )
         return EXIT_CONFIG
-    launcher = Launcher(config, config.source_file, only=only)
+    launcher = Launcher(config, config.source_file, only=only, demo=demo)
     signal.signal(signal.SIGTERM, lambda *_: launcher.stopping.set())
     signal.signal(signal.SIGINT, lambda *_: launcher.stopping.set())
     return launcher.run()

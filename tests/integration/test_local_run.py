@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -14,8 +16,10 @@ import pytest
 import yaml
 
 from obsy.config import SERVICE_NAMES
+from obsy.indi import IndiClient
 from tests.support.ports import free_port, wait_for_port, wait_port_closed
 from tests.support.watcher import Watcher
+from tests.support.web_server import Client
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -87,3 +91,70 @@ def test_obsy_local_stops_on_a_configuration_error(tmp_path):
     )
     assert result.returncode == 2
     assert "unknown key 'broker.prot'" in result.stderr
+
+
+def wait_for_text(path: Path, pattern: str, launcher: subprocess.Popen, timeout: float) -> re.Match[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = re.search(pattern, path.read_text(errors="replace"))
+        if found:
+            return found
+        assert launcher.poll() is None, f"obsy-local exited early:\n{path.read_text(errors='replace')[-3000:]}"
+        assert time.monotonic() < deadline, f"no {pattern!r} in the output:\n{path.read_text(errors='replace')[-3000:]}"
+        time.sleep(0.5)
+
+
+@pytest.mark.skipif(shutil.which("indiserver") is None, reason="indiserver (Debian package indi-bin) is not installed")
+def test_demo_mode_sets_up_the_night_and_makes_it_rain(tmp_path):
+    """obsy-local --demo: simulators (a second CCD as the allsky camera), account, targets, rain, clean stop."""
+    broker_port, indi_port, web_port = free_port(), free_port(), free_port()
+    config = local_config(tmp_path, broker_port, indi_port, web_port)
+    data = yaml.safe_load(config.read_text())
+    data["demo"] = {"safe_delay": 5, "username": "guest"}
+    config.write_text(yaml.safe_dump(data))
+    out_path = tmp_path / "launcher.out"
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "obsy.launcher", "--demo", "--config", str(config)],
+        cwd=REPO,
+        stdout=out_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    watcher = None
+    try:
+        login = wait_for_text(out_path, r"Log in as:\s+guest\s+password: (\S+)", launcher, timeout=120)
+        targets = wait_for_text(out_path, r"Targets:\s+(.+)", launcher, timeout=5).group(1).split(", ")
+        assert len(targets) == 3, targets
+        assert "simulate --config" in out_path.read_text() and "Make it rain" in out_path.read_text()
+        demo_config = yaml.safe_load((tmp_path / "data" / "demo" / "obsy-demo.yaml").read_text())
+        assert demo_config["broker"]["prefix"] == "obsy-demo" and demo_config["site"]["name"].startswith("OBSY demo")
+
+        with IndiClient("127.0.0.1", indi_port, timeout=20) as indi:
+            for device in ("Allsky Simulator", "CCD Simulator", "RollOff Simulator", "Weather Simulator"):
+                indi.wait_device(device)
+            assert indi.wait_property("Allsky Simulator", "DRIVER_INFO").values["DRIVER_EXEC"] == "indi_simulator_ccd"
+
+        watcher = Watcher(broker_port, ["obsy-demo/+/availability", "obsy-demo/weather/safety"])
+        for name in SERVICE_NAMES:
+            watcher.wait_payload(f"obsy-demo/{name}/availability", b"online", timeout=60)
+        with Client(base_url=f"http://127.0.0.1:{web_port}", timeout=30) as web:
+            me = web.post("/api/v1/auth/login", json={"username": "guest", "password": login.group(1)})
+            assert me.status_code == 200 and me.json()["role"] == "operator"
+            web.headers["X-CSRF-Token"] = me.json()["csrf_token"]
+            assert sorted(t["name"] for t in web.get("/api/v1/targets").json()) == sorted(targets)
+            reply = web.post("/api/v1/commands/weather/simulate", json={"action": "rain"})
+            assert reply.status_code == 200, reply.text
+        watcher.wait_for(
+            lambda _: any(b'"quantity":"rain"' in m.payload for m in watcher.on("obsy-demo/weather/safety")), 30
+        )
+
+        launcher.send_signal(signal.SIGTERM)
+        assert launcher.wait(40) == 0
+    finally:
+        if watcher is not None:
+            watcher.close()
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+    wait_port_closed(broker_port)
+    wait_port_closed(indi_port)
+    wait_port_closed(web_port)

@@ -1,0 +1,13 @@
+"""The demonstration mode of the local run (``obsy-local --demo``, ``make demo``).
+
+The whole system against the INDI simulators, at a site where it is astronomical night
+now, with a short safe delay, demo targets, an operator account and the weather
+simulator's "make it rain" allowed. Nothing of it can reach real hardware or a real
+observatory's data: its own INDI server, its own topic prefix, its own SQLite database.
+
+- :mod:`obsy.demo.site`: where it is night now;
+- :mod:`obsy.demo.setup`: the demo configuration (the user's file with the demo's changes);
+- :mod:`obsy.demo.targets`: targets high in that sky, created through the web API;
+- :mod:`obsy.demo.kstars`: KStars/Ekos headless, when installed;
+- :mod:`obsy.demo.script`: what the user is told to watch and do.
+"""

@@ -1,0 +1,139 @@
+"""The demo configuration: the user's file (if any) with what the demo must change.
+
+Written to ``<data_dir>/demo/obsy-demo.yaml`` and given to every service, so that one can
+read exactly what the demo runs with. What is forced, and why:
+
+- its own INDI server with the simulators (a free port if the configured one is taken):
+  the demo's MCP must never move a real roof or mount;
+- its own topic prefix (``<prefix>-demo``), no Home Assistant discovery: a real
+  observatory on the same broker never sees the demo's weather or verdicts;
+- its own SQLite database and data under ``<data_dir>/demo`` (the database is new on every
+  start; images stay);
+- the weather simulator as the only weather source, ``weather.allow_simulation`` on;
+- ``demo.safe_delay`` as the weather's and the MCP's safe delay;
+- the allsky camera: a second CCD simulator under its own name ("Allsky Simulator");
+- the site: where it is astronomical night now, unless ``demo.site`` is ``config``.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from obsy import astro
+from obsy.config import DemoConfig, ObsyConfig, _merge, _read_yaml, find_config_path, load_config
+from obsy.demo.site import night_site
+from obsy.launcher import port_open
+
+ALLSKY_DEVICE = "Allsky Simulator"
+WEATHER_DEVICE = "Weather Simulator"
+DEMO_DRIVERS: list[Any] = [
+    "indi_simulator_telescope",
+    "indi_simulator_ccd",
+    "indi_rolloff_dome",
+    "indi_simulator_weather",
+    {"driver": "indi_simulator_ccd", "name": ALLSKY_DEVICE},
+]
+DEMO_CONFIG_NAME = "obsy-demo.yaml"
+#: Where the demo's site sits when the user's file has none (only the latitude is used).
+DEFAULT_LATITUDE = 45.0
+
+
+@dataclass
+class DemoPlan:
+    """What the demo was set up with, for the launcher and the printed script."""
+
+    config: ObsyConfig
+    config_path: Path
+    username: str
+    password: str
+    sun_altitude: float | None
+    notes: list[str]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def demo_overrides(user: ObsyConfig | None, raw: dict[str, Any], settings: DemoConfig, now: datetime) -> dict:
+    """The sections the demo sets over the user's (plain data, merged over ``raw``)."""
+    base_dir = Path(raw.get("data_dir", "var/data"))
+    data_dir = base_dir / "demo"
+    prefix = (user.broker.prefix if user else "obsy").removesuffix("-demo") + "-demo"
+    indi_port = user.indi.port if user else 7624
+    if port_open("127.0.0.1", indi_port):
+        indi_port = free_port()
+    web_port = user.web.port if user else 8080
+    if port_open("127.0.0.1", web_port):
+        web_port = free_port()
+    overrides: dict[str, Any] = {
+        "data_dir": str(data_dir),
+        "run_dir": str(data_dir / "run"),
+        "database": {"url": None},
+        "broker": {"prefix": prefix},
+        "homeassistant": {"enabled": False},
+        "indi": {"host": "127.0.0.1", "port": indi_port, "local_drivers": copy.deepcopy(DEMO_DRIVERS)},
+        "weather": {
+            "enabled": True,
+            "safe_delay": settings.safe_delay,
+            "publish_interval": 10,
+            "allow_simulation": True,
+            "sources": [
+                {"type": "indi", "name": "simulator", "device": WEATHER_DEVICE, "poll_interval": 2, "max_age": 30}
+            ],
+        },
+        "allsky": {"camera": {"device": ALLSKY_DEVICE, "interval_s": settings.allsky_interval}},
+        "mcp": {
+            "safe_delay": settings.safe_delay,
+            # The simulated allsky sky is synthetic: clouddetect's verdict is shown, not waited for.
+            "require_clear_sky": False,
+            "devices": {"roof": "RollOff Simulator", "mount": "Telescope Simulator"},
+            "supervision": {"enabled": False},
+            "ekos": {"enabled": False},
+        },
+        "web": {"port": web_port},
+    }
+    if settings.site == "night" or user is None:
+        latitude = user.site.latitude if user else DEFAULT_LATITUDE
+        site = night_site(latitude, now)
+        overrides["site"] = {
+            "name": "OBSY demo (simulators)",
+            "latitude": site.latitude,
+            "longitude": site.longitude,
+            "elevation": 0,
+            "timezone": site.timezone,
+        }
+    return overrides
+
+
+def prepare_demo(config_path: str | None, *, now: datetime | None = None) -> DemoPlan:
+    """Build, write and load the demo configuration from the user's file (or none)."""
+    now = now or datetime.now(UTC)
+    path = find_config_path(config_path)
+    raw = _read_yaml(path) if path is not None else {}
+    user = load_config(path) if path is not None else None
+    settings = user.demo if user else DemoConfig.model_validate(raw.get("demo") or {})
+    merged = _merge(raw, demo_overrides(user, raw, settings, now))
+    data_dir = Path(merged["data_dir"])
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "obsy.sqlite3").unlink(missing_ok=True)  # a new demo, a new database
+    demo_path = data_dir / DEMO_CONFIG_NAME
+    header = "# Written by obsy-local --demo on every start; edit the demo: section of your config instead.\n"
+    demo_path.write_text(header + yaml.safe_dump(merged, sort_keys=False))
+    config = load_config(demo_path)
+    notes = []
+    if user is not None and merged["indi"]["port"] != user.indi.port:
+        notes.append(f"INDI port {user.indi.port} is in use; the demo's simulators listen on {config.indi.port}")
+    if user is not None and merged["web"]["port"] != user.web.port:
+        notes.append(f"web port {user.web.port} is in use; the demo's dashboard is on {config.web.port}")
+    sun = float(astro.sun_altaz(config.site, now).alt)
+    return DemoPlan(config, demo_path, settings.username, secrets.token_urlsafe(12), round(sun, 1), notes)

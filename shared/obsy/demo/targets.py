@@ -1,0 +1,124 @@
+"""Demo targets: bright catalogue objects high in the demo's sky, created through the web API.
+
+The web service looks each one up in its offline catalogue (``catalogue_name``); the
+coordinates below (J2000, rounded) only choose which are high now.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from obsy.demo.site import altitude_deg, local_sidereal_deg
+
+#: name the catalogue knows -> (RA, Dec) in degrees; spread over the sky, north and south.
+CANDIDATES: dict[str, tuple[float, float]] = {
+    "M31": (10.7, 41.3),
+    "NGC 253": (11.9, -25.3),
+    "M33": (23.5, 30.7),
+    "M45": (56.9, 24.1),
+    "M42": (83.8, -5.4),
+    "M1": (83.6, 22.0),
+    "NGC 2070": (84.7, -69.1),
+    "M35": (92.3, 24.3),
+    "M44": (130.1, 19.7),
+    "M81": (148.9, 69.1),
+    "M65": (169.7, 13.1),
+    "M104": (190.0, -11.6),
+    "NGC 5139": (201.7, -47.5),
+    "M51": (202.5, 47.2),
+    "M83": (204.3, -29.9),
+    "M3": (205.5, 28.4),
+    "M101": (210.8, 54.3),
+    "M5": (229.6, 2.1),
+    "M13": (250.4, 36.5),
+    "M7": (268.5, -34.8),
+    "M8": (270.9, -24.4),
+    "M22": (279.1, -23.9),
+    "M57": (283.4, 33.0),
+    "M27": (299.9, 22.7),
+    "NGC 7000": (314.7, 44.3),
+    "M15": (322.5, 12.2),
+    "M52": (351.2, 61.6),
+}
+MIN_ALTITUDE_DEG = 45.0
+EXPOSURE_PLAN = [{"filter": "Luminance", "exposure_s": 10, "count": 30}]
+
+
+class DemoSetupError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class DemoTarget:
+    name: str
+    altitude: float
+
+
+def high_targets(latitude: float, longitude: float, when: datetime, count: int = 3) -> list[DemoTarget]:
+    """The ``count`` candidates highest in the sky at ``when`` (each at least MIN_ALTITUDE_DEG up)."""
+    lst = local_sidereal_deg(longitude, when)
+    ranked = sorted(
+        (DemoTarget(name, round(altitude_deg(latitude, lst, ra, dec), 1)) for name, (ra, dec) in CANDIDATES.items()),
+        key=lambda target: -target.altitude,
+    )
+    return [target for target in ranked if target.altitude >= MIN_ALTITUDE_DEG][:count]
+
+
+class WebSession:
+    """A logged-in session on the web API (cookie and CSRF token), with the standard library only."""
+
+    def __init__(self, base_url: str, timeout: float = 15.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        self.csrf = ""
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json", "X-CSRF-Token": self.csrf}
+        req = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
+        try:
+            with self.opener.open(req, timeout=self.timeout) as reply:
+                text = reply.read()
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode(errors="replace")
+            raise DemoSetupError(f"{method} {path} answered {error.code}: {detail}") from None
+        except OSError as error:
+            raise DemoSetupError(f"{method} {path} failed: {error}") from None
+        return json.loads(text) if text else None
+
+    def login(self, username: str, password: str) -> None:
+        me = self.request("POST", "/api/v1/auth/login", {"username": username, "password": password})
+        self.csrf = me.get("csrf_token") or ""
+
+
+def wait_for_web(base_url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base_url}/healthz", timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise DemoSetupError(f"the web service did not answer at {base_url} within {timeout:.0f} s") from None
+            time.sleep(0.5)
+
+
+def create_targets(session: WebSession, targets: list[DemoTarget]) -> list[str]:
+    """Create the targets that do not exist yet; the names of those created."""
+    existing = {t["name"] for t in session.request("GET", "/api/v1/targets")}
+    created = []
+    for target in targets:
+        if target.name in existing:
+            continue
+        body = {"catalogue_name": target.name, "priority": 5, "exposure_plans": EXPOSURE_PLAN, "notes": "demo target"}
+        session.request("POST", "/api/v1/targets", body)
+        created.append(target.name)
+    return created
