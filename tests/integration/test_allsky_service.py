@@ -21,7 +21,7 @@ from obsy.indi import IndiClient
 from obsy.messages import AllskyDarksState, AllskyFrame, AllskyState, Event, ServiceHealth
 from obsy.runner import ServiceRunner
 from obsy_allsky.capture.darks import DarkLibrary
-from obsy_allsky.service import AllskyService
+from obsy_allsky.service import AllskyService, main
 from tests.support.configs import write_config
 from tests.support.indi_proxy import BlobDamagingProxy
 from tests.support.indiserver import CCD, IndiServer, find_executable, require_indi
@@ -78,6 +78,7 @@ class Running:
         path = write_config(
             tmp_path, mosquitto, allsky=allsky, indi=indi, run_dir=str(tmp_path), homeassistant={"enabled": True}
         )
+        self.config_path = path
         self.config = load_config(path)
         self.runner = ServiceRunner(AllskyService, self.config)
         self.thread = threading.Thread(target=self.runner.run, daemon=True)
@@ -156,6 +157,32 @@ def test_a_camera_that_disappears_is_reported_and_comes_back(tmp_path, mosquitto
         assert running_state(watcher).camera == "ok"
 
 
+def test_an_indiserver_that_stops_mid_exposure_is_reported_and_capture_resumes(
+    tmp_path, mosquitto, indiserver, watcher
+):
+    with Running(tmp_path, mosquitto, indiserver, exposure=fixed_exposure(2.0)):
+        watcher.wait_for(lambda _: len(frames(watcher)) >= 1, timeout=60)
+        with IndiClient.from_config(indiserver.config()) as ccd:
+            ccd.wait_for(CCD, "CCD_EXPOSURE", lambda p: p.state == "Busy", timeout=30, what="an exposure under way")
+        time.sleep(0.5)
+        indiserver.stop()  # server and driver gone, mid-exposure
+        watcher.wait_for(lambda _: "camera_failed" in kinds(watcher), timeout=30)
+        watcher.wait_for(lambda _: running_state(watcher).camera == "lost", timeout=60)
+        watcher.wait_for(lambda _: health(watcher).details.get("camera") == "lost", timeout=10)
+        assert running_state(watcher).camera_error  # names what failed
+        before = len(frames(watcher))
+        indiserver.start()
+        watcher.wait_for(lambda _: "camera_recovered" in kinds(watcher), timeout=60)
+        watcher.wait_for(lambda _: len(frames(watcher)) > before, timeout=60)
+        assert running_state(watcher).camera == "ok"
+
+
+def fixed_exposure(seconds: float) -> dict:
+    """Exposure settings of ``seconds`` at any hour (day, night and moon alike), no auto-exposure."""
+    profile = PROFILE | {"max_exposure_s": seconds}
+    return {"auto": False, "fixed_exposure_s": seconds, "night": profile, "day": profile, "moon": {"profile": profile}}
+
+
 def running_state(watcher: Watcher) -> AllskyState:
     return AllskyState.model_validate_json(watcher.on(STATE)[-1].payload)
 
@@ -184,6 +211,13 @@ def test_a_full_disk_is_reported_and_capture_goes_on(tmp_path, mosquitto, indise
         failure = next(e for e in events(watcher) if e.kind == "storage_failed")
         assert "No space left on device" in failure.message
         watcher.wait_for(lambda _: running_state(watcher).storage_error is not None, timeout=10)
+        # The service stays alive: more frames are taken, the preview and the state go on, the event is not repeated.
+        failures = health(watcher).details["storage_failures"]
+        previews, states = len(watcher.on(IMAGE)), len(watcher.on(STATE))
+        watcher.wait_for(lambda _: health(watcher).details["storage_failures"] >= failures + 2, timeout=60)
+        assert len(watcher.on(IMAGE)) > previews and len(watcher.on(STATE)) > states
+        assert kinds(watcher).count("storage_failed") == 1
+        assert health(watcher).details["storage_error"] and running_state(watcher).camera == "ok"
         stored = sorted((full_data_dir / "allsky").rglob("*.*"))
         for path in stored:  # whatever was stored before is whole
             assert not path.name.startswith(".")
@@ -194,6 +228,7 @@ def test_a_full_disk_is_reported_and_capture_goes_on(tmp_path, mosquitto, indise
             path.unlink()
         watcher.wait_for(lambda _: len(frames(watcher)) > before, timeout=60)
         watcher.wait_for(lambda _: running_state(watcher).storage_error is None, timeout=10)
+        assert "storage_recovered" in kinds(watcher)
 
 
 def health(watcher: Watcher) -> ServiceHealth:
@@ -240,10 +275,8 @@ def driver_pid(server: IndiServer, driver: str) -> int:
 
 def test_a_camera_that_hangs_mid_exposure_is_found_by_timeout_and_resumes(tmp_path, mosquitto, indiserver, watcher):
     """The driver frozen (SIGSTOP) during an exposure: no image, no error from INDI, only the clock tells."""
-    fixed = {"auto": False, "fixed_exposure_s": 2.0, "night": PROFILE | {"max_exposure_s": 2.0}}
-    exposure = {**fixed, "day": fixed["night"], "moon": {"profile": fixed["night"]}}
     with (
-        Running(tmp_path, mosquitto, indiserver, exposure=exposure),
+        Running(tmp_path, mosquitto, indiserver, exposure=fixed_exposure(2.0)),
         IndiClient.from_config(indiserver.config()) as ccd,
     ):
         watcher.wait_for(lambda _: len(frames(watcher)) >= 1, timeout=60)
@@ -296,8 +329,31 @@ def test_master_darks_on_command_fill_the_library_and_are_used(tmp_path, mosquit
         library = DarkLibrary(running.config.data_dir / "allsky" / "darks")
         assert sorted(m.path.name for m in library.masters()) == sorted(done.masters)
         assert {m.gain for m in library.masters()} == {10} and {m.binning for m in library.masters()} == {2}
+        watcher.wait_for(lambda _: "darks_done" in kinds(watcher), timeout=10)  # the event follows the state
         assert [k for k in kinds(watcher) if k.startswith("darks_")] == ["darks_started", "darks_done"]
 
         # Frames after it use the new masters, and the bad-pixel map built from them.
         watcher.wait_for(lambda _: running_state(watcher).dark is True, timeout=60)
         assert running_state(watcher).bad_pixels == done.hot_pixels
+
+
+def test_the_darks_command_line_asks_the_running_service(tmp_path, mosquitto, indiserver, watcher, capsys):
+    with Running(tmp_path, mosquitto, indiserver) as running:
+        watcher.wait_for(lambda _: len(frames(watcher)) >= 1, timeout=60)
+        argv = ["darks", "--service", "--config", str(running.config_path), "--exposures", "0.2", "--count", "3"]
+        assert main(argv) == 0
+        out, err = capsys.readouterr()
+        library = DarkLibrary(running.config.data_dir / "allsky" / "darks")
+        (master,) = library.masters()
+        assert (master.exposure_s, master.gain, master.binning) == (0.2, 10, 2)  # the service's current gain
+        assert master.path.name in out and "hot pixels" in out
+        assert "3/3" in err  # the progress bar reached the end
+        assert darks_state(watcher).status == "done"
+        before = len(frames(watcher))
+        watcher.wait_for(lambda _: len(frames(watcher)) > before, timeout=60)  # and the frames go on
+
+
+def test_the_darks_command_line_says_when_no_service_answers(tmp_path, mosquitto, capsys):
+    path = write_config(tmp_path, mosquitto)
+    assert main(["darks", "--service", "--config", str(path), "--timeout", "2"]) == 1
+    assert "did not answer" in capsys.readouterr().err

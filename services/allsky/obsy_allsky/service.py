@@ -134,17 +134,24 @@ class AllskyService(Service):
                 self._wake.clear()
 
     def _prepare_camera(self) -> None:
+        """Connect and apply the settings: at the start, and on each retry while the camera is lost."""
         cam = self.settings.camera
         self.camera.prepare()
         self.camera.set_binning(cam.binning)
         if cam.cooling_c is not None:
             self.camera.set_cooling(cam.cooling_c)
+        if self.state.camera == "lost":
+            self.camera.recoveries += 1
+            self._report("camera_recovered", "info", f"camera {self.camera.device!r} answers again")
         self._update(camera="ok", camera_error=None)
 
     def _camera_failed(self, exc: CameraError) -> bool:
-        """Report the failure and reconnect; True when the camera answers again."""
-        self._update(camera="failing", camera_error=str(exc), camera_failures=self.camera.failures)
-        self._report("camera_failed", "warning", str(exc))
+        """Report the failure (once while the camera stays lost) and reconnect; True when it answers again."""
+        if self.state.camera == "lost":
+            self._update(camera_error=str(exc), camera_failures=self.camera.failures)
+        else:
+            self._update(camera="failing", camera_error=str(exc), camera_failures=self.camera.failures)
+            self._report("camera_failed", "warning", str(exc))
         if self._stopping.is_set():
             return False
         if self.camera.recover():
@@ -380,6 +387,8 @@ class AllskyService(Service):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from obsy_allsky.capture.darks_cli import darks_command
     from obsy_allsky.cli import COMMANDS
 
-    return run_service(AllskyService, argv, COMMANDS)
+    # ``darks`` drives the camera directly or asks the running service (--service).
+    return run_service(AllskyService, argv, {**COMMANDS, "darks": darks_command})
