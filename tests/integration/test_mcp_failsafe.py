@@ -19,6 +19,8 @@ from tests.support.mcp_harness import (
     Sky,
     events,
     mcp_config,
+    observing_mcp,
+    of_kind,
     prepare_devices,
     states,
     wait_state,
@@ -59,19 +61,6 @@ def recorder(indi: IndiServer) -> Iterator[IndiRecorder]:
         yield rec
     finally:
         rec.close()
-
-
-def observing_mcp(tmp_path, mosquitto, indi, watcher, fast_park=True, **mcp) -> tuple[McpProcess, Inputs]:
-    """Roof open, mount unparked, everything safe: the MCP reads that back and observes."""
-    prepare_devices(indi.config(), roof_open=True, mount_parked=False, fast_park=fast_park)
-    config = mcp_config(tmp_path, mosquitto, indi.config(), **mcp)
-    inputs = Inputs(watcher, TOPICS, config)
-    inputs.all_safe()
-    process = McpProcess(config, Sky(-25.0)).start()
-    state = wait_state(watcher, TOPICS, lambda s: s["state"] == "observing")
-    assert state["roof"] == "open"
-    assert state["safe"] is True
-    return process, inputs
 
 
 def test_rain_while_observing_runs_the_full_closing_order(
@@ -388,6 +377,45 @@ def test_an_unreachable_ekos_does_not_hold_the_roof_open(
         failed = [e for e in events(watcher, TOPICS) if e["kind"] == "step_failed"]
         assert [e["data"]["step"] for e in failed] == ["stop_ekos_scheduler"]  # one attempt, then on
         assert "D-Bus call" in failed[0]["message"]
+    finally:
+        beats.stop()
+        process.stop()
+
+
+def test_a_second_close_and_a_mode_change_during_a_closing_wait_until_it_has_finished(
+    tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
+) -> None:
+    process, inputs = observing_mcp(tmp_path, mosquitto, indi, watcher)
+    beats = Heartbeats(inputs).start()
+    try:
+        inputs.weather(False, "rain detected")
+        recorder.client.wait_for(ROOF, "DOME_PARK", lambda p: p.state == "Busy", timeout=30, what="roof closing")
+        inputs.publish(TOPICS.mcp_roof_command, "CLOSE", retain=False)
+        inputs.publish(TOPICS.mcp_mode_command, "manual", retain=False)
+        watcher.wait_for(lambda _m: len(of_kind(watcher, "command_accepted")) >= 2)
+        close, mode = of_kind(watcher, "command_accepted")
+        assert close["data"]["command"] == {"thing": "roof", "value": "CLOSE"} and close["data"]["deferred"]
+        assert "already running" in close["data"]["note"]
+        assert mode["data"]["command"] == {"thing": "mode", "value": "manual"} and mode["data"]["deferred"]
+        assert "when it has finished" in mode["data"]["note"]
+
+        final = wait_state(watcher, TOPICS, lambda s: s["state"] == "manual" and s["roof"] == "closed", 60)
+        assert final["mode"] == "manual"
+        # One closing, neither interrupted nor repeated ...
+        moves = [(e["data"]["from"], e["data"]["to"]) for e in of_kind(watcher, "transition")]
+        assert [m for m in moves if "closing" in m] == [("observing", "closing"), ("closing", "closed_unsafe")]
+        started = [e for e in of_kind(watcher, "device_action") if "close_roof: started" in e["message"]]
+        assert len(started) == 1
+        assert not [e for e in of_kind(watcher, "device_action") if "interrupted" in e["message"]]
+        # ... and the commands applied only after it: the mode stayed auto while it ran.
+        assert {s["mode"] for s in states(watcher, TOPICS) if s["state"] == "closing"} == {"auto"}
+        kinds = [e["kind"] for e in events(watcher, TOPICS)]
+        closed_at = next(
+            i for i, e in enumerate(events(watcher, TOPICS)) if e.get("data", {}).get("to") == "closed_unsafe"
+        )
+        applied = [i for i, kind in enumerate(kinds) if kind == "deferred_command_applied"]
+        assert len(applied) == 2 and min(applied) > closed_at
+        assert recorder.first(lambda r: r.name == "DOME_PARK" and r.state == "Busy" and r.values["UNPARK"]) == -1
     finally:
         beats.stop()
         process.stop()

@@ -156,6 +156,21 @@ class IndiServer:
     def stop_driver(self, driver: str) -> None:
         self._fifo(f"stop {driver}")
 
+    def driver_pid(self, driver: str) -> int:
+        """The process id of a running driver of this server (to stop or kill it in a test)."""
+        if self.process is None:
+            raise RuntimeError("indiserver is not running")
+        path = find_executable(driver) or driver
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                command = (entry / "cmdline").read_bytes().split(b"\0")[0].decode()
+                if parent == self.process.pid and command in (driver, path):
+                    return int(entry.name)
+        raise LookupError(f"no running driver {driver} under indiserver {self.process.pid}")
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

@@ -20,7 +20,7 @@ from obsy.runner import ServiceRunner
 from obsy.topics import Topics
 from obsy_mcp.service import McpService
 from tests.support.configs import write_config
-from tests.support.indiserver import ROOF, TELESCOPE
+from tests.support.indiserver import ROOF, TELESCOPE, IndiServer
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.watcher import Watcher
 
@@ -235,3 +235,34 @@ def wait_state(watcher: Watcher, topics: Topics, predicate: Callable[[dict[str, 
 
     watcher.wait_for(found, timeout)
     return next(s for s in states(watcher, topics) if predicate(s))
+
+
+# ---------------------------------------------------------------------- set-ups and event helpers
+
+TOPICS = Topics()
+
+
+def observing_mcp(
+    tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, fast_park: bool = True, **mcp: Any
+) -> tuple[McpProcess, Inputs]:
+    """Roof open, mount unparked, everything safe: the MCP reads that back and observes."""
+    prepare_devices(indi.config(), roof_open=True, mount_parked=False, fast_park=fast_park)
+    config = mcp_config(tmp_path, mosquitto, indi.config(), **mcp)
+    inputs = Inputs(watcher, TOPICS, config)
+    inputs.all_safe()
+    process = McpProcess(config, Sky(-25.0)).start()
+    state = wait_state(watcher, TOPICS, lambda s: s["state"] == "observing")
+    assert state["roof"] == "open"
+    assert state["safe"] is True
+    return process, inputs
+
+
+def of_kind(watcher: Watcher, kind: str) -> list[dict[str, Any]]:
+    """The MCP's events of one kind, in order."""
+    return [e for e in events(watcher, TOPICS) if e["kind"] == kind]
+
+
+def wait_event(watcher: Watcher, kind: str, timeout: float = 30, count: int = 1) -> dict[str, Any]:
+    """The ``count``-th MCP event of ``kind``, waiting for it."""
+    watcher.wait_for(lambda _m: len(of_kind(watcher, kind)) >= count, timeout)
+    return of_kind(watcher, kind)[count - 1]

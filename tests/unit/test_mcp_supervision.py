@@ -1,7 +1,8 @@
 """Supervision policy with the real Docker SDK against a stand-in Docker Engine on a unix socket.
 
-(No Docker engine runs on the test machines: the stand-in answers the two Engine API
-calls a restart needs, see tests/support/docker_standin.py.)
+(No Docker engine runs on the test machines: the stand-in answers the Engine API calls a
+restart needs, see tests/support/docker_standin.py.) Containers are found as compose
+labels them, or by a configured name.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 from obsy.config import McpConfig, McpSupervisionConfig
 from obsy.messages import ServiceHealth
 from obsy_mcp.inputs import Inputs
-from obsy_mcp.supervision import Supervisor
+from obsy_mcp.supervision import INDI, Supervisor
 from tests.support.docker_standin import DockerStandIn
 
 
@@ -43,7 +44,8 @@ def short_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def docker(short_tmp: Path) -> Iterator[DockerStandIn]:
-    with DockerStandIn(short_tmp / "docker.sock", ["obsy-weather", "obsy-allsky"]) as standin:
+    compose = {"weather": "obsy-weather-1", "allsky": "obsy-allsky-1", "indiserver": "obsy-indiserver-1"}
+    with DockerStandIn(short_tmp / "docker.sock", ["my-weather"], compose=compose) as standin:
         yield standin
 
 
@@ -72,20 +74,20 @@ def test_an_offline_service_is_restarted_after_the_delay_then_limited_per_hour(d
     assert docker.restarted == []
     clock.now += 1
     check()
-    assert docker.restarted == ["obsy-weather"]
+    assert docker.restarted == ["obsy-weather-1"]
     assert reports.kinds() == ["service_restarted"]
     assert reports[0][3]["problem"].startswith("weather is offline")
 
     for _ in range(3):  # still offline: one more restart each restart_after, up to the limit
         clock.now += 60
         check()
-    assert docker.restarted == ["obsy-weather", "obsy-weather"]
+    assert docker.restarted == ["obsy-weather-1", "obsy-weather-1"]
     assert reports.kinds() == ["service_restarted", "service_restarted", "supervision_alarm"]  # reported once
     assert "limit 2" in reports[-1][1]
 
     clock.now += 3600  # an hour later the budget is back
     check()
-    assert docker.restarted == ["obsy-weather"] * 3
+    assert docker.restarted == ["obsy-weather-1"] * 3
 
 
 def test_a_hung_service_silent_past_its_heartbeat_limit_is_restarted(docker: DockerStandIn) -> None:
@@ -97,12 +99,29 @@ def test_a_hung_service_silent_past_its_heartbeat_limit_is_restarted(docker: Doc
     clock.now += 60
     supervisor.check(inputs.service_problems(["allsky"]))
     supervisor.wait_idle()
-    assert docker.restarted == ["obsy-allsky"]
+    assert docker.restarted == ["obsy-allsky-1"]
     assert "silent" in reports[0][1]
 
 
-def test_a_container_the_engine_does_not_know_is_reported(docker: DockerStandIn) -> None:
+def test_a_container_named_in_the_configuration_is_restarted_by_name(docker: DockerStandIn) -> None:
     clock, inputs, supervisor, reports = setup(docker.socket_path, container_names={"weather": "my-weather"})
+    inputs.set_availability("weather", "offline")
+    supervisor.check(inputs.service_problems(["weather"]))
+    clock.now += 60
+    supervisor.check(inputs.service_problems(["weather"]))
+    supervisor.wait_idle()
+    assert docker.restarted == ["my-weather"]
+    assert reports[0][3]["container"] == "my-weather"
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [({"container_names": {"weather": "their-weather"}}, "their-weather"), ({"compose_project": "other"}, "other")],
+)
+def test_a_container_the_engine_does_not_know_is_reported(
+    docker: DockerStandIn, settings: dict[str, Any], named: str
+) -> None:
+    clock, inputs, supervisor, reports = setup(docker.socket_path, **settings)
     inputs.set_availability("weather", "offline")
     supervisor.check(inputs.service_problems(["weather"]))
     clock.now += 60
@@ -110,7 +129,25 @@ def test_a_container_the_engine_does_not_know_is_reported(docker: DockerStandIn)
     supervisor.wait_idle()
     assert docker.restarted == []
     assert reports.kinds() == ["supervision_failed"]
-    assert "my-weather" in reports[0][1]
+    assert named in reports[0][1]
+
+
+def test_indi_drivers_not_answering_restart_the_indiserver_container(docker: DockerStandIn) -> None:
+    clock, _inputs, supervisor, reports = setup(docker.socket_path)
+    problem = "INDI device 'CCD Simulator' does not answer (no reply within 10 s)"
+    supervisor.check({INDI: problem})
+    clock.now += 60
+    supervisor.check({INDI: problem})
+    supervisor.wait_idle()
+    assert docker.restarted == ["obsy-indiserver-1"]
+    assert reports.kinds() == ["service_restarted"]
+    assert reports[0][3]["service"] == INDI
+    assert "CCD Simulator" in reports[0][1]
+    supervisor.check({INDI: None})  # answering again: the episode is over
+    clock.now += 600
+    supervisor.check({INDI: None})
+    supervisor.wait_idle()
+    assert docker.restarted == ["obsy-indiserver-1"]
 
 
 def test_without_the_docker_socket_it_reports_and_alarms_only(short_tmp: Path) -> None:

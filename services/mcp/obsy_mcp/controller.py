@@ -10,6 +10,12 @@ open the roof, confirm it is open, then load and start tonight's Ekos schedule. 
 is an event; a step that fails is retried ``devices.retries`` times and then raises an
 alarm. If the mount cannot be parked the roof is not closed onto it unless
 ``park_failure_policy`` is ``close_anyway``.
+
+While a closing runs, commands other than STOP (a second CLOSE, a mode change, START or
+ABORT) are answered at once but applied only when the closing has finished: nothing
+interrupts or repeats it. While observing, the Ekos scheduler's status is read every
+``ekos.poll_interval`` on a worker thread: a schedule that finishes ends the night (closing,
+then standby "schedule finished"); one that aborts follows ``ekos.on_abort``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -27,15 +34,19 @@ from obsy.config import ObsyConfig
 from obsy.indi import IndiClient, IndiError
 from obsy.messages import Event, McpState, McpTransition, Mode, NightAction, RoofAction
 from obsy_mcp.devices import DeviceError, Mount, Roof, RoofPosition, SendHook, StepInterrupted
-from obsy_mcp.ekos import Ekos, EkosError
+from obsy_mcp.driverwatch import DriverWatch
+from obsy_mcp.ekos import Ekos, EkosError, SchedulerStatus
 from obsy_mcp.inputs import Clock, Inputs
 from obsy_mcp.statemachine import AFTER_CLOSING, Decision, RoofGoal, State, decide, transition_allowed
-from obsy_mcp.supervision import Supervisor
+from obsy_mcp.supervision import INDI, Supervisor
 
 log = logging.getLogger("obsy.mcp")
 
 RECENT_TRANSITIONS = 10
 SUN_CACHE_S = 30.0
+SCHEDULE_FINISHED = "schedule finished"
+#: Scheduler states that mean a schedule is being worked on.
+EKOS_ACTIVE = frozenset({SchedulerStatus.STARTUP, SchedulerStatus.RUNNING, SchedulerStatus.PAUSED})
 
 
 class Outbox(Protocol):
@@ -49,8 +60,11 @@ class Outbox(Protocol):
 class Answer:
     """The answer to one command: accepted, or rejected with reasons."""
 
-    def __init__(self, thing: str, value: str, accepted: bool, reasons: list[str], note: str = "") -> None:
+    def __init__(
+        self, thing: str, value: str, accepted: bool, reasons: list[str], note: str = "", *, deferred: bool = False
+    ) -> None:
         self.thing, self.value, self.accepted, self.reasons, self.note = thing, value, accepted, reasons, note
+        self.deferred = deferred  # accepted now, applied when the running closing has finished
 
     def event(self) -> Event:
         verb = "accepted" if self.accepted else "rejected"
@@ -64,7 +78,12 @@ class Answer:
             kind=f"command_{verb}",
             level="info" if self.accepted else "warning",
             message=message,
-            data={"command": {"thing": self.thing, "value": self.value}, "reasons": self.reasons, "note": self.note},
+            data={
+                "command": {"thing": self.thing, "value": self.value},
+                "reasons": self.reasons,
+                "note": self.note,
+                "deferred": self.deferred,
+            },
         )
 
 
@@ -95,6 +114,10 @@ class Controller:
         self.mount = Mount(indi, devices.mount, devices, on_indi_send) if devices.mount else None
         self._sun_altitude = sun_altitude or self._sun_from_astro
         self.supervisor = supervisor or Supervisor(self.settings.supervision, clock, self._event)
+        watched = self.settings.supervision.indi.devices
+        if watched is None:
+            watched = [name for name in (devices.roof, devices.mount) if name]
+        self.driver_watch = DriverWatch(indi, self.settings.supervision.indi, watched)
         self._sun_cache: tuple[float, float] | None = None
         self._night_cache: tuple[float, str] | None = None
 
@@ -117,6 +140,16 @@ class Controller:
         self._close_requested = threading.Event()  # CLOSE during opening
         self._thread: threading.Thread | None = None
         self._while_broker_lost: list[str] = []
+        # commands that arrived while a closing ran: (thing, value), applied when it has finished
+        self._closing_running = False
+        self._deferred: list[tuple[str, str]] = []
+        # the Ekos scheduler while observing: read on a worker thread, acted upon here
+        self._ekos_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcp-ekos-watch")
+        self._ekos_poll: Future[SchedulerStatus] | None = None
+        self._ekos_polled_at: float | None = None
+        self._ekos_was_running = False
+        self._ekos_retried = False
+        self._ekos_unreachable = False
         indi.on_reconnect(self._on_indi_reconnect)
 
     # ------------------------------------------------------------------ life cycle
@@ -124,6 +157,7 @@ class Controller:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="mcp-controller", daemon=True)
         self._thread.start()
+        self.driver_watch.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         # A running sequence is not interrupted: a roof half-way is worse than a slow exit.
@@ -131,6 +165,8 @@ class Controller:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self.driver_watch.stop()
+        self._ekos_worker.shutdown(wait=False, cancel_futures=True)
         self.supervisor.close()
 
     def wake(self) -> None:
@@ -178,13 +214,13 @@ class Controller:
         if connected != self.inputs.broker_connected:
             self.broker_changed(connected)
         self._handle_requests()
-        self.supervisor.check(self.inputs.service_problems(self.settings.supervision.services))
+        self._supervise()
         self._ensure_devices()
+        self._watch_ekos()
         conditions = self.conditions()
         decision = decide(conditions)
         if conditions.sun_altitude is not None and conditions.sun_altitude > 0 and self.inputs.night_aborted:
-            with self.inputs.lock:
-                self.inputs.night_aborted = False  # a new day clears the operator's "night ended"
+            self.inputs.resume_night()  # a new day clears "night ended"
         position = self.roof.position()
         if position is RoofPosition.UNKNOWN:
             self._devices_unknown(decision)
@@ -223,9 +259,34 @@ class Controller:
         self.reason = f"roof state unknown ({self.roof.name}): waiting for indiserver"
         self.publish_state()
 
+    def _supervise(self) -> None:
+        """Hand the supervisor every watched service's problem, and the INDI drivers' (see driverwatch)."""
+        problems = self.inputs.service_problems(self.settings.supervision.services)
+        if self.settings.supervision.indi.enabled and self.driver_watch.devices:
+            problems[INDI] = self.driver_watch.problem()  # judged without the broker: INDI does not need it
+        self.supervisor.check(problems)
+
+    def _driver_restarted(self) -> bool:
+        """True when one of our devices is defined again but not connected (indiserver restarted its driver)."""
+        for device in (self.roof, self.mount):
+            if device is None:
+                continue
+            try:
+                connection = self.indi.get_property(device.name, "CONNECTION")
+            except IndiError:
+                continue  # not defined: nothing to connect yet
+            if connection.state != "Busy" and not connection.values.get("CONNECT"):
+                return True
+        return False
+
     def _ensure_devices(self) -> None:
         if not self.indi.connected:
             self._devices_connected = False  # whatever comes back must be read back first
+        elif self._devices_connected and self._driver_restarted():
+            self._devices_connected = False
+            self._event(
+                "indi_reconnected", "a driver came back disconnected: reading the devices back", level="warning"
+            )
         if self._devices_connected:
             return
         if not self.indi.connected:
@@ -266,6 +327,8 @@ class Controller:
                 mode = Mode(value.lower())
             except ValueError:
                 return Answer(thing, value, False, [f"unknown mode {value!r} (expected auto, manual or off)"])
+            if deferred := self._defer(thing, mode.value):
+                return deferred
             with self.inputs.lock:
                 self.inputs.mode = mode
             return Answer(thing, mode.value, True, [])
@@ -274,19 +337,51 @@ class Controller:
                 action = NightAction(value.upper())
             except ValueError:
                 return Answer(thing, value, False, [f"unknown night command {value!r} (expected START or ABORT)"])
+            if deferred := self._defer(thing, action.value):
+                return deferred
             if action is NightAction.ABORT:
-                with self.inputs.lock:
-                    self.inputs.night_aborted = True
+                self.inputs.end_night("night ended by the operator")
                 self._close_requested.set()
                 return Answer(thing, action.value, True, [], "closing for the night")
             if self.inputs.mode is not Mode.AUTO:
                 return Answer(thing, action.value, False, [f"mode is {self.inputs.mode.value}: switch to auto first"])
-            with self.inputs.lock:
-                self.inputs.night_aborted = False
+            self.inputs.resume_night()
             decision = decide(self.conditions())
             note = "opening" if decision.roof is RoofGoal.OPEN else f"waiting: {decision.reason}"
             return Answer(thing, action.value, True, [], note)
         return Answer(thing, value, False, [f"unknown command topic {thing!r}"])
+
+    def _defer(self, thing: str, value: str) -> Answer | None:
+        """While a closing runs: keep the command for when it has finished, and say so; else None."""
+        with self.inputs.lock:
+            if not self._closing_running:
+                return None
+            self._deferred.append((thing, value))
+        if (thing, value) == ("roof", "CLOSE"):
+            note = "a closing is already running: it is not started again"
+        else:
+            note = "a closing is running: this takes effect when it has finished"
+        return Answer(thing, value, True, [], note, deferred=True)
+
+    def _apply_deferred(self) -> None:
+        """Apply what arrived during the closing that has just finished, in the order it came."""
+        with self.inputs.lock:
+            self._closing_running = False
+            deferred, self._deferred = self._deferred, []
+        for thing, value in deferred:
+            if (thing, value) == ("roof", "CLOSE") and self.roof.position() is RoofPosition.CLOSED:
+                if self.inputs.mode is Mode.AUTO:  # what CLOSE means besides closing: stay closed tonight
+                    self.inputs.end_night("night ended by the operator")
+                answer = Answer(thing, value, True, [], "the roof is closed")
+            else:
+                answer = self._answer(thing, value)  # a closing that did not close: CLOSE tries again
+            verb = "applied" if answer.accepted else "not applied"
+            self._event(
+                "deferred_command_applied" if answer.accepted else "deferred_command_rejected",
+                f"{thing} {value} {verb} after the closing: " + ("; ".join(answer.reasons) or answer.note or "done"),
+                level="info" if answer.accepted else "warning",
+                data={"command": {"thing": thing, "value": value}, "reasons": answer.reasons},
+            )
 
     def _roof_command(self, value: str) -> Answer:
         try:
@@ -294,9 +389,11 @@ class Controller:
         except ValueError:
             return Answer("roof", value, False, [f"unknown roof command {value!r} (expected OPEN, CLOSE or STOP)"])
         if action is RoofAction.CLOSE:  # always accepted
+            if deferred := self._defer("roof", action.value):
+                return deferred
             with self.inputs.lock:
                 if self.inputs.mode is Mode.AUTO:
-                    self.inputs.night_aborted = True  # stay closed until OPEN or START
+                    self.inputs.end_night("night ended by the operator")  # stay closed until OPEN or START
                 self._requests.append("close")
             self._close_requested.set()
             return Answer("roof", action.value, True, [])
@@ -305,13 +402,22 @@ class Controller:
                 if self.inputs.mode is Mode.AUTO:
                     self.inputs.mode = Mode.MANUAL  # the operator takes over where the roof stands
                 self._requests.append("stop")
+                dropped, self._deferred = self._deferred, []  # STOP: the operator takes over, now
             self._stop_requested.set()
+            if dropped:
+                self._event(
+                    "deferred_commands_dropped",
+                    "STOP: dropped the commands waiting for the closing: "
+                    + ", ".join(f"{thing} {value}" for thing, value in dropped),
+                    level="warning",
+                    data={"commands": [{"thing": thing, "value": value} for thing, value in dropped]},
+                )
             return Answer("roof", action.value, True, [], "roof halted; mode manual")
         reasons = self._open_refusals()
         if reasons:
             return Answer("roof", action.value, False, reasons)
+        self.inputs.resume_night()
         with self.inputs.lock:
-            self.inputs.night_aborted = False
             if self.inputs.mode is Mode.MANUAL:
                 self._requests.append("open")
         return Answer("roof", action.value, True, [])
@@ -330,8 +436,10 @@ class Controller:
         if mode is Mode.AUTO and not reasons:
             with self.inputs.lock:
                 aborted, self.inputs.night_aborted = self.inputs.night_aborted, False
-                decision = decide(self.conditions())
-                self.inputs.night_aborted = aborted
+                try:
+                    decision = decide(self.conditions())
+                finally:
+                    self.inputs.night_aborted = aborted
             if decision.roof is not RoofGoal.OPEN:
                 reasons.append(decision.reason)
         return reasons
@@ -367,6 +475,14 @@ class Controller:
     # ------------------------------------------------------------------ sequences
 
     def _close(self, decision: Decision) -> None:
+        with self.inputs.lock:
+            self._closing_running = True
+        try:
+            self._closing_order(decision)
+        finally:
+            self._apply_deferred()
+
+    def _closing_order(self, decision: Decision) -> None:
         self._transition(State.CLOSING, decision.reason)
         self._alarm_attempt_at = self.clock()
         if self.ekos is not None:
@@ -442,6 +558,7 @@ class Controller:
             self._transition(State.ALARM, self.alarm)
             return
         if decision.state is State.OBSERVING and self.ekos is not None:
+            self._ekos_retried = False
             schedule = self.inputs.schedule_path()
             if schedule and not self._step("start_ekos_schedule", lambda: self._start_ekos(schedule), critical=False):
                 self._raise_alarm("the Ekos schedule did not start")
@@ -503,7 +620,73 @@ class Controller:
     def _start_ekos(self, schedule: str) -> None:
         assert self.ekos is not None
         self.ekos.start_night(schedule)
-        self.ekos_status = self.ekos.scheduler_status().name.lower()
+        status = self.ekos.scheduler_status()
+        self.ekos_status = status.name.lower()
+        self._ekos_was_running = True  # from now on, idle means the schedule has finished
+        self._ekos_polled_at = self.clock()
+
+    # ------------------------------------------------------------------ the Ekos scheduler while observing
+
+    def _watch_ekos(self) -> None:
+        """Read the scheduler's status while observing (on a worker thread) and act on what it says."""
+        if self.ekos is None or self.state is not State.OBSERVING:
+            self._ekos_poll = None  # a reading from before the closing means nothing now
+            return
+        poll = self._ekos_poll
+        if poll is not None and poll.done():
+            self._ekos_poll = None
+            try:
+                status = poll.result()
+            except EkosError as error:
+                if not self._ekos_unreachable:
+                    self._ekos_unreachable = True
+                    self._event("ekos_unreachable", f"cannot read the Ekos scheduler: {error}", level="warning")
+            else:
+                self._ekos_unreachable = False
+                self._ekos_status_seen(status)
+        now = self.clock()
+        due = self._ekos_polled_at is None or now - self._ekos_polled_at >= self.settings.ekos.poll_interval
+        if self._ekos_poll is None and due:
+            self._ekos_polled_at = now
+            self._ekos_poll = self._ekos_worker.submit(self.ekos.scheduler_status)
+
+    def _ekos_status_seen(self, status: SchedulerStatus) -> None:
+        name = status.name.lower()
+        if name != self.ekos_status:
+            self._event("ekos_scheduler", f"Ekos scheduler: {name}", data={"status": name, "was": self.ekos_status})
+            self.ekos_status = name
+        if status in EKOS_ACTIVE:
+            self._ekos_was_running = True
+        elif status is SchedulerStatus.SHUTDOWN or (status is SchedulerStatus.IDLE and self._ekos_was_running):
+            self._ekos_was_running = False
+            self._event("ekos_schedule_finished", f"the Ekos schedule has finished ({name}): closing for the night")
+            self.inputs.end_night(SCHEDULE_FINISHED)
+        elif status is SchedulerStatus.ABORTED:
+            self._ekos_aborted()
+
+    def _ekos_aborted(self) -> None:
+        policy = self.settings.ekos.on_abort
+        schedule = self.inputs.schedule_path()
+        retry = bool(policy == "retry_then_close" and not self._ekos_retried and schedule)
+        if policy == "keep_open":
+            what = "reported only (on_abort keep_open)"
+        else:
+            what = "starting it once more" if retry else "closing for the night"
+        self._event(
+            "ekos_scheduler_aborted",
+            f"the Ekos scheduler aborted: {what}",
+            level="warning" if retry or policy == "keep_open" else "error",
+            data={"policy": policy, "retried": self._ekos_retried},
+        )
+        if policy == "keep_open":
+            return
+        if retry:
+            self._ekos_retried = True
+            restart = lambda: self._start_ekos(schedule or "")  # noqa: E731
+            if self._step("restart_ekos_schedule", restart, critical=False, retry=False):
+                return
+        self._ekos_was_running = False
+        self.inputs.end_night("the Ekos scheduler aborted")
 
     # ------------------------------------------------------------------ alarms, transitions, state
 

@@ -44,6 +44,7 @@ class Inputs:
     broker_lost_at: float | None = None
     mode: Mode = Mode.AUTO
     night_aborted: bool = False
+    night_end_reason: str = ""
     last_unsafe_at: float | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -72,6 +73,17 @@ class Inputs:
         age = max(0.0, (datetime.now(UTC) - health.timestamp).total_seconds())
         with self.lock:
             self.health[service] = Seen(health, self.clock() - age)
+
+    def end_night(self, reason: str) -> None:
+        """Tonight's observing is over (the operator, or Ekos finished): stay closed until START or a new day."""
+        with self.lock:
+            self.night_aborted = True
+            self.night_end_reason = reason
+
+    def resume_night(self) -> None:
+        with self.lock:
+            self.night_aborted = False
+            self.night_end_reason = ""
 
     def set_broker(self, connected: bool) -> None:
         with self.lock:
@@ -131,6 +143,7 @@ class Inputs:
                 has_plan=has_plan,
                 plan_reason=plan_reason,
                 night_aborted=self.night_aborted,
+                night_end_reason=self.night_end_reason,
                 safe_for=safe_for,
                 safe_delay=self.config.safe_delay,
                 alarm=alarm,

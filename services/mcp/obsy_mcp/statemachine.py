@@ -58,6 +58,8 @@ class Conditions:
     has_plan: bool = False
     plan_reason: str = ""
     night_aborted: bool = False
+    night_end_reason: str = ""
+    """Why the night ended ("schedule finished", ...); empty: the operator ended it."""
     safe_for: float | None = None
     """Seconds since the last hazard or sky reason; None when none was seen since start."""
     safe_delay: float = 0.0
@@ -157,8 +159,8 @@ RULES: tuple[Rule, ...] = (
         State.STANDBY,
         RoofGoal.CLOSED,
         lambda c: c.night_aborted,
-        lambda c: "night ended by the operator",
-        "the operator closed the roof or aborted the night",
+        lambda c: c.night_end_reason or "night ended by the operator",
+        "the night was ended: the operator closed the roof or aborted it, or the Ekos schedule finished",
     ),
     Rule(
         State.STANDBY,

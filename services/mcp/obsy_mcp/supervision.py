@@ -6,6 +6,12 @@ leads to a container restart with the Docker SDK, at most ``max_restarts_per_hou
 service; every restart, refusal and failure is an event. Without the Docker socket (the
 MCP not under compose, or the socket not mounted) it reports and alarms only.
 
+A service's container is found by its compose labels (``com.docker.compose.project`` =
+``compose_project``, ``com.docker.compose.service`` = the service; for INDI the compose
+service in ``indi.container``), or by the name given in ``container_names``. INDI is
+supervised under the name :data:`INDI`: its problem comes from the driver watch
+(:mod:`obsy_mcp.driverwatch`), not from the bus.
+
 Restarts run on a worker thread: a container restart can take tens of seconds, and the
 controller must keep watching the weather meanwhile.
 """
@@ -24,6 +30,9 @@ from obsy_mcp.inputs import Clock
 log = logging.getLogger("obsy.mcp.supervision")
 
 HOUR = 3600.0
+INDI = "indi"  # the supervised name of the INDI server (its drivers answer, or it is restarted)
+COMPOSE_PROJECT = "com.docker.compose.project"
+COMPOSE_SERVICE = "com.docker.compose.service"
 Report = Callable[..., None]  # (kind, message, *, level, data)
 
 
@@ -51,7 +60,24 @@ class Supervisor:
         self._worker.shutdown(wait=False, cancel_futures=True)
 
     def container(self, service: str) -> str:
-        return self.config.container_names.get(service, f"obsy-{service}")
+        """The container as the events name it: its configured name, or its compose service."""
+        name = self.config.container_names.get(service)
+        if name:
+            return name
+        compose = self.config.indi.container if service == INDI else service
+        return f"compose service {self.config.compose_project}/{compose}"
+
+    def _containers(self, service: str) -> list[Any]:
+        """The service's containers through the Docker SDK (all replicas of a compose service)."""
+        name = self.config.container_names.get(service)
+        if name:
+            return [self._docker.containers.get(name)]
+        compose = self.config.indi.container if service == INDI else service
+        labels = [f"{COMPOSE_PROJECT}={self.config.compose_project}", f"{COMPOSE_SERVICE}={compose}"]
+        found = self._docker.containers.list(all=True, filters={"label": labels})
+        if not found:
+            raise LookupError(f"no container with the labels {', '.join(labels)}")
+        return found
 
     @property
     def can_restart(self) -> bool:
@@ -110,7 +136,8 @@ class Supervisor:
         try:
             if self._docker is None:
                 self._docker = self._docker_client()
-            self._docker.containers.get(name).restart(timeout=10)
+            for container in self._containers(service):
+                container.restart(timeout=10)
         except Exception as error:  # the Docker SDK raises many kinds; every one is reported
             self._docker = None
             self.report(

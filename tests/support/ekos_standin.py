@@ -1,0 +1,119 @@
+"""A stand-in Ekos on a private D-Bus: KStars' interface, with a scheduler status a test sets.
+
+The real KStars (tests/support/kstars.py) is what the MCP's Ekos control is tested
+against; this stand-in is for what the real one cannot be made to do on demand: a
+scheduler that aborts, or finishes, at the moment a test chooses. It runs its own
+``dbus-daemon`` on a unix socket in a work directory, owns ``org.kde.kstars`` there and
+answers the calls the MCP makes (``/KStars/Ekos``: setProfile, start, connectDevices and
+the ekosStatus/indiStatus properties; ``/KStars/Ekos/Scheduler``: removeAllJobs,
+loadScheduler, start, stop and the status property), recording each one. It uses
+jeepney, as the MCP does.
+
+    with EkosStandIn(tmp_path) as ekos:     # ekos.address for mcp.ekos.bus_address
+        ekos.status = SchedulerStatus.ABORTED
+        ekos.calls                          # ["Ekos.setProfile", "Scheduler.start", ...]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from jeepney import DBusAddress, Message, MessageType, new_error, new_method_call, new_method_return
+from jeepney.io.blocking import open_dbus_connection
+from jeepney.low_level import HeaderFields
+
+from obsy_mcp.ekos import EKOS, EKOS_PATH, PROPERTIES, SCHEDULER, SCHEDULER_PATH, SERVICE, SchedulerStatus
+
+COMMUNICATION_SUCCESS = 2
+
+
+def dbus_daemon_available() -> bool:
+    return shutil.which("dbus-daemon") is not None
+
+
+class EkosStandIn:
+    def __init__(self, workdir: Path, *, started_status: SchedulerStatus = SchedulerStatus.RUNNING) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.address = f"unix:path={self.workdir / 'bus'}"
+        self.status = SchedulerStatus.IDLE
+        self.started_status = started_status  # what Scheduler.start turns the status into
+        self.calls: list[str] = []
+        self._daemon: subprocess.Popen[bytes] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="ekos-standin", daemon=True)
+        self._ready = threading.Event()
+
+    def count(self, call: str) -> int:
+        """How often ``call`` ("Scheduler.start") was made."""
+        return self.calls.count(call)
+
+    def __enter__(self) -> EkosStandIn:
+        self._daemon = subprocess.Popen(
+            ["dbus-daemon", "--session", "--nofork", f"--address={self.address}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not (self.workdir / "bus").exists():
+            if time.monotonic() > deadline or self._daemon.poll() is not None:
+                raise RuntimeError("the private dbus-daemon did not start")
+            time.sleep(0.05)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the Ekos stand-in did not take its name on the bus")
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        if self._daemon is not None:
+            self._daemon.terminate()
+            self._daemon.wait(5)
+
+    def _serve(self) -> None:
+        with open_dbus_connection(bus=self.address) as connection:
+            bus = DBusAddress(
+                "/org/freedesktop/DBus", bus_name="org.freedesktop.DBus", interface="org.freedesktop.DBus"
+            )
+            connection.send_and_get_reply(new_method_call(bus, "RequestName", "su", (SERVICE, 4)), timeout=5)
+            self._ready.set()
+            while not self._stop.is_set():
+                try:
+                    message = connection.receive(timeout=0.2)
+                except TimeoutError:
+                    continue
+                if message.header.message_type is MessageType.method_call:
+                    with contextlib.suppress(OSError):
+                        connection.send(self._answer(message))
+
+    def _answer(self, message: Message) -> Message:
+        fields = message.header.fields
+        path, interface, method = (
+            fields.get(f) for f in (HeaderFields.path, HeaderFields.interface, HeaderFields.member)
+        )
+        if interface == PROPERTIES and method == "Get":
+            _iface, name = message.body
+            value = {
+                (SCHEDULER_PATH, "status"): int(self.status),
+                (EKOS_PATH, "ekosStatus"): COMMUNICATION_SUCCESS,
+                (EKOS_PATH, "indiStatus"): COMMUNICATION_SUCCESS,
+            }.get((path, name))
+            if value is None:
+                return new_error(message, "org.freedesktop.DBus.Error.UnknownProperty", "s", (name,))
+            return new_method_return(message, "v", (("i", value),))
+        self.calls.append(f"{path.rsplit('/', 1)[-1]}.{method}")  # Ekos.setProfile, Scheduler.start
+        if (path, interface, method) in ((EKOS_PATH, EKOS, "setProfile"), (SCHEDULER_PATH, SCHEDULER, "loadScheduler")):
+            return new_method_return(message, "b", (True,))
+        if (path, interface, method) == (SCHEDULER_PATH, SCHEDULER, "start"):
+            self.status = self.started_status
+        elif (path, interface, method) == (SCHEDULER_PATH, SCHEDULER, "stop"):
+            self.status = SchedulerStatus.IDLE
+        elif (path, interface) not in ((EKOS_PATH, EKOS), (SCHEDULER_PATH, SCHEDULER)):
+            return new_error(message, "org.freedesktop.DBus.Error.UnknownMethod", "s", (f"{path} {method}",))
+        return new_method_return(message)
