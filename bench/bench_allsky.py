@@ -1,8 +1,11 @@
 """The allsky pipeline on synthetic IMX585- and IMX294-size Bayer frames with a 5-exposure HDR bracket.
 
 For each frame size and each backend that can run here (NumPy/OpenCV always, CuPy where a GPU
-is), the whole chain runs on a 5-exposure bracket: per-stage and total times (median of
-``RUNS`` after a warm-up). In the same run, on the same data:
+is), the whole default chain runs on a 5-exposure bracket: per-stage and total times (median of
+``RUNS`` after a warm-up), then the JPEG encoding of the result (nvImageCodec on the GPU where
+installed, else OpenCV). Then once the chain with every optional finishing stage (star white
+balance, noise reduction, median, dehaze, tone curve, clarity, overlay). In the same run, on
+the same data:
 
 * OpenCV's ``createMergeMertens`` on the five debayered exposures, against our HDR stage;
 * photutils' ``DAOStarFinder`` (the ``bench`` extra) on the image our star stage sees (the
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from datetime import UTC, datetime
 
 import cv2
 import numpy as np
@@ -26,9 +30,29 @@ from obsy.config import AllskyPipelineConfig
 from obsy_allsky.backend import CupyBackend, NumpyBackend, cupy_status
 from obsy_allsky.pipeline.chain import FramePipeline
 from obsy_allsky.pipeline.debayer import bin2x2, normalize
+from obsy_allsky.pipeline.overlay import FrameInfo
 from tests.support.allsky_frames import FULL_SCALE, bracket, make_scene, match_stars
 
 SENSORS = {"IMX585": (3856, 2180), "IMX294": (4144, 2822)}
+#: The default chain plus every other finishing stage, timed once per backend (they are optional).
+FULL = AllskyPipelineConfig(
+    backend="numpy",
+    finish=[
+        {"stage": "white_balance", "method": "stars"},
+        {"stage": "denoise"},
+        {"stage": "median"},
+        {"stage": "dehaze"},
+        {"stage": "stretch"},
+        {"stage": "tone_map"},
+        {"stage": "clarity"},
+        {"stage": "saturation"},
+        {"stage": "mask"},
+        {"stage": "overlay"},
+    ],
+)
+INFO = FrameInfo(
+    taken_at=datetime(2026, 11, 21, 23, 0, tzinfo=UTC), exposure_s=20.0, gain=200, bracket=5, sun_altitude=-40.0
+)
 EXPOSURES = [0.002, 0.02, 0.2, 2.0, 20.0]
 RUNS = 3
 PEDESTAL = 500.0
@@ -54,19 +78,31 @@ def _median_time(fn, runs: int = RUNS) -> tuple[float, object]:
     return statistics.median(times), result
 
 
-def _chain(backend, config, raws, darks) -> dict[str, float]:
+def _chain(backend, config, raws, darks, runs: int = RUNS) -> dict[str, float]:
+    """Per-stage times (a run that waits for the device after each stage) and the total of plain runs."""
     pipeline = FramePipeline(config, backend)
-    pipeline.process(raws, EXPOSURES, darks)  # warm-up (kernels compile on the GPU)
-    totals, stages = [], []
-    for _ in range(RUNS):
+    pipeline.process(raws, EXPOSURES, darks, info=INFO)  # warm-up (kernels compile on the GPU)
+    totals, stages, encodes = [], [], []
+    for _ in range(runs):
         start = time.perf_counter()
-        pipeline.process(raws, EXPOSURES, darks)
+        pipeline.process(raws, EXPOSURES, darks, info=INFO)
         backend.synchronize()
         totals.append(time.perf_counter() - start)
-        stages.append(pipeline.process(raws, EXPOSURES, darks, keep_timings=True).timings)
+        frame = pipeline.process(raws, EXPOSURES, darks, info=INFO, keep_timings=True)
+        stages.append(frame.timings)
+        start = time.perf_counter()
+        encoded = pipeline.encode(frame, jpeg_quality=90)
+        encodes.append(time.perf_counter() - start)
     out = {name: statistics.median(s[name] for s in stages) for name in stages[0]}
     out["total"] = statistics.median(totals)
+    out[f"jpeg ({encoded.encoder})"] = statistics.median(encodes)
     return out
+
+
+def _print_times(label: str, timings: dict[str, float]) -> None:
+    stages = "  ".join(f"{k} {v * 1000:.0f}" for k, v in timings.items() if k != "total" and not k.startswith("jpeg"))
+    jpeg = next(f"{k} {v * 1000:.0f} ms" for k, v in timings.items() if k.startswith("jpeg"))
+    print(f"  {label:6s} total {timings['total'] * 1000:8.1f} ms   per stage (ms): {stages};  then {jpeg}")
 
 
 def _opencv_mertens(raws, darks) -> float:
@@ -114,8 +150,10 @@ def main() -> None:
         results = {}
         for backend in backends:
             results[backend.name] = timings = _chain(backend, config, raws, darks)
-            stages = "  ".join(f"{k} {v * 1000:.0f}" for k, v in timings.items() if k != "total")
-            print(f"  {backend.name:6s} total {timings['total'] * 1000:8.1f} ms   per stage (ms): {stages}")
+            _print_times(backend.name, timings)
+        print(f"  every finishing stage: {', '.join(s.stage for s in FULL.finish)}")
+        for backend in backends:
+            _print_times(backend.name, _chain(backend, FULL, raws, darks, runs=1))
         stars = FramePipeline(config, backends[0]).process(raws, EXPOSURES, darks).stars
         recall, precision = match_stars(stars.positions, scene.stars, radius=2.0)
         print(f"  our stars: {stars.count} found of {len(scene.stars)}, recall {recall:.3f} precision {precision:.3f}")

@@ -13,7 +13,11 @@ Arrays are float32, images channels-last (H, W) or (H, W, 3).
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -51,6 +55,10 @@ class Backend:
     def synchronize(self) -> None:
         """Wait until queued work is done (for timing); a no-op on the CPU."""
 
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        """``[fn(item) for item in items]``; the CPU backend runs the items on its cores at once."""
+        return [fn(item) for item in items]
+
     # --- neighbourhood operations (implemented per backend) ------------------------
     def correlate2d(self, image: Any, kernel: np.ndarray) -> Any:
         """2-D correlation of each channel with ``kernel`` (reflect-101 borders)."""
@@ -76,6 +84,30 @@ class Backend:
         """Minimum over a size×size window of a single-channel image (replicated borders)."""
         return -self.maximum_filter(-image, size)
 
+    # --- colour and output (channel-wise work NumPy does slowly: a trailing axis of 3) ---
+    def mix_channels(self, image: Any, matrix: np.ndarray, out: Any | None = None) -> Any:
+        """Each pixel's channels times ``matrix`` (K×C): (H, W, C) → (H, W, K), or (H, W) when K is 1."""
+        m = self.xp.asarray(matrix, dtype=self.xp.float32)
+        mixed = self.xp.matmul(image, m.T)
+        if m.shape[0] == 1:
+            mixed = mixed[:, :, 0]
+        if out is None:
+            return mixed
+        out[...] = mixed
+        return out
+
+    def zero_outside(self, image: Any, mask: Any) -> Any:
+        """The image, black wherever the (H, W) boolean mask is false (in place, or a new array on the CPU)."""
+        image *= mask[:, :, None]
+        return image
+
+    def to_uint8(self, image: Any) -> Any:
+        """[0, 1] floats → rounded, saturated uint8 (same backend)."""
+        xp = self.xp
+        scaled = xp.clip(image, 0.0, 1.0) * np.float32(255)
+        scaled += np.float32(0.5)
+        return scaled.astype(xp.uint8)
+
     # --- pyramids, shared -----------------------------------------------------------
     def pyr_down(self, image: Any) -> Any:
         """Blur with the binomial kernel and keep every second row and column (as cv2.pyrDown)."""
@@ -93,6 +125,33 @@ class NumpyBackend(Backend):
 
     def __init__(self) -> None:
         super().__init__(name="numpy", xp=np)
+        _keep_freed_memory()
+
+    def map(self, fn, items):
+        # NumPy's element-wise work is single-threaded but releases the GIL: independent
+        # pieces (the exposures of a bracket) run in threads, one per core OpenCV uses.
+        pool = _cpu_pool()
+        if pool is None:
+            return [fn(item) for item in items]
+        return list(pool.map(fn, items))
+
+    def mix_channels(self, image, matrix, out=None):
+        m = np.asarray(matrix, dtype=np.float32)
+        if out is None:
+            return cv2.transform(image, m)
+        return cv2.transform(image, m, dst=out)
+
+    def zero_outside(self, image, mask):
+        key = ("mask_u8", id(mask))
+        cached = self._cache.get(key)
+        if cached is None or cached[0] is not mask:
+            cached = self._cache[key] = (mask, mask.astype(np.uint8))
+        # A bitwise AND of the float bits with itself where the mask is set; a new image is zero elsewhere.
+        return cv2.bitwise_and(image, image, mask=cached[1])
+
+    def to_uint8(self, image):
+        positive = cv2.max(image, 0.0)
+        return cv2.convertScaleAbs(positive, alpha=255.0)  # rounds and saturates at 255
 
     def correlate2d(self, image, kernel):
         return cv2.filter2D(image, cv2.CV_32F, kernel.astype(np.float32), borderType=cv2.BORDER_REFLECT_101)
@@ -168,6 +227,32 @@ class CupyBackend(Backend):
     def box_filter(self, image, size):
         footprint = (size, size, 1) if image.ndim == 3 else (size, size)
         return self._ndi.uniform_filter(image, size=footprint, mode="mirror")
+
+
+@functools.cache
+def _cpu_pool() -> ThreadPoolExecutor | None:
+    """One pool for every CPU backend of the process (None on a single core)."""
+    threads = cv2.getNumThreads()
+    return ThreadPoolExecutor(threads, thread_name_prefix="allsky-cpu") if threads > 1 else None
+
+
+def _keep_freed_memory() -> None:
+    """Let glibc reuse freed image buffers instead of returning them to the system at once.
+
+    By default every allocation above 32 MiB is a fresh ``mmap`` and every free a ``munmap``,
+    so each full-size temporary (40–140 MB at 8–12 MP) pays tens of thousands of page faults:
+    measured, about a third of the CPU pipeline's time. Raising the mmap and trim thresholds
+    keeps those pages in the heap for the next frame. Linux/glibc only; elsewhere a no-op.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)
+        libc.mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1)
+    except (OSError, AttributeError):
+        pass
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
 
 
 def cupy_status() -> tuple[Any | None, str]:

@@ -89,15 +89,12 @@ class FramePipeline:
             return out
 
         darks = darks or [None] * len(raws)
-        linear = [
-            timed(
-                "dark",
-                lambda raw=raw, dark=dark: normalize(
-                    be, raw, cfg.full_scale, be.asarray(dark) if dark is not None else None
-                ),
-            )
-            for raw, dark in zip(raws, darks, strict=True)
-        ]
+
+        def develop(pair: tuple[np.ndarray, np.ndarray | None]) -> Any:
+            raw, dark = pair
+            return normalize(be, raw, cfg.full_scale, be.asarray(dark) if dark is not None else None)
+
+        linear = timed("dark", lambda: be.map(develop, zip(raws, darks, strict=True)))
         longest = int(np.argmax(exposures_s))
         stars = timed("stars", lambda: self._stars(linear[longest]))
         sqm = sqm_estimate(
@@ -111,7 +108,7 @@ class FramePipeline:
             pattern = cfg.bayer_pattern
 
             def fuse_mosaics() -> Any:
-                planes = [bayer_planes(be, mosaic, pattern) for mosaic in bracket]
+                planes = be.map(lambda mosaic: bayer_planes(be, mosaic, pattern), bracket)
                 return bayer_mosaic(be, self._fuse(planes, bayer_cell_colour), pattern)
 
             mosaic = timed("hdr", fuse_mosaics)

@@ -81,10 +81,10 @@ def dehaze(
     veil = veil_colour(be, small, dark, small_mask)
     normalised = small / veil[None, None, :]
     transmission = 1 - np.float32(strength) * be.minimum_filter(xp.min(normalised, axis=2), patch)
-    grey = luminance(small)
+    grey = luminance(small, be)
     a, b = guided_coefficients(be, grey, transmission, radius=max(2, patch), eps=1e-3)
     a, b = _expand(be, a, shapes), _expand(be, b, shapes)
-    t = a * luminance(image)
+    t = a * luminance(image, be)
     t += b
     xp.clip(t, np.float32(min_transmission), np.float32(1), out=t)
     if mask is not None:
@@ -106,7 +106,7 @@ def clarity(be: Backend, image: Any, *, amount: float = 0.4, levels: int = 5) ->
     xp = be.xp
     height, width = image.shape[:2]
     levels = max(0, min(levels, int(np.log2(max(min(height, width), 2))) - 1))
-    lum = luminance(image)
+    lum = luminance(image, be)
     blur = _expand(be, _reduce(be, lum, levels), _pyramid_shapes(height, width, levels))
     detail = xp.subtract(lum, blur, out=blur)
     weight = lum * 2 - 1

@@ -71,7 +71,7 @@ def denoise(
 ) -> Any:
     """Smooth the noise of an (H, W, 3) image, brightness and colour separately; in place."""
     xp = be.xp
-    y = luminance(image)
+    y = luminance(image, be)
     sigma = max(noise_sigma(be, y, mask), 1e-6)
     eps = (edge_sigma * sigma) ** 2
     # The colour differences before Y changes.

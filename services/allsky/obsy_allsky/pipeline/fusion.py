@@ -97,20 +97,23 @@ def fuse(
         raise ValueError("all frames of an HDR bracket must have the same size")
     if len(images) == 1:
         return images[0]
-    weights = [quality_weights(be, colour(image), contrast, saturation, exposure) for image in images]
+    # The exposures are independent up to the sums: the backend may run them side by side.
+    weights = be.map(lambda image: quality_weights(be, colour(image), contrast, saturation, exposure), images)
     total = weights[0].copy()
     for weight in weights[1:]:
         total += weight
     levels = pyramid_levels(shape[0], shape[1])
-    result: list[Any] = []
-    for image, weight in zip(images, weights, strict=True):
+
+    def contribution(pair: tuple[Any, Any]) -> list[Any]:
+        image, weight = pair
         be.xp.divide(weight, total, out=weight)
-        contribution = _weighted_laplacian_pyramid(be, image, weight, levels)
-        if not result:
-            result = contribution
-        else:
-            for level, part in enumerate(contribution):
-                result[level] += part
+        return _weighted_laplacian_pyramid(be, image, weight, levels)
+
+    contributions = be.map(contribution, zip(images, weights, strict=True))
+    result = contributions[0]
+    for other in contributions[1:]:
+        for level, part in enumerate(other):
+            result[level] += part
     return collapse(be, result)
 
 
