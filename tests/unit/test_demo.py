@@ -1,0 +1,61 @@
+"""The demo's choices: a site where it is night now, targets high in its sky, named INDI drivers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from obsy import astro
+from obsy.config import ConfigError, load_config
+from obsy.demo.site import _Position, night_site, timezone_for
+from obsy.demo.targets import MIN_ALTITUDE_DEG, high_targets
+
+MOMENTS = [datetime(2026, 6, 21, 12, 0, tzinfo=UTC) + timedelta(hours=h, days=d) for d in (0, 91, 182) for h in (0, 7)]
+
+
+@pytest.mark.parametrize("when", MOMENTS, ids=lambda w: w.strftime("%m-%d %H"))
+@pytest.mark.parametrize("latitude", [48.2, 69.0, -33.9, 0.0])
+def test_the_demo_site_is_in_astronomical_night_with_targets_high_up(latitude, when) -> None:
+    site = night_site(latitude, when)
+    assert site.sun_altitude < -18
+    assert float(astro.sun_altaz(_Position(site.latitude, site.longitude), when).alt) == pytest.approx(
+        site.sun_altitude, abs=0.1
+    )
+    if latitude in (0.0, -33.9) or (latitude == 48.2 and when.month == 12):
+        assert site.latitude == latitude  # deep night there: the latitude is kept
+    if latitude == 69.0 and when.month == 6:
+        assert site.latitude < 0  # midnight Sun: moved to where the Sun is at the nadir
+    targets = high_targets(site.latitude, site.longitude, when)
+    assert len(targets) == 3 and all(t.altitude >= MIN_ALTITUDE_DEG for t in targets)
+
+
+def test_the_time_zone_follows_the_longitude() -> None:
+    assert timezone_for(16.4) == "Etc/GMT-1"  # UTC+1 (POSIX signs)
+    assert timezone_for(-75.0) == "Etc/GMT+5"
+    assert timezone_for(3.0) == "UTC"
+    assert timezone_for(179.9) == "Etc/GMT-12"
+
+
+def test_local_drivers_take_names_and_wrong_entries_are_named(tmp_path) -> None:
+    path = tmp_path / "obsy.yaml"
+    path.write_text(
+        "site: {latitude: 48, longitude: 16}\n"
+        "indi:\n  local_drivers: [indi_simulator_ccd, {driver: indi_simulator_ccd, name: Allsky Simulator}]\n"
+    )
+    drivers = load_config(path).indi.local_drivers
+    assert [(d.driver, d.name) for d in drivers] == [
+        ("indi_simulator_ccd", None),
+        ("indi_simulator_ccd", "Allsky Simulator"),
+    ]
+    for entries, message in (
+        ("[indi_simulator_ccd, {driver: indi_simulator_ccd, nme: x}]", "unknown key 'indi.local_drivers.1.nme'"),
+        ("[indi_simulator_ccd, indi_simulator_ccd]", "indi_simulator_ccd listed more than once"),
+        ("[5]", "entry 0 (5) must be a driver name"),
+        ("[{driver: 'rm -rf'}]", "'rm -rf' is not a driver executable name"),
+        ("[{driver: x, name: 'a\"b'}]", "without double quotes"),
+    ):
+        path.write_text(f"site: {{latitude: 48, longitude: 16}}\nindi:\n  local_drivers: {entries}\n")
+        with pytest.raises(ConfigError) as error:
+            load_config(path)
+        assert message in str(error.value), str(error.value)
