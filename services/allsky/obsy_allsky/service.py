@@ -383,6 +383,26 @@ class AllskyService(Service):
             sensor("sqm", "Sky brightness", "sqm", unit_of_measurement="mag/arcsec²", icon="mdi:brightness-4"),
             sensor("exposure", "Exposure", "exposure_s", device_class="duration", unit_of_measurement="s"),
             sensor("gain", "Gain", "gain", icon="mdi:tune-vertical"),
+            Entity(
+                component="sensor",
+                object_id="mode",
+                name="Exposure mode",
+                state_topic=state,
+                value_template="{{ value_json.mode if value_json.mode is not none else 'None' }}",
+                device_class="enum",
+                options=("day", "twilight", "night", "moon"),
+                icon="mdi:theme-light-dark",
+            ),
+            # Cap the lens first: the masters of the current bracket, gain and temperature.
+            Entity(
+                component="button",
+                object_id="capture_darks",
+                name="Capture master darks",
+                command_topic=self.topics.allsky_darks_command,
+                payload_press="{}",
+                entity_category="config",
+                icon="mdi:camera-iris",
+            ),
         ]
 
 
