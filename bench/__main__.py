@@ -1,4 +1,7 @@
-"""Run every benchmark module (``bench/bench_*.py``, each with a ``main()``), or those named."""
+"""Run every benchmark module (``bench/bench_*.py``, each with a ``main()``), or those named.
+
+Arguments starting with ``-`` (``--full``) are left to the benchmarks, which read ``sys.argv``.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pathlib import Path
 
 def main(argv: list[str]) -> int:
     here = Path(__file__).parent
-    names = argv or sorted(p.stem for p in here.glob("bench_*.py"))
+    names = [a for a in argv if not a.startswith("-")] or sorted(p.stem for p in here.glob("bench_*.py"))
     if not names:
         print("no benchmarks yet (bench/bench_*.py)")
         return 0

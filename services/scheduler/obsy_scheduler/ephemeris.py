@@ -23,9 +23,9 @@ grid and with whole degrees of altitude and Moon distance):
 - polar motion (< 0.5") and diurnal aberration (< 0.3") are left out;
 - the precession-nutation matrix, the aberration and the equation of the origins are
   those of one instant of the night (they change by < 0.1" in 12 hours);
-- the Sun is evaluated every :data:`SUN_STEP_S` (3 h) and the Moon every
+- the Sun is evaluated every :data:`SUN_STEP_S` (6 h) and the Moon every
   :data:`MOON_STEP_S` (1 h), and their geocentric vectors interpolated linearly in
-  between: the chord of 3 h of the Sun's apparent path strays from the arc by < 0.2",
+  between: the chord of 6 h of the Sun's apparent path strays from the arc by < 0.5",
   that of 1 h of the Moon's orbit by < 3".
 
 ``tests/unit/test_scheduler_ephemeris.py`` compares the results with astropy over a year
@@ -46,7 +46,7 @@ import numpy as np
 #: Julian Date of the Unix epoch (1970-01-01T00:00 UTC).
 UNIX_EPOCH_JD = 2440587.5
 #: Spacing (seconds) at which the Sun's and the Moon's geocentric positions are computed.
-SUN_STEP_S = 3 * 3600.0
+SUN_STEP_S = 6 * 3600.0
 MOON_STEP_S = 3600.0
 _WGS84 = 1
 _LIGHT_AU_PER_DAY = erfa.DC

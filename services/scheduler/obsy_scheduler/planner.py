@@ -116,7 +116,11 @@ class _Candidates:
         return wanted, done, min_time_s, priority, shortest
 
     def remaining_seconds(self, overhead_s: float) -> np.ndarray:
-        return np.array([sum(n * (p.exposure_s + overhead_s) for p, n in plans) for plans in self.remaining])
+        return np.array([self.seconds_left(i, overhead_s) for i in range(len(self.remaining))])
+
+    def seconds_left(self, i: int, overhead_s: float) -> float:
+        """The time target ``i``'s remaining frames take."""
+        return float(sum(n * (p.exposure_s + overhead_s) for p, n in self.remaining[i]))
 
 
 @dataclass
@@ -268,7 +272,7 @@ class Planner:
             blocks.append(block)
             frames = sum(count for _, count in taken)
             done[best] += frames
-            remaining_s[best] = candidates.remaining_seconds(overhead)[best]
+            remaining_s[best] = candidates.seconds_left(best, overhead)
             current = best
             others_from = block.end.timestamp() + s.switch_gap_s
             t = max(t + 1, int(np.searchsorted(sky.unix, block.end.timestamp() - 1e-6)))
