@@ -19,6 +19,7 @@ Targets: CPU (2 cores) under 2 s per frame; H100/H200 under 30 ms per frame; HDR
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from datetime import UTC, datetime
@@ -82,12 +83,13 @@ def _chain(backend, config, raws, darks, runs: int = RUNS) -> dict[str, float]:
     """Per-stage times (a run that waits for the device after each stage) and the total of plain runs."""
     pipeline = FramePipeline(config, backend)
     pipeline.process(raws, EXPOSURES, darks, info=INFO)  # warm-up (kernels compile on the GPU)
-    totals, stages, encodes = [], [], []
+    totals, cpu, stages, encodes = [], [], [], []
     for _ in range(runs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         pipeline.process(raws, EXPOSURES, darks, info=INFO)
         backend.synchronize()
         totals.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
         frame = pipeline.process(raws, EXPOSURES, darks, info=INFO, keep_timings=True)
         stages.append(frame.timings)
         start = time.perf_counter()
@@ -95,14 +97,20 @@ def _chain(backend, config, raws, darks, runs: int = RUNS) -> dict[str, float]:
         encodes.append(time.perf_counter() - start)
     out = {name: statistics.median(s[name] for s in stages) for name in stages[0]}
     out["total"] = statistics.median(totals)
+    out["cpu"] = statistics.median(cpu)
     out[f"jpeg ({encoded.encoder})"] = statistics.median(encodes)
     return out
 
 
 def _print_times(label: str, timings: dict[str, float]) -> None:
-    stages = "  ".join(f"{k} {v * 1000:.0f}" for k, v in timings.items() if k != "total" and not k.startswith("jpeg"))
+    stages = "  ".join(
+        f"{k} {v * 1000:.0f}" for k, v in timings.items() if k not in ("total", "cpu") and not k.startswith("jpeg")
+    )
     jpeg = next(f"{k} {v * 1000:.0f} ms" for k, v in timings.items() if k.startswith("jpeg"))
-    print(f"  {label:6s} total {timings['total'] * 1000:8.1f} ms   per stage (ms): {stages};  then {jpeg}")
+    print(
+        f"  {label:6s} total {timings['total'] * 1000:8.1f} ms (CPU time {timings['cpu'] * 1000:.0f} ms)"
+        f"   per stage (ms): {stages};  then {jpeg}"
+    )
 
 
 def _opencv_mertens(raws, darks) -> float:
@@ -172,7 +180,11 @@ def main() -> None:
                 + ", ".join(f"{seconds / r['stars']:.1f}x faster ({name})" for name, r in results.items())
             )
         verdict = "meets" if cpu["total"] < 2.0 else "misses"
-        print(f"  CPU total {cpu['total']:.2f} s per frame {verdict} the 2 s target")
+        print(
+            f"  CPU total {cpu['total']:.2f} s per frame {verdict} the 2 s target "
+            f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
+            f"{cpu['cpu']:.2f} CPU-seconds per frame)"
+        )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import numpy as np
 
 from obsy_allsky.backend import Backend
 from obsy_allsky.pipeline.denoise import guided_coefficients
-from obsy_allsky.pipeline.tone import luminance, sample
+from obsy_allsky.pipeline.tone import add_to_channels, luminance, sample
 
 #: Halvings before the dark channel and the transmission are computed (4× smaller each way).
 _DEHAZE_LEVELS = 2
@@ -88,11 +88,13 @@ def dehaze(
     t += b
     xp.clip(t, np.float32(min_transmission), np.float32(1), out=t)
     if mask is not None:
-        t[~mask] = 1  # beyond the horizon: leave as it is
-    # J = (I − A)/t + A
-    image -= veil[None, None, :]
-    image /= t[:, :, None]
-    image += veil[None, None, :]
+        t = xp.where(mask, t, np.float32(1))  # beyond the horizon: leave as it is
+    # J = (I − A)/t + A = I·r + A·(1 − r) with r = 1/t, channel by channel.
+    r = xp.divide(np.float32(1), t, out=t)
+    for channel in range(3):
+        plane = image[:, :, channel]
+        plane *= r
+        plane += (1 - r) * veil[channel]
     return xp.clip(image, 0.0, 1.0, out=image)
 
 
@@ -115,5 +117,5 @@ def clarity(be: Backend, image: Any, *, amount: float = 0.4, levels: int = 5) ->
     xp.maximum(weight, 0, out=weight)
     detail *= weight
     detail *= np.float32(amount)
-    image += detail[:, :, None]
+    add_to_channels(image, detail)
     return xp.clip(image, 0.0, 1.0, out=image)

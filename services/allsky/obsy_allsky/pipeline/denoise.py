@@ -10,8 +10,9 @@ the image itself, so "an edge" means "detail well above the noise". Only box fil
 element-wise arithmetic: the same code on both backends.
 
 Colour is split into luminance Y and two colour differences (R − Y, B − Y). Y is filtered
-guided by itself, the colour differences with a larger window guided by Y, so colour noise
-is smoothed hard while colour borders still follow the brightness edges.
+guided by itself, the colour differences with a larger window guided by Y (computed at half
+size, applied at full size: the "fast guided filter"), so colour noise is smoothed hard while
+colour borders still follow the brightness edges.
 """
 
 from __future__ import annotations
@@ -81,10 +82,19 @@ def denoise(
         smooth = guided_filter(be, y, y, luminance_radius, eps)
         y += (smooth - y) * np.float32(luminance_amount)
     if chrominance_amount > 0:
-        # Colour noise is measured against the brightness edges (the guide), so ε stays that of Y.
+        # Colour is smooth: its filter runs at half size (radius halved) and its coefficients are
+        # applied at full size with the full-size Y as guide, so colour borders follow Y's edges.
+        height, width = y.shape
+        y_half = be.pyr_down(y)
+        radius = max(1, chrominance_radius // 2)
         for plane in (cr, cb):
-            smooth = guided_filter(be, y, plane, chrominance_radius, eps)
-            xp.add(plane, (smooth - plane) * np.float32(chrominance_amount), out=plane)
+            a, b = guided_coefficients(be, y_half, be.pyr_down(plane), radius, eps)
+            smooth = be.pyr_up(a, height, width)
+            smooth *= y
+            smooth += be.pyr_up(b, height, width)
+            smooth -= plane
+            smooth *= np.float32(chrominance_amount)
+            xp.add(plane, smooth, out=plane)
     # Back to RGB: R = Y + cr, B = Y + cb, G from the luminance equation.
     xp.add(y, cr, out=image[:, :, 0])
     xp.add(y, cb, out=image[:, :, 2])
