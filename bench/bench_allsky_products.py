@@ -32,20 +32,45 @@ WIDTH, HEIGHT = 4144, 2822
 FRAMES = 120
 
 CHILD = """
-import json, resource, sys, time
+import glob, json, sys, threading, time
 from pathlib import Path
 from obsy.config import AllskyTimelapseConfig
 from obsy_allsky.products.timelapse import make_timelapse
 
+
+def hwm_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return 0
+
+
+peak_children = 0
+running = True
+
+
+def sample():  # VmHWM only grows: the last sample of ffmpeg is (about) its peak
+    global peak_children
+    while running:
+        for listing in glob.glob("/proc/self/task/*/children"):
+            for pid in open(listing).read().split():
+                peak_children = max(peak_children, hwm_kib(pid))
+        time.sleep(0.05)
+
+
+threading.Thread(target=sample, daemon=True).start()
 frames = sorted(Path(sys.argv[1]).glob("*.jpg"))
 settings = AllskyTimelapseConfig(width=int(sys.argv[3]), encoder=sys.argv[4])
 started = time.perf_counter()
 video = make_timelapse(frames, Path(sys.argv[2]), settings)
+seconds = time.perf_counter() - started
+running = False
 print(json.dumps({
-    "seconds": time.perf_counter() - started,
+    "seconds": seconds,
     "encoder": video.encoder,
-    "self_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    "ffmpeg_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    "self_mib": hwm_kib("self") / 1024,
+    "ffmpeg_mib": peak_children / 1024,
 }))
 """
 

@@ -109,9 +109,12 @@ MEMORY_PROBE = textwrap.dedent(
     frames = sorted(Path(sys.argv[1]).glob("*.jpg"))
     settings = AllskyTimelapseConfig(fps=25, width=640, encoder="libx264")
     video = make_timelapse(frames, Path(sys.argv[2]), settings)
+    # VmHWM: this process's own peak (ru_maxrss would include the parent's size at the fork).
+    hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
     print(json.dumps({
         "used": video.used,
-        "self_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "self_kib": hwm,
+        # An upper bound for ffmpeg: it also counts this process's size when ffmpeg was started.
         "ffmpeg_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
     }))
     """
