@@ -14,6 +14,8 @@ API::
                                           # adds an "OBSY test" Ekos profile with those drivers
                                           # to the user DB, opens Ekos, starts INDI and
                                           # waits until Ekos reports the devices connected
+                                          # (indi_server=(host, port): Ekos uses that server
+                                          # instead of starting its own)
     ks.load_schedule(path)                # Scheduler.loadScheduler over D-Bus -> bool
     ks.wait_for_log(r"regex", timeout)    # a line of KStars' log (stderr) matching regex
     ks.log_text()                         # the whole log so far
@@ -189,12 +191,20 @@ class KStars:
         if not self.call("/KStars", "org.kde.kstars", "setGeoLocation", "sss", city, province, country):
             raise KStarsError(f"KStars does not know the city {city!r}, {province!r}, {country!r}")
 
-    def add_profile(self, drivers: tuple[str, ...]) -> None:
-        """An Ekos profile (local INDI server) with the given driver labels, e.g. "CCD Simulator"."""
+    def add_profile(self, drivers: tuple[str, ...], indi_server: tuple[str, int] | None = None) -> None:
+        """An Ekos profile with the given driver labels, e.g. "CCD Simulator".
+
+        Without ``indi_server`` Ekos starts its own local indiserver; with ``(host, port)``
+        it connects to that server instead (a remote profile) and starts none.
+        """
         with sqlite3.connect(self.user_db, timeout=10) as db:
             if db.execute("SELECT id FROM profile WHERE name = ?", (PROFILE,)).fetchone():
                 return
-            cursor = db.execute("INSERT INTO profile (name, autoconnect, portselector) VALUES (?, 1, 0)", (PROFILE,))
+            host, port = indi_server or (None, None)
+            cursor = db.execute(
+                "INSERT INTO profile (name, host, port, autoconnect, portselector) VALUES (?, ?, ?, 1, 0)",
+                (PROFILE, host, port),
+            )
             roles = {"Telescope": "Mount", "CCD": "CCD", "Focuser": "Focuser", "Filter": "Filter"}
             for label in drivers:
                 role = next((r for key, r in roles.items() if key in label), "Aux1")
@@ -203,10 +213,13 @@ class KStars:
                 )
 
     def start_ekos(
-        self, drivers: tuple[str, ...] = ("Telescope Simulator", "CCD Simulator"), timeout: float = 120.0
+        self,
+        drivers: tuple[str, ...] = ("Telescope Simulator", "CCD Simulator"),
+        timeout: float = 120.0,
+        indi_server: tuple[str, int] | None = None,
     ) -> None:
         """Open Ekos on the test profile, start INDI and wait until the devices are connected."""
-        self.add_profile(drivers)
+        self.add_profile(drivers, indi_server)
         self.call("/KStars", "org.kde.KMainWindow", "activateAction", "s", "ekos")
         self._wait(lambda: self.has_object(EKOS_PATH), timeout, "Ekos did not appear on D-Bus")
         profiles = self.call(EKOS_PATH, EKOS, "getProfiles")

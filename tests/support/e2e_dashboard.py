@@ -1,0 +1,80 @@
+"""Screenshots of the live dashboard during the end-to-end night (Playwright, Debian's Chromium).
+
+Each shot goes to the test's own folder; with ``OBSY_E2E_SCREENSHOTS=<folder>`` (for example
+``docs/walkthrough``) a copy with fewer colour levels goes there too, small enough to
+commit with the docs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SCREENSHOTS_ENV = "OBSY_E2E_SCREENSHOTS"
+VIEWPORT = {"width": 1200, "height": 900}
+
+
+def browser_available() -> bool:
+    if CHROMIUM is None:
+        return False
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class DashboardCamera:
+    """A logged-in browser page on the dashboard that photographs it on request."""
+
+    def __init__(self, url: str, username: str, password: str, folder: Path) -> None:
+        from playwright.sync_api import sync_playwright
+
+        self.url = url.rstrip("/")
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.docs_folder = Path(os.environ[SCREENSHOTS_ENV]) if os.environ.get(SCREENSHOTS_ENV) else None
+        self._playwright = sync_playwright().start()
+        self._browser = self._playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        self.page: Any = self._browser.new_context(viewport=VIEWPORT).new_page()
+        self.page.goto(f"{self.url}/")
+        self.page.fill("input[name=username]", username)
+        self.page.fill("input[name=password]", password)
+        self.page.click("button[type=submit]")
+        self.page.wait_for_url(f"{self.url}/")
+        self.shots: list[Path] = []
+
+    def expect_text(self, selector: str, text: str, timeout_s: float = 10.0) -> None:
+        """Wait until the live page shows ``text`` in ``selector`` (no reload)."""
+        from playwright.sync_api import expect
+
+        expect(self.page.locator(selector)).to_contain_text(text, timeout=timeout_s * 1000)
+
+    def shoot(self, name: str) -> Path:
+        path = self.folder / f"{name}.png"
+        self.page.screenshot(path=path, full_page=True)
+        self.shots.append(path)
+        if self.docs_folder is not None:
+            self.docs_folder.mkdir(parents=True, exist_ok=True)
+            _small_png(path, self.docs_folder / path.name)
+        return path
+
+    def close(self) -> None:
+        self._browser.close()
+        self._playwright.stop()
+
+
+def _small_png(source: Path, target: Path) -> None:
+    """The screenshot with 32 levels per channel, compressed hardest: a fraction of the size.
+
+    A dashboard is flat colour and text, so the coarser levels are not visible; OpenCV is
+    already installed for the allsky and clouddetect services.
+    """
+    import cv2
+
+    image = cv2.imread(str(source), cv2.IMREAD_COLOR)
+    image = (image // 8) * 8 + 4
+    cv2.imwrite(str(target), image, [cv2.IMWRITE_PNG_COMPRESSION, 9])

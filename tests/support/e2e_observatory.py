@@ -1,0 +1,226 @@
+"""The whole observatory for the end-to-end test: one config file, six service processes.
+
+Each service runs from its console script (``obsy-<name> run --config <file>``), as a user
+starts it, with its output in ``<log_dir>/<name>.log``. The servers around them come from
+the other test helpers (Mosquitto, indiserver, KStars, Postgres); :func:`gather_logs` copies
+their logs next to the services' so that one folder tells the whole story of a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from obsy.config import SERVICE_NAMES
+from tests.support.configs import write_config
+from tests.support.indiserver import CCD, ROOF, TELESCOPE, WEATHER, IndiServer
+from tests.support.mosquitto import MosquittoBroker
+
+ALLSKY_CAMERA = "Allsky Simulator"  # a second indi_simulator_ccd, renamed through the indiserver FIFO
+HEARTBEAT_S = 2.0
+WEATHER_SAFE_DELAY_S = 20.0
+
+
+def start_renamed_driver(server: IndiServer, driver: str, name: str) -> None:
+    """Load ``driver`` into a running indiserver under another device name (its FIFO's ``-n``)."""
+    with server.fifo_path.open("w") as fifo:
+        fifo.write(f'start {driver} -n "{name}"\n')
+
+
+def console_script(name: str) -> str:
+    """``obsy-<name>`` of the environment running the tests (the venv's bin), else from PATH."""
+    beside = Path(sys.executable).with_name(f"obsy-{name}")
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(f"obsy-{name}")
+    if found is None:
+        raise FileNotFoundError(f"console script obsy-{name} is not installed (pip install -e services/{name})")
+    return found
+
+
+def night_config(
+    workdir: Path,
+    broker: MosquittoBroker,
+    *,
+    site: dict[str, Any],
+    indi_port: int,
+    database_url: str,
+    web_port: int,
+    kstars_bus: str,
+    ekos_profile: str,
+) -> Path:
+    """The one config file every service reads: short intervals so that a night fits in minutes."""
+    beat = {"heartbeat_interval": HEARTBEAT_S, "log_level": "INFO"}
+    return write_config(
+        workdir,
+        broker,
+        site=site,
+        indi={"host": "127.0.0.1", "port": indi_port, "connect_timeout": 10},
+        database={"url": database_url},
+        homeassistant={"enabled": True},
+        run_dir=str(workdir / "run"),
+        log_format="text",
+        weather={
+            **beat,
+            "safe_delay": WEATHER_SAFE_DELAY_S,
+            "publish_interval": 2,
+            "sources": [{"type": "indi", "name": "simulator", "device": WEATHER, "poll_interval": 1, "max_age": 30}],
+        },
+        allsky={
+            **beat,
+            "camera": {"device": ALLSKY_CAMERA, "interval_s": 8, "readout_margin_s": 20},
+            "exposure": {"auto": False, "fixed_exposure_s": 1},
+            "image_width": 320,
+        },
+        clouddetect={**beat, "debounce_frames": 1, "max_frame_age": 120},
+        scheduler={
+            **beat,
+            "grid_step_s": 60,
+            "switch_gap_s": 0,
+            "switch_overhead_s": 10,
+            "constraints": {"min_altitude": 20, "twilight": "astronomical", "min_time_on_target_min": 1},
+            "ekos": {
+                "profile": ekos_profile,
+                "camera": CCD,
+                "filter_wheel": CCD,
+                "startup": "asap",
+                "completion": "sequence",
+                "steps": ["Track"],
+                "startup_procedure": ["UnparkMount"],
+                "shutdown_procedure": [],
+                "enforce_weather": False,
+            },
+        },
+        mcp={
+            **beat,
+            "required_services": ["weather"],
+            "require_clear_sky": False,  # the simulator's sky is noise: clouddetect cannot call it clear
+            "startup_grace": 10,
+            "safe_delay": 0,  # the weather service's own safe delay is the one under test
+            "evaluate_interval": 0.5,
+            "devices": {"roof": ROOF, "mount": TELESCOPE, "retries": 1, "retry_delay": 1, "roof_timeout": 60},
+            "ekos": {"enabled": True, "bus_address": kstars_bus, "profile": ekos_profile, "stop_timeout": 20},
+            "supervision": {"enabled": False},
+        },
+        web={**beat, "port": web_port, "command_timeout": 10},
+    )
+
+
+def service_environment() -> dict[str, str]:
+    """The test's environment without OBSY_* variables: the config file alone configures the night.
+
+    (Every OBSY_<SECTION>__<KEY> overrides the config, and an unknown one stops a service.)
+    """
+    env = {name: value for name, value in os.environ.items() if not name.startswith("OBSY_")}
+    return {**env, "PYTHONUNBUFFERED": "1"}
+
+
+class ServiceProcesses:
+    """The six services as separate processes; ``stop()`` ends them with SIGTERM as a supervisor would."""
+
+    def __init__(self, config_path: Path, log_dir: Path) -> None:
+        self.config_path = config_path
+        self.log_dir = log_dir
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def run_command(self, name: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """A one-off command of a service (``obsy-web create-user ...``), its output in the log folder."""
+        command = [console_script(name), *args, "--config", str(self.config_path)]
+        result = subprocess.run(
+            command, input=stdin, capture_output=True, text=True, timeout=120, check=False, env=service_environment()
+        )
+        with self.log_path(f"{name}-{args[0]}").open("a") as log:
+            log.write(f"$ {' '.join(command)}\n{result.stdout}{result.stderr}(exit {result.returncode})\n")
+        return result
+
+    def start(self, *names: str) -> None:
+        for name in names or SERVICE_NAMES:
+            log = self.log_path(name).open("ab")
+            self.processes[name] = subprocess.Popen(
+                [console_script(name), "run", "--config", str(self.config_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=service_environment(),
+                start_new_session=True,
+            )
+            log.close()
+
+    def check_running(self) -> None:
+        """Fail with the log's tail when a service has exited."""
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                tail = "\n".join(self.log_path(name).read_text(errors="replace").splitlines()[-20:])
+                raise AssertionError(f"obsy-{name} exited with status {process.returncode}:\n{tail}")
+
+    def stop(self, timeout: float = 30.0) -> dict[str, int | None]:
+        """SIGTERM to every service, then wait; returns the exit codes (None: had to be killed)."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGTERM)
+        codes: dict[str, int | None] = {}
+        deadline = time.monotonic() + timeout
+        for name, process in self.processes.items():
+            try:
+                codes[name] = process.wait(max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(5)
+                codes[name] = None
+        return codes
+
+
+def gather_logs(log_dir: Path, **logs: Path) -> None:
+    """Copy the servers' logs (``indiserver=path, ...``) into the services' log folder."""
+    for name, path in logs.items():
+        if path.exists():
+            shutil.copyfile(path, log_dir / f"{name}.log")
+
+
+@contextlib.contextmanager
+def logs_named_on_failure(log_dir: Path, **logs: Path) -> Iterator[None]:
+    """Any failure inside names the folder holding every log, gathered there first."""
+    try:
+        yield
+    except BaseException as error:
+        gather_logs(log_dir, **logs)
+        if isinstance(error, (AssertionError, TimeoutError, RuntimeError, OSError)):
+            raise AssertionError(
+                f"{error}\n\nLogs of every service, indiserver, KStars and Mosquitto: {log_dir}"
+            ) from error
+        raise
+
+
+class PhaseClock:
+    """Wall-clock duration of each phase of the night, printed at the end (never asserted)."""
+
+    def __init__(self) -> None:
+        self.durations: dict[str, float] = {}
+        self._started = time.monotonic()
+        self._phase_started = self._started
+
+    def done(self, phase: str) -> float:
+        now = time.monotonic()
+        self.durations[phase] = now - self._phase_started
+        self._phase_started = now
+        return self.durations[phase]
+
+    def report(self) -> str:
+        width = max((len(p) for p in self.durations), default=0)
+        lines = [f"  {phase:<{width}}  {seconds:6.1f} s" for phase, seconds in self.durations.items()]
+        lines.append(f"  {'total':<{width}}  {time.monotonic() - self._started:6.1f} s")
+        return "phase durations of the night:\n" + "\n".join(lines)
