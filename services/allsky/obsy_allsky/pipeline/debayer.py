@@ -121,20 +121,18 @@ def _malvar(be: Backend, mosaic: Any, pattern: str) -> Any:
     col = be.correlate2d(mosaic, _MHC_COL)
     diag = be.correlate2d(mosaic, _MHC_DIAG)
     rgb = xp.empty((*mosaic.shape, 3), dtype=xp.float32)
-    # Red pixels.
-    rgb[ry::2, rx::2, 0] = mosaic[ry::2, rx::2]
-    rgb[ry::2, rx::2, 1] = g_at_rb[ry::2, rx::2]
-    rgb[ry::2, rx::2, 2] = diag[ry::2, rx::2]
-    # Blue pixels.
-    rgb[by::2, bx::2, 0] = diag[by::2, bx::2]
-    rgb[by::2, bx::2, 1] = g_at_rb[by::2, bx::2]
-    rgb[by::2, bx::2, 2] = mosaic[by::2, bx::2]
-    # Green pixels in red rows: red neighbours left and right, blue above and below.
-    rgb[ry::2, bx::2, 0] = row[ry::2, bx::2]
-    rgb[ry::2, bx::2, 1] = mosaic[ry::2, bx::2]
-    rgb[ry::2, bx::2, 2] = col[ry::2, bx::2]
-    # Green pixels in blue rows.
-    rgb[by::2, rx::2, 0] = col[by::2, rx::2]
-    rgb[by::2, rx::2, 1] = mosaic[by::2, rx::2]
-    rgb[by::2, rx::2, 2] = row[by::2, rx::2]
-    return xp.clip(rgb, 0.0, None)
+    # Where each of R, G, B comes from at each of the four pixels of the Bayer cell.
+    sources = {
+        (ry, rx): (mosaic, g_at_rb, diag),  # red pixels
+        (by, bx): (diag, g_at_rb, mosaic),  # blue pixels
+        (ry, bx): (row, mosaic, col),  # green in red rows: red left and right, blue above and below
+        (by, rx): (col, mosaic, row),  # green in blue rows
+    }
+
+    def fill(item: tuple[tuple[int, int], tuple[Any, Any, Any]]) -> None:
+        (y, x), planes = item
+        for channel, plane in enumerate(planes):
+            rgb[y::2, x::2, channel] = plane[y::2, x::2]
+
+    be.map(fill, sources.items())  # four disjoint sub-lattices: side by side on the CPU
+    return xp.maximum(rgb, np.float32(0), out=rgb)
