@@ -25,7 +25,8 @@ from obsy_allsky.products.timelapse import (
     try_encoder,
     video_size,
 )
-from tests.unit.test_allsky_products import star_frame, store_night
+from obsy_allsky.service import main
+from tests.unit.test_allsky_products import star_frame, store_night, write_minimal_config
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
 
@@ -172,3 +173,12 @@ def test_jpegs_are_decoded_reduced_when_the_video_is_much_smaller(tmp_path):
     reduced = cv2.resize(read_frame(path, reduce=4), (640, 436), interpolation=cv2.INTER_AREA)
     full = cv2.resize(read_frame(path), (640, 436), interpolation=cv2.INTER_AREA)
     assert np.abs(reduced.astype(int) - full).mean() < 1.5
+
+
+def test_without_ffmpeg_the_timelapse_fails_with_the_reason(tmp_path, monkeypatch, capsys):
+    store_night(tmp_path, [star_frame(20, 60)] * 3)
+    config = write_minimal_config(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no ffmpeg on it
+    assert main(["timelapse", "2026-11-21", "--config", str(config), "--no-bus"]) == 1
+    assert "ffmpeg is not installed (Debian package 'ffmpeg')" in capsys.readouterr().err
+    assert not list((tmp_path / "allsky" / "2026-11-21" / "products").glob("*"))
