@@ -358,6 +358,32 @@ def test_api_tokens_and_user_administration(web):
         web.wait_until(lambda: newbie.get("/api/v1/status").status_code == 401, timeout=10)
 
 
+def test_allsky_frames_published_as_file_urls_are_served_from_the_data_directory(web, bus, tmp_path):
+    """The allsky service publishes ``file://`` URLs of its JPEGs under the shared data_dir."""
+    night_dir = web.data_dir / "allsky" / "2026-01-12"
+    night_dir.mkdir(parents=True, exist_ok=True)
+    inside = night_dir / "frame-101.jpg"
+    inside.write_bytes(b"\xff\xd8\xff\xe0a frame")
+    outside = tmp_path / "elsewhere.jpg"
+    outside.write_bytes(b"\xff\xd8\xff\xe0not in the data directory")
+    escaping = f"file://{night_dir}/../../../{outside.name}"
+    for frame_id, url in (
+        ("frame-101", inside.resolve().as_uri()),
+        ("frame-102", outside.resolve().as_uri()),
+        ("frame-103", escaping),
+        ("frame-104", "file://other-host/data/frame.jpg"),
+    ):
+        frame = AllskyFrame(frame_id=frame_id, night="2026-01-12", exposure_s=5, url=url)
+        bus.publish("obsy/allsky/frames", frame.to_json())
+    with web.login("vera") as viewer:
+        web.wait_until(lambda: viewer.get("/api/v1/allsky/images", params={"night": "2026-01-12"}).json()["total"] == 4)
+        image = viewer.get("/api/v1/allsky/images/frame-101/file")
+        assert image.status_code == 200 and image.content == inside.read_bytes()
+        for frame_id in ("frame-102", "frame-103", "frame-104"):
+            refused = viewer.get(f"/api/v1/allsky/images/{frame_id}/file")
+            assert refused.status_code == 404, (frame_id, refused.text)
+
+
 def test_create_admin_command_never_uses_a_default_password(web, tmp_path):
     command = [
         sys.executable,

@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi import Path as FastApiPath
@@ -147,10 +147,22 @@ def allsky_image_file(frame_id: str, context: WebContext = Depends(get_context))
     url = urlparse(image.url)
     if url.scheme in ("http", "https"):
         return RedirectResponse(image.url, status_code=307)
+    if url.scheme == "file" and url.netloc in ("", "localhost"):
+        # What the allsky service publishes: its file under the data_dir this service shares.
+        relative = _under_data_dir(context.data_dir, Path(unquote(url.path)))
+        if relative is None:
+            raise HTTPException(404, f"the frame's file {url.path!r} is not in the data directory")
+        return FileResponse(resolve_data_file(context.data_dir, relative))
     if url.scheme or url.netloc:
         raise HTTPException(404, f"the frame's URL {image.url!r} is not a file this service serves")
     relative = url.path.removeprefix(FILES_PREFIX) if url.path.startswith(FILES_PREFIX) else url.path
     return FileResponse(resolve_data_file(context.data_dir, relative))
+
+
+def _under_data_dir(data_dir: Path, path: Path) -> str | None:
+    """``path`` relative to the data directory, or None when it lies elsewhere (checked again when served)."""
+    root = data_dir.resolve()
+    return path.relative_to(root).as_posix() if path.is_absolute() and path.is_relative_to(root) else None
 
 
 @router.get(
