@@ -59,6 +59,11 @@ class Backend:
         """``[fn(item) for item in items]``; the CPU backend runs the items on its cores at once."""
         return [fn(item) for item in items]
 
+    def in_row_blocks(self, fn: Callable[[Any], Any], image: Any) -> Any:
+        """Apply an in-place, pixel-by-pixel ``fn`` to the image; the CPU backend does row blocks side by side."""
+        fn(image)
+        return image
+
     # --- neighbourhood operations (implemented per backend) ------------------------
     def correlate2d(self, image: Any, kernel: np.ndarray) -> Any:
         """2-D correlation of each channel with ``kernel`` (reflect-101 borders)."""
@@ -134,6 +139,17 @@ class NumpyBackend(Backend):
         if pool is None:
             return [fn(item) for item in items]
         return list(pool.map(fn, items))
+
+    def in_row_blocks(self, fn, image):
+        pool = _cpu_pool()
+        if pool is None:
+            fn(image)
+            return image
+        # Blocks of a few MB: several per thread, and each block's passes stay in the cache.
+        count = max(cv2.getNumThreads(), image.nbytes // (4 << 20))
+        edges = np.linspace(0, image.shape[0], count + 1).astype(int)
+        list(pool.map(lambda i: fn(image[edges[i] : edges[i + 1]]), range(count)))
+        return image
 
     def mix_channels(self, image, matrix, out=None):
         m = np.asarray(matrix, dtype=np.float32)

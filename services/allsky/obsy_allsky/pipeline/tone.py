@@ -142,15 +142,18 @@ def stretch(
         black, mid = shadows, midtones
     else:
         raise ValueError(f"unknown stretch method {method!r}; use auto or mtf")
-    scaled = xp.subtract(image, np.float32(black), out=image)
-    xp.multiply(scaled, np.float32(1 / (1 - black)), out=scaled)
-    xp.clip(scaled, 0.0, 1.0, out=scaled)
-    mid = np.float32(mid)
-    denominator = scaled * (2 * mid - 1)
-    denominator -= mid
-    scaled *= mid - 1
-    scaled /= denominator
-    return scaled
+    black, mid = np.float32(black), np.float32(mid)
+
+    def curve(block: Any) -> None:
+        xp.subtract(block, black, out=block)
+        xp.multiply(block, np.float32(1) / (1 - black), out=block)
+        xp.clip(block, 0.0, 1.0, out=block)
+        denominator = block * (2 * mid - 1)
+        denominator -= mid
+        block *= mid - 1
+        block /= denominator
+
+    return be.in_row_blocks(curve, image)
 
 
 def tone_map(be: Backend, image: Any, method: str, strength: float = 2.0, white: float = 1.0) -> Any:
