@@ -141,14 +141,13 @@ class FramePipeline:
 
     def _output(self, image: Any) -> ProcessedFrame:
         """8-bit RGB on the host (and on the device for a GPU JPEG encoder; 16-bit for 16-bit PNG)."""
-        xp, out = self.backend.xp, self.config.output
-        xp.clip(image, 0.0, 1.0, out=image)
+        be, out = self.backend, self.config.output
         image16 = None
         if out.format == "png" and out.png_bit_depth == 16:
-            image16 = self.backend.to_host((image * np.float32(65535) + np.float32(0.5)).astype(xp.uint16))
-        image *= np.float32(255)
-        image += np.float32(0.5)
-        device = image.astype(xp.uint8)
+            scaled = be.xp.clip(image, 0.0, 1.0) * np.float32(65535)
+            scaled += np.float32(0.5)
+            image16 = be.to_host(scaled.astype(be.xp.uint16))
+        device = be.to_uint8(image)
         return ProcessedFrame(
             image=self.backend.to_host(device),
             stars=None,  # filled in by process()
