@@ -133,6 +133,9 @@ def test_the_service_side_builds_a_finished_night_with_progress(mosquitto, tmp_p
         watcher.wait_for(seen(job="summary", night="2026-11-21", status="done"), 60)
         summary = json.loads(product_path(config.data_dir, night2, "summary").read_text())
         assert summary["frames"] == 3 and summary["clear_fraction"] == 1.0 and summary["stars"]["median"] == 50
+        deadline = time.monotonic() + 10  # the list is extended just after the last message
+        while len(products.nights_built) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert products.nights_built == [night1, night2]
     finally:
         products.stop()

@@ -198,6 +198,7 @@ def make_timelapse(
 def _encode(
     paths: list[Path], out: Path, settings: AllskyTimelapseConfig, encoder: str, progress: Progress | None
 ) -> Timelapse:
+    binary = ffmpeg_binary()  # before any file is made: a missing ffmpeg leaves nothing behind
     result = Timelapse(image=None, encoder=encoder)
     frames = decoded_frames(paths, result, progress, color="bgr", reduce=decode_reduction(paths, settings.width))
     first = next(frames, None)
@@ -205,12 +206,52 @@ def _encode(
         return result
     size = video_size(first.shape[1], first.shape[0], settings.width)
     result.size = size
-    before, after = encoder_arguments(encoder, settings)
     out.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
     os.close(handle)
-    command = [
-        ffmpeg_binary(),
+    process = None
+    try:
+        process = subprocess.Popen(
+            _command(binary, encoder, settings, size, temporary),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        errors: list[bytes] = []
+        reader = threading.Thread(target=lambda: errors.append(process.stderr.read()), daemon=True)
+        reader.start()
+        try:
+            for frame in _chain(first, frames):
+                same_size = (frame.shape[1], frame.shape[0]) == size
+                image = frame if same_size else cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+                process.stdin.write(memoryview(image).cast("B"))
+                result.used += 1
+            process.stdin.close()
+        except BrokenPipeError:
+            pass  # ffmpeg stopped reading: its status and message say why
+        status = process.wait()
+        reader.join(timeout=10)
+        if status != 0:
+            message = b"".join(errors).decode(errors="replace").strip().splitlines()
+            raise TimelapseError(f"ffmpeg ({encoder}) failed with status {status}: {' | '.join(message[-3:])}")
+        os.replace(temporary, out)
+        temporary = None
+        result.path = out
+        return result
+    finally:
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+
+
+def _command(binary: str, encoder: str, settings: AllskyTimelapseConfig, size: tuple[int, int], out: str) -> list[str]:
+    """ffmpeg reading raw BGR frames of ``size`` from its standard input, writing an MP4 to ``out``."""
+    before, after = encoder_arguments(encoder, settings)
+    return [
+        binary,
         "-hide_banner",
         "-loglevel",
         "error",
@@ -231,38 +272,8 @@ def _encode(
         "+faststart",
         "-f",
         "mp4",
-        temporary,
+        out,
     ]
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    errors: list[bytes] = []
-    reader = threading.Thread(target=lambda: errors.append(process.stderr.read()), daemon=True)
-    reader.start()
-    try:
-        try:
-            for frame in _chain(first, frames):
-                same_size = (frame.shape[1], frame.shape[0]) == size
-                image = frame if same_size else cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-                process.stdin.write(memoryview(image).cast("B"))
-                result.used += 1
-            process.stdin.close()
-        except BrokenPipeError:
-            pass  # ffmpeg stopped reading: its status and message say why
-        status = process.wait()
-        reader.join(timeout=10)
-        if status != 0:
-            message = b"".join(errors).decode(errors="replace").strip().splitlines()
-            raise TimelapseError(f"ffmpeg ({encoder}) failed with status {status}: {' | '.join(message[-3:])}")
-        os.replace(temporary, out)
-        temporary = None
-        result.path = out
-        return result
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if temporary is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
 
 
 def _chain(first, rest):
