@@ -357,3 +357,31 @@ def test_the_darks_command_line_says_when_no_service_answers(tmp_path, mosquitto
     path = write_config(tmp_path, mosquitto)
     assert main(["darks", "--service", "--config", str(path), "--timeout", "2"]) == 1
     assert "did not answer" in capsys.readouterr().err
+
+
+def test_darks_cut_short_by_a_camera_that_hangs_fail_cleanly_and_lights_resume(
+    tmp_path, mosquitto, indiserver, watcher
+):
+    with Running(tmp_path, mosquitto, indiserver) as running:
+        watcher.wait_for(lambda _: len(frames(watcher)) >= 1, timeout=60)
+        watcher.client.publish(DARKS_SET, b'{"exposures": [1.0], "count": 5}', qos=1)
+        watcher.wait_for(lambda _: darks_state(watcher).done >= 1, timeout=30)
+        pid = driver_pid(indiserver, DRIVER)
+        os.kill(pid, signal.SIGSTOP)  # mid-way through the darks
+        try:
+            watcher.wait_for(lambda _: darks_state(watcher).status == "failed", timeout=30)
+            assert "no image" in darks_state(watcher).error
+            watcher.wait_for(lambda _: {"darks_failed", "camera_failed"} <= set(kinds(watcher)), timeout=10)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        watcher.wait_for(lambda _: "camera_recovered" in kinds(watcher), timeout=60)
+        before = len(frames(watcher))
+        watcher.wait_for(lambda _: len(frames(watcher)) > before, timeout=60)
+        with IndiClient.from_config(indiserver.config()) as ccd:
+            ccd.wait_property(CCD, "CCD_FRAME_TYPE", timeout=10)
+            assert ccd.get_switch(CCD, "CCD_FRAME_TYPE")["FRAME_LIGHT"] is True  # lights again, not darks
+        assert DarkLibrary(running.config.data_dir / "allsky" / "darks").masters() == []  # no half master
+
+        # Not stuck at "running": the next command is taken.
+        watcher.client.publish(DARKS_SET, b'{"exposures": [0.1], "count": 2}', qos=1)
+        watcher.wait_for(lambda _: darks_state(watcher).status == "done", timeout=60)

@@ -294,11 +294,13 @@ class AllskyService(Service):
             paths = capture_masters(
                 self.camera, self.darks, exposures, count=count, gain=gain, binning=cam.binning, progress=one_more
             )
-        except (CameraError, StorageError, ValueError) as exc:
+        except Exception as exc:  # never leave the state at "running": a later command would be refused
             self._update_darks(self.darks_state.model_copy(update={"status": "failed", "error": str(exc)}))
             self._report("darks_failed", "error", f"master darks not captured: {exc}")
             if isinstance(exc, CameraError):
-                raise
+                raise  # the capture loop recovers the camera
+            if not isinstance(exc, StorageError | ValueError):
+                self.log.exception("capture of master darks failed", extra={"event": "darks_failed"})
             return
         hot = None
         if cam.bad_pixels.enabled:

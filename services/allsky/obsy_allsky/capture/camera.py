@@ -69,6 +69,13 @@ class IndiCamera:
             self.client.enable_blobs(self.device, "CCD1")
         except IndiError as exc:
             raise CameraError(f"camera {self.device!r} is not ready: {exc}") from exc
+        # Light frames, even when a capture of darks was cut short before the camera was lost.
+        self.set_frame_type("LIGHT")
+
+    def set_frame_type(self, kind: str) -> None:
+        """``LIGHT`` or ``DARK`` (the shutter stays shut) where the driver has CCD_FRAME_TYPE."""
+        if self.has("CCD_FRAME_TYPE"):
+            self._wrap(lambda: self.client.set_switch(self.device, "CCD_FRAME_TYPE", f"FRAME_{kind}"))
 
     def has(self, prop: str) -> bool:
         return prop in self.client.properties(self.device)

@@ -11,6 +11,7 @@ dark is used unscaled only for an exposure within 10 % of its own.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import re
@@ -22,7 +23,7 @@ import numpy as np
 from astropy.io import fits
 
 from obsy_allsky.capture.badpixels import BadPixelMap
-from obsy_allsky.capture.camera import IndiCamera
+from obsy_allsky.capture.camera import CameraError, IndiCamera
 from obsy_allsky.storage import write_atomic
 
 log = logging.getLogger("obsy.allsky.darks")
@@ -163,9 +164,7 @@ def capture_master(
     Returns the master and the exposure the camera actually used (it raises a too short one to
     its minimum). ``progress`` is called after each frame.
     """
-    client, device = camera.client, camera.device
-    if camera.has("CCD_FRAME_TYPE"):
-        client.set_switch(device, "CCD_FRAME_TYPE", "FRAME_DARK")
+    camera.set_frame_type("DARK")
     frames = []
     try:
         for _ in range(count):
@@ -173,8 +172,9 @@ def capture_master(
             if progress is not None:
                 progress()
     finally:
-        if camera.has("CCD_FRAME_TYPE"):
-            client.set_switch(device, "CCD_FRAME_TYPE", "FRAME_LIGHT")
+        # A camera that failed may not take this either; prepare() sets light frames on reconnecting.
+        with contextlib.suppress(CameraError):
+            camera.set_frame_type("LIGHT")
     return combine([f.data for f in frames]), frames[0].exposure_s
 
 
