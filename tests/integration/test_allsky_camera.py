@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from obsy.indi import IndiClient
-from obsy_allsky.capture.camera import CameraError, IndiCamera
+from obsy_allsky.capture.camera import CameraError, CorruptFrameError, IndiCamera
 from obsy_allsky.capture.darks import DarkLibrary, capture_master
 from obsy_allsky.capture.fits import FitsError, decode_fits
 from obsy_allsky.service import main
+from tests.support.indi_proxy import BlobDamagingProxy
 from tests.support.indiserver import CCD, IndiServer, find_executable, require_indi
 
 pytestmark = pytest.mark.integration
@@ -135,3 +136,20 @@ def test_darks_command_fills_the_library(server: IndiServer, tmp_path) -> None:
     (master,) = [m for m in library.masters() if m.exposure_s == 0.3]
     dark = library.dark_for(0.6, gain=0, binning=4, temperature_c=master.temperature_c, shape=master.load().shape)
     assert dark is not None  # scaled from the 0.3 s master with the bias
+
+
+def test_a_corrupt_image_is_a_lost_frame_not_a_lost_camera(server: IndiServer) -> None:
+    """The real simulator's images through a proxy that damages one: named, counted, the next exposure fine."""
+    with (
+        BlobDamagingProxy(server.host, server.port) as proxy,
+        IndiClient.from_config(server.config(port=proxy.port), timeout=10.0) as client,
+    ):
+        camera = IndiCamera(client, CCD, readout_margin_s=4.0)
+        camera.prepare()
+        camera.set_binning(4)
+        proxy.damage_next("truncate")
+        with pytest.raises(CorruptFrameError, match="corrupt FITS"):
+            camera.expose(0.1)
+        assert camera.corrupt_frames == 1 and camera.failures == 0 and camera.last_error is None
+        assert camera.expose(0.1).data.ndim == 2  # same connection, next exposure
+        assert proxy.damaged == ["truncate"]

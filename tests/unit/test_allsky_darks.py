@@ -9,6 +9,7 @@ from obsy.config import AllskyPipelineConfig
 from obsy_allsky.capture.badpixels import BadPixelMap, colour_step, hot_pixels
 from obsy_allsky.capture.darks import DarkLibrary, combine
 from obsy_allsky.pipeline.chain import FramePipeline
+from obsy_allsky.service import main
 from tests.support.allsky_frames import bayer_frame, make_scene, match_stars
 
 SHAPE = (20, 30)
@@ -168,3 +169,24 @@ def test_the_library_builds_the_map_from_its_masters_and_rebuilds_it_when_they_c
     union = lib.bad_pixel_map(binning=1, shape=None, k=10, step=2)  # shape of the newest master
     assert sorted(zip(union.rows.tolist(), union.cols.tolist(), strict=True)) == [(10, 20), (30, 30)]
     assert lib.bad_pixel_map(binning=2, shape=(64, 96), k=10, step=2) is None  # other binning: other geometry
+
+
+# --- obsy-allsky darks: what it refuses before touching a camera or the broker ---------------
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    path = tmp_path / "obsy.yaml"
+    path.write_text(f"site: {{latitude: 48.2, longitude: 16.4}}\ndata_dir: {tmp_path / 'data'}\n")
+    return path
+
+
+def test_the_darks_command_names_what_is_missing_or_wrong(config_file, capsys):
+    with pytest.raises(SystemExit) as missing:
+        main(["darks", "--config", str(config_file)])
+    assert missing.value.code == 2
+    assert "--exposures is required without --service" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as negative:
+        main(["darks", "--config", str(config_file), "--exposures", "-1", "--service"])
+    assert negative.value.code == 2
+    assert "exposures must be in (0, 3600] s, got [-1.0]" in capsys.readouterr().err
