@@ -6,18 +6,20 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import astropy.units as u
 import pytest
 from astropy.time import Time
 
 from obsy import astro
-from obsy.config import IndiServerConfig, McpEkosConfig, SchedulerEkosConfig, SiteConfig
+from obsy.config import McpEkosConfig, SchedulerEkosConfig, SiteConfig
 from obsy.messages import ExposurePlan, Target, TargetConstraints
 from obsy.topics import Topics
 from obsy_mcp.ekos import STOPPED, Ekos, EkosError, SchedulerStatus
 from obsy_scheduler.ekos import write_plan
 from obsy_scheduler.planner import Block, Plan
+from tests.support.indiserver import IndiServer, require_indi
 from tests.support.kstars import PROFILE, KStars, kstars_available
 from tests.support.mcp_harness import (
     Heartbeats,
@@ -38,19 +40,31 @@ pytestmark = [
 ]
 
 TOPICS = Topics()
-KSTARS_INDI_PORT = 7624  # KStars 3.6 starts its profile's indiserver here
+DRIVERS = ("indi_simulator_telescope", "indi_simulator_ccd", "indi_rolloff_dome")
 
 VIENNA = SiteConfig(name="Vienna", latitude=48.2, longitude=16.37, elevation=170, timezone="Europe/Vienna")
 
 
 @pytest.fixture(scope="module")
-def kstars(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KStars]:
+def indi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndiServer]:
+    """Our indiserver on a free port: Ekos and the MCP drive the same devices on it.
+
+    (Ekos' own local server would take port 7624, which other tests on the machine may use.)
+    """
+    require_indi(DRIVERS)
+    with IndiServer(tmp_path_factory.mktemp("indi"), list(DRIVERS)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def kstars(tmp_path_factory: pytest.TempPathFactory, indi: IndiServer) -> Iterator[KStars]:
     ks = KStars(tmp_path_factory.mktemp("kstars"))
     try:
         ks.start()
         ks.set_location("Vienna", "", "Austria")
-        # KStars runs the indiserver (port 7624) with the roof too: the MCP drives the same devices.
-        ks.start_ekos(drivers=("Telescope Simulator", "CCD Simulator", "RollOff Simulator"))
+        ks.start_ekos(
+            drivers=("Telescope Simulator", "CCD Simulator", "RollOff Simulator"), indi_server=(indi.host, indi.port)
+        )
         yield ks
     finally:
         ks.stop()
@@ -125,24 +139,31 @@ def test_a_bus_without_kstars_is_an_ekos_error(tmp_path: Path) -> None:
         gone.scheduler_status()
 
 
-def test_the_mcp_opens_starts_ekos_and_stops_it_first_when_it_rains(
-    kstars: KStars, mosquitto: MosquittoBroker, tmp_path: Path
-) -> None:
+def observing_with_kstars(
+    kstars: KStars, indi: IndiServer, mosquitto: MosquittoBroker, tmp_path: Path, **ekos: Any
+) -> tuple[McpProcess, Heartbeats, Watcher, Inputs]:
+    """Roof closed, mount parked, dark and safe with a plan: the MCP opens and starts tonight's schedule."""
     pytest.importorskip("PyIndi", reason="pyindi-client is not installed (pip install 'obsy-core[indi]')")
-    indi = IndiServerConfig(port=KSTARS_INDI_PORT, connect_timeout=5)
-    prepare_devices(indi, roof_open=False, mount_parked=True)
-    ekos_settings = {"enabled": True, "bus_address": kstars.bus_file.read_text().strip(), "profile": PROFILE}
-    config = mcp_config(tmp_path, mosquitto, indi, ekos=ekos_settings)
+    prepare_devices(indi.config(), roof_open=False, mount_parked=True)
+    ekos_settings = {"enabled": True, "bus_address": kstars.bus_file.read_text().strip(), "profile": PROFILE, **ekos}
+    config = mcp_config(tmp_path, mosquitto, indi.config(), ekos=ekos_settings)
     watcher = Watcher(mosquitto.port, ["obsy/#"])
     inputs = Inputs(watcher, TOPICS, config)
     inputs.all_safe(schedule=str(long_schedule(tmp_path, startup=("UnparkMount",))))
     process = McpProcess(config, Sky(-25.0)).start()
     beats = Heartbeats(inputs).start()
+    observing = wait_state(watcher, TOPICS, lambda s: s["state"] == "observing", timeout=90)
+    assert observing["roof"] == "open"
+    assert observing["ekos_scheduler"] in ("startup", "running")
+    assert kstars.scheduler_status() not in STOPPED
+    return process, beats, watcher, inputs
+
+
+def test_the_mcp_opens_starts_ekos_and_stops_it_first_when_it_rains(
+    kstars: KStars, indi: IndiServer, mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    process, beats, watcher, inputs = observing_with_kstars(kstars, indi, mosquitto, tmp_path)
     try:
-        observing = wait_state(watcher, TOPICS, lambda s: s["state"] == "observing", timeout=90)
-        assert observing["roof"] == "open"
-        assert observing["ekos_scheduler"] in ("startup", "running")
-        assert kstars.scheduler_status() not in STOPPED
         opening = [e["data"]["step"] for e in events(watcher, TOPICS) if e["kind"] == "device_action"]
         assert opening.index("confirm_parked") < opening.index("open_roof") < opening.index("start_ekos_schedule")
 
@@ -154,6 +175,25 @@ def test_the_mcp_opens_starts_ekos_and_stops_it_first_when_it_rains(
         steps = [e["data"]["step"] for e in events(watcher, TOPICS)[mark:] if e["kind"] == "device_action"]
         order = ["stop_ekos_scheduler", "abort_mount", "park_mount", "close_roof"]
         assert [steps.index(s) for s in order] == sorted(steps.index(s) for s in order), steps
+    finally:
+        beats.stop()
+        process.stop()
+        watcher.close()
+
+
+def test_the_mcp_closes_for_the_night_when_the_ekos_scheduler_stops_running(
+    kstars: KStars, indi: IndiServer, mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    process, beats, watcher, _inputs = observing_with_kstars(kstars, indi, mosquitto, tmp_path, poll_interval=1)
+    try:
+        wait_state(watcher, TOPICS, lambda s: s["ekos_scheduler"] == "running", timeout=60)
+        kstars.stop_scheduler()  # the schedule ends while the MCP observes: idle after running
+        closed = wait_state(watcher, TOPICS, lambda s: s["state"] == "standby", 120)
+        assert closed["reason"] == "schedule finished"
+        assert closed["roof"] == "closed"
+        assert closed["mount_parked"] is True
+        finished = [e for e in events(watcher, TOPICS) if e["kind"] == "ekos_schedule_finished"]
+        assert len(finished) == 1 and "idle" in finished[0]["message"]
     finally:
         beats.stop()
         process.stop()

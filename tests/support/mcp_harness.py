@@ -202,7 +202,8 @@ def prepare_devices(server: IndiServerConfig, *, roof_open: bool, mount_parked: 
             client.connect_device(device)
         client.wait_for(TELESCOPE, "TELESCOPE_PARK", lambda p: any(p.values.values()), what="park state known")
         client.wait_for(ROOF, "DOME_PARK", lambda p: any(p.values.values()), what="park state known")
-        if fast_park:
+        # A parked mount refuses a new park position (and is at its park position anyway).
+        if fast_park and not client.get_switch(TELESCOPE, "TELESCOPE_PARK")["PARK"]:
             # Drivers define their properties in stages: the park option may come after the park state.
             client.wait_property(TELESCOPE, "TELESCOPE_PARK_OPTION")
             client.set_switch(TELESCOPE, "TELESCOPE_PARK_OPTION", "PARK_CURRENT")
