@@ -67,6 +67,24 @@ def test_rules(changes: dict, state: State, roof: RoofGoal) -> None:
     assert decision.reason
 
 
+@pytest.mark.parametrize(
+    ("ended", "reason"), [("", "night ended by the operator"), ("schedule finished", "schedule finished")]
+)
+def test_an_ended_night_rests_in_standby_with_its_reason(ended: str, reason: str) -> None:
+    decision = decide(Conditions(**{**NIGHT, "night_aborted": True, "night_end_reason": ended}))
+    assert (decision.state, decision.roof, decision.reason) == (State.STANDBY, RoofGoal.CLOSED, reason)
+
+
+def test_ending_and_resuming_the_night_in_the_inputs() -> None:
+    inputs = Inputs(McpConfig(startup_grace=0), lambda: 0.0)
+    inputs.end_night("schedule finished")
+    conditions = inputs.conditions(sun_altitude=-30.0, tonight=None)
+    assert conditions.night_aborted and conditions.night_end_reason == "schedule finished"
+    inputs.resume_night()
+    conditions = inputs.conditions(sun_altitude=-30.0, tonight=None)
+    assert not conditions.night_aborted and conditions.night_end_reason == ""
+
+
 def test_a_hazard_outranks_everything_but_off_and_alarm() -> None:
     for changes in ({"sun_altitude": 10.0}, {"has_plan": False}, {"pending": ("x",)}, {"night_aborted": True}):
         decision = decide(Conditions(**{**NIGHT, **changes, "hazards": ("rain",)}))
