@@ -875,6 +875,7 @@ class DemoConfig(Section):
     safe_delay: float = Field(default=30.0, ge=0, description="seconds of good weather before reopening (weather, MCP)")
     allsky_interval: float = Field(default=20.0, gt=0, description="seconds between allsky frames")
     username: str = Field(default="demo", pattern=r"^[A-Za-z0-9_.\-]{1,64}$", description="the operator account made")
+    kstars: bool = Field(default=True, description="start KStars/Ekos headless when it is installed")
 
 
 class ObsyConfig(Section):

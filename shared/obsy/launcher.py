@@ -75,6 +75,12 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
 def wait_port(host: str, port: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -318,6 +324,8 @@ class Launcher:
         if self.demo is not None and not self._create_demo_account():
             self.stop()
             return 1
+        if self.demo is not None and self.demo.kstars:
+            self._start_kstars()
         self.start_services()
         web = self.config.web
         host = "127.0.0.1" if web.host in ("0.0.0.0", "::") else web.host
@@ -352,6 +360,32 @@ class Launcher:
             log.error("cannot create the demo account: %s", (result.stderr or result.stdout).strip())
             return False
         return True
+
+    def _start_kstars(self) -> None:
+        """A private session bus and KStars headless on it; Ekos is prepared once KStars is up."""
+        from obsy.demo import kstars
+
+        bus = Child("dbus", kstars.dbus_argv(self.run_dir), self.log_dir / "dbus.log")
+        (self.run_dir / "kstars-bus").unlink(missing_ok=True)
+        self._spawn(bus)
+        self.infrastructure.append(bus)
+        deadline = time.monotonic() + 10
+        while not (self.run_dir / "kstars-bus").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # Ekos gets a server of its own that relays only the mount and the main camera from ours:
+        # on the full server it would take the roof and weather too, and park the roof itself.
+        indi = self.config.indi
+        relay_port = free_port()
+        relayed = [f"{device}@{indi.host}:{indi.port}" for device in kstars.EKOS_DEVICES]
+        argv = [str(self.run_dir / INDISERVER_PROCESS_NAME), "-u", str(self.run_dir / "indiserver-ekos.sock")]
+        relay = Child("indiserver-ekos", [*argv, "-p", str(relay_port), *relayed], self.log_dir / "indiserver-ekos.log")
+        self._spawn(relay)
+        self.infrastructure.append(relay)
+        app = Child("kstars", ["kstars"], self.log_dir / "kstars.log", env=kstars.kstars_env(self.run_dir))
+        app.after_start = lambda: kstars.prepare_ekos(self.run_dir, "127.0.0.1", relay_port)
+        self._spawn(app)
+        self.infrastructure.append(app)
+        log.info("started KStars headless (log: %s); Ekos opens once it has loaded", app.log_path)
 
     def _demo_ready(self, dashboard: str) -> None:
         """Once the web service answers: demo targets through its API, then the script for the user."""

@@ -110,7 +110,11 @@ def test_demo_mode_sets_up_the_night_and_makes_it_rain(tmp_path):
     broker_port, indi_port, web_port = free_port(), free_port(), free_port()
     config = local_config(tmp_path, broker_port, indi_port, web_port)
     data = yaml.safe_load(config.read_text())
-    data["demo"] = {"safe_delay": 5, "username": "guest"}
+    data["demo"] = {
+        "safe_delay": 5,
+        "username": "guest",
+        "kstars": False,
+    }  # KStars loads for a minute: not in this short test
     config.write_text(yaml.safe_dump(data))
     out_path = tmp_path / "launcher.out"
     launcher = subprocess.Popen(

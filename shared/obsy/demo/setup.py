@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import secrets
-import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,8 +28,9 @@ import yaml
 
 from obsy import astro
 from obsy.config import DemoConfig, ObsyConfig, _merge, _read_yaml, find_config_path, load_config
+from obsy.demo.kstars import PROFILE, bus_address, kstars_available
 from obsy.demo.site import night_site
-from obsy.launcher import port_open
+from obsy.launcher import free_port, port_open
 
 ALLSKY_DEVICE = "Allsky Simulator"
 WEATHER_DEVICE = "Weather Simulator"
@@ -56,12 +56,8 @@ class DemoPlan:
     password: str
     sun_altitude: float | None
     notes: list[str]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    #: KStars/Ekos runs with the demo (installed, and demo.kstars on).
+    kstars: bool = False
 
 
 def demo_overrides(user: ObsyConfig | None, raw: dict[str, Any], settings: DemoConfig, now: datetime) -> dict:
@@ -102,6 +98,10 @@ def demo_overrides(user: ObsyConfig | None, raw: dict[str, Any], settings: DemoC
         },
         "web": {"port": web_port},
     }
+    if settings.kstars and kstars_available() is None:
+        run_dir = Path(overrides["run_dir"]).resolve()
+        overrides["mcp"]["ekos"] = {"enabled": True, "bus_address": bus_address(run_dir), "profile": PROFILE}
+        overrides["scheduler"] = {"ekos": {"profile": PROFILE}}
     if settings.site == "night" or user is None:
         latitude = user.site.latitude if user else DEFAULT_LATITUDE
         site = night_site(latitude, now)
@@ -131,9 +131,13 @@ def prepare_demo(config_path: str | None, *, now: datetime | None = None) -> Dem
     demo_path.write_text(header + yaml.safe_dump(merged, sort_keys=False))
     config = load_config(demo_path)
     notes = []
+    unavailable = kstars_available()
+    if settings.kstars and unavailable:
+        notes.append(f"KStars/Ekos is not started: {unavailable}; the MCP runs without Ekos")
     if user is not None and merged["indi"]["port"] != user.indi.port:
         notes.append(f"INDI port {user.indi.port} is in use; the demo's simulators listen on {config.indi.port}")
     if user is not None and merged["web"]["port"] != user.web.port:
         notes.append(f"web port {user.web.port} is in use; the demo's dashboard is on {config.web.port}")
     sun = float(astro.sun_altaz(config.site, now).alt)
-    return DemoPlan(config, demo_path, settings.username, secrets.token_urlsafe(12), round(sun, 1), notes)
+    password = secrets.token_urlsafe(12)
+    return DemoPlan(config, demo_path, settings.username, password, round(sun, 1), notes, config.mcp.ekos.enabled)
