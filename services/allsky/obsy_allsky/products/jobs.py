@@ -15,18 +15,20 @@ naming why; the progress topic says ``failed`` with the same text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 
-from obsy.config import PRODUCT_KINDS, ObsyConfig
+from obsy.config import AllskyProductsConfig, ObsyConfig
 from obsy_allsky.products import framelog
 from obsy_allsky.products.night import Product, keogram, night_frames, read_frame, star_trails
 from obsy_allsky.products.panorama import panorama
 from obsy_allsky.products.progress import JobCancelledError, JobProgress
 from obsy_allsky.products.summary import night_summary, write_summary
-from obsy_allsky.products.thumbnails import frame_thumbnails, thumbnail_path, write_thumbnail
+from obsy_allsky.products.thumbnails import THUMBS, frame_thumbnails, thumbnail_path, write_thumbnail
 from obsy_allsky.products.timelapse import TimelapseError, make_timelapse
 from obsy_allsky.storage import encode_jpeg, write_atomic
 
@@ -38,8 +40,6 @@ FILE_NAMES = {
     "panorama": "panorama.jpg",
     "summary": "summary.json",
 }
-#: Every job the command line can run: the products, and thumbnails of the frames.
-JOBS = (*PRODUCT_KINDS, "thumbnails")
 
 
 class ProductError(RuntimeError):
@@ -91,6 +91,97 @@ def _panorama_source(folder: Path, frames: list[Path], frame_id: str | None) -> 
     return frames[len(frames) // 2]
 
 
+@dataclass
+class NightJob:
+    """What every builder gets: the night, its frames, the settings and the progress callback."""
+
+    night: date
+    folder: Path
+    frames: list[Path]
+    config: ObsyConfig
+    progress: JobProgress
+    frame_id: str | None = None
+
+    @property
+    def settings(self) -> AllskyProductsConfig:
+        return self.config.allsky.products
+
+    def out(self, kind: str) -> Path:
+        return product_path(self.config.data_dir, self.night, kind)
+
+
+def _build_thumbnails(job: NightJob) -> tuple[Path, str]:
+    job.progress.start(len(job.frames))
+    result = frame_thumbnails(job.frames, job.settings.thumbnail_width, job.progress)
+    return job.folder / THUMBS, f"{result.used} written; skipped: {_skipped(result)}"
+
+
+def _build_keogram(job: NightJob) -> tuple[Path, str]:
+    job.progress.start(len(job.frames))
+    product = keogram(job.frames, job.config.allsky.pipeline.circle_center[0], progress=job.progress)
+    return _finish_image(job, "keogram", product)
+
+
+def _build_startrails(job: NightJob) -> tuple[Path, str]:
+    job.progress.start(len(job.frames))
+    product = star_trails(job.frames, job.settings.startrails_max_brightness, progress=job.progress)
+    return _finish_image(job, "startrails", product)
+
+
+def _finish_image(job: NightJob, kind: str, product: Product) -> tuple[Path, str]:
+    if product.image is None:
+        raise ProductError(f"no usable frame in {job.folder} (skipped: {_skipped(product)})")
+    _write_image(product.image, job.out(kind), job.settings.thumbnail_width)
+    return job.out(kind), f"{product.used} frames; skipped: {_skipped(product)}"
+
+
+def _build_timelapse(job: NightJob) -> tuple[Path, str]:
+    job.progress.start(len(job.frames))
+    out = job.out("timelapse")
+    video = make_timelapse(job.frames, out, job.settings.timelapse, job.progress)
+    if video.path is None:
+        raise ProductError(f"no usable frame in {job.folder} (skipped: {_skipped(video)})")
+    middle = read_frame(job.frames[len(job.frames) // 2])
+    if middle is not None:
+        write_thumbnail(middle, thumbnail_path(out.parent, out.name), job.settings.thumbnail_width)
+    return out, f"{video.used} frames with {video.encoder}; skipped: {_skipped(video)}"
+
+
+def _build_panorama(job: NightJob) -> tuple[Path, str]:
+    job.progress.start(1)
+    source = _panorama_source(job.folder, job.frames, job.frame_id)
+    image = read_frame(source)
+    if image is None:
+        raise ProductError(f"cannot read {source}")
+    rgb = panorama(image, job.settings.panorama, job.config.allsky.pipeline)
+    _write_image(rgb, job.out("panorama"), job.settings.thumbnail_width)
+    job.progress(1, 1)
+    return job.out("panorama"), f"from {source.name}"
+
+
+def _build_summary(job: NightJob) -> tuple[Path, str]:
+    """Built last of a night's products, so that it lists the others."""
+    job.progress.start(1)
+    data_dir = job.config.data_dir
+    summary = night_summary(job.night, job.frames, existing_products(data_dir, job.night), job.config.site)
+    json_path, image_path = write_summary(summary, job.out("summary"))
+    card = read_frame(image_path)
+    if card is not None:
+        write_thumbnail(card, thumbnail_path(json_path.parent, image_path.name), job.settings.thumbnail_width)
+    job.progress(1, 1)
+    return json_path, f"{summary['frames']} frames, {summary['measured_frames']} measured"
+
+
+BUILDERS: dict[str, Callable[[NightJob], tuple[Path, str]]] = {
+    "keogram": _build_keogram,
+    "startrails": _build_startrails,
+    "timelapse": _build_timelapse,
+    "panorama": _build_panorama,
+    "summary": _build_summary,
+    "thumbnails": _build_thumbnails,
+}
+
+
 def build(
     kind: str,
     night: date,
@@ -100,54 +191,14 @@ def build(
     frame_id: str | None = None,
 ) -> tuple[Path, str]:
     """Build one product (or the frames' thumbnails) of ``night``; (its path, a note on what was skipped)."""
-    if kind not in JOBS:
-        raise ProductError(f"unknown product {kind!r} (one of {', '.join(JOBS)})")
-    settings = config.allsky.products
+    builder = BUILDERS.get(kind)
+    if builder is None:
+        raise ProductError(f"unknown product {kind!r} (one of {', '.join(BUILDERS)})")
     folder = night_dir(config.data_dir, night)
     frames = night_frames(folder)
     if not frames:
         raise ProductError(f"no frames in {folder}")
-    thumb = settings.thumbnail_width
-    if kind == "thumbnails":
-        progress.start(len(frames))
-        result = frame_thumbnails(frames, thumb, progress)
-        return folder / "thumbs", f"{result.used} written; skipped: {_skipped(result)}"
-    out = product_path(config.data_dir, night, kind)
-    if kind in ("keogram", "startrails"):
-        progress.start(len(frames))
-        if kind == "keogram":
-            product = keogram(frames, config.allsky.pipeline.circle_center[0], progress=progress)
-        else:
-            product = star_trails(frames, settings.startrails_max_brightness, progress=progress)
-        if product.image is None:
-            raise ProductError(f"no usable frame in {folder} (skipped: {_skipped(product)})")
-        _write_image(product.image, out, thumb)
-        return out, f"{product.used} frames; skipped: {_skipped(product)}"
-    if kind == "timelapse":
-        progress.start(len(frames))
-        video = make_timelapse(frames, out, settings.timelapse, progress)
-        if video.path is None:
-            raise ProductError(f"no usable frame in {folder} (skipped: {_skipped(video)})")
-        middle = read_frame(frames[len(frames) // 2])
-        if middle is not None:
-            write_thumbnail(middle, thumbnail_path(out.parent, out.name), thumb)
-        return out, f"{video.used} frames with {video.encoder}; skipped: {_skipped(video)}"
-    if kind == "panorama":
-        progress.start(1)
-        source = _panorama_source(folder, frames, frame_id)
-        image = read_frame(source)
-        if image is None:
-            raise ProductError(f"cannot read {source}")
-        _write_image(panorama(image, settings.panorama, config.allsky.pipeline), out, thumb)
-        progress(1, 1)
-        return out, f"from {source.name}"
-    # summary: last, so that it lists the products made before it
-    progress.start(1)
-    summary = night_summary(night, frames, existing_products(config.data_dir, night), config.site)
-    json_path, image_path = write_summary(summary, out)
-    write_thumbnail(read_frame(image_path), thumbnail_path(out.parent, image_path.name), thumb)
-    progress(1, 1)
-    return json_path, f"{summary['frames']} frames, {summary['measured_frames']} measured"
+    return builder(NightJob(night, folder, frames, config, progress, frame_id))
 
 
 def run_job(
