@@ -1,7 +1,6 @@
 """The ``obsy-allsky`` commands besides running the service.
 
-darks                  captures master darks (INDI frame type DARK: cap the lens of a camera without
-                       a shutter) for the given exposures into the dark library, at the current temperature;
+darks                  master darks into the dark library (capture/darks_cli.py);
 keogram, startrails (star-trails), timelapse, panorama, summary
                        build that product of a stored night into ``<data_dir>/allsky/<night>/products/``;
 thumbnails             writes the missing frame thumbnails of a stored night;
@@ -17,6 +16,7 @@ import argparse
 import sys
 
 from obsy.config import ConfigError, ObsyConfig, load_config
+from obsy_allsky.capture.darks_cli import darks_command
 
 
 def _config(path: str | None) -> ObsyConfig:
@@ -24,49 +24,6 @@ def _config(path: str | None) -> ObsyConfig:
         return load_config(path)
     except ConfigError as exc:
         raise SystemExit(exc.report("obsy-allsky")) from exc
-
-
-def darks_command(argv: list[str]) -> int:
-    from obsy.indi import IndiClient
-    from obsy_allsky.capture.camera import CameraError, IndiCamera
-    from obsy_allsky.capture.darks import DarkLibrary, capture_master
-    from obsy_allsky.storage import FrameStore
-
-    parser = argparse.ArgumentParser(prog="obsy-allsky darks", description="capture master darks into the library")
-    parser.add_argument("--config", help="configuration file (default: $OBSY_CONFIG)")
-    parser.add_argument(
-        "--exposures", type=float, nargs="+", required=True, help="seconds; the shortest (up to 0.02 s) is the bias"
-    )
-    parser.add_argument("--count", type=int, default=10, help="frames combined per master")
-    parser.add_argument("--gain", type=float, help="default: the night profile's gain")
-    args = parser.parse_args(argv[1:])
-    config = _config(args.config)
-    settings = config.allsky
-    gain = settings.exposure.night.gain if args.gain is None else args.gain
-    library = DarkLibrary(FrameStore(config.data_dir).root / "darks")
-    client = IndiClient.from_config(config.indi, timeout=10.0)
-    camera = IndiCamera(client, settings.camera.device, readout_margin_s=settings.camera.readout_margin_s)
-    try:
-        camera.prepare()
-        camera.set_binning(settings.camera.binning)
-        camera.set_gain(gain)
-        for exposure in args.exposures:
-            master, used = capture_master(camera, exposure, args.count)
-            temperature = camera.temperature()
-            path = library.save(
-                master,
-                gain=gain,
-                binning=settings.camera.binning,
-                temperature_c=temperature if temperature is not None else 0.0,
-                exposure_s=used,
-            )
-            print(f"{path} ({args.count} x {used:g} s)")
-    except CameraError as exc:
-        print(f"obsy-allsky darks: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        client.disconnect()
-    return 0
 
 
 def _progress_bus(config: ObsyConfig, wanted: bool):
@@ -158,4 +115,6 @@ PRODUCT_HELP = {
     "products": "build every product of allsky.products.nightly for a stored night",
 }
 ALIASES = {"star-trails": "startrails"}
+
+
 COMMANDS = {"darks": darks_command, **dict.fromkeys([*PRODUCT_HELP, *ALIASES], product_command)}

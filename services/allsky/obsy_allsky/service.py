@@ -409,8 +409,7 @@ class AllskyService(Service):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from obsy_allsky.capture.darks_cli import darks_command
     from obsy_allsky.cli import COMMANDS
 
     # ``darks`` drives the camera directly or asks the running service (--service).
-    return run_service(AllskyService, argv, {**COMMANDS, "darks": darks_command})
+    return run_service(AllskyService, argv, COMMANDS)
