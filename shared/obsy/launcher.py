@@ -381,6 +381,7 @@ class Launcher:
         relay = Child("indiserver-ekos", [*argv, "-p", str(relay_port), *relayed], self.log_dir / "indiserver-ekos.log")
         self._spawn(relay)
         self.infrastructure.append(relay)
+        kstars.write_location(self.run_dir, self.config.site)
         app = Child("kstars", ["kstars"], self.log_dir / "kstars.log", env=kstars.kstars_env(self.run_dir))
         app.after_start = lambda: kstars.prepare_ekos(self.run_dir, "127.0.0.1", relay_port)
         self._spawn(app)

@@ -18,13 +18,18 @@ that blocks headless; the demo's profile is the second one (KStars makes "Simula
 
 from __future__ import annotations
 
+import configparser
 import logging
 import shutil
 import sqlite3
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from obsy.config import SiteConfig
 
 log = logging.getLogger("obsy.demo.kstars")
 
@@ -67,6 +72,27 @@ def kstars_env(run_dir: Path) -> dict[str, str]:
         "DBUS_SESSION_BUS_ADDRESS": bus_address(run_dir),
         "LC_ALL": "C.UTF-8",
     }
+
+
+def write_location(run_dir: Path, site: SiteConfig) -> None:
+    """KStars' location (kstarsrc, read at start): the demo's site, so Ekos judges twilight and
+    altitude where the demo is, and sets that location on the mount."""
+    zone = datetime.now(UTC).astimezone(ZoneInfo(site.timezone)).utcoffset()
+    hours = zone.total_seconds() / 3600 if zone is not None else 0.0
+    config_dir = Path(kstars_env(run_dir)["XDG_CONFIG_HOME"])
+    config_dir.mkdir(parents=True, exist_ok=True)
+    rc = configparser.ConfigParser(interpolation=None)
+    rc.optionxform = str  # KConfig keys are case-sensitive
+    path = config_dir / "kstarsrc"
+    rc.read(path)
+    if not rc.has_section("Location"):
+        rc.add_section("Location")
+    values = {"CityName": site.name, "ProvinceName": "", "CountryName": "OBSY", "Longitude": site.longitude,
+              "Latitude": site.latitude, "Elevation": site.elevation, "TimeZone": hours, "DST": "--"}  # fmt: skip
+    for key, value in values.items():
+        rc.set("Location", key, str(value))
+    with path.open("w") as handle:
+        rc.write(handle, space_around_delimiters=False)
 
 
 class _Bus:
