@@ -44,6 +44,7 @@ from tests.support.e2e_observatory import (
     ServiceProcesses,
     logs_named_on_failure,
     night_config,
+    quiet_allsky_camera,
     start_renamed_driver,
 )
 from tests.support.e2e_site import DarkSite, dark_site
@@ -183,6 +184,7 @@ def test_a_whole_night_with_every_service(tmp_path: Path) -> None:
         stack.callback(watcher.close)
         recorder = IndiRecorder(indi.config())
         stack.callback(recorder.close)
+        quiet_allsky_camera(recorder.client)
         services.start()
         stack.callback(services.stop)
         for name in SERVICE_NAMES:
@@ -240,7 +242,11 @@ def test_a_whole_night_with_every_service(tmp_path: Path) -> None:
         for table in ("weather_readings", "safety_verdicts", "mcp_states", "scheduler_plans", "events"):
             assert db.count(table) > 0, f"nothing stored in {table}"
         assert db.rows("SELECT 1 FROM weather_readings WHERE quantity = 'rain' AND value = 0")
-        camera.expect_text("#allsky-caption", "s")
+        with httpx.Client(base_url=web, timeout=30) as api:
+            api.post("/api/v1/auth/login", json={"username": OPERATOR, "password": PASSWORD}).raise_for_status()
+            jpeg = api.get(f"/api/v1/allsky/images/{frame_ids[0]}/file")
+            assert jpeg.status_code == 200 and jpeg.content.startswith(b"\xff\xd8"), jpeg.text[:200]
+        camera.wait_image_loaded("allsky-latest")
         camera.shoot("2-allsky-and-weather")
         print(f"2 allsky, clouds, storage: {clock.done('2 allsky, clouds, storage'):.1f} s")
 
@@ -286,6 +292,7 @@ def test_a_whole_night_with_every_service(tmp_path: Path) -> None:
         camera.expect_text("#mcp-state", "closed_unsafe")
         camera.expect_text("#safety-reasons", "rain")
         camera.shoot("3-rain-closed")
+        camera.shoot("3-events", path="/events")
         print(f"3 rain, close: {clock.done('3 rain, close'):.1f} s")
 
         # ------------------------------------------------------------ 4. dry again

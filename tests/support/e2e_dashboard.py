@@ -53,9 +53,23 @@ class DashboardCamera:
 
         expect(self.page.locator(selector)).to_contain_text(text, timeout=timeout_s * 1000)
 
-    def shoot(self, name: str) -> Path:
-        path = self.folder / f"{name}.png"
-        self.page.screenshot(path=path, full_page=True)
+    def wait_image_loaded(self, element_id: str, timeout_s: float = 20.0) -> None:
+        """Wait until the ``<img id=...>`` shows a decoded picture (a broken image never does)."""
+        script = "id => { const i = document.getElementById(id); return !!i && !i.hidden && i.naturalWidth > 0; }"
+        self.page.wait_for_function(script, arg=element_id, timeout=timeout_s * 1000)
+
+    def shoot(self, name: str, path: str | None = None) -> Path:
+        """Screenshot the live overview, or the dashboard page at ``path`` (opened beside it)."""
+        target = self.folder / f"{name}.png"
+        if path is None:
+            self.page.screenshot(path=target, full_page=True)
+        else:
+            other = self.page.context.new_page()
+            other.goto(f"{self.url}{path}")
+            other.wait_for_load_state("networkidle")
+            other.screenshot(path=target, full_page=True)
+            other.close()
+        path = target
         self.shots.append(path)
         if self.docs_folder is not None:
             self.docs_folder.mkdir(parents=True, exist_ok=True)
@@ -68,7 +82,7 @@ class DashboardCamera:
 
 
 def _small_png(source: Path, target: Path) -> None:
-    """The screenshot with 32 levels per channel, compressed hardest: a fraction of the size.
+    """The screenshot with 16 levels per channel, compressed hardest: a fraction of the size.
 
     A dashboard is flat colour and text, so the coarser levels are not visible; OpenCV is
     already installed for the allsky and clouddetect services.
@@ -76,5 +90,5 @@ def _small_png(source: Path, target: Path) -> None:
     import cv2
 
     image = cv2.imread(str(source), cv2.IMREAD_COLOR)
-    image = (image // 8) * 8 + 4
+    image = (image // 16) * 16 + 8
     cv2.imwrite(str(target), image, [cv2.IMWRITE_PNG_COMPRESSION, 9])

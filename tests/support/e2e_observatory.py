@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from obsy.config import SERVICE_NAMES
+from obsy.indi import IndiClient
 from tests.support.configs import write_config
 from tests.support.indiserver import CCD, ROOF, TELESCOPE, WEATHER, IndiServer
 from tests.support.mosquitto import MosquittoBroker
@@ -33,6 +34,16 @@ def start_renamed_driver(server: IndiServer, driver: str, name: str) -> None:
     """Load ``driver`` into a running indiserver under another device name (its FIFO's ``-n``)."""
     with server.fifo_path.open("w") as fifo:
         fifo.write(f'start {driver} -n "{name}"\n')
+
+
+def quiet_allsky_camera(client: IndiClient) -> None:
+    """A noiseless simulated allsky camera: its flat sky makes dashboard screenshots that compress.
+
+    (Without a star catalogue installed the simulator draws no stars, only sky glow and noise.)
+    """
+    client.connect_device(ALLSKY_CAMERA)
+    client.wait_property(ALLSKY_CAMERA, "SIMULATOR_SETTINGS")
+    client.set_number(ALLSKY_CAMERA, "SIMULATOR_SETTINGS", {"SIM_NOISE": 0})
 
 
 def console_script(name: str) -> str:
@@ -78,6 +89,14 @@ def night_config(
             **beat,
             "camera": {"device": ALLSKY_CAMERA, "interval_s": 8, "readout_margin_s": 20},
             "exposure": {"auto": False, "fixed_exposure_s": 1},
+            "pipeline": {
+                "finish": [
+                    {"stage": "white_balance", "method": "gray_world"},
+                    {"stage": "stretch", "method": "auto"},
+                    {"stage": "mask"},
+                    {"stage": "overlay", "show": ["time", "exposure", "sun_moon"], "cardinals": True},
+                ]
+            },
             "image_width": 320,
         },
         clouddetect={**beat, "debounce_frames": 1, "max_frame_age": 120},
