@@ -38,6 +38,7 @@ class ProcessedFrame:
     stars: StarField
     sqm: float | None
     timings: dict[str, float] = field(default_factory=dict)
+    cpu_timings: dict[str, float] = field(default_factory=dict)  # CPU-seconds of this process per stage
     image16: np.ndarray | None = None
     linear: np.ndarray | None = None
     device_image: Any = field(default=None, repr=False)  # what the encoder reads (GPU JPEG: no host copy)
@@ -72,20 +73,23 @@ class FramePipeline:
 
         ``darks``, where given, are master darks matching each raw (same exposure and temperature).
         ``info`` is what the overlay stage writes (time, exposure, sun and moon).
-        ``keep_timings`` waits for the device after each stage so that the times are true (bench).
+        ``keep_timings`` waits for the device after each stage so that the times are true (bench), and
+        records each stage's wall time and CPU-seconds.
         """
         if len(raws) != len(exposures_s) or not raws:
             raise ValueError(f"{len(raws)} frames but {len(exposures_s)} exposure times")
         be, cfg = self.backend, self.config
         timings: dict[str, float] = {}
+        cpu_timings: dict[str, float] = {}
 
         def timed(stage: str, fn: Callable[[], Any]) -> Any:
             if not keep_timings:
                 return fn()
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             out = fn()
             be.synchronize()
             timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
+            cpu_timings[stage] = cpu_timings.get(stage, 0.0) + time.process_time() - start_cpu
             return out
 
         darks = darks or [None] * len(raws)
@@ -129,7 +133,8 @@ class FramePipeline:
             run = FINISHING_STAGES[stage.stage]
             image = timed(stage.stage, lambda run=run, stage=stage, image=image: run(be, image, stage, context))
         frame = timed("output", lambda: self._output(image))
-        frame.stars, frame.sqm, frame.timings, frame.linear = stars, sqm, timings, fused_linear
+        frame.stars, frame.sqm, frame.linear = stars, sqm, fused_linear
+        frame.timings, frame.cpu_timings = timings, cpu_timings
         return frame
 
     def encode(self, frame: ProcessedFrame, jpeg_quality: int = 90) -> EncodedImage:
