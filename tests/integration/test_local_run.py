@@ -162,3 +162,42 @@ def test_demo_mode_sets_up_the_night_and_makes_it_rain(tmp_path):
     wait_port_closed(broker_port)
     wait_port_closed(indi_port)
     wait_port_closed(web_port)
+
+
+@pytest.mark.skipif(
+    shutil.which("indiserver") is None or shutil.which("kstars") is None or shutil.which("dbus-daemon") is None,
+    reason="indiserver, KStars or dbus-daemon is not installed (Debian packages indi-bin, kstars, dbus)",
+)
+def test_demo_with_kstars_runs_tonights_schedule_in_ekos(tmp_path):
+    """With KStars installed the demo opens Ekos on its relay server; the MCP starts tonight's schedule there."""
+    broker_port, indi_port, web_port = free_port(), free_port(), free_port()
+    config = local_config(tmp_path, broker_port, indi_port, web_port)
+    data = yaml.safe_load(config.read_text())
+    data["demo"] = {"safe_delay": 5}
+    config.write_text(yaml.safe_dump(data))
+    out_path = tmp_path / "launcher.out"
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "obsy.launcher", "--demo", "--config", str(config)],
+        cwd=REPO,
+        stdout=out_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    frames = tmp_path / "data" / "demo" / "frames"
+    try:
+        wait_for_text(out_path, r"Ekos is open with the profile 'OBSY demo'", launcher, timeout=240)
+        wait_for_text(out_path, r"start_ekos_schedule: done", launcher, timeout=240)
+        wait_for_text(out_path, r"opening -> observing", launcher, timeout=30)
+        deadline = time.monotonic() + 120
+        while not list(frames.rglob("*.fits")):  # Ekos captures tonight's plan through the demo's server
+            assert time.monotonic() < deadline, f"no frames under {frames}"
+            time.sleep(1)
+        launcher.send_signal(signal.SIGTERM)
+        assert launcher.wait(60) == 0
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+    wait_port_closed(indi_port)
+    wait_port_closed(web_port)
+    logs = tmp_path / "data" / "demo" / "logs"
+    assert {"kstars", "dbus", "indiserver-ekos"} <= {p.stem for p in logs.glob("*.log")}
