@@ -59,3 +59,16 @@ def test_local_drivers_take_names_and_wrong_entries_are_named(tmp_path) -> None:
         with pytest.raises(ConfigError) as error:
             load_config(path)
         assert message in str(error.value), str(error.value)
+
+
+def test_the_script_says_when_the_configured_site_is_not_dark(tmp_path) -> None:
+    from obsy.demo.script import demo_script
+    from obsy.demo.setup import DemoPlan
+
+    config = load_config("config/obsy.example.yaml")
+    day = DemoPlan(config, tmp_path / "demo.yaml", "demo", "secret-password", 5.0, [])
+    night = DemoPlan(config, tmp_path / "demo.yaml", "demo", "secret-password", -40.0, [])
+    assert "NOT night there now" in demo_script(day, "http://127.0.0.1:8080/", "obsy-weather simulate", ["M31"])
+    text = demo_script(night, "http://127.0.0.1:8080/", "obsy-weather simulate", ["M31"])
+    assert "astronomical night now, the Sun 40° below the horizon" in text
+    assert "secret-password" in text and "obsy-weather simulate rain" in text and "Make it rain" in text

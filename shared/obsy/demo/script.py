@@ -9,7 +9,13 @@ def demo_script(plan: DemoPlan, dashboard: str, weather_command: str, targets: l
     config = plan.config
     site = config.site
     delay = f"{config.weather.safe_delay:g} s"
-    sun = f"the Sun {-plan.sun_altitude:.0f}° below the horizon" if plan.sun_altitude is not None else ""
+    if plan.sun_altitude is None or plan.sun_altitude <= -18:
+        sky = f"astronomical night now, the Sun {-(plan.sun_altitude or -18):.0f}° below the horizon"
+    else:
+        sky = (
+            f"NOT night there now (the Sun at {plan.sun_altitude:.0f}°): the roof stays closed; "
+            "demo.site: night picks a site where it is"
+        )
     ekos = "Ekos runs tonight's schedule" if config.mcp.ekos.enabled else "(KStars is not installed: no Ekos)"
     lines = [
         "",
@@ -18,8 +24,7 @@ def demo_script(plan: DemoPlan, dashboard: str, weather_command: str, targets: l
         "=" * 78,
         f"Dashboard:  {dashboard}",
         f"Log in as:  {plan.username}   password: {plan.password}   (operator; this demo only)",
-        f"Site:       {site.name}, latitude {site.latitude:g}, longitude {site.longitude:g} ({site.timezone}): "
-        f"astronomical night now, {sun}",
+        f"Site:       {site.name}, latitude {site.latitude:g}, longitude {site.longitude:g} ({site.timezone}): {sky}",
         f"Targets:    {', '.join(targets) if targets else 'none yet (see the log above)'}",
         f"Config:     {plan.config_path}",
         "",
