@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -65,7 +66,7 @@ def test_the_script_says_when_the_configured_site_is_not_dark(tmp_path) -> None:
     from obsy.demo.script import demo_script
     from obsy.demo.setup import DemoPlan
 
-    config = load_config("config/obsy.example.yaml")
+    config = load_config(Path(__file__).resolve().parents[2] / "config" / "obsy.example.yaml")
     day = DemoPlan(config, tmp_path / "demo.yaml", "demo", "secret-password", 5.0, [])
     night = DemoPlan(config, tmp_path / "demo.yaml", "demo", "secret-password", -40.0, [])
     assert "NOT night there now" in demo_script(day, "http://127.0.0.1:8080/", "obsy-weather simulate", ["M31"])
