@@ -121,3 +121,19 @@ def test_the_dashboard_buttons_make_it_rain(system, verdicts, tmp_path) -> None:
             playwright_api.expect(page.locator("#safety-verdict")).to_have_text("safe", timeout=15000)
         finally:
             browser.close()
+
+
+def test_no_weather_service_is_a_clear_timeout(tmp_path) -> None:
+    broker = MosquittoBroker(tmp_path)
+    broker.start()
+    web = RunningWeb(tmp_path, broker, f"sqlite:///{tmp_path / 'obsy.sqlite3'}", command_timeout=1.5)
+    try:
+        web.start()
+        web.add_user("otto", "operator")
+        with web.login("otto") as operator:
+            reply = operator.post(URL, json={"action": "rain"})
+        assert reply.status_code == 504
+        assert "the weather service did not answer the simulate command within 1.5 s" in reply.json()["detail"]
+    finally:
+        web.stop()
+        broker.stop()
