@@ -36,6 +36,7 @@ from astropy.time import Time
 from obsy.config import SERVICE_NAMES
 from obsy.homeassistant import lint_discovery
 from obsy.topics import Topics
+from obsy_mcp.ekos import STOPPED, SchedulerStatus
 from tests.support.e2e_dashboard import DashboardCamera, browser_available
 from tests.support.e2e_observatory import (
     ALLSKY_CAMERA,
@@ -178,7 +179,9 @@ def test_a_whole_night_with_every_service(tmp_path: Path) -> None:
         )
         data_dir = config.parent / "data"
         services = ServiceProcesses(config, log_dir)
-        created = services.run_command("web", "create-user", OPERATOR, "--role", "operator", stdin=PASSWORD + "\n")
+        created = services.run_command(
+            "web", "create-user", OPERATOR, "--role", "operator", "--password-stdin", stdin=PASSWORD + "\n"
+        )
         assert created.returncode == 0, created.stderr
         watcher = Watcher(broker.port, ["obsy/#", "homeassistant/#"])
         stack.callback(watcher.close)
@@ -265,6 +268,7 @@ def test_a_whole_night_with_every_service(tmp_path: Path) -> None:
         )
         assert closed["mount_parked"] is True
         assert closed["ekos_scheduler"] not in ("startup", "running")
+        assert SchedulerStatus(kstars.scheduler_status()) in STOPPED  # asked of Ekos itself
         closing = step_order(events(watcher, TOPICS)[mark:])
         order = ["stop_ekos_scheduler", "abort_mount", "park_mount", "close_roof"]
         assert [closing.index(s) for s in order] == sorted(closing.index(s) for s in order), closing
@@ -313,7 +317,14 @@ def test_a_whole_night_with_every_service(tmp_path: Path) -> None:
         opened = recorder.wait(lambda r: r.device == ROOF and r.name == "DOME_PARK" and r.values.get("UNPARK"), 60)
         assert recorder.records[opened].at >= safe_at, "the roof moved before the weather's safe delay had passed"
         assert safe_at - dry_at >= WEATHER_SAFE_DELAY_S * 0.9
-        wait_new_state(watcher, states_before, lambda s: s["state"] == "observing" and s["roof"] == "open", 120)
+        reopened = wait_new_state(
+            watcher, states_before, lambda s: s["state"] == "observing" and s["roof"] == "open", 120
+        )
+        assert reopened["ekos_scheduler"] in ("startup", "running")
+        frames_before = len(list((data_dir / "frames").rglob("*.fits")))
+        wait_until(
+            lambda: len(list((data_dir / "frames").rglob("*.fits"))) > frames_before, 120, "Ekos frames after reopening"
+        )
         print(f"dry to safe: {safe_at - dry_at:.1f} s (safe delay {WEATHER_SAFE_DELAY_S:.0f} s)")
         camera.expect_text("#mcp-state", "observing")
         camera.shoot("4-observing-again")
