@@ -55,6 +55,11 @@ class Backend:
     def synchronize(self) -> None:
         """Wait until queued work is done (for timing); a no-op on the CPU."""
 
+    @property
+    def parallelism(self) -> int:
+        """How many items :meth:`map` works on at once."""
+        return 1
+
     def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         """``[fn(item) for item in items]``; the CPU backend runs the items on its cores at once."""
         return [fn(item) for item in items]
@@ -132,6 +137,10 @@ class NumpyBackend(Backend):
         super().__init__(name="numpy", xp=np)
         _keep_freed_memory()
 
+    @property
+    def parallelism(self):
+        return _cpu_threads()
+
     def map(self, fn, items):
         # NumPy's element-wise work is single-threaded but releases the GIL: independent
         # pieces (the exposures of a bracket) run in threads, one per core OpenCV uses.
@@ -146,7 +155,7 @@ class NumpyBackend(Backend):
             fn(image)
             return image
         # Blocks of a few MB: several per thread, and each block's passes stay in the cache.
-        count = max(cv2.getNumThreads(), image.nbytes // (4 << 20))
+        count = max(_cpu_threads(), image.nbytes // (4 << 20))
         edges = np.linspace(0, image.shape[0], count + 1).astype(int)
         list(pool.map(lambda i: fn(image[edges[i] : edges[i + 1]]), range(count)))
         return image
@@ -246,9 +255,15 @@ class CupyBackend(Backend):
 
 
 @functools.cache
+def _cpu_threads() -> int:
+    """Threads for the CPU backend's own work: as many as OpenCV uses (its default: the cores)."""
+    return max(1, cv2.getNumThreads())
+
+
+@functools.cache
 def _cpu_pool() -> ThreadPoolExecutor | None:
     """One pool for every CPU backend of the process (None on a single core)."""
-    threads = cv2.getNumThreads()
+    threads = _cpu_threads()
     return ThreadPoolExecutor(threads, thread_name_prefix="allsky-cpu") if threads > 1 else None
 
 

@@ -116,11 +116,17 @@ def fuse(
         be.xp.divide(weight, total, out=weight)
         return _weighted_laplacian_pyramid(be, image, weight, levels)
 
-    contributions = be.map(contribution, zip(images, weights, strict=True))
-    result = contributions[0]
-    for other in contributions[1:]:
-        for level, part in enumerate(other):
-            result[level] += part
+    # As many pyramids at a time as the backend runs side by side, summed as they come: memory
+    # stays at a few pyramids however long the bracket.
+    pairs = list(zip(images, weights, strict=True))
+    result: list[Any] = []
+    for first in range(0, len(pairs), be.parallelism):
+        for pyramid in be.map(contribution, pairs[first : first + be.parallelism]):
+            if not result:
+                result = pyramid
+                continue
+            for level, part in enumerate(pyramid):
+                result[level] += part
     return collapse(be, result)
 
 
