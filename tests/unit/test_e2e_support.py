@@ -1,0 +1,42 @@
+"""The end-to-end test's own helpers: the dark site it picks and the log folder a failure names."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from obsy import astro
+from obsy.config import SiteConfig
+from tests.support.e2e_observatory import logs_named_on_failure
+from tests.support.e2e_site import CITY_DB, HOLD, dark_site
+
+
+@pytest.mark.skipif(not CITY_DB.exists(), reason="KStars' city database is not installed (Debian package kstars)")
+@pytest.mark.parametrize("hour", [0, 7, 13, 19])
+def test_the_site_is_in_astronomical_night_now_and_for_the_test(hour: int) -> None:
+    when = datetime(2026, 6, 21, hour, 30, tzinfo=UTC)  # midsummer in the north: the shortest nights
+    site = dark_site(when)
+    config = SiteConfig(**site.site_config())
+    # Checked with the project's own astronomy, not the helper's quick formula.
+    altitudes = astro.sun_altaz(config, [when, when + HOLD]).alt
+    assert max(altitudes) < -18, (site, altitudes)
+    local = when.astimezone(ZoneInfo(config.timezone))  # "tonight" runs noon to noon in this zone
+    assert local.hour >= 17 or local.hour < 7, (site, local)
+
+
+def test_a_failure_names_the_folder_with_every_log(tmp_path: Path) -> None:
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    (log_dir / "mcp.log").write_text("the mcp's story\n")
+    server_log = tmp_path / "indi" / "indiserver.log"
+    server_log.parent.mkdir()
+    server_log.write_text("driver output\n")
+    with pytest.raises(AssertionError) as failure, logs_named_on_failure(log_dir, indiserver=server_log):
+        raise TimeoutError("the roof did not close")
+    message = str(failure.value)
+    assert "the roof did not close" in message and str(log_dir) in message
+    assert (log_dir / "indiserver.log").read_text() == "driver output\n"
+    assert (log_dir / "mcp.log").read_text() == "the mcp's story\n"
