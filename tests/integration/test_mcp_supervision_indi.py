@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from obsy.indi import IndiClient
 from obsy.topics import Topics
 from tests.support.docker_standin import DockerStandIn
 from tests.support.indiserver import CCD, ROOF, IndiServer, find_executable, require_indi
@@ -68,6 +69,13 @@ def watcher(mosquitto: MosquittoBroker) -> Iterator[Watcher]:
         w.close()
 
 
+def camera_answers_again(indi: IndiServer) -> None:
+    """The camera is defined again on the (restarted) server and answers: wait for it from another client."""
+    with IndiClient.from_config(indi.config(), timeout=30.0) as client:
+        client.wait_property(CCD, "CONNECTION")
+        client.connect_device(CCD)
+
+
 def resting_mcp(tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, socket: Path):
     """The MCP by day (nothing to move), watching the roof, the mount and the camera."""
     prepare_devices(indi.config(), roof_open=False, mount_parked=True)
@@ -99,6 +107,7 @@ def test_a_hung_camera_driver_restarts_the_indiserver_container(
         assert "RollOff" not in restarted["data"]["problem"]  # the others answered
 
         # The restarted server's camera answers: no second restart; the MCP read its devices back.
+        camera_answers_again(indi)
         watcher.wait_for(lambda _m: len(of_kind(watcher, "devices_read_back")) >= 2, 30)
         assert indi.driver_pid(CAMERA_DRIVER) != hung
         time.sleep(4)  # two restart_after periods
@@ -117,7 +126,7 @@ def test_a_camera_that_vanishes_restarts_the_indiserver_container(
         restarted = wait_event(watcher, "service_restarted")
         assert "'CCD Simulator' is not defined" in restarted["data"]["problem"]
         assert docker.restarted == [CONTAINER]
-        assert indi.driver_pid(CAMERA_DRIVER)  # back after the restart
+        camera_answers_again(indi)
     finally:
         process.stop()
 
