@@ -292,6 +292,15 @@ def test_a_whole_night_with_every_service(tmp_path: Path) -> None:
             "%rain%",
         )
         assert unsafe, "the closing transition with the rain reason is not in the events table"
+        rain_reason = "%rain%"
+        wait_until(
+            lambda: db.rows(
+                "SELECT 1 FROM mcp_states WHERE state = 'closed_unsafe' AND unsafe_reasons::text ILIKE %s", rain_reason
+            ),
+            30,
+            "the MCP's closed state with the rain among its unsafe reasons",
+        )
+        assert db.rows("SELECT 1 FROM safety_verdicts WHERE NOT safe AND reasons::text ILIKE %s", rain_reason)
         print(f"closing steps stored: {sorted(stored_steps)}; reason: {unsafe[-1][0]}")
         camera.expect_text("#mcp-state", "closed_unsafe")
         camera.expect_text("#safety-reasons", "rain")

@@ -212,16 +212,17 @@ def gather_logs(log_dir: Path, **logs: Path) -> None:
 
 @contextlib.contextmanager
 def logs_named_on_failure(log_dir: Path, **logs: Path) -> Iterator[None]:
-    """Any failure inside names the folder holding every log, gathered there first."""
+    """Any failure inside names the folder holding every log, gathered there first.
+
+    (pytest's own outcomes, a skip for example, are BaseExceptions and pass through untouched.)
+    """
     try:
         yield
-    except BaseException as error:
+    except Exception as error:
         gather_logs(log_dir, **logs)
-        if isinstance(error, (AssertionError, TimeoutError, RuntimeError, OSError)):
-            raise AssertionError(
-                f"{error}\n\nLogs of every service, indiserver, KStars and Mosquitto: {log_dir}"
-            ) from error
-        raise
+        raise AssertionError(
+            f"{type(error).__name__}: {error}\n\nLogs of every service, indiserver, KStars and Mosquitto: {log_dir}"
+        ) from error
 
 
 class PhaseClock:
