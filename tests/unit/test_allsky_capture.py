@@ -148,12 +148,12 @@ def test_frames_are_stored_by_night_whole_and_readable(tmp_path):
     image[:, :, 0] = 200  # red
     taken = datetime(2026, 11, 21, 22, 15, 3, 250000, tzinfo=UTC)
     stored = store.save(NIGHT, taken, encode_jpeg(image), fits_bytes=b"SIMPLE  =" + b" " * 2871)
-    assert stored.jpeg_path == tmp_path / "allsky" / "2026-11-21" / "20261121T221503250Z.jpg"
-    assert stored.url == stored.jpeg_path.resolve().as_uri()
-    decoded = cv2.cvtColor(cv2.imread(str(stored.jpeg_path)), cv2.COLOR_BGR2RGB)
+    assert stored.image_path == tmp_path / "allsky" / "2026-11-21" / "20261121T221503250Z.jpg"
+    assert stored.url == stored.image_path.resolve().as_uri()
+    decoded = cv2.cvtColor(cv2.imread(str(stored.image_path)), cv2.COLOR_BGR2RGB)
     assert decoded[30, 40, 0] > 190 and decoded[30, 40, 2] < 10
     assert stored.fits_path.read_bytes().startswith(b"SIMPLE")
-    assert sorted(p.name for p in stored.jpeg_path.parent.iterdir()) == [
+    assert sorted(p.name for p in stored.image_path.parent.iterdir()) == [
         "20261121T221503250Z.fits",
         "20261121T221503250Z.jpg",
     ]
@@ -199,10 +199,10 @@ def test_a_full_disk_is_reported_and_keeps_what_was_stored(tiny_disk):
     assert 1 <= len(stored) < 100
     assert str(store.night_dir(NIGHT)) in str(failure.value)
     for frame in stored:  # everything stored before is intact
-        assert frame.jpeg_path.read_bytes() == jpeg
+        assert frame.image_path.read_bytes() == jpeg
     leftovers = [p.name for p in store.night_dir(NIGHT).iterdir() if p.name.startswith(".")]
     assert leftovers == []  # no half-written temporary files
     # Room again (an operator or the retention job deleted something): storing works again.
-    stored[0].jpeg_path.unlink()
-    stored[1].jpeg_path.unlink()
-    assert store.save(NIGHT, start + timedelta(hours=1), jpeg).jpeg_path.exists()
+    stored[0].image_path.unlink()
+    stored[1].image_path.unlink()
+    assert store.save(NIGHT, start + timedelta(hours=1), jpeg).image_path.exists()

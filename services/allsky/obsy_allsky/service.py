@@ -3,7 +3,10 @@
 A capture thread runs one frame after another (``camera.interval_s`` apart): choose exposure
 and gain (auto-exposure, day/night by sun altitude), expose a bracket of up to
 ``camera.bracket`` frames (longest first, stopping early when the last one no longer clips),
-run the pipeline, store the JPEG under ``<data_dir>/allsky/<night>/``, then publish an
+run the pipeline (its overlay gets the frame's time, exposure, gain, bracket, sun and moon as a
+:class:`~obsy_allsky.pipeline.overlay.FrameInfo`), store the picture in the configured format
+(``pipeline.output``: JPEG or PNG, plus the fused linear FITS with ``keep_linear`` and the raw
+FITS with ``keep_fits``) under ``<data_dir>/allsky/<night>/``, then publish an
 :class:`~obsy.messages.AllskyFrame` event with the file URL on ``allsky/frames``, a small
 retained JPEG on ``allsky/image`` (Home Assistant's image entity) and the retained
 :class:`~obsy.messages.AllskyState`. Hot pixels of the bad-pixel map (built from the master
@@ -12,7 +15,8 @@ darks) are repaired in every raw frame before the pipeline sees it.
 Failures never end the service: a camera that stops answering is reported (state, event,
 health) and reconnected; an image that arrives corrupt is counted and skipped without a
 reconnect; a full disk is reported once, frames are not stored while it lasts, the preview
-and the state go on, and storing resumes when there is room.
+and the state go on, and storing resumes when there is room. An encoder that fails (picture,
+FITS or preview) is reported once while it fails, that file is left out, and the rest goes on.
 
 Master darks are captured on command (``allsky/darks/set``, see
 :class:`~obsy.messages.AllskyDarksCommand`) by the capture thread between two frames, with
@@ -23,8 +27,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -40,11 +46,61 @@ from obsy_allsky.capture.darks import DarkLibrary, capture_masters
 from obsy_allsky.capture.exposure import AutoExposure, ExposureSetting, Sky, measure_brightness
 from obsy_allsky.pipeline import tone
 from obsy_allsky.pipeline.chain import FramePipeline, ProcessedFrame
+from obsy_allsky.pipeline.output import encode_fits
+from obsy_allsky.pipeline.overlay import FrameInfo
 from obsy_allsky.products.nightly import NightlyProducts
 from obsy_allsky.storage import FrameStore, StorageError, StoredFrame, encode_jpeg
 
 #: Seconds to wait before trying a camera again after it failed to come back.
 RETRY_S = 5.0
+
+T = TypeVar("T")
+
+
+def frame_info(taken_at: datetime, zone: ZoneInfo, sky: Sky, raws: list[RawFrame]) -> FrameInfo:
+    """What the overlay writes about a frame: local time at the site, the bracket's longest exposure, sun, moon.
+
+    Stars and SQM are not part of it: the pipeline measures them before the overlay runs.
+    """
+    longest = raws[0]
+    return FrameInfo(
+        taken_at=taken_at.astimezone(zone),
+        exposure_s=longest.exposure_s,
+        gain=longest.gain,
+        bracket=len(raws),
+        sun_altitude=sky.sun_altitude,
+        moon_altitude=sky.moon_altitude,
+        moon_illumination=sky.moon_illumination,
+    )
+
+
+def linear_fits_header(info: FrameInfo, raws: list[RawFrame], camera: str, full_scale: float) -> dict[str, Any]:
+    """FITS header cards of the fused linear RGB: when, how long, at what gain, how many exposures fused."""
+    longest = raws[0]
+    header: dict[str, Any] = {
+        "IMAGETYP": ("Light", "fused linear RGB, before the finishing stages"),
+        "INSTRUME": (camera, "INDI camera"),
+        "DATE-OBS": (
+            info.taken_at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds"),
+            "UTC start of the frame",
+        ),
+        "EXPTIME": (longest.exposure_s, "[s] longest exposure of the bracket"),
+        "NCOMBINE": (len(raws), "exposures fused (HDR)"),
+        "XBINNING": longest.binning,
+        "YBINNING": longest.binning,
+        "FULLSCAL": (full_scale, "[ADU] raw value of 1.0 in this image"),
+    }
+    for number, raw in enumerate(raws, start=1):
+        header[f"EXPTIME{number}"] = (raw.exposure_s, f"[s] exposure {number} of the bracket")
+    optional = {
+        "GAIN": (longest.gain, "camera gain"),
+        "CCD-TEMP": (longest.temperature_c, "[C] sensor temperature"),
+        "SUNALT": (info.sun_altitude, "[deg] altitude of the Sun"),
+        "MOONALT": (info.moon_altitude, "[deg] altitude of the Moon"),
+        "MOONILL": (info.moon_illumination, "illuminated fraction of the Moon"),
+    }
+    header.update({key: (round(value, 4), comment) for key, (value, comment) in optional.items() if value is not None})
+    return header
 
 
 class AllskyService(Service):
@@ -62,6 +118,9 @@ class AllskyService(Service):
         self.darks_state = AllskyDarksState()
         self.frames_done = 0
         self.storage_failures = 0
+        self.encode_failures = 0
+        self._encode_errors: dict[str, str] = {}  # what cannot be encoded now → why (reported once)
+        self._zone = ZoneInfo(self.config.site.timezone)
         self._cpu = NumpyBackend()
         self._last: tuple[float, float] | None = None  # (brightness, exposure) of the last frame
         self._last_setting: ExposureSetting | None = None
@@ -95,6 +154,8 @@ class AllskyService(Service):
             "corrupt_frames": self.camera.corrupt_frames,
             "storage_failures": self.storage_failures,
             "storage_error": self.state.storage_error,
+            "encode_failures": self.encode_failures,
+            "encode_errors": dict(self._encode_errors),
             "darks": self.darks_state.status,
             "frames": self.frames_done,
             "backend": self.pipeline.backend.name,
@@ -178,11 +239,15 @@ class AllskyService(Service):
 
         darks = [self._dark_for(r) for r in raws]
         images, darks, bad_pixels = self._repair_bad_pixels(raws, darks)
-        result = self.pipeline.process(images, [r.exposure_s for r in raws], darks)
-        stored = self._store(now, result, longest)
-        preview = encode_jpeg(result.image, s.jpeg_quality, max_width=s.image_width)
-        self.bus.publish(self.topics.allsky_image, preview, qos=1, retain=True)
+        info = frame_info(now, self._zone, sky, raws)
+        result = self.pipeline.process(images, [r.exposure_s for r in raws], darks, info=info)
+        stored = self._store(now, result, raws, info)
+        preview = self._encode("preview", lambda: encode_jpeg(result.image, s.jpeg_quality, max_width=s.image_width))
+        if preview is not None:
+            self.bus.publish(self.topics.allsky_image, preview, qos=1, retain=True)
         if stored is not None:
+            # The raw FITS where kept (the camera's own file), else the fused linear one.
+            fits_path = stored.fits_path or stored.linear_path
             frame = AllskyFrame(
                 frame_id=stored.frame_id,
                 night=stored.night,
@@ -194,7 +259,7 @@ class AllskyService(Service):
                 moon_altitude=round(sky.moon_altitude, 2),
                 moon_phase=round(sky.moon_illumination, 3),
                 url=stored.url,
-                fits_url=stored.fits_path.resolve().as_uri() if stored.fits_path else None,
+                fits_url=fits_path.resolve().as_uri() if fits_path else None,
                 width=result.width,
                 height=result.height,
                 mode=setting.mode,
@@ -217,15 +282,27 @@ class AllskyService(Service):
         )
         return result
 
-    def _store(self, now: datetime, result: ProcessedFrame, longest: RawFrame) -> StoredFrame | None:
-        """Store the frame; on a full disk report it (once, not every frame) and return None."""
+    def _store(
+        self, now: datetime, result: ProcessedFrame, raws: list[RawFrame], info: FrameInfo
+    ) -> StoredFrame | None:
+        """Encode and store the frame; None when the picture cannot be encoded or the disk is full (reported)."""
         s = self.settings
+        picture = self._encode("picture", lambda: self.pipeline.encode(result, s.jpeg_quality))
+        if picture is None:
+            return None
+        linear = None
+        if result.linear is not None:
+            header = linear_fits_header(info, raws, self.camera.device, s.pipeline.full_scale)
+            linear = self._encode("linear FITS", lambda: encode_fits(result.linear, header))
+        longest = raws[0]
         try:
             stored = self.store.save(
                 astro.night_of(self.config.site, now),
                 now,
-                encode_jpeg(result.image, s.jpeg_quality),
-                longest.fits if s.keep_fits and longest.fits else None,
+                picture.data,
+                picture.extension,
+                fits_bytes=longest.fits if s.keep_fits and longest.fits else None,
+                linear_fits=linear,
             )
         except StorageError as exc:
             self.storage_failures += 1
@@ -237,6 +314,21 @@ class AllskyService(Service):
             self._report("storage_recovered", "info", f"frames are stored again in {self.store.root}")
             self._update(storage_error=None)
         return stored
+
+    def _encode(self, what: str, encode: Callable[[], T]) -> T | None:
+        """Run one encoder; a failure is counted, reported once while it lasts, and gives None (file left out)."""
+        try:
+            encoded = encode()
+        except Exception as exc:
+            self.encode_failures += 1
+            if what not in self._encode_errors:
+                self.log.exception("%s not encoded", what, extra={"event": "encode_failed"})
+                self._report("encode_failed", "error", f"{what} not encoded ({type(exc).__name__}: {exc}); left out")
+            self._encode_errors[what] = f"{type(exc).__name__}: {exc}"
+            return None
+        if self._encode_errors.pop(what, None) is not None:
+            self._report("encode_recovered", "info", f"{what} encoded again")
+        return encoded
 
     def _repair_bad_pixels(
         self, raws: list[RawFrame], darks: list[np.ndarray | None]

@@ -1,9 +1,15 @@
-"""Where frames go: ``<data_dir>/allsky/<night YYYY-MM-DD>/<frame id>.jpg`` (and ``.fits`` when kept).
+"""Where frames go: ``<data_dir>/allsky/<night YYYY-MM-DD>/<frame id>.<jpg|png>``, FITS beside it.
 
+Beside the picture (JPEG or PNG, per ``pipeline.output.format``) a frame may keep
+``<frame id>.fits``, the longest raw exposure as the camera sent it (``keep_fits``), and
+``<frame id>.linear.fits``, the fused linear RGB before the finish (``pipeline.output.keep_linear``).
 Files are written to a temporary name in the same folder and renamed, so a reader (the
 clouddetect service, the web service) never sees half a file, and a failed write (a full disk)
-leaves nothing behind and nothing already stored damaged. Every OSError becomes a
-:class:`StorageError` naming the path and the cause.
+leaves nothing behind and nothing already stored damaged: a frame is stored whole or not at all.
+Every OSError becomes a :class:`StorageError` naming the path and the cause.
+
+The encoders are the pipeline's (:mod:`obsy_allsky.pipeline.output`); :func:`encode_jpeg` only
+shrinks first, for previews and thumbnails.
 """
 
 from __future__ import annotations
@@ -18,6 +24,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from obsy_allsky.pipeline.output import encode_jpeg_cpu
+
+#: Suffixes of the files a frame may keep beside its picture.
+RAW_FITS_SUFFIX = ".fits"
+LINEAR_FITS_SUFFIX = ".linear.fits"
+
 
 class StorageError(OSError):
     """A frame could not be stored; the message names the path and the reason (e.g. disk full)."""
@@ -27,13 +39,14 @@ class StorageError(OSError):
 class StoredFrame:
     frame_id: str
     night: str
-    jpeg_path: Path
-    fits_path: Path | None
+    image_path: Path
+    fits_path: Path | None = None  # the longest raw exposure
+    linear_path: Path | None = None  # the fused linear RGB
 
     @property
     def url(self) -> str:
-        """``file://`` URL of the JPEG (clouddetect resolves it under its data_dir)."""
-        return self.jpeg_path.resolve().as_uri()
+        """``file://`` URL of the picture (clouddetect resolves it under its data_dir)."""
+        return self.image_path.resolve().as_uri()
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int = 90, max_width: int | None = None) -> bytes:
@@ -42,10 +55,12 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 90, max_width: int | None = None
     if max_width is not None and image.shape[1] > max_width:
         height = round(image.shape[0] * max_width / image.shape[1])
         image = cv2.resize(image, (max_width, height), interpolation=cv2.INTER_AREA)
-    ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError(f"JPEG encoding failed for an image of shape {rgb.shape}")
-    return buffer.tobytes()
+    return encode_jpeg_cpu(image, quality)
+
+
+def frame_id_of(taken_at: datetime) -> str:
+    """``YYYYMMDDTHHMMSSmmmZ``: file names sort by time."""
+    return taken_at.strftime("%Y%m%dT%H%M%S") + f"{taken_at.microsecond // 1000:03d}Z"
 
 
 class FrameStore:
@@ -55,24 +70,44 @@ class FrameStore:
     def night_dir(self, night: date) -> Path:
         return self.root / night.isoformat()
 
-    def save(self, night: date, taken_at: datetime, jpeg: bytes, fits_bytes: bytes | None = None) -> StoredFrame:
-        frame_id = taken_at.strftime("%Y%m%dT%H%M%S") + f"{taken_at.microsecond // 1000:03d}Z"
+    def save(
+        self,
+        night: date,
+        taken_at: datetime,
+        image: bytes,
+        extension: str = "jpg",
+        *,
+        fits_bytes: bytes | None = None,
+        linear_fits: bytes | None = None,
+    ) -> StoredFrame:
+        """Store the picture (``extension`` without the dot) and the FITS files given, all or none."""
+        frame_id = frame_id_of(taken_at)
         folder = self.night_dir(night)
-        jpeg_path = folder / f"{frame_id}.jpg"
-        fits_path = folder / f"{frame_id}.fits" if fits_bytes is not None else None
+        image_path = folder / f"{frame_id}.{extension}"
+        fits_path = folder / f"{frame_id}{RAW_FITS_SUFFIX}" if fits_bytes is not None else None
+        linear_path = folder / f"{frame_id}{LINEAR_FITS_SUFFIX}" if linear_fits is not None else None
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create {folder}: {exc.strerror or exc}") from exc
-        write_atomic(jpeg_path, jpeg)
-        if fits_path is not None:
-            try:
-                write_atomic(fits_path, fits_bytes)
-            except StorageError:
+        written: list[Path] = []
+        try:
+            for path, data in ((image_path, image), (fits_path, fits_bytes), (linear_path, linear_fits)):
+                if path is not None:
+                    write_atomic(path, data)
+                    written.append(path)
+        except StorageError:
+            for path in written:  # a frame is stored whole or not at all
                 with contextlib.suppress(OSError):
-                    jpeg_path.unlink()  # a frame is stored whole or not at all
-                raise
-        return StoredFrame(frame_id=frame_id, night=night.isoformat(), jpeg_path=jpeg_path, fits_path=fits_path)
+                    path.unlink()
+            raise
+        return StoredFrame(
+            frame_id=frame_id,
+            night=night.isoformat(),
+            image_path=image_path,
+            fits_path=fits_path,
+            linear_path=linear_path,
+        )
 
 
 def write_atomic(path: Path, data: bytes) -> None:
