@@ -9,18 +9,24 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
 import pytest
+from astropy.io import fits
 
-from obsy.config import load_config
+from obsy.config import AllskyPipelineConfig, load_config
 from obsy.indi import IndiClient
 from obsy.messages import AllskyDarksState, AllskyFrame, AllskyState, Event, ServiceHealth
 from obsy.runner import ServiceRunner
 from obsy_allsky.capture.darks import DarkLibrary
+from obsy_allsky.capture.fits import decode_fits
+from obsy_allsky.pipeline.chain import FramePipeline
+from obsy_allsky.pipeline.overlay import FrameInfo
 from obsy_allsky.service import AllskyService, main
 from tests.support.configs import write_config
 from tests.support.indi_proxy import BlobDamagingProxy
@@ -106,7 +112,7 @@ def test_frames_from_the_ccd_simulator_are_stored_and_published(tmp_path, mosqui
         frame = frames(watcher)[0]
         path = Path(urlparse(frame.url).path)
         data_dir = running.config.data_dir.resolve()
-        assert path.is_relative_to(data_dir / "allsky" / frame.night)
+        assert path.is_relative_to(data_dir / "allsky" / frame.night) and path.suffix == ".jpg"  # the default
         stored = cv2.imread(str(path))
         assert stored.shape[:2] == (frame.height, frame.width)
         assert Path(urlparse(frame.fits_url).path).read_bytes().startswith(b"SIMPLE")
@@ -385,3 +391,85 @@ def test_darks_cut_short_by_a_camera_that_hangs_fail_cleanly_and_lights_resume(
         # Not stuck at "running": the next command is taken.
         watcher.client.publish(DARKS_SET, b'{"exposures": [0.1], "count": 2}', qos=1)
         watcher.wait_for(lambda _: darks_state(watcher).status == "done", timeout=60)
+
+
+# --- what is stored: PNG, overlay, linear FITS; an encoder that fails ----------------------------
+
+DEFAULT_FINISH = [{"stage": "white_balance"}, {"stage": "stretch"}, {"stage": "saturation"}, {"stage": "mask"}]
+OVERLAY = {"stage": "overlay", "show": ["time", "exposure"], "time_format": "%H:%M:%S", "cardinals": False}
+
+
+def file_of(url: str) -> Path:
+    return Path(urlparse(url).path)
+
+
+def test_png_with_overlay_and_linear_fits_hold_exactly_what_the_pipeline_made(tmp_path, mosquitto, indiserver, watcher):
+    """One frame, re-developed here from the raw FITS the service kept beside it (no darks yet, bracket of 1):
+    the 16-bit PNG is that picture to the last bit, with the overlay telling the event's time and exposure;
+    the linear FITS is the fused linear image with its header."""
+    pipeline = {
+        "bayer_pattern": "MONO",
+        "backend": "numpy",
+        "finish": [*DEFAULT_FINISH, OVERLAY],
+        "output": {"format": "png", "png_bit_depth": 16, "keep_linear": True},
+    }
+    camera = {"binning": 2, "interval_s": 0, "bracket": 1, "readout_margin_s": 3}
+    with Running(tmp_path, mosquitto, indiserver, camera=camera, pipeline=pipeline) as running:
+        watcher.wait_for(lambda _: len(frames(watcher)) >= 1, timeout=60)
+        config = running.config
+    frame = frames(watcher)[0]
+    png = file_of(frame.url)
+    assert png.suffix == ".png" and png.parent == config.data_dir.resolve() / "allsky" / frame.night
+    stored = cv2.cvtColor(cv2.imread(str(png), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB)
+    assert stored.dtype == np.uint16 and stored.shape == (frame.height, frame.width, 3)
+
+    raw = decode_fits(file_of(frame.fits_url).read_bytes())  # keep_fits: the raw exposure is the fits_url
+    taken = datetime.strptime(frame.frame_id, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
+    info = FrameInfo(taken_at=taken.astimezone(ZoneInfo(config.site.timezone)), exposure_s=frame.exposure_s, gain=10)
+    settings = config.allsky.pipeline
+    made = FramePipeline(settings).process([raw.data], [frame.exposure_s], info=info)
+    assert np.array_equal(stored, made.image16)  # lossless, and the overlay said this time and exposure
+
+    plain = AllskyPipelineConfig.model_validate({**pipeline, "finish": DEFAULT_FINISH})
+    without = FramePipeline(plain).process([raw.data], [frame.exposure_s]).image16
+    changed = np.any(stored != without, axis=2)
+    height, width = changed.shape
+    assert changed[: height // 8, : width // 2].any()  # the info lines, top left
+    assert not changed[height // 8 :].any()  # nothing else
+
+    linear = png.with_name(f"{frame.frame_id}.linear.fits")
+    with fits.open(linear) as hdus:
+        header, cube = hdus[0].header, hdus[0].data
+    assert np.array_equal(cube, np.moveaxis(made.linear, 2, 0))
+    assert header["EXPTIME"] == frame.exposure_s and header["GAIN"] == frame.gain == 10
+    assert header["NCOMBINE"] == 1 and header["INSTRUME"] == "CCD Simulator"
+    assert header["DATE-OBS"] == taken.replace(tzinfo=None).isoformat(timespec="milliseconds")
+    assert header["SUNALT"] == pytest.approx(frame.sun_altitude, abs=0.01)
+
+
+def test_an_encoder_that_fails_is_reported_once_and_the_frames_go_on(tmp_path, mosquitto, indiserver, watcher):
+    with Running(tmp_path, mosquitto, indiserver) as running:
+        watcher.wait_for(lambda _: len(frames(watcher)) >= 1, timeout=60)
+        pipeline = running.runner.service.pipeline
+        working = pipeline.encode
+
+        def broken(*_args, **_kwargs):
+            raise RuntimeError("encoder out of order")
+
+        pipeline.encode = broken  # the next pictures cannot be encoded
+        watcher.wait_for(lambda _: "encode_failed" in kinds(watcher), timeout=30)
+        failure = next(e for e in events(watcher) if e.kind == "encode_failed")
+        assert "picture" in failure.message and "encoder out of order" in failure.message
+        failures = health(watcher).details["encode_failures"]
+        previews, stored = len(watcher.on(IMAGE)), len(frames(watcher))
+        watcher.wait_for(lambda _: health(watcher).details["encode_failures"] >= failures + 2, timeout=30)
+        assert len(watcher.on(IMAGE)) > previews  # the preview goes on
+        assert len(frames(watcher)) <= stored + 1  # no frame event without a file (one may have been under way)
+        assert kinds(watcher).count("encode_failed") == 1 and running_state(watcher).camera == "ok"
+        assert "picture" in health(watcher).details["encode_errors"]
+
+        pipeline.encode = working
+        watcher.wait_for(lambda _: "encode_recovered" in kinds(watcher), timeout=30)
+        before = len(frames(watcher))
+        watcher.wait_for(lambda _: len(frames(watcher)) > before, timeout=30)
+        assert file_of(frames(watcher)[-1].url).is_file()
