@@ -152,7 +152,7 @@ def test_stopping_the_service_side_ends_a_running_job_without_a_product(mosquitt
     noise = np.random.default_rng(0).integers(0, 255, (1200, 1600, 3), dtype=np.uint8)
     first = FrameStore(config.data_dir).save(night, datetime(2026, 11, 20, 20, tzinfo=UTC), encode_jpeg(noise, 95))
     for i in range(1, 300):  # the same bytes under 300 names: slow to encode, cheap to store
-        os.link(first.jpeg_path, first.jpeg_path.with_name(f"20261120T20{i // 60:02d}{i % 60:02d}000Z.jpg"))
+        os.link(first.image_path, first.image_path.with_name(f"20261120T20{i // 60:02d}{i % 60:02d}000Z.jpg"))
     watcher = Watcher(mosquitto.port, [TOPIC])
     bus = Bus(config.broker, "allsky")
     products = NightlyProducts(config, bus)

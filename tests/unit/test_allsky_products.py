@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from obsy_allsky.pipeline.output import encode_png
 from obsy_allsky.products.jobs import product_path
 from obsy_allsky.products.night import keogram, night_frames, star_trails
 from obsy_allsky.products.progress import JobCancelledError, JobProgress, terminal_bar
@@ -56,6 +57,22 @@ def test_keogram_has_one_column_per_frame_in_time_order(tmp_path):
     assert product.used == 10 and product.skipped == {"unreadable": 1}
     assert np.all(np.diff(product.image[60, :, 0].astype(int)) > 10)
     assert seen[0] == (1, 11) and seen[-1] == (11, 11)  # after each file, used or skipped
+
+
+def test_png_frames_count_and_the_fits_beside_them_do_not(tmp_path):
+    """A night stored as PNG (``pipeline.output.format: png``, 8 or 16 bits) with FITS files beside the frames."""
+    store = FrameStore(tmp_path)
+    start = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
+    levels = [20 * i for i in range(6)]
+    for i, level in enumerate(levels):
+        image = np.full((120, 160, 3), level, np.uint8)
+        data = encode_png(image) if i % 2 else encode_png(image.astype(np.uint16) * 257)  # 16-bit every other
+        store.save(NIGHT, start + timedelta(minutes=i), data, "png", fits_bytes=b"raw", linear_fits=b"linear")
+    frames = night_frames(store.night_dir(NIGHT))
+    assert [p.suffix for p in frames] == [".png"] * 6
+    product = keogram(frames)
+    assert product.used == 6 and product.skipped == {}
+    assert product.image[60, :, 0].tolist() == levels  # 16-bit frames read at 8 bits, in time order
 
 
 def test_products_of_an_empty_night_are_empty(tmp_path):

@@ -2,7 +2,7 @@
 
 Layout of a night::
 
-    <night>/<frame id>.jpg           frames (the frame listing reads only these)
+    <night>/<frame id>.{jpg,png}     frames (the frame listing reads only these; FITS may lie beside)
     <night>/frames.jsonl             what was measured on each frame (framelog)
     <night>/thumbs/<frame id>.jpg    frame thumbnails
     <night>/products/keogram.jpg, startrails.jpg, timelapse.mp4, panorama.jpg, summary.json, summary.jpg
@@ -77,17 +77,16 @@ def _write_image(rgb: np.ndarray, out: Path, thumb_width: int) -> None:
 
 def _panorama_source(folder: Path, frames: list[Path], frame_id: str | None) -> Path:
     """The named frame; else the one with the most stars in the frame log; else the middle frame."""
+    by_id = {path.stem: path for path in frames}
     if frame_id is not None:
-        chosen = folder / f"{frame_id}.jpg"
-        if chosen not in frames:
+        if frame_id not in by_id:
             raise ProductError(f"no frame {frame_id!r} in {folder}")
-        return chosen
+        return by_id[frame_id]
     measured = [r for r in framelog.read(folder).records if isinstance(r.get("stars"), int)]
     by_stars = sorted(measured, key=lambda r: r["stars"], reverse=True)
     for record in by_stars:
-        path = folder / f"{record['frame_id']}.jpg"
-        if path in frames:
-            return path
+        if record["frame_id"] in by_id:
+            return by_id[record["frame_id"]]
     return frames[len(frames) // 2]
 
 

@@ -1,8 +1,8 @@
 """Keogram and star trails of a night, built frame by frame (memory bounded by one frame and the product).
 
-Both read the stored JPEGs in time order (the file names sort by time). A frame that cannot
-be read is skipped and counted, never fatal; frames of a different size than the first are
-skipped too (a camera change mid-night).
+Both read the stored pictures (JPEG or PNG; a 16-bit PNG is read at 8 bits) in time order (the
+file names sort by time). A frame that cannot be read is skipped and counted, never fatal;
+frames of a different size than the first are skipped too (a camera change mid-night).
 """
 
 from __future__ import annotations
@@ -30,9 +30,13 @@ class Product:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
 
+#: The stored pictures (``pipeline.output.format``: JPEG or PNG); the FITS files beside them are not frames.
+FRAME_SUFFIXES = (".jpg", ".png")
+
+
 def night_frames(night_dir: Path) -> list[Path]:
-    """The night's JPEGs in time order (temporary files of a write in progress start with a dot)."""
-    return sorted(p for p in night_dir.glob("*.jpg") if not p.name.startswith("."))
+    """The night's pictures in time order (temporary files of a write in progress start with a dot)."""
+    return sorted(p for p in night_dir.glob("*.*") if p.suffix in FRAME_SUFFIXES and not p.name.startswith("."))
 
 
 #: ``cv2.imread`` flags that decode a JPEG at 1/2, 1/4 or 1/8 size directly (libjpeg's DCT scaling).
