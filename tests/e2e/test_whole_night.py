@@ -139,7 +139,7 @@ class Database:
         self.connection.close()
 
 
-def test_a_whole_night_with_every_service(tmp_path: Path) -> None:
+def test_a_whole_night_with_every_service(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     require_indi(DRIVERS)
     site = dark_site()
     print(
@@ -361,7 +361,8 @@ def test_a_whole_night_with_every_service(tmp_path: Path) -> None:
         services.check_running()
         codes = services.stop()
         assert codes == dict.fromkeys(SERVICE_NAMES, 0), codes
-        print(clock.report())
+        with capsys.disabled():  # shown in every run, not only with -s or on failure
+            print(f"\n{clock.report()}")
 
 
 _DONE_STEPS_SQL = (
