@@ -8,6 +8,7 @@ test_mcp_ekos.py.)
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,16 +18,18 @@ import pytest
 from obsy.topics import Topics
 from obsy_mcp.ekos import SchedulerStatus
 from tests.support.ekos_standin import EkosStandIn, dbus_daemon_available
-from tests.support.indiserver import IndiServer, require_indi
+from tests.support.indiserver import ROOF, IndiServer, require_indi
 from tests.support.mcp_harness import (
     DRIVERS,
     Heartbeats,
+    IndiRecorder,
     Inputs,
     McpProcess,
     Sky,
     mcp_config,
     of_kind,
     prepare_devices,
+    states,
     wait_event,
     wait_state,
 )
@@ -147,5 +150,37 @@ def test_an_aborted_schedule_closes_at_once_with_the_close_policy(
         assert closed["roof"] == "closed" and closed["reason"] == "the Ekos scheduler aborted"
         assert ekos.count("Scheduler.start") == 1  # not started again
     finally:
+        process.stop()
+        beats.stop()
+
+
+def test_a_roof_parked_by_another_client_ends_the_night_without_a_fight(
+    tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, ekos: EkosStandIn
+) -> None:
+    """Ekos (or anyone on indiserver) parks the roof while the MCP observes: stop Ekos, park, do not reopen."""
+    process, beats = observing_with_ekos(tmp_path, mosquitto, indi, watcher, ekos)
+    other = IndiRecorder(indi.config())  # a second INDI client, as Ekos would be
+    try:
+        other.client.wait_property(ROOF, "DOME_PARK")
+        other.client.set_switch(ROOF, "DOME_PARK", "PARK", wait=False)
+        rest = wait_state(watcher, TOPICS, lambda s: s["state"] == "standby" and s["roof"] == "closed", 60)
+        assert rest["reason"] == "roof closed outside OBSY"
+        assert rest["mount_parked"] is True and rest["alarm"] is False
+        moved = wait_event(watcher, "roof_moved_outside")
+        assert moved["level"] == "critical" and "roof closed outside OBSY" in moved["message"]
+        assert ekos.count("Scheduler.stop") == 1
+        moves = [(t["from_state"], t["to_state"]) for t in rest["recent_transitions"]]
+        assert moves[-2:] == [("observing", "closing"), ("closing", "standby")], moves
+        # The MCP never drove the roof against the other client: no UNPARK, no abort (the definition is Idle).
+        roof_reports = [r for r in other.records if r.device == ROOF]
+        assert not any(r.name == "DOME_PARK" and r.values["UNPARK"] and r.state == "Busy" for r in roof_reports)
+        assert not any(r.name == "DOME_ABORT_MOTION" and r.state != "Idle" for r in roof_reports), roof_reports
+        # ... and it does not reopen by itself while the night is still dark, safe and planned.
+        time.sleep(3)
+        assert states(watcher, TOPICS)[-1]["state"] == "standby"
+        assert not any(e["kind"] == "alarm" for e in of_kind(watcher, "alarm"))
+        assert ekos.count("Scheduler.start") == 1
+    finally:
+        other.close()
         process.stop()
         beats.stop()

@@ -18,6 +18,7 @@ from obsy_mcp.statemachine import (
     RoofGoal,
     State,
     decide,
+    next_state,
     transition_allowed,
 )
 
@@ -198,3 +199,73 @@ def snapshot(state: str, park: bool, unpark: bool) -> PropertySnapshot:
 def test_roof_position_from_dome_park(state: str, park: bool, unpark: bool, position: RoofPosition) -> None:
     assert roof_position(snapshot(state, park, unpark)) is position
     assert roof_position(None) is RoofPosition.UNKNOWN
+
+
+# Conditions that lead to every rule's state (and both roof goals of manual mode).
+EVERY_DECISION = [
+    decide(Conditions(**{**NIGHT, **changes}))
+    for changes in (
+        {},
+        {"hazards": ("weather unsafe: rain",)},
+        {"sky": ("cloudy",)},
+        {"sun_altitude": 5.0},
+        {"sun_altitude": -8.0},
+        {"has_plan": False},
+        {"night_aborted": True, "night_end_reason": "roof closed outside OBSY"},
+        {"safe_for": 10.0, "safe_delay": 600.0},
+        {"pending": ("no weather verdict",)},
+        {"alarm": "park failed"},
+        {"mode": Mode.OFF},
+        {"mode": Mode.MANUAL},
+        {"mode": Mode.MANUAL, "hazards": ("rain",)},
+    )
+]
+ROOF_OPEN_STATES = {State.OBSERVING}
+
+
+@pytest.mark.parametrize("state", list(State))
+@pytest.mark.parametrize("roof", list(RoofPosition))
+@pytest.mark.parametrize("retry_due", [True, False])
+def test_every_state_with_every_roof_reading_has_an_allowed_safe_move(
+    state: State, roof: RoofPosition, retry_due: bool
+) -> None:
+    """Open, closed, moving either way, stopped or Alert, unknown: in any state, whatever the rules say."""
+    assert {d.state for d in EVERY_DECISION} == RESTING  # every rule's state is reached
+    for decision in EVERY_DECISION:
+        target = next_state(state, roof, decision, alarm_retry_due=retry_due)
+        context = (state, roof, decision)
+        if target is None or target is state:
+            if roof not in (RoofPosition.UNKNOWN, RoofPosition.OPEN) and state is State.OBSERVING:
+                raise AssertionError(f"observing goes on with the roof {roof}: {context}")
+            continue
+        assert transition_allowed(state, target), f"{state} -> {target} missing from the table: {context}"
+        # ... and the move is safe:
+        assert roof is not RoofPosition.UNKNOWN, f"acted blind: {context}"
+        if target is State.OPENING:
+            assert decision.roof is RoofGoal.OPEN and decision.state in (State.OBSERVING, State.MANUAL), context
+            assert roof is not RoofPosition.CLOSING, f"opened against a roof closing by another hand: {context}"
+            assert state is not State.CLOSING, context
+        elif target is not State.CLOSING:
+            if target in ROOF_OPEN_STATES:
+                assert roof is RoofPosition.OPEN, f"rests in {target} with the roof {roof}: {context}"
+            if decision.roof is RoofGoal.CLOSED:
+                assert roof is RoofPosition.CLOSED, f"rests in {target} with the roof {roof}: {context}"
+
+
+@pytest.mark.parametrize("roof", [RoofPosition.CLOSED, RoofPosition.CLOSING, RoofPosition.STOPPED])
+def test_a_roof_closed_by_someone_else_while_observing_is_never_reopened(roof: RoofPosition) -> None:
+    night = decide(Conditions(**NIGHT))  # still dark, safe and planned: the rules alone would open it
+    assert night.roof is RoofGoal.OPEN
+    assert next_state(State.OBSERVING, roof, night) is State.CLOSING
+    ended = decide(Conditions(**NIGHT, night_aborted=True, night_end_reason="roof closed outside OBSY"))
+    assert (ended.state, ended.reason) == (State.STANDBY, "roof closed outside OBSY")
+    assert next_state(State.STANDBY, RoofPosition.CLOSED, ended) is State.STANDBY  # rests, does not reopen
+
+
+def test_a_roof_opened_by_someone_else_while_it_must_be_closed_is_closed() -> None:
+    for unsafe in ({"hazards": ("weather unknown",)}, {"sun_altitude": 5.0}):
+        decision = decide(Conditions(**{**NIGHT, **unsafe}))
+        for roof in (RoofPosition.OPENING, RoofPosition.OPEN, RoofPosition.STOPPED):
+            assert next_state(decision.state, roof, decision) is State.CLOSING
+    manual = decide(Conditions(**{**NIGHT, "mode": Mode.MANUAL}))
+    assert next_state(State.MANUAL, RoofPosition.OPEN, manual) is State.MANUAL  # the operator's roof: reported only

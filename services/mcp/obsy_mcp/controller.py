@@ -37,7 +37,16 @@ from obsy_mcp.devices import DeviceError, Mount, Roof, RoofPosition, SendHook, S
 from obsy_mcp.driverwatch import DriverWatch
 from obsy_mcp.ekos import Ekos, EkosError, SchedulerStatus
 from obsy_mcp.inputs import Clock, Inputs
-from obsy_mcp.statemachine import AFTER_CLOSING, Decision, RoofGoal, State, decide, transition_allowed
+from obsy_mcp.statemachine import (
+    AFTER_CLOSING,
+    CLOSED_RESTING,
+    Decision,
+    RoofGoal,
+    State,
+    decide,
+    next_state,
+    transition_allowed,
+)
 from obsy_mcp.supervision import INDI, Supervisor
 
 log = logging.getLogger("obsy.mcp")
@@ -45,8 +54,21 @@ log = logging.getLogger("obsy.mcp")
 RECENT_TRANSITIONS = 10
 SUN_CACHE_S = 30.0
 SCHEDULE_FINISHED = "schedule finished"
+#: Why the night ended when someone else (Ekos, a hand controller, the driver's own safety,
+#: an operator in an INDI panel) closed the roof while the MCP observed.
+ROOF_CLOSED_OUTSIDE = "roof closed outside OBSY"
+ROOF_STOPPED_OUTSIDE = "roof stopped outside OBSY"
 #: Scheduler states that mean a schedule is being worked on.
 EKOS_ACTIVE = frozenset({SchedulerStatus.STARTUP, SchedulerStatus.RUNNING, SchedulerStatus.PAUSED})
+
+
+def _direction(position: RoofPosition) -> str:
+    """Open, closed or stopped: a roof moving towards a position counts as that position."""
+    if position in (RoofPosition.OPEN, RoofPosition.OPENING):
+        return "open"
+    if position in (RoofPosition.CLOSED, RoofPosition.CLOSING):
+        return "closed"
+    return str(position)
 
 
 class Outbox(Protocol):
@@ -131,6 +153,7 @@ class Controller:
         self._devices_unknown_since: float | None = None
         self._devices_reported = False
         self._devices_connected = False
+        self._roof_seen = RoofPosition.UNKNOWN  # where the roof was after the last evaluation
 
         self._wake = threading.Event()
         self._stop_thread = threading.Event()
@@ -210,6 +233,12 @@ class Controller:
 
     def step(self) -> None:
         """Look at everything once and act: the heart of the MCP."""
+        try:
+            self._evaluate()
+        finally:
+            self._roof_seen = self.roof.position()  # what the MCP's own sequences left; any change after is not ours
+
+    def _evaluate(self) -> None:
         connected = self._broker_connected()
         if connected != self.inputs.broker_connected:
             self.broker_changed(connected)
@@ -227,21 +256,60 @@ class Controller:
             return
         self._devices_unknown_since = None
         self._devices_reported = False
-        if decision.roof is RoofGoal.CLOSED and position is not RoofPosition.CLOSED:
-            if self.state is State.ALARM and not self._alarm_retry_due():
-                self.publish_state()
-                return
+        if self._roof_moved_outside(position):
+            decision = decide(self.conditions())  # the night has ended: the safe part of the closing order
+        elif self.state is State.ALARM and self.alarm and position is RoofPosition.CLOSED:
+            self._clear_alarm("the roof is closed")
+            decision = decide(self.conditions())
+        target = next_state(self.state, position, decision, alarm_retry_due=self._alarm_retry_due())
+        if target is State.CLOSING:
             self._close(decision)
-        elif decision.roof is RoofGoal.OPEN and position is not RoofPosition.OPEN:
-            if self.state is State.ALARM:
-                return
+        elif target is State.OPENING:
             self._open(decision)
-        else:
-            if self.state is State.ALARM and position is RoofPosition.CLOSED and self.alarm:
-                self._clear_alarm("the roof is closed")
-                decision = decide(self.conditions())
-            self._transition(decision.state, decision.reason)
+        elif target is not None:
+            self._transition(target, decision.reason)
+        elif decision.roof is RoofGoal.OPEN and position is RoofPosition.CLOSING:
+            self.reason = f"the roof is closing (moved outside OBSY): not opening now; {decision.reason}"
         self.publish_state()
+
+    def _roof_moved_outside(self, position: RoofPosition) -> bool:
+        """React to a roof moved by someone else; True when that ended the night.
+
+        Between two evaluations only others move the roof (the MCP's sequences run inside
+        one). While observing, a roof that is no longer open ends the night: the closing
+        order then stops Ekos, parks the mount and confirms the roof closed (a roof already
+        closing is only waited for), and the MCP rests in ``standby`` until START or OPEN.
+        A roof opened while the rules want it closed is closed again by the normal rules
+        (auto mode); in manual and off mode a move is only reported.
+        """
+        seen = self._roof_seen
+        if self.state is State.OBSERVING and position is not RoofPosition.OPEN:
+            closed = position in (RoofPosition.CLOSED, RoofPosition.CLOSING)
+            reason = ROOF_CLOSED_OUTSIDE if closed else ROOF_STOPPED_OUTSIDE
+            self._event(
+                "roof_moved_outside",
+                f"{reason} while observing (read back: {position}): not reopening; "
+                "stopping Ekos, parking the mount, confirming the roof closed",
+                level="critical",
+                data={"from": str(seen), "to": str(position), "state": str(self.state), "action": "end_night"},
+            )
+            self.inputs.end_night(reason)
+            return True
+        if _direction(position) == _direction(seen) or RoofPosition.UNKNOWN in (position, seen):
+            return False
+        if self.state in CLOSED_RESTING and self.state is not State.ALARM and position is not RoofPosition.CLOSED:
+            action, level = "close", "warning"
+            message = f"roof opened outside OBSY while {self.state} ({self.reason}), read back {position}: closing it"
+        else:
+            action, level = "report", "info" if self.state in (State.MANUAL, State.OFF) else "warning"
+            message = f"roof moved outside OBSY: {seen} -> {position} (state {self.state}: reported only)"
+        self._event(
+            "roof_moved_outside",
+            message,
+            level=level,
+            data={"from": str(seen), "to": str(position), "state": str(self.state), "action": action},
+        )
+        return False
 
     def _devices_unknown(self, decision: Decision) -> None:
         """No report from the roof: never act blind; wait for the read-back and alarm if it does not come.

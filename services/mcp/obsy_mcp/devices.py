@@ -15,10 +15,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from enum import StrEnum
 
 from obsy.config import McpDevicesConfig
 from obsy.indi import IndiClient, IndiError, PropertySnapshot
+from obsy_mcp.statemachine import RoofPosition
 
 log = logging.getLogger("obsy.mcp.devices")
 
@@ -28,21 +28,16 @@ SendHook = Callable[[str, str, str], None]
 _POLL = 0.05  # seconds between checks of a wait's interruption flag
 
 
-class RoofPosition(StrEnum):
-    OPEN = "open"
-    CLOSED = "closed"
-    OPENING = "opening"
-    CLOSING = "closing"
-    STOPPED = "stopped"  # halted between open and closed, or the driver reports Alert
-    UNKNOWN = "unknown"  # no driver report (indiserver unreachable, device not connected)
-
-
 class DeviceError(Exception):
     """A device step failed; the message says which device, which step and why."""
 
 
 class StepInterrupted(DeviceError):  # noqa: N818 - an outcome, not an error
     """The wait was cut short on purpose; the motion was aborted."""
+
+
+class _AlreadyThere(Exception):  # noqa: N818 - an outcome, not an error
+    """The driver refused to move the roof because it is already where it was sent."""
 
 
 def roof_position(park: PropertySnapshot | None) -> RoofPosition:
@@ -138,8 +133,16 @@ class _Device:
 
 
 class Roof(_Device):
+    def __init__(self, indi: IndiClient, name: str, config: McpDevicesConfig, on_send: SendHook | None) -> None:
+        super().__init__(indi, name, config, on_send)
+        # (seq of the DOME_PARK report, position): a refusal that means "already there" (see _move)
+        self._refused_at: tuple[int, RoofPosition] | None = None
+
     def position(self) -> RoofPosition:
-        return roof_position(self._prop("DOME_PARK"))
+        park = self._prop("DOME_PARK")
+        if park is not None and self._refused_at is not None and park.seq == self._refused_at[0]:
+            return self._refused_at[1]  # no report since the driver said it is already there
+        return roof_position(park)
 
     def connect(self) -> None:
         super().connect()
@@ -155,11 +158,32 @@ class Roof(_Device):
         self._send("DOME_ABORT_MOTION", "ABORT")
 
     def _move(self, element: str, goal: RoofPosition, what: str, interrupted: Interrupted | None) -> None:
-        if self.position() is goal:
+        """Drive the roof to ``goal``; the state is read back first, so a roof already there is not commanded.
+
+        A roof already moving towards ``goal`` (someone else drives it) is only waited for. A
+        driver that answers the command at once with Alert, the goal element on and no motion
+        (indi_rolloff_dome after an abort of a closed roof: "Roof is already fully closed")
+        refuses because the roof is already there: that counts as arrived.
+        """
+        position = self.position()
+        if position is goal:
             return
-        self._send("DOME_PARK", element)
+        if position is (RoofPosition.OPENING if goal is RoofPosition.CLOSED else RoofPosition.CLOSING):
+            self._stop_before_reversing()
+            position = self.position()
+        before = self._prop("DOME_PARK")
+        sent_after = -1 if before is None else before.seq  # reports up to this one predate the command
+        moving_there = RoofPosition.CLOSING if goal is RoofPosition.CLOSED else RoofPosition.OPENING
+        if position is not moving_there:
+            self._send("DOME_PARK", element)
 
         def failed(snapshot: PropertySnapshot, seen_busy: bool) -> str | None:
+            if snapshot.seq <= sent_after and position is not moving_there:
+                return None  # the driver has not answered yet: an Alert from before is no answer
+            if snapshot.state == "Alert" and not seen_busy and snapshot.values.get(element):
+                log.warning("%s: the driver refused %s with Alert: the roof is already %s", self.name, element, goal)
+                self._refused_at = (snapshot.seq, goal)
+                raise _AlreadyThere
             if snapshot.state == "Alert":
                 return f"the driver reports Alert: roof stopped {roof_position(snapshot)} (half-way?)"
             if seen_busy and snapshot.state != "Busy":
@@ -182,12 +206,26 @@ class Roof(_Device):
                 interrupted=interrupted,
                 on_interrupt=abort,
             )
+        except _AlreadyThere:
+            return
         except StepInterrupted:
             raise
         except DeviceError:
             if self.position() not in (RoofPosition.OPEN, RoofPosition.CLOSED):
                 abort()  # a roof that did not arrive must not keep driving
             raise
+
+    def _stop_before_reversing(self) -> None:
+        """A roof moving the other way (someone else drives it) is stopped first: drivers ignore a
+        reversal while they move (indi_rolloff_dome finishes the motion it is in)."""
+        self.abort()
+        self._wait(
+            "DOME_PARK",
+            done=lambda p: p.state != "Busy",
+            failed=lambda p, _: None,
+            timeout=self.config.abort_timeout,
+            what="stopping the roof before reversing it",
+        )
 
 
 class Mount(_Device):

@@ -36,6 +36,17 @@ class State(StrEnum):
     OFF = "off"  # the MCP moves nothing by itself
 
 
+class RoofPosition(StrEnum):
+    """Where the roof is, as its driver last reported it (``devices.roof_position``)."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+    OPENING = "opening"
+    CLOSING = "closing"
+    STOPPED = "stopped"  # halted between open and closed, or the driver reports Alert
+    UNKNOWN = "unknown"  # no driver report (indiserver unreachable, device not connected)
+
+
 class RoofGoal(StrEnum):
     OPEN = "open"
     CLOSED = "closed"
@@ -239,6 +250,9 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(_OPENING, AFTER_OPENING, "roof confirmed open"),
     Transition(_OPENING, _CLOSING, "a hazard, CLOSE, or the night ended while opening"),
     Transition(_CLOSING, AFTER_CLOSING, "roof confirmed closed"),
+    Transition(
+        _OPENING, CLOSED_RESTING, "an opening cut short before the roof left closed (or someone else closed it)"
+    ),
     Transition(_MOVING, frozenset({State.ALARM}), "a device step failed after retries"),
     Transition(_MOVING, frozenset({State.MANUAL}), "STOP: roof halted where it is"),
     Transition(_MOVING, frozenset({State.OFF}), "mode set to off during a sequence"),
@@ -247,3 +261,37 @@ TRANSITIONS: tuple[Transition, ...] = (
 
 def transition_allowed(source: State, target: State) -> bool:
     return any(source in t.sources and target in t.targets for t in TRANSITIONS)
+
+
+def next_state(  # noqa: PLR0911 - one answer per case, in the order of the docstring
+    state: State, roof: RoofPosition, decision: Decision, *, alarm_retry_due: bool = True
+) -> State | None:
+    """The controller's first move from ``state`` with the roof read back at ``roof``.
+
+    OPENING or CLOSING starts that sequence; another state is a move to that resting state
+    (the roof is already where it needs to be); None: stay, act on a later evaluation.
+    Every roof reading in every state has an answer here, and every answer is in
+    :data:`TRANSITIONS` (tests/unit/test_mcp_statemachine.py drives them all):
+
+    - roof unknown (no report): stay; the MCP never acts blind.
+    - observing, roof not open: someone else closed or stopped it (Ekos, a hand controller,
+      the driver's own safety): close, never reopen (the controller ends the night first).
+    - the rules want it closed and it is not: close (an alarm retries on its interval).
+    - a closing is never followed by an opening before it has rested closed.
+    - the rules want it open and it is not: open, unless alarming, or the roof is closing
+      right now by someone else's hand (never open against that).
+    - the inputs are still pending (start-up grace) after the MCP already left ``starting``: stay.
+    """
+    if roof is RoofPosition.UNKNOWN:
+        return None
+    if state is State.OBSERVING and roof is not RoofPosition.OPEN:
+        return State.CLOSING
+    if decision.roof is RoofGoal.CLOSED and roof is not RoofPosition.CLOSED:
+        return None if state is State.ALARM and not alarm_retry_due else State.CLOSING
+    if state is State.CLOSING and decision.roof is RoofGoal.OPEN:
+        return State.CLOSING  # a closing is finished before anything opens again (it then rests closed)
+    if decision.roof is RoofGoal.OPEN and roof is not RoofPosition.OPEN:
+        return None if state is State.ALARM or roof is RoofPosition.CLOSING else State.OPENING
+    if decision.state is State.STARTING and state is not State.STARTING:
+        return None
+    return decision.state
