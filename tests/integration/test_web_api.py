@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -452,3 +453,32 @@ def test_tonights_plan_and_altitude_curves(web, bus):
         # NGC 7000 (dec +44.5) seen from latitude 48.2 N on an August night: high, culminating near 86°.
         assert 60 < max(curve["altitudes"]) <= 87
         assert all(-90 <= a <= 90 for a in curve["altitudes"])
+
+
+def test_stopping_the_service_ends_open_live_streams_cleanly(mosquitto, tmp_path):
+    """A dashboard left open must not hold the shutdown: its /live stream ends as a complete response."""
+    server = RunningWeb(tmp_path, mosquitto, f"sqlite:///{tmp_path / 'live.sqlite3'}").start()
+    server.add_user("vera", "viewer")
+    lines: list[str] = []
+    outcome: list[BaseException | None] = []
+
+    def follow(client) -> None:
+        try:
+            with client.stream("GET", "/api/v1/live", timeout=30) as reply:
+                for line in reply.iter_lines():
+                    lines.append(line)
+            outcome.append(None)
+        except Exception as error:  # an abrupt close: the response body was cut off
+            outcome.append(error)
+
+    try:
+        with server.login("vera") as viewer:
+            reader = threading.Thread(target=follow, args=(viewer,), daemon=True)
+            reader.start()
+            server.wait_until(lambda: ": connected" in lines, timeout=10)
+            server.stop()
+            reader.join(20)
+    finally:
+        server.stop()
+    assert outcome == [None], outcome
+    assert not server.thread.is_alive()

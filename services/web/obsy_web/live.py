@@ -63,6 +63,10 @@ class LatestStates:
         return value
 
 
+#: Put into a listener's queue by :meth:`LiveHub.close`: its stream ends.
+_CLOSED: dict[str, Any] = {}
+
+
 @dataclass(eq=False)  # compared and hashed by identity: kept in a set
 class _Listener:
     loop: asyncio.AbstractEventLoop
@@ -75,6 +79,7 @@ class LiveHub:
         self.max_backlog = max_backlog
         self._listeners: set[_Listener] = set()
         self._lock = threading.Lock()
+        self._closed = False
 
     @property
     def listeners(self) -> int:
@@ -97,10 +102,22 @@ class LiveHub:
         if listener.queue.qsize() < self.max_backlog:  # a stalled browser loses updates, not memory
             listener.queue.put_nowait(message)
 
+    def close(self) -> None:
+        """End every listener's stream: the service is stopping, and an open stream would hold
+        the HTTP server's graceful shutdown until it gives up and cancels it with a traceback."""
+        with self._lock:
+            self._closed = True
+            listeners = list(self._listeners)
+        for listener in listeners:
+            with contextlib.suppress(RuntimeError):  # its loop has closed
+                listener.loop.call_soon_threadsafe(listener.queue.put_nowait, _CLOSED)
+
     async def listen(self, keepalive_s: float = 15.0) -> AsyncIterator[dict[str, Any] | None]:
-        """Messages as they come; None every ``keepalive_s`` seconds of silence."""
+        """Messages as they come; None every ``keepalive_s`` seconds of silence; ends on :meth:`close`."""
         listener = _Listener(asyncio.get_running_loop(), asyncio.Queue())
         with self._lock:
+            if self._closed:
+                return
             self._listeners.add(listener)
         try:
             while True:
@@ -108,6 +125,8 @@ class LiveHub:
                     message = await asyncio.wait_for(listener.queue.get(), keepalive_s)
                 except TimeoutError:
                     message = None
+                if message is _CLOSED:
+                    return
                 yield message
         finally:
             with self._lock:

@@ -128,6 +128,7 @@ class WebService(Service):
             apply_retention(self.engine, self.config.web.retention)
 
     def stop(self) -> None:
+        self.context.hub.close()  # open /live streams end now, so the server stops at once
         self.server.should_exit = True
         self.thread.join(10)
         self.ingest_bus.stop()
