@@ -123,7 +123,7 @@ def test_the_dashboard_buttons_make_it_rain(system, verdicts, tmp_path) -> None:
             browser.close()
 
 
-def test_no_weather_service_is_a_clear_timeout(tmp_path) -> None:
+def test_no_weather_service_is_a_clear_timeout_and_simulation_off_a_clear_refusal(tmp_path) -> None:
     broker = MosquittoBroker(tmp_path)
     broker.start()
     web = RunningWeb(tmp_path, broker, f"sqlite:///{tmp_path / 'obsy.sqlite3'}", command_timeout=1.5)
@@ -131,7 +131,11 @@ def test_no_weather_service_is_a_clear_timeout(tmp_path) -> None:
         web.start()
         web.add_user("otto", "operator")
         with web.login("otto") as operator:
+            refused = operator.post(URL, json={"action": "rain"})
+            web.config.weather.allow_simulation = True
             reply = operator.post(URL, json={"action": "rain"})
+        assert refused.status_code == 409
+        assert "weather.allow_simulation" in refused.json()["detail"]
         assert reply.status_code == 504
         assert "the weather service did not answer the simulate command within 1.5 s" in reply.json()["detail"]
     finally:

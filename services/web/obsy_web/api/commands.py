@@ -101,7 +101,7 @@ class WeatherSimulationReply(BaseModel):
     "/weather/simulate",
     response_model=WeatherSimulationReply,
     responses={
-        409: {"description": "the weather service refused (simulation not allowed, or no simulator)"},
+        409: {"description": "simulation is off in the configuration, or the weather service refused (no simulator)"},
         504: {"description": "the weather service did not answer in time"},
     },
     summary="Make it rain, clear or blow on the weather simulator",
@@ -111,6 +111,9 @@ def simulate_weather(
 ) -> WeatherSimulationReply:
     if context.simulation is None:
         raise HTTPException(503, "this web service sends no weather simulation commands")
+    if not context.config.weather.allow_simulation:
+        # The same shared config tells the weather service to refuse: say so without a round trip.
+        raise HTTPException(409, "weather simulation is off (weather.allow_simulation is false in the configuration)")
     command = WeatherSimulationCommand(action=request.action, wind_speed=request.wind_speed)
     try:
         answer = context.simulation.send(command, who.username)
