@@ -361,6 +361,8 @@ def test_a_whole_night_with_every_service(tmp_path: Path, capsys: pytest.Capture
         services.check_running()
         codes = services.stop()
         assert codes == dict.fromkeys(SERVICE_NAMES, 0), codes
+        for name in SERVICE_NAMES:
+            watcher.wait_payload(TOPICS.availability(name), b"stopped", timeout=5)
         with capsys.disabled():  # shown in every run, not only with -s or on failure
             print(f"\n{clock.report()}")
 

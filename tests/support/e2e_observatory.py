@@ -70,6 +70,7 @@ def night_config(
 ) -> Path:
     """The one config file every service reads: short intervals so that a night fits in minutes."""
     beat = {"heartbeat_interval": HEARTBEAT_S, "log_level": "INFO"}
+    (workdir / "run").mkdir(parents=True, exist_ok=True)  # heartbeat files for healthchecks
     return write_config(
         workdir,
         broker,
@@ -185,22 +186,32 @@ class ServiceProcesses:
                 raise AssertionError(f"obsy-{name} exited with status {process.returncode}:\n{tail}")
 
     def stop(self, timeout: float = 30.0) -> dict[str, int | None]:
-        """SIGTERM to every service, then wait; returns the exit codes (None: had to be killed)."""
-        for process in self.processes.values():
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.send_signal(signal.SIGTERM)
+        """SIGTERM to every service, the MCP first; returns the exit codes (None: had to be killed).
+
+        The MCP goes first because it treats the others going away as unsafe and would begin
+        closing the roof while being stopped itself.
+        """
         codes: dict[str, int | None] = {}
-        deadline = time.monotonic() + timeout
-        for name, process in self.processes.items():
-            try:
-                codes[name] = process.wait(max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(5)
-                codes[name] = None
+        first = [name for name in self.processes if name == "mcp"]
+        for group in (first, [name for name in self.processes if name not in first]):
+            for name in group:
+                if self.processes[name].poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        self.processes[name].send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            for name in group:
+                codes[name] = self._wait(self.processes[name], deadline)
         return codes
+
+    @staticmethod
+    def _wait(process: subprocess.Popen[bytes], deadline: float) -> int | None:
+        try:
+            return process.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+            return None
 
 
 def gather_logs(log_dir: Path, **logs: Path) -> None:
