@@ -82,7 +82,7 @@ class DashboardCamera:
 
 
 def _small_png(source: Path, target: Path) -> None:
-    """The screenshot with 16 levels per channel, compressed hardest: a fraction of the size.
+    """The screenshot with 8 levels per channel, compressed hardest: a fraction of the size.
 
     A dashboard is flat colour and text, so the coarser levels are not visible; OpenCV is
     already installed for the allsky and clouddetect services.
@@ -90,5 +90,5 @@ def _small_png(source: Path, target: Path) -> None:
     import cv2
 
     image = cv2.imread(str(source), cv2.IMREAD_COLOR)
-    image = (image // 16) * 16 + 8
+    image = (((image.astype("int32") + 16) // 32) * 32).clip(0, 255).astype("uint8")  # nearest level
     cv2.imwrite(str(target), image, [cv2.IMWRITE_PNG_COMPRESSION, 9])
