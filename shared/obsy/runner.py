@@ -205,6 +205,7 @@ class ServiceRunner:
     def _write_heartbeat_file(self, status: str = "ok") -> None:
         record = {"time": time.time(), "connected": self.bus.connected.is_set(), "status": status}
         try:
+            self.heartbeat_path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.heartbeat_path.with_suffix(".tmp")
             tmp.write_text(json.dumps(record))
             tmp.replace(self.heartbeat_path)

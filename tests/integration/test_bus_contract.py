@@ -31,13 +31,13 @@ COMMAND = "obsy/echo/text/set"
 REPO = Path(__file__).resolve().parents[2]
 
 
-def start_echo_process(config_path: Path, run_dir: Path) -> subprocess.Popen[bytes]:
+def start_echo_process(config_path: Path, run_dir: Path, log_dir: Path | None = None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "OBSY_RUN_DIR": str(run_dir), "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
         [sys.executable, "-m", "tests.support.echo_service", "run", "--config", str(config_path)],
         cwd=REPO,
         env=env,
-        stdout=(run_dir / "echo.log").open("ab"),
+        stdout=((log_dir or run_dir) / "echo.log").open("ab"),
         stderr=subprocess.STDOUT,
     )
 
@@ -86,9 +86,10 @@ def test_clean_stop_shows_stopped_and_exits_zero(mosquitto, watcher, tmp_path):
 
 def test_healthcheck_reports_a_running_service_and_a_stopped_one(mosquitto, watcher, tmp_path):
     config = write_config(tmp_path, mosquitto)
-    env = {**os.environ, "OBSY_RUN_DIR": str(tmp_path), "PYTHONPATH": str(REPO)}
+    run_dir = tmp_path / "run" / "obsy"  # not there yet: the service makes it
+    env = {**os.environ, "OBSY_RUN_DIR": str(run_dir), "PYTHONPATH": str(REPO)}
     check = [sys.executable, "-m", "tests.support.echo_service", "healthcheck", "--config", str(config)]
-    proc = start_echo_process(config, tmp_path)
+    proc = start_echo_process(config, run_dir, log_dir=tmp_path)
     try:
         watcher.wait_payload(AVAILABILITY, b"online", timeout=20)
         healthy = subprocess.run(check, env=env, cwd=REPO, capture_output=True, text=True, timeout=30, check=False)
