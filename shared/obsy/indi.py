@@ -144,6 +144,9 @@ class IndiClient:
         self._cond = threading.Condition(threading.RLock())
         self._props: dict[tuple[str, str], PropertySnapshot] = {}
         self._devices: set[str] = set()
+        # Devices this client has asked about: their drivers' messages are logged at INFO,
+        # the other devices' (a shared server has many) only at DEBUG.
+        self._used_devices: set[str] = set()
         self._seq = 0
         self._epoch = 0  # +1 on every loss of the server connection
         self._connected = False
@@ -289,6 +292,7 @@ class IndiClient:
     def wait_device(self, device: str, timeout: float | None = None) -> None:
         """Block until the server has defined ``device``."""
         timeout = self._timeout(timeout)
+        self._used_devices.add(device)
 
         def ready() -> bool | None:
             return True if device in self._devices else None
@@ -302,6 +306,7 @@ class IndiClient:
     def wait_property(self, device: str, name: str, timeout: float | None = None) -> PropertySnapshot:
         """Block until ``device`` has defined property ``name``; return its snapshot."""
         timeout = self._timeout(timeout)
+        self._used_devices.add(device)
 
         def describe() -> str:
             if device not in self._devices:
@@ -312,6 +317,7 @@ class IndiClient:
 
     def get_property(self, device: str, name: str) -> PropertySnapshot:
         """The current snapshot of a property; :class:`IndiError` when it is not defined now."""
+        self._used_devices.add(device)
         with self._cond:
             snapshot = self._props.get((device, name))
             if snapshot is not None:
@@ -742,6 +748,10 @@ class IndiClient:
             self._devices.add(device)
             self._cond.notify_all()
 
+    def _on_message(self, device: str, text: str) -> None:
+        level = logging.INFO if device in self._used_devices else logging.DEBUG
+        driver_log.log(level, "%s: %s", device, text)
+
     def _on_remove_device(self, device: str) -> None:
         with self._cond:
             self._devices.discard(device)
@@ -831,7 +841,7 @@ def _make_client(owner: IndiClient) -> Any:
             call("_on_remove_property", prop.getDeviceName(), prop.getName())
 
         def newMessage(self, device: Any, message_id: int) -> None:  # noqa: N802
-            _guard(lambda: driver_log.info("%s: %s", device.getDeviceName(), device.messageQueue(message_id)))
+            _guard(lambda: call("_on_message", device.getDeviceName(), device.messageQueue(message_id)))
 
         def serverConnected(self) -> None:  # noqa: N802
             # Called inside connectServer(), before it asks the server for the properties.

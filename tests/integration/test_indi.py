@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -314,3 +316,33 @@ def test_reconnects_after_the_server_restarts(tmp_path: Path) -> None:
         client.disconnect()
         server.stop()
     assert not client.connected
+
+
+def test_driver_messages_are_logged_at_info_only_for_the_devices_this_client_uses(tmp_path: Path, caplog) -> None:
+    """A shared server has many devices: a service's log carries its own devices' messages."""
+    indiserver = IndiServer(tmp_path, ["indi_simulator_telescope", "indi_rolloff_dome"])
+    indiserver.start()
+    try:
+        with (
+            caplog.at_level(logging.DEBUG, logger="obsy.indi.messages"),
+            IndiClient.from_config(indiserver.config(), timeout=10.0) as client,
+        ):
+            client.wait_property(ROOF, "CONNECTION")  # the roof is this client's; the mount is not
+            for device in (TELESCOPE, ROOF):  # connected by another program, as Ekos would
+                subprocess.run(
+                    ["indi_setprop", "-p", str(indiserver.port), f"{device}.CONNECTION.CONNECT=On"],
+                    check=True,
+                    timeout=10,
+                )
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and not {TELESCOPE, ROOF} <= {
+                r.getMessage().split(":")[0] for r in caplog.records
+            }:
+                time.sleep(0.2)
+    finally:
+        indiserver.stop()
+    levels: dict[str, set[int]] = {}
+    for record in caplog.records:
+        levels.setdefault(record.getMessage().split(":")[0], set()).add(record.levelno)
+    assert levels.get(ROOF) == {logging.INFO}, levels
+    assert levels.get(TELESCOPE) == {logging.DEBUG}, levels
