@@ -23,6 +23,7 @@ from tests.support.mcp_harness import (
     of_kind,
     prepare_devices,
     states,
+    wait_event,
     wait_state,
 )
 from tests.support.mosquitto import MosquittoBroker
@@ -416,6 +417,75 @@ def test_a_second_close_and_a_mode_change_during_a_closing_wait_until_it_has_fin
         applied = [i for i, kind in enumerate(kinds) if kind == "deferred_command_applied"]
         assert len(applied) == 2 and min(applied) > closed_at
         assert recorder.first(lambda r: r.name == "DOME_PARK" and r.state == "Busy" and r.values["UNPARK"]) == -1
+    finally:
+        beats.stop()
+        process.stop()
+
+
+def closed_in_the_rain(tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher):
+    """Roof closed, mount parked, rain: the MCP rests in closed_unsafe."""
+    prepare_devices(indi.config(), roof_open=False, mount_parked=True)
+    config = mcp_config(tmp_path, mosquitto, indi.config())
+    inputs = Inputs(watcher, TOPICS, config)
+    inputs.all_safe()
+    inputs.weather(False, "rain detected")
+    beats = Heartbeats(inputs).start()
+    process = McpProcess(config, Sky(-25.0)).start()
+    wait_state(watcher, TOPICS, lambda s: s["state"] == "closed_unsafe" and s["roof"] == "closed")
+    return process, beats
+
+
+def test_a_roof_unparked_by_another_client_while_unsafe_is_closed_again(
+    tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
+) -> None:
+    process, beats = closed_in_the_rain(tmp_path, mosquitto, indi, watcher)
+    try:
+        recorder.clear()
+        recorder.client.set_switch(ROOF, "DOME_PARK", "UNPARK", wait=False)  # an operator in an INDI panel
+        moved = wait_event(watcher, "roof_moved_outside")
+        assert moved["data"]["action"] == "close" and "roof opened outside OBSY" in moved["message"]
+        recorder.wait(lambda r: r.name == "DOME_PARK" and r.state == "Busy" and r.values["UNPARK"])
+        closed = recorder.wait(lambda r: r.name == "DOME_PARK" and r.state == "Ok" and r.values["PARK"], 60)
+        stopped = recorder.first(lambda r: r.name == "DOME_ABORT_MOTION" and r.state == "Ok")
+        parking = recorder.first(lambda r: r.name == "DOME_PARK" and r.state == "Busy" and r.values["PARK"])
+        assert -1 < stopped < parking < closed  # stopped on its way open, then driven closed
+
+        def closed_again(s: dict) -> bool:
+            last = s["recent_transitions"][-1:]
+            return s["roof"] == "closed" and [(t["from_state"], t["to_state"]) for t in last] == [
+                ("closing", "closed_unsafe")
+            ]
+
+        rest = wait_state(watcher, TOPICS, closed_again, 60)
+        assert rest["alarm"] is False, recorder.records
+        moves = [(t["from_state"], t["to_state"]) for t in rest["recent_transitions"]]
+        assert moves[-2:] == [("closed_unsafe", "closing"), ("closing", "closed_unsafe")], moves
+    finally:
+        beats.stop()
+        process.stop()
+
+
+def test_a_parked_roof_whose_driver_refuses_park_with_alert_counts_as_closed(
+    tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
+) -> None:
+    """indi_rolloff_dome after an ABORT of a closed roof answers PARK with Alert ("already fully closed")."""
+    process, beats = closed_in_the_rain(tmp_path, mosquitto, indi, watcher)
+    try:
+        recorder.client.set_switch(ROOF, "DOME_ABORT_MOTION", "ABORT")
+        recorder.client.set_switch(ROOF, "DOME_PARK", "PARK", wait=False)  # e.g. Ekos parks it once more
+        recorder.wait(lambda r: r.name == "DOME_PARK" and r.state == "Alert" and r.values["PARK"])
+
+        # The MCP reads a stopped roof and closes it: the driver refuses at once, the roof is already closed.
+        def close_done(_messages: object) -> bool:
+            steps = of_kind(watcher, "device_action")
+            return any(e["data"].get("step") == "close_roof" and "done" in e["message"] for e in steps)
+
+        watcher.wait_for(close_done, 30)
+        rest = wait_state(watcher, TOPICS, lambda s: s["state"] == "closed_unsafe" and s["roof"] == "closed")
+        assert rest["alarm"] is False
+        assert not of_kind(watcher, "step_failed") and not of_kind(watcher, "alarm")
+        steps = [e for e in of_kind(watcher, "device_action") if e["data"].get("step") == "close_roof"]
+        assert [e["data"]["attempt"] for e in steps if "done" in e["message"]] == [1]
     finally:
         beats.stop()
         process.stop()

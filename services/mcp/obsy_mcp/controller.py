@@ -16,6 +16,10 @@ ABORT) are answered at once but applied only when the closing has finished: noth
 interrupts or repeats it. While observing, the Ekos scheduler's status is read every
 ``ekos.poll_interval`` on a worker thread: a schedule that finishes ends the night (closing,
 then standby "schedule finished"); one that aborts follows ``ekos.on_abort``.
+
+Others move the roof too (Ekos, a hand controller, an INDI panel): a roof no longer open
+while observing ends the night ("roof closed outside OBSY") and is never reopened by itself;
+one opened while it must be closed is closed again (see ``_roof_moved_outside``).
 """
 
 from __future__ import annotations

@@ -218,7 +218,17 @@ class Roof(_Device):
     def _stop_before_reversing(self) -> None:
         """A roof moving the other way (someone else drives it) is stopped first: drivers ignore a
         reversal while they move (indi_rolloff_dome finishes the motion it is in)."""
+        acknowledged = self._prop("DOME_ABORT_MOTION")
         self.abort()
+        # The driver reports DOME_PARK (Idle, then Alert) before it acknowledges the abort: wait for
+        # both, so that none of those reports is taken for the answer to the command that follows.
+        self._wait(
+            "DOME_ABORT_MOTION",
+            done=lambda p, seq=-1 if acknowledged is None else acknowledged.seq: p.seq > seq and p.state != "Busy",
+            failed=lambda p, _: None,
+            timeout=self.config.abort_timeout,
+            what="stopping the roof before reversing it",
+        )
         self._wait(
             "DOME_PARK",
             done=lambda p: p.state != "Busy",

@@ -8,6 +8,9 @@ Two tables, meant to be read by people (docs/mcp.md draws them):
 - :data:`TRANSITIONS` lists every move the controller may make. The controller checks
   each transition against it; a move that is not listed is a bug and raises an alarm.
 
+:func:`next_state` turns the decision and the roof as read back into the controller's
+move; it answers every roof reading in every state, and every answer is in the table.
+
 Nothing here touches a device or the bus: the functions are pure and are tested
 without either.
 """
