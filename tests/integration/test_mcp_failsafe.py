@@ -489,3 +489,31 @@ def test_a_parked_roof_whose_driver_refuses_park_with_alert_counts_as_closed(
     finally:
         beats.stop()
         process.stop()
+
+
+def test_a_roof_opened_by_another_client_in_manual_mode_is_only_reported(
+    tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
+) -> None:
+    prepare_devices(indi.config(), roof_open=False, mount_parked=True)
+    config = mcp_config(tmp_path, mosquitto, indi.config())
+    inputs = Inputs(watcher, TOPICS, config)
+    inputs.all_safe()
+    inputs.sky(False)  # clouds: closed in auto mode, no opening before the mode is manual
+    beats = Heartbeats(inputs).start()
+    process = McpProcess(config, Sky(-25.0)).start()
+    try:
+        wait_state(watcher, TOPICS, lambda s: s["state"] == "closed_unsafe")
+        inputs.publish(TOPICS.mcp_mode_command, "manual", retain=False)
+        wait_state(watcher, TOPICS, lambda s: s["state"] == "manual" and s["roof"] == "closed")
+        recorder.clear()
+        recorder.client.set_switch(ROOF, "DOME_PARK", "UNPARK", wait=False)  # the operator, from an INDI panel
+        moved = wait_event(watcher, "roof_moved_outside")
+        assert moved["data"]["action"] == "report" and "reported only" in moved["message"]
+        wait_state(watcher, TOPICS, lambda s: s["roof"] == "open", 30)
+        assert states(watcher, TOPICS)[-1]["state"] == "manual"
+        # The MCP sent nothing to the roof: no PARK and no abort after the operator's UNPARK.
+        assert recorder.first(lambda r: r.name == "DOME_PARK" and r.values["PARK"]) == -1, recorder.records
+        assert recorder.first(lambda r: r.name == "DOME_ABORT_MOTION" and r.state == "Ok") == -1
+    finally:
+        beats.stop()
+        process.stop()

@@ -43,7 +43,6 @@ from obsy_mcp.ekos import Ekos, EkosError, SchedulerStatus
 from obsy_mcp.inputs import Clock, Inputs
 from obsy_mcp.statemachine import (
     AFTER_CLOSING,
-    CLOSED_RESTING,
     Decision,
     RoofGoal,
     State,
@@ -260,7 +259,7 @@ class Controller:
             return
         self._devices_unknown_since = None
         self._devices_reported = False
-        if self._roof_moved_outside(position):
+        if self._roof_moved_outside(position, decision):
             decision = decide(self.conditions())  # the night has ended: the safe part of the closing order
         elif self.state is State.ALARM and self.alarm and position is RoofPosition.CLOSED:
             self._clear_alarm("the roof is closed")
@@ -276,15 +275,15 @@ class Controller:
             self.reason = f"the roof is closing (moved outside OBSY): not opening now; {decision.reason}"
         self.publish_state()
 
-    def _roof_moved_outside(self, position: RoofPosition) -> bool:
+    def _roof_moved_outside(self, position: RoofPosition, decision: Decision) -> bool:
         """React to a roof moved by someone else; True when that ended the night.
 
         Between two evaluations only others move the roof (the MCP's sequences run inside
         one). While observing, a roof that is no longer open ends the night: the closing
         order then stops Ekos, parks the mount and confirms the roof closed (a roof already
         closing is only waited for), and the MCP rests in ``standby`` until START or OPEN.
-        A roof opened while the rules want it closed is closed again by the normal rules
-        (auto mode); in manual and off mode a move is only reported.
+        A roof opened while the rules want it closed is closed again by the normal rules;
+        otherwise (manual or off mode, starting) a move is only reported.
         """
         seen = self._roof_seen
         if self.state is State.OBSERVING and position is not RoofPosition.OPEN:
@@ -301,9 +300,12 @@ class Controller:
             return True
         if _direction(position) == _direction(seen) or RoofPosition.UNKNOWN in (position, seen):
             return False
-        if self.state in CLOSED_RESTING and self.state is not State.ALARM and position is not RoofPosition.CLOSED:
+        if decision.roof is RoofGoal.CLOSED and position is not RoofPosition.CLOSED:
             action, level = "close", "warning"
-            message = f"roof opened outside OBSY while {self.state} ({self.reason}), read back {position}: closing it"
+            moved = "opened" if _direction(position) == "open" else "moved"
+            message = (
+                f"roof {moved} outside OBSY while {self.state} ({decision.reason}), read back {position}: closing it"
+            )
         else:
             action, level = "report", "info" if self.state in (State.MANUAL, State.OFF) else "warning"
             message = f"roof moved outside OBSY: {seen} -> {position} (state {self.state}: reported only)"
