@@ -829,6 +829,11 @@ class McpConfig(ServiceSection):
     )
     manual_closes_on_unsafe: bool = Field(default=True, description="in manual mode an unsafe verdict still closes")
     evaluate_interval: float = Field(default=1.0, gt=0, description="seconds between re-evaluations without input")
+    shutdown_close_timeout: float = Field(
+        default=180.0,
+        gt=0,
+        description="seconds a stopping MCP may take to finish (or, in auto mode, perform) the closing before it exits",
+    )
     devices: McpDevicesConfig = McpDevicesConfig()
     ekos: McpEkosConfig = McpEkosConfig()
     supervision: McpSupervisionConfig = McpSupervisionConfig()

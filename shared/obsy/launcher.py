@@ -11,7 +11,9 @@ It starts what is missing and supervises the rest:
   A configuration error (exit status 2) stops everything: restarting cannot fix it.
 
 Each service's log goes to ``<data_dir>/logs/<name>.log`` and, prefixed, to the terminal.
-Ctrl-C or SIGTERM stops the services (they publish ``stopped``), then what was started.
+Ctrl-C or SIGTERM stops the MCP first (it closes the roof before it exits, within
+``mcp.shutdown_close_timeout``), then the other services (they publish ``stopped``), then
+what was started.
 
 indiserver runs under another process name (``obsy-indi-server``, a link in the run
 directory): KStars runs ``pkill indiserver`` when it exits, which would stop ours too.
@@ -294,22 +296,43 @@ class Launcher:
             child.next_start = now + delay
             log.warning("%s exited with status %s; restarting in %.0f s", child.name, code, delay)
 
-    def stop(self) -> None:
-        self.stopping.set()
-        for group in (self.children, self.infrastructure):
-            for child in group:
+    def request_stop(self, *_: object) -> None:
+        """SIGTERM/SIGINT: stop; a second one while stopping is passed on, so the MCP exits at once."""
+        if self.stopping.is_set():
+            for child in self.children:
                 if child.process is not None and child.process.poll() is None:
-                    child.process.terminate()
-            deadline = time.monotonic() + STOP_GRACE_S
-            for child in group:
-                if child.process is None:
-                    continue
-                try:
-                    child.process.wait(max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    log.warning("%s did not stop in %.0f s; killing it", child.name, STOP_GRACE_S)
-                    child.process.kill()
-                    child.process.wait(5)
+                    child.process.send_signal(signal.SIGTERM)
+        self.stopping.set()
+
+    def stop(self) -> None:
+        """Stop the MCP first, then the other services, then the broker and indiserver.
+
+        The MCP closes the roof before it exits (``mcp.shutdown_close_timeout``): it goes
+        alone and first, while the weather service, the broker and indiserver still run, and
+        gets that long (plus the usual grace) before it is killed.
+        """
+        self.stopping.set()
+        mcp = [child for child in self.children if child.name == "mcp"]
+        services = [child for child in self.children if child.name != "mcp"]
+        mcp_grace = self.config.mcp.shutdown_close_timeout + STOP_GRACE_S
+        for group, grace in ((mcp, mcp_grace), (services, STOP_GRACE_S), (self.infrastructure, STOP_GRACE_S)):
+            self._stop_group(group, grace)
+
+    @staticmethod
+    def _stop_group(group: list[Child], grace: float) -> None:
+        for child in group:
+            if child.process is not None and child.process.poll() is None:
+                child.process.terminate()
+        deadline = time.monotonic() + grace
+        for child in group:
+            if child.process is None:
+                continue
+            try:
+                child.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in %.0f s; killing it", child.name, grace)
+                child.process.kill()
+                child.process.wait(5)
 
     def run(self) -> int:
         for directory in (self.log_dir, self.run_dir, self.config.data_dir):
@@ -446,8 +469,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_CONFIG
     launcher = Launcher(config, config.source_file, only=only, demo=demo)
-    signal.signal(signal.SIGTERM, lambda *_: launcher.stopping.set())
-    signal.signal(signal.SIGINT, lambda *_: launcher.stopping.set())
+    signal.signal(signal.SIGTERM, launcher.request_stop)
+    signal.signal(signal.SIGINT, launcher.request_stop)
     return launcher.run()
 
 

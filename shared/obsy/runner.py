@@ -11,7 +11,8 @@ A service subclasses :class:`Service` and its console script calls
 5. calls :meth:`Service.poll` every ``poll_interval`` seconds and publishes a retained
    :class:`~obsy.messages.ServiceHealth` heartbeat every ``heartbeat_interval`` seconds,
    also touching a heartbeat file that ``healthcheck`` (the container healthcheck) reads;
-6. on SIGTERM or SIGINT calls :meth:`Service.stop`, publishes ``stopped`` and exits 0.
+6. on SIGTERM or SIGINT calls :meth:`Service.stop`, publishes ``stopped`` and exits 0; a
+   second SIGTERM or SIGINT while ``stop`` runs calls :meth:`Service.stop_now`.
 
 An exception in ``poll`` is logged and counted (the health turns ``degraded``); it does
 not end the service. An exception in ``start`` ends it with exit status 1 and ``offline``.
@@ -75,6 +76,12 @@ class Service:
 
     def stop(self) -> None:
         """Release devices and threads; the runner publishes ``stopped`` afterwards."""
+
+    def stop_now(self) -> None:
+        """A second stop request while :meth:`stop` runs: end whatever it is waiting for at once.
+
+        Called from the signal handler: set flags only, no blocking work.
+        """
 
     def ha_entities(self) -> list[Entity]:
         """Home Assistant entities this service offers beyond the standard ones."""
@@ -161,6 +168,8 @@ class ServiceRunner:
         return EXIT_OK
 
     def request_stop(self, *_: object) -> None:
+        if self.stop_event.is_set():
+            self.service.stop_now()  # a second SIGTERM/SIGINT: the service must not wait any longer
         self.stop_event.set()
 
     def _poll_once(self, log: logging.Logger) -> None:
