@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -37,7 +41,20 @@ class Sky:
         return self.altitude
 
 
-def mcp_config(tmp_path: Path, broker: MosquittoBroker, indi: IndiServerConfig, **mcp: Any) -> ObsyConfig:
+def midnight_site() -> dict[str, Any]:
+    """A site on the equator where it is local midnight now: the real Sun is far below the horizon.
+
+    For an MCP in its own process, where the Sun cannot be injected; good for hours.
+    """
+    now = datetime.now(UTC)
+    hours = now.hour + now.minute / 60
+    longitude = (-hours * 15.0 + 180.0) % 360.0 - 180.0  # local solar time = UTC + longitude / 15 h
+    return {"name": "Midnight test site", "latitude": 0.0, "longitude": round(longitude, 2), "timezone": "UTC"}
+
+
+def mcp_config(
+    tmp_path: Path, broker: MosquittoBroker, indi: IndiServerConfig, *, site: dict[str, Any] | None = None, **mcp: Any
+) -> ObsyConfig:
     settings: dict[str, Any] = {
         "startup_grace": 3.0,
         "safe_delay": 0.0,
@@ -52,8 +69,9 @@ def mcp_config(tmp_path: Path, broker: MosquittoBroker, indi: IndiServerConfig, 
             settings[key] = {**settings[key], **value}
         else:
             settings[key] = value
+    extra: dict[str, Any] = {"site": site} if site else {}
     path = write_config(
-        tmp_path, broker, indi={"host": indi.host, "port": indi.port, "connect_timeout": 5}, mcp=settings
+        tmp_path, broker, indi={"host": indi.host, "port": indi.port, "connect_timeout": 5}, mcp=settings, **extra
     )
     return load_config(path)
 
@@ -80,6 +98,36 @@ class McpProcess:
     def stop(self) -> None:
         self.runner.request_stop()
         self.thread.join(30)
+
+
+class McpSubprocess:
+    """The MCP as deployed: its own process (``python -m obsy_mcp run``), stopped by real signals."""
+
+    def __init__(self, config: ObsyConfig, log_path: Path) -> None:
+        assert config.source_file is not None
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        argv = [sys.executable, "-m", "obsy_mcp", "run", "--config", str(config.source_file), "--log-format", "text"]
+        self.process = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=dict(os.environ))
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        self.process.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.process.wait(timeout)
+        finally:
+            self._log.flush()
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self._log.close()
 
 
 class Inputs:

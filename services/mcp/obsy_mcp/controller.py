@@ -17,6 +17,10 @@ interrupts or repeats it. While observing, the Ekos scheduler's status is read e
 ``ekos.poll_interval`` on a worker thread: a schedule that finishes ends the night (closing,
 then standby "schedule finished"); one that aborts follows ``ekos.on_abort``.
 
+The service stopping (SIGTERM, SIGINT) never leaves a closing half-done: :meth:`shutdown`
+lets a running closing finish and, in auto mode, closes a roof that is not closed, within
+``shutdown_close_timeout``; a second stop request or the limit ends it at once.
+
 Others move the roof too (Ekos, a hand controller, an INDI panel): a roof no longer open
 while observing ends the night ("roof closed outside OBSY") and is never reopened by itself;
 one opened while it must be closed is closed again (see ``_roof_moved_outside``).
@@ -61,6 +65,8 @@ SCHEDULE_FINISHED = "schedule finished"
 #: an operator in an INDI panel) closed the roof while the MCP observed.
 ROOF_CLOSED_OUTSIDE = "roof closed outside OBSY"
 ROOF_STOPPED_OUTSIDE = "roof stopped outside OBSY"
+#: The reason of the closing the MCP runs because it is being stopped.
+MCP_STOPPING = "MCP stopping"
 #: Scheduler states that mean a schedule is being worked on.
 EKOS_ACTIVE = frozenset({SchedulerStatus.STARTUP, SchedulerStatus.RUNNING, SchedulerStatus.PAUSED})
 
@@ -160,6 +166,9 @@ class Controller:
 
         self._wake = threading.Event()
         self._stop_thread = threading.Event()
+        self._shutting_down = threading.Event()  # the service is stopping: close (see shutdown), then exit
+        self._cut_short = threading.Event()  # a second stop request, or the limit: exit now
+        self._cut_short_why = ""
         self._lock = threading.RLock()
         self._requests: deque[str] = deque()  # "open", "close", "stop" from commands
         self._stop_requested = threading.Event()  # STOP: halts a running sequence
@@ -195,11 +204,65 @@ class Controller:
         self._ekos_worker.shutdown(wait=False, cancel_futures=True)
         self.supervisor.close()
 
+    def shutdown(self, limit: float) -> bool:
+        """Stop for good, but never leave a closing half-done; True when nothing was cut short.
+
+        A closing that is running is finished, in any mode. In auto mode a roof that is not
+        closed (open, stopped half-way, unknown) gets the full closing order first; a running
+        opening is interrupted for it. In manual and off mode the roof stays as the operator
+        has it, with a warning. All within ``limit`` seconds, or until :meth:`cut_shutdown_short`
+        (a second stop request): then it exits at once, leaving the roof to what its driver does.
+        """
+        deadline = time.monotonic() + limit
+        if self._closing_running:
+            self.reason = f"{MCP_STOPPING}: finishing the closing ({self.reason})"
+            self._event(
+                "shutdown_closing",
+                f"{MCP_STOPPING}: a closing is running; finishing it before exiting (at most {limit:g} s)",
+                level="warning",
+                data={"roof": str(self.roof.position()), "limit_s": limit, "running": True},
+            )
+            self.publish_state()
+        self._shutting_down.set()
+        self._wake.set()
+        thread = self._thread
+        while thread is not None and thread.is_alive() and not self._cut_short.is_set():
+            if time.monotonic() >= deadline:
+                self._cut_short_why = f"the limit of {limit:g} s (shutdown_close_timeout) was reached"
+                self._cut_short.set()
+                break
+            thread.join(0.1)
+        finished = not self._cut_short.is_set()
+        if not finished:
+            mount = self.mount.parked() if self.mount else "no mount"
+            self._event(
+                "shutdown_cut_short",
+                f"{MCP_STOPPING}: closing cut short ({self._cut_short_why}); exiting now with the roof "
+                f"{self.roof.position()}, mount parked: {mount}",
+                level="critical",
+                data={"why": self._cut_short_why, "roof": str(self.roof.position())},
+            )
+            if thread is not None:
+                thread.join(1.0)  # it stops at its next check; a device wait in progress dies with the process
+        self.stop(timeout=0)
+        return finished
+
+    def cut_shutdown_short(self, why: str = "a second stop request") -> None:
+        """End :meth:`shutdown` at once; only sets flags (it runs in a signal handler)."""
+        self._cut_short_why = why
+        self._cut_short.set()
+
     def wake(self) -> None:
         self._wake.set()
 
     def _run(self) -> None:
         while not self._stop_thread.is_set():
+            if self._shutting_down.is_set():
+                try:
+                    self._close_before_exit()
+                except Exception:
+                    log.exception("closing before exit failed")
+                return
             try:
                 self.step()
             except Exception:
@@ -546,6 +609,43 @@ class Controller:
             except DeviceError as error:
                 self._raise_alarm(f"STOP: {error}")
 
+    def _close_before_exit(self) -> None:
+        """The service is stopping: close the roof first in auto mode; report it in the others."""
+        if self._cut_short.is_set():
+            return
+        self._ensure_devices()
+        position = self.roof.position()
+        mode = self.inputs.mode
+        if position is RoofPosition.CLOSED:
+            log.info("%s: the roof is closed", MCP_STOPPING)
+            return
+        data = {"roof": str(position), "mode": mode.value}
+        if mode is not Mode.AUTO:
+            self._event(
+                "shutdown_roof_left",
+                f"{MCP_STOPPING} in {mode.value} mode: the roof is {position} and stays as the operator has it; "
+                "nothing closes it while the MCP is stopped",
+                level="warning",
+                data=data,
+            )
+            return
+        limit = self.settings.shutdown_close_timeout
+        self._event(
+            "shutdown_closing",
+            f"{MCP_STOPPING} with the roof {position} in auto mode: running the closing order before exiting "
+            f"(at most {limit:g} s)",
+            level="warning",
+            data={**data, "limit_s": limit, "running": False},
+        )
+        self._close(Decision(State.STANDBY, RoofGoal.CLOSED, MCP_STOPPING))
+        if self._cut_short.is_set():
+            return
+        position = self.roof.position()
+        if position is RoofPosition.CLOSED:
+            log.info("%s: the roof is closed", MCP_STOPPING)
+        else:
+            log.critical("%s: the closing did not close the roof (%s); exiting with it so", MCP_STOPPING, position)
+
     # ------------------------------------------------------------------ sequences
 
     def _close(self, decision: Decision) -> None:
@@ -565,6 +665,8 @@ class Controller:
         if self.mount is not None:
             self._step("abort_mount", self.mount.abort, critical=False)
             parked = self._step("park_mount", self.mount.park) and self.mount.parked() is True
+            if self._cut_short.is_set():
+                return  # the MCP is exiting now (shutdown)
             if not parked:
                 if self.settings.park_failure_policy == "keep_open_and_alarm":
                     self._raise_alarm(
@@ -583,6 +685,8 @@ class Controller:
         if self._stop_requested.is_set():
             self._after_stop()
             return
+        if self._cut_short.is_set():
+            return  # exiting now: no alarm for a roof that was still on its way
         if not closed or self.roof.position() is not RoofPosition.CLOSED:
             self._raise_alarm(f"the roof {self.roof.name} did not close ({self.roof.position()})")
             self._transition(State.ALARM, self.alarm)
@@ -618,6 +722,8 @@ class Controller:
         def interrupted() -> bool:
             if self._stop_requested.is_set() or self._close_requested.is_set():
                 return True
+            if self._shutting_down.is_set() and self.inputs.mode is Mode.AUTO:
+                return True  # the MCP is stopping: it closes instead
             now = decide(self.conditions())
             return now.roof is RoofGoal.CLOSED or (decision.state is State.OBSERVING and now.roof is not RoofGoal.OPEN)
 
@@ -671,6 +777,8 @@ class Controller:
                 self._event("device_action", f"{name}: interrupted ({error})", level="warning", data={"step": name})
                 return False
             except (DeviceError, EkosError) as error:
+                if self._cut_short.is_set():
+                    return False  # the MCP is exiting: the step was cut off, it did not fail
                 level = "error" if attempt == attempts and critical else "warning"
                 self._event(
                     "step_failed",
@@ -679,7 +787,7 @@ class Controller:
                     data={"step": name, "attempt": attempt, "error": str(error)},
                 )
                 if attempt < attempts and not (interruptible and self._stop_requested.is_set()):
-                    self._stop_thread.wait(self.settings.devices.retry_delay)
+                    self._cut_short.wait(self.settings.devices.retry_delay)
                     continue
                 return False
             self._event("device_action", f"{name}: done", data={"step": name, "attempt": attempt})

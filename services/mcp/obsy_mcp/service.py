@@ -2,7 +2,9 @@
 
 The controller runs on its own thread, not in ``poll``: a closing sequence takes minutes
 and must not stop heartbeats. The INDI connection is the MCP's own (not through the
-broker), so the roof can be closed while the broker is gone.
+broker), so the roof can be closed while the broker is gone. Stopping the service
+(SIGTERM, SIGINT) closes the roof first in auto mode (``shutdown_close_timeout``); a second
+SIGTERM or SIGINT exits at once.
 """
 
 from __future__ import annotations
@@ -85,10 +87,14 @@ class McpService(Service):
             self._input(lambda h: self.controller.inputs.set_health(service, h), health)
 
     def stop(self) -> None:
-        self.controller.stop()
+        # Never a closing half-done: finish it (or, in auto mode, close) first; see Controller.shutdown.
+        self.controller.shutdown(self.config.mcp.shutdown_close_timeout)
         self.indi.disconnect()
         if self.ekos is not None:
             self.ekos.close()
+
+    def stop_now(self) -> None:
+        self.controller.cut_shutdown_short("a second stop request")
 
     def health_details(self) -> dict[str, Any]:
         return {"state": str(self.controller.state), "alarm": self.controller.alarm, "indi": self.indi.connected}
