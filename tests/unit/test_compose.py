@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from obsy.config import SERVICE_NAMES, ConfigError, load_config
+from obsy.config import SERVICE_NAMES, ConfigError, McpConfig, load_config
 from obsy.homeassistant import node_id
 from obsy.topics import HOMEASSISTANT_STATUS, Topics
 
@@ -312,6 +312,31 @@ def test_mcp_docker_socket_and_indi(services: dict[str, dict[str, Any]]):
         assert environment(services[name])["OBSY_INDI__HOST"] == "indiserver", name
     for name in ("clouddetect", "scheduler", "web"):
         assert "OBSY_INDI__HOST" not in environment(services[name]), name
+
+
+def compose_duration(value: str) -> float:
+    """Seconds in a Compose duration ("200s", "3m20s", "1h", "1m30.5s")."""
+    parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", value.strip())
+    assert parts and any(parts.groups()), f"not a Compose duration: {value!r}"
+    hours, minutes, seconds = (float(group or 0) for group in parts.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def test_compose_duration_parses_what_compose_accepts():
+    assert compose_duration("200s") == 200
+    assert compose_duration("3m20s") == 200
+    assert compose_duration("1h") == 3600
+    with pytest.raises(AssertionError):
+        compose_duration("200")
+
+
+def test_the_mcp_may_close_the_roof_before_docker_kills_it(services: dict[str, dict[str, Any]]):
+    """Stopped, the mcp closes the roof first (mcp.shutdown_close_timeout); Docker's default grace is 10 s."""
+    example = load_config(ROOT / "config" / "obsy.example.yaml", env={})
+    limit = max(McpConfig().shutdown_close_timeout, example.mcp.shutdown_close_timeout)
+    grace = services["mcp"].get("stop_grace_period")
+    assert grace, "the mcp needs a stop_grace_period above mcp.shutdown_close_timeout"
+    assert compose_duration(str(grace)) > limit
 
 
 # --- secrets ---------------------------------------------------------------------------
