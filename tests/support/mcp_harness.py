@@ -95,9 +95,13 @@ class McpProcess:
         self.thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 30.0) -> None:
+        """Stop as SIGTERM does (in auto mode the MCP closes the roof first); a second request after ``wait``."""
         self.runner.request_stop()
-        self.thread.join(30)
+        self.thread.join(wait)
+        if self.thread.is_alive():
+            self.runner.request_stop()  # as a second SIGTERM: exit now
+            self.thread.join(10)
 
 
 class McpSubprocess:
