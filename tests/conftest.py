@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.mosquitto import MosquittoBroker
+from tests.support.watcher import Watcher
 
 
 @pytest.fixture
@@ -19,3 +20,13 @@ def mosquitto(tmp_path: Path) -> Iterator[MosquittoBroker]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def watcher(mosquitto: MosquittoBroker) -> Iterator[Watcher]:
+    """Records every message under ``obsy/`` on the test's broker (a test may define a narrower one)."""
+    w = Watcher(mosquitto.port, ["obsy/#"])
+    try:
+        yield w
+    finally:
+        w.close()

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,13 +39,6 @@ def start_echo_process(config_path: Path, run_dir: Path, log_dir: Path | None = 
         stdout=((log_dir or run_dir) / "echo.log").open("ab"),
         stderr=subprocess.STDOUT,
     )
-
-
-@pytest.fixture
-def watcher(mosquitto: MosquittoBroker) -> Iterator[Watcher]:
-    w = Watcher(mosquitto.port, ["obsy/#"])
-    yield w
-    w.close()
 
 
 def test_online_only_after_initial_state_and_offline_on_sigkill(mosquitto, watcher, tmp_path):

@@ -12,7 +12,6 @@ from obsy_clouddetect.classifier.demo import make_demo_model
 from tests.integration.test_clouddetect_service import HEALTH, Running, send_and_wait, states
 from tests.support.clouddetect_frames import DAY, NIGHT, FrameFactory
 from tests.support.indiserver import CCD, IndiServer, require_indi
-from tests.support.watcher import Watcher
 
 pytestmark = pytest.mark.integration
 
@@ -40,13 +39,6 @@ def ccd_frames(tmp_path_factory) -> Iterator[list[bytes]]:
             yield frames
     finally:
         server.stop()
-
-
-@pytest.fixture
-def watcher(mosquitto) -> Iterator[Watcher]:
-    w = Watcher(mosquitto.port, ["obsy/#"])
-    yield w
-    w.close()
 
 
 def test_simulator_frames_are_judged_without_error(mosquitto, watcher, tmp_path, ccd_frames):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +27,6 @@ STATE = "obsy/clouddetect/state"
 FRAMES = "obsy/allsky/frames"
 HEALTH = "obsy/clouddetect/health"
 NO_AGE_LIMIT = 10**9  # the synthetic frames are dated on a fixed night
-
-
-@pytest.fixture
-def watcher(mosquitto) -> Iterator[Watcher]:
-    w = Watcher(mosquitto.port, ["obsy/#"])
-    yield w
-    w.close()
 
 
 class Running:

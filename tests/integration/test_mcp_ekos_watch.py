@@ -57,15 +57,6 @@ def indi(tmp_path: Path) -> Iterator[IndiServer]:
 
 
 @pytest.fixture
-def watcher(mosquitto: MosquittoBroker) -> Iterator[Watcher]:
-    w = Watcher(mosquitto.port, ["obsy/#"])
-    try:
-        yield w
-    finally:
-        w.close()
-
-
-@pytest.fixture
 def ekos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EkosStandIn]:
     with EkosStandIn(tmp_path_factory.mktemp("eb")) as standin:  # short: a unix socket path
         yield standin

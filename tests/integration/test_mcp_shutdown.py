@@ -51,15 +51,6 @@ def indi(tmp_path: Path) -> Iterator[IndiServer]:
 
 
 @pytest.fixture
-def watcher(mosquitto: MosquittoBroker) -> Iterator[Watcher]:
-    w = Watcher(mosquitto.port, ["obsy/#"])
-    try:
-        yield w
-    finally:
-        w.close()
-
-
-@pytest.fixture
 def recorder(indi: IndiServer) -> Iterator[IndiRecorder]:
     rec = IndiRecorder(indi.config())
     try:

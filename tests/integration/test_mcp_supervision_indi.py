@@ -60,15 +60,6 @@ def docker(tmp_path_factory: pytest.TempPathFactory, indi: IndiServer) -> Iterat
         yield standin
 
 
-@pytest.fixture
-def watcher(mosquitto: MosquittoBroker) -> Iterator[Watcher]:
-    w = Watcher(mosquitto.port, ["obsy/#"])
-    try:
-        yield w
-    finally:
-        w.close()
-
-
 def camera_answers_again(indi: IndiServer) -> None:
     """The camera is defined again on the (restarted) server and answers: wait for it from another client."""
     with IndiClient.from_config(indi.config(), timeout=30.0) as client:

@@ -46,13 +46,6 @@ def targets(acquired: int = 0) -> TargetList:
 
 
 @pytest.fixture
-def watcher(mosquitto) -> Iterator[Watcher]:
-    w = Watcher(mosquitto.port, ["obsy/#"])
-    yield w
-    w.close()
-
-
-@pytest.fixture
 def service(mosquitto, tmp_path, watcher) -> Iterator[subprocess.Popen[bytes]]:
     watcher.publish(TARGETS, targets().to_json(), retain=True)  # retained before the service starts
     config = write_config(
