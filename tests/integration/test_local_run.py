@@ -137,7 +137,7 @@ def test_demo_mode_sets_up_the_night_and_makes_it_rain(tmp_path):
                 indi.wait_device(device)
             assert indi.wait_property("Allsky Simulator", "DRIVER_INFO").values["DRIVER_EXEC"] == "indi_simulator_ccd"
 
-        watcher = Watcher(broker_port, ["obsy-demo/+/availability", "obsy-demo/weather/safety"])
+        watcher = Watcher(broker_port, ["obsy-demo/+/availability", "obsy-demo/weather/safety", "obsy-demo/mcp/state"])
         for name in SERVICE_NAMES:
             watcher.wait_payload(f"obsy-demo/{name}/availability", b"online", timeout=60)
         with Client(base_url=f"http://127.0.0.1:{web_port}", timeout=30) as web:
@@ -150,9 +150,17 @@ def test_demo_mode_sets_up_the_night_and_makes_it_rain(tmp_path):
         watcher.wait_for(
             lambda _: any(b'"quantity":"rain"' in m.payload for m in watcher.on("obsy-demo/weather/safety")), 30
         )
+        # The rain may have come while the roof was opening: let the MCP finish closing, or it
+        # would (rightly) finish that closing on its way out and the stop would take longer.
+        watcher.wait_for(
+            lambda _: (
+                b'"state":"closed_unsafe"' in ([b""] + [m.payload for m in watcher.on("obsy-demo/mcp/state")])[-1]
+            ),
+            120,
+        )
 
         launcher.send_signal(signal.SIGTERM)
-        assert launcher.wait(40) == 0
+        assert launcher.wait(60) == 0
     finally:
         if watcher is not None:
             watcher.close()
