@@ -639,7 +639,7 @@ class AllskyExposureConfig(Section):
     night_altitude: float = Field(default=-12.0, description="sun altitude (deg) below which night settings apply")
     day_altitude: float = Field(default=-3.0, description="sun altitude (deg) above which day settings apply")
     night: AllskyExposureProfile = AllskyExposureProfile(
-        min_exposure_s=0.001, max_exposure_s=30.0, gain=200.0, target_brightness=0.2
+        min_exposure_s=0.001, max_exposure_s=30.0, gain=100.0, target_brightness=0.2
     )
     day: AllskyExposureProfile = AllskyExposureProfile(
         min_exposure_s=0.0001, max_exposure_s=1.0, gain=0.0, target_brightness=0.35

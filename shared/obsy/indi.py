@@ -69,6 +69,10 @@ class IndiError(Exception):
     """An INDI operation failed: not connected, unknown device/property/element, Alert state."""
 
 
+class IndiRangeError(IndiError, ValueError):
+    """A number outside the range its driver declared (min..max): refused before sending."""
+
+
 class IndiTimeout(IndiError, TimeoutError):  # noqa: N818 - reads better than IndiTimeoutError
     """A wait ran out of time; the message names server, device, property and the wait."""
 
@@ -420,8 +424,15 @@ class IndiClient:
         *,
         wait: bool = True,
         timeout: float | None = None,
+        check_limits: bool = True,
     ) -> PropertySnapshot | None:
         """Send new values; elements not named keep their current values.
+
+        A value outside the element's declared range (see :meth:`number_limits`) raises
+        :class:`IndiRangeError` naming device, property, element, value and range, and nothing
+        is sent: drivers answer such a request with Alert or clamp it silently, so a wrong
+        setting would otherwise fail every time (or act as another) without saying why.
+        ``check_limits=False`` sends it anyway, for drivers that declare wrong ranges.
 
         With ``wait=True`` block until the server answers with the property not Busy and
         return that snapshot; :class:`IndiError` if the answer is Alert or the connection
@@ -435,12 +446,24 @@ class IndiClient:
         current = self._typed(device, name, "number")
         merged = {**current.values, **{k: float(v) for k, v in values.items()}}
         _check_elements(current, values)
+        if check_limits:
+            _check_limits(current, values)
         prop = _pyindi().PropertyNumber(len(merged))
         _fill(prop, device, name)
         for widget, (element, value) in zip(prop, merged.items(), strict=True):
             widget.setName(element)
             widget.setValue(value)
         return self._send(current, lambda c: c.sendNewNumber(prop), wait, timeout)
+
+    def number_limits(self, device: str, name: str, element: str) -> tuple[float, float] | None:
+        """The (min, max) the driver declared for one number element; None where it declares none.
+
+        INDI has no "unbounded" flag: drivers leave min and max equal (often 0) for a number
+        without limits, so only ``max > min`` is a range.
+        """
+        current = self._typed(device, name, "number")
+        _check_elements(current, [element])
+        return _declared_range(current, element)
 
     def set_switch(
         self,
@@ -1009,6 +1032,23 @@ def _check_elements(current: PropertySnapshot, names: Iterable[str]) -> None:
             f"{current.device}.{current.name} has no element {', '.join(map(repr, unknown))} "
             f"(elements: {', '.join(current.values)})"
         )
+
+
+def _declared_range(current: PropertySnapshot, element: str) -> tuple[float, float] | None:
+    limits = current.limits.get(element)
+    if limits is None or not limits[1] > limits[0]:
+        return None
+    return limits[0], limits[1]
+
+
+def _check_limits(current: PropertySnapshot, values: Mapping[str, float]) -> None:
+    for element, value in values.items():
+        span = _declared_range(current, element)
+        if span is not None and not span[0] <= float(value) <= span[1]:  # NaN fails this too
+            raise IndiRangeError(
+                f"{current.device}.{current.name}.{element} = {float(value):g} is outside the range "
+                f"{span[0]:g}..{span[1]:g} the driver declares; not sent"
+            )
 
 
 def _is_device_connected(connection: PropertySnapshot) -> bool:

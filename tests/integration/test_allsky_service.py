@@ -473,3 +473,37 @@ def test_an_encoder_that_fails_is_reported_once_and_the_frames_go_on(tmp_path, m
         before = len(frames(watcher))
         watcher.wait_for(lambda _: len(frames(watcher)) > before, timeout=30)
         assert file_of(frames(watcher)[-1].url).is_file()
+
+
+def test_a_gain_outside_the_cameras_range_is_one_clear_error_and_frames_go_on(tmp_path, mosquitto, indiserver, watcher):
+    """The CCD simulator declares gain 0..100: 200 in the config is said once, the frames use 100.
+
+    Before, every exposure failed on the driver's Alert and the camera was reconnected, frame
+    after frame, while the state said "ok, gain 200".
+    """
+    wrong = {**PROFILE, "gain": 200}
+    exposure = {"night": wrong, "day": wrong, "moon": {"profile": wrong}}
+    with Running(tmp_path, mosquitto, indiserver, exposure=exposure) as running:
+        watcher.wait_for(lambda _: len(frames(watcher)) >= 3, timeout=90)
+        out_of_range = [e for e in events(watcher) if e.kind == "setting_out_of_range"]
+        assert {e.message.split(":")[0] for e in out_of_range} == {
+            "allsky.exposure.night.gain",
+            "allsky.exposure.day.gain",
+            "allsky.exposure.moon.profile.gain",
+        }
+        assert len(out_of_range) == 3  # once each, not once per frame
+        assert all(e.level == "error" and "0..100" in e.message and "using 100" in e.message for e in out_of_range)
+        assert {f.gain for f in frames(watcher)} == {100}
+        assert running_state(watcher).gain == 100 and running_state(watcher).camera == "ok"
+        assert health(watcher).details["camera_failures"] == 0
+        assert not {"camera_failed", "camera_recovered"} & set(kinds(watcher))
+
+        # Darks asked for at a gain the camera refuses: one clear failure, nothing captured.
+        watcher.client.publish(DARKS_SET, b'{"exposures": [0.1], "gain": 150}', qos=1)
+        watcher.wait_for(lambda _: darks_state(watcher).status == "failed", timeout=30)
+        assert "gain 150 is outside" in darks_state(watcher).error
+        assert DarkLibrary(running.config.data_dir / "allsky" / "darks").masters() == []
+        # Without a gain: the one the frames are taken at.
+        watcher.client.publish(DARKS_SET, b'{"exposures": [0.1], "count": 1}', qos=1)
+        watcher.wait_for(lambda _: darks_state(watcher).status == "done", timeout=60)
+        assert darks_state(watcher).gain == 100

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from obsy.indi import IndiClient, IndiError, IndiTimeout, PropertySnapshot
+from obsy.indi import IndiClient, IndiError, IndiRangeError, IndiTimeout, PropertySnapshot
 from tests.support.indiserver import CCD, ROOF, TELESCOPE, WEATHER, IndiServer, require_indi
 from tests.support.ports import free_port
 
@@ -181,7 +181,22 @@ def test_alert_answer_raises(indi: IndiClient) -> None:
     indi.connect_device(CCD)
     indi.wait_property(CCD, "CCD_EXPOSURE")
     with pytest.raises(IndiError, match=rf"{CCD}\.CCD_EXPOSURE .*answered Alert"):
-        indi.set_number(CCD, "CCD_EXPOSURE", {"CCD_EXPOSURE_VALUE": 5000.0})  # limit: 3600 s
+        # limit: 3600 s; sent anyway, so the driver is the one that says no
+        indi.set_number(CCD, "CCD_EXPOSURE", {"CCD_EXPOSURE_VALUE": 5000.0}, check_limits=False)
+
+
+def test_a_number_outside_its_declared_range_is_refused_before_sending(indi: IndiClient) -> None:
+    indi.connect_device(CCD)
+    gain = indi.wait_property(CCD, "CCD_GAIN")
+    assert indi.number_limits(CCD, "CCD_GAIN", "GAIN") == (0.0, 100.0)  # the simulator's declared range
+    with pytest.raises(IndiRangeError, match=rf"{CCD}\.CCD_GAIN\.GAIN = 200 is outside the range 0\.\.100"):
+        indi.set_number(CCD, "CCD_GAIN", {"GAIN": 200})
+    with pytest.raises(IndiRangeError, match="nan is outside"):
+        indi.set_number(CCD, "CCD_GAIN", {"GAIN": float("nan")})
+    assert indi.get_property(CCD, "CCD_GAIN").values == gain.values
+    assert indi.set_number(CCD, "CCD_GAIN", {"GAIN": 100}).values["GAIN"] == 100  # the range's edge is in it
+    with pytest.raises(IndiError, match="no element 'NOPE'"):
+        indi.number_limits(CCD, "CCD_GAIN", "NOPE")
 
 
 def test_ccd_exposure_delivers_a_fits_blob(indi: IndiClient) -> None:

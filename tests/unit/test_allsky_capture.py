@@ -37,8 +37,9 @@ def run_loop(auto: AutoExposure, sky_rate: float, sun_altitude: float, frames: i
 def test_auto_exposure_converges_on_the_target_without_oscillating():
     config = AllskyExposureConfig()
     auto = AutoExposure(config)
-    exposures = run_loop(auto, sky_rate=0.002, sun_altitude=-30, frames=25)  # target at 10 s
-    final = simulated_brightness(exposures[-1], config.night.gain, 0.002)
+    sky_rate = config.night.target_brightness / (10.0 * 10 ** (config.night.gain / 200))  # target at 10 s
+    exposures = run_loop(auto, sky_rate=sky_rate, sun_altitude=-30, frames=25)
+    final = simulated_brightness(exposures[-1], config.night.gain, sky_rate)
     assert final == pytest.approx(config.night.target_brightness, rel=0.02)
     steps = np.sign(np.diff(np.log(exposures)))
     assert np.all(steps[steps != 0] == steps[steps != 0][0])  # one direction: no overshoot, no ringing

@@ -126,6 +126,7 @@ class AllskyService(Service):
         self._last_setting: ExposureSetting | None = None
         self._last_bracket: list[float] = []  # exposures of the last frame's bracket
         self._darks_request: AllskyDarksCommand | None = None
+        self._range_reported: set[str] = set()  # configured values outside the camera's range, said once
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._wake = threading.Event()  # ends the pause between frames early (a command, stop)
@@ -201,10 +202,35 @@ class AllskyService(Service):
         self.camera.set_binning(cam.binning)
         if cam.cooling_c is not None:
             self.camera.set_cooling(cam.cooling_c)
+        self._check_camera_ranges()
         if self.state.camera == "lost":
             self.camera.recoveries += 1
             self._report("camera_recovered", "info", f"camera {self.camera.device!r} answers again")
         self._update(camera="ok", camera_error=None)
+
+    def _check_camera_ranges(self) -> None:
+        """Say once (an error event) which configured values the camera does not accept.
+
+        The camera keeps every number within the range its driver declares (an exposure at a
+        refused gain would fail every time, and quietly so): the frames go on at the nearest value
+        the camera takes, and the state shows the gain actually used.
+        """
+        exposure, cam = self.settings.exposure, self.settings.camera
+        checks = [
+            ("allsky.exposure.night.gain", "CCD_GAIN", "GAIN", exposure.night.gain),
+            ("allsky.exposure.day.gain", "CCD_GAIN", "GAIN", exposure.day.gain),
+            ("allsky.exposure.moon.profile.gain", "CCD_GAIN", "GAIN", exposure.moon.profile.gain),
+            ("allsky.camera.binning", "CCD_BINNING", "HOR_BIN", cam.binning),
+        ]
+        if cam.cooling_c is not None:
+            checks.append(("allsky.camera.cooling_c", "CCD_TEMPERATURE", "CCD_TEMPERATURE_VALUE", cam.cooling_c))
+        for key, prop, element, value in checks:
+            why = self.camera.out_of_range(prop, element, value)
+            if why is None or key in self._range_reported:
+                continue
+            self._range_reported.add(key)
+            used = self.camera.within_limits(prop, element, value)
+            self._report("setting_out_of_range", "error", f"{key}: {why}; using {used:g} instead (fix the config)")
 
     def _camera_failed(self, exc: CameraError) -> bool:
         """Report the failure (once while the camera stays lost) and reconnect; True when it answers again."""
@@ -364,8 +390,10 @@ class AllskyService(Service):
         cam = self.settings.camera
         exposures = command.exposures or self._last_bracket or [self.auto.exposure_s]
         gain = command.gain
+        if gain is None:  # the gain the frames are taken at (within the camera's range)
+            gain = self.camera.gain
         if gain is None:
-            gain = self._last_setting.gain if self._last_setting else self.settings.exposure.night.gain
+            gain = self.camera.within_limits("CCD_GAIN", "GAIN", self.settings.exposure.night.gain)
         count = command.count or cam.dark_count
         self._update_darks(
             AllskyDarksState(

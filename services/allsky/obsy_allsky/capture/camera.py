@@ -3,6 +3,11 @@
 Only INDI's standard CCD properties are used (CCD_EXPOSURE, CCD_GAIN, CCD_BINNING,
 CCD_TEMPERATURE, CCD_COOLER, CCD_ABORT_EXPOSURE and the BLOB CCD1), so any INDI camera
 driver works; optional ones (gain, cooling) are used only where the driver has them.
+
+Every number is kept within the range the driver declares for it (a driver answers a value
+outside it with Alert, so the exposure would fail every time): exposure, gain, binning and
+cooler set point are clamped here, and :meth:`IndiCamera.out_of_range` tells the service which
+configured values were, so it can say so once.
 """
 
 from __future__ import annotations
@@ -80,13 +85,45 @@ class IndiCamera:
     def has(self, prop: str) -> bool:
         return prop in self.client.properties(self.device)
 
+    @property
+    def gain(self) -> float | None:
+        """The gain last set (within the camera's range); None before one was set."""
+        return self._gain
+
+    @property
+    def binning(self) -> int:
+        return self._binning
+
+    def limits(self, prop: str, element: str) -> tuple[float, float] | None:
+        """The (min, max) the driver declares for one number; None where it has none (or no such property)."""
+        if not self.has(prop):
+            return None
+        try:
+            return self.client.number_limits(self.device, prop, element)
+        except IndiError:
+            return None
+
+    def within_limits(self, prop: str, element: str, value: float) -> float:
+        """``value`` clamped into the range the driver declares for it (unchanged without one)."""
+        span = self.limits(prop, element)
+        return value if span is None else min(max(value, span[0]), span[1])
+
+    def out_of_range(self, prop: str, element: str, value: float) -> str | None:
+        """Why ``value`` cannot be set as it is (outside the range the driver declares); None if it can."""
+        span = self.limits(prop, element)
+        if span is None or span[0] <= value <= span[1]:
+            return None
+        return f"{value:g} is outside camera {self.device!r}'s {prop}.{element} range {span[0]:g}..{span[1]:g}"
+
     def set_gain(self, gain: float) -> None:
         if not self.has("CCD_GAIN"):
             return
+        gain = self.within_limits("CCD_GAIN", "GAIN", gain)
         self._settle("CCD_GAIN", {"GAIN": gain})
         self._gain = gain
 
     def set_binning(self, binning: int) -> None:
+        binning = round(self.within_limits("CCD_BINNING", "HOR_BIN", binning))
         self._settle("CCD_BINNING", {"HOR_BIN": binning, "VER_BIN": binning})
         self._binning = binning
 
@@ -98,6 +135,7 @@ class IndiCamera:
             if self.has("CCD_COOLER"):
                 self._wrap(lambda: self.client.set_switch(self.device, "CCD_COOLER", "COOLER_OFF", wait=False))
             return
+        target_c = self.within_limits("CCD_TEMPERATURE", "CCD_TEMPERATURE_VALUE", target_c)
         self._wrap(
             lambda: self.client.set_number(
                 self.device, "CCD_TEMPERATURE", {"CCD_TEMPERATURE_VALUE": target_c}, wait=False
@@ -152,14 +190,7 @@ class IndiCamera:
 
     def clamp_exposure(self, exposure_s: float) -> float:
         """The exposure within the camera's own limits (a driver refuses others and never sends an image)."""
-        try:
-            limits = self.client.get_property(self.device, "CCD_EXPOSURE").limits.get("CCD_EXPOSURE_VALUE")
-        except IndiError:
-            return exposure_s
-        if not limits:
-            return exposure_s
-        low, high = limits[0], limits[1]
-        return min(max(exposure_s, low), high) if high > low else exposure_s
+        return self.within_limits("CCD_EXPOSURE", "CCD_EXPOSURE_VALUE", exposure_s)
 
     def recover(self, timeout: float = 20.0) -> bool:
         """After a failure: reconnect the device and restore its settings. True when it answers again."""

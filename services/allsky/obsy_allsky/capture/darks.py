@@ -188,9 +188,16 @@ def capture_masters(
     binning: int,
     progress: Callable[[], None] | None = None,
 ) -> list[Path]:
-    """A master per exposure at the camera's current temperature, saved in the library; their paths."""
+    """A master per exposure at the camera's current temperature, saved in the library; their paths.
+
+    A gain the camera does not accept is a :class:`ValueError` before any exposure: masters
+    labelled with one gain but taken at another (the driver's nearest) would calibrate nothing.
+    """
+    if (why := camera.out_of_range("CCD_GAIN", "GAIN", gain)) is not None:
+        raise ValueError(f"master darks not taken: gain {why}")
     camera.set_binning(binning)
     camera.set_gain(gain)
+    binning = camera.binning
     paths = []
     for exposure in exposures:
         master, used = capture_master(camera, exposure, count, progress)

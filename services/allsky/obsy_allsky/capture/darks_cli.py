@@ -67,7 +67,7 @@ def _from_the_camera(config: ObsyConfig, command: AllskyDarksCommand) -> int:
 
     cam = config.allsky.camera
     count = command.count or cam.dark_count
-    gain = config.allsky.exposure.night.gain if command.gain is None else command.gain
+    gain = command.gain
     library = DarkLibrary(FrameStore(config.data_dir).root / "darks", tolerance_c=cam.dark_tolerance_c)
     client = IndiClient.from_config(config.indi, timeout=10.0)
     camera = IndiCamera(client, cam.device, readout_margin_s=cam.readout_margin_s)
@@ -80,10 +80,12 @@ def _from_the_camera(config: ObsyConfig, command: AllskyDarksCommand) -> int:
 
     try:
         camera.prepare()
+        if gain is None:  # the night profile's, as the service's frames would be taken at it
+            gain = camera.within_limits("CCD_GAIN", "GAIN", config.allsky.exposure.night.gain)
         paths = capture_masters(
             camera, library, command.exposures, count=count, gain=gain, binning=cam.binning, progress=one_more
         )
-    except (CameraError, StorageError) as exc:
+    except (CameraError, StorageError, ValueError) as exc:
         print(f"\n{PROG}: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from obsy.config import IndiServerConfig, IndiWeatherSourceConfig
-from obsy.indi import IndiClient, IndiError
+from obsy.indi import IndiClient, IndiError, IndiRangeError
 from obsy_weather.sources.base import Clock, RawValue, SampleSink, WeatherSource
 
 PARAMETERS = "WEATHER_PARAMETERS"
@@ -154,6 +154,8 @@ class IndiWeatherSource(WeatherSource):
         try:
             self.client.wait_property(self.device, "WEATHER_UPDATE", timeout=3.0)
             self.client.set_number(self.device, "WEATHER_UPDATE", {"PERIOD": self.settings.poll_interval}, timeout=5.0)
+        except IndiRangeError as error:  # the driver polls at its own period: the readings come slower or faster
+            self.log.warning("%s: poll_interval not applied to the driver: %s", self.name, error)
         except IndiError as error:  # not every driver has one (SQM meters poll on their own)
             self.log.info("%s: driver update period not set: %s", self.name, error)
 
