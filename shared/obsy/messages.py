@@ -134,6 +134,10 @@ class SafetyVerdict(Message):
     safe: bool
     reasons: list[SafetyReason] = Field(default_factory=list)
     since: datetime = Field(default_factory=utc_now)
+    fine_since: datetime | None = Field(
+        default=None,
+        description="when every condition last became fine: the start of the safe delay (empty while one is not)",
+    )
 
 
 class WeatherSimulationAction(StrEnum):

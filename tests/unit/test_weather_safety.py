@@ -141,10 +141,11 @@ def test_unsafe_is_immediate_and_safe_waits_for_the_delay() -> None:
     assert not first.safe and first.reasons[0].quantity == "safe_delay"
     assert not safety.evaluate(store.current(at(59)), at(59)).safe  # 59 s of the 60 s delay
     put(store, "wind_speed", 12.0, seconds=59)
-    assert safety.evaluate(store.current(at(60)), at(60)).safe
+    safe = safety.evaluate(store.current(at(60)), at(60))
+    assert safe.safe and safe.since == at(60) and safe.fine_since == at(0)  # fine since the wait began
     put(store, "wind_speed", 45.0, seconds=61)
     bad = safety.evaluate(store.current(at(61)), at(61))
-    assert not bad.safe and bad.since == at(61)
+    assert not bad.safe and bad.since == at(61) and bad.fine_since is None
     assert bad.reasons[0].quantity == "wind_speed" and bad.reasons[0].value == 45.0 and bad.reasons[0].limit == 40
     assert "above the limit 40" in bad.reasons[0].message
 

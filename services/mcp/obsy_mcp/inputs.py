@@ -46,6 +46,7 @@ class Inputs:
     night_aborted: bool = False
     night_end_reason: str = ""
     last_unsafe_at: float | None = None
+    last_other_unsafe_at: float | None = None  # the last hazard other than the weather's own verdict
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def __post_init__(self) -> None:
@@ -107,9 +108,10 @@ class Inputs:
             def missing(what: str) -> None:
                 (pending if in_grace else hazards).append(what)
 
+            weather_unsafe = self.verdict is not None and not self.verdict.value.safe
             if self.verdict is None:
                 missing("no weather verdict")
-            elif not self.verdict.value.safe:
+            elif weather_unsafe:
                 reasons = [r.message or r.quantity for r in self.verdict.value.reasons]
                 hazards.append("weather unsafe: " + (", ".join(reasons) or "no reason given"))
             for service in self.config.required_services:
@@ -132,7 +134,9 @@ class Inputs:
             has_plan, plan_reason = self._plan(tonight)
             if hazards or sky:
                 self.last_unsafe_at = now
-            safe_for = None if self.last_unsafe_at is None else now - self.last_unsafe_at
+            if len(hazards) > int(weather_unsafe) or sky:
+                self.last_other_unsafe_at = now
+            safe_for = self._safe_for(now)
             return Conditions(
                 mode=self.mode,
                 hazards=tuple(hazards),
@@ -149,6 +153,24 @@ class Inputs:
                 alarm=alarm,
                 manual_closes_on_unsafe=self.config.manual_closes_on_unsafe,
             )
+
+    def _safe_for(self, now: float) -> float | None:
+        """Seconds since the last hazard ended (None: never unsafe since the start).
+
+        The weather service waits its own ``safe_delay`` before it says safe, and says since when
+        the weather has been fine (``fine_since``). That wait counts here too: for a hazard of
+        the weather alone the roof reopens after the longer of the two delays, not their sum.
+        Every other hazard (a silent service, clouds, the broker) counts from when it ended.
+        """
+        ended = self.last_unsafe_at
+        verdict = self.verdict.value if self.verdict is not None else None
+        if ended is None or verdict is None or not verdict.safe or verdict.fine_since is None:
+            return None if ended is None else now - ended
+        fine_for = max(0.0, (datetime.now(UTC) - verdict.fine_since).total_seconds())
+        weather_ended = min(ended, now - fine_for)
+        if self.last_other_unsafe_at is not None:
+            weather_ended = max(weather_ended, self.last_other_unsafe_at)
+        return now - weather_ended
 
     def _service_problems(self, service: str, now: float, missing: Callable[[str], None]) -> list[str]:
         problems: list[str] = []

@@ -8,7 +8,9 @@
   one that goes missing keeps its last state: a tripped limit stays tripped until a fresh
   value clears it.
 * Unsafe is immediate. Safe is said only after every condition has been fine for
-  ``safe_delay`` seconds without interruption; any reason restarts the wait.
+  ``safe_delay`` seconds without interruption; any reason restarts the wait. The verdict's
+  ``fine_since`` says when that wait began, so the MCP's own safe delay can overlap it
+  instead of starting after it.
 
 The evaluator keeps no clock of its own: every call passes ``now``, so tests drive time.
 """
@@ -68,7 +70,9 @@ class SafetyEvaluator:
                 )
         previous = self._verdict
         since = previous.since if previous is not None and previous.safe == safe else now
-        self._verdict = SafetyVerdict(safe=safe, reasons=reasons, since=since, timestamp=now)
+        self._verdict = SafetyVerdict(
+            safe=safe, reasons=reasons, since=since, fine_since=self._fine_since, timestamp=now
+        )
         return self._verdict
 
     def _check(self, quantity: str, limit: WeatherLimitConfig, reading: Current | None) -> SafetyReason | None:
