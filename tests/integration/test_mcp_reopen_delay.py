@@ -43,12 +43,8 @@ def state_after(watcher: Watcher, index: int, predicate, timeout: float) -> None
 
 @pytest.fixture
 def indi(tmp_path: Path) -> Iterator[IndiServer]:
-    server = IndiServer(tmp_path / "indi", DRIVERS)
-    server.start()
-    try:
+    with IndiServer(tmp_path / "indi", DRIVERS) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_the_roof_reopens_after_the_longer_safe_delay_not_after_both(
