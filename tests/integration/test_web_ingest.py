@@ -95,7 +95,7 @@ def test_thousands_of_messages_survive_a_postgres_restart(mosquitto, cluster):
     upgrade(engine)
     ingestor = Ingestor(engine, Topics("obsy"), batch_size=200)
     ingestor.start()
-    bus = start_ingest_bus(mosquitto.broker_config(), ingestor.submit)
+    bus = start_ingest_bus(mosquitto.broker_config(), ingestor.submit_delivery)
     publisher = Publisher(mosquitto.port)
     t0 = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
     total = 4000
@@ -131,7 +131,7 @@ def test_messages_sent_while_the_ingestor_is_away_arrive_when_it_returns(mosquit
     ingestor = Ingestor(engine, Topics("obsy"))
     ingestor.start()
     config = mosquitto.broker_config()
-    bus = start_ingest_bus(config, ingestor.submit)
+    bus = start_ingest_bus(config, ingestor.submit_delivery)
     publisher = Publisher(mosquitto.port)
     t0 = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
     try:
@@ -139,7 +139,7 @@ def test_messages_sent_while_the_ingestor_is_away_arrive_when_it_returns(mosquit
         assert wait_for_count(engine, models.EventRecord, 100, 20) == 100
         bus.stop()
         publish_batch(publisher, 100, 600, t0)  # nobody is connected to take these
-        bus = start_ingest_bus(config, ingestor.submit)
+        bus = start_ingest_bus(config, ingestor.submit_delivery)
         assert wait_for_count(engine, models.EventRecord, 600, 30) == 600
     finally:
         publisher.close()
