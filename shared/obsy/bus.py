@@ -344,7 +344,9 @@ class Bus:
             )
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        delivery = self._hold(message) if self.manual_ack else None
+        delivery = None
+        if self.manual_ack and (delivery := self._hold(message)) is None:
+            return  # stopping: neither handed on nor acknowledged, so the broker sends it again
         self._dispatch_queue.put((message.topic, bytes(message.payload), delivery, None))
 
     def _run_hook(self, hook: Callable[[], None]) -> None:
@@ -354,7 +356,7 @@ class Bus:
             log.exception("on_connect hook %r failed", hook)
 
     # --- manual acknowledgement (manual_ack=True) ------------------------------------
-    def _hold(self, message: mqtt.MQTTMessage) -> Delivery:
+    def _hold(self, message: mqtt.MQTTMessage) -> Delivery | None:
         """Count a message as held until acknowledged; at ``max_unacknowledged`` stop reading.
 
         Blocking here stops paho's network thread, so nothing more is read from the socket
@@ -371,6 +373,8 @@ class Bus:
                 )
             while self._unacknowledged >= self.max_unacknowledged and not self._stopping:
                 self._acknowledged_or_stopping.wait(1.0)
+            if self._unacknowledged >= self.max_unacknowledged:
+                return None
             self._unacknowledged += 1
         return Delivery(
             topic=message.topic,
