@@ -138,7 +138,7 @@ class WebService(Service):
     def health_details(self) -> dict[str, Any]:
         return {
             "http": self.thread.is_alive(),
-            "ingest": self.ingestor.health(),
+            "ingest": {**self.ingestor.health(), "unacknowledged": self.ingest_bus.unacknowledged},
             "live_clients": self.context.hub.listeners,
         }
 
