@@ -1,7 +1,8 @@
-"""Thousands of messages through the real broker land in Postgres, none lost, across restarts."""
+"""Thousands of messages through the real broker land in Postgres, none lost, across restarts and crashes."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -10,14 +11,16 @@ import paho.mqtt.client as mqtt
 import pytest
 from sqlalchemy import func, select
 
-from obsy.messages import Event, Reading, WeatherState
+from obsy.messages import Event, Reading, SafetyReason, SafetyVerdict, WeatherState
 from obsy.topics import Topics
 from obsy_web.db import make_engine, models
 from obsy_web.db.migrate import upgrade
 from obsy_web.ingest.ingestor import Ingestor
 from obsy_web.ingest.subscriber import start_ingest_bus
+from tests.support.configs import write_config
 from tests.support.pgcluster import PrivateCluster
-from tests.support.web_server import RunningWeb
+from tests.support.ports import free_port
+from tests.support.web_server import RunningWeb, WebProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -161,3 +164,132 @@ def test_the_service_waits_for_a_database_that_starts_after_it(mosquitto, cluste
         assert web.service.ingestor.database_ok
     finally:
         web.stop()
+
+
+# --- crashes: nothing held in memory is lost, nothing is stored twice -------------------
+
+TOPICS = Topics("obsy")
+DRILL = "drill"  # a service name no real service uses: its rows are the test's own
+
+
+def drill_event(text: str, when: datetime) -> tuple[str, bytes, bool]:
+    return TOPICS.events(DRILL), Event(service=DRILL, kind="drill", message=text, timestamp=when).to_json(), False
+
+
+def drill_messages(t0: datetime, events: int, changes: int) -> list[tuple[str, bytes, bool]]:
+    """``events`` events and ``changes`` each of weather states, verdicts and availabilities.
+
+    Every verdict and availability differs from the one before, so each must become a row.
+    """
+    messages = [drill_event(f"drill {n}", t0 + timedelta(milliseconds=n)) for n in range(events)]
+    for n in range(changes):
+        when = t0 + timedelta(seconds=n)
+        reading = Reading(value=float(n), measured_at=when, source=DRILL)
+        messages.append((TOPICS.weather_state, WeatherState(timestamp=when, readings={DRILL: reading}).to_json(), True))
+        reasons = [] if n % 2 else [SafetyReason(quantity="rain", message=f"drill {n}")]
+        verdict = SafetyVerdict(safe=bool(n % 2), reasons=reasons, timestamp=when)
+        messages.append((TOPICS.weather_safety, verdict.to_json(), True))
+        messages.append((TOPICS.availability(DRILL), b"offline" if n % 2 else b"online", True))
+    return messages
+
+
+def drill_rows(engine) -> dict[str, list]:
+    """The rows the drill messages gave, per table, in time order."""
+    with engine.connect() as connection:
+        events = models.EventRecord
+        readings = models.WeatherReading
+        verdicts = models.SafetyVerdictRecord
+        availability = models.AvailabilityChange
+        return {
+            "events": list(
+                connection.execute(select(events.message).where(events.service == DRILL).order_by(events.time))
+                .scalars()
+                .all()
+            ),
+            "readings": list(
+                connection.execute(select(readings.value).where(readings.quantity == DRILL).order_by(readings.time))
+                .scalars()
+                .all()
+            ),
+            "verdicts": list(connection.execute(select(verdicts.safe).order_by(verdicts.time)).scalars().all()),
+            "availability": list(
+                connection.execute(
+                    select(availability.availability)
+                    .where(availability.service == DRILL)
+                    .order_by(availability.time, availability.id)
+                )
+                .scalars()
+                .all()
+            ),
+        }
+
+
+def expected_rows(events: int, changes: int, first: str = "before", last: str = "after") -> dict[str, list]:
+    return {
+        "events": [first, *(f"drill {n}" for n in range(events)), last],
+        "readings": [float(n) for n in range(changes)],
+        "verdicts": [bool(n % 2) for n in range(changes)],
+        "availability": ["offline" if n % 2 else "online" for n in range(changes)],
+    }
+
+
+def ingest_health(watcher) -> list[dict]:
+    return [json.loads(m.payload)["details"]["ingest"] for m in watcher.on("obsy/web/health") if m.payload]
+
+
+def test_killing_the_web_service_during_a_database_outage_loses_nothing_and_stores_nothing_twice(
+    mosquitto, cluster, watcher, tmp_path
+):
+    """kill -9 of obsy-web while Postgres is down: the broker sends again what the process held."""
+    config = write_config(
+        tmp_path,
+        mosquitto,
+        web={"port": free_port(), "heartbeat_interval": 1},
+        database={"url": cluster.url},
+        run_dir=str(tmp_path),
+    )
+    engine = make_engine(cluster.url)
+    publisher = Publisher(mosquitto.port)
+    t0 = datetime(2026, 12, 5, 21, 0, tzinfo=UTC)
+    events, changes = 40, 12
+    web = WebProcess(config, tmp_path / "web-1.log")
+    try:
+        watcher.wait_payload("obsy/web/ingestor/availability", b"online", timeout=60)
+        publisher.publish(*drill_event("before", t0 - timedelta(seconds=1)))
+        publisher.flush()
+        assert wait_for_count(engine, models.EventRecord, 1, 30) >= 1, web.log()
+        engine.dispose()
+
+        cluster.stop()
+        for message in drill_messages(t0, events, changes):
+            publisher.publish(*message)
+        publisher.flush()
+        # The web service has taken messages it cannot store yet (its health says so) ...
+        watcher.wait_for(
+            lambda _: any(
+                not h["database_ok"] and h["received"] - h["stored_messages"] >= 10 for h in ingest_health(watcher)
+            ),
+            timeout=60,
+        )
+        web.kill()  # ... and dies with them.
+
+        cluster.start()
+        web = WebProcess(config, tmp_path / "web-2.log")
+        publisher.publish(*drill_event("after", t0 + timedelta(hours=1)))
+        publisher.flush()
+        # "after" was published last: once it is stored, everything before it was handled.
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and "after" not in drill_rows_or_none(engine).get("events", []):
+            time.sleep(0.2)
+        assert drill_rows(engine) == expected_rows(events, changes), web.log()
+    finally:
+        publisher.close()
+        web.stop()
+        engine.dispose()
+
+
+def drill_rows_or_none(engine) -> dict[str, list]:
+    try:
+        return drill_rows(engine)
+    except Exception:  # the server may still be starting
+        return {}
