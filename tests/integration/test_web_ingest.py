@@ -293,3 +293,56 @@ def drill_rows_or_none(engine) -> dict[str, list]:
         return drill_rows(engine)
     except Exception:  # the server may still be starting
         return {}
+
+
+def test_messages_stored_while_the_broker_was_away_and_sent_again_are_stored_once(mosquitto, cluster):
+    """Commit without acknowledgement, provoked for real: the broker is down when the commit happens.
+
+    The ingestor holds messages during a Postgres outage; the broker stops (its persistence keeps
+    the session and what it sent without acknowledgement); Postgres comes back and the ingestor
+    stores what it held, but cannot acknowledge; the broker starts and sends it all again, with
+    the DUP flag. Nothing is stored twice, and the resent copies are acknowledged.
+    """
+    engine = make_engine(cluster.url)
+    upgrade(engine)
+    ingestor = Ingestor(engine, TOPICS)
+    ingestor.start()
+    bus = start_ingest_bus(mosquitto.broker_config(), ingestor.submit_delivery)
+    publisher = Publisher(mosquitto.port)
+    t0 = datetime(2026, 12, 5, 21, 0, tzinfo=UTC)
+    events, changes = 6, 4  # 18 messages: all within Mosquitto's in-flight window (20)
+    try:
+        publisher.publish(*drill_event("before", t0 - timedelta(seconds=1)))
+        publisher.flush()
+        assert wait_for_count(engine, models.EventRecord, 1, 20) == 1
+        cluster.stop()
+        for message in drill_messages(t0, events, changes):
+            publisher.publish(*message)
+        publisher.close()
+        deadline = time.monotonic() + 30
+        while bus.unacknowledged < 18 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert bus.unacknowledged >= 18  # held, not acknowledged: the database is away
+        mosquitto.stop()
+        cluster.start()
+        assert ingestor.wait_idle(60)  # stored; the acknowledgements have no connection to go to
+        stored = expected_rows(events, changes)
+        stored["events"].remove("after")
+        assert drill_rows(engine) == stored
+        mosquitto.start()
+        publisher = Publisher(mosquitto.port)
+        publisher.publish(*drill_event("after", t0 + timedelta(hours=1)))
+        publisher.flush()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "after" not in drill_rows(engine)["events"]:
+            time.sleep(0.2)
+        assert drill_rows(engine) == expected_rows(events, changes)
+        assert ingestor.resends_skipped >= 18
+        assert ingestor.wait_idle(20)
+        assert bus.wait_idle()
+        assert bus.unacknowledged == 0
+    finally:
+        publisher.close()
+        bus.stop()
+        ingestor.stop()
+        engine.dispose()
