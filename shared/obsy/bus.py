@@ -156,6 +156,7 @@ class Bus:
         self.max_unacknowledged = max_unacknowledged
         self._unacknowledged = 0
         self._acknowledged_or_stopping = threading.Condition()
+        self._arriving: Delivery | None = None  # handed from _on_message_manual_ack to _on_message
 
         cid = client_id or f"obsy-{service}-{socket.gethostname()}-{os.getpid()}"
         self._client = mqtt.Client(
@@ -184,7 +185,7 @@ class Bus:
         self._client.will_set(self.availability_topic, OFFLINE, qos=1, retain=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
-        self._client.on_message = self._on_message
+        self._client.on_message = self._on_message_manual_ack if manual_ack else self._on_message
         self._client.on_socket_open = _no_delay
 
     # --- lifecycle ---------------------------------------------------------------
@@ -292,6 +293,7 @@ class Bus:
 
         Only on a ``manual_ack`` bus. A message this handler raised on is acknowledged (and
         logged): one that can never be handled must not hold the broker's in-flight window.
+        The first ``ack()`` acknowledges the message, so give each message one such handler.
         """
         if not self.manual_ack:
             raise ValueError("subscribe_with_ack needs a Bus made with manual_ack=True")
@@ -344,10 +346,7 @@ class Bus:
             )
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        delivery = None
-        if self.manual_ack and (delivery := self._hold(message)) is None:
-            return  # stopping: neither handed on nor acknowledged, so the broker sends it again
-        self._dispatch_queue.put((message.topic, bytes(message.payload), delivery, None))
+        self._dispatch_queue.put((message.topic, bytes(message.payload), self._take_arriving(), None))
 
     def _run_hook(self, hook: Callable[[], None]) -> None:
         try:
@@ -356,13 +355,35 @@ class Bus:
             log.exception("on_connect hook %r failed", hook)
 
     # --- manual acknowledgement (manual_ack=True) ------------------------------------
+    def _on_message_manual_ack(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        """paho's message callback on a ``manual_ack`` bus: hold the message, then the usual path.
+
+        A message the usual path drops before dispatch (it never takes its delivery) is
+        acknowledged here at once: unacknowledged, it would hold a slot of the broker's
+        in-flight window until the next reconnect, and come back to be dropped again.
+        """
+        delivery = self._hold(message)
+        if delivery is None:
+            return  # stopping: neither handed on nor acknowledged, so the broker sends it again
+        self._arriving = delivery
+        self._on_message(client, userdata, message)
+        if self._take_arriving() is not None:
+            delivery.ack()
+
+    def _take_arriving(self) -> Delivery | None:
+        delivery, self._arriving = self._arriving, None
+        return delivery
+
     def _hold(self, message: mqtt.MQTTMessage) -> Delivery | None:
         """Count a message as held until acknowledged; at ``max_unacknowledged`` stop reading.
 
         Blocking here stops paho's network thread, so nothing more is read from the socket
-        and the broker queues the rest for the session. The broker's own in-flight window
+        and the broker queues the rest for the session (keep-alives stop too: after 1.5
+        keep-alive intervals the broker drops the connection and, after the reconnect,
+        sends again what was not acknowledged). The broker's own in-flight window
         (Mosquitto's ``max_inflight_messages``, 20 by default) normally keeps the count far
-        lower; this limit guards against a broker configured without one.
+        lower; this limit guards against a broker configured without one. None when the
+        bus stops meanwhile.
         """
         with self._acknowledged_or_stopping:
             if self._unacknowledged >= self.max_unacknowledged and not self._stopping:
