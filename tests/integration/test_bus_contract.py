@@ -241,6 +241,7 @@ class HeldDeliveries:
         self.acknowledge = acknowledge
         self.deliveries: list[Delivery] = []
         self.most_unacknowledged = 0
+        self.states: list[object] = []  # what the ordinary (automatically acknowledged) handler got
         self._cond = threading.Condition()
 
     def __call__(self, delivery: Delivery) -> None:
@@ -269,7 +270,7 @@ def manual_ack_bus(mosquitto: MosquittoBroker, acknowledge: bool, limit: int) ->
     )
     held = HeldDeliveries(bus, acknowledge)
     bus.subscribe_with_ack("obsy/drill/events", held)
-    bus.subscribe("obsy/drill/state", lambda topic, value: None, decode="bytes")
+    bus.subscribe("obsy/drill/state", lambda topic, value: held.states.append(value), decode="json")
     assert bus.start(wait=20)
     return bus, held
 
@@ -277,12 +278,16 @@ def manual_ack_bus(mosquitto: MosquittoBroker, acknowledge: bool, limit: int) ->
 def test_manual_ack_bus_gets_again_what_it_did_not_acknowledge_and_holds_a_bounded_number(mosquitto, watcher):
     events, state = "obsy/drill/events", "obsy/drill/state"
     first, held = manual_ack_bus(mosquitto, acknowledge=False, limit=5)
-    watcher.publish(state, b"handled by an ordinary handler: acknowledged at once")
+    # An ordinary handler's message and an invalid one: acknowledged once handled or dropped.
+    watcher.publish(state, b'"handled"')
+    watcher.publish(state, b"{not json")
     for number in range(12):
         watcher.publish(events, str(number).encode())
     not_acknowledged = held.wait_for(5)
     first.stop()  # as a crash would: nothing of the 5 was acknowledged
     assert held.most_unacknowledged <= 5
+    assert held.states == ["handled"]
+    assert first.invalid_messages == 1
     assert [d.payload for d in not_acknowledged] == [str(n).encode() for n in range(5)]
 
     second, again = manual_ack_bus(mosquitto, acknowledge=True, limit=5)
@@ -300,7 +305,9 @@ def test_manual_ack_bus_gets_again_what_it_did_not_acknowledge_and_holds_a_bound
     third, after = manual_ack_bus(mosquitto, acknowledge=True, limit=5)
     try:
         watcher.publish(events, b"last")
-        assert [d.payload for d in after.wait_for(1)] == [b"last"]  # nothing acknowledged comes back
+        # Resends come before new messages: once "last" is here, nothing acknowledged came back.
+        assert [d.payload for d in after.wait_for(1)] == [b"last"]
+        assert after.states == []
         assert third.wait_idle()
         assert third.unacknowledged == 0
     finally:
