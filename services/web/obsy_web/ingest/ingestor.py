@@ -229,8 +229,13 @@ class Ingestor:
 
     def _store_row_by_row(self, parsed: list[Parsed]) -> bool:
         """Each row in its own transaction: a row the database refuses is dropped alone."""
+        # Retried on any database error: these statements hold no row that could be refused.
         fresh: list[Parsed] = []
-        if not self._until_done(lambda: fresh.extend(self._in_transaction(self._not_stored_before, parsed))):
+
+        def look_up_resends() -> None:
+            fresh.extend(self._in_transaction(self._not_stored_before, parsed))
+
+        if not self._until_done(look_up_resends, retry_on=DBAPIError):
             return False
         self.resends_skipped += len(parsed) - len(fresh)
         rows, changes = self._changed_rows(fresh)
@@ -242,10 +247,12 @@ class Ingestor:
                 self.rejected_rows += 1
                 log.error("dropped a row for %s that the database refused: %s", row.table.name, _short(exc))
         self._last_change.update(changes)
-        return self._until_done(lambda: self._in_transaction(self._record_receipts, parsed))
+        return self._until_done(lambda: self._in_transaction(self._record_receipts, parsed), retry_on=DBAPIError)
 
-    def _until_done(self, attempt: Callable[[], object]) -> bool:
-        """Run ``attempt`` until the database takes it, waiting longer after each outage error.
+    def _until_done(
+        self, attempt: Callable[[], object], retry_on: type[Exception] | tuple[type[Exception], ...] = TRANSIENT_ERRORS
+    ) -> bool:
+        """Run ``attempt`` until the database takes it, waiting longer after each ``retry_on`` error.
 
         Other database errors are raised. False when the ingestor is stopped first: what it
         held is not acknowledged, so the broker sends it again to the next start.
@@ -254,7 +261,7 @@ class Ingestor:
         while True:
             try:
                 attempt()
-            except TRANSIENT_ERRORS as exc:
+            except retry_on as exc:
                 self._note_outage(exc)
             else:
                 if not self.database_ok:
@@ -269,7 +276,7 @@ class Ingestor:
         self.retries += 1
         self.last_error = _short(exc)
         if self.database_ok:
-            log.warning("database unreachable (%s); holding messages and retrying", self.last_error)
+            log.warning("cannot write to the database (%s); holding messages and retrying", self.last_error)
         self.database_ok = False
 
     def _in_transaction(self, work: Callable[[Connection, Any], Any], argument: Any) -> Any:

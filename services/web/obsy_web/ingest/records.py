@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -44,7 +45,7 @@ class Incoming:
     #: Called once the message is stored (or judged not worth storing): the broker may forget it.
     acknowledge: Callable[[], None] | None = None
 
-    @property
+    @cached_property
     def digest(self) -> str:
         return message_digest(self.topic, self.payload)
 
