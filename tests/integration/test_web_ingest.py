@@ -224,13 +224,26 @@ def drill_rows(engine) -> dict[str, list]:
         }
 
 
-def expected_rows(events: int, changes: int, first: str = "before", last: str = "after") -> dict[str, list]:
+def expected_rows(events: int, changes: int) -> dict[str, list]:
+    """What ``drill_rows`` must find: each message of ``drill_messages`` once, between "before" and "after"."""
     return {
-        "events": [first, *(f"drill {n}" for n in range(events)), last],
+        "events": ["before", *(f"drill {n}" for n in range(events)), "after"],
         "readings": [float(n) for n in range(changes)],
         "verdicts": [bool(n % 2) for n in range(changes)],
         "availability": ["offline" if n % 2 else "online" for n in range(changes)],
     }
+
+
+def wait_until_stored(engine, event_text: str, timeout: float) -> None:
+    """Wait for a drill event; the ingestor stores in arrival order, so what came before is handled too."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if event_text in drill_rows(engine)["events"]:
+                return
+        except Exception:  # the server may still be starting
+            pass
+        time.sleep(0.2)
 
 
 def ingest_health(watcher) -> list[dict]:
@@ -277,22 +290,12 @@ def test_killing_the_web_service_during_a_database_outage_loses_nothing_and_stor
         web = WebProcess(config, tmp_path / "web-2.log")
         publisher.publish(*drill_event("after", t0 + timedelta(hours=1)))
         publisher.flush()
-        # "after" was published last: once it is stored, everything before it was handled.
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and "after" not in drill_rows_or_none(engine).get("events", []):
-            time.sleep(0.2)
+        wait_until_stored(engine, "after", timeout=90)
         assert drill_rows(engine) == expected_rows(events, changes), web.log()
     finally:
         publisher.close()
         web.stop()
         engine.dispose()
-
-
-def drill_rows_or_none(engine) -> dict[str, list]:
-    try:
-        return drill_rows(engine)
-    except Exception:  # the server may still be starting
-        return {}
 
 
 def test_messages_stored_while_the_broker_was_away_and_sent_again_are_stored_once(mosquitto, cluster):
@@ -333,9 +336,7 @@ def test_messages_stored_while_the_broker_was_away_and_sent_again_are_stored_onc
         publisher = Publisher(mosquitto.port)
         publisher.publish(*drill_event("after", t0 + timedelta(hours=1)))
         publisher.flush()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and "after" not in drill_rows(engine)["events"]:
-            time.sleep(0.2)
+        wait_until_stored(engine, "after", timeout=60)
         assert drill_rows(engine) == expected_rows(events, changes)
         assert ingestor.resends_skipped >= 18
         assert ingestor.wait_idle(20)
