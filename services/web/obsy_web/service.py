@@ -92,8 +92,13 @@ class WebService(Service):
         self.bus.publish(self.topics.web_targets, targets, qos=1, retain=True)
 
     def _on_bus_message(self, delivery: Delivery) -> None:
-        self.context.latest.update(delivery.topic, delivery.payload)
-        self.context.hub.publish(delivery.topic, delivery.payload)
+        # A failure of the live view must not keep a message from the store (the bus would
+        # acknowledge a delivery whose handler raised, before it is stored).
+        try:
+            self.context.latest.update(delivery.topic, delivery.payload)
+            self.context.hub.publish(delivery.topic, delivery.payload)
+        except Exception:
+            self.log.exception("the live view could not take a message on %s", delivery.topic)
         self.ingestor.submit_delivery(delivery)
 
     def _serve(self, app: Any) -> None:
