@@ -17,6 +17,11 @@ What it guarantees, so services need not:
   and dropped: it never reaches the handler and never raises into the network loop.
 - Handlers run on one dispatch thread, in arrival order, so a slow handler never
   stalls keep-alives; an exception in a handler is logged and counted.
+- QoS 1 messages are acknowledged on receipt, except on a bus made with
+  ``manual_ack=True``: there a :meth:`Bus.subscribe_with_ack` handler receives a
+  :class:`Delivery` and acknowledges it when the message is safe (the web ingestor: after
+  its database commit), so that the broker sends it again after a crash. Every other
+  message of such a bus is acknowledged once its handlers have run.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -58,7 +63,7 @@ class Subscription:
     handler: Handler
     model: type[BaseModel] | None
     qos: int
-    decode: str  # "model", "json", "text" or "bytes"
+    decode: str  # "model", "json", "text", "bytes" or "delivery"
 
 
 def encode_payload(payload: Payload) -> bytes:
@@ -90,6 +95,29 @@ class InvalidPayloadError(ValueError):
     """A payload that does not match what the subscriber expects."""
 
 
+@dataclass(eq=False)
+class Delivery:
+    """A message received by a ``manual_ack`` bus, not yet acknowledged to the broker.
+
+    Until :meth:`ack` is called the broker keeps the message for the (persistent) session
+    and sends it again after a reconnect, with the same ``packet_id`` and ``resent`` (the
+    DUP flag) set. ``packet_id`` is 0 for a QoS 0 message, which the broker never resends.
+    """
+
+    topic: str
+    payload: bytes
+    packet_id: int
+    qos: int
+    resent: bool
+    connection: int  # the Bus.connect_count it arrived under
+    bus: Bus = field(repr=False)
+    acknowledged: bool = False
+
+    def ack(self) -> None:
+        """Tell the broker the message is safe; only the first call counts."""
+        self.bus._acknowledge(self)
+
+
 class Bus:
     """One service's connection to the broker."""
 
@@ -101,6 +129,8 @@ class Bus:
         client_id: str | None = None,
         clean_session: bool = True,
         max_queued_messages: int = 10_000,
+        manual_ack: bool = False,
+        max_unacknowledged: int = 1_000,
     ) -> None:
         self.broker = broker
         self.service = service
@@ -117,9 +147,16 @@ class Bus:
         self._availability: str | None = None
         self._hooks: list[Callable[[], None]] = []
         self._lock = threading.RLock()
-        self._dispatch_queue: queue.Queue[tuple[str, bytes, threading.Event | None] | None] = queue.Queue()
+        self._dispatch_queue: queue.Queue[tuple[str, bytes, Delivery | None, threading.Event | None] | None] = (
+            queue.Queue()
+        )
         self._dispatcher: threading.Thread | None = None
         self._stopping = False
+        self.manual_ack = manual_ack
+        self.max_unacknowledged = max_unacknowledged
+        self._unacknowledged = 0
+        self._acknowledged_or_stopping = threading.Condition()
+        self._arriving: Delivery | None = None  # handed from _on_message_manual_ack to _on_message
 
         cid = client_id or f"obsy-{service}-{socket.gethostname()}-{os.getpid()}"
         self._client = mqtt.Client(
@@ -128,6 +165,7 @@ class Bus:
             clean_session=clean_session,
             protocol=mqtt.MQTTv311,
             reconnect_on_failure=True,
+            manual_ack=manual_ack,
         )
         self._client.max_queued_messages_set(max_queued_messages)
         self._client.reconnect_delay_set(
@@ -147,7 +185,7 @@ class Bus:
         self._client.will_set(self.availability_topic, OFFLINE, qos=1, retain=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
-        self._client.on_message = self._on_message
+        self._client.on_message = self._on_message_manual_ack if manual_ack else self._on_message
         self._client.on_socket_open = _no_delay
 
     # --- lifecycle ---------------------------------------------------------------
@@ -172,6 +210,8 @@ class Bus:
     def stop(self, availability: str = STOPPED, timeout: float = 5.0) -> None:
         """Publish the final availability, flush, disconnect cleanly (no Last Will) and stop threads."""
         self._stopping = True
+        with self._acknowledged_or_stopping:
+            self._acknowledged_or_stopping.notify_all()
         if self.connected.is_set():
             info = self._set_availability(availability)
             try:
@@ -189,7 +229,7 @@ class Bus:
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """Wait until every message received so far has been handled (for tests and shutdown)."""
         done = threading.Event()
-        self._dispatch_queue.put(("", b"", done))
+        self._dispatch_queue.put(("", b"", None, done))
         return done.wait(timeout)
 
     # --- publishing --------------------------------------------------------------
@@ -248,6 +288,20 @@ class Bus:
         if self.connected.is_set():
             self._client.subscribe(topic_filter, qos=qos)
 
+    def subscribe_with_ack(self, topic_filter: str, handler: Callable[[Delivery], None], *, qos: int = 1) -> None:
+        """Call ``handler(delivery)`` for every message matching ``topic_filter``; the handler acknowledges.
+
+        Only on a ``manual_ack`` bus. A message this handler raised on is acknowledged (and
+        logged): one that can never be handled must not hold the broker's in-flight window.
+        The first ``ack()`` acknowledges the message, so give each message one such handler.
+        """
+        if not self.manual_ack:
+            raise ValueError("subscribe_with_ack needs a Bus made with manual_ack=True")
+        with self._lock:
+            self._subscriptions.append(Subscription(topic_filter, handler, None, qos, "delivery"))
+        if self.connected.is_set():
+            self._client.subscribe(topic_filter, qos=qos)
+
     def on_connect(self, hook: Callable[[], None]) -> None:
         """Run ``hook`` after every (re)connection, once subscriptions and retained state are restored."""
         self._hooks.append(hook)
@@ -292,7 +346,7 @@ class Bus:
             )
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self._dispatch_queue.put((message.topic, bytes(message.payload), None))
+        self._dispatch_queue.put((message.topic, bytes(message.payload), self._take_arriving(), None))
 
     def _run_hook(self, hook: Callable[[], None]) -> None:
         try:
@@ -300,34 +354,119 @@ class Bus:
         except Exception:
             log.exception("on_connect hook %r failed", hook)
 
+    # --- manual acknowledgement (manual_ack=True) ------------------------------------
+    def _on_message_manual_ack(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        """paho's message callback on a ``manual_ack`` bus: hold the message, then the usual path.
+
+        A message the usual path drops before dispatch (it never takes its delivery) is
+        acknowledged here at once: unacknowledged, it would hold a slot of the broker's
+        in-flight window until the next reconnect, and come back to be dropped again.
+        """
+        delivery = self._hold(message)
+        if delivery is None:
+            return  # stopping: neither handed on nor acknowledged, so the broker sends it again
+        self._arriving = delivery
+        self._on_message(client, userdata, message)
+        if self._take_arriving() is not None:
+            delivery.ack()
+
+    def _take_arriving(self) -> Delivery | None:
+        delivery, self._arriving = self._arriving, None
+        return delivery
+
+    def _hold(self, message: mqtt.MQTTMessage) -> Delivery | None:
+        """Count a message as held until acknowledged; at ``max_unacknowledged`` stop reading.
+
+        Blocking here stops paho's network thread, so nothing more is read from the socket
+        and the broker queues the rest for the session (keep-alives stop too: after 1.5
+        keep-alive intervals the broker drops the connection and, after the reconnect,
+        sends again what was not acknowledged). The broker's own in-flight window
+        (Mosquitto's ``max_inflight_messages``, 20 by default) normally keeps the count far
+        lower; this limit guards against a broker configured without one. None when the
+        bus stops meanwhile.
+        """
+        with self._acknowledged_or_stopping:
+            if self._unacknowledged >= self.max_unacknowledged and not self._stopping:
+                log.warning(
+                    "holding %d unacknowledged messages; not reading more until some are acknowledged",
+                    self._unacknowledged,
+                    extra={"event": "bus_backpressure"},
+                )
+            while self._unacknowledged >= self.max_unacknowledged and not self._stopping:
+                self._acknowledged_or_stopping.wait(1.0)
+            if self._unacknowledged >= self.max_unacknowledged:
+                return None
+            self._unacknowledged += 1
+        return Delivery(
+            topic=message.topic,
+            payload=bytes(message.payload),
+            packet_id=message.mid if message.qos > 0 else 0,
+            qos=message.qos,
+            resent=bool(message.dup),
+            connection=self.connect_count,
+            bus=self,
+        )
+
+    def _acknowledge(self, delivery: Delivery) -> None:
+        with self._acknowledged_or_stopping:
+            if delivery.acknowledged:
+                return
+            delivery.acknowledged = True
+            self._unacknowledged -= 1
+            self._acknowledged_or_stopping.notify_all()
+        # A message from an earlier connection is not acknowledged: the broker has sent it
+        # again on this one (same packet id), and that copy is acknowledged when handled.
+        if delivery.packet_id and delivery.connection == self.connect_count:
+            self._client.ack(delivery.packet_id, delivery.qos)
+
+    @property
+    def unacknowledged(self) -> int:
+        """Messages received and not yet acknowledged (always 0 without ``manual_ack``)."""
+        return self._unacknowledged
+
     # --- dispatch thread ------------------------------------------------------------
     def _dispatch_loop(self) -> None:
         while True:
             item = self._dispatch_queue.get()
             if item is None:
                 return
-            topic, payload, marker = item
+            topic, payload, delivery, marker = item
             if marker is not None:
                 marker.set()
                 continue
             with self._lock:
                 subs = [s for s in self._subscriptions if mqtt.topic_matches_sub(s.topic_filter, topic)]
+            taken = False
             for sub in subs:
-                self._deliver(sub, topic, payload)
+                taken |= self._deliver(sub, topic, payload, delivery)
+            if delivery is not None and not taken:
+                delivery.ack()
 
-    def _deliver(self, sub: Subscription, topic: str, payload: bytes) -> None:
+    def _deliver(self, sub: Subscription, topic: str, payload: bytes, delivery: Delivery | None = None) -> bool:
+        """Run one handler; True when a ``subscribe_with_ack`` handler took the delivery (and its ack)."""
+        if sub.decode == "delivery":
+            if delivery is None:
+                return False
+            try:
+                sub.handler(delivery)  # type: ignore[call-arg]
+                return True
+            except Exception:
+                self.handler_errors += 1
+                log.exception("handler for %s failed", topic, extra={"event": "handler_error", "topic": topic})
+                return False
         try:
             value = self._decode(sub, payload)
         except InvalidPayloadError as exc:
             self.invalid_messages += 1
             self.invalid_by_topic[topic] += 1
             self._log_invalid(topic, exc, payload)
-            return
+            return False
         try:
             sub.handler(topic, value)
         except Exception:
             self.handler_errors += 1
             log.exception("handler for %s failed", topic, extra={"event": "handler_error", "topic": topic})
+        return False
 
     def _log_invalid(self, topic: str, error: Exception, payload: bytes) -> None:
         """Log an invalid payload, but not thousands a minute when a publisher floods a topic."""

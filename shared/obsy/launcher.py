@@ -155,6 +155,9 @@ class Launcher:
             "set_tcp_nodelay true\n"
             "persistence true\n"
             f"persistence_location {self.run_dir}/\n"
+            # As deploy/mosquitto/mosquitto.conf: room for the web ingestor's persistent session.
+            "max_queued_messages 200000\n"
+            "max_inflight_messages 100\n"
         )
         child = Child("mosquitto", [mosquitto, "-c", str(conf)], self.log_dir / "mosquitto.log")
         self._spawn(child)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from obsy.bus import Bus, Delivery
 from obsy.config import load_config
 from obsy.runner import ServiceRunner
 from tests.support.configs import write_config
@@ -230,3 +231,84 @@ def test_fuzzed_payloads_are_counted_and_dropped_and_the_service_keeps_running(m
     assert "dropped invalid payload on obsy/echo/text/set" in output
     # Every payload is counted, but a flood does not flood the log.
     assert output.count("dropped invalid payload") <= 20
+
+
+class HeldDeliveries:
+    """What a ``subscribe_with_ack`` handler received, and the most the bus ever held unacknowledged."""
+
+    def __init__(self, bus: Bus, acknowledge: bool) -> None:
+        self.bus = bus
+        self.acknowledge = acknowledge
+        self.deliveries: list[Delivery] = []
+        self.most_unacknowledged = 0
+        self.states: list[object] = []  # what the ordinary (automatically acknowledged) handler got
+        self._cond = threading.Condition()
+
+    def __call__(self, delivery: Delivery) -> None:
+        with self._cond:
+            self.most_unacknowledged = max(self.most_unacknowledged, self.bus.unacknowledged)
+            self.deliveries.append(delivery)
+            self._cond.notify_all()
+        if self.acknowledge:
+            delivery.ack()
+
+    def wait_for(self, count: int, timeout: float = 20.0) -> list[Delivery]:
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self.deliveries) >= count, timeout):
+                raise TimeoutError(f"{len(self.deliveries)} of {count} messages arrived")
+            return list(self.deliveries)
+
+
+def manual_ack_bus(mosquitto: MosquittoBroker, acknowledge: bool, limit: int) -> tuple[Bus, HeldDeliveries]:
+    bus = Bus(
+        mosquitto.broker_config(),
+        "drill",
+        client_id="manual-ack-drill",
+        clean_session=False,
+        manual_ack=True,
+        max_unacknowledged=limit,
+    )
+    held = HeldDeliveries(bus, acknowledge)
+    bus.subscribe_with_ack("obsy/drill/events", held)
+    bus.subscribe("obsy/drill/state", lambda topic, value: held.states.append(value), decode="json")
+    assert bus.start(wait=20)
+    return bus, held
+
+
+def test_manual_ack_bus_gets_again_what_it_did_not_acknowledge_and_holds_a_bounded_number(mosquitto, watcher):
+    events, state = "obsy/drill/events", "obsy/drill/state"
+    first, held = manual_ack_bus(mosquitto, acknowledge=False, limit=5)
+    # An ordinary handler's message and an invalid one: acknowledged once handled or dropped.
+    watcher.publish(state, b'"handled"')
+    watcher.publish(state, b"{not json")
+    for number in range(12):
+        watcher.publish(events, str(number).encode())
+    not_acknowledged = held.wait_for(5)
+    first.stop()  # as a crash would: nothing of the 5 was acknowledged
+    assert held.most_unacknowledged <= 5
+    assert held.states == ["handled"]
+    assert first.invalid_messages == 1
+    assert [d.payload for d in not_acknowledged] == [str(n).encode() for n in range(5)]
+
+    second, again = manual_ack_bus(mosquitto, acknowledge=True, limit=5)
+    try:
+        arrived = again.wait_for(12)
+        assert sorted(int(d.payload) for d in arrived) == list(range(12))
+        assert again.most_unacknowledged <= 5
+        resent = {d.payload: d for d in arrived if d.resent}
+        for delivery in not_acknowledged:  # the broker sent them again, same packet id, DUP flag set
+            assert resent[delivery.payload].packet_id == delivery.packet_id
+        assert second.wait_idle()
+    finally:
+        second.stop()
+
+    third, after = manual_ack_bus(mosquitto, acknowledge=True, limit=5)
+    try:
+        watcher.publish(events, b"last")
+        # Resends come before new messages: once "last" is here, nothing acknowledged came back.
+        assert [d.payload for d in after.wait_for(1)] == [b"last"]
+        assert after.states == []
+        assert third.wait_idle()
+        assert third.unacknowledged == 0
+    finally:
+        third.stop()

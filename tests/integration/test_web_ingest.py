@@ -1,7 +1,8 @@
-"""Thousands of messages through the real broker land in Postgres, none lost, across restarts."""
+"""Thousands of messages through the real broker land in Postgres, none lost, across restarts and crashes."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -10,14 +11,16 @@ import paho.mqtt.client as mqtt
 import pytest
 from sqlalchemy import func, select
 
-from obsy.messages import Event, Reading, WeatherState
+from obsy.messages import Event, Reading, SafetyReason, SafetyVerdict, WeatherState
 from obsy.topics import Topics
 from obsy_web.db import make_engine, models
 from obsy_web.db.migrate import upgrade
 from obsy_web.ingest.ingestor import Ingestor
 from obsy_web.ingest.subscriber import start_ingest_bus
+from tests.support.configs import write_config
 from tests.support.pgcluster import PrivateCluster
-from tests.support.web_server import RunningWeb
+from tests.support.ports import free_port
+from tests.support.web_server import RunningWeb, WebProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -95,7 +98,7 @@ def test_thousands_of_messages_survive_a_postgres_restart(mosquitto, cluster):
     upgrade(engine)
     ingestor = Ingestor(engine, Topics("obsy"), batch_size=200)
     ingestor.start()
-    bus = start_ingest_bus(mosquitto.broker_config(), ingestor.submit)
+    bus = start_ingest_bus(mosquitto.broker_config(), ingestor.submit_delivery)
     publisher = Publisher(mosquitto.port)
     t0 = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
     total = 4000
@@ -131,7 +134,7 @@ def test_messages_sent_while_the_ingestor_is_away_arrive_when_it_returns(mosquit
     ingestor = Ingestor(engine, Topics("obsy"))
     ingestor.start()
     config = mosquitto.broker_config()
-    bus = start_ingest_bus(config, ingestor.submit)
+    bus = start_ingest_bus(config, ingestor.submit_delivery)
     publisher = Publisher(mosquitto.port)
     t0 = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
     try:
@@ -139,7 +142,7 @@ def test_messages_sent_while_the_ingestor_is_away_arrive_when_it_returns(mosquit
         assert wait_for_count(engine, models.EventRecord, 100, 20) == 100
         bus.stop()
         publish_batch(publisher, 100, 600, t0)  # nobody is connected to take these
-        bus = start_ingest_bus(config, ingestor.submit)
+        bus = start_ingest_bus(config, ingestor.submit_delivery)
         assert wait_for_count(engine, models.EventRecord, 600, 30) == 600
     finally:
         publisher.close()
@@ -161,3 +164,186 @@ def test_the_service_waits_for_a_database_that_starts_after_it(mosquitto, cluste
         assert web.service.ingestor.database_ok
     finally:
         web.stop()
+
+
+# --- crashes: nothing held in memory is lost, nothing is stored twice -------------------
+
+TOPICS = Topics("obsy")
+DRILL = "drill"  # a service name no real service uses: its rows are the test's own
+
+
+def drill_event(text: str, when: datetime) -> tuple[str, bytes, bool]:
+    return TOPICS.events(DRILL), Event(service=DRILL, kind="drill", message=text, timestamp=when).to_json(), False
+
+
+def drill_messages(t0: datetime, events: int, changes: int) -> list[tuple[str, bytes, bool]]:
+    """``events`` events and ``changes`` each of weather states, verdicts and availabilities.
+
+    Every verdict and availability differs from the one before, so each must become a row.
+    """
+    messages = [drill_event(f"drill {n}", t0 + timedelta(milliseconds=n)) for n in range(events)]
+    for n in range(changes):
+        when = t0 + timedelta(seconds=n)
+        reading = Reading(value=float(n), measured_at=when, source=DRILL)
+        messages.append((TOPICS.weather_state, WeatherState(timestamp=when, readings={DRILL: reading}).to_json(), True))
+        reasons = [] if n % 2 else [SafetyReason(quantity="rain", message=f"drill {n}")]
+        verdict = SafetyVerdict(safe=bool(n % 2), reasons=reasons, timestamp=when)
+        messages.append((TOPICS.weather_safety, verdict.to_json(), True))
+        messages.append((TOPICS.availability(DRILL), b"offline" if n % 2 else b"online", True))
+    return messages
+
+
+def drill_rows(engine) -> dict[str, list]:
+    """The rows the drill messages gave, per table, in time order."""
+    with engine.connect() as connection:
+        events = models.EventRecord
+        readings = models.WeatherReading
+        verdicts = models.SafetyVerdictRecord
+        availability = models.AvailabilityChange
+        return {
+            "events": list(
+                connection.execute(select(events.message).where(events.service == DRILL).order_by(events.time))
+                .scalars()
+                .all()
+            ),
+            "readings": list(
+                connection.execute(select(readings.value).where(readings.quantity == DRILL).order_by(readings.time))
+                .scalars()
+                .all()
+            ),
+            "verdicts": list(connection.execute(select(verdicts.safe).order_by(verdicts.time)).scalars().all()),
+            "availability": list(
+                connection.execute(
+                    select(availability.availability)
+                    .where(availability.service == DRILL)
+                    .order_by(availability.time, availability.id)
+                )
+                .scalars()
+                .all()
+            ),
+        }
+
+
+def expected_rows(events: int, changes: int) -> dict[str, list]:
+    """What ``drill_rows`` must find: each message of ``drill_messages`` once, between "before" and "after"."""
+    return {
+        "events": ["before", *(f"drill {n}" for n in range(events)), "after"],
+        "readings": [float(n) for n in range(changes)],
+        "verdicts": [bool(n % 2) for n in range(changes)],
+        "availability": ["offline" if n % 2 else "online" for n in range(changes)],
+    }
+
+
+def wait_until_stored(engine, event_text: str, timeout: float) -> None:
+    """Wait for a drill event; the ingestor stores in arrival order, so what came before is handled too."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if event_text in drill_rows(engine)["events"]:
+                return
+        except Exception:  # the server may still be starting
+            pass
+        time.sleep(0.2)
+
+
+def ingest_health(watcher) -> list[dict]:
+    return [json.loads(m.payload)["details"]["ingest"] for m in watcher.on("obsy/web/health") if m.payload]
+
+
+def test_killing_the_web_service_during_a_database_outage_loses_nothing_and_stores_nothing_twice(
+    mosquitto, cluster, watcher, tmp_path
+):
+    """kill -9 of obsy-web while Postgres is down: the broker sends again what the process held."""
+    config = write_config(
+        tmp_path,
+        mosquitto,
+        web={"port": free_port(), "heartbeat_interval": 1},
+        database={"url": cluster.url},
+        run_dir=str(tmp_path),
+    )
+    engine = make_engine(cluster.url)
+    publisher = Publisher(mosquitto.port)
+    t0 = datetime(2026, 12, 5, 21, 0, tzinfo=UTC)
+    events, changes = 40, 12
+    web = WebProcess(config, tmp_path / "web-1.log")
+    try:
+        watcher.wait_payload("obsy/web/ingestor/availability", b"online", timeout=60)
+        publisher.publish(*drill_event("before", t0 - timedelta(seconds=1)))
+        publisher.flush()
+        assert wait_for_count(engine, models.EventRecord, 1, 30) >= 1, web.log()
+        engine.dispose()
+
+        cluster.stop()
+        for message in drill_messages(t0, events, changes):
+            publisher.publish(*message)
+        publisher.flush()
+        # The web service has taken messages it cannot store yet (its health says so) ...
+        watcher.wait_for(
+            lambda _: any(
+                not h["database_ok"] and h["received"] - h["stored_messages"] >= 10 for h in ingest_health(watcher)
+            ),
+            timeout=60,
+        )
+        web.kill()  # ... and dies with them.
+
+        cluster.start()
+        web = WebProcess(config, tmp_path / "web-2.log")
+        publisher.publish(*drill_event("after", t0 + timedelta(hours=1)))
+        publisher.flush()
+        wait_until_stored(engine, "after", timeout=90)
+        assert drill_rows(engine) == expected_rows(events, changes), web.log()
+    finally:
+        publisher.close()
+        web.stop()
+        engine.dispose()
+
+
+def test_messages_stored_while_the_broker_was_away_and_sent_again_are_stored_once(mosquitto, cluster):
+    """Commit without acknowledgement, provoked for real: the broker is down when the commit happens.
+
+    The ingestor holds messages during a Postgres outage; the broker stops (its persistence keeps
+    the session and what it sent without acknowledgement); Postgres comes back and the ingestor
+    stores what it held, but cannot acknowledge; the broker starts and sends it all again, with
+    the DUP flag. Nothing is stored twice, and the resent copies are acknowledged.
+    """
+    engine = make_engine(cluster.url)
+    upgrade(engine)
+    ingestor = Ingestor(engine, TOPICS)
+    ingestor.start()
+    bus = start_ingest_bus(mosquitto.broker_config(), ingestor.submit_delivery)
+    publisher = Publisher(mosquitto.port)
+    t0 = datetime(2026, 12, 5, 21, 0, tzinfo=UTC)
+    events, changes = 6, 4  # 18 messages: all within Mosquitto's in-flight window (20)
+    try:
+        publisher.publish(*drill_event("before", t0 - timedelta(seconds=1)))
+        publisher.flush()
+        assert wait_for_count(engine, models.EventRecord, 1, 20) == 1
+        cluster.stop()
+        for message in drill_messages(t0, events, changes):
+            publisher.publish(*message)
+        publisher.close()
+        deadline = time.monotonic() + 30
+        while bus.unacknowledged < 18 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert bus.unacknowledged >= 18  # held, not acknowledged: the database is away
+        mosquitto.stop()
+        cluster.start()
+        assert ingestor.wait_idle(60)  # stored; the acknowledgements have no connection to go to
+        stored = expected_rows(events, changes)
+        stored["events"].remove("after")
+        assert drill_rows(engine) == stored
+        mosquitto.start()
+        publisher = Publisher(mosquitto.port)
+        publisher.publish(*drill_event("after", t0 + timedelta(hours=1)))
+        publisher.flush()
+        wait_until_stored(engine, "after", timeout=60)
+        assert drill_rows(engine) == expected_rows(events, changes)
+        assert ingestor.resends_skipped >= 18
+        assert ingestor.wait_idle(20)
+        assert bus.wait_idle()
+        assert bus.unacknowledged == 0
+    finally:
+        publisher.close()
+        bus.stop()
+        ingestor.stop()
+        engine.dispose()

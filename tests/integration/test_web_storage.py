@@ -155,3 +155,57 @@ def test_retention_deletes_only_old_rows(migrated_engine):  # noqa: F811
     assert deleted["weather_readings"] == 2
     assert count(engine, models.WeatherReading) == 1
     assert count(engine, models.EventRecord) == 3  # 0 days: kept for ever
+
+
+def test_a_message_the_broker_sends_again_after_its_commit_is_stored_once(migrated_engine):  # noqa: F811
+    """A crash between commit and acknowledgement: the resend (same packet id, DUP flag) adds nothing."""
+    engine = migrated_engine
+    acknowledged: list[int] = []
+    t0 = datetime(2026, 12, 5, 21, 0, tzinfo=UTC)
+    alarm = Event(service="mcp", kind="alarm", message="roof did not close", timestamp=t0).to_json()
+    first = [
+        (TOPICS.availability("mcp"), b"online", 1),
+        (TOPICS.availability("mcp"), b"offline", 2),
+        (TOPICS.events("mcp"), alarm, 3),
+    ]
+
+    def run(messages: list[tuple[str, bytes, int]], resent: bool) -> Ingestor:
+        ingestor = Ingestor(engine, TOPICS)
+        ingestor.start()
+        for topic, payload, packet_id in messages:
+            ingestor.submit(
+                topic,
+                payload,
+                packet_id=packet_id,
+                resent=resent,
+                acknowledge=lambda p=packet_id: acknowledged.append(p),
+            )
+        assert ingestor.wait_idle(20)
+        ingestor.stop()
+        return ingestor
+
+    run(first, resent=False)
+    assert acknowledged == [1, 2, 3]  # each acknowledged once stored
+    # The process died before the broker got the acknowledgements: a new one gets all three again.
+    again = run(first, resent=True)
+    assert again.resends_skipped == 3
+    assert acknowledged == [1, 2, 3, 1, 2, 3]
+    assert count(engine, models.AvailabilityChange) == 2  # without the receipts: online, offline, online, offline
+    assert count(engine, models.EventRecord) == 1
+
+    # The broker reuses a packet id for a new message once the old one is acknowledged; and a
+    # resend whose first copy was never stored (the process died before its commit) is stored.
+    changed = Event(service="mcp", kind="alarm_cleared", timestamp=t0 + timedelta(seconds=1)).to_json()
+    later = run([(TOPICS.availability("mcp"), b"online", 2), (TOPICS.events("mcp"), changed, 3)], resent=True)
+    assert later.resends_skipped == 0
+    assert count(engine, models.AvailabilityChange) == 3
+    assert count(engine, models.EventRecord) == 2
+
+    # Two copies in one batch (a reconnect while the first was still held): stored once.
+    cleared = Event(service="mcp", kind="alarm_cleared", message="again", timestamp=t0 + timedelta(seconds=2))
+    twice = run([(TOPICS.events("mcp"), cleared.to_json(), 4)] * 2, resent=True)
+    assert twice.resends_skipped == 1
+    assert count(engine, models.EventRecord) == 3
+    with engine.connect() as connection:
+        receipts = connection.execute(select(func.count()).select_from(models.IngestReceipt)).scalar_one()
+    assert receipts == 4  # one per packet id, never more than 65535

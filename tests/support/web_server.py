@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -100,3 +102,34 @@ class RunningWeb:
             if time.monotonic() > deadline:
                 raise TimeoutError("condition not met in time")
             time.sleep(interval)
+
+
+class WebProcess:
+    """``obsy-web run`` as deployed: its own process, which a test may kill."""
+
+    def __init__(self, config_path: Path, log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        script = Path(sys.executable).with_name("obsy-web")
+        argv = [str(script), "run", "--config", str(config_path), "--log-format", "text"]
+        self.process = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def kill(self) -> None:
+        """SIGKILL: no flush, no clean disconnect (the broker publishes the Last Will)."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(10)
+        self._log.close()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")

@@ -16,7 +16,7 @@ import uvicorn
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from obsy.bus import Bus
+from obsy.bus import Bus, Delivery
 from obsy.messages import TargetList
 from obsy.runner import Service, run_service
 from obsy_web.app import create_app
@@ -91,10 +91,15 @@ class WebService(Service):
     def _publish_targets(self, targets: TargetList) -> None:
         self.bus.publish(self.topics.web_targets, targets, qos=1, retain=True)
 
-    def _on_bus_message(self, topic: str, payload: bytes) -> None:
-        self.context.latest.update(topic, payload)
-        self.context.hub.publish(topic, payload)
-        self.ingestor.submit(topic, payload)
+    def _on_bus_message(self, delivery: Delivery) -> None:
+        # A failure of the live view must not keep a message from the store (the bus would
+        # acknowledge a delivery whose handler raised, before it is stored).
+        try:
+            self.context.latest.update(delivery.topic, delivery.payload)
+            self.context.hub.publish(delivery.topic, delivery.payload)
+        except Exception:
+            self.log.exception("the live view could not take a message on %s", delivery.topic)
+        self.ingestor.submit_delivery(delivery)
 
     def _serve(self, app: Any) -> None:
         settings = self.config.web
@@ -131,14 +136,14 @@ class WebService(Service):
         self.context.hub.close()  # open /live streams end now, so the server stops at once
         self.server.should_exit = True
         self.thread.join(10)
+        self.ingestor.stop()  # writes and acknowledges what it holds while the broker is still there
         self.ingest_bus.stop()
-        self.ingestor.stop()
         self.engine.dispose()
 
     def health_details(self) -> dict[str, Any]:
         return {
             "http": self.thread.is_alive(),
-            "ingest": self.ingestor.health(),
+            "ingest": {**self.ingestor.health(), "unacknowledged": self.ingest_bus.unacknowledged},
             "live_clients": self.context.hub.listeners,
         }
 

@@ -121,7 +121,7 @@ class EventRecord(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    #: SHA-256 of the payload: a message the broker delivers twice (QoS 1) is stored once.
+    #: SHA-256 of topic and payload: a message the broker delivers twice (QoS 1) is stored once.
     fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
     time: Mapped[datetime]
     service: Mapped[str] = mapped_column(String(64))
@@ -154,6 +154,23 @@ class AvailabilityChange(Base):
     time: Mapped[datetime]
     service: Mapped[str] = mapped_column(String(64))
     availability: Mapped[str] = mapped_column(String(16))
+
+
+class IngestReceipt(Base):
+    """The message last stored under each MQTT packet id of the ingest session.
+
+    The ingestor acknowledges a message to the broker only after its commit. If it dies in
+    between, the broker sends the message again with the same packet id and the DUP flag;
+    finding its digest here means it is stored already, even where a table has no natural
+    key (availability changes). Written in the same transaction as the rows. Packet ids
+    are 1 to 65535, so the table never holds more rows than that.
+    """
+
+    __tablename__ = "ingest_receipts"
+
+    packet_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    #: obsy_web.ingest.records.message_digest of the message.
+    digest: Mapped[str] = mapped_column(String(64))
 
 
 # --- owned here -----------------------------------------------------------------------

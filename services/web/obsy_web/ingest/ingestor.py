@@ -1,16 +1,23 @@
-"""Batch writer from the bus to the database that survives database restarts.
+"""Batch writer from the bus to the database that survives database restarts and crashes.
 
-The bus's dispatch thread only hands messages over (:meth:`Ingestor.submit`); a writer
-thread takes up to ``batch_size`` of them at a time, turns them into rows and writes
+The bus's dispatch thread only hands messages over (:meth:`Ingestor.submit_delivery`); a
+writer thread takes up to ``batch_size`` of them at a time, turns them into rows and writes
 them in one transaction with ``INSERT ... ON CONFLICT DO NOTHING`` (a retained state the
 broker sends again after a reconnect, or a QoS 1 duplicate, is stored once).
 
+Each message is acknowledged to the broker only after the transaction that stored it
+commits. A process killed before that loses nothing: the broker sends the message again
+(persistent session). A process killed between the commit and the acknowledgement gets it
+again with the same packet id and the DUP flag; the transaction also records each
+message's packet id and digest (``ingest_receipts``), so such a resend is recognised and
+stored only once, even in tables without a natural key.
+
 When the database is unreachable (restart, network) the batch is kept and retried with
-a growing delay until it is written; messages keep queueing in memory meanwhile (bounded:
-when the queue is full the bus stops dispatching, and the broker keeps the rest for the
-persistent session). A row the database refuses (a value out of range, text it cannot
-store) is dropped alone, logged with its table and the reason; the rest of the batch is
-stored.
+a growing delay until it is written. Nothing is acknowledged meanwhile, so the broker's
+in-flight window (Mosquitto's ``max_inflight_messages``) bounds what is held in memory and
+the broker queues the rest for the session. A row the database refuses (a value out of
+range, text it cannot store) is dropped alone, logged with its table and the reason; the
+rest of the batch is stored.
 """
 
 from __future__ import annotations
@@ -21,14 +28,15 @@ import queue
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Table, desc, func, select
+from sqlalchemy import Connection, Engine, Table, desc, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from obsy.bus import Delivery
 from obsy.topics import Topics
 from obsy_web.db import models
 from obsy_web.ingest.records import Incoming, InvalidMessageError, Router, Row
@@ -39,6 +47,8 @@ log = logging.getLogger("obsy.web.ingest")
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 _MAX_RETRY_DELAY_S = 5.0
 _INVALID_LOG_LIMIT = 20
+#: A message and the rows it gives.
+Parsed = tuple[Incoming, list[Row]]
 
 
 def insert_ignoring_duplicates(table: Table, dialect: str) -> Any:
@@ -75,14 +85,36 @@ class Ingestor:
         self.invalid = 0
         self.rejected_rows = 0
         self.retries = 0
+        self.resends_skipped = 0
         self.database_ok = True
         self.last_error: str | None = None
 
     # --- called from the bus ---------------------------------------------------------
-    def submit(self, topic: str, payload: bytes) -> None:
-        """Queue one message for storage (blocks only when the bounded queue is full)."""
+    def submit(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        packet_id: int = 0,
+        resent: bool = False,
+        acknowledge: Callable[[], None] | None = None,
+    ) -> None:
+        """Queue one message for storage (blocks only when the bounded queue is full).
+
+        ``acknowledge`` is called once the message is stored (or judged not worth storing).
+        """
         self.received += 1  # only the bus's dispatch thread submits: no lock needed
-        self._queue.put(Incoming(topic, payload, datetime.now(UTC)))
+        self._queue.put(Incoming(topic, payload, datetime.now(UTC), packet_id, resent, acknowledge))
+
+    def submit_delivery(self, delivery: Delivery) -> None:
+        """Queue a message from a manual-acknowledgement bus; it is acknowledged after its commit."""
+        self.submit(
+            delivery.topic,
+            delivery.payload,
+            packet_id=delivery.packet_id,
+            resent=delivery.resent,
+            acknowledge=delivery.ack,
+        )
 
     # --- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -123,6 +155,7 @@ class Ingestor:
             "invalid": self.invalid,
             "rejected_rows": self.rejected_rows,
             "retries": self.retries,
+            "resends_skipped": self.resends_skipped,
             "last_error": self.last_error,
         }
 
@@ -132,9 +165,17 @@ class Ingestor:
             batch = self._take_batch()
             if not batch:
                 continue
-            rows = self._rows(batch)
-            self._write_until_stored(rows)
-            self.stored_messages += len(batch)
+            if self._store_batch(self._parse(batch)):
+                self.stored_messages += len(batch)
+                for message in batch:
+                    if message.acknowledge is not None:
+                        message.acknowledge()
+            else:
+                log.error(
+                    "stopping while the database is unreachable: %d messages not stored and not acknowledged; "
+                    "the broker sends them again",
+                    len(batch),
+                )
             with self._idle:
                 self._handled += len(batch)
                 self._idle.notify_all()
@@ -156,77 +197,149 @@ class Ingestor:
                 break
         return batch
 
-    def _rows(self, batch: Iterable[Incoming]) -> list[Row]:
-        rows: list[Row] = []
+    def _parse(self, batch: Iterable[Incoming]) -> list[Parsed]:
+        """Each message with its rows; an invalid one is counted and logged once, and keeps no rows."""
+        parsed: list[Parsed] = []
         for message in batch:
             try:
-                found = self.router.rows_for(message)
+                parsed.append((message, self.router.rows_for(message)))
             except InvalidMessageError as exc:
                 self.invalid += 1
                 if self.invalid <= _INVALID_LOG_LIMIT or self.invalid % 1000 == 0:
                     log.warning("not stored: %s (%d invalid so far)", exc, self.invalid)
-                continue
-            for row in found:
-                if row.change_key is not None:
-                    if self._last_change.get(row.change_key) == row.change_value:
-                        continue
-                    self._last_change[row.change_key] = row.change_value
-                rows.append(row)
-        return rows
+                parsed.append((message, []))
+        return parsed
 
-    def _write_until_stored(self, rows: list[Row]) -> None:
+    def _store_batch(self, parsed: list[Parsed]) -> bool:
+        """Store a batch in one transaction, retrying while the database is away; False if stopped first."""
+        try:
+            return self._until_done(lambda: self._store(parsed))
+        except DBAPIError as exc:
+            log.warning("a batch was refused (%s); storing its rows one by one", _short(exc))
+            return self._store_row_by_row(parsed)
+
+    def _store(self, parsed: list[Parsed]) -> None:
+        with self.engine.begin() as connection:
+            fresh = self._not_stored_before(connection, parsed)
+            rows, changes = self._changed_rows(fresh)
+            self._insert(connection, rows)
+            self._record_receipts(connection, parsed)
+        self._last_change.update(changes)
+        self.resends_skipped += len(parsed) - len(fresh)
+
+    def _store_row_by_row(self, parsed: list[Parsed]) -> bool:
+        """Each row in its own transaction: a row the database refuses is dropped alone."""
+        # Retried on any database error: these statements hold no row that could be refused.
+        fresh: list[Parsed] = []
+
+        def look_up_resends() -> None:
+            fresh.extend(self._in_transaction(self._not_stored_before, parsed))
+
+        if not self._until_done(look_up_resends, retry_on=DBAPIError):
+            return False
+        self.resends_skipped += len(parsed) - len(fresh)
+        rows, changes = self._changed_rows(fresh)
+        for row in rows:
+            try:
+                if not self._until_done(lambda row=row: self._in_transaction(self._insert, [row])):
+                    return False
+            except DBAPIError as exc:
+                self.rejected_rows += 1
+                log.error("dropped a row for %s that the database refused: %s", row.table.name, _short(exc))
+        self._last_change.update(changes)
+        return self._until_done(lambda: self._in_transaction(self._record_receipts, parsed), retry_on=DBAPIError)
+
+    def _until_done(
+        self, attempt: Callable[[], object], retry_on: type[Exception] | tuple[type[Exception], ...] = TRANSIENT_ERRORS
+    ) -> bool:
+        """Run ``attempt`` until the database takes it, waiting longer after each ``retry_on`` error.
+
+        Other database errors are raised. False when the ingestor is stopped first: what it
+        held is not acknowledged, so the broker sends it again to the next start.
+        """
         delay = 0.2
         while True:
             try:
-                self._write(rows)
-            except TRANSIENT_ERRORS as exc:
+                attempt()
+            except retry_on as exc:
                 self._note_outage(exc)
-            except DBAPIError as exc:
-                log.warning("a batch was refused (%s); storing its rows one by one", _short(exc))
-                self._write_one_by_one(rows)
-                return
             else:
                 if not self.database_ok:
-                    log.info("database is back; stored the %d rows that waited", len(rows))
+                    log.info("database is back; stored what waited")
                 self.database_ok = True
-                return
-            if self._stop.is_set() and self._queue.empty():
-                log.error("stopping while the database is unreachable: %d rows not stored", len(rows))
-                return
-            time.sleep(delay)
+                return True
+            if self._stop.wait(delay):
+                return False
             delay = min(delay * 2, _MAX_RETRY_DELAY_S)
 
     def _note_outage(self, exc: Exception) -> None:
         self.retries += 1
         self.last_error = _short(exc)
         if self.database_ok:
-            log.warning("database unreachable (%s); holding messages and retrying", self.last_error)
+            log.warning("cannot write to the database (%s); holding messages and retrying", self.last_error)
         self.database_ok = False
 
-    def _write(self, rows: list[Row]) -> None:
+    def _in_transaction(self, work: Callable[[Connection, Any], Any], argument: Any) -> Any:
+        with self.engine.begin() as connection:
+            return work(connection, argument)
+
+    def _not_stored_before(self, connection: Connection, parsed: list[Parsed]) -> list[Parsed]:
+        """Leave out resends (DUP flag) of a message already stored under the same packet id.
+
+        The broker resends a message that was not acknowledged: after a crash between the
+        commit and the acknowledgement the first copy is in ``ingest_receipts``; after a
+        reconnect while the first copy was still held, both copies may be in this batch.
+        """
+        resent_ids = {message.packet_id for message, _ in parsed if message.resent and message.packet_id}
+        receipts = models.IngestReceipt.__table__
+        stored: dict[int, str] = {}
+        if resent_ids:
+            query = select(receipts.c.packet_id, receipts.c.digest).where(receipts.c.packet_id.in_(resent_ids))
+            stored = {packet_id: digest for packet_id, digest in connection.execute(query)}
+        fresh: list[Parsed] = []
+        for message, rows in parsed:
+            if message.packet_id:
+                if message.resent and stored.get(message.packet_id) == message.digest:
+                    continue
+                stored[message.packet_id] = message.digest
+            fresh.append((message, rows))
+        return fresh
+
+    def _changed_rows(self, parsed: list[Parsed]) -> tuple[list[Row], dict[tuple[str, ...], Any]]:
+        """The rows to insert, and the new last values for change detection (kept only after the commit)."""
+        changes: dict[tuple[str, ...], Any] = {}
+        rows: list[Row] = []
+        for _, found in parsed:
+            for row in found:
+                if row.change_key is not None:
+                    last = changes.get(row.change_key, self._last_change.get(row.change_key))
+                    if last == row.change_value:
+                        continue
+                    changes[row.change_key] = row.change_value
+                rows.append(row)
+        return rows, changes
+
+    @staticmethod
+    def _insert(connection: Connection, rows: list[Row]) -> None:
         by_table: dict[Table, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             by_table[row.table].append(row.values)
-        if not by_table:
-            return
-        with self.engine.begin() as connection:
-            dialect = connection.dialect.name
-            for table, values in by_table.items():
-                connection.execute(insert_ignoring_duplicates(table, dialect), values)
+        for table, values in by_table.items():
+            connection.execute(insert_ignoring_duplicates(table, connection.dialect.name), values)
 
-    def _write_one_by_one(self, rows: list[Row]) -> None:
-        for row in rows:
-            while True:
-                try:
-                    self._write([row])
-                    break
-                except TRANSIENT_ERRORS as exc:
-                    self._note_outage(exc)
-                    time.sleep(1.0)
-                except DBAPIError as exc:
-                    self.rejected_rows += 1
-                    log.error("dropped a row for %s that the database refused: %s", row.table.name, _short(exc))
-                    break
+    @staticmethod
+    def _record_receipts(connection: Connection, parsed: list[Parsed]) -> None:
+        """Remember the packet id of each message that gave rows (the last one, if a batch has two)."""
+        latest = {message.packet_id: message.digest for message, rows in parsed if message.packet_id and rows}
+        if not latest:
+            return
+        table = models.IngestReceipt.__table__
+        insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+        statement = insert(table)
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.packet_id], set_={"digest": statement.excluded.digest}
+        )
+        connection.execute(statement, [{"packet_id": key, "digest": value} for key, value in latest.items()])
 
     def _load_last_changes(self) -> None:
         """Seed change detection from what is stored, so a restart does not store a repeat."""

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -27,11 +29,25 @@ class InvalidMessageError(ValueError):
     """A message on a stored topic whose payload cannot be stored."""
 
 
+def message_digest(topic: str, payload: bytes) -> str:
+    """SHA-256 of topic and payload: what makes a message the same message when it comes again."""
+    return hashlib.sha256(topic.encode() + b"\0" + payload).hexdigest()
+
+
 @dataclass(frozen=True)
 class Incoming:
     topic: str
     payload: bytes
     received_at: datetime
+    #: The broker's packet id (0: QoS 0 or not from the broker) and DUP flag: see IngestReceipt.
+    packet_id: int = 0
+    resent: bool = False
+    #: Called once the message is stored (or judged not worth storing): the broker may forget it.
+    acknowledge: Callable[[], None] | None = None
+
+    @cached_property
+    def digest(self) -> str:
+        return message_digest(self.topic, self.payload)
 
 
 @dataclass(frozen=True)
@@ -113,7 +129,7 @@ def _event(message: Incoming) -> list[Row]:
     values["service"] = values["service"][:64]
     values["kind"] = values["kind"][:64]
     values["time"] = event.timestamp
-    values["fingerprint"] = hashlib.sha256(message.topic.encode() + b"\0" + message.payload).hexdigest()
+    values["fingerprint"] = message.digest
     return [Row(models.EventRecord.__table__, values)]
 
 
