@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -16,7 +17,16 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Table
 
-from obsy.messages import AllskyFrame, CloudState, Event, McpState, SafetyVerdict, SchedulerPlan, WeatherState
+from obsy.messages import (
+    AllskyFrame,
+    CloudState,
+    Event,
+    McpState,
+    SafetyVerdict,
+    SchedulerPlan,
+    WeatherState,
+    validation_problems,
+)
 from obsy.topics import AVAILABILITY_VALUES, Topics
 from obsy_web.db import models
 
@@ -25,6 +35,10 @@ M = TypeVar("M", bound=BaseModel)
 
 class InvalidMessageError(ValueError):
     """A message on a stored topic whose payload cannot be stored."""
+
+
+class OversizeMessageError(InvalidMessageError):
+    """A message on a stored topic larger than ``web.ingest_max_payload``: it is not stored."""
 
 
 @dataclass(frozen=True)
@@ -47,10 +61,9 @@ def _parse(model: type[M], message: Incoming) -> M:
     try:
         return model.model_validate_json(message.payload)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(payload)'}: {err['msg']}" for err in exc.errors()[:5]
-        )
-        raise InvalidMessageError(f"{message.topic}: does not match {model.__name__}: {problems}") from None
+        raise InvalidMessageError(
+            f"{message.topic}: does not match {model.__name__}: {validation_problems(exc)}"
+        ) from None
     except (ValueError, RecursionError) as exc:
         raise InvalidMessageError(f"{message.topic}: does not match {model.__name__}: {exc}") from None
 
@@ -134,8 +147,9 @@ def _availability(message: Incoming, service: str) -> list[Row]:
 class Router:
     """Maps the topics of one prefix to the functions that store them."""
 
-    def __init__(self, topics: Topics) -> None:
+    def __init__(self, topics: Topics, max_payload: int = 1024 * 1024) -> None:
         self.topics = topics
+        self.max_payload = max_payload
         self._exact = {
             topics.weather_state: _weather,
             topics.weather_safety: _safety,
@@ -146,17 +160,30 @@ class Router:
         }
 
     def rows_for(self, message: Incoming) -> list[Row]:
+        """The rows to store for ``message``; raises :class:`InvalidMessageError` (or its oversize kind)."""
         if not message.payload:
             return []  # a cleared retained topic
-        handler = self._exact.get(message.topic)
-        if handler is not None:
-            return handler(message)
-        head = self.topics.prefix + "/"
-        if not message.topic.startswith(head):
+        store = self._store_function(message.topic)
+        if store is None:
             return []
-        parts = message.topic[len(head) :].split("/")
+        if len(message.payload) > self.max_payload:
+            raise OversizeMessageError(
+                f"{message.topic}: {len(message.payload)} bytes is over the {self.max_payload}-byte limit "
+                "(web.ingest_max_payload)"
+            )
+        return store(message)
+
+    def _store_function(self, topic: str) -> Callable[[Incoming], list[Row]] | None:
+        """How messages on ``topic`` are stored; None for topics that are not (health, commands, ...)."""
+        exact = self._exact.get(topic)
+        if exact is not None:
+            return exact
+        head = self.topics.prefix + "/"
+        if not topic.startswith(head):
+            return None
+        parts = topic[len(head) :].split("/")
         if len(parts) == 2 and parts[1] == "events":
-            return _event(message)
+            return _event
         if len(parts) == 2 and parts[1] == "availability":
-            return _availability(message, parts[0])
-        return []
+            return lambda message: _availability(message, parts[0])
+        return None
