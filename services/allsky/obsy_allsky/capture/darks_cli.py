@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime
 
 from obsy.config import ConfigError, ObsyConfig, load_config
-from obsy.messages import AllskyDarksCommand, AllskyDarksState
+from obsy.messages import AllskyDarksCommand, AllskyDarksState, CommandOrigin
 
 PROG = "obsy-allsky darks"
 
@@ -114,7 +114,9 @@ def _through_the_service(config: ObsyConfig, command: AllskyDarksCommand, timeou
 
     try:
         bus.subscribe(topics.allsky_darks_state, on_state, AllskyDarksState)
-        bus.publish(topics.allsky_darks_command, command, qos=1)
+        bus.publish(
+            topics.allsky_darks_command, command.model_copy(update={"origin": CommandOrigin.command_line()}), qos=1
+        )
         deadline = time.monotonic() + timeout
         with changed:
             while not latest or latest[-1].status not in ("done", "failed"):
