@@ -120,7 +120,7 @@ def command_event(thing: str, value: str, origin: CommandOrigin, **data: Any) ->
     return Event(
         service="web",
         kind="command",
-        message=f"{origin.describe()} sent {thing} {value}",
+        message=f"{origin.describe()} sent {thing.replace('/', ' ')} {value}",
         data={
             "thing": thing,
             "value": value,
