@@ -103,8 +103,8 @@ class PayloadLimitsConfig(Section):
     A larger message is dropped before it is decoded, counted (``invalid_messages`` in the
     service's health) and logged with its topic and size. The defaults leave ample room above
     the largest legitimate payloads (a command is a few hundred bytes; an event a few KiB; a
-    plan or a target list of hundreds of targets some hundred KiB; the allsky JPEG at its
-    widest, 4096 px, a few MiB).
+    target list of 500 targets with horizons and seven filters ~700 KiB, a plan of 200 blocks
+    ~130 KiB; the allsky JPEG at its widest, 4096 px, a few MiB).
     """
 
     command: int = Field(default=64 * KIB, ge=1 * KIB, description="<p>/.../set")
@@ -890,7 +890,7 @@ class WebConfig(ServiceSection):
     ingest_max_payload: int = Field(
         default=1 * MIB,
         ge=1 * KIB,
-        description="bytes; a stored topic's message larger than this is counted and not stored (a plan: ~100 KiB)",
+        description="bytes; a stored topic's message larger than this is counted and not stored (a plan: ~130 KiB)",
     )
     retention: WebRetentionConfig = WebRetentionConfig()
 

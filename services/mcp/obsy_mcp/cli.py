@@ -27,6 +27,9 @@ EXIT_REJECTED = 1
 EXIT_USAGE = 2
 EXIT_NO_ANSWER = 3
 THINGS = {"roof": "OPEN, CLOSE or STOP", "mode": "auto, manual or off", "night": "START or ABORT"}
+#: Its bus connection's name: its Last Will lies in the mcp's own tree, which the broker's
+#: ``mcp`` user may write (docker compose exec mcp obsy-mcp roof CLOSE).
+BUS_NAME = "mcp/cli"
 
 
 def _parser(thing: str) -> argparse.ArgumentParser:
@@ -65,7 +68,7 @@ def send_command(argv: list[str]) -> int:
     except ValidationError as error:
         print(f"obsy-mcp {thing}: {validation_problems(error)}", file=sys.stderr)
         return EXIT_USAGE
-    bus = Bus(config.broker, "mcp-cli")
+    bus = Bus(config.broker, BUS_NAME)
     # Subscribed on connecting, before the command goes out on the same connection: the broker
     # handles both in order, so the answer cannot be missed.
     bus.subscribe(bus.topics.events("mcp"), on_event, decode="json")

@@ -19,6 +19,9 @@ from datetime import UTC, datetime
 from obsy.config import ConfigError, ObsyConfig, load_config
 from obsy.messages import AllskyDarksCommand, AllskyDarksState, CommandOrigin
 
+#: Its bus connection's name: its Last Will lies in the allsky service's own tree, which the
+#: broker's ``allsky`` user may write.
+BUS_NAME = "allsky/darks-cli"
 PROG = "obsy-allsky darks"
 
 
@@ -96,7 +99,7 @@ def _from_the_camera(config: ObsyConfig, command: AllskyDarksCommand) -> int:
 def _through_the_service(config: ObsyConfig, command: AllskyDarksCommand, timeout: float) -> int:
     from obsy.bus import Bus
 
-    bus = Bus(config.broker, "allsky-darks")
+    bus = Bus(config.broker, BUS_NAME)
     if not bus.start(wait=5.0):
         bus.stop()
         print(f"{PROG}: no broker at {config.broker.host}:{config.broker.port}", file=sys.stderr)
