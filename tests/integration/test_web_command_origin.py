@@ -136,3 +136,11 @@ def test_the_ingest_refuses_an_oversize_message_and_stores_the_rest(watcher: Wat
     assert sorted(r.message for r in stored_events(web) if r.kind == "test") == ["small 0", "small 1"]
     assert web.service.health_details()["ingest"]["oversize"] == 1
     assert web.service.ingestor.database_ok
+
+
+def test_a_bad_request_is_echoed_only_as_an_excerpt(web: RunningWeb) -> None:
+    with web.login("otto") as client:
+        reply = client.post("/api/v1/commands/roof", json={"action": "OPEN", "k" * 5000: 1})
+    assert reply.status_code == 422
+    assert "Extra inputs are not permitted" in reply.json()["detail"]
+    assert len(reply.text) < 1000, "an unknown field's name is echoed only as an excerpt"
