@@ -11,10 +11,13 @@ What it guarantees, so services need not:
   restarted without persistence has forgotten them) and calls the ``on_connect`` hooks
   (Home Assistant discovery uses one).
 - QoS 1 messages published while disconnected are queued (bounded) and sent on reconnect.
+- Incoming payloads are bounded: one larger than its topic kind's limit
+  (``broker.max_payload``: commands, events, states, the allsky image) is dropped on
+  arrival, before it is queued or decoded, and counted in :attr:`Bus.oversize_messages`.
 - Incoming payloads are validated against the subscriber's pydantic model. A payload
-  that is not valid is logged with its topic (at most ten lines per topic a minute, then a
-  summary), counted in :attr:`Bus.invalid_messages`
-  and dropped: it never reaches the handler and never raises into the network loop.
+  that is not valid is logged with its topic and a short escaped excerpt (at most ten lines
+  per topic a minute, then a summary), counted in :attr:`Bus.invalid_messages` (oversize
+  ones too) and dropped: it never reaches the handler and never raises into the network loop.
 - Handlers run on one dispatch thread, in arrival order, so a slow handler never
   stalls keep-alives; an exception in a handler is logged and counted.
 - QoS 1 messages are acknowledged on receipt, except on a bus made with
@@ -44,6 +47,7 @@ import paho.mqtt.client as mqtt
 from pydantic import BaseModel, ValidationError
 
 from obsy.config import BrokerConfig
+from obsy.messages import excerpt, validation_problems
 from obsy.topics import OFFLINE, ONLINE, STOPPED, Topics
 
 log = logging.getLogger("obsy.bus")
@@ -51,7 +55,6 @@ log = logging.getLogger("obsy.bus")
 Handler = Callable[[str, Any], None]
 Payload = BaseModel | str | bytes | dict | list | int | float | None
 
-_MAX_LOGGED_PAYLOAD = 120
 #: At most this many invalid-payload log lines per topic per window; the rest are summarised.
 _INVALID_LOG_BURST = 10
 _INVALID_LOG_WINDOW_S = 60.0
@@ -77,12 +80,6 @@ def encode_payload(payload: Payload) -> bytes:
     if payload is None:
         return b""
     return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode("utf-8")
-
-
-def _preview(payload: bytes) -> str:
-    text = payload[:_MAX_LOGGED_PAYLOAD].decode("utf-8", errors="replace")
-    more = f"... ({len(payload)} bytes)" if len(payload) > _MAX_LOGGED_PAYLOAD else ""
-    return text + more
 
 
 def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
@@ -138,10 +135,12 @@ class Bus:
         self.availability_topic = self.topics.availability(service)
         self.connected = threading.Event()
         self.invalid_messages = 0
+        self.oversize_messages = 0
         self.invalid_by_topic: Counter[str] = Counter()
         self.handler_errors = 0
         self.connect_count = 0
         self._invalid_log_windows: dict[str, tuple[float, int, int]] = {}
+        self._invalid_log_lock = threading.Lock()  # the network thread logs oversize, the dispatcher invalid
         self._subscriptions: list[Subscription] = []
         self._retained: dict[str, tuple[bytes, int]] = {}
         self._availability: str | None = None
@@ -346,7 +345,22 @@ class Bus:
             )
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if self._drop_oversize(message.topic, len(message.payload)):
+            return  # on a manual-ack bus, acknowledged at once by _on_message_manual_ack
         self._dispatch_queue.put((message.topic, bytes(message.payload), self._take_arriving(), None))
+
+    def _drop_oversize(self, topic: str, size: int) -> bool:
+        """Count and log a payload over its topic kind's limit (``broker.max_payload``); True = drop it."""
+        kind = self.topics.payload_kind(topic)
+        limit = getattr(self.broker.max_payload, kind)
+        if size <= limit:
+            return False
+        self.oversize_messages += 1
+        self.invalid_messages += 1
+        self.invalid_by_topic[topic] += 1
+        reason = f"{size} bytes is over the {limit}-byte limit for a {kind} (broker.max_payload.{kind})"
+        self._log_invalid(topic, reason, None)
+        return True
 
     def _run_hook(self, hook: Callable[[], None]) -> None:
         try:
@@ -459,7 +473,7 @@ class Bus:
         except InvalidPayloadError as exc:
             self.invalid_messages += 1
             self.invalid_by_topic[topic] += 1
-            self._log_invalid(topic, exc, payload)
+            self._log_invalid(topic, str(exc), payload)
             return False
         try:
             sub.handler(topic, value)
@@ -468,8 +482,12 @@ class Bus:
             log.exception("handler for %s failed", topic, extra={"event": "handler_error", "topic": topic})
         return False
 
-    def _log_invalid(self, topic: str, error: Exception, payload: bytes) -> None:
-        """Log an invalid payload, but not thousands a minute when a publisher floods a topic."""
+    def _log_invalid(self, topic: str, reason: str, payload: bytes | None) -> None:
+        """Log a dropped payload (with an excerpt when given), but not thousands a minute when a publisher floods."""
+        with self._invalid_log_lock:
+            self._log_invalid_limited(topic, reason, payload)
+
+    def _log_invalid_limited(self, topic: str, reason: str, payload: bytes | None) -> None:
         now = time.monotonic()
         start, logged, suppressed = self._invalid_log_windows.get(topic, (now, 0, 0))
         if now - start > _INVALID_LOG_WINDOW_S:
@@ -483,10 +501,10 @@ class Bus:
             start, logged, suppressed = now, 0, 0
         if logged < _INVALID_LOG_BURST:
             log.warning(
-                "dropped invalid payload on %s: %s [payload: %s]",
+                "dropped invalid payload on %s: %s%s",
                 topic,
-                error,
-                _preview(payload),
+                reason,
+                "" if payload is None else f" [payload: {excerpt(payload)}]",
                 extra={"event": "invalid_payload", "topic": topic},
             )
             logged += 1
@@ -513,9 +531,6 @@ class Bus:
         try:
             return sub.model.model_validate_json(text)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '(payload)'}: {err['msg']}" for err in exc.errors()[:5]
-            )
-            raise InvalidPayloadError(f"does not match {sub.model.__name__}: {problems}") from None
+            raise InvalidPayloadError(f"does not match {sub.model.__name__}: {validation_problems(exc)}") from None
         except (ValueError, RecursionError) as exc:
             raise InvalidPayloadError(f"does not match {sub.model.__name__}: {exc}") from None

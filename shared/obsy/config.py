@@ -93,6 +93,26 @@ class TlsConfig(Section):
     insecure: bool = Field(default=False, description="skip hostname verification (self-signed test setups only)")
 
 
+KIB = 1024
+MIB = 1024 * KIB
+
+
+class PayloadLimitsConfig(Section):
+    """The largest payload, in bytes, the bus hands to a subscriber, by topic kind.
+
+    A larger message is dropped before it is decoded, counted (``invalid_messages`` in the
+    service's health) and logged with its topic and size. The defaults leave ample room above
+    the largest legitimate payloads (a command is a few hundred bytes; an event a few KiB; a
+    target list of 500 targets with horizons and seven filters ~700 KiB, a plan of 200 blocks
+    ~130 KiB; the allsky JPEG at its widest, 4096 px, a few MiB).
+    """
+
+    command: int = Field(default=64 * KIB, ge=1 * KIB, description="<p>/.../set")
+    event: int = Field(default=256 * KIB, ge=1 * KIB, description="<p>/<service>/events and <p>/allsky/frames")
+    state: int = Field(default=4 * MIB, ge=1 * KIB, description="states, plans, targets, health and any other topic")
+    image: int = Field(default=16 * MIB, ge=1 * KIB, description="<p>/allsky/image, the retained JPEG")
+
+
 class BrokerConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)
@@ -103,6 +123,7 @@ class BrokerConfig(Section):
     prefix: str = Field(default="obsy", pattern=r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")
     reconnect_min_delay: float = Field(default=0.5, gt=0)
     reconnect_max_delay: float = Field(default=30.0, gt=0)
+    max_payload: PayloadLimitsConfig = PayloadLimitsConfig()
 
     @model_validator(mode="after")
     def _password_needs_user(self) -> BrokerConfig:
@@ -866,6 +887,11 @@ class WebConfig(ServiceSection):
     login_attempts_per_minute: int = Field(default=5, ge=1, description="failed logins allowed per client and minute")
     command_timeout: float = Field(default=10.0, gt=0, description="seconds to wait for the MCP's answer to a command")
     ingest_batch_size: int = Field(default=500, ge=1, le=10_000, description="messages written per transaction")
+    ingest_max_payload: int = Field(
+        default=1 * MIB,
+        ge=1 * KIB,
+        description="bytes; a stored topic's message larger than this is counted and not stored (a plan: ~130 KiB)",
+    )
     retention: WebRetentionConfig = WebRetentionConfig()
 
 

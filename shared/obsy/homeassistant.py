@@ -37,6 +37,7 @@ show as a missing feature.
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 import re
 import threading
@@ -62,6 +63,17 @@ DEFAULT_MODEL = "Observatory automation"
 
 #: Maps the three availability values to the two Home Assistant understands.
 AVAILABILITY_TEMPLATE = "{{ 'online' if value == 'online' else 'offline' }}"
+
+#: The origin every command from Home Assistant carries (a :class:`~obsy.messages.CommandOrigin`).
+HA_ORIGIN = {"kind": "home_assistant"}
+#: ``command_template`` of an entity whose value Home Assistant fills in (a select's option).
+HA_COMMAND_TEMPLATE = '{"value": {{ value | tojson }}, "origin": {"kind": "home_assistant"}}'
+
+
+def ha_command(value: str) -> str:
+    """A fixed command payload that says it came from Home Assistant (a cover's ``payload_open``...)."""
+    return json.dumps({"value": value, "origin": HA_ORIGIN}, separators=(",", ":"))
+
 
 _OBJECT_ID = re.compile(r"^[a-z0-9_]+$")
 _SLUG_STRIP = re.compile(r"[^a-z0-9]+")

@@ -69,6 +69,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def loopback_bind_address(host: str) -> str:
+    """The address a local broker binds for the loopback ``host``: ``localhost`` becomes 127.0.0.1, not a name."""
+    if not is_loopback(host):
+        raise ValueError(f"{host!r} is not a loopback address")
+    return "127.0.0.1" if host == "localhost" else host
+
+
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -150,7 +157,9 @@ class Launcher:
         conf.write_text(
             # Keep the user: started as root, mosquitto would switch to 'mosquitto' and lose its files.
             f"user {getpass.getuser()}\n"
-            f"listener {broker.port} {broker.host}\n"
+            # Loopback only: this broker lets anyone in without a password, so nothing beyond this
+            # machine may reach it (broker.host is a loopback address here, checked above).
+            f"listener {broker.port} {loopback_bind_address(broker.host)}\n"
             "allow_anonymous true\n"
             "set_tcp_nodelay true\n"
             "persistence true\n"

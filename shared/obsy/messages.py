@@ -12,15 +12,36 @@ a message whose ``schema_version`` is newer than the model's is rejected.
 
 from __future__ import annotations
 
+import getpass
+import os
+import socket
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+#: How much of a bad input is ever echoed back (events, answers, logs), in characters.
+EXCERPT_CHARS = 48
+
+
+def excerpt(data: str | bytes, limit: int = EXCERPT_CHARS) -> str:
+    """A short, escaped excerpt of untrusted input, safe for a log line, an event or a web page.
+
+    Control characters, quotes and anything outside ASCII are backslash-escaped, so an excerpt
+    cannot break a log line or forge another one; a longer input ends in ``...`` and its size
+    in bytes. Never put a bad input anywhere whole: put ``excerpt(input)``.
+    """
+    raw = data if isinstance(data, bytes) else data[: limit + 1].encode("utf-8", errors="surrogatepass")
+    size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", errors="surrogatepass"))
+    text = raw[: limit * 4].decode("utf-8", errors="backslashreplace")
+    shown = text[:limit].encode("unicode_escape").decode("ascii").replace('"', '\\"')
+    return f'"{shown}"' + (f"... ({size} bytes)" if len(text) > limit else "")
 
 
 class Message(BaseModel):
@@ -51,6 +72,20 @@ class Message(BaseModel):
         return self.model_dump_json().encode("utf-8")
 
 
+def validation_problems(error: ValidationError, limit: int = 5) -> str:
+    """The first ``limit`` problems of a pydantic error, one ``where: what`` each, never echoing input.
+
+    Locations can hold keys taken from the input (a dict's keys): those are excerpted.
+    """
+
+    def part(p: str | int) -> str:
+        return str(p) if len(str(p)) <= EXCERPT_CHARS else excerpt(str(p))
+
+    return "; ".join(
+        f"{'.'.join(part(p) for p in err['loc']) or 'payload'}: {err['msg']}" for err in error.errors()[:limit]
+    )
+
+
 # --- every service -------------------------------------------------------------
 
 
@@ -76,6 +111,93 @@ class Event(Message):
     level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     message: str = ""
     data: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- commands (every service) ---------------------------------------------------
+
+
+class OriginKind(StrEnum):
+    WEB = "web"
+    HOME_ASSISTANT = "home_assistant"
+    CLI = "cli"
+    SERVICE = "service"
+    UNKNOWN = "unknown"
+
+
+class CommandOrigin(BaseModel):
+    """Who sent a command: it rides in the payload (MQTT 3.1.1 has no user properties)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kind: OriginKind = OriginKind.UNKNOWN
+    user: str | None = Field(default=None, max_length=64, description="web account, or the OS user of a CLI")
+    role: str | None = Field(default=None, max_length=32, description="the web account's role")
+    service: str | None = Field(default=None, max_length=64, description="the sending service, for kind service")
+    host: str | None = Field(default=None, max_length=255, description="the machine a CLI ran on")
+
+    @classmethod
+    def command_line(cls) -> CommandOrigin:
+        """The origin of a command typed by the OS user running this process (an ``obsy-*`` CLI)."""
+        try:
+            user = getpass.getuser()
+        except (OSError, KeyError):  # no user name for this uid (a bare container)
+            user = f"uid {os.getuid()}"
+        return cls(kind=OriginKind.CLI, user=user[:64], host=socket.gethostname()[:255])
+
+    @classmethod
+    def of_service(cls, name: str) -> CommandOrigin:
+        """The origin of a command one OBSY service sends another."""
+        return cls(kind=OriginKind.SERVICE, service=name)
+
+    def describe(self) -> str:
+        """One phrase for an event message: 'web user ada, role operator', 'Home Assistant', ..."""
+        who = {
+            OriginKind.WEB: "web user",
+            OriginKind.HOME_ASSISTANT: "Home Assistant",
+            OriginKind.CLI: "command line",
+            OriginKind.SERVICE: "service",
+            OriginKind.UNKNOWN: "an unnamed sender",
+        }[self.kind]
+        name = self.service if self.kind is OriginKind.SERVICE else self.user
+        if name:
+            who += f" {name}" + (f"@{self.host}" if self.host else "")
+        return who + (f", role {self.role}" if self.role else "")
+
+
+class InvalidCommandError(ValueError):
+    """A command payload that is neither a plain value nor a valid :class:`Command`."""
+
+
+class Command(Message):
+    """A command on ``<p>/<service>/<thing>/set`` with its origin (docs/topics.md, "Commands").
+
+    On the wire either the plain value (``OPEN``: origin unknown, as before origins existed)
+    or this model as JSON: ``{"value": "OPEN", "origin": {"kind": "web", "user": "ada",
+    "role": "operator"}}``. An origin that does not validate never blocks the command (a
+    CLOSE must always get through): it is recorded as unknown.
+    """
+
+    value: str = Field(min_length=1, max_length=32)
+    origin: CommandOrigin = Field(default_factory=CommandOrigin)
+
+    @field_validator("origin", mode="wrap")
+    @classmethod
+    def _origin_never_blocks(cls, value: Any, handler: Any) -> CommandOrigin:
+        try:
+            return handler(value)
+        except ValueError:  # pydantic's ValidationError is a ValueError
+            return CommandOrigin()
+
+    @classmethod
+    def parse(cls, payload: str) -> Command:
+        """The command in ``payload``, plain or JSON; :class:`InvalidCommandError` says what is wrong."""
+        text = payload.strip()
+        try:
+            if text.startswith("{"):
+                return cls.model_validate_json(text)
+            return cls(value=text)
+        except ValidationError as exc:
+            raise InvalidCommandError(f"not a command ({validation_problems(exc, 3)}): {excerpt(text)}") from None
 
 
 # --- weather -------------------------------------------------------------------
@@ -160,6 +282,7 @@ class WeatherSimulationCommand(Message):
     )
     request_id: str | None = Field(default=None, max_length=64)
     user: str | None = Field(default=None, max_length=64, description="who asked (the web service's account)")
+    origin: CommandOrigin | None = Field(default=None, description="who sent it; empty: unknown")
 
     @model_validator(mode="after")
     def _wind_needs_speed(self) -> WeatherSimulationCommand:
@@ -255,6 +378,7 @@ class AllskyDarksCommand(Message):
     exposures: list[float] = Field(default_factory=list, max_length=20)
     count: int | None = Field(default=None, ge=1, le=200, description="frames per master; empty: camera.dark_count")
     gain: float | None = Field(default=None, ge=0)
+    origin: CommandOrigin | None = Field(default=None, description="who sent it; empty: unknown")
 
     @field_validator("exposures")
     @classmethod

@@ -15,8 +15,13 @@ Conventions (the bus contract):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from obsy.config import SERVICE_NAMES
+
+#: Topic kinds with a payload size limit of their own: commands, events, states (and
+#: everything else, Home Assistant's and weather sensors' topics included), the allsky JPEG.
+PayloadKind = Literal["command", "event", "state", "image"]
 
 ONLINE = "online"
 OFFLINE = "offline"
@@ -134,6 +139,16 @@ class Topics:
     @property
     def mcp_night_command(self) -> str:
         return self.command("mcp", "night")
+
+    def payload_kind(self, topic: str) -> PayloadKind:
+        """Which size limit (``broker.max_payload``) applies to a message on ``topic``."""
+        if topic == self.allsky_image:
+            return "image"
+        if topic.endswith("/set"):
+            return "command"
+        if topic.endswith("/events") or topic == self.allsky_frames:
+            return "event"
+        return "state"
 
     def service_of(self, topic: str) -> str | None:
         """The service a topic belongs to, or None when it is outside this prefix."""

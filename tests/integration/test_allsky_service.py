@@ -355,6 +355,8 @@ def test_the_darks_command_line_asks_the_running_service(tmp_path, mosquitto, in
         assert master.path.name in out and "hot pixels" in out
         assert "3/3" in err  # the progress bar reached the end
         assert darks_state(watcher).status == "done"
+        started = next(e for e in events(watcher) if e.kind == "darks_started")
+        assert started.data["origin"]["kind"] == "cli" and "asked by command line" in started.message
         before = len(frames(watcher))
         watcher.wait_for(lambda _: len(frames(watcher)) > before, timeout=60)  # and the frames go on
 

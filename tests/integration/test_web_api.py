@@ -326,9 +326,10 @@ def test_an_operator_command_returns_the_mcps_answer(web, bus):
             assert refused["accepted"] is False
             assert operator.post("/api/v1/commands/roof", json={"action": "WIDER"}).status_code == 422
         assert mcp.commands == ["CLOSE", "OPEN"]
+        assert {(o.kind, o.user, o.role) for o in mcp.origins} == {("web", "otto", "operator")}
         audit = bus.wait_for(lambda msgs: sum(m.topic == "obsy/web/events" for m in msgs) >= 2)
         said = [json.loads(m.payload)["message"] for m in audit if m.topic == "obsy/web/events"]
-        assert "otto sent roof CLOSE" in said
+        assert "web user otto, role operator sent roof CLOSE" in said
     finally:
         mcp.close()
 

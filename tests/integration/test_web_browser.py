@@ -117,6 +117,11 @@ def test_an_operator_sends_a_roof_command_and_sees_the_mcps_answer(browser, web,
         expect(page.locator("#command-result")).to_contain_text("OPEN refused: unsafe", timeout=10_000)
         page.screenshot(path=tmp_path / "operator.png", full_page=True)
         assert mcp.commands == ["CLOSE", "OPEN"]
+        # The events page shows who sent them (once the ingestor has stored the audit events).
+        with web.login("otto") as client:
+            web.wait_until(lambda: client.get("/api/v1/events", params={"service": "web"}).json()["total"] >= 2)
+        page.goto(f"{web.url}/events")
+        expect(page.locator("#events")).to_contain_text("web user otto, role operator", timeout=10_000)
         page.context.close()
     finally:
         mcp.close()

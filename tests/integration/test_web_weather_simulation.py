@@ -88,14 +88,18 @@ def test_make_it_rain_and_stop_it_through_the_api(system, verdicts) -> None:
 
         reply = operator.post(URL, json={"action": "rain"})
         assert reply.status_code == 200, reply.text
-        assert reply.json()["values"] == {"Precip": 10.0} and "asked by otto" in reply.json()["message"]
+        assert (
+            reply.json()["values"] == {"Precip": 10.0}
+            and "asked by web user otto, role operator" in reply.json()["message"]
+        )
         unsafe = wait_verdict(verdicts, lambda v: not v.safe, timeout=30)
         assert "rain" in {r.quantity for r in unsafe.reasons}
 
         assert operator.post(URL, json={"action": "clear"}).status_code == 200
         wait_verdict(verdicts, lambda v: v.safe, timeout=30)
         events = operator.get("/api/v1/events", params={"service": "web"}).json()
-        assert any("otto sent weather simulate rain" in e["message"] for e in events["items"])
+        sent = [e for e in events["items"] if "otto, role operator sent weather simulate rain" in e["message"]]
+        assert sent and sent[0]["origin"] == "web user otto, role operator"
 
 
 @pytest.mark.slow

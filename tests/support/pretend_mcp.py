@@ -6,7 +6,7 @@ import threading
 
 import paho.mqtt.client as mqtt
 
-from obsy.messages import Event, McpState
+from obsy.messages import Command, CommandOrigin, Event, McpState
 
 
 class PretendMcp:
@@ -18,6 +18,7 @@ class PretendMcp:
 
     def __init__(self, port: int) -> None:
         self.commands: list[str] = []
+        self.origins: list[CommandOrigin] = []
         self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id="pretend-mcp")
         subscribed = threading.Event()
         self.client.on_subscribe = lambda *a: subscribed.set()
@@ -28,8 +29,10 @@ class PretendMcp:
         subscribed.wait(10)
 
     def _on_command(self, client, userdata, message) -> None:
-        command = message.payload.decode()
+        parsed = Command.parse(message.payload.decode())
+        command = parsed.value
         self.commands.append(command)
+        self.origins.append(parsed.origin)
         if command == "OPEN":
             event = Event(
                 service="mcp",

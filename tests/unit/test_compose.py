@@ -29,6 +29,8 @@ import yaml
 from obsy.config import SERVICE_NAMES, ConfigError, McpConfig, load_config
 from obsy.homeassistant import node_id
 from obsy.topics import HOMEASSISTANT_STATUS, Topics
+from obsy_allsky.capture.darks_cli import BUS_NAME as DARKS_CLI_BUS_NAME
+from obsy_mcp.cli import BUS_NAME as MCP_CLI_BUS_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -668,6 +670,13 @@ def test_acl_commands_come_only_from_web_and_home_assistant(acl: Acl):
     assert acl.may("web", "write", TOPICS.web_targets)
     assert not acl.may("homeassistant", "write", TOPICS.web_targets)
     assert not acl.may("web", "write", TOPICS.state("mcp"))
+
+
+def test_the_command_lines_may_connect_as_their_services_user(acl: Acl):
+    # Mosquitto refuses a connection whose Last Will the user may not publish.
+    assert acl.may("mcp", "write", TOPICS.availability(MCP_CLI_BUS_NAME))
+    assert acl.may("mcp", "write", TOPICS.mcp_roof_command)
+    assert acl.may("allsky", "write", TOPICS.availability(DARKS_CLI_BUS_NAME))
 
 
 def test_acl_home_assistant_and_healthcheck(acl: Acl):

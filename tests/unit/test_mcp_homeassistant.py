@@ -11,7 +11,7 @@ import pytest
 from obsy.bus import Bus
 from obsy.config import ObsyConfig
 from obsy.homeassistant import Node, discovery_payload, lint_entities
-from obsy.messages import McpState, Mode
+from obsy.messages import Command, McpState, Mode, OriginKind
 from obsy_mcp.service import McpService
 
 
@@ -30,15 +30,34 @@ def render(template: str, state: McpState) -> str:
     return jinja2.Environment().from_string(template).render(value=payload, value_json=json.loads(payload)).strip()
 
 
+def sent_by_home_assistant(payload: str) -> str:
+    """The value of a command Home Assistant publishes, checked to say it came from Home Assistant."""
+    command = Command.parse(payload)
+    assert command.origin.kind is OriginKind.HOME_ASSISTANT
+    return command.value
+
+
 def test_the_entities_home_assistant_needs(entities: dict[str, Any]) -> None:
     assert entities["roof"]["command_topic"] == "obsy/mcp/roof/set"
-    assert (entities["roof"]["payload_open"], entities["roof"]["payload_close"]) == ("OPEN", "CLOSE")
+    roof = entities["roof"]
+    assert [sent_by_home_assistant(roof[f"payload_{a}"]) for a in ("open", "close", "stop")] == [
+        "OPEN",
+        "CLOSE",
+        "STOP",
+    ]
     assert entities["mode"]["options"] == ["auto", "manual", "off"]
     assert entities["mode"]["command_topic"] == "obsy/mcp/mode/set"
-    assert entities["start_night"]["payload_press"] == "START"
-    assert entities["abort_night"]["payload_press"] == "ABORT"
+    assert sent_by_home_assistant(entities["start_night"]["payload_press"]) == "START"
+    assert sent_by_home_assistant(entities["abort_night"]["payload_press"]) == "ABORT"
     assert entities["safety"]["device_class"] == "safety"
     assert entities["alarm"]["device_class"] == "problem"
+
+
+@pytest.mark.parametrize("mode", ["auto", "manual", "off"])
+def test_mode_select_sends_its_option_as_a_command_from_home_assistant(entities: dict[str, Any], mode: str) -> None:
+    # Home Assistant renders command_template with the chosen option as ``value``.
+    payload = jinja2.Environment().from_string(entities["mode"]["command_template"]).render(value=mode)
+    assert sent_by_home_assistant(payload) == mode
 
 
 @pytest.mark.parametrize("roof", ["open", "closed", "opening", "closing", "stopped"])

@@ -8,7 +8,18 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from obsy.messages import Event, SafetyVerdict, ServiceHealth, WeatherState
+from obsy.messages import (
+    Command,
+    Event,
+    InvalidCommandError,
+    OriginKind,
+    SafetyVerdict,
+    ServiceHealth,
+    TargetConstraints,
+    WeatherState,
+    excerpt,
+    validation_problems,
+)
 
 
 def test_round_trip_keeps_values():
@@ -43,3 +54,37 @@ def test_unknown_fields_from_newer_producers_are_ignored():
 def test_nan_is_serialised_as_null():
     state = WeatherState(readings={"humidity": {"value": float("nan"), "unit": "%"}})
     assert json.loads(state.to_json())["readings"]["humidity"]["value"] is None
+
+
+def test_an_excerpt_is_short_escaped_and_says_how_much_was_cut():
+    shown = excerpt("OPEN\n\x00<b>" + "A" * 10_000)
+    assert shown.startswith('"OPEN\\n\\x00<b>AAA') and shown.endswith('"... (10009 bytes)')
+    assert "\n" not in shown and len(shown) < 80
+    assert excerpt(b"\xffCLOSE") == '"\\\\xffCLOSE"'
+    assert excerpt("CLOSE") == '"CLOSE"'
+
+
+def test_a_command_is_plain_or_json_with_its_origin():
+    plain = Command.parse(" CLOSE\n")
+    assert (plain.value, plain.origin.kind) == ("CLOSE", OriginKind.UNKNOWN)
+    web = Command.parse('{"value": "OPEN", "origin": {"kind": "web", "user": "otto", "role": "operator"}}')
+    assert (web.value, web.origin.describe()) == ("OPEN", "web user otto, role operator")
+    # An origin that does not validate never blocks the command (CLOSE must get through).
+    odd = Command.parse('{"value": "CLOSE", "origin": {"kind": "martian", "user": "' + "x" * 500 + '"}}')
+    assert (odd.value, odd.origin.kind) == ("CLOSE", OriginKind.UNKNOWN)
+
+
+@pytest.mark.parametrize(
+    "payload", ['{"value": "OP', "X" * 100, '{"value": 5}', "", '{"value": "OPEN", "schema_version": 9}']
+)
+def test_a_payload_that_is_no_command_is_refused_naming_the_problem_with_an_excerpt(payload: str):
+    with pytest.raises(InvalidCommandError) as error:
+        Command.parse(payload)
+    assert str(error.value).startswith("not a command (") and len(str(error.value)) < 300
+
+
+def test_validation_problems_never_echo_a_long_key_from_the_input():
+    with pytest.raises(ValidationError) as error:
+        TargetConstraints.model_validate({"k" * 10_000: 1})
+    problems = validation_problems(error.value)
+    assert "Extra inputs are not permitted" in problems and len(problems) < 200

@@ -25,6 +25,7 @@ progress and result on the retained ``allsky/darks/state``.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -35,9 +36,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from obsy import astro
-from obsy.homeassistant import Entity
+from obsy.homeassistant import HA_ORIGIN, Entity
 from obsy.indi import IndiClient
-from obsy.messages import AllskyDarksCommand, AllskyDarksState, AllskyFrame, AllskyState, Event
+from obsy.messages import AllskyDarksCommand, AllskyDarksState, AllskyFrame, AllskyState, CommandOrigin, Event
 from obsy.runner import Service, run_service
 from obsy_allsky.backend import NumpyBackend
 from obsy_allsky.capture.badpixels import colour_step
@@ -381,7 +382,13 @@ class AllskyService(Service):
             if not busy:
                 self._darks_request = command
         if busy:
-            self._report("command_rejected", "warning", "darks: a capture of master darks is already under way")
+            origin = command.origin or CommandOrigin()
+            self._report(
+                "command_rejected",
+                "warning",
+                f"darks (from {origin.describe()}): a capture of master darks is already under way",
+                data={"origin": origin.model_dump(mode="json", exclude_none=True)},
+            )
             return
         self._wake.set()
 
@@ -405,7 +412,13 @@ class AllskyService(Service):
                 total=count * len(exposures),
             )
         )
-        self._report("darks_started", "info", f"{count} darks each of {exposures} s at gain {gain:g}")
+        origin = command.origin or CommandOrigin()
+        self._report(
+            "darks_started",
+            "info",
+            f"{count} darks each of {exposures} s at gain {gain:g} (asked by {origin.describe()})",
+            data={"origin": origin.model_dump(mode="json", exclude_none=True)},
+        )
 
         def one_more() -> None:
             self._update_darks(self.darks_state.model_copy(update={"done": self.darks_state.done + 1}))
@@ -475,9 +488,9 @@ class AllskyService(Service):
             self.darks_state = state.model_copy(update={"timestamp": datetime.now(UTC)})
         self.bus.publish(self.topics.allsky_darks_state, self.darks_state, qos=1, retain=True)
 
-    def _report(self, kind: str, level: str, message: str) -> None:
+    def _report(self, kind: str, level: str, message: str, data: dict[str, Any] | None = None) -> None:
         self.log.warning("%s: %s", kind, message, extra={"event": kind})
-        self.bus.publish_event(Event(service=self.name, kind=kind, level=level, message=message))
+        self.bus.publish_event(Event(service=self.name, kind=kind, level=level, message=message, data=data or {}))
 
     def ha_entities(self) -> list[Entity]:
         state = self.topics.allsky_state
@@ -521,7 +534,7 @@ class AllskyService(Service):
                 object_id="capture_darks",
                 name="Capture master darks",
                 command_topic=self.topics.allsky_darks_command,
-                payload_press="{}",
+                payload_press=json.dumps({"origin": HA_ORIGIN}),
                 entity_category="config",
                 icon="mdi:camera-iris",
             ),

@@ -40,7 +40,7 @@ from typing import Any, Protocol
 from obsy import astro
 from obsy.config import ObsyConfig
 from obsy.indi import IndiClient, IndiError
-from obsy.messages import Event, McpState, McpTransition, Mode, NightAction, RoofAction
+from obsy.messages import CommandOrigin, Event, McpState, McpTransition, Mode, NightAction, RoofAction
 from obsy_mcp.devices import DeviceError, Mount, Roof, RoofPosition, SendHook, StepInterrupted
 from obsy_mcp.driverwatch import DriverWatch
 from obsy_mcp.ekos import Ekos, EkosError, SchedulerStatus
@@ -89,17 +89,26 @@ class Outbox(Protocol):
 
 
 class Answer:
-    """The answer to one command: accepted, or rejected with reasons."""
+    """The answer to one command: accepted, or rejected with reasons; ``origin`` says who sent it."""
 
     def __init__(
-        self, thing: str, value: str, accepted: bool, reasons: list[str], note: str = "", *, deferred: bool = False
+        self,
+        thing: str,
+        value: str,
+        accepted: bool,
+        reasons: list[str],
+        note: str = "",
+        *,
+        deferred: bool = False,
+        origin: CommandOrigin | None = None,
     ) -> None:
         self.thing, self.value, self.accepted, self.reasons, self.note = thing, value, accepted, reasons, note
         self.deferred = deferred  # accepted now, applied when the running closing has finished
+        self.origin = origin or CommandOrigin()
 
     def event(self) -> Event:
         verb = "accepted" if self.accepted else "rejected"
-        message = f"{self.thing} {self.value} {verb}"
+        message = f"{self.thing} {self.value} {verb} (from {self.origin.describe()})"
         if self.reasons:
             message += ": " + "; ".join(self.reasons)
         elif self.note:
@@ -114,6 +123,7 @@ class Answer:
                 "reasons": self.reasons,
                 "note": self.note,
                 "deferred": self.deferred,
+                "origin": self.origin.model_dump(mode="json", exclude_none=True),
             },
         )
 
@@ -448,9 +458,10 @@ class Controller:
 
     # ------------------------------------------------------------------ commands
 
-    def command(self, thing: str, value: str) -> Answer:
+    def command(self, thing: str, value: str, origin: CommandOrigin | None = None) -> Answer:
         """Answer a command at once (and publish the answer); the work happens on the controller thread."""
         answer = self._answer(thing, value.strip())
+        answer.origin = origin or CommandOrigin()
         self.outbox.event(answer.event())
         if answer.accepted:
             self.wake()

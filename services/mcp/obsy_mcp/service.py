@@ -13,11 +13,22 @@ from typing import Any
 
 from obsy.bus import Bus
 from obsy.config import ObsyConfig
-from obsy.homeassistant import Entity, safety_binary_sensor
+from obsy.homeassistant import HA_COMMAND_TEMPLATE, Entity, ha_command, safety_binary_sensor
 from obsy.indi import IndiClient, IndiError
-from obsy.messages import CloudState, Event, McpState, Mode, SafetyVerdict, SchedulerPlan, ServiceHealth
+from obsy.messages import (
+    CloudState,
+    Command,
+    Event,
+    InvalidCommandError,
+    McpState,
+    Mode,
+    SafetyVerdict,
+    SchedulerPlan,
+    ServiceHealth,
+)
 from obsy.runner import Service, run_service
-from obsy_mcp.controller import Controller
+from obsy_mcp.cli import COMMANDS as CLI_COMMANDS
+from obsy_mcp.controller import Answer, Controller
 from obsy_mcp.ekos import Ekos
 
 
@@ -65,12 +76,19 @@ class McpService(Service):
             ("mode", topics.mcp_mode_command),
             ("night", topics.mcp_night_command),
         ):
-            self.bus.subscribe(
-                topic, lambda _t, value, thing=thing: self.controller.command(thing, value), decode="text"
-            )
+            self.bus.subscribe(topic, lambda _t, text, thing=thing: self._on_command(thing, text), decode="text")
         self.bus.on_connect(lambda: self.controller.broker_changed(True))
         self.controller.publish_state()  # the initial state goes out before "online"
         self.controller.start()
+
+    def _on_command(self, thing: str, text: str) -> None:
+        """A command, plain (``OPEN``) or JSON with its origin; an unreadable one is answered with a rejection."""
+        try:
+            command = Command.parse(text)
+        except InvalidCommandError as error:
+            self.bus.publish_event(Answer(thing, "?", False, [str(error)]).event())
+            return
+        self.controller.command(thing, command.value, command.origin)
 
     def _input(self, update: Any, value: Any) -> None:
         update(value)
@@ -114,9 +132,9 @@ class McpService(Service):
                     " 'stopped': 'stopped'}.get(value_json.roof, 'None') }}"
                 ),
                 command_topic=topics.mcp_roof_command,
-                payload_open="OPEN",
-                payload_close="CLOSE",
-                payload_stop="STOP",
+                payload_open=ha_command("OPEN"),
+                payload_close=ha_command("CLOSE"),
+                payload_stop=ha_command("STOP"),
                 extra={
                     "state_open": "open",
                     "state_closed": "closed",
@@ -132,6 +150,7 @@ class McpService(Service):
                 state_topic=state,
                 value_template="{{ value_json.mode }}",
                 command_topic=topics.mcp_mode_command,
+                command_template=HA_COMMAND_TEMPLATE,
                 options=tuple(m.value for m in Mode),
                 icon="mdi:robot",
             ),
@@ -161,7 +180,7 @@ class McpService(Service):
                 object_id="start_night",
                 name="Start night",
                 command_topic=topics.mcp_night_command,
-                payload_press="START",
+                payload_press=ha_command("START"),
                 icon="mdi:telescope",
             ),
             Entity(
@@ -169,11 +188,11 @@ class McpService(Service):
                 object_id="abort_night",
                 name="Abort night",
                 command_topic=topics.mcp_night_command,
-                payload_press="ABORT",
+                payload_press=ha_command("ABORT"),
                 icon="mdi:stop-circle",
             ),
         ]
 
 
 def main() -> int:
-    return run_service(McpService)
+    return run_service(McpService, extra_commands=CLI_COMMANDS)

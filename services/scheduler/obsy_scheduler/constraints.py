@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from obsy import astro
-from obsy.messages import TargetConstraints
+from obsy.messages import TargetConstraints, validation_problems
 from obsy_scheduler.sky import NightSky, TargetTracks, angular_distance
 
 TWILIGHT_SUN_ALTITUDE = {
@@ -46,10 +46,7 @@ def resolve(defaults: TargetConstraints, overrides: dict) -> TargetConstraints:
     try:
         own = TargetConstraints.model_validate(overrides)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or 'constraints'}: {error['msg']}" for error in exc.errors()
-        )
-        raise ValueError(f"invalid constraints: {problems}") from None
+        raise ValueError(f"invalid constraints: {validation_problems(exc)}") from None
     merged = defaults.model_dump()
     merged.update(own.model_dump(exclude_unset=True))
     return TargetConstraints.model_validate(merged)

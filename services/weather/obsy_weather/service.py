@@ -19,7 +19,15 @@ from pydantic import ValidationError
 from obsy.bus import Bus
 from obsy.config import ObsyConfig, WeatherConfig
 from obsy.homeassistant import Entity, safety_binary_sensor
-from obsy.messages import Event, SafetyVerdict, WeatherSimulationCommand, WeatherState, utc_now
+from obsy.messages import (
+    CommandOrigin,
+    Event,
+    SafetyVerdict,
+    WeatherSimulationCommand,
+    WeatherState,
+    utc_now,
+    validation_problems,
+)
 from obsy.runner import Service, run_service
 from obsy_weather import simulator
 from obsy_weather.quantities import QUANTITIES
@@ -129,10 +137,8 @@ class WeatherService(Service):
         try:
             command = WeatherSimulationCommand.model_validate(payload)
         except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in error.errors()
-            )
-            self._simulation_refused(f"invalid simulate command on {topic}: {problems}", request_id, None)
+            reason = f"invalid simulate command on {topic}: {validation_problems(error)}"
+            self._simulation_refused(reason, request_id, None)
             return
         if not self.settings.allow_simulation:
             self._simulation_refused(
@@ -155,7 +161,7 @@ class WeatherService(Service):
             except simulator.SimulationError as error:
                 self._simulation_refused(str(error), command.request_id, command)
                 return
-        who = f", asked by {command.user}" if command.user else ""
+        who = f", asked by {_sender(command)}"
         self.bus.publish_event(
             Event(
                 service=self.name,
@@ -168,6 +174,7 @@ class WeatherService(Service):
                     "values": values,
                     "source": source.name,
                     "user": command.user,
+                    "origin": _origin_data(command),
                 },
             )
         )
@@ -183,9 +190,11 @@ class WeatherService(Service):
                 level="warning",
                 message=f"simulate command refused: {reason}",
                 data={
-                    "request_id": request_id if isinstance(request_id, str) else None,
+                    # Echoed so that the sender can match the answer, but never a long or odd one whole.
+                    "request_id": request_id if isinstance(request_id, str) and len(request_id) <= 64 else None,
                     "action": command.action.value if command else None,
                     "user": command.user if command else None,
+                    "origin": _origin_data(command) if command else None,
                     "reason": reason,
                 },
             )
@@ -241,3 +250,14 @@ def main(argv: list[str] | None = None) -> int:
     from obsy_weather.cli import COMMANDS
 
     return run_service(WeatherService, argv, COMMANDS)
+
+
+def _origin_data(command: WeatherSimulationCommand) -> dict[str, Any]:
+    """The command's origin for an answer event; a command without one came from an unnamed sender."""
+    return (command.origin or CommandOrigin()).model_dump(mode="json", exclude_none=True)
+
+
+def _sender(command: WeatherSimulationCommand) -> str:
+    if command.origin is None and command.user:
+        return command.user  # an older web service: only the account name
+    return (command.origin or CommandOrigin()).describe()

@@ -10,8 +10,10 @@ command (with the reasons of a refusal), and echoes the result on its state topi
   without a command event (an MCP that only echoes its state);
 - nothing in ``timeout`` seconds raises :class:`NoAnswerError`.
 
-Commands go one at a time, so that an answer belongs to the command before it. The
-sender is recorded as a ``command`` event of the web service (the audit log).
+Commands go one at a time, so that an answer belongs to the command before it. Each
+command carries its origin (the web account and its role, a :class:`~obsy.messages.Command`),
+which the MCP repeats in its answer; the sender is also recorded as a ``command`` event of
+the web service (the audit log).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from obsy.bus import Bus
-from obsy.messages import Event
+from obsy.messages import Command, CommandOrigin, Event, OriginKind
 
 COMMAND_THINGS = ("roof", "mode", "night")
 #: How long a state echo waits for the command event that may follow it.
@@ -79,7 +81,7 @@ class CommandGateway:
                 pending.event = Answer(self._short(topic), payload)
                 pending.done.set()
 
-    def send(self, thing: str, value: str, sender: str) -> Answer:
+    def send(self, thing: str, value: str, origin: CommandOrigin) -> Answer:
         if thing not in COMMAND_THINGS:
             raise ValueError(f"unknown command {thing!r}")
         with self._send_lock:
@@ -87,15 +89,8 @@ class CommandGateway:
             with self._lock:
                 self._pending = pending
             try:
-                self.bus.publish(self.topics.command("mcp", thing), value, qos=1)
-                self.bus.publish_event(
-                    Event(
-                        service="web",
-                        kind="command",
-                        message=f"{sender} sent {thing} {value}",
-                        data={"thing": thing, "value": value, "user": sender},
-                    )
-                )
+                self.bus.publish(self.topics.command("mcp", thing), Command(value=value, origin=origin), qos=1)
+                self.bus.publish_event(command_event(thing, value, origin))
                 return self._wait(pending, thing)
             finally:
                 with self._lock:
@@ -118,3 +113,24 @@ class CommandGateway:
                 )
             wake = min(deadline, pending.state_at + STATE_GRACE_S if pending.state else deadline)
             pending.done.wait(max(0.0, min(wake - now, 0.1)))
+
+
+def command_event(thing: str, value: str, origin: CommandOrigin, **data: Any) -> Event:
+    """The web service's audit record of a command it sent for one of its users."""
+    return Event(
+        service="web",
+        kind="command",
+        message=f"{origin.describe()} sent {thing.replace('/', ' ')} {value}",
+        data={
+            "thing": thing,
+            "value": value,
+            "user": origin.user,
+            "origin": origin.model_dump(exclude_none=True),
+            **data,
+        },
+    )
+
+
+def web_origin(username: str, role: str) -> CommandOrigin:
+    """The origin of a command a web user sent."""
+    return CommandOrigin(kind=OriginKind.WEB, user=username, role=role)

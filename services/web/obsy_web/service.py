@@ -48,7 +48,9 @@ class WebService(Service):
         self.engine = make_engine(url)
         self._migrate_when_reachable(url)
         sessions = session_factory(self.engine)
-        self.ingestor = Ingestor(self.engine, self.topics, batch_size=settings.ingest_batch_size)
+        self.ingestor = Ingestor(
+            self.engine, self.topics, max_payload=settings.ingest_max_payload, batch_size=settings.ingest_batch_size
+        )
         self.context = WebContext(
             config=self.config,
             topics=self.topics,
@@ -143,7 +145,11 @@ class WebService(Service):
     def health_details(self) -> dict[str, Any]:
         return {
             "http": self.thread.is_alive(),
-            "ingest": {**self.ingestor.health(), "unacknowledged": self.ingest_bus.unacknowledged},
+            "ingest": {
+                **self.ingestor.health(),
+                "unacknowledged": self.ingest_bus.unacknowledged,
+                "oversize_on_the_bus": self.ingest_bus.oversize_messages,
+            },
             "live_clients": self.context.hub.listeners,
         }
 

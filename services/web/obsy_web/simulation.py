@@ -3,8 +3,8 @@
 The command goes to ``<p>/weather/simulate/set`` with a fresh ``request_id``; the weather
 service answers with a ``simulation_applied`` or ``simulation_refused`` event repeating it
 (it obeys only with ``weather.allow_simulation`` on and INDI's weather simulator as its
-source). The sender is recorded as a ``command`` event of the web service, like the
-commands to the MCP.
+source). The command carries its origin (the web account and role); the sender is recorded
+as a ``command`` event of the web service, like the commands to the MCP.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import threading
 from typing import Any
 
 from obsy.bus import Bus
-from obsy.messages import Event, WeatherSimulationCommand
-from obsy_web.commands import NoAnswerError
+from obsy.messages import CommandOrigin, WeatherSimulationCommand
+from obsy_web.commands import NoAnswerError, command_event
 
 
 class WeatherSimulationGateway:
@@ -38,24 +38,17 @@ class WeatherSimulationGateway:
                 self._answers[request_id] = payload
                 done.set()
 
-    def send(self, command: WeatherSimulationCommand, sender: str) -> dict[str, Any]:
-        """Publish ``command`` for ``sender``; the weather service's answer event (raises NoAnswerError)."""
+    def send(self, command: WeatherSimulationCommand, origin: CommandOrigin) -> dict[str, Any]:
+        """Publish ``command`` for ``origin``; the weather service's answer event (raises NoAnswerError)."""
         request_id = secrets.token_hex(8)
-        command = command.model_copy(update={"request_id": request_id, "user": sender})
+        command = command.model_copy(update={"request_id": request_id, "user": origin.user, "origin": origin})
         done = threading.Event()
         with self._lock:
             self._waiting[request_id] = done
         try:
             self.bus.publish(self.topics.weather_simulate_command, command, qos=1)
             what = command.action.value + (f" {command.wind_speed:g} km/h" if command.wind_speed is not None else "")
-            self.bus.publish_event(
-                Event(
-                    service="web",
-                    kind="command",
-                    message=f"{sender} sent weather simulate {what}",
-                    data={"thing": "weather/simulate", "value": what, "user": sender, "request_id": request_id},
-                )
-            )
+            self.bus.publish_event(command_event("weather/simulate", what, origin, request_id=request_id))
             if not done.wait(self.timeout):
                 raise NoAnswerError(
                     f"the weather service did not answer the simulate command within {self.timeout:g} s "

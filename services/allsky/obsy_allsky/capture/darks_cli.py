@@ -17,8 +17,11 @@ import time
 from datetime import UTC, datetime
 
 from obsy.config import ConfigError, ObsyConfig, load_config
-from obsy.messages import AllskyDarksCommand, AllskyDarksState
+from obsy.messages import AllskyDarksCommand, AllskyDarksState, CommandOrigin
 
+#: Its bus connection's name: its Last Will lies in the allsky service's own tree, which the
+#: broker's ``allsky`` user may write.
+BUS_NAME = "allsky/darks-cli"
 PROG = "obsy-allsky darks"
 
 
@@ -98,7 +101,7 @@ def _from_the_camera(config: ObsyConfig, command: AllskyDarksCommand) -> int:
 def _through_the_service(config: ObsyConfig, command: AllskyDarksCommand, timeout: float) -> int:
     from obsy.bus import Bus
 
-    bus = Bus(config.broker, "allsky-darks")
+    bus = Bus(config.broker, BUS_NAME)
     if not bus.start(wait=5.0):
         bus.stop()
         print(f"{PROG}: no broker at {config.broker.host}:{config.broker.port}", file=sys.stderr)
@@ -116,7 +119,9 @@ def _through_the_service(config: ObsyConfig, command: AllskyDarksCommand, timeou
 
     try:
         bus.subscribe(topics.allsky_darks_state, on_state, AllskyDarksState)
-        bus.publish(topics.allsky_darks_command, command, qos=1)
+        bus.publish(
+            topics.allsky_darks_command, command.model_copy(update={"origin": CommandOrigin.command_line()}), qos=1
+        )
         deadline = time.monotonic() + timeout
         with changed:
             while not latest or latest[-1].status not in ("done", "failed"):

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from obsy.messages import Mode, NightAction, RoofAction, WeatherSimulationAction, WeatherSimulationCommand
 from obsy_web.api.security import get_context, operator
 from obsy_web.auth.accounts import Principal
-from obsy_web.commands import NoAnswerError
+from obsy_web.commands import NoAnswerError, web_origin
 from obsy_web.context import WebContext
 
 router = APIRouter(prefix="/commands", tags=["commands"])
@@ -41,7 +41,7 @@ class CommandReply(BaseModel):
 
 def _send(context: WebContext, thing: str, value: str, who: Principal) -> CommandReply:
     try:
-        answer = context.commands.send(thing, value, who.username)
+        answer = context.commands.send(thing, value, web_origin(who.username, who.role.value))
     except NoAnswerError as exc:
         raise HTTPException(504, str(exc)) from None
     kind = answer.payload.get("kind") if isinstance(answer.payload, dict) else None
@@ -116,7 +116,7 @@ def simulate_weather(
         raise HTTPException(409, "weather simulation is off (weather.allow_simulation is false in the configuration)")
     command = WeatherSimulationCommand(action=request.action, wind_speed=request.wind_speed)
     try:
-        answer = context.simulation.send(command, who.username)
+        answer = context.simulation.send(command, web_origin(who.username, who.role.value))
     except NoAnswerError as exc:
         raise HTTPException(504, str(exc)) from None
     message = str(answer.get("message", ""))

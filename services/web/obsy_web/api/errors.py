@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from obsy.messages import EXCERPT_CHARS, excerpt
 from obsy_web.targets import TargetError
 
 
@@ -16,10 +17,16 @@ class ErrorReply(JSONResponse):
     pass
 
 
+def _short(part: Any) -> str:
+    """A location part; a key taken from the request (an unknown field) only as an excerpt."""
+    text = str(part)
+    return text if len(text) <= EXCERPT_CHARS else excerpt(text)
+
+
 def _describe(errors: list[dict[str, Any]]) -> str:
     parts = []
     for error in errors[:5]:
-        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "request"
+        where = ".".join(_short(p) for p in error.get("loc", ()) if p != "body") or "request"
         message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         parts.append(f"{where}: {message}")
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
@@ -29,7 +36,14 @@ def _describe(errors: list[dict[str, Any]]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
+        errors = [
+            {
+                "loc": [p if isinstance(p, int) else _short(p) for p in e.get("loc", ())],
+                "msg": e["msg"],
+                "type": e["type"],
+            }
+            for e in exc.errors()[:20]
+        ]
         return JSONResponse({"detail": _describe(list(exc.errors())), "errors": errors}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import BigInteger, ColumnElement, Integer, cast, func, or_, select
 from sqlalchemy.orm import Session
 
+from obsy.messages import CommandOrigin
 from obsy_web.api.common import Page, Paging, TimeRange
 from obsy_web.api.security import get_context, viewer
 from obsy_web.context import WebContext
@@ -58,6 +59,21 @@ class EventItem(BaseModel):
     level: str
     message: str
     data: dict[str, Any]
+    origin: str | None = Field(
+        default=None,
+        description="who sent the command the event answers or records (data.origin, in words); null for others",
+    )
+
+
+def origin_of(data: dict[str, Any]) -> str | None:
+    """``data.origin`` of a stored event in words ('web user ada, role operator'); None without a readable one."""
+    raw = data.get("origin")
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return CommandOrigin.model_validate(raw).describe()
+    except ValidationError:
+        return None
 
 
 def _bucket(db: Session, seconds: int) -> ColumnElement[int]:
@@ -170,7 +186,14 @@ def events(
         )
         items = [
             EventItem(
-                id=r.id, time=r.time, service=r.service, kind=r.kind, level=r.level, message=r.message, data=r.data
+                id=r.id,
+                time=r.time,
+                service=r.service,
+                kind=r.kind,
+                level=r.level,
+                message=r.message,
+                data=r.data,
+                origin=origin_of(r.data),
             )
             for r in rows
         ]

@@ -17,7 +17,9 @@ a growing delay until it is written. Nothing is acknowledged meanwhile, so the b
 in-flight window (Mosquitto's ``max_inflight_messages``) bounds what is held in memory and
 the broker queues the rest for the session. A row the database refuses (a value out of
 range, text it cannot store) is dropped alone, logged with its table and the reason; the
-rest of the batch is stored.
+rest of the batch is stored. So is a message on a stored topic larger than
+``web.ingest_max_payload``: counted in ``oversize`` and logged with its topic and size,
+never parsed, never written.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from obsy.bus import Delivery
 from obsy.topics import Topics
 from obsy_web.db import models
-from obsy_web.ingest.records import Incoming, InvalidMessageError, Router, Row
+from obsy_web.ingest.records import Incoming, InvalidMessageError, OversizeMessageError, Router, Row
 
 log = logging.getLogger("obsy.web.ingest")
 
@@ -63,13 +65,14 @@ class Ingestor:
         engine: Engine,
         topics: Topics,
         *,
+        max_payload: int = 1024 * 1024,
         batch_size: int = 500,
         max_queued: int = 200_000,
         flush_interval: float = 0.2,
         gather_s: float = 0.05,
     ) -> None:
         self.engine = engine
-        self.router = Router(topics)
+        self.router = Router(topics, max_payload)
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.gather_s = gather_s
@@ -83,6 +86,7 @@ class Ingestor:
         self.received = 0
         self.stored_messages = 0
         self.invalid = 0
+        self.oversize = 0
         self.rejected_rows = 0
         self.retries = 0
         self.resends_skipped = 0
@@ -153,6 +157,7 @@ class Ingestor:
             "stored_messages": self.stored_messages,
             "queued": self.queued,
             "invalid": self.invalid,
+            "oversize": self.oversize,
             "rejected_rows": self.rejected_rows,
             "retries": self.retries,
             "resends_skipped": self.resends_skipped,
@@ -204,6 +209,7 @@ class Ingestor:
             try:
                 parsed.append((message, self.router.rows_for(message)))
             except InvalidMessageError as exc:
+                self.oversize += isinstance(exc, OversizeMessageError)
                 self.invalid += 1
                 if self.invalid <= _INVALID_LOG_LIMIT or self.invalid % 1000 == 0:
                     log.warning("not stored: %s (%d invalid so far)", exc, self.invalid)
