@@ -149,6 +149,10 @@ class CommandOrigin(BaseModel):
         """The origin of a command one OBSY service sends another."""
         return cls(kind=OriginKind.SERVICE, service=name)
 
+    def as_data(self) -> dict[str, Any]:
+        """The origin as an event's ``data["origin"]``: only the fields that are set."""
+        return self.model_dump(mode="json", exclude_none=True)
+
     def describe(self) -> str:
         """One phrase for an event message: 'web user ada, role operator', 'Home Assistant', ..."""
         who = {

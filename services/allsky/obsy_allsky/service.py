@@ -387,7 +387,7 @@ class AllskyService(Service):
                 "command_rejected",
                 "warning",
                 f"darks (from {origin.describe()}): a capture of master darks is already under way",
-                data={"origin": origin.model_dump(mode="json", exclude_none=True)},
+                data={"origin": origin.as_data()},
             )
             return
         self._wake.set()
@@ -417,7 +417,7 @@ class AllskyService(Service):
             "darks_started",
             "info",
             f"{count} darks each of {exposures} s at gain {gain:g} (asked by {origin.describe()})",
-            data={"origin": origin.model_dump(mode="json", exclude_none=True)},
+            data={"origin": origin.as_data()},
         )
 
         def one_more() -> None:

@@ -57,9 +57,7 @@ def send_command(argv: list[str]) -> int:
         data = event.get("data") if isinstance(event, dict) else None
         if not isinstance(data, dict) or not str(event.get("kind", "")).startswith("command_"):
             return
-        if (data.get("command") or {}).get("thing") == thing and data.get("origin") == origin.model_dump(
-            mode="json", exclude_none=True
-        ):
+        if (data.get("command") or {}).get("thing") == thing and data.get("origin") == origin.as_data():
             answer.update(event)
             answered.set()
 

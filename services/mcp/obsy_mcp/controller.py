@@ -123,7 +123,7 @@ class Answer:
                 "reasons": self.reasons,
                 "note": self.note,
                 "deferred": self.deferred,
-                "origin": self.origin.model_dump(mode="json", exclude_none=True),
+                "origin": self.origin.as_data(),
             },
         )
 

@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _origin_data(command: WeatherSimulationCommand) -> dict[str, Any]:
     """The command's origin for an answer event; a command without one came from an unnamed sender."""
-    return (command.origin or CommandOrigin()).model_dump(mode="json", exclude_none=True)
+    return (command.origin or CommandOrigin()).as_data()
 
 
 def _sender(command: WeatherSimulationCommand) -> str:

@@ -125,7 +125,7 @@ def command_event(thing: str, value: str, origin: CommandOrigin, **data: Any) ->
             "thing": thing,
             "value": value,
             "user": origin.user,
-            "origin": origin.model_dump(exclude_none=True),
+            "origin": origin.as_data(),
             **data,
         },
     )
