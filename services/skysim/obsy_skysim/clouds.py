@@ -7,8 +7,9 @@ horizon as real ones do, and a bank seen rising from a horizon is a front moving
 
 The known truth is :meth:`Clouds.cover`: the share of the sky above ``min_altitude`` (by solid
 angle) whose transmission is below ``threshold``, the same definition as clouddetect's
-transmission map uses. For scattered clouds the requested cover *is* that truth at every
-moment: the patch threshold is solved for it on each call.
+transmission map uses. Scattered clouds have exactly the requested cover when they are set;
+then the pattern drifts unchanged with the wind, so the cover in view wanders around it as real
+clouds' does, and :meth:`Clouds.cover` tells the truth at each moment.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ class _Texture:
 
 @dataclass(frozen=True)
 class Scattered(Clouds):
-    """Patches of thick cloud over clear sky, covering ``cover_percent`` of the sky (the truth),
+    """Patches of thick cloud over clear sky, covering ``cover_percent`` of the sky when set, then
     drifting with the wind. ``size_m`` is a typical patch size on the layer; ``seed`` picks the pattern."""
 
     kind: CloudKind = "scattered"
@@ -135,24 +136,25 @@ class Scattered(Clouds):
         if self.size_m <= 0:
             raise ValueError(f"cloud size must be positive metres, not {self.size_m}")
         object.__setattr__(self, "_texture", _Texture(self.seed, self.size_m))
+        object.__setattr__(self, "_level", self._solve_level())
 
     def transmission(self, alt: np.ndarray, az: np.ndarray, elapsed_s: float = 0.0) -> np.ndarray:
-        level = self._level(elapsed_s)
         field_ = self._texture(*self.layer_xy(alt, az, elapsed_s))
-        return self._from_field(field_, level)
+        return self._from_field(field_, self._level)
 
     def _from_field(self, field_: np.ndarray, level: float) -> np.ndarray:
         opacity = np.clip(0.5 + (field_ - level) / self.edge, 0.0, 1.0)
         return (1.0 - opacity * (1.0 - self.inside)).astype(np.float32)
 
-    def _level(self, elapsed_s: float) -> float:
-        """The field level whose cloudy share (transmission below the truth's threshold) is the cover asked for."""
+    def _solve_level(self) -> float:
+        """The field level whose cloudy share (transmission below the truth's threshold) is the
+        cover asked for, on the sky as it is when the clouds are set."""
         if self.cover_percent <= 0.0:
             return math.inf
         if self.cover_percent >= 100.0:
             return -math.inf
         alt, az, weight = _truth_grid(TRUTH_MIN_ALTITUDE)
-        values = self._texture(*self.layer_xy(alt, az, elapsed_s)).ravel()
+        values = self._texture(*self.layer_xy(alt, az, 0.0)).ravel()
         order = np.argsort(values)[::-1]
         cumulative = np.cumsum(weight.ravel()[order]) / weight.sum()
         at = int(np.searchsorted(cumulative, self.cover_percent / 100.0))

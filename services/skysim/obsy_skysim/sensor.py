@@ -119,7 +119,7 @@ class Sensor:
         electrons += sigma
         np.minimum(electrons, np.float32(s.full_well_e), out=electrons)
         electrons *= np.float32(scale)
-        electrons += np.float32(s.offset_adu)
+        electrons += np.float32(s.offset_adu + 0.5)  # + 0.5: the cast below rounds down
         np.clip(electrons, 0, ADC_MAX, out=electrons)
         return electrons.astype(np.uint16)
 
