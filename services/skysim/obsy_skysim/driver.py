@@ -586,6 +586,7 @@ class AllskyCamera(Device):
         }
 
     def _run_exposure(self, r: dict) -> None:
+        log.info("%s exposure of %g s started (simulated time %s)", r["frame_type"], r["seconds"], r["started"])
         try:
             frame = r["renderer"].render(
                 r["started"], r["seconds"], r["gain"], r["clouds"], elapsed_s=r["elapsed"], frame_type=r["frame_type"]
@@ -607,6 +608,7 @@ class AllskyCamera(Device):
                 blob = self.vectors["CCD1"]
                 blob.state = "Ok"
                 self.writer.send(blob_xml(blob, "CCD1", data, ".fits"))
+                log.info("sent a %d byte FITS image", len(data))
                 store(self.vectors["CCD_EXPOSURE"], {"CCD_EXPOSURE_VALUE": 0.0})
                 self.update("CCD_EXPOSURE", "Ok")
                 if frame.cloud_cover is not None:
@@ -703,4 +705,5 @@ def main_allsky() -> None:
         config.allsky, Writer(), config_file=os.environ.get(CONFIG_ENV, ""), config_error=config_error
     )
     camera.start()
+    log.info("%s ready (settings: %s)", camera.name, os.environ.get(CONFIG_ENV) or "defaults")
     run(camera, Reader())

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from typing import BinaryIO, Literal
 from xml.sax.saxutils import escape, quoteattr
 
+import numpy as np
+
 State = Literal["Idle", "Ok", "Busy", "Alert"]
 Perm = Literal["ro", "wo", "rw"]
 Rule = Literal["OneOfMany", "AtMostOne", "AnyOfMany"]
@@ -161,12 +163,30 @@ class Vector:
 
 
 def blob_xml(vector: Vector, element: str, data: bytes, fmt: str) -> bytes:
-    """A setBLOBVector carrying ``data`` (as bytes: a frame is megabytes, kept out of str)."""
+    """A setBLOBVector carrying ``data`` (as bytes: a frame is megabytes, kept out of str).
+
+    The base64 text comes in lines of 72 characters, as libindi writes it, and ``enclen`` gives
+    its length without the line ends: indiserver 1.9 sizes its buffer from ``enclen`` assuming
+    such lines, and never finishes reading a BLOB on one long line that declares ``enclen``.
+    """
+    text, enclen = base64_lines(data)
     head = (
         f"<setBLOBVector{_attrs(device=vector.device, name=vector.name, state=vector.state, timestamp=_timestamp())}>\n"
-        f"  <oneBLOB{_attrs(name=element, size=len(data), format=fmt, enclen=4 * ((len(data) + 2) // 3))}>\n"
+        f"  <oneBLOB{_attrs(name=element, size=len(data), format=fmt, enclen=enclen)}>\n"
     )
-    return head.encode() + base64.b64encode(data) + b"\n  </oneBLOB>\n</setBLOBVector>\n"
+    return head.encode() + text + b"  </oneBLOB>\n</setBLOBVector>\n"
+
+
+def base64_lines(data: bytes, width: int = 72) -> tuple[bytes, int]:
+    """``data`` in base64, a newline after every ``width`` characters and at the end; and the
+    length of the base64 text alone."""
+    encoded = np.frombuffer(base64.b64encode(data), dtype=np.uint8)
+    rows = len(encoded) // width
+    body = np.empty((rows, width + 1), dtype=np.uint8)
+    body[:, :width] = encoded[: rows * width].reshape(rows, width)
+    body[:, width] = ord("\n")
+    rest = encoded[rows * width :].tobytes()
+    return body.tobytes() + rest + (b"\n" if rest else b""), len(encoded)
 
 
 def message_xml(device: str, text: str) -> str:
