@@ -28,7 +28,7 @@ import numpy as np
 from obsy import astro
 from obsy.skymodel import SkyModel, StarCatalogue, load_bright_stars
 from obsy_skysim.clouds import Clouds
-from obsy_skysim.sensor import Sensor, SensorSpec
+from obsy_skysim.sensor import RGGB_CHANNELS, Sensor, SensorSpec
 from obsy_skysim.sky import ARCSEC2_PER_SR, SkyBrightness, SkyConditions, moon_magnitude
 from obsy_skysim.stars import add_point_sources, channel_weights
 
@@ -179,7 +179,9 @@ class AllskyRenderer:
         image = np.empty((spec.height, spec.width), dtype=np.float32)
         for channel in range(3):
             coarse = sum(lit[k] * SOURCE_COLOURS[k][channel] for k in lit) * to_electrons
-            np.copyto(image, _upsample(coarse, spec.width, spec.height), where=self._channel_map == channel)
+            full = _upsample(coarse, spec.width, spec.height)
+            for row, col in np.argwhere(np.equal(RGGB_CHANNELS, channel)):  # this channel's sites
+                image[row::2, col::2] = full[row::2, col::2]
         return image
 
     def discs(self, c: SkyConditions, exposure_s: float, clouds: Clouds, elapsed_s: float) -> list[tuple]:
