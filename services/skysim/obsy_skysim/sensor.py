@@ -1,10 +1,11 @@
 """The camera's sensor: electrons in, ADU out, with the noise and defects a real one has.
 
 A frame is the light (electrons per pixel, from the sky and the stars) plus dark current,
-with shot noise on both and read noise, times the gain's ADU per electron, plus the offset
-(bias), clipped at full well and at the ADC's 16-bit range. Hot pixels are a fixed pattern
-drawn once per sensor from its seed: :meth:`Sensor.hot_pixels` is the known truth a dark
-library can be checked against.
+with shot noise on both and read noise, times the gain's ADU per electron, plus the bias,
+clipped at full well and at the ADC's 16-bit range. The fixed pattern is drawn once per
+sensor from its seed: hot pixels, amplifier glow in one corner, and column offsets in the
+bias. :meth:`Sensor.master` is the noise-free bias or dark that pattern gives, the known
+answer a calibration library can be checked against.
 
 Gain follows the convention of ZWO-style CMOS cameras: 0.1 dB steps, so ``gain`` 200
 gives ten times the ADU per electron of gain 0.
@@ -43,6 +44,8 @@ class SensorSpec:
     temperature_c: float = 20.0
     hot_pixel_share: float = 2e-4
     hot_pixel_e_s: tuple[float, float] = (5.0, 200.0)  # log-uniform range of a hot pixel's dark current
+    amp_glow_e_s: float = 0.0  # dark current added at the top-right corner, fading inwards
+    column_noise_adu: float = 0.0  # standard deviation of the bias's per-column offsets
     seed: int = 7
 
     def __post_init__(self) -> None:
@@ -81,6 +84,47 @@ class Sensor:
         rate = np.exp(rng.uniform(math.log(low), math.log(high), len(index)))
         return index, rate
 
+    @cached_property
+    def amp_glow(self) -> np.ndarray | None:
+        """Relative amplifier glow per pixel (1 at the top-right corner), None without glow."""
+        s = self.spec
+        if s.amp_glow_e_s <= 0:
+            return None
+        reach = 0.08 * max(s.width, s.height)
+        y = np.arange(s.height, dtype=np.float32)[:, None]
+        x = np.arange(s.width, dtype=np.float32)[None, :]
+        return np.exp(-np.hypot(s.width - 1 - x, y) / reach).astype(np.float32)
+
+    @cached_property
+    def column_offsets(self) -> np.ndarray:
+        """The bias's offset per column (ADU, mean 0)."""
+        s = self.spec
+        rng = np.random.default_rng([s.seed, 0xB1A5])
+        return (rng.standard_normal(s.width) * s.column_noise_adu).astype(np.float32)
+
+    def dark_electrons(self, exposure_s: float, temperature_c: float | None = None) -> np.ndarray:
+        """Mean dark signal per pixel (electrons): ordinary pixels, hot pixels and amplifier glow."""
+        s = self.spec
+        temperature_factor = s.dark_current(temperature_c) / s.dark_current_e_s if s.dark_current_e_s else 1.0
+        dark = np.full((s.height, s.width), s.dark_current(temperature_c) * exposure_s, dtype=np.float32)
+        hot_index, hot_rate = self.hot_pixels
+        dark.reshape(-1)[hot_index] += (hot_rate * temperature_factor * exposure_s).astype(np.float32)
+        if self.amp_glow is not None:
+            dark += self.amp_glow * np.float32(s.amp_glow_e_s * temperature_factor * exposure_s)
+        return dark
+
+    def master(
+        self, exposure_s: float, gain: float, temperature_c: float | None = None, *, dark: bool = True
+    ) -> np.ndarray:
+        """The noise-free dark (or with ``dark=False`` bias) frame in ADU (float32): what averaging
+        infinitely many frames of this kind converges to, below saturation."""
+        s = self.spec
+        signal = self.dark_electrons(exposure_s if dark else 0.0, temperature_c)
+        signal *= np.float32(s.adu_per_electron(gain))
+        signal += np.float32(s.offset_adu)
+        signal += self.column_offsets[None, :]
+        return signal
+
     def channel_map(self) -> np.ndarray | None:
         """Each pixel's colour channel for a Bayer sensor (None for mono)."""
         if self.spec.bayer is None:
@@ -106,11 +150,7 @@ class Sensor:
         electrons = np.zeros(shape, dtype=np.float32) if light_e is None else light_e
         if electrons.shape != shape or electrons.dtype != np.float32:
             raise ValueError(f"light must be float32 {shape}, not {electrons.dtype} {electrons.shape}")
-        temperature_factor = s.dark_current(temperature_c) / s.dark_current_e_s if s.dark_current_e_s else 0.0
-        electrons += np.float32(s.dark_current(temperature_c) * exposure_s)
-        hot_index, hot_rate = self.hot_pixels
-        flat = electrons.reshape(-1)
-        flat[hot_index] += (hot_rate * temperature_factor * exposure_s).astype(np.float32)
+        electrons += self.dark_electrons(exposure_s, temperature_c)
 
         # Shot noise (Gaussian, sqrt(N)) and read noise in one draw.
         sigma = electrons + np.float32(s.read_noise_e**2)
@@ -120,6 +160,8 @@ class Sensor:
         np.minimum(electrons, np.float32(s.full_well_e), out=electrons)
         electrons *= np.float32(scale)
         electrons += np.float32(s.offset_adu + 0.5)  # + 0.5: the cast below rounds down
+        if s.column_noise_adu:
+            electrons += self.column_offsets[None, :]
         np.clip(electrons, 0, ADC_MAX, out=electrons)
         return electrons.astype(np.uint16)
 
