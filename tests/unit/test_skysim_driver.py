@@ -17,8 +17,9 @@ import pytest
 from astropy.io import fits
 
 from obsy_allsky.capture.fits import decode_fits
+from obsy_skysim.camera_device import bin_image
 from obsy_skysim.config import AllskyCameraSettings, ConfigError, load_config
-from obsy_skysim.driver import AllskyCamera, bin_image
+from obsy_skysim.driver import AllskyCamera
 from obsy_skysim.fitsfile import FrameDescription, fits_bytes
 from obsy_skysim.indi_xml import Reader, Writer
 

@@ -11,6 +11,12 @@ indiserver passes on. Unknown or wrong fields are errors that name the field (py
       lens: {projection: equisolid, rotation: 0}   # zenith and scale default to the sensor's centre and a filled circle
       clouds: {kind: scattered, cover: 40, wind_speed: 8, wind_from: 270}
       clock_offset_s: 0
+    camera:                  # the main camera (indi_obsy_camera)
+      device: SkySim Camera
+      sensor: {width: 6248, height: 4176, pixel_um: 3.76, bayer: MONO, temperature_c: -10}
+      telescope: {focal_length_mm: 500, aperture_mm: 100, seeing_fwhm_arcsec: 2.5}
+      mount_device: Telescope Simulator
+      filter_device: Filter Simulator
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from obsy.skymodel import SkyModel
 from obsy_skysim.allsky import AllskyOptics, Site, default_lens
 from obsy_skysim.clouds import CLOUD_KINDS, Clouds, make_clouds
+from obsy_skysim.field import TelescopeOptics
 from obsy_skysim.sensor import SensorSpec
 from obsy_skysim.sky import SkyBrightness
 
@@ -59,6 +66,8 @@ class SensorSettings(_Section):
     dark_current_e_s: float = Field(default=0.05, ge=0)
     temperature_c: float = 20.0
     hot_pixel_share: float = Field(default=2e-4, ge=0, le=0.01)
+    amp_glow_e_s: float = Field(default=0.0, ge=0, description="dark current at the glowing corner")
+    column_noise_adu: float = Field(default=0.0, ge=0, description="spread of the bias's column offsets")
     gain_max: float = Field(default=400.0, gt=0)
     seed: int = 7
 
@@ -74,6 +83,8 @@ class SensorSettings(_Section):
             dark_current_e_s=self.dark_current_e_s,
             temperature_c=self.temperature_c,
             hot_pixel_share=self.hot_pixel_share,
+            amp_glow_e_s=self.amp_glow_e_s,
+            column_noise_adu=self.column_noise_adu,
             gain_max=self.gain_max,
             seed=self.seed,
         )
@@ -145,19 +156,80 @@ class CloudSettings(_Section):
         )
 
 
-class AllskyCameraSettings(_Section):
-    device: str = Field(default="SkySim Allsky", min_length=1, max_length=60)
+class CameraSettings(_Section):
+    """What every simulated camera has: a name, a site, a sensor and a clock."""
+
+    device: str = Field(default="SkySim Camera", min_length=1, max_length=60)
     site: SiteSettings = Field(default_factory=SiteSettings)
     sensor: SensorSettings = Field(default_factory=SensorSettings)
-    lens: LensSettings = Field(default_factory=LensSettings)
-    optics: OpticsSettings = Field(default_factory=OpticsSettings)
-    clouds: CloudSettings = Field(default_factory=CloudSettings)
     clock_offset_s: float = Field(default=0.0, description="seconds added to the system clock")
     max_exposure_s: float = Field(default=3600.0, gt=0)
 
 
+class AllskyCameraSettings(CameraSettings):
+    device: str = Field(default="SkySim Allsky", min_length=1, max_length=60)
+    lens: LensSettings = Field(default_factory=LensSettings)
+    optics: OpticsSettings = Field(default_factory=OpticsSettings)
+    clouds: CloudSettings = Field(default_factory=CloudSettings)
+
+
+class TelescopeSettings(_Section):
+    focal_length_mm: float = Field(default=500.0, gt=0)
+    aperture_mm: float = Field(default=100.0, gt=0)
+    seeing_fwhm_arcsec: float = Field(default=2.5, gt=0.1, le=30)
+    position_angle: float = Field(default=0.0, ge=-360, le=360)
+    limiting_magnitude: float = Field(default=16.0, le=17.0)
+    vignetting: float = Field(default=0.25, ge=0, lt=1)
+    dust_per_filter: int = Field(default=3, ge=0, le=50)
+    extinction: float = Field(default=0.25, ge=0, le=1)
+    night_sky: float = Field(default=21.0, ge=15, le=23)
+    seed: int = 11
+
+    def optics(self) -> TelescopeOptics:
+        return TelescopeOptics(
+            focal_length_mm=self.focal_length_mm,
+            aperture_mm=self.aperture_mm,
+            seeing_fwhm_arcsec=self.seeing_fwhm_arcsec,
+            position_angle=self.position_angle,
+            limiting_magnitude=self.limiting_magnitude,
+            vignetting=self.vignetting,
+            dust_per_filter=self.dust_per_filter,
+            extinction=self.extinction,
+            seed=self.seed,
+            sky=SkyBrightness(night_zenith=self.night_sky, extinction=self.extinction),
+        )
+
+
+def _main_sensor() -> SensorSettings:
+    """A cooled mono sensor of the IMX455 class, with amplifier glow and a column pattern."""
+    return SensorSettings(
+        width=6248,
+        height=4176,
+        pixel_um=3.76,
+        bayer="MONO",
+        read_noise_e=1.5,
+        full_well_e=50000.0,
+        offset_adu=100.0,
+        dark_current_e_s=0.003,
+        temperature_c=-10.0,
+        hot_pixel_share=5e-5,
+        amp_glow_e_s=0.5,
+        column_noise_adu=2.0,
+        gain_max=300.0,
+    )
+
+
+class MainCameraSettings(CameraSettings):
+    device: str = Field(default="SkySim Camera", min_length=1, max_length=60)
+    sensor: SensorSettings = Field(default_factory=_main_sensor)
+    telescope: TelescopeSettings = Field(default_factory=TelescopeSettings)
+    mount_device: str = Field(default="Telescope Simulator", description="whose EQUATORIAL_EOD_COORD is snooped")
+    filter_device: str = Field(default="Filter Simulator", description="whose FILTER_SLOT is snooped")
+
+
 class SkySimConfig(_Section):
     allsky: AllskyCameraSettings = Field(default_factory=AllskyCameraSettings)
+    camera: MainCameraSettings = Field(default_factory=MainCameraSettings)
 
 
 def load_config(path: str | Path | None = None) -> SkySimConfig:
