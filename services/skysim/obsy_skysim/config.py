@@ -17,6 +17,7 @@ indiserver passes on. Unknown or wrong fields are errors that name the field (py
       telescope: {focal_length_mm: 500, aperture_mm: 100, seeing_fwhm_arcsec: 2.5}
       mount_device: Telescope Simulator
       filter_device: Filter Simulator
+      scenario: variables.yaml   # variable stars and transits (obsy_skysim.scenario)
 """
 
 from __future__ import annotations
@@ -225,6 +226,9 @@ class MainCameraSettings(CameraSettings):
     telescope: TelescopeSettings = Field(default_factory=TelescopeSettings)
     mount_device: str = Field(default="Telescope Simulator", description="whose EQUATORIAL_EOD_COORD is snooped")
     filter_device: str = Field(default="Filter Simulator", description="whose FILTER_SLOT is snooped")
+    scenario: str | None = Field(
+        default=None, description="a scenario file of variable stars (see obsy_skysim.scenario)"
+    )
 
 
 class SkySimConfig(_Section):

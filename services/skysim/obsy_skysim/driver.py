@@ -58,6 +58,7 @@ from obsy_skysim.config import (
 from obsy_skysim.field import FieldRenderer
 from obsy_skysim.indi_device import chosen_switch, numbers, run, set_switches, store
 from obsy_skysim.indi_xml import Number, Reader, Switch, Vector, Writer
+from obsy_skysim.scenario import Scenario, ScenarioError, load_scenario
 
 log = logging.getLogger("obsy.skysim")
 
@@ -208,6 +209,13 @@ class MainCamera(CameraDevice):
     ) -> None:
         spec = settings.sensor.spec()
         self.renderer = FieldRenderer(settings.site.site(), spec, settings.telescope.optics())
+        self.scenario: Scenario | None = None
+        if settings.scenario:
+            try:
+                self.scenario = load_scenario(settings.scenario)
+            except ScenarioError as exc:
+                log.error("%s; running without it", exc)
+                config_error = "; ".join(filter(None, [config_error, f"{exc}; running without it"]))
         super().__init__(
             settings,
             spec,
@@ -294,8 +302,9 @@ class MainCamera(CameraDevice):
             (ra, dec),
             e.seconds,
             e.gain,
-            frame_type=e.frame_type,
-            filter_slot=slot,  # type: ignore[arg-type]
+            frame_type=e.frame_type,  # type: ignore[arg-type]
+            filter_slot=slot,
+            scenario=self.scenario,
         )
         keys = {
             "RA": (round(ra, 6), "pointing, ICRS (degrees)"),
@@ -307,6 +316,7 @@ class MainCamera(CameraDevice):
         }
         if frame.truth is not None:
             keys["SIMSTARS"] = (len(frame.truth.x), "stars rendered in the field")
+            keys["SIMVARS"] = (len(frame.truth.variables), "scenario stars in the field")
         return Rendered(frame.image, keys)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from obsy import astro
 from obsy.skymodel import StarCatalogue, load_bright_stars
 from obsy_skysim.allsky import FRAME_TYPES, FrameType, Site
 from obsy_skysim.clouds import Clouds
+from obsy_skysim.scenario import Scenario
 from obsy_skysim.sensor import Sensor, SensorSpec
 from obsy_skysim.sky import SkyBrightness, SkyConditions
 from obsy_skysim.stars import add_point_sources
@@ -74,11 +75,22 @@ class FieldStars:
 
 
 @dataclass(frozen=True)
+class VariableTruth:
+    """A scenario star on a frame: where, its magnitude at mid-exposure, the light it gave."""
+
+    x: float
+    y: float
+    mag: float
+    electrons: float
+
+
+@dataclass(frozen=True)
 class FieldTruth:
     stars: FieldStars
     x: np.ndarray
     y: np.ndarray
     electrons: np.ndarray
+    variables: dict[str, VariableTruth] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -230,9 +242,11 @@ class FieldRenderer:
         filter_slot: int = 1,
         clouds: Clouds | None = None,
         elapsed_s: float = 0.0,
+        scenario: Scenario | None = None,
         seed: int | None = None,
     ) -> FieldFrame:
-        """One frame with the telescope pointing at ``pointing`` (ICRS RA, Dec in degrees)."""
+        """One frame with the telescope pointing at ``pointing`` (ICRS RA, Dec in degrees). The
+        ``scenario``'s variable stars shine as they do at mid-exposure."""
         if exposure_s < 0:
             raise ValueError(f"exposure must not be negative, not {exposure_s} s")
         if frame_type not in FRAME_TYPES:
@@ -252,18 +266,35 @@ class FieldRenderer:
         clouds = clouds or Clouds()
         transmission = float(clouds.transmission(np.array([alt]), np.array([az]), elapsed_s)[0]) if alt > 0 else 0.0
         stars = self.stars_near(ra0, dec0, self.field_radius_deg + 0.05)
+        names: list[str] = []
+        if scenario is not None and scenario.variables:
+            ra, dec, mag, bv = scenario.at(when + timedelta(seconds=exposure_s / 2))
+            names = [v.name for v in scenario.variables]
+            stars = FieldStars(
+                np.concatenate([ra, stars.ra]),
+                np.concatenate([dec, stars.dec]),
+                np.concatenate([mag, stars.mag]),
+                np.concatenate([bv, stars.bv]),
+                np.concatenate([np.zeros(len(ra), dtype=bool), stars.catalogued]),
+            )
         x, y = self.to_pixels(stars.ra, stars.dec, ra0, dec0)
         inside = np.isfinite(x) & (x > -10) & (x < s.width + 10) & (y > -10) & (y < s.height + 10)
-        stars = FieldStars(*(getattr(stars, f)[inside] for f in FieldStars.__dataclass_fields__))
-        x, y = x[inside], y[inside]
         extinction = self.optics.extinction * (float(astro.airmass(max(alt, 0.0))) - 1.0)
-        electrons = exposure_s * 10 ** (-0.4 * (stars.mag + extinction - self.optics.zero_point)) * transmission
+        all_electrons = exposure_s * 10 ** (-0.4 * (stars.mag + extinction - self.optics.zero_point)) * transmission
+        variables = {
+            name: VariableTruth(float(x[i]), float(y[i]), float(stars.mag[i]), float(all_electrons[i]))
+            for i, name in enumerate(names)
+            if inside[i]
+        }
+        stars = FieldStars(*(getattr(stars, f)[inside] for f in FieldStars.__dataclass_fields__))
+        x, y, electrons = x[inside], y[inside], all_electrons[inside]
         light = np.full((s.height, s.width), self._sky_electrons(when, alt, az, exposure_s), dtype=np.float32)
         sigma = np.full(len(x), self.optics.seeing_fwhm_arcsec / 2.3548 / self.arcsec_per_pixel)
         add_point_sources(light, x, y, electrons, sigma)
         light *= flat
         image = self.sensor.read_out(light, exposure_s, gain, seed=seed)
-        return FieldFrame(image, when, exposure_s, gain, frame_type, pointing, FieldTruth(stars, x, y, electrons))
+        truth = FieldTruth(stars, x, y, electrons, variables)
+        return FieldFrame(image, when, exposure_s, gain, frame_type, pointing, truth)
 
     def _altaz(self, ra: float, dec: float, when: datetime) -> tuple[float, float]:
         import astropy.units as u

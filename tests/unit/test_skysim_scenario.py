@@ -1,0 +1,128 @@
+"""Scenario files: variable stars and transits vary with the simulated time, on the frame as in the file."""
+
+from __future__ import annotations
+
+import io
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from obsy_skysim.allsky import Site
+from obsy_skysim.config import MainCameraSettings
+from obsy_skysim.driver import MainCamera
+from obsy_skysim.field import FieldRenderer, TelescopeOptics
+from obsy_skysim.indi_xml import Reader, Writer
+from obsy_skysim.scenario import Scenario, ScenarioError, load_scenario
+from obsy_skysim.sensor import SensorSpec
+from tests.support.skysim import SITE
+
+MID = datetime(2026, 1, 15, 22, 30, tzinfo=UTC)
+FIELD = (120.0, 30.0)  # no catalogue star near: the host is alone
+SCENARIO = f"""
+variables:
+  - name: Host b
+    ra: {FIELD[0]}
+    dec: {FIELD[1]}
+    kind: transit
+    mag: 9.0
+    depth: 0.05
+    mid: 2026-01-15T22:30:00Z
+    duration_h: 2.0
+    ingress_h: 0.25
+  - name: Pulsator
+    ra: {FIELD[0] + 0.02}
+    dec: {FIELD[1] + 0.02}
+    kind: sine
+    mag: 10.0
+    amplitude: 0.5
+    period_h: 4.0
+    epoch: 2026-01-15T20:00:00Z
+"""
+
+
+@pytest.fixture
+def scenario(tmp_path) -> Scenario:
+    path = tmp_path / "scenario.yaml"
+    path.write_text(SCENARIO)
+    return load_scenario(path)
+
+
+def test_a_transit_dims_its_star_by_the_depth_between_contacts(scenario: Scenario) -> None:
+    host = scenario.variables[0]
+    assert host.flux_fraction(MID) == pytest.approx(0.95)
+    assert host.flux_fraction(MID + timedelta(hours=0.7)) == pytest.approx(0.95)  # inside, past ingress
+    assert host.flux_fraction(MID + timedelta(hours=0.875)) == pytest.approx(0.975)  # half-way through egress
+    assert host.flux_fraction(MID + timedelta(hours=1.01)) == 1.0
+    assert host.magnitude(MID) == pytest.approx(9.0 - 2.5 * np.log10(0.95))
+
+
+def test_a_sine_variable_swings_by_its_amplitude(scenario: Scenario) -> None:
+    star = scenario.variables[1]
+    epoch = datetime(2026, 1, 15, 20, 0, tzinfo=UTC)
+    assert star.magnitude(epoch) == pytest.approx(10.0)
+    assert star.magnitude(epoch + timedelta(hours=1)) == pytest.approx(10.5)
+    assert star.magnitude(epoch + timedelta(hours=3)) == pytest.approx(9.5)
+
+
+def test_the_frame_shows_the_transit_depth(scenario: Scenario) -> None:
+    renderer = FieldRenderer(
+        Site(*SITE),
+        SensorSpec(width=400, height=300, pixel_um=3.76, bayer=None),
+        TelescopeOptics(limiting_magnitude=12.0, seeing_fwhm_arcsec=4.0),
+    )
+    # 3 s: the mag 9 host stays below full well (a saturated star shows no transit).
+    inside = renderer.render(MID, FIELD, 3.0, 0.0, scenario=scenario, seed=1)
+    # The same moment (the same airmass) with the transit moved a day away: the star out of transit.
+    later = Scenario(variables=[scenario.variables[0].model_copy(update={"mid": MID + timedelta(days=1)})])
+    outside = renderer.render(MID, FIELD, 3.0, 0.0, scenario=later, seed=2)
+    a, b = inside.truth.variables["Host b"], outside.truth.variables["Host b"]
+    assert a.electrons / b.electrons == pytest.approx(0.95)
+
+    def aperture(frame, v) -> float:
+        x, y = round(v.x), round(v.y)
+        box = frame.image[y - 8 : y + 9, x - 8 : x + 9].astype(float)
+        sky = np.median(frame.image[y - 20 : y + 21, x - 20 : x + 21])
+        return float((box - sky).sum())
+
+    measured = aperture(inside, a) / aperture(outside, b)
+    print(f"transit on the frame: depth {1 - measured:.4f} measured for {1 - a.electrons / b.electrons:.4f} true")
+    spec = renderer.sensor.spec
+    assert inside.image.max() < spec.full_well_e * spec.adu_per_electron(0.0)  # not saturated
+    assert measured == pytest.approx(a.electrons / b.electrons, abs=0.012)
+
+
+def test_scenario_errors_name_the_star_and_the_field(tmp_path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "variables:\n  - {name: Oops, ra: 400, dec: 0, kind: sine, mag: 9, amplitude: 1, period_h: 2,\n"
+        "     epoch: 2026-01-01T00:00:00Z}\n"
+    )
+    with pytest.raises(ScenarioError, match=r"variable 1 \(Oops\): ra: Input should be less than 360"):
+        load_scenario(path)
+    path.write_text("variables:\n  - {name: X, ra: 1, dec: 0, kind: flare, mag: 9}\n")
+    with pytest.raises(ScenarioError, match="variable 1 \\(X\\)"):
+        load_scenario(path)
+    path.write_text(
+        "variables:\n  - {name: T, ra: 1, dec: 0, kind: transit, mag: 9, depth: 0.01,\n"
+        "     mid: 2026-01-01T00:00:00Z, duration_h: 1, ingress_h: 0.8}\n"
+    )
+    with pytest.raises(ScenarioError, match=r"ingress_h 0\.8 is more than half"):
+        load_scenario(path)
+    path.write_text("variables: [1, 2\n")
+    with pytest.raises(ScenarioError, match="not valid YAML"):
+        load_scenario(path)
+
+
+def test_a_bad_scenario_leaves_the_camera_running_and_says_why(tmp_path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("variables:\n  - {name: Oops, ra: 1}\n")
+    settings = MainCameraSettings.model_validate({"sensor": {"width": 64, "height": 48}, "scenario": str(path)})
+    out = Writer(io.BytesIO())
+    camera = MainCamera(settings, out)
+    camera.start()
+    camera.handle(ET.fromstring('<getProperties version="1.7"/>'))
+    config = next(e for e in Reader().feed(out.stream.getvalue()) if e.get("name") == "SIM_CONFIG")
+    assert config.get("state") == "Alert" and "variable 1 (Oops)" in config.get("message", "")
+    assert camera.scenario is None
