@@ -85,15 +85,18 @@ class Sensor:
         return index, rate
 
     @cached_property
-    def amp_glow(self) -> np.ndarray | None:
-        """Relative amplifier glow per pixel (1 at the top-right corner), None without glow."""
+    def amp_glow(self) -> tuple[tuple[slice, slice], np.ndarray] | None:
+        """Relative amplifier glow (1 at the top-right corner) in the corner region where it is
+        above 1e-4 of that: (rows, columns) and the values. None without glow."""
         s = self.spec
         if s.amp_glow_e_s <= 0:
             return None
         reach = 0.08 * max(s.width, s.height)
-        y = np.arange(s.height, dtype=np.float32)[:, None]
-        x = np.arange(s.width, dtype=np.float32)[None, :]
-        return np.exp(-np.hypot(s.width - 1 - x, y) / reach).astype(np.float32)
+        size = math.ceil(reach * math.log(1e4))
+        rows, cols = slice(0, min(s.height, size)), slice(max(0, s.width - size), s.width)
+        y = np.arange(rows.start, rows.stop, dtype=np.float32)[:, None]
+        x = np.arange(cols.start, cols.stop, dtype=np.float32)[None, :]
+        return (rows, cols), np.exp(-np.hypot(s.width - 1 - x, y) / reach).astype(np.float32)
 
     @cached_property
     def column_offsets(self) -> np.ndarray:
@@ -104,14 +107,20 @@ class Sensor:
 
     def dark_electrons(self, exposure_s: float, temperature_c: float | None = None) -> np.ndarray:
         """Mean dark signal per pixel (electrons): ordinary pixels, hot pixels and amplifier glow."""
+        dark = np.zeros((self.spec.height, self.spec.width), dtype=np.float32)
+        self.add_dark(dark, exposure_s, temperature_c)
+        return dark
+
+    def add_dark(self, electrons: np.ndarray, exposure_s: float, temperature_c: float | None = None) -> None:
+        """Add the mean dark signal to ``electrons`` in place."""
         s = self.spec
         temperature_factor = s.dark_current(temperature_c) / s.dark_current_e_s if s.dark_current_e_s else 1.0
-        dark = np.full((s.height, s.width), s.dark_current(temperature_c) * exposure_s, dtype=np.float32)
+        electrons += np.float32(s.dark_current(temperature_c) * exposure_s)
         hot_index, hot_rate = self.hot_pixels
-        dark.reshape(-1)[hot_index] += (hot_rate * temperature_factor * exposure_s).astype(np.float32)
+        electrons.reshape(-1)[hot_index] += (hot_rate * temperature_factor * exposure_s).astype(np.float32)
         if self.amp_glow is not None:
-            dark += self.amp_glow * np.float32(s.amp_glow_e_s * temperature_factor * exposure_s)
-        return dark
+            (rows, cols), glow = self.amp_glow
+            electrons[rows, cols] += glow * np.float32(s.amp_glow_e_s * temperature_factor * exposure_s)
 
     def master(
         self, exposure_s: float, gain: float, temperature_c: float | None = None, *, dark: bool = True
@@ -150,7 +159,7 @@ class Sensor:
         electrons = np.zeros(shape, dtype=np.float32) if light_e is None else light_e
         if electrons.shape != shape or electrons.dtype != np.float32:
             raise ValueError(f"light must be float32 {shape}, not {electrons.dtype} {electrons.shape}")
-        electrons += self.dark_electrons(exposure_s, temperature_c)
+        self.add_dark(electrons, exposure_s, temperature_c)
 
         # Shot noise (Gaussian, sqrt(N)) and read noise in one draw.
         sigma = electrons + np.float32(s.read_noise_e**2)
