@@ -27,10 +27,12 @@ pytestmark = pytest.mark.integration
 pytest.importorskip("PyIndi", reason="pyindi-client is not installed (pip install 'obsy-core[indi]')")
 require_indi(["indi_simulator_telescope"])
 DRIVER = Path(sys.executable).parent / "indi_obsy_camera"
-if not DRIVER.exists():
+ALLSKY_DRIVER = Path(sys.executable).parent / "indi_obsy_allsky"
+if not DRIVER.exists() or not ALLSKY_DRIVER.exists():
     pytest.skip("the sky simulator is not installed (pip install -e services/skysim)", allow_module_level=True)
 
 DEVICE = "SkySim Camera"
+ALLSKY = "SkySim Allsky"
 NIGHT = datetime(2026, 1, 15, 22, 0, tzinfo=UTC)
 SETTINGS = {
     "device": DEVICE,
@@ -53,10 +55,11 @@ def camera(tmp_path_factory) -> Iterator[IndiCamera]:
     workdir = tmp_path_factory.mktemp("skysim-camera")
     config = workdir / "skysim.yaml"
     settings = {**SETTINGS, "clock_offset_s": (NIGHT - datetime.now(UTC)).total_seconds()}
-    config.write_text(yaml.safe_dump({"camera": settings}))
+    allsky = {"device": ALLSKY, "sensor": {"width": 320, "height": 240}}
+    config.write_text(yaml.safe_dump({"camera": settings, "allsky": allsky}))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("OBSY_SKYSIM_CONFIG", str(config))
-        server = IndiServer(workdir, ["indi_simulator_telescope", str(DRIVER)])
+        server = IndiServer(workdir, ["indi_simulator_telescope", str(ALLSKY_DRIVER), str(DRIVER)])
         server.start()
     try:
         with IndiClient.from_config(server.config(), timeout=10.0, reconnect_interval=0.2) as client:
@@ -116,3 +119,19 @@ def test_darks_through_indi_converge_on_the_known_master(camera: IndiCamera) -> 
     master = np.mean(darks, axis=0)
     assert np.abs(master - truth).mean() < 1.0
     assert np.corrcoef(master.mean(axis=0), truth.mean(axis=0))[0, 1] > 0.9  # the column pattern
+
+
+def test_one_command_makes_it_cloudy_for_both_cameras(camera: IndiCamera) -> None:
+    client = camera.client
+    client.wait_property(ALLSKY, "SIM_CLOUDS")
+    client.set_switch(ALLSKY, "SIM_CLOUDS", "OVERCAST")
+    try:
+        deadline = time.monotonic() + 10
+        frame = camera.expose(1.0)
+        while frame.header["SIMCLOUD"] != "overcast" and time.monotonic() < deadline:
+            time.sleep(0.5)  # the snooped update travels through indiserver
+            frame = camera.expose(1.0)
+    finally:
+        client.set_switch(ALLSKY, "SIM_CLOUDS", "CLEAR")
+    assert frame.header["SIMCLOUD"] == "overcast"
+    assert frame.header["SIMTRANS"] == pytest.approx(0.02)

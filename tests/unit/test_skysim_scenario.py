@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from obsy_skysim.allsky import Site
+from obsy_skysim.clouds import make_clouds
 from obsy_skysim.config import MainCameraSettings
 from obsy_skysim.driver import MainCamera
 from obsy_skysim.field import FieldRenderer, TelescopeOptics
@@ -126,3 +127,44 @@ def test_a_bad_scenario_leaves_the_camera_running_and_says_why(tmp_path) -> None
     config = next(e for e in Reader().feed(out.stream.getvalue()) if e.get("name") == "SIM_CONFIG")
     assert config.get("state") == "Alert" and "variable 1 (Oops)" in config.get("message", "")
     assert camera.scenario is None
+
+
+def test_the_main_camera_follows_the_allsky_simulators_clouds() -> None:
+    settings = MainCameraSettings.model_validate({"sensor": {"width": 64, "height": 48}})
+    out = Writer(io.BytesIO())
+    camera = MainCamera(settings, out)
+    camera.start()
+    asked = [e for e in Reader().feed(out.stream.getvalue()) if e.tag == "getProperties"]
+    assert {(e.get("device"), e.get("name")) for e in asked} >= {
+        ("SkySim Allsky", "SIM_CLOUDS"),
+        ("SkySim Allsky", "SIM_CLOUD_SETTINGS"),
+    }
+    camera.handle(
+        ET.fromstring(
+            '<setNumberVector device="SkySim Allsky" name="SIM_CLOUD_SETTINGS"><oneNumber name="COVER">55</oneNumber>'
+            '<oneNumber name="SEED">4</oneNumber></setNumberVector>'
+        )
+    )
+    camera.handle(
+        ET.fromstring(
+            '<setSwitchVector device="SkySim Allsky" name="SIM_CLOUDS"><oneSwitch name="CLEAR">Off</oneSwitch>'
+            '<oneSwitch name="SCATTERED">On</oneSwitch></setSwitchVector>'
+        )
+    )
+    assert camera.clouds.kind == "scattered" and camera.cloud_settings.cover == 55 and camera.cloud_settings.seed == 4
+    assert camera.clouds.cover() == pytest.approx(55, abs=1)
+    camera.handle(
+        ET.fromstring(
+            '<setSwitchVector device="Someone Else" name="SIM_CLOUDS">'
+            '<oneSwitch name="OVERCAST">On</oneSwitch></setSwitchVector>'
+        )
+    )
+    assert camera.clouds.kind == "scattered"
+
+
+def test_clouds_over_the_field_dim_its_stars(scenario: Scenario) -> None:
+    renderer = FieldRenderer(Site(*SITE), SensorSpec(width=200, height=150, pixel_um=3.76, bayer=None))
+    clear = renderer.render(MID, FIELD, 3.0, 0.0, scenario=scenario, seed=1).truth
+    overcast = renderer.render(MID, FIELD, 3.0, 0.0, scenario=scenario, clouds=make_clouds("overcast"), seed=1).truth
+    assert overcast.transmission == pytest.approx(0.02) and clear.transmission == 1.0
+    assert overcast.variables["Host b"].electrons == pytest.approx(0.02 * clear.variables["Host b"].electrons)

@@ -229,6 +229,10 @@ class MainCameraSettings(CameraSettings):
     scenario: str | None = Field(
         default=None, description="a scenario file of variable stars (see obsy_skysim.scenario)"
     )
+    clouds: CloudSettings = Field(default_factory=CloudSettings)
+    clouds_from: str | None = Field(
+        default="SkySim Allsky", description="the allsky simulator whose clouds this camera follows (snooped)"
+    )
 
 
 class SkySimConfig(_Section):

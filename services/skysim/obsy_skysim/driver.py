@@ -226,6 +226,9 @@ class MainCamera(CameraDevice):
             config_error=config_error,
         )
         self.settings: MainCameraSettings = settings
+        self.cloud_settings = settings.clouds
+        self.clouds: Clouds = settings.clouds.clouds()
+        self.clouds_since = self.now()
         self.vector(
             "SIM_POINTING",
             "Pointing (of date)",
@@ -248,18 +251,40 @@ class MainCamera(CameraDevice):
 
     def start(self) -> None:
         super().start()
-        # Snoop the mount and the filter wheel: indiserver sends us their updates from now on.
-        for device, prop in (
-            (self.settings.mount_device, "EQUATORIAL_EOD_COORD"),
-            (self.settings.filter_device, "FILTER_SLOT"),
-        ):
+        # Snoop the mount, the filter wheel and the allsky simulator's clouds: indiserver sends us
+        # their updates from now on, so one command makes it cloudy for both cameras.
+        snooped = [(self.settings.mount_device, "EQUATORIAL_EOD_COORD"), (self.settings.filter_device, "FILTER_SLOT")]
+        if self.settings.clouds_from:
+            snooped += [(self.settings.clouds_from, "SIM_CLOUDS"), (self.settings.clouds_from, "SIM_CLOUD_SETTINGS")]
+        for device, prop in snooped:
             self.writer.send(f'<getProperties version="1.7" device="{_xml(device)}" name="{prop}"/>\n')
 
     def handle(self, element: ET.Element) -> None:
-        if element.tag in ("defNumberVector", "setNumberVector"):
+        if element.tag in ("defNumberVector", "setNumberVector") and element.get("device") != self.name:
             self._snooped(element)
             return
+        if element.tag in ("defSwitchVector", "setSwitchVector") and element.get("device") != self.name:
+            self._snooped_clouds(element)
+            return
         super().handle(element)
+
+    def _snooped_clouds(self, element: ET.Element) -> None:
+        if element.get("device") != self.settings.clouds_from or element.get("name") != "SIM_CLOUDS":
+            return
+        on = [c.get("name", "") for c in element if (c.text or "").strip() == "On"]
+        if len(on) == 1 and on[0].lower() != self.cloud_settings.kind:
+            self._follow_clouds({"kind": on[0].lower()})
+
+    def _follow_clouds(self, update: dict) -> None:
+        try:
+            settings = CloudSettings.model_validate({**self.cloud_settings.model_dump(), **update})
+            clouds = settings.clouds()
+        except ValueError as exc:
+            log.warning("ignoring the clouds of %s: %s", self.settings.clouds_from, exc)
+            return
+        with self.lock:
+            self.cloud_settings, self.clouds, self.clouds_since = settings, clouds, self.now()
+        log.info("following %s: %s clouds", self.settings.clouds_from, settings.kind)
 
     def _snooped(self, element: ET.Element) -> None:
         device, name = element.get("device"), element.get("name")
@@ -270,6 +295,15 @@ class MainCamera(CameraDevice):
             except ValueError:
                 log.warning("ignoring %s.%s: %r is not a number", device, name, child.text)
                 return
+        if device == self.settings.clouds_from and name == "SIM_CLOUD_SETTINGS":
+            names = {"COVER": "cover", "WIND_SPEED": "wind_speed", "WIND_FROM": "wind_from"}
+            names |= {"VEIL_TRANSMISSION": "veil_transmission", "BANK_TOP": "bank_top", "SEED": "seed"}
+            update = {field: values[key] for key, field in names.items() if key in values}
+            if "seed" in update:
+                update["seed"] = int(update["seed"])
+            if any(getattr(self.cloud_settings, k) != v for k, v in update.items()):
+                self._follow_clouds(update)
+            return
         with self.lock:
             if device == self.settings.mount_device and name == "EQUATORIAL_EOD_COORD" and {"RA", "DEC"} <= set(values):
                 store(
@@ -290,12 +324,17 @@ class MainCamera(CameraDevice):
     def site_changed(self) -> None:
         self.renderer.site = self.settings.site.site()
 
-    def scene(self) -> tuple[float, float, int]:
+    def clock_shifted(self, seconds: float) -> None:
+        self.clouds_since += timedelta(seconds=seconds)
+
+    def scene(self) -> tuple[float, float, int, Clouds, float]:
         pointing = self.vectors["SIM_POINTING"].values()
-        return float(pointing["RA"]), float(pointing["DEC"]), int(self.vectors["SIM_FILTER"].values()["SLOT"])
+        slot = int(self.vectors["SIM_FILTER"].values()["SLOT"])
+        elapsed = (self.now() - self.clouds_since).total_seconds()
+        return float(pointing["RA"]), float(pointing["DEC"]), slot, self.clouds, elapsed
 
     def render(self, e: Exposure) -> Rendered:
-        ra_hours, dec, slot = e.scene
+        ra_hours, dec, slot, clouds, elapsed = e.scene
         ra, dec = of_date_to_icrs(ra_hours * 15.0, dec, e.started)
         frame = self.renderer.render(
             e.started,
@@ -304,6 +343,8 @@ class MainCamera(CameraDevice):
             e.gain,
             frame_type=e.frame_type,  # type: ignore[arg-type]
             filter_slot=slot,
+            clouds=clouds,
+            elapsed_s=elapsed,
             scenario=self.scenario,
         )
         keys = {
@@ -317,6 +358,8 @@ class MainCamera(CameraDevice):
         if frame.truth is not None:
             keys["SIMSTARS"] = (len(frame.truth.x), "stars rendered in the field")
             keys["SIMVARS"] = (len(frame.truth.variables), "scenario stars in the field")
+            keys["SIMCLOUD"] = (clouds.kind, "simulated clouds")
+            keys["SIMTRANS"] = (round(frame.truth.transmission, 4), "cloud transmission towards the field")
         return Rendered(frame.image, keys)
 
 

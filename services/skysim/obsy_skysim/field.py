@@ -55,6 +55,7 @@ class TelescopeOptics:
     vignetting: float = 0.25  # light lost in the corners
     dust_per_filter: int = 3
     extinction: float = 0.25
+    cloud_glow: float = 1.5  # a fully clouded night sky is this much brighter (reflected light pollution)
     seed: int = 11
     sky: SkyBrightness = field(default_factory=SkyBrightness)
 
@@ -91,6 +92,7 @@ class FieldTruth:
     y: np.ndarray
     electrons: np.ndarray
     variables: dict[str, VariableTruth] = field(default_factory=dict)
+    transmission: float = 1.0  # of the clouds towards the field
 
 
 @dataclass(frozen=True)
@@ -288,12 +290,13 @@ class FieldRenderer:
         }
         stars = FieldStars(*(getattr(stars, f)[inside] for f in FieldStars.__dataclass_fields__))
         x, y, electrons = x[inside], y[inside], all_electrons[inside]
-        light = np.full((s.height, s.width), self._sky_electrons(when, alt, az, exposure_s), dtype=np.float32)
+        sky = self._sky_electrons(when, alt, az, exposure_s) * (1.0 + self.optics.cloud_glow * (1.0 - transmission))
+        light = np.full((s.height, s.width), sky, dtype=np.float32)
         sigma = np.full(len(x), self.optics.seeing_fwhm_arcsec / 2.3548 / self.arcsec_per_pixel)
         add_point_sources(light, x, y, electrons, sigma)
         light *= flat
         image = self.sensor.read_out(light, exposure_s, gain, seed=seed)
-        truth = FieldTruth(stars, x, y, electrons, variables)
+        truth = FieldTruth(stars, x, y, electrons, variables, transmission)
         return FieldFrame(image, when, exposure_s, gain, frame_type, pointing, truth)
 
     def _altaz(self, ra: float, dec: float, when: datetime) -> tuple[float, float]:
