@@ -202,3 +202,48 @@ def test_optics_zero_point_sets_the_star_light(mono: AllskyRenderer) -> None:
     a = mono.stars(NIGHT, 1.0, Clouds(), 0.0).electrons
     b = brighter.stars(NIGHT, 1.0, Clouds(), 0.0).electrons
     assert np.allclose(b / a, 10.0)
+
+
+def test_by_day_the_sun_saturates_where_astropy_puts_it(mono: AllskyRenderer) -> None:
+    noon = datetime(2026, 6, 15, 11, 0, tzinfo=UTC)
+    sun = astro.sun_altaz(site_config(), noon, refraction=True)
+    frame = mono.render(noon, 0.0001, 0.0, seed=1)
+    assert frame.conditions is not None and frame.conditions.sun_alt > 50
+    sx, sy = LENS.altaz_to_pixel(sun.alt, sun.az)
+    image = frame.image.astype(float)
+    full = SMALL_MONO.full_well_e * SMALL_MONO.adu_per_electron(0.0) + SMALL_MONO.offset_adu
+    assert image[round(float(sy)), round(float(sx))] >= full  # saturated at full well
+    night = mono.render(NIGHT, 0.0001, 0.0, seed=1).image.astype(float)
+    assert np.median(image[400:560, 560:720]) > np.median(night[400:560, 560:720]) + 1000  # a bright day sky
+
+
+def test_the_command_line_renders_a_frame_with_its_truth(tmp_path, capsys) -> None:
+    from astropy.io import fits
+
+    from obsy_skysim.cli import main
+
+    out = tmp_path / "frame.fits"
+    config = tmp_path / "skysim.yaml"
+    config.write_text("allsky:\n  sensor: {width: 320, height: 240, bayer: MONO}\n")
+    assert (
+        main(
+            [
+                "render",
+                str(out),
+                "--config",
+                str(config),
+                "--time",
+                "2026-01-15T22:00:00Z",
+                "--clouds",
+                "scattered",
+                "--cover",
+                "30",
+            ]
+        )
+        == 0
+    )
+    header = fits.getheader(out)
+    assert header["SIMCLOUD"] == "scattered" and header["SIMCOVER"] == pytest.approx(30.0, abs=1.0)
+    assert header["DATE-OBS"] == "2026-01-15T22:00:00.000"
+    assert main(["render", str(out), "--config", str(config), "--cover", "140"]) == 2
+    assert "cover" in capsys.readouterr().err
