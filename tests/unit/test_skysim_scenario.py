@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from obsy_skysim.allsky import Site
+from obsy_skysim.camera_device import Exposure
 from obsy_skysim.clouds import make_clouds
 from obsy_skysim.config import MainCameraSettings
 from obsy_skysim.driver import MainCamera
@@ -168,3 +169,29 @@ def test_clouds_over_the_field_dim_its_stars(scenario: Scenario) -> None:
     overcast = renderer.render(MID, FIELD, 3.0, 0.0, scenario=scenario, clouds=make_clouds("overcast"), seed=1).truth
     assert overcast.transmission == pytest.approx(0.02) and clear.transmission == 1.0
     assert overcast.variables["Host b"].electrons == pytest.approx(0.02 * clear.variables["Host b"].electrons)
+
+
+def test_the_field_drifts_while_tracking_and_a_move_restarts_the_drift() -> None:
+    settings = MainCameraSettings.model_validate(
+        {"sensor": {"width": 64, "height": 48}, "drift_arcsec_per_min": [0.0, 6.0], "clouds_from": None}
+    )
+    camera = MainCamera(settings, Writer(io.BytesIO()))
+    camera.start()
+    camera.handle(ET.fromstring('<getProperties version="1.7"/>'))
+
+    def pointing_after(seconds: float) -> float:
+        camera.moved_at -= timedelta(seconds=seconds)  # as if it had tracked that long (a clock jump is no tracking)
+        scene = camera.scene()
+        exposure = Exposure(0.0, camera.now(), 0.0, 0.0, "light", 1, (0, 0, 64, 48), scene)
+        return camera.render(exposure).simulator["DEC"][0]
+
+    camera.handle(request_number("SIM_POINTING", RA=8.0, DEC=30.0))
+    start = pointing_after(0.0)
+    assert pointing_after(600.0) - start == pytest.approx(60.0 / 3600.0, abs=2e-4)  # 6"/min for 10 min
+    camera.handle(request_number("SIM_POINTING", RA=8.0, DEC=31.0))  # a slew
+    assert pointing_after(0.0) - start == pytest.approx(1.0, abs=2e-4)
+
+
+def request_number(prop: str, **values: float) -> ET.Element:
+    inner = "".join(f'<oneNumber name="{k}">{v}</oneNumber>' for k, v in values.items())
+    return ET.fromstring(f'<newNumberVector device="SkySim Camera" name="{prop}">{inner}</newNumberVector>')

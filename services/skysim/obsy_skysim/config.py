@@ -225,6 +225,9 @@ class MainCameraSettings(CameraSettings):
     sensor: SensorSettings = Field(default_factory=_main_sensor)
     telescope: TelescopeSettings = Field(default_factory=TelescopeSettings)
     mount_device: str = Field(default="Telescope Simulator", description="whose EQUATORIAL_EOD_COORD is snooped")
+    drift_arcsec_per_min: tuple[float, float] = Field(
+        default=(0.0, 0.0), description="tracking error (east, north) since the mount last moved"
+    )
     filter_device: str = Field(default="Filter Simulator", description="whose FILTER_SLOT is snooped")
     scenario: str | None = Field(
         default=None, description="a scenario file of variable stars (see obsy_skysim.scenario)"

@@ -38,6 +38,7 @@ in Alert and a message naming what is wrong; the previous value stays and the dr
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import xml.etree.ElementTree as ET
@@ -229,6 +230,7 @@ class MainCamera(CameraDevice):
         self.cloud_settings = settings.clouds
         self.clouds: Clouds = settings.clouds.clouds()
         self.clouds_since = self.now()
+        self.moved_at = self.now()  # tracking drift counts from the mount's last move
         self.vector(
             "SIM_POINTING",
             "Pointing (of date)",
@@ -306,6 +308,7 @@ class MainCamera(CameraDevice):
             return
         with self.lock:
             if device == self.settings.mount_device and name == "EQUATORIAL_EOD_COORD" and {"RA", "DEC"} <= set(values):
+                self._note_move(values["RA"], values["DEC"])
                 store(
                     self.vectors["SIM_POINTING"],
                     {"RA": values["RA"] % 24.0, "DEC": max(-90.0, min(90.0, values["DEC"]))},
@@ -316,7 +319,17 @@ class MainCamera(CameraDevice):
                 self.update("SIM_FILTER", "Ok")
 
     def _pointing(self, v: Vector, values: dict[str, str]) -> str:
+        n = numbers(v, values)
+        self._note_move(n["RA"], n["DEC"])
         return self.plain_numbers(v, values)
+
+    def _note_move(self, ra_hours: float, dec: float) -> None:
+        """Restart the tracking drift when the pointing moves by more than an arcminute (a slew, a
+        dither); a tracking mount's own updates move it by far less."""
+        old = self.vectors["SIM_POINTING"].values()
+        d_ra = ((ra_hours - float(old["RA"]) + 12.0) % 24.0 - 12.0) * 15.0 * math.cos(math.radians(dec))
+        if math.hypot(d_ra, dec - float(old["DEC"])) > 1.0 / 60.0:
+            self.moved_at = self.now()
 
     def _filter(self, v: Vector, values: dict[str, str]) -> str:
         return self.plain_numbers(v, values)
@@ -326,16 +339,21 @@ class MainCamera(CameraDevice):
 
     def clock_shifted(self, seconds: float) -> None:
         self.clouds_since += timedelta(seconds=seconds)
+        self.moved_at += timedelta(seconds=seconds)
 
-    def scene(self) -> tuple[float, float, int, Clouds, float]:
+    def scene(self) -> tuple[float, float, int, Clouds, float, float]:
         pointing = self.vectors["SIM_POINTING"].values()
         slot = int(self.vectors["SIM_FILTER"].values()["SLOT"])
-        elapsed = (self.now() - self.clouds_since).total_seconds()
-        return float(pointing["RA"]), float(pointing["DEC"]), slot, self.clouds, elapsed
+        now = self.now()
+        elapsed = (now - self.clouds_since).total_seconds()
+        tracked = (now - self.moved_at).total_seconds()
+        return float(pointing["RA"]), float(pointing["DEC"]), slot, self.clouds, elapsed, tracked
 
     def render(self, e: Exposure) -> Rendered:
-        ra_hours, dec, slot, clouds, elapsed = e.scene
+        ra_hours, dec, slot, clouds, elapsed, tracked = e.scene
         ra, dec = of_date_to_icrs(ra_hours * 15.0, dec, e.started)
+        east, north = (rate * tracked / 60.0 / 3600.0 for rate in self.settings.drift_arcsec_per_min)
+        ra, dec = (ra + east / max(math.cos(math.radians(dec)), 1e-6)) % 360.0, max(-90.0, min(90.0, dec + north))
         frame = self.renderer.render(
             e.started,
             (ra, dec),
