@@ -11,7 +11,9 @@ Then the allsky pipeline's star detection on a rendered RGGB night frame (dark-s
 sensor's known master dark): recall by catalogue magnitude and precision against the rendered
 stars (a detection within 2 px of a rendered star is true).
 
-Target: under 0.5 s per frame (either camera) on 2 cores, so the simulator never dominates a demo or a test run.
+Target: under 0.5 s of CPU per frame (either camera) on 2 cores, so the simulator never dominates a
+demo or a test run. CPU time (all threads) is what the flag judges: on a shared machine the wall
+time jumps with the others' load.
 
     python -m bench bench_skysim
 """
@@ -62,7 +64,7 @@ def bench_sensor(bayer: str | None) -> None:
     print(f"  {spec.width} x {spec.height} {bayer or 'mono'}:")
     for name, (when, clouds) in SCENES.items():
         wall, cpu = timed(lambda when=when, clouds=clouds: renderer.render(when, 10.0, 100.0, clouds, seed=1))
-        flag = "ok" if wall < 0.5 else "OVER the 0.5 s target"
+        flag = "ok" if cpu < 0.5 else "OVER the 0.5 s CPU target"
         print(f"    {name:18s} {wall * 1000:6.0f} ms wall, {cpu * 1000:6.0f} ms CPU  ({flag})")
     when, clouds = SCENES["scattered 40 %"]
     c = renderer.conditions(when)
@@ -88,7 +90,7 @@ def bench_main_camera() -> None:
     for name, pointing in (("M42 (sparse field)", (83.82, -5.39)), ("M13", (250.42, 36.46))):
         frame = renderer.render(when, pointing, 60.0, 100.0, seed=1)
         wall, cpu = timed(lambda pointing=pointing: renderer.render(when, pointing, 60.0, 100.0, seed=1))
-        flag = "ok" if wall < 0.5 else "OVER the 0.5 s target"
+        flag = "ok" if cpu < 0.5 else "OVER the 0.5 s CPU target"
         stars = len(frame.truth.x) if frame.truth is not None else 0
         print(f"    light, {name:18s} {wall * 1000:6.0f} ms wall, {cpu * 1000:6.0f} ms CPU, {stars} stars ({flag})")
     for kind in ("dark", "flat"):
