@@ -87,6 +87,8 @@ class VariableTruth:
 
 @dataclass(frozen=True)
 class FieldTruth:
+    """The stars on a light frame: where, and their light in electrons before the flat field."""
+
     stars: FieldStars
     x: np.ndarray
     y: np.ndarray
@@ -291,10 +293,13 @@ class FieldRenderer:
         stars = FieldStars(*(getattr(stars, f)[inside] for f in FieldStars.__dataclass_fields__))
         x, y, electrons = x[inside], y[inside], all_electrons[inside]
         sky = self._sky_electrons(when, alt, az, exposure_s) * (1.0 + self.optics.cloud_glow * (1.0 - transmission))
-        light = np.full((s.height, s.width), sky, dtype=np.float32)
+        # The sky through the flat field, then the stars through it at their own pixels.
+        light = flat * np.float32(sky)
         sigma = np.full(len(x), self.optics.seeing_fwhm_arcsec / 2.3548 / self.arcsec_per_pixel)
-        add_point_sources(light, x, y, electrons, sigma)
-        light *= flat
+        inside_sensor = (x > -0.5) & (x < s.width - 0.5) & (y > -0.5) & (y < s.height - 0.5)
+        response = np.ones(len(x))
+        response[inside_sensor] = flat[np.rint(y[inside_sensor]).astype(int), np.rint(x[inside_sensor]).astype(int)]
+        add_point_sources(light, x, y, electrons * response, sigma)
         image = self.sensor.read_out(light, exposure_s, gain, seed=seed)
         truth = FieldTruth(stars, x, y, electrons, variables, transmission)
         return FieldFrame(image, when, exposure_s, gain, frame_type, pointing, truth)

@@ -166,12 +166,12 @@ class Sensor:
         np.sqrt(sigma, out=sigma)
         sigma *= standard_normal(shape, seed)
         electrons += sigma
-        np.minimum(electrons, np.float32(s.full_well_e), out=electrons)
         electrons *= np.float32(scale)
         electrons += np.float32(s.offset_adu + 0.5)  # + 0.5: the cast below rounds down
         if s.column_noise_adu:
             electrons += self.column_offsets[None, :]
-        np.clip(electrons, 0, ADC_MAX, out=electrons)
+        # Full well and the ADC's range in one pass: a full pixel reads full well plus the offset.
+        np.clip(electrons, 0, min(ADC_MAX, s.full_well_e * scale + s.offset_adu + 0.5), out=electrons)
         return electrons.astype(np.uint16)
 
 
