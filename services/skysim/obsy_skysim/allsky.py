@@ -26,10 +26,10 @@ import cv2
 import numpy as np
 
 from obsy import astro
-from obsy.skymodel import SkyModel, StarCatalogue, load_bright_stars
+from obsy.skymodel import SkyModel, StarCatalogue, load_bright_stars, radial
 from obsy_skysim.clouds import Clouds
 from obsy_skysim.sensor import RGGB_CHANNELS, Sensor, SensorSpec
-from obsy_skysim.sky import ARCSEC2_PER_SR, SkyBrightness, SkyConditions, moon_magnitude
+from obsy_skysim.sky import ARCSEC2_PER_SR, SkyBrightness, SkyConditions, moon_magnitude, sky_conditions
 from obsy_skysim.stars import add_point_sources, channel_weights
 
 FrameType = Literal["light", "dark", "bias", "flat"]
@@ -59,8 +59,6 @@ class Site:
 
 def default_lens(width: int, height: int, projection: str = "equisolid") -> SkyModel:
     """A fisheye centred on the sensor whose horizon circle nearly fills its shorter side, north up."""
-    from obsy.skymodel import radial
-
     horizon_px = 0.485 * min(width, height)
     scale = horizon_px / float(radial(projection, np.array(math.pi / 2)))
     return SkyModel((width - 1) / 2.0, (height - 1) / 2.0, scale, 0.0, False, projection)
@@ -131,11 +129,7 @@ class AllskyRenderer:
 
     # --- the parts ---------------------------------------------------------------------
     def conditions(self, when: datetime) -> SkyConditions:
-        sun = astro.sun_altaz(self.site, when, refraction=True)
-        moon = astro.moon_altaz(self.site, when, refraction=True)
-        return SkyConditions(
-            float(sun.alt), float(sun.az), float(moon.alt), float(moon.az), float(astro.moon_phase_angle(when))
-        )
+        return sky_conditions(self.site, when)
 
     def star_places(self, when: datetime) -> tuple[np.ndarray, np.ndarray]:
         """Apparent altitude and azimuth of every catalogue star (as clouddetect computes them)."""

@@ -30,7 +30,7 @@ from obsy_skysim.allsky import FRAME_TYPES, FrameType, Site
 from obsy_skysim.clouds import Clouds
 from obsy_skysim.scenario import Scenario
 from obsy_skysim.sensor import Sensor, SensorSpec
-from obsy_skysim.sky import SkyBrightness, SkyConditions
+from obsy_skysim.sky import SkyBrightness, sky_conditions
 from obsy_skysim.stars import add_point_sources
 
 CELL_DEG = 0.5
@@ -316,11 +316,7 @@ class FieldRenderer:
     def _sky_electrons(self, when: datetime, alt: float, az: float, exposure_s: float) -> float:
         if alt <= 0:
             return 0.0
-        sun = astro.sun_altaz(self.site, when)
-        moon = astro.moon_altaz(self.site, when)
-        c = SkyConditions(
-            float(sun.alt), float(sun.az), float(moon.alt), float(moon.az), float(astro.moon_phase_angle(when))
-        )
+        c = sky_conditions(self.site, when)
         flux = sum(float(v[0]) for v in self.optics.sky.components(np.array([alt]), np.array([az]), c).values())
         return flux * self.arcsec_per_pixel**2 * 10 ** (0.4 * self.optics.zero_point) * exposure_s
 

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import numpy as np
 
+from obsy import astro
 from obsy.astro import airmass
 
 ARCSEC2_PER_SR = (180.0 / math.pi * 3600.0) ** 2
@@ -60,6 +63,16 @@ class SkyConditions:
     moon_alt: float
     moon_az: float
     moon_phase_angle: float  # degrees, 0 = full, 180 = new
+
+
+def sky_conditions(site: Any, when: datetime) -> SkyConditions:
+    """Where the Sun and the Moon stand for ``site`` (anything with latitude, longitude, elevation)
+    at ``when``, with refraction, as they appear."""
+    sun = astro.sun_altaz(site, when, refraction=True)
+    moon = astro.moon_altaz(site, when, refraction=True)
+    return SkyConditions(
+        float(sun.alt), float(sun.az), float(moon.alt), float(moon.az), float(astro.moon_phase_angle(when))
+    )
 
 
 @dataclass(frozen=True)
