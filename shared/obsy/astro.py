@@ -65,6 +65,7 @@ __all__ = [
     "AltAzPosition",
     "MoonPhase",
     "NightTimes",
+    "airmass",
     "location",
     "moon_altaz",
     "moon_illumination",
@@ -319,6 +320,16 @@ def _refraction(alt_deg: np.ndarray, pressure_hpa: float, temperature_c: float) 
     taper = np.tan(np.radians(-1.0)) / np.tan(np.radians(np.minimum(alt_deg, -1.0)))
     arcmin = np.clip(arcmin * taper, 0.0, None)
     return arcmin / 60.0 * (pressure_hpa / 1010.0) * (283.0 / (273.0 + temperature_c))
+
+
+def airmass(alt_deg: Any) -> np.ndarray:
+    """Relative air mass at apparent altitude ``alt_deg`` (degrees), 1 at the zenith.
+
+    Kasten & Young style: close to sec(z) high up, finite (about 38) at the horizon, so
+    extinction by ``k * (airmass - 1)`` magnitudes stays usable down to it.
+    """
+    s = np.sin(np.radians(np.clip(alt_deg, 0.0, 90.0)))
+    return 1.0 / (s + 0.025 * np.exp(-11.0 * s))
 
 
 def _altaz(body: str, site: SiteLike, times: Any, refraction: bool) -> AltAzPosition:

@@ -30,6 +30,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,11 +40,13 @@ Projection = Literal["equidistant", "equisolid", "stereographic", "orthographic"
 PROJECTIONS: tuple[Projection, ...] = ("equidistant", "equisolid", "stereographic", "orthographic")
 
 __all__ = [
+    "BRIGHT_STARS",
     "PROJECTIONS",
     "SkyFit",
     "SkyModel",
     "StarCatalogue",
     "fit_sky_model",
+    "load_bright_stars",
     "named_star_positions",
     "radial",
     "radial_inverse",
@@ -218,6 +221,17 @@ class StarCatalogue:
         )
         coords = SkyCoord(ra=self.ra * u.deg, dec=self.dec * u.deg, frame="icrs").transform_to(frame)
         return coords.alt.deg, coords.az.deg
+
+
+#: Hipparcos 2 stars to Hp 6.5 with J2000 positions, brightest first (the naked-eye sky; the file's
+#: header and services/clouddetect/scripts/make_star_catalogue.py say where it comes from).
+BRIGHT_STARS = Path(__file__).resolve().parent / "data" / "bright_stars.csv"
+
+
+@lru_cache(maxsize=4)
+def load_bright_stars(path: Path = BRIGHT_STARS) -> StarCatalogue:
+    """The bright-star catalogue shipped with obsy-core (or another file of its format); cached per path."""
+    return StarCatalogue.from_csv(path)
 
 
 # --- fitting the model to a frame ------------------------------------------------------

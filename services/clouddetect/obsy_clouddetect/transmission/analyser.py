@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
+from obsy.astro import airmass
 from obsy.skymodel import SkyFit, SkyModel, StarCatalogue, fit_sky_model
 from obsy_clouddetect.transmission.stars import PreparedFrame, detect_stars
-from obsy_clouddetect.transmission.synthetic import airmass
 
 #: With a known model, every this many frames that fail to refine try a full search.
 SEARCH_EVERY = 20

@@ -14,13 +14,10 @@ from datetime import datetime
 
 import numpy as np
 
+from obsy.astro import airmass
 from obsy.skymodel import SkyModel, StarCatalogue
 
-
-def airmass(alt: np.ndarray) -> np.ndarray:
-    """Kasten & Young style airmass, finite down to the horizon."""
-    s = np.sin(np.radians(np.clip(alt, 0.0, 90.0)))
-    return 1.0 / (s + 0.025 * np.exp(-11.0 * s))
+__all__ = ["CloudMask", "CloudPatches", "SyntheticSky", "UniformCloud", "airmass"]
 
 
 class CloudMask:

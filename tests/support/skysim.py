@@ -1,0 +1,65 @@
+"""Comparing simulator frames with their truth: star centroids against the catalogue through a lens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+
+from obsy.skymodel import SkyModel, load_bright_stars
+
+# A winter night at the tests' site (latitude 48.2, longitude 16.4, 180 m): the Sun far below.
+SITE = (48.2, 16.4, 180.0)
+# A lens that is nothing like the defaults: off-centre, rotated, equidistant and distorted.
+LENS = SkyModel(652.5, 471.0, 292.0, 37.0, False, "equidistant", 0.03)
+
+
+def expected_positions(
+    lens: SkyModel, when: datetime, *, mag_range: tuple[float, float], min_altitude: float = 20.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, y, mag) of the catalogue's stars in ``mag_range`` above ``min_altitude``, computed from the
+    catalogue and the lens alone (not from the simulator's own truth)."""
+    stars = load_bright_stars()
+    alt, az = stars.altaz(*SITE, when)
+    keep = (alt >= min_altitude) & (stars.mag >= mag_range[0]) & (stars.mag <= mag_range[1])
+    x, y = lens.altaz_to_pixel(alt[keep], az[keep])
+    return x, y, stars.mag[keep]
+
+
+def isolated(
+    x: np.ndarray,
+    y: np.ndarray,
+    mag: np.ndarray,
+    *,
+    others: tuple[np.ndarray, np.ndarray, np.ndarray],
+    radius: float,
+    max_share: float = 0.01,
+) -> np.ndarray:
+    """Which stars (x, y, mag) have no other star of ``others`` (x, y, mag) within ``radius`` pixels
+    bright enough to pull their centroid: more than ``max_share`` of their light (a close double)."""
+    ox, oy, omag = others
+    d = np.hypot(x[:, None] - ox[None, :], y[:, None] - oy[None, :])
+    share = 10 ** (-0.4 * (omag[None, :] - mag[:, None]))
+    disturbing = (d < radius) & (d > 1e-6) & (share > max_share)
+    return ~disturbing.any(axis=1)
+
+
+def centroids(image: np.ndarray, x: np.ndarray, y: np.ndarray, half: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Light-weighted centroid in a (2 half + 1)² box at each rounded (x, y), after the median of the
+    box's rim is taken off as the background."""
+    image = image.astype(np.float64)
+    out_x, out_y = np.full(len(x), np.nan), np.full(len(x), np.nan)
+    for i, (px, py) in enumerate(zip(x, y, strict=True)):
+        cx, cy = round(px), round(py)
+        box = image[cy - half : cy + half + 1, cx - half : cx + half + 1]
+        if box.shape != (2 * half + 1, 2 * half + 1):
+            continue
+        rim = np.concatenate([box[0], box[-1], box[1:-1, 0], box[1:-1, -1]])
+        light = np.clip(box - np.median(rim), 0, None)
+        total = light.sum()
+        if total <= 0:
+            continue
+        offsets = np.arange(-half, half + 1)
+        out_x[i] = cx + (light.sum(axis=0) * offsets).sum() / total
+        out_y[i] = cy + (light.sum(axis=1) * offsets).sum() / total
+    return out_x, out_y
