@@ -38,7 +38,7 @@ from obsy.messages import WEATHER_QUANTITIES, TargetConstraints
 
 ENV_PREFIX = "OBSY_"
 CONFIG_PATH_ENV = "OBSY_CONFIG"
-SERVICE_NAMES = ("weather", "clouddetect", "allsky", "scheduler", "mcp", "web")
+SERVICE_NAMES = ("weather", "clouddetect", "allsky", "scheduler", "mcp", "web", "imaging")
 
 DEFAULT_SIMULATOR_DRIVERS = (
     "indi_simulator_telescope",
@@ -795,7 +795,7 @@ class McpSupervisionConfig(Section):
     enabled: bool = True
     docker_socket: Path = Field(default=Path("/var/run/docker.sock"), description="absent: report and alarm only")
     services: list[str] = Field(
-        default_factory=lambda: ["weather", "clouddetect", "allsky", "scheduler", "web"],
+        default_factory=lambda: ["weather", "clouddetect", "allsky", "scheduler", "web", "imaging"],
         description="services watched (once seen on the bus)",
     )
     container_names: dict[str, str] = Field(
@@ -869,6 +869,68 @@ class WebConfig(ServiceSection):
     retention: WebRetentionConfig = WebRetentionConfig()
 
 
+#: File name endings the imaging service looks at in capture folders (case-insensitive).
+IMAGING_FRAME_SUFFIXES = (".fits", ".fit", ".fts", ".fits.fz", ".fz", ".xisf")
+
+
+class ImagingConfig(ServiceSection):
+    """The imaging service: frames from the capture program into the repository (docs/imaging.md)."""
+
+    capture_folders: list[Path] = Field(
+        default_factory=list,
+        description="folders the capture program (Ekos, N.I.N.A., SGP) saves frames to; watched with their subfolders",
+    )
+    repository: Path | None = Field(
+        default=None, description="root of the frame repository; empty = <data_dir>/imaging/repository"
+    )
+    quarantine: Path | None = Field(
+        default=None,
+        description="where unusable input is set aside with its reason; empty = <data_dir>/imaging/quarantine",
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the imaging tables, e.g. postgresql+psycopg://obsy:secret@db/obsy; "
+        "empty = SQLite <data_dir>/imaging/imaging.sqlite3",
+    )
+    settle_time: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="seconds a new file's size must stay unchanged (and it must be closed) before it is taken",
+    )
+    incomplete_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        description="seconds a file may stay incomplete (still written, truncated) before it is quarantined",
+    )
+    suffixes: list[str] = Field(
+        default_factory=lambda: list(IMAGING_FRAME_SUFFIXES),
+        min_length=1,
+        description="file name endings taken from the capture folders (case-insensitive)",
+    )
+    publish_interval: float = Field(default=30.0, gt=0, description="seconds between republishing the state")
+
+    @field_validator("suffixes")
+    @classmethod
+    def _dotted(cls, value: list[str]) -> list[str]:
+        bad = [suffix for suffix in value if not re.fullmatch(r"(\.[A-Za-z0-9]+)+", suffix)]
+        if bad:
+            raise ValueError(f"{bad} are not file name endings such as '.fits'")
+        return [suffix.lower() for suffix in value]
+
+    def repository_dir(self, data_dir: Path) -> Path:
+        return (self.repository or data_dir / "imaging" / "repository").resolve()
+
+    def quarantine_dir(self, data_dir: Path) -> Path:
+        return (self.quarantine or data_dir / "imaging" / "quarantine").resolve()
+
+    def database(self, data_dir: Path) -> str:
+        """The configured database URL, or the SQLite file under data_dir."""
+        if self.database_url is not None and self.database_url.get_secret_value():
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{(data_dir / 'imaging' / 'imaging.sqlite3').resolve()}"
+
+
 class DemoConfig(Section):
     """What ``obsy-local --demo`` (``make demo``) changes; read by nothing else."""
 
@@ -900,6 +962,7 @@ class ObsyConfig(Section):
     scheduler: SchedulerConfig = SchedulerConfig()
     mcp: McpConfig = McpConfig()
     web: WebConfig = WebConfig()
+    imaging: ImagingConfig = ImagingConfig()
     demo: DemoConfig = DemoConfig()
     #: Sections of services that are not part of OBSY itself (add-ons), by service name.
     plugins: dict[str, ServiceSection] = Field(default_factory=dict)

@@ -178,6 +178,7 @@ SERVICE_LABELS = {
     "scheduler": "Scheduler",
     "mcp": "MCP",
     "web": "Web",
+    "imaging": "Imaging",
 }
 
 

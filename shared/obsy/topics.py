@@ -135,6 +135,22 @@ class Topics:
     def mcp_night_command(self) -> str:
         return self.command("mcp", "night")
 
+    # --- imaging -----------------------------------------------------------------
+    @property
+    def imaging_state(self) -> str:
+        """Counts tonight and the queue depth, an :class:`~obsy.messages.ImagingState`, retained."""
+        return self.state("imaging")
+
+    @property
+    def imaging_frames(self) -> str:
+        """Events, one per frame registered in the repository (an :class:`~obsy.messages.ImagingFrame`)."""
+        return self._join("imaging", "frames")
+
+    @property
+    def imaging_quarantine(self) -> str:
+        """Events, one per file set aside with its reason (an :class:`~obsy.messages.ImagingQuarantined`)."""
+        return self._join("imaging", "quarantine")
+
     def service_of(self, topic: str) -> str | None:
         """The service a topic belongs to, or None when it is outside this prefix."""
         head = self.prefix + "/"
