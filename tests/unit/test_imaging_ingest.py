@@ -1,6 +1,6 @@
 """Ingest of single files: the repository's layout and deduplication, and every kind of bad input.
 
-Real files on disk and a real SQLite database; each bad input ends in the quarantine with its
+Real files on disk and real databases (SQLite and Postgres); each bad input ends in the quarantine with its
 reason, the original untouched.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +22,24 @@ from obsy_imaging.repository import database, placement
 from obsy_imaging.repository.models import Frame, QuarantinedFile
 from obsy_imaging.repository.store import Repository
 from tests.support.imaging_frames import frame_bytes, write_frame
+from tests.support.pgcluster import fresh_database
 
 SITE = SiteConfig(latitude=-33.93, longitude=18.42, elevation=30, timezone="Africa/Johannesburg")
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """SQLite (the default) and Postgres (compose): the repository must behave the same on both."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'imaging.sqlite3'}"
+    else:
+        with fresh_database("obsy_imaging_test") as url:
+            yield url
+
+
 @pytest.fixture
-def repository(tmp_path: Path):
-    engine = database.make_engine(f"sqlite:///{tmp_path / 'imaging.sqlite3'}")
+def repository(tmp_path: Path, database_url: str) -> Iterator[Repository]:
+    engine = database.make_engine(database_url)
     database.upgrade(engine)
     yield Repository(engine, tmp_path / "repository", tmp_path / "quarantine")
     engine.dispose()
@@ -107,7 +119,11 @@ def test_two_routes_at_the_same_moment_register_one_frame(repository, capture, t
     source = write_frame(capture / "race.fits")
     results = []
     # Two repositories on one database: as the service and `obsy-imaging import` would be.
-    other = Repository(database.make_engine(str(repository.engine.url)), repository.root, repository.quarantine_root)
+    other = Repository(
+        database.make_engine(repository.engine.url.render_as_string(hide_password=False)),
+        repository.root,
+        repository.quarantine_root,
+    )
     barrier = threading.Barrier(2)
 
     def run(repo: Repository, route: str) -> None:

@@ -21,6 +21,7 @@ from obsy.config import ImagingConfig, ObsyConfig
 from obsy.homeassistant import Entity
 from obsy.messages import Event, ImagingFrame, ImagingQuarantined, ImagingState, utc_now
 from obsy.runner import Service, run_service
+from obsy_imaging.headers.normalise import warm_up
 from obsy_imaging.ingest.ingestor import Ingestor, Outcome, Result
 from obsy_imaging.ingest.watcher import CaptureWatcher
 from obsy_imaging.repository import database
@@ -85,8 +86,9 @@ class ImagingService(Service):
             incomplete_timeout=settings.incomplete_timeout,
             on_result=self.on_result,
         )
-        self.refresh(force=True)  # the initial state, before the first frame is taken
-        self.watcher.start()
+        warm_up()
+        self.watcher.start()  # watches and scans the folders, takes files on its own thread
+        self.refresh(force=True)
 
     def poll(self) -> None:
         if self.watcher is not None and self.watcher.missing:

@@ -288,6 +288,12 @@ def _timing(
     return _Timing(float(t_start.jd), float(t_mid.utc.jd), float(bjd.jd), airmass)
 
 
+def warm_up() -> None:
+    """Load what the first BJD and airmass need (ephemeris, IERS and leap-second tables, about
+    a second) now, at service start, instead of on the first frame of the night."""
+    _timing(datetime.now(UTC), exposure_s=1.0, ra=0.0, dec=0.0, latitude=0.0, longitude=0.0, elevation=0.0)
+
+
 def _sin_deg(degrees: float) -> float:
     import math
 
