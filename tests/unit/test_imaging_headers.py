@@ -209,3 +209,25 @@ def test_site_from_configuration_and_airmass_computed_when_absent() -> None:
     assert "site from the configuration" in h.notes
     assert h.airmass == pytest.approx(2.675234, rel=0.02)  # INDI's own figure for this frame
     assert h.bjd_tdb_mid is not None
+
+
+@pytest.mark.parametrize(
+    ("ra", "dec", "latitude", "longitude", "when"),
+    [
+        (83.82, -5.39, 48.14, 11.58, "2024-01-14T22:43:37"),
+        (201.37, -43.02, -31.27, 149.06, "2019-05-02T13:49:52"),
+        (314.75, 44.33, 50.85, 4.35, "2023-08-19T22:00:00"),
+        (10.68, 41.27, -33.93, 18.42, "2026-12-06T03:33:21"),
+    ],
+)
+def test_barycentric_correction_agrees_with_astropy(ra, dec, latitude, longitude, when) -> None:
+    import astropy.units as u
+    from astropy.coordinates import EarthLocation, SkyCoord
+    from astropy.time import Time
+
+    from obsy_imaging.headers.barycentre import light_travel_time_s
+
+    where = EarthLocation.from_geodetic(longitude * u.deg, latitude * u.deg, 300 * u.m)
+    moment = Time(when, scale="utc", location=where)
+    reference = moment.light_travel_time(SkyCoord(ra * u.deg, dec * u.deg), kind="barycentric").to_value(u.s)
+    assert light_travel_time_s(moment.tdb, ra, dec, where) == pytest.approx(reference, abs=1e-3)

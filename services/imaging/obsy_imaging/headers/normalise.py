@@ -9,6 +9,7 @@ header dump under tests/fixtures/imaging/headers/.
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from collections.abc import Callable, Mapping
@@ -23,6 +24,7 @@ from astropy.utils.exceptions import AstropyWarning
 
 from obsy import astro
 from obsy_imaging.headers import values
+from obsy_imaging.headers.barycentre import light_travel_time_s
 from obsy_imaging.headers.model import FrameHeader, FrameType, HeaderError
 
 #: IMAGETYP values, lower case with '_'/'-' as blanks, to frame types.
@@ -206,6 +208,7 @@ def normalise_header(
         latitude=latitude,
         longitude=longitude,
         elevation=elevation or 0.0,
+        need_airmass=airmass is None,
     )
     if airmass is None and timing.airmass is not None:
         airmass = timing.airmass
@@ -263,11 +266,12 @@ def _timing(
     latitude: float | None,
     longitude: float | None,
     elevation: float,
+    need_airmass: bool = True,
 ) -> _Timing:
-    """Mid-exposure JD (UTC) and, with pointing and site, BJD_TDB and the airmass.
+    """Mid-exposure JD (UTC) and, with pointing and site, BJD_TDB and (when asked) the airmass.
 
     BJD_TDB: the mid-exposure time in TDB plus the light travel time from the site to the
-    solar-system barycentre towards the target (astropy's built-in ephemeris: offline).
+    solar-system barycentre towards the target (:mod:`.barycentre`; offline).
     """
     mid = start + timedelta(seconds=exposure_s / 2)
     t_start = Time(start, scale="utc")
@@ -275,26 +279,22 @@ def _timing(
     if ra is None or dec is None or latitude is None or longitude is None:
         return _Timing(float(t_start.jd), float(t_mid.jd), None, None)
     where = astro.location(Site(latitude, longitude, elevation))
-    target = SkyCoord(ra * u.deg, dec * u.deg, frame="icrs")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyWarning)  # IERS predictions past their end: ms, not s
         t_mid = Time(mid, scale="utc", location=where)
-        bjd = t_mid.tdb + t_mid.light_travel_time(target, kind="barycentric")
-        altitude = target.transform_to(AltAz(obstime=t_mid, location=where)).alt.deg
-    airmass = None
-    if altitude > 3:  # the plane-parallel secant is meaningless near the horizon
-        # Pickering (2002): good to the horizon, within 0.1 % of the secant high up.
-        airmass = 1.0 / _sin_deg(altitude + 244.0 / (165.0 + 47.0 * altitude**1.1))
-    return _Timing(float(t_start.jd), float(t_mid.utc.jd), float(bjd.jd), airmass)
+        tdb = t_mid.tdb
+        bjd = tdb.jd1 + (tdb.jd2 + light_travel_time_s(tdb, ra, dec, where) / 86400.0)
+        airmass = None
+        if need_airmass:
+            target = SkyCoord(ra * u.deg, dec * u.deg, frame="icrs")
+            altitude = target.transform_to(AltAz(obstime=t_mid, location=where)).alt.deg
+            if altitude > 3:  # the plane-parallel secant is meaningless near the horizon
+                # Pickering (2002): good to the horizon, within 0.1 % of the secant high up.
+                airmass = 1.0 / math.sin(math.radians(altitude + 244.0 / (165.0 + 47.0 * altitude**1.1)))
+    return _Timing(float(t_start.jd), float(t_mid.utc.jd), float(bjd), airmass)
 
 
 def warm_up() -> None:
     """Load what the first BJD and airmass need (ephemeris, IERS and leap-second tables, about
     a second) now, at service start, instead of on the first frame of the night."""
     _timing(datetime.now(UTC), exposure_s=1.0, ra=0.0, dec=0.0, latitude=0.0, longitude=0.0, elevation=0.0)
-
-
-def _sin_deg(degrees: float) -> float:
-    import math
-
-    return math.sin(math.radians(degrees))

@@ -13,8 +13,6 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from astropy.time import Time
-
 _SEXAGESIMAL = re.compile(
     r"^\s*(?P<sign>[+-])?\s*(?P<a>\d+(?:\.\d*)?)(?:[\s:hdD°]+(?P<b>\d+(?:\.\d*)?))?"
     r"(?:[\s:m'′]+(?P<c>\d+(?:\.\d*)?))?[\s\"s″]*$"
@@ -102,7 +100,9 @@ def utc_datetime(date_value: Any, time_value: Any = None) -> datetime | None:
         date_text = f"{date_text}T{clock}" if clock else f"{date_text}T00:00:00"
     date_text = date_text.removesuffix("Z")
     try:
-        moment = Time(date_text, format="isot", scale="utc")
+        moment = datetime.fromisoformat(date_text)  # any number of decimals (truncated to microseconds)
     except ValueError:
         return None
-    return moment.to_datetime(timezone=UTC)
+    if moment.tzinfo is not None:
+        return moment.astimezone(UTC)
+    return moment.replace(tzinfo=UTC)

@@ -86,21 +86,19 @@ def _data_bytes(header: fits.Header) -> int:
     return bits // 8
 
 
-def _has_end_card(path: Path, size: int) -> bool:
-    """Whether the primary header is complete (an END card on an 80-byte boundary)."""
+def _header_length(path: Path, size: int) -> int | None:
+    """Bytes of the primary header (the block holding its END card), or None when it has no END yet."""
     with path.open("rb") as stream:
         offset = 0
-        while offset < size:
+        while offset < size and offset <= 1000 * BLOCK:  # no real header is this long
             block = stream.read(BLOCK)
             if not block:
-                return False
+                return None
             for start in range(0, len(block) - CARD + 1, CARD):
                 if block[start : start + 8] == b"END     ":
-                    return True
+                    return offset + BLOCK
             offset += len(block)
-            if offset > 1000 * BLOCK:  # no real header is this long
-                return False
-    return False
+    return None
 
 
 def _sha256(path: Path) -> str:
@@ -131,7 +129,8 @@ def inspect_frame(
         if b"SIMPLE  =".startswith(head[:9]):
             raise FrameRejectedError(Problem.INCOMPLETE, f"only {size} bytes: the FITS header is not complete yet")
         raise FrameRejectedError(Problem.NOT_FITS, f"not a FITS file (it starts with {head[:16]!r})")
-    if not _has_end_card(path, size):
+    header_length = _header_length(path, size)
+    if header_length is None:
         raise FrameRejectedError(
             Problem.INCOMPLETE, f"the FITS header has no END card in {size} bytes (still written?)"
         )
@@ -139,67 +138,27 @@ def inspect_frame(
         warnings.simplefilter("ignore")  # astropy warns about truncation and odd cards; we judge ourselves
         try:
             with fits.open(path, memmap=False, lazy_load_hdus=True) as hdus:
-                return _inspect_open(path, stat, hdus, site, accepted_bitpix)
+                return _inspect_open(path, stat, hdus, header_length, site, accepted_bitpix)
         except FrameRejectedError:
             raise
         except (OSError, ValueError, TypeError, KeyError, IndexError) as exc:
             raise FrameRejectedError(Problem.CORRUPT, f"the FITS structure cannot be read: {exc}") from exc
 
 
-def _inspect_open(
-    path: Path, stat: Any, hdus: fits.HDUList, site: Site | None, accepted_bitpix: tuple[int, ...]
+def _inspect_open(  # noqa: PLR0917 - one caller
+    path: Path,
+    stat: Any,
+    hdus: fits.HDUList,
+    header_length: int,
+    site: Site | None,
+    accepted_bitpix: tuple[int, ...],
 ) -> InspectedFrame:
-    size = stat.st_size
-    image_hdu = None
-    index = 0
-    while True:  # every HDU up to the image: each one's data must be complete
-        try:
-            hdu = hdus[index]
-        except IndexError:
-            break
-        info = hdus.fileinfo(index)
-        compressed_hdu = isinstance(hdu, fits.CompImageHDU)
-        # A compressed HDU's header is the image's, not its table's: astropy's span (padded) serves.
-        end = info["datLoc"] + (info["datSpan"] if compressed_hdu else _data_bytes(hdu.header))
-        if end > size:
-            raise FrameRejectedError(
-                Problem.TRUNCATED, f"the data stops at byte {size} of {end} the header promises (truncated)"
-            )
-        if compressed_hdu or (hdu.header.get("NAXIS", 0) >= 2 and index == 0):
-            image_hdu = hdu
-            break
-        index += 1
-    if image_hdu is None:
-        raise FrameRejectedError(Problem.NO_IMAGE, "no 2-D image in the file")
-    header = image_hdu.header
-    compressed = isinstance(image_hdu, fits.CompImageHDU)
-    bitpix = int(header["BITPIX"])
-    if bitpix not in accepted_bitpix:
-        raise FrameRejectedError(
-            Problem.UNEXPECTED_BITPIX,
-            f"BITPIX {bitpix} is not a raw camera frame (accepted: {', '.join(map(str, accepted_bitpix))})",
-        )
-    if bitpix < 0 or compressed:  # floats can hold NaN/inf; compressed data is checked by decompressing it
-        try:
-            data = image_hdu.data
-        except (OSError, ValueError, TypeError) as exc:
-            raise FrameRejectedError(Problem.CORRUPT, f"the image data cannot be decoded: {exc}") from exc
-        if data is None:
-            raise FrameRejectedError(Problem.NO_IMAGE, "the image HDU has no data")
-        if data.dtype.kind == "f":
-            nan, inf = int(np.isnan(data).sum()), int(np.isinf(data).sum())
-            if nan or inf:
-                raise FrameRejectedError(Problem.NON_FINITE, f"{nan} NaN and {inf} infinite pixels")
-    comments = {"COMMENT": [str(c) for c in header.get("COMMENT", [])]}
-    try:
-        typed = normalise_header(header, site=site, comments=comments)
-    except HeaderError as exc:
-        problem = Problem.MISSING_KEYS if exc.missing else Problem.BAD_HEADER
-        raise FrameRejectedError(problem, f"header: {exc}") from exc
-    cards = [(card.keyword, _json_safe(card.value), card.comment) for card in header.cards]
+    image_hdu = _image_hdu(hdus, header_length, stat.st_size)
+    bitpix, compressed = _check_pixels(image_hdu, accepted_bitpix)
+    typed, cards = _typed_header(image_hdu.header, site)
     return InspectedFrame(
         path=path,
-        size=size,
+        size=stat.st_size,
         mtime_ns=stat.st_mtime_ns,
         sha256=_sha256(path),
         header=typed,
@@ -207,3 +166,65 @@ def _inspect_open(
         bitpix=bitpix,
         compressed=compressed,
     )
+
+
+def _image_hdu(hdus: fits.HDUList, header_length: int, size: int) -> Any:
+    """The first 2-D image (primary, or a tile-compressed one); every HDU up to it must be complete."""
+    index = 0
+    while True:
+        try:
+            hdu = hdus[index]
+        except IndexError:
+            raise FrameRejectedError(Problem.NO_IMAGE, "no 2-D image in the file") from None
+        compressed = isinstance(hdu, fits.CompImageHDU)
+        if index == 0:
+            end = header_length + _data_bytes(hdu.header)
+        else:  # a compressed HDU's header is the image's, not its table's: astropy's span (padded) serves
+            info = hdus.fileinfo(index)
+            end = info["datLoc"] + (info["datSpan"] if compressed else _data_bytes(hdu.header))
+        if end > size:
+            raise FrameRejectedError(
+                Problem.TRUNCATED, f"the data stops at byte {size} of {end} the header promises (truncated)"
+            )
+        if compressed or (index == 0 and hdu.header.get("NAXIS", 0) >= 2):
+            return hdu
+        index += 1
+
+
+def _check_pixels(hdu: Any, accepted_bitpix: tuple[int, ...]) -> tuple[int, bool]:
+    """(BITPIX, compressed); floats are read for NaN/inf, compressed data is decompressed to prove it whole."""
+    bitpix = int(hdu.header["BITPIX"])
+    compressed = isinstance(hdu, fits.CompImageHDU)
+    if bitpix not in accepted_bitpix:
+        raise FrameRejectedError(
+            Problem.UNEXPECTED_BITPIX,
+            f"BITPIX {bitpix} is not a raw camera frame (accepted: {', '.join(map(str, accepted_bitpix))})",
+        )
+    if bitpix > 0 and not compressed:
+        return bitpix, compressed
+    try:
+        data = hdu.data
+    except (OSError, ValueError, TypeError) as exc:
+        raise FrameRejectedError(Problem.CORRUPT, f"the image data cannot be decoded: {exc}") from exc
+    if data is None:
+        raise FrameRejectedError(Problem.NO_IMAGE, "the image HDU has no data")
+    if data.dtype.kind == "f":
+        nan, inf = int(np.isnan(data).sum()), int(np.isinf(data).sum())
+        if nan or inf:
+            raise FrameRejectedError(Problem.NON_FINITE, f"{nan} NaN and {inf} infinite pixels")
+    return bitpix, compressed
+
+
+def _typed_header(header: fits.Header, site: Site | None) -> tuple[FrameHeader, list[tuple[str, Any, str]]]:
+    """The typed header and every card; each card is parsed once, the first of a repeated key wins."""
+    cards = [(card.keyword, _json_safe(card.value), card.comment) for card in header.cards]
+    values: dict[str, Any] = {}
+    for keyword, value, _comment in cards:
+        if keyword not in ("COMMENT", "HISTORY", ""):
+            values.setdefault(keyword, value)
+    comments = {"COMMENT": [str(value) for keyword, value, _ in cards if keyword == "COMMENT"]}
+    try:
+        return normalise_header(values, site=site, comments=comments), cards
+    except HeaderError as exc:
+        problem = Problem.MISSING_KEYS if exc.missing else Problem.BAD_HEADER
+        raise FrameRejectedError(problem, f"header: {exc}") from exc
