@@ -873,6 +873,30 @@ class WebConfig(ServiceSection):
 IMAGING_FRAME_SUFFIXES = (".fits", ".fit", ".fts", ".fits.fz", ".fz", ".xisf")
 
 
+class ImagingGradingConfig(Section):
+    """Grading of lights: absolute limits, and limits relative to the night's median for the same
+    target and filter (once ``min_frames_for_relative`` lights of it are graded). Empty = no limit."""
+
+    enabled: bool = True
+    min_stars: int | None = Field(default=10, ge=0, description="fewer stars detected: rejected (clouds, dew)")
+    max_fwhm_arcsec: float | None = Field(
+        default=None, gt=0, description="wider stars: rejected (needs FOCALLEN and pixel size in the header)"
+    )
+    max_fwhm_px: float | None = Field(default=None, gt=0, description="wider stars, in pixels: rejected")
+    max_eccentricity: float | None = Field(default=0.6, gt=0, le=1, description="more elongated stars: rejected")
+    min_snr: float | None = Field(default=None, ge=0, description="lower median star SNR: rejected")
+    max_fwhm_ratio: float | None = Field(
+        default=1.3, gt=1, description="FWHM above this times the night's median for the target/filter: rejected"
+    )
+    min_stars_ratio: float | None = Field(
+        default=0.5, gt=0, lt=1, description="fewer stars than this times the night's median: rejected"
+    )
+    max_background_ratio: float | None = Field(
+        default=2.0, gt=1, description="sky background above this times the night's median: rejected (moon, dawn)"
+    )
+    min_frames_for_relative: int = Field(default=3, ge=1, description="graded lights before the relative limits apply")
+
+
 class ImagingConfig(ServiceSection):
     """The imaging service: frames from the capture program into the repository (docs/imaging.md)."""
 
@@ -909,6 +933,7 @@ class ImagingConfig(ServiceSection):
         description="file name endings taken from the capture folders (case-insensitive)",
     )
     publish_interval: float = Field(default=30.0, gt=0, description="seconds between republishing the state")
+    grading: ImagingGradingConfig = ImagingGradingConfig()
 
     @field_validator("suffixes")
     @classmethod

@@ -305,6 +305,17 @@ class ImagingFrame(Message):
     bjd_tdb_mid: float | None = Field(default=None, description="mid-exposure barycentric Julian date (TDB)")
     width: int | None = Field(default=None, gt=0)
     height: int | None = Field(default=None, gt=0)
+    # The grade of a light (empty for calibration frames, or with grading off):
+    accepted: bool | None = Field(default=None, description="passed every grading limit")
+    rejected_because: list[str] = Field(default_factory=list, description="each failed limit, for people")
+    stars: int | None = Field(default=None, ge=0)
+    fwhm_px: float | None = None
+    fwhm_arcsec: float | None = None
+    hfr_px: float | None = None
+    eccentricity: float | None = None
+    background: float | None = None
+    noise: float | None = None
+    snr: float | None = None
 
 
 class ImagingQuarantined(Message):
@@ -324,6 +335,7 @@ class ImagingState(Message):
     night: str = Field(description="the current observing night, YYYY-MM-DD of the evening")
     frames_tonight: int = Field(default=0, ge=0, description="frames registered for this night")
     lights_tonight: int = Field(default=0, ge=0)
+    accepted_tonight: int = Field(default=0, ge=0, description="lights tonight that passed grading")
     quarantined_tonight: int = Field(default=0, ge=0, description="files set aside since the night began")
     frames_total: int = Field(default=0, ge=0, description="frames in the repository")
     queue: int = Field(default=0, ge=0, description="files seen but not yet taken (still written, waiting)")

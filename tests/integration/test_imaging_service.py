@@ -24,7 +24,7 @@ from obsy.messages import Event, ImagingFrame, ImagingQuarantined, ImagingState
 from obsy.runner import ServiceRunner
 from obsy_imaging.service import ImagingService
 from tests.support.configs import write_config
-from tests.support.imaging_frames import frame_bytes, write_frame
+from tests.support.imaging_frames import frame_bytes, star_field, write_frame
 from tests.support.indiserver import CCD, TELESCOPE, IndiServer, find_executable
 from tests.support.watcher import Watcher
 
@@ -100,22 +100,29 @@ def test_frames_in_the_capture_folder_are_registered_and_published(tmp_path, mos
         wait_online(watcher)
         assert state(watcher).frames_tonight == 0 and state(watcher).watching == [str(running.capture.resolve())]
         written = time.monotonic()
-        write_frame(running.capture / "M42" / "Light_M42_001.fits", DATE_OBS=now_iso(), seed=1)
+        write_frame(running.capture / "M42" / "Light_M42_001.fits", DATE_OBS=now_iso(), data=star_field(seed=1))
         watcher.wait_for(lambda _: len(frames(watcher)) == 1, timeout=10)
         latency = watcher.on(FRAMES)[0].at - written
         frame = frames(watcher)[0]
         assert frame.frame_type == "light" and frame.target == "M 42" and frame.filter == "Red"
         assert (running.repository / frame.path).is_file()
         assert frame.bjd_tdb_mid is not None and frame.source.endswith("Light_M42_001.fits")
+        assert frame.accepted is True and frame.rejected_because == []  # graded as it came
+        assert frame.stars > 50 and frame.fwhm_px == pytest.approx(3.0, rel=0.15)
         watcher.wait_for(lambda _: state(watcher).frames_tonight == 1, timeout=5)
-        assert state(watcher).lights_tonight == 1 and state(watcher).queue == 0
+        assert state(watcher).lights_tonight == 1 and state(watcher).accepted_tonight == 1
+        assert state(watcher).queue == 0
         assert state(watcher).last_frame == frame.path
         print(f"frame registered {latency:.2f} s after it was written")
 
         # Home Assistant: frames tonight and the queue, with availability.
         configs = {m.topic: json.loads(m.payload) for m in watcher.messages if m.topic.startswith("homeassistant/")}
         ids = {c["unique_id"] for c in configs.values() if c}
-        assert {"obsy_obsy_imaging_frames_tonight", "obsy_obsy_imaging_queue"} <= ids
+        assert {
+            "obsy_obsy_imaging_frames_tonight",
+            "obsy_obsy_imaging_queue",
+            "obsy_obsy_imaging_accepted_fraction",
+        } <= ids
 
 
 def test_a_file_written_slowly_is_taken_once_complete(tmp_path, mosquitto, watcher):

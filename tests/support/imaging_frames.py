@@ -65,3 +65,28 @@ def frame_bytes(**kwargs: Any) -> bytes:
     buffer = io.BytesIO()
     fits.PrimaryHDU(pixels(kwargs.pop("seed", 0)), header=header).writeto(buffer)
     return buffer.getvalue()
+
+
+def star_field(
+    *,
+    fwhm_x: float = 3.0,
+    fwhm_y: float | None = None,
+    stars: int = 120,
+    background: float = 500.0,
+    shape: tuple[int, int] = (512, 640),
+    seed: int = 0,
+) -> np.ndarray:
+    """A uint16 sky with Gaussian stars of a known FWHM (x, y) and Poisson noise: a known truth to grade."""
+    rng = np.random.default_rng(seed)
+    height, width = shape
+    sigma_x, sigma_y = fwhm_x / 2.3548, (fwhm_y or fwhm_x) / 2.3548
+    image = np.full(shape, background)
+    box = int(4 * max(sigma_x, sigma_y)) + 2
+    yy, xx = np.mgrid[-box : box + 1, -box : box + 1]
+    for _ in range(stars):
+        x0, y0 = rng.uniform(box + 2, width - box - 2), rng.uniform(box + 2, height - box - 2)
+        ix, iy = int(x0), int(y0)
+        dx, dy = xx + ix - x0, yy + iy - y0
+        star = rng.uniform(800, 6000) * np.exp(-(dx**2) / (2 * sigma_x**2) - dy**2 / (2 * sigma_y**2))
+        image[iy - box : iy + box + 1, ix - box : ix + box + 1] += star
+    return rng.poisson(image).clip(0, 65535).astype(np.uint16)

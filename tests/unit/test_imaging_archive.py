@@ -14,7 +14,7 @@ from obsy_imaging.ingest.archive import import_archive
 from obsy_imaging.ingest.ingestor import Ingestor
 from obsy_imaging.repository import database
 from obsy_imaging.repository.store import Repository
-from tests.support.imaging_frames import write_frame
+from tests.support.imaging_frames import star_field, write_frame
 
 
 def make_archive(folder: Path, count: int) -> None:
@@ -84,3 +84,13 @@ def test_import_names_a_missing_folder(tmp_path: Path) -> None:
     result = run_import(write_config(tmp_path), str(tmp_path / "nowhere"))
     assert result.returncode == 2
     assert "is not a folder" in result.stderr
+
+
+def test_import_can_grade_the_lights(tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    for seed in range(4):
+        write_frame(archive / f"light_{seed}.fits", program="nina_light", data=star_field(seed=seed))
+    write_frame(archive / "dark.fits", program="indi_ccd_simulator_dark", seed=9)
+    result = run_import(write_config(tmp_path), "--grade", "--no-progress", str(archive))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "obsy-imaging import: 5/5 files, 4 accepted, 5 registered"

@@ -2,6 +2,7 @@
 
     obsy-imaging import /data/astro/2023          every FITS under the folder, recursively
     obsy-imaging import --no-progress DIR         one line at the end (for scripts and logs)
+    obsy-imaging import --grade DIR               grade the lights too (slower: every frame's pixels are read)
 
 It can run while the service runs (the database keeps one record per frame) and may be
 interrupted and run again: it goes on where it stopped. Exit status 0 when every file was taken
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 from obsy.config import ConfigError, load_config
+from obsy_imaging.grading.grader import Grader
 from obsy_imaging.ingest.archive import ImportProgress, import_archive
 from obsy_imaging.ingest.ingestor import Ingestor, Outcome, Result
 from obsy_imaging.repository import database
@@ -68,6 +70,7 @@ def import_command(argv: list[str]) -> int:
     parser.add_argument("folder", type=Path, help="folder with FITS frames (searched recursively)")
     parser.add_argument("-c", "--config", help="YAML config file (default: $OBSY_CONFIG, then ./config/obsy.yaml)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar, only the summary")
+    parser.add_argument("--grade", action="store_true", help="grade the lights as the service does (imaging.grading)")
     args = parser.parse_args(argv[1:])
     try:
         config = load_config(args.config)
@@ -84,13 +87,23 @@ def import_command(argv: list[str]) -> int:
     database.upgrade(engine)
     repository = Repository(engine, settings.repository_dir(config.data_dir), settings.quarantine_dir(config.data_dir))
     ingestor = Ingestor(repository, config.site)
+    bar = None if args.no_progress else ProgressBar()
+    grader = Grader(repository, settings.grading) if args.grade else None
+
+    def on_progress(progress: ImportProgress, result: Result | None) -> None:
+        if grader is not None and result is not None and result.outcome is Outcome.REGISTERED:
+            frame = result.frame
+            if frame is not None and frame.frame_type == "light":
+                try:
+                    grade = grader.grade(frame)
+                    progress.outcomes["accepted" if grade.accepted else "rejected"] += 1
+                except Exception as exc:  # an unmeasurable frame stays registered, ungraded
+                    print(f"obsy-imaging import: cannot grade {frame.path}: {exc}", file=sys.stderr)
+        if bar is not None:
+            bar(progress, result)
+
     try:
-        progress = import_archive(
-            ingestor,
-            args.folder.resolve(),
-            settings.suffixes,
-            on_progress=None if args.no_progress else ProgressBar(),
-        )
+        progress = import_archive(ingestor, args.folder.resolve(), settings.suffixes, on_progress=on_progress)
     except KeyboardInterrupt:
         print("\nobsy-imaging import: interrupted; run it again to continue", file=sys.stderr)
         return EXIT_SOME_FAILED

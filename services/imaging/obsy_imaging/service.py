@@ -21,16 +21,32 @@ from obsy.config import ImagingConfig, ObsyConfig
 from obsy.homeassistant import Entity
 from obsy.messages import Event, ImagingFrame, ImagingQuarantined, ImagingState, utc_now
 from obsy.runner import Service, run_service
+from obsy_imaging.grading.grader import Grader
 from obsy_imaging.headers.normalise import warm_up
 from obsy_imaging.ingest.ingestor import Ingestor, Outcome, Result
 from obsy_imaging.ingest.watcher import CaptureWatcher
 from obsy_imaging.repository import database
-from obsy_imaging.repository.models import Frame
+from obsy_imaging.repository.models import Frame, Grade
 from obsy_imaging.repository.store import Repository
 
 
-def frame_message(frame: Frame) -> ImagingFrame:
+def frame_message(frame: Frame, grade: Grade | None = None) -> ImagingFrame:
+    graded = {}
+    if grade is not None:
+        graded = {
+            "accepted": grade.accepted,
+            "rejected_because": grade.reasons,
+            "stars": grade.stars,
+            "fwhm_px": grade.fwhm_px,
+            "fwhm_arcsec": grade.fwhm_arcsec,
+            "hfr_px": grade.hfr_px,
+            "eccentricity": grade.eccentricity,
+            "background": grade.background,
+            "noise": grade.noise,
+            "snr": grade.snr,
+        }
     return ImagingFrame(
+        **graded,
         frame_id=frame.id,
         sha256=frame.sha256,
         path=frame.path,
@@ -64,6 +80,7 @@ class ImagingService(Service):
         # Built in start(): nothing touches the disk or the database before the runner starts us.
         self.repository: Repository | None = None
         self.watcher: CaptureWatcher | None = None
+        self.grader: Grader | None = None
         self._lock = threading.Lock()
         self._last_state: tuple[Any, ...] | None = None
         self._last_publish: datetime | None = None
@@ -78,6 +95,8 @@ class ImagingService(Service):
         self.repository = Repository(engine, settings.repository_dir(data_dir), settings.quarantine_dir(data_dir))
         for folder in (self.repository.root, self.repository.quarantine_root):
             folder.mkdir(parents=True, exist_ok=True)
+        if settings.grading.enabled:
+            self.grader = Grader(self.repository, settings.grading)
         self.watcher = CaptureWatcher(
             Ingestor(self.repository, self.config.site),
             [folder.resolve() for folder in settings.capture_folders],
@@ -115,7 +134,7 @@ class ImagingService(Service):
     def on_result(self, result: Result) -> None:
         """Called on the watcher's thread for every file it finished with."""
         if result.outcome is Outcome.REGISTERED and result.frame is not None:
-            message = frame_message(result.frame)
+            message = frame_message(result.frame, self._grade(result.frame))
             self._last_frame = message.path
             self.bus.publish(self.topics.imaging_frames, message, qos=1)
             self.log.info("registered %s as %s", result.path, message.path, extra={"event": "frame_ingested"})
@@ -152,6 +171,19 @@ class ImagingService(Service):
             )
         self.refresh()
 
+    def _grade(self, frame: Frame) -> Grade | None:
+        """Grade a light; a frame that cannot be measured is published ungraded, never lost."""
+        if self.grader is None or frame.frame_type != "light":
+            return None
+        try:
+            grade = self.grader.grade(frame)
+        except Exception:
+            self.log.exception("grading %s failed; it stays ungraded", frame.path, extra={"event": "grading_failed"})
+            return None
+        if not grade.accepted:
+            self.log.info("rejected %s: %s", frame.path, "; ".join(grade.reasons), extra={"event": "frame_rejected"})
+        return grade
+
     # --- state --------------------------------------------------------------------------
     def _night_start(self, night: str) -> datetime:
         """Local noon of the night's evening, the start of the observing night (as obsy.astro counts)."""
@@ -169,6 +201,7 @@ class ImagingService(Service):
                 night=night,
                 frames_tonight=counts.frames_tonight,
                 lights_tonight=counts.lights_tonight,
+                accepted_tonight=counts.accepted_tonight,
                 quarantined_tonight=counts.quarantined_since,
                 frames_total=counts.frames_total,
                 queue=self.watcher.queue_depth,
@@ -206,6 +239,19 @@ class ImagingService(Service):
                     "{{ {'night': value_json.night, 'lights': value_json.lights_tonight,"
                     " 'quarantined': value_json.quarantined_tonight} | tojson }}"
                 ),
+            ),
+            Entity(
+                component="sensor",
+                object_id="accepted_fraction",
+                name="Lights accepted tonight",
+                state_topic=state_topic,
+                value_template=(
+                    "{{ (100 * value_json.accepted_tonight / value_json.lights_tonight) | round(0)"
+                    " if value_json.lights_tonight else 'None' }}"
+                ),
+                unit_of_measurement="%",
+                state_class="measurement",
+                icon="mdi:check-decagram",
             ),
             Entity(
                 component="sensor",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 VERSION_TABLE = "imaging_alembic_version"
@@ -94,3 +94,30 @@ class QuarantinedFile(Base):
         # One record per version of a file: the same bad file seen again is not quarantined twice.
         UniqueConstraint("source_path", "source_mtime_ns", "size_bytes", name="uq_imaging_quarantine_source"),
     )
+
+
+class Grade(Base):
+    """A light's quality figures and verdict; the reasons say which limits it failed."""
+
+    __tablename__ = "imaging_grades"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    frame_id: Mapped[int] = mapped_column(ForeignKey("imaging_frames.id", ondelete="CASCADE"), unique=True)
+    #: Copied from the frame: the night's medians are taken per night, target and filter.
+    night: Mapped[str] = mapped_column(String(10))
+    target: Mapped[str | None] = mapped_column(String(200))
+    filter: Mapped[str | None] = mapped_column(String(100))
+    stars: Mapped[int] = mapped_column(Integer)
+    fwhm_px: Mapped[float | None] = mapped_column(Float)
+    fwhm_arcsec: Mapped[float | None] = mapped_column(Float)
+    hfr_px: Mapped[float | None] = mapped_column(Float)
+    eccentricity: Mapped[float | None] = mapped_column(Float)
+    background: Mapped[float] = mapped_column(Float)
+    noise: Mapped[float] = mapped_column(Float)
+    snr: Mapped[float | None] = mapped_column(Float)
+    accepted: Mapped[bool]
+    #: Every failed limit, worded for people; empty when accepted.
+    reasons: Mapped[list[str]] = mapped_column(JSON)
+    graded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_imaging_grades_night_target_filter", "night", "target", "filter"),)

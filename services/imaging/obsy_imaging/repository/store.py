@@ -10,11 +10,12 @@ from pathlib import Path
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
+from obsy_imaging.grading.measure import FrameQuality
 from obsy_imaging.ingest.inspect import InspectedFrame
 from obsy_imaging.repository import placement
 from obsy_imaging.repository.database import session_factory
 from obsy_imaging.repository.layout import frame_folder
-from obsy_imaging.repository.models import Frame, QuarantinedFile
+from obsy_imaging.repository.models import Frame, Grade, QuarantinedFile
 
 log = logging.getLogger("obsy.imaging.repository")
 
@@ -30,6 +31,7 @@ class Registered:
 class Counts:
     frames_tonight: int
     lights_tonight: int
+    accepted_tonight: int
     frames_total: int
     quarantined_since: int
 
@@ -72,8 +74,14 @@ class Repository:
                 )
                 or 0
             )
+            accepted = (
+                session.scalar(
+                    select(func.count()).select_from(Grade).where(Grade.night == night, Grade.accepted.is_(True))
+                )
+                or 0
+            )
         by_type = dict(tonight)
-        return Counts(sum(by_type.values()), by_type.get("light", 0), total, quarantined)
+        return Counts(sum(by_type.values()), by_type.get("light", 0), accepted, total, quarantined)
 
     # --- frames -------------------------------------------------------------------------
     def register(self, frame: InspectedFrame, night: str, route: str) -> Registered:
@@ -140,6 +148,30 @@ class Repository:
                 raise
             return Registered(winner, created=False)
         return Registered(row, created=True)
+
+    # --- grades -------------------------------------------------------------------------
+    def night_qualities(self, night: str, target: str | None, filter_name: str | None) -> list[FrameQuality]:
+        """Quality figures of the lights graded so far for this night, target and filter."""
+        with self.sessions() as session:
+            grades = session.scalars(
+                select(Grade).where(
+                    Grade.night == night,
+                    Grade.target.is_(None) if target is None else Grade.target == target,
+                    Grade.filter.is_(None) if filter_name is None else Grade.filter == filter_name,
+                )
+            ).all()
+        return [
+            FrameQuality(g.stars, g.fwhm_px, g.hfr_px, g.eccentricity, g.background, g.noise, g.snr) for g in grades
+        ]
+
+    def add_grade(self, grade: Grade) -> Grade:
+        with self.sessions.begin() as session:
+            session.add(grade)
+        return grade
+
+    def grade_of(self, frame_id: int) -> Grade | None:
+        with self.sessions() as session:
+            return session.scalar(select(Grade).where(Grade.frame_id == frame_id))
 
     # --- quarantine ---------------------------------------------------------------------
     def quarantine(
