@@ -37,8 +37,8 @@ class ProgressBar:
         self.interval = interval
         self._last = 0.0
 
-    def __call__(self, progress: ImportProgress, result: Result | None) -> None:
-        if result is not None and result.outcome is Outcome.QUARANTINED:
+    def __call__(self, progress: ImportProgress, result: Result) -> None:
+        if result.outcome is Outcome.QUARANTINED:
             self._line(f"quarantined {result.path}: {result.problem}: {result.reason}")
         now = time.monotonic()
         if progress.done < progress.total and now - self._last < (0.2 if self.tty else self.interval):
@@ -90,8 +90,8 @@ def import_command(argv: list[str]) -> int:
     bar = None if args.no_progress else ProgressBar()
     grader = Grader(repository, settings.grading) if args.grade else None
 
-    def on_progress(progress: ImportProgress, result: Result | None) -> None:
-        if grader is not None and result is not None and result.outcome is Outcome.REGISTERED:
+    def on_progress(progress: ImportProgress, result: Result) -> None:
+        if grader is not None and result.outcome is Outcome.REGISTERED:
             frame = result.frame
             if frame is not None and frame.frame_type == "light":
                 try:

@@ -47,26 +47,20 @@ def import_archive(
     folder: Path,
     suffixes: Iterable[str],
     *,
-    on_progress: Callable[[ImportProgress, Result | None], None] | None = None,
+    on_progress: Callable[[ImportProgress, Result], None] | None = None,
 ) -> ImportProgress:
     """Ingest every frame file under ``folder``; unfinished-looking files are quarantined at once."""
     files = list(frame_files(folder, suffixes))
     progress = ImportProgress(total=len(files))
-    repository = ingestor.repository
     for path in files:
-        result: Result | None = None
-        try:
-            stat = path.stat()
-        except OSError:
-            stat = None
-        if stat is not None and repository.seen(path, stat.st_size, stat.st_mtime_ns):
+        result = ingestor.ingest(path, "import", final=True)
+        if result.outcome is Outcome.KNOWN:
             progress.skipped += 1
         else:
-            result = ingestor.ingest(path, "import", final=True)
             progress.outcomes[result.outcome.value] += 1
         progress.done += 1
         if on_progress is not None:
             on_progress(progress, result)
-        if result is not None and result.outcome is Outcome.STORAGE_FULL:
+        if result.outcome is Outcome.STORAGE_FULL:
             break  # nothing more fits: stop instead of failing every remaining file the same way
     return progress

@@ -19,6 +19,7 @@ log = logging.getLogger("obsy.imaging.ingest")
 
 
 class Outcome(StrEnum):
+    KNOWN = "known"  # this path, size and modification time were taken before: not read again
     REGISTERED = "registered"
     DUPLICATE = "duplicate"  # the same bytes are in the repository already
     QUARANTINED = "quarantined"
@@ -62,6 +63,9 @@ class Ingestor:
             return self._quarantine(
                 path, "unreadable", f"cannot stat {path.name}: {exc.strerror}", route=route, size=0, mtime_ns=0
             )
+        if self.repository.seen(path, stat.st_size, stat.st_mtime_ns):
+            # A restart scans capture folders that may hold months of frames: no hashing them again.
+            return Result(Outcome.KNOWN, path)
         try:
             frame = inspect_frame(path, site=self.header_site, accepted_bitpix=self.accepted_bitpix)
         except FrameRejectedError as rejected:

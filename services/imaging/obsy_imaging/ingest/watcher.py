@@ -222,4 +222,5 @@ class CaptureWatcher:
         with self._lock:
             if self._pending.get(path) is pending:
                 del self._pending[path]
-        self.on_result(result)
+        if result.outcome is not Outcome.KNOWN:
+            self.on_result(result)
