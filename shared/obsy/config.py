@@ -902,7 +902,8 @@ class ImagingConfig(ServiceSection):
 
     capture_folders: list[Path] = Field(
         default_factory=list,
-        description="folders the capture program (Ekos, N.I.N.A., SGP) saves frames to; watched with their subfolders",
+        description="folders the capture program (Ekos, N.I.N.A., SGP) saves frames to, watched with their "
+        "subfolders; empty = the Ekos FITSDirectory the scheduler writes into its sequences (scheduler.ekos.fits_dir)",
     )
     repository: Path | None = Field(
         default=None, description="root of the frame repository; empty = <data_dir>/imaging/repository"
@@ -942,6 +943,11 @@ class ImagingConfig(ServiceSection):
         if bad:
             raise ValueError(f"{bad} are not file name endings such as '.fits'")
         return [suffix.lower() for suffix in value]
+
+    def capture_dirs(self, data_dir: Path, ekos_fits_dir: Path | None) -> list[Path]:
+        """The folders to watch: the configured ones, else where the scheduler tells Ekos to save frames."""
+        folders = self.capture_folders or [ekos_fits_dir or data_dir / "frames"]
+        return [folder.expanduser().resolve() for folder in folders]
 
     def repository_dir(self, data_dir: Path) -> Path:
         return (self.repository or data_dir / "imaging" / "repository").resolve()

@@ -94,3 +94,12 @@ def test_import_can_grade_the_lights(tmp_path: Path) -> None:
     result = run_import(write_config(tmp_path), "--grade", "--no-progress", str(archive))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "obsy-imaging import: 5/5 files, 4 accepted, 5 registered"
+
+
+def test_capture_folders_default_to_the_folder_ekos_is_told_to_use(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path), env={})
+    data_dir = config.data_dir
+    assert config.imaging.capture_dirs(data_dir, None) == [(data_dir / "frames").resolve()]
+    assert config.imaging.capture_dirs(data_dir, tmp_path / "ekos") == [(tmp_path / "ekos").resolve()]
+    config.imaging.capture_folders = [tmp_path / "nina"]
+    assert config.imaging.capture_dirs(data_dir, tmp_path / "ekos") == [(tmp_path / "nina").resolve()]

@@ -99,7 +99,7 @@ class ImagingService(Service):
             self.grader = Grader(self.repository, settings.grading)
         self.watcher = CaptureWatcher(
             Ingestor(self.repository, self.config.site),
-            [folder.resolve() for folder in settings.capture_folders],
+            settings.capture_dirs(data_dir, self.config.scheduler.ekos.fits_dir),
             suffixes=settings.suffixes,
             settle_time=settings.settle_time,
             incomplete_timeout=settings.incomplete_timeout,
