@@ -72,6 +72,17 @@ class _Handler(FileSystemEventHandler):
             self.watcher.notice(Path(str(event.dest_path)), closed=True)
 
 
+def _changed_since(path: Path, result: Result) -> bool:
+    """Whether the file was written again while it was being taken (then it is taken once more)."""
+    if result.inspected is None:
+        return False
+    try:
+        stat = path.stat()
+    except OSError:
+        return False
+    return (stat.st_size, stat.st_mtime_ns) != (result.inspected.size, result.inspected.mtime_ns)
+
+
 class CaptureWatcher:
     """Watches folders and feeds complete files to the :class:`Ingestor` on its own thread."""
 
@@ -220,7 +231,7 @@ class CaptureWatcher:
         if result.outcome in (Outcome.REGISTERED, Outcome.DUPLICATE):
             self.storage_error = None
         with self._lock:
-            if self._pending.get(path) is pending:
+            if self._pending.get(path) is pending and not _changed_since(path, result):
                 del self._pending[path]
         if result.outcome is not Outcome.KNOWN:
             self.on_result(result)
