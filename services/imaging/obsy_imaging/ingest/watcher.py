@@ -226,7 +226,7 @@ class CaptureWatcher:
         if result.outcome is Outcome.STORAGE_FULL:
             self.storage_error = result.reason
             pending.retry_after = now + STORAGE_RETRY_S
-            self.on_result(result)
+            self._report(result)
             return
         if result.outcome in (Outcome.REGISTERED, Outcome.DUPLICATE):
             self.storage_error = None
@@ -234,4 +234,10 @@ class CaptureWatcher:
             if self._pending.get(path) is pending and not _changed_since(path, result):
                 del self._pending[path]
         if result.outcome is not Outcome.KNOWN:
+            self._report(result)
+
+    def _report(self, result: Result) -> None:
+        try:
             self.on_result(result)
+        except Exception:  # the frame is in the repository; a failed report must not end the watcher
+            log.exception("reporting %s failed", result.path)
