@@ -103,3 +103,44 @@ def test_capture_folders_default_to_the_folder_ekos_is_told_to_use(tmp_path: Pat
     assert config.imaging.capture_dirs(data_dir, tmp_path / "ekos") == [(tmp_path / "ekos").resolve()]
     config.imaging.capture_folders = [tmp_path / "nina"]
     assert config.imaging.capture_dirs(data_dir, tmp_path / "ekos") == [(tmp_path / "nina").resolve()]
+
+
+def _can_mount_in_a_namespace() -> bool:
+    try:
+        probe = subprocess.run(
+            ["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _can_mount_in_a_namespace(), reason="no user namespaces here to mount a small file system")
+def test_a_really_full_disk_loses_nothing_and_a_second_run_takes_the_frames(tmp_path: Path) -> None:
+    """The repository on a real 256 KiB file system (tmpfs in a private mount namespace) fills up."""
+    archive = tmp_path / "archive"
+    for seed in range(2):
+        write_frame(archive / f"big_{seed}.fits", data=star_field(seed=seed, shape=(512, 640)))  # 655 KB each
+    before = {p.name: p.read_bytes() for p in archive.iterdir()}
+    config = write_config(tmp_path)
+    repository = tmp_path / "data" / "imaging" / "repository"
+    repository.mkdir(parents=True)
+    script = (
+        f"mount -t tmpfs -o size=256k tmpfs {repository} && "
+        f"exec {sys.executable} -m obsy_imaging import --no-progress -c {config} {archive}"
+    )
+    full = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert full.returncode == 1, full.stderr
+    assert "the repository's disk is full" in full.stderr
+    assert "1 storage_full" in full.stdout  # the import stops at the first frame that does not fit
+    assert {p.name: p.read_bytes() for p in archive.iterdir()} == before  # nothing lost or changed
+    assert not list(repository.rglob("*"))  # the tmpfs is gone with its namespace; nothing leaked here
+
+    again = run_import(config, "--no-progress", str(archive))
+    assert again.returncode == 0, again.stderr
+    assert "2 registered" in again.stdout
