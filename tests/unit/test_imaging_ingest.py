@@ -295,6 +295,15 @@ def test_compressed_fits_is_read(ingestor, repository, capture):
     assert (repository.root / result.frame.path).read_bytes() == path.read_bytes()  # kept compressed
 
 
+def test_truncated_compressed_fits(ingestor, repository, capture):
+    path = write_frame(
+        capture / "cut.fits.fz", compressed=True, data=np.arange(512 * 640, dtype=np.uint16).reshape(512, 640)
+    )
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) - 4000])
+    assert "truncated" in quarantined(ingestor.ingest(path, "import", final=True), repository, "truncated")
+
+
 def test_xisf_is_refused_by_name(ingestor, repository, capture):
     path = capture / "Light_M42_300s.xisf"
     path.write_bytes(b"XISF0100" + bytes(200))
