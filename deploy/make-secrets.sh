@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Generate the secrets docker-compose.yml needs, under deploy/secrets/ (git-ignored):
 #
-#   mqtt_<user>        a random password for each MQTT user: the six services,
+#   mqtt_<user>        a random password for each MQTT user: the seven services,
 #                      homeassistant (type it into Home Assistant's MQTT integration)
 #                      and healthcheck (the broker's container healthcheck)
 #   mosquitto_passwd   Mosquitto's password file for those users (PBKDF2-SHA512, "$7$")
@@ -33,7 +33,7 @@ db_name="${OBSY_DB_NAME:-obsy}"
 db_user="${OBSY_DB_USER:-obsy}"
 
 # Every MQTT user of the compose stack; each must have rules in deploy/mosquitto/acl.
-users=(weather clouddetect allsky scheduler mcp web homeassistant healthcheck)
+users=(weather clouddetect allsky scheduler mcp web imaging homeassistant healthcheck)
 
 force=0
 while [ $# -gt 0 ]; do

@@ -38,7 +38,7 @@ from obsy.messages import WEATHER_QUANTITIES, TargetConstraints
 
 ENV_PREFIX = "OBSY_"
 CONFIG_PATH_ENV = "OBSY_CONFIG"
-SERVICE_NAMES = ("weather", "clouddetect", "allsky", "scheduler", "mcp", "web")
+SERVICE_NAMES = ("weather", "clouddetect", "allsky", "scheduler", "mcp", "web", "imaging")
 
 DEFAULT_SIMULATOR_DRIVERS = (
     "indi_simulator_telescope",
@@ -816,7 +816,7 @@ class McpSupervisionConfig(Section):
     enabled: bool = True
     docker_socket: Path = Field(default=Path("/var/run/docker.sock"), description="absent: report and alarm only")
     services: list[str] = Field(
-        default_factory=lambda: ["weather", "clouddetect", "allsky", "scheduler", "web"],
+        default_factory=lambda: ["weather", "clouddetect", "allsky", "scheduler", "web", "imaging"],
         description="services watched (once seen on the bus)",
     )
     container_names: dict[str, str] = Field(
@@ -895,6 +895,99 @@ class WebConfig(ServiceSection):
     retention: WebRetentionConfig = WebRetentionConfig()
 
 
+#: File name endings the imaging service looks at in capture folders (case-insensitive).
+IMAGING_FRAME_SUFFIXES = (".fits", ".fit", ".fts", ".fits.fz", ".fz", ".xisf")
+
+
+class ImagingGradingConfig(Section):
+    """Grading of lights: absolute limits, and limits relative to the night's median for the same
+    target and filter (once ``min_frames_for_relative`` lights of it are graded). Empty = no limit."""
+
+    enabled: bool = True
+    min_stars: int | None = Field(default=10, ge=0, description="fewer stars detected: rejected (clouds, dew)")
+    max_fwhm_arcsec: float | None = Field(
+        default=None, gt=0, description="wider stars: rejected (needs FOCALLEN and pixel size in the header)"
+    )
+    max_fwhm_px: float | None = Field(default=None, gt=0, description="wider stars, in pixels: rejected")
+    max_eccentricity: float | None = Field(default=0.6, gt=0, le=1, description="more elongated stars: rejected")
+    min_snr: float | None = Field(default=None, ge=0, description="lower median star SNR: rejected")
+    max_fwhm_ratio: float | None = Field(
+        default=1.3, gt=1, description="FWHM above this times the night's median for the target/filter: rejected"
+    )
+    min_stars_ratio: float | None = Field(
+        default=0.5, gt=0, lt=1, description="fewer stars than this times the night's median: rejected"
+    )
+    max_background_ratio: float | None = Field(
+        default=2.0, gt=1, description="sky background above this times the night's median: rejected (moon, dawn)"
+    )
+    min_frames_for_relative: int = Field(default=3, ge=1, description="graded lights before the relative limits apply")
+
+
+class ImagingConfig(ServiceSection):
+    """The imaging service: frames from the capture program into the repository (docs/imaging.md)."""
+
+    capture_folders: list[Path] = Field(
+        default_factory=list,
+        description="folders the capture program (Ekos, N.I.N.A., SGP) saves frames to, watched with their "
+        "subfolders; empty = the Ekos FITSDirectory the scheduler writes into its sequences (scheduler.ekos.fits_dir)",
+    )
+    repository: Path | None = Field(
+        default=None, description="root of the frame repository; empty = <data_dir>/imaging/repository"
+    )
+    quarantine: Path | None = Field(
+        default=None,
+        description="where unusable input is set aside with its reason; empty = <data_dir>/imaging/quarantine",
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the imaging tables, e.g. postgresql+psycopg://obsy:secret@db/obsy; "
+        "empty = SQLite <data_dir>/imaging/imaging.sqlite3",
+    )
+    settle_time: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="seconds a new file's size must stay unchanged (and it must be closed) before it is taken",
+    )
+    incomplete_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        description="seconds a file may stay incomplete (still written, truncated) before it is quarantined",
+    )
+    suffixes: list[str] = Field(
+        default_factory=lambda: list(IMAGING_FRAME_SUFFIXES),
+        min_length=1,
+        description="file name endings taken from the capture folders (case-insensitive)",
+    )
+    publish_interval: float = Field(default=30.0, gt=0, description="seconds between republishing the state")
+    grading: ImagingGradingConfig = ImagingGradingConfig()
+
+    @field_validator("suffixes")
+    @classmethod
+    def _dotted(cls, value: list[str]) -> list[str]:
+        bad = [suffix for suffix in value if not re.fullmatch(r"(\.[A-Za-z0-9]+)+", suffix)]
+        if bad:
+            raise ValueError(f"{bad} are not file name endings such as '.fits'")
+        return [suffix.lower() for suffix in value]
+
+    def capture_dirs(self, data_dir: Path, ekos_fits_dir: Path | None) -> list[Path]:
+        """The folders to watch: the configured ones, else where the scheduler tells Ekos to save frames."""
+        folders = self.capture_folders or [ekos_fits_dir or data_dir / "frames"]
+        return [folder.expanduser().resolve() for folder in folders]
+
+    def repository_dir(self, data_dir: Path) -> Path:
+        return (self.repository or data_dir / "imaging" / "repository").resolve()
+
+    def quarantine_dir(self, data_dir: Path) -> Path:
+        return (self.quarantine or data_dir / "imaging" / "quarantine").resolve()
+
+    def database(self, data_dir: Path) -> str:
+        """The configured database URL, or the SQLite file under data_dir."""
+        if self.database_url is not None and self.database_url.get_secret_value():
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{(data_dir / 'imaging' / 'imaging.sqlite3').resolve()}"
+
+
 class DemoConfig(Section):
     """What ``obsy-local --demo`` (``make demo``) changes; read by nothing else."""
 
@@ -926,6 +1019,7 @@ class ObsyConfig(Section):
     scheduler: SchedulerConfig = SchedulerConfig()
     mcp: McpConfig = McpConfig()
     web: WebConfig = WebConfig()
+    imaging: ImagingConfig = ImagingConfig()
     demo: DemoConfig = DemoConfig()
     #: Sections of services that are not part of OBSY itself (add-ons), by service name.
     plugins: dict[str, ServiceSection] = Field(default_factory=dict)

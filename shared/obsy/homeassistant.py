@@ -190,6 +190,7 @@ SERVICE_LABELS = {
     "scheduler": "Scheduler",
     "mcp": "MCP",
     "web": "Web",
+    "imaging": "Imaging",
 }
 
 

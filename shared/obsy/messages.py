@@ -408,6 +408,70 @@ class AllskyDarksState(Message):
     error: str | None = None
 
 
+# --- imaging -------------------------------------------------------------------
+
+
+class ImagingFrame(Message):
+    """One frame registered in the imaging repository (``<p>/imaging/frames``, not retained)."""
+
+    frame_id: int = Field(description="the frame's id in the imaging database")
+    sha256: str = Field(description="content hash of the file: the frame's identity")
+    path: str = Field(description="the frame in the repository, relative to its root")
+    source: str = Field(description="the file as the capture program wrote it")
+    frame_type: str = Field(description="light, dark, bias, flat, dark_flat")
+    night: str = Field(description="observing night, YYYY-MM-DD of the evening")
+    target: str | None = None
+    filter: str | None = None
+    exposure_s: float | None = Field(default=None, ge=0)
+    camera: str | None = None
+    binning: str | None = Field(default=None, description="e.g. 1x1")
+    gain: float | None = None
+    offset: float | None = None
+    temperature_c: float | None = None
+    date_obs: datetime | None = Field(default=None, description="exposure start, UTC")
+    jd_mid: float | None = Field(default=None, description="mid-exposure Julian date (UTC)")
+    bjd_tdb_mid: float | None = Field(default=None, description="mid-exposure barycentric Julian date (TDB)")
+    width: int | None = Field(default=None, gt=0)
+    height: int | None = Field(default=None, gt=0)
+    # The grade of a light (empty for calibration frames, or with grading off):
+    accepted: bool | None = Field(default=None, description="passed every grading limit")
+    rejected_because: list[str] = Field(default_factory=list, description="each failed limit, for people")
+    stars: int | None = Field(default=None, ge=0)
+    fwhm_px: float | None = None
+    fwhm_arcsec: float | None = None
+    hfr_px: float | None = None
+    eccentricity: float | None = None
+    background: float | None = None
+    noise: float | None = None
+    snr: float | None = None
+
+
+class ImagingQuarantined(Message):
+    """A file that could not be taken, set aside with its reason (``<p>/imaging/quarantine``)."""
+
+    source: str = Field(description="the file as found")
+    problem: str = Field(description="machine-readable: truncated, corrupt, not_fits, xisf, missing_keys, ...")
+    reason: str = Field(description="what is wrong, for people")
+    quarantined_as: str | None = Field(
+        default=None, description="the copy in the quarantine folder, relative to it; empty when none could be made"
+    )
+
+
+class ImagingState(Message):
+    """The imaging service's retained state (``<p>/imaging/state``)."""
+
+    night: str = Field(description="the current observing night, YYYY-MM-DD of the evening")
+    frames_tonight: int = Field(default=0, ge=0, description="frames registered for this night")
+    lights_tonight: int = Field(default=0, ge=0)
+    accepted_tonight: int = Field(default=0, ge=0, description="lights tonight that passed grading")
+    quarantined_tonight: int = Field(default=0, ge=0, description="files set aside since the night began")
+    frames_total: int = Field(default=0, ge=0, description="frames in the repository")
+    queue: int = Field(default=0, ge=0, description="files seen but not yet taken (still written, waiting)")
+    watching: list[str] = Field(default_factory=list, description="capture folders watched")
+    last_frame: str | None = Field(default=None, description="repository path of the newest frame")
+    storage_error: str | None = Field(default=None, description="why frames cannot be stored now (a full disk)")
+
+
 # --- scheduler -----------------------------------------------------------------
 
 

@@ -146,9 +146,25 @@ class Topics:
             return "image"
         if topic.endswith("/set"):
             return "command"
-        if topic.endswith("/events") or topic == self.allsky_frames:
+        if topic.endswith("/events") or topic in (self.allsky_frames, self.imaging_frames, self.imaging_quarantine):
             return "event"
         return "state"
+
+    # --- imaging -----------------------------------------------------------------
+    @property
+    def imaging_state(self) -> str:
+        """Counts tonight and the queue depth, an :class:`~obsy.messages.ImagingState`, retained."""
+        return self.state("imaging")
+
+    @property
+    def imaging_frames(self) -> str:
+        """Events, one per frame registered in the repository (an :class:`~obsy.messages.ImagingFrame`)."""
+        return self._join("imaging", "frames")
+
+    @property
+    def imaging_quarantine(self) -> str:
+        """Events, one per file set aside with its reason (an :class:`~obsy.messages.ImagingQuarantined`)."""
+        return self._join("imaging", "quarantine")
 
     def service_of(self, topic: str) -> str | None:
         """The service a topic belongs to, or None when it is outside this prefix."""

@@ -491,6 +491,8 @@ def test_compose_environment_is_a_valid_configuration(
         assert str(config.data_dir) == "/var/lib/obsy"
         if service == "web":
             assert config.database_url().startswith("postgresql+psycopg://obsy:")
+        if service == "imaging":  # its own tables in the same Postgres database
+            assert config.imaging.database(config.data_dir).startswith("postgresql+psycopg://obsy:")
 
 
 # --- Mosquitto's configuration and ACL -----------------------------------------------------

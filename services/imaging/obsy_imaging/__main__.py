@@ -1,0 +1,5 @@
+import sys
+
+from obsy_imaging.service import main
+
+sys.exit(main())
