@@ -1,0 +1,1 @@
+"""OBSY imaging service."""
