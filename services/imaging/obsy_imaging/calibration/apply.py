@@ -1,0 +1,238 @@
+"""Calibrating lights: ``(light − dark·k − bias·(1 − k)) / flat``, float32 output with provenance.
+
+With a dark of the light's exposure, ``k = 1`` and the bias is not used (the dark contains
+it); with a longer dark scaled down, ``k`` is the exposure ratio and the bias is taken off
+in its place (light − bias − k·(dark − bias)); with no dark, only the bias. The master flat
+is already 1 on average. Every pixel that comes out NaN or ±inf (a NaN in the light or a
+master, a flat pixel at or below ``min_flat``) is NaN in the output and counted in CALNAN.
+The raw light is only read; the output goes to another file, written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+from . import kernels
+from .backend import Backend, BackendName, select_backend
+from .fitsio import FitsFrame, FrameError, RowSource, as_source, write_float32_fits
+from .masters import load_master
+from .matching import CalibrationPlan
+from .provenance import Provenance
+
+#: Flat pixels at or below this (of a flat normalised to 1) carry no signal: the output is NaN there.
+DEFAULT_MIN_FLAT = 0.05
+
+
+@dataclass
+class PreparedMasters:
+    """The masters for a run of lights, loaded once: the dark and bias with their factors, 1/flat."""
+
+    shape: tuple[int, int]
+    dark: np.ndarray | None = field(default=None, repr=False)
+    dark_factor: float = 0.0
+    bias: np.ndarray | None = field(default=None, repr=False)
+    bias_factor: float = 0.0
+    inverse_flat: np.ndarray | None = field(default=None, repr=False)
+    names: dict[str, str] = field(default_factory=dict)  # kind → the master used
+    notes: tuple[str, ...] = ()  # why these masters
+
+    @classmethod
+    def from_arrays(
+        cls,
+        *,
+        bias: np.ndarray | None = None,
+        dark: np.ndarray | None = None,
+        flat: np.ndarray | None = None,
+        dark_scale: float = 1.0,
+        names: dict[str, str] | None = None,
+        notes: Sequence[str] = (),
+        min_flat: float = DEFAULT_MIN_FLAT,
+    ) -> PreparedMasters:
+        """Masters in memory: a scaled dark (``dark_scale`` ≠ 1) needs the bias."""
+        present = {k: v for k, v in (("bias", bias), ("dark", dark), ("flat", flat)) if v is not None}
+        if not present:
+            raise FrameError("no master to calibrate with")
+        shapes = {k: v.shape for k, v in present.items()}
+        shape = next(iter(shapes.values()))
+        for kind, other in shapes.items():
+            if other != shape or len(other) != 2:
+                raise FrameError(f"masters differ in size: {_sizes(shapes)}; {kind} does not fit")
+        if dark is not None and dark_scale != 1.0 and bias is None:
+            raise FrameError(f"a dark scaled by {dark_scale:g} needs the master bias, and there is none")
+        prepared = cls(shape=shape, names=dict(names or {}), notes=tuple(notes))
+        if dark is not None:
+            prepared.dark, prepared.dark_factor = np.asarray(dark, np.float32), float(dark_scale)
+        if bias is not None and (dark is None or dark_scale != 1.0):
+            prepared.bias = np.asarray(bias, np.float32)
+            prepared.bias_factor = 1.0 - prepared.dark_factor
+        if flat is not None:
+            flat = np.asarray(flat, np.float32)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                prepared.inverse_flat = np.where(flat > min_flat, 1.0 / flat, np.nan).astype(np.float32)
+        return prepared
+
+    @classmethod
+    def from_plan(cls, plan: CalibrationPlan, *, min_flat: float = DEFAULT_MIN_FLAT) -> PreparedMasters:
+        """Load the masters a :class:`~.matching.CalibrationPlan` chose (it must be ready)."""
+        if not plan.ready:
+            raise FrameError(f"{plan.light.name} cannot be calibrated yet: " + "; ".join(plan.missing))
+        shape = plan.light.shape
+        loaded = {}
+        names = {}
+        for choice in (plan.dark, plan.flat) + ((plan.bias,) if plan.uses_bias else ()):
+            if choice.found:
+                loaded[str(choice.kind)] = load_master(choice.master, shape)
+                names[str(choice.kind)] = f"{choice.master.master_id} ({choice.master.name})"
+        return cls.from_arrays(
+            bias=loaded.get("bias"),
+            dark=loaded.get("dark"),
+            flat=loaded.get("flat"),
+            dark_scale=plan.dark.scale,
+            names=names,
+            notes=plan.explanation(),
+            min_flat=min_flat,
+        )
+
+    @property
+    def calstat(self) -> str:
+        return "".join(
+            letter
+            for letter, used in (
+                ("B", self.bias is not None),
+                ("D", self.dark is not None),
+                ("F", self.inverse_flat is not None),
+            )
+            if used
+        )
+
+
+@dataclass
+class CalibratedFrame:
+    data: np.ndarray = field(repr=False)  # float32
+    header: fits.Header = field(repr=False)
+    provenance: Provenance
+    nan_pixels: int
+    path: Path | None = None
+
+
+def calibrate_light(
+    light: str | os.PathLike | np.ndarray | RowSource,
+    masters: PreparedMasters,
+    output: str | os.PathLike | None = None,
+    *,
+    backend: Backend | BackendName = "auto",
+) -> CalibratedFrame:
+    """Calibrate one light (a file or an array) and write it to ``output`` when given."""
+    source = as_source(light, "light")
+    if source.shape != masters.shape:
+        raise FrameError(
+            f"{source.name} is {source.shape[1]}×{source.shape[0]}, the masters are "
+            f"{masters.shape[1]}×{masters.shape[0]} (columns×rows)"
+        )
+    if output is not None and isinstance(source, FitsFrame) and Path(output).resolve() == source.path.resolve():
+        raise FrameError(f"{source.name}: the calibrated frame must not replace the original")
+    backend = select_backend(backend) if isinstance(backend, str) else backend
+    raw = np.empty(source.shape, source.dtype)
+    source.read_rows_into(0, source.shape[0], raw)
+    data, bad = _calibrate(backend, raw, source.bscale, source.bzero, masters)
+
+    header = source.header.copy() if isinstance(source, FitsFrame) else fits.Header()
+    header["CALSTAT"] = (masters.calstat, "calibration applied: B bias, D dark, F flat")
+    header["CALNAN"] = (bad, "pixels set to NaN by the calibration")
+    statistics: dict[str, float | int] = {"nan_pixels": bad}
+    if masters.dark is not None:
+        statistics["dark_scale"] = masters.dark_factor
+    provenance = Provenance(
+        product="calibrated light",
+        inputs=(str(source.path) if isinstance(source, FitsFrame) else source.name,),
+        masters=masters.names,
+        statistics=statistics,
+        notes=masters.notes,
+    )
+    provenance.write_to(header)
+    path = write_float32_fits(output, data, header) if output is not None else None
+    return CalibratedFrame(data=data, header=header, provenance=provenance, nan_pixels=bad, path=path)
+
+
+def calibrate_lights(
+    lights: Iterable[tuple[str | os.PathLike, str | os.PathLike]],
+    masters: PreparedMasters,
+    *,
+    backend: Backend | BackendName = "auto",
+    workers: int = 2,
+) -> list[CalibratedFrame]:
+    """Calibrate (light, output) pairs with the same masters; ``workers`` overlap one file's I/O with another's work."""
+    backend = select_backend(backend) if isinstance(backend, str) else backend
+
+    def one(pair):
+        frame = calibrate_light(pair[0], masters, pair[1], backend=backend)
+        frame.data = None  # written; do not keep every image in memory
+        return frame
+
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="calibrate") as pool:
+        return list(pool.map(one, lights))
+
+
+def _calibrate(backend: Backend, raw: np.ndarray, bscale: float, bzero: float, m: PreparedMasters):
+    if backend.uses_numba:
+        out = np.empty(raw.shape, np.float32)
+        placeholder = np.zeros((1, 1), np.float32)
+        bad = kernels.calibrate_numba(
+            raw,
+            bscale,
+            bzero,
+            placeholder if m.dark is None else m.dark,
+            m.dark_factor,
+            placeholder if m.bias is None else m.bias,
+            m.bias_factor,
+            placeholder if m.inverse_flat is None else m.inverse_flat,
+            m.dark is not None,
+            m.bias is not None,
+            m.inverse_flat is not None,
+            out,
+        )
+        return out, int(bad)
+    on_device = {k: None if v is None else _cached_on_device(backend, m, k, v) for k, v in _arrays(m).items()}
+    data, bad = kernels.calibrate_array(
+        backend.xp,
+        backend.to_device(raw),
+        bscale=bscale,
+        bzero=bzero,
+        dark=on_device["dark"],
+        dark_factor=m.dark_factor,
+        bias=on_device["bias"],
+        bias_factor=m.bias_factor,
+        inv_flat=on_device["inverse_flat"],
+    )
+    return backend.to_host(data), bad
+
+
+def _arrays(m: PreparedMasters) -> dict[str, np.ndarray | None]:
+    return {"dark": m.dark, "bias": m.bias, "inverse_flat": m.inverse_flat}
+
+
+_device_cache: dict[tuple[int, str, str], object] = {}
+
+
+def _cached_on_device(backend: Backend, m: PreparedMasters, kind: str, array: np.ndarray):
+    """The GPU copy of a master, uploaded once per set of masters (not per light)."""
+    if backend.name != "cupy":
+        return array
+    key = (id(m), kind, backend.name)
+    cached = _device_cache.get(key)
+    if cached is None or cached[0] is not array:
+        if len(_device_cache) > 12:
+            _device_cache.clear()
+        cached = _device_cache[key] = (array, backend.to_device(array))
+    return cached[1]
+
+
+def _sizes(shapes: dict[str, tuple[int, ...]]) -> str:
+    return ", ".join(f"{k} {'×'.join(str(x) for x in reversed(v))}" for k, v in shapes.items())
