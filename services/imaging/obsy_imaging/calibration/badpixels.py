@@ -1,9 +1,10 @@
-"""Hot and cold pixels from a master dark (optionally with the master bias taken off).
+"""Hot and cold pixels from a master dark (and the master bias, when there is one).
 
-A pixel is hot when its dark signal is more than ``hot_sigma`` robust standard deviations
-(the MAD scaled to σ) above the frame's median, cold when more than ``cold_sigma`` below;
-a pixel without a finite value is marked as having no data. The map is a uint8 image:
-bit 1 hot, bit 2 cold, bit 4 no data.
+A pixel is hot when its dark current (the dark with the bias taken off) is more than
+``hot_sigma`` robust standard deviations (the MAD scaled to σ) above the median; cold when
+the dark itself reads more than ``cold_sigma`` below its median (a dead pixel reads low in
+every frame, bias included, so it would vanish from dark − bias). A pixel without a finite
+value has no data. The map is a uint8 image: bit 1 hot, bit 2 cold, bit 4 no data.
 """
 
 from __future__ import annotations
@@ -66,22 +67,26 @@ def find_bad_pixels(
     cold_sigma: float = 5.0,
 ) -> BadPixelMap:
     """The bad-pixel map of a master dark (and the master bias under it, when there is one)."""
-    signal = np.asarray(dark, dtype=np.float32)
+    dark = np.asarray(dark, dtype=np.float32)
+    signal = dark
     if bias is not None:
-        if bias.shape != signal.shape:
-            raise FrameError(
-                f"the bias is {bias.shape[1]}×{bias.shape[0]}, the dark {signal.shape[1]}×{signal.shape[0]}"
-            )
-        signal = signal - bias
+        if bias.shape != dark.shape:
+            raise FrameError(f"the bias is {bias.shape[1]}×{bias.shape[0]}, the dark {dark.shape[1]}×{dark.shape[0]}")
+        signal = dark - bias
     finite = np.isfinite(signal)
-    values = signal[finite]
-    if values.size == 0:
+    if not finite.any():
         raise FrameError("the dark has no finite pixel")
-    median = float(np.median(values))
-    sigma = float(np.median(np.abs(values - median))) * MAD_TO_STD
-    flags = np.zeros(signal.shape, np.uint8)
+    median, sigma = _robust(signal[finite])
+    dark_median, dark_sigma = _robust(dark[finite])
+    flags = np.zeros(dark.shape, np.uint8)
     with np.errstate(invalid="ignore"):
         flags[signal > median + hot_sigma * sigma] |= HOT
-        flags[signal < median - cold_sigma * sigma] |= COLD
+        flags[dark < dark_median - cold_sigma * dark_sigma] |= COLD
     flags[~finite] |= NO_DATA
     return BadPixelMap(flags=flags, median=median, sigma=sigma, hot_sigma=hot_sigma, cold_sigma=cold_sigma)
+
+
+def _robust(values: np.ndarray) -> tuple[float, float]:
+    """Median and the MAD scaled to a standard deviation."""
+    median = float(np.median(values))
+    return median, float(np.median(np.abs(values - median))) * MAD_TO_STD

@@ -104,16 +104,18 @@ def build_master(
         else:
             subtract = under.data
             masters["darkflat" if under is dark_flat else "bias"] = _label(under.info)
-        scales = [1.0 / _flat_level(source, subtract) for source in sources]
+        levels = [_flat_level(source, subtract) for source in sources]
+        scales = [1.0 / level for level in levels]
+        statistics["flat_level"] = round(float(np.mean(levels)), 3)
 
     combined = combine_frames(
         sources, settings, subtract=subtract, frame_scales=scales, backend=backend, block_bytes=block_bytes
     )
     result = combined.data
     if kind == FrameKind.FLAT:
-        level = float(np.mean(result[np.isfinite(result)]))
-        result /= np.float32(level)
-        statistics["flat_level"] = round(level, 6)
+        norm = float(np.mean(result[np.isfinite(result)]))
+        result /= np.float32(norm)
+        statistics["flat_norm"] = round(norm, 6)
     statistics["rejected_fraction"] = round(combined.rejected_fraction, 6)
     statistics["nan_pixels"] = combined.empty_pixels
     for name, count in combined.nonfinite_by_frame.items():

@@ -11,7 +11,8 @@ CLIPSPRD  spread of sigma clipping (std or mad_std)
 CLIPITER  most clipping iterations
 REJFRAC   share of the input values rejected
 NANPIX    pixels without a finite value
-FLATNORM  the level a master flat was divided by (its mean) to bring it to 1
+FLATLVL   a master flat's raw level: the mean of its frames' medians, offset taken off (ADU)
+FLATNORM  what the combined, levelled flat was divided by (its mean) to bring it to 1
 CALBIAS   the master bias used (file name; a master flat: the one taken off its frames)
 CALDARK   the master dark used
 CALDFLAT  the master dark-flat taken off a flat's frames
@@ -45,7 +46,8 @@ _MASTER_KEYS = {"bias": "CALBIAS", "dark": "CALDARK", "darkflat": "CALDFLAT", "f
 _STATISTIC_KEYS = {
     "rejected_fraction": "REJFRAC",
     "nan_pixels": "NANPIX",
-    "flat_level": "FLATNORM",
+    "flat_level": "FLATLVL",
+    "flat_norm": "FLATNORM",
     "dark_scale": "DARKSCL",
 }
 
