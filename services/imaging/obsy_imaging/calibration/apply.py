@@ -40,7 +40,7 @@ class PreparedMasters:
     bias: np.ndarray | None = field(default=None, repr=False)
     bias_factor: float = 0.0
     inverse_flat: np.ndarray | None = field(default=None, repr=False)
-    names: dict[str, str] = field(default_factory=dict)  # kind → the master used
+    names: dict[str, str] = field(default_factory=dict)  # kind → the master used (its file)
     notes: tuple[str, ...] = ()  # why these masters
 
     @classmethod
@@ -89,7 +89,7 @@ class PreparedMasters:
         for choice in (plan.dark, plan.flat) + ((plan.bias,) if plan.uses_bias else ()):
             if choice.found:
                 loaded[str(choice.kind)] = load_master(choice.master, shape)
-                names[str(choice.kind)] = f"{choice.master.master_id} ({choice.master.name})"
+                names[str(choice.kind)] = str(choice.master.path)
         return cls.from_arrays(
             bias=loaded.get("bias"),
             dark=loaded.get("dark"),

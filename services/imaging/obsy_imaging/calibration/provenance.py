@@ -91,21 +91,30 @@ class Provenance:
                 header[key] = self.parameters[name]
         for kind, key in _MASTER_KEYS.items():
             if kind in self.masters:
-                header[key] = _short(self.masters[kind])
+                header[key] = ascii_text(_short(self.masters[kind]))
         for name, key in _STATISTIC_KEYS.items():
             if name in self.statistics:
                 header[key] = self.statistics[name]
         header["CALDATE"] = self.created.strftime("%Y-%m-%dT%H:%M:%S")
-        header.add_history(f"{self.software}: {self.product}")
+        lines = [f"{self.software}: {self.product}"]
         if self.parameters:
-            header.add_history("parameters: " + ", ".join(f"{k}={v}" for k, v in self.parameters.items()))
-        for kind, master in self.masters.items():
-            header.add_history(f"{kind}: {master}")
-        for i, name in enumerate(self.inputs, 1):
-            header.add_history(f"input {i}/{len(self.inputs)}: {name}")
-        for note in self.notes:
-            header.add_history(note)
+            lines.append("parameters: " + ", ".join(f"{k}={v}" for k, v in self.parameters.items()))
+        lines += [f"{kind}: {master}" for kind, master in self.masters.items()]
+        lines += [f"input {i}/{len(self.inputs)}: {name}" for i, name in enumerate(self.inputs, 1)]
+        lines += self.notes
+        for line in lines:
+            header.add_history(ascii_text(line))
         return header
+
+
+def ascii_text(text: str) -> str:
+    """FITS headers hold printable ASCII only: the few other characters our texts use, spelled out."""
+    for character, spelled in _SPELLED.items():
+        text = text.replace(character, spelled)
+    return text.encode("ascii", "replace").decode("ascii")
+
+
+_SPELLED = {"×": "x", "°C": "C", "°": " deg", "−": "-", "…": "...", "≤": "<=", "≥": ">="}
 
 
 def _short(value: str) -> str:
