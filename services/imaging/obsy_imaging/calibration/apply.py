@@ -115,11 +115,21 @@ class PreparedMasters:
 
 @dataclass
 class CalibratedFrame:
-    data: np.ndarray = field(repr=False)  # float32
-    header: fits.Header = field(repr=False)
+    data: np.ndarray | None = field(repr=False)  # float32 (big-endian, as written); None once written in a batch
+    source_header: fits.Header | None = field(repr=False)
+    extra_cards: list[fits.Card] = field(repr=False)
     provenance: Provenance
     nan_pixels: int
     path: Path | None = None
+
+    @property
+    def header(self) -> fits.Header:
+        """The calibrated frame's header: the light's, with the calibration's keywords and HISTORY."""
+        header = self.source_header.copy() if self.source_header is not None else fits.Header()
+        for key in ("BZERO", "BSCALE", "BLANK"):
+            header.remove(key, ignore_missing=True, remove_all=True)
+        header.extend(self.extra_cards)
+        return header
 
 
 def calibrate_light(
@@ -136,29 +146,32 @@ def calibrate_light(
             f"{source.name} is {source.shape[1]}×{source.shape[0]}, the masters are "
             f"{masters.shape[1]}×{masters.shape[0]} (columns×rows)"
         )
-    if output is not None and isinstance(source, FitsFrame) and Path(output).resolve() == source.path.resolve():
+    is_file = isinstance(source, FitsFrame)
+    if output is not None and is_file and Path(output).resolve() == source.path.resolve():
         raise FrameError(f"{source.name}: the calibrated frame must not replace the original")
     backend = select_backend(backend) if isinstance(backend, str) else backend
-    raw = np.empty(source.shape, source.dtype)
-    source.read_rows_into(0, source.shape[0], raw)
-    data, bad = _calibrate(backend, raw, source.bscale, source.bzero, masters)
+    data, bad = _calibrate(backend, source, masters)
 
-    header = source.header.copy() if isinstance(source, FitsFrame) else fits.Header()
-    header["CALSTAT"] = (masters.calstat, "calibration applied: B bias, D dark, F flat")
-    header["CALNAN"] = (bad, "pixels set to NaN by the calibration")
     statistics: dict[str, float | int] = {"nan_pixels": bad}
     if masters.dark is not None:
         statistics["dark_scale"] = masters.dark_factor
     provenance = Provenance(
         product="calibrated light",
-        inputs=(str(source.path) if isinstance(source, FitsFrame) else source.name,),
+        inputs=(str(source.path) if is_file else source.name,),
         masters=masters.names,
         statistics=statistics,
         notes=masters.notes,
     )
-    provenance.write_to(header)
-    path = write_float32_fits(output, data, header) if output is not None else None
-    return CalibratedFrame(data=data, header=header, provenance=provenance, nan_pixels=bad, path=path)
+    cards = [
+        fits.Card("CALSTAT", masters.calstat, "calibration applied: B bias, D dark, F flat"),
+        fits.Card("CALNAN", bad, "pixels set to NaN by the calibration"),
+        *provenance.cards(),
+    ]
+    header = source.header if is_file else None
+    path = write_float32_fits(output, data, header, cards) if output is not None else None
+    return CalibratedFrame(
+        data=data, source_header=header, extra_cards=cards, provenance=provenance, nan_pixels=bad, path=path
+    )
 
 
 def calibrate_lights(
@@ -180,14 +193,21 @@ def calibrate_lights(
         return list(pool.map(one, lights))
 
 
-def _calibrate(backend: Backend, raw: np.ndarray, bscale: float, bzero: float, m: PreparedMasters):
+def _calibrate(backend: Backend, source: RowSource, m: PreparedMasters) -> tuple[np.ndarray, int]:
+    """The calibrated pixels as big-endian float32 (what the file holds) and the NaN count."""
+    if isinstance(source, FitsFrame) and source.file_dtype == np.dtype(">i2") and np.little_endian:
+        raw, big_endian_int16 = source.read_file_order().view(np.uint16), True  # the kernel swaps
+    else:
+        raw, big_endian_int16 = np.empty(source.shape, source.dtype), False
+        source.read_rows_into(0, source.shape[0], raw)
     if backend.uses_numba:
-        out = np.empty(raw.shape, np.float32)
+        bits = np.empty(raw.shape, np.uint32)
         placeholder = np.zeros((1, 1), np.float32)
         bad = kernels.calibrate_numba(
             raw,
-            bscale,
-            bzero,
+            big_endian_int16,
+            source.bscale,
+            source.bzero,
             placeholder if m.dark is None else m.dark,
             m.dark_factor,
             placeholder if m.bias is None else m.bias,
@@ -196,22 +216,24 @@ def _calibrate(backend: Backend, raw: np.ndarray, bscale: float, bzero: float, m
             m.dark is not None,
             m.bias is not None,
             m.inverse_flat is not None,
-            out,
+            bits,
         )
-        return out, int(bad)
+        return bits.view(">f4"), int(bad)
+    if big_endian_int16:
+        raw = raw.view(">i2").astype(np.int16)
     on_device = {k: None if v is None else _cached_on_device(backend, m, k, v) for k, v in _arrays(m).items()}
     data, bad = kernels.calibrate_array(
         backend.xp,
         backend.to_device(raw),
-        bscale=bscale,
-        bzero=bzero,
+        bscale=source.bscale,
+        bzero=source.bzero,
         dark=on_device["dark"],
         dark_factor=m.dark_factor,
         bias=on_device["bias"],
         bias_factor=m.bias_factor,
         inv_flat=on_device["inverse_flat"],
     )
-    return backend.to_host(data), bad
+    return backend.to_host(data).astype(">f4"), bad
 
 
 def _arrays(m: PreparedMasters) -> dict[str, np.ndarray | None]:

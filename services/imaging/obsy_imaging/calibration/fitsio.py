@@ -8,8 +8,10 @@ stays at the size of one block); the stored integers are decoded (BSCALE/BZERO) 
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -83,17 +85,33 @@ class FitsFrame:
             raise FrameError(f"{self.name}: truncated, {size} bytes where the image needs {expected}")
 
     def read_rows_into(self, start: int, stop: int, out: np.ndarray) -> None:
+        if out.dtype != self.dtype:
+            raise ValueError(f"{self.name}: a buffer of {out.dtype} for {self.dtype} pixels")
+        self._read_bytes(start, stop, out)
+        if self._stored.byteorder != "=" and self._stored.itemsize > 1 and np.little_endian:
+            out.byteswap(inplace=True)
+
+    @property
+    def file_dtype(self) -> np.dtype:
+        """The pixels' type as stored (big-endian)."""
+        return self._stored
+
+    def read_file_order(self) -> np.ndarray:
+        """The whole image as stored in the file (big-endian), without converting anything."""
+        out = np.empty(self.shape, self._stored)
+        self._read_bytes(0, self.shape[0], out)
+        return out
+
+    def _read_bytes(self, start: int, stop: int, out: np.ndarray) -> None:
         row_bytes = self.shape[1] * self._stored.itemsize
+        if not out.flags.c_contiguous or out.nbytes != (stop - start) * row_bytes:
+            raise ValueError(f"{self.name}: a buffer of shape {out.shape} does not fit rows {start}:{stop}")
         view = out.view(np.uint8).reshape(-1)
-        if out.dtype != self.dtype or not out.flags.c_contiguous or view.size != (stop - start) * row_bytes:
-            raise ValueError(f"{self.name}: buffer of {out.dtype} {out.shape} does not fit rows {start}:{stop}")
         with open(self.path, "rb", buffering=0) as f:
             f.seek(self._offset + start * row_bytes)
             got = f.readinto(view)
         if got != view.size:
             raise FrameError(f"{self.name}: short read at rows {start}:{stop}")
-        if self._stored.byteorder != "=" and self._stored.itemsize > 1 and np.little_endian:
-            out.byteswap(inplace=True)
 
     def read(self) -> np.ndarray:
         """The whole image in its stored type (native byte order), not decoded."""
@@ -132,23 +150,53 @@ def as_source(frame: RowSource | str | os.PathLike | np.ndarray, name: str = "<a
     return frame
 
 
-def write_float32_fits(path: str | os.PathLike, data: np.ndarray, header: fits.Header | None = None) -> Path:
+def write_float32_fits(
+    path: str | os.PathLike,
+    data: np.ndarray,
+    header: fits.Header | None = None,
+    extra_cards: Sequence[fits.Card] = (),
+) -> Path:
     """Write a float32 image atomically: a temporary file in the same folder, then a rename.
 
     A reader never sees a half-written file, and an existing file is replaced only when the
-    new one is complete.
+    new one is complete. The file is put together here (card images, big-endian pixels,
+    padding to FITS's 2880-byte blocks) rather than by astropy's ``writeto``, which swaps
+    the bytes of the array in place and back and checks every card: most of the time of
+    calibrating a light went there. ``header``'s cards are copied as they are (less the ones
+    that describe the data, which are written anew), then ``extra_cards``.
     """
     path = Path(path)
-    header = fits.Header() if header is None else header.copy()
-    for key in ("BZERO", "BSCALE", "BLANK"):
-        header.remove(key, ignore_missing=True, remove_all=True)
-    hdu = fits.PrimaryHDU(np.asarray(data, dtype=np.float32), header=header)
+    data = np.asarray(data)
+    if data.ndim != 2:
+        raise FrameError(f"{path.name}: only 2-D images are written, not shape {data.shape}")
+    if data.dtype != np.dtype(">f4") or not data.flags.c_contiguous:
+        data = np.ascontiguousarray(data, dtype=">f4")
+    rows, cols = data.shape
+    structure = (("SIMPLE", True), ("BITPIX", -32), ("NAXIS", 2), ("NAXIS1", cols), ("NAXIS2", rows), ("EXTEND", True))
+    images = [_card(key, value) for key, value in structure]
+    if header is not None:
+        images += [card.image for card in header.cards if card.keyword not in _STRUCTURAL]
+    images += [card.image for card in extra_cards]
+    text = "".join(images) + "END".ljust(80)
+    text += " " * (-len(text) % _BLOCK)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            hdu.writeto(f)
+        with os.fdopen(fd, "wb", buffering=0) as f:
+            f.write(text.encode("ascii"))
+            f.write(memoryview(data).cast("B"))
+            f.write(b"\0" * (-data.nbytes % _BLOCK))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+@functools.lru_cache(maxsize=4096)
+def _card(keyword: str, value) -> str:
+    return fits.Card(keyword, value).image
+
+
+_BLOCK = 2880
+_STRUCTURAL = {"SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "EXTEND", "BZERO", "BSCALE", "BLANK"}
+_STRUCTURAL |= {"PCOUNT", "GCOUNT", "XTENSION", "END", "CHECKSUM", "DATASUM"}

@@ -263,18 +263,42 @@ def combine_block_numba(  # noqa: PLR0912, PLR0915, PLR0917 - one loop nest per 
 
 @njit(cache=True, nogil=True, parallel=True)
 def calibrate_numba(  # noqa: PLR0917 - a numba kernel takes its arrays and settings positionally
-    raw, bscale, bzero, dark, dark_factor, bias, bias_factor, inv_flat, use_dark, use_bias, use_flat, out
+    raw,
+    big_endian_int16,
+    bscale,
+    bzero,
+    dark,
+    dark_factor,
+    bias,
+    bias_factor,
+    inv_flat,
+    use_dark,
+    use_bias,
+    use_flat,
+    out,
 ):
-    """``out = (raw·bscale + bzero − dark_factor·dark − bias_factor·bias) · inv_flat``; returns the non-finite count.
+    """``(raw·bscale + bzero − dark_factor·dark − bias_factor·bias) · inv_flat`` as big-endian float32 bits in ``out``.
 
-    Every non-finite result (from the light, a master, or a flat pixel without signal) is NaN.
+    Returns the count of non-finite results (from the light, a master, or a flat pixel
+    without signal), which are all NaN. ``raw`` is either native numbers or, when
+    ``big_endian_int16``, the file's bytes of a BITPIX 16 image seen as uint16: the kernel
+    swaps them itself, and writes ``out`` (uint32) ready for the file, so that neither the
+    input nor the output needs a pass of its own to change byte order.
     """
     rows, cols = raw.shape
     bad = np.zeros(rows, np.int64)
     for r in prange(rows):
         count = 0
+        row = np.empty(cols, np.float32)
         for c in range(cols):
-            v = raw[r, c] * bscale + bzero
+            if big_endian_int16:
+                u = np.int64(raw[r, c])
+                u = ((u & 0xFF) << 8) | (u >> 8)
+                if u >= 32768:
+                    u -= 65536
+                v = u * bscale + bzero
+            else:
+                v = raw[r, c] * bscale + bzero
             if use_dark:
                 v -= dark_factor * dark[r, c]
             if use_bias:
@@ -284,7 +308,11 @@ def calibrate_numba(  # noqa: PLR0917 - a numba kernel takes its arrays and sett
             if not math.isfinite(v):
                 v = np.nan
                 count += 1
-            out[r, c] = v
+            row[c] = v
+        bits = row.view(np.uint32)
+        for c in range(cols):
+            b = bits[c]
+            out[r, c] = ((b & 0xFF) << 24) | ((b & 0xFF00) << 8) | ((b >> 8) & 0xFF00) | (b >> 24)
         bad[r] = count
     return bad.sum()
 
@@ -392,4 +420,5 @@ def warm_up() -> None:
             )
         frame = np.ones((2, 2), dtype=dtype)
         master = np.ones((2, 2), np.float32)
-        calibrate_numba(frame, 1.0, 0.0, master, 1.0, master, 0.0, master, True, True, True, out)
+        bits = np.empty((2, 2), np.uint32)
+        calibrate_numba(frame, dtype == np.uint16, 1.0, 0.0, master, 1.0, master, 0.0, master, True, True, True, bits)

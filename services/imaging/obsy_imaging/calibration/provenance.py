@@ -28,6 +28,7 @@ master was chosen.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -86,16 +87,20 @@ class Provenance:
 
     def write_to(self, header: fits.Header) -> fits.Header:
         """Add the keywords and HISTORY lines to ``header`` (in place) and return it."""
-        for name, key in _PARAMETER_KEYS.items():
-            if name in self.parameters:
-                header[key] = self.parameters[name]
-        for kind, key in _MASTER_KEYS.items():
-            if kind in self.masters:
-                header[key] = ascii_text(_short(self.masters[kind]))
-        for name, key in _STATISTIC_KEYS.items():
-            if name in self.statistics:
-                header[key] = self.statistics[name]
-        header["CALDATE"] = self.created.strftime("%Y-%m-%dT%H:%M:%S")
+        for card in self.cards():
+            if card.keyword == "HISTORY":
+                header.append(card)
+            else:
+                header[card.keyword] = card.value
+        return header
+
+    def cards(self) -> list[fits.Card]:
+        """The keywords and the HISTORY lines as header cards (long lines cut into several)."""
+        values = [(key, self.parameters[name]) for name, key in _PARAMETER_KEYS.items() if name in self.parameters]
+        values += [(key, ascii_text(_short(self.masters[k]))) for k, key in _MASTER_KEYS.items() if k in self.masters]
+        values += [(key, self.statistics[name]) for name, key in _STATISTIC_KEYS.items() if name in self.statistics]
+        values.append(("CALDATE", self.created.strftime("%Y-%m-%dT%H:%M:%S")))
+        cards = [fits.Card(key, value) for key, value in values]
         lines = [f"{self.software}: {self.product}"]
         if self.parameters:
             lines.append("parameters: " + ", ".join(f"{k}={v}" for k, v in self.parameters.items()))
@@ -103,8 +108,15 @@ class Provenance:
         lines += [f"input {i}/{len(self.inputs)}: {name}" for i, name in enumerate(self.inputs, 1)]
         lines += self.notes
         for line in lines:
-            header.add_history(ascii_text(line))
-        return header
+            cards += _history(line)
+        return cards
+
+
+@functools.lru_cache(maxsize=1024)
+def _history(line: str) -> tuple[fits.Card, ...]:
+    """HISTORY cards for one line of text (72 characters a card); cached: a night repeats the same notes."""
+    text = ascii_text(line)
+    return tuple(fits.Card("HISTORY", text[i : i + 72]) for i in range(0, max(len(text), 1), 72))
 
 
 def ascii_text(text: str) -> str:
