@@ -24,6 +24,7 @@ slower than Siril; calibrating 30 lights ≥ 2× faster than Siril.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -31,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -130,37 +132,56 @@ def task(name: str, folder: Path, backend: str) -> dict:
     return {"seconds": time.perf_counter() - start}
 
 
-def run_child(name: str, folder: Path, backend: str = "numba") -> dict:
-    """Run one task in a fresh process; its result plus its peak RSS."""
-    command = [sys.executable, "-m", "bench.bench_imaging_calibration", "--task", name, str(folder), backend]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent)
+def measured(command: list[str], cwd: Path) -> tuple[str, float, float]:
+    """Run a program: its output, wall time and peak resident memory (GB).
+
+    The peak is the process's VmHWM, sampled until it exits (it only grows). Not the
+    ``ru_maxrss`` of ``wait4``: a child starts with its parent's high-water mark, and this
+    process holds the frames it generated.
+    """
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        status = Path(f"/proc/{process.pid}/status")
+        while not done.is_set():
+            with contextlib.suppress(OSError, StopIteration, ValueError):  # not started yet, or gone
+                lines = status.read_text().splitlines()
+                peak = max(peak, next(int(x.split()[1]) for x in lines if x.startswith("VmHWM")))
+            done.wait(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
+    process.wait()
+    done.set()
+    sampler.join()
     if process.returncode != 0:
-        raise RuntimeError(f"{name} failed ({process.returncode}): {output[-2000:]}")
-    result = json.loads(output.strip().splitlines()[-1])
-    result["peak_gb"] = usage.ru_maxrss * 1024 / 1e9
-    return result
+        raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}): {output[-2000:]}")
+    return output, time.perf_counter() - start, peak * 1024 / 1e9
+
+
+def run_child(name: str, folder: Path, backend: str = "numba") -> dict:
+    """Run one task in a fresh process; its result plus its peak memory."""
+    command = [sys.executable, "-m", "bench.bench_imaging_calibration", "--task", name, str(folder), backend]
+    output, _, peak = measured(command, Path(__file__).parent.parent)
+    return {**json.loads(output.strip().splitlines()[-1]), "peak_gb": peak}
 
 
 # --- Siril --------------------------------------------------------------------------------------
 def siril(folder: Path, commands: list[str]) -> dict:
-    """Run a Siril script; Siril's own time for the last command, the whole run's wall time and peak RSS."""
+    """Run a Siril script; Siril's own time for the last command, the whole run's wall time and peak memory."""
     script = folder / "bench.ssf"
     script.write_text("requires 1.0.0\nsetext fits\n" + "\n".join(commands) + "\n")
-    start = time.perf_counter()
-    process = subprocess.Popen(
-        ["siril-cli", "-d", str(folder), "-s", str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0 or "Script execution finished successfully" not in output:
+    output, wall, peak = measured(["siril-cli", "-d", str(folder), "-s", str(script)], folder)
+    if "Script execution finished successfully" not in output:
         raise RuntimeError(f"siril failed: {output[-2000:]}")
     times = re.findall(r"Execution time: ([\d.]+) (ms|s)\.", output)
     seconds = float(times[-1][0]) / (1000 if times[-1][1] == "ms" else 1) if times else wall
-    return {"seconds": seconds, "wall": wall, "peak_gb": usage.ru_maxrss * 1024 / 1e9}
+    return {"seconds": seconds, "wall": wall, "peak_gb": peak}
 
 
 def siril_version() -> str | None:

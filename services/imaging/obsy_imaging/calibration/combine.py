@@ -27,6 +27,7 @@ _METHOD_CODES = {
 }
 _SPREAD_CODES = {"std": kernels.STD, "mad_std": kernels.MAD_STD}
 DEFAULT_BLOCK_BYTES = 64 << 20
+DEVICE_BLOCK_BYTES = 2 << 30
 
 
 class CombineError(ValueError):
@@ -130,8 +131,10 @@ def combine_frames(
     bscale = np.array([s.bscale if ok else 1.0 for s, ok in zip(sources, native, strict=True)])
     bzero = np.array([s.bzero if ok else 0.0 for s, ok in zip(sources, native, strict=True)])
     # The array twin holds the decoded stack in float64 and a sorted copy and masks: about 6× more per value.
+    # On a GPU that memory is the card's: bands as large as DEVICE_BLOCK_BYTES keep its many cores busy.
     per_row = n * cols * (common.itemsize if backend.uses_numba else 48)
-    block_rows = int(max(1, min(rows, block_bytes // per_row)))
+    budget = max(block_bytes, DEVICE_BLOCK_BYTES) if backend.name == "cupy" else block_bytes
+    block_rows = int(max(1, min(rows, budget // per_row)))
     nonfinite = np.zeros(n, np.int64)
     block = np.empty((n, block_rows, cols), common)
 

@@ -96,9 +96,9 @@ class FitsFrame:
         """The pixels' type as stored (big-endian)."""
         return self._stored
 
-    def read_file_order(self) -> np.ndarray:
-        """The whole image as stored in the file (big-endian), without converting anything."""
-        out = np.empty(self.shape, self._stored)
+    def read_file_order(self, out: np.ndarray | None = None) -> np.ndarray:
+        """The whole image as stored in the file (big-endian), without converting anything (into ``out``)."""
+        out = np.empty(self.shape, self._stored) if out is None else out.view(self._stored)
         self._read_bytes(0, self.shape[0], out)
         return out
 
