@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import timedelta
 
@@ -190,3 +193,29 @@ def test_bad_inputs_are_refused_with_the_reason(masters, light, tmp_path):
     fits.CompImageHDU(np.zeros((8, 8), np.int16)).writeto(compressed)
     with pytest.raises(FrameError, match="compressed FITS"):
         calibrate_light(compressed, small)
+
+
+def test_two_threads_on_numbas_workqueue_layer_do_not_abort(tmp_path):
+    """Without TBB or OpenMP numba's workqueue layer aborts on concurrent parallel kernels: they take turns."""
+    script = """
+import threading, numpy as np
+from obsy_imaging.calibration import CombineSettings, PreparedMasters, calibrate_light, combine_frames, warm_up
+warm_up("numba")
+frames = [np.random.default_rng(i).normal(1000, 5, (64, 64)).astype(np.uint16) for i in range(7)]
+masters = PreparedMasters.from_arrays(dark=np.full((64, 64), 900, np.float32))
+def work():
+    for _ in range(10):
+        combine_frames(frames, CombineSettings(), backend="numba")
+        calibrate_light(frames[0], masters, backend="numba")
+threads = [threading.Thread(target=work) for _ in range(3)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+import numba
+print("layer", numba.threading_layer())
+"""
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=240, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "layer workqueue" in done.stdout

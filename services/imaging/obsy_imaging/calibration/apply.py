@@ -227,21 +227,22 @@ def _calibrate(backend: Backend, source: RowSource, m: PreparedMasters, workspac
     if backend.uses_numba:
         bits = workspace.get("bits", raw.shape, np.uint32)
         placeholder = np.zeros((1, 1), np.float32)
-        bad = kernels.calibrate_numba(
-            raw,
-            big_endian_int16,
-            source.bscale,
-            source.bzero,
-            placeholder if m.dark is None else m.dark,
-            m.dark_factor,
-            placeholder if m.bias is None else m.bias,
-            m.bias_factor,
-            placeholder if m.inverse_flat is None else m.inverse_flat,
-            m.dark is not None,
-            m.bias is not None,
-            m.inverse_flat is not None,
-            bits,
-        )
+        with kernels.KERNEL_LOCK:
+            bad = kernels.calibrate_numba(
+                raw,
+                big_endian_int16,
+                source.bscale,
+                source.bzero,
+                placeholder if m.dark is None else m.dark,
+                m.dark_factor,
+                placeholder if m.bias is None else m.bias,
+                m.bias_factor,
+                placeholder if m.inverse_flat is None else m.inverse_flat,
+                m.dark is not None,
+                m.bias is not None,
+                m.inverse_flat is not None,
+                bits,
+            )
         return bits.view(">f4"), int(bad)
     if big_endian_int16:
         raw = raw.view(">i2").astype(np.int16)

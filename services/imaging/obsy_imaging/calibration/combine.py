@@ -176,22 +176,23 @@ def _combine_block(backend: Backend, block, decoding, band, *, settings: Combine
         subtract = band if band is not None else np.zeros((1, 1), np.float32)
         network = kernels.sorting_network(block.shape[0])
         low, high, iterations = settings.sigma_low, settings.sigma_high, settings.max_iterations
-        kernels.combine_block_numba(
-            block,
-            bscale,
-            bzero,
-            subtract,
-            band is not None,
-            scales,
-            network,
-            method,
-            low,
-            high,
-            spread,
-            iterations,
-            out,
-            kept,
-        )
+        with kernels.KERNEL_LOCK:
+            kernels.combine_block_numba(
+                block,
+                bscale,
+                bzero,
+                subtract,
+                band is not None,
+                scales,
+                network,
+                method,
+                low,
+                high,
+                spread,
+                iterations,
+                out,
+                kept,
+            )
         return
     xp = backend.xp
     values = backend.to_device(block).astype(xp.float64)

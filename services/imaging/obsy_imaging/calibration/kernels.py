@@ -21,6 +21,7 @@ Rejection methods (``low``/``high`` are the clipping factors in units of the spr
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,11 @@ WINSOR_CUT = 1.5
 WINSOR_CORRECTION = 1.134
 WINSOR_TOLERANCE = 5e-4
 WINSOR_MAX_STEPS = 50
+
+#: Held around every call of a parallel numba kernel. Each call already uses every core, and
+#: numba's fallback threading layer (workqueue, where neither TBB nor OpenMP is installed)
+#: aborts the process when two threads launch parallel kernels at once.
+KERNEL_LOCK = threading.Lock()
 
 
 # --- numba: one pixel ---------------------------------------------------------------------------

@@ -53,6 +53,7 @@ _STATISTIC_KEYS = {
 }
 
 
+@functools.cache
 def software() -> str:
     try:
         return f"OBSY obsy-imaging {metadata.version('obsy-imaging')}"
