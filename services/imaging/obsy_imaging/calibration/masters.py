@@ -21,7 +21,7 @@ from astropy.io import fits
 
 from .backend import Backend, BackendName
 from .combine import DEFAULT_BLOCK_BYTES, CombineError, CombineSettings, combine_frames
-from .fitsio import FitsFrame, FrameError, write_float32_fits
+from .fitsio import ArrayFrame, FitsFrame, FrameError, write_float32_fits
 from .frames import MASTER_KINDS, FrameInfo, FrameKind, MasterInfo
 from .matching import GroupError, MatchRules, check_group, setup_difference
 from .provenance import Provenance
@@ -151,8 +151,6 @@ def _sources(frames: Sequence[FrameInfo], data: Sequence[np.ndarray] | None) -> 
     if data is not None:
         if len(data) != len(frames):
             raise CombineError(f"{len(data)} arrays for {len(frames)} frames")
-        from .fitsio import ArrayFrame
-
         return [ArrayFrame(array, f.name) for array, f in zip(data, frames, strict=True)]
     sources = []
     for frame in frames:
