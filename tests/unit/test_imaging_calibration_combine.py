@@ -167,3 +167,23 @@ def test_a_pixel_without_any_finite_value_is_nan():
 
 def test_auto_backend_on_this_machine_is_numba_or_the_gpu():
     assert select_backend("auto").name in ("numba", "cupy")
+
+
+def test_frames_of_different_types_and_layouts_combine_alike(tmp_path):
+    """uint16, float32 arrays and FITS files (int16+BZERO, float32, an image in an extension) give one result."""
+    from astropy.io import fits
+
+    frames = _stack(count=9)
+    fits.PrimaryHDU(frames[0]).writeto(tmp_path / "int16.fits")
+    fits.PrimaryHDU(frames[1].astype(np.float32)).writeto(tmp_path / "float.fits")
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(frames[2])]).writeto(tmp_path / "extension.fits")
+    mixed = [
+        tmp_path / "int16.fits",
+        tmp_path / "float.fits",
+        tmp_path / "extension.fits",
+        frames[3].astype(np.float32),
+    ]
+    mixed += frames[4:]
+    for method in METHODS:
+        expected = combine_frames(frames, CombineSettings(method=method)).data
+        np.testing.assert_array_equal(combine_frames(mixed, CombineSettings(method=method)).data, expected)

@@ -195,3 +195,10 @@ def test_raw_frames_are_grouped_into_masters_to_build():
     ]
     assert groups[2].first.temperature == -5.0 and groups[4].first.filter == "R"
     assert group_frames(list(reversed(frames))) == groups  # deterministic
+
+
+def test_frame_descriptions_refuse_naive_times_and_negative_exposures():
+    with pytest.raises(ValueError, match="timezone-aware"):
+        replace(LIGHT, time=datetime(2026, 12, 1, 23, 0))
+    with pytest.raises(ValueError, match="negative exposure"):
+        replace(LIGHT, exposure=-1.0)

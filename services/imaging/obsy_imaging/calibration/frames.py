@@ -46,6 +46,14 @@ class FrameInfo:
     shape: tuple[int, int] | None = None  # (rows, columns)
     path: Path | None = None
 
+    def __post_init__(self) -> None:
+        if self.time.tzinfo is None:
+            raise ValueError(
+                f"{self.path or self.kind}: the frame's time must be timezone-aware (UTC), not {self.time}"
+            )
+        if self.exposure < 0:
+            raise ValueError(f"{self.path or self.kind}: a negative exposure ({self.exposure} s)")
+
     @property
     def name(self) -> str:
         return self.path.name if self.path is not None else f"<{self.kind} in memory>"
