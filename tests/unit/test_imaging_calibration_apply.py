@@ -22,9 +22,11 @@ from obsy_imaging.calibration import (
     build_master,
     calibrate_light,
     calibrate_lights,
+    find_bad_pixels,
     match_masters,
 )
 from obsy_imaging.calibration.apply import DEFAULT_MIN_FLAT
+from obsy_imaging.calibration.badpixels import repair_bad_pixels
 from tests.support.imaging_frames import Sensor, write_series
 
 ccdproc = pytest.importorskip("ccdproc", reason="ccdproc is the reference (requirements-dev.txt)")
@@ -219,3 +221,39 @@ print("layer", numba.threading_layer())
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "layer workqueue" in done.stdout
+
+
+def test_bad_pixels_are_repaired_from_their_neighbours(sensor, masters, light, tmp_path):
+    bad = find_bad_pixels(masters["dark300"].data, masters["bias"].data)
+    plain = PreparedMasters.from_arrays(dark=masters["dark300"].data, flat=masters["flat"].data)
+    repairing = PreparedMasters.from_arrays(dark=masters["dark300"].data, flat=masters["flat"].data, bad_pixels=bad)
+    before = calibrate_light(light.path, plain)
+    after = calibrate_light(light.path, repairing, tmp_path / "repaired.fits")
+    hot, cold = tuple(sensor.hot.T), tuple(sensor.cold.T)
+    assert np.isnan(before.data[cold]).all()  # dead pixels: the flat has no signal there
+    # Repaired: the sky level (500) within the noise of a median of 8 neighbours.
+    assert np.all(np.abs(after.data[hot] - 500) < 100) and np.all(np.abs(after.data[cold] - 500) < 100)
+    assert np.abs(before.data[hot] - 500).max() > 100  # the shot noise of the hot pixels' dark current
+    assert after.nan_pixels == before.nan_pixels - len(sensor.cold)
+    header = fits.getheader(after.path)
+    assert header["CALSTAT"] == "DFC" and header["BPMFIX"] == len(sensor.hot) + len(sensor.cold)
+    untouched = np.ones(sensor.shape, bool)
+    untouched[hot] = untouched[cold] = False
+    np.testing.assert_array_equal(after.data[untouched], before.data[untouched])
+
+
+def test_repair_takes_the_same_colour_on_a_bayer_sensor():
+    image = np.zeros((8, 8), np.float32)
+    image[0::2, 0::2] = 100.0  # red
+    image[1::2, 1::2] = 300.0  # blue
+    image[0::2, 1::2] = image[1::2, 0::2] = 200.0  # green
+    bad = np.zeros(image.shape, bool)
+    bad[4, 4] = bad[3, 3] = bad[4, 5] = True
+    image[bad] = 9999.0
+    fixed, more_nan = repair_bad_pixels(image, bad, step=2)
+    assert (fixed, more_nan) == (3, 0)
+    assert (image[4, 4], image[3, 3], image[4, 5]) == (100.0, 300.0, 200.0)
+    lonely = np.ones((3, 3), bool)
+    assert repair_bad_pixels(np.zeros((3, 3), np.float32), lonely) == (0, 9)
+    with pytest.raises(FrameError, match="bad-pixel map is 4×4"):
+        repair_bad_pixels(image, np.zeros((4, 4), bool))

@@ -14,7 +14,7 @@ See docs/imaging-calibration.md.
 
 from .apply import CalibratedFrame, PreparedMasters, calibrate_light, calibrate_lights
 from .backend import Backend, BackendUnavailableError, select_backend, warm_up
-from .badpixels import BadPixelMap, find_bad_pixels
+from .badpixels import BadPixelMap, find_bad_pixels, repair_bad_pixels
 from .combine import CombineError, CombineResult, CombineSettings, combine_frames
 from .fitsio import ArrayFrame, FitsFrame, FrameError, write_float32_fits
 from .frames import FrameInfo, FrameKind, MasterInfo
@@ -62,6 +62,7 @@ __all__ = [
     "group_frames",
     "load_master",
     "match_masters",
+    "repair_bad_pixels",
     "select_backend",
     "warm_up",
     "write_float32_fits",

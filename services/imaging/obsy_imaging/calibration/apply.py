@@ -22,6 +22,7 @@ from astropy.io import fits
 
 from . import kernels
 from .backend import Backend, BackendName, select_backend
+from .badpixels import BadPixelMap, repair_bad_pixels
 from .fitsio import FitsFrame, FrameError, RowSource, as_source, write_float32_fits
 from .masters import load_master
 from .matching import CalibrationPlan
@@ -43,6 +44,8 @@ class PreparedMasters:
     inverse_flat: np.ndarray | None = field(default=None, repr=False)
     names: dict[str, str] = field(default_factory=dict)  # kind → the master used (its file)
     notes: tuple[str, ...] = ()  # why these masters
+    bad_pixels: np.ndarray | None = field(default=None, repr=False)  # bool: pixels to repair from neighbours
+    bayer: bool = False  # repair from the nearest pixels of the same colour (2 apart)
 
     @classmethod
     def from_arrays(
@@ -55,8 +58,15 @@ class PreparedMasters:
         names: dict[str, str] | None = None,
         notes: Sequence[str] = (),
         min_flat: float = DEFAULT_MIN_FLAT,
+        bad_pixels: np.ndarray | BadPixelMap | None = None,
+        bayer: bool = False,
     ) -> PreparedMasters:
-        """Masters in memory: a scaled dark (``dark_scale`` ≠ 1) needs the bias."""
+        """Masters in memory: a scaled dark (``dark_scale`` ≠ 1) needs the bias.
+
+        With ``bad_pixels`` (a :class:`~.badpixels.BadPixelMap`, or any array non-zero where a
+        pixel is bad), those pixels of every light are replaced by the median of their good
+        neighbours after the calibration (of the same colour when ``bayer``).
+        """
         present = {k: v for k, v in (("bias", bias), ("dark", dark), ("flat", flat)) if v is not None}
         if not present:
             raise FrameError("no master to calibrate with")
@@ -67,7 +77,14 @@ class PreparedMasters:
                 raise FrameError(f"masters differ in size: {_sizes(shapes)}; {kind} does not fit")
         if dark is not None and dark_scale != 1.0 and bias is None:
             raise FrameError(f"a dark scaled by {dark_scale:g} needs the master bias, and there is none")
-        prepared = cls(shape=shape, names=dict(names or {}), notes=tuple(notes))
+        prepared = cls(shape=shape, names=dict(names or {}), notes=tuple(notes), bayer=bayer)
+        if bad_pixels is not None:
+            flags = bad_pixels.flags if isinstance(bad_pixels, BadPixelMap) else np.asarray(bad_pixels)
+            if flags.shape != shape:
+                raise FrameError(
+                    f"the bad-pixel map is {flags.shape[1]}×{flags.shape[0]}, the masters {shape[1]}×{shape[0]}"
+                )
+            prepared.bad_pixels = flags != 0
         if dark is not None:
             prepared.dark, prepared.dark_factor = np.asarray(dark, np.float32), float(dark_scale)
         if bias is not None and (dark is None or dark_scale != 1.0):
@@ -80,7 +97,14 @@ class PreparedMasters:
         return prepared
 
     @classmethod
-    def from_plan(cls, plan: CalibrationPlan, *, min_flat: float = DEFAULT_MIN_FLAT) -> PreparedMasters:
+    def from_plan(
+        cls,
+        plan: CalibrationPlan,
+        *,
+        min_flat: float = DEFAULT_MIN_FLAT,
+        bad_pixels: np.ndarray | BadPixelMap | None = None,
+        bayer: bool = False,
+    ) -> PreparedMasters:
         """Load the masters a :class:`~.matching.CalibrationPlan` chose (it must be ready)."""
         if not plan.ready:
             raise FrameError(f"{plan.light.name} cannot be calibrated yet: " + "; ".join(plan.missing))
@@ -99,6 +123,8 @@ class PreparedMasters:
             names=names,
             notes=plan.explanation(),
             min_flat=min_flat,
+            bad_pixels=bad_pixels,
+            bayer=bayer,
         )
 
     @property
@@ -109,6 +135,7 @@ class PreparedMasters:
                 ("B", self.bias is not None),
                 ("D", self.dark is not None),
                 ("F", self.inverse_flat is not None),
+                ("C", self.bad_pixels is not None),
             )
             if used
         )
@@ -157,8 +184,12 @@ def calibrate_light(
         raise FrameError(f"{source.name}: the calibrated frame must not replace the original")
     backend = select_backend(backend) if isinstance(backend, str) else backend
     data, bad = _calibrate(backend, source, masters, workspace or Workspace())
-
-    statistics: dict[str, float | int] = {"nan_pixels": bad}
+    statistics: dict[str, float | int] = {}
+    if masters.bad_pixels is not None:
+        repaired, more_nan = repair_bad_pixels(data, masters.bad_pixels, step=2 if masters.bayer else 1)
+        bad += more_nan
+        statistics["bad_pixels_repaired"] = repaired
+    statistics["nan_pixels"] = bad
     if masters.dark is not None:
         statistics["dark_scale"] = masters.dark_factor
     provenance = Provenance(
@@ -169,7 +200,7 @@ def calibrate_light(
         notes=masters.notes,
     )
     cards = [
-        fits.Card("CALSTAT", masters.calstat, "calibration applied: B bias, D dark, F flat"),
+        fits.Card("CALSTAT", masters.calstat, "applied: B bias, D dark, F flat, C bad pixels"),
         fits.Card("CALNAN", bad, "pixels set to NaN by the calibration"),
         *provenance.cards(),
     ]

@@ -10,6 +10,7 @@ value has no data. The map is a uint8 image: bit 1 hot, bit 2 cold, bit 4 no dat
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,3 +91,37 @@ def _robust(values: np.ndarray) -> tuple[float, float]:
     """Median and the MAD scaled to a standard deviation."""
     median = float(np.median(values))
     return median, float(np.median(np.abs(values - median))) * MAD_TO_STD
+
+
+def repair_bad_pixels(image: np.ndarray, bad: np.ndarray, *, step: int = 1) -> tuple[int, int]:
+    """Replace each bad pixel of ``image`` (in place) by the median of its good neighbours.
+
+    The neighbours are the 8 around it at distance ``step``: 1 on a monochrome sensor, 2 on a
+    Bayer sensor (the nearest pixels of the same colour). A neighbour that is bad itself or not
+    finite does not count; a pixel without a good neighbour becomes NaN. Returns how many
+    bad pixels got a value, and the change in the image's count of NaN pixels.
+    """
+    bad = np.asarray(bad) != 0
+    if bad.shape != image.shape:
+        raise FrameError(
+            f"the bad-pixel map is {bad.shape[1]}×{bad.shape[0]}, the image {image.shape[1]}×{image.shape[0]}"
+        )
+    rows, cols = np.nonzero(bad)
+    if rows.size == 0:
+        return 0, 0
+    height, width = image.shape
+    offsets = [(dy * step, dx * step) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+    values = np.full((len(offsets), rows.size), np.nan, np.float32)
+    for k, (dy, dx) in enumerate(offsets):
+        y, x = rows + dy, cols + dx
+        inside = (y >= 0) & (y < height) & (x >= 0) & (x < width)
+        neighbour = image[y[inside], x[inside]].astype(np.float32)
+        neighbour[bad[y[inside], x[inside]]] = np.nan
+        values[k, inside] = neighbour
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a pixel whose neighbours are all bad: NaN
+        repaired = np.nanmedian(values, axis=0)
+    nan_before = int(np.count_nonzero(~np.isfinite(image[rows, cols])))
+    image[rows, cols] = repaired
+    fixed = int(np.count_nonzero(np.isfinite(repaired)))
+    return fixed, (rows.size - fixed) - nan_before

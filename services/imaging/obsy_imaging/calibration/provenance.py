@@ -18,7 +18,8 @@ CALDARK   the master dark used
 CALDFLAT  the master dark-flat taken off a flat's frames
 CALFLAT   the master flat used
 DARKSCL   factor the dark was scaled by (exposure ratio; 1 for a matching dark)
-CALSTAT   what was applied to a light: B (bias), D (dark), F (flat), as MaxIm writes it
+CALSTAT   what was applied to a light: B (bias), D (dark), F (flat) as MaxIm writes it, C (bad pixels repaired)
+BPMFIX    bad pixels of a light replaced by the median of their good neighbours
 CALDATE   when the calibration was done (UTC)
 ========  ==========================================================
 
@@ -50,6 +51,7 @@ _STATISTIC_KEYS = {
     "flat_level": "FLATLVL",
     "flat_norm": "FLATNORM",
     "dark_scale": "DARKSCL",
+    "bad_pixels_repaired": "BPMFIX",
 }
 
 
