@@ -187,3 +187,21 @@ def test_frames_of_different_types_and_layouts_combine_alike(tmp_path):
     for method in METHODS:
         expected = combine_frames(frames, CombineSettings(method=method)).data
         np.testing.assert_array_equal(combine_frames(mixed, CombineSettings(method=method)).data, expected)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_camera_files_combined_from_their_bytes_equal_the_arrays(tmp_path, backend):
+    """BITPIX 16 files go to the kernel as read (it swaps the bytes): the same result as the decoded arrays."""
+    from astropy.io import fits
+
+    frames = _stack(count=9)
+    paths = []
+    for i, frame in enumerate(frames):
+        fits.PrimaryHDU(frame).writeto(tmp_path / f"f{i}.fits")  # uint16: int16 with BZERO 32768
+        paths.append(tmp_path / f"f{i}.fits")
+    for method in METHODS:
+        settings = CombineSettings(method=method)
+        expected = combine_frames(frames, settings, backend=backend)
+        result = combine_frames(paths, settings, backend=backend, block_bytes=50_000)
+        np.testing.assert_array_equal(result.data, expected.data)
+        np.testing.assert_array_equal(result.kept, expected.kept)

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import kernels
 from .backend import Backend, BackendName, select_backend
-from .fitsio import RowSource, as_source
+from .fitsio import FitsFrame, RowSource, as_source
 
 CombineMethod = Literal["median", "mean", "sigma_clip", "winsorized_sigma_clip"]
 _METHOD_CODES = {
@@ -125,9 +125,11 @@ def combine_frames(
     rows, cols = shape
     data = np.empty(shape, np.float32)
     kept = np.empty(shape, np.uint16)
+    # Camera files (BITPIX 16): the kernel takes their bytes as read and swaps them itself.
+    file_order = all(isinstance(source, FitsFrame) and source.big_endian_int16 for source in sources)
     dtypes = {source.dtype for source in sources}
-    common = dtypes.pop() if len(dtypes) == 1 else np.dtype(np.float64)
-    native = [source.dtype == common for source in sources]
+    common = np.dtype(np.uint16) if file_order else dtypes.pop() if len(dtypes) == 1 else np.dtype(np.float64)
+    native = [file_order or source.dtype == common for source in sources]
     bscale = np.array([s.bscale if ok else 1.0 for s, ok in zip(sources, native, strict=True)])
     bzero = np.array([s.bzero if ok else 0.0 for s, ok in zip(sources, native, strict=True)])
     # The array twin holds the decoded stack in float64 and a sorted copy and masks: about 6× more per value.
@@ -142,15 +144,12 @@ def combine_frames(
         stop = min(rows, start + block_rows)
         if stop - start != block.shape[1]:
             block = np.empty((n, stop - start, cols), common)
-        for i, source in enumerate(sources):
-            _read_decoded(source, start, stop, block[i], native[i])
-            if block.dtype.kind == "f":
-                nonfinite[i] += block[i].size - np.count_nonzero(np.isfinite(block[i]))
+        _read_band(sources, start, stop, block, file_order=file_order, native=native, nonfinite=nonfinite)
         band = None if subtract is None else subtract[start:stop]
         _combine_block(
             backend,
             block,
-            (bscale, bzero, scales),
+            (file_order, bscale, bzero, scales),
             band,
             settings=settings,
             out=data[start:stop],
@@ -170,7 +169,7 @@ def combine_frames(
 
 def _combine_block(backend: Backend, block, decoding, band, *, settings: CombineSettings, out, kept) -> None:
     """Combine one band of rows of the stack into ``out`` and ``kept`` on ``backend``."""
-    bscale, bzero, scales = decoding
+    file_order, bscale, bzero, scales = decoding
     method, spread = _METHOD_CODES[settings.method], _SPREAD_CODES[settings.spread]
     if backend.uses_numba:
         subtract = band if band is not None else np.zeros((1, 1), np.float32)
@@ -179,6 +178,7 @@ def _combine_block(backend: Backend, block, decoding, band, *, settings: Combine
         with kernels.KERNEL_LOCK:
             kernels.combine_block_numba(
                 block,
+                file_order,
                 bscale,
                 bzero,
                 subtract,
@@ -195,6 +195,8 @@ def _combine_block(backend: Backend, block, decoding, band, *, settings: Combine
             )
         return
     xp = backend.xp
+    if file_order:
+        block = block.view(">i2").astype(np.int16)
     values = backend.to_device(block).astype(xp.float64)
     values = values * xp.asarray(bscale)[:, None, None] + xp.asarray(bzero)[:, None, None]
     if band is not None:
@@ -214,6 +216,17 @@ def _combine_block(backend: Backend, block, decoding, band, *, settings: Combine
     )
     out[...] = backend.to_host(result.astype(xp.float32))
     kept[...] = backend.to_host(count.astype(xp.uint16))
+
+
+def _read_band(sources, start: int, stop: int, block: np.ndarray, *, file_order: bool, native, nonfinite) -> None:
+    """Rows ``start:stop`` of every frame into ``block``; NaN/inf of float frames counted per frame."""
+    for i, source in enumerate(sources):
+        if file_order:
+            source.read_rows_file_order(start, stop, block[i])
+        else:
+            _read_decoded(source, start, stop, block[i], native[i])
+        if block.dtype.kind == "f":
+            nonfinite[i] += block[i].size - np.count_nonzero(np.isfinite(block[i]))
 
 
 def _read_decoded(source: RowSource, start: int, stop: int, out: np.ndarray, native: bool) -> None:

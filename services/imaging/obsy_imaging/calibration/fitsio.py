@@ -93,6 +93,15 @@ class FitsFrame:
             out.byteswap(inplace=True)
 
     @property
+    def big_endian_int16(self) -> bool:
+        """True when the kernels can take this file's bytes as they are (BITPIX 16 on a little-endian machine)."""
+        return self._stored == np.dtype(">i2") and np.little_endian
+
+    def read_rows_file_order(self, start: int, stop: int, out: np.ndarray) -> None:
+        """A band of rows as the file stores them, bytes not swapped (``out`` of any 2-byte type for BITPIX 16)."""
+        self._read_bytes(start, stop, out)
+
+    @property
     def file_dtype(self) -> np.dtype:
         """The pixels' type as stored (big-endian)."""
         return self._stored

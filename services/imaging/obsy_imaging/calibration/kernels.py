@@ -98,6 +98,14 @@ def _spread(buf, lo, hi, center, spread, work):  # noqa: PLR0917 - a numba kerne
 
 
 @njit(cache=True, nogil=True)
+def _from_big_endian_int16(stored):
+    """A FITS BITPIX 16 value from its two bytes as read (big-endian) on a little-endian machine."""
+    u = np.int64(stored)
+    u = ((u & 0xFF) << 8) | (u >> 8)
+    return u - 65536 if u >= 32768 else u
+
+
+@njit(cache=True, nogil=True)
 def _clip_range(buf, lo, hi, lower, upper):
     new_lo = lo
     while new_lo < hi and buf[new_lo] < lower:
@@ -172,6 +180,7 @@ def sorting_network(n: int) -> np.ndarray:
 @njit(cache=True, nogil=True, parallel=True)
 def combine_block_numba(  # noqa: PLR0912, PLR0915, PLR0917 - one loop nest per row, positional as numba wants
     raw,
+    big_endian_int16,
     bscale,
     bzero,
     subtract,
@@ -191,6 +200,8 @@ def combine_block_numba(  # noqa: PLR0912, PLR0915, PLR0917 - one loop nest per 
     Each value is decoded as ``(raw·bscale + bzero − subtract) · frame_scale`` (per frame
     bscale, bzero, frame_scale; ``subtract`` per pixel when ``use_subtract``); non-finite
     values are left out. ``kept`` gets how many values each pixel's result is made of.
+    With ``big_endian_int16``, ``raw`` holds the files' bytes of BITPIX 16 images seen as
+    uint16, and the kernel swaps them itself (no pass of its own over the stack).
 
     A row's columns are sorted together by the sorting ``network`` (from :func:`sorting_network`),
     one compare-exchange of two whole rows at a time, which the compiler turns into SIMD
@@ -204,7 +215,8 @@ def combine_block_numba(  # noqa: PLR0912, PLR0915, PLR0917 - one loop nest per 
         for i in range(n):
             row = x[i]
             for c in range(cols):
-                v = raw[i, r, c] * bscale[i] + bzero[i]
+                stored = _from_big_endian_int16(raw[i, r, c]) if big_endian_int16 else raw[i, r, c]
+                v = stored * bscale[i] + bzero[i]
                 if use_subtract:
                     v -= subtract[r, c]
                 v *= frame_scale[i]
@@ -297,14 +309,8 @@ def calibrate_numba(  # noqa: PLR0917 - a numba kernel takes its arrays and sett
         count = 0
         row = np.empty(cols, np.float32)
         for c in range(cols):
-            if big_endian_int16:
-                u = np.int64(raw[r, c])
-                u = ((u & 0xFF) << 8) | (u >> 8)
-                if u >= 32768:
-                    u -= 65536
-                v = u * bscale + bzero
-            else:
-                v = raw[r, c] * bscale + bzero
+            stored = _from_big_endian_int16(raw[r, c]) if big_endian_int16 else raw[r, c]
+            v = stored * bscale + bzero
             if use_dark:
                 v -= dark_factor * dark[r, c]
             if use_bias:
@@ -421,8 +427,9 @@ def warm_up() -> None:
         for method in (MEDIAN, SIGMA_CLIP):
             subtract = np.zeros((2, 2), np.float32)
             network = sorting_network(3)
+            swap = dtype == np.uint16  # BITPIX 16 files are combined from their bytes as read
             combine_block_numba(
-                raw, ones, ones * 0, subtract, False, ones, network, method, 3.0, 3.0, STD, 1, out, kept
+                raw, swap, ones, ones * 0, subtract, False, ones, network, method, 3.0, 3.0, STD, 1, out, kept
             )
         frame = np.ones((2, 2), dtype=dtype)
         master = np.ones((2, 2), np.float32)
