@@ -1,1 +1,1 @@
-"""OBSY imaging service: frames from the capture program into a repository (docs/imaging.md)."""
+"""OBSY imaging service: frames from the capture program into a repository, graded and calibrated (docs/imaging.md)."""
