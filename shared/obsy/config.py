@@ -834,6 +834,11 @@ class McpConfig(ServiceSection):
         gt=0,
         description="seconds a stopping MCP may take to finish (or, in auto mode, perform) the closing before it exits",
     )
+    state_file: Path | None = Field(
+        default=None,
+        description="where the operator's last decision (mode, night ended, latched alarm) survives a restart; "
+        "empty = <data_dir>/mcp/state.json",
+    )
     devices: McpDevicesConfig = McpDevicesConfig()
     ekos: McpEkosConfig = McpEkosConfig()
     supervision: McpSupervisionConfig = McpSupervisionConfig()
