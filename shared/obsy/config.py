@@ -918,6 +918,10 @@ class ObsyConfig(Section):
             return getattr(self, name)
         return self.plugins.get(name, ServiceSection())
 
+    def mcp_state_file(self) -> Path:
+        """Where the MCP keeps the operator's last decision (``mcp.state_file``, or under ``data_dir``)."""
+        return self.mcp.state_file or self.data_dir / "mcp" / "state.json"
+
     def database_url(self) -> str:
         """The configured database URL, or the embedded SQLite default under data_dir."""
         if self.database.url is not None and self.database.url.get_secret_value():

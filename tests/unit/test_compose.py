@@ -314,6 +314,12 @@ def test_mcp_docker_socket_and_indi(services: dict[str, dict[str, Any]]):
         assert "OBSY_INDI__HOST" not in environment(services[name]), name
 
 
+def test_the_mcp_keeps_the_operators_decision_on_a_volume(services: dict[str, dict[str, Any]]):
+    """The state file (<data_dir>/mcp/state.json) survives a new container: a restart never forgets the operator."""
+    data_dir = environment(services["mcp"])["OBSY_DATA_DIR"]
+    assert any(m.target == data_dir and m.named and not m.read_only for m in mounts(services["mcp"]))
+
+
 def compose_duration(value: str) -> float:
     """Seconds in a Compose duration ("200s", "3m20s", "1h", "1m30.5s")."""
     parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", value.strip())

@@ -105,7 +105,7 @@ class StateFile:
 
 def state_path(config: ObsyConfig) -> Path:
     """Where the MCP keeps the operator's decision (``mcp.state_file``, or under ``data_dir``)."""
-    return config.mcp.state_file or config.data_dir / "mcp" / "state.json"
+    return config.mcp_state_file()
 
 
 def conservative(tonight: date, why: str) -> OperatorState:
