@@ -35,7 +35,6 @@ def _parser() -> argparse.ArgumentParser:
         description="Show the operator's decision the MCP restores when it starts, or give one "
         "(before the MCP starts; while it runs, send the command on the bus).",
     )
-    parser.add_argument("command", choices=["decision"])
     parser.add_argument("--mode", choices=[m.value for m in Mode], help="auto, manual or off")
     parser.add_argument(
         "--night", choices=["start", "end"], help="start: the MCP may open tonight; end: tonight stays closed"
@@ -53,7 +52,8 @@ def _describe(state: OperatorState) -> str:
 
 
 def decision_command(argv: Sequence[str]) -> int:
-    args = _parser().parse_args(list(argv))
+    """``obsy-mcp decision [--mode ...] [--night ...]``; ``argv`` starts with the word ``decision``."""
+    args = _parser().parse_args(list(argv)[1:])
     try:
         config = load_config(args.config)
     except ConfigError as error:
