@@ -186,6 +186,10 @@ def test_sigkill_with_a_latched_alarm_comes_back_alarmed_and_moves_nothing(night
         assert_nothing_moves(watcher, mark, recorder)
         assert states(watcher, TOPICS)[-1]["state"] == "alarm"
         assert "no report from the roof" in operator_state.load(operator_state.state_path(night.config)).alarm
+        # The operator ends the rest after the alarm: START is accepted and the roof opens.
+        night.inputs.publish(TOPICS.mcp_night_command, "START", retain=False)
+        wait_new_state(watcher, mark, lambda s: s["state"] == "observing" and s["roof"] == "open", 60)
+        assert operator_state.load(operator_state.state_path(night.config)).alarm == ""
     finally:
         recorder.close()
 

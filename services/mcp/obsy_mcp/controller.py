@@ -173,7 +173,7 @@ class Controller:
         self._cut_short = threading.Event()  # a second stop request, or the limit: exit now
         self._cut_short_why = ""
         self._lock = threading.RLock()
-        self._requests: deque[str] = deque()  # "open", "close", "abort", "stop" from commands
+        self._requests: deque[str] = deque()  # "open", "close", "abort", "stop", "release" from commands
         self._stop_requested = threading.Event()  # STOP: halts a running sequence
         self._close_requested = threading.Event()  # CLOSE during opening
         self._thread: threading.Thread | None = None
@@ -611,6 +611,7 @@ class Controller:
             if self.inputs.mode is not Mode.AUTO:
                 return Answer(thing, action.value, False, [f"mode is {self.inputs.mode.value}: switch to auto first"])
             self.inputs.resume_night()
+            self._release_alarm_rest()
             decision = decide(self.conditions())
             note = "opening" if decision.roof is RoofGoal.OPEN else f"waiting: {decision.reason}"
             return Answer(thing, action.value, True, [], note)
@@ -678,10 +679,21 @@ class Controller:
         if reasons:
             return Answer("roof", action.value, False, reasons)
         self.inputs.resume_night()
+        self._release_alarm_rest()
         with self.inputs.lock:
             if self.inputs.mode is Mode.MANUAL:
                 self._requests.append("open")
         return Answer("roof", action.value, True, [])
+
+    def _release_alarm_rest(self) -> None:
+        """START or OPEN end the rest in ``alarm`` that follows an alarm once the roof is confirmed closed.
+
+        Without it the MCP rests there (the latch, kept across restarts) and would accept the
+        command without opening: an answer that promises what is not done.
+        """
+        with self.inputs.lock:
+            if self.state is State.ALARM and not self.alarm:
+                self._requests.append("release")
 
     def _request_close(self, request: str, *, end_night: bool) -> None:
         """CLOSE, and ABORT in every mode: the closing order runs (an opening is cut short first).
@@ -733,6 +745,8 @@ class Controller:
                     asked = "CLOSE command" if request == "close" else f"ABORT: {NIGHT_ENDED_BY_OPERATOR}"
                     decision = Decision(decision.state, RoofGoal.CLOSED, asked)
                 self._close(decision)
+            elif request == "release" and self.state is State.ALARM and not self.alarm:
+                self._transition(State.STANDBY, "the operator ended the rest after the alarm (START or OPEN)")
             elif request == "open" and self.inputs.mode is Mode.MANUAL and not self._open_refusals():
                 self._open(Decision(State.MANUAL, RoofGoal.OPEN, "OPEN command"))
 
