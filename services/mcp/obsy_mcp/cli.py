@@ -67,7 +67,11 @@ def decision_command(argv: Sequence[str]) -> int:
             print(f"{error}\nThe MCP starts in its most cautious state: it opens nothing until an operator decides.")
             return EXIT_FAILED
         if not error.missing:  # reported here, and kept for people to look at, before a new one is written
-            print(f"{error}; kept as {operator_state.set_aside(path)}", file=sys.stderr)
+            try:
+                print(f"{error}; kept as {operator_state.set_aside(path)}", file=sys.stderr)
+            except OSError as move_error:
+                print(f"{error}; cannot set it aside ({move_error}): nothing written", file=sys.stderr)
+                return EXIT_FAILED
         state = OperatorState()
     if args.mode is None and args.night is None:
         print(f"{path}:\n{_describe(state)}")
