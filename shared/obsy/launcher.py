@@ -365,7 +365,8 @@ class Launcher:
             print(
                 "The MCP has no saved operator decision: it opens nothing by itself until an operator decides "
                 "(Start night on the dashboard or in Home Assistant) or the next night begins. Before a start, "
-                f"{Path(sys.executable).parent / 'obsy-mcp'} decision --mode auto --night start does the same.\n",
+                f"{Path(sys.executable).parent / 'obsy-mcp'} decision --mode auto --night start"
+                f"{f' --config {self.config_path}' if self.config_path else ''} does the same.\n",
                 flush=True,
             )
         print(f"Services: {', '.join(self.services)}. Logs: {self.log_dir}/. Press Ctrl-C to stop.\n", flush=True)
