@@ -855,6 +855,11 @@ class McpConfig(ServiceSection):
         gt=0,
         description="seconds a stopping MCP may take to finish (or, in auto mode, perform) the closing before it exits",
     )
+    state_file: Path | None = Field(
+        default=None,
+        description="where the operator's last decision (mode, night ended, latched alarm) survives a restart; "
+        "empty = <data_dir>/mcp/state.json",
+    )
     devices: McpDevicesConfig = McpDevicesConfig()
     ekos: McpEkosConfig = McpEkosConfig()
     supervision: McpSupervisionConfig = McpSupervisionConfig()
@@ -1032,6 +1037,10 @@ class ObsyConfig(Section):
         if name in SERVICE_NAMES:
             return getattr(self, name)
         return self.plugins.get(name, ServiceSection())
+
+    def mcp_state_file(self) -> Path:
+        """Where the MCP keeps the operator's last decision (``mcp.state_file``, or under ``data_dir``)."""
+        return self.mcp.state_file or self.data_dir / "mcp" / "state.json"
 
     def database_url(self) -> str:
         """The configured database URL, or the embedded SQLite default under data_dir."""

@@ -356,11 +356,12 @@ class Launcher:
             log.error("%s", exc)
             self.stop()
             return 1
-        if self.demo is not None and not self._create_demo_account():
+        if self.demo is not None and not (self._create_demo_account() and self._start_the_demo_night()):
             self.stop()
             return 1
         if self.demo is not None and self.demo.kstars:
             self._start_kstars()
+        undecided = "mcp" in self.services and self.demo is None and not self.config.mcp_state_file().exists()
         self.start_services()
         web = self.config.web
         host = "127.0.0.1" if web.host in ("0.0.0.0", "::") else web.host
@@ -372,6 +373,14 @@ class Launcher:
             config_arg = f" --config {self.config_path}" if self.config_path else ""
             obsy_web = Path(sys.executable).parent / "obsy-web"
             print(f"First time? Create your account: {obsy_web} create-admin YOURNAME{config_arg}\n", flush=True)
+        if undecided:
+            print(
+                "The MCP has no saved operator decision: it opens nothing by itself until an operator decides "
+                "(Start night on the dashboard or in Home Assistant) or the next night begins. Before a start, "
+                f"{Path(sys.executable).parent / 'obsy-mcp'} decision --mode auto --night start"
+                f"{f' --config {self.config_path}' if self.config_path else ''} does the same.\n",
+                flush=True,
+            )
         print(f"Services: {', '.join(self.services)}. Logs: {self.log_dir}/. Press Ctrl-C to stop.\n", flush=True)
         while not self.stopping.wait(0.5):
             self.supervise_once()
@@ -386,13 +395,25 @@ class Launcher:
     def _create_demo_account(self) -> bool:
         """The demo's operator account, in the demo's fresh database (``obsy-web create-user``)."""
         assert self.demo is not None
-        argv = [sys.executable, "-m", "obsy_web", "create-user", self.demo.username, "--role", "operator"]
-        argv += ["--password-stdin", "--config", str(self.config_path)]
-        result = subprocess.run(
-            argv, input=self.demo.password + "\n", capture_output=True, text=True, timeout=120, check=False
-        )
+        args = ["create-user", self.demo.username, "--role", "operator", "--password-stdin"]
+        return self._service_command("web", args, "create the demo account", stdin=self.demo.password + "\n")
+
+    def _start_the_demo_night(self) -> bool:
+        """The demo's operator lets the MCP run tonight (``obsy-mcp decision --mode auto --night start``).
+
+        Without a saved decision the MCP opens nothing by itself (docs/mcp.md).
+        """
+        if "mcp" not in self.services:
+            return True
+        args = ["decision", "--mode", "auto", "--night", "start"]
+        return self._service_command("mcp", args, "give the MCP the demo's decision")
+
+    def _service_command(self, name: str, args: list[str], what: str, *, stdin: str | None = None) -> bool:
+        """A one-off command of a service (``python -m obsy_<name> ...``) with the demo's config."""
+        argv = [sys.executable, "-m", f"obsy_{name}", *args, "--config", str(self.config_path)]
+        result = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=120, check=False)
         if result.returncode != 0:
-            log.error("cannot create the demo account: %s", (result.stderr or result.stdout).strip())
+            log.error("cannot %s: %s", what, (result.stderr or result.stdout).strip())
             return False
         return True
 

@@ -183,6 +183,9 @@ def test_a_whole_night_with_every_service(tmp_path: Path, capsys: pytest.Capture
             "web", "create-user", OPERATOR, "--role", "operator", "--password-stdin", stdin=PASSWORD + "\n"
         )
         assert created.returncode == 0, created.stderr
+        # The operator lets the MCP run tonight: without a saved decision it opens nothing by itself.
+        decided = services.run_command("mcp", "decision", "--mode", "auto", "--night", "start")
+        assert decided.returncode == 0, decided.stderr
         watcher = Watcher(broker.port, ["obsy/#", "homeassistant/#"])
         stack.callback(watcher.close)
         recorder = IndiRecorder(indi.config())

@@ -1,21 +1,33 @@
-"""Commands to the MCP are bounded and say who sent them: real Mosquitto, real indiserver simulators."""
+"""The MCP's answers match what it does, and what it publishes about the roof matches the roof.
+
+Real Mosquitto, real indiserver with the roll-off roof and telescope simulators; the roof's
+truth is what ``indi_rolloff_dome`` reports to a second INDI client.
+"""
 
 from __future__ import annotations
 
-import getpass
 import json
-import subprocess
-import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from obsy.messages import Command, CommandOrigin, OriginKind
+from obsy.homeassistant import Node, discovery_payload
 from obsy.topics import Topics
-from tests.support.indiserver import IndiServer, require_indi
-from tests.support.mcp_harness import DRIVERS, Inputs, McpProcess, Sky, events, mcp_config, prepare_devices, wait_state
+from tests.support.ha_cover import cover_state
+from tests.support.indiserver import ROOF, TELESCOPE, IndiServer, require_indi
+from tests.support.mcp_harness import (
+    DRIVERS,
+    Heartbeats,
+    IndiRecorder,
+    McpProcess,
+    observing_mcp,
+    of_kind,
+    states,
+    wait_state,
+)
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.watcher import Watcher
 
@@ -24,7 +36,6 @@ pytest.importorskip("PyIndi", reason="pyindi-client is not installed (pip instal
 require_indi(DRIVERS)
 
 TOPICS = Topics()
-MB = 1024 * 1024
 
 
 @pytest.fixture
@@ -38,86 +49,135 @@ def indi(tmp_path: Path) -> Iterator[IndiServer]:
 
 
 @pytest.fixture
-def closed_mcp(tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher) -> Iterator[McpProcess]:
-    """An MCP with the roof closed for the rain: CLOSE is accepted, OPEN rejected."""
-    prepare_devices(indi.config(), roof_open=False, mount_parked=True)
-    config = mcp_config(tmp_path, mosquitto, indi.config())
-    inputs = Inputs(watcher, TOPICS, config)
-    inputs.all_safe()
-    inputs.weather(False, "rain detected")
-    process = McpProcess(config, Sky(-25.0)).start()
-    # The first state goes out after the command subscriptions, on the same connection.
-    wait_state(watcher, TOPICS, lambda s: s["roof"] == "closed")
+def recorder(indi: IndiServer) -> Iterator[IndiRecorder]:
+    rec = IndiRecorder(indi.config())
     try:
-        yield process
+        yield rec
     finally:
+        rec.close()
+
+
+def roof_parked(recorder: IndiRecorder) -> bool:
+    """The roof as its driver reports it now: closed (DOME_PARK Ok, PARK on)."""
+    park = recorder.client.get_property(ROOF, "DOME_PARK")
+    return park.state == "Ok" and bool(park.values.get("PARK"))
+
+
+def after_evaluations(process: McpProcess, count: int = 5) -> None:
+    """Let the controller evaluate a few more times (evaluate_interval is 0.2 s in these tests)."""
+    time.sleep(count * process.service.config.mcp.evaluate_interval + 0.5)
+
+
+def test_abort_in_manual_mode_closes_as_its_answer_says(
+    tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
+) -> None:
+    process, inputs = observing_mcp(tmp_path, mosquitto, indi, watcher)
+    beats = Heartbeats(inputs).start()
+    try:
+        inputs.publish(TOPICS.mcp_mode_command, "manual", retain=False)
+        wait_state(watcher, TOPICS, lambda s: s["state"] == "manual" and s["roof"] == "open")
+        recorder.clear()
+        inputs.publish(TOPICS.mcp_night_command, "ABORT", retain=False)
+        watcher.wait_for(
+            lambda _m: any(e["data"]["command"]["value"] == "ABORT" for e in of_kind(watcher, "command_accepted"))
+        )
+        answer = next(e for e in of_kind(watcher, "command_accepted") if e["data"]["command"]["value"] == "ABORT")
+        assert answer["data"]["note"] == "closing for the night"
+        # ... and that is what happens: the closing order, as the drivers report it.
+        closed = wait_state(watcher, TOPICS, lambda s: s["roof"] == "closed", 60)
+        assert closed["state"] == "manual" and closed["mode"] == "manual" and closed["night_aborted"] is True
+        assert closed["mount_parked"] is True
+        parked = recorder.first(lambda r: r.device == TELESCOPE and r.name == "TELESCOPE_PARK" and r.values["PARK"])
+        roof_closed = recorder.wait(lambda r: r.name == "DOME_PARK" and r.state == "Ok" and r.values["PARK"])
+        assert -1 < parked < roof_closed
+        assert roof_parked(recorder)
+        # Back to auto: the night stays ended, the roof closed.
+        inputs.publish(TOPICS.mcp_mode_command, "auto", retain=False)
+        standby = wait_state(watcher, TOPICS, lambda s: s["state"] == "standby")
+        assert standby["reason"] == "night ended by the operator" and standby["roof"] == "closed"
+    finally:
+        beats.stop()
         process.stop()
 
 
-def command_events(watcher: Watcher) -> list[dict[str, Any]]:
-    return [e for e in events(watcher, TOPICS) if e["kind"] in ("command_accepted", "command_rejected")]
-
-
-def wait_command_events(watcher: Watcher, count: int) -> list[dict[str, Any]]:
-    watcher.wait_for(lambda _m: len(command_events(watcher)) >= count, 30)
-    return command_events(watcher)
-
-
-def test_oversize_commands_are_dropped_at_the_bus_and_a_bad_one_is_echoed_only_as_an_excerpt(
-    closed_mcp: McpProcess, watcher: Watcher
+@pytest.mark.parametrize("mode", ["auto", "manual"])
+def test_a_commanded_close_is_not_reported_as_moved_outside_obsy(
+    tmp_path: Path,
+    mosquitto: MosquittoBroker,
+    indi: IndiServer,
+    watcher: Watcher,
+    recorder: IndiRecorder,
+    *,
+    mode: str,
 ) -> None:
-    watcher.publish(TOPICS.mcp_roof_command, b"CLOSE" * (10 * MB // 5))
-    watcher.publish(TOPICS.mcp_roof_command, b"CLOSE" + b"\n" * 100_000)
-    bad_plain = "OPEN\n<b>" + "\x00" * 2000  # normal-sized, but no command
-    bad_json = json.dumps({"value": "OPEN", "origin": {"kind": "web"}, "schema_version": "x" * 3000})
-    watcher.publish(TOPICS.mcp_roof_command, bad_plain)
-    watcher.publish(TOPICS.mcp_roof_command, bad_json)
-    watcher.publish(TOPICS.mcp_roof_command, "banana")
-
-    answers = wait_command_events(watcher, 3)
-    assert [a["kind"] for a in answers] == ["command_rejected"] * 3  # nothing answered the oversize ones
-    plain, broken, banana = answers
-    assert "not a command" in plain["data"]["reasons"][0]
-    assert "\\x00" in plain["data"]["reasons"][0] and "(2008 bytes)" in plain["data"]["reasons"][0]
-    assert "schema_version" in broken["data"]["reasons"][0]
-    assert "unknown roof command 'banana'" in banana["data"]["reasons"][0]
-    for answer in answers:
-        assert len(json.dumps(answer)) < 1500, "a bad command is echoed only as a short excerpt"
-        assert "\n" not in answer["message"]
-        assert answer["data"]["origin"] == {"kind": "unknown"}
-
-    # Counted in the MCP's health, once each.
-    bus = closed_mcp.runner.bus
-    assert bus.oversize_messages == 2
-    assert closed_mcp.runner.health().invalid_messages >= 2
+    process, inputs = observing_mcp(tmp_path, mosquitto, indi, watcher)
+    beats = Heartbeats(inputs).start()
+    try:
+        if mode == "manual":
+            inputs.publish(TOPICS.mcp_mode_command, "manual", retain=False)
+            wait_state(watcher, TOPICS, lambda s: s["state"] == "manual")
+        inputs.publish(TOPICS.mcp_roof_command, "CLOSE", retain=False)
+        wait_state(watcher, TOPICS, lambda s: s["roof"] == "closed" and s["state"] in ("standby", "manual"), 60)
+        after_evaluations(process)
+        assert of_kind(watcher, "roof_moved_outside") == []
+        # The check itself still works: the roof opened from an INDI panel is reported.
+        recorder.client.set_switch(ROOF, "DOME_PARK", "UNPARK", wait=False)  # an operator in an INDI panel
+        watcher.wait_for(lambda _m: bool(of_kind(watcher, "roof_moved_outside")), 30)
+    finally:
+        beats.stop()
+        process.stop()
 
 
-def test_every_answer_records_who_sent_the_command(closed_mcp: McpProcess, watcher: Watcher, tmp_path: Path) -> None:
-    web = CommandOrigin(kind=OriginKind.WEB, user="ada", role="operator")
-    watcher.publish(TOPICS.mcp_roof_command, Command(value="OPEN", origin=web).to_json())
-    roof = next(e for e in closed_mcp.service.ha_entities() if e.object_id == "roof")
-    watcher.publish(TOPICS.mcp_roof_command, roof.payload_close or "")  # what Home Assistant sends
-    watcher.publish(TOPICS.mcp_roof_command, "CLOSE")  # the plain form still works, sender unknown
-    answers = wait_command_events(watcher, 3)
+def home_assistant_cover(process: McpProcess) -> dict[str, Any]:
+    """The roof's discovery payload as the running MCP would send it."""
+    (roof,) = [e for e in process.service.ha_entities() if e.component == "cover"]
+    return discovery_payload(roof, Node(prefix="obsy", service="mcp", site_name="Test site", sw_version="1"))
 
-    cli = subprocess.run(
-        [sys.executable, "-m", "obsy_mcp", "roof", "CLOSE", "--config", str(closed_mcp.runner.config.source_file)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert cli.returncode == 0, cli.stderr
-    answers = wait_command_events(watcher, 4)
 
-    from_web, from_ha, from_bus, from_cli = answers
-    assert from_web["kind"] == "command_rejected"  # it rains
-    assert from_web["data"]["origin"] == {"kind": "web", "user": "ada", "role": "operator"}
-    assert "(from web user ada, role operator)" in from_web["message"]
-    assert from_ha["kind"] == "command_accepted"
-    assert from_ha["data"]["origin"] == {"kind": "home_assistant"}
-    assert "Home Assistant" in from_ha["message"]
-    assert from_bus["data"]["origin"] == {"kind": "unknown"}
-    assert from_cli["data"]["origin"]["kind"] == "cli"
-    assert from_cli["data"]["origin"]["user"] == getpass.getuser()
-    assert from_cli["message"] in cli.stdout  # the CLI prints the MCP's answer
+def cover_states(process: McpProcess, watcher: Watcher) -> list[tuple[str, str | None]]:
+    """(the MCP's roof, what Home Assistant's cover shows) for every MCP state published so far, in order."""
+    discovery = home_assistant_cover(process)
+    shown: str | None = None
+    seen = []
+    for message in watcher.on(TOPICS.mcp_state):
+        if not message.payload:
+            continue
+        payload = message.payload.decode() if isinstance(message.payload, bytes) else message.payload
+        shown = cover_state(discovery, payload, shown)
+        seen.append((json.loads(payload)["roof"], shown))
+    return seen
+
+
+def test_published_roof_states_match_the_roof_and_a_stopped_roof_never_looks_closed(
+    tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
+) -> None:
+    process, inputs = observing_mcp(tmp_path, mosquitto, indi, watcher)
+    beats = Heartbeats(inputs).start()
+    try:
+        assert not roof_parked(recorder) and states(watcher, TOPICS)[-1]["roof"] == "open"
+        assert cover_states(process, watcher)[-1] == ("open", "open")
+
+        # Closing, then STOP part-way: the roof is neither open nor closed.
+        inputs.publish(TOPICS.mcp_roof_command, "CLOSE", retain=False)
+        recorder.client.wait_for(ROOF, "DOME_PARK", lambda p: p.state == "Busy", timeout=30, what="roof closing")
+        inputs.publish(TOPICS.mcp_roof_command, "STOP", retain=False)
+        stopped = wait_state(watcher, TOPICS, lambda s: s["state"] == "manual" and s["roof"] == "stopped", 30)
+        assert stopped["mode"] == "manual"
+        after_evaluations(process)
+        park = recorder.client.get_property(ROOF, "DOME_PARK")
+        assert park.state != "Busy" and not roof_parked(recorder), park  # the driver: halted, not closed
+        assert states(watcher, TOPICS)[-1]["roof"] == "stopped"
+        seen = cover_states(process, watcher)
+        assert seen[-1] == ("stopped", "open")  # Home Assistant: open, never closed
+        assert [pair for pair in seen if pair[1] == "closed"] == []  # closed never shown for a roof not closed
+        assert of_kind(watcher, "roof_moved_outside") == []  # the MCP's own STOP is not someone else's move
+
+        # Closed at last: now, and only now, closed everywhere.
+        inputs.publish(TOPICS.mcp_roof_command, "CLOSE", retain=False)
+        wait_state(watcher, TOPICS, lambda s: s["roof"] == "closed", 60)
+        assert roof_parked(recorder)
+        assert cover_states(process, watcher)[-1] == ("closed", "closed")
+        assert all(shown != "closed" or roof == "closed" for roof, shown in cover_states(process, watcher))
+    finally:
+        beats.stop()
+        process.stop()

@@ -95,7 +95,7 @@ def test_a_finished_schedule_closes_for_the_night(  # noqa: PLR0917 - fixtures
         assert closed["roof"] == "closed"
         assert closed["reason"] == "schedule finished"
         assert closed["mount_parked"] is True
-        assert closed["night_aborted"] is True  # stays closed until START or the next day
+        assert closed["night_aborted"] is True  # stays closed until START or the next observing night
         assert wait_event(watcher, "ekos_schedule_finished")["message"].startswith("the Ekos schedule has finished")
         moves = [(t["from_state"], t["to_state"], t["reason"]) for t in closed["recent_transitions"]]
         assert ("observing", "closing", "schedule finished") in moves

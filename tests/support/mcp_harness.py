@@ -23,6 +23,7 @@ from obsy.messages import CloudState, PlannedBlock, SafetyReason, SafetyVerdict,
 from obsy.runner import ServiceRunner
 from obsy.topics import Topics
 from obsy_mcp.service import McpService
+from obsy_mcp.service import main as mcp_main
 from tests.support.configs import write_config
 from tests.support.indiserver import ROOF, TELESCOPE, IndiServer
 from tests.support.mosquitto import MosquittoBroker
@@ -52,9 +53,25 @@ def midnight_site() -> dict[str, Any]:
     return {"name": "Midnight test site", "latitude": 0.0, "longitude": round(longitude, 2), "timezone": "UTC"}
 
 
+def operator_decides(config: ObsyConfig, *decision: str) -> None:
+    """The operator's decision before the MCP starts, the documented way: ``obsy-mcp decision ...``."""
+    assert config.source_file is not None
+    assert mcp_main(["decision", *decision, "--config", str(config.source_file)]) == 0
+
+
 def mcp_config(
-    tmp_path: Path, broker: MosquittoBroker, indi: IndiServerConfig, *, site: dict[str, Any] | None = None, **mcp: Any
+    tmp_path: Path,
+    broker: MosquittoBroker,
+    indi: IndiServerConfig,
+    *,
+    site: dict[str, Any] | None = None,
+    decided: bool = True,
+    **mcp: Any,
 ) -> ObsyConfig:
+    """The MCP's config for a test; ``decided``: the operator has told it to run tonight in auto mode.
+
+    Without a saved decision the MCP opens nothing until an operator acts (docs/mcp.md).
+    """
     settings: dict[str, Any] = {
         "startup_grace": 3.0,
         "safe_delay": 0.0,
@@ -73,7 +90,10 @@ def mcp_config(
     path = write_config(
         tmp_path, broker, indi={"host": indi.host, "port": indi.port, "connect_timeout": 5}, mcp=settings, **extra
     )
-    return load_config(path)
+    config = load_config(path)
+    if decided:
+        operator_decides(config, "--mode", "auto", "--night", "start")
+    return config
 
 
 class McpProcess:

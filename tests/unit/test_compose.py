@@ -30,7 +30,7 @@ from obsy.config import SERVICE_NAMES, ConfigError, McpConfig, load_config
 from obsy.homeassistant import node_id
 from obsy.topics import HOMEASSISTANT_STATUS, Topics
 from obsy_allsky.capture.darks_cli import BUS_NAME as DARKS_CLI_BUS_NAME
-from obsy_mcp.cli import BUS_NAME as MCP_CLI_BUS_NAME
+from obsy_mcp.command_cli import BUS_NAME as MCP_CLI_BUS_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -314,6 +314,12 @@ def test_mcp_docker_socket_and_indi(services: dict[str, dict[str, Any]]):
         assert environment(services[name])["OBSY_INDI__HOST"] == "indiserver", name
     for name in ("clouddetect", "scheduler", "web"):
         assert "OBSY_INDI__HOST" not in environment(services[name]), name
+
+
+def test_the_mcp_keeps_the_operators_decision_on_a_volume(services: dict[str, dict[str, Any]]):
+    """The state file (<data_dir>/mcp/state.json) survives a new container: a restart never forgets the operator."""
+    data_dir = environment(services["mcp"])["OBSY_DATA_DIR"]
+    assert any(m.target == data_dir and m.named and not m.read_only for m in mounts(services["mcp"]))
 
 
 def compose_duration(value: str) -> float:

@@ -13,6 +13,7 @@ from obsy.config import ObsyConfig
 from obsy.homeassistant import Node, discovery_payload, lint_entities
 from obsy.messages import Command, McpState, Mode, OriginKind
 from obsy_mcp.service import McpService
+from tests.support.ha_cover import cover_state
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +61,16 @@ def test_mode_select_sends_its_option_as_a_command_from_home_assistant(entities:
     assert sent_by_home_assistant(payload) == mode
 
 
-@pytest.mark.parametrize("roof", ["open", "closed", "opening", "closing", "stopped"])
+@pytest.mark.parametrize("roof", ["open", "closed", "opening", "closing"])
 def test_roof_cover_state(entities: dict[str, Any], roof: str) -> None:
     assert render(entities["roof"]["value_template"], McpState(state="observing", roof=roof)) == roof
+
+
+@pytest.mark.parametrize("before", ["closing", "closed", "opening", "open", None])
+def test_a_roof_stopped_part_way_never_looks_closed_in_home_assistant(entities: dict[str, Any], before) -> None:
+    """Home Assistant takes a "stopped" payload for closed after closing: a stopped roof is sent as open."""
+    stopped = McpState(state="manual", roof="stopped").model_dump_json()
+    assert cover_state(entities["roof"], stopped, before) == "open"
 
 
 def test_unknown_roof_is_unknown_to_home_assistant(entities: dict[str, Any]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -78,12 +78,24 @@ def test_an_ended_night_rests_in_standby_with_its_reason(ended: str, reason: str
 
 def test_ending_and_resuming_the_night_in_the_inputs() -> None:
     inputs = Inputs(McpConfig(startup_grace=0), lambda: 0.0)
-    inputs.end_night("schedule finished")
+    inputs.end_night("schedule finished", date(2026, 12, 5))
     conditions = inputs.conditions(sun_altitude=-30.0, tonight=None)
     assert conditions.night_aborted and conditions.night_end_reason == "schedule finished"
+    assert inputs.night_ended_for == date(2026, 12, 5)
     inputs.resume_night()
     conditions = inputs.conditions(sun_altitude=-30.0, tonight=None)
     assert not conditions.night_aborted and conditions.night_end_reason == ""
+    assert inputs.night_ended_for is None
+
+
+def test_a_mode_lifts_only_the_hold_of_a_missing_decision_not_an_operators_abort() -> None:
+    inputs = Inputs(McpConfig(startup_grace=0), lambda: 0.0)
+    inputs.end_night("night ended by the operator", date(2026, 12, 5))
+    inputs.operator_decided()
+    assert inputs.night_aborted  # ABORT holds until START, OPEN or the next night
+    inputs.end_night("no saved operator decision", date(2026, 12, 5), awaiting_operator=True)
+    inputs.operator_decided()
+    assert not inputs.night_aborted and not inputs.awaiting_operator
 
 
 def test_a_hazard_outranks_everything_but_off_and_alarm() -> None:

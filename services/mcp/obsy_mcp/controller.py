@@ -34,17 +34,19 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from obsy import astro
 from obsy.config import ObsyConfig
 from obsy.indi import IndiClient, IndiError
 from obsy.messages import CommandOrigin, Event, McpState, McpTransition, Mode, NightAction, RoofAction
+from obsy_mcp import operator_state
 from obsy_mcp.devices import DeviceError, Mount, Roof, RoofPosition, SendHook, StepInterrupted
 from obsy_mcp.driverwatch import DriverWatch
 from obsy_mcp.ekos import Ekos, EkosError, SchedulerStatus
 from obsy_mcp.inputs import Clock, Inputs
+from obsy_mcp.operator_state import OperatorState, StateFileError
 from obsy_mcp.statemachine import (
     AFTER_CLOSING,
     Decision,
@@ -67,6 +69,7 @@ ROOF_CLOSED_OUTSIDE = "roof closed outside OBSY"
 ROOF_STOPPED_OUTSIDE = "roof stopped outside OBSY"
 #: The reason of the closing the MCP runs because it is being stopped.
 MCP_STOPPING = "MCP stopping"
+NIGHT_ENDED_BY_OPERATOR = "night ended by the operator"
 #: Scheduler states that mean a schedule is being worked on.
 EKOS_ACTIVE = frozenset({SchedulerStatus.STARTUP, SchedulerStatus.RUNNING, SchedulerStatus.PAUSED})
 
@@ -170,9 +173,9 @@ class Controller:
         self._last_published: dict[str, Any] | None = None
         self._alarm_attempt_at: float | None = None
         self._devices_unknown_since: float | None = None
-        self._devices_reported = False
-        self._devices_connected = False
-        self._roof_seen = RoofPosition.UNKNOWN  # where the roof was after the last evaluation
+        self._devices_reported = self._devices_connected = False
+        self._roof_seen = RoofPosition.UNKNOWN  # where the MCP's own last evaluation or sequence left the roof
+        self.state_file = operator_state.StateFile(operator_state.state_path(config))
 
         self._wake = threading.Event()
         self._stop_thread = threading.Event()
@@ -180,7 +183,7 @@ class Controller:
         self._cut_short = threading.Event()  # a second stop request, or the limit: exit now
         self._cut_short_why = ""
         self._lock = threading.RLock()
-        self._requests: deque[str] = deque()  # "open", "close", "stop" from commands
+        self._requests: deque[str] = deque()  # "open", "close", "abort", "stop", "release" from commands
         self._stop_requested = threading.Event()  # STOP: halts a running sequence
         self._close_requested = threading.Event()  # CLOSE during opening
         self._thread: threading.Thread | None = None
@@ -198,6 +201,113 @@ class Controller:
         indi.on_reconnect(self._on_indi_reconnect)
 
     # ------------------------------------------------------------------ life cycle
+
+    def restore_operator_state(self) -> None:
+        """Take up the operator's last decision from the state file; call before the first state goes out.
+
+        A file that is missing or cannot be used restores the most conservative state (auto
+        mode, tonight ended, waiting for an operator): nothing opens until an operator decides
+        (START, OPEN, a mode) or the next observing night begins. A file that cannot be used
+        is set aside (``.corrupt-<time>``) and reported before a new one is written.
+        """
+        tonight = self._tonight_date()
+        try:
+            saved = self.state_file.load()
+        except StateFileError as error:
+            self._restore_conservatively(error, tonight)
+            return
+        with self.inputs.lock:
+            self.inputs.mode = saved.mode
+            if saved.night_ended(tonight):
+                assert saved.night_ended_for is not None
+                self.inputs.end_night(
+                    saved.night_end_reason or NIGHT_ENDED_BY_OPERATOR,
+                    saved.night_ended_for,
+                    awaiting_operator=saved.awaiting_operator,
+                )
+        self.alarm = saved.alarm
+        parts = [f"mode {saved.mode.value}"]
+        if self.inputs.night_aborted:
+            parts.append(f"night {saved.night_ended_for} ended ({self.inputs.night_end_reason})")
+        elif saved.night_ended_for is not None:
+            parts.append(f"the night {saved.night_ended_for} that was ended is over: tonight ({tonight}) goes on")
+        if saved.alarm:
+            parts.append(f"alarm latched: {saved.alarm}")
+        self._event(
+            "state_restored",
+            "restored the operator's last decision: " + "; ".join(parts),
+            level="warning" if saved.alarm else "info",
+            data={
+                "file": str(self.state_file.path),
+                "mode": saved.mode.value,
+                "night_aborted": self.inputs.night_aborted,
+                "night_ended_for": None if saved.night_ended_for is None else saved.night_ended_for.isoformat(),
+                "alarm": saved.alarm,
+            },
+        )
+
+    def _restore_conservatively(self, error: StateFileError, tonight: date) -> None:
+        aside: str | None = None
+        if not error.missing:
+            try:
+                aside = str(operator_state.set_aside(self.state_file.path))
+            except OSError as move_error:
+                log.error("cannot set the unusable state file %s aside: %s", self.state_file.path, move_error)
+        why = "no saved operator decision" if error.missing else "the saved operator decision is unusable"
+        hold = f"{why}: not opening until an operator decides (START, OPEN or a mode) or the next night"
+        state = operator_state.conservative(tonight, hold)
+        with self.inputs.lock:
+            self.inputs.mode = state.mode
+            assert state.night_ended_for is not None
+            self.inputs.end_night(state.night_end_reason, state.night_ended_for, awaiting_operator=True)
+        kept = f"; the file was kept as {aside}" if aside else ""
+        self._event(
+            "state_file_unusable",
+            f"{error}{kept}. Restored the most cautious state: {hold}",
+            level="warning" if error.missing else "error",
+            data={
+                "file": str(self.state_file.path),
+                "problem": error.problem,
+                "missing": error.missing,
+                "set_aside": aside,
+            },
+        )
+
+    def _operator_state(self) -> OperatorState:
+        """The decisions to keep across a restart, as they stand now."""
+        latched = self.alarm or (self.reason if self.state is State.ALARM else "")
+        with self.inputs.lock:
+            return OperatorState(
+                mode=self.inputs.mode,
+                night_ended_for=self.inputs.night_ended_for if self.inputs.night_aborted else None,
+                night_end_reason=self.inputs.night_end_reason if self.inputs.night_aborted else "",
+                alarm=latched,
+                awaiting_operator=self.inputs.awaiting_operator,
+            )
+
+    def _remember(self) -> None:
+        """Write the operator's decisions to the state file when they changed (atomically, durably)."""
+        file = self.state_file
+        with self._lock:
+            current = self._operator_state()
+            if not file.changed(current):
+                return
+            try:
+                file.save(current)
+            except OSError as error:
+                if not file.failing:
+                    file.failing = True
+                    self._event(
+                        "state_file_failed",
+                        f"cannot save the operator's decision to {file.path}: {error}; "
+                        "a restart now would not know it (trying again on every change)",
+                        level="error",
+                        data={"file": str(file.path), "error": str(error)},
+                    )
+                return
+            if file.failing:
+                file.failing = False
+                self._event("state_file_saved", f"the operator's decision is saved again to {file.path}")
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="mcp-controller", daemon=True)
@@ -322,10 +432,8 @@ class Controller:
         self._supervise()
         self._ensure_devices()
         self._watch_ekos()
-        conditions = self.conditions()
-        decision = decide(conditions)
-        if conditions.sun_altitude is not None and conditions.sun_altitude > 0 and self.inputs.night_aborted:
-            self.inputs.resume_night()  # a new day clears "night ended"
+        self._next_night_clears_night_ended()
+        decision = decide(self.conditions())
         position = self.roof.position()
         if position is RoofPosition.UNKNOWN:
             self._devices_unknown(decision)
@@ -348,6 +456,25 @@ class Controller:
             self.reason = f"the roof is closing (moved outside OBSY): not opening now; {decision.reason}"
         self.publish_state()
 
+    def _next_night_clears_night_ended(self) -> None:
+        """A night ended holds for the observing night it was ended for (local noon to noon), no longer."""
+        tonight = self._tonight_date()
+        with self.inputs.lock:
+            ended_for = self.inputs.night_ended_for
+            if not self.inputs.night_aborted or ended_for is None or ended_for >= tonight:
+                return
+            reason = self.inputs.night_end_reason
+            self.inputs.resume_night()
+        self._event(
+            "night_resumed",
+            f"a new observing night ({tonight}): the night {ended_for} that was ended ({reason}) is over",
+            data={"night": tonight.isoformat(), "ended_for": ended_for.isoformat(), "reason": reason},
+        )
+
+    def _end_night(self, reason: str) -> None:
+        """Tonight's observing is over: closed until START, OPEN, or the next observing night."""
+        self.inputs.end_night(reason, self._tonight_date())
+
     def _roof_moved_outside(self, position: RoofPosition, decision: Decision) -> bool:
         """React to a roof moved by someone else; True when that ended the night.
 
@@ -369,7 +496,7 @@ class Controller:
                 level="critical",
                 data={"from": str(seen), "to": str(position), "state": str(self.state), "action": "end_night"},
             )
-            self.inputs.end_night(reason)
+            self._end_night(reason)
             return True
         if _direction(position) == _direction(seen) or RoofPosition.UNKNOWN in (position, seen):
             return False
@@ -462,6 +589,7 @@ class Controller:
         """Answer a command at once (and publish the answer); the work happens on the controller thread."""
         answer = self._answer(thing, value.strip())
         answer.origin = origin or CommandOrigin()
+        self._remember()  # saved before the answer goes out: an accepted decision survives a restart
         self.outbox.event(answer.event())
         if answer.accepted:
             self.wake()
@@ -479,6 +607,7 @@ class Controller:
                 return deferred
             with self.inputs.lock:
                 self.inputs.mode = mode
+            self.inputs.operator_decided()
             return Answer(thing, mode.value, True, [])
         if thing == "night":
             try:
@@ -488,12 +617,12 @@ class Controller:
             if deferred := self._defer(thing, action.value):
                 return deferred
             if action is NightAction.ABORT:
-                self.inputs.end_night("night ended by the operator")
-                self._close_requested.set()
+                self._request_close("abort", end_night=True)
                 return Answer(thing, action.value, True, [], "closing for the night")
             if self.inputs.mode is not Mode.AUTO:
                 return Answer(thing, action.value, False, [f"mode is {self.inputs.mode.value}: switch to auto first"])
             self.inputs.resume_night()
+            self._release_alarm_rest()
             decision = decide(self.conditions())
             note = "opening" if decision.roof is RoofGoal.OPEN else f"waiting: {decision.reason}"
             return Answer(thing, action.value, True, [], note)
@@ -519,7 +648,7 @@ class Controller:
         for thing, value in deferred:
             if (thing, value) == ("roof", "CLOSE") and self.roof.position() is RoofPosition.CLOSED:
                 if self.inputs.mode is Mode.AUTO:  # what CLOSE means besides closing: stay closed tonight
-                    self.inputs.end_night("night ended by the operator")
+                    self._end_night(NIGHT_ENDED_BY_OPERATOR)
                 answer = Answer(thing, value, True, [], "the roof is closed")
             else:
                 answer = self._answer(thing, value)  # a closing that did not close: CLOSE tries again
@@ -539,11 +668,7 @@ class Controller:
         if action is RoofAction.CLOSE:  # always accepted
             if deferred := self._defer("roof", action.value):
                 return deferred
-            with self.inputs.lock:
-                if self.inputs.mode is Mode.AUTO:
-                    self.inputs.end_night("night ended by the operator")  # stay closed until OPEN or START
-                self._requests.append("close")
-            self._close_requested.set()
+            self._request_close("close", end_night=self.inputs.mode is Mode.AUTO)  # auto: closed until OPEN or START
             return Answer("roof", action.value, True, [])
         if action is RoofAction.STOP:
             with self.inputs.lock:
@@ -565,10 +690,33 @@ class Controller:
         if reasons:
             return Answer("roof", action.value, False, reasons)
         self.inputs.resume_night()
+        self._release_alarm_rest()
         with self.inputs.lock:
             if self.inputs.mode is Mode.MANUAL:
                 self._requests.append("open")
         return Answer("roof", action.value, True, [])
+
+    def _release_alarm_rest(self) -> None:
+        """START or OPEN end the rest in ``alarm`` that follows an alarm once the roof is confirmed closed.
+
+        Without it the MCP rests there (the latch, kept across restarts) and would accept the
+        command without opening: an answer that promises what is not done.
+        """
+        with self.inputs.lock:
+            if self.state is State.ALARM and not self.alarm:
+                self._requests.append("release")
+
+    def _request_close(self, request: str, *, end_night: bool) -> None:
+        """CLOSE, and ABORT in every mode: the closing order runs (an opening is cut short first).
+
+        ABORT also ends the night in manual and off mode, so that switching to auto does not
+        reopen tonight; its answer says "closing for the night" and that is what happens.
+        """
+        with self.inputs.lock:
+            if end_night:
+                self._end_night(NIGHT_ENDED_BY_OPERATOR)
+            self._requests.append(request)
+        self._close_requested.set()
 
     def _open_refusals(self) -> list[str]:
         """Why OPEN cannot be done now; empty when it can."""
@@ -601,17 +749,20 @@ class Controller:
             if request == "stop":
                 self._stop_requested.clear()
                 self._halt()
-            elif request == "close":
+            elif request in ("close", "abort"):
                 self._close_requested.clear()
                 decision = decide(self.conditions())
                 if decision.roof is not RoofGoal.CLOSED:  # manual or off: close once, as asked
-                    decision = Decision(decision.state, RoofGoal.CLOSED, "CLOSE command")
+                    asked = "CLOSE command" if request == "close" else f"ABORT: {NIGHT_ENDED_BY_OPERATOR}"
+                    decision = Decision(decision.state, RoofGoal.CLOSED, asked)
                 self._close(decision)
+            elif request == "release" and self.state is State.ALARM and not self.alarm:
+                self._transition(State.STANDBY, "the operator ended the rest after the alarm (START or OPEN)")
             elif request == "open" and self.inputs.mode is Mode.MANUAL and not self._open_refusals():
                 self._open(Decision(State.MANUAL, RoofGoal.OPEN, "OPEN command"))
 
     def _halt(self) -> None:
-        for name, action in (("roof", self.roof.abort), ("mount", self.mount.abort if self.mount else None)):
+        for name, action in (("roof", self.roof.stop), ("mount", self.mount.abort if self.mount else None)):
             if action is None:
                 continue
             try:
@@ -619,6 +770,7 @@ class Controller:
                 self._event("device_action", f"{name} motion aborted (STOP)", data={"step": f"abort_{name}"})
             except DeviceError as error:
                 self._raise_alarm(f"STOP: {error}")
+        self._roof_seen = self.roof.position()  # halted by the MCP: not "moved outside OBSY"
 
     def _close_before_exit(self) -> None:
         """The service is stopping: close the roof first in auto mode; report it in the others."""
@@ -665,6 +817,7 @@ class Controller:
         try:
             self._closing_order(decision)
         finally:
+            self._roof_seen = self.roof.position()  # the MCP's own move: not "moved outside OBSY"
             self._apply_deferred()
 
     def _closing_order(self, decision: Decision) -> None:
@@ -719,6 +872,12 @@ class Controller:
         self._transition(target, reason)
 
     def _open(self, decision: Decision) -> None:
+        try:
+            self._opening_order(decision)
+        finally:
+            self._roof_seen = self.roof.position()  # the MCP's own move: not "moved outside OBSY"
+
+    def _opening_order(self, decision: Decision) -> None:
         self._transition(State.OPENING, decision.reason)
         self._close_requested.clear()
         if self.mount is not None:
@@ -853,7 +1012,7 @@ class Controller:
         elif status is SchedulerStatus.SHUTDOWN or (status is SchedulerStatus.IDLE and self._ekos_was_running):
             self._ekos_was_running = False
             self._event("ekos_schedule_finished", f"the Ekos schedule has finished ({name}): closing for the night")
-            self.inputs.end_night(SCHEDULE_FINISHED)
+            self._end_night(SCHEDULE_FINISHED)
         elif status is SchedulerStatus.ABORTED:
             self._ekos_aborted()
 
@@ -879,7 +1038,7 @@ class Controller:
             if self._step("restart_ekos_schedule", restart, critical=False, retry=False):
                 return
         self._ekos_was_running = False
-        self.inputs.end_night("the Ekos scheduler aborted")
+        self._end_night("the Ekos scheduler aborted")
 
     # ------------------------------------------------------------------ alarms, transitions, state
 
@@ -943,6 +1102,8 @@ class Controller:
         )
 
     def publish_state(self) -> None:
+        """Publish the state when it changed; the operator's decisions are saved first (see _remember)."""
+        self._remember()
         with self._lock:
             state = self.snapshot()
             content = state.model_dump(exclude={"timestamp", "sun_altitude"})
@@ -972,3 +1133,6 @@ class Controller:
         if self._night_cache is None or now - self._night_cache[0] > SUN_CACHE_S:
             self._night_cache = (now, astro.night_of(self.config.site, datetime.now(UTC)).isoformat())
         return self._night_cache[1]
+
+    def _tonight_date(self) -> date:
+        return date.fromisoformat(self.tonight())

@@ -169,7 +169,7 @@ class Roof(_Device):
         if position is goal:
             return
         if position is (RoofPosition.OPENING if goal is RoofPosition.CLOSED else RoofPosition.CLOSING):
-            self._stop_before_reversing()
+            self.stop()  # drivers ignore a reversal while they move (indi_rolloff_dome finishes the motion it is in)
             position = self.position()
         before = self._prop("DOME_PARK")
         sent_after = -1 if before is None else before.seq  # reports up to this one predate the command
@@ -192,7 +192,7 @@ class Roof(_Device):
 
         def abort() -> None:
             try:
-                self.abort()
+                self.stop()
             except DeviceError:
                 log.exception("abort after interruption failed")
 
@@ -215,9 +215,13 @@ class Roof(_Device):
                 abort()  # a roof that did not arrive must not keep driving
             raise
 
-    def _stop_before_reversing(self) -> None:
-        """A roof moving the other way (someone else drives it) is stopped first: drivers ignore a
-        reversal while they move (indi_rolloff_dome finishes the motion it is in)."""
+    def stop(self) -> None:
+        """Abort the roof's motion and wait until the driver reports it at rest.
+
+        Then its position is the one the abort left (``stopped``, or where it had arrived), so
+        that a report coming in later is not taken for someone else moving the roof, nor for
+        the answer to the next command.
+        """
         acknowledged = self._prop("DOME_ABORT_MOTION")
         self.abort()
         # The driver reports DOME_PARK (Idle, then Alert) before it acknowledges the abort: wait for
@@ -227,14 +231,14 @@ class Roof(_Device):
             done=lambda p, seq=-1 if acknowledged is None else acknowledged.seq: p.seq > seq and p.state != "Busy",
             failed=lambda p, _: None,
             timeout=self.config.abort_timeout,
-            what="stopping the roof before reversing it",
+            what="stopping the roof",
         )
         self._wait(
             "DOME_PARK",
             done=lambda p: p.state != "Busy",
             failed=lambda p, _: None,
             timeout=self.config.abort_timeout,
-            what="stopping the roof before reversing it",
+            what="stopping the roof",
         )
 
 

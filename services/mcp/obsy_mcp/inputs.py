@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from obsy.config import McpConfig
@@ -45,6 +45,8 @@ class Inputs:
     mode: Mode = Mode.AUTO
     night_aborted: bool = False
     night_end_reason: str = ""
+    night_ended_for: date | None = None  # the observing night (obsy.astro.night_of) that was ended
+    awaiting_operator: bool = False  # started without a saved decision: no opening until an operator decides
     last_unsafe_at: float | None = None
     last_other_unsafe_at: float | None = None  # the last hazard other than the weather's own verdict
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -75,16 +77,26 @@ class Inputs:
         with self.lock:
             self.health[service] = Seen(health, self.clock() - age)
 
-    def end_night(self, reason: str) -> None:
-        """Tonight's observing is over (the operator, or Ekos finished): stay closed until START or a new day."""
+    def end_night(self, reason: str, night: date, *, awaiting_operator: bool = False) -> None:
+        """The observing ``night`` is over (the operator, Ekos finished...): closed until START or the next night."""
         with self.lock:
             self.night_aborted = True
             self.night_end_reason = reason
+            self.night_ended_for = night
+            self.awaiting_operator = awaiting_operator
 
     def resume_night(self) -> None:
         with self.lock:
             self.night_aborted = False
             self.night_end_reason = ""
+            self.night_ended_for = None
+            self.awaiting_operator = False
+
+    def operator_decided(self) -> None:
+        """An operator decided something (a mode): a hold set for want of a saved decision is lifted."""
+        with self.lock:
+            if self.awaiting_operator:
+                self.resume_night()
 
     def set_broker(self, connected: bool) -> None:
         with self.lock:

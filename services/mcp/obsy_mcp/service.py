@@ -9,6 +9,7 @@ SIGTERM or SIGINT exits at once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from obsy.bus import Bus
@@ -27,7 +28,7 @@ from obsy.messages import (
     ServiceHealth,
 )
 from obsy.runner import Service, run_service
-from obsy_mcp.cli import COMMANDS as CLI_COMMANDS
+from obsy_mcp.command_cli import COMMANDS as CLI_COMMANDS
 from obsy_mcp.controller import Answer, Controller
 from obsy_mcp.ekos import Ekos
 
@@ -78,6 +79,7 @@ class McpService(Service):
         ):
             self.bus.subscribe(topic, lambda _t, text, thing=thing: self._on_command(thing, text), decode="text")
         self.bus.on_connect(lambda: self.controller.broker_changed(True))
+        self.controller.restore_operator_state()  # before the first decision and the first state
         self.controller.publish_state()  # the initial state goes out before "online"
         self.controller.start()
 
@@ -127,9 +129,12 @@ class McpService(Service):
                 name="Roof",
                 device_class="garage",
                 state_topic=state,
+                # A roof stopped part-way is "open" to Home Assistant: its cover takes a "stopped"
+                # payload for closed when the roof was last closing, and a roof that is not closed
+                # must never look closed.
                 value_template=(
                     "{{ {'open': 'open', 'closed': 'closed', 'opening': 'opening', 'closing': 'closing',"
-                    " 'stopped': 'stopped'}.get(value_json.roof, 'None') }}"
+                    " 'stopped': 'open'}.get(value_json.roof, 'None') }}"
                 ),
                 command_topic=topics.mcp_roof_command,
                 payload_open=ha_command("OPEN"),
@@ -140,7 +145,6 @@ class McpService(Service):
                     "state_closed": "closed",
                     "state_opening": "opening",
                     "state_closing": "closing",
-                    "state_stopped": "stopped",
                 },
             ),
             Entity(
@@ -194,5 +198,7 @@ class McpService(Service):
         ]
 
 
-def main() -> int:
-    return run_service(McpService, extra_commands=CLI_COMMANDS)
+def main(argv: Sequence[str] | None = None) -> int:
+    from obsy_mcp.decision_cli import decision_command
+
+    return run_service(McpService, argv, extra_commands={**CLI_COMMANDS, "decision": decision_command})
