@@ -71,11 +71,31 @@ def warp_rows(
         flags=_FLAGS[interpolation] | cv2.WARP_INVERSE_MAP,
         borderMode=cv2.BORDER_REPLICATE,
     )
-    # Where each output pixel comes from in the whole frame: outside it, there is no data.
-    a = to_source.matrix
-    x = np.arange(width, dtype=np.float32)[None, :]
-    y = np.arange(first_row, end_row, dtype=np.float32)[:, None]
-    sx = a[0, 0] * x + a[0, 1] * y + a[0, 2]
-    sy = a[1, 0] * x + a[1, 1] * y + a[1, 2]
-    block[(sx < -0.5) | (sx > width - 0.5) | (sy < -0.5) | (sy > height - 0.5)] = np.nan
+    _blank_outside_frame(block, to_source, first_row, (height, width))
     return block
+
+
+def _blank_outside_frame(block: np.ndarray, to_source: Transform, first_row: int, shape: tuple[int, int]) -> None:
+    """NaN where the output pixel's source lies outside the frame. On each output row the source
+    is inside for one interval of x (an affine map of a rectangle is convex), found per row."""
+    height, width = shape
+    a = to_source.matrix
+    y = np.arange(first_row, first_row + block.shape[0], dtype=np.float64)
+    lo, hi = np.full(y.shape, -np.inf), np.full(y.shape, np.inf)
+    for (slope, cross, offset), limit in (((a[0, 0], a[0, 1], a[0, 2]), width), ((a[1, 0], a[1, 1], a[1, 2]), height)):
+        # -0.5 <= slope * x + cross * y + offset <= limit - 0.5
+        base = cross * y + offset
+        if abs(slope) < 1e-12:
+            outside = (base < -0.5) | (base > limit - 0.5)
+            lo[outside], hi[outside] = np.inf, -np.inf
+            continue
+        first, second = (-0.5 - base) / slope, (limit - 0.5 - base) / slope
+        lo, hi = np.maximum(lo, np.minimum(first, second)), np.minimum(hi, np.maximum(first, second))
+    start = np.clip(np.ceil(lo), 0, width).astype(int)
+    stop = np.clip(np.floor(hi) + 1, 0, width).astype(int)
+    for row, (s0, s1) in enumerate(zip(start, stop, strict=True)):
+        if s1 <= s0:
+            block[row] = np.nan
+        else:
+            block[row, :s0] = np.nan
+            block[row, s1:] = np.nan

@@ -1,7 +1,7 @@
 """Normalisation: each frame brought to the reference frame's background level and spread
 before rejection, so a frame taken through thin haze or a brighter sky is not rejected wholesale.
 
-For each frame, from its pixels (a grid sample of about a million): the location (median) and
+For each frame, from its pixels (a grid sample of about 250,000): the location (median) and
 the scale (1.4826 x the median absolute deviation, the noise for a frame that is mostly sky).
 ``value' = (value - location) * scale_ref / scale + location_ref`` is Siril's "additive with
 scaling"; ``additive`` leaves out the scale, ``multiplicative`` uses ``location_ref / location``.
@@ -20,7 +20,7 @@ from obsy_imaging.stacking.sources import Reader
 
 Normalisation = Literal["none", "additive", "multiplicative", "additive_scaling"]
 NORMALISATIONS = ("none", "additive", "multiplicative", "additive_scaling")
-SAMPLE_PIXELS = 1_000_000
+SAMPLE_PIXELS = 250_000
 ROWS_PER_READ = 256
 
 
