@@ -176,13 +176,43 @@ if numba is not None:
     _jit = numba.njit(cache=True, nogil=True)
 
     @_jit
+    def _select(a: np.ndarray, n: int, kth: int) -> float:
+        """The kth smallest of a[:n], partly reordering a in place (Hoare's quickselect, no allocation)."""
+        lo, hi = 0, n - 1
+        while lo < hi:
+            pivot = a[(lo + hi) // 2]
+            i, j = lo, hi
+            while i <= j:
+                while a[i] < pivot:
+                    i += 1
+                while a[j] > pivot:
+                    j -= 1
+                if i <= j:
+                    a[i], a[j] = a[j], a[i]
+                    i += 1
+                    j -= 1
+            if kth <= j:
+                hi = j
+            elif kth >= i:
+                lo = i
+            else:
+                break
+        return a[kth]
+
+    @_jit
     def _median(v: np.ndarray, keep: np.ndarray, scratch: np.ndarray) -> float:
         k = 0
         for j in range(len(v)):
             if keep[j]:
                 scratch[k] = v[j]
                 k += 1
-        return np.median(scratch[:k])
+        upper = _select(scratch, k, k // 2)
+        if k % 2:
+            return upper
+        lower = scratch[0]  # the largest of the k // 2 values now left of the upper middle
+        for j in range(1, k // 2):
+            lower = max(lower, scratch[j])
+        return 0.5 * (lower + upper)
 
     @_jit
     def _std(v: np.ndarray, keep: np.ndarray, lo: float, hi: float) -> float:
