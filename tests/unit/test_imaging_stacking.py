@@ -174,3 +174,36 @@ def test_bad_input_is_named() -> None:
         Rejection("median")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="no spread"):
         stack(as_frames([np.ones((10, 10), np.float32)] * 3))
+
+
+def test_the_band_height_does_not_change_the_stack() -> None:
+    reference = render(seed=300)
+    other = render(offset_pointing(21.0, -13.0), position_angle=180.2, seed=301)
+    transform = find_transform(detect_stars(reference.image), detect_stars(other.image)).transform
+    frames = [
+        StackFrame("ref", array_reader(reference.image), reference.image.shape),
+        StackFrame("flipped", array_reader(other.image), other.image.shape, transform),
+        StackFrame("again", array_reader(reference.image + 1.0), reference.image.shape),
+    ]
+    bands: list[int] = []
+    narrow = stack(frames, StackOptions(memory_budget_mb=0.01), progress=lambda done, total: bands.append(done))
+    whole = stack(frames, StackOptions(memory_budget_mb=1000))
+    assert len(bands) == 100 and bands[-1] == 800  # bands of 8 rows
+    assert np.allclose(narrow.image, whole.image, equal_nan=True, atol=1e-3)
+    assert np.array_equal(narrow.coverage, whole.coverage) and narrow.coverage.min() >= 2
+
+
+def test_grades_weight_the_stack() -> None:
+    rng = np.random.default_rng(4)
+    images = [rng.normal(100.0, 10.0, (40, 40)).astype(np.float32) for _ in range(3)]
+    images[1] += 30.0  # a frame the grades say is poor pulls the mean less
+    sharp, soft = FrameQuality(50, 2.0, 1.0, 0.1, 100.0, 10.0, 40.0), FrameQuality(50, 6.0, 3.0, 0.1, 100.0, 10.0, 40.0)
+    frames = [
+        StackFrame(f"f{i}", array_reader(im), im.shape, grade=g)
+        for i, (im, g) in enumerate(zip(images, [sharp, soft, sharp], strict=True))
+    ]
+    options = StackOptions(Rejection("none"), normalisation="none", weighting="grades")
+    result = stack(frames, options)
+    assert result.weights[1] == pytest.approx(result.weights[0] / 9)
+    expected = (images[0] + images[1] / 9 + images[2]) / (2 + 1 / 9)
+    assert np.allclose(result.image, expected, atol=1e-3)
