@@ -35,8 +35,18 @@ class FrameQuality:
     snr: float | None
 
 
-def measure(image: np.ndarray, *, saturation: float | None = None) -> FrameQuality:
-    """The quality figures of a 2-D image (any numeric type)."""
+@dataclass(frozen=True)
+class Extraction:
+    """What sep found on a frame: the background-subtracted image, the background and clean stars."""
+
+    subtracted: np.ndarray
+    background: sep.Background
+    noise: float
+    sources: np.ndarray  # sep's structured array: isolated, unsaturated, not at the edge
+
+
+def extract_stars(image: np.ndarray, *, saturation: float | None = None) -> Extraction:
+    """Background (64 px mesh) and the stars 5 sigma above it; grading and registration share it."""
     data = np.ascontiguousarray(image, dtype=np.float32)  # native byte order, as sep needs
     background = sep.Background(data, bw=64, bh=64)
     noise = float(background.globalrms)
@@ -51,6 +61,13 @@ def measure(image: np.ndarray, *, saturation: float | None = None) -> FrameQuali
         peaks = sources["peak"] + background.globalback
         keep = (sources["flag"] == 0) & (peaks < saturation) & (sources["a"] > 0) & (sources["b"] > 0)
         sources = sources[keep]
+    return Extraction(subtracted, background, noise, sources)
+
+
+def measure(image: np.ndarray, *, saturation: float | None = None) -> FrameQuality:
+    """The quality figures of a 2-D image (any numeric type)."""
+    found = extract_stars(image, saturation=saturation)
+    subtracted, background, noise, sources = found.subtracted, found.background, found.noise, found.sources
     if len(sources) == 0:
         return FrameQuality(0, None, None, None, float(background.globalback), noise, None)
     a, b = sources["a"], sources["b"]

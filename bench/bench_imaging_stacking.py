@@ -1,0 +1,202 @@
+"""Registration and stacking of calibrated lights, side by side with Siril in the same run.
+
+Calibrated lights from the sky simulator's main camera (dithered by up to a minute of arc, every
+fifth one after a meridian flip), written as 32-bit float FITS (0..1) to a temporary folder; then each tool,
+in a child process of its own so its peak resident memory is its own:
+
+- OBSY register: stars (sep) in every frame, matched to the reference (astroalign + refit);
+- OBSY stack: Lanczos resampling, additive+scaling normalisation, winsorized 3-sigma rejection,
+  noise weights, in bands of rows read from the files (256 MB budget);
+- Siril (``siril-cli -s``): ``register`` (global star alignment; it also resamples and writes
+  the registered frames, which OBSY does inside its stack, so compare the chain too) and
+  ``stack ... rej w 3 3 -norm=addscale``, timed separately. Skipped with a line saying so when
+  ``siril-cli`` is not installed.
+
+Printed: seconds, peak memory (resident, of the child process), ratios (Siril / OBSY: above 1
+means OBSY is faster), and for both stacks the background noise, the median star FWHM and SNR
+(grading's measure) and the light of the same stars in both.
+Targets (issue 18): registration >= 2x faster than Siril, stacking with rejection >= 3x faster
+and under 1 GB, noise no worse than Siril's, FWHM within 5 %.
+
+    python -m bench bench_imaging_stacking            # 10 frames of 1500x1000
+    python -m bench bench_imaging_stacking --full     # 30 frames of 3000x2000
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import sep
+from astropy.io import fits
+
+PEDESTAL = 200.0
+
+
+def write_lights(folder: Path, count: int, shape: tuple[int, int]) -> list[Path]:
+    from obsy_skysim.allsky import Site
+    from obsy_skysim.field import FieldRenderer, TelescopeOptics
+    from obsy_skysim.sensor import SensorSpec
+    from tests.support.stacking import EXPOSURE_S, GAIN, NIGHT, SITE, offset_pointing
+
+    spec = SensorSpec(width=shape[1], height=shape[0], pixel_um=3.76, bayer=None, temperature_c=-10.0, seed=5)
+    renderers = {
+        pa: FieldRenderer(
+            Site(*SITE), spec, TelescopeOptics(position_angle=pa, limiting_magnitude=15.0, seeing_fwhm_arcsec=3.5)
+        )
+        for pa in (0.0, 180.0)
+    }
+    rng = np.random.default_rng(18)
+    master = renderers[0.0].sensor.master(EXPOSURE_S, GAIN)
+    flat = renderers[0.0].flat_field(1)
+    paths = []
+    for index in range(count):
+        east, north = (0.0, 0.0) if index == 0 else rng.uniform(-60.0, 60.0, 2)
+        renderer = renderers[180.0 if index % 5 == 4 else 0.0]
+        raw = renderer.render(NIGHT, offset_pointing(east, north), EXPOSURE_S, GAIN, seed=1000 + index).image
+        calibrated = (raw.astype(np.float32) - master) / flat + PEDESTAL
+        path = folder / f"frame_{index + 1:05d}.fit"
+        # 32-bit float scaled to 0..1, as Siril keeps calibrated frames (with 16-bit input it
+        # writes a flipped frame at another precision than the rest and refuses to stack them).
+        fits.PrimaryHDU((np.clip(calibrated, 0, 65535) / 65535.0).astype(np.float32)).writeto(path)
+        paths.append(path)
+    return paths
+
+
+# --- OBSY, in a child process ------------------------------------------------------------------
+def obsy_register(folder: Path) -> dict:
+    from obsy_imaging.registration import register_frames
+    from obsy_imaging.stacking.sources import fits_reader
+
+    names = sorted(str(p) for p in folder.glob("frame_*.fit"))
+
+    def load(name: str) -> np.ndarray:
+        read, (height, width) = fits_reader(Path(name))
+        return read(0, height, 0, width)
+
+    started = time.perf_counter()
+    results = register_frames(names, load, reference=names[0])
+    seconds = time.perf_counter() - started
+    transforms = {r.name: r.transform.matrix.tolist() for r in results if r.registered}
+    (folder / "obsy_transforms.json").write_text(json.dumps(transforms))
+    return {"seconds": seconds, "registered": len(transforms), "frames": len(names)}
+
+
+def obsy_stack(folder: Path) -> dict:
+    from obsy_imaging.registration.transform import Transform
+    from obsy_imaging.stacking import StackFrame, StackOptions, fits_reader, stack, warm_up
+
+    warm_up()  # paid once at service start, not per stack
+    transforms = json.loads((folder / "obsy_transforms.json").read_text())
+    frames = []
+    for name, matrix in transforms.items():
+        read, shape = fits_reader(Path(name))
+        frames.append(StackFrame(name, read, shape, Transform(np.array(matrix))))
+    started = time.perf_counter()
+    result = stack(frames, StackOptions())
+    seconds = time.perf_counter() - started
+    fits.PrimaryHDU(result.image).writeto(folder / "obsy_stack.fits", overwrite=True)
+    return {"seconds": seconds}
+
+
+def run_child(*args: str) -> tuple[dict, float]:
+    """Run ``args`` in a child process; its printed JSON and its peak resident memory (GB)."""
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    output = process.stdout.read() if process.stdout else ""
+    _pid, status, usage = os.wait4(process.pid, 0)
+    if status != 0:
+        tail = "\n".join(output.splitlines()[-15:])
+        raise RuntimeError(f"{' '.join(args)} failed with status {status}:\n{tail}")
+    process.returncode = 0
+    lines = [line for line in output.splitlines() if line.startswith("{")]
+    return (json.loads(lines[-1]) if lines else {}), usage.ru_maxrss / 1e6  # ru_maxrss is in KiB on Linux
+
+
+def siril(folder: Path, script: str) -> tuple[float, float]:
+    path = folder / "step.ssf"
+    path.write_text("requires 1.0.0\nset32bits\n" + script)  # one precision for every registered frame
+    started = time.perf_counter()
+    _result, peak = run_child("siril-cli", "-d", str(folder), "-s", str(path))
+    return time.perf_counter() - started, peak
+
+
+def load_stack(path: Path) -> np.ndarray:
+    """A stack in ADU, NaN (uncovered) filled with the median, 50 px edges cut."""
+    image = fits.getdata(path).astype(np.float32) * 65535.0  # both stacks keep the frames' 0..1 scale
+    image = np.nan_to_num(image, nan=float(np.nanmedian(image)))
+    return np.ascontiguousarray(image[50:-50, 50:-50])
+
+
+def compare_stacks(ours: np.ndarray, theirs: np.ndarray) -> str:
+    """Background noise, median FWHM and SNR (grading's measure) of both, and the light of OBSY's
+    brightest stars in an 8 px aperture at the same places in both (both are on frame 1's grid)."""
+    from obsy_imaging.grading.measure import extract_stars, measure
+
+    a, b = measure(ours), measure(theirs)
+    stars = extract_stars(ours).sources
+    stars = stars[np.argsort(-stars["flux"])][:50]
+    flux = [sep.sum_circle(extract_stars(im).subtracted, stars["x"], stars["y"], 8.0)[0] for im in (ours, theirs)]
+    return (
+        f"background noise OBSY {a.noise:.2f} / Siril {b.noise:.2f} ADU (ratio {a.noise / b.noise:.3f}); "
+        f"median FWHM OBSY {a.fwhm_px:.3f} / Siril {b.fwhm_px:.3f} px; SNR OBSY {a.snr:.0f} / Siril {b.snr:.0f}; "
+        f"star flux Siril/OBSY {float(np.median(flux[1] / flux[0])):.3f}"
+    )
+
+
+def main() -> None:
+    full = "--full" in sys.argv
+    count, shape = (30, (2000, 3000)) if full else (10, (1000, 1500))
+    with tempfile.TemporaryDirectory(prefix="obsy-bench-stacking-") as name:
+        folder = Path(name)
+        started = time.perf_counter()
+        write_lights(folder, count, shape)
+        seconds = time.perf_counter() - started
+        print(f"lights: {count} calibrated frames of {shape[1]}x{shape[0]} written in {seconds:.1f} s")
+        me = [sys.executable, "-m", "bench.bench_imaging_stacking"]
+        registered, register_peak = run_child(*me, "register", str(folder))
+        stacked, stack_peak = run_child(*me, "stack", str(folder))
+        print(
+            f"OBSY  register {registered['seconds']:6.2f} s  peak {register_peak:.2f} GB  "
+            f"({registered['registered']}/{registered['frames']} frames)"
+        )
+        print(
+            f"OBSY  stack    {stacked['seconds']:6.2f} s  peak {stack_peak:.2f} GB  (winsorized 3/3, addscale, Lanczos)"
+        )
+        if shutil.which("siril-cli") is None:
+            print("Siril: siril-cli is not installed here: no Siril figures in this run (apt-get install siril)")
+            return
+        version = subprocess.run(["siril-cli", "--version"], check=False, capture_output=True, text=True).stdout.strip()
+        link_s, _ = siril(folder, "link light -out=.\n")
+        register_s, register_siril_peak = siril(folder, "register light\n")
+        stack_s, stack_siril_peak = siril(folder, "stack r_light rej w 3 3 -norm=addscale -out=siril_stack\n")
+        print(f"{version}: link {link_s:.2f} s (not counted)")
+        print(
+            f"Siril register {register_s:6.2f} s  peak {register_siril_peak:.2f} GB   "
+            f"ratio {register_s / registered['seconds']:.2f}x  (target >= 2x)"
+        )
+        print(
+            f"Siril stack    {stack_s:6.2f} s  peak {stack_siril_peak:.2f} GB   "
+            f"ratio {stack_s / stacked['seconds']:.2f}x  (target >= 3x, OBSY under 1 GB)"
+        )
+        ours, theirs = registered["seconds"] + stacked["seconds"], register_s + stack_s
+        print(f"chain (register + stack): OBSY {ours:.2f} s, Siril {theirs:.2f} s, ratio {theirs / ours:.2f}x")
+        siril_stack = next(iter(folder.glob("siril_stack*.fit*")), None)
+        if siril_stack is None:
+            print("Siril wrote no stack: no quality comparison")
+            return
+        print("stacks: " + compare_stacks(load_stack(folder / "obsy_stack.fits"), load_stack(siril_stack)))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] in ("register", "stack"):
+        step = obsy_register if sys.argv[1] == "register" else obsy_stack
+        print(json.dumps(step(Path(sys.argv[2]))), flush=True)
+    else:
+        main()
