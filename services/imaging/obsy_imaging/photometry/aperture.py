@@ -81,35 +81,74 @@ class ApertureMeasurement:
         return mag, err
 
 
-def annulus_sky(
-    image: np.ndarray, x: np.ndarray, y: np.ndarray, inner: float, outer: float, *, clip_sigma: float = 3.0
-) -> tuple[np.ndarray, np.ndarray]:
-    """(sigma-clipped median sky per pixel, number of pixels used) in the annulus about each position."""
-    sky = np.full(len(x), np.nan)
-    used = np.zeros(len(x), dtype=int)
-    r = int(np.ceil(outer))
-    height, width = image.shape
+def _cutouts(image: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """(pixel values, squared distance from each position) in a square of ``radius`` about every
+    position, as (stars, side, side) arrays; pixels beyond the image's edge are NaN."""
+    r = int(np.ceil(radius))
     offsets = np.arange(-r, r + 1)
-    for i, (cx, cy) in enumerate(zip(x, y, strict=True)):
-        ix, iy = round(float(cx)), round(float(cy))
-        x0, x1, y0, y1 = max(0, ix - r), min(width, ix + r + 1), max(0, iy - r), min(height, iy + r + 1)
-        if x1 <= x0 or y1 <= y0:
-            continue
-        dx = (offsets[x0 - ix + r : x1 - ix + r] + ix - cx)[None, :]
-        dy = (offsets[y0 - iy + r : y1 - iy + r] + iy - cy)[:, None]
-        d2 = dx * dx + dy * dy
-        values = image[y0:y1, x0:x1][(d2 >= inner * inner) & (d2 <= outer * outer)].astype(np.float64)
-        for _ in range(5):  # clip stars and hot pixels away from the median
-            if values.size < 10:
-                break
-            median, spread = np.median(values), 1.4826 * np.median(np.abs(values - np.median(values)))
-            keep = np.abs(values - median) <= clip_sigma * max(spread, 1e-9)
-            if keep.all():
-                break
-            values = values[keep]
-        if values.size >= 10:
-            sky[i], used[i] = float(np.median(values)), values.size
-    return sky, used
+    ix, iy = np.rint(x).astype(np.int64), np.rint(y).astype(np.int64)
+    cols, rows = ix[:, None] + offsets[None, :], iy[:, None] + offsets[None, :]
+    height, width = image.shape
+    flat_index = np.clip(rows, 0, height - 1)[:, :, None] * width + np.clip(cols, 0, width - 1)[:, None, :]
+    values = np.take(image.ravel(), flat_index)
+    outside = ((rows < 0) | (rows >= height))[:, :, None] | ((cols < 0) | (cols >= width))[:, None, :]
+    if outside.any():
+        values = np.where(outside, np.nan, values)
+    dx, dy = cols - x[:, None], rows - y[:, None]
+    return values, dy[:, :, None] ** 2 + dx[:, None, :] ** 2
+
+
+def annulus_sky(
+    image: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    inner: float,
+    outer: float,
+    *,
+    clip_sigma: float = 3.0,
+    iterations: int = 5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(sigma-clipped median sky per pixel, number of pixels used) in the annulus about each position.
+
+    Clipping as astropy's ``SigmaClip`` does (about the median, by the standard deviation), on all
+    stars at once: each annulus is sorted once, so every clipping pass keeps a contiguous run of
+    the sorted values whose median, mean and spread come from indices and cumulative sums.
+    """
+    values, d2 = _cutouts(image, x, y, outer)
+    ring = (d2 >= inner * inner) & (d2 <= outer * outer)
+    values = np.where(ring, values, np.nan).reshape(len(x), -1)
+    ordered = np.sort(values, axis=1)  # NaN last
+    count = np.sum(np.isfinite(ordered), axis=1)
+    filled = np.where(np.isfinite(ordered), ordered, 0.0).astype(np.float64)  # sums of squares need float64
+    sums = np.concatenate([np.zeros((len(x), 1)), np.cumsum(filled, axis=1)], axis=1)
+    squares = np.concatenate([np.zeros((len(x), 1)), np.cumsum(filled * filled, axis=1)], axis=1)
+    rows = np.arange(len(x))
+    lo, hi = np.zeros(len(x), dtype=np.int64), count.astype(np.int64)
+    for _ in range(iterations):
+        n = np.maximum(hi - lo, 1)
+        median = 0.5 * (ordered[rows, lo + (n - 1) // 2] + ordered[rows, lo + n // 2])
+        mean = (sums[rows, hi] - sums[rows, lo]) / n
+        spread = np.sqrt(np.maximum((squares[rows, hi] - squares[rows, lo]) / n - mean * mean, 0.0))
+        low_cut, high_cut = median - clip_sigma * spread, median + clip_sigma * spread
+        with np.errstate(invalid="ignore"):
+            new_lo = np.sum(ordered < low_cut[:, None], axis=1)
+            new_hi = np.sum(ordered <= high_cut[:, None], axis=1)
+        if np.array_equal(new_lo, lo) and np.array_equal(new_hi, hi):
+            break
+        lo, hi = new_lo, np.maximum(new_hi, new_lo)
+    n = hi - lo
+    safe = np.maximum(n, 1)
+    median = 0.5 * (
+        ordered[rows, lo + (safe - 1) // 2] + ordered[rows, np.minimum(lo + safe // 2, values.shape[1] - 1)]
+    )
+    enough = n >= 10
+    return np.where(enough, median, np.nan), np.where(enough, n, 0)
+
+
+def peak_values(image: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) -> np.ndarray:
+    """The brightest pixel within ``radius`` of each position (for the saturation flags)."""
+    values, d2 = _cutouts(image, x, y, radius)
+    return np.nanmax(np.where(d2 <= radius * radius, values, np.nan).reshape(len(x), -1), axis=1)
 
 
 def measure(
@@ -127,7 +166,8 @@ def measure(
     ``saturation_adu`` is the level at which a pixel clips (the ADC's top, or the full well through
     the gain); ``linearity_adu`` where the sensor stops being linear (default 90 % of saturation).
     """
-    data = np.ascontiguousarray(image, dtype=np.float64)
+    # sep works on float32 or float64 in native byte order; a float32 frame is not copied to float64.
+    data = np.ascontiguousarray(image, dtype=image.dtype.newbyteorder("=") if image.dtype.kind == "f" else np.float32)
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     height, width = data.shape
@@ -148,7 +188,7 @@ def measure(
     sky, n_sky = annulus_sky(data, xs, ys, apertures.sky_inner, apertures.sky_outer)
     flags[on & ~np.isfinite(sky)] |= StarFlag.NO_SKY
     flux = total - area * sky
-    peak = _peaks(data, xs, ys, apertures.radius)
+    peak = peak_values(data, xs, ys, apertures.radius)
     flags[on & (peak >= saturation_adu)] |= StarFlag.SATURATED
     flags[on & (peak >= (linearity_adu if linearity_adu is not None else 0.9 * saturation_adu))] |= StarFlag.NON_LINEAR
     g = noise.gain_e_per_adu
@@ -161,14 +201,3 @@ def measure(
         flux_err = np.sqrt(star_e + area * per_px) / g
     flux = np.where(on, flux, np.nan)
     return ApertureMeasurement(x, y, flux, np.where(on, flux_err, np.nan), np.where(on, sky, np.nan), peak, flags)
-
-
-def _peaks(data: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) -> np.ndarray:
-    peaks = np.zeros(len(x))
-    r = int(np.ceil(radius))
-    height, width = data.shape
-    for i, (cx, cy) in enumerate(zip(x, y, strict=True)):
-        ix, iy = round(float(cx)), round(float(cy))
-        box = data[max(0, iy - r) : min(height, iy + r + 1), max(0, ix - r) : min(width, ix + r + 1)]
-        peaks[i] = float(box.max()) if box.size else np.nan
-    return peaks
