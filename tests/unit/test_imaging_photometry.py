@@ -225,3 +225,18 @@ def test_a_scripted_variables_light_curve_matches_the_truth(renderer: FieldRende
     assert validate_report(report) == []
     lines = [line for line in report.splitlines() if not line.startswith("#")]
     assert len(lines) == len(frames) and all(",ENSEMBLE,na,K," in line for line in lines)
+
+
+def test_a_frame_without_a_wcs_or_not_a_frame_gives_a_reason(renderer: FieldRenderer, tmp_path: Path) -> None:
+    """No WCS in the header and no solve (synthetic stars, or no solver installed): a reason, no crash."""
+    frame = renderer.render(NIGHT, (60.0, 30.0), EXPOSURE, GAIN, seed=9)
+    path = write_light(tmp_path / "unsolvable.fits", renderer, frame, calibrated=True)
+    sequence = Sequence(Star("V", 60.0, 30.0), (Star("C", 60.01, 30.0, 12.0),))
+    noise = noise_of(renderer, GAIN, EXPOSURE, calibrated=True)
+    reduced = reduce_frame(path, sequence, noise, site=HeaderSite(*SITE), solve_timeout_s=5)
+    assert reduced.magnitudes.mag is None and reduced.reasons[0].startswith("no WCS: ")
+    with pytest.raises(ValueError, match="has no magnitude: no WCS"):
+        aavso_observation(reduced, sequence, band="V")
+    junk = tmp_path / "junk.fits"
+    junk.write_bytes(b"SIMPLE = nonsense")
+    assert reduce_frame(junk, sequence, noise).reasons[0].startswith("cannot read junk.fits")
