@@ -157,6 +157,16 @@ def secant_airmass(start: datetime, exposure_s: float, ra: float, dec: float) ->
     return 1.0 / math.sin(altitude)
 
 
+def heliocentric_s(jd_utc: float, ra: float, dec: float) -> float:
+    import astropy.units as u
+    from astropy.coordinates import EarthLocation, SkyCoord
+    from astropy.time import Time
+
+    where = EarthLocation.from_geodetic(SITE[1] * u.deg, SITE[0] * u.deg, SITE[2] * u.m)
+    t = Time(jd_utc, format="jd", scale="utc", location=where)
+    return float(t.light_travel_time(SkyCoord(ra * u.deg, dec * u.deg), kind="heliocentric").to_value(u.s))
+
+
 # --- a light curve across RA 0h, south of the equator ------------------------------------------
 EVENING = datetime(2026, 10, 15, 20, 0, tzinfo=UTC)
 ACROSS_ZERO = (0.0, -12.0)  # the field spans RA 23h59m to 0h01m
@@ -192,7 +202,7 @@ def test_a_scripted_variables_light_curve_matches_the_truth(renderer: FieldRende
     sequence = Sequence(Star(VARIABLE.name, VARIABLE.ra, VARIABLE.dec), comparisons, check, chart_id=None)
     noise = noise_of(renderer, GAIN, EXPOSURE, calibrated=True)
 
-    measured, errors, expected, check_residuals, observations, airmasses = [], [], [], [], [], []
+    measured, errors, expected, check_residuals, observations, airmasses, reductions = [], [], [], [], [], [], []
     for i, frame in enumerate(frames):
         path = write_light(tmp_path / f"light_{i:02d}.fits", renderer, frame, with_wcs=True, calibrated=True)
         reduced = reduce_frame(path, sequence, noise, site=HeaderSite(*SITE), saturation_adu=25000.0)
@@ -204,6 +214,7 @@ def test_a_scripted_variables_light_curve_matches_the_truth(renderer: FieldRende
         expected.append(VARIABLE.magnitude(frame.when + timedelta(seconds=EXPOSURE / 2)))
         check_residuals.append(m.check_residual)
         airmasses.append(reduced.target_airmass)
+        reductions.append(reduced)
         observations.append(aavso_observation(reduced, sequence, band="V"))
     residual = np.array(measured) - np.array(expected)
     rms = float(np.sqrt(np.mean(residual**2)))
@@ -220,6 +231,18 @@ def test_a_scripted_variables_light_curve_matches_the_truth(renderer: FieldRende
     # The target's own airmass, south of the equator: the sign of its declination is kept.
     south, north = (secant_airmass(frames[0].when, EXPOSURE, VARIABLE.ra, dec) for dec in (VARIABLE.dec, -VARIABLE.dec))
     assert airmasses[0] == pytest.approx(south, rel=0.01) and abs(south - north) > 0.3
+
+    # HJD (UTC) at mid-exposure: astropy's heliocentric light travel time, to a second.
+    first = reductions[0]
+    assert first.header is not None and first.hjd_mid is not None
+    assert (first.hjd_mid - first.header.jd_mid) * 86400 == pytest.approx(
+        heliocentric_s(first.header.jd_mid, VARIABLE.ra, VARIABLE.dec), abs=1.0
+    )
+    hjd_report = write_report(
+        ReportHeader("TST01", "OBSY imaging test", date_type="HJD"),
+        [aavso_observation(first, sequence, band="V", date_type="HJD")],
+    )
+    assert "#DATE=HJD" in hjd_report and f"{first.hjd_mid:.5f}" in hjd_report and validate_report(hjd_report) == []
 
     report = write_report(ReportHeader(obscode="TST01", software="OBSY imaging test"), observations)
     assert validate_report(report) == []

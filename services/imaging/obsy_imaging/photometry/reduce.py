@@ -4,14 +4,19 @@ measurement), differential photometry; and the AAVSO observation of the result."
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
+from astropy.time import Time
+from astropy.utils.exceptions import AstropyWarning
 
+from obsy import astro
 from obsy_imaging.astrometry.solve import Solution, hints_from_header, solve_frame
 from obsy_imaging.grading.measure import measure as measure_quality
+from obsy_imaging.headers.barycentre import light_travel_time_s
 from obsy_imaging.headers.model import FrameHeader, HeaderError
 from obsy_imaging.headers.normalise import Site, exposure_timing, normalise_header
 from obsy_imaging.photometry.aavso import ENSEMBLE, Observation
@@ -26,6 +31,8 @@ class ReducedFrame:
     solution: Solution | None = None
     fwhm_px: float | None = None
     target_airmass: float | None = None
+    #: Heliocentric JD (UTC) at mid-exposure towards the target.
+    hjd_mid: float | None = None
     magnitudes: FrameMagnitudes = field(default_factory=FrameMagnitudes)
 
     @property
@@ -74,7 +81,20 @@ def reduce_frame(
         image, reduced.solution.wcs, sequence, Apertures.from_fwhm(fwhm_px), noise, saturation_adu=saturation
     )
     reduced.target_airmass = _target_airmass(h, sequence)
+    reduced.hjd_mid = _heliocentric_jd(h, sequence)
     return reduced
+
+
+def _heliocentric_jd(h: FrameHeader, sequence: Sequence) -> float | None:
+    t = sequence.target
+    if None in (h.jd_mid, t.ra_deg, t.dec_deg, h.site_latitude, h.site_longitude):
+        return None
+    mid = Time(h.jd_mid, format="jd", scale="utc")
+    where = astro.location(Site(h.site_latitude, h.site_longitude, h.site_elevation_m or 0.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyWarning)  # IERS predictions past their end: ms, not s
+        seconds = light_travel_time_s(mid.tdb, t.ra_deg, t.dec_deg, where, heliocentric=True)
+    return h.jd_mid + seconds / 86400.0
 
 
 def _target_airmass(h: FrameHeader, sequence: Sequence) -> float | None:
@@ -93,15 +113,21 @@ def _target_airmass(h: FrameHeader, sequence: Sequence) -> float | None:
     ).airmass
 
 
-def aavso_observation(reduced: ReducedFrame, sequence: Sequence, *, band: str, group: str | None = None) -> Observation:
-    """The AAVSO line of a reduced frame (JD at mid-exposure, UTC); raises ValueError if it has no magnitude."""
+def aavso_observation(
+    reduced: ReducedFrame, sequence: Sequence, *, band: str, date_type: str = "JD", group: str | None = None
+) -> Observation:
+    """The AAVSO line of a reduced frame, dated at mid-exposure in JD (UTC) or HJD as the report's
+    ``date_type`` says; raises ValueError if the frame has no magnitude or no such date."""
     m, h = reduced.magnitudes, reduced.header
     if m.mag is None or h is None or h.jd_mid is None:
         raise ValueError(f"{reduced.path.name} has no magnitude: {'; '.join(m.reasons) or 'not reduced'}")
+    date = h.jd_mid if date_type == "JD" else reduced.hjd_mid if date_type == "HJD" else None
+    if date is None:
+        raise ValueError(f"{reduced.path.name} has no {date_type} (an HJD needs the target's coordinates and the site)")
     single = len(m.comparisons_used) == 1
     return Observation(
         name=sequence.target.label,
-        date=h.jd_mid,
+        date=date,
         mag=m.mag,
         mag_err=m.mag_err,
         filter=band,
