@@ -14,6 +14,7 @@ took its level away) and RN the read noise.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from enum import IntFlag
 
@@ -81,21 +82,25 @@ class ApertureMeasurement:
         return mag, err
 
 
-def _cutouts(image: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """(pixel values, squared distance from each position) in a square of ``radius`` about every
-    position, as (stars, side, side) arrays; pixels beyond the image's edge are NaN."""
-    r = int(np.ceil(radius))
-    offsets = np.arange(-r, r + 1)
+def _ring_values(image: np.ndarray, x: np.ndarray, y: np.ndarray, inner: float, outer: float) -> np.ndarray:
+    """(stars, pixels) values of the pixels whose centres lie between ``inner`` and ``outer`` of each
+    position; NaN for the rest and for pixels beyond the image's edge.
+
+    Only the offsets (from the rounded position) that can be in the ring for some sub-pixel position
+    are gathered, about 60 % of the square around a sky annulus.
+    """
+    r = int(np.ceil(outer + 1))
+    oy, ox = np.mgrid[-r : r + 1, -r : r + 1]
+    reach = np.hypot(ox, oy)
+    candidate = (reach >= inner - 0.75) & (reach <= outer + 0.75)  # the position is within 0.71 px of its rounding
+    ox, oy = ox[candidate], oy[candidate]
     ix, iy = np.rint(x).astype(np.int64), np.rint(y).astype(np.int64)
-    cols, rows = ix[:, None] + offsets[None, :], iy[:, None] + offsets[None, :]
+    cols, rows = ix[:, None] + ox[None, :], iy[:, None] + oy[None, :]
     height, width = image.shape
-    flat_index = np.clip(rows, 0, height - 1)[:, :, None] * width + np.clip(cols, 0, width - 1)[:, None, :]
-    values = np.take(image.ravel(), flat_index)
-    outside = ((rows < 0) | (rows >= height))[:, :, None] | ((cols < 0) | (cols >= width))[:, None, :]
-    if outside.any():
-        values = np.where(outside, np.nan, values)
-    dx, dy = cols - x[:, None], rows - y[:, None]
-    return values, dy[:, :, None] ** 2 + dx[:, None, :] ** 2
+    inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+    values = np.take(image.ravel(), np.clip(rows, 0, height - 1) * width + np.clip(cols, 0, width - 1))
+    d2 = (cols - x[:, None]) ** 2 + (rows - y[:, None]) ** 2
+    return np.where(inside & (d2 >= inner * inner) & (d2 <= outer * outer), values, np.nan)
 
 
 def annulus_sky(
@@ -114,9 +119,7 @@ def annulus_sky(
     stars at once: each annulus is sorted once, so every clipping pass keeps a contiguous run of
     the sorted values whose median, mean and spread come from indices and cumulative sums.
     """
-    values, d2 = _cutouts(image, x, y, outer)
-    ring = (d2 >= inner * inner) & (d2 <= outer * outer)
-    values = np.where(ring, values, np.nan).reshape(len(x), -1)
+    values = _ring_values(image, x, y, inner, outer)
     ordered = np.sort(values, axis=1)  # NaN last
     count = np.sum(np.isfinite(ordered), axis=1)
     filled = np.where(np.isfinite(ordered), ordered, 0.0).astype(np.float64)  # sums of squares need float64
@@ -147,8 +150,9 @@ def annulus_sky(
 
 def peak_values(image: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) -> np.ndarray:
     """The brightest pixel within ``radius`` of each position (for the saturation flags)."""
-    values, d2 = _cutouts(image, x, y, radius)
-    return np.nanmax(np.where(d2 <= radius * radius, values, np.nan).reshape(len(x), -1), axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a position wholly off the image: NaN
+        return np.nanmax(_ring_values(image, x, y, 0.0, radius), axis=1)
 
 
 def measure(
