@@ -21,10 +21,13 @@ AU_M = 149_597_870_700.0
 C_M_S = 299_792_458.0
 
 
-def light_travel_time_s(t_tdb: Time, ra_deg: float, dec_deg: float, where: EarthLocation) -> float:
-    """Seconds to add to ``t_tdb`` for the arrival time at the solar-system barycentre."""
-    _helio, barycentric = erfa.epv00(t_tdb.jd1, t_tdb.jd2)
-    earth = barycentric["p"] * AU_M
+def light_travel_time_s(
+    t_tdb: Time, ra_deg: float, dec_deg: float, where: EarthLocation, *, heliocentric: bool = False
+) -> float:
+    """Seconds to add to ``t_tdb`` for the arrival time at the solar-system barycentre (or, with
+    ``heliocentric``, at the Sun's centre: the HJD that AAVSO reports accept)."""
+    helio, barycentric = erfa.epv00(t_tdb.jd1, t_tdb.jd2)
+    earth = (helio if heliocentric else barycentric)["p"] * AU_M
     utc = t_tdb.utc  # as UT1: |UT1 - UTC| < 0.9 s turns the Earth by 0.4 km at most
     angle = erfa.era00(utc.jd1, utc.jd2)
     x, y, z = (float(c.to_value(u.m)) for c in (where.x, where.y, where.z))

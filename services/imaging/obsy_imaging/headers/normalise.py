@@ -200,7 +200,7 @@ def normalise_header(
         notes.append("site from the configuration")
     airmass = take(AIRMASS_KEYS, lambda v: n if (n := values.number(v)) is not None and n >= 1 else None)
 
-    timing = _timing(
+    timing = exposure_timing(
         date_obs,
         exposure_s=exposure or 0.0,
         ra=ra,
@@ -250,14 +250,14 @@ def normalise_header(
     )
 
 
-class _Timing(NamedTuple):
+class ExposureTiming(NamedTuple):
     jd_start: float
     jd_mid: float
     bjd_tdb_mid: float | None
     airmass: float | None
 
 
-def _timing(
+def exposure_timing(
     start: datetime,
     *,
     exposure_s: float,
@@ -267,7 +267,7 @@ def _timing(
     longitude: float | None,
     elevation: float,
     need_airmass: bool = True,
-) -> _Timing:
+) -> ExposureTiming:
     """Mid-exposure JD (UTC) and, with pointing and site, BJD_TDB and (when asked) the airmass.
 
     BJD_TDB: the mid-exposure time in TDB plus the light travel time from the site to the
@@ -277,7 +277,7 @@ def _timing(
     t_start = Time(start, scale="utc")
     t_mid = Time(mid, scale="utc")
     if ra is None or dec is None or latitude is None or longitude is None:
-        return _Timing(float(t_start.jd), float(t_mid.jd), None, None)
+        return ExposureTiming(float(t_start.jd), float(t_mid.jd), None, None)
     where = astro.location(Site(latitude, longitude, elevation))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyWarning)  # IERS predictions past their end: ms, not s
@@ -291,10 +291,10 @@ def _timing(
             if altitude > 3:  # the plane-parallel secant is meaningless near the horizon
                 # Pickering (2002): good to the horizon, within 0.1 % of the secant high up.
                 airmass = 1.0 / math.sin(math.radians(altitude + 244.0 / (165.0 + 47.0 * altitude**1.1)))
-    return _Timing(float(t_start.jd), float(t_mid.utc.jd), float(bjd), airmass)
+    return ExposureTiming(float(t_start.jd), float(t_mid.utc.jd), float(bjd), airmass)
 
 
 def warm_up() -> None:
     """Load what the first BJD and airmass need (ephemeris, IERS and leap-second tables, about
     a second) now, at service start, instead of on the first frame of the night."""
-    _timing(datetime.now(UTC), exposure_s=1.0, ra=0.0, dec=0.0, latitude=0.0, longitude=0.0, elevation=0.0)
+    exposure_timing(datetime.now(UTC), exposure_s=1.0, ra=0.0, dec=0.0, latitude=0.0, longitude=0.0, elevation=0.0)

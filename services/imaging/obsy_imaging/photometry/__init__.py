@@ -1,0 +1,1 @@
+"""Differential aperture photometry of variable stars and AAVSO Extended File Format reports."""
