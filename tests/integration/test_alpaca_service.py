@@ -7,16 +7,10 @@ malformed requests it would never send go through ``httpx``.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -25,91 +19,25 @@ from alpaca.exceptions import NotConnectedException, NotImplementedException
 from alpaca.observingconditions import ObservingConditions
 from alpaca.safetymonitor import SafetyMonitor
 
-from obsy.messages import Reading, SafetyReason, SafetyVerdict, WeatherState
-from tests.support.configs import write_config
-from tests.support.ports import free_port, wait_for_port
-from tests.support.watcher import Watcher
+from obsy.messages import Reading, WeatherState
+from tests.support.alpaca import (
+    SAFETY,
+    STATE,
+    WEATHER_AVAILABILITY,
+    AlpacaProcess,
+    AlpacaProcesses,
+    eventually,
+    publish_weather,
+    verdict,
+)
 
 pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).resolve().parents[2]
-SAFETY = "obsy/weather/safety"
-STATE = "obsy/weather/state"
-WEATHER_AVAILABILITY = "obsy/weather/availability"
-
-
-@dataclass
-class AlpacaProcess:
-    process: subprocess.Popen[bytes]
-    port: int
-    discovery_port: int
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.address}"
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
 def start_alpaca(mosquitto, tmp_path) -> Iterator[Callable[..., AlpacaProcess]]:
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(*, max_verdict_age: float = 60.0, discovery_port: int | None = None) -> AlpacaProcess:
-        port, udp = free_port(), discovery_port or free_udp_port()
-        settings = {
-            "enabled": True,
-            "host": "127.0.0.1" if discovery_port is None else "0.0.0.0",
-            "port": port,
-            "discovery_port": udp,
-            "max_verdict_age": max_verdict_age,
-            "heartbeat_interval": 1,
-        }
-        config = write_config(tmp_path, mosquitto, alpaca=settings)
-        env = {**os.environ, "OBSY_RUN_DIR": str(tmp_path), "PYTHONPATH": str(REPO)}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "obsy_alpaca", "run", "--config", str(config), "--log-format", "text"],
-            cwd=tmp_path,
-            env=env,
-            stdout=(tmp_path / "alpaca.log").open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        started.append(process)
-        wait_for_port(port, timeout=30)
-        return AlpacaProcess(process, port, udp)
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(20)
-        assert process.returncode == 0, "the service ended badly (see alpaca.log)"
-
-
-def verdict(safe: bool, *, age: float = 0.0) -> bytes:
-    reasons = [] if safe else [SafetyReason(quantity="rain", message="rain detected", value=True, limit=False)]
-    timestamp = datetime.now(UTC) - timedelta(seconds=age)
-    return SafetyVerdict(safe=safe, reasons=reasons, timestamp=timestamp).to_json()
-
-
-def publish_weather(watcher: Watcher, *, safe: bool, availability: str = "online", age: float = 0.0) -> None:
-    watcher.publish(WEATHER_AVAILABILITY, availability, retain=True)
-    watcher.publish(SAFETY, verdict(safe, age=age), retain=True)
-
-
-def eventually(read: Callable[[], object], expected: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while (value := read()) != expected:
-        assert time.monotonic() < deadline, f"still {value!r}, expected {expected!r}"
-        time.sleep(0.1)
+    with AlpacaProcesses(tmp_path, mosquitto) as processes:
+        yield processes.start
 
 
 def test_is_safe_follows_the_verdict_and_fails_safe_when_weather_goes_offline(start_alpaca, watcher):

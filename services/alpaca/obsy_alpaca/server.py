@@ -12,6 +12,7 @@ import json
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -28,10 +29,13 @@ from obsy_alpaca.protocol import (
     answer,
     error_answer,
 )
+from obsy_alpaca.watch import Safety
 
 log = logging.getLogger("obsy.alpaca")
 
 API_VERSIONS = [1]
+#: The report Debian's indi_weather_safety_proxy (INDI "Weather Safety Proxy") fetches with its "Use url".
+SAFETY_PROXY_PATH = "/obsy/weather-safety-proxy.json"
 MAX_BODY = 16 * 1024
 DISCOVERY_MESSAGE = b"alpacadiscovery1"
 
@@ -39,13 +43,16 @@ DISCOVERY_MESSAGE = b"alpacadiscovery1"
 class AlpacaApi:
     """Routes a request to the management API or a device member and builds the answer."""
 
-    def __init__(self, devices: list[AlpacaDevice], description: dict[str, str]) -> None:
+    def __init__(self, devices: list[AlpacaDevice], description: dict[str, str], safety: Callable[[], Safety]) -> None:
         self.devices = {(d.device_type.lower(), d.device_number): d for d in devices}
         self.description = description
+        self.safety = safety
         self.transactions = TransactionCounter()
 
     def handle(self, method: str, path: str, query: str, body: bytes) -> tuple[int, str, bytes]:
         """(HTTP status, content type, body) for one request."""
+        if path == SAFETY_PROXY_PATH:
+            return self._safety_proxy_report()
         client_transaction = 0
         try:
             request = Request.parse(method, query, body)
@@ -62,6 +69,22 @@ class AlpacaApi:
             log.exception("alpaca request %s %s failed", method, excerpt(path))
             failure = AlpacaError(UNSPECIFIED_ERROR, f"internal error: {type(error).__name__}")
             return self._json(error_answer(client_transaction, self.transactions.next(), failure))
+
+    def _safety_proxy_report(self) -> tuple[int, str, bytes]:
+        """``{"roof_status": {"open_ok": 0|1, "reasons": "..."}}``, for INDI's Weather Safety Proxy.
+
+        Always HTTP 200 with valid JSON, even on a bad request: the proxy does not look at the
+        HTTP status and ends (the driver process dies) on a body that is not JSON. It is not
+        tied to an Alpaca client's Connected: open_ok is the verdict with the same staleness
+        rules as IsSafe.
+        """
+        try:
+            safety = self.safety()
+        except Exception:  # never let the proxy see anything but a report
+            log.exception("weather safety report failed")
+            safety = Safety(False, "OBSY alpaca service error")
+        report = {"roof_status": {"open_ok": int(safety.safe), "reasons": safety.why}}
+        return 200, "application/json", json.dumps(report).encode("utf-8")
 
     @staticmethod
     def _json(body: dict[str, Any]) -> tuple[int, str, bytes]:

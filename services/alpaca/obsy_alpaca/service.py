@@ -53,6 +53,7 @@ class AlpacaService(Service):
                 "ManufacturerVersion": version,
                 "Location": settings.location or config.site.name,
             },
+            self.watch.safety,
         )
         self.http: AlpacaHttpServer | None = None
         self.discovery: DiscoveryResponder | None = None
