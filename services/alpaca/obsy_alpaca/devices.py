@@ -34,14 +34,12 @@ NO_VALUE = object()
 Handler = Callable[[Request], Any]
 
 
-@dataclass(frozen=True)
-class Member:
-    http_method: str  # "GET" or "PUT"
-    handler: Handler
-
-
 class AlpacaDevice:
-    """Members common to every ASCOM device; subclasses add theirs in :meth:`_members`."""
+    """Members common to every ASCOM device; subclasses add theirs in :meth:`_members`.
+
+    Members are keyed by (HTTP method, lower-case name): ``("PUT", "connected")`` and
+    ``("GET", "connected")`` are two members.
+    """
 
     device_type: ClassVar[str]  # as in configureddevices: "SafetyMonitor"
     interface_version: ClassVar[int]
@@ -55,24 +53,24 @@ class AlpacaDevice:
         self.name = f"OBSY {self.device_type}"
         self._connected = False
         self._lock = threading.Lock()
-        self.members: dict[str, Member] = {
-            "connected": Member("GET", lambda r: self.connected),
-            "connecting": Member("GET", lambda r: False),
-            "description": Member("GET", lambda r: self.description),
-            "devicestate": Member("GET", self._device_state),
-            "driverinfo": Member("GET", lambda r: f"OBSY Alpaca service {self.version}: {self.description}"),
-            "driverversion": Member("GET", lambda r: self.version),
-            "interfaceversion": Member("GET", lambda r: self.interface_version),
-            "name": Member("GET", lambda r: self.name),
-            "supportedactions": Member("GET", lambda r: []),
-            "action": Member("PUT", self._action),
-            "commandblind": Member("PUT", self._command),
-            "commandbool": Member("PUT", self._command),
-            "commandstring": Member("PUT", self._command),
-            "connect": Member("PUT", lambda r: self._set_connected(True)),
-            "disconnect": Member("PUT", lambda r: self._set_connected(False)),
+        self.members: dict[tuple[str, str], Handler] = {
+            ("GET", "connected"): lambda r: self.connected,
+            ("GET", "connecting"): lambda r: False,
+            ("GET", "description"): lambda r: self.description,
+            ("GET", "devicestate"): self._device_state,
+            ("GET", "driverinfo"): lambda r: f"OBSY Alpaca service {self.version}: {self.description}",
+            ("GET", "driverversion"): lambda r: self.version,
+            ("GET", "interfaceversion"): lambda r: self.interface_version,
+            ("GET", "name"): lambda r: self.name,
+            ("GET", "supportedactions"): lambda r: [],
+            ("PUT", "action"): self._action,
+            ("PUT", "commandblind"): self._command,
+            ("PUT", "commandbool"): self._command,
+            ("PUT", "commandstring"): self._command,
+            ("PUT", "connect"): lambda r: self._set_connected(True),
+            ("PUT", "disconnect"): lambda r: self._set_connected(False),
+            ("PUT", "connected"): lambda r: self._set_connected(r.boolean("Connected")),
         }
-        self.put_members = {"connected": Member("PUT", lambda r: self._set_connected(r.boolean("Connected")))}
         self.members |= self._members()
 
     @property
@@ -89,17 +87,15 @@ class AlpacaDevice:
         if not self.connected:
             raise not_connected(self.device_type)
 
-    def member(self, name: str, http_method: str) -> Member | None:
+    def member(self, name: str, http_method: str) -> Handler | None:
         """The member a request names, or None when this device has no such member for that HTTP method."""
-        if http_method == "PUT" and name in self.put_members:
-            return self.put_members[name]
-        member = self.members.get(name)
-        return member if member is not None and member.http_method == http_method else None
+        return self.members.get((http_method, name))
 
     def has_member(self, name: str) -> bool:
-        return name in self.members or name in self.put_members
+        """Whether the device has the member for any HTTP method (to tell 405 from 400)."""
+        return any(member == name for _, member in self.members)
 
-    def _members(self) -> dict[str, Member]:
+    def _members(self) -> dict[tuple[str, str], Handler]:
         return {}
 
     def _state_values(self) -> list[tuple[str, Any]]:
@@ -129,8 +125,8 @@ class SafetyMonitor(AlpacaDevice):
     interface_version = 3
     description = "OBSY's weather safety verdict (false when unsafe, missing or stale)"
 
-    def _members(self) -> dict[str, Member]:
-        return {"issafe": Member("GET", lambda r: self.is_safe())}
+    def _members(self) -> dict[tuple[str, str], Handler]:
+        return {("GET", "issafe"): lambda r: self.is_safe()}
 
     def is_safe(self) -> bool:
         # Before connecting, IsSafe answers false rather than NotConnected (ConformU checks this).
@@ -185,15 +181,15 @@ class ObservingConditions(AlpacaDevice):
     interface_version = 2
     description = "OBSY's weather readings (latest values, no averaging)"
 
-    def _members(self) -> dict[str, Member]:
-        members = {sensor.member: Member("GET", self._sensor_getter(sensor)) for sensor in SENSORS}
+    def _members(self) -> dict[tuple[str, str], Handler]:
+        members = {("GET", sensor.member): self._sensor_getter(sensor) for sensor in SENSORS}
         members |= {
-            "averageperiod": Member("GET", self._average_period),
-            "refresh": Member("PUT", self._refresh),
-            "sensordescription": Member("GET", self._sensor_description),
-            "timesincelastupdate": Member("GET", self._time_since_last_update),
+            ("GET", "averageperiod"): self._average_period,
+            ("PUT", "averageperiod"): self._set_average_period,
+            ("PUT", "refresh"): self._refresh,
+            ("GET", "sensordescription"): self._sensor_description,
+            ("GET", "timesincelastupdate"): self._time_since_last_update,
         }
-        self.put_members["averageperiod"] = Member("PUT", self._set_average_period)
         return members
 
     def _sensor_getter(self, sensor: Sensor) -> Handler:

@@ -127,12 +127,12 @@ class AlpacaApi:
         if device is None:
             known = ", ".join(f"{t}/{n}" for t, n in self.devices)
             raise BadRequestError(f"no device {excerpt(device_type)}/{number} here (this server has {known})")
-        member = device.member(member_name, method)
-        if member is None:
+        handler = device.member(member_name, method)
+        if handler is None:
             if device.has_member(member_name):
                 raise BadRequestError(f"{member_name} does not accept {method}", HTTPStatus.METHOD_NOT_ALLOWED)
             raise BadRequestError(f"{device.device_type} has no member {excerpt(member_name)}")
-        return member.handler(request)
+        return handler(request)
 
 
 class _Handler(BaseHTTPRequestHandler):
