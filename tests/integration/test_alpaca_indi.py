@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from obsy.indi import IndiClient
-from tests.support.alpaca import WEATHER_AVAILABILITY, AlpacaProcesses, publish_weather
+from tests.support.alpaca import (
+    SAFETY_PROXY,
+    WEATHER_AVAILABILITY,
+    AlpacaProcesses,
+    configure_safety_proxy,
+    publish_weather,
+)
 from tests.support.indiserver import IndiServer, pyindi_available, require_indi
 
 pytestmark = [
@@ -22,7 +28,6 @@ pytestmark = [
 ]
 
 DRIVER = "indi_weather_safety_proxy"
-PROXY = "Weather Safety Proxy"
 
 
 @pytest.fixture
@@ -37,7 +42,7 @@ def indi(tmp_path: Path) -> Iterator[IndiClient]:
 
 def light(indi: IndiClient, state: str, timeout: float = 30.0) -> None:
     indi.wait_for(
-        PROXY,
+        SAFETY_PROXY,
         "WEATHER_STATUS",
         lambda p: str(p.values.get("WEATHER_SAFETY")) == state,
         timeout=timeout,
@@ -50,15 +55,10 @@ def test_the_proxy_goes_alert_on_an_unsafe_or_stale_verdict_and_when_obsy_is_gon
         alpaca = processes.start(max_verdict_age=60)
         publish_weather(watcher, safe=True)
 
-        indi.wait_device(PROXY)
-        indi.set_switch(PROXY, "SCRIPT_OR_CURL", "Use url")
-        indi.set_text(
-            PROXY, "WEATHER_SAFETY_URLS", {"WEATHER_SAFETY_URL": f"{alpaca.url}/obsy/weather-safety-proxy.json"}
-        )
-        indi.set_number(PROXY, "SOFT_ERROR_HYSTERESIS", {"SOFT_ERROR_MAX": 0})
-        indi.connect_device(PROXY)
-        indi.wait_property(PROXY, "WEATHER_UPDATE")
-        indi.set_number(PROXY, "WEATHER_UPDATE", {"PERIOD": 1})
+        configure_safety_proxy(indi, f"{alpaca.url}/obsy/weather-safety-proxy.json")
+        indi.connect_device(SAFETY_PROXY)
+        indi.wait_property(SAFETY_PROXY, "WEATHER_UPDATE")
+        indi.set_number(SAFETY_PROXY, "WEATHER_UPDATE", {"PERIOD": 1})
         light(indi, "Ok")
 
         watcher.publish("obsy/weather/safety", b"", retain=True)  # nothing retained

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from obsy.indi import IndiClient
 from obsy.messages import SafetyReason, SafetyVerdict
 from tests.support.configs import write_config
 from tests.support.mosquitto import MosquittoBroker
@@ -103,3 +104,20 @@ def eventually(read: Callable[[], object], expected: object, timeout: float = 10
     while (value := read()) != expected:
         assert time.monotonic() < deadline, f"still {value!r}, expected {expected!r}"
         time.sleep(0.1)
+
+
+#: The device Debian's indi_weather_safety_proxy defines.
+SAFETY_PROXY = "Weather Safety Proxy"
+
+
+def configure_safety_proxy(indi: IndiClient, url: str) -> None:
+    """Set the proxy up as docs/alpaca.md tells users to: fetch ``url``, SOFT_ERROR_MAX 0.
+
+    Its options are defined a moment after the device appears: wait for each before setting it.
+    """
+    indi.wait_device(SAFETY_PROXY)
+    for name in ("SCRIPT_OR_CURL", "WEATHER_SAFETY_URLS", "SOFT_ERROR_HYSTERESIS"):
+        indi.wait_property(SAFETY_PROXY, name)
+    indi.set_switch(SAFETY_PROXY, "SCRIPT_OR_CURL", "Use url")
+    indi.set_text(SAFETY_PROXY, "WEATHER_SAFETY_URLS", {"WEATHER_SAFETY_URL": url})
+    indi.set_number(SAFETY_PROXY, "SOFT_ERROR_HYSTERESIS", {"SOFT_ERROR_MAX": 0})
