@@ -138,6 +138,7 @@ class AlpacaApi:
 class _Handler(BaseHTTPRequestHandler):
     server: AlpacaHttpServer
     protocol_version = "HTTP/1.1"  # keep-alive: clients poll IsSafe often
+    timeout = 60  # seconds a silent connection may hold its thread
 
     def do_GET(self) -> None:
         self._serve("GET")
