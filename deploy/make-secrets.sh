@@ -33,7 +33,7 @@ db_name="${OBSY_DB_NAME:-obsy}"
 db_user="${OBSY_DB_USER:-obsy}"
 
 # Every MQTT user of the compose stack; each must have rules in deploy/mosquitto/acl.
-users=(weather clouddetect allsky scheduler mcp web imaging homeassistant healthcheck)
+users=(weather clouddetect allsky scheduler mcp web imaging alpaca homeassistant healthcheck)
 
 force=0
 while [ $# -gt 0 ]; do

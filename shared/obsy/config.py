@@ -38,7 +38,7 @@ from obsy.messages import WEATHER_QUANTITIES, TargetConstraints
 
 ENV_PREFIX = "OBSY_"
 CONFIG_PATH_ENV = "OBSY_CONFIG"
-SERVICE_NAMES = ("weather", "clouddetect", "allsky", "scheduler", "mcp", "web", "imaging")
+SERVICE_NAMES = ("weather", "clouddetect", "allsky", "scheduler", "mcp", "web", "imaging", "alpaca")
 
 DEFAULT_SIMULATOR_DRIVERS = (
     "indi_simulator_telescope",
@@ -900,6 +900,27 @@ class WebConfig(ServiceSection):
     retention: WebRetentionConfig = WebRetentionConfig()
 
 
+class AlpacaConfig(ServiceSection):
+    """The ASCOM Alpaca SafetyMonitor and ObservingConditions devices (docs/alpaca.md).
+
+    Off by default: when on, it answers anyone on the network (Alpaca has no login) and
+    replies to discovery broadcasts.
+    """
+
+    enabled: bool = False
+    host: str = Field(default="0.0.0.0", description="address the Alpaca HTTP API listens on")
+    port: int = Field(default=11111, ge=0, le=65535, description="Alpaca HTTP port (11111: the usual; 0: any free)")
+    discovery: bool = Field(default=True, description="answer Alpaca discovery broadcasts (UDP)")
+    discovery_port: int = Field(default=32227, ge=0, le=65535, description="the Alpaca discovery port (32227)")
+    max_verdict_age: float = Field(
+        default=90.0,
+        gt=0,
+        description="seconds after which the weather verdict is stale and IsSafe false "
+        "(the weather service republishes every weather.publish_interval seconds)",
+    )
+    location: str = Field(default="", max_length=120, description="the Location the management API reports")
+
+
 #: File name endings the imaging service looks at in capture folders (case-insensitive).
 IMAGING_FRAME_SUFFIXES = (".fits", ".fit", ".fts", ".fits.fz", ".fz", ".xisf")
 
@@ -1025,6 +1046,7 @@ class ObsyConfig(Section):
     mcp: McpConfig = McpConfig()
     web: WebConfig = WebConfig()
     imaging: ImagingConfig = ImagingConfig()
+    alpaca: AlpacaConfig = AlpacaConfig()
     demo: DemoConfig = DemoConfig()
     #: Sections of services that are not part of OBSY itself (add-ons), by service name.
     plugins: dict[str, ServiceSection] = Field(default_factory=dict)

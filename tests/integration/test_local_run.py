@@ -31,6 +31,8 @@ def local_config(tmp_path: Path, broker_port: int, indi_port: int, web_port: int
     data["indi"]["port"] = indi_port
     data["web"]["port"] = web_port
     data["web"]["anonymous_read"] = True  # the status check below reads without an account
+    # Off by default; on here so that every service runs (no discovery: the UDP port is shared).
+    data["alpaca"] = {"enabled": True, "host": "127.0.0.1", "port": free_port(), "discovery": False}
     data["data_dir"] = str(tmp_path / "data")
     data["run_dir"] = str(tmp_path / "run")
     (tmp_path / "run").mkdir()

@@ -205,7 +205,7 @@ class KStars:
                 "INSERT INTO profile (name, host, port, autoconnect, portselector) VALUES (?, ?, ?, 1, 0)",
                 (PROFILE, host, port),
             )
-            roles = {"Telescope": "Mount", "CCD": "CCD", "Focuser": "Focuser", "Filter": "Filter"}
+            roles = {"Telescope": "Mount", "CCD": "CCD", "Focuser": "Focuser", "Filter": "Filter", "Weather": "Weather"}
             for label in drivers:
                 role = next((r for key, r in roles.items() if key in label), "Aux1")
                 db.execute(

@@ -298,6 +298,14 @@ def test_build_contexts_and_dockerfiles_exist(services: dict[str, dict[str, Any]
     assert repo_path(services["indiserver"]["build"]["context"]) == ROOT / "deploy" / "indiserver"
 
 
+def test_only_the_alpaca_service_is_on_the_host_network(services: dict[str, dict[str, Any]]):
+    """Alpaca discovery is a UDP broadcast on the LAN; a bridged container never receives it."""
+    on_host = {name for name, definition in services.items() if definition.get("network_mode") == "host"}
+    assert on_host == {"alpaca"}
+    assert "extra_hosts" not in services["alpaca"] or services["alpaca"]["extra_hosts"] == []
+    assert "ports" not in services["alpaca"], "published ports mean nothing on the host network"
+
+
 def test_web_port_is_published_and_the_web_listens_on_all_interfaces(services: dict[str, dict[str, Any]]):
     web = services["web"]
     assert "8080:8080" in web["ports"]
@@ -385,7 +393,12 @@ def test_each_service_logs_in_as_itself(services: dict[str, dict[str, Any]], obs
         definition = services[name]
         env = environment(definition)
         assert env["OBSY_BROKER__USERNAME"] == service, name
-        assert env["OBSY_BROKER__HOST"] == "mosquitto", name
+        if definition.get("network_mode") == "host":
+            # On the host network the name "mosquitto" does not resolve: the published port does.
+            published = services["mosquitto"]["ports"][0].split(":")[-2]
+            assert (env["OBSY_BROKER__HOST"], env["OBSY_BROKER__PORT"]) == ("127.0.0.1", published), name
+        else:
+            assert env["OBSY_BROKER__HOST"] == "mosquitto", name
         assert "OBSY_BROKER__PASSWORD" not in env, f"{name}: passwords come from files"
         secret = f"mqtt_{service}"
         assert secret_names(definition).count(secret) == 1, f"{name} lacks its secret {secret}"
@@ -488,7 +501,8 @@ def test_compose_environment_is_a_valid_configuration(
             config = load_config(env=env)
         except ConfigError as exc:  # pragma: no cover - the message is the diagnosis
             pytest.fail(f"{name}: compose environment is not a valid configuration:\n{exc}")
-        assert config.broker.host == "mosquitto"
+        host_network = services[name].get("network_mode") == "host"
+        assert config.broker.host == ("127.0.0.1" if host_network else "mosquitto")
         assert config.broker.port == 1883
         assert config.broker.username == service
         assert config.broker.password is not None

@@ -1,0 +1,1 @@
+"""OBSY Alpaca service: OBSY's safety verdict and weather as ASCOM Alpaca devices."""

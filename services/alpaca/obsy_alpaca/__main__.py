@@ -1,0 +1,5 @@
+import sys
+
+from obsy_alpaca.service import main
+
+sys.exit(main())
