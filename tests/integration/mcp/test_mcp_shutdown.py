@@ -40,25 +40,6 @@ require_indi(DRIVERS)
 TOPICS = Topics()
 
 
-@pytest.fixture
-def indi(tmp_path: Path) -> Iterator[IndiServer]:
-    server = IndiServer(tmp_path / "indi", DRIVERS)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def recorder(indi: IndiServer) -> Iterator[IndiRecorder]:
-    rec = IndiRecorder(indi.config())
-    try:
-        yield rec
-    finally:
-        rec.close()
-
-
 class Observing:
     """An MCP process observing with the roof open, its inputs and the weather's heartbeats."""
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,25 +35,6 @@ pytest.importorskip("PyIndi", reason="pyindi-client is not installed (pip instal
 require_indi(DRIVERS)
 
 TOPICS = Topics()
-
-
-@pytest.fixture
-def indi(tmp_path: Path) -> Iterator[IndiServer]:
-    server = IndiServer(tmp_path / "indi", DRIVERS)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def recorder(indi: IndiServer) -> Iterator[IndiRecorder]:
-    rec = IndiRecorder(indi.config())
-    try:
-        yield rec
-    finally:
-        rec.close()
 
 
 def roof_parked(recorder: IndiRecorder) -> bool:

@@ -50,16 +50,6 @@ TOPICS = Topics()
 WATCH_S = 60.0
 
 
-@pytest.fixture
-def indi(tmp_path: Path) -> Iterator[IndiServer]:
-    server = IndiServer(tmp_path / "indi", DRIVERS)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 class Night:
     """Roof closed, mount parked, night at the site, a plan for tonight; rain until the test says otherwise."""
 

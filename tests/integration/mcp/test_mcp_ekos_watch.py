@@ -47,16 +47,6 @@ TOPICS = Topics()
 
 
 @pytest.fixture
-def indi(tmp_path: Path) -> Iterator[IndiServer]:
-    server = IndiServer(tmp_path / "indi", DRIVERS)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def ekos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EkosStandIn]:
     with EkosStandIn(tmp_path_factory.mktemp("eb")) as standin:  # short: a unix socket path
         yield standin

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,25 +33,6 @@ pytest.importorskip("PyIndi", reason="pyindi-client is not installed (pip instal
 require_indi(DRIVERS)
 
 TOPICS = Topics()
-
-
-@pytest.fixture
-def indi(tmp_path: Path) -> Iterator[IndiServer]:
-    server = IndiServer(tmp_path / "indi", DRIVERS)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def recorder(indi: IndiServer) -> Iterator[IndiRecorder]:
-    rec = IndiRecorder(indi.config())
-    try:
-        yield rec
-    finally:
-        rec.close()
 
 
 def test_rain_while_observing_runs_the_full_closing_order(

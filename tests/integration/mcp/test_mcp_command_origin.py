@@ -28,16 +28,6 @@ MB = 1024 * 1024
 
 
 @pytest.fixture
-def indi(tmp_path: Path) -> Iterator[IndiServer]:
-    server = IndiServer(tmp_path / "indi", DRIVERS)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def closed_mcp(tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher) -> Iterator[McpProcess]:
     """An MCP with the roof closed for the rain: CLOSE is accepted, OPEN rejected."""
     prepare_devices(indi.config(), roof_open=False, mount_parked=True)
