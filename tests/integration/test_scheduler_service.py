@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from obsy.messages import ExposurePlan, SchedulerPlan, ServiceHealth, Target, TargetList
-from tests.support.configs import write_config
+from tests.support.configs import evening_site, write_config
 from tests.support.watcher import Watcher
 
 pytestmark = pytest.mark.integration
@@ -51,6 +51,7 @@ def service(mosquitto, tmp_path, watcher) -> Iterator[subprocess.Popen[bytes]]:
     config = write_config(
         tmp_path,
         mosquitto,
+        site=evening_site(),  # the whole night ahead, whatever the hour the test runs at
         scheduler={"heartbeat_interval": 1, "ekos": {"output_dir": str(tmp_path / "ekos")}},
     )
     env = {**os.environ, "OBSY_RUN_DIR": str(tmp_path), "PYTHONPATH": str(REPO)}
