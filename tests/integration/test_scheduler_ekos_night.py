@@ -1,0 +1,210 @@
+"""A planned night run by the real KStars 3.6 (Ekos, INDI telescope and CCD simulators with its filter wheel).
+
+KStars' clock is set to a time of one night at the site (Vienna, KStars' own city list),
+and runs faster than real time, so that the waits between jobs (Ekos' lead time) pass
+quickly; the simulators expose in real time. The plan is made by the planner for that
+clock time; what Ekos did is read back from the FITS files it wrote (count per filter,
+and the GAIN, OFFSET, FILTER and EXPTIME headers the camera driver wrote).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import astropy.units as u
+import pytest
+from astropy.io import fits
+from astropy.time import Time
+
+from obsy.config import SchedulerConfig, SchedulerEkosConfig, SiteConfig
+from obsy.indi import IndiClient
+from obsy.messages import ExposurePlan, Target
+from obsy_scheduler.ekos import EkosFiles, write_plan
+from obsy_scheduler.planner import Planner
+from tests.support.kstars import SCHEDULER, SCHEDULER_PATH, KStars, kstars_available
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
+]
+
+VIENNA = SiteConfig(name="Vienna", latitude=48.2, longitude=16.37, elevation=170, timezone="Europe/Vienna")
+ZONE = ZoneInfo(VIENNA.timezone)
+NIGHT = date(2026, 11, 21)
+#: KStars' clock runs this many times faster than real time.
+CLOCK_SCALE = 10.0
+#: Where KStars 3.6 starts the indiserver of a local profile.
+INDI_PORT = 7624
+#: Planner settings for short test jobs; the gap between jobs stays Ekos' lead time (5 min).
+SETTINGS = SchedulerConfig(
+    grid_step_s=10,
+    exposure_overhead_s=5,
+    switch_overhead_s=60,
+    switch_gap_s=300,
+    constraints={"min_altitude": 30, "twilight": "astronomical", "min_time_on_target_min": 0},
+    ekos=SchedulerEkosConfig(
+        profile="OBSY test",
+        startup="at",
+        completion="sequence",
+        enforce_weather=False,
+        steps=["Track"],
+        startup_procedure=["UnparkMount"],
+        shutdown_procedure=[],
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def kstars(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KStars]:
+    ks = KStars(tmp_path_factory.mktemp("kstars"))
+    try:
+        ks.start()
+        ks.set_location("Vienna", "", "Austria")
+        ks.start_ekos(drivers=("Telescope Simulator", "CCD Simulator"))
+        yield ks
+    finally:
+        ks.stop()
+
+
+def zenith_ra(moment: datetime) -> float:
+    """The right ascension (degrees) on the meridian at ``moment`` in Vienna."""
+    return Time(moment).sidereal_time("mean", longitude=VIENNA.longitude * u.deg).to_value(u.deg) % 360.0
+
+
+def targets_near_zenith(moment: datetime) -> list[Target]:
+    """Two targets high up at ``moment``, each with its own filters, gains and offsets."""
+    ra = zenith_ra(moment)
+    return [
+        Target(
+            id="first",
+            name="First Field",
+            ra_deg=(ra - 4.0) % 360.0,
+            dec_deg=VIENNA.latitude,
+            priority=9,
+            exposure_plans=[ExposurePlan(filter="Red", exposure_s=1, count=2, gain=40, offset=12)],
+        ),
+        Target(
+            id="second",
+            name="Second Field",
+            ra_deg=(ra + 4.0) % 360.0,
+            dec_deg=VIENNA.latitude,
+            priority=5,
+            exposure_plans=[
+                ExposurePlan(filter="H_Alpha", exposure_s=2, count=3, gain=75, offset=5),
+                ExposurePlan(filter="Blue", exposure_s=1, count=1, gain=20, offset=30),
+            ],
+        ),
+    ]
+
+
+class CameraWatch:
+    """The camera's offset at the start of every exposure, watched on Ekos' indiserver.
+
+    The CCD simulator writes GAIN but no OFFSET into its FITS headers, so the offset each
+    frame was taken with is read from the camera's CCD_OFFSET when its exposure starts.
+    """
+
+    def __init__(self, camera: str = "CCD Simulator", port: int = INDI_PORT) -> None:
+        self.camera = camera
+        self.client = IndiClient(port=port, reconnect=False)
+        self.offset: float | None = None
+        self.exposing = False
+        self.offsets: list[float | None] = []
+
+    def __enter__(self) -> CameraWatch:
+        self.client.connect()
+        self.client.wait_property(self.camera, "CCD_OFFSET")
+        self.offset = self.client.get_number(self.camera, "CCD_OFFSET")["OFFSET"]
+        self.client.add_listener(self._update)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.client.disconnect()
+
+    def _update(self, device: str, name: str, state: str, values: Mapping[str, Any]) -> None:
+        if device != self.camera:
+            return
+        if name == "CCD_OFFSET":
+            self.offset = values["OFFSET"]
+        elif name == "CCD_EXPOSURE":
+            if state == "Busy" and not self.exposing:
+                self.offsets.append(self.offset)
+            self.exposing = state == "Busy"
+
+
+def frames_by_job(files: EkosFiles) -> dict[str, Counter]:
+    """What Ekos wrote, from the FITS headers: per job, Counter of (filter, exposure, gain)."""
+    found: dict[str, Counter] = {}
+    for job in files.jobs:
+        counter: Counter = Counter()
+        for path in sorted((files.fits_dir / job.name).rglob("*.fits")):
+            header = fits.getheader(path)
+            counter[(header.get("FILTER"), float(header["EXPTIME"]), header.get("GAIN"))] += 1
+        found[job.name] = counter
+    return found
+
+
+def planned_by_job(files: EkosFiles) -> dict[str, Counter]:
+    return {
+        job.name: Counter({(plan.filter, float(plan.exposure_s), plan.gain): count for plan, count in job.exposures()})
+        for job in files.jobs
+    }
+
+
+def planned_offsets(files: EkosFiles) -> list[float | None]:
+    """The offset of every planned frame, in the order Ekos takes them."""
+    return [plan.offset for job in files.jobs for plan, count in job.exposures() for _ in range(count)]
+
+
+def run_night_at(kstars: KStars, clock: datetime, targets: list[Target], workdir: Path) -> tuple[EkosFiles, int]:
+    """Plan the night from ``clock``, set KStars' clock there, load and start the schedule.
+
+    Returns the files and the log position where this run starts.
+    """
+    plan = Planner(VIENNA, SETTINGS).plan(targets, NIGHT, now=clock)
+    assert plan.blocks, plan.excluded
+    files = write_plan(plan, SETTINGS.ekos, workdir / "ekos", workdir / "frames", VIENNA.timezone)
+    mark = len(kstars.log_text())
+    kstars.set_clock(clock.astimezone(ZONE), scale=CLOCK_SCALE)
+    assert kstars.load_schedule(files.schedule)
+    kstars.start_scheduler()
+    return files, mark
+
+
+def wait_for_jobs(kstars: KStars, files: EkosFiles, mark: int, timeout: float) -> None:
+    """Until every job is complete (or one is refused, which fails at once with Ekos' reason)."""
+    deadline = time.monotonic() + timeout
+    pending = [job.name for job in files.jobs]
+    while pending:
+        log = kstars.log_text()[mark:]
+        refused = re.search(r"job '[^']+' (has|is) [^\n]*marking (invalid|aborted)[^\n]*", log, re.IGNORECASE)
+        assert refused is None, f"Ekos refused a job: {refused[0] if refused else ''}"
+        pending = [name for name in pending if f"Job '{name}' is complete" not in log]
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"jobs {pending} not complete within {timeout:.0f} s; Ekos said:\n"
+                + "\n".join(reversed(kstars.module_log(SCHEDULER_PATH, SCHEDULER)[:20]))
+            )
+        time.sleep(1)
+
+
+def test_at_midnight_every_job_takes_exactly_its_planned_frames_with_its_gain_offset_and_filter(kstars, tmp_path):
+    clock = datetime(2026, 11, 22, 0, 30, tzinfo=ZONE)
+    with CameraWatch() as camera:
+        files, mark = run_night_at(kstars, clock, targets_near_zenith(clock), tmp_path)
+        try:
+            assert [job.name for job in files.jobs] == ["First_Field", "Second_Field"]
+            wait_for_jobs(kstars, files, mark, timeout=400)
+            time.sleep(3)  # Ekos would start another round here if the completion condition asked for it
+        finally:
+            kstars.stop_scheduler()
+            kstars.reset_clock()
+    assert frames_by_job(files) == planned_by_job(files)
+    assert camera.offsets == planned_offsets(files)
