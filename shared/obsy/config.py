@@ -712,7 +712,9 @@ class SchedulerEkosConfig(Section):
     default_filter: str = Field(default="Luminance", description="filter for exposure plans that name none")
     startup: Literal["at", "asap"] = Field(default="at", description="start each job at its planned time, or ASAP")
     completion: Literal["at", "sequence", "repeat"] = Field(
-        default="at", description="end at the planned end, when the sequence is done, or after `repeats` sequences"
+        default="sequence",
+        description="end when the planned frames are taken (sequence), after `repeats` sequences, or at the planned "
+        "end ('at': Ekos repeats the sequence until then, so more frames than planned)",
     )
     repeats: int = Field(default=1, ge=1, le=1000, description="sequences per job with completion 'repeat'")
     steps: list[Literal["Track", "Focus", "Align", "Guide"]] = Field(default_factory=lambda: ["Track"])
@@ -767,6 +769,11 @@ class McpEkosConfig(Section):
     )
     poll_interval: float = Field(
         default=10.0, gt=0, description="seconds between reads of the scheduler's status while observing"
+    )
+    plan_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds to wait for the scheduler's plan from now before each start (else the last plan's files)",
     )
     on_abort: Literal["retry_then_close", "close", "keep_open"] = Field(
         default="retry_then_close",
