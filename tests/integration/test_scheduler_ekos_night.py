@@ -13,7 +13,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -208,3 +208,62 @@ def test_at_midnight_every_job_takes_exactly_its_planned_frames_with_its_gain_of
             kstars.reset_clock()
     assert frames_by_job(files) == planned_by_job(files)
     assert camera.offsets == planned_offsets(files)
+
+
+MESSIER = [
+    ("M 31", 10.6848, 41.2691), ("M 33", 23.4621, 30.6599), ("NGC 7000", 314.8214, 44.5288),
+    ("M 42", 83.8221, -5.3911), ("M 45", 56.8692, 24.1053), ("M 81", 148.8882, 69.0653),
+    ("NGC 2244", 97.9875, 4.9417), ("M 13", 250.4235, 36.4613),
+]  # fmt: skip
+
+
+def test_every_plan_loads_at_its_planned_start_with_no_job_refused(kstars, tmp_path):
+    """From before dusk to the last job before dawn: what the planner placed, Ekos accepts.
+
+    At each clock time the plan is made from that time (as the MCP asks before it starts
+    Ekos) and loaded with KStars' clock there; Ekos must schedule every job at its planned
+    start and refuse none (its twilight, altitude, Moon, "in the past" and previous-sibling
+    checks included).
+    """
+    targets = [
+        Target(
+            id=f"t{i}",
+            name=name,
+            ra_deg=ra,
+            dec_deg=dec,
+            priority=5 + i % 3,
+            exposure_plans=[ExposurePlan(filter="Red", exposure_s=300, count=40, gain=50)],
+            constraints={"moon_avoidance_distance": 60, "moon_avoidance_width": 7} if i % 2 else {},
+        )
+        for i, (name, ra, dec) in enumerate(MESSIER)
+    ]
+    settings = SchedulerConfig(max_block_min=20, ekos=SETTINGS.ekos)
+    planner = Planner(VIENNA, settings)
+    night_plan = planner.plan(targets, NIGHT)
+    blocks = night_plan.blocks
+    assert night_plan.dark_start is not None and night_plan.dark_end is not None and len(blocks) >= 8
+    # the edges matter most: Ekos' own twilight (with its pre-dawn margin) refused the first and last jobs
+    assert night_plan.dark_end - blocks[-1].start < timedelta(minutes=30), "the test wants a job near dawn"
+    clocks = [night_plan.dark_start - timedelta(minutes=30), blocks[0].start, blocks[len(blocks) // 2].start]
+    clocks += [block.start for block in blocks[-3:]]
+    checked = 0
+    for clock in clocks:
+        plan = planner.plan(targets, NIGHT, now=clock)
+        files = write_plan(plan, settings.ekos, tmp_path / "ekos", tmp_path / "frames", VIENNA.timezone)
+        assert files.jobs, f"nothing planned from {clock}"
+        mark = len(kstars.log_text())
+        kstars.set_clock(clock.astimezone(ZONE))
+        assert kstars.load_schedule(files.schedule)
+        kstars.start_scheduler()
+        try:
+            for job in files.jobs:
+                local = job.start.astimezone(ZONE).strftime("%d/%m %H:%M")
+                scheduled = rf"Job '{job.name}' is scheduled to start at {local}"
+                found = kstars.wait_for_log(rf"{scheduled}|[^\n]*marking (?:invalid|aborted)[^\n]*", 60, after=mark)
+                assert "marking" not in found[0], f"at {clock.astimezone(ZONE):%H:%M} Ekos said: {found[0]}"
+            checked += len(files.jobs)
+        finally:
+            kstars.stop_scheduler()
+            kstars.call(SCHEDULER_PATH, SCHEDULER, "removeAllJobs")
+    kstars.reset_clock()
+    assert checked >= len(clocks)
