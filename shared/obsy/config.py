@@ -710,6 +710,13 @@ class SchedulerEkosConfig(Section):
     camera: str = "CCD Simulator"
     filter_wheel: str | None = Field(default="CCD Simulator", description="empty when the camera has no filter wheel")
     default_filter: str = Field(default="Luminance", description="filter for exposure plans that name none")
+    filters: list[str] | None = Field(
+        default=None,
+        description="the wheel's filter names; empty = read from the wheel's INDI FILTER_NAME when planning",
+    )
+    filter_aliases: dict[str, str] = Field(
+        default_factory=dict, description="plan filter name -> the wheel's name, e.g. {Ha: H_Alpha}"
+    )
     startup: Literal["at", "asap"] = Field(default="at", description="start each job at its planned time, or ASAP")
     completion: Literal["at", "sequence", "repeat"] = Field(
         default="sequence",

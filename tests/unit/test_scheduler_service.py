@@ -16,6 +16,9 @@ from obsy.messages import TargetList
 from obsy_scheduler import service as service_module
 from obsy_scheduler.service import SchedulerService
 
+#: The wheel's names, configured: these tests do not read them from INDI (that is test_scheduler_filters.py).
+WHEEL = ["Red", "Green", "Blue", "Luminance"]
+
 
 @pytest.fixture
 def service(tmp_path) -> SchedulerService:
@@ -23,7 +26,7 @@ def service(tmp_path) -> SchedulerService:
         {
             "site": {"latitude": 48.2, "longitude": 16.4, "timezone": "Europe/Vienna"},
             "data_dir": str(tmp_path),
-            "scheduler": {"replan_at": "12:00"},
+            "scheduler": {"replan_at": "12:00", "ekos": {"filters": WHEEL}},
             "homeassistant": {"enabled": False},
         }
     )
@@ -100,7 +103,7 @@ def test_unwritable_output_still_publishes_the_plan_and_reports_the_error(tmp_pa
         {
             "site": {"latitude": 48.2, "longitude": 16.4, "timezone": "Europe/Vienna"},
             "data_dir": str(tmp_path),
-            "scheduler": {"ekos": {"output_dir": str(blocker)}},
+            "scheduler": {"ekos": {"output_dir": str(blocker), "filters": WHEEL}},
             "homeassistant": {"enabled": False},
         }
     )

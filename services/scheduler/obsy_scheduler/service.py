@@ -15,6 +15,8 @@
   before it starts or restarts Ekos) it plans the rest of the night from now at once and
   answers with a plan carrying the request's id: files whose jobs all start from now on,
   none of which Ekos drops as "in the past".
+- Filters are checked against the wheel's names, read from its INDI FILTER_NAME at every
+  plan (or configured); a target with a filter the wheel lacks is excluded with the reason.
 - Every plan is written as a new set of files (see :func:`~obsy_scheduler.ekos.write_plan`),
   so a re-plan never changes the files of a schedule Ekos is running.
 """
@@ -33,10 +35,15 @@ from obsy import astro
 from obsy.messages import Event, PlanRequest, SchedulerPlan, Target, TargetList
 from obsy.runner import Service, run_service
 from obsy_scheduler.ekos import write_plan
+from obsy_scheduler.filters import FilterNames, FilterReadError, read_filter_names
 from obsy_scheduler.planner import Planner
 
 DEBOUNCE_S = 1.0
 STARTUP_GRACE_S = 5.0
+#: How long reading the filter wheel's names may take, and how long after a failed read
+#: plans go on with the names read before (or unchecked) without trying again.
+FILTER_READ_TIMEOUT_S = 3.0
+FILTER_RETRY_S = 60.0
 
 
 class SchedulerService(Service):
@@ -53,6 +60,9 @@ class SchedulerService(Service):
         self._last_daily: date | None = None
         self._last_plan: SchedulerPlan | None = None
         self._requests: list[PlanRequest] = []
+        self._wheel: FilterNames | None = None  # the names last read from the wheel
+        self._wheel_failed_at: float | None = None
+        self._filters_note = ""
         self._last_error = ""
         self._planning_s = 0.0
         self.bus.subscribe(self.topics.web_targets, self._on_targets, TargetList)
@@ -133,8 +143,9 @@ class SchedulerService(Service):
         with self._lock:
             targets = list(self._targets or [])
             self._changed_at = None
+        filters = self._filter_names()
         started = time.perf_counter()
-        plan = self.planner.plan(targets, now=now)
+        plan = self.planner.plan(targets, now=now, filters=filters)
         self._planning_s = time.perf_counter() - started
         schedule_path: str | None = None
         sequences: list[str] = []
@@ -188,6 +199,32 @@ class SchedulerService(Service):
         )
         return message
 
+    def _filter_names(self) -> FilterNames | None:
+        """The wheel's names to check plans against: configured, read from INDI, or the last read; None unchecked."""
+        ekos = self.settings.ekos
+        if not ekos.filter_wheel:
+            self._filters_note = "no filter wheel"
+            return None
+        if ekos.filters:
+            self._filters_note = "from scheduler.ekos.filters"
+            return FilterNames(tuple(ekos.filters), "scheduler.ekos.filters", ekos.filter_aliases)
+        recently_failed = (
+            self._wheel_failed_at is not None and time.monotonic() - self._wheel_failed_at < FILTER_RETRY_S
+        )
+        if not recently_failed:
+            try:
+                names = read_filter_names(self.config.indi, ekos.filter_wheel, FILTER_READ_TIMEOUT_S)
+                self._wheel = FilterNames(names, f"{ekos.filter_wheel} FILTER_NAME", ekos.filter_aliases)
+                self._wheel_failed_at = None
+                self._filters_note = f"read from {ekos.filter_wheel} FILTER_NAME"
+            except FilterReadError as exc:
+                self._wheel_failed_at = time.monotonic()
+                self._filters_note = (
+                    f"{exc}; checked against the names read before" if self._wheel else f"not checked: {exc}"
+                )
+                self.log.warning("filter names: %s", self._filters_note, extra={"event": "filter_names_unread"})
+        return self._wheel
+
     def _output_dir(self) -> Path:
         return self.settings.ekos.output_dir or (self.config.data_dir / "ekos")
 
@@ -204,6 +241,8 @@ class SchedulerService(Service):
         }
         if plan is not None:
             details.update(night=plan.night, blocks=len(plan.blocks), excluded=len(plan.excluded), trigger=plan.trigger)
+        if self._filters_note:
+            details["filters"] = self._filters_note
         if self._last_error:
             details["error"] = self._last_error
         return details
