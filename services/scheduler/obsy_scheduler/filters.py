@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from obsy.config import IndiServerConfig
+from obsy.config import IndiServerConfig, SchedulerEkosConfig
 
 #: Names that mean the same filter, after :func:`_key`.
 SYNONYMS: tuple[frozenset[str], ...] = (
@@ -115,3 +115,16 @@ def read_filter_names(indi: IndiServerConfig, device: str, timeout: float) -> tu
 def _slot_number(element: str) -> int:
     digits = re.findall(r"\d+", element)
     return int(digits[-1]) if digits else 0
+
+
+def wheel_filters(ekos: SchedulerEkosConfig, indi: IndiServerConfig, timeout: float) -> FilterNames | None:
+    """The names plans are checked against: None without a wheel, the configured ones, else the wheel's own.
+
+    Raises :class:`FilterReadError` when they have to be read and cannot be.
+    """
+    if not ekos.filter_wheel:
+        return None
+    if ekos.filters:
+        return FilterNames(tuple(ekos.filters), "scheduler.ekos.filters", ekos.filter_aliases)
+    names = read_filter_names(indi, ekos.filter_wheel, timeout)
+    return FilterNames(names, f"{ekos.filter_wheel} FILTER_NAME", ekos.filter_aliases)

@@ -35,7 +35,7 @@ from obsy import astro
 from obsy.messages import Event, PlanRequest, SchedulerPlan, Target, TargetList
 from obsy.runner import Service, run_service
 from obsy_scheduler.ekos import write_plan
-from obsy_scheduler.filters import FilterNames, FilterReadError, read_filter_names
+from obsy_scheduler.filters import FilterNames, FilterReadError, wheel_filters
 from obsy_scheduler.planner import Planner
 
 DEBOUNCE_S = 1.0
@@ -200,21 +200,17 @@ class SchedulerService(Service):
         return message
 
     def _filter_names(self) -> FilterNames | None:
-        """The wheel's names to check plans against: configured, read from INDI, or the last read; None unchecked."""
+        """The wheel's names to check plans against (see filters.py); the last ones read when it cannot be read."""
         ekos = self.settings.ekos
-        if not ekos.filter_wheel:
-            self._filters_note = "no filter wheel"
-            return None
-        if ekos.filters:
-            self._filters_note = "from scheduler.ekos.filters"
-            return FilterNames(tuple(ekos.filters), "scheduler.ekos.filters", ekos.filter_aliases)
+        if not ekos.filter_wheel or ekos.filters:
+            self._filters_note = "from scheduler.ekos.filters" if ekos.filter_wheel else "no filter wheel"
+            return wheel_filters(ekos, self.config.indi, FILTER_READ_TIMEOUT_S)
         recently_failed = (
             self._wheel_failed_at is not None and time.monotonic() - self._wheel_failed_at < FILTER_RETRY_S
         )
         if not recently_failed:
             try:
-                names = read_filter_names(self.config.indi, ekos.filter_wheel, FILTER_READ_TIMEOUT_S)
-                self._wheel = FilterNames(names, f"{ekos.filter_wheel} FILTER_NAME", ekos.filter_aliases)
+                self._wheel = wheel_filters(ekos, self.config.indi, FILTER_READ_TIMEOUT_S)
                 self._wheel_failed_at = None
                 self._filters_note = f"read from {ekos.filter_wheel} FILTER_NAME"
             except FilterReadError as exc:
@@ -248,5 +244,7 @@ class SchedulerService(Service):
         return details
 
 
-def main() -> int:
-    return run_service(SchedulerService)
+def main(argv: Sequence[str] | None = None) -> int:
+    from obsy_scheduler.cli import plan_command
+
+    return run_service(SchedulerService, argv, extra_commands={"plan": plan_command})
