@@ -22,6 +22,7 @@ API::
     ks.start_scheduler(); ks.scheduler_status()
     ks.call(path, interface, method, signature, *args)   # any D-Bus method
     ks.get_property(path, interface, name)
+    ks.reconnect_ekos()                   # Ekos and its devices up again (a finished schedule stops INDI)
     ks.stop()                             # ends KStars, its indiserver and the session bus
 
 Why the extra profile: KStars creates one Ekos profile, "Simulators", on first run; with
@@ -261,6 +262,15 @@ class KStars:
             self.call(EKOS_PATH, EKOS, "connectDevices")
         self._wait(lambda: self._status("indiStatus") == EKOS_SUCCESS, timeout, "Ekos did not connect the devices")
         self._wait(lambda: self.has_object(SCHEDULER_PATH), timeout, "the Ekos scheduler did not appear")
+
+    def reconnect_ekos(self, timeout: float = 120.0) -> None:
+        """Ekos started and its devices connected again: a schedule that finishes stops INDI."""
+        if int(self.get_property(EKOS_PATH, EKOS, "ekosStatus")) != EKOS_SUCCESS:
+            self.call(EKOS_PATH, EKOS, "start")
+            self._wait(lambda: self._status("ekosStatus") == EKOS_SUCCESS, timeout, "Ekos did not start INDI")
+        if self._status("indiStatus") != EKOS_SUCCESS:
+            self.call(EKOS_PATH, EKOS, "connectDevices")
+        self._wait(lambda: self._status("indiStatus") == EKOS_SUCCESS, timeout, "Ekos did not connect the devices")
 
     def _status(self, name: str) -> int:
         status = int(self.get_property(EKOS_PATH, EKOS, name))
