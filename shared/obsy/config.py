@@ -732,6 +732,13 @@ class SchedulerEkosConfig(Section):
         default_factory=lambda: ["ParkMount"]
     )
     enforce_weather: bool = Field(default=True, description="Ekos waits for its own weather device to say OK")
+    setting_altitude_cutoff: float = Field(
+        default=3.0,
+        ge=0,
+        le=30,
+        description="Ekos' 'setting altitude cutoff' (its scheduler options; 3° by default): Ekos refuses a fixed "
+        "start of a setting target less than this above the minimum altitude, so it is given a lower minimum",
+    )
 
 
 class SchedulerConfig(ServiceSection):

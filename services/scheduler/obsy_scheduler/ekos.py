@@ -241,13 +241,15 @@ def _constraints(parent: ET.Element, job: EkosJob, ekos: SchedulerEkosConfig) ->
 
     They are written ``CONSTRAINT_TOLERANCE_DEG`` looser than the plan's, because Ekos
     refuses a job with a fixed start where its own figures fall short by a hair (and stops
-    a running one there): the plan puts blocks right up to its limits. Twilight is not
+    a running one there): the plan puts blocks right up to its limits. The minimum
+    altitude is lower still by Ekos' setting altitude cutoff: Ekos refuses a fixed start of
+    a *setting* target less than that cutoff above the minimum. Twilight is not
     written (Ekos's twilight is its own almanac with user offsets and a pre-dawn margin,
     and refuses the first and last job of a plan); the planner keeps every job in the
     target's darkness and the MCP closes the roof when the Sun rises.
     """
     constraints = job.blocks[0].constraints
-    floor = (constraints.min_altitude or 0.0) - CONSTRAINT_TOLERANCE_DEG
+    floor = (constraints.min_altitude or 0.0) - ekos.setting_altitude_cutoff - CONSTRAINT_TOLERANCE_DEG
     if floor > 0:
         _element(parent, "Constraint", "MinimumAltitude", value=number(floor))
     separation = round(job.required_moon_separation - CONSTRAINT_TOLERANCE_DEG, 1)
