@@ -9,6 +9,7 @@ and the GAIN, OFFSET, FILTER and EXPTIME headers the camera driver wrote).
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections import Counter
@@ -25,9 +26,10 @@ from astropy.time import Time
 
 from obsy.config import SchedulerConfig, SchedulerEkosConfig, SiteConfig
 from obsy.indi import IndiClient
-from obsy.messages import ExposurePlan, Target
+from obsy.messages import ExposurePlan, Target, TargetConstraints
 from obsy_scheduler.ekos import EkosFiles, write_plan
-from obsy_scheduler.planner import Planner
+from obsy_scheduler.planner import Block, Plan, Planner
+from tests.support.indiserver import CCD, IndiServer, require_indi
 from tests.support.kstars import SCHEDULER, SCHEDULER_PATH, KStars, kstars_available
 
 pytestmark = [
@@ -40,8 +42,7 @@ ZONE = ZoneInfo(VIENNA.timezone)
 NIGHT = date(2026, 11, 21)
 #: KStars' clock runs this many times faster than real time.
 CLOCK_SCALE = 10.0
-#: Where KStars 3.6 starts the indiserver of a local profile.
-INDI_PORT = 7624
+DRIVERS = ("indi_simulator_telescope", "indi_simulator_ccd")
 #: Planner settings for short test jobs; the gap between jobs stays Ekos' lead time (5 min).
 SETTINGS = SchedulerConfig(
     grid_step_s=10,
@@ -62,15 +63,34 @@ SETTINGS = SchedulerConfig(
 
 
 @pytest.fixture(scope="module")
-def kstars(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KStars]:
+def indi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndiServer]:
+    """Our own indiserver on a free port, which Ekos uses (a remote profile).
+
+    Ekos' own local server would take port 7624, and any KStars on the machine ends every
+    process named indiserver when it exits; this one runs under another name.
+    """
+    require_indi(DRIVERS)
+    with IndiServer(tmp_path_factory.mktemp("indi"), list(DRIVERS)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def kstars_running(tmp_path_factory: pytest.TempPathFactory, indi: IndiServer) -> Iterator[KStars]:
     ks = KStars(tmp_path_factory.mktemp("kstars"))
     try:
         ks.start()
         ks.set_location("Vienna", "", "Austria")
-        ks.start_ekos(drivers=("Telescope Simulator", "CCD Simulator"))
+        ks.start_ekos(drivers=("Telescope Simulator", "CCD Simulator"), indi_server=(indi.host, indi.port))
         yield ks
     finally:
         ks.stop()
+
+
+@pytest.fixture
+def kstars(kstars_running: KStars) -> KStars:
+    """KStars with Ekos and its devices connected: a schedule that finishes ends with Ekos stopping INDI."""
+    kstars_running.reconnect_ekos()
+    return kstars_running
 
 
 def zenith_ra(moment: datetime) -> float:
@@ -111,9 +131,9 @@ class CameraWatch:
     frame was taken with is read from the camera's CCD_OFFSET when its exposure starts.
     """
 
-    def __init__(self, camera: str = "CCD Simulator", port: int = INDI_PORT) -> None:
+    def __init__(self, indi: IndiServer, camera: str = CCD) -> None:
         self.camera = camera
-        self.client = IndiClient(port=port, reconnect=False)
+        self.client = IndiClient(indi.host, indi.port, reconnect=False)
         self.offset: float | None = None
         self.exposing = False
         self.offsets: list[float | None] = []
@@ -195,9 +215,21 @@ def wait_for_jobs(kstars: KStars, files: EkosFiles, mark: int, timeout: float) -
         time.sleep(1)
 
 
-def test_at_midnight_every_job_takes_exactly_its_planned_frames_with_its_gain_offset_and_filter(kstars, tmp_path):
-    clock = datetime(2026, 11, 22, 0, 30, tzinfo=ZONE)
-    with CameraWatch() as camera:
+def night_clock(moment: str) -> datetime:
+    """A clock time of the test night: a few minutes before dusk, midnight, an hour before dawn."""
+    dark = Planner(VIENNA, SETTINGS).plan([], NIGHT)
+    assert dark.dark_start is not None and dark.dark_end is not None
+    return {
+        "before dusk": dark.dark_start - timedelta(minutes=3),
+        "midnight": datetime(2026, 11, 22, 0, 30, tzinfo=ZONE),
+        "an hour before dawn": dark.dark_end - timedelta(hours=1),
+    }[moment]
+
+
+@pytest.mark.parametrize("moment", ["before dusk", "midnight", "an hour before dawn"])
+def test_every_job_takes_exactly_its_planned_frames_with_its_gain_offset_and_filter(kstars, indi, tmp_path, moment):
+    clock = night_clock(moment)
+    with CameraWatch(indi) as camera:
         files, mark = run_night_at(kstars, clock, targets_near_zenith(clock), tmp_path)
         try:
             assert [job.name for job in files.jobs] == ["First_Field", "Second_Field"]
@@ -267,3 +299,57 @@ def test_every_plan_loads_at_its_planned_start_with_no_job_refused(kstars, tmp_p
             kstars.call(SCHEDULER_PATH, SCHEDULER, "removeAllJobs")
     kstars.reset_clock()
     assert checked >= len(clocks)
+
+
+def setting_ra(moment: datetime, dec: float, altitude: float) -> float:
+    """The right ascension (degrees) of a star at ``dec`` that is setting through ``altitude`` at ``moment``."""
+    lat = math.radians(VIENNA.latitude)
+    d = math.radians(dec)
+    cos_ha = (math.sin(math.radians(altitude)) - math.sin(lat) * math.sin(d)) / (math.cos(lat) * math.cos(d))
+    hour_angle = math.degrees(math.acos(cos_ha))  # west of the meridian: setting
+    return (zenith_ra(moment) - hour_angle) % 360.0
+
+
+def test_a_first_job_whose_target_sets_early_is_stopped_and_the_night_goes_on_with_the_next(kstars, indi, tmp_path):
+    """The first target sinks below Ekos' altitude limit long before its planned end (the sky was not as
+    planned): Ekos stops that job, and the next job still starts at its planned time and takes all its frames."""
+    clock = datetime(2026, 11, 22, 0, 30, tzinfo=ZONE)
+    floor = 30.0  # the plan's
+    ekos_floor = floor - SETTINGS.ekos.setting_altitude_cutoff - 1.0  # what Ekos is given
+    # just high enough for Ekos to start it (its setting cutoff above its floor), and sinking
+    start_altitude = ekos_floor + SETTINGS.ekos.setting_altitude_cutoff + 0.7
+    setting = Target(
+        id="setting",
+        name="Setting Field",
+        ra_deg=setting_ra(clock, 20.0, start_altitude),
+        dec_deg=20.0,
+        exposure_plans=[ExposurePlan(filter="Green", exposure_s=10, count=30)],
+    )
+    (high,) = [t for t in targets_near_zenith(clock) if t.id == "second"]
+    first_end = clock + timedelta(minutes=30)  # its 30 frames fit; its target sinks out after ~25 minutes
+    second_start = first_end + timedelta(seconds=SETTINGS.switch_gap_s)
+    plan = Plan(
+        night=NIGHT,
+        blocks=[
+            Block(setting, TargetConstraints(min_altitude=floor), clock, first_end,
+                  [(setting.exposure_plans[0], 30)], start_altitude, ekos_floor, 0.0, 1.0),
+            Block(high, TargetConstraints(min_altitude=floor), second_start, second_start + timedelta(minutes=3),
+                  [(plan, plan.count) for plan in high.exposure_plans], 85.0, 84.0, 0.0, 1.0),
+        ],
+        excluded={}, dark_start=None, dark_end=None, dark_hours=10.0, filled_fraction=0.1, moon_illumination=0.5,
+    )  # fmt: skip
+    files = write_plan(plan, SETTINGS.ekos, tmp_path / "ekos", tmp_path / "frames", VIENNA.timezone)
+    mark = len(kstars.log_text())
+    kstars.set_clock(clock.astimezone(ZONE), scale=2 * CLOCK_SCALE)  # the target sinks faster, the wait is shorter
+    assert kstars.load_schedule(files.schedule)
+    kstars.start_scheduler()
+    try:
+        kstars.wait_for_log(r"Job 'Setting_Field' current altitude \([^)]*\) fails constraints", 300, after=mark)
+        kstars.wait_for_log(r"Job 'Second_Field' is complete", 300, after=mark)
+        time.sleep(3)
+    finally:
+        kstars.stop_scheduler()
+        kstars.reset_clock()
+    taken = frames_by_job(files)
+    assert 0 < sum(taken["Setting_Field"].values()) < 30  # stopped when its target sank
+    assert taken["Second_Field"] == planned_by_job(files)["Second_Field"]
