@@ -29,7 +29,7 @@ import numpy as np
 
 from obsy import astro
 from obsy.config import SchedulerConfig
-from obsy.messages import ExposurePlan, PlannedBlock, SchedulerPlan, Target, TargetConstraints
+from obsy.messages import ExposurePlan, FrameType, PlannedBlock, SchedulerPlan, Target, TargetConstraints
 from obsy_scheduler import scoring
 from obsy_scheduler.constraints import TWILIGHT_SUN_ALTITUDE, Evaluation, evaluate, resolve
 from obsy_scheduler.filters import FilterNames, UnknownFilterError
@@ -206,6 +206,13 @@ class Planner:
             ]
             if not wanted:
                 excluded[target.id] = "complete: every exposure plan has all its frames"
+                continue
+            calibration = sorted({plan.frame_type.value for plan, _ in wanted} - {FrameType.LIGHT.value})
+            if calibration:
+                excluded[target.id] = (
+                    f"{' and '.join(calibration)} frames cannot be taken unattended: Ekos would wait for someone "
+                    "to cover the telescope or set up the flat source; plan only Light frames"
+                )
                 continue
             if filters is not None:
                 try:
