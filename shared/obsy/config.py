@@ -731,9 +731,18 @@ class SchedulerEkosConfig(Section):
     camera: str = "CCD Simulator"
     filter_wheel: str | None = Field(default="CCD Simulator", description="empty when the camera has no filter wheel")
     default_filter: str = Field(default="Luminance", description="filter for exposure plans that name none")
+    filters: list[str] | None = Field(
+        default=None,
+        description="the wheel's filter names; empty = read from the wheel's INDI FILTER_NAME when planning",
+    )
+    filter_aliases: dict[str, str] = Field(
+        default_factory=dict, description="plan filter name -> the wheel's name, e.g. {Ha: H_Alpha}"
+    )
     startup: Literal["at", "asap"] = Field(default="at", description="start each job at its planned time, or ASAP")
     completion: Literal["at", "sequence", "repeat"] = Field(
-        default="at", description="end at the planned end, when the sequence is done, or after `repeats` sequences"
+        default="sequence",
+        description="end when the planned frames are taken (sequence), after `repeats` sequences, or at the planned "
+        "end ('at': Ekos repeats the sequence until then, so more frames than planned)",
     )
     repeats: int = Field(default=1, ge=1, le=1000, description="sequences per job with completion 'repeat'")
     steps: list[Literal["Track", "Focus", "Align", "Guide"]] = Field(default_factory=lambda: ["Track"])
@@ -744,6 +753,13 @@ class SchedulerEkosConfig(Section):
         default_factory=lambda: ["ParkMount"]
     )
     enforce_weather: bool = Field(default=True, description="Ekos waits for its own weather device to say OK")
+    setting_altitude_cutoff: float = Field(
+        default=3.0,
+        ge=0,
+        le=30,
+        description="Ekos' 'setting altitude cutoff' (its scheduler options; 3° by default): Ekos refuses a fixed "
+        "start of a setting target less than this above the minimum altitude, so it is given a lower minimum",
+    )
 
 
 class SchedulerConfig(ServiceSection):
@@ -788,6 +804,11 @@ class McpEkosConfig(Section):
     )
     poll_interval: float = Field(
         default=10.0, gt=0, description="seconds between reads of the scheduler's status while observing"
+    )
+    plan_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds to wait for the scheduler's plan from now before each start (else the last plan's files)",
     )
     on_abort: Literal["retry_then_close", "close", "keep_open"] = Field(
         default="retry_then_close",

@@ -575,7 +575,22 @@ class SchedulerPlan(Message):
     dark_hours: float | None = Field(default=None, ge=0, description="hours the Sun is below the darkest level used")
     filled_fraction: float | None = Field(default=None, ge=0, le=1, description="planned time / dark time")
     moon_illumination: float | None = Field(default=None, ge=0, le=1)
-    trigger: str = Field(default="", description="why this plan was made: targets, daily, start")
+    trigger: str = Field(default="", description="why this plan was made: targets, daily, start, request")
+    request_id: str | None = Field(
+        default=None, max_length=64, description="the PlanRequest this plan answers; None for the others"
+    )
+
+
+class PlanRequest(Message):
+    """``<prefix>/scheduler/plan/set``: plan the rest of the night from now and write new Ekos files.
+
+    The scheduler answers with a plan on ``<prefix>/scheduler/plan`` whose ``request_id``
+    repeats this one's (see docs/topics.md).
+    """
+
+    request_id: str = Field(min_length=1, max_length=64)
+    origin: str = Field(default="", max_length=64, description="who asks: mcp, web, cli")
+    reason: str = Field(default="", max_length=200, description="why, for the log and the plan's trigger")
 
 
 # --- mcp -----------------------------------------------------------------------

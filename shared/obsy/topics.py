@@ -119,6 +119,11 @@ class Topics:
         return self._join("scheduler", "plan")
 
     @property
+    def scheduler_plan_command(self) -> str:
+        """A request to plan the rest of the night from now (the MCP, before it starts Ekos)."""
+        return self.command("scheduler", "plan")
+
+    @property
     def web_targets(self) -> str:
         """Targets and exposure plans, owned by the web service, retained for the scheduler."""
         return self._join("web", "targets")

@@ -150,3 +150,36 @@ def test_without_targets_an_empty_plan_shows_the_night(mosquitto, tmp_path, watc
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
+
+
+def test_the_mcp_gets_files_written_now_before_it_starts_ekos(service, watcher, tmp_path):
+    """The MCP's request over the real broker: a plan made now, files of their own, every job from now on."""
+    from datetime import UTC, datetime
+
+    from obsy.bus import Bus
+    from obsy.config import load_config
+    from obsy_mcp.planrequest import PlanRequester
+
+    watcher.wait_for(lambda _: len(plans(watcher)) >= 1, timeout=60)
+    latest = plans(watcher)[-1].ekos_schedule_path
+    bus = Bus(load_config(tmp_path / "obsy.yaml").broker, "mcp")
+    requester = PlanRequester(lambda request: bus.publish(bus.topics.scheduler_plan_command, request, qos=1), 30)
+    bus.subscribe(bus.topics.scheduler_plan, lambda _t, plan: requester.on_plan(plan), SchedulerPlan)
+    try:
+        assert bus.start(wait=10)
+        asked_at = datetime.now(UTC).replace(microsecond=0)
+        fresh = requester.fresh_schedule(latest)
+    finally:
+        bus.stop()
+    answer = plans(watcher)[-1]
+    assert answer.trigger == "request" and answer.request_id
+    if not answer.blocks:  # run after the targets' last dark hour: nothing left, the latest files are loaded
+        assert fresh == latest
+        return
+    assert answer.ekos_schedule_path == fresh
+    assert fresh != latest and Path(latest).exists()  # a new set of files; the earlier set is left as it was
+    starts = [
+        datetime.fromisoformat(job.find("StartupCondition/Condition").get("value"))
+        for job in ET.fromstring(Path(fresh).read_bytes()).findall("Job")
+    ]
+    assert starts and min(starts) >= asked_at  # Ekos drops a job whose fixed start has passed

@@ -22,6 +22,7 @@ API::
     ks.start_scheduler(); ks.scheduler_status()
     ks.call(path, interface, method, signature, *args)   # any D-Bus method
     ks.get_property(path, interface, name)
+    ks.reconnect_ekos()                   # Ekos and its devices up again (a finished schedule stops INDI)
     ks.stop()                             # ends KStars, its indiserver and the session bus
 
 Why the extra profile: KStars creates one Ekos profile, "Simulators", on first run; with
@@ -48,17 +49,21 @@ import signal
 import sqlite3
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from jeepney import DBusAddress, new_method_call
 from jeepney.io.blocking import DBusConnection, open_dbus_connection
+from jeepney.low_level import MessageFlag
 
 SERVICE = "org.kde.kstars"
 EKOS_PATH = "/KStars/Ekos"
 EKOS = "org.kde.kstars.Ekos"
 SCHEDULER_PATH = "/KStars/Ekos/Scheduler"
 SCHEDULER = "org.kde.kstars.Ekos.Scheduler"
+CLOCK_PATH = "/KStars/SimClock"
+CLOCK = "org.kde.kstars.SimClock"
 PROFILE = "OBSY test"
 # Ekos' CommunicationStatus: 0 idle, 1 pending, 2 success, 3 error
 EKOS_SUCCESS = 2
@@ -171,6 +176,15 @@ class KStars:
         body = reply.body
         return body[0] if len(body) == 1 else (body or None)
 
+    def send(self, path: str, interface: str, method: str, signature: str = "", *args: Any) -> None:
+        """Call a method KStars declares "no reply" (Q_NOREPLY): it never answers, so do not wait."""
+        if self._connection is None:
+            raise KStarsError("KStars is not running")
+        address = DBusAddress(path, bus_name=SERVICE, interface=interface)
+        message = new_method_call(address, method, signature or None, args if signature else None)
+        message.header.flags |= MessageFlag.no_reply_expected
+        self._connection.send(message)
+
     def get_property(self, path: str, interface: str, name: str) -> Any:
         value = self.call(path, "org.freedesktop.DBus.Properties", "Get", "ss", interface, name)
         return value[1] if isinstance(value, tuple) else value
@@ -190,6 +204,21 @@ class KStars:
     def set_location(self, city: str, province: str, country: str) -> None:
         if not self.call("/KStars", "org.kde.kstars", "setGeoLocation", "sss", city, province, country):
             raise KStarsError(f"KStars does not know the city {city!r}, {province!r}, {country!r}")
+
+    def set_clock(self, local: datetime, scale: float = 1.0) -> None:
+        """Set KStars' clock (the time Ekos plans and checks with) to ``local``, running ``scale`` x real time.
+
+        The time is taken in KStars' location's time zone; the simulators keep real time.
+        """
+        wall = local.replace(tzinfo=None)
+        self.send("/KStars", SERVICE, "setLocalTime", "iiiiii", *wall.timetuple()[:6])
+        self.send(CLOCK_PATH, CLOCK, "setClockScale", "d", float(scale))
+        self.send(CLOCK_PATH, CLOCK, "start")
+
+    def reset_clock(self) -> None:
+        """KStars' clock back to the real time, at real speed."""
+        self.send(CLOCK_PATH, CLOCK, "setClockScale", "d", 1.0)
+        self.send("/KStars", SERVICE, "setTimeToNow")
 
     def add_profile(self, drivers: tuple[str, ...], indi_server: tuple[str, int] | None = None) -> None:
         """An Ekos profile with the given driver labels, e.g. "CCD Simulator".
@@ -233,6 +262,15 @@ class KStars:
             self.call(EKOS_PATH, EKOS, "connectDevices")
         self._wait(lambda: self._status("indiStatus") == EKOS_SUCCESS, timeout, "Ekos did not connect the devices")
         self._wait(lambda: self.has_object(SCHEDULER_PATH), timeout, "the Ekos scheduler did not appear")
+
+    def reconnect_ekos(self, timeout: float = 120.0) -> None:
+        """Ekos started and its devices connected again: a schedule that finishes stops INDI."""
+        if int(self.get_property(EKOS_PATH, EKOS, "ekosStatus")) != EKOS_SUCCESS:
+            self.call(EKOS_PATH, EKOS, "start")
+            self._wait(lambda: self._status("ekosStatus") == EKOS_SUCCESS, timeout, "Ekos did not start INDI")
+        if self._status("indiStatus") != EKOS_SUCCESS:
+            self.call(EKOS_PATH, EKOS, "connectDevices")
+        self._wait(lambda: self._status("indiStatus") == EKOS_SUCCESS, timeout, "Ekos did not connect the devices")
 
     def _status(self, name: str) -> int:
         status = int(self.get_property(EKOS_PATH, EKOS, name))

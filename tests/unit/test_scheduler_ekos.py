@@ -61,24 +61,39 @@ def test_schedule_lists_jobs_in_plan_order_with_hours_and_degrees(written):
     assert sequence.startswith("/") and sequence.endswith("M_31.esq")
     assert (files.schedule.parent / "M_31.esq").exists()
     constraints = {c.text: c.get("value") for c in m31.findall("Constraints/Constraint")}
-    assert constraints["MinimumAltitude"] == "30"
-    assert "EnforceTwilight" in constraints and "EnforceWeather" in constraints
+    # 30° planned: a degree looser (Ekos refuses edges by a hair), and 3° more for Ekos' setting altitude cutoff
+    assert constraints["MinimumAltitude"] == "26"
+    assert "EnforceWeather" in constraints
+    # Ekos' own twilight (its almanac, user offsets, a pre-dawn margin) refuses the plan's first and last jobs
+    assert "EnforceTwilight" not in constraints
     steps = [s.text for s in m31.findall("Steps/Step")]
     assert steps == ["Track"]
     assert [p.text for p in root.findall("StartupProcedure/Procedure")] == ["UnparkMount"]
     assert [p.text for p in root.findall("ShutdownProcedure/Procedure")] == ["ParkMount"]
 
 
-def test_at_conditions_carry_the_planned_times_with_their_offset(written):
+def test_jobs_start_at_their_planned_time_and_end_with_their_planned_frames(written):
+    """ "At" a fixed end Ekos repeats the sequence until then: many more frames than planned."""
     _, files, _ = written
     root = ET.fromstring(files.schedule.read_bytes())
     for job, element in zip(files.jobs, root.findall("Job"), strict=True):
         start = element.find("StartupCondition/Condition")
-        end = element.find("CompletionCondition/Condition")
-        assert start.text == "At" and end.text == "At"
+        assert start.text == "At"
         assert datetime.fromisoformat(start.get("value")) == job.blocks[0].start.replace(microsecond=0)
-        assert datetime.fromisoformat(end.get("value")) == job.blocks[-1].end.replace(microsecond=0)
         assert start.get("value").endswith("+01:00")  # site time, November in Vienna
+        assert element.findtext("CompletionCondition/Condition") == "Sequence"
+
+
+def test_at_completion_carries_the_planned_end(tmp_path):
+    target = Target(
+        id="a", name="A", ra_deg=10.68, dec_deg=41.27, exposure_plans=[ExposurePlan(exposure_s=60, count=3)]
+    )
+    settings = SchedulerConfig(ekos=SchedulerEkosConfig(completion="at"))
+    plan = Planner(VIENNA, settings).plan([target], date(2026, 11, 21))
+    files = write_plan(plan, settings.ekos, tmp_path, tmp_path / "frames", VIENNA.timezone)
+    end = ET.fromstring(files.schedule.read_bytes()).find("Job/CompletionCondition/Condition")
+    assert end.text == "At"
+    assert datetime.fromisoformat(end.get("value")) == files.jobs[0].end.replace(microsecond=0)
 
 
 def test_lorentzian_target_gets_its_moon_separation(written):
@@ -107,7 +122,22 @@ def test_sequence_has_every_plan_with_filter_binning_gain_and_absolute_directory
     assert [float(j.findtext("Exposure")) for j in jobs] == list(planned)
     assert [int(j.findtext("Count")) for j in jobs] == list(planned.values())
     red, lum = jobs
-    assert red.findtext("Filter") == "Red" and red.findtext("Gain") == "100" and red.findtext("Offset") == "12"
+    assert red.findtext("Filter") == "Red"
+    # KStars 3.6 reads gain and offset only from the camera's INDI properties saved with the job,
+    # CCD_GAIN/CCD_OFFSET or CCD_CONTROLS, whichever the connected camera has
+    properties = {
+        (vector.get("name"), element.get("name")): element.text
+        for vector in red.findall("Properties/PropertyVector")
+        for element in vector.findall("OneElement")
+    }
+    assert properties == {
+        ("CCD_GAIN", "GAIN"): "100",
+        ("CCD_OFFSET", "OFFSET"): "12",
+        ("CCD_CONTROLS", "Gain"): "100",
+        ("CCD_CONTROLS", "Offset"): "12",
+    }
+    assert red.find("Gain") is None and red.find("Offset") is None  # not read by KStars 3.6
+    assert lum.find("Properties") is None  # no gain or offset planned: the camera's stay
     assert red.findtext("Exposure") == "120.5"
     # a plan without a filter gets the default filter: with a wheel, a filterless job never completes
     assert lum.findtext("Filter") == settings.ekos.default_filter
@@ -115,7 +145,8 @@ def test_sequence_has_every_plan_with_filter_binning_gain_and_absolute_directory
     assert red.findtext("Type") == "Light"
     assert red.findtext("Prefix/RawPrefix") == "M_31"
     directory = red.findtext("FITSDirectory")
-    assert directory == str(files.fits_dir) and directory.startswith("/") and directory.endswith("2026-11-21")
+    assert directory == str(files.fits_dir) and directory.startswith("/")
+    assert files.fits_dir.parent.name == "2026-11-21" and files.fits_dir.name == files.schedule.parent.name
 
 
 def test_files_are_compact_xml(written):
@@ -203,3 +234,25 @@ def test_a_target_coming_back_gets_its_own_job_and_sequence(tmp_path):
         "Alpha", "Beta", "Alpha_2"
     ]  # fmt: skip
     assert files.block_sequences() == [files.jobs[0].sequence] * 2 + [files.jobs[1].sequence, files.jobs[2].sequence]
+
+
+def test_every_write_is_a_new_run_and_leaves_the_earlier_files_untouched(tmp_path):
+    """Ekos reads a job's .esq when the job starts: a re-plan must not change the files of a running schedule."""
+    target = Target(
+        id="a", name="A", ra_deg=10.68, dec_deg=41.27, exposure_plans=[ExposurePlan(exposure_s=60, count=3)]
+    )
+    settings = SchedulerConfig()
+    plan = Planner(VIENNA, settings).plan([target], date(2026, 11, 21))
+    moment = datetime(2026, 11, 21, 17, 30, 5, tzinfo=UTC)
+    first = write_plan(plan, settings.ekos, tmp_path / "out", tmp_path / "frames", VIENNA.timezone, written_at=moment)
+    before = {path: path.read_bytes() for path in first.schedule.parent.iterdir()}
+    target.exposure_plans[0].count = 7
+    replanned = Planner(VIENNA, settings).plan([target], date(2026, 11, 21))
+    second = write_plan(
+        replanned, settings.ekos, tmp_path / "out", tmp_path / "frames", VIENNA.timezone, written_at=moment
+    )
+    assert first.schedule.parent.name == "183005"  # site time of writing
+    assert second.schedule.parent.name == "183005-2"
+    assert {path: path.read_bytes() for path in first.schedule.parent.iterdir()} == before
+    assert second.fits_dir != first.fits_dir  # Ekos counts frames already there as done: each run starts empty
+    assert ET.fromstring(second.jobs[0].sequence.read_bytes()).findtext("Job/Count") == "7"

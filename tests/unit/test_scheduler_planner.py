@@ -344,3 +344,21 @@ def test_plan_message_round_trips():
     assert again.blocks[0].target_id == "m31"
     assert again.night == "2026-11-21"
     assert 0 < again.filled_fraction <= 1
+
+
+def test_calibration_frames_are_refused_with_the_reason():
+    """In KStars 3.6 a Dark job waits for someone to cover the telescope: an unattended night would stall."""
+    from obsy.messages import FrameType
+
+    light = ExposurePlan(filter="Red", exposure_s=300, count=4)
+    darks = ExposurePlan(filter="Red", exposure_s=300, count=4, frame_type=FrameType.DARK)
+    flats = ExposurePlan(filter="Red", exposure_s=2, count=4, frame_type=FrameType.FLAT)
+    darks_taken = darks.model_copy(update={"acquired": 4})
+    targets = [
+        Target(id="lights", name="Lights", ra_deg=40.0, dec_deg=80.0, exposure_plans=[light]),
+        Target(id="mixed", name="Mixed", ra_deg=42.0, dec_deg=80.0, exposure_plans=[light, darks, flats]),
+        Target(id="done", name="Done", ra_deg=44.0, dec_deg=80.0, exposure_plans=[light, darks_taken]),
+    ]  # fmt: skip
+    plan = Planner(VIENNA, SchedulerConfig()).plan(targets, date(2026, 11, 21))
+    assert plan.excluded["mixed"].startswith("Dark and Flat frames cannot be taken unattended")
+    assert {b.target.id for b in plan.blocks} == {"lights", "done"}  # darks already taken do not matter

@@ -16,6 +16,9 @@ from obsy.messages import TargetList
 from obsy_scheduler import service as service_module
 from obsy_scheduler.service import SchedulerService
 
+#: The wheel's names, configured: these tests do not read them from INDI (that is test_scheduler_filters.py).
+WHEEL = ["Red", "Green", "Blue", "Luminance"]
+
 
 @pytest.fixture
 def service(tmp_path) -> SchedulerService:
@@ -23,7 +26,7 @@ def service(tmp_path) -> SchedulerService:
         {
             "site": {"latitude": 48.2, "longitude": 16.4, "timezone": "Europe/Vienna"},
             "data_dir": str(tmp_path),
-            "scheduler": {"replan_at": "12:00"},
+            "scheduler": {"replan_at": "12:00", "ekos": {"filters": WHEEL}},
             "homeassistant": {"enabled": False},
         }
     )
@@ -100,7 +103,7 @@ def test_unwritable_output_still_publishes_the_plan_and_reports_the_error(tmp_pa
         {
             "site": {"latitude": 48.2, "longitude": 16.4, "timezone": "Europe/Vienna"},
             "data_dir": str(tmp_path),
-            "scheduler": {"ekos": {"output_dir": str(blocker)}},
+            "scheduler": {"ekos": {"output_dir": str(blocker), "filters": WHEEL}},
             "homeassistant": {"enabled": False},
         }
     )
@@ -118,3 +121,36 @@ def test_unwritable_output_still_publishes_the_plan_and_reports_the_error(tmp_pa
     assert sent == [plan]
     assert "cannot write the Ekos files" in svc.health_details()["error"]
     assert blocker.read_text().startswith("a file")  # nothing of the user's was touched
+
+
+def test_a_plan_request_is_answered_with_a_plan_from_now_carrying_its_id(service, monkeypatch):
+    """The MCP asks before it starts Ekos: no job in the answer starts before now (Ekos would drop it)."""
+    from obsy.messages import ExposurePlan, PlanRequest, Target
+
+    service._targets = [
+        Target(id="n", name="North", ra_deg=40.0, dec_deg=80.0, exposure_plans=[ExposurePlan(exposure_s=60, count=50)])
+    ]
+    sent = []
+    service.bus.publish = lambda topic, payload, **kw: sent.append(payload)  # type: ignore[method-assign]
+    service.bus.publish_event = lambda payload: None  # type: ignore[method-assign]
+    earlier = service.replan("targets", now=vienna(14))
+    service._last_daily = date(2026, 11, 21)
+    midnight = vienna(23, 59)
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return midnight.astimezone(tz)
+
+    monkeypatch.setattr(service_module, "datetime", Clock)
+    for request_id in ("a1", "b2"):  # two requests before the next poll: one plan, an answer for each
+        service._on_plan_request("obsy/scheduler/plan/set", PlanRequest(request_id=request_id, origin="mcp"))
+    sent.clear()
+    service.poll()
+    assert [plan.request_id for plan in sent] == ["a1", "b2"]
+    answer = sent[-1]
+    assert answer.trigger == "request" and answer.blocks
+    assert earlier.blocks[0].start < midnight <= answer.blocks[0].start
+    assert answer.ekos_schedule_path != earlier.ekos_schedule_path  # a new set of files; the earlier one stays
+    service.poll()
+    assert len(sent) == 2  # answered once

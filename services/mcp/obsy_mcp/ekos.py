@@ -12,6 +12,7 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from enum import IntEnum
 from typing import Any
 
@@ -51,8 +52,10 @@ class EkosError(Exception):
 
 
 class Ekos:
-    def __init__(self, config: McpEkosConfig) -> None:
+    def __init__(self, config: McpEkosConfig, fresh_schedule: Callable[[str], str] | None = None) -> None:
+        """``fresh_schedule`` turns the schedule to start into one written now (see planrequest.py)."""
         self.config = config
+        self.fresh_schedule = fresh_schedule
         self._connection: DBusConnection | None = None
         self._lock = threading.Lock()
 
@@ -111,8 +114,15 @@ class Ekos:
         self._wait(lambda: self.scheduler_status() in STOPPED, self.config.stop_timeout, "scheduler stopped")
 
     def start_night(self, schedule: str) -> None:
-        """Ekos on the configured profile with its devices connected, then load and start ``schedule``."""
+        """Ekos on the configured profile with its devices connected, then load and start ``schedule``.
+
+        With ``fresh_schedule``, the schedule it returns is loaded instead, asked for only once
+        Ekos is up (connecting the devices can take a minute; the files must fit the time
+        they are started).
+        """
         self.start_ekos()
+        if self.fresh_schedule is not None:
+            schedule = self.fresh_schedule(schedule)
         self.call(SCHEDULER_PATH, SCHEDULER, "removeAllJobs")
         if not self.call(SCHEDULER_PATH, SCHEDULER, "loadScheduler", "s", schedule):
             raise EkosError(f"the Ekos scheduler did not load {schedule}")

@@ -222,6 +222,12 @@ class Inputs:
             return False, "tonight's plan has no targets"
         return True, ""
 
+    def is_online(self, service: str) -> bool:
+        """Whether ``service`` last said it is online."""
+        with self.lock:
+            available = self.availability.get(service)
+            return available is not None and available.value == ONLINE
+
     def schedule_path(self) -> str | None:
         with self.lock:
             return None if self.plan is None else self.plan.value.ekos_schedule_path

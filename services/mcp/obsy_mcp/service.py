@@ -31,6 +31,7 @@ from obsy.runner import Service, run_service
 from obsy_mcp.command_cli import COMMANDS as CLI_COMMANDS
 from obsy_mcp.controller import Answer, Controller
 from obsy_mcp.ekos import Ekos
+from obsy_mcp.planrequest import PlanRequester
 
 
 class BusOutbox:
@@ -50,7 +51,12 @@ class McpService(Service):
     def __init__(self, config: ObsyConfig, bus: Bus, **controller_options: Any) -> None:
         super().__init__(config, bus)
         self.indi = IndiClient.from_config(config.indi, timeout=config.mcp.devices.connect_timeout)
-        self.ekos = Ekos(config.mcp.ekos) if config.mcp.ekos.enabled else None
+        self.plan_requester = PlanRequester(
+            lambda request: bus.publish(bus.topics.scheduler_plan_command, request, qos=1),
+            config.mcp.ekos.plan_timeout,
+            scheduler_online=lambda: self.controller.inputs.is_online("scheduler"),
+        )
+        self.ekos = Ekos(config.mcp.ekos, self.plan_requester.fresh_schedule) if config.mcp.ekos.enabled else None
         self.controller = Controller(
             config,
             self.indi,
@@ -69,7 +75,7 @@ class McpService(Service):
         inputs = self.controller.inputs
         self.bus.subscribe(topics.weather_safety, lambda _t, v: self._input(inputs.set_verdict, v), SafetyVerdict)
         self.bus.subscribe(topics.clouddetect_state, lambda _t, v: self._input(inputs.set_cloud, v), CloudState)
-        self.bus.subscribe(topics.scheduler_plan, lambda _t, v: self._input(inputs.set_plan, v), SchedulerPlan)
+        self.bus.subscribe(topics.scheduler_plan, self._on_plan, SchedulerPlan)
         self.bus.subscribe(topics.all_availability(), self._on_availability, decode="text")
         self.bus.subscribe(topics.all_health(), self._on_health, ServiceHealth)
         for thing, topic in (
@@ -95,6 +101,10 @@ class McpService(Service):
     def _input(self, update: Any, value: Any) -> None:
         update(value)
         self.controller.wake()
+
+    def _on_plan(self, _topic: str, plan: SchedulerPlan) -> None:
+        self.plan_requester.on_plan(plan)
+        self._input(self.controller.inputs.set_plan, plan)
 
     def _on_availability(self, topic: str, value: str) -> None:
         service = self.topics.service_of(topic)

@@ -15,10 +15,13 @@ Ekos stores frames under ``FITSDirectory/<target>/<frame type>/<filter>`` and, t
 whether a job is complete, counts the files there; a job with no filter on a camera
 with a filter wheel never counts as complete. So every Light job gets a filter (the
 configured ``default_filter`` when the plan names none, if there is a wheel), and the
-FITSDirectory is one directory per night, so that the counts in tonight's sequences
-(the frames planned tonight) start from zero each night.
+FITSDirectory is one directory per written set of files (a "run", see :func:`write_plan`),
+so that the counts in its sequences (the frames planned) start from zero.
 
-Times of "At" conditions are written in the site's time zone with their UTC offset.
+Each job starts "At" its planned time (in the site's time zone with its UTC offset) and
+is complete when its sequence is ("Sequence"): Ekos then takes exactly the planned
+frames and goes on with the next job. (An "At" completion makes Ekos repeat the
+sequence until that time.)
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ ESL_VERSION = "1.6"
 ESQ_VERSION = "2.5"
 #: Blocks of one target closer than this become one Ekos job.
 MERGE_GAP = timedelta(minutes=5)
+#: How much looser than the plan the altitude and Moon limits handed to Ekos are.
+CONSTRAINT_TOLERANCE_DEG = 1.0
 
 
 @dataclass
@@ -122,6 +127,33 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 # --------------------------------------------------------------------------- sequences
 
+#: Where INDI cameras keep gain and offset: (property, gain element, offset element).
+#: KStars 3.6 reads a job's gain and offset only from its ``<Properties>`` (the camera's
+#: own INDI properties, saved with the job), taking the pair the connected camera has:
+#: CCD_GAIN/CCD_OFFSET (the CCD simulator, QHY, Atik...) or CCD_CONTROLS (ZWO, ToupTek...).
+#: Both are written, so the file fits either kind of camera.
+GAIN_PROPERTIES = (("CCD_GAIN", "GAIN", None), ("CCD_OFFSET", None, "OFFSET"), ("CCD_CONTROLS", "Gain", "Offset"))
+
+
+def _camera_properties(job: ET.Element, plan: ExposurePlan) -> None:
+    """Gain and offset as INDI property vectors, the only place KStars 3.6 reads them from."""
+    vectors = []
+    for vector, gain_element, offset_element in GAIN_PROPERTIES:
+        elements = [
+            (element, value)
+            for element, value in ((gain_element, plan.gain), (offset_element, plan.offset))
+            if element is not None and value is not None
+        ]
+        if elements:
+            vectors.append((vector, elements))
+    if not vectors:
+        return
+    properties = _element(job, "Properties")
+    for vector, elements in vectors:
+        vector_element = _element(properties, "PropertyVector", name=vector)
+        for element, value in elements:
+            _element(vector_element, "OneElement", number(value), name=element)
+
 
 def sequence_xml(
     name: str, exposures: list[tuple[ExposurePlan, int]], fits_dir: Path, ekos: SchedulerEkosConfig
@@ -158,10 +190,7 @@ def sequence_xml(
         _element(job, "Delay", "0")
         _element(job, "FITSDirectory", str(fits_dir))
         _element(job, "UploadMode", "0")
-        if plan.gain is not None:
-            _element(job, "Gain", number(plan.gain))
-        if plan.offset is not None:
-            _element(job, "Offset", number(plan.offset))
+        _camera_properties(job, plan)
         calibration = _element(job, "Calibration")
         _element(_element(calibration, "FlatSource"), "Type", "Manual")
         _element(_element(calibration, "FlatDuration"), "Type", "Manual")
@@ -208,15 +237,24 @@ def plan_jobs(blocks: list[Block], directory: Path, gap: timedelta = MERGE_GAP) 
 
 
 def _constraints(parent: ET.Element, job: EkosJob, ekos: SchedulerEkosConfig) -> None:
-    """The constraints Ekos itself checks while a job runs (a safety net behind the plan)."""
+    """The constraints Ekos itself checks while a job runs: a safety net behind the plan.
+
+    They are written ``CONSTRAINT_TOLERANCE_DEG`` looser than the plan's, because Ekos
+    refuses a job with a fixed start where its own figures fall short by a hair (and stops
+    a running one there): the plan puts blocks right up to its limits. The minimum
+    altitude is lower still by Ekos' setting altitude cutoff: Ekos refuses a fixed start of
+    a *setting* target less than that cutoff above the minimum. Twilight is not
+    written (Ekos's twilight is its own almanac with user offsets and a pre-dawn margin,
+    and refuses the first and last job of a plan); the planner keeps every job in the
+    target's darkness and the MCP closes the roof when the Sun rises.
+    """
     constraints = job.blocks[0].constraints
-    floor = constraints.min_altitude or 0.0
+    floor = (constraints.min_altitude or 0.0) - ekos.setting_altitude_cutoff - CONSTRAINT_TOLERANCE_DEG
     if floor > 0:
         _element(parent, "Constraint", "MinimumAltitude", value=number(floor))
-    if job.required_moon_separation > 0:
-        _element(parent, "Constraint", "MoonSeparation", value=number(round(job.required_moon_separation, 1)))
-    if (constraints.twilight or "astronomical") == "astronomical":
-        _element(parent, "Constraint", "EnforceTwilight")  # Ekos' twilight is astronomical
+    separation = round(job.required_moon_separation - CONSTRAINT_TOLERANCE_DEG, 1)
+    if separation > 0:
+        _element(parent, "Constraint", "MoonSeparation", value=number(separation))
     if ekos.enforce_weather:
         _element(parent, "Constraint", "EnforceWeather")
 
@@ -257,19 +295,44 @@ def schedule_xml(jobs: list[EkosJob], ekos: SchedulerEkosConfig, zone: ZoneInfo)
     return _serialise(root)
 
 
-def write_plan(plan: Plan, ekos: SchedulerEkosConfig, output_dir: Path, fits_root: Path, timezone: str) -> EkosFiles:
-    """Write tonight's .esq files (one per job) and the .esl into ``output_dir``/<night>/.
+def write_plan(
+    plan: Plan,
+    ekos: SchedulerEkosConfig,
+    output_dir: Path,
+    fits_root: Path,
+    timezone: str,
+    *,
+    written_at: datetime | None = None,
+) -> EkosFiles:
+    """Write the plan's .esq files (one per job) and its .esl into a new run directory.
 
-    Paths are made absolute. Files are replaced atomically, so Ekos never reads half a file.
+    Every call writes a new set, ``<output_dir>/<night>/<run>/``, and never touches an
+    earlier one: Ekos reads a job's .esq when the job starts, so a set it is running must
+    not change under it. Its frames go to ``<fits_root>/<night>/<run>/``: Ekos counts the
+    frames already in a job's directory as done, so each set starts from zero and takes
+    exactly the frames it asks for. ``<run>`` is the site time of writing (``HHMMSS``).
+    Paths are absolute; files are replaced atomically, so Ekos never reads half a file.
     """
     night = plan.night.isoformat()
-    directory = output_dir.expanduser().absolute() / night
-    directory.mkdir(parents=True, exist_ok=True)
-    fits_dir = fits_root.expanduser().absolute() / night
+    zone = ZoneInfo(timezone)
+    run = run_name(output_dir.expanduser().absolute() / night, written_at or datetime.now(zone), zone)
+    directory = output_dir.expanduser().absolute() / night / run
+    directory.mkdir(parents=True)
+    fits_dir = fits_root.expanduser().absolute() / night / run
     jobs = plan_jobs(plan.blocks, directory)
     for job in jobs:
         exposures = [(p, n) for p, n in job.exposures() if n]
         _write_atomically(job.sequence, sequence_xml(job.name, exposures, fits_dir, ekos))
     schedule = directory / f"obsy-{night}.esl"
-    _write_atomically(schedule, schedule_xml(jobs, ekos, ZoneInfo(timezone)))
+    _write_atomically(schedule, schedule_xml(jobs, ekos, zone))
     return EkosFiles(schedule, jobs, fits_dir)
+
+
+def run_name(night_dir: Path, moment: datetime, zone: ZoneInfo) -> str:
+    """A name for a new run directory under ``night_dir``: the site time, made unique."""
+    base = moment.astimezone(zone).strftime("%H%M%S")
+    name, counter = base, 1
+    while (night_dir / name).exists():
+        counter += 1
+        name = f"{base}-{counter}"
+    return name

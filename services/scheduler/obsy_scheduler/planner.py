@@ -29,9 +29,10 @@ import numpy as np
 
 from obsy import astro
 from obsy.config import SchedulerConfig
-from obsy.messages import ExposurePlan, PlannedBlock, SchedulerPlan, Target, TargetConstraints
+from obsy.messages import ExposurePlan, FrameType, PlannedBlock, SchedulerPlan, Target, TargetConstraints
 from obsy_scheduler import scoring
 from obsy_scheduler.constraints import TWILIGHT_SUN_ALTITUDE, Evaluation, evaluate, resolve
+from obsy_scheduler.filters import FilterNames, UnknownFilterError
 from obsy_scheduler.sky import NightSky, TargetTracks, night_sky
 
 
@@ -147,13 +148,24 @@ class Planner:
     def sky(self, night: date) -> NightSky:
         return night_sky(self.site, night, self.settings.grid_step_s)
 
-    def plan(self, targets: Sequence[Target], night: date | None = None, now: datetime | None = None) -> Plan:
-        """Plan ``night`` (default: the current one). With ``now``, nothing starts before it."""
+    def plan(
+        self,
+        targets: Sequence[Target],
+        night: date | None = None,
+        now: datetime | None = None,
+        filters: FilterNames | None = None,
+    ) -> Plan:
+        """Plan ``night`` (default: the current one). With ``now``, nothing starts before it.
+
+        With ``filters`` (the wheel's names), every exposure plan's filter is mapped onto the
+        wheel, a plan without one gets ``ekos.default_filter``, and a target with a filter
+        the wheel does not have is excluded with the reason.
+        """
         if night is None:
             night = astro.night_of(self.site, now or datetime.now(UTC))
         sky = self.sky(night)
         excluded: dict[str, str] = {}
-        candidates = self._candidates(targets, excluded)
+        candidates = self._candidates(targets, excluded, filters)
         tracks = sky.targets(candidates.ra, candidates.dec)
         evaluation = evaluate(sky, tracks, candidates.constraints)
         for target, reason in zip(candidates.targets, evaluation.reasons, strict=True):
@@ -168,7 +180,9 @@ class Planner:
 
     # ----------------------------------------------------------------- preparation
 
-    def _candidates(self, targets: Sequence[Target], excluded: dict[str, str]) -> _Candidates:
+    def _candidates(
+        self, targets: Sequence[Target], excluded: dict[str, str], filters: FilterNames | None
+    ) -> _Candidates:
         chosen: list[Target] = []
         resolved: list[TargetConstraints] = []
         remaining: list[list[list]] = []
@@ -193,6 +207,19 @@ class Planner:
             if not wanted:
                 excluded[target.id] = "complete: every exposure plan has all its frames"
                 continue
+            calibration = sorted({plan.frame_type.value for plan, _ in wanted} - {FrameType.LIGHT.value})
+            if calibration:
+                excluded[target.id] = (
+                    f"{' and '.join(calibration)} frames cannot be taken unattended: Ekos would wait for someone "
+                    "to cover the telescope or set up the flat source; plan only Light frames"
+                )
+                continue
+            if filters is not None:
+                try:
+                    wanted = [[self._on_wheel(plan, filters), frames] for plan, frames in wanted]
+                except UnknownFilterError as exc:
+                    excluded[target.id] = str(exc)
+                    continue
             try:
                 constraints = resolve(self.settings.constraints, target.constraints)
             except ValueError as exc:
@@ -208,6 +235,11 @@ class Planner:
             np.array([t.ra_deg for t in chosen], dtype=float),
             np.array([t.dec_deg for t in chosen], dtype=float),
         )
+
+    def _on_wheel(self, plan: ExposurePlan, filters: FilterNames) -> ExposurePlan:
+        """The plan with its filter as the wheel names it (the default filter when it names none)."""
+        name = filters.resolve(plan.filter or self.settings.ekos.default_filter)
+        return plan if name == plan.filter else plan.model_copy(update={"filter": name})
 
     # ----------------------------------------------------------------- dispatch
 

@@ -11,25 +11,39 @@
   cannot be written, the plan still goes out (without paths) and the health says why.
 - Until targets have arrived, it publishes an empty plan for the night after
   ``STARTUP_GRACE_S``, so that the dashboard shows the night's dark hours.
+- On a :class:`~obsy.messages.PlanRequest` (``<p>/scheduler/plan/set``, sent by the MCP
+  before it starts or restarts Ekos) it plans the rest of the night from now at once and
+  answers with a plan carrying the request's id: files whose jobs all start from now on,
+  none of which Ekos drops as "in the past".
+- Filters are checked against the wheel's names, read from its INDI FILTER_NAME at every
+  plan (or configured); a target with a filter the wheel lacks is excluded with the reason.
+- Every plan is written as a new set of files (see :func:`~obsy_scheduler.ekos.write_plan`),
+  so a re-plan never changes the files of a schedule Ekos is running.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from obsy import astro
-from obsy.messages import Event, SchedulerPlan, Target, TargetList
+from obsy.messages import Event, PlanRequest, SchedulerPlan, Target, TargetList
 from obsy.runner import Service, run_service
 from obsy_scheduler.ekos import write_plan
+from obsy_scheduler.filters import FilterNames, FilterReadError, wheel_filters
 from obsy_scheduler.planner import Planner
 
 DEBOUNCE_S = 1.0
 STARTUP_GRACE_S = 5.0
+#: How long reading the filter wheel's names may take, and how long after a failed read
+#: plans go on with the names read before (or unchecked) without trying again.
+FILTER_READ_TIMEOUT_S = 3.0
+FILTER_RETRY_S = 60.0
 
 
 class SchedulerService(Service):
@@ -45,9 +59,14 @@ class SchedulerService(Service):
         self._planned_night: date | None = None
         self._last_daily: date | None = None
         self._last_plan: SchedulerPlan | None = None
+        self._requests: list[PlanRequest] = []
+        self._wheel: FilterNames | None = None  # the names last read from the wheel
+        self._wheel_failed_at: float | None = None
+        self._filters_note = ""
         self._last_error = ""
         self._planning_s = 0.0
         self.bus.subscribe(self.topics.web_targets, self._on_targets, TargetList)
+        self.bus.subscribe(self.topics.scheduler_plan_command, self._on_plan_request, PlanRequest)
         # Compute tonight's sky now, in the background (a few milliseconds, cached per
         # night), so that the first plan is as quick as the next.
         threading.Thread(target=self._warm_up, name="scheduler-warm-up", daemon=True).start()
@@ -66,10 +85,25 @@ class SchedulerService(Service):
             self._changed_at = time.monotonic()
         self.log.info("received %d targets", len(message.targets), extra={"event": "targets_received"})
 
+    def _on_plan_request(self, _topic: str, request: PlanRequest) -> None:
+        with self._lock:
+            self._requests.append(request)
+        self.log.info(
+            "plan requested by %s (%s)",
+            request.origin or "?",
+            request.reason or "no reason given",
+            extra={"event": "plan_requested", "request_id": request.request_id},
+        )
+
     # ----------------------------------------------------------------- planning
 
     def poll(self) -> None:
         now = datetime.now(UTC)
+        with self._lock:
+            requests, self._requests = self._requests, []
+        if requests:  # requests that arrived together get one plan, published once for each
+            self.replan("request", now, request_ids=[request.request_id for request in requests])
+            return
         trigger = self._trigger(now)
         if trigger:
             self.replan(trigger, now)
@@ -100,14 +134,18 @@ class SchedulerService(Service):
             return "night"
         return None
 
-    def replan(self, trigger: str, now: datetime | None = None) -> SchedulerPlan:
-        """Plan the current night from the latest targets, write the Ekos files, publish."""
+    def replan(self, trigger: str, now: datetime | None = None, request_ids: Sequence[str] = ()) -> SchedulerPlan:
+        """Plan the current night from ``now`` with the latest targets, write the Ekos files, publish.
+
+        With ``request_ids``, the plan is published once for each, carrying its id.
+        """
         now = now or datetime.now(UTC)
         with self._lock:
             targets = list(self._targets or [])
             self._changed_at = None
+        filters = self._filter_names()
         started = time.perf_counter()
-        plan = self.planner.plan(targets, now=now)
+        plan = self.planner.plan(targets, now=now, filters=filters)
         self._planning_s = time.perf_counter() - started
         schedule_path: str | None = None
         sequences: list[str] = []
@@ -116,7 +154,12 @@ class SchedulerService(Service):
         if plan.blocks:
             try:
                 files = write_plan(
-                    plan, self.settings.ekos, self._output_dir(), self._fits_dir(), self.config.site.timezone
+                    plan,
+                    self.settings.ekos,
+                    self._output_dir(),
+                    self._fits_dir(),
+                    self.config.site.timezone,
+                    written_at=now,
                 )
                 schedule_path = str(files.schedule)
                 sequences = [str(path) for path in files.sequence_paths()]
@@ -128,7 +171,11 @@ class SchedulerService(Service):
         message.sequence_paths = sequences
         for block, sequence in zip(message.blocks, block_sequences, strict=True):
             block.sequence_path = sequence
-        self.bus.publish(self.topics.scheduler_plan, message, qos=1, retain=True)
+        for request_id in request_ids:
+            answer = message.model_copy(update={"request_id": request_id})
+            self.bus.publish(self.topics.scheduler_plan, answer, qos=1, retain=True)
+        if not request_ids:
+            self.bus.publish(self.topics.scheduler_plan, message, qos=1, retain=True)
         self._planned_night = plan.night
         self._last_plan = message
         self.log.info(
@@ -152,6 +199,28 @@ class SchedulerService(Service):
         )
         return message
 
+    def _filter_names(self) -> FilterNames | None:
+        """The wheel's names to check plans against (see filters.py); the last ones read when it cannot be read."""
+        ekos = self.settings.ekos
+        if not ekos.filter_wheel or ekos.filters:
+            self._filters_note = "from scheduler.ekos.filters" if ekos.filter_wheel else "no filter wheel"
+            return wheel_filters(ekos, self.config.indi, FILTER_READ_TIMEOUT_S)
+        recently_failed = (
+            self._wheel_failed_at is not None and time.monotonic() - self._wheel_failed_at < FILTER_RETRY_S
+        )
+        if not recently_failed:
+            try:
+                self._wheel = wheel_filters(ekos, self.config.indi, FILTER_READ_TIMEOUT_S)
+                self._wheel_failed_at = None
+                self._filters_note = f"read from {ekos.filter_wheel} FILTER_NAME"
+            except FilterReadError as exc:
+                self._wheel_failed_at = time.monotonic()
+                self._filters_note = (
+                    f"{exc}; checked against the names read before" if self._wheel else f"not checked: {exc}"
+                )
+                self.log.warning("filter names: %s", self._filters_note, extra={"event": "filter_names_unread"})
+        return self._wheel
+
     def _output_dir(self) -> Path:
         return self.settings.ekos.output_dir or (self.config.data_dir / "ekos")
 
@@ -168,10 +237,14 @@ class SchedulerService(Service):
         }
         if plan is not None:
             details.update(night=plan.night, blocks=len(plan.blocks), excluded=len(plan.excluded), trigger=plan.trigger)
+        if self._filters_note:
+            details["filters"] = self._filters_note
         if self._last_error:
             details["error"] = self._last_error
         return details
 
 
-def main() -> int:
-    return run_service(SchedulerService)
+def main(argv: Sequence[str] | None = None) -> int:
+    from obsy_scheduler.cli import plan_command
+
+    return run_service(SchedulerService, argv, extra_commands={"plan": plan_command})

@@ -133,6 +133,28 @@ def test_start_the_night_then_stop_the_scheduler(kstars: KStars, ekos: Ekos, tmp
     ekos.stop_scheduler()  # stopping a stopped scheduler is harmless
 
 
+def test_the_schedule_started_is_the_one_asked_for_once_ekos_is_up(kstars: KStars, tmp_path: Path) -> None:
+    """Before loading, start_night asks for files written now (the MCP's plan request) and loads those."""
+    fresh = long_schedule(tmp_path)
+    asked: list[str] = []
+
+    def fresh_schedule(latest: str) -> str:
+        asked.append(latest)
+        return str(fresh)
+
+    bus_address = kstars.bus_file.read_text().strip()
+    client = Ekos(McpEkosConfig(enabled=True, bus_address=bus_address, profile=PROFILE), fresh_schedule)
+    try:
+        mark = len(kstars.log_text())
+        client.start_night("/plans/written-at-noon.esl")
+        assert asked == ["/plans/written-at-noon.esl"]
+        kstars.wait_for_log(r"Job 'Zenith_Field' at row #1 was saved", timeout=30, after=mark)
+        assert "written-at-noon" not in kstars.log_text()[mark:]
+        client.stop_scheduler()
+    finally:
+        client.close()
+
+
 def test_a_bus_without_kstars_is_an_ekos_error(tmp_path: Path) -> None:
     gone = Ekos(McpEkosConfig(enabled=True, bus_address=f"unix:path={tmp_path / 'no-bus'}", call_timeout=2))
     with pytest.raises(EkosError, match=r"D-Bus call .*failed"):

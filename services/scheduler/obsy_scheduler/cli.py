@@ -1,0 +1,133 @@
+"""``obsy-scheduler plan``: plan any night, without the running service, and write its Ekos files.
+
+    obsy-scheduler plan --night 2026-11-21 --targets targets.json --out plans/
+
+Targets come from a JSON file: ``{"targets": [...]}`` (a ``TargetList``, as the web
+service publishes it) or a list of targets (as ``GET /api/v1/targets`` returns them).
+Filters are checked like the service does (configured names, else the wheel's
+INDI FILTER_NAME; unchecked, with a note, when neither is there). The files go to
+``OUT/<night>/<run>/`` with frames in ``--fits-dir`` (default: the configured one) and the
+plan is printed: each job with its times, and every excluded target with its reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+
+from obsy.config import ConfigError, ObsyConfig, load_config
+from obsy.messages import Target, TargetList
+from obsy_scheduler.ekos import EkosFiles, write_plan
+from obsy_scheduler.filters import FilterReadError, wheel_filters
+from obsy_scheduler.planner import Plan, Planner
+
+FILTER_READ_TIMEOUT_S = 3.0
+
+
+class PlanCommandError(Exception):
+    """Bad input for the plan command; the message says what is wrong."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="obsy-scheduler plan", description="plan a night and write its Ekos files")
+    parser.add_argument("command", choices=["plan"])
+    parser.add_argument(
+        "--night", type=date.fromisoformat, help="the night's evening date, YYYY-MM-DD (default: tonight)"
+    )
+    parser.add_argument("--from", dest="start", help="plan nothing before this time (ISO 8601 with a time zone)")
+    parser.add_argument("--targets", type=Path, required=True, help="targets as JSON")
+    parser.add_argument("--out", type=Path, required=True, help="directory for the .esl/.esq files")
+    parser.add_argument("--fits-dir", type=Path, help="Ekos' frame directory (default: the configured one)")
+    parser.add_argument("-c", "--config", help="YAML config file")
+    return parser
+
+
+def plan_command(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc.report("obsy-scheduler"), file=sys.stderr)
+        return 2
+    try:
+        start = _start(args.start)
+        targets = _read_targets(args.targets)
+    except PlanCommandError as exc:
+        print(f"obsy-scheduler plan: {exc}", file=sys.stderr)
+        return 1
+    settings = config.scheduler
+    try:
+        filters = wheel_filters(settings.ekos, config.indi, FILTER_READ_TIMEOUT_S)
+    except FilterReadError as exc:
+        filters = None
+        print(f"obsy-scheduler plan: filters not checked: {exc}", file=sys.stderr)
+    plan = Planner(config.site, settings).plan(targets, night=args.night, now=start, filters=filters)
+    if not plan.blocks:
+        print(_summary(plan, None, config))
+        return 0
+    fits_dir = args.fits_dir or settings.ekos.fits_dir or (config.data_dir / "frames")
+    try:
+        files = write_plan(plan, settings.ekos, args.out, fits_dir, config.site.timezone)
+    except OSError as exc:
+        print(f"obsy-scheduler plan: cannot write the Ekos files: {exc}", file=sys.stderr)
+        return 1
+    print(_summary(plan, files, config))
+    return 0
+
+
+def _start(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise PlanCommandError(f"--from {text!r} is not an ISO 8601 time: {exc}") from None
+    if moment.tzinfo is None:
+        raise PlanCommandError(f"--from {text!r} has no time zone (add +01:00 or Z)")
+    return moment
+
+
+def _read_targets(path: Path) -> list[Target]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PlanCommandError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise PlanCommandError(f"{path} is not JSON: {exc}") from None
+    try:
+        if isinstance(data, list):
+            return [Target.model_validate(item) for item in data]
+        return list(TargetList.model_validate(data).targets)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()[:5]
+        )
+        raise PlanCommandError(f"{path} is not a list of targets: {problems}") from None
+
+
+def _summary(plan: Plan, files: EkosFiles | None, config: ObsyConfig) -> str:
+    zone = ZoneInfo(config.site.timezone)
+
+    def local(moment: datetime | None) -> str:
+        return "-" if moment is None else moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+    lines = [f"night {plan.night}: dark {local(plan.dark_start)} to {local(plan.dark_end)} ({config.site.timezone})"]
+    if files is None:
+        lines.append("nothing to observe: no files written")
+    else:
+        lines.append(f"schedule: {files.schedule}")
+        lines.append(f"frames:   {files.fits_dir}")
+        for job in files.jobs:
+            frames = ", ".join(
+                f"{count}x{plan_.exposure_s:g}s {plan_.filter or '-'}" for plan_, count in job.exposures()
+            )
+            lines.append(f"  {local(job.start)} - {local(job.end)[-5:]}  {job.name}: {frames}")
+    for target_id, reason in plan.excluded.items():
+        lines.append(f"  excluded {target_id}: {reason}")
+    return "\n".join(lines)

@@ -1,0 +1,130 @@
+"""The filter wheel's names, and every exposure plan's filter mapped onto one of them.
+
+Ekos selects a capture job's filter by its exact name on the wheel. With a name the wheel
+does not have it logs "Filter Ha not found" and captures anyway, through whatever filter is
+in place. So the planner maps every plan's filter to a name on the wheel, or excludes the
+target with the reason. Matching, first hit wins:
+
+1. the exact name on the wheel;
+2. ``scheduler.ekos.filter_aliases`` (plan name -> wheel name);
+3. the same name ignoring case, spaces and punctuation ("h-alpha" is "H_Alpha");
+4. a common synonym ("Ha" is "H_Alpha", "Lum" and "L" are "Luminance", "S2" is "SII"...),
+   when exactly one name on the wheel is one.
+
+The names come from the wheel's INDI ``FILTER_NAME`` property (:func:`read_filter_names`),
+or from ``scheduler.ekos.filters`` when they are configured (planning without the wheel).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from obsy.config import IndiServerConfig, SchedulerEkosConfig
+
+#: Names that mean the same filter, after :func:`_key`.
+SYNONYMS: tuple[frozenset[str], ...] = (
+    frozenset({"l", "lum", "luminance"}),
+    frozenset({"r", "red"}),
+    frozenset({"g", "green"}),
+    frozenset({"b", "blue"}),
+    frozenset({"ha", "halpha", "hydrogenalpha"}),
+    frozenset({"hb", "hbeta", "hydrogenbeta"}),
+    frozenset({"sii", "s2", "sulfur2", "sulphur2"}),
+    frozenset({"oiii", "o3", "oxygen3"}),
+)
+
+
+class UnknownFilterError(ValueError):
+    """A plan's filter has no match on the wheel; the message is the target's exclusion reason."""
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _synonyms(name: str) -> frozenset[str]:
+    key = _key(name)
+    return next((group for group in SYNONYMS if key in group), frozenset({key}))
+
+
+@dataclass(frozen=True)
+class FilterNames:
+    """The names on the wheel, where they were read, and the configured aliases."""
+
+    names: tuple[str, ...]
+    source: str  # for messages: "CCD Simulator FILTER_NAME", "scheduler.ekos.filters"
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    def resolve(self, name: str) -> str:
+        """The wheel's name for the plan's filter ``name``; :class:`UnknownFilterError` naming what is wrong."""
+        if name in self.names:
+            return name
+        if name in self.aliases:
+            alias = self.aliases[name]
+            if alias in self.names:
+                return alias
+            raise UnknownFilterError(
+                f"filter {name!r} is aliased to {alias!r}, which is not on the filter wheel ({self._listing()})"
+            )
+        same = [wheel for wheel in self.names if _key(wheel) == _key(name)]
+        if not same:
+            group = _synonyms(name)
+            same = [wheel for wheel in self.names if _key(wheel) in group]
+        if len(same) == 1:
+            return same[0]
+        if same:
+            raise UnknownFilterError(
+                f"filter {name!r} could be any of {', '.join(same)} on the filter wheel: "
+                "name one of them, or set scheduler.ekos.filter_aliases"
+            )
+        raise UnknownFilterError(
+            f"filter {name!r} is not on the filter wheel ({self._listing()}): "
+            "use one of those names, or map it in scheduler.ekos.filter_aliases"
+        )
+
+    def _listing(self) -> str:
+        return f"{self.source}: {', '.join(self.names) or 'no filters'}"
+
+
+class FilterReadError(RuntimeError):
+    """The wheel's names could not be read; the message says why."""
+
+
+def read_filter_names(indi: IndiServerConfig, device: str, timeout: float) -> tuple[str, ...]:
+    """The names in ``device``'s INDI FILTER_NAME, in slot order; :class:`FilterReadError` if it cannot be read."""
+    try:
+        from obsy.indi import IndiClient, IndiError  # pyindi-client is needed only here
+    except ImportError as exc:
+        raise FilterReadError(f"pyindi-client is not installed ({exc})") from exc
+    client = IndiClient(indi.host, indi.port, connect_timeout=timeout, timeout=timeout, reconnect=False)
+    try:
+        client.connect(timeout=timeout)
+        client.wait_property(device, "FILTER_NAME", timeout=timeout)
+        slots = client.get_text(device, "FILTER_NAME")
+    except IndiError as exc:
+        raise FilterReadError(
+            f"cannot read {device} FILTER_NAME from indiserver {indi.host}:{indi.port}: {exc}"
+        ) from exc
+    finally:
+        client.disconnect()
+    return tuple(name for _, name in sorted(slots.items(), key=lambda item: _slot_number(item[0])))
+
+
+def _slot_number(element: str) -> int:
+    digits = re.findall(r"\d+", element)
+    return int(digits[-1]) if digits else 0
+
+
+def wheel_filters(ekos: SchedulerEkosConfig, indi: IndiServerConfig, timeout: float) -> FilterNames | None:
+    """The names plans are checked against: None without a wheel, the configured ones, else the wheel's own.
+
+    Raises :class:`FilterReadError` when they have to be read and cannot be.
+    """
+    if not ekos.filter_wheel:
+        return None
+    if ekos.filters:
+        return FilterNames(tuple(ekos.filters), "scheduler.ekos.filters", ekos.filter_aliases)
+    names = read_filter_names(indi, ekos.filter_wheel, timeout)
+    return FilterNames(names, f"{ekos.filter_wheel} FILTER_NAME", ekos.filter_aliases)
