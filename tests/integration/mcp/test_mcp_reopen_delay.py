@@ -63,6 +63,9 @@ def test_the_roof_reopens_after_the_longer_safe_delay_not_after_both(
             "safe_delay": SAFE_DELAY,
             "evaluate_interval": 0.2,
             "required_services": ["weather"],
+            # A heartbeat late on a loaded machine is a hazard of its own, which (rightly) restarts
+            # the MCP's delay: not what this test is about.
+            "heartbeat_limit_factor": 15.0,
             "require_clear_sky": False,
             "devices": {"roof": ROOF, "mount": TELESCOPE, "retries": 1, "retry_delay": 0.5, "roof_timeout": 30},
         },
@@ -98,9 +101,9 @@ def test_the_roof_reopens_after_the_longer_safe_delay_not_after_both(
         # The weather said since when it had been fine; the MCP's delay ran in that time already.
         assert safe.fine_since is not None
         assert (safe.timestamp - safe.fine_since).total_seconds() >= SAFE_DELAY
-        after_rain = [s["state"] for s in states(watcher, TOPICS)[seen_before:]]
-        assert "waiting_for_safe" not in after_rain, after_rain
-        assert after_rain.index("opening") > 0  # closed (unsafe) first, for the whole delay
+        after_rain = [(s["state"], s["reason"]) for s in states(watcher, TOPICS)[seen_before:]]
+        assert "waiting_for_safe" not in [state for state, _ in after_rain], after_rain
+        assert [state for state, _ in after_rain].index("opening") > 0  # closed (unsafe) first, for the delay
         waiting = [v for v in verdicts(watcher) if not v.safe and any(r.quantity == "safe_delay" for r in v.reasons)]
         assert waiting, "the weather's safe-delay countdown was never published"
         assert opening_at - stopped >= SAFE_DELAY  # never before the delay
