@@ -108,7 +108,7 @@ def wait_for_text(path: Path, pattern: str, launcher: subprocess.Popen, timeout:
 
 @pytest.mark.skipif(shutil.which("indiserver") is None, reason="indiserver (Debian package indi-bin) is not installed")
 def test_demo_mode_sets_up_the_night_and_makes_it_rain(tmp_path):
-    """obsy-local --demo: simulators (a second CCD as the allsky camera), account, targets, rain, clean stop."""
+    """obsy-local --demo: simulators (the sky simulator as the allsky camera), account, targets, rain, clean stop."""
     broker_port, indi_port, web_port = free_port(), free_port(), free_port()
     config = local_config(tmp_path, broker_port, indi_port, web_port)
     data = yaml.safe_load(config.read_text())
@@ -135,9 +135,13 @@ def test_demo_mode_sets_up_the_night_and_makes_it_rain(tmp_path):
         assert demo_config["broker"]["prefix"] == "obsy-demo" and demo_config["site"]["name"].startswith("OBSY demo")
 
         with IndiClient("127.0.0.1", indi_port, timeout=20) as indi:
-            for device in ("Allsky Simulator", "CCD Simulator", "RollOff Simulator", "Weather Simulator"):
+            for device in ("SkySim Allsky", "CCD Simulator", "RollOff Simulator", "Weather Simulator"):
                 indi.wait_device(device)
-            assert indi.wait_property("Allsky Simulator", "DRIVER_INFO").values["DRIVER_EXEC"] == "indi_simulator_ccd"
+            assert indi.wait_property("SkySim Allsky", "DRIVER_INFO").values["DRIVER_EXEC"] == "indi_obsy_allsky"
+            # indiserver found the simulator on the venv's PATH and gave it the demo's site.
+            site = indi.wait_property("SkySim Allsky", "SIM_SITE").values
+            assert abs(site["LAT"] - demo_config["site"]["latitude"]) < 1e-6
+            assert abs(site["LONG"] - demo_config["site"]["longitude"]) < 1e-6
 
         watcher = Watcher(broker_port, ["obsy-demo/+/availability", "obsy-demo/weather/safety", "obsy-demo/mcp/state"])
         for name in SERVICE_NAMES:
