@@ -39,6 +39,8 @@ from obsy.launcher import free_port, port_open
 ALLSKY_DRIVER = "indi_obsy_allsky"
 ALLSKY_DEVICE = "SkySim Allsky"
 WEATHER_DEVICE = "Weather Simulator"
+#: The demo allsky camera's fixed exposure (seconds): stars to magnitude 6 on the simulator.
+DEMO_ALLSKY_EXPOSURE_S = 15.0
 DEMO_DRIVERS: list[Any] = [
     "indi_simulator_telescope",
     "indi_simulator_ccd",
@@ -92,7 +94,13 @@ def demo_overrides(user: ObsyConfig | None, raw: dict[str, Any], settings: DemoC
                 {"type": "indi", "name": "simulator", "device": WEATHER_DEVICE, "poll_interval": 2, "max_age": 30}
             ],
         },
-        "allsky": {"camera": {"device": ALLSKY_DEVICE, "interval_s": settings.allsky_interval}},
+        "allsky": {
+            "camera": {"device": ALLSKY_DEVICE, "interval_s": settings.allsky_interval},
+            # One exposure all night: clouddetect judges the processed frame, whose stretch does
+            # not follow the exposure, so a zero point learnt while auto-exposure settles would
+            # make every later clear frame read as thin cloud.
+            "exposure": {"auto": False, "fixed_exposure_s": DEMO_ALLSKY_EXPOSURE_S},
+        },
         "mcp": {
             "safe_delay": settings.safe_delay,
             # The sky simulator renders the real sky: clouddetect judges it, and clouds close the roof.
