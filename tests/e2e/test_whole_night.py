@@ -1,8 +1,9 @@
 """A whole night, end to end: the six services as their own processes against the simulators.
 
 Real Mosquitto (private), Postgres (a fresh database), one indiserver with the roll-off
-roof, telescope, main camera, a second camera for the allsky service and the weather
-simulator, and headless KStars/Ekos connected to that same indiserver. The site is a KStars
+roof, telescope, main camera, the sky simulator's allsky camera (the real sky over the site,
+clouds on command) and the weather simulator, and headless KStars/Ekos connected to that same
+indiserver. The MCP requires a clear sky: clouddetect must judge the rendered sky clear. The site is a KStars
 city where it is astronomical night now (tests/support/e2e_site.py), so the services run on
 the real clock. Phases (durations printed, never asserted):
 
@@ -12,7 +13,9 @@ the real clock. Phases (durations printed, never asserted):
 3. rain on the weather simulator → Ekos stopped, mount parked, roof closed, in that order,
    every step and the unsafe reasons in the events table;
 4. rain stops → the roof stays closed for the weather safe delay, then opens again;
-5. every service's Home Assistant entities announced, valid and available.
+5. clouds roll in on a dry night (``obsy-weather simulate clouds --kind overcast``) →
+   clouddetect says cloudy → Ekos stopped, mount parked, roof closed, the weather still safe;
+6. every service's Home Assistant entities announced, valid and available.
 
 Every service's log, and indiserver's, KStars' and Mosquitto's, end up in one folder that
 a failure names. With OBSY_E2E_SCREENSHOTS=docs/walkthrough the dashboard screenshots of
@@ -39,17 +42,15 @@ from obsy.topics import Topics
 from obsy_mcp.ekos import STOPPED, SchedulerStatus
 from tests.support.e2e_dashboard import DashboardCamera, browser_available
 from tests.support.e2e_observatory import (
-    ALLSKY_CAMERA,
     WEATHER_SAFE_DELAY_S,
     PhaseClock,
     ServiceProcesses,
     logs_named_on_failure,
     night_config,
-    quiet_allsky_camera,
-    start_renamed_driver,
+    start_indiserver,
 )
 from tests.support.e2e_site import DarkSite, dark_site
-from tests.support.indiserver import CCD, ROOF, TELESCOPE, WEATHER, IndiServer, pyindi_available, require_indi
+from tests.support.indiserver import CCD, ROOF, TELESCOPE, WEATHER, pyindi_available, require_indi
 from tests.support.kstars import PROFILE, KStars, kstars_available
 from tests.support.mcp_harness import IndiRecorder, events, prepare_devices, states, wait_state
 from tests.support.mosquitto import MosquittoBroker
@@ -151,10 +152,8 @@ def test_a_whole_night_with_every_service(tmp_path: Path, capsys: pytest.Capture
         broker = MosquittoBroker(_folder(tmp_path / "mosquitto"))
         broker.start()
         stack.callback(broker.stop)
-        indi = IndiServer(tmp_path / "indi", DRIVERS)
-        indi.start()
+        indi = start_indiserver(tmp_path / "indi", DRIVERS, site.site_config())
         stack.callback(indi.stop)
-        start_renamed_driver(indi, "indi_simulator_ccd", ALLSKY_CAMERA)
         database_url = stack.enter_context(fresh_database("obsy_e2e"))
         kstars = KStars(_folder(tmp_path / "kstars"))
         stack.callback(kstars.stop)
@@ -190,7 +189,6 @@ def test_a_whole_night_with_every_service(tmp_path: Path, capsys: pytest.Capture
         stack.callback(watcher.close)
         recorder = IndiRecorder(indi.config())
         stack.callback(recorder.close)
-        quiet_allsky_camera(recorder.client)
         services.start()
         stack.callback(services.stop)
         for name in SERVICE_NAMES:
@@ -216,7 +214,9 @@ def test_a_whole_night_with_every_service(tmp_path: Path, capsys: pytest.Capture
         )
         assert plan["blocks"][0]["target_name"] == "Zenith field"
         assert Path(plan["ekos_schedule_path"]).is_file()
-        observing = wait_state(watcher, TOPICS, lambda s: s["state"] == "observing", timeout=120)
+        # The roof opens only once clouddetect has judged the simulated sky clear (require_clear_sky).
+        observing = wait_state(watcher, TOPICS, lambda s: s["state"] == "observing", timeout=240)
+        assert payloads(watcher, TOPICS.clouddetect_state)[-1]["clear"] is True
         assert observing["roof"] == "open" and observing["ekos_scheduler"] in ("startup", "running")
         opening = step_order(events(watcher, TOPICS))
         assert opening.index("confirm_parked") < opening.index("open_roof") < opening.index("start_ekos_schedule")
@@ -342,7 +342,28 @@ def test_a_whole_night_with_every_service(tmp_path: Path, capsys: pytest.Capture
         camera.shoot("4-observing-again")
         print(f"4 dry, safe delay, reopen: {clock.done('4 dry, safe delay, reopen'):.1f} s")
 
-        # ------------------------------------------------------------ 5. Home Assistant
+        # ------------------------------------------------------------ 5. clouds roll in on a dry night
+        mark = len(events(watcher, TOPICS))
+        recorder.clear()
+        states_before = len(states(watcher, TOPICS))
+        cloudy = services.run_command("weather", "simulate", "clouds", "--kind", "overcast")
+        assert cloudy.returncode == 0, cloudy.stderr
+        closed = wait_new_state(
+            watcher, states_before, lambda s: s["state"] == "closed_unsafe" and s["roof"] == "closed", 150
+        )
+        assert "sky not clear" in " ".join(closed["unsafe_reasons"]) and closed["mount_parked"] is True
+        assert json.loads(watcher.on(TOPICS.weather_safety)[-1].payload)["safe"]  # no rain: the clouds closed it
+        assert payloads(watcher, TOPICS.clouddetect_state)[-1]["clear"] is False
+        closing = step_order(events(watcher, TOPICS)[mark:])
+        assert [closing.index(s) for s in order] == sorted(closing.index(s) for s in order), closing
+        camera.expect_text("#mcp-state", "closed_unsafe")
+        camera.shoot("5-clouds-closed")
+        # Not yet asserted: the reopening once the sky clears (in the one run that tried, the roof
+        # stayed closed for 180 s after "clouds --kind clear"; the demo's test shows clouddetect
+        # reading clear again, the cause here is still to be found).
+        print(f"5 clouds roll in, close: {clock.done('5 clouds, close'):.1f} s")
+
+        # ------------------------------------------------------------ 6. Home Assistant
         configs = {
             m.topic: json.loads(m.payload)
             for m in watcher.messages
@@ -359,7 +380,7 @@ def test_a_whole_night_with_every_service(tmp_path: Path, capsys: pytest.Capture
                 assert latest == entry["payload_available"], (topic, entry["topic"], latest)
         assert set(announced) >= set(SERVICE_NAMES), announced
         print(f"Home Assistant entities per service: {dict(sorted(announced.items()))}")
-        print(f"5 Home Assistant: {clock.done('5 Home Assistant'):.1f} s")
+        print(f"6 Home Assistant: {clock.done('6 Home Assistant'):.1f} s")
 
         services.check_running()
         codes = services.stop()

@@ -19,31 +19,40 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from obsy.config import SERVICE_NAMES
-from obsy.indi import IndiClient
 from tests.support.configs import write_config
 from tests.support.indiserver import CCD, ROOF, TELESCOPE, WEATHER, IndiServer
 from tests.support.mosquitto import MosquittoBroker
 
-ALLSKY_CAMERA = "Allsky Simulator"  # a second indi_simulator_ccd, renamed through the indiserver FIFO
+#: The sky simulator's allsky camera (services/skysim): the real sky over the site, clouds on command.
+ALLSKY_CAMERA = "SkySim Allsky"
+SKYSIM_ALLSKY = Path(sys.executable).parent / "indi_obsy_allsky"
+#: Stars to magnitude 6 on the simulator; fixed, so that clouddetect's learnt zero point fits every frame.
+ALLSKY_EXPOSURE_S = 15.0
 HEARTBEAT_S = 2.0
 WEATHER_SAFE_DELAY_S = 20.0
 
 
-def start_renamed_driver(server: IndiServer, driver: str, name: str) -> None:
-    """Load ``driver`` into a running indiserver under another device name (its FIFO's ``-n``)."""
-    with server.fifo_path.open("w") as fifo:
-        fifo.write(f'start {driver} -n "{name}"\n')
-
-
-def quiet_allsky_camera(client: IndiClient) -> None:
-    """A noiseless simulated allsky camera: its flat sky makes dashboard screenshots that compress.
-
-    (Without a star catalogue installed the simulator draws no stars, only sky glow and noise.)
-    """
-    client.connect_device(ALLSKY_CAMERA)
-    client.wait_property(ALLSKY_CAMERA, "SIMULATOR_SETTINGS")
-    client.set_number(ALLSKY_CAMERA, "SIMULATOR_SETTINGS", {"SIM_NOISE": 0})
+def start_indiserver(workdir: Path, drivers: list[str], site: dict[str, Any]) -> IndiServer:
+    """indiserver with ``drivers`` and the sky simulator's allsky camera, rendering the sky over ``site``."""
+    settings = workdir / "skysim.yaml"
+    workdir.mkdir(parents=True, exist_ok=True)
+    sky_site = {"latitude": site["latitude"], "longitude": site["longitude"], "elevation": site.get("elevation", 0)}
+    sensor = {"width": 1280, "height": 960, "pixel_um": 3.75, "bayer": "RGGB"}
+    settings.write_text(yaml.safe_dump({"allsky": {"device": ALLSKY_CAMERA, "site": sky_site, "sensor": sensor}}))
+    server = IndiServer(workdir, [*drivers, str(SKYSIM_ALLSKY)])
+    before = os.environ.get("OBSY_SKYSIM_CONFIG")
+    os.environ["OBSY_SKYSIM_CONFIG"] = str(settings)  # indiserver hands its environment to its drivers
+    try:
+        server.start()
+    finally:
+        if before is None:
+            os.environ.pop("OBSY_SKYSIM_CONFIG", None)
+        else:
+            os.environ["OBSY_SKYSIM_CONFIG"] = before
+    return server
 
 
 def console_script(name: str) -> str:
@@ -89,15 +98,7 @@ def night_config(
         allsky={
             **beat,
             "camera": {"device": ALLSKY_CAMERA, "interval_s": 8, "readout_margin_s": 20},
-            "exposure": {"auto": False, "fixed_exposure_s": 1},
-            "pipeline": {
-                "finish": [
-                    {"stage": "white_balance", "method": "gray_world"},
-                    {"stage": "stretch", "method": "auto"},
-                    {"stage": "mask"},
-                    {"stage": "overlay", "show": ["time", "exposure", "sun_moon"], "cardinals": True},
-                ]
-            },
+            "exposure": {"auto": False, "fixed_exposure_s": ALLSKY_EXPOSURE_S},
             "image_width": 320,
         },
         clouddetect={**beat, "debounce_frames": 1, "max_frame_age": 120},
@@ -122,7 +123,7 @@ def night_config(
         mcp={
             **beat,
             "required_services": ["weather"],
-            "require_clear_sky": False,  # the simulator's sky is noise: clouddetect cannot call it clear
+            "require_clear_sky": True,  # the sky simulator renders the real sky: clouddetect judges it
             "startup_grace": 10,
             "safe_delay": 0,  # the weather service's own safe delay is the one under test
             "evaluate_interval": 0.5,
