@@ -43,7 +43,7 @@ OPERATIONS_DOC = ROOT / "docs" / "operations.md"
 PREFIX = "obsy"
 TOPICS = Topics(PREFIX)
 #: Services whose image needs the INDI client (obsy-core[indi]).
-INDI_SERVICES = {"weather", "allsky", "mcp"}
+INDI_SERVICES = {"weather", "allsky", "mcp", "scheduler"}
 #: MQTT users that are not services.
 OTHER_MQTT_USERS = {"homeassistant", "healthcheck"}
 #: Host paths a service may bind-mount from outside the repository.
