@@ -22,7 +22,7 @@ from obsy.topics import Topics
 from obsy_weather.service import WeatherService
 from tests.support.configs import write_config
 from tests.support.indiserver import ROOF, TELESCOPE, WEATHER, IndiServer, require_indi
-from tests.support.mcp_harness import Inputs, McpProcess, Sky, prepare_devices, states, wait_state
+from tests.support.mcp_harness import Inputs, McpProcess, Sky, operator_decides, prepare_devices, states, wait_state
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.watcher import Watcher
 from tests.support.weather import verdicts, wait_verdict
@@ -72,6 +72,7 @@ def test_the_roof_reopens_after_the_longer_safe_delay_not_after_both(
         run_dir=str(tmp_path),
     )
     config = load_config(path)
+    operator_decides(config, "--mode", "auto", "--night", "start")  # the operator starts the night
     weather = ServiceRunner(WeatherService, config)
     weather_thread = threading.Thread(target=weather.run, daemon=True)
     weather_thread.start()
@@ -80,7 +81,6 @@ def test_the_roof_reopens_after_the_longer_safe_delay_not_after_both(
     simulator = IndiClient.from_config(indi.config(), timeout=10.0)
     simulator.connect()
     try:
-        watcher.publish(TOPICS.command("mcp", "night"), "START", retain=False)  # the operator starts the night
         wait_state(watcher, TOPICS, lambda s: s["state"] == "observing" and s["roof"] == "open", timeout=90)
 
         simulator.connect_device(WEATHER)
