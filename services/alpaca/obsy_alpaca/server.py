@@ -174,8 +174,22 @@ class AlpacaHttpServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, host: str, port: int, api: AlpacaApi) -> None:
+        """Binds the port (so :attr:`port` is known) but does not listen yet: see :meth:`listen`."""
         self.api = api
-        super().__init__((host, port), _Handler)
+        super().__init__((host, port), _Handler, bind_and_activate=False)
+        try:
+            self.server_bind()
+        except OSError:
+            self.server_close()
+            raise
+
+    def listen(self) -> None:
+        """Start accepting connections (they queue until ``serve_forever`` runs)."""
+        try:
+            self.server_activate()
+        except OSError:
+            self.server_close()
+            raise
 
     @property
     def port(self) -> int:

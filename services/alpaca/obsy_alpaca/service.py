@@ -71,11 +71,14 @@ class AlpacaService(Service):
             self.log.info("alpaca is disabled (alpaca.enabled: false): serving no devices")
             return
         self.http = AlpacaHttpServer(settings.host, settings.port, self.api)
-        self._http_thread = threading.Thread(target=self.http.serve_forever, name="alpaca-http", daemon=True)
-        self._http_thread.start()
+        # Discovery is bound before the HTTP port listens: whoever sees the API up (a test, a
+        # watching supervisor) can rely on discovery answering too.
         if settings.discovery:
             self.discovery = DiscoveryResponder(settings.host, settings.discovery_port, self.http.port)
             self.discovery.start()
+        self.http.listen()
+        self._http_thread = threading.Thread(target=self.http.serve_forever, name="alpaca-http", daemon=True)
+        self._http_thread.start()
         self.log.info(
             "alpaca devices on %s:%d%s",
             settings.host,
