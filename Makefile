@@ -1,5 +1,5 @@
 # OBSY: the commands a developer or user needs. See README.md.
-.PHONY: run demo test lint format dev bench clean
+.PHONY: run demo test test-fast lint format dev bench clean
 
 run:            ## start the whole system locally (Mosquitto, indiserver simulators, SQLite, every service)
 	scripts/run-local.sh
@@ -7,8 +7,11 @@ run:            ## start the whole system locally (Mosquitto, indiserver simulat
 demo:           ## the demonstration: simulators at a site where it is night now, demo targets, "make it rain"
 	scripts/run-local.sh --demo
 
-test:           ## lint, then every test (starts its own broker and indiserver)
+test:           ## lint, then every test in parallel (each starts its own broker, indiserver, KStars)
 	scripts/test.sh
+
+test-fast:      ## the unit and contract tests only, for the edit-run loop (under 90 s); CI runs make test
+	.venv/bin/pytest -n 4 --dist worksteal -q tests/unit
 
 dev:            ## install Debian packages and the editable virtual environment
 	scripts/bootstrap.sh

@@ -1,9 +1,21 @@
 #!/usr/bin/env bash
 # Run OBSY's test suite (unit and integration: the tests start their own Mosquitto and
 # indiserver on free loopback ports) and the linters. Extra arguments go to pytest.
+#
+# Tests run in parallel (pytest-xdist): most of the suite waits on real servers (the roof
+# simulator's travel, safe delays, process start-up), so more workers than cores pays.
+# Every test has its own broker, ports, data dir, indiserver and KStars D-Bus session.
+# OBSY_TEST_WORKERS sets how many (default 8; 0 runs in this process, one test at a time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-exec .venv/bin/pytest "$@"
+workers="${OBSY_TEST_WORKERS:-8}"
+parallel=()
+if [[ "$workers" != 0 ]] && ! printf '%s\n' "$@" | grep -qE '^(-n|--numprocesses)'; then
+    # worksteal: an idle worker takes queued tests from a busy one, so a few long tests
+    # (KStars, the whole night) do not leave the others idle at the end.
+    parallel=(-n "$workers" --dist worksteal)
+fi
+exec .venv/bin/pytest "${parallel[@]}" "$@"
