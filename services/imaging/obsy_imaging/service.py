@@ -450,6 +450,7 @@ class CalibrationWorker:
             self.calibrator.build_from(command.frame_ids, result)
         else:
             self.calibrator.build_due(result, min_frames=command.min_frames, force=True)
+        self._publish(result)  # the masters and the problems' events first, then the answer
         built = [b.master.master_id for b in result.built]
         errors = [p.message for p in result.problems]
         status = "failed" if errors and not built else "done"
@@ -468,7 +469,6 @@ class CalibrationWorker:
             + (f", {len(errors)} problem(s): {'; '.join(errors)}"[:400] if errors else ""),
             {"origin": origin.as_data(), "request_id": command.request_id, "built": built},
         )
-        self._publish(result)
         # Lights waiting for these masters are tried in the next pass (the library changed).
         if result.built:
             self._publish(self.calibrator.calibrate(PassResult(), retry_waiting=True))
