@@ -203,3 +203,41 @@ def test_a_truncated_raw_frame_is_left_out_and_the_group_waits(tmp_path, reposit
 def test_calibrated_path_mirrors_the_lights_layout():
     frame = Frame(path="lights/2026-12-01/M_42/Red/Light_001.fit")
     assert calibrated_path(frame).as_posix() == "calibrated/2026-12-01/M_42/Red/Light_001.fits"
+
+
+def test_the_calibrate_command_builds_masters_and_calibrates_an_imported_archive(tmp_path, sensor):
+    import subprocess
+    import sys
+
+    import yaml
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    for kind, exposure, seed, extra in (
+        (FrameKind.BIAS, 0, 1, {}),
+        (FrameKind.DARK, 60, 2, {}),
+        (FrameKind.FLAT, 2, 3, {"filter": "Red", "level": 20000}),
+        (FrameKind.LIGHT, 60, 4, {"filter": "Red", "level": 800}),
+    ):
+        write_series(archive, sensor, kind, 3, exposure=exposure, seed=seed, **extra)
+    config = tmp_path / "obsy.yaml"
+    config.write_text(yaml.safe_dump({"site": {"latitude": 50.0, "longitude": 8.0}, "data_dir": str(tmp_path / "d")}))
+
+    def obsy_imaging(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "obsy_imaging", *args, "-c", str(config)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+
+    assert obsy_imaging("import", "--no-progress", str(archive)).returncode == 0
+    waiting = obsy_imaging("calibrate")  # groups of 3 are below min_frames (5): nothing to build
+    assert waiting.returncode == 0, waiting.stderr
+    assert "0 master(s) built, 0 light(s) calibrated, 3 waiting" in waiting.stdout
+    assert "dark: no match" in waiting.stdout
+
+    done = obsy_imaging("calibrate", "--min-frames", "3")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("master ") == 3 and "3 light(s) calibrated, 0 waiting" in done.stdout
+    calibrated = list((tmp_path / "d" / "imaging" / "repository" / "calibrated").rglob("*.fits"))
+    assert len(calibrated) == 3
+
+    refused = obsy_imaging("calibrate", "--frames", "999")
+    assert refused.returncode == 1 and "no frames with ids [999]" in refused.stderr

@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from obsy.config import ImagingCalibrationConfig
 from obsy_imaging import calibration as cal
@@ -128,6 +129,8 @@ class Calibrator:
         #: Groups (their frame ids) that failed to build: reported once, tried again when they change.
         self._failed_groups: dict[frozenset[int], str] = {}
         self._prepared: tuple[tuple, cal.PreparedMasters] | None = None
+        self._last_library: tuple | None = None  # the library's signature at the last grouping
+        self._groups_waiting = False  # a ready group waited (quiet time, a bias): group again next pass
 
     @property
     def root(self) -> Path:
@@ -184,9 +187,22 @@ class Calibrator:
         now = now or datetime.now(UTC)
         result = PassResult()
         self.queue_new_lights(now)
-        self.build_due(result, now=now)
+        library = self._library_signature()
+        if library != self._last_library or self._groups_waiting:
+            self.build_due(result, now=now)
+            self._groups_waiting = bool(result.waiting_groups)
+            self._last_library = self._library_signature()
         self.calibrate(result, retry_waiting=retry_waiting or bool(result.built), now=now)
         return result
+
+    def _library_signature(self) -> tuple:
+        """Changes when a calibration frame or a master is added or a frame found unusable (grouping is due)."""
+        with self.repository.sessions() as session:
+            return (
+                session.scalar(select(func.max(Frame.id)).where(Frame.frame_type != "light")),
+                session.scalar(select(func.count()).select_from(FrameProblem)),
+                session.scalar(select(func.max(Master.id))),
+            )
 
     def queue_new_lights(self, now: datetime | None = None) -> int:
         """A ``pending`` row for every light without one (new, imported, or there before this table)."""
@@ -408,6 +424,22 @@ class Calibrator:
             provenance["bad_pixels"] = bpm_summary
         if under is not None:
             provenance["offset_master"] = under.master_id
+        try:
+            replaced = self._insert(master, ids, relative, bpm_relative, provenance)
+        except IntegrityError:  # the same master, built at the same time by obsy-imaging calibrate
+            log.info("master %s was built by another process", info.master_id)
+            return False
+        log.info("built %s from %d frames: %s", info.master_id, len(ids), relative, extra={"event": "master_built"})
+        result.built.append(BuiltMaster(self._row(info.master_id), tuple(sorted(ids)), replaced, bpm_summary))
+        return True
+
+    def _row(self, master_id: str) -> Master:
+        with self.repository.sessions() as session:
+            return session.scalar(select(Master).where(Master.master_id == master_id))
+
+    def _insert(self, master, ids, relative, bpm_relative, provenance) -> str | None:
+        """Record a master, its inputs, and the masters it replaces; returns the id of the one it replaces."""
+        info = master.info
         with self.repository.sessions.begin() as session:
             replaced = self._replaced(session, info.kind, ids)
             row = Master(
@@ -438,11 +470,7 @@ class Calibrator:
             session.add_all(MasterInput(master_id=row.id, frame_id=i) for i in sorted(ids))
             for old in replaced:
                 old.superseded_by = info.master_id
-        log.info("built %s from %d frames: %s", info.master_id, len(ids), relative, extra={"event": "master_built"})
-        result.built.append(
-            BuiltMaster(row, tuple(sorted(ids)), replaced[0].master_id if replaced else None, bpm_summary)
-        )
-        return True
+        return replaced[0].master_id if replaced else None
 
     def _replaced(self, session, kind: cal.FrameKind, ids: frozenset[int]) -> list[Master]:
         """Masters in use of the same kind whose frames are all in this bigger group."""
