@@ -213,6 +213,26 @@ def test_a_light_waits_for_its_flats_and_is_calibrated_when_they_arrive(tmp_path
         watcher.wait_for(lambda _: state(watcher).calibration_queue == 0 and not state(watcher).waiting_for, timeout=10)
 
 
+def test_a_waiting_light_survives_a_restart_and_is_calibrated_by_flats_written_while_down(
+    tmp_path, mosquitto, watcher, sensor
+):
+    with running(tmp_path, mosquitto) as run:
+        wait_online(watcher)
+        write_series(run.capture, sensor, FrameKind.BIAS, COUNT, exposure=0, seed=1)
+        write_series(run.capture, sensor, FrameKind.DARK, COUNT, exposure=60, seed=2)
+        write_series(run.capture, sensor, FrameKind.LIGHT, 2, exposure=60, seed=4, filter="Red", level=SKY)
+        watcher.wait_for(lambda _: len(masters(watcher)) == 2, timeout=90)
+        watcher.wait_for(lambda _: state(watcher).calibration_queue == 2 and state(watcher).waiting_for, timeout=30)
+        capture = run.capture
+    write_series(capture, sensor, FrameKind.FLAT, COUNT, exposure=2, seed=3, filter="Red", start=START)
+    watcher.messages.clear()
+    with running(tmp_path, mosquitto):
+        watcher.wait_for(lambda _: len(calibrated(watcher)) == 2, timeout=90)
+        assert [m.kind for m in masters(watcher)] == ["flat"]  # the bias and dark were not built again
+        assert all(c.waited_s is not None and c.flat == masters(watcher)[0].master_id for c in calibrated(watcher))
+        watcher.wait_for(lambda _: state(watcher).calibration_queue == 0, timeout=10)
+
+
 def test_bad_calibration_input_gets_an_error_event_and_the_service_goes_on(tmp_path, mosquitto, watcher, sensor):
     with running(tmp_path, mosquitto) as run:
         wait_online(watcher)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -129,6 +129,8 @@ class Calibrator:
         #: Groups (their frame ids) that failed to build: reported once, tried again when they change.
         self._failed_groups: dict[frozenset[int], str] = {}
         self._prepared: tuple[tuple, cal.PreparedMasters] | None = None
+        #: Checked between masters and between lights: the service sets it when it stops.
+        self.cancelled: Callable[[], bool] = lambda: False
         self._last_library: tuple | None = None  # the library's signature at the last grouping
         self._groups_waiting = False  # a ready group waited (quiet time, a bias): group again next pass
 
@@ -233,6 +235,8 @@ class Calibrator:
                 frames, infos = self._raw_frames()
                 built_inputs = self._built_inputs()
                 for group in cal.group_frames(list(infos.values()), rules):
+                    if self.cancelled():
+                        return result
                     if not group.ready or (group.kind in _FIRST) != first_round:
                         continue
                     ids = frozenset(infos_key(infos, group.frames))
@@ -524,6 +528,8 @@ class Calibrator:
             if not rows:
                 return result
             for calibration, frame in rows:
+                if self.cancelled():
+                    return result
                 last = calibration.id
                 self._calibrate_one(
                     calibration,

@@ -394,6 +394,7 @@ class CalibrationWorker:
         self._stopping = threading.Event()
         self._commands: queue.Queue[ImagingMastersCommand] = queue.Queue(maxsize=20)
         self._thread = threading.Thread(target=self._loop, name="imaging-calibration", daemon=True)
+        calibrator.cancelled = self._stopping.is_set
         self._waiting_groups: set[str] = set()
 
     def start(self) -> None:
