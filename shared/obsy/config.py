@@ -984,6 +984,11 @@ class ImagingCalibrationConfig(Section):
         description="seconds no new frame may have joined a ready group before its master is built (a sequence "
         "still running adds frames; a group that grows later is built again, the bigger master replacing the other)",
     )
+    quiet_exposures: float = Field(
+        default=2.0,
+        ge=0,
+        description="and this many of the group's exposure times (a series of 300 s darks adds a frame every 300 s)",
+    )
     method: Literal["median", "mean", "sigma_clip", "winsorized_sigma_clip"] = Field(
         default="sigma_clip", description="how the raw frames of a master are combined"
     )

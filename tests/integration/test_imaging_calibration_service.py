@@ -53,7 +53,9 @@ def sensor() -> Sensor:
 
 
 def running(tmp_path: Path, mosquitto) -> Running:
-    return Running(tmp_path, mosquitto, grading={"enabled": False}, calibration={"quiet_time": 0.5})
+    return Running(
+        tmp_path, mosquitto, grading={"enabled": False}, calibration={"quiet_time": 0.5, "quiet_exposures": 0}
+    )
 
 
 def masters(watcher: Watcher) -> list[ImagingMaster]:

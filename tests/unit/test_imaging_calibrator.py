@@ -49,7 +49,9 @@ class Bench:
         self.repository = repository
         self.sensor = sensor
         self.ingestor = Ingestor(repository, SITE)
-        self.calibrator = Calibrator(repository, ImagingCalibrationConfig(quiet_time=0, **settings), backend="numpy")
+        self.calibrator = Calibrator(
+            repository, ImagingCalibrationConfig(**{"quiet_time": 0, "quiet_exposures": 0, **settings}), backend="numpy"
+        )
 
     def series(self, kind: FrameKind, count: int, *, exposure: float, seed: int, **info) -> list[Path]:
         written = write_series(self.capture, self.sensor, kind, count, exposure=exposure, seed=seed, **info)
@@ -241,3 +243,14 @@ def test_the_calibrate_command_builds_masters_and_calibrates_an_imported_archive
 
     refused = obsy_imaging("calibrate", "--frames", "999")
     assert refused.returncode == 1 and "no frames with ids [999]" in refused.stderr
+
+
+def test_a_ready_group_is_built_once_no_frame_joined_it_for_a_while(tmp_path, repository, sensor):
+    bench = Bench(tmp_path, repository, sensor, quiet_time=30, quiet_exposures=2)
+    bench.series(FrameKind.DARK, 5, exposure=60, seed=2)
+    registered = max(frame.ingested_at for frame in bench.rows(Frame)).replace(tzinfo=UTC)
+    soon = bench.calibrator.run(now=registered + timedelta(seconds=100))  # < 30 s + 2 × 60 s
+    assert soon.built == [] and soon.due_later
+    assert any("may still be arriving" in text for text in soon.waiting_groups)
+    later = bench.calibrator.run(now=registered + timedelta(seconds=151))
+    assert [b.master.kind for b in later.built] == ["dark"]

@@ -33,6 +33,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import defer
 
 from obsy.config import ImagingCalibrationConfig
 from obsy_imaging import calibration as cal
@@ -107,6 +108,8 @@ class PassResult:
     problems: list[Problem] = field(default_factory=list)
     #: Ready groups not built yet, and why (still growing, waiting for a bias or dark-flat).
     waiting_groups: list[str] = field(default_factory=list)
+    #: A ready group waits only for time to pass (frames may still be arriving): group again soon.
+    due_later: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,7 @@ class Calibrator:
         #: Checked between masters and between lights: the service sets it when it stops.
         self.cancelled: Callable[[], bool] = lambda: False
         self._last_library: tuple | None = None  # the library's signature at the last grouping
-        self._groups_waiting = False  # a ready group waited (quiet time, a bias): group again next pass
+        self._groups_waiting = False  # a ready group waits for its quiet time: group again next pass
 
     @property
     def root(self) -> Path:
@@ -192,7 +195,7 @@ class Calibrator:
         library = self._library_signature()
         if library != self._last_library or self._groups_waiting:
             self.build_due(result, now=now)
-            self._groups_waiting = bool(result.waiting_groups)
+            self._groups_waiting = result.due_later
             self._last_library = self._library_signature()
         self.calibrate(result, retry_waiting=retry_waiting or bool(result.built), now=now)
         return result
@@ -243,8 +246,10 @@ class Calibrator:
                     if ids in built_inputs or ids in self._failed_groups:
                         continue
                     newest = max(aware(frames[i].ingested_at) for i in ids)
-                    if not force and (now - newest).total_seconds() < self.settings.quiet_time:
-                        result.waiting_groups.append(f"{_group_text(group)}: frames still arriving")
+                    quiet = self.settings.quiet_time + self.settings.quiet_exposures * group.first.exposure
+                    if not force and (now - newest).total_seconds() < quiet:
+                        result.waiting_groups.append(f"{_group_text(group)}: frames may still be arriving")
+                        result.due_later = True
                         continue
                     outcome = self._build(group.kind, group.frames, ids, frames=frames, rules=rules, result=result)
                     if outcome == "regroup":
@@ -291,12 +296,9 @@ class Calibrator:
     def _raw_frames(self) -> tuple[dict[int, Frame], dict[int, cal.FrameInfo]]:
         with self.repository.sessions() as session:
             unusable = select(FrameProblem.frame_id)
-            frames = {
-                f.id: f
-                for f in session.scalars(
-                    select(Frame).where(Frame.frame_type != "light", Frame.id.not_in(unusable)).order_by(Frame.id)
-                )
-            }
+            query = select(Frame).where(Frame.frame_type != "light", Frame.id.not_in(unusable)).order_by(Frame.id)
+            # Not the full headers (JSON, kilobytes each): grouping reads only the typed columns.
+            frames = {f.id: f for f in session.scalars(query.options(defer(Frame.header), defer(Frame.notes)))}
         infos = {}
         for frame_id, frame in frames.items():
             try:
