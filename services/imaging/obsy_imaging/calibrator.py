@@ -499,7 +499,6 @@ class Calibrator:
         with self.repository.sessions.begin() as session:
             if session.get(FrameProblem, frame.id) is None:
                 session.add(FrameProblem(frame_id=frame.id, reason=reason, found_at=datetime.now(UTC)))
-        log.warning("calibration frame %s left out: %s", frame.path, reason, extra={"event": "frame_unusable"})
         result.problems.append(
             Problem(
                 "frame_unusable",
