@@ -172,6 +172,22 @@ def test_masters_are_built_and_lights_calibrated_as_they_arrive(tmp_path, mosqui
         ours = fits.getdata(root / done[lights[0].path.name].path)
         compare = ~bad & np.isfinite(ours)
         np.testing.assert_allclose(ours[compare], reference[compare], rtol=1e-5, atol=1e-3)
+        # A 30 s light: ccdproc takes the bias off, and scales the (bias-subtracted) 60 s dark by 0.5.
+        bias = fits.getdata(root / built["bias"].path).astype(np.float32)
+        raw = fits.getdata(short[0].path).astype(np.float32)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            reference = ccdproc.ccd_process(
+                CCDData(raw, unit="adu"),
+                master_bias=CCDData(bias, unit="adu"),
+                dark_frame=CCDData(dark.astype(np.float32) - bias, unit="adu"),
+                master_flat=CCDData(flat.astype(np.float32), unit="adu"),
+                dark_exposure=60 * u.s,
+                data_exposure=30 * u.s,
+                dark_scale=True,
+            ).data
+        ours = fits.getdata(root / done[short[0].path.name].path)
+        compare = ~bad & np.isfinite(ours)
+        np.testing.assert_allclose(ours[compare], reference[compare], rtol=1e-5, atol=1e-3)
 
         # Provenance in the database: each master's raw frames, each light's masters and why.
         repository = repository_of(run)
