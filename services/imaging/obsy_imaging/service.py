@@ -20,6 +20,7 @@ from __future__ import annotations
 import queue
 import threading
 from datetime import UTC, datetime, time, timedelta
+from time import monotonic
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -42,6 +43,7 @@ from obsy.messages import (
 from obsy.runner import Service, run_service
 from obsy_imaging import calibration
 from obsy_imaging.calibrator import BuiltMaster, CalibratedLight, Calibrator, PassResult
+from obsy_imaging.calibrator import Counts as CalibrationCounts
 from obsy_imaging.grading.grader import Grader
 from obsy_imaging.headers.normalise import warm_up
 from obsy_imaging.ingest.ingestor import Ingestor, Outcome, Result
@@ -232,7 +234,7 @@ class ImagingService(Service):
             now = self.clock()
             night = astro.night_of(self.config.site, now).isoformat()
             counts = self.repository.counts(night, self._night_start(night))
-            calibrated = self.calibration.calibrator.counts(night) if self.calibration is not None else None
+            calibrated = self.calibration.counts(night) if self.calibration is not None else None
             state = ImagingState(
                 night=night,
                 frames_tonight=counts.frames_tonight,
@@ -396,6 +398,16 @@ class CalibrationWorker:
         self._thread = threading.Thread(target=self._loop, name="imaging-calibration", daemon=True)
         calibrator.cancelled = self._stopping.is_set
         self._waiting_groups: set[str] = set()
+        self._counts: tuple[str, float, CalibrationCounts] | None = None  # night, when, counts
+
+    def counts(self, night: str) -> CalibrationCounts:
+        """The calibration's counts for the state: read again after each pass, else at most every 10 s."""
+        cached = self._counts
+        if cached is not None and cached[0] == night and monotonic() - cached[1] < 10.0:
+            return cached[2]
+        counts = self.calibrator.counts(night)
+        self._counts = (night, monotonic(), counts)
+        return counts
 
     def start(self) -> None:
         self._thread.start()
@@ -496,6 +508,7 @@ class CalibrationWorker:
         for text in sorted(waiting - self._waiting_groups):
             self.log.info("master not built yet: %s", text, extra={"event": "master_waiting"})
         self._waiting_groups = waiting
+        self._counts = None  # lights may have changed state (pending → waiting) even when nothing was done
         if result.built or result.calibrated or result.problems:
             self.service.refresh()
 
