@@ -970,6 +970,47 @@ class ImagingGradingConfig(Section):
     min_frames_for_relative: int = Field(default=3, ge=1, description="graded lights before the relative limits apply")
 
 
+class ImagingCalibrationConfig(Section):
+    """Masters built from the repository's calibration frames, lights calibrated as they arrive
+    (docs/imaging-calibration.md, "In the service")."""
+
+    enabled: bool = True
+    min_frames: int = Field(
+        default=5, ge=2, le=1000, description="raw frames a group needs before its master is built automatically"
+    )
+    quiet_time: float = Field(
+        default=30.0,
+        ge=0,
+        description="seconds no new frame may have joined a ready group before its master is built (a sequence "
+        "still running adds frames; a group that grows later is built again, the bigger master replacing the other)",
+    )
+    quiet_exposures: float = Field(
+        default=2.0,
+        ge=0,
+        description="and this many of the group's exposure times (a series of 300 s darks adds a frame every 300 s)",
+    )
+    method: Literal["median", "mean", "sigma_clip", "winsorized_sigma_clip"] = Field(
+        default="sigma_clip", description="how the raw frames of a master are combined"
+    )
+    sigma_low: float = Field(default=3.0, gt=0, description="rejecting methods: lower clipping factor")
+    sigma_high: float = Field(default=3.0, gt=0, description="rejecting methods: upper clipping factor")
+    temperature_tolerance: float = Field(default=2.0, ge=0, description="°C between a light's sensor and its masters'")
+    exposure_tolerance: float = Field(
+        default=0.01, ge=0, lt=1, description="relative: a dark of the light's exposure (and grouping of darks)"
+    )
+    flat_max_age_days: float = Field(default=7.0, gt=0, description="days between a light and its flat, at most")
+    master_max_age_days: float | None = Field(
+        default=None, gt=0, description="days between a light and its bias or dark, at most; empty = any age"
+    )
+    require_dark: bool = Field(default=True, description="a light waits until a dark (or a scalable one) matches")
+    require_flat: bool = Field(default=True, description="a light waits until a flat matches")
+    bad_pixels: bool = Field(
+        default=True,
+        description="make a bad-pixel map from each master dark (with a matching bias) and repair those pixels "
+        "of the lights calibrated with that dark",
+    )
+
+
 class ImagingConfig(ServiceSection):
     """The imaging service: frames from the capture program into the repository (docs/imaging.md)."""
 
@@ -1008,6 +1049,7 @@ class ImagingConfig(ServiceSection):
     )
     publish_interval: float = Field(default=30.0, gt=0, description="seconds between republishing the state")
     grading: ImagingGradingConfig = ImagingGradingConfig()
+    calibration: ImagingCalibrationConfig = ImagingCalibrationConfig()
 
     @field_validator("suffixes")
     @classmethod

@@ -470,6 +470,82 @@ class ImagingState(Message):
     watching: list[str] = Field(default_factory=list, description="capture folders watched")
     last_frame: str | None = Field(default=None, description="repository path of the newest frame")
     storage_error: str | None = Field(default=None, description="why frames cannot be stored now (a full disk)")
+    # Calibration (docs/imaging-calibration.md, "In the service"):
+    calibrated_tonight: int = Field(default=0, ge=0, description="lights of this night calibrated")
+    calibration_queue: int = Field(
+        default=0, ge=0, description="lights not calibrated yet: waiting for their masters or not yet tried"
+    )
+    waiting_for: list[str] = Field(
+        default_factory=list, max_length=20, description="what the waiting lights wait for, one line per reason"
+    )
+    masters_total: int = Field(default=0, ge=0, description="masters in the calibration library (in use)")
+
+
+class ImagingMaster(Message):
+    """A master built into the calibration library (``<p>/imaging/masters``, not retained)."""
+
+    master_id: str = Field(description="the master's id (kind-hash of its inputs)")
+    kind: str = Field(description="bias, dark, flat, darkflat")
+    path: str = Field(description="the master FITS in the repository, relative to its root")
+    camera: str | None = None
+    binning: str | None = None
+    gain: float | None = None
+    offset: float | None = None
+    readout_mode: str | None = None
+    temperature_c: float | None = None
+    exposure_s: float = Field(ge=0)
+    filter: str | None = None
+    frames: int = Field(ge=1, description="raw frames combined")
+    frame_ids: list[int] = Field(default_factory=list, description="the raw frames' ids in the imaging database")
+    method: str = Field(description="median, mean, sigma_clip, winsorized_sigma_clip")
+    replaces: str | None = Field(default=None, description="the master of fewer frames of the same group it replaces")
+    bad_pixel_map: str | None = Field(default=None, description="a dark's bad-pixel map, relative to the root")
+    hot_pixels: int | None = None
+    cold_pixels: int | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
+class ImagingCalibrated(Message):
+    """A light calibrated (``<p>/imaging/calibrated``, not retained): which masters, and why."""
+
+    frame_id: int = Field(description="the raw light's id in the imaging database")
+    light: str = Field(description="the raw light in the repository, relative to its root (untouched)")
+    path: str = Field(description="the calibrated float32 FITS, relative to the repository's root")
+    night: str
+    target: str | None = None
+    filter: str | None = None
+    bias: str | None = Field(default=None, description="master id of the bias applied (none: the dark holds it)")
+    dark: str | None = Field(default=None, description="master id of the dark applied")
+    flat: str | None = Field(default=None, description="master id of the flat applied")
+    dark_scale: float | None = Field(default=None, description="the factor the dark was scaled by (1: same exposure)")
+    explanation: list[str] = Field(default_factory=list, description="why each master, one line per kind")
+    nan_pixels: int = Field(default=0, ge=0, description="pixels without a value after the calibration")
+    bad_pixels_repaired: int | None = Field(default=None, ge=0)
+    waited_s: float | None = Field(default=None, ge=0, description="how long the light waited for its masters")
+
+
+class ImagingMastersCommand(Message):
+    """Build masters now (``<p>/imaging/masters/set``); the answer is on ``<p>/imaging/masters/state``.
+
+    Without ``frame_ids``: every group of raw calibration frames with at least ``min_frames``
+    frames (empty: ``imaging.calibration.min_frames``) that has no master of exactly its frames.
+    With ``frame_ids``: one master of exactly those frames (they must belong together).
+    """
+
+    min_frames: int | None = Field(default=None, ge=1, le=1000)
+    frame_ids: list[int] = Field(default_factory=list, max_length=1000)
+    request_id: str | None = Field(default=None, max_length=64)
+    origin: CommandOrigin | None = Field(default=None, description="who sent it; empty: unknown")
+
+
+class ImagingMastersState(Message):
+    """The result of the last masters command (retained on ``<p>/imaging/masters/state``)."""
+
+    status: Literal["idle", "running", "done", "failed"] = "idle"
+    request_id: str | None = None
+    built: list[str] = Field(default_factory=list, description="master ids built by the command")
+    errors: list[str] = Field(default_factory=list, description="what could not be built, and why")
+    origin: CommandOrigin | None = None
 
 
 # --- scheduler -----------------------------------------------------------------

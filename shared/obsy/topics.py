@@ -151,7 +151,13 @@ class Topics:
             return "image"
         if topic.endswith("/set"):
             return "command"
-        if topic.endswith("/events") or topic in (self.allsky_frames, self.imaging_frames, self.imaging_quarantine):
+        if topic.endswith("/events") or topic in (
+            self.allsky_frames,
+            self.imaging_frames,
+            self.imaging_quarantine,
+            self.imaging_masters,
+            self.imaging_calibrated,
+        ):
             return "event"
         return "state"
 
@@ -170,6 +176,26 @@ class Topics:
     def imaging_quarantine(self) -> str:
         """Events, one per file set aside with its reason (an :class:`~obsy.messages.ImagingQuarantined`)."""
         return self._join("imaging", "quarantine")
+
+    @property
+    def imaging_masters(self) -> str:
+        """Events, one per master built into the calibration library (an :class:`~obsy.messages.ImagingMaster`)."""
+        return self._join("imaging", "masters")
+
+    @property
+    def imaging_calibrated(self) -> str:
+        """Events, one per light calibrated, with its masters and why (an :class:`~obsy.messages.ImagingCalibrated`)."""
+        return self._join("imaging", "calibrated")
+
+    @property
+    def imaging_masters_command(self) -> str:
+        """Build masters now (an :class:`~obsy.messages.ImagingMastersCommand`)."""
+        return self.command("imaging", "masters")
+
+    @property
+    def imaging_masters_state(self) -> str:
+        """The answer to the last masters command (an :class:`~obsy.messages.ImagingMastersState`), retained."""
+        return self.state("imaging", "masters")
 
     def service_of(self, topic: str) -> str | None:
         """The service a topic belongs to, or None when it is outside this prefix."""

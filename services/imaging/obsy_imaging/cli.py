@@ -1,4 +1,6 @@
-"""``obsy-imaging import DIR``: bring an existing archive of frames into the repository.
+"""``obsy-imaging import DIR`` and ``obsy-imaging calibrate``: the repository from the command line.
+
+``import``: bring an existing archive of frames into the repository.
 
     obsy-imaging import /data/astro/2023          every FITS under the folder, recursively
     obsy-imaging import --no-progress DIR         one line at the end (for scripts and logs)
@@ -7,6 +9,17 @@
 It can run while the service runs (the database keeps one record per frame) and may be
 interrupted and run again: it goes on where it stopped. Exit status 0 when every file was taken
 or was known; 1 when some were quarantined or the disk filled; 2 for a configuration problem.
+
+``calibrate``: build masters and calibrate lights now, as the service does in its passes
+(docs/imaging-calibration.md, "In the service"):
+
+    obsy-imaging calibrate                        masters of every ready group, then every light that can be
+    obsy-imaging calibrate --min-frames 3         groups of 3 frames or more are ready too (this once)
+    obsy-imaging calibrate --frames 12 13 14      one master of exactly these frames (ids in the database)
+    obsy-imaging calibrate --masters-only         build masters, calibrate nothing
+
+Exit status 0 when nothing went wrong, 1 when something could not be built or calibrated (each
+problem is printed), 2 for a configuration problem.
 """
 
 from __future__ import annotations
@@ -18,6 +31,7 @@ import time
 from pathlib import Path
 
 from obsy.config import ConfigError, load_config
+from obsy_imaging.calibrator import Calibrator, PassResult
 from obsy_imaging.grading.grader import Grader
 from obsy_imaging.ingest.archive import ImportProgress, import_archive
 from obsy_imaging.ingest.ingestor import Ingestor, Outcome, Result
@@ -116,4 +130,56 @@ def import_command(argv: list[str]) -> int:
     return EXIT_SOME_FAILED if failed else 0
 
 
-COMMANDS = {"import": import_command}
+def calibrate_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="obsy-imaging calibrate", description="Build masters and calibrate lights in the imaging repository now."
+    )
+    parser.add_argument("-c", "--config", help="YAML config file (default: $OBSY_CONFIG, then ./config/obsy.yaml)")
+    parser.add_argument("--min-frames", type=int, help="frames a group needs (default: imaging.calibration.min_frames)")
+    parser.add_argument("--frames", type=int, nargs="+", metavar="ID", help="one master of exactly these frames")
+    parser.add_argument("--masters-only", action="store_true", help="build masters only, calibrate no light")
+    args = parser.parse_args(argv[1:])
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc.report("obsy-imaging"), file=sys.stderr)
+        return EXIT_USAGE
+    if args.min_frames is not None and args.min_frames < 1:
+        print("obsy-imaging calibrate: --min-frames must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(level=logging.ERROR, format="obsy-imaging calibrate: %(message)s")
+    settings = config.imaging
+    engine = database.make_engine(settings.database(config.data_dir))
+    database.upgrade(engine)
+    repository = Repository(engine, settings.repository_dir(config.data_dir), settings.quarantine_dir(config.data_dir))
+    calibrator = Calibrator(repository, settings.calibration)
+    result = PassResult()
+    try:
+        if args.frames:
+            calibrator.build_from(args.frames, result)
+        else:
+            calibrator.build_due(result, min_frames=args.min_frames, force=True)
+        if not args.masters_only:
+            calibrator.queue_new_lights()
+            calibrator.calibrate(result, retry_waiting=True)
+        counts = calibrator.counts("")
+    finally:
+        engine.dispose()
+    for built in result.built:
+        master = built.master
+        replaces = f", replaces {built.replaces}" if built.replaces else ""
+        print(f"master {master.kind} {master.master_id} of {master.frame_count} frames: {master.path}{replaces}")
+    for text in dict.fromkeys(result.waiting_groups):
+        print(f"not built: {text}")
+    for problem in result.problems:
+        print(f"obsy-imaging calibrate: {problem.message}", file=sys.stderr)
+    print(
+        f"obsy-imaging calibrate: {len(result.built)} master(s) built, {len(result.calibrated)} light(s) calibrated,"
+        f" {counts.queue} waiting, {len(result.problems)} problem(s)"
+    )
+    for reason in counts.waiting_for:
+        print(f"  waiting: {reason}")
+    return EXIT_SOME_FAILED if result.problems else 0
+
+
+COMMANDS = {"import": import_command, "calibrate": calibrate_command}

@@ -6,12 +6,21 @@ registered goes out as an :class:`~obsy.messages.ImagingFrame` on ``<p>/imaging/
 file set aside as an :class:`~obsy.messages.ImagingQuarantined` on ``<p>/imaging/quarantine`` and
 a warning event. ``<p>/imaging/state`` (retained) carries tonight's counts and the queue depth;
 it is republished when it changes and every ``publish_interval`` seconds.
+
+Calibration (``imaging.calibration``) runs on a thread of its own (:class:`CalibrationWorker`), so
+that building a master never holds up the ingest: each master built goes out as an
+:class:`~obsy.messages.ImagingMaster` on ``<p>/imaging/masters``, each light calibrated as an
+:class:`~obsy.messages.ImagingCalibrated` on ``<p>/imaging/calibrated``, each problem (a frame
+that cannot be used, a group that cannot be combined, a light that cannot be calibrated) as an
+error event; ``<p>/imaging/masters/set`` builds masters on command.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 from datetime import UTC, datetime, time, timedelta
+from time import monotonic
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,8 +28,22 @@ from obsy import astro
 from obsy.bus import Bus
 from obsy.config import ImagingConfig, ObsyConfig
 from obsy.homeassistant import Entity
-from obsy.messages import Event, ImagingFrame, ImagingQuarantined, ImagingState, utc_now
+from obsy.messages import (
+    CommandOrigin,
+    Event,
+    ImagingCalibrated,
+    ImagingFrame,
+    ImagingMaster,
+    ImagingMastersCommand,
+    ImagingMastersState,
+    ImagingQuarantined,
+    ImagingState,
+    utc_now,
+)
 from obsy.runner import Service, run_service
+from obsy_imaging import calibration
+from obsy_imaging.calibrator import BuiltMaster, CalibratedLight, Calibrator, PassResult
+from obsy_imaging.calibrator import Counts as CalibrationCounts
 from obsy_imaging.grading.grader import Grader
 from obsy_imaging.headers.normalise import warm_up
 from obsy_imaging.ingest.ingestor import Ingestor, Outcome, Result
@@ -86,6 +109,7 @@ class ImagingService(Service):
         self._last_publish: datetime | None = None
         self._last_frame: str | None = None
         self.state: ImagingState | None = None
+        self.calibration: CalibrationWorker | None = None
 
     # --- runner hooks -------------------------------------------------------------------
     def start(self) -> None:
@@ -106,7 +130,14 @@ class ImagingService(Service):
             on_result=self.on_result,
         )
         warm_up()
+        if settings.calibration.enabled:
+            calibration.warm_up()  # the numba kernels compile (or load from cache) now, not on the first frame
+            self.calibration = CalibrationWorker(self, Calibrator(self.repository, settings.calibration))
+            self.bus.publish(self.topics.imaging_masters_state, ImagingMastersState(), qos=1, retain=True)
+            self.bus.subscribe(self.topics.imaging_masters_command, self.calibration.on_command, ImagingMastersCommand)
         self.watcher.start()  # watches and scans the folders, takes files on its own thread
+        if self.calibration is not None:
+            self.calibration.start()
         self.refresh(force=True)
 
     def poll(self) -> None:
@@ -117,6 +148,8 @@ class ImagingService(Service):
     def stop(self) -> None:
         if self.watcher is not None:
             self.watcher.stop()
+        if self.calibration is not None:
+            self.calibration.stop()
         if self.repository is not None:
             self.repository.engine.dispose()
 
@@ -128,6 +161,8 @@ class ImagingService(Service):
             "watching": [str(p) for p in self.watcher.watching],
             "missing_folders": [str(p) for p in self.watcher.missing],
             "storage_error": self.watcher.storage_error,
+            "calibration_passes": None if self.calibration is None else self.calibration.passes,
+            "calibration_errors": None if self.calibration is None else self.calibration.errors,
         }
 
     # --- results ------------------------------------------------------------------------
@@ -159,7 +194,9 @@ class ImagingService(Service):
                     data={"source": record.source_path, "problem": record.problem},
                 )
             )
-        elif result.outcome is Outcome.STORAGE_FULL:
+        if result.outcome is Outcome.REGISTERED and self.calibration is not None:
+            self.calibration.wake()
+        if result.outcome is Outcome.STORAGE_FULL:
             self.bus.publish_event(
                 Event(
                     service=self.name,
@@ -197,6 +234,7 @@ class ImagingService(Service):
             now = self.clock()
             night = astro.night_of(self.config.site, now).isoformat()
             counts = self.repository.counts(night, self._night_start(night))
+            calibrated = self.calibration.counts(night) if self.calibration is not None else None
             state = ImagingState(
                 night=night,
                 frames_tonight=counts.frames_tonight,
@@ -208,6 +246,10 @@ class ImagingService(Service):
                 watching=[str(p) for p in self.watcher.watching],
                 last_frame=self._last_frame,
                 storage_error=self.watcher.storage_error,
+                calibrated_tonight=calibrated.calibrated_tonight if calibrated else 0,
+                calibration_queue=calibrated.queue if calibrated else 0,
+                waiting_for=calibrated.waiting_for if calibrated else [],
+                masters_total=calibrated.masters if calibrated else 0,
                 timestamp=now,
             )
             key = tuple(state.model_dump(exclude={"timestamp"}).values())
@@ -264,6 +306,17 @@ class ImagingService(Service):
             ),
             Entity(
                 component="sensor",
+                object_id="calibration_queue",
+                name="Lights waiting for calibration",
+                state_topic=state_topic,
+                value_template="{{ value_json.calibration_queue }}",
+                state_class="measurement",
+                icon="mdi:timer-sand",
+                json_attributes_topic=state_topic,
+                json_attributes_template="{{ {'waiting_for': value_json.waiting_for} | tojson }}",
+            ),
+            Entity(
+                component="sensor",
                 object_id="quarantined_tonight",
                 name="Frames quarantined tonight",
                 state_topic=state_topic,
@@ -272,6 +325,195 @@ class ImagingService(Service):
                 icon="mdi:file-alert-outline",
             ),
         ]
+
+
+def master_message(built: BuiltMaster) -> ImagingMaster:
+    master = built.master
+    summary = built.bad_pixels or {}
+    return ImagingMaster(
+        master_id=master.master_id,
+        kind=master.kind,
+        path=master.path,
+        camera=master.camera,
+        binning=f"{master.binning_x}x{master.binning_y}",
+        gain=master.gain,
+        offset=master.offset,
+        readout_mode=master.readout_mode,
+        temperature_c=master.temperature_c,
+        exposure_s=master.exposure_s,
+        filter=master.filter,
+        frames=master.frame_count,
+        frame_ids=list(built.frame_ids),
+        method=master.method,
+        replaces=built.replaces,
+        bad_pixel_map=master.bad_pixel_path,
+        hot_pixels=summary.get("hot"),
+        cold_pixels=summary.get("cold"),
+        notes=list(master.provenance.get("notes", [])),
+    )
+
+
+def calibrated_message(done: CalibratedLight) -> ImagingCalibrated:
+    frame, row = done.frame, done.calibration
+    statistics = (row.provenance or {}).get("statistics", {})
+    return ImagingCalibrated(
+        frame_id=frame.id,
+        light=frame.path,
+        path=row.path or "",
+        night=frame.night,
+        target=frame.target,
+        filter=frame.filter,
+        bias=done.masters.get("bias"),
+        dark=done.masters.get("dark"),
+        flat=done.masters.get("flat"),
+        dark_scale=row.dark_scale,
+        explanation=list(row.explanation or []),
+        nan_pixels=row.nan_pixels or 0,
+        bad_pixels_repaired=statistics.get("bad_pixels_repaired"),
+        waited_s=done.waited_s,
+    )
+
+
+class CalibrationWorker:
+    """Runs the :class:`~obsy_imaging.calibrator.Calibrator` on its own thread and publishes what it did.
+
+    A pass runs when a frame is registered (:meth:`wake`), on command, and every few seconds
+    (a ready group waits for ``quiet_time``). An unexpected error in a pass is logged, sent as
+    an error event and counted; the thread goes on with the next pass.
+    """
+
+    IDLE_PASS_S = 5.0
+
+    def __init__(self, service: ImagingService, calibrator: Calibrator) -> None:
+        self.service = service
+        self.calibrator = calibrator
+        self.bus = service.bus
+        self.topics = service.topics
+        self.log = service.log
+        self.passes = 0
+        self.errors = 0
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._commands: queue.Queue[ImagingMastersCommand] = queue.Queue(maxsize=20)
+        self._thread = threading.Thread(target=self._loop, name="imaging-calibration", daemon=True)
+        calibrator.cancelled = self._stopping.is_set
+        self._waiting_groups: set[str] = set()
+        self._counts: tuple[str, float, CalibrationCounts] | None = None  # night, when, counts
+
+    def counts(self, night: str) -> CalibrationCounts:
+        """The calibration's counts for the state: read again after each pass, else at most every 10 s."""
+        cached = self._counts
+        if cached is not None and cached[0] == night and monotonic() - cached[1] < 10.0:
+            return cached[2]
+        counts = self.calibrator.counts(night)
+        self._counts = (night, monotonic(), counts)
+        return counts
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(60)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def on_command(self, _topic: str, command: ImagingMastersCommand) -> None:
+        try:
+            self._commands.put_nowait(command)
+        except queue.Full:
+            origin = command.origin or CommandOrigin()
+            self._event(
+                "command_rejected",
+                "warning",
+                f"masters (from {origin.describe()}): too many masters commands waiting",
+                {"origin": origin.as_data(), "request_id": command.request_id},
+            )
+            return
+        self._wake.set()
+
+    def _loop(self) -> None:
+        first = True
+        while not self._stopping.is_set():
+            try:
+                while not self._commands.empty():
+                    self._run_command(self._commands.get_nowait())
+                self._publish(self.calibrator.run(retry_waiting=first))
+                first = False
+                self.passes += 1
+            except Exception as exc:  # a bug, not bad input (that comes back as Problems): say it, go on
+                self.errors += 1
+                self.log.exception("calibration pass failed", extra={"event": "calibration_pass_failed"})
+                self._event("calibration_pass_failed", "error", f"calibration pass failed: {exc}"[:500], {})
+            self._wake.wait(self.IDLE_PASS_S)
+            self._wake.clear()
+
+    def _run_command(self, command: ImagingMastersCommand) -> None:
+        origin = command.origin or CommandOrigin()
+        self.bus.publish(
+            self.topics.imaging_masters_state,
+            ImagingMastersState(status="running", request_id=command.request_id, origin=command.origin),
+            qos=1,
+            retain=True,
+        )
+        result = PassResult()
+        if command.frame_ids:
+            self.calibrator.build_from(command.frame_ids, result)
+        else:
+            self.calibrator.build_due(result, min_frames=command.min_frames, force=True)
+        self._publish(result)  # the masters and the problems' events first, then the answer
+        built = [b.master.master_id for b in result.built]
+        errors = [p.message for p in result.problems]
+        status = "failed" if errors and not built else "done"
+        self.bus.publish(
+            self.topics.imaging_masters_state,
+            ImagingMastersState(
+                status=status, request_id=command.request_id, built=built, errors=errors, origin=command.origin
+            ),
+            qos=1,
+            retain=True,
+        )
+        self._event(
+            "masters_command",
+            "info" if status == "done" else "warning",
+            f"masters (asked by {origin.describe()}): {len(built)} built"
+            + (f", {len(errors)} problem(s): {'; '.join(errors)}"[:400] if errors else ""),
+            {"origin": origin.as_data(), "request_id": command.request_id, "built": built},
+        )
+        # Lights waiting for these masters are tried in the next pass (the library changed).
+        if result.built:
+            self._publish(self.calibrator.calibrate(PassResult(), retry_waiting=True))
+
+    def _publish(self, result: PassResult) -> None:
+        for built in result.built:
+            message = master_message(built)
+            self.bus.publish(self.topics.imaging_masters, message, qos=1)
+            self._event(
+                "master_built",
+                "info",
+                f"master {message.kind} {message.master_id} built from {message.frames} frames"
+                + (f" (replaces {message.replaces})" if message.replaces else ""),
+                {"master_id": message.master_id, "kind": message.kind, "path": message.path},
+            )
+        for done in result.calibrated:
+            message = calibrated_message(done)
+            self.bus.publish(self.topics.imaging_calibrated, message, qos=1)
+            self.log.info("calibrated %s as %s", message.light, message.path, extra={"event": "frame_calibrated"})
+        for problem in result.problems:
+            self.log.warning("%s", problem.message, extra={"event": problem.kind})
+            self._event(problem.kind, "error", problem.message[:1000], problem.data)
+        waiting = set(result.waiting_groups)
+        for text in sorted(waiting - self._waiting_groups):
+            self.log.info("master not built yet: %s", text, extra={"event": "master_waiting"})
+        self._waiting_groups = waiting
+        self._counts = None  # lights may have changed state (pending → waiting) even when nothing was done
+        if result.built or result.calibrated or result.problems:
+            self.service.refresh()
+
+    def _event(self, kind: str, level: str, message: str, data: dict) -> None:
+        self.bus.publish_event(Event(service="imaging", kind=kind, level=level, message=message, data=data))
 
 
 def main(argv: list[str] | None = None) -> int:

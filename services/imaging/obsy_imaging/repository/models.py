@@ -121,3 +121,95 @@ class Grade(Base):
     graded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_imaging_grades_night_target_filter", "night", "target", "filter"),)
+
+
+class Master(Base):
+    """A master (bias, dark, dark-flat, flat) in the calibration library, with its provenance."""
+
+    __tablename__ = "imaging_masters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: ``<kind>-<hash of its inputs>``: the same frames always make the same id.
+    master_id: Mapped[str] = mapped_column(String(64), unique=True)
+    #: bias, dark, darkflat, flat (the calibration library's FrameKind).
+    kind: Mapped[str] = mapped_column(String(16))
+    camera: Mapped[str] = mapped_column(String(200))
+    binning_x: Mapped[int] = mapped_column(Integer)
+    binning_y: Mapped[int] = mapped_column(Integer)
+    gain: Mapped[float | None] = mapped_column(Float)
+    offset: Mapped[float | None] = mapped_column(Float)
+    readout_mode: Mapped[str | None] = mapped_column(String(100))
+    temperature_c: Mapped[float | None] = mapped_column(Float)
+    exposure_s: Mapped[float] = mapped_column(Float)
+    filter: Mapped[str | None] = mapped_column(String(100))
+    optical_train: Mapped[str | None] = mapped_column(String(200))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    #: The middle of its inputs' exposure starts (flats are matched by it).
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    built_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    frame_count: Mapped[int] = mapped_column(Integer)
+    #: Relative to the repository root: masters/<camera>/<kind>/<master_id>.fits.
+    path: Mapped[str] = mapped_column(String(1024), unique=True)
+    #: A dark's bad-pixel map (uint8 FITS), relative to the repository root.
+    bad_pixel_path: Mapped[str | None] = mapped_column(String(1024))
+    method: Mapped[str] = mapped_column(String(32))
+    #: :meth:`~obsy_imaging.calibration.Provenance.as_dict`, plus the bad-pixel map's summary.
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: The master of the same group, built later from more frames, that replaces this one.
+    superseded_by: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_imaging_masters_kind_camera", "kind", "camera"),)
+
+
+class MasterInput(Base):
+    """Which raw frames a master was combined from."""
+
+    __tablename__ = "imaging_master_inputs"
+
+    master_id: Mapped[int] = mapped_column(ForeignKey("imaging_masters.id", ondelete="CASCADE"), primary_key=True)
+    frame_id: Mapped[int] = mapped_column(ForeignKey("imaging_frames.id", ondelete="CASCADE"), primary_key=True)
+
+
+class Calibration(Base):
+    """A light's calibration: waiting for its masters, done (which masters, why), or failed (why)."""
+
+    __tablename__ = "imaging_calibrated"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    frame_id: Mapped[int] = mapped_column(ForeignKey("imaging_frames.id", ondelete="CASCADE"), unique=True)
+    night: Mapped[str] = mapped_column(String(10))
+    #: ``pending`` (not tried yet), ``waiting`` (a master is missing), ``calibrated``, ``failed``.
+    status: Mapped[str] = mapped_column(String(16))
+    #: The calibrated float32 FITS, relative to the repository root.
+    path: Mapped[str | None] = mapped_column(String(1024))
+    bias_id: Mapped[int | None] = mapped_column(ForeignKey("imaging_masters.id", ondelete="SET NULL"))
+    dark_id: Mapped[int | None] = mapped_column(ForeignKey("imaging_masters.id", ondelete="SET NULL"))
+    flat_id: Mapped[int | None] = mapped_column(ForeignKey("imaging_masters.id", ondelete="SET NULL"))
+    bad_pixels_id: Mapped[int | None] = mapped_column(ForeignKey("imaging_masters.id", ondelete="SET NULL"))
+    dark_scale: Mapped[float | None] = mapped_column(Float)
+    #: Why each master was chosen (or not), one line per kind: CalibrationPlan.explanation().
+    explanation: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: While waiting: what is missing, one line per kind.
+    waiting_for: Mapped[list[str]] = mapped_column(JSON, default=list)
+    provenance: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    nan_pixels: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    tried_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    calibrated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_imaging_calibrated_status", "status"),
+        Index("ix_imaging_calibrated_night", "night"),
+    )
+
+
+class FrameProblem(Base):
+    """A registered calibration frame that cannot be used for a master (unreadable now, no signal...)."""
+
+    __tablename__ = "imaging_frame_problems"
+
+    frame_id: Mapped[int] = mapped_column(ForeignKey("imaging_frames.id", ondelete="CASCADE"), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    found_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

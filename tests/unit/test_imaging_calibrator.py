@@ -1,0 +1,267 @@
+"""The calibration library wired to the repository: masters from registered frames, lights calibrated, state kept.
+
+Frames are written with the known fixed pattern of tests/support/calibration_frames.py, registered
+by the real ingest into a real SQLite repository, and the :class:`Calibrator` runs passes on them
+as the service does (the service and its bus: tests/integration/test_imaging_calibration_service.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from sqlalchemy import select
+
+from obsy.config import ImagingCalibrationConfig, SiteConfig
+from obsy_imaging.calibration import FrameKind
+from obsy_imaging.calibrator import CALIBRATED, WAITING, Calibrator, PassResult, calibrated_path
+from obsy_imaging.ingest.ingestor import Ingestor, Outcome
+from obsy_imaging.repository import database
+from obsy_imaging.repository.models import Calibration, Frame, FrameProblem, Master, MasterInput
+from obsy_imaging.repository.store import Repository
+from tests.support.calibration_frames import Sensor, frame_info, write_frame, write_series
+from tests.support.pgcluster import fresh_database
+
+SITE = SiteConfig(latitude=-33.93, longitude=18.42, elevation=30, timezone="Africa/Johannesburg")
+START = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """SQLite (the default) and Postgres (compose): the same bookkeeping on both."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'imaging.sqlite3'}"
+    else:
+        with fresh_database("obsy_imaging_test") as url:
+            yield url
+
+
+@pytest.fixture
+def repository(tmp_path: Path, database_url: str) -> Iterator[Repository]:
+    engine = database.make_engine(database_url)
+    database.upgrade(engine)
+    yield Repository(engine, tmp_path / "repository", tmp_path / "quarantine")
+    engine.dispose()
+
+
+@pytest.fixture
+def sensor() -> Sensor:
+    return Sensor(rows=64, cols=96, hot_count=8, cold_count=4)
+
+
+class Bench:
+    def __init__(self, tmp_path: Path, repository: Repository, sensor: Sensor, **settings) -> None:
+        self.capture = tmp_path / "capture"
+        self.capture.mkdir(exist_ok=True)
+        self.repository = repository
+        self.sensor = sensor
+        self.ingestor = Ingestor(repository, SITE)
+        self.calibrator = Calibrator(
+            repository, ImagingCalibrationConfig(**{"quiet_time": 0, "quiet_exposures": 0, **settings}), backend="numpy"
+        )
+
+    def series(self, kind: FrameKind, count: int, *, exposure: float, seed: int, **info) -> list[Path]:
+        written = write_series(self.capture, self.sensor, kind, count, exposure=exposure, seed=seed, **info)
+        for frame in written:
+            assert self.ingestor.ingest(frame.path, "watch", final=True).outcome is Outcome.REGISTERED
+        return [f.path for f in written]
+
+    def rows(self, model) -> list:
+        with self.repository.sessions() as session:
+            return list(session.scalars(select(model)))
+
+
+def test_masters_are_built_and_lights_calibrated_against_the_truth(tmp_path, repository, sensor):
+    bench = Bench(tmp_path, repository, sensor, method="median")
+    bench.series(FrameKind.BIAS, 5, exposure=0, seed=1)
+    bench.series(FrameKind.DARK, 5, exposure=60, seed=2)
+    bench.series(FrameKind.FLAT, 5, exposure=2, seed=3, filter="Red", level=20000)
+    sky = 800.0
+    lights = bench.series(FrameKind.LIGHT, 2, exposure=60, seed=4, filter="Red", level=sky)
+    raw_bytes = [p.read_bytes() for p in lights]
+
+    result = bench.calibrator.run()
+    assert result.problems == []
+    assert sorted(b.master.kind for b in result.built) == ["bias", "dark", "flat"]
+    assert len(result.calibrated) == 2
+    flat = next(b.master for b in result.built if b.master.kind == "flat")
+    assert flat.provenance["offset_master"].startswith("bias-")  # the flats' offset was taken off
+    dark = next(b.master for b in result.built if b.master.kind == "dark")
+    assert dark.bad_pixel_path and (repository.root / dark.bad_pixel_path).is_file()
+    assert set(dark.provenance["bad_pixels"]) >= {"hot", "cold"}
+
+    # Provenance in the database (inputs) and in the master's header (HISTORY).
+    inputs = bench.rows(MasterInput)
+    assert len(inputs) == 15
+    header = fits.getheader(repository.root / flat.path)
+    assert header["NCOMBINE"] == 5 and header["IMAGETYP"] == "Master Flat"
+    assert sum("input" in line for line in header["HISTORY"]) == 5
+
+    for done in result.calibrated:
+        row = done.calibration
+        assert row.status == CALIBRATED and row.dark_id == dark.id and row.flat_id == flat.id
+        assert row.bias_id is None and row.dark_scale == 1.0  # a dark of the light's exposure holds the bias
+        assert any(line.startswith("dark:") and "matches the light's" in line for line in row.explanation)
+        output = repository.root / row.path
+        with fits.open(output) as hdul:
+            data = hdul[0].data.astype(np.float64)
+            assert hdul[0].header["BITPIX"] == -32 and hdul[0].header["CALSTAT"] == "DFC"
+        # The fixed pattern is gone: (light - bias - dark current) / flat is the sky everywhere.
+        good = np.isfinite(data)
+        assert abs(np.median(data[good]) - sky) < 0.01 * sky
+        corners = np.median(data[:8, :8]), np.median(data[-8:, -8:])
+        centre = np.median(data[28:36, 44:52])
+        assert all(abs(c - centre) < 0.03 * sky for c in corners)  # the vignetting is flattened
+    assert [p.read_bytes() for p in lights] == raw_bytes  # originals untouched
+
+    # A second pass does nothing more.
+    again = bench.calibrator.run(retry_waiting=True)
+    assert again.built == [] and again.calibrated == [] and again.problems == []
+
+
+def test_a_light_waits_for_its_flat_and_is_calibrated_when_it_comes(tmp_path, repository, sensor):
+    bench = Bench(tmp_path, repository, sensor)
+    bench.series(FrameKind.BIAS, 5, exposure=0, seed=1)
+    bench.series(FrameKind.DARK, 5, exposure=120, seed=2)
+    bench.series(FrameKind.LIGHT, 1, exposure=60, seed=4, filter="Green", level=500)
+
+    first = bench.calibrator.run()
+    assert first.calibrated == []
+    [row] = bench.rows(Calibration)
+    assert row.status == WAITING and any(line.startswith("flat: no match") for line in row.waiting_for)
+    assert bench.calibrator.counts(row.night).queue == 1
+
+    bench.series(FrameKind.FLAT, 5, exposure=2, seed=3, filter="Green", start=START + timedelta(hours=10), level=20000)
+    second = bench.calibrator.run()
+    assert [b.master.kind for b in second.built] == ["flat"]
+    [done] = second.calibrated
+    assert done.calibration.dark_scale == pytest.approx(0.5)  # the 120 s dark scaled down...
+    assert done.masters.keys() == {"bias", "dark", "flat"}  # ...with the bias taken off in its place
+    assert any("scaled by 0.5" in line for line in done.calibration.explanation)
+    assert bench.calibrator.counts(row.night).queue == 0
+
+
+def test_a_group_that_grows_gets_a_bigger_master_that_replaces_the_first(tmp_path, repository, sensor):
+    bench = Bench(tmp_path, repository, sensor)
+    bench.series(FrameKind.BIAS, 5, exposure=0, seed=1)
+    first = bench.calibrator.run()
+    [small] = [b.master for b in first.built]
+    write_more = write_series(
+        bench.capture, sensor, FrameKind.BIAS, 3, exposure=0, seed=9, start=START + timedelta(minutes=1)
+    )
+    for frame in write_more:
+        bench.ingestor.ingest(frame.path, "watch", final=True)
+    second = bench.calibrator.run()
+    [big] = second.built
+    assert big.master.frame_count == 8 and big.replaces == small.master_id
+    assert [m.master_id for m in bench.calibrator.library()] == [big.master.master_id]
+
+
+def test_an_unusable_calibration_frame_is_left_out_with_its_reason(tmp_path, repository, sensor):
+    bench = Bench(tmp_path, repository, sensor)
+    bench.series(FrameKind.BIAS, 5, exposure=0, seed=1)
+    bench.series(FrameKind.FLAT, 5, exposure=2, seed=3, filter="Red", level=20000)
+    # A flat read out empty (the panel was off, the camera glitched): the ingest takes it, it has no signal.
+    empty = frame_info(FrameKind.FLAT, exposure=2, filter="Red", time=START + timedelta(seconds=30))
+    path = write_frame(bench.capture / "Flat_empty.fits", np.zeros(sensor.shape, np.uint16), empty)
+    assert bench.ingestor.ingest(path, "watch", final=True).outcome is Outcome.REGISTERED
+
+    result = bench.calibrator.run()
+    [problem] = result.problems
+    assert problem.kind == "frame_unusable" and "Flat_empty.fits" in problem.message
+    assert "without signal" in problem.message
+    assert sorted(b.master.kind for b in result.built) == ["bias", "flat"]
+    flat = next(b for b in result.built if b.master.kind == "flat")
+    assert flat.master.frame_count == 5
+    [recorded] = bench.rows(FrameProblem)
+    assert "without signal" in recorded.reason
+    assert bench.calibrator.run().problems == []  # reported once
+
+
+def test_a_master_on_command_of_frames_that_do_not_belong_together_is_refused(tmp_path, repository, sensor):
+    bench = Bench(tmp_path, repository, sensor)
+    bench.series(FrameKind.DARK, 2, exposure=60, seed=2)
+    small = Sensor(rows=32, cols=48)
+    odd = write_series(bench.capture, small, FrameKind.DARK, 1, exposure=60, seed=5)
+    bench.ingestor.ingest(odd[0].path, "watch", final=True)
+    ids = [f.id for f in bench.rows(Frame)]
+    result = bench.calibrator.build_from(ids, PassResult())
+    [problem] = result.problems
+    assert problem.kind == "master_failed" and odd[0].path.name in problem.message and "size" in problem.message
+    assert bench.rows(Master) == []
+
+    result = bench.calibrator.build_from(ids[:2], PassResult())  # two frames on command: below min_frames is fine
+    assert result.problems == [] and result.built[0].master.frame_count == 2
+
+
+def test_a_truncated_raw_frame_is_left_out_and_the_group_waits(tmp_path, repository, sensor):
+    bench = Bench(tmp_path, repository, sensor)
+    paths = bench.series(FrameKind.BIAS, 5, exposure=0, seed=1)
+    with bench.repository.sessions() as session:
+        stored = session.scalar(select(Frame).where(Frame.source_path == str(paths[2])))
+    stored_path = repository.root / stored.path
+    stored_path.unlink()  # the repository's copy damaged after it was registered
+    stored_path.write_bytes(paths[2].read_bytes()[:4000])
+    result = bench.calibrator.run()
+    [problem] = result.problems
+    assert problem.kind == "frame_unusable" and stored_path.name in problem.message and "truncated" in problem.message
+    assert result.built == []  # four good frames are fewer than min_frames
+    assert bench.calibrator.run().problems == []
+
+
+def test_calibrated_path_mirrors_the_lights_layout():
+    frame = Frame(path="lights/2026-12-01/M_42/Red/Light_001.fit")
+    assert calibrated_path(frame).as_posix() == "calibrated/2026-12-01/M_42/Red/Light_001.fits"
+
+
+def test_the_calibrate_command_builds_masters_and_calibrates_an_imported_archive(tmp_path, sensor):
+    import subprocess
+    import sys
+
+    import yaml
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    for kind, exposure, seed, extra in (
+        (FrameKind.BIAS, 0, 1, {}),
+        (FrameKind.DARK, 60, 2, {}),
+        (FrameKind.FLAT, 2, 3, {"filter": "Red", "level": 20000}),
+        (FrameKind.LIGHT, 60, 4, {"filter": "Red", "level": 800}),
+    ):
+        write_series(archive, sensor, kind, 3, exposure=exposure, seed=seed, **extra)
+    config = tmp_path / "obsy.yaml"
+    config.write_text(yaml.safe_dump({"site": {"latitude": 50.0, "longitude": 8.0}, "data_dir": str(tmp_path / "d")}))
+
+    def obsy_imaging(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "obsy_imaging", *args, "-c", str(config)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+
+    assert obsy_imaging("import", "--no-progress", str(archive)).returncode == 0
+    waiting = obsy_imaging("calibrate")  # groups of 3 are below min_frames (5): nothing to build
+    assert waiting.returncode == 0, waiting.stderr
+    assert "0 master(s) built, 0 light(s) calibrated, 3 waiting" in waiting.stdout
+    assert "dark: no match" in waiting.stdout
+
+    done = obsy_imaging("calibrate", "--min-frames", "3")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("master ") == 3 and "3 light(s) calibrated, 0 waiting" in done.stdout
+    calibrated = list((tmp_path / "d" / "imaging" / "repository" / "calibrated").rglob("*.fits"))
+    assert len(calibrated) == 3
+
+    refused = obsy_imaging("calibrate", "--frames", "999")
+    assert refused.returncode == 1 and "no frames with ids [999]" in refused.stderr
+
+
+def test_a_ready_group_is_built_once_no_frame_joined_it_for_a_while(tmp_path, repository, sensor):
+    bench = Bench(tmp_path, repository, sensor, quiet_time=30, quiet_exposures=2)
+    bench.series(FrameKind.DARK, 5, exposure=60, seed=2)
+    registered = max(frame.ingested_at for frame in bench.rows(Frame)).replace(tzinfo=UTC)
+    soon = bench.calibrator.run(now=registered + timedelta(seconds=100))  # < 30 s + 2 × 60 s
+    assert soon.built == [] and soon.due_later
+    assert any("may still be arriving" in text for text in soon.waiting_groups)
+    later = bench.calibrator.run(now=registered + timedelta(seconds=151))
+    assert [b.master.kind for b in later.built] == ["dark"]
