@@ -52,6 +52,12 @@ class Detrending:
         """How many systematics parameters the sampler carries (a2 for the exponential law)."""
         return 1 if self.kind == "exponential" else 0
 
+    def covariance(self, transit: np.ndarray, weight: np.ndarray, a2: float = 0.0) -> np.ndarray:
+        """The covariance of the linear coefficients for this transit shape (held fixed)."""
+        scale = transit * np.exp(a2 * self.airmass_centred) if self.kind == "exponential" else transit
+        a = self.design * (scale * weight)[:, None]
+        return np.linalg.inv(a.T @ a)
+
     def solve(
         self, transit: np.ndarray, flux: np.ndarray, weight: np.ndarray, a2: float = 0.0
     ) -> tuple[np.ndarray, np.ndarray, float]:

@@ -77,6 +77,7 @@ class TransitFit:
     limb_darkening: tuple[float, float]
     detrending: str
     coefficients: dict[str, float]  # the systematics' coefficients at the median parameters
+    coefficient_errors: dict[str, float]  # their errors with the transit held at the median parameters
     a2: Value | None  # the exponential airmass law's exponent
     error_scale: float  # the factor the given errors were scaled by (≥ 1)
     chi2_reduced: float  # of the start, with the given errors
@@ -258,6 +259,8 @@ def fit_transit(
 
     median = np.median(chain, axis=0)
     transit, systematics_values, coefficients, _ = problem.evaluate(median)
+    a2_median = problem.unpack(median)[4]
+    coefficient_errors = np.sqrt(np.diag(systematics.covariance(transit, problem.weight, a2_median)))
     tc = _value(tc_samples)
     oc_err = math.hypot(tc.error, predicted_err or 0.0)
     model = transit * systematics_values
@@ -279,6 +282,7 @@ def fit_transit(
         limb_darkening=(float(u[0]), float(u[1])),
         detrending=detrending,
         coefficients=dict(zip(systematics.names, map(float, coefficients), strict=True)),
+        coefficient_errors=dict(zip(systematics.names, map(float, coefficient_errors), strict=True)),
         a2=_value(columns["a2"]) if "a2" in columns else None,
         error_scale=error_scale,
         chi2_reduced=float(chi2_reduced),
