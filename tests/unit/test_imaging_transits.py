@@ -217,3 +217,16 @@ def test_a_light_curve_that_misses_the_transit_is_refused() -> None:
     lc = simulate_night(TRUTH, 13, points=50, start_offset_days=0.5, span_days=0.1)
     with pytest.raises(ValueError, match="does not reach the transit predicted"):
         fit_transit(lc, EPHEMERIS, mcmc=QUICK)
+
+
+def test_a_stale_ephemeris_is_found_out_by_the_o_minus_c() -> None:
+    # The ephemeris predicts the transit 25 minutes early (well outside its stated error): the scan
+    # over Tc still finds the transit, and O−C measures the drift.
+    stale = Ephemeris(
+        name="SIM-1 b", t0=TRUTH.tc - 300.0 - 25 / 1440, t0_err=0.002, period=3.0, period_err=1e-6,
+        rp_rs=0.11, a_rs=9.0, a_rs_err=0.3, inc=87.5, inc_err=0.6,
+    )  # fmt: skip
+    lc = simulate_night(TRUTH, 14)
+    fit = fit_transit(lc, stale, mcmc=QUICK)
+    assert abs(fit.tc.value - TRUTH.tc) < 3 * fit.tc.error
+    assert fit.o_minus_c.value * 1440 == pytest.approx(25, abs=3 * fit.o_minus_c.error * 1440)
