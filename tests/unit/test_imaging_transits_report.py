@@ -126,7 +126,7 @@ def test_a_partial_transit_is_said_to_be_in_the_notes() -> None:
     partial = fit_transit(lc, EPHEMERIS, mcmc=McmcSettings(walkers=16, steps=300, burn=100, seed=3))
     report = parse_report(write_report(INFO, partial, EPHEMERIS, "R"))
     assert "partial transit (egress only)" in report.parameters["NOTES"]
-    assert "a/R*" not in report.extended["RESULTS-XC"]  # held, not measured
+    assert "a/R*" not in report.extended["RESULTS-XC"]  # the prior's, not measured
 
 
 def test_a_file_in_exotics_layout_validates() -> None:

@@ -11,8 +11,10 @@ inclination Gaussian about the ephemeris' values with its uncertainties (10 % an
 ephemeris has none), the inclination at most 90° and the planet crossing the star (b < 1 + k).
 
 A **partial** transit (fewer than five points before the first or after the fourth contact)
-cannot measure the duration, so a/R* and the inclination are held at the ephemeris' values and
-only Tc, Rp/R* (and ``a2``) are fitted; the result says ``partial``.
+cannot measure the duration: a/R* and the inclination are then constrained by their priors
+alone, and sampling them (rather than holding them) carries the ephemeris' uncertainty of the
+duration into Tc's error. Held at the ephemeris' values, the error came out too small (half the
+simulated partial nights within 1σ, docs/imaging-transits.md). The result says ``partial``.
 
 The start: a scan of Tc over its prior window with the ephemeris' shape (so that a stale
 ephemeris does not trap the optimiser in a local minimum), then Nelder–Mead on the posterior.
@@ -64,8 +66,8 @@ class TransitFit:
     epoch: int
     tc: Value  # BJD_TDB
     rp_rs: Value
-    a_rs: Value  # held (error 0) for a partial transit
-    inc: Value  # degrees; held for a partial transit
+    a_rs: Value  # for a partial transit: the prior's, in effect
+    inc: Value  # degrees; for a partial transit: the prior's, in effect
     depth: Value  # (Rp/R*)², a fraction
     duration: Value  # T14, days
     predicted_tc: float
@@ -113,6 +115,7 @@ class _Problem:
 
     @property
     def names(self) -> list[str]:
+        # The geometry is held only in the scan for the start (fit_transit).
         names = ["tc", "rp_rs"] + (["a_rs", "inc"] if self.geometry_free else [])
         return names + (["a2"] if self.detrending.nonlinear else [])
 
@@ -241,7 +244,7 @@ def fit_transit(
     ingress_observed = int(np.sum(time < tc0 - t14 / 2)) >= MIN_BASELINE_POINTS
     egress_observed = int(np.sum(time > tc0 + t14 / 2)) >= MIN_BASELINE_POINTS
     partial = not (ingress_observed and egress_observed)
-    problem.geometry_free = not partial
+    problem.geometry_free = True
 
     best = _optimise(problem, problem.start(tc0 - predicted))
     n_free = len(best) + systematics.design.shape[1]

@@ -179,7 +179,7 @@ def write_report(info: ObservationInfo, fit: TransitFit, ephemeris: Ephemeris, f
         "Am2": _xc(am2, am2_err),
         "Duration": _xc(fit.duration.value, fit.duration.error, "days"),
     }
-    if fit.a_rs.error:
+    if not fit.partial:  # a partial transit does not measure a/R*: its value is the prior's
         results_xc["a/R*"] = _xc(fit.a_rs.value, fit.a_rs.error)
     filter_xc = {
         "name": band.code,
@@ -189,7 +189,7 @@ def write_report(info: ObservationInfo, fit: TransitFit, ephemeris: Ephemeris, f
     notes = info.notes
     if fit.partial:
         contact = "egress" if fit.egress_observed else "ingress" if fit.ingress_observed else "neither contact"
-        notes = (notes + "; " if notes else "") + f"partial transit ({contact} only): a/R* and inc held at the priors"
+        notes = (notes + "; " if notes else "") + f"partial transit ({contact} only): a/R* and inc from the priors"
     values = {
         "TYPE": "EXOPLANET",
         "OBSCODE": info.obscode,
