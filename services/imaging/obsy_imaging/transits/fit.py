@@ -170,9 +170,10 @@ def _value(samples: np.ndarray) -> Value:
 
 
 def _optimise(problem: _Problem, x0: np.ndarray) -> np.ndarray:
-    simplex = np.vstack([x0] + [x0 + np.eye(len(x0))[i] * s * (-1 if i and x0[i] + s > 90 else 1)
-                                for i, s in enumerate(problem.steps())])  # fmt: skip
-    # Keep the first simplex inside the prior (the inclination's step goes down from 90°).
+    steps = problem.steps()
+    if "inc" in problem.names:  # keep the first simplex inside the prior: the inclination steps down from 90°
+        steps[problem.names.index("inc")] *= -1
+    simplex = np.vstack([x0, x0 + np.diag(steps)])
     result = optimize.minimize(
         problem.negative,
         x0,
@@ -187,18 +188,21 @@ def _sample(problem: _Problem, best: np.ndarray, mcmc: McmcSettings) -> tuple[em
     rng = np.random.default_rng(mcmc.seed)
     ndim = len(best)
     start: list[np.ndarray] = []
-    while len(start) < mcmc.walkers:
+    for _ in range(1000 * mcmc.walkers):
         trial = best + 0.05 * problem.steps() * rng.standard_normal(ndim)
         if np.isfinite(problem.log_probability(trial)):
             start.append(trial)
+            if len(start) == mcmc.walkers:
+                break
+    else:
+        raise RuntimeError(f"no starting points for the sampler about {best} (the optimum lies outside the prior)")
     sampler = emcee.EnsembleSampler(mcmc.walkers, ndim, problem.log_probability)
     sampler.random_state = np.random.RandomState(rng.integers(2**31)).get_state()
     sampler.run_mcmc(np.array(start), mcmc.steps, progress=False)
     chain = sampler.get_chain(discard=mcmc.burn, flat=True)
-    try:
-        tau = float(np.max(sampler.get_autocorr_time(discard=mcmc.burn, quiet=True)))
-    except Exception:  # emcee raises when the chain is far too short to estimate it
-        tau = float("nan")
+    # tol=0: the estimate without emcee's check (and warning) that the chain is 50 τ long;
+    # the caller sees τ and judges (docs/imaging-transits.md).
+    tau = float(np.max(sampler.get_autocorr_time(discard=mcmc.burn, tol=0)))
     return sampler, chain, tau
 
 
