@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+from dataclasses import replace
 
 import astropy.units as u
 import numpy as np
@@ -16,6 +17,7 @@ from astropy.time import Time
 from obsy_imaging.transits.detrend import Detrending
 from obsy_imaging.transits.ephemeris import Ephemeris, EphemerisError, parse_archive_csv, read_archive_csv
 from obsy_imaging.transits.fit import McmcSettings, fit_transit
+from obsy_imaging.transits.lightcurve import LightCurve
 from obsy_imaging.transits.limbdarkening import UnknownFilterError, quadratic_coefficients, quadratic_to_nonlinear
 from obsy_imaging.transits.model import TransitModel
 from obsy_imaging.transits.predict import transits_between
@@ -234,3 +236,39 @@ def test_a_stale_ephemeris_is_found_out_by_the_o_minus_c() -> None:
     fit = fit_transit(lc, stale, mcmc=QUICK)
     assert abs(fit.tc.value - TRUTH.tc) < 3 * fit.tc.error
     assert fit.o_minus_c.value * 1440 == pytest.approx(25, abs=3 * fit.o_minus_c.error * 1440)
+
+
+def test_a_regressor_that_carries_a_trend_is_fitted_with_the_transit() -> None:
+    # A background-like regressor (wiggling, so not mistaken for the transit's dip) adds a 4 ppt
+    # trend that the airmass does not explain.
+    night = simulate_night(TRUTH, 15)
+    background = np.sin(np.linspace(0, 12, len(night.time))) + 0.1 * np.random.default_rng(15).normal(
+        size=len(night.time)
+    )
+    trend = 1 + 0.004 * (background - background.mean()) / background.std()
+    lc = LightCurve(
+        time=night.time, flux=night.flux * trend, flux_err=night.flux_err, airmass=night.airmass,
+        filter=night.filter, regressors={"background": background},
+    )  # fmt: skip
+    with_it = fit_transit(lc, EPHEMERIS, mcmc=QUICK)
+    assert with_it.coefficients["background"] / with_it.coefficients["c0"] == pytest.approx(0.004, abs=0.001)
+    assert abs(with_it.tc.value - TRUTH.tc) < 3 * with_it.tc.error
+    assert with_it.depth.value == pytest.approx(TRUTH.depth, rel=0.1)
+    # Without it the residuals keep the trend: the scatter grows and the errors are scaled up.
+    without = fit_transit(replace(lc, regressors={}), EPHEMERIS, mcmc=QUICK)
+    assert without.residual_rms > 1.1 * with_it.residual_rms and without.error_scale > with_it.error_scale
+
+
+def test_long_exposures_are_integrated_over() -> None:
+    time = np.linspace(TRUTH.tc - 0.1, TRUTH.tc + 0.1, 101)
+    exposure_s = 300.0
+    integrated = TransitModel(time, TRUTH.period, TRUTH.limb_darkening, exposure_s=exposure_s, supersample=15)
+    # The same average by brute force: the instantaneous model at 301 instants across each exposure.
+    offsets = np.linspace(-0.5, 0.5, 301) * exposure_s / 86400
+    fine = TransitModel((time[:, None] + offsets).ravel(), TRUTH.period, TRUTH.limb_darkening)
+    average = fine.flux(TRUTH.tc, TRUTH.rp_rs, TRUTH.a_rs, TRUTH.inc).reshape(len(time), -1).mean(axis=1)
+    assert np.max(np.abs(integrated.flux(TRUTH.tc, TRUTH.rp_rs, TRUTH.a_rs, TRUTH.inc) - average)) < 2e-5
+    instantaneous = TransitModel(time, TRUTH.period, TRUTH.limb_darkening).flux(
+        TRUTH.tc, TRUTH.rp_rs, TRUTH.a_rs, TRUTH.inc
+    )
+    assert np.max(np.abs(instantaneous - average)) > 1e-4  # the contacts are visibly rounded
