@@ -4,11 +4,11 @@
 the Eddington approximation, ``T⁴(τ) = ¾ Teff⁴ (τ + ⅔)``: the emergent intensity at wavelength λ
 is ``I_λ(μ) = ∫ B_λ(T(μ s)) e^(−s) ds`` (Gauss–Laguerre), averaged flat over the filter's
 passband, then fitted with the quadratic law over μ in (0, 1]. It gets the trends right (stronger
-darkening in the blue and in cooler stars) with no tables to ship; against model-atmosphere
-tables (Claret 2000–2013) it is typically within about 0.1 in u1 and u2, which moves a fitted
-mid-time by far less than its error (the mid-time comes from the symmetric ingress and egress).
-Where the coefficients matter (Rp/R*, a/R*), give tabulated ones (``quadratic_coefficients`` is
-only the default).
+darkening in the blue and in cooler stars) with no tables to ship, but it is not a model
+atmosphere: its curvature (u2) comes out smaller than tables (Claret 2000–2013) usually give.
+The mid-time hardly depends on it (it comes from the symmetric ingress and egress); where the
+coefficients matter (Rp/R*, a/R*), give tabulated ones (``quadratic_coefficients`` is only the
+default).
 
 The passbands (FWHM edges, nm) are AAVSO's filter list as Exoplanet Watch uses it; the clear and
 DSLR ones are nominal.
