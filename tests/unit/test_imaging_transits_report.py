@@ -113,12 +113,16 @@ def test_the_report_has_exotics_fields_in_order_and_the_fits_numbers(fit) -> Non
     assert u0 == 0 and u2 == 0 and u1 == pytest.approx(fit.limb_darkening[0] + 2 * fit.limb_darkening[1], abs=0.01)
     # The rows: the light curve as fitted, the airmass, the correction function.
     assert np.allclose(report.data[:, 0], fit.time, atol=1e-8)
-    assert np.allclose(report.data[:, 1], fit.flux, atol=1e-7)
+    level = fit.coefficients["c0"]
+    assert np.allclose(report.data[:, 1], fit.flux / level, atol=1e-7)
+    assert np.allclose(report.data[:, 2], fit.flux_err / level, atol=1e-7)
+    out_of_transit = np.abs(fit.time - fit.tc.value) > fit.duration.value / 2
+    assert abs(np.median(report.data[out_of_transit, 1]) - 1) < 2e-3  # normalised (Rnflux)
     assert np.allclose(report.data[:, 3], fit.airmass, atol=1e-7)
     assert np.allclose(report.data[:, 1] / report.data[:, 4], fit.detrended, atol=1e-6)
     # EXOTIC's Am1·exp(Am2·X) reproduces the correction function (linear law: to first order).
     am1, am2 = results["Am1"][0], results["Am2"][0]
-    assert np.allclose(am1 * np.exp(am2 * fit.airmass), fit.systematics, rtol=2e-3)
+    assert np.allclose(am1 * np.exp(am2 * fit.airmass), fit.systematics / level, rtol=2e-3)
 
 
 def test_a_partial_transit_is_said_to_be_in_the_notes() -> None:

@@ -10,7 +10,9 @@ FWHM edges in nm), ``PRIORS`` and ``PRIORS-XC``, ``RESULTS`` and ``RESULTS-XC``.
 hold JSON (values as strings, EXOTIC's way); the others ``KEY=value +/- error`` lists. Then
 comment lines, the column header ``#DATE,DIFF,ERR,DETREND_1,DETREND_2`` and one row per frame:
 BJD_TDB (8 decimals), the relative flux and its error (7), the airmass and the airmass
-correction function the flux is divided by to detrend it (7).
+correction function the flux is divided by to detrend it (7). The flux, its error and the
+correction function are normalised by the fit's baseline level ``c0`` (``Rnflux``: about 1 out of
+transit).
 
 Numbers are rounded as EXOTIC does: to two significant figures of the uncertainty (two decimals
 for an uncertainty of 1 or more). Limb darkening is written in Claret's four-parameter form
@@ -107,7 +109,8 @@ def _xc(value: float | None, error: float | None, units: str | None = None) -> d
 
 
 def airmass_coefficients(fit: TransitFit) -> tuple[tuple[float, float | None], tuple[float, float | None]]:
-    """(Am1, error), (Am2, error) of EXOTIC's ``a1·exp(a2·X)`` for this fit (see the module's docstring)."""
+    """(Am1, error), (Am2, error) of EXOTIC's ``a1·exp(a2·X)`` for this fit, on the report's
+    normalised flux scale (the flux divided by ``c0``; see the module's docstring)."""
     mean_x = float(np.mean(fit.airmass))
     c0, c0_err = fit.coefficients["c0"], fit.coefficient_errors["c0"]
     if fit.a2 is not None:
@@ -115,7 +118,7 @@ def airmass_coefficients(fit: TransitFit) -> tuple[tuple[float, float | None], t
     else:
         a2 = fit.coefficients.get("airmass", 0.0) / c0
         a2_err = fit.coefficient_errors.get("airmass", 0.0) / abs(c0)
-    a1 = c0 * math.exp(-a2 * mean_x)
+    a1 = math.exp(-a2 * mean_x)  # c0 / c0: its error kept, the normalisation is itself estimated
     return (a1, abs(a1) * math.hypot(c0_err / c0, mean_x * a2_err)), (a2, a2_err)
 
 
@@ -214,8 +217,9 @@ def write_report(info: ObservationInfo, fit: TransitFit, ephemeris: Ephemeris, f
         "RESULTS-XC": json.dumps(results_xc),
     }
     lines = [f"#{key}={values[key]}" for key in PARAMETERS]
+    level = fit.coefficients["c0"]  # Rnflux: normalised, about 1 out of transit
     rows = [
-        f"{round(t, 8)},{round(f, 7)},{round(e, 7)},{round(x, 7)},{round(s, 7)}"
+        f"{round(t, 8)},{round(f / level, 7)},{round(e / level, 7)},{round(x, 7)},{round(s / level, 7)}"
         for t, f, e, x, s in zip(fit.time, fit.flux, fit.flux_err, fit.airmass, fit.systematics, strict=True)
     ]
     return "\n".join(lines) + "\n" + CREDIT + "#" + ",".join(COLUMNS) + "\n" + "\n".join(rows) + "\n"
