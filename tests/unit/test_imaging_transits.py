@@ -16,12 +16,18 @@ from astropy.time import Time
 
 from obsy_imaging.transits.detrend import Detrending
 from obsy_imaging.transits.ephemeris import Ephemeris, EphemerisError, parse_archive_csv, read_archive_csv
-from obsy_imaging.transits.fit import McmcSettings, fit_transit
+from obsy_imaging.transits.fit import McmcSettings, fit_transit, red_noise_beta
 from obsy_imaging.transits.lightcurve import LightCurve
 from obsy_imaging.transits.limbdarkening import UnknownFilterError, quadratic_coefficients, quadratic_to_nonlinear
 from obsy_imaging.transits.model import TransitModel
 from obsy_imaging.transits.predict import transits_between
-from obsy_imaging.transits.simulate import Truth, limb_darkened_occultation, simulate_night, transit_flux
+from obsy_imaging.transits.simulate import (
+    Truth,
+    correlated_noise,
+    limb_darkened_occultation,
+    simulate_night,
+    transit_flux,
+)
 
 logging.getLogger("emcee").setLevel(logging.ERROR)
 
@@ -272,3 +278,24 @@ def test_long_exposures_are_integrated_over() -> None:
         TRUTH.tc, TRUTH.rp_rs, TRUTH.a_rs, TRUTH.inc
     )
     assert np.max(np.abs(instantaneous - average)) > 1e-4  # the contacts are visibly rounded
+
+
+def test_beta_tells_correlated_noise_from_white() -> None:
+    time = np.linspace(TRUTH.tc - 0.1, TRUTH.tc + 0.1, 300)
+    white, red = [], []
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        white.append(red_noise_beta(time, rng.normal(size=300), 16 / 1440))
+        # As much noise correlated over 15 minutes as white: it averages down far more slowly.
+        correlated = rng.normal(size=300) + correlated_noise(time, 15 / 1440, rng)
+        red.append(red_noise_beta(time, correlated / correlated.std(), 16 / 1440))
+    assert 0.85 < np.median(white) < 1.2 and max(white) < 1.4
+    assert np.median(red) > 2.0 and min(red) > 1.5
+
+
+def test_red_noise_inflates_the_errors() -> None:
+    calm = fit_transit(simulate_night(TRUTH, 16), EPHEMERIS, mcmc=QUICK)
+    noisy = simulate_night(TRUTH, 16, noise=0.002, red_noise=0.0015, red_timescale_min=15)
+    rough = fit_transit(noisy, EPHEMERIS, mcmc=QUICK)
+    assert calm.red_noise_beta < 1.4 < rough.red_noise_beta
+    assert rough.error_scale >= rough.red_noise_beta and rough.tc.error > 1.3 * calm.tc.error

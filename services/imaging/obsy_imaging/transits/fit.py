@@ -19,8 +19,10 @@ simulated partial nights within 1σ, docs/imaging-transits.md). The result says 
 The start: a scan of Tc over its prior window with the ephemeris' shape (so that a stale
 ephemeris does not trap the optimiser in a local minimum), then Nelder–Mead on the posterior.
 Where the scatter about that fit exceeds the given errors (reduced χ² > 1) the errors are scaled
-up by √χ²_red before the MCMC, so the reported uncertainties follow the data, not the error
-model; they are never scaled down.
+up by √χ²_red before the MCMC, and again by β where the residuals average down more slowly
+than white noise over the ingress time scale (correlated "red" noise: seeing, guiding, flat-field
+errors; ``red_noise_beta``), so the reported uncertainties follow the data, not the error model;
+they are never scaled down.
 """
 
 from __future__ import annotations
@@ -81,7 +83,8 @@ class TransitFit:
     coefficients: dict[str, float]  # the systematics' coefficients at the median parameters
     coefficient_errors: dict[str, float]  # their errors with the transit held at the median parameters
     a2: Value | None  # the exponential airmass law's exponent
-    error_scale: float  # the factor the given errors were scaled by (≥ 1)
+    error_scale: float  # the factor the given errors were scaled by (≥ 1): √χ²_red × β
+    red_noise_beta: float  # β of the time-averaging method (1 where the residuals bin down as white noise)
     chi2_reduced: float  # of the start, with the given errors
     residual_rms: float  # relative flux
     acceptance: float
@@ -183,6 +186,29 @@ def _optimise(problem: _Problem, x0: np.ndarray) -> np.ndarray:
     return result.x
 
 
+def _ingress_days(t14: float, k: float) -> float:
+    """The ingress duration (T12) of a central transit: T14 · k / (1 + k)."""
+    return t14 * k / (1 + k)
+
+
+def red_noise_beta(time: np.ndarray, normalised_residual: np.ndarray, timescale_days: float) -> float:
+    """β of the time-averaging method (Pont, Zucker & Queloz 2006; Winn et al. 2008): how much
+    more the residuals scatter when averaged over bins of ``timescale_days`` (from half to twice
+    it) than white noise would, ``σ_N / (σ_1 / √N · √(M / (M − 1))``, the median over the bin sizes.
+    ``normalised_residual`` is residual / error, so β = 1 means the errors describe the noise on
+    the time scale of the ingress, where the mid-time is measured."""
+    cadence = float(np.median(np.diff(time)))
+    sigma_1 = float(np.std(normalised_residual))
+    betas = []
+    for n in np.unique(np.round(np.geomspace(0.5, 2.0, 7) * timescale_days / cadence).astype(int)):
+        m = len(normalised_residual) // n
+        if n < 2 or m < 4:
+            continue
+        means = normalised_residual[: m * n].reshape(m, n).mean(axis=1)
+        betas.append(float(np.std(means)) / (sigma_1 / math.sqrt(n) * math.sqrt(m / (m - 1))))
+    return float(np.max(betas)) if betas else 1.0
+
+
 def _sample(problem: _Problem, best: np.ndarray, mcmc: McmcSettings) -> tuple[emcee.EnsembleSampler, np.ndarray, float]:
     """emcee from a small ball about the optimum: the sampler, the flat chain after burn-in, the autocorrelation."""
     rng = np.random.default_rng(mcmc.seed)
@@ -252,8 +278,12 @@ def fit_transit(
 
     best = _optimise(problem, problem.start(tc0 - predicted))
     n_free = len(best) + systematics.design.shape[1]
-    chi2_reduced = problem.evaluate(best)[3] / max(1, len(time) - n_free)
-    error_scale = math.sqrt(chi2_reduced) if scale_errors and chi2_reduced > 1 else 1.0
+    transit, systematics_best, _, chi2 = problem.evaluate(best)
+    chi2_reduced = chi2 / max(1, len(time) - n_free)
+    white_scale = math.sqrt(chi2_reduced) if scale_errors and chi2_reduced > 1 else 1.0
+    residual = (problem.flux - transit * systematics_best) * problem.weight / white_scale
+    beta = red_noise_beta(time, residual, _ingress_days(t14, problem.k0)) if scale_errors else 1.0
+    error_scale = white_scale * max(1.0, beta)
     problem.weight = problem.weight / error_scale
 
     sampler, chain, tau = _sample(problem, best, mcmc)
@@ -292,6 +322,7 @@ def fit_transit(
         coefficient_errors=dict(zip(systematics.names, map(float, coefficient_errors), strict=True)),
         a2=_value(columns["a2"]) if "a2" in columns else None,
         error_scale=error_scale,
+        red_noise_beta=beta,
         chi2_reduced=float(chi2_reduced),
         residual_rms=float(np.std((lc.flux - model) / model)),
         acceptance=float(np.mean(sampler.acceptance_fraction)),

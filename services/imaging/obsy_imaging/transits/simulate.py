@@ -5,7 +5,8 @@ limb-darkened star over the planet's disc directly (a polar grid over the disc),
 fits these nights checks the model as well as the fit. The night: a target rising, culminating
 and setting at the site's latitude (its airmass from the hour angle), the differential
 extinction of a colour difference between the host and its comparisons (``extinction_mag`` per
-airmass: Bouguer's law, exponential in the airmass), white noise of ``noise`` (relative) per point.
+airmass: Bouguer's law, exponential in the airmass), white noise of ``noise`` (relative) per point,
+and optionally ``red_noise`` correlated over ``red_timescale_min`` that the stated errors omit.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ def simulate_night(
     span_days: float | None = None,
     start_offset_days: float | None = None,
     noise: float = 0.0025,
+    red_noise: float = 0.0,
+    red_timescale_min: float = 15.0,
     extinction_mag: float = 0.02,
     latitude_deg: float = 48.0,
     dec_deg: float = 30.0,
@@ -111,7 +114,8 @@ def simulate_night(
     x = airmass(hour_angle, latitude_deg, dec_deg)
     extinction = 10.0 ** (-0.4 * extinction_mag * (x - 1.0))
     clean = transit_flux(time, truth) * extinction
-    flux = clean * (1.0 + noise * rng.standard_normal(points))
+    white = noise * rng.standard_normal(points)
+    flux = clean * (1.0 + white + red_noise * correlated_noise(time, red_timescale_min / 1440.0, rng))
     return LightCurve(
         time=time,
         flux=flux,
@@ -120,6 +124,17 @@ def simulate_night(
         filter=filter_code,
         exposure_s=exposure_s,
     )
+
+
+def correlated_noise(time: np.ndarray, timescale_days: float, rng: np.random.Generator) -> np.ndarray:
+    """Unit-variance noise correlated as exp(−Δt/τ) (an Ornstein–Uhlenbeck process): seeing,
+    guiding and flat-field errors that the given errors do not describe."""
+    out = np.empty(len(time))
+    out[0] = rng.standard_normal()
+    for i in range(1, len(time)):
+        rho = np.exp(-(time[i] - time[i - 1]) / timescale_days)
+        out[i] = rho * out[i - 1] + np.sqrt(1 - rho**2) * rng.standard_normal()
+    return out
 
 
 def _t14(truth: Truth) -> float:
