@@ -10,8 +10,8 @@ The archive's columns: ``pl_name``, ``hostname``, ``pl_tranmid`` (BJD, the time 
 The ``ps`` table holds one row per publication: for each planet the mid-time and period are taken
 together from one row (never mixed between publications): the default row where it has both,
 otherwise the row with the latest mid-time (the longest baseline). The geometry (Rp/R*, a/R*,
-inclination, duration, depth) comes from that row. Rows without a mid-time or period are skipped
-unless no row of that planet has both.
+inclination, duration, depth) comes from that row. Rows without a mid-time or period, or in
+another time system, are passed over; a planet with no other row is left out (``skipped`` says why).
 """
 
 from __future__ import annotations
@@ -28,6 +28,18 @@ BJD_TDB = frozenset({"BJD-TDB", "BJD_TDB", "BJDTDB", ""})
 
 class EphemerisError(ValueError):
     """A table or value that cannot make an ephemeris; the message names the column and row."""
+
+
+class UnusableRowError(EphemerisError):
+    """A well-formed row that gives no ephemeris (no mid-time or period, another time system)."""
+
+
+class EphemerisTable(dict):
+    """Ephemerides by planet name; ``skipped`` says why each planet without a usable row is left out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.skipped: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -132,14 +144,14 @@ def _error(row: dict[str, str], column: str, where: str) -> float | None:
 def _from_row(row: dict[str, str], where: str) -> Ephemeris:
     system = (row.get("pl_tsystemref") or "").strip().upper().replace(" ", "")
     if system not in BJD_TDB:
-        raise EphemerisError(f"{where}: pl_tsystemref is {system!r}; only BJD-TDB mid-times are accepted")
+        raise UnusableRowError(f"{where}: pl_tsystemref is {system!r}; only BJD-TDB mid-times are accepted")
     duration_h = _number(row, "pl_trandur", where)
     depth_pc = _number(row, "pl_trandep", where)
     t0 = _number(row, "pl_tranmid", where)
     period = _number(row, "pl_orbper", where)
     if t0 is None or period is None:
         missing = "pl_tranmid" if t0 is None else "pl_orbper"
-        raise EphemerisError(f"{where}: {missing} is empty")
+        raise UnusableRowError(f"{where}: {missing} is empty")
     if t0 < 2_400_000:
         raise EphemerisError(f"{where}: pl_tranmid {t0} is not a full BJD (expected about 2450000 or more)")
     if period <= 0:
@@ -183,8 +195,13 @@ def _fill(chosen: Ephemeris, default: Ephemeris | None) -> Ephemeris:
     return replace(chosen, **gaps)
 
 
-def parse_archive_csv(text: str, source: str = "CSV") -> dict[str, Ephemeris]:
-    """Ephemerides by planet name (``pl_name`` as the archive spells it) from an export's text."""
+def parse_archive_csv(text: str, source: str = "CSV") -> EphemerisTable:
+    """Ephemerides by planet name (``pl_name`` as the archive spells it) from an export's text.
+
+    A malformed table (a missing column, a value that is not a number, a row of the wrong length)
+    raises ``EphemerisError``. A planet with no usable row (the whole table holds non-transiting
+    planets too, without a mid-time) is left out, its reason in ``skipped``.
+    """
     lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1) if not line.startswith("#")]
     lines = [(number, line) for number, line in lines if line.strip()]
     if not lines:
@@ -198,7 +215,7 @@ def parse_archive_csv(text: str, source: str = "CSV") -> dict[str, Ephemeris]:
             f"an export of the planetary-systems table needs {', '.join(REQUIRED)}"
         )
     rows: dict[str, list[tuple[Ephemeris, bool]]] = {}
-    problems: dict[str, EphemerisError] = {}
+    problems: dict[str, str] = {}
     for (number, _), values in zip(lines[1:], csv.reader(line for _, line in lines[1:]), strict=True):
         if len(values) != len(columns):
             raise EphemerisError(f"{source} line {number}: {len(values)} values for {len(columns)} columns")
@@ -210,23 +227,22 @@ def parse_archive_csv(text: str, source: str = "CSV") -> dict[str, Ephemeris]:
         is_default = (row.get("default_flag") or "").strip() == "1"
         try:
             rows.setdefault(name, []).append((_from_row(row, where), is_default))
-        except EphemerisError as error:
-            # A publication without a mid-time is common in the ps table: only an error if no row serves.
-            if "is empty" not in str(error):
-                raise
-            problems.setdefault(name, error)
+        except UnusableRowError as error:
+            # A publication without a mid-time is common in the ps table: it matters only if no row serves.
+            problems.setdefault(name, str(error))
             rows.setdefault(name, [])
-    result = {}
+    result = EphemerisTable()
     for name, candidates in rows.items():
         if not candidates:
-            raise problems[name]
+            result.skipped[name] = problems[name]
+            continue
         defaults = [e for e, is_default in candidates if is_default]
         chosen = defaults[0] if defaults else max((e for e, _ in candidates), key=lambda e: e.t0)
         result[name] = _fill(chosen, defaults[0] if defaults else None)
     return result
 
 
-def read_archive_csv(path: str | Path) -> dict[str, Ephemeris]:
+def read_archive_csv(path: str | Path) -> EphemerisTable:
     """Ephemerides by planet name from a NASA Exoplanet Archive CSV file (see the module's docstring)."""
     path = Path(path)
     try:
