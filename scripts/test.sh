@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+if [[ -z "${OBSY_EXOTIC_PYTHON:-}" && -x .venv-exotic/bin/python ]]; then
+    export OBSY_EXOTIC_PYTHON="$PWD/.venv-exotic/bin/python"  # see scripts/exotic-env.sh
+fi
 workers="${OBSY_TEST_WORKERS:-8}"
 parallel=()
 if [[ "$workers" != 0 ]] && ! printf '%s\n' "$@" | grep -qE '^(-n|--numprocesses)'; then

@@ -1,8 +1,8 @@
 """Cross-check with EXOTIC (Exoplanet Watch's own reduction code) on the same light curve.
 
 EXOTIC 4.3 pins an older numpy and astropy than OBSY's, so it lives in its own virtual
-environment: set ``OBSY_EXOTIC_PYTHON`` to that environment's interpreter (``python -m venv
-exotic-venv && exotic-venv/bin/pip install exotic==4.3.1``); without it the test is skipped.
+environment: ``scripts/exotic-env.sh`` makes it (``.venv-exotic``, which ``make test`` and CI use),
+or set ``OBSY_EXOTIC_PYTHON`` to another one's interpreter; without either the test is skipped.
 EXOTIC fits as it fits a night (nested sampling; Rp/R*, Tc, inc and the airmass exponent free,
 a/R* fixed), OBSY with the same exponential airmass law and the same limb darkening.
 """
