@@ -1,0 +1,66 @@
+"""The reference tables in docs/ are checked against the code, so that neither drifts alone.
+
+- docs/topics.md's per-service table lists every topic ``obsy.topics.Topics`` names, and names
+  no topic the code does not build.
+- docs/mcp.md's states table lists every MCP state and no other.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from obsy.config import SERVICE_NAMES
+from obsy.topics import Topics
+from obsy_mcp.statemachine import State
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+PREFIX = "obsy"
+
+
+def section(markdown: str, heading: str) -> str:
+    """The text under ``heading`` (a ``## `` line) up to the next heading of that level."""
+    match = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", markdown, re.S | re.M)
+    assert match, f"no section '## {heading}'"
+    return match.group(1)
+
+
+def first_column(table_text: str) -> list[str]:
+    """The code spans in the first column of every table row (header and rule rows skipped)."""
+    cells = [line.split("|")[1].strip() for line in table_text.splitlines() if line.startswith("|")]
+    return [cell.strip("`") for cell in cells if cell.startswith("`")]
+
+
+def named_topics() -> set[str]:
+    """Every topic Topics has a name for (its properties), written as the docs write them."""
+    topics = Topics(PREFIX)
+    names = [name for name, value in vars(Topics).items() if isinstance(value, property)]
+    assert len(names) > 20, names  # the properties were found
+    return {"<p>" + getattr(topics, name).removeprefix(PREFIX) for name in names}
+
+
+def conventional_topics() -> set[str]:
+    """The per-service conventions (availability, health, events, state) for every service."""
+    topics = Topics(PREFIX)
+    built = set()
+    for service in (*SERVICE_NAMES, "web/ingestor"):
+        for topic in (topics.availability(service), topics.health(service), topics.events(service)):
+            built.add("<p>" + topic.removeprefix(PREFIX))
+    return built
+
+
+def test_the_topic_table_lists_every_named_topic_and_only_real_ones() -> None:
+    documented = set(first_column(section((DOCS / "topics.md").read_text(), "Per service")))
+    named = named_topics()
+    assert not named - documented, f"topics the code names but docs/topics.md does not list: {named - documented}"
+    unknown = documented - named - conventional_topics()
+    assert not unknown, f"docs/topics.md lists topics no code builds: {unknown}"
+
+
+def test_the_states_table_lists_every_mcp_state_and_no_other() -> None:
+    text = section((DOCS / "mcp.md").read_text(), "States")
+    documented: set[str] = set()
+    for cell in first_column(text):
+        documented.update(part.strip(" `") for part in cell.split("/"))  # `opening` / `closing`
+    states = {state.value for state in State}
+    assert documented == states, f"missing: {states - documented}, not states: {documented - states}"
