@@ -34,40 +34,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import sep
 from astropy.io import fits
 
-PEDESTAL = 200.0
-
-
-def write_lights(folder: Path, count: int, shape: tuple[int, int]) -> list[Path]:
-    from obsy_skysim.allsky import Site
-    from obsy_skysim.field import FieldRenderer, TelescopeOptics
-    from obsy_skysim.sensor import SensorSpec
-    from tests.support.stacking import EXPOSURE_S, GAIN, NIGHT, SITE, offset_pointing
-
-    spec = SensorSpec(width=shape[1], height=shape[0], pixel_um=3.76, bayer=None, temperature_c=-10.0, seed=5)
-    renderers = {
-        pa: FieldRenderer(
-            Site(*SITE), spec, TelescopeOptics(position_angle=pa, limiting_magnitude=15.0, seeing_fwhm_arcsec=3.5)
-        )
-        for pa in (0.0, 180.0)
-    }
-    rng = np.random.default_rng(18)
-    master = renderers[0.0].sensor.master(EXPOSURE_S, GAIN)
-    flat = renderers[0.0].flat_field(1)
-    paths = []
-    for index in range(count):
-        east, north = (0.0, 0.0) if index == 0 else rng.uniform(-60.0, 60.0, 2)
-        renderer = renderers[180.0 if index % 5 == 4 else 0.0]
-        raw = renderer.render(NIGHT, offset_pointing(east, north), EXPOSURE_S, GAIN, seed=1000 + index).image
-        calibrated = (raw.astype(np.float32) - master) / flat + PEDESTAL
-        path = folder / f"frame_{index + 1:05d}.fit"
-        # 32-bit float scaled to 0..1, as Siril keeps calibrated frames (with 16-bit input it
-        # writes a flipped frame at another precision than the rest and refuses to stack them).
-        fits.PrimaryHDU((np.clip(calibrated, 0, 65535) / 65535.0).astype(np.float32)).writeto(path)
-        paths.append(path)
-    return paths
+from tests.support.siril import compare_stacks, load_stack, write_lights
 
 
 # --- OBSY, in a child process ------------------------------------------------------------------
@@ -120,34 +89,12 @@ def run_child(*args: str) -> tuple[dict, float]:
 
 
 def siril(folder: Path, script: str) -> tuple[float, float]:
+    """Siril's seconds and peak resident memory (GB) for one script step."""
     path = folder / "step.ssf"
     path.write_text("requires 1.0.0\nset32bits\n" + script)  # one precision for every registered frame
     started = time.perf_counter()
     _result, peak = run_child("siril-cli", "-d", str(folder), "-s", str(path))
     return time.perf_counter() - started, peak
-
-
-def load_stack(path: Path) -> np.ndarray:
-    """A stack in ADU, NaN (uncovered) filled with the median, 50 px edges cut."""
-    image = fits.getdata(path).astype(np.float32) * 65535.0  # both stacks keep the frames' 0..1 scale
-    image = np.nan_to_num(image, nan=float(np.nanmedian(image)))
-    return np.ascontiguousarray(image[50:-50, 50:-50])
-
-
-def compare_stacks(ours: np.ndarray, theirs: np.ndarray) -> str:
-    """Background noise, median FWHM and SNR (grading's measure) of both, and the light of OBSY's
-    brightest stars in an 8 px aperture at the same places in both (both are on frame 1's grid)."""
-    from obsy_imaging.grading.measure import extract_stars, measure
-
-    a, b = measure(ours), measure(theirs)
-    stars = extract_stars(ours).sources
-    stars = stars[np.argsort(-stars["flux"])][:50]
-    flux = [sep.sum_circle(extract_stars(im).subtracted, stars["x"], stars["y"], 8.0)[0] for im in (ours, theirs)]
-    return (
-        f"background noise OBSY {a.noise:.2f} / Siril {b.noise:.2f} ADU (ratio {a.noise / b.noise:.3f}); "
-        f"median FWHM OBSY {a.fwhm_px:.3f} / Siril {b.fwhm_px:.3f} px; SNR OBSY {a.snr:.0f} / Siril {b.snr:.0f}; "
-        f"star flux Siril/OBSY {float(np.median(flux[1] / flux[0])):.3f}"
-    )
 
 
 def main() -> None:
@@ -176,6 +123,8 @@ def main() -> None:
         link_s, _ = siril(folder, "link light -out=.\n")
         register_s, register_siril_peak = siril(folder, "register light\n")
         stack_s, stack_siril_peak = siril(folder, "stack r_light rej w 3 3 -norm=addscale -out=siril_stack\n")
+        # The light and noise comparison uses Siril's -nonorm stack (see tests/support/siril.py).
+        siril(folder, "stack r_light rej w 3 3 -nonorm -out=siril_nonorm\n")
         print(f"{version}: link {link_s:.2f} s (not counted)")
         print(
             f"Siril register {register_s:6.2f} s  peak {register_siril_peak:.2f} GB   "
@@ -187,11 +136,12 @@ def main() -> None:
         )
         ours, theirs = registered["seconds"] + stacked["seconds"], register_s + stack_s
         print(f"chain (register + stack): OBSY {ours:.2f} s, Siril {theirs:.2f} s, ratio {theirs / ours:.2f}x")
-        siril_stack = next(iter(folder.glob("siril_stack*.fit*")), None)
+        siril_stack = next(iter(folder.glob("siril_nonorm*.fit*")), None)
         if siril_stack is None:
             print("Siril wrote no stack: no quality comparison")
             return
-        print("stacks: " + compare_stacks(load_stack(folder / "obsy_stack.fits"), load_stack(siril_stack)))
+        comparison = compare_stacks(load_stack(folder / "obsy_stack.fits"), load_stack(siril_stack))
+        print("stacks (Siril's -nonorm): " + comparison.describe())
 
 
 if __name__ == "__main__":
