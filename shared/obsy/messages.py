@@ -15,6 +15,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
@@ -72,18 +73,31 @@ class Message(BaseModel):
         return self.model_dump_json().encode("utf-8")
 
 
-def validation_problems(error: ValidationError, limit: int = 5) -> str:
+def validation_problems(
+    error: ValidationError | Sequence[Mapping[str, Any]],
+    limit: int = 5,
+    *,
+    skip: Collection[str] = (),
+    whole: str = "payload",
+) -> str:
     """The first ``limit`` problems of a pydantic error, one ``where: what`` each, never echoing input.
 
+    The one formatter for every validation error OBSY reports (bus payloads, commands, CLI
+    files, the web API). ``error`` is the exception or its ``errors()`` list; location parts in
+    ``skip`` (the web's ``body``) are left out, and a problem with no location is about ``whole``.
     Locations can hold keys taken from the input (a dict's keys): those are excerpted.
     """
+    errors = list(error.errors() if isinstance(error, ValidationError) else error)
 
-    def part(p: str | int) -> str:
+    def part(p: object) -> str:
         return str(p) if len(str(p)) <= EXCERPT_CHARS else excerpt(str(p))
 
-    return "; ".join(
-        f"{'.'.join(part(p) for p in err['loc']) or 'payload'}: {err['msg']}" for err in error.errors()[:limit]
-    )
+    lines = []
+    for err in errors[:limit]:
+        where = ".".join(part(p) for p in err.get("loc", ()) if str(p) not in skip) or whole
+        lines.append(f"{where}: {str(err.get('msg', 'invalid')).removeprefix('Value error, ')}")
+    more = f" (and {len(errors) - limit} more)" if len(errors) > limit else ""
+    return "; ".join(lines) + more
 
 
 # --- every service -------------------------------------------------------------

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from obsy.config import ConfigError, ObsyConfig, load_config
-from obsy.messages import Target, TargetList
+from obsy.messages import Target, TargetList, validation_problems
 from obsy_scheduler.ekos import EkosFiles, write_plan
 from obsy_scheduler.filters import FilterReadError, wheel_filters
 from obsy_scheduler.planner import Plan, Planner
@@ -105,10 +105,7 @@ def _read_targets(path: Path) -> list[Target]:
             return [Target.model_validate(item) for item in data]
         return list(TargetList.model_validate(data).targets)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()[:5]
-        )
-        raise PlanCommandError(f"{path} is not a list of targets: {problems}") from None
+        raise PlanCommandError(f"{path} is not a list of targets: {validation_problems(exc)}") from None
 
 
 def _summary(plan: Plan, files: EkosFiles | None, config: ObsyConfig) -> str:

@@ -29,6 +29,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from obsy.messages import validation_problems
 from obsy.skymodel import SkyModel
 from obsy_skysim.allsky import AllskyOptics, Site, default_lens
 from obsy_skysim.clouds import CLOUD_KINDS, Clouds, make_clouds
@@ -266,4 +267,4 @@ def load_config(path: str | Path | None = None) -> SkySimConfig:
 
 def problems(exc: ValidationError) -> str:
     """A validation error in one line: each field's dotted path and what is wrong with it."""
-    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    return validation_problems(exc, limit=10, whole="settings")

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from obsy.messages import EXCERPT_CHARS, excerpt
+from obsy.messages import EXCERPT_CHARS, excerpt, validation_problems
 from obsy_web.targets import TargetError
 
 
@@ -24,13 +24,7 @@ def _short(part: Any) -> str:
 
 
 def _describe(errors: list[dict[str, Any]]) -> str:
-    parts = []
-    for error in errors[:5]:
-        where = ".".join(_short(p) for p in error.get("loc", ()) if p != "body") or "request"
-        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-        parts.append(f"{where}: {message}")
-    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-    return "invalid request: " + "; ".join(parts) + more
+    return "invalid request: " + validation_problems(errors, skip=("body",), whole="request")
 
 
 def install_error_handlers(app: FastAPI) -> None:
