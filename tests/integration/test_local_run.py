@@ -108,7 +108,11 @@ def wait_for_text(path: Path, pattern: str, launcher: subprocess.Popen, timeout:
 
 @pytest.mark.skipif(shutil.which("indiserver") is None, reason="indiserver (Debian package indi-bin) is not installed")
 def test_demo_mode_sets_up_the_night_and_makes_it_rain(tmp_path):
-    """obsy-local --demo: simulators (a second CCD as the allsky camera), account, targets, rain, clean stop."""
+    """obsy-local --demo: simulators, account, targets; clouds close the roof, rain too; clean stop.
+
+    The sky simulator is the allsky camera and the MCP requires a clear sky: the roof opens only
+    once clouddetect has judged the simulated sky clear, and "make it cloudy" closes it.
+    """
     broker_port, indi_port, web_port = free_port(), free_port(), free_port()
     config = local_config(tmp_path, broker_port, indi_port, web_port)
     data = yaml.safe_load(config.read_text())
@@ -135,11 +139,23 @@ def test_demo_mode_sets_up_the_night_and_makes_it_rain(tmp_path):
         assert demo_config["broker"]["prefix"] == "obsy-demo" and demo_config["site"]["name"].startswith("OBSY demo")
 
         with IndiClient("127.0.0.1", indi_port, timeout=20) as indi:
-            for device in ("Allsky Simulator", "CCD Simulator", "RollOff Simulator", "Weather Simulator"):
+            for device in ("SkySim Allsky", "CCD Simulator", "RollOff Simulator", "Weather Simulator"):
                 indi.wait_device(device)
-            assert indi.wait_property("Allsky Simulator", "DRIVER_INFO").values["DRIVER_EXEC"] == "indi_simulator_ccd"
+            assert indi.wait_property("SkySim Allsky", "DRIVER_INFO").values["DRIVER_EXEC"] == "indi_obsy_allsky"
+            # indiserver found the simulator on the venv's PATH and gave it the demo's site.
+            site = indi.wait_property("SkySim Allsky", "SIM_SITE").values
+            assert abs(site["LAT"] - demo_config["site"]["latitude"]) < 1e-6
+            assert abs(site["LONG"] - demo_config["site"]["longitude"]) < 1e-6
 
-        watcher = Watcher(broker_port, ["obsy-demo/+/availability", "obsy-demo/weather/safety", "obsy-demo/mcp/state"])
+        watcher = Watcher(
+            broker_port,
+            [
+                "obsy-demo/+/availability",
+                "obsy-demo/weather/safety",
+                "obsy-demo/mcp/state",
+                "obsy-demo/clouddetect/state",
+            ],
+        )
         for name in SERVICE_NAMES:
             watcher.wait_payload(f"obsy-demo/{name}/availability", b"online", timeout=60)
         with Client(base_url=f"http://127.0.0.1:{web_port}", timeout=30) as web:
@@ -147,6 +163,16 @@ def test_demo_mode_sets_up_the_night_and_makes_it_rain(tmp_path):
             assert me.status_code == 200 and me.json()["role"] == "operator"
             web.headers["X-CSRF-Token"] = me.json()["csrf_token"]
             assert sorted(t["name"] for t in web.get("/api/v1/targets").json()) == sorted(targets)
+            # The clear-sky gate: the roof opens once clouddetect judges the simulated sky clear...
+            wait_mcp_state(watcher, b"observing", 240)
+            assert last_payload(watcher, "obsy-demo/clouddetect/state").get("clear") is True
+            # ...and closes when clouds roll in on a dry night.
+            reply = web.post("/api/v1/commands/weather/simulate", json={"action": "clouds", "cloud_kind": "overcast"})
+            assert reply.status_code == 200, reply.text
+            watcher.wait_for(lambda _: last_payload(watcher, "obsy-demo/clouddetect/state").get("clear") is False, 180)
+            wait_mcp_state(watcher, b"closed_unsafe", 120)
+            reply = web.post("/api/v1/commands/weather/simulate", json={"action": "clouds", "cloud_kind": "clear"})
+            assert reply.status_code == 200, reply.text
             reply = web.post("/api/v1/commands/weather/simulate", json={"action": "rain"})
             assert reply.status_code == 200, reply.text
         watcher.wait_for(
@@ -172,6 +198,18 @@ def test_demo_mode_sets_up_the_night_and_makes_it_rain(tmp_path):
     wait_port_closed(broker_port)
     wait_port_closed(indi_port)
     wait_port_closed(web_port)
+
+
+def last_payload(watcher: Watcher, topic: str) -> dict:
+    messages = watcher.on(topic)
+    return json.loads(messages[-1].payload) if messages else {}
+
+
+def wait_mcp_state(watcher: Watcher, state: bytes, timeout: float) -> None:
+    def reached(_: object) -> bool:
+        return b'"state":"' + state + b'"' in ([b""] + [m.payload for m in watcher.on("obsy-demo/mcp/state")])[-1]
+
+    watcher.wait_for(reached, timeout)
 
 
 @pytest.mark.skipif(
