@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from obsy.indi import IndiClient
+from tests.support.configs import write_config
+from tests.support.indi_late_proxy import LateDefinitionProxy
 from tests.support.indiserver import CCD, IndiServer, require_indi
 from tests.support.watcher import Watcher
 from tests.support.weather import RunningWeather
@@ -50,7 +52,7 @@ def client(server: IndiServer) -> Iterator[IndiClient]:
         yield c
 
 
-def sections(server: IndiServer, camera: str = ALLSKY) -> dict:
+def sections(server: IndiServer | LateDefinitionProxy, camera: str = ALLSKY) -> dict:
     return {"indi": {"host": server.host, "port": server.port}, "allsky": {"camera": {"device": camera}}}
 
 
@@ -95,6 +97,30 @@ def test_cli_sets_the_sky_simulators_clouds(server, mosquitto, client, tmp_path)
         result = simulate(config, "clouds", "--kind", "clear")
         assert result.returncode == 0, result.stderr
         eventually(lambda: clouds_now(client)[0] == "CLEAR")
+
+
+def test_cli_waits_for_cloud_settings_that_the_driver_defines_late(server, mosquitto, client, tmp_path) -> None:
+    """A client that knows SIM_CLOUDS but not yet SIM_CLOUD_SETTINGS (a busy machine) waits for it."""
+    with LateDefinitionProxy(server.host, server.port, "SIM_CLOUD_SETTINGS", release_after=3.0) as proxy:
+        config = write_config(tmp_path, mosquitto, **sections(proxy))
+        result = simulate(config, "clouds", "--cover", "55")
+        assert result.returncode == 0, result.stderr
+        assert "clouds: scattered 55 %" in result.stdout
+        assert len(proxy.held) == 1 and len(proxy.released) == 1  # it really came late, and was waited for
+    eventually(lambda: clouds_now(client) == ("SCATTERED", 55.0))
+
+
+def test_cli_names_cloud_settings_that_never_come_and_changes_nothing(server, mosquitto, client, tmp_path) -> None:
+    before = clouds_now(client)
+    with LateDefinitionProxy(server.host, server.port, "SIM_CLOUD_SETTINGS", release_after=None) as proxy:
+        config = write_config(tmp_path, mosquitto, **sections(proxy))
+        result = simulate(config, "clouds", "--cover", "20", "--timeout", "2")
+        assert proxy.held
+    assert result.returncode == 1, result.stdout
+    assert f"the sky simulator's allsky camera {ALLSKY!r} at 127.0.0.1:{proxy.port}" in result.stderr
+    assert "did not define SIM_CLOUD_SETTINGS within 2 s" in result.stderr
+    time.sleep(1)
+    assert clouds_now(client) == before  # not half applied: the kind was not switched either
 
 
 def test_cli_refuses_bad_clouds_and_a_camera_that_is_not_the_sky_simulator(server, mosquitto, tmp_path) -> None:

@@ -212,11 +212,15 @@ def check_sky_simulator(client: IndiClient, device: str, timeout: float) -> None
             f"the allsky camera {device!r} is driven by {driver}, not the sky simulator ({SKYSIM_DRIVER}): "
             "only simulated clouds can be set"
         )
+    if driver == SKYSIM_DRIVER:
+        wait_cloud_property(client, device, CLOUDS, timeout)
+        return
     try:
         client.wait_property(device, CLOUDS, timeout=timeout)
     except IndiError:
         raise SimulationError(
-            f"the allsky camera {device!r} has no {CLOUDS} property: it is not the sky simulator ({SKYSIM_DRIVER})"
+            f"the allsky camera {device!r} has no {CLOUDS} property (waited {timeout:g} s): "
+            f"it is not the sky simulator ({SKYSIM_DRIVER})"
         ) from None
 
 
@@ -237,14 +241,31 @@ def apply_clouds(
         raise SimulationError(
             f"no allsky camera {device!r} on the INDI server at {client.address} (devices: {found})"
         ) from None
+    check_sky_simulator(client, device, timeout)
     try:
-        check_sky_simulator(client, device, timeout)
         if values["cover"] is not None:
+            wait_cloud_property(client, device, CLOUD_SETTINGS, timeout)
             client.set_number(device, CLOUD_SETTINGS, {"COVER": values["cover"]}, timeout=timeout)
         client.set_switch(device, CLOUDS, values["kind"].upper(), timeout=timeout)
     except IndiError as error:
         raise SimulationError(f"{device!r} at {client.address}: {error}") from None
     return values
+
+
+def wait_cloud_property(client: IndiClient, device: str, name: str, timeout: float) -> None:
+    """Wait until the sky simulator has defined ``name``; SimulationError naming it when it never does.
+
+    The driver defines its properties one after another, and indiserver passes them on as they
+    come: a client that connects while the driver starts (or while the machine is busy) can see
+    ``SIM_CLOUDS`` well before ``SIM_CLOUD_SETTINGS``, and setting a property not yet defined fails.
+    """
+    try:
+        client.wait_property(device, name, timeout=timeout)
+    except IndiError:
+        raise SimulationError(
+            f"the sky simulator's allsky camera {device!r} at {client.address} did not define {name} "
+            f"within {timeout:g} s (its driver may still be starting, or may have failed: see indiserver's log)"
+        ) from None
 
 
 def apply_clouds_at(
