@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+import xml.etree.ElementTree as ET
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -200,6 +202,18 @@ def test_demo_mode_sets_up_the_night_and_makes_it_rain(tmp_path):
     wait_port_closed(web_port)
 
 
+def first_planned_job(ekos_dir: Path) -> tuple[str, datetime]:
+    """The first job of the newest Ekos schedule (the one the MCP's plan request got): its name and "At" start."""
+    schedule = max(ekos_dir.rglob("*.esl"), key=lambda path: path.stat().st_mtime)
+    jobs = [
+        (job.findtext("Name", ""), datetime.fromisoformat(condition.get("value", "")))
+        for job in ET.parse(schedule).getroot().iter("Job")
+        if (condition := job.find("StartupCondition/Condition")) is not None and condition.text == "At"
+    ]
+    assert jobs, f"{schedule} has no job that starts at a planned time"
+    return min(jobs, key=lambda job: job[1])
+
+
 def last_payload(watcher: Watcher, topic: str) -> dict:
     messages = watcher.on(topic)
     return json.loads(messages[-1].payload) if messages else {}
@@ -235,12 +249,15 @@ def test_demo_with_kstars_runs_tonights_schedule_in_ekos(tmp_path):
         wait_for_text(out_path, r"Ekos is open with the profile 'OBSY demo'", launcher, timeout=240)
         wait_for_text(out_path, r"start_ekos_schedule: done", launcher, timeout=240)
         wait_for_text(out_path, r"opening -> observing", launcher, timeout=30)
-        # The plan is made afresh just before Ekos starts and its first job starts at its planned
-        # time, a minute or two ahead (slew and the scheduler's lead time): the first frame came
-        # 126 s after "observing" in one run.
-        deadline = time.monotonic() + 300
+        # The plan is made afresh just before Ekos starts, and its first job starts "At" its
+        # planned time, a minute or two ahead (75 s after "observing" in one run): the first
+        # frame is due a slew and an exposure after that (about 40 s here), not after "observing".
+        name, start = first_planned_job(tmp_path / "data" / "demo" / "ekos")
+        ahead = start.timestamp() - time.time()
+        assert ahead < 240, f"the first Ekos job ({name}) is planned {ahead:.0f} s ahead, at {start}"
+        deadline = max(start.timestamp(), time.time()) + 150
         while not list(frames.rglob("*.fits")):  # Ekos captures tonight's plan through the demo's server
-            assert time.monotonic() < deadline, f"no frames under {frames}"
+            assert time.time() < deadline, f"no frames under {frames} 150 s after {name}'s planned start ({start})"
             time.sleep(1)
         # The roof is open: the MCP stops Ekos, parks the mount and closes the roof before it
         # exits (bounded by mcp.shutdown_close_timeout), then the rest stops.
