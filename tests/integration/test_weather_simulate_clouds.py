@@ -48,7 +48,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndiServer]:
 @pytest.fixture
 def client(server: IndiServer) -> Iterator[IndiClient]:
     with IndiClient.from_config(server.config(), timeout=10.0, reconnect_interval=0.2) as c:
-        c.wait_property(ALLSKY, "SIM_CLOUDS")
+        for name in ("SIM_CLOUDS", "SIM_CLOUD_SETTINGS"):  # defined one after the other
+            c.wait_property(ALLSKY, name)
         yield c
 
 
