@@ -19,6 +19,12 @@ indiserver runs under another process name (``obsy-indi-server``, a link in the 
 directory): KStars runs ``pkill indiserver`` when it exits, which would stop ours too.
 Drivers with a device name of their own (``{driver: ..., name: ...}``) are started through
 indiserver's control FIFO (``start <driver> -n "<name>"``), again after every restart.
+indiserver finds drivers on its ``PATH``, with this Python's ``bin`` directory (the virtual
+environment's) put first: the sky simulator's drivers (``indi_obsy_allsky``,
+``indi_obsy_camera``) are console scripts there. When one of them is among the local drivers
+and ``OBSY_SKYSIM_CONFIG`` is not set, the launcher writes their settings file
+(``<run_dir>/skysim.yaml``: the configured site, a small sensor, the device names) and
+points indiserver's environment at it (docs/skysim.md).
 
 ``--demo`` runs the demonstration (:mod:`obsy.demo`): the same, with the demo's
 configuration, an operator account, demo targets and a script for the user.
@@ -45,6 +51,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+import yaml
+
 from obsy.config import SERVICE_NAMES, ConfigError, IndiLocalDriver, ObsyConfig, load_config
 from obsy.runner import EXIT_CONFIG
 
@@ -58,6 +66,40 @@ MAX_RESTARTS = 5
 INDISERVER_PROCESS_NAME = "obsy-indi-server"
 RESTART_WINDOW_S = 600.0
 STOP_GRACE_S = 15.0
+#: The sky simulator's INDI drivers (services/skysim) and its settings file's variable.
+SKYSIM_ALLSKY_DRIVER = "indi_obsy_allsky"
+SKYSIM_CAMERA_DRIVER = "indi_obsy_camera"
+SKYSIM_CONFIG_ENV = "OBSY_SKYSIM_CONFIG"
+#: The simulated allsky sensor of a local run: small, so that rendering, the allsky pipeline
+#: and clouddetect stay light on a laptop (docs/skysim.md, "Settings").
+SKYSIM_LOCAL_SENSOR = {"width": 1280, "height": 960, "pixel_um": 3.75, "bayer": "RGGB"}
+
+
+def indi_driver_path() -> str:
+    """indiserver's PATH: this Python's bin directory (the venv's console scripts) first."""
+    here = str(Path(sys.executable).parent)
+    rest = [p for p in os.environ.get("PATH", os.defpath).split(os.pathsep) if p and p != here]
+    return os.pathsep.join([here, *rest])
+
+
+def skysim_settings(config: ObsyConfig) -> dict | None:
+    """The sky simulator's settings for the local drivers, or None when none of them is the simulator."""
+    drivers = {entry.driver: entry for entry in config.indi.local_drivers}
+    if SKYSIM_ALLSKY_DRIVER not in drivers and SKYSIM_CAMERA_DRIVER not in drivers:
+        return None
+    site = {"latitude": config.site.latitude, "longitude": config.site.longitude, "elevation": config.site.elevation}
+    settings: dict = {"allsky": {"site": site, "sensor": dict(SKYSIM_LOCAL_SENSOR)}}
+    allsky = drivers.get(SKYSIM_ALLSKY_DRIVER)
+    if allsky is not None and allsky.name is not None:
+        settings["allsky"]["device"] = allsky.name
+    camera = drivers.get(SKYSIM_CAMERA_DRIVER)
+    if camera is not None:
+        settings["camera"] = {"site": site}
+        if camera.name is not None:
+            settings["camera"]["device"] = camera.name
+        if allsky is not None and allsky.name is not None:
+            settings["camera"]["clouds_from"] = allsky.name
+    return settings
 
 
 def is_loopback(host: str) -> bool:
@@ -201,6 +243,12 @@ class Launcher:
         named = [entry for entry in indi.local_drivers if entry.name is not None]
         argv = [str(alias), "-v", "-u", str(local_socket), "-p", str(indi.port), "-f", str(fifo), *plain]
         child = Child("indiserver", argv, self.log_dir / "indiserver.log")
+        child.env["PATH"] = indi_driver_path()
+        settings = skysim_settings(self.config)
+        if settings is not None and SKYSIM_CONFIG_ENV not in os.environ:
+            skysim = self.run_dir / "skysim.yaml"
+            skysim.write_text(yaml.safe_dump(settings, sort_keys=False))
+            child.env[SKYSIM_CONFIG_ENV] = str(skysim)
         if self.demo is not None:  # drivers keep settings and park data in ~/.indi: not the user's for a demo
             home = self.run_dir / "indi-home"
             home.mkdir(parents=True, exist_ok=True)

@@ -284,6 +284,18 @@ class WeatherSimulationAction(StrEnum):
     RAIN = "rain"
     CLEAR = "clear"
     WIND = "wind"
+    #: Clouds on the sky simulator's allsky camera (SIM_CLOUDS), not on the weather simulator.
+    CLOUDS = "clouds"
+
+
+class SimulatedCloudKind(StrEnum):
+    """The sky simulator's cloud kinds (its SIM_CLOUDS switches, lower case)."""
+
+    CLEAR = "clear"
+    SCATTERED = "scattered"
+    BANK = "bank"
+    VEIL = "veil"
+    OVERCAST = "overcast"
 
 
 class WeatherSimulationCommand(Message):
@@ -298,6 +310,10 @@ class WeatherSimulationCommand(Message):
     wind_speed: float | None = Field(
         default=None, ge=0, le=100, description="km/h (the simulator allows 0-100); for wind"
     )
+    cloud_kind: SimulatedCloudKind | None = Field(
+        default=None, description="for clouds: the sky simulator's cloud kind (scattered when only cover is given)"
+    )
+    cover: float | None = Field(default=None, ge=0, le=100, description="percent; for clouds of the scattered kind")
     request_id: str | None = Field(default=None, max_length=64)
     user: str | None = Field(default=None, max_length=64, description="who asked (the web service's account)")
     origin: CommandOrigin | None = Field(default=None, description="who sent it; empty: unknown")
@@ -306,6 +322,15 @@ class WeatherSimulationCommand(Message):
     def _wind_needs_speed(self) -> WeatherSimulationCommand:
         if self.action is WeatherSimulationAction.WIND and self.wind_speed is None:
             raise ValueError("the wind action needs wind_speed (km/h)")
+        if self.action is WeatherSimulationAction.CLOUDS:
+            if self.cloud_kind is None and self.cover is None:
+                raise ValueError("the clouds action needs cloud_kind or cover (percent, for scattered clouds)")
+            if self.cloud_kind is None:
+                self.cloud_kind = SimulatedCloudKind.SCATTERED
+            if self.cover is not None and self.cloud_kind is not SimulatedCloudKind.SCATTERED:
+                raise ValueError(f"cover is for scattered clouds, not {self.cloud_kind.value}")
+        elif self.cloud_kind is not None or self.cover is not None:
+            raise ValueError(f"cloud_kind and cover are for the clouds action, not {self.action.value}")
         return self
 
 

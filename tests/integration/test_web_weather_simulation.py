@@ -1,16 +1,21 @@
 """The dashboard's "make it rain": button → web API → bus → the weather service → INDI's weather simulator.
 
-Everything is real: Mosquitto, indiserver with indi_simulator_weather, the weather service
-(simulation allowed) and the web service (SQLite), and Chromium for the button.
+Everything is real: Mosquitto, indiserver with indi_simulator_weather and the sky simulator's
+allsky camera (indi_obsy_allsky, for "make it cloudy"), the weather service (simulation allowed)
+and the web service (SQLite), and Chromium for the buttons.
 """
 
 from __future__ import annotations
 
 import shutil
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from obsy.indi import IndiClient
 from tests.support.indiserver import WEATHER, IndiServer, require_indi
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.watcher import Watcher
@@ -24,20 +29,27 @@ pytest.importorskip("PyIndi", reason="pyindi-client is not installed (pip instal
 require_indi([DRIVER])
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 URL = "/api/v1/commands/weather/simulate"
+SKYSIM = Path(sys.executable).parent / "indi_obsy_allsky"
+if not SKYSIM.exists():
+    pytest.skip("the sky simulator is not installed (pip install -e services/skysim)", allow_module_level=True)
+ALLSKY = "SkySim Allsky"
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory) -> Iterator[tuple[RunningWeb, MosquittoBroker]]:
+def system(tmp_path_factory) -> Iterator[tuple[RunningWeb, MosquittoBroker, IndiServer]]:
     workdir = tmp_path_factory.mktemp("web-simulation")
     broker = MosquittoBroker(workdir)
     broker.start()
-    indi = IndiServer(workdir / "indi", [DRIVER])
+    indi = IndiServer(workdir / "indi", [DRIVER, str(SKYSIM)])
     indi.start()
     source = {"type": "indi", "name": "sim", "device": WEATHER, "host": indi.host, "port": indi.port,
               "poll_interval": 1, "max_age": 60}  # fmt: skip
     weather_dir = workdir / "weather"
     weather_dir.mkdir()
-    weather = RunningWeather(weather_dir, broker, sources=[source], safe_delay=0, allow_simulation=True)
+    allsky = {"indi": {"host": indi.host, "port": indi.port}, "allsky": {"camera": {"device": ALLSKY}}}
+    weather = RunningWeather(
+        weather_dir, broker, sections=allsky, sources=[source], safe_delay=0, allow_simulation=True
+    )
     web = RunningWeb(workdir, broker, f"sqlite:///{workdir / 'obsy.sqlite3'}", command_timeout=10)
     web.config.weather.allow_simulation = True  # the shared config of a demo: the dashboard shows the buttons
     try:
@@ -45,7 +57,7 @@ def system(tmp_path_factory) -> Iterator[tuple[RunningWeb, MosquittoBroker]]:
             web.start()
             web.add_user("vera", "viewer")
             web.add_user("otto", "operator")
-            yield web, broker
+            yield web, broker, indi
     finally:
         web.stop()
         indi.stop()
@@ -60,7 +72,7 @@ def verdicts(system) -> Iterator[Watcher]:
 
 
 def test_only_operators_may_simulate_and_bad_requests_are_named(system) -> None:
-    web, _ = system
+    web, _, _ = system
     with web.client() as anonymous:
         assert anonymous.post(URL, json={"action": "rain"}).status_code == 401
     with web.login("vera") as viewer:
@@ -68,7 +80,12 @@ def test_only_operators_may_simulate_and_bad_requests_are_named(system) -> None:
         assert reply.status_code == 403 and "operator" in reply.json()["detail"]
     with web.login("otto") as operator:
         for body, expected in (
-            ({"action": "hail"}, "action: Input should be 'rain', 'clear' or 'wind'"),
+            ({"action": "hail"}, "action: Input should be 'rain', 'clear', 'wind' or 'clouds'"),
+            ({"action": "clouds"}, "the clouds action needs cloud_kind or cover"),
+            ({"action": "clouds", "cloud_kind": "fog"}, "cloud_kind: Input should be 'clear', 'scattered'"),
+            ({"action": "clouds", "cover": 150}, "cover: Input should be less than or equal to 100"),
+            ({"action": "clouds", "cloud_kind": "veil", "cover": 50}, "cover is for scattered clouds, not veil"),
+            ({"action": "rain", "cover": 50}, "cloud_kind and cover are for the clouds action, not rain"),
             ({"action": "wind"}, "the wind action needs wind_speed"),
             ({"action": "wind", "wind_speed": 500}, "less than or equal to 100"),
             ({"action": "rain", "wind_speed": 5}, "wind_speed belongs to the wind action, not rain"),
@@ -80,7 +97,7 @@ def test_only_operators_may_simulate_and_bad_requests_are_named(system) -> None:
 
 
 def test_make_it_rain_and_stop_it_through_the_api(system, verdicts) -> None:
-    web, _ = system
+    web, _, _ = system
     with web.login("otto") as operator:
         reply = operator.post(URL, json={"action": "clear"})
         assert reply.status_code == 200, reply.text
@@ -102,10 +119,40 @@ def test_make_it_rain_and_stop_it_through_the_api(system, verdicts) -> None:
         assert sent and sent[0]["origin"] == "web user otto, role operator"
 
 
+def clouds_on(indi_port: int) -> str:
+    """The switch that is on in the sky simulator's SIM_CLOUDS, read from the INDI server now."""
+    with IndiClient("127.0.0.1", indi_port, timeout=10.0, reconnect=False) as client:
+        values = client.wait_property(ALLSKY, "SIM_CLOUDS").values
+        return next(name for name, on in values.items() if on)
+
+
+def eventually_clouds(indi_port: int, kind: str) -> None:
+    deadline = time.monotonic() + 10
+    while clouds_on(indi_port) != kind:
+        assert time.monotonic() < deadline, f"the sky simulator's clouds never became {kind}"
+        time.sleep(0.2)
+
+
+def test_make_it_cloudy_and_clear_the_sky_through_the_api(system) -> None:
+    web, _, indi = system
+    port = indi.port
+    with web.login("otto") as operator:
+        reply = operator.post(URL, json={"action": "clouds", "cloud_kind": "overcast"})
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["values"] == {"kind": "overcast", "cover": None}
+        assert "simulated sky on SkySim Allsky: clouds: overcast" in reply.json()["message"]
+        eventually_clouds(port, "OVERCAST")
+        reply = operator.post(URL, json={"action": "clouds", "cover": 45})
+        assert reply.status_code == 200 and reply.json()["values"] == {"kind": "scattered", "cover": 45.0}
+        eventually_clouds(port, "SCATTERED")
+        assert operator.post(URL, json={"action": "clouds", "cloud_kind": "clear"}).status_code == 200
+        eventually_clouds(port, "CLEAR")
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package chromium)")
-def test_the_dashboard_buttons_make_it_rain(system, verdicts, tmp_path) -> None:
-    web, _ = system
+def test_the_dashboard_buttons_make_it_rain_and_cloudy(system, verdicts, tmp_path) -> None:
+    web, _, _ = system
     playwright_api = pytest.importorskip("playwright.sync_api")
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -123,6 +170,12 @@ def test_the_dashboard_buttons_make_it_rain(system, verdicts, tmp_path) -> None:
             page.click("text=Stop the rain")
             playwright_api.expect(page.locator("#simulation-result")).to_contain_text("clear", timeout=15000)
             playwright_api.expect(page.locator("#safety-verdict")).to_have_text("safe", timeout=15000)
+            page.click("text=Make it cloudy")
+            playwright_api.expect(page.locator("#simulation-result")).to_contain_text("clouds: overcast", timeout=15000)
+            eventually_clouds(system[2].port, "OVERCAST")
+            page.click("text=Clear the sky")
+            playwright_api.expect(page.locator("#simulation-result")).to_contain_text("clouds: clear", timeout=15000)
+            eventually_clouds(system[2].port, "CLEAR")
         finally:
             browser.close()
 

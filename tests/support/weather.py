@@ -38,9 +38,18 @@ class FakeClock:
 class RunningWeather:
     """The weather service under the real runner, on its own thread, with an injectable clock."""
 
-    def __init__(self, tmp_path: Path, mosquitto: Any, clock: Callable[[], datetime] | None = None, **weather: Any):
+    def __init__(
+        self,
+        tmp_path: Path,
+        mosquitto: Any,
+        clock: Callable[[], datetime] | None = None,
+        sections: dict[str, Any] | None = None,
+        **weather: Any,
+    ):
+        """``weather`` are the weather section's settings; ``sections`` other sections (indi, allsky)."""
         settings = {"heartbeat_interval": 1, **weather}
-        self.config = load_config(write_config(tmp_path, mosquitto, weather=settings, run_dir=str(tmp_path)))
+        path = write_config(tmp_path, mosquitto, weather=settings, run_dir=str(tmp_path), **(sections or {}))
+        self.config = load_config(path)
         self.runner = ServiceRunner(WeatherService, self.config)
         self.service: WeatherService = self.runner.service  # type: ignore[assignment]
         if clock is not None:

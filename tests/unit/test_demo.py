@@ -73,3 +73,49 @@ def test_the_script_says_when_the_configured_site_is_not_dark(tmp_path) -> None:
     text = demo_script(night, "http://127.0.0.1:8080/", "obsy-weather simulate", ["M31"])
     assert "astronomical night now, the Sun 40° below the horizon" in text
     assert "secret-password" in text and "obsy-weather simulate rain" in text and "Make it rain" in text
+    assert "obsy-weather simulate clouds --kind overcast" in text and "Make it cloudy" in text
+
+
+def test_the_demo_runs_the_sky_simulator_as_its_allsky_camera_and_requires_a_clear_sky(tmp_path) -> None:
+    from obsy.demo.setup import prepare_demo
+    from obsy.launcher import skysim_settings
+
+    path = tmp_path / "obsy.yaml"
+    path.write_text(f"site: {{latitude: 48, longitude: 16}}\ndata_dir: {tmp_path / 'data'}\ndemo: {{kstars: false}}\n")
+    plan = prepare_demo(str(path), now=datetime(2026, 1, 15, 12, 0, tzinfo=UTC))
+    config = plan.config
+    assert "indi_obsy_allsky" in [d.driver for d in config.indi.local_drivers]
+    assert config.allsky.camera.device == "SkySim Allsky"
+    assert config.mcp.require_clear_sky is True
+    # The simulator renders the demo's sky: the launcher hands it the demo's (night) site.
+    settings = skysim_settings(config)
+    assert settings is not None and "device" not in settings["allsky"]  # its default name, "SkySim Allsky"
+    assert settings["allsky"]["site"] == {
+        "latitude": config.site.latitude,
+        "longitude": config.site.longitude,
+        "elevation": config.site.elevation,
+    }
+
+
+def test_the_launcher_finds_the_sky_simulator_and_names_its_devices(tmp_path, monkeypatch) -> None:
+    import sys
+
+    from obsy.launcher import indi_driver_path, skysim_settings
+
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert indi_driver_path().split(":")[0] == str(Path(sys.executable).parent)
+    path = tmp_path / "obsy.yaml"
+    path.write_text(
+        "site: {latitude: 48, longitude: 16}\nindi:\n  local_drivers: [indi_simulator_ccd, indi_simulator_weather]\n"
+    )
+    assert skysim_settings(load_config(path)) is None  # no simulator: no settings file
+    path.write_text(
+        "site: {latitude: 48, longitude: 16, elevation: 300}\n"
+        "indi:\n  local_drivers: [{driver: indi_obsy_allsky, name: Roof Cam}, indi_obsy_camera]\n"
+    )
+    settings = skysim_settings(load_config(path))
+    assert settings["allsky"]["device"] == "Roof Cam" and settings["allsky"]["site"]["elevation"] == 300
+    assert settings["camera"]["clouds_from"] == "Roof Cam"  # the main camera follows that camera's clouds
+    from obsy_skysim.config import SkySimConfig
+
+    SkySimConfig.model_validate(settings)  # the simulator accepts what the launcher writes

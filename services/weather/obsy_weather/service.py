@@ -23,6 +23,7 @@ from obsy.messages import (
     CommandOrigin,
     Event,
     SafetyVerdict,
+    WeatherSimulationAction,
     WeatherSimulationCommand,
     WeatherState,
     utc_now,
@@ -148,6 +149,9 @@ class WeatherService(Service):
                 command,
             )
             return
+        if command.action is WeatherSimulationAction.CLOUDS:
+            threading.Thread(target=self._simulate_clouds, args=(command,), name="weather-clouds", daemon=True).start()
+            return
         source = next((s for s in self.sources if isinstance(s, IndiWeatherSource)), None)
         if source is None:
             self._simulation_refused("no INDI weather source is configured: nothing to simulate", request_id, command)
@@ -173,6 +177,34 @@ class WeatherService(Service):
                     "action": command.action.value,
                     "values": values,
                     "source": source.name,
+                    "user": command.user,
+                    "origin": _origin_data(command),
+                },
+            )
+        )
+
+    def _simulate_clouds(self, command: WeatherSimulationCommand) -> None:
+        target = simulator.cloud_target(self.config)
+        with self._simulation_lock:
+            try:
+                values = simulator.apply_clouds_at(
+                    target, command.cloud_kind, command.cover, connect_timeout=self.config.indi.connect_timeout
+                )
+            except simulator.SimulationError as error:
+                self._simulation_refused(str(error), command.request_id, command)
+                return
+        who = f", asked by {_sender(command)}"
+        self.bus.publish_event(
+            Event(
+                service=self.name,
+                kind="simulation_applied",
+                level="warning",
+                message=f"simulated sky on {target.device}: {simulator.describe(command.action, values)}{who}",
+                data={
+                    "request_id": command.request_id,
+                    "action": command.action.value,
+                    "values": values,
+                    "device": target.device,
                     "user": command.user,
                     "origin": _origin_data(command),
                 },

@@ -48,6 +48,8 @@ class WeatherSimulationGateway:
         try:
             self.bus.publish(self.topics.weather_simulate_command, command, qos=1)
             what = command.action.value + (f" {command.wind_speed:g} km/h" if command.wind_speed is not None else "")
+            what += f" {command.cloud_kind.value}" if command.cloud_kind is not None else ""
+            what += f" {command.cover:g} %" if command.cover is not None else ""
             self.bus.publish_event(command_event("weather/simulate", what, origin, request_id=request_id))
             if not done.wait(self.timeout):
                 raise NoAnswerError(

@@ -30,6 +30,7 @@ def demo_script(plan: DemoPlan, dashboard: str, weather_command: str, targets: l
         "",
         "1. Watch the dashboard. Weather turns safe after the safe delay "
         f"({delay}); the scheduler plans the night for the targets;",
+        "   clouddetect judges the simulated sky clear after a few allsky frames;",
         "   the MCP confirms the mount parked, opens the roof and starts the night:",
         f"   'Observatory' goes closed -> opening -> observing, {ekos}.",
         "   Allsky frames appear every "
@@ -42,6 +43,10 @@ def demo_script(plan: DemoPlan, dashboard: str, weather_command: str, targets: l
         f"       {weather_command} clear",
         f"   The roof stays closed for the safe delay ({delay} of good weather), then the night resumes.",
         f"   Also try: {weather_command} wind 60   (too windy; 'clear' calms it again)",
+        "4. Make it cloudy: press 'Make it cloudy' (overcast), or run",
+        f"       {weather_command} clouds --kind overcast   (or: clouds --cover 60)",
+        "   No rain, but after a few allsky frames clouddetect says cloudy and the MCP closes",
+        "   as for rain; 'Clear the sky' (clouds --kind clear) reopens it after the safe delay.",
         "",
         "Press Ctrl-C to stop everything the demo started.",
         "=" * 78,

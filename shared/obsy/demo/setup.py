@@ -11,7 +11,10 @@ read exactly what the demo runs with. What is forced, and why:
   start; images stay);
 - the weather simulator as the only weather source, ``weather.allow_simulation`` on;
 - ``demo.safe_delay`` as the weather's and the MCP's safe delay;
-- the allsky camera: a second CCD simulator under its own name ("Allsky Simulator");
+- the allsky camera: the sky simulator's (``indi_obsy_allsky``, "SkySim Allsky"), which renders
+  the real sky for the demo's site with clouds on command (``obsy-weather simulate clouds``),
+  so the MCP requires a clear sky (``mcp.require_clear_sky``) as at a real observatory; the
+  main camera stays INDI's CCD simulator, which Ekos is known to capture from;
 - the site: where it is astronomical night now, unless ``demo.site`` is ``config``.
 """
 
@@ -32,14 +35,18 @@ from obsy.demo.kstars import PROFILE, bus_address, kstars_available
 from obsy.demo.site import night_site
 from obsy.launcher import free_port, port_open
 
-ALLSKY_DEVICE = "Allsky Simulator"
+#: The sky simulator's allsky camera (services/skysim; its default device name).
+ALLSKY_DRIVER = "indi_obsy_allsky"
+ALLSKY_DEVICE = "SkySim Allsky"
 WEATHER_DEVICE = "Weather Simulator"
+#: The demo allsky camera's fixed exposure (seconds): stars to magnitude 6 on the simulator.
+DEMO_ALLSKY_EXPOSURE_S = 15.0
 DEMO_DRIVERS: list[Any] = [
     "indi_simulator_telescope",
     "indi_simulator_ccd",
     "indi_rolloff_dome",
     "indi_simulator_weather",
-    {"driver": "indi_simulator_ccd", "name": ALLSKY_DEVICE},
+    ALLSKY_DRIVER,
 ]
 DEMO_CONFIG_NAME = "obsy-demo.yaml"
 #: Where the demo's site sits when the user's file has none (only the latitude is used).
@@ -87,11 +94,17 @@ def demo_overrides(user: ObsyConfig | None, raw: dict[str, Any], settings: DemoC
                 {"type": "indi", "name": "simulator", "device": WEATHER_DEVICE, "poll_interval": 2, "max_age": 30}
             ],
         },
-        "allsky": {"camera": {"device": ALLSKY_DEVICE, "interval_s": settings.allsky_interval}},
+        "allsky": {
+            "camera": {"device": ALLSKY_DEVICE, "interval_s": settings.allsky_interval},
+            # One exposure all night: clouddetect judges the processed frame, whose stretch does
+            # not follow the exposure, so a zero point learnt while auto-exposure settles would
+            # make every later clear frame read as thin cloud.
+            "exposure": {"auto": False, "fixed_exposure_s": DEMO_ALLSKY_EXPOSURE_S},
+        },
         "mcp": {
             "safe_delay": settings.safe_delay,
-            # The simulated allsky sky is synthetic: clouddetect's verdict is shown, not waited for.
-            "require_clear_sky": False,
+            # The sky simulator renders the real sky: clouddetect judges it, and clouds close the roof.
+            "require_clear_sky": True,
             "devices": {"roof": "RollOff Simulator", "mount": "Telescope Simulator"},
             "supervision": {"enabled": False},
             "ekos": {"enabled": False},

@@ -7,7 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from obsy.messages import Mode, NightAction, RoofAction, WeatherSimulationAction, WeatherSimulationCommand
+from obsy.messages import (
+    Mode,
+    NightAction,
+    RoofAction,
+    SimulatedCloudKind,
+    WeatherSimulationAction,
+    WeatherSimulationCommand,
+)
 from obsy_web.api.security import get_context, operator
 from obsy_web.auth.accounts import Principal
 from obsy_web.commands import NoAnswerError, web_origin
@@ -74,27 +81,47 @@ def night(
 
 
 class WeatherSimulationRequest(BaseModel):
-    """Change the weather of INDI's weather simulator (demonstrations); checked as the bus command is."""
+    """Change the weather of INDI's weather simulator, or the sky simulator's clouds (demonstrations).
+
+    Checked as the bus command is.
+    """
 
     model_config = ConfigDict(extra="forbid")
     action: WeatherSimulationAction
     wind_speed: float | None = Field(default=None, description="km/h, 0-100; only for wind")
+    cloud_kind: SimulatedCloudKind | None = Field(
+        default=None, description="clouds: clear, scattered, bank, veil or overcast (scattered if only cover)"
+    )
+    cover: float | None = Field(default=None, description="clouds: percent 0-100; only for scattered clouds")
 
     @model_validator(mode="after")
     def _valid_command(self) -> WeatherSimulationRequest:
         if self.action is not WeatherSimulationAction.WIND and self.wind_speed is not None:
             raise ValueError(f"wind_speed belongs to the wind action, not {self.action.value}")
         try:
-            WeatherSimulationCommand(action=self.action, wind_speed=self.wind_speed)
+            self.command()
         except ValidationError as error:
-            raise ValueError("; ".join(e["msg"].removeprefix("Value error, ") for e in error.errors())) from None
+            raise ValueError(
+                "; ".join(
+                    (f"{e['loc'][0]}: " if e["loc"] else "") + e["msg"].removeprefix("Value error, ")
+                    for e in error.errors()
+                )
+            ) from None
         return self
+
+    def command(self) -> WeatherSimulationCommand:
+        return WeatherSimulationCommand(
+            action=self.action, wind_speed=self.wind_speed, cloud_kind=self.cloud_kind, cover=self.cover
+        )
 
 
 class WeatherSimulationReply(BaseModel):
     applied: bool
     message: str
-    values: dict[str, float] = Field(default_factory=dict, description="the simulator's WEATHER_CONTROL values set")
+    values: dict[str, float | str | None] = Field(
+        default_factory=dict,
+        description="what was set: the weather simulator's WEATHER_CONTROL values, or the clouds' kind and cover",
+    )
 
 
 @router.post(
@@ -104,7 +131,7 @@ class WeatherSimulationReply(BaseModel):
         409: {"description": "simulation is off in the configuration, or the weather service refused (no simulator)"},
         504: {"description": "the weather service did not answer in time"},
     },
-    summary="Make it rain, clear or blow on the weather simulator",
+    summary="Make it rain, clear or blow on the weather simulator, or cloudy on the sky simulator",
 )
 def simulate_weather(
     request: WeatherSimulationRequest, who: Principal = Depends(operator), context: WebContext = Depends(get_context)
@@ -114,7 +141,7 @@ def simulate_weather(
     if not context.config.weather.allow_simulation:
         # The same shared config tells the weather service to refuse: say so without a round trip.
         raise HTTPException(409, "weather simulation is off (weather.allow_simulation is false in the configuration)")
-    command = WeatherSimulationCommand(action=request.action, wind_speed=request.wind_speed)
+    command = request.command()
     try:
         answer = context.simulation.send(command, web_origin(who.username, who.role.value))
     except NoAnswerError as exc:

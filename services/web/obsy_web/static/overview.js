@@ -99,15 +99,18 @@ async function sendCommand(button) {
   }
 }
 
-// "Make it rain" / "Stop the rain": the weather service changes the INDI weather simulator.
+// "Make it rain" / "Stop the rain": the weather service changes the INDI weather simulator;
+// "Make it cloudy" / "Clear the sky": it sets the sky simulator's clouds on the allsky camera.
 async function simulateWeather(button) {
   const result = document.getElementById("simulation-result");
   const buttons = document.querySelectorAll("#simulation button");
+  const request = {action: button.dataset.simulate};
+  if (button.dataset.cloudKind) request.cloud_kind = button.dataset.cloudKind;
   result.className = "muted";
-  result.textContent = `asking the weather service: ${button.dataset.simulate}…`;
+  result.textContent = `asking the weather service: ${button.dataset.simulate} ${button.dataset.cloudKind || ""}…`;
   buttons.forEach((b) => { b.disabled = true; });
   try {
-    const reply = await obsy.api("POST", "/api/v1/commands/weather/simulate", {action: button.dataset.simulate});
+    const reply = await obsy.api("POST", "/api/v1/commands/weather/simulate", request);
     result.className = "good";
     result.textContent = reply.message;
   } catch (error) {
