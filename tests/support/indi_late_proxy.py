@@ -17,80 +17,21 @@ import socket
 import threading
 import time
 
-from tests.support.ports import free_port
+from tests.support.indi_proxy import IndiProxy
 
 _START_TAG = re.compile(rb'<(def(?:Number|Switch|Text|Light|BLOB)Vector)\b[^>]*\bname="([^"]*)"')
 
 
-class LateDefinitionProxy:
+class LateDefinitionProxy(IndiProxy):
     def __init__(self, upstream_host: str, upstream_port: int, hold: str, release_after: float | None) -> None:
-        self.upstream = (upstream_host, upstream_port)
-        self.host, self.port = "127.0.0.1", free_port()
+        super().__init__(upstream_host, upstream_port)
         self.hold = hold.encode()
         self.release_after = release_after
         self.held: list[float] = []  # when a definition of ``hold`` was held back
         self.released: list[float] = []  # when one was passed on
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
-        self._listener: socket.socket | None = None
 
-    def start(self) -> None:
-        self._listener = socket.create_server((self.host, self.port))
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def stop(self) -> None:
-        with self._lock:
-            sockets, self._sockets = [*self._sockets, self._listener], []
-        for sock in sockets:
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-
-    def __enter__(self) -> LateDefinitionProxy:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # --- internals --------------------------------------------------------------------
-    def _accept(self) -> None:
-        assert self._listener is not None
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(self.upstream, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            server.settimeout(None)
-            with self._lock:
-                self._sockets += [client, server]
-            send_lock = threading.Lock()  # the client's socket: the stream and a late definition
-            threading.Thread(target=self._pipe, args=(client, server, None), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(server, client, send_lock), daemon=True).start()
-
-    def _pipe(self, source: socket.socket, sink: socket.socket, send_lock: threading.Lock | None) -> None:
-        buffer = b""
-        try:
-            while chunk := source.recv(1 << 16):
-                if send_lock is None:  # from the client: as it is
-                    sink.sendall(chunk)
-                    continue
-                buffer += chunk
-                passed, buffer = self._split(buffer, sink, send_lock)
-                with send_lock:
-                    sink.sendall(passed)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+    def _from_server(self, buffer: bytes, sink: socket.socket, send_lock: threading.Lock) -> tuple[bytes, bytes]:
+        return self._split(buffer, sink, send_lock)
 
     def _split(self, buffer: bytes, sink: socket.socket, send_lock: threading.Lock) -> tuple[bytes, bytes]:
         """What to pass on now, and what to keep until more arrives; held definitions go aside."""
