@@ -165,23 +165,7 @@ class WeatherService(Service):
             except simulator.SimulationError as error:
                 self._simulation_refused(str(error), command.request_id, command)
                 return
-        who = f", asked by {_sender(command)}"
-        self.bus.publish_event(
-            Event(
-                service=self.name,
-                kind="simulation_applied",
-                level="warning",
-                message=f"simulated weather on {source.device}: {simulator.describe(command.action, values)}{who}",
-                data={
-                    "request_id": command.request_id,
-                    "action": command.action.value,
-                    "values": values,
-                    "source": source.name,
-                    "user": command.user,
-                    "origin": _origin_data(command),
-                },
-            )
-        )
+        self._simulation_applied(command, f"simulated weather on {source.device}", values, source=source.name)
 
     def _simulate_clouds(self, command: WeatherSimulationCommand) -> None:
         target = simulator.cloud_target(self.config)
@@ -193,18 +177,23 @@ class WeatherService(Service):
             except simulator.SimulationError as error:
                 self._simulation_refused(str(error), command.request_id, command)
                 return
-        who = f", asked by {_sender(command)}"
+        self._simulation_applied(command, f"simulated sky on {target.device}", values, device=target.device)
+
+    def _simulation_applied(
+        self, command: WeatherSimulationCommand, what: str, values: dict[str, Any], **where: str
+    ) -> None:
+        """The answer to a simulate command that was carried out: ``where`` names the source or device."""
         self.bus.publish_event(
             Event(
                 service=self.name,
                 kind="simulation_applied",
                 level="warning",
-                message=f"simulated sky on {target.device}: {simulator.describe(command.action, values)}{who}",
+                message=f"{what}: {simulator.describe(command.action, values)}, asked by {_sender(command)}",
                 data={
                     "request_id": command.request_id,
                     "action": command.action.value,
                     "values": values,
-                    "device": target.device,
+                    **where,
                     "user": command.user,
                     "origin": _origin_data(command),
                 },
