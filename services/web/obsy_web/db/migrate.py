@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-from importlib import resources
+from obsy.database import Migrations
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+MIGRATIONS = Migrations("obsy_web.db")
 
-
-def alembic_config(engine: Engine) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(resources.files("obsy_web.db").joinpath("migrations")))
-    config.attributes["engine"] = engine
-    return config
-
-
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (all migrations by default); safe to call on every start."""
-    command.upgrade(alembic_config(engine), revision)
-
-
-def downgrade(engine: Engine, revision: str) -> None:
-    command.downgrade(alembic_config(engine), revision)
-
-
-def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
-
-
-def head_revision() -> str | None:
-    return ScriptDirectory.from_config(alembic_config(None)).get_current_head()  # type: ignore[arg-type]
+alembic_config = MIGRATIONS.config
+upgrade = MIGRATIONS.upgrade
+downgrade = MIGRATIONS.downgrade
+current_revision = MIGRATIONS.current_revision
+head_revision = MIGRATIONS.head_revision
