@@ -179,8 +179,9 @@ class Planner:
         excluded: dict[str, str] = {}
         ordinary: list[Target] = []
         exoplanets: list[tuple[Target, Ephemeris]] = []
+        keyed = transit_rules.by_key(ephemerides or {})
         for target in targets:
-            eph = transit_rules.ephemeris_for(target, ephemerides) if ephemerides else None
+            eph = transit_rules.ephemeris_for(target, keyed) if keyed else None
             if eph is None:
                 ordinary.append(target)
             else:

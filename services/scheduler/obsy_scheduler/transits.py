@@ -48,10 +48,14 @@ def planet_key(name: str) -> str:
     return re.sub(r"[^0-9a-z]+", "", name.casefold())
 
 
-def ephemeris_for(target: Target, ephemerides: Mapping[str, Ephemeris]) -> Ephemeris | None:
-    """The ephemeris of the planet the target is named after, with the target's coordinates where
-    the table has none; None for an ordinary target."""
-    keyed = {planet_key(name): eph for name, eph in ephemerides.items()}
+def by_key(ephemerides: Mapping[str, Ephemeris]) -> dict[str, Ephemeris]:
+    """The ephemerides keyed by :func:`planet_key` of their planet's name."""
+    return {planet_key(name): eph for name, eph in ephemerides.items()}
+
+
+def ephemeris_for(target: Target, keyed: Mapping[str, Ephemeris]) -> Ephemeris | None:
+    """The ephemeris (from :func:`by_key`) of the planet the target is named after, with the
+    target's coordinates where the table has none; None for an ordinary target."""
     eph = keyed.get(planet_key(target.name))
     if eph is None:
         return None
