@@ -343,3 +343,44 @@ def test_the_plan_command_plans_transits_from_the_ephemerides(tmp_path, config, 
     assert main([*argv, "--ephemerides", str(path), "-c", str(config)]) == 0
     out = capsys.readouterr().out
     assert "TEST-1_b: 250x60s L  transit" in out
+
+
+# --------------------------------------------------------------------------- service
+
+
+def scheduler_service(tmp_path, ephemeris_file):
+    from obsy.bus import Bus
+    from obsy.config import ObsyConfig
+    from obsy_scheduler.service import SchedulerService
+
+    config = ObsyConfig.model_validate(
+        {
+            "site": {"latitude": 48.2, "longitude": 16.4, "elevation": 180, "timezone": "Europe/Vienna"},
+            "data_dir": str(tmp_path / "data"),
+            "scheduler": {"ekos": {"filters": ["L"]}, "transits": {"ephemeris_file": str(ephemeris_file)}},
+            "homeassistant": {"enabled": False},
+        }
+    )
+    svc = SchedulerService(config, Bus(config.broker, "scheduler"))
+    svc.start()
+    svc._targets = [target("TEST-1 b", 30.0, 40.0), ordinary("m31", 10.68, 41.27)]
+    svc.bus.publish = lambda topic, payload, **kw: None  # type: ignore[method-assign]
+    svc.bus.publish_event = lambda payload: None  # type: ignore[method-assign]
+    return svc
+
+
+def test_the_service_plans_transits_from_the_configured_file_and_publishes_them(tmp_path):
+    path = archive_csv(tmp_path, ephemeris("TEST-1 b", 30.0, 40.0, "2026-11-21T22:00:00"))
+    svc = scheduler_service(tmp_path, path)
+    message = svc.replan("targets", now=datetime(2026, 11, 21, 13, 0, tzinfo=UTC))
+    transit_blocks = [b for b in message.blocks if b.transit]
+    assert [(b.transit, b.transit_partial, b.exposures) for b in transit_blocks] == [("TEST-1 b", False, 250)]
+    assert any(b.target_id == "m31" for b in message.blocks)
+    assert svc.health_details()["transits"] == "1 of 1 transits of the night planned"
+
+
+def test_an_unusable_ephemeris_file_leaves_every_target_ordinary_and_says_why(tmp_path):
+    svc = scheduler_service(tmp_path, tmp_path / "missing.csv")
+    message = svc.replan("targets", now=datetime(2026, 11, 21, 13, 0, tzinfo=UTC))
+    assert message.blocks and not any(b.transit for b in message.blocks)
+    assert svc.health_details()["transits"].startswith("no transit planning: cannot read the ephemeris file")

@@ -95,6 +95,8 @@ class Plan:
                     expected_altitude=round(b.expected_altitude, 2),
                     min_altitude=round(b.min_altitude, 2),
                     score=round(b.score, 4),
+                    transit=b.transit.planet if b.transit else None,
+                    transit_partial=bool(b.transit and b.transit.status == transit_rules.PARTIAL),
                 )
                 for b in self.blocks
             ],
