@@ -193,6 +193,18 @@ def test_a_transit_outranks_ordinary_targets_which_are_planned_around_it():
     assert [b.start for b in plan.blocks] == sorted(b.start for b in plan.blocks)
 
 
+def test_an_ordinary_target_coming_back_after_a_transit_pays_the_slew_again():
+    s = settings()
+    eph = ephemeris("TEST-1 b", 30.0, 40.0, "2026-11-21T22:00:00")
+    targets = [target("TEST-1 b", 30.0, 40.0), ordinary("polaris", 37.95, 89.26)]  # one target, up all night
+    plan = Planner(VIENNA, s).plan(targets, NIGHT, ephemerides={eph.name: eph})
+    transit = next(b for b in plan.blocks if b.transit is not None)
+    after = next(b for b in plan.blocks if b.transit is None and b.start > transit.end)
+    assert any(b.transit is None and b.end < transit.start for b in plan.blocks)
+    frames_s = sum(count * (p.exposure_s + s.exposure_overhead_s) for p, count in after.exposures)
+    assert (after.end - after.start).total_seconds() == pytest.approx(frames_s + s.switch_overhead_s)
+
+
 def test_frames_already_taken_do_not_keep_a_transit_target_from_its_next_transit():
     eph = ephemeris("TEST-1 b", 30.0, 40.0, "2026-11-21T22:00:00")
     done = target("TEST-1 b", 30.0, 40.0).model_copy(

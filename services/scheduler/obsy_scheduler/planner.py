@@ -148,6 +148,7 @@ class _NightState:
     candidates: _Candidates
     excluded: dict[str, str]
     exposure_overhead_s: float
+    transit_starts: tuple[float, ...] = ()  # Unix times: the telescope leaves the current target then
 
 
 class Planner:
@@ -202,7 +203,17 @@ class Planner:
         for block in transit_blocks:  # nothing else runs during a transit, nor within the lead time around it
             start, end = block.start.timestamp(), block.end.timestamp()
             ok = ok & ~((sky.unix > start - gap - sky.step_s) & (sky.unix < end + gap))[None, :]
-        state = _NightState(night, sky, tracks, evaluation, ok, candidates, excluded, self.settings.exposure_overhead_s)
+        state = _NightState(
+            night,
+            sky,
+            tracks,
+            evaluation,
+            ok,
+            candidates,
+            excluded,
+            self.settings.exposure_overhead_s,
+            tuple(b.start.timestamp() for b in transit_blocks),
+        )
         blocks = sorted(self._dispatch(state) + transit_blocks, key=lambda b: b.start)
         plan = self._summary(state, blocks)
         plan.transits = predicted
@@ -414,6 +425,7 @@ class Planner:
         others_from = -np.inf  # when a block of another target may start
         t = int(run_starts[0]) if run_starts.size else size
         while t < size:
+            current = _after_transits(state, current, others_from - s.switch_gap_s, float(sky.unix[t]))
             idx = np.flatnonzero(ok[:, t] & (remaining_s > 0))
             waiting = sky.unix[t] < others_from
             if waiting:  # Ekos needs its lead time before a job of another target
@@ -525,6 +537,14 @@ def _make_block(
         required_moon_separation=float(state.evaluation.required_moon_separation[best][span].max(initial=0.0)),
         score=score,
     )
+
+
+def _after_transits(state: _NightState, current: int, last_end: float, now: float) -> int:
+    """The current target, or -1 when a transit began since its last block ended at ``last_end``:
+    the telescope has left it, so coming back costs a slew again."""
+    if current >= 0 and any(last_end <= start <= now for start in state.transit_starts):
+        return -1
+    return current
 
 
 def _run_ends(ok: np.ndarray) -> np.ndarray:
