@@ -35,7 +35,7 @@ from obsy import astro
 from obsy.messages import ExposurePlan, FrameType, Target, TargetConstraints
 from obsy.transits.ephemeris import Ephemeris, EphemerisError, EphemerisTable, read_archive_csv
 from obsy.transits.predict import TransitWindow, transits_between
-from obsy_scheduler.constraints import Evaluation
+from obsy_scheduler.constraints import TWILIGHT_SUN_ALTITUDE, Evaluation
 from obsy_scheduler.sky import NightSky, TargetTracks
 
 OBSERVABLE = "observable"
@@ -226,8 +226,6 @@ def _why(
 
 
 def _twilight(constraints: TargetConstraints) -> str:
-    from obsy_scheduler.constraints import TWILIGHT_SUN_ALTITUDE
-
     level = constraints.twilight or "astronomical"
     return f"{TWILIGHT_SUN_ALTITUDE[level]:g}° ({level})"
 
