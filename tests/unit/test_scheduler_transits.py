@@ -339,6 +339,19 @@ def test_the_transits_command_lists_the_nights_transits(tmp_path, config, capsys
     assert "partial      DUSK-1 b" in out and "the Sun is above -18°" in out
 
 
+def test_the_transits_command_with_targets_checks_only_them_with_their_own_settings(tmp_path, config, capsys):
+    good = ephemeris("TEST-1 b", 30.0, 40.0, "2026-11-21T22:00:00")
+    dusk = ephemeris("DUSK-1 b", 300.0, 40.0, "2026-11-21T17:00:00")
+    path = archive_csv(tmp_path, good, dusk)
+    targets = tmp_path / "targets.json"
+    targets.write_text("[" + target("test-1b", 30.0, 40.0, exposure_s=120, min_altitude=85).model_dump_json() + "]")
+    argv = ["transits", str(path), "--night", "2026-11-21", "--targets", str(targets), "--all", "-c", str(config)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "0 observable, 0 partial, 1 not observable" in out  # it culminates at 81.8°
+    assert "unobservable TEST-1 b" in out and "x120s" in out and "DUSK-1 b" not in out
+
+
 def test_the_transits_command_names_a_bad_file(tmp_path, config, capsys):
     path = tmp_path / "planets.csv"
     path.write_text("pl_name,ra\nX b,10\n")
