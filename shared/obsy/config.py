@@ -762,6 +762,25 @@ class SchedulerEkosConfig(Section):
     )
 
 
+class SchedulerTransitsConfig(Section):
+    """Exoplanet transits: targets named like a planet in the ephemeris file are planned at its transits."""
+
+    ephemeris_file: Path | None = Field(
+        default=None,
+        description="a NASA Exoplanet Archive CSV export (planetary systems table); a target whose name is a "
+        "planet's pl_name in it is observed at that planet's transits; empty = no transit planning",
+    )
+    baseline_min: float = Field(default=60, ge=0, le=360, description="observed before ingress and after egress")
+    timing_sigmas: float = Field(
+        default=3, ge=0, le=10, description="the window widens by this many sigma of the ephemeris at the epoch"
+    )
+    partial: Literal["skip", "plan"] = Field(
+        default="skip",
+        description="a transit whose window is only partly observable: left out (skip), or its longest observable "
+        "part planned when it holds ingress or egress (plan)",
+    )
+
+
 class SchedulerConfig(ServiceSection):
     constraints: TargetConstraints = Field(
         default_factory=lambda: TargetConstraints(min_altitude=30, twilight="astronomical", min_time_on_target_min=15),
@@ -777,6 +796,7 @@ class SchedulerConfig(ServiceSection):
     )
     max_block_min: float = Field(default=120, gt=0, description="longest block before the planner re-decides")
     replan_at: str = Field(default="12:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="daily, site time")
+    transits: SchedulerTransitsConfig = SchedulerTransitsConfig()
 
 
 class McpDevicesConfig(Section):

@@ -675,6 +675,8 @@ class PlannedBlock(BaseModel):
     min_altitude: float | None = Field(default=None, description="lowest altitude during the block")
     score: float | None = Field(default=None, description="the planner's score when it chose the block")
     sequence_path: str | None = Field(default=None, description="the Ekos sequence (.esq) the block runs")
+    transit: str | None = Field(default=None, description="the planet whose transit the block observes, if any")
+    transit_partial: bool = Field(default=False, description="the block observes only part of the transit window")
 
 
 class SchedulerPlan(Message):

@@ -206,3 +206,69 @@ def test_a_job_runs_against_the_simulators_and_writes_frames_under_fits_director
         kstars.wait_for_log(r"Job 'Zenith_Field' is complete", timeout=60, after=mark)
     finally:
         kstars.stop_scheduler()
+
+
+def test_ekos_schedules_a_transit_at_its_start_between_ordinary_jobs(kstars, tmp_path):
+    """An exoplanet transit tonight, planned with ordinary targets: Ekos accepts every job and
+    puts the transit's job at its fixed start, with no job marked invalid or unachievable."""
+    from obsy.transits.ephemeris import Ephemeris
+    from obsy.transits.predict import bjd_tdb
+    from obsy_scheduler.transits import site_location
+
+    now = datetime.now(UTC)
+    night = astro.night_of(VIENNA, now + timedelta(hours=12))
+    settings = SchedulerConfig(ekos=SchedulerEkosConfig(enforce_weather=False), transits={"baseline_min": 30})
+    planner = Planner(VIENNA, settings)
+    ordinary = [
+        Target(
+            id=f"c{i}",
+            name=f"Circumpolar {i}",
+            ra_deg=ra,
+            dec_deg=78.0,
+            priority=10,
+            exposure_plans=[ExposurePlan(filter="Red", exposure_s=300, count=40)],
+            constraints={"twilight": "nautical", "min_altitude": 30},
+        )
+        for i, ra in enumerate((0.0, 90.0, 180.0, 270.0))
+    ]
+    # A circumpolar planet whose transit is in the middle of what is left of the night.
+    dark = planner.plan(ordinary, night, now=now + timedelta(minutes=10))
+    assert dark.dark_start and dark.dark_end
+    if dark.dark_end - max(dark.dark_start, now) < timedelta(hours=4.5):  # late in the night: take the next
+        night += timedelta(days=1)
+        dark = planner.plan(ordinary, night, now=now + timedelta(minutes=10))
+    start = max(dark.dark_start, now + timedelta(minutes=10))
+    middle = start + (dark.dark_end - start) / 2
+    ra, dec = 45.0, 75.0
+    tc = bjd_tdb(Time(middle), ra, dec, site_location(VIENNA))
+    eph = Ephemeris(name="OBSY-T 1 b", t0=tc - 50 * 3.0, period=3.0, duration=1.0 / 24, ra=ra, dec=dec)
+    planet = Target(
+        id="planet",
+        name="OBSY-T 1 b",
+        ra_deg=ra,
+        dec_deg=dec,
+        priority=0,
+        exposure_plans=[ExposurePlan(filter="Red", exposure_s=120, count=1)],
+        constraints={"twilight": "nautical", "min_altitude": 30},
+    )
+    plan = planner.plan([*ordinary, planet], night, now=now + timedelta(minutes=10), ephemerides={eph.name: eph})
+    transit_blocks = [b for b in plan.blocks if b.transit is not None]
+    assert len(transit_blocks) == 1, (plan.excluded, [t.reason for t in plan.transits])
+    files = write_plan(plan, settings.ekos, tmp_path / "ekos", tmp_path / "frames", VIENNA.timezone)
+    jobs = files.jobs
+    transit_job = next(job for job in jobs if job.transit)
+    assert any(job.end <= transit_job.start for job in jobs if not job.transit), "the test wants a job before it"
+    assert any(job.start >= transit_job.end for job in jobs if not job.transit), "and one after it"
+    mark = len(kstars.log_text())
+    assert kstars.load_schedule(files.schedule)
+    assert [name for name, _ in wait_for_saved(kstars, mark, len(jobs))] == [job.name for job in jobs]
+    kstars.start_scheduler()
+    try:
+        zone = ZoneInfo(VIENNA.timezone)
+        for job in jobs:
+            local = job.start.astimezone(zone).strftime("%d/%m %H:%M")
+            kstars.wait_for_log(rf"Job '{job.name}' is scheduled to start at {local}", timeout=60, after=mark)
+        text = kstars.log_text()[mark:]
+        assert "marking invalid" not in text and "unachievable" not in text
+    finally:
+        kstars.stop_scheduler()

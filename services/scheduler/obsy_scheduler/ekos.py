@@ -22,6 +22,10 @@ Each job starts "At" its planned time (in the site's time zone with its UTC offs
 is complete when its sequence is ("Sequence"): Ekos then takes exactly the planned
 frames and goes on with the next job. (An "At" completion makes Ekos repeat the
 sequence until that time.)
+
+An exoplanet transit's job (a block with ``transit``) always starts "At" its planned time and
+ends with its sequence, whatever ``startup`` and ``completion`` say: its start is fixed by the
+planet, and its sequence holds the frames that cover the transit window.
 """
 
 from __future__ import annotations
@@ -66,6 +70,11 @@ class EkosJob:
     @property
     def end(self) -> datetime:
         return self.blocks[-1].end
+
+    @property
+    def transit(self) -> bool:
+        """The job observes an exoplanet transit: a fixed start and exactly its frames."""
+        return self.blocks[0].transit is not None
 
     @property
     def required_moon_separation(self) -> float:
@@ -217,7 +226,8 @@ def plan_jobs(blocks: list[Block], directory: Path, gap: timedelta = MERGE_GAP) 
     """
     groups: list[list[Block]] = []
     for block in blocks:
-        if groups and groups[-1][-1].target.id == block.target.id and block.start - groups[-1][-1].end <= gap:
+        joins = groups and groups[-1][-1].target.id == block.target.id and block.start - groups[-1][-1].end <= gap
+        if joins and block.transit is None and groups[-1][-1].transit is None:
             groups[-1].append(block)
         else:
             groups.append([block])
@@ -271,13 +281,15 @@ def schedule_xml(jobs: list[EkosJob], ekos: SchedulerEkosConfig, zone: ZoneInfo)
         _element(coordinates, "J2000DE", number(job.target.dec_deg))
         _element(element, "Sequence", str(job.sequence))
         startup = _element(element, "StartupCondition")
-        if ekos.startup == "at":
+        if ekos.startup == "at" or job.transit:
             _element(startup, "Condition", "At", value=_when(job.start, zone))
         else:
             _element(startup, "Condition", "ASAP")
         _constraints(_element(element, "Constraints"), job, ekos)
         completion = _element(element, "CompletionCondition")
-        if ekos.completion == "at":
+        if job.transit:
+            _element(completion, "Condition", "Sequence")
+        elif ekos.completion == "at":
             _element(completion, "Condition", "At", value=_when(job.end, zone))
         elif ekos.completion == "repeat":
             _element(completion, "Condition", "Repeat", value=str(ekos.repeats))

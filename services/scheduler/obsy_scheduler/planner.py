@@ -16,12 +16,18 @@ taking as many of its remaining frames as fit; ``exposure_overhead_s`` is added 
 exposure and ``switch_overhead_s`` to every change of target. A block of another target
 starts no earlier than ``switch_gap_s`` after the previous block: Ekos rejects a job that
 starts less than its "lead time" (5 minutes by default) after the previous one ends.
+
+Exoplanet transits (:mod:`obsy_scheduler.transits`) go first: a target named after a planet
+in the ephemerides is planned only at its transits, each as one uninterrupted block that
+outranks every ordinary target. The time of those blocks, and ``switch_gap_s`` before and
+after them, is taken from every other target before the dispatcher runs, so ordinary blocks
+are planned around them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -30,7 +36,9 @@ import numpy as np
 from obsy import astro
 from obsy.config import SchedulerConfig
 from obsy.messages import ExposurePlan, FrameType, PlannedBlock, SchedulerPlan, Target, TargetConstraints
+from obsy.transits.ephemeris import Ephemeris
 from obsy_scheduler import scoring
+from obsy_scheduler import transits as transit_rules
 from obsy_scheduler.constraints import TWILIGHT_SUN_ALTITUDE, Evaluation, evaluate, resolve
 from obsy_scheduler.filters import FilterNames, UnknownFilterError
 from obsy_scheduler.sky import NightSky, TargetTracks, night_sky
@@ -49,6 +57,7 @@ class Block:
     min_altitude: float
     required_moon_separation: float  # the largest separation the constraints ask for during the block
     score: float
+    transit: transit_rules.PredictedTransit | None = None  # set for the block of an exoplanet transit
 
     @property
     def exposure_count(self) -> int:
@@ -68,6 +77,7 @@ class Plan:
     filled_fraction: float
     moon_illumination: float
     windows: dict[str, list[tuple[datetime, datetime]]] = field(default_factory=dict)
+    transits: list[transit_rules.PredictedTransit] = field(default_factory=list)  # every transit of the night
 
     def to_message(self, trigger: str = "", schedule_path: str | None = None) -> SchedulerPlan:
         """The plan as the bus payload (``<prefix>/scheduler/plan``)."""
@@ -85,6 +95,8 @@ class Plan:
                     expected_altitude=round(b.expected_altitude, 2),
                     min_altitude=round(b.min_altitude, 2),
                     score=round(b.score, 4),
+                    transit=b.transit.planet if b.transit else None,
+                    transit_partial=bool(b.transit and b.transit.status == transit_rules.PARTIAL),
                 )
                 for b in self.blocks
             ],
@@ -136,6 +148,7 @@ class _NightState:
     candidates: _Candidates
     excluded: dict[str, str]
     exposure_overhead_s: float
+    transit_starts: tuple[float, ...] = ()  # Unix times: the telescope leaves the current target then
 
 
 class Planner:
@@ -154,18 +167,30 @@ class Planner:
         night: date | None = None,
         now: datetime | None = None,
         filters: FilterNames | None = None,
+        ephemerides: Mapping[str, Ephemeris] | None = None,
     ) -> Plan:
         """Plan ``night`` (default: the current one). With ``now``, nothing starts before it.
 
         With ``filters`` (the wheel's names), every exposure plan's filter is mapped onto the
         wheel, a plan without one gets ``ekos.default_filter``, and a target with a filter
-        the wheel does not have is excluded with the reason.
+        the wheel does not have is excluded with the reason. With ``ephemerides`` (planet name
+        -> ephemeris), a target named after a planet is planned at its transits only.
         """
         if night is None:
             night = astro.night_of(self.site, now or datetime.now(UTC))
         sky = self.sky(night)
         excluded: dict[str, str] = {}
-        candidates = self._candidates(targets, excluded, filters)
+        ordinary: list[Target] = []
+        exoplanets: list[tuple[Target, Ephemeris]] = []
+        keyed = transit_rules.by_key(ephemerides or {})
+        for target in targets:
+            eph = transit_rules.ephemeris_for(target, keyed) if keyed else None
+            if eph is None:
+                ordinary.append(target)
+            else:
+                exoplanets.append((target, eph))
+        transit_blocks, predicted = self._transits(sky, exoplanets, excluded, filters, now)
+        candidates = self._candidates(ordinary, excluded, filters)
         tracks = sky.targets(candidates.ra, candidates.dec)
         evaluation = evaluate(sky, tracks, candidates.constraints)
         for target, reason in zip(candidates.targets, evaluation.reasons, strict=True):
@@ -174,9 +199,140 @@ class Planner:
         ok = evaluation.ok
         if now is not None and sky.size:
             ok = ok & (sky.unix >= now.timestamp())[None, :]
-        state = _NightState(night, sky, tracks, evaluation, ok, candidates, excluded, self.settings.exposure_overhead_s)
-        blocks = self._dispatch(state)
-        return self._summary(state, blocks)
+        gap = self.settings.switch_gap_s
+        for block in transit_blocks:  # nothing else runs during a transit, nor within the lead time around it
+            start, end = block.start.timestamp(), block.end.timestamp()
+            ok = ok & ~((sky.unix > start - gap - sky.step_s) & (sky.unix < end + gap))[None, :]
+        state = _NightState(
+            night,
+            sky,
+            tracks,
+            evaluation,
+            ok,
+            candidates,
+            excluded,
+            self.settings.exposure_overhead_s,
+            tuple(b.start.timestamp() for b in transit_blocks),
+        )
+        blocks = sorted(self._dispatch(state) + transit_blocks, key=lambda b: b.start)
+        plan = self._summary(state, blocks)
+        plan.transits = predicted
+        return plan
+
+    # ----------------------------------------------------------------- transits
+
+    def _transits(
+        self,
+        sky: NightSky,
+        exoplanets: list[tuple[Target, Ephemeris]],
+        excluded: dict[str, str],
+        filters: FilterNames | None,
+        now: datetime | None,
+    ) -> tuple[list[Block], list[transit_rules.PredictedTransit]]:
+        """The night's transits judged at the site, and a block for each one planned."""
+        if not exoplanets:
+            return [], []
+        ephemerides = {target.id: eph for target, eph in exoplanets}
+        # Frames already taken do not matter: every transit is a new observation.
+        fresh = [
+            target.model_copy(
+                update={"exposure_plans": [p.model_copy(update={"acquired": 0}) for p in target.exposure_plans]}
+            )
+            for target, _ in exoplanets
+        ]
+        candidates = self._candidates(fresh, excluded, filters)
+        tracks = sky.targets(candidates.ra, candidates.dec)
+        evaluation = evaluate(sky, tracks, candidates.constraints)
+        ok = evaluation.ok
+        if now is not None and sky.size:
+            ok = ok & (sky.unix >= now.timestamp())[None, :]
+        s = self.settings
+        where = transit_rules.site_location(self.site)
+        predicted: list[transit_rules.PredictedTransit] = []
+        index: dict[int, int] = {}  # id(predicted transit) -> candidate index
+        for i, target in enumerate(candidates.targets):
+            exposure = candidates.remaining[i][0][0]
+            windows = transit_rules.windows_tonight(
+                sky,
+                ephemerides[target.id],
+                where,
+                baseline_min=s.transits.baseline_min,
+                timing_sigmas=s.transits.timing_sigmas,
+            )
+            if not windows:
+                excluded[target.id] = f"no transit of {ephemerides[target.id].name} this night"
+            for window in windows:
+                transit = transit_rules.judge(
+                    sky,
+                    tracks,
+                    evaluation,
+                    ok,
+                    i,
+                    target=target,
+                    constraints=candidates.constraints[i],
+                    window=window,
+                    exposure=exposure,
+                    exposure_overhead_s=s.exposure_overhead_s,
+                    switch_overhead_s=s.switch_overhead_s,
+                )
+                predicted.append(transit)
+                index[id(transit)] = i
+        chosen = transit_rules.choose(predicted, s.switch_gap_s, s.transits.partial == "plan")
+        blocks = [
+            b
+            for b in (
+                self._transit_block(sky, tracks, evaluation, candidates, i=index[id(t)], transit=t) for t in chosen
+            )
+            if b
+        ]
+        planned = {b.target.id for b in blocks}
+        for transit in predicted:
+            target_id = transit.target.id
+            if target_id in planned or transit.planned:
+                continue
+            why = transit.note or transit.reason or transit.status
+            at = transit.window.tc_utc.to_datetime(timezone=UTC).strftime("%H:%M")
+            excluded[target_id] = "; ".join(
+                filter(None, [excluded.get(target_id), f"transit at {at} UTC ({transit.status}): {why}"])
+            )
+        return blocks, predicted
+
+    def _transit_block(
+        self,
+        sky: NightSky,
+        tracks: TargetTracks,
+        evaluation: Evaluation,
+        candidates: _Candidates,
+        *,
+        i: int,
+        transit: transit_rules.PredictedTransit,
+    ) -> Block | None:
+        """The block of a chosen transit: the whole window, or the usable stretch of a partial one."""
+        s = self.settings
+        per_frame = transit.exposure.exposure_s + s.exposure_overhead_s
+        start, frames = transit.start.timestamp(), transit.frames
+        if transit.status == transit_rules.PARTIAL and transit.usable_start and transit.usable_end:
+            start = transit.usable_start.timestamp()
+            frames = math.floor((transit.usable_end.timestamp() - start - s.switch_overhead_s) / per_frame + 1e-9)
+            if frames < 1:
+                transit.planned = False
+                transit.note = "its observable part is too short for one frame"
+                return None
+        end = start + s.switch_overhead_s + frames * per_frame
+        span = (sky.unix >= start) & (sky.unix <= end)
+        alt = tracks.alt[i]
+        return Block(
+            target=candidates.targets[i],
+            constraints=candidates.constraints[i],
+            start=sky.datetime_at(start),
+            end=sky.datetime_at(end),
+            exposures=[(transit.exposure, frames)],
+            expected_altitude=float(np.interp((start + end) / 2, sky.unix, alt)),
+            min_altitude=float(alt[span].min() if span.any() else np.interp(start, sky.unix, alt)),
+            required_moon_separation=float(evaluation.required_moon_separation[i][span].max(initial=0.0)),
+            score=1.0,
+            transit=transit,
+        )
 
     # ----------------------------------------------------------------- preparation
 
@@ -269,6 +425,7 @@ class Planner:
         others_from = -np.inf  # when a block of another target may start
         t = int(run_starts[0]) if run_starts.size else size
         while t < size:
+            current = _after_transits(state, current, others_from - s.switch_gap_s, float(sky.unix[t]))
             idx = np.flatnonzero(ok[:, t] & (remaining_s > 0))
             waiting = sky.unix[t] < others_from
             if waiting:  # Ekos needs its lead time before a job of another target
@@ -380,6 +537,14 @@ def _make_block(
         required_moon_separation=float(state.evaluation.required_moon_separation[best][span].max(initial=0.0)),
         score=score,
     )
+
+
+def _after_transits(state: _NightState, current: int, last_end: float, now: float) -> int:
+    """The current target, or -1 when a transit began since its last block ended at ``last_end``:
+    the telescope has left it, so coming back costs a slew again."""
+    if current >= 0 and any(last_end <= start <= now for start in state.transit_starts):
+        return -1
+    return current
 
 
 def _run_ends(ok: np.ndarray) -> np.ndarray:

@@ -17,6 +17,9 @@
   none of which Ekos drops as "in the past".
 - Filters are checked against the wheel's names, read from its INDI FILTER_NAME at every
   plan (or configured); a target with a filter the wheel lacks is excluded with the reason.
+- Exoplanet targets are planned at their transits with the ephemerides of
+  ``scheduler.transits.ephemeris_file`` (read again when the file changes); a file that
+  cannot be used leaves every target ordinary, and the health says why.
 - Every plan is written as a new set of files (see :func:`~obsy_scheduler.ekos.write_plan`),
   so a re-plan never changes the files of a schedule Ekos is running.
 """
@@ -34,9 +37,11 @@ from zoneinfo import ZoneInfo
 from obsy import astro
 from obsy.messages import Event, PlanRequest, SchedulerPlan, Target, TargetList
 from obsy.runner import Service, run_service
+from obsy.transits.ephemeris import EphemerisError, EphemerisTable
 from obsy_scheduler.ekos import write_plan
 from obsy_scheduler.filters import FilterNames, FilterReadError, wheel_filters
 from obsy_scheduler.planner import Planner
+from obsy_scheduler.transits import EphemerisFile
 
 DEBOUNCE_S = 1.0
 STARTUP_GRACE_S = 5.0
@@ -65,6 +70,9 @@ class SchedulerService(Service):
         self._filters_note = ""
         self._last_error = ""
         self._planning_s = 0.0
+        path = self.settings.transits.ephemeris_file
+        self._ephemeris_file = EphemerisFile(path) if path else None
+        self._transits_note = ""
         self.bus.subscribe(self.topics.web_targets, self._on_targets, TargetList)
         self.bus.subscribe(self.topics.scheduler_plan_command, self._on_plan_request, PlanRequest)
         # Compute tonight's sky now, in the background (a few milliseconds, cached per
@@ -145,7 +153,11 @@ class SchedulerService(Service):
             self._changed_at = None
         filters = self._filter_names()
         started = time.perf_counter()
-        plan = self.planner.plan(targets, now=now, filters=filters)
+        ephemerides = self._ephemerides()
+        plan = self.planner.plan(targets, now=now, filters=filters, ephemerides=ephemerides)
+        if ephemerides is not None:
+            planned = sum(b.transit is not None for b in plan.blocks)
+            self._transits_note = f"{planned} of {len(plan.transits)} transits of the night planned"
         self._planning_s = time.perf_counter() - started
         schedule_path: str | None = None
         sequences: list[str] = []
@@ -221,6 +233,17 @@ class SchedulerService(Service):
                 self.log.warning("filter names: %s", self._filters_note, extra={"event": "filter_names_unread"})
         return self._wheel
 
+    def _ephemerides(self) -> EphemerisTable | None:
+        """The transit ephemerides, or None (no file configured, or one that cannot be used: said in the health)."""
+        if self._ephemeris_file is None:
+            return None
+        try:
+            return self._ephemeris_file.table()
+        except EphemerisError as exc:
+            self._transits_note = f"no transit planning: {exc}"
+            self.log.error(self._transits_note, extra={"event": "ephemerides_unread"})
+            return None
+
     def _output_dir(self) -> Path:
         return self.settings.ekos.output_dir or (self.config.data_dir / "ekos")
 
@@ -239,12 +262,14 @@ class SchedulerService(Service):
             details.update(night=plan.night, blocks=len(plan.blocks), excluded=len(plan.excluded), trigger=plan.trigger)
         if self._filters_note:
             details["filters"] = self._filters_note
+        if self._transits_note:
+            details["transits"] = self._transits_note
         if self._last_error:
             details["error"] = self._last_error
         return details
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from obsy_scheduler.cli import plan_command
+    from obsy_scheduler.cli import plan_command, transits_command
 
-    return run_service(SchedulerService, argv, extra_commands={"plan": plan_command})
+    return run_service(SchedulerService, argv, extra_commands={"plan": plan_command, "transits": transits_command})

@@ -23,8 +23,8 @@ from astropy.time import Time
 from astropy.utils.exceptions import AstropyWarning
 
 from obsy import astro
+from obsy.barycentre import light_travel_time_s
 from obsy_imaging.headers import values
-from obsy_imaging.headers.barycentre import light_travel_time_s
 from obsy_imaging.headers.model import FrameHeader, FrameType, HeaderError
 
 #: IMAGETYP values, lower case with '_'/'-' as blanks, to frame types.

@@ -14,9 +14,9 @@ from astropy.time import Time
 from astropy.utils.exceptions import AstropyWarning
 
 from obsy import astro
+from obsy.barycentre import light_travel_time_s
 from obsy_imaging.astrometry.solve import Solution, hints_from_header, solve_frame
 from obsy_imaging.grading.measure import measure as measure_quality
-from obsy_imaging.headers.barycentre import light_travel_time_s
 from obsy_imaging.headers.model import FrameHeader, HeaderError
 from obsy_imaging.headers.normalise import Site, exposure_timing, normalise_header
 from obsy_imaging.photometry.aavso import ENSEMBLE, Observation

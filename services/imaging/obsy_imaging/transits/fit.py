@@ -34,8 +34,8 @@ import emcee
 import numpy as np
 from scipy import optimize
 
+from obsy.transits.ephemeris import Ephemeris, transit_duration
 from obsy_imaging.transits.detrend import Detrending
-from obsy_imaging.transits.ephemeris import Ephemeris, transit_duration
 from obsy_imaging.transits.lightcurve import LightCurve
 from obsy_imaging.transits.limbdarkening import quadratic_coefficients
 from obsy_imaging.transits.model import TransitModel

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from obsy_imaging.transits.ephemeris import Ephemeris
+from obsy.transits.ephemeris import Ephemeris
 from obsy_imaging.transits.fit import TransitFit
 from obsy_imaging.transits.limbdarkening import passband, quadratic_to_nonlinear
 
