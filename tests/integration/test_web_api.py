@@ -456,6 +456,54 @@ def test_tonights_plan_and_altitude_curves(web, bus):
         assert all(-90 <= a <= 90 for a in curve["altitudes"])
 
 
+def test_the_plan_s_ekos_files_download_as_a_zip(web, bus):
+    """The scheduler's own writer puts the files in the data directory, as it does by default;
+    the zip holds exactly the schedule and the sequences the plan names, byte for byte."""
+    import io
+    import zipfile
+    from datetime import date
+
+    from obsy.config import SchedulerConfig, SiteConfig
+    from obsy.messages import ExposurePlan, Target
+    from obsy_scheduler.ekos import write_plan
+    from obsy_scheduler.planner import Planner
+
+    site = SiteConfig(name="Vienna", latitude=48.2, longitude=16.37, elevation=200, timezone="Europe/Vienna")
+    target = Target(
+        id="m31", name="M 31", ra_deg=10.68, dec_deg=41.27, exposure_plans=[ExposurePlan(exposure_s=60, count=5)]
+    )
+    settings = SchedulerConfig()
+    plan = Planner(site, settings).plan([target], date(2026, 11, 22))
+    files = write_plan(plan, settings.ekos, web.data_dir / "ekos", web.data_dir / "frames", site.timezone)
+    message = plan.to_message(trigger="test", schedule_path=str(files.schedule))
+    message.sequence_paths = [str(path) for path in files.sequence_paths()]
+    bus.publish("obsy/scheduler/plan", message.to_json(), retain=True)
+    with web.login("otto") as operator:
+        reply = web.wait_until(
+            lambda: (
+                (r := operator.get("/api/v1/plan/tonight/files.zip")).status_code == 200 and r
+                if operator.get("/api/v1/plan/tonight").json().get("night") == "2026-11-22"
+                else None
+            )
+        )
+        assert reply.headers["content-type"] == "application/zip"
+        assert "obsy-ekos-2026-11-22.zip" in reply.headers["content-disposition"]
+        archive = zipfile.ZipFile(io.BytesIO(reply.content))
+        wanted = [files.schedule, *files.sequence_paths()]
+        assert sorted(archive.namelist()) == sorted("/".join(p.parts[-3:]) for p in wanted)
+        for path in wanted:
+            assert archive.read("/".join(path.parts[-3:])) == path.read_bytes()
+        # A plan whose files are elsewhere (another host's path) is refused with the reason.
+        moved = message.model_copy(
+            update={"ekos_schedule_path": "/elsewhere/obsy-2026-11-23.esl", "night": "2026-11-23"}
+        )
+        bus.publish("obsy/scheduler/plan", moved.to_json(), retain=True)
+        refused = web.wait_until(lambda: (r := operator.get("/api/v1/plan/tonight/files.zip")).status_code == 404 and r)
+        assert "not on this host" in refused.json()["detail"]
+    with web.client() as anonymous:
+        assert anonymous.get("/api/v1/plan/tonight/files.zip").status_code == 401
+
+
 def test_stopping_the_service_ends_open_live_streams_cleanly(mosquitto, tmp_path):
     """A dashboard left open must not hold the shutdown: its /live stream ends as a complete response."""
     server = RunningWeb(tmp_path, mosquitto, f"sqlite:///{tmp_path / 'live.sqlite3'}").start()

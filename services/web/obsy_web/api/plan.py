@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import Response
 from sqlalchemy import select
 
 from obsy_web.api.security import get_context, viewer
@@ -49,3 +53,45 @@ def plan_altitudes(context: WebContext = Depends(get_context)) -> dict[str, Any]
     except ValueError as exc:
         raise HTTPException(422, f"the plan's night window cannot be drawn: {exc}") from None
     return curves
+
+
+#: The Ekos files a plan names: its schedule and its jobs' sequences (small XML files).
+EKOS_SUFFIXES = (".esl", ".esq")
+
+
+@router.get(
+    "/plan/tonight/files.zip",
+    summary="The Ekos files of tonight's plan (schedule and sequences) as a zip",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}}, 404: {"description": "no plan, or its files are not here"}},
+)
+def plan_files(context: WebContext = Depends(get_context)) -> Response:
+    """The schedule (.esl) and the sequences (.esq) the scheduler wrote for the latest plan,
+    under ``<night>/<run>/`` as on the scheduler's disk. Served only from the data directory
+    (where the scheduler writes them by default, ``<data_dir>/ekos``): the web and the
+    scheduler share it in the compose setup. The schedule names its sequences by their paths
+    on the scheduler's host; ``obsy-scheduler plan --out DIR`` writes a set for another place."""
+    plan = plan_tonight(context)
+    paths = [p for p in [plan.get("ekos_schedule_path"), *(plan.get("sequence_paths") or [])] if p]
+    if not paths:
+        raise HTTPException(404, "the latest plan has no Ekos files (nothing was planned)")
+    root = context.data_dir
+    files: list[tuple[Path, str]] = []
+    for name in paths:
+        path = Path(name)
+        try:
+            real = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            raise HTTPException(
+                404, f"the plan's file {path.name} is not on this host (it was written at {name})"
+            ) from None
+        if not real.is_relative_to(root) or real.suffix not in EKOS_SUFFIXES or not real.is_file():
+            raise HTTPException(404, f"the plan's file {path.name} is outside the data directory: not served")
+        files.append((real, "/".join(real.parts[-3:])))  # <night>/<run>/<file>
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for real, arcname in files:
+            archive.write(real, arcname)
+    night = plan.get("night") or "plan"
+    headers = {"Content-Disposition": f'attachment; filename="obsy-ekos-{night}.zip"'}
+    return Response(buffer.getvalue(), media_type="application/zip", headers=headers)
