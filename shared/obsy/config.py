@@ -38,6 +38,20 @@ from obsy.messages import WEATHER_QUANTITIES, TargetConstraints
 
 ENV_PREFIX = "OBSY_"
 CONFIG_PATH_ENV = "OBSY_CONFIG"
+#: OBSY_ variables that are not configuration keys: the config file's path, and what the
+#: sky simulator, the scripts and the tests read. Any other OBSY_ variable must name a key
+#: (a misspelt one is an error, never silently ignored).
+NOT_CONFIG_ENV = frozenset(
+    {
+        CONFIG_PATH_ENV,
+        "OBSY_SKYSIM_CONFIG",  # the sky simulator's settings file (its drivers read it)
+        "OBSY_VENV",  # scripts/bootstrap.sh: where the virtual environment goes
+        "OBSY_SECRETS_DIR",  # scripts: where deploy secrets are written
+        "OBSY_TEST_WORKERS",  # scripts/test.sh: parallel test workers
+        "OBSY_TEST_POSTGRES",  # the tests: the Postgres server they use
+        "OBSY_EXOTIC_PYTHON",  # the tests: EXOTIC's interpreter (scripts/exotic-env.sh)
+    }
+)
 SERVICE_NAMES = ("weather", "clouddetect", "allsky", "scheduler", "mcp", "web", "imaging", "alpaca")
 
 DEFAULT_SIMULATOR_DRIVERS = (
@@ -1182,7 +1196,7 @@ def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[s
     overrides: dict[str, Any] = {}
     origin: dict[tuple[str, ...], str] = {}
     for name, raw in sorted(env.items()):
-        if not name.startswith(ENV_PREFIX) or name == CONFIG_PATH_ENV:
+        if not name.startswith(ENV_PREFIX) or name in NOT_CONFIG_ENV:
             continue
         key = name[len(ENV_PREFIX) :]
         value: Any = raw

@@ -115,6 +115,19 @@ def test_environment_error_names_the_variable(tmp_path):
     assert "environment variable OBSY_BROKER__HOTS" in unknown
 
 
+def test_obsy_variables_of_the_scripts_and_tools_are_not_taken_for_keys(tmp_path):
+    """The test runner, the sky simulator and the scripts have OBSY_ variables of their own; a
+    service started beside them must not fail on them, and a misspelt key still fails."""
+    from obsy.config import NOT_CONFIG_ENV
+
+    path = write(tmp_path, MINIMAL)
+    env = dict.fromkeys(NOT_CONFIG_ENV - {"OBSY_CONFIG"}, "x") | {"OBSY_BROKER__HOST": "from-env"}
+    assert {"OBSY_EXOTIC_PYTHON", "OBSY_TEST_WORKERS", "OBSY_SKYSIM_CONFIG"} <= set(env)
+    assert load_config(path, env=env).broker.host == "from-env"
+    [unknown] = problems(path, env={**env, "OBSY_EXOTIC_PYTHONN": "x"})
+    assert "environment variable OBSY_EXOTIC_PYTHONN" in unknown
+
+
 def test_secret_from_file(tmp_path):
     secret = tmp_path / "mqtt_password"
     secret.write_text("s3cret\n")
