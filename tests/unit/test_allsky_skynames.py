@@ -146,6 +146,20 @@ def test_planet_labels_sit_where_an_independent_astropy_computation_puts_them() 
         assert error < 2.0
 
 
+def test_constellation_lines_stop_short_of_their_stars() -> None:
+    """So that they neither hide a star nor add light to it (clouddetect measures the same pictures)."""
+    scene = sky_scene(LENS, SITE_CONFIG, NIGHT, only("constellation_lines"), CIRCLE, star_gap_px=6.0)
+    assert len(scene.figures) >= 30
+    catalogue = load_bright_stars()
+    ids = {h for figure in load_constellations() for chain in figure.chains for h in chain}
+    rows = np.isin(catalogue.ids, list(ids))
+    alt, az = catalogue.brighter_than(99).altaz(*SITE, NIGHT)
+    x, y = LENS.altaz_to_pixel(alt[rows], az[rows])
+    points = np.vstack(scene.figures)
+    nearest = np.min(np.hypot(points[:, 0, None] - x[None, :], points[:, 1, None] - y[None, :]), axis=1)
+    assert nearest.min() > 5.9
+
+
 # --- placement ---------------------------------------------------------------------------
 
 

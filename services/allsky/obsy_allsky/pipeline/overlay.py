@@ -226,18 +226,19 @@ def names_on_sky(
     if not settings.enabled or info.sky_model is None or info.site is None or info.taken_at is None:
         return []
     height, width = image.shape[:2]
-    scene = sky_scene(info.sky_model, info.site, info.taken_at, settings, circle)
     line_px = max(1, round(text_px / 16))
+    label_px = max(8.0, text_px * settings.text_scale)
+    gap = max(3.0, label_px * 0.35)
+    scene = sky_scene(info.sky_model, info.site, info.taken_at, settings, circle, star_gap_px=gap + line_px)
     draw_polylines(be, image, scene.grid, colour=settings.grid_colour, thickness=line_px)
     draw_polylines(be, image, scene.figures, colour=settings.line_colour, thickness=line_px)
-    label_px = max(8.0, text_px * settings.text_scale)
     marker = label_px * 0.6
     placed = place_labels(
         scene.labels,
         lambda text: text_extent(text, label_px),
         circle,
         (width, height),
-        gap=max(3.0, label_px * 0.35),
+        gap=gap,
         marker_radius=marker,
         obstacles=obstacles,
     )

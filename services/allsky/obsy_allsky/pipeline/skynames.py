@@ -154,6 +154,19 @@ def _polylines(
     return runs
 
 
+def _trim(line: np.ndarray, gap: float) -> np.ndarray:
+    """The polyline less ``gap`` pixels (along it) at each end; empty when nothing is left."""
+    if gap <= 0 or len(line) < 2:
+        return line
+    along = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(line, axis=0).T))])
+    total = along[-1]
+    if total <= 2 * gap:
+        return line[:0]
+    keep = (along > gap) & (along < total - gap)
+    ends = [np.interp(d, along, line[:, k]) for d in (gap, total - gap) for k in (0, 1)]
+    return np.vstack([ends[0:2], line[keep], ends[2:4]])
+
+
 def _radec_altaz(ra: np.ndarray, dec: np.ndarray, site: Any, when: datetime) -> tuple[np.ndarray, np.ndarray]:
     """Apparent alt/az of J2000 positions, computed exactly as the star catalogue's."""
     n = len(ra)
@@ -198,15 +211,19 @@ def sky_scene(
     *,
     catalogue: StarCatalogue | None = None,
     constellations: Sequence[Constellation] | None = None,
+    star_gap_px: float = 0.0,
 ) -> SkyScene:
-    """What to draw for ``settings`` (:class:`obsy.config.AllskySkyNamesConfig`) at ``when``."""
+    """What to draw for ``settings`` (:class:`obsy.config.AllskySkyNamesConfig`) at ``when``.
+
+    The constellation lines stop ``star_gap_px`` short of their stars: they neither hide the stars
+    nor add light to them (clouddetect measures the stars on the same pictures)."""
     catalogue = catalogue if catalogue is not None else load_bright_stars()
     figures_on = settings.constellation_lines or settings.constellation_names
     if not figures_on:
         constellations = ()
     elif constellations is None:
         constellations = load_constellations()
-    view = _View(model, circle, settings.min_altitude)
+    view = _View(model, circle, settings.min_altitude, star_gap=star_gap_px)
 
     # One transform for every star any layer needs.
     index = {int(h): i for i, h in enumerate(catalogue.ids)}
@@ -245,6 +262,7 @@ class _View:
     circle: Circle
     min_altitude: float
     edge: float = 2.0  # px: an anchor on the rim of the circle is not named
+    star_gap: float = 0.0  # px: the constellation lines stop this far from their stars
 
     def label(
         self, text: str, alt: float, az: float, *, kind: str, magnitude: float, marker: bool = False
@@ -276,8 +294,13 @@ def _figures(
             continue
         if settings.constellation_lines:
             for chain in chains:
-                a, z = _great_circle([p[0] for p in chain], [p[1] for p in chain])
-                figures += _polylines(view.model, a, z, view.circle)
+                for start, end in itertools.pairwise(chain):  # segment by segment, each stopping short of its stars
+                    a, z = _great_circle([start[0], end[0]], [start[1], end[1]])
+                    figures += [
+                        line
+                        for run in _polylines(view.model, a, z, view.circle)
+                        if len(line := _trim(run, view.star_gap)) >= 2
+                    ]
         if settings.constellation_names:
             stars = [p for chain in chains for p in chain]
             a, z = _altaz_of(_unit(np.array([p[0] for p in stars]), np.array([p[1] for p in stars])).mean(axis=0))
