@@ -27,7 +27,7 @@ from obsy_allsky.pipeline.skynames import (
     place_labels,
     sky_scene,
 )
-from obsy_allsky.skysource import SkyModelSource
+from obsy_allsky.skysource import SkyModelSource, configured_model, names_wanted
 from obsy_skysim.allsky import AllskyRenderer, Site
 from obsy_skysim.sensor import SensorSpec
 from tests.support.skysim import LENS, SITE
@@ -355,3 +355,19 @@ def test_the_fitted_model_comes_first_then_the_fixed_one_then_none_said_once(tmp
     path.write_text("{not json")
     os.utime(path, ns=(time.time_ns() + 2 * 10**9, time.time_ns() + 2 * 10**9))
     assert source.current() == SkyModel(**fixed)  # a broken file: the fixed model serves
+
+
+def test_clouddetects_fixed_model_serves_when_the_overlay_has_none(tmp_path) -> None:
+    fixed = {"zenith_x": 600.0, "zenith_y": 470.0, "scale": 300.0}
+    config = ObsyConfig.model_validate(
+        {
+            "site": {"latitude": SITE[0], "longitude": SITE[1]},
+            "data_dir": str(tmp_path),
+            "clouddetect": {"transmission": {"sky_model": fixed}},
+            "allsky": {"pipeline": {"finish": [{"stage": "overlay"}]}},
+        }
+    )
+    assert names_wanted(config)
+    assert configured_model(config) == (SkyModel(**fixed), "clouddetect.transmission.sky_model")
+    assert not names_wanted(config_with(tmp_path, enabled=False))
+    assert not names_wanted(ObsyConfig.model_validate({"site": {"latitude": 0, "longitude": 0}}))  # no overlay
