@@ -339,15 +339,18 @@ def test_the_fitted_model_comes_first_then_the_fixed_one_then_none_said_once(tmp
     assert source.current() is None and source.current() is None
     missing = [r for r in caplog.records if "names on the sky are off" in r.getMessage()]
     assert len(missing) == 1
+    assert source.source == "none"
 
     fixed = {"zenith_x": 600.0, "zenith_y": 470.0, "scale": 300.0, "projection": "equisolid"}
     source = SkyModelSource(config_with(tmp_path, sky_model=fixed), log)
     assert source.current() == SkyModel(**fixed)
+    assert source.source == "the overlay's sky.sky_model"
 
     path = tmp_path / "clouddetect" / "sky_model.json"
     path.parent.mkdir()
     path.write_text(json.dumps(LENS.to_dict()))
     assert source.current() == LENS
+    assert source.source == "clouddetect's fitted model"
     refit = SkyModel(650.0, 470.0, 291.0, 36.5, False, "equidistant", 0.03)
     path.write_text(json.dumps(refit.to_dict()))
     os.utime(path, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))  # a new stamp even on coarse clocks

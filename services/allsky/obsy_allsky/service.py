@@ -175,6 +175,7 @@ class AllskyService(Service):
             "darks": self.darks_state.status,
             "frames": self.frames_done,
             "backend": self.pipeline.backend.name,
+            "sky_model": self.sky_models.source if self.sky_models is not None else "names off",
         }
 
     # --- the capture loop ------------------------------------------------------------

@@ -57,6 +57,11 @@ class SkyModelSource:
         self._fitted: SkyModel | None = None
         self._said: str | None = None  # the source last logged
 
+    @property
+    def source(self) -> str | None:
+        """Where the last model came from ("none" when there was none); None before the first frame."""
+        return self._said
+
     def current(self) -> SkyModel | None:
         model, source = self._read(), "clouddetect's fitted model"
         if model is None:
