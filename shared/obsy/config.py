@@ -1253,6 +1253,10 @@ def _known_keys(model: type[BaseModel], path: tuple[str, ...]) -> list[str]:
         if part.isdigit() and get_origin(current) is list:  # an entry of a list of sections
             current = get_args(current)[0]
             continue
+        member = _tagged_member(current, part)
+        if member is not None:  # a list entry of a tagged union (e.g. a finish stage): pydantic names the tag
+            current = member
+            continue
         field = current.model_fields.get(part) if isinstance(current, type) and issubclass(current, BaseModel) else None
         if field is None:
             return []
@@ -1260,6 +1264,21 @@ def _known_keys(model: type[BaseModel], path: tuple[str, ...]) -> list[str]:
     if isinstance(current, type) and issubclass(current, BaseModel):
         return [name for name in current.model_fields if name != "source_file"]
     return []
+
+
+def _tagged_member(annotation: Any, tag: str) -> type[BaseModel] | None:
+    """The member of a discriminated union (``Annotated[A | B, Field(discriminator=...)]``) with ``tag``."""
+    if get_origin(annotation) is not Annotated:
+        return None
+    union, *extras = get_args(annotation)
+    key = next((getattr(e, "discriminator", None) for e in extras if getattr(e, "discriminator", None)), None)
+    if not isinstance(key, str):
+        return None
+    for member in get_args(union):
+        field = getattr(member, "model_fields", {}).get(key)
+        if field is not None and tag in get_args(field.annotation):
+            return member
+    return None
 
 
 def _describe(error: dict[str, Any], source: str, origin: dict[tuple[str, ...], str]) -> str:

@@ -310,7 +310,8 @@ def test_a_wrong_key_in_the_names_settings_is_a_clear_error(tmp_path) -> None:
     )
     with pytest.raises(ConfigError) as caught:
         load_config(path, env={})
-    assert "unknown key 'allsky.pipeline.finish.0.overlay.sky.stras'" in str(caught.value)
+    assert str(caught.value).startswith("unknown key 'allsky.pipeline.finish.0.overlay.sky.stras' in config file")
+    assert "(did you mean 'allsky.pipeline.finish.0.overlay.sky.stars'?)" in str(caught.value)
     path.write_text(
         "site: {latitude: 48.2, longitude: 16.4}\n"
         "allsky:\n  pipeline:\n    finish:\n      - stage: overlay\n        sky: {altitude_circles: [30, 95]}\n"
