@@ -34,6 +34,8 @@ from tests.support.skysim import LENS, SITE
 
 NIGHT = datetime(2026, 1, 15, 22, 0, tzinfo=UTC)  # Jupiter high in Gemini, the Moon down
 FULL_MOON = datetime(2026, 1, 3, 22, 0, tzinfo=UTC)  # full Moon high in Gemini
+MANY_PLANETS = datetime(2026, 9, 25, 2, 0, tzinfo=UTC)  # Mars, Jupiter and Saturn up, the Moon too
+PLANETS = ("mercury", "venus", "mars", "jupiter", "saturn", "uranus", "neptune")
 WIDTH, HEIGHT = 1280, 960
 SITE_CONFIG = SiteConfig(latitude=SITE[0], longitude=SITE[1], elevation=SITE[2])
 # The lens's horizon as the image circle (LENS is off-centre), in the pipeline's fractions.
@@ -116,34 +118,31 @@ def test_the_moon_label_sits_on_the_rendered_moon(renderer: AllskyRenderer) -> N
     assert error < 2.0
 
 
-def test_planet_labels_sit_where_an_independent_astropy_computation_puts_them() -> None:
-    """The simulator renders no planets: astropy's get_body (its default ephemeris) with its own
-    refraction, through the lens written out here, is the reference."""
-    import astropy.units as u
-    from astropy.coordinates import AltAz, EarthLocation, get_body
-    from astropy.time import Time
-
-    scene = sky_scene(LENS, SITE_CONFIG, NIGHT, only("planets"), CIRCLE)
-    planets = {label.text.lower(): label for label in scene.labels if label.kind == "planet"}
-    assert "jupiter" in planets, "the test needs Jupiter up"
-    location = EarthLocation.from_geodetic(SITE[1] * u.deg, SITE[0] * u.deg, SITE[2] * u.m)
-    frame = AltAz(
-        obstime=Time(NIGHT),
-        location=location,
-        pressure=1013.25 * np.exp(-SITE[2] / 8434.0) * u.hPa,
-        temperature=10 * u.deg_C,
-        relative_humidity=0.5,
-        obswl=0.55 * u.micron,
-    )
-    for name, label in planets.items():
-        body = get_body(name, Time(NIGHT), location).transform_to(frame)
-        theta = np.radians(90.0 - body.alt.deg)
+@pytest.mark.parametrize("when", [NIGHT, MANY_PLANETS])
+def test_planet_and_moon_labels_sit_where_pyephem_puts_them(when: datetime) -> None:
+    """The simulator renders no planets: PyEphem (its own planetary theory and refraction, nothing
+    shared with astropy) through the lens, written out here, is the reference."""
+    ephem = pytest.importorskip("ephem", reason="PyEphem (requirements-dev.txt) is the independent reference")
+    scene = sky_scene(LENS, SITE_CONFIG, when, settings(planet_list=list(PLANETS)), CIRCLE)
+    bodies = {label.text: label for label in scene.labels if label.kind in ("planet", "moon")}
+    assert "Jupiter" in bodies, "the test needs Jupiter up"
+    observer = ephem.Observer()
+    observer.lat, observer.lon, observer.elevation = str(SITE[0]), str(SITE[1]), SITE[2]
+    observer.date = when.replace(tzinfo=None)
+    observer.pressure, observer.temp = 1013.25 * np.exp(-SITE[2] / 8434.0), 10.0
+    for name, label in bodies.items():
+        body = getattr(ephem, name)(observer)
+        theta = np.pi / 2 - float(body.alt)
         r = LENS.scale * theta * (1 + LENS.distortion * theta**2)  # equidistant, distorted
-        phi = np.radians(body.az.deg + LENS.rotation)
+        phi = float(body.az) + np.radians(LENS.rotation)
         x, y = LENS.zenith_x - r * np.sin(phi), LENS.zenith_y - r * np.cos(phi)
         error = float(np.hypot(label.x - x, label.y - y))
-        print(f"{name}: {error:.3f} px from the independent position")
+        print(f"{when:%Y-%m-%d %H:%M} {name}: {error:.3f} px from PyEphem's position")
         assert error < 2.0
+    # Every planet PyEphem puts well inside the view is named.
+    for name in PLANETS:
+        if np.degrees(float(getattr(ephem, name.capitalize())(observer).alt)) > 10:
+            assert name.capitalize() in bodies
 
 
 def test_constellation_lines_stop_short_of_their_stars() -> None:
