@@ -1,5 +1,5 @@
 """Names on the sky against the sky simulator's truth: star labels on the stars the simulator drew,
-the Moon on its rendered disc, the planets where an independent astropy computation puts them (the
+the Moon on its rendered disc, the planets and the Moon where PyEphem puts them (the
 simulator renders no planets), labels that never overlap or leave the image circle, and layers that
 are off draw nothing. Measured figures are printed (``-s``)."""
 
