@@ -471,11 +471,15 @@ def test_the_names_on_the_sky_use_clouddetects_model_file_once_it_is_there(tmp_p
         path = config.data_dir / "clouddetect" / "sky_model.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(model.to_dict()))
-        watcher.wait_for(
-            lambda _: any(f.timestamp > first.timestamp + timedelta(seconds=0.5) for f in frames(watcher)), timeout=60
-        )
+        written = datetime.now(UTC)  # a frame begun after this reads the model after its exposure
+
+        def after(frame: AllskyFrame) -> bool:  # begun (the frame id's time) after the file was written
+            begun = datetime.strptime(frame.frame_id, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
+            return begun > written + timedelta(seconds=0.1)
+
+        watcher.wait_for(lambda _: any(after(f) for f in frames(watcher)), timeout=60)
         assert running.runner.service.sky_models.source == "clouddetect's fitted model"
-    later = [f for f in frames(watcher) if f.timestamp > first.timestamp + timedelta(seconds=0.5)][-1]
+    later = next(f for f in frames(watcher) if after(f))
 
     def develop(frame: AllskyFrame, sky_model: SkyModel | None) -> tuple[np.ndarray, np.ndarray]:
         stored = cv2.cvtColor(cv2.imread(str(file_of(frame.url)), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB)

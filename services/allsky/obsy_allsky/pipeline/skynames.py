@@ -177,7 +177,7 @@ def _radec_altaz(ra: np.ndarray, dec: np.ndarray, site: Any, when: datetime) -> 
 def planet_altaz(names: Iterable[str], site: Any, when: datetime) -> dict[str, tuple[float, float]]:
     """Apparent (alt, az) of each planet from astropy's built-in ephemeris, with the stars' refraction."""
     import astropy.units as u
-    from astropy.coordinates import AltAz, get_body, solar_system_ephemeris
+    from astropy.coordinates import AltAz, CartesianRepresentation, get_body, solar_system_ephemeris
     from astropy.time import Time
 
     names = list(names)
@@ -194,12 +194,12 @@ def planet_altaz(names: Iterable[str], site: Any, when: datetime) -> dict[str, t
         relative_humidity=0.5,
         obswl=0.55 * u.micron,
     )
-    found = {}
     with solar_system_ephemeris.set("builtin"):
-        for name in names:
-            body = get_body(name, t, location).transform_to(frame)
-            found[name] = (float(body.alt.deg), float(body.az.deg))
-    return found
+        each = [get_body(name, t, location) for name in names]
+    # One transform for all: their geocentric (GCRS) places side by side in the first one's frame.
+    xyz = np.stack([body.cartesian.xyz.to_value(u.au) for body in each], axis=1)
+    bodies = each[0].frame.realize_frame(CartesianRepresentation(xyz * u.au)).transform_to(frame)
+    return {name: (float(alt), float(az)) for name, alt, az in zip(names, bodies.alt.deg, bodies.az.deg, strict=True)}
 
 
 def sky_scene(
