@@ -18,7 +18,7 @@ import pytest
 from obsy.config import AllskyOverlayStage, AllskySkyNamesConfig, ConfigError, ObsyConfig, SiteConfig, load_config
 from obsy.skymodel import SkyModel, load_bright_stars
 from obsy_allsky.backend import NumpyBackend
-from obsy_allsky.pipeline.overlay import FrameInfo, image_circle, names_on_sky, overlay
+from obsy_allsky.pipeline.overlay import FrameInfo, image_circle, model_fits_picture, names_on_sky, overlay
 from obsy_allsky.pipeline.skynames import (
     Circle,
     SkyLabel,
@@ -374,3 +374,16 @@ def test_clouddetects_fixed_model_serves_when_the_overlay_has_none(tmp_path) -> 
     assert configured_model(config) == (SkyModel(**fixed), "clouddetect.transmission.sky_model")
     assert not names_wanted(config_with(tmp_path, enabled=False))
     assert not names_wanted(ObsyConfig.model_validate({"site": {"latitude": 0, "longitude": 0}}))  # no overlay
+
+
+def test_a_model_of_another_picture_size_draws_nothing_and_says_so_once(caplog) -> None:
+    """A model fitted on pictures twice as large (binning changed): its zenith lies off this picture."""
+    big = SkyModel(2 * LENS.zenith_x, 2 * LENS.zenith_y, 2 * LENS.scale, LENS.rotation, False, "equidistant")
+    caplog.set_level(logging.WARNING, logger="obsy.allsky.pipeline")
+    for _ in range(2):
+        image = np.zeros((HEIGHT // 2, WIDTH // 2, 3), np.float32)
+        info = FrameInfo(taken_at=NIGHT, sky_model=big, site=SITE_CONFIG)
+        placed = names_on_sky(NumpyBackend(), image, settings(), info, 12.0, obstacles=[], circle=CIRCLE)
+        assert placed == [] and image.max() == 0.0
+    assert len([r for r in caplog.records if "does not fit a 640x480 picture" in r.getMessage()]) == 1
+    assert model_fits_picture(LENS, WIDTH, HEIGHT)

@@ -9,6 +9,7 @@ Every item has a dark outline so that it reads on bright twilight sky as on blac
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +23,7 @@ from obsy_allsky.backend import Backend
 from obsy_allsky.pipeline.skynames import Box, Circle, PlacedLabel, place_labels, sky_scene
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
+log = logging.getLogger("obsy.allsky.pipeline")
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,17 @@ def image_circle(height: int, width: int, center: tuple[float, float], radius: f
     return Circle(center[0] * width - 0.5, center[1] * height - 0.5, radius * min(width, height))
 
 
+_WARNED: set[tuple[SkyModel, int, int]] = set()
+
+
+def model_fits_picture(model: SkyModel, width: int, height: int) -> bool:
+    """Whether the model can belong to a ``width`` x ``height`` picture: the zenith on it, the horizon
+    circle between a tenth of its shorter side and twice its longer one."""
+    radius = model.horizon_radius()
+    on_picture = -0.5 <= model.zenith_x <= width - 0.5 and -0.5 <= model.zenith_y <= height - 0.5
+    return on_picture and 0.1 * min(width, height) <= radius <= 2.0 * max(width, height)
+
+
 def names_on_sky(
     be: Backend,
     image: Any,
@@ -226,6 +239,20 @@ def names_on_sky(
     if not settings.enabled or info.sky_model is None or info.site is None or info.taken_at is None:
         return []
     height, width = image.shape[:2]
+    if not model_fits_picture(info.sky_model, width, height):
+        if (info.sky_model, width, height) not in _WARNED:
+            _WARNED.add((info.sky_model, width, height))
+            log.warning(
+                "names on the sky are off: the sky model (zenith %.0f, %.0f; horizon radius %.0f px) does not fit "
+                "a %dx%d picture (fitted on pictures of another size?)",
+                info.sky_model.zenith_x,
+                info.sky_model.zenith_y,
+                info.sky_model.horizon_radius(),
+                width,
+                height,
+                extra={"event": "sky_model_mismatch"},
+            )
+        return []
     line_px = max(1, round(text_px / 16))
     label_px = max(8.0, text_px * settings.text_scale)
     gap = max(3.0, label_px * 0.35)
