@@ -141,6 +141,10 @@ def text_box(item: Text, text_px: float) -> Box:
     return (x - margin, y - h, x + tw + margin, y + d)
 
 
+def _disc(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
 def draw_texts(
     be: Backend, image: Any, texts: list[Text], *, text_px: float, colour: tuple[float, float, float]
 ) -> Any:
@@ -158,10 +162,11 @@ def draw_texts(
             continue
         origin = (round(x) - x0, round(y) - y0)
         # OpenCV draws text on 8-bit images only: draw coverage masks, blend them into the float box.
-        shadow = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        fill = np.zeros_like(shadow)
-        cv2.putText(shadow, item.text, origin, _FONT, scale, 255, outline, cv2.LINE_AA)
+        fill = np.zeros((y1 - y0, x1 - x0), np.uint8)
         cv2.putText(fill, item.text, origin, _FONT, scale, 255, thickness, cv2.LINE_AA)
+        # The outline grows the strokes themselves: text drawn with thicker strokes advances further
+        # per letter, so its shadow would drift off the letters towards the end of a word.
+        shadow = cv2.dilate(fill, _disc(max(1, round((outline - thickness) / 2))))
         box = np.array(be.to_host(image[y0:y1, x0:x1]), dtype=np.float32)
         box *= (1 - shadow.astype(np.float32) / 255)[:, :, None]
         alpha = (fill.astype(np.float32) / 255)[:, :, None]
