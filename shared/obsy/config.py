@@ -570,8 +570,47 @@ class AllskyOverlayLabel(Section):
     y: float = Field(ge=0, le=1, description="baseline, fraction of the height")
 
 
+class AllskySkyNamesConfig(Section):
+    """Names on the sky (the overlay's ``sky``): stars, planets, the Moon, constellations, altitude circles
+    and the celestial equator, placed through the camera's sky model (see docs/allsky.md)."""
+
+    enabled: bool = Field(default=True, description="off: none of the layers below is drawn")
+    stars: bool = Field(default=True, description="proper names of the brightest named stars")
+    star_magnitude: float = Field(default=2.0, ge=-2, le=6.5, description="faintest star named")
+    max_stars: int = Field(default=40, ge=0, le=500, description="at most this many star names, brightest first")
+    planets: bool = Field(default=True, description="the planets above the horizon, marked and named")
+    planet_list: list[Literal["mercury", "venus", "mars", "jupiter", "saturn", "uranus", "neptune"]] = Field(
+        default_factory=lambda: ["mercury", "venus", "mars", "jupiter", "saturn"], description="which planets"
+    )
+    moon: bool = Field(default=True, description="the Moon, marked and named")
+    constellation_lines: bool = Field(default=True, description="stick figures of the main constellations")
+    constellation_names: bool = Field(default=True, description="constellation names at their figures' centres")
+    altitude_circles: list[float] = Field(
+        default_factory=lambda: [30.0, 60.0], description="degrees; circles of equal altitude (0 = the horizon)"
+    )
+    equator: bool = Field(default=True, description="the celestial equator")
+    min_altitude: float = Field(default=3.0, ge=0, lt=90, description="degrees; nothing lower is named")
+    text_scale: float = Field(default=0.7, gt=0, le=2, description="label height as a share of the overlay's text")
+    label_colour: tuple[float, float, float] = Field(default=(1.0, 0.95, 0.75), description="R, G, B in 0..1")
+    line_colour: tuple[float, float, float] = Field(default=(0.45, 0.6, 1.0), description="constellation lines")
+    grid_colour: tuple[float, float, float] = Field(default=(0.9, 0.6, 0.3), description="circles and equator")
+    sky_model: SkyModelConfig | None = Field(
+        default=None,
+        description="fixed sky model of the finished picture; used when clouddetect has not fitted one "
+        "(empty: clouddetect.transmission.sky_model, else no names)",
+    )
+
+    @field_validator("altitude_circles")
+    @classmethod
+    def _altitudes(cls, value: list[float]) -> list[float]:
+        for altitude in value:
+            if not 0.0 <= altitude < 90.0:
+                raise ValueError(f"an altitude circle must be at 0 to 90 degrees (not {altitude})")
+        return value
+
+
 class AllskyOverlayStage(Section):
-    """Text on the image: time, exposure, sun/moon altitude, stars and SQM, N/E/S/W, free labels."""
+    """Text on the image: time, exposure, sun/moon altitude, stars and SQM, N/E/S/W, free labels, names on the sky."""
 
     stage: Literal["overlay"]
     show: list[Literal["time", "exposure", "sun_moon", "stars"]] = Field(
@@ -584,6 +623,9 @@ class AllskyOverlayStage(Section):
     labels: list[AllskyOverlayLabel] = Field(default_factory=list)
     text_height: float = Field(default=0.025, gt=0, le=0.2, description="fraction of the image height")
     colour: tuple[float, float, float] = Field(default=(1.0, 1.0, 1.0), description="R, G, B in 0..1")
+    sky: AllskySkyNamesConfig = Field(
+        default_factory=AllskySkyNamesConfig, description="names on the sky (needs a sky model)"
+    )
 
 
 AllskyFinishStage = Annotated[
@@ -1245,6 +1287,10 @@ def _known_keys(model: type[BaseModel], path: tuple[str, ...]) -> list[str]:
         if part.isdigit() and get_origin(current) is list:  # an entry of a list of sections
             current = get_args(current)[0]
             continue
+        member = _tagged_member(current, part)
+        if member is not None:  # a list entry of a tagged union (e.g. a finish stage): pydantic names the tag
+            current = member
+            continue
         field = current.model_fields.get(part) if isinstance(current, type) and issubclass(current, BaseModel) else None
         if field is None:
             return []
@@ -1252,6 +1298,21 @@ def _known_keys(model: type[BaseModel], path: tuple[str, ...]) -> list[str]:
     if isinstance(current, type) and issubclass(current, BaseModel):
         return [name for name in current.model_fields if name != "source_file"]
     return []
+
+
+def _tagged_member(annotation: Any, tag: str) -> type[BaseModel] | None:
+    """The member of a discriminated union (``Annotated[A | B, Field(discriminator=...)]``) with ``tag``."""
+    if get_origin(annotation) is not Annotated:
+        return None
+    union, *extras = get_args(annotation)
+    key = next((getattr(e, "discriminator", None) for e in extras if getattr(e, "discriminator", None)), None)
+    if not isinstance(key, str):
+        return None
+    for member in get_args(union):
+        field = getattr(member, "model_fields", {}).get(key)
+        if field is not None and tag in get_args(field.annotation):
+            return member
+    return None
 
 
 def _describe(error: dict[str, Any], source: str, origin: dict[tuple[str, ...], str]) -> str:

@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
@@ -23,6 +23,7 @@ from obsy.config import AllskyPipelineConfig, load_config
 from obsy.indi import IndiClient
 from obsy.messages import AllskyDarksState, AllskyFrame, AllskyState, Event, ServiceHealth
 from obsy.runner import ServiceRunner
+from obsy.skymodel import SkyModel
 from obsy_allsky.capture.darks import DarkLibrary
 from obsy_allsky.capture.fits import decode_fits
 from obsy_allsky.pipeline.chain import FramePipeline
@@ -447,6 +448,52 @@ def test_png_with_overlay_and_linear_fits_hold_exactly_what_the_pipeline_made(tm
     assert header["NCOMBINE"] == 1 and header["INSTRUME"] == "CCD Simulator"
     assert header["DATE-OBS"] == taken.replace(tzinfo=None).isoformat(timespec="milliseconds")
     assert header["SUNALT"] == pytest.approx(frame.sun_altitude, abs=0.01)
+
+
+def test_the_names_on_the_sky_use_clouddetects_model_file_once_it_is_there(tmp_path, mosquitto, indiserver, watcher):
+    """No model: the frame has no names (said once in the log, "none" in the health). Then clouddetect's
+    fitted model appears in its file on the shared data directory: the next frame carries the names,
+    exactly as the chain draws them with that model here."""
+    pipeline = {
+        "bayer_pattern": "MONO",
+        "backend": "numpy",
+        "finish": [*DEFAULT_FINISH, {"stage": "overlay", "show": [], "cardinals": False}],
+        "output": {"format": "png", "png_bit_depth": 16},
+    }
+    camera = {"binning": 2, "interval_s": 0, "bracket": 1, "readout_margin_s": 3}
+    running = Running(tmp_path, mosquitto, indiserver, camera=camera, pipeline=pipeline)
+    config = running.config
+    with running:
+        watcher.wait_for(lambda _: len(frames(watcher)) >= 1, timeout=60)
+        first = frames(watcher)[0]
+        assert running.runner.service.sky_models.source == "none"
+        model = SkyModel((first.width - 1) / 2, (first.height - 1) / 2, 0.5 * min(first.width, first.height) / 1.5708)
+        path = config.data_dir / "clouddetect" / "sky_model.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(model.to_dict()))
+        written = datetime.now(UTC)  # a frame begun after this reads the model after its exposure
+
+        def after(frame: AllskyFrame) -> bool:  # begun (the frame id's time) after the file was written
+            begun = datetime.strptime(frame.frame_id, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
+            return begun > written + timedelta(seconds=0.1)
+
+        watcher.wait_for(lambda _: any(after(f) for f in frames(watcher)), timeout=60)
+        assert running.runner.service.sky_models.source == "clouddetect's fitted model"
+    later = next(f for f in frames(watcher) if after(f))
+
+    def develop(frame: AllskyFrame, sky_model: SkyModel | None) -> tuple[np.ndarray, np.ndarray]:
+        stored = cv2.cvtColor(cv2.imread(str(file_of(frame.url)), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB)
+        raw = decode_fits(file_of(frame.fits_url).read_bytes())
+        taken = datetime.strptime(frame.frame_id, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
+        info = FrameInfo(taken_at=taken, exposure_s=frame.exposure_s, sky_model=sky_model, site=config.site)
+        return stored, FramePipeline(config.allsky.pipeline).process([raw.data], [frame.exposure_s], info=info).image16
+
+    stored, plain = develop(first, None)
+    assert np.array_equal(stored, plain)  # no model, no names
+    stored, named = develop(later, model)
+    assert np.array_equal(stored, named)
+    _, unnamed = develop(later, None)
+    assert np.any(stored != unnamed, axis=2).mean() > 0.001  # names, lines and circles were drawn
 
 
 def test_an_encoder_that_fails_is_reported_once_and_the_frames_go_on(tmp_path, mosquitto, indiserver, watcher):

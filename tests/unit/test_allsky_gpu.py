@@ -152,6 +152,33 @@ def test_every_stage_chain_agrees_with_overlay_and_16_bit_output(backends, raws)
     assert np.percentile(difference, 99.5) <= 3 * 257
 
 
+def test_names_on_the_sky_agree(backends):
+    """The names overlay's lines, rings and labels blended on the device as on the host."""
+    from datetime import UTC, datetime
+
+    from obsy.config import AllskyOverlayStage, SiteConfig
+    from obsy.skymodel import SkyModel
+    from obsy_allsky.pipeline.overlay import FrameInfo, overlay
+
+    stage = AllskyOverlayStage.model_validate({"stage": "overlay", "sky": {"star_magnitude": 3.0}})
+    model = SkyModel(511.5, 383.5, 380.0 / (np.pi / 2), 20.0)
+    info = FrameInfo(
+        taken_at=datetime(2026, 1, 15, 22, 0, tzinfo=UTC),
+        sky_model=model,
+        site=SiteConfig(latitude=48.2, longitude=16.4, elevation=180),
+    )
+    base = np.random.default_rng(5).uniform(0, 0.3, (768, 1024, 3)).astype(np.float32)
+
+    def run(be):
+        return overlay(
+            be, be.asarray(base.copy()), stage, info, stars=None, sqm=None, circle_center=(0.5, 0.5), circle_radius=0.5
+        )
+
+    ref, out = _both(backends, run)
+    assert np.abs(ref - base).max() > 0.5  # names were drawn
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+
+
 def test_gpu_jpeg_encoding(backends, raws):
     pytest.importorskip("nvidia.nvimgcodec", reason="nvImageCodec not installed (obsy-allsky[gpu])")
     _, frames = raws

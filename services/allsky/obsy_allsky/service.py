@@ -40,6 +40,7 @@ from obsy.homeassistant import HA_ORIGIN, Entity
 from obsy.indi import IndiClient
 from obsy.messages import AllskyDarksCommand, AllskyDarksState, AllskyFrame, AllskyState, CommandOrigin, Event
 from obsy.runner import Service, run_service
+from obsy.skymodel import SkyModel
 from obsy_allsky.backend import NumpyBackend
 from obsy_allsky.capture.badpixels import colour_step
 from obsy_allsky.capture.camera import CameraError, CorruptFrameError, IndiCamera, RawFrame
@@ -50,6 +51,7 @@ from obsy_allsky.pipeline.chain import FramePipeline, ProcessedFrame
 from obsy_allsky.pipeline.output import encode_fits
 from obsy_allsky.pipeline.overlay import FrameInfo
 from obsy_allsky.products.nightly import NightlyProducts
+from obsy_allsky.skysource import SkyModelSource, names_wanted
 from obsy_allsky.storage import FrameStore, StorageError, StoredFrame, encode_jpeg
 
 #: Seconds to wait before trying a camera again after it failed to come back.
@@ -58,8 +60,17 @@ RETRY_S = 5.0
 T = TypeVar("T")
 
 
-def frame_info(taken_at: datetime, zone: ZoneInfo, sky: Sky, raws: list[RawFrame]) -> FrameInfo:
-    """What the overlay writes about a frame: local time at the site, the bracket's longest exposure, sun, moon.
+def frame_info(
+    taken_at: datetime,
+    zone: ZoneInfo,
+    sky: Sky,
+    raws: list[RawFrame],
+    *,
+    sky_model: SkyModel | None = None,
+    site: Any = None,
+) -> FrameInfo:
+    """What the overlay writes about a frame: local time at the site, the bracket's longest exposure, sun, moon;
+    with the camera's sky model and the site, the names on the sky.
 
     Stars and SQM are not part of it: the pipeline measures them before the overlay runs.
     """
@@ -72,6 +83,8 @@ def frame_info(taken_at: datetime, zone: ZoneInfo, sky: Sky, raws: list[RawFrame
         sun_altitude=sky.sun_altitude,
         moon_altitude=sky.moon_altitude,
         moon_illumination=sky.moon_illumination,
+        sky_model=sky_model,
+        site=site,
     )
 
 
@@ -122,6 +135,7 @@ class AllskyService(Service):
         self.encode_failures = 0
         self._encode_errors: dict[str, str] = {}  # what cannot be encoded now → why (reported once)
         self._zone = ZoneInfo(self.config.site.timezone)
+        self.sky_models = SkyModelSource(self.config, self.log) if names_wanted(self.config) else None
         self._cpu = NumpyBackend()
         self._last: tuple[float, float] | None = None  # (brightness, exposure) of the last frame
         self._last_setting: ExposureSetting | None = None
@@ -161,6 +175,7 @@ class AllskyService(Service):
             "darks": self.darks_state.status,
             "frames": self.frames_done,
             "backend": self.pipeline.backend.name,
+            "sky_model": self.sky_models.source if self.sky_models is not None else "names off",
         }
 
     # --- the capture loop ------------------------------------------------------------
@@ -266,7 +281,8 @@ class AllskyService(Service):
 
         darks = [self._dark_for(r) for r in raws]
         images, darks, bad_pixels = self._repair_bad_pixels(raws, darks)
-        info = frame_info(now, self._zone, sky, raws)
+        model = self.sky_models.current() if self.sky_models is not None else None
+        info = frame_info(now, self._zone, sky, raws, sky_model=model, site=self.config.site)
         result = self.pipeline.process(images, [r.exposure_s for r in raws], darks, info=info)
         stored = self._store(now, result, raws, info)
         preview = self._encode("preview", lambda: encode_jpeg(result.image, s.jpeg_quality, max_width=s.image_width))
