@@ -1,0 +1,82 @@
+"""The live stack's pieces: the STF-like autostretch, and the running weighted mean against the batch one."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from obsy_imaging.livestack import LiveStacker, _Open
+from obsy_imaging.registration import StarList
+from obsy_imaging.stretch import autostretch, midtones_transfer, preview_jpeg, stretch_parameters
+
+
+def sky(shape=(400, 600), level=800.0, noise=10.0, seed=1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    image = rng.normal(level, noise, shape).astype(np.float32)
+    image[100:104, 200:204] = 60000.0  # a saturated star
+    image[300:303, 50:53] = 5000.0
+    return image
+
+
+def test_the_midtones_transfer_function() -> None:
+    x = np.linspace(0, 1, 11)
+    for m in (0.01, 0.25, 0.5, 0.9):
+        y = midtones_transfer(m, x)
+        assert y[0] == 0 and y[-1] == pytest.approx(1.0) and np.all(np.diff(y) > 0)
+        assert midtones_transfer(m, m) == pytest.approx(0.5)
+    assert np.allclose(midtones_transfer(0.5, x), x)  # m = 0.5 leaves the image as it is
+    # Its own inverse in the sense the autostretch uses: MTF(MTF(t, x), x) = t.
+    assert midtones_transfer(midtones_transfer(0.25, 0.03), 0.03) == pytest.approx(0.25)
+
+
+def test_the_sky_lands_on_the_target_background_and_the_shadows_are_clipped() -> None:
+    image = sky()
+    for target in (0.1, 0.25, 0.4):
+        stretched = autostretch(image, target_background=target)
+        assert stretched.dtype == np.float32 and stretched.min() >= 0 and stretched.max() <= 1
+        assert float(np.median(stretched)) == pytest.approx(target, abs=0.01)
+    stretched = autostretch(image)
+    # Black below median - 2.8 sigma: about 0.26 % of a normal sky.
+    assert 0.0005 < float(np.mean(stretched == 0)) < 0.01
+    assert stretched[101, 201] == pytest.approx(1.0)  # the star's peak is white
+    # Scale and offset do not matter: the stretch comes from the image's own statistics.
+    assert np.allclose(autostretch(image * 3 + 100), stretched, atol=2e-3)
+
+
+def test_a_blank_or_constant_image_and_nan_do_not_break_the_stretch() -> None:
+    flat = np.full((50, 60), 7.0, np.float32)
+    assert np.all(np.isfinite(autostretch(flat)))
+    image = sky()
+    image[:, :100] = np.nan  # no frame covered these pixels
+    stretched = autostretch(image)
+    assert np.all(stretched[:, :100] == 0) and float(np.median(stretched[:, 100:])) == pytest.approx(0.25, abs=0.01)
+    assert stretch_parameters(np.full((4, 4), np.nan)).midtones == 0.5
+
+
+def test_the_preview_is_a_small_grey_jpeg() -> None:
+    image = sky((1200, 1800))
+    image[:, :30] = np.nan
+    jpeg = preview_jpeg(image, max_width=600, quality=80)
+    decoded = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert decoded.shape == (400, 600)
+    assert abs(float(np.median(decoded)) / 255 - 0.25) < 0.03
+    assert decoded[:, :8].max() < 20  # where there was no data: black
+
+
+def test_the_running_weighted_mean_equals_the_batch_one_with_missing_edges() -> None:
+    rng = np.random.default_rng(3)
+    shape = (60, 80)
+    frames = [rng.normal(100, 5, shape).astype(np.float32) for _ in range(6)]
+    weights = [1.0, 0.5, 2.0, 1.3, 0.7, 1.0]
+    frames[1][:, :10] = np.nan  # a dithered frame: no data at one edge
+    frames[3][50:, :] = np.nan
+    opened = _Open(np.zeros(shape, np.float32), np.zeros(shape, np.float32), StarList(*(np.zeros(0),) * 3))
+    for frame, weight in zip(frames, weights, strict=True):
+        LiveStacker._fold(opened, frame.copy(), weight)
+    stack = np.stack(frames)
+    w = np.array(weights)[:, None, None] * np.isfinite(stack)
+    batch = np.nansum(stack * w, axis=0) / w.sum(0)
+    assert np.allclose(opened.mean, batch, rtol=1e-5)
+    assert np.allclose(opened.weight, w.sum(0))
+    assert opened.weight[0, 0] == pytest.approx(sum(weights) - 0.5)
