@@ -66,6 +66,8 @@ class Folded:
     fold_s: float
     preview: bytes
     reference_path: str
+    #: Seconds per step: read, measure (level and stars), register, resample (and normalise), fold, write, preview.
+    timings: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,7 @@ class LiveStacker:
     # --- one light ---------------------------------------------------------------------
     def fold(self, frame_id: int) -> Folded | LeftOut:
         started = perf_counter()
+        clock = _Clock()
         with self.repository.sessions() as session:
             frame = session.get(Frame, frame_id)
             calibration = session.scalar(select(Calibration).where(Calibration.frame_id == frame_id))
@@ -163,15 +166,23 @@ class LiveStacker:
             )
         try:
             image = self._read(self.root / calibration.path)
+            clock.lap("read")
             statistics = frame_statistics(array_reader(image), image.shape)
             if not statistics.scale > 0:
                 raise RegistrationError("the frame has no spread (a constant frame)")
             stars = detect_stars(image)
+            clock.lap("measure")
             if stack is None:
                 if len(stars) < MIN_STARS:
                     raise RegistrationError(f"too few stars: {len(stars)} found, at least {MIN_STARS} are needed")
                 return self._start(
-                    frame=frame, grade=grade, image=image, statistics=statistics, stars=stars, started=started
+                    frame=frame,
+                    grade=grade,
+                    image=image,
+                    statistics=statistics,
+                    stars=stars,
+                    started=started,
+                    clock=clock,
                 )
             if image.shape != (stack.height, stack.width):
                 raise RegistrationError(
@@ -179,6 +190,7 @@ class LiveStacker:
                 )
             opened = self._load(stack)
             match = find_transform(opened.stars, stars, "similarity")
+            clock.lap("register")
         except (RegistrationError, ValueError, OSError) as error:
             return self._leave_out(frame, stack, str(error) or type(error).__name__)
         return self._add(
@@ -191,9 +203,10 @@ class LiveStacker:
             transform=match.transform,
             pairs=match.pairs,
             started=started,
+            clock=clock,
         )
 
-    def _start(self, *, frame, grade, image, statistics, stars, started) -> Folded:
+    def _start(self, *, frame, grade, image, statistics, stars, started, clock) -> Folded:
         """A new stack: this light is its reference."""
         relative = live_stack_path(frame.night, frame.target, frame.filter)
         now = datetime.now(UTC)
@@ -231,9 +244,10 @@ class LiveStacker:
             transform=Transform.identity(),
             pairs=pairs,
             started=started,
+            clock=clock,
         )
 
-    def _add(self, stack, opened, *, frame, grade, image, statistics, transform, pairs, started) -> Folded:
+    def _add(self, stack, opened, *, frame, grade, image, statistics, transform, pairs, started, clock) -> Folded:
         settings = self.settings
         warped = warp(image, transform, settings.interpolation)
         del image
@@ -251,8 +265,10 @@ class LiveStacker:
         weight = 1.0
         if settings.weighting == "grades" and own is not None and stack.reference_quality:
             weight = own / stack.reference_quality
+        clock.lap("resample")
         self._fold(opened, warped, weight)
         del warped
+        clock.lap("fold")
 
         exposure = frame.exposure_s or 0.0
         now = datetime.now(UTC)
@@ -280,6 +296,7 @@ class LiveStacker:
             reference_path = reference.path
         data = np.where(opened.weight > 0, opened.mean, np.float32(np.nan))
         self._write(row, data, opened.weight, history, reference_path)
+        clock.lap("write")
         preview = preview_jpeg(
             data,
             max_width=settings.preview_width,
@@ -288,6 +305,7 @@ class LiveStacker:
             target_background=settings.target_background,
         )
         _write_atomic(self.root / row.preview_path, preview)
+        clock.lap("preview")
         took = perf_counter() - started
         log.info(
             "folded %s into %s: %d frames, %.0f s, weight %.3f, %.2f s",
@@ -299,7 +317,7 @@ class LiveStacker:
             took,
             extra={"event": "live_stack_folded"},
         )
-        return Folded(row, frame, weight, transform, pairs, took, preview, reference_path)
+        return Folded(row, frame, weight, transform, pairs, took, preview, reference_path, clock.laps)
 
     @staticmethod
     def _fold(opened: _Open, warped: np.ndarray, weight: float) -> None:
@@ -425,6 +443,19 @@ class LiveStacker:
         temporary = target.with_name(f".{target.name}.tmp")
         fits.HDUList([primary, weights]).writeto(temporary, overwrite=True)
         os.replace(temporary, target)
+
+
+class _Clock:
+    """Seconds between laps, by name (the database's share goes to the step after it)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = perf_counter()
+        self.laps[name] = self.laps.get(name, 0.0) + now - self._last
+        self._last = now
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
