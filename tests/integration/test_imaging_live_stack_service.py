@@ -22,7 +22,7 @@ from astropy.io import fits
 from sqlalchemy import select
 
 from obsy.messages import Event, ImagingLiveStack
-from obsy_imaging.repository.models import LiveStack, LiveStackFrame
+from obsy_imaging.repository.models import Grade, LiveStack, LiveStackFrame
 from tests.integration.test_imaging_calibration_service import repository_of
 from tests.integration.test_imaging_service import Running, wait_online
 from tests.support.stacking import SENSOR, SimFrame, offset_pointing, render
@@ -187,12 +187,17 @@ def test_the_live_stack_grows_matches_the_truth_and_leaves_out_a_clouded_frame(t
         repository = repository_of(run)
         with repository.sessions() as session:
             row = session.scalar(select(LiveStack))
-            entries = list(session.scalars(select(LiveStackFrame)))
+            entries = list(session.scalars(select(LiveStackFrame).order_by(LiveStackFrame.frame_id)))
+            grades = {g.frame_id: g for g in session.scalars(select(Grade))}
         repository.engine.dispose()
         assert (row.frame_count, row.integration_s, row.left_out) == (len(sky), EXPOSURE * len(sky), 1)
         folded = [e for e in entries if e.status == "folded"]
         assert len(folded) == len(sky) and [e.status for e in entries].count("left_out") == 1
         weights = np.array([e.weight for e in folded])
+        # The weights are the grades' (SNR / FWHM)^2, relative to the reference light's.
+        quality = np.array([(grades[e.frame_id].snr / grades[e.frame_id].fwhm_px) ** 2 for e in folded])
+        assert row.reference_frame_id == folded[0].frame_id
+        assert np.allclose(weights, quality / quality[0], rtol=1e-9) and np.ptp(weights) > 0
         assert weight.max() == pytest.approx(weights.sum(), rel=1e-5)
 
         # Star fluxes: the simulator's truth (of the reference frame) to 1 %.
