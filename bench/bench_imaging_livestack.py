@@ -20,82 +20,16 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 STEPS = ("read", "measure", "register", "resample", "fold", "write", "preview")
-
-
-def record(repository, paths: list[Path]) -> list[int]:
-    """A frame, a calibration and a grade row per calibrated light (what ingest, calibration and grading leave)."""
-    from obsy_imaging.repository.models import Calibration, Frame, Grade
-
-    start = datetime(2026, 1, 15, 21, 0, tzinfo=UTC)
-    ids = []
-    with repository.sessions.begin() as session:
-        for index, path in enumerate(paths):
-            when = start + timedelta(seconds=65 * index)
-            frame = Frame(
-                sha256=f"{index:064d}",
-                path=f"lights/2026-01-15/M_42/L/{path.name}",
-                placement="copy",
-                source_path=str(path),
-                source_mtime_ns=0,
-                size_bytes=path.stat().st_size,
-                route="import",
-                ingested_at=when,
-                frame_type="light",
-                program="bench",
-                night="2026-01-15",
-                target="M 42",
-                filter="L",
-                exposure_s=60.0,
-                binning_x=1,
-                binning_y=1,
-                date_obs=when,
-                width=3000,
-                height=2000,
-                bitpix=-32,
-                header=[],
-            )
-            session.add(frame)
-            session.flush()
-            session.add(
-                Calibration(
-                    frame_id=frame.id,
-                    night=frame.night,
-                    status="calibrated",
-                    path=path.relative_to(repository.root).as_posix(),
-                    queued_at=when,
-                    calibrated_at=when + timedelta(seconds=1),
-                )
-            )
-            session.add(
-                Grade(
-                    frame_id=frame.id,
-                    night=frame.night,
-                    target=frame.target,
-                    filter=frame.filter,
-                    stars=150,
-                    fwhm_px=2.8 + 0.05 * (index % 3),
-                    background=0.01,
-                    noise=0.001,
-                    snr=100.0 - index,
-                    accepted=True,
-                    reasons=[],
-                    graded_at=when,
-                )
-            )
-            ids.append(frame.id)
-    return ids
 
 
 def main() -> None:
     from bench.bench_imaging_stacking import write_lights
     from obsy.config import ImagingLiveStackConfig
     from obsy_imaging.livestack import LiveStacker
-    from obsy_imaging.repository import database
-    from obsy_imaging.repository.store import Repository
+    from tests.support.live_stack import make_repository, record
 
     full = "--full" in sys.argv
     count, shape = (16 if full else 6), (2000, 3000)
@@ -103,18 +37,16 @@ def main() -> None:
     # On a RAM disk when there is room: the figures are the program's, not a shared disk's.
     scratch = "/dev/shm" if Path("/dev/shm").is_dir() else None
     with tempfile.TemporaryDirectory(prefix="obsy-bench-livestack-", dir=scratch) as name:
-        root = Path(name) / "repository"
-        (root / "calibrated").mkdir(parents=True)
+        repository = make_repository(Path(name))
         started = time.perf_counter()
-        paths = write_lights(root / "calibrated", count + 1, shape)
+        paths = write_lights(repository.root / "calibrated", count + 1, shape)
         print(
             f"lights: {count + 1} calibrated frames of {shape[1]}x{shape[0]} written in "
             f"{time.perf_counter() - started:.1f} s; {cores} CPU cores for this process"
         )
-        engine = database.make_engine(f"sqlite:///{Path(name) / 'imaging.sqlite3'}")
-        database.upgrade(engine)
-        repository = Repository(engine, root, Path(name) / "quarantine")
-        ids = record(repository, paths)
+        # Graded as grading would: a little spread in SNR and FWHM, so the weights differ.
+        grades = [(100.0 - i, 2.8 + 0.05 * (i % 3), True) for i in range(len(paths))]
+        ids = record(repository, paths, grades=grades)
         settings = ImagingLiveStackConfig()
         stacker = LiveStacker(repository, settings)
         folds = []
@@ -136,7 +68,7 @@ def main() -> None:
             f"fold of one 6 MP light (registered, frames 2..{len(folds)}): median {statistics.median(later):.3f} s, "
             f"worst {max(later):.3f} s (budget 2 s on 2 cores); the first light (starts the stack): {folds[0]:.3f} s"
         )
-        engine.dispose()
+        repository.engine.dispose()
 
 
 if __name__ == "__main__":

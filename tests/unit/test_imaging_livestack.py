@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
+from astropy.io import fits
+from sqlalchemy import select
 
 from obsy_imaging.livestack import LiveStacker, _Open
 from obsy_imaging.registration import StarList
@@ -80,3 +84,91 @@ def test_the_running_weighted_mean_equals_the_batch_one_with_missing_edges() -> 
     assert np.allclose(opened.mean, batch, rtol=1e-5)
     assert np.allclose(opened.weight, w.sum(0))
     assert opened.weight[0, 0] == pytest.approx(sum(weights) - 0.5)
+
+
+# --- the stacker on a repository (SQLite, files): which lights, what is left out and why -----------
+
+
+@pytest.fixture
+def repository(tmp_path):
+    from tests.support.live_stack import make_repository
+
+    repo = make_repository(tmp_path)
+    yield repo
+    repo.engine.dispose()
+
+
+def simulated(seed: int, east: float = 0.0, north: float = 0.0, position_angle: float = 0.0) -> np.ndarray:
+    from tests.support.stacking import offset_pointing, render
+
+    return render(offset_pointing(east, north), position_angle=position_angle, seed=seed).image
+
+
+def test_lights_that_cannot_be_registered_are_left_out_with_the_reason(repository) -> None:
+    from obsy.config import ImagingLiveStackConfig
+    from obsy_imaging.livestack import Folded, LeftOut
+    from obsy_imaging.repository.models import LiveStack, LiveStackFrame
+    from tests.support.live_stack import record, write_calibrated
+
+    fog = np.random.default_rng(1).normal(300, 10, (800, 1000))
+    elsewhere = simulated(11, east=3 * 3600.0)  # three degrees away: other stars
+    small = simulated(12)[:400, :500]
+    paths = [
+        write_calibrated(repository, "fog.fits", fog),  # cannot start the stack: the next light does
+        write_calibrated(repository, "first.fits", simulated(10)),
+        write_calibrated(repository, "elsewhere.fits", elsewhere),
+        write_calibrated(repository, "small.fits", small),
+        write_calibrated(repository, "constant.fits", np.full((800, 1000), 5.0)),
+        write_calibrated(repository, "rejected.fits", simulated(13, east=10.0)),
+        write_calibrated(repository, "good.fits", simulated(14, east=-15.0, north=8.0)),
+    ]
+    grades = [None, None, None, None, None, (50.0, 3.0, False), None]
+    ids = record(repository, paths, grades=grades)
+    stacker = LiveStacker(repository, ImagingLiveStackConfig())
+    assert ids[5] not in stacker.pending()  # rejected by grading: never stacked
+    results = stacker.run()
+    assert stacker.pending() == []
+    by_name = {Path(r.frame.path).name: r for r in results}
+    assert set(by_name) == {p.name for p in paths} - {"rejected.fits"}
+    reasons = {name: r.reason for name, r in by_name.items() if isinstance(r, LeftOut)}
+    assert reasons["fog.fits"].startswith("too few stars") and by_name["fog.fits"].stack is None
+    assert reasons["elsewhere.fits"].startswith("no matching star pattern")
+    assert reasons["small.fits"] == "the frame is 500x400, the stack 1000x800"
+    assert "no spread" in reasons["constant.fits"]
+    assert isinstance(by_name["first.fits"], Folded) and isinstance(by_name["good.fits"], Folded)
+    with repository.sessions() as session:
+        stack = session.scalar(select(LiveStack))
+        entries = {e.frame_id: e for e in session.scalars(select(LiveStackFrame))}
+    assert (stack.frame_count, stack.integration_s, stack.left_out) == (2, 120.0, 3)
+    assert stack.reference_frame_id == ids[1]
+    assert entries[ids[0]].status == "left_out" and entries[ids[0]].stack_id is None
+    assert ids[5] not in entries
+
+
+def test_a_new_stacker_continues_the_stack_from_its_file(repository) -> None:
+    from obsy.config import ImagingLiveStackConfig
+    from tests.support.live_stack import record, write_calibrated
+
+    images = [simulated(20 + i, east=12.0 * i, north=-7.0 * i) for i in range(4)]
+    paths = [write_calibrated(repository, f"l{i}.fits", im) for i, im in enumerate(images)]
+    settings = ImagingLiveStackConfig(weighting="equal")
+    ids = record(repository, paths[:2])
+    first = LiveStacker(repository, settings).run()
+    ids += record(repository, paths[2:])
+    # One stacker through all four lights, against a "restarted" one after two.
+    again = LiveStacker(repository, settings).run()
+    assert [d.stack.frame_count for d in first + again] == [1, 2, 3, 4]
+    assert len({d.stack.id for d in first + again}) == 1
+    with fits.open(repository.root / again[-1].stack.path) as hdus:
+        restarted = hdus[0].data.copy()
+        assert hdus[0].header["NCOMBINE"] == 4 and hdus[0].header["LIVETIME"] == 240.0
+    # The same four lights in one go, in another repository's worth of tables: the same stack.
+    with repository.sessions.begin() as session:
+        from obsy_imaging.repository.models import LiveStack, LiveStackFrame
+
+        session.query(LiveStackFrame).delete()
+        session.query(LiveStack).delete()
+    straight = LiveStacker(repository, settings).run()
+    assert straight[-1].stack.frame_count == 4
+    with fits.open(repository.root / straight[-1].stack.path) as hdus:
+        assert np.allclose(hdus[0].data, restarted, rtol=1e-5, atol=1e-3, equal_nan=True)
