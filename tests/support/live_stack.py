@@ -16,8 +16,9 @@ from obsy_imaging.repository.store import Repository
 START = datetime(2026, 1, 15, 21, 0, tzinfo=UTC)
 
 
-def make_repository(folder: Path) -> Repository:
-    engine = database.make_engine(f"sqlite:///{folder / 'imaging.sqlite3'}")
+def make_repository(folder: Path, url: str | None = None) -> Repository:
+    """The imaging tables (SQLite in ``folder`` unless ``url``) and a repository root with ``calibrated/``."""
+    engine = database.make_engine(url or f"sqlite:///{folder / 'imaging.sqlite3'}")
     database.upgrade(engine)
     root = folder / "repository"
     (root / "calibrated").mkdir(parents=True, exist_ok=True)
