@@ -180,3 +180,39 @@ def test_a_new_stacker_continues_the_stack_from_its_file(repository) -> None:
     assert straight[-1].stack.frame_count == 4
     with fits.open(repository.root / straight[-1].stack.path) as hdus:
         assert np.allclose(hdus[0].data, restarted, rtol=1e-5, atol=1e-3, equal_nan=True)
+
+
+def test_a_light_counted_but_missing_from_the_file_is_folded_again(repository) -> None:
+    """The service stopped after a light's row was committed and before the stack's file was renamed
+    into place: the file is a light behind; the next stacker folds that light again from its row."""
+    import shutil
+
+    from obsy.config import ImagingLiveStackConfig
+    from tests.support.live_stack import record, write_calibrated
+
+    images = [simulated(40 + i, east=-9.0 * i, north=11.0 * i) for i in range(4)]
+    paths = [write_calibrated(repository, f"c{i}.fits", im) for i, im in enumerate(images)]
+    settings = ImagingLiveStackConfig()
+    ids = record(repository, paths, grades=[(80.0 + 5 * i, 3.0, True) for i in range(4)])
+    stacker = LiveStacker(repository, settings)
+    stacker.fold(ids[0])
+    second = stacker.fold(ids[1])
+    stack_file = repository.root / second.stack.path
+    shutil.copy(stack_file, stack_file.with_suffix(".two"))
+    stacker.fold(ids[2])
+    straight = LiveStacker(repository, settings).fold(ids[3])  # (reads the file of three lights)
+    with fits.open(stack_file) as hdus:
+        expected = hdus[0].data.copy()
+    # The same, from a file of two lights while the database counts three.
+    from obsy_imaging.repository.models import LiveStack, LiveStackFrame
+
+    with repository.sessions.begin() as session:
+        session.query(LiveStackFrame).filter(LiveStackFrame.frame_id == ids[3]).delete()
+        row = session.get(LiveStack, second.stack.id)
+        row.frame_count, row.integration_s = 3, 180.0
+    shutil.copy(stack_file.with_suffix(".two"), stack_file)
+    caught_up = LiveStacker(repository, settings).fold(ids[3])
+    assert caught_up.stack.frame_count == straight.stack.frame_count == 4
+    with fits.open(stack_file) as hdus:
+        assert hdus[0].header["NCOMBINE"] == 4
+        assert np.allclose(hdus[0].data, expected, rtol=1e-5, atol=1e-3, equal_nan=True)

@@ -249,18 +249,8 @@ class LiveStacker:
 
     def _add(self, stack, opened, *, frame, grade, image, statistics, transform, pairs, started, clock) -> Folded:
         settings = self.settings
-        warped = warp(image, transform, settings.interpolation)
+        warped = self._on_grid(stack, image, statistics, transform)
         del image
-        gain, offset = 1.0, 0.0
-        if settings.normalisation == "additive_scaling":
-            gain = stack.reference_scale / statistics.scale
-            offset = stack.reference_location - gain * statistics.location
-        elif settings.normalisation == "additive":
-            offset = stack.reference_location - statistics.location
-        if gain != 1.0:
-            warped *= np.float32(gain)
-        if offset != 0.0:
-            warped += np.float32(offset)
         own = quality(grade)
         weight = 1.0
         if settings.weighting == "grades" and own is not None and stack.reference_quality:
@@ -319,6 +309,22 @@ class LiveStacker:
         )
         return Folded(row, frame, weight, transform, pairs, took, preview, reference_path, clock.laps)
 
+    def _on_grid(self, stack: LiveStack, image: np.ndarray, statistics, transform: Transform) -> np.ndarray:
+        """The light resampled onto the reference's grid and normalised to its level (float32, NaN off the frame)."""
+        settings = self.settings
+        warped = warp(image, transform, settings.interpolation)
+        gain, offset = 1.0, 0.0
+        if settings.normalisation == "additive_scaling":
+            gain = stack.reference_scale / statistics.scale
+            offset = stack.reference_location - gain * statistics.location
+        elif settings.normalisation == "additive":
+            offset = stack.reference_location - statistics.location
+        if gain != 1.0:
+            warped *= np.float32(gain)
+        if offset != 0.0:
+            warped += np.float32(offset)
+        return warped
+
     @staticmethod
     def _fold(opened: _Open, warped: np.ndarray, weight: float) -> None:
         """``mean += (x - mean) * w / W`` where the frame has data (in place; ``warped`` is used up)."""
@@ -371,24 +377,50 @@ class LiveStacker:
         if opened is not None:
             self._open.move_to_end(stack.id)
             return opened
-        with fits.open(self.root / stack.path, memmap=False) as hdus:
-            mean = np.asarray(hdus[0].data, dtype=np.float32)
-            weight = np.asarray(hdus["WEIGHT"].data, dtype=np.float32)
-            combined = int(hdus[0].header.get("NCOMBINE", -1))
-        if combined != stack.frame_count:
-            log.warning(
-                "live stack %s holds %d frames, the database counts %d (stopped between the two)",
-                stack.path,
-                combined,
-                stack.frame_count,
-            )
+        path = self.root / stack.path
+        if path.exists():
+            with fits.open(path, memmap=False) as hdus:
+                mean = np.asarray(hdus[0].data, dtype=np.float32)
+                weight = np.asarray(hdus["WEIGHT"].data, dtype=np.float32)
+                combined = int(hdus[0].header.get("NCOMBINE", 0))
+        else:  # stopped after the first light's row was committed, before its file was renamed into place
+            mean = np.zeros((stack.height, stack.width), np.float32)
+            weight = np.zeros((stack.height, stack.width), np.float32)
+            combined = 0
         mean = np.where(weight > 0, mean, np.float32(0.0))
         with self.repository.sessions() as session:
             reference = session.scalar(select(Calibration.path).where(Calibration.frame_id == stack.reference_frame_id))
         stars = detect_stars(self._read(self.root / reference))
         opened = _Open(mean, weight, stars)
+        if combined < stack.frame_count:
+            self._catch_up(stack, opened, combined)
+        elif combined > stack.frame_count:
+            log.warning("live stack %s holds %d lights, the database %d", stack.path, combined, stack.frame_count)
         self._remember(stack.id, opened)
         return opened
+
+    def _catch_up(self, stack: LiveStack, opened: _Open, combined: int) -> None:
+        """Fold again the lights the database counts and the file lacks (the service stopped between
+        committing a light's row and renaming the stack's file into place): their transforms and
+        weights are in their rows, so the stack comes out as if nothing had happened."""
+        with self.repository.sessions() as session:
+            rows = session.execute(
+                select(LiveStackFrame, Calibration.path)
+                .join(Calibration, Calibration.frame_id == LiveStackFrame.frame_id)
+                .where(LiveStackFrame.stack_id == stack.id, LiveStackFrame.status == FOLDED)
+                .order_by(LiveStackFrame.done_at, LiveStackFrame.frame_id)
+            ).all()
+        for entry, path in rows[combined:]:
+            image = self._read(self.root / path)
+            statistics = frame_statistics(array_reader(image), image.shape)
+            transform = Transform(np.array(entry.transform, float).reshape(2, 3))
+            self._fold(opened, self._on_grid(stack, image, statistics, transform), entry.weight)
+        log.warning(
+            "live stack %s: %d light(s) counted but missing from its file folded again",
+            stack.path,
+            len(rows) - combined,
+            extra={"event": "live_stack_caught_up"},
+        )
 
     def _remember(self, stack_id: int, opened: _Open) -> None:
         self._open[stack_id] = opened
