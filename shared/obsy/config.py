@@ -1016,6 +1016,12 @@ class ImagingLiveStackConfig(Section):
     of its night, target and filter; a stretched preview on the bus (docs/imaging-stacking.md, "In the service")."""
 
     enabled: bool = True
+    nights: int | None = Field(
+        default=2,
+        ge=1,
+        description="lights of this many observing nights, the current one included, are stacked live (2: also "
+        "last night's, calibrated late by the next evening's flats); empty = every night (an imported archive too)",
+    )
     weighting: Literal["grades", "equal"] = Field(
         default="grades",
         description="grades: each frame weighs (SNR / FWHM)^2 from grading, relative to the reference frame's "

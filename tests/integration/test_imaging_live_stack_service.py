@@ -37,7 +37,7 @@ MASTERS = "obsy/imaging/masters"
 SHAPE = (SENSOR.height, SENSOR.width)
 PEDESTAL = 1000.0
 EXPOSURE = 60.0
-START = datetime(2026, 12, 1, 21, 0, tzinfo=UTC)
+START = datetime.now(UTC) - timedelta(minutes=30)  # tonight: only recent nights are stacked live
 #: (east ", north ", position angle): dithers of up to half a minute of arc, two after a meridian flip.
 DITHERS = [(0.0, 0.0, 0.0), (12.0, -20.0, 0.0), (-25.0, 9.0, 180.0), (18.0, 24.0, 0.0), (-8.0, -30.0, 180.0)]
 

@@ -216,3 +216,15 @@ def test_a_light_counted_but_missing_from_the_file_is_folded_again(repository) -
     with fits.open(stack_file) as hdus:
         assert hdus[0].header["NCOMBINE"] == 4
         assert np.allclose(hdus[0].data, expected, rtol=1e-5, atol=1e-3, equal_nan=True)
+
+
+def test_only_recent_nights_are_taken_when_asked(repository) -> None:
+    from obsy.config import ImagingLiveStackConfig
+    from tests.support.live_stack import record, write_calibrated
+
+    old = record(repository, [write_calibrated(repository, "old.fits", np.ones((8, 8)))], night="2025-11-02")
+    new = record(repository, [write_calibrated(repository, "new.fits", np.ones((8, 8)))], night="2026-01-15")
+    stacker = LiveStacker(repository, ImagingLiveStackConfig())
+    assert stacker.pending(since_night="2026-01-14") == new
+    assert stacker.pending() == old + new  # every night
+    assert ImagingLiveStackConfig().nights == 2 and ImagingLiveStackConfig(nights=None).nights is None

@@ -114,11 +114,12 @@ class LiveStacker:
         return self.repository.root
 
     # --- which lights ------------------------------------------------------------------
-    def pending(self, limit: int = 100) -> list[int]:
-        """Calibrated lights not dealt with yet, accepted by grading (or not graded), oldest calibration first."""
+    def pending(self, limit: int = 100, *, since_night: str | None = None) -> list[int]:
+        """Calibrated lights not dealt with yet, accepted by grading (or not graded), oldest calibration first;
+        with ``since_night`` (YYYY-MM-DD) only lights of that night and later."""
         with self.repository.sessions() as session:
             done = select(LiveStackFrame.frame_id)
-            rows = session.execute(
+            query = (
                 select(Frame.id)
                 .join(Calibration, Calibration.frame_id == Frame.id)
                 .outerjoin(Grade, Grade.frame_id == Frame.id)
@@ -128,16 +129,17 @@ class LiveStacker:
                     Frame.id.not_in(done),
                     (Grade.id.is_(None)) | (Grade.accepted.is_(True)),
                 )
-                .order_by(Calibration.calibrated_at, Calibration.id)
-                .limit(limit)
-            ).all()
+            )
+            if since_night is not None:
+                query = query.where(Frame.night >= since_night)
+            rows = session.execute(query.order_by(Calibration.calibrated_at, Calibration.id).limit(limit)).all()
         return [frame_id for (frame_id,) in rows]
 
-    def run(self) -> list[Folded | LeftOut]:
+    def run(self, *, since_night: str | None = None) -> list[Folded | LeftOut]:
         """Fold every pending light; returns what was done, in order."""
         results: list[Folded | LeftOut] = []
         while not self.cancelled():
-            pending = self.pending()
+            pending = self.pending(since_night=since_night)
             if not pending:
                 break
             for frame_id in pending:

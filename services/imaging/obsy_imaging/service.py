@@ -629,7 +629,7 @@ class LiveStackWorker:
         while not self._stopping.is_set():
             try:
                 while not self._stopping.is_set():
-                    pending = self.stacker.pending()
+                    pending = self.stacker.pending(since_night=self._since_night())
                     if not pending:
                         break
                     for frame_id in pending:
@@ -650,6 +650,14 @@ class LiveStackWorker:
                 )
             self._wake.wait(self.IDLE_PASS_S)
             self._wake.clear()
+
+    def _since_night(self) -> str | None:
+        """The oldest night stacked live (``imaging.live_stack.nights``): not an archive's old nights."""
+        nights = self.stacker.settings.nights
+        if nights is None:
+            return None
+        tonight = astro.night_of(self.service.config.site, self.service.clock())
+        return (tonight - timedelta(days=nights - 1)).isoformat()
 
     def _publish(self, done: Folded | LeftOut) -> None:
         if isinstance(done, LeftOut):
