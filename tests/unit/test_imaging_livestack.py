@@ -228,3 +228,29 @@ def test_only_recent_nights_are_taken_when_asked(repository) -> None:
     assert stacker.pending(since_night="2026-01-14") == new
     assert stacker.pending() == old + new  # every night
     assert ImagingLiveStackConfig().nights == 2 and ImagingLiveStackConfig(nights=None).nights is None
+
+
+def test_targets_with_the_same_folder_name_get_stacks_of_their_own(repository) -> None:
+    from obsy.config import ImagingLiveStackConfig
+    from tests.support.live_stack import record, write_calibrated
+
+    image = simulated(60)
+    one = record(repository, [write_calibrated(repository, "a.fits", image)], target="M 42")
+    two = record(repository, [write_calibrated(repository, "b.fits", image + 1)], target="M_42")
+    done = LiveStacker(repository, ImagingLiveStackConfig()).run()
+    assert [d.frame.id for d in done] == one + two
+    assert done[0].stack.path.endswith("/M_42/L/live.fits") and done[1].stack.path.endswith("/M_42/L/live-2.fits")
+    assert done[0].stack.id != done[1].stack.id
+
+
+def test_a_light_that_fails_unexpectedly_is_left_out_once(repository) -> None:
+    from obsy.config import ImagingLiveStackConfig
+    from obsy_imaging.repository.models import LiveStackFrame
+    from tests.support.live_stack import record, write_calibrated
+
+    ids = record(repository, [write_calibrated(repository, "x.fits", simulated(61))])
+    stacker = LiveStacker(repository, ImagingLiveStackConfig())
+    left = stacker.give_up(ids[0], "unexpected error: boom")
+    assert left.reason == "unexpected error: boom" and stacker.pending() == []
+    with repository.sessions() as session:
+        assert session.get(LiveStackFrame, ids[0]).status == "left_out"

@@ -213,6 +213,11 @@ class LiveStacker:
         relative = live_stack_path(frame.night, frame.target, frame.filter)
         now = datetime.now(UTC)
         with self.repository.sessions.begin() as session:
+            taken = set(session.scalars(select(LiveStack.path).where(LiveStack.path.like(f"{relative.parent}/%"))))
+            number = 1
+            while relative.as_posix() in taken:  # 'M 42' and 'M_42' share a folder name
+                number += 1
+                relative = relative.with_name(f"live-{number}.fits")
             stack = LiveStack(
                 night=frame.night,
                 target=frame.target,
@@ -339,6 +344,15 @@ class LiveStacker:
         warped *= added
         np.nan_to_num(warped, copy=False, nan=0.0)
         opened.mean += warped
+
+    def give_up(self, frame_id: int, reason: str) -> LeftOut:
+        """Leave a light out after an unexpected error (so it is not tried again and again)."""
+        with self.repository.sessions() as session:
+            frame = session.get(Frame, frame_id)
+            entry = session.get(LiveStackFrame, frame_id)
+        if entry is not None:  # the error came after its row was written: it is counted, its file comes next time
+            return LeftOut(frame, None, f"{reason} (after it was counted: the stack's file is written with the next)")
+        return self._leave_out(frame, None, reason)
 
     def _leave_out(self, frame: Frame, stack: LiveStack | None, reason: str) -> LeftOut:
         now = datetime.now(UTC)

@@ -635,7 +635,7 @@ class LiveStackWorker:
                     for frame_id in pending:
                         if self._stopping.is_set():
                             break
-                        self._publish(self.stacker.fold(frame_id))
+                        self._fold(frame_id)
             except Exception as exc:  # a bug, not bad input (that comes back as LeftOut): say it, go on
                 self.errors += 1
                 self.log.exception("live stack pass failed", extra={"event": "live_stack_pass_failed"})
@@ -650,6 +650,15 @@ class LiveStackWorker:
                 )
             self._wake.wait(self.IDLE_PASS_S)
             self._wake.clear()
+
+    def _fold(self, frame_id: int) -> None:
+        try:
+            done = self.stacker.fold(frame_id)
+        except Exception as exc:  # a bug: the light is left out (not retried every pass), the rest go on
+            self.errors += 1
+            self.log.exception("live stack of light %s failed", frame_id, extra={"event": "live_stack_pass_failed"})
+            done = self.stacker.give_up(frame_id, f"unexpected error: {exc}"[:500])
+        self._publish(done)
 
     def _since_night(self) -> str | None:
         """The oldest night stacked live (``imaging.live_stack.nights``): not an archive's old nights."""
