@@ -1087,6 +1087,36 @@ class ImagingCalibrationConfig(Section):
     )
 
 
+class ImagingLiveStackConfig(Section):
+    """The live stack: each calibrated, accepted light registered and folded into the running stack
+    of its night, target and filter; a stretched preview on the bus (docs/imaging-stacking.md, "In the service")."""
+
+    enabled: bool = True
+    nights: int | None = Field(
+        default=2,
+        ge=1,
+        description="lights of this many observing nights, the current one included, are stacked live (2: also "
+        "last night's, calibrated late by the next evening's flats); empty = every night (an imported archive too)",
+    )
+    weighting: Literal["grades", "equal"] = Field(
+        default="grades",
+        description="grades: each frame weighs (SNR / FWHM)^2 from grading, relative to the reference frame's "
+        "(a frame without a grade weighs 1); equal: every frame the same",
+    )
+    normalisation: Literal["additive_scaling", "additive", "none"] = Field(
+        default="additive_scaling", description="each frame brought to the reference's background level (and spread)"
+    )
+    interpolation: Literal["lanczos", "bicubic"] = Field(default="lanczos", description="resampling onto the reference")
+    preview_width: int = Field(default=1024, ge=64, le=8192, description="pixels; the preview JPEG is shrunk to this")
+    jpeg_quality: int = Field(default=85, ge=10, le=100)
+    shadows_clip: float = Field(
+        default=-2.8, le=0, description="autostretch: the black point, in robust sigmas (MAD) from the median"
+    )
+    target_background: float = Field(
+        default=0.25, gt=0, lt=1, description="autostretch: where the median (the sky) lands, 0..1"
+    )
+
+
 class ImagingConfig(ServiceSection):
     """The imaging service: frames from the capture program into the repository (docs/imaging.md)."""
 
@@ -1126,6 +1156,7 @@ class ImagingConfig(ServiceSection):
     publish_interval: float = Field(default=30.0, gt=0, description="seconds between republishing the state")
     grading: ImagingGradingConfig = ImagingGradingConfig()
     calibration: ImagingCalibrationConfig = ImagingCalibrationConfig()
+    live_stack: ImagingLiveStackConfig = ImagingLiveStackConfig()
 
     @field_validator("suffixes")
     @classmethod

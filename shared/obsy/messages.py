@@ -563,6 +563,27 @@ class ImagingCalibrated(Message):
     waited_s: float | None = Field(default=None, ge=0, description="how long the light waited for its masters")
 
 
+class ImagingLiveStack(Message):
+    """A live stack after a frame was folded in (retained on ``<p>/imaging/livestack/state``: the
+    stack updated last; its stretched preview is the JPEG on ``<p>/imaging/livestack/image``)."""
+
+    stack_id: int = Field(description="the stack's id in the imaging database")
+    night: str
+    target: str | None = None
+    filter: str | None = None
+    frames: int = Field(ge=0, description="lights folded into the stack")
+    integration_s: float = Field(ge=0, description="their exposure times added up")
+    left_out: int = Field(default=0, ge=0, description="lights of this stack that could not be registered")
+    reference: str = Field(description="the raw light whose grid the stack is on, relative to the repository root")
+    path: str = Field(description="the stack (float32 FITS), relative to the repository root")
+    preview: str = Field(description="the stretched preview (JPEG), relative to the repository root")
+    frame_id: int = Field(description="the raw light folded in last")
+    weight: float = Field(ge=0, description="its weight (the reference frame weighs 1)")
+    shift_px: tuple[float, float] = Field(description="its registration: shift (x, y) onto the reference, pixels")
+    rotation_deg: float = Field(description="its registration: rotation onto the reference, degrees")
+    fold_s: float = Field(ge=0, description="seconds from reading the calibrated light to the preview")
+
+
 class ImagingMastersCommand(Message):
     """Build masters now (``<p>/imaging/masters/set``); the answer is on ``<p>/imaging/masters/state``.
 

@@ -147,7 +147,7 @@ class Topics:
 
     def payload_kind(self, topic: str) -> PayloadKind:
         """Which size limit (``broker.max_payload``) applies to a message on ``topic``."""
-        if topic == self.allsky_image:
+        if topic in (self.allsky_image, self.imaging_live_stack_image):
             return "image"
         if topic.endswith("/set"):
             return "command"
@@ -196,6 +196,16 @@ class Topics:
     def imaging_masters_state(self) -> str:
         """The answer to the last masters command (an :class:`~obsy.messages.ImagingMastersState`), retained."""
         return self.state("imaging", "masters")
+
+    @property
+    def imaging_live_stack_state(self) -> str:
+        """The live stack updated last (an :class:`~obsy.messages.ImagingLiveStack`), retained."""
+        return self.state("imaging", "livestack")
+
+    @property
+    def imaging_live_stack_image(self) -> str:
+        """Its stretched preview: a small retained JPEG (raw bytes), as ``<p>/allsky/image``."""
+        return self._join("imaging", "livestack", "image")
 
     def service_of(self, topic: str) -> str | None:
         """The service a topic belongs to, or None when it is outside this prefix."""

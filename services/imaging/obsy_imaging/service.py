@@ -13,12 +13,20 @@ that building a master never holds up the ingest: each master built goes out as 
 :class:`~obsy.messages.ImagingCalibrated` on ``<p>/imaging/calibrated``, each problem (a frame
 that cannot be used, a group that cannot be combined, a light that cannot be calibrated) as an
 error event; ``<p>/imaging/masters/set`` builds masters on command.
+
+The live stack (``imaging.live_stack``) runs on a third thread (:class:`LiveStackWorker`): each
+light calibrated and accepted is registered and folded into the running stack of its night,
+target and filter (:mod:`obsy_imaging.livestack`); the stack goes out as an
+:class:`~obsy.messages.ImagingLiveStack` on ``<p>/imaging/livestack/state`` (retained) with its
+stretched preview, a JPEG, on ``<p>/imaging/livestack/image`` (retained); a light that cannot be
+registered as a ``live_stack_left_out`` warning event with the reason.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from time import monotonic
 from typing import Any
@@ -33,6 +41,7 @@ from obsy.messages import (
     Event,
     ImagingCalibrated,
     ImagingFrame,
+    ImagingLiveStack,
     ImagingMaster,
     ImagingMastersCommand,
     ImagingMastersState,
@@ -48,6 +57,7 @@ from obsy_imaging.grading.grader import Grader
 from obsy_imaging.headers.normalise import warm_up
 from obsy_imaging.ingest.ingestor import Ingestor, Outcome, Result
 from obsy_imaging.ingest.watcher import CaptureWatcher
+from obsy_imaging.livestack import Folded, LeftOut, LiveStacker
 from obsy_imaging.repository import database
 from obsy_imaging.repository.models import Frame, Grade
 from obsy_imaging.repository.store import Repository
@@ -110,6 +120,7 @@ class ImagingService(Service):
         self._last_frame: str | None = None
         self.state: ImagingState | None = None
         self.calibration: CalibrationWorker | None = None
+        self.live_stack: LiveStackWorker | None = None
 
     # --- runner hooks -------------------------------------------------------------------
     def start(self) -> None:
@@ -135,9 +146,14 @@ class ImagingService(Service):
             self.calibration = CalibrationWorker(self, Calibrator(self.repository, settings.calibration))
             self.bus.publish(self.topics.imaging_masters_state, ImagingMastersState(), qos=1, retain=True)
             self.bus.subscribe(self.topics.imaging_masters_command, self.calibration.on_command, ImagingMastersCommand)
+        if settings.calibration.enabled and settings.live_stack.enabled:
+            self.live_stack = LiveStackWorker(self, LiveStacker(self.repository, settings.live_stack))
+            self.calibration.on_calibrated = self.live_stack.wake
         self.watcher.start()  # watches and scans the folders, takes files on its own thread
         if self.calibration is not None:
             self.calibration.start()
+        if self.live_stack is not None:
+            self.live_stack.start()  # lights calibrated before a restart and not stacked yet are taken first
         self.refresh(force=True)
 
     def poll(self) -> None:
@@ -150,6 +166,8 @@ class ImagingService(Service):
             self.watcher.stop()
         if self.calibration is not None:
             self.calibration.stop()
+        if self.live_stack is not None:
+            self.live_stack.stop()
         if self.repository is not None:
             self.repository.engine.dispose()
 
@@ -163,6 +181,9 @@ class ImagingService(Service):
             "storage_error": self.watcher.storage_error,
             "calibration_passes": None if self.calibration is None else self.calibration.passes,
             "calibration_errors": None if self.calibration is None else self.calibration.errors,
+            "live_stack_folded": None if self.live_stack is None else self.live_stack.folded,
+            "live_stack_left_out": None if self.live_stack is None else self.live_stack.left_out,
+            "live_stack_errors": None if self.live_stack is None else self.live_stack.errors,
         }
 
     # --- results ------------------------------------------------------------------------
@@ -266,6 +287,35 @@ class ImagingService(Service):
 
     # --- Home Assistant -----------------------------------------------------------------
     def ha_entities(self) -> list[Entity]:
+        entities = self._ha_entities()
+        if self._settings.calibration.enabled and self._settings.live_stack.enabled:
+            live = self.topics.imaging_live_stack_state
+            entities += [
+                Entity(
+                    component="image",
+                    object_id="live_stack",
+                    name="Live stack",
+                    image_topic=self.topics.imaging_live_stack_image,
+                    content_type="image/jpeg",
+                ),
+                Entity(
+                    component="sensor",
+                    object_id="live_stack_frames",
+                    name="Live stack frames",
+                    state_topic=live,
+                    value_template="{{ value_json.frames }}",
+                    state_class="measurement",
+                    icon="mdi:layers-triple",
+                    json_attributes_topic=live,
+                    json_attributes_template=(
+                        "{{ {'target': value_json.target, 'filter': value_json.filter, 'night': value_json.night,"
+                        " 'integration_s': value_json.integration_s, 'left_out': value_json.left_out} | tojson }}"
+                    ),
+                ),
+            ]
+        return entities
+
+    def _ha_entities(self) -> list[Entity]:
         state_topic = self.topics.imaging_state
         return [
             Entity(
@@ -398,6 +448,8 @@ class CalibrationWorker:
         self._thread = threading.Thread(target=self._loop, name="imaging-calibration", daemon=True)
         calibrator.cancelled = self._stopping.is_set
         self._waiting_groups: set[str] = set()
+        #: Called after a pass that calibrated lights (the live stack's wake-up).
+        self.on_calibrated: Callable[[], None] | None = None
         self._counts: tuple[str, float, CalibrationCounts] | None = None  # night, when, counts
 
     def counts(self, night: str) -> CalibrationCounts:
@@ -501,6 +553,8 @@ class CalibrationWorker:
             message = calibrated_message(done)
             self.bus.publish(self.topics.imaging_calibrated, message, qos=1)
             self.log.info("calibrated %s as %s", message.light, message.path, extra={"event": "frame_calibrated"})
+        if result.calibrated and self.on_calibrated is not None:
+            self.on_calibrated()
         for problem in result.problems:
             self.log.warning("%s", problem.message, extra={"event": problem.kind})
             self._event(problem.kind, "error", problem.message[:1000], problem.data)
@@ -514,6 +568,130 @@ class CalibrationWorker:
 
     def _event(self, kind: str, level: str, message: str, data: dict) -> None:
         self.bus.publish_event(Event(service="imaging", kind=kind, level=level, message=message, data=data))
+
+
+def live_stack_message(done: Folded) -> ImagingLiveStack:
+    stack = done.stack
+    dx, dy = done.transform.shift
+    return ImagingLiveStack(
+        stack_id=stack.id,
+        night=stack.night,
+        target=stack.target,
+        filter=stack.filter,
+        frames=stack.frame_count,
+        integration_s=stack.integration_s,
+        left_out=stack.left_out,
+        reference=done.reference_path,
+        path=stack.path,
+        preview=stack.preview_path,
+        frame_id=done.frame.id,
+        weight=done.weight,
+        shift_px=(round(dx, 3), round(dy, 3)),
+        rotation_deg=round(done.transform.rotation_deg, 4),
+        fold_s=round(done.fold_s, 3),
+    )
+
+
+class LiveStackWorker:
+    """Runs the :class:`~obsy_imaging.livestack.LiveStacker` on its own thread and publishes each fold.
+
+    A pass runs when the calibration calibrated lights (:meth:`wake`) and every few seconds (so
+    lights calibrated before a restart are taken too). An unexpected error is logged, sent as an
+    error event and counted; the thread goes on.
+    """
+
+    IDLE_PASS_S = 5.0
+
+    def __init__(self, service: ImagingService, stacker: LiveStacker) -> None:
+        self.service = service
+        self.stacker = stacker
+        self.bus = service.bus
+        self.topics = service.topics
+        self.log = service.log
+        self.folded = self.left_out = self.errors = 0
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        stacker.cancelled = self._stopping.is_set
+        self._thread = threading.Thread(target=self._loop, name="imaging-livestack", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(60)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                while not self._stopping.is_set():
+                    pending = self.stacker.pending(since_night=self._since_night())
+                    if not pending:
+                        break
+                    for frame_id in pending:
+                        if self._stopping.is_set():
+                            break
+                        self._fold(frame_id)
+            except Exception as exc:  # a bug, not bad input (that comes back as LeftOut): say it, go on
+                self.errors += 1
+                self.log.exception("live stack pass failed", extra={"event": "live_stack_pass_failed"})
+                self.bus.publish_event(
+                    Event(
+                        service="imaging",
+                        kind="live_stack_pass_failed",
+                        level="error",
+                        message=f"live stack pass failed: {exc}"[:500],
+                        data={},
+                    )
+                )
+            self._wake.wait(self.IDLE_PASS_S)
+            self._wake.clear()
+
+    def _fold(self, frame_id: int) -> None:
+        try:
+            done = self.stacker.fold(frame_id)
+        except Exception as exc:  # a bug: the light is left out (not retried every pass), the rest go on
+            self.errors += 1
+            self.log.exception("live stack of light %s failed", frame_id, extra={"event": "live_stack_pass_failed"})
+            done = self.stacker.give_up(frame_id, f"unexpected error: {exc}"[:500])
+        self._publish(done)
+
+    def _since_night(self) -> str | None:
+        """The oldest night stacked live (``imaging.live_stack.nights``): not an archive's old nights."""
+        nights = self.stacker.settings.nights
+        if nights is None:
+            return None
+        tonight = astro.night_of(self.service.config.site, self.service.clock())
+        return (tonight - timedelta(days=nights - 1)).isoformat()
+
+    def _publish(self, done: Folded | LeftOut) -> None:
+        if isinstance(done, LeftOut):
+            self.left_out += 1
+            stack = done.stack
+            where = f"{done.frame.target or 'unknown'} / {done.frame.filter or 'no filter'} / {done.frame.night}"
+            self.bus.publish_event(
+                Event(
+                    service="imaging",
+                    kind="live_stack_left_out",
+                    level="warning",
+                    message=f"{done.frame.path} left out of the live stack ({where}): {done.reason}"[:1000],
+                    data={
+                        "frame_id": done.frame.id,
+                        "path": done.frame.path,
+                        "stack_id": None if stack is None else stack.id,
+                        "reason": done.reason[:500],
+                    },
+                )
+            )
+            return
+        self.folded += 1
+        # The picture first: whoever reacts to the state finds the matching preview retained.
+        self.bus.publish(self.topics.imaging_live_stack_image, done.preview, qos=1, retain=True)
+        self.bus.publish(self.topics.imaging_live_stack_state, live_stack_message(done), qos=1, retain=True)
 
 
 def main(argv: list[str] | None = None) -> int:

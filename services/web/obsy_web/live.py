@@ -19,7 +19,7 @@ from typing import Any
 from obsy.topics import Topics
 
 #: Topics that are not forwarded to browsers: binary or of no use there.
-_NOT_LIVE_SUFFIXES = ("/allsky/image", "/set")
+_NOT_LIVE_SUFFIXES = ("/allsky/image", "/imaging/livestack/image", "/set")
 
 
 def decode(payload: bytes) -> Any:

@@ -213,3 +213,55 @@ class FrameProblem(Base):
     frame_id: Mapped[int] = mapped_column(ForeignKey("imaging_frames.id", ondelete="CASCADE"), primary_key=True)
     reason: Mapped[str] = mapped_column(Text)
     found_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LiveStack(Base):
+    """A running stack of one night, target and filter, updated as each light is folded in."""
+
+    __tablename__ = "imaging_live_stacks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    night: Mapped[str] = mapped_column(String(10))
+    target: Mapped[str | None] = mapped_column(String(200))
+    filter: Mapped[str | None] = mapped_column(String(100))
+    #: The light whose grid the stack is on (the first one registered).
+    reference_frame_id: Mapped[int] = mapped_column(ForeignKey("imaging_frames.id", ondelete="CASCADE"))
+    #: Its background level and spread (median, 1.4826 x MAD): the others are normalised to them.
+    reference_location: Mapped[float] = mapped_column(Float)
+    reference_scale: Mapped[float] = mapped_column(Float)
+    #: Its grade's (SNR / FWHM)^2, which weighs 1; None: it had no grade (every frame weighs 1).
+    reference_quality: Mapped[float | None] = mapped_column(Float)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    #: float32 FITS (the mean, and the summed weights per pixel as a second HDU), relative to the root.
+    path: Mapped[str] = mapped_column(String(1024), unique=True)
+    #: The stretched preview (JPEG) beside it.
+    preview_path: Mapped[str] = mapped_column(String(1024))
+    frame_count: Mapped[int] = mapped_column(Integer)
+    integration_s: Mapped[float] = mapped_column(Float)
+    left_out: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_imaging_live_stacks_night_target_filter", "night", "target", "filter"),)
+
+
+class LiveStackFrame(Base):
+    """A light the live stack has dealt with: folded in (weight, transform) or left out (why)."""
+
+    __tablename__ = "imaging_live_stack_frames"
+
+    frame_id: Mapped[int] = mapped_column(ForeignKey("imaging_frames.id", ondelete="CASCADE"), primary_key=True)
+    stack_id: Mapped[int | None] = mapped_column(ForeignKey("imaging_live_stacks.id", ondelete="CASCADE"))
+    #: ``folded`` or ``left_out``.
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    weight: Mapped[float | None] = mapped_column(Float)
+    #: The 2x3 matrix taking the light's pixels onto the reference's, row by row.
+    transform: Mapped[list[float] | None] = mapped_column(JSON)
+    pairs: Mapped[int | None] = mapped_column(Integer)
+    rms_px: Mapped[float | None] = mapped_column(Float)
+    exposure_s: Mapped[float | None] = mapped_column(Float)
+    done_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_imaging_live_stack_frames_stack", "stack_id"),)
