@@ -127,11 +127,12 @@ def moments(count: int, start: datetime = NIGHT) -> list[tuple[datetime, datetim
 
 def on_track(found: Any, track: Track, tol: float) -> bool:
     """Whether a found segment (``x0``, ``y0``, ``x1``, ``y1``) lies on the track's line (within ``tol`` px)
-    with its ends within ``2 tol`` px of the track's extent (the smoothing and a bright streak's wings
-    reach a little beyond)."""
+    with its ends within ``2 tol`` px or 15 % of the length of the track's ends (the smoothing and a
+    bright streak's wings reach a little beyond; a bridged gap may run on into a noise clump)."""
     ux, uy = (track.x1 - track.x0) / track.length, (track.y1 - track.y0) / track.length
     for x, y in ((found.x0, found.y0), (found.x1, found.y1)):
         t = (x - track.x0) * ux + (y - track.y0) * uy
-        if abs(-(x - track.x0) * uy + (y - track.y0) * ux) > tol or not -2 * tol <= t <= track.length + 2 * tol:
+        beyond = max(2 * tol, 0.15 * track.length)
+        if abs(-(x - track.x0) * uy + (y - track.y0) * ux) > tol or not -beyond <= t <= track.length + beyond:
             return False
     return True

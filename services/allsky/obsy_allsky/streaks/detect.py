@@ -178,9 +178,9 @@ class StreakDetector:
         be = self.backend
         h, w = raw.shape[0] // b * b, raw.shape[1] // b * b
         if b == 1:
-            return be.asarray(raw)
+            return raw if isinstance(be, NumpyBackend) else be.asarray(raw)
         if isinstance(be, NumpyBackend):
-            return cv2.resize(raw[:h, :w], (w // b, h // b), interpolation=cv2.INTER_AREA).astype(np.float32)
+            return cv2.resize(raw[:h, :w], (w // b, h // b), interpolation=cv2.INTER_AREA)  # the box makes float32
         image = be.asarray(raw[:h, :w])
         return image.reshape(h // b, b, w // b, b).mean(axis=(1, 3))
 
@@ -195,30 +195,42 @@ class StreakDetector:
     def _noise_map(self, image: Any) -> Any:
         """Local noise (standard deviation) of a zero-mean noise image: 1.2533 × the local mean absolute value."""
         be = self.backend
-        return be.box_filter(be.xp.abs(image), self.settings.background_box) * 1.2533 + 1e-6
+        noise = be.box_filter(be.xp.abs(image), self.settings.background_box)
+        noise *= 1.2533
+        noise += 1e-6
+        return noise
 
-    def _first_noise_map(self, binned: Any) -> Any:
+    def _first_noise_map(self, smooth: Any) -> Any:
         """The smoothed frame's local noise from neighbouring pixels' differences (no previous frame yet)."""
         xp = self.backend.xp
-        step = xp.zeros_like(binned)
-        step[:, 1:] = binned[:, 1:] - binned[:, :-1]
-        return self._noise_map(step) / (3.0 * math.sqrt(2.0))
+        step = xp.zeros_like(smooth)
+        step[:, 3:] = smooth[:, 3:] - smooth[:, :-3]  # three apart: independent after the 3×3 box
+        noise = self._noise_map(step)
+        noise /= math.sqrt(2.0)
+        return noise
 
-    def _star_mask(self, smooth: Any, sigma: Any) -> Any:
-        s, be = self.settings, self.backend
-        local = be.box_filter(smooth, s.background_box)
-        bright = ((smooth - local) > s.star_sigma * sigma).astype(be.xp.float32)
-        return be.maximum_filter(bright, s.star_dilate) > 0
+    def _usable(self, smooth: Any, noise: Any, circle: Any) -> Any:
+        """Where the next frame's difference can be trusted: outside this frame's bright pixels (stars,
+        planets, the Moon; ``star_sigma`` above the local background, ``noise`` the frame's own
+        noise; dilated by ``star_dilate``) and inside the image circle. ``noise`` is overwritten."""
+        s, be, xp = self.settings, self.backend, self.backend.xp
+        excess = be.box_filter(smooth, s.background_box)
+        xp.subtract(smooth, excess, out=excess)
+        noise *= s.star_sigma
+        bright = (excess > noise).view(xp.uint8)
+        usable = be.maximum_filter(bright, s.star_dilate) == 0
+        if circle is not None:
+            usable &= circle
+        return usable
 
     # --- a frame -----------------------------------------------------------------------
     def process(
         self, raw: np.ndarray, exposure_s: float, *, moon_altaz: tuple[float, float] | None = None
     ) -> list[Streak]:
         """The streaks new in ``raw`` (a single-channel raw or luminance frame) since the previous call."""
-        s, be = self.settings, self.backend
+        s, be, xp = self.settings, self.backend, self.backend.xp
         b = self.binning_for(raw.shape[1])
-        binned = self._bin(raw, b)
-        smooth = be.box_filter(binned, 3)
+        smooth = be.box_filter(self._bin(raw, b), 3)
         circle = self._circle_for(smooth.shape, b)
         previous = self._previous
         same = (
@@ -226,22 +238,25 @@ class StreakDetector:
             and previous[3] == raw.shape
             and abs(previous[2] - exposure_s) <= 0.05 * max(exposure_s, 1e-6)
         )
-        if same:
-            diff = smooth - previous[0]
-            sigma = self._noise_map(diff)
-            frame_sigma = sigma / math.sqrt(2.0)
-        else:
-            frame_sigma = self._first_noise_map(binned)
-        # This frame's stars mask the next frame's difference.
-        self._previous = (smooth, self._star_mask(smooth, frame_sigma), exposure_s, raw.shape)
         self.rejected = []
         if not same:
+            self._previous = (
+                smooth,
+                self._usable(smooth, self._first_noise_map(smooth), circle),
+                exposure_s,
+                raw.shape,
+            )
             return []
-        keep = ~previous[1]
-        if circle is not None:
-            keep &= circle
-        binary = be.to_host(((diff > s.threshold_sigma * sigma) & keep).astype(be.xp.uint8))
-        keep_host = be.to_host(keep).astype(bool)
+        diff = smooth - previous[0]
+        sigma = self._noise_map(diff)
+        binary = diff > sigma * s.threshold_sigma
+        keep = previous[1]
+        binary &= keep
+        binary = be.to_host(binary.view(xp.uint8))
+        host_diff, noise = be.to_host(diff), be.to_host(sigma)
+        # This frame's stars mask the next frame's difference (its own noise: the difference's / sqrt 2).
+        self._previous = (smooth, self._usable(smooth, sigma / math.sqrt(2.0), circle), exposure_s, raw.shape)
+        keep_host = be.to_host(keep)
         if moon_altaz is not None and self.lens is not None and moon_altaz[0] > 0:
             mx, my = self.lens.altaz_to_pixel(moon_altaz[0], moon_altaz[1])
             if np.isfinite(mx) and np.isfinite(my):
@@ -250,7 +265,7 @@ class StreakDetector:
                 cv2.circle(binary, centre, radius, 0, -1)
                 keep_u8 = keep_host.astype(np.uint8)
                 cv2.circle(keep_u8, centre, radius, 0, -1)
-                keep_host = keep_u8.astype(bool)
+                keep_host = keep_u8.view(bool)
         segments = [
             cv2.HoughLinesP(
                 binary,
@@ -278,8 +293,6 @@ class StreakDetector:
         self.last_candidates = len(tracks)
         if len(tracks) > s.max_tracks:
             tracks = sorted(tracks, key=lambda t: -math.hypot(t[2] - t[0], t[3] - t[1]))[: s.max_tracks]
-        host_diff = be.to_host(diff)
-        noise = be.to_host(sigma)
         found: list[tuple[np.ndarray, Streak]] = []
         for candidate in tracks:
             track = self._refine(candidate, binary, host_diff, keep_host, noise)
@@ -453,7 +466,7 @@ class _Line:
         lit = np.nonzero(mean > 2.5 * sigma0 * math.sqrt(1.5) / math.sqrt(window / 3.0))[0]
         if not len(lit):
             return None
-        lit = max(np.split(lit, np.nonzero(np.diff(lit) > 3 * window)[0] + 1), key=len)
+        lit = max(np.split(lit, np.nonzero(np.diff(lit) > window)[0] + 1), key=len)
         if lit[0] <= 2 and lit[-1] >= self.n - 3:
             return None
         x0, y0, x1, y1 = self.track
