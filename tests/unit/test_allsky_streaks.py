@@ -142,6 +142,26 @@ def test_a_first_frame_or_a_new_exposure_gives_nothing_and_sets_the_reference() 
     assert s.alt0 is None  # no lens: pixels only
 
 
+def test_the_bin_is_about_2000_px_wide_and_whole_bayer_cells() -> None:
+    assert [StreakDetector().binning_for(w) for w in (640, 3856, 4144, 6248)] == [1, 2, 2, 3]
+    assert [StreakDetector(bayer=True).binning_for(w) for w in (640, 3856, 6248)] == [2, 2, 4]
+    assert StreakDetector(StreakSettings(binning=3), bayer=True).binning_for(640) == 3  # as configured
+
+
+def test_a_streak_in_a_small_bayer_frame_is_found() -> None:
+    rng = np.random.default_rng(4)
+    level = np.tile(np.array([[600, 1000], [1000, 400]], dtype=np.float64), (120, 160))  # RGGB, 240 x 320
+    frames = [rng.normal(level, np.sqrt(level)).astype(np.uint16) for _ in range(2)]
+    line = np.zeros((240, 320), np.float32)
+    cv2.line(line, (30, 200), (280, 60), 1.0, 3)
+    frames[1] = (frames[1] + 300 * line).astype(np.uint16)
+    detector = StreakDetector(bayer=True)
+    detector.process(frames[0], 10.0)
+    found = detector.process(frames[1], 10.0)
+    assert len(found) == 1
+    assert abs(found[0].length_px - math.hypot(250, 140)) < 12
+
+
 def test_the_profile_decides_the_class() -> None:
     settings = StreakSettings()
     t = np.linspace(0, 1, 12)

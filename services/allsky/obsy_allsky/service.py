@@ -154,6 +154,7 @@ class AllskyService(Service):
             StreakSettings(min_snr=s.streaks.min_snr),
             backend=self.pipeline.backend,
             lens=SkyModel.from_dict(model.model_dump()) if model is not None else None,
+            bayer=colour_step(s.pipeline.bayer_pattern) == 2,
         )
         self.streaks_found = 0
         self._thread = threading.Thread(target=self._capture_loop, name="allsky-capture", daemon=True)

@@ -155,8 +155,11 @@ class StreakDetector:
         backend: Backend | None = None,
         lens: SkyModel | None = None,
         circle: np.ndarray | None = None,
+        *,
+        bayer: bool = False,
     ) -> None:
         self.settings = settings or StreakSettings()
+        self.bayer = bayer  # the frames are a colour mosaic (2×2 cells)
         self.backend = backend or NumpyBackend()
         self.lens = lens
         self.circle = circle  # full-resolution boolean mask of the image circle (None: everything)
@@ -169,9 +172,14 @@ class StreakDetector:
         self._previous = None
 
     def binning_for(self, width: int) -> int:
+        """The bin: the settings', else about 2000 px wide after binning; even for a Bayer mosaic
+        (a bin of whole 2×2 cells is luminance; a bin of 1 would difference colours unevenly)."""
         if self.settings.binning is not None:
             return self.settings.binning
-        return max(1, round(width / 2000))
+        b = max(1, round(width / 2000))
+        if self.bayer and b % 2:
+            b += 1
+        return b
 
     # --- the array work (backend) ------------------------------------------------------
     def _bin(self, raw: np.ndarray, b: int) -> Any:
