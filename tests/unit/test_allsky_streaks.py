@@ -124,6 +124,25 @@ def test_decoys_give_at_most_one_false_detection_per_100_frames(sim) -> None:
     assert false <= pairs / 100
 
 
+@pytest.mark.slow
+def test_streaks_as_wide_as_a_bright_meteor_are_found_and_blurred_ones_are_not(sim) -> None:
+    """A line of Gaussian width 2 px (FWHM 4.7 px: a bright meteor on a small frame) is a streak; one of
+    4 px and more (an insect close to the lens, out of focus; a cloud filament) is not."""
+    r, circle = sim
+    rng = np.random.default_rng(8)
+    found: dict[float, int] = {}
+    for width in (2.0, 4.0, 6.0):
+        found[width] = 0
+        for k, (t0, t1) in enumerate(st.moments(8, start=st.NIGHT)):
+            before, after = st.light(r, t0), st.light(r, t1)
+            track = st.random_track(r, "satellite", rng.uniform(60, 200), 10.0, rng)
+            st.add_track(after, track, 20.0 * st.pixel_noise(r, after, track.x0, track.y0), rng, width=width)
+            found[width] += bool(_pair(r, circle, before, after, 70_000 + 10 * k))
+    print(f"\nwide streaks found (of 8) by Gaussian width in px: {found}")
+    assert found[2.0] >= 7
+    assert found[4.0] == found[6.0] == 0
+
+
 def test_a_first_frame_or_a_new_exposure_gives_nothing_and_sets_the_reference() -> None:
     rng = np.random.default_rng(1)
     frame = rng.normal(1000, 10, (200, 300)).astype(np.uint16)

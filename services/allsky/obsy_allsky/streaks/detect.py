@@ -49,9 +49,9 @@ class StreakSettings:
     star_sigma: float = 15.0  # previous frame's pixels this far above the local background are masked
     star_dilate: int = 3  # binned pixels, the mask's dilation (odd)
     background_box: int = 31  # binned pixels, the local background of the star mask
-    side_offset: float = 5.0  # binned pixels from the track where its background is sampled
-    width_offset: float = 2.5  # binned pixels from the track where a streak has (nearly) no light left
-    max_shoulder: float = 0.2  # the light there at most this share of the track's (else it is too wide)
+    side_offset: float = 8.0  # binned pixels from the track where its background is sampled
+    width_offset: float = 3.5  # binned pixels from the track where a streak has (nearly) no light left
+    max_shoulder: float = 0.3  # the light there at most this share of the track's (else it is too wide)
     min_snr: float = 8.0  # the track's mean excess over both sides, in its own noise
     min_symmetry: float = 0.4  # the weaker side's excess at least this share of the stronger's
     min_unmasked: float = 0.4  # share of the track outside the masks
