@@ -142,7 +142,7 @@ def _streak_service(tmp_path) -> tuple[AllskyService, _RecordingBus]:
     service.store = FrameStore(tmp_path)
     service._cpu = NumpyBackend()
     service._encode_errors, service.encode_failures = {}, 0
-    service.streaks, service.streaks_found = StreakDetector(), 0
+    service.streaks, service.streaks_found, service._streaks_failing = StreakDetector(), 0, False
     return service, bus
 
 
@@ -179,6 +179,27 @@ def test_a_streak_in_a_night_frame_is_published_with_its_crop(tmp_path):
     one("day", frames[2], TAKEN + timedelta(seconds=60))
     one("night", frames[1], TAKEN + timedelta(seconds=90))
     assert len([t for t, _ in bus.published if t == "obsy/allsky/streaks"]) == 1
+
+
+def test_a_failing_detection_is_reported_once_and_costs_no_frame(tmp_path):
+    from obsy_allsky.pipeline.chain import ProcessedFrame
+    from obsy_allsky.pipeline.stars import StarField
+
+    service, bus = _streak_service(tmp_path)
+
+    def broken(*_args, **_kwargs):
+        raise ValueError("broken on purpose")
+
+    stars = StarField(positions=np.zeros((0, 2)), peaks=np.zeros(0), background=0.0, noise=1.0)
+    result = ProcessedFrame(image=np.zeros((48, 64, 3), np.uint8), stars=stars, sqm=None)
+    image = np.full((48, 64), 1000, np.uint16)
+    for n, process in enumerate((broken, broken, service.streaks.process)):
+        service.streaks.process = process
+        when = TAKEN + timedelta(seconds=30 * n)
+        stored = service.store.save(NIGHT, when, b"jpeg", "jpg")
+        service._find_streaks("night", raw=raw(10.0), image=image, result=result, stored=stored, now=when)
+    kinds = [payload.kind for topic, payload in bus.published if topic == "event"]
+    assert kinds == ["streaks_failed", "streaks_recovered"]
 
 
 def test_the_streak_event_entity_lints_clean():

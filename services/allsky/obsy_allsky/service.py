@@ -157,6 +157,7 @@ class AllskyService(Service):
             bayer=colour_step(s.pipeline.bayer_pattern) == 2,
         )
         self.streaks_found = 0
+        self._streaks_failing = False
         self._thread = threading.Thread(target=self._capture_loop, name="allsky-capture", daemon=True)
         self._thread.start()
 
@@ -357,10 +358,16 @@ class AllskyService(Service):
             moon = (float(place.alt), float(place.az))
         try:
             found = detector.process(image, raw.exposure_s, moon_altaz=moon)
-        except Exception as exc:  # detection must never cost a frame
+        except Exception as exc:  # detection must never cost a frame; said once while it fails
             self.streaks.reset()
-            self._report("streaks_failed", "error", f"streak detection failed: {type(exc).__name__}: {exc}")
+            if not self._streaks_failing:
+                self.log.exception("streak detection failed", extra={"event": "streaks_failed"})
+                self._report("streaks_failed", "error", f"streak detection failed: {type(exc).__name__}: {exc}")
+            self._streaks_failing = True
             return
+        if self._streaks_failing:
+            self._report("streaks_recovered", "info", "streak detection works again")
+            self._streaks_failing = False
         found = sorted(found, key=lambda streak: -streak.snr)[: settings.max_per_frame]
         scale = result.width / image.shape[1] if result.width else 1.0
         for number, streak in enumerate(found, start=1):
