@@ -1,7 +1,7 @@
 """Streak detection: meteors and satellites in night frames.
 
 Each night frame (the raw longest exposure, linear) is binned (``binning``, auto: about 2000 px
-wide; a 2×2 bin of a Bayer frame is its luminance), smoothed by a 3×3 box and differenced
+wide; a Bayer frame by whole 2×2 cells, its luminance), smoothed by a 3×3 box and differenced
 against the previous frame's smoothed image: what is new in this frame. Then:
 
 * **masks**: the previous frame's bright pixels (stars, planets, the Moon, its glow; above the
@@ -9,19 +9,22 @@ against the previous frame's smoothed image: what is new in this frame. Then:
   twinkle between frames leave nothing; pixels outside the image circle; the Moon's disc where
   a lens model and the Moon's place are known;
 * **line detection**: OpenCV's probabilistic Hough transform on the difference thresholded at
-  ``threshold_sigma`` (the noise from the median absolute deviation), overlapping collinear
-  segments merged into tracks;
+  ``threshold_sigma`` of its local noise (from the local mean absolute difference), twice: short
+  segments, and long ones across gaps (a strobe, masked stars); collinear segments merged into
+  tracks, each refitted to its pixels and followed outwards along its faint ends;
 * **validation**: along each track, the difference on the line against the difference at
   ``side_offset`` on both sides. A streak is brighter than *both* sides (a cloud edge is bright
   on one side only, a brightened cloud on both sides and the line), by ``min_snr`` with the
-  noise measured from the two sides themselves;
+  noise measured from the two sides themselves, has little light ``width_offset`` beside the
+  line (a cloud filament, an insect near the lens are wider), spreads its light along the track
+  (a star coming out of a cloud does not) and is cut to its lit part;
 * **classification** from the brightness profile along the track: blinking (dips between bright
   stretches: an aircraft's lights) or steady (little scatter) or longer than
   ``meteor_max_deg`` is a satellite (or aircraft); a track that fades towards an end is a meteor.
 
-The array work (binning, smoothing, difference, thresholds, dilation) runs on the pipeline's
-backend (NumPy/OpenCV or CuPy); the Hough transform and the profile sampling run on the CPU on
-the thresholded mask and a few thousand samples.
+The array work (binning, smoothing, difference, noise map, thresholds, masks and their dilation)
+runs on the pipeline's backend (NumPy/OpenCV or CuPy); the Hough transform and the sampling
+along tracks run on the CPU on the thresholded mask and a few thousand samples.
 """
 
 from __future__ import annotations
@@ -42,13 +45,16 @@ StreakKind = Literal["meteor", "satellite"]
 
 @dataclass(frozen=True)
 class StreakSettings:
+    """The detector's knobs; lengths and offsets in binned pixels. The defaults are those the
+    tests measure (docs/allsky.md, "Meteors and satellites")."""
+
     binning: int | None = None  # None: about 2000 px wide after binning
     threshold_sigma: float = 3.0  # pixels of the smoothed difference above this many sigma feed the Hough transform
     min_length: float = 14.0  # binned pixels
     max_gap: float = 4.0  # binned pixels bridged within a track
     star_sigma: float = 15.0  # previous frame's pixels this far above the local background are masked
     star_dilate: int = 3  # binned pixels, the mask's dilation (odd)
-    background_box: int = 31  # binned pixels, the local background of the star mask
+    background_box: int = 31  # binned pixels: the box of the star mask's local background and of the noise map
     side_offset: float = 8.0  # binned pixels from the track where its background is sampled
     width_offset: float = 3.5  # binned pixels from the track where a streak has (nearly) no light left
     max_shoulder: float = 0.3  # the light there at most this share of the track's (else it is too wide)
@@ -78,7 +84,7 @@ class Streak:
     steadiness: float  # profile scatter (std/mean)
     fade: float  # the dimmer end over the peak
     blinks: int  # dips between bright stretches
-    profile: list[float] = field(default_factory=list)
+    profile: list[float | None] = field(default_factory=list)  # brightness along the track (None: masked)
     alt0: float | None = None
     az0: float | None = None
     alt1: float | None = None
