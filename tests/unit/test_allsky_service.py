@@ -173,12 +173,22 @@ def test_a_streak_in_a_night_frame_is_published_with_its_crop(tmp_path):
     assert event.kind == "satellite" and event.night == "2026-11-21" and event.start_altaz is None
     assert abs(event.length_px - 246) < 12
     crop = event.crop_url.removeprefix("file://")
-    assert crop.endswith(f"/2026-11-21/streaks/{event.frame_id}-1.png")
+    assert crop.endswith(f"/2026-11-21/streaks/{event.frame_id}-1-satellite.png")
     assert cv2.imread(crop) is not None
     # A day frame ends the sequence: the next night frame has no reference, so nothing is found.
     one("day", frames[2], TAKEN + timedelta(seconds=60))
     one("night", frames[1], TAKEN + timedelta(seconds=90))
     assert len([t for t, _ in bus.published if t == "obsy/allsky/streaks"]) == 1
+    # The night's summary counts them and lists the crops.
+    from obsy_allsky.products.summary import night_summary
+
+    frames = sorted((tmp_path / "allsky" / "2026-11-21").glob("*.jpg"))
+    summary = night_summary(NIGHT, frames, {}, service.config.site)
+    assert summary["streaks"] == {
+        "meteors": 0,
+        "satellites": 1,
+        "crops": [f"streaks/{event.frame_id}-1-satellite.png"],
+    }
 
 
 def test_a_failing_detection_is_reported_once_and_costs_no_frame(tmp_path):

@@ -378,7 +378,7 @@ class AllskyService(Service):
             )
             if crop is not None:
                 try:
-                    crop_url = self.store.save_crop(stored, number, crop).resolve().as_uri()
+                    crop_url = self.store.save_crop(stored, number, streak.kind, crop).resolve().as_uri()
                 except StorageError as exc:
                     self.log.warning("streak crop not stored: %s", exc, extra={"event": "storage_failed"})
             data = streak.as_data()
