@@ -473,6 +473,18 @@ class AllskyProductsConfig(Section):
     panorama: AllskyPanoramaConfig = AllskyPanoramaConfig()
 
 
+class AllskyStreaksConfig(Section):
+    """Meteor and satellite detection in night frames (docs/allsky.md, "Meteors and satellites")."""
+
+    enabled: bool = Field(default=True, description="look for streaks in each night frame")
+    min_snr: float = Field(default=8.0, ge=3, description="a track's mean excess over its surroundings, in its noise")
+    crop_margin: int = Field(default=48, ge=0, le=1000, description="px around the track in the saved crop")
+    max_per_frame: int = Field(default=5, ge=1, le=50, description="at most this many events per frame")
+    sky_model: SkyModelConfig | None = Field(
+        default=None, description="the lens (as clouddetect fits it) for the tracks' alt/az; empty = pixels only"
+    )
+
+
 class AllskyFusionConfig(Section):
     """Mertens exposure fusion of an HDR bracket (the weights of OpenCV's createMergeMertens)."""
 
@@ -765,6 +777,7 @@ class AllskyConfig(ServiceSection):
     image_width: int = Field(default=640, ge=64, le=4096, description="width of the retained JPEG for Home Assistant")
     jpeg_quality: int = Field(default=90, ge=10, le=100)
     products: AllskyProductsConfig = AllskyProductsConfig()
+    streaks: AllskyStreaksConfig = AllskyStreaksConfig()
 
 
 class SchedulerWeightsConfig(Section):

@@ -54,8 +54,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("obsy.homeassistant")
 
-Component = Literal["sensor", "binary_sensor", "cover", "select", "button", "image", "switch", "number"]
-COMPONENTS: tuple[str, ...] = ("sensor", "binary_sensor", "cover", "select", "button", "image", "switch", "number")
+Component = Literal["sensor", "binary_sensor", "cover", "select", "button", "image", "switch", "number", "event"]
+COMPONENTS: tuple[str, ...] = (
+    "sensor",
+    "binary_sensor",
+    "cover",
+    "select",
+    "button",
+    "image",
+    "switch",
+    "number",
+    "event",
+)
 EntityCategory = Literal["config", "diagnostic"]
 
 MANUFACTURER = "OBSY"
@@ -653,6 +663,7 @@ DEVICE_CLASSES: dict[str, frozenset[str]] = {
     "number": SENSOR_NUMERIC_DEVICE_CLASSES,
     "select": frozenset(),
     "image": frozenset(),
+    "event": frozenset({"button", "doorbell", "motion"}),
 }
 
 STATE_CLASSES = frozenset({"measurement", "measurement_angle", "total", "total_increasing"})
@@ -854,6 +865,12 @@ COMPONENT_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset(),
         frozenset({"content_type", "image_encoding", "image_topic", "url_template", "url_topic"}),
     ),
+    # An event entity: each message on state_topic (JSON with "event_type", or a value_template
+    # that renders such JSON) fires one event of the listed types.
+    "event": (
+        frozenset({"state_topic", "event_types"}),
+        frozenset({"device_class", "json_attributes_template", "json_attributes_topic", "value_template"}),
+    ),
 }
 
 DEVICE_KEYS = frozenset(
@@ -1029,6 +1046,12 @@ def _lint_component(component: str, payload: Mapping[str, Any]) -> list[str]:
             problems.append("'image_topic' and 'url_topic' must not be used together")
         if payload.get("image_encoding") not in (None, "b64"):
             problems.append("image_encoding must be 'b64' (or absent for raw bytes)")
+    if component == "event":
+        types = payload.get("event_types")
+        if "event_types" in payload and (
+            not isinstance(types, list) or not types or not all(isinstance(t, str) for t in types)
+        ):
+            problems.append("event 'event_types' must be a non-empty list of strings")
     if component == "number" and payload.get("mode") not in (None, "auto", "box", "slider"):
         problems.append(f"number mode {payload.get('mode')!r} is not one of auto, box, slider")
     return problems

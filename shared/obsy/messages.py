@@ -389,6 +389,30 @@ class AllskyFrame(Message):
     mode: str | None = Field(default=None, description="exposure profile: day, night, twilight or moon")
 
 
+class AllskyStreak(Message):
+    """A meteor or satellite track found in a night frame; the crop is reached through ``crop_url``.
+
+    Pixel positions are in the raw frame (full resolution, top row first); alt/az (degrees, azimuth
+    from north through east) where the service knows its lens model.
+    """
+
+    frame_id: str
+    night: str = Field(description="observing night, YYYY-MM-DD of the evening")
+    kind: Literal["meteor", "satellite"] = Field(description="satellite includes aircraft (blinking lights)")
+    start: tuple[float, float] = Field(description="x, y in pixels of the track's first end")
+    end: tuple[float, float] = Field(description="x, y in pixels of the track's other end")
+    start_altaz: tuple[float, float] | None = None
+    end_altaz: tuple[float, float] | None = None
+    length_px: float = Field(ge=0)
+    length_deg: float | None = Field(default=None, ge=0)
+    snr: float = Field(description="the track's mean excess over its surroundings, in its own noise")
+    steadiness: float = Field(description="scatter of the brightness along the track (std / mean)")
+    fade: float = Field(description="the dimmer end's brightness over the peak")
+    blinks: int = Field(default=0, ge=0, description="dips between bright stretches (an aircraft's lights)")
+    exposure_s: float = Field(ge=0)
+    crop_url: str | None = Field(default=None, description="file:// URL of the crop (PNG) around the track")
+
+
 class AllskyState(Message):
     """The allsky service's retained state: the camera's health and the last frame's figures."""
 

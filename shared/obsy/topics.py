@@ -94,6 +94,11 @@ class Topics:
         return self._join("allsky", "frames")
 
     @property
+    def allsky_streaks(self) -> str:
+        """Events, one per meteor or satellite track in a night frame (an :class:`~obsy.messages.AllskyStreak`)."""
+        return self._join("allsky", "streaks")
+
+    @property
     def allsky_image(self) -> str:
         """A small retained JPEG (raw bytes) for Home Assistant's image entity."""
         return self._join("allsky", "image")
@@ -153,6 +158,7 @@ class Topics:
             return "command"
         if topic.endswith("/events") or topic in (
             self.allsky_frames,
+            self.allsky_streaks,
             self.imaging_frames,
             self.imaging_quarantine,
             self.imaging_masters,

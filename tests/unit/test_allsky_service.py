@@ -113,3 +113,108 @@ def test_a_frame_whose_last_file_cannot_be_written_is_not_stored_at_all(tmp_path
     with pytest.raises(StorageError, match=r"20261121T211503250Z\.linear\.fits"):
         store.save(NIGHT, TAKEN, b"jpeg", fits_bytes=b"raw", linear_fits=b"linear")
     assert sorted(p.name for p in store.night_dir(NIGHT).iterdir()) == ["20261121T211503250Z.linear.fits"]
+
+
+# --- meteors and satellites: the service's part ---------------------------------------------
+
+
+class _RecordingBus:
+    topics = Topics("obsy")
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, object]] = []
+
+    def publish(self, topic, payload, qos=0, retain=False) -> None:
+        self.published.append((topic, payload))
+
+    def publish_event(self, event) -> None:
+        self.published.append(("event", event))
+
+
+def _streak_service(tmp_path) -> tuple[AllskyService, _RecordingBus]:
+    from obsy.config import ObsyConfig
+    from obsy_allsky.backend import NumpyBackend
+    from obsy_allsky.streaks import StreakDetector
+
+    bus = _RecordingBus()
+    config = ObsyConfig(data_dir=tmp_path, site={"latitude": 48.2, "longitude": 16.4, "elevation": 180})
+    service = AllskyService(config, bus)
+    service.store = FrameStore(tmp_path)
+    service._cpu = NumpyBackend()
+    service._encode_errors, service.encode_failures = {}, 0
+    service.streaks, service.streaks_found, service._streaks_failing = StreakDetector(), 0, False
+    return service, bus
+
+
+def test_a_streak_in_a_night_frame_is_published_with_its_crop(tmp_path):
+    import cv2
+
+    from obsy.messages import AllskyStreak
+    from obsy_allsky.pipeline.chain import ProcessedFrame
+    from obsy_allsky.pipeline.stars import StarField
+
+    service, bus = _streak_service(tmp_path)
+    rng = np.random.default_rng(3)
+    frames = [rng.normal(1000, 10, (480, 640)).astype(np.uint16) for _ in range(3)]
+    cv2.line(frames[1], (200, 150), (420, 260), 1200, 2)
+    picture = np.zeros((480, 640, 3), np.uint8)
+
+    def one(mode: str, image: np.ndarray, when: datetime) -> None:
+        stored = service.store.save(NIGHT, when, b"jpeg", "jpg")
+        stars = StarField(positions=np.zeros((0, 2)), peaks=np.zeros(0), background=0.0, noise=1.0)
+        result = ProcessedFrame(image=picture, stars=stars, sqm=None)
+        service._find_streaks(mode, raw=raw(10.0), image=image, result=result, stored=stored, now=when)
+
+    one("night", frames[0], TAKEN)
+    one("night", frames[1], TAKEN + timedelta(seconds=30))
+    events = [payload for topic, payload in bus.published if topic == "obsy/allsky/streaks"]
+    assert len(events) == 1
+    event = AllskyStreak.model_validate_json(events[0].model_dump_json())
+    assert event.kind == "satellite" and event.night == "2026-11-21" and event.start_altaz is None
+    assert abs(event.length_px - 246) < 12
+    crop = event.crop_url.removeprefix("file://")
+    assert crop.endswith(f"/2026-11-21/streaks/{event.frame_id}-1-satellite.png")
+    assert cv2.imread(crop) is not None
+    # A day frame ends the sequence: the next night frame has no reference, so nothing is found.
+    one("day", frames[2], TAKEN + timedelta(seconds=60))
+    one("night", frames[1], TAKEN + timedelta(seconds=90))
+    assert len([t for t, _ in bus.published if t == "obsy/allsky/streaks"]) == 1
+    # The night's summary counts them and lists the crops.
+    from obsy_allsky.products.summary import night_summary
+
+    frames = sorted((tmp_path / "allsky" / "2026-11-21").glob("*.jpg"))
+    summary = night_summary(NIGHT, frames, {}, service.config.site)
+    assert summary["streaks"] == {
+        "meteors": 0,
+        "satellites": 1,
+        "crops": [f"streaks/{event.frame_id}-1-satellite.png"],
+    }
+
+
+def test_a_failing_detection_is_reported_once_and_costs_no_frame(tmp_path):
+    from obsy_allsky.pipeline.chain import ProcessedFrame
+    from obsy_allsky.pipeline.stars import StarField
+
+    service, bus = _streak_service(tmp_path)
+
+    def broken(*_args, **_kwargs):
+        raise ValueError("broken on purpose")
+
+    stars = StarField(positions=np.zeros((0, 2)), peaks=np.zeros(0), background=0.0, noise=1.0)
+    result = ProcessedFrame(image=np.zeros((48, 64, 3), np.uint8), stars=stars, sqm=None)
+    image = np.full((48, 64), 1000, np.uint16)
+    for n, process in enumerate((broken, broken, service.streaks.process)):
+        service.streaks.process = process
+        when = TAKEN + timedelta(seconds=30 * n)
+        stored = service.store.save(NIGHT, when, b"jpeg", "jpg")
+        service._find_streaks("night", raw=raw(10.0), image=image, result=result, stored=stored, now=when)
+    kinds = [payload.kind for topic, payload in bus.published if topic == "event"]
+    assert kinds == ["streaks_failed", "streaks_recovered"]
+
+
+def test_the_streak_event_entity_lints_clean():
+    service = AllskyService.__new__(AllskyService)
+    service.topics = _Bus.topics
+    event = {e.object_id: e for e in service.ha_entities()}["streak"]
+    assert event.component == "event" and event.state_topic == "obsy/allsky/streaks"
+    assert event.extra["event_types"] == ["meteor", "satellite"]

@@ -475,3 +475,10 @@ def test_every_discovery_payload_the_project_emits_lints_clean() -> None:
             assert uid not in unique_ids, f"unique_id {uid} is used by {unique_ids[uid]} and {topic}"
             unique_ids[uid] = topic
     assert problems == []
+
+
+def test_lint_checks_event_entities() -> None:
+    assert has(lint_discovery("event", bare("event")), "state_topic")
+    assert has(lint_discovery("event", bare("event", state_topic="obsy/allsky/streaks")), "event_types")
+    assert has(lint_discovery("event", bare("event", state_topic="obsy/a/b", event_types=[])), "non-empty")
+    assert lint_discovery("event", bare("event", state_topic="obsy/allsky/streaks", event_types=["meteor"])) == []

@@ -38,7 +38,15 @@ import numpy as np
 from obsy import astro
 from obsy.homeassistant import HA_ORIGIN, Entity
 from obsy.indi import IndiClient
-from obsy.messages import AllskyDarksCommand, AllskyDarksState, AllskyFrame, AllskyState, CommandOrigin, Event
+from obsy.messages import (
+    AllskyDarksCommand,
+    AllskyDarksState,
+    AllskyFrame,
+    AllskyState,
+    AllskyStreak,
+    CommandOrigin,
+    Event,
+)
 from obsy.runner import Service, run_service
 from obsy.skymodel import SkyModel
 from obsy_allsky.backend import NumpyBackend
@@ -53,9 +61,12 @@ from obsy_allsky.pipeline.overlay import FrameInfo
 from obsy_allsky.products.nightly import NightlyProducts
 from obsy_allsky.skysource import SkyModelSource, names_wanted
 from obsy_allsky.storage import FrameStore, StorageError, StoredFrame, encode_jpeg
+from obsy_allsky.streaks import StreakDetector, StreakSettings, crop_png
 
 #: Seconds to wait before trying a camera again after it failed to come back.
 RETRY_S = 5.0
+#: Exposure modes whose frames are searched for meteors and satellites (dark sky; the Moon is masked).
+STREAK_MODES = ("night", "moon")
 
 T = TypeVar("T")
 
@@ -151,6 +162,15 @@ class AllskyService(Service):
         # Night products: each frame's thumbnail and log line; the night's products when it ends.
         self.products = NightlyProducts(self.config, self.bus)
         self.products.start(astro.night_of(self.config.site, datetime.now(UTC)))
+        model = s.streaks.sky_model
+        self.streaks = StreakDetector(
+            StreakSettings(min_snr=s.streaks.min_snr),
+            backend=self.pipeline.backend,
+            lens=SkyModel.from_dict(model.model_dump()) if model is not None else None,
+            bayer=colour_step(s.pipeline.bayer_pattern) == 2,
+        )
+        self.streaks_found = 0
+        self._streaks_failing = False
         self._thread = threading.Thread(target=self._capture_loop, name="allsky-capture", daemon=True)
         self._thread.start()
 
@@ -174,6 +194,7 @@ class AllskyService(Service):
             "encode_errors": dict(self._encode_errors),
             "darks": self.darks_state.status,
             "frames": self.frames_done,
+            "streaks": self.streaks_found,
             "backend": self.pipeline.backend.name,
             "sky_model": self.sky_models.source if self.sky_models is not None else "names off",
         }
@@ -310,6 +331,7 @@ class AllskyService(Service):
             self.bus.publish(self.topics.allsky_frames, frame, qos=1)
             self.frames_done += 1
             self.products.frame_stored(frame, result.image)
+        self._find_streaks(setting.mode, raw=raws[0], image=images[0], result=result, stored=stored, now=now)
         self._update(
             camera="ok",
             camera_error=None,
@@ -324,6 +346,76 @@ class AllskyService(Service):
             url=stored.url if stored else self.state.url,
         )
         return result
+
+    def _find_streaks(
+        self,
+        mode: str,
+        *,
+        raw: RawFrame,
+        image: np.ndarray,
+        result: ProcessedFrame,
+        stored: StoredFrame | None,
+        now: datetime,
+    ) -> None:
+        """Meteors and satellites new in this night frame (against the last one): crops under the
+        night's folder and an :class:`~obsy.messages.AllskyStreak` event each. Day and twilight
+        frames, and a frame that was not stored, end the sequence (the next night frame starts one)."""
+        settings = self.settings.streaks
+        if not settings.enabled or mode not in STREAK_MODES or stored is None:
+            self.streaks.reset()
+            return
+        detector = self.streaks
+        if detector.circle is None or detector.circle.shape != image.shape[:2]:
+            detector.circle = self._cpu.to_host(self._circle(image.shape))
+        moon = None
+        if detector.lens is not None:
+            place = astro.moon_altaz(self.config.site, now)
+            moon = (float(place.alt), float(place.az))
+        try:
+            found = detector.process(image, raw.exposure_s, moon_altaz=moon)
+        except Exception as exc:  # detection must never cost a frame; said once while it fails
+            self.streaks.reset()
+            if not self._streaks_failing:
+                self.log.exception("streak detection failed", extra={"event": "streaks_failed"})
+                self._report("streaks_failed", "error", f"streak detection failed: {type(exc).__name__}: {exc}")
+            self._streaks_failing = True
+            return
+        if self._streaks_failing:
+            self._report("streaks_recovered", "info", "streak detection works again")
+            self._streaks_failing = False
+        found = sorted(found, key=lambda streak: -streak.snr)[: settings.max_per_frame]
+        scale = result.width / image.shape[1] if result.width else 1.0
+        for number, streak in enumerate(found, start=1):
+            crop_url = None
+            crop = self._encode(
+                "streak crop",
+                lambda streak=streak: crop_png(result.image, streak, margin=settings.crop_margin, scale=scale),
+            )
+            if crop is not None:
+                try:
+                    crop_url = self.store.save_crop(stored, number, streak.kind, crop).resolve().as_uri()
+                except StorageError as exc:
+                    self.log.warning("streak crop not stored: %s", exc, extra={"event": "storage_failed"})
+            data = streak.as_data()
+            event = AllskyStreak(
+                frame_id=stored.frame_id,
+                night=stored.night,
+                kind=streak.kind,
+                start=(round(streak.x0, 1), round(streak.y0, 1)),
+                end=(round(streak.x1, 1), round(streak.y1, 1)),
+                start_altaz=data.get("start_altaz"),
+                end_altaz=data.get("end_altaz"),
+                length_px=round(streak.length_px, 1),
+                length_deg=data.get("length_deg"),
+                snr=round(streak.snr, 1),
+                steadiness=round(streak.steadiness, 3),
+                fade=round(streak.fade, 3),
+                blinks=streak.blinks,
+                exposure_s=raw.exposure_s,
+                crop_url=crop_url,
+            )
+            self.bus.publish(self.topics.allsky_streaks, event, qos=1)
+            self.streaks_found += 1
 
     def _store(
         self, now: datetime, result: ProcessedFrame, raws: list[RawFrame], info: FrameInfo
@@ -543,6 +635,17 @@ class AllskyService(Service):
                 device_class="enum",
                 options=("day", "twilight", "night", "moon"),
                 icon="mdi:theme-light-dark",
+            ),
+            # One event per meteor or satellite track (an AllskyStreak; its kind is the event type).
+            Entity(
+                component="event",
+                object_id="streak",
+                name="Meteor or satellite",
+                state_topic=self.topics.allsky_streaks,
+                value_template='{{ {"event_type": value_json.kind} | to_json }}',
+                json_attributes_topic=self.topics.allsky_streaks,
+                icon="mdi:meteor",
+                extra={"event_types": ["meteor", "satellite"]},
             ),
             # Cap the lens first: the masters of the current bracket, gain and temperature.
             Entity(

@@ -70,6 +70,17 @@ class FrameStore:
     def night_dir(self, night: date) -> Path:
         return self.root / night.isoformat()
 
+    def save_crop(self, frame: StoredFrame, number: int, kind: str, data: bytes) -> Path:
+        """A streak's crop (PNG) of a stored frame as ``<night>/streaks/<frame id>-<number>-<kind>.png``."""
+        folder = frame.image_path.parent / "streaks"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create {folder}: {exc.strerror or exc}") from exc
+        path = folder / f"{frame.frame_id}-{number}-{kind}.png"
+        write_atomic(path, data)
+        return path
+
     def save(
         self,
         night: date,

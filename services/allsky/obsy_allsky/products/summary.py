@@ -90,7 +90,19 @@ def night_summary(night: date, frames: list[Path], products: dict[str, str], sit
             "waxing": bool(moon.waxing),
         },
         "products": dict(sorted(products.items())),
+        "streaks": _streaks(night_dir),
         "series": _series(records),
+    }
+
+
+def _streaks(night_dir: Path | None) -> dict[str, Any]:
+    """The night's meteors and satellites from their crops (``streaks/<frame id>-<n>-<kind>.png``)."""
+    crops = sorted((night_dir / "streaks").glob("*.png")) if night_dir is not None else []
+    kinds = [crop.stem.rsplit("-", 1)[-1] for crop in crops]
+    return {
+        "meteors": kinds.count("meteor"),
+        "satellites": kinds.count("satellite"),
+        "crops": [f"streaks/{crop.name}" for crop in crops],
     }
 
 
