@@ -424,7 +424,59 @@ def calibrated_message(done: CalibratedLight) -> ImagingCalibrated:
     )
 
 
-class CalibrationWorker:
+class PassWorker:
+    """A thread that runs a pass when woken (:meth:`wake`) and every ``IDLE_PASS_S`` seconds.
+
+    A pass that raises is a bug, not bad input (that comes back from the libraries as their
+    results): it is logged, sent as an error event (``FAILED_EVENT``) and counted, and the
+    thread goes on with the next pass. Subclasses write :meth:`_pass`.
+    """
+
+    IDLE_PASS_S = 5.0
+    THREAD_NAME = "imaging-worker"
+    WHAT = "pass"  # for the log and the event: "<WHAT> failed"
+    FAILED_EVENT = "pass_failed"
+
+    def __init__(self, service: ImagingService) -> None:
+        self.service = service
+        self.bus = service.bus
+        self.topics = service.topics
+        self.log = service.log
+        self.errors = 0
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=self.THREAD_NAME, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(60)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _pass(self) -> None:
+        raise NotImplementedError
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._pass()
+            except Exception as exc:
+                self.errors += 1
+                self.log.exception("%s failed", self.WHAT, extra={"event": self.FAILED_EVENT})
+                self._event(self.FAILED_EVENT, "error", f"{self.WHAT} failed: {exc}"[:500], {})
+            self._wake.wait(self.IDLE_PASS_S)
+            self._wake.clear()
+
+    def _event(self, kind: str, level: str, message: str, data: dict) -> None:
+        self.bus.publish_event(Event(service="imaging", kind=kind, level=level, message=message, data=data))
+
+
+class CalibrationWorker(PassWorker):
     """Runs the :class:`~obsy_imaging.calibrator.Calibrator` on its own thread and publishes what it did.
 
     A pass runs when a frame is registered (:meth:`wake`), on command, and every few seconds
@@ -432,20 +484,16 @@ class CalibrationWorker:
     an error event and counted; the thread goes on with the next pass.
     """
 
-    IDLE_PASS_S = 5.0
+    THREAD_NAME = "imaging-calibration"
+    WHAT = "calibration pass"
+    FAILED_EVENT = "calibration_pass_failed"
 
     def __init__(self, service: ImagingService, calibrator: Calibrator) -> None:
-        self.service = service
+        super().__init__(service)
         self.calibrator = calibrator
-        self.bus = service.bus
-        self.topics = service.topics
-        self.log = service.log
         self.passes = 0
-        self.errors = 0
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
+        self._first_pass = True
         self._commands: queue.Queue[ImagingMastersCommand] = queue.Queue(maxsize=20)
-        self._thread = threading.Thread(target=self._loop, name="imaging-calibration", daemon=True)
         calibrator.cancelled = self._stopping.is_set
         self._waiting_groups: set[str] = set()
         #: Called after a pass that calibrated lights (the live stack's wake-up).
@@ -461,17 +509,6 @@ class CalibrationWorker:
         self._counts = (night, monotonic(), counts)
         return counts
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-        self._thread.join(60)
-
-    def wake(self) -> None:
-        self._wake.set()
-
     def on_command(self, _topic: str, command: ImagingMastersCommand) -> None:
         try:
             self._commands.put_nowait(command)
@@ -486,21 +523,12 @@ class CalibrationWorker:
             return
         self._wake.set()
 
-    def _loop(self) -> None:
-        first = True
-        while not self._stopping.is_set():
-            try:
-                while not self._commands.empty():
-                    self._run_command(self._commands.get_nowait())
-                self._publish(self.calibrator.run(retry_waiting=first))
-                first = False
-                self.passes += 1
-            except Exception as exc:  # a bug, not bad input (that comes back as Problems): say it, go on
-                self.errors += 1
-                self.log.exception("calibration pass failed", extra={"event": "calibration_pass_failed"})
-                self._event("calibration_pass_failed", "error", f"calibration pass failed: {exc}"[:500], {})
-            self._wake.wait(self.IDLE_PASS_S)
-            self._wake.clear()
+    def _pass(self) -> None:
+        while not self._commands.empty():
+            self._run_command(self._commands.get_nowait())
+        self._publish(self.calibrator.run(retry_waiting=self._first_pass))
+        self._first_pass = False
+        self.passes += 1
 
     def _run_command(self, command: ImagingMastersCommand) -> None:
         origin = command.origin or CommandOrigin()
@@ -566,9 +594,6 @@ class CalibrationWorker:
         if result.built or result.calibrated or result.problems:
             self.service.refresh()
 
-    def _event(self, kind: str, level: str, message: str, data: dict) -> None:
-        self.bus.publish_event(Event(service="imaging", kind=kind, level=level, message=message, data=data))
-
 
 def live_stack_message(done: Folded) -> ImagingLiveStack:
     stack = done.stack
@@ -592,7 +617,7 @@ def live_stack_message(done: Folded) -> ImagingLiveStack:
     )
 
 
-class LiveStackWorker:
+class LiveStackWorker(PassWorker):
     """Runs the :class:`~obsy_imaging.livestack.LiveStacker` on its own thread and publishes each fold.
 
     A pass runs when the calibration calibrated lights (:meth:`wake`) and every few seconds (so
@@ -600,56 +625,25 @@ class LiveStackWorker:
     error event and counted; the thread goes on.
     """
 
-    IDLE_PASS_S = 5.0
+    THREAD_NAME = "imaging-livestack"
+    WHAT = "live stack pass"
+    FAILED_EVENT = "live_stack_pass_failed"
 
     def __init__(self, service: ImagingService, stacker: LiveStacker) -> None:
-        self.service = service
+        super().__init__(service)
         self.stacker = stacker
-        self.bus = service.bus
-        self.topics = service.topics
-        self.log = service.log
-        self.folded = self.left_out = self.errors = 0
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
+        self.folded = self.left_out = 0
         stacker.cancelled = self._stopping.is_set
-        self._thread = threading.Thread(target=self._loop, name="imaging-livestack", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-        self._thread.join(60)
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def _loop(self) -> None:
+    def _pass(self) -> None:
         while not self._stopping.is_set():
-            try:
-                while not self._stopping.is_set():
-                    pending = self.stacker.pending(since_night=self._since_night())
-                    if not pending:
-                        break
-                    for frame_id in pending:
-                        if self._stopping.is_set():
-                            break
-                        self._fold(frame_id)
-            except Exception as exc:  # a bug, not bad input (that comes back as LeftOut): say it, go on
-                self.errors += 1
-                self.log.exception("live stack pass failed", extra={"event": "live_stack_pass_failed"})
-                self.bus.publish_event(
-                    Event(
-                        service="imaging",
-                        kind="live_stack_pass_failed",
-                        level="error",
-                        message=f"live stack pass failed: {exc}"[:500],
-                        data={},
-                    )
-                )
-            self._wake.wait(self.IDLE_PASS_S)
-            self._wake.clear()
+            pending = self.stacker.pending(since_night=self._since_night())
+            if not pending:
+                return
+            for frame_id in pending:
+                if self._stopping.is_set():
+                    return
+                self._fold(frame_id)
 
     def _fold(self, frame_id: int) -> None:
         try:
