@@ -829,6 +829,13 @@ class SchedulerEkosConfig(Section):
         description="Ekos' 'setting altitude cutoff' (its scheduler options; 3° by default): Ekos refuses a fixed "
         "start of a setting target less than this above the minimum altitude, so it is given a lower minimum",
     )
+    keep_nights: int = Field(
+        default=14,
+        ge=1,
+        le=3660,
+        description="nights of Ekos files kept in output_dir: older night folders of .esl/.esq files are removed "
+        "when a plan is written (the frames in fits_dir are never touched)",
+    )
 
 
 class SchedulerTransitsConfig(Section):

@@ -256,3 +256,27 @@ def test_every_write_is_a_new_run_and_leaves_the_earlier_files_untouched(tmp_pat
     assert {path: path.read_bytes() for path in first.schedule.parent.iterdir()} == before
     assert second.fits_dir != first.fits_dir  # Ekos counts frames already there as done: each run starts empty
     assert ET.fromstring(second.jobs[0].sequence.read_bytes()).findtext("Job/Count") == "7"
+
+
+def test_old_nights_of_ekos_files_are_removed_and_nothing_else(tmp_path):
+    from obsy_scheduler.ekos import prune_old_nights
+
+    settings = SchedulerConfig()
+    target = Target(
+        id="m31", name="M 31", ra_deg=10.68, dec_deg=41.27, exposure_plans=[ExposurePlan(exposure_s=60, count=5)]
+    )
+    out = tmp_path / "ekos"
+    for night in (date(2026, 11, 1), date(2026, 11, 7), date(2026, 11, 8), date(2026, 11, 21)):
+        plan = Planner(VIENNA, settings).plan([target], night)
+        write_plan(plan, settings.ekos, out, tmp_path / "frames", VIENNA.timezone)
+    mine = out / "2026-10-30" / "notes.txt"  # a person's file among the night folders
+    mine.parent.mkdir()
+    mine.write_text("keep me")
+    (out / "not-a-night").mkdir()
+
+    removed = prune_old_nights(out, date(2026, 11, 21), keep_nights=14)  # keeps 2026-11-08 onwards
+
+    assert [folder.name for folder in removed] == ["2026-11-01", "2026-11-07"]
+    assert sorted(p.name for p in out.iterdir()) == ["2026-10-30", "2026-11-08", "2026-11-21", "not-a-night"]
+    assert mine.read_text() == "keep me"
+    assert prune_old_nights(out, date(2026, 11, 21), keep_nights=14) == []

@@ -32,10 +32,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -338,6 +339,31 @@ def write_plan(
     schedule = directory / f"obsy-{night}.esl"
     _write_atomically(schedule, schedule_xml(jobs, ekos, zone))
     return EkosFiles(schedule, jobs, fits_dir)
+
+
+def prune_old_nights(output_dir: Path, night: date, keep_nights: int) -> list[Path]:
+    """Remove the night folders of Ekos files older than ``keep_nights`` nights before ``night``.
+
+    Only folders named as a night (``YYYY-MM-DD``) that hold nothing but run folders of .esl
+    and .esq files are removed; anything else in ``output_dir`` is left alone. The frames are
+    elsewhere (``fits_dir``) and never touched. Returns the folders removed.
+    """
+    oldest = night - timedelta(days=keep_nights - 1)
+    removed = []
+    root = output_dir.expanduser().absolute()
+    for folder in sorted(root.glob("????-??-??")):
+        try:
+            folder_night = date.fromisoformat(folder.name)
+        except ValueError:
+            continue
+        if folder_night >= oldest or not folder.is_dir() or folder.is_symlink():
+            continue
+        files = [p for p in folder.rglob("*") if not p.is_dir()]
+        if any(p.suffix not in (".esl", ".esq") or p.is_symlink() for p in files):
+            continue  # not only ours: leave it to a person
+        shutil.rmtree(folder)
+        removed.append(folder)
+    return removed
 
 
 def run_name(night_dir: Path, moment: datetime, zone: ZoneInfo) -> str:

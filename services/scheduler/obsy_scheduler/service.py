@@ -38,7 +38,7 @@ from obsy import astro
 from obsy.messages import Event, PlanRequest, SchedulerPlan, Target, TargetList
 from obsy.runner import Service, run_service
 from obsy.transits.ephemeris import EphemerisError, EphemerisTable
-from obsy_scheduler.ekos import write_plan
+from obsy_scheduler.ekos import prune_old_nights, write_plan
 from obsy_scheduler.filters import FilterNames, FilterReadError, wheel_filters
 from obsy_scheduler.planner import Planner
 from obsy_scheduler.transits import EphemerisFile
@@ -179,6 +179,7 @@ class SchedulerService(Service):
             except OSError as exc:
                 self._last_error = f"cannot write the Ekos files: {exc}"
                 self.log.error(self._last_error, extra={"event": "ekos_write_failed"})
+            self._prune_old_nights(plan.night)
         message = plan.to_message(trigger=trigger, schedule_path=schedule_path)
         message.sequence_paths = sequences
         for block, sequence in zip(message.blocks, block_sequences, strict=True):
@@ -243,6 +244,17 @@ class SchedulerService(Service):
             self._transits_note = f"no transit planning: {exc}"
             self.log.error(self._transits_note, extra={"event": "ephemerides_unread"})
             return None
+
+    def _prune_old_nights(self, night: date) -> None:
+        """Old nights' Ekos files go (``ekos.keep_nights``); a failure is logged, never stops planning."""
+        try:
+            removed = prune_old_nights(self._output_dir(), night, self.settings.ekos.keep_nights)
+        except OSError as exc:
+            self.log.warning("cannot remove old Ekos files: %s", exc, extra={"event": "ekos_prune_failed"})
+            return
+        if removed:
+            names = ", ".join(folder.name for folder in removed)
+            self.log.info("removed old Ekos files of %s", names, extra={"event": "ekos_pruned"})
 
     def _output_dir(self) -> Path:
         return self.settings.ekos.output_dir or (self.config.data_dir / "ekos")
