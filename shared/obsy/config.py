@@ -223,6 +223,12 @@ class IndiServerConfig(Section):
 class HomeAssistantConfig(Section):
     enabled: bool = True
     discovery_prefix: str = "homeassistant"
+    configuration_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="the dashboard's address as Home Assistant should link the OBSY device to it "
+        "(e.g. http://observatory.local:8080/); empty = no link",
+    )
 
 
 class ServiceSection(Section):

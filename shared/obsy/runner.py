@@ -185,8 +185,9 @@ class ServiceRunner:
         from obsy.homeassistant import DiscoveryPublisher, standard_entities
 
         entities = standard_entities(self.name, self.topics) + self.service.ha_entities()
+        ha = self.config.homeassistant
         self._discovery = DiscoveryPublisher(
-            self.bus, self.config.homeassistant, self.config.site.name, self.name, entities
+            self.bus, ha, self.config.site.name, self.name, entities, configuration_url=ha.configuration_url
         )
         self._discovery.attach()
 

@@ -326,3 +326,29 @@ def test_manual_ack_bus_gets_again_what_it_did_not_acknowledge_and_holds_a_bound
         assert third.unacknowledged == 0
     finally:
         third.stop()
+
+
+def test_home_assistant_device_links_to_the_configured_dashboard(mosquitto, tmp_path):
+    """Every discovery config of a running service names the device with the dashboard's address
+    (``homeassistant.configuration_url``), and passes the discovery linter."""
+    from obsy.homeassistant import lint_discovery
+
+    url = "http://observatory.local:8080/"
+    config = write_config(tmp_path, mosquitto, homeassistant={"enabled": True, "configuration_url": url})
+    configs = Watcher(mosquitto.port, ["homeassistant/#"])
+    proc = start_echo_process(config, tmp_path)
+    try:
+        announced = configs.wait_for(lambda messages: len([m for m in messages if m.payload]) >= 3, timeout=20)
+        for message in [m for m in announced if m.payload]:
+            payload = json.loads(message.payload)
+            assert payload["device"]["configuration_url"] == url, message.topic
+            assert lint_discovery(message.topic.split("/")[1], payload) == [], message.topic
+    finally:
+        configs.close()
+        proc.terminate()
+        proc.wait(20)
+    bad = write_config(tmp_path, mosquitto, homeassistant={"enabled": True, "configuration_url": "observatory"})
+    from obsy.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="configuration_url"):
+        load_config(bad, env={})
