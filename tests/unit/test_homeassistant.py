@@ -460,6 +460,7 @@ def test_every_discovery_payload_the_project_emits_lints_clean() -> None:
     config = load_config(EXAMPLE_CONFIG, env={})
     problems: list[str] = []
     unique_ids: dict[str, str] = {}
+    names: dict[str, str] = {}  # every service's entities are on one device: one name, one entity
     for ep in registered:
         cls = ep.load()
         assert isinstance(cls, type) and issubclass(cls, Service), f"{ep.value} is not an obsy.runner.Service"
@@ -474,6 +475,9 @@ def test_every_discovery_payload_the_project_emits_lints_clean() -> None:
             uid = payload["unique_id"]
             assert uid not in unique_ids, f"unique_id {uid} is used by {unique_ids[uid]} and {topic}"
             unique_ids[uid] = topic
+            name = payload["name"].casefold()
+            assert name not in names, f"two entities are named {payload['name']!r}: {names[name]} and {topic}"
+            names[name] = topic
     assert problems == []
 
 

@@ -618,12 +618,12 @@ class AllskyService(Service):
             Entity(
                 component="image",
                 object_id="sky",
-                name="Sky",
+                name="All-sky image",
                 image_topic=self.topics.allsky_image,
                 content_type="image/jpeg",
             ),
             sensor("stars", "Stars", "stars", icon="mdi:star-four-points"),
-            sensor("sqm", "Sky brightness", "sqm", unit_of_measurement="mag/arcsec²", icon="mdi:brightness-4"),
+            sensor("sqm", "All-sky sky brightness", "sqm", unit_of_measurement="mag/arcsec²", icon="mdi:brightness-4"),
             sensor("exposure", "Exposure", "exposure_s", device_class="duration", unit_of_measurement="s"),
             sensor("gain", "Gain", "gain", icon="mdi:tune-vertical"),
             Entity(

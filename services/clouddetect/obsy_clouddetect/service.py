@@ -170,7 +170,7 @@ class CloudDetectService(Service):
             Entity(
                 component="sensor",
                 object_id="cloud_cover",
-                name="Cloud cover",
+                name="All-sky cloud cover",  # distinct from a weather station's "Cloud cover" on the device
                 state_topic=state,
                 value_template="{{ value_json.cloud_cover if value_json.cloud_cover is not none else 'None' }}",
                 unit_of_measurement="%",
@@ -197,7 +197,7 @@ class CloudDetectService(Service):
             Entity(
                 component="sensor",
                 object_id="sky_label",
-                name="Sky",
+                name="Sky condition",
                 state_topic=state,
                 value_template="{{ value_json.label }}",
                 icon="mdi:weather-partly-cloudy",
