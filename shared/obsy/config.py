@@ -481,7 +481,9 @@ class AllskyStreaksConfig(Section):
     crop_margin: int = Field(default=48, ge=0, le=1000, description="px around the track in the saved crop")
     max_per_frame: int = Field(default=5, ge=1, le=50, description="at most this many events per frame")
     sky_model: SkyModelConfig | None = Field(
-        default=None, description="the lens (as clouddetect fits it) for the tracks' alt/az; empty = pixels only"
+        default=None,
+        description="the lens (as clouddetect fits it, in raw-frame pixels) for the tracks' alt/az; "
+        "empty = the names' sky model (clouddetect's fitted file, else the fixed one)",
     )
 
 
