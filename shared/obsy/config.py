@@ -991,7 +991,7 @@ class WebRetentionConfig(Section):
     weather_days: int = Field(default=90, ge=0, description="weather readings")
     states_days: int = Field(default=90, ge=0, description="safety verdicts, cloud results, MCP states, availability")
     events_days: int = Field(default=365, ge=0, description="the event audit log")
-    allsky_days: int = Field(default=365, ge=0, description="allsky frame records (not the files)")
+    allsky_days: int = Field(default=365, ge=0, description="allsky frame and streak records (not the files)")
     plans_days: int = Field(default=365, ge=0, description="scheduler plans")
 
 
