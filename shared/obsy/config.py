@@ -487,7 +487,9 @@ class AllskyStreaksConfig(Section):
     crop_margin: int = Field(default=48, ge=0, le=1000, description="px around the track in the saved crop")
     max_per_frame: int = Field(default=5, ge=1, le=50, description="at most this many events per frame")
     sky_model: SkyModelConfig | None = Field(
-        default=None, description="the lens (as clouddetect fits it) for the tracks' alt/az; empty = pixels only"
+        default=None,
+        description="the lens (as clouddetect fits it, in raw-frame pixels) for the tracks' alt/az; "
+        "empty = the names' sky model (clouddetect's fitted file, else the fixed one)",
     )
 
 
@@ -1002,7 +1004,7 @@ class WebRetentionConfig(Section):
     weather_days: int = Field(default=90, ge=0, description="weather readings")
     states_days: int = Field(default=90, ge=0, description="safety verdicts, cloud results, MCP states, availability")
     events_days: int = Field(default=365, ge=0, description="the event audit log")
-    allsky_days: int = Field(default=365, ge=0, description="allsky frame records (not the files)")
+    allsky_days: int = Field(default=365, ge=0, description="allsky frame and streak records (not the files)")
     plans_days: int = Field(default=365, ge=0, description="scheduler plans")
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from obsy.messages import (
     AllskyFrame,
+    AllskyStreak,
     Event,
     McpState,
     PlannedBlock,
@@ -384,6 +385,58 @@ def test_allsky_frames_published_as_file_urls_are_served_from_the_data_directory
         for frame_id in ("frame-102", "frame-103", "frame-104"):
             refused = viewer.get(f"/api/v1/allsky/images/{frame_id}/file")
             assert refused.status_code == 404, (frame_id, refused.text)
+
+
+def test_a_nights_streaks_are_stored_once_and_listed_with_their_crops(web, bus, tmp_path):
+    """``allsky/streaks`` events become a night's gallery: crops under the data directory are served."""
+    streaks_dir = web.data_dir / "allsky" / "2026-01-13" / "streaks"
+    streaks_dir.mkdir(parents=True, exist_ok=True)
+    crop = streaks_dir / "20260113T221503250Z-1-meteor.png"
+    crop.write_bytes(b"\x89PNG\r\n\x1a\na meteor")
+    outside = tmp_path / "elsewhere.png"
+    outside.write_bytes(b"\x89PNG\r\n\x1a\nnot in the data directory")
+    when = datetime(2026, 1, 13, 22, 15, 5, tzinfo=UTC)
+    common = {"night": "2026-01-13", "snr": 12.5, "steadiness": 0.1, "fade": 0.4, "exposure_s": 10.0}
+    meteor = AllskyStreak(
+        timestamp=when,
+        frame_id="20260113T221503250Z",
+        kind="meteor",
+        start=(200.0, 150.0),
+        end=(260.0, 180.0),
+        start_altaz=(41.2, 130.5),
+        end_altaz=(35.0, 141.0),
+        length_px=67.1,
+        length_deg=10.1,
+        crop_url=crop.resolve().as_uri(),
+        **common,
+    )
+    satellite = AllskyStreak(
+        timestamp=when + timedelta(seconds=30),
+        frame_id="20260113T221533250Z",
+        kind="satellite",
+        start=(10.0, 20.0),
+        end=(300.0, 400.0),
+        length_px=478.0,
+        crop_url=outside.resolve().as_uri(),
+        **common,
+    )
+    for event in (meteor, meteor, satellite):  # the first one delivered twice: stored once
+        bus.publish("obsy/allsky/streaks", event.to_json())
+    bus.publish("obsy/allsky/streaks", json.dumps({"kind": "comet"}))  # invalid: dropped
+    with web.login("vera") as viewer:
+        url = "/api/v1/allsky/nights/2026-01-13/streaks"
+        web.wait_until(lambda: len(viewer.get(url).json()) == 2)
+        listed = viewer.get(url).json()
+        assert [s["kind"] for s in listed] == ["meteor", "satellite"]
+        first, second = listed
+        assert first["frame_id"] == "20260113T221503250Z" and first["start_altaz"] == [41.2, 130.5]
+        assert first["length_deg"] == 10.1 and first["snr"] == 12.5
+        assert first["crop"] == "/api/v1/files/allsky/2026-01-13/streaks/20260113T221503250Z-1-meteor.png"
+        served = viewer.get(first["crop"])
+        assert served.status_code == 200 and served.content == crop.read_bytes()
+        assert second["crop"] is None and second["start_altaz"] is None  # a crop outside the data directory
+        assert viewer.get("/api/v1/allsky/nights/2026-01-14/streaks").json() == []
+        assert viewer.get("/api/v1/allsky/nights/nope/streaks").status_code == 422
 
 
 def test_create_admin_command_never_uses_a_default_password(web, tmp_path):

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from obsy.messages import McpState
+from obsy.messages import AllskyFrame, AllskyStreak, McpState
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.pretend_mcp import PretendMcp
 from tests.support.watcher import Watcher
@@ -136,6 +136,55 @@ def test_the_pages_fit_a_phone_screen(browser, web, tmp_path):
         overflow = page.evaluate("document.scrollingElement.scrollWidth") - width
         assert overflow <= 0, f"{path} is {overflow} px wider than a phone screen"
         page.screenshot(path=tmp_path / f"phone{path.replace('/', '-') or '-overview'}.png", full_page=True)
+    page.context.close()
+
+
+def test_the_allsky_page_shows_a_nights_meteors_as_a_gallery(browser, web, tmp_path):
+    import cv2
+    import numpy as np
+
+    expect = playwright_api.expect
+    night_dir = web.data_dir / "allsky" / "2026-01-20"
+    (night_dir / "streaks").mkdir(parents=True, exist_ok=True)
+    frame_file = night_dir / "20260120T221503250Z.jpg"
+    frame_file.write_bytes(cv2.imencode(".jpg", np.zeros((48, 64, 3), np.uint8))[1].tobytes())
+    crop = night_dir / "streaks" / "20260120T221503250Z-1-meteor.png"
+    picture = np.zeros((40, 60, 3), np.uint8)
+    cv2.line(picture, (5, 5), (50, 30), (255, 255, 255), 2)
+    crop.write_bytes(cv2.imencode(".png", picture)[1].tobytes())
+    frame = AllskyFrame(frame_id="20260120T221503250Z", night="2026-01-20", exposure_s=10, url=frame_file.as_uri())
+    streak = AllskyStreak(
+        frame_id=frame.frame_id,
+        night="2026-01-20",
+        kind="meteor",
+        start=(10.0, 10.0),
+        end=(90.0, 50.0),
+        length_px=89.4,
+        length_deg=12.3,
+        snr=11.0,
+        steadiness=0.4,
+        fade=0.3,
+        exposure_s=10,
+        crop_url=crop.as_uri(),
+    )
+    watcher = Watcher(web.broker.port, ["obsy/allsky/#"])
+    try:
+        watcher.publish("obsy/allsky/frames", frame.to_json())
+        watcher.publish("obsy/allsky/streaks", streak.to_json())
+    finally:
+        watcher.close()
+    with web.login("vera") as client:
+        web.wait_until(lambda: len(client.get("/api/v1/allsky/nights/2026-01-20/streaks").json()) == 1)
+    page = log_in(browser, web, "vera")
+    page.goto(f"{web.url}/allsky")
+    page.select_option("#night", "2026-01-20")
+    expect(page.locator("#streaks figure")).to_have_count(1)
+    expect(page.locator("#streaks figcaption")).to_contain_text("meteor")
+    expect(page.locator("#streaks figcaption")).to_contain_text("12.3°")
+    image = page.locator("#streaks img")
+    expect(image).to_have_attribute("src", "/api/v1/files/allsky/2026-01-20/streaks/20260120T221503250Z-1-meteor.png")
+    page.wait_for_function("document.querySelector('#streaks img').naturalWidth === 60")
+    page.screenshot(path=tmp_path / "allsky-streaks.png", full_page=True)
     page.context.close()
 
 

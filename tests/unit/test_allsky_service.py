@@ -143,6 +143,7 @@ def _streak_service(tmp_path) -> tuple[AllskyService, _RecordingBus]:
     service._cpu = NumpyBackend()
     service._encode_errors, service.encode_failures = {}, 0
     service.streaks, service.streaks_found, service._streaks_failing = StreakDetector(), 0, False
+    service.streak_lens, service._lens_for = None, None
     return service, bus
 
 
@@ -189,6 +190,49 @@ def test_a_streak_in_a_night_frame_is_published_with_its_crop(tmp_path):
         "satellites": 1,
         "crops": [f"streaks/{event.frame_id}-1-satellite.png"],
     }
+
+
+@pytest.mark.parametrize("picture_scale", [1, 2])
+def test_a_streak_has_the_alt_az_of_clouddetects_fitted_model(tmp_path, picture_scale):
+    """Without a configured streaks.sky_model the lens is the fitted model clouddetect keeps in its
+    file (given in the finished picture's pixels, here the raw frame's or twice them)."""
+    import json
+    import logging
+
+    import cv2
+
+    from obsy.skymodel import SkyModel
+    from obsy_allsky.pipeline.chain import ProcessedFrame
+    from obsy_allsky.pipeline.stars import StarField
+    from obsy_allsky.skysource import SkyModelSource
+
+    service, bus = _streak_service(tmp_path)
+    k = picture_scale
+    fitted = SkyModel(331.0 * k, 236.0 * k, 150.0 * k, 12.0, False, "equisolid", 0.02)
+    path = tmp_path / "clouddetect" / "sky_model.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(fitted.to_dict()))
+    source = SkyModelSource(service.config, logging.getLogger("test.streaklens"), "the streaks' alt/az")
+    rng = np.random.default_rng(3)
+    frames = [rng.normal(1000, 10, (480, 640)).astype(np.uint16) for _ in range(2)]
+    cv2.line(frames[1], (200, 150), (420, 260), 1200, 2)
+    picture = np.zeros((480 * picture_scale, 640 * picture_scale, 3), np.uint8)
+    for n, image in enumerate(frames):
+        when = TAKEN + timedelta(seconds=30 * n)
+        stored = service.store.save(NIGHT, when, b"jpeg", "jpg")
+        stars = StarField(positions=np.zeros((0, 2)), peaks=np.zeros(0), background=0.0, noise=1.0)
+        result = ProcessedFrame(image=picture, stars=stars, sqm=None)
+        service._find_streaks(
+            "night", raw=raw(10.0), image=image, result=result, stored=stored, now=when, sky_model=source.current()
+        )
+    assert source.source == "clouddetect's fitted model"
+    (event,) = [payload for topic, payload in bus.published if topic == "obsy/allsky/streaks"]
+    # The ends are in the raw frame's pixels; the fitted model's pixel of a raw pixel x is (x + 0.5) * scale - 0.5.
+    ends = np.array([event.start, event.end], dtype=float)
+    alt, az = fitted.pixel_to_altaz((ends[:, 0] + 0.5) * picture_scale - 0.5, (ends[:, 1] + 0.5) * picture_scale - 0.5)
+    for (got_alt, got_az), want_alt, want_az in zip((event.start_altaz, event.end_altaz), alt, az, strict=True):
+        assert abs(got_alt - want_alt) < 0.1 and abs((got_az - want_az + 180) % 360 - 180) < 0.1  # ends to 0.1 px
+    assert event.length_deg is not None and event.length_deg > 10
 
 
 def test_a_failing_detection_is_reported_once_and_costs_no_frame(tmp_path):

@@ -337,7 +337,7 @@ def test_the_fitted_model_comes_first_then_the_fixed_one_then_none_said_once(tmp
     caplog.set_level(logging.INFO, logger="test.skynames")
     source = SkyModelSource(config_with(tmp_path), log)
     assert source.current() is None and source.current() is None
-    missing = [r for r in caplog.records if "names on the sky are off" in r.getMessage()]
+    missing = [r for r in caplog.records if "no sky model for names on the sky" in r.getMessage()]
     assert len(missing) == 1
     assert source.source == "none"
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from fastapi import HTTPException
 
-from obsy.messages import AllskyFrame, Event, McpState
+from obsy.messages import AllskyFrame, AllskyStreak, Event, McpState
 from obsy.topics import Topics
 from obsy_web import catalogue
 from obsy_web.api.files import resolve_data_file
@@ -90,6 +90,22 @@ def test_router_maps_each_stored_topic_and_names_bad_payloads():
     router = Router(Topics("obs/site1"))
     frame = AllskyFrame(frame_id="f1", night="2026-11-20", exposure_s=10, url="/files/a.jpg")
     assert router.rows_for(message("obs/site1/allsky/frames", frame.to_json()))[0].table.name == "allsky_frames"
+    streak = AllskyStreak(
+        frame_id="f1",
+        night="2026-11-20",
+        kind="meteor",
+        start=(1, 2),
+        end=(30, 40),
+        length_px=36.2,
+        snr=9.0,
+        steadiness=0.3,
+        fade=0.4,
+        exposure_s=10,
+    )
+    (row,) = router.rows_for(message("obs/site1/allsky/streaks", streak.to_json()))
+    assert row.table.name == "allsky_streaks" and row.values["kind"] == "meteor"
+    assert len(row.values["fingerprint"]) == 64
+    assert row.values["data"]["end"] == [30.0, 40.0]
     state = McpState(state="idle")
     assert router.rows_for(message("obs/site1/mcp/state", state.to_json()))[0].values["state"] == "idle"
     event = Event(service="weather", kind="sensor_lost")

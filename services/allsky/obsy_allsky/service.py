@@ -29,6 +29,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -57,7 +58,7 @@ from obsy_allsky.capture.exposure import AutoExposure, ExposureSetting, Sky, mea
 from obsy_allsky.pipeline import tone
 from obsy_allsky.pipeline.chain import FramePipeline, ProcessedFrame
 from obsy_allsky.pipeline.output import encode_fits
-from obsy_allsky.pipeline.overlay import FrameInfo
+from obsy_allsky.pipeline.overlay import FrameInfo, model_fits_picture
 from obsy_allsky.products.nightly import NightlyProducts
 from obsy_allsky.skysource import SkyModelSource, names_wanted
 from obsy_allsky.storage import FrameStore, StorageError, StoredFrame, encode_jpeg
@@ -146,7 +147,14 @@ class AllskyService(Service):
         self.encode_failures = 0
         self._encode_errors: dict[str, str] = {}  # what cannot be encoded now → why (reported once)
         self._zone = ZoneInfo(self.config.site.timezone)
-        self.sky_models = SkyModelSource(self.config, self.log) if names_wanted(self.config) else None
+        # One source of the sky model for its two users: the names on the sky, and the streaks' alt/az
+        # where no fixed streaks.sky_model is configured.
+        self._names = names_wanted(self.config)
+        fixed_lens = s.streaks.sky_model
+        users = ["names on the sky"] if self._names else []
+        if s.streaks.enabled and fixed_lens is None:
+            users.append("the streaks' alt/az")
+        self.sky_models = SkyModelSource(self.config, self.log, " and ".join(users)) if users else None
         self._cpu = NumpyBackend()
         self._last: tuple[float, float] | None = None  # (brightness, exposure) of the last frame
         self._last_setting: ExposureSetting | None = None
@@ -162,11 +170,12 @@ class AllskyService(Service):
         # Night products: each frame's thumbnail and log line; the night's products when it ends.
         self.products = NightlyProducts(self.config, self.bus)
         self.products.start(astro.night_of(self.config.site, datetime.now(UTC)))
-        model = s.streaks.sky_model
+        self.streak_lens = SkyModel.from_dict(fixed_lens.model_dump()) if fixed_lens is not None else None
+        self._lens_for: tuple[Any, SkyModel | None] | None = None  # (model, raw shape, scale) → the detector's lens
         self.streaks = StreakDetector(
             StreakSettings(min_snr=s.streaks.min_snr),
             backend=self.pipeline.backend,
-            lens=SkyModel.from_dict(model.model_dump()) if model is not None else None,
+            lens=self.streak_lens,
             bayer=colour_step(s.pipeline.bayer_pattern) == 2,
         )
         self.streaks_found = 0
@@ -196,7 +205,7 @@ class AllskyService(Service):
             "frames": self.frames_done,
             "streaks": self.streaks_found,
             "backend": self.pipeline.backend.name,
-            "sky_model": self.sky_models.source if self.sky_models is not None else "names off",
+            "sky_model": self.sky_models.source if self.sky_models is not None else "not used",
         }
 
     # --- the capture loop ------------------------------------------------------------
@@ -303,7 +312,7 @@ class AllskyService(Service):
         darks = [self._dark_for(r) for r in raws]
         images, darks, bad_pixels = self._repair_bad_pixels(raws, darks)
         model = self.sky_models.current() if self.sky_models is not None else None
-        info = frame_info(now, self._zone, sky, raws, sky_model=model, site=self.config.site)
+        info = frame_info(now, self._zone, sky, raws, sky_model=model if self._names else None, site=self.config.site)
         result = self.pipeline.process(images, [r.exposure_s for r in raws], darks, info=info)
         stored = self._store(now, result, raws, info)
         preview = self._encode("preview", lambda: encode_jpeg(result.image, s.jpeg_quality, max_width=s.image_width))
@@ -331,7 +340,9 @@ class AllskyService(Service):
             self.bus.publish(self.topics.allsky_frames, frame, qos=1)
             self.frames_done += 1
             self.products.frame_stored(frame, result.image)
-        self._find_streaks(setting.mode, raw=raws[0], image=images[0], result=result, stored=stored, now=now)
+        self._find_streaks(
+            setting.mode, raw=raws[0], image=images[0], result=result, stored=stored, now=now, sky_model=model
+        )
         self._update(
             camera="ok",
             camera_error=None,
@@ -356,10 +367,13 @@ class AllskyService(Service):
         result: ProcessedFrame,
         stored: StoredFrame | None,
         now: datetime,
+        sky_model: SkyModel | None = None,
     ) -> None:
         """Meteors and satellites new in this night frame (against the last one): crops under the
         night's folder and an :class:`~obsy.messages.AllskyStreak` event each. Day and twilight
-        frames, and a frame that was not stored, end the sequence (the next night frame starts one)."""
+        frames, and a frame that was not stored, end the sequence (the next night frame starts one).
+        ``sky_model``: the frame's model from the :class:`SkyModelSource` (the finished picture's
+        pixels), the lens for alt/az where no ``streaks.sky_model`` is configured."""
         settings = self.settings.streaks
         if not settings.enabled or mode not in STREAK_MODES or stored is None:
             self.streaks.reset()
@@ -367,6 +381,8 @@ class AllskyService(Service):
         detector = self.streaks
         if detector.circle is None or detector.circle.shape != image.shape[:2]:
             detector.circle = self._cpu.to_host(self._circle(image.shape))
+        scale = result.width / image.shape[1] if result.width else 1.0
+        detector.lens = self._streak_lens(sky_model, image.shape[:2], scale)
         moon = None
         if detector.lens is not None:
             place = astro.moon_altaz(self.config.site, now)
@@ -384,7 +400,6 @@ class AllskyService(Service):
             self._report("streaks_recovered", "info", "streak detection works again")
             self._streaks_failing = False
         found = sorted(found, key=lambda streak: -streak.snr)[: settings.max_per_frame]
-        scale = result.width / image.shape[1] if result.width else 1.0
         for number, streak in enumerate(found, start=1):
             crop_url = None
             crop = self._encode(
@@ -416,6 +431,38 @@ class AllskyService(Service):
             )
             self.bus.publish(self.topics.allsky_streaks, event, qos=1)
             self.streaks_found += 1
+
+    def _streak_lens(self, model: SkyModel | None, shape: tuple[int, ...], scale: float) -> SkyModel | None:
+        """The detector's lens in the raw frame's pixels: the configured ``streaks.sky_model`` (given in
+        them), else ``model`` (the finished picture's pixels, ``scale`` of them per raw pixel) brought to
+        the raw frame; None without a model or when it cannot belong to the frame (said once per model)."""
+        if self.streak_lens is not None:
+            return self.streak_lens
+        if model is None:
+            return None
+        key = (model, tuple(shape), scale)
+        if self._lens_for is not None and self._lens_for[0] == key:
+            return self._lens_for[1]
+        lens: SkyModel | None = model
+        if scale != 1.0:
+            lens = replace(
+                model,
+                zenith_x=(model.zenith_x + 0.5) / scale - 0.5,
+                zenith_y=(model.zenith_y + 0.5) / scale - 0.5,
+                scale=model.scale / scale,
+            )
+        if not model_fits_picture(lens, shape[1], shape[0]):
+            self.log.warning(
+                "the streaks have no alt/az: the sky model (zenith %.0f, %.0f) does not fit the %dx%d frame",
+                model.zenith_x,
+                model.zenith_y,
+                shape[1],
+                shape[0],
+                extra={"event": "sky_model_mismatch"},
+            )
+            lens = None
+        self._lens_for = (key, lens)
+        return lens
 
     def _store(
         self, now: datetime, result: ProcessedFrame, raws: list[RawFrame], info: FrameInfo

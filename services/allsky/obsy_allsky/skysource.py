@@ -1,4 +1,4 @@
-"""Where the names on the sky get the camera's sky model from.
+"""Where the names on the sky and the streaks' alt/az get the camera's sky model from.
 
 clouddetect fits the :class:`obsy.skymodel.SkyModel` of the allsky camera on the stored frames
 (the very pictures this service writes, so its pixels are theirs) and keeps the latest fit in
@@ -9,8 +9,9 @@ restarted allsky service finds the model at once. The file is read again only wh
 
 When there is no fitted model (clouddetect is not running, has not seen a clear night yet, or
 the file cannot be read), the fixed model from the configuration serves: the overlay's
-``sky.sky_model``, else clouddetect's own fixed ``transmission.sky_model``. With neither, the
-names are off, said in one log line (and once more when a model turns up).
+``sky.sky_model``, else clouddetect's own fixed ``transmission.sky_model``. With neither, what
+needs the model (its ``purpose``: the names on the sky, the streaks' alt/az) goes without it,
+said in one log line, and once more whenever the source changes.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def _model(section: SkyModelConfig) -> SkyModel:
 class SkyModelSource:
     """The sky model for the next frame: clouddetect's fitted one, else the configured one, else None."""
 
-    def __init__(self, config: ObsyConfig, log: logging.Logger) -> None:
+    def __init__(self, config: ObsyConfig, log: logging.Logger, purpose: str = "names on the sky") -> None:
+        self.purpose = purpose  # what the model serves, for the log lines
         self.path = config.data_dir / FITTED_MODEL_FILE
         self.fixed, self.fixed_from = configured_model(config)
         self.log = log
@@ -71,13 +73,13 @@ class SkyModelSource:
         if source != self._said:
             if model is None:
                 self.log.warning(
-                    "names on the sky are off: no sky model (clouddetect has not fitted one in %s, and no "
-                    "fixed sky_model is configured)",
+                    "no sky model for %s (clouddetect has not fitted one in %s, and no fixed sky_model is configured)",
+                    self.purpose,
                     self.path,
                     extra={"event": "sky_model_missing"},
                 )
             else:
-                self.log.info("names on the sky use %s", source, extra={"event": "sky_model"})
+                self.log.info("sky model for %s: %s", self.purpose, source, extra={"event": "sky_model"})
             self._said = source
         return model
 

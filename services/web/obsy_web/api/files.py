@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi import Path as FastApiPath
@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from obsy_web.api.common import Page, Paging
 from obsy_web.api.security import get_context, viewer
 from obsy_web.context import WebContext
-from obsy_web.db.models import AllskyFrameRecord
+from obsy_web.db.models import AllskyFrameRecord, AllskyStreakRecord
 
 router = APIRouter(dependencies=[Depends(viewer)])
 
@@ -59,6 +59,25 @@ class NightProduct(BaseModel):
     name: str
     url: str
     thumbnail: str | None = None
+
+
+class AllskyStreakItem(BaseModel):
+    """A meteor or satellite track of ``allsky/streaks``, with the URL its crop is served at."""
+
+    frame_id: str
+    time: datetime
+    night: str
+    kind: str
+    start: tuple[float, float]
+    end: tuple[float, float]
+    start_altaz: tuple[float, float] | None = None
+    end_altaz: tuple[float, float] | None = None
+    length_px: float
+    length_deg: float | None = None
+    snr: float
+    exposure_s: float | None = None
+    crop_url: str | None = None  # as the allsky service published it (file:// under the data directory)
+    crop: str | None = None  # where this service serves the crop; None when it is not in the data directory
 
 
 class Night(BaseModel):
@@ -199,6 +218,34 @@ def allsky_products(
 
 def _file_url(data_dir: Path, path: Path) -> str:
     return f"/api/v1/files/{path.relative_to(data_dir).as_posix()}"
+
+
+@router.get(
+    "/allsky/nights/{night}/streaks",
+    tags=["allsky"],
+    response_model=list[AllskyStreakItem],
+    summary="The meteors and satellites of one night, in time order, with their crops",
+)
+def allsky_streaks(
+    night: str = FastApiPath(..., pattern=r"^\d{4}-\d{2}-\d{2}$"),
+    limit: int = Query(500, ge=1, le=5000),
+    context: WebContext = Depends(get_context),
+) -> list[AllskyStreakItem]:
+    s = AllskyStreakRecord
+    with context.sessions() as db:
+        records = db.scalars(select(s).where(s.night == night).order_by(s.time, s.id).limit(limit)).all()
+    return [_streak(record, context.data_dir) for record in records]
+
+
+def _streak(record: AllskyStreakRecord, data_dir: Path) -> AllskyStreakItem:
+    item = AllskyStreakItem.model_validate(
+        {**record.data, "frame_id": record.frame_id, "time": record.time, "night": record.night}
+    )
+    url = urlparse(item.crop_url or "")
+    if url.scheme == "file" and url.netloc in ("", "localhost"):
+        relative = _under_data_dir(data_dir, Path(unquote(url.path)))
+        item.crop = f"/api/v1/files/{quote(relative)}" if relative is not None else None
+    return item
 
 
 @router.get("/allsky/nights/{night}/summary", tags=["allsky"], summary="The summary of one night (allsky products)")

@@ -96,6 +96,26 @@ class AllskyFrameRecord(Base):
     height: Mapped[int | None] = mapped_column(Integer)
 
 
+class AllskyStreakRecord(Base):
+    """A meteor or satellite track the allsky service found (``allsky/streaks``); its crop is a file."""
+
+    __tablename__ = "allsky_streaks"
+    __table_args__ = (Index("ix_allsky_streaks_night_time", "night", "time"), Index("ix_allsky_streaks_time", "time"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: SHA-256 of topic and payload: a message the broker delivers twice (QoS 1) is stored once.
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    time: Mapped[datetime]
+    night: Mapped[str] = mapped_column(String(10))
+    frame_id: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))
+    snr: Mapped[float] = mapped_column(Float)
+    length_px: Mapped[float] = mapped_column(Float)
+    length_deg: Mapped[float | None] = mapped_column(Float)
+    crop_url: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any]]  # the whole message (ends in pixels and alt/az, profile figures)
+
+
 class McpStateRecord(Base):
     __tablename__ = "mcp_states"
     __table_args__ = (UniqueConstraint("time", name="uq_mcp_states_time"),)

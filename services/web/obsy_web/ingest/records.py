@@ -20,6 +20,7 @@ from sqlalchemy import Table
 
 from obsy.messages import (
     AllskyFrame,
+    AllskyStreak,
     CloudState,
     Event,
     McpState,
@@ -126,6 +127,15 @@ def _allsky_frame(message: Incoming) -> list[Row]:
     return [Row(models.AllskyFrameRecord.__table__, values)]
 
 
+def _allsky_streak(message: Incoming) -> list[Row]:
+    streak = _parse(AllskyStreak, message)
+    values = streak.model_dump(include={"night", "frame_id", "kind", "snr", "length_px", "length_deg", "crop_url"})
+    values.update(night=streak.night[:10], frame_id=streak.frame_id[:128], time=streak.timestamp)
+    values["fingerprint"] = message.digest
+    values["data"] = streak.model_dump(mode="json")
+    return [Row(models.AllskyStreakRecord.__table__, values)]
+
+
 def _mcp_state(message: Incoming) -> list[Row]:
     state = _parse(McpState, message)
     values = state.model_dump(
@@ -170,6 +180,7 @@ class Router:
             topics.weather_safety: _safety,
             topics.clouddetect_state: _clouds,
             topics.allsky_frames: _allsky_frame,
+            topics.allsky_streaks: _allsky_streak,
             topics.mcp_state: _mcp_state,
             topics.scheduler_plan: _plan,
         }

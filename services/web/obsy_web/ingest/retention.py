@@ -23,7 +23,7 @@ def tables_by_setting() -> dict[str, list[type[models.Base]]]:
             models.AvailabilityChange,
         ],
         "events_days": [models.EventRecord],
-        "allsky_days": [models.AllskyFrameRecord],
+        "allsky_days": [models.AllskyFrameRecord, models.AllskyStreakRecord],
         "plans_days": [models.SchedulerPlanRecord],
     }
 
