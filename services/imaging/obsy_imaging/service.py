@@ -37,8 +37,10 @@ from obsy.bus import Bus
 from obsy.config import ImagingConfig, ObsyConfig
 from obsy.homeassistant import Entity
 from obsy.messages import (
+    AcquiredLights,
     CommandOrigin,
     Event,
+    ImagingAcquired,
     ImagingCalibrated,
     ImagingFrame,
     ImagingLiveStack,
@@ -155,6 +157,7 @@ class ImagingService(Service):
         if self.live_stack is not None:
             self.live_stack.start()  # lights calibrated before a restart and not stacked yet are taken first
         self.refresh(force=True)
+        self.publish_acquired()
 
     def poll(self) -> None:
         if self.watcher is not None and self.watcher.missing:
@@ -194,6 +197,8 @@ class ImagingService(Service):
             self._last_frame = message.path
             self.bus.publish(self.topics.imaging_frames, message, qos=1)
             self.log.info("registered %s as %s", result.path, message.path, extra={"event": "frame_ingested"})
+            if message.accepted:
+                self.publish_acquired()
         elif result.outcome is Outcome.QUARANTINED and result.quarantined is not None:
             record = result.quarantined
             self.bus.publish(
@@ -241,6 +246,17 @@ class ImagingService(Service):
         if not grade.accepted:
             self.log.info("rejected %s: %s", frame.path, "; ".join(grade.reasons), extra={"event": "frame_rejected"})
         return grade
+
+    def publish_acquired(self) -> None:
+        """Publish (retained) the accepted lights per target, filter and exposure, all nights."""
+        assert self.repository is not None, "publish_acquired() before start()"
+        try:
+            rows = self.repository.accepted_lights()
+        except Exception:
+            self.log.exception("counting the accepted lights failed", extra={"event": "acquired_failed"})
+            return
+        lights = [AcquiredLights(target=t, filter=f, exposure_s=e, accepted=n) for t, f, e, n in rows]
+        self.bus.publish(self.topics.imaging_acquired, ImagingAcquired(lights=lights), qos=1, retain=True)
 
     # --- state --------------------------------------------------------------------------
     def _night_start(self, night: str) -> datetime:
