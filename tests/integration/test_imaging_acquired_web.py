@@ -9,6 +9,9 @@ count; a second filter counts separately.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -105,4 +108,49 @@ def test_accepted_lights_raise_acquired_in_the_api_and_the_published_targets(tmp
             late.close()
     finally:
         web.stop()
+        watcher.close()
+
+
+def test_lights_graded_by_an_import_in_another_process_are_published(tmp_path, mosquitto, monkeypatch):
+    monkeypatch.setattr("obsy_imaging.service.ACQUIRED_CHECK_INTERVAL_S", 0.5)
+    watcher = Watcher(mosquitto.port, ["obsy/#"])
+    archive = tmp_path / "archive"
+    for seed in range(3):
+        write_frame(archive / f"light_{seed}.fits", OBJECT="M42", FILTER="Ha", EXPTIME=60.0, data=star_field(seed=seed))
+    try:
+        with Running(tmp_path, mosquitto) as running:
+            wait_online(watcher)
+            watcher.wait_for(lambda _: bool(watcher.on("obsy/imaging/acquired")), timeout=10)
+            first = ImagingAcquired.model_validate_json(watcher.on("obsy/imaging/acquired")[-1].payload)
+            assert first.lights == []
+            config = running.config_path
+            result = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "obsy_imaging",
+                    "import",
+                    "-c",
+                    str(config),
+                    "--grade",
+                    "--no-progress",
+                    str(archive),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=240,
+                check=False,
+            )
+            assert result.returncode == 0, result.stderr
+
+            def counted(_):
+                published = watcher.on("obsy/imaging/acquired")
+                rows = ImagingAcquired.model_validate_json(published[-1].payload).lights
+                return [(r.filter, r.exposure_s, r.accepted) for r in rows] == [("Ha", 60.0, 3)]
+
+            watcher.wait_for(counted, timeout=10)
+            published = len(watcher.on("obsy/imaging/acquired"))
+            time.sleep(1.5)  # unchanged counts are not published again
+            assert len(watcher.on("obsy/imaging/acquired")) == published
+    finally:
         watcher.close()
