@@ -509,6 +509,27 @@ class ImagingFrame(Message):
     snr: float | None = None
 
 
+class AcquiredLights(BaseModel):
+    """How many accepted lights the repository holds for one target, filter and exposure."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    target: str = Field(min_length=1, max_length=200, description="as the frames' OBJECT header gives it")
+    filter: str | None = Field(default=None, max_length=100)
+    exposure_s: float = Field(gt=0)
+    accepted: int = Field(ge=0)
+
+
+class ImagingAcquired(Message):
+    """Accepted lights of every target, per filter and exposure (``<p>/imaging/acquired``, retained).
+
+    The whole repository, all nights: each message replaces the one before. The web service
+    counts them into the matching exposure plans' ``acquired`` (see docs/web.md).
+    """
+
+    lights: list[AcquiredLights] = Field(default_factory=list, max_length=10000)
+
+
 class ImagingQuarantined(Message):
     """A file that could not be taken, set aside with its reason (``<p>/imaging/quarantine``)."""
 

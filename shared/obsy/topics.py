@@ -189,6 +189,11 @@ class Topics:
         return self._join("imaging", "masters")
 
     @property
+    def imaging_acquired(self) -> str:
+        """Accepted lights per target, filter and exposure (an :class:`~obsy.messages.ImagingAcquired`, retained)."""
+        return self._join("imaging", "acquired")
+
+    @property
     def imaging_calibrated(self) -> str:
         """Events, one per light calibrated, with its masters and why (an :class:`~obsy.messages.ImagingCalibrated`)."""
         return self._join("imaging", "calibrated")

@@ -61,6 +61,7 @@ class Running:
         path = write_config(
             tmp_path, mosquitto, imaging=settings, run_dir=str(tmp_path), homeassistant={"enabled": True}
         )
+        self.config_path = path
         self.config = load_config(path)
         self.runner = ServiceRunner(ImagingService, self.config)
         self.thread = threading.Thread(target=self.runner.run, daemon=True)

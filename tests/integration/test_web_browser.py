@@ -199,5 +199,7 @@ def test_an_operator_adds_a_target_by_catalogue_name(browser, web):
     page.click("#target-form button[type=submit]")
     expect(page.locator("#form-result")).to_have_text("saved")
     expect(page.locator("#targets")).to_contain_text("M 42")
-    expect(page.locator("#targets")).to_contain_text("Ha 600s×10")
+    expect(page.locator("#targets")).to_contain_text("Ha 600s×10 (0 acquired)")
+    page.locator("#targets tr", has_text="M 42").locator("[data-edit]").click()
+    expect(page.locator("textarea[name=plans]")).to_have_value("Ha 600 10 0")  # an edit keeps acquired
     page.context.close()

@@ -95,3 +95,25 @@ def test_lights_are_graded_against_their_own_night_target_and_filter(tmp_path: P
     assert repository.grade_of(bad.frame_id).reasons == bad.reasons
     assert repository.counts("2024-01-14", datetime.now(UTC)).accepted_tonight == 4  # 3 Ha and 1 OIII
     engine.dispose()
+
+
+def test_accepted_lights_are_counted_per_target_filter_and_exposure(tmp_path: Path) -> None:
+    engine = database.make_engine(f"sqlite:///{tmp_path / 'imaging.sqlite3'}")
+    database.upgrade(engine)
+    repository = Repository(engine, tmp_path / "repository", tmp_path / "quarantine")
+    ingestor = Ingestor(repository, SiteConfig(latitude=48.14, longitude=11.58, timezone="Europe/Berlin"))
+    grader = Grader(repository, ImagingGradingConfig())
+
+    def light(name: str, seed: int, stars: int = 120, **cards) -> bool:
+        path = write_frame(tmp_path / "capture" / name, data=star_field(seed=seed, stars=stars), **cards)
+        return grader.grade(ingestor.ingest(path, "watch", final=False).frame).accepted
+
+    assert light("a.fits", 1, OBJECT="M42", FILTER="Ha", EXPTIME=300.0)
+    assert light("b.fits", 2, OBJECT="M42", FILTER="Ha", EXPTIME=300.0004)  # the same millisecond
+    assert not light("c.fits", 3, stars=3, OBJECT="M42", FILTER="Ha", EXPTIME=300.0)  # rejected: not counted
+    assert light("d.fits", 4, OBJECT="M42", FILTER="OIII", EXPTIME=300.0)
+    assert light("e.fits", 5, OBJECT="M42", FILTER="Ha", EXPTIME=120.0)
+    rows = repository.accepted_lights()
+    assert [(f, e, n) for _, f, e, n in rows] == [("Ha", 120.0, 1), ("Ha", 300.0, 2), ("OIII", 300.0, 1)]
+    assert len({t for t, *_ in rows}) == 1
+    engine.dispose()

@@ -37,8 +37,10 @@ from obsy.bus import Bus
 from obsy.config import ImagingConfig, ObsyConfig
 from obsy.homeassistant import Entity
 from obsy.messages import (
+    AcquiredLights,
     CommandOrigin,
     Event,
+    ImagingAcquired,
     ImagingCalibrated,
     ImagingFrame,
     ImagingLiveStack,
@@ -61,6 +63,9 @@ from obsy_imaging.livestack import Folded, LeftOut, LiveStacker
 from obsy_imaging.repository import database
 from obsy_imaging.repository.models import Frame, Grade
 from obsy_imaging.repository.store import Repository
+
+#: How often the service looks whether lights graded elsewhere (an import) changed the accepted counts.
+ACQUIRED_CHECK_INTERVAL_S = 60.0
 
 
 def frame_message(frame: Frame, grade: Grade | None = None) -> ImagingFrame:
@@ -118,6 +123,10 @@ class ImagingService(Service):
         self._last_state: tuple[Any, ...] | None = None
         self._last_publish: datetime | None = None
         self._last_frame: str | None = None
+        #: The accepted-light counts published last, and when they are next looked at again.
+        self._acquired: list[tuple[str, str | None, float, int]] | None = None
+        self._next_acquired_check = 0.0
+        self._acquired_lock = threading.Lock()  # the watcher's thread and the runner's poll both publish
         self.state: ImagingState | None = None
         self.calibration: CalibrationWorker | None = None
         self.live_stack: LiveStackWorker | None = None
@@ -155,11 +164,14 @@ class ImagingService(Service):
         if self.live_stack is not None:
             self.live_stack.start()  # lights calibrated before a restart and not stacked yet are taken first
         self.refresh(force=True)
+        self.publish_acquired()
 
     def poll(self) -> None:
         if self.watcher is not None and self.watcher.missing:
             self.watcher.attach_folders()
         self.refresh()
+        if monotonic() >= self._next_acquired_check:  # lights graded by an import in another process
+            self.publish_acquired(only_if_changed=True)
 
     def stop(self) -> None:
         if self.watcher is not None:
@@ -194,6 +206,8 @@ class ImagingService(Service):
             self._last_frame = message.path
             self.bus.publish(self.topics.imaging_frames, message, qos=1)
             self.log.info("registered %s as %s", result.path, message.path, extra={"event": "frame_ingested"})
+            if message.accepted:
+                self.publish_acquired()
         elif result.outcome is Outcome.QUARANTINED and result.quarantined is not None:
             record = result.quarantined
             self.bus.publish(
@@ -241,6 +255,22 @@ class ImagingService(Service):
         if not grade.accepted:
             self.log.info("rejected %s: %s", frame.path, "; ".join(grade.reasons), extra={"event": "frame_rejected"})
         return grade
+
+    def publish_acquired(self, *, only_if_changed: bool = False) -> None:
+        """Publish (retained) the accepted lights per target, filter and exposure, all nights."""
+        assert self.repository is not None, "publish_acquired() before start()"
+        with self._acquired_lock:
+            self._next_acquired_check = monotonic() + ACQUIRED_CHECK_INTERVAL_S
+            try:
+                rows = self.repository.accepted_lights()
+            except Exception:
+                self.log.exception("counting the accepted lights failed", extra={"event": "acquired_failed"})
+                return
+            if only_if_changed and rows == self._acquired:
+                return
+            self._acquired = rows
+            lights = [AcquiredLights(target=t, filter=f, exposure_s=e, accepted=n) for t, f, e, n in rows]
+            self.bus.publish(self.topics.imaging_acquired, ImagingAcquired(lights=lights), qos=1, retain=True)
 
     # --- state --------------------------------------------------------------------------
     def _night_start(self, night: str) -> datetime:

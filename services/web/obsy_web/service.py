@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from obsy.bus import Bus, Delivery
-from obsy.messages import TargetList
+from obsy.messages import ImagingAcquired, TargetList
 from obsy.runner import Service, run_service
 from obsy_web.app import create_app
 from obsy_web.auth.ratelimit import LoginLimiter
@@ -68,6 +68,7 @@ class WebService(Service):
         )
         self.context.sky.current()  # first computation in the background
         self.context.targets.publish_all()
+        self.bus.subscribe(self.topics.imaging_acquired, self._on_acquired, ImagingAcquired)
         self.ingestor.start()
         self.ingest_bus: Bus = start_ingest_bus(self.config.broker, self._on_bus_message, wait=5.0)
         self._next_retention = time.monotonic() + 60.0
@@ -92,6 +93,15 @@ class WebService(Service):
 
     def _publish_targets(self, targets: TargetList) -> None:
         self.bus.publish(self.topics.web_targets, targets, qos=1, retain=True)
+
+    def _on_acquired(self, topic: str, summary: ImagingAcquired) -> None:
+        """The imaging service's accepted lights: counted into the exposure plans (see docs/web.md)."""
+        try:
+            self.context.targets.apply_acquired(summary)
+        except Exception:
+            self.log.exception(
+                "the accepted lights on %s could not be counted", topic, extra={"event": "acquired_failed"}
+            )
 
     def _on_bus_message(self, delivery: Delivery) -> None:
         # A failure of the live view must not keep a message from the store (the bus would

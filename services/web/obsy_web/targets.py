@@ -6,6 +6,9 @@ Every change is followed by a :class:`~obsy.messages.TargetList` of all targets 
 
 from __future__ import annotations
 
+import logging
+import re
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,9 +19,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from obsy import messages
-from obsy.messages import ExposurePlan, Target, TargetList
+from obsy.messages import ExposurePlan, FrameType, ImagingAcquired, Target, TargetList
 from obsy_web import catalogue
 from obsy_web.db.models import ExposurePlanRecord, TargetRecord
+
+log = logging.getLogger("obsy.web.targets")
+
+#: An exposure plan counts the lights whose exposure is within this fraction of its own.
+EXPOSURE_TOLERANCE = 0.01
 
 #: Text the databases store as given (Postgres refuses NUL characters in text).
 NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
@@ -84,10 +92,29 @@ def view(record: TargetRecord) -> TargetView:
     return TargetView.model_validate(record, from_attributes=True)
 
 
+def name_key(name: str | None) -> str:
+    """A target or filter name compared without case or blanks: "M 31", "m31" and " M31 " are one."""
+    return re.sub(r"\s+", "", name or "").casefold()
+
+
+def counted_for(plan: ExposurePlanRecord, counts: dict[tuple[str, str], list[tuple[float, int]]], key: str) -> int:
+    """Accepted lights of target ``key`` that match a light plan's filter and exposure (within 1 %)."""
+    if plan.frame_type != FrameType.LIGHT.value:
+        return 0
+    return sum(
+        n
+        for exposure, n in counts.get((key, name_key(plan.filter)), [])
+        if abs(exposure - plan.exposure_s) <= EXPOSURE_TOLERANCE * plan.exposure_s
+    )
+
+
 class TargetStore:
     def __init__(self, sessions: sessionmaker[Session], publish: Callable[[TargetList], None]) -> None:
         self.sessions = sessions
         self.publish = publish
+        #: The latest accepted-light counts from the imaging service, per (target key, filter key).
+        self._counts: dict[tuple[str, str], list[tuple[float, int]]] = {}
+        self._counts_lock = threading.Lock()
 
     def list(self) -> list[TargetView]:
         with self.sessions() as db:
@@ -107,6 +134,7 @@ class TargetStore:
         with self.sessions.begin() as db:
             record = TargetRecord(id=uuid.uuid4().hex[:12], created_at=now)
             self._fill(db, record, data, now)
+            self._count_acquired(record)
             db.add(record)
             db.flush()
             result = view(record)
@@ -118,6 +146,7 @@ class TargetStore:
         with self.sessions.begin() as db:
             record = self._record(db, target_id)
             self._fill(db, record, data, now)
+            self._count_acquired(record)
             db.flush()
             result = view(record)
         self.publish_all()
@@ -127,6 +156,48 @@ class TargetStore:
         with self.sessions.begin() as db:
             db.delete(self._record(db, target_id))
         self.publish_all()
+
+    def apply_acquired(self, summary: ImagingAcquired) -> int:
+        """Raise each matching light plan's ``acquired`` to the accepted lights counted; republish on a change.
+
+        The rule: ``acquired = max(value kept, accepted lights counted)``; a hand-edited value
+        above the count stays, one below it is raised. Returns how many plans changed.
+        """
+        counts: dict[tuple[str, str], list[tuple[float, int]]] = {}
+        for row in summary.lights:
+            counts.setdefault((name_key(row.target), name_key(row.filter)), []).append((row.exposure_s, row.accepted))
+        with self._counts_lock:
+            self._counts = counts
+        changed = 0
+        with self.sessions.begin() as db:
+            records = db.scalars(select(TargetRecord).options(selectinload(TargetRecord.exposure_plans))).all()
+            known = {name_key(record.name) for record in records}
+            for record in records:
+                changed += self._count_acquired(record)
+        unknown = sorted({row.target for row in summary.lights if name_key(row.target) not in known})
+        if unknown:
+            log.info(
+                "accepted lights of targets not in the target list, not counted: %s",
+                ", ".join(unknown),
+                extra={"event": "acquired_unknown_target"},
+            )
+        if changed:
+            log.info("acquired counts updated in %d exposure plans", changed, extra={"event": "acquired_counted"})
+            self.publish_all()
+        return changed
+
+    def _count_acquired(self, record: TargetRecord) -> int:
+        """Apply the latest counts to one target's plans; returns how many plans changed."""
+        with self._counts_lock:
+            counts = self._counts
+        key = name_key(record.name)
+        changed = 0
+        for plan in record.exposure_plans:
+            counted = counted_for(plan, counts, key)
+            if counted > plan.acquired:
+                plan.acquired = counted
+                changed += 1
+        return changed
 
     def publish_all(self) -> None:
         targets = [Target.model_validate(t.model_dump()) for t in self.list()]

@@ -83,6 +83,27 @@ class Repository:
         by_type = dict(tonight)
         return Counts(sum(by_type.values()), by_type.get("light", 0), accepted, total, quarantined)
 
+    def accepted_lights(self) -> list[tuple[str, str | None, float, int]]:
+        """Accepted lights of every night as (target, filter, exposure_s, count), sorted.
+
+        Lights without a target or an exposure cannot count towards a plan and are left out;
+        exposures equal to the millisecond are one group.
+        """
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Frame.target, Frame.filter, Frame.exposure_s, func.count())
+                .join(Grade, Grade.frame_id == Frame.id)
+                .where(Grade.accepted.is_(True), Frame.target.is_not(None), Frame.exposure_s > 0)
+                .group_by(Frame.target, Frame.filter, Frame.exposure_s)
+            ).all()
+        groups: dict[tuple[str, str | None, float], int] = {}
+        for target, filter_name, exposure, count in rows:
+            if not target.strip():
+                continue
+            key = (target, filter_name, round(float(exposure), 3))
+            groups[key] = groups.get(key, 0) + int(count)
+        return sorted(((t, f, e, n) for (t, f, e), n in groups.items()), key=lambda row: (row[0], row[1] or "", row[2]))
+
     # --- frames -------------------------------------------------------------------------
     def register(self, frame: InspectedFrame, night: str, route: str) -> Registered:
         """Put the frame in its place and its header in the database, unless the bytes are known.
