@@ -104,8 +104,12 @@ def test_an_aborted_schedule_is_started_once_more_then_closes(
         first = wait_event(watcher, "ekos_scheduler_aborted")
         assert "starting it once more" in first["message"]
         watcher.wait_for(lambda _m: ekos.count("Scheduler.start") == 2, 20)
-        restarted = [e for e in of_kind(watcher, "device_action") if e["data"].get("step") == "restart_ekos_schedule"]
-        assert restarted and "done" in restarted[-1]["message"]
+
+        def restart_done(_messages) -> bool:  # the event follows Ekos's answer: it may come a moment later
+            steps = [e for e in of_kind(watcher, "device_action") if e["data"].get("step") == "restart_ekos_schedule"]
+            return bool(steps) and "done" in steps[-1]["message"]
+
+        watcher.wait_for(restart_done, 10)
         assert ekos.status is SchedulerStatus.RUNNING
         assert wait_state(watcher, TOPICS, lambda s: s["ekos_scheduler"] == "running")["state"] == "observing"
 
