@@ -118,6 +118,16 @@ def check_simulator(client: IndiClient, device: str, timeout: float) -> None:
         ) from None
 
 
+def _wait_for_device(client: IndiClient, device: str, what: str, timeout: float) -> None:
+    """Wait for ``device`` on the server; a SimulationError naming the devices there if it never comes."""
+    try:
+        client.wait_device(device, timeout=timeout)
+    except IndiError:
+        found = ", ".join(client.devices()) or "none"
+        where = f"on the INDI server at {client.address} (devices: {found})"
+        raise SimulationError(f"no {what} {device!r} {where}") from None
+
+
 def apply(
     client: IndiClient,
     device: str,
@@ -128,13 +138,7 @@ def apply(
 ) -> dict[str, float]:
     """Set the simulator's weather through ``client`` (connected); returns the values set."""
     values = controls_for(action, wind_speed)
-    try:
-        client.wait_device(device, timeout=timeout)
-    except IndiError:
-        found = ", ".join(client.devices()) or "none"
-        raise SimulationError(
-            f"no device {device!r} on the INDI server at {client.address} (devices: {found})"
-        ) from None
+    _wait_for_device(client, device, "device", timeout)
     try:
         if not client.is_device_connected(device):
             client.connect_device(device, timeout=timeout)
@@ -234,13 +238,7 @@ def apply_clouds(
 ) -> dict[str, Any]:
     """Set the sky simulator's clouds through ``client`` (connected); returns what was set."""
     values = cloud_values(kind, cover)
-    try:
-        client.wait_device(device, timeout=timeout)
-    except IndiError:
-        found = ", ".join(client.devices()) or "none"
-        raise SimulationError(
-            f"no allsky camera {device!r} on the INDI server at {client.address} (devices: {found})"
-        ) from None
+    _wait_for_device(client, device, "allsky camera", timeout)
     check_sky_simulator(client, device, timeout)
     try:
         if values["cover"] is not None:
