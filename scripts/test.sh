@@ -14,6 +14,9 @@ scripts/bootstrap.sh
 if [[ -z "${OBSY_EXOTIC_PYTHON:-}" && -x .venv-exotic/bin/python ]]; then
     export OBSY_EXOTIC_PYTHON="$PWD/.venv-exotic/bin/python"  # see scripts/exotic-env.sh
 fi
+# Compile the numba kernels once, before the workers start: otherwise every worker's first
+# imaging test compiles them at once (tens of CPU seconds each) and starves the others.
+.venv/bin/obsy-imaging warm-up
 workers="${OBSY_TEST_WORKERS:-8}"
 parallel=()
 if [[ "$workers" != 0 ]] && ! printf '%s\n' "$@" | grep -qE '^(-n|--numprocesses)'; then

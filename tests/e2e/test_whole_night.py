@@ -62,7 +62,7 @@ DRIVERS = ["indi_simulator_telescope", "indi_simulator_ccd", "indi_rolloff_dome"
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.slow,
-    pytest.mark.timeout(600),
+    pytest.mark.timeout(900),
     pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
     pytest.mark.skipif(not pyindi_available(), reason="pyindi-client is not installed"),
     pytest.mark.skipif(not browser_available(), reason="Playwright or Chromium (Debian package chromium) is missing"),
@@ -281,7 +281,7 @@ def test_a_whole_night_with_every_service(tmp_path: Path, capsys: pytest.Capture
         )
         roof_moves = recorder.first(lambda r: r.device == ROOF and r.name == "DOME_PARK" and r.state == "Busy")
         roof_closed = recorder.wait(  # this client hears the driver a moment after the MCP's
-            lambda r: r.device == ROOF and r.name == "DOME_PARK" and r.state == "Ok" and r.values["PARK"], 10
+            lambda r: r.device == ROOF and r.name == "DOME_PARK" and r.state == "Ok" and r.values["PARK"], 60
         )
         assert 0 <= parked < roof_moves < roof_closed, recorder.records
         stored_steps = wait_until(

@@ -46,7 +46,7 @@ def ekos_weather_status(ks: KStars) -> int | None:
     return None
 
 
-def wait_status(ks: KStars, expected: int, timeout: float = 60.0) -> None:
+def wait_status(ks: KStars, expected: int, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while (status := ekos_weather_status(ks)) != expected:
         assert time.monotonic() < deadline, f"Ekos' weather status is {status}, expected {expected}"
@@ -59,7 +59,7 @@ def test_ekos_weather_goes_alert_on_an_unsafe_verdict(mosquitto, watcher, tmp_pa
     with (
         AlpacaProcesses(tmp_path, mosquitto) as processes,
         IndiServer(tmp_path / "indi", drivers) as server,
-        IndiClient.from_config(server.config(), timeout=15) as indi,
+        IndiClient.from_config(server.config(), timeout=60) as indi,
         KStars(tmp_path / "kstars") as ks,
     ):
         alpaca = processes.start(max_verdict_age=60)

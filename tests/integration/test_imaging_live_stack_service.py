@@ -156,7 +156,11 @@ def test_the_live_stack_grows_matches_the_truth_and_leaves_out_a_clouded_frame(t
         assert [s.integration_s for s in grown] == [EXPOSURE * n for n in range(1, len(sky) + 1)]
         assert len({s.stack_id for s in grown}) == 1
         last = grown[-1]
-        assert last.left_out == 1 and all(0.3 < s.weight < 3.0 for s in grown)
+        # The clouded frame may be taken before or after the last light (the watcher's order under load):
+        # the count on the bus never goes down and never passes 1; the database's row says 1 (below).
+        left_counts = [s.left_out for s in grown]
+        assert left_counts == sorted(left_counts) and set(left_counts) <= {0, 1}
+        assert all(0.3 < s.weight < 3.0 for s in grown)
 
         # The clouded frame: reported with the reason, left out, the stack untouched by it.
         left = events(watcher, "live_stack_left_out")[0]

@@ -72,7 +72,7 @@ class Running:
 
     def __exit__(self, *exc: object) -> None:
         self.runner.request_stop()
-        self.thread.join(30)
+        self.thread.join(90)
         assert not self.thread.is_alive()
 
     @property
@@ -93,7 +93,7 @@ def state(watcher: Watcher) -> ImagingState:
 
 
 def wait_online(watcher: Watcher) -> None:
-    watcher.wait_payload("obsy/imaging/availability", b"online", timeout=30)
+    watcher.wait_payload("obsy/imaging/availability", b"online", timeout=120)
 
 
 def test_frames_in_the_capture_folder_are_registered_and_published(tmp_path, mosquitto, watcher):
