@@ -109,6 +109,7 @@ def wait_for_text(path: Path, pattern: str, launcher: subprocess.Popen, timeout:
 
 
 @pytest.mark.skipif(shutil.which("indiserver") is None, reason="indiserver (Debian package indi-bin) is not installed")
+@pytest.mark.long(seconds=160)
 def test_demo_mode_sets_up_the_night_and_makes_it_rain(tmp_path):
     """obsy-local --demo: simulators, account, targets; clouds close the roof, rain too; clean stop.
 
@@ -234,6 +235,7 @@ def wait_mcp_state(watcher: Watcher, state: bytes, timeout: float) -> None:
 # start), the roof, the first Ekos job at the next step of the plan's 2-min grid (up to 2 min
 # after "observing"), its first frame (about 40 s later) and the closing before exit (about
 # 40 s). It took 180 to 270 s in four runs: too close to the suite's 300 s per test.
+@pytest.mark.long(seconds=270)
 @pytest.mark.timeout(600)
 def test_demo_with_kstars_runs_tonights_schedule_in_ekos(tmp_path):
     """With KStars installed the demo opens Ekos on its relay server; the MCP starts tonight's schedule there."""
