@@ -1270,7 +1270,8 @@ class ObsyConfig(Section):
         return f"sqlite:///{(self.data_dir / 'obsy.sqlite3').resolve()}"
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A config file's mapping, or a :class:`ConfigError` naming the file and what is wrong with it."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -1330,11 +1331,12 @@ def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[s
     return overrides, origin
 
 
-def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+def merge_settings(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` laid over it, section by section (nested mappings merge, the rest replaces)."""
     merged = dict(base)
     for key, value in override.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _merge(dict(merged[key]), value)
+            merged[key] = merge_settings(dict(merged[key]), value)
         else:
             merged[key] = value
     return merged
@@ -1413,9 +1415,9 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     """Load and validate the configuration; raises ConfigError with one line per problem."""
     env = os.environ if env is None else env
     config_path = find_config_path(path, env)
-    data: dict[str, Any] = _read_yaml(config_path) if config_path is not None else {}
+    data: dict[str, Any] = read_yaml(config_path) if config_path is not None else {}
     overrides, origin = _env_overrides(env)
-    merged = _merge(data, overrides)
+    merged = merge_settings(data, overrides)
     merged.pop("source_file", None)
     source = f"config file {config_path}" if config_path is not None else "the configuration (no config file given)"
     try:

@@ -49,7 +49,7 @@ def test_obsy_local_starts_and_stops_the_whole_system(tmp_path):
     config = local_config(tmp_path, broker_port, indi_port, web_port)
     output = (tmp_path / "launcher.out").open("wb")
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "obsy.launcher", "--config", str(config)],
+        [sys.executable, "-m", "obsy_local.launcher", "--config", str(config)],
         cwd=REPO,
         stdout=output,
         stderr=subprocess.STDOUT,
@@ -86,7 +86,7 @@ def test_obsy_local_stops_on_a_configuration_error(tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text("site:\n  latitude: 48\n  longitude: 16\nbroker:\n  prot: 1\n")
     result = subprocess.run(
-        [sys.executable, "-m", "obsy.launcher", "--config", str(config)],
+        [sys.executable, "-m", "obsy_local.launcher", "--config", str(config)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -127,7 +127,7 @@ def test_demo_mode_sets_up_the_night_and_makes_it_rain(tmp_path):
     config.write_text(yaml.safe_dump(data))
     out_path = tmp_path / "launcher.out"
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "obsy.launcher", "--demo", "--config", str(config)],
+        [sys.executable, "-m", "obsy_local.launcher", "--demo", "--config", str(config)],
         cwd=REPO,
         stdout=out_path.open("wb"),
         stderr=subprocess.STDOUT,
@@ -246,7 +246,7 @@ def test_demo_with_kstars_runs_tonights_schedule_in_ekos(tmp_path):
     config.write_text(yaml.safe_dump(data))
     out_path = tmp_path / "launcher.out"
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "obsy.launcher", "--demo", "--config", str(config)],
+        [sys.executable, "-m", "obsy_local.launcher", "--demo", "--config", str(config)],
         cwd=REPO,
         stdout=out_path.open("wb"),
         stderr=subprocess.STDOUT,
