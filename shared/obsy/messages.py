@@ -384,6 +384,10 @@ class AllskyFrame(Message):
     moon_phase: float | None = Field(default=None, ge=0, le=1)
     url: str
     fits_url: str | None = None
+    clean_url: str | None = Field(
+        default=None,
+        description="the same picture without the overlay (where one is drawn): what clouddetect judges",
+    )
     width: int | None = Field(default=None, gt=0)
     height: int | None = Field(default=None, gt=0)
     mode: str | None = Field(default=None, description="exposure profile: day, night, twilight or moon")
