@@ -83,3 +83,19 @@ def test_levels_map_to_apprise_types():
         "failure",
         "failure",
     ]
+
+
+def test_verdict_changes_become_events_sent_when_listed():
+    from obsy.messages import SafetyReason, SafetyVerdict
+
+    n = notifier(Clock(), kinds=["verdict_unsafe"])
+    unsafe = SafetyVerdict(safe=False, reasons=[SafetyReason(quantity="rain", message="rain detected")])
+    n._on_verdict("obsy/weather/safety", SafetyVerdict(safe=True))  # the first one seen is no change
+    n._on_verdict("obsy/weather/safety", unsafe)
+    n._on_verdict("obsy/weather/safety", SafetyVerdict(safe=True))  # verdict_safe: not listed
+    sent = []
+    while not n._queue.empty():
+        sent.append(n._queue.get_nowait())
+    assert [note.kind for note in sent] == ["verdict_unsafe"]
+    assert sent[0].title == "Site: weather unsafe"
+    assert "rain detected" in sent[0].body

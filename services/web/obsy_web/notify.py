@@ -14,7 +14,8 @@ themselves notified.
 
 What is sent (``web.notifications``): events at ``min_level`` or above, and events whose kind is
 in ``kinds``, except ``exclude_kinds``; a service going ``offline`` (its Last Will) becomes a
-``service_offline`` event. The same service and kind again within ``repeat_after`` seconds is
+``service_offline`` event, and the weather verdict changing a ``verdict_unsafe`` or ``verdict_safe``
+one (info: sent when listed in ``kinds``). The same service and kind again within ``repeat_after`` seconds is
 held back and counted, and the next one sent says how many were held back; at most
 ``max_per_hour`` notifications an hour (critical ones always go). During ``quiet_hours`` only
 safety notifications go: critical events, alarms, and the roof closing because it is unsafe.
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from obsy.config import NotificationsConfig
-from obsy.messages import Event
+from obsy.messages import Event, SafetyVerdict
 from obsy.topics import OFFLINE, ONLINE, Topics
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ TITLES = {
     "alarm_cleared": "alarm cleared",
     "service_offline": "service offline",
     "storage_full": "storage full",
+    "verdict_unsafe": "weather unsafe",
+    "verdict_safe": "weather safe again",
 }
 
 
@@ -159,6 +162,7 @@ class Notifier:
         self._held: dict[tuple[str, str], int] = {}
         self._sent_times: deque[float] = deque()
         self._availability: dict[str, str] = {}
+        self._verdict_safe: bool | None = None
         self._failing = False
         self.counts = {"sent": 0, "failed": 0, "held_back": 0, "dropped": 0, "quiet": 0}
         self.last_error = ""
@@ -172,6 +176,7 @@ class Notifier:
             return
         bus.subscribe(self.topics.events("+"), self._on_event, Event)
         bus.subscribe(self.topics.all_availability(), self._on_availability, decode="text")
+        bus.subscribe(self.topics.weather_safety, self._on_verdict, SafetyVerdict)
         self.start()
 
     def start(self) -> None:
@@ -207,6 +212,25 @@ class Notifier:
                     message=f"the {service} service went offline (its connection to the broker was lost)",
                 )
             )
+
+    def _on_verdict(self, _topic: str, verdict: SafetyVerdict) -> None:
+        """The weather verdict turning unsafe or safe: ``verdict_unsafe`` / ``verdict_safe`` (info level:
+        sent when listed in ``kinds``; the roof closing for it is what is sent by default)."""
+        before, self._verdict_safe = self._verdict_safe, verdict.safe
+        if before is None or before == verdict.safe:
+            return
+        if verdict.safe:
+            self.offer(Event(service="weather", kind="verdict_safe", message="the weather verdict is safe again"))
+            return
+        reasons = "; ".join(reason.message for reason in verdict.reasons) or "no reason given"
+        self.offer(
+            Event(
+                service="weather",
+                kind="verdict_unsafe",
+                message=f"the weather verdict is unsafe: {reasons}",
+                data={"reasons": [reason.message for reason in verdict.reasons]},
+            )
+        )
 
     # --- deciding ------------------------------------------------------------------------
 
