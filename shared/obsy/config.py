@@ -1062,9 +1062,10 @@ class NotificationsConfig(Section):
     @field_validator("urls", mode="before")
     @classmethod
     def _split_urls(cls, value: Any) -> Any:
-        """A string (a secrets file, an environment variable) holds one URL per line or word."""
+        """A string (a secrets file, an environment variable) holds URLs separated by spaces or lines."""
         if isinstance(value, str):
-            lines = (line.split("#", 1)[0] if line.lstrip().startswith("#") else line for line in value.splitlines())
+            # A comment starts with '#' at the start of a line or after a space ('#' inside a URL stays).
+            lines = (re.split(r"(?:^|\s)#", line, maxsplit=1)[0] for line in value.splitlines())
             return [part for line in lines for part in line.split()]
         return value
 

@@ -99,3 +99,11 @@ def test_verdict_changes_become_events_sent_when_listed():
     assert [note.kind for note in sent] == ["verdict_unsafe"]
     assert sent[0].title == "Site: weather unsafe"
     assert "rain detected" in sent[0].body
+
+
+def test_urls_from_a_secrets_file_with_comments():
+    text = "# head\nntfy://ntfy.sh/x   # the app\n  # indented\npover://a@b#frag\njson://h:1/p json://h:2/q\n"
+    urls = [u.get_secret_value() for u in NotificationsConfig(urls=text).urls]
+    assert urls == ["ntfy://ntfy.sh/x", "pover://a@b#frag", "json://h:1/p", "json://h:2/q"]
+    assert NotificationsConfig(urls="# only a comment: nothing is sent\n").urls == []
+    assert "ntfy" not in repr(NotificationsConfig(urls=text))  # secrets stay out of logs and reprs
