@@ -1009,6 +1009,76 @@ class WebRetentionConfig(Section):
     plans_days: int = Field(default=365, ge=0, description="scheduler plans")
 
 
+EventLevel = Literal["debug", "info", "warning", "error", "critical"]
+#: Event kinds notified whatever their level (the roof, the night, alarms, a service gone).
+DEFAULT_NOTIFY_KINDS = (
+    "roof_opened",
+    "roof_closing",
+    "roof_closed",
+    "night_started",
+    "night_ended",
+    "alarm",
+    "alarm_cleared",
+    "service_offline",
+    "storage_full",
+)
+_QUIET_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class NotificationsConfig(Section):
+    """Notifications through Apprise, sent by the web service (docs/operations.md, "Notifications").
+
+    Nothing is sent while ``urls`` is empty. The URLs carry the services' secrets (tokens,
+    passwords): keep them in a file and point ``OBSY_WEB__NOTIFICATIONS__URLS_FILE`` at it
+    (one URL a line).
+    """
+
+    urls: list[SecretStr] = Field(
+        default_factory=list,
+        description="Apprise URLs (ntfy://, pover://, tgram://, mailtos://, json://...); empty = no notifications",
+    )
+    min_level: EventLevel = Field(default="warning", description="events at this level and above are sent")
+    kinds: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_NOTIFY_KINDS),
+        description="event kinds sent whatever their level (roof, night, alarms, a service offline...)",
+    )
+    exclude_kinds: list[str] = Field(default_factory=list, description="event kinds never sent")
+    repeat_after: float = Field(
+        default=600.0,
+        ge=0,
+        description="seconds: the same service and kind again within this is held back and counted "
+        "(the next one sent says how many); 0 sends every one",
+    )
+    max_per_hour: int = Field(
+        default=30, ge=1, description="notifications sent in any hour at most (critical ones always go)"
+    )
+    quiet_hours: str | None = Field(
+        default=None,
+        description="'HH:MM-HH:MM' in the site's time zone: only safety notifications (critical, "
+        "alarms, the roof closing on unsafe) are sent then; empty = never quiet",
+    )
+    timeout: float = Field(default=15.0, gt=0, description="seconds one notification may take before it is given up")
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        """A string (a secrets file, an environment variable) holds URLs separated by spaces or lines."""
+        if isinstance(value, str):
+            # A comment starts with '#' at the start of a line or after a space ('#' inside a URL stays).
+            lines = (re.split(r"(?:^|\s)#", line, maxsplit=1)[0] for line in value.splitlines())
+            return [part for line in lines for part in line.split()]
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not _QUIET_HOURS.match(value):
+            raise ValueError("quiet_hours must look like '23:00-07:00' (24-hour clock, site time)")
+        return value
+
+
 class WebConfig(ServiceSection):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -1024,6 +1094,7 @@ class WebConfig(ServiceSection):
         description="bytes; a stored topic's message larger than this is counted and not stored (a plan: ~130 KiB)",
     )
     retention: WebRetentionConfig = WebRetentionConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
 
 
 class AlpacaConfig(ServiceSection):

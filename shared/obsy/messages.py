@@ -809,6 +809,16 @@ class McpTransition(BaseModel):
     reason: str
 
 
+class McpEntityEvent(Message):
+    """What Home Assistant's event entities of the MCP read (``<p>/mcp/roof/event``, ``alarm/event``,
+    ``night/event``): ``event_type`` names what happened, the other fields become its attributes."""
+
+    event_type: str
+    reason: str = ""
+    unsafe_reasons: list[str] = Field(default_factory=list)
+    night: str | None = None
+
+
 class McpState(Message):
     state: str
     reason: str = ""

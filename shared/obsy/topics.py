@@ -150,6 +150,21 @@ class Topics:
     def mcp_night_command(self) -> str:
         return self.command("mcp", "night")
 
+    @property
+    def mcp_roof_event(self) -> str:
+        """The roof opened, closing (for what), closed: an :class:`~obsy.messages.McpEntityEvent` (HA event)."""
+        return self._join("mcp", "roof", "event")
+
+    @property
+    def mcp_alarm_event(self) -> str:
+        """An alarm raised or cleared: an :class:`~obsy.messages.McpEntityEvent` (HA event)."""
+        return self._join("mcp", "alarm", "event")
+
+    @property
+    def mcp_night_event(self) -> str:
+        """The night started or ended: an :class:`~obsy.messages.McpEntityEvent` (HA event)."""
+        return self._join("mcp", "night", "event")
+
     def payload_kind(self, topic: str) -> PayloadKind:
         """Which size limit (``broker.max_payload``) applies to a message on ``topic``."""
         if topic in (self.allsky_image, self.imaging_live_stack_image):
@@ -163,6 +178,9 @@ class Topics:
             self.imaging_quarantine,
             self.imaging_masters,
             self.imaging_calibrated,
+            self.mcp_roof_event,
+            self.mcp_alarm_event,
+            self.mcp_night_event,
         ):
             return "event"
         return "state"
