@@ -68,10 +68,12 @@ def renderer() -> FieldRenderer:
 
 
 @pytest.fixture(scope="module")
-def night(renderer: FieldRenderer) -> list[FieldFrame]:
+def sky(renderer: FieldRenderer) -> tuple[FieldRenderer, list[FieldFrame]]:
+    """The renderer and the night's frames of the scripted variable."""
     scenario = Scenario(variables=[VARIABLE])
     times = [EVENING + timedelta(minutes=15 * i) for i in range(FRAMES)]
-    return [renderer.render(t, FIELD, EXPOSURE, GAIN, scenario=scenario, seed=400 + i) for i, t in enumerate(times)]
+    frames = [renderer.render(t, FIELD, EXPOSURE, GAIN, scenario=scenario, seed=400 + i) for i, t in enumerate(times)]
+    return renderer, frames
 
 
 def chart_json(renderer: FieldRenderer, frame: FieldFrame) -> tuple[dict, list[str], str]:
@@ -161,9 +163,8 @@ def events(watcher: Watcher, kind: str) -> list[Event]:
     return [e for e in (Event.model_validate_json(m.payload) for m in watcher.on(EVENTS)) if e.kind == kind]
 
 
-def test_a_scripted_variable_is_measured_stored_published_and_reported(
-    tmp_path, mosquitto, watcher, renderer, night, capsys
-):
+def test_a_scripted_variable_is_measured_stored_published_and_reported(tmp_path, mosquitto, watcher, sky, capsys):
+    renderer, night = sky
     chart, comparisons, check = chart_json(renderer, night[0])
     chart_file = tmp_path / "charts" / f"{CHART_ID}.json"
     chart_file.parent.mkdir()
