@@ -116,7 +116,7 @@ def add(repository: Repository, frame_id: int, **row) -> None:
                 binning_y=1,
                 bitpix=16,
                 header=[],
-            )  # fmt: skip
+            )
         )
         session.add(
             PhotometryMeasurement(
@@ -131,7 +131,7 @@ def add(repository: Repository, frame_id: int, **row) -> None:
                 measured_at=NOW,
                 chart_id="X12345ABC",
                 **row,
-            )  # fmt: skip
+            )
         )
 
 
