@@ -32,9 +32,9 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from astropy.io import fits
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
-from obsy.config import ImagingPhotometryConfig, PhotometryTargetConfig, SiteConfig
+from obsy.config import ImagingPhotometryConfig, PhotometryTargetConfig, SiteConfig, photometry_name_key
 from obsy_imaging.headers.normalise import Site
 from obsy_imaging.photometry.aavso import (
     ENSEMBLE,
@@ -130,6 +130,11 @@ class Photometer:
         """Calibrated lights of configured targets not measured yet, accepted by grading (or not graded),
         oldest calibration first."""
         done = select(PhotometryMeasurement.frame_id)
+        names = {
+            photometry_name_key(name) for target in self.settings.targets for name in (target.name, *target.aliases)
+        }
+        # A first cut in SQL (spaces and case; tabs and such are rare in OBJECT), the exact match below.
+        loose = func.lower(func.replace(func.coalesce(Frame.target, ""), " ", ""))
         query = (
             select(Frame.id, Frame.target)
             .join(Calibration, Calibration.frame_id == Frame.id)
@@ -139,6 +144,7 @@ class Photometer:
                 Calibration.status == "calibrated",
                 Frame.id.not_in(done),
                 (Grade.id.is_(None)) | (Grade.accepted.is_(True)),
+                loose.in_(sorted(names)),
             )
             .order_by(Calibration.calibrated_at, Calibration.id)
         )
