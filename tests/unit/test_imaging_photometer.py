@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from obsy.config import ImagingPhotometryConfig, SiteConfig
-from obsy_imaging.photometer import MEASURED, Photometer, band_for
+from obsy_imaging.photometer import MEASURED, NO_SEQUENCE, Photometer, band_for
 from obsy_imaging.photometry.aavso import validate_report
 from obsy_imaging.photometry.vsp import ChartError
 from obsy_imaging.repository import database
-from obsy_imaging.repository.models import Frame, PhotometryMeasurement
+from obsy_imaging.repository.models import Calibration, Frame, Grade, PhotometryMeasurement
 from obsy_imaging.repository.store import Repository
 
 SITE = SiteConfig(latitude=48.2, longitude=16.4, elevation=180)
@@ -118,6 +118,7 @@ def add(repository: Repository, frame_id: int, **row) -> None:
                 header=[],
             )
         )
+        session.flush()  # the frame first: the measurement refers to it
         session.add(
             PhotometryMeasurement(
                 frame_id=frame_id,
@@ -156,3 +157,49 @@ def test_the_nights_report_from_stored_magnitudes(tmp_path: Path, repository: Re
     assert hjd.left_out[-1] == "frame 3: no HJD, magnitude or filter"
     nothing = photometer.report("2026-10-16", "RZ Cet")
     assert nothing.text is None and not nothing.path.exists()
+
+
+def light(
+    repository: Repository, frame_id: int, target: str | None, *, accepted: bool | None = True, status="calibrated"
+):
+    """A registered light, its calibration row (and grade)."""
+    with repository.sessions.begin() as session:
+        session.add(
+            Frame(
+                id=frame_id, sha256=f"{frame_id:064d}", path=f"lights/{frame_id}.fits", placement="hardlink",
+                source_path=f"/capture/{frame_id}.fits", source_mtime_ns=0, size_bytes=1, route="watch",
+                ingested_at=NOW, frame_type="light", program="indi", night="2026-10-15", target=target,
+                filter="V", exposure_s=30.0, binning_x=1, binning_y=1, bitpix=16, header=[],
+            )
+        )  # fmt: skip
+        session.flush()  # the frame first: the other rows refer to it
+        session.add(
+            Calibration(
+                frame_id=frame_id, night="2026-10-15", status=status, path=f"calibrated/{frame_id}.fits",
+                queued_at=NOW, calibrated_at=NOW,
+            )
+        )  # fmt: skip
+        if accepted is not None:
+            session.add(
+                Grade(
+                    frame_id=frame_id, night="2026-10-15", target=target, filter="V", stars=50, background=100.0,
+                    noise=5.0, accepted=accepted, reasons=[], graded_at=NOW,
+                )
+            )  # fmt: skip
+
+
+def test_which_lights_and_a_missing_chart_tried_again_after_a_restart(tmp_path: Path, repository: Repository) -> None:
+    photometer = Photometer(repository, settings(tmp_path), SITE, tmp_path)
+    light(repository, 1, "M 42")  # not a variable-star target
+    light(repository, 2, "rz  CET")  # a target, however written
+    light(repository, 3, "Far Away", accepted=None)  # not graded: taken
+    light(repository, 4, "RZ Cet", accepted=False)  # rejected by grading
+    light(repository, 5, "RZ Cet", status="waiting")  # not calibrated yet
+    light(repository, 6, None)
+    assert photometer.pending() == [2, 3]
+
+    done = photometer.measure(3)  # its chart is not cached and fetching is off
+    assert done.row.status == NO_SEQUENCE and done.report is None
+    assert done.row.reasons[0].startswith("no sequence: AAVSO chart X55555ZZZ is needed, fetching charts is off")
+    assert photometer.pending() == [2]
+    assert photometer.retry_without_sequence() == 1 and photometer.pending() == [2, 3]
