@@ -38,7 +38,6 @@ from obsy.config import ImagingPhotometryConfig, PhotometryTargetConfig, SiteCon
 from obsy_imaging.headers.normalise import Site
 from obsy_imaging.photometry.aavso import (
     ENSEMBLE,
-    FIELDS,
     FILTERS,
     Observation,
     ReportError,
@@ -413,6 +412,3 @@ def _fill(row: PhotometryMeasurement, reduced: ReducedFrame) -> None:
         row.error = m.mag_err
     elif not row.reasons:
         row.reasons = ["no magnitude"]
-
-
-__all__ = ["FAILED", "FIELDS", "MEASURED", "NO_SEQUENCE", "Measured", "Photometer", "Report", "band_for"]
