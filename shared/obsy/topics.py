@@ -181,6 +181,7 @@ class Topics:
             self.mcp_roof_event,
             self.mcp_alarm_event,
             self.mcp_night_event,
+            self.imaging_photometry,
         ):
             return "event"
         return "state"
@@ -230,6 +231,12 @@ class Topics:
     def imaging_live_stack_state(self) -> str:
         """The live stack updated last (an :class:`~obsy.messages.ImagingLiveStack`), retained."""
         return self.state("imaging", "livestack")
+
+    @property
+    def imaging_photometry(self) -> str:
+        """Events, one per light measured (or not) by the variable-star photometry (an
+        :class:`~obsy.messages.ImagingPhotometry`)."""
+        return self._join("imaging", "photometry")
 
     @property
     def imaging_live_stack_image(self) -> str:
