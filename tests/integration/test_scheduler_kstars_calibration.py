@@ -4,7 +4,8 @@ The .esq carries the calibration source of ``scheduler.ekos.calibration``. KStar
 once, in its own settings, that the CCD simulator has a shutter (its list of cameras with
 a shutter, which Ekos otherwise fills by asking before the first dark). Then a job of darks,
 bias and a light runs unattended, and a job of flats from the Light Panel Simulator (Ekos
-turns its light on first). The frames are read back from their FITS headers.
+turns its light on first), also with an exposure Ekos finds for a target ADU. The frames are
+read back from their FITS headers.
 """
 
 from __future__ import annotations
@@ -207,6 +208,31 @@ def test_flats_from_a_flat_panel_are_taken_unattended(kstars, indi, tmp_path):
     assert "On" in states, states  # the panel lit for the flats (Ekos 3.6.2 does not log it)
     assert panel_light(indi) == "Off"  # and dark again for the light frame
     assert "evenly illuminated" not in kstars.log_text()[mark:]  # nobody was asked for a light source
+
+
+def test_flats_by_target_adu_find_their_exposure(kstars, indi, tmp_path):
+    """With ``flat_adu`` Ekos tries exposures until the mean is within the tolerance, then takes the planned flats."""
+    plans = [ExposurePlan(filter="Red", exposure_s=1, count=2, frame_type=FrameType.FLAT)]
+    config = ekos_config(flat_source="panel", flat_adu=20000, flat_adu_tolerance=2000)
+    files = write_plan(one_job_plan("AduFlats", plans), config, tmp_path / "ekos", tmp_path / "frames", "UTC")
+    panel_light(indi, on=False)
+    deadline = time.monotonic() + 240
+    mark = len(kstars.log_text())
+    assert kstars.load_schedule(files.schedule)
+    kstars.start_scheduler()
+    try:
+        while time.monotonic() < deadline and sum(frames(files).values()) < 2:
+            time.sleep(1)
+        kstars.wait_for_log(r"Job 'AduFlats' is complete", timeout=60, after=mark)
+    finally:
+        kstars.stop_scheduler()
+    paths = sorted(files.fits_dir.rglob("*.fits"))
+    assert len(paths) == 2  # Ekos' trial exposures are not saved
+    for path in paths:
+        with fits.open(path) as hdul:
+            assert hdul[0].header["IMAGETYP"] == "Flat Frame"
+            assert float(hdul[0].header["EXPTIME"]) != 1.0  # Ekos' exposure, not the plan's
+            assert abs(float(hdul[0].data.mean()) - 20000) <= 2000
 
 
 def test_every_calibration_source_loads(kstars, tmp_path):
