@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import astropy.units as u
 import pytest
+from astropy.coordinates import AltAz, EarthLocation, SkyCoord
 from astropy.io import fits
 from astropy.time import Time
 
@@ -233,6 +234,54 @@ def test_flats_by_target_adu_find_their_exposure(kstars, indi, tmp_path):
             assert hdul[0].header["IMAGETYP"] == "Flat Frame"
             assert float(hdul[0].header["EXPTIME"]) != 1.0  # Ekos' exposure, not the plan's
             assert abs(float(hdul[0].data.mean()) - 20000) <= 2000
+
+
+def mount_alt_az(kstars: KStars, indi: IndiServer) -> tuple[float, float] | None:
+    """The Telescope Simulator's (azimuth, altitude) now, at KStars' location, or None when unread."""
+    out = subprocess.run(
+        [
+            "indi_getprop",
+            "-h",
+            indi.host,
+            "-p",
+            str(indi.port),
+            "-t",
+            "2",
+            "Telescope Simulator.EQUATORIAL_EOD_COORD.*",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+    ).stdout
+    values = {line.split("=")[0].rsplit(".", 1)[1]: float(line.split("=")[1]) for line in out.split() if "=" in line}
+    if "RA" not in values or "DEC" not in values:
+        return None
+    place = kstars.location()
+    site = EarthLocation(lat=place["latitude"] * u.deg, lon=place["longitude"] * u.deg)
+    # the simulator's coordinates are of the date; as J2000 they are off by a fraction of a degree
+    horizontal = SkyCoord(ra=values["RA"] * 15 * u.deg, dec=values["DEC"] * u.deg).transform_to(
+        AltAz(obstime=Time.now(), location=site)
+    )
+    return float(horizontal.az.deg), float(horizontal.alt.deg)
+
+
+def test_wall_flats_are_taken_with_the_mount_at_the_wall(kstars, indi, tmp_path):
+    plans = [ExposurePlan(filter="Red", exposure_s=2, count=2, frame_type=FrameType.FLAT)]
+    config = ekos_config(flat_source="wall", wall_az=180, wall_alt=30)
+    files = write_plan(one_job_plan("WallFlats", plans), config, tmp_path / "ekos", tmp_path / "frames", "UTC")
+    at_frame: dict[int, tuple[float, float] | None] = {}
+
+    def watch() -> None:
+        taken = sum(frames(files).values())
+        if taken and taken not in at_frame:
+            at_frame[taken] = mount_alt_az(kstars, indi)
+
+    run(kstars, files, Counter({("Flat Frame", 2.0): 2}), watch=watch)
+    assert at_frame, "no position read while the flats were taken"
+    for position in at_frame.values():
+        assert position is not None
+        azimuth, altitude = position
+        assert abs(azimuth - 180) < 1.5 and abs(altitude - 30) < 1.5, at_frame
 
 
 def test_every_calibration_source_loads(kstars, tmp_path):
