@@ -284,6 +284,37 @@ def test_wall_flats_are_taken_with_the_mount_at_the_wall(kstars, indi, tmp_path)
         assert abs(azimuth - 180) < 1.5 and abs(altitude - 30) < 1.5, at_frame
 
 
+def mount_parked(indi: IndiServer) -> str:
+    out = subprocess.run(
+        ["indi_getprop", "-h", indi.host, "-p", str(indi.port), "-t", "2", "Telescope Simulator.TELESCOPE_PARK.PARK"],
+        check=False,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return out.rpartition("=")[2] or "?"
+
+
+def test_the_mount_is_parked_before_flats_with_park_mount(kstars, indi, tmp_path):
+    plans = [ExposurePlan(filter="Red", exposure_s=2, count=2, frame_type=FrameType.FLAT)]
+    config = ekos_config(flat_source="panel", park_mount=True)
+    files = write_plan(one_job_plan("ParkFlats", plans), config, tmp_path / "ekos", tmp_path / "frames", "UTC")
+    subprocess.run(
+        ["indi_setprop", "-h", indi.host, "-p", str(indi.port), "Telescope Simulator.TELESCOPE_PARK.UNPARK=On"],
+        check=True,
+    )
+    time.sleep(2)
+    assert mount_parked(indi) == "Off"
+    states: dict[int, str] = {}
+
+    def watch() -> None:
+        taken = sum(frames(files).values())
+        if taken:
+            states.setdefault(taken, mount_parked(indi))
+
+    run(kstars, files, Counter({("Flat Frame", 2.0): 2}), watch=watch)
+    assert states and all(parked == "On" for parked in states.values()), states  # Ekos parked it first
+
+
 def test_every_calibration_source_loads(kstars, tmp_path):
     """Wall flats with a target ADU and parking, a dust cap: KStars accepts every job of these files."""
     plans = [
