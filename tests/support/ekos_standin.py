@@ -64,19 +64,24 @@ class EkosStandIn:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
-        while not (self.workdir / "bus").exists():
-            if time.monotonic() > deadline or self._daemon.poll() is not None:
-                raise RuntimeError("the private dbus-daemon did not start")
-            time.sleep(0.05)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("the Ekos stand-in did not take its name on the bus")
+        try:
+            deadline = time.monotonic() + 10
+            while not (self.workdir / "bus").exists():
+                if time.monotonic() > deadline or self._daemon.poll() is not None:
+                    raise RuntimeError("the private dbus-daemon did not start")
+                time.sleep(0.05)
+            self._thread.start()
+            if not self._ready.wait(10):
+                raise RuntimeError("the Ekos stand-in did not take its name on the bus")
+        except BaseException:
+            self.__exit__()  # no dbus-daemon left behind by a stand-in that failed to start
+            raise
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
-        self._thread.join(5)
+        if self._thread.is_alive():
+            self._thread.join(5)
         if self._daemon is not None:
             self._daemon.terminate()
             self._daemon.wait(5)
