@@ -73,6 +73,30 @@ def test_sep_and_photutils_agree_on_the_same_frame(renderer: FieldRenderer) -> N
     assert np.max(np.abs(ours.flux / theirs - 1)) < 1e-5 and np.max(np.abs(difference_in_sigma)) < 1e-3
 
 
+def test_the_numba_and_numpy_annulus_skies_agree() -> None:
+    """The numba kernel (gather, sort, clip per star) and the NumPy code used without numba give the
+    same skies, pixel counts and peaks, at the edges and around NaN pixels too."""
+    from astropy.stats import SigmaClip
+
+    from obsy_imaging.photometry import aperture
+
+    rng = np.random.default_rng(3)
+    image = rng.normal(500.0, 12.0, (300, 400)).astype(np.float32)
+    image[rng.integers(0, 300, 400), rng.integers(0, 400, 400)] += 3000.0  # "stars" in the annuli
+    image[100:103, 200:230] = np.nan
+    x = np.concatenate([rng.uniform(0, 399, 200), [0.0, 399.0, 2.6, 215.0]])
+    y = np.concatenate([rng.uniform(0, 299, 200), [0.0, 299.0, 150.0, 101.0]])
+    kernel = aperture._sky_and_peak(image, x, y, 3.0, 6.0, 10.0)
+    sky, n_sky = aperture._annulus_sky_numpy(image, x, y, 6.0, 10.0, 3.0, 5)
+    enough = n_sky >= aperture.MIN_SKY_PIXELS
+    np.testing.assert_array_equal(kernel[1], np.where(enough, n_sky, 0))
+    np.testing.assert_array_equal(kernel[0], np.where(enough, sky, np.nan))
+    np.testing.assert_array_equal(kernel[2], aperture.peak_values(image, x, y, 3.0))
+    ring = aperture._ring_values(image, x, y, 6.0, 10.0)
+    astropy = [np.ma.median(SigmaClip(sigma=3.0, maxiters=5)(row[np.isfinite(row)])) for row in ring]
+    np.testing.assert_allclose(kernel[0], astropy, rtol=1e-7)  # astropy halves two float32 values in float32
+
+
 def test_the_errors_follow_the_ccd_equation(renderer: FieldRenderer) -> None:
     """The scatter of each star's flux over repeated frames of the same field matches the predicted error."""
     frames = [renderer.render(NIGHT, M42, EXPOSURE, GAIN, seed=100 + i) for i in range(10)]
