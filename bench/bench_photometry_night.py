@@ -14,7 +14,7 @@ Gaussian's: 68.3, 95.4, 99.7 %), the median absolute error at SNR ≥ 100, the r
 target against the truth and of the check star about its mean.
 
     python -m bench bench_photometry_night                 # one night of 300 frames
-    python -m bench bench_photometry_night --nights 3      # three nights (other noise), for the spread
+    python -m bench bench_photometry_night --nights=3      # three nights (other noise), for the spread
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def night(seed: int, folder: Path) -> None:
 
 
 def main() -> None:
-    nights = int(sys.argv[sys.argv.index("--nights") + 1]) if "--nights" in sys.argv else 1
+    nights = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--nights=")), 1)
     scratch = "/dev/shm" if Path("/dev/shm").is_dir() else None
     for n in range(nights):
         with tempfile.TemporaryDirectory(prefix="obsy-bench-night-", dir=scratch) as name:
