@@ -114,9 +114,12 @@ class NightPoint:
     airmass: float | None
 
 
-def night_sequence(renderer: FieldRenderer, frame: FieldFrame, variable, *, far_px: float = 30.0):
+def night_sequence(
+    renderer: FieldRenderer, frame: FieldFrame, variable, *, far_px: float = 30.0, stars: int | None = None
+):
     """The variable with an ensemble of isolated 10.5–12.5 mag field stars (the last one the check
-    star) at least ``far_px`` from it; the catalogue magnitudes are the simulator's."""
+    star) at least ``far_px`` from it; the catalogue magnitudes are the simulator's. ``stars``: only
+    that many (comparisons and check star), the nearest to the variable, as a chart would give."""
     from obsy_imaging.photometry.differential import Sequence, Star
     from tests.support.skysim import isolated
 
@@ -126,7 +129,10 @@ def night_sequence(renderer: FieldRenderer, frame: FieldFrame, variable, *, far_
     alone = isolated(x, y, mag, others=(x, y, mag), radius=20.0, max_share=0.002)
     pick = np.flatnonzero(inside & alone & (mag >= 10.5) & (mag <= 12.5))
     where = truth.variables[variable.name]
-    pick = pick[np.hypot(x[pick] - where.x, y[pick] - where.y) > far_px]
+    distance = np.hypot(x[pick] - where.x, y[pick] - where.y)
+    pick = pick[distance > far_px]
+    if stars is not None:
+        pick = np.sort(pick[np.argsort(distance[distance > far_px])[:stars]])
     ra, dec = truth.stars.ra, truth.stars.dec
     comparisons = tuple(Star(f"C{j}", float(ra[i]), float(dec[i]), float(mag[i])) for j, i in enumerate(pick[:-1]))
     check = Star("K", float(ra[pick[-1]]), float(dec[pick[-1]]), float(mag[pick[-1]]))
@@ -144,6 +150,7 @@ def write_night(
     exposure_s: float,
     gain: float,
     seed: int = 1000,
+    stars: int | None = None,
 ):
     """Calibrated lights with a header WCS, one per start time; returns (paths, the variable's true
     magnitude at each mid-exposure, the sequence from the first frame)."""
@@ -153,7 +160,7 @@ def write_night(
     for i, when in enumerate(times):
         frame = renderer.render(when, pointing, exposure_s, gain, scenario=scenario, seed=seed + i)
         if sequence is None:
-            sequence = night_sequence(renderer, frame, variable)
+            sequence = night_sequence(renderer, frame, variable, stars=stars)
         paths.append(write_light(folder / f"light_{i:04d}.fits", renderer, frame, with_wcs=True, calibrated=True))
         expected.append(variable.magnitude(when + timedelta(seconds=exposure_s / 2)))
     return paths, expected, sequence
