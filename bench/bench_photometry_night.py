@@ -1,155 +1,115 @@
-"""A 300-frame night of a scripted variable (issue 19): the reduction's time on 2 cores and the light
-curve's figures against the scenario's truth.
+"""A simulated night of a variable star through the photometry: the issue's figures (issue 19).
 
-The sky simulator renders a sine variable (11.5 mag, amplitude 0.3, period 3 h) at RA 359.97°, Dec
-−11.97° (south of the equator, in a 26′ field across RA 0h, seen from 48° N at airmass 2.0–2.8),
-300 calibrated 30 s lights of 1024 × 768 with a header WCS, one a minute for 5 hours, with an
-ensemble of 4 comparison stars and a check star. Each light goes through ``reduce_frame`` (the
-normalised header, the header WCS, the frame's FWHM, differential photometry, the target's airmass
-and HJD), first in one process, then in 2 worker processes (their start included). Rendering and
-writing the frames is not timed. Target: the 300 frames in under a minute on 2 cores.
+Sky-simulator frames (1024 × 768, 26′, 30 s) of a scripted sine variable (11.5 mag, amplitude 0.3,
+period 3 h; RA 359.97°, Dec −11.97°, a field across RA 0h south of the equator), calibrated with the
+simulator's known answers and written with a header WCS, measured one after another by
+:func:`~obsy_imaging.photometry.reduce.reduce_frame` (what the service's photometry thread calls)
+against a VSP chart of the simulator's catalogue stars (a 4-star ensemble and a check star), and
+the AAVSO report of the night. Printed: the reduction's seconds per frame and for the night, the
+share of points within 1σ and 2σ of the truth, the median absolute error (all points, and those with
+SNR ≥ 100), the check star's scatter against its error, the report's validation.
 
-Printed figures: the shares of points within 1, 2 and 3 of their reported errors of the truth (a
-Gaussian's: 68.3, 95.4, 99.7 %), the median absolute error at SNR ≥ 100, the reduced χ² of the
-target against the truth and of the check star about its mean.
-
-    python -m bench bench_photometry_night                 # one night of 300 frames
-    python -m bench bench_photometry_night --nights=3      # three nights (other noise), for the spread
-    python -m bench bench_photometry_night --full          # 300 frames of 3000 × 2000 (6 MP; 7 GB on disk),
-                                                           # the 12 stars nearest the variable as its sequence
+    python -m bench bench_photometry_night            # 60 frames
+    python -m bench bench_photometry_night --full     # 300 frames (the issue's night)
 """
 
 from __future__ import annotations
 
-import os
+import json
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-FRAMES = 300
-CADENCE_S = 60.0
-WORKERS = 2
-START = datetime(2026, 10, 15, 18, 45, tzinfo=UTC)
+import numpy as np
 
 
-def _worker_start() -> None:
-    """One numba thread per worker process: the workers already fill the cores."""
-    try:
-        import numba
-
-        numba.set_num_threads(1)
-    except ImportError:
-        pass
-
-
-def _reduce_block(args) -> list:
+def main() -> None:
     from obsy_imaging.headers.normalise import Site as HeaderSite
-    from obsy_imaging.photometry.reduce import reduce_frame
-    from tests.support.photometry import night_point
-    from tests.support.skysim import SITE
-
-    paths, expected, sequence, noise, *fwhm = args
-    fwhm_px = fwhm[0] if fwhm else None
-    return [
-        night_point(
-            reduce_frame(path, sequence, noise, site=HeaderSite(*SITE), saturation_adu=25000.0, fwhm_px=fwhm_px),
-            truth,
-        )
-        for path, truth in zip(paths, expected, strict=True)
-    ]
-
-
-def night(seed: int, folder: Path, *, full: bool = False) -> None:
-    from obsy_imaging.photometry import aperture
+    from obsy_imaging.photometry.aavso import ReportHeader, validate_report, write_report
+    from obsy_imaging.photometry.reduce import aavso_observation, reduce_frame
+    from obsy_imaging.photometry.vsp import chart_sequence, parse_chart_json
     from obsy_skysim.allsky import Site
     from obsy_skysim.field import FieldRenderer, TelescopeOptics
     from obsy_skysim.scenario import Scenario, SineVariable
     from obsy_skysim.sensor import SensorSpec
-    from tests.support.photometry import describe_night, night_figures, noise_of, write_night
+    from tests.integration.test_imaging_photometry_service import chart_json
+    from tests.support.photometry import noise_of, write_light
     from tests.support.skysim import SITE
 
+    count = 300 if "--full" in sys.argv else 60
+    evening = datetime(2026, 10, 15, 18, 30, tzinfo=UTC)
+    variable = SineVariable(
+        name="V1 Psc (test)", ra=359.97, dec=-11.97, kind="sine", mag=11.5, amplitude=0.3, period_h=3.0, epoch=evening
+    )
     renderer = FieldRenderer(
         Site(*SITE),
-        SensorSpec(width=3000 if full else 1024, height=2000 if full else 768, pixel_um=3.76, bayer=None),
+        SensorSpec(width=1024, height=768, pixel_um=3.76, bayer=None),
         TelescopeOptics(limiting_magnitude=15.0, seeing_fwhm_arcsec=3.5),
     )
-    variable = SineVariable(
-        name="V1 Psc (test)", ra=359.97, dec=-11.97, kind="sine", mag=11.5, amplitude=0.3, period_h=3.0, epoch=START
-    )
-    times = [START + timedelta(seconds=CADENCE_S * i) for i in range(FRAMES)]
-    started = time.perf_counter()
-    paths, expected, sequence = write_night(
-        renderer,
-        Scenario(variables=[variable]),
-        variable,
-        pointing=(0.0, -12.0),
-        times=times,
-        folder=folder,
-        exposure_s=30.0,
-        gain=0.0,
-        seed=seed,
-        stars=12 if full else None,
-    )
-    s = renderer.sensor.spec
-    print(
-        f"  night seed {seed}: {FRAMES} frames of {s.width}x{s.height}, {len(sequence.comparisons)} comparison "
-        f"stars and a check star, rendered and written in "
-        f"{time.perf_counter() - started:.1f} s (not timed)"
-    )
+    scenario = Scenario(variables=[variable])
+    step = timedelta(seconds=60)  # 30 s frames, 30 s of download, dithering and such between them
     noise = noise_of(renderer, 0.0, 30.0, calibrated=True)
-    aperture.warm_up()
-
-    # 2 worker processes, each a contiguous half of the night; their start (imports, numba's cache) counted.
-    started, cpu = time.perf_counter(), os.times()
-    half = (FRAMES + WORKERS - 1) // WORKERS
-    blocks = [(paths[i : i + half], expected[i : i + half], sequence, noise) for i in range(0, FRAMES, half)]
-    import multiprocessing
-
-    with ProcessPoolExecutor(
-        WORKERS, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start
-    ) as pool:
-        parallel = [p for block in pool.map(_reduce_block, blocks) for p in block]
-    parallel_s = time.perf_counter() - started
-    done = os.times()
-    workers_cpu = done.children_user + done.children_system - cpu.children_user - cpu.children_system
-
-    started, cpu = time.perf_counter(), os.times()
-    points = _reduce_block((paths, expected, sequence, noise))
-    one_s = time.perf_counter() - started
-    done = os.times()
-    one_cpu = done.user + done.system - cpu.user - cpu.system
-    assert [p.mag for p in points] == [p.mag for p in parallel]
-
-    # The service's path: grading measured each light's FWHM when it came in, so the reduction
-    # need not measure it again (here the simulator's seeing stands for the grade).
-    fwhm_px = renderer.optics.seeing_fwhm_arcsec / renderer.arcsec_per_pixel
-    started, cpu = time.perf_counter(), os.times()
-    given = _reduce_block((paths, expected, sequence, noise, fwhm_px))
-    given_s = time.perf_counter() - started
-    done = os.times()
-    given_cpu = done.user + done.system - cpu.user - cpu.system
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    with tempfile.TemporaryDirectory(prefix="obsy-photometry-night-") as folder:
+        started = time.perf_counter()
+        paths, frames = [], []
+        for i in range(count):
+            frame = renderer.render(evening + i * step, (0.0, -12.0), 30.0, 0.0, scenario=scenario, seed=1000 + i)
+            frames.append(frame)
+            paths.append(
+                write_light(Path(folder) / f"light_{i:03d}.fits", renderer, frame, with_wcs=True, calibrated=True)
+            )
+        rendered = time.perf_counter() - started
+        chart, use, check = chart_json(renderer, frames[0])
+        sequence = chart_sequence(
+            parse_chart_json(json.dumps(chart), source="chart"),
+            band="V",
+            target="V1 Psc",
+            check=check,
+            comparisons=use,
+        )
+        site = HeaderSite(*SITE)
+        seconds, reduced = [], []
+        cpu = time.process_time()
+        for path in paths:
+            t0 = time.perf_counter()
+            reduced.append(reduce_frame(path, sequence, noise, site=site, saturation_adu=25000.0))
+            seconds.append(time.perf_counter() - t0)
+        cpu = time.process_time() - cpu
+    ok = [r for r in reduced if r.magnitudes.mag is not None]
+    truth = np.array(
+        [
+            variable.magnitude(f.when + timedelta(seconds=15))
+            for f, r in zip(frames, reduced, strict=True)
+            if r.magnitudes.mag is not None
+        ]
+    )
+    mags = np.array([r.magnitudes.mag for r in ok])
+    errors = np.array([r.magnitudes.mag_err for r in ok])
+    snr = np.array([r.magnitudes.target.snr for r in ok])
+    residual = mags - truth
+    checks = np.array([r.magnitudes.check_residual for r in ok if r.magnitudes.check_residual is not None])
+    check_errors = np.array([r.magnitudes.check_err for r in ok if r.magnitudes.check_residual is not None])
+    bright = snr >= 100
+    report = write_report(ReportHeader("TST01", "OBSY bench"), [aavso_observation(r, sequence, band="V") for r in ok])
+    print(f"frames: {count} rendered and written in {rendered:.1f} s; {len(ok)} with a magnitude")
     print(
-        f"  reduce_frame × {FRAMES}: {parallel_s:.1f} s in {WORKERS} worker processes ({cores} cores; worker start "
-        f"included; CPU {workers_cpu:.1f} s), {one_s:.1f} s in one process ({one_s / FRAMES * 1000:.0f} ms a frame; "
-        f"CPU {one_cpu:.1f} s); load average at the end {os.getloadavg()[0]:.1f}"
+        f"reduction: {np.median(seconds) * 1000:.0f} ms per frame (median; max {max(seconds) * 1000:.0f} ms), "
+        f"{sum(seconds):.1f} s for the night ({cpu:.1f} s of CPU time; one thread, as the service's)"
     )
     print(
-        f"  with the FWHM given (grading measured it): {given_s:.1f} s in one process "
-        f"({given_s / FRAMES * 1000:.0f} ms a frame; CPU {given_cpu:.1f} s); "
-        f"{sum(p.mag is not None for p in given)} magnitudes"
+        f"within 1σ {np.mean(np.abs(residual) <= errors):.0%}, within 2σ {np.mean(np.abs(residual) <= 2 * errors):.0%}"
+        f" (issue: ≥ 95 % within their errors), residual mean {residual.mean():+.4f}"
+        f" RMS {np.sqrt(np.mean(residual**2)):.4f}"
     )
-    print(f"  light curve: {describe_night(night_figures(points))}")
-
-
-def main() -> None:
-    nights = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--nights=")), 1)
-    full = "--full" in sys.argv
-    # On a RAM disk when there is room (250 MB for the small frames); the 6 MP night on disk.
-    scratch = "/dev/shm" if Path("/dev/shm").is_dir() and not full else None
-    for n in range(nights):
-        with tempfile.TemporaryDirectory(prefix="obsy-bench-night-", dir=scratch) as name:
-            night(1000 + 1000 * n, Path(name), full=full)
+    print(
+        f"median |residual| {np.median(np.abs(residual)):.4f} mag (SNR ≥ 100: {bright.sum()} points, "
+        f"{np.median(np.abs(residual[bright])) if bright.any() else float('nan'):.4f}; issue: ≤ 0.02), "
+        f"median error {np.median(errors):.4f}, target SNR {np.median(snr):.0f}"
+    )
+    print(
+        f"check star: residual mean {checks.mean():+.4f}, scatter {checks.std():.4f} against a median error "
+        f"{np.median(check_errors):.4f} (within 2σ {np.mean(np.abs(checks - checks.mean()) <= 2 * check_errors):.0%})"
+    )
+    print(f"AAVSO report: {len(ok)} lines, problems: {validate_report(report) or 'none'}")

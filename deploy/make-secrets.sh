@@ -7,6 +7,8 @@
 #   mosquitto_passwd   Mosquitto's password file for those users (PBKDF2-SHA512, "$7$")
 #   postgres_password  the password of the database user "obsy"
 #   database_url       the SQLAlchemy URL the web service connects with
+#   notify_urls        Apprise URLs for notifications, one a line (yours to fill in; created
+#                      with only a comment, which sends nothing, and never replaced)
 #
 # Existing passwords are kept, so running it again only adds what is missing and
 # rebuilds mosquitto_passwd from every mqtt_<user> file in the directory. --force
@@ -98,6 +100,13 @@ printf '%s\n' "postgresql+psycopg://$db_user:$pg_password@$db_host:5432/$db_name
 chmod 644 "$secrets_dir/database_url.tmp"
 mv -f "$secrets_dir/database_url.tmp" "$secrets_dir/database_url"
 echo "wrote    database_url (host $db_host, database $db_name, user $db_user)"
+
+# notify_urls is yours: created once (a comment only: no notifications), never replaced.
+if write_secret notify_urls "# Apprise URLs for OBSY's notifications, one a line, e.g. ntfy://ntfy.sh/my-observatory (docs/operations.md)" 0; then
+    echo "created  notify_urls (empty: fill in Apprise URLs to get notifications)"
+else
+    echo "kept     notify_urls"
+fi
 
 # --- mosquitto_passwd ------------------------------------------------------------------
 # One line per mqtt_<user> file, including users added earlier with --user.

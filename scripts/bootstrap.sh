@@ -34,7 +34,7 @@ check_python() {
 
 create_venv() {
     local stamp="$VENV/.obsy-installed"
-    local inputs=(shared/pyproject.toml services/*/pyproject.toml requirements-dev.txt)
+    local inputs=(shared/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml requirements-dev.txt)
     if [ -f "$stamp" ] && [ -z "$(find "${inputs[@]}" -newer "$stamp" 2>/dev/null)" ]; then
         return 0
     fi
@@ -43,7 +43,7 @@ create_venv() {
     say "installing OBSY and its dependencies into $VENV (editable)"
     "$VENV/bin/python" -m pip install -q --upgrade pip
     local editables=(-e "shared[indi]")
-    for dir in services/*/; do editables+=(-e "${dir%/}"); done
+    for dir in services/*/ tools/*/; do editables+=(-e "${dir%/}"); done
     "$VENV/bin/python" -m pip install -q "${editables[@]}" -r requirements-dev.txt
     touch "$stamp"
 }

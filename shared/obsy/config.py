@@ -1009,6 +1009,76 @@ class WebRetentionConfig(Section):
     plans_days: int = Field(default=365, ge=0, description="scheduler plans")
 
 
+EventLevel = Literal["debug", "info", "warning", "error", "critical"]
+#: Event kinds notified whatever their level (the roof, the night, alarms, a service gone).
+DEFAULT_NOTIFY_KINDS = (
+    "roof_opened",
+    "roof_closing",
+    "roof_closed",
+    "night_started",
+    "night_ended",
+    "alarm",
+    "alarm_cleared",
+    "service_offline",
+    "storage_full",
+)
+_QUIET_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class NotificationsConfig(Section):
+    """Notifications through Apprise, sent by the web service (docs/operations.md, "Notifications").
+
+    Nothing is sent while ``urls`` is empty. The URLs carry the services' secrets (tokens,
+    passwords): keep them in a file and point ``OBSY_WEB__NOTIFICATIONS__URLS_FILE`` at it
+    (one URL a line).
+    """
+
+    urls: list[SecretStr] = Field(
+        default_factory=list,
+        description="Apprise URLs (ntfy://, pover://, tgram://, mailtos://, json://...); empty = no notifications",
+    )
+    min_level: EventLevel = Field(default="warning", description="events at this level and above are sent")
+    kinds: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_NOTIFY_KINDS),
+        description="event kinds sent whatever their level (roof, night, alarms, a service offline...)",
+    )
+    exclude_kinds: list[str] = Field(default_factory=list, description="event kinds never sent")
+    repeat_after: float = Field(
+        default=600.0,
+        ge=0,
+        description="seconds: the same service and kind again within this is held back and counted "
+        "(the next one sent says how many); 0 sends every one",
+    )
+    max_per_hour: int = Field(
+        default=30, ge=1, description="notifications sent in any hour at most (critical ones always go)"
+    )
+    quiet_hours: str | None = Field(
+        default=None,
+        description="'HH:MM-HH:MM' in the site's time zone: only safety notifications (critical, "
+        "alarms, the roof closing on unsafe) are sent then; empty = never quiet",
+    )
+    timeout: float = Field(default=15.0, gt=0, description="seconds one notification may take before it is given up")
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        """A string (a secrets file, an environment variable) holds URLs separated by spaces or lines."""
+        if isinstance(value, str):
+            # A comment starts with '#' at the start of a line or after a space ('#' inside a URL stays).
+            lines = (re.split(r"(?:^|\s)#", line, maxsplit=1)[0] for line in value.splitlines())
+            return [part for line in lines for part in line.split()]
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not _QUIET_HOURS.match(value):
+            raise ValueError("quiet_hours must look like '23:00-07:00' (24-hour clock, site time)")
+        return value
+
+
 class WebConfig(ServiceSection):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -1024,6 +1094,7 @@ class WebConfig(ServiceSection):
         description="bytes; a stored topic's message larger than this is counted and not stored (a plan: ~130 KiB)",
     )
     retention: WebRetentionConfig = WebRetentionConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
 
 
 class AlpacaConfig(ServiceSection):
@@ -1146,6 +1217,236 @@ class ImagingLiveStackConfig(Section):
     )
 
 
+_SEXAGESIMAL_ANGLE = re.compile(
+    r"^\s*([+-])?\s*(\d+(?:\.\d*)?)[\s:hd°]+(\d+(?:\.\d*)?)(?:[\s:m'′]+(\d+(?:\.\d*)?))?[\s\"s″]*$"
+)
+
+
+def _angle(value: object, *, hours: bool, what: str) -> float:
+    """Degrees from a number, or from a sexagesimal text (hours for RA, degrees for Dec; the sign of the whole)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{what} must be a number of degrees or a sexagesimal text")
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    match = _SEXAGESIMAL_ANGLE.match(text)
+    if not match or float(match.group(3)) >= 60 or float(match.group(4) or 0) >= 60:
+        unit = "'HH:MM:SS.s' (hours)" if hours else "'±DD:MM:SS' (degrees)"
+        raise ValueError(f"{what} {text!r} is neither degrees nor {unit}")
+    size = float(match.group(2)) + float(match.group(3)) / 60 + float(match.group(4) or 0) / 3600
+    size = -size if match.group(1) == "-" else size
+    return size * 15.0 if hours else size
+
+
+def photometry_name_key(name: str | None) -> str:
+    """A target name compared without case or blanks ("SS Cyg", "ss cyg", "SSCYG" are one)."""
+    return re.sub(r"\s+", "", name or "").casefold()
+
+
+class PhotometryStarConfig(Section):
+    """One of the observer's own comparison (or check) stars."""
+
+    label: str = Field(min_length=1, max_length=20, description="what the report calls it (CNAME/KNAME)")
+    ra: float = Field(ge=0, lt=360, description="degrees, or 'HH:MM:SS.s' (hours)")
+    dec: float = Field(ge=-90, le=90, description="degrees, or '±DD:MM:SS'")
+    mag: float = Field(description="its catalogue magnitude in the band the target is reported in")
+    mag_err: float = Field(default=0.0, ge=0, description="the catalogue magnitude's error")
+
+    @field_validator("ra", mode="before")
+    @classmethod
+    def _ra(cls, value: object) -> float:
+        return _angle(value, hours=True, what="ra")
+
+    @field_validator("dec", mode="before")
+    @classmethod
+    def _dec(cls, value: object) -> float:
+        return _angle(value, hours=False, what="dec")
+
+    @field_validator("label")
+    @classmethod
+    def _plain_label(cls, value: str) -> str:
+        if "," in value or "|" in value or not value.strip():
+            raise ValueError(f"label {value!r} may not be blank or hold ',' or '|' (the report's separators)")
+        return value.strip()
+
+
+class PhotometryTargetConfig(Section):
+    """A variable star and its comparison stars: an AAVSO VSP chart (a file, or fetched by its ID or the
+    star's name), or the observer's own stars."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=30,
+        description="the star's AAVSO name (the report's NAME); frames whose OBJECT is this name, case and blanks "
+        "ignored, are measured",
+    )
+    aliases: list[str] = Field(default_factory=list, description="other OBJECT names of the same star")
+    ra: float | None = Field(default=None, ge=0, lt=360, description="degrees or 'HH:MM:SS.s'; empty = the chart's")
+    dec: float | None = Field(default=None, ge=-90, le=90, description="degrees or '±DD:MM:SS'; empty = the chart's")
+    chart_file: Path | None = Field(
+        default=None, description="a chart downloaded from VSP (JSON, or its photometry table as CSV)"
+    )
+    chart_id: str | None = Field(
+        default=None,
+        description="an AAVSO chart ID: read from the chart cache, fetched into it when fetch_charts is on",
+    )
+    fetch_by_name: bool = Field(
+        default=False, description="no chart ID: fetch VSP's chart for the star's name (with fetch_charts on)"
+    )
+    fov: float = Field(default=60.0, gt=0, le=1200, description="arcmin: the field of a chart fetched by name")
+    maglimit: float = Field(default=16.0, gt=0, le=25, description="the faintest comparison of a chart fetched by name")
+    comparisons: list[PhotometryStarConfig] = Field(
+        default_factory=list, description="the observer's own comparison stars (then the report's CHART is na)"
+    )
+    use: list[str] | None = Field(
+        default=None, description="labels or AUIDs of the chart's stars to use as comparisons; empty = all in the band"
+    )
+    check: str | None = Field(
+        default=None, description="label or AUID of the check star (the chart's, or one of comparisons)"
+    )
+    filters: dict[str, str] = Field(
+        default_factory=dict,
+        description="frame filter name -> AAVSO filter code (e.g. {Green: TG, L: CV}); V, B, R, I... map to themselves",
+    )
+
+    @field_validator("ra", mode="before")
+    @classmethod
+    def _ra(cls, value: object) -> float | None:
+        return None if value is None else _angle(value, hours=True, what="ra")
+
+    @field_validator("dec", mode="before")
+    @classmethod
+    def _dec(cls, value: object) -> float | None:
+        return None if value is None else _angle(value, hours=False, what="dec")
+
+    @field_validator("chart_id")
+    @classmethod
+    def _chart_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9]{3,20}", value.strip()):
+            raise ValueError(f"{value!r} is not an AAVSO chart ID (letters and digits, such as X28765BL)")
+        return None if value is None else value.strip().upper()
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if "," in value or "|" in value or not value.strip():
+            raise ValueError(f"name {value!r} may not be blank or hold ',' or '|' (the report's separators)")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _one_sequence(self) -> PhotometryTargetConfig:
+        sources = [
+            name
+            for name, given in (
+                ("chart_file", self.chart_file is not None),
+                ("chart_id", self.chart_id is not None),
+                ("fetch_by_name", self.fetch_by_name),
+                ("comparisons", bool(self.comparisons)),
+            )
+            if given
+        ]
+        if len(sources) != 1:
+            raise ValueError(
+                f"target {self.name}: give exactly one of chart_file, chart_id, fetch_by_name or comparisons"
+                + (f" (not {' and '.join(sources)})" if sources else "")
+            )
+        if self.comparisons:
+            if self.ra is None or self.dec is None:
+                raise ValueError(f"target {self.name}: own comparison stars need the target's ra and dec")
+            labels = [photometry_name_key(s.label) for s in self.comparisons]
+            if len(set(labels)) != len(labels):
+                raise ValueError(f"target {self.name}: two comparison stars have the same label")
+            if self.check is not None and photometry_name_key(self.check) not in labels:
+                raise ValueError(f"target {self.name}: check star {self.check} is not one of its comparisons")
+            if len(self.comparisons) < (2 if self.check is not None else 1):
+                raise ValueError(f"target {self.name}: needs a comparison star besides the check star")
+            if self.use is not None:
+                raise ValueError(f"target {self.name}: 'use' picks stars of a chart; own comparisons are all used")
+        return self
+
+    @field_validator("filters")
+    @classmethod
+    def _filter_codes(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [code for code in value.values() if not re.fullmatch(r"[A-Za-z]{1,5}", code.strip())]
+        if bad:
+            raise ValueError(f"{bad} are not AAVSO filter codes (V, B, R, I, TG, CV...)")
+        return {name: code.strip().upper() for name, code in value.items()}
+
+
+class ImagingPhotometryConfig(Section):
+    """Differential photometry of variable stars and their AAVSO reports (docs/imaging-photometry.md)."""
+
+    enabled: bool = False
+    observer_code: str | None = Field(
+        default=None, description="your AAVSO observer code (the report's OBSCODE); needed when enabled"
+    )
+    targets: list[PhotometryTargetConfig] = Field(default_factory=list)
+    fetch_charts: bool = Field(
+        default=False,
+        description="fetch charts named by chart_id (or fetch_by_name) from AAVSO VSP when not in the cache "
+        "(offline first: a cached chart is used without the network)",
+    )
+    chart_cache: Path | None = Field(
+        default=None, description="where fetched charts are kept; empty = <data_dir>/imaging/charts"
+    )
+    vsp_url: str = Field(default="https://app.aavso.org/vsp/api/chart/", description="VSP's chart API")
+    fetch_timeout: float = Field(default=20.0, gt=0, le=300, description="seconds a chart fetch may take")
+    gain_e_per_adu: float | None = Field(
+        default=None, gt=0, description="camera gain, e-/ADU (CCD noise equation); empty = the header's EGAIN"
+    )
+    read_noise_e: float = Field(default=0.0, ge=0, description="camera read noise, electrons")
+    dark_current_e_per_s: float = Field(default=0.0, ge=0, description="dark current, electrons per pixel per second")
+    saturation_adu: float | None = Field(
+        default=None,
+        gt=0,
+        description="the level where the camera saturates (full well through the gain, or the ADC's top); "
+        "empty = the header's DATAMAX, else 65535",
+    )
+    solve_timeout: float = Field(default=30.0, gt=0, le=600, description="seconds a plate solve may take")
+    date_type: Literal["JD", "HJD"] = Field(default="JD", description="the report's DATE: JD or HJD (UTC)")
+    obstype: Literal["CCD", "CMOS", "DSLR"] = Field(default="CCD", description="the report's OBSTYPE")
+    reports: Path | None = Field(
+        default=None, description="where the AAVSO reports go; empty = <repository>/reports/aavso"
+    )
+
+    @field_validator("observer_code")
+    @classmethod
+    def _obscode(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9]{1,10}", value.strip()):
+            raise ValueError(f"{value!r} is not an AAVSO observer code (letters and digits, at most 10)")
+        return value.strip().upper()
+
+    @model_validator(mode="after")
+    def _complete(self) -> ImagingPhotometryConfig:
+        if self.enabled and self.observer_code is None:
+            raise ValueError("photometry is enabled: observer_code (your AAVSO observer code) is needed for reports")
+        seen: dict[str, str] = {}
+        for target in self.targets:
+            for name in (target.name, *target.aliases):
+                key = photometry_name_key(name)
+                if key in seen:
+                    raise ValueError(f"targets {seen[key]} and {target.name} both answer to the name {name!r}")
+                seen[key] = target.name
+        return self
+
+    def target_for(self, name: str | None) -> PhotometryTargetConfig | None:
+        """The target a frame's OBJECT names (case and blanks ignored; aliases too)."""
+        key = photometry_name_key(name)
+        for target in self.targets:
+            if key in {photometry_name_key(n) for n in (target.name, *target.aliases)}:
+                return target
+        return None
+
+    def chart_cache_dir(self, data_dir: Path) -> Path:
+        return (self.chart_cache or data_dir / "imaging" / "charts").resolve()
+
+
 class ImagingConfig(ServiceSection):
     """The imaging service: frames from the capture program into the repository (docs/imaging.md)."""
 
@@ -1186,6 +1487,7 @@ class ImagingConfig(ServiceSection):
     grading: ImagingGradingConfig = ImagingGradingConfig()
     calibration: ImagingCalibrationConfig = ImagingCalibrationConfig()
     live_stack: ImagingLiveStackConfig = ImagingLiveStackConfig()
+    photometry: ImagingPhotometryConfig = ImagingPhotometryConfig()
 
     @field_validator("suffixes")
     @classmethod
@@ -1270,7 +1572,8 @@ class ObsyConfig(Section):
         return f"sqlite:///{(self.data_dir / 'obsy.sqlite3').resolve()}"
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A config file's mapping, or a :class:`ConfigError` naming the file and what is wrong with it."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -1330,11 +1633,12 @@ def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[s
     return overrides, origin
 
 
-def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+def merge_settings(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` laid over it, section by section (nested mappings merge, the rest replaces)."""
     merged = dict(base)
     for key, value in override.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _merge(dict(merged[key]), value)
+            merged[key] = merge_settings(dict(merged[key]), value)
         else:
             merged[key] = value
     return merged
@@ -1413,9 +1717,9 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     """Load and validate the configuration; raises ConfigError with one line per problem."""
     env = os.environ if env is None else env
     config_path = find_config_path(path, env)
-    data: dict[str, Any] = _read_yaml(config_path) if config_path is not None else {}
+    data: dict[str, Any] = read_yaml(config_path) if config_path is not None else {}
     overrides, origin = _env_overrides(env)
-    merged = _merge(data, overrides)
+    merged = merge_settings(data, overrides)
     merged.pop("source_file", None)
     source = f"config file {config_path}" if config_path is not None else "the configuration (no config file given)"
     try:

@@ -253,7 +253,7 @@ def safety_binary_sensor(
 
 
 def standard_entities(service: str, topics: Topics | None = None) -> list[Entity]:
-    """The entities every service gets: connectivity, health status, last heartbeat, invalid messages."""
+    """The entities every service gets: connectivity, health status, version, last heartbeat, invalid messages."""
     topics = topics or Topics()
     health = topics.health(service)
     label = service_label(service)
@@ -273,6 +273,16 @@ def standard_entities(service: str, topics: Topics | None = None) -> list[Entity
                 "{{ {'version': value_json.version, 'host': value_json.host, 'pid': value_json.pid} | tojson }}"
             ),
             icon="mdi:heart-pulse",
+            entity_category="diagnostic",
+        ),
+        # The version this service runs (the device's sw_version is obsy-core's, shared by all services).
+        Entity(
+            component="sensor",
+            object_id="version",
+            name=f"{label} version",
+            state_topic=health,
+            value_template="{{ value_json.version }}",
+            icon="mdi:tag-outline",
             entity_category="diagnostic",
         ),
         # Readable while the service is down: the time of its last sign of life.

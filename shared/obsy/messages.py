@@ -384,6 +384,10 @@ class AllskyFrame(Message):
     moon_phase: float | None = Field(default=None, ge=0, le=1)
     url: str
     fits_url: str | None = None
+    clean_url: str | None = Field(
+        default=None,
+        description="the same picture without the overlay (where one is drawn): what clouddetect judges",
+    )
     width: int | None = Field(default=None, gt=0)
     height: int | None = Field(default=None, gt=0)
     mode: str | None = Field(default=None, description="exposure profile: day, night, twilight or moon")
@@ -629,6 +633,45 @@ class ImagingLiveStack(Message):
     fold_s: float = Field(ge=0, description="seconds from reading the calibrated light to the preview")
 
 
+class PhotometryComparison(BaseModel):
+    """A comparison star used for a frame's magnitude: its label, catalogue and instrumental magnitude."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    label: str
+    catalogue_mag: float | None = None
+    instrumental_mag: float
+
+
+class ImagingPhotometry(Message):
+    """A light of a variable-star target after differential photometry (``<p>/imaging/photometry``):
+    its magnitude and error, or (``magnitude`` None) the reasons it has none."""
+
+    frame_id: int = Field(description="the raw light in the imaging database")
+    path: str = Field(description="the calibrated light measured, relative to the repository root")
+    night: str
+    target: str = Field(description="the target's AAVSO name (the report's NAME)")
+    filter: str | None = Field(default=None, description="the frame's filter (FILTER header)")
+    band: str | None = Field(default=None, description="the AAVSO filter code it is reported in")
+    jd: float | None = Field(default=None, description="mid-exposure, JD (UTC)")
+    hjd: float | None = Field(default=None, description="mid-exposure, heliocentric JD (UTC)")
+    bjd_tdb: float | None = Field(default=None, description="mid-exposure, BJD_TDB")
+    magnitude: float | None = None
+    error: float | None = Field(default=None, description="1σ, magnitudes")
+    check: str | None = Field(default=None, description="the check star's label")
+    check_magnitude: float | None = None
+    check_residual: float | None = Field(default=None, description="check star measured minus catalogue")
+    airmass: float | None = Field(default=None, description="towards the target")
+    comparisons: list[PhotometryComparison] = Field(default_factory=list)
+    chart: str | None = Field(default=None, description="the AAVSO chart ID; None: the observer's own stars")
+    wcs: str | None = Field(default=None, description="where the WCS came from: header, astrometry.net")
+    fwhm_px: float | None = None
+    reasons: list[str] = Field(default_factory=list, description="why there is no magnitude, comparisons dropped")
+    report: str | None = Field(
+        default=None, description="the night's AAVSO report for the target, relative to the root"
+    )
+
+
 class ImagingMastersCommand(Message):
     """Build masters now (``<p>/imaging/masters/set``); the answer is on ``<p>/imaging/masters/state``.
 
@@ -803,6 +846,16 @@ class McpTransition(BaseModel):
     from_state: str
     to_state: str
     reason: str
+
+
+class McpEntityEvent(Message):
+    """What Home Assistant's event entities of the MCP read (``<p>/mcp/roof/event``, ``alarm/event``,
+    ``night/event``): ``event_type`` names what happened, the other fields become its attributes."""
+
+    event_type: str
+    reason: str = ""
+    unsafe_reasons: list[str] = Field(default_factory=list)
+    night: str | None = None
 
 
 class McpState(Message):

@@ -150,6 +150,21 @@ class Topics:
     def mcp_night_command(self) -> str:
         return self.command("mcp", "night")
 
+    @property
+    def mcp_roof_event(self) -> str:
+        """The roof opened, closing (for what), closed: an :class:`~obsy.messages.McpEntityEvent` (HA event)."""
+        return self._join("mcp", "roof", "event")
+
+    @property
+    def mcp_alarm_event(self) -> str:
+        """An alarm raised or cleared: an :class:`~obsy.messages.McpEntityEvent` (HA event)."""
+        return self._join("mcp", "alarm", "event")
+
+    @property
+    def mcp_night_event(self) -> str:
+        """The night started or ended: an :class:`~obsy.messages.McpEntityEvent` (HA event)."""
+        return self._join("mcp", "night", "event")
+
     def payload_kind(self, topic: str) -> PayloadKind:
         """Which size limit (``broker.max_payload``) applies to a message on ``topic``."""
         if topic in (self.allsky_image, self.imaging_live_stack_image):
@@ -163,6 +178,10 @@ class Topics:
             self.imaging_quarantine,
             self.imaging_masters,
             self.imaging_calibrated,
+            self.mcp_roof_event,
+            self.mcp_alarm_event,
+            self.mcp_night_event,
+            self.imaging_photometry,
         ):
             return "event"
         return "state"
@@ -212,6 +231,12 @@ class Topics:
     def imaging_live_stack_state(self) -> str:
         """The live stack updated last (an :class:`~obsy.messages.ImagingLiveStack`), retained."""
         return self.state("imaging", "livestack")
+
+    @property
+    def imaging_photometry(self) -> str:
+        """Events, one per light measured (or not) by the variable-star photometry (an
+        :class:`~obsy.messages.ImagingPhotometry`)."""
+        return self._join("imaging", "photometry")
 
     @property
     def imaging_live_stack_image(self) -> str:

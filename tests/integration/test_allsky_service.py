@@ -441,6 +441,12 @@ def test_png_with_overlay_and_linear_fits_hold_exactly_what_the_pipeline_made(tm
     assert changed[: height // 8, : width // 2].any()  # the info lines, top left
     assert not changed[height // 8 :].any()  # nothing else
 
+    # The picture without the overlay, for clouddetect: a JPEG of the same picture, no text.
+    clean = cv2.cvtColor(cv2.imread(str(file_of(frame.clean_url))), cv2.COLOR_BGR2RGB)
+    assert file_of(frame.clean_url).parent == png.parent / "clean" and clean.shape == stored.shape
+    assert np.abs(clean.astype(int) - made.clean.astype(int)).mean() < 2.0  # JPEG of exactly that picture
+    assert np.array_equal(made.clean, FramePipeline(plain).process([raw.data], [frame.exposure_s]).image)
+
     linear = png.with_name(f"{frame.frame_id}.linear.fits")
     with fits.open(linear) as hdus:
         header, cube = hdus[0].header, hdus[0].data

@@ -34,7 +34,7 @@ def test_collect_files_every_nth_frame_under_the_current_label(mosquitto, tmp_pa
         stderr=subprocess.STDOUT,
     )
     try:
-        watcher.wait_payload("obsy/clouddetect-collect/availability", b"online", timeout=20)
+        watcher.wait_payload("obsy/clouddetect-collect/availability", b"online", timeout=90)
         for i in range(6):
             (frames / f"{i}.jpg").write_bytes(f"jpeg {i}".encode())
             if i == 3:
@@ -43,7 +43,7 @@ def test_collect_files_every_nth_frame_under_the_current_label(mosquitto, tmp_pa
             event = AllskyFrame(frame_id=f"night-{i}", night="2026-01-15", exposure_s=10, url=f"frames/{i}.jpg")
             watcher.publish("obsy/allsky/frames", event.to_json())
             time.sleep(0.2)
-        output, _ = process.communicate(timeout=20)
+        output, _ = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()

@@ -97,6 +97,19 @@ def test_frames_in_debounced_verdict_out(mosquitto, watcher, tmp_path):
         assert (tmp_path / "data" / "clouddetect" / "zero_point.json").exists()
 
 
+def test_the_picture_without_the_overlay_is_the_one_judged(mosquitto, watcher, tmp_path):
+    """allsky names ``clean_url`` where it draws an overlay (text and names defeat the star match):
+    clouddetect reads that one. Here the annotated ``url`` does not even exist, so reading it would
+    fail the frame."""
+    frames = FrameFactory(tmp_path / "data")
+    with Running(tmp_path, mosquitto, debounce_frames=1):
+        watcher.wait_payload("obsy/clouddetect/availability", b"online", timeout=60)
+        clean = frames.frame()
+        annotated = (tmp_path / "data" / "frames" / "annotated-missing.jpg").resolve().as_uri()
+        judged = send_and_wait(watcher, clean.model_copy(update={"url": annotated, "clean_url": clean.url}))
+        assert judged.label == "Clear" and judged.clear is True and judged.stars_seen > 1000, judged
+
+
 def test_bad_input_is_counted_and_changes_nothing(mosquitto, watcher, tmp_path):
     frames = FrameFactory(tmp_path / "data")
     (tmp_path / "data" / "frames" / "broken.png").write_bytes(b"\x89PNG but not really")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
@@ -37,7 +38,19 @@ MASTERS = "obsy/imaging/masters"
 SHAPE = (SENSOR.height, SENSOR.width)
 PEDESTAL = 1000.0
 EXPOSURE = 60.0
-START = datetime.now(UTC) - timedelta(minutes=30)  # tonight: only recent nights are stacked live
+
+
+def tonight_start() -> datetime:
+    """Half an hour ago (only recent nights are stacked live), or just after local noon where the
+    frames would straddle it: a night runs from noon to noon at the site (Vienna), so frames on
+    both sides of it belong to two nights and two stacks."""
+    start = datetime.now(UTC) - timedelta(minutes=30)
+    local = start.astimezone(ZoneInfo("Europe/Vienna"))
+    noon = local.replace(hour=12, minute=0, second=0, microsecond=0)
+    return (noon + timedelta(seconds=1)).astimezone(UTC) if local < noon < local + timedelta(minutes=20) else start
+
+
+START = tonight_start()
 #: (east ", north ", position angle): dithers of up to half a minute of arc, two after a meridian flip.
 DITHERS = [(0.0, 0.0, 0.0), (12.0, -20.0, 0.0), (-25.0, 9.0, 180.0), (18.0, 24.0, 0.0), (-8.0, -30.0, 180.0)]
 
@@ -75,14 +88,19 @@ def write_bias(folder: Path, watcher: Watcher) -> None:
     watcher.wait_for(lambda msgs: any(m.topic == MASTERS for m in msgs), timeout=120)
 
 
-def write_light(folder: Path, index: int, image: np.ndarray) -> Path:
-    """A light as INDI writes it: uint16 (as int16 with BZERO), the simulator's sky over a pedestal."""
+def write_light(folder: Path, index: int, image: np.ndarray, taken: float | None = None) -> Path:
+    """A light as INDI writes it: uint16 (as int16 with BZERO), the simulator's sky over a pedestal.
+    ``taken``: its place in the sequence's time when not its index."""
     return write_fits(
-        folder / "M42" / f"Light_M42_L_{index:03d}.fits", image + PEDESTAL, "Light Frame", EXPOSURE, index
+        folder / "M42" / f"Light_M42_L_{index:03d}.fits",
+        image + PEDESTAL,
+        "Light Frame",
+        EXPOSURE,
+        index if taken is None else taken,
     )
 
 
-def write_fits(path: Path, image: np.ndarray, kind: str, exposure: float, index: int) -> Path:
+def write_fits(path: Path, image: np.ndarray, kind: str, exposure: float, index: float) -> Path:
     data = np.clip(np.rint(image), 0, 65535).astype(np.uint16)
     header = fits.Header()
     header["IMAGETYP"] = kind
@@ -147,7 +165,7 @@ def test_the_live_stack_grows_matches_the_truth_and_leaves_out_a_clouded_frame(t
         for index in range(1, len(sky)):
             write_light(run.capture, index, sky[index].image)
             if index == 2:
-                write_light(run.capture, 99, clouded)
+                write_light(run.capture, 99, clouded, taken=2.5)  # between the third and fourth light
         watcher.wait_for(lambda _: len(stacks(watcher)) == len(sky), timeout=180)
         watcher.wait_for(lambda _: len(events(watcher, "live_stack_left_out")) == 1, timeout=60)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from obsy.config import ObsyConfig
-from obsy.launcher import Launcher
+from obsy_local.launcher import Launcher
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration

@@ -49,7 +49,7 @@ def test_obsy_local_starts_and_stops_the_whole_system(tmp_path):
     config = local_config(tmp_path, broker_port, indi_port, web_port)
     output = (tmp_path / "launcher.out").open("wb")
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "obsy.launcher", "--config", str(config)],
+        [sys.executable, "-m", "obsy_local.launcher", "--config", str(config)],
         cwd=REPO,
         stdout=output,
         stderr=subprocess.STDOUT,
@@ -86,7 +86,7 @@ def test_obsy_local_stops_on_a_configuration_error(tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text("site:\n  latitude: 48\n  longitude: 16\nbroker:\n  prot: 1\n")
     result = subprocess.run(
-        [sys.executable, "-m", "obsy.launcher", "--config", str(config)],
+        [sys.executable, "-m", "obsy_local.launcher", "--config", str(config)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -109,6 +109,7 @@ def wait_for_text(path: Path, pattern: str, launcher: subprocess.Popen, timeout:
 
 
 @pytest.mark.skipif(shutil.which("indiserver") is None, reason="indiserver (Debian package indi-bin) is not installed")
+@pytest.mark.long(seconds=160)
 def test_demo_mode_sets_up_the_night_and_makes_it_rain(tmp_path):
     """obsy-local --demo: simulators, account, targets; clouds close the roof, rain too; clean stop.
 
@@ -126,7 +127,7 @@ def test_demo_mode_sets_up_the_night_and_makes_it_rain(tmp_path):
     config.write_text(yaml.safe_dump(data))
     out_path = tmp_path / "launcher.out"
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "obsy.launcher", "--demo", "--config", str(config)],
+        [sys.executable, "-m", "obsy_local.launcher", "--demo", "--config", str(config)],
         cwd=REPO,
         stdout=out_path.open("wb"),
         stderr=subprocess.STDOUT,
@@ -234,6 +235,7 @@ def wait_mcp_state(watcher: Watcher, state: bytes, timeout: float) -> None:
 # start), the roof, the first Ekos job at the next step of the plan's 2-min grid (up to 2 min
 # after "observing"), its first frame (about 40 s later) and the closing before exit (about
 # 40 s). It took 180 to 270 s in four runs: too close to the suite's 300 s per test.
+@pytest.mark.long(seconds=270)
 @pytest.mark.timeout(600)
 def test_demo_with_kstars_runs_tonights_schedule_in_ekos(tmp_path):
     """With KStars installed the demo opens Ekos on its relay server; the MCP starts tonight's schedule there."""
@@ -244,7 +246,7 @@ def test_demo_with_kstars_runs_tonights_schedule_in_ekos(tmp_path):
     config.write_text(yaml.safe_dump(data))
     out_path = tmp_path / "launcher.out"
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "obsy.launcher", "--demo", "--config", str(config)],
+        [sys.executable, "-m", "obsy_local.launcher", "--demo", "--config", str(config)],
         cwd=REPO,
         stdout=out_path.open("wb"),
         stderr=subprocess.STDOUT,

@@ -34,6 +34,7 @@ from tests.support.kstars import SCHEDULER, SCHEDULER_PATH, KStars, kstars_avail
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.long(seconds=80),
     pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
 ]
 

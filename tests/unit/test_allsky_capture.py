@@ -99,6 +99,7 @@ def test_the_moon_blends_with_day_in_twilight():
     assert config.day.gain < setting.gain < config.moon.profile.gain  # the ramp goes towards the moon gain
 
 
+@pytest.mark.long(seconds=70)
 def test_moon_mode_switches_at_the_altitude_limit_with_hysteresis():
     """A setting Moon (65 % lit) on 2026-11-18: on above 5 deg, off only below 4 deg."""
     config = AllskyExposureConfig()

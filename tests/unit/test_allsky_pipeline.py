@@ -295,3 +295,20 @@ def test_numpy_backend_on_request_and_cpu_fallback_without_a_gpu():
         assert select_backend("auto").name == "cupy", reason
     with pytest.raises(ValueError, match="unknown backend 'opencl'"):
         select_backend("opencl")
+
+
+# --- the picture without the overlay (what clouddetect judges) -----------------------------
+
+
+def test_the_clean_picture_is_the_picture_without_the_overlay(night_scene):
+    raw = bracket(night_scene, [10.0])[0]
+    stages = [{"stage": "stretch"}, {"stage": "mask"}]
+    overlay = {"stage": "overlay", "show": ["time", "exposure"], "cardinals": True}
+    plain = FramePipeline(AllskyPipelineConfig(backend="numpy", finish=stages)).process([raw], [10.0], [dark_of(raw)])
+    annotated = FramePipeline(
+        AllskyPipelineConfig(backend="numpy", finish=[stages[0], overlay, stages[1]])  # a stage after the overlay too
+    ).process([raw], [10.0], [dark_of(raw)])
+    assert plain.clean is None  # no overlay: the picture itself is clean
+    assert annotated.clean is not None and annotated.clean.dtype == np.uint8
+    assert np.array_equal(annotated.clean, plain.image)  # the same stages, the overlay left out
+    assert np.count_nonzero(np.any(annotated.image != annotated.clean, axis=2)) > 100  # the text is in the picture

@@ -18,7 +18,7 @@ from obsy_allsky.capture.exposure import Sky
 from obsy_allsky.pipeline.output import encode_fits
 from obsy_allsky.pipeline.overlay import info_lines
 from obsy_allsky.service import AllskyService, frame_info, linear_fits_header
-from obsy_allsky.storage import FrameStore, StorageError
+from obsy_allsky.storage import CLEAN_KEEP, FrameStore, StorageError
 
 NIGHT = date(2026, 11, 21)
 
@@ -113,6 +113,21 @@ def test_a_frame_whose_last_file_cannot_be_written_is_not_stored_at_all(tmp_path
     with pytest.raises(StorageError, match=r"20261121T211503250Z\.linear\.fits"):
         store.save(NIGHT, TAKEN, b"jpeg", fits_bytes=b"raw", linear_fits=b"linear")
     assert sorted(p.name for p in store.night_dir(NIGHT).iterdir()) == ["20261121T211503250Z.linear.fits"]
+
+
+def test_only_the_newest_pictures_without_overlay_are_kept(tmp_path):
+    """They are for clouddetect, which reads one within minutes: a rolling few, not an archive."""
+    store = FrameStore(tmp_path)
+    saved = [
+        store.save(NIGHT, TAKEN + timedelta(minutes=n), b"jpeg", clean_jpeg=f"clean {n}".encode())
+        for n in range(CLEAN_KEEP + 5)
+    ]
+    clean = store.night_dir(NIGHT) / "clean"
+    assert sorted(clean.iterdir()) == [s.clean_path for s in saved[-CLEAN_KEEP:]]
+    assert saved[-1].clean_path.read_bytes() == f"clean {CLEAN_KEEP + 4}".encode()
+    assert saved[-1].clean_url.endswith(f"/clean/{saved[-1].frame_id}.jpg")
+    assert all(s.image_path.is_file() for s in saved)  # the pictures themselves all stay
+    assert store.save(NIGHT, TAKEN, b"jpeg").clean_url is None  # no overlay drawn: none
 
 
 # --- meteors and satellites: the service's part ---------------------------------------------

@@ -90,6 +90,7 @@ def test_streaks_above_5_sigma_are_found_and_classified(sim) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.long(seconds=140)
 def test_decoys_give_at_most_one_false_detection_per_100_frames(sim) -> None:
     r, circle = sim
     rng = np.random.default_rng(77)

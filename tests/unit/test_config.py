@@ -163,3 +163,67 @@ def test_service_reports_config_errors_and_exits_2(tmp_path):
     assert "configuration error" in result.stderr
     assert "'mcp.heartbeat_interval'" in result.stderr
     assert str(path) in result.stderr
+
+
+PHOTOMETRY = MINIMAL + "imaging:\n  photometry:\n"
+
+
+def test_photometry_targets_from_a_chart_or_own_stars(tmp_path):
+    text = PHOTOMETRY + (
+        "    enabled: true\n"
+        "    observer_code: ' tst01 '\n"
+        "    gain_e_per_adu: 1.5\n"
+        "    targets:\n"
+        "      - {name: SS Cyg, chart_file: charts/X1.json, check: '105', filters: {Green: tg}}\n"
+        "      - {name: V1 Psc, chart_id: X12345ABC, aliases: [V1 Psc test]}\n"
+        "      - name: RZ Cet\n"
+        "        ra: '00:49:41.4'\n"
+        "        dec: '-00:52:51'\n"
+        "        check: k\n"
+        "        comparisons:\n"
+        "          - {label: A, ra: 12.5, dec: -0.9, mag: 11.2}\n"
+        "          - {label: K, ra: '00:49:20.7', dec: '-00:49:02', mag: 11.87, mag_err: 0.02}\n"
+    )
+    photometry = load_config(write(tmp_path, text), env={}).imaging.photometry
+    assert photometry.enabled and photometry.observer_code == "TST01" and photometry.gain_e_per_adu == 1.5
+    ss, v1, rz = photometry.targets
+    assert ss.filters == {"Green": "TG"} and ss.check == "105"
+    assert rz.ra == pytest.approx((49 / 60 + 41.4 / 3600) * 15) and rz.dec == pytest.approx(-(52 / 60 + 51 / 3600))
+    assert rz.comparisons[1].dec == pytest.approx(-(49 / 60 + 2 / 3600))
+    assert photometry.target_for("sscyg") is ss and photometry.target_for(" V1 PSC  TEST") is v1
+    assert photometry.target_for("M 42") is None
+    assert photometry.chart_cache_dir(tmp_path) == (tmp_path / "imaging" / "charts").resolve()
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("{name: X}", "target X: give exactly one of chart_file, chart_id, fetch_by_name or comparisons"),
+        ("{name: X, chart_file: a.json, chart_id: X111}", "(not chart_file and chart_id)"),
+        ("{name: X, chart_id: 'X 1'}", "'X 1' is not an AAVSO chart ID"),
+        ("{name: X, comparisons: [{label: A, ra: 1, dec: 1, mag: 10}]}", "own comparison stars need the target's ra"),
+        (
+            "{name: X, ra: 1, dec: 1, check: B, comparisons: [{label: A, ra: 1, dec: 1, mag: 10}]}",
+            "check star B is not one of its comparisons",
+        ),
+        ("{name: X, ra: '12:61:00', dec: 1, chart_id: X111}", "ra '12:61:00' is neither degrees nor 'HH:MM:SS.s'"),
+        ("{name: X, ra: 1, dec: 'north', chart_id: X111}", "dec 'north' is neither degrees nor '±DD:MM:SS'"),
+        ("{name: 'X, Y', chart_id: X111}", "may not be blank or hold ',' or '|'"),
+        ("{name: X, chart_id: X111, filters: {Green: 'T G'}}", "are not AAVSO filter codes"),
+        ("{name: X, ra: 1, dec: 1, comparisons: [{label: A, ra: 1, dec: 1}]}", "'imaging.photometry.targets.0"),
+    ],
+)
+def test_bad_photometry_targets_are_named(tmp_path, target, expected):
+    text = PHOTOMETRY + f"    targets:\n      - {target}\n"
+    [line] = problems(write(tmp_path, text))
+    assert "imaging.photometry.targets" in line and expected in line
+
+
+def test_photometry_needs_an_observer_code_and_distinct_names(tmp_path):
+    [line] = problems(write(tmp_path, PHOTOMETRY + "    enabled: true\n"))
+    assert "observer_code (your AAVSO observer code) is needed" in line
+    [line] = problems(write(tmp_path, PHOTOMETRY + "    observer_code: 'TST 01'\n"))
+    assert "'imaging.photometry.observer_code'" in line and "is not an AAVSO observer code" in line
+    text = PHOTOMETRY + "    targets:\n      - {name: SS Cyg, chart_id: X111}\n      - {name: sscyg, chart_id: X222}\n"
+    [line] = problems(write(tmp_path, text))
+    assert "targets SS Cyg and sscyg both answer to the name 'sscyg'" in line

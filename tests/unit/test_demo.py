@@ -9,8 +9,8 @@ import pytest
 
 from obsy import astro
 from obsy.config import ConfigError, load_config
-from obsy.demo.site import _Position, night_site, timezone_for
-from obsy.demo.targets import MIN_ALTITUDE_DEG, high_targets
+from obsy_local.demo.site import _Position, night_site, timezone_for
+from obsy_local.demo.targets import MIN_ALTITUDE_DEG, high_targets
 
 MOMENTS = [datetime(2026, 6, 21, 12, 0, tzinfo=UTC) + timedelta(hours=h, days=d) for d in (0, 91, 182) for h in (0, 7)]
 
@@ -63,8 +63,8 @@ def test_local_drivers_take_names_and_wrong_entries_are_named(tmp_path) -> None:
 
 
 def test_the_script_says_when_the_configured_site_is_not_dark(tmp_path) -> None:
-    from obsy.demo.script import demo_script
-    from obsy.demo.setup import DemoPlan
+    from obsy_local.demo.script import demo_script
+    from obsy_local.demo.setup import DemoPlan
 
     config = load_config(Path(__file__).resolve().parents[2] / "config" / "obsy.example.yaml")
     day = DemoPlan(config, tmp_path / "demo.yaml", "demo", "secret-password", 5.0, [])
@@ -77,8 +77,8 @@ def test_the_script_says_when_the_configured_site_is_not_dark(tmp_path) -> None:
 
 
 def test_the_demo_runs_the_sky_simulator_as_its_allsky_camera_and_requires_a_clear_sky(tmp_path) -> None:
-    from obsy.demo.setup import prepare_demo
-    from obsy.launcher import skysim_settings
+    from obsy_local.demo.setup import prepare_demo
+    from obsy_local.launcher import skysim_settings
 
     path = tmp_path / "obsy.yaml"
     path.write_text(f"site: {{latitude: 48, longitude: 16}}\ndata_dir: {tmp_path / 'data'}\ndemo: {{kstars: false}}\n")
@@ -100,7 +100,7 @@ def test_the_demo_runs_the_sky_simulator_as_its_allsky_camera_and_requires_a_cle
 def test_the_launcher_finds_the_sky_simulator_and_names_its_devices(tmp_path, monkeypatch) -> None:
     import sys
 
-    from obsy.launcher import indi_driver_path, skysim_settings
+    from obsy_local.launcher import indi_driver_path, skysim_settings
 
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     assert indi_driver_path().split(":")[0] == str(Path(sys.executable).parent)

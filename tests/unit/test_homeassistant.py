@@ -9,6 +9,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import paho.mqtt.client as mqtt
 import pytest
 
@@ -24,8 +25,10 @@ from obsy.homeassistant import (
     lint_entities,
     node_id,
     safety_binary_sensor,
+    service_label,
     standard_entities,
 )
+from obsy.messages import ServiceHealth
 from obsy.topics import HOMEASSISTANT_STATUS, Topics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -156,6 +159,19 @@ def test_connectivity_sensor_is_not_subject_to_availability() -> None:
     heartbeat = discovery_payload(entities["last_heartbeat"], node())
     assert heartbeat["device_class"] == "timestamp"
     assert "unit_of_measurement" not in heartbeat and "state_class" not in heartbeat
+
+
+def test_every_service_has_a_version_sensor_read_from_its_health() -> None:
+    for service in ("weather", "mcp", "web"):
+        entities = {e.object_id: e for e in standard_entities(service, Topics("obsy"))}
+        version = discovery_payload(entities["version"], node())
+        assert lint_discovery("sensor", version) == []
+        assert version["state_topic"] == f"obsy/{service}/health"
+        assert version["entity_category"] == "diagnostic"
+        assert version["name"] == f"{service_label(service)} version"
+        health = ServiceHealth(service=service, heartbeat_interval_s=15, version="1.2.3").model_dump(mode="json")
+        rendered = jinja2.Environment().from_string(version["value_template"]).render(value_json=health)
+        assert rendered == "1.2.3"
 
 
 @pytest.mark.parametrize("service", SERVICE_NAMES)

@@ -119,6 +119,7 @@ def _can_mount_in_a_namespace() -> bool:
 
 
 @pytest.mark.skipif(not _can_mount_in_a_namespace(), reason="no user namespaces here to mount a small file system")
+@pytest.mark.long(seconds=75)
 def test_a_really_full_disk_loses_nothing_and_a_second_run_takes_the_frames(tmp_path: Path) -> None:
     """The repository on a real 256 KiB file system (tmpfs in a private mount namespace) fills up."""
     archive = tmp_path / "archive"

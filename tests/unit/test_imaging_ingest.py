@@ -197,7 +197,7 @@ def test_migrations_go_down_and_up_again(repository):
     database.downgrade(repository.engine, "base")
     assert database.current_revision(repository.engine) is None
     database.upgrade(repository.engine)
-    assert database.current_revision(repository.engine) == "0004"
+    assert database.current_revision(repository.engine) == "0005"
 
 
 def test_models_and_migrations_agree(repository):

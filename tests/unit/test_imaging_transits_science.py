@@ -30,6 +30,7 @@ EPHEMERIS = Ephemeris(
 
 
 @pytest.mark.slow
+@pytest.mark.long(seconds=130)
 def test_twenty_seeded_nights_recover_the_mid_time_and_depth_with_honest_errors() -> None:
     tc_error, tc_sigma, depth_error = [], [], []
     for seed in range(NIGHTS):

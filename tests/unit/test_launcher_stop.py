@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from obsy.config import ObsyConfig
-from obsy.launcher import Child, Launcher
+from obsy_local.launcher import Child, Launcher
 
 # A service stand-in: records each SIGTERM in the journal; the "mcp" takes a while to exit
 # (its closing) unless a second SIGTERM comes.

@@ -11,8 +11,8 @@ import pytest
 from obsy.bus import Bus
 from obsy.config import ObsyConfig
 from obsy.homeassistant import Node, discovery_payload, lint_entities
-from obsy.messages import Command, McpState, Mode, OriginKind
-from obsy_mcp.service import McpService
+from obsy.messages import Command, Event, McpState, Mode, OriginKind
+from obsy_mcp.service import McpService, entity_event
 from tests.support.ha_cover import cover_state
 
 
@@ -86,3 +86,38 @@ def test_safety_alarm_mode_and_state(entities: dict[str, Any]) -> None:
     safe = McpState(state="observing", safe=True)
     assert render(entities["safety"]["value_template"], safe) == "OFF"
     assert render(entities["alarm"]["value_template"], safe) == "OFF"
+
+
+def test_event_entities_read_their_own_topics(entities: dict[str, Any]) -> None:
+    assert entities["roof_event"]["state_topic"] == "obsy/mcp/roof/event"
+    assert entities["roof_event"]["event_types"] == ["opened", "closing", "closing_unsafe", "closed", "closed_unsafe"]
+    assert entities["alarm_event"]["event_types"] == ["raised", "cleared"]
+    assert entities["night_event"]["event_types"] == ["started", "ended"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "data", "entity", "event_type"),
+    [
+        ("roof_opened", {"reason": "safe, dark, plan"}, "roof", "opened"),
+        ("roof_closing", {"reason": "night over", "unsafe_reasons": []}, "roof", "closing"),
+        ("roof_closing", {"reason": "weather unsafe", "unsafe_reasons": ["weather: rain"]}, "roof", "closing_unsafe"),
+        ("roof_closed", {"reason": "weather unsafe", "unsafe_reasons": ["weather: rain"]}, "roof", "closed_unsafe"),
+        ("roof_closed", {"reason": "dawn"}, "roof", "closed"),
+        ("alarm", {"alarm": "the roof did not move"}, "alarm", "raised"),
+        ("alarm_cleared", {}, "alarm", "cleared"),
+        ("night_started", {"night": "2026-12-06"}, "night", "started"),
+        ("night_ended", {"night": "2026-12-06", "reason": "dawn"}, "night", "ended"),
+    ],
+)
+def test_mcp_events_fire_the_event_entities(
+    entities: dict[str, Any], kind: str, data: dict, entity: str, event_type: str
+) -> None:
+    fired = entity_event(Event(service="mcp", kind=kind, message=f"{kind}!", data=data))
+    assert fired is not None
+    assert fired[0] == entity
+    assert fired[1].event_type == event_type
+    assert event_type in entities[f"{entity}_event"]["event_types"]
+
+
+def test_other_events_fire_nothing() -> None:
+    assert entity_event(Event(service="mcp", kind="transition", data={"from": "day", "to": "standby"})) is None

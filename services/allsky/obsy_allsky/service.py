@@ -333,6 +333,7 @@ class AllskyService(Service):
                 moon_phase=round(sky.moon_illumination, 3),
                 url=stored.url,
                 fits_url=fits_path.resolve().as_uri() if fits_path else None,
+                clean_url=stored.clean_url,
                 width=result.width,
                 height=result.height,
                 mode=setting.mode,
@@ -476,6 +477,9 @@ class AllskyService(Service):
         if result.linear is not None:
             header = linear_fits_header(info, raws, self.camera.device, s.pipeline.full_scale)
             linear = self._encode("linear FITS", lambda: encode_fits(result.linear, header))
+        clean = None
+        if result.clean is not None:  # what clouddetect judges: the picture without the overlay
+            clean = self._encode("picture without overlay", lambda: encode_jpeg(result.clean, s.jpeg_quality))
         longest = raws[0]
         try:
             stored = self.store.save(
@@ -485,6 +489,7 @@ class AllskyService(Service):
                 picture.extension,
                 fits_bytes=longest.fits if s.keep_fits and longest.fits else None,
                 linear_fits=linear,
+                clean_jpeg=clean,
             )
         except StorageError as exc:
             self.storage_failures += 1

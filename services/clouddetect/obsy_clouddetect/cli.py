@@ -105,7 +105,9 @@ def collect_command(args: argparse.Namespace) -> int:
         label["value"] = state.label
 
     def on_frame(_topic: str, frame: AllskyFrame) -> None:
-        path = collector.offer(frame, label["value"], lambda: read_bytes(frame.url, config.data_dir, 30))
+        path = collector.offer(
+            frame, label["value"], lambda: read_bytes(frame.clean_url or frame.url, config.data_dir, 30)
+        )
         if path is not None:
             print(f"saved {path}", flush=True)
         if args.count and collector.saved >= args.count:

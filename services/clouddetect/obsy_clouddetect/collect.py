@@ -36,7 +36,7 @@ class Collector:
         self.seen += 1
         if (self.seen - 1) % self.every:
             return None
-        suffix = Path(urllib.parse.urlparse(frame.url).path).suffix.lower() or ".jpg"
+        suffix = Path(urllib.parse.urlparse(frame.clean_url or frame.url).path).suffix.lower() or ".jpg"
         target = self.folder / _safe(label) / f"{_safe(frame.frame_id)}{suffix}"
         try:
             data = fetch()

@@ -101,7 +101,8 @@ class CloudDetectService(Service):
         age = (datetime.now(UTC) - frame.timestamp).total_seconds()
         if age > settings.max_frame_age:
             raise FrameError(f"frame is {age:.0f} s old (max_frame_age {settings.max_frame_age:.0f} s); not judged")
-        image = load_frame(frame.url, self.config.data_dir, settings.fetch_timeout)
+        source = frame.clean_url or frame.url  # never the overlay's text and names: they defeat the star match
+        image = load_frame(source, self.config.data_dir, settings.fetch_timeout)
         judgement = self.judge.judge(image, frame.timestamp, frame.exposure_s, frame.gain)
         clear = self.debouncer.update(judgement.clear)
         map_url = None
@@ -129,7 +130,7 @@ class CloudDetectService(Service):
             )
         )
         if self.collector is not None:
-            self.collector.offer(frame, judgement.label, lambda: read_bytes(frame.url, self.config.data_dir, 10))
+            self.collector.offer(frame, judgement.label, lambda: read_bytes(source, self.config.data_dir, 10))
 
     def _map_url(self) -> str:
         base = self.settings.cloud_map_url

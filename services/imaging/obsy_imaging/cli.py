@@ -20,6 +20,15 @@ or was known; 1 when some were quarantined or the disk filled; 2 for a configura
 
 Exit status 0 when nothing went wrong, 1 when something could not be built or calibrated (each
 problem is printed), 2 for a configuration problem.
+
+``report``: the AAVSO Extended report of one night and variable-star target, from the magnitudes
+the service stored (docs/imaging-photometry.md):
+
+    obsy-imaging report --night 2026-10-15 --target "SS Cyg"       write it (as the service does) and print it
+    obsy-imaging report --night 2026-10-15 --target sscyg --print  print it only
+
+Exit status 0 when a report was made, 1 when the night has no magnitude of that target, 2 for a
+configuration or usage problem.
 """
 
 from __future__ import annotations
@@ -210,4 +219,55 @@ def warm_up_command(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"import": import_command, "calibrate": calibrate_command, "warm-up": warm_up_command}
+def report_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="obsy-imaging report",
+        description="Write (and print) the AAVSO Extended report of one night and target from the stored magnitudes.",
+    )
+    parser.add_argument("-c", "--config", help="YAML config file (default: $OBSY_CONFIG, then ./config/obsy.yaml)")
+    parser.add_argument("--night", required=True, help="the observing night, YYYY-MM-DD (the evening's date)")
+    parser.add_argument("--target", required=True, help="the target's name (case and blanks ignored)")
+    parser.add_argument("--print", dest="print_only", action="store_true", help="print the report, write no file")
+    args = parser.parse_args(argv[1:])
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc.report("obsy-imaging"), file=sys.stderr)
+        return EXIT_USAGE
+    settings = config.imaging
+    if not settings.photometry.observer_code:
+        print("obsy-imaging report: set imaging.photometry.observer_code (your AAVSO observer code)", file=sys.stderr)
+        return EXIT_USAGE
+    from obsy_imaging.photometer import Photometer
+    from obsy_imaging.photometry.aavso import ReportError
+
+    engine = database.make_engine(settings.database(config.data_dir))
+    database.upgrade(engine)
+    repository = Repository(engine, settings.repository_dir(config.data_dir), settings.quarantine_dir(config.data_dir))
+    photometer = Photometer(repository, settings.photometry, config.site, config.data_dir)
+    try:
+        report = photometer.report(args.night, args.target) if args.print_only else None
+        if report is None:
+            report = photometer.write_report(args.night, args.target)
+    except ReportError as exc:
+        print(f"obsy-imaging report: {exc}", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    finally:
+        engine.dispose()
+    for problem in report.left_out:
+        print(f"obsy-imaging report: left out: {problem}", file=sys.stderr)
+    if report.text is None:
+        print(f"obsy-imaging report: no magnitude of {args.target} on the night of {args.night}", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    sys.stdout.write(report.text)
+    if not args.print_only:
+        print(f"obsy-imaging report: {report.observations} observation(s) in {report.path}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {
+    "import": import_command,
+    "calibrate": calibrate_command,
+    "warm-up": warm_up_command,
+    "report": report_command,
+}

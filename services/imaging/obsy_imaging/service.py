@@ -20,6 +20,12 @@ target and filter (:mod:`obsy_imaging.livestack`); the stack goes out as an
 :class:`~obsy.messages.ImagingLiveStack` on ``<p>/imaging/livestack/state`` (retained) with its
 stretched preview, a JPEG, on ``<p>/imaging/livestack/image`` (retained); a light that cannot be
 registered as a ``live_stack_left_out`` warning event with the reason.
+
+Variable-star photometry (``imaging.photometry``, off by default) runs on a fourth thread
+(:class:`PhotometryWorker`): each calibrated, accepted light of a configured target is measured
+(:mod:`obsy_imaging.photometer`), stored, published as an :class:`~obsy.messages.ImagingPhotometry`
+on ``<p>/imaging/photometry``, and its night's AAVSO report rewritten; a light without a magnitude
+goes out with its reasons and a ``photometry_failed`` warning event.
 """
 
 from __future__ import annotations
@@ -47,8 +53,10 @@ from obsy.messages import (
     ImagingMaster,
     ImagingMastersCommand,
     ImagingMastersState,
+    ImagingPhotometry,
     ImagingQuarantined,
     ImagingState,
+    PhotometryComparison,
     utc_now,
 )
 from obsy.runner import Service, run_service
@@ -60,6 +68,7 @@ from obsy_imaging.headers.normalise import warm_up
 from obsy_imaging.ingest.ingestor import Ingestor, Outcome, Result
 from obsy_imaging.ingest.watcher import CaptureWatcher
 from obsy_imaging.livestack import Folded, LeftOut, LiveStacker
+from obsy_imaging.photometer import MEASURED, Measured, Photometer
 from obsy_imaging.repository import database
 from obsy_imaging.repository.models import Frame, Grade
 from obsy_imaging.repository.store import Repository
@@ -130,6 +139,7 @@ class ImagingService(Service):
         self.state: ImagingState | None = None
         self.calibration: CalibrationWorker | None = None
         self.live_stack: LiveStackWorker | None = None
+        self.photometry: PhotometryWorker | None = None
 
     # --- runner hooks -------------------------------------------------------------------
     def start(self) -> None:
@@ -157,12 +167,24 @@ class ImagingService(Service):
             self.bus.subscribe(self.topics.imaging_masters_command, self.calibration.on_command, ImagingMastersCommand)
         if settings.calibration.enabled and settings.live_stack.enabled:
             self.live_stack = LiveStackWorker(self, LiveStacker(self.repository, settings.live_stack))
-            self.calibration.on_calibrated = self.live_stack.wake
+        if settings.calibration.enabled and settings.photometry.enabled:
+            photometer = Photometer(self.repository, settings.photometry, self.config.site, data_dir)
+            self.photometry = PhotometryWorker(self, photometer)
+        if self.calibration is not None:
+            workers = [w for w in (self.live_stack, self.photometry) if w is not None]
+
+            def wake_workers() -> None:
+                for worker in workers:
+                    worker.wake()
+
+            self.calibration.on_calibrated = wake_workers
         self.watcher.start()  # watches and scans the folders, takes files on its own thread
         if self.calibration is not None:
             self.calibration.start()
         if self.live_stack is not None:
             self.live_stack.start()  # lights calibrated before a restart and not stacked yet are taken first
+        if self.photometry is not None:
+            self.photometry.start()
         self.refresh(force=True)
         self.publish_acquired()
 
@@ -180,6 +202,8 @@ class ImagingService(Service):
             self.calibration.stop()
         if self.live_stack is not None:
             self.live_stack.stop()
+        if self.photometry is not None:
+            self.photometry.stop()
         if self.repository is not None:
             self.repository.engine.dispose()
 
@@ -196,6 +220,9 @@ class ImagingService(Service):
             "live_stack_folded": None if self.live_stack is None else self.live_stack.folded,
             "live_stack_left_out": None if self.live_stack is None else self.live_stack.left_out,
             "live_stack_errors": None if self.live_stack is None else self.live_stack.errors,
+            "photometry_measured": None if self.photometry is None else self.photometry.measured,
+            "photometry_failed": None if self.photometry is None else self.photometry.failed,
+            "photometry_errors": None if self.photometry is None else self.photometry.errors,
         }
 
     # --- results ------------------------------------------------------------------------
@@ -716,6 +743,105 @@ class LiveStackWorker(PassWorker):
         # The picture first: whoever reacts to the state finds the matching preview retained.
         self.bus.publish(self.topics.imaging_live_stack_image, done.preview, qos=1, retain=True)
         self.bus.publish(self.topics.imaging_live_stack_state, live_stack_message(done), qos=1, retain=True)
+
+
+def photometry_message(done: Measured) -> ImagingPhotometry:
+    row = done.row
+    return ImagingPhotometry(
+        frame_id=row.frame_id,
+        path=done.path,
+        night=row.night,
+        target=row.target,
+        filter=row.filter,
+        band=row.band,
+        jd=row.jd,
+        hjd=row.hjd,
+        bjd_tdb=row.bjd_tdb,
+        magnitude=row.magnitude,
+        error=row.error,
+        check=row.check_label,
+        check_magnitude=row.check_magnitude,
+        check_residual=row.check_residual,
+        airmass=row.airmass,
+        comparisons=[PhotometryComparison(**c) for c in row.comparisons or []],
+        chart=row.chart_id,
+        wcs=row.wcs_source,
+        fwhm_px=row.fwhm_px,
+        reasons=list(row.reasons or []),
+        report=done.report,
+    )
+
+
+class PhotometryWorker(PassWorker):
+    """Runs the :class:`~obsy_imaging.photometer.Photometer` on its own thread and publishes each light.
+
+    A pass runs when the calibration calibrated lights (:meth:`wake`) and every few seconds. The
+    first pass forgets the lights that had no sequence, so a chart added since is used. A light
+    that cannot be measured is stored with its reasons, published, and sent as a warning event;
+    an unexpected error is logged, stored as the light's reason and counted; the thread goes on.
+    """
+
+    THREAD_NAME = "imaging-photometry"
+    WHAT = "photometry pass"
+    FAILED_EVENT = "photometry_pass_failed"
+
+    def __init__(self, service: ImagingService, photometer: Photometer) -> None:
+        super().__init__(service)
+        self.photometer = photometer
+        self.measured = self.failed = 0
+        self._first_pass = True
+
+    def _pass(self) -> None:
+        if self._first_pass:
+            self._first_pass = False
+            retried = self.photometer.retry_without_sequence()
+            if retried:
+                self.log.info("%d light(s) without a sequence are measured again", retried)
+        while not self._stopping.is_set():
+            pending = self.photometer.pending()
+            if not pending:
+                return
+            for frame_id in pending:
+                if self._stopping.is_set():
+                    return
+                self._measure(frame_id)
+
+    def _measure(self, frame_id: int) -> None:
+        try:
+            done = self.photometer.measure(frame_id)
+        except Exception as exc:  # a bug: the light is stored as failed (not retried every pass), the rest go on
+            self.errors += 1
+            self.log.exception("photometry of light %s failed", frame_id, extra={"event": self.FAILED_EVENT})
+            done = self.photometer.give_up(frame_id, f"unexpected error: {exc}"[:500])
+        self._publish(done)
+
+    def _publish(self, done: Measured) -> None:
+        message = photometry_message(done)
+        self.bus.publish(self.topics.imaging_photometry, message, qos=1)
+        where = f"{message.target} / {message.band or message.filter or 'no filter'} / {message.night}"
+        if done.row.status == MEASURED:
+            self.measured += 1
+            self.log.info(
+                "%s: %s %.3f ± %.3f", done.path, where, message.magnitude, message.error or 0.0,
+                extra={"event": "photometry_measured"},
+            )  # fmt: skip
+        else:
+            self.failed += 1
+            reasons = "; ".join(message.reasons) or "no magnitude"
+            self._event(
+                "photometry_failed",
+                "warning",
+                f"{done.path}: no magnitude ({where}): {reasons}"[:1000],
+                {"frame_id": message.frame_id, "path": done.path, "target": message.target, "reasons": message.reasons},
+            )
+        if done.report_problems:
+            self._event(
+                "photometry_report_left_out",
+                "warning",
+                f"left out of the AAVSO report of {message.target} ({message.night}): "
+                + "; ".join(done.report_problems)[:800],
+                {"target": message.target, "night": message.night},
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

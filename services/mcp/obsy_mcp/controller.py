@@ -34,6 +34,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
@@ -49,6 +50,7 @@ from obsy_mcp.inputs import Clock, Inputs
 from obsy_mcp.operator_state import OperatorState, StateFileError
 from obsy_mcp.statemachine import (
     AFTER_CLOSING,
+    AFTER_OPENING,
     Decision,
     RoofGoal,
     State,
@@ -131,6 +133,16 @@ class Answer:
         )
 
 
+@dataclass
+class _Told:
+    """What the roof and night events (``roof_*``, ``night_*``) have said so far."""
+
+    closing_reason: str = ""  # why the running (or last) closing started: the closed event repeats it
+    closing_unsafe: list[str] = field(default_factory=list)
+    dark: bool | None = None  # None until the Sun's altitude is first known: a restart at night is no dusk
+    night_end: bool = False  # night_ended said for this night
+
+
 class Controller:
     def __init__(
         self,
@@ -196,8 +208,8 @@ class Controller:
         self._ekos_poll: Future[SchedulerStatus] | None = None
         self._ekos_polled_at: float | None = None
         self._ekos_was_running = False
-        self._ekos_retried = False
-        self._ekos_unreachable = False
+        self._ekos_retried = self._ekos_unreachable = False
+        self._told = _Told()  # what the roof and night events have said
         indi.on_reconnect(self._on_indi_reconnect)
 
     # ------------------------------------------------------------------ life cycle
@@ -433,7 +445,9 @@ class Controller:
         self._ensure_devices()
         self._watch_ekos()
         self._next_night_clears_night_ended()
-        decision = decide(self.conditions())
+        conditions = self.conditions()
+        self._watch_night(conditions)
+        decision = decide(conditions)
         position = self.roof.position()
         if position is RoofPosition.UNKNOWN:
             self._devices_unknown(decision)
@@ -474,6 +488,36 @@ class Controller:
     def _end_night(self, reason: str) -> None:
         """Tonight's observing is over: closed until START, OPEN, or the next observing night."""
         self.inputs.end_night(reason, self._tonight_date())
+        if self._told.dark and not self._told.night_end:
+            self._tell_night_ended(reason)
+
+    def _watch_night(self, conditions: Any) -> None:
+        """``night_started`` when the Sun sinks below the limit, ``night_ended`` when it rises above it.
+
+        Once per night each: a night already ended (the schedule finished, ABORT, the roof closed
+        outside OBSY) has said so then. The first altitude known after a start is no change.
+        """
+        altitude = conditions.sun_altitude
+        if altitude is None:
+            return
+        dark = altitude <= conditions.sun_limit
+        if self._told.dark is None or dark == self._told.dark:
+            self._told.dark = dark
+            return
+        self._told.dark = dark
+        if dark:
+            self._told.night_end = False
+            self._event(
+                "night_started",
+                f"night started: the Sun is at {altitude:.1f}°, below {conditions.sun_limit:g}°",
+                data={"night": self.tonight(), "sun_altitude": round(altitude, 2)},
+            )
+        elif not self._told.night_end:
+            self._tell_night_ended(f"the Sun rose above {conditions.sun_limit:g}°")
+
+    def _tell_night_ended(self, reason: str) -> None:
+        self._told.night_end = True
+        self._event("night_ended", f"night ended: {reason}", data={"night": self.tonight(), "reason": reason})
 
     def _roof_moved_outside(self, position: RoofPosition, decision: Decision) -> bool:
         """React to a roof moved by someone else; True when that ended the night.
@@ -1081,7 +1125,30 @@ class Controller:
         )
         if not self.inputs.broker_connected:
             self._while_broker_lost.append(f"{previous} -> {target} ({reason})")
+        self._roof_event(previous, target, reason)
         self.publish_state()
+
+    def _roof_event(self, previous: State, target: State, reason: str) -> None:
+        """``roof_closing`` (with the unsafe reasons, if any), ``roof_closed``, ``roof_opened``: what people
+        are told about and automate on; the closing's reasons go with the closed event too."""
+        if target is State.CLOSING:
+            self._told.closing_reason = reason
+            self._told.closing_unsafe = list(self.conditions().unsafe_reasons)
+            unsafe = self._told.closing_unsafe
+            self._event(
+                "roof_closing",
+                f"closing the roof: {reason}",
+                level="warning" if unsafe else "info",
+                data={"reason": reason, "unsafe_reasons": unsafe},
+            )
+        elif previous is State.CLOSING and self.roof.position() is RoofPosition.CLOSED:
+            self._event(
+                "roof_closed",
+                f"roof closed: {self._told.closing_reason}",
+                data={"reason": self._told.closing_reason, "unsafe_reasons": self._told.closing_unsafe},
+            )
+        elif previous is State.OPENING and target in AFTER_OPENING and self.roof.position() is RoofPosition.OPEN:
+            self._event("roof_opened", f"roof open: {reason}", data={"reason": reason})
 
     def snapshot(self) -> McpState:
         conditions = self.conditions()

@@ -21,6 +21,7 @@ from obsy.messages import (
     Command,
     Event,
     InvalidCommandError,
+    McpEntityEvent,
     McpState,
     Mode,
     SafetyVerdict,
@@ -33,6 +34,31 @@ from obsy_mcp.controller import Answer, Controller
 from obsy_mcp.ekos import Ekos
 from obsy_mcp.planrequest import PlanRequester
 
+#: Event types of the Home Assistant event entities, by entity.
+ROOF_EVENT_TYPES = ("opened", "closing", "closing_unsafe", "closed", "closed_unsafe")
+ALARM_EVENT_TYPES = ("raised", "cleared")
+NIGHT_EVENT_TYPES = ("started", "ended")
+
+
+def entity_event(event: Event) -> tuple[str, McpEntityEvent] | None:
+    """The Home Assistant event entity (roof, alarm, night) an MCP event fires, and what it says; else None."""
+    data = event.data
+    unsafe = [str(reason) for reason in data.get("unsafe_reasons") or []]
+    if event.kind in ("roof_opened", "roof_closing", "roof_closed"):
+        happened = event.kind.removeprefix("roof_")
+        if unsafe and happened != "opened":
+            happened += "_unsafe"
+        return "roof", McpEntityEvent(event_type=happened, reason=str(data.get("reason", "")), unsafe_reasons=unsafe)
+    if event.kind == "alarm":
+        return "alarm", McpEntityEvent(event_type="raised", reason=event.message)
+    if event.kind == "alarm_cleared":
+        return "alarm", McpEntityEvent(event_type="cleared", reason=event.message)
+    if event.kind in ("night_started", "night_ended"):
+        return "night", McpEntityEvent(
+            event_type=event.kind.removeprefix("night_"), reason=event.message, night=data.get("night")
+        )
+    return None
+
 
 class BusOutbox:
     def __init__(self, bus: Bus) -> None:
@@ -43,6 +69,15 @@ class BusOutbox:
 
     def event(self, event: Event) -> None:
         self.bus.publish_event(event)
+        fired = entity_event(event)
+        if fired is not None:  # not retained: Home Assistant would fire it again on every reconnect
+            entity, payload = fired
+            topic = {
+                "roof": self.bus.topics.mcp_roof_event,
+                "alarm": self.bus.topics.mcp_alarm_event,
+                "night": self.bus.topics.mcp_night_event,
+            }[entity]
+            self.bus.publish(topic, payload, qos=1, retain=False)
 
 
 class McpService(Service):
@@ -188,6 +223,31 @@ class McpService(Service):
                 device_class="problem",
                 json_attributes_topic=state,
                 json_attributes_template="{{ {'alarm_reason': value_json.alarm_reason} | tojson }}",
+            ),
+            # What people automate on: each message's event_type fires the entity, its other fields are attributes.
+            Entity(
+                component="event",
+                object_id="roof_event",
+                name="Roof event",
+                state_topic=topics.mcp_roof_event,
+                icon="mdi:garage-variant",
+                extra={"event_types": list(ROOF_EVENT_TYPES)},
+            ),
+            Entity(
+                component="event",
+                object_id="alarm_event",
+                name="Alarm event",
+                state_topic=topics.mcp_alarm_event,
+                icon="mdi:alarm-light",
+                extra={"event_types": list(ALARM_EVENT_TYPES)},
+            ),
+            Entity(
+                component="event",
+                object_id="night_event",
+                name="Night event",
+                state_topic=topics.mcp_night_event,
+                icon="mdi:weather-night",
+                extra={"event_types": list(NIGHT_EVENT_TYPES)},
             ),
             Entity(
                 component="button",

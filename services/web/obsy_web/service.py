@@ -29,6 +29,7 @@ from obsy_web.ingest.ingestor import Ingestor
 from obsy_web.ingest.retention import apply_retention
 from obsy_web.ingest.subscriber import start_ingest_bus
 from obsy_web.live import LatestStates, LiveHub
+from obsy_web.notify import Notifier
 from obsy_web.simulation import WeatherSimulationGateway
 from obsy_web.sky import SkyNow
 from obsy_web.status import StatusBoard
@@ -69,6 +70,14 @@ class WebService(Service):
         self.context.sky.current()  # first computation in the background
         self.context.targets.publish_all()
         self.bus.subscribe(self.topics.imaging_acquired, self._on_acquired, ImagingAcquired)
+        self.notifier = Notifier(
+            settings.notifications,
+            self.topics,
+            site_name=self.config.site.name,
+            timezone=self.config.site.timezone,
+            publish_event=self.bus.publish_event,
+        )
+        self.notifier.attach(self.bus)  # nothing, unless notification URLs are configured
         self.ingestor.start()
         self.ingest_bus: Bus = start_ingest_bus(self.config.broker, self._on_bus_message, wait=5.0)
         self._next_retention = time.monotonic() + 60.0
@@ -150,6 +159,7 @@ class WebService(Service):
         self.thread.join(10)
         self.ingestor.stop()  # writes and acknowledges what it holds while the broker is still there
         self.ingest_bus.stop()
+        self.notifier.stop()
         self.engine.dispose()
 
     def health_details(self) -> dict[str, Any]:
@@ -161,6 +171,7 @@ class WebService(Service):
                 "oversize_on_the_bus": self.ingest_bus.oversize_messages,
             },
             "live_clients": self.context.hub.listeners,
+            "notifications": self.notifier.health(),
         }
 
 

@@ -47,6 +47,7 @@ def indi(tmp_path: Path) -> Iterator[IndiServer]:
         yield server
 
 
+@pytest.mark.long(seconds=75)
 def test_the_roof_reopens_after_the_longer_safe_delay_not_after_both(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher
 ) -> None:

@@ -41,7 +41,7 @@ from tests.support.mcp_harness import (
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.watcher import Watcher
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long(seconds=60)]
 pytest.importorskip("PyIndi", reason="pyindi-client is not installed (pip install 'obsy-core[indi]')")
 require_indi(DRIVERS)
 

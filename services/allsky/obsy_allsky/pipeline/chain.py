@@ -31,7 +31,9 @@ class ProcessedFrame:
     """The finished picture (8-bit RGB on the host) and what was measured on the way.
 
     ``image16`` is the finished picture at 16 bits (only for 16-bit PNG output), ``linear``
-    the fused linear RGB before the finish (only with ``output.keep_linear``, for FITS).
+    the fused linear RGB before the finish (only with ``output.keep_linear``, for FITS),
+    ``clean`` the same picture without the overlay (8-bit RGB; only when an overlay stage runs):
+    what clouddetect judges, since text and names on the sky defeat its star matching.
     """
 
     image: np.ndarray
@@ -41,6 +43,7 @@ class ProcessedFrame:
     cpu_timings: dict[str, float] = field(default_factory=dict)  # CPU-seconds of this process per stage
     image16: np.ndarray | None = None
     linear: np.ndarray | None = None
+    clean: np.ndarray | None = None
     device_image: Any = field(default=None, repr=False)  # what the encoder reads (GPU JPEG: no host copy)
 
     @property
@@ -129,11 +132,19 @@ class FramePipeline:
             sqm=sqm,
             info=info,
         )
+        clean = None  # the picture without the overlay, finished by the same stages
         for stage in cfg.finish:
             run = FINISHING_STAGES[stage.stage]
+            if stage.stage == "overlay":
+                if clean is None:
+                    clean = image.copy()  # the overlay draws in place
+            elif clean is not None:  # a stage after the overlay: the clean picture gets it too
+                clean = timed(stage.stage, lambda run=run, stage=stage, clean=clean: run(be, clean, stage, context))
             image = timed(stage.stage, lambda run=run, stage=stage, image=image: run(be, image, stage, context))
         frame = timed("output", lambda: self._output(image))
         frame.stars, frame.sqm, frame.linear = stars, sqm, fused_linear
+        if clean is not None:
+            frame.clean = timed("clean", lambda: be.to_host(be.to_uint8(clean)))
         frame.timings, frame.cpu_timings = timings, cpu_timings
         return frame
 

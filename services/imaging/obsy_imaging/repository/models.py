@@ -265,3 +265,41 @@ class LiveStackFrame(Base):
     done_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_imaging_live_stack_frames_stack", "stack_id"),)
+
+
+class PhotometryMeasurement(Base):
+    """A light of a variable-star target after differential photometry: its magnitude, or the reasons
+    it has none (``status`` ``measured`` or ``failed``). One per light; the AAVSO report of its night
+    and target is written from these rows."""
+
+    __tablename__ = "imaging_photometry"
+
+    frame_id: Mapped[int] = mapped_column(ForeignKey("imaging_frames.id", ondelete="CASCADE"), primary_key=True)
+    night: Mapped[str] = mapped_column(String(10))
+    #: The target's AAVSO name (the configured name, whatever the OBJECT header's spelling).
+    target: Mapped[str] = mapped_column(String(200))
+    #: The frame's filter, and the AAVSO filter code it is reported in.
+    filter: Mapped[str | None] = mapped_column(String(100))
+    band: Mapped[str | None] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16))
+    #: Mid-exposure: JD (UTC), heliocentric JD (UTC), BJD_TDB.
+    jd: Mapped[float | None] = mapped_column(Float(precision=53))
+    hjd: Mapped[float | None] = mapped_column(Float(precision=53))
+    bjd_tdb: Mapped[float | None] = mapped_column(Float(precision=53))
+    magnitude: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[float | None] = mapped_column(Float)
+    check_label: Mapped[str | None] = mapped_column(String(100))
+    check_instrumental: Mapped[float | None] = mapped_column(Float)
+    check_magnitude: Mapped[float | None] = mapped_column(Float)
+    check_residual: Mapped[float | None] = mapped_column(Float)
+    airmass: Mapped[float | None] = mapped_column(Float)
+    #: The comparison stars used: [{label, catalogue_mag, instrumental_mag}].
+    comparisons: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    #: The AAVSO chart ID; None for the observer's own comparison stars.
+    chart_id: Mapped[str | None] = mapped_column(String(20))
+    wcs_source: Mapped[str | None] = mapped_column(String(32))
+    fwhm_px: Mapped[float | None] = mapped_column(Float)
+    reasons: Mapped[list[str]] = mapped_column(JSON)
+    measured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_imaging_photometry_night_target", "night", "target"),)

@@ -30,10 +30,10 @@ from typing import Any
 import yaml
 
 from obsy import astro
-from obsy.config import DemoConfig, ObsyConfig, _merge, _read_yaml, find_config_path, load_config
-from obsy.demo.kstars import PROFILE, bus_address, kstars_available
-from obsy.demo.site import night_site
-from obsy.launcher import free_port, port_open
+from obsy.config import DemoConfig, ObsyConfig, find_config_path, load_config, merge_settings, read_yaml
+from obsy_local.demo.kstars import PROFILE, bus_address, kstars_available
+from obsy_local.demo.site import night_site
+from obsy_local.network import free_port, port_open
 
 #: The sky simulator's allsky camera (services/skysim; its default device name).
 ALLSKY_DRIVER = "indi_obsy_allsky"
@@ -132,10 +132,10 @@ def prepare_demo(config_path: str | None, *, now: datetime | None = None) -> Dem
     """Build, write and load the demo configuration from the user's file (or none)."""
     now = now or datetime.now(UTC)
     path = find_config_path(config_path)
-    raw = _read_yaml(path) if path is not None else {}
+    raw = read_yaml(path) if path is not None else {}
     user = load_config(path) if path is not None else None
     settings = user.demo if user else DemoConfig.model_validate(raw.get("demo") or {})
-    merged = _merge(raw, demo_overrides(user, raw, settings, now))
+    merged = merge_settings(raw, demo_overrides(user, raw, settings, now))
     data_dir = Path(merged["data_dir"])
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "obsy.sqlite3").unlink(missing_ok=True)  # a new demo, a new database

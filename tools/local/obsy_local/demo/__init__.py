@@ -5,9 +5,9 @@ now, with a short safe delay, demo targets, an operator account and the weather
 simulator's "make it rain" allowed. Nothing of it can reach real hardware or a real
 observatory's data: its own INDI server, its own topic prefix, its own SQLite database.
 
-- :mod:`obsy.demo.site`: where it is night now;
-- :mod:`obsy.demo.setup`: the demo configuration (the user's file with the demo's changes);
-- :mod:`obsy.demo.targets`: targets high in that sky, created through the web API;
-- :mod:`obsy.demo.kstars`: KStars/Ekos headless, when installed;
-- :mod:`obsy.demo.script`: what the user is told to watch and do.
+- :mod:`obsy_local.demo.site`: where it is night now;
+- :mod:`obsy_local.demo.setup`: the demo configuration (the user's file with the demo's changes);
+- :mod:`obsy_local.demo.targets`: targets high in that sky, created through the web API;
+- :mod:`obsy_local.demo.kstars`: KStars/Ekos headless, when installed;
+- :mod:`obsy_local.demo.script`: what the user is told to watch and do.
 """

@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from obsy.config import SiteConfig
 
-log = logging.getLogger("obsy.demo.kstars")
+log = logging.getLogger("obsy_local.demo.kstars")
 
 PROFILE = "OBSY demo"
 #: The devices Ekos uses (relayed to it by a second indiserver), with their profile roles.

@@ -26,7 +26,7 @@ and ``OBSY_SKYSIM_CONFIG`` is not set, the launcher writes their settings file
 (``<run_dir>/skysim.yaml``: the configured site, a small sensor, the device names) and
 points indiserver's environment at it (docs/skysim.md).
 
-``--demo`` runs the demonstration (:mod:`obsy.demo`): the same, with the demo's
+``--demo`` runs the demonstration (:mod:`obsy_local.demo`): the same, with the demo's
 configuration, an operator account, demo targets and a script for the user.
 """
 
@@ -39,7 +39,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -55,11 +54,12 @@ import yaml
 
 from obsy.config import SERVICE_NAMES, ConfigError, IndiLocalDriver, ObsyConfig, load_config
 from obsy.runner import EXIT_CONFIG
+from obsy_local.network import free_port, port_open, wait_port
 
 if TYPE_CHECKING:
-    from obsy.demo.setup import DemoPlan
+    from obsy_local.demo.setup import DemoPlan
 
-log = logging.getLogger("obsy.launcher")
+log = logging.getLogger("obsy_local.launcher")
 
 MAX_RESTARTS = 5
 #: Not containing "indiserver": KStars' 'pkill indiserver' on exit must not stop ours.
@@ -116,29 +116,6 @@ def loopback_bind_address(host: str) -> str:
     if not is_loopback(host):
         raise ValueError(f"{host!r} is not a loopback address")
     return "127.0.0.1" if host == "localhost" else host
-
-
-def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def wait_port(host: str, port: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if port_open(host, port):
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @dataclass
@@ -467,7 +444,7 @@ class Launcher:
 
     def _start_kstars(self) -> None:
         """A private session bus and KStars headless on it; Ekos is prepared once KStars is up."""
-        from obsy.demo import kstars
+        from obsy_local.demo import kstars
 
         bus = Child("dbus", kstars.dbus_argv(self.run_dir), self.log_dir / "dbus.log")
         (self.run_dir / "kstars-bus").unlink(missing_ok=True)
@@ -494,8 +471,8 @@ class Launcher:
 
     def _demo_ready(self, dashboard: str) -> None:
         """Once the web service answers: demo targets through its API, then the script for the user."""
-        from obsy.demo.script import demo_script
-        from obsy.demo.targets import DemoSetupError, WebSession, create_targets, high_targets, wait_for_web
+        from obsy_local.demo.script import demo_script
+        from obsy_local.demo.targets import DemoSetupError, WebSession, create_targets, high_targets, wait_for_web
 
         assert self.demo is not None
         site = self.config.site
@@ -533,7 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = None
     try:
         if args.demo:
-            from obsy.demo.setup import prepare_demo
+            from obsy_local.demo.setup import prepare_demo
 
             demo = prepare_demo(args.config)
             config = demo.config

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from obsy.demo.setup import DemoPlan
+from obsy_local.demo.setup import DemoPlan
 
 
 def demo_script(plan: DemoPlan, dashboard: str, weather_command: str, targets: list[str]) -> str:

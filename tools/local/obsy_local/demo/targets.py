@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from obsy.demo.site import altitude_deg, local_sidereal_deg
+from obsy_local.demo.site import altitude_deg, local_sidereal_deg
 
 #: name the catalogue knows -> (RA, Dec) in degrees; spread over the sky, north and south.
 CANDIDATES: dict[str, tuple[float, float]] = {

@@ -1,0 +1,194 @@
+"""Notifications: events on the real broker reach a real HTTP receiver through Apprise's json:// URL.
+
+The receiver is a plain HTTP server on loopback that records every request; the web service
+runs whole, against Mosquitto and an SQLite file.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from obsy.messages import Event
+from tests.support.watcher import Watcher
+from tests.support.web_server import RunningWeb
+
+pytestmark = pytest.mark.integration
+
+
+class Receiver:
+    """Records the JSON body of every POST; ``hang`` keeps each request waiting instead of answering."""
+
+    def __init__(self, *, hang: float = 0.0) -> None:
+        self.bodies: list[dict] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                body = self.rfile.read(length)
+                if hang:
+                    time.sleep(hang)
+                with receiver.lock:
+                    receiver.bodies.append(json.loads(body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"json://127.0.0.1:{self.server.server_address[1]}/notify"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def received(self) -> list[dict]:
+        with self.lock:
+            return list(self.bodies)
+
+    def wait(self, count: int, timeout: float = 20.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while len(self.received()) < count:
+            assert time.monotonic() < deadline, f"{len(self.received())} of {count} notifications: {self.received()}"
+            time.sleep(0.05)
+        return self.received()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+def mcp_event(kind: str, level: str, message: str, **data) -> str:
+    return Event(service="mcp", kind=kind, level=level, message=message, data=data).model_dump_json()
+
+
+def start_web(tmp_path, mosquitto, **notifications) -> RunningWeb:
+    web = RunningWeb(tmp_path, mosquitto, f"sqlite:///{tmp_path / 'obsy.sqlite3'}", notifications=notifications)
+    return web.start(timeout=60)
+
+
+def test_unsafe_close_is_notified_once_and_repeats_are_held_back(mosquitto, tmp_path, receiver):
+    web = start_web(tmp_path, mosquitto, urls=[receiver.url], repeat_after=3, min_level="warning")
+    watcher = Watcher(mosquitto.port, ["obsy/#"])
+    try:
+        closing = mcp_event(
+            "roof_closing",
+            "warning",
+            "closing the roof: unsafe: rain detected",
+            unsafe_reasons=["weather: rain detected"],
+        )
+        watcher.publish("obsy/mcp/events", closing)
+        [first] = receiver.wait(1)
+        assert first["title"] == "Test site: roof closing"
+        assert "rain detected" in first["message"]
+        assert first["type"] == "warning"
+
+        # A flapping sensor: the same kind again and again is held back and counted.
+        for _ in range(5):
+            watcher.publish("obsy/mcp/events", closing)
+        # An info event of a kind not listed stays out; an alarm (critical) goes at once.
+        watcher.publish("obsy/mcp/events", mcp_event("device_action", "info", "roof: started"))
+        watcher.publish("obsy/mcp/events", mcp_event("alarm", "critical", "closing failed: the roof did not move"))
+        second = receiver.wait(2)[1]
+        assert second["title"] == "Test site: ALARM"
+        assert second["type"] == "failure"
+        web.wait_until(lambda: web.service.notifier.health()["held_back"] == 5)
+        time.sleep(0.5)
+        assert len(receiver.received()) == 2
+
+        # After repeat_after, the next one goes out and says how many were held back.
+        time.sleep(3.2)
+        watcher.publish("obsy/mcp/events", closing)
+        third = receiver.wait(3)[2]
+        assert third["title"] == "Test site: roof closing"
+        assert "5 more like this held back" in third["message"]
+
+        # A service that loses its connection (Last Will) is notified; its retained state at start is not.
+        watcher.publish("obsy/weather/availability", "online", retain=True)
+        time.sleep(0.3)
+        watcher.publish("obsy/weather/availability", "offline", retain=True)
+        fourth = receiver.wait(4)[3]
+        assert fourth["title"] == "Test site: service offline"
+        assert "weather" in fourth["message"]
+        health = web.service.notifier.health()
+        assert health["sent"] == 4 and health["failed"] == 0
+    finally:
+        watcher.close()
+        web.stop()
+
+
+def test_a_dead_or_hung_notification_service_does_not_hurt_the_web_service(mosquitto, tmp_path):
+    with socket.socket() as s:  # a port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+    hung = Receiver(hang=30)
+    web = start_web(
+        tmp_path,
+        mosquitto,
+        urls=f"json://127.0.0.1:{dead_port}/x\n{hung.url}",  # as a secrets file gives them: one a line
+        repeat_after=0,
+        timeout=1.5,
+    )
+    watcher = Watcher(mosquitto.port, ["obsy/#"])
+    try:
+        watcher.publish("obsy/mcp/events", mcp_event("alarm", "critical", "the roof did not close"))
+        failed = watcher.wait_for(
+            lambda got: any(
+                json.loads(m.payload).get("kind") == "notification_failed" for m in got if m.topic == "obsy/web/events"
+            ),
+            timeout=20,
+        )
+        assert failed
+        # Sending goes on after the failure, and the service keeps working: it still takes events and
+        # answers HTTP while a notification hangs.
+        for n in range(3):
+            watcher.publish("obsy/mcp/events", mcp_event("alarm", "critical", f"still failing {n}"))
+        web.wait_until(lambda: web.service.notifier.health()["failed"] >= 3, timeout=30)
+        with web.client() as client:
+            assert client.get("/healthz").status_code == 200
+        assert web.thread.is_alive()
+        health = web.service.notifier.health()
+        assert health["failing"]
+        assert "within 1.5 s" in health["last_error"] or "refused" in health["last_error"]
+        # The failure is reported once, not for every notification.
+        kinds = [json.loads(m.payload)["kind"] for m in watcher.on("obsy/web/events")]
+        assert kinds.count("notification_failed") == 1
+    finally:
+        watcher.close()
+        web.stop()
+        hung.close()
+
+
+def test_notification_urls_from_a_secrets_file(mosquitto, tmp_path, receiver, monkeypatch):
+    secret = tmp_path / "notify_urls"
+    secret.write_text(f"# the receiver\n{receiver.url}\n")
+    monkeypatch.setenv("OBSY_WEB__NOTIFICATIONS__URLS_FILE", str(secret))
+    web = start_web(tmp_path, mosquitto)
+    watcher = Watcher(mosquitto.port, ["obsy/#"])
+    try:
+        watcher.publish("obsy/mcp/events", mcp_event("roof_closed", "info", "roof closed: rain detected"))
+        [note] = receiver.wait(1)
+        assert note["title"] == "Test site: roof closed"
+        assert note["type"] == "info"
+        assert receiver.url not in json.dumps(web.service.health_details(), default=str)
+    finally:
+        watcher.close()
+        web.stop()
