@@ -11,22 +11,25 @@ from __future__ import annotations
 import csv
 import io
 import json
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from obsy.messages import (
     ImagingLiveStack,
     ImagingMaster,
-    ImagingMastersCommand,
-    ImagingMastersState,
     ImagingPhotometry,
     ImagingState,
 )
+from obsy.topics import Topics
+from obsy_web.db import models
+from obsy_web.ingest.ingestor import Ingestor
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.pgcluster import fresh_database
+from tests.support.pretend_imaging import PretendImaging
 from tests.support.watcher import Watcher
+from tests.support.web_databases import database_url, migrated_engine  # noqa: F401 (fixtures)
 from tests.support.web_server import RunningWeb
 
 pytestmark = pytest.mark.integration
@@ -189,32 +192,6 @@ def test_masters_built_and_lights_waiting(web, bus):
         assert imaging["calibration_queue"] == 4 and "wait for a flat" in imaging["waiting_for"][0]
 
 
-def _pretend_imaging(port: int, stop: threading.Event, seen: list[ImagingMastersCommand]) -> Watcher:
-    """Answers each masters command as the imaging service does: running, then done."""
-    answerer = Watcher(port, ["obsy/imaging/masters/set"])
-
-    def answer() -> None:
-        answered = 0
-        while not stop.is_set():
-            commands = answerer.on("obsy/imaging/masters/set")
-            for received in commands[answered:]:
-                command = ImagingMastersCommand.model_validate_json(received.payload)
-                seen.append(command)
-                for status in ("running", "done"):
-                    reply = ImagingMastersState(
-                        status=status,
-                        request_id=command.request_id,
-                        origin=command.origin,
-                        built=["bias-ddd"] if status == "done" else [],
-                    )
-                    answerer.publish("obsy/imaging/masters/state", reply.to_json(), retain=True)
-            answered = len(commands)
-            stop.wait(0.05)
-
-    threading.Thread(target=answer, daemon=True).start()
-    return answerer
-
-
 def test_build_masters_now_is_for_operators_and_carries_the_origin(web, bus):
     with web.login("vera") as viewer:
         assert viewer.post("/api/v1/commands/imaging/masters", json={}).status_code == 403
@@ -222,16 +199,15 @@ def test_build_masters_now_is_for_operators_and_carries_the_origin(web, bus):
         reply = operator.post("/api/v1/commands/imaging/masters", json={})
         assert reply.status_code == 504 and "imaging service did not answer" in reply.json()["detail"]
         assert operator.post("/api/v1/commands/imaging/masters", json={"min_frames": 0}).status_code == 422
-        stop, seen = threading.Event(), []
-        answerer = _pretend_imaging(web.broker.port, stop, seen)
+        imaging = PretendImaging(web.broker.port)
+        seen = imaging.commands
         try:
             reply = operator.post("/api/v1/commands/imaging/masters", json={"min_frames": 5})
             assert reply.status_code == 200, reply.text
             answer = reply.json()
             assert answer["status"] == "running" and answer["request_id"] == seen[-1].request_id
         finally:
-            stop.set()
-            answerer.close()
+            imaging.close()
     command = seen[-1]
     assert command.min_frames == 5 and (command.origin.kind, command.origin.user, command.origin.role) == (
         "web",
@@ -299,3 +275,31 @@ def test_light_curves_with_the_check_star_csv_and_the_aavso_report(web, bus):
         assert rows[0]["check_residual"] == "0.01" and rows[0]["filter"] == "V"
         assert viewer.get("/api/v1/photometry/Nobody").json()["points"] == []
         assert viewer.get("/api/v1/photometry/SS%20Cyg?format=xml").status_code == 422
+
+
+def test_malformed_imaging_messages_are_counted_and_dropped(migrated_engine):  # noqa: F811
+    """Straight into the ingestor on both databases: bad imaging payloads never stop the rest."""
+    topics = Topics("obsy")
+    ingestor = Ingestor(migrated_engine, topics, batch_size=50, max_payload=64 * 1024)
+    ingestor.start()
+    good = live_stack(1, 1, datetime(2026, 2, 3, 22, 0, tzinfo=UTC), target="T" * 500)
+    ingestor.submit(topics.imaging_live_stack_state, good.to_json())
+    bad_stack = json.loads(good.to_json()) | {"frames": -1}
+    ingestor.submit(topics.imaging_live_stack_state, json.dumps(bad_stack).encode())
+    ingestor.submit(topics.imaging_masters, json.dumps({"master_id": "x", "kind": "dark", "frames": 0}).encode())
+    ingestor.submit(topics.imaging_photometry, b"[1, 2, 3]")
+    ingestor.submit(topics.imaging_photometry, b'{"target": "' + b"x" * 70_000 + b'"}')  # oversize
+    ingestor.submit(topics.imaging_live_stack_image, b"\xff\xd8 not stored")  # a JPEG: not a stored topic
+    nul = ImagingPhotometry(frame_id=1, path="p.fits", night="2026-02-03", target="bad\x00name", magnitude=10.0)
+    ingestor.submit(topics.imaging_photometry, nul.to_json())  # Postgres refuses the NUL: dropped alone
+    fine = ImagingPhotometry(frame_id=2, path="q.fits", night="2026-02-03", target="Z UMa", magnitude=9.0, jd=2461075.5)
+    ingestor.submit(topics.imaging_photometry, fine.to_json())
+    assert ingestor.wait_idle(20)
+    ingestor.stop()
+    assert ingestor.invalid == 4 and ingestor.oversize == 1
+    with migrated_engine.connect() as connection:
+        stacks = connection.execute(select(models.LiveStackState.target)).scalars().all()
+        targets = set(connection.execute(select(models.PhotometryPoint.target)).scalars().all())
+    assert stacks == ["T" * 200]  # cut to the column's length
+    assert "Z UMa" in targets
+    assert migrated_engine.dialect.name != "postgresql" or targets == {"Z UMa"}
