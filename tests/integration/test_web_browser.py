@@ -298,3 +298,21 @@ def test_the_imaging_page_follows_the_live_stack_and_plots_the_light_curve(brows
         page.context.close()
     finally:
         watcher.close()
+
+
+def test_an_operator_builds_masters_from_the_imaging_page(browser, web):
+    from tests.support.pretend_imaging import PretendImaging
+
+    expect = playwright_api.expect
+    imaging = PretendImaging(web.broker.port)
+    try:
+        page = log_in(browser, web, "otto")
+        page.goto(f"{web.url}/imaging")
+        expect(page.locator("#live-status")).to_have_text("live")
+        page.click("#build-masters")
+        expect(page.locator("#build-result")).to_have_text("imaging service: running")
+        expect(page.locator("#masters-state")).to_have_text("done · built 1 · by otto", timeout=LIVE_DEADLINE_MS)
+        assert [(c.origin.user, c.origin.role) for c in imaging.commands] == [("otto", "operator")]
+        page.context.close()
+    finally:
+        imaging.close()
