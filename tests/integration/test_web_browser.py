@@ -276,6 +276,11 @@ def test_the_imaging_page_follows_the_live_stack_and_plots_the_light_curve(brows
         expect(page.locator("#lc-csv")).to_have_attribute(
             "href", "/api/v1/photometry/RR%20Lyr?night=2026-02-10&format=csv"
         )
+        page.select_option("#lc-filter", "V")
+        expect(page.locator("#lc-csv")).to_have_attribute(
+            "href", "/api/v1/photometry/RR%20Lyr?night=2026-02-10&filter=V&format=csv"
+        )
+        expect(page.locator("#lightcurve circle.point")).to_have_count(6)
 
         page.evaluate("window.stillTheSamePage = true")
         watcher.publish("obsy/imaging/livestack/state", fold(3).to_json(), retain=True)

@@ -273,6 +273,8 @@ def test_light_curves_with_the_check_star_csv_and_the_aavso_report(web, bus):
         rows = list(csv.DictReader(io.StringIO(exported.text)))
         assert [float(r["magnitude"]) for r in rows] == pytest.approx([11.91, 11.92])  # without a magnitude: left out
         assert rows[0]["check_residual"] == "0.01" and rows[0]["filter"] == "V"
+        b_only = viewer.get("/api/v1/photometry/SS%20Cyg?filter=B").json()["points"]
+        assert [(p["night"], p["filter"], p["jd"]) for p in b_only] == [("2026-02-04", "B", 2461076.4)]
         assert viewer.get("/api/v1/photometry/Nobody").json()["points"] == []
         assert viewer.get("/api/v1/photometry/SS%20Cyg?format=xml").status_code == 422
 

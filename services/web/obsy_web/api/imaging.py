@@ -318,10 +318,12 @@ def photometry_targets(context: WebContext = Depends(get_context)) -> list[Photo
     return list(targets.values())
 
 
-def _curve(context: WebContext, target: str, night: str | None) -> LightCurve:
+def _curve(context: WebContext, target: str, night: str | None, band: str | None = None) -> LightCurve:
     query = select(PhotometryPoint).where(PhotometryPoint.target == target)
     if night is not None:
         query = query.where(PhotometryPoint.night == night)
+    if band is not None:
+        query = query.where(PhotometryPoint.filter == band)
     with context.sessions() as session:
         records = session.scalars(query.order_by(PhotometryPoint.jd, PhotometryPoint.time).limit(100_000)).all()
     points: list[LightCurvePoint] = []
@@ -362,11 +364,12 @@ _CSV_COLUMNS = ("jd", "magnitude", "error", "filter", "band", "check", "check_ma
 def light_curve(
     target: str = FastApiPath(..., min_length=1, max_length=200),
     night: str | None = Query(None, pattern=NIGHT_PATTERN, description="observing night; default: every night"),
+    filter: str | None = Query(None, max_length=100, description="only this filter (as the frames name it)"),
     format: str = Query("json", pattern="^(json|csv)$", description="json, or csv for a spreadsheet"),
     context: WebContext = Depends(get_context),
 ) -> Any:
     """A target's light curve: JD, magnitude, error, filter and the check star's residual, in time order."""
-    curve = _curve(context, target, night)
+    curve = _curve(context, target, night, filter)
     if format == "json":
         return curve
     out = io.StringIO()
@@ -379,7 +382,8 @@ def light_curve(
         writer.writerow(
             (p.night, p.time.isoformat(), *["" if v is None else v for v in values], p.airmass or "", p.frame_id)
         )
-    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in target) + (f"-{night}" if night else "")
+    name = "-".join(part for part in (target, night, filter) if part)
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
     return Response(
         out.getvalue(),
         media_type="text/csv",
