@@ -209,7 +209,7 @@ def test_the_imaging_page_follows_the_live_stack_and_plots_the_light_curve(brows
     import cv2
     import numpy as np
 
-    from obsy.messages import ImagingLiveStack, ImagingMaster, ImagingPhotometry
+    from obsy.messages import ImagingCalibrated, ImagingLiveStack, ImagingMaster, ImagingPhotometry
 
     expect = playwright_api.expect
     preview = web.data_dir / "imaging" / "repository" / "stacks" / "2026-02-10" / "3" / "preview.jpg"
@@ -242,6 +242,17 @@ def test_the_imaging_page_follows_the_live_stack_and_plots_the_light_curve(brows
             master_id="bias-browser", kind="bias", path="masters/bias.fits", exposure_s=0.0, frames=30, method="median"
         )
         watcher.publish("obsy/imaging/masters", master.to_json())
+        light = ImagingCalibrated(
+            frame_id=41,
+            light="lights/2026-02-10/M_101/L/light_1.fits",
+            path="calibrated/light_1.fits",
+            night="2026-02-10",
+            target="M 101",
+            filter="L",
+            bias="bias-browser",
+            explanation=["bias: the newest of 30 frames at -10 °C"],
+        )
+        watcher.publish("obsy/imaging/calibrated", light.to_json())
         for n in range(6):
             point = ImagingPhotometry(
                 frame_id=900 + n,
@@ -269,6 +280,9 @@ def test_the_imaging_page_follows_the_live_stack_and_plots_the_light_curve(brows
         expect(stack.locator(".left-out")).to_have_text("1 left out")
         page.wait_for_function("document.querySelector(\"#stacks figure[data-stack='3'] img\").naturalWidth === 40")
         expect(page.locator("#masters tbody")).to_contain_text("bias")
+        expect(page.locator("#calibrated tbody")).to_contain_text("light_1.fits")
+        expect(page.locator("#calibrated tbody")).to_contain_text("bias bias-browser")
+        expect(page.locator("#calibrated tbody")).to_contain_text("the newest of 30 frames")
         expect(page.locator("#build-masters")).to_have_count(0)  # a viewer cannot build masters
         expect(page.locator("#lc-target")).to_have_value("RR Lyr")
         expect(page.locator("#lightcurve circle.point")).to_have_count(6)

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from obsy.messages import (
+    ImagingCalibrated,
     ImagingLiveStack,
     ImagingMaster,
     ImagingPhotometry,
@@ -305,3 +306,35 @@ def test_malformed_imaging_messages_are_counted_and_dropped(migrated_engine):  #
     assert stacks == ["T" * 200]  # cut to the column's length
     assert "Z UMa" in targets
     assert migrated_engine.dialect.name != "postgresql" or targets == {"Z UMa"}
+
+
+def test_calibrated_lights_with_their_masters_and_why(web, bus):
+    def calibrated(n: int, night: str = "2026-02-05", **changes) -> ImagingCalibrated:
+        values = {
+            "timestamp": datetime(2026, 2, 5, 20, n, tzinfo=UTC),
+            "frame_id": 700 + n,
+            "light": f"lights/2026-02-05/M_51/Ha/light_{n}.fits",
+            "path": f"calibrated/2026-02-05/light_{n}.fits",
+            "night": night,
+            "target": "M 51",
+            "filter": "Ha",
+            "dark": "dark-bbb",
+            "flat": "flat-ccc",
+            "dark_scale": 0.5,
+            "explanation": ["dark: 600 s scaled to 300 s (no 300 s dark)", "flat: Ha, 2 h before"],
+            "waited_s": 3600.0 if n == 2 else None,
+        }
+        values.update(changes)
+        return ImagingCalibrated(**values)
+
+    for message in (calibrated(1), calibrated(2), calibrated(2), calibrated(1, night="2026-02-04")):
+        bus.publish("obsy/imaging/calibrated", message.to_json())
+    bus.publish("obsy/imaging/calibrated", json.dumps({"frame_id": "seven"}))  # invalid: dropped
+    with web.login("vera") as viewer:
+        web.wait_until(lambda: viewer.get("/api/v1/imaging/calibrated").json()["total"] == 2)
+        items = viewer.get("/api/v1/imaging/calibrated").json()["items"]
+        assert [c["frame_id"] for c in items] == [702, 701]
+        assert items[0]["dark"] == "dark-bbb" and items[0]["dark_scale"] == 0.5 and items[0]["waited_s"] == 3600.0
+        assert items[0]["explanation"][0].startswith("dark: 600 s scaled") and items[0]["bias"] is None
+        older = viewer.get("/api/v1/imaging/calibrated?night=2026-02-04").json()
+        assert older["total"] == 1 and older["items"][0]["light"].endswith("light_1.fits")

@@ -27,7 +27,7 @@ from obsy_web.api.security import get_context, operator, viewer
 from obsy_web.auth.accounts import Principal
 from obsy_web.commands import NoAnswerError, web_origin
 from obsy_web.context import WebContext
-from obsy_web.db.models import CalibrationMasterRecord, LiveStackState, PhotometryPoint
+from obsy_web.db.models import CalibratedLightRecord, CalibrationMasterRecord, LiveStackState, PhotometryPoint
 
 router = APIRouter(tags=["imaging"])
 NIGHT_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
@@ -221,6 +221,62 @@ def masters(
             )
             for r in records
         ]
+    return Page(items=items, total=total, limit=paging.limit, offset=paging.offset)
+
+
+class CalibratedLight(BaseModel):
+    time: datetime
+    night: str
+    frame_id: int
+    light: str | None = Field(description="the raw light, relative to the imaging repository")
+    target: str | None
+    filter: str | None
+    bias: str | None = None
+    dark: str | None = None
+    flat: str | None = None
+    dark_scale: float | None = None
+    explanation: list[str] = Field(default_factory=list, description="why each master, one line per kind")
+    nan_pixels: int | None = None
+    waited_s: float | None = Field(default=None, description="how long the light waited for its masters")
+
+
+@router.get("/imaging/calibrated", response_model=Page[CalibratedLight], dependencies=[Depends(viewer)])
+def calibrated_lights(
+    night: str | None = Query(None, pattern=NIGHT_PATTERN, description="observing night; default: the latest"),
+    paging: Paging = Depends(),
+    context: WebContext = Depends(get_context),
+) -> Page[CalibratedLight]:
+    """Lights calibrated in a night, newest first, with the masters applied and why."""
+    with context.sessions() as session:
+        if night is None:
+            night = session.scalar(select(func.max(CalibratedLightRecord.night)))
+        query = select(CalibratedLightRecord).where(CalibratedLightRecord.night == (night or ""))
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        records = session.scalars(
+            query.order_by(CalibratedLightRecord.time.desc(), CalibratedLightRecord.id.desc())
+            .limit(paging.limit)
+            .offset(paging.offset)
+        ).all()
+        items = []
+        for r in records:
+            data = r.data or {}
+            items.append(
+                CalibratedLight(
+                    time=r.time,
+                    night=r.night,
+                    frame_id=r.frame_id,
+                    light=data.get("light"),
+                    target=r.target,
+                    filter=r.filter,
+                    bias=data.get("bias"),
+                    dark=data.get("dark"),
+                    flat=data.get("flat"),
+                    dark_scale=data.get("dark_scale"),
+                    explanation=[str(line) for line in data.get("explanation") or []],
+                    nan_pixels=data.get("nan_pixels"),
+                    waited_s=data.get("waited_s"),
+                )
+            )
     return Page(items=items, total=total, limit=paging.limit, offset=paging.offset)
 
 

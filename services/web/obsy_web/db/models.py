@@ -159,6 +159,26 @@ class CalibrationMasterRecord(Base):
     data: Mapped[dict[str, Any]]  # the whole message
 
 
+class CalibratedLightRecord(Base):
+    """A light the imaging service calibrated (``imaging/calibrated``): which masters, and why."""
+
+    __tablename__ = "calibrated_lights"
+    __table_args__ = (
+        Index("ix_calibrated_lights_night_time", "night", "time"),
+        Index("ix_calibrated_lights_time", "time"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: SHA-256 of topic and payload: a message the broker delivers twice (QoS 1) is stored once.
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    time: Mapped[datetime]
+    night: Mapped[str] = mapped_column(String(10))
+    frame_id: Mapped[int] = mapped_column(BigInteger)
+    target: Mapped[str | None] = mapped_column(String(200))
+    filter: Mapped[str | None] = mapped_column(String(100))
+    data: Mapped[dict[str, Any]]  # the whole message: light, masters applied, explanation, waited_s
+
+
 class PhotometryPoint(Base):
     """A light of a variable-star target measured (or not) by the imaging service (``imaging/photometry``)."""
 

@@ -23,6 +23,7 @@ from obsy.messages import (
     AllskyStreak,
     CloudState,
     Event,
+    ImagingCalibrated,
     ImagingLiveStack,
     ImagingMaster,
     ImagingPhotometry,
@@ -171,6 +172,20 @@ def _master(message: Incoming) -> list[Row]:
     return [Row(models.CalibrationMasterRecord.__table__, values)]
 
 
+def _calibrated(message: Incoming) -> list[Row]:
+    light = _parse(ImagingCalibrated, message)
+    values = {
+        "time": light.timestamp,
+        "fingerprint": message.digest,
+        "night": light.night[:10],
+        "frame_id": light.frame_id,
+        "target": _cut(light.target, 200),
+        "filter": _cut(light.filter, 100),
+        "data": light.model_dump(mode="json"),
+    }
+    return [Row(models.CalibratedLightRecord.__table__, values)]
+
+
 def _photometry(message: Incoming) -> list[Row]:
     point = _parse(ImagingPhotometry, message)
     values = point.model_dump(include={"frame_id", "jd", "magnitude", "error", "check_magnitude", "check_residual"})
@@ -234,6 +249,7 @@ class Router:
             topics.allsky_streaks: _allsky_streak,
             topics.imaging_live_stack_state: _live_stack,
             topics.imaging_masters: _master,
+            topics.imaging_calibrated: _calibrated,
             topics.imaging_photometry: _photometry,
             topics.mcp_state: _mcp_state,
             topics.scheduler_plan: _plan,

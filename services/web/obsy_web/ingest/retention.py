@@ -22,6 +22,7 @@ def tables_by_setting() -> dict[str, list[type[models.Base]]]:
             models.McpStateRecord,
             models.AvailabilityChange,
             models.LiveStackState,
+            models.CalibratedLightRecord,
         ],
         "events_days": [models.EventRecord],
         "allsky_days": [models.AllskyFrameRecord, models.AllskyStreakRecord],

@@ -1,4 +1,4 @@
-"""imaging: live stack states, calibration masters and photometry points from the imaging service
+"""imaging: live stack states, calibration masters, calibrated lights and photometry points
 
 Revision ID: 0004_imaging
 Revises: 0003
@@ -71,6 +71,21 @@ def upgrade() -> None:
     )
     op.create_index("ix_calibration_masters_time", "calibration_masters", ["time"], unique=False)
     op.create_table(
+        "calibrated_lights",
+        _id(),
+        sa.Column("fingerprint", sa.String(length=64), nullable=False),
+        _time(),
+        sa.Column("night", sa.String(length=10), nullable=False),
+        sa.Column("frame_id", sa.BigInteger(), nullable=False),
+        sa.Column("target", sa.String(length=200), nullable=True),
+        sa.Column("filter", sa.String(length=100), nullable=True),
+        _data(),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("fingerprint"),
+    )
+    op.create_index("ix_calibrated_lights_night_time", "calibrated_lights", ["night", "time"], unique=False)
+    op.create_index("ix_calibrated_lights_time", "calibrated_lights", ["time"], unique=False)
+    op.create_table(
         "photometry_points",
         _id(),
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
@@ -98,6 +113,9 @@ def downgrade() -> None:
     op.drop_index("ix_photometry_points_time", table_name="photometry_points")
     op.drop_index("ix_photometry_points_target_night", table_name="photometry_points")
     op.drop_table("photometry_points")
+    op.drop_index("ix_calibrated_lights_time", table_name="calibrated_lights")
+    op.drop_index("ix_calibrated_lights_night_time", table_name="calibrated_lights")
+    op.drop_table("calibrated_lights")
     op.drop_index("ix_calibration_masters_time", table_name="calibration_masters")
     op.drop_table("calibration_masters")
     op.drop_index("ix_live_stack_states_time", table_name="live_stack_states")
