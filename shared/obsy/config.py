@@ -1263,6 +1263,25 @@ class ImagingLiveStackConfig(Section):
     )
 
 
+class ImagingNightStackConfig(Section):
+    """The stack of record: once a night is over, each live stack is stacked again from its calibrated
+    lights with outlier rejection (satellite trails, cosmic rays, planes), on the live stack's
+    registrations (docs/imaging-stacking.md, "In the service")."""
+
+    enabled: bool = True
+    rejection: Literal["none", "sigma", "winsorized", "linear_fit"] = Field(
+        default="winsorized", description="how outliers are dropped per pixel (winsorized: Huber's sigma clipping)"
+    )
+    low: float = Field(default=3.0, gt=0, description="rejection limit below, in sigmas")
+    high: float = Field(default=3.0, gt=0, description="rejection limit above, in sigmas")
+    min_frames: int = Field(
+        default=3, ge=2, description="a live stack of fewer lights is not stacked again (rejection needs several)"
+    )
+    memory_budget_mb: float = Field(
+        default=256.0, ge=16, description="pixel values held at once: the stack goes in bands of rows within it"
+    )
+
+
 _SEXAGESIMAL_ANGLE = re.compile(
     r"^\s*([+-])?\s*(\d+(?:\.\d*)?)[\s:hd°]+(\d+(?:\.\d*)?)(?:[\s:m'′]+(\d+(?:\.\d*)?))?[\s\"s″]*$"
 )
@@ -1533,6 +1552,7 @@ class ImagingConfig(ServiceSection):
     grading: ImagingGradingConfig = ImagingGradingConfig()
     calibration: ImagingCalibrationConfig = ImagingCalibrationConfig()
     live_stack: ImagingLiveStackConfig = ImagingLiveStackConfig()
+    night_stack: ImagingNightStackConfig = ImagingNightStackConfig()
     photometry: ImagingPhotometryConfig = ImagingPhotometryConfig()
 
     @field_validator("suffixes")
