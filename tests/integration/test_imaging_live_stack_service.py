@@ -22,7 +22,7 @@ import sep
 from astropy.io import fits
 from sqlalchemy import select
 
-from obsy.messages import Event, ImagingLiveStack
+from obsy.messages import Event, ImagingLiveStack, ImagingNightStack
 from obsy_imaging.repository.models import Grade, LiveStack, LiveStackFrame
 from tests.integration.test_imaging_calibration_service import repository_of
 from tests.integration.test_imaging_service import Running, wait_online
@@ -260,3 +260,34 @@ def test_a_restart_continues_the_stack(tmp_path, mosquitto, watcher, sky):
         assert hdus[0].header["NCOMBINE"] == 4
     ratio = star_flux_ratios(image, sky[0])
     assert np.median(ratio) == pytest.approx(1.0, abs=0.01)
+
+
+def test_a_night_that_is_over_is_stacked_again_with_rejection(tmp_path, mosquitto, watcher, sky, monkeypatch):
+    """Lights of a night two days ago (a service down at dawn, or an import): stacked live, then, the
+    night being over, stacked again with rejection: the stack of record, on imaging/nightstacks."""
+    evening = (datetime.now(ZoneInfo("Europe/Vienna")) - timedelta(days=2)).replace(hour=22, minute=0, second=0)
+    monkeypatch.setitem(globals(), "START", evening.astimezone(UTC))
+    settings = {"min_stars": None, "min_stars_ratio": None, "max_background_ratio": None}
+    calibration = {"require_dark": False, "require_flat": False, "quiet_time": 0.5, "quiet_exposures": 0}
+    with Running(tmp_path, mosquitto, grading=settings, calibration=calibration, live_stack={"nights": None}) as run:
+        wait_online(watcher)
+        write_bias(run.capture, watcher)
+        for index, frame in enumerate(sky):
+            write_light(run.capture, index, frame.image)
+        watcher.wait_for(lambda _: any(s.frames == len(sky) for s in night_stacks(watcher)), timeout=300)
+    last = night_stacks(watcher)[-1]  # built at 3 lights (or more), built again as the live stack grew
+    assert (last.night, last.target, last.filter) == (evening.date().isoformat(), "M 42", "L")
+    assert last.frames == len(sky) and last.integration_s == EXPOSURE * len(sky) and last.missing == 0
+    assert last.rejection == "winsorized 3/3" and 0 <= last.rejected_fraction < 0.1
+    assert len({s.stack_id for s in night_stacks(watcher)}) == 1  # one row, replaced
+    built = events(watcher, "night_stack_built")
+    assert built and built[-1].data["path"] == last.path
+    with fits.open(run.repository / last.path) as hdus:
+        image = hdus[0].data.astype(np.float64)
+        assert hdus[0].header["NCOMBINE"] == len(sky) and hdus["REJECTED"].data.shape == image.shape
+    ratio = star_flux_ratios(image, sky[0])
+    assert np.median(ratio) == pytest.approx(1.0, abs=0.01)
+
+
+def night_stacks(watcher: Watcher) -> list[ImagingNightStack]:
+    return [ImagingNightStack.model_validate_json(m.payload) for m in watcher.on("obsy/imaging/nightstacks")]

@@ -167,6 +167,9 @@ class Photometer:
         with self.repository.sessions() as session:
             frame = session.get(Frame, frame_id)
             calibration = session.scalar(select(Calibration).where(Calibration.frame_id == frame_id))
+            # Grading measured the seeing already (the same stars, before calibration): the apertures
+            # take it instead of a second star search over the whole frame (most of a frame's time).
+            seeing = session.scalar(select(Grade.fwhm_px).where(Grade.frame_id == frame_id))
         target = self.settings.target_for(frame.target)
         assert target is not None and calibration is not None and calibration.path, "measure() of a pending light"
         row = PhotometryMeasurement(
@@ -209,6 +212,7 @@ class Photometer:
                     site=self.site,
                     saturation_adu=self.settings.saturation_adu,
                     solve_timeout_s=self.settings.solve_timeout,
+                    fwhm_px=seeing or None,
                 )
                 _fill(row, reduced)
         row.measured_at = datetime.now(UTC)
