@@ -34,7 +34,7 @@ def main() -> None:
     from obsy_skysim.field import FieldRenderer, TelescopeOptics
     from obsy_skysim.scenario import Scenario, SineVariable
     from obsy_skysim.sensor import SensorSpec
-    from tests.integration.test_imaging_photometry_service import chart_json
+    from tests.integration.imaging.test_imaging_photometry_service import chart_json
     from tests.support.photometry import noise_of, write_light
     from tests.support.skysim import SITE
 

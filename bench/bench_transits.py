@@ -36,7 +36,7 @@ RUNS = 3
 def science(nights: int = 20, *, partial: bool = False) -> None:
     errors, sigmas, depths, seconds = [], [], [], []
     for seed in range(nights):
-        if partial:  # egress only, as tests/unit/test_imaging_transits_science.py
+        if partial:  # egress only, as tests/unit/imaging/test_imaging_transits_science.py
             lc = simulate_night(TRUTH, 100 + seed, points=200, start_offset_days=20 / 1440, span_days=0.15)
         else:
             lc = simulate_night(TRUTH, seed)
@@ -79,7 +79,7 @@ def main() -> None:
         )
     exotic = os.environ.get("OBSY_EXOTIC_PYTHON")
     if exotic and os.access(exotic, os.X_OK):
-        from tests.unit.test_imaging_transits_exotic import exotic_fit
+        from tests.unit.imaging.test_imaging_transits_exotic import exotic_fit
 
         started = time.perf_counter()
         theirs = exotic_fit(lc, EPHEMERIS, fit.limb_darkening)

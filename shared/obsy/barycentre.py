@@ -5,7 +5,7 @@ the observatory in the GCRS with full Earth orientation. The observatory's offse
 geocentre moves the result by at most 21 ms, so a rotation by the Earth rotation angle alone
 (no precession, nutation or polar motion: ≤ 40 km, 0.14 ms) serves; the Earth's barycentric
 position comes from ERFA's ``epv00`` (as astropy's built-in ephemeris). Agreement with astropy
-is tested to 1 ms (tests/unit/test_imaging_headers.py); exoplanet timing needs seconds.
+is tested to 1 ms (tests/unit/imaging/test_imaging_headers.py); exoplanet timing needs seconds.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from obsy.messages import ImagingAcquired, ImagingFrame, TargetList
-from tests.integration.test_imaging_service import Running, now_iso, wait_online
+from tests.integration.imaging.test_imaging_service import Running, now_iso, wait_online
 from tests.support.imaging_frames import star_field, write_frame
 from tests.support.watcher import Watcher
 from tests.support.web_server import RunningWeb

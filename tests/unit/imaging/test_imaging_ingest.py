@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,27 +21,8 @@ from obsy_imaging.repository import database, placement
 from obsy_imaging.repository.models import Frame, QuarantinedFile
 from obsy_imaging.repository.store import Repository
 from tests.support.imaging_frames import frame_bytes, write_frame
-from tests.support.pgcluster import fresh_database
 
 SITE = SiteConfig(latitude=-33.93, longitude=18.42, elevation=30, timezone="Africa/Johannesburg")
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """SQLite (the default) and Postgres (compose): the repository must behave the same on both."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'imaging.sqlite3'}"
-    else:
-        with fresh_database("obsy_imaging_test") as url:
-            yield url
-
-
-@pytest.fixture
-def repository(tmp_path: Path, database_url: str) -> Iterator[Repository]:
-    engine = database.make_engine(database_url)
-    database.upgrade(engine)
-    yield Repository(engine, tmp_path / "repository", tmp_path / "quarantine")
-    engine.dispose()
 
 
 @pytest.fixture

@@ -24,8 +24,8 @@ from sqlalchemy import select
 
 from obsy.messages import Event, ImagingLiveStack, ImagingNightStack
 from obsy_imaging.repository.models import Grade, LiveStack, LiveStackFrame
-from tests.integration.test_imaging_calibration_service import repository_of
-from tests.integration.test_imaging_service import Running, wait_online
+from tests.integration.imaging.test_imaging_calibration_service import repository_of
+from tests.integration.imaging.test_imaging_service import Running, wait_online
 from tests.support.stacking import SENSOR, SimFrame, offset_pointing, render
 from tests.support.watcher import Watcher
 

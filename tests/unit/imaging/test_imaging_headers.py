@@ -11,7 +11,7 @@ from astropy.io import fits
 from obsy_imaging.headers import FrameType, HeaderError, normalise_header, values
 from obsy_imaging.headers.normalise import Site
 
-HEADERS = Path(__file__).resolve().parents[1] / "fixtures" / "imaging" / "headers"
+HEADERS = Path(__file__).resolve().parents[2] / "fixtures" / "imaging" / "headers"
 
 
 def dump(name: str) -> fits.Header:

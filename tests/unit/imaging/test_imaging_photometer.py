@@ -5,7 +5,6 @@ out with the reason)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,10 +14,8 @@ from obsy.config import ImagingPhotometryConfig, SiteConfig
 from obsy_imaging.photometer import MEASURED, NO_SEQUENCE, Photometer, band_for
 from obsy_imaging.photometry.aavso import validate_report
 from obsy_imaging.photometry.vsp import ChartError
-from obsy_imaging.repository import database
 from obsy_imaging.repository.models import Calibration, Frame, Grade, PhotometryMeasurement
 from obsy_imaging.repository.store import Repository
-from tests.support.pgcluster import fresh_database
 
 SITE = SiteConfig(latitude=48.2, longitude=16.4, elevation=180)
 NOW = datetime(2026, 10, 15, 22, 0, tzinfo=UTC)
@@ -64,24 +61,6 @@ def settings(tmp_path: Path, **extra) -> ImagingPhotometryConfig:
         {"name": "Far Away", "chart_id": "X55555ZZZ"},
     ]
     return ImagingPhotometryConfig(enabled=True, observer_code="TST01", targets=targets, **extra)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """SQLite (the default) and Postgres (compose): the queries must behave the same on both."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'imaging.sqlite3'}"
-    else:
-        with fresh_database("obsy_imaging_test") as url:
-            yield url
-
-
-@pytest.fixture
-def repository(tmp_path: Path, database_url: str) -> Iterator[Repository]:
-    engine = database.make_engine(database_url)
-    database.upgrade(engine)
-    yield Repository(engine, tmp_path / "repository", tmp_path / "quarantine")
-    engine.dispose()
 
 
 def test_filter_names_become_aavso_codes(tmp_path: Path) -> None:

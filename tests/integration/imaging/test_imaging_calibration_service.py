@@ -25,7 +25,7 @@ from obsy_imaging.calibration import FrameKind
 from obsy_imaging.repository import database
 from obsy_imaging.repository.models import Calibration, Frame, Master, MasterInput
 from obsy_imaging.repository.store import Repository
-from tests.integration.test_imaging_service import Running, wait_online
+from tests.integration.imaging.test_imaging_service import Running, wait_online
 from tests.support.calibration_frames import Sensor, frame_info, write_frame, write_series
 from tests.support.watcher import Watcher
 

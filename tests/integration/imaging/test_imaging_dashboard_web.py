@@ -7,8 +7,14 @@ from __future__ import annotations
 import pytest
 
 from obsy.messages import ImagingLiveStack
-from tests.integration.test_imaging_live_stack_service import LIVE_IMAGE, LIVE_STATE, running, write_bias, write_light
-from tests.integration.test_imaging_service import wait_online
+from tests.integration.imaging.test_imaging_live_stack_service import (
+    LIVE_IMAGE,
+    LIVE_STATE,
+    running,
+    write_bias,
+    write_light,
+)
+from tests.integration.imaging.test_imaging_service import wait_online
 from tests.support.stacking import offset_pointing, render
 from tests.support.watcher import Watcher
 from tests.support.web_server import RunningWeb

@@ -20,12 +20,12 @@ import pytest
 from obsy_imaging.transits.fit import McmcSettings, fit_transit
 from obsy_imaging.transits.limbdarkening import quadratic_to_nonlinear
 from obsy_imaging.transits.simulate import simulate_night
-from tests.unit.test_imaging_transits_science import EPHEMERIS, TRUTH
+from tests.unit.imaging.test_imaging_transits_science import EPHEMERIS, TRUTH
 
 logging.getLogger("emcee").setLevel(logging.ERROR)
 
 EXOTIC_PYTHON = os.environ.get("OBSY_EXOTIC_PYTHON", "")
-RUNNER = Path(__file__).parents[1] / "support" / "exotic_fit.py"
+RUNNER = Path(__file__).parents[2] / "support" / "exotic_fit.py"
 
 
 def exotic_fit(lc, ephemeris, limb_darkening: tuple[float, float]) -> dict:

@@ -2,12 +2,11 @@
 
 Frames are written with the known fixed pattern of tests/support/calibration_frames.py, registered
 by the real ingest into a real SQLite repository, and the :class:`Calibrator` runs passes on them
-as the service does (the service and its bus: tests/integration/test_imaging_calibration_service.py).
+as the service does (the service and its bus: tests/integration/imaging/test_imaging_calibration_service.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,32 +19,12 @@ from obsy.config import ImagingCalibrationConfig, SiteConfig
 from obsy_imaging.calibration import FrameKind
 from obsy_imaging.calibrator import CALIBRATED, WAITING, Calibrator, PassResult, calibrated_path
 from obsy_imaging.ingest.ingestor import Ingestor, Outcome
-from obsy_imaging.repository import database
 from obsy_imaging.repository.models import Calibration, Frame, FrameProblem, Master, MasterInput
 from obsy_imaging.repository.store import Repository
 from tests.support.calibration_frames import Sensor, frame_info, write_frame, write_series
-from tests.support.pgcluster import fresh_database
 
 SITE = SiteConfig(latitude=-33.93, longitude=18.42, elevation=30, timezone="Africa/Johannesburg")
 START = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """SQLite (the default) and Postgres (compose): the same bookkeeping on both."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'imaging.sqlite3'}"
-    else:
-        with fresh_database("obsy_imaging_test") as url:
-            yield url
-
-
-@pytest.fixture
-def repository(tmp_path: Path, database_url: str) -> Iterator[Repository]:
-    engine = database.make_engine(database_url)
-    database.upgrade(engine)
-    yield Repository(engine, tmp_path / "repository", tmp_path / "quarantine")
-    engine.dispose()
 
 
 @pytest.fixture
