@@ -196,7 +196,10 @@ class Calibrator:
         if library != self._last_library or self._groups_waiting:
             self.build_due(result, now=now)
             self._groups_waiting = result.due_later
-            self._last_library = self._library_signature()
+            # The signature from before this grouping: a frame ingested while it ran (which it may not
+            # have seen) changes the next pass's signature, so that pass groups again. Taking it after
+            # the grouping lost such a frame for good: a flat group one frame short, never built.
+            self._last_library = library
         self.calibrate(result, retry_waiting=retry_waiting or bool(result.built), now=now)
         return result
 

@@ -245,3 +245,26 @@ def test_a_ready_group_is_built_once_no_frame_joined_it_for_a_while(tmp_path, re
     assert any("may still be arriving" in text for text in soon.waiting_groups)
     later = bench.calibrator.run(now=registered + timedelta(seconds=151))
     assert [b.master.kind for b in later.built] == ["dark"]
+
+
+def test_a_frame_ingested_while_a_pass_groups_is_grouped_in_the_next_pass(tmp_path, repository, sensor):
+    """The watcher ingests on its own thread: a flat registered while a pass is grouping (which may
+    not have seen it) must make the next pass group again, or a group one frame short stays unbuilt."""
+    bench = Bench(tmp_path, repository, sensor)
+    bench.series(FrameKind.BIAS, 5, exposure=0, seed=1)
+    flats = write_series(bench.capture, sensor, FrameKind.FLAT, 5, exposure=2, seed=3, filter="Red", level=20000)
+    for flat in flats[:4]:
+        bench.ingestor.ingest(flat.path, "watch", final=True)
+    grouping = bench.calibrator.build_due
+
+    def build_due_while_the_fifth_arrives(*args, **kwargs):
+        result = grouping(*args, **kwargs)  # saw four flats: no flat group yet
+        bench.ingestor.ingest(flats[4].path, "watch", final=True)  # the watcher's thread, meanwhile
+        return result
+
+    bench.calibrator.build_due = build_due_while_the_fifth_arrives
+    first = bench.calibrator.run()
+    assert [b.master.kind for b in first.built] == ["bias"]
+    bench.calibrator.build_due = grouping
+    second = bench.calibrator.run()
+    assert [b.master.kind for b in second.built] == ["flat"]
