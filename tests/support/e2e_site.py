@@ -4,7 +4,10 @@ The test runs at any hour, so it picks its observatory instead of its clock: of 
 KStars knows (its own city database, so that KStars can be put at the same place by
 name), the one where the Sun is lowest now and still at least ``MIN_DEPTH`` below the
 horizon ``HOLD`` later. Ekos enforces twilight and altitude with KStars' location, and
-the OBSY services with the configured site: both must agree, hence a real KStars city.
+the OBSY services with the configured site: both must agree, hence a real KStars city; its
+time zone too (the MCP refuses to start Ekos when KStars' differs from the site's), hence only
+cities without daylight saving time in KStars' database and with a whole-hour offset, whose
+zone is a fixed-offset one (``Etc/GMT...``).
 """
 
 from __future__ import annotations
@@ -36,11 +39,12 @@ class DarkSite:
     longitude: float
     elevation: float
     sun_altitude: float
+    utc_offset: int = 0  # hours, KStars' own for the city (no daylight saving time)
 
     @property
     def timezone(self) -> str:
-        """A fixed-offset zone near the site's mean solar time ("tonight" runs noon to noon)."""
-        hours = round(self.longitude / 15)
+        """The fixed-offset zone of KStars' own offset for the city ("tonight" runs noon to noon)."""
+        hours = self.utc_offset
         return "UTC" if hours == 0 else f"Etc/GMT{-hours:+d}"  # POSIX sign: Etc/GMT-9 is UTC+9
 
     def site_config(self) -> dict[str, object]:
@@ -73,15 +77,17 @@ def dark_site(now: datetime | None = None, city_db: Path = CITY_DB) -> DarkSite:
     """The KStars city with the darkest sky now (see the module docstring)."""
     now = now or datetime.now(UTC)
     with sqlite3.connect(f"file:{city_db}?mode=ro", uri=True) as db:
-        rows = db.execute("SELECT Name, Province, Country, Latitude, Longitude, Elevation FROM city").fetchall()
+        rows = db.execute(
+            "SELECT Name, Province, Country, Latitude, Longitude, Elevation, TZ, TZRule FROM city"
+        ).fetchall()
+    every = Counter((name, province or "", country or "") for name, province, country, *_ in rows)
     cities = [
-        (name, province or "", country or "", _degrees(lat), _degrees(lon), max(float(elevation), 0.0))
-        for name, province, country, lat, lon, elevation in rows
-        if name and name.isascii()
+        (name, province or "", country or "", _degrees(lat), _degrees(lon), max(float(elevation), 0.0), int(tz))
+        for name, province, country, lat, lon, elevation, tz, rule in rows
+        if name and name.isascii() and (rule or "--") == "--" and tz is not None and float(tz).is_integer()
     ]
     # setGeoLocation finds a city by name, province and country: only unambiguous ones.
-    seen = Counter(c[:3] for c in cities)
-    cities = [c for c in cities if abs(c[3]) <= MAX_LATITUDE and seen[c[:3]] == 1]
+    cities = [c for c in cities if abs(c[3]) <= MAX_LATITUDE and every[c[:3]] == 1]
     latitude = np.array([c[3] for c in cities])
     longitude = np.array([c[4] for c in cities])
     now_alt = _sun_altitudes(latitude, longitude, now)
@@ -90,5 +96,5 @@ def dark_site(now: datetime | None = None, city_db: Path = CITY_DB) -> DarkSite:
     best = int(np.argmin(worst))
     if worst[best] > MIN_DEPTH:
         raise RuntimeError(f"no KStars city has the Sun below {MIN_DEPTH}° for the next {HOLD}")
-    name, province, country, lat, lon, elevation = cities[best]
-    return DarkSite(name, province, country, lat, lon, elevation, float(now_alt[best]))
+    name, province, country, lat, lon, elevation, offset = cities[best]
+    return DarkSite(name, province, country, lat, lon, elevation, float(now_alt[best]), offset)
