@@ -1,0 +1,78 @@
+"""sites: a site column in every table written from the bus, and in its unique keys
+
+Rows stored before this migration belong to the local site: its id is handed over by the
+service (``site_id``, from ``site.id`` or the broker prefix), ``obsy`` when none is. The
+column's database default stays that id, so a row written without a site is the local one.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-06
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+#: Tables written by the ingestor: (table, old unique constraint, its columns after the site).
+KEYED = [
+    ("weather_readings", "uq_weather_readings_quantity_source_time", ["quantity", "source", "time"]),
+    ("safety_verdicts", "uq_safety_verdicts_time", ["time"]),
+    ("cloud_results", "uq_cloud_results_time", ["time"]),
+    ("mcp_states", "uq_mcp_states_time", ["time"]),
+    ("scheduler_plans", "uq_scheduler_plans_time", ["time"]),
+]
+#: Tables whose key (the message's fingerprint: topic and payload) already tells sites apart.
+UNKEYED = ["events", "allsky_streaks", "availability_changes"]
+#: SQLite's copy of allsky_frames names its unnamed unique constraint with this convention.
+NAMING = {"uq": "uq_%(table_name)s_%(column_0_name)s"}
+
+
+def _new_name(table: str, columns: list[str]) -> str:
+    return f"uq_{table}_site_{'_'.join(columns)}"
+
+
+def _site_column(site: str) -> sa.Column:
+    return sa.Column("site", sa.String(length=64), nullable=False, server_default=site)
+
+
+def upgrade() -> None:
+    site = op.get_context().config.attributes.get("site_id") or "obsy"
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    for table, old, columns in KEYED:
+        with op.batch_alter_table(table) as batch:
+            batch.add_column(_site_column(site))
+            batch.drop_constraint(old, type_="unique")
+            batch.create_unique_constraint(_new_name(table, columns), ["site", *columns])
+    frames_key = "uq_allsky_frames_frame_id" if sqlite else "allsky_frames_frame_id_key"
+    with op.batch_alter_table("allsky_frames", naming_convention=NAMING) as batch:
+        batch.add_column(_site_column(site))
+        batch.drop_constraint(frames_key, type_="unique")
+        batch.create_unique_constraint("uq_allsky_frames_site_frame_id", ["site", "frame_id"])
+    for table in UNKEYED:
+        with op.batch_alter_table(table) as batch:
+            batch.add_column(_site_column(site))
+
+
+def downgrade() -> None:
+    """Back to one site: rows of other sites (not ``site_id``, default ``obsy``) would break the old keys: deleted."""
+    site = op.get_context().config.attributes.get("site_id") or "obsy"
+    for table in [*(entry[0] for entry in KEYED), "allsky_frames", *UNKEYED]:
+        op.execute(sa.text(f"DELETE FROM {table} WHERE site <> :site").bindparams(site=site))
+    for table in UNKEYED:
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column("site")
+    with op.batch_alter_table("allsky_frames") as batch:
+        batch.drop_constraint("uq_allsky_frames_site_frame_id", type_="unique")
+        batch.drop_column("site")
+        batch.create_unique_constraint("allsky_frames_frame_id_key", ["frame_id"])
+    for table, old, columns in KEYED:
+        with op.batch_alter_table(table) as batch:
+            batch.drop_constraint(_new_name(table, columns), type_="unique")
+            batch.drop_column("site")
+            batch.create_unique_constraint(old, columns)
