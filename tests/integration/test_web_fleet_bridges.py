@@ -9,7 +9,10 @@ returns (the bridge's persistent session, QoS 1).
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -146,4 +149,93 @@ def test_three_bridged_sites_are_stored_apart_and_a_cut_site_is_unreachable_then
         for broker in brokers.values():
             broker.stop()
         proxy.stop()
+        central.stop()
+
+
+class Client:
+    """A paho client with a user name, recording what arrives on its subscriptions."""
+
+    def __init__(self, port: int, username: str, password: str, topics: list[str]) -> None:
+        import paho.mqtt.client as mqtt
+
+        self.received: list[tuple[str, bytes]] = []
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-{username}")
+        self.client.username_pw_set(username, password)
+        self.client.on_message = lambda client, userdata, message: self.received.append(
+            (message.topic, bytes(message.payload))
+        )
+        self.client.on_subscribe = lambda *args: self._subscribed.set()
+        self.client.connect("127.0.0.1", port, keepalive=10)
+        self.client.loop_start()
+        if topics:
+            self.client.subscribe([(topic, 1) for topic in topics])
+            assert self._subscribed.wait(10)
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        self.client.publish(topic, payload, qos=1).wait_for_publish(10)
+
+    def wait_for(self, topic: str, payload: bytes, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while (topic, payload) not in self.received:
+            assert time.monotonic() < deadline, f"{topic} {payload!r} did not arrive; got {self.received[-5:]}"
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_the_generated_acl_confines_a_site_to_its_prefix_and_the_centre_to_closing_commands(tmp_path):
+    generator = make_bridge()
+    (tmp_path / "central").mkdir()
+    central = MosquittoBroker(tmp_path / "central")
+    out = tmp_path / "north" / "bridge"
+    argv = ["--site", "north", "--central-host", "127.0.0.1", "--central-port", str(central.port), "--plain"]
+    assert generator.main([*argv, "--out", str(out)]) == 0
+    bridge_password = (out / "mqtt_bridge-north").read_text().strip()
+    passwd = tmp_path / "central" / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "bridge-north", bridge_password], check=True)
+    subprocess.run(["mosquitto_passwd", "-b", str(passwd), "web", "web-secret"], check=True)
+    acl = tmp_path / "central" / "acl"
+    # The central web user's own block (as in deploy/mosquitto/acl), then the generated lines.
+    acl.write_text("user web\ntopic write obsy/web/#\ntopic read obsy/#\n\n" + (out / "central.acl").read_text())
+    settings = central.config_path.read_text().replace("allow_anonymous true", "allow_anonymous false")
+    central.config_path.write_text(settings + f"password_file {passwd}\nacl_file {acl}\n")
+    central.start()
+    (tmp_path / "north").mkdir(exist_ok=True)
+    site = MosquittoBroker(tmp_path / "north", extra_config=(out / "bridge.conf").read_text())
+    clients: list[Client] = []
+    try:
+        web = Client(central.port, "web", "web-secret", ["sites/#", "$SYS/broker/connection/+/state"])
+        clients.append(web)
+        site.start()
+        web.wait_for("$SYS/broker/connection/obsy-bridge-north/state", b"1")  # the bridge may say it
+        local = Watcher(site.port, ["obsy/#"])
+        try:
+            local.publish("obsy/weather/events", b'{"kind": "hello"}')
+            web.wait_for("sites/north/weather/events", b'{"kind": "hello"}')
+            # The centre may close the roof and abort the night...
+            web.publish("sites/north/mcp/roof/set", b"CLOSE")
+            web.publish("sites/north/mcp/night/set", b"ABORT")
+            local.wait_payload("obsy/mcp/roof/set", b"CLOSE", timeout=30)
+            local.wait_payload("obsy/mcp/night/set", b"ABORT", timeout=30)
+            # ...but not change the mode (nor anything else): the broker drops it.
+            web.publish("sites/north/mcp/mode/set", b"manual")
+            web.publish("sites/north/mcp/roof/set", b"CLOSE")  # a marker after it
+            local.wait_for(lambda messages: len(local.on("obsy/mcp/roof/set")) >= 2, timeout=30)
+            assert not local.on("obsy/mcp/mode/set")
+        finally:
+            local.close()
+        # A site's user publishes only under its own prefix: another site's tree is refused.
+        intruder = Client(central.port, "bridge-north", bridge_password, [])
+        clients.append(intruder)
+        intruder.publish("sites/south/weather/events", b"forged")
+        intruder.publish("sites/north/weather/events", b"marker")
+        web.wait_for("sites/north/weather/events", b"marker")
+        assert ("sites/south/weather/events", b"forged") not in web.received
+    finally:
+        for client in clients:
+            client.close()
+        site.stop()
         central.stop()
