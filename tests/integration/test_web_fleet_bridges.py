@@ -105,6 +105,8 @@ def test_three_bridged_sites_are_stored_apart_and_a_cut_site_is_unreachable_then
         assert overview["a"]["verdict"] == "safe" and overview["a"]["roof"] == "closed"
         assert overview["a"]["availability"] == {"mcp": "online"}
         assert overview["obsy"]["local"] is True  # the centre's own site
+        page = client.get("/fleet")
+        assert page.status_code == 200 and 'href="/fleet"' in page.text and "/api/v1/fleet" in page.text
 
         # The centre may close a site's roof: the command comes down its bridge.
         watchers["a"].messages.clear()
