@@ -68,7 +68,11 @@ def bridge_conf(
         if cafile
         else ["# no TLS: only for a test on loopback (make_bridge.py --plain)"]
     )
-    command_lines = [f"topic {command} in 1 {local_prefix}/ {central_prefix}/" for command in CENTRE_COMMANDS]
+    # Central sites/<id>/mcp/roof/set arrives as the site's <p>/mcp/remote/roof/set, where the
+    # MCP takes only CLOSE and STOP (night: ABORT): opening stays a decision of the site.
+    command_lines = [
+        f"topic {thing}/set in 1 {local_prefix}/mcp/remote/ {central_prefix}/mcp/" for thing in ("roof", "night")
+    ]
     return "\n".join(
         [
             f"# Site {site}: bridge to the central broker (written by deploy/make_bridge.py).",
@@ -99,7 +103,8 @@ def bridge_conf(
             *tls,
             "# Everything the site publishes goes up under its central prefix...",
             f"topic # out 1 {local_prefix}/ {central_prefix}/",
-            "# ...and only closing commands come down (the central ACL lets nothing else through).",
+            "# ...and only the roof and night commands come down, to the MCP's remote topics,",
+            "# where it takes only CLOSE, STOP and ABORT (the central ACL lets nothing else through).",
             *command_lines,
             "",
         ]

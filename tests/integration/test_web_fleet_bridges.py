@@ -67,10 +67,10 @@ def test_three_bridged_sites_are_stored_apart_and_a_cut_site_is_unreachable_then
             conf = (out / "bridge.conf").read_text()
             assert "cleansession false" in conf and "notifications true" in conf
             assert "max_queued_messages 200000" in conf
-            assert "topic mcp/roof/set in 1 obsy/ sites/" + site + "/" in conf
+            assert f"topic roof/set in 1 obsy/mcp/remote/ sites/{site}/mcp/" in conf
             brokers[site] = MosquittoBroker(workdir, extra_config=conf)
             brokers[site].start()
-            watchers[site] = Watcher(brokers[site].port, ["obsy/mcp/roof/set"])
+            watchers[site] = Watcher(brokers[site].port, ["obsy/mcp/remote/roof/set"])
         database = f"sqlite:///{tmp_path / 'central.sqlite3'}"
         (tmp_path / "web").mkdir()
         sites = [{"prefix": f"sites/{site}"} for site in SITES]
@@ -112,7 +112,7 @@ def test_three_bridged_sites_are_stored_apart_and_a_cut_site_is_unreachable_then
         watchers["a"].messages.clear()
         central_watcher = Watcher(central.port, ["sites/a/mcp/roof/set"])
         central_watcher.publish("sites/a/mcp/roof/set", b"CLOSE")
-        watchers["a"].wait_payload("obsy/mcp/roof/set", b"CLOSE", timeout=30)
+        watchers["a"].wait_payload("obsy/mcp/remote/roof/set", b"CLOSE", timeout=30)
         central_watcher.close()
 
         # Cut site b's uplink: the centre shows it unreachable, never safe or unsafe.
@@ -220,13 +220,13 @@ def test_the_generated_acl_confines_a_site_to_its_prefix_and_the_centre_to_closi
             # The centre may close the roof and abort the night...
             web.publish("sites/north/mcp/roof/set", b"CLOSE")
             web.publish("sites/north/mcp/night/set", b"ABORT")
-            local.wait_payload("obsy/mcp/roof/set", b"CLOSE", timeout=30)
-            local.wait_payload("obsy/mcp/night/set", b"ABORT", timeout=30)
+            local.wait_payload("obsy/mcp/remote/roof/set", b"CLOSE", timeout=30)
+            local.wait_payload("obsy/mcp/remote/night/set", b"ABORT", timeout=30)
             # ...but not change the mode (nor anything else): the broker drops it.
             web.publish("sites/north/mcp/mode/set", b"manual")
             web.publish("sites/north/mcp/roof/set", b"CLOSE")  # a marker after it
-            local.wait_for(lambda messages: len(local.on("obsy/mcp/roof/set")) >= 2, timeout=30)
-            assert not local.on("obsy/mcp/mode/set")
+            local.wait_for(lambda messages: len(local.on("obsy/mcp/remote/roof/set")) >= 2, timeout=30)
+            assert not [m for m in local.messages if "mode" in m.topic]
         finally:
             local.close()
         # A site's user publishes only under its own prefix: another site's tree is refused.
