@@ -24,6 +24,7 @@ from obsy_web.db import make_engine, models
 from tests.support.indi_proxy import IndiProxy
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.watcher import Watcher
+from tests.support.web_databases import database_url  # noqa: F401 (fixture)
 from tests.support.web_server import RunningWeb
 
 pytestmark = pytest.mark.integration
@@ -46,7 +47,10 @@ def events_by_site(engine) -> dict[str, int]:
     return dict(rows)
 
 
-def test_three_bridged_sites_are_stored_apart_and_a_cut_site_is_unreachable_then_caught_up(tmp_path):
+def test_three_bridged_sites_are_stored_apart_and_a_cut_site_is_unreachable_then_caught_up(
+    tmp_path,
+    database_url,  # noqa: F811
+):
     generator = make_bridge()
     (tmp_path / "central").mkdir()
     central = MosquittoBroker(tmp_path / "central")
@@ -71,7 +75,7 @@ def test_three_bridged_sites_are_stored_apart_and_a_cut_site_is_unreachable_then
             brokers[site] = MosquittoBroker(workdir, extra_config=conf)
             brokers[site].start()
             watchers[site] = Watcher(brokers[site].port, ["obsy/mcp/remote/roof/set"])
-        database = f"sqlite:///{tmp_path / 'central.sqlite3'}"
+        database = database_url  # the central store: SQLite and Postgres
         (tmp_path / "web").mkdir()
         sites = [{"prefix": f"sites/{site}"} for site in SITES]
         web = RunningWeb(tmp_path / "web", central, database, sites=sites).start(timeout=60)
