@@ -146,6 +146,14 @@ def test_three_bridged_sites_are_stored_apart_and_a_cut_site_is_unreachable_then
         web.wait_until(lambda: fleet()["b"]["reachable"], timeout=30)
         assert fleet()["b"]["last_known"]["mcp_state"] == "closing"
         assert events_by_site(engine) == {"a": 5, "b": 55, "c": 5}
+        # Each site's history apart, through the API.
+        window = {"start": (now - timedelta(hours=1)).isoformat(), "end": (now + timedelta(hours=1)).isoformat()}
+        assert client.get("/api/v1/events", params={**window, "site": "b"}).json()["total"] == 55
+        assert client.get("/api/v1/events", params={**window, "site": "a"}).json()["total"] == 5
+        safety = client.get("/api/v1/safety/history", params={**window, "site": "b"}).json()["items"]
+        assert [item["safe"] for item in safety] == [False]
+        assert client.get("/api/v1/events", params=window).json()["total"] < 5  # this site's own: none of theirs
+        assert client.get("/api/v1/events", params={"site": "nowhere"}).status_code == 404
         engine.dispose()
     finally:
         if web is not None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import JSONResponse
 
+from obsy.config import SITE_ID_PATTERN
 from obsy_web.api.security import get_context, viewer
 from obsy_web.context import WebContext
 from obsy_web.fleet import Fleet, sites_of
@@ -19,6 +20,29 @@ def fleet_of(context: WebContext) -> Fleet:
     if context.fleet is None:
         context.fleet = Fleet(sites_of(context.config)[:1], context.latest)
     return context.fleet
+
+
+def site_filter(
+    site: str | None = Query(
+        None, max_length=64, pattern=SITE_ID_PATTERN, description="a site's id (GET /fleet); default: this site"
+    ),
+    context: WebContext = Depends(get_context),
+) -> str | None:
+    """The site whose rows a route shows: ``site``, else this one; None (every row) with no bridged sites.
+
+    With ``web.sites`` empty every row is this site's, so nothing is filtered: as before sites.
+    """
+    if site is None:
+        return context.config.site_id() if context.config.web.sites else None
+    known = fleet_of(context)
+    if known.get(site) is None:
+        raise HTTPException(404, f"no site {site!r} (known: {', '.join(s.id for s in known.sites)})")
+    return site
+
+
+def of_site(column: Any, site: str | None) -> list[Any]:
+    """The WHERE clause for ``site_filter``'s answer."""
+    return [] if site is None else [column == site]
 
 
 @router.get(
