@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 
 from obsy.messages import Event, McpState, SafetyVerdict
 from obsy_web.db import make_engine, models
+from tests.integration.test_bus_security import make_certificates
 from tests.support.indi_proxy import IndiProxy
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.watcher import Watcher
@@ -169,13 +170,15 @@ def test_three_bridged_sites_are_stored_apart_and_a_cut_site_is_unreachable_then
 class Client:
     """A paho client with a user name, recording what arrives on its subscriptions."""
 
-    def __init__(self, port: int, username: str, password: str, topics: list[str]) -> None:
+    def __init__(self, port: int, username: str, password: str, topics: list[str], ca: Path | None = None) -> None:
         import paho.mqtt.client as mqtt
 
         self.received: list[tuple[str, bytes]] = []
         self._subscribed = threading.Event()
         self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-{username}")
         self.client.username_pw_set(username, password)
+        if ca is not None:
+            self.client.tls_set(ca_certs=str(ca))
         self.client.on_message = lambda client, userdata, message: self.received.append(
             (message.topic, bytes(message.payload))
         )
@@ -201,13 +204,16 @@ class Client:
 
 
 def test_the_generated_acl_confines_a_site_to_its_prefix_and_the_centre_to_closing_commands(tmp_path):
+    """The bridge over TLS with its own user, as generated for a real deployment."""
     generator = make_bridge()
     (tmp_path / "central").mkdir()
+    ca, cert, key = make_certificates(tmp_path / "central")
     central = MosquittoBroker(tmp_path / "central")
     out = tmp_path / "north" / "bridge"
-    argv = ["--site", "north", "--central-host", "127.0.0.1", "--central-port", str(central.port), "--plain"]
+    argv = ["--site", "north", "--central-host", "127.0.0.1", "--central-port", str(central.port), "--cafile", str(ca)]
     assert generator.main([*argv, "--out", str(out)]) == 0
     bridge_password = (out / "mqtt_bridge-north").read_text().strip()
+    assert f"bridge_cafile {ca}" in (out / "bridge.conf").read_text()
     passwd = tmp_path / "central" / "passwd"
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "bridge-north", bridge_password], check=True)
     subprocess.run(["mosquitto_passwd", "-b", str(passwd), "web", "web-secret"], check=True)
@@ -215,13 +221,14 @@ def test_the_generated_acl_confines_a_site_to_its_prefix_and_the_centre_to_closi
     # The central web user's own block (as in deploy/mosquitto/acl), then the generated lines.
     acl.write_text("user web\ntopic write obsy/web/#\ntopic read obsy/#\n\n" + (out / "central.acl").read_text())
     settings = central.config_path.read_text().replace("allow_anonymous true", "allow_anonymous false")
-    central.config_path.write_text(settings + f"password_file {passwd}\nacl_file {acl}\n")
+    tls = f"cafile {ca}\ncertfile {cert}\nkeyfile {key}\n"  # the central listener speaks TLS only
+    central.config_path.write_text(settings + f"password_file {passwd}\nacl_file {acl}\n" + tls)
     central.start()
     (tmp_path / "north").mkdir(exist_ok=True)
     site = MosquittoBroker(tmp_path / "north", extra_config=(out / "bridge.conf").read_text())
     clients: list[Client] = []
     try:
-        web = Client(central.port, "web", "web-secret", ["sites/#", "$SYS/broker/connection/+/state"])
+        web = Client(central.port, "web", "web-secret", ["sites/#", "$SYS/broker/connection/+/state"], ca)
         clients.append(web)
         site.start()
         web.wait_for("$SYS/broker/connection/obsy-bridge-north/state", b"1")  # the bridge may say it
@@ -242,7 +249,7 @@ def test_the_generated_acl_confines_a_site_to_its_prefix_and_the_centre_to_closi
         finally:
             local.close()
         # A site's user publishes only under its own prefix: another site's tree is refused.
-        intruder = Client(central.port, "bridge-north", bridge_password, [])
+        intruder = Client(central.port, "bridge-north", bridge_password, [], ca)
         clients.append(intruder)
         intruder.publish("sites/south/weather/events", b"forged")
         intruder.publish("sites/north/weather/events", b"marker")
