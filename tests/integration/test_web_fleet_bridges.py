@@ -31,6 +31,8 @@ from tests.support.web_server import RunningWeb
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 SITES = ("a", "b", "c")
+#: Events site b publishes while cut off: more than Mosquitto's default queue of 1,000 would keep.
+OFFLINE = 1500
 
 
 def make_bridge():
@@ -74,6 +76,9 @@ def test_three_bridged_sites_are_stored_apart_and_a_cut_site_is_unreachable_then
             assert "max_queued_messages 200000" in conf
             assert f"topic roof/set in 1 obsy/mcp/remote/ sites/{site}/mcp/" in conf
             brokers[site] = MosquittoBroker(workdir, extra_config=conf)
+            # Only the generated queue size counts (the test broker's own would hide a missing one).
+            settings = brokers[site].config_path.read_text().replace("max_queued_messages 100000\n", "")
+            brokers[site].config_path.write_text(settings)
             brokers[site].start()
             watchers[site] = Watcher(brokers[site].port, ["obsy/mcp/remote/roof/set"])
         database = database_url  # the central store: SQLite and Postgres
@@ -131,8 +136,8 @@ def test_three_bridged_sites_are_stored_apart_and_a_cut_site_is_unreachable_then
         assert fleet()["a"]["reachable"] and fleet()["c"]["reachable"]
         # Site b goes on alone; what it publishes meanwhile is queued for the bridge.
         later = now + timedelta(minutes=1)
-        for number in range(50):
-            event = Event(service="mcp", kind=f"offline_{number}", timestamp=later + timedelta(seconds=number))
+        for number in range(OFFLINE):
+            event = Event(service="mcp", kind=f"offline_{number}", timestamp=later + timedelta(milliseconds=number))
             watchers["b"].publish("obsy/mcp/events", event.to_json())
         watchers["b"].publish(
             "obsy/mcp/state", McpState(state="closing", roof="closed", timestamp=later).to_json(), retain=True
@@ -143,13 +148,13 @@ def test_three_bridged_sites_are_stored_apart_and_a_cut_site_is_unreachable_then
         returned.port = proxy.port
         returned.start()
         proxy = returned
-        web.wait_until(lambda: events_by_site(engine).get("b") == 55, timeout=90, interval=0.5)
+        web.wait_until(lambda: events_by_site(engine).get("b") == 5 + OFFLINE, timeout=120, interval=0.5)
         web.wait_until(lambda: fleet()["b"]["reachable"], timeout=30)
         assert fleet()["b"]["last_known"]["mcp_state"] == "closing"
-        assert events_by_site(engine) == {"a": 5, "b": 55, "c": 5}
+        assert events_by_site(engine) == {"a": 5, "b": 5 + OFFLINE, "c": 5}
         # Each site's history apart, through the API.
         window = {"start": (now - timedelta(hours=1)).isoformat(), "end": (now + timedelta(hours=1)).isoformat()}
-        assert client.get("/api/v1/events", params={**window, "site": "b"}).json()["total"] == 55
+        assert client.get("/api/v1/events", params={**window, "site": "b"}).json()["total"] == 5 + OFFLINE
         assert client.get("/api/v1/events", params={**window, "site": "a"}).json()["total"] == 5
         safety = client.get("/api/v1/safety/history", params={**window, "site": "b"}).json()["items"]
         assert [item["safe"] for item in safety] == [False]
