@@ -94,6 +94,7 @@ class AllskyFrameRecord(Base):
         UniqueConstraint("site", "frame_id", name="uq_allsky_frames_site_frame_id"),
         Index("ix_allsky_frames_night_time", "night", "time"),
         Index("ix_allsky_frames_time", "time"),
+        Index("ix_allsky_frames_site_time", "site", "time"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -118,7 +119,11 @@ class AllskyStreakRecord(Base):
     """A meteor or satellite track the allsky service found (``allsky/streaks``); its crop is a file."""
 
     __tablename__ = "allsky_streaks"
-    __table_args__ = (Index("ix_allsky_streaks_night_time", "night", "time"), Index("ix_allsky_streaks_time", "time"))
+    __table_args__ = (
+        Index("ix_allsky_streaks_night_time", "night", "time"),
+        Index("ix_allsky_streaks_time", "time"),
+        Index("ix_allsky_streaks_site_night", "site", "night"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     site: Mapped[str] = site_column()
@@ -159,6 +164,7 @@ class EventRecord(Base):
     __table_args__ = (
         Index("ix_events_time", "time"),
         Index("ix_events_service_time", "service", "time"),
+        Index("ix_events_site_time", "site", "time"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -192,7 +198,10 @@ class AvailabilityChange(Base):
     """A change of a service's availability (online/offline/stopped), as the web service saw it."""
 
     __tablename__ = "availability_changes"
-    __table_args__ = (Index("ix_availability_changes_service_time", "service", "time"),)
+    __table_args__ = (
+        Index("ix_availability_changes_service_time", "service", "time"),
+        Index("ix_availability_changes_site_service_time", "site", "service", "time"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     site: Mapped[str] = site_column()

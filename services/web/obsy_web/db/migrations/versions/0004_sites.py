@@ -29,6 +29,13 @@ KEYED = [
 ]
 #: Tables whose key (the message's fingerprint: topic and payload) already tells sites apart.
 UNKEYED = ["events", "allsky_streaks", "availability_changes"]
+#: Indexes for one site's rows in time order (the API's ``site=`` filter).
+INDEXES = [
+    ("ix_events_site_time", "events", ["site", "time"]),
+    ("ix_allsky_frames_site_time", "allsky_frames", ["site", "time"]),
+    ("ix_allsky_streaks_site_night", "allsky_streaks", ["site", "night"]),
+    ("ix_availability_changes_site_service_time", "availability_changes", ["site", "service", "time"]),
+]
 #: SQLite's copy of allsky_frames names its unnamed unique constraint with this convention.
 NAMING = {"uq": "uq_%(table_name)s_%(column_0_name)s"}
 
@@ -57,6 +64,8 @@ def upgrade() -> None:
     for table in UNKEYED:
         with op.batch_alter_table(table) as batch:
             batch.add_column(_site_column(site))
+    for name, table, columns in INDEXES:
+        op.create_index(name, table, columns, unique=False)
 
 
 def downgrade() -> None:
@@ -64,6 +73,8 @@ def downgrade() -> None:
     site = op.get_context().config.attributes.get("site_id") or "obsy"
     for table in [*(entry[0] for entry in KEYED), "allsky_frames", *UNKEYED]:
         op.execute(sa.text(f"DELETE FROM {table} WHERE site <> :site").bindparams(site=site))
+    for name, table, _ in INDEXES:
+        op.drop_index(name, table_name=table)
     for table in UNKEYED:
         with op.batch_alter_table(table) as batch:
             batch.drop_column("site")
