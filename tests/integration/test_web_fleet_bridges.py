@@ -9,6 +9,7 @@ returns (the bridge's persistent session, QoS 1).
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 import threading
@@ -107,7 +108,7 @@ def test_three_bridged_sites_are_stored_apart_and_a_cut_site_is_unreachable_then
                 event = Event(service="mcp", kind=f"tick_{number}", timestamp=now + timedelta(seconds=number))
                 watcher.publish("obsy/mcp/events", event.to_json())
         # Stored keyed by site: the same verdict time and the same events at each site are three rows.
-        web.wait_until(lambda: events_by_site(engine) == {"a": 5, "b": 5, "c": 5}, timeout=60)
+        web.wait_until(lambda: events_by_site(engine) == {"a": 5, "b": 5, "c": 5}, timeout=60)  # before the answer
         with engine.connect() as connection:
             verdicts = connection.execute(select(models.SafetyVerdictRecord.site, models.SafetyVerdictRecord.safe))
             assert sorted(verdicts) == [("a", True), ("b", False), ("c", True)]
@@ -118,12 +119,34 @@ def test_three_bridged_sites_are_stored_apart_and_a_cut_site_is_unreachable_then
         page = client.get("/fleet")
         assert page.status_code == 200 and 'href="/fleet"' in page.text and "/api/v1/fleet" in page.text
 
-        # The centre may close a site's roof: the command comes down its bridge.
+        # An operator at the centre may close a site's roof: the command comes down its bridge to
+        # the MCP's remote topic, and the site's answer comes back up (site a's MCP played here).
         watchers["a"].messages.clear()
-        central_watcher = Watcher(central.port, ["sites/a/mcp/roof/set"])
-        central_watcher.publish("sites/a/mcp/roof/set", b"CLOSE")
-        watchers["a"].wait_payload("obsy/mcp/remote/roof/set", b"CLOSE", timeout=30)
-        central_watcher.close()
+
+        def site_mcp_answers() -> None:
+            received = watchers["a"].wait_for(lambda m: any(x.topic == "obsy/mcp/remote/roof/set" for x in m), 30)
+            command = json.loads(next(m for m in received if m.topic == "obsy/mcp/remote/roof/set").payload)
+            answer = Event(
+                service="mcp",
+                kind="command_accepted",
+                data={"command": {"thing": "roof", "value": command["value"]}, "origin": command["origin"]},
+            )
+            watchers["a"].publish("obsy/mcp/events", answer.to_json())
+
+        mcp = threading.Thread(target=site_mcp_answers)
+        mcp.start()
+        operator = web.login("otto")
+        reply = operator.post("/api/v1/fleet/a/commands/roof", json={"action": "CLOSE"})
+        mcp.join(30)
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["accepted"] is True and reply.json()["answer_topic"] == "mcp/events"
+        origin = reply.json()["answer"]["data"]["origin"]  # what the command carried down
+        assert (origin["kind"], origin["user"], origin["role"]) == ("web", "otto", "operator")
+        # Opening stays the site's decision; viewers send nothing; unknown sites are named.
+        assert operator.post("/api/v1/fleet/a/commands/roof", json={"action": "OPEN"}).status_code == 422
+        assert operator.post("/api/v1/fleet/a/commands/night", json={"action": "START"}).status_code == 422
+        assert client.post("/api/v1/fleet/a/commands/roof", json={"action": "CLOSE"}).status_code == 403
+        assert operator.post("/api/v1/fleet/nowhere/commands/roof", json={"action": "CLOSE"}).status_code == 404
 
         # Cut site b's uplink: the centre shows it unreachable, never safe or unsafe.
         proxy.stop()
@@ -134,6 +157,8 @@ def test_three_bridged_sites_are_stored_apart_and_a_cut_site_is_unreachable_then
         status = client.get("/api/v1/status", params={"site": "b"}).json()
         assert status["site"]["status"].startswith("unreachable since ") and status["observatory"]["safety"] is None
         assert fleet()["a"]["reachable"] and fleet()["c"]["reachable"]
+        refused = operator.post("/api/v1/fleet/b/commands/roof", json={"action": "CLOSE"})
+        assert refused.status_code == 409 and "unreachable since" in refused.json()["detail"]
         # Site b goes on alone; what it publishes meanwhile is queued for the bridge.
         later = now + timedelta(minutes=1)
         for number in range(OFFLINE):
@@ -151,11 +176,12 @@ def test_three_bridged_sites_are_stored_apart_and_a_cut_site_is_unreachable_then
         web.wait_until(lambda: events_by_site(engine).get("b") == 5 + OFFLINE, timeout=120, interval=0.5)
         web.wait_until(lambda: fleet()["b"]["reachable"], timeout=30)
         assert fleet()["b"]["last_known"]["mcp_state"] == "closing"
-        assert events_by_site(engine) == {"a": 5, "b": 5 + OFFLINE, "c": 5}
+        # a: its MCP's answer too; this site: the audit record of the command its operator sent
+        assert events_by_site(engine) == {"a": 6, "b": 5 + OFFLINE, "c": 5, "obsy": 1}
         # Each site's history apart, through the API.
         window = {"start": (now - timedelta(hours=1)).isoformat(), "end": (now + timedelta(hours=1)).isoformat()}
         assert client.get("/api/v1/events", params={**window, "site": "b"}).json()["total"] == 5 + OFFLINE
-        assert client.get("/api/v1/events", params={**window, "site": "a"}).json()["total"] == 5
+        assert client.get("/api/v1/events", params={**window, "site": "a"}).json()["total"] == 6
         safety = client.get("/api/v1/safety/history", params={**window, "site": "b"}).json()["items"]
         assert [item["safe"] for item in safety] == [False]
         assert client.get("/api/v1/events", params=window).json()["total"] < 5  # this site's own: none of theirs

@@ -38,6 +38,8 @@ class WebContext:
     simulation: WeatherSimulationGateway | None = None
     #: The sites stored here (this one alone unless ``web.sites`` names bridged ones).
     fleet: Fleet | None = None
+    #: The bridged sites' MCPs, by site id: only closing commands are sent (``/fleet/{site}/commands``).
+    site_commands: dict[str, CommandGateway] = field(default_factory=dict)
 
     @property
     def data_dir(self) -> Path:

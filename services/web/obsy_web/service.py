@@ -76,6 +76,10 @@ class WebService(Service):
             limiter=LoginLimiter(settings.login_attempts_per_minute),
             simulation=WeatherSimulationGateway(self.bus, settings.command_timeout),
             fleet=self.fleet,
+            site_commands={
+                site.id: CommandGateway(self.bus, settings.command_timeout, Topics(site.prefix), site.id)
+                for site in self.fleet.sites[1:]
+            },
         )
         self.context.sky.current()  # first computation in the background
         self.context.targets.publish_all()
