@@ -213,7 +213,7 @@ def test_a_message_the_broker_sends_again_after_its_commit_is_stored_once(migrat
 
 def test_the_site_migration_keeps_every_row_as_the_local_sites_and_keys_include_the_site(database_url):  # noqa: F811
     engine = make_engine(database_url)
-    upgrade(engine, "0003")
+    upgrade(engine, "0004_imaging")
     time = datetime(2026, 12, 6, 21, 0, tzinfo=UTC)
     verdict = SafetyVerdict(safe=True, timestamp=time)
     # A row as the service stored it before sites (no site column).
@@ -243,6 +243,6 @@ def test_the_site_migration_keeps_every_row_as_the_local_sites_and_keys_include_
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), models.Base.metadata)
     assert differences == [], f"models and migrations differ: {differences}"
-    downgrade(engine, "0003", site_id="vienna")  # back to one site: the other site's rows go
+    downgrade(engine, "0004_imaging", site_id="vienna")  # back to one site: the other site's rows go
     assert count(engine, models.SafetyVerdictRecord) == 1
     engine.dispose()

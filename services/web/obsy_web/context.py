@@ -13,6 +13,7 @@ from obsy.topics import Topics
 from obsy_web.auth.ratelimit import LoginLimiter
 from obsy_web.commands import CommandGateway
 from obsy_web.fleet import Fleet
+from obsy_web.imaging import MastersCommandGateway
 from obsy_web.ingest.ingestor import Ingestor
 from obsy_web.live import LatestStates, LiveHub
 from obsy_web.simulation import WeatherSimulationGateway
@@ -40,7 +41,13 @@ class WebContext:
     fleet: Fleet | None = None
     #: The bridged sites' MCPs, by site id: only closing commands are sent (``/fleet/{site}/commands``).
     site_commands: dict[str, CommandGateway] = field(default_factory=dict)
+    masters: MastersCommandGateway | None = None
 
     @property
     def data_dir(self) -> Path:
         return self.config.data_dir.resolve()
+
+    @property
+    def imaging_repository(self) -> Path:
+        """The imaging service's repository (shared with it on the data volume): previews, reports."""
+        return self.config.imaging.repository_dir(self.config.data_dir)

@@ -56,6 +56,11 @@ class LatestStates:
             keys = list(self._raw)
         return [(key, self.get(key)) for key in keys]
 
+    def raw(self, key: str) -> bytes | None:
+        """The latest payload on ``<prefix>/<key>`` as it came (a JPEG stays bytes), or None."""
+        with self._lock:
+            return self._raw.get(key)
+
     def get(self, key: str) -> Any:
         """The latest value on ``<prefix>/<key>``, decoded, or None."""
         with self._lock:

@@ -27,6 +27,7 @@ from obsy_web.context import WebContext
 from obsy_web.db import make_engine, session_factory
 from obsy_web.db.migrate import upgrade
 from obsy_web.fleet import Fleet, sites_of
+from obsy_web.imaging import MastersCommandGateway
 from obsy_web.ingest.ingestor import Ingestor
 from obsy_web.ingest.retention import apply_retention
 from obsy_web.ingest.subscriber import start_ingest_bus
@@ -80,6 +81,7 @@ class WebService(Service):
                 site.id: CommandGateway(self.bus, settings.command_timeout, Topics(site.prefix), site.id)
                 for site in self.fleet.sites[1:]
             },
+            masters=MastersCommandGateway(self.bus, settings.command_timeout),
         )
         self.context.sky.current()  # first computation in the background
         self.context.targets.publish_all()

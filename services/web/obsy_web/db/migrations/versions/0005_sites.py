@@ -4,8 +4,8 @@ Rows stored before this migration belong to the local site: its id is handed ove
 service (``site_id``, from ``site.id`` or the broker prefix), ``obsy`` when none is. The
 column's database default stays that id, so a row written without a site is the local one.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004_imaging
 Create Date: 2026-12-06
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004_imaging"
 branch_labels = None
 depends_on = None
 
@@ -26,9 +26,12 @@ KEYED = [
     ("cloud_results", "uq_cloud_results_time", ["time"]),
     ("mcp_states", "uq_mcp_states_time", ["time"]),
     ("scheduler_plans", "uq_scheduler_plans_time", ["time"]),
+    ("live_stack_states", "uq_live_stack_states_stack_time", ["stack_id", "time"]),
 ]
 #: Tables whose key (the message's fingerprint: topic and payload) already tells sites apart.
-UNKEYED = ["events", "allsky_streaks", "availability_changes"]
+UNKEYED = ["events", "allsky_streaks", "availability_changes", "calibrated_lights", "photometry_points"]
+#: Tables whose single column was unique without a name: (table, column).
+UNNAMED = [("allsky_frames", "frame_id"), ("calibration_masters", "master_id")]
 #: Indexes for one site's rows in time order (the API's ``site=`` filter).
 INDEXES = [
     ("ix_events_site_time", "events", ["site", "time"]),
@@ -56,11 +59,12 @@ def upgrade() -> None:
             batch.add_column(_site_column(site))
             batch.drop_constraint(old, type_="unique")
             batch.create_unique_constraint(_new_name(table, columns), ["site", *columns])
-    frames_key = "uq_allsky_frames_frame_id" if sqlite else "allsky_frames_frame_id_key"
-    with op.batch_alter_table("allsky_frames", naming_convention=NAMING) as batch:
-        batch.add_column(_site_column(site))
-        batch.drop_constraint(frames_key, type_="unique")
-        batch.create_unique_constraint("uq_allsky_frames_site_frame_id", ["site", "frame_id"])
+    for table, column in UNNAMED:
+        old = f"uq_{table}_{column}" if sqlite else f"{table}_{column}_key"
+        with op.batch_alter_table(table, naming_convention=NAMING) as batch:
+            batch.add_column(_site_column(site))
+            batch.drop_constraint(old, type_="unique")
+            batch.create_unique_constraint(f"uq_{table}_site_{column}", ["site", column])
     for table in UNKEYED:
         with op.batch_alter_table(table) as batch:
             batch.add_column(_site_column(site))
@@ -71,17 +75,18 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Back to one site: rows of other sites (not ``site_id``, default ``obsy``) would break the old keys: deleted."""
     site = op.get_context().config.attributes.get("site_id") or "obsy"
-    for table in [*(entry[0] for entry in KEYED), "allsky_frames", *UNKEYED]:
+    for table in [*(entry[0] for entry in KEYED), *(entry[0] for entry in UNNAMED), *UNKEYED]:
         op.execute(sa.text(f"DELETE FROM {table} WHERE site <> :site").bindparams(site=site))
     for name, table, _ in INDEXES:
         op.drop_index(name, table_name=table)
     for table in UNKEYED:
         with op.batch_alter_table(table) as batch:
             batch.drop_column("site")
-    with op.batch_alter_table("allsky_frames") as batch:
-        batch.drop_constraint("uq_allsky_frames_site_frame_id", type_="unique")
-        batch.drop_column("site")
-        batch.create_unique_constraint("allsky_frames_frame_id_key", ["frame_id"])
+    for table, column in UNNAMED:
+        with op.batch_alter_table(table) as batch:
+            batch.drop_constraint(f"uq_{table}_site_{column}", type_="unique")
+            batch.drop_column("site")
+            batch.create_unique_constraint(f"{table}_{column}_key", [column])
     for table, old, columns in KEYED:
         with op.batch_alter_table(table) as batch:
             batch.drop_constraint(_new_name(table, columns), type_="unique")
