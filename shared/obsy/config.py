@@ -83,7 +83,21 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+#: A site id: what the web service stores with every row of that site (``site`` columns).
+SITE_ID_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
+
+
+def site_slug(prefix: str) -> str:
+    """A site id made from a topic prefix: ``obsy`` stays ``obsy``, ``sites/North`` becomes ``sites-north``."""
+    return re.sub(r"[^a-z0-9_\-]", "-", prefix.lower())[:64] or "obsy"
+
+
 class SiteConfig(Section):
+    id: str | None = Field(
+        default=None,
+        pattern=SITE_ID_PATTERN,
+        description="this site's id in the web service's tables (empty: made from broker.prefix, e.g. obsy)",
+    )
     name: str = "My observatory"
     latitude: float = Field(ge=-90, le=90, description="degrees, north positive")
     longitude: float = Field(ge=-180, le=180, description="degrees, east positive")
@@ -1125,6 +1139,30 @@ class NotificationsConfig(Section):
         return value
 
 
+class FleetSiteConfig(Section):
+    """Another site whose broker is bridged to this one (docs/operations.md#several-observatories)."""
+
+    prefix: str = Field(
+        pattern=r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$",
+        description="the topic prefix its messages arrive under on this broker (the bridge's remote prefix)",
+    )
+    id: str | None = Field(
+        default=None, pattern=SITE_ID_PATTERN, description="its id in the tables (empty: the prefix's last part)"
+    )
+    name: str | None = Field(default=None, max_length=120, description="shown on the fleet page (empty: the id)")
+    bridge: str | None = Field(
+        default=None,
+        description="the bridge's remote client id, whose $SYS/broker/connection/<bridge>/state says whether "
+        "the site is reachable (empty: obsy-bridge-<id>)",
+    )
+
+    def site_id(self) -> str:
+        return self.id or site_slug(self.prefix.rsplit("/", 1)[-1])
+
+    def bridge_id(self) -> str:
+        return self.bridge or f"obsy-bridge-{self.site_id()}"
+
+
 class WebConfig(ServiceSection):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -1141,6 +1179,10 @@ class WebConfig(ServiceSection):
     )
     retention: WebRetentionConfig = WebRetentionConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    sites: list[FleetSiteConfig] = Field(
+        default_factory=list,
+        description="other sites bridged to this broker: stored and shown with their site id (empty: this site only)",
+    )
 
 
 class AlpacaConfig(ServiceSection):
@@ -1621,6 +1663,25 @@ class ObsyConfig(Section):
     # Where the values came from, for messages; not part of the schema.
     source_file: Path | None = Field(default=None, exclude=True)
 
+    @model_validator(mode="after")
+    def _sites_apart(self) -> ObsyConfig:
+        """The fleet's sites need ids of their own and prefixes that do not contain one another."""
+        ids = [self.site_id()]
+        prefixes = [self.broker.prefix]
+        for site in self.web.sites:
+            if site.site_id() in ids:
+                raise ValueError(f"web.sites: the site id {site.site_id()!r} is used twice (this site's included)")
+            for prefix in prefixes:
+                if (
+                    prefix == site.prefix
+                    or site.prefix.startswith(prefix + "/")
+                    or prefix.startswith(site.prefix + "/")
+                ):
+                    raise ValueError(f"web.sites: the prefixes {prefix!r} and {site.prefix!r} overlap")
+            ids.append(site.site_id())
+            prefixes.append(site.prefix)
+        return self
+
     def service(self, name: str) -> ServiceSection:
         """The section of a service; a plugin service without its own section gets the defaults."""
         if name in SERVICE_NAMES:
@@ -1630,6 +1691,10 @@ class ObsyConfig(Section):
     def mcp_state_file(self) -> Path:
         """Where the MCP keeps the operator's last decision (``mcp.state_file``, or under ``data_dir``)."""
         return self.mcp.state_file or self.data_dir / "mcp" / "state.json"
+
+    def site_id(self) -> str:
+        """This site's id in the web service's tables: ``site.id``, else made from ``broker.prefix``."""
+        return self.site.id or site_slug(self.broker.prefix)
 
     def database_url(self) -> str:
         """The configured database URL, or the embedded SQLite default under data_dir."""

@@ -61,18 +61,20 @@ class Migrations:
     package: str
     version_table: str = "alembic_version"
 
-    def config(self, engine: Engine | None) -> Config:
+    def config(self, engine: Engine | None, **attributes: Any) -> Config:
+        """Alembic's configuration; ``attributes`` reach the scripts (``op.get_context().config.attributes``)."""
         config = Config()
         config.set_main_option("script_location", str(resources.files(self.package).joinpath("migrations")))
         config.attributes["engine"] = engine
+        config.attributes.update(attributes)
         return config
 
-    def upgrade(self, engine: Engine, revision: str = "head") -> None:
+    def upgrade(self, engine: Engine, revision: str = "head", **attributes: Any) -> None:
         """Bring the tables to ``revision`` (all migrations by default); safe on every start."""
-        command.upgrade(self.config(engine), revision)
+        command.upgrade(self.config(engine, **attributes), revision)
 
-    def downgrade(self, engine: Engine, revision: str) -> None:
-        command.downgrade(self.config(engine), revision)
+    def downgrade(self, engine: Engine, revision: str, **attributes: Any) -> None:
+        command.downgrade(self.config(engine, **attributes), revision)
 
     def current_revision(self, engine: Engine) -> str | None:
         with engine.connect() as connection:

@@ -151,6 +151,16 @@ class Topics:
         return self.command("mcp", "night")
 
     @property
+    def mcp_remote_roof_command(self) -> str:
+        """The roof command from a central site, through the bridge: only CLOSE and STOP are taken."""
+        return self._join("mcp", "remote", "roof", "set")
+
+    @property
+    def mcp_remote_night_command(self) -> str:
+        """The night command from a central site, through the bridge: only ABORT is taken."""
+        return self._join("mcp", "remote", "night", "set")
+
+    @property
     def mcp_roof_event(self) -> str:
         """The roof opened, closing (for what), closed: an :class:`~obsy.messages.McpEntityEvent` (HA event)."""
         return self._join("mcp", "roof", "event")

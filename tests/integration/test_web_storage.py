@@ -209,3 +209,40 @@ def test_a_message_the_broker_sends_again_after_its_commit_is_stored_once(migrat
     with engine.connect() as connection:
         receipts = connection.execute(select(func.count()).select_from(models.IngestReceipt)).scalar_one()
     assert receipts == 4  # one per packet id, never more than 65535
+
+
+def test_the_site_migration_keeps_every_row_as_the_local_sites_and_keys_include_the_site(database_url):  # noqa: F811
+    engine = make_engine(database_url)
+    upgrade(engine, "0004_imaging")
+    time = datetime(2026, 12, 6, 21, 0, tzinfo=UTC)
+    verdict = SafetyVerdict(safe=True, timestamp=time)
+    # A row as the service stored it before sites (no site column).
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO safety_verdicts (time, safe, since, reasons) VALUES (?, ?, NULL, '[]')"
+            if engine.dialect.name == "sqlite"
+            else "INSERT INTO safety_verdicts (time, safe, since, reasons) VALUES (%s, %s, NULL, '[]')",
+            (time.replace(tzinfo=None) if engine.dialect.name == "sqlite" else time, True),
+        )
+    upgrade(engine, site_id="vienna")
+    with engine.connect() as connection:
+        assert connection.execute(select(models.SafetyVerdictRecord.site)).scalars().all() == ["vienna"]
+    # The same verdict time from another site is another row; from this site, the same one.
+    ingestor = Ingestor(engine, TOPICS, site="vienna", sites=[("north", Topics("sites/north"))])
+    ingestor.start()
+    try:
+        ingestor.submit(TOPICS.weather_safety, verdict.to_json())
+        ingestor.submit("sites/north/weather/safety", verdict.to_json())
+        ingestor.submit("sites/north/weather/safety", SafetyVerdict(safe=False, timestamp=time).to_json())
+        assert ingestor.wait_idle(30)
+    finally:
+        ingestor.stop()
+    with engine.connect() as connection:
+        rows = connection.execute(select(models.SafetyVerdictRecord.site, models.SafetyVerdictRecord.safe)).all()
+    assert sorted(rows) == [("north", True), ("vienna", True)]
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), models.Base.metadata)
+    assert differences == [], f"models and migrations differ: {differences}"
+    downgrade(engine, "0004_imaging", site_id="vienna")  # back to one site: the other site's rows go
+    assert count(engine, models.SafetyVerdictRecord) == 1
+    engine.dispose()

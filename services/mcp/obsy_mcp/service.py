@@ -38,6 +38,8 @@ from obsy_mcp.planrequest import PlanRequester
 ROOF_EVENT_TYPES = ("opened", "closing", "closing_unsafe", "closed", "closed_unsafe")
 ALARM_EVENT_TYPES = ("raised", "cleared")
 NIGHT_EVENT_TYPES = ("started", "ended")
+#: What a central site may command through its bridge (<p>/mcp/remote/<thing>/set): closing, never opening.
+REMOTE_COMMANDS = {"roof": ("CLOSE", "STOP"), "night": ("ABORT",)}
 
 
 def entity_event(event: Event) -> tuple[str, McpEntityEvent] | None:
@@ -123,6 +125,8 @@ class McpService(Service):
             ("night", topics.mcp_night_command),
         ):
             self.bus.subscribe(topic, lambda _t, text, thing=thing: self._on_command(thing, text), decode="text")
+        for thing, topic in (("roof", topics.mcp_remote_roof_command), ("night", topics.mcp_remote_night_command)):
+            self.bus.subscribe(topic, lambda _t, text, thing=thing: self._on_remote_command(thing, text), decode="text")
         self.bus.on_connect(lambda: self.controller.broker_changed(True))
         self.controller.restore_operator_state()  # before the first decision and the first state
         self.controller.publish_state()  # the initial state goes out before "online"
@@ -136,6 +140,21 @@ class McpService(Service):
             self.bus.publish_event(Answer(thing, "?", False, [str(error)]).event())
             return
         self.controller.command(thing, command.value, command.origin)
+
+    def _on_remote_command(self, thing: str, text: str) -> None:
+        """A command from the central site (its bridge brings it here): closing only, opening stays ours."""
+        try:
+            command = Command.parse(text)
+        except InvalidCommandError as error:
+            self.bus.publish_event(Answer(thing, "?", False, [str(error)]).event())
+            return
+        value = command.value.strip().upper()
+        if value not in REMOTE_COMMANDS[thing]:
+            allowed = " or ".join(REMOTE_COMMANDS[thing])
+            reason = f"from the central site only {allowed}: opening and starting stay a decision of this site"
+            self.bus.publish_event(Answer(thing, value[:16], False, [reason], origin=command.origin).event())
+            return
+        self.controller.command(thing, value, command.origin)
 
     def _input(self, update: Any, value: Any) -> None:
         update(value)

@@ -25,6 +25,7 @@ from typing import Any
 
 from obsy.bus import Bus
 from obsy.messages import Command, CommandOrigin, Event, OriginKind
+from obsy.topics import Topics
 
 COMMAND_THINGS = ("roof", "mode", "night")
 #: How long a state echo waits for the command event that may follow it.
@@ -51,9 +52,11 @@ class _Pending:
 
 
 class CommandGateway:
-    def __init__(self, bus: Bus, timeout: float) -> None:
+    def __init__(self, bus: Bus, timeout: float, topics: Topics | None = None, site: str | None = None) -> None:
+        """``topics``/``site``: a bridged site's MCP, reached under its prefix on this broker (``web.sites``)."""
         self.bus = bus
-        self.topics = bus.topics
+        self.topics = topics or bus.topics
+        self.site = site
         self.timeout = timeout
         self._pending: _Pending | None = None
         self._lock = threading.Lock()
@@ -90,7 +93,8 @@ class CommandGateway:
                 self._pending = pending
             try:
                 self.bus.publish(self.topics.command("mcp", thing), Command(value=value, origin=origin), qos=1)
-                self.bus.publish_event(command_event(thing, value, origin))
+                extra = {"site": self.site} if self.site else {}
+                self.bus.publish_event(command_event(thing, value, origin, **extra))
                 return self._wait(pending, thing)
             finally:
                 with self._lock:

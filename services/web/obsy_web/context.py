@@ -12,6 +12,7 @@ from obsy.config import ObsyConfig
 from obsy.topics import Topics
 from obsy_web.auth.ratelimit import LoginLimiter
 from obsy_web.commands import CommandGateway
+from obsy_web.fleet import Fleet
 from obsy_web.imaging import MastersCommandGateway
 from obsy_web.ingest.ingestor import Ingestor
 from obsy_web.live import LatestStates, LiveHub
@@ -36,6 +37,10 @@ class WebContext:
     ingestor: Ingestor | None = None
     limiter: LoginLimiter = field(default_factory=lambda: LoginLimiter(5))
     simulation: WeatherSimulationGateway | None = None
+    #: The sites stored here (this one alone unless ``web.sites`` names bridged ones).
+    fleet: Fleet | None = None
+    #: The bridged sites' MCPs, by site id: only closing commands are sent (``/fleet/{site}/commands``).
+    site_commands: dict[str, CommandGateway] = field(default_factory=dict)
     masters: MastersCommandGateway | None = None
 
     @property

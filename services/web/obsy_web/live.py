@@ -50,6 +50,12 @@ class LatestStates:
                 self._raw.pop(key, None)
             self._decoded.pop(key, None)
 
+    def items(self) -> list[tuple[str, Any]]:
+        """Every key with its latest value, decoded."""
+        with self._lock:
+            keys = list(self._raw)
+        return [(key, self.get(key)) for key in keys]
+
     def raw(self, key: str) -> bytes | None:
         """The latest payload on ``<prefix>/<key>`` as it came (a JPEG stays bytes), or None."""
         with self._lock:

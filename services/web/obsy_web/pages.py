@@ -28,7 +28,15 @@ PAGES = {
     "targets": ("/targets", "Targets"),
     "plan": ("/plan", "Plan"),
     "events": ("/events", "Events"),
+    "fleet": ("/fleet", "Fleet"),
 }
+
+
+def _pages(context: WebContext) -> dict[str, tuple[str, str]]:
+    """The navigation: the Fleet page only where other sites are bridged here (``web.sites``)."""
+    if context.config.web.sites:
+        return PAGES
+    return {name: value for name, value in PAGES.items() if name != "fleet"}
 
 
 def _render(page: str, request: Request, who: Principal | None, context: WebContext) -> Response:
@@ -39,7 +47,7 @@ def _render(page: str, request: Request, who: Principal | None, context: WebCont
         f"{page}.html",
         {
             "page": page,
-            "pages": PAGES,
+            "pages": _pages(context),
             "site_name": context.config.site.name,
             "who": who,
             "can_operate": who.can(Role.OPERATOR) and who.via != "anonymous",
@@ -66,5 +74,7 @@ for _name, (_path, _title) in PAGES.items():
 @router.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request, context: WebContext = Depends(get_context)) -> Response:
     return templates.TemplateResponse(
-        request, "login.html", {"page": "login", "pages": PAGES, "site_name": context.config.site.name, "who": None}
+        request,
+        "login.html",
+        {"page": "login", "pages": _pages(context), "site_name": context.config.site.name, "who": None},
     )

@@ -19,12 +19,14 @@ from sqlalchemy.exc import OperationalError
 from obsy.bus import Bus, Delivery
 from obsy.messages import ImagingAcquired, TargetList
 from obsy.runner import Service, run_service
+from obsy.topics import Topics
 from obsy_web.app import create_app
 from obsy_web.auth.ratelimit import LoginLimiter
 from obsy_web.commands import CommandGateway
 from obsy_web.context import WebContext
 from obsy_web.db import make_engine, session_factory
 from obsy_web.db.migrate import upgrade
+from obsy_web.fleet import Fleet, sites_of
 from obsy_web.imaging import MastersCommandGateway
 from obsy_web.ingest.ingestor import Ingestor
 from obsy_web.ingest.retention import apply_retention
@@ -50,8 +52,15 @@ class WebService(Service):
         self.engine = make_engine(url)
         self._migrate_when_reachable(url)
         sessions = session_factory(self.engine)
+        latest = LatestStates(self.topics)
+        self.fleet = Fleet(sites_of(self.config), latest)
         self.ingestor = Ingestor(
-            self.engine, self.topics, max_payload=settings.ingest_max_payload, batch_size=settings.ingest_batch_size
+            self.engine,
+            self.topics,
+            site=self.fleet.local.id,
+            sites=[(site.id, Topics(site.prefix)) for site in self.fleet.sites[1:]],
+            max_payload=settings.ingest_max_payload,
+            batch_size=settings.ingest_batch_size,
         )
         self.context = WebContext(
             config=self.config,
@@ -59,7 +68,7 @@ class WebService(Service):
             engine=self.engine,
             sessions=sessions,
             board=StatusBoard(self.bus),
-            latest=LatestStates(self.topics),
+            latest=latest,
             hub=LiveHub(self.topics),
             targets=TargetStore(sessions, self._publish_targets),
             commands=CommandGateway(self.bus, settings.command_timeout),
@@ -67,6 +76,11 @@ class WebService(Service):
             ingestor=self.ingestor,
             limiter=LoginLimiter(settings.login_attempts_per_minute),
             simulation=WeatherSimulationGateway(self.bus, settings.command_timeout),
+            fleet=self.fleet,
+            site_commands={
+                site.id: CommandGateway(self.bus, settings.command_timeout, Topics(site.prefix), site.id)
+                for site in self.fleet.sites[1:]
+            },
             masters=MastersCommandGateway(self.bus, settings.command_timeout),
         )
         self.context.sky.current()  # first computation in the background
@@ -81,7 +95,9 @@ class WebService(Service):
         )
         self.notifier.attach(self.bus)  # nothing, unless notification URLs are configured
         self.ingestor.start()
-        self.ingest_bus: Bus = start_ingest_bus(self.config.broker, self._on_bus_message, wait=5.0)
+        self.ingest_bus: Bus = start_ingest_bus(
+            self.config.broker, self._on_bus_message, wait=5.0, also=self.fleet.topic_filters()
+        )
         self._next_retention = time.monotonic() + 60.0
         self._serve(create_app(self.context))
 
@@ -92,7 +108,7 @@ class WebService(Service):
         delay = 0.5
         while True:
             try:
-                upgrade(self.engine)
+                upgrade(self.engine, site_id=self.config.site_id())
                 return
             except OperationalError as exc:
                 reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
@@ -118,8 +134,9 @@ class WebService(Service):
         # A failure of the live view must not keep a message from the store (the bus would
         # acknowledge a delivery whose handler raised, before it is stored).
         try:
-            self.context.latest.update(delivery.topic, delivery.payload)
-            self.context.hub.publish(delivery.topic, delivery.payload)
+            if self.fleet.update(delivery.topic, delivery.payload) is self.fleet.local:
+                self.context.latest.update(delivery.topic, delivery.payload)
+                self.context.hub.publish(delivery.topic, delivery.payload)
         except Exception:
             self.log.exception("the live view could not take a message on %s", delivery.topic)
         self.ingestor.submit_delivery(delivery)

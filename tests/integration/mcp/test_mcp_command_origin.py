@@ -111,3 +111,18 @@ def test_every_answer_records_who_sent_the_command(closed_mcp: McpProcess, watch
     assert from_cli["data"]["origin"]["kind"] == "cli"
     assert from_cli["data"]["origin"]["user"] == getpass.getuser()
     assert from_cli["message"] in cli.stdout  # the CLI prints the MCP's answer
+
+
+def test_a_central_site_may_close_but_never_open(closed_mcp: McpProcess, watcher: Watcher) -> None:
+    """Commands through a bridge from the central site (docs/operations.md#several-observatories)."""
+    centre = CommandOrigin(kind=OriginKind.WEB, user="otto", role="operator")
+    watcher.publish(TOPICS.mcp_remote_roof_command, Command(value="OPEN", origin=centre).to_json())
+    watcher.publish(TOPICS.mcp_remote_night_command, "START")
+    watcher.publish(TOPICS.mcp_remote_roof_command, "CLOSE")
+    watcher.publish(TOPICS.mcp_remote_night_command, "ABORT")
+    opening, starting, closing, aborting = wait_command_events(watcher, 4)
+    assert opening["kind"] == "command_rejected" and "stay a decision of this site" in opening["data"]["reasons"][0]
+    assert opening["data"]["origin"] == {"kind": "web", "user": "otto", "role": "operator"}
+    assert starting["kind"] == "command_rejected" and "only ABORT" in starting["data"]["reasons"][0]
+    assert closing["kind"] == "command_accepted" and closing["data"]["command"] == {"thing": "roof", "value": "CLOSE"}
+    assert aborting["kind"] == "command_accepted"

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from obsy_web.api.common import Page, Paging
+from obsy_web.api.fleet import of_site, site_filter
 from obsy_web.api.security import get_context, viewer
 from obsy_web.context import WebContext
 from obsy_web.db.models import AllskyFrameRecord, AllskyStreakRecord
@@ -115,11 +116,16 @@ def data_file(path: str, context: WebContext = Depends(get_context)) -> FileResp
 
 
 @router.get("/allsky/nights", tags=["allsky"], response_model=list[Night], summary="Nights with allsky frames")
-def allsky_nights(limit: int = Query(60, ge=1, le=1000), context: WebContext = Depends(get_context)) -> list[Night]:
+def allsky_nights(
+    limit: int = Query(60, ge=1, le=1000),
+    site: str | None = Depends(site_filter),
+    context: WebContext = Depends(get_context),
+) -> list[Night]:
     f = AllskyFrameRecord
     with context.sessions() as db:
         rows = db.execute(
             select(f.night, func.count(), func.min(f.time), func.max(f.time))
+            .where(*of_site(f.site, site))
             .group_by(f.night)
             .order_by(f.night.desc())
             .limit(limit)
@@ -131,10 +137,11 @@ def allsky_nights(limit: int = Query(60, ge=1, le=1000), context: WebContext = D
 def allsky_images(
     night: str | None = Query(None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="observing night, YYYY-MM-DD"),
     paging: Paging = Depends(),
+    site: str | None = Depends(site_filter),
     context: WebContext = Depends(get_context),
 ) -> Page[AllskyImage]:
     f = AllskyFrameRecord
-    where = [f.night == night] if night else []
+    where = ([f.night == night] if night else []) + of_site(f.site, site)
     with context.sessions() as db:
         total = db.scalar(select(func.count()).select_from(f).where(*where)) or 0
         rows = db.scalars(select(f).where(*where).order_by(f.time.desc()).limit(paging.limit).offset(paging.offset))
@@ -143,26 +150,32 @@ def allsky_images(
 
 
 @router.get("/allsky/images/latest", tags=["allsky"], response_model=AllskyImage, summary="The newest allsky frame")
-def allsky_latest(context: WebContext = Depends(get_context)) -> AllskyImage:
+def allsky_latest(site: str | None = Depends(site_filter), context: WebContext = Depends(get_context)) -> AllskyImage:
+    f = AllskyFrameRecord
     with context.sessions() as db:
-        record = db.scalar(select(AllskyFrameRecord).order_by(AllskyFrameRecord.time.desc()).limit(1))
+        record = db.scalar(select(f).where(*of_site(f.site, site)).order_by(f.time.desc()).limit(1))
         if record is None:
             raise HTTPException(404, "no allsky frame has been recorded yet")
         return _image(record)
 
 
 @router.get("/allsky/images/{frame_id}", tags=["allsky"], response_model=AllskyImage, summary="One allsky frame")
-def allsky_image(frame_id: str, context: WebContext = Depends(get_context)) -> AllskyImage:
+def allsky_image(
+    frame_id: str, site: str | None = Depends(site_filter), context: WebContext = Depends(get_context)
+) -> AllskyImage:
+    f = AllskyFrameRecord
     with context.sessions() as db:
-        record = db.scalar(select(AllskyFrameRecord).where(AllskyFrameRecord.frame_id == frame_id))
+        record = db.scalar(select(f).where(f.frame_id == frame_id, *of_site(f.site, site)).limit(1))
         if record is None:
             raise HTTPException(404, f"no allsky frame {frame_id!r}")
         return _image(record)
 
 
 @router.get("/allsky/images/{frame_id}/file", tags=["allsky"], summary="The image file of one allsky frame")
-def allsky_image_file(frame_id: str, context: WebContext = Depends(get_context)) -> Response:
-    image = allsky_image(frame_id, context)
+def allsky_image_file(
+    frame_id: str, site: str | None = Depends(site_filter), context: WebContext = Depends(get_context)
+) -> Response:
+    image = allsky_image(frame_id, site, context)
     url = urlparse(image.url)
     if url.scheme in ("http", "https"):
         return RedirectResponse(image.url, status_code=307)
@@ -229,11 +242,13 @@ def _file_url(data_dir: Path, path: Path) -> str:
 def allsky_streaks(
     night: str = FastApiPath(..., pattern=r"^\d{4}-\d{2}-\d{2}$"),
     limit: int = Query(500, ge=1, le=5000),
+    site: str | None = Depends(site_filter),
     context: WebContext = Depends(get_context),
 ) -> list[AllskyStreakItem]:
     s = AllskyStreakRecord
     with context.sessions() as db:
-        records = db.scalars(select(s).where(s.night == night).order_by(s.time, s.id).limit(limit)).all()
+        query = select(s).where(s.night == night, *of_site(s.site, site))
+        records = db.scalars(query.order_by(s.time, s.id).limit(limit)).all()
     return [_streak(record, context.data_dir) for record in records]
 
 

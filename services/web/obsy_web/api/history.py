@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from obsy.messages import CommandOrigin
 from obsy_web.api.common import Page, Paging, TimeRange
+from obsy_web.api.fleet import of_site, site_filter
 from obsy_web.api.security import get_context, viewer
 from obsy_web.context import WebContext
 from obsy_web.db.models import EventRecord, SafetyVerdictRecord, WeatherReading
@@ -86,9 +87,12 @@ def _bucket(db: Session, seconds: int) -> ColumnElement[int]:
 
 
 @router.get("/weather/quantities", tags=["weather"], summary="Quantities with stored readings")
-def weather_quantities(context: WebContext = Depends(get_context)) -> list[str]:
+def weather_quantities(
+    site: str | None = Depends(site_filter), context: WebContext = Depends(get_context)
+) -> list[str]:
     with context.sessions() as db:
-        return list(db.scalars(select(WeatherReading.quantity).distinct().order_by(WeatherReading.quantity)))
+        query = select(WeatherReading.quantity).where(*of_site(WeatherReading.site, site)).distinct()
+        return list(db.scalars(query.order_by(WeatherReading.quantity)))
 
 
 @router.get("/weather/history", tags=["weather"], response_model=WeatherHistory, summary="Weather readings over time")
@@ -96,6 +100,7 @@ def weather_history(
     window: TimeRange = Depends(),
     quantity: list[str] | None = Query(None, max_length=50, description="repeat for several; default: all"),
     points: int = Query(500, ge=1, le=5000, description="at most this many points per quantity (downsampled)"),
+    site: str | None = Depends(site_filter),
     context: WebContext = Depends(get_context),
 ) -> WeatherHistory:
     span = (window.end - window.start).total_seconds()
@@ -113,6 +118,7 @@ def weather_history(
                 func.max(WeatherReading.unit),
             )
             .where(WeatherReading.time >= window.start, WeatherReading.time < window.end)
+            .where(*of_site(WeatherReading.site, site))
             .group_by(WeatherReading.quantity, bucket)
             .order_by(WeatherReading.quantity, bucket)
         )
@@ -136,9 +142,16 @@ def weather_history(
 
 @router.get("/safety/history", tags=["weather"], response_model=Page[SafetyRecord], summary="Safety verdict changes")
 def safety_history(
-    window: TimeRange = Depends(), paging: Paging = Depends(), context: WebContext = Depends(get_context)
+    window: TimeRange = Depends(),
+    paging: Paging = Depends(),
+    site: str | None = Depends(site_filter),
+    context: WebContext = Depends(get_context),
 ) -> Page[SafetyRecord]:
-    where = (SafetyVerdictRecord.time >= window.start, SafetyVerdictRecord.time < window.end)
+    where = (
+        SafetyVerdictRecord.time >= window.start,
+        SafetyVerdictRecord.time < window.end,
+        *of_site(SafetyVerdictRecord.site, site),
+    )
     with context.sessions() as db:
         total = db.scalar(select(func.count()).select_from(SafetyVerdictRecord).where(*where)) or 0
         rows = db.scalars(
@@ -163,9 +176,11 @@ def events(
         None, description="this level and above"
     ),
     text: str | None = Query(None, max_length=200, pattern=NO_CONTROL_CHARACTERS, description="words in the message"),
+    site: str | None = Depends(site_filter),
     context: WebContext = Depends(get_context),
 ) -> Page[EventItem]:
     where: list[Any] = [EventRecord.time >= window.start, EventRecord.time < window.end]
+    where += of_site(EventRecord.site, site)
     if service:
         where.append(EventRecord.service == service)
     if kind:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import Response
 from sqlalchemy import select
 
+from obsy_web.api.fleet import fleet_of, of_site, site_filter
 from obsy_web.api.security import get_context, viewer
 from obsy_web.context import WebContext
 from obsy_web.db.models import SchedulerPlanRecord, TargetRecord
@@ -21,12 +22,14 @@ router = APIRouter(tags=["plan"], dependencies=[Depends(viewer)])
 
 
 @router.get("/plan/tonight", summary="The scheduler's latest plan for tonight")
-def plan_tonight(context: WebContext = Depends(get_context)) -> dict[str, Any]:
-    plan = context.latest.get("scheduler/plan")
+def plan_tonight(site: str | None = Depends(site_filter), context: WebContext = Depends(get_context)) -> dict[str, Any]:
+    latest = context.latest if site in (None, context.config.site_id()) else fleet_of(context).latest[site]
+    plan = latest.get("scheduler/plan")
     if isinstance(plan, dict):
         return plan
+    p = SchedulerPlanRecord
     with context.sessions() as db:
-        stored = db.scalar(select(SchedulerPlanRecord.plan).order_by(SchedulerPlanRecord.time.desc()).limit(1))
+        stored = db.scalar(select(p.plan).where(*of_site(p.site, site)).order_by(p.time.desc()).limit(1))
     if stored is None:
         raise HTTPException(404, "no plan yet: the scheduler has not published one")
     return stored
@@ -34,7 +37,7 @@ def plan_tonight(context: WebContext = Depends(get_context)) -> dict[str, Any]:
 
 @router.get("/plan/tonight/altitudes", summary="Altitude curves of tonight's planned targets")
 def plan_altitudes(context: WebContext = Depends(get_context)) -> dict[str, Any]:
-    plan = plan_tonight(context)
+    plan = plan_tonight(site_filter(None, context), context)
     start, end = plan.get("dark_start"), plan.get("dark_end")
     blocks = plan.get("blocks") or []
     if not (start and end) and blocks:
@@ -71,7 +74,7 @@ def plan_files(context: WebContext = Depends(get_context)) -> Response:
     (where the scheduler writes them by default, ``<data_dir>/ekos``): the web and the
     scheduler share it in the compose setup. The schedule names its sequences by their paths
     on the scheduler's host; ``obsy-scheduler plan --out DIR`` writes a set for another place."""
-    plan = plan_tonight(context)
+    plan = plan_tonight(site_filter(None, context), context)
     paths = [p for p in [plan.get("ekos_schedule_path"), *(plan.get("sequence_paths") or [])] if p]
     if not paths:
         raise HTTPException(404, "the latest plan has no Ekos files (nothing was planned)")

@@ -24,6 +24,16 @@ Json = JSON().with_variant(JSONB(), "postgresql")
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
+#: The site of rows stored without one: the database's default is this site's id when the
+#: migration that added the ``site`` columns ran (``site.id``, else made from the prefix).
+DEFAULT_SITE = "obsy"
+
+
+def site_column() -> Mapped[str]:
+    """The site a row belongs to (``site.id`` here, ``web.sites`` for bridged ones): part of each unique key."""
+    return mapped_column(String(64), server_default=DEFAULT_SITE)
+
+
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: Json, list[Any]: Json}
 
@@ -36,11 +46,12 @@ class WeatherReading(Base):
 
     __tablename__ = "weather_readings"
     __table_args__ = (
-        UniqueConstraint("quantity", "source", "time", name="uq_weather_readings_quantity_source_time"),
+        UniqueConstraint("site", "quantity", "source", "time", name="uq_weather_readings_site_quantity_source_time"),
         Index("ix_weather_readings_time", "time"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site: Mapped[str] = site_column()
     time: Mapped[datetime]
     quantity: Mapped[str] = mapped_column(String(64))
     value: Mapped[float | None] = mapped_column(Float)
@@ -52,9 +63,10 @@ class SafetyVerdictRecord(Base):
     """A change of the weather safety verdict (repeats of the same verdict are not stored)."""
 
     __tablename__ = "safety_verdicts"
-    __table_args__ = (UniqueConstraint("time", name="uq_safety_verdicts_time"),)
+    __table_args__ = (UniqueConstraint("site", "time", name="uq_safety_verdicts_site_time"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site: Mapped[str] = site_column()
     time: Mapped[datetime]
     safe: Mapped[bool] = mapped_column(Boolean)
     since: Mapped[datetime | None]
@@ -63,9 +75,10 @@ class SafetyVerdictRecord(Base):
 
 class CloudResult(Base):
     __tablename__ = "cloud_results"
-    __table_args__ = (UniqueConstraint("time", name="uq_cloud_results_time"),)
+    __table_args__ = (UniqueConstraint("site", "time", name="uq_cloud_results_site_time"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site: Mapped[str] = site_column()
     time: Mapped[datetime]
     cloud_cover: Mapped[float | None] = mapped_column(Float)
     label: Mapped[str] = mapped_column(String(64), default="unknown")
@@ -77,10 +90,16 @@ class CloudResult(Base):
 
 class AllskyFrameRecord(Base):
     __tablename__ = "allsky_frames"
-    __table_args__ = (Index("ix_allsky_frames_night_time", "night", "time"), Index("ix_allsky_frames_time", "time"))
+    __table_args__ = (
+        UniqueConstraint("site", "frame_id", name="uq_allsky_frames_site_frame_id"),
+        Index("ix_allsky_frames_night_time", "night", "time"),
+        Index("ix_allsky_frames_time", "time"),
+        Index("ix_allsky_frames_site_time", "site", "time"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    frame_id: Mapped[str] = mapped_column(String(128), unique=True)
+    site: Mapped[str] = site_column()
+    frame_id: Mapped[str] = mapped_column(String(128))
     time: Mapped[datetime]
     night: Mapped[str] = mapped_column(String(10))
     exposure_s: Mapped[float] = mapped_column(Float)
@@ -100,10 +119,16 @@ class AllskyStreakRecord(Base):
     """A meteor or satellite track the allsky service found (``allsky/streaks``); its crop is a file."""
 
     __tablename__ = "allsky_streaks"
-    __table_args__ = (Index("ix_allsky_streaks_night_time", "night", "time"), Index("ix_allsky_streaks_time", "time"))
+    __table_args__ = (
+        Index("ix_allsky_streaks_night_time", "night", "time"),
+        Index("ix_allsky_streaks_time", "time"),
+        Index("ix_allsky_streaks_site_night", "site", "night"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site: Mapped[str] = site_column()
     #: SHA-256 of topic and payload: a message the broker delivers twice (QoS 1) is stored once.
+    #: The topic carries the site's prefix, so two sites never share one.
     fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
     time: Mapped[datetime]
     night: Mapped[str] = mapped_column(String(10))
@@ -121,12 +146,13 @@ class LiveStackState(Base):
 
     __tablename__ = "live_stack_states"
     __table_args__ = (
-        UniqueConstraint("stack_id", "time", name="uq_live_stack_states_stack_time"),
+        UniqueConstraint("site", "stack_id", "time", name="uq_live_stack_states_site_stack_id_time"),
         Index("ix_live_stack_states_night_time", "night", "time"),
         Index("ix_live_stack_states_time", "time"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site: Mapped[str] = site_column()
     time: Mapped[datetime]
     stack_id: Mapped[int] = mapped_column(BigInteger)
     night: Mapped[str] = mapped_column(String(10))
@@ -143,10 +169,14 @@ class CalibrationMasterRecord(Base):
     """A master the imaging service built into its calibration library (``imaging/masters``)."""
 
     __tablename__ = "calibration_masters"
-    __table_args__ = (Index("ix_calibration_masters_time", "time"),)
+    __table_args__ = (
+        UniqueConstraint("site", "master_id", name="uq_calibration_masters_site_master_id"),
+        Index("ix_calibration_masters_time", "time"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    master_id: Mapped[str] = mapped_column(String(128), unique=True)
+    site: Mapped[str] = site_column()
+    master_id: Mapped[str] = mapped_column(String(128))
     time: Mapped[datetime]
     kind: Mapped[str] = mapped_column(String(16))
     frames: Mapped[int] = mapped_column(Integer)
@@ -169,6 +199,7 @@ class CalibratedLightRecord(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site: Mapped[str] = site_column()
     #: SHA-256 of topic and payload: a message the broker delivers twice (QoS 1) is stored once.
     fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
     time: Mapped[datetime]
@@ -189,6 +220,7 @@ class PhotometryPoint(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site: Mapped[str] = site_column()
     #: SHA-256 of topic and payload: a message the broker delivers twice (QoS 1) is stored once.
     fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
     time: Mapped[datetime]
@@ -208,9 +240,10 @@ class PhotometryPoint(Base):
 
 class McpStateRecord(Base):
     __tablename__ = "mcp_states"
-    __table_args__ = (UniqueConstraint("time", name="uq_mcp_states_time"),)
+    __table_args__ = (UniqueConstraint("site", "time", name="uq_mcp_states_site_time"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site: Mapped[str] = site_column()
     time: Mapped[datetime]
     state: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text, default="")
@@ -228,10 +261,13 @@ class EventRecord(Base):
     __table_args__ = (
         Index("ix_events_time", "time"),
         Index("ix_events_service_time", "service", "time"),
+        Index("ix_events_site_time", "site", "time"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site: Mapped[str] = site_column()
     #: SHA-256 of topic and payload: a message the broker delivers twice (QoS 1) is stored once.
+    #: The topic carries the site's prefix, so two sites never share one.
     fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
     time: Mapped[datetime]
     service: Mapped[str] = mapped_column(String(64))
@@ -244,11 +280,12 @@ class EventRecord(Base):
 class SchedulerPlanRecord(Base):
     __tablename__ = "scheduler_plans"
     __table_args__ = (
-        UniqueConstraint("time", name="uq_scheduler_plans_time"),
+        UniqueConstraint("site", "time", name="uq_scheduler_plans_site_time"),
         Index("ix_scheduler_plans_night", "night"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site: Mapped[str] = site_column()
     time: Mapped[datetime]
     night: Mapped[str] = mapped_column(String(10))
     plan: Mapped[dict[str, Any]]
@@ -258,9 +295,13 @@ class AvailabilityChange(Base):
     """A change of a service's availability (online/offline/stopped), as the web service saw it."""
 
     __tablename__ = "availability_changes"
-    __table_args__ = (Index("ix_availability_changes_service_time", "service", "time"),)
+    __table_args__ = (
+        Index("ix_availability_changes_service_time", "service", "time"),
+        Index("ix_availability_changes_site_service_time", "site", "service", "time"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site: Mapped[str] = site_column()
     time: Mapped[datetime]
     service: Mapped[str] = mapped_column(String(64))
     availability: Mapped[str] = mapped_column(String(16))

@@ -65,6 +65,8 @@ class Ingestor:
         engine: Engine,
         topics: Topics,
         *,
+        site: str = models.DEFAULT_SITE,
+        sites: Iterable[tuple[str, Topics]] = (),
         max_payload: int = 1024 * 1024,
         batch_size: int = 500,
         max_queued: int = 200_000,
@@ -72,7 +74,9 @@ class Ingestor:
         gather_s: float = 0.05,
     ) -> None:
         self.engine = engine
-        self.router = Router(topics, max_payload)
+        self.router = Router(topics, max_payload, site)
+        #: One router per site (this one first): a message goes to the one whose prefix it is under.
+        self.routers = [self.router, *(Router(other, max_payload, name) for name, other in sites)]
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.gather_s = gather_s
@@ -207,7 +211,7 @@ class Ingestor:
         parsed: list[Parsed] = []
         for message in batch:
             try:
-                parsed.append((message, self.router.rows_for(message)))
+                parsed.append((message, self.router_for(message.topic).rows_for(message)))
             except InvalidMessageError as exc:
                 self.oversize += isinstance(exc, OversizeMessageError)
                 self.invalid += 1
@@ -215,6 +219,13 @@ class Ingestor:
                     log.warning("not stored: %s (%d invalid so far)", exc, self.invalid)
                 parsed.append((message, []))
         return parsed
+
+    def router_for(self, topic: str) -> Router:
+        """The router of the site whose prefix ``topic`` is under (this site's when none is)."""
+        for router in self.routers[1:]:
+            if topic.startswith(router.topics.prefix + "/"):
+                return router
+        return self.router
 
     def _store_batch(self, parsed: list[Parsed]) -> bool:
         """Store a batch in one transaction, retrying while the database is away; False if stopped first."""
@@ -353,15 +364,21 @@ class Ingestor:
         availability = models.AvailabilityChange
         try:
             with self.engine.connect() as connection:
-                last = connection.execute(
-                    select(safety.safe, safety.reasons).order_by(desc(safety.time)).limit(1)
-                ).first()
-                if last is not None:
-                    self._last_change[("safety",)] = (last.safe, json.dumps(last.reasons))
-                newest = select(func.max(availability.id)).group_by(availability.service)
-                latest = select(availability.service, availability.availability).where(availability.id.in_(newest))
-                for service, value in connection.execute(latest):
-                    self._last_change[("availability", service)] = value
+                for router in self.routers:
+                    last = connection.execute(
+                        select(safety.safe, safety.reasons)
+                        .where(safety.site == router.site)
+                        .order_by(desc(safety.time))
+                        .limit(1)
+                    ).first()
+                    if last is not None:
+                        self._last_change[(router.site, "safety")] = (last.safe, json.dumps(last.reasons))
+                newest = select(func.max(availability.id)).group_by(availability.site, availability.service)
+                latest = select(availability.site, availability.service, availability.availability).where(
+                    availability.id.in_(newest)
+                )
+                for site, service, value in connection.execute(latest):
+                    self._last_change[(site, "availability", service)] = value
         except TRANSIENT_ERRORS as exc:
             log.warning("cannot read the last stored states yet (%s); repeats may be stored once", _short(exc))
 

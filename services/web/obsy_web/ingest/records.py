@@ -236,10 +236,15 @@ def _availability(message: Incoming, service: str) -> list[Row]:
 
 
 class Router:
-    """Maps the topics of one prefix to the functions that store them."""
+    """Maps the topics of one prefix (one site) to the functions that store them.
 
-    def __init__(self, topics: Topics, max_payload: int = 1024 * 1024) -> None:
+    Every row gets the router's ``site``, and every change key starts with it: each site's
+    verdict and availability changes are detected apart.
+    """
+
+    def __init__(self, topics: Topics, max_payload: int = 1024 * 1024, site: str = models.DEFAULT_SITE) -> None:
         self.topics = topics
+        self.site = site
         self.max_payload = max_payload
         self._exact = {
             topics.weather_state: _weather,
@@ -267,7 +272,13 @@ class Router:
                 f"{message.topic}: {len(message.payload)} bytes is over the {self.max_payload}-byte limit "
                 "(web.ingest_max_payload)"
             )
-        return store(message)
+        rows = store(message)
+        return [
+            Row(row.table, {**row.values, "site": self.site}, (self.site, *row.change_key), row.change_value)
+            if row.change_key is not None
+            else Row(row.table, {**row.values, "site": self.site})
+            for row in rows
+        ]
 
     def _store_function(self, topic: str) -> Callable[[Incoming], list[Row]] | None:
         """How messages on ``topic`` are stored; None for topics that are not (health, commands, ...)."""
