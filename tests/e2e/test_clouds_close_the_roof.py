@@ -21,36 +21,35 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from obsy.topics import Topics
 from tests.support.configs import evening_site, write_config
 from tests.support.e2e_observatory import (
+    ALLSKY_CAMERA,
+    ALLSKY_EXPOSURE_S,
+    ALLSKY_PIPELINE,
+    HEARTBEAT_S,
+    SKYSIM_ALLSKY,
     PhaseClock,
     ServiceProcesses,
     logs_named_on_failure,
+    skysim_available,
+    write_skysim_settings,
 )
 from tests.support.indiserver import ROOF, TELESCOPE, WEATHER, IndiServer, pyindi_available, require_indi
 from tests.support.mcp_harness import IndiRecorder, events, prepare_devices, states
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.watcher import Watcher
 
-SKYSIM = Path(sys.executable).parent / "indi_obsy_allsky"
 DRIVERS = ["indi_simulator_telescope", "indi_rolloff_dome", "indi_simulator_weather"]
 SERVICES = ("weather", "allsky", "clouddetect", "mcp")
-ALLSKY = "SkySim Allsky"
 #: Seconds every input must stay safe before the MCP reopens (the delay under test here).
 MCP_SAFE_DELAY_S = 15.0
-#: A short exposure on a faster lens: the same frame as the demo's 15 s at the default zero point.
-EXPOSURE_S = 2.0
-ZERO_POINT = 12.0 + 2.2  # 10^(0.4 * 2.2) = 7.6 times the light: 2 s here ~ 15 s there
-HEARTBEAT_S = 2.0
 
 pytestmark = [
     pytest.mark.e2e,
@@ -59,25 +58,11 @@ pytestmark = [
     pytest.mark.timeout(600),
     pytest.mark.skipif(not pyindi_available(), reason="pyindi-client is not installed"),
     pytest.mark.skipif(
-        not SKYSIM.exists(), reason="the sky simulator is not installed (pip install -e services/skysim)"
+        not skysim_available(), reason="the sky simulator is not installed (pip install -e services/skysim)"
     ),
 ]
 
 TOPICS = Topics()
-
-
-def skysim_settings(path: Path, site: dict[str, Any]) -> Path:
-    """The sky simulator's settings file (indiserver passes OBSY_SKYSIM_CONFIG on to the driver)."""
-    settings = {
-        "allsky": {
-            "device": ALLSKY,
-            "site": {"latitude": site["latitude"], "longitude": site["longitude"], "elevation": site["elevation"]},
-            "sensor": {"width": 1280, "height": 960, "pixel_um": 3.75, "bayer": "RGGB"},
-            "optics": {"zero_point": ZERO_POINT},
-        }
-    }
-    path.write_text(yaml.safe_dump(settings, sort_keys=False))
-    return path
 
 
 def gate_config(workdir: Path, broker: MosquittoBroker, *, site: dict[str, Any], indi_port: int) -> Path:
@@ -98,17 +83,10 @@ def gate_config(workdir: Path, broker: MosquittoBroker, *, site: dict[str, Any],
         },
         allsky={
             **beat,
-            "camera": {"device": ALLSKY, "interval_s": 4, "readout_margin_s": 20},
+            "camera": {"device": ALLSKY_CAMERA, "interval_s": 4, "readout_margin_s": 20},
             # One exposure all night, as in the demo: clouddetect's learnt zero point fits it.
-            "exposure": {"auto": False, "fixed_exposure_s": EXPOSURE_S},
-            "pipeline": {
-                "finish": [
-                    {"stage": "white_balance", "method": "gray_world"},
-                    {"stage": "stretch", "method": "auto"},
-                    {"stage": "mask"},
-                    {"stage": "overlay", "show": ["time", "exposure", "sun_moon"], "cardinals": True},
-                ]
-            },
+            "exposure": {"auto": False, "fixed_exposure_s": ALLSKY_EXPOSURE_S},
+            "pipeline": ALLSKY_PIPELINE,
             "image_width": 320,
         },
         clouddetect={**beat, "debounce_frames": 2, "max_frame_age": 120},
@@ -175,8 +153,8 @@ def test_clouds_close_the_roof_and_a_clear_sky_reopens_it(tmp_path: Path, capsys
         broker = MosquittoBroker(tmp_path / "mosquitto")
         broker.start()
         stack.callback(broker.stop)
-        settings = skysim_settings(tmp_path / "skysim.yaml", site)
-        indi = IndiServer(tmp_path / "indi", [*DRIVERS, str(SKYSIM)], env={"OBSY_SKYSIM_CONFIG": str(settings)})
+        settings = write_skysim_settings(tmp_path / "skysim.yaml", site)
+        indi = IndiServer(tmp_path / "indi", [*DRIVERS, str(SKYSIM_ALLSKY)], env={"OBSY_SKYSIM_CONFIG": str(settings)})
         indi.start()
         stack.callback(indi.stop)
         stack.enter_context(logs_named_on_failure(log_dir, indiserver=indi.log_path, mosquitto=broker.log_path))
@@ -189,7 +167,7 @@ def test_clouds_close_the_roof_and_a_clear_sky_reopens_it(tmp_path: Path, capsys
         stack.callback(watcher.close)
         recorder = IndiRecorder(indi.config())
         stack.callback(recorder.close)
-        site_seen = recorder.client.wait_property(ALLSKY, "SIM_SITE").values
+        site_seen = recorder.client.wait_property(ALLSKY_CAMERA, "SIM_SITE").values
         assert abs(site_seen["LAT"] - site["latitude"]) < 1e-6, "the simulator did not read its settings file"
         started = time.monotonic()
         services.start(*SERVICES)
