@@ -1,0 +1,173 @@
+"""Ekos captures stars with the sky simulator's main camera (``indi_obsy_camera``), headless.
+
+One indiserver runs INDI's telescope simulator and the sky simulator's main camera, which
+follows the telescope's pointing (it snoops ``EQUATORIAL_EOD_COORD``). Headless KStars/Ekos
+connects to that server (a remote profile) and runs a one-job schedule written by OBSY's
+scheduler for a field near the zenith: Ekos unparks the mount, slews and tracks, and its
+Capture module takes the light frames with ``SkySim Camera``. The frames Ekos writes are
+measured as the imaging service's grader measures them (``sep``) and their stars compared
+with the simulator's own truth for that pointing and time (``FieldRenderer``).
+
+The site is a KStars city where it is night now (``tests/support/e2e_site.py``), so Ekos'
+twilight and altitude checks pass on the real clock.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+import pytest
+import yaml
+from astropy.io import fits
+from astropy.time import Time
+
+from obsy import astro
+from obsy.config import SchedulerConfig, SchedulerEkosConfig, SiteConfig
+from obsy.messages import ExposurePlan, Target
+from obsy_imaging.grading.measure import extract_stars, measure
+from obsy_scheduler.ekos import write_plan
+from obsy_scheduler.planner import Planner
+from obsy_skysim.config import MainCameraSettings, _main_sensor
+from obsy_skysim.field import FieldRenderer
+from tests.support.e2e_site import dark_site
+from tests.support.indiserver import TELESCOPE, IndiServer, require_indi
+from tests.support.kstars import KStars, kstars_available
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.long(seconds=200),
+    pytest.mark.timeout(600),
+    pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
+]
+
+CAMERA_DRIVER = Path(sys.executable).with_name("indi_obsy_camera")
+CAMERA = "SkySim Camera"
+FRAMES = 3
+EXPOSURE_S = 5.0
+#: The simulator's cooled main-camera sensor, cut small so that Ekos' frames are quick to send and save.
+SENSOR = {**_main_sensor().model_dump(), "width": 1024, "height": 768}
+#: Rendered stars at least this bright (and alone within 12 px) must each be found in every frame.
+BRIGHT_MAG = 12.5
+TELESCOPE_SETTINGS = {"focal_length_mm": 500.0, "limiting_magnitude": 15.0}
+
+
+def camera_settings(site: SiteConfig) -> dict:
+    return {
+        "device": CAMERA,
+        "site": {"latitude": site.latitude, "longitude": site.longitude, "elevation": site.elevation},
+        "sensor": SENSOR,
+        "telescope": TELESCOPE_SETTINGS,
+        "mount_device": TELESCOPE,
+    }
+
+
+@pytest.fixture
+def observatory(tmp_path: Path) -> Iterator[tuple[KStars, IndiServer, SiteConfig]]:
+    require_indi(["indi_simulator_telescope"])
+    if not CAMERA_DRIVER.exists():
+        pytest.skip("the sky simulator is not installed (pip install -e services/skysim)")
+    site_found = dark_site()
+    site = SiteConfig.model_validate(site_found.site_config())
+    settings = tmp_path / "skysim.yaml"
+    settings.write_text(yaml.safe_dump({"camera": camera_settings(site)}))
+    indi = IndiServer(
+        tmp_path / "indi",
+        ["indi_simulator_telescope", str(CAMERA_DRIVER)],
+        env={"OBSY_SKYSIM_CONFIG": str(settings)},
+    )
+    indi.start()
+    ks = KStars(tmp_path / "kstars")
+    try:
+        ks.start()
+        ks.set_location(site_found.city, site_found.province, site_found.country)
+        ks.start_ekos(drivers=(TELESCOPE, "CCD Simulator"), indi_server=(indi.host, indi.port))
+        yield ks, indi, site
+    finally:
+        ks.stop()
+        indi.stop()
+
+
+def zenith_field(site: SiteConfig) -> Target:
+    sidereal = Time(datetime.now(UTC) + timedelta(minutes=3)).sidereal_time(
+        "apparent", longitude=site.longitude * u.deg
+    )
+    return Target(
+        id="zenith",
+        name="Zenith field",
+        ra_deg=round(float(sidereal.to(u.deg).value) % 360, 4),
+        dec_deg=round(min(site.latitude, 85.0), 4),
+        priority=8,
+        exposure_plans=[ExposurePlan(filter=None, exposure_s=EXPOSURE_S, count=FRAMES)],
+    )
+
+
+def test_ekos_captures_stars_with_the_simulators_main_camera(observatory, tmp_path: Path) -> None:
+    kstars, _indi, site = observatory
+    settings = SchedulerConfig(
+        grid_step_s=30,
+        switch_gap_s=0,
+        switch_overhead_s=10,
+        constraints={"min_altitude": 20, "twilight": "astronomical", "min_time_on_target_min": 1},
+        ekos=SchedulerEkosConfig(
+            profile="OBSY test",
+            camera=CAMERA,
+            filter_wheel=None,
+            startup="asap",
+            completion="sequence",
+            enforce_weather=False,
+            steps=["Track"],
+            startup_procedure=["UnparkMount"],
+            shutdown_procedure=[],
+        ),
+    )
+    now = datetime.now(UTC)
+    plan = Planner(site, settings).plan([zenith_field(site)], astro.night_of(site, now), now=now)
+    assert plan.blocks, plan.excluded
+    files = write_plan(plan, settings.ekos, tmp_path / "ekos", tmp_path / "frames", site.timezone)
+    assert kstars.load_schedule(files.schedule)
+    started = time.monotonic()
+    kstars.start_scheduler()
+    deadline = time.monotonic() + 240
+    while len(frames := sorted(files.fits_dir.rglob("*.fits"))) < FRAMES:
+        assert time.monotonic() < deadline, f"Ekos wrote {len(frames)} frames; KStars log:\n{kstars.log_tail(60)}"
+        time.sleep(1)
+    print(f"Ekos wrote {len(frames)} frames in {time.monotonic() - started:.0f} s")
+
+    camera = MainCameraSettings.model_validate(camera_settings(site))
+    renderer = FieldRenderer(camera.site.site(), camera.sensor.spec(), camera.telescope.optics())
+    for path in frames[:FRAMES]:
+        with fits.open(path) as hdul:
+            header = hdul[0].header
+            data = hdul[0].data.astype(np.float32)
+        assert header["IMAGETYP"].startswith("Light"), header["IMAGETYP"]
+        assert data.shape == (SENSOR["height"], SENSOR["width"])
+        quality = measure(data, saturation=60000)
+        found = extract_stars(data, saturation=60000).sources
+        when = datetime.fromisoformat(header["DATE-OBS"]).replace(tzinfo=UTC)
+        truth = renderer.render(when, (header["RA"], header["DEC"]), EXPOSURE_S, 0.0, seed=0).truth
+        assert truth is not None
+        distance = np.hypot(found["x"][:, None] - truth.x[None, :], found["y"][:, None] - truth.y[None, :])
+        precision = float((distance.min(axis=1) < 2.0).mean()) if len(found) else 0.0
+        h, w = data.shape
+        inside = (truth.x > 15) & (truth.x < w - 15) & (truth.y > 15) & (truth.y < h - 15)
+        apart = np.hypot(truth.x[:, None] - truth.x[None, :], truth.y[:, None] - truth.y[None, :])
+        alone = np.sort(apart, axis=1)[:, 1] > 12 if len(truth.x) > 1 else np.ones(len(truth.x), bool)
+        bright = inside & alone & (truth.stars.mag < BRIGHT_MAG)
+        recall = float((distance[:, bright].min(axis=0) < 2.0).mean()) if len(found) and bright.any() else 0.0
+        print(
+            f"{path.name}: {quality.stars} stars measured (HFR {quality.hfr_px:.2f} px), "
+            f"{header['SIMSTARS']} rendered; of {int(bright.sum())} alone and brighter than {BRIGHT_MAG} "
+            f"{recall:.0%} found, {precision:.0%} of the detections on a rendered star; "
+            f"pointing RA {header['RA']:.3f} Dec {header['DEC']:.3f}"
+        )
+        assert quality.stars >= 10, quality
+        assert quality.hfr_px is not None and 0.5 < quality.hfr_px < 5.0, quality
+        assert bright.sum() >= 5 and recall >= 0.9
+        assert precision >= 0.8
