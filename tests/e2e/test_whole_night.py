@@ -1,13 +1,16 @@
 """A whole night, end to end: the six services as their own processes against the simulators.
 
 Real Mosquitto (private), Postgres (a fresh database), one indiserver with the roll-off
-roof, telescope, main camera, a second camera for the allsky service and the weather
-simulator, and headless KStars/Ekos connected to that same indiserver. The site is a KStars
-city where it is astronomical night now (tests/support/e2e_site.py), so the services run on
-the real clock. Phases (durations printed, never asserted):
+roof, telescope, main camera and weather simulators and the sky simulator's allsky camera
+(``indi_obsy_allsky``, the real sky for the site: the MCP requires clouddetect's clear
+verdict, ``mcp.require_clear_sky: true``), and headless KStars/Ekos connected to that same
+indiserver. The site is a KStars city where it is astronomical night now
+(tests/support/e2e_site.py), so the services run on the real clock. Phases (durations
+printed, never asserted):
 
-1. targets through the web API → the scheduler plans → the MCP confirms the mount parked,
-   opens the roof, starts tonight's Ekos schedule → frames arrive in the sequence directory;
+1. targets through the web API → the scheduler plans, clouddetect says clear → the MCP
+   confirms the mount parked, opens the roof, starts tonight's Ekos schedule → frames
+   arrive in the sequence directory;
 2. allsky frames → clouddetect verdicts → everything stored by the web service;
 3. rain on the weather simulator → Ekos stopped, mount parked, roof closed, in that order,
    every step and the unsafe reasons in the events table;
