@@ -800,6 +800,51 @@ class SchedulerWeightsConfig(Section):
     moon_avoidance: float = Field(default=50, ge=0, description="targets far from the Moon, beyond what is required")
 
 
+class SchedulerCalibrationConfig(Section):
+    """Calibration frames (Dark, Bias and Flat exposure plans): what Ekos can take without a person.
+
+    Ekos (KStars 3.6) takes darks and bias unattended only when the camera has a shutter or a
+    dust cap covers the telescope, and flats only from a flat panel (a light box or a dust cap
+    with its own light) or a lit wall; otherwise it waits for someone. A target whose plans
+    need a source that is not configured here is left out, with the reason.
+    """
+
+    camera_shutter: bool = Field(
+        default=False,
+        description="the camera has a mechanical shutter: darks and bias need no cover (KStars must know it too: "
+        "its list of cameras with a shutter, asked once by Ekos)",
+    )
+    dust_cap: bool = Field(
+        default=False,
+        description="an INDI dust cap in the Ekos profile that closes over the telescope for darks and bias (also "
+        "a flat panel that is a dust cap with its own light: set both)",
+    )
+    flat_source: Literal["none", "panel", "wall"] = Field(
+        default="none",
+        description="flats from: none (flat plans are refused); panel (an INDI light box or dust cap with its own "
+        "light, in the Ekos profile); wall (the mount points at a lit wall or screen at wall_az/wall_alt)",
+    )
+    wall_az: float = Field(default=0.0, ge=0, lt=360, description="azimuth of the flat wall, degrees")
+    wall_alt: float = Field(default=0.0, ge=-90, le=90, description="altitude of the flat wall, degrees")
+    flat_adu: float | None = Field(
+        default=None,
+        gt=0,
+        le=65535,
+        description="Ekos adjusts the flat exposure until the mean is this many ADU; empty = the plan's exposure",
+    )
+    flat_adu_tolerance: float = Field(default=1000, gt=0, le=65535, description="ADU either side of flat_adu")
+    park_mount: bool = Field(default=False, description="park the mount before flats (not with a wall)")
+    park_dome: bool = Field(default=False, description="park the dome before flats")
+
+    def dark_source(self) -> str | None:
+        """How darks and bias are covered, or None when they cannot be taken unattended."""
+        if self.dust_cap:
+            return "dust_cap"
+        if self.camera_shutter:
+            return "shutter"
+        return None
+
+
 class SchedulerEkosConfig(Section):
     """How the plan is written as KStars/Ekos schedule (.esl) and sequence (.esq) files."""
 
@@ -845,6 +890,7 @@ class SchedulerEkosConfig(Section):
         description="nights of Ekos files kept in output_dir: older night folders of .esl/.esq files are removed "
         "when a plan is written (the frames in fits_dir are never touched)",
     )
+    calibration: SchedulerCalibrationConfig = SchedulerCalibrationConfig()
 
 
 class SchedulerTransitsConfig(Section):
@@ -1217,6 +1263,25 @@ class ImagingLiveStackConfig(Section):
     )
 
 
+class ImagingNightStackConfig(Section):
+    """The stack of record: once a night is over, each live stack is stacked again from its calibrated
+    lights with outlier rejection (satellite trails, cosmic rays, planes), on the live stack's
+    registrations (docs/imaging-stacking.md, "In the service")."""
+
+    enabled: bool = True
+    rejection: Literal["none", "sigma", "winsorized", "linear_fit"] = Field(
+        default="winsorized", description="how outliers are dropped per pixel (winsorized: Huber's sigma clipping)"
+    )
+    low: float = Field(default=3.0, gt=0, description="rejection limit below, in sigmas")
+    high: float = Field(default=3.0, gt=0, description="rejection limit above, in sigmas")
+    min_frames: int = Field(
+        default=3, ge=2, description="a live stack of fewer lights is not stacked again (rejection needs several)"
+    )
+    memory_budget_mb: float = Field(
+        default=256.0, ge=16, description="pixel values held at once: the stack goes in bands of rows within it"
+    )
+
+
 _SEXAGESIMAL_ANGLE = re.compile(
     r"^\s*([+-])?\s*(\d+(?:\.\d*)?)[\s:hd°]+(\d+(?:\.\d*)?)(?:[\s:m'′]+(\d+(?:\.\d*)?))?[\s\"s″]*$"
 )
@@ -1487,6 +1552,7 @@ class ImagingConfig(ServiceSection):
     grading: ImagingGradingConfig = ImagingGradingConfig()
     calibration: ImagingCalibrationConfig = ImagingCalibrationConfig()
     live_stack: ImagingLiveStackConfig = ImagingLiveStackConfig()
+    night_stack: ImagingNightStackConfig = ImagingNightStackConfig()
     photometry: ImagingPhotometryConfig = ImagingPhotometryConfig()
 
     @field_validator("suffixes")

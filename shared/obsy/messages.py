@@ -633,6 +633,24 @@ class ImagingLiveStack(Message):
     fold_s: float = Field(ge=0, description="seconds from reading the calibrated light to the preview")
 
 
+class ImagingNightStack(Message):
+    """A night's live stack stacked again with rejection once the night was over (an event on
+    ``<p>/imaging/nightstacks``): the stack of record of that night, target and filter."""
+
+    stack_id: int = Field(description="the night stack's id in the imaging database")
+    live_stack_id: int = Field(description="the live stack it was made from (its lights and registrations)")
+    night: str
+    target: str | None = None
+    filter: str | None = None
+    frames: int = Field(ge=0, description="lights stacked")
+    integration_s: float = Field(ge=0, description="their exposure times added up")
+    rejection: str = Field(description="the per-pixel rejection and its limits, e.g. 'winsorized 3/3'")
+    rejected_fraction: float = Field(ge=0, le=1, description="share of all pixel values rejected")
+    path: str = Field(description="the stack (float32 FITS; REJECTED and COVERAGE maps), relative to the repository")
+    missing: int = Field(default=0, ge=0, description="lights of the live stack whose file could not be read")
+    seconds: float = Field(ge=0, description="how long the stack took")
+
+
 class PhotometryComparison(BaseModel):
     """A comparison star used for a frame's magnitude: its label, catalogue and instrumental magnitude."""
 

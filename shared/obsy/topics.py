@@ -182,6 +182,7 @@ class Topics:
             self.mcp_alarm_event,
             self.mcp_night_event,
             self.imaging_photometry,
+            self.imaging_night_stacks,
         ):
             return "event"
         return "state"
@@ -226,6 +227,11 @@ class Topics:
     def imaging_masters_state(self) -> str:
         """The answer to the last masters command (an :class:`~obsy.messages.ImagingMastersState`), retained."""
         return self.state("imaging", "masters")
+
+    @property
+    def imaging_night_stacks(self) -> str:
+        """Events, one per night stack built (an :class:`~obsy.messages.ImagingNightStack`)."""
+        return self._join("imaging", "nightstacks")
 
     @property
     def imaging_live_stack_state(self) -> str:

@@ -253,7 +253,7 @@ def test_a_whole_night_with_every_service(tmp_path: Path, capsys: pytest.Capture
         print(f"clouddetect on {judged[0]['frame_id']}: {judged[0]['label']} ({judged[0].get('reason') or 'judged'})")
         db = Database(database_url)
         stack.callback(db.close)
-        wait_until(lambda: db.rows("SELECT 1 FROM allsky_frames WHERE frame_id = %s", frame_ids[0]), 30, "frame stored")
+        wait_until(lambda: db.rows("SELECT 1 FROM allsky_frames WHERE frame_id = %s", frame_ids[0]), 90, "frame stored")
         wait_until(lambda: db.rows("SELECT 1 FROM cloud_results WHERE frame_id = %s", frame_ids[0]), 30, "cloud stored")
         for table in ("weather_readings", "safety_verdicts", "mcp_states", "scheduler_plans", "events"):
             assert db.count(table) > 0, f"nothing stored in {table}"

@@ -203,3 +203,135 @@ def test_an_operator_adds_a_target_by_catalogue_name(browser, web):
     page.locator("#targets tr", has_text="M 42").locator("[data-edit]").click()
     expect(page.locator("textarea[name=plans]")).to_have_value("Ha 600 10 0")  # an edit keeps acquired
     page.context.close()
+
+
+def test_the_imaging_page_follows_the_live_stack_and_plots_the_light_curve(browser, web, tmp_path):
+    import cv2
+    import numpy as np
+
+    from obsy.messages import ImagingCalibrated, ImagingLiveStack, ImagingMaster, ImagingPhotometry
+
+    expect = playwright_api.expect
+    preview = web.data_dir / "imaging" / "repository" / "stacks" / "2026-02-10" / "3" / "preview.jpg"
+    preview.parent.mkdir(parents=True, exist_ok=True)
+    preview.write_bytes(cv2.imencode(".jpg", np.full((30, 40, 3), 90, np.uint8))[1].tobytes())
+
+    def fold(frames: int) -> ImagingLiveStack:
+        return ImagingLiveStack(
+            stack_id=3,
+            night="2026-02-10",
+            target="M 101",
+            filter="L",
+            frames=frames,
+            integration_s=60.0 * frames,
+            left_out=1,
+            reference="lights/first.fits",
+            path="stacks/2026-02-10/3/stack.fits",
+            preview="stacks/2026-02-10/3/preview.jpg",
+            frame_id=40 + frames,
+            weight=1.0,
+            shift_px=(0.5, 0.5),
+            rotation_deg=0.0,
+            fold_s=0.7,
+        )
+
+    watcher = Watcher(web.broker.port, ["obsy/imaging/#"])
+    try:
+        watcher.publish("obsy/imaging/livestack/state", fold(2).to_json(), retain=True)
+        master = ImagingMaster(
+            master_id="bias-browser", kind="bias", path="masters/bias.fits", exposure_s=0.0, frames=30, method="median"
+        )
+        watcher.publish("obsy/imaging/masters", master.to_json())
+        light = ImagingCalibrated(
+            frame_id=41,
+            light="lights/2026-02-10/M_101/L/light_1.fits",
+            path="calibrated/light_1.fits",
+            night="2026-02-10",
+            target="M 101",
+            filter="L",
+            bias="bias-browser",
+            explanation=["bias: the newest of 30 frames at -10 °C"],
+        )
+        watcher.publish("obsy/imaging/calibrated", light.to_json())
+        for n in range(6):
+            point = ImagingPhotometry(
+                frame_id=900 + n,
+                path=f"calibrated/{n}.fits",
+                night="2026-02-10",
+                target="RR Lyr",
+                filter="V",
+                band="V",
+                jd=2461082.4 + n / 200,
+                magnitude=7.5 + 0.1 * n,
+                error=0.01,
+                check="85",
+                check_residual=0.005 * (n - 3),
+            )
+            watcher.publish("obsy/imaging/photometry", point.to_json())
+        with web.login("vera") as client:
+            web.wait_until(lambda: len(client.get("/api/v1/photometry/RR%20Lyr").json()["points"]) == 6)
+            web.wait_until(lambda: client.get("/api/v1/imaging/stacks").json() != [])
+        page = log_in(browser, web, "vera")
+        page.goto(f"{web.url}/imaging")
+        expect(page.locator("#live-status")).to_have_text("live")
+        stack = page.locator("#stacks figure[data-stack='3']")
+        expect(stack).to_contain_text("M 101 · L")
+        expect(stack.locator(".frames")).to_have_text("2 frames")
+        expect(stack.locator(".left-out")).to_have_text("1 left out")
+        page.wait_for_function("document.querySelector(\"#stacks figure[data-stack='3'] img\").naturalWidth === 40")
+        expect(page.locator("#masters tbody")).to_contain_text("bias")
+        expect(page.locator("#calibrated tbody")).to_contain_text("light_1.fits")
+        expect(page.locator("#calibrated tbody")).to_contain_text("bias bias-browser")
+        expect(page.locator("#calibrated tbody")).to_contain_text("the newest of 30 frames")
+        expect(page.locator("#build-masters")).to_have_count(0)  # a viewer cannot build masters
+        expect(page.locator("#lc-target")).to_have_value("RR Lyr")
+        expect(page.locator("#lightcurve circle.point")).to_have_count(6)
+        expect(page.locator("#checkcurve circle.point")).to_have_count(6)
+        expect(page.locator("#lc-csv")).to_have_attribute(
+            "href", "/api/v1/photometry/RR%20Lyr?night=2026-02-10&format=csv"
+        )
+        page.select_option("#lc-filter", "V")
+        expect(page.locator("#lc-csv")).to_have_attribute(
+            "href", "/api/v1/photometry/RR%20Lyr?night=2026-02-10&filter=V&format=csv"
+        )
+        expect(page.locator("#lightcurve circle.point")).to_have_count(6)
+
+        page.evaluate("window.stillTheSamePage = true")
+        watcher.publish("obsy/imaging/livestack/state", fold(3).to_json(), retain=True)
+        expect(stack.locator(".frames")).to_have_text("3 frames", timeout=LIVE_DEADLINE_MS)
+        expect(stack.locator("img")).to_have_attribute("src", "/api/v1/imaging/stacks/3/preview?frames=3")
+        more = ImagingPhotometry(
+            frame_id=999,
+            path="calibrated/9.fits",
+            night="2026-02-10",
+            target="RR Lyr",
+            filter="V",
+            jd=2461082.45,
+            magnitude=8.2,
+            error=0.01,
+        )
+        watcher.publish("obsy/imaging/photometry", more.to_json())
+        expect(page.locator("#lightcurve circle.point")).to_have_count(7, timeout=5000)
+        assert page.evaluate("window.stillTheSamePage") is True
+        page.screenshot(path=tmp_path / "imaging.png", full_page=True)
+        page.context.close()
+    finally:
+        watcher.close()
+
+
+def test_an_operator_builds_masters_from_the_imaging_page(browser, web):
+    from tests.support.pretend_imaging import PretendImaging
+
+    expect = playwright_api.expect
+    imaging = PretendImaging(web.broker.port)
+    try:
+        page = log_in(browser, web, "otto")
+        page.goto(f"{web.url}/imaging")
+        expect(page.locator("#live-status")).to_have_text("live")
+        page.click("#build-masters")
+        expect(page.locator("#build-result")).to_have_text("imaging service: running")
+        expect(page.locator("#masters-state")).to_have_text("done · built 1 · by otto", timeout=LIVE_DEADLINE_MS)
+        assert [(c.origin.user, c.origin.role) for c in imaging.commands] == [("otto", "operator")]
+        page.context.close()
+    finally:
+        imaging.close()

@@ -2,7 +2,7 @@
 
 The service runs for real (broker, Postgres or SQLite); schemathesis generates valid and
 invalid requests for every operation from /api/v1/openapi.json and fails on any server
-error. An administrator's API token reaches every operation; a stand-in MCP answers the
+error. An administrator's API token reaches every operation; a stand-in MCP (and imaging service) answers the
 commands so that they are not timeouts. ``/api/v1/live`` is a never-ending stream and
 is left out.
 """
@@ -20,6 +20,7 @@ import pytest
 
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.pgcluster import fresh_database
+from tests.support.pretend_imaging import PretendImaging
 from tests.support.pretend_mcp import PretendMcp
 from tests.support.web_server import RunningWeb
 
@@ -56,6 +57,7 @@ def test_no_request_makes_the_api_fail_with_a_server_error(database, tmp_path):
 def fuzz(command: list[str], tmp_path: Path, broker: MosquittoBroker, database_url: str) -> None:
     web = RunningWeb(tmp_path, broker, database_url, command_timeout=2, login_attempts_per_minute=1000).start()
     mcp = PretendMcp(broker.port)
+    imaging = PretendImaging(broker.port)
     try:
         web.add_user("fuzzadmin", "admin")
         with web.token_client("fuzzadmin") as admin:
@@ -104,5 +106,6 @@ def fuzz(command: list[str], tmp_path: Path, broker: MosquittoBroker, database_u
         generated, passed = int(summary.group(1)), int(summary.group(2))
         assert generated == passed and generated > 100, result.stdout[-3000:]
     finally:
+        imaging.close()
         mcp.close()
         web.stop()

@@ -6,8 +6,9 @@ scheduler that aborts, or finishes, at the moment a test chooses. It runs its ow
 ``dbus-daemon`` on a unix socket in a work directory, owns ``org.kde.kstars`` there and
 answers the calls the MCP makes (``/KStars/Ekos``: setProfile, start, connectDevices and
 the ekosStatus/indiStatus properties; ``/KStars/Ekos/Scheduler``: removeAllJobs,
-loadScheduler, start, stop and the status property), recording each one. It uses
-jeepney, as the MCP does.
+loadScheduler, start, stop and the status property), recording each one, and KStars'
+``location`` (in ``timezone``, the test sites' Europe/Vienna unless set; not recorded). It
+uses jeepney, as the MCP does.
 
     with EkosStandIn(tmp_path) as ekos:     # ekos.address for mcp.ekos.bus_address
         ekos.status = SchedulerStatus.ABORTED
@@ -17,11 +18,14 @@ jeepney, as the MCP does.
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import subprocess
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from jeepney import DBusAddress, Message, MessageType, new_error, new_method_call, new_method_return
 from jeepney.io.blocking import open_dbus_connection
@@ -44,6 +48,7 @@ class EkosStandIn:
         self.status = SchedulerStatus.IDLE
         self.started_status = started_status  # what Scheduler.start turns the status into
         self.calls: list[str] = []
+        self.timezone = "Europe/Vienna"  # the zone of KStars' location, as its ``location`` method tells
         self._daemon: subprocess.Popen[bytes] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="ekos-standin", daemon=True)
@@ -59,19 +64,24 @@ class EkosStandIn:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
-        while not (self.workdir / "bus").exists():
-            if time.monotonic() > deadline or self._daemon.poll() is not None:
-                raise RuntimeError("the private dbus-daemon did not start")
-            time.sleep(0.05)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("the Ekos stand-in did not take its name on the bus")
+        try:
+            deadline = time.monotonic() + 10
+            while not (self.workdir / "bus").exists():
+                if time.monotonic() > deadline or self._daemon.poll() is not None:
+                    raise RuntimeError("the private dbus-daemon did not start")
+                time.sleep(0.05)
+            self._thread.start()
+            if not self._ready.wait(10):
+                raise RuntimeError("the Ekos stand-in did not take its name on the bus")
+        except BaseException:
+            self.__exit__()  # no dbus-daemon left behind by a stand-in that failed to start
+            raise
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
-        self._thread.join(5)
+        if self._thread.is_alive():
+            self._thread.join(5)
         if self._daemon is not None:
             self._daemon.terminate()
             self._daemon.wait(5)
@@ -92,6 +102,14 @@ class EkosStandIn:
                     with contextlib.suppress(OSError):
                         connection.send(self._answer(message))
 
+    def _location(self) -> str:
+        """KStars' answer: its location with ``tz0`` (standard UTC offset) and ``tz`` (the offset now)."""
+        local = datetime.now(UTC).astimezone(ZoneInfo(self.timezone))
+        offset = (local.utcoffset() or timedelta()).total_seconds() / 3600
+        standard = offset - (local.dst() or timedelta()).total_seconds() / 3600
+        place = {"name": self.timezone.rsplit("/", 1)[-1], "province": "", "country": "", "latitude": 0, "longitude": 0}
+        return json.dumps({**place, "tz0": standard, "tz": offset})
+
     def _answer(self, message: Message) -> Message:
         fields = message.header.fields
         path, interface, method = (
@@ -107,6 +125,8 @@ class EkosStandIn:
             if value is None:
                 return new_error(message, "org.freedesktop.DBus.Error.UnknownProperty", "s", (name,))
             return new_method_return(message, "v", (("i", value),))
+        if (path, interface, method) == ("/KStars", SERVICE, "location"):
+            return new_method_return(message, "s", (self._location(),))
         self.calls.append(f"{path.rsplit('/', 1)[-1]}.{method}")  # Ekos.setProfile, Scheduler.start
         if (path, interface, method) in ((EKOS_PATH, EKOS, "setProfile"), (SCHEDULER_PATH, SCHEDULER, "loadScheduler")):
             return new_method_return(message, "b", (True,))

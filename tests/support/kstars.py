@@ -10,6 +10,7 @@ API::
     ks = KStars(tmp_path)                 # nothing runs yet
     ks.start()                            # KStars up, /KStars on the bus (first run creates its user DB)
     ks.set_location("Vienna", "", "Austria")
+    ks.location()                         # KStars' location: name, latitude, longitude, tz0, tz (its UTC offset now)
     ks.start_ekos(drivers=("Telescope Simulator", "CCD Simulator"))
                                           # adds an "OBSY test" Ekos profile with those drivers
                                           # to the user DB, opens Ekos, starts INDI and
@@ -42,6 +43,7 @@ the modules, available with :meth:`module_log`.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -92,6 +94,18 @@ class KStars:
     @property
     def user_db(self) -> Path:
         return self.home / ".local" / "share" / "kstars" / "userdb.sqlite"
+
+    def write_config(self, group: str, key: str, value: str) -> None:
+        """An entry of KStars' own settings (``kstarsrc``), written before :meth:`start`.
+
+        E.g. ``write_config("DarkLibrary", "shutterfulCCDs", "CCD Simulator")``: the cameras
+        KStars knows to have a shutter (otherwise Ekos asks before the first dark frame).
+        """
+        path = self.home / ".config" / "kstarsrc"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = path.read_text() if path.exists() else ""
+        with path.open("a") as config:
+            config.write(("\n" if text and not text.endswith("\n") else "") + f"[{group}]\n{key}={value}\n")
 
     def start(self, timeout: float = 120.0) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -204,6 +218,11 @@ class KStars:
     def set_location(self, city: str, province: str, country: str) -> None:
         if not self.call("/KStars", "org.kde.kstars", "setGeoLocation", "sss", city, province, country):
             raise KStarsError(f"KStars does not know the city {city!r}, {province!r}, {country!r}")
+
+    def location(self) -> dict[str, Any]:
+        """KStars' location as its ``location`` D-Bus method tells it (JSON): name, province, country,
+        latitude, longitude, ``tz0`` (the standard UTC offset, hours) and ``tz`` (the offset now)."""
+        return json.loads(self.call("/KStars", SERVICE, "location"))
 
     def set_clock(self, local: datetime, scale: float = 1.0) -> None:
         """Set KStars' clock (the time Ekos plans and checks with) to ``local``, running ``scale`` x real time.

@@ -31,6 +31,7 @@ EPHEMERIS = Ephemeris(
 
 @pytest.mark.slow
 @pytest.mark.long(seconds=130)
+@pytest.mark.timeout(900)  # CPU-bound: 20 fits; on a loaded machine beyond the suite's 300 s
 def test_twenty_seeded_nights_recover_the_mid_time_and_depth_with_honest_errors() -> None:
     tc_error, tc_sigma, depth_error = [], [], []
     for seed in range(NIGHTS):
@@ -50,6 +51,8 @@ def test_twenty_seeded_nights_recover_the_mid_time_and_depth_with_honest_errors(
 
 
 @pytest.mark.slow
+@pytest.mark.long(seconds=60)
+@pytest.mark.timeout(900)
 def test_twenty_partial_nights_give_honest_errors() -> None:
     # Egress only: each night starts 20 minutes after mid-transit. The error carries the
     # ephemeris' uncertainty of the duration, which the scatter over nights of one ephemeris

@@ -280,3 +280,55 @@ def test_old_nights_of_ekos_files_are_removed_and_nothing_else(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["2026-10-30", "2026-11-08", "2026-11-21", "not-a-night"]
     assert mine.read_text() == "keep me"
     assert prune_old_nights(out, date(2026, 11, 21), keep_nights=14) == []
+
+
+def _calibration_jobs(tmp_path, **calibration):
+    from obsy.config import SchedulerCalibrationConfig
+    from obsy.messages import FrameType
+
+    plans = [
+        ExposurePlan(filter="Red", exposure_s=60, count=2),
+        ExposurePlan(filter="Red", exposure_s=60, count=2, frame_type=FrameType.DARK),
+        ExposurePlan(filter="Red", exposure_s=0.001, count=2, frame_type=FrameType.BIAS),
+        ExposurePlan(filter="Red", exposure_s=2, count=2, frame_type=FrameType.FLAT),
+    ]
+    target = Target(id="a", name="A", ra_deg=10.68, dec_deg=41.27, exposure_plans=plans)
+    settings = SchedulerConfig(ekos=SchedulerEkosConfig(calibration=SchedulerCalibrationConfig(**calibration)))
+    plan = Planner(VIENNA, settings).plan([target], date(2026, 11, 21))
+    assert plan.blocks, plan.excluded
+    files = write_plan(plan, settings.ekos, tmp_path, tmp_path / "frames", VIENNA.timezone)
+    jobs = ET.fromstring(files.jobs[0].sequence.read_bytes()).findall("Job")
+    return {job.findtext("Type"): job.find("Calibration") for job in jobs}
+
+
+def test_calibration_with_a_shutter_camera_and_a_flat_panel(tmp_path):
+    """Darks: the shutter (Manual: Ekos asks nobody once KStars knows the camera has one); flats: the panel."""
+    jobs = _calibration_jobs(tmp_path, camera_shutter=True, flat_source="panel", flat_adu=25000, park_dome=True)
+    assert jobs["Dark"].findtext("FlatSource/Type") == "Manual"
+    assert jobs["Bias"].findtext("FlatSource/Type") == "Manual"
+    assert jobs["Light"].findtext("FlatSource/Type") == "FlatCap"  # the panel's light off before lights
+    flat = jobs["Flat"]
+    assert flat.findtext("FlatSource/Type") == "FlatCap"
+    assert flat.find("FlatDuration").get("dark") == "false"
+    assert flat.findtext("FlatDuration/Type") == "ADU"
+    assert flat.findtext("FlatDuration/Value") == "25000" and flat.findtext("FlatDuration/Tolerance") == "1000"
+    assert flat.findtext("PreMountPark") == "False" and flat.findtext("PreDomePark") == "True"
+    assert jobs["Light"].findtext("FlatDuration/Type") == "Manual"
+    assert jobs["Light"].findtext("PreDomePark") == "False"  # parking is for flats only
+
+
+def test_calibration_with_a_dust_cap_and_a_wall(tmp_path):
+    jobs = _calibration_jobs(tmp_path, dust_cap=True, flat_source="wall", wall_az=120.5, wall_alt=5, park_mount=True)
+    assert jobs["Dark"].findtext("FlatSource/Type") == "DarkCap"  # Ekos closes the cap (and its light off)
+    assert jobs["Bias"].findtext("FlatSource/Type") == "DarkCap"
+    assert jobs["Light"].findtext("FlatSource/Type") == "DarkCap"  # and opens it again before lights
+    flat = jobs["Flat"]
+    assert flat.findtext("FlatSource/Type") == "Wall"
+    assert flat.findtext("FlatSource/Az") == "120.5" and flat.findtext("FlatSource/Alt") == "5"
+    assert flat.findtext("FlatDuration/Type") == "Manual"  # the plan's exposure
+    assert flat.findtext("PreMountPark") == "False"  # Ekos never parks before wall flats: it points at the wall
+
+
+def test_calibration_with_a_cap_that_is_a_flat_panel(tmp_path):
+    jobs = _calibration_jobs(tmp_path, dust_cap=True, flat_source="panel")
+    assert {t: c.findtext("FlatSource/Type") for t, c in jobs.items()} == dict.fromkeys(jobs, "FlatCap")

@@ -347,7 +347,7 @@ def test_plan_message_round_trips():
 
 
 def test_calibration_frames_are_refused_with_the_reason():
-    """In KStars 3.6 a Dark job waits for someone to cover the telescope: an unattended night would stall."""
+    """Without a configured source a Dark job waits for someone to cover the telescope: the night would stall."""
     from obsy.messages import FrameType
 
     light = ExposurePlan(filter="Red", exposure_s=300, count=4)
@@ -360,5 +360,37 @@ def test_calibration_frames_are_refused_with_the_reason():
         Target(id="done", name="Done", ra_deg=44.0, dec_deg=80.0, exposure_plans=[light, darks_taken]),
     ]  # fmt: skip
     plan = Planner(VIENNA, SchedulerConfig()).plan(targets, date(2026, 11, 21))
-    assert plan.excluded["mixed"].startswith("Dark and Flat frames cannot be taken unattended")
+    reason = plan.excluded["mixed"]
+    assert reason.startswith("Dark frames need the telescope dark without a person")
+    assert "scheduler.ekos.calibration.camera_shutter" in reason and "scheduler.ekos.calibration.dust_cap" in reason
+    assert "scheduler.ekos.calibration.flat_source" in reason
     assert {b.target.id for b in plan.blocks} == {"lights", "done"}  # darks already taken do not matter
+
+
+@pytest.mark.parametrize(
+    ("calibration", "planned", "refused"),
+    [
+        ({"camera_shutter": True}, {"darks", "bias"}, {"flats": "Flat frames need a light source"}),
+        ({"dust_cap": True}, {"darks", "bias"}, {"flats": "Flat frames need a light source"}),
+        ({"flat_source": "panel"}, {"flats"}, {"darks": "Dark frames need", "bias": "Bias frames need"}),
+        ({"flat_source": "wall", "camera_shutter": True}, {"darks", "bias", "flats"}, {}),
+    ],
+)
+def test_calibration_frames_are_planned_where_a_source_is_configured(calibration, planned, refused):
+    from obsy.config import SchedulerCalibrationConfig, SchedulerEkosConfig
+    from obsy.messages import FrameType
+
+    def only(frame_type):
+        return [ExposurePlan(filter="Red", exposure_s=10, count=3, frame_type=frame_type)]
+
+    targets = [
+        Target(id="darks", name="Darks", ra_deg=40.0, dec_deg=80.0, exposure_plans=only(FrameType.DARK)),
+        Target(id="bias", name="Bias", ra_deg=42.0, dec_deg=80.0, exposure_plans=only(FrameType.BIAS)),
+        Target(id="flats", name="Flats", ra_deg=44.0, dec_deg=80.0, exposure_plans=only(FrameType.FLAT)),
+    ]  # fmt: skip
+    config = SchedulerConfig(ekos=SchedulerEkosConfig(calibration=SchedulerCalibrationConfig(**calibration)))
+    plan = Planner(VIENNA, config).plan(targets, date(2026, 11, 21))
+    assert {b.target.id for b in plan.blocks} == planned
+    assert {k: v for k, v in plan.excluded.items()}.keys() == refused.keys()
+    for target_id, start in refused.items():
+        assert plan.excluded[target_id].startswith(start)

@@ -199,18 +199,22 @@ def warm_up_command(argv: list[str]) -> int:
     """
     parser = argparse.ArgumentParser(
         prog="obsy-imaging warm-up",
-        description="Compile the calibration and stacking kernels (numba) into their cache now.",
+        description="Compile the calibration, stacking and photometry kernels (numba) into their cache now.",
     )
     parser.parse_args(argv[1:])
     from obsy_imaging import calibration, stacking
+    from obsy_imaging.photometry import aperture
 
     started = time.monotonic()
     backend = calibration.warm_up()
     compiled = stacking.warm_up()
+    photometry_compiled = aperture.warm_up()
     took = time.monotonic() - started
     stacking_kernels = "compiled" if compiled else "not used (no numba)"
+    photometry_kernels = "compiled" if photometry_compiled else "not used (no numba)"
     print(
-        f"obsy-imaging warm-up: calibration backend {backend.name}, stacking kernels {stacking_kernels}, {took:.1f} s"
+        f"obsy-imaging warm-up: calibration backend {backend.name}, stacking kernels {stacking_kernels}, "
+        f"photometry kernels {photometry_kernels}, {took:.1f} s"
     )
     return 0
 

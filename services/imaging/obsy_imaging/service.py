@@ -53,6 +53,7 @@ from obsy.messages import (
     ImagingMaster,
     ImagingMastersCommand,
     ImagingMastersState,
+    ImagingNightStack,
     ImagingPhotometry,
     ImagingQuarantined,
     ImagingState,
@@ -68,6 +69,7 @@ from obsy_imaging.headers.normalise import warm_up
 from obsy_imaging.ingest.ingestor import Ingestor, Outcome, Result
 from obsy_imaging.ingest.watcher import CaptureWatcher
 from obsy_imaging.livestack import Folded, LeftOut, LiveStacker
+from obsy_imaging.nightstack import Built, NightStacker, Skipped
 from obsy_imaging.photometer import MEASURED, Measured, Photometer
 from obsy_imaging.repository import database
 from obsy_imaging.repository.models import Frame, Grade
@@ -140,6 +142,7 @@ class ImagingService(Service):
         self.calibration: CalibrationWorker | None = None
         self.live_stack: LiveStackWorker | None = None
         self.photometry: PhotometryWorker | None = None
+        self.night_stack: NightStackWorker | None = None
 
     # --- runner hooks -------------------------------------------------------------------
     def start(self) -> None:
@@ -167,6 +170,8 @@ class ImagingService(Service):
             self.bus.subscribe(self.topics.imaging_masters_command, self.calibration.on_command, ImagingMastersCommand)
         if settings.calibration.enabled and settings.live_stack.enabled:
             self.live_stack = LiveStackWorker(self, LiveStacker(self.repository, settings.live_stack))
+        if self.live_stack is not None and settings.night_stack.enabled:
+            self.night_stack = NightStackWorker(self, NightStacker(self.repository, settings.night_stack))
         if settings.calibration.enabled and settings.photometry.enabled:
             photometer = Photometer(self.repository, settings.photometry, self.config.site, data_dir)
             self.photometry = PhotometryWorker(self, photometer)
@@ -185,6 +190,8 @@ class ImagingService(Service):
             self.live_stack.start()  # lights calibrated before a restart and not stacked yet are taken first
         if self.photometry is not None:
             self.photometry.start()
+        if self.night_stack is not None:
+            self.night_stack.start()  # nights over and not stacked again yet (a restart at dawn) are taken first
         self.refresh(force=True)
         self.publish_acquired()
 
@@ -204,6 +211,8 @@ class ImagingService(Service):
             self.live_stack.stop()
         if self.photometry is not None:
             self.photometry.stop()
+        if self.night_stack is not None:
+            self.night_stack.stop()
         if self.repository is not None:
             self.repository.engine.dispose()
 
@@ -223,6 +232,8 @@ class ImagingService(Service):
             "photometry_measured": None if self.photometry is None else self.photometry.measured,
             "photometry_failed": None if self.photometry is None else self.photometry.failed,
             "photometry_errors": None if self.photometry is None else self.photometry.errors,
+            "night_stacks_built": None if self.night_stack is None else self.night_stack.built,
+            "night_stack_errors": None if self.night_stack is None else self.night_stack.errors,
         }
 
     # --- results ------------------------------------------------------------------------
@@ -842,6 +853,74 @@ class PhotometryWorker(PassWorker):
                 + "; ".join(done.report_problems)[:800],
                 {"target": message.target, "night": message.night},
             )
+
+
+class NightStackWorker(PassWorker):
+    """Once a night is over, stacks each of its live stacks again with rejection (:mod:`obsy_imaging.nightstack`).
+
+    Looks every minute (and at start: a service restarted after dawn catches up); a live stack
+    that cannot be stacked again (too few readable lights) is said once, then left until it grows.
+    """
+
+    IDLE_PASS_S = 60.0
+    THREAD_NAME = "imaging-nightstack"
+    WHAT = "night stack pass"
+    FAILED_EVENT = "night_stack_pass_failed"
+
+    def __init__(self, service: ImagingService, stacker: NightStacker) -> None:
+        super().__init__(service)
+        self.stacker = stacker
+        self.built = 0
+        self._skipped: dict[int, str] = {}  # live stack id -> the reason said for it
+        stacker.cancelled = self._stopping.is_set
+
+    def _pass(self) -> None:
+        tonight = astro.night_of(self.service.config.site, self.service.clock()).isoformat()
+        for live_id in self.stacker.due(tonight):
+            if self._stopping.is_set():
+                return
+            if live_id in self._skipped:
+                continue
+            self._publish(self.stacker.build(live_id))
+
+    def _publish(self, done: Built | Skipped) -> None:
+        if isinstance(done, Skipped):
+            if self._stopping.is_set():
+                return  # given up because the service stops: the next start does it
+            self._skipped[done.live_stack_id] = done.reason
+            where = f"{done.target or 'unknown'} / {done.filter or 'no filter'} / {done.night}"
+            self._event(
+                "night_stack_skipped",
+                "warning",
+                f"night stack of {where} not built: {done.reason}"[:1000],
+                {"live_stack_id": done.live_stack_id, "reason": done.reason[:500]},
+            )
+            return
+        self.built += 1
+        row = done.row
+        message = ImagingNightStack(
+            stack_id=row.id,
+            live_stack_id=row.live_stack_id,
+            night=row.night,
+            target=row.target,
+            filter=row.filter,
+            frames=row.frame_count,
+            integration_s=row.integration_s,
+            rejection=row.rejection,
+            rejected_fraction=row.rejected_fraction,
+            path=row.path,
+            missing=len(done.missing),
+            seconds=round(row.seconds, 2),
+        )
+        self.bus.publish(self.topics.imaging_night_stacks, message, qos=1)
+        self._event(
+            "night_stack_built",
+            "warning" if done.missing else "info",
+            f"night stack of {row.target or 'unknown'} / {row.filter or 'no filter'} / {row.night}: {row.frame_count}"
+            f" lights, {100 * row.rejected_fraction:.2f} % of values rejected"
+            + (f", {len(done.missing)} light(s) could not be read" if done.missing else ""),
+            {"stack_id": row.id, "path": row.path, "missing": done.missing[:20]},
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """KStars/Ekos over the session D-Bus (jeepney, the same library as the scheduler's tests).
 
-Only what the MCP needs: start Ekos on a profile and wait for its devices, load tonight's
-schedule and start it, stop it, read its status. Every call has a timeout; every failure
+Only what the MCP needs: start Ekos on a profile and wait for its devices, check that
+KStars' location keeps the site's time zone, load tonight's schedule and start it, stop it,
+read its status. Every call has a timeout; every failure
 is an :class:`EkosError` naming the call. The connection is opened lazily and opened
 again after a failure (KStars may have been restarted).
 """
@@ -9,12 +10,15 @@ again after a failure (KStars may have been restarted).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jeepney import DBusAddress, new_method_call
 from jeepney.io.blocking import DBusConnection, open_dbus_connection
@@ -22,6 +26,7 @@ from jeepney.io.blocking import DBusConnection, open_dbus_connection
 from obsy.config import McpEkosConfig
 
 SERVICE = "org.kde.kstars"
+KSTARS_PATH = "/KStars"
 EKOS_PATH = "/KStars/Ekos"
 EKOS = "org.kde.kstars.Ekos"
 SCHEDULER_PATH = "/KStars/Ekos/Scheduler"
@@ -52,10 +57,21 @@ class EkosError(Exception):
 
 
 class Ekos:
-    def __init__(self, config: McpEkosConfig, fresh_schedule: Callable[[str], str] | None = None) -> None:
-        """``fresh_schedule`` turns the schedule to start into one written now (see planrequest.py)."""
+    def __init__(
+        self,
+        config: McpEkosConfig,
+        fresh_schedule: Callable[[str], str] | None = None,
+        site_timezone: str | None = None,
+    ) -> None:
+        """``fresh_schedule`` turns the schedule to start into one written now (see planrequest.py).
+
+        ``site_timezone`` (the site's IANA zone): the schedule's start and end times carry its
+        UTC offset, and KStars reads them in its own location's zone, so a night is started only
+        when KStars' location has the same UTC offset (:meth:`time_zone_mismatch`).
+        """
         self.config = config
         self.fresh_schedule = fresh_schedule
+        self.site_timezone = site_timezone
         self._connection: DBusConnection | None = None
         self._lock = threading.Lock()
 
@@ -121,6 +137,9 @@ class Ekos:
         they are started).
         """
         self.start_ekos()
+        mismatch = self.time_zone_mismatch()
+        if mismatch:
+            raise EkosError(mismatch)
         if self.fresh_schedule is not None:
             schedule = self.fresh_schedule(schedule)
         self.call(SCHEDULER_PATH, SCHEDULER, "removeAllJobs")
@@ -134,6 +153,47 @@ class Ekos:
         )
         if self.scheduler_status() is SchedulerStatus.ABORTED:
             raise EkosError(f"the Ekos scheduler aborted right after starting {schedule}")
+
+    # ----------------------------------------------------------------- KStars' location
+
+    def location(self) -> dict[str, Any]:
+        """KStars' location (its ``location`` D-Bus method, JSON): name, province, country,
+        latitude, longitude, ``tz0`` (its standard UTC offset, hours) and ``tz`` (its UTC offset
+        at KStars' clock, daylight saving included)."""
+        text = self.call(KSTARS_PATH, SERVICE, "location")
+        try:
+            location = json.loads(text)
+            float(location["tz"]), float(location["tz0"])
+        except (TypeError, ValueError, KeyError) as error:
+            raise EkosError(f"KStars' location answer is not understood: {text!r}") from error
+        return location
+
+    def time_zone_mismatch(self, now: datetime | None = None) -> str | None:
+        """Why KStars' time zone is not the site's, or None when it is (or there is no site zone).
+
+        The .esl's start and end times carry the site's UTC offset ("2026-11-21T22:00:00+01:00"),
+        and KStars 3.6 reads them in its own location's time zone: with another offset every
+        fixed start moves by the difference. Compared: KStars' offset now (``tz``) with the
+        site's, and KStars' standard offset (``tz0``) with the site's standard offset.
+        """
+        if not self.site_timezone:
+            return None
+        local = (now or datetime.now(UTC)).astimezone(ZoneInfo(self.site_timezone))
+        offset = local.utcoffset()
+        dst = local.dst()
+        site_now = offset.total_seconds() / 3600 if offset is not None else 0.0
+        site_standard = site_now - (dst.total_seconds() / 3600 if dst is not None else 0.0)
+        location = self.location()
+        kstars_now, kstars_standard = float(location["tz"]), float(location["tz0"])
+        if abs(kstars_now - site_now) < 0.01 and abs(kstars_standard - site_standard) < 0.01:
+            return None
+        place = ", ".join(str(location[k]) for k in ("name", "province", "country") if location.get(k))
+        return (
+            f"KStars' location ({place or 'unnamed'}) has UTC{kstars_now:+g} (standard UTC{kstars_standard:+g}), "
+            f"the site's time zone {self.site_timezone} has UTC{site_now:+g} (standard UTC{site_standard:+g}): "
+            "Ekos would start every job of the schedule at the wrong time; set KStars' geographic location "
+            "to the site (or one in its time zone)"
+        )
 
     def start_ekos(self) -> None:
         if self._communication("ekosStatus") != COMMUNICATION_SUCCESS:

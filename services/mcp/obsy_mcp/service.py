@@ -91,7 +91,11 @@ class McpService(Service):
             config.mcp.ekos.plan_timeout,
             scheduler_online=lambda: self.controller.inputs.is_online("scheduler"),
         )
-        self.ekos = Ekos(config.mcp.ekos, self.plan_requester.fresh_schedule) if config.mcp.ekos.enabled else None
+        self.ekos = (
+            Ekos(config.mcp.ekos, self.plan_requester.fresh_schedule, site_timezone=config.site.timezone)
+            if config.mcp.ekos.enabled
+            else None
+        )
         self.controller = Controller(
             config,
             self.indi,

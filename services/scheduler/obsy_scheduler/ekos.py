@@ -40,8 +40,9 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from obsy.config import SchedulerEkosConfig
-from obsy.messages import ExposurePlan, Target
+from obsy.config import SchedulerCalibrationConfig, SchedulerEkosConfig
+from obsy.messages import ExposurePlan, FrameType, Target
+from obsy_scheduler.calibration import flat_source
 from obsy_scheduler.planner import Block, Plan
 
 ESL_VERSION = "1.6"
@@ -201,12 +202,35 @@ def sequence_xml(
         _element(job, "FITSDirectory", str(fits_dir))
         _element(job, "UploadMode", "0")
         _camera_properties(job, plan)
-        calibration = _element(job, "Calibration")
-        _element(_element(calibration, "FlatSource"), "Type", "Manual")
-        _element(_element(calibration, "FlatDuration"), "Type", "Manual")
-        _element(calibration, "PreMountPark", "False")
-        _element(calibration, "PreDomePark", "False")
+        _calibration(job, plan.frame_type, ekos.calibration)
     return _serialise(root)
+
+
+def _calibration(job: ET.Element, frame_type: FrameType, settings: SchedulerCalibrationConfig) -> None:
+    """How Ekos prepares the frame: the dust cap, the flat light, the flat exposure, parking.
+
+    The elements KStars 3.6 reads (``SequenceJob``, format 2.5): ``FlatSource/Type``
+    (``Manual``, ``FlatCap``, ``DarkCap``, ``Wall`` with ``Az``/``Alt``; anything else is
+    dawn/dusk), ``FlatDuration`` (``dark`` attribute: dark flats; ``Type`` ``Manual``, or
+    ``Value``/``Tolerance``: a target ADU), ``PreMountPark``, ``PreDomePark``.
+    """
+    calibration = _element(job, "Calibration")
+    source_type = flat_source(frame_type, settings)
+    source = _element(calibration, "FlatSource")
+    _element(source, "Type", source_type)
+    if source_type == "Wall":
+        _element(source, "Az", number(settings.wall_az))
+        _element(source, "Alt", number(settings.wall_alt))
+    duration = _element(calibration, "FlatDuration", dark="false")
+    if frame_type is FrameType.FLAT and settings.flat_adu is not None:
+        _element(duration, "Type", "ADU")
+        _element(duration, "Value", number(settings.flat_adu))
+        _element(duration, "Tolerance", number(settings.flat_adu_tolerance))
+    else:
+        _element(duration, "Type", "Manual")
+    flat = frame_type is FrameType.FLAT
+    _element(calibration, "PreMountPark", "True" if flat and settings.park_mount and source_type != "Wall" else "False")
+    _element(calibration, "PreDomePark", "True" if flat and settings.park_dome else "False")
 
 
 # --------------------------------------------------------------------------- schedule

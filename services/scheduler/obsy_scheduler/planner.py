@@ -35,10 +35,11 @@ import numpy as np
 
 from obsy import astro
 from obsy.config import SchedulerConfig
-from obsy.messages import ExposurePlan, FrameType, PlannedBlock, SchedulerPlan, Target, TargetConstraints
+from obsy.messages import ExposurePlan, PlannedBlock, SchedulerPlan, Target, TargetConstraints
 from obsy.transits.ephemeris import Ephemeris
 from obsy_scheduler import scoring
 from obsy_scheduler import transits as transit_rules
+from obsy_scheduler.calibration import unavailable_reason
 from obsy_scheduler.constraints import TWILIGHT_SUN_ALTITUDE, Evaluation, evaluate, resolve
 from obsy_scheduler.filters import FilterNames, UnknownFilterError
 from obsy_scheduler.sky import NightSky, TargetTracks, night_sky
@@ -363,12 +364,9 @@ class Planner:
             if not wanted:
                 excluded[target.id] = "complete: every exposure plan has all its frames"
                 continue
-            calibration = sorted({plan.frame_type.value for plan, _ in wanted} - {FrameType.LIGHT.value})
-            if calibration:
-                excluded[target.id] = (
-                    f"{' and '.join(calibration)} frames cannot be taken unattended: Ekos would wait for someone "
-                    "to cover the telescope or set up the flat source; plan only Light frames"
-                )
+            missing = unavailable_reason({plan.frame_type for plan, _ in wanted}, self.settings.ekos.calibration)
+            if missing:
+                excluded[target.id] = missing
                 continue
             if filters is not None:
                 try:

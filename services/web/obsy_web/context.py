@@ -12,6 +12,7 @@ from obsy.config import ObsyConfig
 from obsy.topics import Topics
 from obsy_web.auth.ratelimit import LoginLimiter
 from obsy_web.commands import CommandGateway
+from obsy_web.imaging import MastersCommandGateway
 from obsy_web.ingest.ingestor import Ingestor
 from obsy_web.live import LatestStates, LiveHub
 from obsy_web.simulation import WeatherSimulationGateway
@@ -35,7 +36,13 @@ class WebContext:
     ingestor: Ingestor | None = None
     limiter: LoginLimiter = field(default_factory=lambda: LoginLimiter(5))
     simulation: WeatherSimulationGateway | None = None
+    masters: MastersCommandGateway | None = None
 
     @property
     def data_dir(self) -> Path:
         return self.config.data_dir.resolve()
+
+    @property
+    def imaging_repository(self) -> Path:
+        """The imaging service's repository (shared with it on the data volume): previews, reports."""
+        return self.config.imaging.repository_dir(self.config.data_dir)

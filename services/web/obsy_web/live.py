@@ -50,6 +50,11 @@ class LatestStates:
                 self._raw.pop(key, None)
             self._decoded.pop(key, None)
 
+    def raw(self, key: str) -> bytes | None:
+        """The latest payload on ``<prefix>/<key>`` as it came (a JPEG stays bytes), or None."""
+        with self._lock:
+            return self._raw.get(key)
+
     def get(self, key: str) -> Any:
         """The latest value on ``<prefix>/<key>``, decoded, or None."""
         with self._lock:

@@ -24,6 +24,7 @@ PAGES = {
     "overview": ("/", "Overview"),
     "weather": ("/weather", "Weather"),
     "allsky": ("/allsky", "Allsky"),
+    "imaging": ("/imaging", "Imaging"),
     "targets": ("/targets", "Targets"),
     "plan": ("/plan", "Plan"),
     "events": ("/events", "Events"),

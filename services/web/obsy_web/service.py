@@ -25,6 +25,7 @@ from obsy_web.commands import CommandGateway
 from obsy_web.context import WebContext
 from obsy_web.db import make_engine, session_factory
 from obsy_web.db.migrate import upgrade
+from obsy_web.imaging import MastersCommandGateway
 from obsy_web.ingest.ingestor import Ingestor
 from obsy_web.ingest.retention import apply_retention
 from obsy_web.ingest.subscriber import start_ingest_bus
@@ -66,6 +67,7 @@ class WebService(Service):
             ingestor=self.ingestor,
             limiter=LoginLimiter(settings.login_attempts_per_minute),
             simulation=WeatherSimulationGateway(self.bus, settings.command_timeout),
+            masters=MastersCommandGateway(self.bus, settings.command_timeout),
         )
         self.context.sky.current()  # first computation in the background
         self.context.targets.publish_all()

@@ -155,6 +155,27 @@ def test_the_schedule_started_is_the_one_asked_for_once_ekos_is_up(kstars: KStar
         client.close()
 
 
+def test_a_night_is_not_started_while_kstars_is_in_another_time_zone(kstars: KStars, tmp_path: Path) -> None:
+    """The .esl's times carry the site's UTC offset; KStars reads them in its own location's zone."""
+    bus_address = kstars.bus_file.read_text().strip()
+    client = Ekos(McpEkosConfig(enabled=True, bus_address=bus_address, profile=PROFILE), site_timezone="Europe/Vienna")
+    try:
+        assert client.time_zone_mismatch() is None  # KStars in Vienna
+        kstars.set_location("Tokyo", "", "Japan")
+        assert kstars.location()["tz"] == 9
+        reason = client.time_zone_mismatch()
+        assert reason is not None and "Tokyo" in reason and "UTC+9" in reason and "Europe/Vienna" in reason
+        mark = len(kstars.log_text())
+        with pytest.raises(EkosError, match="KStars' location \\(Tokyo, Japan\\) has UTC\\+9"):
+            client.start_night(str(long_schedule(tmp_path)))
+        assert "was saved" not in kstars.log_text()[mark:]  # nothing loaded
+        assert client.scheduler_status() in STOPPED
+    finally:
+        kstars.set_location("Vienna", "", "Austria")
+        client.close()
+    assert client.time_zone_mismatch() is None
+
+
 def test_a_bus_without_kstars_is_an_ekos_error(tmp_path: Path) -> None:
     gone = Ekos(McpEkosConfig(enabled=True, bus_address=f"unix:path={tmp_path / 'no-bus'}", call_timeout=2))
     with pytest.raises(EkosError, match=r"D-Bus call .*failed"):

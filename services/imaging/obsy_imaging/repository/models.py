@@ -267,6 +267,29 @@ class LiveStackFrame(Base):
     __table_args__ = (Index("ix_imaging_live_stack_frames_stack", "stack_id"),)
 
 
+class NightStack(Base):
+    """A live stack stacked again with rejection once its night is over: the stack of record."""
+
+    __tablename__ = "imaging_night_stacks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    live_stack_id: Mapped[int] = mapped_column(ForeignKey("imaging_live_stacks.id", ondelete="CASCADE"), unique=True)
+    night: Mapped[str] = mapped_column(String(10))
+    target: Mapped[str | None] = mapped_column(String(200))
+    filter: Mapped[str | None] = mapped_column(String(100))
+    #: float32 FITS (the image; REJECTED and COVERAGE maps as further HDUs), relative to the root.
+    path: Mapped[str] = mapped_column(String(1024), unique=True)
+    frame_count: Mapped[int] = mapped_column(Integer)
+    #: The live stack's frame count when this was built: a light folded in later makes it due again.
+    source_frames: Mapped[int] = mapped_column(Integer)
+    integration_s: Mapped[float] = mapped_column(Float)
+    rejection: Mapped[str] = mapped_column(String(64))  # e.g. "winsorized 3.0/3.0"
+    #: Share of all pixel values the rejection dropped.
+    rejected_fraction: Mapped[float] = mapped_column(Float)
+    seconds: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class PhotometryMeasurement(Base):
     """A light of a variable-star target after differential photometry: its magnitude, or the reasons
     it has none (``status`` ``measured`` or ``failed``). One per light; the AAVSO report of its night

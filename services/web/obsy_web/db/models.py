@@ -116,6 +116,96 @@ class AllskyStreakRecord(Base):
     data: Mapped[dict[str, Any]]  # the whole message (ends in pixels and alt/az, profile figures)
 
 
+class LiveStackState(Base):
+    """A live stack after a frame was folded in (``imaging/livestack/state``): one row per fold."""
+
+    __tablename__ = "live_stack_states"
+    __table_args__ = (
+        UniqueConstraint("stack_id", "time", name="uq_live_stack_states_stack_time"),
+        Index("ix_live_stack_states_night_time", "night", "time"),
+        Index("ix_live_stack_states_time", "time"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    time: Mapped[datetime]
+    stack_id: Mapped[int] = mapped_column(BigInteger)
+    night: Mapped[str] = mapped_column(String(10))
+    target: Mapped[str | None] = mapped_column(String(200))
+    filter: Mapped[str | None] = mapped_column(String(100))
+    frames: Mapped[int] = mapped_column(Integer)
+    integration_s: Mapped[float] = mapped_column(Float)
+    left_out: Mapped[int] = mapped_column(Integer)
+    preview: Mapped[str] = mapped_column(Text)  # the JPEG, relative to the imaging repository's root
+    data: Mapped[dict[str, Any]]  # the whole message
+
+
+class CalibrationMasterRecord(Base):
+    """A master the imaging service built into its calibration library (``imaging/masters``)."""
+
+    __tablename__ = "calibration_masters"
+    __table_args__ = (Index("ix_calibration_masters_time", "time"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    master_id: Mapped[str] = mapped_column(String(128), unique=True)
+    time: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(16))
+    frames: Mapped[int] = mapped_column(Integer)
+    exposure_s: Mapped[float] = mapped_column(Float)
+    temperature_c: Mapped[float | None] = mapped_column(Float)
+    gain: Mapped[float | None] = mapped_column(Float)
+    binning: Mapped[str | None] = mapped_column(String(16))
+    filter: Mapped[str | None] = mapped_column(String(100))
+    replaces: Mapped[str | None] = mapped_column(String(128))
+    data: Mapped[dict[str, Any]]  # the whole message
+
+
+class CalibratedLightRecord(Base):
+    """A light the imaging service calibrated (``imaging/calibrated``): which masters, and why."""
+
+    __tablename__ = "calibrated_lights"
+    __table_args__ = (
+        Index("ix_calibrated_lights_night_time", "night", "time"),
+        Index("ix_calibrated_lights_time", "time"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: SHA-256 of topic and payload: a message the broker delivers twice (QoS 1) is stored once.
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    time: Mapped[datetime]
+    night: Mapped[str] = mapped_column(String(10))
+    frame_id: Mapped[int] = mapped_column(BigInteger)
+    target: Mapped[str | None] = mapped_column(String(200))
+    filter: Mapped[str | None] = mapped_column(String(100))
+    data: Mapped[dict[str, Any]]  # the whole message: light, masters applied, explanation, waited_s
+
+
+class PhotometryPoint(Base):
+    """A light of a variable-star target measured (or not) by the imaging service (``imaging/photometry``)."""
+
+    __tablename__ = "photometry_points"
+    __table_args__ = (
+        Index("ix_photometry_points_target_night", "target", "night"),
+        Index("ix_photometry_points_time", "time"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: SHA-256 of topic and payload: a message the broker delivers twice (QoS 1) is stored once.
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    time: Mapped[datetime]
+    night: Mapped[str] = mapped_column(String(10))
+    target: Mapped[str] = mapped_column(String(200))
+    frame_id: Mapped[int] = mapped_column(BigInteger)
+    filter: Mapped[str | None] = mapped_column(String(100))
+    band: Mapped[str | None] = mapped_column(String(16))
+    jd: Mapped[float | None] = mapped_column(Float)
+    magnitude: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[float | None] = mapped_column(Float)
+    check_magnitude: Mapped[float | None] = mapped_column(Float)
+    check_residual: Mapped[float | None] = mapped_column(Float)
+    report: Mapped[str | None] = mapped_column(Text)  # the night's AAVSO report, relative to the repository root
+    data: Mapped[dict[str, Any]]  # the whole message
+
+
 class McpStateRecord(Base):
     __tablename__ = "mcp_states"
     __table_args__ = (UniqueConstraint("time", name="uq_mcp_states_time"),)

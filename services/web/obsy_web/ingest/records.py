@@ -23,6 +23,10 @@ from obsy.messages import (
     AllskyStreak,
     CloudState,
     Event,
+    ImagingCalibrated,
+    ImagingLiveStack,
+    ImagingMaster,
+    ImagingPhotometry,
     McpState,
     SafetyVerdict,
     SchedulerPlan,
@@ -136,6 +140,68 @@ def _allsky_streak(message: Incoming) -> list[Row]:
     return [Row(models.AllskyStreakRecord.__table__, values)]
 
 
+def _cut(value: str | None, length: int) -> str | None:
+    return None if value is None else value[:length]
+
+
+def _live_stack(message: Incoming) -> list[Row]:
+    stack = _parse(ImagingLiveStack, message)
+    values = stack.model_dump(include={"stack_id", "frames", "integration_s", "left_out", "preview"})
+    values.update(
+        time=stack.timestamp,
+        night=stack.night[:10],
+        target=_cut(stack.target, 200),
+        filter=_cut(stack.filter, 100),
+        data=stack.model_dump(mode="json"),
+    )
+    return [Row(models.LiveStackState.__table__, values)]
+
+
+def _master(message: Incoming) -> list[Row]:
+    master = _parse(ImagingMaster, message)
+    values = master.model_dump(include={"frames", "exposure_s", "temperature_c", "gain"})
+    values.update(
+        time=master.timestamp,
+        master_id=master.master_id[:128],
+        kind=master.kind[:16],
+        binning=_cut(master.binning, 16),
+        filter=_cut(master.filter, 100),
+        replaces=_cut(master.replaces, 128),
+        data=master.model_dump(mode="json"),
+    )
+    return [Row(models.CalibrationMasterRecord.__table__, values)]
+
+
+def _calibrated(message: Incoming) -> list[Row]:
+    light = _parse(ImagingCalibrated, message)
+    values = {
+        "time": light.timestamp,
+        "fingerprint": message.digest,
+        "night": light.night[:10],
+        "frame_id": light.frame_id,
+        "target": _cut(light.target, 200),
+        "filter": _cut(light.filter, 100),
+        "data": light.model_dump(mode="json"),
+    }
+    return [Row(models.CalibratedLightRecord.__table__, values)]
+
+
+def _photometry(message: Incoming) -> list[Row]:
+    point = _parse(ImagingPhotometry, message)
+    values = point.model_dump(include={"frame_id", "jd", "magnitude", "error", "check_magnitude", "check_residual"})
+    values.update(
+        time=point.timestamp,
+        fingerprint=message.digest,
+        night=point.night[:10],
+        target=point.target[:200],
+        filter=_cut(point.filter, 100),
+        band=_cut(point.band, 16),
+        report=point.report,
+        data=point.model_dump(mode="json"),
+    )
+    return [Row(models.PhotometryPoint.__table__, values)]
+
+
 def _mcp_state(message: Incoming) -> list[Row]:
     state = _parse(McpState, message)
     values = state.model_dump(
@@ -181,6 +247,10 @@ class Router:
             topics.clouddetect_state: _clouds,
             topics.allsky_frames: _allsky_frame,
             topics.allsky_streaks: _allsky_streak,
+            topics.imaging_live_stack_state: _live_stack,
+            topics.imaging_masters: _master,
+            topics.imaging_calibrated: _calibrated,
+            topics.imaging_photometry: _photometry,
             topics.mcp_state: _mcp_state,
             topics.scheduler_plan: _plan,
         }

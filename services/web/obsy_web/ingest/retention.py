@@ -21,6 +21,8 @@ def tables_by_setting() -> dict[str, list[type[models.Base]]]:
             models.CloudResult,
             models.McpStateRecord,
             models.AvailabilityChange,
+            models.LiveStackState,
+            models.CalibratedLightRecord,
         ],
         "events_days": [models.EventRecord],
         "allsky_days": [models.AllskyFrameRecord, models.AllskyStreakRecord],
