@@ -8,8 +8,10 @@ Capture module takes the light frames with ``SkySim Camera``. The frames Ekos wr
 measured as the imaging service's grader measures them (``sep``) and their stars compared
 with the simulator's own truth for that pointing and time (``FieldRenderer``).
 
-A second test loads a capture queue of bias, dark and flat jobs into Ekos' Capture module over
-D-Bus: the frames come back with the right IMAGETYP and average to the simulator's known masters.
+A second test loads a capture queue of bias, dark and flat jobs (written by the scheduler's
+``sequence_xml``) into Ekos' Capture module over D-Bus: the frames come back with the right
+IMAGETYP and average to the simulator's known masters. KStars is told once, in its own
+settings, that the camera has a shutter (else Ekos asks in a dialog before the first dark).
 
 The site is a KStars city where it is night now (``tests/support/e2e_site.py``), so Ekos'
 twilight and altitude checks pass on the real clock.
@@ -31,10 +33,10 @@ from astropy.io import fits
 from astropy.time import Time
 
 from obsy import astro
-from obsy.config import SchedulerConfig, SchedulerEkosConfig, SiteConfig
-from obsy.messages import ExposurePlan, Target
+from obsy.config import SchedulerCalibrationConfig, SchedulerConfig, SchedulerEkosConfig, SiteConfig
+from obsy.messages import ExposurePlan, FrameType, Target
 from obsy_imaging.grading.measure import extract_stars, measure
-from obsy_scheduler.ekos import write_plan
+from obsy_scheduler.ekos import sequence_xml, write_plan
 from obsy_scheduler.planner import Planner
 from obsy_skysim.config import MainCameraSettings, _main_sensor
 from obsy_skysim.field import FieldRenderer
@@ -89,8 +91,7 @@ def observatory(tmp_path: Path) -> Iterator[tuple[KStars, IndiServer, SiteConfig
     ks = KStars(tmp_path / "kstars")
     # Ekos asks whether a camera it does not know has a shutter before its first dark (a dialog
     # nobody answers headless): this one has, as a real camera would be set up once.
-    (ks.home / ".config").mkdir(parents=True, exist_ok=True)
-    (ks.home / ".config" / "kstarsrc").write_text(f"[DarkLibrary]\nshutterfulCCDs={CAMERA}\n")
+    ks.write_config("DarkLibrary", "shutterfulCCDs", CAMERA)
     try:
         ks.start()
         ks.set_location(site_found.city, site_found.province, site_found.country)
@@ -187,24 +188,16 @@ CAPTURE = "org.kde.kstars.Ekos.Capture"
 CALIBRATION = [("Bias", 0.001, 2, "Bias Frame"), ("Dark", 2.0, 2, "Dark Frame"), ("Flat", 1.0, 2, "Flat Frame")]
 
 
-def calibration_queue(directory: Path) -> str:
-    jobs = "".join(
-        f"<Job><Exposure>{exposure}</Exposure><Format>Mono</Format><Encoding>FITS</Encoding>"
-        "<Binning><X>1</X><Y>1</Y></Binning><Temperature force='false'>0</Temperature>"
-        f"<Type>{kind}</Type><Prefix><RawPrefix>cal</RawPrefix><FilterEnabled>0</FilterEnabled>"
-        "<ExpEnabled>0</ExpEnabled><TimeStampEnabled>0</TimeStampEnabled></Prefix>"
-        f"<Count>{count}</Count><Delay>0</Delay><FITSDirectory>{directory}</FITSDirectory><UploadMode>0</UploadMode>"
-        "<Calibration><FlatSource><Type>Manual</Type></FlatSource><FlatDuration><Type>Manual</Type></FlatDuration>"
-        "<PreMountPark>False</PreMountPark><PreDomePark>False</PreDomePark></Calibration></Job>"
+def calibration_queue(directory: Path) -> bytes:
+    """The capture queue as OBSY's scheduler writes it: one job per frame type, no filter wheel."""
+    ekos = SchedulerEkosConfig(
+        camera=CAMERA, filter_wheel=None, calibration=SchedulerCalibrationConfig(camera_shutter=True)
+    )
+    plans = [
+        (ExposurePlan(exposure_s=exposure, count=count, frame_type=FrameType(kind)), count)
         for kind, exposure, count, _ in CALIBRATION
-    )
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n<SequenceQueue version="2.5">'
-        f"<CCD>{CAMERA}</CCD>"
-        '<GuideDeviation enabled="false">2</GuideDeviation><Autofocus enabled="false">0</Autofocus>'
-        '<RefocusEveryN enabled="false">60</RefocusEveryN><MeridianFlip enabled="false">0</MeridianFlip>'
-        f"{jobs}</SequenceQueue>\n"
-    )
+    ]
+    return sequence_xml("Calibration", plans, directory, ekos)
 
 
 @pytest.mark.long(seconds=80)
@@ -212,7 +205,7 @@ def test_ekos_takes_calibration_frames_with_the_simulators_main_camera(observato
     kstars, _indi, site = observatory
     queue = tmp_path / "calibration.esq"
     frames_dir = tmp_path / "calibration"
-    queue.write_text(calibration_queue(frames_dir))
+    queue.write_bytes(calibration_queue(frames_dir))
     kstars.call(CAPTURE_PATH, CAPTURE, "loadSequenceQueue", "s", str(queue))
     kstars.call(CAPTURE_PATH, CAPTURE, "start")
     wanted = sum(count for _, _, count, _ in CALIBRATION)
