@@ -1,13 +1,16 @@
 """A whole night, end to end: the six services as their own processes against the simulators.
 
 Real Mosquitto (private), Postgres (a fresh database), one indiserver with the roll-off
-roof, telescope, main camera, a second camera for the allsky service and the weather
-simulator, and headless KStars/Ekos connected to that same indiserver. The site is a KStars
-city where it is astronomical night now (tests/support/e2e_site.py), so the services run on
-the real clock. Phases (durations printed, never asserted):
+roof, telescope, main camera and weather simulators and the sky simulator's allsky camera
+(``indi_obsy_allsky``, the real sky for the site: the MCP requires clouddetect's clear
+verdict, ``mcp.require_clear_sky: true``), and headless KStars/Ekos connected to that same
+indiserver. The site is a KStars city where it is astronomical night now
+(tests/support/e2e_site.py), so the services run on the real clock. Phases (durations
+printed, never asserted):
 
-1. targets through the web API → the scheduler plans → the MCP confirms the mount parked,
-   opens the roof, starts tonight's Ekos schedule → frames arrive in the sequence directory;
+1. targets through the web API → the scheduler plans, clouddetect says clear → the MCP
+   confirms the mount parked, opens the roof, starts tonight's Ekos schedule → frames
+   arrive in the sequence directory;
 2. allsky frames → clouddetect verdicts → everything stored by the web service;
 3. rain on the weather simulator → Ekos stopped, mount parked, roof closed, in that order,
    every step and the unsafe reasons in the events table;
@@ -40,13 +43,14 @@ from obsy_mcp.ekos import STOPPED, SchedulerStatus
 from tests.support.e2e_dashboard import DashboardCamera, browser_available
 from tests.support.e2e_observatory import (
     ALLSKY_CAMERA,
+    SKYSIM_ALLSKY,
     WEATHER_SAFE_DELAY_S,
     PhaseClock,
     ServiceProcesses,
     logs_named_on_failure,
     night_config,
-    quiet_allsky_camera,
-    start_renamed_driver,
+    skysim_available,
+    write_skysim_settings,
 )
 from tests.support.e2e_site import DarkSite, dark_site
 from tests.support.indiserver import CCD, ROOF, TELESCOPE, WEATHER, IndiServer, pyindi_available, require_indi
@@ -66,6 +70,9 @@ pytestmark = [
     pytest.mark.timeout(900),
     pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
     pytest.mark.skipif(not pyindi_available(), reason="pyindi-client is not installed"),
+    pytest.mark.skipif(
+        not skysim_available(), reason="the sky simulator is not installed (pip install -e services/skysim)"
+    ),
     pytest.mark.skipif(not browser_available(), reason="Playwright or Chromium (Debian package chromium) is missing"),
 ]
 
@@ -152,10 +159,10 @@ def test_a_whole_night_with_every_service(tmp_path: Path, capsys: pytest.Capture
         broker = MosquittoBroker(_folder(tmp_path / "mosquitto"))
         broker.start()
         stack.callback(broker.stop)
-        indi = IndiServer(tmp_path / "indi", DRIVERS)
+        skysim = write_skysim_settings(_folder(tmp_path / "skysim") / "skysim.yaml", site.site_config())
+        indi = IndiServer(tmp_path / "indi", [*DRIVERS, str(SKYSIM_ALLSKY)], env={"OBSY_SKYSIM_CONFIG": str(skysim)})
         indi.start()
         stack.callback(indi.stop)
-        start_renamed_driver(indi, "indi_simulator_ccd", ALLSKY_CAMERA)
         database_url = stack.enter_context(fresh_database("obsy_e2e"))
         kstars = KStars(_folder(tmp_path / "kstars"))
         stack.callback(kstars.stop)
@@ -191,7 +198,7 @@ def test_a_whole_night_with_every_service(tmp_path: Path, capsys: pytest.Capture
         stack.callback(watcher.close)
         recorder = IndiRecorder(indi.config())
         stack.callback(recorder.close)
-        quiet_allsky_camera(recorder.client)
+        recorder.client.wait_property(ALLSKY_CAMERA, "SIM_SITE")
         services.start()
         stack.callback(services.stop)
         for name in SERVICE_NAMES:
@@ -219,6 +226,8 @@ def test_a_whole_night_with_every_service(tmp_path: Path, capsys: pytest.Capture
         assert Path(plan["ekos_schedule_path"]).is_file()
         observing = wait_state(watcher, TOPICS, lambda s: s["state"] == "observing", timeout=120)
         assert observing["roof"] == "open" and observing["ekos_scheduler"] in ("startup", "running")
+        sky = payloads(watcher, TOPICS.clouddetect_state)  # the clear-sky gate: open only under a clear sky
+        assert sky and sky[-1]["clear"] is True, sky[-1:]
         opening = step_order(events(watcher, TOPICS))
         assert opening.index("confirm_parked") < opening.index("open_roof") < opening.index("start_ekos_schedule")
         frames = wait_until(

@@ -19,31 +19,49 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from obsy.config import SERVICE_NAMES
-from obsy.indi import IndiClient
 from tests.support.configs import write_config
-from tests.support.indiserver import CCD, ROOF, TELESCOPE, WEATHER, IndiServer
+from tests.support.indiserver import CCD, ROOF, TELESCOPE, WEATHER
 from tests.support.mosquitto import MosquittoBroker
 
-ALLSKY_CAMERA = "Allsky Simulator"  # a second indi_simulator_ccd, renamed through the indiserver FIFO
+#: The sky simulator's allsky camera (services/skysim), which renders the real sky for the site.
+SKYSIM_ALLSKY = Path(sys.executable).with_name("indi_obsy_allsky")
+ALLSKY_CAMERA = "SkySim Allsky"
 HEARTBEAT_S = 2.0
 WEATHER_SAFE_DELAY_S = 20.0
+#: A short allsky exposure through a faster lens: the same frame as the demo's 15 s exposure at
+#: the simulator's default zero point (10^(0.4 * 2.2) = 7.6 times the light), in 2 s.
+ALLSKY_EXPOSURE_S = 2.0
+SKYSIM_ZERO_POINT = 12.0 + 2.2
+#: The overlay drawn on the allsky frames: clouddetect judges the picture without it (clean_url).
+ALLSKY_PIPELINE = {
+    "finish": [
+        {"stage": "white_balance", "method": "gray_world"},
+        {"stage": "stretch", "method": "auto"},
+        {"stage": "mask"},
+        {"stage": "overlay", "show": ["time", "exposure", "sun_moon"], "cardinals": True},
+    ]
+}
 
 
-def start_renamed_driver(server: IndiServer, driver: str, name: str) -> None:
-    """Load ``driver`` into a running indiserver under another device name (its FIFO's ``-n``)."""
-    with server.fifo_path.open("w") as fifo:
-        fifo.write(f'start {driver} -n "{name}"\n')
+def skysim_available() -> bool:
+    return SKYSIM_ALLSKY.exists()
 
 
-def quiet_allsky_camera(client: IndiClient) -> None:
-    """A noiseless simulated allsky camera: its flat sky makes dashboard screenshots that compress.
-
-    (Without a star catalogue installed the simulator draws no stars, only sky glow and noise.)
-    """
-    client.connect_device(ALLSKY_CAMERA)
-    client.wait_property(ALLSKY_CAMERA, "SIMULATOR_SETTINGS")
-    client.set_number(ALLSKY_CAMERA, "SIMULATOR_SETTINGS", {"SIM_NOISE": 0})
+def write_skysim_settings(path: Path, site: dict[str, Any]) -> Path:
+    """The sky simulator's settings file for ``site``; indiserver passes OBSY_SKYSIM_CONFIG on to it."""
+    settings = {
+        "allsky": {
+            "device": ALLSKY_CAMERA,
+            "site": {"latitude": site["latitude"], "longitude": site["longitude"], "elevation": site["elevation"]},
+            "sensor": {"width": 1280, "height": 960, "pixel_um": 3.75, "bayer": "RGGB"},
+            "optics": {"zero_point": SKYSIM_ZERO_POINT},
+        }
+    }
+    path.write_text(yaml.safe_dump(settings, sort_keys=False))
+    return path
 
 
 def console_script(name: str) -> str:
@@ -89,15 +107,9 @@ def night_config(
         allsky={
             **beat,
             "camera": {"device": ALLSKY_CAMERA, "interval_s": 8, "readout_margin_s": 20},
-            "exposure": {"auto": False, "fixed_exposure_s": 1},
-            "pipeline": {
-                "finish": [
-                    {"stage": "white_balance", "method": "gray_world"},
-                    {"stage": "stretch", "method": "auto"},
-                    {"stage": "mask"},
-                    {"stage": "overlay", "show": ["time", "exposure", "sun_moon"], "cardinals": True},
-                ]
-            },
+            # One exposure all night, as in the demo: clouddetect's learnt zero point fits it.
+            "exposure": {"auto": False, "fixed_exposure_s": ALLSKY_EXPOSURE_S},
+            "pipeline": ALLSKY_PIPELINE,
             "image_width": 320,
         },
         clouddetect={**beat, "debounce_frames": 1, "max_frame_age": 120},
@@ -122,7 +134,7 @@ def night_config(
         mcp={
             **beat,
             "required_services": ["weather"],
-            "require_clear_sky": False,  # the simulator's sky is noise: clouddetect cannot call it clear
+            "require_clear_sky": True,  # the sky simulator's frames: clouddetect judges them
             "startup_grace": 10,
             "safe_delay": 0,  # the weather service's own safe delay is the one under test
             "evaluate_interval": 0.5,

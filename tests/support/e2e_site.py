@@ -4,10 +4,7 @@ The test runs at any hour, so it picks its observatory instead of its clock: of 
 KStars knows (its own city database, so that KStars can be put at the same place by
 name), the one where the Sun is lowest now and still at least ``MIN_DEPTH`` below the
 horizon ``HOLD`` later. Ekos enforces twilight and altitude with KStars' location, and
-the OBSY services with the configured site: both must agree, hence a real KStars city; its
-time zone too (the MCP refuses to start Ekos when KStars' differs from the site's), hence only
-cities without daylight saving time in KStars' database and with a whole-hour offset, whose
-zone is a fixed-offset one (``Etc/GMT...``).
+the OBSY services with the configured site: both must agree, hence a real KStars city.
 """
 
 from __future__ import annotations
@@ -39,12 +36,17 @@ class DarkSite:
     longitude: float
     elevation: float
     sun_altitude: float
-    utc_offset: int = 0  # hours, KStars' own for the city (no daylight saving time)
+    #: KStars' own UTC offset for the city (hours), when it is whole and the city has no summer time.
+    tz: float | None = None
 
     @property
     def timezone(self) -> str:
-        """The fixed-offset zone of KStars' own offset for the city ("tonight" runs noon to noon)."""
-        hours = self.utc_offset
+        """A fixed-offset zone: KStars' own for the city where it has one, else near mean solar time.
+
+        The MCP refuses to start Ekos when KStars' offset and the site's differ (every job would
+        start at the wrong time), so the site takes KStars' offset where it can.
+        """
+        hours = int(self.tz) if self.tz is not None else round(self.longitude / 15)
         return "UTC" if hours == 0 else f"Etc/GMT{-hours:+d}"  # POSIX sign: Etc/GMT-9 is UTC+9
 
     def site_config(self) -> dict[str, object]:
@@ -80,14 +82,32 @@ def dark_site(now: datetime | None = None, city_db: Path = CITY_DB) -> DarkSite:
         rows = db.execute(
             "SELECT Name, Province, Country, Latitude, Longitude, Elevation, TZ, TZRule FROM city"
         ).fetchall()
-    every = Counter((name, province or "", country or "") for name, province, country, *_ in rows)
     cities = [
-        (name, province or "", country or "", _degrees(lat), _degrees(lon), max(float(elevation), 0.0), int(tz))
+        (name, province or "", country or "", _degrees(lat), _degrees(lon), max(float(elevation), 0.0), _tz(tz, rule))
         for name, province, country, lat, lon, elevation, tz, rule in rows
-        if name and name.isascii() and (rule or "--") == "--" and tz is not None and float(tz).is_integer()
+        if name and name.isascii()
     ]
     # setGeoLocation finds a city by name, province and country: only unambiguous ones.
-    cities = [c for c in cities if abs(c[3]) <= MAX_LATITUDE and every[c[:3]] == 1]
+    seen = Counter(c[:3] for c in cities)
+    cities = [c for c in cities if abs(c[3]) <= MAX_LATITUDE and seen[c[:3]] == 1]
+    # Cities whose KStars offset a fixed zone can match first (whole hours, no summer time).
+    fixed = [c for c in cities if c[6] is not None]
+    try:
+        return _darkest(fixed, now)
+    except RuntimeError:
+        return _darkest(cities, now)
+
+
+def _tz(tz: float | None, rule: str | None) -> float | None:
+    """KStars' offset when an ``Etc/GMT`` zone is exactly it: whole hours and no summer time."""
+    if tz is None or (rule or "--") != "--" or float(tz) != int(tz):
+        return None
+    return float(tz)
+
+
+def _darkest(cities: list[tuple], now: datetime) -> DarkSite:
+    if not cities:
+        raise RuntimeError("no KStars city to choose from")
     latitude = np.array([c[3] for c in cities])
     longitude = np.array([c[4] for c in cities])
     now_alt = _sun_altitudes(latitude, longitude, now)
@@ -96,5 +116,5 @@ def dark_site(now: datetime | None = None, city_db: Path = CITY_DB) -> DarkSite:
     best = int(np.argmin(worst))
     if worst[best] > MIN_DEPTH:
         raise RuntimeError(f"no KStars city has the Sun below {MIN_DEPTH}° for the next {HOLD}")
-    name, province, country, lat, lon, elevation, offset = cities[best]
-    return DarkSite(name, province, country, lat, lon, elevation, float(now_alt[best]), offset)
+    name, province, country, lat, lon, elevation, tz = cities[best]
+    return DarkSite(name, province, country, lat, lon, elevation, float(now_alt[best]), tz)

@@ -72,8 +72,11 @@ def pyindi_available() -> bool:
 class IndiServer:
     """One indiserver process; ``stop()``/``start()``/``restart()`` keep the port and the workdir."""
 
-    def __init__(self, workdir: Path, drivers: list[str], port: int | None = None) -> None:
+    def __init__(
+        self, workdir: Path, drivers: list[str], port: int | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.workdir = Path(workdir)
+        self.env = dict(env or {})  # added to the drivers' environment (OBSY_SKYSIM_CONFIG, ...)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.drivers = list(drivers)
         self.host = "127.0.0.1"
@@ -106,7 +109,7 @@ class IndiServer:
             alias.symlink_to(indiserver)
         drivers = [find_executable(d) or d for d in self.drivers]
         command = [str(alias), "-v", "-u", self.local_socket, "-p", str(self.port), "-f", str(self.fifo_path), *drivers]
-        env = {**os.environ, "HOME": str(self.workdir)}
+        env = {**os.environ, **self.env, "HOME": str(self.workdir)}
         with self.log_path.open("ab") as log:
             log.write(f"--- {' '.join(command)}\n".encode())
             log.flush()
