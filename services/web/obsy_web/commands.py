@@ -18,8 +18,10 @@ the web service (the audit log).
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,6 +119,45 @@ class CommandGateway:
                 )
             wake = min(deadline, pending.state_at + STATE_GRACE_S if pending.state else deadline)
             pending.done.wait(max(0.0, min(wake - now, 0.1)))
+
+
+class AnswersByRequestId:
+    """Requests that carry a fresh ``request_id``, each waiting for the first answer repeating it.
+
+    For the services that answer by request id (the imaging service's masters state, the weather
+    service's simulation events); the subscriber hands every answer to :meth:`answered`.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._answers: dict[str, dict[str, Any]] = {}
+        self._waiting: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def answered(self, request_id: object, payload: dict[str, Any]) -> None:
+        """An answer naming ``request_id``: kept when someone waits for it (the first one only)."""
+        with self._lock:
+            done = self._waiting.get(request_id) if isinstance(request_id, str) else None
+            if done is not None and request_id not in self._answers:
+                self._answers[request_id] = payload
+                done.set()
+
+    def ask(self, send: Callable[[str], None], silence: str) -> dict[str, Any]:
+        """``send(request_id)`` with a fresh id; the first answer, or :class:`NoAnswerError` (``silence``)."""
+        request_id = secrets.token_hex(8)
+        done = threading.Event()
+        with self._lock:
+            self._waiting[request_id] = done
+        try:
+            send(request_id)
+            if not done.wait(self.timeout):
+                raise NoAnswerError(silence)
+            with self._lock:
+                return self._answers.pop(request_id)
+        finally:
+            with self._lock:
+                self._waiting.pop(request_id, None)
+                self._answers.pop(request_id, None)
 
 
 def command_event(thing: str, value: str, origin: CommandOrigin, **data: Any) -> Event:

@@ -10,13 +10,11 @@ take minutes; the page follows the state topic for the rest). The sender is reco
 
 from __future__ import annotations
 
-import secrets
-import threading
 from typing import Any
 
 from obsy.bus import Bus
 from obsy.messages import CommandOrigin, ImagingMastersCommand
-from obsy_web.commands import NoAnswerError, command_event
+from obsy_web.commands import AnswersByRequestId, command_event
 
 
 class MastersCommandGateway:
@@ -24,40 +22,24 @@ class MastersCommandGateway:
         self.bus = bus
         self.topics = bus.topics
         self.timeout = timeout
-        self._answers: dict[str, dict[str, Any]] = {}
-        self._waiting: dict[str, threading.Event] = {}
-        self._lock = threading.Lock()
+        self._answers = AnswersByRequestId(timeout)
         bus.subscribe(self.topics.imaging_masters_state, self._on_state, decode="json")
 
     def _on_state(self, topic: str, payload: Any) -> None:
-        if not isinstance(payload, dict):
-            return
-        request_id = payload.get("request_id")
-        with self._lock:
-            done = self._waiting.get(request_id) if isinstance(request_id, str) else None
-            if done is not None and request_id not in self._answers:
-                self._answers[request_id] = payload
-                done.set()
+        if isinstance(payload, dict):
+            self._answers.answered(payload.get("request_id"), payload)
 
     def send(self, min_frames: int | None, origin: CommandOrigin) -> dict[str, Any]:
         """Publish a masters command for ``origin``; the imaging service's first answer (raises NoAnswerError)."""
-        request_id = secrets.token_hex(8)
-        command = ImagingMastersCommand(min_frames=min_frames, request_id=request_id, origin=origin)
-        done = threading.Event()
-        with self._lock:
-            self._waiting[request_id] = done
-        try:
+
+        def publish(request_id: str) -> None:
+            command = ImagingMastersCommand(min_frames=min_frames, request_id=request_id, origin=origin)
             self.bus.publish(self.topics.imaging_masters_command, command, qos=1)
             what = "build" + (f" min_frames={min_frames}" if min_frames is not None else "")
             self.bus.publish_event(command_event("imaging/masters", what, origin, request_id=request_id))
-            if not done.wait(self.timeout):
-                raise NoAnswerError(
-                    f"the imaging service did not answer the masters command within {self.timeout:g} s "
-                    "(is obsy-imaging running and connected to the broker?)"
-                )
-            with self._lock:
-                return self._answers.pop(request_id)
-        finally:
-            with self._lock:
-                self._waiting.pop(request_id, None)
-                self._answers.pop(request_id, None)
+
+        return self._answers.ask(
+            publish,
+            f"the imaging service did not answer the masters command within {self.timeout:g} s "
+            "(is obsy-imaging running and connected to the broker?)",
+        )
