@@ -27,6 +27,7 @@ def make_repository(folder: Path, url: str | None = None) -> Repository:
 
 def write_calibrated(repository: Repository, name: str, image: np.ndarray) -> Path:
     path = repository.root / "calibrated" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
     fits.PrimaryHDU(np.asarray(image, dtype=np.float32)).writeto(path, overwrite=True)
     return path
 

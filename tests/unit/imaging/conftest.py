@@ -1,7 +1,7 @@
 """Fixtures of the imaging service's unit tests: its repository on SQLite and on Postgres.
 
-A test module that needs the repository laid out otherwise (the live stack's, with a
-``calibrated/`` folder) defines its own ``repository`` fixture, which takes the place of this one.
+A test module that needs the repository laid out otherwise defines its own ``repository``
+fixture, which takes the place of this one.
 """
 
 from __future__ import annotations

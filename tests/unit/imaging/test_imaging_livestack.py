@@ -89,23 +89,6 @@ def test_the_running_weighted_mean_equals_the_batch_one_with_missing_edges() -> 
 # --- the stacker on a repository (SQLite, files): which lights, what is left out and why -----------
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def repository(request, tmp_path):
-    """SQLite (the default) and Postgres (compose): the same queries on both."""
-    from tests.support.live_stack import make_repository
-    from tests.support.pgcluster import fresh_database
-
-    if request.param == "sqlite":
-        repo = make_repository(tmp_path)
-        yield repo
-        repo.engine.dispose()
-        return
-    with fresh_database("obsy_imaging_live_test") as url:
-        repo = make_repository(tmp_path, url)
-        yield repo
-        repo.engine.dispose()
-
-
 def simulated(seed: int, east: float = 0.0, north: float = 0.0, position_angle: float = 0.0) -> np.ndarray:
     from tests.support.stacking import offset_pointing, render
 

@@ -17,26 +17,12 @@ from obsy.config import ImagingLiveStackConfig, ImagingNightStackConfig
 from obsy_imaging.livestack import LiveStacker
 from obsy_imaging.nightstack import Built, NightStacker, Skipped
 from obsy_imaging.repository.models import LiveStack, NightStack
-from tests.support.live_stack import make_repository, record, write_calibrated
-from tests.support.pgcluster import fresh_database
+from tests.support.live_stack import record, write_calibrated
 from tests.support.stacking import offset_pointing, render
 
 NIGHT = "2026-01-15"
 DITHERS = [(0.0, 0.0, 0.0), (14.0, -9.0, 0.0), (-11.0, 17.0, 180.0), (8.0, 12.0, 0.0), (-16.0, -6.0, 0.0)]
 TRAIL_ROW = 420  # in the light that carries it
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def repository(request, tmp_path):
-    if request.param == "sqlite":
-        repo = make_repository(tmp_path)
-        yield repo
-        repo.engine.dispose()
-        return
-    with fresh_database("obsy_imaging_night_test") as url:
-        repo = make_repository(tmp_path, url)
-        yield repo
-        repo.engine.dispose()
 
 
 @pytest.fixture(scope="module")
