@@ -72,6 +72,10 @@ EKOS_SUCCESS = 2
 EKOS_ERROR = 3
 
 
+#: Exit statuses of a KStars that crashed (SIGSEGV through the shell, or the signal itself).
+CRASHED = (139, -11)
+
+
 class KStarsError(RuntimeError):
     pass
 
@@ -108,6 +112,17 @@ class KStars:
             config.write(("\n" if text and not text.endswith("\n") else "") + f"[{group}]\n{key}={value}\n")
 
     def start(self, timeout: float = 120.0) -> None:
+        """Start KStars and wait until it has loaded. KStars 3.6.2 now and then dies of a segfault
+        (status 139) while it loads its catalogues on a loaded machine: such a start is tried once more."""
+        try:
+            self._start_once(timeout)
+        except KStarsError:
+            if self.process is None or self.process.returncode not in CRASHED:
+                raise
+            self.stop()
+            self._start_once(timeout)
+
+    def _start_once(self, timeout: float) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         self.bus_file.unlink(missing_ok=True)
         env = {

@@ -272,8 +272,10 @@ def test_a_night_that_is_over_is_stacked_again_with_rejection(tmp_path, mosquitt
     with Running(tmp_path, mosquitto, grading=settings, calibration=calibration, live_stack={"nights": None}) as run:
         wait_online(watcher)
         write_bias(run.capture, watcher)
-        for index, frame in enumerate(sky):
-            write_light(run.capture, index, frame.image)
+        write_light(run.capture, 0, sky[0].image)  # the first light is the reference: the truth's grid
+        watcher.wait_for(lambda _: len(stacks(watcher)) == 1, timeout=120)
+        for index in range(1, len(sky)):
+            write_light(run.capture, index, sky[index].image)
         watcher.wait_for(lambda _: any(s.frames == len(sky) for s in night_stacks(watcher)), timeout=300)
     last = night_stacks(watcher)[-1]  # built at 3 lights (or more), built again as the live stack grew
     assert (last.night, last.target, last.filter) == (evening.date().isoformat(), "M 42", "L")
