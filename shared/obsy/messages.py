@@ -513,15 +513,24 @@ class ImagingFrame(Message):
     snr: float | None = None
 
 
+class FrameType(StrEnum):
+    LIGHT = "Light"
+    DARK = "Dark"
+    BIAS = "Bias"
+    FLAT = "Flat"
+
+
 class AcquiredLights(BaseModel):
-    """How many accepted lights the repository holds for one target, filter and exposure."""
+    """How many accepted lights (or calibration frames) the repository holds for one target, filter,
+    exposure and frame type. Calibration frames are not graded: every one registered counts."""
 
     model_config = ConfigDict(extra="ignore")
 
     target: str = Field(min_length=1, max_length=200, description="as the frames' OBJECT header gives it")
     filter: str | None = Field(default=None, max_length=100)
-    exposure_s: float = Field(gt=0)
+    exposure_s: float = Field(ge=0, description="seconds; a bias may say 0")
     accepted: int = Field(ge=0)
+    frame_type: FrameType = FrameType.LIGHT
 
 
 class ImagingAcquired(Message):
@@ -715,13 +724,6 @@ class ImagingMastersState(Message):
 
 
 # --- scheduler -----------------------------------------------------------------
-
-
-class FrameType(StrEnum):
-    LIGHT = "Light"
-    DARK = "Dark"
-    BIAS = "Bias"
-    FLAT = "Flat"
 
 
 class ExposurePlan(BaseModel):

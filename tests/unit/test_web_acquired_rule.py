@@ -66,6 +66,32 @@ def test_only_matching_light_plans_count_and_a_larger_hand_value_stays(store):
     assert len(store.published) == before + 1
 
 
+def test_calibration_plans_count_their_own_frames(store):
+    """Darks by exposure whatever the filter, a bias by type alone, flats by filter and exposure."""
+    target = store.create(
+        TargetInput(
+            name="M 42",
+            ra_deg=83.82,
+            dec_deg=-5.39,
+            exposure_plans=[
+                {"filter": "Ha", "exposure_s": 300, "count": 10, "frame_type": "Dark"},
+                {"filter": None, "exposure_s": 0.1, "count": 10, "frame_type": "Bias"},
+                {"filter": "Ha", "exposure_s": 2, "count": 10, "frame_type": "Flat"},
+                {"filter": "Ha", "exposure_s": 300, "count": 10},
+            ],
+        )
+    )
+    rows = [
+        AcquiredLights(target="M42", filter=None, exposure_s=300, accepted=7, frame_type="Dark"),
+        AcquiredLights(target="M42", filter=None, exposure_s=0.0, accepted=5, frame_type="Bias"),
+        AcquiredLights(target="M42", filter="Ha", exposure_s=2.0, accepted=3, frame_type="Flat"),
+        AcquiredLights(target="M42", filter="OIII", exposure_s=2.0, accepted=4, frame_type="Flat"),
+        AcquiredLights(target="M42", filter="Ha", exposure_s=120, accepted=6, frame_type="Dark"),  # another length
+    ]
+    store.apply_acquired(ImagingAcquired(lights=rows))
+    assert [p.acquired for p in store.get(target.id).exposure_plans] == [7, 5, 3, 0]  # no light was counted
+
+
 def test_a_hand_value_below_the_count_is_raised_when_saved(store):
     data = {"name": "M 31", "ra_deg": 10.68, "dec_deg": 41.27}
     target = store.create(TargetInput(**data, exposure_plans=[{"filter": "L", "exposure_s": 120, "count": 30}]))
@@ -85,6 +111,10 @@ def test_lights_of_an_unknown_target_are_logged_and_not_counted(store, caplog):
 
 def test_a_malformed_summary_is_refused_by_its_model():
     with pytest.raises(ValueError, match="exposure_s"):
-        ImagingAcquired.model_validate_json('{"lights": [{"target": "M 31", "exposure_s": 0, "accepted": 1}]}')
+        ImagingAcquired.model_validate_json('{"lights": [{"target": "M 31", "exposure_s": -1, "accepted": 1}]}')
+    with pytest.raises(ValueError, match="frame_type"):
+        ImagingAcquired.model_validate_json(
+            '{"lights": [{"target": "M 31", "exposure_s": 60, "accepted": 1, "frame_type": "Dusk"}]}'
+        )
     with pytest.raises(ValueError, match="target"):
         ImagingAcquired.model_validate_json('{"lights": [{"target": "", "exposure_s": 60, "accepted": 1}]}')

@@ -46,6 +46,7 @@ from obsy.messages import (
     AcquiredLights,
     CommandOrigin,
     Event,
+    FrameType,
     ImagingAcquired,
     ImagingCalibrated,
     ImagingFrame,
@@ -75,6 +76,8 @@ from obsy_imaging.repository import database
 from obsy_imaging.repository.models import Frame, Grade
 from obsy_imaging.repository.store import Repository
 
+#: The repository's frame types as the plans name them.
+PLAN_FRAME_TYPES = {"light": FrameType.LIGHT, "dark": FrameType.DARK, "bias": FrameType.BIAS, "flat": FrameType.FLAT}
 #: How often the service looks whether lights graded elsewhere (an import) changed the accepted counts.
 ACQUIRED_CHECK_INTERVAL_S = 60.0
 
@@ -307,7 +310,10 @@ class ImagingService(Service):
             if only_if_changed and rows == self._acquired:
                 return
             self._acquired = rows
-            lights = [AcquiredLights(target=t, filter=f, exposure_s=e, accepted=n) for t, f, e, n in rows]
+            lights = [
+                AcquiredLights(target=t, filter=f, exposure_s=e, accepted=n, frame_type=PLAN_FRAME_TYPES[k])
+                for t, f, e, n, k in rows
+            ]
             self.bus.publish(self.topics.imaging_acquired, ImagingAcquired(lights=lights), qos=1, retain=True)
 
     # --- state --------------------------------------------------------------------------

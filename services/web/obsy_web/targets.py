@@ -97,14 +97,25 @@ def name_key(name: str | None) -> str:
     return re.sub(r"\s+", "", name or "").casefold()
 
 
-def counted_for(plan: ExposurePlanRecord, counts: dict[tuple[str, str], list[tuple[float, int]]], key: str) -> int:
-    """Accepted lights of target ``key`` that match a light plan's filter and exposure (within 1 %)."""
-    if plan.frame_type != FrameType.LIGHT.value:
-        return 0
+#: (target key, frame type) -> [(filter key, exposure s, count)]
+Counts = dict[tuple[str, str], list[tuple[str, float, int]]]
+
+
+def counted_for(plan: ExposurePlanRecord, counts: Counts, key: str) -> int:
+    """Frames of target ``key`` that match a plan: of its frame type; lights and flats of its filter;
+    lights, flats and darks of its exposure (within 1 %). A bias matches by type alone (cameras
+    report a bias's exposure as they like: 0, their shortest, or the one asked), a dark whatever
+    filter the wheel held."""
+    frame_type = plan.frame_type or FrameType.LIGHT.value
+    wanted_filter = name_key(plan.filter)
     return sum(
         n
-        for exposure, n in counts.get((key, name_key(plan.filter)), [])
-        if abs(exposure - plan.exposure_s) <= EXPOSURE_TOLERANCE * plan.exposure_s
+        for filter_key, exposure, n in counts.get((key, frame_type), [])
+        if (frame_type in (FrameType.DARK.value, FrameType.BIAS.value) or filter_key == wanted_filter)
+        and (
+            frame_type == FrameType.BIAS.value
+            or abs(exposure - plan.exposure_s) <= EXPOSURE_TOLERANCE * plan.exposure_s
+        )
     )
 
 
@@ -112,8 +123,8 @@ class TargetStore:
     def __init__(self, sessions: sessionmaker[Session], publish: Callable[[TargetList], None]) -> None:
         self.sessions = sessions
         self.publish = publish
-        #: The latest accepted-light counts from the imaging service, per (target key, filter key).
-        self._counts: dict[tuple[str, str], list[tuple[float, int]]] = {}
+        #: The latest counts from the imaging service, per (target key, frame type).
+        self._counts: Counts = {}
         self._counts_lock = threading.Lock()
 
     def list(self) -> list[TargetView]:
@@ -158,14 +169,16 @@ class TargetStore:
         self.publish_all()
 
     def apply_acquired(self, summary: ImagingAcquired) -> int:
-        """Raise each matching light plan's ``acquired`` to the accepted lights counted; republish on a change.
+        """Raise each matching plan's ``acquired`` to the frames counted; republish on a change.
 
         The rule: ``acquired = max(value kept, accepted lights counted)``; a hand-edited value
         above the count stays, one below it is raised. Returns how many plans changed.
         """
-        counts: dict[tuple[str, str], list[tuple[float, int]]] = {}
+        counts: Counts = {}
         for row in summary.lights:
-            counts.setdefault((name_key(row.target), name_key(row.filter)), []).append((row.exposure_s, row.accepted))
+            counts.setdefault((name_key(row.target), row.frame_type.value), []).append(
+                (name_key(row.filter), row.exposure_s, row.accepted)
+            )
         with self._counts_lock:
             self._counts = counts
         changed = 0

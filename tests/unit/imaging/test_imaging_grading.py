@@ -113,7 +113,22 @@ def test_accepted_lights_are_counted_per_target_filter_and_exposure(tmp_path: Pa
     assert not light("c.fits", 3, stars=3, OBJECT="M42", FILTER="Ha", EXPTIME=300.0)  # rejected: not counted
     assert light("d.fits", 4, OBJECT="M42", FILTER="OIII", EXPTIME=300.0)
     assert light("e.fits", 5, OBJECT="M42", FILTER="Ha", EXPTIME=120.0)
+    # Calibration frames of the target's job count without grading; one without a target cannot count.
+    calibration = [("d1", "Dark Frame", 300.0), ("d2", "Dark Frame", 300.0), ("b1", "Bias Frame", 0.0)]
+    for seed, (name, kind, exposure) in enumerate(calibration, start=10):
+        path = write_frame(
+            tmp_path / "capture" / f"{name}.fits", seed=seed, IMAGETYP=kind, OBJECT="M42", EXPTIME=exposure, FILTER=None
+        )
+        assert ingestor.ingest(path, "watch", final=False).frame.frame_type in ("dark", "bias")
+    path = write_frame(tmp_path / "capture" / "d3.fits", seed=20, IMAGETYP="Dark Frame", EXPTIME=300.0, OBJECT=None)
+    assert ingestor.ingest(path, "watch", final=False).frame.target is None
     rows = repository.accepted_lights()
-    assert [(f, e, n) for _, f, e, n in rows] == [("Ha", 120.0, 1), ("Ha", 300.0, 2), ("OIII", 300.0, 1)]
+    assert [(f, e, n, k) for _, f, e, n, k in rows] == [
+        ("Ha", 120.0, 1, "light"),
+        ("Ha", 300.0, 2, "light"),
+        ("OIII", 300.0, 1, "light"),
+        (None, 0.0, 1, "bias"),
+        (None, 300.0, 2, "dark"),
+    ]
     assert len({t for t, *_ in rows}) == 1
     engine.dispose()

@@ -36,6 +36,10 @@ class Counts:
     quarantined_since: int
 
 
+#: The calibration frame types a plan can ask for (the scheduler plans no dark flats).
+CALIBRATION_PLANS = ("dark", "bias", "flat")
+
+
 class Repository:
     def __init__(self, engine: Engine, root: Path, quarantine_root: Path) -> None:
         self.engine = engine
@@ -83,26 +87,41 @@ class Repository:
         by_type = dict(tonight)
         return Counts(sum(by_type.values()), by_type.get("light", 0), accepted, total, quarantined)
 
-    def accepted_lights(self) -> list[tuple[str, str | None, float, int]]:
-        """Accepted lights of every night as (target, filter, exposure_s, count), sorted.
+    def accepted_lights(self) -> list[tuple[str, str | None, float, int, str]]:
+        """Accepted lights, and the calibration frames taken for a target (Ekos names the job's
+        target in their OBJECT), of every night as (target, filter, exposure_s, count, frame type),
+        sorted. Calibration frames are not graded: every registered one counts.
 
-        Lights without a target or an exposure cannot count towards a plan and are left out;
-        exposures equal to the millisecond are one group.
+        Frames without a target cannot count towards a plan and are left out, lights without an
+        exposure too; exposures equal to the millisecond are one group.
         """
         with self.sessions() as session:
-            rows = session.execute(
-                select(Frame.target, Frame.filter, Frame.exposure_s, func.count())
+            lights = session.execute(
+                select(Frame.target, Frame.filter, Frame.exposure_s, Frame.frame_type, func.count())
                 .join(Grade, Grade.frame_id == Frame.id)
-                .where(Grade.accepted.is_(True), Frame.target.is_not(None), Frame.exposure_s > 0)
-                .group_by(Frame.target, Frame.filter, Frame.exposure_s)
+                .where(
+                    Grade.accepted.is_(True),
+                    Frame.frame_type == "light",
+                    Frame.target.is_not(None),
+                    Frame.exposure_s > 0,
+                )
+                .group_by(Frame.target, Frame.filter, Frame.exposure_s, Frame.frame_type)
             ).all()
-        groups: dict[tuple[str, str | None, float], int] = {}
-        for target, filter_name, exposure, count in rows:
+            calibration = session.execute(
+                select(Frame.target, Frame.filter, Frame.exposure_s, Frame.frame_type, func.count())
+                .where(Frame.frame_type.in_(CALIBRATION_PLANS), Frame.target.is_not(None), Frame.exposure_s >= 0)
+                .group_by(Frame.target, Frame.filter, Frame.exposure_s, Frame.frame_type)
+            ).all()
+        groups: dict[tuple[str, str | None, float, str], int] = {}
+        for target, filter_name, exposure, frame_type, count in [*lights, *calibration]:
             if not target.strip():
                 continue
-            key = (target, filter_name, round(float(exposure), 3))
+            key = (target, filter_name, round(float(exposure), 3), frame_type)
             groups[key] = groups.get(key, 0) + int(count)
-        return sorted(((t, f, e, n) for (t, f, e), n in groups.items()), key=lambda row: (row[0], row[1] or "", row[2]))
+        return sorted(
+            ((t, f, e, n, k) for (t, f, e, k), n in groups.items()),
+            key=lambda row: (row[0], row[4] != "light", row[4], row[1] or "", row[2]),
+        )
 
     # --- frames -------------------------------------------------------------------------
     def register(self, frame: InspectedFrame, night: str, route: str) -> Registered:
