@@ -27,11 +27,9 @@ from obsy.messages import (
     SchedulerPlan,
     WeatherState,
 )
-from tests.support.mosquitto import MosquittoBroker
-from tests.support.pgcluster import fresh_database
 from tests.support.pretend_mcp import PretendMcp
 from tests.support.watcher import Watcher
-from tests.support.web_server import PASSWORD, RunningWeb
+from tests.support.web_server import PASSWORD, RunningWeb, web_on
 
 pytestmark = pytest.mark.integration
 
@@ -39,28 +37,14 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def web(request, tmp_path_factory):
     workdir = tmp_path_factory.mktemp(f"web-{request.param}")
-    broker = MosquittoBroker(workdir)
-    broker.start()
-    try:
-        if request.param == "postgres":
-            with fresh_database("obsy_web_api") as url:
-                yield from _serve(workdir, broker, url)
-        else:
-            yield from _serve(workdir, broker, f"sqlite:///{workdir / 'obsy.sqlite3'}")
-    finally:
-        broker.stop()
-
-
-def _serve(workdir, broker, url):
-    server = RunningWeb(workdir, broker, url, command_timeout=1.5, login_attempts_per_minute=3).start()
-    server.broker = broker
-    server.add_user("vera", "viewer")
-    server.add_user("otto", "operator")
-    server.add_user("ada", "admin")
-    try:
+    with web_on(
+        request.param,
+        workdir,
+        {"vera": "viewer", "otto": "operator", "ada": "admin"},
+        command_timeout=1.5,
+        login_attempts_per_minute=3,
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

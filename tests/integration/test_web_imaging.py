@@ -26,12 +26,10 @@ from obsy.messages import (
 from obsy.topics import Topics
 from obsy_web.db import models
 from obsy_web.ingest.ingestor import Ingestor
-from tests.support.mosquitto import MosquittoBroker
-from tests.support.pgcluster import fresh_database
 from tests.support.pretend_imaging import PretendImaging
 from tests.support.watcher import Watcher
 from tests.support.web_databases import database_url, migrated_engine  # noqa: F401 (fixtures)
-from tests.support.web_server import RunningWeb
+from tests.support.web_server import web_on
 
 pytestmark = pytest.mark.integration
 
@@ -41,27 +39,8 @@ JPEG = b"\xff\xd8\xff\xe0 a preview \xff\xd9"
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def web(request, tmp_path_factory):
     workdir = tmp_path_factory.mktemp(f"web-imaging-{request.param}")
-    broker = MosquittoBroker(workdir)
-    broker.start()
-    try:
-        if request.param == "postgres":
-            with fresh_database("obsy_web_imaging") as url:
-                yield from _serve(workdir, broker, url)
-        else:
-            yield from _serve(workdir, broker, f"sqlite:///{workdir / 'obsy.sqlite3'}")
-    finally:
-        broker.stop()
-
-
-def _serve(workdir, broker, url):
-    server = RunningWeb(workdir, broker, url, command_timeout=1.5).start()
-    server.broker = broker
-    server.add_user("vera", "viewer")
-    server.add_user("otto", "operator")
-    try:
+    with web_on(request.param, workdir, {"vera": "viewer", "otto": "operator"}, command_timeout=1.5) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from obsy_web.db import make_engine, session_factory
 from obsy_web.service import WebService
 from tests.support.configs import write_config
 from tests.support.mosquitto import MosquittoBroker
+from tests.support.pgcluster import fresh_database
 from tests.support.ports import free_port
 
 PASSWORD = "correct horse battery"
@@ -133,3 +136,33 @@ class WebProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def web_on(database: str, workdir: Path, users: dict[str, str], **options: Any) -> Iterator[RunningWeb]:
+    """A running web service on its own broker (``.broker``) with ``users`` (name: role), on
+    ``database`` ``sqlite`` (a file in ``workdir``) or ``postgres`` (a fresh database)."""
+    broker = MosquittoBroker(workdir)
+    broker.start()
+    try:
+        if database == "postgres":
+            with fresh_database("obsy_web_test") as url, _serving(workdir, broker, url, users, options) as server:
+                yield server
+        else:
+            url = f"sqlite:///{workdir / 'obsy.sqlite3'}"
+            with _serving(workdir, broker, url, users, options) as server:
+                yield server
+    finally:
+        broker.stop()
+
+
+@contextmanager
+def _serving(workdir: Path, broker: MosquittoBroker, url: str, users: dict[str, str], options: dict[str, Any]):
+    server = RunningWeb(workdir, broker, url, **options).start()
+    server.broker = broker
+    try:
+        for name, role in users.items():
+            server.add_user(name, role)
+        yield server
+    finally:
+        server.stop()

@@ -535,6 +535,17 @@ class PassWorker:
     def _pass(self) -> None:
         raise NotImplementedError
 
+    def _drain(self, pending: Callable[[], list[int]], handle: Callable[[int], None]) -> None:
+        """``handle`` each id ``pending()`` lists, again until it lists none (or the service stops)."""
+        while not self._stopping.is_set():
+            ids = pending()
+            if not ids:
+                return
+            for one in ids:
+                if self._stopping.is_set():
+                    return
+                handle(one)
+
     def _loop(self) -> None:
         while not self._stopping.is_set():
             try:
@@ -710,14 +721,7 @@ class LiveStackWorker(PassWorker):
         stacker.cancelled = self._stopping.is_set
 
     def _pass(self) -> None:
-        while not self._stopping.is_set():
-            pending = self.stacker.pending(since_night=self._since_night())
-            if not pending:
-                return
-            for frame_id in pending:
-                if self._stopping.is_set():
-                    return
-                self._fold(frame_id)
+        self._drain(lambda: self.stacker.pending(since_night=self._since_night()), self._fold)
 
     def _fold(self, frame_id: int) -> None:
         try:
@@ -814,14 +818,7 @@ class PhotometryWorker(PassWorker):
             retried = self.photometer.retry_without_sequence()
             if retried:
                 self.log.info("%d light(s) without a sequence are measured again", retried)
-        while not self._stopping.is_set():
-            pending = self.photometer.pending()
-            if not pending:
-                return
-            for frame_id in pending:
-                if self._stopping.is_set():
-                    return
-                self._measure(frame_id)
+        self._drain(self.photometer.pending, self._measure)
 
     def _measure(self, frame_id: int) -> None:
         try:
