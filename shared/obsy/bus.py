@@ -51,6 +51,8 @@ from obsy.messages import excerpt, validation_problems
 from obsy.topics import OFFLINE, ONLINE, STOPPED, Topics
 
 log = logging.getLogger("obsy.bus")
+#: Seconds between two "holding unacknowledged messages" warnings of one bus.
+BACKPRESSURE_LOG_INTERVAL_S = 60.0
 
 Handler = Callable[[str, Any], None]
 Payload = BaseModel | str | bytes | dict | list | int | float | None
@@ -154,6 +156,7 @@ class Bus:
         self.manual_ack = manual_ack
         self.max_unacknowledged = max_unacknowledged
         self._unacknowledged = 0
+        self._backpressure_logged_at = -BACKPRESSURE_LOG_INTERVAL_S
         self._acknowledged_or_stopping = threading.Condition()
         self._arriving: Delivery | None = None  # handed from _on_message_manual_ack to _on_message
 
@@ -400,7 +403,10 @@ class Bus:
         bus stops meanwhile.
         """
         with self._acknowledged_or_stopping:
-            if self._unacknowledged >= self.max_unacknowledged and not self._stopping:
+            held_back = self._unacknowledged >= self.max_unacknowledged and not self._stopping
+            if held_back and time.monotonic() - self._backpressure_logged_at >= BACKPRESSURE_LOG_INTERVAL_S:
+                # Once a minute at most: under sustained load this holds for every message.
+                self._backpressure_logged_at = time.monotonic()
                 log.warning(
                     "holding %d unacknowledged messages; not reading more until some are acknowledged",
                     self._unacknowledged,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import signal
@@ -326,6 +327,53 @@ def test_manual_ack_bus_gets_again_what_it_did_not_acknowledge_and_holds_a_bound
         assert third.unacknowledged == 0
     finally:
         third.stop()
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_a_bus_held_back_again_and_again_warns_once_not_per_message(mosquitto, watcher):
+    """Under sustained load the limit holds for nearly every message: one warning, not a flood."""
+    bus, held = manual_ack_bus(mosquitto, acknowledge=False, limit=2)
+    stop = threading.Event()
+
+    def acknowledge_slowly() -> None:
+        """A writer that falls behind: it acknowledges only once the bus is full, and slowly."""
+        done = 0
+        while not stop.is_set() and done < 40:
+            with held._cond:
+                full = held._cond.wait_for(lambda done=done: len(held.deliveries) - done >= 2 or stop.is_set(), 1.0)
+                waiting = held.deliveries[done:]
+            if full and done + len(waiting) < 40:
+                time.sleep(0.05)  # the next message waits at the limit meanwhile
+            for delivery in waiting:
+                delivery.ack()
+            done += len(waiting)
+
+    acknowledger = threading.Thread(target=acknowledge_slowly, daemon=True)
+    try:
+        subscribed(watcher, held)
+        acknowledger.start()
+        records = Records()
+        logging.getLogger("obsy.bus").addHandler(records)
+        try:
+            for number in range(40):
+                watcher.publish("obsy/drill/events", str(number).encode())
+            held.wait_for(40, timeout=30)
+        finally:
+            logging.getLogger("obsy.bus").removeHandler(records)
+        assert held.most_unacknowledged == 2  # it was held back at the limit, more than once
+        warnings = [m for m in records.messages if "unacknowledged messages" in m]
+        assert len(warnings) == 1, warnings
+    finally:
+        stop.set()
+        bus.stop()
 
 
 def test_home_assistant_device_links_to_the_configured_dashboard(mosquitto, tmp_path):
