@@ -72,11 +72,13 @@ class RunningWeb:
     def service(self) -> WebService:
         return self.runner.service  # type: ignore[return-value]
 
-    def add_user(self, username: str, role: Role | str, password: str = PASSWORD) -> None:
+    def add_user(
+        self, username: str, role: Role | str, password: str = PASSWORD, sites: list[str] | None = None
+    ) -> None:
         engine = make_engine(self.database_url)
         try:
             with session_factory(engine).begin() as db:
-                accounts.create_user(db, username, password, Role(role))
+                accounts.create_user(db, username, password, Role(role), sites)
         finally:
             engine.dispose()
 

@@ -1,7 +1,7 @@
 """Administration commands of ``obsy-web``: accounts and migrations.
 
     obsy-web create-admin NAME           the first administrator (asks for the password twice)
-    obsy-web create-user NAME --role operator
+    obsy-web create-user NAME --role operator [--sites north,south]
     obsy-web migrate                      bring the database schema up to date
 
 The password is never a default: it is typed (twice), or read from ``--password-file``
@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("username")
         if role_help:
             command.add_argument("--role", choices=[r.value for r in Role], default="viewer", help=role_help)
+            command.add_argument(
+                "--sites", help="limit the account to these sites of a fleet (ids, comma-separated); default: all"
+            )
         source = command.add_mutually_exclusive_group()
         source.add_argument("--password-file", type=Path, help="read the password from this file (first line)")
         source.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
@@ -70,7 +73,8 @@ def admin_command(argv: list[str]) -> int:
         try:
             password = _password(args)
             with session_factory(engine).begin() as db:
-                accounts.create_user(db, args.username, password, role)
+                sites = [s.strip() for s in args.sites.split(",")] if getattr(args, "sites", None) else None
+                accounts.create_user(db, args.username, password, role, sites)
         except (AccountError, OSError, IndexError) as exc:
             print(f"obsy-web: {exc}", file=sys.stderr)
             return 1

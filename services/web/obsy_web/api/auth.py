@@ -9,14 +9,14 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from obsy_web.api.security import SESSION_COOKIE, admin, get_context, principal_cache, viewer
+from obsy_web.api.security import SESSION_COOKIE, admin, every_site, get_context, principal_cache, viewer
 from obsy_web.auth import accounts
 from obsy_web.auth.accounts import AccountError, Principal, Role
 from obsy_web.context import WebContext
 from obsy_web.db.models import ApiToken, SessionRecord, User
 from obsy_web.targets import NO_CONTROL_CHARACTERS
 
-router = APIRouter(tags=["accounts"])
+router = APIRouter(tags=["accounts"], dependencies=[Depends(every_site)])
 
 
 class Credentials(BaseModel):
@@ -25,11 +25,19 @@ class Credentials(BaseModel):
     password: str = Field(min_length=1, max_length=1024)
 
 
+SITES_FIELD = Field(
+    default=None,
+    max_length=1000,
+    description="the sites (ids) the account may see and act on; null: every site",
+)
+
+
 class Me(BaseModel):
     username: str
     role: Role
     via: str
     csrf_token: str | None = None
+    sites: list[str] | None = SITES_FIELD
 
 
 class TokenRequest(BaseModel):
@@ -54,6 +62,7 @@ class UserInfo(BaseModel):
     role: Role
     disabled: bool
     created_at: datetime
+    sites: list[str] | None = SITES_FIELD
 
 
 class NewUser(BaseModel):
@@ -61,6 +70,7 @@ class NewUser(BaseModel):
     username: str = Field(min_length=1, max_length=64, pattern=NO_CONTROL_CHARACTERS)
     password: str = Field(min_length=1, max_length=1024)
     role: Role = Role.VIEWER
+    sites: list[str] | None = SITES_FIELD
 
 
 class UserChange(BaseModel):
@@ -68,6 +78,9 @@ class UserChange(BaseModel):
     role: Role | None = None
     disabled: bool | None = None
     password: str | None = Field(default=None, min_length=1, max_length=1024)
+    sites: list[str] | None = Field(
+        default=None, max_length=1000, description="limit the account to these sites; null: every site again"
+    )
 
 
 def _client(request: Request) -> str:
@@ -91,7 +104,9 @@ def login(credentials: Credentials, request: Request, response: Response, contex
             context.limiter.failed(*keys)
             raise HTTPException(401, "wrong username or password")
         token, record = accounts.start_session(db, user, timedelta(hours=settings.session_hours))
-        me = Me(username=user.username, role=Role(user.role), via="session", csrf_token=record.csrf_token)
+        me = Me(
+            username=user.username, role=Role(user.role), via="session", csrf_token=record.csrf_token, sites=user.sites
+        )
     context.limiter.succeeded(keys[1])
     response.set_cookie(
         SESSION_COOKIE,
@@ -119,7 +134,8 @@ def logout(request: Request, who: Principal = Depends(viewer), context: WebConte
 
 @router.get("/auth/me", response_model=Me, summary="Who is logged in")
 def me(who: Principal = Depends(viewer)) -> Me:
-    return Me(username=who.username, role=who.role, via=who.via, csrf_token=who.csrf_token)
+    sites = None if who.sites is None else sorted(who.sites)
+    return Me(username=who.username, role=who.role, via=who.via, csrf_token=who.csrf_token, sites=sites)
 
 
 def _own_user(db, who: Principal) -> User:
@@ -173,7 +189,7 @@ def list_users(context: WebContext = Depends(get_context)) -> list[UserInfo]:
 def create_user(data: NewUser, context: WebContext = Depends(get_context)) -> UserInfo:
     try:
         with context.sessions.begin() as db:
-            user = accounts.create_user(db, data.username, data.password, data.role)
+            user = accounts.create_user(db, data.username, data.password, data.role, data.sites)
             return UserInfo.model_validate(user, from_attributes=True)
     except AccountError as exc:
         raise HTTPException(409 if "exists" in str(exc) else 422, str(exc)) from None
@@ -199,11 +215,13 @@ def change_user(
             user.disabled = change.disabled
             if change.disabled:
                 db.query(SessionRecord).filter(SessionRecord.user_id == user.id).delete()
-        if change.password is not None:
-            try:
+        try:
+            if "sites" in change.model_fields_set:  # given as null: every site again
+                accounts.set_sites(user, change.sites)
+            if change.password is not None:
                 accounts.set_password(db, user, change.password)
-            except AccountError as exc:
-                raise HTTPException(422, str(exc)) from None
+        except AccountError as exc:
+            raise HTTPException(422, str(exc)) from None
         info = UserInfo.model_validate(user, from_attributes=True)
     principal_cache(request).clear()
     return info

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from obsy.config import SITE_ID_PATTERN
 from obsy_web.api.commands import CommandReply
-from obsy_web.api.security import get_context, operator, viewer
+from obsy_web.api.security import chooses_site, every_site, get_context, operator, viewer
 from obsy_web.auth.accounts import Principal
 from obsy_web.commands import NoAnswerError, web_origin
 from obsy_web.context import WebContext
@@ -26,6 +26,15 @@ def fleet_of(context: WebContext) -> Fleet:
     return context.fleet
 
 
+@chooses_site
+def requested_site(
+    site: str | None = Query(None, max_length=64, pattern=SITE_ID_PATTERN, description="another site's id (web.sites)"),
+) -> str | None:
+    """The ``site=`` a route was asked for, as given (``site_filter`` checks it against the fleet)."""
+    return site
+
+
+@chooses_site
 def site_filter(
     site: str | None = Query(
         None, max_length=64, pattern=SITE_ID_PATTERN, description="a site's id (GET /fleet); default: this site"
@@ -112,11 +121,12 @@ def site_night(
 
 @router.get(
     "/fleet",
-    summary="Every site: roof, verdict, availability, last frames, and whether it is reachable",
+    summary="Every site (an account limited to sites: those): roof, verdict, availability, last frames, reachability",
     response_model=dict[str, Any],
+    dependencies=[Depends(every_site)],
 )
-async def fleet(context: WebContext = Depends(get_context)) -> JSONResponse:
-    sites = fleet_of(context).overviews()
+async def fleet(who: Principal = Depends(viewer), context: WebContext = Depends(get_context)) -> JSONResponse:
+    sites = [site for site in fleet_of(context).overviews() if who.sees(site["id"])]
     return JSONResponse({"items": sites, "total": len(sites)})
 
 

@@ -5,6 +5,10 @@
   must carry the session's CSRF token in the ``X-CSRF-Token`` header (the pages send it).
 - Neither: an anonymous visitor, allowed to read only when ``web.anonymous_read`` is on.
 
+An account may be limited to some sites of a fleet (``users.sites``): it may then use only the
+routes about those sites (``site=`` or ``/fleet/{site}/…``), and the routes about this site only
+when this site is one of them; the fleet overview lists only its sites.
+
 Lookups are cached for a few seconds (the status page is polled often); logging out,
 deleting a token or changing a user clears the cache.
 """
@@ -13,9 +17,11 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from obsy_web.auth import accounts
@@ -100,6 +106,60 @@ async def current_principal(request: Request) -> Principal | None:
     return None
 
 
+def every_site() -> None:
+    """Marks a route about no one site (the fleet overview, one's own account): no site check for it."""
+
+
+#: How a route picks its site, for the site check (``route_kind``).
+EVERY_SITE, CHOSEN_SITE, LOCAL_SITE = "every", "chosen", "local"
+SiteChooser = TypeVar("SiteChooser", bound=Callable[..., object])
+_SITE_CHOOSERS: set[Callable[..., object]] = set()
+_ROUTE_KINDS: dict[object, str] = {}
+
+
+def chooses_site(dependency: SiteChooser) -> SiteChooser:
+    """Registers a dependency that picks the site a route shows (the ``site=`` query filter)."""
+    _SITE_CHOOSERS.add(dependency)
+    return dependency
+
+
+def route_kind(route: APIRoute) -> str:
+    """A route's kind, by its dependencies (the router's included): ``every_site``, a site it is given, or this site.
+
+    A route given a site has ``{site}`` in its path or depends on a ``chooses_site`` dependency;
+    every other route shows this site's data, so an account limited to other sites may not use it.
+    """
+    kind = _ROUTE_KINDS.get(route.endpoint)
+    if kind is None:
+
+        def calls(dependant) -> Iterator[object]:
+            for sub in dependant.dependencies:
+                yield sub.call
+                yield from calls(sub)
+
+        found = set(calls(route.dependant))
+        if every_site in found:
+            kind = EVERY_SITE
+        elif found & _SITE_CHOOSERS or "{site}" in route.path:
+            kind = CHOSEN_SITE
+        else:
+            kind = LOCAL_SITE
+        _ROUTE_KINDS[route.endpoint] = kind
+    return kind
+
+
+def addressed_site(request: Request) -> str | None:
+    """The site a request is about (None: no one site), for checking an account limited to sites."""
+    route = request.scope.get("route")
+    kind = route_kind(route) if isinstance(route, APIRoute) else LOCAL_SITE
+    if kind == EVERY_SITE:
+        return None
+    local = context_of(request).config.site_id()
+    if kind == CHOSEN_SITE:
+        return request.path_params.get("site") or request.query_params.get("site") or local
+    return local
+
+
 def require(role: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets through callers with at least ``role`` (and a CSRF token for changes)."""
 
@@ -110,6 +170,11 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
         if not principal.can(role):
             who = f"{principal.username} is a {principal.role.value}"
             raise HTTPException(403, f"this needs the {role.value} role; {who}")
+        if principal.sites is not None:
+            site = addressed_site(request)
+            if site is not None and not principal.sees(site):
+                allowed = ", ".join(sorted(principal.sites))
+                raise HTTPException(403, f"{principal.username} may see and act on site(s) {allowed} only, not {site}")
         if changing and principal.via == "session":
             sent = request.headers.get(CSRF_HEADER, "")
             if not sent or not secrets.compare_digest(sent, principal.csrf_token or ""):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import JSONResponse
 
-from obsy_web.api.fleet import fleet_of
+from obsy_web.api.fleet import fleet_of, requested_site
 from obsy_web.api.security import get_context, viewer
 from obsy_web.context import WebContext
 
@@ -57,7 +57,7 @@ def other_site(context: WebContext, site_id: str) -> dict[str, Any]:
 )
 async def status(
     context: WebContext = Depends(get_context),
-    site: str | None = Query(default=None, max_length=64, description="another site's id (web.sites): its state"),
+    site: str | None = Depends(requested_site),
 ) -> JSONResponse:
     if site is not None and site != context.config.site_id():
         return JSONResponse(other_site(context, site))

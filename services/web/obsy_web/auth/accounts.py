@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -18,6 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from obsy.config import SITE_ID_PATTERN
 from obsy_web.db.models import ApiToken, SessionRecord, User
 
 
@@ -32,6 +34,7 @@ class Role(StrEnum):
 
 
 MIN_PASSWORD_LENGTH = 10
+SITE_ID = re.compile(SITE_ID_PATTERN)
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 _hasher = PasswordHasher()
 # Verifying against this when the user does not exist takes as long as a real check,
@@ -52,9 +55,14 @@ class Principal:
     role: Role
     via: str  # "session", "token" or "anonymous"
     csrf_token: str | None = None
+    #: The sites this caller may see and act on; None: every site (the default for an account).
+    sites: frozenset[str] | None = None
 
     def can(self, role: Role) -> bool:
         return self.role.rank >= role.rank
+
+    def sees(self, site: str) -> bool:
+        return self.sites is None or site in self.sites
 
 
 def digest(secret: str) -> str:
@@ -66,14 +74,40 @@ def check_password_rules(password: str) -> None:
         raise AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
 
 
-def create_user(db: Session, username: str, password: str, role: Role) -> User:
+def check_sites(sites: Iterable[str] | None) -> list[str] | None:
+    """A list of site ids for an account (sorted, without repeats), or None for every site."""
+    if sites is None:
+        return None
+    ids = sorted(set(sites))
+    bad = [site for site in ids if not SITE_ID.match(site)]
+    if bad:
+        raise AccountError(f"not a site id: {', '.join(repr(b) for b in bad)} (lower-case letters, digits, - and _)")
+    if not ids:
+        raise AccountError("an account limited to sites needs at least one site (or none given: every site)")
+    return ids
+
+
+def set_sites(user: User, sites: Iterable[str] | None) -> None:
+    """Limit an account to some sites (ids), or give it every site again (None)."""
+    user.sites = check_sites(sites)
+
+
+def sites_of(user: User) -> frozenset[str] | None:
+    return None if user.sites is None else frozenset(user.sites)
+
+
+def create_user(db: Session, username: str, password: str, role: Role, sites: Iterable[str] | None = None) -> User:
     if not USERNAME_PATTERN.match(username):
         raise AccountError("a username has 1 to 64 letters, digits or . _ @ -")
     check_password_rules(password)
     if db.scalar(select(User).where(User.username == username)) is not None:
         raise AccountError(f"a user named {username!r} exists already")
     user = User(
-        username=username, password_hash=_hasher.hash(password), role=Role(role).value, created_at=datetime.now(UTC)
+        username=username,
+        password_hash=_hasher.hash(password),
+        role=Role(role).value,
+        created_at=datetime.now(UTC),
+        sites=check_sites(sites),
     )
     db.add(user)
     db.flush()
@@ -128,7 +162,7 @@ def principal_for_session(db: Session, token: str) -> Principal | None:
     if record is None or record.expires_at < datetime.now(UTC) or record.user.disabled:
         return None
     user = record.user
-    return Principal(user.id, user.username, Role(user.role), "session", record.csrf_token)
+    return Principal(user.id, user.username, Role(user.role), "session", record.csrf_token, sites_of(user))
 
 
 def create_token(db: Session, user: User, name: str) -> tuple[str, ApiToken]:
@@ -145,4 +179,4 @@ def principal_for_token(db: Session, secret: str) -> Principal | None:
         return None
     token.last_used_at = datetime.now(UTC)
     user = token.user
-    return Principal(user.id, user.username, Role(user.role), "token")
+    return Principal(user.id, user.username, Role(user.role), "token", sites=sites_of(user))

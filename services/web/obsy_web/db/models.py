@@ -372,6 +372,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
+    #: The sites this account may see and act on (ids, as in ``web.sites``); NULL: every site.
+    sites: Mapped[list[Any] | None] = mapped_column(nullable=True)
 
 
 class SessionRecord(Base):
