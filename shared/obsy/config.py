@@ -1118,6 +1118,17 @@ class NotificationsConfig(Section):
         "alarms, the roof closing on unsafe) are sent then; empty = never quiet",
     )
     timeout: float = Field(default=15.0, gt=0, description="seconds one notification may take before it is given up")
+    night_summary: bool = Field(
+        default=True,
+        description="send one end-of-night summary (roof, frames per target and filter, stacks, photometry, "
+        "meteors) once the MCP says the night ended",
+    )
+    night_summary_delay: float = Field(
+        default=300.0,
+        ge=0,
+        description="seconds after the night ended before the summary is made, so the roof has closed and the "
+        "last frames are stored (held back further while quiet_hours last)",
+    )
 
     @field_validator("urls", mode="before")
     @classmethod
@@ -1176,6 +1187,12 @@ class WebConfig(ServiceSection):
         default=1 * MIB,
         ge=1 * KIB,
         description="bytes; a stored topic's message larger than this is counted and not stored (a plan: ~130 KiB)",
+    )
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="the dashboard's address as people reach it (e.g. https://observatory.example.org/): links in "
+        "notifications; empty = homeassistant.configuration_url, else no link",
     )
     retention: WebRetentionConfig = WebRetentionConfig()
     notifications: NotificationsConfig = NotificationsConfig()

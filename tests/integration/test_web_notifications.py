@@ -8,72 +8,16 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from obsy.messages import Event
+from tests.support.notify_receiver import Receiver, receiver  # noqa: F401 (fixture)
 from tests.support.watcher import Watcher
 from tests.support.web_server import RunningWeb
 
 pytestmark = pytest.mark.integration
-
-
-class Receiver:
-    """Records the JSON body of every POST; ``hang`` keeps each request waiting instead of answering."""
-
-    def __init__(self, *, hang: float = 0.0) -> None:
-        self.bodies: list[dict] = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                body = self.rfile.read(length)
-                if hang:
-                    time.sleep(hang)
-                with receiver.lock:
-                    receiver.bodies.append(json.loads(body))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"json://127.0.0.1:{self.server.server_address[1]}/notify"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def received(self) -> list[dict]:
-        with self.lock:
-            return list(self.bodies)
-
-    def wait(self, count: int, timeout: float = 20.0) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while len(self.received()) < count:
-            assert time.monotonic() < deadline, f"{len(self.received())} of {count} notifications: {self.received()}"
-            time.sleep(0.05)
-        return self.received()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    try:
-        yield r
-    finally:
-        r.close()
 
 
 def mcp_event(kind: str, level: str, message: str, **data) -> str:
@@ -85,7 +29,7 @@ def start_web(tmp_path, mosquitto, **notifications) -> RunningWeb:
     return web.start(timeout=60)
 
 
-def test_unsafe_close_is_notified_once_and_repeats_are_held_back(mosquitto, tmp_path, receiver):
+def test_unsafe_close_is_notified_once_and_repeats_are_held_back(mosquitto, tmp_path, receiver):  # noqa: F811
     web = start_web(tmp_path, mosquitto, urls=[receiver.url], repeat_after=3, min_level="warning")
     watcher = Watcher(mosquitto.port, ["obsy/#"])
     try:
@@ -178,7 +122,7 @@ def test_a_dead_or_hung_notification_service_does_not_hurt_the_web_service(mosqu
         hung.close()
 
 
-def test_notification_urls_from_a_secrets_file(mosquitto, tmp_path, receiver, monkeypatch):
+def test_notification_urls_from_a_secrets_file(mosquitto, tmp_path, receiver, monkeypatch):  # noqa: F811
     secret = tmp_path / "notify_urls"
     secret.write_text(f"# the receiver\n{receiver.url}\n")
     monkeypatch.setenv("OBSY_WEB__NOTIFICATIONS__URLS_FILE", str(secret))

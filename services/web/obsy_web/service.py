@@ -32,6 +32,7 @@ from obsy_web.ingest.ingestor import Ingestor
 from obsy_web.ingest.retention import apply_retention
 from obsy_web.ingest.subscriber import start_ingest_bus
 from obsy_web.live import LatestStates, LiveHub
+from obsy_web.nights import NightSummaries
 from obsy_web.notify import Notifier
 from obsy_web.simulation import WeatherSimulationGateway
 from obsy_web.sky import SkyNow
@@ -39,6 +40,8 @@ from obsy_web.status import StatusBoard
 from obsy_web.targets import TargetStore
 
 RETENTION_INTERVAL_S = 3600.0
+#: How often the stored events are looked at for a night that ended and wants its summary sent.
+NIGHT_SUMMARY_INTERVAL_S = 5.0
 #: How long a start waits for a database that does not answer yet (compose starts them together).
 DATABASE_WAIT_S = 60.0
 
@@ -94,6 +97,16 @@ class WebService(Service):
             publish_event=self.bus.publish_event,
         )
         self.notifier.attach(self.bus)  # nothing, unless notification URLs are configured
+        self.night_summaries = NightSummaries(
+            sessions,
+            self.notifier,
+            settings.notifications,
+            site=self.fleet.local.id,
+            site_name=self.config.site.name,
+            timezone=self.config.site.timezone,
+            public_url=settings.public_url or self.config.homeassistant.configuration_url,
+        )
+        self._next_night_summary = time.monotonic() + NIGHT_SUMMARY_INTERVAL_S
         self.ingestor.start()
         self.ingest_bus: Bus = start_ingest_bus(
             self.config.broker, self._on_bus_message, wait=5.0, also=self.fleet.topic_filters()
@@ -171,6 +184,9 @@ class WebService(Service):
         if time.monotonic() >= self._next_retention:
             self._next_retention = time.monotonic() + RETENTION_INTERVAL_S
             apply_retention(self.engine, self.config.web.retention)
+        if time.monotonic() >= self._next_night_summary:
+            self._next_night_summary = time.monotonic() + NIGHT_SUMMARY_INTERVAL_S
+            self.night_summaries.check()
 
     def stop(self) -> None:
         self.context.hub.close()  # open /live streams end now, so the server stops at once
@@ -190,7 +206,7 @@ class WebService(Service):
                 "oversize_on_the_bus": self.ingest_bus.oversize_messages,
             },
             "live_clients": self.context.hub.listeners,
-            "notifications": self.notifier.health(),
+            "notifications": {**self.notifier.health(), "night_summaries": dict(self.night_summaries.counts)},
         }
 
 
