@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from obsy import astro
-from obsy.messages import AllskyStreak, Event, ImagingFrame, ImagingLiveStack
+from obsy.messages import AllskyStreak, Event, ImagingFrame, ImagingLiveStack, NightSummary
 from obsy_web.nights import night_window
 from tests.support.notify_receiver import Receiver, receiver  # noqa: F401 (fixture)
 from tests.support.watcher import Watcher
@@ -108,6 +108,12 @@ def test_the_night_summary_is_sent_once_served_and_not_again_after_a_restart(dat
             assert "Live stacks: M 31 L (2 frames, 4 min)" in body
             assert "2 meteors" in body
             assert f"http://obs.example:8080/allsky?night={night}" in body
+
+            # Home Assistant's sensor reads the retained summary on the bus.
+            watcher.wait_for(lambda got: any(m.topic == "obsy/web/night_summary" for m in got))
+            message = NightSummary.model_validate_json(watcher.on("obsy/web/night_summary")[-1].payload)
+            assert (message.night, message.lights_accepted, message.integration_s) == (night, 2, 240.0)
+            assert (message.closed_for, message.meteors) == (["rain"], 2)
 
             with web.login("ann") as client:
                 reply = web.wait_until(

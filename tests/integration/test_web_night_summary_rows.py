@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from obsy.config import NotificationsConfig
+from obsy.messages import NightSummary as NightSummaryMessage
 from obsy.topics import Topics
 from obsy_web.db import models, session_factory
 from obsy_web.nights import (
@@ -216,6 +217,7 @@ def test_a_summary_waits_for_the_delay_and_quiet_hours_goes_once_and_is_retried_
         db.commit()
     clock = Clock(ended + timedelta(seconds=60))
     sent: list[Notification] = []
+    published: list[NightSummaryMessage] = []
     works = [False]
 
     def sender(note: Notification) -> bool:
@@ -229,15 +231,30 @@ def test_a_summary_waits_for_the_delay_and_quiet_hours_goes_once_and_is_retried_
         )
         notifier.start()
         job = NightSummaries(
-            sessions, notifier, config, site="obsy", site_name="Site", timezone=str(ZONE), public_url=None, now=clock
+            sessions,
+            notifier,
+            config,
+            site="obsy",
+            site_name="Site",
+            timezone=str(ZONE),
+            public_url=None,
+            publish=published.append,
+            now=clock,
         )
         return notifier, job
 
     notifier, job = make()
     try:
         assert job.check() is None  # a minute after the night ended: the delay is 300 s
+        assert published == []
         clock.at = ended + timedelta(minutes=10)  # 06:10: quiet hours until 07:30
         assert job.check() is None
+        # Made, recorded and published (Home Assistant's sensor) at once; the notification waits.
+        assert [message.night for message in published] == [NIGHT]
+        assert published[0].ended_because == "the Sun rose above -12°"
+        assert sent == []
+        assert job.check() is None
+        assert len(published) == 1
         clock.at = ended + timedelta(hours=2)  # 08:00
         assert job.check() == NIGHT
         wait_for(lambda: job.counts["failed"] == 1)  # the notification service failed: tried again later
@@ -261,6 +278,7 @@ def test_a_summary_waits_for_the_delay_and_quiet_hours_goes_once_and_is_retried_
             db.execute(update(models.NightSummaryRecord).values(sent_at=None))
             db.commit()
         assert job.check() is None  # switched off
+        assert job.counts["checked"] == 0
     finally:
         notifier.stop()
 

@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from obsy.config import NotificationsConfig
+from obsy.messages import NightSummary
 from obsy_web.db.models import (
     AllskyFrameRecord,
     AllskyStreakRecord,
@@ -324,6 +325,28 @@ def summary_text(summary: dict[str, Any], zone: ZoneInfo) -> str:
     return "\n".join(lines)
 
 
+def summary_message(summary: dict[str, Any]) -> NightSummary:
+    """The retained ``web/night_summary`` message of a summary (its figures and the whole of it)."""
+    frames = summary["frames"]
+    return NightSummary(
+        night=summary["night"],
+        ended=summary["ended"],
+        ended_because=summary["ended_because"],
+        roof_open_s=summary["roof"]["open_s"],
+        closed_for=[span["cause"] for span in summary["roof"]["spans"] if span["cause"]],
+        lights_taken=frames["lights_taken"],
+        lights_accepted=frames["lights_accepted"],
+        lights_rejected=frames["lights_rejected"],
+        integration_s=frames["integration_s"],
+        stacks=len(summary["stacks"]),
+        photometry_reports=sum(1 for entry in summary["photometry"] if entry["report"]),
+        meteors=summary["allsky"]["meteors"],
+        satellites=summary["allsky"]["satellites"],
+        link=summary["link"],
+        details=summary,
+    )
+
+
 def night_link(base: str | None, night: str) -> str | None:
     """The dashboard's page of the night (the allsky page opened on it), or None without a public URL."""
     if not base:
@@ -332,7 +355,8 @@ def night_link(base: str | None, night: str) -> str | None:
 
 
 class NightSummaries:
-    """Sends each night's summary once, after the MCP's ``night_ended`` of this site (see the module)."""
+    """Makes each night's summary after the MCP's ``night_ended`` of this site, publishes it (retained, for
+    Home Assistant) and sends it once as a notification (see the module)."""
 
     def __init__(
         self,
@@ -344,8 +368,10 @@ class NightSummaries:
         site_name: str,
         timezone: str,
         public_url: str | None,
+        publish: Callable[[NightSummary], None] = lambda _message: None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self.publish = publish
         self.sessions = sessions
         self.notifier = notifier
         self.settings = settings
@@ -360,11 +386,12 @@ class NightSummaries:
 
     @property
     def enabled(self) -> bool:
-        return self.settings.night_summary and self.notifier.enabled
+        return self.settings.night_summary
 
     def check(self) -> str | None:
-        """Send the next due summary, if any; returns its night. Called from the service's poll."""
-        if not self.enabled or self._in_flight.is_set() or self.notifier.quiet_now():
+        """Make the summary of each night that ended (recorded, published for Home Assistant) and send the
+        next one due as a notification; returns the night queued. Called from the service's poll."""
+        if not self.enabled:
             return None
         self.counts["checked"] += 1
         now = self.now()
@@ -375,27 +402,40 @@ class NightSummaries:
                         NightSummaryRecord.site == self.site, NightSummaryRecord.night == night
                     )
                 )
-                if record is not None and record.sent_at is not None:
-                    continue
-                if now < self._retry_at.get(night, now):
-                    continue
-                summary = night_summary(
-                    session,
-                    site=self.site,
-                    night=night,
-                    zone=self.zone,
-                    now=now,
-                    link=night_link(self.public_url, night),
-                )
                 if record is None:
-                    record = NightSummaryRecord(site=self.site, night=night, ended_at=ended_at, attempts=0)
+                    record = NightSummaryRecord(
+                        site=self.site, night=night, ended_at=ended_at, attempts=0, summary=self._make(session, night)
+                    )
                     session.add(record)
-                record.summary = summary
+                    session.commit()
+                    self._publish(record.summary)
+                if not self._notify_now(record, now):
+                    continue
+                # Made again: what was stored since (a late frame) is in it.
+                record.summary = self._make(session, night)
                 record.attempts = (record.attempts or 0) + 1
                 session.commit()
-                self._send(record.id, night, summary)
+                self._publish(record.summary)
+                self._send(record.id, night, record.summary)
                 return night
         return None
+
+    def _notify_now(self, record: NightSummaryRecord, now: datetime) -> bool:
+        """Whether the notification of ``record`` goes now: not sent yet, none in flight, not in quiet hours,
+        not waiting to be tried again."""
+        if not self.notifier.enabled or record.sent_at is not None or self._in_flight.is_set():
+            return False
+        return not self.notifier.quiet_now() and now >= self._retry_at.get(record.night, now)
+
+    def _make(self, session: Session, night: str) -> dict[str, Any]:
+        link = night_link(self.public_url, night)
+        return night_summary(session, site=self.site, night=night, zone=self.zone, now=self.now(), link=link)
+
+    def _publish(self, summary: dict[str, Any]) -> None:
+        try:
+            self.publish(summary_message(summary))
+        except Exception:  # the bus's trouble must not keep the notification back
+            log.exception("the night summary of %s could not be published", summary["night"])
 
     def _ended_nights(self, session: Session, now: datetime) -> list[tuple[datetime, str]]:
         """This site's nights the MCP ended within LOOKBACK, at least the delay ago, oldest first."""

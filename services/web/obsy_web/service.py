@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from obsy.bus import Bus, Delivery
+from obsy.homeassistant import Entity
 from obsy.messages import ImagingAcquired, TargetList
 from obsy.runner import Service, run_service
 from obsy.topics import Topics
@@ -105,6 +106,7 @@ class WebService(Service):
             site_name=self.config.site.name,
             timezone=self.config.site.timezone,
             public_url=settings.public_url or self.config.homeassistant.configuration_url,
+            publish=lambda message: self.bus.publish(self.topics.web_night_summary, message, qos=1, retain=True),
         )
         self._next_night_summary = time.monotonic() + NIGHT_SUMMARY_INTERVAL_S
         self.ingestor.start()
@@ -196,6 +198,30 @@ class WebService(Service):
         self.ingest_bus.stop()
         self.notifier.stop()
         self.engine.dispose()
+
+    def ha_entities(self) -> list[Entity]:
+        """The last night summed up (``web/night_summary``): its integration, with the other figures as attributes."""
+        summary = self.topics.web_night_summary
+        return [
+            Entity(
+                component="sensor",
+                object_id="last_night_integration",
+                name="Last night integration",
+                state_topic=summary,
+                value_template="{{ (value_json.integration_s / 3600) | round(2) }}",
+                device_class="duration",
+                unit_of_measurement="h",
+                icon="mdi:telescope",
+                json_attributes_topic=summary,
+                json_attributes_template=(
+                    "{{ {'night': value_json.night, 'roof_open_h': (value_json.roof_open_s / 3600) | round(2),"
+                    " 'closed_for': value_json.closed_for, 'lights_taken': value_json.lights_taken,"
+                    " 'lights_accepted': value_json.lights_accepted, 'lights_rejected': value_json.lights_rejected,"
+                    " 'stacks': value_json.stacks, 'photometry_reports': value_json.photometry_reports,"
+                    " 'meteors': value_json.meteors, 'link': value_json.link} | tojson }}"
+                ),
+            ),
+        ]
 
     def health_details(self) -> dict[str, Any]:
         return {
