@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from obsy.config import DiskConfig
 from obsy.messages import Event
 from tests.support.notify_receiver import Receiver, receiver  # noqa: F401 (fixture)
 from tests.support.watcher import Watcher
@@ -137,3 +138,58 @@ def test_notification_urls_from_a_secrets_file(mosquitto, tmp_path, receiver, mo
     finally:
         watcher.close()
         web.stop()
+
+
+def test_a_nearly_full_disk_is_notified_once_per_crossing_and_when_it_is_back(mosquitto, tmp_path, receiver):  # noqa: F811
+    # An exabyte as the critical limit: the web service's real measurement of its SQLite folder is critical.
+    critical = {"interval": 1, "warning_free_gb": 1e9, "critical_free_gb": 1e9}
+    web = RunningWeb(
+        tmp_path,
+        mosquitto,
+        f"sqlite:///{tmp_path / 'obsy.sqlite3'}",
+        sections={"disk": critical, "homeassistant": {"enabled": True}},
+        notifications={"urls": [receiver.url], "repeat_after": 0},
+    )
+    watcher = Watcher(mosquitto.port, ["obsy/#", "homeassistant/#"])
+    try:
+        web.start(timeout=60)
+        [note] = receiver.wait(1)
+        assert note["title"] == "Test site: disk critical"
+        assert note["type"] == "failure"
+        assert str(tmp_path) in note["message"] and "below the critical level" in note["message"]
+        # Measured every second, told once.
+        web.wait_until(lambda: health_disk(watcher, "critical"), timeout=15)
+        time.sleep(2.5)
+        assert len(receiver.received()) == 1
+        details = health_disk(watcher, "critical")
+        assert details["paths"]["database"]["path"] == str(tmp_path.resolve())
+        assert details["free_gb"] > 0
+        # Home Assistant's sensor of the free space reads the health.
+        [config] = [
+            json.loads(m.payload) for m in watcher.messages if m.topic.endswith("/obsy_obsy_web/disk_free/config")
+        ]
+        assert (config["device_class"], config["unit_of_measurement"]) == ("data_size", "GB")
+        assert config["state_topic"] == "obsy/web/health"
+
+        # Room again (the limits lowered under the real free space): one recovery message.
+        web.runner.disk.settings = DiskConfig(
+            warning_free_gb=0.001, warning_free_percent=0, critical_free_gb=0.0005, critical_free_percent=0
+        )
+        second = receiver.wait(2)[1]
+        assert second["title"] == "Test site: disk ok"
+        assert second["type"] == "info"
+        web.wait_until(lambda: health_disk(watcher, "ok"), timeout=15)
+        kinds = [json.loads(m.payload)["kind"] for m in watcher.on("obsy/web/events")]
+        assert kinds.count("disk_critical") == 1 and kinds.count("disk_ok") == 1
+    finally:
+        watcher.close()
+        web.stop()
+
+
+def health_disk(watcher: Watcher, level: str) -> dict | None:
+    """The disk figures of the web service's last health, when at ``level``."""
+    healths = watcher.on("obsy/web/health")
+    if not healths:
+        return None
+    disk = json.loads(healths[-1].payload)["details"].get("disk")
+    return disk if disk and disk["level"] == level else None

@@ -63,6 +63,9 @@ TITLES = {
     "storage_full": "storage full",
     "verdict_unsafe": "weather unsafe",
     "verdict_safe": "weather safe again",
+    "disk_warning": "disk nearly full",
+    "disk_critical": "disk critical",
+    "disk_ok": "disk ok",
 }
 
 

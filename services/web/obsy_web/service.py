@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -198,6 +199,14 @@ class WebService(Service):
         self.ingest_bus.stop()
         self.notifier.stop()
         self.engine.dispose()
+
+    def disk_paths(self) -> dict[str, Path]:
+        """The database's folder on SQLite (on Postgres the database's own host watches its disk). The web
+        service holds nothing back at critical: the ingestor keeps what it cannot write unacknowledged."""
+        url = make_url(self.config.database_url())
+        if url.get_backend_name() != "sqlite" or not url.database:
+            return {}
+        return {"database": Path(url.database).resolve().parent}
 
     def ha_entities(self) -> list[Entity]:
         """The last night summed up (``web/night_summary``): its integration, with the other figures as attributes."""
