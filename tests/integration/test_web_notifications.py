@@ -142,7 +142,7 @@ def test_notification_urls_from_a_secrets_file(mosquitto, tmp_path, receiver, mo
 
 def test_a_nearly_full_disk_is_notified_once_per_crossing_and_when_it_is_back(mosquitto, tmp_path, receiver):  # noqa: F811
     # An exabyte as the critical limit: the web service's real measurement of its SQLite folder is critical.
-    critical = {"interval": 1, "warning_free_gb": 1e9, "critical_free_gb": 1e9}
+    critical = {"enabled": True, "interval": 1, "warning_free_gb": 1e9, "critical_free_gb": 1e9}
     web = RunningWeb(
         tmp_path,
         mosquitto,
