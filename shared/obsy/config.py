@@ -1081,6 +1081,9 @@ DEFAULT_NOTIFY_KINDS = (
     "alarm_cleared",
     "service_offline",
     "storage_full",
+    "disk_warning",
+    "disk_critical",
+    "disk_ok",
 )
 _QUIET_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -1118,6 +1121,17 @@ class NotificationsConfig(Section):
         "alarms, the roof closing on unsafe) are sent then; empty = never quiet",
     )
     timeout: float = Field(default=15.0, gt=0, description="seconds one notification may take before it is given up")
+    night_summary: bool = Field(
+        default=True,
+        description="send one end-of-night summary (roof, frames per target and filter, stacks, photometry, "
+        "meteors) once the MCP says the night ended",
+    )
+    night_summary_delay: float = Field(
+        default=300.0,
+        ge=0,
+        description="seconds after the night ended before the summary is made, so the roof has closed and the "
+        "last frames are stored (held back further while quiet_hours last)",
+    )
 
     @field_validator("urls", mode="before")
     @classmethod
@@ -1176,6 +1190,12 @@ class WebConfig(ServiceSection):
         default=1 * MIB,
         ge=1 * KIB,
         description="bytes; a stored topic's message larger than this is counted and not stored (a plan: ~130 KiB)",
+    )
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="the dashboard's address as people reach it (e.g. https://observatory.example.org/): links in "
+        "notifications; empty = homeassistant.configuration_url, else no link",
     )
     retention: WebRetentionConfig = WebRetentionConfig()
     notifications: NotificationsConfig = NotificationsConfig()
@@ -1637,12 +1657,38 @@ class DemoConfig(Section):
     kstars: bool = Field(default=True, description="start KStars/Ekos headless when it is installed")
 
 
+class DiskConfig(Section):
+    """The free-space watch of the folders services write to (docs/operations.md, "Disk space").
+
+    A folder is at ``warning`` when its free space is below either warning limit, at ``critical``
+    below either critical limit (0 turns a limit off). It leaves a level only once its free space is
+    ``recovery_margin`` above that level's limits, so a disk hovering at a limit does not flap.
+    """
+
+    enabled: bool = True
+    interval: float = Field(default=60.0, ge=1, description="seconds between measurements")
+    warning_free_percent: float = Field(default=10.0, ge=0, le=100, description="warning below this % free")
+    warning_free_gb: float = Field(default=10.0, ge=0, description="warning below this many GB (10^9 bytes) free")
+    critical_free_percent: float = Field(default=3.0, ge=0, le=100, description="critical below this % free")
+    critical_free_gb: float = Field(default=2.0, ge=0, description="critical below this many GB free")
+    recovery_margin: float = Field(
+        default=0.05, ge=0, le=1, description="a level is left once free space is this fraction above its limits"
+    )
+
+    @model_validator(mode="after")
+    def _critical_below_warning(self) -> DiskConfig:
+        if self.critical_free_gb > self.warning_free_gb or self.critical_free_percent > self.warning_free_percent:
+            raise ValueError("the critical limits must not be above the warning limits")
+        return self
+
+
 class ObsyConfig(Section):
     site: SiteConfig
     broker: BrokerConfig = BrokerConfig()
     database: DatabaseConfig = DatabaseConfig()
     indi: IndiServerConfig = IndiServerConfig()
     homeassistant: HomeAssistantConfig = HomeAssistantConfig()
+    disk: DiskConfig = DiskConfig()
     data_dir: Path = Path("var/data")
     #: Where services keep heartbeat files for container healthchecks.
     run_dir: Path = Field(default_factory=lambda: Path(tempfile.gettempdir()))

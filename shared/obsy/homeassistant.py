@@ -310,6 +310,27 @@ def standard_entities(service: str, topics: Topics | None = None) -> list[Entity
     ]
 
 
+def disk_free_sensor(service: str, topics: Topics) -> Entity:
+    """The least free space of a service's watched folders (``obsy.diskspace``), from its health; each folder's
+    figures and level as attributes."""
+    health = topics.health(service)
+    return Entity(
+        component="sensor",
+        object_id="disk_free",
+        name=f"{service_label(service)} disk free",
+        state_topic=health,
+        value_template="{{ value_json.details.disk.free_gb }}",
+        device_class="data_size",
+        unit_of_measurement="GB",
+        state_class="measurement",
+        icon="mdi:harddisk",
+        json_attributes_topic=health,
+        json_attributes_template=(
+            "{{ {'level': value_json.details.disk.level, 'paths': value_json.details.disk.paths} | tojson }}"
+        ),
+    )
+
+
 # --- discovery payloads ----------------------------------------------------------------
 
 

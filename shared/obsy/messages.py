@@ -792,6 +792,27 @@ class TargetList(Message):
     targets: list[Target] = Field(default_factory=list)
 
 
+class NightSummary(Message):
+    """``<prefix>/web/night_summary``, retained: the last night that ended, summed up by the web service
+    (the end-of-night notification's figures; Home Assistant's "Last night" sensor)."""
+
+    night: str = Field(description="observing night, YYYY-MM-DD of the evening")
+    ended: datetime | None = Field(default=None, description="when the MCP said the night ended")
+    ended_because: str | None = None
+    roof_open_s: float = Field(ge=0, description="seconds the roof was open")
+    closed_for: list[str] = Field(default_factory=list, description="each closing's cause: rain, clouds, dawn...")
+    lights_taken: int = Field(ge=0)
+    lights_accepted: int = Field(ge=0)
+    lights_rejected: int = Field(ge=0)
+    integration_s: float = Field(ge=0, description="exposure of the lights not rejected, added up")
+    stacks: int = Field(ge=0, description="live stacks of the night")
+    photometry_reports: int = Field(ge=0, description="AAVSO reports written")
+    meteors: int = Field(ge=0)
+    satellites: int = Field(ge=0)
+    link: str | None = Field(default=None, description="the night on the dashboard")
+    details: dict[str, Any] = Field(default_factory=dict, description="the whole summary (GET /api/v1/nights/...)")
+
+
 class PlannedBlock(BaseModel):
     model_config = ConfigDict(extra="ignore")
 

@@ -11,6 +11,8 @@ A service subclasses :class:`Service` and its console script calls
 5. calls :meth:`Service.poll` every ``poll_interval`` seconds and publishes a retained
    :class:`~obsy.messages.ServiceHealth` heartbeat every ``heartbeat_interval`` seconds,
    also touching a heartbeat file that ``healthcheck`` (the container healthcheck) reads;
+   measures the free space of the service's folders (:meth:`Service.disk_paths`, every
+   ``disk.interval`` seconds: ``obsy.diskspace``), events when a level changes;
 6. on SIGTERM or SIGINT calls :meth:`Service.stop`, publishes ``stopped`` and exits 0; a
    second SIGTERM or SIGINT while ``stop`` runs calls :meth:`Service.stop_now`.
 
@@ -36,6 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from obsy.bus import Bus
 from obsy.config import ConfigError, ObsyConfig, load_config
+from obsy.diskspace import DiskWatch
 from obsy.logs import setup_logging
 from obsy.messages import ServiceHealth
 from obsy.topics import OFFLINE, STOPPED
@@ -91,6 +94,14 @@ class Service:
         """Extra fields for the health message (counters, device status)."""
         return {}
 
+    def disk_paths(self) -> dict[str, Path]:
+        """The folders this service writes data to, by name, for the free-space watch (``obsy.diskspace``)."""
+        return {}
+
+    def on_disk_level(self, level: str) -> None:
+        """The worst level of :meth:`disk_paths` changed (``ok``, ``warning``, ``critical``): hold back optional
+        writes at ``critical``. Called on the runner's thread."""
+
 
 def heartbeat_file(config: ObsyConfig, service: str) -> Path:
     """Where the runner records its last heartbeat, for ``healthcheck``."""
@@ -124,6 +135,7 @@ class ServiceRunner:
         self.heartbeat_path = heartbeat_file(config, self.name)
         self._version = _version(self.name)
         self._discovery: Any = None
+        self.disk: DiskWatch | None = None
 
     @property
     def heartbeat_interval(self) -> float:
@@ -138,6 +150,7 @@ class ServiceRunner:
         self.bus.on_connect(self._write_heartbeat_file)
         try:
             self.service.start()
+            self._check_disk()  # before discovery: a service with folders to watch gets its free-space sensor
             self._attach_discovery()
         except Exception:
             log.exception("%s failed to start", self.name, extra={"event": "service_start_failed"})
@@ -148,15 +161,20 @@ class ServiceRunner:
         log.info("%s is running", self.name, extra={"event": "service_started"})
         next_heartbeat = time.monotonic() + self.heartbeat_interval
         next_poll = time.monotonic()
+        next_disk = time.monotonic() + self.config.disk.interval
         while not self.stop_event.is_set():
             now = time.monotonic()
             if now >= next_poll:
                 self._poll_once(log)
                 next_poll = now + self.service.poll_interval
+            if now >= next_disk:
+                self._check_disk()
+                next_disk = now + self.config.disk.interval
             if now >= next_heartbeat:
                 self.publish_health()
                 next_heartbeat = now + self.heartbeat_interval
-            self.stop_event.wait(max(0.0, min(next_poll, next_heartbeat) - time.monotonic()))
+            wake = min(next_poll, next_heartbeat, next_disk)
+            self.stop_event.wait(max(0.0, wake - time.monotonic()))
         log.info("stopping %s", self.name, extra={"event": "service_stopping"})
         try:
             self.service.stop()
@@ -179,12 +197,43 @@ class ServiceRunner:
             self.poll_errors += 1
             log.exception("%s poll failed (%d so far)", self.name, self.poll_errors, extra={"event": "poll_failed"})
 
+    def _check_disk(self) -> None:
+        """Measure the service's folders (after its start: it knows them then); events only on a change."""
+        if not self.config.disk.enabled:
+            return
+        if self.disk is None:
+            paths = self.service.disk_paths()
+            if not paths:
+                return
+            self.disk = DiskWatch(self.name, paths, self.config.disk)
+        before = self.disk.level
+        try:
+            events = self.disk.check()
+        except Exception:  # the watch must never stop the service
+            logging.getLogger("obsy.runner").exception("measuring the free disk space failed")
+            return
+        for event in events:
+            logging.getLogger("obsy.runner").log(
+                logging.INFO if event.level == "info" else logging.WARNING,
+                "%s",
+                event.message,
+                extra={"event": event.kind},
+            )
+            self.bus.publish_event(event)
+        if self.disk.level != before:
+            try:
+                self.service.on_disk_level(self.disk.level)
+            except Exception:
+                logging.getLogger("obsy.runner").exception("%s could not act on the disk level", self.name)
+
     def _attach_discovery(self) -> None:
         if not self.config.homeassistant.enabled:
             return
-        from obsy.homeassistant import DiscoveryPublisher, standard_entities
+        from obsy.homeassistant import DiscoveryPublisher, disk_free_sensor, standard_entities
 
         entities = standard_entities(self.name, self.topics) + self.service.ha_entities()
+        if self.disk is not None:
+            entities.append(disk_free_sensor(self.name, self.topics))
         ha = self.config.homeassistant
         self._discovery = DiscoveryPublisher(
             self.bus, ha, self.config.site.name, self.name, entities, configuration_url=ha.configuration_url
@@ -195,6 +244,8 @@ class ServiceRunner:
         status = "degraded" if self.poll_errors or self.bus.handler_errors else "ok"
         details = {"poll_errors": self.poll_errors, "handler_errors": self.bus.handler_errors}
         details.update(self.service.health_details())
+        if self.disk is not None:
+            details["disk"] = self.disk.health()
         return ServiceHealth(
             service=self.name,
             status=status,

@@ -133,6 +133,11 @@ class Topics:
         """Targets and exposure plans, owned by the web service, retained for the scheduler."""
         return self._join("web", "targets")
 
+    @property
+    def web_night_summary(self) -> str:
+        """The last night summed up (:class:`~obsy.messages.NightSummary`), retained: Home Assistant's sensor."""
+        return self._join("web", "night_summary")
+
     # --- mcp ---------------------------------------------------------------------
     @property
     def mcp_state(self) -> str:

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from obsy.config import AllskyPipelineConfig, load_config
+from obsy.config import AllskyPipelineConfig, DiskConfig, load_config
 from obsy.indi import IndiClient
 from obsy.messages import AllskyDarksState, AllskyFrame, AllskyState, Event, ServiceHealth
 from obsy.runner import ServiceRunner
@@ -69,8 +69,16 @@ def watcher(mosquitto) -> Iterator[Watcher]:
 
 class Running:
     def __init__(
-        self, tmp_path: Path, mosquitto, indiserver: IndiServer, *, indi_port: int | None = None, **overrides
+        self,
+        tmp_path: Path,
+        mosquitto,
+        indiserver: IndiServer,
+        *,
+        indi_port: int | None = None,
+        sections: dict | None = None,
+        **overrides,
     ) -> None:
+        """``overrides`` are the allsky section's settings; ``sections`` other sections of the config (``disk``)."""
         allsky = {
             "heartbeat_interval": 1,
             "camera": {"binning": 2, "interval_s": 0, "bracket": 3, "readout_margin_s": 3, "dark_count": 2},
@@ -83,7 +91,13 @@ class Running:
         }
         indi = {"host": "127.0.0.1", "port": indi_port or indiserver.port}
         path = write_config(
-            tmp_path, mosquitto, allsky=allsky, indi=indi, run_dir=str(tmp_path), homeassistant={"enabled": True}
+            tmp_path,
+            mosquitto,
+            allsky=allsky,
+            indi=indi,
+            run_dir=str(tmp_path),
+            homeassistant={"enabled": True},
+            **(sections or {}),
         )
         self.config_path = path
         self.config = load_config(path)
@@ -236,6 +250,26 @@ def test_a_full_disk_is_reported_and_capture_goes_on(tmp_path, mosquitto, indise
         watcher.wait_for(lambda _: len(frames(watcher)) > before, timeout=60)
         watcher.wait_for(lambda _: running_state(watcher).storage_error is None, timeout=10)
         assert "storage_recovered" in kinds(watcher)
+
+
+def test_at_a_critical_disk_no_fits_is_kept_until_there_is_room(tmp_path, mosquitto, indiserver, watcher):
+    # An exabyte as the critical limit: the real measurement of the images' disk is critical.
+    critical = {"disk": {"enabled": True, "interval": 1, "warning_free_gb": 1e9, "critical_free_gb": 1e9}}
+    with Running(tmp_path, mosquitto, indiserver, sections=critical) as running:  # keep_fits is on
+        watcher.wait_for(lambda _: len(frames(watcher)) >= 2, timeout=60)
+        assert "disk_critical" in kinds(watcher)
+        assert all(frame.fits_url is None for frame in frames(watcher))  # the picture is stored, the FITS is not
+        assert not any((running.config.data_dir / "allsky").rglob("*.fits"))
+        assert health(watcher).details["disk"]["paths"]["images"]["level"] == "critical"
+
+        running.runner.disk.settings = DiskConfig(
+            warning_free_gb=0.001, warning_free_percent=0, critical_free_gb=0.0005, critical_free_percent=0
+        )
+        watcher.wait_for(lambda _: "disk_ok" in kinds(watcher), timeout=15)
+        before = len(frames(watcher))
+        watcher.wait_for(lambda _: len(frames(watcher)) >= before + 2, timeout=60)
+        assert frames(watcher)[-1].fits_url is not None
+        assert Path(urlparse(frames(watcher)[-1].fits_url).path).read_bytes().startswith(b"SIMPLE")
 
 
 def health(watcher: Watcher) -> ServiceHealth:

@@ -8,72 +8,17 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from obsy.config import DiskConfig
 from obsy.messages import Event
+from tests.support.notify_receiver import Receiver, receiver  # noqa: F401 (fixture)
 from tests.support.watcher import Watcher
 from tests.support.web_server import RunningWeb
 
 pytestmark = pytest.mark.integration
-
-
-class Receiver:
-    """Records the JSON body of every POST; ``hang`` keeps each request waiting instead of answering."""
-
-    def __init__(self, *, hang: float = 0.0) -> None:
-        self.bodies: list[dict] = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                body = self.rfile.read(length)
-                if hang:
-                    time.sleep(hang)
-                with receiver.lock:
-                    receiver.bodies.append(json.loads(body))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"json://127.0.0.1:{self.server.server_address[1]}/notify"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def received(self) -> list[dict]:
-        with self.lock:
-            return list(self.bodies)
-
-    def wait(self, count: int, timeout: float = 20.0) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while len(self.received()) < count:
-            assert time.monotonic() < deadline, f"{len(self.received())} of {count} notifications: {self.received()}"
-            time.sleep(0.05)
-        return self.received()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    try:
-        yield r
-    finally:
-        r.close()
 
 
 def mcp_event(kind: str, level: str, message: str, **data) -> str:
@@ -85,7 +30,7 @@ def start_web(tmp_path, mosquitto, **notifications) -> RunningWeb:
     return web.start(timeout=60)
 
 
-def test_unsafe_close_is_notified_once_and_repeats_are_held_back(mosquitto, tmp_path, receiver):
+def test_unsafe_close_is_notified_once_and_repeats_are_held_back(mosquitto, tmp_path, receiver):  # noqa: F811
     web = start_web(tmp_path, mosquitto, urls=[receiver.url], repeat_after=3, min_level="warning")
     watcher = Watcher(mosquitto.port, ["obsy/#"])
     try:
@@ -178,7 +123,7 @@ def test_a_dead_or_hung_notification_service_does_not_hurt_the_web_service(mosqu
         hung.close()
 
 
-def test_notification_urls_from_a_secrets_file(mosquitto, tmp_path, receiver, monkeypatch):
+def test_notification_urls_from_a_secrets_file(mosquitto, tmp_path, receiver, monkeypatch):  # noqa: F811
     secret = tmp_path / "notify_urls"
     secret.write_text(f"# the receiver\n{receiver.url}\n")
     monkeypatch.setenv("OBSY_WEB__NOTIFICATIONS__URLS_FILE", str(secret))
@@ -193,3 +138,58 @@ def test_notification_urls_from_a_secrets_file(mosquitto, tmp_path, receiver, mo
     finally:
         watcher.close()
         web.stop()
+
+
+def test_a_nearly_full_disk_is_notified_once_per_crossing_and_when_it_is_back(mosquitto, tmp_path, receiver):  # noqa: F811
+    # An exabyte as the critical limit: the web service's real measurement of its SQLite folder is critical.
+    critical = {"enabled": True, "interval": 1, "warning_free_gb": 1e9, "critical_free_gb": 1e9}
+    web = RunningWeb(
+        tmp_path,
+        mosquitto,
+        f"sqlite:///{tmp_path / 'obsy.sqlite3'}",
+        sections={"disk": critical, "homeassistant": {"enabled": True}},
+        notifications={"urls": [receiver.url], "repeat_after": 0},
+    )
+    watcher = Watcher(mosquitto.port, ["obsy/#", "homeassistant/#"])
+    try:
+        web.start(timeout=60)
+        [note] = receiver.wait(1)
+        assert note["title"] == "Test site: disk critical"
+        assert note["type"] == "failure"
+        assert str(tmp_path) in note["message"] and "below the critical level" in note["message"]
+        # Measured every second, told once.
+        web.wait_until(lambda: health_disk(watcher, "critical"), timeout=15)
+        time.sleep(2.5)
+        assert len(receiver.received()) == 1
+        details = health_disk(watcher, "critical")
+        assert details["paths"]["database"]["path"] == str(tmp_path.resolve())
+        assert details["free_gb"] > 0
+        # Home Assistant's sensor of the free space reads the health.
+        [config] = [
+            json.loads(m.payload) for m in watcher.messages if m.topic.endswith("/obsy_obsy_web/disk_free/config")
+        ]
+        assert (config["device_class"], config["unit_of_measurement"]) == ("data_size", "GB")
+        assert config["state_topic"] == "obsy/web/health"
+
+        # Room again (the limits lowered under the real free space): one recovery message.
+        web.runner.disk.settings = DiskConfig(
+            warning_free_gb=0.001, warning_free_percent=0, critical_free_gb=0.0005, critical_free_percent=0
+        )
+        second = receiver.wait(2)[1]
+        assert second["title"] == "Test site: disk ok"
+        assert second["type"] == "info"
+        web.wait_until(lambda: health_disk(watcher, "ok"), timeout=15)
+        kinds = [json.loads(m.payload)["kind"] for m in watcher.on("obsy/web/events")]
+        assert kinds.count("disk_critical") == 1 and kinds.count("disk_ok") == 1
+    finally:
+        watcher.close()
+        web.stop()
+
+
+def health_disk(watcher: Watcher, level: str) -> dict | None:
+    """The disk figures of the web service's last health, when at ``level``."""
+    healths = watcher.on("obsy/web/health")
+    if not healths:
+        return None
+    disk = json.loads(healths[-1].payload)["details"].get("disk")
+    return disk if disk and disk["level"] == level else None

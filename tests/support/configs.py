@@ -24,6 +24,8 @@ def write_config(directory: Path, broker: MosquittoBroker, **sections: Any) -> P
         "broker": {"host": broker.host, "port": broker.port, "reconnect_min_delay": 0.2, "reconnect_max_delay": 1},
         "data_dir": str(directory / "data"),
         "homeassistant": {"enabled": False},
+        # Off unless a test turns it on: how full this machine's disk is must not change other tests' events.
+        "disk": {"enabled": False},
     }
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):

@@ -35,13 +35,23 @@ class Client(httpx.Client):
 
 
 class RunningWeb:
-    def __init__(self, workdir: Path, broker: MosquittoBroker, database_url: str, **web: Any) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        broker: MosquittoBroker,
+        database_url: str,
+        sections: dict[str, Any] | None = None,
+        **web: Any,
+    ) -> None:
+        """``web`` are the web section's settings; ``sections`` other sections of the config (``disk``...)."""
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.database_url = database_url
         web_settings = {"port": self.port, "heartbeat_interval": 2, **web}
-        path = write_config(workdir, broker, web=web_settings, database={"url": database_url}, run_dir=str(workdir))
+        path = write_config(
+            workdir, broker, web=web_settings, database={"url": database_url}, run_dir=str(workdir), **(sections or {})
+        )
         self.config = load_config(path)
         self.config_path = path
         self.data_dir = self.config.data_dir.resolve()

@@ -21,6 +21,7 @@ from obsy.homeassistant import (
     Entity,
     Node,
     discovery_payload,
+    disk_free_sensor,
     lint_discovery,
     lint_entities,
     node_id,
@@ -178,6 +179,16 @@ def test_every_service_has_a_version_sensor_read_from_its_health() -> None:
 def test_standard_entities_lint_clean(service: str) -> None:
     site = node(service=service, site_availability_topic="obsy/mcp/availability")
     assert lint_entities(standard_entities(service, Topics("obsy")), site) == []
+
+
+@pytest.mark.parametrize("service", ["allsky", "imaging", "web"])
+def test_the_disk_free_sensor_lints_clean_and_reads_the_health(service: str) -> None:
+    sensor = disk_free_sensor(service, Topics("obsy"))
+    assert lint_entities([*standard_entities(service, Topics("obsy")), sensor], node(service=service)) == []
+    payload = discovery_payload(sensor, node(service=service))
+    assert (payload["device_class"], payload["unit_of_measurement"]) == ("data_size", "GB")
+    assert payload["state_topic"] == f"obsy/{service}/health"
+    assert payload["name"] == f"{service_label(service)} disk free"
 
 
 def test_unique_ids_and_topics_are_unique_across_services() -> None:

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -190,6 +191,21 @@ class AllskyService(Service):
         self.client.disconnect()
         self._thread.join(timeout=10)
         self.products.stop()
+
+    #: Set by the disk watch at ``critical``: the optional files (raw and linear FITS, streak crops) are not
+    #: written; the picture and the one without the overlay (what clouddetect judges) still are.
+    disk_critical = False
+
+    def disk_paths(self) -> dict[str, Path]:
+        return {"images": self.store.root}
+
+    def on_disk_level(self, level: str) -> None:
+        self.disk_critical = level == "critical"
+        if self.disk_critical:
+            self.log.warning(
+                "the disk is nearly full: raw and linear FITS and streak crops are not kept until there is room",
+                extra={"event": "optional_files_off"},
+            )
 
     def health_details(self) -> dict[str, Any]:
         return {
@@ -403,10 +419,12 @@ class AllskyService(Service):
         found = sorted(found, key=lambda streak: -streak.snr)[: settings.max_per_frame]
         for number, streak in enumerate(found, start=1):
             crop_url = None
-            crop = self._encode(
-                "streak crop",
-                lambda streak=streak: crop_png(result.image, streak, margin=settings.crop_margin, scale=scale),
-            )
+            crop = None
+            if not self.disk_critical:  # a crop is optional: left out while the disk is nearly full
+                crop = self._encode(
+                    "streak crop",
+                    lambda streak=streak: crop_png(result.image, streak, margin=settings.crop_margin, scale=scale),
+                )
             if crop is not None:
                 try:
                     crop_url = self.store.save_crop(stored, number, streak.kind, crop).resolve().as_uri()
@@ -474,7 +492,7 @@ class AllskyService(Service):
         if picture is None:
             return None
         linear = None
-        if result.linear is not None:
+        if result.linear is not None and not self.disk_critical:
             header = linear_fits_header(info, raws, self.camera.device, s.pipeline.full_scale)
             linear = self._encode("linear FITS", lambda: encode_fits(result.linear, header))
         clean = None
@@ -487,7 +505,7 @@ class AllskyService(Service):
                 now,
                 picture.data,
                 picture.extension,
-                fits_bytes=longest.fits if s.keep_fits and longest.fits else None,
+                fits_bytes=longest.fits if s.keep_fits and longest.fits and not self.disk_critical else None,
                 linear_fits=linear,
                 clean_jpeg=clean,
             )

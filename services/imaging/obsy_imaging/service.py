@@ -34,6 +34,7 @@ import queue
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 from time import monotonic
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -219,10 +220,27 @@ class ImagingService(Service):
         if self.repository is not None:
             self.repository.engine.dispose()
 
+    def disk_paths(self) -> dict[str, Path]:
+        """The repository, and the capture folders the camera program fills (the disk it fills first)."""
+        if self.repository is None or self.watcher is None:
+            return {}
+        paths = {"repository": self.repository.root}
+        for n, folder in enumerate(self.watcher.folders):
+            paths["capture" if n == 0 else f"capture {n + 1}"] = folder
+        return paths
+
+    def on_disk_level(self, level: str) -> None:
+        """At ``critical`` no new frame is copied into the repository: they wait in the capture folders
+        (nothing lost) and are taken once there is room again."""
+        if self.watcher is not None:
+            self.watcher.paused = "the disk is nearly full (critical)" if level == "critical" else None
+            self.refresh(force=True)
+
     def health_details(self) -> dict[str, Any]:
         if self.watcher is None:
             return {}
         return {
+            "ingest_paused": self.watcher.paused,
             "queue": self.watcher.queue_depth,
             "watching": [str(p) for p in self.watcher.watching],
             "missing_folders": [str(p) for p in self.watcher.missing],
@@ -340,7 +358,7 @@ class ImagingService(Service):
                 queue=self.watcher.queue_depth,
                 watching=[str(p) for p in self.watcher.watching],
                 last_frame=self._last_frame,
-                storage_error=self.watcher.storage_error,
+                storage_error=self.watcher.storage_error or self.watcher.paused,
                 calibrated_tonight=calibrated.calibrated_tonight if calibrated else 0,
                 calibration_queue=calibrated.queue if calibrated else 0,
                 waiting_for=calibrated.waiting_for if calibrated else [],

@@ -30,7 +30,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import time as dtime
 from typing import TYPE_CHECKING, Any
@@ -63,6 +63,9 @@ TITLES = {
     "storage_full": "storage full",
     "verdict_unsafe": "weather unsafe",
     "verdict_safe": "weather safe again",
+    "disk_warning": "disk nearly full",
+    "disk_critical": "disk critical",
+    "disk_ok": "disk ok",
 }
 
 
@@ -73,6 +76,8 @@ class Notification:
     level: str
     kind: str
     service: str
+    #: Called on the sender thread with (sent, error) once it was sent or given up (the night summary's record).
+    done: Callable[[bool, str], None] | None = field(default=None, compare=False, repr=False)
 
 
 def notify_type(level: str) -> str:
@@ -253,7 +258,7 @@ class Notifier:
         now = self.clock()
         key = (event.service, event.kind)
         with self._lock:
-            if self.quiet is not None and not self.safety(event) and _within(self.now().time(), *self.quiet):
+            if not self.safety(event) and self.quiet_now():
                 self.counts["quiet"] += 1
                 return False
             last = self._last_sent.get(key)
@@ -279,6 +284,23 @@ class Notifier:
             return False
         return True
 
+    def quiet_now(self) -> bool:
+        """True while the quiet hours last."""
+        return self.quiet is not None and _within(self.now().time(), *self.quiet)
+
+    def deliver(self, note: Notification) -> bool:
+        """Queue a notification made elsewhere (the night summary), past the event rules: its maker decides
+        when, and that it goes once. False when notifications are off or the queue is full. Never blocks."""
+        if not self.enabled:
+            return False
+        try:
+            self._queue.put_nowait(note)
+        except queue.Full:
+            with self._lock:
+                self.counts["dropped"] += 1
+            return False
+        return True
+
     def compose(self, event: Event, held: int = 0) -> Notification:
         title = f"{self.site_name}: {TITLES.get(event.kind, event.kind.replace('_', ' '))}"
         body = event.message or event.kind
@@ -296,6 +318,11 @@ class Notifier:
             if note is None:
                 return
             ok, error = self._send(note)
+            if note.done is not None:
+                try:
+                    note.done(ok, error)
+                except Exception:  # the maker's bookkeeping must not end the sender thread
+                    log.exception("after sending '%s'", note.title)
             with self._lock:
                 self.counts["sent" if ok else "failed"] += 1
                 if not ok:

@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -17,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from obsy.bus import Bus, Delivery
+from obsy.homeassistant import Entity
 from obsy.messages import ImagingAcquired, TargetList
 from obsy.runner import Service, run_service
 from obsy.topics import Topics
@@ -32,6 +34,7 @@ from obsy_web.ingest.ingestor import Ingestor
 from obsy_web.ingest.retention import apply_retention
 from obsy_web.ingest.subscriber import start_ingest_bus
 from obsy_web.live import LatestStates, LiveHub
+from obsy_web.nights import NightSummaries
 from obsy_web.notify import Notifier
 from obsy_web.simulation import WeatherSimulationGateway
 from obsy_web.sky import SkyNow
@@ -39,6 +42,8 @@ from obsy_web.status import StatusBoard
 from obsy_web.targets import TargetStore
 
 RETENTION_INTERVAL_S = 3600.0
+#: How often the stored events are looked at for a night that ended and wants its summary sent.
+NIGHT_SUMMARY_INTERVAL_S = 5.0
 #: How long a start waits for a database that does not answer yet (compose starts them together).
 DATABASE_WAIT_S = 60.0
 
@@ -94,6 +99,17 @@ class WebService(Service):
             publish_event=self.bus.publish_event,
         )
         self.notifier.attach(self.bus)  # nothing, unless notification URLs are configured
+        self.night_summaries = NightSummaries(
+            sessions,
+            self.notifier,
+            settings.notifications,
+            site=self.fleet.local.id,
+            site_name=self.config.site.name,
+            timezone=self.config.site.timezone,
+            public_url=settings.public_url or self.config.homeassistant.configuration_url,
+            publish=lambda message: self.bus.publish(self.topics.web_night_summary, message, qos=1, retain=True),
+        )
+        self._next_night_summary = time.monotonic() + NIGHT_SUMMARY_INTERVAL_S
         self.ingestor.start()
         self.ingest_bus: Bus = start_ingest_bus(
             self.config.broker, self._on_bus_message, wait=5.0, also=self.fleet.topic_filters()
@@ -171,6 +187,9 @@ class WebService(Service):
         if time.monotonic() >= self._next_retention:
             self._next_retention = time.monotonic() + RETENTION_INTERVAL_S
             apply_retention(self.engine, self.config.web.retention)
+        if time.monotonic() >= self._next_night_summary:
+            self._next_night_summary = time.monotonic() + NIGHT_SUMMARY_INTERVAL_S
+            self.night_summaries.check()
 
     def stop(self) -> None:
         self.context.hub.close()  # open /live streams end now, so the server stops at once
@@ -181,6 +200,38 @@ class WebService(Service):
         self.notifier.stop()
         self.engine.dispose()
 
+    def disk_paths(self) -> dict[str, Path]:
+        """The database's folder on SQLite (on Postgres the database's own host watches its disk). The web
+        service holds nothing back at critical: the ingestor keeps what it cannot write unacknowledged."""
+        url = make_url(self.config.database_url())
+        if url.get_backend_name() != "sqlite" or not url.database:
+            return {}
+        return {"database": Path(url.database).resolve().parent}
+
+    def ha_entities(self) -> list[Entity]:
+        """The last night summed up (``web/night_summary``): its integration, with the other figures as attributes."""
+        summary = self.topics.web_night_summary
+        return [
+            Entity(
+                component="sensor",
+                object_id="last_night_integration",
+                name="Last night integration",
+                state_topic=summary,
+                value_template="{{ (value_json.integration_s / 3600) | round(2) }}",
+                device_class="duration",
+                unit_of_measurement="h",
+                icon="mdi:telescope",
+                json_attributes_topic=summary,
+                json_attributes_template=(
+                    "{{ {'night': value_json.night, 'roof_open_h': (value_json.roof_open_s / 3600) | round(2),"
+                    " 'closed_for': value_json.closed_for, 'lights_taken': value_json.lights_taken,"
+                    " 'lights_accepted': value_json.lights_accepted, 'lights_rejected': value_json.lights_rejected,"
+                    " 'stacks': value_json.stacks, 'photometry_reports': value_json.photometry_reports,"
+                    " 'meteors': value_json.meteors, 'link': value_json.link} | tojson }}"
+                ),
+            ),
+        ]
+
     def health_details(self) -> dict[str, Any]:
         return {
             "http": self.thread.is_alive(),
@@ -190,7 +241,7 @@ class WebService(Service):
                 "oversize_on_the_bus": self.ingest_bus.oversize_messages,
             },
             "live_clients": self.context.hub.listeners,
-            "notifications": self.notifier.health(),
+            "notifications": {**self.notifier.health(), "night_summaries": dict(self.night_summaries.counts)},
         }
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from obsy.config import load_config
+from obsy.config import DiskConfig, load_config
 from obsy.messages import Event, ImagingFrame, ImagingQuarantined, ImagingState
 from obsy.runner import ServiceRunner
 from obsy_imaging.service import ImagingService
@@ -48,7 +48,8 @@ def watcher(mosquitto) -> Iterator[Watcher]:
 
 
 class Running:
-    def __init__(self, tmp_path: Path, mosquitto, **imaging) -> None:
+    def __init__(self, tmp_path: Path, mosquitto, sections: dict | None = None, **imaging) -> None:
+        """``imaging`` are the imaging section's settings; ``sections`` other sections (``disk``...)."""
         self.capture = tmp_path / "capture"
         self.capture.mkdir(exist_ok=True)
         settings = {
@@ -59,7 +60,12 @@ class Running:
             **imaging,
         }
         path = write_config(
-            tmp_path, mosquitto, imaging=settings, run_dir=str(tmp_path), homeassistant={"enabled": True}
+            tmp_path,
+            mosquitto,
+            imaging=settings,
+            run_dir=str(tmp_path),
+            homeassistant={"enabled": True},
+            **(sections or {}),
         )
         self.config_path = path
         self.config = load_config(path)
@@ -144,6 +150,37 @@ def test_a_file_written_slowly_is_taken_once_complete(tmp_path, mosquitto, watch
         watcher.wait_for(lambda _: len(frames(watcher)) == 1, timeout=10)
         assert (running.repository / frames(watcher)[0].path).read_bytes() == whole
         assert quarantined(watcher) == []
+
+
+def test_at_a_critical_disk_frames_wait_in_the_capture_folder_and_are_taken_when_there_is_room(
+    tmp_path, mosquitto, watcher
+):
+    # An exabyte as the critical limit: the real measurement of the repository's disk is critical.
+    critical = {"disk": {"enabled": True, "interval": 1, "warning_free_gb": 1e9, "critical_free_gb": 1e9}}
+    with Running(tmp_path, mosquitto, sections=critical) as running:
+        wait_online(watcher)
+        disk = [Event.model_validate_json(m.payload) for m in watcher.on(EVENTS)]
+        assert {(e.kind, e.data["name"]) for e in disk} == {
+            ("disk_critical", "repository"),
+            ("disk_critical", "capture"),
+        }
+        write_frame(running.capture / "Light_M42_001.fits", DATE_OBS=now_iso(), data=star_field(seed=1))
+        watcher.wait_for(lambda _: state(watcher).queue == 1, timeout=10)
+        time.sleep(2)  # several settle times and measurements: the frame waits, nothing is copied
+        assert frames(watcher) == [] and not any(running.repository.rglob("*.fits"))
+        assert state(watcher).storage_error == "the disk is nearly full (critical)"
+        health = json.loads(watcher.on("obsy/imaging/health")[-1].payload)["details"]
+        assert health["ingest_paused"] and health["disk"]["level"] == "critical"
+
+        running.runner.disk.settings = DiskConfig(
+            warning_free_gb=0.001, warning_free_percent=0, critical_free_gb=0.0005, critical_free_percent=0
+        )
+        watcher.wait_for(lambda _: len(frames(watcher)) == 1, timeout=15)
+        assert (running.repository / frames(watcher)[0].path).is_file()
+        assert (running.capture / "Light_M42_001.fits").is_file()  # the capture program's file stays
+        watcher.wait_for(lambda _: state(watcher).storage_error is None, timeout=5)
+        kinds = [Event.model_validate_json(m.payload).kind for m in watcher.on(EVENTS)]
+        assert kinds.count("disk_ok") == 2 and kinds.count("disk_critical") == 2
 
 
 def test_bad_files_are_quarantined_with_their_reason(tmp_path, mosquitto, watcher):

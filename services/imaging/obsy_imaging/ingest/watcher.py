@@ -113,6 +113,8 @@ class CaptureWatcher:
         self.watching: list[Path] = []
         self.missing: list[Path] = []
         self.storage_error: str | None = None
+        #: Why files are not taken now (the disk watch at critical), or None: they wait, nothing is lost.
+        self.paused: str | None = None
 
     # --- life cycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -173,6 +175,8 @@ class CaptureWatcher:
         while not self._stopping.is_set():
             self._wake.wait(timeout=0.2)
             self._wake.clear()
+            if self.paused is not None:
+                continue
             for path in self._due():
                 if self._stopping.is_set():
                     return

@@ -165,6 +165,30 @@ class LiveStackState(Base):
     data: Mapped[dict[str, Any]]  # the whole message
 
 
+class ImagingFrameRecord(Base):
+    """A frame the imaging service registered (``imaging/frames``): its night, target, filter, exposure
+    and, for a graded light, accepted or rejected and why. What the end-of-night summary counts."""
+
+    __tablename__ = "imaging_frames"
+    __table_args__ = (
+        UniqueConstraint("site", "frame_id", name="uq_imaging_frames_site_frame_id"),
+        Index("ix_imaging_frames_site_night", "site", "night"),
+        Index("ix_imaging_frames_time", "time"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site: Mapped[str] = site_column()
+    frame_id: Mapped[int] = mapped_column(BigInteger)  # the imaging service's id: one row per frame
+    time: Mapped[datetime]
+    night: Mapped[str] = mapped_column(String(10))
+    frame_type: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str | None] = mapped_column(String(200))
+    filter: Mapped[str | None] = mapped_column(String(100))
+    exposure_s: Mapped[float | None] = mapped_column(Float)
+    accepted: Mapped[bool | None] = mapped_column(Boolean)  # None: not graded (calibration, grading off)
+    rejected_because: Mapped[list[Any]]
+
+
 class CalibrationMasterRecord(Base):
     """A master the imaging service built into its calibration library (``imaging/masters``)."""
 
@@ -305,6 +329,23 @@ class AvailabilityChange(Base):
     time: Mapped[datetime]
     service: Mapped[str] = mapped_column(String(64))
     availability: Mapped[str] = mapped_column(String(16))
+
+
+class NightSummaryRecord(Base):
+    """The end-of-night summary of one site's night: made once the MCP said the night ended, and
+    whether it was sent, so a restart of the web service never sends it twice."""
+
+    __tablename__ = "night_summaries"
+    __table_args__ = (UniqueConstraint("site", "night", name="uq_night_summaries_site_night"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site: Mapped[str] = site_column()
+    night: Mapped[str] = mapped_column(String(10))
+    ended_at: Mapped[datetime]  # the MCP's night_ended event
+    summary: Mapped[dict[str, Any]]  # as sent (obsy_web.nights.night_summary)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[datetime | None]
 
 
 class IngestReceipt(Base):

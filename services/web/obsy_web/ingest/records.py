@@ -24,6 +24,7 @@ from obsy.messages import (
     CloudState,
     Event,
     ImagingCalibrated,
+    ImagingFrame,
     ImagingLiveStack,
     ImagingMaster,
     ImagingPhotometry,
@@ -157,6 +158,22 @@ def _live_stack(message: Incoming) -> list[Row]:
     return [Row(models.LiveStackState.__table__, values)]
 
 
+def _imaging_frame(message: Incoming) -> list[Row]:
+    frame = _parse(ImagingFrame, message)
+    values = {
+        "time": frame.timestamp,
+        "frame_id": frame.frame_id,
+        "night": frame.night[:10],
+        "frame_type": frame.frame_type[:16],
+        "target": _cut(frame.target, 200),
+        "filter": _cut(frame.filter, 100),
+        "exposure_s": frame.exposure_s,
+        "accepted": frame.accepted,
+        "rejected_because": [reason[:500] for reason in frame.rejected_because[:20]],
+    }
+    return [Row(models.ImagingFrameRecord.__table__, values)]
+
+
 def _master(message: Incoming) -> list[Row]:
     master = _parse(ImagingMaster, message)
     values = master.model_dump(include={"frames", "exposure_s", "temperature_c", "gain"})
@@ -252,6 +269,7 @@ class Router:
             topics.clouddetect_state: _clouds,
             topics.allsky_frames: _allsky_frame,
             topics.allsky_streaks: _allsky_streak,
+            topics.imaging_frames: _imaging_frame,
             topics.imaging_live_stack_state: _live_stack,
             topics.imaging_masters: _master,
             topics.imaging_calibrated: _calibrated,

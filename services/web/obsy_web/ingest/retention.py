@@ -23,6 +23,7 @@ def tables_by_setting() -> dict[str, list[type[models.Base]]]:
             models.AvailabilityChange,
             models.LiveStackState,
             models.CalibratedLightRecord,
+            models.ImagingFrameRecord,
         ],
         "events_days": [models.EventRecord],
         "allsky_days": [models.AllskyFrameRecord, models.AllskyStreakRecord],
