@@ -275,14 +275,7 @@ class Notifier:
             held = self._held.pop(key, 0)
             self._last_sent[key] = now
             self._sent_times.append(now)
-        note = self.compose(event, held)
-        try:
-            self._queue.put_nowait(note)
-        except queue.Full:
-            with self._lock:
-                self.counts["dropped"] += 1
-            return False
-        return True
+        return self._enqueue(self.compose(event, held))
 
     def quiet_now(self) -> bool:
         """True while the quiet hours last."""
@@ -291,8 +284,10 @@ class Notifier:
     def deliver(self, note: Notification) -> bool:
         """Queue a notification made elsewhere (the night summary), past the event rules: its maker decides
         when, and that it goes once. False when notifications are off or the queue is full. Never blocks."""
-        if not self.enabled:
-            return False
+        return self.enabled and self._enqueue(note)
+
+    def _enqueue(self, note: Notification) -> bool:
+        """Hand a notification to the sending thread; False (counted as dropped) when its queue is full."""
         try:
             self._queue.put_nowait(note)
         except queue.Full:
