@@ -135,3 +135,15 @@ def test_one_command_makes_it_cloudy_for_both_cameras(camera: IndiCamera) -> Non
         client.set_switch(ALLSKY, "SIM_CLOUDS", "CLEAR")
     assert frame.header["SIMCLOUD"] == "overcast"
     assert frame.header["SIMTRANS"] == pytest.approx(0.02)
+
+
+def test_the_object_a_client_names_is_in_the_frames_header(camera: IndiCamera) -> None:
+    """As INDI's CCD drivers do: Ekos names a job's target through FITS_HEADER, the frames carry OBJECT."""
+    client = camera.client
+    assert client.get_text(DEVICE, "FITS_HEADER")["FITS_OBJECT"] == "Unknown"
+    assert "OBJECT" not in camera.expose(0.5).header  # INDI's default is left out
+    client.set_text(DEVICE, "FITS_HEADER", {"FITS_OBJECT": "M 31", "FITS_OBSERVER": "Olivia"})
+    header = camera.expose(0.5).header
+    assert header["OBJECT"] == "M 31" and header["OBSERVER"] == "Olivia"
+    client.set_text(DEVICE, "FITS_HEADER", {"FITS_OBJECT": "Unknown", "FITS_OBSERVER": "Unknown"})
+    assert "OBJECT" not in camera.expose(0.5).header

@@ -39,8 +39,13 @@ CCD_PROPERTIES = (
     "CCD_BINNING",
     "CCD_TEMPERATURE",
     "CCD_CFA",
+    "FITS_HEADER",
     "CCD1",
 )
+#: The FITS header texts a client sets (INDI 1.9's ``INDI::CCD``: Ekos sets the object of a job);
+#: "Unknown" is INDI's default, and a keyword left at it is not written.
+FITS_HEADER_KEYWORDS = {"FITS_OBSERVER": "OBSERVER", "FITS_OBJECT": "OBJECT"}
+UNKNOWN = "Unknown"
 FRAME_TYPE_SWITCHES = {"FRAME_LIGHT": "light", "FRAME_BIAS": "bias", "FRAME_DARK": "dark", "FRAME_FLAT": "flat"}
 
 
@@ -240,6 +245,13 @@ class CameraDevice(Device):
             perm="ro",
             state="Ok",
         )
+        self.vector(
+            "FITS_HEADER",
+            "FITS Header",
+            "General Info",
+            "Text",
+            [Text("FITS_OBSERVER", "Observer", UNKNOWN), Text("FITS_OBJECT", "Object", UNKNOWN)],
+        )
         self.vector("CCD1", "Image Data", "Image Info", "BLOB", [Blob("CCD1", "Image")], perm="ro")
         self.vector(
             "SIM_CLOCK",
@@ -268,6 +280,7 @@ class CameraDevice(Device):
         self.on_new("CCD_GAIN", self.plain_numbers)
         self.on_new("CCD_FRAME", self._frame)
         self.on_new("CCD_BINNING", self._binning)
+        self.on_new("FITS_HEADER", self._fits_header)
         self.on_new("SIM_CLOCK", self._clock)
         self.on_new("SIM_SITE", self._site)
 
@@ -294,6 +307,21 @@ class CameraDevice(Device):
         store(v, numbers(v, values))
         v.state = "Ok"
         return ""
+
+    @staticmethod
+    def _fits_header(v: Vector, values: dict[str, str]) -> str:
+        for name, text in values.items():
+            element = v.element(name)
+            if len(text) > 68 or any(not (" " <= c <= "~") for c in text):
+                raise ValueError(f"{v.name}.{name}: {text[:40]!r} is not printable ASCII of at most 68 characters")
+            element.value = text.strip()
+        v.state = "Ok"
+        return ""
+
+    def header_texts(self) -> dict[str, str]:
+        """The FITS keywords a client set through FITS_HEADER (OBJECT, OBSERVER), as INDI writes them."""
+        texts = {n: e.value for n, e in self.vectors["FITS_HEADER"].elements.items()}
+        return {key: texts[name] for name, key in FITS_HEADER_KEYWORDS.items() if texts.get(name) not in ("", UNKNOWN)}
 
     def _frame(self, v: Vector, values: dict[str, str]) -> str:
         n = numbers(v, values)
@@ -413,6 +441,7 @@ class CameraDevice(Device):
             binning=e.binning,
             simulator=rendered.simulator,
             instrument=self.name,
+            header=self.header_texts(),
         )
 
 
@@ -429,6 +458,7 @@ def camera_fits(
     binning: int = 1,
     simulator: dict[str, tuple[Any, str]] | None = None,
     instrument: str | None = None,
+    header: dict[str, str] | None = None,
 ) -> bytes:
     """The FITS file as the camera sends it: cropped to ``roi`` (x, y, width, height), binned,
     with INDI's keywords and the simulator's truths."""
@@ -452,6 +482,7 @@ def camera_fits(
         latitude=settings.site.latitude,
         longitude=settings.site.longitude,
         simulator=simulator or {},
+        texts=header or {},
     )
     return fits_bytes(np.ascontiguousarray(image), description)
 

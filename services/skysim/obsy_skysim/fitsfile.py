@@ -2,8 +2,9 @@
 
 INDI's ``INDI::CCD::addFITSKeywords`` writes ROWORDER, INSTRUME, EXPTIME, DARKTIME, CCD-TEMP,
 PIXSIZE1/2, XBINNING/YBINNING, XPIXSZ/YPIXSZ, FRAME, IMAGETYP, GAIN, OFFSET, BAYERPAT with
-XBAYROFF/YBAYROFF for colour sensors, DATE-OBS (UTC, the start of the exposure), and the site
-when it knows one. The simulator adds what it knows to be true under SIM* keywords.
+XBAYROFF/YBAYROFF for colour sensors, DATE-OBS (UTC, the start of the exposure), the site
+when it knows one, and OBJECT and OBSERVER where a client set them (its ``FITS_HEADER``). The
+simulator adds what it knows to be true under SIM* keywords.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class FrameDescription:
     latitude: float | None = None
     longitude: float | None = None
     simulator: dict[str, tuple[Any, str]] | None = None  # SIM* keywords: value and comment
+    texts: dict[str, str] | None = None  # OBJECT, OBSERVER: what a client set through FITS_HEADER
 
 
 def fits_bytes(image: np.ndarray, d: FrameDescription) -> bytes:
@@ -75,6 +77,8 @@ def fits_bytes(image: np.ndarray, d: FrameDescription) -> bytes:
     if d.latitude is not None and d.longitude is not None:
         cards += [("SITELAT", float(d.latitude), "Latitude (degrees)"), ("SITELONG", float(d.longitude), "Longitude")]
     cards.append(("DATE-OBS", started.isoformat(timespec="milliseconds"), "UTC start date of observation"))
+    for key, text in (d.texts or {}).items():
+        cards.append((key, text, key.capitalize()))
     for key, (value, comment) in (d.simulator or {}).items():
         cards.append((key, value, comment))
     for key, value, comment in cards:
