@@ -1,0 +1,341 @@
+"""A night that ends in results: calibration frames become masters, lights are calibrated and
+stacked live, and the end-of-night summary reports them (issue 23, first part).
+
+Every service as its own process from its console script, one config file, the real Mosquitto,
+Postgres, one indiserver with the roll-off roof, telescope, weather and light-panel simulators
+and the sky simulator's two cameras (the allsky camera judged by clouddetect, the main camera
+rendering the real stars where the mount points), and headless KStars/Ekos. One target near the
+zenith whose plan asks, in Ekos' order, for bias, darks and flats (from the light panel), then
+lights.
+
+1. The MCP opens under a clear sky and starts Ekos; Ekos takes the calibration frames and the
+   imaging service builds their masters (bias, dark, flat) in its library: the bias and the dark
+   match the simulator's fixed pattern to within what the frames' noise leaves;
+2. the lights are ingested, graded, calibrated with those masters, and folded into the target's
+   live stack, which grows on the bus and in the web service's tables;
+3. the operator ends the night: the MCP stops Ekos, parks and closes, and the web service sends
+   the end-of-night summary (through Apprise to a receiver on loopback) with the lights accepted,
+   their integration and the stack.
+
+Phase durations are printed, never asserted. Every log ends up in one folder a failure names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import astropy.units as u
+import httpx
+import numpy as np
+import pytest
+import yaml
+from astropy.io import fits
+from astropy.time import Time
+
+from obsy.config import SERVICE_NAMES
+from obsy.topics import Topics
+from obsy_skysim.config import MainCameraSettings, _main_sensor
+from obsy_skysim.sensor import Sensor
+from tests.support.e2e_observatory import (
+    SKYSIM_ALLSKY,
+    PhaseClock,
+    ServiceProcesses,
+    logs_named_on_failure,
+    night_config,
+    skysim_available,
+    write_skysim_settings,
+)
+from tests.support.e2e_site import DarkSite, dark_site
+from tests.support.indiserver import CCD, TELESCOPE, IndiServer, pyindi_available, require_indi
+from tests.support.kstars import PROFILE, KStars, kstars_available
+from tests.support.mcp_harness import prepare_devices, wait_state
+from tests.support.mosquitto import MosquittoBroker
+from tests.support.notify_receiver import Receiver
+from tests.support.pgcluster import fresh_database
+from tests.support.ports import free_port
+from tests.support.watcher import Watcher
+
+CAMERA_DRIVER = Path(sys.executable).with_name("indi_obsy_camera")
+CAMERA = "SkySim Camera"
+PANEL = "Light Panel Simulator"
+DRIVERS = ["indi_simulator_telescope", "indi_rolloff_dome", "indi_simulator_weather", "indi_simulator_lightpanel"]
+#: The simulator's main-camera sensor cut small, so that Ekos' frames are quick to send, save and stack.
+SENSOR = {**_main_sensor().model_dump(), "width": 800, "height": 600}
+LIGHT_S, DARK_S, FLAT_S, BIAS_S = 4.0, 4.0, 1.0, 0.01
+CALIBRATION_FRAMES = 5
+LIGHTS = 40  # more than the night needs: the operator ends it
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.long(seconds=300),
+    pytest.mark.timeout(1200),
+    pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
+    pytest.mark.skipif(not pyindi_available(), reason="pyindi-client is not installed"),
+    pytest.mark.skipif(
+        not (skysim_available() and CAMERA_DRIVER.exists()),
+        reason="the sky simulator is not installed (pip install -e services/skysim)",
+    ),
+]
+
+TOPICS = Topics()
+OPERATOR, PASSWORD = "olivia", "a night under the stars"
+
+
+def target(site: DarkSite) -> dict[str, Any]:
+    """A field crossing the meridian near the zenith in a few minutes, with its calibration first."""
+    sidereal = Time(datetime.now(UTC) + timedelta(minutes=5)).sidereal_time(
+        "apparent", longitude=site.longitude * u.deg
+    )
+    return {
+        "name": "Zenith field",
+        "ra_deg": round(float(sidereal.to(u.deg).value) % 360, 4),
+        "dec_deg": round(min(site.latitude, 85.0), 4),
+        "priority": 8,
+        "exposure_plans": [
+            {"frame_type": "Bias", "exposure_s": BIAS_S, "count": CALIBRATION_FRAMES},
+            {"frame_type": "Dark", "exposure_s": DARK_S, "count": CALIBRATION_FRAMES},
+            {"frame_type": "Flat", "exposure_s": FLAT_S, "count": CALIBRATION_FRAMES},
+            {"frame_type": "Light", "exposure_s": LIGHT_S, "count": LIGHTS},
+        ],
+    }
+
+
+def results_config(path: Path, receiver: Receiver) -> None:
+    """The night's config with the main camera, its calibration and the imaging service's quick settings."""
+    config = yaml.safe_load(path.read_text())
+    ekos = config["scheduler"]["ekos"]
+    ekos.update(
+        camera=CAMERA,
+        filter_wheel=None,
+        calibration={"camera_shutter": True, "flat_source": "panel"},
+        # Frames land where the imaging service watches (the scheduler's FITS folder, its default).
+    )
+    config["imaging"] = {
+        "heartbeat_interval": 2.0,
+        "log_level": "INFO",
+        # Masters as soon as a group is complete: Ekos takes each group in one run.
+        "calibration": {"min_frames": CALIBRATION_FRAMES, "quiet_time": 5, "quiet_exposures": 1},
+        "live_stack": {"preview_width": 400},
+    }
+    config["web"]["notifications"] = {
+        "urls": [receiver.url],
+        "kinds": [],
+        "min_level": "critical",
+        "night_summary_delay": 2,
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def skysim_settings(path: Path, site: dict[str, Any]) -> Path:
+    """The allsky camera's settings (the whole night's) and the main camera behind the telescope."""
+    write_skysim_settings(path, site)
+    settings = yaml.safe_load(path.read_text())
+    settings["camera"] = {
+        "device": CAMERA,
+        "site": settings["allsky"]["site"],
+        "sensor": SENSOR,
+        "telescope": {"focal_length_mm": 500.0, "limiting_magnitude": 15.0},
+        "mount_device": TELESCOPE,
+    }
+    path.write_text(yaml.safe_dump(settings, sort_keys=False))
+    return path
+
+
+def wait_until(check, timeout: float, what: str, interval: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(interval)
+
+
+class Database:
+    """Read-only questions to the web service's Postgres database."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.connection = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True)
+
+    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        return self.connection.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def against_fixed_pattern(path: Path, exposure_s: float, *, dark: bool) -> tuple[float, float, float]:
+    """A master bias or dark against the simulator's noise-free frame of that exposure: the mean absolute
+    difference (ADU), the correlation of the column pattern, and the difference noise alone would leave."""
+    master = fits.getdata(path).astype(np.float32)
+    sensor = Sensor(MainCameraSettings.model_validate({"device": CAMERA, "sensor": SENSOR}).sensor.spec())
+    truth = sensor.master(exposure_s, 0.0, dark=dark)
+    spec = sensor.spec
+    noise_adu = spec.read_noise_e * spec.adu_per_electron(0.0) / np.sqrt(CALIBRATION_FRAMES)
+    expected = float(np.sqrt(2 / np.pi) * noise_adu)  # the mean |x| of a normal of that sigma
+    correlation = float(np.corrcoef(master.mean(axis=0), truth.mean(axis=0))[0, 1])
+    return float(np.abs(master - truth).mean()), correlation, expected
+
+
+def frame_types(folder: Path) -> dict[str, int]:
+    """IMAGETYP of every frame Ekos wrote, counted."""
+    counts: dict[str, int] = {}
+    for path in folder.rglob("*.fits"):
+        with contextlib.suppress(OSError):
+            kind = str(fits.getheader(path).get("IMAGETYP", "?"))
+            counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(tmp_path: Path) -> None:
+    require_indi(DRIVERS)
+    site = dark_site()
+    print(
+        f"site: {site.city}, {site.country} ({site.latitude:.2f}, {site.longitude:.2f}), sun {site.sun_altitude:.0f}°"
+    )
+    log_dir = tmp_path / "logs"
+    clock = PhaseClock()
+    with contextlib.ExitStack() as stack:
+        receiver = Receiver()
+        stack.callback(receiver.close)
+        broker = MosquittoBroker(_folder(tmp_path / "mosquitto"))
+        broker.start()
+        stack.callback(broker.stop)
+        skysim = skysim_settings(_folder(tmp_path / "skysim") / "skysim.yaml", site.site_config())
+        indi = IndiServer(
+            tmp_path / "indi",
+            [*DRIVERS, str(SKYSIM_ALLSKY), str(CAMERA_DRIVER)],
+            env={"OBSY_SKYSIM_CONFIG": str(skysim)},
+        )
+        indi.start()
+        stack.callback(indi.stop)
+        database_url = stack.enter_context(fresh_database("obsy_e2e"))
+        kstars = KStars(_folder(tmp_path / "kstars"))
+        kstars.write_config("DarkLibrary", "shutterfulCCDs", CAMERA)  # Ekos would ask before the first dark
+        stack.callback(kstars.stop)
+        server_logs = {"indiserver": indi.log_path, "kstars": kstars.log_path, "mosquitto": broker.log_path}
+        stack.enter_context(logs_named_on_failure(log_dir, **server_logs))
+
+        # ------------------------------------------------------------ the observatory wakes up
+        prepare_devices(indi.config(), roof_open=False, mount_parked=True)
+        kstars.start()
+        kstars.set_location(site.city, site.province, site.country)
+        kstars.start_ekos(drivers=(TELESCOPE, CCD, PANEL), indi_server=(indi.host, indi.port))
+        web_port = free_port()
+        config = night_config(
+            _folder(tmp_path / "observatory"),
+            broker,
+            site=site.site_config(),
+            indi_port=indi.port,
+            database_url=database_url,
+            web_port=web_port,
+            kstars_bus=kstars.bus_file.read_text().strip(),
+            ekos_profile=PROFILE,
+        )
+        results_config(config, receiver)
+        frames_dir = config.parent / "data" / "frames"
+        services = ServiceProcesses(config, log_dir)
+        created = services.run_command(
+            "web", "create-user", OPERATOR, "--role", "operator", "--password-stdin", stdin=PASSWORD + "\n"
+        )
+        assert created.returncode == 0, created.stderr
+        decided = services.run_command("mcp", "decision", "--mode", "auto", "--night", "start")
+        assert decided.returncode == 0, decided.stderr
+        watcher = Watcher(broker.port, ["obsy/#"])
+        stack.callback(watcher.close)
+        services.start()
+        stack.callback(services.stop)
+        for name in SERVICE_NAMES:
+            watcher.wait_payload(TOPICS.availability(name), b"online", timeout=120)
+        services.check_running()
+        db = Database(database_url)
+        stack.callback(db.close)
+        web = httpx.Client(base_url=f"http://127.0.0.1:{web_port}", timeout=30)
+        stack.callback(web.close)
+        login = web.post("/api/v1/auth/login", json={"username": OPERATOR, "password": PASSWORD})
+        assert login.status_code == 200, login.text
+        web.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+        print(f"start-up: {clock.done('start-up'):.1f} s")
+
+        # ------------------------------------------------------------ 1. calibration frames, masters
+        created_target = web.post("/api/v1/targets", json=target(site))
+        assert created_target.status_code == 201, created_target.text
+        observing = wait_state(watcher, TOPICS, lambda s: s["state"] == "observing", timeout=180)
+        assert observing["roof"] == "open"
+        masters = wait_until(
+            lambda: (
+                (kinds := {row[0] for row in db.rows("SELECT kind FROM calibration_masters")})
+                >= {
+                    "bias",
+                    "dark",
+                    "flat",
+                }
+                and kinds
+            ),
+            420,
+            f"masters of bias, darks and flats (Ekos wrote {frame_types(frames_dir)})",
+        )
+        print(f"masters: {sorted(masters)}; Ekos frames so far: {frame_types(frames_dir)}")
+        repository = config.parent / "data" / "imaging" / "repository"
+        for kind, exposure in (("bias", BIAS_S), ("dark", DARK_S)):
+            (path,) = db.rows("SELECT data->>'path' FROM calibration_masters WHERE kind = %s LIMIT 1", kind)[0]
+            error, correlation, expected = against_fixed_pattern(repository / path, exposure, dark=kind == "dark")
+            print(
+                f"master {kind}: mean |master - truth| {error:.2f} ADU (noise alone: {expected:.2f}), "
+                f"column pattern r = {correlation:.3f}"
+            )
+            assert error < 1.5 * expected and correlation > 0.9, (kind, error, expected, correlation)
+        print(f"1 calibration frames, masters: {clock.done('1 calibration frames, masters'):.1f} s")
+
+        # ------------------------------------------------------------ 2. lights: graded, calibrated, stacked
+        stacked = wait_until(
+            lambda: db.rows(
+                "SELECT frames, integration_s FROM live_stack_states WHERE target = %s AND frames >= 3 "
+                "ORDER BY frames DESC LIMIT 1",
+                "Zenith field",
+            ),
+            420,
+            "a live stack of three lights of the target",
+        )[0]
+        calibrated = db.rows("SELECT count(*) FROM calibrated_lights WHERE target = %s", "Zenith field")[0][0]
+        assert calibrated >= stacked[0], (calibrated, stacked)
+        live = [json.loads(m.payload) for m in watcher.on(TOPICS.imaging_live_stack_state) if m.payload]
+        assert live and live[-1]["frames"] >= 3, live[-1:]
+        print(f"live stack: {stacked[0]} lights, {stacked[1]:.0f} s; calibrated lights: {calibrated}")
+        print(f"2 lights calibrated and stacked: {clock.done('2 lights calibrated and stacked'):.1f} s")
+
+        # ------------------------------------------------------------ 3. the night ends: its summary
+        ended = web.post("/api/v1/commands/night", json={"action": "ABORT"})
+        assert ended.status_code in (200, 202), ended.text
+        closed = wait_state(watcher, TOPICS, lambda s: s["roof"] == "closed" and s["state"] != "observing", 240)
+        assert closed["mount_parked"] is True
+        summaries = receiver.wait(1, timeout=120)
+        text = json.dumps(summaries)
+        assert "Zenith field" in text, summaries
+        watcher.wait_for(lambda got: any(m.topic == TOPICS.web_night_summary and m.payload for m in got), 60)
+        summary = json.loads(watcher.on(TOPICS.web_night_summary)[-1].payload)
+        assert summary["lights_accepted"] >= stacked[0], summary
+        assert summary["integration_s"] >= stacked[0] * LIGHT_S, summary
+        assert summary["stacks"] >= 1, summary
+        print(f"summary: {summary['lights_accepted']} lights accepted, {summary['integration_s']:.0f} s")
+        print(f"3 the night ends, its summary: {clock.done('3 the night ends, its summary'):.1f} s")
+
+        services.check_running()
+        codes = services.stop()
+        assert codes == dict.fromkeys(SERVICE_NAMES, 0), codes
+        print(f"\n{clock.report()}")
+
+
+def _folder(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
