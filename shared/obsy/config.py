@@ -1588,6 +1588,22 @@ class ImagingTransitsConfig(Section):
         description="further quantities to detrend by, measured per frame: background, fwhm, position (x and y)",
     )
     min_points: int = Field(default=30, ge=10, le=100_000, description="frames a night needs for a fit")
+    quiet_time: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        description="seconds without a new calibrated light of the night before it is fitted (a burst of lights "
+        "is fitted once, not after each)",
+    )
+    gain_e_per_adu: float | None = Field(
+        default=None, gt=0, description="camera gain, e-/ADU (the points' errors); empty = the header's EGAIN"
+    )
+    read_noise_e: float | None = Field(
+        default=None, ge=0, description="camera read noise, electrons; empty = the header's RDNOISE"
+    )
+    saturation_adu: float | None = Field(
+        default=None, gt=0, description="where the camera saturates; empty = the header's SATURATE or DATAMAX"
+    )
     baseline_min: float | None = Field(
         default=None,
         ge=0,

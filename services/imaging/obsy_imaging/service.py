@@ -1014,6 +1014,8 @@ class TransitWorker(PassWorker):
         super().__init__(service)
         self.transiter = transiter
         self.fitted = self.failed = 0
+        # A night is due once its lights have stopped coming for quiet_time: look again by then.
+        self.IDLE_PASS_S = min(60.0, max(1.0, transiter.settings.quiet_time))
         self._ephemeris_problem: str | None = None
 
     def _pass(self) -> None:

@@ -34,13 +34,14 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import astropy.units as u
 import numpy as np
-from astropy.coordinates import EarthLocation
+from astropy.coordinates import EarthLocation, SkyCoord
 from astropy.time import Time
 from sqlalchemy import delete, func, select
 
@@ -50,6 +51,7 @@ from obsy.transits.ephemeris import Ephemeris, EphemerisError, EphemerisTable, r
 from obsy.transits.predict import TransitWindow, transits_between
 from obsy_imaging.headers.normalise import Site
 from obsy_imaging.photometer import aavso_filter_code
+from obsy_imaging.photometry.aperture import CcdNoise
 from obsy_imaging.repository.layout import folder_name
 from obsy_imaging.repository.models import Calibration, Frame, TransitFit, TransitPoint
 from obsy_imaging.repository.store import Repository, usable_lights
@@ -58,6 +60,7 @@ from obsy_imaging.transits.fit import McmcSettings, fit_transit
 from obsy_imaging.transits.fit import TransitFit as FitResult
 from obsy_imaging.transits.lightcurve import LightCurve
 from obsy_imaging.transits.limbdarkening import PASSBANDS
+from obsy_imaging.transits.reduce import TransitReductionError, TransitReductionSettings, reduce_night
 from obsy_imaging.transits.report import ObservationInfo, ReportError, validate_report, write_report
 
 log = logging.getLogger("obsy.imaging.transits")
@@ -102,7 +105,6 @@ class NightData:
     points: list[NightPoint]
     ensemble_size: int | None = None
     comparison: dict[str, str | None] | None = None  # the main comparison star, for the report
-    notes: list[str] = field(default_factory=list)
 
     @property
     def used(self) -> list[NightPoint]:
@@ -116,6 +118,15 @@ class NightData:
             for i, t, f, e, x in zip(frame_ids, lc.time, lc.flux, lc.flux_err, lc.airmass, strict=True)
         ]
         return cls(lc, points, **extra)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A night's usable lights of a planet: how many, the newest frame id, when the last was calibrated."""
+
+    lights: int
+    newest: int
+    calibrated: datetime
 
 
 @dataclass(frozen=True)
@@ -159,7 +170,7 @@ class Transiter:
         self.ephemeris_file = settings.ephemeris_path(scheduler)
         self.baseline_days = settings.baseline_minutes(scheduler) / 1440.0
         self.reports_root = (settings.reports or repository.root / "reports" / "exoplanet").resolve()
-        self.reducer = reducer or reduce_with_library
+        self.reducer = reducer or partial(reduce_with_library, settings=settings)
         self.mcmc = mcmc
         self._table: tuple[float, EphemerisTable] | None = None  # the file's mtime, what it held
 
@@ -185,20 +196,25 @@ class Transiter:
         return named or [e for e in table.values() if e.host and photometry_name_key(e.host) == key]
 
     # --- which nights ----------------------------------------------------------------------
-    def nights(self, table: EphemerisTable) -> dict[tuple[str, str], tuple[int, int]]:
-        """(night, planet) → (lights, newest frame id) of every night with usable lights of a planet."""
+    def nights(self, table: EphemerisTable) -> dict[tuple[str, str], Seen]:
+        """Every night with usable lights of a planet: how many, the newest, when the last was calibrated."""
         names = [name for e in table.values() for name in (e.name, e.host) if name]
         if not names:
             return {}
-        query = usable_lights(Frame.night, Frame.target, func.count(Frame.id), func.max(Frame.id), names=names)
-        query = query.group_by(Frame.night, Frame.target)
-        found: dict[tuple[str, str], tuple[int, int]] = {}
+        query = usable_lights(
+            Frame.night, Frame.target, func.count(Frame.id), func.max(Frame.id), func.max(Calibration.calibrated_at),
+            names=names,
+        ).group_by(Frame.night, Frame.target)  # fmt: skip
+        found: dict[tuple[str, str], Seen] = {}
         with self.repository.sessions() as session:
             rows = session.execute(query).all()
-        for night, target, count, newest in rows:
+        for night, target, count, newest, calibrated_at in rows:
+            calibrated = _aware(calibrated_at)
             for ephemeris in self.planets_for(table, target):
-                lights, last = found.get((night, ephemeris.name), (0, 0))
-                found[(night, ephemeris.name)] = (lights + count, max(last, newest))
+                seen = found.get((night, ephemeris.name), Seen(0, 0, calibrated))
+                found[(night, ephemeris.name)] = Seen(
+                    seen.lights + count, max(seen.newest, newest), max(seen.calibrated, calibrated)
+                )
         return found
 
     def due(self, now: datetime) -> list[tuple[str, str]]:
@@ -215,15 +231,20 @@ class Transiter:
                 for r in session.scalars(select(TransitFit).where(TransitFit.status != WAITING)).all()
             }
         due = []
-        for (night, planet), (lights, newest) in sorted(self.nights(table).items()):
+        quiet = timedelta(seconds=self.settings.quiet_time)
+        for (night, planet), seen in sorted(self.nights(table).items()):
             row = stored.get((night, planet))
-            if row is not None and row.lights == lights and row.last_frame_id == newest:
+            if row is not None and row.lights == seen.lights and row.last_frame_id == seen.newest:
                 continue  # fitted (or failed) with these very lights
             if night >= tonight:
                 open_until = self._open_until(table[planet], night, now)
                 if open_until is not None:
-                    self._store_waiting(night, planet, lights, newest, open_until)
+                    self._store_waiting(
+                        night, planet, seen, f"the transit window ends at {open_until:%Y-%m-%d %H:%M} UTC"
+                    )
                     continue
+            if now - seen.calibrated < quiet:
+                continue  # lights are still coming in (a night imported, the target still imaged): fitted once
             due.append((night, planet))
         return due
 
@@ -252,17 +273,17 @@ class Transiter:
         zone = ZoneInfo(self.site.timezone)
         return datetime.combine(date.fromisoformat(night), time(12), tzinfo=zone).astimezone(UTC)
 
-    def _store_waiting(self, night: str, planet: str, lights: int, newest: int, until: datetime) -> None:
+    def _store_waiting(self, night: str, planet: str, seen: Seen, why: str) -> None:
         with self.repository.sessions.begin() as session:
             row = session.scalar(select(TransitFit).where(TransitFit.night == night, TransitFit.planet == planet))
-            if row is not None and row.status == WAITING and row.lights == lights:
+            if row is not None and row.status == WAITING and row.lights == seen.lights:
                 return
             now = datetime.now(UTC)
             if row is None:
                 row = TransitFit(night=night, planet=planet, created_at=now, points_used=0, points_rejected=0)
                 session.add(row)
-            row.status, row.lights, row.last_frame_id, row.updated_at = WAITING, lights, newest, now
-            row.reason = f"{lights} light(s) so far; the transit window ends at {until:%Y-%m-%d %H:%M} UTC"
+            row.status, row.lights, row.last_frame_id, row.updated_at = WAITING, seen.lights, seen.newest, now
+            row.reason = f"{seen.lights} light(s) so far; {why}"
 
     # --- one night -----------------------------------------------------------------------
     def lights(self, table: EphemerisTable, night: str, planet: str) -> list[Light]:
@@ -327,7 +348,7 @@ class Transiter:
                 f"{len(used)} point(s) left after the reduction: fewer than imaging.transits.min_points "
                 f"({self.settings.min_points})"
             )
-        lc = self._with_regressors(data.light_curve, used, data.notes)
+        lc = self._with_regressors(data.light_curve, used)
         try:
             fit = fit_transit(lc, ephemeris, detrending=self.settings.detrending, mcmc=self.mcmc)
         except (ValueError, RuntimeError) as exc:
@@ -342,7 +363,8 @@ class Transiter:
         )
         return Done(self._save(row, data.points), problems)
 
-    def _with_regressors(self, lc: LightCurve, used: list[NightPoint], notes: list[str]) -> LightCurve:
+    def _with_regressors(self, lc: LightCurve, used: list[NightPoint]) -> LightCurve:
+        """The light curve with the configured regressors (``imaging.transits.regressors``) from the points."""
         regressors: dict[str, np.ndarray] = {}
         for name in self.settings.regressors:
             for column in REGRESSOR_COLUMNS[name]:
@@ -350,7 +372,7 @@ class Transiter:
                 if values.shape == (len(lc.time),) and np.all(np.isfinite(values)):
                     regressors[column] = values
                 else:
-                    notes.append(f"regressor {column} left out: not measured on every frame")
+                    log.warning("regressor %s left out: not measured on every frame", column)
         return replace(lc, regressors=regressors) if regressors else lc
 
     def _row(
@@ -513,16 +535,19 @@ class Transiter:
         return stored
 
 
-def reduce_with_library(paths: list[Path], ephemeris: Ephemeris, site: Site) -> NightData:
+def reduce_with_library(
+    paths: list[Path], ephemeris: Ephemeris, site: Site, *, settings: ImagingTransitsConfig
+) -> NightData:
     """The light curve of the host from the calibrated frames (:mod:`obsy_imaging.transits.reduce`)."""
-    from astropy.coordinates import SkyCoord
-
-    from obsy_imaging.transits.reduce import TransitReductionError, reduce_night
-
     if ephemeris.ra is None or ephemeris.dec is None:
         raise TransitError(f"{ephemeris.name}: the ephemeris file gives no coordinates (ra, dec) of the host")
+    noise = None
+    if settings.gain_e_per_adu is not None:
+        noise = CcdNoise(settings.gain_e_per_adu, settings.read_noise_e or 0.0)
+    reduction = TransitReductionSettings(noise=noise, saturation_adu=settings.saturation_adu)
+    host = SkyCoord(ephemeris.ra * u.deg, ephemeris.dec * u.deg)
     try:
-        night = reduce_night(paths, SkyCoord(ephemeris.ra * u.deg, ephemeris.dec * u.deg), site=site)
+        night = reduce_night(paths, host, site=site, settings=reduction)
     except TransitReductionError as exc:
         raise TransitError(f"the reduction failed: {exc}") from exc
     points = [
@@ -541,9 +566,10 @@ def reduce_with_library(paths: list[Path], ephemeris: Ephemeris, site: Site) -> 
     ]
     points += [NightPoint(frame_id=path, reason=str(reason)) for path, reason in night.rejected_frames]  # type: ignore[arg-type]
     main = max(night.ensemble, key=lambda star: star.weight, default=None)
-    comparison = None if main is None else {"ra": f"{main.ra:.6f}", "dec": f"{main.dec:.6f}", "x": None, "y": None}
-    notes = [f"comparison star at {c.ra:.5f} {c.dec:+.5f} left out: {why}" for c, why in night.rejected_comparisons]
-    return NightData(night.light_curve, points, ensemble_size=len(night.ensemble), comparison=comparison, notes=notes)
+    comparison = None
+    if main is not None:
+        comparison = {"ra": f"{main.ra_deg:.6f}", "dec": f"{main.dec_deg:.6f}", "x": None, "y": None}
+    return NightData(night.light_curve, points, ensemble_size=len(night.ensemble), comparison=comparison)
 
 
 def _one_filter(lights: list[Light]) -> tuple[list[Light], list[tuple[Light, str]]]:
@@ -568,6 +594,13 @@ def _target(lights: list[Light], ephemeris: Ephemeris | None) -> str | None:
     if lights:
         return Counter(light.target for light in lights).most_common(1)[0][0]
     return None if ephemeris is None else ephemeris.name
+
+
+def _aware(when: datetime | None) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite gives them back naive)."""
+    if when is None:
+        return datetime.min.replace(tzinfo=UTC)
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _seen(lights: list[Light]) -> dict[str, Any]:

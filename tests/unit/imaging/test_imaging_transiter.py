@@ -40,6 +40,7 @@ NIGHT = "2026-10-15"
 RA, DEC = 10.0, 30.0
 TC = bjd_tdb(Time("2026-10-15T22:30:00", scale="utc"), RA, DEC)
 TRUTH = Truth(tc=TC, period=3.0, rp_rs=0.11, a_rs=9.0, inc=87.5, limb_darkening=quadratic_coefficients("R"))
+CALIBRATED = datetime(2026, 10, 16, 1, 0, tzinfo=UTC)  # the night's lights calibrated by then
 QUICK = McmcSettings(walkers=16, steps=300, burn=100, seed=3)
 COLUMNS = (
     "pl_name,hostname,pl_tranmid,pl_tranmiderr1,pl_tranmiderr2,pl_tsystemref,pl_orbper,pl_orbpererr1,pl_orbpererr2,"
@@ -76,7 +77,7 @@ def transiter(tmp_path: Path, repository: Repository, data: NightData | None = N
 
 def add_lights(repository: Repository, times: list[float], *, first_id: int = 1, target: str = "sim-1") -> None:
     """Calibrated lights of the night (OBJECT: the host's name, spelt loosely), graded accepted."""
-    now = datetime.now(UTC)
+    now = CALIBRATED
     with repository.sessions.begin() as session:
         for i, t in enumerate(times, start=first_id):
             session.add(
