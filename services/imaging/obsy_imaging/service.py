@@ -1017,8 +1017,10 @@ class TransitWorker(PassWorker):
         # A night is due once its lights have stopped coming for quiet_time: look again by then.
         self.IDLE_PASS_S = min(60.0, max(1.0, transiter.settings.quiet_time))
         self._ephemeris_problem: str | None = None
+        self._tried: set[tuple[str, str]] = set()  # in this pass: a night is fitted at most once per pass
 
     def _pass(self) -> None:
+        self._tried = set()
         self._drain(self._due, self._fit)
 
     def _due(self) -> list[tuple[str, str]]:
@@ -1030,16 +1032,17 @@ class TransitWorker(PassWorker):
                 self._event("transit_ephemerides_unusable", "error", f"no transit fits: {exc}"[:1000], {})
             return []
         self._ephemeris_problem = None
-        return due
+        return [night_planet for night_planet in due if night_planet not in self._tried]
 
     def _fit(self, night_planet: tuple[str, str]) -> None:
         night, planet = night_planet
+        self._tried.add(night_planet)
         try:
             done = self.transiter.process(night, planet)
         except Exception as exc:  # a bug: the night is stored as failed (not tried every pass), the rest go on
             self.errors += 1
             self.log.exception("transit fit of %s on %s failed", planet, night, extra={"event": self.FAILED_EVENT})
-            done = self.transiter.store_failure(night, planet, f"unexpected error: {exc}"[:500], [])
+            done = self.transiter.give_up(night, planet, f"unexpected error: {exc}"[:500])
         self.publish(done)
 
     def publish(self, done: Done) -> None:

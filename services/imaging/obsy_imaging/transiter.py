@@ -496,6 +496,14 @@ class Transiter:
         )
         return Done(self._save(row, []))
 
+    def give_up(self, night: str, planet: str, reason: str) -> Done:
+        """A night the fit failed on unexpectedly: stored as failed with its lights (tried again when they change)."""
+        try:
+            lights = self.lights(self.ephemerides(), night, planet)
+        except Exception:  # the reason stored is the first problem's
+            lights = []
+        return self.store_failure(night, planet, reason, lights, target=_target(lights, None))
+
     def _save(self, row: TransitFit, points: list[NightPoint]) -> TransitFit:
         """Replace the night's row of the planet and its points (one transaction)."""
         now = datetime.now(UTC)

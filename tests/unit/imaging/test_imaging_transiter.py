@@ -194,6 +194,20 @@ def test_nights_without_a_fit_are_stored_with_the_reason(tmp_path: Path, reposit
     assert stored == {(NIGHT, "SIM-1 b"): FAILED, ("2026-10-16", "SIM-1 b"): FAILED, (NIGHT, "SIM-2 c"): FAILED}
 
 
+def test_a_night_the_fit_broke_on_is_stored_and_not_tried_again_until_its_lights_change(tmp_path, repository):
+    lc = simulate_night(TRUTH, 9, points=40)
+    add_lights(repository, list(lc.time))
+    work = transiter(tmp_path, repository, NightData(None, []))  # a reduction that returns nonsense
+    after = datetime(2026, 10, 16, 4, 0, tzinfo=UTC)
+    with pytest.raises(AssertionError, match="the lights of the night go to the reduction"):
+        work.process(NIGHT, "SIM-1 b")  # a bug, not bad input: the worker catches it and gives up
+    row = work.give_up(NIGHT, "SIM-1 b", "unexpected error: the lights of the night go to the reduction").row
+    assert row.status == FAILED and row.lights == 40 and row.last_frame_id == 40
+    assert work.due(after) == []
+    add_lights(repository, [float(lc.time[-1]) + 0.001], first_id=41)
+    assert work.due(after) == [(NIGHT, "SIM-1 b")]
+
+
 def test_lights_the_reduction_left_out_are_stored_with_the_reason(tmp_path: Path, repository: Repository):
     full = simulate_night(TRUTH, 7, points=90)
     add_lights(repository, list(full.time))
