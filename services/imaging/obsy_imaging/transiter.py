@@ -79,7 +79,7 @@ class TransitError(Exception):
 class NightPoint:
     """One light of the night as the reduction left it; ``reason`` says why it is not in the light curve."""
 
-    frame_id: int | None
+    frame_id: int | Path | None  # the reduction names a frame by its path; the transiter maps it to the id
     bjd_tdb: float | None = None
     flux: float | None = None
     error: float | None = None
@@ -111,7 +111,7 @@ class NightData:
         return [p for p in self.points if p.reason is None]
 
     @classmethod
-    def of_light_curve(cls, lc: LightCurve, frame_ids: Sequence[int | None], **extra: Any) -> NightData:
+    def of_light_curve(cls, lc: LightCurve, frame_ids: Sequence[int | Path | None], **extra: Any) -> NightData:
         """A light curve made elsewhere (a simulated night), one frame per point."""
         points = [
             NightPoint(frame_id=i, bjd_tdb=float(t), flux=float(f), error=float(e), airmass=float(x))
@@ -335,8 +335,8 @@ class Transiter:
             data.light_curve = replace(data.light_curve, filter=filter_code(used[0].filter))
         by_path = {str(path.resolve()): light.frame_id for path, light in zip(paths, used, strict=True)}
         for point in data.points:
-            if isinstance(point.frame_id, str | Path):  # the reduction names frames by path
-                point.frame_id = by_path.get(str(Path(point.frame_id).resolve()))
+            if isinstance(point.frame_id, Path):
+                point.frame_id = by_path.get(str(point.frame_id.resolve()))
         data.points += [NightPoint(light.frame_id, reason=reason) for light, reason in other]
         return data
 
@@ -560,7 +560,7 @@ def reduce_with_library(
         raise TransitError(f"the reduction failed: {exc}") from exc
     points = [
         NightPoint(
-            frame_id=p.path,  # type: ignore[arg-type]  # a path: the transiter maps it to the frame
+            frame_id=p.path,
             bjd_tdb=p.bjd_tdb,
             flux=p.flux,
             error=p.error,
@@ -572,7 +572,7 @@ def reduce_with_library(
         )
         for p in night.points
     ]
-    points += [NightPoint(frame_id=path, reason=str(reason)) for path, reason in night.rejected_frames]  # type: ignore[arg-type]
+    points += [NightPoint(frame_id=path, reason=str(reason)) for path, reason in night.rejected_frames]
     main = max(night.ensemble, key=lambda star: star.weight, default=None)
     comparison = None
     if main is not None:
