@@ -55,14 +55,14 @@ def transit_host(mid: datetime = MID, *, mag: float = 10.5) -> TransitHost:
 
 
 def small_renderer(size: int = 500) -> FieldRenderer:
-    """A ``size`` × ``size`` crop at 3.1″ per pixel (150 mm at f/1.7, 3.76 µm; 26′ square): a dozen
-    stars within two magnitudes of the 10.5 mag host. Defocused to 9.3″ (3 px), as transit
-    observers do, so that the host's 280,000 electrons in 60 s (1.9 ppt of photon noise) peak at
+    """A ``size`` × ``size`` crop at 3.1″ per pixel (200 mm at f/1.25, 3.76 µm; 26′ square): about
+    ten stars within two magnitudes of the 10.5 mag host. Defocused to 12.4″ (4 px), as transit
+    observers do, so that the host's 500,000 electrons in 60 s (1.4 ppt of photon noise) peak at
     about half the full well."""
     return FieldRenderer(
         Site(*SITE),
         SensorSpec(width=size, height=size, pixel_um=3.76, bayer=None),
-        TelescopeOptics(focal_length_mm=250.0, aperture_mm=150.0, limiting_magnitude=16.0, seeing_fwhm_arcsec=9.3),
+        TelescopeOptics(focal_length_mm=250.0, aperture_mm=200.0, limiting_magnitude=16.0, seeing_fwhm_arcsec=12.4),
     )
 
 

@@ -1,5 +1,5 @@
-"""The issue's science figures on sky-simulator frames: 20 seeded nights of 200 main-camera frames
-(500 × 500 px crops, 60 s, defocused to 3 px) of a field with a scripted transit (the physical
+"""The issue's science figures on sky-simulator frames: 20 seeded nights of 300 main-camera frames
+(500 × 500 px crops, 60 s, defocused to 4 px) of a field with a scripted transit (the physical
 light curve of :mod:`obsy.transits.occultation`), rendered by the simulator as a library,
 calibrated, written with the camera's and Ekos' keywords and a WCS, reduced by
 :func:`~obsy_imaging.transits.reduce.reduce_night` (comparison stars chosen automatically) and
@@ -24,12 +24,12 @@ from tests.support.transits import night_ephemeris, transit_host, write_transit_
 logging.getLogger("emcee").setLevel(logging.ERROR)
 
 NIGHTS = 20
-FRAMES = 200
+FRAMES = 300
 
 
 @pytest.mark.slow
 @pytest.mark.long(seconds=600)
-@pytest.mark.timeout(2400)  # CPU-bound: 4000 frames rendered and reduced, 20 fits
+@pytest.mark.timeout(2400)  # CPU-bound: 6000 frames rendered and reduced, 20 fits
 def test_twenty_simulator_nights_recover_the_mid_time_and_depth_with_honest_errors(tmp_path) -> None:
     ephemeris = night_ephemeris(transit_host())
     tc_error, tc_sigma, depth_error = [], [], []
@@ -50,7 +50,7 @@ def test_twenty_simulator_nights_recover_the_mid_time_and_depth_with_honest_erro
             f"night {seed}: {len(lc.time)} points, {len(reduced.ensemble)} comparisons, "
             f"Tc {tc_error[-1] * 1440:+.2f} ± {tc_sigma[-1] * 1440:.2f} min, depth {depth_error[-1]:+.1%}"
         )
-        for path in night.paths:  # 200 MB a night
+        for path in night.paths:  # 300 MB a night
             path.unlink()
     tc_error, tc_sigma = np.array(tc_error), np.array(tc_sigma)
     z = np.abs(tc_error / tc_sigma)
