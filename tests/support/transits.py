@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import astropy.units as u
+import numpy as np
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.time import Time
@@ -54,14 +55,14 @@ def transit_host(mid: datetime = MID, *, mag: float = 10.5) -> TransitHost:
 
 
 def small_renderer(size: int = 500) -> FieldRenderer:
-    """A ``size`` × ``size`` crop at 3.1″ per pixel (150 mm at f/1.7, 3.76 µm; 26′ square): a dozen
-    stars within two magnitudes of the 10.5 mag host. Defocused to 9.3″ (3 px), as transit
-    observers do, so that the host's 280,000 electrons in 60 s (1.9 ppt of photon noise) peak at
+    """A ``size`` × ``size`` crop at 3.1″ per pixel (200 mm at f/1.25, 3.76 µm; 26′ square): about
+    ten stars within two magnitudes of the 10.5 mag host. Defocused to 12.4″ (4 px), as transit
+    observers do, so that the host's 500,000 electrons in 60 s (1.4 ppt of photon noise) peak at
     about half the full well."""
     return FieldRenderer(
         Site(*SITE),
         SensorSpec(width=size, height=size, pixel_um=3.76, bayer=None),
-        TelescopeOptics(focal_length_mm=250.0, aperture_mm=150.0, limiting_magnitude=16.0, seeing_fwhm_arcsec=9.3),
+        TelescopeOptics(focal_length_mm=250.0, aperture_mm=200.0, limiting_magnitude=16.0, seeing_fwhm_arcsec=12.4),
     )
 
 
@@ -114,10 +115,13 @@ def write_transit_night(
     with_wcs: bool = True,
     clouds: dict[int, Clouds] | None = None,
     pointings: dict[int, tuple[float, float]] | None = None,
+    sixteen_bit: bool = False,
 ) -> TransitNight:
     """A night of ``frames`` 60 s exposures over T14 + 2 h about mid-transit, each start jittered
     by a few seconds; calibrated lights named in time order. ``clouds`` and ``pointings`` change
-    the frames they name by index (the skysim's cloud layer; the mount pointing elsewhere)."""
+    the frames they name by index (the skysim's cloud layer; the mount pointing elsewhere).
+    ``sixteen_bit`` writes the calibrated pixels rounded to 16 bits (half the disk of float32:
+    a full-size night is 16 GB so)."""
     renderer = renderer or small_renderer()
     host = host or transit_host()
     scenario = Scenario(variables=[host, *extra])
@@ -140,7 +144,7 @@ def write_transit_night(
             seed=seed * 100_000 + i,
         )
         path = write_light(folder / f"light_{i:04d}.fits", renderer, frame, with_wcs=with_wcs, calibrated=True)
-        _ekos_keywords(path, host)
+        _ekos_keywords(path, host, sixteen_bit=sixteen_bit)
         paths.append(path)
     return TransitNight(
         paths,
@@ -153,8 +157,13 @@ def write_transit_night(
     )
 
 
-def _ekos_keywords(path: Path, host: TransitHost) -> None:
+def _ekos_keywords(path: Path, host: TransitHost, *, sixteen_bit: bool = False) -> None:
     """What Ekos adds to the camera's keywords: the object's name and the filter."""
-    with fits.open(path, mode="update") as hdul:
-        hdul[0].header["OBJECT"] = ("SIM-T1", "Object name")
-        hdul[0].header["FILTER"] = ("R", "Filter")
+    with fits.open(path) as hdul:
+        header, data = hdul[0].header.copy(), hdul[0].data
+        header["OBJECT"] = ("SIM-T1", "Object name")
+        header["FILTER"] = ("R", "Filter")
+        hdu = fits.PrimaryHDU(data, header)
+        if sixteen_bit:
+            hdu = fits.PrimaryHDU(np.clip(np.rint(data), 0, 65535).astype(np.uint16), header)
+        hdu.writeto(path, overwrite=True)

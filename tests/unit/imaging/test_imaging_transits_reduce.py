@@ -19,9 +19,10 @@ from tests.support.transits import MID, POINTING, TransitNight, transit_host, wr
 
 FRAMES = 48
 CLOUDED, ELSEWHERE = 7, 20
-#: A 10.9 mag star varying by ±0.05 mag over 1.5 h, isolated, in the host's brightness range.
+#: A 10.9 mag star varying by ±0.05 mag over 1.5 h, in the emptiest spot of the field (24 px to the
+#: nearest star), in the host's brightness range.
 VARIABLE = SineVariable(
-    name="V-comp (test)", ra=349.93, dec=40.08, kind="sine", mag=10.9, amplitude=0.05, period_h=1.5, epoch=MID
+    name="V-comp (test)", ra=349.94, dec=40.07, kind="sine", mag=10.9, amplitude=0.05, period_h=1.5, epoch=MID
 )
 
 

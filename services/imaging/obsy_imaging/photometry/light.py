@@ -4,11 +4,13 @@ start here; each says "why not" the same way (``problem``), never by raising for
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
+from astropy.utils.exceptions import AstropyWarning
 
 from obsy_imaging.astrometry.solve import Solution, hints_from_header, solve_frame
 from obsy_imaging.headers.model import FrameHeader, HeaderError
@@ -35,12 +37,14 @@ def open_light(
     path = Path(path)
     light = Light(path)
     try:
-        if with_pixels:
-            with fits.open(path) as hdul:
-                light.raw_header = hdul[0].header.copy()
-                light.image = read_pixels(hdul)
-        else:
-            light.raw_header = fits.getheader(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AstropyWarning)  # a broken file is reported below, by name
+            if with_pixels:
+                with fits.open(path) as hdul:
+                    light.raw_header = hdul[0].header.copy()
+                    light.image = read_pixels(hdul)
+            else:
+                light.raw_header = fits.getheader(path)
     except (OSError, ValueError, TypeError, IndexError) as exc:
         light.problem = f"cannot read {path.name}: {exc}"
         return light

@@ -33,15 +33,18 @@ raises :class:`TransitReductionError`.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from astropy.coordinates import SkyCoord
+from astropy.io import fits
 from astropy.wcs import WCS
+from scipy.spatial import cKDTree
 
-from obsy_imaging.grading.measure import GAUSSIAN_FWHM_PER_SIGMA, extract_stars
+from obsy_imaging.grading.measure import GAUSSIAN_FWHM_PER_SIGMA, Extraction, extract_stars
 from obsy_imaging.headers.model import FrameHeader, FrameType
 from obsy_imaging.headers.normalise import Site, exposure_timing
 from obsy_imaging.photometry.aperture import Apertures, CcdNoise, StarFlag, measure
@@ -110,6 +113,8 @@ class NightLightCurve:
     rejected_frames: list[tuple[Path, str]]
     reference: Path
     notes: tuple[str, ...] = ()
+    #: Wall-clock seconds of each stage: headers, reference, photometry, ensemble.
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 # --- pass 1: headers, positions, times ----------------------------------------------------
@@ -218,40 +223,53 @@ class _Reference:
 
 
 def _choose_reference(
-    planned: list[_Planned], settings: TransitReductionSettings
-) -> tuple[_Planned, np.ndarray, object, float, str | None]:
-    """Of a few frames spread over the night: the sharpest among those showing at least 70 % of the
-    most stars found. Returns (frame, its image, its extraction, saturation, a note)."""
-    picks = sorted({round(i) for i in np.linspace(0, len(planned) - 1, min(settings.reference_samples, len(planned)))})
-    tried = []
+    planned: list[_Planned], host: SkyCoord, settings: TransitReductionSettings
+) -> tuple[_Planned, np.ndarray, Extraction, float, str | None]:
+    """Of a few frames spread over the night, judged in a window about the host: the sharpest among
+    those showing at least 70 % of the most stars found. Returns (frame, its image, the extraction
+    of the whole frame, the saturation level, a note)."""
+    count = min(settings.reference_samples, len(planned))
+    picks = sorted({round(i) for i in np.linspace(0, len(planned) - 1, count)})
+    judged = []  # (stars, FWHM, frame)
     for i in picks:
         p = planned[i]
         try:
             image = read_pixels(p.path)
-        except (OSError, ValueError, TypeError) as exc:
-            tried.append((p, None, None, 0.0, 0, math.inf, f"cannot read {p.path.name}: {exc}"))
-            continue
-        saturation, note = _saturation(settings, p.raw, image)
-        found = extract_stars(image, saturation=saturation)
-        s = found.sources
-        count = len(s)
-        fwhm = (
-            float(np.median(GAUSSIAN_FWHM_PER_SIGMA * np.sqrt((s["a"] ** 2 + s["b"] ** 2) / 2.0)))
-            if count
-            else math.inf
-        )
-        tried.append((p, image, found, saturation, count, fwhm, note))
-    most = max(t[4] for t in tried)
+        except (OSError, ValueError, TypeError):
+            continue  # the photometry pass rejects it with its reason
+        saturation, _ = _saturation(settings, p.raw, image)
+        x, y = (float(v) for v in p.wcs.all_world2pix(host.ra.deg, host.dec.deg, 0))
+        stars, fwhm = _stars_and_seeing(extract_stars(image[_window(image.shape, x, y, 1024)], saturation=saturation))
+        judged.append((stars, fwhm, p))
+    most = max((j[0] for j in judged), default=0)
     if most == 0:
-        raise TransitReductionError(f"no stars found in {len(tried)} frames tried as the reference (clouds?)")
-    best = min((t for t in tried if t[4] >= 0.7 * most), key=lambda t: t[5])
-    return best[0], best[1], best[2], best[3], best[6]
+        raise TransitReductionError(f"no stars found in the {len(picks)} frames tried as the reference (clouds?)")
+    best = min((j for j in judged if j[0] >= 0.7 * most), key=lambda j: j[1])[2]
+    image = read_pixels(best.path)
+    saturation, note = _saturation(settings, best.raw, image)
+    return best, image, extract_stars(image, saturation=saturation), saturation, note
+
+
+def _stars_and_seeing(found: Extraction) -> tuple[int, float]:
+    """How many clean stars an extraction found, and their median FWHM (inf for none)."""
+    s = found.sources
+    if len(s) == 0:
+        return 0, math.inf
+    return len(s), float(np.median(GAUSSIAN_FWHM_PER_SIGMA * np.sqrt((s["a"] ** 2 + s["b"] ** 2) / 2.0)))
+
+
+def _window(shape: tuple[int, int], x: float, y: float, size: int) -> tuple[slice, slice]:
+    """A ``size`` square about (x, y), moved inside the image."""
+    height, width = shape
+    x0 = int(min(max(0, round(x) - size // 2), max(0, width - size)))
+    y0 = int(min(max(0, round(y) - size // 2), max(0, height - size)))
+    return slice(y0, min(height, y0 + size)), slice(x0, min(width, x0 + size))
 
 
 def _candidates(
     planned: _Planned,
     image: np.ndarray,
-    found,
+    found: Extraction,
     host: SkyCoord,
     *,
     saturation: float,
@@ -259,7 +277,9 @@ def _candidates(
     settings: TransitReductionSettings,
 ) -> tuple[_Reference, list[tuple[ComparisonStar, str]]]:
     s = found.sources
-    fwhm = float(np.median(GAUSSIAN_FWHM_PER_SIGMA * np.sqrt((s["a"] ** 2 + s["b"] ** 2) / 2.0)))
+    _, fwhm = _stars_and_seeing(found)
+    if not math.isfinite(fwhm):
+        raise TransitReductionError(f"no stars found on the reference frame {planned.path.name}")
     apertures = _apertures(fwhm, settings)
     hx, hy = (float(v) for v in planned.wcs.all_world2pix(host.ra.deg, host.dec.deg, 0))
     hx, hy, _ = _centroid(image, np.array([hx]), np.array([hy]), fwhm)
@@ -275,14 +295,14 @@ def _candidates(
     similar = (ratio >= 1.0 / settings.brightness_range) & (ratio <= settings.brightness_range)
     not_host = np.hypot(x - hx[0], y - hy[0]) > 2.0 * apertures.radius
     detections = found.detections if found.detections is not None else s
-    dx = x[:, None] - detections["x"][None, :]
-    dy = y[:, None] - detections["y"][None, :]
-    distance = np.hypot(dx, dy)
-    distance[distance < 0.5] = np.inf  # the star itself
-    nearest = distance.min(axis=1) if detections.size else np.full(len(x), np.inf)
+    tree = cKDTree(np.column_stack([detections["x"], detections["y"]]))
+    isolation = settings.isolation_apertures * apertures.radius
+    nearest = np.full(len(x), np.inf)
+    for i in np.flatnonzero(similar & not_host):  # the nearest other detection (the star itself is at 0)
+        distance, _ = tree.query([x[i], y[i]], k=2, distance_upper_bound=isolation)
+        nearest[i] = distance[1] if distance[0] < 0.5 else distance[0]
     rejected: list[tuple[ComparisonStar, str]] = []
     keep = []
-    isolation = settings.isolation_apertures * apertures.radius
     for i in np.flatnonzero(similar & not_host):
         star = ComparisonStar(float(ra[i]), float(dec[i]), float(m.flux[i] / planned.exposure_s), math.nan, 0.0)
         if m.flags[i] & UNUSABLE:
@@ -359,18 +379,59 @@ class _Measured:
     err: np.ndarray
 
 
+class _Stamps:
+    """The pixels about given positions, read by FITS sections (a few hundred kilobytes of a 50 MB
+    frame) into a canvas of NaN kept from frame to frame: the aperture code ignores NaN sky pixels,
+    and the apertures themselves lie well inside their stamps."""
+
+    def __init__(self) -> None:
+        self.canvas: np.ndarray | None = None
+        self.filled: list[tuple[slice, slice]] = []
+
+    def read(self, path: Path, shape: tuple[int, int], x: np.ndarray, y: np.ndarray, half: int) -> np.ndarray:
+        if self.canvas is None or self.canvas.shape != shape:
+            self.canvas = np.full(shape, np.nan, dtype=np.float32)
+            self.filled = []
+        for part in self.filled:
+            self.canvas[part] = np.nan
+        self.filled = []
+        height, width = shape
+        with fits.open(path) as hdul:
+            hdu = hdul[0]
+            if tuple(hdu.shape) != shape:
+                raise ValueError(f"image {hdu.shape} does not match its header")
+            for xi, yi in zip(x, y, strict=True):
+                if not (math.isfinite(xi) and math.isfinite(yi)):
+                    continue
+                ix, iy = round(xi), round(yi)
+                part = (
+                    slice(max(0, iy - half), min(height, iy + half + 1)),
+                    slice(max(0, ix - half), min(width, ix + half + 1)),
+                )
+                if part[0].start >= part[0].stop or part[1].start >= part[1].stop:
+                    continue
+                self.canvas[part] = hdu.section[part]
+                self.filled.append(part)
+        return self.canvas
+
+
 def _measure_frame(
-    p: _Planned, host: SkyCoord, ref: _Reference, noise: CcdNoise, settings: TransitReductionSettings
+    p: _Planned,
+    host: SkyCoord,
+    ref: _Reference,
+    noise: CcdNoise,
+    *,
+    settings: TransitReductionSettings,
+    stamps: _Stamps,
 ) -> tuple[_Measured | None, str | None]:
-    try:
-        image = read_pixels(p.path)
-    except (OSError, ValueError, TypeError) as exc:
-        return None, f"cannot read {p.path.name}: {exc}"
-    if image.shape != p.shape:
-        return None, f"image {image.shape[1]} × {image.shape[0]} does not match its header"
     ra = np.concatenate([[host.ra.deg], ref.ra])
     dec = np.concatenate([[host.dec.deg], ref.dec])
     x, y = p.wcs.all_world2pix(ra, dec, 0)
+    half = math.ceil(1.6 * settings.sky_outer_fwhm * ref.fwhm) + 8  # room for worse seeing and drift
+    try:
+        image = stamps.read(p.path, p.shape, x, y, half)
+    except (OSError, ValueError, TypeError, IndexError) as exc:
+        return None, f"cannot read {p.path.name}: {exc}"
     cx, cy, sizes = _centroid(image, x, y, ref.fwhm)
     shift = np.hypot(cx - x, cy - y)
     moved = np.isfinite(sizes) & (shift < 2.0 * ref.fwhm + 2.0)  # one that ran off to a neighbour says nothing
@@ -379,6 +440,8 @@ def _measure_frame(
     x = x + float(np.median((cx - x)[moved]))
     y = y + float(np.median((cy - y)[moved]))
     fwhm = float(np.median(sizes[moved]))
+    if settings.sky_outer_fwhm * fwhm + float(np.max(shift[moved])) + 2 > half:
+        image = read_pixels(p.path)  # seeing far worse than the reference's: the whole frame
     m = measure(
         image,
         x,
@@ -505,8 +568,10 @@ def reduce_night(
     """The host's light curve of one night from its calibrated light frames (any order)."""
     rejected_frames: list[tuple[Path, str]] = []
     notes: list[str] = []
+    clock = _Stopwatch()
     planned = _plan_all(frames, host, site, settings, rejected_frames)
-    reference, image, found, saturation, note = _choose_reference(planned, settings)
+    clock.lap("headers")
+    reference, image, found, saturation, note = _choose_reference(planned, host, settings)
     if note:
         notes.append(note)
     noise, note = _noise(settings, reference.raw)
@@ -514,6 +579,7 @@ def reduce_night(
         notes.append(note)
     ref, rejected = _candidates(reference, image, found, host, saturation=saturation, noise=noise, settings=settings)
     del image, found
+    clock.lap("reference")
     if len(ref.ra) < settings.min_comparisons:
         raise TransitReductionError(
             f"only {len(ref.ra)} comparison candidates on the reference frame {reference.path.name} "
@@ -521,12 +587,14 @@ def reduce_night(
         )
 
     measured: list[_Measured] = []
+    stamps = _Stamps()
     for p in planned:
-        m, why = _measure_frame(p, host, ref, noise, settings)
+        m, why = _measure_frame(p, host, ref, noise, settings=settings, stamps=stamps)
         if m is None:
             rejected_frames.append((p.path, why))
         else:
             measured.append(m)
+    clock.lap("photometry")
     measured = _drop_cloudy(measured, rejected_frames, settings)
     measured = _drop_repeated_times(measured, rejected_frames)
     if len(measured) < MIN_POINTS:
@@ -550,7 +618,21 @@ def reduce_night(
     filter_code = settings.filter_code or reference.header.filter or "CV"
     exposure_s = float(np.median([m.planned.exposure_s for m in measured]))
     light_curve = _light_curve(points, filter_code, exposure_s)
-    return NightLightCurve(light_curve, points, ensemble, rejected, rejected_frames, reference.path, tuple(notes))
+    clock.lap("ensemble")
+    return NightLightCurve(
+        light_curve, points, ensemble, rejected, rejected_frames, reference.path, tuple(notes), clock.seconds
+    )
+
+
+class _Stopwatch:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = now - self._last
+        self._last = now
 
 
 def _light_curve(points: list[FramePoint], filter_code: str, exposure_s: float) -> LightCurve:
