@@ -1504,6 +1504,12 @@ class PhotometryTargetConfig(Section):
         return {name: code.strip().upper() for name, code in value.items()}
 
 
+def _aavso_code(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9]{1,10}", value.strip()):
+        raise ValueError(f"{value!r} is not an AAVSO observer code (letters and digits, at most 10)")
+    return value.strip().upper()
+
+
 class ImagingPhotometryConfig(Section):
     """Differential photometry of variable stars and their AAVSO reports (docs/imaging-photometry.md)."""
 
@@ -1543,11 +1549,7 @@ class ImagingPhotometryConfig(Section):
     @field_validator("observer_code")
     @classmethod
     def _obscode(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not re.fullmatch(r"[A-Za-z0-9]{1,10}", value.strip()):
-            raise ValueError(f"{value!r} is not an AAVSO observer code (letters and digits, at most 10)")
-        return value.strip().upper()
+        return None if value is None else _aavso_code(value)
 
     @model_validator(mode="after")
     def _complete(self) -> ImagingPhotometryConfig:
@@ -1572,6 +1574,96 @@ class ImagingPhotometryConfig(Section):
 
     def chart_cache_dir(self, data_dir: Path) -> Path:
         return (self.chart_cache or data_dir / "imaging" / "charts").resolve()
+
+
+TransitRegressor = Literal["background", "fwhm", "position"]
+
+
+class ImagingTransitsConfig(Section):
+    """Exoplanet transits: each night's light curve of a planet's host reduced, fitted and reported to
+    Exoplanet Watch once its transit window is over (docs/imaging-transits.md, "In the service")."""
+
+    enabled: bool = False
+    ephemeris_file: Path | None = Field(
+        default=None,
+        description="a NASA Exoplanet Archive CSV export (planetary systems table); empty = "
+        "scheduler.transits.ephemeris_file (one file serves the planning and the reduction)",
+    )
+    observer_code: str | None = Field(
+        default=None, description="your AAVSO observer code (the report's OBSCODE); needed when enabled"
+    )
+    secondary_observer_codes: list[str] = Field(
+        default_factory=list, description="AAVSO codes of co-observers (the report's SECONDARY_OBSCODES)"
+    )
+    obstype: Literal["CCD", "CMOS", "DSLR"] = Field(default="CCD", description="the report's OBSTYPE")
+    camera: str = Field(default="", max_length=200, description="the camera, for the report's NOTES")
+    telescope: str = Field(default="", max_length=200, description="the telescope (aperture, focal length), NOTES")
+    notes: str = Field(default="", max_length=500, description="more for the report's NOTES (one line)")
+    detrending: Literal["linear", "exponential"] = Field(
+        default="linear",
+        description="the airmass law: linear in airmass, or exponential (EXOTIC's a1*exp(a2*X), Bouguer's law)",
+    )
+    regressors: list[TransitRegressor] = Field(
+        default_factory=list,
+        description="further quantities to detrend by, measured per frame: background, fwhm, position (x and y)",
+    )
+    min_points: int = Field(default=30, ge=10, le=100_000, description="frames a night needs for a fit")
+    quiet_time: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        description="seconds without a new calibrated light of the night before it is fitted (a burst of lights "
+        "is fitted once, not after each)",
+    )
+    gain_e_per_adu: float | None = Field(
+        default=None, gt=0, description="camera gain, e-/ADU (the points' errors); empty = the header's EGAIN"
+    )
+    read_noise_e: float | None = Field(
+        default=None, ge=0, description="camera read noise, electrons; empty = the header's RDNOISE"
+    )
+    saturation_adu: float | None = Field(
+        default=None, gt=0, description="where the camera saturates; empty = the header's SATURATE or DATAMAX"
+    )
+    baseline_min: float | None = Field(
+        default=None,
+        ge=0,
+        le=360,
+        description="out-of-transit time before ingress and after egress the window holds; empty = "
+        "scheduler.transits.baseline_min",
+    )
+    reports: Path | None = Field(
+        default=None, description="where the reports and plots go; empty = <repository>/reports/exoplanet"
+    )
+
+    @field_validator("observer_code")
+    @classmethod
+    def _obscode(cls, value: str | None) -> str | None:
+        return None if value is None else _aavso_code(value)
+
+    @field_validator("secondary_observer_codes")
+    @classmethod
+    def _codes(cls, value: list[str]) -> list[str]:
+        return [_aavso_code(code) for code in value]
+
+    @field_validator("camera", "telescope", "notes")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if "\n" in value or "\r" in value:
+            raise ValueError("must be one line (the report holds it on one line)")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _complete(self) -> ImagingTransitsConfig:
+        if self.enabled and self.observer_code is None:
+            raise ValueError("transits are enabled: observer_code (your AAVSO observer code) is needed for reports")
+        return self
+
+    def ephemeris_path(self, scheduler: SchedulerTransitsConfig) -> Path | None:
+        """The ephemeris file: this section's, else the scheduler's (one file serves both)."""
+        return self.ephemeris_file or scheduler.ephemeris_file
+
+    def baseline_minutes(self, scheduler: SchedulerTransitsConfig) -> float:
+        return self.baseline_min if self.baseline_min is not None else scheduler.baseline_min
 
 
 class ImagingConfig(ServiceSection):
@@ -1616,6 +1708,7 @@ class ImagingConfig(ServiceSection):
     live_stack: ImagingLiveStackConfig = ImagingLiveStackConfig()
     night_stack: ImagingNightStackConfig = ImagingNightStackConfig()
     photometry: ImagingPhotometryConfig = ImagingPhotometryConfig()
+    transits: ImagingTransitsConfig = ImagingTransitsConfig()
 
     @field_validator("suffixes")
     @classmethod
@@ -1708,6 +1801,16 @@ class ObsyConfig(Section):
 
     # Where the values came from, for messages; not part of the schema.
     source_file: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _transit_ephemerides(self) -> ObsyConfig:
+        transits = self.imaging.transits
+        if transits.enabled and transits.ephemeris_path(self.scheduler.transits) is None:
+            raise ValueError(
+                "imaging.transits is enabled but no ephemeris file is set: set imaging.transits.ephemeris_file "
+                "or scheduler.transits.ephemeris_file (a NASA Exoplanet Archive CSV export)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _sites_apart(self) -> ObsyConfig:

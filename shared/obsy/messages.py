@@ -699,6 +699,45 @@ class ImagingPhotometry(Message):
     )
 
 
+class ImagingTransit(Message):
+    """One planet's transit night after the reduction and fit (``<p>/imaging/transits``): the fitted
+    mid-time and shape (``status`` ``fitted``), or (``failed``) the reason there is none."""
+
+    fit_id: int = Field(description="the fit in the imaging database")
+    night: str
+    planet: str = Field(description="the planet's pl_name in the ephemeris file")
+    target: str | None = Field(default=None, description="the frames' OBJECT")
+    status: Literal["fitted", "failed", "waiting"]
+    reason: str | None = Field(default=None, description="why there is no fit (failed), what it waits for")
+    filter: str | None = Field(default=None, description="the AAVSO filter code of the report")
+    epoch: int | None = Field(default=None, description="the transit's number in the ephemeris")
+    tc: float | None = Field(default=None, description="mid-transit, BJD_TDB")
+    tc_err: float | None = Field(default=None, description="1σ, days")
+    predicted_tc: float | None = Field(default=None, description="the ephemeris' mid-transit, BJD_TDB")
+    o_minus_c_min: float | None = Field(default=None, description="observed minus calculated mid-time, minutes")
+    o_minus_c_err_min: float | None = Field(default=None, description="1σ, minutes (with the ephemeris')")
+    rp_rs: float | None = None
+    rp_rs_err: float | None = None
+    a_rs: float | None = None
+    a_rs_err: float | None = None
+    inc: float | None = Field(default=None, description="degrees")
+    inc_err: float | None = None
+    depth: float | None = Field(default=None, description="(Rp/R*)², a fraction")
+    depth_err: float | None = None
+    duration_h: float | None = Field(default=None, description="T14, hours")
+    duration_err_h: float | None = None
+    partial: bool | None = Field(default=None, description="one contact only: a/R* and inc from the priors")
+    contact: str | None = Field(default=None, description="the contact a partial transit shows: ingress, egress")
+    points_used: int = 0
+    points_rejected: int = 0
+    ensemble_size: int | None = Field(default=None, description="comparison stars in the ensemble")
+    chi2_reduced: float | None = None
+    red_noise_beta: float | None = None
+    report: str | None = Field(default=None, description="the #TYPE=EXOPLANET report, relative to the repository")
+    plot: str | None = Field(default=None, description="the light-curve plot (PNG), relative to the repository")
+    points: str | None = Field(default=None, description="the light-curve points (CSV), relative to the repository")
+
+
 class ImagingMastersCommand(Message):
     """Build masters now (``<p>/imaging/masters/set``); the answer is on ``<p>/imaging/masters/state``.
 

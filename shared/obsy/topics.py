@@ -198,6 +198,7 @@ class Topics:
             self.mcp_night_event,
             self.imaging_photometry,
             self.imaging_night_stacks,
+            self.imaging_transits,
         ):
             return "event"
         return "state"
@@ -258,6 +259,11 @@ class Topics:
         """Events, one per light measured (or not) by the variable-star photometry (an
         :class:`~obsy.messages.ImagingPhotometry`)."""
         return self._join("imaging", "photometry")
+
+    @property
+    def imaging_transits(self) -> str:
+        """Events, one per exoplanet transit night fitted (or not) (an :class:`~obsy.messages.ImagingTransit`)."""
+        return self._join("imaging", "transits")
 
     @property
     def imaging_live_stack_image(self) -> str:

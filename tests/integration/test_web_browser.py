@@ -319,6 +319,52 @@ def test_the_imaging_page_follows_the_live_stack_and_plots_the_light_curve(brows
         watcher.close()
 
 
+def test_the_imaging_page_shows_a_transit_nights_fit_plot_and_downloads(browser, web):
+    import cv2
+    import numpy as np
+
+    from obsy.messages import ImagingTransit
+
+    expect = playwright_api.expect
+    folder = web.data_dir / "imaging" / "repository" / "reports" / "exoplanet" / "2026-10-15"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "HAT-P-32_b.png").write_bytes(cv2.imencode(".png", np.full((70, 100, 3), 200, np.uint8))[1].tobytes())
+    (folder / "HAT-P-32_b.txt").write_text("#TYPE=EXOPLANET\n")
+    (folder / "HAT-P-32_b.csv").write_text(
+        "frame_id,bjd_tdb,flux,error,airmass,background,fwhm,x,y,model,residual,used,reason\n"
+    )
+    fit = ImagingTransit(
+        fit_id=1, night="2026-10-15", planet="HAT-P-32 b", target="HAT-P-32", status="fitted", filter="R", epoch=900,
+        tc=2461329.41234, tc_err=0.00061, o_minus_c_min=-1.25, o_minus_c_err_min=0.9, depth=0.0231, depth_err=0.0006,
+        rp_rs=0.152, rp_rs_err=0.002, duration_h=3.1, partial=True, contact="egress", points_used=180,
+        points_rejected=3, ensemble_size=7, report="reports/exoplanet/2026-10-15/HAT-P-32_b.txt",
+        plot="reports/exoplanet/2026-10-15/HAT-P-32_b.png", points="reports/exoplanet/2026-10-15/HAT-P-32_b.csv",
+    )  # fmt: skip
+    watcher = Watcher(web.broker.port, ["obsy/imaging/transits"])
+    try:
+        page = log_in(browser, web, "vera")
+        page.goto(f"{web.url}/imaging")
+        expect(page.locator("#live-status")).to_have_text("live")
+        watcher.publish("obsy/imaging/transits", fit.to_json())  # arrives while the page is open
+        expect(page.locator("#tr-planet")).to_have_value("HAT-P-32 b", timeout=5000)
+        expect(page.locator("#tr-fit")).to_contain_text("2461329.41234 ± 0.00061")
+        expect(page.locator("#tr-fit")).to_contain_text("-1.25 ± 0.90 min")
+        expect(page.locator("#tr-fit")).to_contain_text("partial (egress only)")
+        expect(page.locator("#tr-fit")).to_contain_text("180 used, 3 left out, ensemble of 7 stars")
+        page.wait_for_function(
+            "document.querySelector('#tr-plot img') && document.querySelector('#tr-plot img').naturalWidth === 100"
+        )
+        expect(page.locator("#tr-report")).to_have_attribute(
+            "href", "/api/v1/transits/HAT-P-32%20b/report?night=2026-10-15"
+        )
+        expect(page.locator("#tr-csv")).to_have_attribute(
+            "href", "/api/v1/transits/HAT-P-32%20b?night=2026-10-15&format=csv"
+        )
+        page.context.close()
+    finally:
+        watcher.close()
+
+
 def test_an_operator_builds_masters_from_the_imaging_page(browser, web):
     from tests.support.pretend_imaging import PretendImaging
 

@@ -22,8 +22,10 @@ from obsy.messages import (
     ImagingMaster,
     ImagingPhotometry,
     ImagingState,
+    ImagingTransit,
 )
 from obsy.topics import Topics
+from obsy_imaging.transiter import NightPoint, points_csv
 from obsy_web.db import models
 from obsy_web.ingest.ingestor import Ingestor
 from tests.support.pretend_imaging import PretendImaging
@@ -257,6 +259,93 @@ def test_light_curves_with_the_check_star_csv_and_the_aavso_report(web, bus):
         assert [(p["night"], p["filter"], p["jd"]) for p in b_only] == [("2026-02-04", "B", 2461076.4)]
         assert viewer.get("/api/v1/photometry/Nobody").json()["points"] == []
         assert viewer.get("/api/v1/photometry/SS%20Cyg?format=xml").status_code == 422
+
+
+def test_transit_nights_with_their_numbers_points_plot_and_report(web, bus):
+    """The newest result of each night and planet; the points from the CSV the imaging service wrote
+    (as JSON and as the file), the report and the plot from the repository; a failed night with its reason."""
+    repository = web.data_dir / "imaging" / "repository"
+    folder = repository / "reports" / "exoplanet" / "2026-10-15"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "WASP-12_b.txt").write_text("#TYPE=EXOPLANET\n#OBSCODE=TST01\n")
+    (folder / "WASP-12_b.png").write_bytes(b"\x89PNG\r\n\x1a\n a plot")
+    points = [
+        NightPoint(frame_id=7, bjd_tdb=2461329.40, flux=1.002, error=0.002, airmass=1.3, model=1.001),
+        NightPoint(frame_id=8, reason="the host is not found (clouds?)"),
+        NightPoint(frame_id=9, bjd_tdb=2461329.41, flux=0.989, error=0.002, airmass=1.28, model=0.990),
+    ]
+    (folder / "WASP-12_b.csv").write_text(points_csv(points))
+    start = datetime(2026, 10, 16, 3, 0, tzinfo=UTC)
+
+    def fit(n: int, **changes) -> ImagingTransit:
+        values = {
+            "timestamp": start + timedelta(minutes=n),
+            "fit_id": 3,
+            "night": "2026-10-15",
+            "planet": "WASP-12 b",
+            "target": "WASP-12",
+            "status": "fitted",
+            "filter": "R",
+            "epoch": 2100,
+            "tc": 2461329.4055 + n / 1440,
+            "tc_err": 0.0007,
+            "o_minus_c_min": 1.5,
+            "o_minus_c_err_min": 1.1,
+            "depth": 0.0141,
+            "depth_err": 0.0004,
+            "duration_h": 3.0,
+            "partial": False,
+            "points_used": 2,
+            "points_rejected": 1,
+            "ensemble_size": 6,
+            "report": "reports/exoplanet/2026-10-15/WASP-12_b.txt",
+            "plot": "reports/exoplanet/2026-10-15/WASP-12_b.png",
+            "points": "reports/exoplanet/2026-10-15/WASP-12_b.csv",
+        }
+        values.update(changes)
+        return ImagingTransit(**values)
+
+    failed = fit(0, fit_id=4, night="2026-10-18", status="failed", reason="12 usable light(s)", tc=None)
+    failed = failed.model_copy(update={"report": None, "plot": None, "points": None})
+    for message in (fit(0), fit(5), failed):  # the fit of a night again (new lights): the newest counts
+        bus.publish("obsy/imaging/transits", message.to_json())
+    bus.publish("obsy/imaging/transits", json.dumps({"planet": "WASP-12 b", "status": "great"}))  # dropped
+    with web.login("vera") as viewer:
+        web.wait_until(lambda: len(viewer.get("/api/v1/transits").json()) == 2)
+        newest, fitted = viewer.get("/api/v1/transits?planet=WASP-12%20b").json()
+        assert (
+            newest["night"] == "2026-10-18"
+            and newest["status"] == "failed"
+            and newest["reason"] == "12 usable light(s)"
+        )
+        assert newest["report"] is None and newest["plot"] is None
+        assert fitted["tc"] == pytest.approx(2461329.4055 + 5 / 1440) and fitted["o_minus_c_min"] == 1.5
+        base = "/api/v1/transits/WASP-12%20b"
+        assert (
+            fitted["report"] == f"{base}/report?night=2026-10-15" and fitted["plot"] == f"{base}/plot?night=2026-10-15"
+        )
+        assert fitted["csv"] == f"{base}?night=2026-10-15&format=csv"
+        night = viewer.get(f"{base}?night=2026-10-15").json()
+        assert night["depth"] == 0.0141 and night["points_rejected"] == 1 and night["ensemble_size"] == 6
+        assert [(p["frame_id"], p["used"]) for p in night["points"]] == [(7, True), (9, True), (8, False)]
+        assert night["points"][0]["residual"] == pytest.approx(0.001) and night["points"][0]["model"] == 1.001
+        assert night["points"][2]["reason"] == "the host is not found (clouds?)" and night["points"][2]["flux"] is None
+        exported = viewer.get(fitted["csv"])
+        assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+        assert exported.text == (folder / "WASP-12_b.csv").read_text()
+        report = viewer.get(fitted["report"])
+        assert report.status_code == 200 and report.text.startswith("#TYPE=EXOPLANET")
+        plot = viewer.get(fitted["plot"])
+        assert (
+            plot.status_code == 200
+            and plot.headers["content-type"] == "image/png"
+            and plot.content.startswith(b"\x89PNG")
+        )
+        assert viewer.get(f"{base}/report?night=2026-10-18").status_code == 404  # failed: no report
+        assert viewer.get(f"{base}?night=2026-10-16").status_code == 404
+        assert viewer.get(f"{base}?night=yesterday").status_code == 422
+        assert viewer.get("/imaging").status_code == 200
+    assert web.client().get("/api/v1/transits").status_code == 401
 
 
 def test_malformed_imaging_messages_are_counted_and_dropped(migrated_engine):  # noqa: F811

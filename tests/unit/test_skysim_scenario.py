@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from obsy.transits.ephemeris import transit_duration
 from obsy_skysim.allsky import Site
 from obsy_skysim.camera_device import Exposure
 from obsy_skysim.clouds import make_clouds
@@ -58,6 +59,44 @@ def test_a_transit_dims_its_star_by_the_depth_between_contacts(scenario: Scenari
     assert host.flux_fraction(MID + timedelta(hours=0.875)) == pytest.approx(0.975)  # half-way through egress
     assert host.flux_fraction(MID + timedelta(hours=1.01)) == 1.0
     assert host.magnitude(MID) == pytest.approx(9.0 - 2.5 * np.log10(0.95))
+
+
+PHYSICAL = """
+variables:
+  - {name: Hot Jupiter, ra: 120.0, dec: 30.0, kind: transit, mag: 10.0, mid: 2026-01-15T22:30:00Z,
+     period_h: 72.0, rp_rs: 0.11, a_rs: 9.0, inc: 87.5, u1: 0.52, u2: 0.08}
+"""
+
+
+def test_a_physical_transit_follows_the_limb_darkened_disc_model(tmp_path) -> None:
+    path = tmp_path / "physical.yaml"
+    path.write_text(PHYSICAL)
+    host = load_scenario(path).variables[0]
+    hours = np.linspace(-2.0, 2.0, 17)
+    flux = np.array([host.flux_fraction(MID + timedelta(hours=h)) for h in hours])
+    # batman, the transit fit's model (an independent code), on the same planet
+    from obsy_imaging.transits.model import TransitModel
+
+    batman = TransitModel(hours / 24.0, 3.0, (0.52, 0.08)).flux(0.0, 0.11, 9.0, 87.5)
+    assert np.max(np.abs(flux - batman)) < 1e-4
+    t14 = 24.0 * transit_duration(3.0, 0.11, 9.0, 87.5)
+    assert host.flux_fraction(MID + timedelta(hours=t14 / 2 + 0.01)) == 1.0
+    assert host.flux_fraction(MID + timedelta(hours=72.0)) == pytest.approx(flux[8])  # the next transit
+    assert 1 - flux[8] > 0.11**2  # limb darkening: deeper than k² at the centre
+
+
+def test_a_transit_is_either_physical_or_a_trapezoid(tmp_path) -> None:
+    path = tmp_path / "bad.yaml"
+    start = "variables:\n  - {name: T, ra: 1, dec: 0, kind: transit, mag: 9, mid: 2026-01-01T00:00:00Z, "
+    path.write_text(start + "rp_rs: 0.1, a_rs: 9, inc: 88}\n")
+    with pytest.raises(ScenarioError, match=r"variable 1 \(T\).*needs period_h too"):
+        load_scenario(path)
+    path.write_text(start + "rp_rs: 0.1, a_rs: 9, inc: 88, period_h: 72, depth: 0.01, duration_h: 2}\n")
+    with pytest.raises(ScenarioError, match="not both"):
+        load_scenario(path)
+    path.write_text(start + "period_h: 72}\n")
+    with pytest.raises(ScenarioError, match="needs depth, duration_h"):
+        load_scenario(path)
 
 
 def test_a_sine_variable_swings_by_its_amplitude(scenario: Scenario) -> None:

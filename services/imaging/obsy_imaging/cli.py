@@ -29,12 +29,22 @@ the service stored (docs/imaging-photometry.md):
 
 Exit status 0 when a report was made, 1 when the night has no magnitude of that target, 2 for a
 configuration or usage problem.
+
+``transit``: reduce and fit one planet's transit night again now, as the service does once the
+window is over, store it, write its report, plot and points, and print the result
+(docs/imaging-transits.md, "In the service"):
+
+    obsy-imaging transit 2026-10-15 "WASP-12 b"     the planet's pl_name in the ephemeris file
+
+Exit status 0 when the night was fitted, 1 when it was not (the reason is printed and stored),
+2 for a configuration or usage problem.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -265,9 +275,73 @@ def report_command(argv: list[str]) -> int:
     return 0
 
 
+def transit_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="obsy-imaging transit",
+        description="Reduce and fit one planet's transit night now, store it and write its report and plot.",
+    )
+    parser.add_argument("-c", "--config", help="YAML config file (default: $OBSY_CONFIG, then ./config/obsy.yaml)")
+    parser.add_argument("night", help="the observing night, YYYY-MM-DD (the evening's date)")
+    parser.add_argument("planet", help="the planet's name in the ephemeris file (pl_name)")
+    args = parser.parse_args(argv[1:])
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc.report("obsy-imaging"), file=sys.stderr)
+        return EXIT_USAGE
+    settings = config.imaging
+    if not settings.transits.observer_code:
+        print("obsy-imaging transit: set imaging.transits.observer_code (your AAVSO observer code)", file=sys.stderr)
+        return EXIT_USAGE
+    if settings.transits.ephemeris_path(config.scheduler.transits) is None:
+        print(
+            "obsy-imaging transit: set imaging.transits.ephemeris_file (or scheduler.transits.ephemeris_file)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", args.night):
+        print(f"obsy-imaging transit: {args.night!r} is not a night (YYYY-MM-DD)", file=sys.stderr)
+        return EXIT_USAGE
+    from obsy_imaging.transiter import FITTED, Transiter
+
+    engine = database.make_engine(settings.database(config.data_dir))
+    database.upgrade(engine)
+    repository = Repository(engine, settings.repository_dir(config.data_dir), settings.quarantine_dir(config.data_dir))
+    try:
+        done = Transiter(repository, settings.transits, config.scheduler.transits, config.site).process(
+            args.night, args.planet
+        )
+    finally:
+        engine.dispose()
+    row = done.row
+    if row.status != FITTED:
+        print(f"obsy-imaging transit: {row.planet} on {row.night}: no fit: {row.reason}", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    minutes = 1440.0
+    print(f"{row.planet} on the night of {row.night} (epoch {row.epoch}, filter {row.filter})")
+    print(f"  Tc      {row.tc:.5f} ± {row.tc_err:.5f} BJD_TDB")
+    print(f"  O−C     {row.o_minus_c * minutes:+.2f} ± {row.o_minus_c_err * minutes:.2f} min")
+    print(f"  depth   {100 * row.depth:.3f} ± {100 * row.depth_err:.3f} %")
+    print(f"  Rp/R*   {row.rp_rs:.4f} ± {row.rp_rs_err:.4f}")
+    print(f"  a/R*    {row.a_rs:.2f} ± {row.a_rs_err:.2f}   inc {row.inc:.2f} ± {row.inc_err:.2f}°")
+    print(f"  T14     {24 * row.duration:.3f} ± {24 * row.duration_err:.3f} h" + (
+        f"   partial ({row.contact} only)" if row.partial else ""
+    ))  # fmt: skip
+    print(
+        f"  points  {row.points_used} used, {row.points_rejected} left out, ensemble of {row.ensemble_size} stars,"
+        f" χ²_red {row.chi2_reduced:.2f}, β {row.red_noise_beta:.2f}"
+    )
+    for kind, path in (("report", row.report_path), ("plot", row.plot_path), ("points", row.points_path)):
+        print(f"  {kind:7} {path or 'not written'}")
+    for problem in done.problems:
+        print(f"obsy-imaging transit: {problem}", file=sys.stderr)
+    return 0
+
+
 COMMANDS = {
     "import": import_command,
     "calibrate": calibrate_command,
     "warm-up": warm_up_command,
     "report": report_command,
+    "transit": transit_command,
 }

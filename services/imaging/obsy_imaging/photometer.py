@@ -32,9 +32,9 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from astropy.io import fits
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 
-from obsy.config import ImagingPhotometryConfig, PhotometryTargetConfig, SiteConfig, photometry_name_key
+from obsy.config import ImagingPhotometryConfig, PhotometryTargetConfig, SiteConfig
 from obsy_imaging.headers.normalise import Site
 from obsy_imaging.photometry.aavso import (
     ENSEMBLE,
@@ -53,7 +53,7 @@ from obsy_imaging.photometry.reduce import ReducedFrame, reduce_frame
 from obsy_imaging.photometry.vsp import Chart, ChartError, chart_sequence, load_chart, own_sequence
 from obsy_imaging.repository.layout import folder_name
 from obsy_imaging.repository.models import Calibration, Frame, Grade, PhotometryMeasurement
-from obsy_imaging.repository.store import Repository
+from obsy_imaging.repository.store import Repository, usable_lights
 
 log = logging.getLogger("obsy.imaging.photometry")
 
@@ -104,8 +104,13 @@ class Report:
 
 def band_for(filter_name: str | None, target: PhotometryTargetConfig) -> str | None:
     """The AAVSO filter code of a frame's filter for this target, or None when it has none."""
+    return aavso_filter_code(filter_name, target.filters)
+
+
+def aavso_filter_code(filter_name: str | None, names: dict[str, str] | None = None) -> str | None:
+    """The AAVSO filter code of a frame's filter (``names`` first: the observer's own map), or None."""
     name = (filter_name or "").strip()
-    for key, code in target.filters.items():
+    for key, code in (names or {}).items():
         if key.strip().casefold() == name.casefold():
             return code
     if name.upper() in FILTERS:
@@ -129,22 +134,10 @@ class Photometer:
         """Calibrated lights of configured targets not measured yet, accepted by grading (or not graded),
         oldest calibration first."""
         done = select(PhotometryMeasurement.frame_id)
-        names = {
-            photometry_name_key(name) for target in self.settings.targets for name in (target.name, *target.aliases)
-        }
-        # A first cut in SQL (spaces and case; tabs and such are rare in OBJECT), the exact match below.
-        loose = func.lower(func.replace(func.coalesce(Frame.target, ""), " ", ""))
+        names = [name for target in self.settings.targets for name in (target.name, *target.aliases)]
         query = (
-            select(Frame.id, Frame.target)
-            .join(Calibration, Calibration.frame_id == Frame.id)
-            .outerjoin(Grade, Grade.frame_id == Frame.id)
-            .where(
-                Frame.frame_type == "light",
-                Calibration.status == "calibrated",
-                Frame.id.not_in(done),
-                (Grade.id.is_(None)) | (Grade.accepted.is_(True)),
-                loose.in_(sorted(names)),
-            )
+            usable_lights(Frame.id, Frame.target, names=names)
+            .where(Frame.id.not_in(done))
             .order_by(Calibration.calibrated_at, Calibration.id)
         )
         found: list[int] = []

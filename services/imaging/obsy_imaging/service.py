@@ -26,6 +26,13 @@ Variable-star photometry (``imaging.photometry``, off by default) runs on a four
 (:mod:`obsy_imaging.photometer`), stored, published as an :class:`~obsy.messages.ImagingPhotometry`
 on ``<p>/imaging/photometry``, and its night's AAVSO report rewritten; a light without a magnitude
 goes out with its reasons and a ``photometry_failed`` warning event.
+
+Exoplanet transits (``imaging.transits``, off by default) run on a fifth thread
+(:class:`TransitWorker`): once a planet's transit window of a night is over (or the night is), its
+calibrated, accepted lights are reduced and fitted (:mod:`obsy_imaging.transiter`), the fit stored,
+the Exoplanet Watch report, plot and points written, and the result published as an
+:class:`~obsy.messages.ImagingTransit` on ``<p>/imaging/transits``; a night without a fit goes out
+as ``failed`` with the reason and a ``transit_failed`` warning event.
 """
 
 from __future__ import annotations
@@ -59,10 +66,12 @@ from obsy.messages import (
     ImagingPhotometry,
     ImagingQuarantined,
     ImagingState,
+    ImagingTransit,
     PhotometryComparison,
     utc_now,
 )
 from obsy.runner import Service, run_service
+from obsy.transits.ephemeris import EphemerisError
 from obsy_imaging import calibration
 from obsy_imaging.calibrator import BuiltMaster, CalibratedLight, Calibrator, PassResult
 from obsy_imaging.calibrator import Counts as CalibrationCounts
@@ -76,6 +85,7 @@ from obsy_imaging.photometer import MEASURED, Measured, Photometer
 from obsy_imaging.repository import database
 from obsy_imaging.repository.models import Frame, Grade
 from obsy_imaging.repository.store import Repository
+from obsy_imaging.transiter import FITTED, Done, Transiter
 
 #: The repository's frame types as the plans name them.
 PLAN_FRAME_TYPES = {"light": FrameType.LIGHT, "dark": FrameType.DARK, "bias": FrameType.BIAS, "flat": FrameType.FLAT}
@@ -147,6 +157,7 @@ class ImagingService(Service):
         self.live_stack: LiveStackWorker | None = None
         self.photometry: PhotometryWorker | None = None
         self.night_stack: NightStackWorker | None = None
+        self.transits: TransitWorker | None = None
 
     # --- runner hooks -------------------------------------------------------------------
     def start(self) -> None:
@@ -172,15 +183,9 @@ class ImagingService(Service):
             self.calibration = CalibrationWorker(self, Calibrator(self.repository, settings.calibration))
             self.bus.publish(self.topics.imaging_masters_state, ImagingMastersState(), qos=1, retain=True)
             self.bus.subscribe(self.topics.imaging_masters_command, self.calibration.on_command, ImagingMastersCommand)
-        if settings.calibration.enabled and settings.live_stack.enabled:
-            self.live_stack = LiveStackWorker(self, LiveStacker(self.repository, settings.live_stack))
-        if self.live_stack is not None and settings.night_stack.enabled:
-            self.night_stack = NightStackWorker(self, NightStacker(self.repository, settings.night_stack))
-        if settings.calibration.enabled and settings.photometry.enabled:
-            photometer = Photometer(self.repository, settings.photometry, self.config.site, data_dir)
-            self.photometry = PhotometryWorker(self, photometer)
+            self._make_calibrated_light_workers(self.repository)
         if self.calibration is not None:
-            workers = [w for w in (self.live_stack, self.photometry) if w is not None]
+            workers = [w for w in (self.live_stack, self.photometry, self.transits) if w is not None]
 
             def wake_workers() -> None:
                 for worker in workers:
@@ -196,8 +201,24 @@ class ImagingService(Service):
             self.photometry.start()
         if self.night_stack is not None:
             self.night_stack.start()  # nights over and not stacked again yet (a restart at dawn) are taken first
+        if self.transits is not None:
+            self.transits.start()  # transit nights over and not fitted yet are taken first
         self.refresh(force=True)
         self.publish_acquired()
+
+    def _make_calibrated_light_workers(self, repository: Repository) -> None:
+        """The workers that take calibrated lights: live and night stacks, photometry, transits."""
+        settings = self._settings
+        if settings.live_stack.enabled:
+            self.live_stack = LiveStackWorker(self, LiveStacker(repository, settings.live_stack))
+        if self.live_stack is not None and settings.night_stack.enabled:
+            self.night_stack = NightStackWorker(self, NightStacker(repository, settings.night_stack))
+        if settings.photometry.enabled:
+            photometer = Photometer(repository, settings.photometry, self.config.site, self.config.data_dir)
+            self.photometry = PhotometryWorker(self, photometer)
+        if settings.transits.enabled:
+            transiter = Transiter(repository, settings.transits, self.config.scheduler.transits, self.config.site)
+            self.transits = TransitWorker(self, transiter)
 
     def poll(self) -> None:
         if self.watcher is not None and self.watcher.missing:
@@ -217,6 +238,8 @@ class ImagingService(Service):
             self.photometry.stop()
         if self.night_stack is not None:
             self.night_stack.stop()
+        if self.transits is not None:
+            self.transits.stop()
         if self.repository is not None:
             self.repository.engine.dispose()
 
@@ -255,6 +278,9 @@ class ImagingService(Service):
             "photometry_errors": None if self.photometry is None else self.photometry.errors,
             "night_stacks_built": None if self.night_stack is None else self.night_stack.built,
             "night_stack_errors": None if self.night_stack is None else self.night_stack.errors,
+            "transits_fitted": None if self.transits is None else self.transits.fitted,
+            "transits_failed": None if self.transits is None else self.transits.failed,
+            "transit_errors": None if self.transits is None else self.transits.errors,
         }
 
     # --- results ------------------------------------------------------------------------
@@ -942,6 +968,125 @@ class NightStackWorker(PassWorker):
             + (f", {len(done.missing)} light(s) could not be read" if done.missing else ""),
             {"stack_id": row.id, "path": row.path, "missing": done.missing[:20]},
         )
+
+
+def transit_message(done: Done) -> ImagingTransit:
+    row = done.row
+    minutes, hours = 1440.0, 24.0
+
+    def scaled(value: float | None, factor: float) -> float | None:
+        return None if value is None else value * factor
+
+    return ImagingTransit(
+        fit_id=row.id,
+        night=row.night,
+        planet=row.planet,
+        target=row.target,
+        status=row.status,
+        reason=row.reason,
+        filter=row.filter,
+        epoch=row.epoch,
+        tc=row.tc,
+        tc_err=row.tc_err,
+        predicted_tc=row.predicted_tc,
+        o_minus_c_min=scaled(row.o_minus_c, minutes),
+        o_minus_c_err_min=scaled(row.o_minus_c_err, minutes),
+        rp_rs=row.rp_rs,
+        rp_rs_err=row.rp_rs_err,
+        a_rs=row.a_rs,
+        a_rs_err=row.a_rs_err,
+        inc=row.inc,
+        inc_err=row.inc_err,
+        depth=row.depth,
+        depth_err=row.depth_err,
+        duration_h=scaled(row.duration, hours),
+        duration_err_h=scaled(row.duration_err, hours),
+        partial=row.partial,
+        contact=row.contact,
+        points_used=row.points_used,
+        points_rejected=row.points_rejected,
+        ensemble_size=row.ensemble_size,
+        chi2_reduced=row.chi2_reduced,
+        red_noise_beta=row.red_noise_beta,
+        report=row.report_path,
+        plot=row.plot_path,
+        points=row.points_path,
+    )
+
+
+class TransitWorker(PassWorker):
+    """Runs the :class:`~obsy_imaging.transiter.Transiter` on its own thread and publishes each night.
+
+    A pass runs when lights were calibrated (:meth:`wake`) and every minute (a window ends without
+    a new light). A night without a fit is stored and published with its reason and sent as a
+    warning event; an ephemeris file that cannot be read is said once per change of the file; an
+    unexpected error is logged, stored as the night's reason and counted; the thread goes on.
+    """
+
+    IDLE_PASS_S = 60.0
+    THREAD_NAME = "imaging-transits"
+    WHAT = "transit pass"
+    FAILED_EVENT = "transit_pass_failed"
+
+    def __init__(self, service: ImagingService, transiter: Transiter) -> None:
+        super().__init__(service)
+        self.transiter = transiter
+        self.fitted = self.failed = 0
+        # A night is due once its lights have stopped coming for quiet_time: look again by then.
+        self.IDLE_PASS_S = min(60.0, max(1.0, transiter.settings.quiet_time))
+        self._ephemeris_problem: str | None = None
+        self._tried: set[tuple[str, str]] = set()  # in this pass: a night is fitted at most once per pass
+
+    def _pass(self) -> None:
+        self._tried = set()
+        self._drain(self._due, self._fit)
+
+    def _due(self) -> list[tuple[str, str]]:
+        try:
+            due = self.transiter.due(self.service.clock())
+        except EphemerisError as exc:
+            if str(exc) != self._ephemeris_problem:  # said once, not every pass
+                self._ephemeris_problem = str(exc)
+                self._event("transit_ephemerides_unusable", "error", f"no transit fits: {exc}"[:1000], {})
+            return []
+        self._ephemeris_problem = None
+        return [night_planet for night_planet in due if night_planet not in self._tried]
+
+    def _fit(self, night_planet: tuple[str, str]) -> None:
+        night, planet = night_planet
+        self._tried.add(night_planet)
+        try:
+            done = self.transiter.process(night, planet)
+        except Exception as exc:  # a bug: the night is stored as failed (not tried every pass), the rest go on
+            self.errors += 1
+            self.log.exception("transit fit of %s on %s failed", planet, night, extra={"event": self.FAILED_EVENT})
+            done = self.transiter.give_up(night, planet, f"unexpected error: {exc}"[:500])
+        self.publish(done)
+
+    def publish(self, done: Done) -> None:
+        message = transit_message(done)
+        self.bus.publish(self.topics.imaging_transits, message, qos=1)
+        where = f"{message.planet} ({message.night})"
+        if message.status == FITTED:
+            self.fitted += 1
+            self._event(
+                "transit_fitted",
+                "info",
+                f"{where}: Tc {message.tc:.5f} ± {message.tc_err:.5f} BJD_TDB, O−C {message.o_minus_c_min:+.1f} ± "
+                f"{message.o_minus_c_err_min:.1f} min, depth {100 * message.depth:.2f} %"
+                + (f" (partial: {message.contact})" if message.partial else ""),
+                {"fit_id": message.fit_id, "report": message.report, "plot": message.plot},
+            )
+        else:
+            self.failed += 1
+            self._event(
+                "transit_failed",
+                "warning",
+                f"{where}: no transit fit: {message.reason}"[:1000],
+                {"fit_id": message.fit_id, "planet": message.planet, "night": message.night},
+            )
+        for problem in done.problems:
+            self._event("transit_files_failed", "warning", f"{where}: {problem}"[:1000], {"fit_id": message.fit_id})
 
 
 def main(argv: list[str] | None = None) -> int:

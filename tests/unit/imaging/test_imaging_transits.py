@@ -14,6 +14,7 @@ import pytest
 from astropy.coordinates import EarthLocation, SkyCoord
 from astropy.time import Time
 
+from obsy.transits.occultation import limb_darkened_occultation
 from obsy_imaging.transits.detrend import Detrending
 from obsy_imaging.transits.ephemeris import Ephemeris, EphemerisError, parse_archive_csv, read_archive_csv
 from obsy_imaging.transits.fit import McmcSettings, fit_transit, red_noise_beta
@@ -21,13 +22,7 @@ from obsy_imaging.transits.lightcurve import LightCurve
 from obsy_imaging.transits.limbdarkening import UnknownFilterError, quadratic_coefficients, quadratic_to_nonlinear
 from obsy_imaging.transits.model import TransitModel
 from obsy_imaging.transits.predict import transits_between
-from obsy_imaging.transits.simulate import (
-    Truth,
-    correlated_noise,
-    limb_darkened_occultation,
-    simulate_night,
-    transit_flux,
-)
+from obsy_imaging.transits.simulate import Truth, correlated_noise, simulate_night, transit_flux
 
 logging.getLogger("emcee").setLevel(logging.ERROR)
 

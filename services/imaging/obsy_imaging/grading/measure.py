@@ -43,6 +43,8 @@ class Extraction:
     background: sep.Background
     noise: float
     sources: np.ndarray  # sep's structured array: isolated, unsaturated, not at the edge
+    #: Every source found, blended, saturated and truncated ones too (to judge a star's neighbours).
+    detections: np.ndarray | None = None
 
 
 def extract_stars(image: np.ndarray, *, saturation: float | None = None) -> Extraction:
@@ -57,11 +59,12 @@ def extract_stars(image: np.ndarray, *, saturation: float | None = None) -> Extr
         sources = sep.extract(subtracted, DETECTION_SIGMA, err=noise, minarea=MIN_AREA_PX)
     except Exception:  # sep raises when a frame is one big source (clouds, a flat by mistake)
         sources = np.zeros(0, dtype=[("flag", int)])
+    detections = sources
     if len(sources):
         peaks = sources["peak"] + background.globalback
         keep = (sources["flag"] == 0) & (peaks < saturation) & (sources["a"] > 0) & (sources["b"] > 0)
         sources = sources[keep]
-    return Extraction(subtracted, background, noise, sources)
+    return Extraction(subtracted, background, noise, sources, detections)
 
 
 def measure(image: np.ndarray, *, saturation: float | None = None) -> FrameQuality:

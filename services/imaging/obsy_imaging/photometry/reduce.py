@@ -8,20 +8,19 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-from astropy.io import fits
 from astropy.time import Time
 from astropy.utils.exceptions import AstropyWarning
 
 from obsy import astro
 from obsy.barycentre import light_travel_time_s
-from obsy_imaging.astrometry.solve import Solution, hints_from_header, solve_frame
+from obsy_imaging.astrometry.solve import Solution
 from obsy_imaging.grading.measure import measure as measure_quality
-from obsy_imaging.headers.model import FrameHeader, HeaderError
-from obsy_imaging.headers.normalise import Site, exposure_timing, normalise_header
+from obsy_imaging.headers.model import FrameHeader
+from obsy_imaging.headers.normalise import Site, exposure_timing
 from obsy_imaging.photometry.aavso import ENSEMBLE, Observation
 from obsy_imaging.photometry.aperture import Apertures, CcdNoise
 from obsy_imaging.photometry.differential import FrameMagnitudes, Sequence, measure_sequence
+from obsy_imaging.photometry.light import open_light
 
 
 @dataclass
@@ -51,25 +50,12 @@ def reduce_frame(
     fwhm_px: float | None = None,
 ) -> ReducedFrame:
     """Never raises for bad input: what went wrong is in ``reasons``."""
-    path = Path(path)
-    reduced = ReducedFrame(path)
-    try:
-        with fits.open(path) as hdul:
-            raw_header = hdul[0].header.copy()
-            image = np.asarray(hdul[0].data, dtype=np.float32)
-    except (OSError, ValueError, TypeError) as exc:
-        reduced.reasons.append(f"cannot read {path.name}: {exc}")
+    light = open_light(path, site=site, solve_timeout_s=solve_timeout_s)
+    reduced = ReducedFrame(light.path, header=light.header, solution=light.solution)
+    if light.problem is not None:
+        reduced.reasons.append(light.problem)
         return reduced
-    try:
-        reduced.header = normalise_header(raw_header, site=site)
-    except HeaderError as exc:
-        reduced.reasons.append(f"header: {exc}")
-        return reduced
-    h = reduced.header
-    reduced.solution = solve_frame(path, hints_from_header(h), timeout_s=solve_timeout_s)
-    if not reduced.solution.ok:
-        reduced.reasons.append(f"no WCS: {reduced.solution.reason}")
-        return reduced
+    h, raw_header, image = light.header, light.raw_header, light.image
     saturation = saturation_adu if saturation_adu is not None else float(raw_header.get("DATAMAX", 65535))
     if fwhm_px is None:
         fwhm_px = measure_quality(image, saturation=saturation).fwhm_px

@@ -326,3 +326,87 @@ class PhotometryMeasurement(Base):
     measured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_imaging_photometry_night_target", "night", "target"),)
+
+
+class TransitFit(Base):
+    """One planet's transit on one night: the fit (``status`` ``fitted``), why there is none
+    (``failed``), or that its window is not over yet (``waiting``). The Exoplanet Watch report, the
+    plot and the points' CSV are files under the repository root (docs/imaging-transits.md)."""
+
+    __tablename__ = "imaging_transit_fits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    night: Mapped[str] = mapped_column(String(10))
+    #: The planet's name in the ephemeris file (``pl_name``); ``target`` the frames' OBJECT.
+    planet: Mapped[str] = mapped_column(String(200))
+    target: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    filter: Mapped[str | None] = mapped_column(String(100))
+    epoch: Mapped[int | None] = mapped_column(Integer)
+    #: BJD_TDB; the errors are 1σ.
+    tc: Mapped[float | None] = mapped_column(Float(precision=53))
+    tc_err: Mapped[float | None] = mapped_column(Float)
+    predicted_tc: Mapped[float | None] = mapped_column(Float(precision=53))
+    #: Observed minus calculated mid-time, days.
+    o_minus_c: Mapped[float | None] = mapped_column(Float)
+    o_minus_c_err: Mapped[float | None] = mapped_column(Float)
+    rp_rs: Mapped[float | None] = mapped_column(Float)
+    rp_rs_err: Mapped[float | None] = mapped_column(Float)
+    a_rs: Mapped[float | None] = mapped_column(Float)
+    a_rs_err: Mapped[float | None] = mapped_column(Float)
+    inc: Mapped[float | None] = mapped_column(Float)
+    inc_err: Mapped[float | None] = mapped_column(Float)
+    #: (Rp/R*)², a fraction.
+    depth: Mapped[float | None] = mapped_column(Float)
+    depth_err: Mapped[float | None] = mapped_column(Float)
+    #: T14, days.
+    duration: Mapped[float | None] = mapped_column(Float)
+    duration_err: Mapped[float | None] = mapped_column(Float)
+    partial: Mapped[bool | None] = mapped_column()
+    #: Which contact a partial transit shows: ``ingress``, ``egress`` (None for a full transit).
+    contact: Mapped[str | None] = mapped_column(String(16))
+    detrending: Mapped[str | None] = mapped_column(String(16))
+    points_used: Mapped[int] = mapped_column(Integer, default=0)
+    points_rejected: Mapped[int] = mapped_column(Integer, default=0)
+    ensemble_size: Mapped[int | None] = mapped_column(Integer)
+    chi2_reduced: Mapped[float | None] = mapped_column(Float)
+    red_noise_beta: Mapped[float | None] = mapped_column(Float)
+    error_scale: Mapped[float | None] = mapped_column(Float)
+    #: The lights of the night it was made from (count, newest id): new lights make it due again.
+    lights: Mapped[int] = mapped_column(Integer, default=0)
+    last_frame_id: Mapped[int | None] = mapped_column(Integer)
+    #: Relative to the repository root.
+    report_path: Mapped[str | None] = mapped_column(String(1024))
+    plot_path: Mapped[str | None] = mapped_column(String(1024))
+    points_path: Mapped[str | None] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("night", "planet", name="uq_imaging_transit_fits_night_planet"),)
+
+
+class TransitPoint(Base):
+    """One light of a transit night: its flux and what the fit made of it, or why it was not used."""
+
+    __tablename__ = "imaging_transit_points"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fit_id: Mapped[int] = mapped_column(ForeignKey("imaging_transit_fits.id", ondelete="CASCADE"))
+    frame_id: Mapped[int | None] = mapped_column(ForeignKey("imaging_frames.id", ondelete="SET NULL"))
+    bjd_tdb: Mapped[float | None] = mapped_column(Float(precision=53))
+    #: Host / ensemble, the reduction's scale; ``error`` on the same scale.
+    flux: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[float | None] = mapped_column(Float)
+    airmass: Mapped[float | None] = mapped_column(Float)
+    background: Mapped[float | None] = mapped_column(Float)
+    fwhm: Mapped[float | None] = mapped_column(Float)
+    x: Mapped[float | None] = mapped_column(Float)
+    y: Mapped[float | None] = mapped_column(Float)
+    #: The fitted model (transit × systematics) at this point and flux − model, on the flux's scale.
+    model: Mapped[float | None] = mapped_column(Float)
+    residual: Mapped[float | None] = mapped_column(Float)
+    used: Mapped[bool] = mapped_column(default=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_imaging_transit_points_fit", "fit_id"),)

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Select, func, select
 from sqlalchemy.exc import IntegrityError
 
+from obsy.config import photometry_name_key
 from obsy_imaging.grading.measure import FrameQuality
 from obsy_imaging.ingest.inspect import InspectedFrame
 from obsy_imaging.repository import placement
 from obsy_imaging.repository.database import session_factory
 from obsy_imaging.repository.layout import frame_folder
-from obsy_imaging.repository.models import Frame, Grade, QuarantinedFile
+from obsy_imaging.repository.models import Calibration, Frame, Grade, QuarantinedFile
 
 log = logging.getLogger("obsy.imaging.repository")
 
@@ -38,6 +41,26 @@ class Counts:
 
 #: The calibration frame types a plan can ask for (the scheduler plans no dark flats).
 CALIBRATION_PLANS = ("dark", "bias", "flat")
+
+
+def usable_lights(*columns: Any, names: Iterable[str] | None = None) -> Select:
+    """A query of calibrated lights that grading accepted (or did not grade): what photometry and the
+    transit fits measure. ``names``: only lights whose OBJECT is one of them in a first cut (spaces
+    and case ignored in SQL; tabs and such are rare in OBJECT): the caller matches exactly."""
+    query = (
+        select(*columns)
+        .join(Calibration, Calibration.frame_id == Frame.id)
+        .outerjoin(Grade, Grade.frame_id == Frame.id)
+        .where(
+            Frame.frame_type == "light",
+            Calibration.status == "calibrated",
+            (Grade.id.is_(None)) | (Grade.accepted.is_(True)),
+        )
+    )
+    if names is not None:
+        loose = func.lower(func.replace(func.coalesce(Frame.target, ""), " ", ""))
+        query = query.where(loose.in_(sorted({photometry_name_key(name) for name in names})))
+    return query
 
 
 class Repository:

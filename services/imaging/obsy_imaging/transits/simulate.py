@@ -1,8 +1,9 @@
 """Scripted transit nights with a known truth, for the science tests, the bench and demos.
 
 The transit is **not** made with batman (the fit's model) but by integrating the quadratic
-limb-darkened star over the planet's disc directly (a polar grid over the disc), so a test that
-fits these nights checks the model as well as the fit. The night: a target rising, culminating
+limb-darkened star over the planet's disc directly (:mod:`obsy.transits.occultation`, which the
+sky simulator's transit hosts shine by too), so a test that fits these nights checks the model as
+well as the fit. The night: a target rising, culminating
 and setting at the site's latitude (its airmass from the hour angle), the differential
 extinction of a colour difference between the host and its comparisons (``extinction_mag`` per
 airmass: Bouguer's law, exponential in the airmass), white noise of ``noise`` (relative) per point,
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from obsy.transits import occultation
+from obsy.transits.ephemeris import transit_duration
 from obsy_imaging.transits.lightcurve import LightCurve
 
 
@@ -33,44 +36,22 @@ class Truth:
         return self.rp_rs**2
 
 
-def limb_darkened_occultation(
-    separation: np.ndarray, rp_rs: float, u: tuple[float, float], *, radial: int = 48, angular: int = 96
-) -> np.ndarray:
-    """Relative flux (1 unocculted) when a planet of radius ``rp_rs`` sits ``separation`` stellar radii
-    from the star's centre: the star's intensity summed over a polar grid on the planet's disc."""
-    nodes, weights = np.polynomial.legendre.leggauss(radial)
-    r = 0.5 * rp_rs * (nodes + 1.0)  # Gauss–Legendre in radius over [0, rp]
-    w_r = 0.5 * rp_rs * weights * r  # area element r dr
-    phi = (np.arange(angular) + 0.5) * 2.0 * math.pi / angular
-    dx = (r[:, None] * np.cos(phi)[None, :]).ravel()
-    dy = (r[:, None] * np.sin(phi)[None, :]).ravel()
-    area = np.repeat(w_r, angular) * (2.0 * math.pi / angular)
-    total = math.pi * (1.0 - u[0] / 3.0 - u[1] / 6.0)
-    flux = np.ones_like(separation, dtype=float)
-    for i, d in enumerate(separation):
-        if d >= 1.0 + rp_rs:
-            continue
-        rr2 = (d + dx) ** 2 + dy**2
-        inside = rr2 < 1.0
-        mu = np.sqrt(1.0 - rr2[inside])
-        intensity = 1.0 - u[0] * (1.0 - mu) - u[1] * (1.0 - mu) ** 2
-        flux[i] = 1.0 - float(np.sum(intensity * area[inside])) / total
-    return flux
-
-
 def sky_separation(time: np.ndarray, truth: Truth) -> tuple[np.ndarray, np.ndarray]:
-    """Projected planet–star distance (stellar radii) of a circular orbit, and whether the planet is in front."""
-    phase = 2.0 * math.pi * (time - truth.tc) / truth.period
-    inc = math.radians(truth.inc)
-    x = truth.a_rs * np.sin(phase)
-    y = truth.a_rs * np.cos(phase) * math.cos(inc)
-    return np.hypot(x, y), np.cos(phase) > 0
+    """Projected planet–star distance (stellar radii), and whether the planet is in front."""
+    return occultation.sky_separation(time, tc=truth.tc, period=truth.period, a_rs=truth.a_rs, inc=truth.inc)
 
 
 def transit_flux(time: np.ndarray, truth: Truth) -> np.ndarray:
-    separation, in_front = sky_separation(time, truth)
-    separation = np.where(in_front, separation, np.inf)
-    return limb_darkened_occultation(separation, truth.rp_rs, truth.limb_darkening)
+    """The host's flux relative to out of transit (:func:`obsy.transits.occultation.transit_flux`)."""
+    return occultation.transit_flux(
+        time,
+        tc=truth.tc,
+        period=truth.period,
+        rp_rs=truth.rp_rs,
+        a_rs=truth.a_rs,
+        inc=truth.inc,
+        limb_darkening=truth.limb_darkening,
+    )
 
 
 def airmass(hour_angle_h: np.ndarray, latitude_deg: float, dec_deg: float) -> np.ndarray:
@@ -138,6 +119,4 @@ def correlated_noise(time: np.ndarray, timescale_days: float, rng: np.random.Gen
 
 
 def _t14(truth: Truth) -> float:
-    b = truth.a_rs * math.cos(math.radians(truth.inc))
-    chord = math.sqrt(max(0.0, (1 + truth.rp_rs) ** 2 - b**2))
-    return truth.period / math.pi * math.asin(min(1.0, chord / (truth.a_rs * math.sin(math.radians(truth.inc)))))
+    return transit_duration(truth.period, truth.rp_rs, truth.a_rs, truth.inc)

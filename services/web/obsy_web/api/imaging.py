@@ -1,8 +1,9 @@
 """The imaging service's results, as the web stored them from the bus: live stacks, calibration
-masters, variable-star light curves; and the operators' "build masters now".
+masters, variable-star light curves, exoplanet transit fits; and the operators' "build masters now".
 
-Previews and AAVSO reports are files of the imaging repository, which the web service reads
-on the shared data volume (``imaging.repository``, by default ``<data_dir>/imaging/repository``).
+Previews, AAVSO reports and the transit nights' reports, plots and points are files of the imaging
+repository, which the web service reads on the shared data volume (``imaging.repository``, by
+default ``<data_dir>/imaging/repository``).
 A live stack's preview is served from there; when the file cannot be read, the JPEG retained on
 ``<p>/imaging/livestack/image`` stands in for the stack updated last (the only one it shows).
 """
@@ -27,7 +28,13 @@ from obsy_web.api.security import get_context, operator, viewer
 from obsy_web.auth.accounts import Principal
 from obsy_web.commands import NoAnswerError, web_origin
 from obsy_web.context import WebContext
-from obsy_web.db.models import CalibratedLightRecord, CalibrationMasterRecord, LiveStackState, PhotometryPoint
+from obsy_web.db.models import (
+    CalibratedLightRecord,
+    CalibrationMasterRecord,
+    LiveStackState,
+    PhotometryPoint,
+    TransitFitRecord,
+)
 
 router = APIRouter(tags=["imaging"])
 NIGHT_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
@@ -472,3 +479,197 @@ def aavso_report(
     if path is None:
         raise HTTPException(404, f"no AAVSO report of {target} for {night} in the imaging repository")
     return FileResponse(path, media_type="text/plain", filename=path.name)
+
+
+# --- exoplanet transits ---------------------------------------------------------------------------------
+
+
+class TransitItem(BaseModel):
+    time: datetime = Field(description="when the imaging service fitted it (or gave up)")
+    night: str
+    planet: str
+    target: str | None = None
+    status: str = Field(description="fitted, or failed (reason says why)")
+    reason: str | None = None
+    filter: str | None = None
+    epoch: int | None = None
+    tc: float | None = Field(default=None, description="mid-transit, BJD_TDB")
+    tc_err: float | None = None
+    predicted_tc: float | None = None
+    o_minus_c_min: float | None = None
+    o_minus_c_err_min: float | None = None
+    rp_rs: float | None = None
+    rp_rs_err: float | None = None
+    a_rs: float | None = None
+    a_rs_err: float | None = None
+    inc: float | None = None
+    inc_err: float | None = None
+    depth: float | None = None
+    depth_err: float | None = None
+    duration_h: float | None = None
+    duration_err_h: float | None = None
+    partial: bool | None = None
+    contact: str | None = None
+    points_used: int = 0
+    points_rejected: int = 0
+    ensemble_size: int | None = None
+    chi2_reduced: float | None = None
+    red_noise_beta: float | None = None
+    report: str | None = Field(default=None, description="where this service serves the Exoplanet Watch report")
+    plot: str | None = Field(default=None, description="where this service serves the light-curve plot (PNG)")
+    csv: str | None = Field(default=None, description="where this service serves the light-curve points (CSV)")
+
+
+class TransitPoint(BaseModel):
+    frame_id: int | None
+    bjd_tdb: float | None
+    flux: float | None
+    error: float | None
+    airmass: float | None
+    model: float | None = Field(description="the fitted transit × systematics at this point")
+    residual: float | None
+    used: bool
+    reason: str | None = Field(description="why the light is not in the light curve")
+
+
+class TransitNight(TransitItem):
+    points: list[TransitPoint] = Field(default_factory=list, description="every light of the night, in time order")
+
+
+def _transit_item(context: WebContext, record: TransitFitRecord) -> TransitItem:
+    data = {k: v for k, v in (record.data or {}).items() if k in TransitItem.model_fields}
+    base = f"/api/v1/transits/{quote(record.planet, safe='')}"
+    night = f"?night={record.night}"
+    root = context.imaging_repository
+    urls = {
+        "report": f"{base}/report{night}" if _inside(root, record.report, (".txt",)) else None,
+        "plot": f"{base}/plot{night}" if _inside(root, record.plot, (".png",)) else None,
+        "csv": f"{base}{night}&format=csv" if _inside(root, record.points, (".csv",)) else None,
+    }
+    return TransitItem(**{**data, "time": record.time, "night": record.night, "planet": record.planet, **urls})
+
+
+def _newest_transits(
+    context: WebContext, planet: str | None = None, night: str | None = None
+) -> list[TransitFitRecord]:
+    newest = select(func.max(TransitFitRecord.id)).group_by(
+        TransitFitRecord.site, TransitFitRecord.night, TransitFitRecord.planet
+    )
+    if planet is not None:
+        newest = newest.where(TransitFitRecord.planet == planet)
+    if night is not None:
+        newest = newest.where(TransitFitRecord.night == night)
+    with context.sessions() as session:
+        return list(
+            session.scalars(
+                select(TransitFitRecord)
+                .where(TransitFitRecord.id.in_(newest))
+                .order_by(TransitFitRecord.night.desc(), TransitFitRecord.planet)
+                .limit(1000)
+            ).all()
+        )
+
+
+@router.get("/transits", response_model=list[TransitItem], dependencies=[Depends(viewer)])
+def transits(
+    planet: str | None = Query(None, max_length=200, description="only this planet (pl_name)"),
+    context: WebContext = Depends(get_context),
+) -> list[TransitItem]:
+    """Each transit night's result (the newest the imaging service sent), newest night first."""
+    return [_transit_item(context, record) for record in _newest_transits(context, planet)]
+
+
+def _transit_record(context: WebContext, planet: str, night: str) -> TransitFitRecord:
+    records = _newest_transits(context, planet, night)
+    if not records:
+        raise HTTPException(404, f"no transit fit of {planet} for {night}")
+    return records[0]
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _points(path: Path) -> list[TransitPoint]:
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        rows = list(csv.DictReader(handle))[:100_000]
+    return [
+        TransitPoint(
+            frame_id=int(row["frame_id"]) if (row.get("frame_id") or "").isdigit() else None,
+            bjd_tdb=_number(row.get("bjd_tdb")),
+            flux=_number(row.get("flux")),
+            error=_number(row.get("error")),
+            airmass=_number(row.get("airmass")),
+            model=_number(row.get("model")),
+            residual=_number(row.get("residual")),
+            used=row.get("used") == "yes",
+            reason=row.get("reason") or None,
+        )
+        for row in rows
+    ]
+
+
+@router.get(
+    "/transits/{planet}",
+    response_model=TransitNight,
+    responses={200: {"content": {"text/csv": {}}}, 404: {"description": "no fit of that planet that night"}},
+    dependencies=[Depends(viewer)],
+)
+def transit_night(
+    planet: str = FastApiPath(..., min_length=1, max_length=200),
+    night: str = Query(..., pattern=NIGHT_PATTERN),
+    format: str = Query("json", pattern="^(json|csv)$", description="json, or csv: the points as written"),
+    context: WebContext = Depends(get_context),
+) -> Any:
+    """A planet's transit night: the fit's numbers and every light's flux, model and residual (or why not used)."""
+    record = _transit_record(context, planet, night)
+    path = _inside(context.imaging_repository, record.points, (".csv",))
+    if format == "csv":
+        if path is None:
+            raise HTTPException(404, f"the points of {planet} for {night} are not in the imaging repository")
+        return FileResponse(path, media_type="text/csv", filename=path.name)
+    item = _transit_item(context, record)
+    return TransitNight(**item.model_dump(), points=_points(path) if path is not None else [])
+
+
+def _transit_file(context: WebContext, planet: str, night: str, kind: str, suffix: str) -> Path:
+    record = _transit_record(context, planet, night)
+    path = _inside(context.imaging_repository, getattr(record, kind), (suffix,))
+    if path is None:
+        raise HTTPException(404, f"no transit {kind} of {planet} for {night} in the imaging repository")
+    return path
+
+
+@router.get(
+    "/transits/{planet}/report",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}, 404: {"description": "no report for that night"}},
+    dependencies=[Depends(viewer)],
+)
+def transit_report(
+    planet: str = FastApiPath(..., min_length=1, max_length=200),
+    night: str = Query(..., pattern=NIGHT_PATTERN),
+    context: WebContext = Depends(get_context),
+) -> Response:
+    """The night's Exoplanet Watch report (``#TYPE=EXOPLANET``), as the imaging service wrote it."""
+    path = _transit_file(context, planet, night, "report", ".txt")
+    return FileResponse(path, media_type="text/plain", filename=path.name)
+
+
+@router.get(
+    "/transits/{planet}/plot",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}, 404: {"description": "no plot for that night"}},
+    dependencies=[Depends(viewer)],
+)
+def transit_plot(
+    planet: str = FastApiPath(..., min_length=1, max_length=200),
+    night: str = Query(..., pattern=NIGHT_PATTERN),
+    context: WebContext = Depends(get_context),
+) -> Response:
+    """The night's light curve with the model and residuals (PNG), as the imaging service drew it."""
+    path = _transit_file(context, planet, night, "plot", ".png")
+    return FileResponse(path, media_type="image/png", headers=NO_CACHE)

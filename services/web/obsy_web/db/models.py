@@ -262,6 +262,32 @@ class PhotometryPoint(Base):
     data: Mapped[dict[str, Any]]  # the whole message
 
 
+class TransitFitRecord(Base):
+    """An exoplanet transit night fitted (or not) by the imaging service (``imaging/transits``): one row
+    per message; the newest of a night and planet is its result. The report, plot and points are files
+    of the imaging repository, read from there."""
+
+    __tablename__ = "transit_fits"
+    __table_args__ = (
+        Index("ix_transit_fits_planet_night", "planet", "night"),
+        Index("ix_transit_fits_time", "time"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site: Mapped[str] = site_column()
+    #: SHA-256 of topic and payload: a message the broker delivers twice (QoS 1) is stored once.
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    time: Mapped[datetime]
+    night: Mapped[str] = mapped_column(String(10))
+    planet: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    tc: Mapped[float | None] = mapped_column(Float)
+    report: Mapped[str | None] = mapped_column(Text)  # the files, relative to the imaging repository's root
+    plot: Mapped[str | None] = mapped_column(Text)
+    points: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any]]  # the whole message
+
+
 class McpStateRecord(Base):
     __tablename__ = "mcp_states"
     __table_args__ = (UniqueConstraint("site", "time", name="uq_mcp_states_site_time"),)

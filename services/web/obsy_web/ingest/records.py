@@ -28,6 +28,7 @@ from obsy.messages import (
     ImagingLiveStack,
     ImagingMaster,
     ImagingPhotometry,
+    ImagingTransit,
     McpState,
     SafetyVerdict,
     SchedulerPlan,
@@ -219,6 +220,23 @@ def _photometry(message: Incoming) -> list[Row]:
     return [Row(models.PhotometryPoint.__table__, values)]
 
 
+def _transit(message: Incoming) -> list[Row]:
+    fit = _parse(ImagingTransit, message)
+    values = {
+        "time": fit.timestamp,
+        "fingerprint": message.digest,
+        "night": fit.night[:10],
+        "planet": fit.planet[:200],
+        "status": fit.status,
+        "tc": fit.tc,
+        "report": fit.report,
+        "plot": fit.plot,
+        "points": fit.points,
+        "data": fit.model_dump(mode="json"),
+    }
+    return [Row(models.TransitFitRecord.__table__, values)]
+
+
 def _mcp_state(message: Incoming) -> list[Row]:
     state = _parse(McpState, message)
     values = state.model_dump(
@@ -274,6 +292,7 @@ class Router:
             topics.imaging_masters: _master,
             topics.imaging_calibrated: _calibrated,
             topics.imaging_photometry: _photometry,
+            topics.imaging_transits: _transit,
             topics.mcp_state: _mcp_state,
             topics.scheduler_plan: _plan,
         }
