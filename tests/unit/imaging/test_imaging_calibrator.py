@@ -235,6 +235,19 @@ def test_the_calibrate_command_builds_masters_and_calibrates_an_imported_archive
     refused = obsy_imaging("calibrate", "--frames", "999")
     assert refused.returncode == 1 and "no frames with ids [999]" in refused.stderr
 
+    # Pins from the command line: list, pin, unpin; an unknown master named, a missing id refused.
+    listed = obsy_imaging("masters")
+    assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 3 and "pinned" not in listed.stdout
+    dark_id = next(line.split()[0] for line in listed.stdout.splitlines() if line.split()[1] == "dark")
+    pinned = obsy_imaging("masters", "pin", dark_id)
+    assert pinned.returncode == 0 and f"pinned dark {dark_id}" in pinned.stdout, pinned.stderr
+    assert next(line for line in obsy_imaging("masters").stdout.splitlines() if dark_id in line).endswith(" pinned")
+    unknown = obsy_imaging("masters", "pin", "dark-nothere")
+    assert unknown.returncode == 1 and "no master 'dark-nothere' in the calibration library" in unknown.stderr
+    assert obsy_imaging("masters", "unpin").returncode == 2
+    assert obsy_imaging("masters", "unpin", dark_id).returncode == 0
+    assert "pinned" not in obsy_imaging("masters").stdout
+
 
 def test_a_ready_group_is_built_once_no_frame_joined_it_for_a_while(tmp_path, repository, sensor):
     bench = Bench(tmp_path, repository, sensor, quiet_time=30, quiet_exposures=2)
