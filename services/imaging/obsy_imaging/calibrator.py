@@ -209,17 +209,20 @@ class Calibrator:
 
         No capture program writes a train's name in the FITS header (Ekos 3.6 keeps its optical
         trains to itself), so the telescope (TELESCOP), focal length (FOCALLEN) and camera
-        (INSTRUME) stand for it.
+        (INSTRUME) stand for it. A frame whose header lacks one of those named has no train.
         """
         values = {
             "telescope": frame.telescope,
             "focal_length": None if frame.focal_length_mm is None else f"{frame.focal_length_mm:g} mm",
             "camera": frame.camera,
         }
-        parts = [values[name] for name in self.settings.optical_train]
-        if not any(part for name, part in zip(self.settings.optical_train, parts, strict=True) if name != "camera"):
-            return None  # the camera alone is no train: every master already has the light's camera
-        return ", ".join(part or "?" for part in parts)
+        names = self.settings.optical_train
+        parts = [values[name] for name in names]
+        if not parts or not all(parts) or set(names) <= {"camera"}:
+            # A header without one of them has no train (it then matches by filter alone), and the
+            # camera alone is no train: every master already has the light's camera.
+            return None
+        return ", ".join(parts)
 
     def library(self) -> list[Master]:
         """The masters in use: not replaced by a bigger master of the same group, or pinned by the user."""

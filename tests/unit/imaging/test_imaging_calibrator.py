@@ -433,6 +433,14 @@ def test_flats_are_matched_by_optical_train(tmp_path, repository, sensor):
     by_filter = Calibrator(repository, ImagingCalibrationConfig(optical_train=[]), backend="numpy")
     [light] = [f for f in bench.rows(Frame) if f.frame_type == "light"]
     assert by_filter.optical_train(light) is None and bench.calibrator.optical_train(light).startswith("RedCat 51")
+    scope_only = Calibrator(repository, ImagingCalibrationConfig(optical_train=["telescope"]), backend="numpy")
+    assert scope_only.optical_train(light) == "RedCat 51"
+    # A header without its focal length has no train: such a light takes the nearest flat of its filter.
+    bench.series(
+        FrameKind.LIGHT, 1, exposure=60, seed=7, filter="Red", level=800, start=start, cards={"TELESCOP": "RedCat 51"}
+    )
+    [done] = bench.calibrator.run().calibrated
+    assert done.masters["flat"] == flats["Newton 200, 800 mm, ZWO CCD ASI294MM Pro"].master_id
 
 
 def test_pinning_an_unknown_master_is_refused_by_name(tmp_path, repository, sensor):
