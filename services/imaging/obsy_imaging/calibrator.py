@@ -11,7 +11,7 @@
   that has no master of exactly its frames, is built (bias, darks and dark-flats before flats,
   which need one of them). A group that grew after its master was built is built again; the
   new master replaces the old one in the library (``superseded_by``), lights already
-  calibrated keep their link to the one they used;
+  calibrated keep their link to the one they used unless they are calibrated again (below);
 * a master the user pins (:meth:`Calibrator.pin`) is chosen for the lights of its group over any
   newer one until unpinned;
 * when the library changes (a master built, pinned or unpinned), the lights of the last
@@ -663,14 +663,14 @@ class Calibrator:
         masters,
         result: PassResult,
         now,
-        replacing: bool = False,
+        replacing: cal.CalibrationPlan | None = None,
         masters_by_row: dict[int, str] | None = None,
     ) -> None:
-        """Calibrate one light (``replacing``: one calibrated before, with masters that would not be chosen now)."""
+        """Calibrate one light (``replacing``: one calibrated before, with the ready plan that now replaces it)."""
         tried = datetime.now(UTC)
         try:
             info = self.frame_info(frame)
-            plan = cal.match_masters(info, library, self.rules)
+            plan = replacing or cal.match_masters(info, library, self.rules)
         except INPUT_ERRORS as exc:
             self._finish(calibration.id, status=FAILED, error=str(exc), tried_at=tried)
             result.problems.append(self._calibration_problem(frame, str(exc)))
@@ -689,14 +689,14 @@ class Calibrator:
             output.parent.mkdir(parents=True, exist_ok=True)
             done = cal.calibrate_light(info.path, prepared, output, backend=self.backend)
         except INPUT_ERRORS as exc:
-            if replacing:  # the calibration there stays: only this new attempt failed
+            if replacing is not None:  # the calibration there stays: only this new attempt failed
                 result.problems.append(self._calibration_problem(frame, f"not calibrated again: {exc}"))
                 return
             self._finish(calibration.id, status=FAILED, error=str(exc), explanation=explanation, tried_at=tried)
             result.problems.append(self._calibration_problem(frame, str(exc)))
             return
         history = None
-        if replacing:
+        if replacing is not None:
             history = [*(calibration.history or []), self._earlier(calibration, masters_by_row)]
         row = self._finish(
             calibration.id,
@@ -717,7 +717,7 @@ class Calibrator:
             calibrated_at=datetime.now(UTC),
         )
         used = {k: m.master_id for k, m in (("bias", bias), ("dark", dark), ("flat", flat)) if m is not None}
-        if replacing:
+        if replacing is not None:
             replaced = {k: v for k, v in history[-1]["masters"].items() if v is not None}
             result.recalibrated.append(CalibratedLight(frame, row, used, None, replaced))
             return
@@ -798,7 +798,7 @@ class Calibrator:
                     masters=masters,
                     result=result,
                     now=now,
-                    replacing=True,
+                    replacing=plan,
                     masters_by_row=masters_by_row,
                 )
 

@@ -691,7 +691,7 @@ class CalibrationWorker(PassWorker):
         else:
             try:
                 if command.action == "pin":
-                    change = self.calibrator.pin(command.master_id, by=origin.describe())
+                    change = self.calibrator.pin(command.master_id, by=origin.describe()[:200])
                     text = f"master {change.master.master_id} pinned" + (
                         f" (unpinned {', '.join(change.unpinned)})" if change.unpinned else ""
                     )

@@ -316,15 +316,22 @@ def assert_calibrated_with(bench: Bench, row: Calibration, raw: Path, dark: Mast
     np.testing.assert_allclose(got[good], expected[good], rtol=1e-5, atol=1e-3)
 
 
-def test_a_pinned_master_is_chosen_for_its_group_and_its_lights_are_calibrated_again(tmp_path, repository, sensor):
-    bench = Bench(tmp_path, repository, sensor, bad_pixels=False)
+def last_night(bench: Bench, lights: int = 2) -> list[Path]:
+    """Bias, darks and a flat of last night, and its lights calibrated with them."""
     start = recent_start()
     bench.series(FrameKind.BIAS, 5, exposure=0, seed=1, start=start - timedelta(hours=1))
     bench.series(FrameKind.DARK, 5, exposure=60, seed=2, start=start - timedelta(hours=1))
     bench.series(FrameKind.FLAT, 5, exposure=2, seed=3, filter="Red", start=start - timedelta(hours=1))
-    lights = bench.series(FrameKind.LIGHT, 2, exposure=60, seed=4, filter="Red", level=800, start=start)
+    written = bench.series(FrameKind.LIGHT, lights, exposure=60, seed=4, filter="Red", level=800, start=start)
     first = bench.calibrator.run()
-    assert len(first.calibrated) == 2 and first.recalibrated == [] and first.problems == []
+    assert len(first.calibrated) == lights and first.recalibrated == [] and first.problems == []
+    return written
+
+
+def test_a_pinned_master_is_chosen_for_its_group_and_its_lights_are_calibrated_again(tmp_path, repository, sensor):
+    bench = Bench(tmp_path, repository, sensor, bad_pixels=False)
+    lights = last_night(bench)
+    start = recent_start()
     [dark_a], [flat] = masters_of(bench, "dark"), masters_of(bench, "flat")
 
     # A second series of darks, later: a newer master of the same group, so the lights are calibrated with it.
@@ -373,12 +380,8 @@ def test_a_pinned_master_is_chosen_for_its_group_and_its_lights_are_calibrated_a
 
 def test_lights_calibrated_again_only_within_the_nights_configured(tmp_path, repository, sensor):
     bench = Bench(tmp_path, repository, sensor, recalibrate_nights=2)
+    last_night(bench, lights=1)
     start = recent_start()
-    bench.series(FrameKind.BIAS, 5, exposure=0, seed=1, start=start - timedelta(hours=1))
-    bench.series(FrameKind.DARK, 5, exposure=60, seed=2, start=start - timedelta(hours=1))
-    bench.series(FrameKind.FLAT, 5, exposure=2, seed=3, filter="Red", start=start - timedelta(hours=1))
-    bench.series(FrameKind.LIGHT, 1, exposure=60, seed=4, filter="Red", level=800, start=start)
-    assert len(bench.calibrator.run().calibrated) == 1
     bench.series(FrameKind.DARK, 5, exposure=60, seed=5, start=start + timedelta(hours=8))
     bench.calibrator.build_due(PassResult(), force=True)
     later = datetime.now(UTC) + timedelta(days=4)  # the light's night is out of the window now
@@ -453,3 +456,23 @@ def test_pinning_an_unknown_master_is_refused_by_name(tmp_path, repository, sens
         with pytest.raises(PinError, match=f"no master '{reference}'"):
             bench.calibrator.unpin(reference)
     assert bench.calibrator.pinned() == []
+
+
+def test_a_light_that_cannot_be_calibrated_again_keeps_its_calibration(tmp_path, repository, sensor):
+    bench = Bench(tmp_path, repository, sensor)
+    last_night(bench, lights=1)
+    bench.series(FrameKind.DARK, 5, exposure=60, seed=5, start=recent_start() + timedelta(hours=8))
+    assert len(bench.calibrator.run().recalibrated) == 1
+    [before] = bench.rows(Calibration)
+    calibrated_bytes = (repository.root / before.path).read_bytes()
+    first_dark = masters_of(bench, "dark")[0]
+    (repository.root / first_dark.path).unlink()  # the pinned master's file is gone
+    bench.calibrator.pin(first_dark.master_id)
+    result = bench.calibrator.run()
+    assert result.recalibrated == []
+    [problem] = result.problems
+    assert problem.kind == "calibration_failed" and "not calibrated again" in problem.message
+    assert first_dark.master_id in problem.message
+    [after] = bench.rows(Calibration)
+    assert (after.status, after.dark_id, after.history) == (CALIBRATED, before.dark_id, before.history)
+    assert (repository.root / after.path).read_bytes() == calibrated_bytes
