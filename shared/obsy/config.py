@@ -1293,6 +1293,19 @@ class ImagingCalibrationConfig(Section):
         description="make a bad-pixel map from each master dark (with a matching bias) and repair those pixels "
         "of the lights calibrated with that dark",
     )
+    optical_train: list[Literal["telescope", "focal_length", "camera"]] = Field(
+        default_factory=lambda: ["telescope", "focal_length", "camera"],
+        max_length=3,
+        description="what names a frame's optical train (from TELESCOP, FOCALLEN, INSTRUME): a flat serves a light "
+        "only of the same train when both have one; empty = flats by filter only",
+    )
+    recalibrate_nights: int = Field(
+        default=2,
+        ge=0,
+        le=60,
+        description="lights of this many nights (tonight and the ones before) are calibrated again when a master "
+        "appears (or is pinned) that would now be chosen for them; 0 = never",
+    )
 
 
 class ImagingLiveStackConfig(Section):

@@ -619,6 +619,14 @@ class ImagingCalibrated(Message):
     nan_pixels: int = Field(default=0, ge=0, description="pixels without a value after the calibration")
     bad_pixels_repaired: int | None = Field(default=None, ge=0)
     waited_s: float | None = Field(default=None, ge=0, description="how long the light waited for its masters")
+    recalibrated: bool = Field(
+        default=False,
+        description="calibrated again (a master was built or pinned that is now chosen): the file at path was "
+        "replaced; a live stack that folded the earlier file does not fold it again",
+    )
+    replaces: dict[str, str] | None = Field(
+        default=None, description="recalibrated: the masters (kind → master id) of the calibration it replaces"
+    )
 
 
 class ImagingLiveStack(Message):
@@ -739,13 +747,17 @@ class ImagingTransit(Message):
 
 
 class ImagingMastersCommand(Message):
-    """Build masters now (``<p>/imaging/masters/set``); the answer is on ``<p>/imaging/masters/state``.
+    """Build, pin or unpin masters (``<p>/imaging/masters/set``); the answer is on ``<p>/imaging/masters/state``.
 
-    Without ``frame_ids``: every group of raw calibration frames with at least ``min_frames``
-    frames (empty: ``imaging.calibration.min_frames``) that has no master of exactly its frames.
-    With ``frame_ids``: one master of exactly those frames (they must belong together).
+    ``build`` (the default), without ``frame_ids``: every group of raw calibration frames with at
+    least ``min_frames`` frames (empty: ``imaging.calibration.min_frames``) that has no master of
+    exactly its frames. With ``frame_ids``: one master of exactly those frames (they must belong
+    together). ``pin`` / ``unpin`` with ``master_id``: the master is chosen over newer ones of its
+    group until unpinned (docs/imaging-calibration.md, "Pinned masters").
     """
 
+    action: Literal["build", "pin", "unpin"] = "build"
+    master_id: str | None = Field(default=None, max_length=64, description="pin, unpin: the master's id")
     min_frames: int | None = Field(default=None, ge=1, le=1000)
     frame_ids: list[int] = Field(default_factory=list, max_length=1000)
     request_id: str | None = Field(default=None, max_length=64)
@@ -760,6 +772,8 @@ class ImagingMastersState(Message):
     built: list[str] = Field(default_factory=list, description="master ids built by the command")
     errors: list[str] = Field(default_factory=list, description="what could not be built, and why")
     origin: CommandOrigin | None = None
+    action: Literal["build", "pin", "unpin"] = "build"
+    pinned: list[str] = Field(default_factory=list, description="every master pinned now, after the command")
 
 
 # --- scheduler -----------------------------------------------------------------

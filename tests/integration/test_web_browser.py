@@ -209,7 +209,7 @@ def test_the_imaging_page_follows_the_live_stack_and_plots_the_light_curve(brows
     import cv2
     import numpy as np
 
-    from obsy.messages import ImagingCalibrated, ImagingLiveStack, ImagingMaster, ImagingPhotometry
+    from obsy.messages import ImagingCalibrated, ImagingLiveStack, ImagingMaster, ImagingMastersState, ImagingPhotometry
 
     expect = playwright_api.expect
     preview = web.data_dir / "imaging" / "repository" / "stacks" / "2026-02-10" / "3" / "preview.jpg"
@@ -242,6 +242,8 @@ def test_the_imaging_page_follows_the_live_stack_and_plots_the_light_curve(brows
             master_id="bias-browser", kind="bias", path="masters/bias.fits", exposure_s=0.0, frames=30, method="median"
         )
         watcher.publish("obsy/imaging/masters", master.to_json())
+        pins = ImagingMastersState(status="done", action="pin", pinned=["bias-browser"])
+        watcher.publish("obsy/imaging/masters/state", pins.to_json(), retain=True)
         light = ImagingCalibrated(
             frame_id=41,
             light="lights/2026-02-10/M_101/L/light_1.fits",
@@ -280,6 +282,8 @@ def test_the_imaging_page_follows_the_live_stack_and_plots_the_light_curve(brows
         expect(stack.locator(".left-out")).to_have_text("1 left out")
         page.wait_for_function("document.querySelector(\"#stacks figure[data-stack='3'] img\").naturalWidth === 40")
         expect(page.locator("#masters tbody")).to_contain_text("bias")
+        expect(page.locator("#masters tbody .pinned")).to_have_text("pinned")
+        expect(page.locator("#masters button.pin")).to_have_count(0)  # nor pin one
         expect(page.locator("#calibrated tbody")).to_contain_text("light_1.fits")
         expect(page.locator("#calibrated tbody")).to_contain_text("bias bias-browser")
         expect(page.locator("#calibrated tbody")).to_contain_text("the newest of 30 frames")
@@ -378,6 +382,21 @@ def test_an_operator_builds_masters_from_the_imaging_page(browser, web):
         expect(page.locator("#build-result")).to_have_text("imaging service: running")
         expect(page.locator("#masters-state")).to_have_text("done · built 1 · by otto", timeout=LIVE_DEADLINE_MS)
         assert [(c.origin.user, c.origin.role) for c in imaging.commands] == [("otto", "operator")]
+
+        # A master pinned from its row of the list.
+        from obsy.messages import ImagingMaster
+
+        master = ImagingMaster(
+            master_id="dark-pin", kind="dark", path="masters/d.fits", exposure_s=60, frames=9, method="median"
+        )
+        watcher = Watcher(web.broker.port, ["obsy/imaging/#"])
+        try:
+            watcher.publish("obsy/imaging/masters", master.to_json())  # the page follows the bus: its row appears
+            page.click("#masters button.pin[data-master='dark-pin']", timeout=LIVE_DEADLINE_MS)
+            expect(page.locator("#build-result")).to_have_text("imaging service: running")
+        finally:
+            watcher.close()
+        assert (imaging.commands[-1].action, imaging.commands[-1].master_id) == ("pin", "dark-pin")
         page.context.close()
     finally:
         imaging.close()

@@ -20,6 +20,7 @@ from obsy.messages import (
     ImagingCalibrated,
     ImagingLiveStack,
     ImagingMaster,
+    ImagingMastersState,
     ImagingPhotometry,
     ImagingState,
     ImagingTransit,
@@ -159,14 +160,18 @@ def test_masters_built_and_lights_waiting(web, bus):
         waiting_for=["4 lights of M 51 (Ha, 300 s) wait for a flat in Ha"],
     )
     bus.publish("obsy/imaging/state", state.to_json(), retain=True)
+    answer = ImagingMastersState(status="done", action="pin", pinned=["dark-aaa"], request_id="p1")
+    bus.publish("obsy/imaging/masters/state", answer.to_json(), retain=True)
     with web.login("vera") as viewer:
         web.wait_until(lambda: viewer.get("/api/v1/imaging/masters").json()["total"] == 3)
+        web.wait_until(lambda: viewer.get("/api/v1/imaging/masters").json()["items"][2]["pinned"])
         items = viewer.get("/api/v1/imaging/masters").json()["items"]
         assert [m["master_id"] for m in items] == ["flat-ccc", "dark-bbb", "dark-aaa"]
         assert items[1]["replaces"] == "dark-aaa" and items[1]["frames"] == 20 and items[1]["binning"] == "1x1"
         assert items[0]["filter"] == "Ha" and items[0]["temperature_c"] == -10.0 and items[0]["gain"] == 100.0
         darks = viewer.get("/api/v1/imaging/masters?kind=dark").json()
         assert darks["total"] == 2
+        assert [m["pinned"] for m in darks["items"]] == [False, True]  # the older one, pinned over the newer
         web.wait_until(
             lambda: (viewer.get("/api/v1/imaging/state").json()["imaging"] or {}).get("night") == "2026-02-03"
         )
@@ -188,18 +193,33 @@ def test_build_masters_now_is_for_operators_and_carries_the_origin(web, bus):
             assert reply.status_code == 200, reply.text
             answer = reply.json()
             assert answer["status"] == "running" and answer["request_id"] == seen[-1].request_id
+            pinned = operator.post("/api/v1/commands/imaging/masters", json={"action": "pin", "master_id": "dark-aaa"})
+            assert pinned.status_code == 200 and pinned.json()["request_id"] == seen[-1].request_id
+            refused = operator.post("/api/v1/commands/imaging/masters", json={"action": "unpin"})
+            assert refused.status_code == 422 and "unpin needs master_id" in refused.text
         finally:
             imaging.close()
-    command = seen[-1]
-    assert command.min_frames == 5 and (command.origin.kind, command.origin.user, command.origin.role) == (
-        "web",
-        "otto",
-        "operator",
+    command = seen[-2]
+    assert seen[-1].action == "pin" and seen[-1].master_id == "dark-aaa"
+    assert (
+        command.action == "build"
+        and command.min_frames == 5
+        and (command.origin.kind, command.origin.user, command.origin.role)
+        == (
+            "web",
+            "otto",
+            "operator",
+        )
     )
     audit = bus.wait_for(
         lambda msgs: any(b"imaging masters" in m.payload for m in msgs if m.topic == "obsy/web/events")
     )
     assert any(b"web user otto, role operator sent imaging masters build" in m.payload for m in audit)
+    bus.wait_for(
+        lambda msgs: any(
+            b"sent imaging masters pin dark-aaa" in m.payload for m in msgs if m.topic == "obsy/web/events"
+        )
+    )
 
 
 def test_light_curves_with_the_check_star_csv_and_the_aavso_report(web, bus):
@@ -395,13 +415,17 @@ def test_calibrated_lights_with_their_masters_and_why(web, bus):
         values.update(changes)
         return ImagingCalibrated(**values)
 
-    for message in (calibrated(1), calibrated(2), calibrated(2), calibrated(1, night="2026-02-04")):
+    again = calibrated(3, frame_id=701, dark="dark-ddd", recalibrated=True, replaces={"dark": "dark-bbb"})
+    for message in (calibrated(1), calibrated(2), calibrated(2), calibrated(1, night="2026-02-04"), again):
         bus.publish("obsy/imaging/calibrated", message.to_json())
     bus.publish("obsy/imaging/calibrated", json.dumps({"frame_id": "seven"}))  # invalid: dropped
     with web.login("vera") as viewer:
-        web.wait_until(lambda: viewer.get("/api/v1/imaging/calibrated").json()["total"] == 2)
-        items = viewer.get("/api/v1/imaging/calibrated").json()["items"]
-        assert [c["frame_id"] for c in items] == [702, 701]
+        web.wait_until(lambda: any(c["recalibrated"] for c in viewer.get("/api/v1/imaging/calibrated").json()["items"]))
+        page = viewer.get("/api/v1/imaging/calibrated").json()
+        items = page["items"]
+        assert page["total"] == 2 and [c["frame_id"] for c in items] == [701, 702]  # 701 calibrated again: latest only
+        assert items[0]["dark"] == "dark-ddd" and items[0]["replaces"] == {"dark": "dark-bbb"}
+        items = items[::-1]
         assert items[0]["dark"] == "dark-bbb" and items[0]["dark_scale"] == 0.5 and items[0]["waited_s"] == 3600.0
         assert items[0]["explanation"][0].startswith("dark: 600 s scaled") and items[0]["bias"] is None
         older = viewer.get("/api/v1/imaging/calibrated?night=2026-02-04").json()

@@ -153,9 +153,9 @@ def frame_info(
     )
 
 
-def write_frame(path: Path, data: np.ndarray, info: FrameInfo) -> Path:
-    """A FITS file as INDI writes it (uint16 as int16 with BZERO 32768, INDI's keywords)."""
-    header = fits.Header()
+def write_frame(path: Path, data: np.ndarray, info: FrameInfo, cards: dict | None = None) -> Path:
+    """A FITS file as INDI writes it (uint16 as int16 with BZERO 32768, INDI's keywords); ``cards``: more keywords."""
+    header = fits.Header(cards or {})
     header["IMAGETYP"] = _IMAGETYP[info.kind]
     header["EXPTIME"] = info.exposure
     header["INSTRUME"] = info.camera
@@ -180,9 +180,13 @@ def write_series(
     seed: int,
     level: float = 20000.0,
     start: datetime | None = None,
+    cards: dict | None = None,
     **info,
 ) -> list[FrameInfo]:
-    """``count`` frames of one kind written as FITS files in ``folder``, with their :class:`FrameInfo`."""
+    """``count`` frames of one kind written as FITS files in ``folder``, with their :class:`FrameInfo`.
+
+    ``cards``: more header keywords for every frame (e.g. TELESCOP and FOCALLEN).
+    """
     rng = np.random.default_rng(seed)
     start = start or datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
     frames = []
@@ -196,6 +200,6 @@ def write_series(
         else:
             data = sensor.light_frame(level, exposure, rng)
         meta = frame_info(kind, exposure=exposure, time=start + timedelta(seconds=i * (exposure + 2)), **info)
-        path = write_frame(folder / f"{kind}_{exposure:g}s_{seed}_{i:03d}.fits", data, meta)
+        path = write_frame(folder / f"{kind}_{exposure:g}s_{seed}_{i:03d}.fits", data, meta, cards)
         frames.append(FrameInfo(**{**meta.__dict__, "path": path, "shape": data.shape}))
     return frames

@@ -11,7 +11,13 @@
   that has no master of exactly its frames, is built (bias, darks and dark-flats before flats,
   which need one of them). A group that grew after its master was built is built again; the
   new master replaces the old one in the library (``superseded_by``), lights already
-  calibrated keep their link to the one they used;
+  calibrated keep their link to the one they used unless they are calibrated again (below);
+* a master the user pins (:meth:`Calibrator.pin`) is chosen for the lights of its group over any
+  newer one until unpinned;
+* when the library changes (a master built, pinned or unpinned), the lights of the last
+  ``recalibrate_nights`` nights for which another master would now be chosen are calibrated
+  again (:meth:`Calibrator.recalibrate`): the calibrated file is replaced (atomically) and the
+  earlier calibration kept in the row's ``history``;
 * a frame that cannot be used (unreadable, no signal) is recorded in ``imaging_frame_problems``
   and left out of its group; a group that cannot be built is reported once (and again after a
   restart). Nothing here raises into the service for bad input: every problem is returned as a
@@ -31,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer
 
@@ -99,12 +105,28 @@ class CalibratedLight:
     calibration: Calibration
     masters: dict[str, str]  # kind → master id applied
     waited_s: float | None
+    #: Calibrated again: the masters (kind → master id) of the calibration this one replaces.
+    replaced: dict[str, str] | None = None
+
+
+class PinError(ValueError):
+    """A pin or unpin that cannot be done (an unknown master, a raw frame's id); the message names it."""
+
+
+@dataclass(frozen=True)
+class PinChange:
+    master: Master
+    pinned: bool
+    #: Other masters of the same group that were pinned and are not any more (one pin per group).
+    unpinned: tuple[str, ...] = ()
 
 
 @dataclass
 class PassResult:
     built: list[BuiltMaster] = field(default_factory=list)
     calibrated: list[CalibratedLight] = field(default_factory=list)
+    #: Lights calibrated before and calibrated again with the masters that would now be chosen.
+    recalibrated: list[CalibratedLight] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     #: Ready groups not built yet, and why (still growing, waiting for a bias or dark-flat).
     waiting_groups: list[str] = field(default_factory=list)
@@ -136,6 +158,7 @@ class Calibrator:
         self.cancelled: Callable[[], bool] = lambda: False
         self._last_library: tuple | None = None  # the library's signature at the last grouping
         self._groups_waiting = False  # a ready group waits for its quiet time: group again next pass
+        self._last_masters: tuple | None = None  # the masters and pins at the last recalibration
 
     @property
     def root(self) -> Path:
@@ -155,8 +178,7 @@ class Calibrator:
             readout_mode=frame.readout_mode,
             temperature=temperature,
             filter=frame.filter,
-            # No capture program writes its optical train's name yet (Ekos 3.6 does not): flats match by filter.
-            optical_train=None,
+            optical_train=self.optical_train(frame),
             shape=(frame.height, frame.width) if frame.height and frame.width else None,
             path=self.root / frame.path,
         )
@@ -179,12 +201,87 @@ class Calibrator:
             master_id=master.master_id,
             frame_count=master.frame_count,
             built=aware(master.built_at),
+            pinned=master.pinned_at is not None,
         )
 
+    def optical_train(self, frame: Frame) -> str | None:
+        """The frame's optical train, from the parts ``optical_train`` names (none known: no train).
+
+        No capture program writes a train's name in the FITS header (Ekos 3.6 keeps its optical
+        trains to itself), so the telescope (TELESCOP), focal length (FOCALLEN) and camera
+        (INSTRUME) stand for it. A frame whose header lacks one of those named has no train.
+        """
+        values = {
+            "telescope": frame.telescope,
+            "focal_length": None if frame.focal_length_mm is None else f"{frame.focal_length_mm:g} mm",
+            "camera": frame.camera,
+        }
+        names = self.settings.optical_train
+        parts = [values[name] for name in names]
+        if not parts or not all(parts) or set(names) <= {"camera"}:
+            # A header without one of them has no train (it then matches by filter alone), and the
+            # camera alone is no train: every master already has the light's camera.
+            return None
+        return ", ".join(parts)
+
     def library(self) -> list[Master]:
-        """The masters in use: not replaced by a bigger master of the same group."""
+        """The masters in use: not replaced by a bigger master of the same group, or pinned by the user."""
         with self.repository.sessions() as session:
-            return list(session.scalars(select(Master).where(Master.superseded_by.is_(None)).order_by(Master.id)))
+            in_use = or_(Master.superseded_by.is_(None), Master.pinned_at.is_not(None))
+            return list(session.scalars(select(Master).where(in_use).order_by(Master.id)))
+
+    # --- pins -----------------------------------------------------------------------------
+    def pin(self, reference: str, *, by: str | None = None, now: datetime | None = None) -> PinChange:
+        """Pin a master (its id, or its row number) for its group; another pinned master of the group is unpinned."""
+        with self.repository.sessions.begin() as session:
+            master = self._find_master(session, reference)
+            info = self.master_info(master)
+            unpinned = []
+            for other in session.scalars(
+                select(Master).where(Master.kind == master.kind, Master.pinned_at.is_not(None), Master.id != master.id)
+            ):
+                if self._same_group(self.master_info(other), info):
+                    other.pinned_at, other.pinned_by = None, None
+                    unpinned.append(other.master_id)
+            master.pinned_at, master.pinned_by = now or datetime.now(UTC), by
+        log.info("pinned %s%s", master.master_id, f" (unpinned {unpinned})" if unpinned else "")
+        return PinChange(master, True, tuple(unpinned))
+
+    def unpin(self, reference: str) -> PinChange:
+        """Unpin a master: its group's lights get the usual choice again (a pin that was not there is no error)."""
+        with self.repository.sessions.begin() as session:
+            master = self._find_master(session, reference)
+            master.pinned_at, master.pinned_by = None, None
+        log.info("unpinned %s", master.master_id)
+        return PinChange(master, False)
+
+    def pinned(self) -> list[str]:
+        """The ids of the pinned masters."""
+        with self.repository.sessions() as session:
+            query = select(Master.master_id).where(Master.pinned_at.is_not(None)).order_by(Master.id)
+            return list(session.scalars(query))
+
+    @staticmethod
+    def _find_master(session, reference: str) -> Master:
+        text = str(reference).strip()
+        master = session.scalar(select(Master).where(Master.master_id == text))
+        if master is None and text.isdigit():
+            master = session.get(Master, int(text))
+        if master is None:
+            raise PinError(
+                f"no master {text[:80]!r} in the calibration library (a master id such as dark-1a2b3c, or its number)"
+            )
+        return master
+
+    def _same_group(self, a: cal.MasterInfo, b: cal.MasterInfo) -> bool:
+        """Two masters that would serve the same lights: the same setup, exposure (darks), filter and train (flats)."""
+        if a.kind != b.kind or setup_difference(a, b, self.rules) is not None:
+            return False
+        if a.kind in (cal.FrameKind.DARK, cal.FrameKind.DARK_FLAT):
+            return abs(a.exposure - b.exposure) <= self.rules.exposure_tolerance * max(b.exposure, 1e-9)
+        if a.kind == cal.FrameKind.FLAT:
+            return (a.filter, a.optical_train) == (b.filter, b.optical_train)
+        return True
 
     # --- one pass -------------------------------------------------------------------------
     def run(self, *, now: datetime | None = None, retry_waiting: bool = False) -> PassResult:
@@ -201,7 +298,20 @@ class Calibrator:
             # the grouping lost such a frame for good: a flat group one frame short, never built.
             self._last_library = library
         self.calibrate(result, retry_waiting=retry_waiting or bool(result.built), now=now)
+        masters = self._masters_signature()
+        if masters != self._last_masters:
+            self.recalibrate(result, now=now)
+            self._last_masters = masters
         return result
+
+    def _masters_signature(self) -> tuple:
+        """Changes when a master is added, pinned or unpinned (another master may now be chosen)."""
+        with self.repository.sessions() as session:
+            return (
+                session.scalar(select(func.max(Master.id))),
+                session.scalar(select(func.count()).select_from(Master).where(Master.pinned_at.is_not(None))),
+                session.scalar(select(func.max(Master.pinned_at))),
+            )
 
     def _library_signature(self) -> tuple:
         """Changes when a calibration frame or a master is added or a frame found unusable (grouping is due)."""
@@ -544,11 +654,23 @@ class Calibrator:
                     now=now or datetime.now(UTC),
                 )
 
-    def _calibrate_one(self, calibration, frame: Frame, *, library, masters, result: PassResult, now) -> None:
+    def _calibrate_one(
+        self,
+        calibration,
+        frame: Frame,
+        *,
+        library,
+        masters,
+        result: PassResult,
+        now,
+        replacing: cal.CalibrationPlan | None = None,
+        masters_by_row: dict[int, str] | None = None,
+    ) -> None:
+        """Calibrate one light (``replacing``: one calibrated before, with the ready plan that now replaces it)."""
         tried = datetime.now(UTC)
         try:
             info = self.frame_info(frame)
-            plan = cal.match_masters(info, library, self.rules)
+            plan = replacing or cal.match_masters(info, library, self.rules)
         except INPUT_ERRORS as exc:
             self._finish(calibration.id, status=FAILED, error=str(exc), tried_at=tried)
             result.problems.append(self._calibration_problem(frame, str(exc)))
@@ -559,21 +681,26 @@ class Calibrator:
                 calibration.id, status=WAITING, waiting_for=plan.missing, explanation=explanation, tried_at=tried
             )
             return
-        dark = masters[plan.dark.master.master_id] if plan.dark.found else None
-        flat = masters[plan.flat.master.master_id] if plan.flat.found else None
-        bias = masters[plan.bias.master.master_id] if plan.uses_bias else None
-        bpm = dark if dark is not None and dark.bad_pixel_path and self.settings.bad_pixels else None
+        bias, dark, flat = self._applied(plan, masters)
+        bpm = self._bad_pixels_of(dark)
         output = self.root / calibrated_path(frame)
         try:
             prepared = self._prepare(plan, bpm, frame)
             output.parent.mkdir(parents=True, exist_ok=True)
             done = cal.calibrate_light(info.path, prepared, output, backend=self.backend)
         except INPUT_ERRORS as exc:
+            if replacing is not None:  # the calibration there stays: only this new attempt failed
+                result.problems.append(self._calibration_problem(frame, f"not calibrated again: {exc}"))
+                return
             self._finish(calibration.id, status=FAILED, error=str(exc), explanation=explanation, tried_at=tried)
             result.problems.append(self._calibration_problem(frame, str(exc)))
             return
+        history = None
+        if replacing is not None:
+            history = [*(calibration.history or []), self._earlier(calibration, masters_by_row)]
         row = self._finish(
             calibration.id,
+            **({} if history is None else {"history": history}),
             status=CALIBRATED,
             path=calibrated_path(frame).as_posix(),
             bias_id=None if bias is None else bias.id,
@@ -590,8 +717,90 @@ class Calibrator:
             calibrated_at=datetime.now(UTC),
         )
         used = {k: m.master_id for k, m in (("bias", bias), ("dark", dark), ("flat", flat)) if m is not None}
+        if replacing is not None:
+            replaced = {k: v for k, v in history[-1]["masters"].items() if v is not None}
+            result.recalibrated.append(CalibratedLight(frame, row, used, None, replaced))
+            return
         waited = (now - aware(calibration.queued_at)).total_seconds() if calibration.status == WAITING else None
         result.calibrated.append(CalibratedLight(frame, row, used, waited))
+
+    @staticmethod
+    def _applied(plan: cal.CalibrationPlan, masters: dict[str, Master]) -> tuple[Master | None, ...]:
+        """The bias, dark, flat and bad-pixel masters a ready plan applies (the bias only where it is taken off)."""
+        dark = masters[plan.dark.master.master_id] if plan.dark.found else None
+        flat = masters[plan.flat.master.master_id] if plan.flat.found else None
+        bias = masters[plan.bias.master.master_id] if plan.uses_bias else None
+        return bias, dark, flat
+
+    def _bad_pixels_of(self, dark: Master | None) -> Master | None:
+        return dark if dark is not None and dark.bad_pixel_path and self.settings.bad_pixels else None
+
+    @staticmethod
+    def _earlier(calibration: Calibration, masters_by_row: dict[int, str]) -> dict[str, Any]:
+        """A calibration about to be replaced, as it goes into the row's history."""
+        ids = {"bias": calibration.bias_id, "dark": calibration.dark_id, "flat": calibration.flat_id}
+        return {
+            "masters": {kind: masters_by_row.get(row_id) for kind, row_id in ids.items() if row_id is not None},
+            "dark_scale": calibration.dark_scale,
+            "explanation": list(calibration.explanation or []),
+            "calibrated_at": aware(calibration.calibrated_at).isoformat() if calibration.calibrated_at else None,
+        }
+
+    # --- lights calibrated again ----------------------------------------------------------
+    def recalibrate(self, result: PassResult, *, now: datetime | None = None, batch: int = 200) -> PassResult:
+        """Calibrate again the lights of the last ``recalibrate_nights`` nights whose masters would now be others.
+
+        Idempotent: a light whose plan names the masters it was calibrated with is left alone,
+        so a second call does nothing. A plan that is not ready now (a pinned master refused)
+        never undoes a calibration that was made.
+        """
+        nights = self.settings.recalibrate_nights
+        if nights <= 0:
+            return result
+        now = now or datetime.now(UTC)
+        first_night = (now - timedelta(days=nights)).date().isoformat()
+        rows_in_use = self.library()
+        masters = {m.master_id: m for m in rows_in_use}
+        with self.repository.sessions() as session:
+            names = session.execute(select(Master.id, Master.master_id))
+            masters_by_row = {row_id: master_id for row_id, master_id in names}
+        library = [self.master_info(m) for m in rows_in_use]
+        last = 0
+        while True:
+            with self.repository.sessions() as session:
+                rows = session.execute(
+                    select(Calibration, Frame)
+                    .join(Frame, Frame.id == Calibration.frame_id)
+                    .where(Calibration.status == CALIBRATED, Calibration.night >= first_night, Calibration.id > last)
+                    .order_by(Calibration.id)
+                    .limit(batch)
+                ).all()
+            if not rows:
+                return result
+            for calibration, frame in rows:
+                if self.cancelled():
+                    return result
+                last = calibration.id
+                try:
+                    plan = cal.match_masters(self.frame_info(frame), library, self.rules)
+                except INPUT_ERRORS:
+                    continue  # it was calibrated with what it had; a light gone bad since is not undone
+                if not plan.ready:
+                    continue
+                bias, dark, flat = self._applied(plan, masters)
+                now_ids = tuple(None if m is None else m.id for m in (bias, dark, flat))
+                if now_ids == (calibration.bias_id, calibration.dark_id, calibration.flat_id):
+                    continue
+                self._calibrate_one(
+                    calibration,
+                    frame,
+                    library=library,
+                    masters=masters,
+                    result=result,
+                    now=now,
+                    replacing=plan,
+                    masters_by_row=masters_by_row,
+                )
 
     def _prepare(self, plan: cal.CalibrationPlan, bpm: Master | None, frame: Frame) -> cal.PreparedMasters:
         """The masters of a plan, loaded once for the lights that share them."""

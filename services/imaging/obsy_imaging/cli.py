@@ -21,6 +21,16 @@ or was known; 1 when some were quarantined or the disk filled; 2 for a configura
 Exit status 0 when nothing went wrong, 1 when something could not be built or calibrated (each
 problem is printed), 2 for a configuration problem.
 
+``masters``: the calibration library's masters, and pins (docs/imaging-calibration.md, "Pinned masters"):
+
+    obsy-imaging masters                          list the masters in use, pinned ones marked
+    obsy-imaging masters pin dark-1a2b3c          choose this master for its group over newer ones
+    obsy-imaging masters unpin dark-1a2b3c        the newest (nearest, for flats) matching master again
+
+A pin changes which masters the lights of its group get: the service (or the next
+``obsy-imaging calibrate``) calibrates the lights of the last ``recalibrate_nights`` nights
+again. Exit status 0, 1 for an unknown master (named), 2 for a configuration problem.
+
 ``report``: the AAVSO Extended report of one night and variable-star target, from the magnitudes
 the service stored (docs/imaging-photometry.md):
 
@@ -50,7 +60,7 @@ import time
 from pathlib import Path
 
 from obsy.config import ConfigError, load_config
-from obsy_imaging.calibrator import Calibrator, PassResult
+from obsy_imaging.calibrator import Calibrator, PassResult, PinError
 from obsy_imaging.grading.grader import Grader
 from obsy_imaging.ingest.archive import ImportProgress, import_archive
 from obsy_imaging.ingest.ingestor import Ingestor, Outcome, Result
@@ -181,6 +191,7 @@ def calibrate_command(argv: list[str]) -> int:
         if not args.masters_only:
             calibrator.queue_new_lights()
             calibrator.calibrate(result, retry_waiting=True)
+            calibrator.recalibrate(result)
         counts = calibrator.counts("")
     finally:
         engine.dispose()
@@ -196,9 +207,54 @@ def calibrate_command(argv: list[str]) -> int:
         f"obsy-imaging calibrate: {len(result.built)} master(s) built, {len(result.calibrated)} light(s) calibrated,"
         f" {counts.queue} waiting, {len(result.problems)} problem(s)"
     )
+    for done in result.recalibrated:
+        before = ", ".join(done.replaced.values()) or "none"
+        print(f"  calibrated again: {done.frame.path} with {', '.join(done.masters.values())} (was {before})")
     for reason in counts.waiting_for:
         print(f"  waiting: {reason}")
     return EXIT_SOME_FAILED if result.problems else 0
+
+
+def masters_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="obsy-imaging masters", description="List the calibration library's masters; pin or unpin one."
+    )
+    parser.add_argument("-c", "--config", help="YAML config file (default: $OBSY_CONFIG, then ./config/obsy.yaml)")
+    parser.add_argument("action", nargs="?", choices=["list", "pin", "unpin"], default="list")
+    parser.add_argument("master", nargs="?", metavar="ID", help="pin, unpin: the master's id (or its number)")
+    args = parser.parse_args(argv[1:])
+    if args.action != "list" and not args.master:
+        parser.error(f"{args.action} needs the master's id")
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc.report("obsy-imaging"), file=sys.stderr)
+        return EXIT_USAGE
+    settings = config.imaging
+    engine = database.make_engine(settings.database(config.data_dir))
+    database.upgrade(engine)
+    repository = Repository(engine, settings.repository_dir(config.data_dir), settings.quarantine_dir(config.data_dir))
+    calibrator = Calibrator(repository, settings.calibration)
+    try:
+        if args.action == "pin":
+            change = calibrator.pin(args.master, by="obsy-imaging masters (command line)")
+            print(f"pinned {change.master.kind} {change.master.master_id}: {change.master.path}")
+            for other in change.unpinned:
+                print(f"unpinned {other} (pinned for the same group before)")
+        elif args.action == "unpin":
+            change = calibrator.unpin(args.master)
+            print(f"unpinned {change.master.kind} {change.master.master_id}")
+        else:
+            for master in calibrator.library():
+                mark = " pinned" if master.pinned_at is not None else ""
+                setting = f"{master.exposure_s:g} s" + (f" {master.filter}" if master.filter else "")
+                print(f"{master.master_id:<24} {master.kind:<8} {master.camera} {setting}{mark}")
+    except PinError as exc:
+        print(f"obsy-imaging masters: {exc}", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    finally:
+        engine.dispose()
+    return 0
 
 
 def warm_up_command(argv: list[str]) -> int:
@@ -341,6 +397,7 @@ def transit_command(argv: list[str]) -> int:
 COMMANDS = {
     "import": import_command,
     "calibrate": calibrate_command,
+    "masters": masters_command,
     "warm-up": warm_up_command,
     "report": report_command,
     "transit": transit_command,

@@ -73,7 +73,7 @@ from obsy.messages import (
 from obsy.runner import Service, run_service
 from obsy.transits.ephemeris import EphemerisError
 from obsy_imaging import calibration
-from obsy_imaging.calibrator import BuiltMaster, CalibratedLight, Calibrator, PassResult
+from obsy_imaging.calibrator import BuiltMaster, CalibratedLight, Calibrator, PassResult, PinError
 from obsy_imaging.calibrator import Counts as CalibrationCounts
 from obsy_imaging.grading.grader import Grader
 from obsy_imaging.headers.normalise import warm_up
@@ -181,7 +181,8 @@ class ImagingService(Service):
         if settings.calibration.enabled:
             calibration.warm_up()  # the numba kernels compile (or load from cache) now, not on the first frame
             self.calibration = CalibrationWorker(self, Calibrator(self.repository, settings.calibration))
-            self.bus.publish(self.topics.imaging_masters_state, ImagingMastersState(), qos=1, retain=True)
+            pinned = self.calibration.calibrator.pinned()
+            self.bus.publish(self.topics.imaging_masters_state, ImagingMastersState(pinned=pinned), qos=1, retain=True)
             self.bus.subscribe(self.topics.imaging_masters_command, self.calibration.on_command, ImagingMastersCommand)
             self._make_calibrated_light_workers(self.repository)
         if self.calibration is not None:
@@ -539,6 +540,8 @@ def calibrated_message(done: CalibratedLight) -> ImagingCalibrated:
         nan_pixels=row.nan_pixels or 0,
         bad_pixels_repaired=statistics.get("bad_pixels_repaired"),
         waited_s=done.waited_s,
+        recalibrated=done.replaced is not None,
+        replaces=done.replaced,
     )
 
 
@@ -661,9 +664,14 @@ class CalibrationWorker(PassWorker):
 
     def _run_command(self, command: ImagingMastersCommand) -> None:
         origin = command.origin or CommandOrigin()
+        if command.action != "build":
+            self._pin_command(command, origin)
+            return
         self.bus.publish(
             self.topics.imaging_masters_state,
-            ImagingMastersState(status="running", request_id=command.request_id, origin=command.origin),
+            ImagingMastersState(
+                status="running", request_id=command.request_id, origin=command.origin, pinned=self.calibrator.pinned()
+            ),
             qos=1,
             retain=True,
         )
@@ -679,7 +687,12 @@ class CalibrationWorker(PassWorker):
         self.bus.publish(
             self.topics.imaging_masters_state,
             ImagingMastersState(
-                status=status, request_id=command.request_id, built=built, errors=errors, origin=command.origin
+                status=status,
+                request_id=command.request_id,
+                built=built,
+                errors=errors,
+                origin=command.origin,
+                pinned=self.calibrator.pinned(),
             ),
             qos=1,
             retain=True,
@@ -694,6 +707,44 @@ class CalibrationWorker(PassWorker):
         # Lights waiting for these masters are tried in the next pass (the library changed).
         if result.built:
             self._publish(self.calibrator.calibrate(PassResult(), retry_waiting=True))
+
+    def _pin_command(self, command: ImagingMastersCommand, origin: CommandOrigin) -> None:
+        """Pin or unpin a master; the lights it now serves are calibrated again in the pass that follows."""
+        errors: list[str] = []
+        text = ""
+        if not command.master_id:
+            errors.append(f"{command.action}: no master_id given")
+        else:
+            try:
+                if command.action == "pin":
+                    change = self.calibrator.pin(command.master_id, by=origin.describe()[:200])
+                    text = f"master {change.master.master_id} pinned" + (
+                        f" (unpinned {', '.join(change.unpinned)})" if change.unpinned else ""
+                    )
+                else:
+                    text = f"master {self.calibrator.unpin(command.master_id).master.master_id} unpinned"
+            except PinError as exc:
+                errors.append(str(exc))
+        status = "failed" if errors else "done"
+        self.bus.publish(
+            self.topics.imaging_masters_state,
+            ImagingMastersState(
+                status=status,
+                request_id=command.request_id,
+                errors=errors,
+                origin=command.origin,
+                action=command.action,
+                pinned=self.calibrator.pinned(),
+            ),
+            qos=1,
+            retain=True,
+        )
+        self._event(
+            "masters_command",
+            "info" if status == "done" else "warning",
+            f"masters (asked by {origin.describe()}): " + (text or "; ".join(errors))[:400],
+            {"origin": origin.as_data(), "request_id": command.request_id, "action": command.action},
+        )
 
     def _publish(self, result: PassResult) -> None:
         for built in result.built:
@@ -712,6 +763,16 @@ class CalibrationWorker(PassWorker):
             self.log.info("calibrated %s as %s", message.light, message.path, extra={"event": "frame_calibrated"})
         if result.calibrated and self.on_calibrated is not None:
             self.on_calibrated()
+        for done in result.recalibrated:  # the same message again, marked: consumers learn of the new file
+            self.bus.publish(self.topics.imaging_calibrated, calibrated_message(done), qos=1)
+        if result.recalibrated:
+            frames = [done.frame.id for done in result.recalibrated]
+            self._event(
+                "lights_recalibrated",
+                "info",
+                f"{len(frames)} light(s) calibrated again with masters that are now chosen for them",
+                {"frame_ids": frames[:200], "nights": sorted({done.frame.night for done in result.recalibrated})},
+            )
         for problem in result.problems:
             self.log.warning("%s", problem.message, extra={"event": problem.kind})
             self._event(problem.kind, "error", problem.message[:1000], problem.data)
@@ -720,7 +781,7 @@ class CalibrationWorker(PassWorker):
             self.log.info("master not built yet: %s", text, extra={"event": "master_waiting"})
         self._waiting_groups = waiting
         self._counts = None  # lights may have changed state (pending → waiting) even when nothing was done
-        if result.built or result.calibrated or result.problems:
+        if result.built or result.calibrated or result.recalibrated or result.problems:
             self.service.refresh()
 
 

@@ -1,4 +1,4 @@
-"""The dashboard's "build masters now": a masters command to the imaging service, and its answer.
+"""The dashboard's "build masters now" and pins: a masters command to the imaging service, and its answer.
 
 The command goes to ``<p>/imaging/masters/set`` (an :class:`~obsy.messages.ImagingMastersCommand`)
 with a fresh ``request_id`` and the sender's origin; the imaging service answers on its retained
@@ -29,13 +29,20 @@ class MastersCommandGateway:
         if isinstance(payload, dict):
             self._answers.answered(payload.get("request_id"), payload)
 
-    def send(self, min_frames: int | None, origin: CommandOrigin) -> dict[str, Any]:
+    def send(
+        self, min_frames: int | None, origin: CommandOrigin, *, action: str = "build", master_id: str | None = None
+    ) -> dict[str, Any]:
         """Publish a masters command for ``origin``; the imaging service's first answer (raises NoAnswerError)."""
 
         def publish(request_id: str) -> None:
-            command = ImagingMastersCommand(min_frames=min_frames, request_id=request_id, origin=origin)
+            command = ImagingMastersCommand(
+                action=action, master_id=master_id, min_frames=min_frames, request_id=request_id, origin=origin
+            )
             self.bus.publish(self.topics.imaging_masters_command, command, qos=1)
-            what = "build" + (f" min_frames={min_frames}" if min_frames is not None else "")
+            if action == "build":
+                what = "build" + (f" min_frames={min_frames}" if min_frames is not None else "")
+            else:
+                what = f"{action} {master_id}"
             self.bus.publish_event(command_event("imaging/masters", what, origin, request_id=request_id))
 
         return self._answers.ask(

@@ -305,3 +305,65 @@ def test_bad_calibration_input_gets_an_error_event_and_the_service_goes_on(tmp_p
         assert dark.frames == 2 and dark.master_id == answer("r2").built[0]
         assert watcher.on("obsy/imaging/availability")[-1].payload == b"online"
         assert run.thread.is_alive()
+
+
+def masters_answer(watcher: Watcher, request: str) -> ImagingMastersState | None:
+    for m in reversed(watcher.on("obsy/imaging/masters/state")):
+        got = ImagingMastersState.model_validate_json(m.payload)
+        if got.request_id == request and got.status in ("done", "failed"):
+            return got
+    return None
+
+
+def test_a_master_pinned_over_the_bus_recalibrates_the_lights_it_now_serves(tmp_path, mosquitto, watcher, sensor):
+    start = (datetime.now(UTC) - timedelta(hours=12)).replace(minute=0, second=0, microsecond=0)
+    with running(tmp_path, mosquitto) as run:
+        wait_online(watcher)
+        assert (
+            ImagingMastersState.model_validate_json(watcher.on("obsy/imaging/masters/state")[-1].payload).pinned == []
+        )
+        write_series(run.capture, sensor, FrameKind.BIAS, COUNT, exposure=0, seed=1, start=start)
+        write_series(run.capture, sensor, FrameKind.DARK, COUNT, exposure=60, seed=2, start=start)
+        write_series(run.capture, sensor, FrameKind.FLAT, COUNT, exposure=2, seed=3, filter="Red", start=start)
+        watcher.wait_for(lambda _: len(masters(watcher)) == 3, timeout=240)
+        [light] = write_series(
+            run.capture, sensor, FrameKind.LIGHT, 1, exposure=60, seed=4, filter="Red", level=SKY, start=start
+        )
+        watcher.wait_for(lambda _: len(calibrated(watcher)) == 1, timeout=240)
+        first_dark = calibrated(watcher)[0].dark
+
+        # Darks of a later session: a newer master of the group, chosen now; the light is calibrated again.
+        later = start + timedelta(hours=8)
+        write_series(run.capture, sensor, FrameKind.DARK, COUNT, exposure=60, seed=5, start=later)
+        watcher.wait_for(lambda _: len(calibrated(watcher)) == 2, timeout=240)
+        again = calibrated(watcher)[1]
+        assert again.recalibrated and again.frame_id == calibrated(watcher)[0].frame_id
+        assert again.replaces["dark"] == first_dark and again.dark != first_dark
+        assert again.path == calibrated(watcher)[0].path  # the file replaced in place
+        watcher.wait_for(lambda _: events(watcher, "lights_recalibrated"), timeout=30)
+
+        # Pinned over the bus: the first dark wins again, and says so.
+        pin = {"action": "pin", "master_id": first_dark, "request_id": "p1", "origin": {"kind": "cli", "user": "ada"}}
+        watcher.publish("obsy/imaging/masters/set", json.dumps(pin))
+        watcher.wait_for(lambda _: masters_answer(watcher, "p1") is not None, timeout=60)
+        answer = masters_answer(watcher, "p1")
+        assert answer.status == "done" and answer.action == "pin" and answer.pinned == [first_dark]
+        watcher.wait_for(lambda _: len(calibrated(watcher)) == 3, timeout=240)
+        pinned = calibrated(watcher)[2]
+        assert pinned.recalibrated and pinned.dark == first_dark and pinned.replaces["dark"] == again.dark
+        assert any(line.startswith("dark:") and "pinned by the user" in line for line in pinned.explanation)
+        with fits.open(run.repository / pinned.path) as hdul:
+            assert hdul[0].header["CALDARK"] == f"{first_dark}.fits"
+        assert light.path.exists()
+
+        # An unknown master: a clear answer naming it; the service goes on.
+        watcher.publish(
+            "obsy/imaging/masters/set", json.dumps({"action": "unpin", "master_id": "dark-0", "request_id": "p2"})
+        )
+        watcher.publish("obsy/imaging/masters/set", json.dumps({"action": "pin", "request_id": "p3"}))
+        watcher.wait_for(lambda _: masters_answer(watcher, "p3") is not None, timeout=60)
+        assert masters_answer(watcher, "p2").status == "failed"
+        assert "no master 'dark-0' in the calibration library" in masters_answer(watcher, "p2").errors[0]
+        assert masters_answer(watcher, "p3").errors == ["pin: no master_id given"]
+        assert masters_answer(watcher, "p3").pinned == [first_dark]  # nothing changed
+        assert len(calibrated(watcher)) == 3 and run.thread.is_alive()

@@ -131,9 +131,21 @@ def test_flats_by_filter_and_train_nearest_in_time_within_the_age_limit():
         "taken 10.0 days from the light (limit 7.0 days)"
     )
     assert match_masters(LIGHT, [DARK, old], MatchRules(flat_max_age=timedelta(days=14))).flat.master == old
-    train = replace(LIGHT, optical_train="RedCat")
-    plan = match_masters(train, [DARK, dusk])
-    assert "optical train None where the light has RedCat" in plan.flat.reason
+
+
+def test_flats_match_by_optical_train_when_both_have_one():
+    light = replace(LIGHT, optical_train="RedCat 51 250 mm")
+    redcat = replace(FLAT, master_id="F-redcat", optical_train="RedCat 51 250 mm")
+    newt = replace(FLAT, master_id="F-newt", optical_train="Newton 200 800 mm", time=LIGHT.time)  # nearer in time
+    plan = match_masters(light, [DARK, redcat, newt])
+    assert plan.flat.master == redcat and "optical train RedCat 51 250 mm" in plan.flat.reason
+    plan = match_masters(light, [DARK, newt])
+    assert plan.flat.reason == (
+        "no match among 1 master flat: optical train Newton 200 800 mm where the light has RedCat 51 250 mm"
+    )
+    # A light or a flat without a train (a header without telescope): the filter alone decides.
+    assert match_masters(LIGHT, [DARK, newt]).flat.master == newt
+    assert match_masters(light, [DARK, FLAT]).flat.master == FLAT
 
 
 def test_pins_override_the_choice_but_not_the_rules():
@@ -202,3 +214,25 @@ def test_frame_descriptions_refuse_naive_times_and_negative_exposures():
         replace(LIGHT, time=datetime(2026, 12, 1, 23, 0))
     with pytest.raises(ValueError, match="negative exposure"):
         replace(LIGHT, exposure=-1.0)
+
+
+def test_a_pinned_master_wins_for_its_group_only():
+    newer = replace(DARK, master_id="D-new", built=NIGHT, time=NIGHT)
+    pinned = replace(DARK, master_id="D-pinned", built=NIGHT - timedelta(days=20), pinned=True)
+    assert match_masters(LIGHT, [newer, replace(pinned, pinned=False)]).dark.master == newer  # newest wins...
+    plan = match_masters(LIGHT, [newer, pinned])
+    assert plan.dark.master == pinned and "pinned by the user for its group" in plan.dark.reason  # ...unless pinned
+    # Its group: a light of another exposure (it would be scaled) or another gain is not pinned to it.
+    short = replace(LIGHT, exposure=120.0)
+    long_new = replace(newer, master_id="D-long", exposure=600.0)
+    plan = match_masters(short, [BIAS, long_new, replace(pinned, exposure=600.0)])
+    assert plan.dark.master == long_new and "pinned" not in plan.dark.reason
+    other_gain = replace(pinned, gain=200)
+    assert match_masters(LIGHT, [newer, other_gain]).dark.master == newer
+    # A pinned flat: its filter and train, any age (the age limit is the user's to lift).
+    old_flat = replace(FLAT, master_id="F-old", time=NIGHT - timedelta(days=30), pinned=True)
+    plan = match_masters(LIGHT, [DARK, FLAT, old_flat])
+    assert plan.flat.master == old_flat and "pinned" in plan.flat.reason
+    assert match_masters(replace(LIGHT, filter="OIII"), [DARK, old_flat]).flat.reason.startswith("no match")
+    # Two pinned that fit: the usual choice among them (the nearer flat).
+    assert match_masters(LIGHT, [DARK, old_flat, replace(FLAT, pinned=True)]).flat.master.master_id == "F-Ha"

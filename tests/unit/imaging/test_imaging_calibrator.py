@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from obsy.config import ImagingCalibrationConfig, SiteConfig
 from obsy_imaging.calibration import FrameKind
-from obsy_imaging.calibrator import CALIBRATED, WAITING, Calibrator, PassResult, calibrated_path
+from obsy_imaging.calibrator import CALIBRATED, WAITING, Calibrator, PassResult, PinError, calibrated_path
 from obsy_imaging.ingest.ingestor import Ingestor, Outcome
 from obsy_imaging.repository.models import Calibration, Frame, FrameProblem, Master, MasterInput
 from obsy_imaging.repository.store import Repository
@@ -235,6 +235,19 @@ def test_the_calibrate_command_builds_masters_and_calibrates_an_imported_archive
     refused = obsy_imaging("calibrate", "--frames", "999")
     assert refused.returncode == 1 and "no frames with ids [999]" in refused.stderr
 
+    # Pins from the command line: list, pin, unpin; an unknown master named, a missing id refused.
+    listed = obsy_imaging("masters")
+    assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 3 and "pinned" not in listed.stdout
+    dark_id = next(line.split()[0] for line in listed.stdout.splitlines() if line.split()[1] == "dark")
+    pinned = obsy_imaging("masters", "pin", dark_id)
+    assert pinned.returncode == 0 and f"pinned dark {dark_id}" in pinned.stdout, pinned.stderr
+    assert next(line for line in obsy_imaging("masters").stdout.splitlines() if dark_id in line).endswith(" pinned")
+    unknown = obsy_imaging("masters", "pin", "dark-nothere")
+    assert unknown.returncode == 1 and "no master 'dark-nothere' in the calibration library" in unknown.stderr
+    assert obsy_imaging("masters", "unpin").returncode == 2
+    assert obsy_imaging("masters", "unpin", dark_id).returncode == 0
+    assert "pinned" not in obsy_imaging("masters").stdout
+
 
 def test_a_ready_group_is_built_once_no_frame_joined_it_for_a_while(tmp_path, repository, sensor):
     bench = Bench(tmp_path, repository, sensor, quiet_time=30, quiet_exposures=2)
@@ -268,3 +281,198 @@ def test_a_frame_ingested_while_a_pass_groups_is_grouped_in_the_next_pass(tmp_pa
     bench.calibrator.build_due = grouping
     second = bench.calibrator.run()
     assert [b.master.kind for b in second.built] == ["flat"]
+
+
+# --- pins, optical trains, lights calibrated again -------------------------------------------------
+
+
+def recent_start() -> datetime:
+    """Frames of the last night (lights are calibrated again within ``recalibrate_nights`` of now)."""
+    return (datetime.now(UTC) - timedelta(hours=12)).replace(minute=0, second=0, microsecond=0)
+
+
+def masters_of(bench: Bench, kind: str) -> list[Master]:
+    return sorted((m for m in bench.rows(Master) if m.kind == kind), key=lambda m: m.id)
+
+
+def direct_calibration(root: Path, raw: Path, dark: Master, flat: Master) -> np.ndarray:
+    """(light − dark) / flat from the files, in float64: what a light calibrated with these masters must hold."""
+    light = fits.getdata(raw).astype(np.float64)
+    flat_data = fits.getdata(root / flat.path).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = (light - fits.getdata(root / dark.path).astype(np.float64)) / flat_data
+    expected[~(flat_data > 0.05)] = np.nan
+    return expected
+
+
+def assert_calibrated_with(bench: Bench, row: Calibration, raw: Path, dark: Master, flat: Master) -> None:
+    assert (row.dark_id, row.flat_id, row.bias_id) == (dark.id, flat.id, None)
+    with fits.open(bench.repository.root / row.path) as hdul:
+        got = hdul[0].data.astype(np.float64)
+        assert hdul[0].header["CALDARK"] == Path(dark.path).name and hdul[0].header["CALFLAT"] == Path(flat.path).name
+    expected = direct_calibration(bench.repository.root, raw, dark, flat)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    good = np.isfinite(expected)
+    np.testing.assert_allclose(got[good], expected[good], rtol=1e-5, atol=1e-3)
+
+
+def last_night(bench: Bench, lights: int = 2) -> list[Path]:
+    """Bias, darks and a flat of last night, and its lights calibrated with them."""
+    start = recent_start()
+    bench.series(FrameKind.BIAS, 5, exposure=0, seed=1, start=start - timedelta(hours=1))
+    bench.series(FrameKind.DARK, 5, exposure=60, seed=2, start=start - timedelta(hours=1))
+    bench.series(FrameKind.FLAT, 5, exposure=2, seed=3, filter="Red", start=start - timedelta(hours=1))
+    written = bench.series(FrameKind.LIGHT, lights, exposure=60, seed=4, filter="Red", level=800, start=start)
+    first = bench.calibrator.run()
+    assert len(first.calibrated) == lights and first.recalibrated == [] and first.problems == []
+    return written
+
+
+def test_a_pinned_master_is_chosen_for_its_group_and_its_lights_are_calibrated_again(tmp_path, repository, sensor):
+    bench = Bench(tmp_path, repository, sensor, bad_pixels=False)
+    lights = last_night(bench)
+    start = recent_start()
+    [dark_a], [flat] = masters_of(bench, "dark"), masters_of(bench, "flat")
+
+    # A second series of darks, later: a newer master of the same group, so the lights are calibrated with it.
+    bench.series(FrameKind.DARK, 5, exposure=60, seed=5, start=start + timedelta(hours=8))
+    second = bench.calibrator.run()
+    dark_b = masters_of(bench, "dark")[1]
+    assert [b.master.master_id for b in second.built] == [dark_b.master_id]
+    assert sorted(done.frame.id for done in second.recalibrated) == sorted(r.frame_id for r in bench.rows(Calibration))
+    for done in second.recalibrated:
+        assert done.replaced == {"dark": dark_a.master_id, "flat": flat.master_id}
+        assert done.masters == {"dark": dark_b.master_id, "flat": flat.master_id}
+    rows = {r.frame_id: r for r in bench.rows(Calibration)}
+    frames = {f.path.rsplit("/", 1)[-1]: f.id for f in bench.rows(Frame)}
+    for raw in lights:
+        row = rows[frames[raw.name]]
+        assert_calibrated_with(bench, row, raw, dark_b, flat)
+        [earlier] = row.history
+        assert earlier["masters"] == {"dark": dark_a.master_id, "flat": flat.master_id}
+        assert any(line.startswith(f"dark: {dark_a.master_id}") for line in earlier["explanation"])
+
+    # The user pins the first dark: chosen over the newer one, the lights calibrated again with it, "pinned" said.
+    change = bench.calibrator.pin(dark_a.master_id, by="test")
+    assert change.pinned and change.unpinned == ()
+    pinned = bench.calibrator.run()
+    assert len(pinned.recalibrated) == 2 and pinned.built == []
+    rows = {r.frame_id: r for r in bench.rows(Calibration)}
+    for raw in lights:
+        row = rows[frames[raw.name]]
+        assert_calibrated_with(bench, row, raw, dark_a, flat)
+        dark_line = next(line for line in row.explanation if line.startswith("dark:"))
+        assert "pinned by the user" in dark_line and dark_a.master_id in dark_line
+        assert len(row.history) == 2
+    assert bench.calibrator.pinned() == [dark_a.master_id]
+
+    # Idempotent: nothing changes, nothing is done again, even when asked directly.
+    assert bench.calibrator.run().recalibrated == []
+    assert bench.calibrator.recalibrate(PassResult()).recalibrated == []
+
+    # Pinning the other dark of the group unpins the first (one pin per group); unpinning: the newest again.
+    assert bench.calibrator.pin(str(dark_b.id)).unpinned == (dark_a.master_id,)  # by its number too
+    bench.calibrator.unpin(dark_b.master_id)
+    assert bench.calibrator.pinned() == []
+    unpinned = bench.calibrator.run()
+    assert {done.masters["dark"] for done in unpinned.recalibrated} == {dark_b.master_id}
+
+
+def test_lights_calibrated_again_only_within_the_nights_configured(tmp_path, repository, sensor):
+    bench = Bench(tmp_path, repository, sensor, recalibrate_nights=2)
+    last_night(bench, lights=1)
+    start = recent_start()
+    bench.series(FrameKind.DARK, 5, exposure=60, seed=5, start=start + timedelta(hours=8))
+    bench.calibrator.build_due(PassResult(), force=True)
+    later = datetime.now(UTC) + timedelta(days=4)  # the light's night is out of the window now
+    assert bench.calibrator.recalibrate(PassResult(), now=later).recalibrated == []
+    assert len(bench.calibrator.recalibrate(PassResult()).recalibrated) == 1
+    off = Calibrator(repository, ImagingCalibrationConfig(recalibrate_nights=0), backend="numpy")
+    off.pin(masters_of(bench, "dark")[0].master_id)
+    assert off.recalibrate(PassResult()).recalibrated == []
+
+
+def test_dawn_flats_nearer_in_time_replace_yesterdays_flat(tmp_path, repository, sensor):
+    bench = Bench(tmp_path, repository, sensor, bad_pixels=False)
+    start = recent_start()
+    bench.series(FrameKind.BIAS, 5, exposure=0, seed=1, start=start - timedelta(days=1))
+    bench.series(FrameKind.DARK, 5, exposure=60, seed=2, start=start - timedelta(days=1))
+    bench.series(FrameKind.FLAT, 5, exposure=2, seed=3, filter="Red", start=start - timedelta(days=1))
+    [raw] = bench.series(FrameKind.LIGHT, 1, exposure=60, seed=4, filter="Red", level=800, start=start)
+    assert len(bench.calibrator.run().calibrated) == 1
+    [yesterday] = masters_of(bench, "flat")
+
+    bench.series(FrameKind.FLAT, 5, exposure=2, seed=6, filter="Red", level=15000, start=start + timedelta(hours=9))
+    dawn = bench.calibrator.run()
+    [dawn_flat] = [b.master for b in dawn.built]
+    [done] = dawn.recalibrated
+    assert done.replaced["flat"] == yesterday.master_id and done.masters["flat"] == dawn_flat.master_id
+    [row] = bench.rows(Calibration)
+    assert_calibrated_with(bench, row, raw, masters_of(bench, "dark")[0], dawn_flat)
+    assert any(
+        line.startswith(f"flat: {dawn_flat.master_id}") and "9.0 h from the light" in line for line in row.explanation
+    )
+
+
+def test_flats_are_matched_by_optical_train(tmp_path, repository, sensor):
+    bench = Bench(tmp_path, repository, sensor)
+    start = recent_start()
+    redcat = {"TELESCOP": "RedCat 51", "FOCALLEN": 250.0}
+    newton = {"TELESCOP": "Newton 200", "FOCALLEN": 800.0}
+    bench.series(FrameKind.BIAS, 5, exposure=0, seed=1, start=start - timedelta(hours=2))
+    bench.series(FrameKind.DARK, 5, exposure=60, seed=2, start=start - timedelta(hours=2))
+    bench.series(FrameKind.FLAT, 5, exposure=2, seed=3, filter="Red", start=start - timedelta(hours=2), cards=redcat)
+    bench.series(FrameKind.FLAT, 5, exposure=2, seed=6, filter="Red", start=start, cards=newton)  # nearer in time
+    bench.series(FrameKind.LIGHT, 1, exposure=60, seed=4, filter="Red", level=800, start=start, cards=redcat)
+    result = bench.calibrator.run()
+    flats = {m.optical_train: m for m in masters_of(bench, "flat")}
+    assert set(flats) == {"RedCat 51, 250 mm, ZWO CCD ASI294MM Pro", "Newton 200, 800 mm, ZWO CCD ASI294MM Pro"}
+    [done] = result.calibrated
+    assert done.masters["flat"] == flats["RedCat 51, 250 mm, ZWO CCD ASI294MM Pro"].master_id
+    flat_line = next(line for line in done.calibration.explanation if line.startswith("flat:"))
+    assert "optical train RedCat 51, 250 mm" in flat_line
+
+    # The train is configurable: without it, the nearer flat of the other telescope would serve.
+    by_filter = Calibrator(repository, ImagingCalibrationConfig(optical_train=[]), backend="numpy")
+    [light] = [f for f in bench.rows(Frame) if f.frame_type == "light"]
+    assert by_filter.optical_train(light) is None and bench.calibrator.optical_train(light).startswith("RedCat 51")
+    scope_only = Calibrator(repository, ImagingCalibrationConfig(optical_train=["telescope"]), backend="numpy")
+    assert scope_only.optical_train(light) == "RedCat 51"
+    # A header without its focal length has no train: such a light takes the nearest flat of its filter.
+    bench.series(
+        FrameKind.LIGHT, 1, exposure=60, seed=7, filter="Red", level=800, start=start, cards={"TELESCOP": "RedCat 51"}
+    )
+    [done] = bench.calibrator.run().calibrated
+    assert done.masters["flat"] == flats["Newton 200, 800 mm, ZWO CCD ASI294MM Pro"].master_id
+
+
+def test_pinning_an_unknown_master_is_refused_by_name(tmp_path, repository, sensor):
+    bench = Bench(tmp_path, repository, sensor)
+    bench.series(FrameKind.BIAS, 5, exposure=0, seed=1)
+    bench.calibrator.run()
+    for reference in ("dark-nothere", "9999", ""):
+        with pytest.raises(PinError, match=f"no master '{reference}' in the calibration library"):
+            bench.calibrator.pin(reference)
+        with pytest.raises(PinError, match=f"no master '{reference}'"):
+            bench.calibrator.unpin(reference)
+    assert bench.calibrator.pinned() == []
+
+
+def test_a_light_that_cannot_be_calibrated_again_keeps_its_calibration(tmp_path, repository, sensor):
+    bench = Bench(tmp_path, repository, sensor)
+    last_night(bench, lights=1)
+    bench.series(FrameKind.DARK, 5, exposure=60, seed=5, start=recent_start() + timedelta(hours=8))
+    assert len(bench.calibrator.run().recalibrated) == 1
+    [before] = bench.rows(Calibration)
+    calibrated_bytes = (repository.root / before.path).read_bytes()
+    first_dark = masters_of(bench, "dark")[0]
+    (repository.root / first_dark.path).unlink()  # the pinned master's file is gone
+    bench.calibrator.pin(first_dark.master_id)
+    result = bench.calibrator.run()
+    assert result.recalibrated == []
+    [problem] = result.problems
+    assert problem.kind == "calibration_failed" and "not calibrated again" in problem.message
+    assert first_dark.master_id in problem.message
+    [after] = bench.rows(Calibration)
+    assert (after.status, after.dark_id, after.history) == (CALIBRATED, before.dark_id, before.history)
+    assert (repository.root / after.path).read_bytes() == calibrated_bytes

@@ -66,3 +66,5 @@ class MasterInfo(FrameInfo):
     master_id: str
     frame_count: int = 0
     built: datetime | None = None  # when the master was made (the newest wins among equals)
+    #: Pinned by the user for its group: chosen over any other for the lights it fits (see :mod:`.matching`).
+    pinned: bool = False

@@ -9,13 +9,18 @@ Every master must have the light's camera, binning, gain, offset, readout mode a
   else, when a bias matched, the shortest dark longer than the light, scaled down by the
   exposure ratio after taking the bias off (darks are never scaled up: hot pixels and amp
   glow do not grow linearly for ever, and the noise would be scaled up with them);
-* flat — the same filter and optical train, the nearest in time to the light (before or after:
-  dawn flats serve the night before) within ``flat_max_age``; the newest among equally near.
+* flat — the same filter and optical train (when both the flat and the light have a train), the
+  nearest in time to the light (before or after: dawn flats serve the night before) within
+  ``flat_max_age``; the newest among equally near.
 
-A master the user pins for a kind is taken instead of the choice above, as long as it passes
-the camera, temperature, exposure (darks) and filter (flats) rules; a pinned master that does
-not is refused with the reason, never silently replaced. Ties are broken by build time, then
-id, so the same library always gives the same answer.
+Pins, two ways. A master of the library marked ``pinned`` (the user pinned it for its group) is
+taken for every light of its group: one it fits by camera, temperature, the exposure of the
+light (darks: no scaling) and filter and train (flats), whatever its age; among several
+pinned ones that fit, the usual choice. A light that no pinned master fits gets the usual
+choice. And ``pins`` (kind → master id) names the master for one plan: taken if it passes
+the camera, temperature, exposure (darks) and filter (flats) rules, else refused with the
+reason, never silently replaced. Ties are broken by build time, then id, so the same library
+always gives the same answer.
 """
 
 from __future__ import annotations
@@ -109,7 +114,13 @@ def match_masters(
 Rule = Callable[[MasterInfo, bool], tuple[str | None, tuple, str]]
 
 
-def _choose(kind, light, library, *, rules, pins, rule: Rule) -> MasterChoice:
+def _choose(kind, light, library, *, rules, pins, rule: Rule, fits_pin=lambda master: True) -> MasterChoice:
+    """The master of ``kind`` for ``light``: named in ``pins``, else a pinned one of its group, else the best match.
+
+    ``fits_pin`` narrows which pinned masters serve a light beyond ``rule`` (a pinned dark only
+    lights of its own exposure: it is pinned for its group, not for every exposure it could be
+    scaled to).
+    """
     candidates = [m for m in library if m.kind == kind]
     if kind in pins:
         pinned = next((m for m in candidates if m.master_id == pins[kind]), None)
@@ -120,6 +131,20 @@ def _choose(kind, light, library, *, rules, pins, rule: Rule) -> MasterChoice:
             return MasterChoice(kind, None, f"no match: the pinned {kind} {pinned.master_id} is refused: {refusal}")
         why = rule(pinned, True)[2]
         return MasterChoice(kind, pinned, f"{pinned.master_id} ({pinned.name}), pinned by the user; {why}")
+    fitting_pins = [
+        (rule(m, True)[1], _newest_key(m), m)
+        for m in candidates
+        if m.pinned and setup_difference(m, light, rules) is None and rule(m, True)[0] is None and fits_pin(m)
+    ]
+    if fitting_pins:
+        fitting_pins.sort(key=lambda item: (item[0], item[1]), reverse=True)
+        best = fitting_pins[0][2]
+        return MasterChoice(
+            kind,
+            best,
+            f"{best.master_id} ({best.name}), pinned by the user for its group: {_setup_text(best, light)}; "
+            f"{rule(best, True)[2]}",
+        )
     refusals: list[str] = []
     accepted = []
     for master in candidates:
@@ -157,7 +182,7 @@ def _choose_dark(light, library, rules, pins, bias: MasterChoice) -> MasterChoic
             f"after taking off bias {bias.master.master_id}",
         )
 
-    choice = _choose(FrameKind.DARK, light, library, rules=rules, pins=pins, rule=rule)
+    choice = _choose(FrameKind.DARK, light, library, rules=rules, pins=pins, rule=rule, fits_pin=exact)
     if choice.found and not exact(choice.master):
         return MasterChoice(choice.kind, choice.master, choice.reason, light.exposure / choice.master.exposure)
     return choice
@@ -176,12 +201,13 @@ def _flat_rule(light: FrameInfo, rules: MatchRules) -> Rule:
     def rule(master: MasterInfo, pinned: bool):
         if master.filter != light.filter:
             return f"filter {master.filter} where the light has {light.filter}", (), ""
-        if master.optical_train != light.optical_train:
+        if master.optical_train and light.optical_train and master.optical_train != light.optical_train:
             return f"optical train {master.optical_train} where the light has {light.optical_train}", (), ""
         apart = abs(master.time - light.time)
         if not pinned and apart > rules.flat_max_age:
             return f"taken {_days(apart)} from the light (limit {_days(rules.flat_max_age)})", (), ""
-        return None, (-apart.total_seconds(),), f"filter {light.filter}, taken {_days(apart)} from the light"
+        train = f", optical train {master.optical_train}" if master.optical_train else ""
+        return None, (-apart.total_seconds(),), f"filter {light.filter}{train}, taken {_days(apart)} from the light"
 
     return rule
 

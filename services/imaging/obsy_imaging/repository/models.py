@@ -158,6 +158,9 @@ class Master(Base):
     provenance: Mapped[dict[str, Any]] = mapped_column(JSON)
     #: The master of the same group, built later from more frames, that replaces this one.
     superseded_by: Mapped[str | None] = mapped_column(String(64))
+    #: Pinned by the user for its group (chosen over newer masters until unpinned): when, and by whom.
+    pinned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    pinned_by: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (Index("ix_imaging_masters_kind_camera", "kind", "camera"),)
 
@@ -198,6 +201,9 @@ class Calibration(Base):
     queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     tried_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     calibrated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Earlier calibrations of this light, replaced when a better master appeared: each with the
+    #: masters it used (master ids), its explanation and when it was made; oldest first.
+    history: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=list)
 
     __table_args__ = (
         Index("ix_imaging_calibrated_status", "status"),

@@ -1,5 +1,5 @@
 """The imaging service's results, as the web stored them from the bus: live stacks, calibration
-masters, variable-star light curves, exoplanet transit fits; and the operators' "build masters now".
+masters, variable-star light curves, exoplanet transit fits; and the operators' "build masters now" and pins.
 
 Previews, AAVSO reports and the transit nights' reports, plots and points are files of the imaging
 repository, which the web service reads on the shared data volume (``imaging.repository``, by
@@ -14,13 +14,13 @@ import csv
 import io
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi import Path as FastApiPath
 from fastapi.responses import FileResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func, select
 
 from obsy_web.api.common import Page, Paging
@@ -189,6 +189,7 @@ class MasterItem(BaseModel):
     method: str | None = None
     path: str | None = None
     hot_pixels: int | None = None
+    pinned: bool = Field(default=False, description="pinned by a user: chosen over newer masters of its group")
 
 
 @router.get("/imaging/masters", response_model=Page[MasterItem], dependencies=[Depends(viewer)])
@@ -197,7 +198,9 @@ def masters(
     paging: Paging = Depends(),
     context: WebContext = Depends(get_context),
 ) -> Page[MasterItem]:
-    """Masters built into the calibration library, newest first."""
+    """Masters built into the calibration library, newest first; ``pinned`` as the imaging service said last."""
+    last_answer = context.latest.get("imaging/masters/state")
+    pinned = set(last_answer.get("pinned") or []) if isinstance(last_answer, dict) else set()
     query = select(CalibrationMasterRecord)
     if kind:
         query = query.where(CalibrationMasterRecord.kind == kind)
@@ -225,6 +228,7 @@ def masters(
                 method=(r.data or {}).get("method"),
                 path=(r.data or {}).get("path"),
                 hot_pixels=(r.data or {}).get("hot_pixels"),
+                pinned=r.master_id in pinned,
             )
             for r in records
         ]
@@ -245,6 +249,8 @@ class CalibratedLight(BaseModel):
     explanation: list[str] = Field(default_factory=list, description="why each master, one line per kind")
     nan_pixels: int | None = None
     waited_s: float | None = Field(default=None, description="how long the light waited for its masters")
+    recalibrated: bool = Field(default=False, description="calibrated again with masters built or pinned since")
+    replaces: dict[str, str] | None = Field(default=None, description="the masters of the calibration it replaced")
 
 
 @router.get("/imaging/calibrated", response_model=Page[CalibratedLight], dependencies=[Depends(viewer)])
@@ -253,11 +259,18 @@ def calibrated_lights(
     paging: Paging = Depends(),
     context: WebContext = Depends(get_context),
 ) -> Page[CalibratedLight]:
-    """Lights calibrated in a night, newest first, with the masters applied and why."""
+    """Lights calibrated in a night, newest first, with the masters applied and why (a light calibrated
+    again: its latest calibration only)."""
     with context.sessions() as session:
         if night is None:
             night = session.scalar(select(func.max(CalibratedLightRecord.night)))
-        query = select(CalibratedLightRecord).where(CalibratedLightRecord.night == (night or ""))
+        in_night = CalibratedLightRecord.night == (night or "")
+        latest = (
+            select(func.max(CalibratedLightRecord.id))
+            .where(in_night)
+            .group_by(CalibratedLightRecord.site, CalibratedLightRecord.frame_id)
+        )
+        query = select(CalibratedLightRecord).where(in_night, CalibratedLightRecord.id.in_(latest))
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         records = session.scalars(
             query.order_by(CalibratedLightRecord.time.desc(), CalibratedLightRecord.id.desc())
@@ -282,6 +295,8 @@ def calibrated_lights(
                     explanation=[str(line) for line in data.get("explanation") or []],
                     nan_pixels=data.get("nan_pixels"),
                     waited_s=data.get("waited_s"),
+                    recalibrated=bool(data.get("recalibrated")),
+                    replaces=data.get("replaces") if isinstance(data.get("replaces"), dict) else None,
                 )
             )
     return Page(items=items, total=total, limit=paging.limit, offset=paging.offset)
@@ -289,9 +304,19 @@ def calibrated_lights(
 
 class MastersRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    min_frames: int | None = Field(
-        default=None, ge=1, le=1000, description="frames a group needs; empty: imaging.calibration.min_frames"
+    action: Literal["build", "pin", "unpin"] = Field(
+        default="build", description="build masters now, or pin / unpin the master ``master_id``"
     )
+    master_id: str | None = Field(default=None, min_length=1, max_length=64, description="pin, unpin: the master")
+    min_frames: int | None = Field(
+        default=None, ge=1, le=1000, description="build: frames a group needs; empty: imaging.calibration.min_frames"
+    )
+
+    @model_validator(mode="after")
+    def _master_for_pins(self) -> MastersRequest:
+        if self.action != "build" and not self.master_id:
+            raise ValueError(f"{self.action} needs master_id (the master's id, e.g. dark-1a2b3c)")
+        return self
 
 
 class MastersReply(BaseModel):
@@ -299,6 +324,7 @@ class MastersReply(BaseModel):
     status: str = Field(description="the imaging service's answer: running, done or failed")
     built: list[str] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
+    pinned: list[str] = Field(default_factory=list, description="every master pinned after the command")
 
 
 @router.post(
@@ -306,16 +332,22 @@ class MastersReply(BaseModel):
     response_model=MastersReply,
     responses={504: {"description": "the imaging service did not answer in time"}},
     tags=["commands"],
-    summary="Build calibration masters now",
+    summary="Build calibration masters now, or pin or unpin one",
 )
 def build_masters(
     request: MastersRequest, who: Principal = Depends(operator), context: WebContext = Depends(get_context)
 ) -> MastersReply:
-    """Publish ``imaging/masters/set``; returns the imaging service's first answer (usually ``running``)."""
+    """Publish ``imaging/masters/set``; returns the imaging service's first answer (``running`` for a build,
+    ``done`` or ``failed`` for a pin)."""
     if context.masters is None:
         raise HTTPException(503, "this web service sends no imaging commands")
     try:
-        answer = context.masters.send(request.min_frames, web_origin(who.username, who.role.value))
+        answer = context.masters.send(
+            request.min_frames,
+            web_origin(who.username, who.role.value),
+            action=request.action,
+            master_id=request.master_id,
+        )
     except NoAnswerError as exc:
         raise HTTPException(504, str(exc)) from None
     return MastersReply(
@@ -323,6 +355,7 @@ def build_masters(
         status=str(answer.get("status", "")),
         built=[str(b) for b in answer.get("built") or []],
         errors=[str(e) for e in answer.get("errors") or []],
+        pinned=[str(p) for p in answer.get("pinned") or []],
     )
 
 
