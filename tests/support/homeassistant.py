@@ -93,7 +93,7 @@ class HomeAssistant:
 
     # --- process ---------------------------------------------------------------------
 
-    def start(self, timeout: float = 240.0) -> HomeAssistant:
+    def start(self, timeout: float = 180.0) -> HomeAssistant:
         self.config_dir.mkdir(parents=True, exist_ok=True)
         (self.config_dir / "configuration.yaml").write_text(
             CONFIGURATION.format(site_name=self.site_name, port=self.port)
@@ -117,10 +117,14 @@ class HomeAssistant:
                 stdout=console,
                 stderr=subprocess.STDOUT,
             )
-        self.wait_until(lambda: self._get_status("/api/onboarding") is not None, timeout, "its HTTP API")
-        self._onboard()
-        self.wait_until(lambda: self._get_status("/api/") == 200, 60, "its REST API")
-        self._add_mqtt()
+        try:
+            self.wait_until(lambda: self._get_status("/api/onboarding") is not None, timeout, "its HTTP API")
+            self._onboard()
+            self.wait_until(lambda: self._get_status("/api/") == 200, 60, "its REST API")
+            self._add_mqtt()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
@@ -128,7 +132,7 @@ class HomeAssistant:
             return
         self.process.terminate()
         try:
-            self.process.wait(timeout=60)
+            self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=10)
@@ -145,11 +149,18 @@ class HomeAssistant:
         parts = [p.read_text(errors="replace") for p in (self._console, self.log_path) if p.exists()]
         return "\n".join(parts)[-6000:]
 
+    def discovery_errors(self) -> list[str]:
+        """The discovery configs its MQTT integration refused (it logs them and drops the entity)."""
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return [line for line in text.splitlines() if "when processing MQTT discovery message" in line]
+
     def wait_until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"Home Assistant exited ({self.process.returncode}):\n{self.log()}")
+            if self.log_path.exists() and "Activating recovery mode" in self.log_path.read_text(errors="replace"):
+                raise RuntimeError(f"Home Assistant started in recovery mode (a package missing?):\n{self.log()}")
             if condition():
                 return
             time.sleep(0.5)
