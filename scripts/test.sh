@@ -14,6 +14,9 @@ scripts/bootstrap.sh
 if [[ -z "${OBSY_EXOTIC_PYTHON:-}" && -x .venv-exotic/bin/python ]]; then
     export OBSY_EXOTIC_PYTHON="$PWD/.venv-exotic/bin/python"  # see scripts/exotic-env.sh
 fi
+if [[ -z "${OBSY_HOMEASSISTANT_PYTHON:-}" && -x .venv-homeassistant/bin/python ]]; then
+    export OBSY_HOMEASSISTANT_PYTHON="$PWD/.venv-homeassistant/bin/python"  # see scripts/homeassistant-env.sh
+fi
 # Compile the numba kernels once, before the workers start: otherwise every worker's first
 # imaging test compiles them at once (tens of CPU seconds each) and starves the others.
 .venv/bin/obsy-imaging warm-up

@@ -50,6 +50,7 @@ NOT_CONFIG_ENV = frozenset(
         "OBSY_TEST_WORKERS",  # scripts/test.sh: parallel test workers
         "OBSY_TEST_POSTGRES",  # the tests: the Postgres server they use
         "OBSY_EXOTIC_PYTHON",  # the tests: EXOTIC's interpreter (scripts/exotic-env.sh)
+        "OBSY_HOMEASSISTANT_PYTHON",  # the tests: Home Assistant's interpreter (scripts/homeassistant-env.sh)
         "OBSY_FUZZ_EXAMPLES",  # the tests: how many requests the web API fuzzing sends
     }
 )

@@ -698,6 +698,8 @@ DEVICE_CLASSES: dict[str, frozenset[str]] = {
 }
 
 STATE_CLASSES = frozenset({"measurement", "measurement_angle", "total", "total_increasing"})
+#: State classes newer than the oldest supported Home Assistant (docs/topics.md), with the release that added them.
+TOO_NEW_STATE_CLASSES = {"measurement_angle": "2025.4"}
 
 _TEMPERATURE = frozenset({"°C", "°F", "K"})
 _PRESSURE = frozenset({"Pa", "hPa", "kPa", "bar", "cbar", "mbar", "mmHg", "inHg", "psi"})
@@ -1048,6 +1050,11 @@ def _lint_sensor(payload: Mapping[str, Any]) -> list[str]:
             problems.append(f"state_class {state_class!r} is not one of {', '.join(sorted(STATE_CLASSES))}")
         elif device_class in DEVICE_CLASS_STATE_CLASSES and state_class not in DEVICE_CLASS_STATE_CLASSES[device_class]:
             problems.append(f"state_class {state_class!r} does not fit device_class {device_class!r}")
+        if state_class in TOO_NEW_STATE_CLASSES:
+            problems.append(
+                f"state_class {state_class!r} is Home Assistant {TOO_NEW_STATE_CLASSES[state_class]}'s:"
+                " older supported releases (2024.3, tested) refuse it and drop the whole entity"
+            )
     options = payload.get("options")
     if options is not None:
         if device_class != "enum":

@@ -513,3 +513,10 @@ def test_lint_checks_event_entities() -> None:
     assert has(lint_discovery("event", bare("event", state_topic="obsy/allsky/streaks")), "event_types")
     assert has(lint_discovery("event", bare("event", state_topic="obsy/a/b", event_types=[])), "non-empty")
     assert lint_discovery("event", bare("event", state_topic="obsy/allsky/streaks", event_types=["meteor"])) == []
+
+
+def test_lint_catches_a_state_class_older_supported_releases_refuse() -> None:
+    """Home Assistant 2024.3 refused the wind direction's measurement_angle and dropped the entity."""
+    angle = sensor_payload(state_class="measurement_angle", unit_of_measurement="°")
+    assert has(lint_discovery("sensor", angle), "measurement_angle", "2025.4")
+    assert lint_discovery("sensor", sensor_payload(unit_of_measurement="°")) == []

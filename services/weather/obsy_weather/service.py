@@ -254,7 +254,9 @@ class WeatherService(Service):
                     ),
                     device_class=q.ha_device_class,
                     unit_of_measurement=q.unit or None,
-                    state_class="measurement_angle" if q.kind == "angle" else "measurement",
+                    # No state class for an angle: Home Assistant before measurement_angle (2024.3,
+                    # tested) drops the whole entity for it, and a linear mean of angles is wrong.
+                    state_class=None if q.kind == "angle" else "measurement",
                     icon=q.ha_icon,
                     json_attributes_topic=state_topic,
                     json_attributes_template=(
