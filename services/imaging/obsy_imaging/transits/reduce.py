@@ -219,7 +219,6 @@ class _Reference:
     y: np.ndarray
     ra: np.ndarray
     dec: np.ndarray
-    scatter: np.ndarray | None = None  # each candidate's, once the night is measured
 
 
 def _choose_reference(
@@ -507,9 +506,10 @@ def _relative_scatter(n: np.ndarray, weights: np.ndarray, airmass: np.ndarray, j
 
 
 def _select_ensemble(
-    measured: list[_Measured], ref: _Reference, settings: TransitReductionSettings
-) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str]]]:
-    """(indices of the chosen candidates, their weights summing to 1, [(candidate, why dropped)])."""
+    measured: list[_Measured], settings: TransitReductionSettings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, str]]]:
+    """(indices of the chosen candidates, their weights summing to 1, each candidate's scatter,
+    [(candidate, why dropped)])."""
     flux = np.array([m.flux for m in measured])
     err = np.array([m.err for m in measured])
     airmass = np.array([m.planned.airmass for m in measured])
@@ -554,8 +554,7 @@ def _select_ensemble(
         dropped.append((int(idx[k]), f"not among the {settings.max_comparisons} best weighted"))
     keep = np.sort(order[: settings.max_comparisons])
     chosen, w = idx[keep], w[keep]
-    ref.scatter = scatter  # for the report of each star
-    return chosen, w / w.sum() if w.sum() > 0 else w, dropped
+    return chosen, w / w.sum() if w.sum() > 0 else w, scatter, dropped
 
 
 def reduce_night(
@@ -602,8 +601,8 @@ def reduce_night(
             _nothing_left(len(frames), rejected_frames, f"{len(measured)} usable frames, a fit needs {MIN_POINTS}")
         )
 
-    chosen, weights, dropped = _select_ensemble(measured, ref, settings)
-    stars = _stars(measured, ref)
+    chosen, weights, scatter, dropped = _select_ensemble(measured, settings)
+    stars = _stars(measured, ref, scatter)
     for j, why in dropped:
         rejected.append((stars[j], why))
     ensemble = [
@@ -648,10 +647,9 @@ def _light_curve(points: list[FramePoint], filter_code: str, exposure_s: float) 
     )
 
 
-def _stars(measured: list[_Measured], ref: _Reference) -> list[ComparisonStar]:
+def _stars(measured: list[_Measured], ref: _Reference, scatter: np.ndarray) -> list[ComparisonStar]:
     flux = np.array([m.flux for m in measured])
     mean = np.nanmean(flux, axis=0)
-    scatter = ref.scatter if ref.scatter is not None else np.full(len(ref.ra), math.nan)
     return [
         ComparisonStar(float(ref.ra[j]), float(ref.dec[j]), float(mean[j]), float(scatter[j]), 0.0)
         for j in range(len(ref.ra))
