@@ -1,6 +1,8 @@
 """Resampling a frame onto the reference's grid, the whole frame or a block of rows at a time.
 
-OpenCV's ``warpAffine`` with Lanczos (8x8 taps) or bicubic interpolation. Pixels whose source
+Lanczos-4 (8x8 taps) in two one-dimensional passes (:mod:`.lanczos`, numba; OpenCV's
+``warpAffine`` where numba is missing or the map turns the frame near 90 degrees), or OpenCV's
+bicubic interpolation. Pixels whose source
 lies outside the frame come out NaN, so the stacker counts them as missing rather than as zero;
 near the frame's edge the kernel sees the edge pixels repeated. The identity (the reference
 itself) is passed through untouched.
@@ -16,6 +18,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from obsy_imaging.registration.lanczos import fits_two_pass, warp_rows_two_pass
 from obsy_imaging.registration.transform import Transform
 
 Interpolation = Literal["lanczos", "bicubic"]
@@ -61,6 +64,8 @@ def warp_rows(
     if c0 >= c1 or r0 >= r1:  # the block sees none of the frame
         return np.full(block_shape, np.nan, dtype=np.float32)
     source = np.ascontiguousarray(read(r0, r1, c0, c1), dtype=np.float32)
+    if interpolation == "lanczos" and fits_two_pass(to_source.matrix):
+        return warp_rows_two_pass(source, to_source.matrix, (r0, c0), rows, shape)
     # Output pixel (x, y + first_row) -> source pixel, relative to the rectangle read.
     m = to_source.matrix.copy()
     m[:, 2] += m[:, 1] * first_row - np.array([c0, r0])

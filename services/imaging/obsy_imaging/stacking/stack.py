@@ -18,7 +18,7 @@ from obsy_imaging.grading.measure import FrameQuality
 from obsy_imaging.registration.resample import Interpolation, warp_rows
 from obsy_imaging.registration.transform import Transform
 from obsy_imaging.stacking.normalise import Normalisation, frame_statistics, normalisation_coefficients
-from obsy_imaging.stacking.rejection import Rejection, combine
+from obsy_imaging.stacking.rejection import Rejection, combine_into
 from obsy_imaging.stacking.rejection import numba as _numba
 from obsy_imaging.stacking.sources import Reader
 from obsy_imaging.stacking.weights import Weighting, frame_weights
@@ -93,19 +93,17 @@ def stack(
     rejected = np.empty(shape, dtype=np.uint16)
     coverage = np.empty(shape, dtype=np.uint16)
     rows = min(height, band_rows(len(frames), width, options))
-    band = np.empty((len(frames), rows, width), dtype=np.float32)
+    band = np.empty((len(frames), rows * width), dtype=np.float32)
     for first in range(0, height, rows):
         end = min(height, first + rows)
-        values = band[:, : end - first]
+        pixels = slice(first * width, end * width)
+        values = band[:, : (end - first) * width]
         for i, frame in enumerate(frames):
-            values[i] = warp_rows(frame.read, shape, frame.transform, (first, end), interpolation=options.interpolation)
-            values[i] *= np.float32(gains[i])
-            values[i] += np.float32(offsets[i])
-        flat = values.reshape(len(frames), -1)
-        mean, dropped = combine(flat, weights, options.rejection, engine=options.engine)
-        image[first:end] = mean.reshape(end - first, width)
-        rejected[first:end] = dropped.reshape(end - first, width)
-        coverage[first:end] = np.isfinite(values).sum(0)
+            values[i] = warp_rows(
+                frame.read, shape, frame.transform, (first, end), interpolation=options.interpolation
+            ).ravel()
+        outputs = (image.reshape(-1)[pixels], rejected.reshape(-1)[pixels], coverage.reshape(-1)[pixels])
+        combine_into(values, weights, options.rejection, gains, offsets, outputs, engine=options.engine)
         if progress is not None:
             progress(end, height)
     return StackResult(image, rejected, coverage, [f.name for f in frames], weights, gains, offsets)
