@@ -6,7 +6,11 @@ Three rejections, the same as Siril's (and PixInsight's) by the same names:
   the median of those still kept;
 - ``winsorized``: the same, with the standard deviation measured robustly: values beyond
   1.5 sigma of the median are pulled in to that bound and sigma re-measured (times 1.134, the
-  factor making it unbiased for a normal distribution) until it settles (Huber's method);
+  factor making it unbiased for a normal distribution) until it settles (Huber's method); then
+  times n / (n - 1) for the n values kept: without that the winsorized sigma of a few values is
+  low by about 1/n (0.88 sigma for 8 frames, 0.97 for 30), and 3-sigma bounds on it drop ten
+  times the nominal share of good values (2.7 % instead of 0.27 % for 8 frames), which costs 7 %
+  in noise. Siril (1.0) does not correct it;
 - ``linear_fit``: the kept values, sorted, are fitted with a straight line against their rank;
   values further than ``low``/``high`` times the mean absolute deviation from that line go.
   Best for many frames (15 or more) whose background drifts.
@@ -158,7 +162,7 @@ def _combine_numpy(values: np.ndarray, weights: np.ndarray, r: Rejection) -> tup
                     centre = np.nanmedian(masked, 0)
                     sigma = np.nanstd(masked, 0)
                     if r.method == "winsorized":
-                        sigma = _winsorized_sigma(masked, centre, sigma)
+                        sigma = _winsorized_sigma(masked, centre, sigma) * count / (count - 1.0)
                     lower, upper = centre - r.low * sigma, centre + r.high * sigma
                 new_keep = keep & (data >= lower) & (data <= upper)
             new_keep = np.where(active[None, :], new_keep, keep)
@@ -266,6 +270,7 @@ if numba is not None:
                     sigma = new_sigma
                     if settled:
                         break
+                sigma *= count / (count - 1.0)  # the small-sample correction (module docstring)
             lower, upper = centre - low * sigma, centre + high * sigma
             new_a, new_b = a, b
             while new_a < new_b and v[new_a] < lower:
