@@ -51,7 +51,13 @@ def fits_two_pass(to_source: np.ndarray) -> bool:
 
 
 def warp_rows_two_pass(
-    source: np.ndarray, to_source: np.ndarray, origin: tuple[int, int], rows: tuple[int, int], shape: tuple[int, int]
+    source: np.ndarray,
+    to_source: np.ndarray,
+    origin: tuple[int, int],
+    rows: tuple[int, int],
+    shape: tuple[int, int],
+    *,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Output rows ``rows`` (all columns of ``shape``) of the frame resampled by ``to_source``
     (2 x 3, output pixel to frame pixel). ``source`` is the rectangle of the frame read from
@@ -60,7 +66,8 @@ def warp_rows_two_pass(
     height, width = shape
     m = np.asarray(to_source, dtype=np.float64)
     intermediate = np.empty((source.shape[0], width), dtype=np.float32)
-    out = np.empty((end - first, width), dtype=np.float32)
+    if out is None:
+        out = np.empty((end - first, width), dtype=np.float32)
     _horizontal(np.ascontiguousarray(source, dtype=np.float32), m, origin[0], origin[1], intermediate, _TABLE)
     _vertical(intermediate, m, origin[0], first, height, width, out, _TABLE)
     return out

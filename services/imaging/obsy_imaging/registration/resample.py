@@ -41,8 +41,10 @@ def warp_rows(
     rows: tuple[int, int],
     *,
     interpolation: Interpolation = "lanczos",
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Rows ``rows[0]:rows[1]`` of the frame resampled onto the reference grid of ``shape``.
+    """Rows ``rows[0]:rows[1]`` of the frame resampled onto the reference grid of ``shape``
+    (into ``out``, float32 of that shape, when given: a stack's band, no copy).
 
     ``read(r0, r1, c0, c1)`` returns that rectangle of the source frame (a memory-mapped FITS
     slice, say): only the part the block needs is ever read.
@@ -52,7 +54,8 @@ def warp_rows(
     height, width = shape
     first_row, end_row = rows
     if np.array_equal(transform.matrix, Transform.identity().matrix):
-        return np.array(read(first_row, end_row, 0, width), dtype=np.float32)
+        block = read(first_row, end_row, 0, width)  # a copy: the caller may change what it gets
+        return np.array(block, dtype=np.float32) if out is None else _deliver(block, out)
     to_source = transform.inverse()
     corners_x = np.array([0.0, width - 1.0, 0.0, width - 1.0])
     corners_y = np.array([first_row, first_row, end_row - 1.0, end_row - 1.0])
@@ -62,10 +65,10 @@ def warp_rows(
     r0, r1 = max(0, int(np.floor(sy.min())) - reach), min(height, int(np.ceil(sy.max())) + reach + 1)
     block_shape = (end_row - first_row, width)
     if c0 >= c1 or r0 >= r1:  # the block sees none of the frame
-        return np.full(block_shape, np.nan, dtype=np.float32)
+        return _deliver(np.full(block_shape, np.nan, dtype=np.float32), out)
     source = np.ascontiguousarray(read(r0, r1, c0, c1), dtype=np.float32)
     if interpolation == "lanczos" and fits_two_pass(to_source.matrix):
-        return warp_rows_two_pass(source, to_source.matrix, (r0, c0), rows, shape)
+        return warp_rows_two_pass(source, to_source.matrix, (r0, c0), rows, shape, out=out)
     # Output pixel (x, y + first_row) -> source pixel, relative to the rectangle read.
     m = to_source.matrix.copy()
     m[:, 2] += m[:, 1] * first_row - np.array([c0, r0])
@@ -77,7 +80,14 @@ def warp_rows(
         borderMode=cv2.BORDER_REPLICATE,
     )
     _blank_outside_frame(block, to_source, first_row, (height, width))
-    return block
+    return _deliver(block, out)
+
+
+def _deliver(block: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    if out is None:
+        return block
+    out[...] = block
+    return out
 
 
 def _blank_outside_frame(block: np.ndarray, to_source: Transform, first_row: int, shape: tuple[int, int]) -> None:

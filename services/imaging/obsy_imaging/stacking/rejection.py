@@ -70,7 +70,13 @@ def combine(
     out, rejected = np.empty(pixels, dtype=np.float32), np.empty(pixels, dtype=np.int32)
     frames = len(weights)
     combine_into(
-        values, weights, rejection, np.ones(frames), np.zeros(frames), (out, rejected, None), engine=engine
+        values,
+        weights,
+        rejection,
+        gains=np.ones(frames),
+        offsets=np.zeros(frames),
+        outputs=(out, rejected, None),
+        engine=engine,
     )
     return out, rejected
 
@@ -79,10 +85,10 @@ def combine_into(
     values: np.ndarray,
     weights: np.ndarray,
     rejection: Rejection,
+    *,
     gains: np.ndarray,
     offsets: np.ndarray,
     outputs: tuple[np.ndarray, np.ndarray, np.ndarray | None],
-    *,
     engine: str = "auto",
 ) -> None:
     """:func:`combine` of the normalised values ``gains[f] * values[f] + offsets[f]``, written into
@@ -131,7 +137,7 @@ def warm_up() -> bool:
         combine(data, ones, Rejection(method))
         for values in (data, data[:, :8]):
             counts = (np.empty(values.shape[1], np.float32), *np.empty((2, values.shape[1]), np.uint16))
-            combine_into(values, ones, Rejection(method), ones, zeros, counts)
+            combine_into(values, ones, Rejection(method), gains=ones, offsets=zeros, outputs=counts)
     return True
 
 
@@ -283,7 +289,7 @@ if numba is not None:
         return a, b
 
     @numba.njit(cache=True, parallel=True, nogil=True)
-    def _combine_sorted(  # noqa: PLR0912, PLR0914, PLR0915, PLR0917
+    def _combine_sorted(  # noqa: PLR0912, PLR0915, PLR0917
         values, gains, offsets, weights, method, low, high, iterations, first, second, out, rejected, coverage
     ):
         """No rejection (method 0), sigma (1) or winsorized (2), BLOCK pixels at a time; see above.

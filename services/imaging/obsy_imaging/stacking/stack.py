@@ -9,7 +9,9 @@ float64 work) plus the output, and the band height is chosen from ``memory_budge
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -85,25 +87,34 @@ def stack(
                 f"{frame.name} is {frame.shape[1]}x{frame.shape[0]}, the reference {shape[1]}x{shape[0]}: "
                 "frames of one stack must share a sensor size and binning"
             )
-    stats = [frame_statistics(f.read, f.shape) for f in frames]
-    gains, offsets = normalisation_coefficients(stats, reference, options.normalisation)
-    weights = frame_weights(options.weighting, [s.scale for s in stats], gains, [f.grade for f in frames])
-    height, width = shape
-    image = np.empty(shape, dtype=np.float32)
-    rejected = np.empty(shape, dtype=np.uint16)
-    coverage = np.empty(shape, dtype=np.uint16)
-    rows = min(height, band_rows(len(frames), width, options))
-    band = np.empty((len(frames), rows * width), dtype=np.float32)
-    for first in range(0, height, rows):
-        end = min(height, first + rows)
-        pixels = slice(first * width, end * width)
-        values = band[:, : (end - first) * width]
-        for i, frame in enumerate(frames):
-            values[i] = warp_rows(
-                frame.read, shape, frame.transform, (first, end), interpolation=options.interpolation
-            ).ravel()
-        outputs = (image.reshape(-1)[pixels], rejected.reshape(-1)[pixels], coverage.reshape(-1)[pixels])
-        combine_into(values, weights, options.rejection, gains, offsets, outputs, engine=options.engine)
-        if progress is not None:
-            progress(end, height)
+    with ThreadPoolExecutor(max_workers=min(len(frames), os.cpu_count() or 1)) as pool:
+        # Frames on threads: one is read (the GIL released) while another is resampled.
+        stats = list(pool.map(lambda f: frame_statistics(f.read, f.shape), frames))
+        gains, offsets = normalisation_coefficients(stats, reference, options.normalisation)
+        weights = frame_weights(options.weighting, [s.scale for s in stats], gains, [f.grade for f in frames])
+        height, width = shape
+        image = np.empty(shape, dtype=np.float32)
+        rejected = np.empty(shape, dtype=np.uint16)
+        coverage = np.empty(shape, dtype=np.uint16)
+        rows = min(height, band_rows(len(frames), width, options))
+        band = np.empty((len(frames), rows * width), dtype=np.float32)
+        for first in range(0, height, rows):
+            end = min(height, first + rows)
+            values = band[:, : (end - first) * width].reshape(len(frames), end - first, width)
+
+            def resample(i: int, rows_of: tuple[int, int] = (first, end), values: np.ndarray = values) -> None:
+                frame = frames[i]
+                warp_rows(
+                    frame.read, shape, frame.transform, rows_of, interpolation=options.interpolation, out=values[i]
+                )
+
+            list(pool.map(resample, range(len(frames))))
+            pixels = slice(first * width, end * width)
+            outputs = (image.reshape(-1)[pixels], rejected.reshape(-1)[pixels], coverage.reshape(-1)[pixels])
+            flat = band[:, : (end - first) * width]
+            combine_into(
+                flat, weights, options.rejection, gains=gains, offsets=offsets, outputs=outputs, engine=options.engine
+            )
+            if progress is not None:
+                progress(end, height)
     return StackResult(image, rejected, coverage, [f.name for f in frames], weights, gains, offsets)
