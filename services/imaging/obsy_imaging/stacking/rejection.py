@@ -246,47 +246,91 @@ if numba is not None:
     _jit = numba.njit(cache=True, nogil=True)
 
     @_jit
-    def _reject_run(v, prefix, prefix_sq, n, method, low, high, iterations):  # noqa: PLR0917
-        """Sigma (method 1) or winsorized (2) rejection on sorted v[:n] with its prefix sums:
-        the kept run [a, b)."""
-        a, b = 0, n
+    def _reject_block(ordered, prefix, prefix_sq, count, method, low, high, iterations, start, stop):  # noqa: PLR0912, PLR0915, PLR0917
+        """Sigma (method 1) or winsorized (2) rejection of the sorted columns of a block: per pixel
+        q the kept run [start[q], stop[q]) of ordered[:count[q], q]. The pixels go in lock-step,
+        one step of each in turn, so that their independent chains of arithmetic overlap in the CPU."""
+        m = len(count)
+        live = np.empty(m, dtype=np.bool_)
+        winsor = np.empty(m, dtype=np.bool_)
+        centre = np.empty(m, dtype=np.float64)
+        sigma = np.empty(m, dtype=np.float64)
+        first = np.empty(m, dtype=np.int64)
+        end = np.empty(m, dtype=np.int64)
+        for q in range(m):
+            start[q], stop[q] = 0, count[q]
+            live[q] = count[q] >= MIN_KEPT
         for _ in range(iterations):
-            count = b - a
-            if count < MIN_KEPT:
+            busy = False
+            for q in range(m):
+                winsor[q] = False
+                if not live[q]:
+                    continue
+                a, b = start[q], stop[q]
+                n = b - a
+                if n < MIN_KEPT:
+                    live[q] = False
+                    continue
+                half = n // 2
+                middle = np.float64(ordered[a + half, q])
+                centre[q] = middle if n % 2 else 0.5 * (np.float64(ordered[a + half - 1, q]) + middle)
+                mean = (prefix[b, q] - prefix[a, q]) / n
+                sigma[q] = np.sqrt(max((prefix_sq[b, q] - prefix_sq[a, q]) / n - mean * mean, 0.0))
+                first[q], end[q] = a, b
+                winsor[q] = method == 2
+                busy = True
+            if not busy:
                 break
-            half = count // 2
-            centre = v[a + half] if count % 2 else 0.5 * (np.float64(v[a + half - 1]) + v[a + half])
-            mean = (prefix[b] - prefix[a]) / count
-            sigma = np.sqrt(max((prefix_sq[b] - prefix_sq[a]) / count - mean * mean, 0.0))
             if method == 2:
                 for _round in range(WINSOR_ROUNDS):
-                    lo, hi = centre - WINSOR_CLIP * sigma, centre + WINSOR_CLIP * sigma
-                    i0 = a
-                    while i0 < b and v[i0] < lo:
-                        i0 += 1
-                    i1 = b
-                    while i1 > i0 and v[i1 - 1] > hi:
-                        i1 -= 1
-                    below, above = i0 - a, b - i1
-                    s = below * lo + above * hi + prefix[i1] - prefix[i0]
-                    ss = below * lo * lo + above * hi * hi + prefix_sq[i1] - prefix_sq[i0]
-                    mean = s / count
-                    new_sigma = WINSOR_UNBIAS * np.sqrt(max(ss / count - mean * mean, 0.0))
-                    settled = abs(new_sigma - sigma) < WINSOR_TOLERANCE * sigma
-                    sigma = new_sigma
-                    if settled:
+                    busy = False
+                    for q in range(m):
+                        if not winsor[q]:
+                            continue
+                        a, b = start[q], stop[q]
+                        n = b - a
+                        lo, hi = centre[q] - WINSOR_CLIP * sigma[q], centre[q] + WINSOR_CLIP * sigma[q]
+                        i0, i1 = first[q], end[q]  # the values within [lo, hi], moved from round to round
+                        while i0 < b and ordered[i0, q] < lo:
+                            i0 += 1
+                        while i0 > a and ordered[i0 - 1, q] >= lo:
+                            i0 -= 1
+                        i1 = max(i1, i0)
+                        while i1 > i0 and ordered[i1 - 1, q] > hi:
+                            i1 -= 1
+                        while i1 < b and ordered[i1, q] <= hi:
+                            i1 += 1
+                        first[q], end[q] = i0, i1
+                        below, above = i0 - a, b - i1
+                        total = below * lo + above * hi + prefix[i1, q] - prefix[i0, q]
+                        squares = below * lo * lo + above * hi * hi + prefix_sq[i1, q] - prefix_sq[i0, q]
+                        mean = total / n
+                        new_sigma = WINSOR_UNBIAS * np.sqrt(max(squares / n - mean * mean, 0.0))
+                        settled = abs(new_sigma - sigma[q]) < WINSOR_TOLERANCE * sigma[q]
+                        sigma[q] = new_sigma
+                        if settled:
+                            winsor[q] = False
+                        else:
+                            busy = True
+                    if not busy:
                         break
-                sigma *= count / (count - 1.0)  # the small-sample correction (module docstring)
-            lower, upper = centre - low * sigma, centre + high * sigma
-            new_a, new_b = a, b
-            while new_a < new_b and v[new_a] < lower:
-                new_a += 1
-            while new_b > new_a and v[new_b - 1] > upper:
-                new_b -= 1
-            if new_a == a and new_b == b:
-                break
-            a, b = new_a, new_b
-        return a, b
+                for q in range(m):
+                    if live[q]:
+                        n = stop[q] - start[q]
+                        sigma[q] *= n / (n - 1.0)  # the small-sample correction (module docstring)
+            for q in range(m):
+                if not live[q]:
+                    continue
+                a, b = start[q], stop[q]
+                lower, upper = centre[q] - low * sigma[q], centre[q] + high * sigma[q]
+                new_a, new_b = a, b
+                while new_a < new_b and ordered[new_a, q] < lower:
+                    new_a += 1
+                while new_b > new_a and ordered[new_b - 1, q] > upper:
+                    new_b -= 1
+                if new_a == a and new_b == b:
+                    live[q] = False
+                start[q], stop[q] = new_a, new_b
 
     @numba.njit(cache=True, parallel=True, nogil=True)
     def _combine_sorted(  # noqa: PLR0912, PLR0915, PLR0917
@@ -311,6 +355,8 @@ if numba is not None:
             total = np.empty(BLOCK, dtype=np.float64)
             acc = np.empty(BLOCK, dtype=np.float64)
             kept = np.empty(BLOCK, dtype=np.int64)
+            run_start = np.empty(BLOCK, dtype=np.int64)
+            run_stop = np.empty(BLOCK, dtype=np.int64)
             for block in range(task * per_task, min(blocks, (task + 1) * per_task)):
                 p0 = block * BLOCK
                 m = min(BLOCK, pixels - p0)
@@ -342,13 +388,11 @@ if numba is not None:
                             x = np.float64(ordered[f, q])
                             prefix[f + 1, q] = prefix[f, q] + x
                             prefix_sq[f + 1, q] = prefix_sq[f, q] + x * x
+                    _reject_block(
+                        ordered, prefix, prefix_sq, count[:m], method, low, high, iterations, run_start, run_stop
+                    )
                     for q in range(m):
-                        n = count[q]
-                        a, b = 0, n
-                        if n >= MIN_KEPT:
-                            a, b = _reject_run(
-                                ordered[:, q], prefix[:, q], prefix_sq[:, q], n, method, low, high, iterations
-                            )
+                        a, b = run_start[q], run_stop[q]
                         if b > a:
                             lower[q], upper[q] = ordered[a, q], ordered[b - 1, q]
                         else:

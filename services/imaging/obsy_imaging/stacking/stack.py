@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from obsy_imaging.grading.measure import FrameQuality
+from obsy_imaging.registration import lanczos
 from obsy_imaging.registration.resample import Interpolation, warp_rows
 from obsy_imaging.registration.transform import Transform
+from obsy_imaging.stacking import rejection
 from obsy_imaging.stacking.normalise import Normalisation, frame_statistics, normalisation_coefficients
 from obsy_imaging.stacking.rejection import Rejection, combine_into
 from obsy_imaging.stacking.rejection import numba as _numba
@@ -58,6 +60,15 @@ class StackResult:
     weights: np.ndarray
     gains: np.ndarray
     offsets: np.ndarray
+
+
+def warm_up() -> bool:
+    """Compile the stack's numba kernels (rejection, Lanczos resampling) now, or load them from
+    numba's cache: once at service start or by ``obsy-imaging warm-up``, not on the first stack.
+    False where numba is not installed."""
+    compiled = rejection.warm_up()
+    lanczos.warm_up()
+    return compiled
 
 
 def band_rows(frames: int, width: int, options: StackOptions) -> int:
