@@ -87,59 +87,130 @@ def warm_up() -> bool:
 _FAST = {"contract", "reassoc", "arcp"}
 
 if numba is not None:
+    _jit = numba.njit(cache=True, nogil=True)
+
+    @_jit
+    def _run_length(q: float, rate: float, limit: int) -> int:
+        """How many pixels from here keep floor(q) while q changes by ``rate`` a pixel (at least 1)."""
+        n = np.floor(q)
+        if rate > 0:
+            run = np.ceil((n + 1.0 - q) / rate)
+        elif rate < 0:
+            run = np.ceil((q - n) / -rate)
+        else:
+            return limit
+        return max(1, min(limit, int(run)))
 
     @numba.njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
     def _horizontal(source, m, row0, col0, intermediate, table):  # noqa: PLR0917
         """Pass 1: each source row resampled along x at the places the output columns need there.
 
         Output (x, y) maps to source (a x + b y + c, d x + e y + f). On source row s, output
-        column x is at y = (s - d x - f) / e, so its source x is (a - b d / e) x + (b / e) s + c - b f / e.
+        column x is at y = (s - d x - f) / e, so its source x is (a - b d / e) x + (b / e) s + c - b f / e:
+        ``sign * x + rest(x)`` with sign the nearest whole slope (1, -1 for a flip) and rest(x)
+        slowly varying. Over a run of x whose rest keeps one table step, the weights are the same
+        and the taps move by ``sign`` a pixel: a plain 8-tap filter, which vectorises.
         """
         a, b, c = m[0, 0], m[0, 1], m[0, 2]
         d, e, f = m[1, 0], m[1, 1], m[1, 2]
         slope = a - b * d / e
+        sign = int(np.round(slope))
+        rate = (slope - sign) * STEPS
         rows, columns = source.shape
         width = intermediate.shape[1]
         for j in numba.prange(rows):
             start = (b / e) * (row0 + j) + c - b * f / e - col0
-            for x in range(width):
-                position = slope * x + start
-                base = int(np.floor(position))
-                step = int((position - base) * STEPS + 0.5)
-                first = base - 3
-                acc = np.float32(0.0)
-                if first >= 0 and first + TAPS <= columns:
-                    for k in range(TAPS):
-                        acc += table[step, k] * source[j, first + k]
-                else:
-                    for k in range(TAPS):
-                        acc += table[step, k] * source[j, min(max(first + k, 0), columns - 1)]
-                intermediate[j, x] = acc
+            x = 0
+            while x < width:
+                q = ((slope - sign) * x + start) * STEPS + 0.5
+                run = _run_length(q, rate, width - x)
+                n = int(np.floor(q))
+                shift = n // STEPS
+                step = n - shift * STEPS
+                w0, w1, w2, w3 = table[step, 0], table[step, 1], table[step, 2], table[step, 3]
+                w4, w5, w6, w7 = table[step, 4], table[step, 5], table[step, 6], table[step, 7]
+                for xx in range(x, x + run):
+                    first = sign * xx + shift - 3
+                    if first >= 0 and first + TAPS <= columns:
+                        intermediate[j, xx] = (
+                            w0 * source[j, first]
+                            + w1 * source[j, first + 1]
+                            + w2 * source[j, first + 2]
+                            + w3 * source[j, first + 3]
+                            + w4 * source[j, first + 4]
+                            + w5 * source[j, first + 5]
+                            + w6 * source[j, first + 6]
+                            + w7 * source[j, first + 7]
+                        )
+                    else:
+                        acc = np.float32(0.0)
+                        for k in range(TAPS):
+                            acc += table[step, k] * source[j, min(max(first + k, 0), columns - 1)]
+                        intermediate[j, xx] = acc
+                x += run
 
     @numba.njit(cache=True, parallel=True, nogil=True, fastmath=_FAST)
     def _vertical(intermediate, m, row0, first_row, height, width, out, table):  # noqa: PLR0917
         """Pass 2: the intermediate rows resampled along y at each output pixel's source row;
-        NaN where the source lies outside the frame."""
+        NaN where the source lies outside the frame. Over a run of x whose source row keeps one
+        table step the weights and the 8 rows are the same: a filter down the columns, which vectorises."""
         a, b, c = m[0, 0], m[0, 1], m[0, 2]
         d, e, f = m[1, 0], m[1, 1], m[1, 2]
         rows = intermediate.shape[0]
+        rate = d * STEPS
         for i in numba.prange(out.shape[0]):
             y = first_row + i
-            for x in range(width):
-                sx = a * x + b * y + c
-                sy = d * x + e * y + f
-                if sx < -0.5 or sx > width - 0.5 or sy < -0.5 or sy > height - 0.5:
-                    out[i, x] = np.nan
+            # The output columns whose source is inside the frame: one interval (a convex region's cut).
+            lo, hi = 0.0, width - 1.0
+            for slope, offset, limit in ((a, b * y + c, width), (d, e * y + f, height)):
+                if abs(slope) < 1e-12:
+                    if offset < -0.5 or offset > limit - 0.5:
+                        lo, hi = 1.0, 0.0
                     continue
-                position = sy - row0
-                base = int(np.floor(position))
-                step = int((position - base) * STEPS + 0.5)
-                top = base - 3
-                acc = np.float32(0.0)
+                one, two = (-0.5 - offset) / slope, (limit - 0.5 - offset) / slope
+                lo, hi = max(lo, min(one, two)), min(hi, max(one, two))
+            inside_from = max(0, min(width, int(np.ceil(lo))))
+            inside_to = max(inside_from, min(width, int(np.floor(hi)) + 1)) if hi >= lo else inside_from
+            out[i, :inside_from] = np.nan
+            out[i, inside_to:] = np.nan
+            x = inside_from
+            while x < inside_to:
+                sy = d * x + e * y + f
+                q = (sy - row0) * STEPS + 0.5
+                end = x + _run_length(q, rate, inside_to - x)
+                n = int(np.floor(q))
+                top = n // STEPS - 3
+                step = n - (top + 3) * STEPS
                 if top >= 0 and top + TAPS <= rows:
-                    for k in range(TAPS):
-                        acc += table[step, k] * intermediate[top + k, x]
+                    w0, w1, w2, w3 = table[step, 0], table[step, 1], table[step, 2], table[step, 3]
+                    w4, w5, w6, w7 = table[step, 4], table[step, 5], table[step, 6], table[step, 7]
+                    r0, r1, r2, r3 = (
+                        intermediate[top],
+                        intermediate[top + 1],
+                        intermediate[top + 2],
+                        intermediate[top + 3],
+                    )
+                    r4, r5, r6, r7 = (
+                        intermediate[top + 4],
+                        intermediate[top + 5],
+                        intermediate[top + 6],
+                        intermediate[top + 7],
+                    )
+                    for xx in range(x, end):
+                        out[i, xx] = (
+                            w0 * r0[xx]
+                            + w1 * r1[xx]
+                            + w2 * r2[xx]
+                            + w3 * r3[xx]
+                            + w4 * r4[xx]
+                            + w5 * r5[xx]
+                            + w6 * r6[xx]
+                            + w7 * r7[xx]
+                        )
                 else:
-                    for k in range(TAPS):
-                        acc += table[step, k] * intermediate[min(max(top + k, 0), rows - 1), x]
-                out[i, x] = acc
+                    for xx in range(x, end):
+                        acc = np.float32(0.0)
+                        for k in range(TAPS):
+                            acc += table[step, k] * intermediate[min(max(top + k, 0), rows - 1), xx]
+                        out[i, xx] = acc
+                x = end
