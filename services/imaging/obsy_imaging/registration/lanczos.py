@@ -177,7 +177,7 @@ if numba is not None:
             while x < inside_to:
                 sy = d * x + e * y + f
                 q = (sy - row0) * STEPS + 0.5
-                end = x + _run_length(q, rate, inside_to - x)
+                end = x + 1 if abs(rate) >= 1.0 else x + _run_length(q, rate, inside_to - x)  # turned: 1 px runs
                 n = int(np.floor(q))
                 top = n // STEPS - 3
                 step = n - (top + 3) * STEPS
