@@ -12,8 +12,10 @@ in a child process of its own so its peak resident memory is its own:
   ``stack ... rej w 3 3 -norm=addscale``, timed separately. Skipped with a line saying so when
   ``siril-cli`` is not installed.
 
-Printed: seconds, peak memory (resident, of the child process), ratios (Siril / OBSY: above 1
-means OBSY is faster), and for both stacks the background noise, the median star FWHM and SNR
+Printed: seconds, CPU seconds (all threads; OBSY's of the step itself, Siril's of its process),
+peak memory (resident, of the child process), ratios (Siril / OBSY: above 1 means OBSY is
+faster; the CPU ratio moves less with other work on the machine than the wall-clock one), the
+load average before and after, and for both stacks the background noise, the median star FWHM and SNR
 (grading's measure) and the light of the same stars in both.
 Targets (issue 18): registration >= 2x faster than Siril, stacking with rejection >= 3x faster
 and under 1 GB, noise no worse than Siril's, FWHM within 5 %.
@@ -50,33 +52,34 @@ def obsy_register(folder: Path) -> dict:
         read, (height, width) = fits_reader(Path(name))
         return read(0, height, 0, width)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     results = register_frames(names, load, reference=names[0])
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     transforms = {r.name: r.transform.matrix.tolist() for r in results if r.registered}
     (folder / "obsy_transforms.json").write_text(json.dumps(transforms))
-    return {"seconds": seconds, "registered": len(transforms), "frames": len(names)}
+    return {"seconds": seconds, "cpu": cpu, "registered": len(transforms), "frames": len(names)}
 
 
 def obsy_stack(folder: Path) -> dict:
     from obsy_imaging.registration.transform import Transform
     from obsy_imaging.stacking import StackFrame, StackOptions, fits_reader, stack, warm_up
 
-    warm_up()  # paid once at service start, not per stack
+    warm_up()  # paid once at service start (obsy-imaging warm-up), not per stack
     transforms = json.loads((folder / "obsy_transforms.json").read_text())
     frames = []
     for name, matrix in transforms.items():
         read, shape = fits_reader(Path(name))
         frames.append(StackFrame(name, read, shape, Transform(np.array(matrix))))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = stack(frames, StackOptions())
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     fits.PrimaryHDU(result.image).writeto(folder / "obsy_stack.fits", overwrite=True)
-    return {"seconds": seconds}
+    return {"seconds": seconds, "cpu": cpu}
 
 
-def run_child(*args: str) -> tuple[dict, float]:
-    """Run ``args`` in a child process; its printed JSON and its peak resident memory (GB)."""
+def run_child(*args: str) -> tuple[dict, float, float]:
+    """Run ``args`` in a child process; its printed JSON, its peak resident memory (GB) and the
+    CPU seconds (user + system, all threads) it used."""
     process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     output = process.stdout.read() if process.stdout else ""
     _pid, status, usage = os.wait4(process.pid, 0)
@@ -85,16 +88,17 @@ def run_child(*args: str) -> tuple[dict, float]:
         raise RuntimeError(f"{' '.join(args)} failed with status {status}:\n{tail}")
     process.returncode = 0
     lines = [line for line in output.splitlines() if line.startswith("{")]
-    return (json.loads(lines[-1]) if lines else {}), usage.ru_maxrss / 1e6  # ru_maxrss is in KiB on Linux
+    cpu = usage.ru_utime + usage.ru_stime
+    return (json.loads(lines[-1]) if lines else {}), usage.ru_maxrss / 1e6, cpu  # ru_maxrss is in KiB on Linux
 
 
-def siril(folder: Path, script: str) -> tuple[float, float]:
-    """Siril's seconds and peak resident memory (GB) for one script step."""
+def siril(folder: Path, script: str) -> tuple[float, float, float]:
+    """Siril's seconds, peak resident memory (GB) and CPU seconds for one script step."""
     path = folder / "step.ssf"
     path.write_text("requires 1.0.0\nset32bits\n" + script)  # one precision for every registered frame
     started = time.perf_counter()
-    _result, peak = run_child("siril-cli", "-d", str(folder), "-s", str(path))
-    return time.perf_counter() - started, peak
+    _result, peak, cpu = run_child("siril-cli", "-d", str(folder), "-s", str(path))
+    return time.perf_counter() - started, peak, cpu
 
 
 def main() -> None:
@@ -107,35 +111,42 @@ def main() -> None:
         seconds = time.perf_counter() - started
         print(f"lights: {count} calibrated frames of {shape[1]}x{shape[0]} written in {seconds:.1f} s")
         me = [sys.executable, "-m", "bench.bench_imaging_stacking"]
-        registered, register_peak = run_child(*me, "register", str(folder))
-        stacked, stack_peak = run_child(*me, "stack", str(folder))
+        print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+        registered, register_peak, _ = run_child(*me, "register", str(folder))
+        stacked, stack_peak, _ = run_child(*me, "stack", str(folder))
         print(
-            f"OBSY  register {registered['seconds']:6.2f} s  peak {register_peak:.2f} GB  "
-            f"({registered['registered']}/{registered['frames']} frames)"
+            f"OBSY  register {registered['seconds']:6.2f} s  cpu {registered['cpu']:6.2f} s  "
+            f"peak {register_peak:.2f} GB  ({registered['registered']}/{registered['frames']} frames)"
         )
         print(
-            f"OBSY  stack    {stacked['seconds']:6.2f} s  peak {stack_peak:.2f} GB  (winsorized 3/3, addscale, Lanczos)"
+            f"OBSY  stack    {stacked['seconds']:6.2f} s  cpu {stacked['cpu']:6.2f} s  peak {stack_peak:.2f} GB  "
+            "(winsorized 3/3, addscale, Lanczos)"
         )
         if shutil.which("siril-cli") is None:
             print("Siril: siril-cli is not installed here: no Siril figures in this run (apt-get install siril)")
             return
         version = subprocess.run(["siril-cli", "--version"], check=False, capture_output=True, text=True).stdout.strip()
-        link_s, _ = siril(folder, "link light -out=.\n")
-        register_s, register_siril_peak = siril(folder, "register light\n")
-        stack_s, stack_siril_peak = siril(folder, "stack r_light rej w 3 3 -norm=addscale -out=siril_stack\n")
+        link_s, _, _ = siril(folder, "link light -out=.\n")
+        register_s, register_siril_peak, register_cpu = siril(folder, "register light\n")
+        stack_s, stack_siril_peak, stack_cpu = siril(
+            folder, "stack r_light rej w 3 3 -norm=addscale -out=siril_stack\n"
+        )
         # The light and noise comparison uses Siril's -nonorm stack (see tests/support/siril.py).
         siril(folder, "stack r_light rej w 3 3 -nonorm -out=siril_nonorm\n")
         print(f"{version}: link {link_s:.2f} s (not counted)")
         print(
-            f"Siril register {register_s:6.2f} s  peak {register_siril_peak:.2f} GB   "
-            f"ratio {register_s / registered['seconds']:.2f}x  (target >= 2x)"
+            f"Siril register {register_s:6.2f} s  cpu {register_cpu:6.2f} s  peak {register_siril_peak:.2f} GB   "
+            f"ratio {register_s / registered['seconds']:.2f}x, cpu {register_cpu / registered['cpu']:.2f}x  "
+            "(target >= 2x)"
         )
         print(
-            f"Siril stack    {stack_s:6.2f} s  peak {stack_siril_peak:.2f} GB   "
-            f"ratio {stack_s / stacked['seconds']:.2f}x  (target >= 3x, OBSY under 1 GB)"
+            f"Siril stack    {stack_s:6.2f} s  cpu {stack_cpu:6.2f} s  peak {stack_siril_peak:.2f} GB   "
+            f"ratio {stack_s / stacked['seconds']:.2f}x, cpu {stack_cpu / stacked['cpu']:.2f}x  "
+            "(target >= 3x, OBSY under 1 GB)"
         )
         ours, theirs = registered["seconds"] + stacked["seconds"], register_s + stack_s
         print(f"chain (register + stack): OBSY {ours:.2f} s, Siril {theirs:.2f} s, ratio {theirs / ours:.2f}x")
+        print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         siril_stack = next(iter(folder.glob("siril_nonorm*.fit*")), None)
         if siril_stack is None:
             print("Siril wrote no stack: no quality comparison")

@@ -265,7 +265,7 @@ def warm_up_command(argv: list[str]) -> int:
     """
     parser = argparse.ArgumentParser(
         prog="obsy-imaging warm-up",
-        description="Compile the calibration, stacking and photometry kernels (numba) into their cache now.",
+        description="Compile the calibration, stacking (rejection, resampling) and photometry kernels (numba) now.",
     )
     parser.parse_args(argv[1:])
     from obsy_imaging import calibration, stacking

@@ -1,6 +1,8 @@
 """Resampling a frame onto the reference's grid, the whole frame or a block of rows at a time.
 
-OpenCV's ``warpAffine`` with Lanczos (8x8 taps) or bicubic interpolation. Pixels whose source
+Lanczos-4 (8x8 taps) in two one-dimensional passes (:mod:`.lanczos`, numba; OpenCV's
+``warpAffine`` where numba is missing or the map turns the frame near 90 degrees), or OpenCV's
+bicubic interpolation. Pixels whose source
 lies outside the frame come out NaN, so the stacker counts them as missing rather than as zero;
 near the frame's edge the kernel sees the edge pixels repeated. The identity (the reference
 itself) is passed through untouched.
@@ -16,6 +18,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from obsy_imaging.registration.lanczos import fits_two_pass, warp_rows_two_pass
 from obsy_imaging.registration.transform import Transform
 
 Interpolation = Literal["lanczos", "bicubic"]
@@ -38,8 +41,10 @@ def warp_rows(
     rows: tuple[int, int],
     *,
     interpolation: Interpolation = "lanczos",
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Rows ``rows[0]:rows[1]`` of the frame resampled onto the reference grid of ``shape``.
+    """Rows ``rows[0]:rows[1]`` of the frame resampled onto the reference grid of ``shape``
+    (into ``out``, float32 of that shape, when given: a stack's band, no copy).
 
     ``read(r0, r1, c0, c1)`` returns that rectangle of the source frame (a memory-mapped FITS
     slice, say): only the part the block needs is ever read.
@@ -49,7 +54,8 @@ def warp_rows(
     height, width = shape
     first_row, end_row = rows
     if np.array_equal(transform.matrix, Transform.identity().matrix):
-        return np.array(read(first_row, end_row, 0, width), dtype=np.float32)
+        block = read(first_row, end_row, 0, width)  # a copy: the caller may change what it gets
+        return np.array(block, dtype=np.float32) if out is None else _deliver(block, out)
     to_source = transform.inverse()
     corners_x = np.array([0.0, width - 1.0, 0.0, width - 1.0])
     corners_y = np.array([first_row, first_row, end_row - 1.0, end_row - 1.0])
@@ -59,8 +65,10 @@ def warp_rows(
     r0, r1 = max(0, int(np.floor(sy.min())) - reach), min(height, int(np.ceil(sy.max())) + reach + 1)
     block_shape = (end_row - first_row, width)
     if c0 >= c1 or r0 >= r1:  # the block sees none of the frame
-        return np.full(block_shape, np.nan, dtype=np.float32)
+        return _deliver(np.full(block_shape, np.nan, dtype=np.float32), out)
     source = np.ascontiguousarray(read(r0, r1, c0, c1), dtype=np.float32)
+    if interpolation == "lanczos" and fits_two_pass(to_source.matrix):
+        return warp_rows_two_pass(source, to_source.matrix, (r0, c0), rows, shape, out=out)
     # Output pixel (x, y + first_row) -> source pixel, relative to the rectangle read.
     m = to_source.matrix.copy()
     m[:, 2] += m[:, 1] * first_row - np.array([c0, r0])
@@ -72,7 +80,14 @@ def warp_rows(
         borderMode=cv2.BORDER_REPLICATE,
     )
     _blank_outside_frame(block, to_source, first_row, (height, width))
-    return block
+    return _deliver(block, out)
+
+
+def _deliver(block: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    if out is None:
+        return block
+    out[...] = block
+    return out
 
 
 def _blank_outside_frame(block: np.ndarray, to_source: Transform, first_row: int, shape: tuple[int, int]) -> None:
