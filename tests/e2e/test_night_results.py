@@ -13,9 +13,12 @@ lights.
    match the simulator's fixed pattern to within what the frames' noise leaves;
 2. the lights are ingested, graded, calibrated with those masters, and folded into the target's
    live stack, which grows on the bus and in the web service's tables;
-3. the operator ends the night: the MCP stops Ekos, parks and closes, and the web service sends
+3. clouds roll in (no rain): clouddetect says cloudy, the MCP stops Ekos, parks and closes; the lights
+   taken under the clouds (the simulator's truth in each frame's header) are graded and rejected;
+   the sky clears and the roof opens again, lights are accepted again;
+4. the operator ends the night: the MCP stops Ekos, parks and closes, and the web service sends
    the end-of-night summary (through Apprise to a receiver on loopback) with the lights accepted,
-   their integration and the stack.
+   their integration, the stack, the lights rejected and the clouds that closed the roof.
 
 Phase durations are printed, never asserted. Every log ends up in one folder a failure names.
 """
@@ -25,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,17 +46,21 @@ from obsy_skysim.config import MainCameraSettings, _main_sensor
 from obsy_skysim.sensor import Sensor
 from tests.support.e2e_observatory import (
     SKYSIM_ALLSKY,
+    Database,
     PhaseClock,
     ServiceProcesses,
+    folder,
     logs_named_on_failure,
     night_config,
     skysim_available,
+    wait_new_state,
+    wait_until,
     write_skysim_settings,
 )
 from tests.support.e2e_site import DarkSite, dark_site
 from tests.support.indiserver import CCD, TELESCOPE, IndiServer, pyindi_available, require_indi
 from tests.support.kstars import PROFILE, KStars, kstars_available
-from tests.support.mcp_harness import prepare_devices, wait_state
+from tests.support.mcp_harness import prepare_devices, states, wait_state
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.notify_receiver import Receiver
 from tests.support.pgcluster import fresh_database
@@ -74,7 +80,7 @@ LIGHTS = 40  # more than the night needs: the operator ends it
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.slow,
-    pytest.mark.long(seconds=300),
+    pytest.mark.long(seconds=420),
     pytest.mark.timeout(1200),
     pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
     pytest.mark.skipif(not pyindi_available(), reason="pyindi-client is not installed"),
@@ -124,6 +130,9 @@ def results_config(path: Path, receiver: Receiver) -> None:
         "calibration": {"min_frames": CALIBRATION_FRAMES, "quiet_time": 5, "quiet_exposures": 1},
         "live_stack": {"preview_width": 400},
     }
+    # Two cloudy allsky frames before "cloudy" (one in the whole night's config): the lights taken
+    # meanwhile are the ones the grading must reject, so the night keeps taking some under the clouds.
+    config["clouddetect"]["debounce_frames"] = 2
     config["web"]["notifications"] = {
         "urls": [receiver.url],
         "kinds": [],
@@ -148,32 +157,6 @@ def skysim_settings(path: Path, site: dict[str, Any]) -> Path:
     return path
 
 
-def wait_until(check, timeout: float, what: str, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
-        time.sleep(interval)
-
-
-class Database:
-    """Read-only questions to the web service's Postgres database."""
-
-    def __init__(self, url: str) -> None:
-        import psycopg
-
-        self.connection = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True)
-
-    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        return self.connection.execute(sql, params).fetchall()
-
-    def close(self) -> None:
-        self.connection.close()
-
-
 def against_fixed_pattern(path: Path, exposure_s: float, *, dark: bool) -> tuple[float, float, float]:
     """A master bias or dark against the simulator's noise-free frame of that exposure: the mean absolute
     difference (ADU), the correlation of the column pattern, and the difference noise alone would leave."""
@@ -187,10 +170,23 @@ def against_fixed_pattern(path: Path, exposure_s: float, *, dark: bool) -> tuple
     return float(np.abs(master - truth).mean()), correlation, expected
 
 
-def frame_types(folder: Path) -> dict[str, int]:
+def all_lights_graded(watcher: Watcher, directory: Path) -> list[dict[str, Any]] | None:
+    """The imaging service's graded lights (``imaging/frames``), once every light Ekos wrote is among them."""
+    written = sum(1 for path in directory.rglob("*.fits") if "Light" in path.parts)
+    frames = [json.loads(m.payload) for m in watcher.on(TOPICS.imaging_frames) if m.payload]
+    lights = [f for f in frames if f["frame_type"] == "light" and f["accepted"] is not None]
+    return lights if len(lights) >= written else None
+
+
+def sky_of(frame: dict[str, Any]) -> str:
+    """The clouds the simulator rendered into a frame (its ``SIMCLOUD``): the truth of its sky."""
+    return str(fits.getheader(frame["source"]).get("SIMCLOUD", "clear"))
+
+
+def frame_types(directory: Path) -> dict[str, int]:
     """IMAGETYP of every frame Ekos wrote, counted."""
     counts: dict[str, int] = {}
-    for path in folder.rglob("*.fits"):
+    for path in directory.rglob("*.fits"):
         with contextlib.suppress(OSError):
             kind = str(fits.getheader(path).get("IMAGETYP", "?"))
             counts[kind] = counts.get(kind, 0) + 1
@@ -208,10 +204,10 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
     with contextlib.ExitStack() as stack:
         receiver = Receiver()
         stack.callback(receiver.close)
-        broker = MosquittoBroker(_folder(tmp_path / "mosquitto"))
+        broker = MosquittoBroker(folder(tmp_path / "mosquitto"))
         broker.start()
         stack.callback(broker.stop)
-        skysim = skysim_settings(_folder(tmp_path / "skysim") / "skysim.yaml", site.site_config())
+        skysim = skysim_settings(folder(tmp_path / "skysim") / "skysim.yaml", site.site_config())
         indi = IndiServer(
             tmp_path / "indi",
             [*DRIVERS, str(SKYSIM_ALLSKY), str(CAMERA_DRIVER)],
@@ -220,7 +216,7 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
         indi.start()
         stack.callback(indi.stop)
         database_url = stack.enter_context(fresh_database("obsy_e2e"))
-        kstars = KStars(_folder(tmp_path / "kstars"))
+        kstars = KStars(folder(tmp_path / "kstars"))
         kstars.write_config("DarkLibrary", "shutterfulCCDs", CAMERA)  # Ekos would ask before the first dark
         stack.callback(kstars.stop)
         server_logs = {"indiserver": indi.log_path, "kstars": kstars.log_path, "mosquitto": broker.log_path}
@@ -233,7 +229,7 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
         kstars.start_ekos(drivers=(TELESCOPE, CCD, PANEL), indi_server=(indi.host, indi.port))
         web_port = free_port()
         config = night_config(
-            _folder(tmp_path / "observatory"),
+            folder(tmp_path / "observatory"),
             broker,
             site=site.site_config(),
             indi_port=indi.port,
@@ -314,28 +310,61 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
         print(f"live stack: {stacked[0]} lights, {stacked[1]:.0f} s; calibrated lights: {calibrated}")
         print(f"2 lights calibrated and stacked: {clock.done('2 lights calibrated and stacked'):.1f} s")
 
-        # ------------------------------------------------------------ 3. the night ends: its summary
+        # ------------------------------------------------------------ 3. clouds roll in, and go
+        mark = len(states(watcher, TOPICS))
+        clouded = services.run_command("weather", "simulate", "clouds", "--kind", "overcast")
+        assert clouded.returncode == 0, clouded.stderr
+        closed = wait_new_state(
+            watcher, mark, lambda s: s["roof"] == "closed" and s["state"] != "observing" and s["mount_parked"], 240
+        )
+        assert any("sky not clear" in reason for reason in closed["unsafe_reasons"]), closed["unsafe_reasons"]
+        graded = wait_until(lambda: all_lights_graded(watcher, frames_dir), 120, "every light Ekos wrote, graded")
+        under_cloud = [m for m in graded if sky_of(m) == "overcast"]
+        assert under_cloud, "no light was taken under the clouds before Ekos stopped"
+        assert all(m["accepted"] is False for m in under_cloud), [
+            (m["path"], m["rejected_because"]) for m in under_cloud
+        ]
+        print(f"under the clouds: {len(under_cloud)} lights, rejected: {under_cloud[0]['rejected_because']}")
+        mark = len(states(watcher, TOPICS))
+        cleared = services.run_command("weather", "simulate", "clouds", "--kind", "clear")
+        assert cleared.returncode == 0, cleared.stderr
+        wait_new_state(watcher, mark, lambda s: s["state"] == "observing" and s["roof"] == "open", 240)
+        clear_again = wait_until(
+            lambda: [
+                m
+                for m in all_lights_graded(watcher, frames_dir) or []
+                if m["accepted"] and sky_of(m) == "clear" and m["path"] not in {g["path"] for g in graded}
+            ],
+            180,
+            "a light accepted under the clear sky again",
+        )
+        print(f"clear again: {len(clear_again)} lights accepted after reopening")
+        print(f"3 clouds roll in, and go: {clock.done('3 clouds roll in, and go'):.1f} s")
+
+        # ------------------------------------------------------------ 4. the night ends: its summary
+        mark = len(states(watcher, TOPICS))
         ended = web.post("/api/v1/commands/night", json={"action": "ABORT"})
         assert ended.status_code in (200, 202), ended.text
-        closed = wait_state(watcher, TOPICS, lambda s: s["roof"] == "closed" and s["state"] != "observing", 240)
+        closed = wait_new_state(watcher, mark, lambda s: s["roof"] == "closed" and s["state"] != "observing", 240)
         assert closed["mount_parked"] is True
         summaries = receiver.wait(1, timeout=120)
         text = json.dumps(summaries)
         assert "Zenith field" in text, summaries
         watcher.wait_for(lambda got: any(m.topic == TOPICS.web_night_summary and m.payload for m in got), 60)
         summary = json.loads(watcher.on(TOPICS.web_night_summary)[-1].payload)
-        assert summary["lights_accepted"] >= stacked[0], summary
+        accepted = [m for m in all_lights_graded(watcher, frames_dir) or graded if m["accepted"]]
+        assert summary["lights_accepted"] >= len(accepted) - 1, (summary, len(accepted))  # the last may be late
+        assert summary["lights_rejected"] >= len(under_cloud), summary
         assert summary["integration_s"] >= stacked[0] * LIGHT_S, summary
         assert summary["stacks"] >= 1, summary
-        print(f"summary: {summary['lights_accepted']} lights accepted, {summary['integration_s']:.0f} s")
-        print(f"3 the night ends, its summary: {clock.done('3 the night ends, its summary'):.1f} s")
+        assert "clouds" in summary["closed_for"], summary["closed_for"]
+        print(
+            f"summary: {summary['lights_accepted']} lights accepted, {summary['lights_rejected']} rejected, "
+            f"{summary['integration_s']:.0f} s; closed for {summary['closed_for']}"
+        )
+        print(f"4 the night ends, its summary: {clock.done('4 the night ends, its summary'):.1f} s")
 
         services.check_running()
         codes = services.stop()
         assert codes == dict.fromkeys(SERVICE_NAMES, 0), codes
         print(f"\n{clock.report()}")
-
-
-def _folder(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path

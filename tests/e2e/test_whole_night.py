@@ -45,11 +45,15 @@ from tests.support.e2e_observatory import (
     ALLSKY_CAMERA,
     SKYSIM_ALLSKY,
     WEATHER_SAFE_DELAY_S,
+    Database,
     PhaseClock,
     ServiceProcesses,
+    folder,
     logs_named_on_failure,
     night_config,
     skysim_available,
+    wait_new_state,
+    wait_until,
     write_skysim_settings,
 )
 from tests.support.e2e_site import DarkSite, dark_site
@@ -103,48 +107,9 @@ def payloads(watcher: Watcher, topic: str) -> list[dict[str, Any]]:
     return [json.loads(m.payload) for m in watcher.on(topic) if m.payload]
 
 
-def wait_until(check, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
-        time.sleep(interval)
-
-
 def step_order(mcp_events: list[dict[str, Any]]) -> list[str]:
     """The MCP's device steps in the order they were reported (``.index`` finds the first)."""
     return [e["data"]["step"] for e in mcp_events if e["kind"] == "device_action"]
-
-
-def wait_new_state(watcher: Watcher, after: int, predicate, timeout: float) -> dict[str, Any]:
-    """The first MCP state published after the first ``after`` ones that matches."""
-
-    def new_matches() -> list[dict[str, Any]]:
-        return [s for s in states(watcher, TOPICS)[after:] if predicate(s)]
-
-    watcher.wait_for(lambda _messages: bool(new_matches()), timeout)
-    return new_matches()[0]
-
-
-class Database:
-    """Read-only questions to the web service's Postgres database."""
-
-    def __init__(self, url: str) -> None:
-        import psycopg
-
-        self.connection = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True)
-
-    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        return self.connection.execute(sql, params).fetchall()
-
-    def count(self, table: str) -> int:
-        return self.rows(f"SELECT count(*) FROM {table}")[0][0]
-
-    def close(self) -> None:
-        self.connection.close()
 
 
 def test_a_whole_night_with_every_service(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -156,15 +121,15 @@ def test_a_whole_night_with_every_service(tmp_path: Path, capsys: pytest.Capture
     log_dir = tmp_path / "logs"
     clock = PhaseClock()
     with contextlib.ExitStack() as stack:
-        broker = MosquittoBroker(_folder(tmp_path / "mosquitto"))
+        broker = MosquittoBroker(folder(tmp_path / "mosquitto"))
         broker.start()
         stack.callback(broker.stop)
-        skysim = write_skysim_settings(_folder(tmp_path / "skysim") / "skysim.yaml", site.site_config())
+        skysim = write_skysim_settings(folder(tmp_path / "skysim") / "skysim.yaml", site.site_config())
         indi = IndiServer(tmp_path / "indi", [*DRIVERS, str(SKYSIM_ALLSKY)], env={"OBSY_SKYSIM_CONFIG": str(skysim)})
         indi.start()
         stack.callback(indi.stop)
         database_url = stack.enter_context(fresh_database("obsy_e2e"))
-        kstars = KStars(_folder(tmp_path / "kstars"))
+        kstars = KStars(folder(tmp_path / "kstars"))
         stack.callback(kstars.stop)
         server_logs = {"indiserver": indi.log_path, "kstars": kstars.log_path, "mosquitto": broker.log_path}
         stack.enter_context(logs_named_on_failure(log_dir, **server_logs))
@@ -176,7 +141,7 @@ def test_a_whole_night_with_every_service(tmp_path: Path, capsys: pytest.Capture
         kstars.start_ekos(drivers=(TELESCOPE, CCD), indi_server=(indi.host, indi.port))
         web_port = free_port()
         config = night_config(
-            _folder(tmp_path / "observatory"),
+            folder(tmp_path / "observatory"),
             broker,
             site=site.site_config(),
             indi_port=indi.port,
@@ -383,8 +348,3 @@ def test_a_whole_night_with_every_service(tmp_path: Path, capsys: pytest.Capture
 _DONE_STEPS_SQL = (
     "SELECT data->>'step' FROM events WHERE service = 'mcp' AND kind = 'device_action' AND message LIKE '%%: done'"
 )
-
-
-def _folder(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path

@@ -22,9 +22,12 @@ from typing import Any
 import yaml
 
 from obsy.config import SERVICE_NAMES
+from obsy.topics import Topics
 from tests.support.configs import write_config
 from tests.support.indiserver import CCD, ROOF, TELESCOPE, WEATHER
+from tests.support.mcp_harness import states
 from tests.support.mosquitto import MosquittoBroker
+from tests.support.watcher import Watcher
 
 #: The sky simulator's allsky camera (services/skysim), which renders the real sky for the site.
 SKYSIM_ALLSKY = Path(sys.executable).with_name("indi_obsy_allsky")
@@ -248,6 +251,52 @@ def logs_named_on_failure(log_dir: Path, **logs: Path) -> Iterator[None]:
         raise AssertionError(
             f"{type(error).__name__}: {error}\n\nLogs of every service, indiserver, KStars and Mosquitto: {log_dir}"
         ) from error
+
+
+def wait_until(check, timeout: float, what: str, interval: float = 0.5):
+    """``check()``'s first true answer, polled; TimeoutError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(interval)
+
+
+def wait_new_state(watcher: Watcher, after: int, predicate, timeout: float) -> dict[str, Any]:
+    """The first MCP state published after the first ``after`` ones that matches."""
+
+    def new_matches() -> list[dict[str, Any]]:
+        return [s for s in states(watcher, Topics())[after:] if predicate(s)]
+
+    watcher.wait_for(lambda _messages: bool(new_matches()), timeout)
+    return new_matches()[0]
+
+
+class Database:
+    """Read-only questions to the web service's Postgres database."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.connection = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True)
+
+    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        return self.connection.execute(sql, params).fetchall()
+
+    def count(self, table: str) -> int:
+        return self.rows(f"SELECT count(*) FROM {table}")[0][0]
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def folder(path: Path) -> Path:
+    """``path``, made if missing."""
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 class PhaseClock:
