@@ -42,7 +42,6 @@ from obsy_mcp.driverwatch import DriverWatch
 from obsy_mcp.ekos import Ekos
 from obsy_mcp.ekos_watch import EkosWatch
 from obsy_mcp.inputs import Clock, Inputs
-from obsy_mcp.operator_state import OperatorState, StateFileError
 from obsy_mcp.publishing import Announcements, Outbox, Publisher
 from obsy_mcp.sequences import Outcome, Result, Sequences
 from obsy_mcp.statemachine import (
@@ -115,8 +114,6 @@ class Controller:
         self._devices_reported = self._devices_connected = False
         self._roof_seen = RoofPosition.UNKNOWN  # where the MCP's own last evaluation or sequence left the roof
         self._while_broker_lost: list[str] = []
-        self.state_file = operator_state.StateFile(operator_state.state_path(config))
-        self._remember_lock = threading.Lock()
 
         # life cycle
         self._thread: threading.Thread | None = None
@@ -130,6 +127,9 @@ class Controller:
         self.publisher = Publisher(outbox)
         self.event = self.publisher.event
         self.announcements = Announcements(self.event)
+        self.decision = operator_state.Keeper(
+            operator_state.state_path(config), self.inputs, self.event, default_reason=NIGHT_ENDED_BY_OPERATOR
+        )
         self.pending = Pending()
         self.commands = Commands(self, self.pending)
         steps = Steps(devices, self.event, self.publish_state, self.pending.stop_requested, self._exiting)
@@ -167,92 +167,12 @@ class Controller:
     # ------------------------------------------------------------------ the operator's last decision
 
     def restore_operator_state(self) -> None:
-        """Take up the operator's last decision from the state file; call before the first state goes out.
-
-        A file that is missing or cannot be used restores the most conservative state (auto
-        mode, tonight ended, waiting for an operator): nothing opens until an operator decides
-        (START, OPEN, a mode) or the next observing night begins. A file that cannot be used
-        is set aside (``.corrupt-<time>``) and reported before a new one is written.
-        """
-        tonight = self._tonight_date()
-        try:
-            saved = self.state_file.load()
-        except StateFileError as error:
-            self._restore_conservatively(error, tonight)
-            return
-        self.inputs.restore(saved, tonight, NIGHT_ENDED_BY_OPERATOR)
-        self.alarm = saved.alarm
-        parts = [f"mode {saved.mode.value}"]
-        if self.inputs.night_aborted:
-            parts.append(f"night {saved.night_ended_for} ended ({self.inputs.night_end_reason})")
-        elif saved.night_ended_for is not None:
-            parts.append(f"the night {saved.night_ended_for} that was ended is over: tonight ({tonight}) goes on")
-        if saved.alarm:
-            parts.append(f"alarm latched: {saved.alarm}")
-        self.event(
-            "state_restored",
-            "restored the operator's last decision: " + "; ".join(parts),
-            level="warning" if saved.alarm else "info",
-            data={
-                "file": str(self.state_file.path),
-                "mode": saved.mode.value,
-                "night_aborted": self.inputs.night_aborted,
-                "night_ended_for": None if saved.night_ended_for is None else saved.night_ended_for.isoformat(),
-                "alarm": saved.alarm,
-            },
-        )
-
-    def _restore_conservatively(self, error: StateFileError, tonight: date) -> None:
-        aside: str | None = None
-        if not error.missing:
-            try:
-                aside = str(operator_state.set_aside(self.state_file.path))
-            except OSError as move_error:
-                log.error("cannot set the unusable state file %s aside: %s", self.state_file.path, move_error)
-        why = "no saved operator decision" if error.missing else "the saved operator decision is unusable"
-        hold = f"{why}: not opening until an operator decides (START, OPEN or a mode) or the next night"
-        self.inputs.restore(operator_state.conservative(tonight, hold), tonight, hold)
-        kept = f"; the file was kept as {aside}" if aside else ""
-        self.event(
-            "state_file_unusable",
-            f"{error}{kept}. Restored the most cautious state: {hold}",
-            level="warning" if error.missing else "error",
-            data={
-                "file": str(self.state_file.path),
-                "problem": error.problem,
-                "missing": error.missing,
-                "set_aside": aside,
-            },
-        )
-
-    def _operator_state(self) -> OperatorState:
-        """The decisions to keep across a restart, as they stand now."""
-        latched = self.alarm or (self.reason if self.state is State.ALARM else "")
-        return self.inputs.operator_state(alarm=latched)
+        """Take up the operator's last decision from the state file; call before the first state goes out."""
+        self.alarm = self.decision.restore(self._tonight_date())
 
     def _remember(self) -> None:
-        """Write the operator's decisions to the state file when they changed (atomically, durably)."""
-        file = self.state_file
-        with self._remember_lock:
-            current = self._operator_state()
-            if not file.changed(current):
-                return
-            try:
-                file.save(current)
-            except OSError as error:
-                if not file.failing:
-                    file.failing = True
-                    self.event(
-                        "state_file_failed",
-                        f"cannot save the operator's decision to {file.path}: {error}; "
-                        "a restart now would not know it (trying again on every change)",
-                        level="error",
-                        data={"file": str(file.path), "error": str(error)},
-                    )
-                return
-            if file.failing:
-                file.failing = False
-                self.event("state_file_saved", f"the operator's decision is saved again to {file.path}")
+        """Save the operator's decisions when they changed; an alarm, and the rest in ``alarm`` after it, latch."""
+        self.decision.remember(alarm=self.alarm or (self.reason if self.state is State.ALARM else ""))
 
     # ------------------------------------------------------------------ life cycle
 
