@@ -17,7 +17,7 @@ from obsy.config import McpConfig, ObsyConfig
 from obsy.indi import IndiClient
 from obsy.messages import CloudState, Mode, PlannedBlock, SafetyVerdict, SchedulerPlan, ServiceHealth
 from obsy_mcp import operator_state
-from obsy_mcp.commands import COMMANDS, VALUES, decide_if_night_resumed
+from obsy_mcp.commands import COMMANDS, VALUES, Request, decide_if_night_resumed
 from obsy_mcp.controller import Controller
 from obsy_mcp.inputs import Inputs
 from obsy_mcp.operator_state import OperatorState
@@ -137,6 +137,19 @@ def test_stop_during_a_closing_hands_over_and_drops_what_waited_for_it(tmp_path:
     assert dropped.data["commands"] == [{"thing": "mode", "value": "off"}, {"thing": "night", "value": "START"}]
     assert controller.pending.closing_finished() == []  # nothing is applied after the closing
     assert controller.inputs.mode is Mode.MANUAL
+
+
+def test_a_closing_carries_out_the_closes_waiting_so_a_stop_during_it_is_the_last_word(tmp_path: Path) -> None:
+    controller, _outbox = decided_controller(tmp_path)
+    pending = controller.pending
+    controller.command("roof", "CLOSE")  # queued; then the rules start a closing (the night has ended) ...
+    pending.closing_started()
+    assert not pending.close_requested()  # ... which does what it asked
+    pending.push(Request.ABORT)  # answered just before the closing started, queued just after: the same
+    assert not pending.close_requested()
+    controller.command("roof", "STOP")
+    assert pending.closing_finished() == []
+    assert pending.take() is Request.STOP and pending.take() is None  # nothing closes again after the STOP
 
 
 class Clock:

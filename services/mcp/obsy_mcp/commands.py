@@ -81,6 +81,10 @@ class Request(StrEnum):
     RELEASE = "release"  # end the rest in alarm after an alarm (START, OPEN)
 
 
+#: The requests a closing carries out.
+CLOSING_REQUESTS = frozenset({Request.CLOSE, Request.ABORT})
+
+
 class Pending:
     """The one path from the commands (bus thread) to the controller thread: requests, and deferred commands."""
 
@@ -92,6 +96,8 @@ class Pending:
 
     def push(self, request: Request) -> None:
         with self._lock:
+            if request in CLOSING_REQUESTS and self._closing:
+                return  # a closing started after the command was answered: it carries the request out
             self._queue.append(request)
 
     def stop(self) -> list[tuple[str, str]]:
@@ -125,8 +131,14 @@ class Pending:
             return bool(self._queue)
 
     def closing_started(self) -> None:
+        """A closing starts (for a request or by the rules): it carries out every CLOSE and ABORT waiting.
+
+        So a STOP that comes during it is the last word: no CLOSE from before it closes the roof
+        again afterwards. Commands that come during the closing wait for its end (:meth:`defer`).
+        """
         with self._lock:
             self._closing = True
+            self._queue = deque(r for r in self._queue if r not in CLOSING_REQUESTS)
 
     def closing_running(self) -> bool:
         with self._lock:
