@@ -79,6 +79,8 @@ def _direction(position: RoofPosition) -> str:
 
 
 class Controller:
+    """The MCP's one thread that moves devices; bus handlers call :meth:`command` and the inputs' setters."""
+
     def __init__(
         self,
         config: ObsyConfig,
