@@ -19,7 +19,16 @@ from typing import Any
 from obsy import astro
 from obsy.config import IndiServerConfig, ObsyConfig, load_config
 from obsy.indi import IndiClient
-from obsy.messages import CloudState, PlannedBlock, SafetyReason, SafetyVerdict, SchedulerPlan, ServiceHealth
+from obsy.messages import (
+    CloudState,
+    Event,
+    McpState,
+    PlannedBlock,
+    SafetyReason,
+    SafetyVerdict,
+    SchedulerPlan,
+    ServiceHealth,
+)
 from obsy.runner import ServiceRunner
 from obsy.topics import Topics
 from obsy_mcp.service import McpService
@@ -30,6 +39,23 @@ from tests.support.mosquitto import MosquittoBroker
 from tests.support.watcher import Watcher
 
 DRIVERS = ["indi_rolloff_dome", "indi_simulator_telescope"]
+
+
+class Recorded:
+    """Where an in-process controller's states and events go (its outbox) when no broker is needed."""
+
+    def __init__(self) -> None:
+        self.states: list[McpState] = []
+        self.events: list[Event] = []
+
+    def state(self, state: McpState) -> None:
+        self.states.append(state)
+
+    def event(self, event: Event) -> None:
+        self.events.append(event)
+
+    def of_kind(self, kind: str) -> list[Event]:
+        return [e for e in self.events if e.kind == kind]
 
 
 class Sky:

@@ -3,6 +3,7 @@
 - docs/topics.md's per-service table lists every topic ``obsy.topics.Topics`` names, and names
   no topic the code does not build.
 - docs/mcp.md's states table lists every MCP state and no other.
+- docs/mcp.md's command table lists every command of ``obsy_mcp.commands.COMMANDS`` and no other.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from obsy.config import SERVICE_NAMES
 from obsy.topics import Topics
+from obsy_mcp.commands import COMMANDS
 from obsy_mcp.statemachine import State
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -64,3 +66,21 @@ def test_the_states_table_lists_every_mcp_state_and_no_other() -> None:
         documented.update(part.strip(" `") for part in cell.split("/"))  # `opening` / `closing`
     states = {state.value for state in State}
     assert documented == states, f"missing: {states - documented}, not states: {documented - states}"
+
+
+def test_the_command_table_lists_every_mcp_command_and_no_other() -> None:
+    """Rows name a topic (``<p>/mcp/<thing>/set``) or continue the one above; payloads are code spans."""
+    text = section((DOCS / "mcp.md").read_text(), "Commands and answers")
+    documented: set[tuple[str, str]] = set()
+    thing: str | None = None
+    for line in text.splitlines():
+        if not line.startswith("|") or line.startswith("|---"):
+            continue
+        topic, payload = (cell.strip() for cell in line.split("|")[1:3])
+        if topic:
+            local = re.fullmatch(r"`<p>/mcp/(\w+)/set`", topic)  # the central site's remote/... rows are not the table
+            thing = local.group(1) if local else None
+        if thing is not None:
+            documented.update((thing, value) for value in re.findall(r"`([^`]+)`", payload))
+    commands = set(COMMANDS)
+    assert documented == commands, f"missing: {commands - documented}, not commands: {documented - commands}"

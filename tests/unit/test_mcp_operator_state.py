@@ -11,11 +11,12 @@ import pytest
 from obsy import astro
 from obsy.config import ObsyConfig
 from obsy.indi import IndiClient
-from obsy.messages import Event, McpState, Mode
+from obsy.messages import Mode
 from obsy_mcp import operator_state
 from obsy_mcp.controller import Controller
 from obsy_mcp.operator_state import OperatorState, StateFileError
 from obsy_mcp.service import main as mcp_main
+from tests.support.mcp_harness import Recorded
 
 NIGHT = date(2026, 12, 5)
 
@@ -127,23 +128,6 @@ def test_an_operator_decision_lifts_the_hold_and_start_the_night() -> None:
 
 
 # ---------------------------------------------------------------------- the controller's restore
-
-
-class Recorded:
-    """Where the controller's states and events go in these tests."""
-
-    def __init__(self) -> None:
-        self.states: list[McpState] = []
-        self.events: list[Event] = []
-
-    def state(self, state: McpState) -> None:
-        self.states.append(state)
-
-    def event(self, event: Event) -> None:
-        self.events.append(event)
-
-    def of_kind(self, kind: str) -> list[Event]:
-        return [e for e in self.events if e.kind == kind]
 
 
 def config_in(tmp_path: Path) -> ObsyConfig:

@@ -17,6 +17,7 @@ from typing import Any
 from obsy.config import McpConfig
 from obsy.messages import CloudState, Mode, SafetyVerdict, SchedulerPlan, ServiceHealth
 from obsy.topics import ONLINE
+from obsy_mcp.operator_state import OperatorState
 from obsy_mcp.statemachine import Conditions
 
 Clock = Callable[[], float]
@@ -30,7 +31,11 @@ class Seen:
 
 @dataclass
 class Inputs:
-    """The latest value of every input, guarded by one lock (written by the bus thread)."""
+    """The latest value of every input, guarded by one lock (written by the bus thread).
+
+    Callers change it only through its methods, each of which takes the lock; reading one
+    field needs no lock.
+    """
 
     config: McpConfig
     clock: Clock
@@ -97,6 +102,51 @@ class Inputs:
         with self.lock:
             if self.awaiting_operator:
                 self.resume_night()
+
+    def set_mode(self, mode: Mode) -> None:
+        """The operator's mode command: the mode, and a hold for want of a saved decision lifted."""
+        with self.lock:
+            self.mode = mode
+            self.operator_decided()
+
+    def stop_takes_over(self) -> None:
+        """STOP: in auto mode the operator takes over (manual) where the roof stands."""
+        with self.lock:
+            if self.mode is Mode.AUTO:
+                self.mode = Mode.MANUAL
+
+    def restore(self, saved: OperatorState, tonight: date, default_reason: str) -> None:
+        """Take up the operator's decision from the state file: its mode, and its night ended if that is tonight."""
+        with self.lock:
+            self.mode = saved.mode
+            if saved.night_ended(tonight):
+                assert saved.night_ended_for is not None
+                reason = saved.night_end_reason or default_reason
+                self.end_night(reason, saved.night_ended_for, awaiting_operator=saved.awaiting_operator)
+
+    def operator_state(self, alarm: str) -> OperatorState:
+        """The operator's decisions as they stand now, with the latched ``alarm``: what the state file keeps."""
+        with self.lock:
+            return OperatorState(
+                mode=self.mode,
+                night_ended_for=self.night_ended_for if self.night_aborted else None,
+                night_end_reason=self.night_end_reason if self.night_aborted else "",
+                alarm=alarm,
+                awaiting_operator=self.awaiting_operator,
+            )
+
+    def resume_if_ended_before(self, tonight: date) -> tuple[date, str] | None:
+        """A night ended holds for the night it was ended for: resume it once ``tonight`` is a later night.
+
+        Returns the night that was ended and why, when it was resumed; None when nothing changed.
+        """
+        with self.lock:
+            ended_for = self.night_ended_for
+            if not self.night_aborted or ended_for is None or ended_for >= tonight:
+                return None
+            reason = self.night_end_reason
+            self.resume_night()
+        return ended_for, reason
 
     def set_broker(self, connected: bool) -> None:
         with self.lock:

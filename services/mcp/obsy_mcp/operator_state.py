@@ -12,22 +12,33 @@ old decision or the new one, never half of one. It is read once, when the MCP st
 A file that cannot be used is never guessed at: :func:`load` raises :class:`StateFileError`
 naming what is wrong, the caller sets the file aside (:func:`set_aside`, it is kept for
 people to look at) and starts in the most conservative state (:func:`conservative`).
+
+:class:`Keeper` does that for the controller: it restores the decision into the MCP's inputs
+at start and saves it whenever it changed, reporting what it did as events.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
+import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from obsy.config import ObsyConfig
 from obsy.messages import Mode
+
+if TYPE_CHECKING:
+    from obsy_mcp.inputs import Inputs
+    from obsy_mcp.publishing import EventSink
+
+log = logging.getLogger("obsy.mcp")
 
 SCHEMA_VERSION = 1
 #: Longest reason kept; a longer one in the file is an error (the file is ours, never that long).
@@ -187,3 +198,97 @@ def _fsync_folder(folder: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+class Keeper:
+    """The operator's last decision across restarts: restored into the inputs at start, saved on every change.
+
+    A file that is missing or cannot be used restores the most conservative state (auto mode,
+    tonight ended, waiting for an operator): nothing opens until an operator decides (START,
+    OPEN, a mode) or the next observing night begins. A file that cannot be used is set aside
+    (``.corrupt-<time>``) and reported before a new one is written.
+    """
+
+    def __init__(self, path: Path, inputs: Inputs, event: EventSink, *, default_reason: str) -> None:
+        self.file = StateFile(path)
+        self.inputs = inputs
+        self._event = event
+        self._default_reason = default_reason  # why a night ended, when the file does not say
+        self._lock = threading.Lock()
+
+    def restore(self, tonight: date) -> str:
+        """Take up the decision from the file (call before the first state goes out); the latched alarm."""
+        try:
+            saved = self.file.load()
+        except StateFileError as error:
+            self._restore_conservatively(error, tonight)
+            return ""
+        inputs = self.inputs
+        inputs.restore(saved, tonight, self._default_reason)
+        parts = [f"mode {saved.mode.value}"]
+        if inputs.night_aborted:
+            parts.append(f"night {saved.night_ended_for} ended ({inputs.night_end_reason})")
+        elif saved.night_ended_for is not None:
+            parts.append(f"the night {saved.night_ended_for} that was ended is over: tonight ({tonight}) goes on")
+        if saved.alarm:
+            parts.append(f"alarm latched: {saved.alarm}")
+        self._event(
+            "state_restored",
+            "restored the operator's last decision: " + "; ".join(parts),
+            level="warning" if saved.alarm else "info",
+            data={
+                "file": str(self.file.path),
+                "mode": saved.mode.value,
+                "night_aborted": inputs.night_aborted,
+                "night_ended_for": None if saved.night_ended_for is None else saved.night_ended_for.isoformat(),
+                "alarm": saved.alarm,
+            },
+        )
+        return saved.alarm
+
+    def _restore_conservatively(self, error: StateFileError, tonight: date) -> None:
+        aside: str | None = None
+        if not error.missing:
+            try:
+                aside = str(set_aside(self.file.path))
+            except OSError as move_error:
+                log.error("cannot set the unusable state file %s aside: %s", self.file.path, move_error)
+        why = "no saved operator decision" if error.missing else "the saved operator decision is unusable"
+        hold = f"{why}: not opening until an operator decides (START, OPEN or a mode) or the next night"
+        self.inputs.restore(conservative(tonight, hold), tonight, hold)
+        kept = f"; the file was kept as {aside}" if aside else ""
+        self._event(
+            "state_file_unusable",
+            f"{error}{kept}. Restored the most cautious state: {hold}",
+            level="warning" if error.missing else "error",
+            data={
+                "file": str(self.file.path),
+                "problem": error.problem,
+                "missing": error.missing,
+                "set_aside": aside,
+            },
+        )
+
+    def remember(self, alarm: str) -> None:
+        """Write the decision (with the latched ``alarm``) when it changed, atomically and durably."""
+        file = self.file
+        with self._lock:
+            current = self.inputs.operator_state(alarm=alarm)
+            if not file.changed(current):
+                return
+            try:
+                file.save(current)
+            except OSError as error:
+                if not file.failing:
+                    file.failing = True
+                    self._event(
+                        "state_file_failed",
+                        f"cannot save the operator's decision to {file.path}: {error}; "
+                        "a restart now would not know it (trying again on every change)",
+                        level="error",
+                        data={"file": str(file.path), "error": str(error)},
+                    )
+                return
+            if file.failing:
+                file.failing = False
+                self._event("state_file_saved", f"the operator's decision is saved again to {file.path}")

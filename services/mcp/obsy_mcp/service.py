@@ -30,7 +30,8 @@ from obsy.messages import (
 )
 from obsy.runner import Service, run_service
 from obsy_mcp.command_cli import COMMANDS as CLI_COMMANDS
-from obsy_mcp.controller import Answer, Controller
+from obsy_mcp.commands import Answer
+from obsy_mcp.controller import Controller
 from obsy_mcp.ekos import Ekos
 from obsy_mcp.planrequest import PlanRequester
 
