@@ -59,7 +59,9 @@ import sys
 import time
 from pathlib import Path
 
-from obsy.config import ConfigError, load_config
+from sqlalchemy import Engine
+
+from obsy.config import ConfigError, ObsyConfig, load_config
 from obsy_imaging.calibrator import Calibrator, PassResult, PinError
 from obsy_imaging.grading.grader import Grader
 from obsy_imaging.ingest.archive import ImportProgress, import_archive
@@ -106,6 +108,24 @@ class ProgressBar:
         self.stream.write(("\r\033[K" if self.tty else "") + text + "\n")
 
 
+def config_of(args: argparse.Namespace) -> ObsyConfig | None:
+    """The config file ``--config`` names (or the default one); None after saying what is wrong with it."""
+    try:
+        return load_config(args.config)
+    except ConfigError as exc:
+        print(exc.report("obsy-imaging"), file=sys.stderr)
+        return None
+
+
+def open_repository(config: ObsyConfig) -> tuple[Engine, Repository]:
+    """The imaging repository of ``config``, its schema brought up to date; dispose of the engine after."""
+    settings = config.imaging
+    engine = database.make_engine(settings.database(config.data_dir))
+    database.upgrade(engine)
+    repository = Repository(engine, settings.repository_dir(config.data_dir), settings.quarantine_dir(config.data_dir))
+    return engine, repository
+
+
 def import_command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="obsy-imaging import", description="Import an archive of frames into the imaging repository."
@@ -115,10 +135,8 @@ def import_command(argv: list[str]) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar, only the summary")
     parser.add_argument("--grade", action="store_true", help="grade the lights as the service does (imaging.grading)")
     args = parser.parse_args(argv[1:])
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(exc.report("obsy-imaging"), file=sys.stderr)
+    config = config_of(args)
+    if config is None:
         return EXIT_USAGE
     if not args.folder.is_dir():
         print(f"obsy-imaging import: {args.folder} is not a folder", file=sys.stderr)
@@ -126,9 +144,7 @@ def import_command(argv: list[str]) -> int:
     # The progress bar names each quarantined file; the log would say it twice.
     logging.basicConfig(level=logging.ERROR, format="obsy-imaging import: %(message)s")
     settings = config.imaging
-    engine = database.make_engine(settings.database(config.data_dir))
-    database.upgrade(engine)
-    repository = Repository(engine, settings.repository_dir(config.data_dir), settings.quarantine_dir(config.data_dir))
+    engine, repository = open_repository(config)
     ingestor = Ingestor(repository, config.site)
     bar = None if args.no_progress else ProgressBar()
     grader = Grader(repository, settings.grading) if args.grade else None
@@ -168,19 +184,15 @@ def calibrate_command(argv: list[str]) -> int:
     parser.add_argument("--frames", type=int, nargs="+", metavar="ID", help="one master of exactly these frames")
     parser.add_argument("--masters-only", action="store_true", help="build masters only, calibrate no light")
     args = parser.parse_args(argv[1:])
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(exc.report("obsy-imaging"), file=sys.stderr)
+    config = config_of(args)
+    if config is None:
         return EXIT_USAGE
     if args.min_frames is not None and args.min_frames < 1:
         print("obsy-imaging calibrate: --min-frames must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     logging.basicConfig(level=logging.ERROR, format="obsy-imaging calibrate: %(message)s")
     settings = config.imaging
-    engine = database.make_engine(settings.database(config.data_dir))
-    database.upgrade(engine)
-    repository = Repository(engine, settings.repository_dir(config.data_dir), settings.quarantine_dir(config.data_dir))
+    engine, repository = open_repository(config)
     calibrator = Calibrator(repository, settings.calibration)
     result = PassResult()
     try:
@@ -225,15 +237,11 @@ def masters_command(argv: list[str]) -> int:
     args = parser.parse_args(argv[1:])
     if args.action != "list" and not args.master:
         parser.error(f"{args.action} needs the master's id")
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(exc.report("obsy-imaging"), file=sys.stderr)
+    config = config_of(args)
+    if config is None:
         return EXIT_USAGE
     settings = config.imaging
-    engine = database.make_engine(settings.database(config.data_dir))
-    database.upgrade(engine)
-    repository = Repository(engine, settings.repository_dir(config.data_dir), settings.quarantine_dir(config.data_dir))
+    engine, repository = open_repository(config)
     calibrator = Calibrator(repository, settings.calibration)
     try:
         if args.action == "pin":
@@ -295,10 +303,8 @@ def report_command(argv: list[str]) -> int:
     parser.add_argument("--target", required=True, help="the target's name (case and blanks ignored)")
     parser.add_argument("--print", dest="print_only", action="store_true", help="print the report, write no file")
     args = parser.parse_args(argv[1:])
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(exc.report("obsy-imaging"), file=sys.stderr)
+    config = config_of(args)
+    if config is None:
         return EXIT_USAGE
     settings = config.imaging
     if not settings.photometry.observer_code:
@@ -307,9 +313,7 @@ def report_command(argv: list[str]) -> int:
     from obsy_imaging.photometer import Photometer
     from obsy_imaging.photometry.aavso import ReportError
 
-    engine = database.make_engine(settings.database(config.data_dir))
-    database.upgrade(engine)
-    repository = Repository(engine, settings.repository_dir(config.data_dir), settings.quarantine_dir(config.data_dir))
+    engine, repository = open_repository(config)
     photometer = Photometer(repository, settings.photometry, config.site, config.data_dir)
     try:
         report = photometer.report(args.night, args.target) if args.print_only else None
@@ -340,10 +344,8 @@ def transit_command(argv: list[str]) -> int:
     parser.add_argument("night", help="the observing night, YYYY-MM-DD (the evening's date)")
     parser.add_argument("planet", help="the planet's name in the ephemeris file (pl_name)")
     args = parser.parse_args(argv[1:])
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(exc.report("obsy-imaging"), file=sys.stderr)
+    config = config_of(args)
+    if config is None:
         return EXIT_USAGE
     settings = config.imaging
     if not settings.transits.observer_code:
@@ -360,9 +362,7 @@ def transit_command(argv: list[str]) -> int:
         return EXIT_USAGE
     from obsy_imaging.transiter import FITTED, Transiter
 
-    engine = database.make_engine(settings.database(config.data_dir))
-    database.upgrade(engine)
-    repository = Repository(engine, settings.repository_dir(config.data_dir), settings.quarantine_dir(config.data_dir))
+    engine, repository = open_repository(config)
     try:
         done = Transiter(repository, settings.transits, config.scheduler.transits, config.site).process(
             args.night, args.planet
