@@ -39,7 +39,8 @@ def test_an_account_limited_to_a_site_sees_and_commands_only_that_site(tmp_path,
         assert north.get("/api/v1/status", params={"site": "north"}).json()["site"]["id"] == "north"
         assert north.get("/api/v1/status", params={"site": "south"}).status_code == 403
         # ... and a site= on a route that has no site filter does not open this site's data.
-        assert north.get("/api/v1/imaging/masters", params={"site": "north"}).status_code == 403
+        assert north.get("/api/v1/targets", params={"site": "north"}).status_code == 403
+        assert north.get("/api/v1/imaging/masters", params={"site": "north"}).status_code == 200  # takes a site
 
         # Commands: its site passes the site check (then 409: the site is unreachable), others do not.
         assert north.post("/api/v1/fleet/north/commands/roof", json={"action": "CLOSE"}).status_code == 409

@@ -21,9 +21,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi import Path as FastApiPath
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 
 from obsy_web.api.common import Page, Paging
+from obsy_web.api.fleet import of_site, site_filter
 from obsy_web.api.security import get_context, operator, viewer
 from obsy_web.auth.accounts import Principal
 from obsy_web.commands import NoAnswerError, web_origin
@@ -107,16 +108,20 @@ def _stack_item(record: LiveStackState) -> LiveStackItem:
 @router.get("/imaging/stacks", response_model=list[LiveStackItem], dependencies=[Depends(viewer)])
 def live_stacks(
     night: str | None = Query(None, pattern=NIGHT_PATTERN, description="observing night; default: the latest"),
+    site: str | None = Depends(site_filter),
     context: WebContext = Depends(get_context),
 ) -> list[LiveStackItem]:
     """Each live stack of a night (one per target and filter) as its last fold left it, newest first."""
+    here = of_site(LiveStackState.site, site)
     with context.sessions() as session:
         if night is None:
-            night = session.scalar(select(func.max(LiveStackState.night)))
+            night = session.scalar(select(func.max(LiveStackState.night)).where(*here))
             if night is None:
                 return []
         newest = (
-            select(func.max(LiveStackState.id)).where(LiveStackState.night == night).group_by(LiveStackState.stack_id)
+            select(func.max(LiveStackState.id))
+            .where(LiveStackState.night == night, *here)
+            .group_by(LiveStackState.stack_id)
         )
         records = session.scalars(
             select(LiveStackState).where(LiveStackState.id.in_(newest)).order_by(LiveStackState.time.desc())
@@ -124,9 +129,20 @@ def live_stacks(
         return [_stack_item(record) for record in records]
 
 
-def _inside(root: Path, relative: str | None, suffixes: tuple[str, ...]) -> Path | None:
+def is_local(context: WebContext, site: str | None) -> bool:
+    """Whether ``site`` (``site_filter``'s answer) is this site, whose imaging repository and bus state are here."""
+    return site is None or site == context.config.site_id()
+
+
+def files_of(context: WebContext, site: str | None) -> Path | None:
+    """The imaging repository holding ``site``'s files: only this site's are here (another site's files stay
+    at that site; only their metadata crosses the bridge)."""
+    return context.imaging_repository if is_local(context, site) else None
+
+
+def _inside(root: Path | None, relative: str | None, suffixes: tuple[str, ...]) -> Path | None:
     """``root/relative`` when it is a file inside ``root`` with one of ``suffixes``; otherwise None."""
-    if not relative or relative.startswith("/") or "\\" in relative:
+    if root is None or not relative or relative.startswith("/") or "\\" in relative:
         return None
     try:
         root = root.resolve()
@@ -145,23 +161,25 @@ def _inside(root: Path, relative: str | None, suffixes: tuple[str, ...]) -> Path
     dependencies=[Depends(viewer)],
 )
 def live_stack_preview(
-    stack_id: int = FastApiPath(..., ge=0, le=2**62), context: WebContext = Depends(get_context)
+    stack_id: int = FastApiPath(..., ge=0, le=2**62),
+    site: str | None = Depends(site_filter),
+    context: WebContext = Depends(get_context),
 ) -> Response:
-    """The stack's stretched preview (JPEG): the repository's file, or the retained bus JPEG."""
-    latest = context.latest.get("imaging/livestack/state")
+    """The stack's stretched preview (JPEG): the repository's file, or the retained bus JPEG (this site's)."""
+    latest = context.latest.get("imaging/livestack/state") if is_local(context, site) else None
     latest_is_it = isinstance(latest, dict) and latest.get("stack_id") == stack_id
     preview = latest.get("preview") if latest_is_it else None  # the newest, perhaps not stored yet
     if not isinstance(preview, str):
         with context.sessions() as session:
             preview = session.scalars(
                 select(LiveStackState.preview)
-                .where(LiveStackState.stack_id == stack_id)
+                .where(LiveStackState.stack_id == stack_id, *of_site(LiveStackState.site, site))
                 .order_by(LiveStackState.id.desc())
                 .limit(1)
             ).first()
         if preview is None:
             raise HTTPException(404, f"no live stack {stack_id}")
-    path = _inside(context.imaging_repository, preview, (".jpg", ".jpeg"))
+    path = _inside(files_of(context, site), preview, (".jpg", ".jpeg"))
     if path is not None:
         return FileResponse(path, media_type="image/jpeg", headers=NO_CACHE)
     jpeg = context.latest.raw("imaging/livestack/image")
@@ -196,12 +214,13 @@ class MasterItem(BaseModel):
 def masters(
     kind: str | None = Query(None, max_length=16, description="bias, dark, flat, darkflat"),
     paging: Paging = Depends(),
+    site: str | None = Depends(site_filter),
     context: WebContext = Depends(get_context),
 ) -> Page[MasterItem]:
-    """Masters built into the calibration library, newest first; ``pinned`` as the imaging service said last."""
-    last_answer = context.latest.get("imaging/masters/state")
+    """Masters built into the calibration library, newest first; ``pinned`` as this site's imaging service said last."""
+    last_answer = context.latest.get("imaging/masters/state") if is_local(context, site) else None
     pinned = set(last_answer.get("pinned") or []) if isinstance(last_answer, dict) else set()
-    query = select(CalibrationMasterRecord)
+    query = select(CalibrationMasterRecord).where(*of_site(CalibrationMasterRecord.site, site))
     if kind:
         query = query.where(CalibrationMasterRecord.kind == kind)
     with context.sessions() as session:
@@ -257,14 +276,16 @@ class CalibratedLight(BaseModel):
 def calibrated_lights(
     night: str | None = Query(None, pattern=NIGHT_PATTERN, description="observing night; default: the latest"),
     paging: Paging = Depends(),
+    site: str | None = Depends(site_filter),
     context: WebContext = Depends(get_context),
 ) -> Page[CalibratedLight]:
     """Lights calibrated in a night, newest first, with the masters applied and why (a light calibrated
     again: its latest calibration only)."""
     with context.sessions() as session:
+        here = of_site(CalibratedLightRecord.site, site)
         if night is None:
-            night = session.scalar(select(func.max(CalibratedLightRecord.night)))
-        in_night = CalibratedLightRecord.night == (night or "")
+            night = session.scalar(select(func.max(CalibratedLightRecord.night)).where(*here))
+        in_night = and_(CalibratedLightRecord.night == (night or ""), *here)
         latest = (
             select(func.max(CalibratedLightRecord.id))
             .where(in_night)
@@ -394,7 +415,9 @@ class LightCurve(BaseModel):
 
 
 @router.get("/photometry", response_model=list[PhotometryTarget], dependencies=[Depends(viewer)])
-def photometry_targets(context: WebContext = Depends(get_context)) -> list[PhotometryTarget]:
+def photometry_targets(
+    site: str | None = Depends(site_filter), context: WebContext = Depends(get_context)
+) -> list[PhotometryTarget]:
     """Targets with photometry, and their nights."""
     with context.sessions() as session:
         rows = session.execute(
@@ -403,6 +426,7 @@ def photometry_targets(context: WebContext = Depends(get_context)) -> list[Photo
                 PhotometryPoint.night,
                 func.count(PhotometryPoint.magnitude),
             )
+            .where(*of_site(PhotometryPoint.site, site))
             .group_by(PhotometryPoint.target, PhotometryPoint.night)
             .order_by(PhotometryPoint.target, PhotometryPoint.night.desc())
         ).all()
@@ -414,8 +438,10 @@ def photometry_targets(context: WebContext = Depends(get_context)) -> list[Photo
     return list(targets.values())
 
 
-def _curve(context: WebContext, target: str, night: str | None, band: str | None = None) -> LightCurve:
-    query = select(PhotometryPoint).where(PhotometryPoint.target == target)
+def _curve(
+    context: WebContext, target: str, night: str | None, band: str | None = None, site: str | None = None
+) -> LightCurve:
+    query = select(PhotometryPoint).where(PhotometryPoint.target == target, *of_site(PhotometryPoint.site, site))
     if night is not None:
         query = query.where(PhotometryPoint.night == night)
     if band is not None:
@@ -443,7 +469,7 @@ def _curve(context: WebContext, target: str, night: str | None, band: str | None
                 reasons=[str(reason) for reason in data.get("reasons") or []],
             )
         )
-        if r.report and _inside(context.imaging_repository, r.report, (".txt",)) is not None:
+        if r.report and _inside(files_of(context, site), r.report, (".txt",)) is not None:
             reports[r.night] = f"/api/v1/photometry/{quote(target, safe='')}/report?night={r.night}"
     return LightCurve(target=target, night=night, points=points, reports=reports)
 
@@ -459,13 +485,15 @@ _CSV_COLUMNS = ("jd", "magnitude", "error", "filter", "band", "check", "check_ma
 )
 def light_curve(
     target: str = FastApiPath(..., min_length=1, max_length=200),
+    *,
     night: str | None = Query(None, pattern=NIGHT_PATTERN, description="observing night; default: every night"),
     filter: str | None = Query(None, max_length=100, description="only this filter (as the frames name it)"),
     format: str = Query("json", pattern="^(json|csv)$", description="json, or csv for a spreadsheet"),
+    site: str | None = Depends(site_filter),
     context: WebContext = Depends(get_context),
 ) -> Any:
     """A target's light curve: JD, magnitude, error, filter and the check star's residual, in time order."""
-    curve = _curve(context, target, night, filter)
+    curve = _curve(context, target, night, filter, site)
     if format == "json":
         return curve
     out = io.StringIO()
@@ -496,6 +524,7 @@ def light_curve(
 def aavso_report(
     target: str = FastApiPath(..., min_length=1, max_length=200),
     night: str = Query(..., pattern=NIGHT_PATTERN),
+    site: str | None = Depends(site_filter),
     context: WebContext = Depends(get_context),
 ) -> Response:
     """The night's AAVSO Extended report for the target, as the imaging service wrote it."""
@@ -503,12 +532,15 @@ def aavso_report(
         reports = session.scalars(
             select(PhotometryPoint.report)
             .where(
-                PhotometryPoint.target == target, PhotometryPoint.night == night, PhotometryPoint.report.is_not(None)
+                PhotometryPoint.target == target,
+                PhotometryPoint.night == night,
+                PhotometryPoint.report.is_not(None),
+                *of_site(PhotometryPoint.site, site),
             )
             .order_by(PhotometryPoint.id.desc())
             .limit(1)
         ).all()
-    path = _inside(context.imaging_repository, reports[0], (".txt",)) if reports else None
+    path = _inside(files_of(context, site), reports[0], (".txt",)) if reports else None
     if path is None:
         raise HTTPException(404, f"no AAVSO report of {target} for {night} in the imaging repository")
     return FileResponse(path, media_type="text/plain", filename=path.name)
@@ -569,11 +601,11 @@ class TransitNight(TransitItem):
     points: list[TransitPoint] = Field(default_factory=list, description="every light of the night, in time order")
 
 
-def _transit_item(context: WebContext, record: TransitFitRecord) -> TransitItem:
+def _transit_item(context: WebContext, record: TransitFitRecord, site: str | None) -> TransitItem:
     data = {k: v for k, v in (record.data or {}).items() if k in TransitItem.model_fields}
     base = f"/api/v1/transits/{quote(record.planet, safe='')}"
     night = f"?night={record.night}"
-    root = context.imaging_repository
+    root = files_of(context, site)
     urls = {
         "report": f"{base}/report{night}" if _inside(root, record.report, (".txt",)) else None,
         "plot": f"{base}/plot{night}" if _inside(root, record.plot, (".png",)) else None,
@@ -583,10 +615,12 @@ def _transit_item(context: WebContext, record: TransitFitRecord) -> TransitItem:
 
 
 def _newest_transits(
-    context: WebContext, planet: str | None = None, night: str | None = None
+    context: WebContext, site: str | None, planet: str | None = None, night: str | None = None
 ) -> list[TransitFitRecord]:
-    newest = select(func.max(TransitFitRecord.id)).group_by(
-        TransitFitRecord.site, TransitFitRecord.night, TransitFitRecord.planet
+    newest = (
+        select(func.max(TransitFitRecord.id))
+        .where(*of_site(TransitFitRecord.site, site))
+        .group_by(TransitFitRecord.site, TransitFitRecord.night, TransitFitRecord.planet)
     )
     if planet is not None:
         newest = newest.where(TransitFitRecord.planet == planet)
@@ -606,14 +640,15 @@ def _newest_transits(
 @router.get("/transits", response_model=list[TransitItem], dependencies=[Depends(viewer)])
 def transits(
     planet: str | None = Query(None, max_length=200, description="only this planet (pl_name)"),
+    site: str | None = Depends(site_filter),
     context: WebContext = Depends(get_context),
 ) -> list[TransitItem]:
     """Each transit night's result (the newest the imaging service sent), newest night first."""
-    return [_transit_item(context, record) for record in _newest_transits(context, planet)]
+    return [_transit_item(context, record, site) for record in _newest_transits(context, site, planet)]
 
 
-def _transit_record(context: WebContext, planet: str, night: str) -> TransitFitRecord:
-    records = _newest_transits(context, planet, night)
+def _transit_record(context: WebContext, planet: str, night: str, site: str | None) -> TransitFitRecord:
+    records = _newest_transits(context, site, planet, night)
     if not records:
         raise HTTPException(404, f"no transit fit of {planet} for {night}")
     return records[0]
@@ -655,22 +690,23 @@ def transit_night(
     planet: str = FastApiPath(..., min_length=1, max_length=200),
     night: str = Query(..., pattern=NIGHT_PATTERN),
     format: str = Query("json", pattern="^(json|csv)$", description="json, or csv: the points as written"),
+    site: str | None = Depends(site_filter),
     context: WebContext = Depends(get_context),
 ) -> Any:
     """A planet's transit night: the fit's numbers and every light's flux, model and residual (or why not used)."""
-    record = _transit_record(context, planet, night)
-    path = _inside(context.imaging_repository, record.points, (".csv",))
+    record = _transit_record(context, planet, night, site)
+    path = _inside(files_of(context, site), record.points, (".csv",))
     if format == "csv":
         if path is None:
             raise HTTPException(404, f"the points of {planet} for {night} are not in the imaging repository")
         return FileResponse(path, media_type="text/csv", filename=path.name)
-    item = _transit_item(context, record)
+    item = _transit_item(context, record, site)
     return TransitNight(**item.model_dump(), points=_points(path) if path is not None else [])
 
 
-def _transit_file(context: WebContext, planet: str, night: str, kind: str, suffix: str) -> Path:
-    record = _transit_record(context, planet, night)
-    path = _inside(context.imaging_repository, getattr(record, kind), (suffix,))
+def _transit_file(context: WebContext, planet: str, night: str, site: str | None, *, kind: str, suffix: str) -> Path:
+    record = _transit_record(context, planet, night, site)
+    path = _inside(files_of(context, site), getattr(record, kind), (suffix,))
     if path is None:
         raise HTTPException(404, f"no transit {kind} of {planet} for {night} in the imaging repository")
     return path
@@ -685,10 +721,11 @@ def _transit_file(context: WebContext, planet: str, night: str, kind: str, suffi
 def transit_report(
     planet: str = FastApiPath(..., min_length=1, max_length=200),
     night: str = Query(..., pattern=NIGHT_PATTERN),
+    site: str | None = Depends(site_filter),
     context: WebContext = Depends(get_context),
 ) -> Response:
     """The night's Exoplanet Watch report (``#TYPE=EXOPLANET``), as the imaging service wrote it."""
-    path = _transit_file(context, planet, night, "report", ".txt")
+    path = _transit_file(context, planet, night, site, kind="report", suffix=".txt")
     return FileResponse(path, media_type="text/plain", filename=path.name)
 
 
@@ -701,8 +738,9 @@ def transit_report(
 def transit_plot(
     planet: str = FastApiPath(..., min_length=1, max_length=200),
     night: str = Query(..., pattern=NIGHT_PATTERN),
+    site: str | None = Depends(site_filter),
     context: WebContext = Depends(get_context),
 ) -> Response:
     """The night's light curve with the model and residuals (PNG), as the imaging service drew it."""
-    path = _transit_file(context, planet, night, "plot", ".png")
+    path = _transit_file(context, planet, night, site, kind="plot", suffix=".png")
     return FileResponse(path, media_type="image/png", headers=NO_CACHE)
