@@ -314,6 +314,9 @@ class AllskyService(Service):
         """One frame: expose the bracket, process, store, publish."""
         s = self.settings
         now = datetime.now(UTC)
+        # To the millisecond, as the frame's id records it: the id then names the very instant the
+        # overlay (names on the sky) was drawn for, and anyone can draw it again from the stored frame.
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
         sky = Sky.at(self.config.site, now)
         brightness, last_exposure = self._last if self._last else (None, None)
         setting = self.auto.next(brightness, last_exposure, sky)

@@ -90,8 +90,9 @@ def test_a_wcs_in_the_header_is_used_without_solving(wide_renderer: FieldRendere
     s = wide_renderer.sensor.spec
     assert separation_arcsec(solution.centre(s.width, s.height), ORION) < 0.1
     # Asked not to trust it, the solver agrees with it.
-    solved = solve_frame(path, hints_from_header(normalise_header(fits.getheader(path))), reuse_header_wcs=False)
-    assert solved.source == "astrometry.net"
+    hints = hints_from_header(normalise_header(fits.getheader(path)))
+    solved = solve_frame(path, hints, reuse_header_wcs=False, timeout_s=120)  # a loaded machine is slow to solve
+    assert solved.source == "astrometry.net", solved.reason
     assert separation_arcsec(solved.centre(s.width, s.height), solution.centre(s.width, s.height)) < 5.0
 
 
