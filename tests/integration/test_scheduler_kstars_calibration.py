@@ -129,7 +129,10 @@ def frames(files: EkosFiles) -> Counter:
     """(IMAGETYP, EXPTIME) of every frame Ekos wrote for the run."""
     found: Counter = Counter()
     for path in sorted(files.fits_dir.rglob("*.fits")):
-        header = fits.getheader(path)
+        try:
+            header = fits.getheader(path)
+        except OSError:  # Ekos is still writing it: counted on the next look
+            continue
         found[(header.get("IMAGETYP"), round(float(header["EXPTIME"]), 3))] += 1
     return found
 
