@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -629,30 +629,37 @@ class Calibrator:
         masters = {m.id: m for m in self.library()}
         by_master_id = {m.master_id: m for m in masters.values()}
         library = [self.master_info(m) for m in masters.values()]
+        for calibration, frame in self._lights_by_id(Calibration.status.in_(statuses), batch=batch):
+            if self.cancelled():
+                return result
+            self._calibrate_one(
+                calibration,
+                frame,
+                library=library,
+                masters=by_master_id,
+                result=result,
+                now=now or datetime.now(UTC),
+            )
+        return result
+
+    def _lights_by_id(self, *conditions: Any, batch: int) -> Iterator[tuple[Calibration, Frame]]:
+        """The lights' calibration rows meeting ``conditions`` with their frames, in id order, read ``batch`` at a
+        time in short sessions (the caller calibrates between them)."""
         last = 0
         while True:
             with self.repository.sessions() as session:
                 rows = session.execute(
                     select(Calibration, Frame)
                     .join(Frame, Frame.id == Calibration.frame_id)
-                    .where(Calibration.status.in_(statuses), Calibration.id > last)
+                    .where(*conditions, Calibration.id > last)
                     .order_by(Calibration.id)
                     .limit(batch)
                 ).all()
             if not rows:
-                return result
+                return
             for calibration, frame in rows:
-                if self.cancelled():
-                    return result
                 last = calibration.id
-                self._calibrate_one(
-                    calibration,
-                    frame,
-                    library=library,
-                    masters=by_master_id,
-                    result=result,
-                    now=now or datetime.now(UTC),
-                )
+                yield calibration, frame
 
     def _calibrate_one(
         self,
@@ -765,42 +772,32 @@ class Calibrator:
             names = session.execute(select(Master.id, Master.master_id))
             masters_by_row = {row_id: master_id for row_id, master_id in names}
         library = [self.master_info(m) for m in rows_in_use]
-        last = 0
-        while True:
-            with self.repository.sessions() as session:
-                rows = session.execute(
-                    select(Calibration, Frame)
-                    .join(Frame, Frame.id == Calibration.frame_id)
-                    .where(Calibration.status == CALIBRATED, Calibration.night >= first_night, Calibration.id > last)
-                    .order_by(Calibration.id)
-                    .limit(batch)
-                ).all()
-            if not rows:
+        for calibration, frame in self._lights_by_id(
+            Calibration.status == CALIBRATED, Calibration.night >= first_night, batch=batch
+        ):
+            if self.cancelled():
                 return result
-            for calibration, frame in rows:
-                if self.cancelled():
-                    return result
-                last = calibration.id
-                try:
-                    plan = cal.match_masters(self.frame_info(frame), library, self.rules)
-                except INPUT_ERRORS:
-                    continue  # it was calibrated with what it had; a light gone bad since is not undone
-                if not plan.ready:
-                    continue
-                bias, dark, flat = self._applied(plan, masters)
-                now_ids = tuple(None if m is None else m.id for m in (bias, dark, flat))
-                if now_ids == (calibration.bias_id, calibration.dark_id, calibration.flat_id):
-                    continue
-                self._calibrate_one(
-                    calibration,
-                    frame,
-                    library=library,
-                    masters=masters,
-                    result=result,
-                    now=now,
-                    replacing=plan,
-                    masters_by_row=masters_by_row,
-                )
+            try:
+                plan = cal.match_masters(self.frame_info(frame), library, self.rules)
+            except INPUT_ERRORS:
+                continue  # it was calibrated with what it had; a light gone bad since is not undone
+            if not plan.ready:
+                continue
+            bias, dark, flat = self._applied(plan, masters)
+            now_ids = tuple(None if m is None else m.id for m in (bias, dark, flat))
+            if now_ids == (calibration.bias_id, calibration.dark_id, calibration.flat_id):
+                continue
+            self._calibrate_one(
+                calibration,
+                frame,
+                library=library,
+                masters=masters,
+                result=result,
+                now=now,
+                replacing=plan,
+                masters_by_row=masters_by_row,
+            )
+        return result
 
     def _prepare(self, plan: cal.CalibrationPlan, bpm: Master | None, frame: Frame) -> cal.PreparedMasters:
         """The masters of a plan, loaded once for the lights that share them."""
