@@ -59,8 +59,8 @@ from tests.support.e2e_observatory import (
 )
 from tests.support.e2e_site import DarkSite, dark_site
 from tests.support.indiserver import CCD, TELESCOPE, IndiServer, pyindi_available, require_indi
-from tests.support.kstars import PROFILE, KStars, kstars_available
-from tests.support.mcp_harness import prepare_devices, states, wait_state
+from tests.support.kstars import PROFILE, SCHEDULER, SCHEDULER_PATH, KStars, kstars_available, written_frames
+from tests.support.mcp_harness import events, prepare_devices, states, wait_state
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.notify_receiver import Receiver
 from tests.support.pgcluster import fresh_database
@@ -172,7 +172,7 @@ def against_fixed_pattern(path: Path, exposure_s: float, *, dark: bool) -> tuple
 
 def all_lights_graded(watcher: Watcher, directory: Path) -> list[dict[str, Any]] | None:
     """The imaging service's graded lights (``imaging/frames``), once every light Ekos wrote is among them."""
-    written = sum(1 for path in directory.rglob("*.fits") if "Light" in path.parts)
+    written = sum(1 for path, _header in written_frames(directory) if "Light" in path.parts)
     frames = [json.loads(m.payload) for m in watcher.on(TOPICS.imaging_frames) if m.payload]
     lights = [f for f in frames if f["frame_type"] == "light" and f["accepted"] is not None]
     return lights if len(lights) >= written else None
@@ -184,13 +184,25 @@ def sky_of(frame: dict[str, Any]) -> str:
 
 
 def frame_types(directory: Path) -> dict[str, int]:
-    """IMAGETYP of every frame Ekos wrote, counted."""
+    """IMAGETYP of every frame Ekos has written, counted."""
     counts: dict[str, int] = {}
-    for path in directory.rglob("*.fits"):
-        with contextlib.suppress(OSError):
-            kind = str(fits.getheader(path).get("IMAGETYP", "?"))
-            counts[kind] = counts.get(kind, 0) + 1
+    for _path, header in written_frames(directory):
+        kind = str(header.get("IMAGETYP", "?"))
+        counts[kind] = counts.get(kind, 0) + 1
     return counts
+
+
+def how_ekos_stands(kstars: KStars, watcher: Watcher, directory: Path) -> str:
+    """What Ekos has written, what the MCP saw of its scheduler, and what KStars logged: for a wait that ran out."""
+    ekos_events = [e.get("message") for e in events(watcher, TOPICS) if "ekos" in str(e.get("kind", ""))]
+    try:
+        scheduler_log = kstars.module_log(SCHEDULER_PATH, SCHEDULER)[:15]
+    except Exception as error:  # a diagnostic must not hide the failure it explains
+        scheduler_log = [f"(not readable: {error})"]
+    return (
+        f"Ekos wrote {frame_types(directory)}; the MCP's Ekos events: {ekos_events[-10:]}; "
+        f"the Ekos scheduler's log, newest first: {scheduler_log}; KStars' log:\n{kstars.log_tail(60)}"
+    )
 
 
 def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(tmp_path: Path) -> None:
@@ -279,7 +291,7 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
                 and kinds
             ),
             420,
-            f"masters of bias, darks and flats (Ekos wrote {frame_types(frames_dir)})",
+            lambda: f"masters of bias, darks and flats ({how_ekos_stands(kstars, watcher, frames_dir)})",
         )
         print(f"masters: {sorted(masters)}; Ekos frames so far: {frame_types(frames_dir)}")
         repository = config.parent / "data" / "imaging" / "repository"
@@ -301,7 +313,7 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
                 "Zenith field",
             ),
             420,
-            "a live stack of three lights of the target",
+            lambda: f"a live stack of three lights of the target ({how_ekos_stands(kstars, watcher, frames_dir)})",
         )[0]
         calibrated = db.rows("SELECT count(*) FROM calibrated_lights WHERE target = %s", "Zenith field")[0][0]
         assert calibrated >= stacked[0], (calibrated, stacked)
