@@ -4,19 +4,25 @@
   no topic the code does not build.
 - docs/mcp.md's states table lists every MCP state and no other.
 - docs/mcp.md's command table lists every command of ``obsy_mcp.commands.COMMANDS`` and no other.
+- docs/topics.md's Home Assistant table lists every entity the services declare (their ``ha.py``
+  and the standard ones), with its kind, name and topics, and no other.
 """
 
 from __future__ import annotations
 
 import re
+from importlib.metadata import entry_points
 from pathlib import Path
 
-from obsy.config import SERVICE_NAMES
+from obsy.bus import Bus
+from obsy.config import SERVICE_NAMES, load_config
+from obsy.homeassistant import Entity, disk_free_sensor, standard_entities
 from obsy.topics import Topics
 from obsy_mcp.commands import COMMANDS
 from obsy_mcp.statemachine import State
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+REPO = Path(__file__).resolve().parents[2]
+DOCS = REPO / "docs"
 PREFIX = "obsy"
 
 
@@ -84,3 +90,47 @@ def test_the_command_table_lists_every_mcp_command_and_no_other() -> None:
             documented.update((thing, value) for value in re.findall(r"`([^`]+)`", payload))
     commands = set(COMMANDS)
     assert documented == commands, f"missing: {commands - documented}, not commands: {documented - commands}"
+
+
+def entity_row(service: str, entity: Entity) -> str:
+    """One row of docs/topics.md's Home Assistant entity table, as the code declares the entity."""
+
+    def topic(value: str | None) -> str:
+        return f"`<p>{value.removeprefix(PREFIX)}`" if value else ""
+
+    read = getattr(entity, "state_topic", None) or getattr(entity, "image_topic", None)
+    name = (entity.name or "").replace(STANDARD, "*Service*")
+    cells = [
+        service,
+        entity.component,
+        f"`{entity.object_id}`",
+        name,
+        topic(read),
+        topic(getattr(entity, "command_topic", None)),
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+STANDARD = "<service>"  # the standard entities are documented once, for a service of this name
+
+
+def home_assistant_rows() -> list[str]:
+    """The table's rows: the entities every service gets, then each service's own (the example config's)."""
+    topics = Topics(PREFIX)
+    rows = [entity_row("every service", e) for e in standard_entities(STANDARD, topics)]
+    rows.append(entity_row("every service", disk_free_sensor(STANDARD, topics)))
+    config = load_config(REPO / "config" / "obsy.example.yaml", env={})
+    for ep in sorted(entry_points(group="obsy.services"), key=lambda e: e.name):
+        cls = ep.load()
+        rows += [entity_row(cls.name, e) for e in cls(config, Bus(config.broker, cls.name)).ha_entities()]
+    return rows
+
+
+def test_the_home_assistant_table_lists_every_entity_as_the_code_declares_it() -> None:
+    text = section((DOCS / "topics.md").read_text(), "Home Assistant")
+    documented = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| service ")]
+    expected = home_assistant_rows()
+    missing = "\n".join(row for row in expected if row not in documented)
+    assert not missing, f"docs/topics.md's Home Assistant table lacks (or has other words for) these rows:\n{missing}"
+    stale = "\n".join(row for row in documented if row not in expected)
+    assert not stale, f"docs/topics.md's Home Assistant table has rows no service declares:\n{stale}"
