@@ -2,8 +2,9 @@
 
 A description holds only what is particular to the entity; :func:`~obsy.homeassistant.discovery.discovery_payload`
 adds what every config of a node shares (ids, device, origin, availability, QoS). Every field
-named like a Home Assistant option is sent under that name when it is not ``None``; the
-others (``object_id``, ``enabled_by_default``, ``availability``, ``extra``) say how to send.
+named like a Home Assistant option is sent under that name when it is not ``None``; ``name``
+is always sent (``None``: the entity takes the device's name); ``object_id``,
+``enabled_by_default``, ``availability`` and ``extra`` say how to send.
 
     Sensor("stars", "Stars", state_topic=topics.allsky_state, value_template=json_value("stars"))
 """
