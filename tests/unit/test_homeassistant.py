@@ -33,6 +33,7 @@ from obsy.homeassistant import (
     json_value_or_unknown,
     node_id,
     safety_binary_sensor,
+    service_entities,
     service_label,
     standard_entities,
 )
@@ -553,7 +554,8 @@ def test_every_discovery_payload_the_project_emits_lints_clean() -> None:
         assert cls.name == ep.name, f"entry point {ep.name} loads a service named {cls.name!r}"
         bus = Bus(config.broker, cls.name)
         service = cls(config, bus)
-        entities = standard_entities(cls.name, bus.topics) + list(service.ha_entities())
+        # With the disk sensor whether or not this config watches a folder: every entity it may send.
+        entities = service_entities(cls.name, bus.topics, service.ha_entities(), watches_disk=True)
         assert all(isinstance(e, Entity) for e in entities), f"{cls.name}.ha_entities() must return Entity objects"
         publisher = DiscoveryPublisher(bus, config.homeassistant, config.site.name, cls.name, entities)
         problems += lint_entities(entities, publisher.node)

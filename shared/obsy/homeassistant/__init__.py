@@ -75,6 +75,7 @@ from obsy.homeassistant.standard import (
     connectivity_binary_sensor,
     disk_free_sensor,
     safety_binary_sensor,
+    service_entities,
     service_label,
     standard_entities,
 )
@@ -123,6 +124,7 @@ __all__ = [
     "node_id",
     "obsy_version",
     "safety_binary_sensor",
+    "service_entities",
     "service_label",
     "slug",
     "standard_entities",

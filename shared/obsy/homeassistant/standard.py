@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from obsy.homeassistant.entities import BinarySensor, Entity, Sensor
 from obsy.homeassistant.templates import json_attributes, json_value
 from obsy.topics import Topics
@@ -134,3 +136,12 @@ def disk_free_sensor(service: str, topics: Topics) -> Sensor:
         json_attributes_topic=health,
         json_attributes_template=json_attributes("level", "paths", of="details.disk"),
     )
+
+
+def service_entities(service: str, topics: Topics, own: Iterable[Entity], *, watches_disk: bool) -> list[Entity]:
+    """Everything a service announces: the standard entities, its own (its ``ha.py``), and the free space of
+    its folders when it watches any (``Service.disk_paths``)."""
+    entities = [*standard_entities(service, topics), *own]
+    if watches_disk:
+        entities.append(disk_free_sensor(service, topics))
+    return entities
