@@ -4,6 +4,7 @@
   no topic the code does not build.
 - docs/mcp.md's states table lists every MCP state and no other.
 - docs/mcp.md's command table lists every command of ``obsy_mcp.commands.COMMANDS`` and no other.
+- docs/mcp.md's event entity table gives every MCP event entity's topic and event types.
 - docs/topics.md's Home Assistant table lists every entity the services declare (their ``ha.py``
   and the standard ones), with its kind, name and topics, and no other.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from obsy.bus import Bus
 from obsy.config import SERVICE_NAMES, load_config
-from obsy.homeassistant import Entity, disk_free_sensor, standard_entities
+from obsy.homeassistant import Entity, Event, disk_free_sensor, standard_entities
 from obsy.topics import Topics
 from obsy_mcp.commands import COMMANDS
 from obsy_mcp.statemachine import State
@@ -134,3 +135,21 @@ def test_the_home_assistant_table_lists_every_entity_as_the_code_declares_it() -
     assert not missing, f"docs/topics.md's Home Assistant table lacks (or has other words for) these rows:\n{missing}"
     stale = "\n".join(row for row in documented if row not in expected)
     assert not stale, f"docs/topics.md's Home Assistant table has rows no service declares:\n{stale}"
+
+
+def test_the_mcp_event_entity_table_lists_every_event_entity_with_its_topic_and_types() -> None:
+    from obsy_mcp import ha
+
+    text = section((DOCS / "mcp.md").read_text(), "Home Assistant")
+    documented: dict[str, tuple[str, set[str]]] = {}
+    for line in text.splitlines():
+        if not line.startswith("| ") or line.startswith("| entity "):
+            continue
+        name, topic, types = (cell.strip() for cell in line.split("|")[1:4])
+        documented[name] = (topic, set(re.findall(r"`([^`]+)`", types)))
+    declared = {
+        e.name: (f"`<p>{e.state_topic.removeprefix(PREFIX)}`", set(e.event_types))
+        for e in ha.entities(Topics(PREFIX))
+        if isinstance(e, Event)
+    }
+    assert documented == declared
