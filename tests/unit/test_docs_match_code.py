@@ -6,7 +6,8 @@
 - docs/mcp.md's command table lists every command of ``obsy_mcp.commands.COMMANDS`` and no other.
 - docs/mcp.md's event entity table gives every MCP event entity's topic and event types.
 - docs/topics.md's Home Assistant table lists every entity the services declare (their ``ha.py``
-  and the standard ones), with its kind, name and topics, and no other.
+  and the standard ones), with its kind, name and topics, and no other; a service page's entity
+  table (docs/clouddetect.md) lists that service's entities.
 """
 
 from __future__ import annotations
@@ -115,15 +116,23 @@ def entity_row(service: str, entity: Entity) -> str:
 STANDARD = "<service>"  # the standard entities are documented once, for a service of this name
 
 
+def declared_entities() -> dict[str, list[Entity]]:
+    """Each service's own Home Assistant entities (its ``ha.py``) under the example config, by service name."""
+    config = load_config(REPO / "config" / "obsy.example.yaml", env={})
+    declared = {}
+    for ep in sorted(entry_points(group="obsy.services"), key=lambda e: e.name):
+        cls = ep.load()
+        declared[cls.name] = cls(config, Bus(config.broker, cls.name)).ha_entities()
+    return declared
+
+
 def home_assistant_rows() -> list[str]:
     """The table's rows: the entities every service gets, then each service's own (the example config's)."""
     topics = Topics(PREFIX)
     rows = [entity_row("every service", e) for e in standard_entities(STANDARD, topics)]
     rows.append(entity_row("every service", disk_free_sensor(STANDARD, topics)))
-    config = load_config(REPO / "config" / "obsy.example.yaml", env={})
-    for ep in sorted(entry_points(group="obsy.services"), key=lambda e: e.name):
-        cls = ep.load()
-        rows += [entity_row(cls.name, e) for e in cls(config, Bus(config.broker, cls.name)).ha_entities()]
+    for service, entities in declared_entities().items():
+        rows += [entity_row(service, e) for e in entities]
     return rows
 
 
@@ -153,3 +162,19 @@ def test_the_mcp_event_entity_table_lists_every_event_entity_with_its_topic_and_
         if isinstance(e, Event)
     }
     assert documented == declared
+
+
+def test_entities_named_in_a_services_page_are_the_ones_it_declares() -> None:
+    """Rows like ``| `sensor…_cloud_cover` (All-sky cloud cover) | ... |`` in a service's page (docs/<service>.md)."""
+    checked = 0
+    for service, entities in declared_entities().items():
+        page = DOCS / f"{service}.md"
+        text = page.read_text() if page.exists() else ""
+        if "## Home Assistant" not in text:
+            continue
+        rows = set(re.findall(r"^\| `(\w+)…_(\w+)` \(([^)]+)\) \|", section(text, "Home Assistant"), re.M))
+        if rows:
+            declared = {(e.component, e.object_id, e.name) for e in entities}
+            assert rows == declared, f"{page.name} documents {sorted(rows - declared)}, lacks {sorted(declared - rows)}"
+            checked += 1
+    assert checked, "no service page has an entity table: the pattern no longer matches"
