@@ -87,7 +87,7 @@ class Service:
         """
 
     def ha_entities(self) -> list[Entity]:
-        """Home Assistant entities this service offers beyond the standard ones."""
+        """Home Assistant entities this service offers beyond the standard ones: those its ``ha.py`` declares."""
         return []
 
     def health_details(self) -> dict[str, Any]:
