@@ -87,7 +87,7 @@ class Service:
         """
 
     def ha_entities(self) -> list[Entity]:
-        """Home Assistant entities this service offers beyond the standard ones."""
+        """Home Assistant entities this service offers beyond the standard ones: those its ``ha.py`` declares."""
         return []
 
     def health_details(self) -> dict[str, Any]:
@@ -229,11 +229,10 @@ class ServiceRunner:
     def _attach_discovery(self) -> None:
         if not self.config.homeassistant.enabled:
             return
-        from obsy.homeassistant import DiscoveryPublisher, disk_free_sensor, standard_entities
+        from obsy.homeassistant import DiscoveryPublisher, service_entities
 
-        entities = standard_entities(self.name, self.topics) + self.service.ha_entities()
-        if self.disk is not None:
-            entities.append(disk_free_sensor(self.name, self.topics))
+        own = self.service.ha_entities()
+        entities = service_entities(self.name, self.topics, own, watches_disk=self.disk is not None)
         ha = self.config.homeassistant
         self._discovery = DiscoveryPublisher(
             self.bus, ha, self.config.site.name, self.name, entities, configuration_url=ha.configuration_url

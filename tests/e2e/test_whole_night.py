@@ -37,7 +37,7 @@ import pytest
 from astropy.time import Time
 
 from obsy.config import SERVICE_NAMES
-from obsy.homeassistant import lint_discovery
+from obsy.homeassistant.lint import lint_discovery
 from obsy.topics import Topics
 from obsy_mcp.ekos import STOPPED, SchedulerStatus
 from tests.support.e2e_dashboard import DashboardCamera, browser_available

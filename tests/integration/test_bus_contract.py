@@ -379,7 +379,7 @@ def test_a_bus_held_back_again_and_again_warns_once_not_per_message(mosquitto, w
 def test_home_assistant_device_links_to_the_configured_dashboard(mosquitto, tmp_path):
     """Every discovery config of a running service names the device with the dashboard's address
     (``homeassistant.configuration_url``), and passes the discovery linter."""
-    from obsy.homeassistant import lint_discovery
+    from obsy.homeassistant.lint import lint_discovery
 
     url = "http://observatory.local:8080/"
     config = write_config(tmp_path, mosquitto, homeassistant={"enabled": True, "configuration_url": url})

@@ -14,7 +14,8 @@ import pytest
 
 from obsy.bus import Bus
 from obsy.config import BrokerConfig, HomeAssistantConfig
-from obsy.homeassistant import DiscoveryPublisher, Entity, lint_discovery, standard_entities
+from obsy.homeassistant import DiscoveryPublisher, Entity, Sensor, standard_entities
+from obsy.homeassistant.lint import lint_discovery
 from obsy.topics import HOMEASSISTANT_STATUS
 from tests.support.mosquitto import MosquittoBroker
 
@@ -105,10 +106,9 @@ def bus(broker: BrokerConfig) -> Iterator[Bus]:
 
 
 def extra_entity() -> Entity:
-    return Entity(
-        component="sensor",
-        object_id="ambient_temperature",
-        name="Ambient temperature",
+    return Sensor(
+        "ambient_temperature",
+        "Ambient temperature",
         state_topic=f"{PREFIX}/weather/state",
         value_template="{{ value_json.readings.ambient_temperature.value }}",
         device_class="temperature",

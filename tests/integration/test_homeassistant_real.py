@@ -19,7 +19,7 @@ import pytest
 
 from obsy.bus import Bus
 from obsy.config import HomeAssistantConfig, load_config
-from obsy.homeassistant import DiscoveryPublisher, slug, standard_entities
+from obsy.homeassistant import DiscoveryPublisher, service_entities, slug
 from obsy.topics import Topics
 from tests.support import homeassistant as ha
 from tests.support.configs import write_config
@@ -85,7 +85,10 @@ def test_every_services_entities_get_the_entity_ids_their_names_promise(
             cls = ep.load()
             bus = Bus(config.broker, cls.name)
             buses.append(bus)
-            entities = standard_entities(cls.name, bus.topics) + list(cls(config, bus).ha_entities())
+            own = cls(config, bus).ha_entities()
+            # The disk sensor for every service: all a service may announce (whether it watches a folder is
+            # known only once it runs).
+            entities = service_entities(cls.name, bus.topics, own, watches_disk=True)
             publisher = DiscoveryPublisher(bus, config.homeassistant, config.site.name, cls.name, entities)
             publisher.attach()
             assert bus.start(wait=10)

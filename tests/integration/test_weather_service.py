@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from obsy.homeassistant import Node, discovery_payload, lint_discovery
+from obsy.homeassistant import Node, discovery_payload
+from obsy.homeassistant.lint import lint_discovery
 from obsy.messages import ServiceHealth
 from tests.support.watcher import Watcher
 from tests.support.weather import RunningWeather, states, wait_state, wait_verdict

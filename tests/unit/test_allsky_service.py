@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from obsy.homeassistant import Node, lint_entities
+from obsy.homeassistant import Node
+from obsy.homeassistant.lint import lint_entities
 from obsy.messages import AllskyDarksCommand
 from obsy.topics import Topics
+from obsy_allsky import ha
 from obsy_allsky.capture.camera import RawFrame
 from obsy_allsky.capture.exposure import Sky
 from obsy_allsky.pipeline.output import encode_fits
@@ -23,14 +25,8 @@ from obsy_allsky.storage import CLEAN_KEEP, FrameStore, StorageError
 NIGHT = date(2026, 11, 21)
 
 
-class _Bus:
-    topics = Topics("obsy")
-
-
 def test_home_assistant_entities_are_valid():
-    service = AllskyService.__new__(AllskyService)
-    service.topics = _Bus.topics
-    entities = service.ha_entities()
+    entities = ha.entities(Topics("obsy"))
     assert lint_entities(entities, Node("obsy", "allsky", "Test")) == []
     by_id = {e.object_id: e for e in entities}
     assert by_id["sky"].component == "image" and by_id["sky"].image_topic == "obsy/allsky/image"
@@ -272,8 +268,6 @@ def test_a_failing_detection_is_reported_once_and_costs_no_frame(tmp_path):
 
 
 def test_the_streak_event_entity_lints_clean():
-    service = AllskyService.__new__(AllskyService)
-    service.topics = _Bus.topics
-    event = {e.object_id: e for e in service.ha_entities()}["streak"]
+    event = {e.object_id: e for e in ha.entities(Topics("obsy"))}["streak"]
     assert event.component == "event" and event.state_topic == "obsy/allsky/streaks"
-    assert event.extra["event_types"] == ["meteor", "satellite"]
+    assert event.event_types == ("meteor", "satellite")

@@ -12,15 +12,16 @@ import pytest
 from astropy.io import fits
 
 from obsy.config import ObsyConfig
-from obsy.homeassistant import Node, lint_entities
+from obsy.homeassistant import Node
+from obsy.homeassistant.lint import lint_entities
 from obsy.messages import AllskyFrame
 from obsy.topics import Topics
+from obsy_clouddetect import ha
 from obsy_clouddetect.classifier.runtime import Classification
 from obsy_clouddetect.cloudmap import render_cloud_map
 from obsy_clouddetect.collect import Collector
 from obsy_clouddetect.frames import FrameError, load_frame, resolve_path
 from obsy_clouddetect.judge import FrameJudge, Judgement
-from obsy_clouddetect.service import CloudDetectService
 from obsy_clouddetect.transmission.analyser import CloudMap, TransmissionResult
 from obsy_clouddetect.verdict import Debouncer
 
@@ -137,9 +138,7 @@ def test_collector_files_every_nth_frame_by_label(tmp_path):
 
 
 def test_home_assistant_entities_pass_the_linter():
-    service = CloudDetectService.__new__(CloudDetectService)
-    service.topics = Topics("obsy")
-    entities = service.ha_entities()
+    entities = ha.entities(Topics("obsy"))
     assert {(e.component, e.object_id) for e in entities} == {
         ("sensor", "cloud_cover"),
         ("binary_sensor", "clear_sky"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from dataclasses import MISSING, fields
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -17,18 +18,26 @@ from obsy.bus import Bus, encode_payload
 from obsy.config import SERVICE_NAMES, BrokerConfig, HomeAssistantConfig, load_config
 from obsy.homeassistant import (
     AVAILABILITY_TEMPLATE,
+    KINDS,
+    BinarySensor,
+    Cover,
     DiscoveryPublisher,
     Entity,
+    Event,
     Node,
+    Select,
+    Sensor,
     discovery_payload,
     disk_free_sensor,
-    lint_discovery,
-    lint_entities,
+    json_attributes,
+    json_value_or_unknown,
     node_id,
     safety_binary_sensor,
+    service_entities,
     service_label,
     standard_entities,
 )
+from obsy.homeassistant.lint import COMMON_KEYS, COMPONENT_KEYS, lint_discovery, lint_entities
 from obsy.messages import ServiceHealth
 from obsy.topics import HOMEASSISTANT_STATUS, Topics
 
@@ -41,7 +50,7 @@ def node(prefix: str = "obsy", service: str = "weather", **kwargs: Any) -> Node:
 
 
 def sensor_payload(**overrides: Any) -> dict[str, Any]:
-    entity = Entity(component="sensor", object_id="temperature", name="Temperature", state_topic="obsy/weather/state")
+    entity = Sensor("temperature", "Temperature", state_topic="obsy/weather/state")
     payload = discovery_payload(entity, node())
     payload.update(overrides)
     return payload
@@ -63,10 +72,9 @@ def has(problems: list[str], *fragments: str) -> bool:
 
 
 def test_payload_has_ids_device_origin_and_two_availability_entries() -> None:
-    entity = Entity(
-        component="sensor",
-        object_id="ambient_temperature",
-        name="Ambient temperature",
+    entity = Sensor(
+        "ambient_temperature",
+        "Ambient temperature",
         state_topic="obsy/weather/state",
         value_template="{{ value_json.readings.ambient_temperature.value }}",
         device_class="temperature",
@@ -107,10 +115,9 @@ def test_availability_template_maps_stopped_to_offline() -> None:
 
 
 def test_extra_options_are_merged_and_options_become_a_list() -> None:
-    entity = Entity(
-        component="select",
-        object_id="mode",
-        name="Mode",
+    entity = Select(
+        "mode",
+        "Mode",
         command_topic="obsy/mcp/mode/set",
         state_topic="obsy/mcp/state",
         value_template="{{ value_json.mode }}",
@@ -123,15 +130,68 @@ def test_extra_options_are_merged_and_options_become_a_list() -> None:
     assert lint_discovery("select", payload) == []
 
 
-def test_entity_rejects_bad_object_id_and_component() -> None:
+def test_entity_rejects_bad_object_id_options_and_the_common_part_alone() -> None:
     with pytest.raises(ValueError, match="object_id"):
-        Entity(component="sensor", object_id="Bad Id", name="x", state_topic="t")
-    with pytest.raises(ValueError, match="component"):
-        Entity(component="light", object_id="lamp", name="x", state_topic="t")  # type: ignore[arg-type]
+        Sensor("Bad Id", "x", state_topic="t")
+    with pytest.raises(TypeError, match="Sensor, BinarySensor"):
+        Entity("lamp", "x")
+    with pytest.raises(ValueError, match="options must be a non-empty sequence of strings"):
+        Select("mode", "Mode", command_topic="t/set", options="auto")
+    with pytest.raises(ValueError, match="event_types"):
+        Event("roof_event", "Roof event", state_topic="t", event_types=())
+    with pytest.raises(TypeError, match="state_topic"):
+        Sensor("temperature", "Temperature")  # type: ignore[call-arg]
+
+
+def test_each_kind_sends_its_own_options_and_none_of_the_unset_ones() -> None:
+    cover = Cover(
+        "roof",
+        "Roof",
+        command_topic="obsy/mcp/roof/set",
+        state_topic="obsy/mcp/state",
+        state_open="open",
+        icon="mdi:garage",
+    )
+    payload = discovery_payload(cover, node(service="mcp"))
+    assert {k: payload[k] for k in ("command_topic", "state_topic", "state_open", "icon")} == {
+        "command_topic": "obsy/mcp/roof/set",
+        "state_topic": "obsy/mcp/state",
+        "state_open": "open",
+        "icon": "mdi:garage",
+    }
+    assert not {"state_closed", "payload_open", "value_template", "entity_category", "extra"} & payload.keys()
+    assert lint_discovery("cover", payload) == []
+
+    event = discovery_payload(Event("streak", "Streak", state_topic="t", event_types=("meteor",)), node())
+    assert event["event_types"] == ["meteor"]
+    assert lint_discovery("event", event) == []
+
+
+def test_every_kind_is_a_component_the_linter_knows_and_sends_only_keys_it_accepts() -> None:
+    for component, kind in KINDS.items():
+        assert kind.component == component
+        required, accepted = COMPONENT_KEYS[component]
+        # object_id, availability and extra shape the payload; every other field is sent under its own name.
+        sent = {f.name for f in fields(kind)} - {"object_id", "availability", "extra"}
+        assert sent <= COMMON_KEYS | required | accepted, f"{component}: {sorted(sent - COMMON_KEYS - accepted)}"
+        must_give = {f.name for f in fields(kind) if f.default is MISSING and f.default_factory is MISSING}
+        assert required <= must_give, f"{component}: Home Assistant needs {sorted(required - must_give)}"
+
+
+def test_template_helpers_render_what_they_say() -> None:
+    env = jinja2.Environment()
+    nullable = env.from_string(json_value_or_unknown("stars"))
+    assert nullable.render(value_json={"stars": 12}) == "12"
+    assert nullable.render(value_json={"stars": 0}) == "0"
+    assert nullable.render(value_json={"stars": None}) == "None"
+    attributes = env.from_string(json_attributes("night", of="details", lights="lights_tonight"))
+    rendered = attributes.render(value_json={"details": {"night": "2026-12-05", "lights_tonight": 3, "x": 1}})
+    assert json.loads(rendered) == {"night": "2026-12-05", "lights": 3}
 
 
 def test_safety_binary_sensor_is_on_when_unsafe() -> None:
     entity = safety_binary_sensor("safety", "Weather safety", "obsy/weather/safety")
+    assert isinstance(entity, BinarySensor)
     payload = discovery_payload(entity, node())
     assert payload["device_class"] == "safety"
     assert payload["value_template"] == "{{ 'OFF' if value_json.safe else 'ON' }}"
@@ -494,10 +554,11 @@ def test_every_discovery_payload_the_project_emits_lints_clean() -> None:
         assert cls.name == ep.name, f"entry point {ep.name} loads a service named {cls.name!r}"
         bus = Bus(config.broker, cls.name)
         service = cls(config, bus)
-        entities = standard_entities(cls.name, bus.topics) + list(service.ha_entities())
+        # With the disk sensor whether or not this config watches a folder: every entity it may send.
+        entities = service_entities(cls.name, bus.topics, service.ha_entities(), watches_disk=True)
         assert all(isinstance(e, Entity) for e in entities), f"{cls.name}.ha_entities() must return Entity objects"
         publisher = DiscoveryPublisher(bus, config.homeassistant, config.site.name, cls.name, entities)
-        problems += publisher.lint()
+        problems += lint_entities(entities, publisher.node)
         for topic, payload in publisher.configs().items():
             uid = payload["unique_id"]
             assert uid not in unique_ids, f"unique_id {uid} is used by {unique_ids[uid]} and {topic}"
@@ -520,3 +581,21 @@ def test_lint_catches_a_state_class_older_supported_releases_refuse() -> None:
     angle = sensor_payload(state_class="measurement_angle", unit_of_measurement="°")
     assert has(lint_discovery("sensor", angle), "measurement_angle", "2025.4")
     assert lint_discovery("sensor", sensor_payload(unit_of_measurement="°")) == []
+
+
+def test_no_service_imports_the_linter() -> None:
+    """The linter and its copy of Home Assistant's schema are a developer and test tool, not run-time code."""
+    import subprocess
+    import sys
+
+    modules = ["obsy.runner", "obsy.homeassistant", *(ep.value.split(":")[0] for ep in _registered_services())]
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('obsy.homeassistant')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    loaded = result.stdout.strip()
+    assert "obsy.homeassistant.publisher" in loaded  # the check sees what the services load
+    assert "obsy.homeassistant.lint" not in loaded

@@ -10,9 +10,11 @@ import pytest
 
 from obsy.bus import Bus
 from obsy.config import ObsyConfig
-from obsy.homeassistant import Node, discovery_payload, lint_entities
+from obsy.homeassistant import Node, discovery_payload
+from obsy.homeassistant.lint import lint_entities
 from obsy.messages import Command, Event, McpState, Mode, OriginKind
-from obsy_mcp.service import McpService, entity_event
+from obsy_mcp.ha import entity_event
+from obsy_mcp.service import McpService
 from tests.support.ha_cover import cover_state
 
 

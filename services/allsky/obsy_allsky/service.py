@@ -25,7 +25,6 @@ progress and result on the retained ``allsky/darks/state``.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -38,7 +37,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from obsy import astro
-from obsy.homeassistant import HA_ORIGIN, Entity
+from obsy.homeassistant import Entity
 from obsy.indi import IndiClient
 from obsy.messages import (
     AllskyDarksCommand,
@@ -51,6 +50,7 @@ from obsy.messages import (
 )
 from obsy.runner import Service, run_service
 from obsy.skymodel import SkyModel
+from obsy_allsky import ha
 from obsy_allsky.backend import NumpyBackend
 from obsy_allsky.capture.badpixels import colour_step
 from obsy_allsky.capture.camera import CameraError, CorruptFrameError, IndiCamera, RawFrame
@@ -674,63 +674,7 @@ class AllskyService(Service):
         self.bus.publish_event(Event(service=self.name, kind=kind, level=level, message=message, data=data or {}))
 
     def ha_entities(self) -> list[Entity]:
-        state = self.topics.allsky_state
-
-        def sensor(object_id: str, name: str, field: str, **extra: Any) -> Entity:
-            return Entity(
-                component="sensor",
-                object_id=object_id,
-                name=name,
-                state_topic=state,
-                value_template=f"{{{{ value_json.{field} if value_json.{field} is not none else 'None' }}}}",
-                state_class="measurement",
-                **extra,
-            )
-
-        return [
-            Entity(
-                component="image",
-                object_id="sky",
-                name="All-sky image",
-                image_topic=self.topics.allsky_image,
-                content_type="image/jpeg",
-            ),
-            sensor("stars", "Stars", "stars", icon="mdi:star-four-points"),
-            sensor("sqm", "All-sky sky brightness", "sqm", unit_of_measurement="mag/arcsec²", icon="mdi:brightness-4"),
-            sensor("exposure", "Exposure", "exposure_s", device_class="duration", unit_of_measurement="s"),
-            sensor("gain", "Gain", "gain", icon="mdi:tune-vertical"),
-            Entity(
-                component="sensor",
-                object_id="mode",
-                name="Exposure mode",
-                state_topic=state,
-                value_template="{{ value_json.mode if value_json.mode is not none else 'None' }}",
-                device_class="enum",
-                options=("day", "twilight", "night", "moon"),
-                icon="mdi:theme-light-dark",
-            ),
-            # One event per meteor or satellite track (an AllskyStreak; its kind is the event type).
-            Entity(
-                component="event",
-                object_id="streak",
-                name="Meteor or satellite",
-                state_topic=self.topics.allsky_streaks,
-                value_template='{{ {"event_type": value_json.kind} | to_json }}',
-                json_attributes_topic=self.topics.allsky_streaks,
-                icon="mdi:meteor",
-                extra={"event_types": ["meteor", "satellite"]},
-            ),
-            # Cap the lens first: the masters of the current bracket, gain and temperature.
-            Entity(
-                component="button",
-                object_id="capture_darks",
-                name="Capture master darks",
-                command_topic=self.topics.allsky_darks_command,
-                payload_press=json.dumps({"origin": HA_ORIGIN}),
-                entity_category="config",
-                icon="mdi:camera-iris",
-            ),
-        ]
+        return ha.entities(self.topics)
 
 
 def main(argv: list[str] | None = None) -> int:

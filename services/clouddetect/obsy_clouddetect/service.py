@@ -19,6 +19,7 @@ from typing import Any
 from obsy.homeassistant import Entity
 from obsy.messages import AllskyFrame, CloudState
 from obsy.runner import Service, run_service
+from obsy_clouddetect import ha
 from obsy_clouddetect.classifier.runtime import ClassifierError, SkyClassifier
 from obsy_clouddetect.cloudmap import save_cloud_map
 from obsy_clouddetect.collect import Collector
@@ -166,49 +167,7 @@ class CloudDetectService(Service):
     # --- Home Assistant ----------------------------------------------------------------
 
     def ha_entities(self) -> list[Entity]:
-        state = self.topics.clouddetect_state
-        return [
-            Entity(
-                component="sensor",
-                object_id="cloud_cover",
-                name="All-sky cloud cover",  # distinct from a weather station's "Cloud cover" on the device
-                state_topic=state,
-                value_template="{{ value_json.cloud_cover if value_json.cloud_cover is not none else 'None' }}",
-                unit_of_measurement="%",
-                state_class="measurement",
-                icon="mdi:weather-cloudy",
-                json_attributes_topic=state,
-                json_attributes_template=(
-                    "{{ {'transmission': value_json.transmission, 'stars_expected': value_json.stars_expected,"
-                    " 'stars_seen': value_json.stars_seen, 'frame_id': value_json.frame_id} | tojson }}"
-                ),
-            ),
-            Entity(
-                component="binary_sensor",
-                object_id="clear_sky",
-                name="Clear sky",
-                state_topic=state,
-                # Unknown is reported as unknown, never as clear.
-                value_template=(
-                    "{{ 'ON' if value_json.clear is sameas true else ('OFF' if value_json.clear is sameas false"
-                    " else 'None') }}"
-                ),
-                icon="mdi:weather-night",
-            ),
-            Entity(
-                component="sensor",
-                object_id="sky_label",
-                name="Sky condition",
-                state_topic=state,
-                value_template="{{ value_json.label }}",
-                icon="mdi:weather-partly-cloudy",
-                json_attributes_topic=state,
-                json_attributes_template=(
-                    "{{ {'confidence': value_json.confidence, 'methods': value_json.methods,"
-                    " 'reason': value_json.reason} | tojson }}"
-                ),
-            ),
-        ]
+        return ha.entities(self.topics)
 
 
 def main(argv: list[str] | None = None) -> int:

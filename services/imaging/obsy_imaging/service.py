@@ -72,7 +72,7 @@ from obsy.messages import (
 )
 from obsy.runner import Service, run_service
 from obsy.transits.ephemeris import EphemerisError
-from obsy_imaging import calibration
+from obsy_imaging import calibration, ha
 from obsy_imaging.calibrator import BuiltMaster, CalibratedLight, Calibrator, PassResult, PinError
 from obsy_imaging.calibrator import Counts as CalibrationCounts
 from obsy_imaging.grading.grader import Grader
@@ -407,94 +407,8 @@ class ImagingService(Service):
 
     # --- Home Assistant -----------------------------------------------------------------
     def ha_entities(self) -> list[Entity]:
-        entities = self._ha_entities()
-        if self._settings.calibration.enabled and self._settings.live_stack.enabled:
-            live = self.topics.imaging_live_stack_state
-            entities += [
-                Entity(
-                    component="image",
-                    object_id="live_stack",
-                    name="Live stack",
-                    image_topic=self.topics.imaging_live_stack_image,
-                    content_type="image/jpeg",
-                ),
-                Entity(
-                    component="sensor",
-                    object_id="live_stack_frames",
-                    name="Live stack frames",
-                    state_topic=live,
-                    value_template="{{ value_json.frames }}",
-                    state_class="measurement",
-                    icon="mdi:layers-triple",
-                    json_attributes_topic=live,
-                    json_attributes_template=(
-                        "{{ {'target': value_json.target, 'filter': value_json.filter, 'night': value_json.night,"
-                        " 'integration_s': value_json.integration_s, 'left_out': value_json.left_out} | tojson }}"
-                    ),
-                ),
-            ]
-        return entities
-
-    def _ha_entities(self) -> list[Entity]:
-        state_topic = self.topics.imaging_state
-        return [
-            Entity(
-                component="sensor",
-                object_id="frames_tonight",
-                name="Frames tonight",
-                state_topic=state_topic,
-                value_template="{{ value_json.frames_tonight }}",
-                state_class="measurement",
-                icon="mdi:image-multiple",
-                json_attributes_topic=state_topic,
-                json_attributes_template=(
-                    "{{ {'night': value_json.night, 'lights': value_json.lights_tonight,"
-                    " 'quarantined': value_json.quarantined_tonight} | tojson }}"
-                ),
-            ),
-            Entity(
-                component="sensor",
-                object_id="accepted_fraction",
-                name="Lights accepted tonight",
-                state_topic=state_topic,
-                value_template=(
-                    "{{ (100 * value_json.accepted_tonight / value_json.lights_tonight) | round(0)"
-                    " if value_json.lights_tonight else 'None' }}"
-                ),
-                unit_of_measurement="%",
-                state_class="measurement",
-                icon="mdi:check-decagram",
-            ),
-            Entity(
-                component="sensor",
-                object_id="queue",
-                name="Frames waiting",
-                state_topic=state_topic,
-                value_template="{{ value_json.queue }}",
-                state_class="measurement",
-                icon="mdi:tray-full",
-            ),
-            Entity(
-                component="sensor",
-                object_id="calibration_queue",
-                name="Lights waiting for calibration",
-                state_topic=state_topic,
-                value_template="{{ value_json.calibration_queue }}",
-                state_class="measurement",
-                icon="mdi:timer-sand",
-                json_attributes_topic=state_topic,
-                json_attributes_template="{{ {'waiting_for': value_json.waiting_for} | tojson }}",
-            ),
-            Entity(
-                component="sensor",
-                object_id="quarantined_tonight",
-                name="Frames quarantined tonight",
-                state_topic=state_topic,
-                value_template="{{ value_json.quarantined_tonight }}",
-                state_class="measurement",
-                icon="mdi:file-alert-outline",
-            ),
-        ]
+        live_stack = self._settings.calibration.enabled and self._settings.live_stack.enabled
+        return ha.entities(self.topics, live_stack=live_stack)
 
 
 def master_message(built: BuiltMaster) -> ImagingMaster:

@@ -14,53 +14,28 @@ from typing import Any
 
 from obsy.bus import Bus
 from obsy.config import ObsyConfig
-from obsy.homeassistant import HA_COMMAND_TEMPLATE, Entity, ha_command, safety_binary_sensor
+from obsy.homeassistant import Entity
 from obsy.indi import IndiClient, IndiError
 from obsy.messages import (
     CloudState,
     Command,
     Event,
     InvalidCommandError,
-    McpEntityEvent,
     McpState,
-    Mode,
     SafetyVerdict,
     SchedulerPlan,
     ServiceHealth,
 )
 from obsy.runner import Service, run_service
+from obsy_mcp import ha
 from obsy_mcp.command_cli import COMMANDS as CLI_COMMANDS
 from obsy_mcp.commands import Answer
 from obsy_mcp.controller import Controller
 from obsy_mcp.ekos import Ekos
 from obsy_mcp.planrequest import PlanRequester
 
-#: Event types of the Home Assistant event entities, by entity.
-ROOF_EVENT_TYPES = ("opened", "closing", "closing_unsafe", "closed", "closed_unsafe")
-ALARM_EVENT_TYPES = ("raised", "cleared")
-NIGHT_EVENT_TYPES = ("started", "ended")
 #: What a central site may command through its bridge (<p>/mcp/remote/<thing>/set): closing, never opening.
 REMOTE_COMMANDS = {"roof": ("CLOSE", "STOP"), "night": ("ABORT",)}
-
-
-def entity_event(event: Event) -> tuple[str, McpEntityEvent] | None:
-    """The Home Assistant event entity (roof, alarm, night) an MCP event fires, and what it says; else None."""
-    data = event.data
-    unsafe = [str(reason) for reason in data.get("unsafe_reasons") or []]
-    if event.kind in ("roof_opened", "roof_closing", "roof_closed"):
-        happened = event.kind.removeprefix("roof_")
-        if unsafe and happened != "opened":
-            happened += "_unsafe"
-        return "roof", McpEntityEvent(event_type=happened, reason=str(data.get("reason", "")), unsafe_reasons=unsafe)
-    if event.kind == "alarm":
-        return "alarm", McpEntityEvent(event_type="raised", reason=event.message)
-    if event.kind == "alarm_cleared":
-        return "alarm", McpEntityEvent(event_type="cleared", reason=event.message)
-    if event.kind in ("night_started", "night_ended"):
-        return "night", McpEntityEvent(
-            event_type=event.kind.removeprefix("night_"), reason=event.message, night=data.get("night")
-        )
-    return None
 
 
 class BusOutbox:
@@ -72,15 +47,10 @@ class BusOutbox:
 
     def event(self, event: Event) -> None:
         self.bus.publish_event(event)
-        fired = entity_event(event)
+        fired = ha.entity_event(event)
         if fired is not None:  # not retained: Home Assistant would fire it again on every reconnect
             entity, payload = fired
-            topic = {
-                "roof": self.bus.topics.mcp_roof_event,
-                "alarm": self.bus.topics.mcp_alarm_event,
-                "night": self.bus.topics.mcp_night_event,
-            }[entity]
-            self.bus.publish(topic, payload, qos=1, retain=False)
+            self.bus.publish(ha.event_topic(self.bus.topics, entity), payload, qos=1, retain=False)
 
 
 class McpService(Service):
@@ -194,107 +164,7 @@ class McpService(Service):
         return {"state": str(self.controller.state), "alarm": self.controller.alarm, "indi": self.indi.connected}
 
     def ha_entities(self) -> list[Entity]:
-        topics = self.topics
-        state = topics.mcp_state
-        return [
-            Entity(
-                component="cover",
-                object_id="roof",
-                name="Roof",
-                device_class="garage",
-                state_topic=state,
-                # A roof stopped part-way is "open" to Home Assistant: its cover takes a "stopped"
-                # payload for closed when the roof was last closing, and a roof that is not closed
-                # must never look closed.
-                value_template=(
-                    "{{ {'open': 'open', 'closed': 'closed', 'opening': 'opening', 'closing': 'closing',"
-                    " 'stopped': 'open'}.get(value_json.roof, 'None') }}"
-                ),
-                command_topic=topics.mcp_roof_command,
-                payload_open=ha_command("OPEN"),
-                payload_close=ha_command("CLOSE"),
-                payload_stop=ha_command("STOP"),
-                extra={
-                    "state_open": "open",
-                    "state_closed": "closed",
-                    "state_opening": "opening",
-                    "state_closing": "closing",
-                },
-            ),
-            Entity(
-                component="select",
-                object_id="mode",
-                name="Mode",
-                state_topic=state,
-                value_template="{{ value_json.mode }}",
-                command_topic=topics.mcp_mode_command,
-                command_template=HA_COMMAND_TEMPLATE,
-                options=tuple(m.value for m in Mode),
-                icon="mdi:robot",
-            ),
-            Entity(
-                component="sensor",
-                object_id="state",
-                name="State",
-                state_topic=state,
-                value_template="{{ value_json.state }}",
-                json_attributes_topic=state,
-                json_attributes_template="{{ {'reason': value_json.reason} | tojson }}",
-                icon="mdi:state-machine",
-            ),
-            safety_binary_sensor("safety", "Observatory safety", state, json_attributes_topic=None),
-            Entity(
-                component="binary_sensor",
-                object_id="alarm",
-                name="Alarm",
-                state_topic=state,
-                value_template="{{ 'ON' if value_json.alarm else 'OFF' }}",
-                device_class="problem",
-                json_attributes_topic=state,
-                json_attributes_template="{{ {'alarm_reason': value_json.alarm_reason} | tojson }}",
-            ),
-            # What people automate on: each message's event_type fires the entity, its other fields are attributes.
-            Entity(
-                component="event",
-                object_id="roof_event",
-                name="Roof event",
-                state_topic=topics.mcp_roof_event,
-                icon="mdi:garage-variant",
-                extra={"event_types": list(ROOF_EVENT_TYPES)},
-            ),
-            Entity(
-                component="event",
-                object_id="alarm_event",
-                name="Alarm event",
-                state_topic=topics.mcp_alarm_event,
-                icon="mdi:alarm-light",
-                extra={"event_types": list(ALARM_EVENT_TYPES)},
-            ),
-            Entity(
-                component="event",
-                object_id="night_event",
-                name="Night event",
-                state_topic=topics.mcp_night_event,
-                icon="mdi:weather-night",
-                extra={"event_types": list(NIGHT_EVENT_TYPES)},
-            ),
-            Entity(
-                component="button",
-                object_id="start_night",
-                name="Start night",
-                command_topic=topics.mcp_night_command,
-                payload_press=ha_command("START"),
-                icon="mdi:telescope",
-            ),
-            Entity(
-                component="button",
-                object_id="abort_night",
-                name="Abort night",
-                command_topic=topics.mcp_night_command,
-                payload_press=ha_command("ABORT"),
-                icon="mdi:stop-circle",
-            ),
-        ]
+        return ha.entities(self.topics)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

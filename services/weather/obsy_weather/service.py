@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from obsy.bus import Bus
 from obsy.config import ObsyConfig, WeatherConfig
-from obsy.homeassistant import Entity, safety_binary_sensor
+from obsy.homeassistant import Entity
 from obsy.messages import (
     CommandOrigin,
     Event,
@@ -30,8 +30,7 @@ from obsy.messages import (
     validation_problems,
 )
 from obsy.runner import Service, run_service
-from obsy_weather import simulator
-from obsy_weather.quantities import QUANTITIES
+from obsy_weather import ha, simulator
 from obsy_weather.readings import ReadingStore, Sample
 from obsy_weather.safety import SafetyEvaluator
 from obsy_weather.sources import WeatherSource, build_source
@@ -223,50 +222,7 @@ class WeatherService(Service):
 
     # --- Home Assistant --------------------------------------------------------------
     def ha_entities(self) -> list[Entity]:
-        state_topic = self.topics.weather_state
-        safety_topic = self.topics.weather_safety
-        entities = [
-            safety_binary_sensor("safety", "Weather unsafe", safety_topic, json_attributes_topic=safety_topic),
-            Entity(
-                component="binary_sensor",
-                object_id="rain",
-                name="Rain",
-                state_topic=state_topic,
-                value_template=(
-                    "{% set r = value_json.readings.rain %}"
-                    "{{ 'None' if r is not defined or r.stale else ('ON' if r.value else 'OFF') }}"
-                ),
-                device_class="moisture",
-            ),
-        ]
-        for q in QUANTITIES.values():
-            if q.is_flag:
-                continue
-            entities.append(
-                Entity(
-                    component="sensor",
-                    object_id=q.name,
-                    name=q.label,
-                    state_topic=state_topic,
-                    value_template=(
-                        f"{{% set r = value_json.readings.{q.name} %}}"
-                        "{{ 'None' if r is not defined or r.stale else r.value }}"
-                    ),
-                    device_class=q.ha_device_class,
-                    unit_of_measurement=q.unit or None,
-                    # No state class for an angle: Home Assistant before measurement_angle (2024.3,
-                    # tested) drops the whole entity for it, and a linear mean of angles is wrong.
-                    state_class=None if q.kind == "angle" else "measurement",
-                    icon=q.ha_icon,
-                    json_attributes_topic=state_topic,
-                    json_attributes_template=(
-                        f"{{% set r = value_json.readings.{q.name} %}}"
-                        "{{ {'source': r.source, 'measured_at': r.measured_at, 'age_s': r.age_s} | tojson"
-                        " if r is defined else '{}' }}"
-                    ),
-                )
-            )
-        return entities
+        return ha.entities(self.topics)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from obsy.homeassistant import Entity
 from obsy.messages import ImagingAcquired, TargetList
 from obsy.runner import Service, run_service
 from obsy.topics import Topics
+from obsy_web import ha
 from obsy_web.app import create_app
 from obsy_web.auth.ratelimit import LoginLimiter
 from obsy_web.commands import CommandGateway
@@ -209,28 +210,7 @@ class WebService(Service):
         return {"database": Path(url.database).resolve().parent}
 
     def ha_entities(self) -> list[Entity]:
-        """The last night summed up (``web/night_summary``): its integration, with the other figures as attributes."""
-        summary = self.topics.web_night_summary
-        return [
-            Entity(
-                component="sensor",
-                object_id="last_night_integration",
-                name="Last night integration",
-                state_topic=summary,
-                value_template="{{ (value_json.integration_s / 3600) | round(2) }}",
-                device_class="duration",
-                unit_of_measurement="h",
-                icon="mdi:telescope",
-                json_attributes_topic=summary,
-                json_attributes_template=(
-                    "{{ {'night': value_json.night, 'roof_open_h': (value_json.roof_open_s / 3600) | round(2),"
-                    " 'closed_for': value_json.closed_for, 'lights_taken': value_json.lights_taken,"
-                    " 'lights_accepted': value_json.lights_accepted, 'lights_rejected': value_json.lights_rejected,"
-                    " 'stacks': value_json.stacks, 'photometry_reports': value_json.photometry_reports,"
-                    " 'meteors': value_json.meteors, 'link': value_json.link} | tojson }}"
-                ),
-            ),
-        ]
+        return ha.entities(self.topics)
 
     def health_details(self) -> dict[str, Any]:
         return {

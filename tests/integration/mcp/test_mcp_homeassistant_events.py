@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from obsy.config import HomeAssistantConfig
-from obsy.homeassistant import lint_discovery
+from obsy.homeassistant.lint import lint_discovery
 from obsy.topics import Topics
 from tests.support.indiserver import IndiServer, require_indi
 from tests.support.mcp_harness import (
