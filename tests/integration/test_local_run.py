@@ -61,6 +61,8 @@ def test_obsy_local_starts_and_stops_the_whole_system(tmp_path):
         for name in SERVICE_NAMES:
             watcher.wait_payload(f"obsy/{name}/availability", b"online", timeout=60)
         wait_for_port(indi_port, timeout=5)
+        with IndiClient("127.0.0.1", indi_port, timeout=20) as indi:  # both cameras are the sky simulator's
+            assert_skysim_cameras(indi, yaml.safe_load(config.read_text()))
         with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/api/v1/status", timeout=5) as reply:
             status = json.loads(reply.read())
         assert set(SERVICE_NAMES) <= set(status["services"])
@@ -80,6 +82,19 @@ def test_obsy_local_starts_and_stops_the_whole_system(tmp_path):
     wait_port_closed(indi_port)
     logs = tmp_path / "data" / "logs"
     assert {p.stem for p in logs.glob("*.log")} >= {*SERVICE_NAMES, "mosquitto", "indiserver"}
+
+
+def assert_skysim_cameras(indi: IndiClient, config: dict) -> None:
+    """The allsky and the main camera are the sky simulator's, rendering the configured site."""
+    for device, driver in (
+        (config["allsky"]["camera"]["device"], "indi_obsy_allsky"),
+        (config["scheduler"]["ekos"]["camera"], "indi_obsy_camera"),
+    ):
+        assert indi.wait_property(device, "DRIVER_INFO").values["DRIVER_EXEC"] == driver, device
+        # indiserver found the simulator on the venv's PATH and the launcher gave it the site.
+        site = indi.wait_property(device, "SIM_SITE").values
+        assert abs(site["LAT"] - config["site"]["latitude"]) < 1e-6, device
+        assert abs(site["LONG"] - config["site"]["longitude"]) < 1e-6, device
 
 
 def test_obsy_local_stops_on_a_configuration_error(tmp_path):
@@ -142,13 +157,9 @@ def test_demo_mode_sets_up_the_night_and_makes_it_rain(tmp_path):
         assert demo_config["broker"]["prefix"] == "obsy-demo" and demo_config["site"]["name"].startswith("OBSY demo")
 
         with IndiClient("127.0.0.1", indi_port, timeout=20) as indi:
-            for device in ("SkySim Allsky", "CCD Simulator", "RollOff Simulator", "Weather Simulator"):
+            for device in ("SkySim Allsky", "SkySim Camera", "RollOff Simulator", "Weather Simulator"):
                 indi.wait_device(device)
-            assert indi.wait_property("SkySim Allsky", "DRIVER_INFO").values["DRIVER_EXEC"] == "indi_obsy_allsky"
-            # indiserver found the simulator on the venv's PATH and gave it the demo's site.
-            site = indi.wait_property("SkySim Allsky", "SIM_SITE").values
-            assert abs(site["LAT"] - demo_config["site"]["latitude"]) < 1e-6
-            assert abs(site["LONG"] - demo_config["site"]["longitude"]) < 1e-6
+            assert_skysim_cameras(indi, demo_config)  # at the demo's (night) site
 
         watcher = Watcher(
             broker_port,
