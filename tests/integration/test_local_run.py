@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from astropy.io import fits
 
 from obsy.config import SERVICE_NAMES
 from obsy.indi import IndiClient
@@ -226,6 +227,16 @@ def first_planned_job(ekos_dir: Path) -> tuple[str, datetime]:
     return min(jobs, key=lambda job: job[1])
 
 
+def first_frame_header(frames: Path) -> fits.Header | None:
+    """The FITS header of a frame Ekos wrote under ``frames``, once one is complete enough to read."""
+    for path in sorted(frames.rglob("*.fits")):
+        try:
+            return fits.getheader(path)
+        except (OSError, ValueError):  # still being written
+            continue
+    return None
+
+
 def last_payload(watcher: Watcher, topic: str) -> dict:
     messages = watcher.on(topic)
     return json.loads(messages[-1].payload) if messages else {}
@@ -274,9 +285,11 @@ def test_demo_with_kstars_runs_tonights_schedule_in_ekos(tmp_path):
         ahead = start.timestamp() - time.time()
         assert ahead < 240, f"the first Ekos job ({name}) is planned {ahead:.0f} s ahead, at {start}"
         deadline = max(start.timestamp(), time.time()) + 150
-        while not list(frames.rglob("*.fits")):  # Ekos captures tonight's plan through the demo's server
+        while (header := first_frame_header(frames)) is None:  # Ekos captures tonight's plan via the relay
             assert time.time() < deadline, f"no frames under {frames} 150 s after {name}'s planned start ({start})"
             time.sleep(1)
+        # ...with the sky simulator's main camera, which rendered stars into it.
+        assert header["INSTRUME"] == "SkySim Camera" and header["SIMSTARS"] > 0, repr(header)
         # The roof is open: the MCP stops Ekos, parks the mount and closes the roof before it
         # exits (bounded by mcp.shutdown_close_timeout), then the rest stops.
         launcher.send_signal(signal.SIGTERM)
