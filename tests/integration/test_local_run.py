@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from astropy.io import fits
 
 from obsy.config import SERVICE_NAMES
 from obsy.indi import IndiClient
@@ -61,6 +62,8 @@ def test_obsy_local_starts_and_stops_the_whole_system(tmp_path):
         for name in SERVICE_NAMES:
             watcher.wait_payload(f"obsy/{name}/availability", b"online", timeout=60)
         wait_for_port(indi_port, timeout=5)
+        with IndiClient("127.0.0.1", indi_port, timeout=20) as indi:  # both cameras are the sky simulator's
+            assert_skysim_cameras(indi, yaml.safe_load(config.read_text()))
         with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/api/v1/status", timeout=5) as reply:
             status = json.loads(reply.read())
         assert set(SERVICE_NAMES) <= set(status["services"])
@@ -80,6 +83,19 @@ def test_obsy_local_starts_and_stops_the_whole_system(tmp_path):
     wait_port_closed(indi_port)
     logs = tmp_path / "data" / "logs"
     assert {p.stem for p in logs.glob("*.log")} >= {*SERVICE_NAMES, "mosquitto", "indiserver"}
+
+
+def assert_skysim_cameras(indi: IndiClient, config: dict) -> None:
+    """The allsky and the main camera are the sky simulator's, rendering the configured site."""
+    for device, driver in (
+        (config["allsky"]["camera"]["device"], "indi_obsy_allsky"),
+        (config["scheduler"]["ekos"]["camera"], "indi_obsy_camera"),
+    ):
+        assert indi.wait_property(device, "DRIVER_INFO").values["DRIVER_EXEC"] == driver, device
+        # indiserver found the simulator on the venv's PATH and the launcher gave it the site.
+        site = indi.wait_property(device, "SIM_SITE").values
+        assert abs(site["LAT"] - config["site"]["latitude"]) < 1e-6, device
+        assert abs(site["LONG"] - config["site"]["longitude"]) < 1e-6, device
 
 
 def test_obsy_local_stops_on_a_configuration_error(tmp_path):
@@ -142,13 +158,9 @@ def test_demo_mode_sets_up_the_night_and_makes_it_rain(tmp_path):
         assert demo_config["broker"]["prefix"] == "obsy-demo" and demo_config["site"]["name"].startswith("OBSY demo")
 
         with IndiClient("127.0.0.1", indi_port, timeout=20) as indi:
-            for device in ("SkySim Allsky", "CCD Simulator", "RollOff Simulator", "Weather Simulator"):
+            for device in ("SkySim Allsky", "SkySim Camera", "RollOff Simulator", "Weather Simulator"):
                 indi.wait_device(device)
-            assert indi.wait_property("SkySim Allsky", "DRIVER_INFO").values["DRIVER_EXEC"] == "indi_obsy_allsky"
-            # indiserver found the simulator on the venv's PATH and gave it the demo's site.
-            site = indi.wait_property("SkySim Allsky", "SIM_SITE").values
-            assert abs(site["LAT"] - demo_config["site"]["latitude"]) < 1e-6
-            assert abs(site["LONG"] - demo_config["site"]["longitude"]) < 1e-6
+            assert_skysim_cameras(indi, demo_config)  # at the demo's (night) site
 
         watcher = Watcher(
             broker_port,
@@ -215,6 +227,16 @@ def first_planned_job(ekos_dir: Path) -> tuple[str, datetime]:
     return min(jobs, key=lambda job: job[1])
 
 
+def first_frame_header(frames: Path) -> fits.Header | None:
+    """The FITS header of a frame Ekos wrote under ``frames``, once one is complete enough to read."""
+    for path in sorted(frames.rglob("*.fits")):
+        try:
+            return fits.getheader(path)
+        except (OSError, ValueError):  # still being written
+            continue
+    return None
+
+
 def last_payload(watcher: Watcher, topic: str) -> dict:
     messages = watcher.on(topic)
     return json.loads(messages[-1].payload) if messages else {}
@@ -263,9 +285,11 @@ def test_demo_with_kstars_runs_tonights_schedule_in_ekos(tmp_path):
         ahead = start.timestamp() - time.time()
         assert ahead < 240, f"the first Ekos job ({name}) is planned {ahead:.0f} s ahead, at {start}"
         deadline = max(start.timestamp(), time.time()) + 150
-        while not list(frames.rglob("*.fits")):  # Ekos captures tonight's plan through the demo's server
+        while (header := first_frame_header(frames)) is None:  # Ekos captures tonight's plan via the relay
             assert time.time() < deadline, f"no frames under {frames} 150 s after {name}'s planned start ({start})"
             time.sleep(1)
+        # ...with the sky simulator's main camera, which rendered stars into it.
+        assert header["INSTRUME"] == "SkySim Camera" and header["SIMSTARS"] > 0, repr(header)
         # The roof is open: the MCP stops Ekos, parks the mount and closes the roof before it
         # exits (bounded by mcp.shutdown_close_timeout), then the rest stops.
         launcher.send_signal(signal.SIGTERM)

@@ -295,7 +295,9 @@ def test_build_contexts_and_dockerfiles_exist(services: dict[str, dict[str, Any]
     assert built == len(obsy_services) + 1  # + indiserver
     for name in obsy_services:
         assert repo_path(services[name]["build"]["context"]) == ROOT, f"{name} must build from the repository root"
-    assert repo_path(services["indiserver"]["build"]["context"]) == ROOT / "deploy" / "indiserver"
+    # From the root too: the indiserver image installs the sky simulator (shared/, services/skysim/).
+    assert repo_path(services["indiserver"]["build"]["context"]) == ROOT
+    assert services["indiserver"]["build"]["dockerfile"] == INDISERVER_DOCKERFILE
 
 
 def test_only_the_alpaca_service_is_on_the_host_network(services: dict[str, dict[str, Any]]):
@@ -827,16 +829,82 @@ def test_each_service_image_gets_only_what_it_needs(service: str, services: dict
     assert ("libpq5" in runtime_packages) == (service == "web")
 
 
+INDISERVER_DOCKERFILE = "deploy/indiserver/Dockerfile"
+INDISERVER_START = ROOT / "deploy" / "indiserver" / "start-indiserver.sh"
+
+
+def indiserver_image() -> list[tuple[str, str]]:
+    return dockerfile_instructions(ROOT / INDISERVER_DOCKERFILE)
+
+
 def test_indiserver_dockerfile():
-    instructions = dockerfile_instructions(ROOT / "deploy" / "indiserver" / "Dockerfile")
-    assert ("FROM", "debian:bookworm-slim") in instructions
+    instructions = indiserver_image()
+    args = dict(rest.split("=", 1) for keyword, rest in instructions if keyword == "ARG" and "=" in rest)
+    base_of = lambda rest: re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], rest.split()[0])  # noqa: E731
+    bases = {base_of(rest) for keyword, rest in instructions if keyword == "FROM"}
+    assert bases == {"debian:bookworm-slim"}, f"built on {bases}"
     assert any(keyword == "RUN" and "indi-bin" in rest for keyword, rest in instructions)
     assert ("USER", "indi") in instructions
-    cmd = next(rest for keyword, rest in instructions if keyword == "CMD")
-    assert "indiserver -p 7624" in cmd
-    assert "$INDI_DRIVERS" in cmd
+    assert ("CMD", '["start-indiserver"]') in instructions
+    copied = {rest.split()[-1] for keyword, rest in instructions if keyword == "COPY" and not rest.startswith("--")}
+    assert "/usr/local/bin/start-indiserver" in copied
+    start = INDISERVER_START.read_text(encoding="utf-8")
+    assert 'exec "${INDISERVER:-indiserver}" -p 7624 $INDI_SERVER_ARGS $INDI_DRIVERS' in start
+    assert os.access(INDISERVER_START, os.X_OK), "the start script must be executable"
+
+
+def _debian_drivers() -> set[str]:
+    """The INDI drivers Debian's indi-bin installs here (the image installs the same package)."""
+    return {path.name for path in Path("/usr/bin").glob("indi_*")}
+
+
+def _drivers_of(words: str) -> list[str]:
+    return [word for word in words.split() if word.startswith("indi_")]
+
+
+def test_the_indiserver_image_has_every_driver_it_starts(services: dict[str, dict[str, Any]]):
+    """Each default driver (compose's INDI_DRIVERS, the image's own) is Debian's or a console
+    script of a package the image installs, linked onto indiserver's PATH."""
+    instructions = indiserver_image()
+    installed: set[str] = set()
+    for keyword, rest in instructions:
+        if keyword == "RUN" and "pip install" in rest:
+            installed.update(word.removeprefix("./") for word in rest.split() if word.startswith("./services/"))
+    assert installed == {"services/skysim"}, f"the image pip-installs {installed}"
+    copied = {rest.split()[0].rstrip("/") for k, rest in instructions if k == "COPY" and not rest.startswith("--")}
+    assert {"shared", "services/skysim"} <= copied
+    scripts = {name for package in installed for name in pyproject(package.split("/")[1])["project"]["scripts"]}
+    linked = {
+        word.rsplit("/", 1)[1]
+        for keyword, rest in instructions
+        if keyword == "RUN" and rest.startswith("ln -s")
+        for word in rest.split()
+        if word.startswith("/opt/skysim/bin/")
+    }
+    assert {"indi_obsy_allsky", "indi_obsy_camera"} <= linked <= scripts, f"linked {linked}, scripts {scripts}"
+    compose_drivers = _drivers_of(environment(services["indiserver"])["INDI_DRIVERS"])
     env = " ".join(rest for keyword, rest in instructions if keyword == "ENV")
-    assert "indi_simulator_telescope" in env
+    image_default = re.search(r'INDI_DRIVERS="([^"]*)"', env)
+    assert image_default, "the image sets no default INDI_DRIVERS"
+    image_drivers = _drivers_of(image_default.group(1))
+    assert compose_drivers == image_drivers, "compose's default drivers and the image's differ"
+    assert {"indi_obsy_allsky", "indi_obsy_camera"} <= set(compose_drivers), "no sky simulator by default"
+    debian = _debian_drivers()
+    if not debian:
+        pytest.skip("indi-bin is not installed here: Debian's drivers cannot be checked")
+    for driver in compose_drivers:
+        assert driver in debian or driver in linked, f"{driver} is neither Debian's nor installed in the image"
+
+
+def test_the_example_config_names_the_devices_the_default_drivers_make():
+    """Under compose the example config's cameras are the sky simulator's the image starts."""
+    from obsy_skysim.config import AllskyCameraSettings, MainCameraSettings
+
+    example = load_config(ROOT / "config" / "obsy.example.yaml", env={})
+    assert example.allsky.camera.device == AllskyCameraSettings().device
+    assert example.scheduler.ekos.camera == MainCameraSettings().device
+    assert example.scheduler.ekos.camera in example.mcp.supervision.indi.devices
+    assert {"indi_obsy_allsky", "indi_obsy_camera"} <= {d.driver for d in example.indi.local_drivers}
 
 
 def test_dockerignore_keeps_secrets_and_clutter_out_but_not_the_sources():

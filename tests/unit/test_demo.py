@@ -76,17 +76,23 @@ def test_the_script_says_when_the_configured_site_is_not_dark(tmp_path) -> None:
     assert "obsy-weather simulate clouds --kind overcast" in text and "Make it cloudy" in text
 
 
-def test_the_demo_runs_the_sky_simulator_as_its_allsky_camera_and_requires_a_clear_sky(tmp_path) -> None:
+def test_the_demo_runs_the_sky_simulator_as_its_cameras_and_requires_a_clear_sky(tmp_path) -> None:
     from obsy_local.demo.setup import prepare_demo
     from obsy_local.launcher import skysim_settings
+    from obsy_skysim.config import SkySimConfig
 
     path = tmp_path / "obsy.yaml"
     path.write_text(f"site: {{latitude: 48, longitude: 16}}\ndata_dir: {tmp_path / 'data'}\ndemo: {{kstars: false}}\n")
     plan = prepare_demo(str(path), now=datetime(2026, 1, 15, 12, 0, tzinfo=UTC))
     config = plan.config
-    assert "indi_obsy_allsky" in [d.driver for d in config.indi.local_drivers]
+    drivers = [d.driver for d in config.indi.local_drivers]
+    assert "indi_obsy_allsky" in drivers and "indi_obsy_camera" in drivers
+    assert "indi_simulator_ccd" not in drivers  # it renders no stars here
     assert config.allsky.camera.device == "SkySim Allsky"
     assert config.mcp.require_clear_sky is True
+    # Ekos captures with the simulator's main camera: no filter wheel, a shutter for darks and bias.
+    ekos = config.scheduler.ekos
+    assert (ekos.camera, ekos.filter_wheel, ekos.calibration.camera_shutter) == ("SkySim Camera", None, True)
     # The simulator renders the demo's sky: the launcher hands it the demo's (night) site.
     settings = skysim_settings(config)
     assert settings is not None and "device" not in settings["allsky"]  # its default name, "SkySim Allsky"
@@ -95,6 +101,26 @@ def test_the_demo_runs_the_sky_simulator_as_its_allsky_camera_and_requires_a_cle
         "longitude": config.site.longitude,
         "elevation": config.site.elevation,
     }
+    simulator = SkySimConfig.model_validate(settings)
+    assert simulator.camera.device == ekos.camera and simulator.camera.site == simulator.allsky.site
+    # A cut of the cooled sensor: small frames for Ekos, the sensor's own noise and temperature kept.
+    sensor = simulator.camera.sensor
+    assert (sensor.width, sensor.height, sensor.bayer, sensor.temperature_c) == (1600, 1200, "MONO", -10.0)
+
+
+def test_kstars_is_told_the_demo_camera_has_a_shutter_and_keeps_its_location(tmp_path) -> None:
+    import configparser
+
+    from obsy.config import SiteConfig
+    from obsy_local.demo import kstars
+
+    kstars.write_shutterful_camera(tmp_path, "SkySim Camera")
+    kstars.write_location(tmp_path, SiteConfig(name="Demo", latitude=-31.5, longitude=149.0, timezone="UTC"))
+    rc = configparser.ConfigParser(interpolation=None)
+    rc.optionxform = str
+    rc.read(Path(kstars.kstars_env(tmp_path)["XDG_CONFIG_HOME"]) / "kstarsrc")
+    assert rc.get("DarkLibrary", "shutterfulCCDs") == "SkySim Camera"
+    assert (rc.get("Location", "CityName"), rc.getfloat("Location", "Latitude")) == ("Demo", -31.5)
 
 
 def test_the_launcher_finds_the_sky_simulator_and_names_its_devices(tmp_path, monkeypatch) -> None:

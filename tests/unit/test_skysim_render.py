@@ -4,6 +4,7 @@ model, the Sun's and the Moon's positions, the sensor's settings."""
 from __future__ import annotations
 
 import itertools
+import math
 from datetime import UTC, datetime
 
 import numpy as np
@@ -118,6 +119,45 @@ def test_the_moon_is_where_astropy_puts_it_with_its_glow_around_it(mono: AllskyR
         return np.median(image[y - 5 : y + 6, x - 5 : x + 6])
 
     assert level(near) > 1.5 * level(far)
+
+
+def krisciunas_schaefer_scattering(rho_deg: float) -> float:
+    """The scattering function f(rho) of Krisciunas & Schaefer (1991, PASP 103, 1033, eq. 21): Rayleigh
+    plus Mie scattering of moonlight at ``rho_deg`` from the Moon (written here from the paper)."""
+    return 10**5.36 * (1.06 + math.cos(math.radians(rho_deg)) ** 2) + 10 ** (6.15 - rho_deg / 40.0)
+
+
+def test_a_bright_moons_glow_falls_with_distance_as_moonlight_scatters(mono: AllskyRenderer) -> None:
+    """A full Moon 61° high: the sky along the Moon's own altitude circle (same airmass, same night sky,
+    same pixel size) is brightest beside the Moon and fades with the angle from it, in the ratios the
+    Krisciunas & Schaefer scattering function gives, the same on either side of the Moon."""
+    moon = astro.moon_altaz(site_config(), FULL_MOON, refraction=True)
+    alt, az = float(moon.alt), float(moon.az)
+    assert alt > 55 and astro.moon_phase_angle(FULL_MOON) < 20, "the test needs a full Moon high up"
+    frame = mono.render(FULL_MOON, 1.0, 50.0, seed=4)
+    image = frame.image.astype(float)
+
+    def level(rho: float, side: int) -> float:
+        """The sky's median level (ADU) at ``rho`` degrees from the Moon on its altitude circle."""
+        cos_daz = (math.cos(math.radians(rho)) - math.sin(math.radians(alt)) ** 2) / math.cos(math.radians(alt)) ** 2
+        x, y = LENS.altaz_to_pixel(alt, (az + side * math.degrees(math.acos(cos_daz))) % 360.0)
+        x, y = round(float(x)), round(float(y))
+        return float(np.median(image[y - 5 : y + 6, x - 5 : x + 6]))
+
+    distances = [6.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0]
+    east, west = np.array([level(r, 1) for r in distances]), np.array([level(r, -1) for r in distances])
+    np.testing.assert_allclose(east, west, rtol=0.02)  # symmetric about the Moon
+    sky = (east + west) / 2 - mono.sensor.spec.offset_adu
+    assert sky[0] < 0.8 * 65535, "the sky beside the Moon must not saturate for this test"
+    assert np.all(np.diff(sky) < 0), f"the glow does not fall with distance: {sky}"
+    assert sky[0] > 3 * sky[-1]  # strong beside the Moon
+    # Against the paper: the level is night sky + C f(rho) at a fixed altitude, so differences from
+    # the farthest point cancel both the night sky and C.
+    f = np.array([krisciunas_schaefer_scattering(r) for r in distances])
+    measured = (sky[:-1] - sky[-1]) / (sky[3] - sky[-1])
+    expected = (f[:-1] - f[-1]) / (f[3] - f[-1])
+    print("glow ratios to 20 deg, measured:", np.round(measured, 3), "Krisciunas & Schaefer:", np.round(expected, 3))
+    np.testing.assert_allclose(measured, expected, rtol=0.05)
 
 
 def test_a_colour_sensor_sees_the_twilight_sky_blue(colour: AllskyRenderer) -> None:

@@ -1,6 +1,11 @@
 """``obsy-skysim``: render one allsky frame to a FITS file, to look at or to feed a test by hand.
 
 obsy-skysim render frame.fits --time 2026-01-15T22:00:00Z --clouds scattered --cover 40
+obsy-skysim settings skysim.yaml --site-of obsy.yaml
+
+``settings`` writes a settings file whose cameras stand at the site of an OBSY configuration:
+the indiserver container starts the simulator's drivers with it, so that the sky they render
+is the sky over the site OBSY's services judge (docs/skysim.md).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import yaml
 from pydantic import ValidationError
 
 from obsy_skysim.clouds import CLOUD_KINDS
@@ -36,7 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("--clouds", choices=CLOUD_KINDS, default=None)
     render.add_argument("--cover", type=float, default=None, help="percent, for scattered clouds")
     render.add_argument("--seed", type=int, default=None, help="noise seed (default: random)")
+    settings = sub.add_parser("settings", help="write a settings file for the site of an OBSY configuration")
+    settings.add_argument("output", type=Path)
+    settings.add_argument("--site-of", required=True, help="the OBSY configuration file whose site: is used")
     args = parser.parse_args(argv)
+    if args.command == "settings":
+        return _write_settings(args.output, args.site_of)
 
     from obsy_skysim.driver import AllskyCamera, frame_fits
 
@@ -60,6 +71,26 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.output.write_bytes(frame_fits(frame, settings, renderer))
     print(f"{args.output}: {len(frame.stars or ())} stars, true cloud cover {frame.cloud_cover:.1f} %")
+    return 0
+
+
+def _write_settings(output: Path, obsy_config: str) -> int:
+    """Both cameras at the site of the OBSY configuration ``obsy_config`` (its OBSY_* overrides applied)."""
+    from obsy.config import ConfigError as ObsyConfigError
+    from obsy.config import load_config as load_obsy_config
+
+    try:
+        site = load_obsy_config(obsy_config).site
+    except ObsyConfigError as exc:
+        print(exc.report("obsy-skysim settings"), file=sys.stderr)
+        return 2
+    place = {"latitude": site.latitude, "longitude": site.longitude, "elevation": site.elevation}
+    try:
+        output.write_text(yaml.safe_dump({"allsky": {"site": place}, "camera": {"site": dict(place)}}))
+    except OSError as exc:
+        print(f"obsy-skysim: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(f"{output}: the sky simulator's cameras at {site.latitude:.4f}, {site.longitude:.4f}")
     return 0
 
 

@@ -14,6 +14,7 @@ indiserver passes on. Unknown or wrong fields are errors that name the field (py
     camera:                  # the main camera (indi_obsy_camera)
       device: SkySim Camera
       sensor: {width: 6248, height: 4176, pixel_um: 3.76, bayer: MONO, temperature_c: -10}
+                             # (fields left out keep the cooled sensor's: {width: 1600, height: 1200} is a cut)
       telescope: {focal_length_mm: 500, aperture_mm: 100, seeing_fwhm_arcsec: 2.5}
       mount_device: Telescope Simulator
       filter_device: Filter Simulator
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from obsy.messages import validation_problems
 from obsy.skymodel import SkyModel
@@ -237,6 +238,14 @@ class MainCameraSettings(CameraSettings):
     clouds_from: str | None = Field(
         default="SkySim Allsky", description="the allsky simulator whose clouds this camera follows (snooped)"
     )
+
+    @field_validator("sensor", mode="before")
+    @classmethod
+    def _over_the_main_sensor(cls, value: object) -> object:
+        """Sensor settings given in part (a cut: only width and height) keep the cooled sensor's others."""
+        if isinstance(value, dict):
+            return {**_main_sensor().model_dump(), **value}
+        return value
 
 
 class SkySimConfig(_Section):

@@ -23,7 +23,7 @@ indiserver finds drivers on its ``PATH``, with this Python's ``bin`` directory (
 environment's) put first: the sky simulator's drivers (``indi_obsy_allsky``,
 ``indi_obsy_camera``) are console scripts there. When one of them is among the local drivers
 and ``OBSY_SKYSIM_CONFIG`` is not set, the launcher writes their settings file
-(``<run_dir>/skysim.yaml``: the configured site, a small sensor, the device names) and
+(``<run_dir>/skysim.yaml``: the configured site, small sensors, the device names) and
 points indiserver's environment at it (docs/skysim.md).
 
 ``--demo`` runs the demonstration (:mod:`obsy_local.demo`): the same, with the demo's
@@ -73,6 +73,9 @@ SKYSIM_CONFIG_ENV = "OBSY_SKYSIM_CONFIG"
 #: The simulated allsky sensor of a local run: small, so that rendering, the allsky pipeline
 #: and clouddetect stay light on a laptop (docs/skysim.md, "Settings").
 SKYSIM_LOCAL_SENSOR = {"width": 1280, "height": 960, "pixel_um": 3.75, "bayer": "RGGB"}
+#: The simulated main camera of a local run: a cut of the simulator's cooled sensor (its other
+#: settings kept), so that Ekos' frames stay quick to render, send and save.
+SKYSIM_LOCAL_CAMERA_SENSOR = {"width": 1600, "height": 1200}
 
 
 def indi_driver_path() -> str:
@@ -94,7 +97,7 @@ def skysim_settings(config: ObsyConfig) -> dict | None:
         settings["allsky"]["device"] = allsky.name
     camera = drivers.get(SKYSIM_CAMERA_DRIVER)
     if camera is not None:
-        settings["camera"] = {"site": site}
+        settings["camera"] = {"site": site, "sensor": dict(SKYSIM_LOCAL_CAMERA_SENSOR)}
         if camera.name is not None:
             settings["camera"]["device"] = camera.name
         if allsky is not None and allsky.name is not None:
@@ -457,12 +460,15 @@ class Launcher:
         # on the full server it would take the roof and weather too, and park the roof itself.
         indi = self.config.indi
         relay_port = free_port()
-        relayed = [f"{device}@{indi.host}:{indi.port}" for device in kstars.EKOS_DEVICES]
+        ekos_devices = [self.config.mcp.devices.mount, self.config.scheduler.ekos.camera]
+        relayed = [f"{device}@{indi.host}:{indi.port}" for device in ekos_devices if device]
         argv = [str(self.run_dir / INDISERVER_PROCESS_NAME), "-u", str(self.run_dir / "indiserver-ekos.sock")]
         relay = Child("indiserver-ekos", [*argv, "-p", str(relay_port), *relayed], self.log_dir / "indiserver-ekos.log")
         self._spawn(relay)
         self.infrastructure.append(relay)
         kstars.write_location(self.run_dir, self.config.site)
+        if self.config.scheduler.ekos.calibration.camera_shutter:
+            kstars.write_shutterful_camera(self.run_dir, self.config.scheduler.ekos.camera)
         app = Child("kstars", ["kstars"], self.log_dir / "kstars.log", env=kstars.kstars_env(self.run_dir))
         app.after_start = lambda: kstars.prepare_ekos(self.run_dir, "127.0.0.1", relay_port)
         self._spawn(app)

@@ -9,7 +9,10 @@ starts no indiserver of its own) and opens Ekos; the MCP then starts that profil
 tonight's schedule through D-Bus, as it would on an observatory. The relay (indiserver's
 ``device@host:port`` chaining) offers Ekos only the mount and the main camera: given the
 whole server, Ekos would also take the roof and the weather station and park the roof on
-its own, fighting the MCP.
+its own, fighting the MCP. The profile names KStars' own simulator drivers for its roles (a
+remote profile starts nothing: Ekos takes the devices the server has, here the sky
+simulator's camera). KStars is told which camera has a shutter (its ``[DarkLibrary]``
+settings), else Ekos would ask in a dialog before the first dark frame, and wait.
 
 KStars runs ``pkill indiserver`` when it exits: the launcher's indiserver runs under
 another process name, so it survives. With one profile only, Ekos opens a modal wizard
@@ -34,8 +37,9 @@ from obsy.config import SiteConfig
 log = logging.getLogger("obsy_local.demo.kstars")
 
 PROFILE = "OBSY demo"
-#: The devices Ekos uses (relayed to it by a second indiserver), with their profile roles.
-EKOS_DEVICES = {"Telescope Simulator": "Mount", "CCD Simulator": "CCD"}
+#: The demo profile's drivers (labels of KStars' driver list) and their roles. The profile is a
+#: remote one: these only say which roles it has; the devices are those the relay offers.
+PROFILE_DRIVERS = {"Telescope Simulator": "Mount", "CCD Simulator": "CCD"}
 KSTARS = "org.kde.kstars"
 
 
@@ -74,25 +78,35 @@ def kstars_env(run_dir: Path) -> dict[str, str]:
     }
 
 
-def write_location(run_dir: Path, site: SiteConfig) -> None:
-    """KStars' location (kstarsrc, read at start): the demo's site, so Ekos judges twilight and
-    altitude where the demo is, and sets that location on the mount."""
-    zone = datetime.now(UTC).astimezone(ZoneInfo(site.timezone)).utcoffset()
-    hours = zone.total_seconds() / 3600 if zone is not None else 0.0
+def write_settings(run_dir: Path, group: str, values: dict[str, Any]) -> None:
+    """Entries of one group of KStars' settings (``kstarsrc``, read at start), others kept."""
     config_dir = Path(kstars_env(run_dir)["XDG_CONFIG_HOME"])
     config_dir.mkdir(parents=True, exist_ok=True)
     rc = configparser.ConfigParser(interpolation=None)
     rc.optionxform = str  # KConfig keys are case-sensitive
     path = config_dir / "kstarsrc"
     rc.read(path)
-    if not rc.has_section("Location"):
-        rc.add_section("Location")
-    values = {"CityName": site.name, "ProvinceName": "", "CountryName": "OBSY", "Longitude": site.longitude,
-              "Latitude": site.latitude, "Elevation": site.elevation, "TimeZone": hours, "DST": "--"}  # fmt: skip
+    if not rc.has_section(group):
+        rc.add_section(group)
     for key, value in values.items():
-        rc.set("Location", key, str(value))
+        rc.set(group, key, str(value))
     with path.open("w") as handle:
         rc.write(handle, space_around_delimiters=False)
+
+
+def write_location(run_dir: Path, site: SiteConfig) -> None:
+    """KStars' location: the demo's site, so Ekos judges twilight and altitude where the demo
+    is, and sets that location on the mount."""
+    zone = datetime.now(UTC).astimezone(ZoneInfo(site.timezone)).utcoffset()
+    hours = zone.total_seconds() / 3600 if zone is not None else 0.0
+    values = {"CityName": site.name, "ProvinceName": "", "CountryName": "OBSY", "Longitude": site.longitude,
+              "Latitude": site.latitude, "Elevation": site.elevation, "TimeZone": hours, "DST": "--"}  # fmt: skip
+    write_settings(run_dir, "Location", values)
+
+
+def write_shutterful_camera(run_dir: Path, camera: str) -> None:
+    """Tell KStars the camera has a shutter: Ekos then takes darks and bias without asking."""
+    write_settings(run_dir, "DarkLibrary", {"shutterfulCCDs": camera})
 
 
 class _Bus:
@@ -131,7 +145,7 @@ def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def add_profile(user_db: Path, indi_host: str, indi_port: int) -> None:
-    """The demo's Ekos profile: the two simulators, on the demo's indiserver."""
+    """The demo's Ekos profile: a mount and a camera, on the demo's (relay) indiserver."""
     with sqlite3.connect(user_db, timeout=10) as db:
         row = db.execute("SELECT id FROM profile WHERE name = ?", (PROFILE,)).fetchone()
         if row is not None:
@@ -141,7 +155,7 @@ def add_profile(user_db: Path, indi_host: str, indi_port: int) -> None:
             "INSERT INTO profile (name, host, port, autoconnect, portselector) VALUES (?, ?, ?, 1, 0)",
             (PROFILE, indi_host, indi_port),
         )
-        for label, role in EKOS_DEVICES.items():
+        for label, role in PROFILE_DRIVERS.items():
             db.execute("INSERT INTO driver (label, role, profile) VALUES (?, ?, ?)", (label, role, cursor.lastrowid))
 
 

@@ -13,8 +13,11 @@ read exactly what the demo runs with. What is forced, and why:
 - ``demo.safe_delay`` as the weather's and the MCP's safe delay;
 - the allsky camera: the sky simulator's (``indi_obsy_allsky``, "SkySim Allsky"), which renders
   the real sky for the demo's site with clouds on command (``obsy-weather simulate clouds``),
-  so the MCP requires a clear sky (``mcp.require_clear_sky``) as at a real observatory; the
-  main camera stays INDI's CCD simulator, which Ekos is known to capture from;
+  so the MCP requires a clear sky (``mcp.require_clear_sky``) as at a real observatory;
+- the main camera: the sky simulator's too (``indi_obsy_camera``, "SkySim Camera"), which
+  follows the mount and renders its field with stars; no filter wheel, and a shutter
+  (``scheduler.ekos.calibration.camera_shutter``, which KStars is told as well), so Ekos
+  takes darks and bias without asking anyone;
 - the site: where it is astronomical night now, unless ``demo.site`` is ``config``.
 """
 
@@ -38,12 +41,15 @@ from obsy_local.network import free_port, port_open
 #: The sky simulator's allsky camera (services/skysim; its default device name).
 ALLSKY_DRIVER = "indi_obsy_allsky"
 ALLSKY_DEVICE = "SkySim Allsky"
+#: The sky simulator's main camera (its default device name).
+CAMERA_DRIVER = "indi_obsy_camera"
+CAMERA_DEVICE = "SkySim Camera"
 WEATHER_DEVICE = "Weather Simulator"
 #: The demo allsky camera's fixed exposure (seconds): stars to magnitude 6 on the simulator.
 DEMO_ALLSKY_EXPOSURE_S = 15.0
 DEMO_DRIVERS: list[Any] = [
     "indi_simulator_telescope",
-    "indi_simulator_ccd",
+    CAMERA_DRIVER,
     "indi_rolloff_dome",
     "indi_simulator_weather",
     ALLSKY_DRIVER,
@@ -109,12 +115,14 @@ def demo_overrides(user: ObsyConfig | None, raw: dict[str, Any], settings: DemoC
             "supervision": {"enabled": False},
             "ekos": {"enabled": False},
         },
+        # Ekos captures with the simulator's main camera: no wheel, and a shutter for darks and bias.
+        "scheduler": {"ekos": {"camera": CAMERA_DEVICE, "filter_wheel": None, "calibration": {"camera_shutter": True}}},
         "web": {"port": web_port},
     }
     if settings.kstars and kstars_available() is None:
         run_dir = Path(overrides["run_dir"]).resolve()
         overrides["mcp"]["ekos"] = {"enabled": True, "bus_address": bus_address(run_dir), "profile": PROFILE}
-        overrides["scheduler"] = {"ekos": {"profile": PROFILE}}
+        overrides["scheduler"]["ekos"]["profile"] = PROFILE
     if settings.site == "night" or user is None:
         latitude = user.site.latitude if user else DEFAULT_LATITUDE
         site = night_site(latitude, now)
