@@ -697,6 +697,7 @@ class ImagingPhotometry(Message):
     check_magnitude: float | None = None
     check_residual: float | None = Field(default=None, description="check star measured minus catalogue")
     airmass: float | None = Field(default=None, description="towards the target")
+    transformed: bool = Field(default=False, description="on the standard system through a colour term (TRANS=YES)")
     comparisons: list[PhotometryComparison] = Field(default_factory=list)
     chart: str | None = Field(default=None, description="the AAVSO chart ID; None: the observer's own stars")
     wcs: str | None = Field(default=None, description="where the WCS came from: header, astrometry.net")

@@ -889,6 +889,7 @@ def photometry_message(done: Measured) -> ImagingPhotometry:
         check_magnitude=row.check_magnitude,
         check_residual=row.check_residual,
         airmass=row.airmass,
+        transformed=bool(row.transformed),
         comparisons=[PhotometryComparison(**c) for c in row.comparisons or []],
         chart=row.chart_id,
         wcs=row.wcs_source,
