@@ -6,14 +6,16 @@ every visit is an Ekos job of its own with a fixed start; what cannot be planned
 from __future__ import annotations
 
 import itertools
+import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
 
 from obsy.messages import ExposurePlan, Target, TimeSeries
-from obsy_scheduler.ekos import plan_jobs
+from obsy_scheduler.ekos import plan_jobs, schedule_xml
 from obsy_scheduler.planner import Planner
 from tests.unit.test_scheduler_planner import NIGHT, VIENNA, settings, target
 
@@ -103,11 +105,17 @@ def test_two_series_share_the_night_by_priority() -> None:
 
 
 def test_each_visit_is_an_ekos_job_at_its_time(tmp_path: Path) -> None:
-    plan = Planner(VIENNA, settings()).plan([variable("v1", 60)], NIGHT)
+    s = settings()
+    plan = Planner(VIENNA, s).plan([variable("v1", 60)], NIGHT)
     jobs = plan_jobs(plan.blocks, tmp_path)
     assert len(jobs) == len(plan.blocks) == 5
     assert all(job.fixed and not job.transit for job in jobs)
     assert [job.name for job in jobs][:2] == ["V1", "V1_2"]
+    root = ET.fromstring(schedule_xml(jobs, s.ekos, ZoneInfo("UTC")))
+    for job, element in zip(jobs, root.iter("Job"), strict=True):
+        startup = element.find("StartupCondition/Condition")
+        assert startup.text == "At" and datetime.fromisoformat(startup.get("value")) == job.start
+        assert element.find("CompletionCondition/Condition").text == "Sequence"
 
 
 def test_what_cannot_be_planned_says_why() -> None:
