@@ -5,6 +5,8 @@ says why, and the report carries TRANS=YES only for transformed magnitudes."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from astropy.wcs import WCS
@@ -111,6 +113,13 @@ def test_what_cannot_be_transformed_says_why() -> None:
     )  # fmt: skip
     assert result.mag is not None and not result.transformed
     assert "not transformed: comparison C1, C2, C3 has no B-V on the chart" in result.reasons
+    full = sequence(wcs)
+    colourless_check = replace(full, check=replace(full.check, bands={"V": full.check.mag}))
+    result = measure_sequence(
+        render(1), wcs, colourless_check, Apertures.from_fwhm(FWHM), CcdNoise(GAIN, READ_NOISE_E),
+        saturation_adu=1e9, transform=transform,
+    )  # fmt: skip
+    assert result.transformed and result.reasons == ["check K: no B-V on the chart, not transformed"]
     with pytest.raises(ValueError, match="two transformation coefficients for V"):
         colour_terms({"Tv_bv": 0.1, "Tv_vi": 0.05})
 

@@ -12,7 +12,7 @@ says why.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -154,12 +154,18 @@ def measure_sequence(
             result.check_mag = check.instrumental_mag + zero_point
             result.check_err = math.hypot(check.instrumental_err, zero_point_err)
             if colour_term is not None:
-                result.check_mag += colour_term(sequence.check) or 0.0
+                correction = colour_term(sequence.check)
+                if correction is None:
+                    result.reasons.append(
+                        f"check {sequence.check.label}: no {transform.term.colour} on the chart, not transformed"
+                    )
+                result.check_mag += correction or 0.0
     return result
 
 
-def _colour_term(transform: Transform | None, result: FrameMagnitudes):
-    """``star -> T·colour`` when every comparison used has the colour, else None (and the reason)."""
+def _colour_term(transform: Transform | None, result: FrameMagnitudes) -> Callable[[Star], float | None] | None:
+    """``star -> T·colour`` (None for a star without the colour) when every comparison used has the
+    colour, else None (and the reason)."""
     if transform is None:
         return None
     term = transform.term
