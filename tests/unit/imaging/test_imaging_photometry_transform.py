@@ -1,21 +1,33 @@
 """Transformation to the standard system (AAVSO's Tv_bv convention): on frames of a camera whose V
-filter has a known colour term, the transformed magnitudes recover the stars' true V and the
-untransformed ones miss it by the term times the colour difference; what cannot be transformed
-says why, and the report carries TRANS=YES only for transformed magnitudes."""
+filter has a known colour term (synthetic frames, and the sky simulator's camera given that term),
+the transformed magnitudes recover the stars' true V and the untransformed ones miss it by the term
+times the colour difference; what cannot be transformed says why, and the report carries TRANS=YES
+only for transformed magnitudes."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.wcs import WCS
 
 from obsy.config import ImagingPhotometryConfig
+from obsy_imaging.headers.normalise import Site as HeaderSite
 from obsy_imaging.photometry.aavso import ENSEMBLE, Observation, ReportHeader, validate_report, write_report
 from obsy_imaging.photometry.aperture import Apertures, CcdNoise
 from obsy_imaging.photometry.differential import Sequence, Star, measure_sequence
+from obsy_imaging.photometry.reduce import reduce_frame
 from obsy_imaging.photometry.transform import colour_terms, transform_for
+from obsy_skysim.allsky import Site
+from obsy_skysim.field import FieldRenderer, TelescopeOptics
+from obsy_skysim.scenario import Scenario
+from tests.support.photometry import noise_of, write_night
+from tests.support.skysim import SITE
+from tests.unit.imaging.test_imaging_photometry import ACROSS_ZERO, EXPOSURE, NIGHT_START, SMALL, VARIABLE
+from tests.unit.imaging.test_imaging_photometry import GAIN as SIMULATOR_GAIN
 
 #: The camera's colour term: its v = V − T·(B−V) + zero point, as Tv_bv is defined.
 TV_BV = 0.12
@@ -97,6 +109,56 @@ def test_transformed_magnitudes_recover_the_truth_and_untransformed_do_not() -> 
     assert -TV_BV * (target_bv - comparisons_bv.min()) <= offset <= -TV_BV * (target_bv - comparisons_bv.max())
     assert abs(offset) > 10 * np.median(t_err)
     assert np.all(np.abs(p_mag - true_v) > 3 * t_err)
+
+
+@pytest.mark.long(seconds=30)
+def test_on_the_sky_simulator_the_transformed_variable_recovers_its_scripted_magnitudes(tmp_path: Path) -> None:
+    """The simulator's camera with a colour term renders the scripted red variable (B−V 1.5) and its
+    field (the stars' own colours) as that camera sees them; against a chart of the field stars with
+    their B and V, the transformed magnitudes match the scenario's V, the untransformed ones do not."""
+    renderer = FieldRenderer(
+        Site(*SITE), SMALL, TelescopeOptics(limiting_magnitude=15.0, seeing_fwhm_arcsec=3.5, colour_term=TV_BV)
+    )
+    variable = VARIABLE.model_copy(update={"epoch": NIGHT_START, "bv": 1.5})
+    times = [NIGHT_START + timedelta(minutes=20 * i) for i in range(8)]
+    paths, expected, plain_sequence = write_night(
+        renderer, Scenario(variables=[variable]), variable, pointing=ACROSS_ZERO, times=times, folder=tmp_path,
+        exposure_s=EXPOSURE, gain=SIMULATOR_GAIN, seed=5000,
+    )  # fmt: skip
+    stars = renderer.render(times[0], ACROSS_ZERO, EXPOSURE, SIMULATOR_GAIN, seed=1).truth.stars
+    by_position = {
+        (float(r), float(d)): (float(m), float(c))
+        for r, d, m, c in zip(stars.ra, stars.dec, stars.mag, stars.bv, strict=True)
+    }
+
+    def charted(star: Star) -> Star:  # the chart's B and V of a field star (VSP gives both)
+        v, bv = by_position[(star.ra_deg, star.dec_deg)]
+        return replace(star, bands={"V": v, "B": v + bv})
+
+    sequence = replace(
+        plain_sequence,
+        comparisons=tuple(charted(c) for c in plain_sequence.comparisons),
+        check=charted(plain_sequence.check),
+    )
+    transform, _ = transform_for("V", colour_terms({"Tv_bv": TV_BV}), {"B-V": variable.bv})
+    noise = noise_of(renderer, SIMULATOR_GAIN, EXPOSURE, calibrated=True)
+    site = HeaderSite(*SITE)
+    z_transformed, z_plain, check_z = [], [], []
+    for path, truth in zip(paths, expected, strict=True):
+        t = reduce_frame(path, sequence, noise, site=site, saturation_adu=25000.0, transform=transform).magnitudes
+        p = reduce_frame(path, sequence, noise, site=site, saturation_adu=25000.0).magnitudes
+        assert t.transformed and not p.transformed and t.reasons == []
+        z_transformed.append((t.mag - truth) / t.mag_err)
+        z_plain.append((p.mag - truth) / p.mag_err)
+        check_z.append(t.check_residual / t.check_err)
+    colours = np.array([c.bands["B"] - c.bands["V"] for c in sequence.comparisons])
+    print(
+        f"comparisons B-V {colours.min():.2f}..{colours.max():.2f}; transformed z "
+        + " ".join(f"{z:+.1f}" for z in z_transformed) + "; untransformed z " + " ".join(f"{z:+.1f}" for z in z_plain)
+    )  # fmt: skip
+    assert all(abs(z) <= 3 for z in z_transformed) and abs(np.mean(z_transformed)) < 3 / np.sqrt(len(paths))
+    assert all(abs(z) <= 3 for z in check_z)
+    assert all(z < -3 for z in z_plain)  # the red variable looks brighter to this camera
 
 
 def test_what_cannot_be_transformed_says_why() -> None:
