@@ -289,9 +289,8 @@ def test_a_scripted_variable_is_measured_stored_published_and_reported(tmp_path,
     constant = chart["photometry"][-1]["bands"][0]["mag"]
     off = np.array([m.magnitude - constant for m in field])
     with capsys.disabled():
-        print(
-            f"the field's second target: {len(field)} lights, mean {off.mean():+.4f}, RMS {np.sqrt(np.mean(off**2)):.4f}"
-        )
+        rms = np.sqrt(np.mean(off**2))
+        print(f"the field's second target: {len(field)} lights, mean {off.mean():+.4f}, RMS {rms:.4f}")
     assert all(abs(m.magnitude - constant) <= 4 * m.error + 0.001 for m in field), [m.magnitude for m in field]
     assert field[-1].report != measured[-1].report and field[-1].chart is None
     field_report = (run.repository / field[-1].report).read_text()
