@@ -1607,6 +1607,12 @@ class ImagingPhotometryConfig(Section):
             raise ValueError(
                 f"{bad} are not transformation coefficients as AAVSO names them (Tv_bv, Tb_bv, Tr_vr, Ti_vi...)"
             )
+        bands: dict[str, str] = {}
+        for name in value:
+            band = name.strip()[1].lower()
+            if band in bands:
+                raise ValueError(f"two transformation coefficients for one band: {bands[band]} and {name}")
+            bands[band] = name
         return {name.strip(): coefficient for name, coefficient in value.items()}
 
     @model_validator(mode="after")

@@ -56,8 +56,8 @@ from obsy_imaging.photometry.aperture import CcdNoise
 from obsy_imaging.photometry.binning import bin_observations
 from obsy_imaging.photometry.differential import Sequence, Star
 from obsy_imaging.photometry.reduce import ReducedFrame, reduce_frame
-from obsy_imaging.photometry.transform import colour_terms, transform_for
-from obsy_imaging.photometry.vsp import Chart, ChartError, band_of, chart_sequence, load_chart, own_sequence
+from obsy_imaging.photometry.transform import colour_terms, transform_for_filter
+from obsy_imaging.photometry.vsp import Chart, ChartError, chart_sequence, load_chart, own_sequence
 from obsy_imaging.repository.layout import folder_name
 from obsy_imaging.repository.models import Calibration, Frame, Grade, PhotometryMeasurement
 from obsy_imaging.repository.store import Repository, usable_lights
@@ -222,7 +222,7 @@ class Photometer:
         if sequence is not None:
             row.chart_id = sequence.chart_id
             noise, why = self._noise(path, frame)
-            transform, untransformed = transform_for(band_of(band), self._colour_terms, target.colours)
+            transform, untransformed = transform_for_filter(band, self._colour_terms, target.colours)
             if noise is None:
                 row.reasons = [why]
             else:

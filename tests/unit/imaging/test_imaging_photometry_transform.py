@@ -20,7 +20,7 @@ from obsy_imaging.photometry.aavso import ENSEMBLE, Observation, ReportHeader, v
 from obsy_imaging.photometry.aperture import Apertures, CcdNoise
 from obsy_imaging.photometry.differential import Sequence, Star, measure_sequence
 from obsy_imaging.photometry.reduce import reduce_frame
-from obsy_imaging.photometry.transform import colour_terms, transform_for
+from obsy_imaging.photometry.transform import colour_terms, transform_for, transform_for_filter
 from obsy_skysim.allsky import Site
 from obsy_skysim.field import FieldRenderer, TelescopeOptics
 from obsy_skysim.scenario import Scenario
@@ -166,6 +166,9 @@ def test_what_cannot_be_transformed_says_why() -> None:
     terms = colour_terms({"Tv_bv": TV_BV, "Tb_bv": 0.08})
     assert set(terms) == {"V", "B"} and terms["V"].colour == "B-V"
     assert transform_for("Rc", terms, {"B-V": 1.0}) == (None, None)  # no coefficient: nothing to say
+    assert transform_for_filter("V", terms, {"B-V": 1.0})[0].term.name == "Tv_bv"
+    assert transform_for_filter("CV", terms, {"B-V": 1.0}) == (None, None)  # unfiltered: V's zero point only
+    assert transform_for_filter("TG", terms, {"B-V": 1.0}) == (None, None)
     none, why = transform_for("V", terms, {})
     assert none is None and why == "not transformed: Tv_bv needs the target's B-V (its colours)"
     transform, _ = transform_for("V", terms, {"B-V": 1.45})
@@ -194,6 +197,8 @@ def test_the_configuration_names_coefficients_and_colours_as_aavso_does() -> Non
     assert good.targets[0].colours == {"B-V": 0.71}
     with pytest.raises(ValueError, match="not transformation coefficients as AAVSO names them"):
         ImagingPhotometryConfig(transformation={"V_coefficient": 0.05})
+    with pytest.raises(ValueError, match="two transformation coefficients for one band: Tv_bv and TV_VI"):
+        ImagingPhotometryConfig(transformation={"Tv_bv": 0.05, "TV_VI": 0.03})
     with pytest.raises(ValueError, match="not a colour index such as B-V"):
         ImagingPhotometryConfig(targets=[{"name": "SS Cyg", "chart_id": "X1234", "colours": {"BV": 0.7}}])
 

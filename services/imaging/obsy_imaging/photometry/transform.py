@@ -22,6 +22,10 @@ from obsy.config import TRANSFORMATION_NAME
 
 #: The coefficient names' letters as VSP names the bands.
 BANDS = {"u": "U", "b": "B", "v": "V", "r": "Rc", "i": "Ic"}
+#: The report's filter codes that a transformation puts on the standard system. Unfiltered (CV, CR)
+#: and tri-colour (TG...) frames are reported on a band's zero point only: a V filter's coefficient
+#: does not hold for them.
+STANDARD_FILTERS = {"U": "U", "B": "B", "V": "V", "R": "Rc", "I": "Ic"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,15 @@ def colour_terms(coefficients: Mapping[str, float]) -> dict[str, ColourTerm]:
             raise ValueError(f"two transformation coefficients for {band}: {terms[band].name} and {name}")
         terms[band] = ColourTerm(name.strip(), band, first, second, float(coefficient))
     return terms
+
+
+def transform_for_filter(
+    filter_code: str, terms: Mapping[str, ColourTerm], target_colours: Mapping[str, float]
+) -> tuple[Transform | None, str | None]:
+    """:func:`transform_for` of a report's filter code; (None, None) for a code no coefficient
+    transforms (unfiltered, tri-colour, narrow band)."""
+    band = STANDARD_FILTERS.get(filter_code.upper())
+    return (None, None) if band is None else transform_for(band, terms, target_colours)
 
 
 def transform_for(
