@@ -1388,6 +1388,17 @@ def photometry_name_key(name: str | None) -> str:
     return re.sub(r"\s+", "", name or "").casefold()
 
 
+def colour_indices(value: dict[str, float]) -> dict[str, float]:
+    """Colour indices by their usual names ("b - v" is B-V); raises ValueError for anything else."""
+    names = {}
+    for name, index in value.items():
+        match = re.fullmatch(r"\s*([UBVRI])\s*-\s*([UBVRI])\s*", name, re.IGNORECASE)
+        if match is None or match.group(1).upper() == match.group(2).upper():
+            raise ValueError(f"colour {name!r} is not a colour index such as B-V, V-R, V-I")
+        names[f"{match.group(1).upper()}-{match.group(2).upper()}"] = index
+    return names
+
+
 class PhotometryStarConfig(Section):
     """One of the observer's own comparison (or check) stars."""
 
@@ -1396,6 +1407,14 @@ class PhotometryStarConfig(Section):
     dec: float = Field(ge=-90, le=90, description="degrees, or '±DD:MM:SS'")
     mag: float = Field(description="its catalogue magnitude in the band the target is reported in")
     mag_err: float = Field(default=0.0, ge=0, description="the catalogue magnitude's error")
+    colours: dict[str, float] = Field(
+        default_factory=dict, description="its standard colour indices, e.g. {B-V: 0.55}, for transformed magnitudes"
+    )
+
+    @field_validator("colours")
+    @classmethod
+    def _colour_names(cls, value: dict[str, float]) -> dict[str, float]:
+        return colour_indices(value)
 
     @field_validator("ra", mode="before")
     @classmethod
@@ -1520,13 +1539,7 @@ class PhotometryTargetConfig(Section):
     @field_validator("colours")
     @classmethod
     def _colour_names(cls, value: dict[str, float]) -> dict[str, float]:
-        names = {}
-        for name, index in value.items():
-            match = re.fullmatch(r"\s*([UBVRI])\s*-\s*([UBVRI])\s*", name, re.IGNORECASE)
-            if match is None or match.group(1).upper() == match.group(2).upper():
-                raise ValueError(f"colour {name!r} is not a colour index such as B-V, V-R, V-I")
-            names[f"{match.group(1).upper()}-{match.group(2).upper()}"] = index
-        return names
+        return colour_indices(value)
 
     @field_validator("filters")
     @classmethod

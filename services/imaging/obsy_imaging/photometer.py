@@ -295,7 +295,7 @@ class Photometer:
     def sequence(self, target: PhotometryTargetConfig, band: str) -> Sequence:
         """The target's sequence in one band; raises :class:`ChartError` with the reason."""
         if target.comparisons:
-            stars = [Star(s.label, s.ra, s.dec, s.mag, s.mag_err) for s in target.comparisons]
+            stars = [Star(s.label, s.ra, s.dec, s.mag, s.mag_err, colours=s.colours) for s in target.comparisons]
             assert target.ra is not None and target.dec is not None  # the configuration checks it
             return own_sequence(target.name, target.ra, target.dec, stars, check=target.check)
         chart = self.chart(target)

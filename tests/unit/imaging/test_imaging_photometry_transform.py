@@ -68,9 +68,14 @@ def render(seed: int) -> np.ndarray:
     return (noisy / GAIN).astype(np.float32)  # a calibrated frame: the sky is the annulus' business
 
 
-def sequence(wcs: WCS, *, colours: bool = True) -> Sequence:
+def sequence(wcs: WCS, *, colours: bool = True, own: bool = False) -> Sequence:
+    """The stars as a chart gives them (B and V), or (``own``) as the observer's own stars with their
+    B−V given; ``colours=False``: V alone."""
+
     def star(label, x, y, v, bv):
         ra, dec = wcs.all_pix2world([[x, y]], 0)[0]
+        if own:
+            return Star(label, float(ra), float(dec), v, 0.0, colours={"B-V": bv})
         bands = {"V": v, "B": v + bv} if colours else {"V": v}
         return Star(label, float(ra), float(dec), v, 0.0, bands=bands)
 
@@ -95,6 +100,9 @@ def test_transformed_magnitudes_recover_the_truth_and_untransformed_do_not() -> 
         t = measure_sequence(image, wcs, seq, apertures, noise, saturation_adu=1e9, transform=transform)
         p = measure_sequence(image, wcs, seq, apertures, noise, saturation_adu=1e9)
         assert t.transformed and not p.transformed
+        own = measure_sequence(image, wcs, sequence(wcs, own=True), apertures, noise, saturation_adu=1e9,
+                               transform=transform)  # fmt: skip
+        assert own.transformed and own.mag == pytest.approx(t.mag, abs=1e-9)  # own stars' colours: the same
         transformed.append((t.mag, t.mag_err, t.check_residual, t.check_err))
         plain.append((p.mag, p.mag_err, p.check_residual))
     t_mag, t_err, k_res, k_err = (np.array(c) for c in zip(*transformed, strict=True))
@@ -177,14 +185,14 @@ def test_what_cannot_be_transformed_says_why() -> None:
         saturation_adu=1e9, transform=transform,
     )  # fmt: skip
     assert result.mag is not None and not result.transformed
-    assert "not transformed: comparison C1, C2, C3 has no B-V on the chart" in result.reasons
+    assert "not transformed: comparison C1, C2, C3 has no B-V (chart or colours)" in result.reasons
     full = sequence(wcs)
     colourless_check = replace(full, check=replace(full.check, bands={"V": full.check.mag}))
     result = measure_sequence(
         render(1), wcs, colourless_check, Apertures.from_fwhm(FWHM), CcdNoise(GAIN, READ_NOISE_E),
         saturation_adu=1e9, transform=transform,
     )  # fmt: skip
-    assert result.transformed and result.reasons == ["check K: no B-V on the chart, not transformed"]
+    assert result.transformed and result.reasons == ["check K: no B-V (chart or colours), not transformed"]
     with pytest.raises(ValueError, match="two transformation coefficients for V"):
         colour_terms({"Tv_bv": 0.1, "Tv_vi": 0.05})
 
@@ -195,6 +203,11 @@ def test_the_configuration_names_coefficients_and_colours_as_aavso_does() -> Non
         targets=[{"name": "SS Cyg", "chart_id": "X1234", "colours": {"b - v": 0.71}}],
     )
     assert good.targets[0].colours == {"B-V": 0.71}
+    own = ImagingPhotometryConfig(
+        targets=[{"name": "RZ Cet", "ra": 12.4, "dec": -8.9, "comparisons": [
+            {"label": "A", "ra": 12.5, "dec": -8.9, "mag": 11.2, "colours": {"B-V": 0.55}}]}]
+    )  # fmt: skip
+    assert own.targets[0].comparisons[0].colours == {"B-V": 0.55}
     with pytest.raises(ValueError, match="not transformation coefficients as AAVSO names them"):
         ImagingPhotometryConfig(transformation={"V_coefficient": 0.05})
     with pytest.raises(ValueError, match="two transformation coefficients for one band: Tv_bv and TV_VI"):

@@ -36,6 +36,8 @@ class Star:
     mag: float | None = None
     mag_err: float = 0.0
     bands: Mapping[str, float] | None = field(default=None, compare=False)
+    #: Colour indices given as such ({"B-V": 0.55}): the observer's own stars have no other bands.
+    colours: Mapping[str, float] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,7 @@ def measure_sequence(
                 correction = colour_term(sequence.check)
                 if correction is None:
                     result.reasons.append(
-                        f"check {sequence.check.label}: no {transform.term.colour} on the chart, not transformed"
+                        f"check {sequence.check.label}: no {transform.term.colour} (chart or colours), not transformed"
                     )
                 result.check_mag += correction or 0.0
     return result
@@ -169,13 +171,16 @@ def _colour_term(transform: Transform | None, result: FrameMagnitudes) -> Callab
     if transform is None:
         return None
     term = transform.term
-    missing = [c.star.label for c in result.comparisons_used if term.colour_of(c.star.bands) is None]
+    used = [c.star for c in result.comparisons_used]
+    missing = [star.label for star in used if term.colour_of(star.bands, star.colours) is None]
     if missing:
-        result.reasons.append(f"not transformed: comparison {', '.join(missing)} has no {term.colour} on the chart")
+        result.reasons.append(
+            f"not transformed: comparison {', '.join(missing)} has no {term.colour} (chart or colours)"
+        )
         return None
 
     def correction(star: Star) -> float | None:
-        colour = term.colour_of(star.bands)
+        colour = term.colour_of(star.bands, star.colours)
         return None if colour is None else term.coefficient * colour
 
     return correction

@@ -43,8 +43,13 @@ class ColourTerm:
         """The colour index as the configuration writes it (B-V, V-R...)."""
         return f"{self.first[0]}-{self.second[0]}"
 
-    def colour_of(self, magnitudes: Mapping[str, float] | None) -> float | None:
-        """A star's colour from its catalogue magnitudes per band, or None when one is missing."""
+    def colour_of(
+        self, magnitudes: Mapping[str, float] | None, colours: Mapping[str, float] | None = None
+    ) -> float | None:
+        """A star's colour: given as such (the observer's own stars), else from its catalogue
+        magnitudes per band (a chart's), or None."""
+        if colours and self.colour in colours:
+            return colours[self.colour]
         if not magnitudes or self.first not in magnitudes or self.second not in magnitudes:
             return None
         return magnitudes[self.first] - magnitudes[self.second]
