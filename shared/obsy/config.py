@@ -1388,6 +1388,17 @@ def photometry_name_key(name: str | None) -> str:
     return re.sub(r"\s+", "", name or "").casefold()
 
 
+def colour_indices(value: dict[str, float]) -> dict[str, float]:
+    """Colour indices by their usual names ("b - v" is B-V); raises ValueError for anything else."""
+    names = {}
+    for name, index in value.items():
+        match = re.fullmatch(r"\s*([UBVRI])\s*-\s*([UBVRI])\s*", name, re.IGNORECASE)
+        if match is None or match.group(1).upper() == match.group(2).upper():
+            raise ValueError(f"colour {name!r} is not a colour index such as B-V, V-R, V-I")
+        names[f"{match.group(1).upper()}-{match.group(2).upper()}"] = index
+    return names
+
+
 class PhotometryStarConfig(Section):
     """One of the observer's own comparison (or check) stars."""
 
@@ -1396,6 +1407,14 @@ class PhotometryStarConfig(Section):
     dec: float = Field(ge=-90, le=90, description="degrees, or '±DD:MM:SS'")
     mag: float = Field(description="its catalogue magnitude in the band the target is reported in")
     mag_err: float = Field(default=0.0, ge=0, description="the catalogue magnitude's error")
+    colours: dict[str, float] = Field(
+        default_factory=dict, description="its standard colour indices, e.g. {B-V: 0.55}, for transformed magnitudes"
+    )
+
+    @field_validator("colours")
+    @classmethod
+    def _colour_names(cls, value: dict[str, float]) -> dict[str, float]:
+        return colour_indices(value)
 
     @field_validator("ra", mode="before")
     @classmethod
@@ -1453,6 +1472,14 @@ class PhotometryTargetConfig(Section):
         default_factory=dict,
         description="frame filter name -> AAVSO filter code (e.g. {Green: TG, L: CV}); V, B, R, I... map to themselves",
     )
+    fields: list[str] = Field(
+        default_factory=list,
+        description="OBJECT names of frames that hold this star too (another target's field): measured there too",
+    )
+    colours: dict[str, float] = Field(
+        default_factory=dict,
+        description="the star's standard colour indices for transformed magnitudes, e.g. {B-V: 0.72}",
+    )
 
     @field_validator("ra", mode="before")
     @classmethod
@@ -1509,6 +1536,11 @@ class PhotometryTargetConfig(Section):
                 raise ValueError(f"target {self.name}: 'use' picks stars of a chart; own comparisons are all used")
         return self
 
+    @field_validator("colours")
+    @classmethod
+    def _colour_names(cls, value: dict[str, float]) -> dict[str, float]:
+        return colour_indices(value)
+
     @field_validator("filters")
     @classmethod
     def _filter_codes(cls, value: dict[str, str]) -> dict[str, str]:
@@ -1516,6 +1548,10 @@ class PhotometryTargetConfig(Section):
         if bad:
             raise ValueError(f"{bad} are not AAVSO filter codes (V, B, R, I, TG, CV...)")
         return {name: code.strip().upper() for name, code in value.items()}
+
+
+#: AAVSO's names of transformation coefficients: T<band>_<colour>, e.g. Tv_bv (V with B-V), Tr_vi.
+TRANSFORMATION_NAME = re.compile(r"T([ubvri])_([ubvri])([ubvri])", re.IGNORECASE)
 
 
 def _aavso_code(value: str) -> str:
@@ -1559,16 +1595,45 @@ class ImagingPhotometryConfig(Section):
     reports: Path | None = Field(
         default=None, description="where the AAVSO reports go; empty = <repository>/reports/aavso"
     )
+    bin_frames: int | None = Field(
+        default=None, ge=2, le=1000, description="report the mean of this many consecutive frames; empty = each frame"
+    )
+    bin_minutes: float | None = Field(
+        default=None, gt=0, le=1440, description="report the mean of the frames within this many minutes"
+    )
+    transformation: dict[str, float] = Field(
+        default_factory=dict,
+        description="the camera's transformation coefficients, AAVSO's names: {Tv_bv: 0.052, Tb_bv: 0.11}; "
+        "a band with one is reported transformed (TRANS=YES) where the target's colour is known",
+    )
 
     @field_validator("observer_code")
     @classmethod
     def _obscode(cls, value: str | None) -> str | None:
         return None if value is None else _aavso_code(value)
 
+    @field_validator("transformation")
+    @classmethod
+    def _coefficient_names(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [name for name in value if not TRANSFORMATION_NAME.fullmatch(name.strip())]
+        if bad:
+            raise ValueError(
+                f"{bad} are not transformation coefficients as AAVSO names them (Tv_bv, Tb_bv, Tr_vr, Ti_vi...)"
+            )
+        bands: dict[str, str] = {}
+        for name in value:
+            band = name.strip()[1].lower()
+            if band in bands:
+                raise ValueError(f"two transformation coefficients for one band: {bands[band]} and {name}")
+            bands[band] = name
+        return {name.strip(): coefficient for name, coefficient in value.items()}
+
     @model_validator(mode="after")
     def _complete(self) -> ImagingPhotometryConfig:
         if self.enabled and self.observer_code is None:
             raise ValueError("photometry is enabled: observer_code (your AAVSO observer code) is needed for reports")
+        if self.bin_frames is not None and self.bin_minutes is not None:
+            raise ValueError("give bin_frames or bin_minutes, not both")
         seen: dict[str, str] = {}
         for target in self.targets:
             for name in (target.name, *target.aliases):
@@ -1585,6 +1650,18 @@ class ImagingPhotometryConfig(Section):
             if key in {photometry_name_key(n) for n in (target.name, *target.aliases)}:
                 return target
         return None
+
+    def targets_in(self, name: str | None) -> list[PhotometryTargetConfig]:
+        """Every target a frame whose OBJECT is ``name`` holds: the one it names, then those that list it
+        in their ``fields``."""
+        key = photometry_name_key(name)
+        named = self.target_for(name)
+        others = [t for t in self.targets if t is not named and key in {photometry_name_key(n) for n in t.fields}]
+        return ([named] if named is not None else []) + others
+
+    def frame_names(self) -> list[str]:
+        """Every OBJECT name whose frames photometry measures (names, aliases, fields)."""
+        return [name for t in self.targets for name in (t.name, *t.aliases, *t.fields)]
 
     def chart_cache_dir(self, data_dir: Path) -> Path:
         return (self.chart_cache or data_dir / "imaging" / "charts").resolve()

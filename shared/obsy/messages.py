@@ -697,6 +697,7 @@ class ImagingPhotometry(Message):
     check_magnitude: float | None = None
     check_residual: float | None = Field(default=None, description="check star measured minus catalogue")
     airmass: float | None = Field(default=None, description="towards the target")
+    transformed: bool = Field(default=False, description="on the standard system through a colour term (TRANS=YES)")
     comparisons: list[PhotometryComparison] = Field(default_factory=list)
     chart: str | None = Field(default=None, description="the AAVSO chart ID; None: the observer's own stars")
     wcs: str | None = Field(default=None, description="where the WCS came from: header, astrometry.net")
@@ -826,6 +827,33 @@ class TargetConstraints(BaseModel):
     min_time_on_target_min: float | None = Field(default=None, ge=0, le=720)
 
 
+class TimeSeries(BaseModel):
+    """A time series (a variable star): a visit every ``cadence_min`` within a window, rather than a
+    number of frames. A visit takes ``frames_per_visit`` frames of each Light exposure plan, in
+    order (the plans' counts are not used). A cadence shorter than a visit and the lead time
+    around it keeps the telescope on the target: the frames then follow one another."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cadence_min: float = Field(gt=0, le=1440, description="minutes from one visit's start to the next's")
+    window_start: datetime | None = Field(default=None, description="UTC; empty = whenever the target is usable")
+    window_end: datetime | None = Field(default=None, description="UTC; empty = as long as the target is usable")
+    frames_per_visit: int = Field(default=1, ge=1, le=1000, description="frames of each Light plan per visit")
+
+    @field_validator("window_start", "window_end")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give the window's times with a time zone (UTC: ...Z)")
+        return value
+
+    @model_validator(mode="after")
+    def _window_in_order(self) -> TimeSeries:
+        if self.window_start is not None and self.window_end is not None and self.window_end <= self.window_start:
+            raise ValueError("the window ends before it starts")
+        return self
+
+
 class Target(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -837,6 +865,9 @@ class Target(BaseModel):
     enabled: bool = True
     exposure_plans: list[ExposurePlan] = Field(default_factory=list)
     constraints: dict[str, Any] = Field(default_factory=dict, description="keys of TargetConstraints")
+    time_series: TimeSeries | None = Field(
+        default=None, description="a variable star's time series: a cadence and a window, not a number of frames"
+    )
 
 
 class TargetList(Message):
@@ -880,6 +911,7 @@ class PlannedBlock(BaseModel):
     sequence_path: str | None = Field(default=None, description="the Ekos sequence (.esq) the block runs")
     transit: str | None = Field(default=None, description="the planet whose transit the block observes, if any")
     transit_partial: bool = Field(default=False, description="the block observes only part of the transit window")
+    time_series: bool = Field(default=False, description="the block is a visit of a time-series target")
 
 
 class SchedulerPlan(Message):

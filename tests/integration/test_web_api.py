@@ -179,6 +179,41 @@ def test_targets_crud_with_catalogue_lookup_published_for_the_scheduler(web, bus
         )
 
 
+def test_a_variable_star_target_holds_a_time_series_for_the_scheduler(web, bus):
+    """A cadence and a window rather than a number of frames: stored, returned, published; a bad one refused."""
+    series = {"cadence_min": 20, "window_start": "2026-11-21T18:00:00Z", "window_end": "2026-11-22T02:00:00Z"}
+    with web.login("otto") as operator:
+        created = operator.post(
+            "/api/v1/targets",
+            json={
+                "name": "SS Cyg",
+                "ra_deg": 325.68,
+                "dec_deg": 43.59,
+                "exposure_plans": [{"filter": "V", "exposure_s": 60, "count": 1}],
+                "time_series": {**series, "frames_per_visit": 3},
+            },
+        )
+        assert created.status_code == 201, created.text
+        stored = operator.get(f"/api/v1/targets/{created.json()['id']}").json()["time_series"]
+        assert stored["cadence_min"] == 20 and stored["frames_per_visit"] == 3
+        assert datetime.fromisoformat(stored["window_start"]) == datetime(2026, 11, 21, 18, 0, tzinfo=UTC)
+
+        def published(messages):
+            retained = [m for m in messages if m.topic == "obsy/web/targets"]
+            targets = json.loads(retained[-1].payload)["targets"] if retained else []
+            return any(t["name"] == "SS Cyg" and t["time_series"] for t in targets)
+
+        bus.wait_for(published)
+        backwards = {**series, "window_end": "2026-11-21T17:00:00Z"}
+        bad = operator.post("/api/v1/targets", json={"name": "RZ Cet", "ra_deg": 12.4, "dec_deg": -8.9,
+                                                     "time_series": backwards})  # fmt: skip
+        assert bad.status_code == 422 and "ends before it starts" in bad.text
+        plain = operator.put(
+            f"/api/v1/targets/{created.json()['id']}", json={"name": "SS Cyg", "ra_deg": 325.68, "dec_deg": 43.59}
+        )
+        assert plain.status_code == 200 and plain.json()["time_series"] is None
+
+
 def test_weather_history_is_downsampled_and_safety_history_lists_changes(web, bus):
     t0 = datetime(2026, 1, 10, 20, 0, tzinfo=UTC)
     for minute in range(120):

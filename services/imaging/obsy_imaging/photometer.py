@@ -3,19 +3,24 @@ target measured, stored, and its night's AAVSO report rewritten (docs/imaging-ph
 
 For each light, oldest calibration first:
 
-1. its target is looked up among ``imaging.photometry.targets`` by the frame's OBJECT (case and
-   blanks ignored, aliases too); lights of other targets are not photometry's business;
+1. its targets are looked up among ``imaging.photometry.targets`` by the frame's OBJECT (case and
+   blanks ignored, aliases too), with every target that lists that OBJECT in its ``fields`` (a field
+   holding several variables: each measured and reported on its own); lights of other targets are
+   not photometry's business;
 2. its filter gives the AAVSO filter code (the target's ``filters`` map, else the code itself, else
    the usual names: no filter or a luminance/clear filter is ``CV``, Red/Green/Blue ``TR``/``TG``/``TB``);
 3. the sequence of that target and band: its VSP chart (a file, or from the chart cache, fetched
    there when ``fetch_charts`` is on) or the observer's own comparison stars;
 4. :func:`~obsy_imaging.photometry.reduce.reduce_frame` on the calibrated light (header WCS or a
    plate solve, apertures from the FWHM, the CCD equation with the configured camera noise);
-5. one row in ``imaging_photometry``: the magnitude and error, times (JD, HJD, BJD_TDB), check star
-   and its residual, airmass, comparisons, or (status ``failed``) the reasons there is none;
+5. one row per target in ``imaging_photometry``: the magnitude and error (transformed to the
+   standard system when a coefficient for the band and the target's colour are configured), times
+   (JD, HJD, BJD_TDB), check star and its residual, airmass, comparisons, or (status ``failed``) the
+   reasons there is none;
 6. the AAVSO Extended report of that night and target rewritten from its rows, validated
    (:func:`~obsy_imaging.photometry.aavso.validate_report`) before it replaces the old one:
-   ``reports/aavso/<night>/<target>.txt`` under the repository root.
+   ``reports/aavso/<night>/<target>.txt`` under the repository root; with ``bin_frames`` or
+   ``bin_minutes`` the frames are binned (:mod:`~obsy_imaging.photometry.binning`).
 
 A light whose target has no usable sequence (a missing chart, no comparison in the band) is stored
 as ``no_sequence`` with the reason, and tried again when the service next starts, so that a chart
@@ -32,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from astropy.io import fits
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from obsy.config import ImagingPhotometryConfig, PhotometryTargetConfig, SiteConfig
 from obsy_imaging.headers.normalise import Site
@@ -48,8 +53,10 @@ from obsy_imaging.photometry.aavso import (
     write_report,
 )
 from obsy_imaging.photometry.aperture import CcdNoise
+from obsy_imaging.photometry.binning import bin_observations
 from obsy_imaging.photometry.differential import Sequence, Star
 from obsy_imaging.photometry.reduce import ReducedFrame, reduce_frame
+from obsy_imaging.photometry.transform import colour_terms, transform_for_filter
 from obsy_imaging.photometry.vsp import Chart, ChartError, chart_sequence, load_chart, own_sequence
 from obsy_imaging.repository.layout import folder_name
 from obsy_imaging.repository.models import Calibration, Frame, Grade, PhotometryMeasurement
@@ -128,26 +135,45 @@ class Photometer:
         self.cache_dir = settings.chart_cache_dir(data_dir)
         self.reports_root = (settings.reports or repository.root / "reports" / "aavso").resolve()
         self._charts: dict[str, tuple[float, Chart | ChartError]] = {}
+        self._colour_terms = colour_terms(settings.transformation)
 
     # --- which lights ------------------------------------------------------------------
     def pending(self, limit: int = 100) -> list[int]:
-        """Calibrated lights of configured targets not measured yet, accepted by grading (or not graded),
-        oldest calibration first."""
-        done = select(PhotometryMeasurement.frame_id)
-        names = [name for target in self.settings.targets for name in (target.name, *target.aliases)]
+        """Calibrated lights of configured targets not measured yet (for every target their field
+        holds), accepted by grading (or not graded), oldest calibration first."""
+        done = (
+            select(func.count())
+            .select_from(PhotometryMeasurement)
+            .where(PhotometryMeasurement.frame_id == Frame.id)
+            .scalar_subquery()
+        )
+        most = max((len(self.settings.targets_in(name)) for name in self.settings.frame_names()), default=0)
         query = (
-            usable_lights(Frame.id, Frame.target, names=names)
-            .where(Frame.id.not_in(done))
+            usable_lights(Frame.id, Frame.target, done, names=self.settings.frame_names())
+            .where(done < most)
             .order_by(Calibration.calibrated_at, Calibration.id)
         )
         found: list[int] = []
         with self.repository.sessions() as session:
-            for frame_id, target in session.execute(query):
-                if self.settings.target_for(target) is not None:
+            for frame_id, target, rows in session.execute(query):
+                if rows < len(self.settings.targets_in(target)):
                     found.append(frame_id)
                     if len(found) >= limit:
                         break
         return found
+
+    def unmeasured(self, frame_id: int) -> list[PhotometryTargetConfig]:
+        """The targets a light holds that have no row for it yet."""
+        with self.repository.sessions() as session:
+            frame = session.get(Frame, frame_id)
+            done = set(
+                session.scalars(select(PhotometryMeasurement.target).where(PhotometryMeasurement.frame_id == frame_id))
+            )
+        return [t for t in self.settings.targets_in(frame.target if frame else None) if t.name not in done]
+
+    def measure_all(self, frame_id: int) -> list[Measured]:
+        """Every target of the light not measured yet, each in its own row and report."""
+        return [self.measure(frame_id, target) for target in self.unmeasured(frame_id)]
 
     def retry_without_sequence(self) -> int:
         """Forget the lights that had no sequence (a chart may have been added): they are measured again."""
@@ -156,14 +182,15 @@ class Photometer:
         return result.rowcount or 0
 
     # --- one light ---------------------------------------------------------------------
-    def measure(self, frame_id: int) -> Measured:
+    def measure(self, frame_id: int, target: PhotometryTargetConfig | None = None) -> Measured:
+        """One target's photometry on one light (by default the target its OBJECT names)."""
         with self.repository.sessions() as session:
             frame = session.get(Frame, frame_id)
             calibration = session.scalar(select(Calibration).where(Calibration.frame_id == frame_id))
             # Grading measured the seeing already (the same stars, before calibration): the apertures
             # take it instead of a second star search over the whole frame (most of a frame's time).
             seeing = session.scalar(select(Grade.fwhm_px).where(Grade.frame_id == frame_id))
-        target = self.settings.target_for(frame.target)
+        target = target or next(iter(self.settings.targets_in(frame.target)), None)
         assert target is not None and calibration is not None and calibration.path, "measure() of a pending light"
         row = PhotometryMeasurement(
             frame_id=frame.id,
@@ -195,6 +222,7 @@ class Photometer:
         if sequence is not None:
             row.chart_id = sequence.chart_id
             noise, why = self._noise(path, frame)
+            transform, untransformed = transform_for_filter(band, self._colour_terms, target.colours)
             if noise is None:
                 row.reasons = [why]
             else:
@@ -206,8 +234,11 @@ class Photometer:
                     saturation_adu=self.settings.saturation_adu,
                     solve_timeout_s=self.settings.solve_timeout,
                     fwhm_px=seeing or None,
+                    transform=transform,
                 )
                 _fill(row, reduced)
+                if untransformed:
+                    row.reasons = [*row.reasons, untransformed]
         row.measured_at = datetime.now(UTC)
         with self.repository.sessions.begin() as session:
             session.merge(row)
@@ -222,25 +253,30 @@ class Photometer:
                 done.report_problems = [p for p in report.left_out if p.startswith(f"frame {frame.id}:")]
         return done
 
-    def give_up(self, frame_id: int, reason: str) -> Measured:
-        """A light photometry failed on unexpectedly: stored as failed (not tried every pass), with the reason."""
+    def give_up(self, frame_id: int, reason: str, target: PhotometryTargetConfig | None = None) -> list[Measured]:
+        """A light photometry failed on unexpectedly: stored as failed for ``target``, else for each
+        target not measured yet (not tried every pass), with the reason."""
         with self.repository.sessions() as session:
             frame = session.get(Frame, frame_id)
             calibration = session.scalar(select(Calibration).where(Calibration.frame_id == frame_id))
-        target = self.settings.target_for(frame.target)
-        row = PhotometryMeasurement(
-            frame_id=frame.id,
-            night=frame.night,
-            target=target.name if target is not None else (frame.target or "unknown"),
-            filter=frame.filter,
-            status=FAILED,
-            comparisons=[],
-            reasons=[reason],
-            measured_at=datetime.now(UTC),
-        )
-        with self.repository.sessions.begin() as session:
-            session.merge(row)
-        return Measured(frame, row, calibration.path if calibration is not None and calibration.path else frame.path)
+        names = [target.name] if target else [t.name for t in self.unmeasured(frame_id)] or [frame.target or "unknown"]
+        path = calibration.path if calibration is not None and calibration.path else frame.path
+        given_up = []
+        for name in names:
+            row = PhotometryMeasurement(
+                frame_id=frame.id,
+                night=frame.night,
+                target=name,
+                filter=frame.filter,
+                status=FAILED,
+                comparisons=[],
+                reasons=[reason],
+                measured_at=datetime.now(UTC),
+            )
+            with self.repository.sessions.begin() as session:
+                session.merge(row)
+            given_up.append(Measured(frame, row, path))
+        return given_up
 
     def _noise(self, path: Path, frame: Frame) -> tuple[CcdNoise | None, str]:
         gain = self.settings.gain_e_per_adu
@@ -259,7 +295,7 @@ class Photometer:
     def sequence(self, target: PhotometryTargetConfig, band: str) -> Sequence:
         """The target's sequence in one band; raises :class:`ChartError` with the reason."""
         if target.comparisons:
-            stars = [Star(s.label, s.ra, s.dec, s.mag, s.mag_err) for s in target.comparisons]
+            stars = [Star(s.label, s.ra, s.dec, s.mag, s.mag_err, colours=s.colours) for s in target.comparisons]
             assert target.ra is not None and target.dec is not None  # the configuration checks it
             return own_sequence(target.name, target.ra, target.dec, stars, check=target.check)
         chart = self.chart(target)
@@ -321,7 +357,8 @@ class Photometer:
             date_type=self.settings.date_type,
             obstype=self.settings.obstype,
         )
-        observations, left_out = [], []
+        observations: list[Observation] = []
+        left_out = []
         for row in rows:
             observation, why = self._observation(row)
             if observation is None:
@@ -332,6 +369,9 @@ class Photometer:
                 left_out.append(f"frame {row.frame_id}: " + "; ".join(problems))
                 continue
             observations.append(observation)
+        observations = bin_observations(
+            observations, frames=self.settings.bin_frames, minutes=self.settings.bin_minutes
+        )
         path = self.report_path(night, name)
         if not observations:
             return Report(None, path, 0, left_out)
@@ -372,6 +412,7 @@ class Photometer:
                 check=row.check_label if has_check else None,
                 check_instrumental=row.check_instrumental if has_check else None,
                 airmass=row.airmass,
+                transformed=bool(row.transformed),
                 chart=row.chart_id,
             ),
             "",
@@ -403,6 +444,7 @@ def _fill(row: PhotometryMeasurement, reduced: ReducedFrame) -> None:
         row.check_instrumental = m.check.instrumental_mag if m.check_mag is not None else None
     row.check_magnitude = m.check_mag
     row.check_residual = m.check_residual
+    row.transformed = m.transformed
     if m.mag is not None:
         row.status = MEASURED
         row.magnitude = m.mag

@@ -804,6 +804,7 @@ def photometry_message(done: Measured) -> ImagingPhotometry:
         check_magnitude=row.check_magnitude,
         check_residual=row.check_residual,
         airmass=row.airmass,
+        transformed=bool(row.transformed),
         comparisons=[PhotometryComparison(**c) for c in row.comparisons or []],
         chart=row.chart_id,
         wcs=row.wcs_source,
@@ -841,13 +842,18 @@ class PhotometryWorker(PassWorker):
         self._drain(self.photometer.pending, self._measure)
 
     def _measure(self, frame_id: int) -> None:
-        try:
-            done = self.photometer.measure(frame_id)
-        except Exception as exc:  # a bug: the light is stored as failed (not retried every pass), the rest go on
-            self.errors += 1
-            self.log.exception("photometry of light %s failed", frame_id, extra={"event": self.FAILED_EVENT})
-            done = self.photometer.give_up(frame_id, f"unexpected error: {exc}"[:500])
-        self._publish(done)
+        """Every target the light holds; one published message per target."""
+        for target in self.photometer.unmeasured(frame_id):
+            try:
+                done = [self.photometer.measure(frame_id, target)]
+            except Exception as exc:  # a bug: stored as failed (not retried every pass), the rest go on
+                self.errors += 1
+                self.log.exception(
+                    "photometry of light %s (%s) failed", frame_id, target.name, extra={"event": self.FAILED_EVENT}
+                )
+                done = self.photometer.give_up(frame_id, f"unexpected error: {exc}"[:500], target)
+            for measured in done:
+                self._publish(measured)
 
     def _publish(self, done: Measured) -> None:
         message = photometry_message(done)

@@ -151,7 +151,7 @@ def _summary(plan: Plan, files: EkosFiles | None, config: ObsyConfig) -> str:
             frames = ", ".join(
                 f"{count}x{plan_.exposure_s:g}s {plan_.filter or '-'}" for plan_, count in job.exposures()
             )
-            kind = "  transit" if job.transit else ""
+            kind = "  transit" if job.transit else "  time series" if job.fixed else ""
             lines.append(f"  {local(job.start)} - {local(job.end)[-5:]}  {job.name}: {frames}{kind}")
     for target_id, reason in plan.excluded.items():
         lines.append(f"  excluded {target_id}: {reason}")

@@ -79,6 +79,11 @@ class EkosJob:
         return self.blocks[0].transit is not None
 
     @property
+    def fixed(self) -> bool:
+        """A transit or a time series' visit: it starts "At" its time and takes exactly its frames."""
+        return self.transit or self.blocks[0].time_series
+
+    @property
     def required_moon_separation(self) -> float:
         return max(b.required_moon_separation for b in self.blocks)
 
@@ -252,7 +257,9 @@ def plan_jobs(blocks: list[Block], directory: Path, gap: timedelta = MERGE_GAP) 
     groups: list[list[Block]] = []
     for block in blocks:
         joins = groups and groups[-1][-1].target.id == block.target.id and block.start - groups[-1][-1].end <= gap
-        if joins and block.transit is None and groups[-1][-1].transit is None:
+        fixed = block.transit is not None or block.time_series
+        before = groups[-1][-1] if groups else None
+        if joins and not fixed and before is not None and before.transit is None and not before.time_series:
             groups[-1].append(block)
         else:
             groups.append([block])
@@ -306,13 +313,13 @@ def schedule_xml(jobs: list[EkosJob], ekos: SchedulerEkosConfig, zone: ZoneInfo)
         _element(coordinates, "J2000DE", number(job.target.dec_deg))
         _element(element, "Sequence", str(job.sequence))
         startup = _element(element, "StartupCondition")
-        if ekos.startup == "at" or job.transit:
+        if ekos.startup == "at" or job.fixed:
             _element(startup, "Condition", "At", value=_when(job.start, zone))
         else:
             _element(startup, "Condition", "ASAP")
         _constraints(_element(element, "Constraints"), job, ekos)
         completion = _element(element, "CompletionCondition")
-        if job.transit:
+        if job.fixed:
             _element(completion, "Condition", "Sequence")
         elif ekos.completion == "at":
             _element(completion, "Condition", "At", value=_when(job.end, zone))

@@ -22,6 +22,10 @@ in the ephemerides is planned only at its transits, each as one uninterrupted bl
 outranks every ordinary target. The time of those blocks, and ``switch_gap_s`` before and
 after them, is taken from every other target before the dispatcher runs, so ordinary blocks
 are planned around them.
+
+Time-series targets (variable stars, :mod:`obsy_scheduler.series`) come next: a visit every
+cadence within their window, fixed in time like transits and around them; the ordinary targets
+fill the time between visits.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from obsy.config import SchedulerConfig
 from obsy.messages import ExposurePlan, PlannedBlock, SchedulerPlan, Target, TargetConstraints
 from obsy.transits.ephemeris import Ephemeris
 from obsy_scheduler import scoring
+from obsy_scheduler import series as series_rules
 from obsy_scheduler import transits as transit_rules
 from obsy_scheduler.calibration import unavailable_reason
 from obsy_scheduler.constraints import TWILIGHT_SUN_ALTITUDE, Evaluation, evaluate, resolve
@@ -59,6 +64,7 @@ class Block:
     required_moon_separation: float  # the largest separation the constraints ask for during the block
     score: float
     transit: transit_rules.PredictedTransit | None = None  # set for the block of an exoplanet transit
+    time_series: bool = False  # a visit of a time-series target: a fixed time, like a transit
 
     @property
     def exposure_count(self) -> int:
@@ -98,6 +104,7 @@ class Plan:
                     score=round(b.score, 4),
                     transit=b.transit.planet if b.transit else None,
                     transit_partial=bool(b.transit and b.transit.status == transit_rules.PARTIAL),
+                    time_series=b.time_series,
                 )
                 for b in self.blocks
             ],
@@ -149,7 +156,7 @@ class _NightState:
     candidates: _Candidates
     excluded: dict[str, str]
     exposure_overhead_s: float
-    transit_starts: tuple[float, ...] = ()  # Unix times: the telescope leaves the current target then
+    fixed_starts: tuple[float, ...] = ()  # Unix times of transits and visits: the telescope leaves then
 
 
 class Planner:
@@ -182,15 +189,21 @@ class Planner:
         sky = self.sky(night)
         excluded: dict[str, str] = {}
         ordinary: list[Target] = []
+        series: list[Target] = []
         exoplanets: list[tuple[Target, Ephemeris]] = []
         keyed = transit_rules.by_key(ephemerides or {})
         for target in targets:
             eph = transit_rules.ephemeris_for(target, keyed) if keyed else None
-            if eph is None:
-                ordinary.append(target)
-            else:
+            if eph is not None:
                 exoplanets.append((target, eph))
+            elif target.time_series is not None:
+                series.append(target)
+            else:
+                ordinary.append(target)
         transit_blocks, predicted = self._transits(sky, exoplanets, excluded, filters, now)
+        fixed_blocks = transit_blocks + self._series(
+            sky, series, excluded, filters=filters, now=now, transit_blocks=transit_blocks
+        )
         candidates = self._candidates(ordinary, excluded, filters)
         tracks = sky.targets(candidates.ra, candidates.dec)
         evaluation = evaluate(sky, tracks, candidates.constraints)
@@ -201,7 +214,7 @@ class Planner:
         if now is not None and sky.size:
             ok = ok & (sky.unix >= now.timestamp())[None, :]
         gap = self.settings.switch_gap_s
-        for block in transit_blocks:  # nothing else runs during a transit, nor within the lead time around it
+        for block in fixed_blocks:  # nothing else runs during a transit or visit, nor within the lead time around it
             start, end = block.start.timestamp(), block.end.timestamp()
             ok = ok & ~((sky.unix > start - gap - sky.step_s) & (sky.unix < end + gap))[None, :]
         state = _NightState(
@@ -213,9 +226,9 @@ class Planner:
             candidates,
             excluded,
             self.settings.exposure_overhead_s,
-            tuple(b.start.timestamp() for b in transit_blocks),
+            tuple(b.start.timestamp() for b in fixed_blocks),
         )
-        blocks = sorted(self._dispatch(state) + transit_blocks, key=lambda b: b.start)
+        blocks = sorted(self._dispatch(state) + fixed_blocks, key=lambda b: b.start)
         plan = self._summary(state, blocks)
         plan.transits = predicted
         return plan
@@ -320,20 +333,72 @@ class Planner:
                 transit.note = "its observable part is too short for one frame"
                 return None
         end = start + s.switch_overhead_s + frames * per_frame
-        span = (sky.unix >= start) & (sky.unix <= end)
-        alt = tracks.alt[i]
-        return Block(
-            target=candidates.targets[i],
-            constraints=candidates.constraints[i],
-            start=sky.datetime_at(start),
-            end=sky.datetime_at(end),
-            exposures=[(transit.exposure, frames)],
-            expected_altitude=float(np.interp((start + end) / 2, sky.unix, alt)),
-            min_altitude=float(alt[span].min() if span.any() else np.interp(start, sky.unix, alt)),
-            required_moon_separation=float(evaluation.required_moon_separation[i][span].max(initial=0.0)),
-            score=1.0,
+        return _fixed_block(
+            sky, tracks, evaluation, candidates, i=i, start=start, end=end, exposures=[(transit.exposure, frames)],
             transit=transit,
-        )
+        )  # fmt: skip
+
+    # ----------------------------------------------------------------- time series
+
+    def _series(
+        self,
+        sky: NightSky,
+        targets: list[Target],
+        excluded: dict[str, str],
+        *,
+        filters: FilterNames | None,
+        now: datetime | None,
+        transit_blocks: list[Block],
+    ) -> list[Block]:
+        """The visits of the time-series targets, higher priority first, around the transits and
+        each other."""
+        if not targets:
+            return []
+        s = self.settings
+        # A time series is never complete: the frames already taken do not count.
+        fresh = [
+            t.model_copy(update={"exposure_plans": [p.model_copy(update={"acquired": 0}) for p in t.exposure_plans]})
+            for t in sorted(targets, key=lambda t: -t.priority)
+        ]
+        candidates = self._candidates(fresh, excluded, filters)
+        tracks = sky.targets(candidates.ra, candidates.dec)
+        evaluation = evaluate(sky, tracks, candidates.constraints)
+        ok = evaluation.ok
+        if now is not None and sky.size:
+            ok = ok & (sky.unix >= now.timestamp())[None, :]
+        busy = [(b.start.timestamp(), b.end.timestamp()) for b in transit_blocks]
+        blocks: list[Block] = []
+        for i, target in enumerate(candidates.targets):
+            series = target.time_series
+            assert series is not None
+            exposures = series_rules.visit_exposures(candidates.remaining[i], series)
+            if not exposures:
+                excluded[target.id] = "a time series needs a Light exposure plan"
+                continue
+            round_s = sum(n * (p.exposure_s + s.exposure_overhead_s) for p, n in exposures)
+            free = series_rules.free_mask(sky.unix, ok[i], series, busy=busy, gap_s=s.switch_gap_s, step_s=sky.step_s)
+            visits = series_rules.plan_visits(
+                sky.unix,
+                free,
+                series,
+                visit_s=s.switch_overhead_s + round_s,
+                round_s=round_s,
+                switch_overhead_s=s.switch_overhead_s,
+                switch_gap_s=s.switch_gap_s,
+            )
+            if not visits:
+                excluded[target.id] = excluded.get(target.id) or (
+                    "time series: no usable time in its window tonight" if ok[i].any() else "no usable time tonight"
+                )
+                continue
+            for visit in visits:
+                busy.append((visit.start, visit.end))
+                taken = [(plan, n * visit.rounds) for plan, n in exposures]
+                blocks.append(
+                    _fixed_block(sky, tracks, evaluation, candidates, i=i, start=visit.start, end=visit.end,
+                                 exposures=taken)
+                )  # fmt: skip
+        return blocks
 
     # ----------------------------------------------------------------- preparation
 
@@ -423,7 +488,7 @@ class Planner:
         others_from = -np.inf  # when a block of another target may start
         t = int(run_starts[0]) if run_starts.size else size
         while t < size:
-            current = _after_transits(state, current, others_from - s.switch_gap_s, float(sky.unix[t]))
+            current = _after_fixed_blocks(state, current, others_from - s.switch_gap_s, float(sky.unix[t]))
             idx = np.flatnonzero(ok[:, t] & (remaining_s > 0))
             waiting = sky.unix[t] < others_from
             if waiting:  # Ekos needs its lead time before a job of another target
@@ -537,10 +602,40 @@ def _make_block(
     )
 
 
-def _after_transits(state: _NightState, current: int, last_end: float, now: float) -> int:
-    """The current target, or -1 when a transit began since its last block ended at ``last_end``:
-    the telescope has left it, so coming back costs a slew again."""
-    if current >= 0 and any(last_end <= start <= now for start in state.transit_starts):
+def _fixed_block(
+    sky: NightSky,
+    tracks: TargetTracks,
+    evaluation: Evaluation,
+    candidates: _Candidates,
+    *,
+    i: int,
+    start: float,
+    end: float,
+    exposures: list[tuple[ExposurePlan, int]],
+    transit: transit_rules.PredictedTransit | None = None,
+) -> Block:
+    """A block at a fixed time: a transit's (with ``transit``), else a time series' visit."""
+    span = (sky.unix >= start) & (sky.unix <= end)
+    alt = tracks.alt[i]
+    return Block(
+        target=candidates.targets[i],
+        constraints=candidates.constraints[i],
+        start=sky.datetime_at(start),
+        end=sky.datetime_at(end),
+        exposures=exposures,
+        expected_altitude=float(np.interp((start + end) / 2, sky.unix, alt)),
+        min_altitude=float(alt[span].min() if span.any() else np.interp(start, sky.unix, alt)),
+        required_moon_separation=float(evaluation.required_moon_separation[i][span].max(initial=0.0)),
+        score=1.0,
+        transit=transit,
+        time_series=transit is None,
+    )
+
+
+def _after_fixed_blocks(state: _NightState, current: int, last_end: float, now: float) -> int:
+    """The current target, or -1 when a transit or a visit began since its last block ended at
+    ``last_end``: the telescope has left it, so coming back costs a slew again."""
+    if current >= 0 and any(last_end <= start <= now for start in state.fixed_starts):
         return -1
     return current
 

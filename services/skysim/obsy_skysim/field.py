@@ -56,6 +56,9 @@ class TelescopeOptics:
     dust_per_filter: int = 3
     extinction: float = 0.25
     cloud_glow: float = 1.5  # a fully clouded night sky is this much brighter (reflected light pollution)
+    #: The camera's colour term (AAVSO's Tv_bv): a star of colour B−V is rendered as bright as a star of
+    #: V − colour_term·(B−V) would be; 0 renders the V band exactly.
+    colour_term: float = 0.0
     seed: int = 11
     sky: SkyBrightness = field(default_factory=SkyBrightness)
 
@@ -284,7 +287,8 @@ class FieldRenderer:
         x, y = self.to_pixels(stars.ra, stars.dec, ra0, dec0)
         inside = np.isfinite(x) & (x > -10) & (x < s.width + 10) & (y > -10) & (y < s.height + 10)
         extinction = self.optics.extinction * (float(astro.airmass(max(alt, 0.0))) - 1.0)
-        all_electrons = exposure_s * 10 ** (-0.4 * (stars.mag + extinction - self.optics.zero_point)) * transmission
+        seen = stars.mag - self.optics.colour_term * stars.bv
+        all_electrons = exposure_s * 10 ** (-0.4 * (seen + extinction - self.optics.zero_point)) * transmission
         variables = {
             name: VariableTruth(float(x[i]), float(y[i]), float(stars.mag[i]), float(all_electrons[i]))
             for i, name in enumerate(names)

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from obsy import messages
-from obsy.messages import ExposurePlan, FrameType, ImagingAcquired, Target, TargetList
+from obsy.messages import ExposurePlan, FrameType, ImagingAcquired, Target, TargetList, TimeSeries
 from obsy_web import catalogue
 from obsy_web.db.models import ExposurePlanRecord, TargetRecord
 
@@ -50,6 +50,9 @@ class TargetInput(BaseModel):
     enabled: bool = True
     exposure_plans: list[ExposurePlan] = Field(default_factory=list, max_length=50)
     constraints: dict[str, Any] = Field(default_factory=dict)
+    time_series: TimeSeries | None = Field(
+        default=None, description="a variable star: a visit every cadence within a window (the plans' counts unused)"
+    )
     notes: str = Field(default="", max_length=2000, pattern=NO_NUL)
 
     @field_validator("constraints")
@@ -245,6 +248,7 @@ class TargetStore:
         record.priority = data.priority
         record.enabled = data.enabled
         record.constraints = data.constraints
+        record.time_series = data.time_series.model_dump(mode="json") if data.time_series is not None else None
         record.notes = data.notes
         record.updated_at = now
         record.exposure_plans = [

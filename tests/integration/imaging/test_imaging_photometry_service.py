@@ -6,7 +6,9 @@ the WCS a capture program's solve adds); each is ingested, graded, calibrated (a
 measured against an AAVSO VSP chart written for the test (its comparison stars from the
 simulator's catalogue): the magnitudes on ``imaging/photometry`` match the scenario's truth within
 their errors, the check star stays flat, and the night's AAVSO report validates. A light in a
-filter the chart has no magnitudes for comes out without one, with the reason, and an event.
+filter the chart has no magnitudes for comes out without one, with the reason, and an event. A
+second target in the same field (a constant star with the observer's own comparison stars, listing
+the variable's OBJECT in its ``fields``) is measured in the same lights, published and reported apart.
 """
 
 from __future__ import annotations
@@ -163,6 +165,24 @@ def events(watcher: Watcher, kind: str) -> list[Event]:
     return [e for e in (Event.model_validate_json(m.payload) for m in watcher.on(EVENTS)) if e.kind == kind]
 
 
+def field_target(chart: dict) -> dict:
+    """The chart's last star (a constant one) as a target of its own in the variable's field, measured
+    against three other chart stars as the observer's own comparisons (the third its check star)."""
+    own = chart["photometry"][:3]
+    last = chart["photometry"][-1]
+    return {
+        "name": "Field K",
+        "ra": str(last["ra"]),
+        "dec": str(last["dec"]),
+        "fields": ["V1 Psc"],
+        "comparisons": [
+            {"label": str(p["label"]), "ra": str(p["ra"]), "dec": str(p["dec"]), "mag": p["bands"][0]["mag"]}
+            for p in own
+        ],
+        "check": str(own[-1]["label"]),
+    }
+
+
 def test_a_scripted_variable_is_measured_stored_published_and_reported(tmp_path, mosquitto, watcher, sky, capsys):
     renderer, night = sky
     chart, comparisons, check = chart_json(renderer, night[0])
@@ -177,7 +197,10 @@ def test_a_scripted_variable_is_measured_stored_published_and_reported(tmp_path,
         "read_noise_e": noise.read_noise_e,
         "dark_current_e_per_s": noise.dark_e_per_px / EXPOSURE,
         "saturation_adu": 25000.0,
-        "targets": [{"name": "V1 Psc", "chart_file": str(chart_file), "check": check, "use": comparisons}],
+        "targets": [
+            {"name": "V1 Psc", "chart_file": str(chart_file), "check": check, "use": comparisons},
+            field_target(chart),
+        ],
     }
     run = Running(
         tmp_path,
@@ -204,12 +227,13 @@ def test_a_scripted_variable_is_measured_stored_published_and_reported(tmp_path,
         cards = {"OBJECT": "V1 Psc", "FILTER": "Ha", **wcs}
         write_raw(run.capture / "V1Psc" / "Light_Ha_000.fits", renderer, night[1], odd, "light", **cards)
 
-        watcher.wait_for(lambda _: len(messages(watcher)) >= FRAMES + 1, timeout=300)
+        watcher.wait_for(lambda _: len(messages(watcher)) >= 2 * (FRAMES + 1), timeout=300)
         watcher.wait_for(lambda _: len(events(watcher, "photometry_failed")) >= 1, timeout=30)
         found = messages(watcher)
 
-    measured = sorted((m for m in found if m.band == "V"), key=lambda m: m.jd or 0)
-    [failed] = [m for m in found if m.filter == "Ha"]
+    ours = [m for m in found if m.target == "V1 Psc"]
+    measured = sorted((m for m in ours if m.band == "V"), key=lambda m: m.jd or 0)
+    [failed] = [m for m in ours if m.filter == "Ha"]
     assert len(measured) == FRAMES and all(m.magnitude is not None for m in measured), [m.reasons for m in found]
     # H-alpha is an AAVSO filter code, but the chart has no H-alpha magnitudes.
     assert failed.magnitude is None and failed.band == "HA"
@@ -258,7 +282,19 @@ def test_a_scripted_variable_is_measured_stored_published_and_reported(tmp_path,
             )
     finally:
         repository.engine.dispose()
-    assert counts == {"measured": FRAMES, "no_sequence": 1}
+    # The field's other target: every light of V1 Psc measured for it too (own stars: H-alpha as well).
+    assert counts == {"measured": 2 * FRAMES + 1, "no_sequence": 1}
+    field = sorted((m for m in found if m.target == "Field K" and m.band == "V"), key=lambda m: m.jd or 0)
+    assert [m.frame_id for m in field] == [m.frame_id for m in measured]
+    constant = chart["photometry"][-1]["bands"][0]["mag"]
+    off = np.array([m.magnitude - constant for m in field])
+    with capsys.disabled():
+        rms = np.sqrt(np.mean(off**2))
+        print(f"the field's second target: {len(field)} lights, mean {off.mean():+.4f}, RMS {rms:.4f}")
+    assert all(abs(m.magnitude - constant) <= 4 * m.error + 0.001 for m in field), [m.magnitude for m in field]
+    assert field[-1].report != measured[-1].report and field[-1].chart is None
+    field_report = (run.repository / field[-1].report).read_text()
+    assert validate_report(field_report) == [] and "|SEQUENCE=observer's own comparison stars" in field_report
 
     # The command line makes the same report from the database.
     capsys.readouterr()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from obsy.config import ImagingPhotometryConfig, SiteConfig
 from obsy_imaging.photometer import MEASURED, NO_SEQUENCE, Photometer, band_for
@@ -43,13 +44,14 @@ CHART = {
 }
 
 
-def settings(tmp_path: Path, **extra) -> ImagingPhotometryConfig:
+def settings(tmp_path: Path, own_fields: tuple[str, ...] = (), **extra) -> ImagingPhotometryConfig:
     chart = tmp_path / "chart.json"
     chart.write_text(json.dumps(CHART))
     targets = [
         {"name": "RZ Cet", "chart_file": str(chart), "check": "118", "filters": {"Johnson-V": "V"}},
         {
             "name": "Own Star",
+            "fields": list(own_fields),
             "ra": 10.0,
             "dec": 20.0,
             "check": "K",
@@ -193,3 +195,40 @@ def test_which_lights_and_a_missing_chart_tried_again_after_a_restart(tmp_path: 
     assert done.row.reasons[0].startswith("no sequence: AAVSO chart X55555ZZZ is needed, fetching charts is off")
     assert photometer.pending() == [2]
     assert photometer.retry_without_sequence() == 1 and photometer.pending() == [2, 3]
+
+
+def test_a_binned_report_says_how_many_frames_each_line_holds(tmp_path: Path, repository: Repository) -> None:
+    photometer = Photometer(repository, settings(tmp_path, bin_frames=3), SITE, tmp_path)
+    for i in range(7):  # one a minute; the last two transformed (a colour term configured later)
+        add(repository, i + 1, jd=2461329.3 + i / 1440, magnitude=11.60 + 0.01 * i, error=0.012, airmass=1.4,
+            transformed=i >= 5)  # fmt: skip
+    report = photometer.write_report("2026-10-15", "RZ Cet")
+    assert report.text is not None and validate_report(report.text) == []
+    lines = [line.split(",") for line in report.text.splitlines() if not line.startswith("#")]
+    assert [(line[5], line[-1]) for line in lines] == [("NO", "|BINNED=3"), ("NO", "|BINNED=2"), ("YES", "|BINNED=2")]
+    assert lines[0][1] == f"{2461329.3 + 1 / 1440:.5f}" and lines[0][2] == "11.610"  # the mean time and magnitude
+    assert float(lines[0][3]) < 0.012  # three frames know more than one
+
+
+def test_a_field_holding_two_targets_measures_and_reports_each(tmp_path: Path, repository: Repository) -> None:
+    """Own Star lies in RZ Cet's field: a light of RZ Cet gives a row (and report) for each; a light of
+    Own Star is Own Star's alone."""
+    photometer = Photometer(repository, settings(tmp_path, own_fields=("RZ Cet",)), SITE, tmp_path)
+    assert [t.name for t in photometer.settings.targets_in("rzcet")] == ["RZ Cet", "Own Star"]
+    light(repository, 2, "RZ Cet")
+    light(repository, 3, "Own Star")
+    assert photometer.pending() == [2, 3]
+    assert [t.name for t in photometer.unmeasured(2)] == ["RZ Cet", "Own Star"]
+    first = photometer.measure(2)  # the target its OBJECT names
+    assert first.row.target == "RZ Cet" and photometer.pending() == [2, 3]
+    assert [t.name for t in photometer.unmeasured(2)] == ["Own Star"]
+    rest = photometer.measure_all(2)
+    assert [m.row.target for m in rest] == ["Own Star"] and photometer.pending() == [3]
+    # The file is not there: each row says so, for its own target.
+    assert all(m.row.reasons[0].startswith("cannot read 2.fits") for m in [first, *rest])
+    given_up = photometer.give_up(3, "unexpected error: boom")
+    assert [(m.row.target, m.row.reasons) for m in given_up] == [("Own Star", ["unexpected error: boom"])]
+    assert photometer.pending() == []
+    with repository.sessions() as session:
+        rows = session.execute(select(PhotometryMeasurement.frame_id, PhotometryMeasurement.target)).all()
+    assert sorted(rows) == [(2, "Own Star"), (2, "RZ Cet"), (3, "Own Star")]

@@ -12,12 +12,14 @@ says why.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 from astropy.wcs import WCS
 
 from obsy_imaging.photometry.aperture import ApertureMeasurement, Apertures, CcdNoise, StarFlag, measure
+from obsy_imaging.photometry.transform import Transform
 
 REJECTING = StarFlag.OFF_FRAME | StarFlag.SATURATED | StarFlag.NON_LINEAR | StarFlag.NO_SKY
 
@@ -25,13 +27,17 @@ REJECTING = StarFlag.OFF_FRAME | StarFlag.SATURATED | StarFlag.NON_LINEAR | Star
 @dataclass(frozen=True)
 class Star:
     """A star of a sequence. ``mag`` (and ``mag_err``) are the catalogue's, in the report's band;
-    ``label`` is what the report calls it (an AUID or the chart's label)."""
+    ``label`` is what the report calls it (an AUID or the chart's label); ``bands`` its catalogue
+    magnitudes in every band the chart gives (VSP's names), for the colour a transformation needs."""
 
     label: str
     ra_deg: float | None
     dec_deg: float | None
     mag: float | None = None
     mag_err: float = 0.0
+    bands: Mapping[str, float] | None = field(default=None, compare=False)
+    #: Colour indices given as such ({"B-V": 0.55}): the observer's own stars have no other bands.
+    colours: Mapping[str, float] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,8 @@ class FrameMagnitudes:
     check: StarResult | None = None
     check_mag: float | None = None
     check_err: float | None = None
+    #: The magnitudes are on the standard system through a colour term (the report's TRANS=YES).
+    transformed: bool = False
     reasons: list[str] = field(default_factory=list)
 
     @property
@@ -99,8 +107,11 @@ def measure_sequence(
     *,
     saturation_adu: float,
     linearity_adu: float | None = None,
+    transform: Transform | None = None,
 ) -> FrameMagnitudes:
-    """The target's (and the check star's) magnitude in one frame with a WCS."""
+    """The target's (and the check star's) magnitude in one frame with a WCS; with ``transform``, on
+    the standard system (:mod:`~obsy_imaging.photometry.transform`) when every comparison used has
+    the colour on its chart, else untransformed with the reason."""
     result = FrameMagnitudes()
     stars = [sequence.target, *sequence.comparisons] + ([sequence.check] if sequence.check else [])
     placed = [s for s in stars if s.ra_deg is not None and s.dec_deg is not None]
@@ -124,10 +135,16 @@ def measure_sequence(
     if not zero_points:
         result.reasons.insert(0, "no usable comparison star")
         return result
+    colour_term = _colour_term(transform, result)
+    if colour_term is not None:
+        zero_points = [z - colour_term(c.star) for z, c in zip(zero_points, result.comparisons_used, strict=True)]
+        result.transformed = True
     w = np.array(weights)
     zero_point = float(np.sum(w * np.array(zero_points)) / w.sum())
     zero_point_err = float(1.0 / math.sqrt(w.sum()))
     result.mag = target.instrumental_mag + zero_point
+    if colour_term is not None:
+        result.mag += transform.term.coefficient * transform.target_colour
     result.mag_err = math.hypot(target.instrumental_err, zero_point_err)
 
     if sequence.check is not None and id(sequence.check) in by_star:
@@ -138,7 +155,35 @@ def measure_sequence(
         else:
             result.check_mag = check.instrumental_mag + zero_point
             result.check_err = math.hypot(check.instrumental_err, zero_point_err)
+            if colour_term is not None:
+                correction = colour_term(sequence.check)
+                if correction is None:
+                    result.reasons.append(
+                        f"check {sequence.check.label}: no {transform.term.colour} (chart or colours), not transformed"
+                    )
+                result.check_mag += correction or 0.0
     return result
+
+
+def _colour_term(transform: Transform | None, result: FrameMagnitudes) -> Callable[[Star], float | None] | None:
+    """``star -> T·colour`` (None for a star without the colour) when every comparison used has the
+    colour, else None (and the reason)."""
+    if transform is None:
+        return None
+    term = transform.term
+    used = [c.star for c in result.comparisons_used]
+    missing = [star.label for star in used if term.colour_of(star.bands, star.colours) is None]
+    if missing:
+        result.reasons.append(
+            f"not transformed: comparison {', '.join(missing)} has no {term.colour} (chart or colours)"
+        )
+        return None
+
+    def correction(star: Star) -> float | None:
+        colour = term.colour_of(star.bands, star.colours)
+        return None if colour is None else term.coefficient * colour
+
+    return correction
 
 
 def _zero_points(

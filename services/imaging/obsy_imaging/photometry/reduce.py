@@ -21,6 +21,7 @@ from obsy_imaging.photometry.aavso import ENSEMBLE, Observation
 from obsy_imaging.photometry.aperture import Apertures, CcdNoise
 from obsy_imaging.photometry.differential import FrameMagnitudes, Sequence, measure_sequence
 from obsy_imaging.photometry.light import open_light
+from obsy_imaging.photometry.transform import Transform
 
 
 @dataclass
@@ -48,6 +49,7 @@ def reduce_frame(
     saturation_adu: float | None = None,
     solve_timeout_s: float = 30.0,
     fwhm_px: float | None = None,
+    transform: Transform | None = None,
 ) -> ReducedFrame:
     """Never raises for bad input: what went wrong is in ``reasons``."""
     light = open_light(path, site=site, solve_timeout_s=solve_timeout_s)
@@ -64,7 +66,13 @@ def reduce_frame(
         return reduced
     reduced.fwhm_px = fwhm_px
     reduced.magnitudes = measure_sequence(
-        image, reduced.solution.wcs, sequence, Apertures.from_fwhm(fwhm_px), noise, saturation_adu=saturation
+        image,
+        reduced.solution.wcs,
+        sequence,
+        Apertures.from_fwhm(fwhm_px),
+        noise,
+        saturation_adu=saturation,
+        transform=transform,
     )
     reduced.target_airmass = _target_airmass(h, sequence)
     reduced.hjd_mid = _heliocentric_jd(h, sequence)
@@ -122,6 +130,7 @@ def aavso_observation(
         check=m.check.star.label if m.check is not None and m.check_mag is not None else None,
         check_instrumental=m.check.instrumental_mag if m.check is not None and m.check_mag is not None else None,
         airmass=reduced.target_airmass if reduced.target_airmass is not None else h.airmass,
+        transformed=m.transformed,
         group=group,
         chart=sequence.chart_id,
     )

@@ -327,7 +327,8 @@ def _star(star: ChartStar, band: str, chart: Chart, *, role: str) -> Star:
         have = ", ".join(sorted(star.bands)) or "none"
         raise ChartError(f"{chart.source}: {role} {star.label} has no {band} magnitude (it has {have})")
     mag, error = star.bands[band]
-    return Star(star.label, star.ra_deg, star.dec_deg, mag, error)
+    every_band = {name: m for name, (m, _) in star.bands.items()}
+    return Star(star.label, star.ra_deg, star.dec_deg, mag, error, bands=every_band)
 
 
 def own_sequence(

@@ -6,7 +6,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 VERSION_TABLE = "imaging_alembic_version"
@@ -298,15 +311,15 @@ class NightStack(Base):
 
 class PhotometryMeasurement(Base):
     """A light of a variable-star target after differential photometry: its magnitude, or the reasons
-    it has none (``status`` ``measured`` or ``failed``). One per light; the AAVSO report of its night
-    and target is written from these rows."""
+    it has none (``status`` ``measured`` or ``failed``). One per light and target (a field may hold
+    several); the AAVSO report of its night and target is written from these rows."""
 
     __tablename__ = "imaging_photometry"
 
     frame_id: Mapped[int] = mapped_column(ForeignKey("imaging_frames.id", ondelete="CASCADE"), primary_key=True)
-    night: Mapped[str] = mapped_column(String(10))
     #: The target's AAVSO name (the configured name, whatever the OBJECT header's spelling).
-    target: Mapped[str] = mapped_column(String(200))
+    target: Mapped[str] = mapped_column(String(200), primary_key=True)
+    night: Mapped[str] = mapped_column(String(10))
     #: The frame's filter, and the AAVSO filter code it is reported in.
     filter: Mapped[str | None] = mapped_column(String(100))
     band: Mapped[str | None] = mapped_column(String(8))
@@ -322,6 +335,8 @@ class PhotometryMeasurement(Base):
     check_magnitude: Mapped[float | None] = mapped_column(Float)
     check_residual: Mapped[float | None] = mapped_column(Float)
     airmass: Mapped[float | None] = mapped_column(Float)
+    #: On the standard system through the configured colour term (the report's TRANS=YES).
+    transformed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: The comparison stars used: [{label, catalogue_mag, instrumental_mag}].
     comparisons: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     #: The AAVSO chart ID; None for the observer's own comparison stars.

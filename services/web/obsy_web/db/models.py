@@ -405,6 +405,8 @@ class TargetRecord(Base):
     priority: Mapped[int] = mapped_column(Integer, default=5)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     constraints: Mapped[dict[str, Any]]
+    #: A variable star's time series (obsy.messages.TimeSeries as JSON); None for a number of frames.
+    time_series: Mapped[dict[str, Any] | None]
     notes: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
