@@ -162,9 +162,11 @@ def test_an_operator_closes_a_bridged_sites_roof_from_the_fleet_page_and_sees_it
             assert other.get("/sites/nowhere").status_code == 404
         assert len(site.mcp.on("obsy/mcp/remote/roof/set")) == 2  # nothing more was sent
 
-        # Cut off (the site's broker gone): the buttons are disabled; the API answers 409.
+        # Cut off (the site's broker gone): the centre shows it unreachable and the buttons disabled.
         site.broker.stop()
-        expect(row.locator('button[data-action="CLOSE"]')).to_be_disabled(timeout=60_000)
+        page.goto(f"{web.url}/fleet")
+        expect(row).to_contain_text("unreachable since", timeout=60_000)
+        expect(row.locator('button[data-action="CLOSE"]')).to_be_disabled()
     finally:
         stop.set()
         answering.join(5)
