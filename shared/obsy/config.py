@@ -1189,6 +1189,9 @@ class WebUploadsConfig(Section):
         description="bytes of unfinished uploads held at a time (all sites); past it new uploads are answered 503",
     )
     retry_after: int = Field(default=30, ge=1, le=3600, description="seconds a busy answer asks the site to wait")
+    stale_hours: float = Field(
+        default=48.0, gt=0, description="an unfinished upload untouched this long is dropped (its site starts it again)"
+    )
 
 
 class WebConfig(ServiceSection):

@@ -8,6 +8,8 @@ size and checksum it must reach); it survives a restart of this service, so a si
 
 Admission (back-pressure): at most ``web.uploads.max_concurrent`` uploads at a time and
 ``max_staging_bytes`` of unfinished ones; past either a site is answered 503 with Retry-After.
+An unfinished upload untouched for ``stale_hours`` is dropped at the next admission, so a site
+that never comes back cannot hold the staging space for ever.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +81,19 @@ class UploadStore:
         return Staged(folder / f"{key}.part", folder / f"{key}.json")
 
     def staging_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.root.glob(f"*/{STAGING_FOLDER}/*.part") if p.is_file())
+        """Bytes of unfinished uploads, after dropping those untouched for ``stale_hours`` (a site gone for good)."""
+        oldest = time.time() - self.settings.stale_hours * 3600
+        held = 0
+        for part in self.root.glob(f"*/{STAGING_FOLDER}/*.part"):
+            try:
+                facts = part.stat()
+            except FileNotFoundError:
+                continue
+            if facts.st_mtime < oldest:
+                Staged(part, part.with_suffix(".json")).drop()
+            else:
+                held += facts.st_size
+        return held
 
     def admit(self, site: str, path: str) -> None:
         """Take an upload slot for (site, path) or raise :class:`BusyError`; give it back with :meth:`release`."""
