@@ -876,7 +876,7 @@ class LiveStackWorker(PassWorker):
         self.bus.publish(self.topics.imaging_live_stack_image, done.preview, qos=1, retain=True)
         self.bus.publish(self.topics.imaging_live_stack_state, live_stack_message(done), qos=1, retain=True)
         if self.service.uploads is not None:  # the same preview to the centre (replaced there at each fold)
-            self.service.uploads.send(self.stacker.root / done.row.preview_path)
+            self.service.uploads.send(self.stacker.root / done.stack.preview_path)
 
 
 def photometry_message(done: Measured) -> ImagingPhotometry:
