@@ -17,11 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote
 
 from obsy.config import WebUploadsConfig
 
@@ -131,3 +133,15 @@ class UploadStore:
         os.replace(staged.part, final)
         staged.meta.unlink(missing_ok=True)
         return True
+
+
+def bridged_frame_path(site: str, night: str, url_path: str) -> str | None:
+    """Where a bridged site's frame picture lies here, relative to the data directory.
+
+    The site keeps it as ``<its data_dir>/allsky/<night>/<name>`` and its uploader sends it as
+    ``allsky/<night>/<name>``, kept here under ``sites/<site>/``.
+    """
+    name = PurePosixPath(unquote(url_path)).name
+    if not name or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", night):
+        return None
+    return f"{SITES_FOLDER}/{site}/allsky/{night}/{name}"

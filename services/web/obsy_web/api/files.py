@@ -24,7 +24,7 @@ from obsy_web.api.fleet import of_site, site_filter
 from obsy_web.api.security import get_context, viewer
 from obsy_web.context import WebContext
 from obsy_web.db.models import AllskyFrameRecord, AllskyStreakRecord
-from obsy_web.uploads import SITES_FOLDER
+from obsy_web.uploads import bridged_frame_path
 
 router = APIRouter(dependencies=[Depends(viewer)])
 
@@ -204,18 +204,6 @@ def allsky_image_file(
         raise HTTPException(404, f"the frame's URL {image.url!r} is not a file this service serves")
     relative = url.path.removeprefix(FILES_PREFIX) if url.path.startswith(FILES_PREFIX) else url.path
     return FileResponse(resolve_data_file(context.data_dir, relative))
-
-
-def bridged_frame_path(site: str, night: str, url_path: str) -> str | None:
-    """Where a bridged site's frame picture lies here, relative to the data directory (obsy_web.uploads).
-
-    The site keeps it as ``<its data_dir>/allsky/<night>/<name>`` and its uploader sends it as
-    ``allsky/<night>/<name>``, kept here under ``sites/<site>/``.
-    """
-    name = PurePosixPath(unquote(url_path)).name
-    if not name or relative_parts(night) is None:
-        return None
-    return f"{SITES_FOLDER}/{site}/allsky/{night}/{name}"
 
 
 def _under_data_dir(data_dir: Path, path: Path) -> str | None:

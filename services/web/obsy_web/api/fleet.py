@@ -16,6 +16,7 @@ from obsy_web.auth.accounts import Principal
 from obsy_web.commands import NoAnswerError, web_origin
 from obsy_web.context import WebContext
 from obsy_web.fleet import Fleet, sites_of
+from obsy_web.uploads import bridged_frame_path
 
 router = APIRouter(tags=["fleet"], dependencies=[Depends(viewer)])
 
@@ -145,8 +146,6 @@ def _with_picture(entry: dict[str, Any], context: WebContext) -> dict[str, Any]:
 
     A bridged site's picture is here once its uploader has sent it (``api/uploads.py``).
     """
-    from obsy_web.api.files import bridged_frame_path  # files imports this module
-
     frame = fleet_of(context).latest[entry["id"]].get("allsky/frames")
     picture = None
     if isinstance(frame, dict) and isinstance(frame.get("frame_id"), str):
