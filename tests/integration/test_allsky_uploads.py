@@ -12,12 +12,19 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.integration.test_allsky_service import FRAMES, Running, frames, indiserver  # noqa: F401 (fixture)
+from obsy.messages import ServiceHealth
+from tests.integration.test_allsky_service import FRAMES, HEALTH, Running, frames, indiserver  # noqa: F401 (fixture)
 from tests.integration.test_fleet_uploads import centre, site_token
 from tests.support.watcher import Watcher
 from tests.support.web_server import web_on
 
 pytestmark = pytest.mark.integration
+
+
+def uploads(watcher: Watcher) -> dict | None:
+    """The ``uploads`` of the allsky service's newest health message."""
+    found = watcher.on(HEALTH)
+    return ServiceHealth.model_validate_json(found[-1].payload).details.get("uploads") if found else None
 
 
 @pytest.mark.long(seconds=45)
@@ -26,7 +33,7 @@ def test_the_allsky_services_pictures_arrive_at_the_centre(tmp_path, mosquitto, 
         upload = {"url": web.url, "site": "north", "token": site_token(web), "chunk_bytes": 64 * 1024}
         site = tmp_path / "site"
         site.mkdir()
-        watcher = Watcher(mosquitto.port, [FRAMES])
+        watcher = Watcher(mosquitto.port, [FRAMES, HEALTH])
         try:
             with Running(site, mosquitto, indiserver, sections={"upload": upload}) as running:
                 watcher.wait_for(lambda _: len(frames(watcher)) >= 2, timeout=60)
@@ -36,6 +43,9 @@ def test_the_allsky_services_pictures_arrive_at_the_centre(tmp_path, mosquitto, 
                     web.data_dir / "sites" / "north" / Path(urlparse(f.url).path).relative_to(data_dir) for f in sent
                 ]
                 web.wait_until(lambda: all(path.is_file() for path in arrived), timeout=60)
+                # The service's health says what went (and that nothing waits or failed).
+                watcher.wait_for(lambda _: (uploads(watcher) or {}).get("sent", 0) >= 2, timeout=30)
+                assert uploads(watcher)["failures"] == 0 and uploads(watcher)["dropped"] == 0
         finally:
             watcher.close()
         for frame, path in zip(sent, arrived, strict=True):

@@ -229,6 +229,7 @@ class AllskyService(Service):
             "streaks": self.streaks_found,
             "backend": self.pipeline.backend.name,
             "sky_model": self.sky_models.source if self.sky_models is not None else "not used",
+            "uploads": self.uploads.health() if self.uploads is not None else None,
         }
 
     # --- the capture loop ------------------------------------------------------------

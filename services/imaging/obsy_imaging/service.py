@@ -270,6 +270,7 @@ class ImagingService(Service):
         if self.watcher is None:
             return {}
         return {
+            "uploads": self.uploads.health() if self.uploads is not None else None,
             "ingest_paused": self.watcher.paused,
             "queue": self.watcher.queue_depth,
             "watching": [str(p) for p in self.watcher.watching],

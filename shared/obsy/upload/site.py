@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from obsy.config import ObsyConfig
 from obsy.upload.queue import QueueFullError, UploadQueue
@@ -55,6 +56,20 @@ class SiteUploads:
             log.error("%s", exc)
             return False
         return True
+
+    def health(self) -> dict[str, Any]:
+        """For the service's health message: what waits, what went, and how the centre answered."""
+        stats = self.uploader.stats
+        return {
+            "queued": len(self.queue),
+            "sent": stats.files_sent,
+            "bytes_sent": stats.bytes_sent,
+            "resumed": stats.resumed,
+            "busy_answers": stats.busy_answers,
+            "failures": stats.failures,
+            "dropped": len(stats.dropped),
+            "last_error": stats.last_error,
+        }
 
     def stop(self) -> None:
         self.uploader.stop()
