@@ -180,6 +180,13 @@ def test_bad_uploads_are_refused_with_a_reason(tmp_path):
             local = client.put(f"/api/v1/sites/obsy/uploads/allsky/{NIGHT}/a.jpg", content=body, headers=good)
             assert local.status_code == 403  # this account is north's only
             assert client.put(route, content=body, headers=good).status_code == 201
+            # A body longer than its Content-Range: only the declared bytes are taken.
+            other_route = route.replace("a.jpg", "b.jpg")
+            half = client.put(other_route, content=body, headers={**good, "Content-Range": "bytes 0-4/10"})
+            assert half.status_code == 204 and half.headers[OFFSET_HEADER] == "5"
+            rest = client.put(other_route, content=body[5:], headers={**good, "Content-Range": "bytes 5-9/10"})
+            assert rest.status_code == 201
+            assert (web.data_dir / "sites" / "north" / "allsky" / NIGHT / "b.jpg").read_bytes() == body
             assert (web.data_dir / "sites" / "north" / "allsky" / NIGHT / "a.jpg").read_bytes() == body
         with web.client() as client:
             client.headers["Authorization"] = f"Bearer {other}"

@@ -139,6 +139,8 @@ async def _take(
                 if block:
                     await run_in_threadpool(part.write, block)
                     taken += len(block)
+                if taken == span.length:
+                    break  # more than Content-Range said is not read
         except ClientDisconnect:
             pass  # what arrived is kept: the site resumes from it
         finally:
