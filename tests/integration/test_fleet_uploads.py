@@ -194,3 +194,6 @@ def test_bad_uploads_are_refused_with_a_reason(tmp_path):
             assert refused.status_code == 403 and "south" in refused.json()["detail"]
         with web.login("otto") as session:  # a login, not the site's token
             assert session.put(route, content=body, headers=good).status_code == 403
+        with web.token_client("otto") as everywhere:  # a token, but of an account not limited to the site
+            refused = everywhere.put(route, content=body, headers=good)
+            assert refused.status_code == 403 and "limited to site north" in refused.json()["detail"]

@@ -1,10 +1,13 @@
 """``/sites/{site}/uploads/{path}``: a bridged site's large files, by resumable PUTs (obsy.upload.protocol).
 
-Only a bridged site (``web.sites``) uploads, only with an API token, and only an operator account
-limited to that site passes the site check (``api/security.py``): the per-site upload token.
+Only a bridged site (``web.sites``) uploads, only with an API token of an operator account limited
+to sites (``users.sites``), and the site check (``api/security.py``) lets it upload only for its
+own sites: the per-site upload token.
 """
 
 from __future__ import annotations
+
+import threading
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
@@ -30,15 +33,22 @@ router = APIRouter(tags=["fleet"])
 ROUTE = "/sites/{site}/uploads/{path:path}"
 
 
+_MAKING = threading.Lock()
+
+
 def store_of(context: WebContext) -> UploadStore:
-    if context.uploads is None:
-        context.uploads = UploadStore(context.data_dir, context.config.web.uploads)
-    return context.uploads
+    """The service's one upload store (its slots count every upload), made on first use."""
+    with _MAKING:
+        if context.uploads is None:
+            context.uploads = UploadStore(context.data_dir, context.config.web.uploads)
+        return context.uploads
 
 
 def _checked(site: str, path: str, who: Principal, context: WebContext) -> tuple[str, ...]:
     if who.via != "token":
         raise HTTPException(403, "uploads need the site's API token ('Authorization: Bearer <token>')")
+    if who.sites is None:  # a site's files come from that site's own account, not a centre-wide one
+        raise HTTPException(403, f"uploads need the token of an account limited to site {site}; {who.username} is not")
     found = fleet_of(context).get(site)
     if found is None or found.bridge is None:
         bridged = ", ".join(s.id for s in fleet_of(context).sites[1:]) or "none"
