@@ -1178,6 +1178,22 @@ class FleetSiteConfig(Section):
         return self.bridge or f"obsy-bridge-{self.site_id()}"
 
 
+class WebUploadsConfig(Section):
+    """What the centre takes of the bridged sites' files (``PUT /api/v1/sites/<site>/uploads/...``, docs/web.md)."""
+
+    max_concurrent: int = Field(default=4, ge=1, le=256, description="uploads at a time; more are answered 503")
+    max_file_bytes: int = Field(default=4 * 1024 * MIB, ge=1 * KIB, description="a larger file is refused (413)")
+    max_staging_bytes: int = Field(
+        default=16 * 1024 * MIB,
+        ge=1 * KIB,
+        description="bytes of unfinished uploads held at a time (all sites); past it new uploads are answered 503",
+    )
+    retry_after: int = Field(default=30, ge=1, le=3600, description="seconds a busy answer asks the site to wait")
+    stale_hours: float = Field(
+        default=48.0, gt=0, description="an unfinished upload untouched this long is dropped (its site starts it again)"
+    )
+
+
 class WebConfig(ServiceSection):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -1204,6 +1220,7 @@ class WebConfig(ServiceSection):
         default_factory=list,
         description="other sites bridged to this broker: stored and shown with their site id (empty: this site only)",
     )
+    uploads: WebUploadsConfig = WebUploadsConfig()
 
 
 class AlpacaConfig(ServiceSection):
@@ -1866,6 +1883,35 @@ class DiskConfig(Section):
         return self
 
 
+class UploadConfig(Section):
+    """Sending this site's large files (allsky pictures) to a centre's web service by HTTP (docs/operations.md).
+
+    Off while ``url`` is empty. The token is an API token of an operator account at the centre
+    limited to this site; keep it in a file: ``OBSY_UPLOAD__TOKEN_FILE``.
+    """
+
+    url: str | None = Field(default=None, pattern=r"^https?://\S+$", description="the centre's web address")
+    site: str | None = Field(
+        default=None, pattern=SITE_ID_PATTERN, description="this site's id at the centre (empty: this site's id)"
+    )
+    token: SecretStr | None = None
+    queue_dir: Path | None = Field(default=None, description="where the queue is kept; empty = <data_dir>/upload-queue")
+    max_queued_files: int = Field(default=20_000, ge=1, description="files waiting at most; more are not queued")
+    chunk_bytes: int = Field(default=4 * MIB, ge=1 * KIB, le=256 * MIB, description="bytes per request")
+    max_bytes_per_s: float | None = Field(default=None, gt=0, description="upload rate limit; empty = none")
+    backoff_max: float = Field(default=300.0, gt=0, description="seconds between tries at most (busy, unreachable)")
+    allsky_fits: bool = Field(default=False, description="send the allsky frames' FITS too, not only the pictures")
+
+    @model_validator(mode="after")
+    def _token_with_url(self) -> UploadConfig:
+        if self.url and self.token is None:
+            raise ValueError("upload.url is set but upload.token is not (set OBSY_UPLOAD__TOKEN_FILE)")
+        return self
+
+    def queue_path(self, data_dir: Path) -> Path:
+        return self.queue_dir or data_dir / "upload-queue"
+
+
 class ObsyConfig(Section):
     site: SiteConfig
     broker: BrokerConfig = BrokerConfig()
@@ -1887,6 +1933,7 @@ class ObsyConfig(Section):
     imaging: ImagingConfig = ImagingConfig()
     alpaca: AlpacaConfig = AlpacaConfig()
     demo: DemoConfig = DemoConfig()
+    upload: UploadConfig = UploadConfig()
     #: Sections of services that are not part of OBSY itself (add-ons), by service name.
     plugins: dict[str, ServiceSection] = Field(default_factory=dict)
 

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from obsy.messages import ImagingLiveStack, ImagingMaster, ImagingTransit
+from obsy.upload import Uploader, UploadQueue
+from tests.integration.test_fleet_uploads import site_token
 from tests.support.watcher import Watcher
 from tests.support.web_server import web_on
 
@@ -93,6 +95,16 @@ def test_imaging_routes_show_one_site_and_only_this_sites_files(tmp_path, databa
         assert [s["target"] for s in north_stacks] == ["M 31 north"]
         assert client.get("/api/v1/imaging/stacks/7/preview").content.startswith(b"\xff\xd8")
         assert client.get("/api/v1/imaging/stacks/7/preview", params={"site": "north"}).status_code == 404
+        # Once north's uploader (obsy.upload) has sent its preview, the centre serves north's, and this site's still.
+        sent = tmp_path / "north-site" / "imaging" / "repository" / "stacks" / "7" / "preview.jpg"
+        sent.parent.mkdir(parents=True)
+        sent.write_bytes(b"\xff\xd8\xff\xe0 north's preview \xff\xd9")
+        queue = UploadQueue(tmp_path / "north-site" / "upload-queue")
+        queue.put(sent, "imaging/repository/stacks/7/preview.jpg")
+        assert Uploader(queue, web.url, "north", site_token(web)).send(queue.peek(timeout=0))
+        north_preview = client.get("/api/v1/imaging/stacks/7/preview", params={"site": "north"})
+        assert north_preview.status_code == 200 and north_preview.content == sent.read_bytes()
+        assert b"this site's preview" in client.get("/api/v1/imaging/stacks/7/preview").content
 
         here = client.get("/api/v1/transits").json()
         north = client.get("/api/v1/transits", params={"site": "north"}).json()

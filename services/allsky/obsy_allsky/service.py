@@ -50,6 +50,7 @@ from obsy.messages import (
 )
 from obsy.runner import Service, run_service
 from obsy.skymodel import SkyModel
+from obsy.upload.site import SiteUploads
 from obsy_allsky import ha
 from obsy_allsky.backend import NumpyBackend
 from obsy_allsky.capture.badpixels import colour_step
@@ -132,6 +133,8 @@ def linear_fits_header(info: FrameInfo, raws: list[RawFrame], camera: str, full_
 
 class AllskyService(Service):
     name = "allsky"
+    #: The pictures' way to the centre (``upload``); None where this site sends none.
+    uploads: SiteUploads | None = None
 
     def start(self) -> None:
         s = self.settings
@@ -165,6 +168,8 @@ class AllskyService(Service):
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._wake = threading.Event()  # ends the pause between frames early (a command, stop)
+        # Pictures to the centre by HTTP where this site is one of a fleet (upload.url); None: not sent.
+        self.uploads = SiteUploads.from_config(self.config)
         self._publish_state()
         self.bus.publish(self.topics.allsky_darks_state, self.darks_state, qos=1, retain=True)
         self.bus.subscribe(self.topics.allsky_darks_command, self._on_darks_command, AllskyDarksCommand)
@@ -191,6 +196,8 @@ class AllskyService(Service):
         self.client.disconnect()
         self._thread.join(timeout=10)
         self.products.stop()
+        if self.uploads is not None:
+            self.uploads.stop()
 
     #: Set by the disk watch at ``critical``: the optional files (raw and linear FITS, streak crops) are not
     #: written; the picture and the one without the overlay (what clouddetect judges) still are.
@@ -222,6 +229,7 @@ class AllskyService(Service):
             "streaks": self.streaks_found,
             "backend": self.pipeline.backend.name,
             "sky_model": self.sky_models.source if self.sky_models is not None else "not used",
+            "uploads": self.uploads.health() if self.uploads is not None else None,
         }
 
     # --- the capture loop ------------------------------------------------------------
@@ -359,6 +367,10 @@ class AllskyService(Service):
             )
             self.bus.publish(self.topics.allsky_frames, frame, qos=1)
             self.frames_done += 1
+            if self.uploads is not None:
+                self.uploads.send(stored.image_path)
+                if self.config.upload.allsky_fits and fits_path is not None:
+                    self.uploads.send(fits_path)
             self.products.frame_stored(frame, result.image)
         self._find_streaks(
             setting.mode, raw=raws[0], image=images[0], result=result, stored=stored, now=now, sky_model=model

@@ -72,6 +72,7 @@ from obsy.messages import (
 )
 from obsy.runner import Service, run_service
 from obsy.transits.ephemeris import EphemerisError
+from obsy.upload.site import SiteUploads
 from obsy_imaging import calibration, ha
 from obsy_imaging.calibrator import BuiltMaster, CalibratedLight, Calibrator, PassResult, PinError
 from obsy_imaging.calibrator import Counts as CalibrationCounts
@@ -158,6 +159,8 @@ class ImagingService(Service):
         self.photometry: PhotometryWorker | None = None
         self.night_stack: NightStackWorker | None = None
         self.transits: TransitWorker | None = None
+        #: The live stack's previews to the centre by HTTP where this site is one of a fleet (``upload.url``).
+        self.uploads: SiteUploads | None = None
 
     # --- runner hooks -------------------------------------------------------------------
     def start(self) -> None:
@@ -167,6 +170,7 @@ class ImagingService(Service):
         self.repository = Repository(engine, settings.repository_dir(data_dir), settings.quarantine_dir(data_dir))
         for folder in (self.repository.root, self.repository.quarantine_root):
             folder.mkdir(parents=True, exist_ok=True)
+        self.uploads = SiteUploads.from_config(self.config)
         if settings.grading.enabled:
             self.grader = Grader(self.repository, settings.grading)
         self.watcher = CaptureWatcher(
@@ -242,6 +246,8 @@ class ImagingService(Service):
             self.night_stack.stop()
         if self.transits is not None:
             self.transits.stop()
+        if self.uploads is not None:
+            self.uploads.stop()
         if self.repository is not None:
             self.repository.engine.dispose()
 
@@ -265,6 +271,7 @@ class ImagingService(Service):
         if self.watcher is None:
             return {}
         return {
+            "uploads": self.uploads.health() if self.uploads is not None else None,
             "ingest_paused": self.watcher.paused,
             "queue": self.watcher.queue_depth,
             "watching": [str(p) for p in self.watcher.watching],
@@ -784,6 +791,8 @@ class LiveStackWorker(PassWorker):
         # The picture first: whoever reacts to the state finds the matching preview retained.
         self.bus.publish(self.topics.imaging_live_stack_image, done.preview, qos=1, retain=True)
         self.bus.publish(self.topics.imaging_live_stack_state, live_stack_message(done), qos=1, retain=True)
+        if self.service.uploads is not None:  # the same preview to the centre (replaced there at each fold)
+            self.service.uploads.send(self.stacker.root / done.stack.preview_path)
 
 
 def photometry_message(done: Measured) -> ImagingPhotometry:

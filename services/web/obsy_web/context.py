@@ -20,6 +20,7 @@ from obsy_web.simulation import WeatherSimulationGateway
 from obsy_web.sky import SkyNow
 from obsy_web.status import StatusBoard
 from obsy_web.targets import TargetStore
+from obsy_web.uploads import UploadStore
 
 
 @dataclass
@@ -42,6 +43,8 @@ class WebContext:
     #: The bridged sites' MCPs, by site id: only closing commands are sent (``/fleet/{site}/commands``).
     site_commands: dict[str, CommandGateway] = field(default_factory=dict)
     masters: MastersCommandGateway | None = None
+    #: The bridged sites' files received by HTTP (``api/uploads.py``); made on first use.
+    uploads: UploadStore | None = None
 
     @property
     def data_dir(self) -> Path:

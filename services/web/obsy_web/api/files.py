@@ -24,6 +24,7 @@ from obsy_web.api.fleet import of_site, site_filter
 from obsy_web.api.security import get_context, viewer
 from obsy_web.context import WebContext
 from obsy_web.db.models import AllskyFrameRecord, AllskyStreakRecord
+from obsy_web.uploads import bridged_frame_path
 
 router = APIRouter(dependencies=[Depends(viewer)])
 
@@ -88,10 +89,18 @@ class Night(BaseModel):
     last: datetime
 
 
-def resolve_data_file(data_dir: Path, relative: str) -> Path:
-    """The file ``relative`` names inside ``data_dir``; 404 for anything else."""
+def relative_parts(relative: str) -> tuple[str, ...] | None:
+    """The parts of a relative path that stays inside its folder (no ``..``, no hidden parts); else None."""
     parts = PurePosixPath(relative.replace("\\", "/")).parts
     if not parts or any(p in ("..", "") or p.startswith(".") or "\x00" in p for p in parts) or relative.startswith("/"):
+        return None
+    return parts
+
+
+def resolve_data_file(data_dir: Path, relative: str) -> Path:
+    """The file ``relative`` names inside ``data_dir``; 404 for anything else."""
+    parts = relative_parts(relative)
+    if parts is None:
         raise HTTPException(404, "no such file in the data directory")
     root = data_dir.resolve()
     path = root.joinpath(*parts)
@@ -177,6 +186,12 @@ def allsky_image_file(
 ) -> Response:
     image = allsky_image(frame_id, site, context)
     url = urlparse(image.url)
+    if site is not None and site != context.config.site_id():
+        # A bridged site's picture, where its uploader sent it (obsy.upload); never a file of this site.
+        relative = bridged_frame_path(site, image.night, url.path)
+        if relative is None or not (context.data_dir / relative).is_file():
+            raise HTTPException(404, f"the picture of {frame_id} has not arrived from site {site} (yet)")
+        return FileResponse(resolve_data_file(context.data_dir, relative))
     if url.scheme in ("http", "https"):
         return RedirectResponse(image.url, status_code=307)
     if url.scheme == "file" and url.netloc in ("", "localhost"):

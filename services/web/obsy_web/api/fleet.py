@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import quote, urlparse
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import JSONResponse
@@ -15,6 +16,7 @@ from obsy_web.auth.accounts import Principal
 from obsy_web.commands import NoAnswerError, web_origin
 from obsy_web.context import WebContext
 from obsy_web.fleet import Fleet, sites_of
+from obsy_web.uploads import bridged_frame_path
 
 router = APIRouter(tags=["fleet"], dependencies=[Depends(viewer)])
 
@@ -126,7 +128,7 @@ def site_night(
     dependencies=[Depends(every_site)],
 )
 async def fleet(who: Principal = Depends(viewer), context: WebContext = Depends(get_context)) -> JSONResponse:
-    sites = [site for site in fleet_of(context).overviews() if who.sees(site["id"])]
+    sites = [_with_picture(site, context) for site in fleet_of(context).overviews() if who.sees(site["id"])]
     return JSONResponse({"items": sites, "total": len(sites)})
 
 
@@ -136,4 +138,23 @@ async def fleet_site(site: str, context: WebContext = Depends(get_context)) -> J
     found = known.get(site)
     if found is None:
         raise HTTPException(404, f"no site {site!r} (known: {', '.join(s.id for s in known.sites)})")
-    return JSONResponse(known.overview(found))
+    return JSONResponse(_with_picture(known.overview(found), context))
+
+
+def _with_picture(entry: dict[str, Any], context: WebContext) -> dict[str, Any]:
+    """``allsky_picture``: where this service serves the site's newest allsky picture, or None.
+
+    A bridged site's picture is here once its uploader has sent it (``api/uploads.py``).
+    """
+    frame = fleet_of(context).latest[entry["id"]].get("allsky/frames")
+    picture = None
+    if isinstance(frame, dict) and isinstance(frame.get("frame_id"), str):
+        link = f"/api/v1/allsky/images/{quote(frame['frame_id'])}/file?site={quote(entry['id'])}"
+        if entry["local"]:
+            picture = link
+        else:
+            relative = bridged_frame_path(
+                entry["id"], str(frame.get("night", "")), urlparse(str(frame.get("url"))).path
+            )
+            picture = link if relative is not None and (context.data_dir / relative).is_file() else None
+    return {**entry, "allsky_picture": picture}

@@ -36,6 +36,7 @@ from obsy_web.db.models import (
     PhotometryPoint,
     TransitFitRecord,
 )
+from obsy_web.uploads import SITES_FOLDER
 
 router = APIRouter(tags=["imaging"])
 NIGHT_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
@@ -140,6 +141,14 @@ def files_of(context: WebContext, site: str | None) -> Path | None:
     return context.imaging_repository if is_local(context, site) else None
 
 
+def arrived_repository(context: WebContext, site: str | None) -> Path | None:
+    """Where a bridged site's uploader sends its live stack previews (obsy.upload): its repository at the
+    default place under its data directory, kept here under ``sites/<site>/``; None for this site."""
+    if is_local(context, site):
+        return None
+    return context.data_dir / SITES_FOLDER / str(site) / "imaging" / "repository"
+
+
 def _inside(root: Path | None, relative: str | None, suffixes: tuple[str, ...]) -> Path | None:
     """``root/relative`` when it is a file inside ``root`` with one of ``suffixes``; otherwise None."""
     if root is None or not relative or relative.startswith("/") or "\\" in relative:
@@ -179,7 +188,7 @@ def live_stack_preview(
             ).first()
         if preview is None:
             raise HTTPException(404, f"no live stack {stack_id}")
-    path = _inside(files_of(context, site), preview, (".jpg", ".jpeg"))
+    path = _inside(files_of(context, site) or arrived_repository(context, site), preview, (".jpg", ".jpeg"))
     if path is not None:
         return FileResponse(path, media_type="image/jpeg", headers=NO_CACHE)
     jpeg = context.latest.raw("imaging/livestack/image")

@@ -1,0 +1,75 @@
+"""What a service runs to send its files to the centre (``upload`` in the config; off without ``upload.url``).
+
+The allsky service sends its pictures; any service whose files lie under ``data_dir`` may send
+them the same way: ``SiteUploads.from_config(config)``, ``.send(path)`` after the file is written
+whole, ``.stop()`` on exit. The thread works beside the service and never holds it up: a slow or
+absent centre only lets the queue grow (up to ``upload.max_queued_files``).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from obsy.config import ObsyConfig
+from obsy.upload.queue import QueueFullError, UploadQueue
+from obsy.upload.sender import Uploader
+
+log = logging.getLogger("obsy.upload")
+
+
+class SiteUploads:
+    def __init__(self, data_dir: Path, queue: UploadQueue, uploader: Uploader) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.queue = queue
+        self.uploader = uploader
+
+    @classmethod
+    def from_config(cls, config: ObsyConfig) -> SiteUploads | None:
+        """Started uploads, or None where ``upload.url`` is empty."""
+        settings = config.upload
+        if not settings.url or settings.token is None:
+            return None
+        queue = UploadQueue(settings.queue_path(config.data_dir), settings.max_queued_files)
+        uploader = Uploader(
+            queue,
+            settings.url,
+            settings.site or config.site_id(),
+            settings.token.get_secret_value(),
+            chunk_bytes=settings.chunk_bytes,
+            max_bytes_per_s=settings.max_bytes_per_s,
+            backoff_max=settings.backoff_max,
+        )
+        log.info("sending files to %s as site %s (%d queued)", settings.url, uploader.site, len(queue))
+        return cls(config.data_dir, queue, uploader.start())
+
+    def send(self, path: Path) -> bool:
+        """Queue a file under the data directory; False (logged) when it is elsewhere or the queue is full."""
+        resolved = Path(path).resolve()
+        if not resolved.is_relative_to(self.data_dir):
+            log.error("not sending %s: it is not under the data directory %s", resolved, self.data_dir)
+            return False
+        try:
+            self.queue.put(resolved, resolved.relative_to(self.data_dir).as_posix())
+        except QueueFullError as exc:
+            log.error("%s", exc)
+            return False
+        return True
+
+    def health(self) -> dict[str, Any]:
+        """For the service's health message: what waits, what went, and how the centre answered."""
+        stats = self.uploader.stats
+        return {
+            "queued": len(self.queue),
+            "sent": stats.files_sent,
+            "bytes_sent": stats.bytes_sent,
+            "resumed": stats.resumed,
+            "busy_answers": stats.busy_answers,
+            "failures": stats.failures,
+            "dropped": len(stats.dropped),
+            "last_error": stats.last_error,
+        }
+
+    def stop(self) -> None:
+        self.uploader.stop()
