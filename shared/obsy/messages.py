@@ -648,6 +648,12 @@ class ImagingLiveStack(Message):
     shift_px: tuple[float, float] = Field(description="its registration: shift (x, y) onto the reference, pixels")
     rotation_deg: float = Field(description="its registration: rotation onto the reference, degrees")
     fold_s: float = Field(ge=0, description="seconds from reading the calibrated light to the preview")
+    rebuilt: int = Field(
+        default=0,
+        ge=0,
+        description="lights folded again from their calibrated files because some were calibrated again (then "
+        "frame_id is the last of those); 0 for an ordinary fold",
+    )
 
 
 class ImagingNightStack(Message):

@@ -131,13 +131,17 @@ class Photometer:
 
     # --- which lights ------------------------------------------------------------------
     def pending(self, limit: int = 100) -> list[int]:
-        """Calibrated lights of configured targets not measured yet, accepted by grading (or not graded),
-        oldest calibration first."""
-        done = select(PhotometryMeasurement.frame_id)
+        """Calibrated lights of configured targets not measured yet, or calibrated again since they were
+        measured (a better master: the row is replaced), accepted by grading (or not graded), oldest
+        calibration first."""
         names = [name for target in self.settings.targets for name in (target.name, *target.aliases)]
         query = (
             usable_lights(Frame.id, Frame.target, names=names)
-            .where(Frame.id.not_in(done))
+            .outerjoin(PhotometryMeasurement, PhotometryMeasurement.frame_id == Frame.id)
+            .where(
+                PhotometryMeasurement.frame_id.is_(None)
+                | (Calibration.calibrated_at > PhotometryMeasurement.measured_at)
+            )
             .order_by(Calibration.calibrated_at, Calibration.id)
         )
         found: list[int] = []
@@ -157,6 +161,8 @@ class Photometer:
 
     # --- one light ---------------------------------------------------------------------
     def measure(self, frame_id: int) -> Measured:
+        # Before the file is read: a light calibrated again while it is measured is measured once more.
+        started = datetime.now(UTC)
         with self.repository.sessions() as session:
             frame = session.get(Frame, frame_id)
             calibration = session.scalar(select(Calibration).where(Calibration.frame_id == frame_id))
@@ -208,7 +214,7 @@ class Photometer:
                     fwhm_px=seeing or None,
                 )
                 _fill(row, reduced)
-        row.measured_at = datetime.now(UTC)
+        row.measured_at = started
         with self.repository.sessions.begin() as session:
             session.merge(row)
         done = Measured(frame, row, calibration.path)

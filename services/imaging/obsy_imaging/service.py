@@ -761,7 +761,7 @@ class CalibrationWorker(PassWorker):
             message = calibrated_message(done)
             self.bus.publish(self.topics.imaging_calibrated, message, qos=1)
             self.log.info("calibrated %s as %s", message.light, message.path, extra={"event": "frame_calibrated"})
-        if result.calibrated and self.on_calibrated is not None:
+        if (result.calibrated or result.recalibrated) and self.on_calibrated is not None:
             self.on_calibrated()
         for done in result.recalibrated:  # the same message again, marked: consumers learn of the new file
             self.bus.publish(self.topics.imaging_calibrated, calibrated_message(done), qos=1)
@@ -804,6 +804,7 @@ def live_stack_message(done: Folded) -> ImagingLiveStack:
         shift_px=(round(dx, 3), round(dy, 3)),
         rotation_deg=round(done.transform.rotation_deg, 4),
         fold_s=round(done.fold_s, 3),
+        rebuilt=done.rebuilt,
     )
 
 
@@ -827,6 +828,10 @@ class LiveStackWorker(PassWorker):
 
     def _pass(self) -> None:
         self._drain(lambda: self.stacker.pending(since_night=self._since_night()), self._fold)
+        for stack_id in self.stacker.stale(since_night=self._since_night()):  # lights calibrated again
+            if self._stopping.is_set():
+                return
+            self._publish(self.stacker.rebuild(stack_id))
 
     def _fold(self, frame_id: int) -> None:
         try:
