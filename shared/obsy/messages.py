@@ -782,6 +782,34 @@ class ImagingMastersState(Message):
     pinned: list[str] = Field(default_factory=list, description="every master pinned now, after the command")
 
 
+class ImagingIngestCommand(Message):
+    """Take a frame now (``<p>/imaging/ingest/set``), e.g. from ``obsy-imaging post-capture``; answered on
+    ``<p>/imaging/ingest/state``.
+
+    With ``path``: that file, as the folder watch would take it (deduplicated with it by path and by
+    content hash). Without: the capture folders are scanned again (KStars 3.6 names no file).
+    """
+
+    path: str | None = Field(default=None, max_length=4096, description="the frame's absolute path")
+    route: Literal["post_capture", "dbus"] = "post_capture"
+    request_id: str | None = Field(default=None, max_length=64)
+    origin: CommandOrigin | None = Field(default=None, description="who sent it; empty: unknown")
+
+
+class ImagingIngestState(Message):
+    """The answer to an :class:`ImagingIngestCommand` (``<p>/imaging/ingest/state``, not retained)."""
+
+    request_id: str | None = None
+    path: str | None = None
+    outcome: str = Field(
+        description="registered, duplicate, known (taken before), quarantined, already_quarantined, storage_full, "
+        "vanished, rejected (a bad command), scanning (no path: the folders are scanned)"
+    )
+    frame_id: int | None = None
+    sha256: str | None = None
+    reason: str | None = Field(default=None, description="why it was quarantined or rejected")
+
+
 # --- scheduler -----------------------------------------------------------------
 
 
