@@ -332,8 +332,9 @@ class ImagingService(Service):
                 qos=1,
             )
 
-        if command.path is None:
-            answer("scanning", f"{watcher.scan()} frame files in the capture folders looked at again")
+        if command.path is None:  # a walk of months of frames must not hold up the bus's thread
+            threading.Thread(target=watcher.scan, name="imaging-scan", daemon=True).start()
+            answer("scanning", "the capture folders are looked at again")
             return
         path = Path(command.path)
         if not path.is_absolute():
