@@ -239,6 +239,16 @@ class LiveStacker:
             row, frame, last.weight, transform, last.pairs, took, preview, reference_path, clock.laps, len(rows)
         )
 
+    def keep(self, stack_id: int) -> None:
+        """A stack that could not be rebuilt keeps the earlier calibration of its lights: marked as
+        up to date, so it is not read again every pass (the next light calibrated again tries anew)."""
+        now = datetime.now(UTC)
+        with self.repository.sessions.begin() as session:
+            for entry in session.scalars(
+                select(LiveStackFrame).where(LiveStackFrame.stack_id == stack_id, LiveStackFrame.status == FOLDED)
+            ):
+                entry.done_at = now
+
     # --- one light ---------------------------------------------------------------------
     def fold(self, frame_id: int) -> Folded | LeftOut:
         started = perf_counter()

@@ -891,7 +891,21 @@ class LiveStackWorker(PassWorker):
         for stack_id in self.stacker.stale(since_night=self._since_night()):  # lights calibrated again
             if self._stopping.is_set():
                 return
-            self._publish(self.stacker.rebuild(stack_id))
+            try:
+                rebuilt = self.stacker.rebuild(stack_id)
+            except Exception as exc:  # a light's file gone or unreadable: the stack stays as it was
+                self.errors += 1
+                self.log.exception("live stack %s not rebuilt", stack_id, extra={"event": "live_stack_rebuild_failed"})
+                self.stacker.keep(stack_id)
+                self._event(
+                    "live_stack_rebuild_failed",
+                    "error",
+                    f"live stack {stack_id} not rebuilt after lights were calibrated again: {exc}; it keeps their "
+                    "earlier calibration"[:1000],
+                    {"stack_id": stack_id},
+                )
+                continue
+            self._publish(rebuilt)
 
     def _fold(self, frame_id: int) -> None:
         try:

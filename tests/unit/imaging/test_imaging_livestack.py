@@ -298,3 +298,26 @@ def test_lights_calibrated_again_are_folded_again_with_their_new_calibration(rep
     assert glow_in(new) < glow_in(old) - 150.0
     good = np.isfinite(new) & np.isfinite(straight)
     assert np.median(np.abs(new[good] - straight[good])) < 0.5
+
+
+def test_a_stack_that_cannot_be_rebuilt_keeps_its_lights_earlier_calibration(repository) -> None:
+    from obsy.config import ImagingLiveStackConfig
+    from obsy_imaging.repository.models import Calibration
+    from tests.support.live_stack import calibrate_again, record, write_calibrated
+
+    images = [simulated(80 + i, east=8.0 * i) for i in range(2)]
+    ids = record(repository, [write_calibrated(repository, f"k{i}.fits", image) for i, image in enumerate(images)])
+    stacker = LiveStacker(repository, ImagingLiveStackConfig())
+    folded = stacker.run()
+    stack_file = repository.root / folded[-1].stack.path
+    before = fits.getdata(stack_file).copy()
+    calibrate_again(repository, ids[1], images[1] + 5.0)
+    with repository.sessions() as session:
+        gone = repository.root / session.scalar(select(Calibration.path).where(Calibration.frame_id == ids[0]))
+    gone.unlink()  # the reference's calibrated file, removed by hand
+    [stack_id] = stacker.stale()
+    with pytest.raises(OSError):
+        stacker.rebuild(stack_id)
+    np.testing.assert_array_equal(fits.getdata(stack_file), before)  # nothing half-written
+    stacker.keep(stack_id)
+    assert stacker.stale() == []
