@@ -16,9 +16,13 @@ lights.
 3. clouds roll in (no rain): clouddetect says cloudy, the MCP stops Ekos, parks and closes; the lights
    taken under the clouds (the simulator's truth in each frame's header) are graded and rejected;
    the sky clears and the roof opens again, lights are accepted again;
-4. the operator ends the night: the MCP stops Ekos, parks and closes, and the web service sends
-   the end-of-night summary (through Apprise to a receiver on loopback) with the lights accepted,
-   their integration, the stack, the lights rejected and the clouds that closed the roof.
+4. rain: the MCP stops Ekos, parks the mount and closes the roof, in that order (its own steps
+   and the drivers' reports);
+5. dawn, played by the operator's ABORT (the night must end while the test runs): the web service
+   sends the end-of-night summary (through Apprise to a receiver on loopback) with the lights
+   accepted, their integration, the stack, the lights rejected and the clouds and rain that closed
+   the roof; the imaging service stacks the night again with rejection (the stack of record) from
+   the live stack's lights.
 
 Phase durations are printed, never asserted. Every log ends up in one folder a failure names.
 """
@@ -59,8 +63,8 @@ from tests.support.e2e_observatory import (
 )
 from tests.support.e2e_site import DarkSite, dark_site
 from tests.support.indiserver import CCD, TELESCOPE, IndiServer, pyindi_available, require_indi
-from tests.support.kstars import PROFILE, KStars, kstars_available
-from tests.support.mcp_harness import prepare_devices, states, wait_state
+from tests.support.kstars import PROFILE, SCHEDULER, SCHEDULER_PATH, KStars, kstars_available, written_frames
+from tests.support.mcp_harness import events, prepare_devices, states, wait_state
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.notify_receiver import Receiver
 from tests.support.pgcluster import fresh_database
@@ -80,7 +84,7 @@ LIGHTS = 40  # more than the night needs: the operator ends it
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.slow,
-    pytest.mark.long(seconds=420),
+    pytest.mark.long(seconds=480),
     pytest.mark.timeout(1200),
     pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
     pytest.mark.skipif(not pyindi_available(), reason="pyindi-client is not installed"),
@@ -172,7 +176,7 @@ def against_fixed_pattern(path: Path, exposure_s: float, *, dark: bool) -> tuple
 
 def all_lights_graded(watcher: Watcher, directory: Path) -> list[dict[str, Any]] | None:
     """The imaging service's graded lights (``imaging/frames``), once every light Ekos wrote is among them."""
-    written = sum(1 for path in directory.rglob("*.fits") if "Light" in path.parts)
+    written = sum(1 for path, _header in written_frames(directory) if "Light" in path.parts)
     frames = [json.loads(m.payload) for m in watcher.on(TOPICS.imaging_frames) if m.payload]
     lights = [f for f in frames if f["frame_type"] == "light" and f["accepted"] is not None]
     return lights if len(lights) >= written else None
@@ -184,13 +188,27 @@ def sky_of(frame: dict[str, Any]) -> str:
 
 
 def frame_types(directory: Path) -> dict[str, int]:
-    """IMAGETYP of every frame Ekos wrote, counted."""
+    """IMAGETYP of every frame Ekos has written, counted."""
     counts: dict[str, int] = {}
-    for path in directory.rglob("*.fits"):
-        with contextlib.suppress(OSError):
-            kind = str(fits.getheader(path).get("IMAGETYP", "?"))
-            counts[kind] = counts.get(kind, 0) + 1
+    for _path, header in written_frames(directory):
+        kind = str(header.get("IMAGETYP", "?"))
+        counts[kind] = counts.get(kind, 0) + 1
     return counts
+
+
+def how_ekos_stands(kstars: KStars, watcher: Watcher, directory: Path) -> str:
+    """What Ekos has written, what the MCP said of the roof and Ekos, what Ekos' scheduler and KStars logged:
+    for a wait that ran out."""
+    told = ("ekos", "transition", "roof_", "step_failed", "alarm", "command_")
+    mcp_events = [e.get("message") for e in events(watcher, TOPICS) if str(e.get("kind", "")).startswith(told)]
+    try:
+        scheduler_log = kstars.module_log(SCHEDULER_PATH, SCHEDULER)[:15]
+    except Exception as error:  # a diagnostic must not hide the failure it explains
+        scheduler_log = [f"(not readable: {error})"]
+    return (
+        f"Ekos wrote {frame_types(directory)}; the MCP said: {mcp_events[-15:]}; "
+        f"the Ekos scheduler's log, newest first: {scheduler_log}; KStars' log:\n{kstars.log_tail(60)}"
+    )
 
 
 def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(tmp_path: Path) -> None:
@@ -279,7 +297,7 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
                 and kinds
             ),
             420,
-            f"masters of bias, darks and flats (Ekos wrote {frame_types(frames_dir)})",
+            lambda: f"masters of bias, darks and flats ({how_ekos_stands(kstars, watcher, frames_dir)})",
         )
         print(f"masters: {sorted(masters)}; Ekos frames so far: {frame_types(frames_dir)}")
         repository = config.parent / "data" / "imaging" / "repository"
@@ -301,7 +319,7 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
                 "Zenith field",
             ),
             420,
-            "a live stack of three lights of the target",
+            lambda: f"a live stack of three lights of the target ({how_ekos_stands(kstars, watcher, frames_dir)})",
         )[0]
         calibrated = db.rows("SELECT count(*) FROM calibrated_lights WHERE target = %s", "Zenith field")[0][0]
         assert calibrated >= stacked[0], (calibrated, stacked)
@@ -341,12 +359,26 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
         print(f"clear again: {len(clear_again)} lights accepted after reopening")
         print(f"3 clouds roll in, and go: {clock.done('3 clouds roll in, and go'):.1f} s")
 
-        # ------------------------------------------------------------ 4. the night ends: its summary
-        mark = len(states(watcher, TOPICS))
+        # ------------------------------------------------------------ 4. rain: closed in order
+        mark, event_mark = len(states(watcher, TOPICS)), len(events(watcher, TOPICS))
+        rained = services.run_command("weather", "simulate", "rain")
+        assert rained.returncode == 0, rained.stderr
+        closed = wait_new_state(
+            watcher,
+            mark,
+            lambda s: s["roof"] == "closed" and s["mount_parked"] and "rain" in " ".join(s["unsafe_reasons"]),
+            240,
+        )
+        assert closed["state"] == "closed_unsafe", closed
+        closing = [e["data"]["step"] for e in events(watcher, TOPICS)[event_mark:] if e["kind"] == "device_action"]
+        order = ["stop_ekos_scheduler", "park_mount", "close_roof"]
+        assert all(step in closing for step in order), closing
+        assert [closing.index(step) for step in order] == sorted(closing.index(step) for step in order), closing
+        print(f"4 rain, closed in order: {clock.done('4 rain, closed in order'):.1f} s")
+
+        # ------------------------------------------------------------ 5. dawn (the operator's ABORT): results
         ended = web.post("/api/v1/commands/night", json={"action": "ABORT"})
         assert ended.status_code in (200, 202), ended.text
-        closed = wait_new_state(watcher, mark, lambda s: s["roof"] == "closed" and s["state"] != "observing", 240)
-        assert closed["mount_parked"] is True
         summaries = receiver.wait(1, timeout=120)
         text = json.dumps(summaries)
         assert "Zenith field" in text, summaries
@@ -357,12 +389,30 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
         assert summary["lights_rejected"] >= len(under_cloud), summary
         assert summary["integration_s"] >= stacked[0] * LIGHT_S, summary
         assert summary["stacks"] >= 1, summary
-        assert "clouds" in summary["closed_for"], summary["closed_for"]
+        assert "clouds" in summary["closed_for"] and "rain" in summary["closed_for"], summary["closed_for"]
         print(
             f"summary: {summary['lights_accepted']} lights accepted, {summary['lights_rejected']} rejected, "
             f"{summary['integration_s']:.0f} s; closed for {summary['closed_for']}"
         )
-        print(f"4 the night ends, its summary: {clock.done('4 the night ends, its summary'):.1f} s")
+
+        def stacked_again() -> dict[str, Any] | None:
+            """The newest night stack, once it holds every light of the newest live stack (a late light
+            grows the live stack, and the night is stacked again)."""
+            night_stacks = [json.loads(m.payload) for m in watcher.on(TOPICS.imaging_night_stacks) if m.payload]
+            live_now = [json.loads(m.payload) for m in watcher.on(TOPICS.imaging_live_stack_state) if m.payload]
+            return night_stacks[-1] if night_stacks and night_stacks[-1]["frames"] == live_now[-1]["frames"] else None
+
+        night_stack = wait_until(stacked_again, 180, "the night stacked again with rejection once the night ended")
+        assert night_stack["target"] == "Zenith field", night_stack
+        assert night_stack["rejection"] == "winsorized 3/3" and night_stack["missing"] == 0, night_stack
+        with fits.open(repository / night_stack["path"]) as of_record:
+            assert of_record[0].header["NCOMBINE"] == night_stack["frames"]
+            assert of_record["REJECTED"].data.shape == of_record[0].data.shape
+        print(
+            f"night stack: {night_stack['frames']} lights, {100 * night_stack['rejected_fraction']:.2f} % of values "
+            f"rejected ({night_stack['rejection']})"
+        )
+        print(f"5 dawn, results: {clock.done('5 dawn, results'):.1f} s")
 
         services.check_running()
         codes = services.stop()

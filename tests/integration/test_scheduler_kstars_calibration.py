@@ -27,7 +27,7 @@ from obsy.messages import ExposurePlan, FrameType, Target, TargetConstraints
 from obsy_scheduler.ekos import EkosFiles, write_plan
 from obsy_scheduler.planner import Block, Plan
 from tests.support.indiserver import CCD, IndiServer, require_indi
-from tests.support.kstars import SCHEDULER, SCHEDULER_PATH, KStars, KStarsError, kstars_available
+from tests.support.kstars import SCHEDULER, SCHEDULER_PATH, KStars, KStarsError, kstars_available, written_frames
 
 pytestmark = [
     pytest.mark.integration,
@@ -128,11 +128,7 @@ def ekos_config(**calibration: object) -> SchedulerEkosConfig:
 def frames(files: EkosFiles) -> Counter:
     """(IMAGETYP, EXPTIME) of every frame Ekos wrote for the run."""
     found: Counter = Counter()
-    for path in sorted(files.fits_dir.rglob("*.fits")):
-        try:
-            header = fits.getheader(path)
-        except OSError:  # Ekos is still writing it: counted on the next look
-            continue
+    for _path, header in written_frames(files.fits_dir):  # one Ekos is still writing is counted on the next look
         found[(header.get("IMAGETYP"), round(float(header["EXPTIME"]), 3))] += 1
     return found
 

@@ -43,7 +43,7 @@ from obsy_skysim.field import FieldRenderer
 from obsy_skysim.sensor import Sensor
 from tests.support.e2e_site import dark_site
 from tests.support.indiserver import TELESCOPE, IndiServer, require_indi
-from tests.support.kstars import KStars, kstars_available
+from tests.support.kstars import KStars, kstars_available, written_frames
 
 pytestmark = [
     pytest.mark.integration,
@@ -144,7 +144,7 @@ def test_ekos_captures_stars_with_the_simulators_main_camera(observatory, tmp_pa
     started = time.monotonic()
     kstars.start_scheduler()
     deadline = time.monotonic() + 240
-    while len(frames := sorted(files.fits_dir.rglob("*.fits"))) < FRAMES:
+    while len(frames := [path for path, _header in written_frames(files.fits_dir)]) < FRAMES:
         assert time.monotonic() < deadline, f"Ekos wrote {len(frames)} frames; KStars log:\n{kstars.log_tail(60)}"
         time.sleep(1)
     print(f"Ekos wrote {len(frames)} frames in {time.monotonic() - started:.0f} s")
@@ -210,7 +210,7 @@ def test_ekos_takes_calibration_frames_with_the_simulators_main_camera(observato
     kstars.call(CAPTURE_PATH, CAPTURE, "start")
     wanted = sum(count for _, _, count, _ in CALIBRATION)
     deadline = time.monotonic() + 120
-    while len(frames := sorted(frames_dir.rglob("*.fits"))) < wanted:
+    while len(frames := [path for path, _header in written_frames(frames_dir)]) < wanted:
         if time.monotonic() > deadline:
             raise AssertionError(
                 f"Ekos wrote {[str(f.relative_to(frames_dir)) for f in frames]}; "

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -253,15 +253,18 @@ def logs_named_on_failure(log_dir: Path, **logs: Path) -> Iterator[None]:
         ) from error
 
 
-def wait_until(check, timeout: float, what: str, interval: float = 0.5):
-    """``check()``'s first true answer, polled; TimeoutError naming ``what`` after ``timeout`` seconds."""
+def wait_until(check, timeout: float, what: str | Callable[[], str], interval: float = 0.5):
+    """``check()``'s first true answer, polled; TimeoutError naming ``what`` after ``timeout`` seconds.
+
+    ``what`` may be a function: it is asked at the timeout, so the message tells how things stood then.
+    """
     deadline = time.monotonic() + timeout
     while True:
         result = check()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
+            raise TimeoutError(f"{what() if callable(what) else what}: not within {timeout:.0f} s")
         time.sleep(interval)
 
 

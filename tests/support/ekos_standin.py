@@ -6,7 +6,8 @@ scheduler that aborts, or finishes, at the moment a test chooses. It runs its ow
 ``dbus-daemon`` on a unix socket in a work directory, owns ``org.kde.kstars`` there and
 answers the calls the MCP makes (``/KStars/Ekos``: setProfile, start, connectDevices and
 the ekosStatus/indiStatus properties; ``/KStars/Ekos/Scheduler``: removeAllJobs,
-loadScheduler, start, stop and the status property), recording each one, and KStars'
+loadScheduler, start, stop and the status property; ``/KStars/Ekos/Capture``: its ``camera``,
+``camera`` below), recording each one, and KStars'
 ``location`` (in ``timezone``, the test sites' Europe/Vienna unless set; not recorded). It
 uses jeepney, as the MCP does.
 
@@ -31,7 +32,16 @@ from jeepney import DBusAddress, Message, MessageType, new_error, new_method_cal
 from jeepney.io.blocking import open_dbus_connection
 from jeepney.low_level import HeaderFields
 
-from obsy_mcp.ekos import EKOS, EKOS_PATH, PROPERTIES, SCHEDULER, SCHEDULER_PATH, SERVICE, SchedulerStatus
+from obsy_mcp.ekos import (
+    CAPTURE_PATH,
+    EKOS,
+    EKOS_PATH,
+    PROPERTIES,
+    SCHEDULER,
+    SCHEDULER_PATH,
+    SERVICE,
+    SchedulerStatus,
+)
 
 COMMUNICATION_SUCCESS = 2
 
@@ -48,6 +58,7 @@ class EkosStandIn:
         self.status = SchedulerStatus.IDLE
         self.started_status = started_status  # what Scheduler.start turns the status into
         self.calls: list[str] = []
+        self.camera = "CCD Simulator"  # the capture module's camera: the config's scheduler.ekos.camera
         self.timezone = "Europe/Vienna"  # the zone of KStars' location, as its ``location`` method tells
         self._daemon: subprocess.Popen[bytes] | None = None
         self._stop = threading.Event()
@@ -110,25 +121,36 @@ class EkosStandIn:
         place = {"name": self.timezone.rsplit("/", 1)[-1], "province": "", "country": "", "latitude": 0, "longitude": 0}
         return json.dumps({**place, "tz0": standard, "tz": offset})
 
+    def _property(self, message: Message, path: str, method: str) -> Message:
+        """Get: the scheduler's status, Ekos' states, the capture module's camera; Set: taken (the
+        capture module's optical train, whose camera is ``self.camera``)."""
+        if method == "Set":
+            return new_method_return(message)
+        _iface, name = message.body
+        value = {
+            (SCHEDULER_PATH, "status"): int(self.status),
+            (EKOS_PATH, "ekosStatus"): COMMUNICATION_SUCCESS,
+            (EKOS_PATH, "indiStatus"): COMMUNICATION_SUCCESS,
+            (CAPTURE_PATH, "camera"): self.camera,
+        }.get((path, name))
+        if value is None:
+            return new_error(message, "org.freedesktop.DBus.Error.UnknownProperty", "s", (name,))
+        return new_method_return(message, "v", (("s" if isinstance(value, str) else "i", value),))
+
     def _answer(self, message: Message) -> Message:
         fields = message.header.fields
         path, interface, method = (
             fields.get(f) for f in (HeaderFields.path, HeaderFields.interface, HeaderFields.member)
         )
-        if interface == PROPERTIES and method == "Get":
-            _iface, name = message.body
-            value = {
-                (SCHEDULER_PATH, "status"): int(self.status),
-                (EKOS_PATH, "ekosStatus"): COMMUNICATION_SUCCESS,
-                (EKOS_PATH, "indiStatus"): COMMUNICATION_SUCCESS,
-            }.get((path, name))
-            if value is None:
-                return new_error(message, "org.freedesktop.DBus.Error.UnknownProperty", "s", (name,))
-            return new_method_return(message, "v", (("i", value),))
+        if interface == PROPERTIES:
+            return self._property(message, path, method)
         if (path, interface, method) == ("/KStars", SERVICE, "location"):
             return new_method_return(message, "s", (self._location(),))
         self.calls.append(f"{path.rsplit('/', 1)[-1]}.{method}")  # Ekos.setProfile, Scheduler.start
-        if (path, interface, method) in ((EKOS_PATH, EKOS, "setProfile"), (SCHEDULER_PATH, SCHEDULER, "loadScheduler")):
+        if (path, interface, method) in (
+            (EKOS_PATH, EKOS, "setProfile"),
+            (SCHEDULER_PATH, SCHEDULER, "loadScheduler"),
+        ):
             return new_method_return(message, "b", (True,))
         if (path, interface, method) == (SCHEDULER_PATH, SCHEDULER, "start"):
             self.status = self.started_status

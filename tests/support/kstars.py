@@ -51,10 +51,13 @@ import signal
 import sqlite3
 import subprocess
 import time
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from astropy.io import fits
 from jeepney import DBusAddress, new_method_call
 from jeepney.io.blocking import DBusConnection, open_dbus_connection
 from jeepney.low_level import MessageFlag
@@ -74,6 +77,31 @@ EKOS_ERROR = 3
 
 #: Exit statuses of a KStars that crashed (SIGSEGV through the shell, or the signal itself).
 CRASHED = (139, -11)
+
+
+def written_frames(directory: Path) -> list[tuple[Path, fits.Header]]:
+    """The FITS frames Ekos has finished writing under ``directory``, with their headers, by name.
+
+    Ekos writes a frame in place, so a file may be seen while it is still growing: its size falls
+    short of its header and data. Such a file is left for the next look, never read half-written.
+    """
+    frames = []
+    for path in sorted(directory.rglob("*.fits")):
+        try:
+            with warnings.catch_warnings():  # astropy warns of the truncation this looks for
+                warnings.simplefilter("ignore")
+                header = fits.getheader(path)
+            data_bytes = (
+                abs(int(header["BITPIX"]))
+                // 8
+                * int(np.prod([header[f"NAXIS{i + 1}"] for i in range(header["NAXIS"])]))
+            )
+            if path.stat().st_size < len(header.tostring()) + data_bytes:
+                continue
+        except (OSError, KeyError):
+            continue
+        frames.append((path, header))
+    return frames
 
 
 class KStarsError(RuntimeError):

@@ -1,11 +1,12 @@
 """The stack of record: a night's live stack stacked again, with rejection, once the night is over.
 
 The live stack is a running weighted mean: it cannot drop a satellite trail, a cosmic ray or a
-plane's lights, since it never sees a pixel's values side by side. When its night is over (or on
-command), each live stack is stacked again from the same calibrated lights, on the registrations
-the live stack found (``imaging_live_stack_frames.transform``: no second star match), with the
-stacking library's per-pixel rejection (:func:`obsy_imaging.stacking.stack`: bands of rows in a
-memory budget, normalised to the reference light, weighted by noise). The result goes to
+plane's lights, since it never sees a pixel's values side by side. When its night is over (by the
+calendar, or as soon as the MCP says it ended: dawn, the schedule done, an ABORT), each live stack
+is stacked again from the same calibrated lights, on the registrations the live stack found
+(``imaging_live_stack_frames.transform``: no second star match), with the stacking library's
+per-pixel rejection (:func:`obsy_imaging.stacking.stack`: bands of rows in a memory budget,
+normalised to the reference light, weighted by noise). The result goes to
 ``stacks/night/<night>/<target>/<filter>/stack.fits`` (the image; ``REJECTED`` and ``COVERAGE``
 maps as further HDUs) with its provenance in the header and a row in ``imaging_night_stacks``.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -25,7 +26,7 @@ from time import perf_counter
 
 import numpy as np
 from astropy.io import fits
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from obsy.config import ImagingNightStackConfig
 from obsy_imaging.registration import Transform
@@ -74,14 +75,18 @@ class NightStacker:
         #: Asked between bands of rows; True stops the stack (the service is stopping).
         self.cancelled: Callable[[], bool] = lambda: False
 
-    def due(self, tonight: str) -> list[int]:
-        """Live stacks of nights before ``tonight`` not stacked again yet, grown since (a light calibrated
-        late) or stacked with another rejection than the configured one."""
+    def due(self, tonight: str, ended: Collection[str] = ()) -> list[int]:
+        """Live stacks of nights before ``tonight``, or of a night the MCP has ended (``ended``: dawn, the
+        schedule finished, the operator's ABORT), not stacked again yet, grown since (a light calibrated
+        late, or the night reopened) or stacked with another rejection than the configured one."""
+        over = LiveStack.night < tonight
+        if ended:
+            over = or_(over, LiveStack.night.in_(sorted(ended)))
         with self.repository.sessions() as session:
             rows = session.execute(
                 select(LiveStack.id, LiveStack.frame_count, NightStack.source_frames, NightStack.rejection)
                 .outerjoin(NightStack, NightStack.live_stack_id == LiveStack.id)
-                .where(LiveStack.night < tonight, LiveStack.frame_count >= self.settings.min_frames)
+                .where(over, LiveStack.frame_count >= self.settings.min_frames)
                 .order_by(LiveStack.night, LiveStack.id)
             ).all()
         wanted = self._rejection_text()

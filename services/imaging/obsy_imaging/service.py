@@ -214,6 +214,7 @@ class ImagingService(Service):
         if self.photometry is not None:
             self.photometry.start()
         if self.night_stack is not None:
+            self.bus.subscribe(self.topics.events("mcp"), self.night_stack.on_mcp_event, Event)
             self.night_stack.start()  # nights over and not stacked again yet (a restart at dawn) are taken first
         if self.transits is not None:
             self.transits.start()  # transit nights over and not fitted yet are taken first
@@ -1045,8 +1046,10 @@ class PhotometryWorker(PassWorker):
 class NightStackWorker(PassWorker):
     """Once a night is over, stacks each of its live stacks again with rejection (:mod:`obsy_imaging.nightstack`).
 
-    Looks every minute (and at start: a service restarted after dawn catches up); a live stack
-    that cannot be stacked again (too few readable lights) is said once, then left until it grows.
+    Looks every minute (and at start: a service restarted after dawn catches up), and at once when
+    the MCP's ``night_ended`` event says tonight is over (dawn, the schedule done, the operator's
+    ABORT), so the stacks of record are there by dawn rather than at the calendar's noon. A live
+    stack that cannot be stacked again (too few readable lights) is said once, then left until it grows.
     """
 
     IDLE_PASS_S = 60.0
@@ -1059,11 +1062,20 @@ class NightStackWorker(PassWorker):
         self.stacker = stacker
         self.built = 0
         self._skipped: dict[int, str] = {}  # live stack id -> the reason said for it
+        self._ended: set[str] = set()  # nights the MCP said ended (kept while the service runs)
         stacker.cancelled = self._stopping.is_set
+
+    def on_mcp_event(self, _topic: str, event: Event) -> None:
+        """The MCP's ``night_ended`` (data ``night``, ISO date): that night's stacks are built now."""
+        night = event.data.get("night") if event.kind == "night_ended" else None
+        if not isinstance(night, str) or not night:
+            return
+        self._ended.add(night)
+        self.wake()
 
     def _pass(self) -> None:
         tonight = astro.night_of(self.service.config.site, self.service.clock()).isoformat()
-        for live_id in self.stacker.due(tonight):
+        for live_id in self.stacker.due(tonight, ended=set(self._ended)):
             if self._stopping.is_set():
                 return
             if live_id in self._skipped:

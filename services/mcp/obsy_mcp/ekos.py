@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import threading
 import time
@@ -25,12 +26,22 @@ from jeepney.io.blocking import DBusConnection, open_dbus_connection
 
 from obsy.config import McpEkosConfig
 
+log = logging.getLogger(__name__)
+
 SERVICE = "org.kde.kstars"
 KSTARS_PATH = "/KStars"
 EKOS_PATH = "/KStars/Ekos"
 EKOS = "org.kde.kstars.Ekos"
 SCHEDULER_PATH = "/KStars/Ekos/Scheduler"
 SCHEDULER = "org.kde.kstars.Ekos.Scheduler"
+CAPTURE_PATH = "/KStars/Ekos/Capture"
+CAPTURE = "org.kde.kstars.Ekos.Capture"
+#: Seconds to wait for Ekos to register the capture camera after connecting the devices.
+CAMERA_TIMEOUT = 60.0
+#: The optical trains Ekos makes itself, one per camera as they register (KStars 3.6).
+OPTICAL_TRAINS = ("Primary", "Secondary", "Tertiary")
+#: Seconds a chosen train may take to show its camera.
+TRAIN_SETTLE_S = 3.0
 PROPERTIES = "org.freedesktop.DBus.Properties"
 
 # Ekos' CommunicationStatus (ekosStatus, indiStatus)
@@ -62,8 +73,12 @@ class Ekos:
         config: McpEkosConfig,
         fresh_schedule: Callable[[str], str] | None = None,
         site_timezone: str | None = None,
+        capture_camera: str | None = None,
     ) -> None:
         """``fresh_schedule`` turns the schedule to start into one written now (see planrequest.py).
+
+        ``capture_camera`` (the scheduler's ``ekos.camera``, the one its sequences name) is selected
+        in Ekos' capture module before each start (:meth:`select_capture_camera`).
 
         ``site_timezone`` (the site's IANA zone): the schedule's start and end times carry its
         UTC offset, and KStars reads them in its own location's zone, so a night is started only
@@ -72,6 +87,7 @@ class Ekos:
         self.config = config
         self.fresh_schedule = fresh_schedule
         self.site_timezone = site_timezone
+        self.capture_camera = capture_camera
         self._connection: DBusConnection | None = None
         self._lock = threading.Lock()
 
@@ -140,6 +156,8 @@ class Ekos:
         mismatch = self.time_zone_mismatch()
         if mismatch:
             raise EkosError(mismatch)
+        if self.capture_camera:
+            self.select_capture_camera(self.capture_camera)
         if self.fresh_schedule is not None:
             schedule = self.fresh_schedule(schedule)
         self.call(SCHEDULER_PATH, SCHEDULER, "removeAllJobs")
@@ -153,6 +171,57 @@ class Ekos:
         )
         if self.scheduler_status() is SchedulerStatus.ABORTED:
             raise EkosError(f"the Ekos scheduler aborted right after starting {schedule}")
+
+    def select_capture_camera(self, name: str, timeout: float = CAMERA_TIMEOUT) -> None:
+        """Ekos' capture module on the optical train whose camera is ``name``, waiting for Ekos to make it.
+
+        KStars 3.6 captures with the camera of the capture module's optical train and ignores the
+        camera a sequence file names. It makes its trains itself as devices register ("Primary"
+        gets the first camera, "Secondary" the next...), so with an allsky camera on the same INDI
+        server the "Primary" train may hold the allsky camera: it would then take the night's
+        frames, and the sky would be judged on them. So the train is chosen here, by its camera.
+        """
+        deadline = time.monotonic() + timeout
+        tried: list[str] = []
+        while True:
+            current = self._capture_camera()
+            if current == name:
+                return
+            for train in OPTICAL_TRAINS:
+                if self._set_capture_train(train) and self._camera_becomes(name, TRAIN_SETTLE_S):
+                    log.info("Ekos' capture module on the optical train %r (camera %s)", train, name)
+                    return
+                tried.append(train)
+            if time.monotonic() > deadline:
+                raise EkosError(
+                    f"Ekos' capture module has no optical train with the camera {name!r} after {timeout:g} s "
+                    f"(it captures with {current or 'no camera'}; trains tried: {', '.join(dict.fromkeys(tried))}): "
+                    "scheduler.ekos.camera must name the main camera's INDI device"
+                )
+            time.sleep(1.0)
+
+    def _camera_becomes(self, name: str, within: float) -> bool:
+        """Whether the capture module's camera is ``name`` within ``within`` seconds (a train's
+        devices are taken on a moment after it is chosen)."""
+        deadline = time.monotonic() + within
+        while self._capture_camera() != name:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+        return True
+
+    def _capture_camera(self) -> str | None:
+        try:
+            return str(self.property(CAPTURE_PATH, CAPTURE, "camera"))
+        except EkosError:
+            return None  # the capture module is not there yet
+
+    def _set_capture_train(self, train: str) -> bool:
+        try:
+            self.call(CAPTURE_PATH, PROPERTIES, "Set", "ssv", CAPTURE, "opticalTrain", ("s", train))
+        except EkosError:
+            return False
+        return True
 
     # ----------------------------------------------------------------- KStars' location
 

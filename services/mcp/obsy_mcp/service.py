@@ -95,7 +95,12 @@ class McpService(Service):
             scheduler_online=lambda: self.controller.inputs.is_online("scheduler"),
         )
         self.ekos = (
-            Ekos(config.mcp.ekos, self.plan_requester.fresh_schedule, site_timezone=config.site.timezone)
+            Ekos(
+                config.mcp.ekos,
+                self.plan_requester.fresh_schedule,
+                site_timezone=config.site.timezone,
+                capture_camera=config.scheduler.ekos.camera,
+            )
             if config.mcp.ekos.enabled
             else None
         )

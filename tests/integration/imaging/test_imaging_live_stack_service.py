@@ -10,8 +10,9 @@ with the reason and left out; a restart continues the same stack.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -329,3 +330,34 @@ def test_lights_calibrated_again_rebuild_their_live_stack(tmp_path, mosquitto, w
     # between them, halved in variance by the two dithered lights): the stars are the same.
     rest = (old - level) - new
     assert abs(float(np.nanmean(rest))) < 0.5 and float(np.nanstd(rest)) < 3.0
+
+
+MCP_EVENTS = "obsy/mcp/events"
+
+
+def test_tonight_is_stacked_again_as_soon_as_the_mcp_ends_the_night(tmp_path, mosquitto, watcher, sky):
+    """Tonight's live stack waits for the calendar's end of the night, unless the MCP says it ended
+    (dawn, the schedule done, the operator's ABORT): then its stack of record is built at once. Another
+    night's end, or another event, builds nothing."""
+    settings = {"min_stars": None, "min_stars_ratio": None, "max_background_ratio": None}
+    calibration = {"require_dark": False, "require_flat": False, "quiet_time": 0.5, "quiet_exposures": 0}
+    with Running(tmp_path, mosquitto, grading=settings, calibration=calibration) as run:
+        wait_online(watcher)
+        write_bias(run.capture, watcher)
+        for index in range(3):
+            write_light(run.capture, index, sky[index].image)
+        watcher.wait_for(lambda _: any(s.frames == 3 for s in stacks(watcher)), timeout=180)
+        night = stacks(watcher)[-1].night
+        other = (date.fromisoformat(night) - timedelta(days=1)).isoformat()
+        for kind, data in (("night_started", {"night": night}), ("night_ended", {"night": other})):
+            watcher.publish(MCP_EVENTS, Event(service="mcp", kind=kind, message=kind, data=data).model_dump_json())
+        time.sleep(3)
+        assert night_stacks(watcher) == [], "tonight is not over yet"
+        ended = Event(service="mcp", kind="night_ended", message="night ended: ABORT", data={"night": night})
+        watcher.publish(MCP_EVENTS, ended.model_dump_json())  # as the MCP says it
+        watcher.wait_for(lambda _: bool(night_stacks(watcher)), timeout=120)
+    (built,) = night_stacks(watcher)
+    assert (built.night, built.frames, built.missing) == (night, 3, 0)
+    assert built.rejection == "winsorized 3/3"
+    with fits.open(run.repository / built.path) as hdus:
+        assert hdus[0].header["NCOMBINE"] == 3
