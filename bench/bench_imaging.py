@@ -8,7 +8,9 @@ headers of INDI, N.I.N.A., SGP and MaxIm in turn, is written to a temporary fold
 - inspect: open, structure and truncation checks, normalise, SHA-256 of the whole file;
 - import: ``obsy-imaging import``'s work: inspect, hard link into the layout, one row in SQLite;
 - resume: the same import again (every file known: nothing read);
-- watch: seconds from a frame written into a watched folder to its registration (watchdog).
+- watch: seconds from a frame written into a watched folder to its registration (watchdog);
+- post-capture: seconds from a frame named by the post-capture route (``notice(route="post_capture")``,
+  what the service does on ``imaging/ingest/set``) outside the watched folders to its answer.
 
 Target (issue 17): ingest of headers at >= 50 frames/s.
 
@@ -62,9 +64,13 @@ def rate(count: int, seconds: float) -> str:
     return f"{count / seconds:8.1f} frames/s  ({seconds * 1000 / count:6.2f} ms/frame)"
 
 
-def bench_watch(tmp: Path, repository: Repository) -> list[float]:
+def bench_watch(tmp: Path, repository: Repository, *, named: bool = False) -> list[float]:
+    """Latencies of frames written into a watched folder, or (``named``) outside it and named to the watcher
+    as the post-capture script names them."""
     capture = tmp / "watched"
-    capture.mkdir()
+    capture.mkdir(exist_ok=True)
+    outside = tmp / "elsewhere"
+    outside.mkdir(exist_ok=True)
     done: dict[str, float] = {}
     arrived = threading.Condition()
 
@@ -88,9 +94,12 @@ def bench_watch(tmp: Path, repository: Repository) -> list[float]:
         for index in range(WATCHED):
             data = base.copy()
             data[0, 0] = index
-            name = f"watched_{index:03d}.fits"
+            data[0, 1] = int(named)
+            name = f"{'named' if named else 'watched'}_{index:03d}.fits"
             written = time.perf_counter()
-            fits.PrimaryHDU(data, header=frame_header()).writeto(capture / name)
+            fits.PrimaryHDU(data, header=frame_header()).writeto((outside if named else capture) / name)
+            if named:
+                watcher.notice(outside / name, closed=True, route="post_capture", reply=on_result)
             with arrived:
                 arrived.wait_for(lambda name=name: name in done, timeout=10)
             latencies.append(done[name] - written)
@@ -155,5 +164,10 @@ def main() -> None:
             f"watch      written -> registered: p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
             f"max {latencies[-1] * 1000:.0f} ms over {WATCHED} frames (goal: within 2 s)"
         )
-        assert len(list(frame_files(tmp / "repository", [".fits"]))) == count + WATCHED
+        named = sorted(bench_watch(tmp, repository, named=True))
+        print(
+            f"post-capture named -> answered: p50 {statistics.median(named) * 1000:.0f} ms, "
+            f"p95 {named[int(0.95 * (len(named) - 1))] * 1000:.0f} ms over {WATCHED} frames outside the watched folder"
+        )
+        assert len(list(frame_files(tmp / "repository", [".fits"]))) == count + 2 * WATCHED
         engine.dispose()

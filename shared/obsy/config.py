@@ -1774,6 +1774,18 @@ class ImagingTransitsConfig(Section):
         return self.baseline_min if self.baseline_min is not None else scheduler.baseline_min
 
 
+class ImagingEkosSignalConfig(Section):
+    """Ekos's ``captureComplete`` D-Bus signal as a second ingest route beside the folder watch."""
+
+    enabled: bool = Field(
+        default=False, description="take each frame Ekos reports in captureComplete (deduplicated with the watch)"
+    )
+    bus_address: str | None = Field(default=None, description="D-Bus address; empty = $DBUS_SESSION_BUS_ADDRESS")
+    retry_interval: float = Field(
+        default=10.0, gt=0, le=600, description="seconds between tries to reach the session bus (KStars not up yet)"
+    )
+
+
 class ImagingConfig(ServiceSection):
     """The imaging service: frames from the capture program into the repository (docs/imaging.md)."""
 
@@ -1811,6 +1823,7 @@ class ImagingConfig(ServiceSection):
         description="file name endings taken from the capture folders (case-insensitive)",
     )
     publish_interval: float = Field(default=30.0, gt=0, description="seconds between republishing the state")
+    ekos_signal: ImagingEkosSignalConfig = ImagingEkosSignalConfig()
     grading: ImagingGradingConfig = ImagingGradingConfig()
     calibration: ImagingCalibrationConfig = ImagingCalibrationConfig()
     live_stack: ImagingLiveStackConfig = ImagingLiveStackConfig()

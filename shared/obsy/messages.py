@@ -648,6 +648,12 @@ class ImagingLiveStack(Message):
     shift_px: tuple[float, float] = Field(description="its registration: shift (x, y) onto the reference, pixels")
     rotation_deg: float = Field(description="its registration: rotation onto the reference, degrees")
     fold_s: float = Field(ge=0, description="seconds from reading the calibrated light to the preview")
+    rebuilt: int = Field(
+        default=0,
+        ge=0,
+        description="lights folded again from their calibrated files because some were calibrated again (then "
+        "frame_id is the last of those); 0 for an ordinary fold",
+    )
 
 
 class ImagingNightStack(Message):
@@ -775,6 +781,34 @@ class ImagingMastersState(Message):
     origin: CommandOrigin | None = None
     action: Literal["build", "pin", "unpin"] = "build"
     pinned: list[str] = Field(default_factory=list, description="every master pinned now, after the command")
+
+
+class ImagingIngestCommand(Message):
+    """Take a frame now (``<p>/imaging/ingest/set``), e.g. from ``obsy-imaging post-capture``; answered on
+    ``<p>/imaging/ingest/state``.
+
+    With ``path``: that file, as the folder watch would take it (deduplicated with it by path and by
+    content hash). Without: the capture folders are scanned again (KStars 3.6 names no file).
+    """
+
+    path: str | None = Field(default=None, max_length=4096, description="the frame's absolute path")
+    route: Literal["post_capture", "dbus"] = "post_capture"
+    request_id: str | None = Field(default=None, max_length=64)
+    origin: CommandOrigin | None = Field(default=None, description="who sent it; empty: unknown")
+
+
+class ImagingIngestState(Message):
+    """The answer to an :class:`ImagingIngestCommand` (``<p>/imaging/ingest/state``, not retained)."""
+
+    request_id: str | None = None
+    path: str | None = None
+    outcome: str = Field(
+        description="registered, duplicate, known (taken before), quarantined, already_quarantined, storage_full, "
+        "vanished, rejected (a bad command), scanning (no path: the folders are scanned)"
+    )
+    frame_id: int | None = None
+    sha256: str | None = None
+    reason: str | None = Field(default=None, description="why it was quarantined or rejected")
 
 
 # --- scheduler -----------------------------------------------------------------

@@ -245,6 +245,16 @@ class Topics:
         return self.state("imaging", "masters")
 
     @property
+    def imaging_ingest_command(self) -> str:
+        """Take a frame now (post-capture script, D-Bus): :class:`~obsy.messages.ImagingIngestCommand`."""
+        return self.command("imaging", "ingest")
+
+    @property
+    def imaging_ingest_state(self) -> str:
+        """The answer to it: :class:`~obsy.messages.ImagingIngestState` (not retained)."""
+        return self.state("imaging", "ingest")
+
+    @property
     def imaging_night_stacks(self) -> str:
         """Events, one per night stack built (an :class:`~obsy.messages.ImagingNightStack`)."""
         return self._join("imaging", "nightstacks")

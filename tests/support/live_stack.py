@@ -106,3 +106,22 @@ def record(
                 )
             ids.append(frame.id)
     return ids
+
+
+def calibrate_again(
+    repository: Repository, frame_id: int, image: np.ndarray, header: fits.Header | None = None
+) -> None:
+    """What the calibrator does to a light calibrated again with a better master: its calibrated file
+    replaced atomically at the same path, the row's ``calibrated_at`` moved on and the old
+    calibration put in its history."""
+    import os
+
+    with repository.sessions.begin() as session:
+        row = session.query(Calibration).filter(Calibration.frame_id == frame_id).one()
+        target = repository.root / row.path
+        temporary = target.with_name(f".{target.name}.tmp")
+        fits.PrimaryHDU(np.asarray(image, dtype=np.float32), header).writeto(temporary, overwrite=True)
+        os.replace(temporary, target)
+        earlier = row.calibrated_at.isoformat() if row.calibrated_at else None
+        row.history = [*(row.history or []), {"masters": {}, "calibrated_at": earlier}]
+        row.calibrated_at = datetime.now(UTC)

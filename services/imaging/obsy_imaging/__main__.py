@@ -1,5 +1,5 @@
 import sys
 
-from obsy_imaging.service import main
+from obsy_imaging.main import main
 
 sys.exit(main())

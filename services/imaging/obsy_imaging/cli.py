@@ -40,6 +40,20 @@ the service stored (docs/imaging-photometry.md):
 Exit status 0 when a report was made, 1 when the night has no magnitude of that target, 2 for a
 configuration or usage problem.
 
+``post-capture``: the capture program's post-capture script: hand the frame it has just saved to
+the running service (docs/imaging.md, "Post-capture script"):
+
+    obsy-imaging post-capture                     KStars 3.7+: the JSON document on standard input names it;
+                                                  KStars 3.6 (nothing): the capture folders are looked at again
+    obsy-imaging post-capture FILE                that file (any other capture program)
+
+The frame joins the folder watch's queue, so it is taken once whichever route names it first, and
+the content hash keeps copies out. Without an answer from the service (not running, no broker) the
+frame is registered (and graded) directly in the repository. Exit status 0 when the frame is in the
+repository (or waits there for disk space, or the folders are being looked at), 1 when it was
+quarantined or is gone, 2 for bad input (the JSON, the file name) or configuration, 3 when neither
+the service nor the repository could take it.
+
 ``transit``: reduce and fit one planet's transit night again now, as the service does once the
 window is over, store it, write its report, plot and points, and print the result
 (docs/imaging-transits.md, "In the service"):
@@ -66,6 +80,7 @@ from obsy_imaging.calibrator import Calibrator, PassResult, PinError
 from obsy_imaging.grading.grader import Grader
 from obsy_imaging.ingest.archive import ImportProgress, import_archive
 from obsy_imaging.ingest.ingestor import Ingestor, Outcome, Result
+from obsy_imaging.ingest.postcapture import post_capture_command
 from obsy_imaging.repository import database
 from obsy_imaging.repository.store import Repository
 
@@ -396,6 +411,7 @@ def transit_command(argv: list[str]) -> int:
 
 COMMANDS = {
     "import": import_command,
+    "post-capture": post_capture_command,
     "calibrate": calibrate_command,
     "masters": masters_command,
     "warm-up": warm_up_command,

@@ -68,6 +68,8 @@ class Folded:
     reference_path: str
     #: Seconds per step: read, measure (level and stars), register, resample (and normalise), fold, write, preview.
     timings: dict[str, float]
+    #: After :meth:`LiveStacker.rebuild`: the lights folded again (``frame`` is the last one calibrated again).
+    rebuilt: int = 0
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,105 @@ class LiveStacker:
                     break
                 results.append(self.fold(frame_id))
         return results
+
+    # --- lights calibrated again --------------------------------------------------------
+    def stale(self, *, since_night: str | None = None) -> list[int]:
+        """The stacks holding a light that was calibrated again (a better master) after it was folded in."""
+        query = (
+            select(LiveStackFrame.stack_id)
+            .join(Calibration, Calibration.frame_id == LiveStackFrame.frame_id)
+            .join(LiveStack, LiveStack.id == LiveStackFrame.stack_id)
+            .where(LiveStackFrame.status == FOLDED, Calibration.calibrated_at > LiveStackFrame.done_at)
+            .distinct()
+        )
+        if since_night is not None:
+            query = query.where(LiveStack.night >= since_night)
+        with self.repository.sessions() as session:
+            return sorted(session.scalars(query))
+
+    def rebuild(self, stack_id: int) -> Folded:
+        """The stack folded again from the calibrated files of its lights as they are now.
+
+        A running mean cannot take one light's old calibration out (its file is replaced), so every
+        light is folded again with the registration and weight it has (a new flat or dark moves no
+        star); the reference's level is measured again, as every light's is. Each light's ``done_at``
+        becomes the time the rebuild started: a light calibrated again while it runs is stale again.
+        """
+        started = perf_counter()
+        clock = _Clock()
+        now = datetime.now(UTC)
+        with self.repository.sessions() as session:
+            stack = session.get(LiveStack, stack_id)
+            rows = session.execute(
+                select(LiveStackFrame, Calibration.path, Calibration.calibrated_at)
+                .join(Calibration, Calibration.frame_id == LiveStackFrame.frame_id)
+                .where(LiveStackFrame.stack_id == stack_id, LiveStackFrame.status == FOLDED)
+                .order_by(LiveStackFrame.done_at, LiveStackFrame.frame_id)
+            ).all()
+            reference_file = session.scalar(
+                select(Calibration.path).where(Calibration.frame_id == stack.reference_frame_id)
+            )
+            session.expunge_all()
+        reference = self._read(self.root / reference_file)
+        statistics = frame_statistics(array_reader(reference), reference.shape)
+        stack.reference_location, stack.reference_scale = statistics.location, statistics.scale
+        opened = _Open(
+            np.zeros(reference.shape, np.float32), np.zeros(reference.shape, np.float32), detect_stars(reference)
+        )
+        del reference
+        clock.lap("read")
+        last = rows[-1][0]
+        newest = None
+        for entry, path, calibrated_at in rows:
+            image = self._read(self.root / path)
+            transform = Transform(np.array(entry.transform, float).reshape(2, 3))
+            light = frame_statistics(array_reader(image), image.shape)
+            self._fold(opened, self._on_grid(stack, image, light, transform), entry.weight)
+            if (
+                calibrated_at is not None
+                and calibrated_at > entry.done_at
+                and (newest is None or calibrated_at >= newest)
+            ):
+                last, newest = entry, calibrated_at
+        clock.lap("fold")
+        with self.repository.sessions.begin() as session:
+            row = session.get(LiveStack, stack_id)
+            row.reference_location, row.reference_scale = stack.reference_location, stack.reference_scale
+            row.updated_at = now
+            for entry, _, _ in rows:
+                session.get(LiveStackFrame, entry.frame_id).done_at = now
+            session.flush()
+            history = self._history(session, row)
+            frame = session.get(Frame, last.frame_id)
+            reference_path = session.get(Frame, row.reference_frame_id).path
+            session.expunge_all()
+        data = np.where(opened.weight > 0, opened.mean, np.float32(np.nan))
+        self._write(row, data, opened.weight, history, reference_path)
+        preview = self._preview(row, data)
+        clock.lap("write")
+        self._remember(stack_id, opened)
+        took = perf_counter() - started
+        log.info(
+            "live stack %s rebuilt from %d lights (calibrated again), %.2f s",
+            row.path,
+            len(rows),
+            took,
+            extra={"event": "live_stack_rebuilt"},
+        )
+        transform = Transform(np.array(last.transform, float).reshape(2, 3))
+        return Folded(
+            row, frame, last.weight, transform, last.pairs, took, preview, reference_path, clock.laps, len(rows)
+        )
+
+    def keep(self, stack_id: int) -> None:
+        """A stack that could not be rebuilt keeps the earlier calibration of its lights: marked as
+        up to date, so it is not read again every pass (the next light calibrated again tries anew)."""
+        now = datetime.now(UTC)
+        with self.repository.sessions.begin() as session:
+            for entry in session.scalars(
+                select(LiveStackFrame).where(LiveStackFrame.stack_id == stack_id, LiveStackFrame.status == FOLDED)
+            ):
+                entry.done_at = now
 
     # --- one light ---------------------------------------------------------------------
     def fold(self, frame_id: int) -> Folded | LeftOut:
@@ -294,14 +395,7 @@ class LiveStacker:
         data = np.where(opened.weight > 0, opened.mean, np.float32(np.nan))
         self._write(row, data, opened.weight, history, reference_path)
         clock.lap("write")
-        preview = preview_jpeg(
-            data,
-            max_width=settings.preview_width,
-            quality=settings.jpeg_quality,
-            shadows_clip=settings.shadows_clip,
-            target_background=settings.target_background,
-        )
-        _write_atomic(self.root / row.preview_path, preview)
+        preview = self._preview(row, data)
         clock.lap("preview")
         took = perf_counter() - started
         log.info(
@@ -315,6 +409,19 @@ class LiveStacker:
             extra={"event": "live_stack_folded"},
         )
         return Folded(row, frame, weight, transform, pairs, took, preview, reference_path, clock.laps)
+
+    def _preview(self, stack: LiveStack, data: np.ndarray) -> bytes:
+        """The stack's stretched JPEG, written beside it."""
+        settings = self.settings
+        preview = preview_jpeg(
+            data,
+            max_width=settings.preview_width,
+            quality=settings.jpeg_quality,
+            shadows_clip=settings.shadows_clip,
+            target_background=settings.target_background,
+        )
+        _write_atomic(self.root / stack.preview_path, preview)
+        return preview
 
     def _on_grid(self, stack: LiveStack, image: np.ndarray, statistics, transform: Transform) -> np.ndarray:
         """The light resampled onto the reference's grid and normalised to its level (float32, NaN off the frame)."""

@@ -139,12 +139,16 @@ class Photometer:
 
     # --- which lights ------------------------------------------------------------------
     def pending(self, limit: int = 100) -> list[int]:
-        """Calibrated lights of configured targets not measured yet (for every target their field
-        holds), accepted by grading (or not graded), oldest calibration first."""
-        done = (
+        """Calibrated lights of configured targets not measured yet for every target their field holds,
+        or calibrated again since (a better master: those rows are replaced), accepted by grading (or
+        not graded), oldest calibration first."""
+        done = (  # the light's rows measured on its present calibration
             select(func.count())
             .select_from(PhotometryMeasurement)
-            .where(PhotometryMeasurement.frame_id == Frame.id)
+            .where(
+                PhotometryMeasurement.frame_id == Frame.id,
+                PhotometryMeasurement.measured_at >= Calibration.calibrated_at,
+            )
             .scalar_subquery()
         )
         most = max((len(self.settings.targets_in(name)) for name in self.settings.frame_names()), default=0)
@@ -163,12 +167,17 @@ class Photometer:
         return found
 
     def unmeasured(self, frame_id: int) -> list[PhotometryTargetConfig]:
-        """The targets a light holds that have no row for it yet."""
+        """The targets a light holds that have no row for it yet, or one measured before its present
+        calibration (it was calibrated again)."""
         with self.repository.sessions() as session:
             frame = session.get(Frame, frame_id)
-            done = set(
-                session.scalars(select(PhotometryMeasurement.target).where(PhotometryMeasurement.frame_id == frame_id))
-            )
+            calibrated_at = session.scalar(select(Calibration.calibrated_at).where(Calibration.frame_id == frame_id))
+            rows = session.execute(
+                select(PhotometryMeasurement.target, PhotometryMeasurement.measured_at).where(
+                    PhotometryMeasurement.frame_id == frame_id
+                )
+            ).all()
+        done = {name for name, measured_at in rows if calibrated_at is None or not _before(measured_at, calibrated_at)}
         return [t for t in self.settings.targets_in(frame.target if frame else None) if t.name not in done]
 
     def measure_all(self, frame_id: int) -> list[Measured]:
@@ -184,6 +193,8 @@ class Photometer:
     # --- one light ---------------------------------------------------------------------
     def measure(self, frame_id: int, target: PhotometryTargetConfig | None = None) -> Measured:
         """One target's photometry on one light (by default the target its OBJECT names)."""
+        # Before the file is read: a light calibrated again while it is measured is measured once more.
+        started = datetime.now(UTC)
         with self.repository.sessions() as session:
             frame = session.get(Frame, frame_id)
             calibration = session.scalar(select(Calibration).where(Calibration.frame_id == frame_id))
@@ -239,7 +250,7 @@ class Photometer:
                 _fill(row, reduced)
                 if untransformed:
                     row.reasons = [*row.reasons, untransformed]
-        row.measured_at = datetime.now(UTC)
+        row.measured_at = started
         with self.repository.sessions.begin() as session:
             session.merge(row)
         done = Measured(frame, row, calibration.path)
@@ -451,3 +462,10 @@ def _fill(row: PhotometryMeasurement, reduced: ReducedFrame) -> None:
         row.error = m.mag_err
     elif not row.reasons:
         row.reasons = ["no magnitude"]
+
+
+def _before(measured_at: datetime, calibrated_at: datetime) -> bool:
+    """Whether a row was measured before the light's calibration (SQLite gives the times back naive, in UTC)."""
+    if (measured_at.tzinfo is None) != (calibrated_at.tzinfo is None):
+        measured_at, calibrated_at = measured_at.replace(tzinfo=None), calibrated_at.replace(tzinfo=None)
+    return measured_at < calibrated_at

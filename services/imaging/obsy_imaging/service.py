@@ -58,6 +58,8 @@ from obsy.messages import (
     ImagingAcquired,
     ImagingCalibrated,
     ImagingFrame,
+    ImagingIngestCommand,
+    ImagingIngestState,
     ImagingLiveStack,
     ImagingMaster,
     ImagingMastersCommand,
@@ -78,6 +80,7 @@ from obsy_imaging.calibrator import BuiltMaster, CalibratedLight, Calibrator, Pa
 from obsy_imaging.calibrator import Counts as CalibrationCounts
 from obsy_imaging.grading.grader import Grader
 from obsy_imaging.headers.normalise import warm_up
+from obsy_imaging.ingest.ekos_signal import CaptureSignalListener
 from obsy_imaging.ingest.ingestor import Ingestor, Outcome, Result
 from obsy_imaging.ingest.watcher import CaptureWatcher
 from obsy_imaging.livestack import Folded, LeftOut, LiveStacker
@@ -161,6 +164,7 @@ class ImagingService(Service):
         self.transits: TransitWorker | None = None
         #: The live stack's previews to the centre by HTTP where this site is one of a fleet (``upload.url``).
         self.uploads: SiteUploads | None = None
+        self.ekos_signal: CaptureSignalListener | None = None
 
     # --- runner hooks -------------------------------------------------------------------
     def start(self) -> None:
@@ -181,6 +185,7 @@ class ImagingService(Service):
             incomplete_timeout=settings.incomplete_timeout,
             on_result=self.on_result,
         )
+        self.bus.subscribe(self.topics.imaging_ingest_command, self.on_ingest_command, ImagingIngestCommand)
         warm_up()
         if settings.calibration.enabled:
             calibration.warm_up()  # the numba kernels compile (or load from cache) now, not on the first frame
@@ -198,6 +203,14 @@ class ImagingService(Service):
 
             self.calibration.on_calibrated = wake_workers
         self.watcher.start()  # watches and scans the folders, takes files on its own thread
+        if settings.ekos_signal.enabled:  # frames Ekos reports saved join the watch's queue (route dbus)
+            watcher = self.watcher
+            self.ekos_signal = CaptureSignalListener(
+                lambda path, _metadata: watcher.notice(path, closed=True, route="dbus"),
+                bus_address=settings.ekos_signal.bus_address,
+                retry_interval=settings.ekos_signal.retry_interval,
+            )
+            self.ekos_signal.start()
         if self.calibration is not None:
             self.calibration.start()
         if self.live_stack is not None:
@@ -234,6 +247,8 @@ class ImagingService(Service):
             self.publish_acquired(only_if_changed=True)
 
     def stop(self) -> None:
+        if self.ekos_signal is not None:
+            self.ekos_signal.stop()
         if self.watcher is not None:
             self.watcher.stop()
         if self.calibration is not None:
@@ -277,6 +292,13 @@ class ImagingService(Service):
             "watching": [str(p) for p in self.watcher.watching],
             "missing_folders": [str(p) for p in self.watcher.missing],
             "storage_error": self.watcher.storage_error,
+            "ekos_signal": None
+            if self.ekos_signal is None
+            else {
+                "connected": self.ekos_signal.connected,
+                "frames": self.ekos_signal.signals,
+                "error": self.ekos_signal.error,
+            },
             "calibration_passes": None if self.calibration is None else self.calibration.passes,
             "calibration_errors": None if self.calibration is None else self.calibration.errors,
             "live_stack_folded": None if self.live_stack is None else self.live_stack.folded,
@@ -291,6 +313,44 @@ class ImagingService(Service):
             "transits_failed": None if self.transits is None else self.transits.failed,
             "transit_errors": None if self.transits is None else self.transits.errors,
         }
+
+    # --- frames named by another route ---------------------------------------------------
+    def on_ingest_command(self, _topic: str, command: ImagingIngestCommand) -> None:
+        """A frame named by the post-capture script (or with no name: look in the folders again).
+
+        The file joins the folder watch's queue under the command's route: one file is taken once,
+        whichever route names it first, and the content hash keeps copies out.
+        """
+        watcher = self.watcher
+        if watcher is None:
+            return
+
+        def answer(outcome: str, reason: str | None = None, result: Result | None = None) -> None:
+            frame = None if result is None else result.frame
+            self.bus.publish(
+                self.topics.imaging_ingest_state,
+                ImagingIngestState(
+                    request_id=command.request_id,
+                    path=command.path,
+                    outcome=outcome,
+                    frame_id=None if frame is None else frame.id,
+                    sha256=None if frame is None else frame.sha256,
+                    reason=reason if result is None else result.reason,
+                ),
+                qos=1,
+            )
+
+        if command.path is None:  # a walk of months of frames must not hold up the bus's thread
+            threading.Thread(target=watcher.scan, name="imaging-scan", daemon=True).start()
+            answer("scanning", "the capture folders are looked at again")
+            return
+        path = Path(command.path)
+        if not path.is_absolute():
+            answer("rejected", f"the path {command.path!r} is not absolute")
+        elif not watcher.notice(
+            path, closed=True, route=command.route, reply=lambda r: answer(r.outcome.value, result=r)
+        ):
+            answer("rejected", f"{path.name} does not end in one of {', '.join(self._settings.suffixes)}")
 
     # --- results ------------------------------------------------------------------------
     def on_result(self, result: Result) -> None:
@@ -683,7 +743,7 @@ class CalibrationWorker(PassWorker):
             message = calibrated_message(done)
             self.bus.publish(self.topics.imaging_calibrated, message, qos=1)
             self.log.info("calibrated %s as %s", message.light, message.path, extra={"event": "frame_calibrated"})
-        if result.calibrated and self.on_calibrated is not None:
+        if (result.calibrated or result.recalibrated) and self.on_calibrated is not None:
             self.on_calibrated()
         for done in result.recalibrated:  # the same message again, marked: consumers learn of the new file
             self.bus.publish(self.topics.imaging_calibrated, calibrated_message(done), qos=1)
@@ -726,6 +786,7 @@ def live_stack_message(done: Folded) -> ImagingLiveStack:
         shift_px=(round(dx, 3), round(dy, 3)),
         rotation_deg=round(done.transform.rotation_deg, 4),
         fold_s=round(done.fold_s, 3),
+        rebuilt=done.rebuilt,
     )
 
 
@@ -749,6 +810,24 @@ class LiveStackWorker(PassWorker):
 
     def _pass(self) -> None:
         self._drain(lambda: self.stacker.pending(since_night=self._since_night()), self._fold)
+        for stack_id in self.stacker.stale(since_night=self._since_night()):  # lights calibrated again
+            if self._stopping.is_set():
+                return
+            try:
+                rebuilt = self.stacker.rebuild(stack_id)
+            except Exception as exc:  # a light's file gone or unreadable: the stack stays as it was
+                self.errors += 1
+                self.log.exception("live stack %s not rebuilt", stack_id, extra={"event": "live_stack_rebuild_failed"})
+                self.stacker.keep(stack_id)
+                self._event(
+                    "live_stack_rebuild_failed",
+                    "error",
+                    f"live stack {stack_id} not rebuilt after lights were calibrated again: {exc}; it keeps their "
+                    "earlier calibration"[:1000],
+                    {"stack_id": stack_id},
+                )
+                continue
+            self._publish(rebuilt)
 
     def _fold(self, frame_id: int) -> None:
         try:

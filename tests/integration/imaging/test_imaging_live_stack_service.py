@@ -296,6 +296,42 @@ def night_stacks(watcher: Watcher) -> list[ImagingNightStack]:
     return [ImagingNightStack.model_validate_json(m.payload) for m in watcher.on("obsy/imaging/nightstacks")]
 
 
+def test_lights_calibrated_again_rebuild_their_live_stack(tmp_path, mosquitto, watcher, sky):
+    """An old master bias 20 ADU low, then a new bias series: the lights are calibrated again with the
+    newer master and their live stack is rebuilt from the new files: its level drops by those 20 ADU."""
+    with running(tmp_path, mosquitto) as run:
+        wait_online(watcher)
+        rng = np.random.default_rng(8)
+        old_bias = PEDESTAL - 20.0
+        for index in range(5):  # eight hours before the lights: a group (and master) of its own
+            path = run.capture / "Bias" / f"Old_Bias_{index:03d}.fits"
+            write_fits(path, rng.normal(old_bias, 5.0, SHAPE), "Bias Frame", 0.0, index - 450)
+        watcher.wait_for(lambda msgs: len([m for m in msgs if m.topic == MASTERS]) == 1, timeout=120)
+        write_light(run.capture, 0, sky[0].image)
+        write_light(run.capture, 1, sky[1].image)
+        watcher.wait_for(lambda _: len(stacks(watcher)) == 2, timeout=120)
+        before = stacks(watcher)[-1]
+        old = fits.getdata(run.repository / before.path).astype(np.float64)
+
+        for index in range(5):  # a new series after the lights: the newest master, chosen for them now
+            path = run.capture / "Bias" / f"New_Bias_{index:03d}.fits"
+            write_fits(path, rng.normal(PEDESTAL, 5.0, SHAPE), "Bias Frame", 0.0, index + 10)
+        watcher.wait_for(lambda _: any(s.rebuilt for s in stacks(watcher)), timeout=180)
+        [rebuilt] = [s for s in stacks(watcher) if s.rebuilt]
+        new = fits.getdata(run.repository / rebuilt.path).astype(np.float64)
+        recalibrated = events(watcher, "lights_recalibrated")
+    assert len(recalibrated) == 1 and len(recalibrated[0].data["frame_ids"]) == 2
+    assert rebuilt.stack_id == before.stack_id and rebuilt.rebuilt == 2 and rebuilt.frames == 2
+    assert rebuilt.frame_id in recalibrated[0].data["frame_ids"]
+    level = float(np.nanmedian(old) - np.nanmedian(new))
+    print(f"live stack rebuilt after calibrating again: its level dropped by {level:.2f} ADU (the biases differ by 20)")
+    assert level == pytest.approx(20.0, abs=1.0)
+    # Only the level moved, and the two masters' own noise (5 ADU over 5 frames each, about 3.2 ADU
+    # between them, halved in variance by the two dithered lights): the stars are the same.
+    rest = (old - level) - new
+    assert abs(float(np.nanmean(rest))) < 0.5 and float(np.nanstd(rest)) < 3.0
+
+
 MCP_EVENTS = "obsy/mcp/events"
 
 

@@ -237,3 +237,87 @@ def test_a_light_that_fails_unexpectedly_is_left_out_once(repository) -> None:
     assert left.reason == "unexpected error: boom" and stacker.pending() == []
     with repository.sessions() as session:
         assert session.get(LiveStackFrame, ids[0]).status == "left_out"
+
+
+def test_lights_calibrated_again_are_folded_again_with_their_new_calibration(repository) -> None:
+    """Two of three lights calibrated again (a dark that takes the amplifier glow off, where the first
+    left it in): the stack is rebuilt from the files as they are now, and holds what a stack of those
+    files holds, not the old glow."""
+    from datetime import UTC, datetime, timedelta
+
+    from obsy.config import ImagingLiveStackConfig
+    from obsy_imaging.repository.models import Calibration, LiveStack, LiveStackFrame
+    from tests.support.live_stack import calibrate_again, record, write_calibrated
+
+    images = [simulated(70 + i, east=10.0 * i, north=-6.0 * i) for i in range(3)]
+    rows, cols = images[0].shape
+    y, x = np.mgrid[0:rows, 0:cols]
+    glow = (400.0 * np.exp(-np.hypot(x, y) / 120.0)).astype(np.float32)  # in the corner at (0, 0)
+    paths = [write_calibrated(repository, f"g{i}.fits", image + glow) for i, image in enumerate(images)]
+    ids = record(repository, paths)
+    settings = ImagingLiveStackConfig()
+    stacker = LiveStacker(repository, settings)
+    folded = stacker.run()
+    stack_id = folded[-1].stack.id
+    stack_file = repository.root / folded[-1].stack.path
+    old = fits.getdata(stack_file).astype(np.float64)
+    assert stacker.stale() == []  # nothing calibrated again yet
+
+    calibrate_again(repository, ids[0], images[0])  # the reference light too
+    calibrate_again(repository, ids[2], images[2])
+    assert stacker.stale() == [stack_id] and stacker.stale(since_night="2026-01-16") == []
+    assert stacker.pending() == []  # folded once: not taken as a new light
+    rebuilt = stacker.rebuild(stack_id)
+    assert rebuilt.rebuilt == 3 and rebuilt.frame.id == ids[2]
+    assert (rebuilt.stack.frame_count, rebuilt.stack.integration_s) == (3, 180.0)
+    assert stacker.stale() == []  # rebuilt once
+    new = fits.getdata(stack_file).astype(np.float64)
+    with fits.open(stack_file) as hdus:
+        assert hdus[0].header["NCOMBINE"] == 3
+
+    # The same files stacked from scratch (registered anew, light 0 the reference again): the rebuilt stack's numbers.
+    with repository.sessions.begin() as session:
+        session.query(LiveStackFrame).delete()
+        session.query(LiveStack).delete()
+        for order, frame_id in enumerate(ids):  # the first calibrated is stacked first
+            row = session.query(Calibration).filter(Calibration.frame_id == frame_id).one()
+            row.calibrated_at = datetime(2026, 1, 16, tzinfo=UTC) + timedelta(seconds=order)
+    LiveStacker(repository, settings).run()
+    straight = fits.getdata(stack_file).astype(np.float64)
+    corner, middle = (
+        (slice(0, 60), slice(0, 60)),
+        (slice(rows // 2 - 30, rows // 2 + 30), slice(cols // 2 - 30, cols // 2 + 30)),
+    )
+
+    def glow_in(stack: np.ndarray) -> float:
+        return float(np.nanmedian(stack[corner]) - np.nanmedian(stack[middle]))
+
+    # The reference (light 0) carries the stack's level; light 1 still has the glow: a third of it stays.
+    assert glow_in(old) > 250.0
+    assert glow_in(new) == pytest.approx(glow_in(straight), abs=2.0)
+    assert glow_in(new) < glow_in(old) - 150.0
+    good = np.isfinite(new) & np.isfinite(straight)
+    assert np.median(np.abs(new[good] - straight[good])) < 0.5
+
+
+def test_a_stack_that_cannot_be_rebuilt_keeps_its_lights_earlier_calibration(repository) -> None:
+    from obsy.config import ImagingLiveStackConfig
+    from obsy_imaging.repository.models import Calibration
+    from tests.support.live_stack import calibrate_again, record, write_calibrated
+
+    images = [simulated(80 + i, east=8.0 * i) for i in range(2)]
+    ids = record(repository, [write_calibrated(repository, f"k{i}.fits", image) for i, image in enumerate(images)])
+    stacker = LiveStacker(repository, ImagingLiveStackConfig())
+    folded = stacker.run()
+    stack_file = repository.root / folded[-1].stack.path
+    before = fits.getdata(stack_file).copy()
+    calibrate_again(repository, ids[1], images[1] + 5.0)
+    with repository.sessions() as session:
+        gone = repository.root / session.scalar(select(Calibration.path).where(Calibration.frame_id == ids[0]))
+    gone.unlink()  # the reference's calibrated file, removed by hand
+    [stack_id] = stacker.stale()
+    with pytest.raises(OSError):
+        stacker.rebuild(stack_id)
+    np.testing.assert_array_equal(fits.getdata(stack_file), before)  # nothing half-written
+    stacker.keep(stack_id)
+    assert stacker.stale() == []

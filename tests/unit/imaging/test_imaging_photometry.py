@@ -348,3 +348,69 @@ def test_a_frame_without_a_wcs_or_not_a_frame_gives_a_reason(renderer: FieldRend
     junk = tmp_path / "junk.fits"
     junk.write_bytes(b"SIMPLE = nonsense")
     assert reduce_frame(junk, sequence, noise).reasons[0].startswith("cannot read junk.fits")
+
+
+def test_a_light_calibrated_again_is_measured_again_with_its_new_calibration(
+    renderer: FieldRenderer, tmp_path: Path
+) -> None:
+    """A light first calibrated with a wrong flat (a 40 % illumination slope across the frame) is
+    measured off the truth; calibrated again with the right one, the photometer takes it again, its row
+    is replaced and its magnitude is the scenario's."""
+    from astropy.io import fits
+
+    from obsy.config import ImagingPhotometryConfig, SiteConfig
+    from obsy_imaging.photometer import MEASURED, Photometer
+    from obsy_imaging.repository.models import PhotometryMeasurement
+    from tests.support.live_stack import calibrate_again, make_repository, record
+
+    frame = renderer.render(EVENING, ACROSS_ZERO, EXPOSURE, GAIN, scenario=Scenario(variables=[VARIABLE]), seed=230)
+    truth = frame.truth
+    pick = measurable(renderer, truth, 10.5, 12.5)
+    variable = truth.variables[VARIABLE.name]
+    pick = pick[np.hypot(truth.x[pick] - variable.x, truth.y[pick] - variable.y) > 30]
+    ra, dec, mag = truth.stars.ra, truth.stars.dec, truth.stars.mag
+    stars = [
+        {"label": f"C{j}", "ra": float(ra[i]), "dec": float(dec[i]), "mag": float(mag[i])}
+        for j, i in enumerate(pick[:5])
+    ]
+    noise = noise_of(renderer, GAIN, EXPOSURE, calibrated=True)
+    target = {"name": VARIABLE.name, "ra": VARIABLE.ra, "dec": VARIABLE.dec, "comparisons": stars, "check": "C4"}
+    settings = ImagingPhotometryConfig(
+        enabled=True,
+        observer_code="TST01",
+        gain_e_per_adu=noise.gain_e_per_adu,
+        read_noise_e=noise.read_noise_e,
+        dark_current_e_per_s=noise.dark_e_per_px / EXPOSURE,
+        saturation_adu=25000.0,
+        targets=[target],
+    )
+    repository = make_repository(tmp_path)
+    try:
+        path = write_light(repository.root / "calibrated" / "v1.fits", renderer, frame, with_wcs=True, calibrated=True)
+        right = fits.getdata(path).astype(np.float32)
+        header = fits.getheader(path)
+        x = np.arange(right.shape[1], dtype=np.float32)
+        slope = 0.8 + 0.4 * x / x[-1]  # what the wrong flat left: 0.8 at the left edge, 1.2 at the right
+        fits.PrimaryHDU(right * slope[None, :], header).writeto(path, overwrite=True)
+        [frame_id] = record(repository, [path], target=VARIABLE.name, filter_name="V", exposure=EXPOSURE)
+        photometer = Photometer(repository, settings, SiteConfig(latitude=SITE[0], longitude=SITE[1]), tmp_path)
+        assert photometer.pending() == [frame_id]
+        first = photometer.measure(frame_id)
+        assert first.row.status == MEASURED and photometer.pending() == []
+        expected = VARIABLE.magnitude(frame.when + timedelta(seconds=EXPOSURE / 2))
+
+        calibrate_again(repository, frame_id, right, header)
+        assert photometer.pending() == [frame_id]
+        second = photometer.measure(frame_id)
+        assert second.row.status == MEASURED and photometer.pending() == []
+        with repository.sessions() as session:
+            [row] = session.query(PhotometryMeasurement).all()
+        assert row.magnitude == pytest.approx(second.row.magnitude)
+        print(
+            f"calibrated again: {first.row.magnitude:.4f} ± {first.row.error:.4f} → "
+            f"{second.row.magnitude:.4f} ± {second.row.error:.4f} mag (truth {expected:.4f})"
+        )
+        assert abs(second.row.magnitude - expected) <= 3 * second.row.error + 0.01
+        assert abs(first.row.magnitude - expected) > abs(second.row.magnitude - expected) + 0.02
+    finally:
+        repository.engine.dispose()

@@ -49,6 +49,10 @@ class _Pending:
     closed: bool = False
     retry_after: float = 0.0
     reason: str = field(default="")
+    #: The route that named the file first (``watch``, ``post_capture``, ``dbus``): it is registered under it.
+    route: str = "watch"
+    #: Called once with the outcome (a post-capture script or D-Bus signal waiting for its answer).
+    replies: list[Callable[[Result], None]] = field(default_factory=list)
 
 
 class _Handler(FileSystemEventHandler):
@@ -159,17 +163,40 @@ class CaptureWatcher:
             return len(self._pending)
 
     # --- events ---------------------------------------------------------------------------
-    def notice(self, path: Path, *, closed: bool = False) -> None:
+    def notice(
+        self,
+        path: Path,
+        *,
+        closed: bool = False,
+        route: str = "watch",
+        reply: Callable[[Result], None] | None = None,
+    ) -> bool:
+        """Take ``path`` once it is complete; False when its name is not a frame's (``suffixes``).
+
+        Another route naming a file the watch has seen (or the reverse) joins the same entry, so a
+        file is taken once; ``reply`` is called with the outcome.
+        """
         if not is_frame_name(path.name, self.suffixes):
-            return
+            return False
         now = self.clock()
         with self._lock:
             pending = self._pending.get(path)
             if pending is None:
-                pending = self._pending[path] = _Pending(first_seen=now, last_change=now)
+                pending = self._pending[path] = _Pending(first_seen=now, last_change=now, route=route)
             pending.last_change = now
             pending.closed = pending.closed or closed
+            if reply is not None:
+                pending.replies.append(reply)
         self._wake.set()
+        return True
+
+    def scan(self) -> int:
+        """Look at every frame file in the watched folders again (a route that names no file); how many."""
+        count = 0
+        for folder in list(self.watching):
+            for path in frame_files(folder, self.suffixes):
+                count += self.notice(path)
+        return count
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -196,6 +223,7 @@ class CaptureWatcher:
             except FileNotFoundError:
                 with self._lock:
                     self._pending.pop(path, None)
+                self._answer(pending, Result(Outcome.VANISHED, path))
                 continue
             except OSError:
                 due.append(path)
@@ -217,7 +245,7 @@ class CaptureWatcher:
         now = self.clock()
         final = now - pending.first_seen >= self.incomplete_timeout
         try:
-            result = self.ingestor.ingest(path, "watch", final=final)
+            result = self.ingestor.ingest(path, pending.route, final=final)
         except Exception:  # a bug must not end the watcher; the file stays where it is
             log.exception("ingesting %s failed; trying again later", path)
             pending.retry_after = now + STORAGE_RETRY_S
@@ -231,6 +259,7 @@ class CaptureWatcher:
             self.storage_error = result.reason
             pending.retry_after = now + STORAGE_RETRY_S
             self._report(result)
+            self._answer(pending, result)  # it waits in the folder: nothing is lost
             return
         if result.outcome in (Outcome.REGISTERED, Outcome.DUPLICATE):
             self.storage_error = None
@@ -239,6 +268,16 @@ class CaptureWatcher:
                 del self._pending[path]
         if result.outcome is not Outcome.KNOWN:
             self._report(result)
+        self._answer(pending, result)
+
+    def _answer(self, pending: _Pending, result: Result) -> None:
+        with self._lock:
+            replies, pending.replies = pending.replies, []
+        for reply in replies:
+            try:
+                reply(result)
+            except Exception:  # an answer that cannot go out must not end the watcher
+                log.exception("answering for %s failed", result.path)
 
     def _report(self, result: Result) -> None:
         try:
