@@ -8,7 +8,20 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from obsy_web import pages
-from obsy_web.api import auth, commands, files, fleet, history, imaging, live, nights, plan, status, targets
+from obsy_web.api import (
+    auth,
+    commands,
+    files,
+    fleet,
+    history,
+    imaging,
+    imaging_targets,
+    live,
+    nights,
+    plan,
+    status,
+    targets,
+)
 from obsy_web.api.errors import RejectNulCharacters, install_error_handlers
 from obsy_web.api.security import PrincipalCache
 from obsy_web.context import WebContext
@@ -29,7 +42,20 @@ def create_app(context: WebContext) -> FastAPI:
     app.state.principals = PrincipalCache()
     install_error_handlers(app)
     app.add_middleware(RejectNulCharacters)
-    for module in (status, fleet, history, files, imaging, nights, targets, plan, commands, auth, live):
+    for module in (
+        status,
+        fleet,
+        history,
+        files,
+        imaging,
+        imaging_targets,
+        nights,
+        targets,
+        plan,
+        commands,
+        auth,
+        live,
+    ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(pages.router)
     static = resources.files("obsy_web").joinpath("static")
