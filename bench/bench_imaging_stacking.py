@@ -4,7 +4,7 @@ Calibrated lights from the sky simulator's main camera (dithered by up to a minu
 fifth one after a meridian flip), written as 32-bit float FITS (0..1) to a temporary folder; then each tool,
 in a child process of its own so its peak resident memory is its own:
 
-- OBSY register: stars (sep) in every frame, matched to the reference (astroalign + refit);
+- OBSY register: stars (sep) in every frame, matched to the reference (triangle asterisms + refit);
 - OBSY stack: Lanczos resampling, additive+scaling normalisation, winsorized 3-sigma rejection,
   noise weights, in bands of rows read from the files (256 MB budget);
 - Siril (``siril-cli -s``): ``register`` (global star alignment; it also resamples and writes

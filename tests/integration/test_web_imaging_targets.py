@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.support.target_page import SHAPE, publish_target_night
+from tests.support.target_page import PLANS, SHAPE, publish_target_night
 from tests.support.watcher import Watcher
 from tests.support.web_databases import database_url, migrated_engine  # noqa: F401 (fixtures)
 from tests.support.web_server import web_on
@@ -46,13 +46,8 @@ def night(web):
     finally:
         watcher.close()
     with web.login("otto") as operator:
-        plans = [
-            {"filter": "Ha", "exposure_s": 300, "count": 10},
-            {"filter": "OIII", "exposure_s": 300, "count": 5},
-            {"filter": "SII", "exposure_s": 300, "count": 5},
-        ]
         created = operator.post(
-            "/api/v1/targets", json={"name": "NGC7000", "ra_deg": 314.7, "dec_deg": 44.3, "exposure_plans": plans}
+            "/api/v1/targets", json={"name": "NGC7000", "ra_deg": 314.7, "dec_deg": 44.3, "exposure_plans": PLANS}
         )
         assert created.status_code == 201, created.text
     with web.login("vera") as viewer:

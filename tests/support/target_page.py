@@ -13,8 +13,17 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
+from PIL import Image
 
 from obsy.messages import ImagingCalibrated, ImagingFrame, ImagingLiveStack, ImagingNightStack
+from obsy.stretch import autostretch
+
+#: The plan of the target kept by the web service (POST /api/v1/targets): lights per filter.
+PLANS = [
+    {"filter": "Ha", "exposure_s": 300, "count": 10},
+    {"filter": "OIII", "exposure_s": 300, "count": 5},
+    {"filter": "SII", "exposure_s": 300, "count": 5},
+]
 
 SHAPE = (400, 600)  # height, width of every light and stack
 SKY, NOISE = 1000.0, 20.0
@@ -122,7 +131,8 @@ def publish_target_night(
     stack_fits = f"stacks/{night}/{stack_id}/stack.fits"
     write_fits(repository / stack_fits, star_image((300.0, 200.0), seed=stack_id))
     preview = f"stacks/{night}/{stack_id}/preview.jpg"
-    (repository / preview).write_bytes(b"\xff\xd8\xff\xe0 the live stack's preview \xff\xd9")
+    stretched = np.rint(autostretch(star_image((300.0, 200.0), seed=stack_id)) * 255).astype(np.uint8)
+    Image.fromarray(stretched, mode="L").save(repository / preview, format="JPEG")
     for frames in range(1, len(accepted_ha) + 1):
         truth.live_stack = ImagingLiveStack(
             timestamp=accepted_ha[frames - 1].date_obs + timedelta(minutes=5, seconds=10),
