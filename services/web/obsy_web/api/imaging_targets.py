@@ -37,7 +37,7 @@ from obsy_web.db.models import (
     TargetRecord,
 )
 from obsy_web.previews import MAX_WIDTH, MIN_WIDTH, PreviewCache, PreviewError
-from obsy_web.targets import counted_for, name_key
+from obsy_web.targets import EXPOSURE_TOLERANCE, counted_for, name_key
 
 router = APIRouter(tags=["imaging"])
 LIGHT = FrameType.LIGHT.value  # as plans say it
@@ -198,7 +198,7 @@ def _plan_progress(
         groups = {
             g
             for g in spelled
-            if g[0] == name_key(plan.filter) and abs(g[1] - plan.exposure_s) <= 0.01 * plan.exposure_s
+            if g[0] == name_key(plan.filter) and abs(g[1] - plan.exposure_s) <= EXPOSURE_TOLERANCE * plan.exposure_s
         }
         planned_groups |= groups
         rows.append(
