@@ -475,6 +475,9 @@ def test_a_targets_page_shows_its_stack_plan_frames_and_follows_the_night(browse
         watcher.publish("obsy/imaging/livestack/state", fold.to_json())
         expect(stack.locator(".frames")).to_have_text("4 frames", timeout=LIVE_DEADLINE_MS)
         expect(tiles).to_have_count(len(truth.lights) + 1, timeout=5000)
+        newest_tile = page.locator(f"#frames figure[data-frame='{newest.frame_id}']")
+        expect(newest_tile).to_contain_text("accepted")
+        expect(newest_tile.locator("img")).to_have_count(0)  # its FITS is not in the repository: no thumbnail
         expect(ha.locator(".accepted")).to_have_text("4")
         assert page.evaluate("window.stillTheSamePage") is True
         page.screenshot(path=tmp_path / "target.png", full_page=True)

@@ -11,6 +11,7 @@ the imaging repository on the shared data volume (this site's only).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -337,7 +338,7 @@ class FrameItem(BaseModel):
     snr: float | None = None
     stars: int | None = None
     eccentricity: float | None = None
-    thumbnail: str | None = Field(description="a small stretched preview of the light (null: not here)")
+    thumbnail: str | None = Field(description="a small stretched preview of the light (null: its FITS is not here)")
     preview: str | None = Field(description="a larger one (add width=, up to 4096)")
 
 
@@ -351,6 +352,7 @@ def imaging_target_frames(
 ) -> Page[FrameItem]:
     """The target's lights of a night in the order taken, with their grades (the frame grid, the charts)."""
     here = is_local(context, site)
+    repository = files_of(context, site)
     with context.sessions() as session:
         names = _frame_names(session, name_key(target), site)
         in_target = [
@@ -367,10 +369,14 @@ def imaging_target_frames(
             .limit(paging.limit)
             .offset(paging.offset)
         ).all()
+        sources = _light_sources(session, records, site) if here else {}
         items = []
         for r in records:
             data = r.data or {}
-            link = f"/api/v1/imaging/frames/{r.frame_id}/preview" if here else None
+            drawable = _inside(repository, sources.get(r.frame_id), FITS_SUFFIXES) or _inside(
+                repository, data.get("path"), FITS_SUFFIXES
+            )
+            link = f"/api/v1/imaging/frames/{r.frame_id}/preview" if drawable else None
             items.append(
                 FrameItem(
                     frame_id=r.frame_id,
@@ -393,6 +399,17 @@ def imaging_target_frames(
                 )
             )
     return Page(items=items, total=total, limit=paging.limit, offset=paging.offset)
+
+
+def _light_sources(session: Session, frames: Sequence[ImagingFrameRecord], site: str | None) -> dict[int, str]:
+    """The calibrated FITS of each light (its latest calibration), by frame id: what its preview is drawn from."""
+    rows = session.execute(
+        select(CalibratedLightRecord.frame_id, CalibratedLightRecord.data)
+        .where(CalibratedLightRecord.frame_id.in_([f.frame_id for f in frames]))
+        .where(*of_site(CalibratedLightRecord.site, site))
+        .order_by(CalibratedLightRecord.id)
+    ).all()
+    return {frame_id: (data or {}).get("path") for frame_id, data in rows}  # the latest wins
 
 
 # --- files: previews drawn on demand, FITS downloads ----------------------------------------------------
