@@ -425,7 +425,9 @@ def test_a_targets_page_shows_its_stack_plan_frames_and_follows_the_night(browse
             assert reply.status_code == 201, reply.text
             web.wait_until(lambda: operator.get("/api/v1/imaging/targets/NGC 7000").json()["night_stacks"])
         page = log_in(browser, web, "vera")
-        page.goto(f"{web.url}/imaging/targets/NGC%207000")
+        page.goto(f"{web.url}/imaging")  # the Imaging page lists the targets, each with its page
+        page.locator("#imaging-targets a", has_text="NGC 7000").click()
+        page.wait_for_url(f"{web.url}/imaging/targets/NGC%207000")
         expect(page.locator("#live-status")).to_have_text("live")
         expect(page.locator("#target-name")).to_have_text("NGC 7000")
         stack = page.locator("#stacks figure[data-stack='40']")
