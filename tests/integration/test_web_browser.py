@@ -400,3 +400,89 @@ def test_an_operator_builds_masters_from_the_imaging_page(browser, web):
         page.context.close()
     finally:
         imaging.close()
+
+
+def test_a_targets_page_shows_its_stack_plan_frames_and_follows_the_night(browser, web, tmp_path):
+    from datetime import timedelta
+
+    from obsy.messages import ImagingFrame
+    from tests.support.target_page import PLANS, publish_target_night
+
+    expect = playwright_api.expect
+    watcher = Watcher(web.broker.port, ["obsy/imaging/#"])
+    night = "2025-12-20"  # before the other imaging tests' nights: the Imaging page still opens on theirs
+    try:
+        truth = publish_target_night(
+            lambda topic, payload: watcher.publish(f"obsy/{topic}", payload),
+            web.data_dir / "imaging" / "repository",
+            target="NGC 7000",
+            night=night,
+        )
+        with web.login("otto") as operator:
+            reply = operator.post(
+                "/api/v1/targets", json={"name": "NGC 7000", "ra_deg": 314.7, "dec_deg": 44.3, "exposure_plans": PLANS}
+            )
+            assert reply.status_code == 201, reply.text
+            web.wait_until(lambda: operator.get("/api/v1/imaging/targets/NGC 7000").json()["night_stacks"])
+        page = log_in(browser, web, "vera")
+        page.goto(f"{web.url}/imaging")  # the Imaging page lists the targets, each with its page
+        page.locator("#imaging-targets a", has_text="NGC 7000").click()
+        page.wait_for_url(f"{web.url}/imaging/targets/NGC%207000")
+        expect(page.locator("#live-status")).to_have_text("live")
+        expect(page.locator("#target-name")).to_have_text("NGC 7000")
+        stack = page.locator("#stacks figure[data-stack='40']")
+        expect(stack.locator(".frames")).to_have_text("3 frames")
+        page.wait_for_function("document.querySelector(\"#stacks figure[data-stack='40'] img\").naturalWidth === 600")
+        expect(stack.locator("a[download]")).to_have_attribute("href", "/api/v1/imaging/stacks/40/fits")
+        ha = page.locator("#progress tbody tr", has_text="Ha")
+        expect(ha.locator(".accepted")).to_have_text("3")
+        expect(ha).to_contain_text("10 (50.0 min)")
+        expect(page.locator("#progress tbody tr", has_text="SII")).to_contain_text("0")
+        tiles = page.locator("#frames figure")
+        expect(tiles).to_have_count(len(truth.lights))
+        expect(page.locator("#frames figure.rejected")).to_have_count(1)
+        expect(page.locator("#frames figure.rejected")).to_contain_text("FWHM 6.50 px above the limit")
+        page.wait_for_function(
+            "[...document.querySelectorAll('#frames img')].every((i) => i.complete && i.naturalWidth === 200)"
+        )
+        expect(page.locator("#fwhm-chart circle.point")).to_have_count(len(truth.lights))
+        expect(page.locator("#background-chart circle.point")).to_have_count(len(truth.lights))
+        expect(page.locator("#night-stacks tbody")).to_contain_text("winsorized 3/3")
+        expect(page.locator("#night-stacks a[download]")).to_have_attribute(
+            "href", "/api/v1/imaging/nightstacks/41/fits"
+        )
+
+        # The night goes on: a new light is graded and folded; the page follows without a reload.
+        page.evaluate("window.stillTheSamePage = true")
+        last = truth.lights[-1]
+        newest = ImagingFrame(
+            frame_id=last.frame_id + 10,
+            sha256="f" * 64,
+            path=f"lights/{night}/newest.fits",
+            source="/capture/newest.fits",
+            frame_type="light",
+            night=night,
+            target="NGC 7000",
+            filter="Ha",
+            exposure_s=300.0,
+            date_obs=last.date_obs + timedelta(minutes=6),
+            accepted=True,
+            fwhm_px=2.9,
+            background=1002.0,
+        )
+        watcher.publish("obsy/imaging/frames", newest.to_json())
+        fold = truth.live_stack.model_copy(
+            update={"frames": 4, "integration_s": 1200.0, "frame_id": newest.frame_id, "timestamp": newest.timestamp}
+        )
+        watcher.publish("obsy/imaging/livestack/state", fold.to_json())
+        expect(stack.locator(".frames")).to_have_text("4 frames", timeout=LIVE_DEADLINE_MS)
+        expect(tiles).to_have_count(len(truth.lights) + 1, timeout=5000)
+        newest_tile = page.locator(f"#frames figure[data-frame='{newest.frame_id}']")
+        expect(newest_tile).to_contain_text("accepted")
+        expect(newest_tile.locator("img")).to_have_count(0)  # its FITS is not in the repository: no thumbnail
+        expect(ha.locator(".accepted")).to_have_text("4")
+        assert page.evaluate("window.stillTheSamePage") is True
+        page.screenshot(path=tmp_path / "target.png", full_page=True)
+        page.context.close()
+    finally:
+        watcher.close()

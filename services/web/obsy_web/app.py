@@ -15,6 +15,7 @@ from obsy_web.api import (
     fleet,
     history,
     imaging,
+    imaging_targets,
     live,
     nights,
     plan,
@@ -42,7 +43,21 @@ def create_app(context: WebContext) -> FastAPI:
     app.state.principals = PrincipalCache()
     install_error_handlers(app)
     app.add_middleware(RejectNulCharacters)
-    for module in (status, fleet, history, files, imaging, nights, targets, plan, commands, auth, live, uploads):
+    for module in (
+        status,
+        fleet,
+        history,
+        files,
+        imaging,
+        imaging_targets,
+        nights,
+        targets,
+        plan,
+        commands,
+        auth,
+        live,
+        uploads,
+    ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(pages.router)
     app.include_router(site_pages.router)

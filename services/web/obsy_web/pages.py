@@ -39,7 +39,7 @@ def _pages(context: WebContext) -> dict[str, tuple[str, str]]:
     return {name: value for name, value in PAGES.items() if name != "fleet"}
 
 
-def _render(page: str, request: Request, who: Principal | None, context: WebContext) -> Response:
+def _render(page: str, request: Request, who: Principal | None, context: WebContext, **extra: object) -> Response:
     if who is None:
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
     return templates.TemplateResponse(
@@ -52,6 +52,7 @@ def _render(page: str, request: Request, who: Principal | None, context: WebCont
             "who": who,
             "can_operate": who.can(Role.OPERATOR) and who.via != "anonymous",
             "weather_simulation": context.config.weather.allow_simulation,
+            **extra,
         },
     )
 
@@ -69,6 +70,17 @@ def _page(page: str):
 
 for _name, (_path, _title) in PAGES.items():
     router.add_api_route(_path, _page(_name), methods=["GET"], response_class=HTMLResponse, name=f"page_{_name}")
+
+
+@router.get("/imaging/targets/{target}", response_class=HTMLResponse, name="page_imaging_target")
+async def imaging_target_page(
+    target: str,
+    request: Request,
+    who: Principal | None = Depends(current_principal),
+    context: WebContext = Depends(get_context),
+) -> Response:
+    """One target's page (under the Imaging page in the navigation): its stacks, plan progress and frames."""
+    return _render("target", request, who, context, target=target[:200])
 
 
 @router.get("/login", response_class=HTMLResponse)

@@ -64,6 +64,13 @@ def test_a_frame_that_cannot_be_matched_is_left_out_with_the_reason(reference) -
     assert results["ref"].registered and results["dither"].registered
     assert not results["starless"].registered
     assert "too few stars" in (results["starless"].reason or "")
+    # Stars detected in two worker processes: the same results, in the same order.
+    in_workers = register_frames(list(frames), frames.__getitem__, reference="ref", workers=2)
+    assert [r.name for r in in_workers] == list(frames)
+    for alone, shared in zip(results.values(), in_workers, strict=True):
+        assert (alone.stars, alone.pairs, alone.reason) == (shared.stars, shared.pairs, shared.reason)
+        if alone.registered:
+            assert np.array_equal(alone.transform.matrix, shared.transform.matrix)
 
 
 def test_a_frame_of_another_field_is_reported_not_matched(reference) -> None:

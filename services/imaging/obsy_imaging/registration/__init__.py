@@ -1,5 +1,5 @@
 """Registration of calibrated lights onto a reference frame: stars (sep), triangle matching
-(astroalign), a least-squares similarity or affine transform, Lanczos resampling."""
+(astroalign's triangle method, vectorised), a least-squares similarity or affine transform, Lanczos resampling."""
 
 from obsy_imaging.registration.match import RegistrationError, find_transform
 from obsy_imaging.registration.register import Registration, register_frames

@@ -1,7 +1,7 @@
-"""Matching a frame's stars to the reference's: astroalign finds the correspondence (triangle
-asterisms, invariant to shift, rotation - a meridian flip is a 180 degree rotation - and scale),
-then every star is paired by its nearest neighbour under that first guess and the transform is
-refitted by least squares on all pairs, with outlying pairs clipped. astroalign alone uses at most
+"""Matching a frame's stars to the reference's: triangle asterisms find the correspondence
+(astroalign's method, invariant to shift, rotation - a meridian flip is a 180 degree rotation - and
+scale; ``triangles.py``), then every star is paired by its nearest neighbour under that first guess and the transform is
+refitted by least squares on all pairs, with outlying pairs clipped. The triangles use at most
 50 control points; the refit on a few hundred is what brings the error to hundredths of a pixel.
 """
 
@@ -12,13 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from obsy_imaging.registration import triangles
 from obsy_imaging.registration.stars import StarList
 from obsy_imaging.registration.transform import Transform, TransformKind
 
 MIN_STARS = 6
 MIN_PAIRS = 6
 PAIR_RADIUS_PX = 3.0
-CONTROL_POINTS = 50
 
 
 class RegistrationError(ValueError):
@@ -34,23 +34,16 @@ class Match:
 
 def find_transform(reference: StarList, frame: StarList, kind: TransformKind = "similarity") -> Match:
     """The transform taking ``frame``'s pixels onto ``reference``'s; :class:`RegistrationError` if none."""
-    import astroalign  # imported here: it pulls in scikit-image, which the service needs only for this
-
     if len(reference) < MIN_STARS:
         raise RegistrationError(f"the reference has {len(reference)} stars, at least {MIN_STARS} are needed")
     if len(frame) < MIN_STARS:
         raise RegistrationError(f"too few stars: {len(frame)} found, at least {MIN_STARS} are needed")
     try:
-        first, _pairs = astroalign.find_transform(
-            frame.xy[: CONTROL_POINTS * 2], reference.xy[: CONTROL_POINTS * 2], max_control_points=CONTROL_POINTS
-        )
-    except astroalign.MaxIterError:
+        transform = triangles.match(frame.asterisms, reference.asterisms)
+    except triangles.NoMatchError:
         raise RegistrationError(
             "no matching star pattern: the frame's triangles match none of the reference's"
         ) from None
-    except (ValueError, TypeError) as error:
-        raise RegistrationError(f"star matching failed: {error}") from None
-    transform = Transform(np.asarray(first.params, float)[:2].copy())
     tree = cKDTree(reference.xy)
     radius = PAIR_RADIUS_PX
     pairs = rms = 0.0

@@ -8,11 +8,13 @@ PSF fit, which is what 0.05 px registration needs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import sep
 
 from obsy_imaging.grading.measure import GAUSSIAN_FWHM_PER_SIGMA, extract_stars
+from obsy_imaging.registration.triangles import Asterisms, asterisms
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,11 @@ class StarList:
     @property
     def xy(self) -> np.ndarray:
         return np.column_stack([self.x, self.y])
+
+    @cached_property
+    def asterisms(self) -> Asterisms:
+        """The triangles of the brightest stars: made once, however many frames are matched to this list."""
+        return asterisms(self.xy)
 
 
 def detect_stars(image: np.ndarray, *, max_stars: int = 400) -> StarList:

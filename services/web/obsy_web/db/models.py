@@ -187,6 +187,35 @@ class ImagingFrameRecord(Base):
     exposure_s: Mapped[float | None] = mapped_column(Float)
     accepted: Mapped[bool | None] = mapped_column(Boolean)  # None: not graded (calibration, grading off)
     rejected_because: Mapped[list[Any]]
+    # Web migration 0009 (the target page's charts and frame grid); null in rows stored before it:
+    date_obs: Mapped[datetime | None]  # exposure start
+    fwhm_px: Mapped[float | None] = mapped_column(Float)
+    background: Mapped[float | None] = mapped_column(Float)
+    data: Mapped[dict[str, Any] | None]  # the whole message (path, stars, SNR, noise, eccentricity...)
+
+
+class NightStackRecord(Base):
+    """A night's stack of record (``imaging/nightstacks``): a live stack stacked again with rejection once
+    the night was over. Kept for ever, as the masters are."""
+
+    __tablename__ = "night_stacks"
+    __table_args__ = (
+        UniqueConstraint("site", "stack_id", "time", name="uq_night_stacks_site_stack_id_time"),
+        Index("ix_night_stacks_night", "night"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site: Mapped[str] = site_column()
+    time: Mapped[datetime]
+    stack_id: Mapped[int] = mapped_column(BigInteger)
+    live_stack_id: Mapped[int] = mapped_column(BigInteger)
+    night: Mapped[str] = mapped_column(String(10))
+    target: Mapped[str | None] = mapped_column(String(200))
+    filter: Mapped[str | None] = mapped_column(String(100))
+    frames: Mapped[int] = mapped_column(Integer)
+    integration_s: Mapped[float] = mapped_column(Float)
+    path: Mapped[str] = mapped_column(Text)  # the FITS, relative to the imaging repository's root
+    data: Mapped[dict[str, Any]]  # the whole message (rejection, rejected fraction, missing, seconds)
 
 
 class CalibrationMasterRecord(Base):

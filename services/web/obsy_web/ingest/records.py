@@ -27,6 +27,7 @@ from obsy.messages import (
     ImagingFrame,
     ImagingLiveStack,
     ImagingMaster,
+    ImagingNightStack,
     ImagingPhotometry,
     ImagingTransit,
     McpState,
@@ -171,8 +172,25 @@ def _imaging_frame(message: Incoming) -> list[Row]:
         "exposure_s": frame.exposure_s,
         "accepted": frame.accepted,
         "rejected_because": [reason[:500] for reason in frame.rejected_because[:20]],
+        "date_obs": frame.date_obs,
+        "fwhm_px": frame.fwhm_px,
+        "background": frame.background,
+        "data": frame.model_dump(mode="json"),
     }
     return [Row(models.ImagingFrameRecord.__table__, values)]
+
+
+def _night_stack(message: Incoming) -> list[Row]:
+    stack = _parse(ImagingNightStack, message)
+    values = stack.model_dump(include={"stack_id", "live_stack_id", "frames", "integration_s", "path"})
+    values.update(
+        time=stack.timestamp,
+        night=stack.night[:10],
+        target=_cut(stack.target, 200),
+        filter=_cut(stack.filter, 100),
+        data=stack.model_dump(mode="json"),
+    )
+    return [Row(models.NightStackRecord.__table__, values)]
 
 
 def _master(message: Incoming) -> list[Row]:
@@ -293,6 +311,7 @@ class Router:
             topics.imaging_calibrated: _calibrated,
             topics.imaging_photometry: _photometry,
             topics.imaging_transits: _transit,
+            topics.imaging_night_stacks: _night_stack,
             topics.mcp_state: _mcp_state,
             topics.scheduler_plan: _plan,
         }
