@@ -92,7 +92,7 @@ def apply_stretch(image: np.ndarray, p: StretchParameters) -> np.ndarray:
     x = np.clip((x - np.float32(p.shadows)) / np.float32(1.0 - p.shadows), 0.0, 1.0)
     m = np.float32(p.midtones)
     out = (m - 1.0) * x / ((2.0 * m - 1.0) * x - m)
-    return np.nan_to_num(out, nan=0.0).astype(np.float32)
+    return np.clip(np.nan_to_num(out, nan=0.0), 0.0, 1.0).astype(np.float32)  # float32 rounding: 1.0000001
 
 
 def autostretch(image: np.ndarray, *, shadows_clip: float = -2.8, target_background: float = 0.25) -> np.ndarray:
