@@ -96,7 +96,7 @@ def test_a_command_builds_the_project_stack_with_progress_on_the_bus(tmp_path, m
 
     late = Watcher(mosquitto.port, [STATE])  # a late joiner gets the last state
     try:
-        late.wait_for(lambda msgs: bool(msgs), timeout=10)
+        late.wait_for(bool, timeout=10)
         last = ImagingProjectStackState.model_validate_json(late.messages[0].payload)
         assert late.messages[0].retain and last.status == "done" and last.stack_id == stack.stack_id
     finally:
