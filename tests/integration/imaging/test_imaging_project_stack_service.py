@@ -17,6 +17,7 @@ import pytest
 from astropy.io import fits
 
 from obsy.messages import ImagingProjectStack, ImagingProjectStackState
+from obsy_imaging.cli import stack_project_command
 from tests.integration.imaging.test_imaging_calibration_service import repository_of
 from tests.integration.imaging.test_imaging_live_stack_service import events
 from tests.integration.imaging.test_imaging_service import Running, wait_online
@@ -48,7 +49,7 @@ def states(watcher: Watcher) -> list[ImagingProjectStackState]:
 
 
 @pytest.mark.long(seconds=60)
-def test_a_command_builds_the_project_stack_with_progress_on_the_bus(tmp_path, mosquitto, watcher) -> None:
+def test_a_command_builds_the_project_stack_with_progress_on_the_bus(tmp_path, mosquitto, watcher, capsys) -> None:
     calibration = {"require_dark": False, "require_flat": False}
     with Running(tmp_path, mosquitto, calibration=calibration) as run:
         wait_online(watcher)
@@ -101,3 +102,11 @@ def test_a_command_builds_the_project_stack_with_progress_on_the_bus(tmp_path, m
         assert late.messages[0].retain and last.status == "done" and last.stack_id == stack.stack_id
     finally:
         late.close()
+
+    # The same from the command line (the service stopped): the stack built again, in the same place.
+    capsys.readouterr()
+    assert stack_project_command(["stack-project", "-c", str(run.config_path), "M 42", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "M 42 / L: 6 lights of 2 night(s), 0.10 h" in printed and printed.strip().endswith(stack.path)
+    assert stack_project_command(["stack-project", "-c", str(run.config_path), "M 31"]) == 1
+    assert "no accepted, calibrated lights of 'M 31'" in capsys.readouterr().err
