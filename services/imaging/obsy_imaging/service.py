@@ -1081,56 +1081,67 @@ class ProjectStackWorker(PassWorker):
         super().__init__(service)
         self.stacker = stacker
         self.built = 0
-        self._requests: dict[tuple[str, str | None], ImagingProjectStackCommand | None] = {}
+        #: (target, filter, every filter of the target) -> the command that asked (None: a night stack did).
+        self._requests: dict[tuple[str, str | None, bool], ImagingProjectStackCommand | None] = {}
         self._requests_lock = threading.Lock()
         stacker.cancelled = self._stopping.is_set
 
     def on_command(self, _topic: str, command: ImagingProjectStackCommand) -> None:
-        origin = command.origin or CommandOrigin()
-        filters = [command.filter] if command.filter else self.stacker.filters(command.target)
-        if not filters:
-            self._answer(
-                ImagingProjectStackState(
-                    status="failed",
-                    target=command.target,
-                    reason=f"no accepted, calibrated lights of {command.target!r}"[:1000],
-                    request_id=command.request_id,
-                    origin=command.origin,
-                )
+        """Queued for the worker's thread (which looks up the target's filters: no database on the bus's thread)."""
+        if not self.request(command.target, command.filter, command, every_filter=command.filter is None):
+            origin = command.origin or CommandOrigin()
+            self._event(
+                "command_rejected",
+                "warning",
+                f"project stack (from {origin.describe()}): too many project stacks waiting",
+                {"origin": origin.as_data(), "request_id": command.request_id},
             )
-            return
-        for filter_name in filters:
-            if not self.request(command.target, filter_name, command):
-                self._event(
-                    "command_rejected",
-                    "warning",
-                    f"project stack (from {origin.describe()}): too many project stacks waiting",
-                    {"origin": origin.as_data(), "request_id": command.request_id},
-                )
-                return
 
-    def request(self, target: str, filter_name: str | None, command: ImagingProjectStackCommand | None = None) -> bool:
-        """Queue a project stack of ``target`` and ``filter_name`` (once, however often asked); False when full."""
+    def request(
+        self,
+        target: str,
+        filter_name: str | None,
+        command: ImagingProjectStackCommand | None = None,
+        *,
+        every_filter: bool = False,
+    ) -> bool:
+        """Queue a project stack of ``target`` and ``filter_name`` (or of each of its filters), once
+        however often asked; False when too many wait."""
+        key = (target, None if every_filter else filter_name, every_filter)
         with self._requests_lock:
-            if (target, filter_name) not in self._requests and len(self._requests) >= self.MAX_WAITING:
+            if key not in self._requests and len(self._requests) >= self.MAX_WAITING:
                 return False
-            self._requests[(target, filter_name)] = command or self._requests.get((target, filter_name))
+            self._requests[key] = command or self._requests.get(key)
         self.wake()
         return True
 
-    def _next(self) -> tuple[str, str | None, ImagingProjectStackCommand | None] | None:
+    def _next(self) -> tuple[tuple[str, str | None, bool], ImagingProjectStackCommand | None] | None:
         with self._requests_lock:
             if not self._requests:
                 return None
-            (target, filter_name), command = next(iter(self._requests.items()))
-            del self._requests[(target, filter_name)]
-        return target, filter_name, command
+            key, command = next(iter(self._requests.items()))
+            del self._requests[key]
+        return key, command
 
     def _pass(self) -> None:
         targets: list[str] = []
         while not self._stopping.is_set() and (item := self._next()) is not None:
-            target, filter_name, command = item
-            self._build(target, filter_name, command)
+            (target, filter_name, every_filter), command = item
+            filters = self.stacker.filters(target) if every_filter else [filter_name]
+            if not filters:
+                self._answer(
+                    ImagingProjectStackState(
+                        status="failed",
+                        target=target,
+                        reason=f"no accepted, calibrated lights of {target!r}"[:1000],
+                        request_id=command.request_id if command else None,
+                        origin=command.origin if command else None,
+                    )
+                )
+                continue
+            for one in filters:
+                if not self._stopping.is_set():
+                    self._build(target, one, command)
             if target not in targets:
                 targets.append(target)
         for target in targets:
