@@ -11,6 +11,7 @@ from astropy.io import fits
 from sqlalchemy import select
 
 from obsy.config import ImagingProjectStackConfig
+from obsy_imaging.colour import ColourError
 from obsy_imaging.projectstack import (
     LEFT_OUT,
     REGISTERING,
@@ -181,3 +182,36 @@ def test_too_few_lights_or_an_unknown_target_is_said_not_stacked(repository, nig
     assert skipped.reason == "1 accepted, calibrated light(s), at least 2 are needed"
     assert isinstance(stacker.build("M 31", None), ProjectSkipped)
     assert stacker.filters("M 31") == []
+
+
+def test_the_colour_image_of_a_targets_filter_stacks(repository, nights) -> None:
+    """Two lights a filter (R, G, B: the stars' light in the ratio 1 : 0.8 : 0.5, skies apart), each
+    filter framed otherwise: the project stacks, then the RGB image beside them."""
+    shares, skies = {"R": 1.0, "G": 0.8, "B": 0.5}, {"R": 300.0, "G": 150.0, "B": 420.0}
+    lights = {"R": nights["2026-01-18"][:2], "G": nights["2026-01-15"][:2], "B": nights["2026-01-23"][:2]}
+    for filter_name, frames in lights.items():
+        images = [(f.image - np.median(f.image)) * shares[filter_name] + skies[filter_name] for f in frames]
+        paths = [write_calibrated(repository, f"{filter_name}-{i}.fits", im) for i, im in enumerate(images)]
+        record(repository, paths, filter_name=filter_name, grades=[(90.0, 3.0, True)] * len(paths))
+    stacker = ProjectStacker(repository, ImagingProjectStackConfig(min_frames=2))
+    for filter_name in stacker.filters("M 42"):
+        assert isinstance(stacker.build("M 42", filter_name), ProjectBuilt)
+    assert stacker.palettes("M 42") == ["rgb"]
+    with pytest.raises(ColourError, match="palette sho needs a stack of SII, Ha, OIII; there are stacks of B, G, R"):
+        stacker.colour("M 42", "sho")
+
+    made = stacker.colour("M 42", "rgb", white="none")
+    assert made.path == "stacks/project/M_42/colour/rgb.fits" and made.filters == {"R": "R", "G": "G", "B": "B"}
+    with fits.open(repository.root / made.path) as hdus:
+        cube, header = hdus[0].data, hdus[0].header
+    assert cube.shape == (3, 800, 1000) and header["PALETTE"] == "rgb"
+    # On the green stack's grid (its first light's): the stars' colour is the filters' shares.
+    reference = lights["G"][0]
+    ratios = [np.median(flux_over_truth(cube[i], reference)) for i in range(3)]
+    assert ratios[0] / ratios[1] == pytest.approx(1.0 / 0.8, rel=0.02)
+    assert ratios[2] / ratios[1] == pytest.approx(0.5 / 0.8, rel=0.02)
+    sample = cv2.imread(str(repository.root / made.sample), cv2.IMREAD_UNCHANGED)
+    thumbnail = cv2.imread(str(repository.root / made.thumbnail), cv2.IMREAD_UNCHANGED)
+    assert sample.shape == (800, 1000, 3) and thumbnail.shape == (320, 400, 3)
+    sky = np.median(sample.reshape(-1, 3), axis=0)
+    assert np.ptp(sky) <= 3 and float(np.mean(sky)) == pytest.approx(0.25 * 255, abs=8)  # a grey sky at 0.25
