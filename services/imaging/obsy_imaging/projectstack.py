@@ -24,12 +24,11 @@ Colour (:meth:`ProjectStacker.colour`): the project stacks of a target's filters
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from time import perf_counter
 
 import numpy as np
@@ -45,7 +44,8 @@ from obsy_imaging.repository.layout import folder_name
 from obsy_imaging.repository.models import Calibration, Frame, Grade, ProjectStack, ProjectStackFrame
 from obsy_imaging.repository.store import Repository
 from obsy_imaging.stacking import Rejection, StackFrame, StackOptions, fits_reader, stack
-from obsy_imaging.stretch import arcsinh_stretch, autostretch_colour, encode_jpeg, preview_jpeg, shrink
+from obsy_imaging.stretch import arcsinh_stretch, autostretch_colour
+from obsy_imaging.stretch.samples import replace_file, sample_path, thumbnail_path, write_samples
 
 log = logging.getLogger(__name__)
 
@@ -351,19 +351,10 @@ class ProjectStacker:
         cube = np.moveaxis(made.image, 2, 0)  # FITS: planes first
         target_path = self.root / relative
         target_path.parent.mkdir(parents=True, exist_ok=True)
-        _replace(target_path, lambda temporary: fits.PrimaryHDU(cube, header=header).writeto(temporary))
+        replace_file(target_path, lambda temporary: fits.PrimaryHDU(cube, header=header).writeto(temporary))
         stretched = autostretch_colour(made.image) if stretch == "stf" else arcsinh_stretch(made.image)
         s = self.settings
-        width = stretched.shape[1]
-        _replace(
-            self.root / sample_path(relative),
-            lambda temporary: temporary.write_bytes(encode_jpeg(stretched, s.jpeg_quality)),
-        )
-        small = shrink(stretched, min(width, s.thumbnail_width))
-        _replace(
-            self.root / thumbnail_path(relative),
-            lambda temporary: temporary.write_bytes(encode_jpeg(small, s.jpeg_quality)),
-        )
+        write_samples(target_path, stretched, thumbnail_width=s.thumbnail_width, quality=s.jpeg_quality, stretched=True)
         return ColourBuilt(target, palette, str(relative), roles, made.white_balance.tolist())
 
     def _stacks(self, target: str) -> dict[str | None, ProjectStack]:
@@ -483,27 +474,6 @@ class ProjectStacker:
                 fits.ImageHDU(result.coverage, name="COVERAGE"),
             ]
         )
-        _replace(target_path, lambda temporary: hdus.writeto(temporary, overwrite=True))
+        replace_file(target_path, lambda temporary: hdus.writeto(temporary, overwrite=True))
         s = self.settings
-        width = result.image.shape[1]
-        sample = preview_jpeg(result.image, max_width=width, quality=s.jpeg_quality)
-        thumbnail = preview_jpeg(result.image, max_width=min(width, s.thumbnail_width), quality=s.jpeg_quality)
-        _replace(self.root / sample_path(relative), lambda temporary: temporary.write_bytes(sample))
-        _replace(self.root / thumbnail_path(relative), lambda temporary: temporary.write_bytes(thumbnail))
-
-
-def sample_path(stack_path: PurePosixPath) -> PurePosixPath:
-    """The full-size stretched sample beside a stack: ``stack.fits`` -> ``stack.jpg``."""
-    return stack_path.with_suffix(".jpg")
-
-
-def thumbnail_path(stack_path: PurePosixPath) -> PurePosixPath:
-    """The stretched thumbnail beside a stack: ``stack.fits`` -> ``stack.thumb.jpg``."""
-    return stack_path.with_suffix(".thumb.jpg")
-
-
-def _replace(path: Path, write: Callable[[Path], object]) -> None:
-    """Write through a temporary file and a rename: a reader never sees half a file."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    write(temporary)
-    os.replace(temporary, path)
+        write_samples(target_path, result.image, thumbnail_width=s.thumbnail_width, quality=s.jpeg_quality)
