@@ -178,16 +178,22 @@ class ProjectStacker:
             reference, registered, left_out = self._register(lights, previous, report)
         except _CancelledError:
             return ProjectSkipped(target, filter_name, "stopped before it was done")
+        frames, readable = [], []
+        for light, transform, pairs in registered:  # a kept registration's file may be gone since
+            try:
+                read, shape = fits_reader(self.root / light.calibrated)
+            except (OSError, ValueError, KeyError) as exc:
+                left_out.append((light, f"cannot be read: {exc}"))
+                continue
+            frames.append(StackFrame(name=light.path, read=read, shape=shape, transform=transform))
+            readable.append((light, transform, pairs))
+        registered = readable
         reasons = [f"{light.path}: {reason}" for light, reason in left_out]
-        if reference is None or len(registered) < need:
+        if reference is None or len(registered) < need or reference not in [r[0] for r in registered]:
             reason = f"{len(registered)} light(s) registered, at least {need} are needed"
             if reasons:
                 reason += f" ({len(reasons)} left out, e.g. {reasons[0]})"
             return ProjectSkipped(target, filter_name, reason, reasons)
-        frames = []
-        for light, transform, _pairs in registered:
-            read, shape = fits_reader(self.root / light.calibrated)
-            frames.append(StackFrame(name=light.path, read=read, shape=shape, transform=transform))
         index = next(i for i, (light, _t, _p) in enumerate(registered) if light.frame_id == reference.frame_id)
         s = self.settings
         options = StackOptions(rejection=Rejection(s.rejection, s.low, s.high), memory_budget_mb=s.memory_budget_mb)

@@ -150,22 +150,29 @@ def test_a_new_night_keeps_the_reference_and_the_registrations_and_a_foggy_light
     paths = [write_calibrated(repository, f"{third}-{i}.fits", f.image) for i, f in enumerate(nights[third])]
     rng = np.random.default_rng(3)
     paths.append(write_calibrated(repository, f"{third}-fog.fits", rng.normal(900.0, 12.0, (800, 1000))))
+    broken = write_calibrated(repository, f"{third}-broken.fits", nights[third][0].image)
+    paths.append(broken)
     record(repository, paths, night=third, grades=[(150.0, 3.0, True)] * len(paths))
+    broken.write_bytes(broken.read_bytes()[:5000])  # cut short after it was recorded (a disk error)
+    (repository.root / "calibrated" / "2026-01-18-3.fits").unlink()  # a light of a stack before, gone since
     steps = []
     again = stacker.build("M 42", "L", progress=lambda *step: steps.append(step))
     assert isinstance(again, ProjectBuilt)
     assert again.row.id == first.row.id and again.row.path == first.row.path  # replaced, not added
     assert again.row.reference_frame_id == ids[("2026-01-15", 2)]
-    assert again.row.frame_count == 12 and again.row.left_out == 1 and len(again.row.nights) == 3
-    assert len(again.left_out) == 1 and "fog.fits" in again.left_out[0] and "too few stars" in again.left_out[0]
+    assert again.row.frame_count == 11 and again.row.left_out == 3 and len(again.row.nights) == 3
+    said = "\n".join(again.left_out)
+    assert len(again.left_out) == 3 and "fog.fits: too few stars" in said
+    assert "broken.fits: " in said and "2026-01-18-3.fits: cannot be read" in said
     with repository.sessions() as session:
         entries = {
             e.frame_id: e
             for e in session.scalars(select(ProjectStackFrame).where(ProjectStackFrame.stack_id == again.row.id))
         }
         assert len(session.scalars(select(ProjectStack)).all()) == 1
-    assert all(entries[frame_id].transform == transform for frame_id, transform in before.items())
-    assert [e.status for e in entries.values()].count(LEFT_OUT) == 1
+    gone = ids[("2026-01-18", 3)]
+    assert all(entries[i].transform == transform for i, transform in before.items() if i != gone)
+    assert entries[gone].status == LEFT_OUT and [e.status for e in entries.values()].count(LEFT_OUT) == 3
     image, header, _ = read(repository.root / again.row.path)
     assert header["REJECT"] == "sigma 3/3"
     ratio = flux_over_truth(image, nights["2026-01-15"][2])
