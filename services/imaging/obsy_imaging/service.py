@@ -1168,14 +1168,15 @@ class ProjectStackWorker(PassWorker):
         done = self.stacker.build(target, filter_name, progress)
         where = f"{target} / {filter_name or 'no filter'}"
         if isinstance(done, ProjectSkipped):
-            if self._stopping.is_set():
-                return
+            # Answered also when the service stops mid-way: the retained state must not stay "stacking".
             self._answer(
                 ImagingProjectStackState(
                     status="failed", target=target, filter=filter_name, reason=done.reason[:1000],
                     request_id=request_id, origin=origin,
                 )
             )  # fmt: skip
+            if self._stopping.is_set():
+                return  # not a problem to report: ask again after the start
             self._event(
                 "project_stack_skipped",
                 "warning",
