@@ -5,8 +5,10 @@ target framed again, a meridian flip, another rotation), so the project stack re
 light onto one reference of its own: the reference of the previous project stack of that target
 and filter while it is still among the lights (its lights' registrations are then kept and only
 the new ones matched), otherwise the light with the best grade ((SNR / FWHM)², as the live
-stack weighs them). Registration holds one light in memory at a time (and the reference's star
-list); the stack itself is the stacking library's, in bands of rows within ``memory_budget_mb``,
+stack weighs them). A light the live stack folded is registered through its night (its stored
+transform onto the night's first light, composed with that light's onto the project's reference:
+one star match a night); the others one by one. Registration holds one light in memory at a time
+(and the reference's star list); the stack itself is the stacking library's, in bands of rows within ``memory_budget_mb``,
 reading each band from the calibrated files. So 200 lights of 26 MP stay within about 1 GB, as
 the night stack does.
 
@@ -41,7 +43,15 @@ from obsy_imaging.colour.neutralise import WhiteBalance
 from obsy_imaging.livestack import quality
 from obsy_imaging.registration import RegistrationError, Transform, detect_stars, find_transform
 from obsy_imaging.repository.layout import folder_name
-from obsy_imaging.repository.models import Calibration, Frame, Grade, ProjectStack, ProjectStackFrame
+from obsy_imaging.repository.models import (
+    Calibration,
+    Frame,
+    Grade,
+    LiveStack,
+    LiveStackFrame,
+    ProjectStack,
+    ProjectStackFrame,
+)
 from obsy_imaging.repository.store import Repository
 from obsy_imaging.stacking import Rejection, StackFrame, StackOptions, fits_reader, stack
 from obsy_imaging.stretch import arcsinh_stretch, autostretch_colour
@@ -244,6 +254,7 @@ class ProjectStacker:
         known: dict[int, ProjectStackFrame] = {}
         if previous is not None and reference.frame_id == previous.reference_frame_id:
             known = {entry.frame_id: entry for entry in self._entries(previous.id) if entry.status == STACKED}
+        via_night = self._night_registrations(reference, reference_stars, shape, lights)
         skip = {light.frame_id for light, _reason in left_out}
         registered: list[tuple[_Light, Transform, int]] = []
         todo = [light for light in lights if light.frame_id not in skip]
@@ -257,13 +268,44 @@ class ProjectStacker:
                 matrix = np.asarray(entry.transform, dtype=float).reshape(2, 3)
                 registered.append((light, Transform(matrix), entry.pairs or 0))
             else:
-                outcome = self._match(light, reference_stars, shape)
+                outcome = via_night(light) or self._match(light, reference_stars, shape)
                 if isinstance(outcome, str):
                     left_out.append((light, outcome))
                 else:
                     registered.append((light, *outcome))
             report(REGISTERING, done, len(todo))
         return reference, registered, left_out
+
+    def _night_registrations(self, reference: _Light, reference_stars, shape, lights: list[_Light]):
+        """``via_night(light)``: the light's transform onto the project's reference through its night's
+        live stack (its stored registration onto the night's reference, then that reference's onto the
+        project's: one star match a night, not one a light), with the night match's star pairs; None
+        where the light has no live registration or its night's reference cannot be matched."""
+        by_id = {light.frame_id: light for light in lights}
+        with self.repository.sessions() as session:
+            rows = session.execute(
+                select(LiveStackFrame.frame_id, LiveStackFrame.transform, LiveStack.reference_frame_id)
+                .join(LiveStack, LiveStack.id == LiveStackFrame.stack_id)
+                .where(LiveStackFrame.status == "folded", LiveStackFrame.frame_id.in_(list(by_id)))
+            ).all()
+        live = {frame_id: (matrix, night_reference) for frame_id, matrix, night_reference in rows if matrix}
+        nights: dict[int, tuple[Transform, int] | None] = {reference.frame_id: (Transform.identity(), 0)}
+
+        def via_night(light: _Light) -> tuple[Transform, int] | None:
+            if light.frame_id not in live:
+                return None
+            matrix, night_reference = live[light.frame_id]
+            if night_reference not in nights:
+                found = by_id.get(night_reference)
+                outcome = None if found is None else self._match(found, reference_stars, shape)
+                nights[night_reference] = None if outcome is None or isinstance(outcome, str) else outcome
+            onto_project = nights[night_reference]
+            if onto_project is None:
+                return None
+            onto_night = Transform(np.asarray(matrix, dtype=float).reshape(2, 3))
+            return onto_night.compose(onto_project[0]), onto_project[1]
+
+        return via_night
 
     def _reference(self, lights: list[_Light], previous: ProjectStack | None):
         """The reference light, its stars and shape, and the candidates that could not be it (why):

@@ -8,10 +8,11 @@ import cv2
 import numpy as np
 import pytest
 from astropy.io import fits
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from obsy.config import ImagingProjectStackConfig
+from obsy.config import ImagingLiveStackConfig, ImagingProjectStackConfig
 from obsy_imaging.colour import ColourError
+from obsy_imaging.livestack import LiveStacker
 from obsy_imaging.projectstack import (
     LEFT_OUT,
     REGISTERING,
@@ -21,11 +22,11 @@ from obsy_imaging.projectstack import (
     ProjectSkipped,
     ProjectStacker,
 )
-from obsy_imaging.registration import detect_stars, find_transform
-from obsy_imaging.repository.models import ProjectStack, ProjectStackFrame
+from obsy_imaging.registration import Transform, detect_stars, find_transform
+from obsy_imaging.repository.models import LiveStack, ProjectStack, ProjectStackFrame
 from obsy_imaging.stacking import Rejection, StackFrame, StackOptions, array_reader, stack
 from tests.support.live_stack import record, write_calibrated
-from tests.support.stacking import background_noise, flux_over_truth, offset_pointing, render
+from tests.support.stacking import background_noise, flux_over_truth, offset_pointing, render, true_transform
 
 #: Per night: the night's pointing offset (east, north, arcsec) and position angle, then its dithers.
 NIGHTS = {
@@ -222,3 +223,29 @@ def test_the_colour_image_of_a_targets_filter_stacks(repository, nights) -> None
     assert sample.shape == (800, 1000, 3) and thumbnail.shape == (320, 400, 3)
     sky = np.median(sample.reshape(-1, 3), axis=0)
     assert np.ptp(sky) <= 3 and float(np.mean(sky)) == pytest.approx(0.25 * 255, abs=8)  # a grey sky at 0.25
+
+
+def test_lights_of_a_live_stack_are_registered_through_their_nights_reference(repository, nights) -> None:
+    """Lights the live stack registered: their transform onto the night's first light, composed with
+    that light's onto the project's reference (one star match a night), is the true one."""
+    ids = record_nights(repository, nights, ("2026-01-23", 2))
+    LiveStacker(repository, ImagingLiveStackConfig()).run()  # every night's live stack, as the service did
+    with repository.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(LiveStack)) == 3
+    built = ProjectStacker(repository, ImagingProjectStackConfig()).build("M 42", "L")
+    assert isinstance(built, ProjectBuilt) and built.row.frame_count == 12
+    reference = nights["2026-01-23"][2]
+    with repository.sessions() as session:
+        entries = {
+            e.frame_id: e
+            for e in session.scalars(select(ProjectStackFrame).where(ProjectStackFrame.stack_id == built.row.id))
+        }
+    for (night, index), frame_id in ids.items():
+        stored = Transform(np.asarray(entries[frame_id].transform).reshape(2, 3))
+        truth = true_transform(nights[night][index], reference)
+        assert stored.max_difference_px(truth, 1000, 800) < 0.05, (night, index)
+    # The lights of a night other than the reference's share their night reference's star pairs.
+    first_night = [entries[ids[("2026-01-15", i)]].pairs for i in range(PER_NIGHT)]
+    assert len(set(first_night)) == 1 and first_night[0] > 20
+    image, _, _ = read(repository.root / built.row.path)
+    assert np.median(flux_over_truth(image, reference)) == pytest.approx(1.0, abs=0.01)
