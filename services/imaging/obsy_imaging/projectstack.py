@@ -8,8 +8,8 @@ the new ones matched), otherwise the light with the best grade ((SNR / FWHM)², 
 stack weighs them). A light the live stack folded is registered through its night (its stored
 transform onto the night's first light, composed with that light's onto the project's reference:
 one star match a night); the others one by one. Registration holds one light in memory at a time
-(and the reference's star list); the stack itself is the stacking library's, in bands of rows within ``memory_budget_mb``,
-reading each band from the calibrated files. So 200 lights of 26 MP stay within about 1 GB, as
+(and the reference's star list); the stack itself is the stacking library's, in bands of rows
+within ``memory_budget_mb``, reading each band from the calibrated files. So 200 lights of 26 MP stay within about 1 GB, as
 the night stack does.
 
 Progress goes to ``progress(phase, done, total)``: ``registering`` (lights) then ``stacking`` (rows).
