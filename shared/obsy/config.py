@@ -1375,6 +1375,30 @@ class ImagingNightStackConfig(Section):
     )
 
 
+class ImagingProjectStackConfig(Section):
+    """The whole project of a target: per target and filter, one stack of every night's accepted,
+    calibrated lights, registered onto one reference; colour images from the filters' stacks
+    (docs/imaging-stacking.md, "The project stack")."""
+
+    enabled: bool = True
+    rebuild_on_night_stack: bool = Field(
+        default=True,
+        description="true: a target/filter's project stack is stacked again once a night stack of it is built; "
+        "false: on command only (obsy-imaging stack-project, <p>/imaging/projectstack/set)",
+    )
+    rejection: Literal["none", "sigma", "winsorized", "linear_fit"] = Field(
+        default="winsorized", description="how outliers are dropped per pixel"
+    )
+    low: float = Field(default=3.0, gt=0, description="rejection limit below, in sigmas")
+    high: float = Field(default=3.0, gt=0, description="rejection limit above, in sigmas")
+    min_frames: int = Field(default=3, ge=2, description="fewer registered lights: no project stack")
+    memory_budget_mb: float = Field(
+        default=256.0, ge=16, description="pixel values held at once: the stack goes in bands of rows within it"
+    )
+    thumbnail_width: int = Field(default=400, ge=32, le=4096, description="pixels; the stretched thumbnail JPEG")
+    jpeg_quality: int = Field(default=90, ge=10, le=100)
+
+
 _SEXAGESIMAL_ANGLE = re.compile(
     r"^\s*([+-])?\s*(\d+(?:\.\d*)?)[\s:hd°]+(\d+(?:\.\d*)?)(?:[\s:m'′]+(\d+(?:\.\d*)?))?[\s\"s″]*$"
 )
@@ -1828,6 +1852,7 @@ class ImagingConfig(ServiceSection):
     calibration: ImagingCalibrationConfig = ImagingCalibrationConfig()
     live_stack: ImagingLiveStackConfig = ImagingLiveStackConfig()
     night_stack: ImagingNightStackConfig = ImagingNightStackConfig()
+    project_stack: ImagingProjectStackConfig = ImagingProjectStackConfig()
     photometry: ImagingPhotometryConfig = ImagingPhotometryConfig()
     transits: ImagingTransitsConfig = ImagingTransitsConfig()
 

@@ -674,6 +674,51 @@ class ImagingNightStack(Message):
     seconds: float = Field(ge=0, description="how long the stack took")
 
 
+class ImagingProjectStack(Message):
+    """A target's project stack built (an event on ``<p>/imaging/projectstacks``): one filter's
+    accepted, calibrated lights of every night, registered onto one reference and stacked."""
+
+    stack_id: int = Field(description="the project stack's id in the imaging database")
+    target: str
+    filter: str | None = None
+    nights: list[str] = Field(default_factory=list, description="the observing nights its lights come from")
+    frames: int = Field(ge=0, description="lights stacked")
+    left_out: int = Field(default=0, ge=0, description="lights that could not be read or registered")
+    integration_s: float = Field(ge=0, description="their exposure times added up")
+    rejection: str = Field(description="the per-pixel rejection and its limits, e.g. 'winsorized 3/3'")
+    rejected_fraction: float = Field(ge=0, le=1, description="share of all pixel values rejected")
+    path: str = Field(description="the stack (float32 FITS; REJECTED and COVERAGE maps), relative to the repository")
+    sample: str = Field(description="the full-size stretched sample (JPEG), relative to the repository")
+    thumbnail: str = Field(description="the stretched thumbnail (JPEG), relative to the repository")
+    seconds: float = Field(ge=0, description="how long it took")
+
+
+class ImagingProjectStackCommand(Message):
+    """Stack a target's project now (``<p>/imaging/projectstack/set``): every filter of the target, or
+    only ``filter``. Progress and the answer are on ``<p>/imaging/projectstack/state``."""
+
+    target: str = Field(min_length=1, max_length=200)
+    filter: str | None = Field(default=None, max_length=100, description="empty: every filter of the target")
+    request_id: str | None = Field(default=None, max_length=64)
+    origin: CommandOrigin | None = Field(default=None, description="who sent it; empty: unknown")
+
+
+class ImagingProjectStackState(Message):
+    """The project stack in progress or done last (retained on ``<p>/imaging/projectstack/state``):
+    its phase and ``done`` of ``total`` (lights registered, then rows stacked)."""
+
+    status: Literal["idle", "registering", "stacking", "done", "failed"] = "idle"
+    target: str | None = None
+    filter: str | None = None
+    done: int = Field(default=0, ge=0, description="lights registered, or rows stacked, so far")
+    total: int = Field(default=0, ge=0, description="lights to register, or rows to stack")
+    stack_id: int | None = Field(default=None, description="done: the project stack's id")
+    path: str | None = Field(default=None, description="done: the stack, relative to the repository")
+    reason: str | None = Field(default=None, max_length=1000, description="failed: why")
+    request_id: str | None = None
+    origin: CommandOrigin | None = None
+
+
 class PhotometryComparison(BaseModel):
     """A comparison star used for a frame's magnitude: its label, catalogue and instrumental magnitude."""
 

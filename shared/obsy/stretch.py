@@ -1,19 +1,24 @@
 """An automatic stretch in the manner of PixInsight's screen transfer function (STF).
 
 A linear stack keeps nearly all its pixels within a few per cent of its range: on a screen it is
-black with a few white stars. The STF stretch, from the image's own statistics:
+black with a few white stars. The STF stretch, from the image's own statistics, as PixInsight's
+AutoSTF script (and Siril's autostretch) computes it:
 
-1. the image is brought to 0..1 (its lowest and highest finite values);
-2. **shadows**: the black point ``c0 = median + shadows_clip x MADn`` (MADn = 1.4826 x the median
-   absolute deviation; ``shadows_clip`` -2.8 by default) cuts the noise floor below the sky;
-3. **midtones**: the midtones balance ``m`` is chosen so that the sky (the median, after the
-   shadows cut) lands on ``target_background`` (0.25): ``m = MTF(target, median')``, since the
-   midtones transfer function ``MTF(m, x) = (m - 1) x / ((2m - 1) x - m)`` is its own inverse in
-   that sense (``MTF(MTF(t, x), x) = t``);
+1. the image is brought to 0..1 (its lowest and highest finite values: a float stack has no fixed
+   range such as a 16-bit frame's 0..65535);
+2. **shadows**: the black point ``c0 = median + shadows_clip x MADN`` (MADN = 1.4826 x the median
+   absolute deviation; ``shadows_clip`` -2.8 by default), clamped to 0..1, cuts the noise floor;
+3. **midtones**: ``m = MTF(target_background, median - c0)`` (``target_background`` 0.25), with the
+   midtones transfer function ``MTF(m, x) = (m - 1) x / ((2m - 1) x - m)``, which puts the sky on
+   the target (``MTF(MTF(t, x), x) = t``);
 4. every pixel: ``MTF(m, (x - c0) / (1 - c0))``, clipped to 0..1. NaN (no data) becomes black.
 
-Shared by the imaging service (stack previews) and the web service (a light's preview, drawn on
-demand from its calibrated FITS), so both stretch alike.
+Colour (h x w x 3): **linked** (the default, for a neutralised image: one c0 and m from the
+channels' mean median and mean c0, as AutoSTF's "linked" mode, so colours keep their balance) or
+per channel (each its own, which also neutralises the sky but shifts star colours).
+
+Shared by the imaging service (stack previews and samples) and the web service (a light's preview,
+drawn on demand from its calibrated FITS), so both stretch alike.
 """
 
 from __future__ import annotations
@@ -39,34 +44,80 @@ def midtones_transfer(m: float, x: np.ndarray | float) -> np.ndarray | float:
     return (m - 1.0) * x / ((2.0 * m - 1.0) * x - m)
 
 
+def _range(image: np.ndarray) -> tuple[float, float] | None:
+    finite = image[np.isfinite(image)]
+    if finite.size == 0:
+        return None
+    return float(finite.min()), float(finite.max())
+
+
+def _median_madn(image: np.ndarray, low: float, high: float) -> tuple[float, float]:
+    """Median and MADN of the image on its 0..1 scale, from a grid sample of about 500,000 pixels."""
+    step = max(1, int(np.sqrt(image.size / SAMPLE_PIXELS)))
+    sample = image[::step, ::step].astype(np.float64).ravel()
+    sample = (sample[np.isfinite(sample)] - low) / (high - low)
+    median = float(np.median(sample))
+    return median, MAD_TO_SIGMA * float(np.median(np.abs(sample - median)))
+
+
+def _shadows_midtones(medians, madns, shadows_clip: float, target_background: float) -> tuple[float, float]:
+    """AutoSTF's c0 and m from the (mean of the) channels' medians and MADNs."""
+    c0 = float(np.mean([m + shadows_clip * d if d > 0 else 0.0 for m, d in zip(medians, madns, strict=True)]))
+    median = float(np.mean(medians))
+    c0 = min(max(0.0, c0), median)
+    sky = median - c0
+    midtones = 0.5 if sky <= 0.0 else float(midtones_transfer(target_background, sky))
+    return c0, float(np.clip(midtones, 1e-6, 1.0 - 1e-6))
+
+
 def stretch_parameters(
     image: np.ndarray, *, shadows_clip: float = -2.8, target_background: float = 0.25
 ) -> StretchParameters:
-    """The STF parameters of an image (from a grid sample of about 500,000 of its finite pixels)."""
+    """The STF parameters of a mono image."""
     if image.ndim != 2:
         raise ValueError(f"autostretch needs a 2-D image, not shape {image.shape}")
-    step = max(1, int(np.sqrt(image.size / SAMPLE_PIXELS)))
-    sample = image[::step, ::step].astype(np.float64).ravel()
-    sample = sample[np.isfinite(sample)]
-    if sample.size == 0:
+    bounds = _range(image)
+    if bounds is None:
         return StretchParameters(0.0, 1.0, 0.0, 0.5)
-    low, high = float(np.min(image[np.isfinite(image)])), float(np.max(image[np.isfinite(image)]))
+    low, high = bounds
     if high <= low:
         return StretchParameters(low, low + 1.0, 0.0, 0.5)
-    scaled = (sample - low) / (high - low)
-    median = float(np.median(scaled))
-    mad = MAD_TO_SIGMA * float(np.median(np.abs(scaled - median)))
-    shadows = min(max(0.0, median + shadows_clip * mad), median) if mad > 0 else 0.0
-    sky = (median - shadows) / (1.0 - shadows)
-    midtones = 0.5 if sky <= 0.0 else float(midtones_transfer(target_background, sky))
-    return StretchParameters(low, high, shadows, float(np.clip(midtones, 1e-6, 1.0 - 1e-6)))
+    median, madn = _median_madn(image, low, high)
+    shadows, midtones = _shadows_midtones([median], [madn], shadows_clip, target_background)
+    return StretchParameters(low, high, shadows, midtones)
+
+
+def apply_stretch(image: np.ndarray, p: StretchParameters) -> np.ndarray:
+    """The image through the parameters: float32 0..1, NaN -> 0."""
+    x = (image.astype(np.float32) - np.float32(p.low)) / np.float32(p.high - p.low)
+    x = np.clip((x - np.float32(p.shadows)) / np.float32(1.0 - p.shadows), 0.0, 1.0)
+    m = np.float32(p.midtones)
+    out = (m - 1.0) * x / ((2.0 * m - 1.0) * x - m)
+    return np.clip(np.nan_to_num(out, nan=0.0), 0.0, 1.0).astype(np.float32)  # float32 rounding: 1.0000001
 
 
 def autostretch(image: np.ndarray, *, shadows_clip: float = -2.8, target_background: float = 0.25) -> np.ndarray:
     """The stretched image, float32 0..1 (NaN -> 0)."""
     p = stretch_parameters(image, shadows_clip=shadows_clip, target_background=target_background)
-    x = (image.astype(np.float32) - np.float32(p.low)) / np.float32(p.high - p.low)
-    x = np.clip((x - np.float32(p.shadows)) / np.float32(1.0 - p.shadows), 0.0, 1.0)
-    m = np.float32(p.midtones)
-    out = (m - 1.0) * x / ((2.0 * m - 1.0) * x - m)
-    return np.nan_to_num(out, nan=0.0).astype(np.float32)
+    return apply_stretch(image, p)
+
+
+def autostretch_colour(
+    rgb: np.ndarray, *, linked: bool = True, shadows_clip: float = -2.8, target_background: float = 0.25
+) -> np.ndarray:
+    """A colour image (h x w x 3, linear) stretched, float32 0..1: linked (one stretch for all three
+    channels, on their common 0..1 range) or each channel on its own."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"a colour stretch needs an h x w x 3 image, not shape {rgb.shape}")
+    channels = [rgb[..., i] for i in range(3)]
+    if not linked:
+        return np.stack(
+            [autostretch(c, shadows_clip=shadows_clip, target_background=target_background) for c in channels], axis=2
+        )
+    bounds = _range(rgb)
+    if bounds is None or bounds[1] <= bounds[0]:
+        return np.zeros(rgb.shape, dtype=np.float32)
+    low, high = bounds
+    stats = [_median_madn(c, low, high) for c in channels]
+    shadows, midtones = _shadows_midtones([s[0] for s in stats], [s[1] for s in stats], shadows_clip, target_background)
+    return apply_stretch(rgb, StretchParameters(low, high, shadows, midtones))

@@ -198,6 +198,7 @@ class Topics:
             self.mcp_night_event,
             self.imaging_photometry,
             self.imaging_night_stacks,
+            self.imaging_project_stacks,
             self.imaging_transits,
         ):
             return "event"
@@ -258,6 +259,22 @@ class Topics:
     def imaging_night_stacks(self) -> str:
         """Events, one per night stack built (an :class:`~obsy.messages.ImagingNightStack`)."""
         return self._join("imaging", "nightstacks")
+
+    @property
+    def imaging_project_stacks(self) -> str:
+        """Events, one per project stack built (an :class:`~obsy.messages.ImagingProjectStack`)."""
+        return self._join("imaging", "projectstacks")
+
+    @property
+    def imaging_project_stack_command(self) -> str:
+        """Stack a target's project now (an :class:`~obsy.messages.ImagingProjectStackCommand`)."""
+        return self.command("imaging", "projectstack")
+
+    @property
+    def imaging_project_stack_state(self) -> str:
+        """The project stack in progress or done last, with done/total
+        (an :class:`~obsy.messages.ImagingProjectStackState`), retained."""
+        return self.state("imaging", "projectstack")
 
     @property
     def imaging_live_stack_state(self) -> str:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from functools import cache
 
 import numpy as np
+import sep
 
 from obsy.skymodel import load_bright_stars
 from obsy_imaging.registration.transform import Transform
@@ -61,3 +62,33 @@ def true_transform(frame: SimFrame, reference: SimFrame) -> Transform:
     source = np.column_stack([frame.truth.x[in_frame], frame.truth.y[in_frame]])
     target = np.column_stack([reference.truth.x[in_reference], reference.truth.y[in_reference]])
     return Transform.fit(source, target, "similarity")
+
+
+def background_noise(image: np.ndarray) -> float:
+    """Robust spread of the sky: MAD of the image less sep's background, stars clipped by the median."""
+    data = np.ascontiguousarray(np.nan_to_num(image[20:-20, 20:-20]), dtype=np.float32)
+    residual = data - sep.Background(data, bw=64, bh=64).back()
+    return 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
+
+
+def bright_isolated_stars(frame: SimFrame, margin: float = 60.0) -> np.ndarray:
+    """Indices into ``frame.truth`` of bright, unsaturated stars with no neighbour of 0.2 % of their
+    light within 15 px, ``margin`` px inside the frame."""
+    truth = frame.truth
+    adu = truth.electrons * frame.adu_per_electron
+    x, y = truth.x, truth.y
+    inside = (x > margin) & (x < SENSOR.width - margin) & (y > margin) & (y < SENSOR.height - margin)
+    distance = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
+    np.fill_diagonal(distance, np.inf)
+    isolated = np.min(np.where(adu[None, :] > 0.002 * adu[:, None], distance, np.inf), axis=1) > 15
+    return np.flatnonzero(inside & isolated & (adu > 2e4) & (adu < 4e5))
+
+
+def flux_over_truth(image: np.ndarray, frame: SimFrame, radius: float = 8.0) -> np.ndarray:
+    """The light of ``frame``'s bright isolated stars in an image on its grid (sep's background
+    subtracted, an aperture of ``radius`` px) over the simulator's true light of each."""
+    pick = bright_isolated_stars(frame)
+    data = np.ascontiguousarray(image, dtype=np.float32)
+    background = sep.Background(np.nan_to_num(data), bw=64, bh=64)
+    flux, _err, _flag = sep.sum_circle(data - background.back(), frame.truth.x[pick], frame.truth.y[pick], radius)
+    return flux / (frame.truth.electrons[pick] * frame.adu_per_electron)

@@ -62,6 +62,17 @@ window is over, store it, write its report, plot and points, and print the resul
 
 Exit status 0 when the night was fitted, 1 when it was not (the reason is printed and stored),
 2 for a configuration or usage problem.
+
+``stack-project``: the project stack of a target, every night's accepted, calibrated lights of a
+filter registered onto one reference and stacked, then the colour images its filters allow
+(docs/imaging-stacking.md, "The project stack"):
+
+    obsy-imaging stack-project "M 42"               every filter of the target, then its colour images
+    obsy-imaging stack-project "M 42" --filter Ha   that filter's stack only (and the colour images)
+    obsy-imaging stack-project "M 42" --colour-only the colour images from the stacks there are
+
+Exit status 0 when every stack (and colour image) was made, 1 when one was not (the reason is
+printed), 2 for a configuration or usage problem.
 """
 
 from __future__ import annotations
@@ -409,6 +420,77 @@ def transit_command(argv: list[str]) -> int:
     return 0
 
 
+def stack_project_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="obsy-imaging stack-project",
+        description="Stack a target's lights of every night per filter, then make its colour images.",
+    )
+    parser.add_argument("-c", "--config", help="YAML config file (default: $OBSY_CONFIG, then ./config/obsy.yaml)")
+    parser.add_argument("target", help="the target's name as the lights' OBJECT header has it")
+    parser.add_argument("--filter", dest="filter_name", help="only this filter's stack (default: every filter)")
+    parser.add_argument("--colour-only", action="store_true", help="no stacking: the colour images only")
+    parser.add_argument("--white-balance", choices=["stars", "average", "none"], default="stars")
+    parser.add_argument("--stretch", choices=["stf", "arcsinh"], default="stf", help="for the colour JPEGs")
+    parser.add_argument("--no-progress", action="store_true", help="no progress lines")
+    args = parser.parse_args(argv[1:])
+    config = config_of(args)
+    if config is None:
+        return EXIT_USAGE
+    from obsy_imaging.colour import ColourError
+    from obsy_imaging.projectstack import ProjectBuilt, ProjectStacker
+
+    engine, repository = open_repository(config)
+    failed = False
+    try:
+        stacker = ProjectStacker(repository, config.imaging.project_stack)
+        filters = [args.filter_name] if args.filter_name else stacker.filters(args.target)
+        if not args.colour_only:
+            if not filters:
+                print(f"obsy-imaging stack-project: no accepted, calibrated lights of {args.target!r}", file=sys.stderr)
+                return EXIT_SOME_FAILED
+            for filter_name in filters:
+                progress = None if args.no_progress else _progress_printer(args.target, filter_name)
+                done = stacker.build(args.target, filter_name, progress)
+                for text in done.left_out:
+                    print(f"obsy-imaging stack-project: left out {text}", file=sys.stderr)
+                if isinstance(done, ProjectBuilt):
+                    row = done.row
+                    print(
+                        f"{args.target} / {filter_name or 'no filter'}: {row.frame_count} lights of {len(row.nights)}"
+                        f" night(s), {row.integration_s / 3600:.2f} h, {100 * row.rejected_fraction:.2f} % rejected,"
+                        f" {row.seconds:.1f} s: {row.path}"
+                    )
+                else:
+                    failed = True
+                    print(f"obsy-imaging stack-project: {args.target} / {filter_name}: {done.reason}", file=sys.stderr)
+        for palette in stacker.palettes(args.target):
+            try:
+                made = stacker.colour(args.target, palette, white=args.white_balance, stretch=args.stretch)
+            except ColourError as exc:
+                failed = True
+                print(f"obsy-imaging stack-project: no {palette} image: {exc}", file=sys.stderr)
+                continue
+            balance = ", ".join(f"{k:.3f}" for k in made.white_balance)
+            print(f"{args.target} / {palette}: {made.path} (white balance {balance})")
+    finally:
+        engine.dispose()
+    return EXIT_SOME_FAILED if failed else 0
+
+
+def _progress_printer(target: str, filter_name: str | None, interval: float = 5.0):
+    """progress(phase, done, total) as a line every ``interval`` seconds and at each phase's end."""
+    last = [0.0]
+
+    def show(phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - last[0] < interval:
+            return
+        last[0] = now
+        print(f"{target} / {filter_name or 'no filter'}: {phase} {done}/{total}", file=sys.stderr, flush=True)
+
+    return show
+
+
 COMMANDS = {
     "import": import_command,
     "post-capture": post_capture_command,
@@ -417,4 +499,5 @@ COMMANDS = {
     "warm-up": warm_up_command,
     "report": report_command,
     "transit": transit_command,
+    "stack-project": stack_project_command,
 }

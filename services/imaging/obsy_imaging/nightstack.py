@@ -8,7 +8,8 @@ is stacked again from the same calibrated lights, on the registrations the live 
 per-pixel rejection (:func:`obsy_imaging.stacking.stack`: bands of rows in a memory budget,
 normalised to the reference light, weighted by noise). The result goes to
 ``stacks/night/<night>/<target>/<filter>/stack.fits`` (the image; ``REJECTED`` and ``COVERAGE``
-maps as further HDUs) with its provenance in the header and a row in ``imaging_night_stacks``.
+maps as further HDUs) with its provenance in the header and a row in ``imaging_night_stacks``;
+beside it a stretched full-size sample ``stack.jpg`` and a thumbnail ``stack.thumb.jpg``.
 
 A light whose file is gone is left out with a warning; a stack with fewer than ``min_frames``
 lights is not stacked again (rejection needs several values per pixel).
@@ -17,7 +18,6 @@ lights is not stacked again (rejection needs several values per pixel).
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +34,7 @@ from obsy_imaging.repository.layout import folder_name
 from obsy_imaging.repository.models import Calibration, Frame, LiveStack, LiveStackFrame, NightStack
 from obsy_imaging.repository.store import Repository
 from obsy_imaging.stacking import Rejection, StackFrame, StackOptions, fits_reader, stack
+from obsy_imaging.stretch.samples import replace_file, write_samples
 
 log = logging.getLogger(__name__)
 
@@ -239,9 +240,8 @@ class NightStacker:
         coverage = fits.ImageHDU(result.coverage, name="COVERAGE")
         target = self.root / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.tmp")
-        fits.HDUList([primary, rejected, coverage]).writeto(temporary, overwrite=True)
-        os.replace(temporary, target)
+        replace_file(target, lambda temporary: fits.HDUList([primary, rejected, coverage]).writeto(temporary))
+        write_samples(target, result.image)
 
 
 class _CancelledError(Exception):

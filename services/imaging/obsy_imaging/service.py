@@ -66,6 +66,9 @@ from obsy.messages import (
     ImagingMastersState,
     ImagingNightStack,
     ImagingPhotometry,
+    ImagingProjectStack,
+    ImagingProjectStackCommand,
+    ImagingProjectStackState,
     ImagingQuarantined,
     ImagingState,
     ImagingTransit,
@@ -78,6 +81,7 @@ from obsy.upload.site import SiteUploads
 from obsy_imaging import calibration, ha
 from obsy_imaging.calibrator import BuiltMaster, CalibratedLight, Calibrator, PassResult, PinError
 from obsy_imaging.calibrator import Counts as CalibrationCounts
+from obsy_imaging.colour import ColourError
 from obsy_imaging.grading.grader import Grader
 from obsy_imaging.headers.normalise import warm_up
 from obsy_imaging.ingest.ekos_signal import CaptureSignalListener
@@ -86,6 +90,7 @@ from obsy_imaging.ingest.watcher import CaptureWatcher
 from obsy_imaging.livestack import Folded, LeftOut, LiveStacker
 from obsy_imaging.nightstack import Built, NightStacker, Skipped
 from obsy_imaging.photometer import MEASURED, Measured, Photometer
+from obsy_imaging.projectstack import ProjectSkipped, ProjectStacker
 from obsy_imaging.repository import database
 from obsy_imaging.repository.models import Frame, Grade
 from obsy_imaging.repository.store import Repository
@@ -161,6 +166,7 @@ class ImagingService(Service):
         self.live_stack: LiveStackWorker | None = None
         self.photometry: PhotometryWorker | None = None
         self.night_stack: NightStackWorker | None = None
+        self.project_stack: ProjectStackWorker | None = None
         self.transits: TransitWorker | None = None
         #: The live stack's previews to the centre by HTTP where this site is one of a fleet (``upload.url``).
         self.uploads: SiteUploads | None = None
@@ -220,6 +226,11 @@ class ImagingService(Service):
         if self.night_stack is not None:
             self.bus.subscribe(self.topics.events("mcp"), self.night_stack.on_mcp_event, Event)
             self.night_stack.start()  # nights over and not stacked again yet (a restart at dawn) are taken first
+        if self.project_stack is not None:
+            self.project_stack.start()
+            self.bus.subscribe(
+                self.topics.imaging_project_stack_command, self.project_stack.on_command, ImagingProjectStackCommand
+            )
         if self.transits is not None:
             self.transits.start()  # transit nights over and not fitted yet are taken first
         self.refresh(force=True)
@@ -232,6 +243,8 @@ class ImagingService(Service):
             self.live_stack = LiveStackWorker(self, LiveStacker(repository, settings.live_stack))
         if self.live_stack is not None and settings.night_stack.enabled:
             self.night_stack = NightStackWorker(self, NightStacker(repository, settings.night_stack))
+        if settings.project_stack.enabled:
+            self.project_stack = ProjectStackWorker(self, ProjectStacker(repository, settings.project_stack))
         if settings.photometry.enabled:
             photometer = Photometer(repository, settings.photometry, self.config.site, self.config.data_dir)
             self.photometry = PhotometryWorker(self, photometer)
@@ -259,6 +272,8 @@ class ImagingService(Service):
             self.photometry.stop()
         if self.night_stack is not None:
             self.night_stack.stop()
+        if self.project_stack is not None:
+            self.project_stack.stop()
         if self.transits is not None:
             self.transits.stop()
         if self.uploads is not None:
@@ -309,6 +324,8 @@ class ImagingService(Service):
             "photometry_errors": None if self.photometry is None else self.photometry.errors,
             "night_stacks_built": None if self.night_stack is None else self.night_stack.built,
             "night_stack_errors": None if self.night_stack is None else self.night_stack.errors,
+            "project_stacks_built": None if self.project_stack is None else self.project_stack.built,
+            "project_stack_errors": None if self.project_stack is None else self.project_stack.errors,
             "transits_fitted": None if self.transits is None else self.transits.fitted,
             "transits_failed": None if self.transits is None else self.transits.failed,
             "transit_errors": None if self.transits is None else self.transits.errors,
@@ -1041,6 +1058,9 @@ class NightStackWorker(PassWorker):
             seconds=round(row.seconds, 2),
         )
         self.bus.publish(self.topics.imaging_night_stacks, message, qos=1)
+        project = self.service.project_stack
+        if project is not None and row.target and project.stacker.settings.rebuild_on_night_stack:
+            project.request(row.target, row.filter)
         self._event(
             "night_stack_built",
             "warning" if done.missing else "info",
@@ -1049,6 +1069,182 @@ class NightStackWorker(PassWorker):
             + (f", {len(done.missing)} light(s) could not be read" if done.missing else ""),
             {"stack_id": row.id, "path": row.path, "missing": done.missing[:20]},
         )
+
+
+class ProjectStackWorker(PassWorker):
+    """Builds project stacks (:mod:`obsy_imaging.projectstack`) on request: a bus command, or a
+    night stack of that target and filter built (``rebuild_on_night_stack``), then the target's
+    colour images. Requests wait in order, one per target and filter; progress goes to the
+    retained ``<p>/imaging/projectstack/state`` (at most every ``PROGRESS_S`` seconds and at
+    each phase's start and end), each stack built to ``<p>/imaging/projectstacks``."""
+
+    IDLE_PASS_S = 600.0
+    THREAD_NAME = "imaging-projectstack"
+    WHAT = "project stack pass"
+    FAILED_EVENT = "project_stack_pass_failed"
+    PROGRESS_S = 2.0
+    MAX_WAITING = 100
+
+    def __init__(self, service: ImagingService, stacker: ProjectStacker) -> None:
+        super().__init__(service)
+        self.stacker = stacker
+        self.built = 0
+        #: (target, filter, every filter of the target) -> the command that asked (None: a night stack did).
+        self._requests: dict[tuple[str, str | None, bool], ImagingProjectStackCommand | None] = {}
+        self._requests_lock = threading.Lock()
+        stacker.cancelled = self._stopping.is_set
+
+    def on_command(self, _topic: str, command: ImagingProjectStackCommand) -> None:
+        """Queued for the worker's thread (which looks up the target's filters: no database on the bus's thread)."""
+        if not self.request(command.target, command.filter, command, every_filter=command.filter is None):
+            origin = command.origin or CommandOrigin()
+            self._event(
+                "command_rejected",
+                "warning",
+                f"project stack (from {origin.describe()}): too many project stacks waiting",
+                {"origin": origin.as_data(), "request_id": command.request_id},
+            )
+
+    def request(
+        self,
+        target: str,
+        filter_name: str | None,
+        command: ImagingProjectStackCommand | None = None,
+        *,
+        every_filter: bool = False,
+    ) -> bool:
+        """Queue a project stack of ``target`` and ``filter_name`` (or of each of its filters), once
+        however often asked; False when too many wait."""
+        key = (target, None if every_filter else filter_name, every_filter)
+        with self._requests_lock:
+            if key not in self._requests and len(self._requests) >= self.MAX_WAITING:
+                return False
+            self._requests[key] = command or self._requests.get(key)
+        self.wake()
+        return True
+
+    def _next(self) -> tuple[tuple[str, str | None, bool], ImagingProjectStackCommand | None] | None:
+        with self._requests_lock:
+            if not self._requests:
+                return None
+            key, command = next(iter(self._requests.items()))
+            del self._requests[key]
+        return key, command
+
+    def _pass(self) -> None:
+        targets: list[str] = []
+        while not self._stopping.is_set() and (item := self._next()) is not None:
+            (target, filter_name, every_filter), command = item
+            filters = self.stacker.filters(target) if every_filter else [filter_name]
+            if not filters:
+                self._answer(
+                    ImagingProjectStackState(
+                        status="failed",
+                        target=target,
+                        reason=f"no accepted, calibrated lights of {target!r}"[:1000],
+                        request_id=command.request_id if command else None,
+                        origin=command.origin if command else None,
+                    )
+                )
+                continue
+            for one in filters:
+                if not self._stopping.is_set():
+                    self._build(target, one, command)
+            if target not in targets:
+                targets.append(target)
+        for target in targets:
+            if self._stopping.is_set():
+                return
+            self._colour(target)
+
+    def _build(self, target: str, filter_name: str | None, command: ImagingProjectStackCommand | None) -> None:
+        request_id, origin = (command.request_id, command.origin) if command else (None, None)
+        last = [0.0, ""]
+
+        def progress(phase: str, done: int, total: int) -> None:
+            now = monotonic()
+            if phase == last[1] and done < total and now - last[0] < self.PROGRESS_S:
+                return
+            last[0], last[1] = now, phase
+            self._answer(
+                ImagingProjectStackState(
+                    status=phase, target=target, filter=filter_name, done=done, total=total,
+                    request_id=request_id, origin=origin,
+                )
+            )  # fmt: skip
+
+        done = self.stacker.build(target, filter_name, progress)
+        where = f"{target} / {filter_name or 'no filter'}"
+        if isinstance(done, ProjectSkipped):
+            # Answered also when the service stops mid-way: the retained state must not stay "stacking".
+            self._answer(
+                ImagingProjectStackState(
+                    status="failed", target=target, filter=filter_name, reason=done.reason[:1000],
+                    request_id=request_id, origin=origin,
+                )
+            )  # fmt: skip
+            if self._stopping.is_set():
+                return  # not a problem to report: ask again after the start
+            self._event(
+                "project_stack_skipped",
+                "warning",
+                f"project stack of {where} not built: {done.reason}"[:1000],
+                {"target": target, "filter": filter_name, "reason": done.reason[:500]},
+            )
+            return
+        self.built += 1
+        row = done.row
+        message = ImagingProjectStack(
+            stack_id=row.id,
+            target=row.target,
+            filter=row.filter,
+            nights=list(row.nights),
+            frames=row.frame_count,
+            left_out=row.left_out,
+            integration_s=row.integration_s,
+            rejection=row.rejection,
+            rejected_fraction=row.rejected_fraction,
+            path=row.path,
+            sample=done.sample,
+            thumbnail=done.thumbnail,
+            seconds=round(row.seconds, 2),
+        )
+        self.bus.publish(self.topics.imaging_project_stacks, message, qos=1)
+        self._answer(
+            ImagingProjectStackState(
+                status="done", target=target, filter=filter_name, done=row.frame_count, total=row.frame_count,
+                stack_id=row.id, path=row.path, request_id=request_id, origin=origin,
+            )
+        )  # fmt: skip
+        self._event(
+            "project_stack_built",
+            "warning" if done.left_out else "info",
+            f"project stack of {where}: {row.frame_count} lights of {len(row.nights)} night(s)"
+            + (f", {len(done.left_out)} left out" if done.left_out else ""),
+            {"stack_id": row.id, "path": row.path, "left_out": done.left_out[:20]},
+        )
+
+    def _colour(self, target: str) -> None:
+        for palette in self.stacker.palettes(target):
+            try:
+                made = self.stacker.colour(target, palette)
+            except ColourError as exc:
+                self._event(
+                    "project_colour_skipped",
+                    "warning",
+                    f"no {palette} image of {target}: {exc}"[:1000],
+                    {"target": target, "palette": palette},
+                )
+                continue
+            self._event(
+                "project_colour_built",
+                "info",
+                f"{palette} image of {target}: {made.path}",
+                {"target": target, "palette": palette, "path": made.path, "sample": made.sample},
+            )
+
+    def _answer(self, state: ImagingProjectStackState) -> None:
+        self.bus.publish(self.topics.imaging_project_stack_state, state, qos=1, retain=True)
 
 
 def transit_message(done: Done) -> ImagingTransit:

@@ -7,6 +7,7 @@ registrations and reference, rejects it and keeps the stars' light.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import sep
@@ -63,6 +64,10 @@ def test_the_night_stack_rejects_the_trail_the_live_stack_keeps(repository, ligh
     live_image, _, _ = read(repository.root / live.path)
     assert header["NCOMBINE"] == len(lights) and header["LIVETIME"] == 60.0 * len(lights)
     assert header["REJECT"] == "winsorized 3/3" and sum(str(h).startswith("frame ") for h in header["HISTORY"]) == 5
+    stack_file = repository.root / built.row.path  # its stretched sample and thumbnail beside it
+    sample = cv2.imread(str(stack_file.with_suffix(".jpg")), cv2.IMREAD_UNCHANGED)
+    thumbnail = cv2.imread(str(stack_file.with_suffix(".thumb.jpg")), cv2.IMREAD_UNCHANGED)
+    assert sample.shape == night.shape and thumbnail.shape == (320, 400)
 
     # The trail, on the reference grid: where the live stack is brightest along a row, off the stars.
     background = np.nanmedian(live_image)

@@ -309,6 +309,45 @@ class NightStack(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ProjectStack(Base):
+    """A target's lights of every night, one filter, registered onto one reference and stacked."""
+
+    __tablename__ = "imaging_project_stacks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    target: Mapped[str] = mapped_column(String(200))
+    filter: Mapped[str | None] = mapped_column(String(100))
+    #: The light whose grid the stack is on; kept for the next build so the registrations stay valid.
+    reference_frame_id: Mapped[int | None] = mapped_column(ForeignKey("imaging_frames.id", ondelete="SET NULL"))
+    #: float32 FITS (REJECTED and COVERAGE maps as further HDUs), relative to the root; JPEGs beside it.
+    path: Mapped[str] = mapped_column(String(1024), unique=True)
+    nights: Mapped[list[str]] = mapped_column(JSON)
+    frame_count: Mapped[int] = mapped_column(Integer)
+    left_out: Mapped[int] = mapped_column(Integer)
+    integration_s: Mapped[float] = mapped_column(Float)
+    rejection: Mapped[str] = mapped_column(String(64))
+    rejected_fraction: Mapped[float] = mapped_column(Float)
+    seconds: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_imaging_project_stacks_target", "target", "filter"),)
+
+
+class ProjectStackFrame(Base):
+    """A light of a project stack: stacked (its transform onto the reference) or left out (why)."""
+
+    __tablename__ = "imaging_project_stack_frames"
+
+    stack_id: Mapped[int] = mapped_column(ForeignKey("imaging_project_stacks.id", ondelete="CASCADE"), primary_key=True)
+    frame_id: Mapped[int] = mapped_column(ForeignKey("imaging_frames.id", ondelete="CASCADE"), primary_key=True)
+    #: ``stacked`` or ``left_out``.
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    #: The 2x3 matrix taking the light's pixels onto the reference's, row by row.
+    transform: Mapped[list[float] | None] = mapped_column(JSON)
+    pairs: Mapped[int | None] = mapped_column(Integer)
+
+
 class PhotometryMeasurement(Base):
     """A light of a variable-star target after differential photometry: its magnitude, or the reasons
     it has none (``status`` ``measured`` or ``failed``). One per light and target (a field may hold
