@@ -147,9 +147,9 @@ def _cut(value: str | None, length: int) -> str | None:
     return None if value is None else value[:length]
 
 
-def _live_stack(message: Incoming) -> list[Row]:
-    stack = _parse(ImagingLiveStack, message)
-    values = stack.model_dump(include={"stack_id", "frames", "integration_s", "left_out", "preview"})
+def _stack_values(stack: ImagingLiveStack | ImagingNightStack, columns: set[str]) -> dict:
+    """A stack message's row: its own ``columns``, when, which night, target and filter, and the whole message."""
+    values = stack.model_dump(include=columns)
     values.update(
         time=stack.timestamp,
         night=stack.night[:10],
@@ -157,6 +157,12 @@ def _live_stack(message: Incoming) -> list[Row]:
         filter=_cut(stack.filter, 100),
         data=stack.model_dump(mode="json"),
     )
+    return values
+
+
+def _live_stack(message: Incoming) -> list[Row]:
+    stack = _parse(ImagingLiveStack, message)
+    values = _stack_values(stack, {"stack_id", "frames", "integration_s", "left_out", "preview"})
     return [Row(models.LiveStackState.__table__, values)]
 
 
@@ -182,14 +188,7 @@ def _imaging_frame(message: Incoming) -> list[Row]:
 
 def _night_stack(message: Incoming) -> list[Row]:
     stack = _parse(ImagingNightStack, message)
-    values = stack.model_dump(include={"stack_id", "live_stack_id", "frames", "integration_s", "path"})
-    values.update(
-        time=stack.timestamp,
-        night=stack.night[:10],
-        target=_cut(stack.target, 200),
-        filter=_cut(stack.filter, 100),
-        data=stack.model_dump(mode="json"),
-    )
+    values = _stack_values(stack, {"stack_id", "live_stack_id", "frames", "integration_s", "path"})
     return [Row(models.NightStackRecord.__table__, values)]
 
 
