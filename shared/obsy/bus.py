@@ -136,6 +136,10 @@ class Bus:
         self.topics = Topics(broker.prefix)
         self.availability_topic = self.topics.availability(service)
         self.connected = threading.Event()
+        #: Set once the broker has acknowledged the subscriptions sent at the last connection: until then
+        #: a message published by another client may reach the broker first and pass this one by.
+        self.subscribed = threading.Event()
+        self._connect_subscribe_mid: int | None = None
         self.invalid_messages = 0
         self.oversize_messages = 0
         self.invalid_by_topic: Counter[str] = Counter()
@@ -187,6 +191,7 @@ class Bus:
         self._client.will_set(self.availability_topic, OFFLINE, qos=1, retain=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message_manual_ack if manual_ack else self._on_message
         self._client.on_socket_open = _no_delay
 
@@ -202,7 +207,11 @@ class Bus:
         self._client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive)
         self._client.loop_start()
         if wait is not None:
-            return self.connected.wait(wait)
+            deadline = time.monotonic() + wait
+            connected = self.connected.wait(wait)
+            if connected:  # and the subscriptions in place, so that nothing published from now on passes by
+                self.subscribed.wait(max(0.0, deadline - time.monotonic()))
+            return connected
         return self.connected.is_set()
 
     def set_online(self) -> None:
@@ -327,7 +336,10 @@ class Bus:
         with self._lock:
             subs = list(self._subscriptions)
             if subs:
-                client.subscribe([(s.topic_filter, s.qos) for s in subs])
+                self.subscribed.clear()
+                _result, self._connect_subscribe_mid = client.subscribe([(s.topic_filter, s.qos) for s in subs])
+            else:
+                self.subscribed.set()
             for topic, (data, qos) in self._retained.items():
                 client.publish(topic, data, qos=qos, retain=True)
             if self._availability is not None and not self._stopping:
@@ -335,6 +347,10 @@ class Bus:
             self.connected.set()
         for hook in list(self._hooks):
             self._run_hook(hook)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
+        if mid == self._connect_subscribe_mid:
+            self.subscribed.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         self.connected.clear()

@@ -116,8 +116,14 @@ def test_frames_in_the_capture_folder_are_registered_and_published(tmp_path, mos
         assert frame.bjd_tdb_mid is not None and frame.source.endswith("Light_M42_001.fits")
         assert frame.accepted is True and frame.rejected_because == []  # graded as it came
         assert frame.stars > 50 and frame.fwhm_px == pytest.approx(3.0, rel=0.15)
-        watcher.wait_for(lambda _: state(watcher).frames_tonight == 1, timeout=5)
-        assert state(watcher).lights_tonight == 1 and state(watcher).accepted_tonight == 1
+        # The counts are published as they change (a frame registered, then graded): the state that has them all.
+        watcher.wait_for(
+            lambda _: (
+                (state(watcher).frames_tonight, state(watcher).lights_tonight, state(watcher).accepted_tonight)
+                == (1, 1, 1)
+            ),
+            timeout=10,
+        )
         assert state(watcher).queue == 0
         assert state(watcher).last_frame == frame.path
         print(f"frame registered {latency:.2f} s after it was written")
