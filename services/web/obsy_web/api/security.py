@@ -160,6 +160,20 @@ def addressed_site(request: Request) -> str | None:
     return local
 
 
+def refuse_other_site(request: Request) -> None:
+    """422 for ``site=<another site>`` on a route that shows this site only.
+
+    Such a route would otherwise ignore the parameter and answer with this site's data, which a
+    page showing a bridged site (``?site=``) would then show as that site's.
+    """
+    wanted = request.query_params.get("site")
+    route = request.scope.get("route")
+    if not wanted or not isinstance(route, APIRoute) or route_kind(route) != LOCAL_SITE:
+        return
+    if wanted != context_of(request).config.site_id():
+        raise HTTPException(422, f"{route.path} shows this site only: it takes no site= (asked for {wanted[:64]!r})")
+
+
 def require(role: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets through callers with at least ``role`` (and a CSRF token for changes)."""
 
@@ -170,6 +184,7 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
         if not principal.can(role):
             who = f"{principal.username} is a {principal.role.value}"
             raise HTTPException(403, f"this needs the {role.value} role; {who}")
+        refuse_other_site(request)
         if principal.sites is not None:
             site = addressed_site(request)
             if site is not None and not principal.sees(site):
