@@ -184,12 +184,12 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
         if not principal.can(role):
             who = f"{principal.username} is a {principal.role.value}"
             raise HTTPException(403, f"this needs the {role.value} role; {who}")
-        refuse_other_site(request)
         if principal.sites is not None:
             site = addressed_site(request)
             if site is not None and not principal.sees(site):
                 allowed = ", ".join(sorted(principal.sites))
                 raise HTTPException(403, f"{principal.username} may see and act on site(s) {allowed} only, not {site}")
+        refuse_other_site(request)
         if changing and principal.via == "session":
             sent = request.headers.get(CSRF_HEADER, "")
             if not sent or not secrets.compare_digest(sent, principal.csrf_token or ""):
