@@ -9,6 +9,7 @@ as its Mosquitto bridge delivers them; its pictures come by its uploader (``obsy
 from __future__ import annotations
 
 import io
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -84,6 +85,8 @@ def north_and_local_rows(web: RunningWeb, site_data: Path) -> Path:
         publisher.publish("sites/north/weather/state", weather("north_humidity", 71.5))
         publisher.publish(f"{local}/allsky/frames", frame(LOCAL_FRAME, local_picture.resolve().as_uri(), 3))
         publisher.publish(f"{local}/weather/state", weather("local_temperature", 3.5))
+        for prefix, who in (("sites/north", "north"), (local, "local")):
+            publisher.publish(f"{prefix}/imaging/state", json.dumps({"state": "idle", "said_by": who}), retain=True)
     finally:
         publisher.close()
     return picture
@@ -115,6 +118,12 @@ def test_the_api_gives_picture_urls_that_work_for_the_site_shown(tmp_path, datab
             lambda: vera.get(f"/api/v1/allsky/nights/{NIGHT}/streaks", params={"site": "north"}).json(), timeout=30
         )
         assert [(s["frame_id"], s["crop"]) for s in streaks] == [(NORTH_FRAME, None)]
+        # What each site's imaging service said last (its retained state), by the site asked for.
+        said = web.wait_until(
+            lambda: vera.get("/api/v1/imaging/state", params={"site": "north"}).json()["imaging"], timeout=30
+        )
+        assert said["said_by"] == "north"
+        assert vera.get("/api/v1/imaging/state").json()["imaging"]["said_by"] == "local"
         # A route that shows this site only refuses another site rather than answering with this site's data.
         refused = vera.get("/api/v1/targets", params={"site": "north"})
         assert refused.status_code == 422
