@@ -172,6 +172,8 @@ def test_a_bridged_sites_weather_and_allsky_pages_in_a_browser(browser, tmp_path
             web.wait_until(lambda: vera.get("/api/v1/allsky/images", params={"site": "north"}).json()["total"] == 2, 30)
             web.wait_until(lambda: vera.get("/api/v1/weather/quantities").json(), 30)
         page = log_in(browser, web, "vera")
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(f"{web.url}/fleet")
         page.locator('tr[data-site="north"] a.site-page', has_text="weather").click()
         page.wait_for_url(f"{web.url}/weather?site=north")
@@ -189,8 +191,25 @@ def test_a_bridged_sites_weather_and_allsky_pages_in_a_browser(browser, tmp_path
         expect(page.locator("#streaks")).to_contain_text("meteor")
         page.screenshot(path=tmp_path / "north-allsky.png", full_page=True)
 
-        # Back to this site: its own frame, no banner.
+        # North's overview: its newest picture and link state, none of this site's commands.
+        page.locator("nav a", has_text="Overview").click()
+        page.wait_for_url(f"{web.url}/?site=north")
+        expect(page.locator("#live-status")).to_contain_text("site north", timeout=15_000)
+        expect(page.locator("#allsky-latest")).to_have_attribute(
+            "src", f"/api/v1/allsky/images/{NORTH_WAITING}/file?site=north"
+        )
+        expect(page.locator("#commands")).to_have_count(0)
+        # North's imaging state, as its imaging service said it.
+        page.locator("nav a", has_text="Imaging").click()
+        page.wait_for_url(f"{web.url}/imaging?site=north")
+        expect(page.locator("#site-banner")).to_contain_text("North roof")
+        assert errors == []
+
+        # Back to this site (the same page), then its Allsky page: its own frame, no banner.
         page.locator("#site-back").click()
+        page.wait_for_url(f"{web.url}/imaging")
+        expect(page.locator("#site-banner")).to_have_count(0)
+        page.locator("nav a", has_text="Allsky").click()
         page.wait_for_url(f"{web.url}/allsky")
         expect(page.locator(f'#gallery figure[data-frame="{LOCAL_FRAME}"]')).to_have_count(1, timeout=15_000)
         expect(page.locator(f'#gallery figure[data-frame="{NORTH_FRAME}"]')).to_have_count(0)
