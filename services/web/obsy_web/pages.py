@@ -6,16 +6,20 @@ scripts do, and the overview listens to ``/api/v1/live`` for changes.
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from obsy.config import SITE_ID_PATTERN
+from obsy_web.api.fleet import fleet_of
 from obsy_web.api.security import current_principal, get_context
 from obsy_web.auth.accounts import Principal, Role
 from obsy_web.context import WebContext
+from obsy_web.fleet import Site
 
 templates = Jinja2Templates(directory=str(resources.files("obsy_web").joinpath("templates")))
 router = APIRouter(include_in_schema=False)
@@ -30,6 +34,8 @@ PAGES = {
     "events": ("/events", "Events"),
     "fleet": ("/fleet", "Fleet"),
 }
+#: The pages that can show a bridged site (``?site=<id>``); the others show this site only.
+SITE_PAGES = frozenset({"overview", "weather", "allsky", "imaging", "plan", "events", "target"})
 
 
 def _pages(context: WebContext) -> dict[str, tuple[str, str]]:
@@ -39,9 +45,30 @@ def _pages(context: WebContext) -> dict[str, tuple[str, str]]:
     return {name: value for name, value in PAGES.items() if name != "fleet"}
 
 
+def chosen_site(request: Request, who: Principal, context: WebContext) -> Site | None:
+    """The bridged site a page shows (``?site=<id>``), else None (this site).
+
+    404 names the known sites for an unknown one; 403 for an account limited to other sites,
+    as the API answers (``api/security.py``).
+    """
+    wanted = request.query_params.get("site")
+    local = context.config.site_id()
+    if not who.sees(wanted or local):
+        allowed = ", ".join(sorted(who.sites or []))
+        raise HTTPException(403, f"{who.username} may see site(s) {allowed} only, not {wanted or local}")
+    if not wanted or wanted == local:
+        return None
+    known = fleet_of(context)
+    found = known.get(wanted) if re.fullmatch(SITE_ID_PATTERN, wanted) else None
+    if found is None:
+        raise HTTPException(404, f"no site {wanted[:64]!r} (known: {', '.join(s.id for s in known.sites)})")
+    return found
+
+
 def _render(page: str, request: Request, who: Principal | None, context: WebContext, **extra: object) -> Response:
     if who is None:
-        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+        return RedirectResponse(f"/login?next={quote(str(request.url.path))}", status_code=303)
+    site = chosen_site(request, who, context) if page in SITE_PAGES else None
     return templates.TemplateResponse(
         request,
         f"{page}.html",
@@ -52,6 +79,8 @@ def _render(page: str, request: Request, who: Principal | None, context: WebCont
             "who": who,
             "can_operate": who.can(Role.OPERATOR) and who.via != "anonymous",
             "weather_simulation": context.config.weather.allow_simulation,
+            "shown_site": site,
+            "site_pages": SITE_PAGES,
             **extra,
         },
     )

@@ -16,7 +16,7 @@ from obsy_web.api.fleet import fleet_of
 from obsy_web.api.security import current_principal, get_context
 from obsy_web.auth.accounts import Principal, Role
 from obsy_web.context import WebContext
-from obsy_web.pages import _pages, templates
+from obsy_web.pages import PAGES, SITE_PAGES, _pages, templates
 
 router = APIRouter(include_in_schema=False)
 
@@ -45,5 +45,6 @@ async def site_page(
             "who": who,
             "can_operate": who.can(Role.OPERATOR) and who.via != "anonymous",
             "site": found,
+            "site_links": [(path, title) for name, (path, title) in PAGES.items() if name in SITE_PAGES],
         },
     )

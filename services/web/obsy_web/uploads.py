@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from urllib.parse import unquote
+from urllib.parse import quote, unquote, urlparse
 
 from obsy.config import WebUploadsConfig
 
@@ -133,6 +133,20 @@ class UploadStore:
         os.replace(staged.part, final)
         staged.meta.unlink(missing_ok=True)
         return True
+
+
+def allsky_picture_url(data_dir: Path, site: str, *, local: bool, frame_id: str, night: str, url: str) -> str | None:
+    """Where this service serves an allsky frame's picture (``/allsky/images/{id}/file``), or None.
+
+    A bridged site's link carries ``site=`` and is given only once its uploader has sent the
+    picture (never a file of this site's that happens to have its name).
+    """
+    if local:
+        return f"/api/v1/allsky/images/{quote(frame_id, safe='')}/file"
+    relative = bridged_frame_path(site, night, urlparse(url).path)
+    if relative is None or not (data_dir / relative).is_file():
+        return None
+    return f"/api/v1/allsky/images/{quote(frame_id, safe='')}/file?site={quote(site, safe='')}"
 
 
 def bridged_frame_path(site: str, night: str, url_path: str) -> str | None:

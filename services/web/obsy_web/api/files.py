@@ -24,7 +24,7 @@ from obsy_web.api.fleet import of_site, site_filter
 from obsy_web.api.security import get_context, viewer
 from obsy_web.context import WebContext
 from obsy_web.db.models import AllskyFrameRecord, AllskyStreakRecord
-from obsy_web.uploads import bridged_frame_path
+from obsy_web.uploads import allsky_picture_url, bridged_frame_path
 
 router = APIRouter(dependencies=[Depends(viewer)])
 
@@ -54,6 +54,7 @@ class AllskyImage(BaseModel):
     fits_url: str | None
     width: int | None
     height: int | None
+    file: str | None = None  # where this service serves the picture (null: a bridged site's, not arrived yet)
 
 
 class NightProduct(BaseModel):
@@ -115,8 +116,13 @@ def resolve_data_file(data_dir: Path, relative: str) -> Path:
     return real
 
 
-def _image(record: AllskyFrameRecord) -> AllskyImage:
-    return AllskyImage.model_validate(record, from_attributes=True)
+def _image(record: AllskyFrameRecord, context: WebContext) -> AllskyImage:
+    image = AllskyImage.model_validate(record, from_attributes=True)
+    local = record.site == context.config.site_id()
+    image.file = allsky_picture_url(
+        context.data_dir, record.site, local=local, frame_id=image.frame_id, night=image.night, url=image.url
+    )
+    return image
 
 
 @router.get("/files/{path:path}", tags=["allsky"], summary="A media file from the data directory")
@@ -154,7 +160,7 @@ def allsky_images(
     with context.sessions() as db:
         total = db.scalar(select(func.count()).select_from(f).where(*where)) or 0
         rows = db.scalars(select(f).where(*where).order_by(f.time.desc()).limit(paging.limit).offset(paging.offset))
-        items = [_image(r) for r in rows]
+        items = [_image(r, context) for r in rows]
     return Page(items=items, total=total, limit=paging.limit, offset=paging.offset)
 
 
@@ -165,7 +171,7 @@ def allsky_latest(site: str | None = Depends(site_filter), context: WebContext =
         record = db.scalar(select(f).where(*of_site(f.site, site)).order_by(f.time.desc()).limit(1))
         if record is None:
             raise HTTPException(404, "no allsky frame has been recorded yet")
-        return _image(record)
+        return _image(record, context)
 
 
 @router.get("/allsky/images/{frame_id}", tags=["allsky"], response_model=AllskyImage, summary="One allsky frame")
@@ -177,7 +183,7 @@ def allsky_image(
         record = db.scalar(select(f).where(f.frame_id == frame_id, *of_site(f.site, site)).limit(1))
         if record is None:
             raise HTTPException(404, f"no allsky frame {frame_id!r}")
-        return _image(record)
+        return _image(record, context)
 
 
 @router.get("/allsky/images/{frame_id}/file", tags=["allsky"], summary="The image file of one allsky frame")
@@ -264,15 +270,17 @@ def allsky_streaks(
     with context.sessions() as db:
         query = select(s).where(s.night == night, *of_site(s.site, site))
         records = db.scalars(query.order_by(s.time, s.id).limit(limit)).all()
-    return [_streak(record, context.data_dir) for record in records]
+    local = context.config.site_id()
+    return [_streak(record, context.data_dir, record.site == local) for record in records]
 
 
-def _streak(record: AllskyStreakRecord, data_dir: Path) -> AllskyStreakItem:
+def _streak(record: AllskyStreakRecord, data_dir: Path, local: bool) -> AllskyStreakItem:
+    """The streak with ``crop``: only this site's crops are here (a bridged site's path names its own disk)."""
     item = AllskyStreakItem.model_validate(
         {**record.data, "frame_id": record.frame_id, "time": record.time, "night": record.night}
     )
     url = urlparse(item.crop_url or "")
-    if url.scheme == "file" and url.netloc in ("", "localhost"):
+    if local and url.scheme == "file" and url.netloc in ("", "localhost"):
         relative = _under_data_dir(data_dir, Path(unquote(url.path)))
         item.crop = f"/api/v1/files/{quote(relative)}" if relative is not None else None
     return item

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any, Literal
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import JSONResponse
@@ -16,7 +16,7 @@ from obsy_web.auth.accounts import Principal
 from obsy_web.commands import NoAnswerError, web_origin
 from obsy_web.context import WebContext
 from obsy_web.fleet import Fleet, sites_of
-from obsy_web.uploads import bridged_frame_path
+from obsy_web.uploads import allsky_picture_url
 
 router = APIRouter(tags=["fleet"], dependencies=[Depends(viewer)])
 
@@ -149,12 +149,14 @@ def _with_picture(entry: dict[str, Any], context: WebContext) -> dict[str, Any]:
     frame = fleet_of(context).latest[entry["id"]].get("allsky/frames")
     picture = None
     if isinstance(frame, dict) and isinstance(frame.get("frame_id"), str):
-        link = f"/api/v1/allsky/images/{quote(frame['frame_id'])}/file?site={quote(entry['id'])}"
-        if entry["local"]:
-            picture = link
-        else:
-            relative = bridged_frame_path(
-                entry["id"], str(frame.get("night", "")), urlparse(str(frame.get("url"))).path
-            )
-            picture = link if relative is not None and (context.data_dir / relative).is_file() else None
+        picture = allsky_picture_url(
+            context.data_dir,
+            entry["id"],
+            local=entry["local"],
+            frame_id=frame["frame_id"],
+            night=str(frame.get("night", "")),
+            url=str(frame.get("url")),
+        )
+        if entry["local"]:  # the fleet's links always name the site
+            picture += f"?site={quote(entry['id'])}"
     return {**entry, "allsky_picture": picture}

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import and_, func, select
 
 from obsy_web.api.common import Page, Paging
-from obsy_web.api.fleet import of_site, site_filter
+from obsy_web.api.fleet import fleet_of, of_site, site_filter
 from obsy_web.api.security import get_context, operator, viewer
 from obsy_web.auth.accounts import Principal
 from obsy_web.commands import NoAnswerError, web_origin
@@ -54,15 +54,17 @@ class ImagingStatus(BaseModel):
 
 
 @router.get("/imaging/state", response_model=ImagingStatus, dependencies=[Depends(viewer)])
-def imaging_state(context: WebContext = Depends(get_context)) -> ImagingStatus:
-    """What the imaging service said last: tonight's counts, the lights waiting for masters and why."""
+def imaging_state(site: str | None = Depends(site_filter), context: WebContext = Depends(get_context)) -> ImagingStatus:
+    """What the imaging service said last: tonight's counts, the lights waiting for masters and why
+    (a bridged site's: as its last messages said)."""
+    latest = context.latest if is_local(context, site) else fleet_of(context).latest[site]
 
     def as_dict(value: Any) -> dict[str, Any] | None:
         return value if isinstance(value, dict) else None
 
     return ImagingStatus(
-        imaging=as_dict(context.latest.get("imaging/state")),
-        masters=as_dict(context.latest.get("imaging/masters/state")),
+        imaging=as_dict(latest.get("imaging/state")),
+        masters=as_dict(latest.get("imaging/masters/state")),
     )
 
 

@@ -160,6 +160,20 @@ def addressed_site(request: Request) -> str | None:
     return local
 
 
+def refuse_other_site(request: Request) -> None:
+    """422 for ``site=<another site>`` on a route that shows this site only.
+
+    Such a route would otherwise ignore the parameter and answer with this site's data, which a
+    page showing a bridged site (``?site=``) would then show as that site's.
+    """
+    wanted = request.query_params.get("site")
+    route = request.scope.get("route")
+    if not wanted or not isinstance(route, APIRoute) or route_kind(route) != LOCAL_SITE:
+        return
+    if wanted != context_of(request).config.site_id():
+        raise HTTPException(422, f"{route.path} shows this site only: it takes no site= (asked for {wanted[:64]!r})")
+
+
 def require(role: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets through callers with at least ``role`` (and a CSRF token for changes)."""
 
@@ -175,6 +189,7 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
             if site is not None and not principal.sees(site):
                 allowed = ", ".join(sorted(principal.sites))
                 raise HTTPException(403, f"{principal.username} may see and act on site(s) {allowed} only, not {site}")
+        refuse_other_site(request)
         if changing and principal.via == "session":
             sent = request.headers.get(CSRF_HEADER, "")
             if not sent or not secrets.compare_digest(sent, principal.csrf_token or ""):

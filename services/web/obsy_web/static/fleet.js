@@ -5,6 +5,15 @@ const fleet = {
   // What the centre may send: roof CLOSE/STOP, night ABORT (POST /api/v1/fleet/{site}/commands/...).
   COMMANDS: [["roof", "CLOSE"], ["roof", "STOP"], ["night", "ABORT"]],
 
+  // The dashboard's pages that can show a site (?site=<id>; pages.SITE_PAGES).
+  PAGES: [["/", "overview"], ["/weather", "weather"], ["/allsky", "allsky"], ["/imaging", "imaging"],
+    ["/plan", "plan"], ["/events", "events"]],
+
+  pageLinks(siteId) {
+    const site = encodeURIComponent(siteId);
+    return fleet.PAGES.map(([path, title]) => `<a class="site-page" href="${path}?site=${site}">${title}</a>`).join(" · ");
+  },
+
   buttons(site) {
     return fleet.COMMANDS.map(([thing, action]) =>
       `<button type="button" class="site-command" data-site="${obsy.escape(site.id)}" data-thing="${thing}" ` +

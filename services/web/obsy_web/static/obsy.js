@@ -6,8 +6,29 @@ const obsy = {
     return document.querySelector('meta[name="csrf-token"]')?.content || "";
   },
 
+  // The bridged site this page shows (?site=<id>, given by the server), or "" for this site.
+  site() {
+    return document.querySelector('meta[name="obsy-site"]')?.content || "";
+  },
+
+  // ``url`` (a page or API path of this service) asking for the shown site: ``site=<id>`` added while a
+  // bridged site is shown. API routes that show this site only answer such a request with an error
+  // instead of this site's data.
+  withSite(url) {
+    const site = obsy.site();
+    if (!site || !url.startsWith("/")) return url;
+    const address = new URL(url, location.origin);
+    address.searchParams.set("site", site);
+    return address.pathname + address.search;
+  },
+
   // Calls the REST API; resolves to the parsed JSON, throws an Error carrying the API's message.
+  // GET calls ask for the shown site (``withSite``); changes are never sent while another site is shown.
   async api(method, url, body) {
+    if (method === "GET") url = obsy.withSite(url);
+    else if (obsy.site() && url.startsWith("/api/") && !url.startsWith("/api/v1/auth/")) {
+      throw new Error(`site ${obsy.site()} is shown: commands here would act on this site`);
+    }
     const headers = {"X-CSRF-Token": obsy.csrf()};
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const reply = await fetch(url, {
@@ -39,8 +60,13 @@ const obsy = {
   },
 
   // Subscribes to /api/v1/live; calls handler(topic, payload) for every bus message.
+  // Not while a bridged site is shown: the feed's topics are this site's (the page shows what it loaded).
   live(handler) {
     const status = document.getElementById("live-status");
+    if (obsy.site()) {
+      if (status) status.textContent = `site ${obsy.site()}: as loaded (reload for news)`;
+      return null;
+    }
     const source = new EventSource("/api/v1/live");
     source.onopen = () => { if (status) { status.textContent = "live"; status.className = "good"; } };
     source.onerror = () => { if (status) { status.textContent = "reconnecting…"; status.className = "bad"; } };

@@ -33,9 +33,14 @@ const view = {
   allsky(frame) {
     if (!frame) return;
     const img = document.getElementById("allsky-latest");
-    img.src = `/api/v1/allsky/images/${encodeURIComponent(frame.frame_id)}/file`;
+    img.src = obsy.withSite(`/api/v1/allsky/images/${encodeURIComponent(frame.frame_id)}/file`);
     img.hidden = false;
     obsy.text("allsky-caption", `${obsy.time(frame.timestamp)} · ${frame.exposure_s} s · ${frame.stars ?? "?"} stars`);
+  },
+  link(site) {
+    if (!site) return;
+    const node = obsy.text("live-status", site.reachable ? `site ${site.id}: link up` : `site ${site.id}: ${site.status}`);
+    node.className = site.reachable ? "good" : "bad";
   },
   plan(plan) {
     if (!plan) return;
@@ -52,6 +57,7 @@ const view = {
     obsy.text("dark-window", n.astronomical_dusk ? `${new Date(n.astronomical_dusk).toLocaleTimeString()} – ${new Date(n.astronomical_dawn).toLocaleTimeString()}` : "no astronomical darkness");
   },
   services(services) {
+    if (!services) return;  // a bridged site's status has its link instead (view.link)
     const rows = Object.entries(services).map(([name, s]) => {
       const age = s.heartbeat_age_s === null ? "–" : `${s.heartbeat_age_s.toFixed(0)} s ago`;
       return `<tr><td>${obsy.escape(name)}</td><td class="${obsy.escape(s.availability)}">${obsy.escape(s.availability)}</td>` +
@@ -72,6 +78,7 @@ async function refreshStatus() {
     const o = status.observatory;
     view.mcp(o.mcp); view.safety(o.safety); view.weather(o.weather); view.clouds(o.clouds);
     view.allsky(o.allsky); view.plan(o.plan); view.sky(o.sky); view.services(status.services);
+    view.link(status.site);
   } catch (error) {
     obsy.text("live-status", `web service unreachable: ${error.message}`);
   }
@@ -123,6 +130,12 @@ async function simulateWeather(button) {
 
 document.addEventListener("DOMContentLoaded", () => {
   refreshStatus();
+  if (obsy.site()) {
+    document.getElementById("allsky-link").href = `/allsky?site=${encodeURIComponent(obsy.site())}`;
+    // Another site's messages are not on this service's live feed as its own: poll its status.
+    setInterval(refreshStatus, 10000);
+    return;
+  }
   setInterval(refreshStatus, 30000);  // sky and heartbeat ages; everything else arrives live
   obsy.live((topic, payload) => {
     const show = byTopic[topic];
