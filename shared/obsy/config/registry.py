@@ -14,6 +14,7 @@ written (its own service validates it), and reading a setting from it raises a
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Annotated, Any
@@ -40,12 +41,14 @@ class MissingSection:
     def __getattr__(self, attribute: str) -> Any:
         if attribute.startswith("__"):  # copy, pickle and friends probe for these
             raise AttributeError(attribute)
-        raise ConfigError(
-            [
-                f"the '{self.name}' section needs package {self.package}, which is not installed here "
-                f"(reading {self.name}.{attribute})"
-            ]
-        )
+        problem = f"the '{self.name}' section needs package {self.package}, which is not installed here"
+        if importlib.util.find_spec(self.package.replace("-", "_")) is not None:
+            # A development install older than the entry point: its metadata does not list the section yet.
+            problem = (
+                f"the '{self.name}' section's schema is not registered: {self.package} is importable but its "
+                f"installed metadata lacks the {ENTRY_POINT_GROUP!r} entry point (reinstall it)"
+            )
+        raise ConfigError([f"{problem} (reading {self.name}.{attribute})"])
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, MissingSection) and (self.name, self.raw) == (other.name, other.raw)
