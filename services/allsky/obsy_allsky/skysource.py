@@ -50,7 +50,8 @@ def clouddetect_sky_model(config: ObsyConfig) -> SkyModelConfig | None:
     clouddetect = config.clouddetect
     if not isinstance(clouddetect, MissingSection):
         return clouddetect.transmission.sky_model
-    written = (clouddetect.raw.get("transmission") or {}).get("sky_model")
+    transmission = clouddetect.raw.get("transmission")
+    written = transmission.get("sky_model") if isinstance(transmission, dict) else None
     try:
         return None if written is None else SkyModelConfig.model_validate(written)
     except ValidationError as exc:
