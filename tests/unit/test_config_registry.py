@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import pickle
@@ -135,3 +136,35 @@ def test_an_add_on_registers_its_own_section(tmp_path):
         "DomeConfig",
         f"unknown key 'dome.slit_timout' in config file {config_file} (did you mean 'dome.slit_timeout'?)",
     ]
+
+
+def setting_of_calls() -> list[tuple[str, str, str, object]]:
+    """Every ``.setting_of("section", "key", default)`` in the services and tools: (file, section, key, default)."""
+    calls = []
+    for path in sorted([*REPO.glob("services/*/obsy_*/**/*.py"), *REPO.glob("tools/*/obsy_*/**/*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "setting_of":
+                section, key, default = (ast.literal_eval(argument) for argument in node.args)
+                calls.append((str(path.relative_to(REPO)), section, key, default))
+    return calls
+
+
+def test_every_read_of_another_services_setting_names_the_schemas_default():
+    calls = setting_of_calls()
+    assert ("services/web/obsy_web/pages.py", "weather", "allow_simulation", False) in calls
+    for where, section, key, default in calls:
+        schema = ObsyConfig.model_fields[section].annotation
+        assert getattr(schema(), key) == default, f"{where}: {section}.{key} defaults to {getattr(schema(), key)!r}"
+
+
+def test_a_setting_of_a_service_not_installed_is_read_as_written(tmp_path):
+    config = load_config(EXAMPLE, env={})
+    assert config.setting_of("weather", "allow_simulation", False) is config.weather.allow_simulation
+
+    def without_weather(written: dict) -> ObsyConfig:
+        return config.model_copy(update={"weather": MissingSection("weather", "obsy-weather", written)})
+
+    assert without_weather({}).setting_of("weather", "allow_simulation", False) is False
+    assert without_weather({"allow_simulation": True}).setting_of("weather", "allow_simulation", False) is True
+    with pytest.raises(ConfigError, match=r"invalid value for 'weather.allow_simulation': Input should be a valid"):
+        without_weather({"allow_simulation": "sometimes"}).setting_of("weather", "allow_simulation", False)

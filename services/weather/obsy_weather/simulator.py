@@ -21,9 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from obsy.config import IndiServerConfig, IndiWeatherSourceConfig, ObsyConfig
+from obsy.config import IndiServerConfig, ObsyConfig
 from obsy.indi import IndiClient, IndiError
 from obsy.messages import SimulatedCloudKind, WeatherSimulationAction
+from obsy_weather.config import IndiWeatherSourceConfig
 
 SIMULATOR_DRIVER = "indi_simulator_weather"
 CONTROL = "WEATHER_CONTROL"

@@ -3,9 +3,9 @@
 The package holds the loader (:mod:`obsy.config.loader`), the common sections
 (:mod:`obsy.config.sections`) and the registry of the sections each service owns
 (:mod:`obsy.config.registry`, entry-point group ``obsy.config_sections``). A service's own
-schema lives in its package (``obsy_alpaca.config``, ``obsy_clouddetect.config``, ``obsy_mcp.config``); its names
-are importable from here too, loaded when first asked for, so this package never needs a
-service installed to import. See docs/architecture.md, "Configuration".
+schema lives in its package (``obsy_<name>/config.py``: alpaca, clouddetect, mcp, weather so
+far); its names are importable from here too, loaded when first asked for, so this package
+never needs a service installed to import. See docs/architecture.md, "Configuration".
 """
 
 from __future__ import annotations
@@ -79,7 +79,6 @@ from obsy.config.service_sections import (
     AllskyWhiteBalanceStage,
     EventLevel,
     FleetSiteConfig,
-    HttpWeatherSourceConfig,
     ImagingCalibrationConfig,
     ImagingConfig,
     ImagingEkosSignalConfig,
@@ -89,9 +88,6 @@ from obsy.config.service_sections import (
     ImagingPhotometryConfig,
     ImagingProjectStackConfig,
     ImagingTransitsConfig,
-    IndiWeatherSourceConfig,
-    MqttWeatherSensorConfig,
-    MqttWeatherSourceConfig,
     NotificationsConfig,
     PhotometryStarConfig,
     PhotometryTargetConfig,
@@ -100,13 +96,7 @@ from obsy.config.service_sections import (
     SchedulerEkosConfig,
     SchedulerTransitsConfig,
     SchedulerWeightsConfig,
-    SerialRainSourceConfig,
     TransitRegressor,
-    WeatherConfig,
-    WeatherElementMap,
-    WeatherLimitConfig,
-    WeatherSourceBase,
-    WeatherSourceConfig,
     WebConfig,
     WebRetentionConfig,
     WebUploadsConfig,
@@ -228,6 +218,16 @@ __all__ = [
 
 #: Names of the schemas that moved to their service's package: name -> module.
 _SERVICE_SCHEMA_NAMES = {
+    "WeatherConfig": "obsy_weather.config",
+    "WeatherSourceBase": "obsy_weather.config",
+    "WeatherElementMap": "obsy_weather.config",
+    "IndiWeatherSourceConfig": "obsy_weather.config",
+    "HttpWeatherSourceConfig": "obsy_weather.config",
+    "MqttWeatherSensorConfig": "obsy_weather.config",
+    "MqttWeatherSourceConfig": "obsy_weather.config",
+    "SerialRainSourceConfig": "obsy_weather.config",
+    "WeatherSourceConfig": "obsy_weather.config",
+    "WeatherLimitConfig": "obsy_weather.config",
     "McpConfig": "obsy_mcp.config",
     "McpDevicesConfig": "obsy_mcp.config",
     "McpEkosConfig": "obsy_mcp.config",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import Field, create_model, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, create_model, model_validator
 
-from obsy.config.base import SERVICE_NAMES, Section, ServiceSection, site_slug
-from obsy.config.registry import section_fields
+from obsy.config.base import SERVICE_NAMES, ConfigError, Section, ServiceSection, site_slug
+from obsy.config.registry import MissingSection, section_fields
 from obsy.config.sections import (
     BrokerConfig,
     DatabaseConfig,
@@ -24,9 +24,10 @@ from obsy.config.service_sections import (
     AllskyConfig,
     ImagingConfig,
     SchedulerConfig,
-    WeatherConfig,
     WebConfig,
 )
+
+T = TypeVar("T")
 
 
 class CoreConfig(Section):
@@ -43,7 +44,6 @@ class CoreConfig(Section):
     run_dir: Path = Field(default_factory=lambda: Path(tempfile.gettempdir()))
     #: ``json`` (one JSON object per line, for log collectors) or ``text`` (for people).
     log_format: Literal["json", "text"] = "json"
-    weather: WeatherConfig = WeatherConfig()
     allsky: AllskyConfig = AllskyConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     web: WebConfig = WebConfig()
@@ -57,10 +57,12 @@ class CoreConfig(Section):
         from obsy_alpaca.config import AlpacaConfig
         from obsy_clouddetect.config import CloudDetectConfig
         from obsy_mcp.config import McpConfig
+        from obsy_weather.config import WeatherConfig
 
         alpaca: AlpacaConfig
         clouddetect: CloudDetectConfig
         mcp: McpConfig
+        weather: WeatherConfig
 
     # Where the values came from, for messages; not part of the schema.
     source_file: Path | None = Field(default=None, exclude=True)
@@ -99,6 +101,23 @@ class CoreConfig(Section):
         if name in SERVICE_NAMES:
             return getattr(self, name)
         return self.plugins.get(name, ServiceSection())
+
+    def setting_of(self, section: str, key: str, default: T) -> T:
+        """``section.key`` read by a service that does not own ``section``.
+
+        Where the owning service is installed, the value its schema validated; elsewhere (a service's
+        image holds only its own package) the value as written, checked against the type of
+        ``default``, which must be the schema's own default (tests/unit/test_config_registry.py
+        checks every call).
+        """
+        owner = getattr(self, section)
+        if not isinstance(owner, MissingSection):
+            return getattr(owner, key)
+        try:
+            return TypeAdapter(type(default)).validate_python(owner.raw.get(key, default))
+        except ValidationError as exc:
+            problems = [f"invalid value for '{section}.{key}': {error['msg']}" for error in exc.errors()]
+            raise ConfigError(problems) from None
 
     def mcp_state_file(self) -> Path:
         """Where the MCP keeps the operator's last decision (``mcp.state_file``, or under ``data_dir``)."""

@@ -27,7 +27,12 @@ ENTRY_POINT_GROUP = "obsy.config_sections"
 
 #: Sections whose schema lives in its service's package, and that package's distribution.
 #: TODO(issue 14): the other services' sections still live in obsy.config.service_sections.
-SERVICE_OWNED_SECTIONS = {"alpaca": "obsy-alpaca", "clouddetect": "obsy-clouddetect", "mcp": "obsy-mcp"}
+SERVICE_OWNED_SECTIONS = {
+    "alpaca": "obsy-alpaca",
+    "clouddetect": "obsy-clouddetect",
+    "mcp": "obsy-mcp",
+    "weather": "obsy-weather",
+}
 
 
 class MissingSection:
