@@ -152,9 +152,12 @@ def setting_of_calls() -> list[tuple[str, str, str, object]]:
 def test_every_read_of_another_services_setting_names_the_schemas_default():
     calls = setting_of_calls()
     assert ("services/web/obsy_web/pages.py", "weather", "allow_simulation", False) in calls
+    assert ("services/weather/obsy_weather/simulator.py", "allsky", "camera.device", "CCD Simulator") in calls
     for where, section, key, default in calls:
-        schema = ObsyConfig.model_fields[section].annotation
-        assert getattr(schema(), key) == default, f"{where}: {section}.{key} defaults to {getattr(schema(), key)!r}"
+        schema_default = ObsyConfig.model_fields[section].annotation()
+        for part in key.split("."):
+            schema_default = getattr(schema_default, part)
+        assert schema_default == default, f"{where}: {section}.{key} defaults to {schema_default!r}, not {default!r}"
 
 
 def test_a_setting_of_a_service_not_installed_is_read_as_written(tmp_path):
@@ -168,3 +171,9 @@ def test_a_setting_of_a_service_not_installed_is_read_as_written(tmp_path):
     assert without_weather({"allow_simulation": True}).setting_of("weather", "allow_simulation", False) is True
     with pytest.raises(ConfigError, match=r"invalid value for 'weather.allow_simulation': Input should be a valid"):
         without_weather({"allow_simulation": "sometimes"}).setting_of("weather", "allow_simulation", False)
+    assert without_weather({}).setting_of("allsky", "camera.device", "CCD Simulator") == config.allsky.camera.device
+    without_allsky = config.model_copy(
+        update={"allsky": MissingSection("allsky", "obsy-allsky", {"camera": {"device": "ZWO ASI178MC"}})}
+    )
+    assert without_allsky.setting_of("allsky", "camera.device", "CCD Simulator") == "ZWO ASI178MC"
+    assert without_allsky.setting_of("allsky", "camera.gain", 0) == 0

@@ -186,7 +186,9 @@ class CloudTarget:
 
 def cloud_target(config: ObsyConfig) -> CloudTarget:
     """The allsky camera of the configuration (``allsky.camera.device`` on ``indi``)."""
-    return CloudTarget(config.indi.host, config.indi.port, config.allsky.camera.device)
+    return CloudTarget(
+        config.indi.host, config.indi.port, config.setting_of("allsky", "camera.device", "CCD Simulator")
+    )
 
 
 def cloud_values(kind: SimulatedCloudKind | str | None, cover: float | None = None) -> dict[str, Any]:

@@ -3,8 +3,8 @@
 The package holds the loader (:mod:`obsy.config.loader`), the common sections
 (:mod:`obsy.config.sections`) and the registry of the sections each service owns
 (:mod:`obsy.config.registry`, entry-point group ``obsy.config_sections``). A service's own
-schema lives in its package (``obsy_<name>/config.py``: alpaca, clouddetect, mcp, weather so
-far); its names are importable from here too, loaded when first asked for, so this package
+schema lives in its package (``obsy_<name>/config.py``: allsky, alpaca, clouddetect, mcp,
+weather so far); its names are importable from here too, loaded when first asked for, so this package
 never needs a service installed to import. See docs/architecture.md, "Configuration".
 """
 
@@ -48,35 +48,7 @@ from obsy.config.sections import (
 from obsy.config.service_sections import (
     DEFAULT_NOTIFY_KINDS,
     IMAGING_FRAME_SUFFIXES,
-    PRODUCT_KINDS,
     TRANSFORMATION_NAME,
-    AllskyBadPixelsConfig,
-    AllskyCameraConfig,
-    AllskyClarityStage,
-    AllskyConfig,
-    AllskyDehazeStage,
-    AllskyDenoiseStage,
-    AllskyExposureConfig,
-    AllskyExposureProfile,
-    AllskyFinishStage,
-    AllskyFusionConfig,
-    AllskyMaskStage,
-    AllskyMedianStage,
-    AllskyMoonConfig,
-    AllskyOutputConfig,
-    AllskyOverlayLabel,
-    AllskyOverlayStage,
-    AllskyPanoramaConfig,
-    AllskyPipelineConfig,
-    AllskyProductsConfig,
-    AllskySaturationStage,
-    AllskySkyNamesConfig,
-    AllskyStarsConfig,
-    AllskyStreaksConfig,
-    AllskyStretchStage,
-    AllskyTimelapseConfig,
-    AllskyToneMapStage,
-    AllskyWhiteBalanceStage,
     EventLevel,
     FleetSiteConfig,
     ImagingCalibrationConfig,
@@ -218,6 +190,34 @@ __all__ = [
 
 #: Names of the schemas that moved to their service's package: name -> module.
 _SERVICE_SCHEMA_NAMES = {
+    "PRODUCT_KINDS": "obsy_allsky.config",
+    "AllskyTimelapseConfig": "obsy_allsky.config",
+    "AllskyPanoramaConfig": "obsy_allsky.config",
+    "AllskyProductsConfig": "obsy_allsky.config",
+    "AllskyStreaksConfig": "obsy_allsky.config",
+    "AllskyFusionConfig": "obsy_allsky.config",
+    "AllskyStarsConfig": "obsy_allsky.config",
+    "AllskyWhiteBalanceStage": "obsy_allsky.config",
+    "AllskyStretchStage": "obsy_allsky.config",
+    "AllskyMedianStage": "obsy_allsky.config",
+    "AllskySaturationStage": "obsy_allsky.config",
+    "AllskyMaskStage": "obsy_allsky.config",
+    "AllskyDenoiseStage": "obsy_allsky.config",
+    "AllskyDehazeStage": "obsy_allsky.config",
+    "AllskyClarityStage": "obsy_allsky.config",
+    "AllskyToneMapStage": "obsy_allsky.config",
+    "AllskyOverlayLabel": "obsy_allsky.config",
+    "AllskySkyNamesConfig": "obsy_allsky.config",
+    "AllskyOverlayStage": "obsy_allsky.config",
+    "AllskyFinishStage": "obsy_allsky.config",
+    "AllskyOutputConfig": "obsy_allsky.config",
+    "AllskyPipelineConfig": "obsy_allsky.config",
+    "AllskyExposureProfile": "obsy_allsky.config",
+    "AllskyMoonConfig": "obsy_allsky.config",
+    "AllskyExposureConfig": "obsy_allsky.config",
+    "AllskyBadPixelsConfig": "obsy_allsky.config",
+    "AllskyCameraConfig": "obsy_allsky.config",
+    "AllskyConfig": "obsy_allsky.config",
     "WeatherConfig": "obsy_weather.config",
     "WeatherSourceBase": "obsy_weather.config",
     "WeatherElementMap": "obsy_weather.config",

@@ -21,7 +21,6 @@ from obsy.config.sections import (
     UploadConfig,
 )
 from obsy.config.service_sections import (
-    AllskyConfig,
     ImagingConfig,
     SchedulerConfig,
     WebConfig,
@@ -44,7 +43,6 @@ class CoreConfig(Section):
     run_dir: Path = Field(default_factory=lambda: Path(tempfile.gettempdir()))
     #: ``json`` (one JSON object per line, for log collectors) or ``text`` (for people).
     log_format: Literal["json", "text"] = "json"
-    allsky: AllskyConfig = AllskyConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     web: WebConfig = WebConfig()
     imaging: ImagingConfig = ImagingConfig()
@@ -54,11 +52,13 @@ class CoreConfig(Section):
     plugins: dict[str, ServiceSection] = Field(default_factory=dict)
 
     if TYPE_CHECKING:  # added by build_config_model from the services' own schemas (obsy.config.registry)
+        from obsy_allsky.config import AllskyConfig
         from obsy_alpaca.config import AlpacaConfig
         from obsy_clouddetect.config import CloudDetectConfig
         from obsy_mcp.config import McpConfig
         from obsy_weather.config import WeatherConfig
 
+        allsky: AllskyConfig
         alpaca: AlpacaConfig
         clouddetect: CloudDetectConfig
         mcp: McpConfig
@@ -103,18 +103,24 @@ class CoreConfig(Section):
         return self.plugins.get(name, ServiceSection())
 
     def setting_of(self, section: str, key: str, default: T) -> T:
-        """``section.key`` read by a service that does not own ``section``.
+        """``section.key`` read by a service that does not own ``section`` (``key`` may be dotted: ``camera.device``).
 
         Where the owning service is installed, the value its schema validated; elsewhere (a service's
         image holds only its own package) the value as written, checked against the type of
         ``default``, which must be the schema's own default (tests/unit/test_config_registry.py
         checks every call).
         """
-        owner = getattr(self, section)
-        if not isinstance(owner, MissingSection):
-            return getattr(owner, key)
+        value: Any = getattr(self, section)
+        parts = key.split(".")
+        if not isinstance(value, MissingSection):
+            for part in parts:
+                value = getattr(value, part)
+            return value
+        value = value.raw
+        for part in parts:
+            value = value.get(part, default) if isinstance(value, dict) else default
         try:
-            return TypeAdapter(type(default)).validate_python(owner.raw.get(key, default))
+            return TypeAdapter(type(default)).validate_python(value)
         except ValidationError as exc:
             problems = [f"invalid value for '{section}.{key}': {error['msg']}" for error in exc.errors()]
             raise ConfigError(problems) from None
