@@ -20,9 +20,7 @@ import json
 import logging
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from obsy.config import ConfigError, MissingSection, ObsyConfig, SkyModelConfig
+from obsy.config import ObsyConfig, SkyModelConfig
 from obsy.skymodel import SkyModel
 
 #: The file clouddetect keeps its fitted model in, under ``data_dir`` (see obsy_clouddetect.judge).
@@ -39,24 +37,11 @@ def configured_model(config: ObsyConfig) -> tuple[SkyModel | None, str]:
     for stage in config.allsky.pipeline.finish:
         if stage.stage == "overlay" and stage.sky.sky_model is not None:
             return _model(stage.sky.sky_model), "the overlay's sky.sky_model"
-    fixed = clouddetect_sky_model(config)
+    # Read here too where obsy-clouddetect is not installed (the allsky image): the core's SkyModelConfig checks it.
+    fixed = config.setting_of("clouddetect", "transmission.sky_model", None, kind=SkyModelConfig | None)
     if fixed is not None:
         return _model(fixed), "clouddetect.transmission.sky_model"
     return None, ""
-
-
-def clouddetect_sky_model(config: ObsyConfig) -> SkyModelConfig | None:
-    """``clouddetect.transmission.sky_model``, also where clouddetect's package (its schema) is not installed."""
-    clouddetect = config.clouddetect
-    if not isinstance(clouddetect, MissingSection):
-        return clouddetect.transmission.sky_model
-    transmission = clouddetect.raw.get("transmission")
-    written = transmission.get("sky_model") if isinstance(transmission, dict) else None
-    try:
-        return None if written is None else SkyModelConfig.model_validate(written)
-    except ValidationError as exc:
-        problems = [f"invalid clouddetect.transmission.sky_model: {error['msg']}" for error in exc.errors()]
-        raise ConfigError(problems) from None
 
 
 def _model(section: SkyModelConfig) -> SkyModel:

@@ -102,13 +102,13 @@ class CoreConfig(Section):
             return getattr(self, name)
         return self.plugins.get(name, ServiceSection())
 
-    def setting_of(self, section: str, key: str, default: T) -> T:
+    def setting_of(self, section: str, key: str, default: T, kind: Any = None) -> T:
         """``section.key`` read by a service that does not own ``section`` (``key`` may be dotted: ``camera.device``).
 
         Where the owning service is installed, the value its schema validated; elsewhere (a service's
         image holds only its own package) the value as written, checked against the type of
-        ``default``, which must be the schema's own default (tests/unit/test_config_registry.py
-        checks every call).
+        ``default`` (or ``kind``, for a sub-section: ``SkyModelConfig | None``), and ``default`` must
+        be the schema's own (tests/unit/test_config_registry.py checks every call).
         """
         value: Any = getattr(self, section)
         parts = key.split(".")
@@ -120,7 +120,7 @@ class CoreConfig(Section):
         for part in parts:
             value = value.get(part, default) if isinstance(value, dict) else default
         try:
-            return TypeAdapter(type(default)).validate_python(value)
+            return TypeAdapter(type(default) if kind is None else kind).validate_python(value)
         except ValidationError as exc:
             problems = [f"invalid value for '{section}.{key}': {error['msg']}" for error in exc.errors()]
             raise ConfigError(problems) from None
