@@ -35,8 +35,8 @@ import cv2
 import numpy as np
 from scipy.spatial import cKDTree
 
-from obsy.config import AllskyPipelineConfig
 from obsy_allsky.backend import CupyBackend, NumpyBackend, cupy_status
+from obsy_allsky.config import AllskyPipelineConfig
 from obsy_allsky.pipeline.chain import FramePipeline
 from obsy_allsky.pipeline.debayer import bin2x2, normalize
 from obsy_allsky.pipeline.overlay import FrameInfo

@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from obsy.config import AllskyPanoramaConfig, AllskyPipelineConfig, AllskyTimelapseConfig
+from obsy_allsky.config import AllskyPanoramaConfig, AllskyPipelineConfig, AllskyTimelapseConfig
 from obsy_allsky.products.panorama import panorama
 from obsy_allsky.products.timelapse import choose_encoder
 
@@ -34,7 +34,7 @@ FRAMES = 120
 CHILD = """
 import glob, json, sys, threading, time
 from pathlib import Path
-from obsy.config import AllskyTimelapseConfig
+from obsy_allsky.config import AllskyTimelapseConfig
 from obsy_allsky.products.timelapse import make_timelapse
 
 

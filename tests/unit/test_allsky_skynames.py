@@ -15,7 +15,15 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from obsy.config import AllskyOverlayStage, AllskySkyNamesConfig, ConfigError, ObsyConfig, SiteConfig, load_config
+from obsy.config import (
+    AllskyOverlayStage,
+    AllskySkyNamesConfig,
+    ConfigError,
+    MissingSection,
+    ObsyConfig,
+    SiteConfig,
+    load_config,
+)
 from obsy.skymodel import SkyModel, load_bright_stars
 from obsy_allsky.backend import NumpyBackend
 from obsy_allsky.pipeline.overlay import FrameInfo, image_circle, model_fits_picture, names_on_sky, overlay
@@ -374,6 +382,23 @@ def test_clouddetects_fixed_model_serves_when_the_overlay_has_none(tmp_path) -> 
     assert configured_model(config) == (SkyModel(**fixed), "clouddetect.transmission.sky_model")
     assert not names_wanted(config_with(tmp_path, enabled=False))
     assert not names_wanted(ObsyConfig.model_validate({"site": {"latitude": 0, "longitude": 0}}))  # no overlay
+
+
+def test_clouddetects_fixed_model_serves_where_clouddetect_is_not_installed(tmp_path) -> None:
+    """The allsky image has no obsy-clouddetect: its section is kept as written, allsky validates the model."""
+    fixed = {"zenith_x": 600.0, "zenith_y": 470.0, "scale": 300.0}
+    config = ObsyConfig.model_validate({"site": {"latitude": SITE[0], "longitude": SITE[1]}})
+
+    def without_clouddetect(written: dict) -> ObsyConfig:
+        return config.model_copy(update={"clouddetect": MissingSection("clouddetect", "obsy-clouddetect", written)})
+
+    written = {"transmission": {"sky_model": fixed}}
+    assert configured_model(without_clouddetect(written)) == (SkyModel(**fixed), "clouddetect.transmission.sky_model")
+    assert configured_model(without_clouddetect({})) == (None, "")
+    with pytest.raises(
+        ConfigError, match=r"invalid value for 'clouddetect\.transmission\.sky_model': .*greater than 0"
+    ):
+        configured_model(without_clouddetect({"transmission": {"sky_model": {**fixed, "scale": -1}}}))
 
 
 def test_a_model_of_another_picture_size_draws_nothing_and_says_so_once(caplog) -> None:

@@ -37,7 +37,8 @@ def configured_model(config: ObsyConfig) -> tuple[SkyModel | None, str]:
     for stage in config.allsky.pipeline.finish:
         if stage.stage == "overlay" and stage.sky.sky_model is not None:
             return _model(stage.sky.sky_model), "the overlay's sky.sky_model"
-    fixed = config.clouddetect.transmission.sky_model
+    # Read here too where obsy-clouddetect is not installed (the allsky image): the core's SkyModelConfig checks it.
+    fixed = config.setting_of("clouddetect", "transmission.sky_model", None, kind=SkyModelConfig | None)
     if fixed is not None:
         return _model(fixed), "clouddetect.transmission.sky_model"
     return None, ""

@@ -18,9 +18,10 @@ import uuid
 from typing import Any
 
 from obsy.bus import Bus
-from obsy.config import AlpacaConfig, ObsyConfig
+from obsy.config import ObsyConfig
 from obsy.messages import SafetyVerdict, WeatherState
 from obsy.runner import Service, run_service
+from obsy_alpaca.config import AlpacaConfig
 from obsy_alpaca.devices import ObservingConditions, SafetyMonitor
 from obsy_alpaca.server import AlpacaApi, AlpacaHttpServer, DiscoveryResponder
 from obsy_alpaca.watch import VerdictWatch

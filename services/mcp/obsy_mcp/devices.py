@@ -16,8 +16,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from obsy.config import McpDevicesConfig
 from obsy.indi import IndiClient, IndiError, PropertySnapshot
+from obsy_mcp.config import McpDevicesConfig
 from obsy_mcp.statemachine import RoofPosition
 
 log = logging.getLogger("obsy.mcp.devices")

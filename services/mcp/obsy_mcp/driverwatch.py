@@ -21,8 +21,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from obsy.config import McpIndiWatchConfig
 from obsy.indi import IndiClient, IndiError
+from obsy_mcp.config import McpIndiWatchConfig
 
 log = logging.getLogger("obsy.mcp.driverwatch")
 

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from jeepney import DBusAddress, new_method_call
 from jeepney.io.blocking import DBusConnection, open_dbus_connection
 
-from obsy.config import McpEkosConfig
+from obsy_mcp.config import McpEkosConfig
 
 log = logging.getLogger(__name__)
 

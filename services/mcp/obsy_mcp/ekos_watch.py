@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from obsy.config import McpEkosConfig
+from obsy_mcp.config import McpEkosConfig
 from obsy_mcp.ekos import Ekos, EkosError, SchedulerStatus
 from obsy_mcp.inputs import Clock
 from obsy_mcp.publishing import EventSink

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from obsy.config import McpConfig
 from obsy.messages import CloudState, Mode, SafetyVerdict, SchedulerPlan, ServiceHealth
 from obsy.topics import ONLINE
+from obsy_mcp.config import McpConfig
 from obsy_mcp.operator_state import OperatorState
 from obsy_mcp.statemachine import Conditions
 

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from obsy.config import McpConfig
 from obsy_mcp.commands import Pending
+from obsy_mcp.config import McpConfig
 from obsy_mcp.devices import DeviceError, Mount, Roof
 from obsy_mcp.ekos_watch import EkosWatch
 from obsy_mcp.publishing import EventSink

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from obsy.config import McpDevicesConfig
+from obsy_mcp.config import McpDevicesConfig
 from obsy_mcp.devices import DeviceError, StepInterrupted
 from obsy_mcp.ekos import EkosError
 from obsy_mcp.publishing import EventSink

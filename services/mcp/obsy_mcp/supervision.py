@@ -24,7 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from obsy.config import McpSupervisionConfig
+from obsy_mcp.config import McpSupervisionConfig
 from obsy_mcp.inputs import Clock
 
 log = logging.getLogger("obsy.mcp.supervision")

@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from obsy.config import WeatherLimitConfig
 from obsy.messages import SafetyReason, SafetyVerdict
+from obsy_weather.config import WeatherLimitConfig
 from obsy_weather.quantities import QUANTITIES
 from obsy_weather.readings import Current
 

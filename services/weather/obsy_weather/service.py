@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from obsy.bus import Bus
-from obsy.config import ObsyConfig, WeatherConfig
+from obsy.config import ObsyConfig
 from obsy.homeassistant import Entity
 from obsy.messages import (
     CommandOrigin,
@@ -31,6 +31,7 @@ from obsy.messages import (
 )
 from obsy.runner import Service, run_service
 from obsy_weather import ha, simulator
+from obsy_weather.config import WeatherConfig
 from obsy_weather.readings import ReadingStore, Sample
 from obsy_weather.safety import SafetyEvaluator
 from obsy_weather.sources import WeatherSource, build_source

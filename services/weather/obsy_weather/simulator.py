@@ -21,9 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from obsy.config import IndiServerConfig, IndiWeatherSourceConfig, ObsyConfig
+from obsy.config import IndiServerConfig, ObsyConfig
 from obsy.indi import IndiClient, IndiError
 from obsy.messages import SimulatedCloudKind, WeatherSimulationAction
+from obsy_weather.config import IndiWeatherSourceConfig
 
 SIMULATOR_DRIVER = "indi_simulator_weather"
 CONTROL = "WEATHER_CONTROL"
@@ -185,7 +186,9 @@ class CloudTarget:
 
 def cloud_target(config: ObsyConfig) -> CloudTarget:
     """The allsky camera of the configuration (``allsky.camera.device`` on ``indi``)."""
-    return CloudTarget(config.indi.host, config.indi.port, config.allsky.camera.device)
+    return CloudTarget(
+        config.indi.host, config.indi.port, config.setting_of("allsky", "camera.device", "CCD Simulator")
+    )
 
 
 def cloud_values(kind: SimulatedCloudKind | str | None, cover: float | None = None) -> dict[str, Any]:

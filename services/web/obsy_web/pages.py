@@ -78,7 +78,7 @@ def _render(page: str, request: Request, who: Principal | None, context: WebCont
             "site_name": context.config.site.name,
             "who": who,
             "can_operate": who.can(Role.OPERATOR) and who.via != "anonymous",
-            "weather_simulation": context.config.weather.allow_simulation,
+            "weather_simulation": context.config.setting_of("weather", "allow_simulation", False),
             "shown_site": site,
             "site_pages": SITE_PAGES,
             **extra,

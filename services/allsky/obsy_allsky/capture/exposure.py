@@ -22,7 +22,7 @@ from datetime import datetime
 import numpy as np
 
 from obsy import astro
-from obsy.config import AllskyExposureConfig, AllskyExposureProfile, AllskyMoonConfig
+from obsy_allsky.config import AllskyExposureConfig, AllskyExposureProfile, AllskyMoonConfig
 
 
 @dataclass(frozen=True)

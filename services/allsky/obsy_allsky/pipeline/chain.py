@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from obsy.config import AllskyPipelineConfig
 from obsy_allsky.backend import Backend, select_backend
+from obsy_allsky.config import AllskyPipelineConfig
 from obsy_allsky.pipeline import tone
 from obsy_allsky.pipeline.contrast import clarity, dehaze
 from obsy_allsky.pipeline.debayer import bayer_mosaic, bayer_planes, bin2x2, debayer, normalize
@@ -56,7 +56,7 @@ class ProcessedFrame:
 
 
 class FramePipeline:
-    """Runs :class:`~obsy.config.AllskyPipelineConfig` on one backend; reusable frame after frame."""
+    """Runs :class:`~obsy_allsky.config.AllskyPipelineConfig` on one backend; reusable frame after frame."""
 
     def __init__(self, config: AllskyPipelineConfig, backend: Backend | None = None) -> None:
         self.config = config

@@ -65,7 +65,7 @@ def encode_fits(linear_rgb: np.ndarray, header: Mapping[str, Any] | None = None)
 
 
 class ImageEncoder:
-    """Encodes finished frames per :class:`obsy.config.AllskyOutputConfig` on a backend."""
+    """Encodes finished frames per :class:`obsy_allsky.config.AllskyOutputConfig` on a backend."""
 
     def __init__(self, backend: Backend, config: Any) -> None:
         self.backend = backend

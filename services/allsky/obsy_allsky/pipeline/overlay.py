@@ -186,7 +186,7 @@ def overlay(
     circle_center: tuple[float, float],
     circle_radius: float,
 ) -> Any:
-    """The overlay stage (``stage`` is its configuration, :class:`obsy.config.AllskyOverlayStage`)."""
+    """The overlay stage (``stage`` is its configuration, :class:`obsy_allsky.config.AllskyOverlayStage`)."""
     height, width = image.shape[:2]
     text_px = max(8.0, stage.text_height * height)
     line = text_px * 1.6
@@ -239,7 +239,7 @@ def names_on_sky(
     obstacles: list[Box],
     circle: Circle,
 ) -> list[PlacedLabel]:
-    """Draw the names on the sky (``settings``: :class:`obsy.config.AllskySkyNamesConfig`) in place;
+    """Draw the names on the sky (``settings``: :class:`obsy_allsky.config.AllskySkyNamesConfig`) in place;
     the labels placed. Nothing without a sky model, a site and a time (the service says so once)."""
     if not settings.enabled or info.sky_model is None or info.site is None or info.taken_at is None:
         return []

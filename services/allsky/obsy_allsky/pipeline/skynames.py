@@ -213,7 +213,7 @@ def sky_scene(
     constellations: Sequence[Constellation] | None = None,
     star_gap_px: float = 0.0,
 ) -> SkyScene:
-    """What to draw for ``settings`` (:class:`obsy.config.AllskySkyNamesConfig`) at ``when``.
+    """What to draw for ``settings`` (:class:`obsy_allsky.config.AllskySkyNamesConfig`) at ``when``.
 
     The constellation lines stop ``star_gap_px`` short of their stars: they neither hide the stars
     nor add light to them (clouddetect measures the stars on the same pictures)."""

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from obsy.config import AllskyProductsConfig, ObsyConfig
+from obsy.config import ObsyConfig
+from obsy_allsky.config import AllskyProductsConfig
 from obsy_allsky.products import framelog
 from obsy_allsky.products.night import Product, keogram, night_frames, read_frame, star_trails
 from obsy_allsky.products.panorama import panorama

@@ -20,8 +20,8 @@ import math
 import cv2
 import numpy as np
 
-from obsy.config import AllskyPanoramaConfig, AllskyPipelineConfig
 from obsy.skymodel import SkyModel
+from obsy_allsky.config import AllskyPanoramaConfig, AllskyPipelineConfig
 
 
 def sky_model_for(width: int, height: int, settings: AllskyPanoramaConfig, pipeline: AllskyPipelineConfig) -> SkyModel:

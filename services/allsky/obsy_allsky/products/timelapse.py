@@ -29,7 +29,7 @@ from pathlib import Path
 
 import cv2
 
-from obsy.config import AllskyTimelapseConfig
+from obsy_allsky.config import AllskyTimelapseConfig
 from obsy_allsky.products.night import REDUCED_READ, Product, decoded_frames
 from obsy_allsky.products.progress import Progress
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from obsy.config import (
+from obsy_weather.config import (
     HttpWeatherSourceConfig,
     IndiWeatherSourceConfig,
     MqttWeatherSourceConfig,
@@ -18,7 +18,8 @@ from obsy_weather.sources.base import Clock, SampleSink, WeatherSource
 
 if TYPE_CHECKING:
     from obsy.bus import Bus
-    from obsy.config import ObsyConfig, WeatherSourceConfig
+    from obsy.config import ObsyConfig
+    from obsy_weather.config import WeatherSourceConfig
 
 
 def build_source(

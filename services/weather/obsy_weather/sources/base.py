@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from obsy.config import WeatherSourceBase
+from obsy_weather.config import WeatherSourceBase
 from obsy_weather.quantities import ReadingError, normalise
 from obsy_weather.readings import Sample
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import httpx
 
-from obsy.config import HttpWeatherSourceConfig, SiteConfig
+from obsy.config import SiteConfig
+from obsy_weather.config import HttpWeatherSourceConfig
 from obsy_weather.sources.base import Clock, PollingSource, RawValue, SampleSink, SourceError
 
 #: Open-Meteo variable -> quantity

@@ -18,8 +18,9 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from obsy.config import IndiServerConfig, IndiWeatherSourceConfig
+from obsy.config import IndiServerConfig
 from obsy.indi import IndiClient, IndiError, IndiRangeError
+from obsy_weather.config import IndiWeatherSourceConfig
 from obsy_weather.sources.base import Clock, RawValue, SampleSink, WeatherSource
 
 PARAMETERS = "WEATHER_PARAMETERS"

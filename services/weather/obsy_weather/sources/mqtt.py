@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from obsy.bus import Bus
-from obsy.config import MqttWeatherSensorConfig, MqttWeatherSourceConfig
+from obsy_weather.config import MqttWeatherSensorConfig, MqttWeatherSourceConfig
 from obsy_weather.sources.base import Clock, SampleSink, SourceError, WeatherSource
 
 

@@ -27,7 +27,7 @@ from typing import Protocol
 
 import serial
 
-from obsy.config import SerialRainSourceConfig
+from obsy_weather.config import SerialRainSourceConfig
 from obsy_weather.sources.base import Clock, PollingSource, RawValue, SampleSink, SourceError
 
 _FIELD = re.compile(r"^\s*([A-Za-z]+)\s+(-?\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")

@@ -138,7 +138,7 @@ def simulate_weather(
 ) -> WeatherSimulationReply:
     if context.simulation is None:
         raise HTTPException(503, "this web service sends no weather simulation commands")
-    if not context.config.weather.allow_simulation:
+    if not context.config.setting_of("weather", "allow_simulation", False):
         # The same shared config tells the weather service to refuse: say so without a round trip.
         raise HTTPException(409, "weather simulation is off (weather.allow_simulation is false in the configuration)")
     command = request.command()

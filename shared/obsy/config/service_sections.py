@@ -1,0 +1,970 @@
+"""Service sections whose schema has not moved to its service's package yet.
+
+TODO(issue 14): move each to ``services/<name>/obsy_<name>/config.py`` and register it in the
+``obsy.config_sections`` entry-point group, as alpaca and clouddetect do (docs/architecture.md,
+"Configuration").
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from obsy.config.base import (
+    SITE_ID_PATTERN,
+    Section,
+    ServiceSection,
+    site_slug,
+)
+from obsy.config.sections import KIB, MIB
+from obsy.messages import TargetConstraints
+
+
+class SchedulerWeightsConfig(Section):
+    """Weights of the planner's scoring rules (each rule scores 0..1; 0 turns a rule off)."""
+
+    priority: float = Field(default=50, ge=0, description="the target's priority (0..10)")
+    setting_soonest: float = Field(default=50, ge=0, description="targets with less visible time left tonight first")
+    percent_complete: float = Field(default=50, ge=0, description="finish what is nearly complete")
+    meridian_window: float = Field(default=75, ge=0, description="targets near the meridian (least airmass)")
+    target_switch: float = Field(default=67, ge=0, description="stay on the current target (saves slews)")
+    moon_avoidance: float = Field(default=50, ge=0, description="targets far from the Moon, beyond what is required")
+
+
+class SchedulerCalibrationConfig(Section):
+    """Calibration frames (Dark, Bias and Flat exposure plans): what Ekos can take without a person.
+
+    Ekos (KStars 3.6) takes darks and bias unattended only when the camera has a shutter or a
+    dust cap covers the telescope, and flats only from a flat panel (a light box or a dust cap
+    with its own light) or a lit wall; otherwise it waits for someone. A target whose plans
+    need a source that is not configured here is left out, with the reason.
+    """
+
+    camera_shutter: bool = Field(
+        default=False,
+        description="the camera has a mechanical shutter: darks and bias need no cover (KStars must know it too: "
+        "its list of cameras with a shutter, asked once by Ekos)",
+    )
+    dust_cap: bool = Field(
+        default=False,
+        description="an INDI dust cap in the Ekos profile that closes over the telescope for darks and bias (also "
+        "a flat panel that is a dust cap with its own light: set both)",
+    )
+    flat_source: Literal["none", "panel", "wall"] = Field(
+        default="none",
+        description="flats from: none (flat plans are refused); panel (an INDI light box or dust cap with its own "
+        "light, in the Ekos profile); wall (the mount points at a lit wall or screen at wall_az/wall_alt)",
+    )
+    wall_az: float = Field(default=0.0, ge=0, lt=360, description="azimuth of the flat wall, degrees")
+    wall_alt: float = Field(default=0.0, ge=-90, le=90, description="altitude of the flat wall, degrees")
+    flat_adu: float | None = Field(
+        default=None,
+        gt=0,
+        le=65535,
+        description="Ekos adjusts the flat exposure until the mean is this many ADU; empty = the plan's exposure",
+    )
+    flat_adu_tolerance: float = Field(default=1000, gt=0, le=65535, description="ADU either side of flat_adu")
+    park_mount: bool = Field(default=False, description="park the mount before flats (not with a wall)")
+    park_dome: bool = Field(default=False, description="park the dome before flats")
+
+    def dark_source(self) -> str | None:
+        """How darks and bias are covered, or None when they cannot be taken unattended."""
+        if self.dust_cap:
+            return "dust_cap"
+        if self.camera_shutter:
+            return "shutter"
+        return None
+
+
+class SchedulerEkosConfig(Section):
+    """How the plan is written as KStars/Ekos schedule (.esl) and sequence (.esq) files."""
+
+    output_dir: Path | None = Field(default=None, description="where the files go; empty = <data_dir>/ekos")
+    fits_dir: Path | None = Field(default=None, description="Ekos FITSDirectory for frames; empty = <data_dir>/frames")
+    profile: str = Field(default="Simulators", description="the Ekos equipment profile the schedule names")
+    camera: str = "CCD Simulator"
+    filter_wheel: str | None = Field(default="CCD Simulator", description="empty when the camera has no filter wheel")
+    default_filter: str = Field(default="Luminance", description="filter for exposure plans that name none")
+    filters: list[str] | None = Field(
+        default=None,
+        description="the wheel's filter names; empty = read from the wheel's INDI FILTER_NAME when planning",
+    )
+    filter_aliases: dict[str, str] = Field(
+        default_factory=dict, description="plan filter name -> the wheel's name, e.g. {Ha: H_Alpha}"
+    )
+    startup: Literal["at", "asap"] = Field(default="at", description="start each job at its planned time, or ASAP")
+    completion: Literal["at", "sequence", "repeat"] = Field(
+        default="sequence",
+        description="end when the planned frames are taken (sequence), after `repeats` sequences, or at the planned "
+        "end ('at': Ekos repeats the sequence until then, so more frames than planned)",
+    )
+    repeats: int = Field(default=1, ge=1, le=1000, description="sequences per job with completion 'repeat'")
+    steps: list[Literal["Track", "Focus", "Align", "Guide"]] = Field(default_factory=lambda: ["Track"])
+    startup_procedure: list[Literal["UnparkDome", "UnparkMount", "UnparkCap"]] = Field(
+        default_factory=lambda: ["UnparkMount"]
+    )
+    shutdown_procedure: list[Literal["WarmCCD", "ParkCap", "ParkMount", "ParkDome"]] = Field(
+        default_factory=lambda: ["ParkMount"]
+    )
+    enforce_weather: bool = Field(default=True, description="Ekos waits for its own weather device to say OK")
+    setting_altitude_cutoff: float = Field(
+        default=3.0,
+        ge=0,
+        le=30,
+        description="Ekos' 'setting altitude cutoff' (its scheduler options; 3° by default): Ekos refuses a fixed "
+        "start of a setting target less than this above the minimum altitude, so it is given a lower minimum",
+    )
+    keep_nights: int = Field(
+        default=14,
+        ge=1,
+        le=3660,
+        description="nights of Ekos files kept in output_dir: older night folders of .esl/.esq files are removed "
+        "when a plan is written (the frames in fits_dir are never touched)",
+    )
+    calibration: SchedulerCalibrationConfig = SchedulerCalibrationConfig()
+
+
+class SchedulerTransitsConfig(Section):
+    """Exoplanet transits: targets named like a planet in the ephemeris file are planned at its transits."""
+
+    ephemeris_file: Path | None = Field(
+        default=None,
+        description="a NASA Exoplanet Archive CSV export (planetary systems table); a target whose name is a "
+        "planet's pl_name in it is observed at that planet's transits; empty = no transit planning",
+    )
+    baseline_min: float = Field(default=60, ge=0, le=360, description="observed before ingress and after egress")
+    timing_sigmas: float = Field(
+        default=3, ge=0, le=10, description="the window widens by this many sigma of the ephemeris at the epoch"
+    )
+    partial: Literal["skip", "plan"] = Field(
+        default="skip",
+        description="a transit whose window is only partly observable: left out (skip), or its longest observable "
+        "part planned when it holds ingress or egress (plan)",
+    )
+
+
+class SchedulerConfig(ServiceSection):
+    constraints: TargetConstraints = Field(
+        default_factory=lambda: TargetConstraints(min_altitude=30, twilight="astronomical", min_time_on_target_min=15),
+        description="defaults for every target; a target's own constraints override them key by key",
+    )
+    weights: SchedulerWeightsConfig = SchedulerWeightsConfig()
+    ekos: SchedulerEkosConfig = SchedulerEkosConfig()
+    grid_step_s: float = Field(default=120, ge=10, le=900, description="time step of the night grid")
+    exposure_overhead_s: float = Field(default=5, ge=0, description="download and dither time per exposure")
+    switch_overhead_s: float = Field(default=120, ge=0, description="slew, plate solve and guider start per target")
+    switch_gap_s: float = Field(
+        default=300, ge=0, description="free time before a block of another target: at least Ekos' lead time (5 min)"
+    )
+    max_block_min: float = Field(default=120, gt=0, description="longest block before the planner re-decides")
+    replan_at: str = Field(default="12:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="daily, site time")
+    transits: SchedulerTransitsConfig = SchedulerTransitsConfig()
+
+
+class WebRetentionConfig(Section):
+    """How long the web service keeps its time series; 0 keeps them for ever."""
+
+    weather_days: int = Field(default=90, ge=0, description="weather readings")
+    states_days: int = Field(default=90, ge=0, description="safety verdicts, cloud results, MCP states, availability")
+    events_days: int = Field(default=365, ge=0, description="the event audit log")
+    allsky_days: int = Field(default=365, ge=0, description="allsky frame and streak records (not the files)")
+    plans_days: int = Field(default=365, ge=0, description="scheduler plans")
+
+
+EventLevel = Literal["debug", "info", "warning", "error", "critical"]
+#: Event kinds notified whatever their level (the roof, the night, alarms, a service gone).
+DEFAULT_NOTIFY_KINDS = (
+    "roof_opened",
+    "roof_closing",
+    "roof_closed",
+    "night_started",
+    "night_ended",
+    "alarm",
+    "alarm_cleared",
+    "service_offline",
+    "storage_full",
+    "disk_warning",
+    "disk_critical",
+    "disk_ok",
+)
+_QUIET_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class NotificationsConfig(Section):
+    """Notifications through Apprise, sent by the web service (docs/operations.md, "Notifications").
+
+    Nothing is sent while ``urls`` is empty. The URLs carry the services' secrets (tokens,
+    passwords): keep them in a file and point ``OBSY_WEB__NOTIFICATIONS__URLS_FILE`` at it
+    (one URL a line).
+    """
+
+    urls: list[SecretStr] = Field(
+        default_factory=list,
+        description="Apprise URLs (ntfy://, pover://, tgram://, mailtos://, json://...); empty = no notifications",
+    )
+    min_level: EventLevel = Field(default="warning", description="events at this level and above are sent")
+    kinds: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_NOTIFY_KINDS),
+        description="event kinds sent whatever their level (roof, night, alarms, a service offline...)",
+    )
+    exclude_kinds: list[str] = Field(default_factory=list, description="event kinds never sent")
+    repeat_after: float = Field(
+        default=600.0,
+        ge=0,
+        description="seconds: the same service and kind again within this is held back and counted "
+        "(the next one sent says how many); 0 sends every one",
+    )
+    max_per_hour: int = Field(
+        default=30, ge=1, description="notifications sent in any hour at most (critical ones always go)"
+    )
+    quiet_hours: str | None = Field(
+        default=None,
+        description="'HH:MM-HH:MM' in the site's time zone: only safety notifications (critical, "
+        "alarms, the roof closing on unsafe) are sent then; empty = never quiet",
+    )
+    timeout: float = Field(default=15.0, gt=0, description="seconds one notification may take before it is given up")
+    night_summary: bool = Field(
+        default=True,
+        description="send one end-of-night summary (roof, frames per target and filter, stacks, photometry, "
+        "meteors) once the MCP says the night ended",
+    )
+    night_summary_delay: float = Field(
+        default=300.0,
+        ge=0,
+        description="seconds after the night ended before the summary is made, so the roof has closed and the "
+        "last frames are stored (held back further while quiet_hours last)",
+    )
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        """A string (a secrets file, an environment variable) holds URLs separated by spaces or lines."""
+        if isinstance(value, str):
+            # A comment starts with '#' at the start of a line or after a space ('#' inside a URL stays).
+            lines = (re.split(r"(?:^|\s)#", line, maxsplit=1)[0] for line in value.splitlines())
+            return [part for line in lines for part in line.split()]
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not _QUIET_HOURS.match(value):
+            raise ValueError("quiet_hours must look like '23:00-07:00' (24-hour clock, site time)")
+        return value
+
+
+class FleetSiteConfig(Section):
+    """Another site whose broker is bridged to this one (docs/operations.md#several-observatories)."""
+
+    prefix: str = Field(
+        pattern=r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$",
+        description="the topic prefix its messages arrive under on this broker (the bridge's remote prefix)",
+    )
+    id: str | None = Field(
+        default=None, pattern=SITE_ID_PATTERN, description="its id in the tables (empty: the prefix's last part)"
+    )
+    name: str | None = Field(default=None, max_length=120, description="shown on the fleet page (empty: the id)")
+    bridge: str | None = Field(
+        default=None,
+        description="the bridge's remote client id, whose $SYS/broker/connection/<bridge>/state says whether "
+        "the site is reachable (empty: obsy-bridge-<id>)",
+    )
+
+    def site_id(self) -> str:
+        return self.id or site_slug(self.prefix.rsplit("/", 1)[-1])
+
+    def bridge_id(self) -> str:
+        return self.bridge or f"obsy-bridge-{self.site_id()}"
+
+
+class WebUploadsConfig(Section):
+    """What the centre takes of the bridged sites' files (``PUT /api/v1/sites/<site>/uploads/...``, docs/web.md)."""
+
+    max_concurrent: int = Field(default=4, ge=1, le=256, description="uploads at a time; more are answered 503")
+    max_file_bytes: int = Field(default=4 * 1024 * MIB, ge=1 * KIB, description="a larger file is refused (413)")
+    max_staging_bytes: int = Field(
+        default=16 * 1024 * MIB,
+        ge=1 * KIB,
+        description="bytes of unfinished uploads held at a time (all sites); past it new uploads are answered 503",
+    )
+    retry_after: int = Field(default=30, ge=1, le=3600, description="seconds a busy answer asks the site to wait")
+    stale_hours: float = Field(
+        default=48.0, gt=0, description="an unfinished upload untouched this long is dropped (its site starts it again)"
+    )
+
+
+class WebConfig(ServiceSection):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    anonymous_read: bool = Field(default=False, description="let visitors who are not logged in see (never act)")
+    secure_cookies: bool = Field(default=False, description="mark session cookies Secure (set when served over HTTPS)")
+    session_hours: float = Field(default=24 * 7, gt=0, description="how long a login lasts")
+    login_attempts_per_minute: int = Field(default=5, ge=1, description="failed logins allowed per client and minute")
+    command_timeout: float = Field(default=10.0, gt=0, description="seconds to wait for the MCP's answer to a command")
+    ingest_batch_size: int = Field(default=500, ge=1, le=10_000, description="messages written per transaction")
+    ingest_max_payload: int = Field(
+        default=1 * MIB,
+        ge=1 * KIB,
+        description="bytes; a stored topic's message larger than this is counted and not stored (a plan: ~130 KiB)",
+    )
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="the dashboard's address as people reach it (e.g. https://observatory.example.org/): links in "
+        "notifications; empty = homeassistant.configuration_url, else no link",
+    )
+    retention: WebRetentionConfig = WebRetentionConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
+    sites: list[FleetSiteConfig] = Field(
+        default_factory=list,
+        description="other sites bridged to this broker: stored and shown with their site id (empty: this site only)",
+    )
+    uploads: WebUploadsConfig = WebUploadsConfig()
+
+
+#: File name endings the imaging service looks at in capture folders (case-insensitive).
+IMAGING_FRAME_SUFFIXES = (".fits", ".fit", ".fts", ".fits.fz", ".fz", ".xisf")
+
+
+class ImagingGradingConfig(Section):
+    """Grading of lights: absolute limits, and limits relative to the night's median for the same
+    target and filter (once ``min_frames_for_relative`` lights of it are graded). Empty = no limit."""
+
+    enabled: bool = True
+    min_stars: int | None = Field(default=10, ge=0, description="fewer stars detected: rejected (clouds, dew)")
+    max_fwhm_arcsec: float | None = Field(
+        default=None, gt=0, description="wider stars: rejected (needs FOCALLEN and pixel size in the header)"
+    )
+    max_fwhm_px: float | None = Field(default=None, gt=0, description="wider stars, in pixels: rejected")
+    max_eccentricity: float | None = Field(default=0.6, gt=0, le=1, description="more elongated stars: rejected")
+    min_snr: float | None = Field(default=None, ge=0, description="lower median star SNR: rejected")
+    max_fwhm_ratio: float | None = Field(
+        default=1.3, gt=1, description="FWHM above this times the night's median for the target/filter: rejected"
+    )
+    min_stars_ratio: float | None = Field(
+        default=0.5, gt=0, lt=1, description="fewer stars than this times the night's median: rejected"
+    )
+    max_background_ratio: float | None = Field(
+        default=2.0, gt=1, description="sky background above this times the night's median: rejected (moon, dawn)"
+    )
+    min_frames_for_relative: int = Field(default=3, ge=1, description="graded lights before the relative limits apply")
+
+
+class ImagingCalibrationConfig(Section):
+    """Masters built from the repository's calibration frames, lights calibrated as they arrive
+    (docs/imaging-calibration.md, "In the service")."""
+
+    enabled: bool = True
+    min_frames: int = Field(
+        default=5, ge=2, le=1000, description="raw frames a group needs before its master is built automatically"
+    )
+    quiet_time: float = Field(
+        default=30.0,
+        ge=0,
+        description="seconds no new frame may have joined a ready group before its master is built (a sequence "
+        "still running adds frames; a group that grows later is built again, the bigger master replacing the other)",
+    )
+    quiet_exposures: float = Field(
+        default=2.0,
+        ge=0,
+        description="and this many of the group's exposure times (a series of 300 s darks adds a frame every 300 s)",
+    )
+    method: Literal["median", "mean", "sigma_clip", "winsorized_sigma_clip"] = Field(
+        default="sigma_clip", description="how the raw frames of a master are combined"
+    )
+    sigma_low: float = Field(default=3.0, gt=0, description="rejecting methods: lower clipping factor")
+    sigma_high: float = Field(default=3.0, gt=0, description="rejecting methods: upper clipping factor")
+    temperature_tolerance: float = Field(default=2.0, ge=0, description="°C between a light's sensor and its masters'")
+    exposure_tolerance: float = Field(
+        default=0.01, ge=0, lt=1, description="relative: a dark of the light's exposure (and grouping of darks)"
+    )
+    flat_max_age_days: float = Field(default=7.0, gt=0, description="days between a light and its flat, at most")
+    master_max_age_days: float | None = Field(
+        default=None, gt=0, description="days between a light and its bias or dark, at most; empty = any age"
+    )
+    require_dark: bool = Field(default=True, description="a light waits until a dark (or a scalable one) matches")
+    require_flat: bool = Field(default=True, description="a light waits until a flat matches")
+    bad_pixels: bool = Field(
+        default=True,
+        description="make a bad-pixel map from each master dark (with a matching bias) and repair those pixels "
+        "of the lights calibrated with that dark",
+    )
+    optical_train: list[Literal["telescope", "focal_length", "camera"]] = Field(
+        default_factory=lambda: ["telescope", "focal_length", "camera"],
+        max_length=3,
+        description="what names a frame's optical train (from TELESCOP, FOCALLEN, INSTRUME): a flat serves a light "
+        "only of the same train when both have one; empty = flats by filter only",
+    )
+    recalibrate_nights: int = Field(
+        default=2,
+        ge=0,
+        le=60,
+        description="lights of this many nights (tonight and the ones before) are calibrated again when a master "
+        "appears (or is pinned) that would now be chosen for them; 0 = never",
+    )
+
+
+class ImagingLiveStackConfig(Section):
+    """The live stack: each calibrated, accepted light registered and folded into the running stack
+    of its night, target and filter; a stretched preview on the bus (docs/imaging-stacking.md, "In the service")."""
+
+    enabled: bool = True
+    nights: int | None = Field(
+        default=2,
+        ge=1,
+        description="lights of this many observing nights, the current one included, are stacked live (2: also "
+        "last night's, calibrated late by the next evening's flats); empty = every night (an imported archive too)",
+    )
+    weighting: Literal["grades", "equal"] = Field(
+        default="grades",
+        description="grades: each frame weighs (SNR / FWHM)^2 from grading, relative to the reference frame's "
+        "(a frame without a grade weighs 1); equal: every frame the same",
+    )
+    normalisation: Literal["additive_scaling", "additive", "none"] = Field(
+        default="additive_scaling", description="each frame brought to the reference's background level (and spread)"
+    )
+    interpolation: Literal["lanczos", "bicubic"] = Field(default="lanczos", description="resampling onto the reference")
+    preview_width: int = Field(default=1024, ge=64, le=8192, description="pixels; the preview JPEG is shrunk to this")
+    jpeg_quality: int = Field(default=85, ge=10, le=100)
+    shadows_clip: float = Field(
+        default=-2.8, le=0, description="autostretch: the black point, in robust sigmas (MAD) from the median"
+    )
+    target_background: float = Field(
+        default=0.25, gt=0, lt=1, description="autostretch: where the median (the sky) lands, 0..1"
+    )
+
+
+class ImagingNightStackConfig(Section):
+    """The stack of record: once a night is over, each live stack is stacked again from its calibrated
+    lights with outlier rejection (satellite trails, cosmic rays, planes), on the live stack's
+    registrations (docs/imaging-stacking.md, "In the service")."""
+
+    enabled: bool = True
+    rejection: Literal["none", "sigma", "winsorized", "linear_fit"] = Field(
+        default="winsorized", description="how outliers are dropped per pixel (winsorized: Huber's sigma clipping)"
+    )
+    low: float = Field(default=3.0, gt=0, description="rejection limit below, in sigmas")
+    high: float = Field(default=3.0, gt=0, description="rejection limit above, in sigmas")
+    min_frames: int = Field(
+        default=3, ge=2, description="a live stack of fewer lights is not stacked again (rejection needs several)"
+    )
+    memory_budget_mb: float = Field(
+        default=256.0, ge=16, description="pixel values held at once: the stack goes in bands of rows within it"
+    )
+
+
+class ImagingProjectStackConfig(Section):
+    """The whole project of a target: per target and filter, one stack of every night's accepted,
+    calibrated lights, registered onto one reference; colour images from the filters' stacks
+    (docs/imaging-stacking.md, "The project stack")."""
+
+    enabled: bool = True
+    rebuild_on_night_stack: bool = Field(
+        default=True,
+        description="true: a target/filter's project stack is stacked again once a night stack of it is built; "
+        "false: on command only (obsy-imaging stack-project, <p>/imaging/projectstack/set)",
+    )
+    rejection: Literal["none", "sigma", "winsorized", "linear_fit"] = Field(
+        default="winsorized", description="how outliers are dropped per pixel"
+    )
+    low: float = Field(default=3.0, gt=0, description="rejection limit below, in sigmas")
+    high: float = Field(default=3.0, gt=0, description="rejection limit above, in sigmas")
+    min_frames: int = Field(default=3, ge=2, description="fewer registered lights: no project stack")
+    memory_budget_mb: float = Field(
+        default=256.0, ge=16, description="pixel values held at once: the stack goes in bands of rows within it"
+    )
+    thumbnail_width: int = Field(default=400, ge=32, le=4096, description="pixels; the stretched thumbnail JPEG")
+    jpeg_quality: int = Field(default=90, ge=10, le=100)
+
+
+_SEXAGESIMAL_ANGLE = re.compile(
+    r"^\s*([+-])?\s*(\d+(?:\.\d*)?)[\s:hd°]+(\d+(?:\.\d*)?)(?:[\s:m'′]+(\d+(?:\.\d*)?))?[\s\"s″]*$"
+)
+
+
+def _angle(value: object, *, hours: bool, what: str) -> float:
+    """Degrees from a number, or from a sexagesimal text (hours for RA, degrees for Dec; the sign of the whole)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{what} must be a number of degrees or a sexagesimal text")
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    match = _SEXAGESIMAL_ANGLE.match(text)
+    if not match or float(match.group(3)) >= 60 or float(match.group(4) or 0) >= 60:
+        unit = "'HH:MM:SS.s' (hours)" if hours else "'±DD:MM:SS' (degrees)"
+        raise ValueError(f"{what} {text!r} is neither degrees nor {unit}")
+    size = float(match.group(2)) + float(match.group(3)) / 60 + float(match.group(4) or 0) / 3600
+    size = -size if match.group(1) == "-" else size
+    return size * 15.0 if hours else size
+
+
+def photometry_name_key(name: str | None) -> str:
+    """A target name compared without case or blanks ("SS Cyg", "ss cyg", "SSCYG" are one)."""
+    return re.sub(r"\s+", "", name or "").casefold()
+
+
+def colour_indices(value: dict[str, float]) -> dict[str, float]:
+    """Colour indices by their usual names ("b - v" is B-V); raises ValueError for anything else."""
+    names = {}
+    for name, index in value.items():
+        match = re.fullmatch(r"\s*([UBVRI])\s*-\s*([UBVRI])\s*", name, re.IGNORECASE)
+        if match is None or match.group(1).upper() == match.group(2).upper():
+            raise ValueError(f"colour {name!r} is not a colour index such as B-V, V-R, V-I")
+        names[f"{match.group(1).upper()}-{match.group(2).upper()}"] = index
+    return names
+
+
+class PhotometryStarConfig(Section):
+    """One of the observer's own comparison (or check) stars."""
+
+    label: str = Field(min_length=1, max_length=20, description="what the report calls it (CNAME/KNAME)")
+    ra: float = Field(ge=0, lt=360, description="degrees, or 'HH:MM:SS.s' (hours)")
+    dec: float = Field(ge=-90, le=90, description="degrees, or '±DD:MM:SS'")
+    mag: float = Field(description="its catalogue magnitude in the band the target is reported in")
+    mag_err: float = Field(default=0.0, ge=0, description="the catalogue magnitude's error")
+    colours: dict[str, float] = Field(
+        default_factory=dict, description="its standard colour indices, e.g. {B-V: 0.55}, for transformed magnitudes"
+    )
+
+    @field_validator("colours")
+    @classmethod
+    def _colour_names(cls, value: dict[str, float]) -> dict[str, float]:
+        return colour_indices(value)
+
+    @field_validator("ra", mode="before")
+    @classmethod
+    def _ra(cls, value: object) -> float:
+        return _angle(value, hours=True, what="ra")
+
+    @field_validator("dec", mode="before")
+    @classmethod
+    def _dec(cls, value: object) -> float:
+        return _angle(value, hours=False, what="dec")
+
+    @field_validator("label")
+    @classmethod
+    def _plain_label(cls, value: str) -> str:
+        if "," in value or "|" in value or not value.strip():
+            raise ValueError(f"label {value!r} may not be blank or hold ',' or '|' (the report's separators)")
+        return value.strip()
+
+
+class PhotometryTargetConfig(Section):
+    """A variable star and its comparison stars: an AAVSO VSP chart (a file, or fetched by its ID or the
+    star's name), or the observer's own stars."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=30,
+        description="the star's AAVSO name (the report's NAME); frames whose OBJECT is this name, case and blanks "
+        "ignored, are measured",
+    )
+    aliases: list[str] = Field(default_factory=list, description="other OBJECT names of the same star")
+    ra: float | None = Field(default=None, ge=0, lt=360, description="degrees or 'HH:MM:SS.s'; empty = the chart's")
+    dec: float | None = Field(default=None, ge=-90, le=90, description="degrees or '±DD:MM:SS'; empty = the chart's")
+    chart_file: Path | None = Field(
+        default=None, description="a chart downloaded from VSP (JSON, or its photometry table as CSV)"
+    )
+    chart_id: str | None = Field(
+        default=None,
+        description="an AAVSO chart ID: read from the chart cache, fetched into it when fetch_charts is on",
+    )
+    fetch_by_name: bool = Field(
+        default=False, description="no chart ID: fetch VSP's chart for the star's name (with fetch_charts on)"
+    )
+    fov: float = Field(default=60.0, gt=0, le=1200, description="arcmin: the field of a chart fetched by name")
+    maglimit: float = Field(default=16.0, gt=0, le=25, description="the faintest comparison of a chart fetched by name")
+    comparisons: list[PhotometryStarConfig] = Field(
+        default_factory=list, description="the observer's own comparison stars (then the report's CHART is na)"
+    )
+    use: list[str] | None = Field(
+        default=None, description="labels or AUIDs of the chart's stars to use as comparisons; empty = all in the band"
+    )
+    check: str | None = Field(
+        default=None, description="label or AUID of the check star (the chart's, or one of comparisons)"
+    )
+    filters: dict[str, str] = Field(
+        default_factory=dict,
+        description="frame filter name -> AAVSO filter code (e.g. {Green: TG, L: CV}); V, B, R, I... map to themselves",
+    )
+    fields: list[str] = Field(
+        default_factory=list,
+        description="OBJECT names of frames that hold this star too (another target's field): measured there too",
+    )
+    colours: dict[str, float] = Field(
+        default_factory=dict,
+        description="the star's standard colour indices for transformed magnitudes, e.g. {B-V: 0.72}",
+    )
+
+    @field_validator("ra", mode="before")
+    @classmethod
+    def _ra(cls, value: object) -> float | None:
+        return None if value is None else _angle(value, hours=True, what="ra")
+
+    @field_validator("dec", mode="before")
+    @classmethod
+    def _dec(cls, value: object) -> float | None:
+        return None if value is None else _angle(value, hours=False, what="dec")
+
+    @field_validator("chart_id")
+    @classmethod
+    def _chart_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9]{3,20}", value.strip()):
+            raise ValueError(f"{value!r} is not an AAVSO chart ID (letters and digits, such as X28765BL)")
+        return None if value is None else value.strip().upper()
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if "," in value or "|" in value or not value.strip():
+            raise ValueError(f"name {value!r} may not be blank or hold ',' or '|' (the report's separators)")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _one_sequence(self) -> PhotometryTargetConfig:
+        sources = [
+            name
+            for name, given in (
+                ("chart_file", self.chart_file is not None),
+                ("chart_id", self.chart_id is not None),
+                ("fetch_by_name", self.fetch_by_name),
+                ("comparisons", bool(self.comparisons)),
+            )
+            if given
+        ]
+        if len(sources) != 1:
+            raise ValueError(
+                f"target {self.name}: give exactly one of chart_file, chart_id, fetch_by_name or comparisons"
+                + (f" (not {' and '.join(sources)})" if sources else "")
+            )
+        if self.comparisons:
+            if self.ra is None or self.dec is None:
+                raise ValueError(f"target {self.name}: own comparison stars need the target's ra and dec")
+            labels = [photometry_name_key(s.label) for s in self.comparisons]
+            if len(set(labels)) != len(labels):
+                raise ValueError(f"target {self.name}: two comparison stars have the same label")
+            if self.check is not None and photometry_name_key(self.check) not in labels:
+                raise ValueError(f"target {self.name}: check star {self.check} is not one of its comparisons")
+            if len(self.comparisons) < (2 if self.check is not None else 1):
+                raise ValueError(f"target {self.name}: needs a comparison star besides the check star")
+            if self.use is not None:
+                raise ValueError(f"target {self.name}: 'use' picks stars of a chart; own comparisons are all used")
+        return self
+
+    @field_validator("colours")
+    @classmethod
+    def _colour_names(cls, value: dict[str, float]) -> dict[str, float]:
+        return colour_indices(value)
+
+    @field_validator("filters")
+    @classmethod
+    def _filter_codes(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [code for code in value.values() if not re.fullmatch(r"[A-Za-z]{1,5}", code.strip())]
+        if bad:
+            raise ValueError(f"{bad} are not AAVSO filter codes (V, B, R, I, TG, CV...)")
+        return {name: code.strip().upper() for name, code in value.items()}
+
+
+#: AAVSO's names of transformation coefficients: T<band>_<colour>, e.g. Tv_bv (V with B-V), Tr_vi.
+TRANSFORMATION_NAME = re.compile(r"T([ubvri])_([ubvri])([ubvri])", re.IGNORECASE)
+
+
+def _aavso_code(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9]{1,10}", value.strip()):
+        raise ValueError(f"{value!r} is not an AAVSO observer code (letters and digits, at most 10)")
+    return value.strip().upper()
+
+
+class ImagingPhotometryConfig(Section):
+    """Differential photometry of variable stars and their AAVSO reports (docs/imaging-photometry.md)."""
+
+    enabled: bool = False
+    observer_code: str | None = Field(
+        default=None, description="your AAVSO observer code (the report's OBSCODE); needed when enabled"
+    )
+    targets: list[PhotometryTargetConfig] = Field(default_factory=list)
+    fetch_charts: bool = Field(
+        default=False,
+        description="fetch charts named by chart_id (or fetch_by_name) from AAVSO VSP when not in the cache "
+        "(offline first: a cached chart is used without the network)",
+    )
+    chart_cache: Path | None = Field(
+        default=None, description="where fetched charts are kept; empty = <data_dir>/imaging/charts"
+    )
+    vsp_url: str = Field(default="https://app.aavso.org/vsp/api/chart/", description="VSP's chart API")
+    fetch_timeout: float = Field(default=20.0, gt=0, le=300, description="seconds a chart fetch may take")
+    gain_e_per_adu: float | None = Field(
+        default=None, gt=0, description="camera gain, e-/ADU (CCD noise equation); empty = the header's EGAIN"
+    )
+    read_noise_e: float = Field(default=0.0, ge=0, description="camera read noise, electrons")
+    dark_current_e_per_s: float = Field(default=0.0, ge=0, description="dark current, electrons per pixel per second")
+    saturation_adu: float | None = Field(
+        default=None,
+        gt=0,
+        description="the level where the camera saturates (full well through the gain, or the ADC's top); "
+        "empty = the header's DATAMAX, else 65535",
+    )
+    solve_timeout: float = Field(default=30.0, gt=0, le=600, description="seconds a plate solve may take")
+    date_type: Literal["JD", "HJD"] = Field(default="JD", description="the report's DATE: JD or HJD (UTC)")
+    obstype: Literal["CCD", "CMOS", "DSLR"] = Field(default="CCD", description="the report's OBSTYPE")
+    reports: Path | None = Field(
+        default=None, description="where the AAVSO reports go; empty = <repository>/reports/aavso"
+    )
+    bin_frames: int | None = Field(
+        default=None, ge=2, le=1000, description="report the mean of this many consecutive frames; empty = each frame"
+    )
+    bin_minutes: float | None = Field(
+        default=None, gt=0, le=1440, description="report the mean of the frames within this many minutes"
+    )
+    transformation: dict[str, float] = Field(
+        default_factory=dict,
+        description="the camera's transformation coefficients, AAVSO's names: {Tv_bv: 0.052, Tb_bv: 0.11}; "
+        "a band with one is reported transformed (TRANS=YES) where the target's colour is known",
+    )
+
+    @field_validator("observer_code")
+    @classmethod
+    def _obscode(cls, value: str | None) -> str | None:
+        return None if value is None else _aavso_code(value)
+
+    @field_validator("transformation")
+    @classmethod
+    def _coefficient_names(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [name for name in value if not TRANSFORMATION_NAME.fullmatch(name.strip())]
+        if bad:
+            raise ValueError(
+                f"{bad} are not transformation coefficients as AAVSO names them (Tv_bv, Tb_bv, Tr_vr, Ti_vi...)"
+            )
+        bands: dict[str, str] = {}
+        for name in value:
+            band = name.strip()[1].lower()
+            if band in bands:
+                raise ValueError(f"two transformation coefficients for one band: {bands[band]} and {name}")
+            bands[band] = name
+        return {name.strip(): coefficient for name, coefficient in value.items()}
+
+    @model_validator(mode="after")
+    def _complete(self) -> ImagingPhotometryConfig:
+        if self.enabled and self.observer_code is None:
+            raise ValueError("photometry is enabled: observer_code (your AAVSO observer code) is needed for reports")
+        if self.bin_frames is not None and self.bin_minutes is not None:
+            raise ValueError("give bin_frames or bin_minutes, not both")
+        seen: dict[str, str] = {}
+        for target in self.targets:
+            for name in (target.name, *target.aliases):
+                key = photometry_name_key(name)
+                if key in seen:
+                    raise ValueError(f"targets {seen[key]} and {target.name} both answer to the name {name!r}")
+                seen[key] = target.name
+        return self
+
+    def target_for(self, name: str | None) -> PhotometryTargetConfig | None:
+        """The target a frame's OBJECT names (case and blanks ignored; aliases too)."""
+        key = photometry_name_key(name)
+        for target in self.targets:
+            if key in {photometry_name_key(n) for n in (target.name, *target.aliases)}:
+                return target
+        return None
+
+    def targets_in(self, name: str | None) -> list[PhotometryTargetConfig]:
+        """Every target a frame whose OBJECT is ``name`` holds: the one it names, then those that list it
+        in their ``fields``."""
+        key = photometry_name_key(name)
+        named = self.target_for(name)
+        others = [t for t in self.targets if t is not named and key in {photometry_name_key(n) for n in t.fields}]
+        return ([named] if named is not None else []) + others
+
+    def frame_names(self) -> list[str]:
+        """Every OBJECT name whose frames photometry measures (names, aliases, fields)."""
+        return [name for t in self.targets for name in (t.name, *t.aliases, *t.fields)]
+
+    def chart_cache_dir(self, data_dir: Path) -> Path:
+        return (self.chart_cache or data_dir / "imaging" / "charts").resolve()
+
+
+TransitRegressor = Literal["background", "fwhm", "position"]
+
+
+class ImagingTransitsConfig(Section):
+    """Exoplanet transits: each night's light curve of a planet's host reduced, fitted and reported to
+    Exoplanet Watch once its transit window is over (docs/imaging-transits.md, "In the service")."""
+
+    enabled: bool = False
+    ephemeris_file: Path | None = Field(
+        default=None,
+        description="a NASA Exoplanet Archive CSV export (planetary systems table); empty = "
+        "scheduler.transits.ephemeris_file (one file serves the planning and the reduction)",
+    )
+    observer_code: str | None = Field(
+        default=None, description="your AAVSO observer code (the report's OBSCODE); needed when enabled"
+    )
+    secondary_observer_codes: list[str] = Field(
+        default_factory=list, description="AAVSO codes of co-observers (the report's SECONDARY_OBSCODES)"
+    )
+    obstype: Literal["CCD", "CMOS", "DSLR"] = Field(default="CCD", description="the report's OBSTYPE")
+    camera: str = Field(default="", max_length=200, description="the camera, for the report's NOTES")
+    telescope: str = Field(default="", max_length=200, description="the telescope (aperture, focal length), NOTES")
+    notes: str = Field(default="", max_length=500, description="more for the report's NOTES (one line)")
+    detrending: Literal["linear", "exponential"] = Field(
+        default="linear",
+        description="the airmass law: linear in airmass, or exponential (EXOTIC's a1*exp(a2*X), Bouguer's law)",
+    )
+    regressors: list[TransitRegressor] = Field(
+        default_factory=list,
+        description="further quantities to detrend by, measured per frame: background, fwhm, position (x and y)",
+    )
+    min_points: int = Field(default=30, ge=10, le=100_000, description="frames a night needs for a fit")
+    quiet_time: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        description="seconds without a new calibrated light of the night before it is fitted (a burst of lights "
+        "is fitted once, not after each)",
+    )
+    gain_e_per_adu: float | None = Field(
+        default=None, gt=0, description="camera gain, e-/ADU (the points' errors); empty = the header's EGAIN"
+    )
+    read_noise_e: float | None = Field(
+        default=None, ge=0, description="camera read noise, electrons; empty = the header's RDNOISE"
+    )
+    saturation_adu: float | None = Field(
+        default=None, gt=0, description="where the camera saturates; empty = the header's SATURATE or DATAMAX"
+    )
+    baseline_min: float | None = Field(
+        default=None,
+        ge=0,
+        le=360,
+        description="out-of-transit time before ingress and after egress the window holds; empty = "
+        "scheduler.transits.baseline_min",
+    )
+    reports: Path | None = Field(
+        default=None, description="where the reports and plots go; empty = <repository>/reports/exoplanet"
+    )
+
+    @field_validator("observer_code")
+    @classmethod
+    def _obscode(cls, value: str | None) -> str | None:
+        return None if value is None else _aavso_code(value)
+
+    @field_validator("secondary_observer_codes")
+    @classmethod
+    def _codes(cls, value: list[str]) -> list[str]:
+        return [_aavso_code(code) for code in value]
+
+    @field_validator("camera", "telescope", "notes")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if "\n" in value or "\r" in value:
+            raise ValueError("must be one line (the report holds it on one line)")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _complete(self) -> ImagingTransitsConfig:
+        if self.enabled and self.observer_code is None:
+            raise ValueError("transits are enabled: observer_code (your AAVSO observer code) is needed for reports")
+        return self
+
+    def ephemeris_path(self, scheduler: SchedulerTransitsConfig) -> Path | None:
+        """The ephemeris file: this section's, else the scheduler's (one file serves both)."""
+        return self.ephemeris_file or scheduler.ephemeris_file
+
+    def baseline_minutes(self, scheduler: SchedulerTransitsConfig) -> float:
+        return self.baseline_min if self.baseline_min is not None else scheduler.baseline_min
+
+
+class ImagingEkosSignalConfig(Section):
+    """Ekos's ``captureComplete`` D-Bus signal as a second ingest route beside the folder watch."""
+
+    enabled: bool = Field(
+        default=False, description="take each frame Ekos reports in captureComplete (deduplicated with the watch)"
+    )
+    bus_address: str | None = Field(default=None, description="D-Bus address; empty = $DBUS_SESSION_BUS_ADDRESS")
+    retry_interval: float = Field(
+        default=10.0, gt=0, le=600, description="seconds between tries to reach the session bus (KStars not up yet)"
+    )
+
+
+class ImagingConfig(ServiceSection):
+    """The imaging service: frames from the capture program into the repository (docs/imaging.md)."""
+
+    capture_folders: list[Path] = Field(
+        default_factory=list,
+        description="folders the capture program (Ekos, N.I.N.A., SGP) saves frames to, watched with their "
+        "subfolders; empty = the Ekos FITSDirectory the scheduler writes into its sequences (scheduler.ekos.fits_dir)",
+    )
+    repository: Path | None = Field(
+        default=None, description="root of the frame repository; empty = <data_dir>/imaging/repository"
+    )
+    quarantine: Path | None = Field(
+        default=None,
+        description="where unusable input is set aside with its reason; empty = <data_dir>/imaging/quarantine",
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the imaging tables, e.g. postgresql+psycopg://obsy:secret@db/obsy; "
+        "empty = SQLite <data_dir>/imaging/imaging.sqlite3",
+    )
+    settle_time: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="seconds a new file's size must stay unchanged (and it must be closed) before it is taken",
+    )
+    incomplete_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        description="seconds a file may stay incomplete (still written, truncated) before it is quarantined",
+    )
+    suffixes: list[str] = Field(
+        default_factory=lambda: list(IMAGING_FRAME_SUFFIXES),
+        min_length=1,
+        description="file name endings taken from the capture folders (case-insensitive)",
+    )
+    publish_interval: float = Field(default=30.0, gt=0, description="seconds between republishing the state")
+    ekos_signal: ImagingEkosSignalConfig = ImagingEkosSignalConfig()
+    grading: ImagingGradingConfig = ImagingGradingConfig()
+    calibration: ImagingCalibrationConfig = ImagingCalibrationConfig()
+    live_stack: ImagingLiveStackConfig = ImagingLiveStackConfig()
+    night_stack: ImagingNightStackConfig = ImagingNightStackConfig()
+    project_stack: ImagingProjectStackConfig = ImagingProjectStackConfig()
+    photometry: ImagingPhotometryConfig = ImagingPhotometryConfig()
+    transits: ImagingTransitsConfig = ImagingTransitsConfig()
+
+    @field_validator("suffixes")
+    @classmethod
+    def _dotted(cls, value: list[str]) -> list[str]:
+        bad = [suffix for suffix in value if not re.fullmatch(r"(\.[A-Za-z0-9]+)+", suffix)]
+        if bad:
+            raise ValueError(f"{bad} are not file name endings such as '.fits'")
+        return [suffix.lower() for suffix in value]
+
+    def capture_dirs(self, data_dir: Path, ekos_fits_dir: Path | None) -> list[Path]:
+        """The folders to watch: the configured ones, else where the scheduler tells Ekos to save frames."""
+        folders = self.capture_folders or [ekos_fits_dir or data_dir / "frames"]
+        return [folder.expanduser().resolve() for folder in folders]
+
+    def repository_dir(self, data_dir: Path) -> Path:
+        return (self.repository or data_dir / "imaging" / "repository").resolve()
+
+    def quarantine_dir(self, data_dir: Path) -> Path:
+        return (self.quarantine or data_dir / "imaging" / "quarantine").resolve()
+
+    def database(self, data_dir: Path) -> str:
+        """The configured database URL, or the SQLite file under data_dir."""
+        if self.database_url is not None and self.database_url.get_secret_value():
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{(data_dir / 'imaging' / 'imaging.sqlite3').resolve()}"
