@@ -104,6 +104,24 @@ def written_frames(directory: Path) -> list[tuple[Path, fits.Header]]:
     return frames
 
 
+def post_capture_document(filename: object) -> dict[str, Any]:
+    """What KStars 3.7+ writes on a post-capture script's standard input after saving ``filename``
+    (``CameraProcess::generateScriptInput``; compact JSON, one object)."""
+    return {
+        "script_type": "POST_CAPTURE",
+        "job": {
+            "filter": "Red",
+            "exposure": 60,
+            "type": "Light",
+            "binning_x": 1,
+            "binning_y": 1,
+            "target_name": "M 42",
+        },
+        "fits": {"filename": filename, "headers": {"OBJECT": "M 42", "EXPTIME": 60, "IMAGETYP": "Light Frame"}},
+        "progress": {"completed": 1, "total": 20},
+    }
+
+
 class KStarsError(RuntimeError):
     pass
 

@@ -22,6 +22,7 @@ from obsy_imaging.repository.models import Frame, Grade
 from tests.integration.imaging.test_imaging_service import Running, frames, now_iso, wait_online
 from tests.support.configs import write_config
 from tests.support.imaging_frames import star_field, write_frame
+from tests.support.kstars import post_capture_document
 from tests.support.watcher import Watcher
 
 pytestmark = pytest.mark.integration
@@ -36,20 +37,7 @@ def watcher(mosquitto) -> Iterator[Watcher]:
 
 def kstars_json(path: Path) -> bytes:
     """What KStars 3.7+ writes on the script's standard input after saving ``path``."""
-    document = {
-        "script_type": "POST_CAPTURE",
-        "job": {
-            "filter": "Red",
-            "exposure": 60,
-            "type": "Light",
-            "binning_x": 1,
-            "binning_y": 1,
-            "target_name": "M 42",
-        },
-        "fits": {"filename": str(path), "headers": {"OBJECT": "M 42", "EXPTIME": 60.0}},
-        "progress": {"completed": 1, "total": 5},
-    }
-    return json.dumps(document, separators=(",", ":")).encode()
+    return json.dumps(post_capture_document(str(path)), separators=(",", ":")).encode()
 
 
 def post_capture(config: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:

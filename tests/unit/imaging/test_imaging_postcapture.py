@@ -12,23 +12,11 @@ import time
 import pytest
 
 from obsy_imaging.ingest.postcapture import PostCaptureError, frame_path, read_input
+from tests.support.kstars import post_capture_document
 
 
 def kstars_document(filename: object = "/home/obs/frames/M_42/Light/Red/M_42_Light_Red_060_secs_0001.fits") -> dict:
-    """A post-capture document as KStars writes it (compact JSON, one object)."""
-    return {
-        "script_type": "POST_CAPTURE",
-        "job": {
-            "filter": "Red",
-            "exposure": 60,
-            "type": "Light",
-            "binning_x": 1,
-            "binning_y": 1,
-            "target_name": "M 42",
-        },
-        "fits": {"filename": filename, "headers": {"OBJECT": "M 42", "EXPTIME": 60, "IMAGETYP": "Light Frame"}},
-        "progress": {"completed": 1, "total": 20},
-    }
+    return post_capture_document(filename)
 
 
 def test_the_frame_is_named_by_kstars_document() -> None:
