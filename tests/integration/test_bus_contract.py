@@ -131,6 +131,11 @@ def test_reconnect_restores_subscriptions_and_retained_state(tmp_path):
             time.sleep(0.05)
         assert bus.connect_count >= 2, "the service did not reconnect"
         bus.wait_idle()
+        # The service republishes its retained state as it reconnects; a client subscribed before that
+        # gets it live. Once one client has seen it, the broker holds it again.
+        probe = Watcher(broker.port, [STATE])
+        probe.wait_for(lambda ms: any(m.topic == STATE and b'"before"' in m.payload for m in ms))
+        probe.close()
 
         # A client joining after the restart finds the state retained again.
         late = Watcher(broker.port, ["obsy/#"])
