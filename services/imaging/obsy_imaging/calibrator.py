@@ -41,9 +41,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer
 
-from obsy.config import ImagingCalibrationConfig
 from obsy_imaging import calibration as cal
 from obsy_imaging.calibration.matching import setup_difference
+from obsy_imaging.config import ImagingCalibrationConfig
 from obsy_imaging.repository.layout import folder_name
 from obsy_imaging.repository.models import Calibration, Frame, FrameProblem, Master, MasterInput
 from obsy_imaging.repository.store import Repository

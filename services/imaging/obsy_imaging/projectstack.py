@@ -37,9 +37,9 @@ import numpy as np
 from astropy.io import fits
 from sqlalchemy import delete, select
 
-from obsy.config import ImagingProjectStackConfig
 from obsy_imaging.colour import PALETTES, ColourError, channels_for, compose
 from obsy_imaging.colour.neutralise import WhiteBalance
+from obsy_imaging.config import ImagingProjectStackConfig
 from obsy_imaging.livestack import quality
 from obsy_imaging.registration import RegistrationError, Transform, detect_stars, find_transform
 from obsy_imaging.repository.layout import folder_name

@@ -48,7 +48,7 @@ from zoneinfo import ZoneInfo
 
 from obsy import astro
 from obsy.bus import Bus
-from obsy.config import ImagingConfig, ObsyConfig
+from obsy.config import ObsyConfig
 from obsy.homeassistant import Entity
 from obsy.messages import (
     AcquiredLights,
@@ -82,6 +82,7 @@ from obsy_imaging import calibration, ha
 from obsy_imaging.calibrator import BuiltMaster, CalibratedLight, Calibrator, PassResult, PinError
 from obsy_imaging.calibrator import Counts as CalibrationCounts
 from obsy_imaging.colour import ColourError
+from obsy_imaging.config import ImagingConfig, scheduler_transits
 from obsy_imaging.grading.grader import Grader
 from obsy_imaging.headers.normalise import warm_up
 from obsy_imaging.ingest.ekos_signal import CaptureSignalListener
@@ -185,7 +186,9 @@ class ImagingService(Service):
             self.grader = Grader(self.repository, settings.grading)
         self.watcher = CaptureWatcher(
             Ingestor(self.repository, self.config.site),
-            settings.capture_dirs(data_dir, self.config.scheduler.ekos.fits_dir),
+            settings.capture_dirs(
+                data_dir, self.config.setting_of("scheduler", "ekos.fits_dir", None, kind=Path | None)
+            ),
             suffixes=settings.suffixes,
             settle_time=settings.settle_time,
             incomplete_timeout=settings.incomplete_timeout,
@@ -249,7 +252,7 @@ class ImagingService(Service):
             photometer = Photometer(repository, settings.photometry, self.config.site, self.config.data_dir)
             self.photometry = PhotometryWorker(self, photometer)
         if settings.transits.enabled:
-            transiter = Transiter(repository, settings.transits, self.config.scheduler.transits, self.config.site)
+            transiter = Transiter(repository, settings.transits, scheduler_transits(self.config), self.config.site)
             self.transits = TransitWorker(self, transiter)
 
     def poll(self) -> None:

@@ -46,9 +46,10 @@ from astropy.time import Time
 from sqlalchemy import delete, func, select
 
 from obsy import astro
-from obsy.config import ImagingTransitsConfig, SchedulerTransitsConfig, SiteConfig, photometry_name_key
+from obsy.config import SchedulerTransitsConfig, SiteConfig
 from obsy.transits.ephemeris import Ephemeris, EphemerisError, EphemerisTable, read_archive_csv
 from obsy.transits.predict import TransitWindow, transits_between
+from obsy_imaging.config import ImagingTransitsConfig, photometry_name_key
 from obsy_imaging.headers.normalise import Site
 from obsy_imaging.photometer import aavso_filter_code
 from obsy_imaging.photometry.aperture import CcdNoise

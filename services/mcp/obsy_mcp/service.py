@@ -69,7 +69,7 @@ class McpService(Service):
                 config.mcp.ekos,
                 self.plan_requester.fresh_schedule,
                 site_timezone=config.site.timezone,
-                capture_camera=config.scheduler.ekos.camera,
+                capture_camera=config.setting_of("scheduler", "ekos.camera", "CCD Simulator"),
             )
             if config.mcp.ekos.enabled
             else None

@@ -38,13 +38,13 @@ from datetime import UTC, date, datetime
 import numpy as np
 
 from obsy import astro
-from obsy.config import SchedulerConfig
 from obsy.messages import ExposurePlan, PlannedBlock, SchedulerPlan, Target, TargetConstraints
 from obsy.transits.ephemeris import Ephemeris
 from obsy_scheduler import scoring
 from obsy_scheduler import series as series_rules
 from obsy_scheduler import transits as transit_rules
 from obsy_scheduler.calibration import unavailable_reason
+from obsy_scheduler.config import SchedulerConfig
 from obsy_scheduler.constraints import TWILIGHT_SUN_ALTITUDE, Evaluation, evaluate, resolve
 from obsy_scheduler.filters import FilterNames, UnknownFilterError
 from obsy_scheduler.sky import NightSky, TargetTracks, night_sky

@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from obsy.config import ObsyConfig
+from obsy.config import ObsyConfig, imaging_repository_dir
 from obsy.topics import Topics
 from obsy_web.auth.ratelimit import LoginLimiter
 from obsy_web.commands import CommandGateway
@@ -53,4 +53,5 @@ class WebContext:
     @property
     def imaging_repository(self) -> Path:
         """The imaging service's repository (shared with it on the data volume): previews, reports."""
-        return self.config.imaging.repository_dir(self.config.data_dir)
+        repository = self.config.setting_of("imaging", "repository", None, kind=Path | None)
+        return imaging_repository_dir(repository, self.config.data_dir)

@@ -36,9 +36,9 @@ from datetime import time as dtime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from obsy.config import NotificationsConfig
 from obsy.messages import Event, SafetyVerdict
 from obsy.topics import OFFLINE, ONLINE, Topics
+from obsy_web.config import NotificationsConfig
 
 if TYPE_CHECKING:
     from obsy.bus import Bus

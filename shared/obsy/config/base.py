@@ -7,13 +7,16 @@ Imports nothing of OBSY's but ``obsy.messages``-free standard pieces, so a servi
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
 )
+
+if TYPE_CHECKING:
+    from obsy.config.model import CoreConfig
 
 ENV_PREFIX = "OBSY_"
 CONFIG_PATH_ENV = "OBSY_CONFIG"
@@ -78,3 +81,11 @@ class ServiceSection(Section):
     enabled: bool = True
     log_level: LogLevel = "INFO"
     heartbeat_interval: float = Field(default=15.0, gt=0, description="seconds between health messages")
+
+    def check_config(self, config: CoreConfig) -> None:
+        """Check this section against the rest of the configuration, once all of it is validated.
+
+        A service whose settings must agree with another section (the core's, or another service's
+        through ``config.setting_of``) overrides this and raises ``ValueError`` naming the keys; the
+        loader reports it like any other mistake. Runs only where the service is installed.
+        """

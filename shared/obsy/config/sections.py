@@ -1,5 +1,8 @@
 """The common sections: what the whole site shares (site, broker, database, INDI server, Home Assistant,
-disk watch, uploads, the demo) and the sky model both allsky and clouddetect read."""
+disk watch, uploads, the demo), and the parts of a service's section that another service reads whole:
+clouddetect's sky model (allsky reads it), the scheduler's transit settings (the imaging service reduces
+the transits the scheduler planned, from the same ephemeris file) and where the imaging repository is
+(the web service serves its previews and reports). Each service's own section is in its package."""
 
 from __future__ import annotations
 
@@ -255,3 +258,34 @@ class UploadConfig(Section):
 
     def queue_path(self, data_dir: Path) -> Path:
         return self.queue_dir or data_dir / "upload-queue"
+
+
+class SchedulerTransitsConfig(Section):
+    """Exoplanet transits: targets named like a planet in the ephemeris file are planned at its transits.
+
+    The schema of ``scheduler.transits``; kept in the core because the imaging service reads it too
+    (``imaging.transits`` falls back on its ephemeris file and baseline).
+    """
+
+    ephemeris_file: Path | None = Field(
+        default=None,
+        description="a NASA Exoplanet Archive CSV export (planetary systems table); a target whose name is a "
+        "planet's pl_name in it is observed at that planet's transits; empty = no transit planning",
+    )
+    baseline_min: float = Field(default=60, ge=0, le=360, description="observed before ingress and after egress")
+    timing_sigmas: float = Field(
+        default=3, ge=0, le=10, description="the window widens by this many sigma of the ephemeris at the epoch"
+    )
+    partial: Literal["skip", "plan"] = Field(
+        default="skip",
+        description="a transit whose window is only partly observable: left out (skip), or its longest observable "
+        "part planned when it holds ingress or egress (plan)",
+    )
+
+
+def imaging_repository_dir(repository: Path | None, data_dir: Path) -> Path:
+    """The imaging service's frame repository: ``imaging.repository``, else ``<data_dir>/imaging/repository``.
+
+    The imaging service writes it; the web service serves previews and reports from it (a shared volume).
+    """
+    return (repository or data_dir / "imaging" / "repository").resolve()
