@@ -13,7 +13,8 @@ It starts what is missing and supervises the rest:
 Each service's log goes to ``<data_dir>/logs/<name>.log`` and, prefixed, to the terminal.
 Ctrl-C or SIGTERM stops the MCP first (it closes the roof before it exits, within
 ``mcp.shutdown_close_timeout``), then the other services (they publish ``stopped``), then
-what was started.
+what was started. If the launcher itself is killed (even by SIGKILL), the kernel sends every
+child SIGTERM (:func:`tied_to_launcher`), so nothing it started is left running.
 
 indiserver runs under another process name (``obsy-indi-server``, a link in the run
 directory): KStars runs ``pkill indiserver`` when it exits, which would stop ours too.
@@ -119,6 +120,19 @@ def loopback_bind_address(host: str) -> str:
     if not is_loopback(host):
         raise ValueError(f"{host!r} is not a loopback address")
     return "127.0.0.1" if host == "localhost" else host
+
+
+def tied_to_launcher(argv: list[str]) -> list[str]:
+    """``argv`` run so that the kernel sends it SIGTERM when the launcher dies, even by SIGKILL: a
+    killed ``obsy-local`` then leaves no service, broker or indiserver behind holding its ports (and
+    the MCP still closes the roof on that SIGTERM). util-linux's ``setpriv --pdeathsig`` (in every
+    Debian) sets the parent-death signal and execs the command, so no Python runs in the forked
+    child. The signal fires when the *thread* that started the child ends, so only children
+    started by the main thread, which lives as long as the launcher, are tied."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or threading.current_thread() is not threading.main_thread():
+        return argv
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv]
 
 
 @dataclass
@@ -280,7 +294,7 @@ class Launcher:
     def _spawn(self, child: Child) -> None:
         child.log_path.parent.mkdir(parents=True, exist_ok=True)
         child.process = subprocess.Popen(
-            child.argv,
+            tied_to_launcher(child.argv),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
