@@ -9,15 +9,20 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from obsy.config import SERVICE_NAMES, ObsyConfig
-from obsy.runner import Service
+from obsy.bus import Bus
+from obsy.config import SERVICE_NAMES, ObsyConfig, load_config
+from obsy.runner import Service, ServiceRunner
 from obsy.services import ServiceRegistryError, registered, registered_services
 from obsy_local import launcher as launcher_module
 from obsy_local.launcher import Launcher
+
+REPO = Path(__file__).resolve().parents[2]
 
 PLUGIN_SERVICE = """
 from obsy.runner import Service, run_service
@@ -198,3 +203,26 @@ def test_the_launcher_reports_a_broken_registry_and_starts_nothing(
     assert launcher_module.main(["--config", str(config)]) == 2
     assert "declares no console script 'obsy-dome'" in capsys.readouterr().err
     assert not (tmp_path / "data").exists()
+
+
+# --- one clock ------------------------------------------------------------------------------
+
+
+def test_the_runner_hands_every_service_the_clock_it_is_given() -> None:
+    """``Service.clock``: the wall clock by default, the one injected where a test hands its own."""
+    config = load_config(REPO / "config" / "obsy.example.yaml", env={})
+    fixed = datetime(2026, 11, 21, 22, 30, tzinfo=UTC)
+    for entry in registered_services():
+        cls = entry.load()
+        runner = ServiceRunner(cls, config, bus=Bus(config.broker, cls.name), clock=lambda: fixed)
+        assert runner.service.clock() == fixed, f"{cls.name} does not take the runner's clock"
+        default = cls(config, Bus(config.broker, cls.name)).clock()
+        assert default.tzinfo is not None and abs((default - datetime.now(UTC)).total_seconds()) < 60
+
+
+def test_the_mcp_keeps_its_monotonic_step_clock_beside_the_wall_clock() -> None:
+    config = load_config(REPO / "config" / "obsy.example.yaml", env={})
+    fixed = datetime(2026, 11, 21, 22, 30, tzinfo=UTC)
+    mcp = registered("mcp").load()(config, Bus(config.broker, "mcp"), clock=lambda: fixed)
+    assert mcp.clock() == fixed
+    assert mcp.controller.clock is time.monotonic
