@@ -28,8 +28,8 @@ The registry is what is installed here. In the development environment, where ev
 installed, both must name the same services; tests/unit/test_services_registry.py checks it.
 
 What a service needs (INDI, a database) is not declared again here: its package's dependencies
-say it (``obsy-core[indi]``, ``obsy-core[db]``) and tests/unit/test_compose.py holds its image to
-them. What a new service touches: docs/architecture.md, "Adding a service".
+say it (``obsy-core[indi]``, a database driver), and tests/unit/test_compose.py holds each image's
+build arguments (the INDI extra, the system libraries) to them. What a new service touches: docs/architecture.md, "Adding a service".
 """
 
 from __future__ import annotations
