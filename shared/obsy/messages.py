@@ -15,7 +15,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
@@ -25,6 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+#: A wall clock: the time now, timezone-aware UTC. Every service has one, ``Service.clock`` (``utc_now``
+#: unless the runner is handed another: tests drive time with theirs).
+Clock = Callable[[], datetime]
 
 
 #: How much of a bad input is ever echoed back (events, answers, logs), in characters.

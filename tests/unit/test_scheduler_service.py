@@ -136,13 +136,7 @@ def test_a_plan_request_is_answered_with_a_plan_from_now_carrying_its_id(service
     earlier = service.replan("targets", now=vienna(14))
     service._last_daily = date(2026, 11, 21)
     midnight = vienna(23, 59)
-
-    class Clock(datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return midnight.astimezone(tz)
-
-    monkeypatch.setattr(service_module, "datetime", Clock)
+    service.clock = lambda: midnight
     for request_id in ("a1", "b2"):  # two requests before the next poll: one plan, an answer for each
         service._on_plan_request("obsy/scheduler/plan/set", PlanRequest(request_id=request_id, origin="mcp"))
     sent.clear()

@@ -175,7 +175,7 @@ class AllskyService(Service):
         self.bus.subscribe(self.topics.allsky_darks_command, self._on_darks_command, AllskyDarksCommand)
         # Night products: each frame's thumbnail and log line; the night's products when it ends.
         self.products = NightlyProducts(self.config, self.bus)
-        self.products.start(astro.night_of(self.config.site, datetime.now(UTC)))
+        self.products.start(astro.night_of(self.config.site, self.clock()))
         self.streak_lens = SkyModel.from_dict(fixed_lens.model_dump()) if fixed_lens is not None else None
         self._lens_for: tuple[Any, SkyModel | None] | None = None  # (model, raw shape, scale) → the detector's lens
         self.streaks = StreakDetector(
@@ -321,7 +321,7 @@ class AllskyService(Service):
     def capture_frame(self) -> ProcessedFrame:
         """One frame: expose the bracket, process, store, publish."""
         s = self.settings
-        now = datetime.now(UTC)
+        now = self.clock()
         # To the millisecond, as the frame's id records it: the id then names the very instant the
         # overlay (names on the sky) was drawn for, and anyone can draw it again from the stored frame.
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)

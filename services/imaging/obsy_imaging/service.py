@@ -52,6 +52,7 @@ from obsy.config import ObsyConfig
 from obsy.homeassistant import Entity
 from obsy.messages import (
     AcquiredLights,
+    Clock,
     CommandOrigin,
     Event,
     FrameType,
@@ -146,9 +147,8 @@ class ImagingService(Service):
     name = "imaging"
     poll_interval = 1.0
 
-    def __init__(self, config: ObsyConfig, bus: Bus) -> None:
-        super().__init__(config, bus)
-        self.clock = utc_now
+    def __init__(self, config: ObsyConfig, bus: Bus, *, clock: Clock = utc_now) -> None:
+        super().__init__(config, bus, clock=clock)
         self._settings: ImagingConfig = self.settings
         # Built in start(): nothing touches the disk or the database before the runner starts us.
         self.repository: Repository | None = None

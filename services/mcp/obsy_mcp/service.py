@@ -17,6 +17,7 @@ from obsy.config import ObsyConfig
 from obsy.homeassistant import Entity
 from obsy.indi import IndiClient, IndiError
 from obsy.messages import (
+    Clock,
     CloudState,
     Command,
     Event,
@@ -25,6 +26,7 @@ from obsy.messages import (
     SafetyVerdict,
     SchedulerPlan,
     ServiceHealth,
+    utc_now,
 )
 from obsy.runner import Service, run_service
 from obsy_mcp import ha
@@ -56,8 +58,9 @@ class BusOutbox:
 class McpService(Service):
     name = "mcp"
 
-    def __init__(self, config: ObsyConfig, bus: Bus, **controller_options: Any) -> None:
-        super().__init__(config, bus)
+    def __init__(self, config: ObsyConfig, bus: Bus, *, clock: Clock = utc_now, **controller_options: Any) -> None:
+        # ``clock`` is the wall clock every service has; the controller times its steps and ages on a monotonic one.
+        super().__init__(config, bus, clock=clock)
         self.indi = IndiClient.from_config(config.indi, timeout=config.mcp.devices.connect_timeout)
         self.plan_requester = PlanRequester(
             lambda request: bus.publish(bus.topics.scheduler_plan_command, request, qos=1),

@@ -55,6 +55,11 @@ class Supervisor:
         self._restarts: dict[str, deque[float]] = {}
         self._pending: dict[str, Future[None]] = {}
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcp-supervision")
+        if config.enabled:
+            log.info(
+                "supervising %s once each is seen on the bus (supervision.services)",
+                ", ".join(config.services) or "no service",
+            )
 
     def close(self) -> None:
         self._worker.shutdown(wait=False, cancel_futures=True)

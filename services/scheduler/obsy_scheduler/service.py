@@ -29,7 +29,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -81,7 +81,7 @@ class SchedulerService(Service):
 
     def _warm_up(self) -> None:
         try:
-            self.planner.sky(astro.night_of(self.config.site, datetime.now(UTC)))
+            self.planner.sky(astro.night_of(self.config.site, self.clock()))
         except Exception:  # the real planning reports any problem; this is only a head start
             self.log.debug("warm-up failed", exc_info=True)
 
@@ -106,7 +106,7 @@ class SchedulerService(Service):
     # ----------------------------------------------------------------- planning
 
     def poll(self) -> None:
-        now = datetime.now(UTC)
+        now = self.clock()
         with self._lock:
             requests, self._requests = self._requests, []
         if requests:  # requests that arrived together get one plan, published once for each
@@ -147,7 +147,7 @@ class SchedulerService(Service):
 
         With ``request_ids``, the plan is published once for each, carrying its id.
         """
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
         with self._lock:
             targets = list(self._targets or [])
             self._changed_at = None

@@ -5,7 +5,7 @@ re-evaluates at once; the runner's poll (every second) re-evaluates too, so stal
 the end of the safe delay are noticed without new data. ``<p>/weather/state`` and
 ``<p>/weather/safety`` are retained and published as soon as they change, and both are
 republished every ``publish_interval`` seconds so a consumer can tell a quiet service from
-a dead one. The clock is an attribute (``service.clock``): tests set it to drive time.
+a dead one. The clock is the runner's (``service.clock``, ``obsy.runner.Service``): tests hand theirs to drive time.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from obsy.bus import Bus
 from obsy.config import ObsyConfig
 from obsy.homeassistant import Entity
 from obsy.messages import (
+    Clock,
     CommandOrigin,
     Event,
     SafetyVerdict,
@@ -53,10 +54,9 @@ class WeatherService(Service):
     name = "weather"
     poll_interval = 1.0
 
-    def __init__(self, config: ObsyConfig, bus: Bus) -> None:
-        super().__init__(config, bus)
+    def __init__(self, config: ObsyConfig, bus: Bus, *, clock: Clock = utc_now) -> None:
+        super().__init__(config, bus, clock=clock)
         settings: WeatherConfig = self.settings
-        self.clock = utc_now
         self.store = ReadingStore()
         self.evaluator = SafetyEvaluator(settings.limits, settings.safe_delay)
         self.publish_interval = settings.publish_interval

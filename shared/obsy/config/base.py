@@ -36,6 +36,8 @@ NOT_CONFIG_ENV = frozenset(
         "OBSY_FUZZ_EXAMPLES",  # the tests: how many requests the web API fuzzing sends
     }
 )
+#: Every OBSY service, in the order obsy-local starts them: the catalogue every process knows, installed here or not
+#: (why it is written down and not read from the ``obsy.services`` entry points: ``obsy.services``' docstring).
 SERVICE_NAMES = ("weather", "clouddetect", "allsky", "scheduler", "mcp", "web", "imaging", "alpaca")
 
 DEFAULT_SIMULATOR_DRIVERS = (
