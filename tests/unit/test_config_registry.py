@@ -261,3 +261,44 @@ def test_a_services_cross_section_check_reads_as_a_core_mistake(tmp_path):
         "imaging.transits is enabled but no ephemeris file is set: set imaging.transits.ephemeris_file "
         "or scheduler.transits.ephemeris_file (a NASA Exoplanet Archive CSV export)"
     )
+
+
+#: Loads a config file (argv[2]) as a service's image would: only that service's schema (argv[1]) registered.
+ONE_SERVICES_IMAGE = """
+import importlib.metadata, json, sys
+everything = importlib.metadata.entry_points
+def only_one(**params):
+    found = everything(**params)
+    if params.get("group") == "obsy.config_sections":
+        return importlib.metadata.EntryPoints(e for e in found if e.name == sys.argv[1])
+    return found
+importlib.metadata.entry_points = only_one
+from obsy.config import ConfigError, load_config
+try:
+    config = load_config(sys.argv[2], env={})
+except ConfigError as error:
+    print(json.dumps(error.problems))
+else:
+    print(json.dumps([type(config.scheduler).__name__, config.scheduler.raw["transits"]["ephemeris_file"]]))
+"""
+
+
+def test_the_imaging_image_checks_its_transits_against_the_scheduler_section_as_written(tmp_path):
+    """Only obsy-imaging's schema registered (its image): the scheduler's section is kept as written,
+    and imaging's check of its transits reads the ephemeris file from there."""
+    path = tmp_path / "obsy.yaml"
+    transits = "imaging:\n  transits:\n    enabled: true\n    observer_code: TST01\n"
+
+    def load(text: str) -> list[str]:
+        path.write_text(MINIMAL + transits + text)
+        argv = [sys.executable, "-c", ONE_SERVICES_IMAGE, "imaging", str(path)]
+        return json.loads(subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout)
+
+    assert load("scheduler:\n  transits:\n    ephemeris_file: p.csv\n") == ["MissingSection", "p.csv"]
+    [problem] = load("")
+    assert problem.endswith(
+        "imaging.transits is enabled but no ephemeris file is set: set imaging.transits.ephemeris_file "
+        "or scheduler.transits.ephemeris_file (a NASA Exoplanet Archive CSV export)"
+    )
+    [problem] = load("scheduler:\n  transits:\n    baseline_min: 400\n")
+    assert problem == "invalid value for 'scheduler.transits.baseline_min': Input should be less than or equal to 360"
