@@ -84,6 +84,10 @@ class Fleet:
                 return site
         return None
 
+    def linked_site(self, topic: str) -> Site | None:
+        """The bridged site whose link state ``topic`` is, else None."""
+        return self._by_link.get(topic)
+
     def get(self, site_id: str) -> Site | None:
         return next((site for site in self.sites if site.id == site_id), None)
 
