@@ -384,6 +384,11 @@ class AllskyFrame(Message):
     moon_phase: float | None = Field(default=None, ge=0, le=1)
     url: str
     fits_url: str | None = None
+    object_url: str | None = Field(
+        default=None,
+        description="where the picture is kept for the fleet's centre with upload.target s3 (s3://<bucket>/<key>; "
+        "there once the site's uploader has sent it); None otherwise",
+    )
     clean_url: str | None = Field(
         default=None,
         description="the same picture without the overlay (where one is drawn): what clouddetect judges",

@@ -364,6 +364,7 @@ class AllskyService(Service):
                 width=result.width,
                 height=result.height,
                 mode=setting.mode,
+                object_url=self.uploads.object_url(stored.image_path) if self.uploads is not None else None,
             )
             self.bus.publish(self.topics.allsky_frames, frame, qos=1)
             self.frames_done += 1
