@@ -161,6 +161,42 @@ def test_an_upload_cut_in_the_middle_resumes_without_sending_its_parts_again(tmp
     assert direct.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []  # none left behind
 
 
+@pytest.mark.long(seconds=20)
+def test_a_file_changed_since_its_upload_began_is_sent_again_whole(tmp_path, s3_server):
+    """A live stack's preview is rewritten at every fold: parts of its old bytes held by the server must not
+    end up in the object, nor its old checksum."""
+    picture = tmp_path / "site" / "imaging" / "stack.jpg"
+    picture.parent.mkdir(parents=True)
+    picture.write_bytes(os.urandom(2 * 5 * MIB + 100))
+    key = "sites/north/imaging/stack.jpg"
+    queue = UploadQueue(tmp_path / "queue")
+    queue.put(picture, "imaging/stack.jpg")
+    direct = client(s3_server)
+    first = uploader(queue, s3_server, max_bytes_per_s=4 * MIB).start()
+    try:
+        wait_until(
+            lambda: (
+                (u := direct.list_multipart_uploads(Bucket=BUCKET).get("Uploads"))
+                and direct.list_parts(Bucket=BUCKET, Key=key, UploadId=u[0]["UploadId"]).get("Parts")
+            ),
+            timeout=20,
+        )
+    finally:
+        first.stop()
+    assert len(queue) == 1
+    picture.write_bytes(os.urandom(2 * 5 * MIB + 300))  # the next fold
+    second = uploader(queue, s3_server).start()
+    try:
+        wait_until(lambda: len(queue) == 0, timeout=30)
+    finally:
+        second.stop()
+    stored = direct.get_object(Bucket=BUCKET, Key=key)
+    assert stored["Body"].read() == picture.read_bytes()
+    assert stored["Metadata"]["sha256"] == hashlib.sha256(picture.read_bytes()).hexdigest()
+    assert second.stats.resumed == 0 and second.stats.bytes_sent == picture.stat().st_size
+    assert direct.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+
+
 def test_the_config_sends_to_the_bucket_and_names_the_objects_for_the_bus(tmp_path, s3_server, monkeypatch):
     """``upload.target: s3`` from the configuration, credentials from secret files (never in the file in clear);
     the object's URL for the metadata a service publishes (``AllskyFrame.object_url``)."""

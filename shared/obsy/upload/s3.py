@@ -4,10 +4,11 @@ The alternative to the centre's HTTP upload (:mod:`obsy.upload.sender`): the sam
 back-off and health figures, another ``send``. Each file is a **multipart upload** (boto3), whose
 parts the server keeps until the upload is completed or aborted, so a restart, a cut link or a
 stopped server costs at most the part in flight: before each file the sender lists the uploads in
-progress for its key (``ListMultipartUploads``) and the parts held (``ListParts``), keeps every part
-whose size and MD5 (its ETag) match the file's bytes at that place, sends the others
-(``UploadPart`` with ``Content-MD5``) and completes it. The object carries the file's SHA-256
-(``x-amz-meta-sha256``); a file whose object is already there with that checksum is not sent again.
+progress for its key (``ListMultipartUploads``) and the parts held (``ListParts``); when every part
+held is the file's bytes at its place (its ETag, the part's MD5) it sends the others (``UploadPart``
+with ``Content-MD5``) and completes it; a file changed since (its parts differ) is started again. The
+object carries the file's SHA-256 (``x-amz-meta-sha256``); a file whose object is already there with
+that checksum is not sent again.
 
 The key of a file is ``<prefix><its path under the site's data directory>`` (``prefix`` default
 ``sites/<site>/``); :meth:`S3Uploader.object_url` names it (``s3://<bucket>/<key>``) for the
@@ -23,6 +24,7 @@ import hashlib
 import logging
 import mimetypes
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -61,7 +63,7 @@ class S3Uploader(Uploader):
 
         super().__init__(
             queue,
-            endpoint_url or "s3://",
+            endpoint_url or "AWS S3",
             site,
             "",
             chunk_bytes=part_bytes,
@@ -112,19 +114,27 @@ class S3Uploader(Uploader):
             self.stats.files_sent += 1
             return True
         upload_id, held = self._resume(key, digest)
+        if held and not self._same_file(path, size, held):
+            # The file changed since (a live stack's preview is rewritten at every fold): start it again,
+            # with its new checksum.
+            log.info("%s changed since its upload began: sending it again", item.remote)
+            self._call("AbortMultipartUpload", Bucket=self.bucket, Key=key, UploadId=upload_id)
+            upload_id, held = self._create(key, digest), {}
+        elif held:
+            self.stats.resumed += 1
+            log.info("resuming %s: %d parts held by the server", key, len(held))
         parts: list[dict[str, Any]] = []
         count = max(1, -(-size // self.chunk_bytes))
         with path.open("rb") as source:
             for number in range(1, count + 1):
                 if self._stopping.is_set():
                     return False
+                if number in held:
+                    parts.append({"PartNumber": number, "ETag": held[number]})
+                    continue
                 source.seek((number - 1) * self.chunk_bytes)
                 chunk = source.read(self.chunk_bytes)
                 md5 = hashlib.md5(chunk, usedforsecurity=False)
-                etag = held.get(number)
-                if etag is not None and etag.strip('"') == md5.hexdigest():
-                    parts.append({"PartNumber": number, "ETag": etag})
-                    continue
                 started = time.monotonic()
                 answer = self._call(
                     "UploadPart",
@@ -174,10 +184,10 @@ class S3Uploader(Uploader):
                 if not page.get("IsTruncated"):
                     break
                 marker = page["NextPartNumberMarker"]
-            if held:
-                self.stats.resumed += 1
-                log.info("resuming %s: %d parts held by the server", key, len(held))
             return upload_id, held
+        return self._create(key, digest), {}
+
+    def _create(self, key: str, digest: str) -> str:
         created = self._call(
             "CreateMultipartUpload",
             Bucket=self.bucket,
@@ -185,7 +195,20 @@ class S3Uploader(Uploader):
             Metadata={"sha256": digest},
             ContentType=_content_type(key),
         )
-        return created["UploadId"], {}
+        return created["UploadId"]
+
+    def _same_file(self, path: Path, size: int, held: dict[int, str]) -> bool:
+        """Whether every part held is the file's bytes at its place (its ETag is the part's MD5)."""
+        count = max(1, -(-size // self.chunk_bytes))
+        with path.open("rb") as source:
+            for number, etag in held.items():
+                if number > count:
+                    return False
+                source.seek((number - 1) * self.chunk_bytes)
+                chunk = source.read(self.chunk_bytes)
+                if hashlib.md5(chunk, usedforsecurity=False).hexdigest() != etag.strip('"'):
+                    return False
+        return True
 
     def _call(self, operation: str, **arguments: Any) -> dict[str, Any]:
         method = getattr(self.client, _snake(operation))
