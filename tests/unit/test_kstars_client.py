@@ -1,108 +1,19 @@
-"""The shared KStars D-Bus client (obsy.kstars) against a real dbus-daemon with the Ekos stand-in on it,
-and its profile and settings writers on files."""
+"""The shared KStars client's parts that need no bus (obsy.kstars): errors without a bus or an
+address, waits, the Ekos profile writer and the settings writer. Against a real dbus-daemon:
+tests/integration/test_kstars_dbus.py."""
 
 from __future__ import annotations
 
 import configparser
 import sqlite3
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from obsy.kstars.dbus import (
-    DBusCallError,
-    DBusError,
-    DBusTimeoutError,
-    KStarsBus,
-    WaitTimeoutError,
-    open_connection,
-    session_address,
-    wait_until,
-)
-from obsy.kstars.paths import (
-    CAPTURE,
-    CAPTURE_PATH,
-    EKOS_PATH,
-    KSTARS,
-    KSTARS_PATH,
-    SCHEDULER,
-    SCHEDULER_PATH,
-    SchedulerStatus,
-)
+from obsy.kstars.dbus import DBusError, KStarsBus, WaitTimeoutError, open_connection, session_address, wait_until
+from obsy.kstars.paths import EKOS_PATH
 from obsy.kstars.profile import ProfileError, driver_role, write_profile
 from obsy.kstars.settings import kstarsrc, write_settings
-from tests.support.ekos_standin import EkosStandIn, dbus_daemon_available
-
-needs_dbus = pytest.mark.skipif(
-    not dbus_daemon_available(), reason="dbus-daemon (Debian package dbus) is not installed"
-)
-
-
-@pytest.fixture
-def standin(tmp_path: Path) -> Iterator[EkosStandIn]:
-    with EkosStandIn(tmp_path / "bus") as ekos:
-        yield ekos
-
-
-@pytest.fixture
-def bus(standin: EkosStandIn) -> Iterator[KStarsBus]:
-    with KStarsBus(standin.address, timeout=2) as client:
-        yield client
-
-
-@needs_dbus
-def test_calls_and_properties_reach_the_service(standin: EkosStandIn, bus: KStarsBus) -> None:
-    standin.camera = "Main Cam"
-    assert bus.get_property(SCHEDULER_PATH, SCHEDULER, "status") == SchedulerStatus.IDLE
-    assert bus.get_property(CAPTURE_PATH, CAPTURE, "camera") == "Main Cam"
-    assert bus.call(SCHEDULER_PATH, SCHEDULER, "loadScheduler", "s", "/night.esl") is True
-    bus.call(SCHEDULER_PATH, SCHEDULER, "start")
-    assert bus.get_property(SCHEDULER_PATH, SCHEDULER, "status") == SchedulerStatus.RUNNING
-    bus.set_property(CAPTURE_PATH, CAPTURE, "opticalTrain", "s", "Primary")  # taken, no error
-    assert standin.calls == ["Scheduler.loadScheduler", "Scheduler.start"]
-
-
-@needs_dbus
-def test_objects_are_found_by_introspection(bus: KStarsBus) -> None:
-    assert bus.has_object(KSTARS_PATH) and bus.has_object(EKOS_PATH) and bus.has_object(SCHEDULER_PATH)
-    assert 'node name="Scheduler"' in bus.introspect(EKOS_PATH)
-    assert not bus.has_object("/KStars/Ekos/Guide")  # not there (yet)
-    assert not bus.has_object("/KStars/Ekos/Guide/Deeper")  # its parent is not there either
-
-
-@needs_dbus
-def test_a_call_without_a_reply_times_out_naming_the_method(standin: EkosStandIn, bus: KStarsBus) -> None:
-    standin.unanswered = {"Scheduler.stop"}
-    started = time.monotonic()
-    with pytest.raises(
-        DBusTimeoutError, match=r"org\.kde\.kstars\.Ekos\.Scheduler\.stop on /KStars/Ekos/Scheduler.*1 s"
-    ):
-        bus.call(SCHEDULER_PATH, SCHEDULER, "stop", timeout=1)
-    assert time.monotonic() - started < 5
-    # The client opens a fresh connection and goes on.
-    assert bus.get_property(SCHEDULER_PATH, SCHEDULER, "status") == SchedulerStatus.IDLE
-
-
-@needs_dbus
-def test_a_missing_object_is_named(bus: KStarsBus) -> None:
-    with pytest.raises(
-        DBusCallError, match=r"Ekos\.Focus\.start on /KStars/Ekos/Focus .*no object /KStars/Ekos/Focus"
-    ) as e:
-        bus.call("/KStars/Ekos/Focus", "org.kde.kstars.Ekos.Focus", "start")
-    assert e.value.name == "org.freedesktop.DBus.Error.UnknownObject"
-
-
-@needs_dbus
-def test_kstars_not_on_the_bus_is_said(standin: EkosStandIn) -> None:
-    with (
-        KStarsBus(standin.address, timeout=2, service="org.kde.kstars.nobody") as bus,
-        pytest.raises(
-            DBusCallError, match=r"org\.kde\.kstars\.location on /KStars .*org\.kde\.kstars\.nobody is not on the bus"
-        ),
-    ):
-        bus.call(KSTARS_PATH, KSTARS, "location")
 
 
 def test_no_bus_and_no_address_are_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -119,13 +30,6 @@ def test_no_bus_and_no_address_are_errors(tmp_path: Path, monkeypatch: pytest.Mo
     assert session_address("unix:path=/x") == "unix:path=/x"
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/y")
     assert session_address("") == "unix:path=/y"
-
-
-@needs_dbus
-def test_arguments_that_do_not_fit_the_signature_are_an_error_and_the_connection_stays(bus: KStarsBus) -> None:
-    with pytest.raises(DBusError, match="do not fit 's'"):
-        bus.call(SCHEDULER_PATH, SCHEDULER, "loadScheduler", "s", 42)
-    assert bus.call(SCHEDULER_PATH, SCHEDULER, "loadScheduler", "s", "/night.esl") is True
 
 
 def test_wait_until_names_what_it_waited_for() -> None:
