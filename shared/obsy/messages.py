@@ -389,6 +389,11 @@ class AllskyFrame(Message):
     moon_phase: float | None = Field(default=None, ge=0, le=1)
     url: str
     fits_url: str | None = None
+    object_url: str | None = Field(
+        default=None,
+        description="where the picture is kept for the fleet's centre with upload.target s3 (s3://<bucket>/<key>; "
+        "there once the site's uploader has sent it); None otherwise",
+    )
     clean_url: str | None = Field(
         default=None,
         description="the same picture without the overlay (where one is drawn): what clouddetect judges",
@@ -998,10 +1003,22 @@ class PlannedBlock(BaseModel):
     time_series: bool = Field(default=False, description="the block is a visit of a time-series target")
 
 
+class PlanSite(BaseModel):
+    """Where a plan was made for: lets another site's web service (a fleet's centre) draw its altitudes."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    latitude: float = Field(ge=-90, le=90, description="degrees, north positive")
+    longitude: float = Field(ge=-180, le=180, description="degrees, east positive")
+    elevation: float = Field(default=0.0, ge=-500, le=9000, description="metres above sea level")
+    timezone: str | None = Field(default=None, max_length=64, description="its IANA time zone (its nights' noons)")
+
+
 class SchedulerPlan(Message):
     """``<prefix>/scheduler/plan``: tonight's timeline and the Ekos files for the MCP."""
 
     night: str
+    site: PlanSite | None = Field(default=None, description="the site the plan is for (None from older schedulers)")
     dark_start: datetime | None = None
     dark_end: datetime | None = None
     blocks: list[PlannedBlock] = Field(default_factory=list)

@@ -91,6 +91,14 @@ def test_replan_publishes_and_writes_files(service, tmp_path):
     assert topic == "obsy/scheduler/plan" and options == {"qos": 1, "retain": True}
     assert payload.ekos_schedule_path.startswith(str(tmp_path / "ekos" / "2026-11-21"))
     assert payload.blocks[0].sequence_path in payload.sequence_paths
+    # It names the site it is for (a fleet's centre draws its altitudes and turns its nights with it).
+    site = service.config.site
+    assert payload.site is not None
+    assert (payload.site.latitude, payload.site.longitude, payload.site.timezone) == (
+        site.latitude,
+        site.longitude,
+        site.timezone,
+    )
     assert sent[1][0] == "event"
 
 

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -131,6 +131,10 @@ def linear_fits_header(info: FrameInfo, raws: list[RawFrame], camera: str, full_
     return header
 
 
+#: What of a night's products goes to a fleet's centre (the centre takes media files only).
+PRODUCT_MEDIA = frozenset({".jpg", ".jpeg", ".png", ".webp", ".mp4", ".webm"})
+
+
 class AllskyService(Service):
     name = "allsky"
     #: The pictures' way to the centre (``upload``); None where this site sends none.
@@ -174,7 +178,7 @@ class AllskyService(Service):
         self.bus.publish(self.topics.allsky_darks_state, self.darks_state, qos=1, retain=True)
         self.bus.subscribe(self.topics.allsky_darks_command, self._on_darks_command, AllskyDarksCommand)
         # Night products: each frame's thumbnail and log line; the night's products when it ends.
-        self.products = NightlyProducts(self.config, self.bus)
+        self.products = NightlyProducts(self.config, self.bus, on_built=self._send_products)
         self.products.start(astro.night_of(self.config.site, self.clock()))
         self.streak_lens = SkyModel.from_dict(fixed_lens.model_dump()) if fixed_lens is not None else None
         self._lens_for: tuple[Any, SkyModel | None] | None = None  # (model, raw shape, scale) → the detector's lens
@@ -213,6 +217,15 @@ class AllskyService(Service):
                 "the disk is nearly full: raw and linear FITS and streak crops are not kept until there is room",
                 extra={"event": "optional_files_off"},
             )
+
+    def _send_products(self, night: date, files: list[Path]) -> None:
+        """A night's products (keogram, star trails, timelapse, panorama and their thumbnails) to the centre, where
+        this site is one of a fleet; summary.json stays here (the centre takes media files only)."""
+        if self.uploads is None:
+            return
+        for path in files:
+            if path.suffix.lower() in PRODUCT_MEDIA:
+                self.uploads.send(path)
 
     def health_details(self) -> dict[str, Any]:
         return {
@@ -364,6 +377,7 @@ class AllskyService(Service):
                 width=result.width,
                 height=result.height,
                 mode=setting.mode,
+                object_url=self.uploads.object_url(stored.image_path) if self.uploads is not None else None,
             )
             self.bus.publish(self.topics.allsky_frames, frame, qos=1)
             self.frames_done += 1

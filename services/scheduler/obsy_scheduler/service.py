@@ -180,7 +180,7 @@ class SchedulerService(Service):
                 self._last_error = f"cannot write the Ekos files: {exc}"
                 self.log.error(self._last_error, extra={"event": "ekos_write_failed"})
             self._prune_old_nights(plan.night)
-        message = plan.to_message(trigger=trigger, schedule_path=schedule_path)
+        message = plan.to_message(trigger=trigger, schedule_path=schedule_path, site=self.config.site)
         message.sequence_paths = sequences
         for block, sequence in zip(message.blocks, block_sequences, strict=True):
             block.sequence_path = sequence

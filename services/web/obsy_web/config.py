@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+import zoneinfo
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from obsy.config.base import SITE_ID_PATTERN, Section, ServiceSection, site_slug
 from obsy.config.sections import KIB, MIB
@@ -124,6 +125,36 @@ class FleetSiteConfig(Section):
         description="the bridge's remote client id, whose $SYS/broker/connection/<bridge>/state says whether "
         "the site is reachable (empty: obsy-bridge-<id>)",
     )
+    latitude: float | None = Field(
+        default=None,
+        ge=-90,
+        le=90,
+        description="its latitude, degrees north, for its plan's altitude curves where its plan names none "
+        "(a scheduler's plan names its site's position)",
+    )
+    longitude: float | None = Field(default=None, ge=-180, le=180, description="its longitude, degrees east")
+    elevation: float = Field(default=0.0, ge=-500, le=9000, description="its elevation, metres above sea level")
+    timezone: str | None = Field(
+        default=None,
+        description="its IANA time zone, where its nights turn at local noon (empty: its plan's, else UTC)",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as 'Europe/Berlin')") from None
+        return value
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> FleetSiteConfig:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError(f"web.sites {self.prefix}: give both latitude and longitude, or neither")
+        return self
 
     def site_id(self) -> str:
         return self.id or site_slug(self.prefix.rsplit("/", 1)[-1])

@@ -151,9 +151,15 @@ class WebService(Service):
         # A failure of the live view must not keep a message from the store (the bus would
         # acknowledge a delivery whose handler raised, before it is stored).
         try:
-            if self.fleet.update(delivery.topic, delivery.payload) is self.fleet.local:
+            site = self.fleet.update(delivery.topic, delivery.payload)
+            if site is self.fleet.local:
                 self.context.latest.update(delivery.topic, delivery.payload)
                 self.context.hub.publish(delivery.topic, delivery.payload)
+            elif site is not None:  # a bridged site's message: to the pages that show that site
+                self.context.hub.publish(delivery.topic, delivery.payload, site=site.id, prefix=site.prefix)
+            elif (linked := self.fleet.linked_site(delivery.topic)) is not None:
+                # Its bridge connected or broke: the pages showing it say so at once.
+                self.context.hub.send("link", {"id": linked.id, **self.fleet.link(linked)}, site=linked.id)
         except Exception:
             self.log.exception("the live view could not take a message on %s", delivery.topic)
         self.ingestor.submit_delivery(delivery)
