@@ -29,7 +29,8 @@ installed, both must name the same services; tests/unit/test_services_registry.p
 
 What a service needs (INDI, a database) is not declared again here: its package's dependencies
 say it (``obsy-core[indi]``, a database driver), and tests/unit/test_compose.py holds each image's
-build arguments (the INDI extra, the system libraries) to them. What a new service touches: docs/architecture.md, "Adding a service".
+build arguments (the INDI extra, the system libraries) to them. What a new service touches:
+docs/architecture.md, "Adding a service".
 """
 
 from __future__ import annotations
