@@ -406,6 +406,11 @@ class ImagingPhotometryConfig(Section):
         "empty = the header's DATAMAX, else 65535",
     )
     solve_timeout: float = Field(default=30.0, gt=0, le=600, description="seconds a plate solve may take")
+    index_dirs: list[Path] = Field(
+        default_factory=list,
+        description="folders of astrometry.net index files for the plate solves (a custom catalogue's, e.g. "
+        "obsy-skysim index); empty = the system's (astrometry.cfg: Debian's Tycho-2 packages)",
+    )
     date_type: Literal["JD", "HJD"] = Field(default="JD", description="the report's DATE: JD or HJD (UTC)")
     obstype: Literal["CCD", "CMOS", "DSLR"] = Field(default="CCD", description="the report's OBSTYPE")
     reports: Path | None = Field(
@@ -530,6 +535,10 @@ class ImagingTransitsConfig(Section):
     )
     saturation_adu: float | None = Field(
         default=None, gt=0, description="where the camera saturates; empty = the header's SATURATE or DATAMAX"
+    )
+    index_dirs: list[Path] = Field(
+        default_factory=list,
+        description="folders of astrometry.net index files for the plate solves; empty = the system's (astrometry.cfg)",
     )
     baseline_min: float | None = Field(
         default=None,

@@ -245,6 +245,7 @@ class Photometer:
                     site=self.site,
                     saturation_adu=self.settings.saturation_adu,
                     solve_timeout_s=self.settings.solve_timeout,
+                    index_dirs=self.settings.index_dirs,
                     fwhm_px=seeing or None,
                     transform=transform,
                 )

@@ -553,7 +553,9 @@ def reduce_with_library(
     noise = None
     if settings.gain_e_per_adu is not None:
         noise = CcdNoise(settings.gain_e_per_adu, settings.read_noise_e or 0.0)
-    reduction = TransitReductionSettings(noise=noise, saturation_adu=settings.saturation_adu)
+    reduction = TransitReductionSettings(
+        noise=noise, saturation_adu=settings.saturation_adu, index_dirs=tuple(settings.index_dirs)
+    )
     host = SkyCoord(ephemeris.ra * u.deg, ephemeris.dec * u.deg)
     try:
         night = reduce_night(paths, host, site=site, settings=reduction)
