@@ -24,6 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from obsy.messages import EventKind
 from obsy_mcp.config import McpSupervisionConfig
 from obsy_mcp.inputs import Clock
 
@@ -107,7 +108,7 @@ class Supervisor:
             if service not in self._reported:
                 self._reported.add(service)
                 self.report(
-                    "supervision_alarm",
+                    EventKind.SUPERVISION_ALARM,
                     f"{service}: {problem}; no Docker socket at {self.config.docker_socket}: cannot restart it",
                     level="error",
                     data={"service": service, "problem": problem},
@@ -120,7 +121,7 @@ class Supervisor:
             if service not in self._reported:
                 self._reported.add(service)
                 self.report(
-                    "supervision_alarm",
+                    EventKind.SUPERVISION_ALARM,
                     f"{service}: {problem}; restarted {len(recent)} times in the last hour "
                     f"(limit {self.config.max_restarts_per_hour}): not restarting again",
                     level="critical",
@@ -141,14 +142,14 @@ class Supervisor:
         except Exception as error:  # the Docker SDK raises many kinds; every one is reported
             self._docker = None
             self.report(
-                "supervision_failed",
+                EventKind.SUPERVISION_FAILED,
                 f"{service}: restarting container {name} failed: {error}",
                 level="error",
                 data={"service": service, "container": name, "error": str(error)},
             )
         else:
             self.report(
-                "service_restarted",
+                EventKind.SERVICE_RESTARTED,
                 f"{service}: {problem}; restarted container {name} ({count} in the last hour)",
                 level="warning",
                 data={"service": service, "container": name, "problem": problem, "restarts_last_hour": count},

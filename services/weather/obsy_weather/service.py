@@ -22,6 +22,7 @@ from obsy.homeassistant import Entity
 from obsy.messages import (
     CommandOrigin,
     Event,
+    EventKind,
     SafetyVerdict,
     WeatherSimulationAction,
     WeatherSimulationCommand,
@@ -186,7 +187,7 @@ class WeatherService(Service):
         self.bus.publish_event(
             Event(
                 service=self.name,
-                kind="simulation_applied",
+                kind=EventKind.SIMULATION_APPLIED,
                 level="warning",
                 message=f"{what}: {simulator.describe(command.action, values)}, asked by {_sender(command)}",
                 data={
@@ -207,7 +208,7 @@ class WeatherService(Service):
         self.bus.publish_event(
             Event(
                 service=self.name,
-                kind="simulation_refused",
+                kind=EventKind.SIMULATION_REFUSED,
                 level="warning",
                 message=f"simulate command refused: {reason}",
                 data={

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from obsy.bus import Bus
-from obsy.messages import Command, CommandOrigin, Event, OriginKind
+from obsy.messages import Command, CommandOrigin, Event, EventKind, OriginKind
 from obsy.topics import Topics
 
 COMMAND_THINGS = ("roof", "mode", "night")
@@ -164,7 +164,7 @@ def command_event(thing: str, value: str, origin: CommandOrigin, **data: Any) ->
     """The web service's audit record of a command it sent for one of its users."""
     return Event(
         service="web",
-        kind="command",
+        kind=EventKind.COMMAND,
         message=f"{origin.describe()} sent {thing.replace('/', ' ')} {value}",
         data={
             "thing": thing,
