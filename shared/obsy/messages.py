@@ -696,6 +696,7 @@ class AllskyDarksCommand(Message):
     count: int | None = Field(default=None, ge=1, le=200, description="frames per master; empty: camera.dark_count")
     gain: float | None = Field(default=None, ge=0)
     origin: CommandOrigin | None = Field(default=None, description="who sent it; empty: unknown")
+    request_id: str | None = Field(default=None, max_length=64, description="repeated in the answer event")
 
     @field_validator("exposures")
     @classmethod

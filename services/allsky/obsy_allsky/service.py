@@ -45,6 +45,7 @@ from obsy.messages import (
     AllskyFrame,
     AllskyState,
     AllskyStreak,
+    CommandAnswer,
     CommandOrigin,
     Event,
     EventKind,
@@ -579,16 +580,15 @@ class AllskyService(Service):
             busy = self._darks_request is not None or self.darks_state.status == "running"
             if not busy:
                 self._darks_request = command
+        reasons = ["a capture of master darks is already under way"] if busy else []
+        answer = CommandAnswer.of(
+            "darks", "capture", accepted=not busy, origin=command.origin, request_id=command.request_id, reasons=reasons
+        )
         if busy:
-            origin = command.origin or CommandOrigin()
-            self._report(
-                EventKind.COMMAND_REJECTED,
-                "warning",
-                f"darks (from {origin.describe()}): a capture of master darks is already under way",
-                data={"origin": origin.as_data()},
-            )
-            return
-        self._wake.set()
+            self.log.warning("%s", answer.describe(), extra={"event": EventKind.COMMAND_REJECTED})
+        self.bus.publish_event(answer.event(self.name))
+        if not busy:
+            self._wake.set()
 
     def _capture_darks(self, command: AllskyDarksCommand) -> None:
         """Capture the masters a darks command asks for; a camera failure is re-raised for recovery."""

@@ -52,6 +52,7 @@ from obsy.config import ImagingConfig, ObsyConfig
 from obsy.homeassistant import Entity
 from obsy.messages import (
     AcquiredLights,
+    CommandAnswer,
     CommandOrigin,
     Event,
     EventKind,
@@ -74,6 +75,7 @@ from obsy.messages import (
     ImagingState,
     ImagingTransit,
     PhotometryComparison,
+    excerpt,
     utc_now,
 )
 from obsy.runner import Service, run_service
@@ -358,17 +360,25 @@ class ImagingService(Service):
                 qos=1,
             )
 
+        def rejected(reason: str) -> None:
+            self.bus.publish_event(_answer("ingest", value, command, False, [reason]).event("imaging"))
+            answer("rejected", reason)
+
+        value = "scan" if command.path is None else excerpt(command.path)
         if command.path is None:  # a walk of months of frames must not hold up the bus's thread
             threading.Thread(target=watcher.scan, name="imaging-scan", daemon=True).start()
+            self.bus.publish_event(_answer("ingest", value, command, True).event("imaging"))
             answer("scanning", "the capture folders are looked at again")
             return
         path = Path(command.path)
         if not path.is_absolute():
-            answer("rejected", f"the path {command.path!r} is not absolute")
+            rejected(f"the path {command.path!r} is not absolute")
         elif not watcher.notice(
             path, closed=True, route=command.route, reply=lambda r: answer(r.outcome.value, result=r)
         ):
-            answer("rejected", f"{path.name} does not end in one of {', '.join(self._settings.suffixes)}")
+            rejected(f"{path.name} does not end in one of {', '.join(self._settings.suffixes)}")
+        else:  # the outcome follows on imaging/ingest/state once the file is taken
+            self.bus.publish_event(_answer("ingest", value, command, True).event("imaging"))
 
     # --- results ------------------------------------------------------------------------
     def on_result(self, result: Result) -> None:
@@ -642,17 +652,16 @@ class CalibrationWorker(PassWorker):
         return counts
 
     def on_command(self, _topic: str, command: ImagingMastersCommand) -> None:
+        """Queued for the worker (answered accepted: it runs in the next pass), or rejected when too many wait;
+        what it did follows on ``imaging/masters/state`` with the same ``request_id``."""
+        value = command.action if command.action == "build" else f"{command.action} {command.master_id}"
         try:
             self._commands.put_nowait(command)
         except queue.Full:
-            origin = command.origin or CommandOrigin()
-            self._event(
-                EventKind.COMMAND_REJECTED,
-                "warning",
-                f"masters (from {origin.describe()}): too many masters commands waiting",
-                {"origin": origin.as_data(), "request_id": command.request_id},
-            )
+            reasons = ["too many masters commands waiting"]
+            self.bus.publish_event(_answer("masters", value, command, False, reasons).event("imaging"))
             return
+        self.bus.publish_event(_answer("masters", value, command, True).event("imaging"))
         self._wake.set()
 
     def _pass(self) -> None:
@@ -1097,14 +1106,12 @@ class ProjectStackWorker(PassWorker):
 
     def on_command(self, _topic: str, command: ImagingProjectStackCommand) -> None:
         """Queued for the worker's thread (which looks up the target's filters: no database on the bus's thread)."""
+        value = command.target + (f" {command.filter}" if command.filter else "")
         if not self.request(command.target, command.filter, command, every_filter=command.filter is None):
-            origin = command.origin or CommandOrigin()
-            self._event(
-                EventKind.COMMAND_REJECTED,
-                "warning",
-                f"project stack (from {origin.describe()}): too many project stacks waiting",
-                {"origin": origin.as_data(), "request_id": command.request_id},
-            )
+            reasons = ["too many project stacks waiting"]
+            self.bus.publish_event(_answer("projectstack", value, command, False, reasons).event("imaging"))
+            return
+        self.bus.publish_event(_answer("projectstack", value, command, True).event("imaging"))
 
     def request(
         self,
@@ -1373,3 +1380,16 @@ def main(argv: list[str] | None = None) -> int:
     from obsy_imaging.cli import COMMANDS
 
     return run_service(ImagingService, argv, COMMANDS)
+
+
+def _answer(
+    thing: str,
+    value: str,
+    command: ImagingMastersCommand | ImagingProjectStackCommand | ImagingIngestCommand,
+    accepted: bool,
+    reasons: list[str] | None = None,
+) -> CommandAnswer:
+    """The answer to one of the imaging service's commands (the one contract, :class:`CommandAnswer`)."""
+    return CommandAnswer.of(
+        thing, value, accepted=accepted, origin=command.origin, request_id=command.request_id, reasons=reasons or []
+    )
