@@ -453,7 +453,7 @@ class CommandAnswer(BaseModel):
             text += ": " + self.note
         return text
 
-    def event(self, service: str, message: str | None = None) -> Event:
+    def as_event(self, service: str, message: str | None = None) -> Event:
         """The answer as ``service``'s event: info when accepted, warning when rejected."""
         return Event(
             service=service,

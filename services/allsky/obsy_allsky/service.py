@@ -586,7 +586,7 @@ class AllskyService(Service):
         )
         if busy:
             self.log.warning("%s", answer.describe(), extra={"event": EventKind.COMMAND_REJECTED})
-        self.bus.publish_event(answer.event(self.name))
+        self.bus.publish_event(answer.as_event(self.name))
         if not busy:
             self._wake.set()
 

@@ -361,13 +361,13 @@ class ImagingService(Service):
             )
 
         def rejected(reason: str) -> None:
-            self.bus.publish_event(_answer("ingest", value, command, False, [reason]).event("imaging"))
+            self.bus.publish_event(_answer("ingest", value, command, False, [reason]).as_event("imaging"))
             answer("rejected", reason)
 
         value = "scan" if command.path is None else excerpt(command.path)
         if command.path is None:  # a walk of months of frames must not hold up the bus's thread
             threading.Thread(target=watcher.scan, name="imaging-scan", daemon=True).start()
-            self.bus.publish_event(_answer("ingest", value, command, True).event("imaging"))
+            self.bus.publish_event(_answer("ingest", value, command, True).as_event("imaging"))
             answer("scanning", "the capture folders are looked at again")
             return
         path = Path(command.path)
@@ -378,7 +378,7 @@ class ImagingService(Service):
         ):
             rejected(f"{path.name} does not end in one of {', '.join(self._settings.suffixes)}")
         else:  # the outcome follows on imaging/ingest/state once the file is taken
-            self.bus.publish_event(_answer("ingest", value, command, True).event("imaging"))
+            self.bus.publish_event(_answer("ingest", value, command, True).as_event("imaging"))
 
     # --- results ------------------------------------------------------------------------
     def on_result(self, result: Result) -> None:
@@ -659,9 +659,9 @@ class CalibrationWorker(PassWorker):
             self._commands.put_nowait(command)
         except queue.Full:
             reasons = ["too many masters commands waiting"]
-            self.bus.publish_event(_answer("masters", value, command, False, reasons).event("imaging"))
+            self.bus.publish_event(_answer("masters", value, command, False, reasons).as_event("imaging"))
             return
-        self.bus.publish_event(_answer("masters", value, command, True).event("imaging"))
+        self.bus.publish_event(_answer("masters", value, command, True).as_event("imaging"))
         self._wake.set()
 
     def _pass(self) -> None:
@@ -1109,9 +1109,9 @@ class ProjectStackWorker(PassWorker):
         value = command.target + (f" {command.filter}" if command.filter else "")
         if not self.request(command.target, command.filter, command, every_filter=command.filter is None):
             reasons = ["too many project stacks waiting"]
-            self.bus.publish_event(_answer("projectstack", value, command, False, reasons).event("imaging"))
+            self.bus.publish_event(_answer("projectstack", value, command, False, reasons).as_event("imaging"))
             return
-        self.bus.publish_event(_answer("projectstack", value, command, True).event("imaging"))
+        self.bus.publish_event(_answer("projectstack", value, command, True).as_event("imaging"))
 
     def request(
         self,

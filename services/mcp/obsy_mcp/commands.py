@@ -63,7 +63,7 @@ class Answer:
             note=self.note,
             deferred=self.deferred,
         )
-        return answer.event("mcp")
+        return answer.as_event("mcp")
 
 
 class Request(StrEnum):

@@ -196,7 +196,7 @@ class WeatherService(Service):
             user=command.user,
             **where,
         )
-        event = answer.event(self.name, f"{what}: {answer.note}, asked by {_sender(command)}")
+        event = answer.as_event(self.name, f"{what}: {answer.note}, asked by {_sender(command)}")
         self.bus.publish_event(event.model_copy(update={"level": "warning"}))  # the weather is not real now
 
     def _simulation_refused(
@@ -215,7 +215,7 @@ class WeatherService(Service):
             user=command.user if command else None,
             reason=reason,  # as before the one contract (data.reason)
         )
-        self.bus.publish_event(answer.event(self.name, f"simulate command refused: {reason}"))
+        self.bus.publish_event(answer.as_event(self.name, f"simulate command refused: {reason}"))
 
     # --- Home Assistant --------------------------------------------------------------
     def ha_entities(self) -> list[Entity]:
