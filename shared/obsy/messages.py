@@ -548,8 +548,8 @@ class WeatherSimulationCommand(Message):
     """``<prefix>/weather/simulate/set``: change an INDI weather simulator's weather (demonstrations).
 
     The weather service obeys only with ``weather.allow_simulation`` on and a simulator as
-    its INDI source; either way it answers with an event of kind ``simulation_applied`` or
-    ``simulation_refused`` whose ``data.request_id`` repeats this one's.
+    its INDI source; either way it answers with a :class:`CommandAnswer` event (``command_accepted``
+    once the values are set, or ``command_rejected``) whose ``data.request_id`` repeats this one's.
     """
 
     action: WeatherSimulationAction
