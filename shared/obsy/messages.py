@@ -390,7 +390,7 @@ class CommandAnswer(BaseModel):
     ``request_id`` repeats the command's (empty when it had none, or when an unreadable payload
     had none to read); ``reasons`` say why a command was rejected; ``origin`` who sent it
     (:meth:`CommandOrigin.as_data`). What a command then does is echoed on the service's state
-    topics as before (their states carry the ``request_id`` too). Services add their own fields
+    topics as before (the imaging states that answer a command repeat its ``request_id``). Services add their own fields
     next to these (the MCP's ``note`` and ``deferred``, the weather's ``values``): extra fields are kept.
     """
 
