@@ -26,6 +26,7 @@ from obsy.messages import (
     SafetyVerdict,
     SchedulerPlan,
     ServiceHealth,
+    request_id_of,
     utc_now,
 )
 from obsy.runner import Service, run_service
@@ -116,24 +117,25 @@ class McpService(Service):
         try:
             command = Command.parse(text)
         except InvalidCommandError as error:
-            self.bus.publish_event(Answer(thing, "?", False, [str(error)]).event())
+            self.bus.publish_event(Answer(thing, "?", False, [str(error)], request_id=request_id_of(text)).event())
             return
-        self.controller.command(thing, command.value, command.origin)
+        self.controller.command(thing, command.value, command.origin, command.request_id)
 
     def _on_remote_command(self, thing: str, text: str) -> None:
         """A command from the central site (its bridge brings it here): closing only, opening stays ours."""
         try:
             command = Command.parse(text)
         except InvalidCommandError as error:
-            self.bus.publish_event(Answer(thing, "?", False, [str(error)]).event())
+            self.bus.publish_event(Answer(thing, "?", False, [str(error)], request_id=request_id_of(text)).event())
             return
         value = command.value.strip().upper()
         if value not in REMOTE_COMMANDS[thing]:
             allowed = " or ".join(REMOTE_COMMANDS[thing])
             reason = f"from the central site only {allowed}: opening and starting stay a decision of this site"
-            self.bus.publish_event(Answer(thing, value[:16], False, [reason], origin=command.origin).event())
+            answer = Answer(thing, value[:16], False, [reason], origin=command.origin, request_id=command.request_id)
+            self.bus.publish_event(answer.event())
             return
-        self.controller.command(thing, value, command.origin)
+        self.controller.command(thing, value, command.origin, command.request_id)
 
     def _input(self, update: Any, value: Any) -> None:
         update(value)

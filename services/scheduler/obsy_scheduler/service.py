@@ -35,7 +35,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from obsy import astro
-from obsy.messages import Event, PlanRequest, SchedulerPlan, Target, TargetList
+from obsy.messages import Event, EventKind, PlanRequest, SchedulerPlan, Target, TargetList
 from obsy.runner import Service, run_service
 from obsy.transits.ephemeris import EphemerisError, EphemerisTable
 from obsy_scheduler.ekos import prune_old_nights, write_plan
@@ -205,7 +205,7 @@ class SchedulerService(Service):
         self.bus.publish_event(
             Event(
                 service=self.name,
-                kind="plan",
+                kind=EventKind.PLAN,
                 message=f"planned {len(message.blocks)} blocks for the night of {message.night} ({trigger})",
                 data={"night": message.night, "blocks": len(message.blocks), "trigger": trigger},
             )

@@ -13,10 +13,8 @@ from obsy.topics import Topics
 from obsy_web.auth.ratelimit import LoginLimiter
 from obsy_web.commands import CommandGateway
 from obsy_web.fleet import Fleet
-from obsy_web.imaging import MastersCommandGateway
 from obsy_web.ingest.ingestor import Ingestor
 from obsy_web.live import LatestStates, LiveHub
-from obsy_web.simulation import WeatherSimulationGateway
 from obsy_web.sky import SkyNow
 from obsy_web.status import StatusBoard
 from obsy_web.targets import TargetStore
@@ -37,12 +35,14 @@ class WebContext:
     sky: SkyNow
     ingestor: Ingestor | None = None
     limiter: LoginLimiter = field(default_factory=lambda: LoginLimiter(5))
-    simulation: WeatherSimulationGateway | None = None
+    #: Simulate commands to the weather service (``weather/simulate``).
+    simulation: CommandGateway | None = None
     #: The sites stored here (this one alone unless ``web.sites`` names bridged ones).
     fleet: Fleet | None = None
     #: The bridged sites' MCPs, by site id: only closing commands are sent (``/fleet/{site}/commands``).
     site_commands: dict[str, CommandGateway] = field(default_factory=dict)
-    masters: MastersCommandGateway | None = None
+    #: Masters commands to the imaging service (``imaging/masters``).
+    masters: CommandGateway | None = None
     #: The bridged sites' files received by HTTP (``api/uploads.py``); made on first use.
     uploads: UploadStore | None = None
 
