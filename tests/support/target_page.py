@@ -92,8 +92,11 @@ def publish_target_night(
         write_fits(repository / calibrated, star_image(star_xy, seed=frame_id))
         light = Light(frame_id, filter_name, 300.0, when, not rejected, rejected, fwhm, background, star_xy, calibrated)
         truth.lights.append(light)
+        # The second light is reported late (a backlog after a restart), after the third: the grid
+        # still lists the lights in the order taken.
+        reported = when + timedelta(minutes=5, seconds=5) + timedelta(minutes=10 if index == 1 else 0)
         frame = ImagingFrame(
-            timestamp=when + timedelta(minutes=5, seconds=5),
+            timestamp=reported,
             frame_id=frame_id,
             sha256=f"{frame_id:064x}",
             path=raw,

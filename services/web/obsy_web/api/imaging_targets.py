@@ -460,7 +460,11 @@ def imaging_target_frames(
         query = select(ImagingFrameRecord).where(*in_target, ImagingFrameRecord.night == (night or ""))
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         records = session.scalars(
-            query.order_by(ImagingFrameRecord.time, ImagingFrameRecord.frame_id)
+            # In the order taken: the exposure's start, not when the imaging service reported it
+            # (lights written together are ingested in any order).
+            query.order_by(
+                func.coalesce(ImagingFrameRecord.date_obs, ImagingFrameRecord.time), ImagingFrameRecord.frame_id
+            )
             .limit(paging.limit)
             .offset(paging.offset)
         ).all()
