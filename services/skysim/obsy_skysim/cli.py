@@ -2,16 +2,20 @@
 
 obsy-skysim render frame.fits --time 2026-01-15T22:00:00Z --clouds scattered --cover 40
 obsy-skysim settings skysim.yaml --site-of obsy.yaml
+obsy-skysim warm-up
 
 ``settings`` writes a settings file whose cameras stand at the site of an OBSY configuration:
 the indiserver container starts the simulator's drivers with it, so that the sky they render
 is the sky over the site OBSY's services judge (docs/skysim.md).
+``warm-up`` compiles the sensor's read-out kernel (numba) into numba's on-disk cache, an install
+step: the drivers then load it in well under a second instead of compiling it for seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = sub.add_parser("settings", help="write a settings file for the site of an OBSY configuration")
     settings.add_argument("output", type=Path)
     settings.add_argument("--site-of", required=True, help="the OBSY configuration file whose site: is used")
+    sub.add_parser("warm-up", help="compile the sensor's read-out kernel into numba's cache now")
     args = parser.parse_args(argv)
+    if args.command == "warm-up":
+        return _warm_up()
     if args.command == "settings":
         return _write_settings(args.output, args.site_of)
 
@@ -71,6 +78,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.output.write_bytes(frame_fits(frame, settings, renderer))
     print(f"{args.output}: {len(frame.stars or ())} stars, true cloud cover {frame.cloud_cover:.1f} %")
+    return 0
+
+
+def _warm_up() -> int:
+    from obsy_skysim import readout
+
+    started = time.monotonic()
+    readout.warm_up()
+    print(f"obsy-skysim warm-up: read-out kernel compiled (or loaded from cache), {time.monotonic() - started:.1f} s")
     return 0
 
 

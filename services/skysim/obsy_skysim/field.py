@@ -264,8 +264,7 @@ class FieldRenderer:
             return FieldFrame(image, when, exposure_s, gain, frame_type, pointing, None)
         flat = self.flat_field(filter_slot)
         if frame_type == "flat":
-            light = flat * np.float32(0.4 * s.full_well_e)
-            image = self.sensor.read_out(light, exposure_s, gain, seed=seed)
+            image = self.sensor.read_out(None, exposure_s, gain, seed=seed, level_e=0.4 * s.full_well_e, flat=flat)
             return FieldFrame(image, when, exposure_s, gain, frame_type, pointing, None)
 
         ra0, dec0 = pointing
@@ -297,14 +296,14 @@ class FieldRenderer:
         stars = FieldStars(*(getattr(stars, f)[inside] for f in FieldStars.__dataclass_fields__))
         x, y, electrons = x[inside], y[inside], all_electrons[inside]
         sky = self._sky_electrons(when, alt, az, exposure_s) * (1.0 + self.optics.cloud_glow * (1.0 - transmission))
-        # The sky through the flat field, then the stars through it at their own pixels.
-        light = flat * np.float32(sky)
+        # The stars through the flat field at their own pixels; the sky through it in the read-out.
+        light = np.zeros((s.height, s.width), dtype=np.float32)
         sigma = np.full(len(x), self.optics.seeing_fwhm_arcsec / 2.3548 / self.arcsec_per_pixel)
         inside_sensor = (x > -0.5) & (x < s.width - 0.5) & (y > -0.5) & (y < s.height - 0.5)
         response = np.ones(len(x))
         response[inside_sensor] = flat[np.rint(y[inside_sensor]).astype(int), np.rint(x[inside_sensor]).astype(int)]
         add_point_sources(light, x, y, electrons * response, sigma)
-        image = self.sensor.read_out(light, exposure_s, gain, seed=seed)
+        image = self.sensor.read_out(light, exposure_s, gain, seed=seed, level_e=sky, flat=flat)
         truth = FieldTruth(stars, x, y, electrons, variables, transmission)
         return FieldFrame(image, when, exposure_s, gain, frame_type, pointing, truth)
 
