@@ -162,4 +162,4 @@ def test_the_command_line_warms_the_kernel_up(capsys) -> None:
     from obsy_skysim.cli import main
 
     assert main(["warm-up"]) == 0
-    assert "read-out kernel compiled (or loaded from cache)" in capsys.readouterr().out
+    assert "read-out and star kernels compiled (or loaded from cache)" in capsys.readouterr().out

@@ -7,8 +7,9 @@ obsy-skysim warm-up
 ``settings`` writes a settings file whose cameras stand at the site of an OBSY configuration:
 the indiserver container starts the simulator's drivers with it, so that the sky they render
 is the sky over the site OBSY's services judge (docs/skysim.md).
-``warm-up`` compiles the sensor's read-out kernel (numba) into numba's on-disk cache, an install
-step: the drivers then load it in well under a second instead of compiling it for seconds.
+``warm-up`` compiles the sensor's read-out and the star stamps (numba kernels) into numba's on-disk
+cache, an install step: the drivers then load them in well under a second instead of compiling
+them for seconds.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = sub.add_parser("settings", help="write a settings file for the site of an OBSY configuration")
     settings.add_argument("output", type=Path)
     settings.add_argument("--site-of", required=True, help="the OBSY configuration file whose site: is used")
-    sub.add_parser("warm-up", help="compile the sensor's read-out kernel into numba's cache now")
+    sub.add_parser("warm-up", help="compile the read-out and star kernels into numba's cache now")
     args = parser.parse_args(argv)
     if args.command == "warm-up":
         return _warm_up()
@@ -82,11 +83,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _warm_up() -> int:
-    from obsy_skysim import readout
+    from obsy_skysim import warm_up
 
     started = time.monotonic()
-    readout.warm_up()
-    print(f"obsy-skysim warm-up: read-out kernel compiled (or loaded from cache), {time.monotonic() - started:.1f} s")
+    warm_up()
+    took = time.monotonic() - started
+    print(f"obsy-skysim warm-up: read-out and star kernels compiled (or loaded from cache), {took:.1f} s")
     return 0
 
 
