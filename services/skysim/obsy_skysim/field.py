@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -111,8 +112,12 @@ class FieldFrame:
     truth: FieldTruth | None
 
 
+@functools.lru_cache(maxsize=512)
 def synthetic_cell_stars(band: int, index: int, seed: int) -> FieldStars:
-    """The synthetic stars of one sky cell (``band`` of declination, ``index`` of right ascension)."""
+    """The synthetic stars of one sky cell (``band`` of declination, ``index`` of right ascension).
+
+    Cached: the main camera's field spans about 400 cells (of some 2 500 stars each, 80 kB), drawn
+    again at every frame otherwise. The arrays are read-only, as they are shared."""
     dec0 = -90.0 + band * CELL_DEG
     dec1 = min(90.0, dec0 + CELL_DEG)
     cells = _cells_in_band(band)
@@ -127,7 +132,10 @@ def synthetic_cell_stars(band: int, index: int, seed: int) -> FieldStars:
     ra = ra0 + rng.uniform(0.0, width, count)
     dec = np.degrees(np.arcsin(rng.uniform(math.sin(math.radians(dec0)), math.sin(math.radians(dec1)), count)))
     bv = np.clip(rng.normal(0.7, 0.35, count), -0.3, 2.0)
-    return FieldStars(ra, dec, mag, bv, np.zeros(count, dtype=bool))
+    stars = FieldStars(ra, dec, mag, bv, np.zeros(count, dtype=bool))
+    for values in (ra, dec, mag, bv, stars.catalogued):
+        values.flags.writeable = False
+    return stars
 
 
 def _cells_in_band(band: int) -> int:
