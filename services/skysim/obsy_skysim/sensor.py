@@ -114,13 +114,18 @@ class Sensor:
     def add_dark(self, electrons: np.ndarray, exposure_s: float, temperature_c: float | None = None) -> None:
         """Add the mean dark signal to ``electrons`` in place."""
         s = self.spec
-        temperature_factor = s.dark_current(temperature_c) / s.dark_current_e_s if s.dark_current_e_s else 1.0
+        temperature_factor = self._temperature_factor(temperature_c)
         electrons += np.float32(s.dark_current(temperature_c) * exposure_s)
         hot_index, hot_rate = self.hot_pixels
         electrons.reshape(-1)[hot_index] += (hot_rate * temperature_factor * exposure_s).astype(np.float32)
         if self.amp_glow is not None:
             (rows, cols), glow = self.amp_glow
             electrons[rows, cols] += glow * np.float32(s.amp_glow_e_s * temperature_factor * exposure_s)
+
+    def _temperature_factor(self, temperature_c: float | None) -> float:
+        """How much more dark current than at the reference temperature (hot pixels and glow too)."""
+        s = self.spec
+        return s.dark_current(temperature_c) / s.dark_current_e_s if s.dark_current_e_s else 1.0
 
     def master(
         self, exposure_s: float, gain: float, temperature_c: float | None = None, *, dark: bool = True
@@ -175,11 +180,11 @@ class Sensor:
         for name, image in (("light", light_e), ("flat", flat)):
             if image is not None and (image.shape != shape or image.dtype != np.float32):
                 raise ValueError(f"{name} must be float32 {shape}, not {image.dtype} {image.shape}")
-        temperature_factor = s.dark_current(temperature_c) / s.dark_current_e_s if s.dark_current_e_s else 1.0
+        temperature_factor = self._temperature_factor(temperature_c)
         hot_start, hot_col, hot_rate = self._hot_rows
         glow = None
         if self.amp_glow is not None:
-            (_, cols), values = self.amp_glow
+            (_, cols), values = self.amp_glow  # its rows start at the top, as the kernel takes them
             glow = (values, cols.start, s.amp_glow_e_s * temperature_factor * exposure_s)
         return readout.read_out(
             shape,
