@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from obsy.config import DiskConfig
-from obsy.messages import Event
+from obsy.messages import Event, EventKind
 
 GB = 1e9
 OK, WARNING, CRITICAL, UNKNOWN = "ok", "warning", "critical", "unknown"
 #: Levels from best to worst (unknown: the folder cannot be measured; it is not judged).
 ORDER = (OK, WARNING, CRITICAL)
 EVENT_LEVELS = {OK: "info", WARNING: "warning", CRITICAL: "error"}
+EVENT_KINDS = {OK: EventKind.DISK_OK, WARNING: EventKind.DISK_WARNING, CRITICAL: EventKind.DISK_CRITICAL}
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ class DiskWatch:
             message = f"{name} ({usage.path}): {free}, below {limits[level]}"
         return Event(
             service=self.service,
-            kind=f"disk_{level}",
+            kind=EVENT_KINDS[level],
             level=EVENT_LEVELS[level],  # type: ignore[arg-type]
             message=message,
             data={

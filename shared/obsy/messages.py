@@ -13,9 +13,10 @@ a message whose ``schema_version`` is newer than the model's is rejected.
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import socket
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
@@ -25,6 +26,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+#: A wall clock: the time now, timezone-aware UTC. Every service has one, ``Service.clock`` (``utc_now``
+#: unless the runner is handed another: tests drive time with theirs).
+Clock = Callable[[], datetime]
 
 
 #: How much of a bad input is ever echoed back (events, answers, logs), in characters.
@@ -117,14 +123,146 @@ class ServiceHealth(Message):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+class EventKind(StrEnum):
+    """Every ``Event.kind`` an OBSY service emits (docs/topics.md, "Event kinds" lists them; a test checks).
+
+    Emit sites name a member, never a free string (a test over the source checks that too), so a
+    consumer can match on these. ``Event.kind`` still takes a kind that is not here (see :class:`Event`).
+    """
+
+    # --- commands and their answers (every service: one shape, :class:`CommandAnswer`) ---
+    COMMAND_ACCEPTED = "command_accepted"  # a command was accepted (data: the CommandAnswer)
+    COMMAND_REJECTED = "command_rejected"  # a command was rejected, with reasons (data: the CommandAnswer)
+    COMMAND = "command"  # web: the audit record of a command it sent for one of its users
+    # --- mcp ---
+    TRANSITION = "transition"  # the state machine changed state
+    DEVICE_ACTION = "device_action"  # one step of a roof or mount sequence
+    STEP_FAILED = "step_failed"  # a sequence step failed or timed out
+    ALARM = "alarm"  # an alarm was raised (latched until cleared)
+    ALARM_CLEARED = "alarm_cleared"  # the alarm was cleared
+    ROOF_CLOSING = "roof_closing"  # the closing order started (with the unsafe reasons, when unsafe)
+    ROOF_CLOSED = "roof_closed"  # the roof is confirmed closed
+    ROOF_OPENED = "roof_opened"  # the roof is confirmed open
+    ROOF_MOVED_OUTSIDE = "roof_moved_outside"  # the roof moved without OBSY asking: followed, not fought
+    CLOSING_UNPARKED = "closing_unparked"  # the roof closed with the mount not confirmed parked
+    NIGHT_STARTED = "night_started"  # the Sun went below the MCP's limit
+    NIGHT_ENDED = "night_ended"  # the night ended (Sun up, Ekos finished or aborted, ABORT, roof closed outside)
+    NIGHT_RESUMED = "night_resumed"  # a night that was ended is observed again (START, OPEN)
+    DEFERRED_COMMAND_APPLIED = "deferred_command_applied"  # a command kept during a closing was applied after it
+    DEFERRED_COMMAND_REJECTED = "deferred_command_rejected"  # a command kept during a closing was refused after it
+    DEFERRED_COMMANDS_DROPPED = "deferred_commands_dropped"  # STOP dropped the commands kept for after the closing
+    DEVICES_READ_BACK = "devices_read_back"  # roof and mount read back from INDI after a (re)start
+    INDI_RECONNECTED = "indi_reconnected"  # indiserver is back: the devices are read again
+    BROKER_LOST = "broker_lost"  # the MCP lost the broker (it closes after the grace time)
+    BROKER_RETURNED = "broker_returned"  # the broker is back, with what happened while it was gone
+    STATE_RESTORED = "state_restored"  # the operator's last decision read back from the state file
+    STATE_FILE_SAVED = "state_file_saved"  # the state file was written again after failing
+    STATE_FILE_FAILED = "state_file_failed"  # the state file could not be written
+    STATE_FILE_UNUSABLE = "state_file_unusable"  # the state file could not be read: the cautious default is used
+    EKOS_SCHEDULER = "ekos_scheduler"  # the Ekos scheduler started, stopped or changed status
+    EKOS_SCHEDULE_FINISHED = "ekos_schedule_finished"  # the Ekos schedule has finished its jobs
+    EKOS_SCHEDULER_ABORTED = "ekos_scheduler_aborted"  # the Ekos scheduler aborted
+    EKOS_UNREACHABLE = "ekos_unreachable"  # KStars/Ekos did not answer on D-Bus
+    SHUTDOWN_CLOSING = "shutdown_closing"  # the MCP stops: it finishes a closing first
+    SHUTDOWN_CUT_SHORT = "shutdown_cut_short"  # the closing at shutdown did not finish in time
+    SHUTDOWN_ROOF_LEFT = "shutdown_roof_left"  # the MCP stopped with the roof not closed
+    SERVICE_RESTARTED = "service_restarted"  # supervision restarted a silent or failing service's container
+    SUPERVISION_ALARM = "supervision_alarm"  # supervision cannot restart a service (no Docker, too many restarts)
+    SUPERVISION_FAILED = "supervision_failed"  # restarting a container failed
+    # --- weather ---
+    SIMULATION_APPLIED = "simulation_applied"  # old weather services: a simulate command applied
+    SIMULATION_REFUSED = "simulation_refused"  # old weather services: a simulate command refused
+    # --- scheduler ---
+    PLAN = "plan"  # a night was planned
+    # --- allsky ---
+    CAMERA_FAILED = "camera_failed"  # the allsky camera failed; capture retries
+    CAMERA_RECOVERED = "camera_recovered"  # the allsky camera works again
+    FRAME_FAILED = "frame_failed"  # an allsky frame could not be processed
+    FRAME_CORRUPT = "frame_corrupt"  # the camera delivered an unreadable frame
+    ENCODE_FAILED = "encode_failed"  # a processed frame could not be encoded
+    ENCODE_RECOVERED = "encode_recovered"  # encoding works again
+    STORAGE_FAILED = "storage_failed"  # a frame could not be stored
+    STORAGE_RECOVERED = "storage_recovered"  # storing works again
+    STREAKS_FAILED = "streaks_failed"  # meteor/satellite detection failed on a frame
+    STREAKS_RECOVERED = "streaks_recovered"  # streak detection works again
+    SETTING_OUT_OF_RANGE = "setting_out_of_range"  # a camera setting outside the limits: one within used
+    DARKS_STARTED = "darks_started"  # a capture of master darks started
+    DARKS_DONE = "darks_done"  # master darks captured
+    DARKS_FAILED = "darks_failed"  # the capture of master darks failed
+    # --- imaging ---
+    FRAME_QUARANTINED = "frame_quarantined"  # a frame was set aside with a reason
+    STORAGE_FULL = "storage_full"  # the repository's disk is full: frames wait in the capture folder
+    MASTER_BUILT = "master_built"  # a calibration master was built
+    MASTER_EXISTS = "master_exists"  # a master of exactly these frames exists already
+    MASTER_FAILED = "master_failed"  # a master could not be built
+    MASTERS_COMMAND = "masters_command"  # the result of a masters command (what was built or pinned)
+    FRAME_UNUSABLE = "frame_unusable"  # a calibration frame cannot be used for a master
+    CALIBRATION_FAILED = "calibration_failed"  # a light could not be calibrated
+    LIGHTS_RECALIBRATED = "lights_recalibrated"  # lights calibrated again for a newly chosen master
+    LIVE_STACK_LEFT_OUT = "live_stack_left_out"  # a light was left out of the live stack
+    LIVE_STACK_REBUILD_FAILED = "live_stack_rebuild_failed"  # a live stack could not be rebuilt
+    NIGHT_STACK_BUILT = "night_stack_built"  # a night stack was built
+    NIGHT_STACK_SKIPPED = "night_stack_skipped"  # a night stack was not built, and why
+    PROJECT_STACK_BUILT = "project_stack_built"  # a project stack was built
+    PROJECT_STACK_SKIPPED = "project_stack_skipped"  # a project stack was not built, and why
+    PROJECT_COLOUR_BUILT = "project_colour_built"  # a project's colour image was built
+    PROJECT_COLOUR_SKIPPED = "project_colour_skipped"  # a project's colour image was not built, and why
+    PHOTOMETRY_FAILED = "photometry_failed"  # a light could not be measured
+    PHOTOMETRY_REPORT_LEFT_OUT = "photometry_report_left_out"  # a measurement was left out of the AAVSO report
+    TRANSIT_FITTED = "transit_fitted"  # an exoplanet transit was fitted
+    TRANSIT_FAILED = "transit_failed"  # a transit could not be fitted
+    TRANSIT_FILES_FAILED = "transit_files_failed"  # a transit's report, plot or points could not be written
+    TRANSIT_EPHEMERIDES_UNUSABLE = "transit_ephemerides_unusable"  # the transit ephemerides file cannot be used
+    PASS_FAILED = "pass_failed"  # an imaging worker's pass failed unexpectedly (a bug; it goes on)
+    CALIBRATION_PASS_FAILED = "calibration_pass_failed"  # the calibration pass failed unexpectedly
+    LIVE_STACK_PASS_FAILED = "live_stack_pass_failed"  # the live stack pass failed unexpectedly
+    PHOTOMETRY_PASS_FAILED = "photometry_pass_failed"  # the photometry pass failed unexpectedly
+    NIGHT_STACK_PASS_FAILED = "night_stack_pass_failed"  # the night stack pass failed unexpectedly
+    PROJECT_STACK_PASS_FAILED = "project_stack_pass_failed"  # the project stack pass failed unexpectedly
+    TRANSIT_PASS_FAILED = "transit_pass_failed"  # the transit pass failed unexpectedly
+    # --- web ---
+    NOTIFICATION_FAILED = "notification_failed"  # a notification could not be sent (said once until one is)
+    NOTIFICATION_RESTORED = "notification_restored"  # notifications are sent again
+    SERVICE_OFFLINE = "service_offline"  # a service went offline (made by the web's notifier, not on the bus)
+    VERDICT_UNSAFE = "verdict_unsafe"  # the weather verdict turned unsafe (the web's notifier, not on the bus)
+    VERDICT_SAFE = "verdict_safe"  # the weather verdict is safe again (the web's notifier, not on the bus)
+    # --- every service that writes data (obsy.diskspace) ---
+    DISK_OK = "disk_ok"  # a watched folder's free space is back above its levels
+    DISK_WARNING = "disk_warning"  # a watched folder's free space fell below the warning level
+    DISK_CRITICAL = "disk_critical"  # a watched folder's free space fell below the critical level
+
+
 class Event(Message):
-    """A non-retained event on ``<prefix>/<service>/events``."""
+    """A non-retained event on ``<prefix>/<service>/events``.
+
+    ``kind`` is an :class:`EventKind` when it is one of OBSY's kinds; a kind this build does not
+    know (a newer or older peer's, or one stored long ago) is kept as the plain string rather than
+    rejected: events are stored and shown as history and notifications, and dropping a newer
+    service's event (the bus drops what fails validation) would lose it for everyone, while a
+    consumer that matches on a kind simply does not match an unknown one. Emitting one is what
+    the enum prevents: every emit site names an :class:`EventKind` member (a test checks).
+    """
 
     service: str
-    kind: str = Field(description="machine-readable event type, e.g. 'transition', 'alarm', 'command_rejected'")
+    kind: EventKind | str = Field(description="machine-readable event type (EventKind), e.g. 'transition', 'alarm'")
     level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     message: str = ""
     data: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _known_kind(cls, value: Any) -> Any:
+        if isinstance(value, str) and not isinstance(value, EventKind):
+            try:
+                return EventKind(value)
+            except ValueError:
+                return value  # not one of ours (another version's): kept, see the class docstring
+        return value
+
+    @property
+    def known_kind(self) -> bool:
+        """Whether ``kind`` is one of this build's :class:`EventKind` members."""
+        return isinstance(self.kind, EventKind)
 
 
 # --- commands (every service) ---------------------------------------------------
@@ -197,6 +335,9 @@ class Command(Message):
 
     value: str = Field(min_length=1, max_length=32)
     origin: CommandOrigin = Field(default_factory=CommandOrigin)
+    request_id: str | None = Field(
+        default=None, max_length=64, description="the sender's, repeated in the answer (CommandAnswer.request_id)"
+    )
 
     @field_validator("origin", mode="wrap")
     @classmethod
@@ -205,6 +346,14 @@ class Command(Message):
             return handler(value)
         except ValueError:  # pydantic's ValidationError is a ValueError
             return CommandOrigin()
+
+    @field_validator("request_id", mode="wrap")
+    @classmethod
+    def _request_id_never_blocks(cls, value: Any, handler: Any) -> str | None:
+        try:
+            return handler(value)
+        except ValueError:  # too long, not a string: the command still goes through, unmatched
+            return None
 
     @classmethod
     def parse(cls, payload: str) -> Command:
@@ -216,6 +365,108 @@ class Command(Message):
             return cls(value=text)
         except ValidationError as exc:
             raise InvalidCommandError(f"not a command ({validation_problems(exc, 3)}): {excerpt(text)}") from None
+
+
+def request_id_of(payload: object) -> str | None:
+    """The ``request_id`` of a command that did not validate, to repeat in its rejection: from a dict or
+    a JSON object's text, and only a string of at most 64 characters (else None, never echoed whole)."""
+    if isinstance(payload, str | bytes):
+        try:
+            payload = json.loads(payload)
+        except ValueError:
+            return None
+    rid = payload.get("request_id") if isinstance(payload, Mapping) else None
+    return rid if isinstance(rid, str) and 0 < len(rid) <= 64 else None
+
+
+class CommandName(BaseModel):
+    """Which command an answer is about: the command topic's ``thing`` and a short ``value``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    thing: str = Field(description="the command topic under the service: roof, mode, night, masters, simulate...")
+    value: str = Field(default="", description="what it asked, in a word or a few: OPEN, build, rain...")
+
+
+class CommandAnswer(BaseModel):
+    """The one answer to every command, whatever the service: the ``data`` of an :class:`Event` of kind
+    ``command_accepted`` or ``command_rejected`` on ``<p>/<service>/events`` (docs/topics.md, "Commands").
+
+    ``request_id`` repeats the command's (empty when it had none, or when an unreadable payload
+    had none to read); ``reasons`` say why a command was rejected; ``origin`` who sent it
+    (:meth:`CommandOrigin.as_data`). What a command then does is echoed on the service's state
+    topics as before (the imaging states that answer a command repeat its ``request_id``). Services add their own fields
+    next to these (the MCP's ``note`` and ``deferred``, the weather's ``values``): extra fields are kept.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    command: CommandName
+    accepted: bool
+    request_id: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+    note: str = Field(default="", description="what follows, when accepted: 'closing for the night'")
+    origin: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        thing: str,
+        value: str,
+        *,
+        accepted: bool,
+        origin: CommandOrigin | None,
+        request_id: object = None,
+        reasons: Sequence[str] = (),
+        note: str = "",
+        **extra: Any,
+    ) -> CommandAnswer:
+        """The answer to ``thing value`` from ``origin``; a ``request_id`` that is not a short string
+        (taken from a payload that did not validate) is left out rather than echoed."""
+        rid = request_id if isinstance(request_id, str) and 0 < len(request_id) <= 64 else None
+        return cls(
+            command=CommandName(thing=thing, value=value),
+            accepted=accepted,
+            request_id=rid,
+            reasons=list(reasons),
+            note=note,
+            origin=(origin or CommandOrigin()).as_data(),
+            **extra,
+        )
+
+    @classmethod
+    def from_event(cls, event: Event | Mapping[str, Any]) -> CommandAnswer | None:
+        """The answer an event carries; None for another kind of event, or a command event too old to say
+        (an MCP before the one contract: its data has no ``accepted``, the kind says it)."""
+        kind = event.kind if isinstance(event, Event) else event.get("kind")
+        data = event.data if isinstance(event, Event) else event.get("data")
+        if kind not in (EventKind.COMMAND_ACCEPTED, EventKind.COMMAND_REJECTED) or not isinstance(data, Mapping):
+            return None
+        try:
+            return cls.model_validate({**data, "accepted": kind == EventKind.COMMAND_ACCEPTED})
+        except ValidationError:
+            return None
+
+    def describe(self) -> str:
+        """``roof OPEN rejected (from web user ada, role operator): reasons`` (the event's message)."""
+        verb = "accepted" if self.accepted else "rejected"
+        origin = CommandOrigin.model_validate(self.origin)
+        text = f"{self.command.thing} {self.command.value}".strip() + f" {verb} (from {origin.describe()})"
+        if self.reasons:
+            text += ": " + "; ".join(self.reasons)
+        elif self.note:
+            text += ": " + self.note
+        return text
+
+    def as_event(self, service: str, message: str | None = None) -> Event:
+        """The answer as ``service``'s event: info when accepted, warning when rejected."""
+        return Event(
+            service=service,
+            kind=EventKind.COMMAND_ACCEPTED if self.accepted else EventKind.COMMAND_REJECTED,
+            level="info" if self.accepted else "warning",
+            message=message or self.describe(),
+            data=self.model_dump(mode="json", exclude={"accepted"}) | {"accepted": self.accepted},
+        )
 
 
 # --- weather -------------------------------------------------------------------
@@ -302,8 +553,8 @@ class WeatherSimulationCommand(Message):
     """``<prefix>/weather/simulate/set``: change an INDI weather simulator's weather (demonstrations).
 
     The weather service obeys only with ``weather.allow_simulation`` on and a simulator as
-    its INDI source; either way it answers with an event of kind ``simulation_applied`` or
-    ``simulation_refused`` whose ``data.request_id`` repeats this one's.
+    its INDI source; either way it answers with a :class:`CommandAnswer` event (``command_accepted``
+    once the values are set, or ``command_rejected``) whose ``data.request_id`` repeats this one's.
     """
 
     action: WeatherSimulationAction
@@ -384,6 +635,11 @@ class AllskyFrame(Message):
     moon_phase: float | None = Field(default=None, ge=0, le=1)
     url: str
     fits_url: str | None = None
+    object_url: str | None = Field(
+        default=None,
+        description="where the picture is kept for the fleet's centre with upload.target s3 (s3://<bucket>/<key>; "
+        "there once the site's uploader has sent it); None otherwise",
+    )
     clean_url: str | None = Field(
         default=None,
         description="the same picture without the overlay (where one is drawn): what clouddetect judges",
@@ -450,6 +706,7 @@ class AllskyDarksCommand(Message):
     count: int | None = Field(default=None, ge=1, le=200, description="frames per master; empty: camera.dark_count")
     gain: float | None = Field(default=None, ge=0)
     origin: CommandOrigin | None = Field(default=None, description="who sent it; empty: unknown")
+    request_id: str | None = Field(default=None, max_length=64, description="repeated in the answer event")
 
     @field_validator("exposures")
     @classmethod
@@ -993,10 +1250,22 @@ class PlannedBlock(BaseModel):
     time_series: bool = Field(default=False, description="the block is a visit of a time-series target")
 
 
+class PlanSite(BaseModel):
+    """Where a plan was made for: lets another site's web service (a fleet's centre) draw its altitudes."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    latitude: float = Field(ge=-90, le=90, description="degrees, north positive")
+    longitude: float = Field(ge=-180, le=180, description="degrees, east positive")
+    elevation: float = Field(default=0.0, ge=-500, le=9000, description="metres above sea level")
+    timezone: str | None = Field(default=None, max_length=64, description="its IANA time zone (its nights' noons)")
+
+
 class SchedulerPlan(Message):
     """``<prefix>/scheduler/plan``: tonight's timeline and the Ekos files for the MCP."""
 
     night: str
+    site: PlanSite | None = Field(default=None, description="the site the plan is for (None from older schedulers)")
     dark_start: datetime | None = None
     dark_end: datetime | None = None
     blocks: list[PlannedBlock] = Field(default_factory=list)

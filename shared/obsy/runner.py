@@ -40,7 +40,7 @@ from obsy.bus import Bus
 from obsy.config import ConfigError, ObsyConfig, load_config
 from obsy.diskspace import DiskWatch
 from obsy.logs import setup_logging
-from obsy.messages import ServiceHealth
+from obsy.messages import Clock, ServiceHealth, utc_now
 from obsy.topics import OFFLINE, STOPPED
 
 if TYPE_CHECKING:
@@ -60,10 +60,12 @@ class Service:
     #: Seconds between calls of :meth:`poll`.
     poll_interval: ClassVar[float] = 1.0
 
-    def __init__(self, config: ObsyConfig, bus: Bus) -> None:
+    def __init__(self, config: ObsyConfig, bus: Bus, *, clock: Clock = utc_now) -> None:
         self.config = config
         self.bus = bus
         self.topics = bus.topics
+        #: The wall clock (timezone-aware UTC) the service reads the time from: injected, so tests can drive it.
+        self.clock = clock
         self.log = logging.getLogger(f"obsy.{self.name}")
 
     @property
@@ -123,12 +125,15 @@ def _version(service: str) -> str:
 class ServiceRunner:
     """Runs one :class:`Service` until told to stop. Usable from tests without a subprocess."""
 
-    def __init__(self, service_cls: type[Service], config: ObsyConfig, *, bus: Bus | None = None) -> None:
+    def __init__(
+        self, service_cls: type[Service], config: ObsyConfig, *, bus: Bus | None = None, clock: Clock | None = None
+    ) -> None:
         self.config = config
         self.name = service_cls.name
         self.bus = bus or Bus(config.broker, self.name)
         self.topics = self.bus.topics
-        self.service = service_cls(config, self.bus)
+        # The service's clock (``Service.clock``): the wall clock unless a test hands its own.
+        self.service = service_cls(config, self.bus) if clock is None else service_cls(config, self.bus, clock=clock)
         self.stop_event = threading.Event()
         self.started_at = time.monotonic()
         self.poll_errors = 0

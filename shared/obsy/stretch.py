@@ -102,6 +102,25 @@ def autostretch(image: np.ndarray, *, shadows_clip: float = -2.8, target_backgro
     return apply_stretch(image, p)
 
 
+def colour_stretch_parameters(
+    rgb: np.ndarray,
+    *,
+    bounds: tuple[float, float] | None = None,
+    shadows_clip: float = -2.8,
+    target_background: float = 0.25,
+) -> StretchParameters | None:
+    """The linked STF parameters of a colour image (h x w x 3); None when it has no range. ``bounds``:
+    the whole image's lowest and highest value when ``rgb`` is a grid sample of it (an image too
+    large to stretch at once is stretched a band at a time with these)."""
+    bounds = bounds or _range(rgb)
+    if bounds is None or bounds[1] <= bounds[0]:
+        return None
+    low, high = bounds
+    stats = [_median_madn(rgb[..., i], low, high) for i in range(3)]
+    shadows, midtones = _shadows_midtones([s[0] for s in stats], [s[1] for s in stats], shadows_clip, target_background)
+    return StretchParameters(low, high, shadows, midtones)
+
+
 def autostretch_colour(
     rgb: np.ndarray, *, linked: bool = True, shadows_clip: float = -2.8, target_background: float = 0.25
 ) -> np.ndarray:
@@ -114,10 +133,7 @@ def autostretch_colour(
         return np.stack(
             [autostretch(c, shadows_clip=shadows_clip, target_background=target_background) for c in channels], axis=2
         )
-    bounds = _range(rgb)
-    if bounds is None or bounds[1] <= bounds[0]:
+    parameters = colour_stretch_parameters(rgb, shadows_clip=shadows_clip, target_background=target_background)
+    if parameters is None:
         return np.zeros(rgb.shape, dtype=np.float32)
-    low, high = bounds
-    stats = [_median_madn(c, low, high) for c in channels]
-    shadows, midtones = _shadows_midtones([s[0] for s in stats], [s[1] for s in stats], shadows_clip, target_background)
-    return apply_stretch(rgb, StretchParameters(low, high, shadows, midtones))
+    return apply_stretch(rgb, parameters)

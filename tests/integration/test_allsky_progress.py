@@ -105,12 +105,21 @@ def test_the_service_side_builds_a_finished_night_with_progress(mosquitto, tmp_p
     store_frames(config.data_dir, night1, 12)  # a night that ended while the service was down
     watcher = Watcher(mosquitto.port, [TOPIC])
     bus = Bus(config.broker, "allsky")
-    products = NightlyProducts(config, bus)
+    built: list[tuple[date, list[Path]]] = []  # what the service sends to a fleet's centre
+    products = NightlyProducts(config, bus, on_built=lambda night, files: built.append((night, files)))
     try:
         assert bus.start(wait=10)
         products.start(tonight=night2)  # catches up night1: it has frames and no summary
         watcher.wait_for(seen(job="summary", night="2026-11-20", status="done"), 60)
         assert set(existing_products(config.data_dir, night1)) == {"keogram", "timelapse", "summary"}
+        deadline = time.monotonic() + 10
+        while not built and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ((night, files),) = built
+        folder = config.data_dir / "allsky" / "2026-11-20" / "products"
+        assert night == night1 and all(path.is_file() and path.is_relative_to(folder) for path in files)
+        names = {path.name for path in files}
+        assert {"keogram.jpg", "timelapse.mp4", "summary.json"} <= names, names
         finished = [(p.job, p.status) for p in progress_of(watcher) if p.status != "running"]
         assert finished == [("keogram", "done"), ("timelapse", "done"), ("summary", "done")]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import pytest
 from obsy.bus import Bus
 from obsy.config import HomeAssistantConfig, load_config
 from obsy.homeassistant import DiscoveryPublisher, service_entities, slug
+from obsy.services import registered_services
 from obsy.topics import Topics
 from tests.support import homeassistant as ha
 from tests.support.configs import write_config
@@ -81,8 +81,8 @@ def test_every_services_entities_get_the_entity_ids_their_names_promise(
     expected: dict[str, str] = {}  # entity id -> config topic
     buses: list[Bus] = []
     try:
-        for ep in sorted(entry_points(group="obsy.services"), key=lambda e: e.name):
-            cls = ep.load()
+        for entry in sorted(registered_services(), key=lambda e: e.name):
+            cls = entry.load()
             bus = Bus(config.broker, cls.name)
             buses.append(bus)
             own = cls(config, bus).ha_entities()

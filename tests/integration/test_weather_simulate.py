@@ -126,15 +126,15 @@ def test_bus_command_is_obeyed_only_when_simulation_is_allowed(server, mosquitto
         wait_online(watcher)
         watcher.publish("obsy/weather/simulate/set", json.dumps({"action": "rain", "request_id": "r1", "user": "ann"}))
         applied = wait_event(watcher, "r1")
-        assert applied["kind"] == "simulation_applied" and applied["data"]["values"] == {"Precip": 10.0}
+        assert applied["kind"] == "command_accepted" and applied["data"]["values"] == {"Precip": 10.0}
         assert "asked by ann" in applied["message"]
         assert "rain" in reasons(wait_verdict(watcher, lambda v: not v.safe, timeout=30))
 
         watcher.publish("obsy/weather/simulate/set", json.dumps({"action": "wind", "request_id": "r2"}))
         bad = wait_event(watcher, "r2")
-        assert bad["kind"] == "simulation_refused" and "needs wind_speed" in bad["message"]
+        assert bad["kind"] == "command_rejected" and "needs wind_speed" in bad["message"]
         watcher.publish("obsy/weather/simulate/set", json.dumps({"action": "clear", "request_id": "r3"}))
-        assert wait_event(watcher, "r3")["kind"] == "simulation_applied"
+        assert wait_event(watcher, "r3")["kind"] == "command_accepted"
         wait_verdict(watcher, lambda v: v.safe, timeout=30)
 
     refused = tmp_path / "refused"
@@ -143,6 +143,6 @@ def test_bus_command_is_obeyed_only_when_simulation_is_allowed(server, mosquitto
         wait_online(watcher)
         watcher.publish("obsy/weather/simulate/set", json.dumps({"action": "rain", "request_id": "r4"}))
         answer = wait_event(watcher, "r4")
-        assert answer["kind"] == "simulation_refused" and "weather.allow_simulation is off" in answer["message"]
+        assert answer["kind"] == "command_rejected" and "weather.allow_simulation is off" in answer["message"]
         state = wait_state(watcher, lambda s: "rain" in s.readings, timeout=30)
         assert state.readings["rain"].value is False  # the simulator was left alone

@@ -170,7 +170,7 @@ def test_bus_command_sets_the_clouds_and_names_a_wrong_camera(server, mosquitto,
         command = {"action": "clouds", "cloud_kind": "overcast", "request_id": "c1", "user": "ann"}
         watcher.publish("obsy/weather/simulate/set", json.dumps(command))
         applied = wait_event(watcher, "c1")
-        assert applied["kind"] == "simulation_applied", applied
+        assert applied["kind"] == "command_accepted", applied
         assert applied["data"]["values"] == {"kind": "overcast", "cover": None}
         assert applied["data"]["device"] == ALLSKY and "asked by ann" in applied["message"]
         eventually(lambda: clouds_now(client)[0] == "OVERCAST")
@@ -183,13 +183,13 @@ def test_bus_command_sets_the_clouds_and_names_a_wrong_camera(server, mosquitto,
             "obsy/weather/simulate/set", json.dumps({"action": "clouds", "cloud_kind": "fog", "request_id": "c3"})
         )
         bad = wait_event(watcher, "c3")
-        assert bad["kind"] == "simulation_refused" and "cloud_kind" in bad["message"]
+        assert bad["kind"] == "command_rejected" and "cloud_kind" in bad["message"]
         watcher.publish("obsy/weather/simulate/set", json.dumps({"action": "clouds", "cover": 101, "request_id": "c4"}))
-        assert wait_event(watcher, "c4")["kind"] == "simulation_refused"
+        assert wait_event(watcher, "c4")["kind"] == "command_rejected"
         watcher.publish(
             "obsy/weather/simulate/set", json.dumps({"action": "clouds", "cloud_kind": "clear", "request_id": "c5"})
         )
-        assert wait_event(watcher, "c5")["kind"] == "simulation_applied"
+        assert wait_event(watcher, "c5")["kind"] == "command_accepted"
         eventually(lambda: clouds_now(client)[0] == "CLEAR")
 
     wrong = tmp_path / "wrong"
@@ -200,5 +200,5 @@ def test_bus_command_sets_the_clouds_and_names_a_wrong_camera(server, mosquitto,
             "obsy/weather/simulate/set", json.dumps({"action": "clouds", "cloud_kind": "overcast", "request_id": "c6"})
         )
         answer = wait_event(watcher, "c6")
-        assert answer["kind"] == "simulation_refused"
+        assert answer["kind"] == "command_rejected"
         assert f"the allsky camera {CCD!r} is driven by indi_simulator_ccd" in answer["message"]

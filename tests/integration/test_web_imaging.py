@@ -197,10 +197,12 @@ def test_build_masters_now_is_for_operators_and_carries_the_origin(web, bus):
             assert pinned.status_code == 200 and pinned.json()["request_id"] == seen[-1].request_id
             refused = operator.post("/api/v1/commands/imaging/masters", json={"action": "unpin"})
             assert refused.status_code == 422 and "unpin needs master_id" in refused.text
+            busy = operator.post("/api/v1/commands/imaging/masters", json={"min_frames": 999})
+            assert busy.status_code == 409 and "too many masters commands waiting" in busy.json()["detail"]
         finally:
             imaging.close()
-    command = seen[-2]
-    assert seen[-1].action == "pin" and seen[-1].master_id == "dark-aaa"
+    command = seen[-3]
+    assert seen[-2].action == "pin" and seen[-2].master_id == "dark-aaa"
     assert (
         command.action == "build"
         and command.min_frames == 5

@@ -166,3 +166,55 @@ def test_bad_requests_and_files_that_cannot_be_drawn(web, night):
         finally:
             broken.write_bytes(kept)
     assert web.service.ingestor.health()["invalid"] >= 1
+
+
+def test_project_stacks_and_the_progress_of_one_on_the_targets_page(web, night):
+    """Project stacks as the imaging service publishes them (one built twice: the newest shown), and its
+    retained progress, which the page shows only for its own target."""
+    from datetime import UTC, datetime, timedelta
+
+    from obsy.messages import ImagingProjectStack, ImagingProjectStackState
+    from tests.support.target_page import star_image, write_fits
+
+    repository = web.data_dir / "imaging" / "repository"
+    write_fits(repository / "stacks/project/NGC_7000/Ha/stack.fits", star_image((300.0, 200.0), seed=7))
+    when = datetime(2026, 8, 15, 6, 0, tzinfo=UTC)
+
+    def built(stack_id: int, filter_name: str, frames: int, minutes: int) -> ImagingProjectStack:
+        return ImagingProjectStack(
+            timestamp=when + timedelta(minutes=minutes), stack_id=stack_id, target="NGC 7000", filter=filter_name,
+            nights=[night.night], frames=frames, left_out=1, integration_s=300.0 * frames,
+            rejection="winsorized 3/3", rejected_fraction=0.01,
+            path=f"stacks/project/NGC_7000/{filter_name}/stack.fits",
+            sample="s.jpg", thumbnail="t.jpg", seconds=12.5,
+        )  # fmt: skip
+
+    watcher = Watcher(web.broker.port, ["obsy/imaging/#"])
+    try:
+        for message in (built(7, "Ha", 2, 0), built(8, "Ha", 3, 10), built(9, "OIII", 2, 5)):
+            watcher.publish("obsy/imaging/projectstacks", message.to_json())
+        stacking = ImagingProjectStackState(status="stacking", target="NGC 7000", filter="OIII", done=120, total=400)
+        watcher.publish("obsy/imaging/projectstack/state", stacking.to_json(), retain=True)
+        with web.login("vera") as viewer:
+            web.wait_until(lambda: len(viewer.get(f"{BASE}/NGC 7000").json()["project_stacks"]) == 2)
+            web.wait_until(lambda: viewer.get(f"{BASE}/NGC 7000").json()["project_progress"] is not None)
+            page = viewer.get(f"{BASE}/ngc7000").json()
+            ha, oiii = page["project_stacks"]
+            assert (ha["stack_id"], ha["filter"], ha["frames"], ha["left_out"]) == (8, "Ha", 3, 1)
+            assert ha["nights"] == [night.night] and ha["rejection"] == "winsorized 3/3" and ha["seconds"] == 12.5
+            assert ha["fits"] == "/api/v1/imaging/projectstacks/8/fits"
+            assert viewer.get(ha["fits"]).content == (repository / "stacks/project/NGC_7000/Ha/stack.fits").read_bytes()
+            assert viewer.get(ha["preview"]).headers["content-type"] == "image/jpeg"
+            assert (oiii["stack_id"], oiii["fits"], oiii["preview"]) == (9, None, None)  # its FITS is not here
+            assert viewer.get("/api/v1/imaging/projectstacks/9/fits").status_code == 404
+            assert viewer.get("/api/v1/imaging/projectstacks/12345/fits").status_code == 404
+            progress = page["project_progress"]
+            assert (progress["status"], progress["filter"], progress["done"], progress["total"]) == (
+                "stacking", "OIII", 120, 400,
+            )  # fmt: skip
+            other = ImagingProjectStackState(status="registering", target="M 31", done=1, total=9)
+            watcher.publish("obsy/imaging/projectstack/state", other.to_json(), retain=True)
+            web.wait_until(lambda: viewer.get(f"{BASE}/NGC 7000").json()["project_progress"] is None)
+    finally:
+        watcher.publish("obsy/imaging/projectstack/state", b"", retain=True)
+        watcher.close()

@@ -128,7 +128,7 @@ def test_the_api_gives_picture_urls_that_work_for_the_site_shown(tmp_path, datab
         refused = vera.get("/api/v1/targets", params={"site": "north"})
         assert refused.status_code == 422
         assert "site=" in refused.json()["detail"] and "north" in refused.json()["detail"]
-        assert vera.get(f"/api/v1/allsky/nights/{NIGHT}/products", params={"site": "north"}).status_code == 422
+        assert vera.get("/api/v1/plan/tonight/files.zip", params={"site": "north"}).status_code == 422
         assert vera.get("/api/v1/targets", params={"site": web.config.site_id()}).status_code == 200
 
 

@@ -8,8 +8,10 @@ answers the calls the MCP makes (``/KStars/Ekos``: setProfile, start, connectDev
 the ekosStatus/indiStatus properties; ``/KStars/Ekos/Scheduler``: removeAllJobs,
 loadScheduler, start, stop and the status property; ``/KStars/Ekos/Capture``: its ``camera``,
 ``camera`` below), recording each one, and KStars'
-``location`` (in ``timezone``, the test sites' Europe/Vienna unless set; not recorded). It
-uses jeepney, as the MCP does.
+``location`` (in ``timezone``, the test sites' Europe/Vienna unless set; not recorded). Like
+KStars (Qt), it answers introspection with its child objects and a call on a path it does not
+have with ``UnknownObject``; a call named in ``unanswered`` ("Scheduler.stop") gets no reply at
+all, as from a KStars that hangs. It uses jeepney, as the shared client (obsy.kstars.dbus) does.
 
     with EkosStandIn(tmp_path) as ekos:     # ekos.address for mcp.ekos.bus_address
         ekos.status = SchedulerStatus.ABORTED
@@ -32,18 +34,22 @@ from jeepney import DBusAddress, Message, MessageType, new_error, new_method_cal
 from jeepney.io.blocking import open_dbus_connection
 from jeepney.low_level import HeaderFields
 
-from obsy_mcp.ekos import (
+from obsy.kstars.paths import (
     CAPTURE_PATH,
     EKOS,
     EKOS_PATH,
+    INTROSPECTABLE,
+    KSTARS_PATH,
     PROPERTIES,
     SCHEDULER,
     SCHEDULER_PATH,
     SERVICE,
+    Communication,
     SchedulerStatus,
 )
 
-COMMUNICATION_SUCCESS = 2
+#: The objects the stand-in has (and their parents, for introspection).
+OBJECTS = ("/", KSTARS_PATH, EKOS_PATH, SCHEDULER_PATH, CAPTURE_PATH)
 
 
 def dbus_daemon_available() -> bool:
@@ -60,6 +66,7 @@ class EkosStandIn:
         self.calls: list[str] = []
         self.camera = "CCD Simulator"  # the capture module's camera: the config's scheduler.ekos.camera
         self.timezone = "Europe/Vienna"  # the zone of KStars' location, as its ``location`` method tells
+        self.unanswered: set[str] = set()  # calls ("Scheduler.stop") left without a reply
         self._daemon: subprocess.Popen[bytes] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="ekos-standin", daemon=True)
@@ -110,8 +117,10 @@ class EkosStandIn:
                 except TimeoutError:
                     continue
                 if message.header.message_type is MessageType.method_call:
-                    with contextlib.suppress(OSError):
-                        connection.send(self._answer(message))
+                    answer = self._reply(message)
+                    if answer is not None:
+                        with contextlib.suppress(OSError):
+                            connection.send(answer)
 
     def _location(self) -> str:
         """KStars' answer: its location with ``tz0`` (standard UTC offset) and ``tz`` (the offset now)."""
@@ -129,19 +138,32 @@ class EkosStandIn:
         _iface, name = message.body
         value = {
             (SCHEDULER_PATH, "status"): int(self.status),
-            (EKOS_PATH, "ekosStatus"): COMMUNICATION_SUCCESS,
-            (EKOS_PATH, "indiStatus"): COMMUNICATION_SUCCESS,
+            (EKOS_PATH, "ekosStatus"): int(Communication.SUCCESS),
+            (EKOS_PATH, "indiStatus"): int(Communication.SUCCESS),
             (CAPTURE_PATH, "camera"): self.camera,
         }.get((path, name))
         if value is None:
             return new_error(message, "org.freedesktop.DBus.Error.UnknownProperty", "s", (name,))
         return new_method_return(message, "v", (("s" if isinstance(value, str) else "i", value),))
 
-    def _answer(self, message: Message) -> Message:
+    def _reply(self, message: Message) -> Message | None:
+        """The answer to a call, as KStars' objects give it; None for a call left unanswered."""
         fields = message.header.fields
         path, interface, method = (
             fields.get(f) for f in (HeaderFields.path, HeaderFields.interface, HeaderFields.member)
         )
+        if f"{path.rsplit('/', 1)[-1]}.{method}" in self.unanswered:
+            return None
+        if path not in OBJECTS:
+            unknown = f"No such object path '{path}'"
+            return new_error(message, "org.freedesktop.DBus.Error.UnknownObject", "s", (unknown,))
+        if interface == INTROSPECTABLE:
+            children = sorted({p[len(path) :].strip("/").split("/")[0] for p in OBJECTS if p.startswith(path)} - {""})
+            nodes = "".join(f'<node name="{child}"/>' for child in children)
+            return new_method_return(message, "s", (f"<node>{nodes}</node>",))
+        return self._answer(message, path, interface, method)
+
+    def _answer(self, message: Message, path: str, interface: str, method: str) -> Message:
         if interface == PROPERTIES:
             return self._property(message, path, method)
         if (path, interface, method) == ("/KStars", SERVICE, "location"):

@@ -3,7 +3,8 @@
 KStars runs with ``QT_QPA_PLATFORM=offscreen`` inside ``dbus-run-session`` (a private
 session bus that ends with it), with HOME and the XDG directories inside a work
 directory, so it starts from a clean configuration and never touches the user's.
-The D-Bus client is jeepney (pure Python).
+The D-Bus client is OBSY's own (:mod:`obsy.kstars.dbus`, jeepney), the one the MCP uses; the
+profile and settings writers are :mod:`obsy.kstars.profile` and :mod:`obsy.kstars.settings`.
 
 API::
 
@@ -48,7 +49,6 @@ import os
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import time
 import warnings
@@ -58,21 +58,24 @@ from typing import Any
 
 import numpy as np
 from astropy.io import fits
-from jeepney import DBusAddress, new_method_call
-from jeepney.io.blocking import DBusConnection, open_dbus_connection
-from jeepney.low_level import MessageFlag
 
-SERVICE = "org.kde.kstars"
-EKOS_PATH = "/KStars/Ekos"
-EKOS = "org.kde.kstars.Ekos"
-SCHEDULER_PATH = "/KStars/Ekos/Scheduler"
-SCHEDULER = "org.kde.kstars.Ekos.Scheduler"
-CLOCK_PATH = "/KStars/SimClock"
-CLOCK = "org.kde.kstars.SimClock"
+from obsy.kstars.dbus import DBusError, KStarsBus, WaitTimeoutError, wait_until
+from obsy.kstars.paths import (
+    CLOCK,
+    CLOCK_PATH,
+    EKOS,
+    EKOS_PATH,
+    KSTARS,
+    KSTARS_PATH,
+    MAIN_WINDOW,
+    SCHEDULER,
+    SCHEDULER_PATH,
+    Communication,
+)
+from obsy.kstars.profile import ProfileError, user_db_path, write_profile
+from obsy.kstars.settings import headless_env, kstarsrc, write_settings
+
 PROFILE = "OBSY test"
-# Ekos' CommunicationStatus: 0 idle, 1 pending, 2 success, 3 error
-EKOS_SUCCESS = 2
-EKOS_ERROR = 3
 
 
 #: Exit statuses of a KStars that crashed (SIGSEGV through the shell, or the signal itself).
@@ -137,13 +140,13 @@ class KStars:
         self.log_path = self.workdir / "kstars.log"
         self.bus_file = self.workdir / "bus-address"
         self.process: subprocess.Popen[bytes] | None = None
-        self._connection: DBusConnection | None = None
+        self._bus: KStarsBus | None = None
 
     # ----------------------------------------------------------------- life cycle
 
     @property
     def user_db(self) -> Path:
-        return self.home / ".local" / "share" / "kstars" / "userdb.sqlite"
+        return user_db_path(self.home / ".local" / "share")  # XDG_DATA_HOME, as headless_env sets it
 
     def write_config(self, group: str, key: str, value: str) -> None:
         """An entry of KStars' own settings (``kstarsrc``), written before :meth:`start`.
@@ -151,11 +154,7 @@ class KStars:
         E.g. ``write_config("DarkLibrary", "shutterfulCCDs", "CCD Simulator")``: the cameras
         KStars knows to have a shutter (otherwise Ekos asks before the first dark frame).
         """
-        path = self.home / ".config" / "kstarsrc"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = path.read_text() if path.exists() else ""
-        with path.open("a") as config:
-            config.write(("\n" if text and not text.endswith("\n") else "") + f"[{group}]\n{key}={value}\n")
+        write_settings(kstarsrc(self.home), group, {key: value})
 
     def start(self, timeout: float = 120.0) -> None:
         """Start KStars and wait until it has loaded. KStars 3.6.2 now and then dies of a segfault
@@ -173,14 +172,8 @@ class KStars:
         self.bus_file.unlink(missing_ok=True)
         env = {
             **os.environ,
-            "HOME": str(self.home),
-            "XDG_CONFIG_HOME": str(self.home / ".config"),
-            "XDG_DATA_HOME": str(self.home / ".local" / "share"),
-            "XDG_CACHE_HOME": str(self.home / ".cache"),
-            "XDG_RUNTIME_DIR": str(self.workdir),
-            "QT_QPA_PLATFORM": "offscreen",
+            **headless_env(self.home, self.workdir),
             "QT_LOGGING_RULES": "org.kde.kstars.ekos.*.debug=true;org.kde.kstars.indi.debug=true",
-            "LC_ALL": "C.UTF-8",
         }
         env.pop("DBUS_SESSION_BUS_ADDRESS", None)
         script = f'echo "$DBUS_SESSION_BUS_ADDRESS" > "{self.bus_file}"; exec kstars'
@@ -196,11 +189,12 @@ class KStars:
         while time.monotonic() < deadline:
             self._check_alive()
             if self.bus_file.exists() and self.bus_file.read_text().strip():
+                if self._bus is None:
+                    self._bus = KStarsBus(self.bus_file.read_text().strip())
                 try:
-                    self._connection = open_dbus_connection(bus=self.bus_file.read_text().strip())
-                    if 'node name="KStars"' in self.introspect("/"):
+                    if self._bus.has_object(KSTARS_PATH):
                         break
-                except (OSError, KStarsError):
+                except DBusError:
                     pass
             time.sleep(0.5)
         else:
@@ -212,15 +206,14 @@ class KStars:
 
     def _ready(self) -> bool:
         try:
-            return "ekos" in self.call("/KStars", "org.kde.KMainWindow", "actions")
+            return "ekos" in self.call(KSTARS_PATH, MAIN_WINDOW, "actions")
         except KStarsError:
             return False
 
     def stop(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(OSError):
-                self._connection.close()
-            self._connection = None
+        if self._bus is not None:
+            self._bus.close()
+            self._bus = None
         if self.process is None:
             return
         if self.process.poll() is None:
@@ -239,51 +232,53 @@ class KStars:
 
     # ----------------------------------------------------------------- D-Bus
 
+    def _client(self) -> KStarsBus:
+        if self._bus is None:
+            raise KStarsError("KStars is not running")
+        return self._bus
+
     def call(self, path: str, interface: str, method: str, signature: str = "", *args: Any, timeout: float = 30) -> Any:
         """Call a method; returns the reply's single value (or the tuple, or None)."""
-        if self._connection is None:
-            raise KStarsError("KStars is not running")
-        address = DBusAddress(path, bus_name=SERVICE, interface=interface)
-        message = new_method_call(address, method, signature or None, args if signature else None)
-        reply = self._connection.send_and_get_reply(message, timeout=timeout)
-        if reply.header.message_type.name == "error":
-            raise KStarsError(f"{interface}.{method} on {path} failed: {reply.body}")
-        body = reply.body
-        return body[0] if len(body) == 1 else (body or None)
+        try:
+            return self._client().call(path, interface, method, signature, *args, timeout=timeout)
+        except DBusError as error:
+            raise KStarsError(str(error)) from error
 
     def send(self, path: str, interface: str, method: str, signature: str = "", *args: Any) -> None:
         """Call a method KStars declares "no reply" (Q_NOREPLY): it never answers, so do not wait."""
-        if self._connection is None:
-            raise KStarsError("KStars is not running")
-        address = DBusAddress(path, bus_name=SERVICE, interface=interface)
-        message = new_method_call(address, method, signature or None, args if signature else None)
-        message.header.flags |= MessageFlag.no_reply_expected
-        self._connection.send(message)
+        try:
+            self._client().send(path, interface, method, signature, *args)
+        except DBusError as error:
+            raise KStarsError(str(error)) from error
 
     def get_property(self, path: str, interface: str, name: str) -> Any:
-        value = self.call(path, "org.freedesktop.DBus.Properties", "Get", "ss", interface, name)
-        return value[1] if isinstance(value, tuple) else value
+        try:
+            return self._client().get_property(path, interface, name)
+        except DBusError as error:
+            raise KStarsError(str(error)) from error
 
     def introspect(self, path: str) -> str:
-        return self.call(path, "org.freedesktop.DBus.Introspectable", "Introspect")
+        try:
+            return self._client().introspect(path)
+        except DBusError as error:
+            raise KStarsError(str(error)) from error
 
     def has_object(self, path: str) -> bool:
-        parent, _, child = path.rpartition("/")
         try:
-            return f'node name="{child}"' in self.introspect(parent or "/")
-        except KStarsError:
+            return self._client().has_object(path)
+        except DBusError:
             return False
 
     # ----------------------------------------------------------------- KStars and Ekos
 
     def set_location(self, city: str, province: str, country: str) -> None:
-        if not self.call("/KStars", "org.kde.kstars", "setGeoLocation", "sss", city, province, country):
+        if not self.call(KSTARS_PATH, KSTARS, "setGeoLocation", "sss", city, province, country):
             raise KStarsError(f"KStars does not know the city {city!r}, {province!r}, {country!r}")
 
     def location(self) -> dict[str, Any]:
         """KStars' location as its ``location`` D-Bus method tells it (JSON): name, province, country,
         latitude, longitude, ``tz0`` (the standard UTC offset, hours) and ``tz`` (the offset now)."""
-        return json.loads(self.call("/KStars", SERVICE, "location"))
+        return json.loads(self.call(KSTARS_PATH, KSTARS, "location"))
 
     def set_clock(self, local: datetime, scale: float = 1.0) -> None:
         """Set KStars' clock (the time Ekos plans and checks with) to ``local``, running ``scale`` x real time.
@@ -291,14 +286,14 @@ class KStars:
         The time is taken in KStars' location's time zone; the simulators keep real time.
         """
         wall = local.replace(tzinfo=None)
-        self.send("/KStars", SERVICE, "setLocalTime", "iiiiii", *wall.timetuple()[:6])
+        self.send(KSTARS_PATH, KSTARS, "setLocalTime", "iiiiii", *wall.timetuple()[:6])
         self.send(CLOCK_PATH, CLOCK, "setClockScale", "d", float(scale))
         self.send(CLOCK_PATH, CLOCK, "start")
 
     def reset_clock(self) -> None:
         """KStars' clock back to the real time, at real speed."""
         self.send(CLOCK_PATH, CLOCK, "setClockScale", "d", 1.0)
-        self.send("/KStars", SERVICE, "setTimeToNow")
+        self.send(KSTARS_PATH, KSTARS, "setTimeToNow")
 
     def add_profile(self, drivers: tuple[str, ...], indi_server: tuple[str, int] | None = None) -> None:
         """An Ekos profile with the given driver labels, e.g. "CCD Simulator".
@@ -306,20 +301,10 @@ class KStars:
         Without ``indi_server`` Ekos starts its own local indiserver; with ``(host, port)``
         it connects to that server instead (a remote profile) and starts none.
         """
-        with sqlite3.connect(self.user_db, timeout=10) as db:
-            if db.execute("SELECT id FROM profile WHERE name = ?", (PROFILE,)).fetchone():
-                return
-            host, port = indi_server or (None, None)
-            cursor = db.execute(
-                "INSERT INTO profile (name, host, port, autoconnect, portselector) VALUES (?, ?, ?, 1, 0)",
-                (PROFILE, host, port),
-            )
-            roles = {"Telescope": "Mount", "CCD": "CCD", "Focuser": "Focuser", "Filter": "Filter", "Weather": "Weather"}
-            for label in drivers:
-                role = next((r for key, r in roles.items() if key in label), "Aux1")
-                db.execute(
-                    "INSERT INTO driver (label, role, profile) VALUES (?, ?, ?)", (label, role, cursor.lastrowid)
-                )
+        try:
+            write_profile(self.user_db, PROFILE, drivers, indi_server)
+        except ProfileError as error:
+            raise KStarsError(str(error)) from error
 
     def start_ekos(
         self,
@@ -329,7 +314,7 @@ class KStars:
     ) -> None:
         """Open Ekos on the test profile, start INDI and wait until the devices are connected."""
         self.add_profile(drivers, indi_server)
-        self.call("/KStars", "org.kde.KMainWindow", "activateAction", "s", "ekos")
+        self.call(KSTARS_PATH, MAIN_WINDOW, "activateAction", "s", "ekos")
         self._wait(lambda: self.has_object(EKOS_PATH), timeout, "Ekos did not appear on D-Bus")
         profiles = self.call(EKOS_PATH, EKOS, "getProfiles")
         if PROFILE not in profiles:
@@ -337,24 +322,28 @@ class KStars:
         if not self.call(EKOS_PATH, EKOS, "setProfile", "s", PROFILE):
             raise KStarsError(f"Ekos refused profile {PROFILE!r}")
         self.call(EKOS_PATH, EKOS, "start")
-        self._wait(lambda: self._status("ekosStatus") == EKOS_SUCCESS, timeout, "Ekos did not start INDI")
-        if self._status("indiStatus") != EKOS_SUCCESS:
+        self._wait(lambda: self._status("ekosStatus") == Communication.SUCCESS, timeout, "Ekos did not start INDI")
+        if self._status("indiStatus") != Communication.SUCCESS:
             self.call(EKOS_PATH, EKOS, "connectDevices")
-        self._wait(lambda: self._status("indiStatus") == EKOS_SUCCESS, timeout, "Ekos did not connect the devices")
+        self._wait(
+            lambda: self._status("indiStatus") == Communication.SUCCESS, timeout, "Ekos did not connect the devices"
+        )
         self._wait(lambda: self.has_object(SCHEDULER_PATH), timeout, "the Ekos scheduler did not appear")
 
     def reconnect_ekos(self, timeout: float = 120.0) -> None:
         """Ekos started and its devices connected again: a schedule that finishes stops INDI."""
-        if int(self.get_property(EKOS_PATH, EKOS, "ekosStatus")) != EKOS_SUCCESS:
+        if int(self.get_property(EKOS_PATH, EKOS, "ekosStatus")) != Communication.SUCCESS:
             self.call(EKOS_PATH, EKOS, "start")
-            self._wait(lambda: self._status("ekosStatus") == EKOS_SUCCESS, timeout, "Ekos did not start INDI")
-        if self._status("indiStatus") != EKOS_SUCCESS:
+            self._wait(lambda: self._status("ekosStatus") == Communication.SUCCESS, timeout, "Ekos did not start INDI")
+        if self._status("indiStatus") != Communication.SUCCESS:
             self.call(EKOS_PATH, EKOS, "connectDevices")
-        self._wait(lambda: self._status("indiStatus") == EKOS_SUCCESS, timeout, "Ekos did not connect the devices")
+        self._wait(
+            lambda: self._status("indiStatus") == Communication.SUCCESS, timeout, "Ekos did not connect the devices"
+        )
 
     def _status(self, name: str) -> int:
         status = int(self.get_property(EKOS_PATH, EKOS, name))
-        if status == EKOS_ERROR:
+        if status == Communication.ERROR:
             raise KStarsError(f"Ekos reports {name} = error; log tail:\n{self.log_tail()}")
         return status
 
@@ -401,13 +390,10 @@ class KStars:
             time.sleep(0.5)
 
     def _wait(self, condition: Any, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self._check_alive()
-            if condition():
-                return
-            time.sleep(0.5)
-        raise KStarsError(f"{what} within {timeout:.0f} s; log tail:\n{self.log_tail()}")
+        try:
+            wait_until(condition, timeout, what, interval=0.5, check=self._check_alive)
+        except WaitTimeoutError:
+            raise KStarsError(f"{what} within {timeout:.0f} s; log tail:\n{self.log_tail()}") from None
 
     def __enter__(self) -> KStars:
         self.start()

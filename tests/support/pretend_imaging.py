@@ -1,12 +1,16 @@
 """A stand-in for the imaging service's masters command: answers each ``imaging/masters/set``
-as the service does, ``running`` then ``done``, repeating the request id and the origin."""
+as the service does, ``running`` then ``done``, repeating the request id and the origin; a build
+with ``min_frames`` 999 is rejected as a full queue is (a ``command_rejected`` event, no state)."""
 
 from __future__ import annotations
 
 import threading
 
-from obsy.messages import ImagingMastersCommand, ImagingMastersState
+from obsy.messages import CommandAnswer, ImagingMastersCommand, ImagingMastersState
 from tests.support.watcher import Watcher
+
+#: A build command with this ``min_frames`` is refused.
+REFUSED_MIN_FRAMES = 999
 
 
 class PretendImaging:
@@ -28,6 +32,18 @@ class PretendImaging:
                 except ValueError:
                     continue
                 self.commands.append(command)
+                if command.min_frames == REFUSED_MIN_FRAMES:
+                    reasons = ["too many masters commands waiting"]
+                    answer = CommandAnswer.of(
+                        "masters",
+                        "build",
+                        accepted=False,
+                        origin=command.origin,
+                        request_id=command.request_id,
+                        reasons=reasons,
+                    )
+                    self._watcher.publish(f"{self.prefix}/imaging/events", answer.as_event("imaging").to_json())
+                    continue
                 for status in ("running", "done"):
                     reply = ImagingMastersState(
                         status=status,

@@ -50,10 +50,8 @@ class RunningWeather:
         settings = {"heartbeat_interval": 1, **weather}
         path = write_config(tmp_path, mosquitto, weather=settings, run_dir=str(tmp_path), **(sections or {}))
         self.config = load_config(path)
-        self.runner = ServiceRunner(WeatherService, self.config)
+        self.runner = ServiceRunner(WeatherService, self.config, clock=clock)
         self.service: WeatherService = self.runner.service  # type: ignore[assignment]
-        if clock is not None:
-            self.service.clock = clock
         self.exit_code: int | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
 

@@ -396,7 +396,7 @@ def test_clouddetects_fixed_model_serves_where_clouddetect_is_not_installed(tmp_
     assert configured_model(without_clouddetect(written)) == (SkyModel(**fixed), "clouddetect.transmission.sky_model")
     assert configured_model(without_clouddetect({})) == (None, "")
     with pytest.raises(
-        ConfigError, match=r"invalid value for 'clouddetect\.transmission\.sky_model': .*greater than 0"
+        ConfigError, match=r"invalid value for 'clouddetect\.transmission\.sky_model\.scale': .*greater than 0"
     ):
         configured_model(without_clouddetect({"transmission": {"sky_model": {**fixed, "scale": -1}}}))
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
 
 from obsy.config import SERVICE_NAMES, ConfigError, McpConfig, load_config
 from obsy.homeassistant import node_id
@@ -815,7 +816,8 @@ def test_each_service_image_gets_only_what_it_needs(service: str, services: dict
     assert f"obsy-{service}" in pyproject(service)["project"]["scripts"]
     # The core's INDI extra exactly where the service's own package declares it.
     needs_indi = any(
-        dep.replace(" ", "").startswith("obsy-core[indi]") for dep in pyproject(service)["project"]["dependencies"]
+        requirement.name == "obsy-core" and "indi" in requirement.extras
+        for requirement in map(Requirement, pyproject(service)["project"]["dependencies"])
     )
     assert needs_indi == (service in INDI_SERVICES)
     assert args.get("CORE_EXTRAS", "") == ("[indi]" if needs_indi else "")

@@ -13,12 +13,12 @@
 from __future__ import annotations
 
 import re
-from importlib.metadata import entry_points
 from pathlib import Path
 
 from obsy.bus import Bus
 from obsy.config import SERVICE_NAMES, load_config
 from obsy.homeassistant import Entity, Event, disk_free_sensor, standard_entities
+from obsy.services import registered_services
 from obsy.topics import Topics
 from obsy_mcp.commands import COMMANDS
 from obsy_mcp.statemachine import State
@@ -120,8 +120,8 @@ def declared_entities() -> dict[str, list[Entity]]:
     """Each service's own Home Assistant entities (its ``ha.py``) under the example config, by service name."""
     config = load_config(REPO / "config" / "obsy.example.yaml", env={})
     declared = {}
-    for ep in sorted(entry_points(group="obsy.services"), key=lambda e: e.name):
-        cls = ep.load()
+    for entry in sorted(registered_services(), key=lambda e: e.name):
+        cls = entry.load()
         declared[cls.name] = cls(config, Bus(config.broker, cls.name)).ha_entities()
     return declared
 

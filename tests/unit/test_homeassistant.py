@@ -6,7 +6,6 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import MISSING, fields
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from obsy.homeassistant import (
 )
 from obsy.homeassistant.lint import COMMON_KEYS, COMPONENT_KEYS, lint_discovery, lint_entities
 from obsy.messages import ServiceHealth
+from obsy.services import registered_services
 from obsy.topics import HOMEASSISTANT_STATUS, Topics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -527,31 +527,16 @@ def test_publisher_honours_the_discovery_prefix_and_rejects_duplicates() -> None
 # --- every payload the project emits -----------------------------------------------------
 
 
-def _registered_services() -> list[Any]:
-    return sorted(entry_points(group="obsy.services"), key=lambda ep: ep.name)
-
-
-def test_every_service_is_registered() -> None:
-    names = {ep.name for ep in _registered_services()}
-    assert names == set(SERVICE_NAMES), (
-        f"entry-point group 'obsy.services' has {sorted(names)}, expected {sorted(SERVICE_NAMES)}: "
-        "each services/<name>/pyproject.toml must declare it and be installed"
-    )
-
-
 def test_every_discovery_payload_the_project_emits_lints_clean() -> None:
-    from obsy.runner import Service
 
-    registered = _registered_services()
+    registered = registered_services()  # that it names every service: tests/unit/test_services_registry.py
     assert registered, "no service in the entry-point group 'obsy.services': nothing was linted (install services/*)"
     config = load_config(EXAMPLE_CONFIG, env={})
     problems: list[str] = []
     unique_ids: dict[str, str] = {}
     names: dict[str, str] = {}  # every service's entities are on one device: one name, one entity
-    for ep in registered:
-        cls = ep.load()
-        assert isinstance(cls, type) and issubclass(cls, Service), f"{ep.value} is not an obsy.runner.Service"
-        assert cls.name == ep.name, f"entry point {ep.name} loads a service named {cls.name!r}"
+    for entry in registered:
+        cls = entry.load()  # a Service of that name, or ServiceRegistryError
         bus = Bus(config.broker, cls.name)
         service = cls(config, bus)
         # With the disk sensor whether or not this config watches a folder: every entity it may send.
@@ -588,7 +573,7 @@ def test_no_service_imports_the_linter() -> None:
     import subprocess
     import sys
 
-    modules = ["obsy.runner", "obsy.homeassistant", *(ep.value.split(":")[0] for ep in _registered_services())]
+    modules = ["obsy.runner", "obsy.homeassistant", *(entry.entry_point.module for entry in registered_services())]
     code = (
         "import importlib, sys\n"
         f"for name in {modules!r}:\n"

@@ -82,3 +82,52 @@ def test_a_second_stop_request_is_passed_on_to_the_mcp(tmp_path: Path) -> None:
     assert not stopping.is_alive(), "the launcher still waits for the MCP's 60 s closing"
     # the stop's own SIGTERM, then the one passed on: the MCP exits at once
     assert journal_lines(journal) == ["ready", "mcp SIGTERM 1", "mcp SIGTERM 2", "mcp exited"]
+
+
+# A launcher that starts one child (a long sleep), prints the child's pid, and waits.
+LAUNCHER_THAT_GETS_KILLED = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from obsy.config import ObsyConfig
+    from obsy_local.launcher import Child, Launcher
+
+    tmp = Path(sys.argv[1])
+    launcher = Launcher(ObsyConfig(site={"latitude": 48.2, "longitude": 16.4}, data_dir=tmp / "data"), None)
+    child = Child("sleeper", ["sleep", "120"], tmp / "sleeper.log")
+    launcher._spawn(child)
+    print(child.process.pid, flush=True)
+    time.sleep(120)
+    """
+)
+
+
+def test_a_killed_launcher_leaves_no_child_running(tmp_path: Path) -> None:
+    """SIGKILL gives the launcher no chance to stop its children: the kernel must (parent-death signal)."""
+    import os
+    import subprocess
+
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER_THAT_GETS_KILLED, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert launcher.stdout is not None
+        child_pid = int(launcher.stdout.readline())
+        os.kill(child_pid, 0)  # running
+        launcher.kill()
+        launcher.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _running(child_pid):
+            time.sleep(0.05)
+        assert not _running(child_pid), "the launcher's child outlived it"
+    finally:
+        launcher.kill()
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie awaiting its reaper counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"

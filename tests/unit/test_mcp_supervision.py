@@ -7,13 +7,14 @@ labels them, or by a configured name.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from obsy.config import McpConfig, McpSupervisionConfig
+from obsy.config import SERVICE_NAMES, McpConfig, McpSupervisionConfig
 from obsy.messages import ServiceHealth
 from obsy_mcp.inputs import Inputs
 from obsy_mcp.supervision import INDI, Supervisor
@@ -177,3 +178,24 @@ def test_nothing_is_judged_without_the_broker(docker: DockerStandIn) -> None:
     supervisor.check(inputs.service_problems(["weather"]))
     supervisor.wait_idle()
     assert docker.restarted == []
+
+
+def test_by_default_every_other_service_is_supervised_and_the_log_names_them(
+    short_tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``supervision.services`` defaults to the catalogue (not what is installed: the MCP's image holds no other)."""
+    compose = {"alpaca": "obsy-alpaca-1", "mcp": "obsy-mcp-1"}
+    with DockerStandIn(short_tmp / "docker.sock", [], compose=compose) as docker:
+        with caplog.at_level(logging.INFO, logger="obsy.mcp.supervision"):
+            clock, inputs, supervisor, reports = setup(docker.socket_path)
+        others = [name for name in SERVICE_NAMES if name != "mcp"]
+        assert supervisor.config.services == others
+        assert f"supervising {', '.join(others)} once each is seen on the bus" in caplog.text
+        inputs.set_availability("alpaca", "offline")
+        inputs.set_availability("mcp", "offline")  # its own retained Last Will: never a reason to restart itself
+        for _ in range(2):
+            supervisor.check(inputs.service_problems(supervisor.config.services))
+            supervisor.wait_idle()
+            clock.now += 60
+        assert docker.restarted == ["obsy-alpaca-1"]
+        assert reports.kinds() == ["service_restarted"]

@@ -91,6 +91,14 @@ def test_replan_publishes_and_writes_files(service, tmp_path):
     assert topic == "obsy/scheduler/plan" and options == {"qos": 1, "retain": True}
     assert payload.ekos_schedule_path.startswith(str(tmp_path / "ekos" / "2026-11-21"))
     assert payload.blocks[0].sequence_path in payload.sequence_paths
+    # It names the site it is for (a fleet's centre draws its altitudes and turns its nights with it).
+    site = service.config.site
+    assert payload.site is not None
+    assert (payload.site.latitude, payload.site.longitude, payload.site.timezone) == (
+        site.latitude,
+        site.longitude,
+        site.timezone,
+    )
     assert sent[1][0] == "event"
 
 
@@ -136,13 +144,7 @@ def test_a_plan_request_is_answered_with_a_plan_from_now_carrying_its_id(service
     earlier = service.replan("targets", now=vienna(14))
     service._last_daily = date(2026, 11, 21)
     midnight = vienna(23, 59)
-
-    class Clock(datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return midnight.astimezone(tz)
-
-    monkeypatch.setattr(service_module, "datetime", Clock)
+    service.clock = lambda: midnight
     for request_id in ("a1", "b2"):  # two requests before the next poll: one plan, an answer for each
         service._on_plan_request("obsy/scheduler/plan/set", PlanRequest(request_id=request_id, origin="mcp"))
     sent.clear()

@@ -83,3 +83,30 @@ def test_an_unreachable_site_is_never_safe_or_unsafe():
     assert fleet.overview(north, NOW + timedelta(hours=1))["verdict"] == "stale"
     # This site has no bridge: always reachable.
     assert fleet.overview(fleet.local, NOW)["reachable"] is True
+
+
+def test_the_live_feed_gives_each_listener_its_own_sites_messages_with_relative_topics():
+    import asyncio
+
+    from obsy_web.live import LiveHub
+
+    hub = LiveHub(Topics("obsy"))
+
+    async def run() -> tuple[list, list]:
+        local, north = hub.listen(keepalive_s=5), hub.listen(keepalive_s=5, site="north")
+        first_local, first_north = asyncio.ensure_future(anext(local)), asyncio.ensure_future(anext(north))
+        await asyncio.sleep(0)  # both listening
+        hub.publish("sites/north/mcp/state", b'{"state": "north"}', site="north", prefix="sites/north")
+        hub.publish("obsy/mcp/state", b'{"state": "here"}')
+        hub.send("link", {"id": "north", "reachable": False}, site="north")
+        got_local = [await first_local]
+        got_north = [await first_north, await anext(north)]
+        hub.close()
+        return got_local, got_north
+
+    got_local, got_north = asyncio.run(run())
+    assert got_local == [{"topic": "mcp/state", "payload": {"state": "here"}}]
+    assert got_north == [
+        {"topic": "mcp/state", "payload": {"state": "north"}},
+        {"topic": "link", "payload": {"id": "north", "reachable": False}},
+    ]

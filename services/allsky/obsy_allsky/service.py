@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -45,8 +45,10 @@ from obsy.messages import (
     AllskyFrame,
     AllskyState,
     AllskyStreak,
+    CommandAnswer,
     CommandOrigin,
     Event,
+    EventKind,
 )
 from obsy.runner import Service, run_service
 from obsy.skymodel import SkyModel
@@ -131,6 +133,10 @@ def linear_fits_header(info: FrameInfo, raws: list[RawFrame], camera: str, full_
     return header
 
 
+#: What of a night's products goes to a fleet's centre (the centre takes media files only).
+PRODUCT_MEDIA = frozenset({".jpg", ".jpeg", ".png", ".webp", ".mp4", ".webm"})
+
+
 class AllskyService(Service):
     name = "allsky"
     #: The pictures' way to the centre (``upload``); None where this site sends none.
@@ -174,8 +180,8 @@ class AllskyService(Service):
         self.bus.publish(self.topics.allsky_darks_state, self.darks_state, qos=1, retain=True)
         self.bus.subscribe(self.topics.allsky_darks_command, self._on_darks_command, AllskyDarksCommand)
         # Night products: each frame's thumbnail and log line; the night's products when it ends.
-        self.products = NightlyProducts(self.config, self.bus)
-        self.products.start(astro.night_of(self.config.site, datetime.now(UTC)))
+        self.products = NightlyProducts(self.config, self.bus, on_built=self._send_products)
+        self.products.start(astro.night_of(self.config.site, self.clock()))
         self.streak_lens = SkyModel.from_dict(fixed_lens.model_dump()) if fixed_lens is not None else None
         self._lens_for: tuple[Any, SkyModel | None] | None = None  # (model, raw shape, scale) → the detector's lens
         self.streaks = StreakDetector(
@@ -214,6 +220,15 @@ class AllskyService(Service):
                 extra={"event": "optional_files_off"},
             )
 
+    def _send_products(self, night: date, files: list[Path]) -> None:
+        """A night's products (keogram, star trails, timelapse, panorama and their thumbnails) to the centre, where
+        this site is one of a fleet; summary.json stays here (the centre takes media files only)."""
+        if self.uploads is None:
+            return
+        for path in files:
+            if path.suffix.lower() in PRODUCT_MEDIA:
+                self.uploads.send(path)
+
     def health_details(self) -> dict[str, Any]:
         return {
             "camera": self.state.camera,
@@ -251,7 +266,7 @@ class AllskyService(Service):
                     self.capture_frame()
             except CorruptFrameError as exc:
                 # The camera answered with a broken image: skip it, no reconnect.
-                self._report("frame_corrupt", "warning", str(exc))
+                self._report(EventKind.FRAME_CORRUPT, "warning", str(exc))
                 self._update(corrupt_frames=self.camera.corrupt_frames)
                 pause = 0.0
             except CameraError as exc:
@@ -261,7 +276,7 @@ class AllskyService(Service):
                 pause = 0.0 if ready else RETRY_S
             except Exception as exc:  # a bad frame must not end the capture
                 self.log.exception("frame failed", extra={"event": "frame_failed"})
-                self._report("frame_failed", "error", f"{type(exc).__name__}: {exc}")
+                self._report(EventKind.FRAME_FAILED, "error", f"{type(exc).__name__}: {exc}")
             if self._wake.wait(max(0.0, pause - (time.monotonic() - started))):
                 self._wake.clear()
 
@@ -275,7 +290,7 @@ class AllskyService(Service):
         self._check_camera_ranges()
         if self.state.camera == "lost":
             self.camera.recoveries += 1
-            self._report("camera_recovered", "info", f"camera {self.camera.device!r} answers again")
+            self._report(EventKind.CAMERA_RECOVERED, "info", f"camera {self.camera.device!r} answers again")
         self._update(camera="ok", camera_error=None)
 
     def _check_camera_ranges(self) -> None:
@@ -300,7 +315,9 @@ class AllskyService(Service):
                 continue
             self._range_reported.add(key)
             used = self.camera.within_limits(prop, element, value)
-            self._report("setting_out_of_range", "error", f"{key}: {why}; using {used:g} instead (fix the config)")
+            self._report(
+                EventKind.SETTING_OUT_OF_RANGE, "error", f"{key}: {why}; using {used:g} instead (fix the config)"
+            )
 
     def _camera_failed(self, exc: CameraError) -> bool:
         """Report the failure (once while the camera stays lost) and reconnect; True when it answers again."""
@@ -308,12 +325,12 @@ class AllskyService(Service):
             self._update(camera_error=str(exc), camera_failures=self.camera.failures)
         else:
             self._update(camera="failing", camera_error=str(exc), camera_failures=self.camera.failures)
-            self._report("camera_failed", "warning", str(exc))
+            self._report(EventKind.CAMERA_FAILED, "warning", str(exc))
         if self._stopping.is_set():
             return False
         if self.camera.recover():
             self._update(camera="ok", camera_error=None)
-            self._report("camera_recovered", "info", f"camera {self.camera.device!r} answers again")
+            self._report(EventKind.CAMERA_RECOVERED, "info", f"camera {self.camera.device!r} answers again")
             return True
         self._update(camera="lost", camera_error=self.camera.last_error)
         return False
@@ -321,7 +338,7 @@ class AllskyService(Service):
     def capture_frame(self) -> ProcessedFrame:
         """One frame: expose the bracket, process, store, publish."""
         s = self.settings
-        now = datetime.now(UTC)
+        now = self.clock()
         # To the millisecond, as the frame's id records it: the id then names the very instant the
         # overlay (names on the sky) was drawn for, and anyone can draw it again from the stored frame.
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
@@ -364,6 +381,7 @@ class AllskyService(Service):
                 width=result.width,
                 height=result.height,
                 mode=setting.mode,
+                object_url=self.uploads.object_url(stored.image_path) if self.uploads is not None else None,
             )
             self.bus.publish(self.topics.allsky_frames, frame, qos=1)
             self.frames_done += 1
@@ -425,11 +443,11 @@ class AllskyService(Service):
             self.streaks.reset()
             if not self._streaks_failing:
                 self.log.exception("streak detection failed", extra={"event": "streaks_failed"})
-                self._report("streaks_failed", "error", f"streak detection failed: {type(exc).__name__}: {exc}")
+                self._report(EventKind.STREAKS_FAILED, "error", f"streak detection failed: {type(exc).__name__}: {exc}")
             self._streaks_failing = True
             return
         if self._streaks_failing:
-            self._report("streaks_recovered", "info", "streak detection works again")
+            self._report(EventKind.STREAKS_RECOVERED, "info", "streak detection works again")
             self._streaks_failing = False
         found = sorted(found, key=lambda streak: -streak.snr)[: settings.max_per_frame]
         for number, streak in enumerate(found, start=1):
@@ -527,11 +545,11 @@ class AllskyService(Service):
         except StorageError as exc:
             self.storage_failures += 1
             if self.state.storage_error is None:
-                self._report("storage_failed", "error", f"{exc}; frames are not stored until there is room")
+                self._report(EventKind.STORAGE_FAILED, "error", f"{exc}; frames are not stored until there is room")
             self._update(storage_error=str(exc))
             return None
         if self.state.storage_error is not None:
-            self._report("storage_recovered", "info", f"frames are stored again in {self.store.root}")
+            self._report(EventKind.STORAGE_RECOVERED, "info", f"frames are stored again in {self.store.root}")
             self._update(storage_error=None)
         return stored
 
@@ -543,11 +561,13 @@ class AllskyService(Service):
             self.encode_failures += 1
             if what not in self._encode_errors:
                 self.log.exception("%s not encoded", what, extra={"event": "encode_failed"})
-                self._report("encode_failed", "error", f"{what} not encoded ({type(exc).__name__}: {exc}); left out")
+                self._report(
+                    EventKind.ENCODE_FAILED, "error", f"{what} not encoded ({type(exc).__name__}: {exc}); left out"
+                )
             self._encode_errors[what] = f"{type(exc).__name__}: {exc}"
             return None
         if self._encode_errors.pop(what, None) is not None:
-            self._report("encode_recovered", "info", f"{what} encoded again")
+            self._report(EventKind.ENCODE_RECOVERED, "info", f"{what} encoded again")
         return encoded
 
     def _repair_bad_pixels(
@@ -574,16 +594,15 @@ class AllskyService(Service):
             busy = self._darks_request is not None or self.darks_state.status == "running"
             if not busy:
                 self._darks_request = command
+        reasons = ["a capture of master darks is already under way"] if busy else []
+        answer = CommandAnswer.of(
+            "darks", "capture", accepted=not busy, origin=command.origin, request_id=command.request_id, reasons=reasons
+        )
         if busy:
-            origin = command.origin or CommandOrigin()
-            self._report(
-                "command_rejected",
-                "warning",
-                f"darks (from {origin.describe()}): a capture of master darks is already under way",
-                data={"origin": origin.as_data()},
-            )
-            return
-        self._wake.set()
+            self.log.warning("%s", answer.describe(), extra={"event": EventKind.COMMAND_REJECTED})
+        self.bus.publish_event(answer.as_event(self.name))
+        if not busy:
+            self._wake.set()
 
     def _capture_darks(self, command: AllskyDarksCommand) -> None:
         """Capture the masters a darks command asks for; a camera failure is re-raised for recovery."""
@@ -607,7 +626,7 @@ class AllskyService(Service):
         )
         origin = command.origin or CommandOrigin()
         self._report(
-            "darks_started",
+            EventKind.DARKS_STARTED,
             "info",
             f"{count} darks each of {exposures} s at gain {gain:g} (asked by {origin.describe()})",
             data={"origin": origin.as_data()},
@@ -622,7 +641,7 @@ class AllskyService(Service):
             )
         except Exception as exc:  # never leave the state at "running": a later command would be refused
             self._update_darks(self.darks_state.model_copy(update={"status": "failed", "error": str(exc)}))
-            self._report("darks_failed", "error", f"master darks not captured: {exc}")
+            self._report(EventKind.DARKS_FAILED, "error", f"master darks not captured: {exc}")
             if isinstance(exc, CameraError):
                 raise  # the capture loop recovers the camera
             if not isinstance(exc, StorageError | ValueError):
@@ -639,7 +658,7 @@ class AllskyService(Service):
             hot = len(found) if found is not None else None
         update = {"status": "done", "masters": [p.name for p in paths], "hot_pixels": hot}
         self._update_darks(self.darks_state.model_copy(update=update))
-        self._report("darks_done", "info", f"master darks {', '.join(p.name for p in paths)}; {hot} hot pixels")
+        self._report(EventKind.DARKS_DONE, "info", f"master darks {', '.join(p.name for p in paths)}; {hot} hot pixels")
 
     def _bracket(self, exposure_s: float, mode: str) -> list[RawFrame]:
         """Longest exposure first, then shorter ones while the last still clips (up to ``bracket``)."""
@@ -681,7 +700,7 @@ class AllskyService(Service):
             self.darks_state = state.model_copy(update={"timestamp": datetime.now(UTC)})
         self.bus.publish(self.topics.allsky_darks_state, self.darks_state, qos=1, retain=True)
 
-    def _report(self, kind: str, level: str, message: str, data: dict[str, Any] | None = None) -> None:
+    def _report(self, kind: EventKind, level: str, message: str, data: dict[str, Any] | None = None) -> None:
         self.log.warning("%s: %s", kind, message, extra={"event": kind})
         self.bus.publish_event(Event(service=self.name, kind=kind, level=level, message=message, data=data or {}))
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from obsy.bus import Bus
 from obsy.config import ObsyConfig
-from obsy.messages import SafetyVerdict, WeatherState
+from obsy.messages import Clock, SafetyVerdict, WeatherState, utc_now
 from obsy.runner import Service, run_service
 from obsy_alpaca.config import AlpacaConfig
 from obsy_alpaca.devices import ObservingConditions, SafetyMonitor
@@ -36,10 +36,10 @@ class AlpacaService(Service):
     name = "alpaca"
     poll_interval = 1.0
 
-    def __init__(self, config: ObsyConfig, bus: Bus) -> None:
-        super().__init__(config, bus)
+    def __init__(self, config: ObsyConfig, bus: Bus, *, clock: Clock = utc_now) -> None:
+        super().__init__(config, bus, clock=clock)
         settings: AlpacaConfig = self.settings
-        self.watch = VerdictWatch(settings.max_verdict_age, bus.connected.is_set)
+        self.watch = VerdictWatch(settings.max_verdict_age, bus.connected.is_set, self.clock)
         version = _version()
         prefix = config.broker.prefix
         self.safety_monitor = SafetyMonitor(self.watch, unique_id(prefix, "SafetyMonitor", 0), version)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +98,7 @@ class CloudDetectService(Service):
 
     def _judge(self, frame: AllskyFrame) -> None:
         settings = self.settings
-        age = (datetime.now(UTC) - frame.timestamp).total_seconds()
+        age = (self.clock() - frame.timestamp).total_seconds()
         if age > settings.max_frame_age:
             raise FrameError(f"frame is {age:.0f} s old (max_frame_age {settings.max_frame_age:.0f} s); not judged")
         source = frame.clean_url or frame.url  # never the overlay's text and names: they defeat the star match
@@ -123,7 +122,7 @@ class CloudDetectService(Service):
                 frame_id=frame.frame_id,
                 frame_time=frame.timestamp,
                 cloud_map_url=map_url,
-                frame_age_s=round((datetime.now(UTC) - frame.timestamp).total_seconds(), 1),
+                frame_age_s=round((self.clock() - frame.timestamp).total_seconds(), 1),
                 transmission=None if t is None or t.transmission is None else round(t.transmission, 3),
                 stars_expected=None if t is None else t.stars_expected,
                 stars_seen=None if t is None else t.stars_seen,

@@ -41,9 +41,10 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer
 
-from obsy.config import ImagingCalibrationConfig
+from obsy.messages import EventKind
 from obsy_imaging import calibration as cal
 from obsy_imaging.calibration.matching import setup_difference
+from obsy_imaging.config import ImagingCalibrationConfig
 from obsy_imaging.repository.layout import folder_name
 from obsy_imaging.repository.models import Calibration, Frame, FrameProblem, Master, MasterInput
 from obsy_imaging.repository.store import Repository
@@ -86,7 +87,7 @@ def rules_of(settings: ImagingCalibrationConfig, min_frames: int | None = None) 
 class Problem:
     """Something that could not be done, worded for people: published as an error event."""
 
-    kind: str  # master_failed, frame_unusable, calibration_failed
+    kind: EventKind  # master_failed, frame_unusable, calibration_failed
     message: str
     data: dict[str, Any] = field(default_factory=dict)
 
@@ -378,11 +379,13 @@ class Calibrator:
             found = {f.id: f for f in session.scalars(select(Frame).where(Frame.id.in_(list(frame_ids))))}
         missing = [i for i in frame_ids if i not in found]
         if missing:
-            result.problems.append(Problem("master_failed", f"no frames with ids {missing} in the repository"))
+            result.problems.append(Problem(EventKind.MASTER_FAILED, f"no frames with ids {missing} in the repository"))
             return result
         lights = [found[i].path for i in frame_ids if found[i].frame_type == "light"]
         if lights:
-            result.problems.append(Problem("master_failed", f"lights are not combined into masters: {lights[:5]}"))
+            result.problems.append(
+                Problem(EventKind.MASTER_FAILED, f"lights are not combined into masters: {lights[:5]}")
+            )
             return result
         infos = [self.frame_info(found[i]) for i in frame_ids]
         kind = infos[0].kind
@@ -391,7 +394,7 @@ class Calibrator:
         except cal.GroupError as exc:
             result.problems.append(
                 Problem(
-                    "master_failed",
+                    EventKind.MASTER_FAILED,
                     f"no master {kind} of frames {list(frame_ids)}: {exc}",
                     {"frame_ids": list(frame_ids)},
                 )
@@ -399,7 +402,7 @@ class Calibrator:
             return result
         ids = frozenset(frame_ids)
         if ids in self._built_inputs():
-            result.problems.append(Problem("master_exists", f"a master of exactly frames {sorted(ids)} exists"))
+            result.problems.append(Problem(EventKind.MASTER_EXISTS, f"a master of exactly frames {sorted(ids)} exists"))
             return result
         self._build(
             kind, tuple(infos), ids, frames=found, rules=self.rules, result=result, report_unusable_as_failure=True
@@ -450,7 +453,7 @@ class Calibrator:
             except INPUT_ERRORS as exc:
                 frame = by_path[info.path]
                 if report_unusable_as_failure:
-                    result.problems.append(Problem("master_failed", str(exc), {"frame_id": frame.id}))
+                    result.problems.append(Problem(EventKind.MASTER_FAILED, str(exc), {"frame_id": frame.id}))
                     return "failed"
                 self._unusable(frame, str(exc), result)
                 return "regroup"
@@ -484,7 +487,7 @@ class Calibrator:
             self._failed_groups[ids] = message
             result.problems.append(
                 Problem(
-                    "master_failed",
+                    EventKind.MASTER_FAILED,
                     f"master {kind} of {len(infos)} frames ({_group_text_of(kind, infos)}) not built: {message}",
                     {"frame_ids": sorted(ids), "kind": str(kind)},
                 )
@@ -533,7 +536,9 @@ class Calibrator:
         except INPUT_ERRORS as exc:
             result.problems.append(
                 Problem(
-                    "master_failed", f"master {info.kind} {info.master_id} not written: {exc}", {"kind": str(info.kind)}
+                    EventKind.MASTER_FAILED,
+                    f"master {info.kind} {info.master_id} not written: {exc}",
+                    {"kind": str(info.kind)},
                 )
             )
             self._failed_groups[ids] = str(exc)
@@ -614,7 +619,7 @@ class Calibrator:
                 session.add(FrameProblem(frame_id=frame.id, reason=reason, found_at=datetime.now(UTC)))
         result.problems.append(
             Problem(
-                "frame_unusable",
+                EventKind.FRAME_UNUSABLE,
                 f"{frame.frame_type} frame {frame.path} cannot be used for a master: {reason}",
                 {"frame_id": frame.id, "path": frame.path, "frame_type": frame.frame_type},
             )
@@ -830,7 +835,7 @@ class Calibrator:
     @staticmethod
     def _calibration_problem(frame: Frame, reason: str) -> Problem:
         return Problem(
-            "calibration_failed",
+            EventKind.CALIBRATION_FAILED,
             f"light {frame.path} not calibrated: {reason}",
             {"frame_id": frame.id, "path": frame.path},
         )

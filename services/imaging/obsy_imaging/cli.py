@@ -88,6 +88,7 @@ from sqlalchemy import Engine
 
 from obsy.config import ConfigError, ObsyConfig, load_config
 from obsy_imaging.calibrator import Calibrator, PassResult, PinError
+from obsy_imaging.config import scheduler_transits
 from obsy_imaging.grading.grader import Grader
 from obsy_imaging.ingest.archive import ImportProgress, import_archive
 from obsy_imaging.ingest.ingestor import Ingestor, Outcome, Result
@@ -377,7 +378,7 @@ def transit_command(argv: list[str]) -> int:
     if not settings.transits.observer_code:
         print("obsy-imaging transit: set imaging.transits.observer_code (your AAVSO observer code)", file=sys.stderr)
         return EXIT_USAGE
-    if settings.transits.ephemeris_path(config.scheduler.transits) is None:
+    if settings.transits.ephemeris_path(scheduler_transits(config)) is None:
         print(
             "obsy-imaging transit: set imaging.transits.ephemeris_file (or scheduler.transits.ephemeris_file)",
             file=sys.stderr,
@@ -390,7 +391,7 @@ def transit_command(argv: list[str]) -> int:
 
     engine, repository = open_repository(config)
     try:
-        done = Transiter(repository, settings.transits, config.scheduler.transits, config.site).process(
+        done = Transiter(repository, settings.transits, scheduler_transits(config), config.site).process(
             args.night, args.planet
         )
     finally:

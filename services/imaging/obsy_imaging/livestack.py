@@ -39,7 +39,7 @@ import numpy as np
 from astropy.io import fits
 from sqlalchemy import select
 
-from obsy.config import ImagingLiveStackConfig
+from obsy_imaging.config import ImagingLiveStackConfig
 from obsy_imaging.registration import RegistrationError, StarList, Transform, detect_stars, find_transform, warp
 from obsy_imaging.registration.match import MIN_STARS
 from obsy_imaging.repository.layout import folder_name

@@ -28,7 +28,7 @@ import numpy as np
 from astropy.io import fits
 from sqlalchemy import or_, select
 
-from obsy.config import ImagingNightStackConfig
+from obsy_imaging.config import ImagingNightStackConfig
 from obsy_imaging.registration import Transform
 from obsy_imaging.repository.layout import folder_name
 from obsy_imaging.repository.models import Calibration, Frame, LiveStack, LiveStackFrame, NightStack

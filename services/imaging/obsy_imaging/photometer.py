@@ -39,7 +39,8 @@ from pathlib import Path, PurePosixPath
 from astropy.io import fits
 from sqlalchemy import delete, func, select
 
-from obsy.config import ImagingPhotometryConfig, PhotometryTargetConfig, SiteConfig
+from obsy.config import SiteConfig
+from obsy_imaging.config import ImagingPhotometryConfig, PhotometryTargetConfig
 from obsy_imaging.headers.normalise import Site
 from obsy_imaging.photometry.aavso import (
     ENSEMBLE,
@@ -244,6 +245,7 @@ class Photometer:
                     site=self.site,
                     saturation_adu=self.settings.saturation_adu,
                     solve_timeout_s=self.settings.solve_timeout,
+                    index_dirs=self.settings.index_dirs,
                     fwhm_px=seeing or None,
                     transform=transform,
                 )

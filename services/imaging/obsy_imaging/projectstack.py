@@ -37,9 +37,9 @@ import numpy as np
 from astropy.io import fits
 from sqlalchemy import delete, select
 
-from obsy.config import ImagingProjectStackConfig
-from obsy_imaging.colour import PALETTES, ColourError, channels_for, compose
+from obsy_imaging.colour import PALETTES, ColourError, channels_for, write_colour_image
 from obsy_imaging.colour.neutralise import WhiteBalance
+from obsy_imaging.config import ImagingProjectStackConfig
 from obsy_imaging.livestack import quality
 from obsy_imaging.registration import RegistrationError, Transform, detect_stars, find_transform
 from obsy_imaging.repository.layout import folder_name
@@ -54,7 +54,6 @@ from obsy_imaging.repository.models import (
 )
 from obsy_imaging.repository.store import Repository
 from obsy_imaging.stacking import Rejection, StackFrame, StackOptions, fits_reader, stack
-from obsy_imaging.stretch import arcsinh_stretch, autostretch_colour
 from obsy_imaging.stretch.samples import replace_file, sample_path, thumbnail_path, write_samples
 
 log = logging.getLogger(__name__)
@@ -378,14 +377,7 @@ class ProjectStacker:
         A :class:`ColourError` names what is missing (a filter's stack, stars to align on)."""
         stacks = self._stacks(target)
         roles = channels_for(palette, [f for f in stacks if f is not None])
-        images = {}
-        for filter_name in dict.fromkeys(roles.values()):
-            with fits.open(self.root / stacks[filter_name].path, memmap=False) as hdus:
-                images[filter_name] = np.asarray(hdus[0].data, dtype=np.float32)
-        try:
-            made = compose(images, palette, gradient_order=gradient_order, white=white)
-        except ValueError as exc:  # alignment, too few stars to balance on, too little sky
-            raise ColourError(f"{target}, {palette}: {exc}") from exc
+        sources = {f: fits_reader(self.root / stacks[f].path) for f in dict.fromkeys(roles.values())}
         green = PurePosixPath(stacks[roles[PALETTES[palette][1]]].path)  # .../<target>/<filter>/stack[-2].fits
         relative = green.parent.parent / "colour" / f"{palette}{green.stem.removeprefix('stack')}.fits"
         header = fits.Header()
@@ -393,16 +385,18 @@ class ProjectStacker:
         header["PALETTE"] = (palette, "planes: red, green, blue")
         for role, filter_name in roles.items():
             header.add_history(f"{role}: the project stack of filter {filter_name}"[:70])
-        for plane, k in zip("RGB", made.white_balance, strict=True):
-            header[f"WBAL_{plane}"] = (float(k), f"white balance ({white}) of the {plane} plane")
         header["GRADIENT"] = ("none" if gradient_order is None else f"polynomial order {gradient_order}", "removed")
-        cube = np.moveaxis(made.image, 2, 0)  # FITS: planes first
         target_path = self.root / relative
         target_path.parent.mkdir(parents=True, exist_ok=True)
-        replace_file(target_path, lambda temporary: fits.PrimaryHDU(cube, header=header).writeto(temporary))
-        stretched = autostretch_colour(made.image) if stretch == "stf" else arcsinh_stretch(made.image)
         s = self.settings
-        write_samples(target_path, stretched, thumbnail_width=s.thumbnail_width, quality=s.jpeg_quality, stretched=True)
+        try:
+            made = write_colour_image(
+                sources, palette, target_path, header, gradient_order=gradient_order, white=white, stretch=stretch,
+                scratch=target_path.parent, thumbnail_width=s.thumbnail_width, quality=s.jpeg_quality,
+            )  # fmt: skip
+        except ValueError as exc:  # alignment, too few stars to balance on, too little sky
+            raise ColourError(f"{target}, {palette}: {exc}") from exc
+        made.close()
         return ColourBuilt(target, palette, str(relative), roles, made.white_balance.tolist())
 
     def _stacks(self, target: str) -> dict[str | None, ProjectStack]:

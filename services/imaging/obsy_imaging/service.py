@@ -48,12 +48,15 @@ from zoneinfo import ZoneInfo
 
 from obsy import astro
 from obsy.bus import Bus
-from obsy.config import ImagingConfig, ObsyConfig
+from obsy.config import ObsyConfig
 from obsy.homeassistant import Entity
 from obsy.messages import (
     AcquiredLights,
+    Clock,
+    CommandAnswer,
     CommandOrigin,
     Event,
+    EventKind,
     FrameType,
     ImagingAcquired,
     ImagingCalibrated,
@@ -73,6 +76,7 @@ from obsy.messages import (
     ImagingState,
     ImagingTransit,
     PhotometryComparison,
+    excerpt,
     utc_now,
 )
 from obsy.runner import Service, run_service
@@ -82,6 +86,7 @@ from obsy_imaging import calibration, ha
 from obsy_imaging.calibrator import BuiltMaster, CalibratedLight, Calibrator, PassResult, PinError
 from obsy_imaging.calibrator import Counts as CalibrationCounts
 from obsy_imaging.colour import ColourError
+from obsy_imaging.config import ImagingConfig, scheduler_transits
 from obsy_imaging.grading.grader import Grader
 from obsy_imaging.headers.normalise import warm_up
 from obsy_imaging.ingest.ekos_signal import CaptureSignalListener
@@ -145,9 +150,8 @@ class ImagingService(Service):
     name = "imaging"
     poll_interval = 1.0
 
-    def __init__(self, config: ObsyConfig, bus: Bus) -> None:
-        super().__init__(config, bus)
-        self.clock = utc_now
+    def __init__(self, config: ObsyConfig, bus: Bus, *, clock: Clock = utc_now) -> None:
+        super().__init__(config, bus, clock=clock)
         self._settings: ImagingConfig = self.settings
         # Built in start(): nothing touches the disk or the database before the runner starts us.
         self.repository: Repository | None = None
@@ -185,7 +189,9 @@ class ImagingService(Service):
             self.grader = Grader(self.repository, settings.grading)
         self.watcher = CaptureWatcher(
             Ingestor(self.repository, self.config.site),
-            settings.capture_dirs(data_dir, self.config.scheduler.ekos.fits_dir),
+            settings.capture_dirs(
+                data_dir, self.config.setting_of("scheduler", "ekos.fits_dir", None, kind=Path | None)
+            ),
             suffixes=settings.suffixes,
             settle_time=settings.settle_time,
             incomplete_timeout=settings.incomplete_timeout,
@@ -249,7 +255,7 @@ class ImagingService(Service):
             photometer = Photometer(repository, settings.photometry, self.config.site, self.config.data_dir)
             self.photometry = PhotometryWorker(self, photometer)
         if settings.transits.enabled:
-            transiter = Transiter(repository, settings.transits, self.config.scheduler.transits, self.config.site)
+            transiter = Transiter(repository, settings.transits, scheduler_transits(self.config), self.config.site)
             self.transits = TransitWorker(self, transiter)
 
     def poll(self) -> None:
@@ -357,17 +363,25 @@ class ImagingService(Service):
                 qos=1,
             )
 
+        def rejected(reason: str) -> None:
+            self.bus.publish_event(_answer("ingest", value, command, False, [reason]).as_event("imaging"))
+            answer("rejected", reason)
+
+        value = "scan" if command.path is None else excerpt(command.path)
         if command.path is None:  # a walk of months of frames must not hold up the bus's thread
             threading.Thread(target=watcher.scan, name="imaging-scan", daemon=True).start()
+            self.bus.publish_event(_answer("ingest", value, command, True).as_event("imaging"))
             answer("scanning", "the capture folders are looked at again")
             return
         path = Path(command.path)
         if not path.is_absolute():
-            answer("rejected", f"the path {command.path!r} is not absolute")
+            rejected(f"the path {command.path!r} is not absolute")
         elif not watcher.notice(
             path, closed=True, route=command.route, reply=lambda r: answer(r.outcome.value, result=r)
         ):
-            answer("rejected", f"{path.name} does not end in one of {', '.join(self._settings.suffixes)}")
+            rejected(f"{path.name} does not end in one of {', '.join(self._settings.suffixes)}")
+        else:  # the outcome follows on imaging/ingest/state once the file is taken
+            self.bus.publish_event(_answer("ingest", value, command, True).as_event("imaging"))
 
     # --- results ------------------------------------------------------------------------
     def on_result(self, result: Result) -> None:
@@ -394,7 +408,7 @@ class ImagingService(Service):
             self.bus.publish_event(
                 Event(
                     service=self.name,
-                    kind="frame_quarantined",
+                    kind=EventKind.FRAME_QUARANTINED,
                     level="warning",
                     message=f"{result.path.name} set aside: {record.reason}",
                     data={"source": record.source_path, "problem": record.problem},
@@ -406,7 +420,7 @@ class ImagingService(Service):
             self.bus.publish_event(
                 Event(
                     service=self.name,
-                    kind="storage_full",
+                    kind=EventKind.STORAGE_FULL,
                     level="error",
                     message=f"{result.path.name} waits: {result.reason}",
                     data={"source": str(result.path)},
@@ -555,7 +569,7 @@ class PassWorker:
     IDLE_PASS_S = 5.0
     THREAD_NAME = "imaging-worker"
     WHAT = "pass"  # for the log and the event: "<WHAT> failed"
-    FAILED_EVENT = "pass_failed"
+    FAILED_EVENT = EventKind.PASS_FAILED
 
     def __init__(self, service: ImagingService) -> None:
         self.service = service
@@ -603,7 +617,7 @@ class PassWorker:
             self._wake.wait(self.IDLE_PASS_S)
             self._wake.clear()
 
-    def _event(self, kind: str, level: str, message: str, data: dict) -> None:
+    def _event(self, kind: EventKind, level: str, message: str, data: dict) -> None:
         self.bus.publish_event(Event(service="imaging", kind=kind, level=level, message=message, data=data))
 
 
@@ -617,7 +631,7 @@ class CalibrationWorker(PassWorker):
 
     THREAD_NAME = "imaging-calibration"
     WHAT = "calibration pass"
-    FAILED_EVENT = "calibration_pass_failed"
+    FAILED_EVENT = EventKind.CALIBRATION_PASS_FAILED
 
     def __init__(self, service: ImagingService, calibrator: Calibrator) -> None:
         super().__init__(service)
@@ -641,17 +655,16 @@ class CalibrationWorker(PassWorker):
         return counts
 
     def on_command(self, _topic: str, command: ImagingMastersCommand) -> None:
+        """Queued for the worker (answered accepted: it runs in the next pass), or rejected when too many wait;
+        what it did follows on ``imaging/masters/state`` with the same ``request_id``."""
+        value = command.action if command.action == "build" else f"{command.action} {command.master_id}"
         try:
             self._commands.put_nowait(command)
         except queue.Full:
-            origin = command.origin or CommandOrigin()
-            self._event(
-                "command_rejected",
-                "warning",
-                f"masters (from {origin.describe()}): too many masters commands waiting",
-                {"origin": origin.as_data(), "request_id": command.request_id},
-            )
+            reasons = ["too many masters commands waiting"]
+            self.bus.publish_event(_answer("masters", value, command, False, reasons).as_event("imaging"))
             return
+        self.bus.publish_event(_answer("masters", value, command, True).as_event("imaging"))
         self._wake.set()
 
     def _pass(self) -> None:
@@ -697,7 +710,7 @@ class CalibrationWorker(PassWorker):
             retain=True,
         )
         self._event(
-            "masters_command",
+            EventKind.MASTERS_COMMAND,
             "info" if status == "done" else "warning",
             f"masters (asked by {origin.describe()}): {len(built)} built"
             + (f", {len(errors)} problem(s): {'; '.join(errors)}"[:400] if errors else ""),
@@ -739,7 +752,7 @@ class CalibrationWorker(PassWorker):
             retain=True,
         )
         self._event(
-            "masters_command",
+            EventKind.MASTERS_COMMAND,
             "info" if status == "done" else "warning",
             f"masters (asked by {origin.describe()}): " + (text or "; ".join(errors))[:400],
             {"origin": origin.as_data(), "request_id": command.request_id, "action": command.action},
@@ -750,7 +763,7 @@ class CalibrationWorker(PassWorker):
             message = master_message(built)
             self.bus.publish(self.topics.imaging_masters, message, qos=1)
             self._event(
-                "master_built",
+                EventKind.MASTER_BUILT,
                 "info",
                 f"master {message.kind} {message.master_id} built from {message.frames} frames"
                 + (f" (replaces {message.replaces})" if message.replaces else ""),
@@ -767,7 +780,7 @@ class CalibrationWorker(PassWorker):
         if result.recalibrated:
             frames = [done.frame.id for done in result.recalibrated]
             self._event(
-                "lights_recalibrated",
+                EventKind.LIGHTS_RECALIBRATED,
                 "info",
                 f"{len(frames)} light(s) calibrated again with masters that are now chosen for them",
                 {"frame_ids": frames[:200], "nights": sorted({done.frame.night for done in result.recalibrated})},
@@ -817,7 +830,7 @@ class LiveStackWorker(PassWorker):
 
     THREAD_NAME = "imaging-livestack"
     WHAT = "live stack pass"
-    FAILED_EVENT = "live_stack_pass_failed"
+    FAILED_EVENT = EventKind.LIVE_STACK_PASS_FAILED
 
     def __init__(self, service: ImagingService, stacker: LiveStacker) -> None:
         super().__init__(service)
@@ -837,7 +850,7 @@ class LiveStackWorker(PassWorker):
                 self.log.exception("live stack %s not rebuilt", stack_id, extra={"event": "live_stack_rebuild_failed"})
                 self.stacker.keep(stack_id)
                 self._event(
-                    "live_stack_rebuild_failed",
+                    EventKind.LIVE_STACK_REBUILD_FAILED,
                     "error",
                     f"live stack {stack_id} not rebuilt after lights were calibrated again: {exc}; it keeps their "
                     "earlier calibration"[:1000],
@@ -871,7 +884,7 @@ class LiveStackWorker(PassWorker):
             self.bus.publish_event(
                 Event(
                     service="imaging",
-                    kind="live_stack_left_out",
+                    kind=EventKind.LIVE_STACK_LEFT_OUT,
                     level="warning",
                     message=f"{done.frame.path} left out of the live stack ({where}): {done.reason}"[:1000],
                     data={
@@ -930,7 +943,7 @@ class PhotometryWorker(PassWorker):
 
     THREAD_NAME = "imaging-photometry"
     WHAT = "photometry pass"
-    FAILED_EVENT = "photometry_pass_failed"
+    FAILED_EVENT = EventKind.PHOTOMETRY_PASS_FAILED
 
     def __init__(self, service: ImagingService, photometer: Photometer) -> None:
         super().__init__(service)
@@ -974,14 +987,14 @@ class PhotometryWorker(PassWorker):
             self.failed += 1
             reasons = "; ".join(message.reasons) or "no magnitude"
             self._event(
-                "photometry_failed",
+                EventKind.PHOTOMETRY_FAILED,
                 "warning",
                 f"{done.path}: no magnitude ({where}): {reasons}"[:1000],
                 {"frame_id": message.frame_id, "path": done.path, "target": message.target, "reasons": message.reasons},
             )
         if done.report_problems:
             self._event(
-                "photometry_report_left_out",
+                EventKind.PHOTOMETRY_REPORT_LEFT_OUT,
                 "warning",
                 f"left out of the AAVSO report of {message.target} ({message.night}): "
                 + "; ".join(done.report_problems)[:800],
@@ -1001,7 +1014,7 @@ class NightStackWorker(PassWorker):
     IDLE_PASS_S = 60.0
     THREAD_NAME = "imaging-nightstack"
     WHAT = "night stack pass"
-    FAILED_EVENT = "night_stack_pass_failed"
+    FAILED_EVENT = EventKind.NIGHT_STACK_PASS_FAILED
 
     def __init__(self, service: ImagingService, stacker: NightStacker) -> None:
         super().__init__(service)
@@ -1035,7 +1048,7 @@ class NightStackWorker(PassWorker):
             self._skipped[done.live_stack_id] = done.reason
             where = f"{done.target or 'unknown'} / {done.filter or 'no filter'} / {done.night}"
             self._event(
-                "night_stack_skipped",
+                EventKind.NIGHT_STACK_SKIPPED,
                 "warning",
                 f"night stack of {where} not built: {done.reason}"[:1000],
                 {"live_stack_id": done.live_stack_id, "reason": done.reason[:500]},
@@ -1062,7 +1075,7 @@ class NightStackWorker(PassWorker):
         if project is not None and row.target and project.stacker.settings.rebuild_on_night_stack:
             project.request(row.target, row.filter)
         self._event(
-            "night_stack_built",
+            EventKind.NIGHT_STACK_BUILT,
             "warning" if done.missing else "info",
             f"night stack of {row.target or 'unknown'} / {row.filter or 'no filter'} / {row.night}: {row.frame_count}"
             f" lights, {100 * row.rejected_fraction:.2f} % of values rejected"
@@ -1081,7 +1094,7 @@ class ProjectStackWorker(PassWorker):
     IDLE_PASS_S = 600.0
     THREAD_NAME = "imaging-projectstack"
     WHAT = "project stack pass"
-    FAILED_EVENT = "project_stack_pass_failed"
+    FAILED_EVENT = EventKind.PROJECT_STACK_PASS_FAILED
     PROGRESS_S = 2.0
     MAX_WAITING = 100
 
@@ -1096,14 +1109,12 @@ class ProjectStackWorker(PassWorker):
 
     def on_command(self, _topic: str, command: ImagingProjectStackCommand) -> None:
         """Queued for the worker's thread (which looks up the target's filters: no database on the bus's thread)."""
+        value = command.target + (f" {command.filter}" if command.filter else "")
         if not self.request(command.target, command.filter, command, every_filter=command.filter is None):
-            origin = command.origin or CommandOrigin()
-            self._event(
-                "command_rejected",
-                "warning",
-                f"project stack (from {origin.describe()}): too many project stacks waiting",
-                {"origin": origin.as_data(), "request_id": command.request_id},
-            )
+            reasons = ["too many project stacks waiting"]
+            self.bus.publish_event(_answer("projectstack", value, command, False, reasons).as_event("imaging"))
+            return
+        self.bus.publish_event(_answer("projectstack", value, command, True).as_event("imaging"))
 
     def request(
         self,
@@ -1186,7 +1197,7 @@ class ProjectStackWorker(PassWorker):
             if self._stopping.is_set():
                 return  # not a problem to report: ask again after the start
             self._event(
-                "project_stack_skipped",
+                EventKind.PROJECT_STACK_SKIPPED,
                 "warning",
                 f"project stack of {where} not built: {done.reason}"[:1000],
                 {"target": target, "filter": filter_name, "reason": done.reason[:500]},
@@ -1217,7 +1228,7 @@ class ProjectStackWorker(PassWorker):
             )
         )  # fmt: skip
         self._event(
-            "project_stack_built",
+            EventKind.PROJECT_STACK_BUILT,
             "warning" if done.left_out else "info",
             f"project stack of {where}: {row.frame_count} lights of {len(row.nights)} night(s)"
             + (f", {len(done.left_out)} left out" if done.left_out else ""),
@@ -1230,14 +1241,14 @@ class ProjectStackWorker(PassWorker):
                 made = self.stacker.colour(target, palette)
             except ColourError as exc:
                 self._event(
-                    "project_colour_skipped",
+                    EventKind.PROJECT_COLOUR_SKIPPED,
                     "warning",
                     f"no {palette} image of {target}: {exc}"[:1000],
                     {"target": target, "palette": palette},
                 )
                 continue
             self._event(
-                "project_colour_built",
+                EventKind.PROJECT_COLOUR_BUILT,
                 "info",
                 f"{palette} image of {target}: {made.path}",
                 {"target": target, "palette": palette, "path": made.path, "sample": made.sample},
@@ -1303,7 +1314,7 @@ class TransitWorker(PassWorker):
     IDLE_PASS_S = 60.0
     THREAD_NAME = "imaging-transits"
     WHAT = "transit pass"
-    FAILED_EVENT = "transit_pass_failed"
+    FAILED_EVENT = EventKind.TRANSIT_PASS_FAILED
 
     def __init__(self, service: ImagingService, transiter: Transiter) -> None:
         super().__init__(service)
@@ -1324,7 +1335,7 @@ class TransitWorker(PassWorker):
         except EphemerisError as exc:
             if str(exc) != self._ephemeris_problem:  # said once, not every pass
                 self._ephemeris_problem = str(exc)
-                self._event("transit_ephemerides_unusable", "error", f"no transit fits: {exc}"[:1000], {})
+                self._event(EventKind.TRANSIT_EPHEMERIDES_UNUSABLE, "error", f"no transit fits: {exc}"[:1000], {})
             return []
         self._ephemeris_problem = None
         return [night_planet for night_planet in due if night_planet not in self._tried]
@@ -1347,7 +1358,7 @@ class TransitWorker(PassWorker):
         if message.status == FITTED:
             self.fitted += 1
             self._event(
-                "transit_fitted",
+                EventKind.TRANSIT_FITTED,
                 "info",
                 f"{where}: Tc {message.tc:.5f} ± {message.tc_err:.5f} BJD_TDB, O−C {message.o_minus_c_min:+.1f} ± "
                 f"{message.o_minus_c_err_min:.1f} min, depth {100 * message.depth:.2f} %"
@@ -1357,16 +1368,31 @@ class TransitWorker(PassWorker):
         else:
             self.failed += 1
             self._event(
-                "transit_failed",
+                EventKind.TRANSIT_FAILED,
                 "warning",
                 f"{where}: no transit fit: {message.reason}"[:1000],
                 {"fit_id": message.fit_id, "planet": message.planet, "night": message.night},
             )
         for problem in done.problems:
-            self._event("transit_files_failed", "warning", f"{where}: {problem}"[:1000], {"fit_id": message.fit_id})
+            self._event(
+                EventKind.TRANSIT_FILES_FAILED, "warning", f"{where}: {problem}"[:1000], {"fit_id": message.fit_id}
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
     from obsy_imaging.cli import COMMANDS
 
     return run_service(ImagingService, argv, COMMANDS)
+
+
+def _answer(
+    thing: str,
+    value: str,
+    command: ImagingMastersCommand | ImagingProjectStackCommand | ImagingIngestCommand,
+    accepted: bool,
+    reasons: list[str] | None = None,
+) -> CommandAnswer:
+    """The answer to one of the imaging service's commands (the one contract, :class:`CommandAnswer`)."""
+    return CommandAnswer.of(
+        thing, value, accepted=accepted, origin=command.origin, request_id=command.request_id, reasons=reasons or []
+    )

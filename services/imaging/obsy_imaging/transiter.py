@@ -46,9 +46,10 @@ from astropy.time import Time
 from sqlalchemy import delete, func, select
 
 from obsy import astro
-from obsy.config import ImagingTransitsConfig, SchedulerTransitsConfig, SiteConfig, photometry_name_key
+from obsy.config import SchedulerTransitsConfig, SiteConfig
 from obsy.transits.ephemeris import Ephemeris, EphemerisError, EphemerisTable, read_archive_csv
 from obsy.transits.predict import TransitWindow, transits_between
+from obsy_imaging.config import ImagingTransitsConfig, photometry_name_key
 from obsy_imaging.headers.normalise import Site
 from obsy_imaging.photometer import aavso_filter_code
 from obsy_imaging.photometry.aperture import CcdNoise
@@ -552,7 +553,9 @@ def reduce_with_library(
     noise = None
     if settings.gain_e_per_adu is not None:
         noise = CcdNoise(settings.gain_e_per_adu, settings.read_noise_e or 0.0)
-    reduction = TransitReductionSettings(noise=noise, saturation_adu=settings.saturation_adu)
+    reduction = TransitReductionSettings(
+        noise=noise, saturation_adu=settings.saturation_adu, index_dirs=tuple(settings.index_dirs)
+    )
     host = SkyCoord(ephemeris.ra * u.deg, ephemeris.dec * u.deg)
     try:
         night = reduce_night(paths, host, site=site, settings=reduction)

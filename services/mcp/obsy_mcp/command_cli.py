@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+import uuid
 from typing import Any
 
 from pydantic import ValidationError
@@ -50,6 +51,7 @@ def send_command(argv: list[str]) -> int:
         print(exc.report("obsy-mcp"), file=sys.stderr)
         return EXIT_USAGE
     origin = CommandOrigin.command_line()
+    request_id = uuid.uuid4().hex
     answer: dict[str, Any] = {}
     answered = threading.Event()
 
@@ -57,12 +59,15 @@ def send_command(argv: list[str]) -> int:
         data = event.get("data") if isinstance(event, dict) else None
         if not isinstance(data, dict) or not str(event.get("kind", "")).startswith("command_"):
             return
+        if data.get("request_id") not in (None, request_id):
+            return  # another sender's command
+        # An MCP from before the request id: the thing and this process's origin say it is ours.
         if (data.get("command") or {}).get("thing") == thing and data.get("origin") == origin.as_data():
             answer.update(event)
             answered.set()
 
     try:
-        command = Command(value=args.value, origin=origin)
+        command = Command(value=args.value, origin=origin, request_id=request_id)
     except ValidationError as error:
         print(f"obsy-mcp {thing}: {validation_problems(error)}", file=sys.stderr)
         return EXIT_USAGE

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
-from obsy.messages import CommandOrigin, Event, Mode, NightAction, RoofAction
+from obsy.messages import CommandAnswer, CommandOrigin, Event, EventKind, Mode, NightAction, RoofAction
 from obsy_mcp.devices import Roof
 from obsy_mcp.inputs import Inputs
 from obsy_mcp.statemachine import Conditions, Decision, RoofGoal, RoofPosition, State, decide
@@ -32,7 +32,8 @@ NIGHT_ENDED_BY_OPERATOR = "night ended by the operator"
 
 
 class Answer:
-    """The answer to one command: accepted, or rejected with reasons; ``origin`` says who sent it."""
+    """The answer to one command: accepted, or rejected with reasons; ``origin`` says who sent it and
+    ``request_id`` repeats the sender's. On the bus it is a :class:`~obsy.messages.CommandAnswer` event."""
 
     def __init__(
         self,
@@ -44,31 +45,25 @@ class Answer:
         *,
         deferred: bool = False,
         origin: CommandOrigin | None = None,
+        request_id: str | None = None,
     ) -> None:
         self.thing, self.value, self.accepted, self.reasons, self.note = thing, value, accepted, reasons, note
         self.deferred = deferred  # accepted now, applied when the running closing has finished
         self.origin = origin or CommandOrigin()
+        self.request_id = request_id
 
     def event(self) -> Event:
-        verb = "accepted" if self.accepted else "rejected"
-        message = f"{self.thing} {self.value} {verb} (from {self.origin.describe()})"
-        if self.reasons:
-            message += ": " + "; ".join(self.reasons)
-        elif self.note:
-            message += ": " + self.note
-        return Event(
-            service="mcp",
-            kind=f"command_{verb}",
-            level="info" if self.accepted else "warning",
-            message=message,
-            data={
-                "command": {"thing": self.thing, "value": self.value},
-                "reasons": self.reasons,
-                "note": self.note,
-                "deferred": self.deferred,
-                "origin": self.origin.as_data(),
-            },
+        answer = CommandAnswer.of(
+            self.thing,
+            self.value,
+            accepted=self.accepted,
+            origin=self.origin,
+            request_id=self.request_id,
+            reasons=self.reasons,
+            note=self.note,
+            deferred=self.deferred,
         )
+        return answer.as_event("mcp")
 
 
 class Request(StrEnum):
@@ -172,7 +167,9 @@ class Controls(Protocol):
 
     def end_night(self, reason: str) -> None: ...
 
-    def event(self, kind: str, message: str, *, level: str = "info", data: dict[str, Any] | None = None) -> None: ...
+    def event(
+        self, kind: EventKind, message: str, *, level: str = "info", data: dict[str, Any] | None = None
+    ) -> None: ...
 
 
 def decide_if_night_resumed(conditions: Conditions) -> Decision:
@@ -245,7 +242,7 @@ class Commands:
         dropped = self.pending.stop()
         if dropped:
             self.controls.event(
-                "deferred_commands_dropped",
+                EventKind.DEFERRED_COMMANDS_DROPPED,
                 "STOP: dropped the commands waiting for the closing: "
                 + ", ".join(f"{thing} {value}" for thing, value in dropped),
                 level="warning",
@@ -300,7 +297,7 @@ class Commands:
                 answer = self.answer(thing, value)  # a closing that did not close: CLOSE tries again
             verb = "applied" if answer.accepted else "not applied"
             self.controls.event(
-                "deferred_command_applied" if answer.accepted else "deferred_command_rejected",
+                EventKind.DEFERRED_COMMAND_APPLIED if answer.accepted else EventKind.DEFERRED_COMMAND_REJECTED,
                 f"{thing} {value} {verb} after the closing: " + ("; ".join(answer.reasons) or answer.note or "done"),
                 level="info" if answer.accepted else "warning",
                 data={"command": {"thing": thing, "value": value}, "reasons": answer.reasons},

@@ -13,6 +13,16 @@ from pydantic import (
 from obsy.config.base import SERVICE_NAMES, Section, ServiceSection
 
 
+def supervised_by_default() -> list[str]:
+    """The services the MCP watches unless ``supervision.services`` says otherwise: every other OBSY service.
+
+    From the catalogue (``SERVICE_NAMES``), not from the services installed here (``obsy.services``):
+    under compose the MCP's image holds no other service. A service that never appears on the bus
+    is never acted on (the supervisor judges only services it has seen).
+    """
+    return [name for name in SERVICE_NAMES if name != "mcp"]
+
+
 class McpDevicesConfig(Section):
     """The INDI devices the MCP drives, and how long each step may take."""
 
@@ -71,8 +81,8 @@ class McpSupervisionConfig(Section):
     enabled: bool = True
     docker_socket: Path = Field(default=Path("/var/run/docker.sock"), description="absent: report and alarm only")
     services: list[str] = Field(
-        default_factory=lambda: ["weather", "clouddetect", "allsky", "scheduler", "web", "imaging"],
-        description="services watched (once seen on the bus)",
+        default_factory=supervised_by_default,
+        description="services watched (once seen on the bus); default: every OBSY service but the MCP",
     )
     container_names: dict[str, str] = Field(
         default_factory=dict,

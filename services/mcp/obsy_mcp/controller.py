@@ -34,7 +34,7 @@ from datetime import UTC, date, datetime
 from obsy import astro
 from obsy.config import ObsyConfig
 from obsy.indi import IndiClient, IndiError
-from obsy.messages import CommandOrigin, McpState, McpTransition, Mode
+from obsy.messages import CommandOrigin, EventKind, McpState, McpTransition, Mode
 from obsy_mcp import operator_state
 from obsy_mcp.commands import NIGHT_ENDED_BY_OPERATOR, Answer, Commands, Pending, Request
 from obsy_mcp.devices import DeviceError, Mount, Roof, RoofPosition, SendHook
@@ -207,7 +207,7 @@ class Controller:
         if self.pending.closing_running():
             self.reason = f"{MCP_STOPPING}: finishing the closing ({self.reason})"
             self.event(
-                "shutdown_closing",
+                EventKind.SHUTDOWN_CLOSING,
                 f"{MCP_STOPPING}: a closing is running; finishing it before exiting (at most {limit:g} s)",
                 level="warning",
                 data={"roof": str(self.roof.position()), "limit_s": limit, "running": True},
@@ -226,7 +226,7 @@ class Controller:
         if not finished:
             mount = self.mount.parked() if self.mount else "no mount"
             self.event(
-                "shutdown_cut_short",
+                EventKind.SHUTDOWN_CUT_SHORT,
                 f"{MCP_STOPPING}: closing cut short ({self._exiting_why}); exiting now with the roof "
                 f"{self.roof.position()}, mount parked: {mount}",
                 level="critical",
@@ -274,7 +274,7 @@ class Controller:
         data = {"roof": str(position), "mode": mode.value}
         if mode is not Mode.AUTO:
             self.event(
-                "shutdown_roof_left",
+                EventKind.SHUTDOWN_ROOF_LEFT,
                 f"{MCP_STOPPING} in {mode.value} mode: the roof is {position} and stays as the operator has it; "
                 "nothing closes it while the MCP is stopped",
                 level="warning",
@@ -283,7 +283,7 @@ class Controller:
             return
         limit = self.settings.shutdown_close_timeout
         self.event(
-            "shutdown_closing",
+            EventKind.SHUTDOWN_CLOSING,
             f"{MCP_STOPPING} with the roof {position} in auto mode: running the closing order before exiting "
             f"(at most {limit:g} s)",
             level="warning",
@@ -302,12 +302,14 @@ class Controller:
 
     def broker_changed(self, connected: bool) -> None:
         if not connected and self.inputs.broker_connected:
-            self.event("broker_lost", f"lost the broker; closing after {self.settings.broker_grace:g} s without it")
+            self.event(
+                EventKind.BROKER_LOST, f"lost the broker; closing after {self.settings.broker_grace:g} s without it"
+            )
         self.inputs.set_broker(connected)
         if connected and self._while_broker_lost:
             done, self._while_broker_lost = self._while_broker_lost, []
             self.event(
-                "broker_returned",
+                EventKind.BROKER_RETURNED,
                 "the broker is back; while it was gone: " + "; ".join(done),
                 level="warning",
                 data={"while_lost": done},
@@ -316,13 +318,16 @@ class Controller:
 
     def _on_indi_reconnect(self) -> None:
         self._devices_connected = False  # the drivers restarted: connect them and read them back
-        self.event("indi_reconnected", "indiserver is back: reading the devices back", level="warning")
+        self.event(EventKind.INDI_RECONNECTED, "indiserver is back: reading the devices back", level="warning")
         self.wake()
 
-    def command(self, thing: str, value: str, origin: CommandOrigin | None = None) -> Answer:
+    def command(
+        self, thing: str, value: str, origin: CommandOrigin | None = None, request_id: str | None = None
+    ) -> Answer:
         """Answer a command at once (and publish the answer); the work happens on the controller thread."""
         answer = self.commands.answer(thing, value.strip())
         answer.origin = origin or CommandOrigin()
+        answer.request_id = request_id
         self._remember()  # saved before the answer goes out: an accepted decision survives a restart
         self.publisher.send(answer.event())
         if answer.accepted:
@@ -405,7 +410,7 @@ class Controller:
             return
         ended_for, reason = resumed
         self.event(
-            "night_resumed",
+            EventKind.NIGHT_RESUMED,
             f"a new observing night ({tonight}): the night {ended_for} that was ended ({reason}) is over",
             data={"night": tonight.isoformat(), "ended_for": ended_for.isoformat(), "reason": reason},
         )
@@ -425,7 +430,7 @@ class Controller:
             closed = position in (RoofPosition.CLOSED, RoofPosition.CLOSING)
             reason = ROOF_CLOSED_OUTSIDE if closed else ROOF_STOPPED_OUTSIDE
             self.event(
-                "roof_moved_outside",
+                EventKind.ROOF_MOVED_OUTSIDE,
                 f"{reason} while observing (read back: {position}): not reopening; "
                 "stopping Ekos, parking the mount, confirming the roof closed",
                 level="critical",
@@ -445,7 +450,7 @@ class Controller:
             action, level = "report", "info" if self.state in (State.MANUAL, State.OFF) else "warning"
             message = f"roof moved outside OBSY: {seen} -> {position} (state {self.state}: reported only)"
         self.event(
-            "roof_moved_outside",
+            EventKind.ROOF_MOVED_OUTSIDE,
             message,
             level=level,
             data={"from": str(seen), "to": str(position), "state": str(self.state), "action": action},
@@ -493,7 +498,9 @@ class Controller:
             self._devices_connected = False  # whatever comes back must be read back first
         elif self._devices_connected and self._driver_restarted():
             self._devices_connected = False
-            self.event("indi_reconnected", "a driver came back disconnected: reading the devices back", level="warning")
+            self.event(
+                EventKind.INDI_RECONNECTED, "a driver came back disconnected: reading the devices back", level="warning"
+            )
         if self._devices_connected:
             return
         if not self.indi.connected:
@@ -509,7 +516,7 @@ class Controller:
             self._devices_connected = True
             position = self.roof.position()
             self.event(
-                "devices_read_back",
+                EventKind.DEVICES_READ_BACK,
                 f"roof {position}, mount parked: {self.mount.parked() if self.mount else 'no mount'}",
                 data={"roof": str(position), "mount_parked": self.mount.parked() if self.mount else None},
             )
@@ -588,11 +595,11 @@ class Controller:
 
     def _raise_alarm(self, reason: str) -> None:
         self.alarm = reason
-        self.event("alarm", reason, level="critical", data={"alarm": reason})
+        self.event(EventKind.ALARM, reason, level="critical", data={"alarm": reason})
         self.publish_state()
 
     def _clear_alarm(self, why: str) -> None:
-        self.event("alarm_cleared", f"alarm cleared: {why} (was: {self.alarm})", data={"was": self.alarm})
+        self.event(EventKind.ALARM_CLEARED, f"alarm cleared: {why} (was: {self.alarm})", data={"was": self.alarm})
         self.alarm = ""
 
     def _transition(self, target: State, reason: str) -> None:
@@ -612,7 +619,7 @@ class Controller:
         self.transitions.append(record)
         previous, self.state, self.reason = self.state, target, reason
         self.event(
-            "transition",
+            EventKind.TRANSITION,
             f"{previous} -> {target}: {reason}",
             data={"from": str(previous), "to": str(target), "reason": reason},
         )

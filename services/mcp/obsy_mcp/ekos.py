@@ -1,70 +1,53 @@
-"""KStars/Ekos over the session D-Bus (jeepney, the same library as the scheduler's tests).
+"""KStars/Ekos for the MCP: its domain over the shared KStars D-Bus client (:mod:`obsy.kstars.dbus`).
 
 Only what the MCP needs: start Ekos on a profile and wait for its devices, check that
 KStars' location keeps the site's time zone, load tonight's schedule and start it, stop it,
-read its status. Every call has a timeout; every failure
+read its status. Every call has a timeout (``mcp.ekos.call_timeout``); every failure
 is an :class:`EkosError` naming the call. The connection is opened lazily and opened
 again after a failure (KStars may have been restarted).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from enum import IntEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jeepney import DBusAddress, new_method_call
-from jeepney.io.blocking import DBusConnection, open_dbus_connection
-
+from obsy.kstars.dbus import DBusError, KStarsBus, WaitTimeoutError, session_address, wait_until
+from obsy.kstars.paths import (
+    CAPTURE,
+    CAPTURE_PATH,
+    EKOS,
+    EKOS_PATH,
+    KSTARS,
+    KSTARS_PATH,
+    SCHEDULER,
+    SCHEDULER_PATH,
+    Communication,
+    SchedulerStatus,
+)
 from obsy_mcp.config import McpEkosConfig
 
 log = logging.getLogger(__name__)
 
-SERVICE = "org.kde.kstars"
-KSTARS_PATH = "/KStars"
-EKOS_PATH = "/KStars/Ekos"
-EKOS = "org.kde.kstars.Ekos"
-SCHEDULER_PATH = "/KStars/Ekos/Scheduler"
-SCHEDULER = "org.kde.kstars.Ekos.Scheduler"
-CAPTURE_PATH = "/KStars/Ekos/Capture"
-CAPTURE = "org.kde.kstars.Ekos.Capture"
 #: Seconds to wait for Ekos to register the capture camera after connecting the devices.
 CAMERA_TIMEOUT = 60.0
 #: The optical trains Ekos makes itself, one per camera as they register (KStars 3.6).
 OPTICAL_TRAINS = ("Primary", "Secondary", "Tertiary")
 #: Seconds a chosen train may take to show its camera.
 TRAIN_SETTLE_S = 3.0
-PROPERTIES = "org.freedesktop.DBus.Properties"
-
-# Ekos' CommunicationStatus (ekosStatus, indiStatus)
-COMMUNICATION_SUCCESS = 2
-COMMUNICATION_ERROR = 3
-
-
-class SchedulerStatus(IntEnum):
-    IDLE = 0
-    STARTUP = 1
-    RUNNING = 2
-    PAUSED = 3
-    SHUTDOWN = 4
-    ABORTED = 5
-    LOADING = 6
-
 
 #: States in which the scheduler is not driving the mount.
 STOPPED = frozenset({SchedulerStatus.IDLE, SchedulerStatus.ABORTED})
 
 
 class EkosError(Exception):
-    pass
+    """Ekos could not do what was asked: the D-Bus call (named) failed, or Ekos did not get there in time."""
 
 
 class Ekos:
@@ -88,46 +71,38 @@ class Ekos:
         self.fresh_schedule = fresh_schedule
         self.site_timezone = site_timezone
         self.capture_camera = capture_camera
-        self._connection: DBusConnection | None = None
-        self._lock = threading.Lock()
+        self._bus: KStarsBus | None = None
+        self._lock = threading.Lock()  # one client, however many threads ask first
 
     @property
     def address(self) -> str:
-        address = self.config.bus_address or os.environ.get("DBUS_SESSION_BUS_ADDRESS", "")
-        if not address:
-            raise EkosError("no D-Bus session address (set mcp.ekos.bus_address or DBUS_SESSION_BUS_ADDRESS)")
-        return address
+        try:
+            return session_address(self.config.bus_address, "mcp.ekos.bus_address")
+        except DBusError as error:
+            raise EkosError(str(error)) from None
 
     def close(self) -> None:
-        with self._lock:
-            self._drop()
+        if self._bus is not None:
+            self._bus.close()
 
-    def _drop(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(OSError):
-                self._connection.close()
-        self._connection = None
+    def _client(self) -> KStarsBus:
+        with self._lock:
+            if self._bus is None:
+                self._bus = KStarsBus(self.address, timeout=self.config.call_timeout)
+            return self._bus
 
     def call(self, path: str, interface: str, method: str, signature: str = "", *args: Any) -> Any:
         """One method call; the reply's single value (or tuple, or None)."""
-        with self._lock:
-            try:
-                if self._connection is None:
-                    self._connection = open_dbus_connection(bus=self.address)
-                address = DBusAddress(path, bus_name=SERVICE, interface=interface)
-                message = new_method_call(address, method, signature or None, args if signature else None)
-                reply = self._connection.send_and_get_reply(message, timeout=self.config.call_timeout)
-            except (OSError, TimeoutError, ValueError) as error:
-                self._drop()
-                raise EkosError(f"D-Bus call {interface}.{method} on {path} failed: {error}") from error
-        if reply.header.message_type.name == "error":
-            raise EkosError(f"{interface}.{method} on {path} answered an error: {reply.body}")
-        body = reply.body
-        return body[0] if len(body) == 1 else (body or None)
+        try:
+            return self._client().call(path, interface, method, signature, *args)
+        except DBusError as error:
+            raise EkosError(str(error)) from error
 
     def property(self, path: str, interface: str, name: str) -> Any:
-        value = self.call(path, PROPERTIES, "Get", "ss", interface, name)
-        return value[1] if isinstance(value, tuple) else value
+        try:
+            return self._client().get_property(path, interface, name)
+        except DBusError as error:
+            raise EkosError(str(error)) from error
 
     # ----------------------------------------------------------------- scheduler
 
@@ -218,8 +193,8 @@ class Ekos:
 
     def _set_capture_train(self, train: str) -> bool:
         try:
-            self.call(CAPTURE_PATH, PROPERTIES, "Set", "ssv", CAPTURE, "opticalTrain", ("s", train))
-        except EkosError:
+            self._client().set_property(CAPTURE_PATH, CAPTURE, "opticalTrain", "s", train)
+        except (DBusError, EkosError):
             return False
         return True
 
@@ -229,7 +204,7 @@ class Ekos:
         """KStars' location (its ``location`` D-Bus method, JSON): name, province, country,
         latitude, longitude, ``tz0`` (its standard UTC offset, hours) and ``tz`` (its UTC offset
         at KStars' clock, daylight saving included)."""
-        text = self.call(KSTARS_PATH, SERVICE, "location")
+        text = self.call(KSTARS_PATH, KSTARS, "location")
         try:
             location = json.loads(text)
             float(location["tz"]), float(location["tz0"])
@@ -265,24 +240,23 @@ class Ekos:
         )
 
     def start_ekos(self) -> None:
-        if self._communication("ekosStatus") != COMMUNICATION_SUCCESS:
+        if self._communication("ekosStatus") != Communication.SUCCESS:
             if not self.call(EKOS_PATH, EKOS, "setProfile", "s", self.config.profile):
                 raise EkosError(f"Ekos refused the profile {self.config.profile!r}")
             self.call(EKOS_PATH, EKOS, "start")
-            self._wait(lambda: self._communication("ekosStatus") == COMMUNICATION_SUCCESS, 60.0, "Ekos started")
-        if self._communication("indiStatus") != COMMUNICATION_SUCCESS:
+            self._wait(lambda: self._communication("ekosStatus") == Communication.SUCCESS, 60.0, "Ekos started")
+        if self._communication("indiStatus") != Communication.SUCCESS:
             self.call(EKOS_PATH, EKOS, "connectDevices")
-            self._wait(lambda: self._communication("indiStatus") == COMMUNICATION_SUCCESS, 60.0, "devices connected")
+            self._wait(lambda: self._communication("indiStatus") == Communication.SUCCESS, 60.0, "devices connected")
 
     def _communication(self, name: str) -> int:
         status = int(self.property(EKOS_PATH, EKOS, name))
-        if status == COMMUNICATION_ERROR:
+        if status == Communication.ERROR:
             raise EkosError(f"Ekos reports {name} = error")
         return status
 
-    def _wait(self, condition: Any, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise EkosError(f"Ekos: {what} not reached within {timeout:g} s")
-            time.sleep(0.2)
+    def _wait(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        try:
+            wait_until(condition, timeout, what)
+        except WaitTimeoutError as error:
+            raise EkosError(f"Ekos: {error}") from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from obsy.messages import EventKind
 from obsy_mcp.config import McpEkosConfig
 from obsy_mcp.ekos import Ekos, EkosError, SchedulerStatus
 from obsy_mcp.inputs import Clock
@@ -81,7 +82,7 @@ class EkosWatch:
             except EkosError as error:
                 if not self._unreachable:
                     self._unreachable = True
-                    self._event("ekos_unreachable", f"cannot read the Ekos scheduler: {error}", level="warning")
+                    self._event(EventKind.EKOS_UNREACHABLE, f"cannot read the Ekos scheduler: {error}", level="warning")
             else:
                 self._unreachable = False
                 ends = self._seen(status)
@@ -95,13 +96,15 @@ class EkosWatch:
     def _seen(self, status: SchedulerStatus) -> str | None:
         name = status.name.lower()
         if name != self.status:
-            self._event("ekos_scheduler", f"Ekos scheduler: {name}", data={"status": name, "was": self.status})
+            self._event(EventKind.EKOS_SCHEDULER, f"Ekos scheduler: {name}", data={"status": name, "was": self.status})
             self.status = name
         if status in EKOS_ACTIVE:
             self._was_running = True
         elif status is SchedulerStatus.SHUTDOWN or (status is SchedulerStatus.IDLE and self._was_running):
             self._was_running = False
-            self._event("ekos_schedule_finished", f"the Ekos schedule has finished ({name}): closing for the night")
+            self._event(
+                EventKind.EKOS_SCHEDULE_FINISHED, f"the Ekos schedule has finished ({name}): closing for the night"
+            )
             return SCHEDULE_FINISHED
         elif status is SchedulerStatus.ABORTED:
             return self._aborted()
@@ -116,7 +119,7 @@ class EkosWatch:
         else:
             what = "starting it once more" if retry else "closing for the night"
         self._event(
-            "ekos_scheduler_aborted",
+            EventKind.EKOS_SCHEDULER_ABORTED,
             f"the Ekos scheduler aborted: {what}",
             level="warning" if retry or policy == "keep_open" else "error",
             data={"policy": policy, "retried": self._retried},

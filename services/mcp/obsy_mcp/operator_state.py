@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from obsy.config import ObsyConfig
-from obsy.messages import Mode
+from obsy.messages import EventKind, Mode
 
 if TYPE_CHECKING:
     from obsy_mcp.inputs import Inputs
@@ -233,7 +233,7 @@ class Keeper:
         if saved.alarm:
             parts.append(f"alarm latched: {saved.alarm}")
         self._event(
-            "state_restored",
+            EventKind.STATE_RESTORED,
             "restored the operator's last decision: " + "; ".join(parts),
             level="warning" if saved.alarm else "info",
             data={
@@ -258,7 +258,7 @@ class Keeper:
         self.inputs.restore(conservative(tonight, hold), tonight, hold)
         kept = f"; the file was kept as {aside}" if aside else ""
         self._event(
-            "state_file_unusable",
+            EventKind.STATE_FILE_UNUSABLE,
             f"{error}{kept}. Restored the most cautious state: {hold}",
             level="warning" if error.missing else "error",
             data={
@@ -282,7 +282,7 @@ class Keeper:
                 if not file.failing:
                     file.failing = True
                     self._event(
-                        "state_file_failed",
+                        EventKind.STATE_FILE_FAILED,
                         f"cannot save the operator's decision to {file.path}: {error}; "
                         "a restart now would not know it (trying again on every change)",
                         level="error",
@@ -291,4 +291,4 @@ class Keeper:
                 return
             if file.failing:
                 file.failing = False
-                self._event("state_file_saved", f"the operator's decision is saved again to {file.path}")
+                self._event(EventKind.STATE_FILE_SAVED, f"the operator's decision is saved again to {file.path}")

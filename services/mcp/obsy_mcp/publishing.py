@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from obsy.messages import Event, McpState
+from obsy.messages import Event, EventKind, McpState
 from obsy_mcp.statemachine import AFTER_OPENING, Conditions, RoofPosition, State
 
 log = logging.getLogger("obsy.mcp")
@@ -31,7 +31,9 @@ class Outbox(Protocol):
 class EventSink(Protocol):
     """``event(kind, message, level=..., data=...)``: one MCP event, logged and sent."""
 
-    def __call__(self, kind: str, message: str, *, level: str = "info", data: dict[str, Any] | None = None) -> None: ...
+    def __call__(
+        self, kind: EventKind, message: str, *, level: str = "info", data: dict[str, Any] | None = None
+    ) -> None: ...
 
 
 class Publisher:
@@ -42,7 +44,7 @@ class Publisher:
         self._lock = threading.Lock()
         self._last: dict[str, Any] | None = None
 
-    def event(self, kind: str, message: str, *, level: str = "info", data: dict[str, Any] | None = None) -> None:
+    def event(self, kind: EventKind, message: str, *, level: str = "info", data: dict[str, Any] | None = None) -> None:
         log.log(logging.getLevelName(level.upper()) if level != "critical" else logging.CRITICAL, message)
         self.outbox.event(Event(service="mcp", kind=kind, level=level, message=message, data=data or {}))  # type: ignore[arg-type]
 
@@ -95,19 +97,19 @@ class Announcements:
             told.closing_unsafe = list(unsafe_reasons())
             unsafe = told.closing_unsafe
             self._event(
-                "roof_closing",
+                EventKind.ROOF_CLOSING,
                 f"closing the roof: {reason}",
                 level="warning" if unsafe else "info",
                 data={"reason": reason, "unsafe_reasons": unsafe},
             )
         elif previous is State.CLOSING and roof() is RoofPosition.CLOSED:
             self._event(
-                "roof_closed",
+                EventKind.ROOF_CLOSED,
                 f"roof closed: {told.closing_reason}",
                 data={"reason": told.closing_reason, "unsafe_reasons": told.closing_unsafe},
             )
         elif previous is State.OPENING and target in AFTER_OPENING and roof() is RoofPosition.OPEN:
-            self._event("roof_opened", f"roof open: {reason}", data={"reason": reason})
+            self._event(EventKind.ROOF_OPENED, f"roof open: {reason}", data={"reason": reason})
 
     def dusk_and_dawn(self, conditions: Conditions, night: str) -> None:
         """``night_started`` when the Sun sinks below the limit, ``night_ended`` when it rises above it.
@@ -127,7 +129,7 @@ class Announcements:
         if dark:
             told.night_end = False
             self._event(
-                "night_started",
+                EventKind.NIGHT_STARTED,
                 f"night started: the Sun is at {altitude:.1f}°, below {conditions.sun_limit:g}°",
                 data={"night": night, "sun_altitude": round(altitude, 2)},
             )
@@ -141,4 +143,4 @@ class Announcements:
 
     def _night_ended(self, reason: str, night: str) -> None:
         self.told.night_end = True
-        self._event("night_ended", f"night ended: {reason}", data={"night": night, "reason": reason})
+        self._event(EventKind.NIGHT_ENDED, f"night ended: {reason}", data={"night": night, "reason": reason})

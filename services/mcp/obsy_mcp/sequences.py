@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from obsy.messages import EventKind
 from obsy_mcp.commands import Pending
 from obsy_mcp.config import McpConfig
 from obsy_mcp.devices import DeviceError, Mount, Roof
@@ -86,7 +87,7 @@ class Sequences:
                         "(park_failure_policy keep_open_and_alarm)",
                     )
                 self._event(
-                    "closing_unparked",
+                    EventKind.CLOSING_UNPARKED,
                     "closing the roof over an unparked mount (park_failure_policy close_anyway)",
                     level="critical",
                 )
@@ -108,10 +109,10 @@ class Sequences:
         run = self.steps.run
         if self.mount is not None:
             if self.mount.parked() is not True:
-                self._event("device_action", "the mount is not parked: parking before opening", level="warning")
+                self._event(EventKind.DEVICE_ACTION, "the mount is not parked: parking before opening", level="warning")
                 if not run("park_mount", self.mount.park) or self.mount.parked() is not True:
                     return Result(Outcome.FAILED, f"the mount {self.mount.name} is not parked: not opening")
-            self._event("device_action", "mount confirmed parked", data={"step": "confirm_parked"})
+            self._event(EventKind.DEVICE_ACTION, "mount confirmed parked", data={"step": "confirm_parked"})
 
         def interrupted() -> bool:
             return self.pending.stop_requested() or self.pending.close_requested() or unwanted()
@@ -140,6 +141,6 @@ class Sequences:
                 continue
             try:
                 action()
-                self._event("device_action", f"{name} motion aborted (STOP)", data={"step": f"abort_{name}"})
+                self._event(EventKind.DEVICE_ACTION, f"{name} motion aborted (STOP)", data={"step": f"abort_{name}"})
             except DeviceError as error:
                 on_error(error)

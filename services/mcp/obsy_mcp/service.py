@@ -17,6 +17,7 @@ from obsy.config import ObsyConfig
 from obsy.homeassistant import Entity
 from obsy.indi import IndiClient, IndiError
 from obsy.messages import (
+    Clock,
     CloudState,
     Command,
     Event,
@@ -25,6 +26,8 @@ from obsy.messages import (
     SafetyVerdict,
     SchedulerPlan,
     ServiceHealth,
+    request_id_of,
+    utc_now,
 )
 from obsy.runner import Service, run_service
 from obsy_mcp import ha
@@ -56,8 +59,9 @@ class BusOutbox:
 class McpService(Service):
     name = "mcp"
 
-    def __init__(self, config: ObsyConfig, bus: Bus, **controller_options: Any) -> None:
-        super().__init__(config, bus)
+    def __init__(self, config: ObsyConfig, bus: Bus, *, clock: Clock = utc_now, **controller_options: Any) -> None:
+        # ``clock`` is the wall clock every service has; the controller times its steps and ages on a monotonic one.
+        super().__init__(config, bus, clock=clock)
         self.indi = IndiClient.from_config(config.indi, timeout=config.mcp.devices.connect_timeout)
         self.plan_requester = PlanRequester(
             lambda request: bus.publish(bus.topics.scheduler_plan_command, request, qos=1),
@@ -69,7 +73,7 @@ class McpService(Service):
                 config.mcp.ekos,
                 self.plan_requester.fresh_schedule,
                 site_timezone=config.site.timezone,
-                capture_camera=config.scheduler.ekos.camera,
+                capture_camera=config.setting_of("scheduler", "ekos.camera", "CCD Simulator"),
             )
             if config.mcp.ekos.enabled
             else None
@@ -113,24 +117,25 @@ class McpService(Service):
         try:
             command = Command.parse(text)
         except InvalidCommandError as error:
-            self.bus.publish_event(Answer(thing, "?", False, [str(error)]).event())
+            self.bus.publish_event(Answer(thing, "?", False, [str(error)], request_id=request_id_of(text)).event())
             return
-        self.controller.command(thing, command.value, command.origin)
+        self.controller.command(thing, command.value, command.origin, command.request_id)
 
     def _on_remote_command(self, thing: str, text: str) -> None:
         """A command from the central site (its bridge brings it here): closing only, opening stays ours."""
         try:
             command = Command.parse(text)
         except InvalidCommandError as error:
-            self.bus.publish_event(Answer(thing, "?", False, [str(error)]).event())
+            self.bus.publish_event(Answer(thing, "?", False, [str(error)], request_id=request_id_of(text)).event())
             return
         value = command.value.strip().upper()
         if value not in REMOTE_COMMANDS[thing]:
             allowed = " or ".join(REMOTE_COMMANDS[thing])
             reason = f"from the central site only {allowed}: opening and starting stay a decision of this site"
-            self.bus.publish_event(Answer(thing, value[:16], False, [reason], origin=command.origin).event())
+            answer = Answer(thing, value[:16], False, [reason], origin=command.origin, request_id=command.request_id)
+            self.bus.publish_event(answer.event())
             return
-        self.controller.command(thing, value, command.origin)
+        self.controller.command(thing, value, command.origin, command.request_id)
 
     def _input(self, update: Any, value: Any) -> None:
         update(value)

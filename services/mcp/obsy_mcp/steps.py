@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from obsy.messages import EventKind
 from obsy_mcp.config import McpDevicesConfig
 from obsy_mcp.devices import DeviceError, StepInterrupted
 from obsy_mcp.ekos import EkosError
@@ -46,19 +47,21 @@ class Steps:
         attempts = 1 + (self.settings.retries if retry else 0)
         for attempt in range(1, attempts + 1):
             data = {"step": name, "attempt": attempt}
-            self._event("device_action", f"{name}: started (attempt {attempt})", data=data)
+            self._event(EventKind.DEVICE_ACTION, f"{name}: started (attempt {attempt})", data=data)
             self._publish_state()
             try:
                 action()
             except StepInterrupted as error:
-                self._event("device_action", f"{name}: interrupted ({error})", level="warning", data={"step": name})
+                self._event(
+                    EventKind.DEVICE_ACTION, f"{name}: interrupted ({error})", level="warning", data={"step": name}
+                )
                 return False
             except (DeviceError, EkosError) as error:
                 if self._exiting.is_set():
                     return False  # the MCP is exiting: the step was cut off, it did not fail
                 level = "error" if attempt == attempts and critical else "warning"
                 self._event(
-                    "step_failed",
+                    EventKind.STEP_FAILED,
                     f"{name} failed (attempt {attempt} of {attempts}): {error}",
                     level=level,
                     data={"step": name, "attempt": attempt, "error": str(error)},
@@ -67,6 +70,6 @@ class Steps:
                     self._exiting.wait(self.settings.retry_delay)
                     continue
                 return False
-            self._event("device_action", f"{name}: done", data={"step": name, "attempt": attempt})
+            self._event(EventKind.DEVICE_ACTION, f"{name}: done", data={"step": name, "attempt": attempt})
             return True
         return False

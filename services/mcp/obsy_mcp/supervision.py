@@ -24,8 +24,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from obsy.messages import EventKind
 from obsy_mcp.config import McpSupervisionConfig
 from obsy_mcp.inputs import Clock
+from obsy_mcp.publishing import EventSink
 
 log = logging.getLogger("obsy.mcp.supervision")
 
@@ -33,7 +35,6 @@ HOUR = 3600.0
 INDI = "indi"  # the supervised name of the INDI server (its drivers answer, or it is restarted)
 COMPOSE_PROJECT = "com.docker.compose.project"
 COMPOSE_SERVICE = "com.docker.compose.service"
-Report = Callable[..., None]  # (kind, message, *, level, data)
 
 
 class Supervisor:
@@ -41,13 +42,13 @@ class Supervisor:
         self,
         config: McpSupervisionConfig,
         clock: Clock,
-        report: Report,
+        event: EventSink,
         *,
         docker_client: Callable[[], Any] | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
-        self.report = report
+        self.event = event
         self._docker_client = docker_client or self._connect_docker
         self._docker: Any = None
         self._bad_since: dict[str, float] = {}
@@ -55,6 +56,11 @@ class Supervisor:
         self._restarts: dict[str, deque[float]] = {}
         self._pending: dict[str, Future[None]] = {}
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcp-supervision")
+        if config.enabled:
+            log.info(
+                "supervising %s once each is seen on the bus (supervision.services)",
+                ", ".join(config.services) or "no service",
+            )
 
     def close(self) -> None:
         self._worker.shutdown(wait=False, cancel_futures=True)
@@ -106,8 +112,8 @@ class Supervisor:
         if not self.can_restart:
             if service not in self._reported:
                 self._reported.add(service)
-                self.report(
-                    "supervision_alarm",
+                self.event(
+                    EventKind.SUPERVISION_ALARM,
                     f"{service}: {problem}; no Docker socket at {self.config.docker_socket}: cannot restart it",
                     level="error",
                     data={"service": service, "problem": problem},
@@ -119,8 +125,8 @@ class Supervisor:
         if len(recent) >= self.config.max_restarts_per_hour:
             if service not in self._reported:
                 self._reported.add(service)
-                self.report(
-                    "supervision_alarm",
+                self.event(
+                    EventKind.SUPERVISION_ALARM,
                     f"{service}: {problem}; restarted {len(recent)} times in the last hour "
                     f"(limit {self.config.max_restarts_per_hour}): not restarting again",
                     level="critical",
@@ -140,15 +146,15 @@ class Supervisor:
                 container.restart(timeout=10)
         except Exception as error:  # the Docker SDK raises many kinds; every one is reported
             self._docker = None
-            self.report(
-                "supervision_failed",
+            self.event(
+                EventKind.SUPERVISION_FAILED,
                 f"{service}: restarting container {name} failed: {error}",
                 level="error",
                 data={"service": service, "container": name, "error": str(error)},
             )
         else:
-            self.report(
-                "service_restarted",
+            self.event(
+                EventKind.SERVICE_RESTARTED,
                 f"{service}: {problem}; restarted container {name} ({count} in the last hour)",
                 level="warning",
                 data={"service": service, "container": name, "problem": problem, "restarts_last_hour": count},

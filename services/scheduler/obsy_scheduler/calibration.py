@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from obsy.config import SchedulerCalibrationConfig
 from obsy.messages import FrameType
+from obsy_scheduler.config import SchedulerCalibrationConfig
 
 SETTING = "scheduler.ekos.calibration"
 

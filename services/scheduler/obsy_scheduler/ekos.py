@@ -40,9 +40,9 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from obsy.config import SchedulerCalibrationConfig, SchedulerEkosConfig
 from obsy.messages import ExposurePlan, FrameType, Target
 from obsy_scheduler.calibration import flat_source
+from obsy_scheduler.config import SchedulerCalibrationConfig, SchedulerEkosConfig
 from obsy_scheduler.planner import Block, Plan
 
 ESL_VERSION = "1.6"

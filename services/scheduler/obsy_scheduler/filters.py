@@ -21,7 +21,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from obsy.config import IndiServerConfig, SchedulerEkosConfig
+from obsy.config import IndiServerConfig
+from obsy_scheduler.config import SchedulerEkosConfig
 
 #: Names that mean the same filter, after :func:`_key`.
 SYNONYMS: tuple[frozenset[str], ...] = (

@@ -38,13 +38,13 @@ from datetime import UTC, date, datetime
 import numpy as np
 
 from obsy import astro
-from obsy.config import SchedulerConfig
-from obsy.messages import ExposurePlan, PlannedBlock, SchedulerPlan, Target, TargetConstraints
+from obsy.messages import ExposurePlan, PlannedBlock, PlanSite, SchedulerPlan, Target, TargetConstraints
 from obsy.transits.ephemeris import Ephemeris
 from obsy_scheduler import scoring
 from obsy_scheduler import series as series_rules
 from obsy_scheduler import transits as transit_rules
 from obsy_scheduler.calibration import unavailable_reason
+from obsy_scheduler.config import SchedulerConfig
 from obsy_scheduler.constraints import TWILIGHT_SUN_ALTITUDE, Evaluation, evaluate, resolve
 from obsy_scheduler.filters import FilterNames, UnknownFilterError
 from obsy_scheduler.sky import NightSky, TargetTracks, night_sky
@@ -86,10 +86,18 @@ class Plan:
     windows: dict[str, list[tuple[datetime, datetime]]] = field(default_factory=dict)
     transits: list[transit_rules.PredictedTransit] = field(default_factory=list)  # every transit of the night
 
-    def to_message(self, trigger: str = "", schedule_path: str | None = None) -> SchedulerPlan:
-        """The plan as the bus payload (``<prefix>/scheduler/plan``)."""
+    def to_message(
+        self, trigger: str = "", schedule_path: str | None = None, site: astro.SiteLike | None = None
+    ) -> SchedulerPlan:
+        """The plan as the bus payload (``<prefix>/scheduler/plan``), naming ``site``'s position when given."""
+        where = None
+        if site is not None:
+            elevation = float(getattr(site, "elevation", 0.0) or 0.0)
+            zone = getattr(site, "timezone", None)
+            where = PlanSite(latitude=site.latitude, longitude=site.longitude, elevation=elevation, timezone=zone)
         return SchedulerPlan(
             night=self.night.isoformat(),
+            site=where,
             dark_start=self.dark_start,
             dark_end=self.dark_end,
             blocks=[

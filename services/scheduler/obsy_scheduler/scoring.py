@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from obsy.config import SchedulerWeightsConfig
+from obsy_scheduler.config import SchedulerWeightsConfig
 
 RULES = ("priority", "setting_soonest", "percent_complete", "meridian_window", "target_switch", "moon_avoidance")
 

@@ -29,13 +29,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from obsy import astro
-from obsy.messages import Event, PlanRequest, SchedulerPlan, Target, TargetList
+from obsy.messages import Event, EventKind, PlanRequest, SchedulerPlan, Target, TargetList
 from obsy.runner import Service, run_service
 from obsy.transits.ephemeris import EphemerisError, EphemerisTable
 from obsy_scheduler.ekos import prune_old_nights, write_plan
@@ -81,7 +81,7 @@ class SchedulerService(Service):
 
     def _warm_up(self) -> None:
         try:
-            self.planner.sky(astro.night_of(self.config.site, datetime.now(UTC)))
+            self.planner.sky(astro.night_of(self.config.site, self.clock()))
         except Exception:  # the real planning reports any problem; this is only a head start
             self.log.debug("warm-up failed", exc_info=True)
 
@@ -106,7 +106,7 @@ class SchedulerService(Service):
     # ----------------------------------------------------------------- planning
 
     def poll(self) -> None:
-        now = datetime.now(UTC)
+        now = self.clock()
         with self._lock:
             requests, self._requests = self._requests, []
         if requests:  # requests that arrived together get one plan, published once for each
@@ -147,7 +147,7 @@ class SchedulerService(Service):
 
         With ``request_ids``, the plan is published once for each, carrying its id.
         """
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
         with self._lock:
             targets = list(self._targets or [])
             self._changed_at = None
@@ -180,7 +180,7 @@ class SchedulerService(Service):
                 self._last_error = f"cannot write the Ekos files: {exc}"
                 self.log.error(self._last_error, extra={"event": "ekos_write_failed"})
             self._prune_old_nights(plan.night)
-        message = plan.to_message(trigger=trigger, schedule_path=schedule_path)
+        message = plan.to_message(trigger=trigger, schedule_path=schedule_path, site=self.config.site)
         message.sequence_paths = sequences
         for block, sequence in zip(message.blocks, block_sequences, strict=True):
             block.sequence_path = sequence
@@ -205,7 +205,7 @@ class SchedulerService(Service):
         self.bus.publish_event(
             Event(
                 service=self.name,
-                kind="plan",
+                kind=EventKind.PLAN,
                 message=f"planned {len(message.blocks)} blocks for the night of {message.night} ({trigger})",
                 data={"night": message.night, "blocks": len(message.blocks), "trigger": trigger},
             )

@@ -2,7 +2,13 @@
 
 obsy-skysim render frame.fits --time 2026-01-15T22:00:00Z --clouds scattered --cover 40
 obsy-skysim settings skysim.yaml --site-of obsy.yaml
+obsy-skysim index --ra 83.8 --dec -5.4 --radius-deg 1.5 --out indexes/
 obsy-skysim warm-up
+
+``index`` writes the main camera's stars of a region (the catalogue's and the synthetic ones the
+field renderer draws there) and builds astrometry.net index files of them for the camera's field
+(:mod:`obsy_skysim.index`): with the folder as its index path, ``solve-field`` solves the
+simulator's frames of that region.
 
 ``settings`` writes a settings file whose cameras stand at the site of an OBSY configuration:
 the indiserver container starts the simulator's drivers with it, so that the sky they render
@@ -50,12 +56,23 @@ def main(argv: list[str] | None = None) -> int:
     settings = sub.add_parser("settings", help="write a settings file for the site of an OBSY configuration")
     settings.add_argument("output", type=Path)
     settings.add_argument("--site-of", required=True, help="the OBSY configuration file whose site: is used")
+    index = sub.add_parser("index", help="astrometry.net index files of the main camera's stars of a region")
+    index.add_argument("--ra", type=float, required=True, help="the region's centre, ICRS right ascension, degrees")
+    index.add_argument("--dec", type=float, required=True, help="the region's centre, ICRS declination, degrees")
+    index.add_argument(
+        "--radius-deg", type=float, default=None, help="degrees (default: the camera's field diagonal, twice over)"
+    )
+    index.add_argument("--out", type=Path, required=True, help="folder for the star list and the index files")
+    index.add_argument("--config", help="settings file (default: $OBSY_SKYSIM_CONFIG, else the defaults)")
     sub.add_parser("warm-up", help="compile the read-out and star kernels into numba's cache now")
     args = parser.parse_args(argv)
-    if args.command == "warm-up":
-        return _warm_up()
-    if args.command == "settings":
-        return _write_settings(args.output, args.site_of)
+    others = {
+        "settings": lambda: _write_settings(args.output, args.site_of),
+        "index": lambda: _build_index(args),
+        "warm-up": _warm_up,
+    }
+    if args.command in others:
+        return others[args.command]()
 
     from obsy_skysim.driver import AllskyCamera, frame_fits
 
@@ -79,6 +96,34 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.output.write_bytes(frame_fits(frame, settings, renderer))
     print(f"{args.output}: {len(frame.stars or ())} stars, true cloud cover {frame.cloud_cover:.1f} %")
+    return 0
+
+
+def _build_index(args: argparse.Namespace) -> int:
+    """The main camera's stars around --ra/--dec and their index files in --out."""
+    from obsy_skysim.driver import MainCamera
+    from obsy_skysim.index import IndexBuildError, build_index, field_arcmin
+
+    try:
+        settings = load_config(args.config).camera
+    except ConfigError as exc:
+        print(f"obsy-skysim: {exc}", file=sys.stderr)
+        return 2
+    renderer = MainCamera.make_renderer(settings)
+    radius = args.radius_deg if args.radius_deg is not None else 2.0 * renderer.field_radius_deg
+    try:
+        built = build_index(renderer, args.ra, args.dec, radius, args.out)
+    except ValueError as exc:
+        print(f"obsy-skysim: {exc}", file=sys.stderr)
+        return 2
+    except (IndexBuildError, OSError) as exc:
+        print(f"obsy-skysim: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"{args.out}: {built.stars} stars to {renderer.optics.limiting_magnitude:g} mag within {radius:.3g}° of "
+        f"({args.ra:g}, {args.dec:+g}); {len(built.indexes)} index files (-P {', '.join(map(str, built.scales))}) "
+        f"for a field of {field_arcmin(renderer):.1f}′ at {renderer.arcsec_per_pixel:.3f}″/px"
+    )
     return 0
 
 

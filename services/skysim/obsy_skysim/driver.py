@@ -211,7 +211,7 @@ class MainCamera(CameraDevice):
         self, settings: MainCameraSettings, writer: Writer, *, config_file: str = "", config_error: str = ""
     ) -> None:
         spec = settings.sensor.spec()
-        self.renderer = FieldRenderer(settings.site.site(), spec, settings.telescope.optics())
+        self.renderer = self.make_renderer(settings)
         self.scenario: Scenario | None = None
         if settings.scenario:
             try:
@@ -249,6 +249,10 @@ class MainCamera(CameraDevice):
         )
         self.on_new("SIM_POINTING", self._pointing)
         self.on_new("SIM_FILTER", self._filter)
+
+    @staticmethod
+    def make_renderer(s: MainCameraSettings) -> FieldRenderer:
+        return FieldRenderer(s.site.site(), s.sensor.spec(), s.telescope.optics())
 
     def world_properties(self) -> tuple[str, ...]:
         return ("SIM_POINTING", "SIM_FILTER")

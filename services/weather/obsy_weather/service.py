@@ -5,7 +5,7 @@ re-evaluates at once; the runner's poll (every second) re-evaluates too, so stal
 the end of the safe delay are noticed without new data. ``<p>/weather/state`` and
 ``<p>/weather/safety`` are retained and published as soon as they change, and both are
 republished every ``publish_interval`` seconds so a consumer can tell a quiet service from
-a dead one. The clock is an attribute (``service.clock``): tests set it to drive time.
+a dead one. The clock is the runner's (``service.clock``, ``obsy.runner.Service``): tests hand theirs to drive time.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from obsy.bus import Bus
 from obsy.config import ObsyConfig
 from obsy.homeassistant import Entity
 from obsy.messages import (
+    Clock,
+    CommandAnswer,
     CommandOrigin,
-    Event,
+    EventKind,
     SafetyVerdict,
     WeatherSimulationAction,
     WeatherSimulationCommand,
@@ -53,10 +55,9 @@ class WeatherService(Service):
     name = "weather"
     poll_interval = 1.0
 
-    def __init__(self, config: ObsyConfig, bus: Bus) -> None:
-        super().__init__(config, bus)
+    def __init__(self, config: ObsyConfig, bus: Bus, *, clock: Clock = utc_now) -> None:
+        super().__init__(config, bus, clock=clock)
         settings: WeatherConfig = self.settings
-        self.clock = utc_now
         self.store = ReadingStore()
         self.evaluator = SafetyEvaluator(settings.limits, settings.safe_delay)
         self.publish_interval = settings.publish_interval
@@ -183,43 +184,38 @@ class WeatherService(Service):
         self, command: WeatherSimulationCommand, what: str, values: dict[str, Any], **where: str
     ) -> None:
         """The answer to a simulate command that was carried out: ``where`` names the source or device."""
-        self.bus.publish_event(
-            Event(
-                service=self.name,
-                kind="simulation_applied",
-                level="warning",
-                message=f"{what}: {simulator.describe(command.action, values)}, asked by {_sender(command)}",
-                data={
-                    "request_id": command.request_id,
-                    "action": command.action.value,
-                    "values": values,
-                    **where,
-                    "user": command.user,
-                    "origin": _origin_data(command),
-                },
-            )
+        answer = CommandAnswer.of(
+            "simulate",
+            command.action.value,
+            accepted=True,
+            origin=command.origin,
+            request_id=command.request_id,
+            note=simulator.describe(command.action, values),
+            action=command.action.value,
+            values=values,
+            user=command.user,
+            **where,
         )
+        event = answer.as_event(self.name, f"{what}: {answer.note}, asked by {_sender(command)}")
+        self.bus.publish_event(event.model_copy(update={"level": "warning"}))  # the weather is not real now
 
     def _simulation_refused(
         self, reason: str, request_id: str | None, command: WeatherSimulationCommand | None
     ) -> None:
-        self.log.warning("simulate command refused: %s", reason, extra={"event": "simulation_refused"})
-        self.bus.publish_event(
-            Event(
-                service=self.name,
-                kind="simulation_refused",
-                level="warning",
-                message=f"simulate command refused: {reason}",
-                data={
-                    # Echoed so that the sender can match the answer, but never a long or odd one whole.
-                    "request_id": request_id if isinstance(request_id, str) and len(request_id) <= 64 else None,
-                    "action": command.action.value if command else None,
-                    "user": command.user if command else None,
-                    "origin": _origin_data(command) if command else None,
-                    "reason": reason,
-                },
-            )
+        """The answer to a simulate command that is not carried out (the request id only when it is short)."""
+        self.log.warning("simulate command refused: %s", reason, extra={"event": EventKind.COMMAND_REJECTED})
+        answer = CommandAnswer.of(
+            "simulate",
+            command.action.value if command else "?",
+            accepted=False,
+            origin=command.origin if command else None,
+            request_id=request_id,
+            reasons=[reason],
+            action=command.action.value if command else None,
+            user=command.user if command else None,
+            reason=reason,  # as before the one contract (data.reason)
         )
+        self.bus.publish_event(answer.as_event(self.name, f"simulate command refused: {reason}"))
 
     # --- Home Assistant --------------------------------------------------------------
     def ha_entities(self) -> list[Entity]:
@@ -230,11 +226,6 @@ def main(argv: list[str] | None = None) -> int:
     from obsy_weather.cli import COMMANDS
 
     return run_service(WeatherService, argv, COMMANDS)
-
-
-def _origin_data(command: WeatherSimulationCommand) -> dict[str, Any]:
-    """The command's origin for an answer event; a command without one came from an unnamed sender."""
-    return (command.origin or CommandOrigin()).as_data()
 
 
 def _sender(command: WeatherSimulationCommand) -> str:

@@ -8,15 +8,13 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from obsy.config import ObsyConfig
+from obsy.config import ObsyConfig, imaging_repository_dir
 from obsy.topics import Topics
 from obsy_web.auth.ratelimit import LoginLimiter
 from obsy_web.commands import CommandGateway
 from obsy_web.fleet import Fleet
-from obsy_web.imaging import MastersCommandGateway
 from obsy_web.ingest.ingestor import Ingestor
 from obsy_web.live import LatestStates, LiveHub
-from obsy_web.simulation import WeatherSimulationGateway
 from obsy_web.sky import SkyNow
 from obsy_web.status import StatusBoard
 from obsy_web.targets import TargetStore
@@ -37,12 +35,14 @@ class WebContext:
     sky: SkyNow
     ingestor: Ingestor | None = None
     limiter: LoginLimiter = field(default_factory=lambda: LoginLimiter(5))
-    simulation: WeatherSimulationGateway | None = None
+    #: Simulate commands to the weather service (``weather/simulate``).
+    simulation: CommandGateway | None = None
     #: The sites stored here (this one alone unless ``web.sites`` names bridged ones).
     fleet: Fleet | None = None
     #: The bridged sites' MCPs, by site id: only closing commands are sent (``/fleet/{site}/commands``).
     site_commands: dict[str, CommandGateway] = field(default_factory=dict)
-    masters: MastersCommandGateway | None = None
+    #: Masters commands to the imaging service (``imaging/masters``).
+    masters: CommandGateway | None = None
     #: The bridged sites' files received by HTTP (``api/uploads.py``); made on first use.
     uploads: UploadStore | None = None
 
@@ -53,4 +53,5 @@ class WebContext:
     @property
     def imaging_repository(self) -> Path:
         """The imaging service's repository (shared with it on the data volume): previews, reports."""
-        return self.config.imaging.repository_dir(self.config.data_dir)
+        repository = self.config.setting_of("imaging", "repository", None, kind=Path | None)
+        return imaging_repository_dir(repository, self.config.data_dir)

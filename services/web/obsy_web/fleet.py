@@ -12,14 +12,21 @@ apart, with its time.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import ValidationError
 
 from obsy.config import ObsyConfig
+from obsy.messages import PlanSite
 from obsy.topics import Topics
 from obsy_web.live import LatestStates
+
+log = logging.getLogger("obsy.web.fleet")
 
 #: A verdict older than this is stale: the weather service republishes every minute or so.
 STALE_AFTER_S = 300.0
@@ -34,6 +41,10 @@ class Site:
     prefix: str
     #: The bridge's remote client id; None for this site (no bridge: always reachable).
     bridge: str | None = None
+    #: Where it is, as ``web.sites`` names it (latitude, longitude, elevation); None: not named there.
+    position: PlanSite | None = None
+    #: Its time zone, as ``web.sites`` names it; None: not named there.
+    timezone: str | None = None
 
     @property
     def link_topic(self) -> str | None:
@@ -50,7 +61,17 @@ def sites_of(config: ObsyConfig) -> list[Site]:
     """This site first, then the bridged ones of ``web.sites``."""
     local = Site(config.site_id(), config.site.name, config.broker.prefix)
     others = [
-        Site(site.site_id(), site.name or site.site_id(), site.prefix, site.bridge_id()) for site in config.web.sites
+        Site(
+            site.site_id(),
+            site.name or site.site_id(),
+            site.prefix,
+            site.bridge_id(),
+            None
+            if site.latitude is None or site.longitude is None
+            else PlanSite(latitude=site.latitude, longitude=site.longitude, elevation=site.elevation),
+            site.timezone,
+        )
+        for site in config.web.sites
     ]
     return [local, *others]
 
@@ -84,6 +105,10 @@ class Fleet:
                 return site
         return None
 
+    def linked_site(self, topic: str) -> Site | None:
+        """The bridged site whose link state ``topic`` is, else None."""
+        return self._by_link.get(topic)
+
     def get(self, site_id: str) -> Site | None:
         return next((site for site in self.sites if site.id == site_id), None)
 
@@ -107,6 +132,25 @@ class Fleet:
         if site is not self.local:  # this site's latest states are fed by the service itself
             self.latest[site.id].update(topic, payload)
         return site
+
+    def place(self, site: Site) -> tuple[PlanSite | None, ZoneInfo]:
+        """Where a bridged site is and its time zone: what its scheduler's latest plan names (``site``), else
+        what ``web.sites`` gives; no position (None) and UTC where neither does."""
+        plan = self.latest[site.id].get("scheduler/plan")
+        named = plan.get("site") if isinstance(plan, dict) else None
+        position = site.position
+        if named is not None:
+            try:
+                position = PlanSite.model_validate(named)
+            except ValidationError:
+                log.warning("the plan of site %s names a bad position: %.200r", site.id, named)
+        for zone in (position.timezone if position else None, site.timezone):
+            if zone:
+                try:
+                    return position, ZoneInfo(zone)
+                except (ZoneInfoNotFoundError, ValueError):
+                    log.warning("site %s: unknown time zone %.64r", site.id, zone)
+        return position, ZoneInfo("UTC")
 
     def link(self, site: Site) -> dict[str, Any]:
         """``{"reachable", "link", "since", "status"}``: this site is always reachable."""

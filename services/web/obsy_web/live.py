@@ -3,7 +3,10 @@
 :class:`LatestStates` keeps the last payload of every topic (decoded JSON or text) for
 the status API. :class:`LiveHub` forwards each message to every connected browser
 (Server-Sent Events); it is fed on the bus's dispatch thread and hands over to the
-event loop of each listener.
+event loop of each listener. A listener follows one site: this one (the default), or a
+bridged site whose messages arrive here under its prefix (``web.sites``); the topics it is
+given are relative to that site's prefix either way, so a page reads a bridged site's feed
+as it reads this site's.
 """
 
 from __future__ import annotations
@@ -82,6 +85,8 @@ _CLOSED: dict[str, Any] = {}
 class _Listener:
     loop: asyncio.AbstractEventLoop
     queue: asyncio.Queue[dict[str, Any] | None]
+    #: The bridged site it follows; None: this site.
+    site: str | None = None
 
 
 class LiveHub:
@@ -96,15 +101,22 @@ class LiveHub:
     def listeners(self) -> int:
         return len(self._listeners)
 
-    def publish(self, topic: str, payload: bytes) -> None:
+    def publish(self, topic: str, payload: bytes, site: str | None = None, prefix: str | None = None) -> None:
+        """One bus message to the listeners of its site: this site's (``site`` None) or a bridged
+        one's, whose ``prefix`` (``web.sites``) is cut off its topics as this site's is."""
         if not self._listeners or topic.endswith(_NOT_LIVE_SUFFIXES):
             return
         value = decode(payload)
         if value is None and payload:
             return
-        message = {"topic": topic[len(self.topics.prefix) + 1 :], "payload": value}
+        cut = len(prefix if site is not None and prefix else self.topics.prefix) + 1
+        self.send(topic[cut:], value, site)
+
+    def send(self, key: str, value: Any, site: str | None = None) -> None:
+        """``{"topic": key, "payload": value}`` to the listeners of ``site`` (None: this site)."""
+        message = {"topic": key, "payload": value}
         with self._lock:
-            listeners = list(self._listeners)
+            listeners = [listener for listener in self._listeners if listener.site == site]
         for listener in listeners:
             with contextlib.suppress(RuntimeError):  # its loop has closed
                 listener.loop.call_soon_threadsafe(self._offer, listener, message)
@@ -123,9 +135,10 @@ class LiveHub:
             with contextlib.suppress(RuntimeError):  # its loop has closed
                 listener.loop.call_soon_threadsafe(listener.queue.put_nowait, _CLOSED)
 
-    async def listen(self, keepalive_s: float = 15.0) -> AsyncIterator[dict[str, Any] | None]:
-        """Messages as they come; None every ``keepalive_s`` seconds of silence; ends on :meth:`close`."""
-        listener = _Listener(asyncio.get_running_loop(), asyncio.Queue())
+    async def listen(self, keepalive_s: float = 15.0, site: str | None = None) -> AsyncIterator[dict[str, Any] | None]:
+        """Messages of ``site`` (None: this site) as they come; None every ``keepalive_s`` seconds of
+        silence; ends on :meth:`close`."""
+        listener = _Listener(asyncio.get_running_loop(), asyncio.Queue(), site)
         with self._lock:
             if self._closed:
                 return

@@ -25,8 +25,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from obsy.config import NotificationsConfig
 from obsy.messages import NightSummary
+from obsy_web.config import NotificationsConfig
 from obsy_web.db.models import (
     AllskyFrameRecord,
     AllskyStreakRecord,

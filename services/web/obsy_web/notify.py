@@ -36,9 +36,9 @@ from datetime import time as dtime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from obsy.config import NotificationsConfig
-from obsy.messages import Event, SafetyVerdict
+from obsy.messages import Event, EventKind, SafetyVerdict
 from obsy.topics import OFFLINE, ONLINE, Topics
+from obsy_web.config import NotificationsConfig
 
 if TYPE_CHECKING:
     from obsy.bus import Bus
@@ -212,7 +212,7 @@ class Notifier:
             self.offer(
                 Event(
                     service=service,
-                    kind="service_offline",
+                    kind=EventKind.SERVICE_OFFLINE,
                     level="error",
                     message=f"the {service} service went offline (its connection to the broker was lost)",
                 )
@@ -225,13 +225,15 @@ class Notifier:
         if before is None or before == verdict.safe:
             return
         if verdict.safe:
-            self.offer(Event(service="weather", kind="verdict_safe", message="the weather verdict is safe again"))
+            self.offer(
+                Event(service="weather", kind=EventKind.VERDICT_SAFE, message="the weather verdict is safe again")
+            )
             return
         reasons = "; ".join(reason.message for reason in verdict.reasons) or "no reason given"
         self.offer(
             Event(
                 service="weather",
-                kind="verdict_unsafe",
+                kind=EventKind.VERDICT_UNSAFE,
                 message=f"the weather verdict is unsafe: {reasons}",
                 data={"reasons": [reason.message for reason in verdict.reasons]},
             )
@@ -326,12 +328,12 @@ class Notifier:
             if not ok and not was_failing:
                 log.warning("a notification could not be sent: %s", error, extra={"event": "notification_failed"})
                 self._publish(
-                    "notification_failed",
+                    EventKind.NOTIFICATION_FAILED,
                     "warning",
                     f"the notification '{note.title}' could not be sent: {error}",
                 )
             elif ok and was_failing:
-                self._publish("notification_restored", "info", "notifications are sent again")
+                self._publish(EventKind.NOTIFICATION_RESTORED, "info", "notifications are sent again")
 
     def _send(self, note: Notification) -> tuple[bool, str]:
         """One Apprise call on a thread of its own, given up after the timeout."""
@@ -355,7 +357,7 @@ class Notifier:
             return False, "a notification service refused it or could not be reached (see the log)"
         return True, ""
 
-    def _publish(self, kind: str, level: str, message: str) -> None:
+    def _publish(self, kind: EventKind, level: str, message: str) -> None:
         try:
             self.publish_event(Event(service="web", kind=kind, level=level, message=message))  # type: ignore[arg-type]
         except Exception:

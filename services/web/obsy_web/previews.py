@@ -5,11 +5,14 @@ stack of record; the target page's frame grid and downloads need them. The web s
 FITS on the shared data volume, shrinks it by an area average and stretches it as the imaging
 service's previews are (``obsy.stretch``), and keeps the JPEG in ``<data_dir>/web/previews``
 under a name made from the file's path, size, modification time and the width asked: a light
-calibrated again (its file replaced) gets a fresh preview.
+calibrated again (its file replaced) gets a fresh preview. The folder is bounded
+(``MAX_CACHE_BYTES``): when a new preview takes it over, the least recently used are removed
+(a preview read from the cache counts as used: its modification time is refreshed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -29,6 +32,10 @@ log = logging.getLogger("obsy.web.previews")
 #: Widths a caller may ask for: a thumbnail for the grid up to a full-size sample.
 MIN_WIDTH, MAX_WIDTH = 64, 4096
 JPEG_QUALITY = 85
+#: The preview folder's bound, and the share of it kept when it is pruned (so that, once the
+#: folder is full, not every new preview removes old ones).
+MAX_CACHE_BYTES = 512 * 1024 * 1024
+PRUNE_TO = 0.8
 
 
 class PreviewError(ValueError):
@@ -74,8 +81,9 @@ def render_jpeg(path: Path, width: int) -> bytes:
 class PreviewCache:
     """JPEG previews kept on disk by source file and width (see the module's docstring)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, max_bytes: int = MAX_CACHE_BYTES) -> None:
         self.folder = folder
+        self.max_bytes = max_bytes
 
     def jpeg(self, source: Path, width: int) -> bytes:
         """The preview of ``source`` at ``width``: from the cache, else drawn and kept."""
@@ -86,9 +94,13 @@ class PreviewCache:
         key = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{width}"
         cached = self.folder / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.jpg"
         try:
-            return cached.read_bytes()
+            jpeg = cached.read_bytes()
         except OSError:
             pass
+        else:
+            with contextlib.suppress(OSError):  # used now: the last to be pruned
+                os.utime(cached)
+            return jpeg
         jpeg = render_jpeg(source, width)
         self._keep(cached, jpeg)
         return jpeg
@@ -102,3 +114,28 @@ class PreviewCache:
             os.replace(part.name, cached)
         except OSError as error:
             log.warning("preview cache not written: %s", error, extra={"event": "preview_cache_failed"})
+            return
+        self._prune()
+
+    def _prune(self) -> None:
+        """Removes the least recently used previews once the folder holds more than ``max_bytes``,
+        down to ``PRUNE_TO`` of it. Another process pruning at the same time only makes a file
+        vanish twice."""
+        files: list[tuple[float, int, Path]] = []
+        total = 0
+        for path in self.folder.glob("*.jpg"):
+            with contextlib.suppress(OSError):
+                stat = path.stat()
+                files.append((stat.st_mtime, stat.st_size, path))
+                total += stat.st_size
+        if total <= self.max_bytes:
+            return
+        removed = 0
+        for _, size, path in sorted(files):
+            if total <= self.max_bytes * PRUNE_TO:
+                break
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+            total -= size
+        log.info("preview cache pruned: %d previews removed, %d bytes left", removed, total)

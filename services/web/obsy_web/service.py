@@ -30,14 +30,12 @@ from obsy_web.context import WebContext
 from obsy_web.db import make_engine, session_factory
 from obsy_web.db.migrate import upgrade
 from obsy_web.fleet import Fleet, sites_of
-from obsy_web.imaging import MastersCommandGateway
 from obsy_web.ingest.ingestor import Ingestor
 from obsy_web.ingest.retention import apply_retention
 from obsy_web.ingest.subscriber import start_ingest_bus
 from obsy_web.live import LatestStates, LiveHub
 from obsy_web.nights import NightSummaries
 from obsy_web.notify import Notifier
-from obsy_web.simulation import WeatherSimulationGateway
 from obsy_web.sky import SkyNow
 from obsy_web.status import StatusBoard
 from obsy_web.targets import TargetStore
@@ -81,13 +79,15 @@ class WebService(Service):
             sky=SkyNow(self.config.site),
             ingestor=self.ingestor,
             limiter=LoginLimiter(settings.login_attempts_per_minute),
-            simulation=WeatherSimulationGateway(self.bus, settings.command_timeout),
+            simulation=CommandGateway(self.bus, settings.command_timeout, service="weather", things=("simulate",)),
             fleet=self.fleet,
             site_commands={
                 site.id: CommandGateway(self.bus, settings.command_timeout, Topics(site.prefix), site.id)
                 for site in self.fleet.sites[1:]
             },
-            masters=MastersCommandGateway(self.bus, settings.command_timeout),
+            masters=CommandGateway(
+                self.bus, settings.command_timeout, service="imaging", things=("masters",), result_state="masters"
+            ),
         )
         self.context.sky.current()  # first computation in the background
         self.context.targets.publish_all()
@@ -151,9 +151,15 @@ class WebService(Service):
         # A failure of the live view must not keep a message from the store (the bus would
         # acknowledge a delivery whose handler raised, before it is stored).
         try:
-            if self.fleet.update(delivery.topic, delivery.payload) is self.fleet.local:
+            site = self.fleet.update(delivery.topic, delivery.payload)
+            if site is self.fleet.local:
                 self.context.latest.update(delivery.topic, delivery.payload)
                 self.context.hub.publish(delivery.topic, delivery.payload)
+            elif site is not None:  # a bridged site's message: to the pages that show that site
+                self.context.hub.publish(delivery.topic, delivery.payload, site=site.id, prefix=site.prefix)
+            elif (linked := self.fleet.linked_site(delivery.topic)) is not None:
+                # Its bridge connected or broke: the pages showing it say so at once.
+                self.context.hub.send("link", {"id": linked.id, **self.fleet.link(linked)}, site=linked.id)
         except Exception:
             self.log.exception("the live view could not take a message on %s", delivery.topic)
         self.ingestor.submit_delivery(delivery)

@@ -71,7 +71,7 @@ class SkyNow:
 
 
 def altitude_curves(
-    site: SiteConfig,
+    site: astro.SiteLike,
     start: datetime,
     end: datetime,
     targets: Iterable[tuple[str, str, float, float]],

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote, unquote, urlparse
 
-from obsy.config import WebUploadsConfig
+from obsy_web.config import WebUploadsConfig
 
 SITES_FOLDER = "sites"
 STAGING_FOLDER = ".uploads"

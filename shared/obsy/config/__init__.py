@@ -3,16 +3,17 @@
 The package holds the loader (:mod:`obsy.config.loader`), the common sections
 (:mod:`obsy.config.sections`) and the registry of the sections each service owns
 (:mod:`obsy.config.registry`, entry-point group ``obsy.config_sections``). A service's own
-schema lives in its package (``obsy_<name>/config.py``: allsky, alpaca, clouddetect, mcp,
-weather so far); its names are importable from here too, loaded when first asked for, so this package
-never needs a service installed to import. See docs/architecture.md, "Configuration".
+schema lives in its package (``obsy_<name>/config.py``); its names are importable from here too,
+loaded when first asked for, so this package never needs a service installed to import.
+See docs/architecture.md, "Configuration".
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from obsy.config import model
 from obsy.config.base import (
     CONFIG_PATH_ENV,
     DEFAULT_SIMULATOR_DRIVERS,
@@ -27,7 +28,7 @@ from obsy.config.base import (
     site_slug,
 )
 from obsy.config.loader import find_config_path, load_config, merge_settings, read_yaml
-from obsy.config.model import CoreConfig, ObsyConfig
+from obsy.config.model import CoreConfig
 from obsy.config.registry import ENTRY_POINT_GROUP, SERVICE_OWNED_SECTIONS, MissingSection
 from obsy.config.sections import (
     KIB,
@@ -40,40 +41,12 @@ from obsy.config.sections import (
     IndiLocalDriver,
     IndiServerConfig,
     PayloadLimitsConfig,
+    SchedulerTransitsConfig,
     SiteConfig,
     SkyModelConfig,
     TlsConfig,
     UploadConfig,
-)
-from obsy.config.service_sections import (
-    DEFAULT_NOTIFY_KINDS,
-    IMAGING_FRAME_SUFFIXES,
-    TRANSFORMATION_NAME,
-    EventLevel,
-    FleetSiteConfig,
-    ImagingCalibrationConfig,
-    ImagingConfig,
-    ImagingEkosSignalConfig,
-    ImagingGradingConfig,
-    ImagingLiveStackConfig,
-    ImagingNightStackConfig,
-    ImagingPhotometryConfig,
-    ImagingProjectStackConfig,
-    ImagingTransitsConfig,
-    NotificationsConfig,
-    PhotometryStarConfig,
-    PhotometryTargetConfig,
-    SchedulerCalibrationConfig,
-    SchedulerConfig,
-    SchedulerEkosConfig,
-    SchedulerTransitsConfig,
-    SchedulerWeightsConfig,
-    TransitRegressor,
-    WebConfig,
-    WebRetentionConfig,
-    WebUploadsConfig,
-    colour_indices,
-    photometry_name_key,
+    imaging_repository_dir,
 )
 
 __all__ = [
@@ -181,6 +154,7 @@ __all__ = [
     "WebUploadsConfig",
     "colour_indices",
     "find_config_path",
+    "imaging_repository_dir",
     "load_config",
     "merge_settings",
     "photometry_name_key",
@@ -237,11 +211,45 @@ _SERVICE_SCHEMA_NAMES = {
     "CloudDetectConfig": "obsy_clouddetect.config",
     "TransmissionMethodConfig": "obsy_clouddetect.config",
     "ClassifierMethodConfig": "obsy_clouddetect.config",
+    "SchedulerWeightsConfig": "obsy_scheduler.config",
+    "SchedulerCalibrationConfig": "obsy_scheduler.config",
+    "SchedulerEkosConfig": "obsy_scheduler.config",
+    "SchedulerConfig": "obsy_scheduler.config",
+    "WebRetentionConfig": "obsy_web.config",
+    "EventLevel": "obsy_web.config",
+    "DEFAULT_NOTIFY_KINDS": "obsy_web.config",
+    "NotificationsConfig": "obsy_web.config",
+    "FleetSiteConfig": "obsy_web.config",
+    "WebUploadsConfig": "obsy_web.config",
+    "WebConfig": "obsy_web.config",
+    "IMAGING_FRAME_SUFFIXES": "obsy_imaging.config",
+    "ImagingGradingConfig": "obsy_imaging.config",
+    "ImagingCalibrationConfig": "obsy_imaging.config",
+    "ImagingLiveStackConfig": "obsy_imaging.config",
+    "ImagingNightStackConfig": "obsy_imaging.config",
+    "ImagingProjectStackConfig": "obsy_imaging.config",
+    "photometry_name_key": "obsy_imaging.config",
+    "colour_indices": "obsy_imaging.config",
+    "PhotometryStarConfig": "obsy_imaging.config",
+    "PhotometryTargetConfig": "obsy_imaging.config",
+    "TRANSFORMATION_NAME": "obsy_imaging.config",
+    "ImagingPhotometryConfig": "obsy_imaging.config",
+    "TransitRegressor": "obsy_imaging.config",
+    "ImagingTransitsConfig": "obsy_imaging.config",
+    "ImagingEkosSignalConfig": "obsy_imaging.config",
+    "ImagingConfig": "obsy_imaging.config",
 }
 
 
+if TYPE_CHECKING:
+    from obsy.config.model import ObsyConfig
+
+
 def __getattr__(name: str) -> Any:
-    """A service's schema class, imported from its package on first use (``from obsy.config import AlpacaConfig``)."""
+    """A service's schema class, imported from its package on first use (``from obsy.config import AlpacaConfig``);
+    ``ObsyConfig``, built on first use (obsy.config.model says why)."""
+    if name == "ObsyConfig":
+        return model.ObsyConfig
     module = _SERVICE_SCHEMA_NAMES.get(name)
     if module is None:
         raise AttributeError(f"module 'obsy.config' has no attribute {name!r}")

@@ -7,13 +7,16 @@ Imports nothing of OBSY's but ``obsy.messages``-free standard pieces, so a servi
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
 )
+
+if TYPE_CHECKING:
+    from obsy.config.model import CoreConfig
 
 ENV_PREFIX = "OBSY_"
 CONFIG_PATH_ENV = "OBSY_CONFIG"
@@ -33,6 +36,8 @@ NOT_CONFIG_ENV = frozenset(
         "OBSY_FUZZ_EXAMPLES",  # the tests: how many requests the web API fuzzing sends
     }
 )
+#: Every OBSY service, in the order obsy-local starts them: the catalogue every process knows, installed here or not
+#: (why it is written down and not read from the ``obsy.services`` entry points: ``obsy.services``' docstring).
 SERVICE_NAMES = ("weather", "clouddetect", "allsky", "scheduler", "mcp", "web", "imaging", "alpaca")
 
 DEFAULT_SIMULATOR_DRIVERS = (
@@ -78,3 +83,11 @@ class ServiceSection(Section):
     enabled: bool = True
     log_level: LogLevel = "INFO"
     heartbeat_interval: float = Field(default=15.0, gt=0, description="seconds between health messages")
+
+    def check_config(self, config: CoreConfig) -> None:
+        """Check this section against the rest of the configuration, once all of it is validated.
+
+        A service whose settings must agree with another section (the core's, or another service's
+        through ``config.setting_of``) overrides this and raises ``ValueError`` naming the keys; the
+        loader reports it like any other mistake. Runs only where the service is installed.
+        """

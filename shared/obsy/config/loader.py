@@ -23,8 +23,8 @@ from typing import Annotated, Any, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from obsy.config import model
 from obsy.config.base import CONFIG_PATH_ENV, ENV_PREFIX, NOT_CONFIG_ENV, ConfigError
-from obsy.config.model import ObsyConfig
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -141,7 +141,7 @@ def _describe(error: dict[str, Any], source: str, origin: dict[tuple[str, ...], 
     kind = error["type"]
     if kind == "extra_forbidden":
         hint = ""
-        close = difflib.get_close_matches(loc[-1], _known_keys(ObsyConfig, loc[:-1]), n=1)
+        close = difflib.get_close_matches(loc[-1], _known_keys(model.ObsyConfig, loc[:-1]), n=1)
         if close:
             hint = f" (did you mean '{'.'.join((*loc[:-1], close[0]))}'?)"
         return f"unknown key '{key}' in {where}{hint}"
@@ -168,7 +168,7 @@ def find_config_path(
     return default if default.exists() else None
 
 
-def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> ObsyConfig:
+def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> model.ObsyConfig:
     """Load and validate the configuration; raises ConfigError with one line per problem."""
     env = os.environ if env is None else env
     config_path = find_config_path(path, env)
@@ -178,7 +178,7 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     merged.pop("source_file", None)
     source = f"config file {config_path}" if config_path is not None else "the configuration (no config file given)"
     try:
-        config = ObsyConfig.model_validate(merged)
+        config = model.ObsyConfig.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError([_describe(err, source, origin) for err in exc.errors()]) from None
     config.source_file = config_path

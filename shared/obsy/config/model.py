@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -20,17 +21,12 @@ from obsy.config.sections import (
     SiteConfig,
     UploadConfig,
 )
-from obsy.config.service_sections import (
-    ImagingConfig,
-    SchedulerConfig,
-    WebConfig,
-)
 
 T = TypeVar("T")
 
 
 class CoreConfig(Section):
-    """The configuration's common sections and the sections still kept in the core; see :data:`ObsyConfig`."""
+    """The configuration's common sections; see :data:`ObsyConfig` for the whole, services' sections included."""
 
     site: SiteConfig
     broker: BrokerConfig = BrokerConfig()
@@ -43,9 +39,6 @@ class CoreConfig(Section):
     run_dir: Path = Field(default_factory=lambda: Path(tempfile.gettempdir()))
     #: ``json`` (one JSON object per line, for log collectors) or ``text`` (for people).
     log_format: Literal["json", "text"] = "json"
-    scheduler: SchedulerConfig = SchedulerConfig()
-    web: WebConfig = WebConfig()
-    imaging: ImagingConfig = ImagingConfig()
     demo: DemoConfig = DemoConfig()
     upload: UploadConfig = UploadConfig()
     #: Sections of services that are not part of OBSY itself (add-ons), by service name.
@@ -55,45 +48,31 @@ class CoreConfig(Section):
         from obsy_allsky.config import AllskyConfig
         from obsy_alpaca.config import AlpacaConfig
         from obsy_clouddetect.config import CloudDetectConfig
+        from obsy_imaging.config import ImagingConfig
         from obsy_mcp.config import McpConfig
+        from obsy_scheduler.config import SchedulerConfig
         from obsy_weather.config import WeatherConfig
+        from obsy_web.config import WebConfig
 
         allsky: AllskyConfig
         alpaca: AlpacaConfig
         clouddetect: CloudDetectConfig
+        imaging: ImagingConfig
         mcp: McpConfig
+        scheduler: SchedulerConfig
         weather: WeatherConfig
+        web: WebConfig
 
     # Where the values came from, for messages; not part of the schema.
     source_file: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
-    def _transit_ephemerides(self) -> CoreConfig:
-        transits = self.imaging.transits
-        if transits.enabled and transits.ephemeris_path(self.scheduler.transits) is None:
-            raise ValueError(
-                "imaging.transits is enabled but no ephemeris file is set: set imaging.transits.ephemeris_file "
-                "or scheduler.transits.ephemeris_file (a NASA Exoplanet Archive CSV export)"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _sites_apart(self) -> CoreConfig:
-        """The fleet's sites need ids of their own and prefixes that do not contain one another."""
-        ids = [self.site_id()]
-        prefixes = [self.broker.prefix]
-        for site in self.web.sites:
-            if site.site_id() in ids:
-                raise ValueError(f"web.sites: the site id {site.site_id()!r} is used twice (this site's included)")
-            for prefix in prefixes:
-                if (
-                    prefix == site.prefix
-                    or site.prefix.startswith(prefix + "/")
-                    or prefix.startswith(site.prefix + "/")
-                ):
-                    raise ValueError(f"web.sites: the prefixes {prefix!r} and {site.prefix!r} overlap")
-            ids.append(site.site_id())
-            prefixes.append(site.prefix)
+    def _sections_agree(self) -> CoreConfig:
+        """Each installed service's checks of its section against the rest (``ServiceSection.check_config``)."""
+        for name in type(self).model_fields:
+            section = getattr(self, name)
+            if isinstance(section, ServiceSection):
+                section.check_config(self)
         return self
 
     def service(self, name: str) -> ServiceSection:
@@ -107,8 +86,9 @@ class CoreConfig(Section):
 
         Where the owning service is installed, the value its schema validated; elsewhere (a service's
         image holds only its own package) the value as written, checked against the type of
-        ``default`` (or ``kind``, for a sub-section: ``SkyModelConfig | None``), and ``default`` must
-        be the schema's own (tests/unit/test_config_registry.py checks every call).
+        ``default`` (or ``kind``: ``SkyModelConfig | None``, ``Path | None``), and ``default`` must be
+        the schema's own (tests/unit/test_config_registry.py checks every call). A whole sub-section
+        is read with its schema, kept in the core, as the default: ``SchedulerTransitsConfig()``.
         """
         value: Any = getattr(self, section)
         parts = key.split(".")
@@ -122,7 +102,10 @@ class CoreConfig(Section):
         try:
             return TypeAdapter(type(default) if kind is None else kind).validate_python(value)
         except ValidationError as exc:
-            problems = [f"invalid value for '{section}.{key}': {error['msg']}" for error in exc.errors()]
+            problems = [
+                f"invalid value for '{'.'.join((section, key, *(str(part) for part in error['loc'])))}': {error['msg']}"
+                for error in exc.errors()
+            ]
             raise ConfigError(problems) from None
 
     def mcp_state_file(self) -> Path:
@@ -146,8 +129,22 @@ def build_config_model() -> type[CoreConfig]:
     return create_model("ObsyConfig", __base__=CoreConfig, __module__="obsy.config", **fields)
 
 
+_build_lock = threading.Lock()
+
 if TYPE_CHECKING:
     ObsyConfig = CoreConfig
 else:
-    #: The configuration model: the core's sections and every installed service's own.
-    ObsyConfig = build_config_model()
+
+    def __getattr__(name: str) -> Any:
+        """``ObsyConfig``, the configuration model: the core's sections and every installed service's own.
+
+        Built on first use, not at import: a service's schema module imports ``obsy.config.base``, so
+        building the model (which imports every schema module) while this package is first imported
+        would import that schema module again, half-made, when it is the first thing imported.
+        """
+        if name != "ObsyConfig":
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        with _build_lock:
+            if "ObsyConfig" not in globals():
+                globals()["ObsyConfig"] = build_config_model()
+        return globals()["ObsyConfig"]

@@ -21,18 +21,12 @@ from typing import Annotated, Any
 
 from pydantic import Field, PlainSerializer, PlainValidator
 
-from obsy.config.base import ConfigError, ServiceSection
+from obsy.config.base import SERVICE_NAMES, ConfigError, ServiceSection
 
 ENTRY_POINT_GROUP = "obsy.config_sections"
 
-#: Sections whose schema lives in its service's package, and that package's distribution.
-#: TODO(issue 14): the other services' sections still live in obsy.config.service_sections.
-SERVICE_OWNED_SECTIONS = {
-    "alpaca": "obsy-alpaca",
-    "clouddetect": "obsy-clouddetect",
-    "mcp": "obsy-mcp",
-    "weather": "obsy-weather",
-}
+#: Every OBSY service's section, whose schema lives in that service's package, and that package's distribution.
+SERVICE_OWNED_SECTIONS = {name: f"obsy-{name}" for name in SERVICE_NAMES}
 
 
 class MissingSection:

@@ -1,5 +1,8 @@
 """The common sections: what the whole site shares (site, broker, database, INDI server, Home Assistant,
-disk watch, uploads, the demo) and the sky model both allsky and clouddetect read."""
+disk watch, uploads, the demo), and the parts of a service's section that another service reads whole:
+clouddetect's sky model (allsky reads it), the scheduler's transit settings (the imaging service reduces
+the transits the scheduler planned, from the same ephemeris file) and where the imaging repository is
+(the web service serves its previews and reports). Each service's own section is in its package."""
 
 from __future__ import annotations
 
@@ -228,6 +231,38 @@ class DiskConfig(Section):
         return self
 
 
+class S3UploadConfig(Section):
+    """Where the files go with ``upload.target: s3``: a bucket of any server with the S3 API (AWS, MinIO, Ceph,
+    Garage...). The keys are ``<prefix><the path under the site's data directory>``. Credentials: keep them
+    out of the file (``OBSY_UPLOAD__S3__ACCESS_KEY_ID_FILE``, ``OBSY_UPLOAD__S3__SECRET_ACCESS_KEY_FILE``);
+    empty, boto3 looks for them as it always does (``AWS_ACCESS_KEY_ID``..., an instance role)."""
+
+    endpoint_url: str | None = Field(
+        default=None, pattern=r"^https?://\S+$", description="the S3 server (empty: AWS's endpoint for the region)"
+    )
+    bucket: str | None = Field(
+        default=None, pattern=r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$", description="the bucket (it must exist)"
+    )
+    region: str | None = Field(default=None, max_length=64, description="the bucket's region (empty: boto3's default)")
+    prefix: str = Field(
+        default="sites/{site}/",
+        max_length=200,
+        description="put before each key; {site} is this site's id at the centre",
+    )
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    part_bytes: int = Field(
+        default=8 * MIB,
+        ge=5 * MIB,
+        le=5 * 1024 * MIB,
+        description="bytes per part of a multipart upload (S3's least is 5 MiB): at most one part is sent again "
+        "after a cut",
+    )
+    path_style: bool = Field(
+        default=True, description="address the bucket in the path (MinIO and most servers), not in the host name"
+    )
+
+
 class UploadConfig(Section):
     """Sending this site's large files (allsky pictures) to a centre's web service by HTTP (docs/operations.md).
 
@@ -246,12 +281,60 @@ class UploadConfig(Section):
     max_bytes_per_s: float | None = Field(default=None, gt=0, description="upload rate limit; empty = none")
     backoff_max: float = Field(default=300.0, gt=0, description="seconds between tries at most (busy, unreachable)")
     allsky_fits: bool = Field(default=False, description="send the allsky frames' FITS too, not only the pictures")
+    target: Literal["http", "s3"] = Field(
+        default="http", description="http: to the centre's web service (url); s3: to a bucket (upload.s3)"
+    )
+    s3: S3UploadConfig = Field(default_factory=S3UploadConfig)
 
     @model_validator(mode="after")
     def _token_with_url(self) -> UploadConfig:
+        if self.target == "s3":
+            if not self.s3.bucket:
+                raise ValueError("upload.target is s3 but upload.s3.bucket is not set")
+            if (self.s3.access_key_id is None) != (self.s3.secret_access_key is None):
+                raise ValueError(
+                    "upload.s3: give both access_key_id and secret_access_key (OBSY_UPLOAD__S3__..._FILE), or neither"
+                )
+            return self
         if self.url and self.token is None:
             raise ValueError("upload.url is set but upload.token is not (set OBSY_UPLOAD__TOKEN_FILE)")
         return self
 
+    @property
+    def enabled(self) -> bool:
+        """Whether files are sent: to a bucket, or to a centre's url."""
+        return self.target == "s3" or bool(self.url)
+
     def queue_path(self, data_dir: Path) -> Path:
         return self.queue_dir or data_dir / "upload-queue"
+
+
+class SchedulerTransitsConfig(Section):
+    """Exoplanet transits: targets named like a planet in the ephemeris file are planned at its transits.
+
+    The schema of ``scheduler.transits``; kept in the core because the imaging service reads it too
+    (``imaging.transits`` falls back on its ephemeris file and baseline).
+    """
+
+    ephemeris_file: Path | None = Field(
+        default=None,
+        description="a NASA Exoplanet Archive CSV export (planetary systems table); a target whose name is a "
+        "planet's pl_name in it is observed at that planet's transits; empty = no transit planning",
+    )
+    baseline_min: float = Field(default=60, ge=0, le=360, description="observed before ingress and after egress")
+    timing_sigmas: float = Field(
+        default=3, ge=0, le=10, description="the window widens by this many sigma of the ephemeris at the epoch"
+    )
+    partial: Literal["skip", "plan"] = Field(
+        default="skip",
+        description="a transit whose window is only partly observable: left out (skip), or its longest observable "
+        "part planned when it holds ingress or egress (plan)",
+    )
+
+
+def imaging_repository_dir(repository: Path | None, data_dir: Path) -> Path:
+    """The imaging service's frame repository: ``imaging.repository``, else ``<data_dir>/imaging/repository``.
+
+    The imaging service writes it; the web service serves previews and reports from it (a shared volume).
+    """
+    return (repository or data_dir / "imaging" / "repository").resolve()

@@ -27,11 +27,35 @@ class SiteUploads:
 
     @classmethod
     def from_config(cls, config: ObsyConfig) -> SiteUploads | None:
-        """Started uploads, or None where ``upload.url`` is empty."""
+        """Started uploads, or None where nothing is sent (``upload.url`` empty, ``upload.target`` http)."""
         settings = config.upload
-        if not settings.url or settings.token is None:
+        if not settings.enabled:
             return None
         queue = UploadQueue(settings.queue_path(config.data_dir), settings.max_queued_files)
+        if settings.target == "s3":
+            from obsy.upload.s3 import S3Uploader
+
+            s3 = settings.s3
+            assert s3.bucket is not None  # the config checked it
+            sender = S3Uploader(
+                queue,
+                bucket=s3.bucket,
+                site=settings.site or config.site_id(),
+                endpoint_url=s3.endpoint_url,
+                region=s3.region,
+                prefix=s3.prefix,
+                access_key_id=s3.access_key_id.get_secret_value() if s3.access_key_id else None,
+                secret_access_key=s3.secret_access_key.get_secret_value() if s3.secret_access_key else None,
+                part_bytes=s3.part_bytes,
+                path_style=s3.path_style,
+                max_bytes_per_s=settings.max_bytes_per_s,
+                backoff_max=settings.backoff_max,
+            )
+            where = f"bucket {s3.bucket} at {s3.endpoint_url or 'AWS'}"
+            log.info("sending files to %s under %s (%d queued)", where, sender.prefix, len(queue))
+            return cls(config.data_dir, queue, sender.start())
+        if not settings.url or settings.token is None:
+            return None
         uploader = Uploader(
             queue,
             settings.url,
@@ -56,6 +80,15 @@ class SiteUploads:
             log.error("%s", exc)
             return False
         return True
+
+    def object_url(self, path: Path) -> str | None:
+        """Where a file under the data directory is kept once sent, for the metadata on the bus: its S3 object
+        (``s3://<bucket>/<key>``); None for the centre's HTTP upload (the centre serves it by the frame)."""
+        object_url = getattr(self.uploader, "object_url", None)
+        resolved = Path(path).resolve()
+        if object_url is None or not resolved.is_relative_to(self.data_dir):
+            return None
+        return object_url(resolved.relative_to(self.data_dir).as_posix())
 
     def health(self) -> dict[str, Any]:
         """For the service's health message: what waits, what went, and how the centre answered."""

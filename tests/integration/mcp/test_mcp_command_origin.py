@@ -59,7 +59,9 @@ def test_oversize_commands_are_dropped_at_the_bus_and_a_bad_one_is_echoed_only_a
     watcher.publish(TOPICS.mcp_roof_command, b"CLOSE" * (10 * MB // 5))
     watcher.publish(TOPICS.mcp_roof_command, b"CLOSE" + b"\n" * 100_000)
     bad_plain = "OPEN\n<b>" + "\x00" * 2000  # normal-sized, but no command
-    bad_json = json.dumps({"value": "OPEN", "origin": {"kind": "web"}, "schema_version": "x" * 3000})
+    bad_json = json.dumps(
+        {"value": "OPEN", "origin": {"kind": "web"}, "schema_version": "x" * 3000, "request_id": "bad-1"}
+    )
     watcher.publish(TOPICS.mcp_roof_command, bad_plain)
     watcher.publish(TOPICS.mcp_roof_command, bad_json)
     watcher.publish(TOPICS.mcp_roof_command, "banana")
@@ -70,6 +72,8 @@ def test_oversize_commands_are_dropped_at_the_bus_and_a_bad_one_is_echoed_only_a
     assert "not a command" in plain["data"]["reasons"][0]
     assert "\\x00" in plain["data"]["reasons"][0] and "(2008 bytes)" in plain["data"]["reasons"][0]
     assert "schema_version" in broken["data"]["reasons"][0]
+    assert broken["data"]["request_id"] == "bad-1"  # repeated from the invalid command, so its sender hears
+    assert plain["data"]["request_id"] is None
     assert "unknown roof command 'banana'" in banana["data"]["reasons"][0]
     for answer in answers:
         assert len(json.dumps(answer)) < 1500, "a bad command is echoed only as a short excerpt"
@@ -84,7 +88,7 @@ def test_oversize_commands_are_dropped_at_the_bus_and_a_bad_one_is_echoed_only_a
 
 def test_every_answer_records_who_sent_the_command(closed_mcp: McpProcess, watcher: Watcher, tmp_path: Path) -> None:
     web = CommandOrigin(kind=OriginKind.WEB, user="ada", role="operator")
-    watcher.publish(TOPICS.mcp_roof_command, Command(value="OPEN", origin=web).to_json())
+    watcher.publish(TOPICS.mcp_roof_command, Command(value="OPEN", origin=web, request_id="web-1").to_json())
     roof = next(e for e in closed_mcp.service.ha_entities() if e.object_id == "roof")
     watcher.publish(TOPICS.mcp_roof_command, roof.payload_close or "")  # what Home Assistant sends
     watcher.publish(TOPICS.mcp_roof_command, "CLOSE")  # the plain form still works, sender unknown
@@ -104,12 +108,15 @@ def test_every_answer_records_who_sent_the_command(closed_mcp: McpProcess, watch
     assert from_web["kind"] == "command_rejected"  # it rains
     assert from_web["data"]["origin"] == {"kind": "web", "user": "ada", "role": "operator"}
     assert "(from web user ada, role operator)" in from_web["message"]
+    assert from_web["data"]["request_id"] == "web-1" and from_web["data"]["accepted"] is False
+    assert from_web["data"]["reasons"] and from_web["data"]["command"] == {"thing": "roof", "value": "OPEN"}
     assert from_ha["kind"] == "command_accepted"
     assert from_ha["data"]["origin"] == {"kind": "home_assistant"}
     assert "Home Assistant" in from_ha["message"]
-    assert from_bus["data"]["origin"] == {"kind": "unknown"}
+    assert from_bus["data"]["origin"] == {"kind": "unknown"} and from_bus["data"]["request_id"] is None
     assert from_cli["data"]["origin"]["kind"] == "cli"
     assert from_cli["data"]["origin"]["user"] == getpass.getuser()
+    assert len(from_cli["data"]["request_id"]) == 32  # the CLI matches its answer by its request id
     assert from_cli["message"] in cli.stdout  # the CLI prints the MCP's answer
 
 

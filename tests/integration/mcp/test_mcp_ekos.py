@@ -14,6 +14,8 @@ from astropy.time import Time
 
 from obsy import astro
 from obsy.config import McpEkosConfig, SchedulerEkosConfig, SiteConfig
+from obsy.kstars.dbus import DBusCallError, KStarsBus
+from obsy.kstars.paths import SCHEDULER_PATH
 from obsy.messages import ExposurePlan, Target, TargetConstraints
 from obsy.topics import Topics
 from obsy_mcp.ekos import STOPPED, Ekos, EkosError, SchedulerStatus
@@ -174,6 +176,14 @@ def test_a_night_is_not_started_while_kstars_is_in_another_time_zone(kstars: KSt
         kstars.set_location("Vienna", "", "Austria")
         client.close()
     assert client.time_zone_mismatch() is None
+
+
+def test_the_shared_client_names_a_missing_object_of_the_real_kstars(kstars: KStars) -> None:
+    with KStarsBus(kstars.bus_file.read_text().strip(), timeout=10) as bus:
+        assert bus.has_object(SCHEDULER_PATH) and not bus.has_object("/KStars/Ekos/NoSuchModule")
+        with pytest.raises(DBusCallError, match=r"NoSuchModule\.start on /KStars/Ekos/NoSuchModule .*no object") as e:
+            bus.call("/KStars/Ekos/NoSuchModule", "org.kde.kstars.Ekos.NoSuchModule", "start")
+        assert e.value.name == "org.freedesktop.DBus.Error.UnknownObject"
 
 
 def test_a_bus_without_kstars_is_an_ekos_error(tmp_path: Path) -> None:

@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from obsy.config import McpEkosConfig
-from obsy_mcp.ekos import CAPTURE, CAPTURE_PATH, Ekos, EkosError
+from obsy.kstars.paths import CAPTURE, CAPTURE_PATH
+from obsy_mcp.ekos import Ekos, EkosError
 from tests.support.e2e_observatory import ALLSKY_CAMERA, SKYSIM_ALLSKY, skysim_available, write_skysim_settings
 from tests.support.e2e_site import dark_site
 from tests.support.indiserver import IndiServer

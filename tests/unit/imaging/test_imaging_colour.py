@@ -234,3 +234,49 @@ def test_a_stack_of_another_field_cannot_be_aligned_and_is_named(filter_stacks) 
         align_stacks({"G": stacks["G"], "B": fog}, "G")
     with pytest.raises(AlignmentError, match="stacks of one camera"):
         align_stacks({"G": stacks["G"], "B": stacks["B"][:500]}, "G")
+
+
+def test_the_chain_in_bands_and_on_binned_statistics_gives_the_same_colours(filter_stacks, monkeypatch, tmp_path):
+    """The chain works a band of rows at a time: bands of 37 rows give the image of one band, to float
+    rounding. A large image takes its statistics from a binned copy: forced here (2 x 2), the white
+    balance and the stars' colours still meet the truth as tightly as on the full-size statistics."""
+    from astropy.io import fits
+
+    from obsy_imaging.colour import bands, write_colour_image
+    from obsy_imaging.stacking import fits_reader
+
+    stacks, truth = filter_stacks
+    width = stacks["G"].shape[1]
+    whole = compose(stacks, "lrgb", gradient_order=1, white="stars")
+    assert whole.band == stacks["G"].shape[0]  # small: one band
+    banded = compose(stacks, "lrgb", gradient_order=1, white="stars", band_bytes=37 * width * 4, scratch=tmp_path)
+    assert banded.band == 37
+    assert np.array_equal(banded.white_balance, whole.white_balance)
+    assert np.allclose(banded.image, whole.image, rtol=1e-5, atol=1e-3, equal_nan=True)
+    assert [p.path.parent.parent for p in banded.planes] == [tmp_path] * 3  # its scratch where asked
+    banded.close()
+    assert list(tmp_path.iterdir()) == []
+
+    monkeypatch.setattr(bands, "BINNED_PIXELS", stacks["G"].size // 4)
+    for name, image in stacks.items():  # from FITS files, as the project stacker reads them
+        fits.PrimaryHDU(image).writeto(tmp_path / f"{name}.fits")
+    sources = {name: fits_reader(tmp_path / f"{name}.fits") for name in "RGB"}
+    binned = write_colour_image(
+        sources, "rgb", tmp_path / "rgb.fits", fits.Header({"OBJECT": "test"}), gradient_order=1
+    )
+    assert binned.binned.shape == (stacks["G"].shape[0] // 2, width // 2, 3)
+    assert binned.white_balance == pytest.approx([0.8, 1.0, 1.6], rel=0.02)
+    assert np.median(star_colours(binned.image, truth), axis=1) == pytest.approx([1.0, 1.0, 1.0], rel=0.02)
+    with fits.open(tmp_path / "rgb.fits") as hdus:  # the cube written a band at a time is the image
+        assert hdus[0].header["OBJECT"] == "test" and hdus[0].header["WBAL_B"] == pytest.approx(1.6, rel=0.02)
+        assert np.array_equal(np.moveaxis(hdus[0].data, 0, 2), binned.image, equal_nan=True)
+    from PIL import Image
+
+    sample = np.asarray(Image.open(tmp_path / "rgb.jpg"), dtype=float)
+    expected = autostretch_colour(binned.image) * 255.0  # stretched in bands as the whole image is
+    assert sample.shape == expected.shape
+    # JPEG's loss on noise is large per pixel: compared on 8 x 8 blocks' means and the channels' medians.
+    blocks = [a.reshape(100, 8, 125, 8, 3).mean(axis=(1, 3)) for a in (sample, expected)]
+    assert np.median(np.abs(blocks[0] - blocks[1])) <= 2.0
+    assert np.median(sample, axis=(0, 1)) == pytest.approx(np.median(expected, axis=(0, 1)), abs=3.0)
+    assert (tmp_path / "rgb.thumb.jpg").is_file()

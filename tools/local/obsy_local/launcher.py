@@ -6,14 +6,17 @@ It starts what is missing and supervises the rest:
   is acceptable only because it listens on loopback alone);
 - ``indiserver`` with ``indi.local_drivers`` (the simulators by default), if the INDI
   server is configured on loopback and nothing listens there;
-- every enabled service as its own process (``python -m obsy_<name> run``), restarted
-  with a growing delay when it dies, at most ``MAX_RESTARTS`` times in ten minutes.
-  A configuration error (exit status 2) stops everything: restarting cannot fix it.
+- every enabled service installed here (the ``obsy.services`` registry, :mod:`obsy.services`,
+  in its order) as its own process (``python -m obsy.services <name> run``: its console script
+  ``obsy-<name>``), restarted with a growing delay when it dies, at most ``MAX_RESTARTS`` times
+  in ten minutes. A configuration error (exit status 2) stops everything: restarting cannot fix
+  it. A service of the catalogue that is not installed is named in the log and not started.
 
 Each service's log goes to ``<data_dir>/logs/<name>.log`` and, prefixed, to the terminal.
 Ctrl-C or SIGTERM stops the MCP first (it closes the roof before it exits, within
 ``mcp.shutdown_close_timeout``), then the other services (they publish ``stopped``), then
-what was started.
+what was started. If the launcher itself is killed (even by SIGKILL), the kernel sends every
+child SIGTERM (:func:`tied_to_launcher`), so nothing it started is left running.
 
 indiserver runs under another process name (``obsy-indi-server``, a link in the run
 directory): KStars runs ``pkill indiserver`` when it exits, which would stop ours too.
@@ -54,6 +57,7 @@ import yaml
 
 from obsy.config import SERVICE_NAMES, ConfigError, IndiLocalDriver, ObsyConfig, load_config
 from obsy.runner import EXIT_CONFIG
+from obsy.services import RegisteredService, ServiceRegistryError, registered_services
 from obsy_local.network import free_port, port_open, wait_port
 
 if TYPE_CHECKING:
@@ -121,6 +125,19 @@ def loopback_bind_address(host: str) -> str:
     return "127.0.0.1" if host == "localhost" else host
 
 
+def tied_to_launcher(argv: list[str]) -> list[str]:
+    """``argv`` run so that the kernel sends it SIGTERM when the launcher dies, even by SIGKILL: a
+    killed ``obsy-local`` then leaves no service, broker or indiserver behind holding its ports (and
+    the MCP still closes the roof on that SIGTERM). util-linux's ``setpriv --pdeathsig`` (in every
+    Debian) sets the parent-death signal and execs the command, so no Python runs in the forked
+    child. The signal fires when the *thread* that started the child ends, so only children
+    started by the main thread, which lives as long as the launcher, are tied."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or threading.current_thread() is not threading.main_thread():
+        return argv
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv]
+
+
 @dataclass
 class Child:
     """One supervised process."""
@@ -147,13 +164,19 @@ class Launcher:
         *,
         only: Sequence[str] | None = None,
         demo: DemoPlan | None = None,
+        installed: Sequence[RegisteredService] | None = None,
     ) -> None:
         self.config = config
         self.demo = demo
         self.config_path = config_path
         self.log_dir = (config.data_dir / "logs").resolve()
         self.run_dir = (config.data_dir / "run").resolve()
-        self.services = [name for name in SERVICE_NAMES if config.service(name).enabled and (not only or name in only)]
+        #: The installed services, by name, in the registry's order (``obsy.services``).
+        self.installed = {s.name: s for s in (registered_services() if installed is None else installed)}
+        self.services = [name for name in self.installed if config.service(name).enabled and (not only or name in only)]
+        absent = [name for name in SERVICE_NAMES if name not in self.installed and (not only or name in only)]
+        if absent:
+            log.warning("not installed here, not started: %s", ", ".join(absent))
         self.infrastructure: list[Child] = []
         self.children: list[Child] = []
         self.stopping = threading.Event()
@@ -266,7 +289,7 @@ class Launcher:
 
     # --- services ----------------------------------------------------------------
     def service_argv(self, name: str) -> list[str]:
-        argv = [sys.executable, "-m", f"obsy_{name}", "run", "--log-format", "text"]
+        argv = self.installed[name].main_argv("run", "--log-format", "text")
         if self.config_path is not None:
             argv += ["--config", str(self.config_path)]
         return argv
@@ -280,7 +303,7 @@ class Launcher:
     def _spawn(self, child: Child) -> None:
         child.log_path.parent.mkdir(parents=True, exist_ok=True)
         child.process = subprocess.Popen(
-            child.argv,
+            tied_to_launcher(child.argv),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -437,8 +460,11 @@ class Launcher:
         return self._service_command("mcp", args, "give the MCP the demo's decision")
 
     def _service_command(self, name: str, args: list[str], what: str, *, stdin: str | None = None) -> bool:
-        """A one-off command of a service (``python -m obsy_<name> ...``) with the demo's config."""
-        argv = [sys.executable, "-m", f"obsy_{name}", *args, "--config", str(self.config_path)]
+        """A one-off command of a service (its console script ``obsy-<name> ...``) with the demo's config."""
+        if name not in self.installed:
+            log.error("cannot %s: the %s service is not installed here", what, name)
+            return False
+        argv = self.installed[name].main_argv(*args, "--config", str(self.config_path))
         result = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=120, check=False)
         if result.returncode != 0:
             log.error("cannot %s: %s", what, (result.stderr or result.stdout).strip())
@@ -525,14 +551,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc.report("obsy-local"), file=sys.stderr)
         return EXIT_CONFIG
-    only = [name.strip() for name in args.only.split(",")] if args.only else None
-    unknown = sorted(set(only or ()) - set(SERVICE_NAMES))
-    if unknown:
-        print(
-            f"obsy-local: unknown service(s) {', '.join(unknown)}; known: {', '.join(SERVICE_NAMES)}", file=sys.stderr
-        )
+    try:
+        installed = registered_services()
+    except ServiceRegistryError as exc:
+        print(f"obsy-local: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    launcher = Launcher(config, config.source_file, only=only, demo=demo)
+    only = [name.strip() for name in args.only.split(",")] if args.only else None
+    unknown = sorted(set(only or ()) - {s.name for s in installed})
+    if unknown:
+        names = ", ".join(s.name for s in installed)
+        print(f"obsy-local: not installed here: {', '.join(unknown)} (installed: {names})", file=sys.stderr)
+        return EXIT_CONFIG
+    launcher = Launcher(config, config.source_file, only=only, demo=demo, installed=installed)
     signal.signal(signal.SIGTERM, launcher.request_stop)
     signal.signal(signal.SIGINT, launcher.request_stop)
     return launcher.run()

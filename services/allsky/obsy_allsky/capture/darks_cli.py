@@ -14,10 +14,11 @@ import argparse
 import sys
 import threading
 import time
+import uuid
 from datetime import UTC, datetime
 
 from obsy.config import ConfigError, ObsyConfig, load_config
-from obsy.messages import AllskyDarksCommand, AllskyDarksState, CommandOrigin
+from obsy.messages import AllskyDarksCommand, AllskyDarksState, CommandAnswer, CommandOrigin, Event
 
 #: Its bus connection's name: its Last Will lies in the allsky service's own tree, which the
 #: broker's ``allsky`` user may write.
@@ -109,7 +110,9 @@ def _through_the_service(config: ObsyConfig, command: AllskyDarksCommand, timeou
     topics = bus.topics
     sent_at = datetime.now(UTC)
     latest: list[AllskyDarksState] = []
+    refused: list[CommandAnswer] = []
     changed = threading.Condition()
+    request_id = uuid.uuid4().hex
 
     def on_state(_topic: str, state: AllskyDarksState) -> None:
         if state.timestamp >= sent_at:  # not the retained result of an earlier command
@@ -117,14 +120,26 @@ def _through_the_service(config: ObsyConfig, command: AllskyDarksCommand, timeou
                 latest.append(state)
                 changed.notify_all()
 
+    def on_event(_topic: str, event: Event) -> None:
+        answer = CommandAnswer.from_event(event)
+        if answer is not None and answer.request_id == request_id and not answer.accepted:
+            with changed:
+                refused.append(answer)
+                changed.notify_all()
+
     try:
         bus.subscribe(topics.allsky_darks_state, on_state, AllskyDarksState)
+        bus.subscribe(topics.events("allsky"), on_event, Event)
+        origin = CommandOrigin.command_line()
         bus.publish(
-            topics.allsky_darks_command, command.model_copy(update={"origin": CommandOrigin.command_line()}), qos=1
+            topics.allsky_darks_command, command.model_copy(update={"origin": origin, "request_id": request_id}), qos=1
         )
         deadline = time.monotonic() + timeout
         with changed:
             while not latest or latest[-1].status not in ("done", "failed"):
+                if refused:
+                    print(f"{PROG}: refused: {'; '.join(refused[0].reasons)}", file=sys.stderr)
+                    return 1
                 if latest and latest[-1].total:
                     _progress(latest[-1].done, latest[-1].total)
                 left = deadline - time.monotonic()

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 
@@ -22,7 +24,7 @@ from obsy.bus import Bus
 from obsy.config import ObsyConfig
 from obsy.messages import AllskyFrame, AllskyProgress, CloudState
 from obsy_allsky.products import framelog
-from obsy_allsky.products.jobs import night_dir, product_path, run_job
+from obsy_allsky.products.jobs import PRODUCTS, night_dir, product_path, run_job
 from obsy_allsky.products.night import night_frames
 from obsy_allsky.products.progress import JobCancelledError, JobProgress
 from obsy_allsky.products.thumbnails import thumbnail_path, write_thumbnail
@@ -31,8 +33,13 @@ log = logging.getLogger("obsy.allsky.products")
 
 
 class NightlyProducts:
-    def __init__(self, config: ObsyConfig, bus: Bus) -> None:
+    def __init__(
+        self, config: ObsyConfig, bus: Bus, on_built: Callable[[date, list[Path]], None] | None = None
+    ) -> None:
+        """``on_built(night, files)``: called after a night's products are built, with every file of its
+        products folder (the service sends them to a fleet's centre)."""
         self.config = config
+        self.on_built = on_built
         self.bus = bus
         self.settings = config.allsky.products
         self.cloud: CloudState | None = None
@@ -132,6 +139,9 @@ class NightlyProducts:
             progress = JobProgress(kind, night.isoformat(), publish=self._publish, stop=self._stop)
             run_job(kind, night, self.config, progress)
         self.nights_built.append(night)
+        if self.on_built is not None:
+            folder = night_dir(self.config.data_dir, night) / PRODUCTS
+            self.on_built(night, sorted(path for path in folder.rglob("*") if path.is_file()))
 
     def _publish(self, message: AllskyProgress) -> None:
         self.bus.publish(self.bus.topics.allsky_progress, message, qos=1, retain=True)

@@ -173,6 +173,9 @@ def _command(
         SOLVER,
         str(path),
         "--dir", str(work), "--out", "frame",
+        # Its temporary files too, not the shared /tmp: a solve there once lost its star list while the
+        # photometry's and the transits' workers solved side by side ("tabsort: Failed to open input file").
+        "--temp-dir", str(work),
         "--overwrite", "--no-plots", "--no-remove-lines", "--no-verify-uniformize",
         "--new-fits", "none", "--rdls", "none", "--corr", "none", "--match", "none", "--index-xyls", "none",
         "--crpix-center",

@@ -4,13 +4,22 @@ grey and the stars (or the image's average) white. Stretching is :mod:`obsy_imag
 
 from obsy_imaging.colour.align import align_stacks
 from obsy_imaging.colour.background import BackgroundModel, fit_background, remove_gradient
-from obsy_imaging.colour.combine import PALETTES, ColourError, channels_for, combine_lrgb, compose
+from obsy_imaging.colour.combine import (
+    PALETTES,
+    ColourError,
+    Composition,
+    channels_for,
+    combine_lrgb,
+    compose,
+    write_colour_image,
+)
 from obsy_imaging.colour.neutralise import background_levels, neutralise_background, white_balance
 
 __all__ = [
     "PALETTES",
     "BackgroundModel",
     "ColourError",
+    "Composition",
     "align_stacks",
     "background_levels",
     "channels_for",
@@ -20,4 +29,5 @@ __all__ = [
     "neutralise_background",
     "remove_gradient",
     "white_balance",
+    "write_colour_image",
 ]

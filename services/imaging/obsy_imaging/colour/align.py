@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from obsy_imaging.colour.bands import Source, as_reader
 from obsy_imaging.registration import RegistrationError, Transform, detect_stars, find_transform, warp
 
 
@@ -14,28 +15,44 @@ class AlignmentError(ValueError):
     """A filter's stack that cannot be put on the reference's grid, named with why."""
 
 
-def align_stacks(stacks: dict[str, np.ndarray], reference: str) -> tuple[dict[str, np.ndarray], dict[str, Transform]]:
-    """Every stack on the grid of ``stacks[reference]``; and each one's transform onto it."""
+def _stars(source: Source):
+    read, (height, width) = as_reader(source)
+    image = np.array(read(0, height, 0, width), dtype=np.float32)  # a copy, one stack at a time
+    np.nan_to_num(image, copy=False)
+    return detect_stars(image)
+
+
+def transforms_onto(stacks: dict[str, Source], reference: str) -> dict[str, Transform]:
+    """Each stack's transform onto the grid of ``stacks[reference]`` (stars read one stack at a time)."""
     if reference not in stacks:
         raise AlignmentError(f"the reference {reference!r} is not among the stacks ({', '.join(stacks)})")
-    base = stacks[reference]
-    base_stars = detect_stars(np.nan_to_num(base).astype(np.float32))
+    base_shape = as_reader(stacks[reference])[1]
+    base_stars = _stars(stacks[reference])
     if len(base_stars) < 6:
         raise AlignmentError(f"{reference}: {len(base_stars)} stars found, at least 6 are needed to align on it")
-    aligned, transforms = {}, {}
-    for name, image in stacks.items():
+    transforms = {}
+    for name, source in stacks.items():
         if name == reference:
-            aligned[name], transforms[name] = image.astype(np.float32), Transform.identity()
+            transforms[name] = Transform.identity()
             continue
-        if image.shape != base.shape:
+        shape = as_reader(source)[1]
+        if shape != base_shape:
             raise AlignmentError(
-                f"{name} is {image.shape[1]}x{image.shape[0]}, {reference} {base.shape[1]}x{base.shape[0]}: "
+                f"{name} is {shape[1]}x{shape[0]}, {reference} {base_shape[1]}x{base_shape[0]}: "
                 "stacks of one camera and binning only"
             )
         try:
-            match = find_transform(base_stars, detect_stars(np.nan_to_num(image).astype(np.float32)))
+            transforms[name] = find_transform(base_stars, _stars(source)).transform
         except RegistrationError as exc:
             raise AlignmentError(f"{name} cannot be aligned onto {reference}: {exc}") from exc
-        aligned[name] = warp(image.astype(np.float32), match.transform)
-        transforms[name] = match.transform
+    return transforms
+
+
+def align_stacks(stacks: dict[str, np.ndarray], reference: str) -> tuple[dict[str, np.ndarray], dict[str, Transform]]:
+    """Every stack (in memory) on the grid of ``stacks[reference]``; and each one's transform onto it."""
+    transforms = transforms_onto(stacks, reference)
+    aligned = {
+        name: image.astype(np.float32) if name == reference else warp(image.astype(np.float32), transforms[name])
+        for name, image in stacks.items()
+    }
     return aligned, transforms

@@ -47,8 +47,14 @@ class BackgroundModel:
 
     @property
     def mean(self) -> float:
-        """The surface's mean over the image (the level the sky is brought back to)."""
-        return float(np.mean(self.evaluate()))
+        """The surface's mean over the image (the level the sky is brought back to), summed a band of
+        rows at a time (a whole 26 MP surface in float64 is 200 MB)."""
+        height, width = self.shape
+        step = max(1, (1 << 22) // max(width, 1))
+        total = sum(
+            float(self.evaluate(slice(r, min(r + step, height))).sum(dtype=np.float64)) for r in range(0, height, step)
+        )
+        return total / (height * width)
 
 
 def _terms(order: int) -> list[tuple[int, int]]:
@@ -75,13 +81,29 @@ def star_mask(image: np.ndarray, mask_sigma: float = 3.0, grow: int = 3) -> np.n
 
 
 def fit_background(
-    image: np.ndarray, *, order: int = 2, mesh: int = 64, mask_sigma: float = 3.0, clip: float = 3.0
+    image: np.ndarray,
+    *,
+    order: int = 2,
+    mesh: int = 64,
+    mask_sigma: float = 3.0,
+    clip: float = 3.0,
+    binning: int = 1,
+    shape: tuple[int, int] | None = None,
 ) -> BackgroundModel:
-    """The polynomial sky surface of a linear mono image (see the module's docstring)."""
+    """The polynomial sky surface of a linear mono image (see the module's docstring).
+
+    ``binning``: ``image`` is the full image of ``shape`` averaged over blocks of ``binning`` x
+    ``binning`` pixels (a 26 MP stack fitted on a few MP): the cells are ``mesh / binning`` binned
+    pixels wide, so they cover the same sky, and the surface is on the full image's grid.
+    """
     if image.ndim != 2:
         raise ValueError(f"a background is fitted to a 2-D image, not shape {image.shape}")
     if not 0 <= order <= 4:
         raise ValueError(f"the background's polynomial order must be 0 to 4, not {order}")
+    if binning < 1:
+        raise ValueError(f"the binning must be at least 1, not {binning}")
+    full = shape or (image.shape[0] * binning, image.shape[1] * binning)
+    mesh = max(4, mesh // binning) if binning > 1 else mesh
     height, width = image.shape
     mask = star_mask(image, mask_sigma)
     xs, ys, values = [], [], []
@@ -91,15 +113,15 @@ def fit_background(
             sky = cell[~mask[r0 : r0 + mesh, c0 : c0 + mesh]]
             if sky.size < cell.size // 2:
                 continue
-            ys.append(r0 + (cell.shape[0] - 1) / 2)
-            xs.append(c0 + (cell.shape[1] - 1) / 2)
+            ys.append((r0 + (cell.shape[0] - 1) / 2) * binning + (binning - 1) / 2)  # on the full grid
+            xs.append((c0 + (cell.shape[1] - 1) / 2) * binning + (binning - 1) / 2)
             values.append(float(np.median(sky)))
     terms = _terms(order)
     if len(values) < 2 * len(terms):
         raise ValueError(
             f"only {len(values)} sky cells of {mesh} px free of stars: too few to fit a surface of order {order}"
         )
-    x, y, z = _scaled(np.array(xs), width), _scaled(np.array(ys), height), np.array(values)
+    x, y, z = _scaled(np.array(xs), full[1]), _scaled(np.array(ys), full[0]), np.array(values)
     design = np.column_stack([x**i * y**j for i, j in terms])
     keep = np.ones(len(z), dtype=bool)
     for _ in range(5):
@@ -110,7 +132,7 @@ def fit_background(
         if new_keep.sum() < 2 * len(terms) or np.array_equal(new_keep, keep):
             break
         keep = new_keep
-    return BackgroundModel(order, coefficients, (height, width), int(keep.sum()), int((~keep).sum()))
+    return BackgroundModel(order, coefficients, (int(full[0]), int(full[1])), int(keep.sum()), int((~keep).sum()))
 
 
 def remove_gradient(image: np.ndarray, *, order: int = 2, mesh: int = 64) -> tuple[np.ndarray, BackgroundModel]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from obsy.config import ImagingGradingConfig
+from obsy_imaging.config import ImagingGradingConfig
 from obsy_imaging.grading.judge import NightMedians, judge, pixel_scale_arcsec
 from obsy_imaging.grading.measure import measure
 from obsy_imaging.repository.models import Frame, Grade

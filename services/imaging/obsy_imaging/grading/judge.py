@@ -12,7 +12,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from obsy.config import ImagingGradingConfig
+from obsy_imaging.config import ImagingGradingConfig
 from obsy_imaging.grading.measure import FrameQuality
 
 ARCSEC_PER_RADIAN = 206_264.806

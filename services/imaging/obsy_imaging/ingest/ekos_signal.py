@@ -8,7 +8,8 @@ it, signature ``a{sv}``). The map holds ``filename`` (empty for a preview that w
 watch's queue (:meth:`~obsy_imaging.ingest.watcher.CaptureWatcher.notice`, route ``dbus``), so the
 two routes take a frame once; the signal also brings frames saved outside the capture folders.
 
-The listener runs on its own thread; without a session bus (KStars not started yet) it tries again
+The connection comes from the shared KStars client (:func:`obsy.kstars.dbus.open_connection`, with a
+timeout). The listener runs on its own thread; without a session bus (KStars not started yet) it tries again
 every ``retry_interval`` seconds. A signal it cannot read is logged and skipped.
 """
 
@@ -24,13 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from jeepney import MatchRule, message_bus
-from jeepney.io.blocking import DBusConnection, Proxy, open_dbus_connection
+from jeepney.io.blocking import DBusConnection, Proxy
+
+from obsy.kstars.dbus import DBusError, open_connection, session_address
+from obsy.kstars.paths import CAPTURE, CAPTURE_PATH
 
 log = logging.getLogger("obsy.imaging.ekos_signal")
 
-CAPTURE_PATH = "/KStars/Ekos/Capture"
-CAPTURE_INTERFACE = "org.kde.kstars.Ekos.Capture"
 SIGNAL = "captureComplete"
+#: Seconds to connect to the bus and to have the match rule taken.
+BUS_TIMEOUT = 10.0
 
 
 def capture_metadata(body: tuple[Any, ...]) -> dict[str, Any]:
@@ -84,7 +88,7 @@ class CaptureSignalListener:
         while not self._stopping.is_set():
             try:
                 self._listen()
-            except (OSError, ValueError, TimeoutError, KeyError) as exc:
+            except (DBusError, OSError, ValueError, TimeoutError, KeyError) as exc:
                 reason = f"D-Bus session bus {self.address or '(no address)'}: {exc}"
                 if reason != self.error:
                     log.warning(
@@ -100,11 +104,10 @@ class CaptureSignalListener:
             self._stopping.wait(self.retry_interval)
 
     def _listen(self) -> None:
-        if not self.address:
-            raise ValueError("no address (set imaging.ekos_signal.bus_address or DBUS_SESSION_BUS_ADDRESS)")
-        self._connection = connection = open_dbus_connection(bus=self.address)
-        rule = MatchRule(type="signal", interface=CAPTURE_INTERFACE, member=SIGNAL, path=CAPTURE_PATH)
-        Proxy(message_bus, connection, timeout=10).AddMatch(rule)
+        address = session_address(self.bus_address, "imaging.ekos_signal.bus_address")
+        self._connection = connection = open_connection(address, BUS_TIMEOUT)
+        rule = MatchRule(type="signal", interface=CAPTURE, member=SIGNAL, path=CAPTURE_PATH)
+        Proxy(message_bus, connection, timeout=BUS_TIMEOUT).AddMatch(rule)
         with connection.filter(rule) as signals:
             self.connected, self.error = True, None
             log.info("listening for Ekos captureComplete on %s", self.address, extra={"event": "dbus_listening"})

@@ -30,10 +30,16 @@ class Light:
 
 
 def open_light(
-    path: str | Path, *, site: Site | None = None, solve_timeout_s: float = 30.0, with_pixels: bool = True
+    path: str | Path,
+    *,
+    site: Site | None = None,
+    solve_timeout_s: float = 30.0,
+    with_pixels: bool = True,
+    index_dirs: list[Path] | None = None,
 ) -> Light:
     """Read, normalise and place one frame. ``with_pixels=False`` reads the header only (a night's
-    first pass over hundreds of frames); the pixels are then read by :func:`read_pixels`."""
+    first pass over hundreds of frames); the pixels are then read by :func:`read_pixels`.
+    ``index_dirs``: astrometry.net's index folders (else the system's configuration)."""
     path = Path(path)
     light = Light(path)
     try:
@@ -53,7 +59,9 @@ def open_light(
     except HeaderError as exc:
         light.problem = f"header: {exc}"
         return light
-    light.solution = solve_frame(path, hints_from_header(light.header), timeout_s=solve_timeout_s)
+    light.solution = solve_frame(
+        path, hints_from_header(light.header), timeout_s=solve_timeout_s, index_dirs=index_dirs or None
+    )
     if not light.solution.ok:
         light.problem = f"no WCS: {light.solution.reason}"
     return light

@@ -50,9 +50,10 @@ def reduce_frame(
     solve_timeout_s: float = 30.0,
     fwhm_px: float | None = None,
     transform: Transform | None = None,
+    index_dirs: list[Path] | None = None,
 ) -> ReducedFrame:
     """Never raises for bad input: what went wrong is in ``reasons``."""
-    light = open_light(path, site=site, solve_timeout_s=solve_timeout_s)
+    light = open_light(path, site=site, solve_timeout_s=solve_timeout_s, index_dirs=index_dirs)
     reduced = ReducedFrame(light.path, header=light.header, solution=light.solution)
     if light.problem is not None:
         reduced.reasons.append(light.problem)

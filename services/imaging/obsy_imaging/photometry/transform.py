@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from obsy.config import TRANSFORMATION_NAME
+from obsy_imaging.config import TRANSFORMATION_NAME
 
 #: The coefficient names' letters as VSP names the bands.
 BANDS = {"u": "U", "b": "B", "v": "V", "r": "Rc", "i": "Ic"}

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, Select, func, select
 from sqlalchemy.exc import IntegrityError
 
-from obsy.config import photometry_name_key
+from obsy_imaging.config import photometry_name_key
 from obsy_imaging.grading.measure import FrameQuality
 from obsy_imaging.ingest.inspect import InspectedFrame
 from obsy_imaging.repository import placement

@@ -25,8 +25,11 @@ def shrink(image: np.ndarray, max_width: int) -> np.ndarray:
 
 
 def encode_jpeg(stretched: np.ndarray, quality: int = 85) -> bytes:
-    """A JPEG of a stretched image, 0..1: grey (h x w) or colour (h x w x 3, red first)."""
-    pixels = np.rint(np.clip(np.nan_to_num(stretched), 0.0, 1.0) * 255.0).astype(np.uint8)
+    """A JPEG of a stretched image, 0..1 (or 0..255 as uint8): grey (h x w) or colour (h x w x 3, red first)."""
+    if stretched.dtype == np.uint8:
+        pixels = stretched
+    else:
+        pixels = np.rint(np.clip(np.nan_to_num(stretched), 0.0, 1.0) * 255.0).astype(np.uint8)
     if pixels.ndim == 3:
         pixels = np.ascontiguousarray(pixels[..., ::-1])  # OpenCV writes BGR
     ok, encoded = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])

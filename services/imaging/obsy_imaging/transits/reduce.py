@@ -78,6 +78,7 @@ class TransitReductionSettings:
     max_missing: float = 0.2  # a candidate not measurable in more than this share of frames is dropped
     reference_samples: int = 5  # frames tried as the reference
     solve_timeout_s: float = 30.0
+    index_dirs: tuple[Path, ...] = ()  # astrometry.net's index folders; empty = the system's
     filter_code: str | None = None  # the AAVSO filter code; else the header's FILTER, else "CV"
 
 
@@ -133,7 +134,13 @@ class _Planned:
 def _plan(
     path: Path, host: SkyCoord, site: Site, settings: TransitReductionSettings
 ) -> tuple[_Planned | None, str | None]:
-    light = open_light(path, site=site, solve_timeout_s=settings.solve_timeout_s, with_pixels=False)
+    light = open_light(
+        path,
+        site=site,
+        solve_timeout_s=settings.solve_timeout_s,
+        with_pixels=False,
+        index_dirs=list(settings.index_dirs),
+    )
     if light.problem is not None:
         return None, light.problem
     h, raw = light.header, light.raw_header

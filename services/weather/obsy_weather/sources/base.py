@@ -20,11 +20,11 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+from obsy.messages import Clock
 from obsy_weather.config import WeatherSourceBase
 from obsy_weather.quantities import ReadingError, normalise
 from obsy_weather.readings import Sample
 
-Clock = Callable[[], datetime]
 SampleSink = Callable[[list[Sample]], None]
 RawValue = tuple[str, object, str | None]
 """(quantity, value as the source sent it, unit it is in; None = the quantity's own unit)."""

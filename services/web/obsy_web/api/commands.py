@@ -14,6 +14,7 @@ from obsy.messages import (
     SimulatedCloudKind,
     WeatherSimulationAction,
     WeatherSimulationCommand,
+    validation_problems,
 )
 from obsy_web.api.security import get_context, operator
 from obsy_web.auth.accounts import Principal
@@ -51,9 +52,9 @@ def _send(context: WebContext, thing: str, value: str, who: Principal) -> Comman
         answer = context.commands.send(thing, value, web_origin(who.username, who.role.value))
     except NoAnswerError as exc:
         raise HTTPException(504, str(exc)) from None
-    kind = answer.payload.get("kind") if isinstance(answer.payload, dict) else None
-    accepted = {"command_accepted": True, "command_rejected": False}.get(kind or "")
-    return CommandReply(command=thing, value=value, accepted=accepted, answer_topic=answer.topic, answer=answer.payload)
+    return CommandReply(
+        command=thing, value=value, accepted=answer.accepted, answer_topic=answer.topic, answer=answer.payload
+    )
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {504: {"description": "the MCP did not answer in time"}}
@@ -101,12 +102,7 @@ class WeatherSimulationRequest(BaseModel):
         try:
             self.command()
         except ValidationError as error:
-            raise ValueError(
-                "; ".join(
-                    (f"{e['loc'][0]}: " if e["loc"] else "") + e["msg"].removeprefix("Value error, ")
-                    for e in error.errors()
-                )
-            ) from None
+            raise ValueError(validation_problems(error, whole="command")) from None
         return self
 
     def command(self) -> WeatherSimulationCommand:
@@ -141,13 +137,17 @@ def simulate_weather(
     if not context.config.setting_of("weather", "allow_simulation", False):
         # The same shared config tells the weather service to refuse: say so without a round trip.
         raise HTTPException(409, "weather simulation is off (weather.allow_simulation is false in the configuration)")
-    command = request.command()
+    origin = web_origin(who.username, who.role.value)
+    command = request.command().model_copy(update={"user": origin.user})
+    what = command.action.value + (f" {command.wind_speed:g} km/h" if command.wind_speed is not None else "")
+    what += f" {command.cloud_kind.value}" if command.cloud_kind is not None else ""
+    what += f" {command.cover:g} %" if command.cover is not None else ""
     try:
-        answer = context.simulation.send(command, web_origin(who.username, who.role.value))
+        answer = context.simulation.send("simulate", command, origin, what=what)
     except NoAnswerError as exc:
         raise HTTPException(504, str(exc)) from None
-    message = str(answer.get("message", ""))
-    if answer.get("kind") != "simulation_applied":
+    message = str(answer.payload.get("message", "")) if isinstance(answer.payload, dict) else ""
+    if answer.accepted is not True:
         raise HTTPException(409, message or "the weather service refused the simulate command")
-    values = (answer.get("data") or {}).get("values") or {}
+    values = (answer.payload.get("data") or {}).get("values") or {}
     return WeatherSimulationReply(applied=True, message=message, values=values)

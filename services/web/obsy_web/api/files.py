@@ -24,7 +24,7 @@ from obsy_web.api.fleet import of_site, site_filter
 from obsy_web.api.security import get_context, viewer
 from obsy_web.context import WebContext
 from obsy_web.db.models import AllskyFrameRecord, AllskyStreakRecord
-from obsy_web.uploads import allsky_picture_url, bridged_frame_path
+from obsy_web.uploads import SITES_FOLDER, allsky_picture_url, bridged_frame_path
 
 router = APIRouter(dependencies=[Depends(viewer)])
 
@@ -218,6 +218,14 @@ def _under_data_dir(data_dir: Path, path: Path) -> str | None:
     return path.relative_to(root).as_posix() if path.is_absolute() and path.is_relative_to(root) else None
 
 
+def _night_dir(context: WebContext, site: str | None, night: str) -> tuple[Path, bool]:
+    """A night's allsky folder here: this site's (``<data_dir>/allsky/<night>``, True), or where a bridged
+    site's uploader sends its files (``<data_dir>/sites/<site>/allsky/<night>``, False)."""
+    if site is None or site == context.config.site_id():
+        return context.data_dir / "allsky" / night, True
+    return context.data_dir / SITES_FOLDER / site / "allsky" / night, False
+
+
 @router.get(
     "/allsky/nights/{night}/products",
     tags=["allsky"],
@@ -225,11 +233,14 @@ def _under_data_dir(data_dir: Path, path: Path) -> str | None:
     summary="Keograms, star trails, timelapses, panoramas and the summary card of one night",
 )
 def allsky_products(
-    night: str = FastApiPath(..., pattern=r"^\d{4}-\d{2}-\d{2}$"), context: WebContext = Depends(get_context)
+    night: str = FastApiPath(..., pattern=r"^\d{4}-\d{2}-\d{2}$"),
+    site: str | None = Depends(site_filter),
+    context: WebContext = Depends(get_context),
 ) -> list[NightProduct]:
     """Media files in ``<data_dir>/allsky/<night>/products/`` (and the night folder) named after a product kind,
-    each with its thumbnail (``products/thumbs/<name>.jpg``) when there is one."""
-    night_dir = context.data_dir / "allsky" / night
+    each with its thumbnail (``products/thumbs/<name>.jpg``) when there is one. With ``site=``, a bridged
+    site's products that its uploader has sent here (none until then), served by ``…/products/{name}?site=``."""
+    night_dir, local = _night_dir(context, site, night)
     products = []
     for folder in (night_dir / PRODUCTS_FOLDER, night_dir):
         if not folder.is_dir():
@@ -239,15 +250,39 @@ def allsky_products(
             kind = next((k for k in PRODUCT_KINDS if plain.startswith(k)), None)
             if kind and path.is_file() and path.suffix.lower() in SERVED_SUFFIXES:
                 thumb = folder / THUMBS_FOLDER / f"{path.stem}.jpg"
-                products.append(
-                    NightProduct(
-                        kind=kind,
-                        name=path.name,
-                        url=_file_url(context.data_dir, path),
-                        thumbnail=_file_url(context.data_dir, thumb) if thumb.is_file() else None,
+                if local:
+                    url, thumbnail = _file_url(context.data_dir, path), _file_url(context.data_dir, thumb)
+                else:
+                    url, thumbnail = (
+                        _product_url(night_dir, path, night, site),
+                        _product_url(night_dir, thumb, night, site),
                     )
+                products.append(
+                    NightProduct(kind=kind, name=path.name, url=url, thumbnail=thumbnail if thumb.is_file() else None)
                 )
     return products
+
+
+def _product_url(night_dir: Path, path: Path, night: str, site: str | None) -> str:
+    relative = quote(path.relative_to(night_dir).as_posix())
+    return f"/api/v1/allsky/nights/{night}/products/{relative}?site={quote(site or '')}"
+
+
+@router.get(
+    "/allsky/nights/{night}/products/{name:path}",
+    tags=["allsky"],
+    summary="One night product file (a bridged site's, as its uploader sent it; this site's too)",
+)
+def allsky_product_file(
+    name: str,
+    night: str = FastApiPath(..., pattern=r"^\d{4}-\d{2}-\d{2}$"),
+    site: str | None = Depends(site_filter),
+    context: WebContext = Depends(get_context),
+) -> FileResponse:
+    """``name`` under the night's folder (``products/keogram.jpg``, ``products/thumbs/keogram.jpg``); 404 for
+    anything else, and for a bridged site's product that has not arrived."""
+    night_dir, _local = _night_dir(context, site, night)
+    return FileResponse(resolve_data_file(night_dir, name))
 
 
 def _file_url(data_dir: Path, path: Path) -> str:
@@ -288,10 +323,14 @@ def _streak(record: AllskyStreakRecord, data_dir: Path, local: bool) -> AllskySt
 
 @router.get("/allsky/nights/{night}/summary", tags=["allsky"], summary="The summary of one night (allsky products)")
 def allsky_night_summary(
-    night: str = FastApiPath(..., pattern=r"^\d{4}-\d{2}-\d{2}$"), context: WebContext = Depends(get_context)
+    night: str = FastApiPath(..., pattern=r"^\d{4}-\d{2}-\d{2}$"),
+    site: str | None = Depends(site_filter),
+    context: WebContext = Depends(get_context),
 ) -> dict[str, Any]:
-    """``products/summary.json`` as the allsky service wrote it: frames, stars, SQM, clear fraction, sun, moon."""
-    path = context.data_dir / "allsky" / night / PRODUCTS_FOLDER / "summary.json"
+    """``products/summary.json`` as the allsky service wrote it: frames, stars, SQM, clear fraction, sun, moon
+    (with ``site=``, a bridged site's, where it has arrived here)."""
+    night_dir, _local = _night_dir(context, site, night)
+    path = night_dir / PRODUCTS_FOLDER / "summary.json"
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -85,9 +85,9 @@ def _send_to_site(context: WebContext, site_id: str, thing: str, value: str, who
         answer = gateway.send(thing, value, web_origin(who.username, who.role.value))
     except NoAnswerError as exc:
         raise HTTPException(504, f"site {site_id}: {exc}") from None
-    kind = answer.payload.get("kind") if isinstance(answer.payload, dict) else None
-    accepted = {"command_accepted": True, "command_rejected": False}.get(kind or "")
-    return CommandReply(command=thing, value=value, accepted=accepted, answer_topic=answer.topic, answer=answer.payload)
+    return CommandReply(
+        command=thing, value=value, accepted=answer.accepted, answer_topic=answer.topic, answer=answer.payload
+    )
 
 
 _COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -23,6 +23,7 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import and_, func, select
 
+from obsy.messages import ImagingMastersCommand
 from obsy_web.api.common import Page, Paging
 from obsy_web.api.fleet import fleet_of, of_site, site_filter
 from obsy_web.api.security import get_context, operator, viewer
@@ -353,7 +354,9 @@ class MastersRequest(BaseModel):
 
 class MastersReply(BaseModel):
     request_id: str | None
-    status: str = Field(description="the imaging service's answer: running, done or failed")
+    status: str = Field(
+        description="the imaging service's answer: running, done or failed; queued: accepted, not yet started"
+    )
     built: list[str] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
     pinned: list[str] = Field(default_factory=list, description="every master pinned after the command")
@@ -362,7 +365,10 @@ class MastersReply(BaseModel):
 @router.post(
     "/commands/imaging/masters",
     response_model=MastersReply,
-    responses={504: {"description": "the imaging service did not answer in time"}},
+    responses={
+        409: {"description": "the imaging service refused the command (too many waiting)"},
+        504: {"description": "the imaging service did not answer in time"},
+    },
     tags=["commands"],
     summary="Build calibration masters now, or pin or unpin one",
 )
@@ -373,15 +379,21 @@ def build_masters(
     ``done`` or ``failed`` for a pin)."""
     if context.masters is None:
         raise HTTPException(503, "this web service sends no imaging commands")
+    command = ImagingMastersCommand(action=request.action, master_id=request.master_id, min_frames=request.min_frames)
+    if request.action == "build":
+        what = "build" + (f" min_frames={request.min_frames}" if request.min_frames is not None else "")
+    else:
+        what = f"{request.action} {request.master_id}"
     try:
-        answer = context.masters.send(
-            request.min_frames,
-            web_origin(who.username, who.role.value),
-            action=request.action,
-            master_id=request.master_id,
-        )
+        reply = context.masters.send("masters", command, web_origin(who.username, who.role.value), what=what)
     except NoAnswerError as exc:
         raise HTTPException(504, str(exc)) from None
+    if reply.accepted is False:
+        raise HTTPException(409, "the imaging service refused the masters command: " + "; ".join(reply.reasons))
+    if reply.accepted is True:  # accepted, and its state did not come in time: the worker is busy
+        data = reply.payload.get("data") or {}
+        return MastersReply(request_id=data.get("request_id"), status="queued")
+    answer = reply.payload
     return MastersReply(
         request_id=answer.get("request_id"),
         status=str(answer.get("status", "")),

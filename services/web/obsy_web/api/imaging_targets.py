@@ -35,6 +35,7 @@ from obsy_web.db.models import (
     ImagingFrameRecord,
     LiveStackState,
     NightStackRecord,
+    ProjectStackRecord,
     TargetRecord,
 )
 from obsy_web.previews import MAX_WIDTH, MIN_WIDTH, PreviewCache, PreviewError
@@ -157,6 +158,34 @@ class NightStackItem(BaseModel):
     preview: str | None = Field(description="a stretched preview drawn from it (add width=, up to 4096, for a sample)")
 
 
+class ProjectStackItem(BaseModel):
+    stack_id: int
+    target: str
+    filter: str | None
+    nights: list[str]
+    frames: int
+    left_out: int
+    integration_s: float
+    rejection: str | None = None
+    rejected_fraction: float | None = None
+    seconds: float | None = Field(default=None, description="how long it took to build")
+    time: datetime
+    fits: str | None = Field(description="download of the stack (FITS); null where the file is not here")
+    preview: str | None = Field(description="a stretched preview drawn from it (add width=, up to 4096, for a sample)")
+
+
+class ProjectStackProgress(BaseModel):
+    """The imaging service's last word on ``imaging/projectstack/state`` about this target."""
+
+    status: str = Field(description="registering, stacking, done or failed")
+    filter: str | None
+    done: int = Field(description="lights registered, or rows stacked, so far")
+    total: int = Field(description="lights to register, or rows to stack")
+    stack_id: int | None = None
+    reason: str | None = None
+    time: datetime | None = Field(default=None, description="when the imaging service said it")
+
+
 class TargetStack(LiveStackItem):
     fits: str | None = Field(default=None, description="download of the live stack (FITS)")
 
@@ -169,6 +198,12 @@ class TargetOverview(BaseModel):
     filters: list[FilterProgress]
     live_stacks: list[TargetStack] = Field(description="the night's live stacks, as their last fold left them")
     night_stacks: list[NightStackItem] = Field(description="stacks of record of every night, newest first")
+    project_stacks: list[ProjectStackItem] = Field(
+        default_factory=list, description="the newest project stack of each filter (every night's lights)"
+    )
+    project_progress: ProjectStackProgress | None = Field(
+        default=None, description="the project stack of this target in progress, or the last one done or failed"
+    )
 
 
 def _plan_progress(
@@ -254,6 +289,63 @@ def _night_stack_item(record: NightStackRecord, repository: Path | None) -> Nigh
     )
 
 
+def _project_stack_item(record: ProjectStackRecord, repository: Path | None) -> ProjectStackItem:
+    data = record.data or {}
+    here = _inside(repository, record.path, FITS_SUFFIXES) is not None
+    base = f"/api/v1/imaging/projectstacks/{record.stack_id}"
+    return ProjectStackItem(
+        stack_id=record.stack_id,
+        target=record.target,
+        filter=record.filter,
+        nights=data.get("nights") or [],
+        frames=record.frames,
+        left_out=data.get("left_out") or 0,
+        integration_s=record.integration_s,
+        rejection=data.get("rejection"),
+        rejected_fraction=data.get("rejected_fraction"),
+        seconds=data.get("seconds"),
+        time=record.time,
+        fits=f"{base}/fits" if here else None,
+        preview=f"{base}/preview" if here else None,
+    )
+
+
+def _project_stacks(session: Session, key: str, site: str | None, repository: Path | None) -> list[ProjectStackItem]:
+    """The newest project stack of each of the target's filters."""
+    names = _stack_names(session, ProjectStackRecord, key, site)
+    rows = session.scalars(
+        select(ProjectStackRecord)
+        .where(ProjectStackRecord.target.in_(names), *of_site(ProjectStackRecord.site, site))
+        .order_by(ProjectStackRecord.time.desc(), ProjectStackRecord.id.desc())
+    ).all()
+    newest: dict[str, ProjectStackRecord] = {}
+    for row in rows:
+        newest.setdefault(name_key(row.filter), row)
+    return [_project_stack_item(r, repository) for r in sorted(newest.values(), key=lambda r: name_key(r.filter))]
+
+
+def _project_progress(context: WebContext, key: str, site: str | None) -> ProjectStackProgress | None:
+    """The retained ``imaging/projectstack/state`` as the web last heard it, when it is about this target
+    (this site's only: another site's progress is not bridged)."""
+    if not is_local(context, site):
+        return None
+    state = context.latest.get("imaging/projectstack/state")
+    if not isinstance(state, dict) or name_key(str(state.get("target") or "")) != key:
+        return None
+    try:
+        return ProjectStackProgress(
+            status=state["status"],
+            filter=state.get("filter"),
+            done=state.get("done", 0),
+            total=state.get("total", 0),
+            stack_id=state.get("stack_id"),
+            reason=state.get("reason"),
+            time=state.get("timestamp"),
+        )
+    except (KeyError, ValueError, TypeError):  # not a state the imaging service sends: none shown
+        return None
+
+
 @router.get("/imaging/targets/{target}", response_model=TargetOverview, dependencies=[Depends(viewer)])
 def imaging_target(
     target: str = FastApiPath(..., min_length=1, max_length=200, description="the OBJECT name, any case or blanks"),
@@ -268,7 +360,8 @@ def imaging_target(
         names = _frame_names(session, key, site)
         live_names = _stack_names(session, LiveStackState, key, site)
         planned = _planned(session, key)
-        if not names and not live_names and planned is None:
+        projects = _project_stacks(session, key, site, repository)
+        if not names and not live_names and planned is None and not projects:
             raise HTTPException(404, f"no lights, stacks or plan of a target {target!r}")
         frames = session.scalars(
             select(ImagingFrameRecord).where(
@@ -319,6 +412,8 @@ def imaging_target(
                 for r in live
             ],
             night_stacks=[_night_stack_item(r, repository) for r in stacked],
+            project_stacks=projects,
+            project_progress=_project_progress(context, key, site),
         )
 
 
@@ -493,19 +588,22 @@ def live_stack_fits(
     return _fits_download(_inside(files_of(context, site), data.get("path"), FITS_SUFFIXES), f"live stack {stack_id}")
 
 
-def _night_stack_file(context: WebContext, stack_id: int, site: str | None) -> Path:
+def _stack_file(
+    context: WebContext, model: type[NightStackRecord] | type[ProjectStackRecord], stack_id: int, site: str | None
+) -> Path:
+    what = "night stack" if model is NightStackRecord else "project stack"
     with context.sessions() as session:
         path = session.scalars(
-            select(NightStackRecord.path)
-            .where(NightStackRecord.stack_id == stack_id, *of_site(NightStackRecord.site, site))
-            .order_by(NightStackRecord.id.desc())
+            select(model.path)
+            .where(model.stack_id == stack_id, *of_site(model.site, site))
+            .order_by(model.id.desc())
             .limit(1)
         ).first()
     if path is None:
-        raise HTTPException(404, f"no night stack {stack_id}")
+        raise HTTPException(404, f"no {what} {stack_id}")
     found = _inside(files_of(context, site), path, FITS_SUFFIXES)
     if found is None:
-        raise HTTPException(404, f"the FITS of night stack {stack_id} is not in the imaging repository")
+        raise HTTPException(404, f"the FITS of {what} {stack_id} is not in the imaging repository")
     return found
 
 
@@ -521,7 +619,7 @@ def night_stack_fits(
     context: WebContext = Depends(get_context),
 ) -> FileResponse:
     """A night's stack of record (float32 FITS with its REJECTED and COVERAGE maps)."""
-    return _fits_download(_night_stack_file(context, stack_id, site), f"night stack {stack_id}")
+    return _fits_download(_stack_file(context, NightStackRecord, stack_id, site), f"night stack {stack_id}")
 
 
 @router.get(
@@ -537,4 +635,35 @@ def night_stack_preview(
     context: WebContext = Depends(get_context),
 ) -> Response:
     """A night stack stretched (JPEG); with a large ``width``, the full-size sample image."""
-    return _drawn(context, _night_stack_file(context, stack_id, site), width)
+    return _drawn(context, _stack_file(context, NightStackRecord, stack_id, site), width)
+
+
+@router.get(
+    "/imaging/projectstacks/{stack_id}/fits",
+    response_class=FileResponse,
+    responses=FITS_RESPONSES,
+    dependencies=[Depends(viewer)],
+)
+def project_stack_fits(
+    stack_id: int = FastApiPath(..., ge=0, le=2**62),
+    site: str | None = Depends(site_filter),
+    context: WebContext = Depends(get_context),
+) -> FileResponse:
+    """A target's project stack (float32 FITS with its REJECTED and COVERAGE maps)."""
+    return _fits_download(_stack_file(context, ProjectStackRecord, stack_id, site), f"project stack {stack_id}")
+
+
+@router.get(
+    "/imaging/projectstacks/{stack_id}/preview",
+    response_class=Response,
+    responses=JPEG_RESPONSES,
+    dependencies=[Depends(viewer)],
+)
+def project_stack_preview(
+    stack_id: int = FastApiPath(..., ge=0, le=2**62),
+    width: int = Width,
+    site: str | None = Depends(site_filter),
+    context: WebContext = Depends(get_context),
+) -> Response:
+    """A project stack stretched (JPEG); with a large ``width``, the full-size sample image."""
+    return _drawn(context, _stack_file(context, ProjectStackRecord, stack_id, site), width)

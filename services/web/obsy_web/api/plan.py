@@ -10,8 +10,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import Response
+from pydantic import ValidationError
 from sqlalchemy import select
 
+from obsy import astro
+from obsy.messages import Target
 from obsy_web.api.fleet import fleet_of, of_site, site_filter
 from obsy_web.api.security import get_context, viewer
 from obsy_web.context import WebContext
@@ -35,9 +38,16 @@ def plan_tonight(site: str | None = Depends(site_filter), context: WebContext = 
     return stored
 
 
-@router.get("/plan/tonight/altitudes", summary="Altitude curves of tonight's planned targets")
-def plan_altitudes(context: WebContext = Depends(get_context)) -> dict[str, Any]:
-    plan = plan_tonight(site_filter(None, context), context)
+@router.get(
+    "/plan/tonight/altitudes",
+    summary="Altitude curves of tonight's planned targets",
+    description="With site=, a bridged site's plan, seen from that site: its position from its plan (the "
+    "scheduler names it) or from web.sites, its targets from its retained target list (web/targets).",
+)
+def plan_altitudes(
+    site: str | None = Depends(site_filter), context: WebContext = Depends(get_context)
+) -> dict[str, Any]:
+    plan = plan_tonight(site, context)
     start, end = plan.get("dark_start"), plan.get("dark_end")
     blocks = plan.get("blocks") or []
     if not (start and end) and blocks:
@@ -45,17 +55,48 @@ def plan_altitudes(context: WebContext = Depends(get_context)) -> dict[str, Any]
     if not (start and end):
         raise HTTPException(404, "the plan has no night window to draw")
     wanted = {b["target_id"] for b in blocks}
-    with context.sessions() as db:
-        rows = db.execute(
-            select(TargetRecord.id, TargetRecord.name, TargetRecord.ra_deg, TargetRecord.dec_deg).where(
-                TargetRecord.id.in_(wanted)
-            )
-        ).all()
+    if site in (None, context.config.site_id()):
+        where: astro.SiteLike = context.config.site
+        with context.sessions() as db:
+            rows = db.execute(
+                select(TargetRecord.id, TargetRecord.name, TargetRecord.ra_deg, TargetRecord.dec_deg).where(
+                    TargetRecord.id.in_(wanted)
+                )
+            ).all()
+    else:
+        where, rows = _bridged_site_plan(context, site, wanted)
     try:
-        curves = altitude_curves(context.config.site, datetime.fromisoformat(start), datetime.fromisoformat(end), rows)
+        curves = altitude_curves(where, datetime.fromisoformat(start), datetime.fromisoformat(end), rows)
     except ValueError as exc:
         raise HTTPException(422, f"the plan's night window cannot be drawn: {exc}") from None
     return curves
+
+
+def _bridged_site_plan(
+    context: WebContext, site_id: str, wanted: set[str]
+) -> tuple[astro.SiteLike, list[tuple[str, str, float, float]]]:
+    """A bridged site's position (its plan's, else ``web.sites``') and its planned targets (its target list)."""
+    fleet = fleet_of(context)
+    site = fleet.get(site_id)
+    assert site is not None  # site_filter checked it
+    where, _zone = fleet.place(site)
+    if where is None:
+        raise HTTPException(
+            422,
+            f"site {site_id}'s position is not known here: its plan names none (a scheduler older than the "
+            "plan's site field) and web.sites gives it no latitude and longitude",
+        )
+    listed = fleet.latest[site_id].get("web/targets")
+    targets = listed.get("targets") if isinstance(listed, dict) else None
+    rows = []
+    for target in targets if isinstance(targets, list) else []:
+        try:
+            known = Target.model_validate(target)
+        except ValidationError:
+            continue  # the site's own web service published it; a bad one is left out, not drawn wrong
+        if known.id in wanted:
+            rows.append((known.id, known.name, known.ra_deg, known.dec_deg))
+    return where, rows
 
 
 #: The Ekos files a plan names: its schedule and its jobs' sequences (small XML files).

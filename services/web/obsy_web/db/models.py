@@ -218,6 +218,29 @@ class NightStackRecord(Base):
     data: Mapped[dict[str, Any]]  # the whole message (rejection, rejected fraction, missing, seconds)
 
 
+class ProjectStackRecord(Base):
+    """A target's project stack (``imaging/projectstacks``): one filter's accepted, calibrated lights of
+    every night registered onto one reference and stacked. Kept for ever, as night stacks are; built
+    again, it has a new row (the newest is the one shown)."""
+
+    __tablename__ = "project_stacks"
+    __table_args__ = (
+        UniqueConstraint("site", "stack_id", "time", name="uq_project_stacks_site_stack_id_time"),
+        Index("ix_project_stacks_target", "target"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site: Mapped[str] = site_column()
+    time: Mapped[datetime]
+    stack_id: Mapped[int] = mapped_column(BigInteger)
+    target: Mapped[str] = mapped_column(String(200))
+    filter: Mapped[str | None] = mapped_column(String(100))
+    frames: Mapped[int] = mapped_column(Integer)
+    integration_s: Mapped[float] = mapped_column(Float)
+    path: Mapped[str] = mapped_column(Text)  # the FITS, relative to the imaging repository's root
+    data: Mapped[dict[str, Any]]  # the whole message (nights, left out, rejection, sample, thumbnail, seconds)
+
+
 class CalibrationMasterRecord(Base):
     """A master the imaging service built into its calibration library (``imaging/masters``)."""
 

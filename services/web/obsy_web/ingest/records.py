@@ -29,6 +29,7 @@ from obsy.messages import (
     ImagingMaster,
     ImagingNightStack,
     ImagingPhotometry,
+    ImagingProjectStack,
     ImagingTransit,
     McpState,
     SafetyVerdict,
@@ -192,6 +193,18 @@ def _night_stack(message: Incoming) -> list[Row]:
     return [Row(models.NightStackRecord.__table__, values)]
 
 
+def _project_stack(message: Incoming) -> list[Row]:
+    stack = _parse(ImagingProjectStack, message)
+    values = stack.model_dump(include={"stack_id", "frames", "integration_s", "path"})
+    values.update(
+        time=stack.timestamp,
+        target=stack.target[:200],
+        filter=_cut(stack.filter, 100),
+        data=stack.model_dump(mode="json"),
+    )
+    return [Row(models.ProjectStackRecord.__table__, values)]
+
+
 def _master(message: Incoming) -> list[Row]:
     master = _parse(ImagingMaster, message)
     values = master.model_dump(include={"frames", "exposure_s", "temperature_c", "gain"})
@@ -311,6 +324,7 @@ class Router:
             topics.imaging_photometry: _photometry,
             topics.imaging_transits: _transit,
             topics.imaging_night_stacks: _night_stack,
+            topics.imaging_project_stacks: _project_stack,
             topics.mcp_state: _mcp_state,
             topics.scheduler_plan: _plan,
         }

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, delete
 
-from obsy.config import WebRetentionConfig
+from obsy_web.config import WebRetentionConfig
 from obsy_web.db import models
 
 log = logging.getLogger("obsy.web.retention")

@@ -59,16 +59,15 @@ const obsy = {
     return iso ? new Date(iso).toLocaleString() : "–";
   },
 
-  // Subscribes to /api/v1/live; calls handler(topic, payload) for every bus message.
-  // Not while a bridged site is shown: the feed's topics are this site's (the page shows what it loaded).
-  live(handler) {
+  // Subscribes to /api/v1/live; calls handler(topic, payload) for every bus message of the shown site:
+  // this site's, or a bridged site's (``site=``: its messages as the central broker receives them through
+  // its bridge, topics relative to its prefix as this site's are; "link" when its bridge connects or breaks).
+  // ``site``: another site to follow than the shown one (a site's own page, /sites/<id>).
+  live(handler, site = obsy.site()) {
     const status = document.getElementById("live-status");
-    if (obsy.site()) {
-      if (status) status.textContent = `site ${obsy.site()}: as loaded (reload for news)`;
-      return null;
-    }
-    const source = new EventSource("/api/v1/live");
-    source.onopen = () => { if (status) { status.textContent = "live"; status.className = "good"; } };
+    const named = site ? `site ${site}: ` : "";
+    const source = new EventSource(site ? `/api/v1/live?site=${encodeURIComponent(site)}` : "/api/v1/live");
+    source.onopen = () => { if (status) { status.textContent = `${named}live`; status.className = "good"; } };
     source.onerror = () => { if (status) { status.textContent = "reconnecting…"; status.className = "bad"; } };
     source.onmessage = (event) => {
       const message = JSON.parse(event.data);

@@ -130,18 +130,17 @@ async function simulateWeather(button) {
 
 document.addEventListener("DOMContentLoaded", () => {
   refreshStatus();
-  if (obsy.site()) {
-    document.getElementById("allsky-link").href = `/allsky?site=${encodeURIComponent(obsy.site())}`;
-    // Another site's messages are not on this service's live feed as its own: poll its status.
-    setInterval(refreshStatus, 10000);
-    return;
-  }
   setInterval(refreshStatus, 30000);  // sky and heartbeat ages; everything else arrives live
+  // A bridged site's page follows that site's messages (and its link) on the same feed.
   obsy.live((topic, payload) => {
-    const show = byTopic[topic];
+    const show = topic === "link" ? view.link : byTopic[topic];
     if (show) show(payload);
     else if (topic.endsWith("/availability") || topic.endsWith("/health")) refreshStatus();
   });
+  if (obsy.site()) {
+    document.getElementById("allsky-link").href = `/allsky?site=${encodeURIComponent(obsy.site())}`;
+    return;
+  }
   document.querySelectorAll("#commands button[data-command]").forEach((button) =>
     button.addEventListener("click", () => sendCommand(button)));
   document.querySelectorAll("#simulation button[data-simulate]").forEach((button) =>

@@ -21,18 +21,20 @@ that blocks headless; the demo's profile is the second one (KStars makes "Simula
 
 from __future__ import annotations
 
-import configparser
 import logging
 import shutil
-import sqlite3
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from obsy.config import SiteConfig
+from obsy.kstars.dbus import DBusError, KStarsBus, wait_until
+from obsy.kstars.paths import EKOS, EKOS_PATH, KSTARS_PATH, MAIN_WINDOW
+from obsy.kstars.profile import ProfileError, user_db_path, write_profile
+from obsy.kstars.settings import headless_env, kstarsrc
+from obsy.kstars.settings import write_settings as write_kstarsrc
 
 log = logging.getLogger("obsy_local.demo.kstars")
 
@@ -40,7 +42,6 @@ PROFILE = "OBSY demo"
 #: The demo profile's drivers (labels of KStars' driver list) and their roles. The profile is a
 #: remote one: these only say which roles it has; the devices are those the relay offers.
 PROFILE_DRIVERS = {"Telescope Simulator": "Mount", "CCD Simulator": "CCD"}
-KSTARS = "org.kde.kstars"
 
 
 def kstars_available() -> str | None:
@@ -48,10 +49,6 @@ def kstars_available() -> str | None:
     missing = [name for name in ("kstars", "dbus-daemon") if shutil.which(name) is None]
     if missing:
         return f"{' and '.join(missing)} not installed (Debian packages kstars, dbus)"
-    try:
-        import jeepney  # noqa: F401  (the D-Bus client the MCP uses too)
-    except ImportError:
-        return "the jeepney D-Bus library is not installed (it comes with obsy-mcp)"
     return None
 
 
@@ -63,35 +60,17 @@ def dbus_argv(run_dir: Path) -> list[str]:
     return ["dbus-daemon", "--session", "--nofork", "--nopidfile", f"--address={bus_address(run_dir)}"]
 
 
+def kstars_home(run_dir: Path) -> Path:
+    return run_dir / "kstars-home"
+
+
 def kstars_env(run_dir: Path) -> dict[str, str]:
-    home = run_dir / "kstars-home"
-    home.mkdir(parents=True, exist_ok=True)
-    return {
-        "HOME": str(home),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "XDG_DATA_HOME": str(home / ".local" / "share"),
-        "XDG_CACHE_HOME": str(home / ".cache"),
-        "XDG_RUNTIME_DIR": str(run_dir),
-        "QT_QPA_PLATFORM": "offscreen",
-        "DBUS_SESSION_BUS_ADDRESS": bus_address(run_dir),
-        "LC_ALL": "C.UTF-8",
-    }
+    return {**headless_env(kstars_home(run_dir), run_dir), "DBUS_SESSION_BUS_ADDRESS": bus_address(run_dir)}
 
 
 def write_settings(run_dir: Path, group: str, values: dict[str, Any]) -> None:
     """Entries of one group of KStars' settings (``kstarsrc``, read at start), others kept."""
-    config_dir = Path(kstars_env(run_dir)["XDG_CONFIG_HOME"])
-    config_dir.mkdir(parents=True, exist_ok=True)
-    rc = configparser.ConfigParser(interpolation=None)
-    rc.optionxform = str  # KConfig keys are case-sensitive
-    path = config_dir / "kstarsrc"
-    rc.read(path)
-    if not rc.has_section(group):
-        rc.add_section(group)
-    for key, value in values.items():
-        rc.set(group, key, str(value))
-    with path.open("w") as handle:
-        rc.write(handle, space_around_delimiters=False)
+    write_kstarsrc(kstarsrc(kstars_home(run_dir)), group, values)
 
 
 def write_location(run_dir: Path, site: SiteConfig) -> None:
@@ -109,82 +88,36 @@ def write_shutterful_camera(run_dir: Path, camera: str) -> None:
     write_settings(run_dir, "DarkLibrary", {"shutterfulCCDs": camera})
 
 
-class _Bus:
-    """Just enough D-Bus (jeepney) to wait for KStars and open Ekos."""
-
-    def __init__(self, address: str) -> None:
-        from jeepney.io.blocking import open_dbus_connection
-
-        self.connection = open_dbus_connection(bus=address)
-
-    def call(self, path: str, interface: str, method: str, signature: str = "", *args: Any) -> Any:
-        from jeepney import DBusAddress, new_method_call
-
-        target = DBusAddress(path, bus_name=KSTARS, interface=interface)
-        message = new_method_call(target, method, signature or None, args if signature else None)
-        reply = self.connection.send_and_get_reply(message, timeout=30)
-        if reply.header.message_type.name == "error":
-            raise RuntimeError(f"{interface}.{method} on {path}: {reply.body}")
-        return reply.body[0] if len(reply.body) == 1 else reply.body
-
-    def close(self) -> None:
-        self.connection.close()
-
-
-def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if condition():
-                return
-        except (OSError, RuntimeError):
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"KStars: {what} within {timeout:.0f} s")
-        time.sleep(1.0)
-
-
 def add_profile(user_db: Path, indi_host: str, indi_port: int) -> None:
     """The demo's Ekos profile: a mount and a camera, on the demo's (relay) indiserver."""
-    with sqlite3.connect(user_db, timeout=10) as db:
-        row = db.execute("SELECT id FROM profile WHERE name = ?", (PROFILE,)).fetchone()
-        if row is not None:
-            db.execute("UPDATE profile SET host = ?, port = ? WHERE id = ?", (indi_host, indi_port, row[0]))
-            return
-        cursor = db.execute(
-            "INSERT INTO profile (name, host, port, autoconnect, portselector) VALUES (?, ?, ?, 1, 0)",
-            (PROFILE, indi_host, indi_port),
-        )
-        for label, role in PROFILE_DRIVERS.items():
-            db.execute("INSERT INTO driver (label, role, profile) VALUES (?, ?, ?)", (label, role, cursor.lastrowid))
+    write_profile(user_db, PROFILE, PROFILE_DRIVERS, (indi_host, indi_port))
 
 
 def prepare_ekos(run_dir: Path, indi_host: str, indi_port: int, timeout: float = 300.0) -> None:
     """Wait for KStars on its bus, add the demo's profile and open Ekos (after every KStars start)."""
-    bus: _Bus | None = None
     deadline = time.monotonic() + timeout
 
-    def connected() -> bool:
-        nonlocal bus
-        if bus is None:
-            bus = _Bus(bus_address(run_dir))
-        return "ekos" in bus.call("/KStars", "org.kde.KMainWindow", "actions")
+    def left() -> float:
+        return max(deadline - time.monotonic(), 10)
 
-    try:
-        _wait(connected, timeout, "did not finish loading")
-        user_db = Path(kstars_env(run_dir)["XDG_DATA_HOME"]) / "kstars" / "userdb.sqlite"
-        _wait(user_db.exists, max(deadline - time.monotonic(), 10), f"no user database {user_db}")
-        add_profile(user_db, indi_host, indi_port)
-        assert bus is not None
-        bus.call("/KStars", "org.kde.KMainWindow", "activateAction", "s", "ekos")
-        _wait(
-            lambda: PROFILE in bus.call("/KStars/Ekos", "org.kde.kstars.Ekos", "getProfiles"),
-            max(deadline - time.monotonic(), 10),
-            f"Ekos did not list the profile {PROFILE!r}",
-        )
-        log.info("KStars is up; Ekos is open with the profile %r on %s:%s", PROFILE, indi_host, indi_port)
-    except (TimeoutError, OSError, RuntimeError, sqlite3.Error) as error:
-        log.error("KStars/Ekos not ready: %s (the MCP reports Ekos unavailable; the roof still works)", error)
-    finally:
-        if bus is not None:
-            bus.close()
+    with KStarsBus(bus_address(run_dir)) as bus:
+
+        def loaded() -> bool:  # /KStars is on the bus long before KStars has loaded; then it lists "ekos"
+            return "ekos" in bus.call(KSTARS_PATH, MAIN_WINDOW, "actions")
+
+        try:
+            wait_until(loaded, timeout, "KStars loaded", interval=1.0, retry_on=(DBusError,))
+            user_db = user_db_path(Path(kstars_env(run_dir)["XDG_DATA_HOME"]))
+            wait_until(user_db.exists, left(), f"the user database {user_db}", interval=1.0)
+            add_profile(user_db, indi_host, indi_port)
+            bus.call(KSTARS_PATH, MAIN_WINDOW, "activateAction", "s", "ekos")
+            wait_until(
+                lambda: PROFILE in bus.call(EKOS_PATH, EKOS, "getProfiles"),
+                left(),
+                f"Ekos listing the profile {PROFILE!r}",
+                interval=1.0,
+                retry_on=(DBusError,),
+            )
+            log.info("KStars is up; Ekos is open with the profile %r on %s:%s", PROFILE, indi_host, indi_port)
+        except (DBusError, ProfileError) as error:  # a WaitTimeoutError is a DBusError
+            log.error("KStars/Ekos not ready: %s (the MCP reports Ekos unavailable; the roof still works)", error)

@@ -1,336 +1,23 @@
-"""Service sections whose schema has not moved to its service's package yet.
+"""The imaging section of the configuration (registered in the ``obsy.config_sections`` entry-point group).
 
-TODO(issue 14): move each to ``services/<name>/obsy_<name>/config.py`` and register it in the
-``obsy.config_sections`` entry-point group, as alpaca and clouddetect do (docs/architecture.md,
-"Configuration").
+It reads two settings of the scheduler's section: ``scheduler.ekos.fits_dir`` (the capture folder when none
+is set) and ``scheduler.transits`` (the ephemeris file and baseline, a sub-schema kept in the core), through
+``ObsyConfig.setting_of``, so the imaging image needs no scheduler installed.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import (
-    Field,
-    SecretStr,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, SecretStr, field_validator, model_validator
 
-from obsy.config.base import (
-    SITE_ID_PATTERN,
-    Section,
-    ServiceSection,
-    site_slug,
-)
-from obsy.config.sections import KIB, MIB
-from obsy.messages import TargetConstraints
+from obsy.config.base import Section, ServiceSection
+from obsy.config.sections import SchedulerTransitsConfig, imaging_repository_dir
 
-
-class SchedulerWeightsConfig(Section):
-    """Weights of the planner's scoring rules (each rule scores 0..1; 0 turns a rule off)."""
-
-    priority: float = Field(default=50, ge=0, description="the target's priority (0..10)")
-    setting_soonest: float = Field(default=50, ge=0, description="targets with less visible time left tonight first")
-    percent_complete: float = Field(default=50, ge=0, description="finish what is nearly complete")
-    meridian_window: float = Field(default=75, ge=0, description="targets near the meridian (least airmass)")
-    target_switch: float = Field(default=67, ge=0, description="stay on the current target (saves slews)")
-    moon_avoidance: float = Field(default=50, ge=0, description="targets far from the Moon, beyond what is required")
-
-
-class SchedulerCalibrationConfig(Section):
-    """Calibration frames (Dark, Bias and Flat exposure plans): what Ekos can take without a person.
-
-    Ekos (KStars 3.6) takes darks and bias unattended only when the camera has a shutter or a
-    dust cap covers the telescope, and flats only from a flat panel (a light box or a dust cap
-    with its own light) or a lit wall; otherwise it waits for someone. A target whose plans
-    need a source that is not configured here is left out, with the reason.
-    """
-
-    camera_shutter: bool = Field(
-        default=False,
-        description="the camera has a mechanical shutter: darks and bias need no cover (KStars must know it too: "
-        "its list of cameras with a shutter, asked once by Ekos)",
-    )
-    dust_cap: bool = Field(
-        default=False,
-        description="an INDI dust cap in the Ekos profile that closes over the telescope for darks and bias (also "
-        "a flat panel that is a dust cap with its own light: set both)",
-    )
-    flat_source: Literal["none", "panel", "wall"] = Field(
-        default="none",
-        description="flats from: none (flat plans are refused); panel (an INDI light box or dust cap with its own "
-        "light, in the Ekos profile); wall (the mount points at a lit wall or screen at wall_az/wall_alt)",
-    )
-    wall_az: float = Field(default=0.0, ge=0, lt=360, description="azimuth of the flat wall, degrees")
-    wall_alt: float = Field(default=0.0, ge=-90, le=90, description="altitude of the flat wall, degrees")
-    flat_adu: float | None = Field(
-        default=None,
-        gt=0,
-        le=65535,
-        description="Ekos adjusts the flat exposure until the mean is this many ADU; empty = the plan's exposure",
-    )
-    flat_adu_tolerance: float = Field(default=1000, gt=0, le=65535, description="ADU either side of flat_adu")
-    park_mount: bool = Field(default=False, description="park the mount before flats (not with a wall)")
-    park_dome: bool = Field(default=False, description="park the dome before flats")
-
-    def dark_source(self) -> str | None:
-        """How darks and bias are covered, or None when they cannot be taken unattended."""
-        if self.dust_cap:
-            return "dust_cap"
-        if self.camera_shutter:
-            return "shutter"
-        return None
-
-
-class SchedulerEkosConfig(Section):
-    """How the plan is written as KStars/Ekos schedule (.esl) and sequence (.esq) files."""
-
-    output_dir: Path | None = Field(default=None, description="where the files go; empty = <data_dir>/ekos")
-    fits_dir: Path | None = Field(default=None, description="Ekos FITSDirectory for frames; empty = <data_dir>/frames")
-    profile: str = Field(default="Simulators", description="the Ekos equipment profile the schedule names")
-    camera: str = "CCD Simulator"
-    filter_wheel: str | None = Field(default="CCD Simulator", description="empty when the camera has no filter wheel")
-    default_filter: str = Field(default="Luminance", description="filter for exposure plans that name none")
-    filters: list[str] | None = Field(
-        default=None,
-        description="the wheel's filter names; empty = read from the wheel's INDI FILTER_NAME when planning",
-    )
-    filter_aliases: dict[str, str] = Field(
-        default_factory=dict, description="plan filter name -> the wheel's name, e.g. {Ha: H_Alpha}"
-    )
-    startup: Literal["at", "asap"] = Field(default="at", description="start each job at its planned time, or ASAP")
-    completion: Literal["at", "sequence", "repeat"] = Field(
-        default="sequence",
-        description="end when the planned frames are taken (sequence), after `repeats` sequences, or at the planned "
-        "end ('at': Ekos repeats the sequence until then, so more frames than planned)",
-    )
-    repeats: int = Field(default=1, ge=1, le=1000, description="sequences per job with completion 'repeat'")
-    steps: list[Literal["Track", "Focus", "Align", "Guide"]] = Field(default_factory=lambda: ["Track"])
-    startup_procedure: list[Literal["UnparkDome", "UnparkMount", "UnparkCap"]] = Field(
-        default_factory=lambda: ["UnparkMount"]
-    )
-    shutdown_procedure: list[Literal["WarmCCD", "ParkCap", "ParkMount", "ParkDome"]] = Field(
-        default_factory=lambda: ["ParkMount"]
-    )
-    enforce_weather: bool = Field(default=True, description="Ekos waits for its own weather device to say OK")
-    setting_altitude_cutoff: float = Field(
-        default=3.0,
-        ge=0,
-        le=30,
-        description="Ekos' 'setting altitude cutoff' (its scheduler options; 3° by default): Ekos refuses a fixed "
-        "start of a setting target less than this above the minimum altitude, so it is given a lower minimum",
-    )
-    keep_nights: int = Field(
-        default=14,
-        ge=1,
-        le=3660,
-        description="nights of Ekos files kept in output_dir: older night folders of .esl/.esq files are removed "
-        "when a plan is written (the frames in fits_dir are never touched)",
-    )
-    calibration: SchedulerCalibrationConfig = SchedulerCalibrationConfig()
-
-
-class SchedulerTransitsConfig(Section):
-    """Exoplanet transits: targets named like a planet in the ephemeris file are planned at its transits."""
-
-    ephemeris_file: Path | None = Field(
-        default=None,
-        description="a NASA Exoplanet Archive CSV export (planetary systems table); a target whose name is a "
-        "planet's pl_name in it is observed at that planet's transits; empty = no transit planning",
-    )
-    baseline_min: float = Field(default=60, ge=0, le=360, description="observed before ingress and after egress")
-    timing_sigmas: float = Field(
-        default=3, ge=0, le=10, description="the window widens by this many sigma of the ephemeris at the epoch"
-    )
-    partial: Literal["skip", "plan"] = Field(
-        default="skip",
-        description="a transit whose window is only partly observable: left out (skip), or its longest observable "
-        "part planned when it holds ingress or egress (plan)",
-    )
-
-
-class SchedulerConfig(ServiceSection):
-    constraints: TargetConstraints = Field(
-        default_factory=lambda: TargetConstraints(min_altitude=30, twilight="astronomical", min_time_on_target_min=15),
-        description="defaults for every target; a target's own constraints override them key by key",
-    )
-    weights: SchedulerWeightsConfig = SchedulerWeightsConfig()
-    ekos: SchedulerEkosConfig = SchedulerEkosConfig()
-    grid_step_s: float = Field(default=120, ge=10, le=900, description="time step of the night grid")
-    exposure_overhead_s: float = Field(default=5, ge=0, description="download and dither time per exposure")
-    switch_overhead_s: float = Field(default=120, ge=0, description="slew, plate solve and guider start per target")
-    switch_gap_s: float = Field(
-        default=300, ge=0, description="free time before a block of another target: at least Ekos' lead time (5 min)"
-    )
-    max_block_min: float = Field(default=120, gt=0, description="longest block before the planner re-decides")
-    replan_at: str = Field(default="12:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="daily, site time")
-    transits: SchedulerTransitsConfig = SchedulerTransitsConfig()
-
-
-class WebRetentionConfig(Section):
-    """How long the web service keeps its time series; 0 keeps them for ever."""
-
-    weather_days: int = Field(default=90, ge=0, description="weather readings")
-    states_days: int = Field(default=90, ge=0, description="safety verdicts, cloud results, MCP states, availability")
-    events_days: int = Field(default=365, ge=0, description="the event audit log")
-    allsky_days: int = Field(default=365, ge=0, description="allsky frame and streak records (not the files)")
-    plans_days: int = Field(default=365, ge=0, description="scheduler plans")
-
-
-EventLevel = Literal["debug", "info", "warning", "error", "critical"]
-#: Event kinds notified whatever their level (the roof, the night, alarms, a service gone).
-DEFAULT_NOTIFY_KINDS = (
-    "roof_opened",
-    "roof_closing",
-    "roof_closed",
-    "night_started",
-    "night_ended",
-    "alarm",
-    "alarm_cleared",
-    "service_offline",
-    "storage_full",
-    "disk_warning",
-    "disk_critical",
-    "disk_ok",
-)
-_QUIET_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
-
-
-class NotificationsConfig(Section):
-    """Notifications through Apprise, sent by the web service (docs/operations.md, "Notifications").
-
-    Nothing is sent while ``urls`` is empty. The URLs carry the services' secrets (tokens,
-    passwords): keep them in a file and point ``OBSY_WEB__NOTIFICATIONS__URLS_FILE`` at it
-    (one URL a line).
-    """
-
-    urls: list[SecretStr] = Field(
-        default_factory=list,
-        description="Apprise URLs (ntfy://, pover://, tgram://, mailtos://, json://...); empty = no notifications",
-    )
-    min_level: EventLevel = Field(default="warning", description="events at this level and above are sent")
-    kinds: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_NOTIFY_KINDS),
-        description="event kinds sent whatever their level (roof, night, alarms, a service offline...)",
-    )
-    exclude_kinds: list[str] = Field(default_factory=list, description="event kinds never sent")
-    repeat_after: float = Field(
-        default=600.0,
-        ge=0,
-        description="seconds: the same service and kind again within this is held back and counted "
-        "(the next one sent says how many); 0 sends every one",
-    )
-    max_per_hour: int = Field(
-        default=30, ge=1, description="notifications sent in any hour at most (critical ones always go)"
-    )
-    quiet_hours: str | None = Field(
-        default=None,
-        description="'HH:MM-HH:MM' in the site's time zone: only safety notifications (critical, "
-        "alarms, the roof closing on unsafe) are sent then; empty = never quiet",
-    )
-    timeout: float = Field(default=15.0, gt=0, description="seconds one notification may take before it is given up")
-    night_summary: bool = Field(
-        default=True,
-        description="send one end-of-night summary (roof, frames per target and filter, stacks, photometry, "
-        "meteors) once the MCP says the night ended",
-    )
-    night_summary_delay: float = Field(
-        default=300.0,
-        ge=0,
-        description="seconds after the night ended before the summary is made, so the roof has closed and the "
-        "last frames are stored (held back further while quiet_hours last)",
-    )
-
-    @field_validator("urls", mode="before")
-    @classmethod
-    def _split_urls(cls, value: Any) -> Any:
-        """A string (a secrets file, an environment variable) holds URLs separated by spaces or lines."""
-        if isinstance(value, str):
-            # A comment starts with '#' at the start of a line or after a space ('#' inside a URL stays).
-            lines = (re.split(r"(?:^|\s)#", line, maxsplit=1)[0] for line in value.splitlines())
-            return [part for line in lines for part in line.split()]
-        return value
-
-    @field_validator("quiet_hours")
-    @classmethod
-    def _quiet_hours(cls, value: str | None) -> str | None:
-        if value in (None, ""):
-            return None
-        if not _QUIET_HOURS.match(value):
-            raise ValueError("quiet_hours must look like '23:00-07:00' (24-hour clock, site time)")
-        return value
-
-
-class FleetSiteConfig(Section):
-    """Another site whose broker is bridged to this one (docs/operations.md#several-observatories)."""
-
-    prefix: str = Field(
-        pattern=r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$",
-        description="the topic prefix its messages arrive under on this broker (the bridge's remote prefix)",
-    )
-    id: str | None = Field(
-        default=None, pattern=SITE_ID_PATTERN, description="its id in the tables (empty: the prefix's last part)"
-    )
-    name: str | None = Field(default=None, max_length=120, description="shown on the fleet page (empty: the id)")
-    bridge: str | None = Field(
-        default=None,
-        description="the bridge's remote client id, whose $SYS/broker/connection/<bridge>/state says whether "
-        "the site is reachable (empty: obsy-bridge-<id>)",
-    )
-
-    def site_id(self) -> str:
-        return self.id or site_slug(self.prefix.rsplit("/", 1)[-1])
-
-    def bridge_id(self) -> str:
-        return self.bridge or f"obsy-bridge-{self.site_id()}"
-
-
-class WebUploadsConfig(Section):
-    """What the centre takes of the bridged sites' files (``PUT /api/v1/sites/<site>/uploads/...``, docs/web.md)."""
-
-    max_concurrent: int = Field(default=4, ge=1, le=256, description="uploads at a time; more are answered 503")
-    max_file_bytes: int = Field(default=4 * 1024 * MIB, ge=1 * KIB, description="a larger file is refused (413)")
-    max_staging_bytes: int = Field(
-        default=16 * 1024 * MIB,
-        ge=1 * KIB,
-        description="bytes of unfinished uploads held at a time (all sites); past it new uploads are answered 503",
-    )
-    retry_after: int = Field(default=30, ge=1, le=3600, description="seconds a busy answer asks the site to wait")
-    stale_hours: float = Field(
-        default=48.0, gt=0, description="an unfinished upload untouched this long is dropped (its site starts it again)"
-    )
-
-
-class WebConfig(ServiceSection):
-    host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=1, le=65535)
-    anonymous_read: bool = Field(default=False, description="let visitors who are not logged in see (never act)")
-    secure_cookies: bool = Field(default=False, description="mark session cookies Secure (set when served over HTTPS)")
-    session_hours: float = Field(default=24 * 7, gt=0, description="how long a login lasts")
-    login_attempts_per_minute: int = Field(default=5, ge=1, description="failed logins allowed per client and minute")
-    command_timeout: float = Field(default=10.0, gt=0, description="seconds to wait for the MCP's answer to a command")
-    ingest_batch_size: int = Field(default=500, ge=1, le=10_000, description="messages written per transaction")
-    ingest_max_payload: int = Field(
-        default=1 * MIB,
-        ge=1 * KIB,
-        description="bytes; a stored topic's message larger than this is counted and not stored (a plan: ~130 KiB)",
-    )
-    public_url: str | None = Field(
-        default=None,
-        pattern=r"^https?://\S+$",
-        description="the dashboard's address as people reach it (e.g. https://observatory.example.org/): links in "
-        "notifications; empty = homeassistant.configuration_url, else no link",
-    )
-    retention: WebRetentionConfig = WebRetentionConfig()
-    notifications: NotificationsConfig = NotificationsConfig()
-    sites: list[FleetSiteConfig] = Field(
-        default_factory=list,
-        description="other sites bridged to this broker: stored and shown with their site id (empty: this site only)",
-    )
-    uploads: WebUploadsConfig = WebUploadsConfig()
-
+if TYPE_CHECKING:
+    from obsy.config.model import CoreConfig
 
 #: File name endings the imaging service looks at in capture folders (case-insensitive).
 IMAGING_FRAME_SUFFIXES = (".fits", ".fit", ".fts", ".fits.fz", ".fz", ".xisf")
@@ -719,6 +406,11 @@ class ImagingPhotometryConfig(Section):
         "empty = the header's DATAMAX, else 65535",
     )
     solve_timeout: float = Field(default=30.0, gt=0, le=600, description="seconds a plate solve may take")
+    index_dirs: list[Path] = Field(
+        default_factory=list,
+        description="folders of astrometry.net index files for the plate solves (a custom catalogue's, e.g. "
+        "obsy-skysim index); empty = the system's (astrometry.cfg: Debian's Tycho-2 packages)",
+    )
     date_type: Literal["JD", "HJD"] = Field(default="JD", description="the report's DATE: JD or HJD (UTC)")
     obstype: Literal["CCD", "CMOS", "DSLR"] = Field(default="CCD", description="the report's OBSTYPE")
     reports: Path | None = Field(
@@ -844,6 +536,10 @@ class ImagingTransitsConfig(Section):
     saturation_adu: float | None = Field(
         default=None, gt=0, description="where the camera saturates; empty = the header's SATURATE or DATAMAX"
     )
+    index_dirs: list[Path] = Field(
+        default_factory=list,
+        description="folders of astrometry.net index files for the plate solves; empty = the system's (astrometry.cfg)",
+    )
     baseline_min: float | None = Field(
         default=None,
         ge=0,
@@ -958,7 +654,7 @@ class ImagingConfig(ServiceSection):
         return [folder.expanduser().resolve() for folder in folders]
 
     def repository_dir(self, data_dir: Path) -> Path:
-        return (self.repository or data_dir / "imaging" / "repository").resolve()
+        return imaging_repository_dir(self.repository, data_dir)
 
     def quarantine_dir(self, data_dir: Path) -> Path:
         return (self.quarantine or data_dir / "imaging" / "quarantine").resolve()
@@ -968,3 +664,16 @@ class ImagingConfig(ServiceSection):
         if self.database_url is not None and self.database_url.get_secret_value():
             return self.database_url.get_secret_value()
         return f"sqlite:///{(data_dir / 'imaging' / 'imaging.sqlite3').resolve()}"
+
+    def check_config(self, config: CoreConfig) -> None:
+        """Transits need an ephemeris file: this section's, or the scheduler's (one file serves both)."""
+        if self.transits.enabled and self.transits.ephemeris_path(scheduler_transits(config)) is None:
+            raise ValueError(
+                "imaging.transits is enabled but no ephemeris file is set: set imaging.transits.ephemeris_file "
+                "or scheduler.transits.ephemeris_file (a NASA Exoplanet Archive CSV export)"
+            )
+
+
+def scheduler_transits(config: CoreConfig) -> SchedulerTransitsConfig:
+    """``scheduler.transits``, whose ephemeris file and baseline serve where ``imaging.transits`` sets none."""
+    return config.setting_of("scheduler", "transits", SchedulerTransitsConfig())

@@ -1,0 +1,13 @@
+"""KStars/Ekos from outside: one D-Bus client and the files KStars reads at start.
+
+- :mod:`obsy.kstars.paths`: the service name, object paths, interfaces and status values of
+  KStars 3.6 and its Ekos modules;
+- :mod:`obsy.kstars.dbus`: the session-bus client (jeepney): method calls, properties,
+  introspection and waits, every one with a timeout, every failure a :class:`DBusError` naming
+  the object and the method;
+- :mod:`obsy.kstars.profile`: an Ekos profile written into KStars' user database;
+- :mod:`obsy.kstars.settings`: KStars' settings file (``kstarsrc``) and a headless environment.
+
+The MCP drives Ekos with it (``obsy_mcp.ekos``), the local demo prepares KStars with it and the
+tests' KStars harness uses it; the imaging service opens its signal connection with it.
+"""
