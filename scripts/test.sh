@@ -18,8 +18,10 @@ if [[ -z "${OBSY_HOMEASSISTANT_PYTHON:-}" && -x .venv-homeassistant/bin/python ]
     export OBSY_HOMEASSISTANT_PYTHON="$PWD/.venv-homeassistant/bin/python"  # see scripts/homeassistant-env.sh
 fi
 # Compile the numba kernels once, before the workers start: otherwise every worker's first
-# imaging test compiles them at once (tens of CPU seconds each) and starves the others.
+# imaging or sky simulator test compiles them at once (seconds to tens of CPU seconds each)
+# and starves the others.
 .venv/bin/obsy-imaging warm-up
+.venv/bin/obsy-skysim warm-up
 workers="${OBSY_TEST_WORKERS:-8}"
 parallel=()
 if [[ "$workers" != 0 ]] && ! printf '%s\n' "$@" | grep -qE '^(-n|--numprocesses)'; then

@@ -64,6 +64,30 @@ def test_a_star_image_holds_its_light_and_is_centred_on_its_position() -> None:
     assert (image * yy).sum() / image.sum() == pytest.approx(21.8, abs=1e-3)
 
 
+def test_star_stamps_are_the_gaussian_over_each_pixel_clipped_at_the_edges_and_coloured_per_channel() -> None:
+    from scipy.special import ndtr
+
+    x = np.array([1.2, 28.6, 14.1, np.nan, 40.0])  # the left edge, a corner, inside, nowhere, off the image
+    y = np.array([3.7, 18.4, 9.9, 5.0, 5.0])
+    flux = np.array([1000.0, 500.0, 2000.0, 1e6, 1e6])
+    sigma = np.array([0.8, 1.5, 1.1, 1.0, 1.0])
+    colour = channel_weights(np.array([1.5, -0.2, 0.6, 0.6, 0.6]))
+    channels = Sensor(SensorSpec(width=30, height=20, bayer="RGGB")).channel_map()
+    image = np.zeros((20, 30), dtype=np.float32)
+    add_point_sources(image, x, y, flux, sigma, channel_map=channels, colour=colour)
+    half = math.ceil(4.0 * sigma.max())  # every stamp reaches as far as the widest star's
+    expected = np.zeros((20, 30))
+    for i in range(3):
+        for row, col in itertools.product(range(20), range(30)):
+            if abs(col - round(x[i])) <= half and abs(row - round(y[i])) <= half:
+                wx = ndtr((col + 0.5 - x[i]) / sigma[i]) - ndtr((col - 0.5 - x[i]) / sigma[i])
+                wy = ndtr((row + 0.5 - y[i]) / sigma[i]) - ndtr((row - 0.5 - y[i]) / sigma[i])
+                expected[row, col] += flux[i] * wx * wy * colour[i, channels[row, col]]
+    assert np.allclose(image, expected, rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="float32"):
+        add_point_sources(np.zeros((20, 30)), x, y, flux, sigma)
+
+
 def test_the_psf_grows_off_axis(mono: AllskyRenderer) -> None:
     sigma = mono.psf_sigma(np.array([90.0, 45.0, 10.0]))
     assert sigma[0] == pytest.approx(mono.optics.psf_sigma)

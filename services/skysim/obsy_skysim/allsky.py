@@ -218,8 +218,7 @@ class AllskyRenderer:
             image = self.sensor.read_out(None, 0.0 if frame_type == "bias" else exposure_s, gain, seed=seed)
             return RenderedFrame(image, when, exposure_s, gain, frame_type, None, None, None)
         if frame_type == "flat":
-            level = np.float32(0.4 * spec.full_well_e)
-            image = self.sensor.read_out(np.full((spec.height, spec.width), level), exposure_s, gain, seed=seed)
+            image = self.sensor.read_out(None, exposure_s, gain, seed=seed, level_e=0.4 * spec.full_well_e)
             return RenderedFrame(image, when, exposure_s, gain, frame_type, None, None, None)
 
         c = self.conditions(when)

@@ -3,6 +3,7 @@
 obsy-skysim render frame.fits --time 2026-01-15T22:00:00Z --clouds scattered --cover 40
 obsy-skysim settings skysim.yaml --site-of obsy.yaml
 obsy-skysim index --ra 83.8 --dec -5.4 --radius-deg 1.5 --out indexes/
+obsy-skysim warm-up
 
 ``index`` writes the main camera's stars of a region (the catalogue's and the synthetic ones the
 field renderer draws there) and builds astrometry.net index files of them for the camera's field
@@ -12,12 +13,16 @@ simulator's frames of that region.
 ``settings`` writes a settings file whose cameras stand at the site of an OBSY configuration:
 the indiserver container starts the simulator's drivers with it, so that the sky they render
 is the sky over the site OBSY's services judge (docs/skysim.md).
+``warm-up`` compiles the sensor's read-out and the star stamps (numba kernels) into numba's on-disk
+cache, an install step: the drivers then load them in well under a second instead of compiling
+them for seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -59,11 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     index.add_argument("--out", type=Path, required=True, help="folder for the star list and the index files")
     index.add_argument("--config", help="settings file (default: $OBSY_SKYSIM_CONFIG, else the defaults)")
+    sub.add_parser("warm-up", help="compile the read-out and star kernels into numba's cache now")
     args = parser.parse_args(argv)
-    if args.command == "settings":
-        return _write_settings(args.output, args.site_of)
-    if args.command == "index":
-        return _build_index(args)
+    others = {
+        "settings": lambda: _write_settings(args.output, args.site_of),
+        "index": lambda: _build_index(args),
+        "warm-up": _warm_up,
+    }
+    if args.command in others:
+        return others[args.command]()
 
     from obsy_skysim.driver import AllskyCamera, frame_fits
 
@@ -115,6 +124,16 @@ def _build_index(args: argparse.Namespace) -> int:
         f"({args.ra:g}, {args.dec:+g}); {len(built.indexes)} index files (-P {', '.join(map(str, built.scales))}) "
         f"for a field of {field_arcmin(renderer):.1f}′ at {renderer.arcsec_per_pixel:.3f}″/px"
     )
+    return 0
+
+
+def _warm_up() -> int:
+    from obsy_skysim import warm_up
+
+    started = time.monotonic()
+    warm_up()
+    took = time.monotonic() - started
+    print(f"obsy-skysim warm-up: read-out and star kernels compiled (or loaded from cache), {took:.1f} s")
     return 0
 
 

@@ -41,9 +41,11 @@ import logging
 import math
 import os
 import sys
+import threading
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta
 
+from obsy_skysim import warm_up
 from obsy_skysim.allsky import AllskyRenderer, RenderedFrame
 from obsy_skysim.camera_device import CameraDevice, Exposure, Rendered, camera_fits
 from obsy_skysim.clouds import CLOUD_KINDS, Clouds
@@ -414,6 +416,9 @@ def _settings() -> tuple[SkySimConfig, str]:
 
 
 def _serve(camera: CameraDevice) -> None:
+    # The numba kernels compile (or load from numba's cache) while the client connects: an
+    # exposure started meanwhile waits for them, not for a second compile.
+    threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
     camera.start()
     log.info("%s ready (settings: %s)", camera.name, os.environ.get(CONFIG_ENV) or "defaults")
     run(camera, Reader())

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -111,8 +112,12 @@ class FieldFrame:
     truth: FieldTruth | None
 
 
+@functools.lru_cache(maxsize=512)
 def synthetic_cell_stars(band: int, index: int, seed: int) -> FieldStars:
-    """The synthetic stars of one sky cell (``band`` of declination, ``index`` of right ascension)."""
+    """The synthetic stars of one sky cell (``band`` of declination, ``index`` of right ascension).
+
+    Cached: the main camera's field spans about 400 cells (of some 2 500 stars each, 80 kB), drawn
+    again at every frame otherwise. The arrays are read-only, as they are shared."""
     dec0 = -90.0 + band * CELL_DEG
     dec1 = min(90.0, dec0 + CELL_DEG)
     cells = _cells_in_band(band)
@@ -127,7 +132,10 @@ def synthetic_cell_stars(band: int, index: int, seed: int) -> FieldStars:
     ra = ra0 + rng.uniform(0.0, width, count)
     dec = np.degrees(np.arcsin(rng.uniform(math.sin(math.radians(dec0)), math.sin(math.radians(dec1)), count)))
     bv = np.clip(rng.normal(0.7, 0.35, count), -0.3, 2.0)
-    return FieldStars(ra, dec, mag, bv, np.zeros(count, dtype=bool))
+    stars = FieldStars(ra, dec, mag, bv, np.zeros(count, dtype=bool))
+    for values in (ra, dec, mag, bv, stars.catalogued):
+        values.flags.writeable = False
+    return stars
 
 
 def _cells_in_band(band: int) -> int:
@@ -264,8 +272,7 @@ class FieldRenderer:
             return FieldFrame(image, when, exposure_s, gain, frame_type, pointing, None)
         flat = self.flat_field(filter_slot)
         if frame_type == "flat":
-            light = flat * np.float32(0.4 * s.full_well_e)
-            image = self.sensor.read_out(light, exposure_s, gain, seed=seed)
+            image = self.sensor.read_out(None, exposure_s, gain, seed=seed, level_e=0.4 * s.full_well_e, flat=flat)
             return FieldFrame(image, when, exposure_s, gain, frame_type, pointing, None)
 
         ra0, dec0 = pointing
@@ -297,14 +304,14 @@ class FieldRenderer:
         stars = FieldStars(*(getattr(stars, f)[inside] for f in FieldStars.__dataclass_fields__))
         x, y, electrons = x[inside], y[inside], all_electrons[inside]
         sky = self._sky_electrons(when, alt, az, exposure_s) * (1.0 + self.optics.cloud_glow * (1.0 - transmission))
-        # The sky through the flat field, then the stars through it at their own pixels.
-        light = flat * np.float32(sky)
+        # The stars through the flat field at their own pixels; the sky through it in the read-out.
+        light = np.zeros((s.height, s.width), dtype=np.float32)
         sigma = np.full(len(x), self.optics.seeing_fwhm_arcsec / 2.3548 / self.arcsec_per_pixel)
         inside_sensor = (x > -0.5) & (x < s.width - 0.5) & (y > -0.5) & (y < s.height - 0.5)
         response = np.ones(len(x))
         response[inside_sensor] = flat[np.rint(y[inside_sensor]).astype(int), np.rint(x[inside_sensor]).astype(int)]
         add_point_sources(light, x, y, electrons * response, sigma)
-        image = self.sensor.read_out(light, exposure_s, gain, seed=seed)
+        image = self.sensor.read_out(light, exposure_s, gain, seed=seed, level_e=sky, flat=flat)
         truth = FieldTruth(stars, x, y, electrons, variables, transmission)
         return FieldFrame(image, when, exposure_s, gain, frame_type, pointing, truth)
 

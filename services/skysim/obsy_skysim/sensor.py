@@ -14,13 +14,13 @@ gives ten times the ADU per electron of gain 0.
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
 import numpy as np
+
+from obsy_skysim import readout
 
 BayerPattern = Literal["RGGB"]
 ADC_MAX = 65535
@@ -114,13 +114,18 @@ class Sensor:
     def add_dark(self, electrons: np.ndarray, exposure_s: float, temperature_c: float | None = None) -> None:
         """Add the mean dark signal to ``electrons`` in place."""
         s = self.spec
-        temperature_factor = s.dark_current(temperature_c) / s.dark_current_e_s if s.dark_current_e_s else 1.0
+        temperature_factor = self._temperature_factor(temperature_c)
         electrons += np.float32(s.dark_current(temperature_c) * exposure_s)
         hot_index, hot_rate = self.hot_pixels
         electrons.reshape(-1)[hot_index] += (hot_rate * temperature_factor * exposure_s).astype(np.float32)
         if self.amp_glow is not None:
             (rows, cols), glow = self.amp_glow
             electrons[rows, cols] += glow * np.float32(s.amp_glow_e_s * temperature_factor * exposure_s)
+
+    def _temperature_factor(self, temperature_c: float | None) -> float:
+        """How much more dark current than at the reference temperature (hot pixels and glow too)."""
+        s = self.spec
+        return s.dark_current(temperature_c) / s.dark_current_e_s if s.dark_current_e_s else 1.0
 
     def master(
         self, exposure_s: float, gain: float, temperature_c: float | None = None, *, dark: bool = True
@@ -142,6 +147,15 @@ class Sensor:
         cols = np.arange(self.spec.width) % 2
         return RGGB_CHANNELS[rows[:, None], cols[None, :]]
 
+    @cached_property
+    def _hot_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The hot pixels by row for the read-out kernel: where each row's run starts (height + 1
+        entries), their columns and their dark current (e-/s at the reference temperature)."""
+        index, rate = self.hot_pixels  # sorted (np.unique)
+        rows, cols = np.divmod(index, self.spec.width)
+        starts = np.searchsorted(rows, np.arange(self.spec.height + 1))
+        return starts.astype(np.int64), cols.astype(np.int64), rate.astype(np.float64)
+
     def read_out(
         self,
         light_e: np.ndarray | None,
@@ -150,45 +164,41 @@ class Sensor:
         *,
         seed: int | None = None,
         temperature_c: float | None = None,
+        level_e: float = 0.0,
+        flat: np.ndarray | None = None,
     ) -> np.ndarray:
-        """The 16-bit frame for ``light_e`` electrons per pixel (float32, height x width; None for a
-        dark frame). ``light_e`` is used as scratch space and overwritten."""
+        """The 16-bit frame for ``light_e`` electrons per pixel (float32, height x width; None for
+        none) plus a uniform ``level_e`` electrons per pixel through the relative response ``flat``
+        (float32, height x width; None: a uniform level). Neither array is changed.
+
+        One pass per row (:mod:`.readout`): dark current, hot pixels and amplifier glow, shot and
+        read noise, gain, offset and column offsets, full well and the ADC's range, the cast.
+        """
         s = self.spec
         scale = s.adu_per_electron(gain)
         shape = (s.height, s.width)
-        electrons = np.zeros(shape, dtype=np.float32) if light_e is None else light_e
-        if electrons.shape != shape or electrons.dtype != np.float32:
-            raise ValueError(f"light must be float32 {shape}, not {electrons.dtype} {electrons.shape}")
-        self.add_dark(electrons, exposure_s, temperature_c)
-
-        # Shot noise (Gaussian, sqrt(N)) and read noise in one draw.
-        sigma = electrons + np.float32(s.read_noise_e**2)
-        np.sqrt(sigma, out=sigma)
-        sigma *= standard_normal(shape, seed)
-        electrons += sigma
-        electrons *= np.float32(scale)
-        electrons += np.float32(s.offset_adu + 0.5)  # + 0.5: the cast below rounds down
-        if s.column_noise_adu:
-            electrons += self.column_offsets[None, :]
-        # Full well and the ADC's range in one pass: a full pixel reads full well plus the offset.
-        np.clip(electrons, 0, min(ADC_MAX, s.full_well_e * scale + s.offset_adu + 0.5), out=electrons)
-        return electrons.astype(np.uint16)
-
-
-def standard_normal(shape: tuple[int, int], seed: int | None, threads: int | None = None) -> np.ndarray:
-    """Normal deviates (float32) drawn on several threads, one generator per block of rows
-    (NumPy's generators release the GIL while filling an array)."""
-    threads = threads or min(4, os.cpu_count() or 1)
-    out = np.empty(shape, dtype=np.float32)
-    children = np.random.SeedSequence(seed).spawn(threads)
-    bounds = np.linspace(0, shape[0], threads + 1).astype(int)
-
-    def fill(i: int) -> None:
-        np.random.default_rng(children[i]).standard_normal(dtype=np.float32, out=out[bounds[i] : bounds[i + 1]])
-
-    if threads == 1:
-        fill(0)
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(fill, range(threads)))
-    return out
+        for name, image in (("light", light_e), ("flat", flat)):
+            if image is not None and (image.shape != shape or image.dtype != np.float32):
+                raise ValueError(f"{name} must be float32 {shape}, not {image.dtype} {image.shape}")
+        temperature_factor = self._temperature_factor(temperature_c)
+        hot_start, hot_col, hot_rate = self._hot_rows
+        glow = None
+        if self.amp_glow is not None:
+            (_, cols), values = self.amp_glow  # its rows start at the top, as the kernel takes them
+            glow = (values, cols.start, s.amp_glow_e_s * temperature_factor * exposure_s)
+        return readout.read_out(
+            shape,
+            light=light_e,
+            flat=flat,
+            level_e=level_e,
+            dark_e=s.dark_current(temperature_c) * exposure_s,
+            hot=(hot_start, hot_col, hot_rate * (temperature_factor * exposure_s)),
+            glow=glow,
+            read_noise_e=s.read_noise_e,
+            scale=scale,
+            offset=s.offset_adu + 0.5,  # + 0.5: the cast rounds down
+            column=self.column_offsets,
+            # Full well and the ADC's range in one: a full pixel reads full well plus the offset.
+            ceiling=min(ADC_MAX, s.full_well_e * scale + s.offset_adu + 0.5),
+            seed=seed,
+        )

