@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Home Assistant in its own virtual environment, .venv-homeassistant: the tests in
-# tests/integration/test_homeassistant_real.py start it headless against their own Mosquitto
+# tests/integration/homeassistant/test_homeassistant_real.py start it headless against their own Mosquitto
 # and check OBSY's discovery in it. It pins its own aiohttp, pydantic and paho-mqtt, so it
 # cannot share .venv. scripts/test.sh uses it when it exists.
 #

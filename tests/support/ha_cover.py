@@ -1,6 +1,6 @@
 """What Home Assistant's MQTT cover shows for a state payload: the discovery's template, then HA's rules.
 
-For the unit tests, which do not run Home Assistant (tests/integration/test_homeassistant_real.py
+For the unit tests, which do not run Home Assistant (tests/integration/homeassistant/test_homeassistant_real.py
 runs a real one): its cover logic (homeassistant/components/mqtt/cover.py) is small enough to
 restate, and the part that matters is its one surprise: a ``stopped``
 payload (``state_stopped``, whose default is ``stopped`` even when discovery does not name it)

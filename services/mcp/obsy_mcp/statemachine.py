@@ -274,7 +274,7 @@ def next_state(  # noqa: PLR0911 - one answer per case, in the order of the docs
     OPENING or CLOSING starts that sequence; another state is a move to that resting state
     (the roof is already where it needs to be); None: stay, act on a later evaluation.
     Every roof reading in every state has an answer here, and every answer is in
-    :data:`TRANSITIONS` (tests/unit/test_mcp_statemachine.py drives them all):
+    :data:`TRANSITIONS` (tests/unit/mcp/test_mcp_statemachine.py drives them all):
 
     - roof unknown (no report): stay; the MCP never acts blind.
     - observing, roof not open: someone else closed or stopped it (Ekos, a hand controller,

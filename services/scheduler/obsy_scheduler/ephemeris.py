@@ -28,7 +28,7 @@ grid and with whole degrees of altitude and Moon distance):
   between: the chord of 6 h of the Sun's apparent path strays from the arc by < 0.5",
   that of 1 h of the Moon's orbit by < 3".
 
-``tests/unit/test_scheduler_ephemeris.py`` compares the results with astropy over a year
+``tests/unit/scheduler/test_scheduler_ephemeris.py`` compares the results with astropy over a year
 at several latitudes.
 """
 

@@ -3,8 +3,8 @@
 A developer and test tool, not imported by the services: Home Assistant silently drops a
 misspelled key or refuses an entity whose device class and unit do not fit, so a mistake
 would otherwise only show as a missing feature. The tests lint every payload the project
-emits (tests/unit/test_homeassistant.py) and start a real Home Assistant on them
-(tests/integration/test_homeassistant_real.py).
+emits (tests/unit/homeassistant/test_homeassistant.py) and start a real Home Assistant on them
+(tests/integration/homeassistant/test_homeassistant_real.py).
 
 The tables below are copied by hand from Home Assistant's MQTT integration and sensor
 constants (2026 releases; the oldest release OBSY supports, 2024.3, is tested for real).

@@ -1,5 +1,5 @@
 """Ekos's ``captureComplete`` D-Bus signal as an ingest route, against the real headless KStars 3.6
-capturing with the sky simulator's main camera (the set-up of tests/integration/test_skysim_ekos_capture.py).
+capturing with the sky simulator's main camera (the set-up of tests/integration/skysim/test_skysim_ekos_capture.py).
 
 Ekos saves the frames into a folder the imaging service does not watch: only the signal can bring
 them in. Each is registered once, under the route ``dbus``, within seconds of being written.
@@ -18,8 +18,8 @@ from obsy.messages import ExposurePlan, FrameType, ImagingFrame
 from obsy_imaging.repository import database
 from obsy_imaging.repository.models import Frame
 from obsy_scheduler.ekos import sequence_xml
-from tests.integration import test_skysim_ekos_capture as ekos_capture
 from tests.integration.imaging.test_imaging_service import Running, wait_online
+from tests.integration.skysim import test_skysim_ekos_capture as ekos_capture
 from tests.support.kstars import kstars_available
 from tests.support.watcher import Watcher
 

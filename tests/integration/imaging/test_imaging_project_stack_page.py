@@ -19,7 +19,7 @@ from obsy.messages import ImagingProjectStack, ImagingProjectStackState
 from tests.integration.imaging.test_imaging_calibration_service import repository_of
 from tests.integration.imaging.test_imaging_project_stack_service import BUILT, COMMAND, STATE
 from tests.integration.imaging.test_imaging_service import Running, wait_online
-from tests.integration.test_web_browser import browser, log_in, playwright_api  # noqa: F401 (fixture)
+from tests.integration.web.test_web_browser import browser, log_in, playwright_api  # noqa: F401 (fixture)
 from tests.support.live_stack import record, write_calibrated
 from tests.support.stacking import offset_pointing, render
 from tests.support.watcher import Watcher

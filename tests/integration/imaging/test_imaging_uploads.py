@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.integration.fleet.test_fleet_uploads import centre, site_token
 from tests.integration.imaging.test_imaging_live_stack_service import stacks, write_bias, write_light
 from tests.integration.imaging.test_imaging_service import Running, wait_online
-from tests.integration.test_fleet_uploads import centre, site_token
 from tests.support.stacking import offset_pointing, render
 from tests.support.watcher import Watcher
 from tests.support.web_server import web_on
