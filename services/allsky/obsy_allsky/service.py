@@ -133,8 +133,10 @@ def linear_fits_header(info: FrameInfo, raws: list[RawFrame], camera: str, full_
     return header
 
 
-#: What of a night's products goes to a fleet's centre (the centre takes media files only).
+#: What of a night's products goes to a fleet's centre: the pictures and films, and the summary
+#: (the figures of the night's summary card); the centre takes no other file.
 PRODUCT_MEDIA = frozenset({".jpg", ".jpeg", ".png", ".webp", ".mp4", ".webm"})
+PRODUCT_SUMMARY = "summary.json"
 
 
 class AllskyService(Service):
@@ -221,12 +223,12 @@ class AllskyService(Service):
             )
 
     def _send_products(self, night: date, files: list[Path]) -> None:
-        """A night's products (keogram, star trails, timelapse, panorama and their thumbnails) to the centre, where
-        this site is one of a fleet; summary.json stays here (the centre takes media files only)."""
+        """A night's products (keogram, star trails, timelapse, panorama, their thumbnails and summary.json) to the
+        centre, where this site is one of a fleet."""
         if self.uploads is None:
             return
         for path in files:
-            if path.suffix.lower() in PRODUCT_MEDIA:
+            if path.suffix.lower() in PRODUCT_MEDIA or path.name == PRODUCT_SUMMARY:
                 self.uploads.send(path)
 
     def health_details(self) -> dict[str, Any]:

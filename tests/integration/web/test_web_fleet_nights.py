@@ -10,6 +10,7 @@ products once they have arrived, never this site's.
 from __future__ import annotations
 
 import io
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -138,7 +139,8 @@ def test_a_bridged_sites_plan_nights_and_products_are_shown_for_it(tmp_path, dat
         queue = UploadQueue(site_data / "upload-queue")
         for path in (products / "keogram.jpg", products / "thumbs" / "keogram.jpg"):
             queue.put(path, path.relative_to(site_data).as_posix())
-        sender = uploader(web, queue, site_token(web)).start()
+        token = site_token(web)
+        sender = uploader(web, queue, token).start()
         try:
             web.wait_until(lambda: len(sender.queue) == 0, timeout=30)
         finally:
@@ -153,6 +155,25 @@ def test_a_bridged_sites_plan_nights_and_products_are_shown_for_it(tmp_path, dat
         for bad in ("../../../obsy.sqlite3", ".uploads/x.jpg", "products/none.jpg"):
             url = f"/api/v1/allsky/nights/{NIGHT}/products/{bad}"
             assert vera.get(url, params={"site": "north"}).status_code == 404, bad
-        # The allsky summary card's figures (summary.json) stay at the site: not sent, so not found here.
-        missing = vera.get(f"/api/v1/allsky/nights/{NIGHT}/summary", params={"site": "north"})
-        assert missing.status_code == 404
+        # The allsky summary card's figures: not found until north sends its summary.json, then north's.
+        summary_url = f"/api/v1/allsky/nights/{NIGHT}/summary"
+        assert vera.get(summary_url, params={"site": "north"}).status_code == 404
+        figures = {"night": NIGHT, "frames": 412, "clear_fraction": 0.63}
+        (products / "summary.json").write_text(json.dumps(figures))
+        (web.data_dir / "allsky" / NIGHT / "products" / "summary.json").write_text(json.dumps({"frames": 7}))
+        queue.put(products / "summary.json", f"allsky/{NIGHT}/products/summary.json")
+        sender = uploader(web, queue, token).start()
+        try:
+            web.wait_until(lambda: len(sender.queue) == 0, timeout=30)
+        finally:
+            sender.stop()
+        assert vera.get(summary_url, params={"site": "north"}).json() == figures
+        assert vera.get(summary_url).json() == {"frames": 7}  # this site's own, untouched
+        listed = vera.get(f"/api/v1/allsky/nights/{NIGHT}/products", params={"site": "north"}).json()
+        assert [p["kind"] for p in listed] == ["keogram"]  # the summary is a document, not a product picture
+        # No other document is taken: the upload route refuses it, naming what it takes.
+        with web.client() as site_client:
+            refused = site_client.head(
+                f"/api/v1/sites/north/uploads/allsky/{NIGHT}/notes.json", headers={"Authorization": f"Bearer {token}"}
+            )
+        assert refused.status_code == 422

@@ -8,6 +8,7 @@ symbolic links pointing out): the database and logs live there too.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -31,6 +32,9 @@ router = APIRouter(dependencies=[Depends(viewer)])
 SERVED_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".gif", ".mp4", ".webm", ".mkv", ".fits", ".fit", ".fts", ".fz"}
 )
+#: The one document a bridged site sends beside its pictures: the allsky night summary, the figures
+#: of its summary card (``/allsky/nights/{night}/summary?site=``). It is never served as a file.
+UPLOADED_SUMMARY = re.compile(r"^allsky/\d{4}-\d{2}-\d{2}/products/summary\.json$")
 FILES_PREFIX = "/files/"
 #: Night products the allsky service leaves in ``<data_dir>/allsky/<night>/products/`` (older
 #: versions: in the night folder itself), by file name start ("star-trails" counts as "startrails").

@@ -22,7 +22,7 @@ from obsy.upload.protocol import (
     ProtocolError,
     parse_checksum,
 )
-from obsy_web.api.files import SERVED_SUFFIXES, relative_parts
+from obsy_web.api.files import SERVED_SUFFIXES, UPLOADED_SUMMARY, relative_parts
 from obsy_web.api.fleet import fleet_of
 from obsy_web.api.security import get_context, operator
 from obsy_web.auth.accounts import Principal
@@ -57,9 +57,11 @@ def _checked(site: str, path: str, who: Principal, context: WebContext) -> tuple
     if parts is None:
         raise HTTPException(422, f"the path {path[:120]!r} must be relative, without '..' or hidden parts")
     suffix = "." + parts[-1].rsplit(".", 1)[-1].lower() if "." in parts[-1] else ""
-    if suffix not in SERVED_SUFFIXES:
+    if suffix not in SERVED_SUFFIXES and not UPLOADED_SUMMARY.match("/".join(parts)):
         raise HTTPException(
-            422, f"files of type {suffix or '(none)'} are not taken: {', '.join(sorted(SERVED_SUFFIXES))}"
+            422,
+            f"files of type {suffix or '(none)'} are not taken: {', '.join(sorted(SERVED_SUFFIXES))}, "
+            "and allsky/<night>/products/summary.json",
         )
     return parts
 
