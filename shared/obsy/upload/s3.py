@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import quote
 
 from obsy.upload.queue import UploadItem, UploadQueue
-from obsy.upload.sender import Uploader, UploadRefusedError, _sha256
+from obsy.upload.sender import Uploader, UploadRefusedError
 
 log = logging.getLogger("obsy.upload")
 #: S3 error codes that mean "busy, come back later" (the sender waits as for HTTP 503).
@@ -99,15 +99,10 @@ class S3Uploader(Uploader):
     def send(self, item: UploadItem) -> bool:
         """Send one file, resuming its multipart upload. True: sent (or dropped for good); False: stopped."""
         path = item.path
-        try:
-            size = path.stat().st_size
-            digest = _sha256(path)
-        except OSError as exc:
-            self._drop(item, f"the file is not readable at the site ({exc.strerror})")
+        facts = self._size_and_digest(item)
+        if facts is None:
             return True
-        if size == 0:
-            self._drop(item, "the file is empty")
-            return True
+        size, digest = facts
         key = self.key(item.remote)
         if self._holds(key, digest):
             log.info("%s is in the bucket already", key)

@@ -124,15 +124,10 @@ class Uploader:
     def send(self, item: UploadItem) -> bool:
         """Send one file from where the centre stands. True: sent (or gone for good: dropped); False: stopped."""
         path = item.path
-        try:
-            size = path.stat().st_size
-            digest = _sha256(path)
-        except OSError as exc:
-            self._drop(item, f"the file is not readable at the site ({exc.strerror})")
+        facts = self._size_and_digest(item)
+        if facts is None:
             return True
-        if size == 0:
-            self._drop(item, "the file is empty")
-            return True
+        size, digest = facts
         url = self.base_url + UPLOAD_ROUTE.format(site=quote(self.site, safe=""), path=quote(item.remote))
         offset = self._offset(url)
         if offset > 0:
@@ -206,6 +201,20 @@ class Uploader:
             wait = sent / self.max_bytes_per_s - (time.monotonic() - started)
             if wait > 0:
                 self._stopping.wait(wait)
+
+    def _size_and_digest(self, item: UploadItem) -> tuple[int, str] | None:
+        """The file's size and SHA-256, or None once it is dropped (unreadable or empty: sending again
+        cannot help)."""
+        try:
+            size = item.path.stat().st_size
+            digest = _sha256(item.path)
+        except OSError as exc:
+            self._drop(item, f"the file is not readable at the site ({exc.strerror})")
+            return None
+        if size == 0:
+            self._drop(item, "the file is empty")
+            return None
+        return size, digest
 
     def _drop(self, item: UploadItem, why: str) -> None:
         log.error("not sending %s (%s): %s; dropped from the upload queue", item.remote, item.source, why)
