@@ -70,7 +70,7 @@ DRIVERS = ["indi_simulator_telescope", "indi_simulator_ccd", "indi_rolloff_dome"
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.slow,
-    pytest.mark.long(seconds=270),
+    pytest.mark.long(seconds=300),
     pytest.mark.timeout(900),
     pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
     pytest.mark.skipif(not pyindi_available(), reason="pyindi-client is not installed"),

@@ -24,7 +24,7 @@ logging.getLogger("emcee").setLevel(logging.ERROR)
 
 
 @pytest.mark.slow
-@pytest.mark.long(seconds=95)
+@pytest.mark.long(seconds=190)
 @pytest.mark.timeout(900)  # CPU-bound: 1200 frames rendered and reduced, 4 fits
 def test_simulator_nights_recover_the_mid_time_and_depth_within_their_errors(tmp_path) -> None:
     fitted = fit_simulator_nights(tmp_path, range(4))
