@@ -15,6 +15,7 @@ from obsy_web.commands import CommandGateway
 from obsy_web.fleet import Fleet
 from obsy_web.ingest.ingestor import Ingestor
 from obsy_web.live import LatestStates, LiveHub
+from obsy_web.previews import PreviewCache
 from obsy_web.sky import SkyNow
 from obsy_web.status import StatusBoard
 from obsy_web.targets import TargetStore
@@ -45,6 +46,8 @@ class WebContext:
     masters: CommandGateway | None = None
     #: The bridged sites' files received by HTTP (``api/uploads.py``); made on first use.
     uploads: UploadStore | None = None
+    #: Light previews drawn from the imaging repository's FITS (``<data_dir>/web/previews``); made on first use.
+    previews: PreviewCache | None = None
 
     @property
     def data_dir(self) -> Path:

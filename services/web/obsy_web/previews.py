@@ -18,6 +18,7 @@ import io
 import logging
 import os
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -84,6 +85,10 @@ class PreviewCache:
     def __init__(self, folder: Path, max_bytes: int = MAX_CACHE_BYTES) -> None:
         self.folder = folder
         self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        #: The folder's size: counted once (at the first new preview), then kept by adding what is
+        #: written, so a page of thumbnails does not list the folder for each one.
+        self._bytes: int | None = None
 
     def jpeg(self, source: Path, width: int) -> bytes:
         """The preview of ``source`` at ``width``: from the cache, else drawn and kept."""
@@ -115,21 +120,24 @@ class PreviewCache:
         except OSError as error:
             log.warning("preview cache not written: %s", error, extra={"event": "preview_cache_failed"})
             return
-        self._prune()
+        with self._lock:
+            self._bytes = self._listed()[1] if self._bytes is None else self._bytes + len(jpeg)
+            if self._bytes > self.max_bytes:
+                self._bytes = self._prune()
 
-    def _prune(self) -> None:
-        """Removes the least recently used previews once the folder holds more than ``max_bytes``,
-        down to ``PRUNE_TO`` of it. Another process pruning at the same time only makes a file
-        vanish twice."""
+    def _listed(self) -> tuple[list[tuple[float, int, Path]], int]:
+        """The previews (modification time, size, path) and their total size."""
         files: list[tuple[float, int, Path]] = []
-        total = 0
         for path in self.folder.glob("*.jpg"):
             with contextlib.suppress(OSError):
                 stat = path.stat()
                 files.append((stat.st_mtime, stat.st_size, path))
-                total += stat.st_size
-        if total <= self.max_bytes:
-            return
+        return files, sum(size for _, size, _ in files)
+
+    def _prune(self) -> int:
+        """Removes the least recently used previews down to ``PRUNE_TO`` of ``max_bytes``; the bytes
+        left. Another process pruning at the same time only makes a file vanish twice."""
+        files, total = self._listed()
         removed = 0
         for _, size, path in sorted(files):
             if total <= self.max_bytes * PRUNE_TO:
@@ -139,3 +147,4 @@ class PreviewCache:
                 removed += 1
             total -= size
         log.info("preview cache pruned: %d previews removed, %d bytes left", removed, total)
+        return total

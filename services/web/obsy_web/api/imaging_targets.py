@@ -520,7 +520,9 @@ Width = Query(1024, ge=MIN_WIDTH, le=MAX_WIDTH, description="at most this many p
 
 def _drawn(context: WebContext, source: Path, width: int) -> Response:
     try:
-        jpeg = PreviewCache(context.data_dir / "web" / "previews").jpeg(source, width)
+        if context.previews is None:  # one per service: it keeps the folder's size
+            context.previews = PreviewCache(context.data_dir / "web" / "previews")
+        jpeg = context.previews.jpeg(source, width)
     except PreviewError as error:
         raise HTTPException(404, f"cannot draw a preview: {error}") from None
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-cache"})
