@@ -17,8 +17,9 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -189,6 +190,20 @@ class IndiServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def module_server(drivers: Iterable[str], name: str = "indi") -> Any:
+    """A module-scoped fixture ``name`` of one :class:`IndiServer` with ``drivers`` on a free port (the
+    test skips where one is missing), e.g. ``indi = module_server(DRIVERS)`` in a test module."""
+    drivers = list(drivers)
+
+    @pytest.fixture(scope="module", name=name)
+    def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndiServer]:
+        require_indi(drivers)
+        with IndiServer(tmp_path_factory.mktemp(name), drivers) as running:
+            yield running
+
+    return server
 
 
 def with_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:

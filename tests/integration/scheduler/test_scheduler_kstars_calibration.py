@@ -22,19 +22,27 @@ from astropy.coordinates import AltAz, EarthLocation, SkyCoord
 from astropy.io import fits
 from astropy.time import Time
 
-from obsy.config import SchedulerCalibrationConfig, SchedulerEkosConfig, SiteConfig
-from obsy.messages import ExposurePlan, FrameType, Target, TargetConstraints
+from obsy.config import SchedulerCalibrationConfig, SchedulerEkosConfig
+from obsy.messages import ExposurePlan, FrameType, Target
 from obsy_scheduler.ekos import EkosFiles, write_plan
-from obsy_scheduler.planner import Block, Plan
-from tests.support.indiserver import CCD, IndiServer, require_indi
-from tests.support.kstars import SCHEDULER, SCHEDULER_PATH, KStars, KStarsError, kstars_available, written_frames
+from obsy_scheduler.planner import Plan
+from tests.support.ekos_plans import VIENNA, one_block_plan, run_now_settings, zenith_ra
+from tests.support.indiserver import CCD, IndiServer, module_server
+from tests.support.kstars import (
+    SCHEDULER,
+    SCHEDULER_PATH,
+    KStars,
+    KStarsError,
+    ekos_running,
+    kstars_available,
+    written_frames,
+)
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
 ]
 
-VIENNA = SiteConfig(name="Vienna", latitude=48.2, longitude=16.37, elevation=170, timezone="Europe/Vienna")
 DRIVERS = ("indi_simulator_telescope", "indi_simulator_ccd", "indi_simulator_lightpanel")
 PANEL = "Light Panel Simulator"  # indi_simulator_lightpanel: an INDI light box
 CAPTURE_PATH = "/KStars/Ekos/Capture"
@@ -49,28 +57,17 @@ def said(kstars: KStars, path: str, interface: str, lines: int = 20) -> str:
         return f"({error})"
 
 
-@pytest.fixture(scope="module")
-def indi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndiServer]:
-    """Our own indiserver on a free port, which Ekos uses (a remote profile), as in test_scheduler_ekos_night."""
-    require_indi(DRIVERS)
-    with IndiServer(tmp_path_factory.mktemp("indi"), list(DRIVERS)) as server:
-        yield server
+#: Our own indiserver on a free port, which Ekos uses (a remote profile), as in test_scheduler_ekos_night.
+indi = module_server(DRIVERS)
 
 
 @pytest.fixture(scope="module")
 def kstars_running(tmp_path_factory: pytest.TempPathFactory, indi: IndiServer) -> Iterator[KStars]:
-    ks = KStars(tmp_path_factory.mktemp("kstars"))
-    ks.write_config("DarkLibrary", "shutterfulCCDs", CCD)
-    try:
-        ks.start()
-        ks.set_location("Vienna", "", "Austria")
-        ks.start_ekos(
-            drivers=("Telescope Simulator", "CCD Simulator", "Light Panel Simulator"),
-            indi_server=(indi.host, indi.port),
-        )
+    """KStars told that the CCD simulator has a shutter (else Ekos asks before the first dark)."""
+    devices = ("Telescope Simulator", "CCD Simulator", PANEL)
+    shutter = {("DarkLibrary", "shutterfulCCDs"): CCD}
+    with ekos_running(tmp_path_factory.mktemp("kstars"), devices, indi=indi, settings=shutter) as ks:
         yield ks
-    finally:
-        ks.stop()
 
 
 @pytest.fixture
@@ -79,50 +76,15 @@ def kstars(kstars_running: KStars) -> KStars:
     return kstars_running
 
 
-def zenith_now() -> tuple[float, float]:
-    lst = Time.now().sidereal_time("mean", longitude=VIENNA.longitude * u.deg).to_value(u.deg)
-    return lst % 360.0, VIENNA.latitude
-
-
 def one_job_plan(name: str, plans: list[ExposurePlan]) -> Plan:
-    """One job of ``plans`` at the zenith, now (it is usually daytime: no twilight rule)."""
-    ra, dec = zenith_now()
-    target = Target(id=name, name=name, ra_deg=ra, dec_deg=dec, exposure_plans=plans)
+    """One job of ``plans`` at the zenith, now."""
     now = datetime.now(UTC)
-    block = Block(
-        target=target,
-        constraints=TargetConstraints(min_altitude=20, twilight="civil"),
-        start=now,
-        end=now + timedelta(minutes=5),
-        exposures=[(p, p.count) for p in plans],
-        expected_altitude=90.0,
-        min_altitude=85.0,
-        required_moon_separation=0.0,
-        score=1.0,
-    )
-    return Plan(
-        night=now.date(),
-        blocks=[block],
-        excluded={},
-        dark_start=None,
-        dark_end=None,
-        dark_hours=0.0,
-        filled_fraction=0.0,
-        moon_illumination=0.0,
-    )
+    target = Target(id=name, name=name, ra_deg=zenith_ra(now), dec_deg=VIENNA.latitude, exposure_plans=plans)
+    return one_block_plan(target, [(p, p.count) for p in plans], now, now + timedelta(minutes=5))
 
 
 def ekos_config(**calibration: object) -> SchedulerEkosConfig:
-    return SchedulerEkosConfig(
-        profile="OBSY test",
-        startup="asap",
-        completion="sequence",
-        enforce_weather=False,
-        steps=["Track"],
-        startup_procedure=["UnparkMount"],
-        shutdown_procedure=[],
-        calibration=SchedulerCalibrationConfig(**calibration),
-    )
+    return run_now_settings(profile="OBSY test", calibration=SchedulerCalibrationConfig(**calibration))
 
 
 def frames(files: EkosFiles) -> Counter:
