@@ -693,26 +693,13 @@ class CalibrationWorker(PassWorker):
         self._publish(result)  # the masters and the problems' events first, then the answer
         built = [b.master.master_id for b in result.built]
         errors = [p.message for p in result.problems]
-        status = "failed" if errors and not built else "done"
-        self.bus.publish(
-            self.topics.imaging_masters_state,
-            ImagingMastersState(
-                status=status,
-                request_id=command.request_id,
-                built=built,
-                errors=errors,
-                origin=command.origin,
-                pinned=self.calibrator.pinned(),
-            ),
-            qos=1,
-            retain=True,
-        )
-        self._event(
-            EventKind.MASTERS_COMMAND,
-            "info" if status == "done" else "warning",
-            f"masters (asked by {origin.describe()}): {len(built)} built"
-            + (f", {len(errors)} problem(s): {'; '.join(errors)}"[:400] if errors else ""),
-            {"origin": origin.as_data(), "request_id": command.request_id, "built": built},
+        self._outcome(
+            command,
+            origin,
+            "failed" if errors and not built else "done",
+            errors,
+            f"{len(built)} built" + (f", {len(errors)} problem(s): {'; '.join(errors)}"[:400] if errors else ""),
+            built=built,
         )
         # Lights waiting for these masters are tried in the next pass (the library changed).
         if result.built:
@@ -736,24 +723,33 @@ class CalibrationWorker(PassWorker):
             except PinError as exc:
                 errors.append(str(exc))
         status = "failed" if errors else "done"
-        self.bus.publish(
-            self.topics.imaging_masters_state,
-            ImagingMastersState(
-                status=status,
-                request_id=command.request_id,
-                errors=errors,
-                origin=command.origin,
-                action=command.action,
-                pinned=self.calibrator.pinned(),
-            ),
-            qos=1,
-            retain=True,
+        self._outcome(command, origin, status, errors, (text or "; ".join(errors))[:400], action=command.action)
+
+    def _outcome(
+        self,
+        command: ImagingMastersCommand,
+        origin: CommandOrigin,
+        status: str,
+        errors: list[str],
+        summary: str,
+        **done: Any,
+    ) -> None:
+        """A masters command's outcome: the retained masters state (with the pinned masters now) and an
+        event; ``done``: what was done, ``built`` (master ids) or ``action``, in both."""
+        state = ImagingMastersState(
+            status=status,
+            request_id=command.request_id,
+            errors=errors,
+            origin=command.origin,
+            pinned=self.calibrator.pinned(),
+            **done,
         )
+        self.bus.publish(self.topics.imaging_masters_state, state, qos=1, retain=True)
         self._event(
             EventKind.MASTERS_COMMAND,
             "info" if status == "done" else "warning",
-            f"masters (asked by {origin.describe()}): " + (text or "; ".join(errors))[:400],
-            {"origin": origin.as_data(), "request_id": command.request_id, "action": command.action},
+            f"masters (asked by {origin.describe()}): {summary}",
+            {"origin": origin.as_data(), "request_id": command.request_id, **done},
         )
 
     def _publish(self, result: PassResult) -> None:
