@@ -175,6 +175,22 @@ class IndiServer:
                     return int(entry.name)
         raise LookupError(f"no running driver {driver} under indiserver {self.process.pid}")
 
+    def getprop(self, name: str, timeout: float = 2) -> dict[str, str]:
+        """``indi_getprop`` of ``name`` ("Device.PROPERTY.ELEMENT", ``*`` for any part) on this server:
+        {element: value} of what it printed (empty when the property is not there within ``timeout``)."""
+        found = subprocess.run(
+            ["indi_getprop", "-h", self.host, "-p", str(self.port), "-t", str(timeout), name],
+            check=False,
+            capture_output=True,
+            text=True,
+        ).stdout
+        pairs = (line.partition("=") for line in found.splitlines() if "=" in line)
+        return {key.rsplit(".", 1)[-1]: value for key, _, value in pairs}
+
+    def setprop(self, assignment: str) -> None:
+        """``indi_setprop`` of ``assignment`` ("Device.PROPERTY.ELEMENT=value") on this server."""
+        subprocess.run(["indi_setprop", "-h", self.host, "-p", str(self.port), assignment], check=True)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

@@ -10,7 +10,6 @@ read back from their FITS headers.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -138,16 +137,9 @@ def panel_light(indi: IndiServer, on: bool | None = None) -> str:
     """The Light Panel Simulator's light ("On"/"Off"), switched first when ``on`` is given."""
     prop = f"{PANEL}.FLAT_LIGHT_CONTROL"
     if on is not None:
-        element = "FLAT_LIGHT_ON" if on else "FLAT_LIGHT_OFF"
-        subprocess.run(["indi_setprop", "-h", indi.host, "-p", str(indi.port), f"{prop}.{element}=On"], check=True)
+        indi.setprop(f"{prop}.{'FLAT_LIGHT_ON' if on else 'FLAT_LIGHT_OFF'}=On")
         time.sleep(1)
-    out = subprocess.run(
-        ["indi_getprop", "-h", indi.host, "-p", str(indi.port), "-t", "2", f"{prop}.FLAT_LIGHT_ON"],
-        check=False,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    return out.rpartition("=")[2] or "?"
+    return indi.getprop(f"{prop}.FLAT_LIGHT_ON").get("FLAT_LIGHT_ON") or "?"
 
 
 def test_flats_from_a_flat_panel_are_taken_unattended(kstars, indi, tmp_path):
@@ -199,22 +191,7 @@ def test_flats_by_target_adu_find_their_exposure(kstars, indi, tmp_path):
 
 def mount_alt_az(kstars: KStars, indi: IndiServer) -> tuple[float, float] | None:
     """The Telescope Simulator's (azimuth, altitude) now, at KStars' location, or None when unread."""
-    out = subprocess.run(
-        [
-            "indi_getprop",
-            "-h",
-            indi.host,
-            "-p",
-            str(indi.port),
-            "-t",
-            "2",
-            "Telescope Simulator.EQUATORIAL_EOD_COORD.*",
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-    ).stdout
-    values = {line.split("=")[0].rsplit(".", 1)[1]: float(line.split("=")[1]) for line in out.split() if "=" in line}
+    values = {key: float(value) for key, value in indi.getprop("Telescope Simulator.EQUATORIAL_EOD_COORD.*").items()}
     if "RA" not in values or "DEC" not in values:
         return None
     place = kstars.location()
@@ -246,23 +223,14 @@ def test_wall_flats_are_taken_with_the_mount_at_the_wall(kstars, indi, tmp_path)
 
 
 def mount_parked(indi: IndiServer) -> str:
-    out = subprocess.run(
-        ["indi_getprop", "-h", indi.host, "-p", str(indi.port), "-t", "2", "Telescope Simulator.TELESCOPE_PARK.PARK"],
-        check=False,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    return out.rpartition("=")[2] or "?"
+    return indi.getprop("Telescope Simulator.TELESCOPE_PARK.PARK").get("PARK") or "?"
 
 
 def test_the_mount_is_parked_before_flats_with_park_mount(kstars, indi, tmp_path):
     plans = [ExposurePlan(filter="Red", exposure_s=2, count=2, frame_type=FrameType.FLAT)]
     config = ekos_config(flat_source="panel", park_mount=True)
     files = write_plan(one_job_plan("ParkFlats", plans), config, tmp_path / "ekos", tmp_path / "frames", "UTC")
-    subprocess.run(
-        ["indi_setprop", "-h", indi.host, "-p", str(indi.port), "Telescope Simulator.TELESCOPE_PARK.UNPARK=On"],
-        check=True,
-    )
+    indi.setprop("Telescope Simulator.TELESCOPE_PARK.UNPARK=On")
     time.sleep(2)
     assert mount_parked(indi) == "Off"
     states: dict[int, str] = {}
