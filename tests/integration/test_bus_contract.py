@@ -17,10 +17,10 @@ import pytest
 
 from obsy.bus import Bus, Delivery
 from obsy.config import load_config
-from obsy.runner import ServiceRunner
 from tests.support.configs import write_config
 from tests.support.echo_service import EchoService
 from tests.support.mosquitto import MosquittoBroker
+from tests.support.service_thread import ServiceThread
 from tests.support.watcher import Watcher
 
 pytestmark = pytest.mark.integration
@@ -97,18 +97,13 @@ def test_healthcheck_reports_a_running_service_and_a_stopped_one(mosquitto, watc
     assert "not running" in stopped.stdout
 
 
-class InProcessService:
-    """The echo service under the real runner, on a thread of the test process."""
+class InProcessService(ServiceThread):
+    """The echo service under the real runner, on a thread of the test process (started at once)."""
 
     def __init__(self, config_path: Path, run_dir: Path) -> None:
         os.environ["OBSY_RUN_DIR"] = str(run_dir)
-        self.runner = ServiceRunner(EchoService, load_config(config_path))
-        self.thread = threading.Thread(target=self.runner.run, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.runner.request_stop()
-        self.thread.join(15)
+        super().__init__(EchoService, load_config(config_path), stop_timeout=15)
+        self.start()
 
 
 def test_reconnect_restores_subscriptions_and_retained_state(tmp_path):

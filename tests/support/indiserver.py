@@ -17,8 +17,9 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -174,6 +175,22 @@ class IndiServer:
                     return int(entry.name)
         raise LookupError(f"no running driver {driver} under indiserver {self.process.pid}")
 
+    def getprop(self, name: str, timeout: float = 2) -> dict[str, str]:
+        """``indi_getprop`` of ``name`` ("Device.PROPERTY.ELEMENT", ``*`` for any part) on this server:
+        {element: value} of what it printed (empty when the property is not there within ``timeout``)."""
+        found = subprocess.run(
+            ["indi_getprop", "-h", self.host, "-p", str(self.port), "-t", str(timeout), name],
+            check=False,
+            capture_output=True,
+            text=True,
+        ).stdout
+        pairs = (line.partition("=") for line in found.splitlines() if "=" in line)
+        return {key.rsplit(".", 1)[-1]: value for key, _, value in pairs}
+
+    def setprop(self, assignment: str) -> None:
+        """``indi_setprop`` of ``assignment`` ("Device.PROPERTY.ELEMENT=value") on this server."""
+        subprocess.run(["indi_setprop", "-h", self.host, "-p", str(self.port), assignment], check=True)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
@@ -189,6 +206,20 @@ class IndiServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def module_server(drivers: Iterable[str], name: str = "indi") -> Any:
+    """A module-scoped fixture ``name`` of one :class:`IndiServer` with ``drivers`` on a free port (the
+    test skips where one is missing), e.g. ``indi = module_server(DRIVERS)`` in a test module."""
+    drivers = list(drivers)
+
+    @pytest.fixture(scope="module", name=name)
+    def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndiServer]:
+        require_indi(drivers)
+        with IndiServer(tmp_path_factory.mktemp(name), drivers) as running:
+            yield running
+
+    return server
 
 
 def with_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:

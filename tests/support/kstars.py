@@ -27,6 +27,9 @@ API::
     ks.reconnect_ekos()                   # Ekos and its devices up again (a finished schedule stops INDI)
     ks.stop()                             # ends KStars, its indiserver and the session bus
 
+    with ekos_running(workdir, drivers, indi=server, city=VIENNA_CITY) as ks:
+        ...                               # all of the above in one: started, located, Ekos up
+
 Why the extra profile: KStars creates one Ekos profile, "Simulators", on first run; with
 exactly one profile Ekos opens a modal profile wizard (which blocks headless); with two
 it does not. The profile is written to the user DB (SQLite) before Ekos is opened, which
@@ -52,9 +55,10 @@ import signal
 import subprocess
 import time
 import warnings
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from astropy.io import fits
@@ -75,7 +79,12 @@ from obsy.kstars.paths import (
 from obsy.kstars.profile import ProfileError, user_db_path, write_profile
 from obsy.kstars.settings import headless_env, kstarsrc, write_settings
 
+if TYPE_CHECKING:
+    from tests.support.indiserver import IndiServer
+
 PROFILE = "OBSY test"
+#: Vienna, a city of KStars' own list, as :meth:`KStars.set_location` takes it (city, province, country).
+VIENNA_CITY = ("Vienna", "", "Austria")
 
 
 #: Exit statuses of a KStars that crashed (SIGSEGV through the shell, or the signal itself).
@@ -401,3 +410,32 @@ class KStars:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def ekos_running(
+    workdir: Path,
+    drivers: tuple[str, ...],
+    *,
+    indi: IndiServer | None = None,
+    city: tuple[str, str, str] | None = VIENNA_CITY,
+    settings: Mapping[tuple[str, str], str] | None = None,
+) -> Iterator[KStars]:
+    """KStars started in ``workdir`` with Ekos up on the test profile of ``drivers`` (device labels),
+    stopped on leaving.
+
+    ``indi``: the indiserver Ekos uses (a remote profile; without it Ekos starts its own on 7624).
+    ``city``: KStars' location, a city of its own list (None: KStars' default). ``settings``:
+    ``{(group, key): value}`` entries of ``kstarsrc`` written before the start (:meth:`KStars.write_config`).
+    """
+    ks = KStars(workdir)
+    for (group, key), value in (settings or {}).items():
+        ks.write_config(group, key, value)
+    try:
+        ks.start()
+        if city is not None:
+            ks.set_location(*city)
+        ks.start_ekos(drivers=drivers, indi_server=None if indi is None else (indi.host, indi.port))
+        yield ks
+    finally:
+        ks.stop()

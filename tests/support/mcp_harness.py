@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,13 +29,13 @@ from obsy.messages import (
     SchedulerPlan,
     ServiceHealth,
 )
-from obsy.runner import ServiceRunner
 from obsy.topics import Topics
 from obsy_mcp.service import McpService
 from obsy_mcp.service import main as mcp_main
 from tests.support.configs import write_config
 from tests.support.indiserver import ROOF, TELESCOPE, IndiServer
 from tests.support.mosquitto import MosquittoBroker
+from tests.support.service_thread import ServiceThread
 from tests.support.watcher import Watcher
 
 DRIVERS = ["indi_rolloff_dome", "indi_simulator_telescope"]
@@ -122,7 +122,7 @@ def mcp_config(
     return config
 
 
-class McpProcess:
+class McpProcess(ServiceThread):
     """The MCP service run by the common runner on a thread, with an injected Sun."""
 
     def __init__(self, config: ObsyConfig, sky: Sky, **options: Any) -> None:
@@ -130,21 +130,16 @@ class McpProcess:
             def __init__(self, config: ObsyConfig, bus: Any) -> None:
                 super().__init__(config, bus, sun_altitude=sky, **options)
 
-        self.runner = ServiceRunner(TestMcp, config)
-        self.thread = threading.Thread(target=self.runner.run, name="mcp-under-test", daemon=True)
+        super().__init__(TestMcp, config, name="mcp-under-test")
 
     @property
     def service(self) -> McpService:
         return self.runner.service  # type: ignore[return-value]
 
-    def start(self) -> McpProcess:
-        self.thread.start()
-        return self
-
     def stop(self, wait: float = 30.0) -> None:
         """Stop as SIGTERM does (in auto mode the MCP closes the roof first); a second request after ``wait``."""
-        self.runner.request_stop()
-        self.thread.join(wait)
+        self.stop_timeout = wait
+        super().stop()
         if self.thread.is_alive():
             self.runner.request_stop()  # as a second SIGTERM: exit now
             self.thread.join(10)
@@ -354,6 +349,20 @@ def observing_mcp(
     assert state["roof"] == "open"
     assert state["safe"] is True
     return process, inputs
+
+
+@contextlib.contextmanager
+def mcp_observing(
+    tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, fast_park: bool = True, **mcp: Any
+) -> Iterator[tuple[McpProcess, Inputs]]:
+    """:func:`observing_mcp` with the weather service's heartbeat going; both stop on leaving."""
+    process, inputs = observing_mcp(tmp_path, mosquitto, indi, watcher, fast_park, **mcp)
+    beats = Heartbeats(inputs).start()
+    try:
+        yield process, inputs
+    finally:
+        beats.stop()
+        process.stop()
 
 
 def of_kind(watcher: Watcher, kind: str) -> list[dict[str, Any]]:

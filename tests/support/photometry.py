@@ -17,16 +17,21 @@ from obsy_skysim.fitsfile import FrameDescription, fits_bytes
 from tests.support.skysim import SITE
 
 
-def write_light(
-    path: Path, renderer: FieldRenderer, frame: FieldFrame, *, with_wcs: bool = False, calibrated: bool = False
-) -> Path:
-    """The frame as a FITS file with the main camera's keywords (pointing, focal length, site)."""
+def main_camera_description(
+    renderer: FieldRenderer,
+    frame: FieldFrame,
+    frame_type: str = "light",
+    exposure_s: float | None = None,
+    gain: float | None = None,
+) -> FrameDescription:
+    """The main camera's keywords of ``frame`` (pointing, focal length, site); ``exposure_s`` and
+    ``gain``: the frame's own unless given."""
     spec = renderer.sensor.spec
-    description = FrameDescription(
+    return FrameDescription(
         instrument="SkySim Camera",
-        frame_type="light",
-        exposure_s=frame.exposure_s,
-        gain=frame.gain,
+        frame_type=frame_type,
+        exposure_s=frame.exposure_s if exposure_s is None else exposure_s,
+        gain=frame.gain if gain is None else gain,
         offset_adu=spec.offset_adu,
         temperature_c=spec.temperature_c,
         pixel_um=spec.pixel_um,
@@ -40,7 +45,13 @@ def write_light(
             "FOCALLEN": (renderer.optics.focal_length_mm, "focal length (mm)"),
         },
     )
-    path.write_bytes(fits_bytes(frame.image, description))
+
+
+def write_light(
+    path: Path, renderer: FieldRenderer, frame: FieldFrame, *, with_wcs: bool = False, calibrated: bool = False
+) -> Path:
+    """The frame as a FITS file with the main camera's keywords (pointing, focal length, site)."""
+    path.write_bytes(fits_bytes(frame.image, main_camera_description(renderer, frame)))
     if with_wcs or calibrated:
         header = fits.getheader(path)
         data = fits.getdata(path)

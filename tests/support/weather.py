@@ -10,9 +10,9 @@ from typing import Any
 
 from obsy.config import load_config
 from obsy.messages import SafetyVerdict, WeatherState
-from obsy.runner import ServiceRunner
 from obsy_weather.service import WeatherService
 from tests.support.configs import write_config
+from tests.support.service_thread import ServiceThread
 from tests.support.watcher import Watcher
 
 SAFETY = "obsy/weather/safety"
@@ -35,7 +35,7 @@ class FakeClock:
             self._now += timedelta(seconds=seconds)
 
 
-class RunningWeather:
+class RunningWeather(ServiceThread):
     """The weather service under the real runner, on its own thread, with an injectable clock."""
 
     def __init__(
@@ -49,22 +49,8 @@ class RunningWeather:
         """``weather`` are the weather section's settings; ``sections`` other sections (indi, allsky)."""
         settings = {"heartbeat_interval": 1, **weather}
         path = write_config(tmp_path, mosquitto, weather=settings, run_dir=str(tmp_path), **(sections or {}))
-        self.config = load_config(path)
-        self.runner = ServiceRunner(WeatherService, self.config, clock=clock)
+        super().__init__(WeatherService, load_config(path), clock=clock)
         self.service: WeatherService = self.runner.service  # type: ignore[assignment]
-        self.exit_code: int | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        self.exit_code = self.runner.run()
-
-    def __enter__(self) -> RunningWeather:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.runner.request_stop()
-        self.thread.join(30)
 
 
 def verdicts(watcher: Watcher) -> list[SafetyVerdict]:

@@ -24,6 +24,8 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from obsy import gpu
+
 log = logging.getLogger("obsy.allsky.backend")
 
 BackendName = Literal["auto", "numpy", "cupy"]
@@ -288,17 +290,7 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbe
 
 def cupy_status() -> tuple[Any | None, str]:
     """CuPy if it imports and sees a GPU, with the reason when it does not."""
-    try:
-        import cupy
-    except ImportError as exc:
-        return None, f"cupy is not installed ({exc}); install obsy-allsky[gpu]"
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # CUDARuntimeError without a driver, among others
-        return None, f"cupy finds no usable GPU ({exc})"
-    if count < 1:
-        return None, "cupy finds no GPU"
-    return cupy, "ok"
+    return gpu.cupy_status("obsy-allsky[gpu]")
 
 
 def select_backend(requested: BackendName = "auto") -> Backend:

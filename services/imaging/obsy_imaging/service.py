@@ -266,24 +266,22 @@ class ImagingService(Service):
             self.publish_acquired(only_if_changed=True)
 
     def stop(self) -> None:
-        if self.ekos_signal is not None:
-            self.ekos_signal.stop()
-        if self.watcher is not None:
-            self.watcher.stop()
-        if self.calibration is not None:
-            self.calibration.stop()
-        if self.live_stack is not None:
-            self.live_stack.stop()
-        if self.photometry is not None:
-            self.photometry.stop()
-        if self.night_stack is not None:
-            self.night_stack.stop()
-        if self.project_stack is not None:
-            self.project_stack.stop()
-        if self.transits is not None:
-            self.transits.stop()
-        if self.uploads is not None:
-            self.uploads.stop()
+        """Stops what :meth:`start` started (what is not there, disabled or not started yet, is passed
+        over): the sources of frames first, then the workers they feed, the uploads, the database."""
+        parts = (
+            self.ekos_signal,
+            self.watcher,
+            self.calibration,
+            self.live_stack,
+            self.photometry,
+            self.night_stack,
+            self.project_stack,
+            self.transits,
+            self.uploads,
+        )
+        for part in parts:
+            if part is not None:
+                part.stop()
         if self.repository is not None:
             self.repository.engine.dispose()
 
@@ -695,26 +693,13 @@ class CalibrationWorker(PassWorker):
         self._publish(result)  # the masters and the problems' events first, then the answer
         built = [b.master.master_id for b in result.built]
         errors = [p.message for p in result.problems]
-        status = "failed" if errors and not built else "done"
-        self.bus.publish(
-            self.topics.imaging_masters_state,
-            ImagingMastersState(
-                status=status,
-                request_id=command.request_id,
-                built=built,
-                errors=errors,
-                origin=command.origin,
-                pinned=self.calibrator.pinned(),
-            ),
-            qos=1,
-            retain=True,
-        )
-        self._event(
-            EventKind.MASTERS_COMMAND,
-            "info" if status == "done" else "warning",
-            f"masters (asked by {origin.describe()}): {len(built)} built"
-            + (f", {len(errors)} problem(s): {'; '.join(errors)}"[:400] if errors else ""),
-            {"origin": origin.as_data(), "request_id": command.request_id, "built": built},
+        self._outcome(
+            command,
+            origin,
+            "failed" if errors and not built else "done",
+            errors,
+            f"{len(built)} built" + (f", {len(errors)} problem(s): {'; '.join(errors)}"[:400] if errors else ""),
+            built=built,
         )
         # Lights waiting for these masters are tried in the next pass (the library changed).
         if result.built:
@@ -738,24 +723,33 @@ class CalibrationWorker(PassWorker):
             except PinError as exc:
                 errors.append(str(exc))
         status = "failed" if errors else "done"
-        self.bus.publish(
-            self.topics.imaging_masters_state,
-            ImagingMastersState(
-                status=status,
-                request_id=command.request_id,
-                errors=errors,
-                origin=command.origin,
-                action=command.action,
-                pinned=self.calibrator.pinned(),
-            ),
-            qos=1,
-            retain=True,
+        self._outcome(command, origin, status, errors, (text or "; ".join(errors))[:400], action=command.action)
+
+    def _outcome(
+        self,
+        command: ImagingMastersCommand,
+        origin: CommandOrigin,
+        status: str,
+        errors: list[str],
+        summary: str,
+        **done: Any,
+    ) -> None:
+        """A masters command's outcome: the retained masters state (with the pinned masters now) and an
+        event; ``done``: what was done, ``built`` (master ids) or ``action``, in both."""
+        state = ImagingMastersState(
+            status=status,
+            request_id=command.request_id,
+            errors=errors,
+            origin=command.origin,
+            pinned=self.calibrator.pinned(),
+            **done,
         )
+        self.bus.publish(self.topics.imaging_masters_state, state, qos=1, retain=True)
         self._event(
             EventKind.MASTERS_COMMAND,
             "info" if status == "done" else "warning",
-            f"masters (asked by {origin.describe()}): " + (text or "; ".join(errors))[:400],
-            {"origin": origin.as_data(), "request_id": command.request_id, "action": command.action},
+            f"masters (asked by {origin.describe()}): {summary}",
+            {"origin": origin.as_data(), "request_id": command.request_id, **done},
         )
 
     def _publish(self, result: PassResult) -> None:
@@ -1002,7 +996,63 @@ class PhotometryWorker(PassWorker):
             )
 
 
-class NightStackWorker(PassWorker):
+def stack_fields(row: Any) -> dict[str, Any]:
+    """What the messages of a night stack and of a project stack take alike from their database row."""
+    return {
+        "stack_id": row.id,
+        "target": row.target,
+        "filter": row.filter,
+        "frames": row.frame_count,
+        "integration_s": row.integration_s,
+        "rejection": row.rejection,
+        "rejected_fraction": row.rejected_fraction,
+        "path": row.path,
+        "seconds": round(row.seconds, 2),
+    }
+
+
+class StackWorker(PassWorker):
+    """Builds stacks of one kind (``STACK``: "night stack", "project stack"), counted in ``built``: each
+    stack built goes to the bus and is said in a ``BUILT_EVENT``, one not built in a ``SKIPPED_EVENT``."""
+
+    STACK = "stack"
+    SKIPPED_EVENT: EventKind
+    BUILT_EVENT: EventKind
+
+    def __init__(self, service: ImagingService) -> None:
+        super().__init__(service)
+        self.built = 0
+
+    def _say_skipped(self, where: str, reason: str, data: dict[str, Any]) -> None:
+        """The stack of ``where`` was not built, for ``reason``: said unless the service stops (then it
+        was given up, and is no problem to report: the next start builds it)."""
+        if self._stopping.is_set():
+            return
+        message = f"{self.STACK} of {where} not built: {reason}"
+        self._event(self.SKIPPED_EVENT, "warning", message[:1000], {**data, "reason": reason[:500]})
+
+    def _publish_built(
+        self,
+        topic: str,
+        message: ImagingNightStack | ImagingProjectStack,
+        where: str,
+        summary: str,
+        problems: tuple[str, list[str]],
+    ) -> None:
+        """Send the stack built (``message``, with its ``stack_id`` and ``path``) to ``topic`` and say it;
+        ``problems``: (name, items) of what was left out, the event a warning when there are any."""
+        self.built += 1
+        self.bus.publish(topic, message, qos=1)
+        name, items = problems
+        self._event(
+            self.BUILT_EVENT,
+            "warning" if items else "info",
+            f"{self.STACK} of {where}: {summary}",
+            {"stack_id": message.stack_id, "path": message.path, name: items[:20]},
+        )
+
+
+class NightStackWorker(StackWorker):
     """Once a night is over, stacks each of its live stacks again with rejection (:mod:`obsy_imaging.nightstack`).
 
     Looks every minute (and at start: a service restarted after dawn catches up), and at once when
@@ -1015,11 +1065,13 @@ class NightStackWorker(PassWorker):
     THREAD_NAME = "imaging-nightstack"
     WHAT = "night stack pass"
     FAILED_EVENT = EventKind.NIGHT_STACK_PASS_FAILED
+    STACK = "night stack"
+    SKIPPED_EVENT = EventKind.NIGHT_STACK_SKIPPED
+    BUILT_EVENT = EventKind.NIGHT_STACK_BUILT
 
     def __init__(self, service: ImagingService, stacker: NightStacker) -> None:
         super().__init__(service)
         self.stacker = stacker
-        self.built = 0
         self._skipped: dict[int, str] = {}  # live stack id -> the reason said for it
         self._ended: set[str] = set()  # nights the MCP said ended (kept while the service runs)
         stacker.cancelled = self._stopping.is_set
@@ -1043,48 +1095,29 @@ class NightStackWorker(PassWorker):
 
     def _publish(self, done: Built | Skipped) -> None:
         if isinstance(done, Skipped):
-            if self._stopping.is_set():
-                return  # given up because the service stops: the next start does it
-            self._skipped[done.live_stack_id] = done.reason
+            if not self._stopping.is_set():  # given up because the service stops: the next start does it
+                self._skipped[done.live_stack_id] = done.reason
             where = f"{done.target or 'unknown'} / {done.filter or 'no filter'} / {done.night}"
-            self._event(
-                EventKind.NIGHT_STACK_SKIPPED,
-                "warning",
-                f"night stack of {where} not built: {done.reason}"[:1000],
-                {"live_stack_id": done.live_stack_id, "reason": done.reason[:500]},
-            )
+            self._say_skipped(where, done.reason, {"live_stack_id": done.live_stack_id})
             return
-        self.built += 1
         row = done.row
         message = ImagingNightStack(
-            stack_id=row.id,
-            live_stack_id=row.live_stack_id,
-            night=row.night,
-            target=row.target,
-            filter=row.filter,
-            frames=row.frame_count,
-            integration_s=row.integration_s,
-            rejection=row.rejection,
-            rejected_fraction=row.rejected_fraction,
-            path=row.path,
-            missing=len(done.missing),
-            seconds=round(row.seconds, 2),
+            **stack_fields(row), live_stack_id=row.live_stack_id, night=row.night, missing=len(done.missing)
         )
-        self.bus.publish(self.topics.imaging_night_stacks, message, qos=1)
+        self._publish_built(
+            self.topics.imaging_night_stacks,
+            message,
+            f"{row.target or 'unknown'} / {row.filter or 'no filter'} / {row.night}",
+            f"{row.frame_count} lights, {100 * row.rejected_fraction:.2f} % of values rejected"
+            + (f", {len(done.missing)} light(s) could not be read" if done.missing else ""),
+            ("missing", done.missing),
+        )
         project = self.service.project_stack
         if project is not None and row.target and project.stacker.settings.rebuild_on_night_stack:
             project.request(row.target, row.filter)
-        self._event(
-            EventKind.NIGHT_STACK_BUILT,
-            "warning" if done.missing else "info",
-            f"night stack of {row.target or 'unknown'} / {row.filter or 'no filter'} / {row.night}: {row.frame_count}"
-            f" lights, {100 * row.rejected_fraction:.2f} % of values rejected"
-            + (f", {len(done.missing)} light(s) could not be read" if done.missing else ""),
-            {"stack_id": row.id, "path": row.path, "missing": done.missing[:20]},
-        )
 
 
-class ProjectStackWorker(PassWorker):
+class ProjectStackWorker(StackWorker):
     """Builds project stacks (:mod:`obsy_imaging.projectstack`) on request: a bus command, or a
     night stack of that target and filter built (``rebuild_on_night_stack``), then the target's
     colour images. Requests wait in order, one per target and filter; progress goes to the
@@ -1095,13 +1128,15 @@ class ProjectStackWorker(PassWorker):
     THREAD_NAME = "imaging-projectstack"
     WHAT = "project stack pass"
     FAILED_EVENT = EventKind.PROJECT_STACK_PASS_FAILED
+    STACK = "project stack"
+    SKIPPED_EVENT = EventKind.PROJECT_STACK_SKIPPED
+    BUILT_EVENT = EventKind.PROJECT_STACK_BUILT
     PROGRESS_S = 2.0
     MAX_WAITING = 100
 
     def __init__(self, service: ImagingService, stacker: ProjectStacker) -> None:
         super().__init__(service)
         self.stacker = stacker
-        self.built = 0
         #: (target, filter, every filter of the target) -> the command that asked (None: a night stack did).
         self._requests: dict[tuple[str, str | None, bool], ImagingProjectStackCommand | None] = {}
         self._requests_lock = threading.Lock()
@@ -1194,46 +1229,30 @@ class ProjectStackWorker(PassWorker):
                     request_id=request_id, origin=origin,
                 )
             )  # fmt: skip
-            if self._stopping.is_set():
-                return  # not a problem to report: ask again after the start
-            self._event(
-                EventKind.PROJECT_STACK_SKIPPED,
-                "warning",
-                f"project stack of {where} not built: {done.reason}"[:1000],
-                {"target": target, "filter": filter_name, "reason": done.reason[:500]},
-            )
+            self._say_skipped(where, done.reason, {"target": target, "filter": filter_name})
             return
-        self.built += 1
         row = done.row
         message = ImagingProjectStack(
-            stack_id=row.id,
-            target=row.target,
-            filter=row.filter,
+            **stack_fields(row),
             nights=list(row.nights),
-            frames=row.frame_count,
             left_out=row.left_out,
-            integration_s=row.integration_s,
-            rejection=row.rejection,
-            rejected_fraction=row.rejected_fraction,
-            path=row.path,
             sample=done.sample,
             thumbnail=done.thumbnail,
-            seconds=round(row.seconds, 2),
         )
-        self.bus.publish(self.topics.imaging_project_stacks, message, qos=1)
+        self._publish_built(
+            self.topics.imaging_project_stacks,
+            message,
+            where,
+            f"{row.frame_count} lights of {len(row.nights)} night(s)"
+            + (f", {len(done.left_out)} left out" if done.left_out else ""),
+            ("left_out", done.left_out),
+        )
         self._answer(
             ImagingProjectStackState(
                 status="done", target=target, filter=filter_name, done=row.frame_count, total=row.frame_count,
                 stack_id=row.id, path=row.path, request_id=request_id, origin=origin,
             )
         )  # fmt: skip
-        self._event(
-            EventKind.PROJECT_STACK_BUILT,
-            "warning" if done.left_out else "info",
-            f"project stack of {where}: {row.frame_count} lights of {len(row.nights)} night(s)"
-            + (f", {len(done.left_out)} left out" if done.left_out else ""),
-            {"stack_id": row.id, "path": row.path, "left_out": done.left_out[:20]},
-        )
 
     def _colour(self, target: str) -> None:
         for palette in self.stacker.palettes(target):
@@ -1266,40 +1285,24 @@ def transit_message(done: Done) -> ImagingTransit:
         return None if value is None else value * factor
 
     return ImagingTransit(
+        **{name: getattr(row, name) for name in _TRANSIT_AS_STORED},
         fit_id=row.id,
-        night=row.night,
-        planet=row.planet,
-        target=row.target,
-        status=row.status,
-        reason=row.reason,
-        filter=row.filter,
-        epoch=row.epoch,
-        tc=row.tc,
-        tc_err=row.tc_err,
-        predicted_tc=row.predicted_tc,
         o_minus_c_min=scaled(row.o_minus_c, minutes),
         o_minus_c_err_min=scaled(row.o_minus_c_err, minutes),
-        rp_rs=row.rp_rs,
-        rp_rs_err=row.rp_rs_err,
-        a_rs=row.a_rs,
-        a_rs_err=row.a_rs_err,
-        inc=row.inc,
-        inc_err=row.inc_err,
-        depth=row.depth,
-        depth_err=row.depth_err,
         duration_h=scaled(row.duration, hours),
         duration_err_h=scaled(row.duration_err, hours),
-        partial=row.partial,
-        contact=row.contact,
-        points_used=row.points_used,
-        points_rejected=row.points_rejected,
-        ensemble_size=row.ensemble_size,
-        chi2_reduced=row.chi2_reduced,
-        red_noise_beta=row.red_noise_beta,
         report=row.report_path,
         plot=row.plot_path,
         points=row.points_path,
     )
+
+
+#: The fields of :class:`ImagingTransit` that carry the stored fit's column of the same name as it is.
+_TRANSIT_AS_STORED = (
+    "night", "planet", "target", "status", "reason", "filter", "epoch", "tc", "tc_err", "predicted_tc",
+    "rp_rs", "rp_rs_err", "a_rs", "a_rs_err", "inc", "inc_err", "depth", "depth_err", "partial", "contact",
+    "points_used", "points_rejected", "ensemble_size", "chi2_reduced", "red_noise_beta",
+)  # fmt: skip
 
 
 class TransitWorker(PassWorker):

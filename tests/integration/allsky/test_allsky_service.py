@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,7 +21,6 @@ from astropy.io import fits
 from obsy.config import AllskyPipelineConfig, DiskConfig, load_config
 from obsy.indi import IndiClient
 from obsy.messages import AllskyDarksState, AllskyFrame, AllskyState, Event, ServiceHealth
-from obsy.runner import ServiceRunner
 from obsy.skymodel import SkyModel
 from obsy_allsky.capture.darks import DarkLibrary
 from obsy_allsky.capture.fits import decode_fits
@@ -32,6 +30,7 @@ from obsy_allsky.service import AllskyService, main
 from tests.support.configs import write_config
 from tests.support.indi_proxy import BlobDamagingProxy
 from tests.support.indiserver import CCD, IndiServer, find_executable, require_indi
+from tests.support.service_thread import ServiceThread
 from tests.support.watcher import Watcher
 
 pytestmark = pytest.mark.integration
@@ -67,7 +66,7 @@ def watcher(mosquitto) -> Iterator[Watcher]:
     w.close()
 
 
-class Running:
+class Running(ServiceThread):
     def __init__(
         self,
         tmp_path: Path,
@@ -100,17 +99,7 @@ class Running:
             **(sections or {}),
         )
         self.config_path = path
-        self.config = load_config(path)
-        self.runner = ServiceRunner(AllskyService, self.config)
-        self.thread = threading.Thread(target=self.runner.run, daemon=True)
-
-    def __enter__(self) -> Running:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.runner.request_stop()
-        self.thread.join(30)
+        super().__init__(AllskyService, load_config(path))
 
 
 def frames(watcher: Watcher) -> list[AllskyFrame]:

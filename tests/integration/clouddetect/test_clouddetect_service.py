@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -13,12 +12,13 @@ import pytest
 
 from obsy.config import load_config
 from obsy.messages import CloudState
-from obsy.runner import EXIT_FAILED, ServiceRunner
+from obsy.runner import EXIT_FAILED
 from obsy_clouddetect.classifier.demo import generate, make_demo_model
 from obsy_clouddetect.service import CloudDetectService
 from obsy_clouddetect.transmission.synthetic import UniformCloud
 from tests.support.clouddetect_frames import DAY, FrameFactory
 from tests.support.configs import write_config
+from tests.support.service_thread import ServiceThread
 from tests.support.watcher import Watcher
 
 pytestmark = pytest.mark.integration
@@ -29,24 +29,11 @@ HEALTH = "obsy/clouddetect/health"
 NO_AGE_LIMIT = 10**9  # the synthetic frames are dated on a fixed night
 
 
-class Running:
+class Running(ServiceThread):
     def __init__(self, tmp_path: Path, mosquitto, **clouddetect: Any) -> None:
         settings = {"max_frame_age": NO_AGE_LIMIT, "heartbeat_interval": 1, **clouddetect}
-        self.config = load_config(write_config(tmp_path, mosquitto, clouddetect=settings, run_dir=str(tmp_path)))
-        self.runner = ServiceRunner(CloudDetectService, self.config)
-        self.exit_code: int | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        self.exit_code = self.runner.run()
-
-    def __enter__(self) -> Running:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.runner.request_stop()
-        self.thread.join(20)
+        config = load_config(write_config(tmp_path, mosquitto, clouddetect=settings, run_dir=str(tmp_path)))
+        super().__init__(CloudDetectService, config, stop_timeout=20)
 
 
 def states(watcher: Watcher) -> list[CloudState]:

@@ -30,12 +30,12 @@ from obsy_imaging.photometry.aavso import validate_report
 from obsy_imaging.repository.models import PhotometryMeasurement
 from obsy_skysim.allsky import Site
 from obsy_skysim.field import FieldFrame, FieldRenderer, TelescopeOptics, isolated
-from obsy_skysim.fitsfile import FrameDescription, fits_bytes
+from obsy_skysim.fitsfile import fits_bytes
 from obsy_skysim.scenario import Scenario, SineVariable
 from obsy_skysim.sensor import SensorSpec
 from tests.integration.imaging.test_imaging_calibration_service import repository_of
 from tests.integration.imaging.test_imaging_service import Running, wait_online
-from tests.support.photometry import calibrate, noise_of, simulator_wcs
+from tests.support.photometry import calibrate, main_camera_description, noise_of, simulator_wcs
 from tests.support.skysim import SITE
 from tests.support.watcher import Watcher
 
@@ -122,25 +122,7 @@ def chart_json(renderer: FieldRenderer, frame: FieldFrame) -> tuple[dict, list[s
 
 def write_raw(path: Path, renderer: FieldRenderer, frame: FieldFrame, image: np.ndarray, kind: str, **cards) -> Path:
     """A frame as the simulated main camera writes it (uint16), with extra header cards."""
-    spec = renderer.sensor.spec
-    description = FrameDescription(
-        instrument="SkySim Camera",
-        frame_type=kind,
-        exposure_s=EXPOSURE if kind == "light" else 0.0,
-        gain=GAIN,
-        offset_adu=spec.offset_adu,
-        temperature_c=spec.temperature_c,
-        pixel_um=spec.pixel_um,
-        binning=1,
-        started=frame.when,
-        latitude=SITE[0],
-        longitude=SITE[1],
-        simulator={
-            "RA": (frame.pointing[0], "pointing, ICRS (degrees)"),
-            "DEC": (frame.pointing[1], "pointing, ICRS (degrees)"),
-            "FOCALLEN": (renderer.optics.focal_length_mm, "focal length (mm)"),
-        },
-    )
+    description = main_camera_description(renderer, frame, kind, EXPOSURE if kind == "light" else 0.0, GAIN)
     data = np.clip(np.rint(image), 0, 65535).astype(np.uint16)
     with fits.open(_bytes_file(fits_bytes(data, description))) as hdul:
         hdul[0].header.update(cards)

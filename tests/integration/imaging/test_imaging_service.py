@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,11 +20,11 @@ import pytest
 
 from obsy.config import DiskConfig, load_config
 from obsy.messages import Event, ImagingFrame, ImagingQuarantined, ImagingState
-from obsy.runner import ServiceRunner
 from obsy_imaging.service import ImagingService
 from tests.support.configs import write_config
 from tests.support.imaging_frames import frame_bytes, star_field, write_frame
 from tests.support.indiserver import CCD, TELESCOPE, IndiServer, find_executable
+from tests.support.service_thread import ServiceThread
 from tests.support.watcher import Watcher
 
 pytestmark = pytest.mark.integration
@@ -47,7 +46,7 @@ def watcher(mosquitto) -> Iterator[Watcher]:
     w.close()
 
 
-class Running:
+class Running(ServiceThread):
     def __init__(self, tmp_path: Path, mosquitto, sections: dict | None = None, **imaging) -> None:
         """``imaging`` are the imaging section's settings; ``sections`` other sections (``disk``...)."""
         self.capture = tmp_path / "capture"
@@ -68,17 +67,10 @@ class Running:
             **(sections or {}),
         )
         self.config_path = path
-        self.config = load_config(path)
-        self.runner = ServiceRunner(ImagingService, self.config)
-        self.thread = threading.Thread(target=self.runner.run, daemon=True)
+        super().__init__(ImagingService, load_config(path), stop_timeout=90)
 
-    def __enter__(self) -> Running:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.runner.request_stop()
-        self.thread.join(90)
+    def stop(self) -> None:
+        super().stop()
         assert not self.thread.is_alive()
 
     @property

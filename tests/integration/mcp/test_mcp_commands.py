@@ -19,10 +19,9 @@ from tests.support.ha_cover import cover_state
 from tests.support.indiserver import ROOF, TELESCOPE, IndiServer, require_indi
 from tests.support.mcp_harness import (
     DRIVERS,
-    Heartbeats,
     IndiRecorder,
     McpProcess,
-    observing_mcp,
+    mcp_observing,
     of_kind,
     states,
     wait_state,
@@ -51,9 +50,7 @@ def after_evaluations(process: McpProcess, count: int = 5) -> None:
 def test_abort_in_manual_mode_closes_as_its_answer_says(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
 ) -> None:
-    process, inputs = observing_mcp(tmp_path, mosquitto, indi, watcher)
-    beats = Heartbeats(inputs).start()
-    try:
+    with mcp_observing(tmp_path, mosquitto, indi, watcher) as (_process, inputs):
         inputs.publish(TOPICS.mcp_mode_command, "manual", retain=False)
         wait_state(watcher, TOPICS, lambda s: s["state"] == "manual" and s["roof"] == "open")
         recorder.clear()
@@ -75,9 +72,6 @@ def test_abort_in_manual_mode_closes_as_its_answer_says(
         inputs.publish(TOPICS.mcp_mode_command, "auto", retain=False)
         standby = wait_state(watcher, TOPICS, lambda s: s["state"] == "standby")
         assert standby["reason"] == "night ended by the operator" and standby["roof"] == "closed"
-    finally:
-        beats.stop()
-        process.stop()
 
 
 @pytest.mark.parametrize("mode", ["auto", "manual"])
@@ -90,9 +84,7 @@ def test_a_commanded_close_is_not_reported_as_moved_outside_obsy(
     *,
     mode: str,
 ) -> None:
-    process, inputs = observing_mcp(tmp_path, mosquitto, indi, watcher)
-    beats = Heartbeats(inputs).start()
-    try:
+    with mcp_observing(tmp_path, mosquitto, indi, watcher) as (process, inputs):
         if mode == "manual":
             inputs.publish(TOPICS.mcp_mode_command, "manual", retain=False)
             wait_state(watcher, TOPICS, lambda s: s["state"] == "manual")
@@ -103,9 +95,6 @@ def test_a_commanded_close_is_not_reported_as_moved_outside_obsy(
         # The check itself still works: the roof opened from an INDI panel is reported.
         recorder.client.set_switch(ROOF, "DOME_PARK", "UNPARK", wait=False)  # an operator in an INDI panel
         watcher.wait_for(lambda _m: bool(of_kind(watcher, "roof_moved_outside")), 30)
-    finally:
-        beats.stop()
-        process.stop()
 
 
 def home_assistant_cover(process: McpProcess) -> dict[str, Any]:
@@ -131,9 +120,7 @@ def cover_states(process: McpProcess, watcher: Watcher) -> list[tuple[str, str |
 def test_published_roof_states_match_the_roof_and_a_stopped_roof_never_looks_closed(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
 ) -> None:
-    process, inputs = observing_mcp(tmp_path, mosquitto, indi, watcher)
-    beats = Heartbeats(inputs).start()
-    try:
+    with mcp_observing(tmp_path, mosquitto, indi, watcher) as (process, inputs):
         assert not roof_parked(recorder) and states(watcher, TOPICS)[-1]["roof"] == "open"
         assert cover_states(process, watcher)[-1] == ("open", "open")
 
@@ -159,6 +146,3 @@ def test_published_roof_states_match_the_roof_and_a_stopped_roof_never_looks_clo
         recorder.client.wait_for(ROOF, "DOME_PARK", lambda p: p.state == "Ok" and p.values.get("PARK"), timeout=30)
         assert cover_states(process, watcher)[-1] == ("closed", "closed")
         assert all(shown != "closed" or roof == "closed" for roof, shown in cover_states(process, watcher))
-    finally:
-        beats.stop()
-        process.stop()

@@ -8,21 +8,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import astropy.units as u
 import pytest
-from astropy.time import Time
 
-from obsy import astro
-from obsy.config import McpEkosConfig, SchedulerEkosConfig, SiteConfig
+from obsy.config import McpEkosConfig
 from obsy.kstars.dbus import DBusCallError, KStarsBus
 from obsy.kstars.paths import SCHEDULER_PATH
-from obsy.messages import ExposurePlan, Target, TargetConstraints
+from obsy.messages import ExposurePlan, Target
 from obsy.topics import Topics
 from obsy_mcp.ekos import STOPPED, Ekos, EkosError, SchedulerStatus
 from obsy_scheduler.ekos import write_plan
-from obsy_scheduler.planner import Block, Plan
-from tests.support.indiserver import IndiServer, require_indi
-from tests.support.kstars import PROFILE, KStars, kstars_available
+from tests.support.ekos_plans import VIENNA, one_block_plan, run_now_settings, zenith_ra
+from tests.support.indiserver import IndiServer, module_server
+from tests.support.kstars import PROFILE, VIENNA_CITY, KStars, ekos_running, kstars_available
 from tests.support.mcp_harness import (
     Heartbeats,
     Inputs,
@@ -44,32 +41,16 @@ pytestmark = [
 TOPICS = Topics()
 DRIVERS = ("indi_simulator_telescope", "indi_simulator_ccd", "indi_rolloff_dome")
 
-VIENNA = SiteConfig(name="Vienna", latitude=48.2, longitude=16.37, elevation=170, timezone="Europe/Vienna")
-
-
-@pytest.fixture(scope="module")
-def indi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndiServer]:
-    """Our indiserver on a free port: Ekos and the MCP drive the same devices on it.
-
-    (Ekos' own local server would take port 7624, which other tests on the machine may use.)
-    """
-    require_indi(DRIVERS)
-    with IndiServer(tmp_path_factory.mktemp("indi"), list(DRIVERS)) as server:
-        yield server
+#: Our indiserver on a free port: Ekos and the MCP drive the same devices on it.
+#: (Ekos' own local server would take port 7624, which other tests on the machine may use.)
+indi = module_server(DRIVERS)
 
 
 @pytest.fixture(scope="module")
 def kstars(tmp_path_factory: pytest.TempPathFactory, indi: IndiServer) -> Iterator[KStars]:
-    ks = KStars(tmp_path_factory.mktemp("kstars"))
-    try:
-        ks.start()
-        ks.set_location("Vienna", "", "Austria")
-        ks.start_ekos(
-            drivers=("Telescope Simulator", "CCD Simulator", "RollOff Simulator"), indi_server=(indi.host, indi.port)
-        )
+    devices = ("Telescope Simulator", "CCD Simulator", "RollOff Simulator")
+    with ekos_running(tmp_path_factory.mktemp("kstars"), devices, indi=indi) as ks:
         yield ks
-    finally:
-        ks.stop()
 
 
 @pytest.fixture
@@ -84,42 +65,15 @@ def ekos(kstars: KStars) -> Iterator[Ekos]:
 def long_schedule(tmp_path: Path, startup: tuple[str, ...] = ()) -> Path:
     """One job near the zenith with long exposures, starting at once: the scheduler keeps running."""
     now = datetime.now(UTC)
-    sidereal = Time(now).sidereal_time("apparent", longitude=astro.location(VIENNA).lon)
     target = Target(
         id="zenith",
         name="Zenith Field",
-        ra_deg=float(sidereal.to(u.deg).value),
+        ra_deg=zenith_ra(now),
         dec_deg=VIENNA.latitude,
         exposure_plans=[ExposurePlan(filter="Red", exposure_s=60, count=30)],
     )
-    block = Block(
-        target=target,
-        constraints=TargetConstraints(min_altitude=20, twilight="civil"),
-        start=now,
-        end=now + timedelta(hours=1),
-        exposures=[(target.exposure_plans[0], 30)],
-        expected_altitude=90.0,
-        min_altitude=85.0,
-        required_moon_separation=0.0,
-        score=1.0,
-    )
-    plan = Plan(
-        night=now.date(),
-        blocks=[block],
-        excluded={},
-        dark_start=None,
-        dark_end=None,
-        dark_hours=0.0,
-        filled_fraction=0.0,
-        moon_illumination=0.0,
-    )
-    settings = SchedulerEkosConfig(
-        startup="asap",
-        completion="sequence",
-        enforce_weather=False,
-        startup_procedure=list(startup),
-        shutdown_procedure=[],
-    )
+    plan = one_block_plan(target, [(target.exposure_plans[0], 30)], now, now + timedelta(hours=1))
+    settings = run_now_settings(startup_procedure=list(startup))
     return write_plan(plan, settings, tmp_path / "ekos", tmp_path / "frames", VIENNA.timezone).schedule
 
 
@@ -173,7 +127,7 @@ def test_a_night_is_not_started_while_kstars_is_in_another_time_zone(kstars: KSt
         assert "was saved" not in kstars.log_text()[mark:]  # nothing loaded
         assert client.scheduler_status() in STOPPED
     finally:
-        kstars.set_location("Vienna", "", "Austria")
+        kstars.set_location(*VIENNA_CITY)
         client.close()
     assert client.time_zone_mismatch() is None
 

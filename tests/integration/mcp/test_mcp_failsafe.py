@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from tests.support.mcp_harness import (
     Sky,
     events,
     mcp_config,
+    mcp_observing,
     observing_mcp,
     of_kind,
     prepare_devices,
@@ -38,9 +41,7 @@ TOPICS = Topics()
 def test_rain_while_observing_runs_the_full_closing_order(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
 ) -> None:
-    process, inputs = observing_mcp(tmp_path, mosquitto, indi, watcher)
-    beats = Heartbeats(inputs).start()
-    try:
+    with mcp_observing(tmp_path, mosquitto, indi, watcher) as (_process, inputs):
         # No blind action on start: the roof was open and stays so, nothing was sent to it.
         assert recorder.first(lambda r: r.name == "DOME_PARK" and r.state == "Busy") == -1
         recorder.clear()
@@ -70,24 +71,16 @@ def test_rain_while_observing_runs_the_full_closing_order(
         transitions = [(t["from_state"], t["to_state"]) for t in closed["recent_transitions"]]
         assert ("observing", "closing") in transitions
         assert ("closing", "closed_unsafe") in transitions
-    finally:
-        beats.stop()
-        process.stop()
 
 
 def test_weather_service_last_will_closes(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
 ) -> None:
-    process, inputs = observing_mcp(tmp_path, mosquitto, indi, watcher)
-    beats = Heartbeats(inputs).start()
-    try:
+    with mcp_observing(tmp_path, mosquitto, indi, watcher) as (_process, inputs):
         inputs.publish(TOPICS.availability("weather"), "offline")  # what the broker sends as the Last Will
         closed = wait_state(watcher, TOPICS, lambda s: s["state"] == "closed_unsafe" and s["roof"] == "closed")
         assert "weather is offline" in closed["unsafe_reasons"]
         assert recorder.wait(lambda r: r.name == "DOME_PARK" and r.state == "Ok" and r.values["PARK"]) >= 0
-    finally:
-        beats.stop()
-        process.stop()
 
 
 def test_silent_weather_service_closes(
@@ -209,9 +202,7 @@ def test_mcp_restarted_while_open_and_unsafe_closes(
 def test_indiserver_restart_mid_night_reads_back_and_acts_not_blind(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher
 ) -> None:
-    process, inputs = observing_mcp(tmp_path, mosquitto, indi, watcher)
-    beats = Heartbeats(inputs).start()
-    try:
+    with mcp_observing(tmp_path, mosquitto, indi, watcher) as (_process, _inputs):
         count = len(events(watcher, TOPICS))
         indi.restart()
         recorder = IndiRecorder(indi.config())
@@ -227,9 +218,6 @@ def test_indiserver_restart_mid_night_reads_back_and_acts_not_blind(
             assert states(watcher, TOPICS)[-1]["roof"] == "open"
         finally:
             recorder.close()
-    finally:
-        beats.stop()
-        process.stop()
 
 
 def alarms(watcher: Watcher) -> list[dict]:
@@ -240,9 +228,8 @@ def test_a_mount_that_does_not_park_keeps_the_roof_open_and_alarms(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
 ) -> None:
     # Parking takes the simulator some 15 s; the MCP allows 1 s: the park fails (twice).
-    process, inputs = observing_mcp(tmp_path, mosquitto, indi, watcher, fast_park=False, devices={"park_timeout": 1})
-    beats = Heartbeats(inputs).start()
-    try:
+    devices = {"park_timeout": 1}
+    with mcp_observing(tmp_path, mosquitto, indi, watcher, fast_park=False, devices=devices) as (_process, inputs):
         recorder.clear()
         inputs.weather(False, "rain detected")
         alarm = wait_state(watcher, TOPICS, lambda s: s["state"] == "alarm")
@@ -261,15 +248,12 @@ def test_a_mount_that_does_not_park_keeps_the_roof_open_and_alarms(
         closed = wait_state(watcher, TOPICS, lambda s: s["roof"] == "closed" and not s["alarm"], 40)
         assert closed["state"] == "closed_unsafe"
         assert any(e["kind"] == "alarm_cleared" for e in events(watcher, TOPICS))
-    finally:
-        beats.stop()
-        process.stop()
 
 
 def test_close_anyway_policy_closes_over_an_unparked_mount(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher
 ) -> None:
-    process, inputs = observing_mcp(
+    with mcp_observing(
         tmp_path,
         mosquitto,
         indi,
@@ -277,24 +261,17 @@ def test_close_anyway_policy_closes_over_an_unparked_mount(
         fast_park=False,
         devices={"park_timeout": 1, "retries": 0},
         park_failure_policy="close_anyway",
-    )
-    beats = Heartbeats(inputs).start()
-    try:
+    ) as (_process, inputs):
         inputs.weather(False, "rain detected")
         closed = wait_state(watcher, TOPICS, lambda s: s["roof"] == "closed", 40)
         assert closed["state"] == "closed_unsafe"
         assert any(e["kind"] == "closing_unparked" for e in events(watcher, TOPICS))
-    finally:
-        beats.stop()
-        process.stop()
 
 
 def test_a_roof_stopped_half_way_is_detected_and_closed_again(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
 ) -> None:
-    process, inputs = observing_mcp(tmp_path, mosquitto, indi, watcher, devices={"retry_delay": 1})
-    beats = Heartbeats(inputs).start()
-    try:
+    with mcp_observing(tmp_path, mosquitto, indi, watcher, devices={"retry_delay": 1}) as (_process, inputs):
         inputs.weather(False, "rain detected")
         recorder.client.wait_for(ROOF, "DOME_PARK", lambda p: p.state == "Busy", timeout=30, what="roof closing")
         time.sleep(2)
@@ -312,17 +289,12 @@ def test_a_roof_stopped_half_way_is_detected_and_closed_again(
             if e["kind"] == "device_action" and e["data"].get("step") == "close_roof" and "done" in e["message"]
         ]
         assert attempts == [2]
-    finally:
-        beats.stop()
-        process.stop()
 
 
 def test_stop_halts_the_roof_and_hands_over_to_the_operator(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
 ) -> None:
-    process, inputs = observing_mcp(tmp_path, mosquitto, indi, watcher)
-    beats = Heartbeats(inputs).start()
-    try:
+    with mcp_observing(tmp_path, mosquitto, indi, watcher) as (_process, inputs):
         inputs.publish(TOPICS.mcp_night_command, "ABORT", retain=False)  # the night ends: closing starts
         recorder.client.wait_for(ROOF, "DOME_PARK", lambda p: p.state == "Busy", timeout=30, what="roof closing")
         inputs.publish(TOPICS.mcp_roof_command, "STOP", retain=False)
@@ -335,35 +307,25 @@ def test_stop_halts_the_roof_and_hands_over_to_the_operator(
         ]
         time.sleep(1.5)
         assert states(watcher, TOPICS)[-1]["roof"] == "stopped"  # and it stays where it is
-    finally:
-        beats.stop()
-        process.stop()
 
 
 def test_an_unreachable_ekos_does_not_hold_the_roof_open(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher
 ) -> None:
     gone = {"enabled": True, "bus_address": f"unix:path={tmp_path / 'no-session-bus'}", "call_timeout": 2}
-    process, inputs = observing_mcp(tmp_path, mosquitto, indi, watcher, ekos=gone)
-    beats = Heartbeats(inputs).start()
-    try:
+    with mcp_observing(tmp_path, mosquitto, indi, watcher, ekos=gone) as (_process, inputs):
         inputs.weather(False, "rain detected")
         closed = wait_state(watcher, TOPICS, lambda s: s["state"] == "closed_unsafe" and s["roof"] == "closed", 40)
         assert closed["mount_parked"] is True
         failed = [e for e in events(watcher, TOPICS) if e["kind"] == "step_failed"]
         assert [e["data"]["step"] for e in failed] == ["stop_ekos_scheduler"]  # one attempt, then on
         assert "D-Bus call" in failed[0]["message"]
-    finally:
-        beats.stop()
-        process.stop()
 
 
 def test_a_second_close_and_a_mode_change_during_a_closing_wait_until_it_has_finished(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
 ) -> None:
-    process, inputs = observing_mcp(tmp_path, mosquitto, indi, watcher)
-    beats = Heartbeats(inputs).start()
-    try:
+    with mcp_observing(tmp_path, mosquitto, indi, watcher) as (_process, inputs):
         inputs.weather(False, "rain detected")
         recorder.client.wait_for(ROOF, "DOME_PARK", lambda p: p.state == "Busy", timeout=30, what="roof closing")
         inputs.publish(TOPICS.mcp_roof_command, "CLOSE", retain=False)
@@ -392,13 +354,13 @@ def test_a_second_close_and_a_mode_change_during_a_closing_wait_until_it_has_fin
         applied = [i for i, kind in enumerate(kinds) if kind == "deferred_command_applied"]
         assert len(applied) == 2 and min(applied) > closed_at
         assert recorder.first(lambda r: r.name == "DOME_PARK" and r.state == "Busy" and r.values["UNPARK"]) == -1
-    finally:
-        beats.stop()
-        process.stop()
 
 
-def closed_in_the_rain(tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher):
-    """Roof closed, mount parked, rain: the MCP rests in closed_unsafe."""
+@contextlib.contextmanager
+def closed_in_the_rain(
+    tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher
+) -> Iterator[McpProcess]:
+    """Roof closed, mount parked, rain: the MCP rests in closed_unsafe (stopped on leaving)."""
     prepare_devices(indi.config(), roof_open=False, mount_parked=True)
     config = mcp_config(tmp_path, mosquitto, indi.config())
     inputs = Inputs(watcher, TOPICS, config)
@@ -406,15 +368,18 @@ def closed_in_the_rain(tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiSer
     inputs.weather(False, "rain detected")
     beats = Heartbeats(inputs).start()
     process = McpProcess(config, Sky(-25.0)).start()
-    wait_state(watcher, TOPICS, lambda s: s["state"] == "closed_unsafe" and s["roof"] == "closed")
-    return process, beats
+    try:
+        wait_state(watcher, TOPICS, lambda s: s["state"] == "closed_unsafe" and s["roof"] == "closed")
+        yield process
+    finally:
+        beats.stop()
+        process.stop()
 
 
 def test_a_roof_unparked_by_another_client_while_unsafe_is_closed_again(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
 ) -> None:
-    process, beats = closed_in_the_rain(tmp_path, mosquitto, indi, watcher)
-    try:
+    with closed_in_the_rain(tmp_path, mosquitto, indi, watcher):
         recorder.clear()
         recorder.client.set_switch(ROOF, "DOME_PARK", "UNPARK", wait=False)  # an operator in an INDI panel
         moved = wait_event(watcher, "roof_moved_outside")
@@ -435,17 +400,13 @@ def test_a_roof_unparked_by_another_client_while_unsafe_is_closed_again(
         assert rest["alarm"] is False, recorder.records
         moves = [(t["from_state"], t["to_state"]) for t in rest["recent_transitions"]]
         assert moves[-2:] == [("closed_unsafe", "closing"), ("closing", "closed_unsafe")], moves
-    finally:
-        beats.stop()
-        process.stop()
 
 
 def test_a_parked_roof_whose_driver_refuses_park_with_alert_counts_as_closed(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
 ) -> None:
     """indi_rolloff_dome after an ABORT of a closed roof answers PARK with Alert ("already fully closed")."""
-    process, beats = closed_in_the_rain(tmp_path, mosquitto, indi, watcher)
-    try:
+    with closed_in_the_rain(tmp_path, mosquitto, indi, watcher):
         recorder.client.set_switch(ROOF, "DOME_ABORT_MOTION", "ABORT")
         recorder.client.set_switch(ROOF, "DOME_PARK", "PARK", wait=False)  # e.g. Ekos parks it once more
         recorder.wait(lambda r: r.name == "DOME_PARK" and r.state == "Alert" and r.values["PARK"])
@@ -461,9 +422,6 @@ def test_a_parked_roof_whose_driver_refuses_park_with_alert_counts_as_closed(
         assert not of_kind(watcher, "step_failed") and not of_kind(watcher, "alarm")
         steps = [e for e in of_kind(watcher, "device_action") if e["data"].get("step") == "close_roof"]
         assert [e["data"]["attempt"] for e in steps if "done" in e["message"]] == [1]
-    finally:
-        beats.stop()
-        process.stop()
 
 
 def test_a_roof_opened_by_another_client_in_manual_mode_is_only_reported(

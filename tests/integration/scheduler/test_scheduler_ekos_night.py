@@ -19,18 +19,17 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import astropy.units as u
 import pytest
 from astropy.io import fits
-from astropy.time import Time
 
-from obsy.config import SchedulerConfig, SchedulerEkosConfig, SiteConfig
+from obsy.config import SchedulerConfig
 from obsy.indi import IndiClient
 from obsy.messages import ExposurePlan, Target, TargetConstraints
 from obsy_scheduler.ekos import EkosFiles, write_plan
 from obsy_scheduler.planner import Block, Plan, Planner
-from tests.support.indiserver import CCD, IndiServer, require_indi
-from tests.support.kstars import SCHEDULER, SCHEDULER_PATH, KStars, kstars_available
+from tests.support.ekos_plans import VIENNA, catalogue_targets, run_now_settings, zenith_ra
+from tests.support.indiserver import CCD, IndiServer, module_server
+from tests.support.kstars import SCHEDULER, SCHEDULER_PATH, KStars, ekos_running, kstars_available
 
 pytestmark = [
     pytest.mark.integration,
@@ -38,7 +37,6 @@ pytestmark = [
     pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
 ]
 
-VIENNA = SiteConfig(name="Vienna", latitude=48.2, longitude=16.37, elevation=170, timezone="Europe/Vienna")
 ZONE = ZoneInfo(VIENNA.timezone)
 NIGHT = date(2026, 11, 21)
 #: KStars' clock runs this many times faster than real time.
@@ -51,40 +49,20 @@ SETTINGS = SchedulerConfig(
     switch_overhead_s=60,
     switch_gap_s=300,
     constraints={"min_altitude": 30, "twilight": "astronomical", "min_time_on_target_min": 0},
-    ekos=SchedulerEkosConfig(
-        profile="OBSY test",
-        startup="at",
-        completion="sequence",
-        enforce_weather=False,
-        steps=["Track"],
-        startup_procedure=["UnparkMount"],
-        shutdown_procedure=[],
-    ),
+    ekos=run_now_settings(profile="OBSY test", startup="at"),  # each job at its planned start
 )
 
 
-@pytest.fixture(scope="module")
-def indi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndiServer]:
-    """Our own indiserver on a free port, which Ekos uses (a remote profile).
-
-    Ekos' own local server would take port 7624, and any KStars on the machine ends every
-    process named indiserver when it exits; this one runs under another name.
-    """
-    require_indi(DRIVERS)
-    with IndiServer(tmp_path_factory.mktemp("indi"), list(DRIVERS)) as server:
-        yield server
+#: Our own indiserver on a free port, which Ekos uses (a remote profile). Ekos' own local server
+#: would take port 7624, and any KStars on the machine ends every process named indiserver when
+#: it exits; this one runs under another name.
+indi = module_server(DRIVERS)
 
 
 @pytest.fixture(scope="module")
 def kstars_running(tmp_path_factory: pytest.TempPathFactory, indi: IndiServer) -> Iterator[KStars]:
-    ks = KStars(tmp_path_factory.mktemp("kstars"))
-    try:
-        ks.start()
-        ks.set_location("Vienna", "", "Austria")
-        ks.start_ekos(drivers=("Telescope Simulator", "CCD Simulator"), indi_server=(indi.host, indi.port))
+    with ekos_running(tmp_path_factory.mktemp("kstars"), ("Telescope Simulator", "CCD Simulator"), indi=indi) as ks:
         yield ks
-    finally:
-        ks.stop()
 
 
 @pytest.fixture
@@ -92,11 +70,6 @@ def kstars(kstars_running: KStars) -> KStars:
     """KStars with Ekos and its devices connected: a schedule that finishes ends with Ekos stopping INDI."""
     kstars_running.reconnect_ekos()
     return kstars_running
-
-
-def zenith_ra(moment: datetime) -> float:
-    """The right ascension (degrees) on the meridian at ``moment`` in Vienna."""
-    return Time(moment).sidereal_time("mean", longitude=VIENNA.longitude * u.deg).to_value(u.deg) % 360.0
 
 
 def targets_near_zenith(moment: datetime) -> list[Target]:
@@ -258,18 +231,7 @@ def test_every_plan_loads_at_its_planned_start_with_no_job_refused(kstars, tmp_p
     start and refuse none (its twilight, altitude, Moon, "in the past" and previous-sibling
     checks included).
     """
-    targets = [
-        Target(
-            id=f"t{i}",
-            name=name,
-            ra_deg=ra,
-            dec_deg=dec,
-            priority=5 + i % 3,
-            exposure_plans=[ExposurePlan(filter="Red", exposure_s=300, count=40, gain=50)],
-            constraints={"moon_avoidance_distance": 60, "moon_avoidance_width": 7} if i % 2 else {},
-        )
-        for i, (name, ra, dec) in enumerate(MESSIER)
-    ]
+    targets = catalogue_targets(MESSIER, [ExposurePlan(filter="Red", exposure_s=300, count=40, gain=50)])
     settings = SchedulerConfig(max_block_min=20, ekos=SETTINGS.ekos)
     planner = Planner(VIENNA, settings)
     night_plan = planner.plan(targets, NIGHT)

@@ -11,38 +11,38 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-import astropy.units as u
 import pytest
 from astropy.time import Time
 
 from obsy import astro
-from obsy.config import SchedulerConfig, SchedulerEkosConfig, SiteConfig
-from obsy.messages import ExposurePlan, Target, TargetConstraints
+from obsy.config import SchedulerConfig, SchedulerEkosConfig
+from obsy.messages import ExposurePlan, Target
 from obsy_scheduler.ekos import write_plan
-from obsy_scheduler.planner import Block, Plan, Planner
-from tests.support.kstars import SCHEDULER, SCHEDULER_PATH, KStars, kstars_available
+from obsy_scheduler.planner import Planner
+from tests.support.ekos_plans import (
+    VIENNA,
+    catalogue_targets,
+    circumpolar_targets,
+    one_block_plan,
+    run_now_settings,
+    wait_until_scheduled,
+    zenith_ra,
+)
+from tests.support.kstars import SCHEDULER, SCHEDULER_PATH, KStars, ekos_running, kstars_available
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
 ]
 
-# KStars' own city list has Vienna; the plan is made for the same place.
-VIENNA = SiteConfig(name="Vienna", latitude=48.2, longitude=16.37, elevation=170, timezone="Europe/Vienna")
-
 
 @pytest.fixture(scope="module")
 def kstars(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KStars]:
-    ks = KStars(tmp_path_factory.mktemp("kstars"))
-    try:
-        ks.start()
-        ks.set_location("Vienna", "", "Austria")
-        ks.start_ekos(drivers=("Telescope Simulator", "CCD Simulator"))
+    """KStars in Vienna (its own city list has it; the plans are made for the same place), Ekos'
+    own indiserver."""
+    with ekos_running(tmp_path_factory.mktemp("kstars"), ("Telescope Simulator", "CCD Simulator")) as ks:
         yield ks
-    finally:
-        ks.stop()
 
 
 def saved_jobs(ks: KStars, after: int) -> list[tuple[str, int]]:
@@ -62,26 +62,16 @@ def wait_for_saved(ks: KStars, after: int, count: int, timeout: float = 30.0) ->
 
 
 def test_ekos_loads_every_job_of_a_planned_night(kstars, tmp_path):
-    names = ["M 31", "M 33", "NGC 7000", "M 42", "M 45", "IC 434", "M 81", "NGC 2244"]
-    coordinates = [
-        (10.6848, 41.2691), (23.4621, 30.6599), (314.8214, 44.5288), (83.8221, -5.3911),
-        (56.8692, 24.1053), (85.2537, -2.4538), (148.8882, 69.0653), (97.9875, 4.9417),
+    catalogue = [
+        ("M 31", 10.6848, 41.2691), ("M 33", 23.4621, 30.6599), ("NGC 7000", 314.8214, 44.5288),
+        ("M 42", 83.8221, -5.3911), ("M 45", 56.8692, 24.1053), ("IC 434", 85.2537, -2.4538),
+        ("M 81", 148.8882, 69.0653), ("NGC 2244", 97.9875, 4.9417),
     ]  # fmt: skip
-    targets = [
-        Target(
-            id=f"t{i}",
-            name=name,
-            ra_deg=ra,
-            dec_deg=dec,
-            priority=5 + i % 3,
-            exposure_plans=[
-                ExposurePlan(filter="Red", exposure_s=180, count=20, gain=100, offset=10),
-                ExposurePlan(filter="Green", exposure_s=180, count=20, binning=2),
-            ],
-            constraints={"moon_avoidance_distance": 60, "moon_avoidance_width": 7} if i % 2 else {},
-        )
-        for i, (name, (ra, dec)) in enumerate(zip(names, coordinates, strict=True))
+    plans = [
+        ExposurePlan(filter="Red", exposure_s=180, count=20, gain=100, offset=10),
+        ExposurePlan(filter="Green", exposure_s=180, count=20, binning=2),
     ]
+    targets = catalogue_targets(catalogue, plans)
     settings = SchedulerConfig(max_block_min=60)
     plan = Planner(VIENNA, settings).plan(targets, date(2026, 11, 21))
     files = write_plan(plan, settings.ekos, tmp_path / "ekos", tmp_path / "frames", VIENNA.timezone)
@@ -100,18 +90,7 @@ def test_ekos_schedules_every_job_at_its_planned_local_time(kstars, tmp_path):
     """Started on tonight's plan, Ekos puts each job at the time the plan says (site time, KStars in Vienna)."""
     now = datetime.now(UTC)
     night = astro.night_of(VIENNA, now + timedelta(hours=12))  # the night ahead, or the one going on
-    targets = [
-        Target(
-            id=f"c{i}",
-            name=f"Circumpolar {i}",
-            ra_deg=ra,
-            dec_deg=78.0,
-            priority=5,
-            exposure_plans=[ExposurePlan(filter="Red", exposure_s=300, count=8)],
-            constraints={"twilight": "nautical", "min_altitude": 30},
-        )
-        for i, ra in enumerate((0.0, 90.0, 180.0, 270.0))
-    ]
+    targets = circumpolar_targets(priority=5, count=8)
     settings = SchedulerConfig(ekos=SchedulerEkosConfig(enforce_weather=False))
     plan = Planner(VIENNA, settings).plan(targets, night, now=now + timedelta(minutes=10))
     assert plan.blocks, plan.excluded
@@ -122,10 +101,7 @@ def test_ekos_schedules_every_job_at_its_planned_local_time(kstars, tmp_path):
     assert len(wait_for_saved(kstars, mark, len(jobs))) == len(jobs)
     kstars.start_scheduler()
     try:
-        zone = ZoneInfo(VIENNA.timezone)
-        for job in jobs:
-            local = job.start.astimezone(zone).strftime("%d/%m %H:%M")
-            kstars.wait_for_log(rf"Job '{job.name}' is scheduled to start at {local}", timeout=60, after=mark)
+        wait_until_scheduled(kstars, jobs, after=mark)
         assert "marking invalid" not in kstars.log_text()[mark:]
     finally:
         kstars.stop_scheduler()
@@ -140,53 +116,19 @@ def test_garbage_is_accepted_by_loadscheduler_but_loads_no_job(kstars, tmp_path)
     assert saved_jobs(kstars, mark) == []
 
 
-def zenith_now(site: SiteConfig) -> tuple[float, float]:
-    """J2000-ish RA/Dec of the zenith now (good to a fraction of a degree)."""
-    lst = Time.now().sidereal_time("mean", longitude=site.longitude * u.deg).to_value(u.deg)
-    return lst % 360.0, site.latitude
-
-
 def test_a_job_runs_against_the_simulators_and_writes_frames_under_fits_directory(kstars, tmp_path):
-    ra, dec = zenith_now(VIENNA)
+    now = datetime.now(UTC)
     target = Target(
         id="zenith",
         name="Zenith Field",
-        ra_deg=ra,
-        dec_deg=dec,
+        ra_deg=zenith_ra(now),
+        dec_deg=VIENNA.latitude,
         # the second plan names no filter: it gets the default one (the wheel has "Luminance")
         exposure_plans=[ExposurePlan(filter="Red", exposure_s=1, count=2), ExposurePlan(exposure_s=1, count=1)],
     )
-    now = datetime.now(UTC)
-    block = Block(
-        target=target,
-        constraints=TargetConstraints(min_altitude=20, twilight="civil"),  # it is daytime: no twilight rule
-        start=now,
-        end=now + timedelta(minutes=5),
-        exposures=[(target.exposure_plans[0], 2), (target.exposure_plans[1], 1)],
-        expected_altitude=90.0,
-        min_altitude=85.0,
-        required_moon_separation=0.0,
-        score=1.0,
-    )
-    plan = Plan(
-        night=now.date(),
-        blocks=[block],
-        excluded={},
-        dark_start=None,
-        dark_end=None,
-        dark_hours=0.0,
-        filled_fraction=0.0,
-        moon_illumination=0.0,
-    )
-    ekos = SchedulerEkosConfig(
-        startup="asap",
-        completion="sequence",
-        enforce_weather=False,
-        steps=["Track"],
-        startup_procedure=["UnparkMount"],
-        shutdown_procedure=[],
-    )
-    files = write_plan(plan, ekos, tmp_path / "ekos", tmp_path / "frames", VIENNA.timezone)
+    exposures = [(target.exposure_plans[0], 2), (target.exposure_plans[1], 1)]
+    plan = one_block_plan(target, exposures, now, now + timedelta(minutes=5))
+    files = write_plan(plan, run_now_settings(), tmp_path / "ekos", tmp_path / "frames", VIENNA.timezone)
     mark = len(kstars.log_text())
     assert kstars.load_schedule(files.schedule)
     assert [name for name, _ in wait_for_saved(kstars, mark, 1)] == ["Zenith_Field"]
@@ -219,18 +161,7 @@ def test_ekos_schedules_a_transit_at_its_start_between_ordinary_jobs(kstars, tmp
     night = astro.night_of(VIENNA, now + timedelta(hours=12))
     settings = SchedulerConfig(ekos=SchedulerEkosConfig(enforce_weather=False), transits={"baseline_min": 30})
     planner = Planner(VIENNA, settings)
-    ordinary = [
-        Target(
-            id=f"c{i}",
-            name=f"Circumpolar {i}",
-            ra_deg=ra,
-            dec_deg=78.0,
-            priority=10,
-            exposure_plans=[ExposurePlan(filter="Red", exposure_s=300, count=40)],
-            constraints={"twilight": "nautical", "min_altitude": 30},
-        )
-        for i, ra in enumerate((0.0, 90.0, 180.0, 270.0))
-    ]
+    ordinary = circumpolar_targets(priority=10, count=40)
     # A circumpolar planet whose transit is in the middle of what is left of the night.
     dark = planner.plan(ordinary, night, now=now + timedelta(minutes=10))
     assert dark.dark_start and dark.dark_end
@@ -264,10 +195,7 @@ def test_ekos_schedules_a_transit_at_its_start_between_ordinary_jobs(kstars, tmp
     assert [name for name, _ in wait_for_saved(kstars, mark, len(jobs))] == [job.name for job in jobs]
     kstars.start_scheduler()
     try:
-        zone = ZoneInfo(VIENNA.timezone)
-        for job in jobs:
-            local = job.start.astimezone(zone).strftime("%d/%m %H:%M")
-            kstars.wait_for_log(rf"Job '{job.name}' is scheduled to start at {local}", timeout=60, after=mark)
+        wait_until_scheduled(kstars, jobs, after=mark)
         text = kstars.log_text()[mark:]
         assert "marking invalid" not in text and "unachievable" not in text
     finally:

@@ -10,7 +10,6 @@ read back from their FITS headers.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -22,19 +21,27 @@ from astropy.coordinates import AltAz, EarthLocation, SkyCoord
 from astropy.io import fits
 from astropy.time import Time
 
-from obsy.config import SchedulerCalibrationConfig, SchedulerEkosConfig, SiteConfig
-from obsy.messages import ExposurePlan, FrameType, Target, TargetConstraints
+from obsy.config import SchedulerCalibrationConfig, SchedulerEkosConfig
+from obsy.messages import ExposurePlan, FrameType, Target
 from obsy_scheduler.ekos import EkosFiles, write_plan
-from obsy_scheduler.planner import Block, Plan
-from tests.support.indiserver import CCD, IndiServer, require_indi
-from tests.support.kstars import SCHEDULER, SCHEDULER_PATH, KStars, KStarsError, kstars_available, written_frames
+from obsy_scheduler.planner import Plan
+from tests.support.ekos_plans import VIENNA, one_block_plan, run_now_settings, zenith_ra
+from tests.support.indiserver import CCD, IndiServer, module_server
+from tests.support.kstars import (
+    SCHEDULER,
+    SCHEDULER_PATH,
+    KStars,
+    KStarsError,
+    ekos_running,
+    kstars_available,
+    written_frames,
+)
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
 ]
 
-VIENNA = SiteConfig(name="Vienna", latitude=48.2, longitude=16.37, elevation=170, timezone="Europe/Vienna")
 DRIVERS = ("indi_simulator_telescope", "indi_simulator_ccd", "indi_simulator_lightpanel")
 PANEL = "Light Panel Simulator"  # indi_simulator_lightpanel: an INDI light box
 CAPTURE_PATH = "/KStars/Ekos/Capture"
@@ -49,28 +56,17 @@ def said(kstars: KStars, path: str, interface: str, lines: int = 20) -> str:
         return f"({error})"
 
 
-@pytest.fixture(scope="module")
-def indi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndiServer]:
-    """Our own indiserver on a free port, which Ekos uses (a remote profile), as in test_scheduler_ekos_night."""
-    require_indi(DRIVERS)
-    with IndiServer(tmp_path_factory.mktemp("indi"), list(DRIVERS)) as server:
-        yield server
+#: Our own indiserver on a free port, which Ekos uses (a remote profile), as in test_scheduler_ekos_night.
+indi = module_server(DRIVERS)
 
 
 @pytest.fixture(scope="module")
 def kstars_running(tmp_path_factory: pytest.TempPathFactory, indi: IndiServer) -> Iterator[KStars]:
-    ks = KStars(tmp_path_factory.mktemp("kstars"))
-    ks.write_config("DarkLibrary", "shutterfulCCDs", CCD)
-    try:
-        ks.start()
-        ks.set_location("Vienna", "", "Austria")
-        ks.start_ekos(
-            drivers=("Telescope Simulator", "CCD Simulator", "Light Panel Simulator"),
-            indi_server=(indi.host, indi.port),
-        )
+    """KStars told that the CCD simulator has a shutter (else Ekos asks before the first dark)."""
+    devices = ("Telescope Simulator", "CCD Simulator", PANEL)
+    shutter = {("DarkLibrary", "shutterfulCCDs"): CCD}
+    with ekos_running(tmp_path_factory.mktemp("kstars"), devices, indi=indi, settings=shutter) as ks:
         yield ks
-    finally:
-        ks.stop()
 
 
 @pytest.fixture
@@ -79,50 +75,15 @@ def kstars(kstars_running: KStars) -> KStars:
     return kstars_running
 
 
-def zenith_now() -> tuple[float, float]:
-    lst = Time.now().sidereal_time("mean", longitude=VIENNA.longitude * u.deg).to_value(u.deg)
-    return lst % 360.0, VIENNA.latitude
-
-
 def one_job_plan(name: str, plans: list[ExposurePlan]) -> Plan:
-    """One job of ``plans`` at the zenith, now (it is usually daytime: no twilight rule)."""
-    ra, dec = zenith_now()
-    target = Target(id=name, name=name, ra_deg=ra, dec_deg=dec, exposure_plans=plans)
+    """One job of ``plans`` at the zenith, now."""
     now = datetime.now(UTC)
-    block = Block(
-        target=target,
-        constraints=TargetConstraints(min_altitude=20, twilight="civil"),
-        start=now,
-        end=now + timedelta(minutes=5),
-        exposures=[(p, p.count) for p in plans],
-        expected_altitude=90.0,
-        min_altitude=85.0,
-        required_moon_separation=0.0,
-        score=1.0,
-    )
-    return Plan(
-        night=now.date(),
-        blocks=[block],
-        excluded={},
-        dark_start=None,
-        dark_end=None,
-        dark_hours=0.0,
-        filled_fraction=0.0,
-        moon_illumination=0.0,
-    )
+    target = Target(id=name, name=name, ra_deg=zenith_ra(now), dec_deg=VIENNA.latitude, exposure_plans=plans)
+    return one_block_plan(target, [(p, p.count) for p in plans], now, now + timedelta(minutes=5))
 
 
 def ekos_config(**calibration: object) -> SchedulerEkosConfig:
-    return SchedulerEkosConfig(
-        profile="OBSY test",
-        startup="asap",
-        completion="sequence",
-        enforce_weather=False,
-        steps=["Track"],
-        startup_procedure=["UnparkMount"],
-        shutdown_procedure=[],
-        calibration=SchedulerCalibrationConfig(**calibration),
-    )
+    return run_now_settings(profile="OBSY test", calibration=SchedulerCalibrationConfig(**calibration))
 
 
 def frames(files: EkosFiles) -> Counter:
@@ -176,16 +137,9 @@ def panel_light(indi: IndiServer, on: bool | None = None) -> str:
     """The Light Panel Simulator's light ("On"/"Off"), switched first when ``on`` is given."""
     prop = f"{PANEL}.FLAT_LIGHT_CONTROL"
     if on is not None:
-        element = "FLAT_LIGHT_ON" if on else "FLAT_LIGHT_OFF"
-        subprocess.run(["indi_setprop", "-h", indi.host, "-p", str(indi.port), f"{prop}.{element}=On"], check=True)
+        indi.setprop(f"{prop}.{'FLAT_LIGHT_ON' if on else 'FLAT_LIGHT_OFF'}=On")
         time.sleep(1)
-    out = subprocess.run(
-        ["indi_getprop", "-h", indi.host, "-p", str(indi.port), "-t", "2", f"{prop}.FLAT_LIGHT_ON"],
-        check=False,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    return out.rpartition("=")[2] or "?"
+    return indi.getprop(f"{prop}.FLAT_LIGHT_ON").get("FLAT_LIGHT_ON") or "?"
 
 
 def test_flats_from_a_flat_panel_are_taken_unattended(kstars, indi, tmp_path):
@@ -237,22 +191,7 @@ def test_flats_by_target_adu_find_their_exposure(kstars, indi, tmp_path):
 
 def mount_alt_az(kstars: KStars, indi: IndiServer) -> tuple[float, float] | None:
     """The Telescope Simulator's (azimuth, altitude) now, at KStars' location, or None when unread."""
-    out = subprocess.run(
-        [
-            "indi_getprop",
-            "-h",
-            indi.host,
-            "-p",
-            str(indi.port),
-            "-t",
-            "2",
-            "Telescope Simulator.EQUATORIAL_EOD_COORD.*",
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-    ).stdout
-    values = {line.split("=")[0].rsplit(".", 1)[1]: float(line.split("=")[1]) for line in out.split() if "=" in line}
+    values = {key: float(value) for key, value in indi.getprop("Telescope Simulator.EQUATORIAL_EOD_COORD.*").items()}
     if "RA" not in values or "DEC" not in values:
         return None
     place = kstars.location()
@@ -284,23 +223,14 @@ def test_wall_flats_are_taken_with_the_mount_at_the_wall(kstars, indi, tmp_path)
 
 
 def mount_parked(indi: IndiServer) -> str:
-    out = subprocess.run(
-        ["indi_getprop", "-h", indi.host, "-p", str(indi.port), "-t", "2", "Telescope Simulator.TELESCOPE_PARK.PARK"],
-        check=False,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    return out.rpartition("=")[2] or "?"
+    return indi.getprop("Telescope Simulator.TELESCOPE_PARK.PARK").get("PARK") or "?"
 
 
 def test_the_mount_is_parked_before_flats_with_park_mount(kstars, indi, tmp_path):
     plans = [ExposurePlan(filter="Red", exposure_s=2, count=2, frame_type=FrameType.FLAT)]
     config = ekos_config(flat_source="panel", park_mount=True)
     files = write_plan(one_job_plan("ParkFlats", plans), config, tmp_path / "ekos", tmp_path / "frames", "UTC")
-    subprocess.run(
-        ["indi_setprop", "-h", indi.host, "-p", str(indi.port), "Telescope Simulator.TELESCOPE_PARK.UNPARK=On"],
-        check=True,
-    )
+    indi.setprop("Telescope Simulator.TELESCOPE_PARK.UNPARK=On")
     time.sleep(2)
     assert mount_parked(indi) == "Off"
     states: dict[int, str] = {}

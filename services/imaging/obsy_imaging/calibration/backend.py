@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from obsy import gpu
+
 from . import kernels
 
 log = logging.getLogger("obsy.imaging.calibration")
@@ -43,17 +45,7 @@ class Backend:
 
 def cupy_status() -> tuple[Any | None, str]:
     """CuPy if it imports and sees a GPU, with the reason when it does not."""
-    try:
-        import cupy
-    except ImportError as exc:
-        return None, f"cupy is not installed ({exc}); install obsy-imaging[gpu]"
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # CUDARuntimeError without a driver, among others
-        return None, f"cupy finds no usable GPU ({exc})"
-    if count < 1:
-        return None, "cupy finds no GPU"
-    return cupy, "ok"
+    return gpu.cupy_status("obsy-imaging[gpu]")
 
 
 @functools.cache

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from obsy_imaging.stacking.rejection import merge_sort_pairs
+
 try:
     from numba import njit, prange
 
@@ -160,21 +162,8 @@ def sorting_network(n: int) -> np.ndarray:
     Built for the next power of two and pruned of every pair that touches a position ≥ n:
     those hold +inf padding that would never move.
     """
-    size = 1
-    while size < n:
-        size *= 2
-    pairs = []
-    p = 1
-    while p < size:
-        k = p
-        while k >= 1:
-            for j in range(k % p, size - k, 2 * k):
-                for i in range(min(k, size - j - k)):
-                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
-                        pairs.append((i + j, i + j + k))
-            k //= 2
-        p *= 2
-    return np.array([pair for pair in pairs if pair[1] < n] or [(0, 0)], dtype=np.int64).reshape(-1, 2)
+    pairs = [pair for pair in merge_sort_pairs(n) if pair[1] < n]
+    return np.array(pairs or [(0, 0)], dtype=np.int64).reshape(-1, 2)
 
 
 @njit(cache=True, nogil=True, parallel=True)

@@ -222,10 +222,10 @@ def _linear_fit_bounds(
 BLOCK = 64
 
 
-def _sorting_network(frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Batcher's odd-even merge sort for the next power of two (the rows past ``frames`` hold
-    +inf): the compare-exchange pairs (i, j), i < j, in order."""
-    size = 1 << max(0, (frames - 1).bit_length())
+def merge_sort_pairs(n: int) -> list[tuple[int, int]]:
+    """Batcher's odd-even merge sort for the next power of two at or above ``n``: its
+    compare-exchange pairs (i, j), i < j, in order (the smaller value goes to i)."""
+    size = 1 << max(0, (n - 1).bit_length())
     pairs = []
     p = 1
     while p < size:
@@ -237,7 +237,13 @@ def _sorting_network(frames: int) -> tuple[np.ndarray, np.ndarray]:
                         pairs.append((i + j, i + j + k))
             k //= 2
         p *= 2
-    pairs = [(i, j) for i, j in pairs if i < frames]  # a pair of two +inf rows changes nothing
+    return pairs
+
+
+def _sorting_network(frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """The compare-exchange pairs (i, j) of :func:`merge_sort_pairs` for ``frames`` rows (the rows
+    past ``frames`` hold +inf), as two index arrays."""
+    pairs = [(i, j) for i, j in merge_sort_pairs(frames) if i < frames]  # a pair of two +inf rows changes nothing
     array = np.array(pairs, dtype=np.int64).reshape(-1, 2)
     return np.ascontiguousarray(array[:, 0]), np.ascontiguousarray(array[:, 1])
 
