@@ -111,7 +111,7 @@ class CgroupWatch:
             f"cgroup limit {gb(self._read('memory.limit_in_bytes'))} (with swap "
             f"{gb(self._read('memory.memsw.limit_in_bytes'))}): peak {gb(self._read('memory.max_usage_in_bytes'))} "
             f"with page cache, anonymous (rss) peak {gb(self.rss_peak)} sampled every {self.interval:g} s, "
-            f"hit the limit {self._read('memory.failcnt')} times (page cache given back there)"
+            f"failed charges {self._read('memory.failcnt')} (the kernel gave page cache back first)"
         )
 
 
@@ -121,7 +121,11 @@ def child(folder: Path, cgroup: str | None) -> dict:
         (Path(cgroup) / "cgroup.procs").write_text(str(os.getpid()))
     from bench.bench_imaging_projectstack import build
 
-    return build(folder, TARGET, [FILTER], False, say_every=60.0)
+    out = build(folder, TARGET, [FILTER], False, say_every=60.0)
+    io = dict(line.split(": ") for line in Path("/proc/self/io").read_text().splitlines())
+    out["read_gb"] = int(io["rchar"]) / 1e9  # read by the process, from the page cache or the disk
+    out["disk_read_gb"] = int(io["read_bytes"]) / 1e9  # of which fetched from the disk
+    return out
 
 
 def folder_bytes(folder: Path) -> int:
@@ -200,6 +204,10 @@ def main() -> None:
         )
         if watch is not None:
             print(watch.describe())
+        print(
+            f"read: {result['read_gb']:.1f} GB by the stacking process, {result['disk_read_gb']:.1f} GB of it "
+            f"from the disk (the rest from the page cache: shared with the machine unless in a cgroup)"
+        )
         stacks = folder_bytes(repository.root / "stacks")
         print(
             f"scratch on disk: lights {lights_bytes / 1e9:.2f} GB, the stack's files {stacks / 1e6:.0f} MB "
