@@ -18,7 +18,7 @@ The child can run under a hard memory limit: a cgroup (v1) made beforehand, as r
 The child joins it first thing; cgroup v1 counts the page cache of the files it reads too (the
 kernel drops clean cache at the limit rather than failing), so the cgroup's peak is printed beside
 its anonymous memory (``rss`` of ``memory.stat``, sampled twice a second) and the process's own peak
-resident memory (``ru_maxrss``), which is the figure to hold against the 4 GB.
+resident memory (``VmHWM``: ``run_child``), which is the figure to hold against the 4 GB.
 
     python -m bench bench_imaging_project_pi                           # 200 lights of 6248x4176
     python -m bench bench_imaging_project_pi --frames=10 --size=1500x1000

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.bench_imaging_stacking import run_child
+from bench.bench_imaging_stacking import own_peak_gb, run_child
 
 
 def build(folder: Path, target: str, filters: list[str], colour: bool, *, say_every: float | None = None) -> dict:
@@ -43,7 +42,7 @@ def build(folder: Path, target: str, filters: list[str], colour: bool, *, say_ev
     said = [0.0]
 
     def peak_so_far() -> float:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
+        return own_peak_gb() or 0.0
 
     def progress(phase: str, done: int, total: int) -> None:
         now = time.perf_counter()
@@ -67,7 +66,7 @@ def build(folder: Path, target: str, filters: list[str], colour: bool, *, say_ev
         phases[last[1]] = phases.get(last[1], 0.0) + time.perf_counter() - last[0]
         peaks["written"] = peak_so_far()  # stacking's end, the FITS and the stretched JPEGs
     out = {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu, "frames": frames, **phases}
-    out["peaks"] = peaks
+    out["peaks"], out["peak_gb"] = peaks, own_peak_gb()
     if colour:
         started = time.perf_counter()
         stacker.colour(target, "rgb")
