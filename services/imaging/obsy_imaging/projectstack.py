@@ -512,7 +512,7 @@ class ProjectStacker:
         target_path.parent.mkdir(parents=True, exist_ok=True)
         hdus = fits.HDUList(
             [
-                fits.PrimaryHDU(result.image.astype(np.float32), header=header),
+                fits.PrimaryHDU(np.asarray(result.image, dtype=np.float32), header=header),  # no copy
                 fits.ImageHDU(result.rejected, name="REJECTED"),
                 fits.ImageHDU(result.coverage, name="COVERAGE"),
             ]
