@@ -27,7 +27,6 @@ slower than Siril; calibrating 30 lights ≥ 2× faster than Siril.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -41,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
+
+from bench.bench_imaging_stacking import own_peak_gb
 
 FULL = (30, 2000, 3000)  # frames, rows, columns
 QUARTER = (30, 1000, 1500)
@@ -146,16 +147,13 @@ def measured(command: list[str], cwd: Path) -> tuple[str, float, float]:
     """
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd)
-    peak = 0
+    peak = 0.0
     done = threading.Event()
 
     def sample() -> None:
         nonlocal peak
-        status = Path(f"/proc/{process.pid}/status")
         while not done.is_set():
-            with contextlib.suppress(OSError, StopIteration, ValueError):  # not started yet, or gone
-                lines = status.read_text().splitlines()
-                peak = max(peak, next(int(x.split()[1]) for x in lines if x.startswith("VmHWM")))
+            peak = max(peak, own_peak_gb(process.pid) or 0.0)  # None: not started yet, or gone
             done.wait(0.01)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -166,7 +164,7 @@ def measured(command: list[str], cwd: Path) -> tuple[str, float, float]:
     sampler.join()
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}): {output[-2000:]}")
-    return output, time.perf_counter() - start, peak * 1024 / 1e9
+    return output, time.perf_counter() - start, peak
 
 
 def run_child(name: str, folder: Path, backend: str = "numba") -> dict:

@@ -21,11 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.bench_imaging_stacking import run_child
+from bench.bench_imaging_stacking import own_peak_gb, run_child
 
 
-def build(folder: Path, target: str, filters: list[str], colour: bool) -> dict:
-    """In the child: build the project stack(s) of ``filters`` (and the RGB image); seconds per phase."""
+def build(folder: Path, target: str, filters: list[str], colour: bool, *, say_every: float | None = None) -> dict:
+    """In the child: build the project stack(s) of ``filters`` (and the RGB image); seconds per phase
+    and the peak resident memory at each phase's end. ``say_every``: a progress line on stderr every
+    so many seconds (long runs)."""
     from obsy.config import ImagingProjectStackConfig
     from obsy_imaging.projectstack import ProjectBuilt, ProjectStacker
     from obsy_imaging.stacking import warm_up
@@ -35,13 +37,23 @@ def build(folder: Path, target: str, filters: list[str], colour: bool) -> dict:
     repository = make_repository(folder)
     stacker = ProjectStacker(repository, ImagingProjectStackConfig())
     phases: dict[str, float] = {}
+    peaks: dict[str, float] = {}  # the process's peak resident memory (GB) so far at each phase's end
     last = [time.perf_counter(), None]
+    said = [0.0]
 
-    def progress(phase: str, _done: int, _total: int) -> None:
+    def peak_so_far() -> float:
+        return own_peak_gb() or 0.0
+
+    def progress(phase: str, done: int, total: int) -> None:
         now = time.perf_counter()
         if last[1] is not None:
             phases[last[1]] = phases.get(last[1], 0.0) + now - last[0]
         last[0], last[1] = now, phase
+        if total and done >= total:
+            peaks[phase] = peak_so_far()
+        if say_every is not None and (now - said[0] >= say_every or done >= total):
+            said[0] = now
+            print(f"  {phase} {done}/{total}, peak so far {peak_so_far():.2f} GB", file=sys.stderr, flush=True)
 
     started, cpu = time.perf_counter(), time.process_time()
     frames = 0
@@ -52,7 +64,9 @@ def build(folder: Path, target: str, filters: list[str], colour: bool) -> dict:
             raise RuntimeError(done.reason)
         frames = done.row.frame_count
         phases[last[1]] = phases.get(last[1], 0.0) + time.perf_counter() - last[0]
+        peaks["written"] = peak_so_far()  # stacking's end, the FITS and the stretched JPEGs
     out = {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu, "frames": frames, **phases}
+    out["peaks"], out["peak_gb"] = peaks, own_peak_gb()
     if colour:
         started = time.perf_counter()
         stacker.colour(target, "rgb")

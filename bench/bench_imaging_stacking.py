@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -88,19 +89,53 @@ def obsy_stack(folder: Path) -> dict:
     return {"seconds": seconds, "cpu": cpu}
 
 
+def own_peak_gb(pid: int | str = "self") -> float | None:
+    """The peak resident memory (GB) of a process's own address space (``VmHWM``; Linux), None when
+    it cannot be read (the process has ended, another system)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / 1e9
+    except OSError:
+        return None
+    return None
+
+
 def run_child(*args: str) -> tuple[dict, float, float]:
     """Run ``args`` in a child process; its printed JSON, its peak resident memory (GB) and the
-    CPU seconds (user + system, all threads) it used."""
+    CPU seconds (user + system, all threads) it used.
+
+    The peak is the child's own ``VmHWM``: sampled every 0.1 s while it runs, or the ``peak_gb``
+    it prints itself at its end, whichever is larger. Not ``ru_maxrss`` from ``wait4``: Linux
+    carries the parent's peak over into a child it starts (fork and exec), so a parent that made
+    the test data first would lend the child its own peak (that only where nothing was sampled)."""
     process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    sampled: list[float] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.1):
+            peak = own_peak_gb(process.pid)
+            if peak is not None:
+                sampled.append(peak)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     output = process.stdout.read() if process.stdout else ""
+    done.set()
+    sampler.join()
     _pid, status, usage = os.wait4(process.pid, 0)
     if status != 0:
         tail = "\n".join(output.splitlines()[-15:])
         raise RuntimeError(f"{' '.join(args)} failed with status {status}:\n{tail}")
     process.returncode = 0
     lines = [line for line in output.splitlines() if line.startswith("{")]
+    result = json.loads(lines[-1]) if lines else {}
     cpu = usage.ru_utime + usage.ru_stime
-    return (json.loads(lines[-1]) if lines else {}), usage.ru_maxrss / 1e6, cpu  # ru_maxrss is in KiB on Linux
+    reported = result.get("peak_gb") if isinstance(result, dict) else None
+    peaks = [*sampled, *([reported] if isinstance(reported, float) else [])]
+    return result, (max(peaks) if peaks else usage.ru_maxrss / 1e6), cpu  # ru_maxrss: KiB on Linux
 
 
 def siril(folder: Path, script: str) -> tuple[float, float, float]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,10 +36,18 @@ def siril_available() -> bool:
     return shutil.which("siril-cli") is not None
 
 
-def write_lights(folder: Path, count: int, shape: tuple[int, int], *, flip_every: int = 5) -> list[Path]:
+def write_lights(
+    folder: Path,
+    count: int,
+    shape: tuple[int, int],
+    *,
+    flip_every: int = 5,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Path]:
     """Calibrated sky-simulator lights (dithered up to 1', every ``flip_every``-th after a meridian
     flip) as 32-bit float FITS scaled to 0..1, as Siril keeps calibrated frames (with 16-bit input it
-    writes a flipped frame at another precision than the rest and refuses to stack them)."""
+    writes a flipped frame at another precision than the rest and refuses to stack them).
+    ``progress(done, count)`` after each light written."""
     from obsy_skysim.allsky import Site
     from obsy_skysim.field import FieldRenderer, TelescopeOptics
     from obsy_skysim.sensor import SensorSpec
@@ -63,6 +72,8 @@ def write_lights(folder: Path, count: int, shape: tuple[int, int], *, flip_every
         path = folder / f"frame_{index + 1:05d}.fit"
         fits.PrimaryHDU((np.clip(calibrated, 0, FULL_SCALE) / FULL_SCALE).astype(np.float32)).writeto(path)
         paths.append(path)
+        if progress is not None:
+            progress(index + 1, count)
     return paths
 
 

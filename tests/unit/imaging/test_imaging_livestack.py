@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from obsy_imaging.livestack import LiveStacker, _Open
 from obsy_imaging.registration import StarList
-from obsy_imaging.stretch import autostretch, midtones_transfer, preview_jpeg, stretch_parameters
+from obsy_imaging.stretch import autostretch, midtones_transfer, preview_jpeg, stf, stretch_parameters
+from obsy_imaging.stretch.jpeg import encode_jpeg
 
 
 def sky(shape=(400, 600), level=800.0, noise=10.0, seed=1) -> np.ndarray:
@@ -66,6 +67,18 @@ def test_the_preview_is_a_small_grey_jpeg() -> None:
     assert decoded.shape == (400, 600)
     assert abs(float(np.median(decoded)) / 255 - 0.25) < 0.03
     assert decoded[:, :8].max() < 20  # where there was no data: black
+
+
+def test_a_full_size_preview_stretched_in_bands_is_the_whole_image_stretched_at_once(monkeypatch) -> None:
+    """The sample of a stack (full width) is stretched a band of rows at a time; the bands must not
+    show: the same JPEG as the whole image through the stretch at once, bands of any height."""
+    image = sky((301, 500))
+    image[:40, :25] = np.nan  # no data in a corner
+    image[150, 250] = 50_000.0  # a saturated star: the range is the whole image's, not a band's
+    whole = encode_jpeg(autostretch(image), 90)
+    for band_pixels in (500 * 7, 500 * 64, 10**9):  # 7 rows (the last band short), 64 rows, one band
+        monkeypatch.setattr(stf, "STRETCH_BAND_PIXELS", band_pixels)
+        assert preview_jpeg(image, max_width=500, quality=90) == whole
 
 
 def test_the_running_weighted_mean_equals_the_batch_one_with_missing_edges() -> None:
