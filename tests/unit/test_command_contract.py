@@ -72,6 +72,7 @@ def _is_free_string(node: ast.expr) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_every_emit_site_names_an_event_kind_member_never_a_free_string() -> None:
     trees = {path: ast.parse(path.read_text(), str(path)) for path in SOURCES}
     emitters = _emitters(trees)

@@ -463,6 +463,7 @@ def test_make_secrets_writes_every_declared_secret(compose: dict[str, Any], gene
     assert postgres_env["POSTGRES_DB"] == "obsy"
 
 
+@pytest.mark.slow
 def test_make_secrets_keeps_passwords_and_adds_users(tmp_path: Path):
     target = tmp_path / "secrets"
     run_make_secrets(target)

@@ -150,6 +150,7 @@ def test_config_path_from_environment(tmp_path):
     assert config.site.latitude == 1
 
 
+@pytest.mark.slow
 def test_service_reports_config_errors_and_exits_2(tmp_path):
     path = write(tmp_path, MINIMAL + "mcp:\n  heartbeat_interval: soon\n")
     result = subprocess.run(

@@ -89,6 +89,7 @@ def test_every_registered_service_loads_as_the_service_it_names() -> None:
         assert service.distribution == f"obsy-{service.name}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("service", [s.name for s in registered_services()])
 def test_every_service_has_the_console_script_obsy_name_with_the_three_commands(service: str) -> None:
     """The one command-line convention: ``obsy-<name> run | healthcheck | check-config``."""

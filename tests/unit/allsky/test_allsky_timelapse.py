@@ -134,6 +134,7 @@ def _peak_memory(folder, count: int, out) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_memory_stays_bounded_for_many_12_megapixel_frames(tmp_path):
     """120 frames of 4144x2822 (3.9 GiB decoded): the peak is under 500 MiB and the same as for 20 frames."""
     count, width, height = 120, 4144, 2822

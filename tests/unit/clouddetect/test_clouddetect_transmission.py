@@ -108,6 +108,7 @@ def test_broken_catalogue_gives_a_clear_error(tmp_path):
     ],
     ids=["equisolid", "equidistant-mirrored", "stereographic", "distorted-equisolid"],
 )
+@pytest.mark.slow
 def test_fit_finds_zenith_rotation_and_projection(catalogue, truth):
     # 400 hot pixels, brighter than any star: they must not lead the fit astray.
     frame = SyntheticSky(truth, 1280, 960, hot_pixels=400).render(catalogue, *SITE, WHEN)
@@ -166,6 +167,7 @@ def test_labels_tell_clear_from_thin_from_overcast(judged):
         assert judged[case][1].label != CLEAR
 
 
+@pytest.mark.slow
 def test_overcast_without_a_known_model_is_unknown_never_clear(catalogue):
     sky = SyntheticSky(TRUE_MODEL, 1280, 960)
     frame = sky.render(catalogue, *SITE, WHEN, clouds=UniformCloud(0.0))
@@ -191,6 +193,7 @@ def test_a_frame_without_exposure_time_is_unknown(catalogue):
     assert result.label == "unknown" and result.cover is None and "exposure" in result.reason
 
 
+@pytest.mark.slow
 def test_eight_bit_gamma_jpeg_frames_still_give_the_cover(catalogue):
     """Most allsky cameras save stretched, gamma-encoded JPEGs: not linear, yet usable."""
     sky = SyntheticSky(TRUE_MODEL, 1280, 960)

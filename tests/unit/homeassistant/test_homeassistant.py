@@ -568,6 +568,7 @@ def test_lint_catches_a_state_class_older_supported_releases_refuse() -> None:
     assert lint_discovery("sensor", sensor_payload(unit_of_measurement="°")) == []
 
 
+@pytest.mark.slow
 def test_no_service_imports_the_linter() -> None:
     """The linter and its copy of Home Assistant's schema are a developer and test tool, not run-time code."""
     import subprocess

@@ -41,6 +41,7 @@ def run_import(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_import_registers_an_archive_and_a_second_run_reads_nothing(tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     make_archive(archive, 24)
@@ -80,12 +81,14 @@ def test_an_interrupted_import_goes_on_where_it_stopped(tmp_path: Path) -> None:
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_import_names_a_missing_folder(tmp_path: Path) -> None:
     result = run_import(write_config(tmp_path), str(tmp_path / "nowhere"))
     assert result.returncode == 2
     assert "is not a folder" in result.stderr
 
 
+@pytest.mark.slow
 def test_import_can_grade_the_lights(tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     for seed in range(4):

@@ -197,6 +197,7 @@ def test_bad_inputs_are_refused_with_the_reason(masters, light, tmp_path):
         calibrate_light(compressed, small)
 
 
+@pytest.mark.slow
 def test_two_threads_on_numbas_workqueue_layer_do_not_abort(tmp_path):
     """Without TBB or OpenMP numba's workqueue layer aborts on concurrent parallel kernels: they take turns."""
     script = """

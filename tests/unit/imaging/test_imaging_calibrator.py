@@ -459,6 +459,7 @@ def test_pinning_an_unknown_master_is_refused_by_name(tmp_path, repository, sens
     assert bench.calibrator.pinned() == []
 
 
+@pytest.mark.slow
 def test_a_light_that_cannot_be_calibrated_again_keeps_its_calibration(tmp_path, repository, sensor):
     bench = Bench(tmp_path, repository, sensor)
     last_night(bench, lights=1)

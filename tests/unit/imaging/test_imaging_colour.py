@@ -193,6 +193,7 @@ def star_colours(rgb: np.ndarray, truth) -> np.ndarray:
     return sums / sums[1]
 
 
+@pytest.mark.slow
 def test_a_star_of_known_colour_keeps_its_channel_ratios(filter_stacks) -> None:
     stacks, truth = filter_stacks
     plain = compose({k: stacks[k] for k in "RGB"}, "rgb", gradient_order=1, white="none")
@@ -236,6 +237,7 @@ def test_a_stack_of_another_field_cannot_be_aligned_and_is_named(filter_stacks) 
         align_stacks({"G": stacks["G"], "B": stacks["B"][:500]}, "G")
 
 
+@pytest.mark.slow
 def test_the_chain_in_bands_and_on_binned_statistics_gives_the_same_colours(filter_stacks, monkeypatch, tmp_path):
     """The chain works a band of rows at a time: bands of 37 rows give the image of one band, to float
     rounding. A large image takes its statistics from a binned copy: forced here (2 x 2), the white

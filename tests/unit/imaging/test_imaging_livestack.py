@@ -108,6 +108,7 @@ def simulated(seed: int, east: float = 0.0, north: float = 0.0, position_angle: 
     return render(offset_pointing(east, north), position_angle=position_angle, seed=seed).image
 
 
+@pytest.mark.slow
 def test_lights_that_cannot_be_registered_are_left_out_with_the_reason(repository) -> None:
     from obsy.config import ImagingLiveStackConfig
     from obsy_imaging.livestack import Folded, LeftOut
@@ -149,6 +150,7 @@ def test_lights_that_cannot_be_registered_are_left_out_with_the_reason(repositor
     assert ids[5] not in entries
 
 
+@pytest.mark.slow
 def test_a_new_stacker_continues_the_stack_from_its_file(repository) -> None:
     from obsy.config import ImagingLiveStackConfig
     from tests.support.live_stack import record, write_calibrated

@@ -51,6 +51,7 @@ def read(path) -> tuple[np.ndarray, fits.Header, dict[str, np.ndarray]]:
         return hdus[0].data.astype(np.float64), hdus[0].header, {h.name: h.data for h in hdus[1:]}
 
 
+@pytest.mark.slow
 def test_the_night_stack_rejects_the_trail_the_live_stack_keeps(repository, lights) -> None:
     live = live_stacked(repository, lights)
     assert live.frame_count == len(lights)

@@ -137,6 +137,7 @@ def _star_image(peak: float, clip: float) -> np.ndarray:
     return np.minimum(image, clip)
 
 
+@pytest.mark.slow
 def test_saturated_non_linear_and_off_frame_stars_are_flagged() -> None:
     apertures = Apertures.from_fwhm(3.5)
     noise = CcdNoise(gain_e_per_adu=1.0, read_noise_e=3.0)
@@ -297,6 +298,7 @@ NIGHT_START = datetime(2026, 10, 15, 18, 45, tzinfo=UTC)  # 5 hours about the va
 NIGHT_FRAMES = 60
 
 
+@pytest.mark.slow
 def test_a_night_of_a_scripted_variable_is_within_its_errors(renderer: FieldRenderer, tmp_path: Path) -> None:
     """Issue 19's figures on a smaller night than the bench's 300 frames: the reported magnitudes
     against the scenario's truth within their errors as a Gaussian's would be (68 % within 1σ, 95 %

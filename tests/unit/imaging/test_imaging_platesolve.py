@@ -56,6 +56,7 @@ def wide_frame(wide_renderer: FieldRenderer, tmp_path_factory: pytest.TempPathFa
     return write_light(tmp_path_factory.mktemp("solve") / "orion.fits", wide_renderer, frame)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hinted", [True, False], ids=["hints", "blind"])
 def test_a_real_field_solves_within_arcseconds_of_the_pointing(
     wide_renderer: FieldRenderer, wide_frame: Path, hinted: bool
@@ -82,6 +83,7 @@ def test_a_real_field_solves_within_arcseconds_of_the_pointing(
     assert north[0][1] > north[1][1]
 
 
+@pytest.mark.slow
 def test_a_wcs_in_the_header_is_used_without_solving(wide_renderer: FieldRenderer, tmp_path: Path) -> None:
     frame = wide_renderer.render(NIGHT, ORION, 10.0, 0.0, seed=4)
     path = write_light(tmp_path / "with_wcs.fits", wide_renderer, frame, with_wcs=True)
@@ -96,6 +98,7 @@ def test_a_wcs_in_the_header_is_used_without_solving(wide_renderer: FieldRendere
     assert separation_arcsec(solved.centre(s.width, s.height), solution.centre(s.width, s.height)) < 5.0
 
 
+@pytest.mark.slow
 def test_a_frame_that_cannot_be_solved_says_why_within_the_limit(tmp_path: Path) -> None:
     """A 26′ field of synthetic stars (no index knows them): a reason, not a hang."""
     renderer = FieldRenderer(
@@ -111,6 +114,7 @@ def test_a_frame_that_cannot_be_solved_says_why_within_the_limit(tmp_path: Path)
     assert not blind.ok and blind.reason == "no solution within 4 s" and blind.seconds < 6
 
 
+@pytest.mark.slow
 def test_missing_indexes_and_unreadable_files_give_reasons(wide_frame: Path, tmp_path: Path) -> None:
     empty = tmp_path / "no-indexes"
     empty.mkdir()

@@ -80,6 +80,7 @@ def night_stack(frames) -> np.ndarray:
     return stack(stack_frames, StackOptions(Rejection("winsorized"))).image
 
 
+@pytest.mark.slow
 def test_three_nights_make_one_project_stack_with_true_fluxes_and_less_noise(repository, nights) -> None:
     best = ("2026-01-18", 1)  # a light after the meridian flip is the reference: the other nights turn 180°
     ids = record_nights(repository, nights, best)
@@ -131,6 +132,7 @@ def test_three_nights_make_one_project_stack_with_true_fluxes_and_less_noise(rep
         assert len(entries) == 12 and {e.status for e in entries} == {STACKED}
 
 
+@pytest.mark.slow
 def test_a_new_night_keeps_the_reference_and_the_registrations_and_a_foggy_light_is_left_out(
     repository, nights
 ) -> None:
@@ -192,6 +194,7 @@ def test_too_few_lights_or_an_unknown_target_is_said_not_stacked(repository, nig
     assert stacker.filters("M 31") == []
 
 
+@pytest.mark.slow
 def test_the_colour_image_of_a_targets_filter_stacks(repository, nights) -> None:
     """Two lights a filter (R, G, B: the stars' light in the ratio 1 : 0.8 : 0.5, skies apart), each
     filter framed otherwise: the project stacks, then the RGB image beside them."""
@@ -225,6 +228,7 @@ def test_the_colour_image_of_a_targets_filter_stacks(repository, nights) -> None
     assert np.ptp(sky) <= 3 and float(np.mean(sky)) == pytest.approx(0.25 * 255, abs=8)  # a grey sky at 0.25
 
 
+@pytest.mark.slow
 def test_lights_of_a_live_stack_are_registered_through_their_nights_reference(repository, nights) -> None:
     """Lights the live stack registered: their transform onto the night's first light, composed with
     that light's onto the project's reference (one star match a night), is the true one."""

@@ -53,6 +53,7 @@ def test_an_affine_fit_is_as_good(reference) -> None:
     )
 
 
+@pytest.mark.slow
 def test_a_frame_that_cannot_be_matched_is_left_out_with_the_reason(reference) -> None:
     rng = np.random.default_rng(0)
     frames = {

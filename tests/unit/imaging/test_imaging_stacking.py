@@ -34,6 +34,7 @@ def same_pointing() -> list[np.ndarray]:
     return [render(seed=100 + i).image for i in range(16)]
 
 
+@pytest.mark.slow
 def test_the_noise_of_n_frames_falls_as_one_over_root_n(same_pointing) -> None:
     single = np.mean([background_noise(im) for im in same_pointing])
     for method in METHODS:
@@ -44,6 +45,7 @@ def test_the_noise_of_n_frames_falls_as_one_over_root_n(same_pointing) -> None:
     assert result.coverage.min() == 16
 
 
+@pytest.mark.slow
 def test_a_satellite_trail_and_cosmic_rays_are_rejected(same_pointing) -> None:
     images = [im.copy() for im in same_pointing[:10]]
     rows = np.arange(800)
@@ -69,6 +71,7 @@ def test_a_satellite_trail_and_cosmic_rays_are_rejected(same_pointing) -> None:
         assert (result.rejected[trail] >= 1).mean() > 0.99, method
 
 
+@pytest.mark.slow
 def test_star_fluxes_survive_registration_and_stacking_to_one_percent() -> None:
     reference = render(seed=200)
     dithers = [
@@ -95,6 +98,7 @@ def test_star_fluxes_survive_registration_and_stacking_to_one_percent() -> None:
     assert np.sqrt(np.mean((ratio - 1) ** 2)) < 0.01
 
 
+@pytest.mark.slow
 def test_numba_and_numpy_give_the_same_stack() -> None:
     rng = np.random.default_rng(1)
     data = rng.normal(100, 10, (12, 5000)).astype(np.float32)

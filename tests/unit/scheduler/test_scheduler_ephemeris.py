@@ -66,6 +66,7 @@ def sampled_year(site: SiteConfig, every: int = 10) -> tuple[np.ndarray, np.ndar
     return tuple(np.concatenate(column) for column in zip(*parts, strict=True))  # type: ignore[return-value]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("site", SITES, ids=lambda s: s.name)
 def test_sun_and_moon_on_the_night_grid_match_astropy_over_a_year(site):
     unix, sun_alt, moon_alt, moon_az = sampled_year(site)
@@ -118,6 +119,7 @@ def crossings(unix: np.ndarray, alt: np.ndarray, limit: float) -> tuple[float | 
     return (at(down[0]) if down.size else None), (at(up[-1]) if up.size else None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("site", SITES, ids=lambda s: s.name)
 def test_twilight_times_from_the_grid_match_astropy_over_a_year(site):
     nights = [date(2026, 1, 2) + timedelta(days=d) for d in range(0, 365, 4)]

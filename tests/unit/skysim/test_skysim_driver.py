@@ -186,6 +186,7 @@ def test_settings_errors_name_the_file_and_the_field(tmp_path) -> None:
     assert config.allsky.lens.model(3856, 2180).rotation == 30
 
 
+@pytest.mark.slow
 def test_a_bad_settings_file_leaves_the_driver_running_on_defaults_and_says_why(tmp_path) -> None:
     path = tmp_path / "skysim.yaml"
     path.write_text("allsky:\n  sensor: {bayer: CMYK}\n")

@@ -114,6 +114,7 @@ def test_the_ephemeris_reads_back_and_predicts_the_scenarios_transit_to_a_second
     assert window.tc_bjd == pytest.approx(t.mid_bjd_tdb, abs=1 / 86400)
 
 
+@pytest.mark.slow
 def test_the_imaging_fit_recovers_the_mid_time_from_the_scenarios_light_curve(night) -> None:
     """10 s frames every 15 s for 12 min, 0.4 % photometric noise: the fit that takes the period from
     the ephemeris finds the scenario's mid-time within its error."""
