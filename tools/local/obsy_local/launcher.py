@@ -248,6 +248,8 @@ class Launcher:
         child = Child("indiserver", argv, self.log_dir / "indiserver.log")
         child.env["PATH"] = indi_driver_path()
         settings = skysim_settings(self.config)
+        if settings is not None and "camera" in settings and self.demo is not None and self.demo.science is not None:
+            settings["camera"]["scenario"] = str(self.demo.science.scenario)  # the demo's night of science
         if settings is not None and SKYSIM_CONFIG_ENV not in os.environ:
             skysim = self.run_dir / "skysim.yaml"
             skysim.write_text(yaml.safe_dump(settings, sort_keys=False))
@@ -482,11 +484,12 @@ class Launcher:
         deadline = time.monotonic() + 10
         while not (self.run_dir / "kstars-bus").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
-        # Ekos gets a server of its own that relays only the mount and the main camera from ours:
-        # on the full server it would take the roof and weather too, and park the roof itself.
+        # Ekos gets a server of its own that relays only the mount, the main camera and its wheel from
+        # ours: on the full server it would take the roof and weather too, and park the roof itself.
         indi = self.config.indi
         relay_port = free_port()
-        ekos_devices = [self.config.mcp.devices.mount, self.config.scheduler.ekos.camera]
+        ekos = self.config.scheduler.ekos
+        ekos_devices = [self.config.mcp.devices.mount, ekos.camera, ekos.filter_wheel]
         relayed = [f"{device}@{indi.host}:{indi.port}" for device in ekos_devices if device]
         argv = [str(self.run_dir / INDISERVER_PROCESS_NAME), "-u", str(self.run_dir / "indiserver-ekos.sock")]
         relay = Child("indiserver-ekos", [*argv, "-p", str(relay_port), *relayed], self.log_dir / "indiserver-ekos.log")
@@ -503,18 +506,30 @@ class Launcher:
 
     def _demo_ready(self, dashboard: str) -> None:
         """Once the web service answers: demo targets through its API, then the script for the user."""
+        from obsy_local.demo.science import target_bodies
         from obsy_local.demo.script import demo_script
-        from obsy_local.demo.targets import DemoSetupError, WebSession, create_targets, high_targets, wait_for_web
+        from obsy_local.demo.targets import (
+            DemoSetupError,
+            WebSession,
+            catalogue_bodies,
+            create_targets,
+            high_targets,
+            wait_for_web,
+        )
 
         assert self.demo is not None
         site = self.config.site
         base = dashboard.rstrip("/")
         created: list[str] = []
+        if self.demo.science is not None:
+            bodies = target_bodies(self.demo.science)
+        else:
+            bodies = catalogue_bodies(high_targets(site.latitude, site.longitude, datetime.now(UTC)))
         try:
             wait_for_web(base, 180)
             session = WebSession(base)
             session.login(self.demo.username, self.demo.password)
-            created = create_targets(session, high_targets(site.latitude, site.longitude, datetime.now(UTC)))
+            created = create_targets(session, bodies)
             log.info("demo targets created through the web API: %s", ", ".join(created) or "none")
         except DemoSetupError as error:
             log.error("demo setup: %s", error)

@@ -1,0 +1,123 @@
+"""The demo's night of science: the sky simulator's science night (``obsy_skysim.science``) written at
+the demo's start for its site, and the configuration that observes, reduces and reports it.
+
+* the main camera renders the night's scenario (the launcher puts it into the simulator's settings):
+  ``SIM-V1``, a variable of 24 min period, and ``SIM-T1``, whose planet ``SIM-T1 b`` transits
+  ``DEMO_SCIENCE.transit_mid_min`` after the start (time for the services, KStars and the roof);
+* ``scheduler.transits`` plans the transit from the night's ephemeris (a short baseline either side);
+* ``imaging.photometry`` measures the variable against its own comparison stars, ``imaging.transits``
+  fits the transit; both plate-solve with the night's index. The demo's calibration does not wait for
+  darks and flats (Ekos takes darks and bias with the shutter, but no flats), so results come during
+  the demo;
+* the three targets: the transit (named as the planet), the variable as a time series, and an LRGB
+  target: the catalogue's nebula highest now (at least 45° up; else its highest object), whose stars
+  are what the simulator draws (it renders no nebulae).
+
+Ekos runs a filter wheel here: INDI's ``indi_simulator_wheel`` ("Filter Simulator"), whose slot the sky
+simulator's camera snoops (each filter has its own dust on the flat field). Its filter names are
+given to the scheduler (``scheduler.ekos.filters``) and to the wheel at its start, L, R, G and B first.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from obsy.config import ObsyConfig
+
+log = logging.getLogger("obsy_local.demo.science")
+
+#: Where the night's files go, under the demo's data folder.
+SCIENCE_DIR = "science"
+#: The observer code of the demo's reports when the user's configuration has none.
+DEMO_OBSERVER_CODE = "OBSYDEMO"
+#: The simulator's filter wheel and its names (slot order).
+WHEEL_DRIVER = "indi_simulator_wheel"
+WHEEL_DEVICE = "Filter Simulator"
+WHEEL_FILTERS = ["L", "R", "G", "B", "Ha", "OIII", "SII", "Dark"]
+
+
+@dataclass
+class DemoScience:
+    """The demo's science night and what it sets in the demo's configuration."""
+
+    night: Any  # obsy_skysim.science.ScienceNight
+    overrides: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def scenario(self) -> Path:
+        return self.night.scenario
+
+
+def demo_settings() -> Any:
+    """The science night's settings for the demo: the transit late enough for the demo's start (services,
+    KStars, the clear-sky gate and the roof take a few minutes), and long enough to watch."""
+    from obsy_skysim.science import ScienceNightSettings
+
+    return ScienceNightSettings(
+        transit_mid_min=25.0,
+        transit_duration_min=10.0,
+        baseline_min=5.0,
+        series_window_min=120.0,
+        nebula_exposure_s=20.0,
+        nebula_count=10,
+    )
+
+
+def write_demo_science(config: ObsyConfig, folder: Path, now: datetime, *, wheel: bool) -> DemoScience:
+    """The science night for the demo's site at ``now`` in ``folder``, and the configuration sections that
+    use it (merged over the demo's). ``wheel``: the LRGB target in four filters (else in one)."""
+    from obsy_local.demo.targets import CANDIDATES, NEBULAE, high_targets
+    from obsy_local.launcher import skysim_settings
+    from obsy_skysim.allsky import Site
+    from obsy_skysim.config import MainCameraSettings
+    from obsy_skysim.index import IndexBuildError
+    from obsy_skysim.science import write_science_night
+
+    site = Site(config.site.latitude, config.site.longitude, config.site.elevation)
+    camera = MainCameraSettings.model_validate((skysim_settings(config) or {}).get("camera") or {})
+    settings = demo_settings()
+    if not wheel:
+        settings = replace(settings, nebula_filters=("L",))
+    highest = high_targets(site.latitude, site.longitude, now, count=1, names=NEBULAE) or high_targets(
+        site.latitude, site.longitude, now, count=1
+    )
+    nebula = (highest[0].name, *CANDIDATES[highest[0].name]) if highest else None
+    notes = []
+    try:
+        night = write_science_night(folder, site, now, camera, settings=settings, nebula=nebula)
+    except IndexBuildError as error:
+        notes.append(f"no index of the science fields ({error}): photometry and transits will not plate-solve")
+        night = write_science_night(folder, site, now, camera, settings=settings, nebula=nebula, index=False)
+    code = config.imaging.photometry.observer_code or config.imaging.transits.observer_code or DEMO_OBSERVER_CODE
+    fragments = night.config
+    imaging = fragments["imaging"]
+    overrides = {
+        "scheduler": fragments["scheduler"],
+        "imaging": {
+            "calibration": {"require_dark": False, "require_flat": False},
+            "photometry": {**imaging["photometry"], "enabled": True, "observer_code": code},
+            "transits": {
+                **imaging["transits"],
+                "enabled": True,
+                "observer_code": code,
+                "camera": camera.device,
+                "quiet_time": 60,
+            },
+        },
+    }
+    return DemoScience(night, overrides, notes)
+
+
+def target_bodies(science: DemoScience) -> list[dict[str, Any]]:
+    """The three targets for the web API; the LRGB one by its catalogue name (the web looks it up)."""
+    bodies = [dict(body) for body in science.night.targets]
+    nebula = bodies[-1]
+    if not nebula["name"].startswith("SIM-"):
+        bodies[-1] = {k: v for k, v in nebula.items() if k not in ("name", "ra_deg", "dec_deg")}
+        bodies[-1]["catalogue_name"] = nebula["name"]
+    return bodies
