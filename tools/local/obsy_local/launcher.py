@@ -26,8 +26,8 @@ indiserver finds drivers on its ``PATH``, with this Python's ``bin`` directory (
 environment's) put first: the sky simulator's drivers (``indi_obsy_allsky``,
 ``indi_obsy_camera``) are console scripts there. When one of them is among the local drivers
 and ``OBSY_SKYSIM_CONFIG`` is not set, the launcher writes their settings file
-(``<run_dir>/skysim.yaml``: the configured site, small sensors, the device names) and
-points indiserver's environment at it (docs/skysim.md).
+(``<run_dir>/skysim.yaml``: the configured site, small sensors, the device names, the demo's
+scenario) and points indiserver's environment at it (docs/skysim.md).
 
 ``--demo`` runs the demonstration (:mod:`obsy_local.demo`): the same, with the demo's
 configuration, an operator account, demo targets and a script for the user.
@@ -89,8 +89,9 @@ def indi_driver_path() -> str:
     return os.pathsep.join([here, *rest])
 
 
-def skysim_settings(config: ObsyConfig) -> dict | None:
-    """The sky simulator's settings for the local drivers, or None when none of them is the simulator."""
+def skysim_settings(config: ObsyConfig, demo: DemoPlan | None = None) -> dict | None:
+    """The sky simulator's settings for the local drivers, or None when none of them is the simulator;
+    with the ``demo``'s night of science, its scenario for the main camera."""
     drivers = {entry.driver: entry for entry in config.indi.local_drivers}
     if SKYSIM_ALLSKY_DRIVER not in drivers and SKYSIM_CAMERA_DRIVER not in drivers:
         return None
@@ -106,6 +107,8 @@ def skysim_settings(config: ObsyConfig) -> dict | None:
             settings["camera"]["device"] = camera.name
         if allsky is not None and allsky.name is not None:
             settings["camera"]["clouds_from"] = allsky.name
+        if demo is not None and demo.science is not None:
+            settings["camera"]["scenario"] = str(demo.science.scenario)
     return settings
 
 
@@ -247,9 +250,7 @@ class Launcher:
         argv = [str(alias), "-v", "-u", str(local_socket), "-p", str(indi.port), "-f", str(fifo), *plain]
         child = Child("indiserver", argv, self.log_dir / "indiserver.log")
         child.env["PATH"] = indi_driver_path()
-        settings = skysim_settings(self.config)
-        if settings is not None and "camera" in settings and self.demo is not None and self.demo.science is not None:
-            settings["camera"]["scenario"] = str(self.demo.science.scenario)  # the demo's night of science
+        settings = skysim_settings(self.config, self.demo)
         if settings is not None and SKYSIM_CONFIG_ENV not in os.environ:
             skysim = self.run_dir / "skysim.yaml"
             skysim.write_text(yaml.safe_dump(settings, sort_keys=False))
