@@ -20,6 +20,7 @@ from astropy.io import fits
 
 from obsy.config import SERVICE_NAMES
 from obsy.indi import IndiClient
+from obsy_local.demo.setup import WHEEL_FILTERS
 from tests.support.ports import free_port, wait_for_port, wait_port_closed
 from tests.support.watcher import Watcher
 from tests.support.web_server import Client
@@ -290,6 +291,8 @@ def test_demo_with_kstars_runs_tonights_schedule_in_ekos(tmp_path):
             time.sleep(1)
         # ...with the sky simulator's main camera, which rendered stars into it.
         assert header["INSTRUME"] == "SkySim Camera" and header["SIMSTARS"] > 0, repr(header)
+        # Ekos turned the filter wheel simulator, and the camera followed it: the frame names the wheel's filter.
+        assert header["FILTER"] == WHEEL_FILTERS[header["SIMFILT"] - 1], repr(header)
         # The roof is open: the MCP stops Ekos, parks the mount and closes the roof before it
         # exits (bounded by mcp.shutdown_close_timeout), then the rest stops.
         launcher.send_signal(signal.SIGTERM)

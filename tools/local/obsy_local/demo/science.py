@@ -3,7 +3,7 @@ the demo's start for its site, and the configuration that observes, reduces and 
 
 * the main camera renders the night's scenario (the launcher puts it into the simulator's settings):
   ``SIM-V1``, a variable of 24 min period, and ``SIM-T1``, whose planet ``SIM-T1 b`` transits
-  ``DEMO_SCIENCE.transit_mid_min`` after the start (time for the services, KStars and the roof);
+  30 min after the start (:func:`demo_settings`: time for the services, KStars and the roof);
 * ``scheduler.transits`` plans the transit from the night's ephemeris (a short baseline either side);
 * ``imaging.photometry`` measures the variable against its own comparison stars, ``imaging.transits``
   fits the transit; both plate-solve with the night's index. The demo's calibration does not wait for
@@ -55,13 +55,17 @@ class DemoScience:
 
 def demo_settings() -> Any:
     """The science night's settings for the demo: the transit late enough for the demo's start (services,
-    KStars, the clear-sky gate and the roof take a few minutes), and long enough to watch."""
+    KStars, the clear-sky gate and the roof take a few minutes, then a visit or two of the variable), and
+    long enough to watch."""
     from obsy_skysim.science import ScienceNightSettings
 
     return ScienceNightSettings(
-        transit_mid_min=25.0,
+        transit_mid_min=30.0,
         transit_duration_min=10.0,
         baseline_min=5.0,
+        # Visits of their own (a cadence longer than a visit and the scheduler's switch gap around it: 7.75 min
+        # with its defaults): the first one at once, the LRGB target between them and after the transit.
+        cadence_min=8.0,
         series_window_min=120.0,
         nebula_exposure_s=20.0,
         nebula_count=10,
