@@ -193,15 +193,20 @@ def test_the_demo_sets_up_a_night_of_science_at_its_site_from_its_start(tmp_path
     assert imaging.photometry.enabled and imaging.transits.enabled
     assert [t.name for t in imaging.photometry.targets] == ["SIM-V1"]
     assert imaging.photometry.targets[0].fields == ["SIM-T1 b"] and len(imaging.photometry.targets[0].comparisons) == 7
-    assert not imaging.calibration.require_flat and not imaging.calibration.require_dark  # no flats in the demo
+    assert not imaging.calibration.require_flat and imaging.calibration.require_dark  # no flats in the demo
     if shutil.which("build-astrometry-index"):
         assert imaging.photometry.index_dirs == imaging.transits.index_dirs == [night.index_dir]
         assert list(night.index_dir.glob("index-*.fits"))
     # The three targets: the transit named as the planet, the time series, a nebula high up in L, R, G, B.
     bodies = [TargetInput.model_validate(body) for body in target_bodies(plan.science)]
     assert [b.name for b in bodies[:2]] == ["SIM-T1 b", "SIM-V1"] and bodies[1].time_series is not None
+    assert bodies[1].time_series.window_start == now + timedelta(minutes=40)  # after the transit
     nebula = bodies[2]
-    assert nebula.catalogue_name in NEBULAE and [p.filter for p in nebula.exposure_plans] == ["L", "R", "G", "B"]
+    assert nebula.catalogue_name in NEBULAE and [p.filter for p in nebula.exposure_plans[2:]] == ["L", "R", "G", "B"]
+    # It takes the bias and the darks of the science frames' exposure first: their lights are calibrated with them.
+    bias, dark = nebula.exposure_plans[:2]
+    assert (bias.frame_type, dark.frame_type) == ("Bias", "Dark")
+    assert dark.exposure_s == bodies[0].exposure_plans[0].exposure_s
     lst = local_sidereal_deg(config.site.longitude, now)
     assert altitude_deg(config.site.latitude, lst, *CANDIDATES[nebula.catalogue_name]) >= 45
     # The script says when the transit is and where the results will be.

@@ -6,16 +6,17 @@ the demo's start for its site, and the configuration that observes, reduces and 
   30 min after the start (:func:`demo_settings`: time for the services, KStars and the roof);
 * ``scheduler.transits`` plans the transit from the night's ephemeris (a short baseline either side);
 * ``imaging.photometry`` measures the variable against its own comparison stars, ``imaging.transits``
-  fits the transit; both plate-solve with the night's index. The demo's calibration does not wait for
-  darks and flats (Ekos takes darks and bias with the shutter, but no flats), so results come during
-  the demo;
+  fits the transit; both plate-solve with the night's index. The lights are calibrated with the bias
+  and darks the LRGB target takes first (Ekos takes them with the camera's shutter); the demo's
+  calibration does not wait for flats (none are taken), so results come during the demo;
 * the three targets: the transit (named as the planet), the variable as a time series, and an LRGB
   target: the catalogue's nebula highest now (at least 45° up; else its highest object), whose stars
   are what the simulator draws (it renders no nebulae).
 
-Ekos runs a filter wheel here: INDI's ``indi_simulator_wheel`` ("Filter Simulator"), whose slot the sky
-simulator's camera snoops (each filter has its own dust on the flat field). Its filter names are
-given to the scheduler (``scheduler.ekos.filters``) and to the wheel at its start, L, R, G and B first.
+Ekos turns a filter wheel here (:mod:`obsy_local.demo.setup`): INDI's ``indi_simulator_wheel``, whose
+slot the sky simulator's camera follows and whose names it writes as the frames' ``FILTER``; the
+scheduler maps L, R, G and B onto its Luminance, Red, Green and Blue. Without a wheel the LRGB target
+is taken in one filter.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ SCIENCE_DIR = "science"
 #: The observer code of the demo's reports when the user's configuration has none.
 DEMO_OBSERVER_CODE = "OBSYDEMO"
 #: The simulator's filter wheel and its names (slot order).
-WHEEL_DRIVER = "indi_simulator_wheel"
-WHEEL_DEVICE = "Filter Simulator"
-WHEEL_FILTERS = ["L", "R", "G", "B", "Ha", "OIII", "SII", "Dark"]
+#: Bias frames and darks the LRGB target takes first (the imaging service builds a master from five).
+CALIBRATION_FRAMES = 5
+BIAS_EXPOSURE_S = 0.01
 
 
 @dataclass
@@ -63,10 +64,12 @@ def demo_settings() -> Any:
         transit_mid_min=30.0,
         transit_duration_min=10.0,
         baseline_min=5.0,
-        # Visits of their own (a cadence longer than a visit and the scheduler's switch gap around it: 7.75 min
-        # with its defaults): the first one at once, the LRGB target between them and after the transit.
+        # After the transit: visits of their own (a cadence longer than a visit and the scheduler's switch gap
+        # around it, 7.75 min with its defaults). Before it the LRGB target, with the darks and bias that the
+        # science frames are calibrated with, and the transit's frames, which hold the variable too.
         cadence_min=8.0,
-        series_window_min=120.0,
+        series_start_min=40.0,
+        series_window_min=90.0,
         nebula_exposure_s=20.0,
         nebula_count=10,
     )
@@ -103,7 +106,7 @@ def write_demo_science(config: ObsyConfig, folder: Path, now: datetime, *, wheel
     overrides = {
         "scheduler": fragments["scheduler"],
         "imaging": {
-            "calibration": {"require_dark": False, "require_flat": False},
+            "calibration": {"require_flat": False},
             "photometry": {**imaging["photometry"], "enabled": True, "observer_code": code},
             "transits": {
                 **imaging["transits"],
@@ -118,8 +121,17 @@ def write_demo_science(config: ObsyConfig, folder: Path, now: datetime, *, wheel
 
 
 def target_bodies(science: DemoScience) -> list[dict[str, Any]]:
-    """The three targets for the web API; the LRGB one by its catalogue name (the web looks it up)."""
+    """The three targets for the web API; the LRGB one by its catalogue name (the web looks it up), first
+    taking the bias frames and the darks of the science frames' exposure (``CALIBRATION_FRAMES`` each):
+    the imaging service calibrates every light with them (a dark scaled by the bias for other exposures)
+    before it measures the variable or the transit."""
     bodies = [dict(body) for body in science.night.targets]
+    exposure = science.night.targets[0]["exposure_plans"][0]["exposure_s"]
+    calibration = [
+        {"frame_type": "Bias", "exposure_s": BIAS_EXPOSURE_S, "count": CALIBRATION_FRAMES},
+        {"frame_type": "Dark", "exposure_s": exposure, "count": CALIBRATION_FRAMES},
+    ]
+    bodies[-1] = {**bodies[-1], "exposure_plans": calibration + bodies[-1]["exposure_plans"]}
     nebula = bodies[-1]
     if not nebula["name"].startswith("SIM-"):
         bodies[-1] = {k: v for k, v in nebula.items() if k not in ("name", "ra_deg", "dec_deg")}
