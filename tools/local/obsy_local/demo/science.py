@@ -3,7 +3,7 @@ the demo's start for its site, and the configuration that observes, reduces and 
 
 * the main camera renders the night's scenario (the launcher puts it into the simulator's settings):
   ``SIM-V1``, a variable of 24 min period, and ``SIM-T1``, whose planet ``SIM-T1 b`` transits
-  30 min after the start (:func:`demo_settings`: time for the services, KStars and the roof);
+  35 min after the start (:func:`demo_settings`: time for the services, KStars and the roof);
 * ``scheduler.transits`` plans the transit from the night's ephemeris (a short baseline either side);
 * ``imaging.photometry`` measures the variable against its own comparison stars, ``imaging.transits``
   fits the transit; both plate-solve with the night's index. The lights are calibrated with the bias
@@ -39,6 +39,8 @@ DEMO_OBSERVER_CODE = "OBSYDEMO"
 #: Bias frames and darks the LRGB target takes first (the imaging service builds a master from five).
 CALIBRATION_FRAMES = 5
 BIAS_EXPOSURE_S = 0.01
+#: The LRGB target's minimum time on target (the scheduler's default is 15 min).
+NEBULA_MIN_TIME_MIN = 5.0
 
 
 @dataclass
@@ -61,14 +63,14 @@ def demo_settings() -> Any:
     from obsy_skysim.science import ScienceNightSettings
 
     return ScienceNightSettings(
-        transit_mid_min=30.0,
+        transit_mid_min=35.0,
         transit_duration_min=10.0,
         baseline_min=5.0,
         # After the transit: visits of their own (a cadence longer than a visit and the scheduler's switch gap
         # around it, 7.75 min with its defaults). Before it the LRGB target, with the darks and bias that the
         # science frames are calibrated with, and the transit's frames, which hold the variable too.
         cadence_min=8.0,
-        series_start_min=40.0,
+        series_start_min=45.0,
         series_window_min=90.0,
         nebula_exposure_s=20.0,
         nebula_count=10,
@@ -131,7 +133,12 @@ def target_bodies(science: DemoScience) -> list[dict[str, Any]]:
         {"frame_type": "Bias", "exposure_s": BIAS_EXPOSURE_S, "count": CALIBRATION_FRAMES},
         {"frame_type": "Dark", "exposure_s": exposure, "count": CALIBRATION_FRAMES},
     ]
-    bodies[-1] = {**bodies[-1], "exposure_plans": calibration + bodies[-1]["exposure_plans"]}
+    bodies[-1] = {
+        **bodies[-1],
+        "exposure_plans": calibration + bodies[-1]["exposure_plans"],
+        # The time before the transit's block (and the scheduler's switch gap) is short: use it.
+        "constraints": {"min_time_on_target_min": NEBULA_MIN_TIME_MIN},
+    }
     nebula = bodies[-1]
     if not nebula["name"].startswith("SIM-"):
         bodies[-1] = {k: v for k, v in nebula.items() if k not in ("name", "ra_deg", "dec_deg")}
