@@ -20,8 +20,7 @@ geometry), :func:`write_science_night` writes into one folder:
   own comparison stars: the simulator's isolated stars of similar brightness (9.5 to 12.5 mag by
   default) inside both fields, their catalogue magnitudes (V, as the simulator renders them), the
   nearest to the variable, the last of them the check star ``K``; it lists the transit target
-  among its ``fields`` (the transit's frames hold the variable too), as named and as Ekos names its
-  frames (``SIM-T1_b``: a job name has no blanks);
+  among its ``fields`` (the transit's frames hold the variable too);
 * ``index/``: astrometry.net index files of the simulator's stars around both fields
   (:mod:`obsy_skysim.index`), for ``imaging.photometry.index_dirs`` and ``imaging.transits.index_dirs``;
 * ``manifest.yaml``: the three targets for the scheduler (web API bodies: the transit target named
@@ -60,8 +59,6 @@ from obsy_skysim.scenario import Scenario, SineVariable, TransitHost, load_scena
 VARIABLE_NAME = "SIM-V1"
 HOST_NAME = "SIM-T1"
 PLANET_NAME = "SIM-T1 b"
-#: The OBJECT of Ekos' frames of the planet's target: a job name, its blanks made "_" (the scheduler's Ekos files).
-EKOS_PLANET_NAME = "SIM-T1_b"
 NEBULA_NAME = "SIM-N1"
 SCENARIO_FILE = "scenario.yaml"
 EPHEMERIS_FILE = "planets.csv"
@@ -393,8 +390,7 @@ def write_science_night(
         "name": VARIABLE_NAME,
         "ra": variable.ra,
         "dec": variable.dec,
-        # The transit's frames hold the variable too; Ekos names them by its job, whose name has no blanks.
-        "fields": [PLANET_NAME, EKOS_PLANET_NAME],
+        "fields": [PLANET_NAME],
         "comparisons": [{"label": c.label, "ra": c.ra, "dec": c.dec, "mag": c.mag} for c in comparisons],
         "check": comparisons[-1].label,
     }
