@@ -397,6 +397,9 @@ class MainCamera(CameraDevice):
             "APTDIA": (self.renderer.optics.aperture_mm, "aperture diameter (mm)"),
             "SIMFILT": (slot, "filter slot"),
         }
+        spec = self.renderer.sensor.spec  # what photometry's noise model reads (as cameras that write these do)
+        keys["EGAIN"] = (round(1.0 / spec.adu_per_electron(e.gain), 5), "electrons per ADU at this gain")
+        keys["RDNOISE"] = (spec.read_noise_e, "read noise (electrons)")
         with self.lock:
             name = self.filter_names.get(slot)
         if name:

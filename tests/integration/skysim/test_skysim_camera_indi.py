@@ -101,6 +101,10 @@ def test_a_light_frame_holds_the_fields_stars_where_they_belong(camera: IndiCame
         .truth
     )
     assert truth is not None and header["SIMSTARS"] == len(truth.x)
+    # The noise model's numbers, as photometry reads them: electrons per ADU at the frame's gain, read noise.
+    spec = settings.sensor.spec()
+    assert header["EGAIN"] == pytest.approx(1.0 / spec.adu_per_electron(header["GAIN"]), rel=1e-4)
+    assert header["RDNOISE"] == spec.read_noise_e
     inside = (truth.x > 10) & (truth.x < 790) & (truth.y > 10) & (truth.y < 590) & (truth.stars.mag < 12.5)
     d = np.hypot(truth.x[:, None] - truth.x[None, :], truth.y[:, None] - truth.y[None, :])
     alone = inside & (np.sort(d, axis=1)[:, 1] > 12)
