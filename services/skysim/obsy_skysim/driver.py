@@ -40,6 +40,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import sys
 import threading
 import xml.etree.ElementTree as ET
@@ -233,6 +234,7 @@ class MainCamera(CameraDevice):
         self.clouds: Clouds = settings.clouds.clouds()
         self.clouds_since = self.now()
         self.moved_at = self.now()  # tracking drift counts from the mount's last move
+        self.filter_names: dict[int, str] = {}  # the wheel's FILTER_NAME by slot, snooped
         self.vector(
             "SIM_POINTING",
             "Pointing (of date)",
@@ -262,6 +264,7 @@ class MainCamera(CameraDevice):
         # Snoop the mount, the filter wheel and the allsky simulator's clouds: indiserver sends us
         # their updates from now on, so one command makes it cloudy for both cameras.
         snooped = [(self.settings.mount_device, "EQUATORIAL_EOD_COORD"), (self.settings.filter_device, "FILTER_SLOT")]
+        snooped += [(self.settings.filter_device, "FILTER_NAME")]
         if self.settings.clouds_from:
             snooped += [(self.settings.clouds_from, "SIM_CLOUDS"), (self.settings.clouds_from, "SIM_CLOUD_SETTINGS")]
         for device, prop in snooped:
@@ -274,7 +277,22 @@ class MainCamera(CameraDevice):
         if element.tag in ("defSwitchVector", "setSwitchVector") and element.get("device") != self.name:
             self._snooped_clouds(element)
             return
+        if element.tag in ("defTextVector", "setTextVector") and element.get("device") != self.name:
+            self._snooped_filter_names(element)
+            return
         super().handle(element)
+
+    def _snooped_filter_names(self, element: ET.Element) -> None:
+        """The wheel's names of its slots, for the frames' FILTER (as INDI's CCD drivers write it)."""
+        if element.get("device") != self.settings.filter_device or element.get("name") != "FILTER_NAME":
+            return
+        names = {}
+        for child in element:
+            digits = re.findall(r"\d+", child.get("name", ""))
+            if digits and (child.text or "").strip():
+                names[int(digits[-1])] = (child.text or "").strip()
+        with self.lock:
+            self.filter_names.update(names)
 
     def _snooped_clouds(self, element: ET.Element) -> None:
         if element.get("device") != self.settings.clouds_from or element.get("name") != "SIM_CLOUDS":
@@ -379,6 +397,13 @@ class MainCamera(CameraDevice):
             "APTDIA": (self.renderer.optics.aperture_mm, "aperture diameter (mm)"),
             "SIMFILT": (slot, "filter slot"),
         }
+        spec = self.renderer.sensor.spec  # what photometry's noise model reads (as cameras that write these do)
+        keys["EGAIN"] = (round(1.0 / spec.adu_per_electron(e.gain), 5), "electrons per ADU at this gain")
+        keys["RDNOISE"] = (spec.read_noise_e, "read noise (electrons)")
+        with self.lock:
+            name = self.filter_names.get(slot)
+        if name:
+            keys["FILTER"] = (name, "filter (the wheel's name of the slot)")
         if frame.truth is not None:
             keys["SIMSTARS"] = (len(frame.truth.x), "stars rendered in the field")
             keys["SIMVARS"] = (len(frame.truth.variables), "scenario stars in the field")

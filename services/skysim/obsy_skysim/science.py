@@ -94,6 +94,7 @@ class ScienceNightSettings:
     filter: str | None = None  # their filter (None: whatever the camera has; photometry reads it as CV)
     cadence_min: float = 2.0  # the variable's time series
     frames_per_visit: int = 3
+    series_start_min: float = 0.0  # its window opens this long after start
     series_window_min: float = 60.0
     baseline_min: float = 2.0  # out of transit before T1 and after T4 (scheduler.transits.baseline_min)
     nebula_filters: tuple[str, ...] = ("L", "R", "G", "B")
@@ -124,6 +125,8 @@ class ScienceNightSettings:
             problems.append(f"hour_angle_min must be within ±180 min, not {self.hour_angle_min}")
         if self.exposure_s <= 0 or self.nebula_exposure_s <= 0:
             problems.append("exposure_s and nebula_exposure_s must be above 0")
+        if self.series_start_min < 0 or self.series_window_min <= 0 or self.cadence_min <= 0:
+            problems.append("series_start_min must be 0 or more, series_window_min and cadence_min above 0")
         if self.comparisons < 1:
             problems.append(f"comparisons must be 1 or more, not {self.comparisons}")
         if self.comparison_mags[0] >= self.comparison_mags[1]:
@@ -479,7 +482,8 @@ def _targets(
     light: dict[str, Any] = {"exposure_s": settings.exposure_s, "count": 1}
     if settings.filter:
         light["filter"] = settings.filter
-    window_end = variable.epoch + timedelta(minutes=settings.series_window_min)
+    window_start = variable.epoch + timedelta(minutes=settings.series_start_min)
+    window_end = window_start + timedelta(minutes=settings.series_window_min)
     return [
         {
             "name": transit.planet, "ra_deg": transit.ra, "dec_deg": transit.dec, "priority": 9,
@@ -490,7 +494,7 @@ def _targets(
             "name": variable.name, "ra_deg": variable.ra, "dec_deg": variable.dec, "priority": 8,
             "exposure_plans": [dict(light)],
             "time_series": {
-                "cadence_min": settings.cadence_min, "window_start": _plain(variable.epoch),
+                "cadence_min": settings.cadence_min, "window_start": _plain(window_start),
                 "window_end": _plain(window_end), "frames_per_visit": settings.frames_per_visit,
             },
             "notes": f"the science night's variable: period {settings.variable_period_min:g} min",

@@ -20,6 +20,7 @@ from astropy.io import fits
 
 from obsy.config import SERVICE_NAMES
 from obsy.indi import IndiClient
+from obsy_local.demo.setup import WHEEL_FILTERS
 from tests.support.ports import free_port, wait_for_port, wait_port_closed
 from tests.support.watcher import Watcher
 from tests.support.web_server import Client
@@ -227,9 +228,10 @@ def first_planned_job(ekos_dir: Path) -> tuple[str, datetime]:
     return min(jobs, key=lambda job: job[1])
 
 
-def first_frame_header(frames: Path) -> fits.Header | None:
-    """The FITS header of a frame Ekos wrote under ``frames``, once one is complete enough to read."""
-    for path in sorted(frames.rglob("*.fits")):
+def first_frame_header(frames: Path, kind: str = "Light") -> fits.Header | None:
+    """The FITS header of a frame of ``kind`` (Ekos' folder: Light, Bias, Dark) Ekos wrote under ``frames``,
+    once one is complete enough to read."""
+    for path in sorted(p for p in frames.rglob("*.fits") if kind in p.relative_to(frames).parts):
         try:
             return fits.getheader(path)
         except (OSError, ValueError):  # still being written
@@ -255,9 +257,10 @@ def wait_mcp_state(watcher: Watcher, state: bytes, timeout: float) -> None:
 )
 # What the test waits for: the clear-sky gate (three allsky frames, about 1 min after the
 # start), the roof, the first Ekos job at the next step of the plan's 2-min grid (up to 2 min
-# after "observing"), its first frame (about 40 s later) and the closing before exit (about
-# 40 s). It took 180 to 270 s in four runs: too close to the suite's 300 s per test.
-@pytest.mark.long(seconds=270)
+# after "observing"), its first light (about 40 s later, after the night of science's five bias
+# frames and five 10 s darks: 2 min more) and the closing before exit (about 40 s). It took 180 to
+# 270 s in four runs before the calibration frames: too close to the suite's 300 s per test.
+@pytest.mark.long(seconds=390)
 @pytest.mark.timeout(600)
 def test_demo_with_kstars_runs_tonights_schedule_in_ekos(tmp_path):
     """With KStars installed the demo opens Ekos on its relay server; the MCP starts tonight's schedule there."""
@@ -280,16 +283,20 @@ def test_demo_with_kstars_runs_tonights_schedule_in_ekos(tmp_path):
         wait_for_text(out_path, r"opening -> observing", launcher, timeout=30)
         # The plan is made afresh just before Ekos starts, and its first job starts "At" its
         # planned time, the next step of its 2-min grid (36 to 116 s after "observing" in four
-        # runs): the first frame is due a slew and an exposure after that (about 40 s here).
+        # runs): the first light is due a slew, the calibration frames and an exposure after that.
         name, start = first_planned_job(tmp_path / "data" / "demo" / "ekos")
         ahead = start.timestamp() - time.time()
         assert ahead < 240, f"the first Ekos job ({name}) is planned {ahead:.0f} s ahead, at {start}"
-        deadline = max(start.timestamp(), time.time()) + 150
+        deadline = max(start.timestamp(), time.time()) + 300
         while (header := first_frame_header(frames)) is None:  # Ekos captures tonight's plan via the relay
-            assert time.time() < deadline, f"no frames under {frames} 150 s after {name}'s planned start ({start})"
+            assert time.time() < deadline, f"no lights under {frames} 300 s after {name}'s planned start ({start})"
             time.sleep(1)
+        # The night of science's LRGB target took the bias frames and darks first (the shutter: nobody asked).
+        assert first_frame_header(frames, "Bias") is not None and first_frame_header(frames, "Dark") is not None
         # ...with the sky simulator's main camera, which rendered stars into it.
         assert header["INSTRUME"] == "SkySim Camera" and header["SIMSTARS"] > 0, repr(header)
+        # Ekos turned the filter wheel simulator, and the camera followed it: the frame names the wheel's filter.
+        assert header["FILTER"] == WHEEL_FILTERS[header["SIMFILT"] - 1], repr(header)
         # The roof is open: the MCP stops Ekos, parks the mount and closes the roof before it
         # exits (bounded by mcp.shutdown_close_timeout), then the rest stops.
         launcher.send_signal(signal.SIGTERM)

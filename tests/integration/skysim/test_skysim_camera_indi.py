@@ -1,9 +1,11 @@
-"""The sky simulator's main camera beside INDI's telescope simulator under a real indiserver: it follows
-the mount by snooping, its light frames hold the field's stars where the projection puts them, and its
-darks converge on the known fixed pattern."""
+"""The sky simulator's main camera beside INDI's telescope and filter wheel simulators under a real
+indiserver: it follows the mount and the wheel by snooping (the frames name the wheel's filter), its
+light frames hold the field's stars where the projection puts them, and its darks converge on the
+known fixed pattern."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -32,6 +34,8 @@ if not DRIVER.exists() or not ALLSKY_DRIVER.exists():
     pytest.skip("the sky simulator is not installed (pip install -e services/skysim)", allow_module_level=True)
 
 DEVICE = "SkySim Camera"
+WHEEL = "Filter Simulator"  # indi_simulator_wheel's device, the camera's default filter_device
+HAS_WHEEL = shutil.which("indi_simulator_wheel") is not None
 ALLSKY = "SkySim Allsky"
 NIGHT = datetime(2026, 1, 15, 22, 0, tzinfo=UTC)
 SETTINGS = {
@@ -59,7 +63,8 @@ def camera(tmp_path_factory) -> Iterator[IndiCamera]:
     config.write_text(yaml.safe_dump({"camera": settings, "allsky": allsky}))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("OBSY_SKYSIM_CONFIG", str(config))
-        server = IndiServer(workdir, ["indi_simulator_telescope", str(ALLSKY_DRIVER), str(DRIVER)])
+        drivers = ["indi_simulator_telescope", *(["indi_simulator_wheel"] if HAS_WHEEL else []), str(ALLSKY_DRIVER)]
+        server = IndiServer(workdir, [*drivers, str(DRIVER)])
         server.start()
     try:
         with IndiClient.from_config(server.config(), timeout=10.0, reconnect_interval=0.2) as client:
@@ -96,6 +101,10 @@ def test_a_light_frame_holds_the_fields_stars_where_they_belong(camera: IndiCame
         .truth
     )
     assert truth is not None and header["SIMSTARS"] == len(truth.x)
+    # The noise model's numbers, as photometry reads them: electrons per ADU at the frame's gain, read noise.
+    spec = settings.sensor.spec()
+    assert header["EGAIN"] == pytest.approx(1.0 / spec.adu_per_electron(header["GAIN"]), rel=1e-4)
+    assert header["RDNOISE"] == spec.read_noise_e
     inside = (truth.x > 10) & (truth.x < 790) & (truth.y > 10) & (truth.y < 590) & (truth.stars.mag < 12.5)
     d = np.hypot(truth.x[:, None] - truth.x[None, :], truth.y[:, None] - truth.y[None, :])
     alone = inside & (np.sort(d, axis=1)[:, 1] > 12)
@@ -147,3 +156,20 @@ def test_the_object_a_client_names_is_in_the_frames_header(camera: IndiCamera) -
     assert header["OBJECT"] == "M 31" and header["OBSERVER"] == "Olivia"
     client.set_text(DEVICE, "FITS_HEADER", {"FITS_OBJECT": "Unknown", "FITS_OBSERVER": "Unknown"})
     assert "OBJECT" not in camera.expose(0.5).header
+
+
+@pytest.mark.skipif(not HAS_WHEEL, reason="INDI's filter wheel simulator (indi_simulator_wheel) is not installed")
+def test_the_camera_follows_the_wheel_and_names_its_filter(camera: IndiCamera) -> None:
+    """As INDI's CCD drivers do with their snooped wheel: the frame's FILTER is the wheel's name of its slot."""
+    client = camera.client
+    client.connect_device(WHEEL)
+    client.wait_property(WHEEL, "FILTER_NAME", 10)
+    names = client.get_text(WHEEL, "FILTER_NAME")
+    third = names["FILTER_SLOT_NAME_3"]
+    client.set_number(WHEEL, "FILTER_SLOT", {"FILTER_SLOT_VALUE": 3})
+    deadline = time.monotonic() + 10
+    while client.get_number(DEVICE, "SIM_FILTER")["SLOT"] != 3:
+        assert time.monotonic() < deadline, "the camera did not follow the wheel to slot 3"
+        time.sleep(0.2)
+    header = camera.expose(0.5).header
+    assert (header["SIMFILT"], header["FILTER"]) == (3, third)

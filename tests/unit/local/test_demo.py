@@ -90,9 +90,11 @@ def test_the_demo_runs_the_sky_simulator_as_its_cameras_and_requires_a_clear_sky
     assert "indi_simulator_ccd" not in drivers  # it renders no stars here
     assert config.allsky.camera.device == "SkySim Allsky"
     assert config.mcp.require_clear_sky is True
-    # Ekos captures with the simulator's main camera: no filter wheel, a shutter for darks and bias.
+    # Ekos captures with the simulator's main camera behind INDI's wheel simulator, a shutter for darks and bias.
     ekos = config.scheduler.ekos
-    assert (ekos.camera, ekos.filter_wheel, ekos.calibration.camera_shutter) == ("SkySim Camera", None, True)
+    assert (ekos.camera, ekos.filter_wheel) == ("SkySim Camera", "Filter Simulator")
+    assert ekos.calibration.camera_shutter is True
+    assert "indi_simulator_wheel" in drivers and {"Luminance", "Red", "Green", "Blue"} <= set(ekos.filters or ())
     # The simulator renders the demo's sky: the launcher hands it the demo's (night) site.
     settings = skysim_settings(config)
     assert settings is not None and "device" not in settings["allsky"]  # its default name, "SkySim Allsky"
@@ -103,6 +105,7 @@ def test_the_demo_runs_the_sky_simulator_as_its_cameras_and_requires_a_clear_sky
     }
     simulator = SkySimConfig.model_validate(settings)
     assert simulator.camera.device == ekos.camera and simulator.camera.site == simulator.allsky.site
+    assert simulator.camera.filter_device == ekos.filter_wheel  # the camera follows the wheel's slot
     # A cut of the cooled sensor: small frames for Ekos, the sensor's own noise and temperature kept.
     sensor = simulator.camera.sensor
     assert (sensor.width, sensor.height, sensor.bayer, sensor.temperature_c) == (1600, 1200, "MONO", -10.0)
@@ -145,3 +148,72 @@ def test_the_launcher_finds_the_sky_simulator_and_names_its_devices(tmp_path, mo
     from obsy_skysim.config import SkySimConfig
 
     SkySimConfig.model_validate(settings)  # the simulator accepts what the launcher writes
+
+
+def test_the_demo_sets_up_a_night_of_science_at_its_site_from_its_start(tmp_path) -> None:
+    """The sky simulator's science night at the demo's start: the camera renders its scenario, the
+    scheduler predicts its transit tonight, the imaging service measures and fits it, three targets."""
+    import shutil
+
+    from astropy.time import Time
+
+    from obsy.transits.ephemeris import read_archive_csv
+    from obsy.transits.predict import transits_between
+    from obsy_imaging.config import ImagingConfig
+    from obsy_local.demo.science import target_bodies
+    from obsy_local.demo.script import demo_script
+    from obsy_local.demo.setup import prepare_demo
+    from obsy_local.demo.site import altitude_deg, local_sidereal_deg
+    from obsy_local.demo.targets import CANDIDATES, NEBULAE
+    from obsy_local.launcher import skysim_settings
+    from obsy_scheduler.transits import site_location
+    from obsy_skysim.config import SkySimConfig
+    from obsy_skysim.scenario import load_scenario
+    from obsy_web.targets import TargetInput
+
+    now = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+    path = tmp_path / "obsy.yaml"
+    path.write_text(f"site: {{latitude: 48, longitude: 16}}\ndata_dir: {tmp_path / 'data'}\ndemo: {{kstars: false}}\n")
+    plan = prepare_demo(str(path), now=now)
+    assert plan.science is not None, plan.notes
+    night, config = plan.science.night, plan.config
+    # The main camera renders the night's scenario, at the demo's site.
+    camera = SkySimConfig.model_validate(skysim_settings(config, plan)).camera
+    assert load_scenario(camera.scenario).variables[1].mid == night.transit.mid_utc == now + timedelta(minutes=35)
+    assert (night.site.latitude, night.site.longitude) == (config.site.latitude, config.site.longitude)
+    # The scheduler plans the transit from the night's ephemeris: one, whole, within the demo's first hour.
+    assert config.scheduler.transits.ephemeris_file == night.ephemeris
+    ephemeris = read_archive_csv(config.scheduler.transits.ephemeris_file)["SIM-T1 b"]
+    (window,) = transits_between(
+        ephemeris, Time(now), Time(now + timedelta(hours=1)), site_location(config.site), baseline_days=5 / 1440
+    )
+    assert window.complete and abs((window.tc_utc.to_datetime(UTC) - night.transit.mid_utc).total_seconds()) < 1
+    # The imaging service measures the variable and fits the transit, plate-solving with the night's index.
+    imaging = ImagingConfig.model_validate(config.imaging.model_dump())
+    assert imaging.photometry.enabled and imaging.transits.enabled
+    assert [t.name for t in imaging.photometry.targets] == ["SIM-V1"]
+    assert imaging.photometry.targets[0].fields == ["SIM-T1 b"] and len(imaging.photometry.targets[0].comparisons) == 7
+    assert not imaging.calibration.require_flat and imaging.calibration.require_dark  # no flats in the demo
+    if shutil.which("build-astrometry-index"):
+        assert imaging.photometry.index_dirs == imaging.transits.index_dirs == [night.index_dir]
+        assert list(night.index_dir.glob("index-*.fits"))
+    # The three targets: the transit named as the planet, the time series, a nebula high up in L, R, G, B.
+    bodies = [TargetInput.model_validate(body) for body in target_bodies(plan.science)]
+    assert [b.name for b in bodies[:2]] == ["SIM-T1 b", "SIM-V1"] and bodies[1].time_series is not None
+    assert bodies[1].time_series.window_start == now + timedelta(minutes=45)  # after the transit
+    nebula = bodies[2]
+    assert nebula.catalogue_name in NEBULAE and [p.filter for p in nebula.exposure_plans[2:]] == ["L", "R", "G", "B"]
+    # It takes the bias and the darks of the science frames' exposure first: their lights are calibrated with them.
+    bias, dark = nebula.exposure_plans[:2]
+    assert (bias.frame_type, dark.frame_type) == ("Bias", "Dark")
+    assert dark.exposure_s == bodies[0].exposure_plans[0].exposure_s
+    assert nebula.constraints["min_time_on_target_min"] < 15  # it fits before the transit
+    lst = local_sidereal_deg(config.site.longitude, now)
+    assert altitude_deg(config.site.latitude, lst, *CANDIDATES[nebula.catalogue_name]) >= 45
+    # The script says when the transit is and where the results will be.
+    script = demo_script(plan, "http://127.0.0.1:8080/", "obsy-weather simulate", ["SIM-T1 b", "SIM-V1", "M1"])
+    assert "mid-transit 12:35:00 UTC" in script and "every 24 min" in script
+    night_date = "2026-01-14"  # the demo's site is where it is local midnight: the night began the day before
+    assert f"http://127.0.0.1:8080/api/v1/photometry/SIM-V1/report?night={night_date}" in script
+    assert f"http://127.0.0.1:8080/api/v1/transits/SIM-T1%20b?night={night_date}" in script
+    assert "http://127.0.0.1:8080/imaging/targets/SIM-T1%20b" in script

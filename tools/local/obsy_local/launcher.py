@@ -26,8 +26,8 @@ indiserver finds drivers on its ``PATH``, with this Python's ``bin`` directory (
 environment's) put first: the sky simulator's drivers (``indi_obsy_allsky``,
 ``indi_obsy_camera``) are console scripts there. When one of them is among the local drivers
 and ``OBSY_SKYSIM_CONFIG`` is not set, the launcher writes their settings file
-(``<run_dir>/skysim.yaml``: the configured site, small sensors, the device names) and
-points indiserver's environment at it (docs/skysim.md).
+(``<run_dir>/skysim.yaml``: the configured site, small sensors, the device names, the demo's
+scenario) and points indiserver's environment at it (docs/skysim.md).
 
 ``--demo`` runs the demonstration (:mod:`obsy_local.demo`): the same, with the demo's
 configuration, an operator account, demo targets and a script for the user.
@@ -89,8 +89,9 @@ def indi_driver_path() -> str:
     return os.pathsep.join([here, *rest])
 
 
-def skysim_settings(config: ObsyConfig) -> dict | None:
-    """The sky simulator's settings for the local drivers, or None when none of them is the simulator."""
+def skysim_settings(config: ObsyConfig, demo: DemoPlan | None = None) -> dict | None:
+    """The sky simulator's settings for the local drivers, or None when none of them is the simulator;
+    with the ``demo``'s night of science, its scenario for the main camera."""
     drivers = {entry.driver: entry for entry in config.indi.local_drivers}
     if SKYSIM_ALLSKY_DRIVER not in drivers and SKYSIM_CAMERA_DRIVER not in drivers:
         return None
@@ -106,6 +107,8 @@ def skysim_settings(config: ObsyConfig) -> dict | None:
             settings["camera"]["device"] = camera.name
         if allsky is not None and allsky.name is not None:
             settings["camera"]["clouds_from"] = allsky.name
+        if demo is not None and demo.science is not None:
+            settings["camera"]["scenario"] = str(demo.science.scenario)
     return settings
 
 
@@ -247,7 +250,7 @@ class Launcher:
         argv = [str(alias), "-v", "-u", str(local_socket), "-p", str(indi.port), "-f", str(fifo), *plain]
         child = Child("indiserver", argv, self.log_dir / "indiserver.log")
         child.env["PATH"] = indi_driver_path()
-        settings = skysim_settings(self.config)
+        settings = skysim_settings(self.config, self.demo)
         if settings is not None and SKYSIM_CONFIG_ENV not in os.environ:
             skysim = self.run_dir / "skysim.yaml"
             skysim.write_text(yaml.safe_dump(settings, sort_keys=False))
@@ -482,11 +485,12 @@ class Launcher:
         deadline = time.monotonic() + 10
         while not (self.run_dir / "kstars-bus").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
-        # Ekos gets a server of its own that relays only the mount and the main camera from ours:
-        # on the full server it would take the roof and weather too, and park the roof itself.
+        # Ekos gets a server of its own that relays only the mount, the main camera and its wheel from
+        # ours: on the full server it would take the roof and weather too, and park the roof itself.
         indi = self.config.indi
         relay_port = free_port()
-        ekos_devices = [self.config.mcp.devices.mount, self.config.scheduler.ekos.camera]
+        ekos = self.config.scheduler.ekos
+        ekos_devices = [self.config.mcp.devices.mount, ekos.camera, ekos.filter_wheel]
         relayed = [f"{device}@{indi.host}:{indi.port}" for device in ekos_devices if device]
         argv = [str(self.run_dir / INDISERVER_PROCESS_NAME), "-u", str(self.run_dir / "indiserver-ekos.sock")]
         relay = Child("indiserver-ekos", [*argv, "-p", str(relay_port), *relayed], self.log_dir / "indiserver-ekos.log")
@@ -503,18 +507,30 @@ class Launcher:
 
     def _demo_ready(self, dashboard: str) -> None:
         """Once the web service answers: demo targets through its API, then the script for the user."""
+        from obsy_local.demo.science import target_bodies
         from obsy_local.demo.script import demo_script
-        from obsy_local.demo.targets import DemoSetupError, WebSession, create_targets, high_targets, wait_for_web
+        from obsy_local.demo.targets import (
+            DemoSetupError,
+            WebSession,
+            catalogue_bodies,
+            create_targets,
+            high_targets,
+            wait_for_web,
+        )
 
         assert self.demo is not None
         site = self.config.site
         base = dashboard.rstrip("/")
         created: list[str] = []
+        if self.demo.science is not None:
+            bodies = target_bodies(self.demo.science)
+        else:
+            bodies = catalogue_bodies(high_targets(site.latitude, site.longitude, datetime.now(UTC)))
         try:
             wait_for_web(base, 180)
             session = WebSession(base)
             session.login(self.demo.username, self.demo.password)
-            created = create_targets(session, high_targets(site.latitude, site.longitude, datetime.now(UTC)))
+            created = create_targets(session, bodies)
             log.info("demo targets created through the web API: %s", ", ".join(created) or "none")
         except DemoSetupError as error:
             log.error("demo setup: %s", error)

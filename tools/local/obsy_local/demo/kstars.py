@@ -7,7 +7,7 @@ configuration, never the user's). Once KStars is up, :func:`prepare_ekos` adds a
 profile that connects to a relay indiserver (a remote profile: host and port set, so Ekos
 starts no indiserver of its own) and opens Ekos; the MCP then starts that profile and
 tonight's schedule through D-Bus, as it would on an observatory. The relay (indiserver's
-``device@host:port`` chaining) offers Ekos only the mount and the main camera: given the
+``device@host:port`` chaining) offers Ekos only the mount, the main camera and its filter wheel: given the
 whole server, Ekos would also take the roof and the weather station and park the roof on
 its own, fighting the MCP. The profile names KStars' own simulator drivers for its roles (a
 remote profile starts nothing: Ekos takes the devices the server has, here the sky
@@ -41,7 +41,7 @@ log = logging.getLogger("obsy_local.demo.kstars")
 PROFILE = "OBSY demo"
 #: The demo profile's drivers (labels of KStars' driver list) and their roles. The profile is a
 #: remote one: these only say which roles it has; the devices are those the relay offers.
-PROFILE_DRIVERS = {"Telescope Simulator": "Mount", "CCD Simulator": "CCD"}
+PROFILE_DRIVERS = {"Telescope Simulator": "Mount", "CCD Simulator": "CCD", "Filter Simulator": "Filter"}
 
 
 def kstars_available() -> str | None:

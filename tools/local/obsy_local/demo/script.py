@@ -2,7 +2,60 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from obsy import astro
 from obsy_local.demo.setup import DemoPlan
+
+
+def _clock(when: datetime, zone: str) -> str:
+    """``HH:MM:SS UTC`` and the site's local time, when that differs."""
+    local = when.astimezone(ZoneInfo(zone))
+    utc = f"{when:%H:%M:%S} UTC"
+    return utc if local.utcoffset() == when.utcoffset() else f"{utc} ({local:%H:%M:%S} local)"
+
+
+def science_lines(plan: DemoPlan, dashboard: str) -> tuple[list[str], list[str]]:
+    """What to watch for in the night of science, and the links to its results."""
+    if plan.science is None:
+        return [], []
+    night, site = plan.science.night, plan.config.site
+    t, v = night.transit, night.variable
+    base = dashboard.rstrip("/")
+    date = astro.night_of(site, night.start).isoformat()
+    nebula = night.targets[-1]
+    filters = ", ".join(p.get("filter", "") for p in nebula["exposure_plans"])
+    one_filter = len(nebula["exposure_plans"]) == 1
+    watch = [
+        "5. Watch the night of science (the Plan page shows tonight's blocks; frames reach the Imaging page):",
+        f"   {t.planet} transits its star {t.host}: first contact {_clock(t.ingress_utc, site.timezone)},",
+        f"   mid-transit {_clock(t.mid_utc, site.timezone)}, last contact {_clock(t.egress_utc, site.timezone)}, "
+        f"{t.depth:.1%} deep;",
+        f"   Ekos observes it from {night.config['scheduler']['transits']['baseline_min']:g} min before the first "
+        "contact to as long after the last;",
+        "   the imaging service fits it a minute after the last frame (the Imaging page's 'Exoplanet transits').",
+        f"   {v.name} varies {v.mag:g} ± {v.amplitude:g} mag every {v.period_min:g} min: a visit every "
+        f"{night.targets[1]['time_series']['cadence_min']:g} min, each frame measured against its own comparison",
+        "   stars into the night's AAVSO report (the transit's frames hold it too).",
+        f"   {nebula['name']} in {filters} "
+        + ("(one filter: no wheel)" if one_filter else "(the filter wheel simulator)")
+        + " fills the rest of the night.",
+    ]
+    planet, variable = quote(t.planet), quote(v.name)
+    results = [
+        "Results (after the frames are in; the Imaging page shows them all live):",
+        f"   Imaging page:      {base}/imaging",
+        f"   Target pages:      {base}/imaging/targets/{planet}   {base}/imaging/targets/{variable}   "
+        f"{base}/imaging/targets/{quote(nebula['name'])}",
+        f"   AAVSO report:      {base}/api/v1/photometry/{variable}/report?night={date}",
+        f"   Light curve (CSV): {base}/api/v1/photometry/{variable}?night={date}&format=csv",
+        f"   Transit fit:       {base}/api/v1/transits/{planet}?night={date}   (plot: .../plot?night={date}, "
+        f"report: .../report?night={date})",
+        f"   The truth to compare with: {night.manifest}",
+    ]
+    return watch, results
 
 
 def demo_script(plan: DemoPlan, dashboard: str, weather_command: str, targets: list[str]) -> str:
@@ -17,6 +70,7 @@ def demo_script(plan: DemoPlan, dashboard: str, weather_command: str, targets: l
             "demo.site: night picks a site where it is"
         )
     ekos = "Ekos runs tonight's schedule" if config.mcp.ekos.enabled else "(KStars is not installed: no Ekos)"
+    watch, results = science_lines(plan, dashboard)
     lines = [
         "",
         "=" * 78,
@@ -47,7 +101,10 @@ def demo_script(plan: DemoPlan, dashboard: str, weather_command: str, targets: l
         f"       {weather_command} clouds --kind overcast   (or: clouds --cover 60)",
         "   No rain, but after a few allsky frames clouddetect says cloudy and the MCP closes",
         "   as for rain; 'Clear the sky' (clouds --kind clear) reopens it after the safe delay.",
+        *watch,
         "",
+        *results,
+        *([""] if results else []),
         "Press Ctrl-C to stop everything the demo started.",
         "=" * 78,
         "",

@@ -15,10 +15,16 @@ read exactly what the demo runs with. What is forced, and why:
   the real sky for the demo's site with clouds on command (``obsy-weather simulate clouds``),
   so the MCP requires a clear sky (``mcp.require_clear_sky``) as at a real observatory;
 - the main camera: the sky simulator's too (``indi_obsy_camera``, "SkySim Camera"), which
-  follows the mount and renders its field with stars; no filter wheel, and a shutter
+  follows the mount and renders its field with stars; INDI's filter wheel simulator
+  (``indi_simulator_wheel``, "Filter Simulator", whose slot the camera snoops: each filter its own
+  dust on the flat), its names given to the scheduler (``scheduler.ekos.filters``); and a shutter
   (``scheduler.ekos.calibration.camera_shutter``, which KStars is told as well), so Ekos
   takes darks and bias without asking anyone;
-- the site: where it is astronomical night now, unless ``demo.site`` is ``config``.
+- the site: where it is astronomical night now, unless ``demo.site`` is ``config``;
+- a night of science (:mod:`obsy_local.demo.science`): the sky simulator's science night written
+  for that site and the demo's start (``<data_dir>/demo/science``), a variable star and a transit
+  soon, with the scheduler's ephemeris, the imaging service's photometry target, transit fit and
+  index, set in ``scheduler.transits`` and ``imaging``.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import yaml
 from obsy import astro
 from obsy.config import DemoConfig, ObsyConfig, find_config_path, load_config, merge_settings, read_yaml
 from obsy_local.demo.kstars import PROFILE, bus_address, kstars_available
+from obsy_local.demo.science import SCIENCE_DIR, DemoScience, write_demo_science
 from obsy_local.demo.site import night_site
 from obsy_local.network import free_port, port_open
 
@@ -45,11 +52,16 @@ ALLSKY_DEVICE = "SkySim Allsky"
 CAMERA_DRIVER = "indi_obsy_camera"
 CAMERA_DEVICE = "SkySim Camera"
 WEATHER_DEVICE = "Weather Simulator"
+#: INDI's filter wheel simulator and its own names, in slot order (the scheduler plans with them).
+WHEEL_DRIVER = "indi_simulator_wheel"
+WHEEL_DEVICE = "Filter Simulator"
+WHEEL_FILTERS = ["Red", "Green", "Blue", "H_Alpha", "SII", "OIII", "LPR", "Luminance"]
 #: The demo allsky camera's fixed exposure (seconds): stars to magnitude 6 on the simulator.
 DEMO_ALLSKY_EXPOSURE_S = 15.0
 DEMO_DRIVERS: list[Any] = [
     "indi_simulator_telescope",
     CAMERA_DRIVER,
+    WHEEL_DRIVER,
     "indi_rolloff_dome",
     "indi_simulator_weather",
     ALLSKY_DRIVER,
@@ -71,6 +83,8 @@ class DemoPlan:
     notes: list[str]
     #: KStars/Ekos runs with the demo (installed, and demo.kstars on).
     kstars: bool = False
+    #: The night of science (obsy_local.demo.science.DemoScience), None when it could not be written.
+    science: DemoScience | None = None
 
 
 def demo_overrides(user: ObsyConfig | None, raw: dict[str, Any], settings: DemoConfig, now: datetime) -> dict:
@@ -115,8 +129,15 @@ def demo_overrides(user: ObsyConfig | None, raw: dict[str, Any], settings: DemoC
             "supervision": {"enabled": False},
             "ekos": {"enabled": False},
         },
-        # Ekos captures with the simulator's main camera: no wheel, and a shutter for darks and bias.
-        "scheduler": {"ekos": {"camera": CAMERA_DEVICE, "filter_wheel": None, "calibration": {"camera_shutter": True}}},
+        # Ekos captures with the simulator's main camera behind the wheel simulator, a shutter for darks and bias.
+        "scheduler": {
+            "ekos": {
+                "camera": CAMERA_DEVICE,
+                "filter_wheel": WHEEL_DEVICE,
+                "filters": list(WHEEL_FILTERS),
+                "calibration": {"camera_shutter": True},
+            }
+        },
         "web": {"port": web_port},
     }
     if settings.kstars and kstars_available() is None:
@@ -152,6 +173,17 @@ def prepare_demo(config_path: str | None, *, now: datetime | None = None) -> Dem
     demo_path.write_text(header + yaml.safe_dump(merged, sort_keys=False))
     config = load_config(demo_path)
     notes = []
+    science = None
+    try:  # the night of science at the demo's site, from now
+        wheel = bool(config.scheduler.ekos.filter_wheel)
+        science = write_demo_science(config, data_dir / SCIENCE_DIR, now, wheel=wheel)
+    except (ImportError, ValueError, OSError) as error:
+        notes.append(f"no night of science: {error}")
+    if science is not None:
+        notes.extend(science.notes)
+        merged = merge_settings(merged, science.overrides)
+        demo_path.write_text(header + yaml.safe_dump(merged, sort_keys=False))
+        config = load_config(demo_path)
     unavailable = kstars_available()
     if settings.kstars and unavailable:
         notes.append(f"KStars/Ekos is not started: {unavailable}; the MCP runs without Ekos")
@@ -161,4 +193,6 @@ def prepare_demo(config_path: str | None, *, now: datetime | None = None) -> Dem
         notes.append(f"web port {user.web.port} is in use; the demo's dashboard is on {config.web.port}")
     sun = float(astro.sun_altaz(config.site, now).alt)
     password = secrets.token_urlsafe(12)
-    return DemoPlan(config, demo_path, settings.username, password, round(sun, 1), notes, config.mcp.ekos.enabled)
+    return DemoPlan(
+        config, demo_path, settings.username, password, round(sun, 1), notes, config.mcp.ekos.enabled, science
+    )

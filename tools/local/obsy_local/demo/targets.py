@@ -1,6 +1,8 @@
-"""Demo targets: bright catalogue objects high in the demo's sky, created through the web API.
+"""Demo targets, created through the web API: the night of science's three (the transit, the
+variable's time series and an LRGB target, :mod:`obsy_local.demo.science`), or, without it, bright
+catalogue objects high in the demo's sky.
 
-The web service looks each one up in its offline catalogue (``catalogue_name``); the
+The web service looks catalogue objects up in its offline catalogue (``catalogue_name``); the
 coordinates below (J2000, rounded) only choose which are high now.
 """
 
@@ -64,6 +66,8 @@ CANDIDATES: dict[str, tuple[float, float]] = {
     "M15": (322.5, 12.2),
     "M52": (351.2, 61.6),
 }
+#: The candidates that are nebulae (emission, planetary, supernova remnant): the LRGB target's first choice.
+NEBULAE = frozenset({"M42", "M1", "M8", "M27", "M57", "NGC 7000", "NGC 7293", "NGC 3372", "NGC 2070"})
 MIN_ALTITUDE_DEG = 45.0
 EXPOSURE_PLAN = [{"filter": "Luminance", "exposure_s": 10, "count": 30}]
 
@@ -78,11 +82,18 @@ class DemoTarget:
     altitude: float
 
 
-def high_targets(latitude: float, longitude: float, when: datetime, count: int = 3) -> list[DemoTarget]:
-    """The ``count`` candidates highest in the sky at ``when`` (each at least MIN_ALTITUDE_DEG up)."""
+def high_targets(
+    latitude: float, longitude: float, when: datetime, count: int = 3, names: frozenset[str] | None = None
+) -> list[DemoTarget]:
+    """The ``count`` candidates (of ``names``, if given) highest in the sky at ``when`` (each at least
+    MIN_ALTITUDE_DEG up)."""
     lst = local_sidereal_deg(longitude, when)
     ranked = sorted(
-        (DemoTarget(name, round(altitude_deg(latitude, lst, ra, dec), 1)) for name, (ra, dec) in CANDIDATES.items()),
+        (
+            DemoTarget(name, round(altitude_deg(latitude, lst, ra, dec), 1))
+            for name, (ra, dec) in CANDIDATES.items()
+            if names is None or name in names
+        ),
         key=lambda target: -target.altitude,
     )
     return [target for target in ranked if target.altitude >= MIN_ALTITUDE_DEG][:count]
@@ -128,14 +139,22 @@ def wait_for_web(base_url: str, timeout: float) -> None:
             time.sleep(0.5)
 
 
-def create_targets(session: WebSession, targets: list[DemoTarget]) -> list[str]:
-    """Create the targets that do not exist yet; the names of those created."""
+def catalogue_bodies(targets: list[DemoTarget]) -> list[dict[str, Any]]:
+    """Catalogue objects as the web API's target bodies (the web looks their coordinates up)."""
+    return [
+        {"catalogue_name": t.name, "priority": 5, "exposure_plans": EXPOSURE_PLAN, "notes": "demo target"}
+        for t in targets
+    ]
+
+
+def create_targets(session: WebSession, bodies: list[dict[str, Any]]) -> list[str]:
+    """Create the targets (web API bodies) that do not exist yet; the names of those created."""
     existing = {t["name"] for t in session.request("GET", "/api/v1/targets")}
     created = []
-    for target in targets:
-        if target.name in existing:
+    for body in bodies:
+        name = body.get("name") or body["catalogue_name"]
+        if name in existing:
             continue
-        body = {"catalogue_name": target.name, "priority": 5, "exposure_plans": EXPOSURE_PLAN, "notes": "demo target"}
         session.request("POST", "/api/v1/targets", body)
-        created.append(target.name)
+        created.append(name)
     return created
