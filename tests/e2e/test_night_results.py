@@ -59,6 +59,7 @@ from tests.support.e2e_observatory import (
     skysim_available,
     wait_new_state,
     wait_until,
+    write_main_camera_settings,
     write_skysim_settings,
 )
 from tests.support.e2e_site import DarkSite, dark_site
@@ -149,16 +150,7 @@ def results_config(path: Path, receiver: Receiver) -> None:
 def skysim_settings(path: Path, site: dict[str, Any]) -> Path:
     """The allsky camera's settings (the whole night's) and the main camera behind the telescope."""
     write_skysim_settings(path, site)
-    settings = yaml.safe_load(path.read_text())
-    settings["camera"] = {
-        "device": CAMERA,
-        "site": settings["allsky"]["site"],
-        "sensor": SENSOR,
-        "telescope": {"focal_length_mm": 500.0, "limiting_magnitude": 15.0},
-        "mount_device": TELESCOPE,
-    }
-    path.write_text(yaml.safe_dump(settings, sort_keys=False))
-    return path
+    return write_main_camera_settings(path, site, SENSOR, mount=TELESCOPE, device=CAMERA)
 
 
 def against_fixed_pattern(path: Path, exposure_s: float, *, dark: bool) -> tuple[float, float, float]:
