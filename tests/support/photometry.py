@@ -121,7 +121,7 @@ def night_sequence(
     star) at least ``far_px`` from it; the catalogue magnitudes are the simulator's. ``stars``: only
     that many (comparisons and check star), the nearest to the variable, as a chart would give."""
     from obsy_imaging.photometry.differential import Sequence, Star
-    from tests.support.skysim import isolated
+    from obsy_skysim.field import isolated
 
     truth, s = frame.truth, renderer.sensor.spec
     x, y, mag = truth.x, truth.y, truth.stars.mag

@@ -31,24 +31,6 @@ def expected_positions(
     return x, y, stars.mag[keep]
 
 
-def isolated(
-    x: np.ndarray,
-    y: np.ndarray,
-    mag: np.ndarray,
-    *,
-    others: tuple[np.ndarray, np.ndarray, np.ndarray],
-    radius: float,
-    max_share: float = 0.01,
-) -> np.ndarray:
-    """Which stars (x, y, mag) have no other star of ``others`` (x, y, mag) within ``radius`` pixels
-    bright enough to pull their centroid: more than ``max_share`` of their light (a close double)."""
-    ox, oy, omag = others
-    d = np.hypot(x[:, None] - ox[None, :], y[:, None] - oy[None, :])
-    share = 10 ** (-0.4 * (omag[None, :] - mag[:, None]))
-    disturbing = (d < radius) & (d > 1e-6) & (share > max_share)
-    return ~disturbing.any(axis=1)
-
-
 def centroids(image: np.ndarray, x: np.ndarray, y: np.ndarray, half: int = 5) -> tuple[np.ndarray, np.ndarray]:
     """Light-weighted centroid in a (2 half + 1)² box at each rounded (x, y), after the median of the
     box's rim is taken off as the background."""

@@ -691,7 +691,7 @@ class AllskyService(Service):
     # --- publishing -------------------------------------------------------------------
     def _update(self, **changes: Any) -> None:
         with self._lock:
-            self.state = self.state.model_copy(update={**changes, "timestamp": datetime.now(UTC)})
+            self.state = self.state.model_copy(update={**changes, "timestamp": self.clock()})
         self._publish_state()
 
     def _publish_state(self) -> None:
@@ -699,7 +699,7 @@ class AllskyService(Service):
 
     def _update_darks(self, state: AllskyDarksState) -> None:
         with self._lock:
-            self.darks_state = state.model_copy(update={"timestamp": datetime.now(UTC)})
+            self.darks_state = state.model_copy(update={"timestamp": self.clock()})
         self.bus.publish(self.topics.allsky_darks_state, self.darks_state, qos=1, retain=True)
 
     def _report(self, kind: EventKind, level: str, message: str, data: dict[str, Any] | None = None) -> None:

@@ -3,12 +3,17 @@
 obsy-skysim render frame.fits --time 2026-01-15T22:00:00Z --clouds scattered --cover 40
 obsy-skysim settings skysim.yaml --site-of obsy.yaml
 obsy-skysim index --ra 83.8 --dec -5.4 --radius-deg 1.5 --out indexes/
+obsy-skysim science-night --out night/ --start 2026-01-15T22:00:00Z --config skysim.yaml
 obsy-skysim warm-up
 
 ``index`` writes the main camera's stars of a region (the catalogue's and the synthetic ones the
 field renderer draws there) and builds astrometry.net index files of them for the camera's field
 (:mod:`obsy_skysim.index`): with the folder as its index path, ``solve-field`` solves the
 simulator's frames of that region.
+
+``science-night`` writes a night of science (:mod:`obsy_skysim.science`): a scenario with a variable
+star and a transit soon after ``--start``, the planet's ephemeris, the variable's photometry target,
+the fields' index and a manifest of the targets, the configuration and the truth.
 
 ``settings`` writes a settings file whose cameras stand at the site of an OBSY configuration:
 the indiserver container starts the simulator's drivers with it, so that the sky they render
@@ -64,11 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     index.add_argument("--out", type=Path, required=True, help="folder for the star list and the index files")
     index.add_argument("--config", help="settings file (default: $OBSY_SKYSIM_CONFIG, else the defaults)")
+    _science_parser(sub)
     sub.add_parser("warm-up", help="compile the read-out and star kernels into numba's cache now")
     args = parser.parse_args(argv)
     others = {
         "settings": lambda: _write_settings(args.output, args.site_of),
         "index": lambda: _build_index(args),
+        "science-night": lambda: _science_night(args),
         "warm-up": _warm_up,
     }
     if args.command in others:
@@ -99,6 +106,25 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _science_parser(sub: argparse._SubParsersAction) -> None:
+    science = sub.add_parser(
+        "science-night", help="a variable star and a transit soon after --start, with the files to observe them"
+    )
+    science.add_argument("--out", type=Path, required=True, help="folder for the night's files")
+    science.add_argument("--start", type=_time, default=None, help="UTC start of the night (default: now)")
+    science.add_argument(
+        "--config", help="settings file whose camera: (site, sensor, telescope) is used (default: $OBSY_SKYSIM_CONFIG)"
+    )
+    science.add_argument("--latitude", type=float, default=None, help="the site's, degrees (default: the camera's)")
+    science.add_argument("--longitude", type=float, default=None, help="the site's, degrees east")
+    science.add_argument("--elevation", type=float, default=None, help="the site's, metres")
+    science.add_argument("--transit-mid-min", type=float, default=None, help="minutes from --start to mid-transit")
+    science.add_argument("--transit-duration-min", type=float, default=None, help="first to last contact, minutes")
+    science.add_argument("--transit-depth", type=float, default=None, help="(Rp/R*)², a fraction (0.025 = 2.5 %%)")
+    science.add_argument("--variable-period-min", type=float, default=None, help="the sine variable's period")
+    science.add_argument("--no-index", action="store_true", help="leave out the astrometry.net index")
+
+
 def _build_index(args: argparse.Namespace) -> int:
     """The main camera's stars around --ra/--dec and their index files in --out."""
     from obsy_skysim.driver import MainCamera
@@ -123,6 +149,51 @@ def _build_index(args: argparse.Namespace) -> int:
         f"{args.out}: {built.stars} stars to {renderer.optics.limiting_magnitude:g} mag within {radius:.3g}° of "
         f"({args.ra:g}, {args.dec:+g}); {len(built.indexes)} index files (-P {', '.join(map(str, built.scales))}) "
         f"for a field of {field_arcmin(renderer):.1f}′ at {renderer.arcsec_per_pixel:.3f}″/px"
+    )
+    return 0
+
+
+def _science_night(args: argparse.Namespace) -> int:
+    """The science night's files in --out (obsy_skysim.science)."""
+    from dataclasses import replace
+
+    from obsy_skysim.allsky import Site
+    from obsy_skysim.index import IndexBuildError
+    from obsy_skysim.science import ScienceNightSettings, write_science_night
+
+    try:
+        camera = load_config(args.config).camera
+    except ConfigError as exc:
+        print(f"obsy-skysim: {exc}", file=sys.stderr)
+        return 2
+    here = camera.site
+    site = Site(
+        here.latitude if args.latitude is None else args.latitude,
+        here.longitude if args.longitude is None else args.longitude,
+        here.elevation if args.elevation is None else args.elevation,
+    )
+    given = {
+        "transit_mid_min": args.transit_mid_min,
+        "transit_duration_min": args.transit_duration_min,
+        "transit_depth": args.transit_depth,
+        "variable_period_min": args.variable_period_min,
+    }
+    settings = replace(ScienceNightSettings(), **{k: v for k, v in given.items() if v is not None})
+    start = args.start or datetime.now(UTC).replace(microsecond=0)
+    try:
+        night = write_science_night(args.out, site, start, camera, settings=settings, index=not args.no_index)
+    except ValueError as exc:
+        print(f"obsy-skysim: {exc}", file=sys.stderr)
+        return 2
+    except (IndexBuildError, OSError) as exc:
+        print(f"obsy-skysim: {exc}", file=sys.stderr)
+        return 1
+    t, v = night.transit, night.variable
+    print(
+        f"{night.manifest}: {t.planet} transits {t.host} ({t.ra:.4f}, {t.dec:+.4f}) from {t.ingress_utc:%H:%M:%S} "
+        f"to {t.egress_utc:%H:%M:%S} UTC (mid {t.mid_utc:%H:%M:%S}, depth {t.depth:.1%}); {v.name} "
+        f"({v.ra:.4f}, {v.dec:+.4f}) {v.mag:g} ± {v.amplitude:g} mag every {v.period_min:g} min; "
+        f"{len(night.comparisons)} comparison stars; index {night.index_dir or 'left out'}"
     )
     return 0
 

@@ -336,3 +336,22 @@ def _angular_distance(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) 
     d, d0 = np.radians(dec), math.radians(dec0)
     cos_d = np.sin(d) * math.sin(d0) + np.cos(d) * math.cos(d0) * np.cos(np.radians(ra - ra0))
     return np.degrees(np.arccos(np.clip(cos_d, -1.0, 1.0)))
+
+
+def isolated(
+    x: np.ndarray,
+    y: np.ndarray,
+    mag: np.ndarray,
+    *,
+    others: tuple[np.ndarray, np.ndarray, np.ndarray],
+    radius: float,
+    max_share: float = 0.01,
+) -> np.ndarray:
+    """Which stars (x, y, mag) have no other star of ``others`` (x, y, mag) within ``radius`` (pixels, or
+    any unit of x and y) bright enough to pull their centroid or share their aperture: more than
+    ``max_share`` of their light (a close double)."""
+    ox, oy, omag = others
+    d = np.hypot(x[:, None] - ox[None, :], y[:, None] - oy[None, :])
+    share = 10 ** (-0.4 * (omag[None, :] - mag[:, None]))
+    disturbing = (d < radius) & (d > 1e-6) & (share > max_share)
+    return ~disturbing.any(axis=1)

@@ -250,3 +250,38 @@ def read_archive_csv(path: str | Path) -> EphemerisTable:
     except (OSError, UnicodeDecodeError) as error:
         raise EphemerisError(f"cannot read {path.name}: {error}") from error
     return parse_archive_csv(text, source=path.name)
+
+
+#: The columns :func:`format_archive_csv` writes (a subset of the archive's, in its order).
+ARCHIVE_COLUMNS = (
+    "pl_name", "hostname", "default_flag", "pl_tranmid", "pl_tranmiderr1", "pl_tranmiderr2", "pl_tsystemref",
+    "pl_orbper", "pl_orbpererr1", "pl_orbpererr2", "pl_trandur", "pl_trandep", "pl_ratror", "pl_ratrorerr1",
+    "pl_ratrorerr2", "pl_ratdor", "pl_ratdorerr1", "pl_ratdorerr2", "pl_orbincl", "pl_orbinclerr1", "pl_orbinclerr2",
+    "pl_orbeccen", "ra", "dec", "st_teff", "st_logg",
+)  # fmt: skip
+
+
+def format_archive_csv(ephemerides: list[Ephemeris], preamble: str = "") -> str:
+    """Ephemerides as a NASA Exoplanet Archive CSV export (one default row per planet), as
+    :func:`parse_archive_csv` reads it back; ``preamble`` lines are written as ``#`` comments."""
+
+    def number(value: float | None, digits: int) -> str:
+        return "" if value is None else f"{value:.{digits}f}"
+
+    def errors(value: float | None, digits: int) -> list[str]:
+        return ["", ""] if value is None else [number(value, digits), number(-value, digits)]
+
+    lines = [f"# {line}" for line in preamble.splitlines()]
+    lines.append(",".join(ARCHIVE_COLUMNS))
+    for e in ephemerides:
+        if "," in e.name or "," in (e.host or ""):
+            raise EphemerisError(f"{e.name}: a name with a comma cannot be written to the CSV")
+        cells = [e.name, e.host or "", "1", number(e.t0, 7), *errors(e.t0_err, 7), "BJD-TDB"]
+        cells += [number(e.period, 9), *errors(e.period_err, 9)]
+        cells += [number(None if e.duration is None else e.duration * 24.0, 5)]
+        cells += [number(None if e.depth is None else e.depth * 100.0, 5)]
+        cells += [number(e.rp_rs, 6), *errors(e.rp_rs_err, 6), number(e.a_rs, 5), *errors(e.a_rs_err, 5)]
+        cells += [number(e.inc, 5), *errors(e.inc_err, 5), number(e.ecc, 4), number(e.ra, 7), number(e.dec, 7)]
+        cells += [number(e.teff, 1), number(e.logg, 3)]
+        lines.append(",".join(cells))
+    return "\n".join(lines) + "\n"

@@ -37,12 +37,13 @@ from obsy.messages import ImagingPhotometry, ImagingTransit
 from obsy_imaging.photometry.aavso import validate_report as validate_aavso
 from obsy_imaging.transits.report import parse_report, results_of
 from obsy_imaging.transits.report import validate_report as validate_exoplanet
+from obsy_skysim.field import isolated
 from obsy_skysim.scenario import Scenario, SineVariable
 from tests.integration.imaging.test_imaging_photometry_service import write_raw
 from tests.integration.imaging.test_imaging_service import Running, wait_online
 from tests.integration.imaging.test_imaging_transits_service import PEDESTAL, archive_row
 from tests.support.photometry import noise_of
-from tests.support.skysim import SITE, isolated
+from tests.support.skysim import SITE
 from tests.support.transits import (
     EXPOSURE_S,
     GAIN,

@@ -29,14 +29,14 @@ from obsy_imaging.cli import report_command
 from obsy_imaging.photometry.aavso import validate_report
 from obsy_imaging.repository.models import PhotometryMeasurement
 from obsy_skysim.allsky import Site
-from obsy_skysim.field import FieldFrame, FieldRenderer, TelescopeOptics
+from obsy_skysim.field import FieldFrame, FieldRenderer, TelescopeOptics, isolated
 from obsy_skysim.fitsfile import FrameDescription, fits_bytes
 from obsy_skysim.scenario import Scenario, SineVariable
 from obsy_skysim.sensor import SensorSpec
 from tests.integration.imaging.test_imaging_calibration_service import repository_of
 from tests.integration.imaging.test_imaging_service import Running, wait_online
 from tests.support.photometry import calibrate, noise_of, simulator_wcs
-from tests.support.skysim import SITE, isolated
+from tests.support.skysim import SITE
 from tests.support.watcher import Watcher
 
 pytestmark = pytest.mark.integration

@@ -14,8 +14,9 @@ import yaml
 
 from obsy.indi import IndiClient, IndiError
 from obsy_allsky.capture.camera import IndiCamera
+from obsy_skysim.field import isolated
 from tests.support.indiserver import IndiServer, require_indi
-from tests.support.skysim import LENS, SITE, centroids, expected_positions, isolated
+from tests.support.skysim import LENS, SITE, centroids, expected_positions
 
 pytestmark = pytest.mark.integration
 

@@ -280,3 +280,28 @@ def test_the_chain_in_bands_and_on_binned_statistics_gives_the_same_colours(filt
     assert np.median(np.abs(blocks[0] - blocks[1])) <= 2.0
     assert np.median(sample, axis=(0, 1)) == pytest.approx(np.median(expected, axis=(0, 1)), abs=3.0)
     assert (tmp_path / "rgb.thumb.jpg").is_file()
+
+
+def test_a_colour_image_removes_the_scratch_a_dead_process_left(filter_stacks, tmp_path) -> None:
+    """A service killed while it made a colour image leaves its planes behind (GBs at 26 MP): the next image
+    made there removes them, and keeps the scratch of a process still at work."""
+    import os
+    import subprocess
+    import sys
+
+    from obsy_imaging.colour.combine import SCRATCH_PREFIX
+
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
+    dead = tmp_path / f"{SCRATCH_PREFIX}{int(ended.stdout)}-k1ll3d"
+    alive = tmp_path / f"{SCRATCH_PREFIX}{os.getppid()}-busy"  # the process that started this test
+    for folder in (dead, alive):
+        folder.mkdir()
+        (folder / "aligned-0.f32").write_bytes(b"\0" * 64)
+    stacks, _truth = filter_stacks
+    made = compose(stacks, "rgb", gradient_order=None, white="none", scratch=tmp_path)
+    assert not dead.exists()
+    assert (alive / "aligned-0.f32").exists()
+    made.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [alive.name]

@@ -18,7 +18,7 @@ from obsy_imaging.photometry.aperture import Apertures, CcdNoise, StarFlag, meas
 from obsy_imaging.photometry.differential import Sequence, Star, measure_sequence
 from obsy_imaging.photometry.reduce import aavso_observation, reduce_frame
 from obsy_skysim.allsky import Site
-from obsy_skysim.field import FieldRenderer, TelescopeOptics
+from obsy_skysim.field import FieldRenderer, TelescopeOptics, isolated
 from obsy_skysim.scenario import Scenario, SineVariable
 from obsy_skysim.sensor import SensorSpec
 from tests.support.photometry import (
@@ -31,7 +31,7 @@ from tests.support.photometry import (
     write_light,
     write_night,
 )
-from tests.support.skysim import SITE, isolated
+from tests.support.skysim import SITE
 
 NIGHT = datetime(2026, 1, 15, 22, 0, tzinfo=UTC)
 M42 = (83.82, -5.39)

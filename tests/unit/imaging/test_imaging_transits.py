@@ -90,6 +90,18 @@ def test_planets_without_a_usable_row_are_left_out_with_the_reason() -> None:
     assert table["HAT-P-32 b"].t0 == 2454420.44637 and table["HAT-P-32 b"].period == 2.150009
 
 
+def test_ephemerides_written_as_an_export_read_back_unchanged() -> None:
+    from obsy.transits.ephemeris import format_archive_csv
+
+    table = parse_archive_csv(ARCHIVE.replace("\\\n", ""))
+    written = format_archive_csv(list(table.values()), preamble="two planets\nread back")
+    assert written.startswith("# two planets\n# read back\npl_name,")
+    again = parse_archive_csv(written)
+    assert again == table  # every field, to the digits the archive gives
+    with pytest.raises(EphemerisError, match="a name with a comma"):
+        format_archive_csv([replace(table["WASP-12 b"], name="WASP-12, b")])
+
+
 def test_a_missing_file_is_an_ephemeris_error(tmp_path) -> None:
     with pytest.raises(EphemerisError, match=r"cannot read nothing\.csv"):
         read_archive_csv(tmp_path / "nothing.csv")

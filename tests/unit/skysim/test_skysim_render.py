@@ -14,10 +14,11 @@ from obsy import astro
 from obsy.config import SiteConfig
 from obsy_skysim.allsky import AllskyOptics, AllskyRenderer, Site
 from obsy_skysim.clouds import Clouds, make_clouds
+from obsy_skysim.field import isolated
 from obsy_skysim.sensor import Sensor, SensorSpec
 from obsy_skysim.sky import SkyBrightness, SkyConditions
 from obsy_skysim.stars import add_point_sources, channel_weights
-from tests.support.skysim import LENS, SITE, centroids, expected_positions, isolated
+from tests.support.skysim import LENS, SITE, centroids, expected_positions
 
 NIGHT = datetime(2026, 1, 15, 22, 0, tzinfo=UTC)
 FULL_MOON = datetime(2026, 1, 3, 22, 0, tzinfo=UTC)  # full Moon high in Gemini

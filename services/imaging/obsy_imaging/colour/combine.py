@@ -30,7 +30,9 @@ and a stretched JPEG, so a 26 MP LRGB image is made in well under 1 GB.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -138,6 +140,41 @@ def combine_lrgb(luminance: np.ndarray, rgb: np.ndarray) -> np.ndarray:
     return apply_lrgb(luminance, rgb, fit_lrgb(luminance, rgb))
 
 
+#: A colour image's scratch folder is named ``obsy-colour-<pid>-<random>``: the process that made it.
+SCRATCH_PREFIX = "obsy-colour-"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def remove_stale_scratch(scratch: Path | None) -> list[Path]:
+    """Remove the scratch folders (under ``scratch``, else the system's temporary folder) left by a colour
+    image whose process died mid-way (a killed service, a power cut): each can hold several GB of
+    planes. A folder of a process still running (another command making its own image) is kept.
+    Returns the folders removed."""
+    parent = Path(scratch) if scratch is not None else Path(tempfile.gettempdir())
+    removed = []
+    for folder in parent.glob(f"{SCRATCH_PREFIX}*"):
+        owner = folder.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
+        if not folder.is_dir() or not owner.isdigit() or int(owner) == os.getpid() or _process_alive(int(owner)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _scratch_folder(scratch: Path | None) -> tempfile.TemporaryDirectory:
+    remove_stale_scratch(scratch)
+    return tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=scratch)
+
+
 @dataclass
 class Composition:
     """The linear colour image, as three planes on disk (red, green, blue; :meth:`rows` a band at a
@@ -209,7 +246,7 @@ def compose(
     height, width = shape
     binning = binning_for(shape)
     rows = band_rows(shape, binning, *(() if band_bytes is None else (band_bytes,)))
-    folder = tempfile.TemporaryDirectory(prefix="obsy-colour-", dir=scratch)
+    folder = _scratch_folder(scratch)
     try:
         aligned: dict[str, Plane] = {}
         binned: dict[str, np.ndarray] = {}
