@@ -67,6 +67,10 @@ def write_skysim_settings(path: Path, site: dict[str, Any]) -> Path:
     return path
 
 
+#: The telescope in front of the sky simulator's main camera (its ``camera.telescope`` settings).
+MAIN_TELESCOPE = {"focal_length_mm": 500.0, "limiting_magnitude": 15.0}
+
+
 def write_main_camera_settings(
     path: Path, site: dict[str, Any], sensor: dict[str, Any], *, mount: str, device: str = "SkySim Camera", **more: Any
 ) -> Path:
@@ -80,7 +84,7 @@ def write_main_camera_settings(
         "device": device,
         "site": settings["allsky"]["site"],
         "sensor": sensor,
-        "telescope": {"focal_length_mm": 500.0, "limiting_magnitude": 15.0},
+        "telescope": MAIN_TELESCOPE,
         "mount_device": mount,
         **more,
     }
