@@ -4,12 +4,17 @@ stacked live, and the end-of-night summary reports them (issue 23, first part).
 Every service as its own process from its console script, one config file, the real Mosquitto,
 Postgres, one indiserver with the roll-off roof, telescope, weather and light-panel simulators
 and the sky simulator's two cameras (the allsky camera judged by clouddetect, the main camera
-rendering the real stars where the mount points), and headless KStars/Ekos. One target near the
-zenith whose plan asks, in Ekos' order, for bias, darks and flats (from the light panel), then
-lights.
+rendering the real stars where the mount points, and the science night's variable and transit:
+:mod:`obsy_skysim.science`), and headless KStars/Ekos. Three targets: a field near the zenith (the
+"nebula", one filter: no wheel here) whose plan asks, in Ekos' order, for bias, darks and flats
+(from the light panel), then lights; the science night's transiting planet (a target named as the
+planet in the scheduler's ephemeris file, planned at its transit window) and its variable star (a
+time series, a visit every 1.5 minutes, after the transit). KStars' lead time and the planner's
+``switch_gap_s`` are 30 s (visits minutes apart need it).
 
-1. The MCP opens under a clear sky and starts Ekos; Ekos takes the calibration frames and the
-   imaging service builds their masters (bias, dark, flat) in its library: the bias and the dark
+1. The MCP opens under a clear sky and starts Ekos; Ekos observes the transit whole (baseline either
+   side) and the variable's visits, each at its fixed start, then takes the calibration frames and
+   the imaging service builds their masters (bias, dark, flat) in its library: the bias and the dark
    match the simulator's fixed pattern to within what the frames' noise leaves;
 2. the lights are ingested, graded, calibrated with those masters, and folded into the target's
    live stack, which grows on the bus and in the web service's tables;
@@ -22,7 +27,11 @@ lights.
    sends the end-of-night summary (through Apprise to a receiver on loopback) with the lights
    accepted, their integration, the stack, the lights rejected and the clouds and rain that closed
    the roof; the imaging service stacks the night again with rejection (the stack of record) from
-   the live stack's lights.
+   the live stack's lights;
+6. the night's science against the simulator's truth: the variable's magnitudes in the imaging
+   service's AAVSO Extended report (its visits and the transit's frames, which hold it too) within
+   their errors, the transit's fitted mid-time within its error and its ``#TYPE=EXOPLANET`` report
+   valid; the nebula's Light plan counts its accepted lights only (not those taken under the clouds).
 
 Phase durations are printed, never asserted. Every log ends up in one folder a failure names.
 """
@@ -109,8 +118,8 @@ OBSERVER_CODE = "OBSYE2E"
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.slow,
-    pytest.mark.long(seconds=480),
-    pytest.mark.timeout(1200),
+    pytest.mark.long(seconds=1400),
+    pytest.mark.timeout(2100),
     pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
     pytest.mark.skipif(not pyindi_available(), reason="pyindi-client is not installed"),
     pytest.mark.skipif(

@@ -55,7 +55,7 @@ EARLY_S = 2.0
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.slow,
-    pytest.mark.long(seconds=480),
+    pytest.mark.long(seconds=360),
     pytest.mark.timeout(900),
     pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
     pytest.mark.skipif(not pyindi_available(), reason="pyindi-client is not installed"),
