@@ -109,7 +109,7 @@ SCIENCE = ScienceNightSettings(
     cadence_min=1.5,
     frames_per_visit=2,
 )
-SERIES_MIN = (10.0, 13.5)  # the variable's window, minutes after the test starts (the transit is over)
+SERIES_MIN = (10.0, 14.5)  # the variable's window, minutes after the test starts (the transit is over)
 #: Ekos' minimum time between jobs (KStars' LeadTime, 5 min by default) and the planner's switch_gap_s:
 #: visits 1.5 min apart need it short.
 LEAD_TIME_S = 30.0
