@@ -118,7 +118,7 @@ OBSERVER_CODE = "OBSYE2E"
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.slow,
-    pytest.mark.long(seconds=1400),
+    pytest.mark.long(seconds=1000),
     pytest.mark.timeout(2100),
     pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
     pytest.mark.skipif(not pyindi_available(), reason="pyindi-client is not installed"),
