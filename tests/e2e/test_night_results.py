@@ -4,12 +4,17 @@ stacked live, and the end-of-night summary reports them (issue 23, first part).
 Every service as its own process from its console script, one config file, the real Mosquitto,
 Postgres, one indiserver with the roll-off roof, telescope, weather and light-panel simulators
 and the sky simulator's two cameras (the allsky camera judged by clouddetect, the main camera
-rendering the real stars where the mount points), and headless KStars/Ekos. One target near the
-zenith whose plan asks, in Ekos' order, for bias, darks and flats (from the light panel), then
-lights.
+rendering the real stars where the mount points, and the science night's variable and transit:
+:mod:`obsy_skysim.science`), and headless KStars/Ekos. Three targets: a field near the zenith (the
+"nebula", one filter: no wheel here) whose plan asks, in Ekos' order, for bias, darks and flats
+(from the light panel), then lights; the science night's transiting planet (a target named as the
+planet in the scheduler's ephemeris file, planned at its transit window) and its variable star (a
+time series, a visit every 1.5 minutes, after the transit). KStars' lead time and the planner's
+``switch_gap_s`` are 30 s (visits minutes apart need it).
 
-1. The MCP opens under a clear sky and starts Ekos; Ekos takes the calibration frames and the
-   imaging service builds their masters (bias, dark, flat) in its library: the bias and the dark
+1. The MCP opens under a clear sky and starts Ekos; Ekos observes the transit whole (baseline either
+   side) and the variable's visits, each at its fixed start, then takes the calibration frames and
+   the imaging service builds their masters (bias, dark, flat) in its library: the bias and the dark
    match the simulator's fixed pattern to within what the frames' noise leaves;
 2. the lights are ingested, graded, calibrated with those masters, and folded into the target's
    live stack, which grows on the bus and in the web service's tables;
@@ -22,7 +27,11 @@ lights.
    sends the end-of-night summary (through Apprise to a receiver on loopback) with the lights
    accepted, their integration, the stack, the lights rejected and the clouds and rain that closed
    the roof; the imaging service stacks the night again with rejection (the stack of record) from
-   the live stack's lights.
+   the live stack's lights;
+6. the night's science against the simulator's truth: the variable's magnitudes in the imaging
+   service's AAVSO Extended report (its visits and the transit's frames, which hold it too) within
+   their errors, the transit's fitted mid-time within its error and its ``#TYPE=EXOPLANET`` report
+   valid; the nebula's Light plan counts its accepted lights only (not those taken under the clouds).
 
 Phase durations are printed, never asserted. Every log ends up in one folder a failure names.
 """
@@ -45,10 +54,17 @@ from astropy.io import fits
 from astropy.time import Time
 
 from obsy.config import SERVICE_NAMES
+from obsy.messages import ImagingPhotometry, ImagingTransit
 from obsy.topics import Topics
+from obsy_imaging.photometry.aavso import validate_report as validate_aavso
+from obsy_imaging.transits.report import parse_report, results_of
+from obsy_imaging.transits.report import validate_report as validate_exoplanet
+from obsy_skysim.allsky import Site
 from obsy_skysim.config import MainCameraSettings, _main_sensor
+from obsy_skysim.science import ScienceNight, ScienceNightSettings, write_science_night
 from obsy_skysim.sensor import Sensor
 from tests.support.e2e_observatory import (
+    MAIN_TELESCOPE,
     SKYSIM_ALLSKY,
     Database,
     PhaseClock,
@@ -59,6 +75,7 @@ from tests.support.e2e_observatory import (
     skysim_available,
     wait_new_state,
     wait_until,
+    write_main_camera_settings,
     write_skysim_settings,
 )
 from tests.support.e2e_site import DarkSite, dark_site
@@ -80,12 +97,29 @@ SENSOR = {**_main_sensor().model_dump(), "width": 800, "height": 600}
 LIGHT_S, DARK_S, FLAT_S, BIAS_S = 4.0, 4.0, 1.0, 0.01
 CALIBRATION_FRAMES = 5
 LIGHTS = 40  # more than the night needs: the operator ends it
+#: The night's science (obsy_skysim.science): a transit whose window (T1 less the baseline and 3 sigma of the
+#: ephemeris) opens about 5 min after the test starts (the start-up, the roof and Ekos take about 3, the
+#: calibration frames fill the rest), and a variable in its field, visited every 1.5 min after the transit:
+#: two frames of the lights' exposure.
+SCIENCE = ScienceNightSettings(
+    exposure_s=LIGHT_S,
+    transit_mid_min=7.5,
+    transit_duration_min=1.5,
+    baseline_min=0.75,
+    cadence_min=1.5,
+    frames_per_visit=2,
+)
+SERIES_MIN = (10.0, 14.5)  # the variable's window, minutes after the test starts (the transit is over)
+#: Ekos' minimum time between jobs (KStars' LeadTime, 5 min by default) and the planner's switch_gap_s:
+#: visits 1.5 min apart need it short.
+LEAD_TIME_S = 30.0
+OBSERVER_CODE = "OBSYE2E"
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.slow,
-    pytest.mark.long(seconds=480),
-    pytest.mark.timeout(1200),
+    pytest.mark.long(seconds=1000),
+    pytest.mark.timeout(2100),
     pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
     pytest.mark.skipif(not pyindi_available(), reason="pyindi-client is not installed"),
     pytest.mark.skipif(
@@ -117,9 +151,16 @@ def target(site: DarkSite) -> dict[str, Any]:
     }
 
 
-def results_config(path: Path, receiver: Receiver) -> None:
-    """The night's config with the main camera, its calibration and the imaging service's quick settings."""
+def results_config(path: Path, receiver: Receiver, science: ScienceNight) -> None:
+    """The night's config with the main camera, its calibration, the science night's ephemeris, photometry
+    target and transit fit, and the imaging service's quick settings."""
     config = yaml.safe_load(path.read_text())
+    config["scheduler"].update(
+        switch_gap_s=LEAD_TIME_S,
+        exposure_overhead_s=2,  # the small sensor's frames: about 0.3 s here, a transit ends At its end anyway
+        switch_overhead_s=30,  # the slew and settle before the first frame (24-35 s), Ekos' estimate for Track
+        transits=science.config["scheduler"]["transits"],
+    )
     ekos = config["scheduler"]["ekos"]
     ekos.update(
         camera=CAMERA,
@@ -133,6 +174,7 @@ def results_config(path: Path, receiver: Receiver) -> None:
         # Masters as soon as a group is complete: Ekos takes each group in one run.
         "calibration": {"min_frames": CALIBRATION_FRAMES, "quiet_time": 5, "quiet_exposures": 1},
         "live_stack": {"preview_width": 400},
+        **science_config(science),
     }
     # Two cloudy allsky frames before "cloudy" (one in the whole night's config): the lights taken
     # meanwhile are the ones the grading must reject, so the night keeps taking some under the clouds.
@@ -146,19 +188,53 @@ def results_config(path: Path, receiver: Receiver) -> None:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def skysim_settings(path: Path, site: dict[str, Any]) -> Path:
-    """The allsky camera's settings (the whole night's) and the main camera behind the telescope."""
+def skysim_settings(path: Path, site: dict[str, Any], science: ScienceNight) -> Path:
+    """The allsky camera's settings (the whole night's) and the main camera behind the telescope, which
+    renders the science night's variable and transit."""
     write_skysim_settings(path, site)
-    settings = yaml.safe_load(path.read_text())
-    settings["camera"] = {
-        "device": CAMERA,
-        "site": settings["allsky"]["site"],
-        "sensor": SENSOR,
-        "telescope": {"focal_length_mm": 500.0, "limiting_magnitude": 15.0},
-        "mount_device": TELESCOPE,
+    return write_main_camera_settings(
+        path, site, SENSOR, mount=TELESCOPE, device=CAMERA, scenario=str(science.scenario)
+    )
+
+
+def main_camera() -> MainCameraSettings:
+    return MainCameraSettings.model_validate({"device": CAMERA, "sensor": SENSOR, "telescope": MAIN_TELESCOPE})
+
+
+def science_night(folder: Path, site: DarkSite, start: datetime) -> ScienceNight:
+    """The science night from ``start`` (its scenario, ephemeris, comparison stars and index); the variable's
+    time series moved after the transit (SERIES_MIN)."""
+    night = write_science_night(
+        folder, Site(site.latitude, site.longitude, site.elevation), start, main_camera(), settings=SCIENCE
+    )
+    series = night.targets[1]["time_series"]
+    for key, minutes in zip(("window_start", "window_end"), SERIES_MIN, strict=True):
+        series[key] = (start + timedelta(minutes=minutes)).isoformat()
+    return night
+
+
+def science_config(science: ScienceNight) -> dict[str, Any]:
+    """The imaging service's photometry of the variable and fit of the transit, with the camera's noise."""
+    spec = main_camera().sensor.spec()
+    camera = {"gain_e_per_adu": 1.0 / spec.adu_per_electron(0.0), "read_noise_e": spec.read_noise_e}
+    imaging = science.config["imaging"]
+    return {
+        "photometry": {
+            **imaging["photometry"],
+            "enabled": True,
+            "observer_code": OBSERVER_CODE,
+            "solve_timeout": 120,  # a loaded machine is slow to solve
+            **camera,
+        },
+        "transits": {
+            **imaging["transits"],
+            "enabled": True,
+            "observer_code": OBSERVER_CODE,
+            "camera": CAMERA,
+            "quiet_time": 5,
+            **camera,
+        },
     }
-    path.write_text(yaml.safe_dump(settings, sort_keys=False))
-    return path
 
 
 def against_fixed_pattern(path: Path, exposure_s: float, *, dark: bool) -> tuple[float, float, float]:
@@ -196,6 +272,16 @@ def frame_types(directory: Path) -> dict[str, int]:
     return counts
 
 
+def transit_answers(watcher: Watcher) -> list[tuple[str, str | None]]:
+    """What the imaging service said of the transits so far: (status, reason)."""
+    found = [ImagingTransit.model_validate_json(m.payload) for m in watcher.on(TOPICS.imaging_transits)]
+    return [(m.status, m.reason) for m in found]
+
+
+def jd_to_utc(jd: float) -> datetime:
+    return Time(jd, format="jd", scale="utc").to_datetime(timezone=UTC)
+
+
 def how_ekos_stands(kstars: KStars, watcher: Watcher, directory: Path) -> str:
     """What Ekos has written, what the MCP said of the roof and Ekos, what Ekos' scheduler and KStars logged:
     for a wait that ran out."""
@@ -219,13 +305,19 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
     )
     log_dir = tmp_path / "logs"
     clock = PhaseClock()
+    science = science_night(tmp_path / "science", site, datetime.now(UTC))
+    truth = science.transit
+    print(
+        f"science: transit of {truth.planet} {truth.ingress_utc:%H:%M:%S}-{truth.egress_utc:%H:%M:%S} UTC, "
+        f"{len(science.comparisons)} comparison stars of {science.variable.name}"
+    )
     with contextlib.ExitStack() as stack:
         receiver = Receiver()
         stack.callback(receiver.close)
         broker = MosquittoBroker(folder(tmp_path / "mosquitto"))
         broker.start()
         stack.callback(broker.stop)
-        skysim = skysim_settings(folder(tmp_path / "skysim") / "skysim.yaml", site.site_config())
+        skysim = skysim_settings(folder(tmp_path / "skysim") / "skysim.yaml", site.site_config(), science)
         indi = IndiServer(
             tmp_path / "indi",
             [*DRIVERS, str(SKYSIM_ALLSKY), str(CAMERA_DRIVER)],
@@ -236,6 +328,7 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
         database_url = stack.enter_context(fresh_database("obsy_e2e"))
         kstars = KStars(folder(tmp_path / "kstars"))
         kstars.write_config("DarkLibrary", "shutterfulCCDs", CAMERA)  # Ekos would ask before the first dark
+        kstars.write_config("Scheduler", "LeadTime", str(LEAD_TIME_S / 60))  # the planner's switch_gap_s
         stack.callback(kstars.stop)
         server_logs = {"indiserver": indi.log_path, "kstars": kstars.log_path, "mosquitto": broker.log_path}
         stack.enter_context(logs_named_on_failure(log_dir, **server_logs))
@@ -256,7 +349,7 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
             kstars_bus=kstars.bus_file.read_text().strip(),
             ekos_profile=PROFILE,
         )
-        results_config(config, receiver)
+        results_config(config, receiver, science)
         frames_dir = config.parent / "data" / "frames"
         services = ServiceProcesses(config, log_dir)
         created = services.run_command(
@@ -282,10 +375,15 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
         print(f"start-up: {clock.done('start-up'):.1f} s")
 
         # ------------------------------------------------------------ 1. calibration frames, masters
-        created_target = web.post("/api/v1/targets", json=target(site))
-        assert created_target.status_code == 201, created_target.text
+        for body in (target(site), *science.targets[:2]):  # the nebula, the transit, the variable
+            created_target = web.post("/api/v1/targets", json=body)
+            assert created_target.status_code == 201, created_target.text
         observing = wait_state(watcher, TOPICS, lambda s: s["state"] == "observing", timeout=180)
         assert observing["roof"] == "open"
+        # The transit and the variable's visits come first (their times are fixed, and too near for the
+        # calibration frames before them): the waits below run past them.
+        science_end = datetime.fromisoformat(science.targets[1]["time_series"]["window_end"])
+        past_science = max((science_end - datetime.now(UTC)).total_seconds(), 0.0)
         masters = wait_until(
             lambda: (
                 (kinds := {row[0] for row in db.rows("SELECT kind FROM calibration_masters")})
@@ -296,7 +394,7 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
                 }
                 and kinds
             ),
-            420,
+            past_science + 420,
             lambda: f"masters of bias, darks and flats ({how_ekos_stands(kstars, watcher, frames_dir)})",
         )
         print(f"masters: {sorted(masters)}; Ekos frames so far: {frame_types(frames_dir)}")
@@ -309,7 +407,8 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
                 f"column pattern r = {correlation:.3f}"
             )
             assert error < 1.5 * expected and correlation > 0.9, (kind, error, expected, correlation)
-        print(f"1 calibration frames, masters: {clock.done('1 calibration frames, masters'):.1f} s")
+        phase = "1 the transit, the visits, calibration, masters"
+        print(f"{phase}: {clock.done(phase):.1f} s")
 
         # ------------------------------------------------------------ 2. lights: graded, calibrated, stacked
         stacked = wait_until(
@@ -327,6 +426,36 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
         assert live and live[-1]["frames"] >= 3, live[-1:]
         print(f"live stack: {stacked[0]} lights, {stacked[1]:.0f} s; calibrated lights: {calibrated}")
         print(f"2 lights calibrated and stacked: {clock.done('2 lights calibrated and stacked'):.1f} s")
+
+        # ------------------------------------------------------------ 2b. the transit and the variable's visits
+        def fitted() -> list[ImagingTransit]:
+            found = [ImagingTransit.model_validate_json(m.payload) for m in watcher.on(TOPICS.imaging_transits)]
+            return [m for m in found if m.status == "fitted" and m.planet == truth.planet]
+
+        def visits_taken() -> list[Path]:
+            """The variable's frames Ekos wrote for its visits (each visit in a folder of its own)."""
+            return [
+                path for path, header in written_frames(frames_dir) if header.get("OBJECT") == science.variable.name
+            ]
+
+        wait_until(
+            lambda: fitted() and len(visits_taken()) >= 2 * SCIENCE.frames_per_visit,
+            max((science_end - datetime.now(UTC)).total_seconds(), 0) + 300,
+            lambda: (
+                f"the transit fitted ({transit_answers(watcher)}) and two visits of the "
+                f"variable ({len(visits_taken())} frames; {how_ekos_stands(kstars, watcher, frames_dir)})"
+            ),
+        )
+        transit_frames = [p for p, h in written_frames(frames_dir) if h.get("OBJECT") == truth.planet]
+        begun = sorted(datetime.fromisoformat(str(fits.getheader(p)["DATE-OBS"])).replace(tzinfo=UTC)
+                       for p in transit_frames)  # fmt: skip
+        print(
+            f"the transit: {len(transit_frames)} frames {begun[0]:%H:%M:%S}-{begun[-1]:%H:%M:%S} (T1 "
+            f"{truth.ingress_utc:%H:%M:%S}, T4 {truth.egress_utc:%H:%M:%S}); the variable: "
+            f"{len({p.parent.parent.parent for p in visits_taken()})} visits, {len(visits_taken())} frames"
+        )
+        assert begun[0] <= truth.ingress_utc and begun[-1] + timedelta(seconds=LIGHT_S) >= truth.egress_utc
+        print(f"2b the transit fitted: {clock.done('2b the transit fitted'):.1f} s")
 
         # ------------------------------------------------------------ 3. clouds roll in, and go
         mark = len(states(watcher, TOPICS))
@@ -400,6 +529,8 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
             grows the live stack, and the night is stacked again)."""
             night_stacks = [json.loads(m.payload) for m in watcher.on(TOPICS.imaging_night_stacks) if m.payload]
             live_now = [json.loads(m.payload) for m in watcher.on(TOPICS.imaging_live_stack_state) if m.payload]
+            night_stacks = [m for m in night_stacks if m["target"] == "Zenith field"]
+            live_now = [m for m in live_now if m["target"] == "Zenith field"]
             return night_stacks[-1] if night_stacks and night_stacks[-1]["frames"] == live_now[-1]["frames"] else None
 
         night_stack = wait_until(stacked_again, 180, "the night stacked again with rejection once the night ended")
@@ -413,6 +544,72 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
             f"rejected ({night_stack['rejection']})"
         )
         print(f"5 dawn, results: {clock.done('5 dawn, results'):.1f} s")
+
+        # ------------------------------------------------------------ 6. the night's science against the truth
+        variable = science.variable
+
+        def measured() -> list[ImagingPhotometry]:
+            """The newest measurement of each light of the variable (a light calibrated again is measured again)."""
+            found = [ImagingPhotometry.model_validate_json(m.payload) for m in watcher.on(TOPICS.imaging_photometry)]
+            return list({m.frame_id: m for m in found if m.target == variable.name}.values())
+
+        def report_complete() -> list[list[str]] | None:
+            """The variable's AAVSO report once it holds every light measured with a magnitude."""
+            latest = [m for m in measured() if m.magnitude is not None and m.report]
+            if len(latest) < 2 * SCIENCE.frames_per_visit:
+                return None
+            newest = max(latest, key=lambda m: m.jd or 0)
+            rows = [
+                line.split(",")
+                for line in (repository / newest.report).read_text().splitlines()
+                if line and not line.startswith("#")
+            ]
+            return rows if len(rows) >= len(latest) else None
+
+        rows = wait_until(
+            report_complete, 240, lambda: f"the variable's report with every light measured ({len(measured())} so far)"
+        )
+        failed = [(m.path, m.reasons) for m in measured() if m.magnitude is None]
+        report = (repository / max(measured(), key=lambda m: m.jd or 0).report).read_text()
+        assert validate_aavso(report) == [], report
+        assert all(row[0] == variable.name for row in rows), rows[:3]
+        dates, mags, errors = (np.array([float(row[i]) for row in rows]) for i in (1, 2, 3))
+        expected = np.array([variable.magnitude(jd_to_utc(jd)) for jd in dates])
+        z = (mags - expected) / errors
+        print(
+            f"the variable's AAVSO report: {len(rows)} magnitudes ({len(failed)} lights without one), residual RMS "
+            f"{np.sqrt(np.mean((mags - expected) ** 2)):.4f} mag, median error {np.median(errors):.4f}; within 1σ "
+            f"{np.mean(np.abs(z) <= 1):.0%}, 2σ {np.mean(np.abs(z) <= 2):.0%}, largest {np.abs(z).max():.2f}σ"
+        )
+        assert np.all(np.abs(z) <= 3.5) and np.mean(np.abs(z) <= 1.0) >= 0.5, z
+
+        transit = fitted()[-1]
+        z_tc = (transit.tc - truth.mid_bjd_tdb) / transit.tc_err
+        print(
+            f"the transit: Tc − truth {(transit.tc - truth.mid_bjd_tdb) * 86400:+.0f} s, σ {transit.tc_err * 86400:.0f}"
+            f" s ({z_tc:+.2f}σ); depth {100 * transit.depth:.2f} ± {100 * (transit.depth_err or 0):.2f} % (truth "
+            f"{100 * truth.depth:.2f} %); {transit.points_used} points used, {transit.points_rejected} rejected"
+        )
+        assert abs(z_tc) < 3.0, z_tc
+        exoplanet = (repository / transit.report).read_text()
+        assert exoplanet.startswith("#TYPE=EXOPLANET") and validate_exoplanet(exoplanet) == [], exoplanet
+        assert results_of(parse_report(exoplanet))["Tc"][0] == pytest.approx(transit.tc, abs=1e-4)
+
+        # The scheduler's counts: the nebula's accepted lights only (those under the clouds are not counted).
+        graded_now = all_lights_graded(watcher, frames_dir) or []
+        ours = [m for m in graded_now if m["target"] == "Zenith field"]
+        accepted_here = sum(1 for m in ours if m["accepted"])
+
+        def light_acquired() -> int | None:
+            published = [json.loads(m.payload) for m in watcher.on(TOPICS.web_targets) if m.payload]
+            plans = next(t for t in published[-1]["targets"] if t["name"] == "Zenith field")["exposure_plans"]
+            acquired = next(p["acquired"] for p in plans if p["frame_type"] == "Light")
+            return acquired if acquired == accepted_here else None
+
+        acquired = wait_until(light_acquired, 60, f"the nebula's Light plan counting {accepted_here} accepted lights")
+        print(f"acquired: {acquired} of the nebula's {len(ours)} lights ({len(ours) - accepted_here} rejected)")
+        assert acquired < len(ours)
+        print(f"6 science against the truth: {clock.done('6 science against the truth'):.1f} s")
 
         services.check_running()
         codes = services.stop()

@@ -67,6 +67,31 @@ def write_skysim_settings(path: Path, site: dict[str, Any]) -> Path:
     return path
 
 
+#: The telescope in front of the sky simulator's main camera (its ``camera.telescope`` settings).
+MAIN_TELESCOPE = {"focal_length_mm": 500.0, "limiting_magnitude": 15.0}
+
+
+def write_main_camera_settings(
+    path: Path, site: dict[str, Any], sensor: dict[str, Any], *, mount: str, device: str = "SkySim Camera", **more: Any
+) -> Path:
+    """The sky simulator's main camera (behind the telescope ``mount``) added to its settings file at ``path``
+    (made with the allsky camera's by :func:`write_skysim_settings` when missing); ``more``: other keys of
+    its ``camera`` section (``scenario``, ``clouds_from``...)."""
+    if not path.exists():
+        write_skysim_settings(path, site)
+    settings = yaml.safe_load(path.read_text())
+    settings["camera"] = {
+        "device": device,
+        "site": settings["allsky"]["site"],
+        "sensor": sensor,
+        "telescope": MAIN_TELESCOPE,
+        "mount_device": mount,
+        **more,
+    }
+    path.write_text(yaml.safe_dump(settings, sort_keys=False))
+    return path
+
+
 def console_script(name: str) -> str:
     """``obsy-<name>`` of the environment running the tests (the venv's bin), else from PATH."""
     beside = Path(sys.executable).with_name(f"obsy-{name}")

@@ -250,12 +250,15 @@ class Transiter:
         return due
 
     def _open_until(self, ephemeris: Ephemeris, night: str, now: datetime) -> datetime | None:
-        """When the night's last transit window of the planet ends, if that is after ``now``; else None."""
+        """When the planet's transit window that is under way ends, if one is (begun by ``now``, ending
+        after it); else None. A window still to come is not waited for: a planet of a short period has
+        another transit later the same night (in daylight, perhaps), and its lights, if any come, make the
+        night due again."""
         try:
             windows = self.windows(ephemeris, night)
         except EphemerisError:
             return None  # no window to wait for: the fit says why
-        ends = [w.end_utc.to_datetime(timezone=UTC) for w in windows]
+        ends = [w.end_utc.to_datetime(timezone=UTC) for w in windows if w.start_utc.to_datetime(timezone=UTC) <= now]
         latest = max(ends, default=None)
         return latest if latest is not None and latest > now else None
 

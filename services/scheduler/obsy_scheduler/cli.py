@@ -152,7 +152,7 @@ def _summary(plan: Plan, files: EkosFiles | None, config: ObsyConfig) -> str:
                 f"{count}x{plan_.exposure_s:g}s {plan_.filter or '-'}" for plan_, count in job.exposures()
             )
             kind = "  transit" if job.transit else "  time series" if job.fixed else ""
-            lines.append(f"  {local(job.start)} - {local(job.end)[-5:]}  {job.name}: {frames}{kind}")
+            lines.append(f"  {local(job.start)} - {local(job.end)[-5:]}  {job.key}: {frames}{kind}")
     for target_id, reason in plan.excluded.items():
         lines.append(f"  excluded {target_id}: {reason}")
     return "\n".join(lines)

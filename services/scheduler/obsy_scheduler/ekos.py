@@ -11,21 +11,28 @@ Capture::loadSequenceQueue):
 - in a .esq every top-level element KStars does not know is read as a capture job, so
   only known elements are written.
 
-Ekos stores frames under ``FITSDirectory/<target>/<frame type>/<filter>`` and, to decide
+Ekos stores frames under ``FITSDirectory/<job name>/<frame type>/<filter>`` and, to decide
 whether a job is complete, counts the files there; a job with no filter on a camera
 with a filter wheel never counts as complete. So every Light job gets a filter (the
 configured ``default_filter`` when the plan names none, if there is a wheel), and the
 FITSDirectory is one directory per written set of files (a "run", see :func:`write_plan`),
 so that the counts in its sequences (the frames planned) start from zero.
 
+Ekos writes the job's name, its underscores turned to blanks, into the frames' OBJECT: the name
+is the target's (:func:`job_name`) for every job of the target, so that every frame names it.
+A target that comes back later in the night (a time series' next visit) gets the same name and
+a FITSDirectory of its own (``<run>/<name>_2``...), where Ekos counts its frames from zero.
+
 Each job starts "At" its planned time (in the site's time zone with its UTC offset) and
 is complete when its sequence is ("Sequence"): Ekos then takes exactly the planned
 frames and goes on with the next job. (An "At" completion makes Ekos repeat the
 sequence until that time.)
 
-An exoplanet transit's job (a block with ``transit``) always starts "At" its planned time and
-ends with its sequence, whatever ``startup`` and ``completion`` say: its start is fixed by the
-planet, and its sequence holds the frames that cover the transit window.
+A time series' visit always starts "At" its planned time and ends with its sequence. An
+exoplanet transit's job (a block with ``transit``) starts "At" its planned time and ends "At"
+its planned end, whatever ``startup`` and ``completion`` say: its start and end are fixed by
+the planet, and Ekos takes frames (repeating the sequence if it runs short) until the window
+is over, however quick the camera turns out to be.
 """
 
 from __future__ import annotations
@@ -57,9 +64,19 @@ CONSTRAINT_TOLERANCE_DEG = 1.0
 class EkosJob:
     """One Ekos scheduler job: back-to-back blocks of one target, with its own sequence."""
 
-    name: str  # unique in the night; Ekos' directory name for its frames
+    name: str  # Ekos' name of the job: its target's (the frames' OBJECT, their directory)
     blocks: list[Block]
     sequence: Path
+    key: str = ""  # unique in the night: the name, then <name>_2, _3... for a target that comes back
+    fits_dir: Path | None = None  # the sequence's FITSDirectory (Ekos adds the name below it)
+
+    def __post_init__(self) -> None:
+        self.key = self.key or self.name
+
+    @property
+    def frames_dir(self) -> Path | None:
+        """Where Ekos writes the job's frames (under ``<frame type>/`` there)."""
+        return None if self.fits_dir is None else self.fits_dir / self.name
 
     @property
     def target(self) -> Target:
@@ -249,9 +266,10 @@ def plan_jobs(blocks: list[Block], directory: Path, gap: timedelta = MERGE_GAP) 
     """The plan's blocks as Ekos jobs, each with its own sequence file in ``directory``.
 
     Back-to-back blocks of one target become one job (the planner re-decides every
-    ``max_block_min``). A target that comes back later in the night gets a new job named
-    ``<name>_2``, ``_3``...: Ekos estimates a job's duration from its sequence and counts
-    its frames in a directory named after the job, so every job must hold only its own
+    ``max_block_min``). A target that comes back later in the night gets a new job of the
+    same name (the frames' OBJECT), keyed ``<name>_2``, ``_3``... (its sequence file and, in
+    :func:`write_plan`, its own FITSDirectory): Ekos estimates a job's duration from its
+    sequence and counts its frames in its directory, so every job must hold only its own
     frames, or Ekos overestimates it and rejects the job after it as unachievable.
     """
     groups: list[list[Block]] = []
@@ -264,17 +282,21 @@ def plan_jobs(blocks: list[Block], directory: Path, gap: timedelta = MERGE_GAP) 
         else:
             groups.append([block])
     used: set[str] = set()
+    names: dict[str, str] = {}  # job name -> target id
     occurrences: dict[str, int] = defaultdict(int)
     jobs = []
     for group in groups:
         target = group[0].target
         occurrences[target.id] += 1
-        base = job_name(target.name)
-        name = base if occurrences[target.id] == 1 else f"{base}_{occurrences[target.id]}"
-        while name in used:  # another target whose name cleans to the same
+        name = job_name(target.name)
+        while name in names and names[name] != target.id:  # another target whose name cleans to the same
             name += "_"
-        used.add(name)
-        jobs.append(EkosJob(name, group, directory / f"{name}.esq"))
+        names[name] = target.id
+        key = name if occurrences[target.id] == 1 else f"{name}_{occurrences[target.id]}"
+        while key in used:
+            key += "_"
+        used.add(key)
+        jobs.append(EkosJob(name, group, directory / f"{key}.esq", key))
     return jobs
 
 
@@ -319,7 +341,9 @@ def schedule_xml(jobs: list[EkosJob], ekos: SchedulerEkosConfig, zone: ZoneInfo)
             _element(startup, "Condition", "ASAP")
         _constraints(_element(element, "Constraints"), job, ekos)
         completion = _element(element, "CompletionCondition")
-        if job.fixed:
+        if job.transit:
+            _element(completion, "Condition", "At", value=_when(job.end, zone))
+        elif job.fixed:
             _element(completion, "Condition", "Sequence")
         elif ekos.completion == "at":
             _element(completion, "Condition", "At", value=_when(job.end, zone))
@@ -354,7 +378,8 @@ def write_plan(
     earlier one: Ekos reads a job's .esq when the job starts, so a set it is running must
     not change under it. Its frames go to ``<fits_root>/<night>/<run>/``: Ekos counts the
     frames already in a job's directory as done, so each set starts from zero and takes
-    exactly the frames it asks for. ``<run>`` is the site time of writing (``HHMMSS``).
+    exactly the frames it asks for (a target's later jobs in the night each in ``<run>/<key>/``,
+    :func:`plan_jobs`). ``<run>`` is the site time of writing (``HHMMSS``).
     Paths are absolute; files are replaced atomically, so Ekos never reads half a file.
     """
     night = plan.night.isoformat()
@@ -365,8 +390,9 @@ def write_plan(
     fits_dir = fits_root.expanduser().absolute() / night / run
     jobs = plan_jobs(plan.blocks, directory)
     for job in jobs:
+        job.fits_dir = fits_dir if job.key == job.name else fits_dir / job.key
         exposures = [(p, n) for p, n in job.exposures() if n]
-        _write_atomically(job.sequence, sequence_xml(job.name, exposures, fits_dir, ekos))
+        _write_atomically(job.sequence, sequence_xml(job.name, exposures, job.fits_dir, ekos))
     schedule = directory / f"obsy-{night}.esl"
     _write_atomically(schedule, schedule_xml(jobs, ekos, zone))
     return EkosFiles(schedule, jobs, fits_dir)

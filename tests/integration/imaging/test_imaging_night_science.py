@@ -14,8 +14,8 @@ light is plate-solved for real by astrometry.net, then:
 * the transit is reduced and fitted: its mid-time within its error of the scenario's (3σ), and
   the #TYPE=EXOPLANET report validates.
 
-The Ekos night that would take these lights through the scheduler (a time-series target and a
-transit target planned for tonight) is not here yet; see docs/imaging-photometry.md.
+The Ekos night that takes such lights through the scheduler (a time-series target and a transit
+target planned for tonight) is tests/e2e/test_night_results.py.
 """
 
 from __future__ import annotations

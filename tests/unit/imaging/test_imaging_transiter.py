@@ -109,6 +109,23 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+def test_a_night_waits_for_the_window_under_way_not_for_a_later_transit_the_same_night(
+    tmp_path: Path, repository: Repository
+):
+    """A 12-hour planet transits twice between the night's noons (22:30 and 10:30 UTC): once the
+    observed window is over the night is due, not held until the second one (in daylight) ends."""
+    short = ROW.replace("SIM-1 b,SIM-1,", "SIM-2 b,SIM-2,").replace(",BJD-TDB,3.0,", ",BJD-TDB,0.5,")
+    short = short.replace(f"{TC - 100 * 3.0 + 0.002:.6f}", f"{TC - 100 * 0.5:.6f}")
+    add_lights(repository, [TC - 0.04 + 0.001 * i for i in range(80)], target="sim-2")
+    work = transiter(tmp_path, repository)
+    ephemeris_file(tmp_path, [short])  # in place of the one transiter() wrote: read when it changes
+    assert work.due(datetime(2026, 10, 15, 22, 30, tzinfo=UTC)) == []  # during the transit: it waits
+    with repository.sessions() as session:
+        waiting = session.scalars(select(TransitFit)).one()
+    assert "window ends at 2026-10-15 23:" in waiting.reason, waiting.reason  # this transit's window, not the next
+    assert work.due(datetime(2026, 10, 16, 1, 10, tzinfo=UTC)) == [(NIGHT, "SIM-2 b")]
+
+
 def test_a_transit_night_is_waited_for_then_fitted_stored_and_reported(tmp_path: Path, repository: Repository):
     lc = simulate_night(TRUTH, 5, points=120, exposure_s=60.0)
     data = NightData.of_light_curve(lc, [None] * len(lc.time), ensemble_size=4)

@@ -227,11 +227,20 @@ def test_a_target_coming_back_gets_its_own_job_and_sequence(tmp_path):
     ]
     plan = Plan(date(2026, 11, 21), blocks, {}, None, None, 10.0, 0.5, 0.9)
     files = write_plan(plan, SchedulerEkosConfig(), tmp_path, tmp_path / "frames", VIENNA.timezone)
-    assert [(job.name, len(job.blocks)) for job in files.jobs] == [("Alpha", 2), ("Beta", 1), ("Alpha_2", 1)]
+    assert [(job.key, len(job.blocks)) for job in files.jobs] == [("Alpha", 2), ("Beta", 1), ("Alpha_2", 1)]
+    # Alpha again is Alpha to Ekos (its frames' OBJECT), its frames in a folder of their own
+    assert [job.name for job in files.jobs] == ["Alpha", "Beta", "Alpha"]
+    assert [job.sequence.name for job in files.jobs] == ["Alpha.esq", "Beta.esq", "Alpha_2.esq"]
+    assert [j.findtext("Name") for j in ET.fromstring(files.schedule.read_bytes()).findall("Job")] == [
+        "Alpha", "Beta", "Alpha"
+    ]  # fmt: skip
+    directories = [ET.fromstring(job.sequence.read_bytes()).findtext("Job/FITSDirectory") for job in files.jobs]
+    assert directories == [str(files.fits_dir)] * 2 + [str(files.fits_dir / "Alpha_2")]
+    assert files.jobs[2].frames_dir == files.fits_dir / "Alpha_2" / "Alpha"
     counts = [sum(int(c.text) for c in ET.fromstring(job.sequence.read_bytes()).iter("Count")) for job in files.jobs]
     assert counts == [10, 5, 3]
     assert [ET.fromstring(j.sequence.read_bytes()).findtext("Job/Prefix/RawPrefix") for j in files.jobs] == [
-        "Alpha", "Beta", "Alpha_2"
+        "Alpha", "Beta", "Alpha"
     ]  # fmt: skip
     assert files.block_sequences() == [files.jobs[0].sequence] * 2 + [files.jobs[1].sequence, files.jobs[2].sequence]
 

@@ -110,7 +110,8 @@ def test_each_visit_is_an_ekos_job_at_its_time(tmp_path: Path) -> None:
     jobs = plan_jobs(plan.blocks, tmp_path)
     assert len(jobs) == len(plan.blocks) == 5
     assert all(job.fixed and not job.transit for job in jobs)
-    assert [job.name for job in jobs][:2] == ["V1", "V1_2"]
+    assert [job.key for job in jobs][:2] == ["V1", "V1_2"]
+    assert {job.name for job in jobs} == {"V1"}  # every visit's frames name the star (OBJECT)
     root = ET.fromstring(schedule_xml(jobs, s.ekos, ZoneInfo("UTC")))
     for job, element in zip(jobs, root.iter("Job"), strict=True):
         startup = element.find("StartupCondition/Condition")

@@ -277,7 +277,10 @@ def test_the_ekos_schedule_starts_the_transit_at_its_time_with_enough_frames(tmp
     assert start.text == "At"
     assert datetime.fromisoformat(start.get("value")) == block.start.replace(microsecond=0)
     assert datetime.fromisoformat(start.get("value")).utcoffset() == timedelta(hours=1)  # CET
-    assert transit_job.findtext("CompletionCondition/Condition") == "Sequence"
+    # It ends at its planned end (Ekos repeats the sequence if the camera is quicker than planned).
+    end = transit_job.find("CompletionCondition/Condition")
+    assert end.text == "At"
+    assert datetime.fromisoformat(end.get("value")) == block.end.replace(microsecond=0)
     sequence = ET.fromstring((tmp_path / "out").joinpath(transit_job.findtext("Sequence")).read_bytes())
     (capture,) = sequence.findall("Job")
     assert int(capture.findtext("Count")) == block.transit.frames == 250
