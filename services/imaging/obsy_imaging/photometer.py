@@ -246,6 +246,7 @@ class Photometer:
                     saturation_adu=self.settings.saturation_adu,
                     solve_timeout_s=self.settings.solve_timeout,
                     index_dirs=self.settings.index_dirs,
+                    keep_solution=True,  # the transit reduction of the same light reuses it
                     fwhm_px=seeing or None,
                     transform=transform,
                 )

@@ -556,8 +556,9 @@ def reduce_with_library(
     noise = None
     if settings.gain_e_per_adu is not None:
         noise = CcdNoise(settings.gain_e_per_adu, settings.read_noise_e or 0.0)
+    # The calibrated lights' plate solves are kept: the photometry of a variable in the field reuses them.
     reduction = TransitReductionSettings(
-        noise=noise, saturation_adu=settings.saturation_adu, index_dirs=tuple(settings.index_dirs)
+        noise=noise, saturation_adu=settings.saturation_adu, index_dirs=tuple(settings.index_dirs), keep_solutions=True
     )
     host = SkyCoord(ephemeris.ra * u.deg, ephemeris.dec * u.deg)
     try:

@@ -44,6 +44,7 @@ from tests.integration.imaging.test_imaging_service import Running, wait_online
 from tests.integration.imaging.test_imaging_transits_service import PEDESTAL, archive_row
 from tests.support.photometry import noise_of
 from tests.support.skysim import SITE
+from tests.support.solves import count_solves, solves
 from tests.support.transits import (
     EXPOSURE_S,
     GAIN,
@@ -61,7 +62,7 @@ SKYSIM = Path(sys.executable).with_name("obsy-skysim")
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.long(seconds=200),
-    pytest.mark.timeout(900),  # CPU-bound: rendering, calibrating, two plate solves and two measurements per light
+    pytest.mark.timeout(900),  # CPU-bound: rendering, calibrating, a plate solve and two measurements per light
     pytest.mark.skipif(
         not SKYSIM.exists() or shutil.which("build-astrometry-index") is None,
         reason="the sky simulator (obsy-skysim) or astrometry.net (build-astrometry-index) is not installed",
@@ -131,7 +132,7 @@ def mid_exposure(path: Path) -> datetime:
 
 
 def test_lights_without_a_wcs_are_solved_against_the_simulators_index_measured_and_fitted(
-    tmp_path, mosquitto, watcher, capsys
+    tmp_path, mosquitto, watcher, capsys, monkeypatch
 ):
     renderer = small_renderer(SIZE)
     host = transit_host()
@@ -195,6 +196,7 @@ def test_lights_without_a_wcs_are_solved_against_the_simulators_index_measured_a
             **camera,
         },
     )
+    solve_log = count_solves(tmp_path, monkeypatch)  # the service runs in this process: its solves
     rng = np.random.default_rng(3)
     with run:
         wait_online(watcher)
@@ -235,6 +237,11 @@ def test_lights_without_a_wcs_are_solved_against_the_simulators_index_measured_a
     assert transits, [ImagingTransit.model_validate_json(m.payload) for m in watcher.on(TRANSITS)]
     transit = transits[0]
     assert {m.wcs for m in photometry} == {"astrometry.net"}
+    # Solved once each: the photometry and the transit reduction (each of its runs) share one solution.
+    solved = solves(solve_log)
+    with capsys.disabled():
+        print(f"{len(solved)} runs of solve-field for {len(set(solved))} calibrated lights")
+    assert len(solved) == len(set(solved)) == FRAMES
     truth = np.array([VARIABLE.magnitude(mid_exposure(p)) for p in night.paths])
     report = (run.repository / photometry[-1].report).read_text()
     assert validate_aavso(report) == [], report

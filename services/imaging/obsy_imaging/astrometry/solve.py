@@ -29,6 +29,7 @@ from obsy_imaging.headers.model import FrameHeader
 
 SOLVER = "solve-field"
 ARCSEC_PER_RAD = 206264.806
+NO_INDEXES = "no astrometry.net index files are installed"
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,11 @@ class Solution:
     source: str  # "header", "astrometry.net" or "none"
     seconds: float = 0.0
     reason: str | None = None
+    #: astrometry.net searched the file for a match (a failure is then its answer for this content,
+    #: worth keeping), rather than stopping before (not installed, no index files, file unreadable).
+    attempted: bool = False
+    #: Kept from an earlier solve of the same file content (:mod:`obsy_imaging.astrometry.kept`).
+    reused: bool = False
 
     @property
     def ok(self) -> bool:
@@ -149,15 +155,18 @@ def _run_solver(
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)  # solve-field's children (image2xy, the engine) too
             process.communicate()
-            return Solution(None, "none", time.monotonic() - started, f"no solution within {timeout_s:g} s")
+            return Solution(
+                None, "none", time.monotonic() - started, f"no solution within {timeout_s:g} s", attempted=True
+            )
         seconds = time.monotonic() - started
         solved = Path(work) / "frame.wcs"
         if process.returncode != 0 or not solved.exists():
-            return Solution(None, "none", seconds, _failure_reason(output, hints, process.returncode))
+            reason = _failure_reason(output, hints, process.returncode)
+            return Solution(None, "none", seconds, reason, attempted=not reason.startswith(NO_INDEXES))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FITSFixedWarning)
             wcs = WCS(fits.getheader(solved), naxis=2)
-        return Solution(wcs, "astrometry.net", seconds)
+        return Solution(wcs, "astrometry.net", seconds, attempted=True)
 
 
 def _command(
@@ -200,7 +209,7 @@ def _command(
 def _failure_reason(output: str, hints: SolveHints, returncode: int) -> str:
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     if any("You must list at least one index" in line or "No index files" in line for line in lines):
-        return "no astrometry.net index files are installed (Debian: astrometry-data-tycho2)"
+        return f"{NO_INDEXES} (Debian: astrometry-data-tycho2)"
     if any("Did not solve" in line or "did not solve" in line for line in lines):
         scale = f" at {hints.scale_arcsec_per_px:.2f}″/px" if hints.scale_arcsec_per_px else ""
         where = f" within {hints.radius_deg:g}° of the header's pointing" if hints.ra_deg is not None else ""

@@ -12,6 +12,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyWarning
 
+from obsy_imaging.astrometry.kept import solve_kept
 from obsy_imaging.astrometry.solve import Solution, hints_from_header, solve_frame
 from obsy_imaging.headers.model import FrameHeader, HeaderError
 from obsy_imaging.headers.normalise import Site, normalise_header
@@ -36,10 +37,14 @@ def open_light(
     solve_timeout_s: float = 30.0,
     with_pixels: bool = True,
     index_dirs: list[Path] | None = None,
+    keep_solution: bool = False,
 ) -> Light:
     """Read, normalise and place one frame. ``with_pixels=False`` reads the header only (a night's
     first pass over hundreds of frames); the pixels are then read by :func:`read_pixels`.
-    ``index_dirs``: astrometry.net's index folders (else the system's configuration)."""
+    ``index_dirs``: astrometry.net's index folders (else the system's configuration).
+    ``keep_solution``: a plate solve is kept beside the file and reused by the next caller
+    (:mod:`obsy_imaging.astrometry.kept`: the repository's calibrated lights, which the photometry
+    and the transit reduction both read)."""
     path = Path(path)
     light = Light(path)
     try:
@@ -59,7 +64,8 @@ def open_light(
     except HeaderError as exc:
         light.problem = f"header: {exc}"
         return light
-    light.solution = solve_frame(
+    solve = solve_kept if keep_solution else solve_frame
+    light.solution = solve(
         path, hints_from_header(light.header), timeout_s=solve_timeout_s, index_dirs=index_dirs or None
     )
     if not light.solution.ok:

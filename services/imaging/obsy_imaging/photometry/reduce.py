@@ -51,9 +51,13 @@ def reduce_frame(
     fwhm_px: float | None = None,
     transform: Transform | None = None,
     index_dirs: list[Path] | None = None,
+    keep_solution: bool = False,
 ) -> ReducedFrame:
-    """Never raises for bad input: what went wrong is in ``reasons``."""
-    light = open_light(path, site=site, solve_timeout_s=solve_timeout_s, index_dirs=index_dirs)
+    """Never raises for bad input: what went wrong is in ``reasons``. ``keep_solution``: see
+    :func:`~obsy_imaging.photometry.light.open_light`."""
+    light = open_light(
+        path, site=site, solve_timeout_s=solve_timeout_s, index_dirs=index_dirs, keep_solution=keep_solution
+    )
     reduced = ReducedFrame(light.path, header=light.header, solution=light.solution)
     if light.problem is not None:
         reduced.reasons.append(light.problem)

@@ -79,6 +79,7 @@ class TransitReductionSettings:
     reference_samples: int = 5  # frames tried as the reference
     solve_timeout_s: float = 30.0
     index_dirs: tuple[Path, ...] = ()  # astrometry.net's index folders; empty = the system's
+    keep_solutions: bool = False  # a plate solve kept beside each frame, reused (astrometry/kept.py)
     filter_code: str | None = None  # the AAVSO filter code; else the header's FILTER, else "CV"
 
 
@@ -140,6 +141,7 @@ def _plan(
         solve_timeout_s=settings.solve_timeout_s,
         with_pixels=False,
         index_dirs=list(settings.index_dirs),
+        keep_solution=settings.keep_solutions,
     )
     if light.problem is not None:
         return None, light.problem
