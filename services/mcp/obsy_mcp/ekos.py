@@ -31,6 +31,7 @@ from obsy.kstars.paths import (
     Communication,
     SchedulerStatus,
 )
+from obsy.kstars.runs import keep_run
 from obsy_mcp.config import McpEkosConfig
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,25 @@ STOPPED = frozenset({SchedulerStatus.IDLE, SchedulerStatus.ABORTED})
 
 class EkosError(Exception):
     """Ekos could not do what was asked: the D-Bus call (named) failed, or Ekos did not get there in time."""
+
+
+def keep_loaded_run(schedule: str) -> None:
+    """Mark the run folder of ``schedule`` kept (:mod:`obsy.kstars.runs`) before Ekos loads it.
+
+    Ekos reads a job's .esq only when the job starts, so the scheduler must not remove a run
+    Ekos is running; it keeps the runs it writes for a plan request, and this marks the one
+    loaded when the MCP falls back to the latest plan. A marker that cannot be written (the
+    files on another machine's disk, no write access) is logged; the schedule is loaded anyway.
+    """
+    try:
+        keep_run(schedule, "loaded into Ekos by the MCP")
+    except OSError as exc:
+        log.warning(
+            "cannot mark the Ekos run of %s as kept: the scheduler may remove it while it runs (%s)",
+            schedule,
+            exc,
+            extra={"event": "ekos_run_unmarked"},
+        )
 
 
 class Ekos:
@@ -135,6 +155,7 @@ class Ekos:
             self.select_capture_camera(self.capture_camera)
         if self.fresh_schedule is not None:
             schedule = self.fresh_schedule(schedule)
+        keep_loaded_run(schedule)
         self.call(SCHEDULER_PATH, SCHEDULER, "removeAllJobs")
         if not self.call(SCHEDULER_PATH, SCHEDULER, "loadScheduler", "s", schedule):
             raise EkosError(f"the Ekos scheduler did not load {schedule}")

@@ -118,6 +118,13 @@ class SchedulerEkosConfig(Section):
         description="nights of Ekos files kept in output_dir: older night folders of .esl/.esq files are removed "
         "when a plan is written (the frames in fits_dir are never touched)",
     )
+    keep_runs: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="unrequested runs of the night kept in output_dir: older ones are removed when a plan is "
+        "written; a run written for a plan request, or loaded into Ekos by the MCP, is kept all night",
+    )
     calibration: SchedulerCalibrationConfig = SchedulerCalibrationConfig()
 
 

@@ -47,6 +47,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from obsy.kstars.runs import KEEP_MARKER, is_kept
 from obsy.messages import ExposurePlan, FrameType, Target
 from obsy_scheduler.calibration import flat_source
 from obsy_scheduler.config import SchedulerCalibrationConfig, SchedulerEkosConfig
@@ -381,6 +382,7 @@ def write_plan(
     exactly the frames it asks for (a target's later jobs in the night each in ``<run>/<key>/``,
     :func:`plan_jobs`). ``<run>`` is the site time of writing (``HHMMSS``).
     Paths are absolute; files are replaced atomically, so Ekos never reads half a file.
+    The night's runs that Ekos cannot be running go later (:func:`prune_runs`).
     """
     night = plan.night.isoformat()
     zone = ZoneInfo(timezone)
@@ -402,7 +404,7 @@ def prune_old_nights(output_dir: Path, night: date, keep_nights: int) -> list[Pa
     """Remove the night folders of Ekos files older than ``keep_nights`` nights before ``night``.
 
     Only folders named as a night (``YYYY-MM-DD``) that hold nothing but run folders of .esl
-    and .esq files are removed; anything else in ``output_dir`` is left alone. The frames are
+    and .esq files (and their keep markers) are removed; anything else in ``output_dir`` is left alone. The frames are
     elsewhere (``fits_dir``) and never touched. Returns the folders removed.
     """
     oldest = night - timedelta(days=keep_nights - 1)
@@ -415,12 +417,59 @@ def prune_old_nights(output_dir: Path, night: date, keep_nights: int) -> list[Pa
             continue
         if folder_night >= oldest or not folder.is_dir() or folder.is_symlink():
             continue
-        files = [p for p in folder.rglob("*") if not p.is_dir()]
-        if any(p.suffix not in (".esl", ".esq") or p.is_symlink() for p in files):
+        if not _only_ours(folder):
             continue  # not only ours: leave it to a person
         shutil.rmtree(folder)
         removed.append(folder)
     return removed
+
+
+def _only_ours(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing but what :func:`write_plan` and the keep markers put there."""
+    files = [p for p in folder.rglob("*") if not p.is_dir()]
+    return not any(p.is_symlink() or (p.suffix not in (".esl", ".esq") and p.name != KEEP_MARKER) for p in files)
+
+
+def _run_order(run: Path) -> tuple[bool, str]:
+    """Sorts a night's run folders by when they were written: ``HHMMSS[-n]`` site time, noon to noon."""
+    return (run.name[:2] < "12", run.name)
+
+
+def prune_runs(night_dir: Path, keep_runs: int) -> list[Path]:
+    """Remove the night's run folders that Ekos cannot be running: all but the newest ``keep_runs`` unkept ones.
+
+    Progress re-plans (one per accepted light) each write a run, so without this a night of
+    short lights leaves a folder per light. Which runs can Ekos be running? The MCP loads the
+    run written for its plan request, or, when the scheduler does not answer (offline, late,
+    nothing left), the latest plan's run, which can be any. So a run marked kept
+    (:data:`~obsy.kstars.runs.KEEP_MARKER`: written for a plan request, or loaded into Ekos by
+    the MCP) is never removed here, and the newest ``keep_runs`` unmarked runs stay, so that
+    the latest plan's files are always there for the MCP's fallback (which marks the run it
+    loads) and the web. Nor is a run holding anything but .esl/.esq files removed (a person's
+    file keeps it), nor a folder not named as a run. The frames are elsewhere and never
+    touched. Returns the folders removed, oldest first.
+    """
+    if not night_dir.is_dir():
+        return []
+    runs = sorted(
+        (
+            run
+            for run in night_dir.iterdir()
+            if run.is_dir() and not run.is_symlink() and RUN_NAME.fullmatch(run.name) and not is_kept(run)
+        ),
+        key=_run_order,
+    )
+    removed = []
+    for run in runs[: max(len(runs) - keep_runs, 0)]:
+        if not _only_ours(run):
+            continue  # not only ours: leave it to a person
+        shutil.rmtree(run)
+        removed.append(run)
+    return removed
+
+
+#: The name of a run folder (:func:`run_name`).
+RUN_NAME = re.compile(r"\d{6}(-\d+)?")
 
 
 def run_name(night_dir: Path, moment: datetime, zone: ZoneInfo) -> str:

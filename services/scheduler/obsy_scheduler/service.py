@@ -21,7 +21,12 @@
   ``scheduler.transits.ephemeris_file`` (read again when the file changes); a file that
   cannot be used leaves every target ordinary, and the health says why.
 - Every plan is written as a new set of files (see :func:`~obsy_scheduler.ekos.write_plan`),
-  so a re-plan never changes the files of a schedule Ekos is running.
+  so a re-plan never changes the files of a schedule Ekos is running. Progress re-plans come
+  with every accepted light, so the night's older runs go (:func:`~obsy_scheduler.ekos.prune_runs`)
+  but never one Ekos may be running: a run written for a plan request is marked kept
+  (:mod:`obsy.kstars.runs`; the MCP loads those), the MCP marks any other run it loads (its
+  fallback to the latest plan), and the newest ``ekos.keep_runs`` unmarked runs stay for that
+  fallback. The marker is a file, so a restarted scheduler keeps them too.
 """
 
 from __future__ import annotations
@@ -35,10 +40,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from obsy import astro
+from obsy.kstars.runs import keep_run
 from obsy.messages import Event, EventKind, PlanRequest, SchedulerPlan, Target, TargetList
 from obsy.runner import Service, run_service
 from obsy.transits.ephemeris import EphemerisError, EphemerisTable
-from obsy_scheduler.ekos import prune_old_nights, write_plan
+from obsy_scheduler.ekos import prune_old_nights, prune_runs, write_plan
 from obsy_scheduler.filters import FilterNames, FilterReadError, wheel_filters
 from obsy_scheduler.planner import Planner
 from obsy_scheduler.transits import EphemerisFile
@@ -173,13 +179,15 @@ class SchedulerService(Service):
                     self.config.site.timezone,
                     written_at=now,
                 )
+                for request_id in request_ids:  # the MCP loads this run: it stays all night
+                    keep_run(files.schedule, f"written for plan request {request_id}")
                 schedule_path = str(files.schedule)
                 sequences = [str(path) for path in files.sequence_paths()]
                 block_sequences = [str(path) for path in files.block_sequences()]
             except OSError as exc:
                 self._last_error = f"cannot write the Ekos files: {exc}"
                 self.log.error(self._last_error, extra={"event": "ekos_write_failed"})
-            self._prune_old_nights(plan.night)
+            self._prune(plan.night)
         message = plan.to_message(trigger=trigger, schedule_path=schedule_path, site=self.config.site)
         message.sequence_paths = sequences
         for block, sequence in zip(message.blocks, block_sequences, strict=True):
@@ -245,16 +253,23 @@ class SchedulerService(Service):
             self.log.error(self._transits_note, extra={"event": "ephemerides_unread"})
             return None
 
-    def _prune_old_nights(self, night: date) -> None:
-        """Old nights' Ekos files go (``ekos.keep_nights``); a failure is logged, never stops planning."""
+    def _prune(self, night: date) -> None:
+        """Old nights' Ekos files go (``ekos.keep_nights``), and the night's runs nobody can be running
+        (``ekos.keep_runs``, :func:`~obsy_scheduler.ekos.prune_runs`); a failure is logged, never stops planning."""
+        output_dir = self._output_dir().expanduser().absolute()
         try:
-            removed = prune_old_nights(self._output_dir(), night, self.settings.ekos.keep_nights)
+            removed = prune_old_nights(output_dir, night, self.settings.ekos.keep_nights)
+            runs = prune_runs(output_dir / night.isoformat(), self.settings.ekos.keep_runs)
         except OSError as exc:
             self.log.warning("cannot remove old Ekos files: %s", exc, extra={"event": "ekos_prune_failed"})
             return
         if removed:
             names = ", ".join(folder.name for folder in removed)
             self.log.info("removed old Ekos files of %s", names, extra={"event": "ekos_pruned"})
+        if runs:
+            self.log.debug(
+                "removed %d unrequested runs of %s", len(runs), night.isoformat(), extra={"event": "ekos_runs_pruned"}
+            )
 
     def _output_dir(self) -> Path:
         return self.settings.ekos.output_dir or (self.config.data_dir / "ekos")

@@ -7,6 +7,8 @@
   the object and the method;
 - :mod:`obsy.kstars.profile`: an Ekos profile written into KStars' user database;
 - :mod:`obsy.kstars.settings`: KStars' settings file (``kstarsrc``) and a headless environment.
+- :mod:`obsy.kstars.runs`: the marker that keeps a run folder of Ekos files all night (the
+  scheduler marks the runs it writes for a plan request, the MCP the run it has Ekos load).
 
 The MCP drives Ekos with it (``obsy_mcp.ekos``), the local demo prepares KStars with it and the
 tests' KStars harness uses it; the imaging service opens its signal connection with it.

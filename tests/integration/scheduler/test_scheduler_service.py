@@ -158,7 +158,9 @@ def test_the_mcp_gets_files_written_now_before_it_starts_ekos(service, watcher, 
 
     from obsy.bus import Bus
     from obsy.config import load_config
+    from obsy.kstars.runs import KEEP_MARKER
     from obsy_mcp.planrequest import PlanRequester
+    from obsy_scheduler.config import SchedulerEkosConfig
 
     watcher.wait_for(lambda _: len(plans(watcher)) >= 1, timeout=60)
     latest = plans(watcher)[-1].ekos_schedule_path
@@ -183,3 +185,13 @@ def test_the_mcp_gets_files_written_now_before_it_starts_ekos(service, watcher, 
         for job in ET.fromstring(Path(fresh).read_bytes()).findall("Job")
     ]
     assert starts and min(starts) >= asked_at  # Ekos drops a job whose fixed start has passed
+    # A light accepted after another: a re-plan each. The night's runs stay bounded; the requested one stays.
+    for acquired in range(1, 6):
+        seen = len(plans(watcher))
+        watcher.publish(TARGETS, targets(acquired=acquired).to_json(), retain=True)
+        watcher.wait_for(lambda _, seen=seen: len(plans(watcher)) > seen, timeout=30)
+    latest = plans(watcher)[-1].ekos_schedule_path
+    assert latest and Path(latest).is_file()
+    runs = list(Path(fresh).parents[1].iterdir())
+    assert len(runs) == SchedulerEkosConfig().keep_runs + 1  # the newest few and the requested one
+    assert Path(fresh).is_file() and (Path(fresh).parent / KEEP_MARKER).is_file()

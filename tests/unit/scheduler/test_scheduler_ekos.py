@@ -268,6 +268,7 @@ def test_every_write_is_a_new_run_and_leaves_the_earlier_files_untouched(tmp_pat
 
 
 def test_old_nights_of_ekos_files_are_removed_and_nothing_else(tmp_path):
+    from obsy.kstars.runs import keep_run
     from obsy_scheduler.ekos import prune_old_nights
 
     settings = SchedulerConfig()
@@ -277,7 +278,8 @@ def test_old_nights_of_ekos_files_are_removed_and_nothing_else(tmp_path):
     out = tmp_path / "ekos"
     for night in (date(2026, 11, 1), date(2026, 11, 7), date(2026, 11, 8), date(2026, 11, 21)):
         plan = Planner(VIENNA, settings).plan([target], night)
-        write_plan(plan, settings.ekos, out, tmp_path / "frames", VIENNA.timezone)
+        files = write_plan(plan, settings.ekos, out, tmp_path / "frames", VIENNA.timezone)
+        keep_run(files.schedule, "written for plan request r1")  # kept all night, not for ever
     mine = out / "2026-10-30" / "notes.txt"  # a person's file among the night folders
     mine.parent.mkdir()
     mine.write_text("keep me")
@@ -341,3 +343,25 @@ def test_calibration_with_a_dust_cap_and_a_wall(tmp_path):
 def test_calibration_with_a_cap_that_is_a_flat_panel(tmp_path):
     jobs = _calibration_jobs(tmp_path, dust_cap=True, flat_source="panel")
     assert {t: c.findtext("FlatSource/Type") for t, c in jobs.items()} == dict.fromkeys(jobs, "FlatCap")
+
+
+def test_a_nights_older_unkept_runs_are_removed_and_nothing_else(tmp_path):
+    from obsy.kstars.runs import keep_run
+    from obsy_scheduler.ekos import prune_runs
+
+    night = tmp_path / "2026-11-21"
+    names = ["180000", "200000", "200000-2", "233000", "001500", "013000"]  # written in this order
+    for name in names:
+        (night / name).mkdir(parents=True)
+        (night / name / "obsy-2026-11-21.esl").write_text("<SchedulerList/>")
+        (night / name / "M_31.esq").write_text("<SequenceQueue/>")
+    keep_run(night / "180000" / "obsy-2026-11-21.esl", "written for plan request r1")
+    (night / "200000" / "notes.txt").write_text("a person's file keeps its run")
+    (night / "not-a-run").mkdir()
+
+    removed = prune_runs(night, keep_runs=2)
+
+    assert [run.name for run in removed] == ["200000-2", "233000"]  # oldest first; past midnight is newer
+    assert sorted(p.name for p in night.iterdir()) == ["001500", "013000", "180000", "200000", "not-a-run"]
+    assert prune_runs(night, keep_runs=2) == []
+    assert prune_runs(tmp_path / "2026-11-22", keep_runs=2) == []  # no folder for the night yet

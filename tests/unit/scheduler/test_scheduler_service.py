@@ -7,6 +7,7 @@ tested against a real broker in tests/integration/scheduler/test_scheduler_servi
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 
@@ -156,3 +157,75 @@ def test_a_plan_request_is_answered_with_a_plan_from_now_carrying_its_id(service
     assert answer.ekos_schedule_path != earlier.ekos_schedule_path  # a new set of files; the earlier one stays
     service.poll()
     assert len(sent) == 2  # answered once
+
+
+def _restarted(service: SchedulerService) -> SchedulerService:
+    """A new scheduler on the same configuration (and so the same output folder), as after a restart."""
+    svc = SchedulerService(service.config, Bus(service.config.broker, "scheduler"))
+    svc.start()
+    svc._targets = service._targets  # the web's retained targets, received again
+    svc.bus.publish = lambda topic, payload, **kw: None  # type: ignore[method-assign]
+    svc.bus.publish_event = lambda payload: None  # type: ignore[method-assign]
+    return svc
+
+
+def test_progress_replans_leave_a_bounded_number_of_runs_and_keep_the_requested_one(service, tmp_path):
+    """A re-plan with every accepted light: the night's folders stay few; the run the MCP asked for stays."""
+    from datetime import timedelta
+
+    from obsy.kstars.runs import KEEP_MARKER
+    from obsy.messages import ExposurePlan, PlanRequest, Target
+
+    service._targets = [
+        Target(id="n", name="North", ra_deg=40.0, dec_deg=80.0, exposure_plans=[ExposurePlan(exposure_s=4, count=500)])
+    ]
+    service.bus.publish = lambda topic, payload, **kw: None  # type: ignore[method-assign]
+    service.bus.publish_event = lambda payload: None  # type: ignore[method-assign]
+    night = tmp_path / "ekos" / "2026-11-21"
+    keep_runs = service.settings.ekos.keep_runs
+    moment = vienna(23, 50)
+    service._last_daily = date(2026, 11, 21)
+    service.clock = lambda: moment
+    service._on_plan_request("obsy/scheduler/plan/set", PlanRequest(request_id="r1", origin="mcp"))
+    service.poll()
+    requested = Path(service._last_plan.ekos_schedule_path)
+    assert (requested.parent / KEEP_MARKER).read_text().endswith("written for plan request r1\n")
+
+    progress = []
+    for light in range(1, 40):  # on past midnight: the run names wrap to 00xxxx, still newest
+        progress.append(service.replan("targets", now=moment + timedelta(seconds=30 * light)))
+    runs = sorted(p.name for p in night.iterdir())
+    assert len(runs) == keep_runs + 1
+    assert requested.is_file() and requested.parent.name in runs
+    newest = [Path(plan.ekos_schedule_path) for plan in progress[-keep_runs:]]
+    assert all(path.is_file() for path in newest)  # the MCP's fallback (the latest plan) finds its files
+    assert not Path(progress[0].ekos_schedule_path).exists()
+
+    restarted = _restarted(service)
+    for light in range(40, 50):
+        last = restarted.replan("targets", now=moment + timedelta(seconds=30 * light))
+    assert Path(last.ekos_schedule_path).is_file()
+    assert len(list(night.iterdir())) == keep_runs + 1
+    assert requested.is_file()
+
+
+def test_a_run_the_mcp_loaded_is_kept_however_many_replans_follow(service, tmp_path):
+    """The MCP's fallback loads the latest plan, requested or not: it marks that run, and it stays."""
+    from datetime import timedelta
+
+    from obsy.kstars.runs import keep_run
+    from obsy.messages import ExposurePlan, Target
+
+    service._targets = [
+        Target(id="n", name="North", ra_deg=40.0, dec_deg=80.0, exposure_plans=[ExposurePlan(exposure_s=4, count=500)])
+    ]
+    service.bus.publish = lambda topic, payload, **kw: None  # type: ignore[method-assign]
+    service.bus.publish_event = lambda payload: None  # type: ignore[method-assign]
+    moment = vienna(21)
+    loaded = Path(service.replan("targets", now=moment).ekos_schedule_path)
+    keep_run(loaded, "loaded into Ekos by the MCP")  # what obsy_mcp.ekos.keep_loaded_run writes
+    restarted = _restarted(service)
+    for light in range(1, 20):
+        restarted.replan("targets", now=moment + timedelta(seconds=10 * light))
+    assert loaded.is_file()
+    assert len(list(loaded.parent.parent.iterdir())) == service.settings.ekos.keep_runs + 1
