@@ -11,7 +11,7 @@ test:           ## lint, then every test in parallel (each starts its own broker
 	scripts/test.sh
 
 test-fast:      ## the unit and contract tests without the long ones, for the edit-run loop (about 230 CPU s: 3 minutes on 2 cores); CI runs make test
-	.venv/bin/pytest -n auto --dist worksteal -q -m "not long" tests/unit
+	env -u PYTHONDONTWRITEBYTECODE .venv/bin/pytest -n auto --dist worksteal -q -m "not long" tests/unit  # keeps __pycache__: see scripts/test.sh
 
 dev:            ## install Debian packages and the editable virtual environment
 	scripts/bootstrap.sh
