@@ -11,7 +11,7 @@ test:           ## lint, then every test in parallel (each starts its own broker
 	scripts/test.sh
 
 test-fast:      ## the unit and contract tests without the slow and long ones, for the edit-run loop (about 100 CPU s); CI runs make test
-	.venv/bin/pytest -n auto --dist worksteal -q -m "not long and not slow" tests/unit
+	env -u PYTHONDONTWRITEBYTECODE .venv/bin/pytest -n auto --dist worksteal -q -m "not long and not slow" tests/unit  # keeps __pycache__: see scripts/test.sh
 
 dev:            ## install Debian packages and the editable virtual environment
 	scripts/bootstrap.sh

@@ -17,6 +17,11 @@ fi
 if [[ -z "${OBSY_HOMEASSISTANT_PYTHON:-}" && -x .venv-homeassistant/bin/python ]]; then
     export OBSY_HOMEASSISTANT_PYTHON="$PWD/.venv-homeassistant/bin/python"  # see scripts/homeassistant-env.sh
 fi
+# Keep byte-compiled modules (__pycache__, ignored by git) even where the environment says not
+# to write them (PYTHONDONTWRITEBYTECODE, as in the service image): otherwise every pytest worker
+# compiles and assertion-rewrites every test module again (collecting tests/unit: 11 -> 6 CPU s)
+# and every service or command the tests start compiles the project's sources again (~0.3 CPU s).
+unset PYTHONDONTWRITEBYTECODE
 # Compile the numba kernels once, before the workers start: otherwise every worker's first
 # imaging or sky simulator test compiles them at once (seconds to tens of CPU seconds each)
 # and starves the others.

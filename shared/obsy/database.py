@@ -12,15 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:  # Alembic (and Mako) load only when a migration runs: a quarter second on every start otherwise
+    from alembic.config import Config
 
 
 def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10, **kwargs: Any) -> Engine:
@@ -63,6 +62,8 @@ class Migrations:
 
     def config(self, engine: Engine | None, **attributes: Any) -> Config:
         """Alembic's configuration; ``attributes`` reach the scripts (``op.get_context().config.attributes``)."""
+        from alembic.config import Config
+
         config = Config()
         config.set_main_option("script_location", str(resources.files(self.package).joinpath("migrations")))
         config.attributes["engine"] = engine
@@ -71,15 +72,23 @@ class Migrations:
 
     def upgrade(self, engine: Engine, revision: str = "head", **attributes: Any) -> None:
         """Bring the tables to ``revision`` (all migrations by default); safe on every start."""
+        from alembic import command
+
         command.upgrade(self.config(engine, **attributes), revision)
 
     def downgrade(self, engine: Engine, revision: str, **attributes: Any) -> None:
+        from alembic import command
+
         command.downgrade(self.config(engine, **attributes), revision)
 
     def current_revision(self, engine: Engine) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
         with engine.connect() as connection:
             opts = {"version_table": self.version_table}
             return MigrationContext.configure(connection, opts=opts).get_current_revision()
 
     def head_revision(self) -> str | None:
+        from alembic.script import ScriptDirectory
+
         return ScriptDirectory.from_config(self.config(None)).get_current_head()

@@ -43,7 +43,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from time import monotonic
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from obsy import astro
@@ -99,7 +99,9 @@ from obsy_imaging.projectstack import ProjectSkipped, ProjectStacker
 from obsy_imaging.repository import database
 from obsy_imaging.repository.models import Frame, Grade
 from obsy_imaging.repository.store import Repository
-from obsy_imaging.transiter import FITTED, Done, Transiter
+
+if TYPE_CHECKING:  # the transits (emcee, batman, matplotlib: a second) load only when they are on
+    from obsy_imaging.transiter import Done, Transiter
 
 #: The repository's frame types as the plans name them.
 PLAN_FRAME_TYPES = {"light": FrameType.LIGHT, "dark": FrameType.DARK, "bias": FrameType.BIAS, "flat": FrameType.FLAT}
@@ -255,6 +257,8 @@ class ImagingService(Service):
             photometer = Photometer(repository, settings.photometry, self.config.site, self.config.data_dir)
             self.photometry = PhotometryWorker(self, photometer)
         if settings.transits.enabled:
+            from obsy_imaging.transiter import Transiter
+
             transiter = Transiter(repository, settings.transits, scheduler_transits(self.config), self.config.site)
             self.transits = TransitWorker(self, transiter)
 
@@ -1355,6 +1359,8 @@ class TransitWorker(PassWorker):
         self.publish(done)
 
     def publish(self, done: Done) -> None:
+        from obsy_imaging.transiter import FITTED
+
         message = transit_message(done)
         self.bus.publish(self.topics.imaging_transits, message, qos=1)
         where = f"{message.planet} ({message.night})"
