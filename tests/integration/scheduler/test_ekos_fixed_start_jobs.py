@@ -30,7 +30,7 @@ import pytest
 from astropy.time import Time
 
 from obsy import astro
-from obsy.config import SchedulerConfig, SchedulerEkosConfig, SiteConfig
+from obsy.config import SchedulerConfig, SiteConfig
 from obsy.messages import ExposurePlan, Target, TimeSeries
 from obsy.transits.ephemeris import read_archive_csv
 from obsy.transits.predict import bjd_tdb
@@ -39,6 +39,7 @@ from obsy_scheduler.planner import Planner
 from obsy_skysim.config import _main_sensor
 from tests.support.e2e_observatory import folder, write_main_camera_settings
 from tests.support.e2e_site import dark_site
+from tests.support.ekos_plans import run_now_settings
 from tests.support.indiserver import CCD, TELESCOPE, IndiServer, pyindi_available, require_indi
 from tests.support.kstars import PROFILE, SCHEDULER, SCHEDULER_PATH, KStars, kstars_available, written_frames
 
@@ -187,17 +188,7 @@ def test_ekos_runs_time_series_visits_and_a_transit_at_their_fixed_starts(tmp_pa
             {
                 **SETTINGS,
                 "transits": {"ephemeris_file": str(csv), "baseline_min": baseline_min, "timing_sigmas": 0},
-                "ekos": SchedulerEkosConfig(
-                    profile=PROFILE,
-                    camera=CAMERA,
-                    filter_wheel=None,
-                    startup="asap",
-                    completion="sequence",
-                    enforce_weather=False,
-                    steps=["Track"],
-                    startup_procedure=["UnparkMount"],
-                    shutdown_procedure=[],
-                ),
+                "ekos": run_now_settings(profile=PROFILE, camera=CAMERA, filter_wheel=None),
             }
         )
         plan = Planner(site, settings).plan(

@@ -42,6 +42,7 @@ from obsy_skysim.config import MainCameraSettings, _main_sensor
 from obsy_skysim.field import FieldRenderer
 from obsy_skysim.sensor import Sensor
 from tests.support.e2e_site import dark_site
+from tests.support.ekos_plans import run_now_settings
 from tests.support.indiserver import TELESCOPE, IndiServer, require_indi
 from tests.support.kstars import KStars, kstars_available, written_frames
 
@@ -124,17 +125,7 @@ def test_ekos_captures_stars_with_the_simulators_main_camera(observatory, tmp_pa
         switch_gap_s=0,
         switch_overhead_s=10,
         constraints={"min_altitude": 20, "twilight": "astronomical", "min_time_on_target_min": 1},
-        ekos=SchedulerEkosConfig(
-            profile="OBSY test",
-            camera=CAMERA,
-            filter_wheel=None,
-            startup="asap",
-            completion="sequence",
-            enforce_weather=False,
-            steps=["Track"],
-            startup_procedure=["UnparkMount"],
-            shutdown_procedure=[],
-        ),
+        ekos=run_now_settings(profile="OBSY test", camera=CAMERA, filter_wheel=None),
     )
     now = datetime.now(UTC)
     plan = Planner(site, settings).plan([zenith_field(site)], astro.night_of(site, now), now=now)
