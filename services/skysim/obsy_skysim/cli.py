@@ -125,26 +125,43 @@ def _science_parser(sub: argparse._SubParsersAction) -> None:
     science.add_argument("--no-index", action="store_true", help="leave out the astrometry.net index")
 
 
+def _main_camera(args: argparse.Namespace):
+    """The main camera's settings from --config, or None (and why, on stderr)."""
+    try:
+        return load_config(args.config).camera
+    except ConfigError as exc:
+        print(f"obsy-skysim: {exc}", file=sys.stderr)
+        return None
+
+
+def _building(work):
+    """``(what work() made, 0)``, or ``(None, exit status)`` with why on stderr: 2 for a setting that makes
+    nothing (ValueError), 1 for astrometry.net's tools or the disk failing."""
+    from obsy_skysim.index import IndexBuildError
+
+    try:
+        return work(), 0
+    except ValueError as exc:
+        print(f"obsy-skysim: {exc}", file=sys.stderr)
+        return None, 2
+    except (IndexBuildError, OSError) as exc:
+        print(f"obsy-skysim: {exc}", file=sys.stderr)
+        return None, 1
+
+
 def _build_index(args: argparse.Namespace) -> int:
     """The main camera's stars around --ra/--dec and their index files in --out."""
     from obsy_skysim.driver import MainCamera
-    from obsy_skysim.index import IndexBuildError, build_index, field_arcmin
+    from obsy_skysim.index import build_index, field_arcmin
 
-    try:
-        settings = load_config(args.config).camera
-    except ConfigError as exc:
-        print(f"obsy-skysim: {exc}", file=sys.stderr)
+    settings = _main_camera(args)
+    if settings is None:
         return 2
     renderer = MainCamera.make_renderer(settings)
     radius = args.radius_deg if args.radius_deg is not None else 2.0 * renderer.field_radius_deg
-    try:
-        built = build_index(renderer, args.ra, args.dec, radius, args.out)
-    except ValueError as exc:
-        print(f"obsy-skysim: {exc}", file=sys.stderr)
-        return 2
-    except (IndexBuildError, OSError) as exc:
-        print(f"obsy-skysim: {exc}", file=sys.stderr)
-        return 1
+    built, status = _building(lambda: build_index(renderer, args.ra, args.dec, radius, args.out))
+    if built is None:
+        return status
     print(
         f"{args.out}: {built.stars} stars to {renderer.optics.limiting_magnitude:g} mag within {radius:.3g}° of "
         f"({args.ra:g}, {args.dec:+g}); {len(built.indexes)} index files (-P {', '.join(map(str, built.scales))}) "
@@ -158,13 +175,10 @@ def _science_night(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from obsy_skysim.allsky import Site
-    from obsy_skysim.index import IndexBuildError
     from obsy_skysim.science import ScienceNightSettings, write_science_night
 
-    try:
-        camera = load_config(args.config).camera
-    except ConfigError as exc:
-        print(f"obsy-skysim: {exc}", file=sys.stderr)
+    camera = _main_camera(args)
+    if camera is None:
         return 2
     here = camera.site
     site = Site(
@@ -180,14 +194,11 @@ def _science_night(args: argparse.Namespace) -> int:
     }
     settings = replace(ScienceNightSettings(), **{k: v for k, v in given.items() if v is not None})
     start = args.start or datetime.now(UTC).replace(microsecond=0)
-    try:
-        night = write_science_night(args.out, site, start, camera, settings=settings, index=not args.no_index)
-    except ValueError as exc:
-        print(f"obsy-skysim: {exc}", file=sys.stderr)
-        return 2
-    except (IndexBuildError, OSError) as exc:
-        print(f"obsy-skysim: {exc}", file=sys.stderr)
-        return 1
+    night, status = _building(
+        lambda: write_science_night(args.out, site, start, camera, settings=settings, index=not args.no_index)
+    )
+    if night is None:
+        return status
     t, v = night.transit, night.variable
     print(
         f"{night.manifest}: {t.planet} transits {t.host} ({t.ra:.4f}, {t.dec:+.4f}) from {t.ingress_utc:%H:%M:%S} "
