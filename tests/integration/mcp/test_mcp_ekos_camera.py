@@ -21,7 +21,13 @@ import yaml
 from obsy.config import McpEkosConfig
 from obsy.kstars.paths import CAPTURE, CAPTURE_PATH
 from obsy_mcp.ekos import Ekos, EkosError
-from tests.support.e2e_observatory import ALLSKY_CAMERA, SKYSIM_ALLSKY, skysim_available, write_skysim_settings
+from tests.support.e2e_observatory import (
+    ALLSKY_CAMERA,
+    SKYSIM_ALLSKY,
+    skysim_available,
+    wait_until,
+    write_skysim_settings,
+)
 from tests.support.e2e_site import dark_site
 from tests.support.indiserver import IndiServer
 from tests.support.kstars import PROFILE, KStars, kstars_available
@@ -52,6 +58,14 @@ def kstars(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KStars]:
         try:
             ks.start()
             ks.start_ekos(drivers=("CCD Simulator",), indi_server=(indi.host, indi.port))
+            # Ekos makes a camera's optical train once it has connected it: wait for both (slow under load),
+            # so that the test is of choosing the train, not of how fast a loaded machine connects.
+            for device in (ALLSKY_CAMERA, MAIN_CAMERA):
+                wait_until(
+                    lambda device=device: indi.getprop(f"{device}.CONNECTION.CONNECT").get("CONNECT") == "On",
+                    120,
+                    f"Ekos connecting {device}",
+                )
             yield ks
         finally:
             ks.stop()
