@@ -259,9 +259,11 @@ def wait_mcp_state(watcher: Watcher, state: bytes, timeout: float) -> None:
 # start), the roof, the first Ekos job at the next step of the plan's 2-min grid (up to 2 min
 # after "observing"), its first light (about 40 s later, after the night of science's five bias
 # frames and five 10 s darks: 2 min more) and the closing before exit (about 40 s). It took 180 to
-# 270 s in four runs before the calibration frames: too close to the suite's 300 s per test.
+# 270 s in four runs before the calibration frames: too close to the suite's 300 s per test. Under
+# the full suite's load (the results night's KStars beside it) the clear-sky gate alone can take
+# minutes: the waits are generous, the timeout is for a hung test.
 @pytest.mark.long(seconds=390)
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1200)
 def test_demo_with_kstars_runs_tonights_schedule_in_ekos(tmp_path):
     """With KStars installed the demo opens Ekos on its relay server; the MCP starts tonight's schedule there."""
     broker_port, indi_port, web_port = free_port(), free_port(), free_port()
@@ -279,7 +281,7 @@ def test_demo_with_kstars_runs_tonights_schedule_in_ekos(tmp_path):
     frames = tmp_path / "data" / "demo" / "frames"
     try:
         wait_for_text(out_path, r"Ekos is open with the profile 'OBSY demo'", launcher, timeout=240)
-        wait_for_text(out_path, r"start_ekos_schedule: done", launcher, timeout=240)
+        wait_for_text(out_path, r"start_ekos_schedule: done", launcher, timeout=480)
         wait_for_text(out_path, r"opening -> observing", launcher, timeout=30)
         # The plan is made afresh just before Ekos starts, and its first job starts "At" its
         # planned time, the next step of its 2-min grid (36 to 116 s after "observing" in four
