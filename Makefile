@@ -10,7 +10,7 @@ demo:           ## the demonstration: simulators at a site where it is night now
 test:           ## lint, then every test in parallel (each starts its own broker, indiserver, KStars)
 	scripts/test.sh
 
-test-fast:      ## the unit and contract tests without the slow and long ones, for the edit-run loop (about 100 CPU s); CI runs make test
+test-fast:      ## the unit and contract tests without the slow and long ones, for the edit-run loop (about 120 CPU s, 80 s on 2 cores); CI runs make test
 	env -u PYTHONDONTWRITEBYTECODE .venv/bin/pytest -n auto --dist worksteal -q -m "not long and not slow" tests/unit  # keeps __pycache__: see scripts/test.sh
 
 dev:            ## install Debian packages and the editable virtual environment
