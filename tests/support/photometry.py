@@ -4,6 +4,7 @@ the simulator's known answers (the noise-free master dark and the flat field).""
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -48,20 +49,31 @@ def main_camera_description(
 
 
 def write_light(
-    path: Path, renderer: FieldRenderer, frame: FieldFrame, *, with_wcs: bool = False, calibrated: bool = False
+    path: Path,
+    renderer: FieldRenderer,
+    frame: FieldFrame,
+    *,
+    with_wcs: bool = False,
+    calibrated: bool = False,
+    keywords: dict[str, tuple[object, str]] | None = None,
 ) -> Path:
-    """The frame as a FITS file with the main camera's keywords (pointing, focal length, site)."""
-    path.write_bytes(fits_bytes(frame.image, main_camera_description(renderer, frame)))
-    if with_wcs or calibrated:
-        header = fits.getheader(path)
-        data = fits.getdata(path)
-        if calibrated:
-            data = calibrate(renderer, frame)
-            for key in ("BZERO", "BSCALE"):  # a float image has no integer scaling
-                header.remove(key, ignore_missing=True)
-        if with_wcs:
-            header.update(simulator_wcs(renderer, frame.pointing))
-        fits.PrimaryHDU(data, header).writeto(path, overwrite=True)
+    """The frame as a FITS file with the main camera's keywords (pointing, focal length, site), and
+    ``keywords`` (name: (value, comment)) added, as a capture program adds its own."""
+    raw = fits_bytes(frame.image, main_camera_description(renderer, frame))
+    if not (with_wcs or calibrated or keywords):
+        path.write_bytes(raw)
+        return path
+    with fits.open(io.BytesIO(raw)) as hdul:  # the camera's header, changed before the one write
+        header, data = hdul[0].header.copy(), hdul[0].data.copy()
+    if calibrated:
+        data = calibrate(renderer, frame)
+        for key in ("BZERO", "BSCALE"):  # a float image has no integer scaling
+            header.remove(key, ignore_missing=True)
+    if with_wcs:
+        header.update(simulator_wcs(renderer, frame.pointing))
+    for key, card in (keywords or {}).items():
+        header[key] = card
+    fits.PrimaryHDU(data, header).writeto(path, overwrite=True)
     return path
 
 

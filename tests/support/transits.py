@@ -24,6 +24,7 @@ from obsy_skysim.clouds import Clouds
 from obsy_skysim.field import FieldRenderer, TelescopeOptics
 from obsy_skysim.scenario import Scenario, SineVariable, TransitHost
 from obsy_skysim.sensor import SensorSpec
+from obsy_skysim.sky import sky_conditions_at
 from tests.support.photometry import noise_of, saturation_of, write_light
 from tests.support.skysim import SITE
 
@@ -131,9 +132,9 @@ def write_transit_night(
     start = host.mid - timedelta(seconds=span_s / 2 + EXPOSURE_S / 2)
     paths = []
     folder.mkdir(parents=True, exist_ok=True)
-    for i in range(frames):
-        jitter = ((seed * 7919 + i * 104729) % 1000 - 500) / 1000.0 * 0.1 * step
-        when = start + timedelta(seconds=i * step + jitter)
+    jitters = [((seed * 7919 + i * 104729) % 1000 - 500) / 1000.0 * 0.1 * step for i in range(frames)]
+    starts = [start + timedelta(seconds=i * step + jitter) for i, jitter in enumerate(jitters)]
+    for i, (when, conditions) in enumerate(zip(starts, sky_conditions_at(renderer.site, starts), strict=True)):
         frame = renderer.render(
             when,
             (pointings or {}).get(i, POINTING),
@@ -142,9 +143,13 @@ def write_transit_night(
             scenario=scenario,
             clouds=(clouds or {}).get(i),
             seed=seed * 100_000 + i,
+            conditions=conditions,
         )
-        path = write_light(folder / f"light_{i:04d}.fits", renderer, frame, with_wcs=with_wcs, calibrated=True)
-        _ekos_keywords(path, host, sixteen_bit=sixteen_bit)
+        path = write_light(
+            folder / f"light_{i:04d}.fits", renderer, frame, with_wcs=with_wcs, calibrated=True, keywords=EKOS_KEYWORDS
+        )
+        if sixteen_bit:
+            _sixteen_bit(path)
         paths.append(path)
     return TransitNight(
         paths,
@@ -157,15 +162,15 @@ def write_transit_night(
     )
 
 
-def _ekos_keywords(path: Path, host: TransitHost, *, sixteen_bit: bool = False) -> None:
-    """What Ekos adds to the camera's keywords: the object's name and the filter."""
+#: What Ekos adds to the camera's keywords: the object's name and the filter.
+EKOS_KEYWORDS = {"OBJECT": ("SIM-T1", "Object name"), "FILTER": ("R", "Filter")}
+
+
+def _sixteen_bit(path: Path) -> None:
+    """The calibrated pixels rounded to 16-bit integers, in place."""
     with fits.open(path) as hdul:
         header, data = hdul[0].header.copy(), hdul[0].data
-        header["OBJECT"] = ("SIM-T1", "Object name")
-        header["FILTER"] = ("R", "Filter")
-        hdu = fits.PrimaryHDU(data, header)
-        if sixteen_bit:
-            hdu = fits.PrimaryHDU(np.clip(np.rint(data), 0, 65535).astype(np.uint16), header)
+        hdu = fits.PrimaryHDU(np.clip(np.rint(data), 0, 65535).astype(np.uint16), header)
         hdu.writeto(path, overwrite=True)
 
 

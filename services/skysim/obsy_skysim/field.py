@@ -31,7 +31,7 @@ from obsy_skysim.allsky import FRAME_TYPES, FrameType, Site
 from obsy_skysim.clouds import Clouds
 from obsy_skysim.scenario import Scenario
 from obsy_skysim.sensor import Sensor, SensorSpec
-from obsy_skysim.sky import SkyBrightness, sky_conditions
+from obsy_skysim.sky import SkyBrightness, SkyConditions, sky_conditions
 from obsy_skysim.stars import add_point_sources
 
 CELL_DEG = 0.5
@@ -259,9 +259,12 @@ class FieldRenderer:
         elapsed_s: float = 0.0,
         scenario: Scenario | None = None,
         seed: int | None = None,
+        conditions: SkyConditions | None = None,
     ) -> FieldFrame:
         """One frame with the telescope pointing at ``pointing`` (ICRS RA, Dec in degrees). The
-        ``scenario``'s variable stars shine as they do at mid-exposure."""
+        ``scenario``'s variable stars shine as they do at mid-exposure. ``conditions``: the Sun and
+        Moon at ``when`` (:func:`~obsy_skysim.sky.sky_conditions_at` for a night of frames at once,
+        half the CPU of a small frame); computed here when not given."""
         if exposure_s < 0:
             raise ValueError(f"exposure must not be negative, not {exposure_s} s")
         if frame_type not in FRAME_TYPES:
@@ -303,7 +306,8 @@ class FieldRenderer:
         }
         stars = FieldStars(*(getattr(stars, f)[inside] for f in FieldStars.__dataclass_fields__))
         x, y, electrons = x[inside], y[inside], all_electrons[inside]
-        sky = self._sky_electrons(when, alt, az, exposure_s) * (1.0 + self.optics.cloud_glow * (1.0 - transmission))
+        sky = self._sky_electrons(when, alt, az, exposure_s, conditions)
+        sky *= 1.0 + self.optics.cloud_glow * (1.0 - transmission)
         # The stars through the flat field at their own pixels; the sky through it in the read-out.
         light = np.zeros((s.height, s.width), dtype=np.float32)
         sigma = np.full(len(x), self.optics.seeing_fwhm_arcsec / 2.3548 / self.arcsec_per_pixel)
@@ -324,10 +328,12 @@ class FieldRenderer:
         coord = SkyCoord(ra=ra * u.deg, dec=dec * u.deg, frame="icrs").transform_to(frame)
         return float(coord.alt.deg), float(coord.az.deg)
 
-    def _sky_electrons(self, when: datetime, alt: float, az: float, exposure_s: float) -> float:
+    def _sky_electrons(
+        self, when: datetime, alt: float, az: float, exposure_s: float, conditions: SkyConditions | None = None
+    ) -> float:
         if alt <= 0:
             return 0.0
-        c = sky_conditions(self.site, when)
+        c = conditions or sky_conditions(self.site, when)
         flux = sum(float(v[0]) for v in self.optics.sky.components(np.array([alt]), np.array([az]), c).values())
         return flux * self.arcsec_per_pixel**2 * 10 ** (0.4 * self.optics.zero_point) * exposure_s
 

@@ -16,6 +16,7 @@ the camera turns them into electrons with its zero point and each pixel's solid 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -68,11 +69,17 @@ class SkyConditions:
 def sky_conditions(site: Any, when: datetime) -> SkyConditions:
     """Where the Sun and the Moon stand for ``site`` (anything with latitude, longitude, elevation)
     at ``when``, with refraction, as they appear."""
-    sun = astro.sun_altaz(site, when, refraction=True)
-    moon = astro.moon_altaz(site, when, refraction=True)
-    return SkyConditions(
-        float(sun.alt), float(sun.az), float(moon.alt), float(moon.az), float(astro.moon_phase_angle(when))
-    )
+    return sky_conditions_at(site, [when])[0]
+
+
+def sky_conditions_at(site: Any, times: Sequence[datetime]) -> list[SkyConditions]:
+    """:func:`sky_conditions` at each of ``times``, in one pass: astropy's transforms cost about the
+    same for one time as for hundreds, so a caller rendering a night of frames asks once."""
+    sun = astro.sun_altaz(site, list(times), refraction=True)
+    moon = astro.moon_altaz(site, list(times), refraction=True)
+    phase = astro.moon_phase_angle(list(times))
+    columns = (sun.alt, sun.az, moon.alt, moon.az, phase)
+    return [SkyConditions(*(float(v) for v in row)) for row in zip(*columns, strict=True)]
 
 
 @dataclass(frozen=True)
