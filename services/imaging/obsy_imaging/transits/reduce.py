@@ -388,9 +388,11 @@ class _Measured:
 
 
 class _Stamps:
-    """The pixels about given positions, read by FITS sections (a few hundred kilobytes of a 50 MB
-    frame) into a canvas of NaN kept from frame to frame: the aperture code ignores NaN sky pixels,
-    and the apertures themselves lie well inside their stamps."""
+    """The pixels about given positions (a few hundred kilobytes of a 50 MB frame) into a canvas of NaN
+    kept from frame to frame: the aperture code ignores NaN sky pixels, and the apertures themselves
+    lie well inside their stamps. Unscaled pixels (the calibrated float lights) are sliced from the
+    file's memory map, which reads only the pages a stamp touches; scaled ones (16-bit integers with
+    BZERO) by FITS sections, which scale only the stamp but read it row by row (ten times the CPU)."""
 
     def __init__(self) -> None:
         self.canvas: np.ndarray | None = None
@@ -408,6 +410,8 @@ class _Stamps:
             hdu = hdul[0]
             if tuple(hdu.shape) != shape:
                 raise ValueError(f"image {hdu.shape} does not match its header")
+            scaled = hdu.header.get("BZERO", 0) != 0 or hdu.header.get("BSCALE", 1) != 1
+            pixels = hdu.section if scaled else hdu.data
             for xi, yi in zip(x, y, strict=True):
                 if not (math.isfinite(xi) and math.isfinite(yi)):
                     continue
@@ -418,7 +422,7 @@ class _Stamps:
                 )
                 if part[0].start >= part[0].stop or part[1].start >= part[1].stop:
                     continue
-                self.canvas[part] = hdu.section[part]
+                self.canvas[part] = pixels[part]
                 self.filled.append(part)
         return self.canvas
 
