@@ -205,6 +205,9 @@ def test_the_calibrate_command_builds_masters_and_calibrates_an_imported_archive
 
     import yaml
 
+    from obsy_imaging.cli import COMMANDS
+    from tests.support.commands import run_command
+
     archive = tmp_path / "archive"
     archive.mkdir()
     for kind, exposure, seed, extra in (
@@ -218,11 +221,16 @@ def test_the_calibrate_command_builds_masters_and_calibrates_an_imported_archive
     config.write_text(yaml.safe_dump({"site": {"latitude": 50.0, "longitude": 8.0}, "data_dir": str(tmp_path / "d")}))
 
     def obsy_imaging(*args: str) -> subprocess.CompletedProcess[str]:
+        """A real ``obsy-imaging`` process: one per command, for the entry point."""
         command = [sys.executable, "-m", "obsy_imaging", *args, "-c", str(config)]
         return subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
 
+    def in_process(*args: str) -> subprocess.CompletedProcess[str]:
+        """The same command line in this process: what the command does, without a process start each."""
+        return run_command(COMMANDS[args[0]], *args, "-c", str(config))
+
     assert obsy_imaging("import", "--no-progress", str(archive)).returncode == 0
-    waiting = obsy_imaging("calibrate")  # groups of 3 are below min_frames (5): nothing to build
+    waiting = in_process("calibrate")  # groups of 3 are below min_frames (5): nothing to build
     assert waiting.returncode == 0, waiting.stderr
     assert "0 master(s) built, 0 light(s) calibrated, 3 waiting" in waiting.stdout
     assert "dark: no match" in waiting.stdout
@@ -233,21 +241,21 @@ def test_the_calibrate_command_builds_masters_and_calibrates_an_imported_archive
     calibrated = list((tmp_path / "d" / "imaging" / "repository" / "calibrated").rglob("*.fits"))
     assert len(calibrated) == 3
 
-    refused = obsy_imaging("calibrate", "--frames", "999")
+    refused = in_process("calibrate", "--frames", "999")
     assert refused.returncode == 1 and "no frames with ids [999]" in refused.stderr
 
     # Pins from the command line: list, pin, unpin; an unknown master named, a missing id refused.
     listed = obsy_imaging("masters")
     assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 3 and "pinned" not in listed.stdout
     dark_id = next(line.split()[0] for line in listed.stdout.splitlines() if line.split()[1] == "dark")
-    pinned = obsy_imaging("masters", "pin", dark_id)
+    pinned = in_process("masters", "pin", dark_id)
     assert pinned.returncode == 0 and f"pinned dark {dark_id}" in pinned.stdout, pinned.stderr
-    assert next(line for line in obsy_imaging("masters").stdout.splitlines() if dark_id in line).endswith(" pinned")
-    unknown = obsy_imaging("masters", "pin", "dark-nothere")
+    assert next(line for line in in_process("masters").stdout.splitlines() if dark_id in line).endswith(" pinned")
+    unknown = in_process("masters", "pin", "dark-nothere")
     assert unknown.returncode == 1 and "no master 'dark-nothere' in the calibration library" in unknown.stderr
-    assert obsy_imaging("masters", "unpin").returncode == 2
-    assert obsy_imaging("masters", "unpin", dark_id).returncode == 0
-    assert "pinned" not in obsy_imaging("masters").stdout
+    assert in_process("masters", "unpin").returncode == 2
+    assert in_process("masters", "unpin", dark_id).returncode == 0
+    assert "pinned" not in in_process("masters").stdout
 
 
 def test_a_ready_group_is_built_once_no_frame_joined_it_for_a_while(tmp_path, repository, sensor):
