@@ -15,6 +15,7 @@ from astropy.io import fits
 from obsy_imaging.photometry.aperture import CcdNoise
 from obsy_skysim.field import FieldFrame, FieldRenderer
 from obsy_skysim.fitsfile import FrameDescription, fits_bytes
+from obsy_skysim.sky import sky_conditions_at
 from tests.support.skysim import SITE
 
 
@@ -180,8 +181,10 @@ def write_night(
     from datetime import timedelta
 
     paths, expected, sequence = [], [], None
-    for i, when in enumerate(times):
-        frame = renderer.render(when, pointing, exposure_s, gain, scenario=scenario, seed=seed + i)
+    for i, (when, conditions) in enumerate(zip(times, sky_conditions_at(renderer.site, times), strict=True)):
+        frame = renderer.render(
+            when, pointing, exposure_s, gain, scenario=scenario, seed=seed + i, conditions=conditions
+        )
         if sequence is None:
             sequence = night_sequence(renderer, frame, variable, stars=stars)
         paths.append(write_light(folder / f"light_{i:04d}.fits", renderer, frame, with_wcs=True, calibrated=True))
