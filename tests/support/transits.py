@@ -200,9 +200,12 @@ class NightsFitted:
         )
 
 
-def fit_simulator_nights(workdir: Path, seeds: range, *, frames: int = 300) -> NightsFitted:
+def fit_simulator_nights(
+    workdir: Path, seeds: range, *, frames: int = 300, chain: tuple[int, int] | None = None
+) -> NightsFitted:
     """Render each seeded night (``write_transit_night``), reduce it from its frames and fit it against the
-    slightly wrong ephemeris: what the science test and the nights' bench measure."""
+    slightly wrong ephemeris: what the science test and the nights' bench measure. ``chain``: the MCMC's
+    steps and burn-in (the fit's default when None)."""
     from obsy_imaging.transits.fit import McmcSettings, fit_transit
     from obsy_imaging.transits.reduce import TransitReductionSettings, reduce_night
 
@@ -216,7 +219,8 @@ def fit_simulator_nights(workdir: Path, seeds: range, *, frames: int = 300) -> N
         # Airmass detrending only: nothing else moves the simulator's flux, and the regressors
         # (background, FWHM, position) only add freedom to the fit (docs/imaging-transits.md).
         lc = replace(reduced.light_curve, regressors={})
-        fit = fit_transit(lc, ephemeris, mcmc=McmcSettings(seed=seed))
+        steps = {} if chain is None else {"steps": chain[0], "burn": chain[1]}
+        fit = fit_transit(lc, ephemeris, mcmc=McmcSettings(seed=seed, **steps))
         assert not fit.partial
         tc_error.append(fit.tc.value - night.tc_bjd)
         tc_sigma.append(fit.tc.error)
