@@ -197,7 +197,7 @@ def test_calibrated_path_mirrors_the_lights_layout():
     assert calibrated_path(frame).as_posix() == "calibrated/2026-12-01/M_42/Red/Light_001.fits"
 
 
-@pytest.mark.long(seconds=90)
+@pytest.mark.long(seconds=40)
 @pytest.mark.timeout(900)  # CPU-bound: on a loaded 2-core machine it has taken over 300 s
 def test_the_calibrate_command_builds_masters_and_calibrates_an_imported_archive(tmp_path, sensor):
     import subprocess
