@@ -6,7 +6,7 @@ the camera's and Ekos' keywords and a WCS, reduced by :func:`~obsy_imaging.trans
 
 Here four nights, each with Tc within 3σ of the truth and the depth within 10 %: the reduction from
 frames keeps the fit honest. The nights are 200 frames, not the bench's 300 (one a minute), and the
-chain half the fit's default (as in test_imaging_transits_science.py): 123 -> 45 CPU s. With 300
+chain half the fit's default (as in test_imaging_transits_science.py): 102 -> 45 CPU s. With 300
 frames and the whole chain, seeds 0-3 gave within 1σ 75 %, largest 1.50σ, largest depth error
 3.3 %; with these, seeds 0-3: 75 %, 1.22σ, 1.8 %, and seeds 4-7: 75 %, 1.16σ, 4.2 %.
 
