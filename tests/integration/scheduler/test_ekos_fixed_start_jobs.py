@@ -41,7 +41,7 @@ from tests.support.e2e_observatory import folder, write_main_camera_settings
 from tests.support.e2e_site import dark_site
 from tests.support.ekos_plans import run_now_settings
 from tests.support.indiserver import CCD, TELESCOPE, IndiServer, pyindi_available, require_indi
-from tests.support.kstars import PROFILE, SCHEDULER, SCHEDULER_PATH, KStars, kstars_available, written_frames
+from tests.support.kstars import PROFILE, SCHEDULER, SCHEDULER_PATH, KStars, requires_kstars, written_frames
 
 CAMERA_DRIVER = Path(sys.executable).with_name("indi_obsy_camera")
 CAMERA = "SkySim Camera"
@@ -58,7 +58,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.long(seconds=360),
     pytest.mark.timeout(900),
-    pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
+    requires_kstars,
     pytest.mark.skipif(not pyindi_available(), reason="pyindi-client is not installed"),
     pytest.mark.skipif(not CAMERA_DRIVER.exists(), reason="the sky simulator is not installed (services/skysim)"),
 ]
