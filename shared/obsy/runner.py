@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from obsy.bus import Bus
 from obsy.config import ConfigError, ObsyConfig, load_config
 from obsy.diskspace import DiskWatch
+from obsy.files import write_atomic
 from obsy.logs import setup_logging
 from obsy.messages import Clock, ServiceHealth, utc_now
 from obsy.topics import OFFLINE, STOPPED
@@ -271,9 +272,7 @@ class ServiceRunner:
         record = {"time": time.time(), "connected": self.bus.connected.is_set(), "status": status}
         try:
             self.heartbeat_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.heartbeat_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(record))
-            tmp.replace(self.heartbeat_path)
+            write_atomic(self.heartbeat_path, json.dumps(record))
         except OSError as exc:
             logging.getLogger("obsy.runner").warning("cannot write heartbeat file %s: %s", self.heartbeat_path, exc)
 

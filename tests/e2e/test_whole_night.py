@@ -58,7 +58,7 @@ from tests.support.e2e_observatory import (
 )
 from tests.support.e2e_site import DarkSite, dark_site
 from tests.support.indiserver import CCD, ROOF, TELESCOPE, WEATHER, IndiServer, pyindi_available, require_indi
-from tests.support.kstars import PROFILE, KStars, kstars_available
+from tests.support.kstars import PROFILE, KStars, requires_kstars
 from tests.support.mcp_harness import IndiRecorder, events, prepare_devices, states, wait_state
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.pgcluster import fresh_database
@@ -72,7 +72,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.long(seconds=300),
     pytest.mark.timeout(900),
-    pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
+    requires_kstars,
     pytest.mark.skipif(not pyindi_available(), reason="pyindi-client is not installed"),
     pytest.mark.skipif(
         not skysim_available(), reason="the sky simulator is not installed (pip install -e services/skysim)"

@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pytest
 from astropy.io import fits
 
 from obsy.kstars.dbus import DBusError, KStarsBus, WaitTimeoutError, wait_until
@@ -140,6 +141,10 @@ class KStarsError(RuntimeError):
 
 def kstars_available() -> bool:
     return shutil.which("kstars") is not None and shutil.which("dbus-run-session") is not None
+
+
+#: Skips a test (or a module, in its ``pytestmark``) where KStars cannot run here.
+requires_kstars = pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed")
 
 
 class KStars:

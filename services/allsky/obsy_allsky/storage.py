@@ -18,8 +18,6 @@ shrinks first, for previews and thumbnails.
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -27,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from obsy import files
 from obsy_allsky.pipeline.output import encode_jpeg_cpu
 
 #: Suffixes of the files a frame may keep beside its picture.
@@ -150,19 +149,8 @@ def prune_clean(folder: Path, keep: int = CLEAN_KEEP) -> None:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder and rename: readers see all of it or nothing."""
-    temporary = None
+    """Replace ``path`` whole and durably (:func:`obsy.files.write_atomic`); a failure is a :class:`StorageError`."""
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-        temporary = None
+        files.write_atomic(path, data, durable=True)
     except OSError as exc:
         raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    finally:
-        if temporary is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)

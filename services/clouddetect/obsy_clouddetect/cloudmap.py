@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from obsy.files import write_atomic
 from obsy_clouddetect.transmission.analyser import CloudMap
 
 
@@ -46,6 +47,4 @@ def save_cloud_map(cloud_map: CloudMap, path: Path) -> None:
     ok, data = cv2.imencode(".png", render_cloud_map(cloud_map))
     if not ok:
         raise OSError("PNG encoding of the cloud map failed")
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data.tobytes())
-    tmp.replace(path)
+    write_atomic(path, data.tobytes())

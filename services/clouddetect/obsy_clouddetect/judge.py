@@ -13,6 +13,7 @@ import numpy as np
 
 from obsy import astro
 from obsy.config import ObsyConfig
+from obsy.files import write_atomic
 from obsy.skymodel import SkyModel
 from obsy_clouddetect.catalogue import load_catalogue
 from obsy_clouddetect.classifier.runtime import Classification, SkyClassifier
@@ -130,10 +131,7 @@ class FrameJudge:
     def _save_model(self, model: SkyModel) -> None:
         try:
             self.workdir.mkdir(parents=True, exist_ok=True)
-            tmp = self.model_path.with_suffix(".tmp")
-            tmp.write_text(
-                json.dumps({k: float(v) if isinstance(v, np.floating) else v for k, v in model.to_dict().items()})
-            )
-            tmp.replace(self.model_path)
+            values = {k: float(v) if isinstance(v, np.floating) else v for k, v in model.to_dict().items()}
+            write_atomic(self.model_path, json.dumps(values))
         except OSError as exc:
             log.warning("cannot save the sky model to %s: %s", self.model_path, exc)

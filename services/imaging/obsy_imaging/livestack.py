@@ -26,7 +26,6 @@ Files: ``stacks/live/<night>/<target>/<filter>/live.fits`` and ``live.jpg`` besi
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable
@@ -39,6 +38,7 @@ import numpy as np
 from astropy.io import fits
 from sqlalchemy import select
 
+from obsy.files import atomic_replacement, write_atomic
 from obsy_imaging.config import ImagingLiveStackConfig
 from obsy_imaging.registration import RegistrationError, StarList, Transform, detect_stars, find_transform, warp
 from obsy_imaging.registration.match import MIN_STARS
@@ -420,7 +420,9 @@ class LiveStacker:
             shadows_clip=settings.shadows_clip,
             target_background=settings.target_background,
         )
-        _write_atomic(self.root / stack.preview_path, preview)
+        preview_file = self.root / stack.preview_path
+        preview_file.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(preview_file, preview)
         return preview
 
     def _on_grid(self, stack: LiveStack, image: np.ndarray, statistics, transform: Transform) -> np.ndarray:
@@ -595,9 +597,8 @@ class LiveStacker:
         weights.header["COMMENT"] = "summed frame weights per pixel (0: no frame had data there)"
         target = self.root / stack.path
         target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.tmp")
-        fits.HDUList([primary, weights]).writeto(temporary, overwrite=True)
-        os.replace(temporary, target)
+        with atomic_replacement(target) as temporary:
+            fits.HDUList([primary, weights]).writeto(temporary, overwrite=True)
 
 
 class _Clock:
@@ -611,10 +612,3 @@ class _Clock:
         now = perf_counter()
         self.laps[name] = self.laps.get(name, 0.0) + now - self._last
         self._last = now
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)

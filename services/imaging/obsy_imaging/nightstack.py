@@ -28,13 +28,14 @@ import numpy as np
 from astropy.io import fits
 from sqlalchemy import or_, select
 
+from obsy.files import atomic_replacement
 from obsy_imaging.config import ImagingNightStackConfig
 from obsy_imaging.registration import Transform
 from obsy_imaging.repository.layout import folder_name
 from obsy_imaging.repository.models import Calibration, Frame, LiveStack, LiveStackFrame, NightStack
 from obsy_imaging.repository.store import Repository
 from obsy_imaging.stacking import Rejection, StackFrame, StackOptions, fits_reader, stack
-from obsy_imaging.stretch.samples import replace_file, write_samples
+from obsy_imaging.stretch.samples import write_samples
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +241,8 @@ class NightStacker:
         coverage = fits.ImageHDU(result.coverage, name="COVERAGE")
         target = self.root / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        replace_file(target, lambda temporary: fits.HDUList([primary, rejected, coverage]).writeto(temporary))
+        with atomic_replacement(target) as temporary:
+            fits.HDUList([primary, rejected, coverage]).writeto(temporary)
         write_samples(target, result.image)
 
 

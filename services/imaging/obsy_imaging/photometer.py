@@ -30,7 +30,6 @@ added later is used.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,6 +39,7 @@ from astropy.io import fits
 from sqlalchemy import delete, func, select
 
 from obsy.config import SiteConfig
+from obsy.files import write_atomic
 from obsy_imaging.config import ImagingPhotometryConfig, PhotometryTargetConfig
 from obsy_imaging.headers.normalise import Site
 from obsy_imaging.photometry.aavso import (
@@ -400,9 +400,7 @@ class Photometer:
         if problems:
             raise ReportError(f"{report.path.name}: " + "; ".join(problems))
         report.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = report.path.with_name(f".{report.path.name}.{os.getpid()}.part")
-        temporary.write_text(report.text, encoding="ascii", errors="replace")
-        os.replace(temporary, report.path)
+        write_atomic(report.path, report.text.encode("ascii", errors="replace"))
         return report
 
     def _observation(self, row: PhotometryMeasurement) -> tuple[Observation | None, str]:

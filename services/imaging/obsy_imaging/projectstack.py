@@ -38,6 +38,7 @@ import numpy as np
 from astropy.io import fits
 from sqlalchemy import delete, select
 
+from obsy.files import atomic_replacement
 from obsy_imaging.colour import PALETTES, ColourError, channels_for, write_colour_image
 from obsy_imaging.colour.neutralise import WhiteBalance
 from obsy_imaging.config import ImagingProjectStackConfig
@@ -55,7 +56,7 @@ from obsy_imaging.repository.models import (
 )
 from obsy_imaging.repository.store import Repository
 from obsy_imaging.stacking import Rejection, StackFrame, StackOptions, fits_reader, stack
-from obsy_imaging.stretch.samples import replace_file, sample_path, thumbnail_path, write_samples
+from obsy_imaging.stretch.samples import sample_path, thumbnail_path, write_samples
 
 log = logging.getLogger(__name__)
 
@@ -517,6 +518,7 @@ class ProjectStacker:
                 fits.ImageHDU(result.coverage, name="COVERAGE"),
             ]
         )
-        replace_file(target_path, lambda temporary: hdus.writeto(temporary, overwrite=True))
+        with atomic_replacement(target_path) as temporary:
+            hdus.writeto(temporary, overwrite=True)
         s = self.settings
         write_samples(target_path, result.image, thumbnail_width=s.thumbnail_width, quality=s.jpeg_quality)

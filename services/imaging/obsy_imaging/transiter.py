@@ -29,7 +29,6 @@ import csv
 import io
 import logging
 import math
-import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -47,6 +46,7 @@ from sqlalchemy import delete, func, select
 
 from obsy import astro
 from obsy.config import SchedulerTransitsConfig, SiteConfig
+from obsy.files import write_atomic
 from obsy.transits.ephemeris import Ephemeris, EphemerisError, EphemerisTable, read_archive_csv
 from obsy.transits.predict import TransitWindow, transits_between
 from obsy_imaging.config import ImagingTransitsConfig, photometry_name_key
@@ -444,17 +444,17 @@ class Transiter:
             invalid = validate_report(text)
             if invalid:
                 raise ReportError("; ".join(invalid))
-            _replace(files["txt"], text.encode("ascii", errors="replace"))
+            write_atomic(files["txt"], text.encode("ascii", errors="replace"))
             row.report_path = self._relative(files["txt"])
         except (ReportError, OSError) as exc:
             problems.append(f"the report was not written: {exc}")
         try:
-            _replace(files["png"], plot.light_curve_png(fit, _title(row)))
+            write_atomic(files["png"], plot.light_curve_png(fit, _title(row)))
             row.plot_path = self._relative(files["png"])
         except (OSError, ValueError) as exc:
             problems.append(f"the plot was not written: {exc}")
         try:
-            _replace(files["csv"], points_csv(data.points).encode())
+            write_atomic(files["csv"], points_csv(data.points).encode())
             row.points_path = self._relative(files["csv"])
         except OSError as exc:
             problems.append(f"the points were not written: {exc}")
@@ -620,12 +620,6 @@ def _aware(when: datetime | None) -> datetime:
 
 def _seen(lights: list[Light]) -> dict[str, Any]:
     return {"lights": len(lights), "last_frame_id": max((light.frame_id for light in lights), default=None)}
-
-
-def _replace(path: Path, content: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
-    temporary.write_bytes(content)
-    os.replace(temporary, path)
 
 
 def _title(row: TransitFit) -> str:

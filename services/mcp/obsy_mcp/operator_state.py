@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from obsy.config import ObsyConfig
+from obsy.files import write_atomic
 from obsy.messages import EventKind, Mode
 
 if TYPE_CHECKING:
@@ -167,19 +167,8 @@ def save(path: Path, state: OperatorState) -> None:
         alarm=state.alarm[:MAX_REASON],
         awaiting_operator=state.awaiting_operator,
     ).model_dump_json(indent=2)
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(content + "\n")
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    _fsync_folder(folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, content + "\n", durable=True)
 
 
 def set_aside(path: Path) -> Path:

@@ -37,7 +37,6 @@ is over, however quick the camera turns out to be.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import xml.etree.ElementTree as ET
@@ -47,6 +46,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from obsy.files import write_atomic
 from obsy.kstars.runs import KEEP_MARKER, is_kept
 from obsy.messages import ExposurePlan, FrameType, Target
 from obsy_scheduler.calibration import flat_source
@@ -151,12 +151,6 @@ def _serialise(root: ET.Element) -> bytes:
     """Compact XML with the declaration KStars writes."""
     body = ET.tostring(root, encoding="unicode", short_empty_elements=False)
     return ('<?xml version="1.0" encoding="UTF-8"?>\n' + body + "\n").encode("utf-8")
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- sequences
@@ -394,9 +388,9 @@ def write_plan(
     for job in jobs:
         job.fits_dir = fits_dir if job.key == job.name else fits_dir / job.key
         exposures = [(p, n) for p, n in job.exposures() if n]
-        _write_atomically(job.sequence, sequence_xml(job.name, exposures, job.fits_dir, ekos))
+        write_atomic(job.sequence, sequence_xml(job.name, exposures, job.fits_dir, ekos))
     schedule = directory / f"obsy-{night}.esl"
-    _write_atomically(schedule, schedule_xml(jobs, ekos, zone))
+    write_atomic(schedule, schedule_xml(jobs, ekos, zone))
     return EkosFiles(schedule, jobs, fits_dir)
 
 

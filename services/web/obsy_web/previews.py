@@ -17,7 +17,6 @@ import hashlib
 import io
 import logging
 import os
-import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 from astropy.io import fits
 from PIL import Image
 
+from obsy.files import write_atomic
 from obsy.stretch import autostretch
 
 log = logging.getLogger("obsy.web.previews")
@@ -114,9 +114,7 @@ class PreviewCache:
         """Writes the preview atomically; a cache that cannot be written only costs drawing it again."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=self.folder, suffix=".part", delete=False) as part:
-                part.write(jpeg)
-            os.replace(part.name, cached)
+            write_atomic(cached, jpeg)
         except OSError as error:
             log.warning("preview cache not written: %s", error, extra={"event": "preview_cache_failed"})
             return

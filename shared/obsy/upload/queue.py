@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
+
+from obsy.files import write_atomic
 
 ENTRY_SUFFIX = ".json"
 
@@ -57,9 +58,7 @@ class UploadQueue:
                 )
             item = UploadItem(str(Path(source).resolve()), remote, time.time())
             name = existing[0].name if existing else f"{time.time_ns():020d}-{key}{ENTRY_SUFFIX}"
-            temporary = self.folder / f".{name}.tmp"
-            temporary.write_text(json.dumps(asdict(item) | {"entry": ""}), encoding="utf-8")
-            os.replace(temporary, self.folder / name)
+            write_atomic(self.folder / name, json.dumps(asdict(item) | {"entry": ""}))
             self._changed.notify_all()
         return UploadItem(item.source, item.remote, item.enqueued, name)
 

@@ -23,12 +23,12 @@ from tests.support.alpaca import (
     verdict,
 )
 from tests.support.indiserver import CCD, TELESCOPE, IndiServer, require_indi
-from tests.support.kstars import KStars, kstars_available
+from tests.support.kstars import KStars, requires_kstars
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.slow,
-    pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
+    requires_kstars,
 ]
 
 WEATHER_INTERFACE = "org.kde.kstars.INDI.Weather"

@@ -20,14 +20,14 @@ from obsy_imaging.repository.models import Frame
 from obsy_scheduler.ekos import sequence_xml
 from tests.integration.imaging.test_imaging_service import Running, wait_online
 from tests.integration.skysim import test_skysim_ekos_capture as ekos_capture
-from tests.support.kstars import kstars_available
+from tests.support.kstars import requires_kstars
 from tests.support.watcher import Watcher
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.slow,
     pytest.mark.timeout(600),
-    pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
+    requires_kstars,
 ]
 
 BIAS_FRAMES = 3

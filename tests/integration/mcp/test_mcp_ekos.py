@@ -19,7 +19,7 @@ from obsy_mcp.ekos import STOPPED, Ekos, EkosError, SchedulerStatus
 from obsy_scheduler.ekos import write_plan
 from tests.support.ekos_plans import VIENNA, one_block_plan, run_now_settings, zenith_ra
 from tests.support.indiserver import IndiServer, module_server
-from tests.support.kstars import PROFILE, VIENNA_CITY, KStars, ekos_running, kstars_available
+from tests.support.kstars import PROFILE, VIENNA_CITY, KStars, ekos_running, requires_kstars
 from tests.support.mcp_harness import (
     Heartbeats,
     Inputs,
@@ -35,7 +35,7 @@ from tests.support.watcher import Watcher
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
+    requires_kstars,
 ]
 
 TOPICS = Topics()

@@ -30,11 +30,11 @@ from tests.support.e2e_observatory import (
 )
 from tests.support.e2e_site import dark_site
 from tests.support.indiserver import IndiServer
-from tests.support.kstars import PROFILE, KStars, kstars_available
+from tests.support.kstars import PROFILE, KStars, ekos_running, requires_kstars
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
+    requires_kstars,
     pytest.mark.skipif(
         not (skysim_available() and Path(sys.executable).with_name("indi_obsy_camera").exists()),
         reason="the sky simulator is not installed (pip install -e services/skysim)",
@@ -53,22 +53,19 @@ def kstars(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KStars]:
     both["camera"] = {"device": MAIN_CAMERA, "site": both["allsky"]["site"]}
     settings.write_text(yaml.safe_dump(both))
     drivers = [str(SKYSIM_ALLSKY), str(Path(sys.executable).with_name("indi_obsy_camera"))]
-    with IndiServer(work / "indi", drivers, env={"OBSY_SKYSIM_CONFIG": str(settings)}) as indi:
-        ks = KStars(work / "kstars")
-        try:
-            ks.start()
-            ks.start_ekos(drivers=("CCD Simulator",), indi_server=(indi.host, indi.port))
-            # Ekos makes a camera's optical train once it has connected it: wait for both (slow under load),
-            # so that the test is of choosing the train, not of how fast a loaded machine connects.
-            for device in (ALLSKY_CAMERA, MAIN_CAMERA):
-                wait_until(
-                    lambda device=device: indi.getprop(f"{device}.CONNECTION.CONNECT").get("CONNECT") == "On",
-                    120,
-                    f"Ekos connecting {device}",
-                )
-            yield ks
-        finally:
-            ks.stop()
+    with (
+        IndiServer(work / "indi", drivers, env={"OBSY_SKYSIM_CONFIG": str(settings)}) as indi,
+        ekos_running(work / "kstars", ("CCD Simulator",), indi=indi, city=None) as ks,
+    ):
+        # Ekos makes a camera's optical train once it has connected it: wait for both (slow under load),
+        # so that the test is of choosing the train, not of how fast a loaded machine connects.
+        for device in (ALLSKY_CAMERA, MAIN_CAMERA):
+            wait_until(
+                lambda device=device: indi.getprop(f"{device}.CONNECTION.CONNECT").get("CONNECT") == "On",
+                120,
+                f"Ekos connecting {device}",
+            )
+        yield ks
 
 
 def ekos_for(kstars: KStars, camera: str) -> Ekos:

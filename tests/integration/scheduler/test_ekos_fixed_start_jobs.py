@@ -41,7 +41,15 @@ from tests.support.e2e_observatory import folder, write_main_camera_settings
 from tests.support.e2e_site import dark_site
 from tests.support.ekos_plans import run_now_settings
 from tests.support.indiserver import CCD, TELESCOPE, IndiServer, pyindi_available, require_indi
-from tests.support.kstars import PROFILE, SCHEDULER, SCHEDULER_PATH, KStars, kstars_available, written_frames
+from tests.support.kstars import (
+    PROFILE,
+    SCHEDULER,
+    SCHEDULER_PATH,
+    KStars,
+    ekos_running,
+    requires_kstars,
+    written_frames,
+)
 
 CAMERA_DRIVER = Path(sys.executable).with_name("indi_obsy_camera")
 CAMERA = "SkySim Camera"
@@ -58,7 +66,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.long(seconds=360),
     pytest.mark.timeout(900),
-    pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
+    requires_kstars,
     pytest.mark.skipif(not pyindi_available(), reason="pyindi-client is not installed"),
     pytest.mark.skipif(not CAMERA_DRIVER.exists(), reason="the sky simulator is not installed (services/skysim)"),
 ]
@@ -158,21 +166,24 @@ def test_ekos_runs_time_series_visits_and_a_transit_at_their_fixed_starts(tmp_pa
             device=CAMERA,
             clouds_from=None,
         )
-        indi = IndiServer(
-            tmp_path / "indi",
-            ["indi_simulator_telescope", str(CAMERA_DRIVER)],
-            env={"OBSY_SKYSIM_CONFIG": str(skysim)},
+        indi = stack.enter_context(
+            IndiServer(
+                tmp_path / "indi",
+                ["indi_simulator_telescope", str(CAMERA_DRIVER)],
+                env={"OBSY_SKYSIM_CONFIG": str(skysim)},
+            )
         )
-        indi.start()
-        stack.callback(indi.stop)
-        kstars = KStars(folder(tmp_path / "kstars"))
-        # Ekos' minimum time between jobs ("lead time", 5 minutes by default): the planner's switch_gap_s
-        # keeps it between a visit and the next job; a cadence of minutes needs it short.
-        kstars.write_config("Scheduler", "LeadTime", number(SETTINGS["switch_gap_s"] / 60))
-        stack.callback(kstars.stop)
-        kstars.start()
-        kstars.set_location(dark.city, dark.province, dark.country)
-        kstars.start_ekos(drivers=(TELESCOPE, CCD), indi_server=(indi.host, indi.port))
+        kstars = stack.enter_context(
+            ekos_running(
+                folder(tmp_path / "kstars"),
+                (TELESCOPE, CCD),
+                indi=indi,
+                city=(dark.city, dark.province, dark.country),
+                # Ekos' minimum time between jobs ("lead time", 5 minutes by default): the planner's
+                # switch_gap_s keeps it between a visit and the next job; a cadence of minutes needs it short.
+                settings={("Scheduler", "LeadTime"): number(SETTINGS["switch_gap_s"] / 60)},
+            )
+        )
 
         # ------------------------------------------------------------ the plan, from now
         now = datetime.now(UTC)

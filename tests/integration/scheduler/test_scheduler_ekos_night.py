@@ -29,12 +29,12 @@ from obsy_scheduler.ekos import EkosFiles, write_plan
 from obsy_scheduler.planner import Block, Plan, Planner
 from tests.support.ekos_plans import VIENNA, catalogue_targets, run_now_settings, zenith_ra
 from tests.support.indiserver import CCD, IndiServer, module_server
-from tests.support.kstars import SCHEDULER, SCHEDULER_PATH, KStars, ekos_running, kstars_available
+from tests.support.kstars import SCHEDULER, SCHEDULER_PATH, KStars, ekos_running, requires_kstars
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.long(seconds=80),
-    pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
+    requires_kstars,
 ]
 
 ZONE = ZoneInfo(VIENNA.timezone)

@@ -29,11 +29,11 @@ from tests.support.ekos_plans import (
     wait_until_scheduled,
     zenith_ra,
 )
-from tests.support.kstars import SCHEDULER, SCHEDULER_PATH, KStars, ekos_running, kstars_available
+from tests.support.kstars import SCHEDULER, SCHEDULER_PATH, KStars, ekos_running, requires_kstars
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
+    requires_kstars,
 ]
 
 

@@ -33,13 +33,13 @@ from tests.support.kstars import (
     KStars,
     KStarsError,
     ekos_running,
-    kstars_available,
+    requires_kstars,
     written_frames,
 )
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
+    requires_kstars,
 ]
 
 DRIVERS = ("indi_simulator_telescope", "indi_simulator_ccd", "indi_simulator_lightpanel")

@@ -44,16 +44,17 @@ from obsy_skysim.sensor import Sensor
 from tests.support.e2e_site import dark_site
 from tests.support.ekos_plans import run_now_settings
 from tests.support.indiserver import TELESCOPE, IndiServer, require_indi
-from tests.support.kstars import KStars, kstars_available, written_frames
+from tests.support.kstars import KStars, ekos_running, requires_kstars, written_frames
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.slow,
     pytest.mark.timeout(600),
-    pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
+    requires_kstars,
 ]
 
 CAMERA_DRIVER = Path(sys.executable).with_name("indi_obsy_camera")
+TELESCOPE_DRIVER = "indi_simulator_telescope"
 CAMERA = "SkySim Camera"
 FRAMES = 3
 EXPOSURE_S = 5.0
@@ -76,31 +77,27 @@ def camera_settings(site: SiteConfig) -> dict:
 
 @pytest.fixture
 def observatory(tmp_path: Path) -> Iterator[tuple[KStars, IndiServer, SiteConfig]]:
-    require_indi(["indi_simulator_telescope"])
+    require_indi([TELESCOPE_DRIVER])
     if not CAMERA_DRIVER.exists():
         pytest.skip("the sky simulator is not installed (pip install -e services/skysim)")
     site_found = dark_site()
     site = SiteConfig.model_validate(site_found.site_config())
     settings = tmp_path / "skysim.yaml"
     settings.write_text(yaml.safe_dump({"camera": camera_settings(site)}))
-    indi = IndiServer(
-        tmp_path / "indi",
-        ["indi_simulator_telescope", str(CAMERA_DRIVER)],
-        env={"OBSY_SKYSIM_CONFIG": str(settings)},
-    )
-    indi.start()
-    ks = KStars(tmp_path / "kstars")
-    # Ekos asks whether a camera it does not know has a shutter before its first dark (a dialog
-    # nobody answers headless): this one has, as a real camera would be set up once.
-    ks.write_config("DarkLibrary", "shutterfulCCDs", CAMERA)
-    try:
-        ks.start()
-        ks.set_location(site_found.city, site_found.province, site_found.country)
-        ks.start_ekos(drivers=(TELESCOPE, "CCD Simulator"), indi_server=(indi.host, indi.port))
+    environment = {"OBSY_SKYSIM_CONFIG": str(settings)}
+    with (
+        IndiServer(tmp_path / "indi", [TELESCOPE_DRIVER, str(CAMERA_DRIVER)], env=environment) as indi,
+        ekos_running(
+            tmp_path / "kstars",
+            (TELESCOPE, "CCD Simulator"),
+            indi=indi,
+            city=(site_found.city, site_found.province, site_found.country),
+            # Ekos asks whether a camera it does not know has a shutter before its first dark (a dialog
+            # nobody answers headless): this one has, as a real camera would be set up once.
+            settings={("DarkLibrary", "shutterfulCCDs"): CAMERA},
+        ) as ks,
+    ):
         yield ks, indi, site
-    finally:
-        ks.stop()
-        indi.stop()
 
 
 def zenith_field(site: SiteConfig) -> Target:

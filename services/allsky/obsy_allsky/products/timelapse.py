@@ -15,13 +15,11 @@ encoder that fails on the real frames is retried once with libx264.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
 import shutil
 import subprocess
-import tempfile
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,6 +27,7 @@ from pathlib import Path
 
 import cv2
 
+from obsy.files import atomic_replacement
 from obsy_allsky.config import AllskyTimelapseConfig
 from obsy_allsky.products.night import REDUCED_READ, Product, decoded_frames
 from obsy_allsky.products.progress import Progress
@@ -207,44 +206,37 @@ def _encode(
     size = video_size(first.shape[1], first.shape[0], settings.width)
     result.size = size
     out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-    os.close(handle)
-    process = None
-    try:
+    with atomic_replacement(out) as temporary:
         process = subprocess.Popen(
-            _command(binary, encoder, settings, size, temporary),
+            _command(binary, encoder, settings, size, str(temporary)),
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        errors: list[bytes] = []
-        reader = threading.Thread(target=lambda: errors.append(process.stderr.read()), daemon=True)
-        reader.start()
         try:
-            for frame in _chain(first, frames):
-                same_size = (frame.shape[1], frame.shape[0]) == size
-                image = frame if same_size else cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-                process.stdin.write(memoryview(image).cast("B"))
-                result.used += 1
-            process.stdin.close()
-        except BrokenPipeError:
-            pass  # ffmpeg stopped reading: its status and message say why
-        status = process.wait()
-        reader.join(timeout=10)
-        if status != 0:
-            message = b"".join(errors).decode(errors="replace").strip().splitlines()
-            raise TimelapseError(f"ffmpeg ({encoder}) failed with status {status}: {' | '.join(message[-3:])}")
-        os.replace(temporary, out)
-        temporary = None
-        result.path = out
-        return result
-    finally:
-        if process is not None and process.poll() is None:
-            process.kill()
-            process.wait()
-        if temporary is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
+            errors: list[bytes] = []
+            reader = threading.Thread(target=lambda: errors.append(process.stderr.read()), daemon=True)
+            reader.start()
+            try:
+                for frame in _chain(first, frames):
+                    same_size = (frame.shape[1], frame.shape[0]) == size
+                    image = frame if same_size else cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+                    process.stdin.write(memoryview(image).cast("B"))
+                    result.used += 1
+                process.stdin.close()
+            except BrokenPipeError:
+                pass  # ffmpeg stopped reading: its status and message say why
+            status = process.wait()
+            reader.join(timeout=10)
+            if status != 0:
+                message = b"".join(errors).decode(errors="replace").strip().splitlines()
+                raise TimelapseError(f"ffmpeg ({encoder}) failed with status {status}: {' | '.join(message[-3:])}")
+        finally:
+            if process.poll() is None:  # stopped early (an exception): the temporary file goes after it
+                process.kill()
+                process.wait()
+    result.path = out
+    return result
 
 
 def _command(binary: str, encoder: str, settings: AllskyTimelapseConfig, size: tuple[int, int], out: str) -> list[str]:

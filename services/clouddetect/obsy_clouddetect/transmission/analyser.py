@@ -32,6 +32,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from obsy.astro import airmass
+from obsy.files import write_atomic
 from obsy.skymodel import SkyFit, SkyModel, StarCatalogue, fit_sky_model
 from obsy_clouddetect.transmission.stars import PreparedFrame, detect_stars
 
@@ -118,9 +119,7 @@ class ZeroPointReference:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({k: list(v) for k, v in self.history.items()}))
-        tmp.replace(self.path)
+        write_atomic(self.path, json.dumps({k: list(v) for k, v in self.history.items()}))
 
 
 def _unit_vectors(alt: np.ndarray, az: np.ndarray) -> np.ndarray:

@@ -23,7 +23,6 @@ import fcntl
 import json
 import logging
 import os
-import tempfile
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
+from obsy.files import write_atomic
 from obsy_imaging.astrometry.solve import Solution, SolveHints, solve_frame
 
 log = logging.getLogger(__name__)
@@ -126,12 +126,6 @@ def _write(where: Path, identity: dict[str, int], solver: dict[str, Any], timeou
         "wcs": solution.wcs.to_header(relax=True).tostring() if solution.wcs is not None else None,
     }
     try:
-        fd, temporary = tempfile.mkstemp(prefix=f".{where.name}.", suffix=".tmp", dir=where.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(kept, out, ensure_ascii=False, indent=1)
-            os.replace(temporary, where)
-        finally:
-            Path(temporary).unlink(missing_ok=True)
+        write_atomic(where, json.dumps(kept, ensure_ascii=False, indent=1))
     except OSError as exc:  # a read-only folder: the answer still serves this caller
         log.warning("%s: the plate solution was not kept (%s)", where.name, exc)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import functools
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 from astropy.io import fits
+
+from obsy.files import atomic_replacement
 
 
 class FrameError(ValueError):
@@ -214,16 +215,10 @@ def write_float32_fits(
     images += [card.image for card in extra_cards]
     text = "".join(images) + "END".ljust(80)
     text += " " * (-len(text) % _BLOCK)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb", buffering=0) as f:
-            f.write(text.encode("ascii"))
-            f.write(memoryview(data).cast("B"))
-            f.write(b"\0" * (-data.nbytes % _BLOCK))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_replacement(path) as temporary, temporary.open("wb", buffering=0) as f:
+        f.write(text.encode("ascii"))
+        f.write(memoryview(data).cast("B"))
+        f.write(b"\0" * (-data.nbytes % _BLOCK))
     return path
 
 

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from obsy.files import atomic_replacement
 from obsy_imaging.colour.align import transforms_onto
 from obsy_imaging.colour.background import fit_background
 from obsy_imaging.colour.bands import Plane, Source, as_reader, band_rows, bands, bin_rows, binning_for
@@ -329,7 +330,7 @@ def write_colour_image(
     thumbnail beside it, a band at a time."""
     from obsy.stretch import apply_stretch, colour_stretch_parameters
     from obsy_imaging.stretch import arcsinh_stretch, black_point
-    from obsy_imaging.stretch.samples import replace_file, write_samples
+    from obsy_imaging.stretch.samples import write_samples
 
     made = compose(stacks, palette, gradient_order=gradient_order, white=white, scratch=scratch)
     try:
@@ -349,7 +350,8 @@ def write_colour_image(
             stream.close()
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        replace_file(path, write)
+        with atomic_replacement(path) as temporary:
+            write(temporary)
         stretched = np.zeros((height, width, 3), dtype=np.uint8)
         if made.bounds is not None:
             if stretch == "stf":

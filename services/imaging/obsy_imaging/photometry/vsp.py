@@ -29,7 +29,6 @@ import csv
 import io
 import json
 import math
-import os
 import re
 import urllib.error
 import urllib.parse
@@ -39,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from obsy.files import write_atomic
 from obsy_imaging.headers.values import angle_degrees, right_ascension_degrees
 from obsy_imaging.photometry.differential import Sequence, Star
 
@@ -409,9 +409,7 @@ def load_chart(
         raise ChartError(f"{url}: VSP answered with chart {chart.chart_id}, not {chart_id}")
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        temporary = cached.with_name(f".{cached.name}.{os.getpid()}.part")
-        temporary.write_bytes(body)
-        os.replace(temporary, cached)
+        write_atomic(cached, body)
         chart = Chart(chart.chart_id, chart.star, chart.ra_deg, chart.dec_deg, chart.stars, str(cached), chart.notes)
     return chart
 

@@ -8,12 +8,11 @@ or, already stretched, passed as 0..1 with ``stretched=True``.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from obsy.files import write_atomic
 from obsy_imaging.stretch.jpeg import encode_jpeg, shrink
 from obsy_imaging.stretch.stf import preview_jpeg
 
@@ -29,13 +28,6 @@ def sample_path(stack_path: PurePosixPath) -> PurePosixPath:
 def thumbnail_path(stack_path: PurePosixPath) -> PurePosixPath:
     """The stretched thumbnail beside a stack: ``stack.fits`` -> ``stack.thumb.jpg``."""
     return stack_path.with_suffix(".thumb.jpg")
-
-
-def replace_file(path: Path, write: Callable[[Path], object]) -> None:
-    """``write`` a temporary file beside ``path``, then rename it into place."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    write(temporary)
-    os.replace(temporary, path)
 
 
 def write_samples(
@@ -55,7 +47,5 @@ def write_samples(
         sample = preview_jpeg(image, max_width=width, quality=quality)
         thumbnail = preview_jpeg(image, max_width=min(width, thumbnail_width), quality=quality)
     relative = PurePosixPath(stack_file.name)
-    replace_file(stack_file.with_name(sample_path(relative).name), lambda temporary: temporary.write_bytes(sample))
-    replace_file(
-        stack_file.with_name(thumbnail_path(relative).name), lambda temporary: temporary.write_bytes(thumbnail)
-    )
+    write_atomic(stack_file.with_name(sample_path(relative).name), sample)
+    write_atomic(stack_file.with_name(thumbnail_path(relative).name), thumbnail)
