@@ -65,6 +65,15 @@ def kstars(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KStars]:
                 120,
                 f"Ekos connecting {device}",
             )
+        # Connected is not yet a train: under load Ekos made the second camera's train more than a minute
+        # after connecting it. Wait (generously) until each camera has one; the tests then choose at the
+        # MCP's own timeout.
+        ekos = ekos_for(ks, MAIN_CAMERA)
+        try:
+            for device in (ALLSKY_CAMERA, MAIN_CAMERA):
+                ekos.select_capture_camera(device, timeout=240)
+        finally:
+            ekos.close()
         yield ks
 
 
