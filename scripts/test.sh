@@ -34,6 +34,7 @@ if [[ "$workers" != 0 ]] && ! printf '%s\n' "$@" | grep -qE '^(-n|--numprocesses
     # (KStars, the whole night) do not leave the others idle at the end.
     parallel=(-n "$workers" --dist worksteal)
 fi
+# OBSY_TEST_CPU_REPORT=<file> records each test's CPU (tests/support/cpu_report.py summarises it).
 # The slowest tests are listed at the end: the figures the long() markers and the suite's time
 # budget (under 10 minutes here) are tuned from.
 exec .venv/bin/pytest "${parallel[@]}" --durations=30 "$@"

@@ -34,6 +34,7 @@ NOT_CONFIG_ENV = frozenset(
         "OBSY_EXOTIC_PYTHON",  # the tests: EXOTIC's interpreter (scripts/exotic-env.sh)
         "OBSY_HOMEASSISTANT_PYTHON",  # the tests: Home Assistant's interpreter (scripts/homeassistant-env.sh)
         "OBSY_FUZZ_EXAMPLES",  # the tests: how many requests the web API fuzzing sends
+        "OBSY_TEST_CPU_REPORT",  # the tests: a file for each test's CPU (tests/support/cpu_report.py)
     }
 )
 #: Every OBSY service, in the order obsy-local starts them: the catalogue every process knows, installed here or not
