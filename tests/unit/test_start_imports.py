@@ -1,11 +1,11 @@
 """The small commands of a service start without its runtime.
 
 ``healthcheck`` (the container's, every 30 s), ``--help`` and commands such as ``obsy-mcp decision``,
-``obsy-web create-user`` or ``obsy-imaging post-capture`` go through a service's console script
-(``obsy_<name>.main``), which names the service and its commands instead of importing them
-(``obsy.runner.run_service``). One import at the top of such a module (``from obsy import astro``,
-the service's module) costs every one of those starts a second or two of CPU again; this test
-says which one did. The modules are imported in a fresh interpreter, as a start does.
+``obsy-web create-user``, ``obsy-imaging post-capture`` or ``obsy-allsky timelapse`` go through a
+service's console script (``obsy_<name>.main``), which names the service and its commands instead
+of importing them (``obsy.runner.run_service``). One import at the top of such a module (``from
+obsy import astro``, the service's module) costs every one of those starts a second or two of CPU
+again; this test says which one did. The modules are imported in a fresh interpreter, as a start does.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ LIGHT_MODULES = {
     "mcp": ["obsy_mcp.main", "obsy_mcp.decision_cli", "obsy_mcp.command_cli"],
     "web": ["obsy_web.main", "obsy_web.cli"],
     "imaging": ["obsy_imaging.main", "obsy_imaging.ingest.postcapture"],
+    "allsky": ["obsy_allsky.main", "obsy_allsky.cli"],
+    "scheduler": ["obsy_scheduler.main"],
+    "clouddetect": ["obsy_clouddetect.main"],
 }
 #: What none of them needs: the services' runtimes and the heavy libraries only they load.
 HEAVY = [
@@ -28,6 +31,9 @@ HEAVY = [
     "obsy_web.app",
     "obsy_imaging.service",
     "obsy_imaging.calibrator",
+    "obsy_allsky.service",
+    "obsy_scheduler.service",
+    "obsy_clouddetect.service",
     "obsy.astro",
     "astropy.coordinates",
     "fastapi",
