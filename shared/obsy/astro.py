@@ -53,6 +53,8 @@ from astropy.time import Time
 from astropy.utils import iers
 from astropy.utils.exceptions import AstropyWarning
 
+from obsy.nights import aware_timestamp, night_of, site_zone
+
 iers.conf.auto_download = False
 iers.conf.auto_max_age = None
 iers.conf.iers_degraded_accuracy = "warn"
@@ -250,25 +252,12 @@ def location(site: SiteLike) -> EarthLocation:
     return _location(float(site.latitude), float(site.longitude), float(getattr(site, "elevation", 0.0) or 0.0))
 
 
-def _zone(site: SiteLike) -> ZoneInfo:
-    """The site's time zone (UTC for objects without one)."""
-    return ZoneInfo(getattr(site, "timezone", None) or "UTC")
-
-
-def _unix(value: datetime) -> float:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(
-            f"naive datetime {value.isoformat()} has no time zone; pass an aware datetime such as datetime.now(UTC)"
-        )
-    return value.timestamp()
-
-
 def _as_time(times: Any) -> tuple[Time, bool]:
     """Times as astropy Time and whether a single time was given."""
     if isinstance(times, Time):
         return times, times.isscalar
     if isinstance(times, datetime):
-        return Time(_unix(times), format="unix", scale="utc"), True
+        return Time(aware_timestamp(times), format="unix", scale="utc"), True
     if isinstance(times, np.datetime64) or (isinstance(times, np.ndarray) and times.dtype.kind == "M"):
         raise ValueError("numpy datetime64 has no time zone; pass aware datetimes or astropy Time")
     if isinstance(times, (str, bytes, date)):
@@ -280,7 +269,7 @@ def _as_time(times: Any) -> tuple[Time, bool]:
     seconds = np.empty(flat.size)
     for i, item in enumerate(flat):
         if isinstance(item, datetime):
-            seconds[i] = _unix(item)
+            seconds[i] = aware_timestamp(item)
         elif isinstance(item, Time) and item.isscalar:
             seconds[i] = item.utc.unix
         else:
@@ -454,35 +443,6 @@ def time_grid(start: datetime | Time, end: datetime | Time, step_seconds: float)
     return t0 + np.arange(count) * step_seconds * u.s
 
 
-def _night_of_one(zone: ZoneInfo, when: Any) -> date:
-    if isinstance(when, datetime):
-        _unix(when)  # rejects naive datetimes
-        local = when.astimezone(zone)
-    elif isinstance(when, Time) and when.isscalar:
-        local = when.utc.to_datetime(timezone=UTC).astimezone(zone)
-    else:
-        raise TypeError(f"expected an aware datetime or astropy Time, got {type(when).__name__}")
-    return local.date() - timedelta(days=1) if local.hour < 12 else local.date()
-
-
-@overload
-def night_of(site: SiteLike, when: datetime | Time) -> date: ...
-@overload
-def night_of(site: SiteLike, when: Sequence[datetime | Time]) -> list[date]: ...
-def night_of(site: SiteLike, when: Any) -> date | list[date]:
-    """The local date of the evening that begins the observing night containing ``when``.
-
-    Nights run from local noon to local noon in the site's time zone, so times before
-    local noon belong to the previous evening's night.
-    """
-    zone = _zone(site)
-    if isinstance(when, datetime) or (isinstance(when, Time) and when.isscalar):
-        return _night_of_one(zone, when)
-    if isinstance(when, Time):
-        return [_night_of_one(zone, item) for item in when.ravel()]
-    return [_night_of_one(zone, item) for item in when]
-
-
 # --------------------------------------------------------------------------- twilight
 
 _EVENTS = (
@@ -620,7 +580,7 @@ def twilight(site: SiteLike, night_date: Any = None) -> NightTimes | list[NightT
     if not dates:
         return []
     loc = location(site)
-    zone = _zone(site)
+    zone = site_zone(site)
     nights = [_Night.of(zone, d) for d in dates]
 
     keys: list[tuple[int, str]] = []

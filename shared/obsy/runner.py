@@ -3,7 +3,9 @@
 A service subclasses :class:`Service` and its console script calls
 :func:`run_service`. The runner:
 
-1. parses the command line (``run`` — the default —, ``healthcheck``, ``check-config``);
+1. parses the command line (``run`` — the default —, ``healthcheck``, ``check-config``); the
+   service's module is imported for ``run`` only, when the service is named rather than passed
+   (see :func:`run_service`);
 2. loads the configuration, and on any mistake prints one line per problem and exits 2;
 3. sets up structured logging and the bus (Last Will ``offline``);
 4. calls :meth:`Service.start` (subscribe, publish the initial state), announces Home
@@ -23,6 +25,7 @@ not end the service. An exception in ``start`` ends it with exit status 1 and ``
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -47,6 +50,7 @@ from obsy.topics import OFFLINE, STOPPED
 if TYPE_CHECKING:
     from obsy.homeassistant import Entity
 
+#: A further sub-command: a function that takes the remaining arguments and returns an exit status.
 ExtraCommand = Callable[[list[str]], int]
 
 EXIT_OK = 0
@@ -311,38 +315,57 @@ def _parse_args(name: str, argv: Sequence[str] | None, extra: Mapping[str, Extra
 
 
 def run_service(
-    service_cls: type[Service],
+    service: type[Service] | str,
     argv: Sequence[str] | None = None,
-    extra_commands: Mapping[str, ExtraCommand] | None = None,
+    extra_commands: Mapping[str, ExtraCommand | str] | None = None,
 ) -> int:
     """Entry point of every service's console script; returns the exit status.
 
-    ``extra_commands`` maps further sub-commands (``create-admin``...) to functions that
-    take the remaining arguments, parse them themselves and return an exit status.
+    ``service`` is the :class:`Service` class, or its name: then the class is imported from the
+    ``obsy.services`` registry for ``run`` only. ``extra_commands`` maps further sub-commands
+    (``create-admin``...) to functions that take the remaining arguments, parse them themselves and
+    return an exit status, or to where such a function is (``"package.module:function"``), imported
+    when that command runs. With both given by name, ``healthcheck`` (the container's, every 30 s),
+    ``--help`` and a small command do not import the service's runtime (astropy, numba, the web
+    app...: seconds of CPU per start on a small computer); ``run`` still imports all of it at start,
+    so a missing dependency fails the start, not the night.
     """
+    name = service if isinstance(service, str) else service.name
     extra = dict(extra_commands or {})
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] in extra:
-        return extra[args_list[0]](args_list)
-    args = _parse_args(service_cls.name, args_list, extra)
+        return _command(extra[args_list[0]])(args_list)
+    args = _parse_args(name, args_list, extra)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(exc.report(f"obsy-{service_cls.name}"), file=sys.stderr)
+        print(exc.report(f"obsy-{name}"), file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "check-config":
-        print(f"obsy-{service_cls.name}: configuration OK ({config.source_file or 'defaults and environment'})")
+        print(f"obsy-{name}: configuration OK ({config.source_file or 'defaults and environment'})")
         return EXIT_OK
     if args.command == "healthcheck":
-        healthy, message = check_health(config, service_cls.name)
+        healthy, message = check_health(config, name)
         print(message)
         return EXIT_OK if healthy else EXIT_FAILED
-    setup_logging(
-        service_cls.name,
-        args.log_level or config.service(service_cls.name).log_level,
-        args.log_format or config.log_format,
-    )
-    runner = ServiceRunner(service_cls, config)
+    setup_logging(name, args.log_level or config.service(name).log_level, args.log_format or config.log_format)
+    if isinstance(service, str):
+        from obsy.services import ServiceRegistryError, registered
+
+        try:
+            service = registered(service).load()
+        except ServiceRegistryError as exc:
+            print(f"obsy-{name}: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    runner = ServiceRunner(service, config)
     signal.signal(signal.SIGTERM, runner.request_stop)
     signal.signal(signal.SIGINT, runner.request_stop)
     return runner.run()
+
+
+def _command(command: ExtraCommand | str) -> ExtraCommand:
+    """The sub-command's function, imported now when it is given as ``"package.module:function"``."""
+    if callable(command):
+        return command
+    module, _, function = command.partition(":")
+    return getattr(importlib.import_module(module), function)

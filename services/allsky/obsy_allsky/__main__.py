@@ -1,5 +1,5 @@
 import sys
 
-from obsy_allsky.service import main
+from obsy_allsky.main import main
 
 sys.exit(main())

@@ -50,7 +50,7 @@ from obsy.messages import (
     Event,
     EventKind,
 )
-from obsy.runner import Service, run_service
+from obsy.runner import Service
 from obsy.skymodel import SkyModel
 from obsy.upload.site import SiteUploads
 from obsy_allsky import ha
@@ -711,7 +711,7 @@ class AllskyService(Service):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from obsy_allsky.cli import COMMANDS
+    """The console script's entry, which lives in :mod:`obsy_allsky.main` (it starts without this module)."""
+    from obsy_allsky.main import main as console_main
 
-    # ``darks`` drives the camera directly or asks the running service (--service).
-    return run_service(AllskyService, argv, COMMANDS)
+    return console_main(argv)

@@ -1,5 +1,5 @@
 import sys
 
-from obsy_clouddetect.service import main
+from obsy_clouddetect.main import main
 
 sys.exit(main())

@@ -17,7 +17,7 @@ from typing import Any
 
 from obsy.homeassistant import Entity
 from obsy.messages import AllskyFrame, CloudState
-from obsy.runner import Service, run_service
+from obsy.runner import Service
 from obsy_clouddetect import ha
 from obsy_clouddetect.classifier.runtime import ClassifierError, SkyClassifier
 from obsy_clouddetect.cloudmap import save_cloud_map
@@ -170,11 +170,7 @@ class CloudDetectService(Service):
 
 
 def main(argv: list[str] | None = None) -> int:
-    import sys
+    """The console script's entry, which lives in :mod:`obsy_clouddetect.main` (it starts without this module)."""
+    from obsy_clouddetect.main import main as console_main
 
-    args = sys.argv[1:] if argv is None else argv
-    if args and args[0] in ("collect", "train", "convert"):
-        from obsy_clouddetect.cli import main as cli_main
-
-        return cli_main(args)
-    return run_service(CloudDetectService, args)
+    return console_main(argv)

@@ -87,12 +87,10 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from obsy.config import ConfigError, ObsyConfig, load_config
-from obsy_imaging.calibrator import Calibrator, PassResult, PinError
 from obsy_imaging.config import scheduler_transits
 from obsy_imaging.grading.grader import Grader
 from obsy_imaging.ingest.archive import ImportProgress, import_archive
 from obsy_imaging.ingest.ingestor import Ingestor, Outcome, Result
-from obsy_imaging.ingest.postcapture import post_capture_command
 from obsy_imaging.repository import database
 from obsy_imaging.repository.store import Repository
 
@@ -218,6 +216,8 @@ def calibrate_command(argv: list[str]) -> int:
         print("obsy-imaging calibrate: --min-frames must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     logging.basicConfig(level=logging.ERROR, format="obsy-imaging calibrate: %(message)s")
+    from obsy_imaging.calibrator import Calibrator, PassResult  # numba, scipy, OpenCV: not for the other commands
+
     settings = config.imaging
     engine, repository = open_repository(config)
     calibrator = Calibrator(repository, settings.calibration)
@@ -267,6 +267,8 @@ def masters_command(argv: list[str]) -> int:
     config = config_of(args)
     if config is None:
         return EXIT_USAGE
+    from obsy_imaging.calibrator import Calibrator, PinError
+
     settings = config.imaging
     engine, repository = open_repository(config)
     calibrator = Calibrator(repository, settings.calibration)
@@ -490,15 +492,3 @@ def _progress_printer(target: str, filter_name: str | None, interval: float = 5.
         print(f"{target} / {filter_name or 'no filter'}: {phase} {done}/{total}", file=sys.stderr, flush=True)
 
     return show
-
-
-COMMANDS = {
-    "import": import_command,
-    "post-capture": post_capture_command,
-    "calibrate": calibrate_command,
-    "masters": masters_command,
-    "warm-up": warm_up_command,
-    "report": report_command,
-    "transit": transit_command,
-    "stack-project": stack_project_command,
-}

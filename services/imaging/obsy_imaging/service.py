@@ -79,7 +79,7 @@ from obsy.messages import (
     excerpt,
     utc_now,
 )
-from obsy.runner import Service, run_service
+from obsy.runner import Service
 from obsy.transits.ephemeris import EphemerisError
 from obsy.upload.site import SiteUploads
 from obsy_imaging import calibration, ha
@@ -1386,12 +1386,6 @@ class TransitWorker(PassWorker):
             self._event(
                 EventKind.TRANSIT_FILES_FAILED, "warning", f"{where}: {problem}"[:1000], {"fit_id": message.fit_id}
             )
-
-
-def main(argv: list[str] | None = None) -> int:
-    from obsy_imaging.cli import COMMANDS
-
-    return run_service(ImagingService, argv, COMMANDS)
 
 
 def _answer(

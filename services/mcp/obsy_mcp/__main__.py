@@ -1,5 +1,5 @@
 import sys
 
-from obsy_mcp.service import main
+from obsy_mcp.main import main
 
 sys.exit(main())

@@ -19,9 +19,9 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from obsy import astro
 from obsy.config import ConfigError, load_config
 from obsy.messages import Mode
+from obsy.nights import night_of
 from obsy.runner import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 from obsy_mcp import operator_state
 from obsy_mcp.operator_state import OperatorState, StateFileError
@@ -78,7 +78,7 @@ def decision_command(argv: Sequence[str]) -> int:
         return EXIT_OK
     state = state.decided(mode=None if args.mode is None else Mode(args.mode), start_night=args.night == "start")
     if args.night == "end":
-        tonight = astro.night_of(config.site, datetime.now(UTC))
+        tonight = night_of(config.site, datetime.now(UTC))
         state = OperatorState(state.mode, tonight, NIGHT_ENDED_HERE, state.alarm, awaiting_operator=False)
     try:
         operator_state.save(path, state)

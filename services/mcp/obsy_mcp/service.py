@@ -29,9 +29,8 @@ from obsy.messages import (
     request_id_of,
     utc_now,
 )
-from obsy.runner import Service, run_service
+from obsy.runner import Service
 from obsy_mcp import ha
-from obsy_mcp.command_cli import COMMANDS as CLI_COMMANDS
 from obsy_mcp.commands import Answer
 from obsy_mcp.controller import Controller
 from obsy_mcp.ekos import Ekos
@@ -173,6 +172,7 @@ class McpService(Service):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from obsy_mcp.decision_cli import decision_command
+    """The console script's entry, which lives in :mod:`obsy_mcp.main` (it starts without this module)."""
+    from obsy_mcp.main import main as console_main
 
-    return run_service(McpService, argv, extra_commands={**CLI_COMMANDS, "decision": decision_command})
+    return console_main(argv)

@@ -1,5 +1,5 @@
 import sys
 
-from obsy_scheduler.service import main
+from obsy_scheduler.main import main
 
 sys.exit(main())

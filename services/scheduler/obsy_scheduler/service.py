@@ -42,7 +42,7 @@ from zoneinfo import ZoneInfo
 from obsy import astro
 from obsy.kstars.runs import keep_run
 from obsy.messages import Event, EventKind, PlanRequest, SchedulerPlan, Target, TargetList
-from obsy.runner import Service, run_service
+from obsy.runner import Service
 from obsy.transits.ephemeris import EphemerisError, EphemerisTable
 from obsy_scheduler.ekos import prune_old_nights, prune_runs, write_plan
 from obsy_scheduler.filters import FilterNames, FilterReadError, wheel_filters
@@ -297,6 +297,7 @@ class SchedulerService(Service):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from obsy_scheduler.cli import plan_command, transits_command
+    """The console script's entry, which lives in :mod:`obsy_scheduler.main` (it starts without this module)."""
+    from obsy_scheduler.main import main as console_main
 
-    return run_service(SchedulerService, argv, extra_commands={"plan": plan_command, "transits": transits_command})
+    return console_main(argv)

@@ -1,5 +1,5 @@
 import sys
 
-from obsy_web.service import main
+from obsy_web.main import main
 
 sys.exit(main())

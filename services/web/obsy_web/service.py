@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 from obsy.bus import Bus, Delivery
 from obsy.homeassistant import Entity
 from obsy.messages import ImagingAcquired, TargetList
-from obsy.runner import Service, run_service
+from obsy.runner import Service
 from obsy.topics import Topics
 from obsy_web import ha
 from obsy_web.app import create_app
@@ -232,7 +232,7 @@ class WebService(Service):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from obsy_web.cli import admin_command
+    """The console script's entry, which lives in :mod:`obsy_web.main` (it starts without this module)."""
+    from obsy_web.main import main as console_main
 
-    commands = dict.fromkeys(("create-admin", "create-user", "migrate"), admin_command)
-    return run_service(WebService, argv, extra_commands=commands)
+    return console_main(argv)
