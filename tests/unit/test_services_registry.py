@@ -67,7 +67,11 @@ def plugin_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.delitem(sys.modules, "obsy_dome.service", raising=False)
         return root
 
-    return install
+    yield install
+    # The test's imports of the plug-in would outlive it (monkeypatch restores only what was there before),
+    # and a later test in this worker would find an 'obsy_dome' that is not installed.
+    for module in [name for name in sys.modules if name == "obsy_dome" or name.startswith("obsy_dome.")]:
+        del sys.modules[module]
 
 
 def test_the_catalogue_names_every_installed_service_in_its_order() -> None:
