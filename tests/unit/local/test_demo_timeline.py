@@ -12,6 +12,7 @@ import pytest
 LATEST_OBSERVING_MIN = 5.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("observing_min", [2.0, LATEST_OBSERVING_MIN])
 def test_the_demo_night_calibrates_before_the_transit_and_is_over_within_25_min(tmp_path, observing_min):
     """Planned when the MCP starts observing: the LRGB target's bias and darks first, the transit's block next (a
