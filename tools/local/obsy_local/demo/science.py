@@ -53,7 +53,7 @@ SWITCH_GAP_MIN = 5.0
 #: next 2-min step, a switch gap before the transit's block, which starts the switch overhead, 3 sigma of the
 #: ephemeris (0.9 min) and the baseline before the first contact. With the first contact at 18 min
 #: "observing" may come as late as 5 min (tests/unit/local/test_demo_timeline.py). The transit's block
-#: (about 10 min, some 40 frames of 10 s: ``imaging.transits.min_points`` is 30) ends at 25 min, its fit a
+#: (about 10 min: 46 frames of 10 s in a run here; ``imaging.transits.min_points`` is 30) ends at 25 min, its fit a
 #: minute later.
 TIMELINE_MIN = {"transit_mid": 20.0, "transit_duration": 4.0, "baseline": 2.0}
 
