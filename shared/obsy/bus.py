@@ -117,6 +117,32 @@ class Delivery:
         self.bus._acknowledge(self)
 
 
+def broker_client(
+    broker: BrokerConfig, client_id: str, *, clean_session: bool = True, manual_ack: bool = False
+) -> mqtt.Client:
+    """A paho client for ``broker``: MQTT 3.1.1, its credentials and TLS set, not connected yet."""
+    client = mqtt.Client(
+        callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=clean_session,
+        protocol=mqtt.MQTTv311,
+        reconnect_on_failure=True,
+        manual_ack=manual_ack,
+    )
+    if broker.username:
+        password = broker.password.get_secret_value() if broker.password else None
+        client.username_pw_set(broker.username, password)
+    if broker.tls.enabled:
+        client.tls_set(
+            ca_certs=str(broker.tls.ca_certs) if broker.tls.ca_certs else None,
+            certfile=str(broker.tls.certfile) if broker.tls.certfile else None,
+            keyfile=str(broker.tls.keyfile) if broker.tls.keyfile else None,
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
+        client.tls_insecure_set(broker.tls.insecure)
+    return client
+
+
 class Bus:
     """One service's connection to the broker."""
 
@@ -165,29 +191,11 @@ class Bus:
         self._arriving: Delivery | None = None  # handed from _on_message_manual_ack to _on_message
 
         cid = client_id or f"obsy-{service}-{socket.gethostname()}-{os.getpid()}"
-        self._client = mqtt.Client(
-            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-            client_id=cid,
-            clean_session=clean_session,
-            protocol=mqtt.MQTTv311,
-            reconnect_on_failure=True,
-            manual_ack=manual_ack,
-        )
+        self._client = broker_client(broker, cid, clean_session=clean_session, manual_ack=manual_ack)
         self._client.max_queued_messages_set(max_queued_messages)
         self._client.reconnect_delay_set(
             min_delay=max(1, round(broker.reconnect_min_delay)), max_delay=max(1, round(broker.reconnect_max_delay))
         )
-        if broker.username:
-            password = broker.password.get_secret_value() if broker.password else None
-            self._client.username_pw_set(broker.username, password)
-        if broker.tls.enabled:
-            self._client.tls_set(
-                ca_certs=str(broker.tls.ca_certs) if broker.tls.ca_certs else None,
-                certfile=str(broker.tls.certfile) if broker.tls.certfile else None,
-                keyfile=str(broker.tls.keyfile) if broker.tls.keyfile else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-            self._client.tls_insecure_set(broker.tls.insecure)
         self._client.will_set(self.availability_topic, OFFLINE, qos=1, retain=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect

@@ -104,3 +104,14 @@ def test_settings_keep_the_other_entries(tmp_path: Path) -> None:
     assert dict(rc["DarkLibrary"]) == {"shutterfulCCDs": "CCD Simulator", "DarkLibraryDuration": "30"}
     assert (rc["Location"]["CityName"], rc.getfloat("Location", "Latitude")) == ("Vienna", 48.2)
     assert "shutterfulCCDs=CCD Simulator" in path.read_text()  # KConfig style, no spaces around '='
+
+
+def test_settings_keep_kstars_own_keys_with_a_colon(tmp_path: Path) -> None:
+    """KStars writes keys with ':' in them; a second start of the demo rewrites that file (it crashed on it)."""
+    path = kstarsrc(tmp_path / "home")
+    path.parent.mkdir(parents=True)
+    path.write_text("[MainWindow]\n800x600 screen: Height=768\n800x600 screen: Width=1024\nState=AAAA/wAA==\n")
+    write_settings(path, "Location", {"CityName": "Vienna"})
+    text = path.read_text()
+    assert "800x600 screen: Height=768\n" in text and "800x600 screen: Width=1024\n" in text
+    assert "State=AAAA/wAA==\n" in text and "CityName=Vienna\n" in text

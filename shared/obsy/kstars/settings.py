@@ -43,7 +43,9 @@ def write_settings(path: Path, group: str, values: Mapping[str, Any]) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    rc = configparser.ConfigParser(interpolation=None)
+    # KConfig separates key and value with '=' only: KStars' own keys hold ':' ("800x600 screen: Height"),
+    # which configparser would otherwise split on, reading KStars' file of a previous run as duplicate keys.
+    rc = configparser.ConfigParser(delimiters=("=",), interpolation=None)
     rc.optionxform = str  # KConfig keys are case-sensitive
     rc.read(path)
     if not rc.has_section(group):

@@ -160,7 +160,7 @@ def test_the_demo_sets_up_a_night_of_science_at_its_site_from_its_start(tmp_path
     from obsy.transits.ephemeris import read_archive_csv
     from obsy.transits.predict import transits_between
     from obsy_imaging.config import ImagingConfig
-    from obsy_local.demo.science import target_bodies
+    from obsy_local.demo.science import TIMELINE_MIN, target_bodies
     from obsy_local.demo.script import demo_script
     from obsy_local.demo.setup import prepare_demo
     from obsy_local.demo.site import altitude_deg, local_sidereal_deg
@@ -179,13 +179,18 @@ def test_the_demo_sets_up_a_night_of_science_at_its_site_from_its_start(tmp_path
     night, config = plan.science.night, plan.config
     # The main camera renders the night's scenario, at the demo's site.
     camera = SkySimConfig.model_validate(skysim_settings(config, plan)).camera
-    assert load_scenario(camera.scenario).variables[1].mid == night.transit.mid_utc == now + timedelta(minutes=35)
+    assert load_scenario(camera.scenario).variables[1].mid == night.transit.mid_utc
+    assert night.transit.mid_utc == now + timedelta(minutes=TIMELINE_MIN["transit_mid"])
     assert (night.site.latitude, night.site.longitude) == (config.site.latitude, config.site.longitude)
     # The scheduler plans the transit from the night's ephemeris: one, whole, within the demo's first hour.
     assert config.scheduler.transits.ephemeris_file == night.ephemeris
     ephemeris = read_archive_csv(config.scheduler.transits.ephemeris_file)["SIM-T1 b"]
     (window,) = transits_between(
-        ephemeris, Time(now), Time(now + timedelta(hours=1)), site_location(config.site), baseline_days=5 / 1440
+        ephemeris,
+        Time(now),
+        Time(now + timedelta(hours=1)),
+        site_location(config.site),
+        baseline_days=TIMELINE_MIN["baseline"] / 1440,
     )
     assert window.complete and abs((window.tc_utc.to_datetime(UTC) - night.transit.mid_utc).total_seconds()) < 1
     # The imaging service measures the variable and fits the transit, plate-solving with the night's index.
@@ -200,19 +205,21 @@ def test_the_demo_sets_up_a_night_of_science_at_its_site_from_its_start(tmp_path
     # The three targets: the transit named as the planet, the time series, a nebula high up in L, R, G, B.
     bodies = [TargetInput.model_validate(body) for body in target_bodies(plan.science)]
     assert [b.name for b in bodies[:2]] == ["SIM-T1 b", "SIM-V1"] and bodies[1].time_series is not None
-    assert bodies[1].time_series.window_start == now + timedelta(minutes=45)  # after the transit
+    assert bodies[1].time_series.window_start > night.transit.egress_utc  # after the transit
     nebula = bodies[2]
     assert nebula.catalogue_name in NEBULAE and [p.filter for p in nebula.exposure_plans[2:]] == ["L", "R", "G", "B"]
     # It takes the bias and the darks of the science frames' exposure first: their lights are calibrated with them.
     bias, dark = nebula.exposure_plans[:2]
     assert (bias.frame_type, dark.frame_type) == ("Bias", "Dark")
     assert dark.exposure_s == bodies[0].exposure_plans[0].exposure_s
+    lights = [p.exposure_s for body in bodies for p in body.exposure_plans if p.frame_type == "Light"]
+    assert max(lights) <= dark.exposure_s  # every light has its dark: a master dark is only scaled down
     assert nebula.constraints["min_time_on_target_min"] < 15  # it fits before the transit
     lst = local_sidereal_deg(config.site.longitude, now)
     assert altitude_deg(config.site.latitude, lst, *CANDIDATES[nebula.catalogue_name]) >= 45
     # The script says when the transit is and where the results will be.
     script = demo_script(plan, "http://127.0.0.1:8080/", "obsy-weather simulate", ["SIM-T1 b", "SIM-V1", "M1"])
-    assert "mid-transit 12:35:00 UTC" in script and "every 24 min" in script
+    assert f"mid-transit {night.transit.mid_utc:%H:%M:%S} UTC" in script and "every 24 min" in script
     night_date = "2026-01-14"  # the demo's site is where it is local midnight: the night began the day before
     assert f"http://127.0.0.1:8080/api/v1/photometry/SIM-V1/report?night={night_date}" in script
     assert f"http://127.0.0.1:8080/api/v1/transits/SIM-T1%20b?night={night_date}" in script

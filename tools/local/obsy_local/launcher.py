@@ -410,6 +410,8 @@ class Launcher:
             log.error("%s", exc)
             self.stop()
             return 1
+        if self.demo is not None:
+            self._clear_the_demo_bus()
         if self.demo is not None and not (self._create_demo_account() and self._start_the_demo_night()):
             self.stop()
             return 1
@@ -446,6 +448,19 @@ class Launcher:
         return 0
 
     # --- demo ----------------------------------------------------------------------
+    def _clear_the_demo_bus(self) -> None:
+        """A new demo, a new bus: the retained messages of an earlier demo go (:mod:`obsy_local.demo.retained`)."""
+        from obsy_local.demo.retained import clear_retained
+
+        broker = self.config.broker
+        try:
+            topics = clear_retained(broker)
+        except (OSError, TimeoutError) as error:
+            log.warning("the retained messages of an earlier demo under %s/ stay: %s", broker.prefix, error)
+            return
+        if topics:
+            log.info("deleted %d retained messages of an earlier demo under %s/", len(topics), broker.prefix)
+
     def _create_demo_account(self) -> bool:
         """The demo's operator account, in the demo's fresh database (``obsy-web create-user``)."""
         assert self.demo is not None

@@ -9,5 +9,6 @@ observatory's data: its own INDI server, its own topic prefix, its own SQLite da
 - :mod:`obsy_local.demo.setup`: the demo configuration (the user's file with the demo's changes);
 - :mod:`obsy_local.demo.targets`: targets high in that sky, created through the web API;
 - :mod:`obsy_local.demo.kstars`: KStars/Ekos headless, when installed;
+- :mod:`obsy_local.demo.retained`: an earlier demo's retained messages deleted before the start;
 - :mod:`obsy_local.demo.script`: what the user is told to watch and do.
 """

@@ -3,7 +3,7 @@ the demo's start for its site, and the configuration that observes, reduces and 
 
 * the main camera renders the night's scenario (the launcher puts it into the simulator's settings):
   ``SIM-V1``, a variable of 24 min period, and ``SIM-T1``, whose planet ``SIM-T1 b`` transits
-  35 min after the start (:func:`demo_settings`: time for the services, KStars and the roof);
+  20 min after the start for 4 min (:func:`demo_settings`: time for the services, KStars and the roof);
 * ``scheduler.transits`` plans the transit from the night's ephemeris (a short baseline either side);
 * ``imaging.photometry`` measures the variable against its own comparison stars, ``imaging.transits``
   fits the transit; both plate-solve with the night's index. The lights are calibrated with the bias
@@ -39,8 +39,23 @@ DEMO_OBSERVER_CODE = "OBSYDEMO"
 #: Bias frames and darks the LRGB target takes first (the imaging service builds a master from five).
 CALIBRATION_FRAMES = 5
 BIAS_EXPOSURE_S = 0.01
-#: The LRGB target's minimum time on target (the scheduler's default is 15 min).
-NEBULA_MIN_TIME_MIN = 5.0
+#: The scheduler's time for a change of target (``switch_overhead_s``; 120 s by default, for a slew, plate
+#: solving and the guider): the demo's jobs only track, and the first frame came 15 to 20 s after a job's start.
+SWITCH_OVERHEAD_S = 30.0
+#: The LRGB target's minimum time on target, after the switch overhead (the scheduler's default is 15 min):
+#: its first block holds the bias and darks (5 x 5 s and 5 x 15 s with the scheduler's exposure overhead).
+NEBULA_MIN_TIME_MIN = 2.5
+#: The scheduler's free time before and after a block of another target (``switch_gap_s``, Ekos' lead time).
+SWITCH_GAP_MIN = 5.0
+#: The demo's night, in minutes after its start (:func:`demo_settings`). Here the MCP reported "observing"
+#: (services, KStars, the weather's 30 s safe delay, the clear-sky gate's allsky frames, 10 s of roof travel)
+#: 2.0 to 2.2 min after the start, and the night is planned then: the LRGB target's first block at the plan's
+#: next 2-min step, a switch gap before the transit's block, which starts the switch overhead, 3 sigma of the
+#: ephemeris (0.9 min) and the baseline before the first contact. With the first contact at 18 min
+#: "observing" may come as late as 5 min (tests/unit/local/test_demo_timeline.py). The transit's block
+#: (about 10 min: 46 frames of 10 s in a run here; ``imaging.transits.min_points`` is 30) ends at 25 min, its fit a
+#: minute later.
+TIMELINE_MIN = {"transit_mid": 20.0, "transit_duration": 4.0, "baseline": 2.0}
 
 
 @dataclass
@@ -57,22 +72,27 @@ class DemoScience:
 
 
 def demo_settings() -> Any:
-    """The science night's settings for the demo: the transit late enough for the demo's start (services,
-    KStars, the clear-sky gate and the roof take a few minutes, then a visit or two of the variable), and
-    long enough to watch."""
+    """The science night's settings for the demo: a compressed timeline that ends in results within about
+    25 min of the start (:data:`TIMELINE_MIN`). The simulators run in real time (docs/operations.md, "The
+    demo"), so the demo's night is short instead: the transit early and short, the LRGB target's bias and
+    darks before it, the variable's own visits after it."""
     from obsy_skysim.science import ScienceNightSettings
 
+    t = TIMELINE_MIN
+    transit_end = t["transit_mid"] + t["transit_duration"] / 2 + t["baseline"]
     return ScienceNightSettings(
-        transit_mid_min=35.0,
-        transit_duration_min=10.0,
-        baseline_min=5.0,
+        transit_mid_min=t["transit_mid"],
+        transit_duration_min=t["transit_duration"],
+        baseline_min=t["baseline"],
         # After the transit: visits of their own (a cadence longer than a visit and the scheduler's switch gap
         # around it, 7.75 min with its defaults). Before it the LRGB target, with the darks and bias that the
         # science frames are calibrated with, and the transit's frames, which hold the variable too.
         cadence_min=8.0,
-        series_start_min=45.0,
+        series_start_min=transit_end + SWITCH_GAP_MIN,
         series_window_min=90.0,
-        nebula_exposure_s=20.0,
+        # The science frames' exposure: the darks the LRGB target takes first are of it, and a master dark is
+        # only scaled down to a light's exposure (20 s lights waited all night for a 20 s dark in a demo run).
+        nebula_exposure_s=ScienceNightSettings.exposure_s,
         nebula_count=10,
     )
 
@@ -106,7 +126,8 @@ def write_demo_science(config: ObsyConfig, folder: Path, now: datetime, *, wheel
     fragments = night.config
     imaging = fragments["imaging"]
     overrides = {
-        "scheduler": fragments["scheduler"],
+        # Ekos' jobs here only track (no plate solving, no guiding) and the simulator slews in seconds.
+        "scheduler": {**fragments["scheduler"], "switch_overhead_s": SWITCH_OVERHEAD_S},
         "imaging": {
             "calibration": {"require_flat": False},
             "photometry": {**imaging["photometry"], "enabled": True, "observer_code": code},

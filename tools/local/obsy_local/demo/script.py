@@ -39,9 +39,9 @@ def science_lines(plan: DemoPlan, dashboard: str) -> tuple[list[str], list[str]]
         f"   {v.name} varies {v.mag:g} ± {v.amplitude:g} mag every {v.period_min:g} min: a visit every "
         f"{night.targets[1]['time_series']['cadence_min']:g} min, each frame measured against its own comparison",
         "   stars into the night's AAVSO report (the transit's frames hold it too).",
-        f"   {nebula['name']} in {filters} "
-        + ("(one filter: no wheel)" if one_filter else "(the filter wheel simulator)")
-        + " fills the rest of the night.",
+        f"   {nebula['name']} takes the bias frames and darks first (the lights are calibrated with them),",
+        f"   then {filters} " + ("(one filter: no wheel)." if one_filter else "(the filter wheel simulator)."),
+        "   The simulators run in real time: the demo's night is short instead, its results due within about 25 min.",
     ]
     planet, variable = quote(t.planet), quote(v.name)
     results = [
@@ -88,7 +88,7 @@ def demo_script(plan: DemoPlan, dashboard: str, weather_command: str, targets: l
         "   the MCP confirms the mount parked, opens the roof and starts the night:",
         f"   'Observatory' goes closed -> opening -> observing, {ekos}.",
         "   Allsky frames appear every "
-        f"{config.allsky.camera.interval_s:g} s; the Services table shows all six services online.",
+        f"{config.allsky.camera.interval_s:g} s; the Services table shows every service online.",
         "2. Make it rain: press 'Make it rain' on the dashboard, or run",
         f"       {weather_command} rain",
         "   Safety turns unsafe (rain) at once; the MCP stops Ekos, parks the mount and closes",
