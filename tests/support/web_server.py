@@ -9,20 +9,22 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from obsy.config import load_config
 from obsy.runner import ServiceRunner
-from obsy_web.auth import accounts
-from obsy_web.auth.accounts import Role
-from obsy_web.db import make_engine, session_factory
-from obsy_web.service import WebService
 from tests.support.configs import write_config
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.pgcluster import fresh_database
 from tests.support.ports import free_port
+
+# The web service (FastAPI, SQLAlchemy, the ORM models: seconds of CPU) is imported when a test
+# starts it, not when pytest collects the modules that import this one.
+if TYPE_CHECKING:
+    from obsy_web.auth.accounts import Role
+    from obsy_web.service import WebService
 
 PASSWORD = "correct horse battery"
 
@@ -55,6 +57,8 @@ class RunningWeb:
         self.config = load_config(path)
         self.config_path = path
         self.data_dir = self.config.data_dir.resolve()
+        from obsy_web.service import WebService
+
         self.runner = ServiceRunner(WebService, self.config)
         self.thread = threading.Thread(target=self.runner.run, name="web-under-test", daemon=True)
 
@@ -85,10 +89,13 @@ class RunningWeb:
     def add_user(
         self, username: str, role: Role | str, password: str = PASSWORD, sites: list[str] | None = None
     ) -> None:
+        from obsy_web.auth import accounts
+        from obsy_web.db import make_engine, session_factory
+
         engine = make_engine(self.database_url)
         try:
             with session_factory(engine).begin() as db:
-                accounts.create_user(db, username, password, Role(role), sites)
+                accounts.create_user(db, username, password, accounts.Role(role), sites)
         finally:
             engine.dispose()
 

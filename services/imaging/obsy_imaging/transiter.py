@@ -56,7 +56,6 @@ from obsy_imaging.photometry.aperture import CcdNoise
 from obsy_imaging.repository.layout import folder_name
 from obsy_imaging.repository.models import Calibration, Frame, TransitFit, TransitPoint
 from obsy_imaging.repository.store import Repository, usable_lights
-from obsy_imaging.transits import plot
 from obsy_imaging.transits.fit import McmcSettings, fit_transit
 from obsy_imaging.transits.fit import TransitFit as FitResult
 from obsy_imaging.transits.lightcurve import LightCurve
@@ -449,6 +448,8 @@ class Transiter:
         except (ReportError, OSError) as exc:
             problems.append(f"the report was not written: {exc}")
         try:
+            from obsy_imaging.transits import plot  # matplotlib (most of a second) only when a night is plotted
+
             write_atomic(files["png"], plot.light_curve_png(fit, _title(row)))
             row.plot_path = self._relative(files["png"])
         except (OSError, ValueError) as exc:

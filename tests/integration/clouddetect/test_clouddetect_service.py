@@ -14,7 +14,6 @@ from obsy.config import load_config
 from obsy.messages import CloudState
 from obsy.runner import EXIT_FAILED
 from obsy_clouddetect.classifier.demo import generate, make_demo_model
-from obsy_clouddetect.service import CloudDetectService
 from obsy_clouddetect.transmission.synthetic import UniformCloud
 from tests.support.clouddetect_frames import DAY, FrameFactory
 from tests.support.configs import write_config
@@ -33,6 +32,8 @@ class Running(ServiceThread):
     def __init__(self, tmp_path: Path, mosquitto, **clouddetect: Any) -> None:
         settings = {"max_frame_age": NO_AGE_LIMIT, "heartbeat_interval": 1, **clouddetect}
         config = load_config(write_config(tmp_path, mosquitto, clouddetect=settings, run_dir=str(tmp_path)))
+        from obsy_clouddetect.service import CloudDetectService  # SciPy's spatial index: when a test runs
+
         super().__init__(CloudDetectService, config, stop_timeout=20)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import os
 import socket
 from collections.abc import Iterator
@@ -23,10 +24,14 @@ from obsy.upload.site import SiteUploads
 from tests.support.indi_proxy import IndiProxy
 from tests.support.ports import free_port
 
-boto3 = pytest.importorskip("boto3")
-moto_server = pytest.importorskip("moto.server")
-
-pytestmark = pytest.mark.integration
+# boto3 and moto are imported by the tests that use them (a second of CPU for every collecting
+# worker otherwise); the whole module is skipped where either is missing.
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        not all(importlib.util.find_spec(name) for name in ("boto3", "moto")), reason="needs boto3 and moto[server]"
+    ),
+]
 BUCKET = "obsy-fleet"
 MIB = 1 << 20
 CREDENTIALS = {"access_key_id": "site-north", "secret_access_key": "not-a-real-secret"}
@@ -57,6 +62,8 @@ class CountingProxy(IndiProxy):
 
 @pytest.fixture
 def s3_server() -> Iterator[str]:
+    from moto import server as moto_server
+
     port = free_port()
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -69,6 +76,8 @@ def s3_server() -> Iterator[str]:
 
 
 def client(url: str):
+    import boto3
+
     return boto3.client(
         "s3",
         endpoint_url=url,

@@ -20,7 +20,6 @@ import pytest
 
 from obsy.config import DiskConfig, load_config
 from obsy.messages import Event, ImagingFrame, ImagingQuarantined, ImagingState
-from obsy_imaging.service import ImagingService
 from tests.support.configs import write_config
 from tests.support.imaging_frames import frame_bytes, star_field, write_frame
 from tests.support.indiserver import CCD, TELESCOPE, IndiServer, find_executable
@@ -67,6 +66,8 @@ class Running(ServiceThread):
             **(sections or {}),
         )
         self.config_path = path
+        from obsy_imaging.service import ImagingService  # the service's runtime: when a test runs
+
         super().__init__(ImagingService, load_config(path), stop_timeout=90)
 
     def stop(self) -> None:

@@ -12,7 +12,6 @@ import pytest
 
 from obsy.config import load_config
 from obsy.runner import ServiceRunner
-from obsy_web.service import WebService
 from tests.support.configs import write_config
 from tests.support.ports import free_port
 from tests.support.watcher import Watcher
@@ -30,6 +29,8 @@ def test_status_api_reflects_availability_and_health(mosquitto, tmp_path):
     # Anonymous read-only access (off by default) lets a plain HTTP client see the status.
     web = {"port": port, "anonymous_read": True}
     config = load_config(write_config(tmp_path, mosquitto, web=web, run_dir=str(tmp_path)))
+    from obsy_web.service import WebService  # FastAPI and the rest of the service: when a test runs
+
     runner = ServiceRunner(WebService, config)
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
@@ -75,6 +76,8 @@ def test_status_api_reflects_availability_and_health(mosquitto, tmp_path):
 
 def test_port_in_use_is_a_clear_start_failure(mosquitto, tmp_path):
     import socket
+
+    from obsy_web.service import WebService
 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -6,8 +6,6 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, inspect, select
 
 from obsy.config import WebRetentionConfig
@@ -23,6 +21,15 @@ pytestmark = pytest.mark.integration
 TOPICS = Topics("obsy")
 
 
+def model_differences(engine) -> list:
+    """What alembic's autogenerate finds between the database and the models (nothing, if they match)."""
+    from alembic.autogenerate import compare_metadata  # alembic's autogenerate: for these tests only
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return compare_metadata(MigrationContext.configure(connection), models.Base.metadata)
+
+
 def test_migrations_from_empty_match_the_models_and_go_back_down(database_url):  # noqa: F811
     engine = make_engine(database_url)
     assert current_revision(engine) is None
@@ -30,8 +37,7 @@ def test_migrations_from_empty_match_the_models_and_go_back_down(database_url): 
     assert current_revision(engine) == head_revision()
     tables = set(inspect(engine).get_table_names())
     assert {"weather_readings", "events", "targets", "users", "sessions", "api_tokens"} <= tables
-    with engine.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection), models.Base.metadata)
+    differences = model_differences(engine)
     assert differences == [], f"models and migrations differ: {differences}"
     upgrade(engine)  # a second start finds nothing to do
     downgrade(engine, "base")
@@ -240,8 +246,7 @@ def test_the_site_migration_keeps_every_row_as_the_local_sites_and_keys_include_
     with engine.connect() as connection:
         rows = connection.execute(select(models.SafetyVerdictRecord.site, models.SafetyVerdictRecord.safe)).all()
     assert sorted(rows) == [("north", True), ("vienna", True)]
-    with engine.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection), models.Base.metadata)
+    differences = model_differences(engine)
     assert differences == [], f"models and migrations differ: {differences}"
     downgrade(engine, "0004_imaging", site_id="vienna")  # back to one site: the other site's rows go
     assert count(engine, models.SafetyVerdictRecord) == 1

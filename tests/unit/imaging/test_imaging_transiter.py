@@ -29,7 +29,6 @@ from obsy_imaging.repository.store import Repository
 from obsy_imaging.transiter import FAILED, FITTED, WAITING, NightData, NightPoint, Transiter
 from obsy_imaging.transits.fit import McmcSettings
 from obsy_imaging.transits.limbdarkening import quadratic_coefficients
-from obsy_imaging.transits.plot import SIZE_PX
 from obsy_imaging.transits.report import parse_report, results_of, validate_report
 from obsy_imaging.transits.simulate import Truth, simulate_night
 
@@ -168,6 +167,8 @@ def test_a_transit_night_is_waited_for_then_fitted_stored_and_reported(tmp_path:
     assert "ASI 294MM" in report.parameters["NOTES"] and "ensemble of 4 comparison stars" in report.parameters["NOTES"]
     assert results_of(report)["Tc"][0] == pytest.approx(row.tc, abs=row.tc_err / 5)
     assert len(report.data) == 120
+    from obsy_imaging.transits.plot import SIZE_PX  # matplotlib: imported by this test only
+
     assert png_size(root / row.plot_path) == SIZE_PX
     with (root / row.points_path).open() as handle:
         rows = list(csv.DictReader(handle))

@@ -9,13 +9,14 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from obsy_skysim import readout
 from obsy_skysim.sensor import Sensor, SensorSpec
 
 
 def test_the_deviates_are_standard_normal_in_the_body_and_the_tails() -> None:
+    from scipy import stats  # here: scipy.stats costs every collecting worker half a second
+
     z = readout.standard_normal((1000, 4000), seed=5).ravel()
     n = z.size
     assert abs(z.mean()) < 4 / math.sqrt(n)

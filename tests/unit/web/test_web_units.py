@@ -7,12 +7,10 @@ import os
 from datetime import UTC, datetime
 
 import pytest
-from fastapi import HTTPException
 
 from obsy.messages import AllskyFrame, AllskyStreak, Event, McpState
 from obsy.topics import Topics
 from obsy_web import catalogue
-from obsy_web.api.files import resolve_data_file
 from obsy_web.auth.ratelimit import LoginLimiter
 from obsy_web.ingest.records import Incoming, InvalidMessageError, Router
 from obsy_web.live import LatestStates, decode
@@ -44,6 +42,11 @@ def test_catalogue_says_none_for_unknown_or_odd_names(name):
 
 
 def test_data_files_stay_inside_the_data_directory(tmp_path):
+    # The API module brings FastAPI and Starlette: imported by this test, not at collection.
+    from fastapi import HTTPException
+
+    from obsy_web.api.files import resolve_data_file
+
     data = tmp_path / "data"
     (data / "allsky").mkdir(parents=True)
     (data / "allsky" / "a.jpg").write_bytes(b"jpeg")

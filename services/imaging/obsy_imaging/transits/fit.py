@@ -29,16 +29,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import emcee
 import numpy as np
-from scipy import optimize
 
 from obsy.transits.ephemeris import Ephemeris, transit_duration
 from obsy_imaging.transits.detrend import Detrending
 from obsy_imaging.transits.lightcurve import LightCurve
 from obsy_imaging.transits.limbdarkening import quadratic_coefficients
 from obsy_imaging.transits.model import TransitModel
+
+if TYPE_CHECKING:
+    import emcee
 
 MIN_BASELINE_POINTS = 5
 
@@ -177,6 +179,8 @@ def _optimise(problem: _Problem, x0: np.ndarray) -> np.ndarray:
     if "inc" in problem.names:  # keep the first simplex inside the prior: the inclination steps down from 90°
         steps[problem.names.index("inc")] *= -1
     simplex = np.vstack([x0, x0 + np.diag(steps)])
+    from scipy import optimize  # here, not at the top: see _sample
+
     result = optimize.minimize(
         problem.negative,
         x0,
@@ -222,6 +226,10 @@ def _sample(problem: _Problem, best: np.ndarray, mcmc: McmcSettings) -> tuple[em
                 break
     else:
         raise RuntimeError(f"no starting points for the sampler about {best} (the optimum lies outside the prior)")
+    # emcee (and the SciPy it loads, about a second of CPU) is imported by the fit that needs it, not
+    # by every importer of this module's types: the report reader, the web service, the tests.
+    import emcee
+
     sampler = emcee.EnsembleSampler(mcmc.walkers, ndim, problem.log_probability)
     sampler.random_state = np.random.RandomState(rng.integers(2**31)).get_state()
     sampler.run_mcmc(np.array(start), mcmc.steps, progress=False)

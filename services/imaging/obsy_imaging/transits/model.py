@@ -8,7 +8,6 @@ its parameters change between calls.
 
 from __future__ import annotations
 
-import batman
 import numpy as np
 
 DAY_S = 86_400.0
@@ -26,6 +25,10 @@ class TransitModel:
         exposure_s: float = 0.0,
         supersample: int = 5,
     ) -> None:
+        # batman here, not at the top: it loads distutils and pkg_resources (a tenth of a second),
+        # which every importer of the fitting module's types would pay.
+        import batman
+
         self.params = batman.TransitParams()
         self.params.t0 = float(np.median(time))
         self.params.per = float(period)

@@ -26,12 +26,15 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from obsy.transits.ephemeris import Ephemeris
-from obsy_imaging.transits.fit import TransitFit
 from obsy_imaging.transits.limbdarkening import passband, quadratic_to_nonlinear
+
+if TYPE_CHECKING:  # a type only: reading and checking a report needs no fitting (emcee, SciPy)
+    from obsy_imaging.transits.fit import TransitFit
 
 PARAMETERS = (
     "TYPE", "OBSCODE", "SECONDARY_OBSCODES", "SOFTWARE", "DELIM", "DATE_TYPE", "OBSTYPE", "STAR_NAME",

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -37,9 +38,15 @@ MIN_PASSWORD_LENGTH = 10
 SITE_ID = re.compile(SITE_ID_PATTERN)
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 _hasher = PasswordHasher()
-# Verifying against this when the user does not exist takes as long as a real check,
-# so response times do not tell which usernames exist.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verifying against this when the user does not exist takes as long as a real check,
+    so response times do not tell which usernames exist. Made at the first login, not at import:
+    an argon2 hash costs a few tenths of a CPU second and 64 MiB, which every importer of this
+    module (the web service's commands, the tests) would pay."""
+    return _hasher.hash(secrets.token_hex(16))
 
 
 class AccountError(ValueError):
@@ -122,10 +129,11 @@ def set_password(db: Session, user: User, password: str) -> None:
 
 def authenticate(db: Session, username: str, password: str) -> User | None:
     """The user when the password is right and the account enabled, else None."""
+    dummy = _dummy_hash()  # before the look-up: the first login costs the same whoever it names
     user = db.scalar(select(User).where(User.username == username))
     try:
         if user is None:
-            _hasher.verify(_DUMMY_HASH, password)
+            _hasher.verify(dummy, password)
             return None
         _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
