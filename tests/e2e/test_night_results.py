@@ -1,38 +1,45 @@
 """A night that ends in results: calibration frames become masters, lights are calibrated and
-stacked live, and the end-of-night summary reports them (issue 23, first part).
+stacked live per filter, the science is reduced, and the end-of-night summary reports them (issue 23).
 
 Every service as its own process from its console script, one config file, the real Mosquitto,
-Postgres, one indiserver with the roll-off roof, telescope, weather and light-panel simulators
-and the sky simulator's two cameras (the allsky camera judged by clouddetect, the main camera
-rendering the real stars where the mount points, and the science night's variable and transit:
-:mod:`obsy_skysim.science`), and headless KStars/Ekos. Three targets: a field near the zenith (the
-"nebula", one filter: no wheel here) whose plan asks, in Ekos' order, for bias, darks and flats
-(from the light panel), then lights; the science night's transiting planet (a target named as the
-planet in the scheduler's ephemeris file, planned at its transit window) and its variable star (a
-time series, a visit every 1.5 minutes, after the transit). KStars' lead time and the planner's
-``switch_gap_s`` are 30 s (visits minutes apart need it).
+Postgres, one indiserver with the roll-off roof, telescope, weather, light-panel and filter-wheel
+simulators and the sky simulator's two cameras (the allsky camera judged by clouddetect, the main
+camera rendering the real stars where the mount points, through the wheel's filter, and the science
+night's variable and transit: :mod:`obsy_skysim.science`), and headless KStars/Ekos. Three targets: a
+field near the zenith (the "nebula", in L, R, G and B) whose plan asks, in Ekos' order, for bias,
+darks and flats in every filter (from the light panel), then a few lights per filter; the science
+night's transiting planet (a target named as the planet in the scheduler's ephemeris file, planned
+at its transit window) and its variable star (a time series: two visits 1.5 minutes apart, right
+after the transit). KStars' lead time and the planner's ``switch_gap_s`` are 30 s and its grid 30 s
+(visits a minute apart need them).
 
-1. The MCP opens under a clear sky and starts Ekos; Ekos observes the transit whole (baseline either
-   side) and the variable's visits, each at its fixed start, then takes the calibration frames and
-   the imaging service builds their masters (bias, dark, flat) in its library: the bias and the dark
-   match the simulator's fixed pattern to within what the frames' noise leaves;
+1. The MCP opens under a clear sky and starts Ekos; Ekos takes the nebula's calibration frames and
+   first lights until the transit, and the imaging service builds their masters (bias, dark, flat)
+   in its library: the bias and the dark match the simulator's fixed pattern to within what the
+   frames' noise leaves;
 2. the lights are ingested, graded, calibrated with those masters, and folded into the target's
-   live stack, which grows on the bus and in the web service's tables;
+   live stack, which grows on the bus and in the web service's tables; Ekos observes the transit
+   whole (baseline either side) and the variable's visits, each at its fixed start;
 3. clouds roll in (no rain): clouddetect says cloudy, the MCP stops Ekos, parks and closes; the lights
    taken under the clouds (the simulator's truth in each frame's header) are graded and rejected;
-   the sky clears and the roof opens again, lights are accepted again;
+   the sky clears and the roof opens again, lights are accepted again, and the nebula has a live
+   stack in each filter, every light's FILTER (what the wheel held) that of its plan;
 4. rain: the MCP stops Ekos, parks the mount and closes the roof, in that order (its own steps
    and the drivers' reports);
 5. dawn, played by the operator's ABORT (the night must end while the test runs): the web service
    sends the end-of-night summary (through Apprise to a receiver on loopback) with the lights
    accepted, their integration, the stack, the lights rejected and the clouds and rain that closed
    the roof; the imaging service stacks the night again with rejection (the stack of record) from
-   the live stack's lights;
+   each filter's live stack;
 6. the night's science against the simulator's truth: the variable's magnitudes in the imaging
    service's AAVSO Extended report (its visits and the transit's frames, which hold it too) within
    their errors, the transit's fitted mid-time within its error and its ``#TYPE=EXOPLANET`` report
-   valid; the nebula's Light plan counts its accepted lights only (not those taken under the clouds).
+   valid; each of the nebula's Light plans counts its accepted lights only (not those taken under
+   the clouds).
 
+Where Playwright and Chromium are installed the dashboard is photographed along the way (the overview,
+the live stacks, the nebula's page, the light curve, the transit); with
+``OBSY_E2E_SCREENSHOTS=docs/walkthrough`` small copies go there for docs/walkthrough-results.md.
 Phase durations are printed, never asserted. Every log ends up in one folder a failure names.
 """
 
@@ -44,6 +51,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import astropy.units as u
 import httpx
@@ -54,6 +62,7 @@ from astropy.io import fits
 from astropy.time import Time
 
 from obsy.config import SERVICE_NAMES
+from obsy.filters import same_filter
 from obsy.messages import ImagingPhotometry, ImagingTransit
 from obsy.topics import Topics
 from obsy_imaging.photometry.aavso import validate_report as validate_aavso
@@ -63,6 +72,7 @@ from obsy_skysim.allsky import Site
 from obsy_skysim.config import MainCameraSettings, _main_sensor
 from obsy_skysim.science import ScienceNight, ScienceNightSettings, write_science_night
 from obsy_skysim.sensor import Sensor
+from tests.support.e2e_dashboard import DashboardCamera, browser_available, images_loaded
 from tests.support.e2e_observatory import (
     MAIN_TELESCOPE,
     SKYSIM_ALLSKY,
@@ -91,25 +101,50 @@ from tests.support.watcher import Watcher
 CAMERA_DRIVER = Path(sys.executable).with_name("indi_obsy_camera")
 CAMERA = "SkySim Camera"
 PANEL = "Light Panel Simulator"
-DRIVERS = ["indi_simulator_telescope", "indi_rolloff_dome", "indi_simulator_weather", "indi_simulator_lightpanel"]
+#: INDI's filter wheel simulator, whose slot the sky simulator's camera follows (and writes as FILTER).
+WHEEL = "Filter Simulator"
+DRIVERS = [
+    "indi_simulator_telescope",
+    "indi_rolloff_dome",
+    "indi_simulator_weather",
+    "indi_simulator_lightpanel",
+    "indi_simulator_wheel",
+]
 #: The simulator's main-camera sensor cut small, so that Ekos' frames are quick to send, save and stack.
 SENSOR = {**_main_sensor().model_dump(), "width": 800, "height": 600}
+NEBULA = "Zenith field"
 LIGHT_S, DARK_S, FLAT_S, BIAS_S = 4.0, 4.0, 1.0, 0.01
 CALIBRATION_FRAMES = 5
-LIGHTS = 40  # more than the night needs: the operator ends it
-#: The night's science (obsy_skysim.science): a transit whose window (T1 less the baseline and 3 sigma of the
-#: ephemeris) opens about 5 min after the test starts (the start-up, the roof and Ekos take about 3, the
-#: calibration frames fill the rest), and a variable in its field, visited every 1.5 min after the transit:
-#: two frames of the lights' exposure.
+#: The nebula's lights in L, R, G and B, a few each (Ekos takes them in this order, each through the wheel's
+#: synonym: Luminance, Red, ...; three make a night stack); the last has more than the night needs: the operator
+#: ends the night.
+LIGHTS = {"L": 4, "R": 3, "G": 3, "B": 8}
+#: The night's science (obsy_skysim.science): a transit whose block (T1 less the baseline and one sigma of the
+#: ephemeris, less the slew) opens about 4.1 min after the test starts: the start-up, the roof and Ekos take about
+#: 1.1 min here, the nebula's calibration frames (flats in four filters) and first lights fill the rest, which is
+#: also the margin for a slower machine (with less, the nebula's calibration comes after the science). Then the
+#: variable in its field, visited twice right after egress (its window opens there), every 1.5 min (a visit of
+#: 42 s and the lead time fit in a cadence; three steps of the grid): two frames of the lights' exposure. Its
+#: window holds two visits wherever the grid falls, never three: the first starts 2.1-2.6 min after mid-transit
+#: (the block's end and the lead time, on the grid), the second ends by 1 min after its start on the grid, and a
+#: third would need 5.6-6.1 min after mid-transit.
+TRANSIT_MID_MIN = 6.25
 SCIENCE = ScienceNightSettings(
     exposure_s=LIGHT_S,
-    transit_mid_min=7.5,
-    transit_duration_min=1.5,
-    baseline_min=0.75,
+    transit_mid_min=TRANSIT_MID_MIN,
+    transit_duration_min=1.2,
+    baseline_min=0.6,
     cadence_min=1.5,
     frames_per_visit=2,
+    series_start_min=TRANSIT_MID_MIN + 0.6 + 0.6,
+    series_window_min=4.4,
+    # Wider than the default (9.5-12.5): some skies hold a single such star in both fields at the small sensor.
+    comparison_mags=(9.0, 13.5),
 )
-SERIES_MIN = (10.0, 14.5)  # the variable's window, minutes after the test starts (the transit is over)
+#: The ephemeris' window around the transit, in its sigmas: the simulator's own ephemeris does not drift.
+TIMING_SIGMAS = 1.0
+#: The planner's night grid: 30 s, so that the visits follow the transit and one another without a minute's rounding.
+GRID_STEP_S = 30
 #: Ekos' minimum time between jobs (KStars' LeadTime, 5 min by default) and the planner's switch_gap_s:
 #: visits 1.5 min apart need it short.
 LEAD_TIME_S = 30.0
@@ -118,7 +153,7 @@ OBSERVER_CODE = "OBSYE2E"
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.slow,
-    pytest.mark.long(seconds=1000),
+    pytest.mark.long(seconds=840),
     pytest.mark.timeout(2100),
     pytest.mark.skipif(not kstars_available(), reason="KStars (Debian package kstars) is not installed"),
     pytest.mark.skipif(not pyindi_available(), reason="pyindi-client is not installed"),
@@ -132,21 +167,27 @@ TOPICS = Topics()
 OPERATOR, PASSWORD = "olivia", "a night under the stars"
 
 
+def plan_of(filter_name: str | None) -> str | None:
+    """The nebula's Light plan (its filter) that a frame's FILTER belongs to: the wheel's Luminance is L."""
+    return next((plan for plan in LIGHTS if same_filter(filter_name, plan)), None)
+
+
 def target(site: DarkSite) -> dict[str, Any]:
-    """A field crossing the meridian near the zenith in a few minutes, with its calibration first."""
+    """A field crossing the meridian near the zenith in a few minutes, in LRGB, with its calibration first
+    (bias, darks, and flats in every filter)."""
     sidereal = Time(datetime.now(UTC) + timedelta(minutes=5)).sidereal_time(
         "apparent", longitude=site.longitude * u.deg
     )
     return {
-        "name": "Zenith field",
+        "name": NEBULA,
         "ra_deg": round(float(sidereal.to(u.deg).value) % 360, 4),
         "dec_deg": round(min(site.latitude, 85.0), 4),
         "priority": 8,
         "exposure_plans": [
             {"frame_type": "Bias", "exposure_s": BIAS_S, "count": CALIBRATION_FRAMES},
             {"frame_type": "Dark", "exposure_s": DARK_S, "count": CALIBRATION_FRAMES},
-            {"frame_type": "Flat", "exposure_s": FLAT_S, "count": CALIBRATION_FRAMES},
-            {"frame_type": "Light", "exposure_s": LIGHT_S, "count": LIGHTS},
+            *({"frame_type": "Flat", "filter": f, "exposure_s": FLAT_S, "count": CALIBRATION_FRAMES} for f in LIGHTS),
+            *({"frame_type": "Light", "filter": f, "exposure_s": LIGHT_S, "count": n} for f, n in LIGHTS.items()),
         ],
     }
 
@@ -156,15 +197,16 @@ def results_config(path: Path, receiver: Receiver, science: ScienceNight) -> Non
     target and transit fit, and the imaging service's quick settings."""
     config = yaml.safe_load(path.read_text())
     config["scheduler"].update(
+        grid_step_s=GRID_STEP_S,
         switch_gap_s=LEAD_TIME_S,
         exposure_overhead_s=2,  # the small sensor's frames: about 0.3 s here, a transit ends At its end anyway
         switch_overhead_s=30,  # the slew and settle before the first frame (24-35 s), Ekos' estimate for Track
-        transits=science.config["scheduler"]["transits"],
+        transits={**science.config["scheduler"]["transits"], "timing_sigmas": TIMING_SIGMAS},
     )
     ekos = config["scheduler"]["ekos"]
     ekos.update(
         camera=CAMERA,
-        filter_wheel=None,
+        filter_wheel=WHEEL,
         calibration={"camera_shutter": True, "flat_source": "panel"},
         # Frames land where the imaging service watches (the scheduler's FITS folder, its default).
     )
@@ -202,15 +244,10 @@ def main_camera() -> MainCameraSettings:
 
 
 def science_night(folder: Path, site: DarkSite, start: datetime) -> ScienceNight:
-    """The science night from ``start`` (its scenario, ephemeris, comparison stars and index); the variable's
-    time series moved after the transit (SERIES_MIN)."""
-    night = write_science_night(
+    """The science night from ``start``: its scenario, ephemeris, comparison stars and index."""
+    return write_science_night(
         folder, Site(site.latitude, site.longitude, site.elevation), start, main_camera(), settings=SCIENCE
     )
-    series = night.targets[1]["time_series"]
-    for key, minutes in zip(("window_start", "window_end"), SERIES_MIN, strict=True):
-        series[key] = (start + timedelta(minutes=minutes)).isoformat()
-    return night
 
 
 def science_config(science: ScienceNight) -> dict[str, Any]:
@@ -297,6 +334,29 @@ def how_ekos_stands(kstars: KStars, watcher: Watcher, directory: Path) -> str:
     )
 
 
+#: The Imaging page's cards photographed, by the element each holds.
+LIVE_STACKS_CARD = "section:has(#stacks)"
+LIGHT_CURVE_CARD = "section:has(#lightcurve)"
+TRANSIT_CARD = "section:has(#tr-plot)"
+
+
+def photograph_the_night(camera: DashboardCamera) -> None:
+    """The overview while observing (tonight's plan) and the Imaging page's live stacks."""
+    camera.expect_text("#mcp-state", "observing")
+    camera.expect_text("#plan-blocks", NEBULA)
+    camera.shoot("results-1-observing")
+    camera.shoot("results-2-live-stacks", "/imaging", ready=images_loaded("#stacks img"), part=LIVE_STACKS_CARD)
+
+
+def photograph_the_results(camera: DashboardCamera) -> None:
+    """At dawn: the nebula's page (its stack, the plan's progress, the stack of record), the variable's light
+    curve and the transit's fit on the Imaging page."""
+    camera.shoot("results-3-nebula", f"/imaging/targets/{quote(NEBULA)}", ready=images_loaded("#stacks img"))
+    chart = "document.querySelector('#lightcurve svg') !== null"
+    camera.shoot("results-4-light-curve", "/imaging", ready=chart, part=LIGHT_CURVE_CARD)
+    camera.shoot("results-5-transit", "/imaging", ready=images_loaded("#tr-plot img"), part=TRANSIT_CARD)
+
+
 def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(tmp_path: Path) -> None:
     require_indi(DRIVERS)
     site = dark_site()
@@ -337,7 +397,7 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
         prepare_devices(indi.config(), roof_open=False, mount_parked=True)
         kstars.start()
         kstars.set_location(site.city, site.province, site.country)
-        kstars.start_ekos(drivers=(TELESCOPE, CCD, PANEL), indi_server=(indi.host, indi.port))
+        kstars.start_ekos(drivers=(TELESCOPE, CCD, PANEL, WHEEL), indi_server=(indi.host, indi.port))
         web_port = free_port()
         config = night_config(
             folder(tmp_path / "observatory"),
@@ -380,6 +440,10 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
             assert created_target.status_code == 201, created_target.text
         observing = wait_state(watcher, TOPICS, lambda s: s["state"] == "observing", timeout=180)
         assert observing["roof"] == "open"
+        camera = None  # the dashboard's screenshots, where Playwright and Chromium are installed
+        if browser_available():
+            camera = DashboardCamera(str(web.base_url), OPERATOR, PASSWORD, tmp_path / "screenshots")
+            stack.callback(camera.close)
         # The transit and the variable's visits come first (their times are fixed, and too near for the
         # calibration frames before them): the waits below run past them.
         science_end = datetime.fromisoformat(science.targets[1]["time_series"]["window_end"])
@@ -415,16 +479,18 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
             lambda: db.rows(
                 "SELECT frames, integration_s FROM live_stack_states WHERE target = %s AND frames >= 3 "
                 "ORDER BY frames DESC LIMIT 1",
-                "Zenith field",
+                NEBULA,
             ),
-            420,
+            max((science_end - datetime.now(UTC)).total_seconds(), 0.0) + 420,  # before the transit, else after
             lambda: f"a live stack of three lights of the target ({how_ekos_stands(kstars, watcher, frames_dir)})",
         )[0]
-        calibrated = db.rows("SELECT count(*) FROM calibrated_lights WHERE target = %s", "Zenith field")[0][0]
+        calibrated = db.rows("SELECT count(*) FROM calibrated_lights WHERE target = %s", NEBULA)[0][0]
         assert calibrated >= stacked[0], (calibrated, stacked)
         live = [json.loads(m.payload) for m in watcher.on(TOPICS.imaging_live_stack_state) if m.payload]
         assert live and live[-1]["frames"] >= 3, live[-1:]
         print(f"live stack: {stacked[0]} lights, {stacked[1]:.0f} s; calibrated lights: {calibrated}")
+        if camera is not None:
+            photograph_the_night(camera)
         print(f"2 lights calibrated and stacked: {clock.done('2 lights calibrated and stacked'):.1f} s")
 
         # ------------------------------------------------------------ 2b. the transit and the variable's visits
@@ -488,6 +554,32 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
         print(f"clear again: {len(clear_again)} lights accepted after reopening")
         print(f"3 clouds roll in, and go: {clock.done('3 clouds roll in, and go'):.1f} s")
 
+        # ------------------------------------------------------------ 3b. LRGB: a live stack per filter
+        def live_stacks() -> dict[str, int]:
+            """The nebula's live stacks by the plan of their filter (the frames' FILTER), the lights in the newest
+            state of each."""
+            states_now = [json.loads(m.payload) for m in watcher.on(TOPICS.imaging_live_stack_state) if m.payload]
+            return {plan_of(m["filter"]): m["frames"] for m in states_now if m["target"] == NEBULA}
+
+        def every_filter_stacked() -> dict[str, int] | None:
+            found = live_stacks()
+            return found if set(found) == set(LIGHTS) and min(found.values()) >= 3 else None
+
+        every_filter = wait_until(
+            every_filter_stacked,
+            240,
+            lambda: f"a live stack of three lights in every filter (so far {live_stacks()})",
+        )
+        written = written_frames(frames_dir)
+        nebula_lights = [(p, h) for p, h in written if h.get("OBJECT") == NEBULA and "Light" in p.parts]
+        # Ekos files a frame under the filter its sequence asked for; the camera writes what the wheel holds.
+        assert all(h.get("FILTER") == p.parent.name for p, h in nebula_lights), [
+            (p.parent.name, h.get("FILTER")) for p, h in nebula_lights
+        ]
+        assert {plan_of(h.get("FILTER")) for _, h in nebula_lights} == set(LIGHTS), nebula_lights
+        print(f"live stacks by filter: {every_filter}; {len(nebula_lights)} lights, each FILTER that of its plan")
+        print(f"3b a live stack per filter: {clock.done('3b a live stack per filter'):.1f} s")
+
         # ------------------------------------------------------------ 4. rain: closed in order
         mark, event_mark = len(states(watcher, TOPICS)), len(events(watcher, TOPICS))
         rained = services.run_command("weather", "simulate", "rain")
@@ -510,7 +602,7 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
         assert ended.status_code in (200, 202), ended.text
         summaries = receiver.wait(1, timeout=120)
         text = json.dumps(summaries)
-        assert "Zenith field" in text, summaries
+        assert NEBULA in text, summaries
         watcher.wait_for(lambda got: any(m.topic == TOPICS.web_night_summary and m.payload for m in got), 60)
         summary = json.loads(watcher.on(TOPICS.web_night_summary)[-1].payload)
         accepted = [m for m in all_lights_graded(watcher, frames_dir) or graded if m["accepted"]]
@@ -524,24 +616,30 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
             f"{summary['integration_s']:.0f} s; closed for {summary['closed_for']}"
         )
 
-        def stacked_again() -> dict[str, Any] | None:
-            """The newest night stack, once it holds every light of the newest live stack (a late light
-            grows the live stack, and the night is stacked again)."""
-            night_stacks = [json.loads(m.payload) for m in watcher.on(TOPICS.imaging_night_stacks) if m.payload]
-            live_now = [json.loads(m.payload) for m in watcher.on(TOPICS.imaging_live_stack_state) if m.payload]
-            night_stacks = [m for m in night_stacks if m["target"] == "Zenith field"]
-            live_now = [m for m in live_now if m["target"] == "Zenith field"]
-            return night_stacks[-1] if night_stacks and night_stacks[-1]["frames"] == live_now[-1]["frames"] else None
+        def stacked_again() -> dict[str, dict[str, Any]] | None:
+            """The newest night stack of each filter, once each holds every light of its newest live stack (a
+            late light grows the live stack, and the night is stacked again)."""
+            found = [json.loads(m.payload) for m in watcher.on(TOPICS.imaging_night_stacks) if m.payload]
+            newest = {plan_of(m["filter"]): m for m in found if m["target"] == NEBULA}
+            live = live_stacks()
+            complete = set(newest) == set(live) and all(newest[f]["frames"] == n for f, n in live.items())
+            return newest if complete else None
 
-        night_stack = wait_until(stacked_again, 180, "the night stacked again with rejection once the night ended")
-        assert night_stack["target"] == "Zenith field", night_stack
-        assert night_stack["rejection"] == "winsorized 3/3" and night_stack["missing"] == 0, night_stack
-        with fits.open(repository / night_stack["path"]) as of_record:
-            assert of_record[0].header["NCOMBINE"] == night_stack["frames"]
-            assert of_record["REJECTED"].data.shape == of_record[0].data.shape
+        night_stacks = wait_until(stacked_again, 180, "the night stacked again with rejection once the night ended")
+        assert set(night_stacks) == set(LIGHTS), night_stacks
+        for night_stack in night_stacks.values():
+            assert night_stack["rejection"] == "winsorized 3/3" and night_stack["missing"] == 0, night_stack
+            with fits.open(repository / night_stack["path"]) as of_record:
+                assert of_record[0].header["NCOMBINE"] == night_stack["frames"]
+                assert plan_of(of_record[0].header["FILTER"]) == plan_of(night_stack["filter"])
+                assert of_record["REJECTED"].data.shape == of_record[0].data.shape
         print(
-            f"night stack: {night_stack['frames']} lights, {100 * night_stack['rejected_fraction']:.2f} % of values "
-            f"rejected ({night_stack['rejection']})"
+            "night stacks: "
+            + ", ".join(
+                f"{f} {m['frames']} lights ({100 * m['rejected_fraction']:.2f} % of values rejected)"
+                for f, m in night_stacks.items()
+            )
+            + f"; {next(iter(night_stacks.values()))['rejection']}"
         )
         print(f"5 dawn, results: {clock.done('5 dawn, results'):.1f} s")
 
@@ -597,18 +695,24 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
 
         # The scheduler's counts: the nebula's accepted lights only (those under the clouds are not counted).
         graded_now = all_lights_graded(watcher, frames_dir) or []
-        ours = [m for m in graded_now if m["target"] == "Zenith field"]
+        ours = [m for m in graded_now if m["target"] == NEBULA]
         accepted_here = sum(1 for m in ours if m["accepted"])
 
-        def light_acquired() -> int | None:
-            published = [json.loads(m.payload) for m in watcher.on(TOPICS.web_targets) if m.payload]
-            plans = next(t for t in published[-1]["targets"] if t["name"] == "Zenith field")["exposure_plans"]
-            acquired = next(p["acquired"] for p in plans if p["frame_type"] == "Light")
-            return acquired if acquired == accepted_here else None
+        accepted_by_filter = {f: sum(1 for m in ours if m["accepted"] and plan_of(m["filter"]) == f) for f in LIGHTS}
 
-        acquired = wait_until(light_acquired, 60, f"the nebula's Light plan counting {accepted_here} accepted lights")
+        def light_acquired() -> dict[str, int] | None:
+            published = [json.loads(m.payload) for m in watcher.on(TOPICS.web_targets) if m.payload]
+            plans = next(t for t in published[-1]["targets"] if t["name"] == NEBULA)["exposure_plans"]
+            acquired = {p["filter"]: p["acquired"] for p in plans if p["frame_type"] == "Light"}
+            return acquired if acquired == accepted_by_filter else None
+
+        acquired = wait_until(
+            light_acquired, 60, f"the nebula's Light plans counting their accepted lights {accepted_by_filter}"
+        )
         print(f"acquired: {acquired} of the nebula's {len(ours)} lights ({len(ours) - accepted_here} rejected)")
-        assert acquired < len(ours)
+        assert sum(acquired.values()) == accepted_here < len(ours)
+        if camera is not None:
+            photograph_the_results(camera)
         print(f"6 science against the truth: {clock.done('6 science against the truth'):.1f} s")
 
         services.check_running()

@@ -58,17 +58,26 @@ class DashboardCamera:
         script = "id => { const i = document.getElementById(id); return !!i && !i.hidden && i.naturalWidth > 0; }"
         self.page.wait_for_function(script, arg=element_id, timeout=timeout_s * 1000)
 
-    def shoot(self, name: str, path: str | None = None) -> Path:
-        """Screenshot the live overview, or the dashboard page at ``path`` (opened beside it)."""
+    def shoot(self, name: str, path: str | None = None, *, ready: str | None = None, part: str | None = None) -> Path:
+        """Screenshot the live overview, or the dashboard page at ``path`` (opened beside it).
+
+        ``ready``: a JavaScript expression (:func:`images_loaded`, for example) waited for until it
+        is true, so that the shot shows what the page loads after it opens (pictures, charts);
+        ``part``: a CSS selector, to photograph that element only (one card of a long page).
+        """
         target = self.folder / f"{name}.png"
-        if path is None:
-            self.page.screenshot(path=target, full_page=True)
+        page = self.page if path is None else self.page.context.new_page()
+        if path is not None:
+            page.goto(f"{self.url}{path}")
+            page.wait_for_load_state("networkidle")
+        if ready is not None:
+            page.wait_for_function(ready, timeout=30_000)
+        if part is not None:
+            page.locator(part).first.screenshot(path=target)
         else:
-            other = self.page.context.new_page()
-            other.goto(f"{self.url}{path}")
-            other.wait_for_load_state("networkidle")
-            other.screenshot(path=target, full_page=True)
-            other.close()
+            page.screenshot(path=target, full_page=True)
+        if path is not None:
+            page.close()
         path = target
         self.shots.append(path)
         if self.docs_folder is not None:
@@ -79,6 +88,15 @@ class DashboardCamera:
     def close(self) -> None:
         self._browser.close()
         self._playwright.stop()
+
+
+def images_loaded(selector: str) -> str:
+    """A ``ready`` expression for :meth:`DashboardCamera.shoot`: the page holds an ``<img>`` matching
+    ``selector`` and every one of them is decoded (a broken or loading picture is not)."""
+    return (
+        f"(() => {{ const images = [...document.querySelectorAll({selector!r})]; "
+        "return images.length > 0 && images.every(i => i.complete && i.naturalWidth > 0); })()"
+    )
 
 
 def _small_png(source: Path, target: Path) -> None:

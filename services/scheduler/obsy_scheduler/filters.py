@@ -8,7 +8,7 @@ target with the reason. Matching, first hit wins:
 1. the exact name on the wheel;
 2. ``scheduler.ekos.filter_aliases`` (plan name -> wheel name);
 3. the same name ignoring case, spaces and punctuation ("h-alpha" is "H_Alpha");
-4. a common synonym ("Ha" is "H_Alpha", "Lum" and "L" are "Luminance", "S2" is "SII"...),
+4. a common synonym (:mod:`obsy.filters`: "Ha" is "H_Alpha", "Lum" and "L" are "Luminance", "S2" is "SII"...),
    when exactly one name on the wheel is one.
 
 The names come from the wheel's INDI ``FILTER_NAME`` property (:func:`read_filter_names`),
@@ -22,32 +22,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from obsy.config import IndiServerConfig
+from obsy.filters import filter_key, filter_synonyms
 from obsy_scheduler.config import SchedulerEkosConfig
-
-#: Names that mean the same filter, after :func:`_key`.
-SYNONYMS: tuple[frozenset[str], ...] = (
-    frozenset({"l", "lum", "luminance"}),
-    frozenset({"r", "red"}),
-    frozenset({"g", "green"}),
-    frozenset({"b", "blue"}),
-    frozenset({"ha", "halpha", "hydrogenalpha"}),
-    frozenset({"hb", "hbeta", "hydrogenbeta"}),
-    frozenset({"sii", "s2", "sulfur2", "sulphur2"}),
-    frozenset({"oiii", "o3", "oxygen3"}),
-)
 
 
 class UnknownFilterError(ValueError):
     """A plan's filter has no match on the wheel; the message is the target's exclusion reason."""
-
-
-def _key(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-def _synonyms(name: str) -> frozenset[str]:
-    key = _key(name)
-    return next((group for group in SYNONYMS if key in group), frozenset({key}))
 
 
 @dataclass(frozen=True)
@@ -69,10 +49,10 @@ class FilterNames:
             raise UnknownFilterError(
                 f"filter {name!r} is aliased to {alias!r}, which is not on the filter wheel ({self._listing()})"
             )
-        same = [wheel for wheel in self.names if _key(wheel) == _key(name)]
+        same = [wheel for wheel in self.names if filter_key(wheel) == filter_key(name)]
         if not same:
-            group = _synonyms(name)
-            same = [wheel for wheel in self.names if _key(wheel) in group]
+            group = filter_synonyms(name)
+            same = [wheel for wheel in self.names if filter_key(wheel) in group]
         if len(same) == 1:
             return same[0]
         if same:

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from obsy import messages
+from obsy.filters import same_filter
 from obsy.messages import ExposurePlan, FrameType, ImagingAcquired, Target, TargetList, TimeSeries
 from obsy_web import catalogue
 from obsy_web.db.models import ExposurePlanRecord, TargetRecord
@@ -105,16 +106,16 @@ Counts = dict[tuple[str, str], list[tuple[str, float, int]]]
 
 
 def counted_for(plan: ExposurePlanRecord, counts: Counts, key: str) -> int:
-    """Frames of target ``key`` that match a plan: of its frame type; lights and flats of its filter;
-    lights, flats and darks of its exposure (within 1 %). A bias matches by type alone (cameras
-    report a bias's exposure as they like: 0, their shortest, or the one asked), a dark whatever
-    filter the wheel held."""
+    """Frames of target ``key`` that match a plan: of its frame type; lights and flats of its filter
+    (or a synonym of it, as the scheduler maps it onto the wheel: a plan's "L" counts the frames of
+    the wheel's "Luminance"; :mod:`obsy.filters`); lights, flats and darks of its exposure (within
+    1 %). A bias matches by type alone (cameras report a bias's exposure as they like: 0, their
+    shortest, or the one asked), a dark whatever filter the wheel held."""
     frame_type = plan.frame_type or FrameType.LIGHT.value
-    wanted_filter = name_key(plan.filter)
     return sum(
         n
-        for filter_key, exposure, n in counts.get((key, frame_type), [])
-        if (frame_type in (FrameType.DARK.value, FrameType.BIAS.value) or filter_key == wanted_filter)
+        for frame_filter, exposure, n in counts.get((key, frame_type), [])
+        if (frame_type in (FrameType.DARK.value, FrameType.BIAS.value) or same_filter(frame_filter, plan.filter))
         and (
             frame_type == FrameType.BIAS.value
             or abs(exposure - plan.exposure_s) <= EXPOSURE_TOLERANCE * plan.exposure_s

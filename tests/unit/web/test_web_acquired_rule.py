@@ -118,3 +118,26 @@ def test_a_malformed_summary_is_refused_by_its_model():
         )
     with pytest.raises(ValueError, match="target"):
         ImagingAcquired.model_validate_json('{"lights": [{"target": "", "exposure_s": 60, "accepted": 1}]}')
+
+
+def test_lrgb_plans_count_the_wheels_names_for_their_filters(store):
+    """The scheduler takes a plan's "L" through the wheel's "Luminance" (obsy.filters): its frames count into it."""
+    target = store.create(
+        TargetInput(
+            name="M 27",
+            ra_deg=299.9,
+            dec_deg=22.72,
+            exposure_plans=[
+                {"filter": "L", "exposure_s": 60, "count": 10},
+                {"filter": "R", "exposure_s": 60, "count": 10},
+                {"filter": "Ha", "exposure_s": 60, "count": 10},
+                {"filter": "B", "exposure_s": 60, "count": 10},
+            ],
+        )
+    )
+    store.apply_acquired(
+        summary(
+            ("M 27", "Luminance", 60, 3), ("M 27", "Red", 60, 2), ("M 27", "H_Alpha", 60, 4), ("M 27", "Green", 60, 5)
+        )
+    )
+    assert [p.acquired for p in store.get(target.id).exposure_plans] == [3, 2, 4, 0]

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from obsy.filters import same_filter
 from obsy.messages import FrameType
 from obsy_web.api.common import Page, Paging
 from obsy_web.api.fleet import of_site, site_filter
@@ -234,7 +235,7 @@ def _plan_progress(
         groups = {
             g
             for g in spelled
-            if g[0] == name_key(plan.filter) and abs(g[1] - plan.exposure_s) <= EXPOSURE_TOLERANCE * plan.exposure_s
+            if same_filter(g[0], plan.filter) and abs(g[1] - plan.exposure_s) <= EXPOSURE_TOLERANCE * plan.exposure_s
         }
         planned_groups |= groups
         rows.append(
