@@ -486,3 +486,96 @@ def test_a_targets_page_shows_its_stack_plan_frames_and_follows_the_night(browse
         page.context.close()
     finally:
         watcher.close()
+
+
+def test_a_targets_page_shows_its_light_curve_and_its_transits_and_no_empty_cards(browser, web):
+    import cv2
+    import numpy as np
+
+    from obsy.messages import ImagingPhotometry, ImagingTransit
+    from tests.support.target_page import publish_target_night
+
+    expect = playwright_api.expect
+    folder = web.data_dir / "imaging" / "repository" / "reports"
+    (folder / "aavso" / "2025-12-17").mkdir(parents=True, exist_ok=True)
+    (folder / "aavso" / "2025-12-17" / "SS_Cyg.txt").write_text("#TYPE=EXTENDED\n")
+    (folder / "exoplanet" / "2025-12-18").mkdir(parents=True, exist_ok=True)
+    (folder / "exoplanet" / "2025-12-18" / "WASP-12_b.png").write_bytes(
+        cv2.imencode(".png", np.full((60, 90, 3), 180, np.uint8))[1].tobytes()
+    )
+    (folder / "exoplanet" / "2025-12-18" / "WASP-12_b.txt").write_text("#TYPE=EXOPLANET\n")
+    fit = ImagingTransit(
+        fit_id=2, night="2025-12-18", planet="WASP-12 b", target="WASP-12", status="fitted", filter="R", epoch=1200,
+        tc=2461028.51234, tc_err=0.00042, depth=0.0142, depth_err=0.0004, points_used=150, points_rejected=2,
+        report="reports/exoplanet/2025-12-18/WASP-12_b.txt", plot="reports/exoplanet/2025-12-18/WASP-12_b.png",
+    )  # fmt: skip
+    watcher = Watcher(web.broker.port, ["obsy/imaging/#"])
+    try:
+        for n in range(5):
+            point = ImagingPhotometry(
+                frame_id=1900 + n,
+                path=f"calibrated/ss-{n}.fits",
+                night="2025-12-17",
+                target="SS Cyg",
+                filter="V",
+                band="V",
+                jd=2461027.4 + n / 200,
+                magnitude=11.8 - 0.2 * n,
+                error=0.02,
+                check="120",
+                check_residual=0.004 * (n - 2),
+                report="reports/aavso/2025-12-17/SS_Cyg.txt" if n == 4 else None,
+            )
+            watcher.publish("obsy/imaging/photometry", point.to_json())
+        watcher.publish("obsy/imaging/transits", fit.to_json())
+        publish_target_night(  # a target with lights and stacks, and neither photometry nor a transit
+            lambda topic, payload: watcher.publish(f"obsy/{topic}", payload),
+            web.data_dir / "imaging" / "repository",
+            target="IC 1396",
+            night="2025-12-16",
+            first_id=1700,
+            stack_id=70,
+        )
+        with web.login("vera") as client:
+            web.wait_until(lambda: len(client.get("/api/v1/photometry/SS%20Cyg").json()["points"]) == 5)
+            web.wait_until(lambda: client.get("/api/v1/transits?planet=WASP-12%20b").json() != [])
+            web.wait_until(lambda: client.get("/api/v1/imaging/targets/IC 1396").json()["night_stacks"])
+        page = log_in(browser, web, "vera")
+
+        page.goto(f"{web.url}/imaging/targets/SS%20Cyg")
+        card = page.locator("#target-light-curve")
+        expect(card).to_be_visible()
+        expect(card.locator("#lightcurve circle.point")).to_have_count(5)
+        expect(card.locator("#checkcurve circle.point")).to_have_count(5)
+        expect(card.locator("#lc-summary")).to_have_text("5 of 5 lights with a magnitude")
+        expect(card.locator("#lc-report")).to_have_attribute(
+            "href", "/api/v1/photometry/SS%20Cyg/report?night=2025-12-17"
+        )
+        expect(card.locator("#lc-csv")).to_have_attribute(
+            "href", "/api/v1/photometry/SS%20Cyg?night=2025-12-17&format=csv"
+        )
+        expect(page.locator("#target-transits")).to_be_hidden()
+
+        page.goto(f"{web.url}/imaging/targets/WASP-12")
+        transit = page.locator("#target-transits figure.transit[data-planet='WASP-12 b'][data-night='2025-12-18']")
+        expect(transit).to_contain_text("2461028.51234 ± 0.00042")
+        expect(transit).to_contain_text("1.420 ± 0.040 %")  # the depth
+        expect(transit.locator("a.transit-report")).to_have_attribute(
+            "href", "/api/v1/transits/WASP-12%20b/report?night=2025-12-18"
+        )
+        page.wait_for_function("document.querySelector('#target-transits img.transit-plot')?.naturalWidth === 90")
+        expect(page.locator("#target-light-curve")).to_be_hidden()
+
+        with (
+            page.expect_response(lambda r: r.url.endswith("/api/v1/photometry")) as photometry,
+            page.expect_response(lambda r: r.url.endswith("/api/v1/transits")) as transits,
+        ):
+            page.goto(f"{web.url}/imaging/targets/IC%201396")
+        assert photometry.value.json() and transits.value.json()  # others' results: none of this target's
+        expect(page.locator("#stacks figure[data-stack='70']")).to_be_visible()
+        page.evaluate("new Promise((done) => setTimeout(done, 100))")  # the page has read both answers
+        expect(page.locator("#target-light-curve")).to_be_hidden()
+        expect(page.locator("#target-transits")).to_be_hidden()
+        page.context.close()
+    finally:
+        watcher.close()
