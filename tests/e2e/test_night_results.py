@@ -335,10 +335,10 @@ def how_ekos_stands(kstars: KStars, watcher: Watcher, directory: Path) -> str:
     )
 
 
-#: The Imaging page's cards photographed, by the element each holds.
+#: The cards photographed, by the element each holds (the Imaging page's) or its id (a target page's).
 LIVE_STACKS_CARD = "section:has(#stacks)"
-LIGHT_CURVE_CARD = "section:has(#lightcurve)"
-TRANSIT_CARD = "section:has(#tr-plot)"
+LIGHT_CURVE_CARD = "#target-light-curve"
+TRANSIT_CARD = "#target-transits"
 
 
 def photograph_the_night(camera: DashboardCamera) -> None:
@@ -349,13 +349,16 @@ def photograph_the_night(camera: DashboardCamera) -> None:
     camera.shoot("results-2-live-stacks", "/imaging", ready=images_loaded("#stacks img"), part=LIVE_STACKS_CARD)
 
 
-def photograph_the_results(camera: DashboardCamera) -> None:
-    """At dawn: the nebula's page (its stack, the plan's progress, the stack of record), the variable's light
-    curve and the transit's fit on the Imaging page."""
+def photograph_the_results(camera: DashboardCamera, science: ScienceNight) -> None:
+    """At dawn, the target pages: the nebula's (its stack, the plan's progress, the stack of record), the
+    variable's light curve on its page and the transit's fit on its host star's page."""
     camera.shoot("results-3-nebula", f"/imaging/targets/{quote(NEBULA)}", ready=images_loaded("#stacks img"))
-    chart = "document.querySelector('#lightcurve svg') !== null"
-    camera.shoot("results-4-light-curve", "/imaging", ready=chart, part=LIGHT_CURVE_CARD)
-    camera.shoot("results-5-transit", "/imaging", ready=images_loaded("#tr-plot img"), part=TRANSIT_CARD)
+    chart = "document.querySelector('#target-light-curve #lightcurve svg') !== null"
+    variable_page = f"/imaging/targets/{quote(science.variable.name)}"
+    camera.shoot("results-4-light-curve", variable_page, ready=chart, part=LIGHT_CURVE_CARD)
+    transit_page = f"/imaging/targets/{quote(science.targets[0]['name'])}"
+    plot = images_loaded("#target-transits img.transit-plot")
+    camera.shoot("results-5-transit", transit_page, ready=plot, part=TRANSIT_CARD)
 
 
 def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(tmp_path: Path) -> None:
@@ -713,7 +716,7 @@ def test_a_night_ends_in_masters_calibrated_lights_a_live_stack_and_its_summary(
         print(f"acquired: {acquired} of the nebula's {len(ours)} lights ({len(ours) - accepted_here} rejected)")
         assert sum(acquired.values()) == accepted_here < len(ours)
         if camera is not None:
-            photograph_the_results(camera)
+            photograph_the_results(camera, science)
         print(f"6 science against the truth: {clock.done('6 science against the truth'):.1f} s")
 
         services.check_running()
