@@ -38,7 +38,7 @@ after the transit). KStars' lead time and the planner's ``switch_gap_s`` are 30 
    the clouds).
 
 Where Playwright and Chromium are installed the dashboard is photographed along the way (the overview,
-the live stacks, the nebula's page, the light curve, the transit); with
+the live stacks, the nebula's page, the variable's light curve and the transit on their pages); with
 ``OBSY_E2E_SCREENSHOTS=docs/walkthrough`` small copies go there for docs/walkthrough-results.md.
 Phase durations are printed, never asserted. Every log ends up in one folder a failure names.
 """
