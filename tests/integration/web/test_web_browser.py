@@ -488,7 +488,7 @@ def test_a_targets_page_shows_its_stack_plan_frames_and_follows_the_night(browse
         watcher.close()
 
 
-def test_a_targets_page_shows_its_light_curve_and_its_transits_and_no_empty_cards(browser, web):
+def test_a_targets_page_shows_its_light_curve_and_its_transits_and_no_empty_cards(browser, web, tmp_path):
     import cv2
     import numpy as np
 
@@ -555,6 +555,7 @@ def test_a_targets_page_shows_its_light_curve_and_its_transits_and_no_empty_card
             "href", "/api/v1/photometry/SS%20Cyg?night=2025-12-17&format=csv"
         )
         expect(page.locator("#target-transits")).to_be_hidden()
+        card.screenshot(path=tmp_path / "light-curve.png")
 
         page.goto(f"{web.url}/imaging/targets/WASP-12")
         transit = page.locator("#target-transits figure.transit[data-planet='WASP-12 b'][data-night='2025-12-18']")
@@ -565,6 +566,7 @@ def test_a_targets_page_shows_its_light_curve_and_its_transits_and_no_empty_card
         )
         page.wait_for_function("document.querySelector('#target-transits img.transit-plot')?.naturalWidth === 90")
         expect(page.locator("#target-light-curve")).to_be_hidden()
+        page.locator("#target-transits").screenshot(path=tmp_path / "transits.png")
 
         with (
             page.expect_response(lambda r: r.url.endswith("/api/v1/photometry")) as photometry,
