@@ -15,9 +15,10 @@ from collections.abc import Callable
 
 
 def run_command(command: Callable[[list[str]], int], *argv: str) -> subprocess.CompletedProcess[str]:
-    """``command`` (a ``COMMANDS`` entry, which takes its name as ``argv[0]``) with ``argv``: its exit
-    status (argparse's usage errors are SystemExit), standard output and error. The root logger's
-    handlers and level are restored after, as a command may call ``logging.basicConfig``."""
+    """``command`` (a console script's ``main``, or a command function, which takes the command's name as
+    ``argv[0]``) with ``argv``: its exit status (argparse's usage errors are SystemExit), standard output
+    and error. The root logger's handlers and level are restored after, as a command may call
+    ``logging.basicConfig``."""
     out, err = io.StringIO(), io.StringIO()
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level

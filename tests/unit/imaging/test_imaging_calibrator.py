@@ -205,7 +205,7 @@ def test_the_calibrate_command_builds_masters_and_calibrates_an_imported_archive
 
     import yaml
 
-    from obsy_imaging.cli import COMMANDS
+    from obsy_imaging.main import main as obsy_imaging_main
     from tests.support.commands import run_command
 
     archive = tmp_path / "archive"
@@ -226,8 +226,9 @@ def test_the_calibrate_command_builds_masters_and_calibrates_an_imported_archive
         return subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
 
     def in_process(*args: str) -> subprocess.CompletedProcess[str]:
-        """The same command line in this process: what the command does, without a process start each."""
-        return run_command(COMMANDS[args[0]], *args, "-c", str(config))
+        """The same command line in this process, through the console script's own dispatch: what the command
+        does, without a process start each."""
+        return run_command(obsy_imaging_main, *args, "-c", str(config))
 
     assert obsy_imaging("import", "--no-progress", str(archive)).returncode == 0
     waiting = in_process("calibrate")  # groups of 3 are below min_frames (5): nothing to build
