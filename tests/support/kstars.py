@@ -92,15 +92,19 @@ VIENNA_CITY = ("Vienna", "", "Austria")
 CRASHED = (139, -11)
 
 
-def written_frames(directory: Path) -> list[tuple[Path, fits.Header]]:
+def written_frames(directory: Path, settle_s: float = 1.0) -> list[tuple[Path, fits.Header]]:
     """The FITS frames Ekos has finished writing under ``directory``, with their headers, by name.
 
-    Ekos writes a frame in place, so a file may be seen while it is still growing: its size falls
-    short of its header and data. Such a file is left for the next look, never read half-written.
+    Ekos writes a frame in place, so a file may be seen while it is still growing. A file is left
+    for the next look, never read half-written, when its size falls short of its header and data,
+    when it changed while its header was read, or when it was written less than ``settle_s`` ago.
     """
     frames = []
     for path in sorted(directory.rglob("*.fits")):
         try:
+            before = path.stat()
+            if time.time() - before.st_mtime < settle_s:
+                continue
             with warnings.catch_warnings():  # astropy warns of the truncation this looks for
                 warnings.simplefilter("ignore")
                 header = fits.getheader(path)
@@ -109,7 +113,10 @@ def written_frames(directory: Path) -> list[tuple[Path, fits.Header]]:
                 // 8
                 * int(np.prod([header[f"NAXIS{i + 1}"] for i in range(header["NAXIS"])]))
             )
-            if path.stat().st_size < len(header.tostring()) + data_bytes:
+            after = path.stat()
+            if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+                continue
+            if after.st_size < len(header.tostring()) + data_bytes:
                 continue
         except (OSError, KeyError):
             continue

@@ -40,3 +40,25 @@ def test_a_failure_names_the_folder_with_every_log(tmp_path: Path) -> None:
     assert "the roof did not close" in message and str(log_dir) in message
     assert (log_dir / "indiserver.log").read_text() == "driver output\n"
     assert (log_dir / "mcp.log").read_text() == "the mcp's story\n"
+
+
+def test_written_frames_leaves_a_frame_still_being_written(tmp_path: Path) -> None:
+    import os
+    import time
+
+    import numpy as np
+    from astropy.io import fits
+
+    from tests.support.kstars import written_frames
+
+    data = np.zeros((64, 64), dtype=np.uint16)
+    for name in ("done", "short", "fresh"):
+        fits.PrimaryHDU(data, header=fits.Header({"OBJECT": name})).writeto(tmp_path / f"{name}.fits")
+    whole = (tmp_path / "short.fits").read_bytes()
+    (tmp_path / "short.fits").write_bytes(whole[: len(whole) // 2])  # the data not all there yet
+    old = time.time() - 10
+    for name in ("done", "short"):
+        os.utime(tmp_path / f"{name}.fits", (old, old))
+
+    assert [header["OBJECT"] for _path, header in written_frames(tmp_path)] == ["done"]  # "fresh": written just now
+    assert [header["OBJECT"] for _path, header in written_frames(tmp_path, settle_s=0)] == ["done", "fresh"]

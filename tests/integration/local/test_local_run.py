@@ -21,6 +21,7 @@ from astropy.io import fits
 from obsy.config import SERVICE_NAMES
 from obsy.indi import IndiClient
 from obsy_local.demo.setup import WHEEL_FILTERS
+from tests.support.kstars import written_frames
 from tests.support.ports import free_port, wait_for_port, wait_port_closed
 from tests.support.watcher import Watcher
 from tests.support.web_server import Client
@@ -229,13 +230,11 @@ def first_planned_job(ekos_dir: Path) -> tuple[str, datetime]:
 
 
 def first_frame_header(frames: Path, kind: str = "Light") -> fits.Header | None:
-    """The FITS header of a frame of ``kind`` (Ekos' folder: Light, Bias, Dark) Ekos wrote under ``frames``,
-    once one is complete enough to read."""
-    for path in sorted(p for p in frames.rglob("*.fits") if kind in p.relative_to(frames).parts):
-        try:
-            return fits.getheader(path)
-        except (OSError, ValueError):  # still being written
-            continue
+    """The FITS header of a frame of ``kind`` (Ekos' folder: Light, Bias, Dark) Ekos has finished
+    writing under ``frames``, or None while there is none."""
+    for path, header in written_frames(frames):
+        if kind in path.relative_to(frames).parts:
+            return header
     return None
 
 
