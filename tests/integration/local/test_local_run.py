@@ -46,6 +46,19 @@ def local_config(tmp_path: Path, broker_port: int, indi_port: int, web_port: int
     return path
 
 
+def local_demo_config(tmp_path: Path, broker_port: int, indi_port: int, web_port: int, **demo: object) -> Path:
+    """:func:`local_config` with the ``demo`` section, and the waits these tests do not check shortened:
+    clouddetect's verdict turns on one agreeing allsky frame (three by default, a minute of the demo's
+    20 s frames) and the plan's grid is 1 min (2 min by default: Ekos' first job starts on it)."""
+    config = local_config(tmp_path, broker_port, indi_port, web_port)
+    data = yaml.safe_load(config.read_text())
+    data["demo"] = demo
+    data["clouddetect"]["debounce_frames"] = 1
+    data["scheduler"]["grid_step_s"] = 60
+    config.write_text(yaml.safe_dump(data))
+    return config
+
+
 @pytest.mark.skipif(shutil.which("indiserver") is None, reason="indiserver (Debian package indi-bin) is not installed")
 def test_obsy_local_starts_and_stops_the_whole_system(tmp_path):
     broker_port, indi_port, web_port = free_port(), free_port(), free_port()
@@ -135,14 +148,8 @@ def test_demo_mode_sets_up_the_night_and_makes_it_rain(tmp_path):
     once clouddetect has judged the simulated sky clear, and "make it cloudy" closes it.
     """
     broker_port, indi_port, web_port = free_port(), free_port(), free_port()
-    config = local_config(tmp_path, broker_port, indi_port, web_port)
-    data = yaml.safe_load(config.read_text())
-    data["demo"] = {
-        "safe_delay": 5,
-        "username": "guest",
-        "kstars": False,
-    }  # KStars loads for a minute: not in this short test
-    config.write_text(yaml.safe_dump(data))
+    # KStars loads for a minute: not in this short test
+    config = local_demo_config(tmp_path, broker_port, indi_port, web_port, safe_delay=5, username="guest", kstars=False)
     out_path = tmp_path / "launcher.out"
     launcher = subprocess.Popen(
         [sys.executable, "-m", "obsy_local.launcher", "--demo", "--config", str(config)],
@@ -254,10 +261,11 @@ def wait_mcp_state(watcher: Watcher, state: bytes, timeout: float) -> None:
     shutil.which("indiserver") is None or shutil.which("kstars") is None or shutil.which("dbus-daemon") is None,
     reason="indiserver, KStars or dbus-daemon is not installed (Debian packages indi-bin, kstars, dbus)",
 )
-# What the test waits for: the clear-sky gate (three allsky frames, about 1 min after the
-# start), the roof, the first Ekos job at the next step of the plan's 2-min grid (up to 2 min
-# after "observing"), its first light (about 40 s later, after the night of science's five bias
-# frames and five 10 s darks: 2 min more) and the closing before exit (about 40 s). It took 180 to
+# What the test waits for: the clear-sky gate (one clear allsky frame with the test's debounce,
+# 20 to 40 s after the services start), the roof, the first Ekos job at the next step of the plan's
+# grid (1 min in the test, 2 min by default: up to a grid step after "observing"), its first
+# light (about 40 s later, after the night of science's five bias frames and five 10 s darks:
+# 2 min more) and the closing before exit (about 40 s). It took 180 to
 # 270 s in four runs before the calibration frames: too close to the suite's 300 s per test. Under
 # the full suite's load (the results night's KStars beside it) the clear-sky gate alone can take
 # minutes: the waits are generous, the timeout is for a hung test.
@@ -266,10 +274,7 @@ def wait_mcp_state(watcher: Watcher, state: bytes, timeout: float) -> None:
 def test_demo_with_kstars_runs_tonights_schedule_in_ekos(tmp_path):
     """With KStars installed the demo opens Ekos on its relay server; the MCP starts tonight's schedule there."""
     broker_port, indi_port, web_port = free_port(), free_port(), free_port()
-    config = local_config(tmp_path, broker_port, indi_port, web_port)
-    data = yaml.safe_load(config.read_text())
-    data["demo"] = {"safe_delay": 5}
-    config.write_text(yaml.safe_dump(data))
+    config = local_demo_config(tmp_path, broker_port, indi_port, web_port, safe_delay=5)
     out_path = tmp_path / "launcher.out"
     launcher = subprocess.Popen(
         [sys.executable, "-m", "obsy_local.launcher", "--demo", "--config", str(config)],
@@ -283,8 +288,8 @@ def test_demo_with_kstars_runs_tonights_schedule_in_ekos(tmp_path):
         wait_for_text(out_path, r"start_ekos_schedule: done", launcher, timeout=480)
         wait_for_text(out_path, r"opening -> observing", launcher, timeout=30)
         # The plan is made afresh just before Ekos starts, and its first job starts "At" its
-        # planned time, the next step of its 2-min grid (36 to 116 s after "observing" in four
-        # runs): the first light is due a slew, the calibration frames and an exposure after that.
+        # planned time, the next step of its grid (36 to 116 s after "observing" in four runs with
+        # the default 2-min grid): the first light is due a slew, the calibration frames and an exposure after that.
         name, start = first_planned_job(tmp_path / "data" / "demo" / "ekos")
         ahead = start.timestamp() - time.time()
         assert ahead < 240, f"the first Ekos job ({name}) is planned {ahead:.0f} s ahead, at {start}"
