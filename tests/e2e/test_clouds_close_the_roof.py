@@ -89,7 +89,7 @@ def gate_config(workdir: Path, broker: MosquittoBroker, *, site: dict[str, Any],
             "pipeline": ALLSKY_PIPELINE,
             "image_width": 320,
         },
-        clouddetect={**beat, "debounce_frames": 2, "max_frame_age": 120},
+        clouddetect={**beat, "debounce_frames": 1, "max_frame_age": 120},  # a verdict per frame: no wait
         mcp={
             **beat,
             "required_services": ["weather", "clouddetect"],
