@@ -149,6 +149,8 @@ def test_a_whole_night_with_every_service(tmp_path: Path, capsys: pytest.Capture
             web_port=web_port,
             kstars_bus=kstars.bus_file.read_text().strip(),
             ekos_profile=PROFILE,
+            # The clear-sky gate opens on the first frame; later frames only need to keep coming.
+            allsky_interval_s=15,
         )
         data_dir = config.parent / "data"
         services = ServiceProcesses(config, log_dir)

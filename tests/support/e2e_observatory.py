@@ -113,8 +113,12 @@ def night_config(
     web_port: int,
     kstars_bus: str,
     ekos_profile: str,
+    allsky_interval_s: float = 8.0,
 ) -> Path:
-    """The one config file every service reads: short intervals so that a night fits in minutes."""
+    """The one config file every service reads: short intervals so that a night fits in minutes.
+
+    ``allsky_interval_s``: seconds between allsky frames (each one rendered, developed, judged and stored).
+    """
     beat = {"heartbeat_interval": HEARTBEAT_S, "log_level": "INFO"}
     (workdir / "run").mkdir(parents=True, exist_ok=True)  # heartbeat files for healthchecks
     return write_config(
@@ -134,7 +138,7 @@ def night_config(
         },
         allsky={
             **beat,
-            "camera": {"device": ALLSKY_CAMERA, "interval_s": 8, "readout_margin_s": 20},
+            "camera": {"device": ALLSKY_CAMERA, "interval_s": allsky_interval_s, "readout_margin_s": 20},
             # One exposure all night, as in the demo: clouddetect's learnt zero point fits it.
             "exposure": {"auto": False, "fixed_exposure_s": ALLSKY_EXPOSURE_S},
             "pipeline": ALLSKY_PIPELINE,
