@@ -49,14 +49,34 @@ def local_config(tmp_path: Path, broker_port: int, indi_port: int, web_port: int
 def local_demo_config(tmp_path: Path, broker_port: int, indi_port: int, web_port: int, **demo: object) -> Path:
     """:func:`local_config` with the ``demo`` section, and the waits these tests do not check shortened:
     clouddetect's verdict turns on one agreeing allsky frame (three by default, a minute of the demo's
-    20 s frames) and the plan's grid is 1 min (2 min by default: Ekos' first job starts on it)."""
+    20 s frames), the plan's grid is 1 min (2 min by default: Ekos' first job starts on it) and the
+    roof and the mount start closed and parked."""
     config = local_config(tmp_path, broker_port, indi_port, web_port)
     data = yaml.safe_load(config.read_text())
     data["demo"] = demo
     data["clouddetect"]["debounce_frames"] = 1
     data["scheduler"]["grid_step_s"] = 60
     config.write_text(yaml.safe_dump(data))
+    # The simulators as an earlier demo left them, roof closed and mount parked (their park data in the
+    # demo's own ~/.indi): without it both start open and unparked, and the MCP spends its first
+    # half-minute parking and closing before it may open.
+    indi_home = tmp_path / "data" / "demo" / "run" / "indi-home" / ".indi"
+    indi_home.mkdir(parents=True)
+    (indi_home / "ParkData.xml").write_text(PARKED)
     return config
+
+
+#: INDI's park data (``~/.indi/ParkData.xml``) of the demo's mount and roof simulators, both parked.
+PARKED = """<parkdata>
+    <device name="Telescope Simulator">
+        <parkstatus>true</parkstatus>
+        <parkposition><axis1position>-6.0</axis1position><axis2position>0.0</axis2position></parkposition>
+    </device>
+    <device name="RollOff Simulator">
+        <parkstatus>true</parkstatus>
+    </device>
+</parkdata>
+"""
 
 
 @pytest.mark.skipif(shutil.which("indiserver") is None, reason="indiserver (Debian package indi-bin) is not installed")
