@@ -86,6 +86,14 @@ class _Device:
     def _send(self, prop: str, element: str) -> None:
         if self.on_send is not None:
             self.on_send(self.name, prop, element)
+        if self._prop(prop) is None:
+            # A driver defines its properties one by one after connecting: a command sent in the
+            # first moments (the MCP's start-up closing) waits for its property, as long as a
+            # connection may take, rather than fail the step while the driver is still coming up.
+            with contextlib.suppress(IndiError):  # still undefined: set_switch names it below
+                self.indi.wait_for(
+                    self.name, prop, lambda _p: True, timeout=self.config.connect_timeout, what="defined"
+                )
         try:
             self.indi.set_switch(self.name, prop, element, wait=False)
         except IndiError as error:
