@@ -132,3 +132,19 @@ def test_latest_states_decode_json_text_and_skip_binary():
     latest.update("obsy/mcp/state", b"")
     assert latest.get("mcp/state") is None
     assert decode(b"[1, 2]") == [1, 2]
+
+
+def test_passwords_are_hashed_with_argon2id_at_the_rfc_9106_cost():
+    """The service's real hashing parameters (the integration tests use a cheaper hasher)."""
+    from argon2 import Type, extract_parameters, profiles
+
+    from obsy_web.auth import accounts
+
+    parameters = extract_parameters(accounts._hasher.hash("correct horse battery"))
+    assert parameters == profiles.RFC_9106_LOW_MEMORY
+    assert (parameters.type, parameters.time_cost, parameters.memory_cost, parameters.parallelism) == (
+        Type.ID,
+        3,
+        64 * 1024,
+        4,
+    )
