@@ -34,6 +34,14 @@ def watcher(mosquitto: MosquittoBroker) -> Iterator[Watcher]:
         w.close()
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config: pytest.Config) -> None:
+    """Cache the rewritten test modules once, so the workers do not each rewrite them all."""
+    from tests.support.rewrite_cache import warm
+
+    warm(config)
+
+
 def _expected_seconds(item: pytest.Item) -> float:
     marker = item.get_closest_marker("long")
     return float(marker.kwargs.get("seconds", 60)) if marker is not None else 0.0

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from obsy.messages import AllskyFrame, AllskyStreak, McpState
+from tests.support.lazy_import import importorskip_lazily
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.pretend_mcp import PretendMcp
 from tests.support.watcher import Watcher
@@ -19,7 +20,7 @@ from tests.support.web_server import PASSWORD, RunningWeb
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-playwright_api = pytest.importorskip("playwright.sync_api")
+playwright_api = importorskip_lazily("playwright.sync_api")
 if CHROMIUM is None:
     pytest.skip("Chromium is not installed (Debian package chromium)", allow_module_level=True)
 

@@ -29,7 +29,6 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from obsy.astro import airmass
 from obsy.files import write_atomic
@@ -154,6 +153,8 @@ class TransmissionAnalyser:
             np.arange(s.min_altitude + s.map_step / 2, 90.0, s.map_step), np.arange(0.0, 360.0, s.map_step)
         )
         self.grid_alt, self.grid_az = grid_alt, grid_az
+        from scipy.spatial import cKDTree  # here, not at the top: importing the module stays light
+
         self.grid_tree = cKDTree(_unit_vectors(grid_alt, grid_az).reshape(-1, 3))
         self.grid_weight = np.cos(np.radians(grid_alt)).ravel()
 
@@ -261,6 +262,8 @@ class TransmissionAnalyser:
         # Gaussian smoothing on the sphere, cut at 3 sigma: only the (cell, star) pairs that
         # near each other count, found by a KD-tree on unit vectors (chord = 2 sin(angle / 2)).
         reach = 2 * math.sin(1.5 * sigma)
+        from scipy.spatial import cKDTree
+
         pairs = self.grid_tree.sparse_distance_matrix(cKDTree(stars), reach, output_type="ndarray")
         angle = 2 * np.arcsin(np.clip(pairs["v"] / 2, 0, 1))
         weight = np.exp(-(angle**2) / (2 * sigma**2))

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy.ndimage import map_coordinates
 
 CELL = 16  # full-resolution pixels per background cell: far larger than a star, smaller than a cloud
 
@@ -97,6 +96,8 @@ class PreparedFrame:
         rows, cols = self.cells.shape
         cell_h, cell_w = self.shape[0] / rows, self.shape[1] / cols
         coords = np.vstack([(np.asarray(y) + 0.5) / cell_h - 0.5, (np.asarray(x) + 0.5) / cell_w - 0.5])
+        from scipy.ndimage import map_coordinates  # here, not at the top: importing the module stays light
+
         return map_coordinates(self.cells, coords, order=1, mode="nearest")
 
     def aperture_flux(self, x: np.ndarray, y: np.ndarray, half_size: int = 3) -> np.ndarray:

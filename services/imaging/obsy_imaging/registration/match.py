@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from obsy_imaging.registration import triangles
 from obsy_imaging.registration.stars import StarList
@@ -44,6 +43,8 @@ def find_transform(reference: StarList, frame: StarList, kind: TransformKind = "
         raise RegistrationError(
             "no matching star pattern: the frame's triangles match none of the reference's"
         ) from None
+    from scipy.spatial import cKDTree  # here, not at the top: importing the package stays light
+
     tree = cKDTree(reference.xy)
     radius = PAIR_RADIUS_PX
     pairs = rms = 0.0

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from obsy_imaging.registration.transform import Transform
+
+if TYPE_CHECKING:
+    from scipy.spatial import cKDTree
 
 CONTROL_POINTS = 50  # the brightest stars the triangles are made of
 NEIGHBOURS = 5  # a star and its four nearest neighbours
@@ -50,6 +53,8 @@ def asterisms(xy: np.ndarray) -> Asterisms:
     if len(points) < 3:
         raise NoMatchError(f"{len(points)} stars make no triangle")
     k = min(len(points), NEIGHBOURS)
+    from scipy.spatial import cKDTree  # here, not at the top: importing the package stays light
+
     _, near = cKDTree(points).query(points, k)
     triples = near[:, _TRIPLES[np.all(k > _TRIPLES, axis=1)]].reshape(-1, 3)
     triples = np.unique(np.sort(triples, axis=1), axis=0)

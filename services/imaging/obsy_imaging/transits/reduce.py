@@ -42,7 +42,6 @@ import numpy as np
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.wcs import WCS
-from scipy.spatial import cKDTree
 
 from obsy_imaging.grading.measure import GAUSSIAN_FWHM_PER_SIGMA, Extraction, extract_stars
 from obsy_imaging.headers.model import FrameHeader, FrameType
@@ -303,6 +302,8 @@ def _candidates(
     similar = (ratio >= 1.0 / settings.brightness_range) & (ratio <= settings.brightness_range)
     not_host = np.hypot(x - hx[0], y - hy[0]) > 2.0 * apertures.radius
     detections = found.detections if found.detections is not None else s
+    from scipy.spatial import cKDTree  # here, not at the top: importing the module stays light
+
     tree = cKDTree(np.column_stack([detections["x"], detections["y"]]))
     isolation = settings.isolation_apertures * apertures.radius
     nearest = np.full(len(x), np.inf)
