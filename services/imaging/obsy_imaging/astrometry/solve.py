@@ -191,6 +191,8 @@ def _command(
         "--cpulimit", str(max(1, int(timeout_s) - 2)),
         "--objs", "60",
     ]  # fmt: skip
+    if _plain_fits(path):  # no file-type probe, no PNM for plots not drawn: the same stars, 0.1 CPU s less
+        command.append("--fits-image")
     if max(size) > 2000:  # finding stars in a 60 MP frame takes longer than the solve
         command += ["--downsample", str(math.ceil(max(size) / 2000))]
     if hints.scale_arcsec_per_px:
@@ -204,6 +206,15 @@ def _command(
         config.write_text("".join(f"add_path {d}\n" for d in index_dirs) + "autoindex\ninparallel\n")
         command += ["--config", str(config)]
     return command
+
+
+def _plain_fits(path: Path) -> bool:
+    """An uncompressed FITS file, which solve-field can read as it is (a gzipped one it must unpack)."""
+    try:
+        with path.open("rb") as file:
+            return file.read(6) == b"SIMPLE"
+    except OSError:
+        return False
 
 
 def _failure_reason(output: str, hints: SolveHints, returncode: int) -> str:
