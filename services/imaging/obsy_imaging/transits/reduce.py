@@ -5,8 +5,9 @@ Two passes over the night, so that a full-size night never sits in memory at onc
 
 1. **Headers** (every frame): the normalised header, the WCS (the header's, else a plate solve:
    :func:`obsy_imaging.photometry.light.open_light`), the host's pixel position, BJD_TDB and the
-   host's airmass at mid-exposure (:func:`~obsy_imaging.headers.normalise.exposure_timing`, the
-   site from the header or the one given).
+   host's airmass at mid-exposure (:func:`~obsy_imaging.headers.normalise.exposure_timing`; the
+   airmass for all frames at once, :func:`~obsy_imaging.headers.normalise.airmasses`; the site from
+   the header or the one given).
 2. **Reference frame**: of a few frames spread over the night, the one with the sharpest stars
    among those that show most of them. Its sources (``sep``, the grader's extraction) give the
    comparison candidates: unsaturated (peak below ``linearity`` × saturation), clear of the edge,
