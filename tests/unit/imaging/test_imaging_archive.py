@@ -32,6 +32,7 @@ def write_config(tmp_path: Path) -> Path:
 
 
 def run_import(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A real ``obsy-imaging import`` process: the entry point, and the progress on its standard error."""
     return subprocess.run(
         [sys.executable, "-m", "obsy_imaging", "import", "-c", str(config), *args],
         capture_output=True,
@@ -39,6 +40,14 @@ def run_import(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=240,
         check=False,
     )
+
+
+def import_in_process(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The same command line in this process (tests/support/commands.py): without a process start each."""
+    from obsy_imaging.main import main as obsy_imaging_main
+    from tests.support.commands import run_command
+
+    return run_command(obsy_imaging_main, "import", "-c", str(config), *args)
 
 
 @pytest.mark.slow
@@ -55,7 +64,7 @@ def test_import_registers_an_archive_and_a_second_run_reads_nothing(tmp_path: Pa
     repository = loaded.imaging.repository_dir(loaded.data_dir)
     assert len(list(repository.rglob("*.fits"))) == 24
 
-    again = run_import(config, "--no-progress", str(archive))
+    again = import_in_process(config, "--no-progress", str(archive))
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == "obsy-imaging import: 25/25 files, 25 done before"
     assert again.stderr == ""
@@ -83,7 +92,7 @@ def test_an_interrupted_import_goes_on_where_it_stopped(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_import_names_a_missing_folder(tmp_path: Path) -> None:
-    result = run_import(write_config(tmp_path), str(tmp_path / "nowhere"))
+    result = import_in_process(write_config(tmp_path), str(tmp_path / "nowhere"))
     assert result.returncode == 2
     assert "is not a folder" in result.stderr
 
@@ -94,7 +103,7 @@ def test_import_can_grade_the_lights(tmp_path: Path) -> None:
     for seed in range(4):
         write_frame(archive / f"light_{seed}.fits", program="nina_light", data=star_field(seed=seed))
     write_frame(archive / "dark.fits", program="indi_ccd_simulator_dark", seed=9)
-    result = run_import(write_config(tmp_path), "--grade", "--no-progress", str(archive))
+    result = import_in_process(write_config(tmp_path), "--grade", "--no-progress", str(archive))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "obsy-imaging import: 5/5 files, 4 accepted, 5 registered"
 
@@ -145,6 +154,6 @@ def test_a_really_full_disk_loses_nothing_and_a_second_run_takes_the_frames(tmp_
     assert {p.name: p.read_bytes() for p in archive.iterdir()} == before  # nothing lost or changed
     assert not list(repository.rglob("*"))  # the tmpfs is gone with its namespace; nothing leaked here
 
-    again = run_import(config, "--no-progress", str(archive))
+    again = import_in_process(config, "--no-progress", str(archive))
     assert again.returncode == 0, again.stderr
     assert "2 registered" in again.stdout

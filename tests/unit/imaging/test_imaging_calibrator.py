@@ -221,7 +221,7 @@ def test_the_calibrate_command_builds_masters_and_calibrates_an_imported_archive
     config.write_text(yaml.safe_dump({"site": {"latitude": 50.0, "longitude": 8.0}, "data_dir": str(tmp_path / "d")}))
 
     def obsy_imaging(*args: str) -> subprocess.CompletedProcess[str]:
-        """A real ``obsy-imaging`` process: one per command, for the entry point."""
+        """A real ``obsy-imaging`` process, for the entry point: the import."""
         command = [sys.executable, "-m", "obsy_imaging", *args, "-c", str(config)]
         return subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
 
@@ -236,7 +236,7 @@ def test_the_calibrate_command_builds_masters_and_calibrates_an_imported_archive
     assert "0 master(s) built, 0 light(s) calibrated, 3 waiting" in waiting.stdout
     assert "dark: no match" in waiting.stdout
 
-    done = obsy_imaging("calibrate", "--min-frames", "3")
+    done = in_process("calibrate", "--min-frames", "3")
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("master ") == 3 and "3 light(s) calibrated, 0 waiting" in done.stdout
     calibrated = list((tmp_path / "d" / "imaging" / "repository" / "calibrated").rglob("*.fits"))
@@ -246,7 +246,7 @@ def test_the_calibrate_command_builds_masters_and_calibrates_an_imported_archive
     assert refused.returncode == 1 and "no frames with ids [999]" in refused.stderr
 
     # Pins from the command line: list, pin, unpin; an unknown master named, a missing id refused.
-    listed = obsy_imaging("masters")
+    listed = in_process("masters")
     assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 3 and "pinned" not in listed.stdout
     dark_id = next(line.split()[0] for line in listed.stdout.splitlines() if line.split()[1] == "dark")
     pinned = in_process("masters", "pin", dark_id)

@@ -231,3 +231,24 @@ def test_barycentric_correction_agrees_with_astropy(ra, dec, latitude, longitude
     moment = Time(when, scale="utc", location=where)
     reference = moment.light_travel_time(SkyCoord(ra * u.deg, dec * u.deg), kind="barycentric").to_value(u.s)
     assert light_travel_time_s(moment.tdb, ra, dec, where) == pytest.approx(reference, abs=1e-3)
+
+
+def test_the_airmass_of_a_night_at_once_is_each_frames_and_nan_near_the_horizon() -> None:
+    """The transit reduction takes a night's airmasses in one transform: the same figures as one
+    frame at a time, and none where the target is 3° or less above the horizon (then it sets)."""
+    import numpy as np
+    from astropy.time import Time
+
+    from obsy import astro
+    from obsy_imaging.headers.normalise import airmasses, exposure_timing
+
+    site = Site(50.0, 8.0, 100.0)
+    starts = [datetime(2026, 10, 15, 18, 0, tzinfo=UTC).replace(hour=h) for h in (18, 21, 23)]
+    starts.append(datetime(2026, 10, 16, 11, 0, tzinfo=UTC))  # the field below the horizon
+    single = [exposure_timing(s, exposure_s=60.0, ra=350.0, dec=10.0, latitude=50.0, longitude=8.0, elevation=100.0)
+              for s in starts]  # fmt: skip
+    mids = Time([datetime.fromtimestamp(s.timestamp() + 30.0, UTC) for s in starts], location=astro.location(site))
+    night = airmasses(mids, 350.0, 10.0)
+    assert [t.airmass for t in single[:3]] == pytest.approx(list(night[:3]), rel=1e-9)
+    assert all(1.0 < a < 3.0 for a in night[:3])
+    assert single[3].airmass is None and np.isnan(night[3])

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import astropy.units as u
+import numpy as np
 from astropy.coordinates import AltAz, SkyCoord
 from astropy.time import Time
 from astropy.utils.exceptions import AstropyWarning
@@ -286,12 +287,23 @@ def exposure_timing(
         bjd = tdb.jd1 + (tdb.jd2 + light_travel_time_s(tdb, ra, dec, where) / 86400.0)
         airmass = None
         if need_airmass:
-            target = SkyCoord(ra * u.deg, dec * u.deg, frame="icrs")
-            altitude = target.transform_to(AltAz(obstime=t_mid, location=where)).alt.deg
-            if altitude > 3:  # the plane-parallel secant is meaningless near the horizon
-                # Pickering (2002): good to the horizon, within 0.1 % of the secant high up.
-                airmass = 1.0 / math.sin(math.radians(altitude + 244.0 / (165.0 + 47.0 * altitude**1.1)))
+            value = float(airmasses(t_mid, ra, dec))
+            airmass = value if math.isfinite(value) else None
     return ExposureTiming(float(t_start.jd), float(t_mid.utc.jd), float(bjd), airmass)
+
+
+def airmasses(times: Time, ra: float, dec: float) -> np.ndarray:
+    """The airmass of (ra, dec) at ``times`` (which carry the site as their location), NaN where
+    it is 3° or less above the horizon. One coordinate transform for any number of times: a
+    night's frames at once cost about what one frame does."""
+    target = SkyCoord(ra * u.deg, dec * u.deg, frame="icrs")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyWarning)  # IERS predictions past their end: ms, not s
+        altitude = np.asarray(target.transform_to(AltAz(obstime=times, location=times.location)).alt.deg, float)
+    high = altitude > 3  # the plane-parallel secant is meaningless near the horizon
+    safe = np.where(high, altitude, 90.0)
+    # Pickering (2002): good to the horizon, within 0.1 % of the secant high up.
+    return np.where(high, 1.0 / np.sin(np.radians(safe + 244.0 / (165.0 + 47.0 * safe**1.1))), np.nan)
 
 
 def warm_up() -> None:

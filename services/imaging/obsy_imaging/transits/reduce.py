@@ -5,8 +5,9 @@ Two passes over the night, so that a full-size night never sits in memory at onc
 
 1. **Headers** (every frame): the normalised header, the WCS (the header's, else a plate solve:
    :func:`obsy_imaging.photometry.light.open_light`), the host's pixel position, BJD_TDB and the
-   host's airmass at mid-exposure (:func:`~obsy_imaging.headers.normalise.exposure_timing`, the
-   site from the header or the one given).
+   host's airmass at mid-exposure (:func:`~obsy_imaging.headers.normalise.exposure_timing`; the
+   airmass for all frames at once, :func:`~obsy_imaging.headers.normalise.airmasses`; the site from
+   the header or the one given).
 2. **Reference frame**: of a few frames spread over the night, the one with the sharpest stars
    among those that show most of them. Its sources (``sep``, the grader's extraction) give the
    comparison candidates: unsaturated (peak below ``linearity`` × saturation), clear of the edge,
@@ -36,16 +37,19 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
+from astropy.time import Time
 from astropy.wcs import WCS
 
+from obsy import astro
 from obsy_imaging.grading.measure import GAUSSIAN_FWHM_PER_SIGMA, Extraction, extract_stars
 from obsy_imaging.headers.model import FrameHeader, FrameType
-from obsy_imaging.headers.normalise import Site, exposure_timing
+from obsy_imaging.headers.normalise import Site, airmasses, exposure_timing
 from obsy_imaging.photometry.aperture import Apertures, CcdNoise, StarFlag, measure
 from obsy_imaging.photometry.light import open_light, read_pixels
 from obsy_imaging.transits.lightcurve import LightCurve
@@ -127,8 +131,10 @@ class _Planned:
     wcs: WCS
     shape: tuple[int, int]  # height, width
     bjd_tdb: float
-    airmass: float
+    airmass: float  # NaN until _plan_all has computed it
     exposure_s: float
+    mid_utc: datetime
+    site: Site
 
 
 def _plan(
@@ -164,11 +170,20 @@ def _plan(
         latitude=latitude,
         longitude=longitude,
         elevation=elevation,
+        need_airmass=False,  # for all frames at once, by _plan_all
     )
-    if timing.airmass is None or timing.bjd_tdb_mid is None:
-        return None, "host below 3° altitude at mid-exposure"
+    mid = h.date_obs + timedelta(seconds=h.exposure_s / 2)
     planned = _Planned(
-        path, h, dict(raw), light.solution.wcs, (height, width), timing.bjd_tdb_mid, timing.airmass, h.exposure_s
+        path,
+        h,
+        dict(raw),
+        light.solution.wcs,
+        (height, width),
+        timing.bjd_tdb_mid,
+        math.nan,
+        h.exposure_s,
+        mid,
+        Site(latitude, longitude, elevation),
     )
     return planned, None
 
@@ -181,11 +196,20 @@ def _plan_all(
     rejected: list[tuple[Path, str]],
 ) -> list[_Planned]:
     """The frames that can be placed, in time order; the others into ``rejected``."""
+    plans = [(Path(path), *_plan(Path(path), host, site, settings)) for path in frames]
+    # The host's airmass in one coordinate transform per site, not one per frame (5 ms each).
+    placed = [p for _, p, _ in plans if p is not None]
+    for at in {p.site for p in placed}:
+        here = [p for p in placed if p.site == at]
+        times = Time([p.mid_utc for p in here], scale="utc", location=astro.location(at))
+        for p, airmass in zip(here, airmasses(times, host.ra.deg, host.dec.deg), strict=True):
+            p.airmass = float(airmass)
     planned = []
-    for path in frames:
-        p, why = _plan(Path(path), host, site, settings)
+    for path, p, why in plans:
         if p is None:
-            rejected.append((Path(path), why))
+            rejected.append((path, why))
+        elif not math.isfinite(p.airmass):
+            rejected.append((path, "host below 3° altitude at mid-exposure"))
         else:
             planned.append(p)
     if not planned:
