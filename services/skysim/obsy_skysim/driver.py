@@ -205,6 +205,14 @@ def frame_fits(frame: RenderedFrame, settings: AllskyCameraSettings, renderer: A
 
 
 # --- the main camera -----------------------------------------------------------------------
+def _mtime_ns(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
+# --- the main camera -----------------------------------------------------------------------
 class MainCamera(CameraDevice):
     """The camera behind the telescope: renders the field where the mount points."""
 
@@ -214,7 +222,9 @@ class MainCamera(CameraDevice):
         spec = settings.sensor.spec()
         self.renderer = self.make_renderer(settings)
         self.scenario: Scenario | None = None
+        self._scenario_read: int | None = None  # the scenario file's mtime (ns) when last read
         if settings.scenario:
+            self._scenario_read = _mtime_ns(settings.scenario)
             try:
                 self.scenario = load_scenario(settings.scenario)
             except ScenarioError as exc:
@@ -373,6 +383,21 @@ class MainCamera(CameraDevice):
         tracked = (now - self.moved_at).total_seconds()
         return float(pointing["RA"]), float(pointing["DEC"]), slot, self.clouds, elapsed, tracked
 
+    def current_scenario(self) -> Scenario | None:
+        """The scenario, read again when its file changes (as the services read an ephemeris file again):
+        a science night's times can be moved once the observatory is up. A file that no longer reads leaves
+        the last one in use."""
+        path = self.settings.scenario
+        if not path or (mtime := _mtime_ns(path)) == self._scenario_read:
+            return self.scenario
+        self._scenario_read = mtime
+        try:
+            self.scenario = load_scenario(path)
+            log.info("scenario %s read again", path)
+        except ScenarioError as exc:
+            log.error("%s; keeping the scenario read before", exc)
+        return self.scenario
+
     def render(self, e: Exposure) -> Rendered:
         ra_hours, dec, slot, clouds, elapsed, tracked = e.scene
         ra, dec = of_date_to_icrs(ra_hours * 15.0, dec, e.started)
@@ -387,7 +412,7 @@ class MainCamera(CameraDevice):
             filter_slot=slot,
             clouds=clouds,
             elapsed_s=elapsed,
-            scenario=self.scenario,
+            scenario=self.current_scenario(),
         )
         keys = {
             "RA": (round(ra, 6), "pointing, ICRS (degrees)"),

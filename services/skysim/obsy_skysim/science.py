@@ -38,7 +38,7 @@ caller names a real one.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -361,19 +361,10 @@ def write_science_night(
         rp_rs=k, a_rs=a_rs, inc=inc,
     )  # fmt: skip
     scenario_path = folder / SCENARIO_FILE
-    scenario = Scenario(variables=[variable, host])
-    scenario_path.write_text(
-        "# A science night for the sky simulator (obsy-skysim science-night): the main camera's scenario.\n"
-        + yaml.safe_dump(scenario.model_dump(mode="json", exclude_none=True), sort_keys=False)
-    )
-    load_scenario(scenario_path)  # what the camera will read must read back
+    _write_scenario(scenario_path, Scenario(variables=[variable, host]))
     transit = _transit_truth(host, site)
     ephemeris_path = folder / EPHEMERIS_FILE
-    ephemeris_path.write_text(
-        format_archive_csv(
-            [_ephemeris(transit)], preamble=f"The sky simulator's science night of {start:%Y-%m-%d %H:%M} UTC"
-        )
-    )
+    _write_ephemeris(ephemeris_path, transit, start)
 
     # The variable's comparison stars, inside both fields (the transit's frames hold the variable too).
     transit_field, variable_field = (host.ra, host.dec), (variable.ra, variable.dec)
@@ -430,6 +421,57 @@ def write_science_night(
         + yaml.safe_dump(manifest(night), sort_keys=False)
     )
     return night
+
+
+def move_transit(night: ScienceNight, by: timedelta) -> ScienceNight:
+    """The same night with its transit and the variable's window ``by`` later: the scenario and the
+    ephemeris written again (the main camera and the services read them again when they change), the
+    places, the index and the comparison stars as they were.
+
+    The main camera reads its scenario from its start, so a night observed by a test is written before
+    the observatory starts; moved once the observatory is up, its science comes as soon as it can
+    whatever the start-up took."""
+    scenario = load_scenario(night.scenario)
+    variables = [
+        v.model_copy(update={"mid": v.mid + by}) if isinstance(v, TransitHost) else v for v in scenario.variables
+    ]
+    host = next(v for v in variables if isinstance(v, TransitHost) and v.name == night.transit.host)
+    transit = _transit_truth(host, night.site)
+    _write_ephemeris(night.ephemeris, transit, night.start)
+    _write_scenario(night.scenario, Scenario(variables=variables))
+    targets = [dict(t) for t in night.targets]
+    for target in targets:
+        if target["name"] == transit.planet:
+            target["notes"] = f"the science night's transit: mid-time {transit.mid_utc:%H:%M:%S} UTC"
+        if series := target.get("time_series"):
+            target["time_series"] = {
+                **series,
+                **{k: _plain(datetime.fromisoformat(series[k]) + by) for k in ("window_start", "window_end")},
+            }
+    moved = replace(night, transit=transit, targets=targets)
+    moved.manifest.write_text(
+        "# The sky simulator's science night (obsy-skysim science-night; docs/skysim.md).\n"
+        + yaml.safe_dump(manifest(moved), sort_keys=False)
+    )
+    return moved
+
+
+def _write_scenario(path: Path, scenario: Scenario) -> None:
+    text = "# A science night for the sky simulator (obsy-skysim science-night): the main camera's scenario.\n"
+    _write_whole(path, text + yaml.safe_dump(scenario.model_dump(mode="json", exclude_none=True), sort_keys=False))
+    load_scenario(path)  # what the camera will read must read back
+
+
+def _write_ephemeris(path: Path, transit: TransitTruth, start: datetime) -> None:
+    preamble = f"The sky simulator's science night of {start:%Y-%m-%d %H:%M} UTC"
+    _write_whole(path, format_archive_csv([_ephemeris(transit)], preamble=preamble))
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Written whole or not at all: the camera and the services read these files again when they change."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 def _places(

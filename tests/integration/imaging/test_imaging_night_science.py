@@ -15,7 +15,7 @@ light is plate-solved for real by astrometry.net, then:
   the #TYPE=EXOPLANET report validates.
 
 The Ekos night that takes such lights through the scheduler (a time-series target and a transit
-target planned for tonight) is tests/e2e/test_night_results.py.
+target planned for tonight) is the science night of tests/e2e/test_night_results.py.
 """
 
 from __future__ import annotations

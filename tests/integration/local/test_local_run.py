@@ -287,7 +287,7 @@ def wait_mcp_state(watcher: Watcher, state: bytes, timeout: float) -> None:
 # light (about 40 s later, after the night of science's five bias frames and five 10 s darks:
 # 2 min more) and the closing before exit (about 40 s). It took 180 to
 # 270 s in four runs before the calibration frames: too close to the suite's 300 s per test. Under
-# the full suite's load (the results night's KStars beside it) the clear-sky gate alone can take
+# the full suite's load (the results nights' KStars beside it) the clear-sky gate alone can take
 # minutes: the waits are generous, the timeout is for a hung test.
 @pytest.mark.long(seconds=390)
 @pytest.mark.timeout(1200)

@@ -8,11 +8,15 @@ files OBSY's services need to observe them, checked against what those services 
   mid-time to a second; the imaging service's fit recovers that mid-time from the scenario's light curve;
 * the comparison stars lie in both fields, away from every other star the simulator draws there, with
   the magnitudes it draws them at; the photometry target is one the imaging service accepts;
-* the targets are ones the web API accepts; bad settings are refused naming the setting.
+* the targets are ones the web API accepts; bad settings are refused naming the setting;
+* a night moved later (a test's, once its observatory is up) moves its transit in the scenario, the
+  ephemeris and the truth, and the variable's window, and nothing else; the main camera renders the
+  moved transit without a restart.
 """
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -35,11 +39,13 @@ from obsy_skysim.allsky import Site
 from obsy_skysim.cli import main
 from obsy_skysim.config import MainCameraSettings
 from obsy_skysim.driver import MainCamera
+from obsy_skysim.indi_xml import Writer
 from obsy_skysim.scenario import SineVariable, TransitHost, load_scenario
 from obsy_skysim.science import (
     PLANET_NAME,
     ScienceNightError,
     ScienceNightSettings,
+    move_transit,
     transit_geometry,
     write_science_night,
 )
@@ -180,6 +186,35 @@ def test_the_targets_are_what_the_web_api_takes_and_the_manifest_names_it_all(ni
     assert manifest["config"]["scheduler"]["transits"] == {"ephemeris_file": str(night.ephemeris), "baseline_min": 2.0}
     assert manifest["truth"]["transit"]["mid_utc"] == "2026-12-06T22:06:00Z"
     assert manifest["truth"]["transit"]["mid_bjd_tdb"] == night.transit.mid_bjd_tdb
+
+
+def test_a_night_moved_later_moves_its_transit_and_the_variables_window_only(tmp_path) -> None:
+    night = write_science_night(tmp_path, Site(*SITE), START, CAMERA, index=False)
+    camera = MainCamera(CAMERA.model_copy(update={"scenario": str(night.scenario)}), Writer(io.BytesIO()))
+    assert camera.current_scenario().variables[1].flux_fraction(night.transit.mid_utc) < 1.0
+    by = timedelta(minutes=10)  # more than the 4 min transit: the old mid-time is out of it
+    moved = move_transit(night, by)
+    t = moved.transit
+    assert t.mid_utc == night.transit.mid_utc + by and t.ingress_utc == night.transit.ingress_utc + by
+    assert t.mid_bjd_tdb == pytest.approx(night.transit.mid_bjd_tdb + by.total_seconds() / 86400, abs=0.1 / 86400)
+    assert (t.ra, t.dec, t.depth) == (night.transit.ra, night.transit.dec, night.transit.depth)
+    assert moved.variable == night.variable and moved.comparisons == night.comparisons
+    variable, host = load_scenario(night.scenario).variables
+    assert host.mid == t.mid_utc and variable.epoch == night.variable.epoch
+    (eph,) = read_archive_csv(night.ephemeris).values()
+    (window,) = transits_between(
+        eph, Time(START), Time(START + timedelta(hours=1)), site_location(Site(*SITE)), baseline_days=0
+    )
+    assert abs((window.tc_utc.to_datetime(UTC) - t.mid_utc).total_seconds()) < 1.0
+    series, was = moved.targets[1]["time_series"], night.targets[1]["time_series"]
+    for key in ("window_start", "window_end"):
+        assert datetime.fromisoformat(series[key]) == datetime.fromisoformat(was[key]) + by
+    TargetInput.model_validate(moved.targets[1])
+    # The camera reads its scenario again: out of transit at the old mid-time, in transit at the new one.
+    host_now = camera.current_scenario().variables[1]
+    assert host_now.flux_fraction(night.transit.mid_utc) == 1.0 and host_now.flux_fraction(t.mid_utc) < 1.0
+    written = yaml.safe_load(night.manifest.read_text())["truth"]["transit"]["mid_utc"]
+    assert written.startswith(f"{t.mid_utc:%Y-%m-%dT%H:%M:%S}")
 
 
 def test_a_longer_later_transit_keeps_its_duration_and_depth(tmp_path) -> None:
