@@ -212,7 +212,6 @@ def _mtime_ns(path: str) -> int | None:
         return None
 
 
-# --- the main camera -----------------------------------------------------------------------
 class MainCamera(CameraDevice):
     """The camera behind the telescope: renders the field where the mount points."""
 

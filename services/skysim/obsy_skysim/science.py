@@ -49,6 +49,7 @@ import yaml
 from astropy.time import Time
 
 from obsy import astro
+from obsy.files import write_atomic
 from obsy.transits.ephemeris import Ephemeris, format_archive_csv, transit_duration
 from obsy.transits.predict import bjd_tdb
 from obsy_skysim.allsky import Site
@@ -458,20 +459,13 @@ def move_transit(night: ScienceNight, by: timedelta) -> ScienceNight:
 
 def _write_scenario(path: Path, scenario: Scenario) -> None:
     text = "# A science night for the sky simulator (obsy-skysim science-night): the main camera's scenario.\n"
-    _write_whole(path, text + yaml.safe_dump(scenario.model_dump(mode="json", exclude_none=True), sort_keys=False))
+    write_atomic(path, text + yaml.safe_dump(scenario.model_dump(mode="json", exclude_none=True), sort_keys=False))
     load_scenario(path)  # what the camera will read must read back
 
 
 def _write_ephemeris(path: Path, transit: TransitTruth, start: datetime) -> None:
     preamble = f"The sky simulator's science night of {start:%Y-%m-%d %H:%M} UTC"
-    _write_whole(path, format_archive_csv([_ephemeris(transit)], preamble=preamble))
-
-
-def _write_whole(path: Path, text: str) -> None:
-    """Written whole or not at all: the camera and the services read these files again when they change."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    partial.replace(path)
+    write_atomic(path, format_archive_csv([_ephemeris(transit)], preamble=preamble))
 
 
 def _places(
