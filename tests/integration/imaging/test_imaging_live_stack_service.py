@@ -263,6 +263,7 @@ def test_a_restart_continues_the_stack(tmp_path, mosquitto, watcher, sky):
     assert np.median(ratio) == pytest.approx(1.0, abs=0.01)
 
 
+@pytest.mark.long(seconds=60)
 def test_a_night_that_is_over_is_stacked_again_with_rejection(tmp_path, mosquitto, watcher, sky, monkeypatch):
     """Lights of a night two days ago (a service down at dawn, or an import): stacked live, then, the
     night being over, stacked again with rejection: the stack of record, on imaging/nightstacks."""

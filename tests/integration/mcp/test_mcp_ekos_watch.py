@@ -38,6 +38,7 @@ from tests.support.watcher import Watcher
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.long(seconds=45),
     pytest.mark.skipif(not dbus_daemon_available(), reason="dbus-daemon is not installed"),
 ]
 pytest.importorskip("PyIndi", reason="pyindi-client is not installed (pip install 'obsy-core[indi]')")

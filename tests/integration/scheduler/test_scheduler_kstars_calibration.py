@@ -39,6 +39,7 @@ from tests.support.kstars import (
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.long(seconds=45),
     requires_kstars,
 ]
 

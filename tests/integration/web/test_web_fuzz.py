@@ -24,7 +24,7 @@ from tests.support.pretend_imaging import PretendImaging
 from tests.support.pretend_mcp import PretendMcp
 from tests.support.web_server import RunningWeb
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.long(seconds=60)]
 
 EXAMPLES_PER_OPERATION = int(os.environ.get("OBSY_FUZZ_EXAMPLES", "15"))
 
