@@ -256,8 +256,27 @@ class IndiRecorder:
         self.client = IndiClient.from_config(server, timeout=10.0)
         self.records: list[IndiRecord] = []
         self._lock = threading.Condition()
+        self.client.add_listener(self._record)  # before connecting: every definition is recorded
         self.client.connect()
-        self.client.add_listener(self._record)
+        self._settle()
+
+    def _settle(self, timeout: float = 10.0) -> None:
+        """Wait until the listener has recorded the definitions the client has received of the watched
+        properties: on a loaded machine the listener runs behind, and a definition recorded after a
+        test's :meth:`clear` would look like a report made since (a mount "aborted" that never was)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            known = {
+                (device, name)
+                for device in self.client.devices()
+                for name in self.client.properties(device)
+                if name in self.WATCHED
+            }
+            with self._lock:
+                seen = {(r.device, r.name) for r in self.records}
+            if known and known <= seen:
+                return
+            time.sleep(0.05)
 
     def _record(self, device: str, name: str, state: str, values: Any) -> None:
         if name in self.WATCHED:
