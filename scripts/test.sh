@@ -5,7 +5,8 @@
 # Tests run in parallel (pytest-xdist): most of the suite waits on real servers (the roof
 # simulator's travel, safe delays, process start-up), so more workers than cores pays.
 # Every test has its own broker, ports, data dir, indiserver and KStars D-Bus session.
-# OBSY_TEST_WORKERS sets how many (default 10: the suite used about half of 2 cores with 8; 0 runs in
+# OBSY_TEST_WORKERS sets how many (default 8: more start more nights at once, and the real-time tests of the first
+# minutes miss their times; 0 runs in
 # this process, one test at a time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +29,7 @@ unset PYTHONDONTWRITEBYTECODE
 # and starves the others.
 .venv/bin/obsy-imaging warm-up
 .venv/bin/obsy-skysim warm-up
-workers="${OBSY_TEST_WORKERS:-10}"
+workers="${OBSY_TEST_WORKERS:-8}"
 parallel=()
 if [[ "$workers" != 0 ]] && ! printf '%s\n' "$@" | grep -qE '^(-n|--numprocesses)'; then
     # worksteal: an idle worker takes queued tests from a busy one, so a few long tests

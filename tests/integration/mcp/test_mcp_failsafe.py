@@ -127,7 +127,6 @@ def test_open_while_unsafe_is_rejected_with_reasons(
         process.stop()
 
 
-@pytest.mark.long(seconds=45)
 def test_manual_mode_still_closes_on_rain(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher
 ) -> None:

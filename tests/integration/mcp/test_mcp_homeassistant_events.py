@@ -44,7 +44,6 @@ def wait_fired(watcher: Watcher, topic: str, event_type: str, timeout: float = 6
     return next(e for e in fired(watcher, topic) if e["event_type"] == event_type)
 
 
-@pytest.mark.long(seconds=45)
 def test_roof_and_night_event_entities_fire_on_the_mcp_transitions(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher
 ) -> None:

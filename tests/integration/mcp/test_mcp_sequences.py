@@ -135,7 +135,6 @@ def test_stop_during_a_closing_halts_the_roof_hands_over_and_drops_what_waited_f
     assert mcp.controller.state is State.MANUAL
 
 
-@pytest.mark.long(seconds=45)
 def test_close_during_an_opening_cuts_it_short_then_closes_and_open_reopens(
     mcp: Running, indi: IndiServer, recorder: IndiRecorder
 ) -> None:

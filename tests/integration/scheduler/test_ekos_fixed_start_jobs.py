@@ -1,7 +1,7 @@
 """OBSY's fixed-start jobs run by the real KStars 3.6 against the simulators, in real time.
 
 The scheduler's planner plans, from now, a time-series target (a visit every few minutes, two
-frames each) and an exoplanet transit from an ephemeris CSV (a planet whose short transit window
+frames each, after the transit) and an exoplanet transit from an ephemeris CSV (a planet whose short transit window
 opens a few minutes after the test starts); :func:`obsy_scheduler.ekos.write_plan` writes the Ekos
 files, and headless KStars runs them with the telescope simulator and the sky simulator's main
 camera (``indi_obsy_camera``, a small sensor and short exposures). KStars' clock is the real one,
@@ -64,7 +64,7 @@ EARLY_S = 2.0
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.slow,
-    pytest.mark.long(seconds=420),
+    pytest.mark.long(seconds=480),
     pytest.mark.timeout(900),
     requires_kstars,
     pytest.mark.skipif(not pyindi_available(), reason="pyindi-client is not installed"),
@@ -111,10 +111,11 @@ def targets(site: SiteConfig, now: datetime) -> list[Target]:
             time_series=TimeSeries(
                 cadence_min=2.0,
                 frames_per_visit=2,
-                # A minute for KStars to load and start the schedule, which on a loaded machine (the suite's
-                # first minutes: every worker starts its nights and KStars at once) takes most of it.
-                window_start=now + timedelta(seconds=60),
-                window_end=now + timedelta(minutes=8),
+                # From the transit's end (its block: 2.5-4.5 min from now): a job ends "At" its planned end
+                # only for the transit, a visit with its sequence, so a visit first could run past the
+                # transit's fixed start on a loaded machine (the suite's first minutes: Ekos then refuses it).
+                window_start=now + timedelta(minutes=4.5),
+                window_end=now + timedelta(minutes=9),
             ),
         ),
         Target(id="planet", name=PLANET, ra_deg=(ra + 3.0) % 360, dec_deg=dec, priority=9, exposure_plans=[light]),
@@ -191,11 +192,9 @@ def test_ekos_runs_time_series_visits_and_a_transit_at_their_fixed_starts(tmp_pa
         now = datetime.now(UTC)
         ours = targets(site, now)
         planet = next(t for t in ours if t.name == PLANET)
-        # The transit's window (T1 less the baseline) opens three and a half minutes from now: the first
-        # visit's slew and frames have run past two and a half under the suite's load (Ekos then refuses a
-        # fixed start in the past).
+        # The transit's window (T1 less the baseline) opens two and a half minutes from now; the visits follow it.
         duration_min, baseline_min = 1.0, 0.5
-        mid = now + timedelta(minutes=3.5 + baseline_min + duration_min / 2)
+        mid = now + timedelta(minutes=2.5 + baseline_min + duration_min / 2)
         csv = ephemeris_csv(
             tmp_path / "planets.csv", mid=mid, ra=planet.ra_deg, dec=planet.dec_deg, duration_min=duration_min
         )

@@ -60,7 +60,6 @@ def wait_until(condition, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.long(seconds=45)
 def test_simulator_weather_unsafe_at_once_safe_after_the_delay(server, mosquitto, watcher, tmp_path) -> None:
     clock = FakeClock()
     source = {
