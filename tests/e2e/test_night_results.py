@@ -510,10 +510,14 @@ def observatory(
         )
 
 
-def print_site(site: DarkSite) -> None:
+def night_begins() -> tuple[DarkSite, PhaseClock]:
+    """Either night's start: the drivers checked, a site where it is dark now (printed), the phase clock."""
+    require_indi(DRIVERS)
+    site = dark_site()
     print(
         f"site: {site.city}, {site.country} ({site.latitude:.2f}, {site.longitude:.2f}), sun {site.sun_altitude:.0f}°"
     )
+    return site, PhaseClock()
 
 
 def photograph_the_night(camera: DashboardCamera) -> None:
@@ -541,10 +545,7 @@ def photograph_the_science(camera: DashboardCamera, science: ScienceNight) -> No
 
 @pytest.mark.long(seconds=640)
 def test_the_science_night_observes_the_transit_and_the_variable_against_the_truth(tmp_path: Path) -> None:
-    require_indi(DRIVERS)
-    site = dark_site()
-    print_site(site)
-    clock = PhaseClock()
+    site, clock = night_begins()
     science = science_night(tmp_path / "science", site, datetime.now(UTC))
     with observatory(tmp_path, clock, site, science=science, imaging=science_config(science)) as night:
         # The science's times counted from now, whatever the start-up took (the camera and the services read
@@ -650,10 +651,7 @@ def test_the_science_night_observes_the_transit_and_the_variable_against_the_tru
 
 @pytest.mark.long(seconds=340)
 def test_the_weather_night_ends_in_masters_stacks_per_filter_and_its_summary(tmp_path: Path) -> None:
-    require_indi(DRIVERS)
-    site = dark_site()
-    print_site(site)
-    clock = PhaseClock()
+    site, clock = night_begins()
     with observatory(tmp_path, clock, site) as night:
         watcher, frames_dir, repository, db, services = (
             night.watcher, night.frames_dir, night.repository, night.db, night.services
