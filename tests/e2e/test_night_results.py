@@ -47,7 +47,7 @@ Mosquitto, Postgres, one indiserver with the roll-off roof, telescope, weather, 
 simulators and the sky simulator's two cameras (the allsky camera judged by clouddetect, the main camera
 rendering the real stars where the mount points, through the wheel's filter, and in the science night its
 variable and transit: :mod:`obsy_skysim.science`), and headless KStars/Ekos. KStars' lead time and the
-planner's ``switch_gap_s`` are 30 s and its grid 30 s (visits a minute apart need them).
+planner's ``switch_gap_s`` are 30 s and its grid 30 s, the science night's 15 s (visits a minute apart need them).
 
 Where Playwright and Chromium are installed the dashboard is photographed along the way (the weather
 night's overview, live stacks and the nebula's page; the science night's light curve and transit on their
@@ -138,16 +138,18 @@ CALIBRATION_FRAMES = 3
 #: 1.3); the last has more than the night needs: the operator ends the night.
 LIGHTS = {"L": 4, "R": 4, "G": 4, "B": 8}
 #: The science night's transit, minutes after the night is moved (once every service is online): its block (T1
-#: less the baseline and one sigma of the ephemeris, less the slew, on the grid) opens 1.7-2.2 min before
-#: mid-transit; before it the roof opens, Ekos starts and takes the calibration frames and a light (the planner's
-#: 69 s with the slew, and the lead time: 1.65 min; the grid leaves at least 2 min), with a margin for a loaded
-#: machine (with less, the calibration comes after the science, and the science waits for its masters). Then the
-#: variable in its field, visited twice right after egress (its window opens there), every 1.5 min (a visit of 42 s
-#: and the lead time fit in a cadence; three steps of the grid): two frames of the lights' exposure. Its window
-#: holds two visits wherever the grid falls, never three: the first starts 2.1-2.6 min after mid-transit (the
-#: block's end and the lead time, on the grid), the second ends by 1 min after its start on the grid, and a third
-#: would need 5.6-6.1 min after mid-transit.
-TRANSIT_MID_MIN = 4.5
+#: less the baseline and one sigma of the ephemeris, less the slew) opens 2 min before mid-transit. Before it the
+#: roof opens and the MCP asks for the plan Ekos runs (8-16 s after the move), and the calibration frames and a
+#: light must fit between the plan's first step and the lead time before the transit's block, each end on the
+#: science night's grid (:data:`SCIENCE_GRID_STEP_S`: up to 15 s lost at each), in the planner's 69 s with the
+#: slew: they fit whenever the plan is made within 36 s of the move. (With 4.5 min and a 30 s grid they did not
+#: fit once in the full suite, planned 16 s after the move: the calibration came after the visits and the science
+#: waited a minute more for its masters.) Then the variable in its field, visited twice right after egress (its
+#: window opens there), every 1.5 min (a visit of 42 s and the lead time fit in a cadence): two frames of the
+#: lights' exposure. Its window holds two visits wherever the grid falls, never three: the first starts
+#: 1.75-2.0 min after mid-transit (the block's end and the lead time, on the grid), the second ends by 4.2 min
+#: after it, within the window (5.2 min after mid-transit), and a third would end after 5.45 min.
+TRANSIT_MID_MIN = 4.75
 SCIENCE = ScienceNightSettings(
     exposure_s=LIGHT_S,
     transit_mid_min=TRANSIT_MID_MIN,
@@ -156,7 +158,7 @@ SCIENCE = ScienceNightSettings(
     cadence_min=1.5,
     frames_per_visit=2,
     series_start_min=TRANSIT_MID_MIN + 0.6 + 0.6,
-    series_window_min=4.4,
+    series_window_min=4.0,
     # Wider than the default (9.5-12.5): some skies hold a single such star in both fields at the small sensor.
     comparison_mags=(9.0, 13.5),
 )
@@ -166,6 +168,8 @@ CALIBRATION = "Calibration"
 TIMING_SIGMAS = 1.0
 #: The planner's night grid: 30 s, so that the visits follow the transit and one another without a minute's rounding.
 GRID_STEP_S = 30
+#: The science night's grid: its fixed times (the transit's block, the visits) leave the calibration less to lose.
+SCIENCE_GRID_STEP_S = 15
 #: Ekos' minimum time between jobs (KStars' LeadTime, 5 min by default) and the planner's switch_gap_s:
 #: visits 1.5 min apart need it short.
 LEAD_TIME_S = 30.0
@@ -238,11 +242,13 @@ def results_config(path: Path, receiver: Receiver, *, scheduler: dict[str, Any],
     a night's own ``scheduler`` and ``imaging`` settings (the science's)."""
     config = yaml.safe_load(path.read_text())
     config["scheduler"].update(
-        grid_step_s=GRID_STEP_S,
-        switch_gap_s=LEAD_TIME_S,
-        exposure_overhead_s=2,  # the small sensor's frames: about 0.3 s here, a transit ends At its end anyway
-        switch_overhead_s=30,  # the slew and settle before the first frame (24-35 s), Ekos' estimate for Track
-        **scheduler,
+        {
+            "grid_step_s": GRID_STEP_S,
+            "switch_gap_s": LEAD_TIME_S,
+            "exposure_overhead_s": 2,  # the small sensor's frames: about 0.3 s here, a transit ends At its end anyway
+            "switch_overhead_s": 30,  # the slew and settle before the first frame (24-35 s), Ekos' estimate for Track
+            **scheduler,
+        }
     )
     ekos = config["scheduler"]["ekos"]
     ekos.update(
@@ -471,7 +477,8 @@ def observatory(
             ekos_profile=PROFILE,
         )
         transits = {**science.config["scheduler"]["transits"], "timing_sigmas": TIMING_SIGMAS} if science else None
-        results_config(config, receiver, scheduler={"transits": transits} if transits else {}, imaging=imaging or {})
+        science_scheduler = {"transits": transits, "grid_step_s": SCIENCE_GRID_STEP_S} if transits else {}
+        results_config(config, receiver, scheduler=science_scheduler, imaging=imaging or {})
         services = ServiceProcesses(config, log_dir)
         created = services.run_command(
             "web", "create-user", OPERATOR, "--role", "operator", "--password-stdin", stdin=PASSWORD + "\n"
