@@ -18,7 +18,8 @@ import socket
 import time
 from collections.abc import Iterator
 
-#: The blocks: worker ``gwN`` takes ``FIRST_PORT + (N % WORKER_BLOCKS) * BLOCK_SIZE`` onwards, all below 32768.
+#: The blocks, all below 32768: worker ``gwN`` takes the ``N % (WORKER_BLOCKS - 1)``-th, a process outside
+#: pytest-xdist the last.
 FIRST_PORT, BLOCK_SIZE, WORKER_BLOCKS = 10000, 1000, 22
 
 
