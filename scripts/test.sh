@@ -5,9 +5,10 @@
 # Tests run in parallel (pytest-xdist): most of the suite waits on real servers (the roof
 # simulator's travel, safe delays, process start-up), so more workers than cores pays.
 # Every test has its own broker, ports, data dir, indiserver and KStars D-Bus session.
-# OBSY_TEST_WORKERS sets how many (default 12: the suite waits far more than it computes, about 1,000 CPU s in
-# 13 minutes on 2 cores; with 10, before the fixed-start Ekos test planned its visits after its transit, two
-# real-time tests of the first minutes once missed their times; 0 runs in this process, one test at a time).
+# OBSY_TEST_WORKERS sets how many (default 8; 0 runs in this process, one test at a time). More start more
+# real-time tests at once: with 12 (pytest 13 minutes instead of 14-15 here) Ekos once made no optical train for
+# the second of two cameras within 4 minutes (tests/integration/mcp/test_mcp_ekos_camera.py), and with 10 two
+# real-time tests of the first minutes missed their times.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -29,7 +30,7 @@ unset PYTHONDONTWRITEBYTECODE
 # and starves the others.
 .venv/bin/obsy-imaging warm-up
 .venv/bin/obsy-skysim warm-up
-workers="${OBSY_TEST_WORKERS:-12}"
+workers="${OBSY_TEST_WORKERS:-8}"
 parallel=()
 if [[ "$workers" != 0 ]] && ! printf '%s\n' "$@" | grep -qE '^(-n|--numprocesses)'; then
     # worksteal: an idle worker takes queued tests from a busy one, so a few long tests
