@@ -29,7 +29,8 @@ geometry), :func:`write_science_night` writes into one folder:
 
 Where: the transit host sits where no other star disturbs it, near the spot ``hour_angle_min``
 west of the meridian at ``start`` and 5° from the zenith towards the equator (high, past the
-meridian, so a German mount does not flip during the transit); the variable a sixth of the field's
+meridian, so a German mount does not flip during the transit), or up to 2° north or south of there
+where the field holds stars to compare the host with (:data:`TRANSIT_COMPARISONS`); the variable a sixth of the field's
 shorter side north of it. The "nebula" field is 30 min east of the meridian at the site's latitude.
 The simulator renders no nebulae: it is a star field observed like one (L, R, G, B), unless the
 caller names a real one.
@@ -71,6 +72,14 @@ EPOCHS_BACK = 10
 #: A star disturbs a scripted star or a comparison when it lies this close and gives this share of its light.
 ISOLATION_ARCSEC = 25.0
 ISOLATION_SHARE = 0.01
+#: The transit's field must hold at least ``TRANSIT_COMPARISONS`` isolated stars from ``TRANSIT_COMPARISON_MAGS``
+#: (brighter, fainter) around the host, 50 px inside: an ensemble to divide the host by (the imaging service's
+#: reduction takes stars within a factor 6 of the host's flux, 1.95 mag, and needs two). The sky near the
+#: zenith can be that sparse (once a single one at Dec +14°); then the field goes north or south of its
+#: nominal place by ``FIELD_SHIFTS_DEG``, the first that holds them (else the one that holds most).
+TRANSIT_COMPARISONS = 4
+TRANSIT_COMPARISON_MAGS = (1.5, 1.9)
+FIELD_SHIFTS_DEG = (0.0, 0.5, -0.5, 1.0, -1.0, 1.5, -1.5, 2.0, -2.0)
 
 
 class ScienceNightError(ValueError):
@@ -472,15 +481,27 @@ def _places(
     renderer: FieldRenderer, site: Site, lst: float, settings: ScienceNightSettings
 ) -> tuple[FieldStars, tuple[float, float], tuple[float, float], float]:
     """The field's stars, the host's and the variable's places, and their nominal separation (arcsec):
-    the host ``hour_angle_min`` past the meridian and 5° from the zenith towards the equator, the
-    variable a sixth of the field's shorter side north of it, each where no star disturbs it."""
+    the host ``hour_angle_min`` past the meridian and 5° from the zenith towards the equator (or north
+    or south of there, where the field holds comparison stars for the transit:
+    :data:`TRANSIT_COMPARISONS`), the variable a sixth of the field's shorter side north of it, each
+    where no star disturbs it."""
     s = renderer.sensor.spec
     shorter = min(s.width, s.height) * renderer.arcsec_per_pixel
     nominal_dec = max(-80.0, min(80.0, site.latitude - math.copysign(5.0, site.latitude)))
-    nominal = ((lst - settings.hour_angle_min / 4.0) % 360.0, nominal_dec)
+    ra = (lst - settings.hour_angle_min / 4.0) % 360.0
     separation = shorter / 6.0
-    stars = renderer.stars_near(*nominal, renderer.field_radius_deg + 2 * separation / 3600.0 + 0.1)
-    host_at = quiet_spot(stars, *nominal, settings.host_mag, search_arcsec=shorter / 4.0)
+    best: tuple[int, FieldStars, tuple[float, float]] | None = None
+    for shift in FIELD_SHIFTS_DEG:
+        nominal = (ra, max(-80.0, min(80.0, nominal_dec + shift)))
+        stars = renderer.stars_near(*nominal, renderer.field_radius_deg + 2 * separation / 3600.0 + 0.1)
+        host_at = quiet_spot(stars, *nominal, settings.host_mag, search_arcsec=shorter / 4.0)
+        found = transit_comparisons(renderer, stars, host_at, settings.host_mag)
+        if best is None or found > best[0]:
+            best = (found, stars, host_at)
+        if found >= TRANSIT_COMPARISONS:
+            break
+    assert best is not None
+    _found, stars, host_at = best
     variable_at = quiet_spot(
         stars,
         *_offset(*host_at, 0.0, separation),
@@ -489,6 +510,23 @@ def _places(
         extra=[(*host_at, settings.host_mag)],
     )
     return stars, host_at, variable_at, separation
+
+
+def transit_comparisons(
+    renderer: FieldRenderer, stars: FieldStars, host_at: tuple[float, float], host_mag: float
+) -> int:
+    """How many isolated stars of :data:`TRANSIT_COMPARISON_MAGS` around ``host_mag`` the field pointed at
+    the host holds, 50 px inside its edges."""
+    brighter, fainter = TRANSIT_COMPARISON_MAGS
+    similar = (stars.mag >= host_mag - brighter) & (stars.mag <= host_mag + fainter)
+    similar &= _inside(renderer, stars.ra, stars.dec, host_at, 50.0)
+    candidates = np.flatnonzero(similar)
+    x, y = _tangent_arcsec(stars.ra, stars.dec, *host_at)
+    alone = isolated(
+        x[candidates], y[candidates], stars.mag[candidates], others=(x, y, stars.mag),
+        radius=ISOLATION_ARCSEC, max_share=ISOLATION_SHARE,
+    )  # fmt: skip
+    return int(alone.sum())
 
 
 def _transit_truth(host: TransitHost, site: Site) -> TransitTruth:

@@ -43,9 +43,13 @@ from obsy_skysim.indi_xml import Writer
 from obsy_skysim.scenario import SineVariable, TransitHost, load_scenario
 from obsy_skysim.science import (
     PLANET_NAME,
+    TRANSIT_COMPARISONS,
     ScienceNightError,
     ScienceNightSettings,
+    lst_deg,
     move_transit,
+    quiet_spot,
+    transit_comparisons,
     transit_geometry,
     write_science_night,
 )
@@ -169,6 +173,32 @@ def test_the_comparison_stars_are_in_both_fields_isolated_and_at_their_drawn_mag
     assert target.name == "SIM-V1" and target.check == "K" and target.fields == [PLANET_NAME]
     assert [c.mag for c in target.comparisons] == [c.mag for c in night.comparisons]
     assert night.config["imaging"]["photometry"]["targets"] == [yaml.safe_load(night.photometry.read_text())]
+
+
+def test_a_sparse_transit_field_moves_north_or_south_to_one_with_stars_to_compare_the_host_with(tmp_path) -> None:
+    """A night the full suite observed once: at its nominal place (Dec +14.4°, Hawaii, 09:01 UTC) the end-to-end
+    test's small field (800 × 600 px) held no isolated star near the host's magnitude, and the transit could not
+    be reduced ("only 1 comparison candidates"). The night's field is now one that holds them."""
+    site, start = Site(19.416944, -155.0, 453.85), datetime(2026, 12, 7, 9, 1, 22, tzinfo=UTC)
+    small = MainCameraSettings.model_validate(
+        {"sensor": {"width": 800, "height": 600}, "telescope": {"focal_length_mm": 500.0, "limiting_magnitude": 15.0}}
+    )
+    renderer = MainCamera.make_renderer(small.model_copy(update={"site": small.site.model_validate(
+        {"latitude": site.latitude, "longitude": site.longitude, "elevation": site.elevation})}))  # fmt: skip
+    settings = ScienceNightSettings()
+    nominal_ra = (lst_deg(site, start) - settings.hour_angle_min / 4.0) % 360.0
+    nominal = (nominal_ra, site.latitude - 5.0)
+    shorter = min(renderer.sensor.spec.width, renderer.sensor.spec.height) * renderer.arcsec_per_pixel
+    around = renderer.field_radius_deg + 2 * shorter / 6.0 / 3600.0 + 0.1  # as the night looks
+    stars = renderer.stars_near(*nominal, around)
+    host_there = quiet_spot(stars, *nominal, settings.host_mag, search_arcsec=shorter / 4.0)
+    assert transit_comparisons(renderer, stars, host_there, settings.host_mag) < TRANSIT_COMPARISONS
+
+    night = write_science_night(tmp_path, site, start, small, settings=settings, index=False)
+    ra, dec = night.transit_field
+    assert ra == pytest.approx(nominal_ra, abs=0.1) and 0.4 < abs(dec - nominal[1]) <= 2.01  # moved in Dec only
+    here = renderer.stars_near(ra, dec, around)
+    assert transit_comparisons(renderer, here, (ra, dec), settings.host_mag) >= TRANSIT_COMPARISONS
 
 
 def test_the_targets_are_what_the_web_api_takes_and_the_manifest_names_it_all(night) -> None:
