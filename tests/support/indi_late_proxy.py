@@ -28,7 +28,7 @@ class LateDefinitionProxy(IndiProxy):
         self.hold = hold.encode()
         self.release_after = release_after
         self.held: list[float] = []  # when a definition of ``hold`` was held back
-        self.released: list[float] = []  # when one was passed on
+        self.released: list[float] = []  # when one was passed on (just before it was sent)
 
     def _from_server(self, buffer: bytes, sink: socket.socket, send_lock: threading.Lock) -> tuple[bytes, bytes]:
         return self._split(buffer, sink, send_lock)
@@ -65,9 +65,9 @@ class LateDefinitionProxy(IndiProxy):
 
         def release() -> None:
             time.sleep(self.release_after)
+            with self._lock:  # noted before it goes: the client may act on it, and a test look, at once
+                self.released.append(time.monotonic())
             with send_lock, contextlib.suppress(OSError):
                 sink.sendall(definition)
-            with self._lock:
-                self.released.append(time.monotonic())
 
         threading.Thread(target=release, daemon=True).start()
