@@ -38,6 +38,7 @@ caller names a real one.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -490,17 +491,13 @@ def _places(
     nominal_dec = max(-80.0, min(80.0, site.latitude - math.copysign(5.0, site.latitude)))
     ra = (lst - settings.hour_angle_min / 4.0) % 360.0
     separation = shorter / 6.0
-    best: tuple[int, FieldStars, tuple[float, float]] | None = None
-    for shift in FIELD_SHIFTS_DEG:
-        nominal = (ra, max(-80.0, min(80.0, nominal_dec + shift)))
-        stars = renderer.stars_near(*nominal, renderer.field_radius_deg + 2 * separation / 3600.0 + 0.1)
-        host_at = quiet_spot(stars, *nominal, settings.host_mag, search_arcsec=shorter / 4.0)
-        found = transit_comparisons(renderer, stars, host_at, settings.host_mag)
-        if best is None or found > best[0]:
-            best = (found, stars, host_at)
-        if found >= TRANSIT_COMPARISONS:
+    best = host_field(renderer, (ra, nominal_dec), settings.host_mag)  # its errors are the night's
+    for shift in FIELD_SHIFTS_DEG[1:]:
+        if best[0] >= TRANSIT_COMPARISONS:
             break
-    assert best is not None
+        with contextlib.suppress(ScienceNightError):  # no quiet spot there: the other places remain
+            found = host_field(renderer, (ra, max(-80.0, min(80.0, nominal_dec + shift))), settings.host_mag)
+            best = max(best, found, key=lambda field: field[0])
     _found, stars, host_at = best
     variable_at = quiet_spot(
         stars,
@@ -510,6 +507,18 @@ def _places(
         extra=[(*host_at, settings.host_mag)],
     )
     return stars, host_at, variable_at, separation
+
+
+def host_field(
+    renderer: FieldRenderer, nominal: tuple[float, float], host_mag: float
+) -> tuple[int, FieldStars, tuple[float, float]]:
+    """Near ``nominal``: the stars around it, the host's quiet spot and how many comparison stars the
+    field pointed there holds (:func:`transit_comparisons`)."""
+    s = renderer.sensor.spec
+    shorter = min(s.width, s.height) * renderer.arcsec_per_pixel
+    stars = renderer.stars_near(*nominal, renderer.field_radius_deg + 2 * shorter / 6.0 / 3600.0 + 0.1)
+    host_at = quiet_spot(stars, *nominal, host_mag, search_arcsec=shorter / 4.0)
+    return transit_comparisons(renderer, stars, host_at, host_mag), stars, host_at
 
 
 def transit_comparisons(
