@@ -135,9 +135,13 @@ class IndiClient:
         reconnect_max_interval: float = 30.0,
         blob_queue_size: int = 8,
         answer_settle: float = 0.15,
+        watch: Iterable[str] = (),
     ) -> None:
         self.host = host
         self.port = port
+        #: Only these devices' properties are asked for (INDI's watchDevice), when any are named: a client
+        #: that reads one device of a shared server is not sent every other device's.
+        self.watch = tuple(watch)
         self.connect_timeout = connect_timeout
         self.timeout = timeout
         self.reconnect = reconnect
@@ -219,6 +223,8 @@ class IndiClient:
             if self._client is None:
                 self._client = _make_client(self)
                 self._client.setServer(self.host, int(self.port))
+                for device in self.watch:
+                    self._client.watchDevice(device)
             elif self._client.isServerConnected():
                 self._client.close()  # lost earlier without reconnect: reset the C++ client
             self._client.setConnectionTimeout(*_split_seconds(min(timeout, self.connect_timeout)))

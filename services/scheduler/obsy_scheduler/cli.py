@@ -35,7 +35,7 @@ from obsy.config import ConfigError, ObsyConfig, load_config
 from obsy.messages import ExposurePlan, Target, TargetList, validation_problems
 from obsy.transits.ephemeris import Ephemeris, EphemerisError, EphemerisTable, read_archive_csv
 from obsy_scheduler.ekos import EkosFiles, write_plan
-from obsy_scheduler.filters import FilterReadError, wheel_filters
+from obsy_scheduler.filters import FilterReadError, read_filter_names, wheel_filters
 from obsy_scheduler.planner import Plan, Planner
 from obsy_scheduler.transits import OBSERVABLE, PARTIAL, PredictedTransit
 
@@ -79,7 +79,9 @@ def plan_command(argv: list[str]) -> int:
         return 1
     settings = config.scheduler
     try:
-        filters = wheel_filters(settings.ekos, config.indi, FILTER_READ_TIMEOUT_S)
+        filters = wheel_filters(
+            settings.ekos, lambda device: read_filter_names(config.indi, device, FILTER_READ_TIMEOUT_S)
+        )
     except FilterReadError as exc:
         filters = None
         print(f"obsy-scheduler plan: filters not checked: {exc}", file=sys.stderr)

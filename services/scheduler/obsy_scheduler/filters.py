@@ -11,15 +11,17 @@ target with the reason. Matching, first hit wins:
 4. a common synonym (:mod:`obsy.filters`: "Ha" is "H_Alpha", "Lum" and "L" are "Luminance", "S2" is "SII"...),
    when exactly one name on the wheel is one.
 
-The names come from the wheel's INDI ``FILTER_NAME`` property (:func:`read_filter_names`),
+The names come from the wheel's INDI ``FILTER_NAME`` property (the service keeps one connection for
+it, :class:`WheelWatch`; a command reads it once, :func:`read_filter_names`),
 or from ``scheduler.ekos.filters`` when they are configured (planning without the wheel).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from obsy.config import IndiServerConfig
 from obsy.filters import filter_key, filter_synonyms
@@ -73,24 +75,55 @@ class FilterReadError(RuntimeError):
     """The wheel's names could not be read; the message says why."""
 
 
+class WheelWatch:
+    """The wheel's INDI ``FILTER_NAME`` over one connection that lasts (and comes back after the server
+    goes away), for the service that plans again and again: no new connection for each plan, and the
+    names as the driver has them now. Connected at the first read; :meth:`close` at the end.
+    """
+
+    def __init__(self, indi: IndiServerConfig, device: str, timeout: float, *, reconnect: bool = True) -> None:
+        self.indi, self.device, self.timeout, self.reconnect = indi, device, timeout, reconnect
+        self._client: Any = None
+
+    def names(self) -> tuple[str, ...]:
+        """The names in slot order; :class:`FilterReadError` saying why they cannot be read now."""
+        try:
+            from obsy.indi import IndiClient, IndiError  # pyindi-client is needed only here
+        except ImportError as exc:
+            raise FilterReadError(f"pyindi-client is not installed ({exc})") from exc
+        try:
+            if self._client is None:
+                self._client = IndiClient(
+                    self.indi.host,
+                    self.indi.port,
+                    connect_timeout=self.timeout,
+                    timeout=self.timeout,
+                    reconnect=self.reconnect,
+                    watch=[self.device],  # the wheel's properties only, not every device of the server
+                )
+            if not self._client.connected:
+                self._client.connect(timeout=self.timeout)
+            self._client.wait_property(self.device, "FILTER_NAME", timeout=self.timeout)
+            slots = self._client.get_text(self.device, "FILTER_NAME")
+        except IndiError as exc:
+            raise FilterReadError(
+                f"cannot read {self.device} FILTER_NAME from indiserver {self.indi.host}:{self.indi.port}: {exc}"
+            ) from exc
+        return tuple(name for _, name in sorted(slots.items(), key=lambda item: _slot_number(item[0])))
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.disconnect()
+
+
 def read_filter_names(indi: IndiServerConfig, device: str, timeout: float) -> tuple[str, ...]:
-    """The names in ``device``'s INDI FILTER_NAME, in slot order; :class:`FilterReadError` if it cannot be read."""
+    """The names in ``device``'s INDI FILTER_NAME, in slot order, read once (a command's single plan);
+    :class:`FilterReadError` if they cannot be read."""
+    watch = WheelWatch(indi, device, timeout, reconnect=False)
     try:
-        from obsy.indi import IndiClient, IndiError  # pyindi-client is needed only here
-    except ImportError as exc:
-        raise FilterReadError(f"pyindi-client is not installed ({exc})") from exc
-    client = IndiClient(indi.host, indi.port, connect_timeout=timeout, timeout=timeout, reconnect=False)
-    try:
-        client.connect(timeout=timeout)
-        client.wait_property(device, "FILTER_NAME", timeout=timeout)
-        slots = client.get_text(device, "FILTER_NAME")
-    except IndiError as exc:
-        raise FilterReadError(
-            f"cannot read {device} FILTER_NAME from indiserver {indi.host}:{indi.port}: {exc}"
-        ) from exc
+        return watch.names()
     finally:
-        client.disconnect()
-    return tuple(name for _, name in sorted(slots.items(), key=lambda item: _slot_number(item[0])))
+        watch.close()
 
 
 def _slot_number(element: str) -> int:
@@ -98,8 +131,9 @@ def _slot_number(element: str) -> int:
     return int(digits[-1]) if digits else 0
 
 
-def wheel_filters(ekos: SchedulerEkosConfig, indi: IndiServerConfig, timeout: float) -> FilterNames | None:
-    """The names plans are checked against: None without a wheel, the configured ones, else the wheel's own.
+def wheel_filters(ekos: SchedulerEkosConfig, read_names: Callable[[str], tuple[str, ...]]) -> FilterNames | None:
+    """The names plans are checked against: None without a wheel, the configured ones, else the wheel's own
+    (``read_names(device)``: :func:`read_filter_names`, or a :class:`WheelWatch`'s).
 
     Raises :class:`FilterReadError` when they have to be read and cannot be.
     """
@@ -107,5 +141,5 @@ def wheel_filters(ekos: SchedulerEkosConfig, indi: IndiServerConfig, timeout: fl
         return None
     if ekos.filters:
         return FilterNames(tuple(ekos.filters), "scheduler.ekos.filters", ekos.filter_aliases)
-    names = read_filter_names(indi, ekos.filter_wheel, timeout)
+    names = read_names(ekos.filter_wheel)
     return FilterNames(names, f"{ekos.filter_wheel} FILTER_NAME", ekos.filter_aliases)

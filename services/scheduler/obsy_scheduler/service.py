@@ -45,7 +45,7 @@ from obsy.messages import Event, EventKind, PlanRequest, SchedulerPlan, Target, 
 from obsy.runner import Service
 from obsy.transits.ephemeris import EphemerisError, EphemerisTable
 from obsy_scheduler.ekos import prune_old_nights, prune_runs, write_plan
-from obsy_scheduler.filters import FilterNames, FilterReadError, wheel_filters
+from obsy_scheduler.filters import FilterNames, FilterReadError, WheelWatch, wheel_filters
 from obsy_scheduler.planner import Planner
 from obsy_scheduler.transits import EphemerisFile
 
@@ -72,6 +72,7 @@ class SchedulerService(Service):
         self._last_plan: SchedulerPlan | None = None
         self._requests: list[PlanRequest] = []
         self._wheel: FilterNames | None = None  # the names last read from the wheel
+        self._wheel_watch: WheelWatch | None = None  # its connection, made at the first plan that needs it
         self._wheel_failed_at: float | None = None
         self._filters_note = ""
         self._last_error = ""
@@ -225,13 +226,13 @@ class SchedulerService(Service):
         ekos = self.settings.ekos
         if not ekos.filter_wheel or ekos.filters:
             self._filters_note = "from scheduler.ekos.filters" if ekos.filter_wheel else "no filter wheel"
-            return wheel_filters(ekos, self.config.indi, FILTER_READ_TIMEOUT_S)
+            return wheel_filters(ekos, self._read_wheel)
         recently_failed = (
             self._wheel_failed_at is not None and time.monotonic() - self._wheel_failed_at < FILTER_RETRY_S
         )
         if not recently_failed:
             try:
-                self._wheel = wheel_filters(ekos, self.config.indi, FILTER_READ_TIMEOUT_S)
+                self._wheel = wheel_filters(ekos, self._read_wheel)
                 self._wheel_failed_at = None
                 self._filters_note = f"read from {ekos.filter_wheel} FILTER_NAME"
             except FilterReadError as exc:
@@ -241,6 +242,17 @@ class SchedulerService(Service):
                 )
                 self.log.warning("filter names: %s", self._filters_note, extra={"event": "filter_names_unread"})
         return self._wheel
+
+    def _read_wheel(self, device: str) -> tuple[str, ...]:
+        if self._wheel_watch is None or self._wheel_watch.device != device:
+            if self._wheel_watch is not None:
+                self._wheel_watch.close()
+            self._wheel_watch = WheelWatch(self.config.indi, device, FILTER_READ_TIMEOUT_S)
+        return self._wheel_watch.names()
+
+    def stop(self) -> None:
+        if self._wheel_watch is not None:
+            self._wheel_watch.close()
 
     def _ephemerides(self) -> EphemerisTable | None:
         """The transit ephemerides, or None (no file configured, or one that cannot be used: said in the health)."""
