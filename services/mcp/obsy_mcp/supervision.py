@@ -134,7 +134,6 @@ class Supervisor:
                 )
             return
         recent.append(now)
-        self._bad_since[service] = now  # give the restarted service restart_after to come back
         self._pending[service] = self._worker.submit(self._restart, service, problem, len(recent))
 
     def _restart(self, service: str, problem: str, count: int) -> None:
@@ -160,6 +159,9 @@ class Supervisor:
                 data={"service": service, "container": name, "problem": problem, "restarts_last_hour": count},
             )
         finally:
+            # restart_after for the restarted service to come back counts from here, when the restart is
+            # done: a restart that took most of it (a slow engine, a busy machine) must not earn a second.
+            self._bad_since[service] = self.clock()
             self._pending.pop(service, None)
 
     def _connect_docker(self) -> Any:

@@ -72,7 +72,7 @@ def resting_mcp(tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, wa
     prepare_devices(indi.config(), roof_open=False, mount_parked=True)
     supervision: dict[str, Any] = {
         "docker_socket": str(socket),
-        "restart_after": 2,
+        "restart_after": 3,
         "indi": {"devices": [ROOF, "Telescope Simulator", CCD], "probe_interval": 0.5, "probe_timeout": 2},
     }
     config = mcp_config(tmp_path, mosquitto, indi.config(), supervision=supervision)
@@ -101,7 +101,7 @@ def test_a_hung_camera_driver_restarts_the_indiserver_container(
         camera_answers_again(indi)
         watcher.wait_for(lambda _m: len(of_kind(watcher, "devices_read_back")) >= 2, 30)
         assert indi.driver_pid(CAMERA_DRIVER) != hung
-        time.sleep(4)  # two restart_after periods
+        time.sleep(6)  # two restart_after periods
         assert docker.restarted == [CONTAINER]
         assert wait_state(watcher, TOPICS, lambda s: s["state"] == "day")["roof"] == "closed"
     finally:

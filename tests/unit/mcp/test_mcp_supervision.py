@@ -91,6 +91,31 @@ def test_an_offline_service_is_restarted_after_the_delay_then_limited_per_hour(d
     assert docker.restarted == ["obsy-weather-1"] * 3
 
 
+def test_the_time_to_come_back_counts_from_the_end_of_a_slow_restart(short_tmp: Path) -> None:
+    clock = Clock()
+
+    def slow_restart() -> None:
+        clock.now += 50  # the engine took 50 of the 60 s restart_after
+
+    compose = {"weather": "obsy-weather-1"}
+    with DockerStandIn(
+        short_tmp / "docker.sock", compose=compose, on_restart={"obsy-weather-1": slow_restart}
+    ) as docker:
+        config = McpSupervisionConfig(docker_socket=docker.socket_path, restart_after=60, max_restarts_per_hour=5)
+        inputs = Inputs(McpConfig(startup_grace=0), clock)
+        supervisor = Supervisor(config, clock, Reports())
+        inputs.set_availability("weather", "offline")
+        for step in (0, 60, 30, 29):  # restarted at 60 s; back 50 s later; still offline 59 s after that
+            clock.now += step
+            supervisor.check(inputs.service_problems(["weather"]))
+            supervisor.wait_idle()
+        assert docker.restarted == ["obsy-weather-1"]
+        clock.now += 1  # a whole restart_after since the restart ended: restarted again
+        supervisor.check(inputs.service_problems(["weather"]))
+        supervisor.wait_idle()
+        assert docker.restarted == ["obsy-weather-1"] * 2
+
+
 def test_a_hung_service_silent_past_its_heartbeat_limit_is_restarted(docker: DockerStandIn) -> None:
     clock, inputs, supervisor, reports = setup(docker.socket_path)
     inputs.set_availability("allsky", "online")
