@@ -63,6 +63,21 @@ def test_connects_and_lists_the_simulators(server: IndiServer) -> None:
         client.get_text(TELESCOPE, "DRIVER_INFO")
 
 
+def test_a_client_watching_one_device_is_sent_only_that_devices_properties(server: IndiServer) -> None:
+    with IndiClient.from_config(server.config(), watch=[CCD]) as client:
+        client.wait_property(CCD, "DRIVER_INFO", timeout=5)
+        time.sleep(0.5)  # what else the server would send has come by now
+        assert client.devices() == [CCD]
+        with pytest.raises(IndiTimeout):
+            client.wait_device(TELESCOPE, timeout=0.3)
+
+
+def test_the_test_server_waits_for_devices_and_names_one_that_never_comes(server: IndiServer) -> None:
+    server.wait_devices((TELESCOPE, CCD), timeout=10)  # what the Ekos tests do before Ekos makes its trains
+    with pytest.raises(TimeoutError, match="has no device Camera That Is Not There after 2 s"):
+        server.wait_devices((TELESCOPE, "Camera That Is Not There"), timeout=2)
+
+
 def test_missing_device_and_property_time_out_promptly(indi: IndiClient) -> None:
     indi.wait_device(TELESCOPE)
     started = time.monotonic()

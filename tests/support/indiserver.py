@@ -17,7 +17,8 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,40 @@ CCD = "CCD Simulator"  # indi_simulator_ccd
 ROOF = "RollOff Simulator"  # indi_rolloff_dome
 DOME = "Dome Simulator"  # indi_simulator_dome
 WEATHER = "Weather Simulator"  # indi_simulator_weather
+
+
+#: Where the telescope simulator keeps its park position in ParkData.xml: the pole (any right ascension).
+POLE_PARK = ("0.0", "90.0")
+
+
+def write_park_data(home: Path, parked: Mapping[str, bool]) -> None:
+    """``~/.indi/ParkData.xml`` under ``home``: each device of ``parked`` parked (a roll-off roof closed) or not.
+
+    INDI's drivers read it when they start, so the simulators start where a test begins, with no
+    travel: without it the roll-off simulator starts open and settles for seconds, closing it takes
+    its 10 s of travel and parking the telescope simulator 5 s more (each test paid up to 16 s).
+    The telescope's park position is the pole (:data:`POLE_PARK`). The drivers rewrite the file as
+    they park and unpark, so a restarted server starts where the last one left them.
+    """
+    devices = []
+    for name, is_parked in parked.items():
+        position = ""
+        if name == TELESCOPE:
+            axis1, axis2 = POLE_PARK
+            position = (
+                f"<parkposition><axis1position>{axis1}</axis1position>"
+                f"<axis2position>{axis2}</axis2position></parkposition>"
+            )
+        devices.append(f'<device name="{name}"><parkstatus>{str(is_parked).lower()}</parkstatus>{position}</device>')
+    folder = Path(home) / ".indi"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ParkData.xml").write_text(f"<parkdata>{''.join(devices)}</parkdata>\n")
+
+
+def devices_at_start(*, roof_open: bool, mount_parked: bool) -> dict[str, bool]:
+    """The ``parked`` of :class:`IndiServer` for a roof open or closed and a mount parked (at the pole) or not
+    (then as the telescope simulator starts without park data: unparked, its park position HA -6 h, Dec 0)."""
+    return {ROOF: not roof_open, **({TELESCOPE: True} if mount_parked else {})}
 
 
 def find_executable(name: str) -> str | None:
@@ -71,14 +106,24 @@ def pyindi_available() -> bool:
 
 
 class IndiServer:
-    """One indiserver process; ``stop()``/``start()``/``restart()`` keep the port and the workdir."""
+    """One indiserver process; ``stop()``/``start()``/``restart()`` keep the port and the workdir.
+
+    ``parked``: where the roof and the mount start (:func:`write_park_data`), device name -> parked.
+    """
 
     def __init__(
-        self, workdir: Path, drivers: list[str], port: int | None = None, env: dict[str, str] | None = None
+        self,
+        workdir: Path,
+        drivers: list[str],
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        parked: Mapping[str, bool] | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.env = dict(env or {})  # added to the drivers' environment (OBSY_SKYSIM_CONFIG, ...)
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if parked:
+            write_park_data(self.workdir, parked)
         self.drivers = list(drivers)
         self.host = "127.0.0.1"
         self.port = port if port is not None else free_port()
@@ -186,6 +231,24 @@ class IndiServer:
         ).stdout
         pairs = (line.partition("=") for line in found.splitlines() if "=" in line)
         return {key.rsplit(".", 1)[-1]: value for key, _, value in pairs}
+
+    def wait_devices(self, devices: Iterable[str], timeout: float = 120.0) -> None:
+        """Every one of ``devices`` defined on this server (its CONNECTION property), waiting for it.
+
+        Start Ekos only after this, as one would after switching the equipment on: on a profile without
+        optical trains, KStars makes them once, from the devices it knows at that moment, and a camera
+        whose driver registers later (a Python driver starts slowly on a loaded machine) is then in no
+        train, so Ekos' capture module can never be put on it.
+        """
+        deadline = time.monotonic() + timeout
+        missing = list(devices)
+        while missing:
+            missing = [device for device in missing if not self.getprop(f"{device}.CONNECTION.*", timeout=1)]
+            if missing and time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"indiserver on {self.port} has no device {', '.join(missing)} after {timeout:.0f} s; "
+                    f"its log ends:\n{self.log()[-3000:]}"
+                )
 
     def setprop(self, assignment: str) -> None:
         """``indi_setprop`` of ``assignment`` ("Device.PROPERTY.ELEMENT=value") on this server."""

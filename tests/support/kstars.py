@@ -55,7 +55,7 @@ import signal
 import subprocess
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -316,14 +316,20 @@ class KStars:
         self.send(CLOCK_PATH, CLOCK, "setClockScale", "d", 1.0)
         self.send(KSTARS_PATH, KSTARS, "setTimeToNow")
 
-    def add_profile(self, drivers: tuple[str, ...], indi_server: tuple[str, int] | None = None) -> None:
-        """An Ekos profile with the given driver labels, e.g. "CCD Simulator".
+    def add_profile(
+        self,
+        drivers: tuple[str, ...],
+        indi_server: tuple[str, int] | None = None,
+        trains: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
+        """An Ekos profile with the given driver labels, e.g. "CCD Simulator", and optical ``trains``
+        (:func:`obsy.kstars.profile.write_profile`; without them Ekos makes its own).
 
         Without ``indi_server`` Ekos starts its own local indiserver; with ``(host, port)``
         it connects to that server instead (a remote profile) and starts none.
         """
         try:
-            write_profile(self.user_db, PROFILE, drivers, indi_server)
+            write_profile(self.user_db, PROFILE, drivers, indi_server, trains)
         except ProfileError as error:
             raise KStarsError(str(error)) from error
 
@@ -332,9 +338,10 @@ class KStars:
         drivers: tuple[str, ...] = ("Telescope Simulator", "CCD Simulator"),
         timeout: float = 120.0,
         indi_server: tuple[str, int] | None = None,
+        trains: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         """Open Ekos on the test profile, start INDI and wait until the devices are connected."""
-        self.add_profile(drivers, indi_server)
+        self.add_profile(drivers, indi_server, trains)
         self.call(KSTARS_PATH, MAIN_WINDOW, "activateAction", "s", "ekos")
         self._wait(lambda: self.has_object(EKOS_PATH), timeout, "Ekos did not appear on D-Bus")
         profiles = self.call(EKOS_PATH, EKOS, "getProfiles")
@@ -432,6 +439,8 @@ def ekos_running(
     indi: IndiServer | None = None,
     city: tuple[str, str, str] | None = VIENNA_CITY,
     settings: Mapping[tuple[str, str], str] | None = None,
+    trains: Mapping[str, Mapping[str, str]] | None = None,
+    devices: Iterable[str] = (),
 ) -> Iterator[KStars]:
     """KStars started in ``workdir`` with Ekos up on the test profile of ``drivers`` (device labels),
     stopped on leaving.
@@ -439,6 +448,9 @@ def ekos_running(
     ``indi``: the indiserver Ekos uses (a remote profile; without it Ekos starts its own on 7624).
     ``city``: KStars' location, a city of its own list (None: KStars' default). ``settings``:
     ``{(group, key): value}`` entries of ``kstarsrc`` written before the start (:meth:`KStars.write_config`).
+    ``trains``: the profile's optical trains (:meth:`KStars.add_profile`). ``devices``: INDI devices of
+    ``indi`` waited for before Ekos starts (:meth:`IndiServer.wait_devices`: Ekos makes its trains from the
+    devices it knows then).
     """
     ks = KStars(workdir)
     for (group, key), value in (settings or {}).items():
@@ -447,7 +459,9 @@ def ekos_running(
         ks.start()
         if city is not None:
             ks.set_location(*city)
-        ks.start_ekos(drivers=drivers, indi_server=None if indi is None else (indi.host, indi.port))
+        if indi is not None:
+            indi.wait_devices(devices)
+        ks.start_ekos(drivers=drivers, indi_server=None if indi is None else (indi.host, indi.port), trains=trains)
         yield ks
     finally:
         ks.stop()

@@ -50,7 +50,7 @@ def test_wait_until_names_what_it_waited_for() -> None:
 
 
 def user_database(path: Path) -> Path:
-    """The two tables of KStars 3.6's user database that an Ekos profile lives in (their columns in use)."""
+    """The three tables of KStars 3.6's user database that an Ekos profile lives in (as KStars makes them)."""
     with sqlite3.connect(path) as db:
         db.execute(
             "CREATE TABLE profile (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, host TEXT, port INTEGER,"
@@ -61,6 +61,13 @@ def user_database(path: Path) -> Path:
         db.execute(
             "CREATE TABLE driver (id INTEGER PRIMARY KEY AUTOINCREMENT, label TEXT NOT NULL, role TEXT NOT NULL,"
             " profile INTEGER NOT NULL)"
+        )
+        db.execute(
+            "CREATE TABLE opticaltrains (id INTEGER DEFAULT NULL PRIMARY KEY AUTOINCREMENT,"
+            " profile INTEGER DEFAULT NULL, name TEXT DEFAULT NULL, mount TEXT DEFAULT NULL, dustcap TEXT DEFAULT NULL,"
+            " lightbox TEXT DEFAULT NULL,"
+            " scope TEXT DEFAULT NULL, reducer REAL DEFAULT 1, rotator TEXT DEFAULT NULL, focuser TEXT DEFAULT NULL,"
+            " filterwheel TEXT DEFAULT NULL, camera TEXT DEFAULT NULL, guider TEXT DEFAULT NULL)"
         )
     return path
 
@@ -83,6 +90,27 @@ def test_a_profile_is_written_once_and_follows_the_server(tmp_path: Path) -> Non
         ("OBSY demo", "CCD Simulator", "CCD"),
     ]
     assert driver_role("Focuser Simulator") == "Focuser"
+
+
+def test_a_new_profile_comes_with_its_optical_trains_and_keeps_them(tmp_path: Path) -> None:
+    database = user_database(tmp_path / "userdb.sqlite")
+    trains = {
+        "Allsky": {"camera": "SkySim Allsky"},
+        "Main": {"mount": "Telescope Simulator", "camera": "SkySim Camera"},
+    }
+    write_profile(database, "OBSY test", ("Telescope Simulator", "CCD Simulator"), ("127.0.0.1", 7700), trains=trains)
+    write_profile(database, "OBSY test", ("Telescope Simulator",), ("127.0.0.1", 7701), trains={"Other": {}})
+    with sqlite3.connect(database) as db:
+        rows = db.execute(
+            "SELECT p.name, t.name, t.mount, t.camera, t.filterwheel, t.reducer FROM opticaltrains t"
+            " JOIN profile p ON p.id = t.profile ORDER BY t.id"
+        ).fetchall()
+    assert rows == [
+        ("OBSY test", "Allsky", "--", "SkySim Allsky", "--", 1.0),
+        ("OBSY test", "Main", "Telescope Simulator", "SkySim Camera", "--", 1.0),
+    ]
+    with pytest.raises(ProfileError, match=r"optical train devices \['cmaera'\] are not among"):
+        write_profile(database, "OBSY other", ("CCD Simulator",), trains={"Main": {"cmaera": "SkySim Camera"}})
 
 
 def test_a_profile_without_kstars_database_is_a_clear_error(tmp_path: Path) -> None:

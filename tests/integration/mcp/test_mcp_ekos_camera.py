@@ -1,9 +1,9 @@
 """The MCP chooses Ekos' capture camera before it starts a night (the real KStars 3.6, headless).
 
 One indiserver runs the sky simulator's allsky camera and its main camera, as an observatory's
-single INDI server would. KStars 3.6 makes an optical train per camera as they register
-("Primary" for the first) and captures with the capture module's train, whatever camera a
-sequence file names. When the allsky camera registers first, Ekos took the night's frames with
+single INDI server would, and the profile's optical trains hold one each ("Primary" the allsky
+camera). KStars 3.6 captures with the capture module's train, whatever camera a sequence file
+names. When the allsky camera registers first, Ekos took the night's frames with
 it, and the sky was judged on those: the roof closed on a clear night (CI found it). So the MCP
 puts the capture module on the train whose camera is the scheduler's (``scheduler.ekos.camera``)
 before it loads a schedule, and names the camera when no train has it.
@@ -42,6 +42,10 @@ pytestmark = [
 ]
 
 MAIN_CAMERA = "SkySim Camera"
+#: The profile's optical trains, the allsky camera's first (the case the MCP must choose away from). Left to
+#: itself, KStars makes trains once, from the cameras it knows at that moment: under load the allsky camera
+#: registered a moment too late and no train ever held it (twice in the suite).
+TRAINS = {"Primary": {"camera": ALLSKY_CAMERA}, "Secondary": {"camera": MAIN_CAMERA}}
 
 
 @pytest.fixture(scope="module")
@@ -55,19 +59,18 @@ def kstars(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KStars]:
     drivers = [str(SKYSIM_ALLSKY), str(Path(sys.executable).with_name("indi_obsy_camera"))]
     with (
         IndiServer(work / "indi", drivers, env={"OBSY_SKYSIM_CONFIG": str(settings)}) as indi,
-        ekos_running(work / "kstars", ("CCD Simulator",), indi=indi, city=None) as ks,
+        ekos_running(work / "kstars", ("CCD Simulator",), indi=indi, city=None, trains=TRAINS) as ks,
     ):
-        # Ekos makes a camera's optical train once it has connected it: wait for both (slow under load),
-        # so that the test is of choosing the train, not of how fast a loaded machine connects.
+        # Wait until Ekos has connected both cameras (slow under load), so that the test is of choosing
+        # the train, not of how fast a loaded machine connects.
         for device in (ALLSKY_CAMERA, MAIN_CAMERA):
             wait_until(
                 lambda device=device: indi.getprop(f"{device}.CONNECTION.CONNECT").get("CONNECT") == "On",
                 120,
                 f"Ekos connecting {device}",
             )
-        # Connected is not yet a train: under load Ekos made the second camera's train more than a minute
-        # after connecting it. Wait (generously) until each camera has one; the tests then choose at the
-        # MCP's own timeout.
+        # Connected is not yet selectable: wait (generously) until each camera's train takes it; the tests
+        # then choose at the MCP's own timeout.
         ekos = ekos_for(ks, MAIN_CAMERA)
         try:
             for device in (ALLSKY_CAMERA, MAIN_CAMERA):

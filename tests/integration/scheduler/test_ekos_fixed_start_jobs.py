@@ -109,13 +109,13 @@ def targets(site: SiteConfig, now: datetime) -> list[Target]:
             priority=7,
             exposure_plans=[light],
             time_series=TimeSeries(
-                cadence_min=2.0,
+                cadence_min=1.5,  # a visit (a slew, two frames) and Ekos' lead time fit in it, as in the science night
                 frames_per_visit=2,
                 # From the transit's end (its block: 2.5-4.5 min from now): a job ends "At" its planned end
                 # only for the transit, a visit with its sequence, so a visit first could run past the
                 # transit's fixed start on a loaded machine (the suite's first minutes: Ekos then refuses it).
                 window_start=now + timedelta(minutes=4.5),
-                window_end=now + timedelta(minutes=9),
+                window_end=now + timedelta(minutes=7.5),  # two visits, never three
             ),
         ),
         Target(id="planet", name=PLANET, ra_deg=(ra + 3.0) % 360, dec_deg=dec, priority=9, exposure_plans=[light]),
@@ -185,6 +185,7 @@ def test_ekos_runs_time_series_visits_and_a_transit_at_their_fixed_starts(tmp_pa
                 # Ekos' minimum time between jobs ("lead time", 5 minutes by default): the planner's
                 # switch_gap_s keeps it between a visit and the next job; a cadence of minutes needs it short.
                 settings={("Scheduler", "LeadTime"): number(SETTINGS["switch_gap_s"] / 60)},
+                devices=(TELESCOPE, CAMERA),
             )
         )
 

@@ -99,6 +99,7 @@ def observatory(tmp_path: Path) -> Iterator[tuple[KStars, IndiServer, SiteConfig
             # Ekos asks whether a camera it does not know has a shutter before its first dark (a dialog
             # nobody answers headless): this one has, as a real camera would be set up once.
             settings={("DarkLibrary", "shutterfulCCDs"): CAMERA},
+            devices=(TELESCOPE, CAMERA),
         ) as ks,
     ):
         yield ks, indi, site
