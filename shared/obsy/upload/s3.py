@@ -109,10 +109,11 @@ class S3Uploader(Uploader):
             self.stats.files_sent += 1
             return True
         upload_id, held = self._resume(key, digest)
-        if held and not self._same_file(path, size, held):
+        difference = self._difference(path, size, held) if held else None
+        if difference:
             # The file changed since (a live stack's preview is rewritten at every fold): start it again,
             # with its new checksum.
-            log.info("%s changed since its upload began: sending it again", item.remote)
+            log.info("%s changed since its upload began (%s): sending it again", item.remote, difference)
             self._call("AbortMultipartUpload", Bucket=self.bucket, Key=key, UploadId=upload_id)
             upload_id, held = self._create(key, digest), {}
         elif held:
@@ -192,18 +193,20 @@ class S3Uploader(Uploader):
         )
         return created["UploadId"]
 
-    def _same_file(self, path: Path, size: int, held: dict[int, str]) -> bool:
-        """Whether every part held is the file's bytes at its place (its ETag is the part's MD5)."""
+    def _difference(self, path: Path, size: int, held: dict[int, str]) -> str | None:
+        """None when every part held is the file's bytes at its place (its ETag is the part's MD5), else
+        the first part that is not, said for the log."""
         count = max(1, -(-size // self.chunk_bytes))
         with path.open("rb") as source:
-            for number, etag in held.items():
+            for number, etag in sorted(held.items()):
                 if number > count:
-                    return False
+                    return f"part {number} held, the file has {count}"
                 source.seek((number - 1) * self.chunk_bytes)
-                chunk = source.read(self.chunk_bytes)
-                if hashlib.md5(chunk, usedforsecurity=False).hexdigest() != etag.strip('"'):
-                    return False
-        return True
+                md5 = hashlib.md5(source.read(self.chunk_bytes), usedforsecurity=False).hexdigest()
+                held_md5 = etag.strip('"')
+                if md5 != held_md5:
+                    return f"part {number} held with ETag {held_md5}, the file's has MD5 {md5}"
+        return None
 
     def _call(self, operation: str, **arguments: Any) -> dict[str, Any]:
         method = getattr(self.client, _snake(operation))

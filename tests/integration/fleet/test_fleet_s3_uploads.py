@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -114,7 +115,8 @@ def wait_until(check, timeout: float):
 
 
 @pytest.mark.long(seconds=30)
-def test_an_upload_cut_in_the_middle_resumes_without_sending_its_parts_again(tmp_path, s3_server):
+def test_an_upload_cut_in_the_middle_resumes_without_sending_its_parts_again(tmp_path, s3_server, caplog):
+    caplog.set_level(logging.INFO, logger="obsy.upload")  # on a failure, the uploader's reasons are shown
     site = tmp_path / "site"
     picture = site / "allsky" / "2026-08-10" / "north-0001.fits"
     picture.parent.mkdir(parents=True)
@@ -171,9 +173,10 @@ def test_an_upload_cut_in_the_middle_resumes_without_sending_its_parts_again(tmp
 
 
 @pytest.mark.long(seconds=20)
-def test_a_file_changed_since_its_upload_began_is_sent_again_whole(tmp_path, s3_server):
+def test_a_file_changed_since_its_upload_began_is_sent_again_whole(tmp_path, s3_server, caplog):
     """A live stack's preview is rewritten at every fold: parts of its old bytes held by the server must not
     end up in the object, nor its old checksum."""
+    caplog.set_level(logging.INFO, logger="obsy.upload")
     picture = tmp_path / "site" / "imaging" / "stack.jpg"
     picture.parent.mkdir(parents=True)
     picture.write_bytes(os.urandom(2 * 5 * MIB + 100))
@@ -204,6 +207,7 @@ def test_a_file_changed_since_its_upload_began_is_sent_again_whole(tmp_path, s3_
     assert stored["Metadata"]["sha256"] == hashlib.sha256(picture.read_bytes()).hexdigest()
     assert second.stats.resumed == 0 and second.stats.bytes_sent == picture.stat().st_size
     assert direct.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    assert "changed since its upload began (part 1 held with ETag" in caplog.text  # the log says which part
 
 
 def test_the_config_sends_to_the_bucket_and_names_the_objects_for_the_bus(tmp_path, s3_server, monkeypatch):
