@@ -6,9 +6,9 @@
 # simulator's travel, safe delays, process start-up), so more workers than cores pays.
 # Every test has its own broker, ports, data dir, indiserver and KStars D-Bus session.
 # OBSY_TEST_WORKERS sets how many (default 8; 0 runs in this process, one test at a time). More start more
-# real-time tests at once: with 12 (pytest 13 minutes instead of 14-15 here) Ekos once made no optical train for
-# the second of two cameras within 4 minutes (tests/integration/mcp/test_mcp_ekos_camera.py), and with 10 two
-# real-time tests of the first minutes missed their times.
+# real-time tests at once, and on 2 cores the suite is CPU-bound (the machine 89 % busy over a 14.5-minute run,
+# 1,550 CPU s): 12 workers gave 13 minutes instead of 14-15 here, and with 10 two real-time tests of the first
+# minutes missed their times.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cpu_report import pytest_collection_finish, pytest_runtest_protocol  # noqa: F401 (hooks)
+from tests.support.cpu_report import (  # noqa: F401 (hooks)
+    pytest_collection_finish,
+    pytest_runtest_protocol,
+    pytest_sessionfinish,
+    pytest_sessionstart,
+)
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.watcher import Watcher
 

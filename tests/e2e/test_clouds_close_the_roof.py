@@ -41,7 +41,15 @@ from tests.support.e2e_observatory import (
     skysim_available,
     write_skysim_settings,
 )
-from tests.support.indiserver import ROOF, TELESCOPE, WEATHER, IndiServer, pyindi_available, require_indi
+from tests.support.indiserver import (
+    ROOF,
+    TELESCOPE,
+    WEATHER,
+    IndiServer,
+    devices_at_start,
+    pyindi_available,
+    require_indi,
+)
 from tests.support.mcp_harness import IndiRecorder, events, prepare_devices, states
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.watcher import Watcher
@@ -154,7 +162,12 @@ def test_clouds_close_the_roof_and_a_clear_sky_reopens_it(tmp_path: Path, capsys
         broker.start()
         stack.callback(broker.stop)
         settings = write_skysim_settings(tmp_path / "skysim.yaml", site)
-        indi = IndiServer(tmp_path / "indi", [*DRIVERS, str(SKYSIM_ALLSKY)], env={"OBSY_SKYSIM_CONFIG": str(settings)})
+        indi = IndiServer(
+            tmp_path / "indi",
+            [*DRIVERS, str(SKYSIM_ALLSKY)],
+            env={"OBSY_SKYSIM_CONFIG": str(settings)},
+            parked=devices_at_start(roof_open=False, mount_parked=True),
+        )
         indi.start()
         stack.callback(indi.stop)
         stack.enter_context(logs_named_on_failure(log_dir, indiserver=indi.log_path, mosquitto=broker.log_path))

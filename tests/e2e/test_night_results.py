@@ -89,6 +89,7 @@ from obsy_skysim.science import ScienceNight, ScienceNightSettings, move_transit
 from obsy_skysim.sensor import Sensor
 from tests.support.e2e_dashboard import DashboardCamera, browser_available, images_loaded
 from tests.support.e2e_observatory import (
+    ALLSKY_CAMERA,
     MAIN_TELESCOPE,
     SKYSIM_ALLSKY,
     Database,
@@ -104,7 +105,7 @@ from tests.support.e2e_observatory import (
     write_skysim_settings,
 )
 from tests.support.e2e_site import DarkSite, dark_site
-from tests.support.indiserver import CCD, TELESCOPE, IndiServer, pyindi_available, require_indi
+from tests.support.indiserver import CCD, TELESCOPE, IndiServer, devices_at_start, pyindi_available, require_indi
 from tests.support.kstars import PROFILE, SCHEDULER, SCHEDULER_PATH, KStars, kstars_available, written_frames
 from tests.support.mcp_harness import events, prepare_devices, states, wait_state
 from tests.support.mosquitto import MosquittoBroker
@@ -402,7 +403,10 @@ class Observatory:
 
     def wait_observing(self) -> None:
         """The MCP observing (the roof open, Ekos started) once a plan exists under a clear sky."""
-        observing = wait_state(self.watcher, TOPICS, lambda s: s["state"] == "observing", timeout=180)
+        try:
+            observing = wait_state(self.watcher, TOPICS, lambda s: s["state"] == "observing", timeout=180)
+        except TimeoutError as error:
+            raise TimeoutError(f"{error}\n\n{self.stands()}") from None
         assert observing["roof"] == "open"
 
     def camera(self) -> DashboardCamera | None:
@@ -450,6 +454,7 @@ def observatory(
             tmp_path / "indi",
             [*DRIVERS, str(SKYSIM_ALLSKY), str(CAMERA_DRIVER)],
             env={"OBSY_SKYSIM_CONFIG": str(skysim)},
+            parked=devices_at_start(roof_open=False, mount_parked=True),
         )
         indi.start()
         stack.callback(indi.stop)
@@ -464,6 +469,7 @@ def observatory(
         prepare_devices(indi.config(), roof_open=False, mount_parked=True)
         kstars.start()
         kstars.set_location(site.city, site.province, site.country)
+        indi.wait_devices((TELESCOPE, CAMERA, ALLSKY_CAMERA, PANEL, WHEEL))  # Ekos' trains need them all
         kstars.start_ekos(drivers=(TELESCOPE, CCD, PANEL, WHEEL), indi_server=(indi.host, indi.port))
         web_port = free_port()
         config = night_config(

@@ -57,7 +57,16 @@ from tests.support.e2e_observatory import (
     write_skysim_settings,
 )
 from tests.support.e2e_site import DarkSite, dark_site
-from tests.support.indiserver import CCD, ROOF, TELESCOPE, WEATHER, IndiServer, pyindi_available, require_indi
+from tests.support.indiserver import (
+    CCD,
+    ROOF,
+    TELESCOPE,
+    WEATHER,
+    IndiServer,
+    devices_at_start,
+    pyindi_available,
+    require_indi,
+)
 from tests.support.kstars import PROFILE, KStars, requires_kstars
 from tests.support.mcp_harness import IndiRecorder, events, prepare_devices, states, wait_state
 from tests.support.mosquitto import MosquittoBroker
@@ -125,7 +134,12 @@ def test_a_whole_night_with_every_service(tmp_path: Path, capsys: pytest.Capture
         broker.start()
         stack.callback(broker.stop)
         skysim = write_skysim_settings(folder(tmp_path / "skysim") / "skysim.yaml", site.site_config())
-        indi = IndiServer(tmp_path / "indi", [*DRIVERS, str(SKYSIM_ALLSKY)], env={"OBSY_SKYSIM_CONFIG": str(skysim)})
+        indi = IndiServer(
+            tmp_path / "indi",
+            [*DRIVERS, str(SKYSIM_ALLSKY)],
+            env={"OBSY_SKYSIM_CONFIG": str(skysim)},
+            parked=devices_at_start(roof_open=False, mount_parked=True),
+        )
         indi.start()
         stack.callback(indi.stop)
         database_url = stack.enter_context(fresh_database("obsy_e2e"))
@@ -138,6 +152,7 @@ def test_a_whole_night_with_every_service(tmp_path: Path, capsys: pytest.Capture
         prepare_devices(indi.config(), roof_open=False, mount_parked=True)
         kstars.start()
         kstars.set_location(site.city, site.province, site.country)
+        indi.wait_devices((TELESCOPE, CCD, ALLSKY_CAMERA))  # Ekos' trains need both cameras
         kstars.start_ekos(drivers=(TELESCOPE, CCD), indi_server=(indi.host, indi.port))
         web_port = free_port()
         config = night_config(

@@ -7,7 +7,11 @@ children count too), the wall seconds, and one line per worker for its start-up 
 Lines are short and appended with ``O_APPEND``, so workers do not interleave them.
 
 A server kept for a whole module or session is charged to the test that stopped it; a process that
-is never reaped (a daemon) is not counted. Summarise a file with::
+is never reaped (a daemon: KStars, which D-Bus starts, is one) is not counted. So the main process
+also writes one line for the whole machine: its busy CPU seconds over the run (from ``/proc/stat``,
+every process on it), which shows how much the tests' own figures leave out and how near the run
+was to using every core (it was: 89 % of 2 cores over the run, 1,550 CPU s, against 1,000 counted
+for the tests). Summarise a file with::
 
     .venv/bin/python -m tests.support.cpu_report <file>
 """
@@ -28,6 +32,7 @@ import pytest
 
 REPORT_ENV = "OBSY_TEST_CPU_REPORT"
 COLLECTION = "<start-up and collection>"
+MACHINE = "<the whole machine>"
 
 
 def _cpu_seconds() -> float:
@@ -35,6 +40,20 @@ def _cpu_seconds() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _machine_busy() -> float | None:
+    """CPU seconds every core of the machine has been busy since boot (``/proc/stat``); None off Linux."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+#: The machine's busy CPU seconds and the monotonic clock when the run started (the main process only).
+RUN_START = pytest.StashKey[tuple[float, float]]()
 
 
 def _append(record: dict[str, Any]) -> None:
@@ -46,6 +65,20 @@ def _append(record: dict[str, Any]) -> None:
 
 def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if os.environ.get(REPORT_ENV) and "PYTEST_XDIST_WORKER" not in os.environ and (busy := _machine_busy()):
+        session.config.stash[RUN_START] = (busy, time.monotonic())
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    start = session.config.stash.get(RUN_START, None)
+    if start is None or (busy := _machine_busy()) is None:
+        return
+    wall = time.monotonic() - start[1]
+    record = {"test": MACHINE, "worker": _worker(), "cpu_s": round(busy - start[0], 1), "wall_s": round(wall, 1)}
+    _append({**record, "cores": os.cpu_count()})
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -73,6 +106,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 def summarise(records: Iterable[dict[str, Any]], top: int = 40) -> str:
     """The total, the start-up and collection, the folders and the costliest tests, largest first."""
     records = list(records)
+    machine = [r for r in records if r["test"] == MACHINE]
+    records = [r for r in records if r["test"] != MACHINE]
     tests = [r for r in records if r["test"] != COLLECTION]
     collection = sum(r["cpu_s"] for r in records if r["test"] == COLLECTION)
     total = collection + sum(r["cpu_s"] for r in tests)
@@ -82,6 +117,13 @@ def summarise(records: Iterable[dict[str, Any]], top: int = 40) -> str:
     lines = [
         f"{len(tests)} tests, {total:.0f} CPU s in all ({total / 2 / 60:.1f} min on 2 cores if perfectly packed)",
         f"  start-up and collection of {sum(r['test'] == COLLECTION for r in records)} processes: {collection:.0f}",
+        *(
+            f"the whole machine: {m['cpu_s']:.0f} CPU s busy in {m['wall_s']:.0f} s, "
+            f"{m['cpu_s'] / m['wall_s'] / m['cores']:.0%} of its {m['cores']} cores "
+            f"({m['cpu_s'] - total:.0f} CPU s beyond the tests': daemons such as KStars, the machine's own)"
+            for m in machine[-1:]
+            if m["wall_s"] and m.get("cores")
+        ),
         "by folder:",
         *(f"  {cpu:7.1f}  {folder}" for folder, cpu in sorted(folders.items(), key=lambda kv: -kv[1])),
         f"the {top} costliest tests (CPU s, wall s):",

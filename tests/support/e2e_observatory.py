@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -184,7 +185,9 @@ def service_environment() -> dict[str, str]:
     (Every OBSY_<SECTION>__<KEY> overrides the config, and an unknown one stops a service.)
     """
     env = {name: value for name, value in os.environ.items() if not name.startswith("OBSY_")}
-    return {**env, "PYTHONUNBUFFERED": "1"}
+    # PYTHONFAULTHANDLER: a service that does not stop is sent SIGABRT before it is killed, and writes
+    # every thread's stack into its log (ServiceProcesses.stop): where it hung, even in C code.
+    return {**env, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
 
 
 class ServiceProcesses:
@@ -226,11 +229,12 @@ class ServiceProcesses:
         """Fail with the log's tail when a service has exited."""
         for name, process in self.processes.items():
             if process.poll() is not None:
-                tail = "\n".join(self.log_path(name).read_text(errors="replace").splitlines()[-20:])
-                raise AssertionError(f"obsy-{name} exited with status {process.returncode}:\n{tail}")
+                tail = log_tails(self.log_dir, name, lines=20)
+                raise AssertionError(f"obsy-{name} exited with status {process.returncode}:{tail}")
 
     def stop(self, timeout: float = 30.0, mcp_timeout: float = 200.0) -> dict[str, int | None]:
-        """SIGTERM to every service, the MCP first; returns the exit codes (None: had to be killed).
+        """SIGTERM to every service, the MCP first; returns the exit codes (None: had to be killed, after a
+        SIGABRT that wrote its threads' stacks into its log).
 
         The MCP goes first because it treats the others going away as unsafe and would begin
         closing the roof while being stopped itself. Stopped with the roof open in auto mode it
@@ -255,6 +259,10 @@ class ServiceProcesses:
             return process.wait(max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGABRT)  # its threads' stacks into its log (PYTHONFAULTHANDLER)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(5)
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(5)
             return None
@@ -278,8 +286,36 @@ def logs_named_on_failure(log_dir: Path, **logs: Path) -> Iterator[None]:
     except Exception as error:
         gather_logs(log_dir, **logs)
         raise AssertionError(
-            f"{type(error).__name__}: {error}\n\nLogs of every service, indiserver, KStars and Mosquitto: {log_dir}"
+            f"{type(error).__name__}: {error}\n{log_tails(log_dir, *TOLD_ON_FAILURE)}\n"
+            f"Logs of every service, indiserver, KStars and Mosquitto: {log_dir}"
         ) from error
+
+
+#: The services whose last log lines a failure prints (the rest stay in the log folder): what the MCP
+#: decided, and what the scheduler planned, say most about a night that did not go as expected.
+TOLD_ON_FAILURE = ("mcp", "scheduler")
+
+
+def log_tails(log_dir: Path, *names: str, lines: int = 8, warnings: int = 6) -> str:
+    """Each service's last ``warnings`` warnings and errors and its last ``lines`` lines, from ``log_dir``, for
+    a failure's message (the CI's printout may be all there is of a run on another machine, and a step's
+    failure is often further back than the last lines)."""
+    told = []
+    for name in names:
+        path = log_dir / f"{name}.log"
+        if not path.exists():
+            continue
+        all_lines = path.read_text(errors="replace").splitlines()
+        tail = all_lines[-lines:]
+        earlier = [line for line in all_lines[: len(all_lines) - len(tail)] if re.search(r" (WARNING|ERROR) ", line)]
+        if earlier:
+            told.append(f"\n--- {name}.log's last warnings and errors\n" + _shown(earlier[-warnings:]))
+        told.append(f"\n--- the end of {name}.log\n" + _shown(tail))
+    return "".join(told)
+
+
+def _shown(lines: list[str]) -> str:
+    return "\n".join(line[:300] for line in lines)
 
 
 def wait_until(check, timeout: float, what: str | Callable[[], str], interval: float = 0.5):

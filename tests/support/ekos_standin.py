@@ -50,6 +50,8 @@ from obsy.kstars.paths import (
 
 #: The objects the stand-in has (and their parents, for introspection).
 OBJECTS = ("/", KSTARS_PATH, EKOS_PATH, SCHEDULER_PATH, CAPTURE_PATH)
+#: How long the private bus and the stand-in's name on it may take to come up (a loaded machine is slow).
+START_TIMEOUT_S = 30.0
 
 
 def dbus_daemon_available() -> bool:
@@ -71,6 +73,7 @@ class EkosStandIn:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="ekos-standin", daemon=True)
         self._ready = threading.Event()
+        self._failure: Exception | None = None
 
     def count(self, call: str) -> int:
         """How often ``call`` ("Scheduler.start") was made."""
@@ -83,14 +86,16 @@ class EkosStandIn:
             stderr=subprocess.DEVNULL,
         )
         try:
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + START_TIMEOUT_S
             while not (self.workdir / "bus").exists():
                 if time.monotonic() > deadline or self._daemon.poll() is not None:
                     raise RuntimeError("the private dbus-daemon did not start")
                 time.sleep(0.05)
             self._thread.start()
-            if not self._ready.wait(10):
-                raise RuntimeError("the Ekos stand-in did not take its name on the bus")
+            if not self._ready.wait(START_TIMEOUT_S) or self._failure is not None:
+                raise RuntimeError(
+                    f"the Ekos stand-in did not take its name on the bus: {self._failure or 'no answer'}"
+                )
         except BaseException:
             self.__exit__()  # no dbus-daemon left behind by a stand-in that failed to start
             raise
@@ -104,12 +109,30 @@ class EkosStandIn:
             self._daemon.terminate()
             self._daemon.wait(5)
 
+    def _take_the_name(self):
+        """A connection to the private bus that owns KStars' name; the daemon may still be getting ready
+        (its socket there, not yet listening) on a busy machine, so a refused connection is tried again."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                connection = open_dbus_connection(bus=self.address)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        bus = DBusAddress("/org/freedesktop/DBus", bus_name="org.freedesktop.DBus", interface="org.freedesktop.DBus")
+        connection.send_and_get_reply(new_method_call(bus, "RequestName", "su", (SERVICE, 4)), timeout=START_TIMEOUT_S)
+        return connection
+
     def _serve(self) -> None:
-        with open_dbus_connection(bus=self.address) as connection:
-            bus = DBusAddress(
-                "/org/freedesktop/DBus", bus_name="org.freedesktop.DBus", interface="org.freedesktop.DBus"
-            )
-            connection.send_and_get_reply(new_method_call(bus, "RequestName", "su", (SERVICE, 4)), timeout=5)
+        try:
+            connection = self._take_the_name()
+        except Exception as error:  # said by __enter__, not lost in this thread
+            self._failure = error
+            self._ready.set()
+            return
+        with connection:
             self._ready.set()
             while not self._stop.is_set():
                 try:

@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from obsy import astro
 from obsy.config import IndiServerConfig, ObsyConfig, load_config
 from obsy.indi import IndiClient
@@ -251,6 +253,8 @@ class IndiRecorder:
     """An independent INDI client that records every report of the roof and the mount."""
 
     WATCHED = ("DOME_PARK", "DOME_ABORT_MOTION", "TELESCOPE_PARK", "TELESCOPE_ABORT_MOTION")
+    #: How long no new property must come before the definitions count as all received.
+    SETTLED_S = 0.5
 
     def __init__(self, server: IndiServerConfig) -> None:
         self.client = IndiClient.from_config(server, timeout=10.0)
@@ -263,18 +267,22 @@ class IndiRecorder:
     def _settle(self, timeout: float = 10.0) -> None:
         """Wait until the listener has recorded the definitions the client has received of the watched
         properties: on a loaded machine the listener runs behind, and a definition recorded after a
-        test's :meth:`clear` would look like a report made since (a mount "aborted" that never was)."""
+        test's :meth:`clear` would look like a report made since (a mount "aborted" that never was).
+
+        Settled: every watched property the client has is recorded and no new property has come for
+        :data:`SETTLED_S`. Drivers not connected yet define none of them (the test connects them
+        later, and their definitions are then recorded as they come): waiting for one cost every
+        such test its whole ``timeout``."""
         deadline = time.monotonic() + timeout
+        count, changed = -1, time.monotonic()
         while time.monotonic() < deadline:
-            known = {
-                (device, name)
-                for device in self.client.devices()
-                for name in self.client.properties(device)
-                if name in self.WATCHED
-            }
+            names = [(device, name) for device in self.client.devices() for name in self.client.properties(device)]
+            if len(names) != count:
+                count, changed = len(names), time.monotonic()
+            known = {(device, name) for device, name in names if name in self.WATCHED}
             with self._lock:
                 seen = {(r.device, r.name) for r in self.records}
-            if known and known <= seen:
+            if names and known <= seen and time.monotonic() - changed >= self.SETTLED_S:
                 return
             time.sleep(0.05)
 
@@ -346,8 +354,25 @@ def wait_state(watcher: Watcher, topics: Topics, predicate: Callable[[dict[str, 
     def found(_messages: Any) -> bool:
         return any(predicate(s) for s in states(watcher, topics))
 
-    watcher.wait_for(found, timeout)
+    try:
+        watcher.wait_for(found, timeout)
+    except TimeoutError as error:
+        raise TimeoutError(f"{error}\n\nthe MCP's last state: {last_state_said(watcher, topics)}") from None
     return next(s for s in states(watcher, topics) if predicate(s))
+
+
+def last_state_said(watcher: Watcher, topics: Topics) -> str:
+    """The MCP's last published state in a line: state, reason, roof, mount, safety, Ekos, its last moves."""
+    published = states(watcher, topics)
+    if not published:
+        return "none published"
+    last = published[-1]
+    moves = "; ".join(
+        f"{t.get('at', '')[11:19]} {t.get('from_state')} -> {t.get('to_state')} ({t.get('reason')})"
+        for t in last.get("recent_transitions", [])[-4:]
+    )
+    keys = ("state", "reason", "roof", "mount_parked", "safe", "unsafe_reasons", "ekos_scheduler", "alarm_reason")
+    return ", ".join(f"{key}={last.get(key)!r}" for key in keys) + f"; moves: {moves or 'none'}"
 
 
 # ---------------------------------------------------------------------- set-ups and event helpers
@@ -355,10 +380,16 @@ def wait_state(watcher: Watcher, topics: Topics, predicate: Callable[[dict[str, 
 TOPICS = Topics()
 
 
+#: The ``indi`` fixture's start for a test that begins observing (:func:`observing_mcp`): roof open, mount unparked.
+OBSERVING_AT_START = pytest.mark.devices_at_start(roof_open=True, mount_parked=False)
+
+
 def observing_mcp(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, fast_park: bool = True, **mcp: Any
 ) -> tuple[McpProcess, Inputs]:
-    """Roof open, mount unparked, everything safe: the MCP reads that back and observes."""
+    """Roof open, mount unparked, everything safe: the MCP reads that back and observes.
+
+    Mark the test :data:`OBSERVING_AT_START`: the simulators then start there, with no travel."""
     prepare_devices(indi.config(), roof_open=True, mount_parked=False, fast_park=fast_park)
     config = mcp_config(tmp_path, mosquitto, indi.config(), **mcp)
     inputs = Inputs(watcher, TOPICS, config)

@@ -23,7 +23,7 @@ from obsy.services import registered_services
 from obsy.topics import Topics
 from tests.support import homeassistant as ha
 from tests.support.configs import write_config
-from tests.support.indiserver import IndiServer, require_indi
+from tests.support.indiserver import IndiServer, devices_at_start, require_indi
 from tests.support.mcp_harness import (
     DRIVERS,
     Heartbeats,
@@ -190,7 +190,7 @@ def test_home_assistant_closes_the_roof_through_the_mcp(
     roof = entity_id("cover", "Roof")
     safety = entity_id("binary_sensor", "Observatory safety")
     connectivity = entity_id("binary_sensor", "MCP service")
-    with IndiServer(tmp_path / "indi", DRIVERS) as indi:
+    with IndiServer(tmp_path / "indi", DRIVERS, parked=devices_at_start(roof_open=True, mount_parked=False)) as indi:
         prepare_devices(indi.config(), roof_open=True, mount_parked=False)
         config = mcp_config(tmp_path, mosquitto, indi.config())
         config = config.model_copy(update={"homeassistant": HomeAssistantConfig(enabled=True)})

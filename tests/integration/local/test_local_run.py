@@ -21,6 +21,7 @@ from astropy.io import fits
 from obsy.config import SERVICE_NAMES
 from obsy.indi import IndiClient
 from obsy_local.demo.setup import WHEEL_FILTERS
+from tests.support.indiserver import devices_at_start, write_park_data
 from tests.support.kstars import written_frames
 from tests.support.ports import free_port, wait_for_port, wait_port_closed
 from tests.support.watcher import Watcher
@@ -60,23 +61,10 @@ def local_demo_config(tmp_path: Path, broker_port: int, indi_port: int, web_port
     # The simulators as an earlier demo left them, roof closed and mount parked (their park data in the
     # demo's own ~/.indi): without it both start open and unparked, and the MCP spends its first
     # half-minute parking and closing before it may open.
-    indi_home = tmp_path / "data" / "demo" / "run" / "indi-home" / ".indi"
-    indi_home.mkdir(parents=True)
-    (indi_home / "ParkData.xml").write_text(PARKED)
+    write_park_data(
+        tmp_path / "data" / "demo" / "run" / "indi-home", devices_at_start(roof_open=False, mount_parked=True)
+    )
     return config
-
-
-#: INDI's park data (``~/.indi/ParkData.xml``) of the demo's mount and roof simulators, both parked.
-PARKED = """<parkdata>
-    <device name="Telescope Simulator">
-        <parkstatus>true</parkstatus>
-        <parkposition><axis1position>-6.0</axis1position><axis2position>0.0</axis2position></parkposition>
-    </device>
-    <device name="RollOff Simulator">
-        <parkstatus>true</parkstatus>
-    </device>
-</parkdata>
-"""
 
 
 @pytest.mark.skipif(shutil.which("indiserver") is None, reason="indiserver (Debian package indi-bin) is not installed")

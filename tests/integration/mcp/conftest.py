@@ -11,14 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.indiserver import IndiServer
+from tests.support.indiserver import IndiServer, devices_at_start
 from tests.support.mcp_harness import DRIVERS, IndiRecorder
 
 
 @pytest.fixture
-def indi(tmp_path: Path) -> Iterator[IndiServer]:
-    """indiserver with the roll-off roof and the telescope simulator, for one test."""
-    with IndiServer(tmp_path / "indi", DRIVERS) as server:
+def indi(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IndiServer]:
+    """indiserver with the roll-off roof and the telescope simulator, for one test.
+
+    The roof starts closed and the mount parked, or as the test's ``devices_at_start`` marker says
+    (``@pytest.mark.devices_at_start(roof_open=True, mount_parked=False)``), with no travel: see
+    :func:`tests.support.indiserver.write_park_data`.
+    """
+    marker = request.node.get_closest_marker("devices_at_start")
+    start = marker.kwargs if marker else {"roof_open": False, "mount_parked": True}
+    with IndiServer(tmp_path / "indi", DRIVERS, parked=devices_at_start(**start)) as server:
         yield server
 
 

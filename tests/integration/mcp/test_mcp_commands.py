@@ -19,6 +19,7 @@ from tests.support.ha_cover import cover_state
 from tests.support.indiserver import ROOF, TELESCOPE, IndiServer, require_indi
 from tests.support.mcp_harness import (
     DRIVERS,
+    OBSERVING_AT_START,
     IndiRecorder,
     McpProcess,
     mcp_observing,
@@ -47,6 +48,7 @@ def after_evaluations(process: McpProcess, count: int = 5) -> None:
     time.sleep(count * process.service.config.mcp.evaluate_interval + 0.5)
 
 
+@OBSERVING_AT_START
 def test_abort_in_manual_mode_closes_as_its_answer_says(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
 ) -> None:
@@ -75,6 +77,7 @@ def test_abort_in_manual_mode_closes_as_its_answer_says(
 
 
 @pytest.mark.parametrize("mode", ["auto", "manual"])
+@OBSERVING_AT_START
 def test_a_commanded_close_is_not_reported_as_moved_outside_obsy(
     tmp_path: Path,
     mosquitto: MosquittoBroker,
@@ -117,6 +120,7 @@ def cover_states(process: McpProcess, watcher: Watcher) -> list[tuple[str, str |
     return seen
 
 
+@OBSERVING_AT_START
 def test_published_roof_states_match_the_roof_and_a_stopped_roof_never_looks_closed(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
 ) -> None:

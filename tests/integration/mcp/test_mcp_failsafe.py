@@ -13,6 +13,7 @@ from obsy.topics import Topics
 from tests.support.indiserver import ROOF, TELESCOPE, IndiServer, require_indi
 from tests.support.mcp_harness import (
     DRIVERS,
+    OBSERVING_AT_START,
     Heartbeats,
     IndiRecorder,
     Inputs,
@@ -38,6 +39,7 @@ require_indi(DRIVERS)
 TOPICS = Topics()
 
 
+@OBSERVING_AT_START
 def test_rain_while_observing_runs_the_full_closing_order(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
 ) -> None:
@@ -73,6 +75,7 @@ def test_rain_while_observing_runs_the_full_closing_order(
         assert ("closing", "closed_unsafe") in transitions
 
 
+@OBSERVING_AT_START
 def test_weather_service_last_will_closes(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
 ) -> None:
@@ -83,6 +86,7 @@ def test_weather_service_last_will_closes(
         assert recorder.wait(lambda r: r.name == "DOME_PARK" and r.state == "Ok" and r.values["PARK"]) >= 0
 
 
+@OBSERVING_AT_START
 def test_silent_weather_service_closes(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher
 ) -> None:
@@ -153,6 +157,7 @@ def test_manual_mode_still_closes_on_rain(
         process.stop()
 
 
+@OBSERVING_AT_START
 def test_broker_lost_while_open_closes_after_the_grace_period_and_reports(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
 ) -> None:
@@ -181,6 +186,7 @@ def test_broker_lost_while_open_closes_after_the_grace_period_and_reports(
         process.stop()
 
 
+@OBSERVING_AT_START
 def test_mcp_restarted_while_open_and_unsafe_closes(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher
 ) -> None:
@@ -199,6 +205,7 @@ def test_mcp_restarted_while_open_and_unsafe_closes(
         restarted.stop()
 
 
+@OBSERVING_AT_START
 def test_indiserver_restart_mid_night_reads_back_and_acts_not_blind(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher
 ) -> None:
@@ -224,6 +231,7 @@ def alarms(watcher: Watcher) -> list[dict]:
     return [e for e in events(watcher, TOPICS) if e["kind"] == "alarm"]
 
 
+@OBSERVING_AT_START
 def test_a_mount_that_does_not_park_keeps_the_roof_open_and_alarms(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
 ) -> None:
@@ -250,6 +258,7 @@ def test_a_mount_that_does_not_park_keeps_the_roof_open_and_alarms(
         assert any(e["kind"] == "alarm_cleared" for e in events(watcher, TOPICS))
 
 
+@OBSERVING_AT_START
 def test_close_anyway_policy_closes_over_an_unparked_mount(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher
 ) -> None:
@@ -268,6 +277,7 @@ def test_close_anyway_policy_closes_over_an_unparked_mount(
         assert any(e["kind"] == "closing_unparked" for e in events(watcher, TOPICS))
 
 
+@OBSERVING_AT_START
 def test_a_roof_stopped_half_way_is_detected_and_closed_again(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
 ) -> None:
@@ -291,6 +301,7 @@ def test_a_roof_stopped_half_way_is_detected_and_closed_again(
         assert attempts == [2]
 
 
+@OBSERVING_AT_START
 def test_stop_halts_the_roof_and_hands_over_to_the_operator(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
 ) -> None:
@@ -309,6 +320,7 @@ def test_stop_halts_the_roof_and_hands_over_to_the_operator(
         assert states(watcher, TOPICS)[-1]["roof"] == "stopped"  # and it stays where it is
 
 
+@OBSERVING_AT_START
 def test_an_unreachable_ekos_does_not_hold_the_roof_open(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher
 ) -> None:
@@ -322,6 +334,7 @@ def test_an_unreachable_ekos_does_not_hold_the_roof_open(
         assert "D-Bus call" in failed[0]["message"]
 
 
+@OBSERVING_AT_START
 def test_a_second_close_and_a_mode_change_during_a_closing_wait_until_it_has_finished(
     tmp_path: Path, mosquitto: MosquittoBroker, indi: IndiServer, watcher: Watcher, recorder: IndiRecorder
 ) -> None:

@@ -21,7 +21,7 @@ from obsy.runner import ServiceRunner
 from obsy.topics import Topics
 from obsy_weather.service import WeatherService
 from tests.support.configs import write_config
-from tests.support.indiserver import ROOF, TELESCOPE, WEATHER, IndiServer, require_indi
+from tests.support.indiserver import ROOF, TELESCOPE, WEATHER, IndiServer, devices_at_start, require_indi
 from tests.support.mcp_harness import Inputs, McpProcess, Sky, operator_decides, prepare_devices, states, wait_state
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.watcher import Watcher
@@ -43,7 +43,8 @@ def state_after(watcher: Watcher, index: int, predicate, timeout: float) -> None
 
 @pytest.fixture
 def indi(tmp_path: Path) -> Iterator[IndiServer]:
-    with IndiServer(tmp_path / "indi", DRIVERS) as server:
+    """The roof closed and the mount parked from the start (no travel)."""
+    with IndiServer(tmp_path / "indi", DRIVERS, parked=devices_at_start(roof_open=False, mount_parked=True)) as server:
         yield server
 
 

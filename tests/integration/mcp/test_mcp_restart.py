@@ -41,13 +41,16 @@ from tests.support.mcp_harness import (
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.watcher import Watcher
 
-pytestmark = [pytest.mark.integration, pytest.mark.long(seconds=60)]
+pytestmark = [pytest.mark.integration, pytest.mark.long(seconds=30)]
 pytest.importorskip("PyIndi", reason="pyindi-client is not installed (pip install 'obsy-core[indi]')")
 require_indi(DRIVERS)
 
 TOPICS = Topics()
-#: How long a restarted MCP is watched for moving anything.
-WATCH_S = 60.0
+#: How long a restarted MCP is watched for moving anything: well past every delay of the tests' MCP
+#: (startup grace 3 s, safe delay 0, a device's connect timeout 5 s, evaluated every 0.2 s), by when an
+#: MCP that forgot the operator's hold or its alarm would be opening (it was 60 s: 45 s of each test
+#: spent waiting for nothing the configuration could bring).
+WATCH_S = 15.0
 
 
 class Night:

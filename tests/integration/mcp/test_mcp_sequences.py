@@ -102,6 +102,7 @@ def roof_busy(recorder: IndiRecorder, element: str) -> None:
     recorder.wait(lambda r: r.name == "DOME_PARK" and r.state == "Busy" and r.values[element], timeout=30)
 
 
+@pytest.mark.devices_at_start(roof_open=True, mount_parked=True)
 def test_stop_during_a_closing_halts_the_roof_hands_over_and_drops_what_waited_for_the_closing(
     mcp: Running, indi: IndiServer, recorder: IndiRecorder
 ) -> None:

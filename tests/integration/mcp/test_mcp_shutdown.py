@@ -18,6 +18,7 @@ from obsy.topics import Topics
 from tests.support.indiserver import ROOF, TELESCOPE, IndiServer, require_indi
 from tests.support.mcp_harness import (
     DRIVERS,
+    OBSERVING_AT_START,
     Heartbeats,
     IndiRecord,
     IndiRecorder,
@@ -33,7 +34,7 @@ from tests.support.mcp_harness import (
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.watcher import Watcher
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, OBSERVING_AT_START]  # every test begins observing
 pytest.importorskip("PyIndi", reason="pyindi-client is not installed (pip install 'obsy-core[indi]')")
 require_indi(DRIVERS)
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from obsy.messages import Event
 from obsy.topics import Topics
 from obsy_web.db import make_engine, models
-from tests.support.indiserver import IndiServer, require_indi
+from tests.support.indiserver import IndiServer, devices_at_start, require_indi
 from tests.support.mcp_harness import DRIVERS, Inputs, McpProcess, Sky, mcp_config, prepare_devices, wait_state
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.watcher import Watcher
@@ -65,7 +65,7 @@ def test_the_events_page_shows_who_sent_each_command_and_nothing_large_is_stored
 ) -> None:
     pytest.importorskip("PyIndi", reason="pyindi-client is not installed (pip install 'obsy-core[indi]')")
     require_indi(DRIVERS)
-    indi = IndiServer(tmp_path / "indi", DRIVERS)
+    indi = IndiServer(tmp_path / "indi", DRIVERS, parked=devices_at_start(roof_open=False, mount_parked=True))
     indi.start()
     (tmp_path / "mcp").mkdir()
     prepare_devices(indi.config(), roof_open=False, mount_parked=True)
