@@ -5,8 +5,9 @@ live per filter, a transit and a variable star are observed at their fixed times
 roof, and by dawn there are stacks of record, an AAVSO report and a transit fit, each checked against the
 simulator's truth. Observed on one roof it takes 14 minutes, most of it waiting for the transit, whose time
 the sky fixes; the rest cannot run meanwhile. So it is two observatories, each with its own broker,
-indiserver, Postgres database, KStars and services (two tests, which pytest-xdist runs side by side), and
-the suite fits its ten minutes:
+indiserver, Postgres database, KStars and services (two tests, which pytest-xdist runs side by side). The
+science night is then the suite's longest test: its sky's timeline (calibration, the transit at 4.75 min,
+the variable's visits to 10 min), its start-up and its checks take about 10 minutes, 11 in the full suite on 2 cores:
 
 * **the science night** (:func:`test_the_science_night_observes_the_transit_and_the_variable_against_the_truth`):
   a transit of the science night's planet (a target named as the planet in the scheduler's ephemeris file,
