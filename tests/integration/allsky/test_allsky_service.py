@@ -222,10 +222,10 @@ def test_a_full_disk_is_reported_and_capture_goes_on(tmp_path, mosquitto, indise
         assert "No space left on device" in failure.message
         watcher.wait_for(lambda _: running_state(watcher).storage_error is not None, timeout=10)
         # The service stays alive: more frames are taken, the preview and the state go on, the event is not repeated.
-        failures = health(watcher).details["storage_failures"]
+        # (Waited for as such: the health's failure count rises before that frame's preview and state are sent.)
         previews, states = len(watcher.on(IMAGE)), len(watcher.on(STATE))
-        watcher.wait_for(lambda _: health(watcher).details["storage_failures"] >= failures + 2, timeout=60)
-        assert len(watcher.on(IMAGE)) > previews and len(watcher.on(STATE)) > states
+        watcher.wait_for(lambda _: len(watcher.on(IMAGE)) >= previews + 2 and len(watcher.on(STATE)) > states, 60)
+        watcher.wait_for(lambda _: health(watcher).details["storage_failures"] >= 2, timeout=60)
         assert kinds(watcher).count("storage_failed") == 1
         assert health(watcher).details["storage_error"] and running_state(watcher).camera == "ok"
         stored = sorted((full_data_dir / "allsky").rglob("*.*"))
